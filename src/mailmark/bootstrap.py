@@ -1,0 +1,145 @@
+"""Composition root: Settings → engine, blob store, resolver, clock → services → listeners.
+
+The only module that imports every subpackage. Tests use it too, so what they start is what
+`mailmark serve` starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mailmark.config import Settings
+from mailmark.core.accounts import AccountService
+from mailmark.core.delivery import InboundDelivery
+from mailmark.core.domains import DomainService
+from mailmark.core.mailboxes import MailboxService
+from mailmark.core.ports import Clock, SystemClock
+from mailmark.dns_tools.resolver import DnsResolver
+from mailmark.security import (
+    Argon2PasswordHasher,
+    RsaDkimKeyGenerator,
+    ensure_self_signed_certificate,
+    server_tls_context,
+)
+from mailmark.smtp_in.authentication import MessageAuthenticator
+from mailmark.smtp_in.mx import MxHandler
+from mailmark.smtp_in.server import ConnectionLimiter, start_smtp_listener
+from mailmark.storage.blobstore import FileBlobStore
+from mailmark.storage.db import create_engine
+from mailmark.storage.migrate import migrate
+from mailmark.storage.uow import SqlUnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    uow: SqlUnitOfWorkFactory
+    blobs: FileBlobStore
+    clock: Clock
+    resolver: DnsResolver
+    accounts: AccountService
+    domains: DomainService
+    mailboxes: MailboxService
+    delivery: InboundDelivery
+
+    async def close(self) -> None:
+        await self.delivery.close()
+        await self.engine.dispose()
+
+
+async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    """Create the data dir, migrate the database, and wire the core services."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        await migrate(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    clock = clock or SystemClock()
+    uow = SqlUnitOfWorkFactory(engine)
+    blobs = FileBlobStore(settings.blob_path)
+    await asyncio.to_thread(blobs.sweep_temporary)
+    passwords = Argon2PasswordHasher()
+    return Services(
+        settings=settings,
+        engine=engine,
+        uow=uow,
+        blobs=blobs,
+        clock=clock,
+        resolver=DnsResolver(settings.dns_nameservers or None),
+        accounts=AccountService(uow, clock, passwords),
+        domains=DomainService(uow, clock, RsaDkimKeyGenerator()),
+        mailboxes=MailboxService(uow, clock, passwords, blobs),
+        delivery=InboundDelivery(uow, blobs, clock),
+    )
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """The configured certificate, or a self-signed one generated in the data dir on first start."""
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        return server_tls_context(settings.tls_cert, settings.tls_key)
+    cert, key = ensure_self_signed_certificate(settings.data_dir / "tls", settings.hostname)
+    return server_tls_context(cert, key)
+
+
+@dataclass
+class Listeners:
+    mx: asyncio.Server
+    all: list[asyncio.Server] = field(default_factory=list)
+
+    @property
+    def mx_port(self) -> int:
+        return int(self.mx.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        for server in self.all:
+            server.close()
+        for server in self.all:
+            await server.wait_closed()
+
+
+async def start_listeners(services: Services) -> Listeners:
+    settings = services.settings
+    context = await asyncio.to_thread(tls_context, settings)
+    handler = MxHandler(
+        mailboxes=services.mailboxes,
+        delivery=services.delivery,
+        authenticator=MessageAuthenticator(services.resolver, settings.hostname),
+        clock=services.clock,
+        hostname=settings.hostname,
+        max_recipients=settings.max_recipients,
+    )
+    mx = await start_smtp_listener(
+        "MX",
+        handler,
+        host=settings.bind,
+        port=settings.mx_port,
+        hostname=settings.hostname,
+        limiter=ConnectionLimiter(settings.max_connections_per_ip),
+        data_size_limit=settings.max_message_size,
+        tls_context=context,
+    )
+    return Listeners(mx=mx, all=[mx])
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run every listener until `stop` is set, then shut down cleanly."""
+    services = await build_services(settings)
+    try:
+        listeners = await start_listeners(services)
+        try:
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            await listeners.close()
+    finally:
+        await services.close()

@@ -1,0 +1,187 @@
+"""The `mailmark` admin command line. Human text by default, `--json` for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mailmark.bootstrap import Services, build_services, serve
+from mailmark.config import Settings, SettingsError, load_settings
+from mailmark.core.errors import MailmarkError
+from mailmark.core.model import Mailbox
+from mailmark.core.plans import PLANS
+
+log = logging.getLogger("mailmark")
+
+Command = Callable[[Services, argparse.Namespace], Awaitable[tuple[str, Any]]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailmark", description="Self-hosted email for your domains.")
+    parser.add_argument("--config", type=Path, help="settings file (default: ./mailmark.toml if present)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("serve", help="migrate, then run every listener until SIGTERM")
+
+    account = commands.add_parser("account", help="manage accounts").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = account.add_parser("create", help="create an account and its owner")
+    create.add_argument("name")
+    create.add_argument("--owner", required=True, metavar="EMAIL")
+    create.add_argument("--password", required=True, help="the owner's password ('-' reads stdin)")
+    create.add_argument("--plan", choices=list(PLANS), default="unlimited")
+
+    domain = commands.add_parser("domain", help="manage domains").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    add = domain.add_parser("add", help="add a domain to an account")
+    add.add_argument("domain")
+    add.add_argument("--account", required=True, metavar="NAME")
+    add.add_argument("--trust", action="store_true", help="mark verified without DNS checks")
+
+    mailbox = commands.add_parser("mailbox", help="manage mailboxes").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    madd = mailbox.add_parser("add", help="create a mailbox")
+    madd.add_argument("address", metavar="LOCAL@DOMAIN")
+    madd.add_argument("--display-name", default="")
+    madd.add_argument("--signature", default="")
+    madd.add_argument("--password", help="password for IMAP/SMTP ('-' reads stdin)")
+    mailbox.add_parser("list", help="list a domain's mailboxes").add_argument("domain")
+    mailbox.add_parser("delete", help="delete a mailbox and all its mail").add_argument(
+        "address", metavar="LOCAL@DOMAIN"
+    )
+
+    for sub in (create, add, *mailbox.choices.values()):
+        sub.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _password(value: str | None) -> str | None:
+    if value == "-":
+        return sys.stdin.readline().rstrip("\r\n")
+    return value
+
+
+def _mailbox_json(mailbox: Mailbox) -> dict[str, Any]:
+    return {
+        "id": mailbox.id,
+        "address": mailbox.local_part,
+        "fullAddress": mailbox.address,
+        "displayName": mailbox.display_name,
+    }
+
+
+async def _account_create(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    password = _password(args.password) or ""
+    account = await services.accounts.create(
+        args.name, owner_email=args.owner, password=password, plan=args.plan
+    )
+    text = f"Created account {account.name} (plan {account.plan}) owned by {args.owner.lower()}"
+    return text, {"id": account.id, "name": account.name, "plan": account.plan, "status": account.status}
+
+
+async def _domain_add(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    domain = await services.domains.add(args.domain, account_name=args.account, trust=args.trust)
+    text = f"Added {domain.name} ({domain.status})"
+    if not args.trust:
+        text += "; publish its DNS records, then verify it"
+    return text, {"id": domain.id, "name": domain.name, "status": domain.status}
+
+
+async def _mailbox_add(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    mailbox = await services.mailboxes.create(
+        args.address,
+        display_name=args.display_name,
+        signature=args.signature,
+        password=_password(args.password),
+    )
+    return f"Created mailbox {mailbox.address}", _mailbox_json(mailbox)
+
+
+async def _mailbox_list(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    mailboxes = await services.mailboxes.list(args.domain)
+    lines = [
+        f"{m.address}" + (f"  ({m.display_name})" if m.display_name else "") for m in mailboxes
+    ]
+    return "\n".join(lines) or "No mailboxes.", [_mailbox_json(m) for m in mailboxes]
+
+
+async def _mailbox_delete(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    await services.mailboxes.delete(args.address)
+    return f"Deleted mailbox {args.address.lower()} and all its mail", {"deleted": True}
+
+
+COMMANDS: dict[tuple[str, str], Command] = {
+    ("account", "create"): _account_create,
+    ("domain", "add"): _domain_add,
+    ("mailbox", "add"): _mailbox_add,
+    ("mailbox", "list"): _mailbox_list,
+    ("mailbox", "delete"): _mailbox_delete,
+}
+
+
+async def _run_command(settings: Settings, command: Command, args: argparse.Namespace) -> int:
+    services = await build_services(settings)
+    try:
+        text, data = await command(services, args)
+    except MailmarkError as error:
+        if args.json:
+            print(json.dumps({"error": error.message}))
+        print(f"mailmark: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        await services.close()
+    print(json.dumps(data, indent=2) if args.json else text)
+    return 0
+
+
+async def _serve(settings: Settings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await serve(settings, stop)
+    return 0
+
+
+def _event_loop_runner() -> Callable[[Awaitable[int]], int]:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run  # type: ignore[return-value]
+    return uvloop.run  # type: ignore[no-any-return]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as error:
+        print(f"mailmark: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        # Admin commands print their result; only `serve` narrates what it does.
+        level=settings.log_level if args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiosmtpd narrates every connection at INFO, alembic every migration check: too chatty.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    run = _event_loop_runner()
+    if args.command == "serve":
+        return run(_serve(settings))
+    return run(_run_command(settings, COMMANDS[(args.command, args.action)], args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

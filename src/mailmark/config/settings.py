@@ -1,0 +1,209 @@
+"""Settings: defaults, then `mailmark.toml`, then `MAILMARK_*` environment variables.
+
+This is the only module that reads the environment. Everything else receives a `Settings`.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "MAILMARK_"
+DEFAULT_CONFIG_FILE = "mailmark.toml"
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `5m`, `2h`, `5d`, `1w` → timedelta."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 2h or 5d")
+    return timedelta(seconds=int(match[1]) * _DURATION_UNITS[match[2].lower()])
+
+
+def parse_size(text: str) -> int:
+    """`26214400`, `25M`, `25MiB`, `512k` → bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size like 25M, 512k or 1048576")
+    return int(match[1]) * _SIZE_UNITS[match[2].lower()]
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every Mailmark setting. Field names are the env names without the `MAILMARK_` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    blob_url: str = ""
+    hostname: str = Field(default_factory=socket.getfqdn)
+    bind: str = "127.0.0.1"
+    mx_port: int = Field(2525, ge=0, le=65535)
+    submission_port: int = Field(5870, ge=0, le=65535)
+    submissions_port: int = Field(4650, ge=0, le=65535)
+    imap_port: int = Field(1430, ge=0, le=65535)
+    imaps_port: int = Field(9930, ge=0, le=65535)
+    http_port: int = Field(8025, ge=0, le=65535)
+    public_url: str = ""
+    dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    remote_smtp_port: int = Field(25, ge=1, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    retry_schedule: Annotated[list[timedelta], NoDecode] = Field(
+        default_factory=lambda: [parse_duration(s) for s in "5m,10m,30m,1h,2h,4h,8h,16h".split(",")]
+    )
+    queue_lifetime: timedelta = timedelta(days=5)
+    max_message_size: int = 25 * 1024 * 1024
+    max_recipients: int = Field(100, ge=1, le=10000)
+    max_connections_per_ip: int = Field(20, ge=1, le=100000)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence, highest first: explicit arguments, environment, mailmark.toml, defaults.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("dns_nameservers", mode="before")
+    @classmethod
+    def _nameservers(cls, value: Any) -> Any:
+        servers = _split_list(value)
+        for server in servers if isinstance(servers, list) else []:
+            _check_nameserver(str(server))
+        return servers
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _retry_schedule(cls, value: Any) -> Any:
+        steps = _split_list(value)
+        if isinstance(steps, list):
+            steps = [parse_duration(s) if isinstance(s, str) else s for s in steps]
+            if not steps:
+                raise ValueError("needs at least one delay, e.g. 5m,10m,30m,1h")
+        return steps
+
+    @field_validator("queue_lifetime", mode="before")
+    @classmethod
+    def _queue_lifetime(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("max_message_size", mode="before")
+    @classmethod
+    def _max_message_size(cls, value: Any) -> Any:
+        size = parse_size(value) if isinstance(value, str) else value
+        if isinstance(size, int) and size < 1024:
+            raise ValueError("must be at least 1k")
+        return size
+
+    @field_validator("sqlite_synchronous", "log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        name = value.strip().rstrip(".").lower()
+        if not name or not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", name):
+            raise ValueError(f"{value!r} is not a host name")
+        return name
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'mailmark.db').resolve()}"
+        if not self.blob_url:
+            self.blob_url = f"file://{(self.data_dir / 'blobs').resolve()}"
+        if not self.blob_url.startswith("file://"):
+            raise ValueError("blob_url: only file:// blob stores are supported so far")
+        if not self.public_url:
+            self.public_url = f"http://{self.hostname}:{self.http_port}"
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be set together")
+        return self
+
+    @property
+    def blob_path(self) -> Path:
+        return Path(self.blob_url.removeprefix("file://"))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _check_nameserver(server: str) -> None:
+    """Accept `host`, `host:port`, `[v6]:port` and a bare IPv6 address."""
+    if server.startswith("["):
+        host, _, port = server[1:].partition("]")
+        port = port.removeprefix(":")
+    elif server.count(":") == 1:
+        host, _, port = server.partition(":")
+    else:
+        host, port = server, ""
+    if not host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError(f"{server!r} is not host[:port]")
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message is one line naming the key and what is wrong."""
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from defaults, a TOML file (`mailmark.toml` unless given), env and overrides."""
+    path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
+    if config_file is not None and not path.is_file():
+        raise SettingsError(f"config file {path} does not exist")
+
+    class _FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=path if path.is_file() else None)
+
+    try:
+        return _FileSettings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    except (ValueError, OSError) as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"]) or "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    key = f"{ENV_PREFIX}{field.upper()}" if error["loc"] else "settings"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting {key}: {message}{more}"

@@ -1,0 +1,89 @@
+"""Address and domain-name rules shared by every adapter (SMTP, IMAP, HTTP, CLI)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mailmark.core.errors import InvalidInput, RelayDenied
+
+# RFC 5321 §4.5.3.1.1–2: local part ≤ 64 octets, domain ≤ 255 octets.
+MAX_LOCAL_PART = 64
+MAX_DOMAIN = 253
+SUBADDRESS_SEPARATOR = "+"
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# A dot-atom (RFC 5322 §3.2.3) over a conservative subset of atext: the characters that have been
+# used for source routing ("%", "!"), sub-addressing ("+") and quoting are not allowed in mailbox names.
+_MAILBOX_ATOM = re.compile(r"^[a-z0-9#$&'*/=?^_`{|}~-]+$")
+
+
+def normalize_domain(name: str) -> str:
+    """Lower-case, strip one trailing dot, IDNA-encode, and check every label (RFC 1035 §2.3.1)."""
+    candidate = name.strip().rstrip(".").lower()
+    try:
+        candidate = candidate.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidInput(f"{name!r} is not a valid domain name.") from None
+    labels = candidate.split(".")
+    if len(candidate) > MAX_DOMAIN or len(labels) < 2 or not all(_LABEL.match(lb) for lb in labels):
+        raise InvalidInput(f"{name!r} is not a valid domain name.")
+    if labels[-1].isdigit():
+        raise InvalidInput(f"{name!r} is not a valid domain name.")
+    return candidate
+
+
+def normalize_local_part(local_part: str) -> str:
+    """Validate a mailbox's local part for creation; mailbox names are case-insensitive."""
+    candidate = local_part.strip().lower()
+    if "@" in candidate:
+        raise InvalidInput("Enter only the local part (e.g. 'support'), not a full address.")
+    if not candidate or len(candidate.encode()) > MAX_LOCAL_PART:
+        raise InvalidInput(f"A mailbox name must be 1 to {MAX_LOCAL_PART} characters long.")
+    atoms = candidate.split(".")
+    if any(not atom or not _MAILBOX_ATOM.match(atom) for atom in atoms):
+        raise InvalidInput(
+            f"{local_part!r} is not a valid mailbox name: use letters, digits and . - _ "
+            "(no leading, trailing or repeated dots; no + % ! or quotes)."
+        )
+    return candidate
+
+
+def relay_denied(address: str) -> RelayDenied:
+    return RelayDenied(f"<{address}>: Relay access denied")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An envelope recipient for a domain that may be ours; `local_part` has any +tag removed."""
+
+    local_part: str
+    domain: str
+    subaddress: str | None = None
+
+
+def parse_recipient(address: str) -> Recipient:
+    """Split an envelope address, refusing every relay trick before any lookup.
+
+    Refused: source routes (`@ours:u@ext`, RFC 5321 §C), the percent hack (`u%ext@ours`), UUCP bang
+    paths (`ext!u@ours`), quoted local parts (`"u@ext"@ours`) and address literals (`u@[1.2.3.4]`).
+    """
+    denied = relay_denied(address)
+    if not address or address.startswith("@") or '"' in address or "\\" in address:
+        raise denied
+    local, at, domain = address.rpartition("@")
+    if not at or not local or "@" in local or "%" in local or "!" in local:
+        raise denied
+    if domain.startswith("["):
+        raise denied
+    try:
+        domain = normalize_domain(domain)
+    except InvalidInput:
+        raise denied from None
+    local = local.lower()
+    tag = None
+    if SUBADDRESS_SEPARATOR in local:
+        local, _, tag = local.partition(SUBADDRESS_SEPARATOR)
+    if not local or len(local.encode()) > MAX_LOCAL_PART:
+        raise denied
+    return Recipient(local, domain, tag)

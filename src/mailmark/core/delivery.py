@@ -1,0 +1,234 @@
+"""Inbound delivery: put the blob on stable storage, then record it in one transaction.
+
+Durability is what makes a server slow, so concurrent deliveries are committed together (group
+commit): while one batch is being written, new arrivals queue up, and the next batch writes all of
+their blobs in parallel and records all of them in a single SQL transaction. Nobody is answered
+before the transaction holding their message has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from mailmark.core.errors import PolicyRejected
+from mailmark.core.message_meta import read_metadata
+from mailmark.core.model import Mailbox, MessageMetadata, NewMessage, NewPlacement
+from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+INBOX = "INBOX"
+JUNK = "Junk"
+# Subject-only threading looks this far back; older conversations start a new thread.
+SUBJECT_THREAD_WINDOW = timedelta(days=30)
+MAX_BATCH = 64
+# Parsing a large message takes a while: do it in a thread so other sessions keep moving.
+PARSE_IN_THREAD_ABOVE = 256 * 1024
+
+
+def inbound_folder(dmarc_result: str, dmarc_policy: str | None, from_domain: str | None) -> str:
+    """Where an inbound message goes, honouring the From domain's DMARC policy (RFC 7489 §6.3, §6.7).
+
+    A failing message is refused under p=reject and filed in Junk under p=quarantine."""
+    if dmarc_result == "fail" and dmarc_policy == "reject":
+        raise PolicyRejected(
+            f"Unauthenticated email from {from_domain} is not accepted due to the domain's DMARC "
+            "policy"
+        )
+    if dmarc_result == "fail" and dmarc_policy == "quarantine":
+        return JUNK
+    return INBOX
+
+
+@dataclass(frozen=True)
+class StoredPlacement:
+    mailbox_id: int
+    folder_id: int
+    uid: int
+    thread_id: str
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    message_id: int
+    blob_key: str
+    placements: tuple[StoredPlacement, ...]
+
+
+@dataclass
+class _Request:
+    raw: bytes
+    trace_prefix: bytes
+    mail_from: str
+    recipients: Sequence[Mailbox]
+    folder: str
+    meta: MessageMetadata
+    done: asyncio.Future[DeliveryReceipt]
+    blob_key: str = ""
+    created_blob: bool = field(default=False)
+
+
+class InboundDelivery:
+    """`deliver_inbound`: one blob, one message row, one INBOX placement per recipient mailbox."""
+
+    def __init__(
+        self, uow: UnitOfWorkFactory, blobs: BlobStore, clock: Clock, max_batch: int = MAX_BATCH
+    ) -> None:
+        self._uow = uow
+        self._blobs = blobs
+        self._clock = clock
+        self._max_batch = max_batch
+        self._pending: list[_Request] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def deliver(
+        self,
+        raw: bytes,
+        *,
+        recipients: Sequence[Mailbox],
+        mail_from: str,
+        trace_prefix: bytes = b"",
+        folder: str = INBOX,
+    ) -> DeliveryReceipt:
+        """Store `raw` in `folder` of every recipient; returns once it is durable and committed."""
+        if not recipients:
+            raise ValueError("deliver needs at least one recipient")
+        if len(raw) > PARSE_IN_THREAD_ABOVE:
+            meta = await asyncio.to_thread(read_metadata, raw)
+        else:
+            meta = read_metadata(raw)
+        unique = list({mailbox.id: mailbox for mailbox in recipients}.values())
+        request = _Request(
+            raw, trace_prefix, mail_from, unique, folder, meta, asyncio.get_running_loop().create_future()
+        )
+        self._pending.append(request)
+        if self._writer is None or self._writer.done():
+            # The writer is its own task: a caller that goes away (client disconnect) must not
+            # cancel a batch that other sessions are waiting on.
+            self._writer = asyncio.create_task(self._write_pending())
+        return await request.done
+
+    async def close(self) -> None:
+        """Wait for deliveries already accepted into a batch."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                await self._write_batch(batch)
+            except Exception as exc:  # never leave a waiter hanging
+                log.exception("inbound batch failed")
+                for request in batch:
+                    if not request.done.done():
+                        request.done.set_exception(exc)
+
+    async def _write_batch(self, batch: list[_Request]) -> None:
+        stored = await asyncio.gather(
+            *(self._blobs.put(request.raw) for request in batch), return_exceptions=True
+        )
+        ready: list[_Request] = []
+        for request, result in zip(batch, stored):
+            if isinstance(result, BaseException):
+                log.error("blob write failed: %s", result)
+                request.done.set_exception(result)
+            else:
+                request.blob_key, request.created_blob = result
+                ready.append(request)
+        if not ready:
+            return
+        outcomes: list[DeliveryReceipt | Exception]
+        try:
+            outcomes = list(await self._record(ready))
+        except Exception as exc:
+            if len(ready) == 1:
+                outcomes = [exc]
+            else:
+                # One bad message must not fail its neighbours: record them one by one.
+                log.warning("batch of %d failed (%s); recording one by one", len(ready), exc)
+                outcomes = [await self._record_alone(request) for request in ready]
+        failed = [r for r, outcome in zip(ready, outcomes) if isinstance(outcome, Exception)]
+        await self._remove_orphans(failed, ready)
+        for request, outcome in zip(ready, outcomes):
+            if isinstance(outcome, Exception):
+                log.error("inbound delivery failed: %r", outcome)
+                request.done.set_exception(outcome)
+            else:
+                request.done.set_result(outcome)
+
+    async def _record_alone(self, request: _Request) -> DeliveryReceipt | Exception:
+        try:
+            return (await self._record([request]))[0]
+        except Exception as exc:
+            return exc
+
+    async def _record(self, requests: list[_Request]) -> list[DeliveryReceipt]:
+        async with self._uow() as uow:
+            receipts = [await self._record_one(uow, request) for request in requests]
+            await uow.commit()
+        return receipts
+
+    async def _record_one(self, uow: UnitOfWork, request: _Request) -> DeliveryReceipt:
+        now = self._clock.now()
+        message = NewMessage(
+            blob_key=request.blob_key,
+            size=len(request.trace_prefix) + len(request.raw),
+            trace_prefix=request.trace_prefix,
+            received_at=now,
+            mail_from=request.mail_from,
+            meta=request.meta,
+        )
+        message_id = await uow.messages.add(message)
+        placements = []
+        for mailbox in request.recipients:
+            assert mailbox.id is not None
+            folder = await uow.folders.get_by_name(mailbox.id, request.folder)
+            if folder is None or folder.id is None:
+                raise LookupError(f"mailbox {mailbox.address} has no folder {request.folder}")
+            thread_id = await self._thread_for(uow, mailbox.id, request.meta) or str(message_id)
+            uid, modseq = await uow.folders.allocate_uid(folder.id)
+            await uow.messages.add_placement(
+                NewPlacement(message_id, mailbox.id, folder.id, uid, modseq, thread_id, now)
+            )
+            await uow.events.add(
+                mailbox.account_id,
+                "email.received",
+                {
+                    "mailbox": mailbox.address,
+                    "messageId": request.meta.message_id,
+                    "from": request.meta.from_addr,
+                    "subject": request.meta.subject,
+                    "folder": request.folder,
+                    "uid": uid,
+                },
+                now,
+            )
+            placements.append(StoredPlacement(mailbox.id, folder.id, uid, thread_id))
+        return DeliveryReceipt(message_id, request.blob_key, tuple(placements))
+
+    async def _thread_for(self, uow: UnitOfWork, mailbox_id: int, meta: MessageMetadata) -> str | None:
+        """References/In-Reply-To first; then, for replies only, the normalised subject."""
+        parents = [*meta.references, *([meta.in_reply_to] if meta.in_reply_to else [])]
+        if parents:
+            thread = await uow.messages.thread_of_references(mailbox_id, parents)
+            if thread is not None:
+                return thread
+        if meta.is_reply and meta.subject_key:
+            since = self._clock.now() - SUBJECT_THREAD_WINDOW
+            return await uow.messages.thread_of_subject(mailbox_id, meta.subject_key, since)
+        return None
+
+    async def _remove_orphans(self, failed: list[_Request], batch: list[_Request]) -> None:
+        """Delete blobs this batch created that no recorded message references."""
+        kept = {request.blob_key for request in batch if request not in failed}
+        for key in {r.blob_key for r in failed if r.created_blob} - kept:
+            try:
+                await self._blobs.delete(key)
+            except OSError:
+                log.exception("could not remove orphan blob %s", key)

@@ -1,0 +1,57 @@
+"""Typed domain errors. Each carries a message a person understands; adapters map them to codes once."""
+
+
+class MailmarkError(Exception):
+    """Base of every error `core` raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(MailmarkError):
+    """The caller sent something malformed (an address, a name, a header)."""
+
+
+class NotFound(MailmarkError):
+    """The thing does not exist, or is not visible to this caller."""
+
+
+class Conflict(MailmarkError):
+    """The thing already exists."""
+
+
+class Forbidden(MailmarkError):
+    """The caller may not do this (e.g. send as a mailbox it does not own)."""
+
+
+class QuotaExceeded(MailmarkError):
+    """A plan limit is reached; the message is the product's exact text."""
+
+
+class AccountPaused(MailmarkError):
+    """The account's trial ended and no plan is active."""
+
+
+class RelayDenied(MailmarkError):
+    """A recipient is not a domain hosted here, or uses a source-routing trick."""
+
+
+class UnknownMailbox(NotFound):
+    """A recipient is in a hosted domain but no such mailbox exists."""
+
+
+class MessageRejected(MailmarkError):
+    """The message content is unacceptable (bare CR/LF, header bombs, too large)."""
+
+
+class MessageTooLarge(MessageRejected):
+    """The message or its header section is over a size limit."""
+
+
+class MailLoop(MessageRejected):
+    """The message has passed through too many hops (RFC 5321 §6.3)."""
+
+
+class PolicyRejected(MessageRejected):
+    """The sender's own published policy (DMARC p=reject) asks us to refuse the message."""

@@ -1,0 +1,157 @@
+"""Mailboxes: creation with default folders, deletion, and recipient resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mailmark.core.accounts import check_password
+from mailmark.core.addresses import (
+    normalize_domain,
+    normalize_local_part,
+    parse_recipient,
+    relay_denied,
+)
+from mailmark.core.errors import Conflict, Forbidden, InvalidInput, NotFound, UnknownMailbox
+from mailmark.core.model import Folder, Mailbox
+from mailmark.core.plans import effective_plan, ensure_mailbox_quota
+from mailmark.core.ports import BlobStore, Clock, PasswordHasher, UnitOfWorkFactory
+
+# (name, RFC 6154 special-use attribute). Outbox holds queued and scheduled mail for the web UI.
+DEFAULT_FOLDERS: Sequence[tuple[str, str | None]] = (
+    ("INBOX", None),
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Outbox", None),
+)
+# RFC 5321 §4.5.1 and RFC 2142: these must reach a person even when no such mailbox was created.
+ROLE_ADDRESSES = frozenset({"postmaster", "abuse"})
+MAX_DISPLAY_NAME = 200
+MAX_SIGNATURE = 10_000
+
+
+def split_address(address: str) -> tuple[str, str]:
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local:
+        raise InvalidInput(f"{address!r} is not a full address like support@example.com.")
+    return normalize_local_part(local), normalize_domain(domain)
+
+
+def _check_header_safe(label: str, value: str, limit: int) -> None:
+    if any(ch in value for ch in "\r\n\0"):
+        raise InvalidInput(f"{label} must not contain line breaks or NUL characters.")
+    if len(value) > limit:
+        raise InvalidInput(f"{label} is longer than {limit} characters.")
+
+
+class MailboxService:
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, passwords: PasswordHasher, blobs: BlobStore
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._passwords = passwords
+        self._blobs = blobs
+
+    async def create(
+        self,
+        address: str,
+        *,
+        display_name: str = "",
+        signature: str = "",
+        password: str | None = None,
+    ) -> Mailbox:
+        local_part, domain_name = split_address(address)
+        _check_header_safe("The display name", display_name, MAX_DISPLAY_NAME)
+        if len(signature) > MAX_SIGNATURE:
+            raise InvalidInput(f"The signature is longer than {MAX_SIGNATURE} characters.")
+        password_hash = None
+        if password is not None:
+            check_password(password)
+            password_hash = self._passwords.hash(password)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            domain = await uow.domains.get_by_name(domain_name)
+            if domain is None or domain.id is None:
+                raise NotFound(f"No domain {domain_name} here. Add it first.")
+            if domain.verified_at is None:
+                raise Forbidden(
+                    f"Domain {domain_name} is not verified yet: publish its DNS records and verify "
+                    "it before creating mailboxes."
+                )
+            if await uow.mailboxes.find(domain_name, local_part) is not None:
+                raise Conflict(f"Mailbox {local_part}@{domain_name} already exists.")
+            account = await uow.accounts.get(domain.account_id)
+            assert account is not None
+            plan = effective_plan(account, now)
+            ensure_mailbox_quota(plan, await uow.mailboxes.count_for_account(domain.account_id))
+            mailbox = await uow.mailboxes.add(
+                Mailbox(
+                    domain.id,
+                    domain_name,
+                    domain.account_id,
+                    local_part,
+                    now,
+                    display_name=display_name.strip(),
+                    signature=signature,
+                    password_hash=password_hash,
+                )
+            )
+            assert mailbox.id is not None
+            uid_validity = int(now.timestamp())
+            await uow.folders.add_many(
+                [Folder(mailbox.id, name, special, uid_validity) for name, special in DEFAULT_FOLDERS]
+            )
+            await uow.commit()
+        return mailbox
+
+    async def list(self, domain: str) -> list[Mailbox]:
+        domain_name = normalize_domain(domain)
+        async with self._uow() as uow:
+            found = await uow.domains.get_by_name(domain_name)
+            if found is None or found.id is None:
+                raise NotFound(f"No domain {domain_name} here.")
+            return await uow.mailboxes.list_for_domain(found.id)
+
+    async def get(self, address: str) -> Mailbox:
+        local_part, domain_name = split_address(address)
+        async with self._uow() as uow:
+            mailbox = await uow.mailboxes.find(domain_name, local_part)
+        if mailbox is None:
+            raise NotFound(f"No mailbox {local_part}@{domain_name} here.")
+        return mailbox
+
+    async def delete(self, address: str) -> None:
+        """Delete a mailbox, its placements, and the messages and blobs nothing else uses."""
+        local_part, domain_name = split_address(address)
+        async with self._uow() as uow:
+            mailbox = await uow.mailboxes.find(domain_name, local_part)
+            if mailbox is None or mailbox.id is None:
+                raise NotFound(f"No mailbox {local_part}@{domain_name} here.")
+            orphaned_blobs = await uow.messages.delete_mailbox_contents(mailbox.id)
+            await uow.mailboxes.delete(mailbox.id)
+            await uow.commit()
+        # Only after the commit: a failed transaction must never leave rows without their blob.
+        for key in orphaned_blobs:
+            await self._blobs.delete(key)
+
+    async def resolve_recipient(self, address: str) -> Mailbox:
+        """The mailbox an envelope recipient delivers to.
+
+        Raises RelayDenied for anything that is not a plain address in a domain hosted here, and
+        UnknownMailbox for a hosted domain without such a mailbox."""
+        recipient = parse_recipient(address)
+        async with self._uow() as uow:
+            mailbox = await uow.mailboxes.find(recipient.domain, recipient.local_part)
+            if mailbox is not None:
+                return mailbox
+            domain = await uow.domains.get_by_name(recipient.domain)
+            if domain is None or domain.id is None:
+                raise relay_denied(address)
+            if recipient.local_part in ROLE_ADDRESSES:
+                mailboxes = await uow.mailboxes.list_for_domain(domain.id)
+                if mailboxes:
+                    return mailboxes[0]
+        raise UnknownMailbox(f"<{address}>: Recipient address rejected: no such mailbox here")
+

@@ -1,0 +1,236 @@
+"""Read a message's metadata from raw bytes without ever failing delivery.
+
+Internet mail is hostile and often broken. Everything here is bounded (header size, MIME depth, part
+count) and every failure degrades to "less metadata", recorded in `defects`, never to an exception.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import html
+import re
+from datetime import datetime, timezone
+from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from mailmark.core.errors import MailLoop, MessageTooLarge
+from mailmark.core.model import Attachment, MessageMetadata
+
+MAX_HEADER_BYTES = 1024 * 1024
+MAX_HEADER_LINES = 10_000
+# RFC 5321 §6.3: a message with more than ~100 Received fields is looping.
+MAX_RECEIVED_HEADERS = 100
+MAX_MIME_DEPTH = 30
+MAX_MIME_PARTS = 500
+MAX_ATTACHMENTS = 100
+MAX_REFERENCES = 50
+SNIPPET_LENGTH = 200
+# Body parsing of very large messages is skipped for the snippet: headers still give the metadata.
+MAX_BODY_PARSE_BYTES = 8 * 1024 * 1024
+
+_MSGID = re.compile(r"<[^<>\s]{1,500}>")
+_REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg|antw|vs|tr|rif|r)\s*(\[\d+\])?\s*:\s*)", re.I)
+_LIST_TAG = re.compile(r"^\s*\[[^\]]{0,60}\]\s*")
+_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.I | re.S)
+_SPACE = re.compile(r"\s+")
+_RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
+
+
+def header_section(raw: bytes) -> bytes:
+    """The header block: everything before the first empty line (RFC 5322 §2.1)."""
+    if raw.startswith(b"\r\n"):
+        return b""
+    end = raw.find(b"\r\n\r\n")
+    return raw if end < 0 else raw[: end + 2]
+
+
+def check_header_limits(raw: bytes) -> None:
+    """Refuse header bombs and mail loops before anything is stored."""
+    head = header_section(raw[: MAX_HEADER_BYTES + 4])
+    if len(head) > MAX_HEADER_BYTES or head.count(b"\n") > MAX_HEADER_LINES:
+        raise MessageTooLarge(
+            f"Message header is too large (limit {MAX_HEADER_LINES} lines, "
+            f"{MAX_HEADER_BYTES // 1024} KiB)"
+        )
+    if len(_RECEIVED.findall(head)) > MAX_RECEIVED_HEADERS:
+        raise MailLoop("Too many Received headers: the message is looping")
+
+
+def read_metadata(raw: bytes) -> MessageMetadata:
+    defects: list[str] = []
+    try:
+        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_section(raw))
+    except Exception as exc:  # the stdlib parser is lenient; this is a last resort
+        return MessageMetadata(defects=(f"headers unreadable: {exc.__class__.__name__}",))
+
+    subject = _text(headers, "Subject", defects)
+    subject_key, is_reply = base_subject(subject or "")
+    references = tuple(_MSGID.findall(_raw_header(headers, "References")))[-MAX_REFERENCES:]
+    in_reply_to_ids = _MSGID.findall(_raw_header(headers, "In-Reply-To"))
+    message_ids = _MSGID.findall(_raw_header(headers, "Message-ID"))
+    if len(headers.get_all("From") or []) > 1:
+        defects.append("more than one From header")
+    snippet, attachments = _body_summary(raw, defects)
+    return MessageMetadata(
+        message_id=message_ids[0] if message_ids else None,
+        subject=subject,
+        subject_key=subject_key,
+        is_reply=is_reply or bool(in_reply_to_ids or references),
+        from_addr=next(iter(_addresses(headers, "From", defects)), None),
+        to_addrs=_addresses(headers, "To", defects),
+        cc_addrs=_addresses(headers, "Cc", defects),
+        date=_date(headers, defects),
+        in_reply_to=in_reply_to_ids[0] if in_reply_to_ids else None,
+        references=references,
+        snippet=snippet,
+        attachments=attachments,
+        defects=tuple(defects),
+    )
+
+
+def base_subject(subject: str) -> tuple[str, bool]:
+    """RFC 5256 §2.1 "base subject": strip Re:/Fwd:/list tags, fold case and white space.
+
+    Returns (base subject, whether any reply/forward prefix was removed)."""
+    text = _SPACE.sub(" ", subject).strip()
+    stripped_prefix = False
+    for _ in range(20):
+        before = text
+        text = _LIST_TAG.sub("", text)
+        match = _REPLY_PREFIX.match(text)
+        if match:
+            text = text[match.end() :]
+            stripped_prefix = True
+        if text.lower().endswith("(fwd)"):
+            text = text[: -len("(fwd)")].rstrip()
+            stripped_prefix = True
+        if text == before:
+            break
+    return text.lower().strip(), stripped_prefix
+
+
+def _raw_header(headers: email.message.Message, name: str) -> str:
+    value = headers.get(name)
+    return str(value) if value is not None else ""
+
+
+def _text(headers: email.message.Message, name: str, defects: list[str]) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        decoded = str(make_header(decode_header(str(value))))
+    except Exception:
+        defects.append(f"undecodable {name}")
+        decoded = str(value)
+    return _SPACE.sub(" ", decoded).strip()[:998]
+
+
+def _addresses(headers: email.message.Message, name: str, defects: list[str]) -> tuple[str, ...]:
+    values = [str(v) for v in headers.get_all(name) or []]
+    if not values:
+        return ()
+    try:
+        pairs = getaddresses(values)
+    except Exception:
+        defects.append(f"unparseable {name}")
+        return ()
+    return tuple(addr.lower() for _, addr in pairs if "@" in addr)[:100]
+
+
+def _date(headers: email.message.Message, defects: list[str]) -> datetime | None:
+    value = headers.get("Date")
+    if value is None:
+        return None
+    try:
+        parsed = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        defects.append("unparseable Date")
+        return None
+    if parsed.tzinfo is None:
+        # RFC 5322 §3.3: "-0000" means UTC with no information about the local zone.
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _body_summary(raw: bytes, defects: list[str]) -> tuple[str, tuple[Attachment, ...]]:
+    if len(raw) > MAX_BODY_PARSE_BYTES:
+        defects.append("body not summarised: message too large")
+        return "", ()
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    except (RecursionError, Exception) as exc:
+        defects.append(f"MIME unreadable: {exc.__class__.__name__}")
+        return "", ()
+    plain: str | None = None
+    html_text: str | None = None
+    attachments: list[Attachment] = []
+    for part, depth in _walk(message, defects):
+        if part.is_multipart():
+            continue
+        content_type = part.get_content_type()
+        filename = _filename(part)
+        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        if filename or disposition == "attachment":
+            if len(attachments) < MAX_ATTACHMENTS:
+                payload = part.get_payload(decode=True)
+                size = len(payload) if isinstance(payload, bytes) else 0
+                attachments.append(Attachment(filename, content_type, size))
+        elif content_type == "text/plain" and plain is None:
+            plain = _decoded_text(part)
+        elif content_type == "text/html" and html_text is None:
+            html_text = _decoded_text(part)
+    source = plain if plain else _strip_html(html_text or "")
+    return _SPACE.sub(" ", source).strip()[:SNIPPET_LENGTH], tuple(attachments)
+
+
+def _walk(
+    message: email.message.Message, defects: list[str]
+) -> list[tuple[email.message.Message, int]]:
+    """Depth-first parts, iteratively, stopping at MAX_MIME_DEPTH and MAX_MIME_PARTS."""
+    parts: list[tuple[email.message.Message, int]] = []
+    stack = [(message, 0)]
+    while stack and len(parts) < MAX_MIME_PARTS:
+        part, depth = stack.pop()
+        parts.append((part, depth))
+        if part.is_multipart():
+            if depth >= MAX_MIME_DEPTH:
+                defects.append(f"MIME nesting deeper than {MAX_MIME_DEPTH}")
+                continue
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend((child, depth + 1) for child in reversed(children))
+    if stack:
+        defects.append(f"more than {MAX_MIME_PARTS} MIME parts")
+    return parts
+
+
+def _filename(part: email.message.Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:
+        return None
+    if name is None:
+        return None
+    try:
+        return str(make_header(decode_header(name)))[:255]
+    except Exception:
+        return str(name)[:255]
+
+
+def _decoded_text(part: email.message.Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload[:65536].decode(charset, errors="replace")
+    except LookupError:
+        return payload[:65536].decode("latin-1")
+
+
+def _strip_html(text: str) -> str:
+    return html.unescape(_TAGS.sub(" ", text))

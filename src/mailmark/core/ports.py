@@ -1,0 +1,136 @@
+"""The interfaces `core` needs from the outside world; storage/, dns_tools/ and security implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Protocol
+
+from mailmark.core.model import (
+    Account,
+    Domain,
+    DkimKey,
+    Folder,
+    Mailbox,
+    NewMessage,
+    NewPlacement,
+    User,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class BlobStore(Protocol):
+    """Immutable, content-addressed message storage. Keys are always server-generated."""
+
+    async def put(self, data: bytes) -> tuple[str, bool]:
+        """Store durably (on stable storage when this returns); return (key, newly_created)."""
+        ...
+
+    async def get(self, key: str) -> bytes: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+
+class PasswordHasher(Protocol):
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, password_hash: str, password: str) -> bool: ...
+
+
+class DkimKeyGenerator(Protocol):
+    def generate_rsa(self, bits: int = 2048) -> tuple[str, str]:
+        """Return (private key PEM, public key as base64 DER SubjectPublicKeyInfo)."""
+        ...
+
+
+class AccountRepository(Protocol):
+    async def add(self, account: Account) -> Account: ...
+    async def get(self, account_id: int) -> Account | None: ...
+    async def get_by_name(self, name: str) -> Account | None: ...
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> User: ...
+    async def get_by_email(self, email: str) -> User | None: ...
+
+
+class DomainRepository(Protocol):
+    async def add(self, domain: Domain) -> Domain: ...
+    async def get_by_name(self, name: str) -> Domain | None: ...
+    async def count_for_account(self, account_id: int) -> int: ...
+    async def set_verified(self, domain_id: int, verified_at: datetime | None) -> None: ...
+    async def add_dkim_key(self, key: DkimKey) -> DkimKey: ...
+    async def active_dkim_key(self, domain_id: int) -> DkimKey | None: ...
+
+
+class MailboxRepository(Protocol):
+    async def add(self, mailbox: Mailbox) -> Mailbox: ...
+    async def get(self, mailbox_id: int) -> Mailbox | None: ...
+    async def find(self, domain_name: str, local_part: str) -> Mailbox | None: ...
+    async def list_for_domain(self, domain_id: int) -> list[Mailbox]: ...
+    async def count_for_account(self, account_id: int) -> int: ...
+    async def delete(self, mailbox_id: int) -> None: ...
+
+
+class FolderRepository(Protocol):
+    async def add_many(self, folders: Sequence[Folder]) -> None: ...
+    async def list_for_mailbox(self, mailbox_id: int) -> list[Folder]: ...
+    async def get_by_name(self, mailbox_id: int, name: str) -> Folder | None: ...
+    async def allocate_uid(self, folder_id: int) -> tuple[int, int]:
+        """Atomically take the folder's next UID and MODSEQ; return (uid, modseq).
+
+        Runs in the caller's transaction, so UIDNEXT is persisted with the placement (RFC 3501 §2.3.1.1:
+        UIDs strictly ascend and are never reused)."""
+        ...
+
+
+class MessageRepository(Protocol):
+    async def add(self, message: NewMessage) -> int: ...
+    async def add_placement(self, placement: NewPlacement) -> int: ...
+    async def thread_of_references(self, mailbox_id: int, message_ids: Sequence[str]) -> str | None:
+        """The thread of the newest placement in the mailbox whose Message-ID is one of these."""
+        ...
+    async def thread_of_subject(self, mailbox_id: int, subject_key: str, since: datetime) -> str | None: ...
+    async def delete_mailbox_contents(self, mailbox_id: int) -> list[str]:
+        """Remove every placement of the mailbox and the messages left without one.
+
+        Returns the blob keys that no remaining message references."""
+        ...
+    async def count_placements(self, mailbox_id: int) -> int: ...
+
+
+class EventRepository(Protocol):
+    async def add(self, account_id: int, type: str, payload: dict[str, object], at: datetime) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository. `async with uow:` then `await uow.commit()` once."""
+
+    accounts: AccountRepository
+    users: UserRepository
+    domains: DomainRepository
+    mailboxes: MailboxRepository
+    folders: FolderRepository
+    messages: MessageRepository
+    events: EventRepository
+
+    async def __aenter__(self) -> UnitOfWork: ...
+    async def __aexit__(self, *exc: object) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...

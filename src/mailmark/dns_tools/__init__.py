@@ -1,0 +1,1 @@
+"""DNS lookups and record handling: resolver, SPF/DKIM/DMARC readers, record sets, verification."""

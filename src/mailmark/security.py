@@ -1,0 +1,91 @@
+"""Cryptographic building blocks the core needs through its ports: password hashing (argon2),
+DKIM key generation and the self-signed TLS certificate made on first start."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import os
+import ssl
+from pathlib import Path
+
+from argon2 import PasswordHasher as _Argon2
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+
+class Argon2PasswordHasher:
+    """argon2id with the library's current recommended parameters."""
+
+    def __init__(self) -> None:
+        self._hasher = _Argon2()
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+class RsaDkimKeyGenerator:
+    def generate_rsa(self, bits: int = 2048) -> tuple[str, str]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+        public_der = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return private_pem, base64.b64encode(public_der).decode("ascii")
+
+
+def ensure_self_signed_certificate(directory: Path, hostname: str) -> tuple[Path, Path]:
+    """Create `cert.pem`/`key.pem` for `hostname` in `directory` unless they already exist."""
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    if cert_path.is_file() and key_path.is_file():
+        return cert_path, key_path
+    directory.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64])])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    alt_names: list[x509.GeneralName] = [x509.DNSName(hostname)]
+    if hostname != "localhost":
+        alt_names.append(x509.DNSName("localhost"))
+    alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as key_file:
+        key_file.write(key_bytes)
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context

@@ -1,0 +1,151 @@
+"""The MX handler: accept mail for mailboxes hosted here, and only for them.
+
+Every decision is a core call: recipient resolution (relay policy, unknown mailboxes), header
+limits, DMARC disposition and durable delivery. This module translates SMTP to those calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from email.utils import format_datetime
+from typing import Any, Protocol
+
+from aiosmtpd.smtp import SMTP, Session
+
+from mailmark.core.delivery import InboundDelivery, inbound_folder
+from mailmark.core.errors import MailmarkError
+from mailmark.core.mailboxes import MailboxService
+from mailmark.core.message_meta import check_header_limits
+from mailmark.core.ports import Clock
+from mailmark.smtp_in.replies import TEMPORARY_FAILURE, reply_for
+from mailmark.smtp_in.server import MailmarkEnvelope, has_bare_line_ending
+
+log = logging.getLogger(__name__)
+
+BARE_LINE_ENDING_REPLY = (
+    "550 5.5.2 Message refused: it contains a bare CR or LF; lines must end with CRLF "
+    "(RFC 5321 section 2.3.8)"
+)
+
+
+class AuthenticationResultsLike(Protocol):
+    dmarc: str
+    dmarc_policy: str | None
+    header_from_domain: str | None
+
+    def header(self) -> bytes: ...
+
+
+class Authenticator(Protocol):
+    async def authenticate(
+        self, *, raw: bytes, client_ip: str, helo: str, mail_from: str
+    ) -> AuthenticationResultsLike: ...
+
+
+class MxHandler:
+    def __init__(
+        self,
+        *,
+        mailboxes: MailboxService,
+        delivery: InboundDelivery,
+        authenticator: Authenticator,
+        clock: Clock,
+        hostname: str,
+        max_recipients: int,
+    ) -> None:
+        self._mailboxes = mailboxes
+        self._delivery = delivery
+        self._authenticator = authenticator
+        self._clock = clock
+        self._hostname = hostname
+        self._max_recipients = max_recipients
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        extensions = [line[4:] for line in responses[1:] if line[4:] != "HELP"]
+        extensions += ["PIPELINING", "ENHANCEDSTATUSCODES"]
+        lines = [responses[0], *(f"250-{ext}" for ext in extensions)]
+        lines[-1] = "250 " + lines[-1][4:]
+        return lines
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: MailmarkEnvelope, address: str, options: list[str]
+    ) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        envelope.transaction_id = secrets.token_hex(8)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: MailmarkEnvelope, address: str, options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self._max_recipients:
+            # RFC 5321 §4.5.3.1.10: a temporary code, so the client sends the rest later.
+            return "452 4.5.3 Too many recipients"
+        try:
+            mailbox = await self._mailboxes.resolve_recipient(address)
+        except MailmarkError as error:
+            return reply_for(error)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        envelope.mailboxes.append(mailbox)
+        return "250 2.1.5 Recipient OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: MailmarkEnvelope) -> str:
+        raw = envelope.original_content
+        assert isinstance(raw, bytes)
+        if has_bare_line_ending(raw):
+            log.warning("refused message with bare CR/LF from %s", session.peer)
+            return BARE_LINE_ENDING_REPLY
+        mail_from = envelope.mail_from or ""
+        client_ip = str(session.peer[0]) if session.peer else ""
+        try:
+            check_header_limits(raw)
+            auth = await self._authenticator.authenticate(
+                raw=raw, client_ip=client_ip, helo=session.host_name or "", mail_from=mail_from
+            )
+            folder = inbound_folder(auth.dmarc, auth.dmarc_policy, auth.header_from_domain)
+            prefix = self._trace_prefix(session, envelope, mail_from, client_ip) + auth.header()
+            await self._delivery.deliver(
+                raw,
+                recipients=envelope.mailboxes,
+                mail_from=mail_from,
+                trace_prefix=prefix,
+                folder=folder,
+            )
+        except MailmarkError as error:
+            return reply_for(error)
+        except Exception:
+            log.exception("inbound delivery failed for transaction %s", envelope.transaction_id)
+            return TEMPORARY_FAILURE
+        return f"250 2.0.0 Ok: queued as {envelope.transaction_id}"
+
+    def _trace_prefix(
+        self, session: Session, envelope: MailmarkEnvelope, mail_from: str, client_ip: str
+    ) -> bytes:
+        """Return-Path (RFC 5321 §4.4: added at final delivery) and a Received trace field."""
+        if session.ssl is not None:
+            protocol = "ESMTPS"  # RFC 3848
+        elif session.extended_smtp:
+            protocol = "ESMTP"
+        else:
+            protocol = "SMTP"
+        literal = f"IPv6:{client_ip}" if ":" in client_ip else client_ip
+        helo = _printable(session.host_name or "unknown")
+        # Name a single recipient only: listing several would disclose Bcc recipients to each other.
+        recipient = f"\r\n\tfor <{_printable(envelope.rcpt_tos[0])}>" if len(envelope.rcpt_tos) == 1 else ""
+        received = (
+            f"Received: from {helo} ([{literal}])\r\n"
+            f"\tby {self._hostname} (Mailmark) with {protocol} id {envelope.transaction_id}{recipient};\r\n"
+            f"\t{format_datetime(self._clock.now())}\r\n"
+        )
+        return_path = f"Return-Path: <{_printable(mail_from)}>\r\n"
+        return (return_path + received).encode("utf-8", errors="replace")
+
+
+def _printable(text: str) -> str:
+    """Keep client-supplied text from breaking our header fields."""
+    return "".join(ch for ch in text if ch.isprintable() and ch not in "<>")[:256]

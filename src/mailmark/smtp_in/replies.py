@@ -1,0 +1,70 @@
+"""Core errors → SMTP replies, in one place (RFC 5321 §4.2 codes, RFC 3463 enhanced codes)."""
+
+from __future__ import annotations
+
+import re
+
+from mailmark.core.errors import (
+    AccountPaused,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MailLoop,
+    MailmarkError,
+    MessageTooLarge,
+    NotFound,
+    PolicyRejected,
+    QuotaExceeded,
+    RelayDenied,
+    UnknownMailbox,
+)
+
+# Most specific first: the first matching class wins.
+_REPLIES: tuple[tuple[type[MailmarkError], str], ...] = (
+    (RelayDenied, "554 5.7.1"),
+    (UnknownMailbox, "550 5.1.1"),
+    (NotFound, "550 5.1.1"),
+    (MessageTooLarge, "552 5.3.4"),
+    (MailLoop, "554 5.4.6"),
+    (PolicyRejected, "550 5.7.26"),
+    (QuotaExceeded, "554 5.7.0"),
+    (AccountPaused, "554 5.7.0"),
+    (Forbidden, "553 5.7.1"),
+    (Conflict, "554 5.0.0"),
+    (InvalidInput, "501 5.5.4"),
+)
+
+TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem storing the message; please try again later"
+
+# Enhanced codes for replies that carry none (aiosmtpd's own replies), by basic code (RFC 3463).
+_DEFAULT_ENHANCED = {
+    "221": "2.0.0", "250": "2.0.0", "251": "2.1.5", "252": "2.7.0",
+    "421": "4.3.0", "450": "4.2.0", "451": "4.3.0", "452": "4.5.3", "454": "4.7.0",
+    "500": "5.5.2", "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4",
+    "530": "5.7.0", "534": "5.7.9", "535": "5.7.8", "538": "5.7.11", "550": "5.0.0",
+    "551": "5.1.6", "552": "5.3.4", "553": "5.1.3", "554": "5.0.0", "555": "5.5.4",
+}
+_HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}( |$)")
+
+
+def reply_for(error: MailmarkError) -> str:
+    for error_type, code in _REPLIES:
+        if isinstance(error, error_type):
+            return f"{code} {_one_line(error.message)}"
+    return f"554 5.0.0 {_one_line(error.message)}"
+
+
+def with_enhanced_code(reply: str) -> str:
+    """Add an RFC 3463 enhanced code to a reply line that lacks one (RFC 2034 §3 wants it on every
+    reply but the greeting and EHLO/HELO)."""
+    if len(reply) < 4 or _HAS_ENHANCED.match(reply):
+        return reply
+    enhanced = _DEFAULT_ENHANCED.get(reply[:3])
+    if enhanced is None:
+        return reply
+    text = reply[4:]
+    return f"{reply[:4]}{enhanced} {text}" if text else f"{reply[:4]}{enhanced}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:400]

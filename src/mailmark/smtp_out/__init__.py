@@ -1,0 +1,1 @@
+"""Outbound queue and delivery workers (lease, DKIM-sign, resolve MX, deliver, classify)."""

@@ -1,0 +1,1 @@
+"""SQL storage (SQLAlchemy + Alembic) and the blob store."""

@@ -1,0 +1,88 @@
+"""Filesystem blob store: content-addressed by SHA-256, durable before `put` returns."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_TEMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileBlobStore:
+    """`<root>/<first two hex digits>/<sha256>`. Keys are computed here, never taken from users.
+
+    A write is: temporary file in the target directory → fsync → rename → fsync the directory, so a
+    crash leaves either the whole blob or nothing under its name."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        if len(key) != 64 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a blob key: {key!r}")
+        return self.root / key[:2] / key
+
+    async def put(self, data: bytes) -> tuple[str, bool]:
+        return await asyncio.to_thread(self._put, data)
+
+    async def get(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._path(key).read_bytes)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    def _put(self, data: bytes) -> tuple[str, bool]:
+        key = hashlib.sha256(data).hexdigest()
+        path = self._path(key)
+        if path.is_file():
+            return key, False
+        self._make_dir(path.parent)
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
+        try:
+            with os.fdopen(fd, "wb") as temp:
+                temp.write(data)
+                temp.flush()
+                os.fsync(temp.fileno())
+            os.replace(temp_name, path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+        return key, True
+
+    def _make_dir(self, directory: Path) -> None:
+        if directory.is_dir():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(exist_ok=True)
+        # The new directory entry must itself survive a crash.
+        _fsync_dir(directory.parent)
+
+    def sweep_temporary(self) -> int:
+        """Remove half-written files a crash left behind; call before accepting mail."""
+        removed = 0
+        if not self.root.is_dir():
+            return removed
+        for temp in self.root.glob(f"*/{_TEMP_PREFIX}*"):
+            temp.unlink(missing_ok=True)
+            removed += 1
+        if removed:
+            log.info("removed %d half-written blob(s)", removed)
+        return removed

@@ -1,0 +1,40 @@
+"""Engine creation: SQLite (WAL, the embedded default) or PostgreSQL (asyncpg, for scale-out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def create_engine(database_url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
+    if database_url.startswith("sqlite"):
+        return _sqlite_engine(database_url, sqlite_synchronous)
+    return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _sqlite_engine(database_url: str, synchronous: str) -> AsyncEngine:
+    engine = create_async_engine(database_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves (below) instead of the driver's implicit, deferred one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed transaction survives power loss, not only a process crash.
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # IMMEDIATE takes the write lock up front, so a transaction that reads and then writes never
+        # fails with SQLITE_BUSY on upgrade; other writers wait (busy_timeout) instead.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,178 @@
+"""The SQL schema (SQLAlchemy Core). Alembic migrations under migrations/ create and evolve it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only aliases ROWID (and so auto-increments) for a column declared exactly INTEGER.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them without a zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _id() -> sa.Column[Any]:
+    return sa.Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _fk(name: str, target: str, ondelete: str = "CASCADE", nullable: bool = False) -> sa.Column[Any]:
+    return sa.Column(name, Id, sa.ForeignKey(target, ondelete=ondelete), nullable=nullable)
+
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("plan", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("trial_ends_at", UtcDateTime()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+domains = sa.Table(
+    "domains",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    sa.Column("name", sa.String(253), nullable=False, unique=True),
+    sa.Column("verified_at", UtcDateTime()),
+    sa.Column("trusted", sa.Boolean(), nullable=False, default=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+dkim_keys = sa.Table(
+    "dkim_keys",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("selector", sa.String(63), nullable=False),
+    sa.Column("algorithm", sa.String(20), nullable=False),
+    sa.Column("private_key_pem", sa.Text(), nullable=False),
+    sa.Column("public_key", sa.Text(), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("domain_id", "selector"),
+)
+
+mailboxes = sa.Table(
+    "mailboxes",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("local_part", sa.String(64), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=False, default=""),
+    sa.Column("signature", sa.Text(), nullable=False, default=""),
+    sa.Column("password_hash", sa.String(255)),
+    _fk("user_id", "users.id", ondelete="SET NULL", nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("domain_id", "local_part"),
+)
+
+folders = sa.Table(
+    "folders",
+    metadata,
+    _id(),
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("special_use", sa.String(20)),
+    sa.Column("uid_validity", sa.BigInteger(), nullable=False),
+    sa.Column("uid_next", sa.BigInteger(), nullable=False),
+    sa.Column("highest_modseq", sa.BigInteger(), nullable=False),
+    sa.Column("subscribed", sa.Boolean(), nullable=False),
+    sa.UniqueConstraint("mailbox_id", "name"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    _id(),
+    sa.Column("blob_key", sa.String(64), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    # Received/Authentication-Results/Return-Path added here: IMAP BODY[] is prefix + blob.
+    sa.Column("trace_prefix", sa.LargeBinary(), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("mail_from", sa.String(320), nullable=False),
+    sa.Column("message_id", sa.String(998), index=True),
+    sa.Column("subject", sa.Text()),
+    sa.Column("subject_key", sa.String(255), nullable=False, index=True),
+    sa.Column("from_addr", sa.String(320)),
+    sa.Column("to_addrs", sa.JSON(), nullable=False),
+    sa.Column("cc_addrs", sa.JSON(), nullable=False),
+    sa.Column("date", UtcDateTime()),
+    sa.Column("in_reply_to", sa.String(998)),
+    sa.Column("references", sa.JSON(), nullable=False),
+    sa.Column("snippet", sa.String(255), nullable=False),
+    sa.Column("attachments", sa.JSON(), nullable=False),
+    sa.Column("defects", sa.JSON(), nullable=False),
+)
+
+placements = sa.Table(
+    "placements",
+    metadata,
+    _id(),
+    _fk("message_id", "messages.id"),
+    _fk("mailbox_id", "mailboxes.id"),
+    _fk("folder_id", "folders.id"),
+    sa.Column("uid", sa.BigInteger(), nullable=False),
+    sa.Column("modseq", sa.BigInteger(), nullable=False),
+    sa.Column("flags", sa.JSON(), nullable=False),
+    sa.Column("thread_id", sa.String(32), nullable=False),
+    sa.Column("internal_date", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("folder_id", "uid"),
+    sa.Index("ix_placements_mailbox_id_thread_id", "mailbox_id", "thread_id"),
+    sa.Index("ix_placements_message_id", "message_id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_events_account_id_id", "account_id", "id"),
+)

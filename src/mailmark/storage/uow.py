@@ -1,0 +1,327 @@
+"""Repositories over one SQL connection, and the unit of work that gives them one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mailmark.core.model import (
+    Account,
+    DkimKey,
+    Domain,
+    Folder,
+    Mailbox,
+    NewMessage,
+    NewPlacement,
+    User,
+)
+from mailmark.storage.tables import (
+    accounts,
+    dkim_keys,
+    domains,
+    events,
+    folders,
+    mailboxes,
+    messages,
+    placements,
+    users,
+)
+
+T = TypeVar("T")
+# Stay well under SQLite's limit on bound parameters per statement.
+CHUNK = 500
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _row_values(record: Any) -> dict[str, Any]:
+    values = asdict(record)
+    values.pop("id")
+    return values
+
+
+class _Repository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def _insert(self, table: sa.Table, values: dict[str, Any]) -> int:
+        result = await self._conn.execute(table.insert().values(**values).returning(table.c.id))
+        return int(result.scalar_one())
+
+
+class SqlAccounts(_Repository):
+    async def add(self, account: Account) -> Account:
+        new_id = await self._insert(accounts, _row_values(account))
+        return Account(**{**asdict(account), "id": new_id})
+
+    async def get(self, account_id: int) -> Account | None:
+        row = (await self._conn.execute(accounts.select().where(accounts.c.id == account_id))).first()
+        return Account(**row._mapping) if row else None
+
+    async def get_by_name(self, name: str) -> Account | None:
+        row = (await self._conn.execute(accounts.select().where(accounts.c.name == name))).first()
+        return Account(**row._mapping) if row else None
+
+
+class SqlUsers(_Repository):
+    async def add(self, user: User) -> User:
+        new_id = await self._insert(users, _row_values(user))
+        return User(**{**asdict(user), "id": new_id})
+
+    async def get_by_email(self, email: str) -> User | None:
+        row = (await self._conn.execute(users.select().where(users.c.email == email))).first()
+        return User(**row._mapping) if row else None
+
+
+class SqlDomains(_Repository):
+    async def add(self, domain: Domain) -> Domain:
+        new_id = await self._insert(domains, _row_values(domain))
+        return Domain(**{**asdict(domain), "id": new_id})
+
+    async def get_by_name(self, name: str) -> Domain | None:
+        row = (await self._conn.execute(domains.select().where(domains.c.name == name))).first()
+        return Domain(**row._mapping) if row else None
+
+    async def count_for_account(self, account_id: int) -> int:
+        query = sa.select(sa.func.count()).select_from(domains).where(domains.c.account_id == account_id)
+        return int((await self._conn.execute(query)).scalar_one())
+
+    async def set_verified(self, domain_id: int, verified_at: datetime | None) -> None:
+        await self._conn.execute(
+            domains.update().where(domains.c.id == domain_id).values(verified_at=verified_at)
+        )
+
+    async def add_dkim_key(self, key: DkimKey) -> DkimKey:
+        new_id = await self._insert(dkim_keys, _row_values(key))
+        return DkimKey(**{**asdict(key), "id": new_id})
+
+    async def active_dkim_key(self, domain_id: int) -> DkimKey | None:
+        query = (
+            dkim_keys.select()
+            .where(dkim_keys.c.domain_id == domain_id, dkim_keys.c.active.is_(True))
+            .order_by(dkim_keys.c.id.desc())
+        )
+        row = (await self._conn.execute(query)).first()
+        return DkimKey(**row._mapping) if row else None
+
+
+_MAILBOX_COLUMNS = (
+    *mailboxes.c,
+    domains.c.name.label("domain_name"),
+    domains.c.account_id.label("account_id"),
+)
+
+
+def _mailbox_query() -> sa.Select[Any]:
+    return sa.select(*_MAILBOX_COLUMNS).select_from(mailboxes.join(domains))
+
+
+class SqlMailboxes(_Repository):
+    async def add(self, mailbox: Mailbox) -> Mailbox:
+        values = _row_values(mailbox)
+        del values["domain_name"], values["account_id"]
+        new_id = await self._insert(mailboxes, values)
+        return Mailbox(**{**asdict(mailbox), "id": new_id})
+
+    async def get(self, mailbox_id: int) -> Mailbox | None:
+        row = (await self._conn.execute(_mailbox_query().where(mailboxes.c.id == mailbox_id))).first()
+        return Mailbox(**row._mapping) if row else None
+
+    async def find(self, domain_name: str, local_part: str) -> Mailbox | None:
+        query = _mailbox_query().where(domains.c.name == domain_name, mailboxes.c.local_part == local_part)
+        row = (await self._conn.execute(query)).first()
+        return Mailbox(**row._mapping) if row else None
+
+    async def list_for_domain(self, domain_id: int) -> list[Mailbox]:
+        query = _mailbox_query().where(mailboxes.c.domain_id == domain_id).order_by(mailboxes.c.id)
+        return [Mailbox(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def count_for_account(self, account_id: int) -> int:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(mailboxes.join(domains))
+            .where(domains.c.account_id == account_id)
+        )
+        return int((await self._conn.execute(query)).scalar_one())
+
+    async def delete(self, mailbox_id: int) -> None:
+        await self._conn.execute(mailboxes.delete().where(mailboxes.c.id == mailbox_id))
+
+
+class SqlFolders(_Repository):
+    async def add_many(self, new_folders: Sequence[Folder]) -> None:
+        await self._conn.execute(folders.insert(), [_row_values(folder) for folder in new_folders])
+
+    async def list_for_mailbox(self, mailbox_id: int) -> list[Folder]:
+        query = folders.select().where(folders.c.mailbox_id == mailbox_id).order_by(folders.c.id)
+        return [Folder(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def get_by_name(self, mailbox_id: int, name: str) -> Folder | None:
+        query = folders.select().where(folders.c.mailbox_id == mailbox_id, folders.c.name == name)
+        row = (await self._conn.execute(query)).first()
+        return Folder(**row._mapping) if row else None
+
+    async def allocate_uid(self, folder_id: int) -> tuple[int, int]:
+        # One atomic UPDATE ... RETURNING: it row-locks the folder on PostgreSQL, so concurrent
+        # nodes can never hand out the same UID.
+        query = (
+            folders.update()
+            .where(folders.c.id == folder_id)
+            .values(uid_next=folders.c.uid_next + 1, highest_modseq=folders.c.highest_modseq + 1)
+            .returning(folders.c.uid_next, folders.c.highest_modseq)
+        )
+        uid_next, modseq = (await self._conn.execute(query)).one()
+        return int(uid_next) - 1, int(modseq)
+
+
+class SqlMessages(_Repository):
+    async def add(self, message: NewMessage) -> int:
+        meta = message.meta
+        return await self._insert(
+            messages,
+            {
+                "blob_key": message.blob_key,
+                "size": message.size,
+                "trace_prefix": message.trace_prefix,
+                "received_at": message.received_at,
+                "mail_from": message.mail_from[:320],
+                "message_id": meta.message_id,
+                "subject": meta.subject,
+                "subject_key": meta.subject_key[:255],
+                "from_addr": meta.from_addr[:320] if meta.from_addr else None,
+                "to_addrs": list(meta.to_addrs),
+                "cc_addrs": list(meta.cc_addrs),
+                "date": meta.date,
+                "in_reply_to": meta.in_reply_to,
+                "references": list(meta.references),
+                "snippet": meta.snippet[:255],
+                "attachments": [asdict(a) for a in meta.attachments],
+                "defects": list(meta.defects),
+            },
+        )
+
+    async def add_placement(self, placement: NewPlacement) -> int:
+        values = asdict(placement)
+        values["flags"] = list(placement.flags)
+        return await self._insert(placements, values)
+
+    async def thread_of_references(self, mailbox_id: int, message_ids: Sequence[str]) -> str | None:
+        query = (
+            sa.select(placements.c.thread_id)
+            .select_from(placements.join(messages))
+            .where(placements.c.mailbox_id == mailbox_id, messages.c.message_id.in_(message_ids))
+            .order_by(placements.c.id.desc())
+            .limit(1)
+        )
+        return (await self._conn.execute(query)).scalar_one_or_none()
+
+    async def thread_of_subject(self, mailbox_id: int, subject_key: str, since: datetime) -> str | None:
+        query = (
+            sa.select(placements.c.thread_id)
+            .select_from(placements.join(messages))
+            .where(
+                placements.c.mailbox_id == mailbox_id,
+                messages.c.subject_key == subject_key,
+                placements.c.internal_date >= since,
+            )
+            .order_by(placements.c.id.desc())
+            .limit(1)
+        )
+        return (await self._conn.execute(query)).scalar_one_or_none()
+
+    async def delete_mailbox_contents(self, mailbox_id: int) -> list[str]:
+        in_mailbox = sa.select(placements.c.message_id).where(placements.c.mailbox_id == mailbox_id)
+        candidates = (
+            await self._conn.execute(
+                sa.select(messages.c.id, messages.c.blob_key).where(messages.c.id.in_(in_mailbox))
+            )
+        ).all()
+        await self._conn.execute(placements.delete().where(placements.c.mailbox_id == mailbox_id))
+        still_placed = sa.exists().where(placements.c.message_id == messages.c.id)
+        for chunk in _chunks([row.id for row in candidates]):
+            await self._conn.execute(messages.delete().where(messages.c.id.in_(chunk), ~still_placed))
+        keys = sorted({row.blob_key for row in candidates})
+        referenced: set[str] = set()
+        for chunk in _chunks(keys):
+            query = sa.select(messages.c.blob_key).where(messages.c.blob_key.in_(chunk)).distinct()
+            referenced.update((await self._conn.execute(query)).scalars())
+        return [key for key in keys if key not in referenced]
+
+    async def count_placements(self, mailbox_id: int) -> int:
+        query = (
+            sa.select(sa.func.count()).select_from(placements).where(placements.c.mailbox_id == mailbox_id)
+        )
+        return int((await self._conn.execute(query)).scalar_one())
+
+
+class SqlEvents(_Repository):
+    async def add(self, account_id: int, type: str, payload: dict[str, object], at: datetime) -> None:
+        await self._conn.execute(
+            events.insert().values(account_id=account_id, type=type, payload=payload, created_at=at)
+        )
+
+
+class SqlUnitOfWork:
+    """One connection and one transaction; rolled back on exit unless committed."""
+
+    accounts: SqlAccounts
+    users: SqlUsers
+    domains: SqlDomains
+    mailboxes: SqlMailboxes
+    folders: SqlFolders
+    messages: SqlMessages
+    events: SqlEvents
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        self._conn = await self._engine.connect()
+        try:
+            await self._conn.begin()
+        except BaseException:
+            await self._conn.close()
+            raise
+        conn = self._conn
+        self.accounts = SqlAccounts(conn)
+        self.users = SqlUsers(conn)
+        self.domains = SqlDomains(conn)
+        self.mailboxes = SqlMailboxes(conn)
+        self.folders = SqlFolders(conn)
+        self.messages = SqlMessages(conn)
+        self.events = SqlEvents(conn)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._conn is not None
+        try:
+            if self._conn.in_transaction():
+                await self._conn.rollback()
+        finally:
+            await self._conn.close()
+            self._conn = None
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        await self._conn.commit()
+
+    async def rollback(self) -> None:
+        assert self._conn is not None
+        await self._conn.rollback()
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)

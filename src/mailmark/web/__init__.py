@@ -1,0 +1,1 @@
+"""Litestar web application: /v1 REST API, dashboard, tracking and docs."""
