@@ -1,0 +1,31 @@
+# Production image: `docker build -t mailmark .` then
+#   docker run -d -p 25:25 -p 587:587 -p 465:465 -p 143:143 -p 993:993 -p 8025:8025 \
+#     -e MAILMARK_HOSTNAME=mx.example.com -v mailmark-data:/var/lib/mailmark mailmark
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MAILMARK_DATA_DIR=/var/lib/mailmark \
+    MAILMARK_BIND=0.0.0.0 \
+    MAILMARK_MX_PORT=25 \
+    MAILMARK_SUBMISSION_PORT=587 \
+    MAILMARK_SUBMISSIONS_PORT=465 \
+    MAILMARK_IMAP_PORT=143 \
+    MAILMARK_IMAPS_PORT=993 \
+    MAILMARK_HTTP_PORT=8025
+
+WORKDIR /opt/mailmark
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install --no-cache-dir ".[fast]" \
+    && useradd --system --home-dir /var/lib/mailmark mailmark \
+    && mkdir -p /var/lib/mailmark \
+    && chown mailmark /var/lib/mailmark
+
+# Docker lets unprivileged processes in a container bind ports below 1024
+# (net.ipv4.ip_unprivileged_port_start=0), so the server need not run as root.
+USER mailmark
+VOLUME /var/lib/mailmark
+EXPOSE 25 587 465 143 993 8025
+STOPSIGNAL SIGTERM
+CMD ["mailmark", "serve"]
