@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -143,18 +143,31 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a host name")
         return name
 
+    # The two checks below are field validators, not part of `_derived`: an error raised in a model
+    # validator has no field location, so the start-up message could not name the MAILMARK_* key.
+    @field_validator("blob_url")
+    @classmethod
+    def _blob_url(cls, value: str) -> str:
+        if value and not value.startswith("file://"):
+            raise ValueError("only file:// blob stores are supported so far")
+        return value
+
+    @field_validator("tls_key")
+    @classmethod
+    def _tls_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        # tls_cert is declared (so validated) before tls_key; absent from data if it was invalid.
+        if "tls_cert" in info.data and (info.data["tls_cert"] is None) != (value is None):
+            raise ValueError(f"{ENV_PREFIX}TLS_CERT and {ENV_PREFIX}TLS_KEY must be set together")
+        return value
+
     @model_validator(mode="after")
     def _derived(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'mailmark.db').resolve()}"
         if not self.blob_url:
             self.blob_url = f"file://{(self.data_dir / 'blobs').resolve()}"
-        if not self.blob_url.startswith("file://"):
-            raise ValueError("blob_url: only file:// blob stores are supported so far")
         if not self.public_url:
             self.public_url = f"http://{self.hostname}:{self.http_port}"
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key must be set together")
         return self
 
     @property

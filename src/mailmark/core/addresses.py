@@ -20,7 +20,8 @@ _MAILBOX_ATOM = re.compile(r"^[a-z0-9#$&'*/=?^_`{|}~-]+$")
 
 def normalize_domain(name: str) -> str:
     """Lower-case, strip one trailing dot, IDNA-encode, and check every label (RFC 1035 §2.3.1)."""
-    candidate = name.strip().rstrip(".").lower()
+    # Only one: "example.com.." has an empty label and is not a domain name (rstrip took them all).
+    candidate = name.strip().lower().removesuffix(".")
     try:
         candidate = candidate.encode("idna").decode("ascii")
     except UnicodeError:

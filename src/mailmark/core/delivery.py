@@ -72,6 +72,20 @@ class _Request:
     created_blob: bool = field(default=False)
 
 
+def _settle(request: _Request, outcome: DeliveryReceipt | BaseException) -> None:
+    """Answer one waiter, unless it went away.
+
+    A caller whose wait was cancelled (its SMTP client disconnected mid-DATA) has a cancelled
+    future: setting it would raise InvalidStateError and, mid-loop, fail every later request of the
+    batch although their messages were committed."""
+    if request.done.done():
+        return
+    if isinstance(outcome, BaseException):
+        request.done.set_exception(outcome)
+    else:
+        request.done.set_result(outcome)
+
+
 class InboundDelivery:
     """`deliver_inbound`: one blob, one message row, one INBOX placement per recipient mailbox."""
 
@@ -126,8 +140,7 @@ class InboundDelivery:
             except Exception as exc:  # never leave a waiter hanging
                 log.exception("inbound batch failed")
                 for request in batch:
-                    if not request.done.done():
-                        request.done.set_exception(exc)
+                    _settle(request, exc)
 
     async def _write_batch(self, batch: list[_Request]) -> None:
         stored = await asyncio.gather(
@@ -137,7 +150,7 @@ class InboundDelivery:
         for request, result in zip(batch, stored):
             if isinstance(result, BaseException):
                 log.error("blob write failed: %s", result)
-                request.done.set_exception(result)
+                _settle(request, result)
             else:
                 request.blob_key, request.created_blob = result
                 ready.append(request)
@@ -158,9 +171,7 @@ class InboundDelivery:
         for request, outcome in zip(ready, outcomes):
             if isinstance(outcome, Exception):
                 log.error("inbound delivery failed: %r", outcome)
-                request.done.set_exception(outcome)
-            else:
-                request.done.set_result(outcome)
+            _settle(request, outcome)
 
     async def _record_alone(self, request: _Request) -> DeliveryReceipt | Exception:
         try:

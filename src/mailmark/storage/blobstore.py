@@ -70,10 +70,13 @@ class FileBlobStore:
     def _make_dir(self, directory: Path) -> None:
         if directory.is_dir():
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        directory.mkdir(exist_ok=True)
-        # The new directory entry must itself survive a crash.
-        _fsync_dir(directory.parent)
+        # Each new directory entry must itself survive a crash, the root's included (on first start
+        # `mkdir(parents=True)` created it and its parents without syncing theirs): create the
+        # missing levels top-down and fsync the parent of each.
+        missing = [d for d in (directory, *directory.parents) if not d.is_dir()]
+        for new_dir in reversed(missing):
+            new_dir.mkdir(exist_ok=True)
+            _fsync_dir(new_dir.parent)
 
     def sweep_temporary(self) -> int:
         """Remove half-written files a crash left behind; call before accepting mail."""

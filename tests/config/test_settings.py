@@ -1,0 +1,253 @@
+"""Settings: defaults, mailmark.toml, MAILMARK_* environment, precedence, and one-line errors."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mailmark.config import SettingsError, load_settings, parse_duration, parse_size
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No MAILMARK_* from the developer's shell, and no ./mailmark.toml from the working directory."""
+    for name in list(os.environ):
+        if name.upper().startswith("MAILMARK_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mailmark.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = load_settings()
+
+    assert settings.data_dir == Path("data")
+    data = (tmp_path / "data").resolve()
+    assert settings.database_url == f"sqlite+aiosqlite:///{data}/mailmark.db"
+    assert settings.blob_url == f"file://{data}/blobs"
+    assert settings.blob_path == data / "blobs"
+    assert settings.is_sqlite
+    assert settings.hostname  # the machine's FQDN, normalised
+    assert settings.hostname == settings.hostname.lower().rstrip(".")
+    assert settings.bind == "127.0.0.1"
+    ports = (
+        settings.mx_port, settings.submission_port, settings.submissions_port,
+        settings.imap_port, settings.imaps_port, settings.http_port, settings.remote_smtp_port,
+    )
+    assert ports == (2525, 5870, 4650, 1430, 9930, 8025, 25)
+    assert settings.public_url == f"http://{settings.hostname}:8025"
+    assert settings.dns_nameservers == []
+    assert (settings.tls_cert, settings.tls_key) == (None, None)
+    assert settings.retry_schedule == [
+        timedelta(minutes=m) for m in (5, 10, 30, 60, 120, 240, 480, 960)
+    ]
+    assert settings.queue_lifetime == timedelta(days=5)
+    assert settings.max_message_size == 25 * 1024 * 1024
+    assert settings.sqlite_synchronous == "FULL"  # power-loss safe by default
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env = {
+        "MAILMARK_DATA_DIR": str(tmp_path / "srv"),
+        "MAILMARK_HOSTNAME": "Mail.Example.COM.",
+        "MAILMARK_BIND": "0.0.0.0",
+        "MAILMARK_MX_PORT": "25",
+        "MAILMARK_HTTP_PORT": "443",
+        "MAILMARK_DNS_NAMESERVERS": "127.0.0.1:5353, [::1]:53,192.0.2.53",
+        "MAILMARK_REMOTE_SMTP_PORT": "2526",
+        "MAILMARK_RETRY_SCHEDULE": "30s,5m,1h",
+        "MAILMARK_QUEUE_LIFETIME": "2d",
+        "MAILMARK_MAX_MESSAGE_SIZE": "10M",
+        "MAILMARK_SQLITE_SYNCHRONOUS": "normal",
+        "mailmark_log_level": "debug",  # names are not case-sensitive
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    settings = load_settings()
+
+    assert settings.data_dir == tmp_path / "srv"
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'srv' / 'mailmark.db'}"
+    assert settings.blob_path == tmp_path / "srv" / "blobs"
+    assert settings.hostname == "mail.example.com"
+    assert settings.public_url == "http://mail.example.com:443"
+    assert (settings.bind, settings.mx_port, settings.http_port) == ("0.0.0.0", 25, 443)
+    assert settings.dns_nameservers == ["127.0.0.1:5353", "[::1]:53", "192.0.2.53"]
+    assert settings.remote_smtp_port == 2526
+    assert settings.retry_schedule == [timedelta(seconds=30), timedelta(minutes=5), timedelta(hours=1)]
+    assert settings.queue_lifetime == timedelta(days=2)
+    assert settings.max_message_size == 10 * 1024 * 1024
+    assert (settings.sqlite_synchronous, settings.log_level) == ("NORMAL", "DEBUG")
+
+
+def test_explicit_urls_are_kept(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MAILMARK_DATABASE_URL", "postgresql+asyncpg://mm@db.internal/mailmark")
+    monkeypatch.setenv("MAILMARK_BLOB_URL", f"file://{tmp_path}/elsewhere")
+    monkeypatch.setenv("MAILMARK_PUBLIC_URL", "https://mail.example.com")
+
+    settings = load_settings()
+
+    assert settings.database_url == "postgresql+asyncpg://mm@db.internal/mailmark"
+    assert not settings.is_sqlite
+    assert settings.blob_path == tmp_path / "elsewhere"
+    assert settings.public_url == "https://mail.example.com"
+
+
+def test_toml_file(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        'data_dir = "/var/lib/mailmark"\n'
+        'hostname = "mx.example.net"\n'
+        "imap_port = 143\n"
+        'dns_nameservers = ["127.0.0.1:5300"]\n'
+        'retry_schedule = ["1m", "1h"]\n'
+        'queue_lifetime = "1w"\n'
+        'max_message_size = "512k"\n'
+        'tls_cert = "/etc/mailmark/cert.pem"\n'
+        'tls_key = "/etc/mailmark/key.pem"\n',
+    )
+
+    settings = load_settings(config_file=path)
+
+    assert settings.data_dir == Path("/var/lib/mailmark")
+    assert settings.database_url == "sqlite+aiosqlite:////var/lib/mailmark/mailmark.db"
+    assert settings.hostname == "mx.example.net"
+    assert settings.imap_port == 143
+    assert settings.dns_nameservers == ["127.0.0.1:5300"]
+    assert settings.retry_schedule == [timedelta(minutes=1), timedelta(hours=1)]
+    assert settings.queue_lifetime == timedelta(weeks=1)
+    assert settings.max_message_size == 512 * 1024
+    assert settings.tls_cert == Path("/etc/mailmark/cert.pem")
+
+
+def test_mailmark_toml_in_the_working_directory_is_read_by_default(tmp_path: Path) -> None:
+    write_toml(tmp_path, "mx_port = 2600\n")
+    assert load_settings().mx_port == 2600
+
+
+def test_environment_beats_toml_beats_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "mx_port = 2600\nimap_port = 1600\n")
+    monkeypatch.setenv("MAILMARK_MX_PORT", "2700")
+
+    settings = load_settings(config_file=path)
+
+    assert settings.mx_port == 2700  # env over toml
+    assert settings.imap_port == 1600  # toml over default
+    assert settings.http_port == 8025  # default
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("5m", timedelta(minutes=5)),
+        (" 2H ", timedelta(hours=2)),
+        ("5d", timedelta(days=5)),
+        ("1w", timedelta(weeks=1)),
+    ],
+)
+def test_parse_duration(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "5", "m", "5 minutes", "1.5h", "-5m", "5y"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1048576", 1048576),
+        ("512k", 512 * 1024),
+        ("25M", 25 * 1024**2),
+        ("25MiB", 25 * 1024**2),
+        ("25 mb", 25 * 1024**2),
+        ("2G", 2 * 1024**3),
+    ],
+)
+def test_parse_size(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "lots", "1.5M", "-1", "10T"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a size"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("MAILMARK_MX_PORT", "smtp", "valid integer"),
+        ("MAILMARK_IMAP_PORT", "70000", "less than or equal to 65535"),
+        ("MAILMARK_REMOTE_SMTP_PORT", "0", "greater than or equal to 1"),
+        ("MAILMARK_HOSTNAME", "not a host", "is not a host name"),
+        ("MAILMARK_DNS_NAMESERVERS", "127.0.0.1:99999", "is not host[:port]"),
+        ("MAILMARK_RETRY_SCHEDULE", "5m,soon", "'soon' is not a duration"),
+        ("MAILMARK_RETRY_SCHEDULE", " , ", "needs at least one delay"),
+        ("MAILMARK_QUEUE_LIFETIME", "forever", "is not a duration"),
+        ("MAILMARK_MAX_MESSAGE_SIZE", "huge", "is not a size"),
+        ("MAILMARK_MAX_MESSAGE_SIZE", "100", "at least 1k"),
+        ("MAILMARK_MAX_RECIPIENTS", "0", "greater than or equal to 1"),
+        ("MAILMARK_SQLITE_SYNCHRONOUS", "OFF", "'FULL' or 'NORMAL'"),
+        ("MAILMARK_LOG_LEVEL", "chatty", "'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+        ("MAILMARK_BLOB_URL", "s3://bucket/mail", "only file:// blob stores"),
+        ("MAILMARK_TLS_KEY", "/etc/key.pem", "MAILMARK_TLS_CERT and MAILMARK_TLS_KEY must be set together"),
+        ("MAILMARK_TLS_CERT", "/etc/cert.pem", "MAILMARK_TLS_CERT and MAILMARK_TLS_KEY must be set together"),
+    ],
+)
+def test_bad_environment_value_names_the_key(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, reason: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+
+    message = str(caught.value)
+    assert "\n" not in message
+    expected_key = "MAILMARK_TLS_KEY" if name.startswith("MAILMARK_TLS") else name
+    assert message.startswith(f"invalid setting {expected_key}: ")
+    assert reason in message
+
+
+def test_bad_toml_value_names_the_key(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'mx_port = "twenty-five"\n')
+    with pytest.raises(SettingsError, match=r"^invalid setting MAILMARK_MX_PORT: .*valid integer"):
+        load_settings(config_file=path)
+
+
+def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "mx_prot = 25\n")
+    with pytest.raises(SettingsError, match=r"^invalid setting MAILMARK_MX_PROT: Extra inputs are not permitted"):
+        load_settings(config_file=path)
+
+
+def test_several_bad_values_still_make_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILMARK_MX_PORT", "x")
+    monkeypatch.setenv("MAILMARK_IMAP_PORT", "y")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).endswith("(and 1 more)")
+
+
+def test_unreadable_or_missing_config_file(tmp_path: Path) -> None:
+    broken = write_toml(tmp_path, "mx_port = \n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config_file=broken)
+    assert str(caught.value).startswith(f"{broken}: ") and "\n" not in str(caught.value)
+
+    missing = tmp_path / "nowhere.toml"
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(config_file=missing)

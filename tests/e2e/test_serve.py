@@ -1,0 +1,228 @@
+"""`mailmark serve` as a real process: first start on an empty directory, kill -9 safety, clean stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from mailmark.bootstrap import build_services
+from tests.cli.test_cli import MAILMARK, cli_environment, mailmark, settings_for
+from tests.conftest import stored_copies
+from tests.fakedns import FakeDns
+
+pytestmark = pytest.mark.slow
+
+START_TIMEOUT = 30.0
+MESSAGES = 20
+CONNECTIONS = 4
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    """One `mailmark serve` process; its log (stderr) is read continuously so it never blocks."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._new_line = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, env: dict[str, str], cwd: Path) -> Server:
+        process = await asyncio.create_subprocess_exec(
+            MAILMARK, "serve", env=env, cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def _read(self) -> None:
+        assert self.process.stderr is not None
+        async for raw in self.process.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+            self._new_line.set()
+        self._new_line.set()
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    async def wait_for(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
+        async def scan() -> re.Match[str]:
+            seen = 0
+            while True:
+                for line in self.lines[seen:]:
+                    if found := re.search(pattern, line):
+                        return found
+                seen = len(self.lines)
+                if self._reader.done():
+                    raise AssertionError(f"serve ended without logging {pattern!r}:\n{self.log}")
+                self._new_line.clear()
+                await self._new_line.wait()
+
+        try:
+            return await asyncio.wait_for(scan(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no {pattern!r} within {timeout}s; log so far:\n{self.log}") from None
+
+    async def exit_status(self, timeout: float) -> int:
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        await self._reader
+        return code
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        with contextlib.suppress(Exception):
+            await self._reader
+
+
+@pytest.fixture
+def serve_env(tmp_path: Path, database_url: str, fake_dns: FakeDns) -> dict[str, str]:
+    return cli_environment(
+        tmp_path / "data",
+        database_url,
+        MAILMARK_MX_PORT=str(free_port()),
+        MAILMARK_DNS_NAMESERVERS=fake_dns.address,
+        # Whatever other listeners serve starts, they must not collide with other test runs.
+        MAILMARK_SUBMISSION_PORT="0",
+        MAILMARK_SUBMISSIONS_PORT="0",
+        MAILMARK_IMAP_PORT="0",
+        MAILMARK_IMAPS_PORT="0",
+        MAILMARK_HTTP_PORT="0",
+    )
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[list[Server]]:
+    """Every server a test starts; any still running at the end is killed."""
+    started: list[Server] = []
+    try:
+        yield started
+    finally:
+        for server in started:
+            await server.stop()
+
+
+async def start_serving(env: dict[str, str], cwd: Path, servers: list[Server]) -> Server:
+    server = await Server.start(env, cwd)
+    servers.append(server)
+    port = env["MAILMARK_MX_PORT"]
+    await server.wait_for(rf"MX listening on 127\.0\.0\.1:{port}\b")
+    return server
+
+
+def numbered_message(n: int) -> bytes:
+    # ~16 KiB, so that every blob write is real work for the disk.
+    body = "".join(f"Line {i:04d} of message {n:02d}: the quick brown fox.\r\n" for i in range(300))
+    return (
+        f"From: Alice <alice@example.org>\r\n"
+        f"To: sales@acme.test\r\n"
+        f"Subject: Crash test {n:02d}\r\n"
+        f"Message-ID: <crash-{n:02d}@example.org>\r\n"
+        f"\r\n{body}"
+    ).encode()
+
+
+async def test_kill_9_after_the_last_250_loses_nothing(
+    serve_env: dict[str, str], tmp_path: Path, database_url: str, servers: list[Server]
+) -> None:
+    # A fresh directory: serve is the very first command, so it migrates and makes its own TLS key.
+    assert not (tmp_path / "data").exists()
+    server = await start_serving(serve_env, tmp_path, servers)
+    for args in (
+        ("account", "create", "acme", "--owner", "owner@acme.test", "--password", "owner-pass-1"),
+        ("domain", "add", "acme.test", "--account", "acme", "--trust"),
+        ("mailbox", "add", "sales@acme.test"),
+    ):
+        result = await mailmark(serve_env, *args, cwd=tmp_path)
+        assert result.code == 0, result.err
+
+    port = int(serve_env["MAILMARK_MX_PORT"])
+    sent = {n: numbered_message(n) for n in range(MESSAGES)}
+    acknowledged: list[int] = []
+
+    async def client(numbers: list[int]) -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
+        await smtp.connect()
+        try:
+            for n in numbers:
+                errors, reply = await smtp.sendmail("alice@example.org", ["sales@acme.test"], sent[n])
+                assert errors == {} and reply.startswith("2.0.0 Ok"), reply
+                acknowledged.append(n)
+                if len(acknowledged) == MESSAGES:
+                    # The instant the last 250 is read: no chance for any later cleanup to run.
+                    os.kill(server.process.pid, signal.SIGKILL)
+        finally:
+            smtp.close()
+
+    await asyncio.wait_for(
+        asyncio.gather(*(client(list(range(c, MESSAGES, CONNECTIONS))) for c in range(CONNECTIONS))),
+        timeout=60,
+    )
+    assert sorted(acknowledged) == list(range(MESSAGES))
+    assert await server.exit_status(timeout=10) == -signal.SIGKILL
+
+    # It starts again on the crashed directory (WAL recovery, half-written files swept).
+    restarted = await start_serving(serve_env, tmp_path, servers)
+
+    services = await build_services(settings_for(tmp_path / "data", database_url))
+    try:
+        sales = await services.mailboxes.get("sales@acme.test")
+        copies = await stored_copies(services, sales)
+        blob_files = [
+            path for path in services.settings.blob_path.glob("*/*") if not path.name.startswith(".tmp-")
+        ]
+    finally:
+        await services.close()
+    assert sorted(c.uid for c in copies) == list(range(1, MESSAGES + 1))
+    by_subject = {c.subject: c for c in copies}
+    for n, raw in sent.items():
+        copy = by_subject[f"Crash test {n:02d}"]
+        assert copy.folder == "INBOX"
+        assert copy.data.endswith(raw), f"message {n} is damaged"
+    assert len(blob_files) == MESSAGES  # one per message, none half-written
+
+    restarted.process.send_signal(signal.SIGTERM)
+    assert await restarted.exit_status(timeout=5) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_signal_stops_serve_cleanly(
+    serve_env: dict[str, str], tmp_path: Path, servers: list[Server], signum: signal.Signals
+) -> None:
+    server = await start_serving(serve_env, tmp_path, servers)
+    port = int(serve_env["MAILMARK_MX_PORT"])
+    # An idle client that is connected when the signal comes must not hold the shutdown up.
+    idle = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=10)
+    await idle.connect()
+    code, _ = await idle.ehlo()
+    assert code == 250
+
+    server.process.send_signal(signum)
+
+    try:
+        assert await server.exit_status(timeout=5) == 0, server.log
+    finally:
+        idle.close()
+    assert any("shutting down" in line for line in server.lines), server.log
+    assert "Traceback" not in server.log
+    with pytest.raises(OSError):
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()

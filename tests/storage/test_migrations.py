@@ -1,0 +1,124 @@
+"""Alembic migrations: a fresh database reaches head, re-running is harmless, head matches tables.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mailmark.bootstrap import build_services
+from mailmark.config import Settings
+from mailmark.storage.db import create_engine
+from mailmark.storage.migrate import alembic_config, migrate
+from mailmark.storage.tables import accounts, metadata
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    created = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        yield created
+    finally:
+        await created.dispose()
+
+
+def package_head() -> str:
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert len(heads) == 1, f"the migrations have several heads: {heads}"
+    return heads[0]
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+
+
+async def table_names(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return set(await conn.run_sync(lambda sync: sa.inspect(sync).get_table_names()))
+
+
+async def test_fresh_database_migrates_to_head(engine: AsyncEngine) -> None:
+    assert await current_revision(engine) is None
+    assert await table_names(engine) == set()
+
+    await migrate(engine)
+
+    assert await current_revision(engine) == package_head()
+    assert await table_names(engine) == set(metadata.tables) | {"alembic_version"}
+
+
+async def test_migrating_twice_is_harmless(engine: AsyncEngine) -> None:
+    await migrate(engine)
+    async with engine.begin() as conn:
+        await conn.execute(
+            accounts.insert().values(
+                name="acme", plan="unlimited", status="active", created_at=datetime.now(timezone.utc)
+            )
+        )
+
+    await migrate(engine)
+
+    assert await current_revision(engine) == package_head()
+    async with engine.connect() as conn:
+        names = (await conn.execute(sa.select(accounts.c.name))).scalars().all()
+    assert names == ["acme"]
+
+
+async def test_nodes_starting_together_both_migrate(settings: Settings, engine: AsyncEngine) -> None:
+    """Every node migrates on start; two at once must not trip over each other."""
+    other = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        await asyncio.gather(migrate(engine), migrate(other))
+    finally:
+        await other.dispose()
+    assert await current_revision(engine) == package_head()
+
+
+async def test_head_matches_the_tables_metadata(engine: AsyncEngine) -> None:
+    await migrate(engine)
+
+    def differences(sync: sa.Connection) -> list[object]:
+        context = MigrationContext.configure(
+            sync, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(context, metadata))
+
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(differences)
+    assert diff == [], "tables.py and the migrations disagree; write a migration for:\n" + "\n".join(
+        map(str, diff)
+    )
+
+
+async def test_serve_start_migrates_a_fresh_database(settings: Settings) -> None:
+    services = await build_services(settings)
+    try:
+        assert await current_revision(services.engine) == package_head()
+    finally:
+        await services.close()
+
+
+async def test_sqlite_runs_in_wal_mode_with_the_configured_sync(settings: Settings) -> None:
+    if not settings.is_sqlite:
+        pytest.skip("SQLite pragmas; this run uses PostgreSQL")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for synchronous, level in (("FULL", 2), ("NORMAL", 1)):
+        engine = create_engine(settings.database_url, sqlite_synchronous=synchronous)
+        try:
+            async with engine.connect() as conn:
+                pragmas = [
+                    (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
+                    for name in ("journal_mode", "synchronous", "foreign_keys")
+                ]
+        finally:
+            await engine.dispose()
+        assert pragmas == ["wal", level, 1]
