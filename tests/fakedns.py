@@ -96,7 +96,9 @@ class FakeDns:
                 strings = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
             return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, kind, strings)
         assert isinstance(value, str)
-        return dns.rdata.from_text(dns.rdataclass.IN, kind, value, relativize=False)
+        return dns.rdata.from_text(
+            dns.rdataclass.IN, kind, value, origin=dns.name.root, relativize=False
+        )
 
     def _serve(self) -> None:
         assert self._udp is not None and self._tcp is not None

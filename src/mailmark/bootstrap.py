@@ -19,10 +19,12 @@ from mailmark.core.delivery import InboundDelivery
 from mailmark.core.domains import DomainService
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.ports import Clock, SystemClock
+from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
+from mailmark.dns_tools.verification import DomainDns
 from mailmark.security import (
     Argon2PasswordHasher,
-    RsaDkimKeyGenerator,
+    DkimKeyFactory,
     ensure_self_signed_certificate,
     server_tls_context,
 )
@@ -69,6 +71,8 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     blobs = FileBlobStore(settings.blob_path)
     await asyncio.to_thread(blobs.sweep_temporary)
     passwords = Argon2PasswordHasher()
+    # Verification re-runs right after a person fixes their DNS: never answer from a cache.
+    domain_dns = DomainDns(DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings))
     return Services(
         settings=settings,
         engine=engine,
@@ -77,9 +81,22 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         clock=clock,
         resolver=DnsResolver(settings.dns_nameservers or None),
         accounts=AccountService(uow, clock, passwords),
-        domains=DomainService(uow, clock, RsaDkimKeyGenerator()),
+        domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns),
         mailboxes=MailboxService(uow, clock, passwords, blobs),
         delivery=InboundDelivery(uow, blobs, clock),
+    )
+
+
+def mail_server(settings: Settings) -> MailServer:
+    """How clients and other servers reach this one, for DNS records and autoconfiguration."""
+    return MailServer(
+        hostname=settings.hostname,
+        public_ips=tuple(settings.public_ips),
+        submission_port=settings.submission_port,
+        submissions_port=settings.submissions_port,
+        imap_port=settings.imap_port,
+        imaps_port=settings.imaps_port,
+        mta_sts_mode=settings.mta_sts_mode,
     )
 
 

@@ -17,10 +17,12 @@ from mailmark.config import Settings, SettingsError, load_settings
 from mailmark.core.errors import MailmarkError
 from mailmark.core.model import Mailbox
 from mailmark.core.plans import PLANS
+from mailmark.dns_tools.record_set import record_json, zone_fragment
 
 log = logging.getLogger("mailmark")
 
-Command = Callable[[Services, argparse.Namespace], Awaitable[tuple[str, Any]]]
+# A command returns (text, JSON data) or (text, JSON data, exit status).
+Command = Callable[[Services, argparse.Namespace], Awaitable[tuple[Any, ...]]]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("domain")
     add.add_argument("--account", required=True, metavar="NAME")
     add.add_argument("--trust", action="store_true", help="mark verified without DNS checks")
+    records = domain.add_parser("records", help="print the DNS records the domain needs")
+    records.add_argument("domain")
+    records.add_argument("--zone", action="store_true", help="print a BIND zone-file fragment")
+    verify = domain.add_parser("verify", help="check the domain's DNS records, one by one")
+    verify.add_argument("domain")
+    rotate = domain.add_parser("rotate-dkim", help="publish new DKIM keys alongside the current ones")
+    rotate.add_argument("domain")
 
     mailbox = commands.add_parser("mailbox", help="manage mailboxes").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -60,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "address", metavar="LOCAL@DOMAIN"
     )
 
-    for sub in (create, add, *mailbox.choices.values()):
+    for sub in (create, add, records, verify, rotate, *mailbox.choices.values()):
         sub.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -97,6 +106,54 @@ async def _domain_add(services: Services, args: argparse.Namespace) -> tuple[str
     return text, {"id": domain.id, "name": domain.name, "status": domain.status}
 
 
+async def _domain_records(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    domain, records = await services.domains.records(args.domain)
+    if args.zone:
+        return zone_fragment(records).rstrip("\n"), [record_json(r) for r in records]
+    lines = [f"DNS records for {domain.name} (publish the required ones, then verify):", ""]
+    for record in records:
+        need = "required" if record.required else "recommended"
+        value = record.value if record.priority is None else f"{record.priority} {record.value}"
+        lines += [f"{record.type:5} {record.name}  [{need}]", f"      {value}", f"      {record.purpose}"]
+    return "\n".join(lines), [record_json(r) for r in records]
+
+
+async def _domain_verify(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    verification = await services.domains.verify(args.domain)
+    lines = []
+    for check in verification.checks:
+        need = "" if check.record.required else " (recommended)"
+        lines.append(f"{check.status.upper():8} {check.record.type:5} {check.record.name}{need}")
+        if check.status != "ok":
+            lines.append(f"         expected: {check.record.value}")
+            if check.found:
+                lines.append(f"         found:    {' | '.join(check.found)}")
+            if check.detail:
+                lines.append(f"         {check.detail}")
+    for key in verification.promoted_keys:
+        lines.append(f"DKIM selector {key.selector} now signs mail for {verification.domain.name}.")
+    lines.append(
+        f"{verification.domain.name} is verified."
+        if verification.required_ok
+        else f"{verification.domain.name}: some required records are not right yet."
+    )
+    data = [
+        {**record_json(c.record), "status": c.status, "found": list(c.found), "detail": c.detail}
+        for c in verification.checks
+    ]
+    # Exit status 0 only when every required record is ok (ARCHITECTURE.md contract).
+    return "\n".join(lines), data, 0 if verification.required_ok else 1
+
+
+async def _domain_rotate_dkim(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    keys = await services.domains.rotate_dkim(args.domain)
+    lines = ["New DKIM keys, published alongside the current ones:"]
+    lines += [f"  {k.selector} ({k.algorithm})" for k in keys]
+    lines.append("Publish their records (mailmark domain records), then run mailmark domain verify:")
+    lines.append("signing switches to the new keys once their records verify.")
+    return "\n".join(lines), [{"selector": k.selector, "algorithm": k.algorithm} for k in keys]
+
+
 async def _mailbox_add(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
     mailbox = await services.mailboxes.create(
         args.address,
@@ -123,6 +180,9 @@ async def _mailbox_delete(services: Services, args: argparse.Namespace) -> tuple
 COMMANDS: dict[tuple[str, str], Command] = {
     ("account", "create"): _account_create,
     ("domain", "add"): _domain_add,
+    ("domain", "records"): _domain_records,
+    ("domain", "verify"): _domain_verify,
+    ("domain", "rotate-dkim"): _domain_rotate_dkim,
     ("mailbox", "add"): _mailbox_add,
     ("mailbox", "list"): _mailbox_list,
     ("mailbox", "delete"): _mailbox_delete,
@@ -132,7 +192,7 @@ COMMANDS: dict[tuple[str, str], Command] = {
 async def _run_command(settings: Settings, command: Command, args: argparse.Namespace) -> int:
     services = await build_services(settings)
     try:
-        text, data = await command(services, args)
+        text, data, *status = await command(services, args)
     except MailmarkError as error:
         if args.json:
             print(json.dumps({"error": error.message}))
@@ -141,7 +201,7 @@ async def _run_command(settings: Settings, command: Command, args: argparse.Name
     finally:
         await services.close()
     print(json.dumps(data, indent=2) if args.json else text)
-    return 0
+    return status[0] if status else 0
 
 
 async def _serve(settings: Settings) -> int:

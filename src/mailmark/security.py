@@ -14,7 +14,7 @@ from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -34,7 +34,9 @@ class Argon2PasswordHasher:
             return False
 
 
-class RsaDkimKeyGenerator:
+class DkimKeyFactory:
+    """DKIM signing keys: 2048-bit RSA (RFC 6376) and Ed25519 (RFC 8463)."""
+
     def generate_rsa(self, bits: int = 2048) -> tuple[str, str]:
         key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
         private_pem = key.private_bytes(
@@ -46,6 +48,16 @@ class RsaDkimKeyGenerator:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         return private_pem, base64.b64encode(public_der).decode("ascii")
+
+    def generate_ed25519(self) -> tuple[str, str]:
+        """RFC 8463 §4: the private key as base64 of its 32-byte seed (what dkimpy signs with) and
+        the public key as base64 of its 32 raw bytes (the DNS record's p=)."""
+        key = ed25519.Ed25519PrivateKey.generate()
+        seed = key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return base64.b64encode(seed).decode("ascii"), base64.b64encode(public).decode("ascii")
 
 
 def ensure_self_signed_certificate(directory: Path, hostname: str) -> tuple[Path, Path]:

@@ -145,8 +145,12 @@ async def test_account_domain_and_mailboxes(env: dict[str, str], tmp_path: Path,
     assert [tuple(r) for r in domain_rows] == [("acme.test", True)]
     assert account.plan == "starter" and verified.status == "verified"
     assert mailbox_count == 0
-    [key] = key_rows
-    assert key.algorithm == "rsa-sha256" and key.active and key.selector.startswith("mm")
+    assert sorted((k.algorithm, k.state) for k in key_rows) == [
+        ("ed25519-sha256", "active"),
+        ("rsa-sha256", "active"),
+    ]
+    [key] = [k for k in key_rows if k.algorithm == "rsa-sha256"]
+    assert key.selector.startswith("mm")
     private = serialization.load_pem_private_key(key.private_key_pem.encode(), password=None)
     assert isinstance(private, rsa.RSAPrivateKey) and private.key_size == 2048
     public_der = private.public_key().public_bytes(

@@ -5,6 +5,7 @@ This is the only module that reads the environment. Everything else receives a `
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from datetime import timedelta
@@ -74,6 +75,9 @@ class Settings(BaseSettings):
     http_port: int = Field(8025, ge=0, le=65535)
     public_url: str = ""
     dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The server's public addresses, for the SPF and PTR records it recommends.
+    public_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    mta_sts_mode: Literal["testing", "enforce", "none"] = "testing"
     remote_smtp_port: int = Field(25, ge=1, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -107,6 +111,17 @@ class Settings(BaseSettings):
             _check_nameserver(str(server))
         return servers
 
+    @field_validator("public_ips", mode="before")
+    @classmethod
+    def _public_ips(cls, value: Any) -> Any:
+        addresses = _split_list(value)
+        for address in addresses if isinstance(addresses, list) else []:
+            try:
+                ipaddress.ip_address(str(address))
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address") from None
+        return addresses
+
     @field_validator("retry_schedule", mode="before")
     @classmethod
     def _retry_schedule(cls, value: Any) -> Any:
@@ -134,6 +149,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("mta_sts_mode", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("hostname")
     @classmethod

@@ -1,30 +1,56 @@
-"""Domains: adding one (with its DKIM key), marking it verified, looking it up."""
+"""Domains: adding one with its DKIM keys, its DNS record set, verification and key rotation."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from datetime import datetime
+
 from mailmark.core.addresses import normalize_domain
 from mailmark.core.errors import Conflict, NotFound
-from mailmark.core.model import DkimKey, Domain
+from mailmark.core.model import DkimKey, DnsRecord, Domain, RecordCheck
 from mailmark.core.plans import effective_plan, ensure_domain_quota
-from mailmark.core.ports import Clock, DkimKeyGenerator, UnitOfWorkFactory
+from mailmark.core.ports import (
+    Clock,
+    DkimKeyGenerator,
+    DomainDnsChecker,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 DKIM_RSA_BITS = 2048
+# Keys that belong in DNS: the signing ones and the ones waiting to take over.
+PUBLISHED_KEY_STATES = ("active", "pending")
+ALL_KEY_STATES = ("active", "pending", "retired")
+
+
+@dataclass(frozen=True)
+class Verification:
+    domain: Domain
+    checks: tuple[RecordCheck, ...]
+    promoted_keys: tuple[DkimKey, ...] = ()
+
+    @property
+    def required_ok(self) -> bool:
+        return all(check.status == "ok" for check in self.checks if check.record.required)
 
 
 class DomainService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, keys: DkimKeyGenerator) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, keys: DkimKeyGenerator, dns: DomainDnsChecker
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._keys = keys
+        self._dns = dns
 
     async def add(self, name: str, *, account_name: str, trust: bool = False) -> Domain:
-        """Add a domain to an account and generate its DKIM key.
+        """Add a domain to an account and generate its DKIM keys (RSA and Ed25519).
 
         `trust` marks it verified without DNS checks, for local and test setups."""
         domain_name = normalize_domain(name)
-        # Key generation takes a noticeable fraction of a second: do it before the transaction.
-        private_pem, public_key = self._keys.generate_rsa(DKIM_RSA_BITS)
         now = self._clock.now()
+        # Key generation takes a noticeable fraction of a second: do it before the transaction.
+        new_keys = self._new_keys(now, taken=set())
         async with self._uow() as uow:
             account = await uow.accounts.get_by_name(account_name)
             if account is None or account.id is None:
@@ -37,10 +63,10 @@ class DomainService:
                 Domain(account.id, domain_name, now, verified_at=now if trust else None, trusted=trust)
             )
             assert domain.id is not None
-            selector = f"mm{now:%Y%m}"
-            await uow.domains.add_dkim_key(
-                DkimKey(domain.id, selector, "rsa-sha256", private_pem, public_key, True, now)
-            )
+            for selector, algorithm, private, public in new_keys:
+                await uow.domains.add_dkim_key(
+                    DkimKey(domain.id, selector, algorithm, private, public, "active", now)
+                )
             await uow.commit()
         return domain
 
@@ -51,3 +77,90 @@ class DomainService:
         if domain is None:
             raise NotFound(f"No domain {domain_name} here.")
         return domain
+
+    async def records(self, name: str) -> tuple[Domain, list[DnsRecord]]:
+        """The records the domain should publish on this server."""
+        async with self._uow() as uow:
+            domain, keys = await self._domain_and_keys(uow, name)
+        return domain, self._dns.record_set(domain.name, keys)
+
+    async def verify(self, name: str) -> Verification:
+        """Check every record. All required ones ok → the domain is verified. A pending DKIM key
+        whose record verifies becomes the signing key, and the one it replaces is retired."""
+        async with self._uow() as uow:
+            domain, keys = await self._domain_and_keys(uow, name)
+        checks = await self._dns.verify(self._dns.record_set(domain.name, keys))
+        ok_names = {check.record.name for check in checks if check.status == "ok"}
+        ready = [
+            key
+            for key in keys
+            if key.state == "pending" and f"{key.selector}._domainkey.{domain.name}" in ok_names
+        ]
+        result = Verification(domain, tuple(checks))
+        if not ready and (domain.verified_at is not None or not result.required_ok):
+            return result
+        now = self._clock.now()
+        async with self._uow() as uow:
+            assert domain.id is not None
+            for key in ready:
+                for old in keys:
+                    if old.state == "active" and old.algorithm == key.algorithm and old.id is not None:
+                        await uow.domains.set_dkim_state(old.id, "retired")
+                assert key.id is not None
+                await uow.domains.set_dkim_state(key.id, "active")
+            if domain.verified_at is None and result.required_ok:
+                await uow.domains.set_verified(domain.id, now)
+                domain = replace(domain, verified_at=now)
+            await uow.commit()
+        return Verification(domain, tuple(checks), tuple(ready))
+
+    async def rotate_dkim(self, name: str) -> list[DkimKey]:
+        """Create new keys in state "pending": published alongside the current ones, used for
+        signing once `verify` sees their records in DNS."""
+        async with self._uow() as uow:
+            domain, keys = await self._domain_and_keys(uow, name, ALL_KEY_STATES)
+        if any(key.state == "pending" for key in keys):
+            raise Conflict(
+                f"A DKIM key rotation for {domain.name} is already waiting: publish its record and "
+                "verify the domain first."
+            )
+        assert domain.id is not None
+        new_keys = self._new_keys(self._clock.now(), taken={key.selector for key in keys})
+        created = []
+        now = self._clock.now()
+        async with self._uow() as uow:
+            for selector, algorithm, private, public in new_keys:
+                created.append(
+                    await uow.domains.add_dkim_key(
+                        DkimKey(domain.id, selector, algorithm, private, public, "pending", now)
+                    )
+                )
+            await uow.commit()
+        return created
+
+    async def _domain_and_keys(
+        self, uow: UnitOfWork, name: str, states: tuple[str, ...] = PUBLISHED_KEY_STATES
+    ) -> tuple[Domain, list[DkimKey]]:
+        domain_name = normalize_domain(name)
+        domain = await uow.domains.get_by_name(domain_name)
+        if domain is None or domain.id is None:
+            raise NotFound(f"No domain {domain_name} here.")
+        return domain, await uow.domains.dkim_keys(domain.id, states)
+
+    def _new_keys(self, now: datetime, taken: set[str]) -> list[tuple[str, str, str, str]]:
+        """(selector, algorithm, private, public) for one RSA and one Ed25519 key."""
+        base = f"mm{now:%Y%m%d}"
+        serial = 1
+        while any(s in taken for s in (_selector(base, serial, "r"), _selector(base, serial, "e"))):
+            serial += 1
+        rsa_private, rsa_public = self._keys.generate_rsa(DKIM_RSA_BITS)
+        ed_private, ed_public = self._keys.generate_ed25519()
+        return [
+            (_selector(base, serial, "r"), "rsa-sha256", rsa_private, rsa_public),
+            (_selector(base, serial, "e"), "ed25519-sha256", ed_private, ed_public),
+        ]
+
+
+def _selector(base: str, serial: int, kind: str) -> str:
+    """mm20261125r, mm20261125e; a second rotation the same day: mm20261125r2, …"""
+    return f"{base}{kind}" if serial == 1 else f"{base}{kind}{serial}"

@@ -45,11 +45,15 @@ class DkimKey:
     domain_id: int
     selector: str
     algorithm: str  # "rsa-sha256" | "ed25519-sha256"
-    private_key_pem: str
+    private_key_pem: str  # PEM for RSA; base64 of the 32-byte seed for Ed25519
     public_key: str  # base64, the p= of the DNS record
-    active: bool
+    state: str  # "active" (signing), "pending" (published, awaiting DNS), "retired"
     created_at: datetime
     id: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
 
 
 @dataclass(frozen=True)
@@ -130,3 +134,27 @@ class NewPlacement:
     thread_id: str
     internal_date: datetime
     flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """One DNS record a hosted domain should publish. `name` is a FQDN without the final dot."""
+
+    type: str  # "MX" | "TXT" | "CNAME" | "SRV" | "PTR"
+    name: str
+    value: str
+    purpose: str
+    required: bool = True
+    priority: int | None = None  # MX only
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    """What the DNS says about one expected record.
+
+    status: "ok", "missing", "mismatch", or "error" (timeout/SERVFAIL: unknown, not missing)."""
+
+    record: DnsRecord
+    status: str
+    found: tuple[str, ...] = ()
+    detail: str = ""

@@ -10,10 +10,12 @@ from mailmark.core.model import (
     Account,
     Domain,
     DkimKey,
+    DnsRecord,
     Folder,
     Mailbox,
     NewMessage,
     NewPlacement,
+    RecordCheck,
     User,
 )
 
@@ -54,6 +56,18 @@ class DkimKeyGenerator(Protocol):
         """Return (private key PEM, public key as base64 DER SubjectPublicKeyInfo)."""
         ...
 
+    def generate_ed25519(self) -> tuple[str, str]:
+        """Return (private seed as base64, public key as base64), per RFC 8463."""
+        ...
+
+
+class DomainDnsChecker(Protocol):
+    """Which records a domain needs on this server, and what the DNS says about them."""
+
+    def record_set(self, domain: str, dkim_keys: Sequence[DkimKey]) -> list[DnsRecord]: ...
+
+    async def verify(self, records: Sequence[DnsRecord]) -> list[RecordCheck]: ...
+
 
 class AccountRepository(Protocol):
     async def add(self, account: Account) -> Account: ...
@@ -72,7 +86,10 @@ class DomainRepository(Protocol):
     async def count_for_account(self, account_id: int) -> int: ...
     async def set_verified(self, domain_id: int, verified_at: datetime | None) -> None: ...
     async def add_dkim_key(self, key: DkimKey) -> DkimKey: ...
-    async def active_dkim_key(self, domain_id: int) -> DkimKey | None: ...
+    async def dkim_keys(self, domain_id: int, states: Sequence[str]) -> list[DkimKey]:
+        """The domain's keys in these states, oldest first."""
+        ...
+    async def set_dkim_state(self, key_id: int, state: str) -> None: ...
 
 
 class MailboxRepository(Protocol):

@@ -32,10 +32,13 @@ class DnsResolver:
     record of the type asked, or is not a valid DNS name yields an empty result.
     """
 
-    def __init__(self, nameservers: list[str] | None = None, timeout: float = 5.0) -> None:
+    def __init__(
+        self, nameservers: list[str] | None = None, timeout: float = 5.0, *, cache: bool = True
+    ) -> None:
         """`nameservers`: "host", "host:port", "[v6]:port" or bare IPv6; none → system config.
 
         `timeout` bounds each lookup, retries and fallback to the next nameserver included.
+        `cache=False` is for checks a person re-runs right after fixing their DNS.
         """
         try:
             resolver = dns.resolver.Resolver(configure=not nameservers)
@@ -45,7 +48,7 @@ class DnsResolver:
             resolver.nameservers = [_parse_nameserver(entry) for entry in nameservers]
         resolver.lifetime = timeout
         # dnspython caches NXDOMAIN and no-answer responses too (SOA minimum, else 300 s).
-        resolver.cache = dns.resolver.LRUCache(_CACHE_SIZE)
+        resolver.cache = dns.resolver.LRUCache(_CACHE_SIZE) if cache else None
         self._resolver = resolver
         self._timeout = timeout
 
@@ -68,6 +71,13 @@ class DnsResolver:
             for rdtype in ("A", "AAAA")
             for rdata in self._lookup(name, rdtype, self._timeout)
         ]
+
+    def records(self, name: str, rdtype: str) -> list[str]:
+        """Any record type in presentation form (e.g. SRV "0 1 465 mx.example.com."), CNAMEs
+        followed; TXT as its strings joined, like `txt`."""
+        if rdtype == "TXT":
+            return self.txt(name)
+        return [rdata.to_text() for rdata in self._lookup(name, rdtype, self._timeout)]
 
     def dkim_dnsfunc(self, name: bytes, timeout: float = 5) -> bytes | None:
         """dkimpy's `dnsfunc`: the first TXT record at `name`, or None when there is none.

@@ -92,7 +92,7 @@ dkim_keys = sa.Table(
     sa.Column("algorithm", sa.String(20), nullable=False),
     sa.Column("private_key_pem", sa.Text(), nullable=False),
     sa.Column("public_key", sa.Text(), nullable=False),
-    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("domain_id", "selector"),
 )

@@ -103,14 +103,16 @@ class SqlDomains(_Repository):
         new_id = await self._insert(dkim_keys, _row_values(key))
         return DkimKey(**{**asdict(key), "id": new_id})
 
-    async def active_dkim_key(self, domain_id: int) -> DkimKey | None:
+    async def dkim_keys(self, domain_id: int, states: Sequence[str]) -> list[DkimKey]:
         query = (
             dkim_keys.select()
-            .where(dkim_keys.c.domain_id == domain_id, dkim_keys.c.active.is_(True))
-            .order_by(dkim_keys.c.id.desc())
+            .where(dkim_keys.c.domain_id == domain_id, dkim_keys.c.state.in_(states))
+            .order_by(dkim_keys.c.id)
         )
-        row = (await self._conn.execute(query)).first()
-        return DkimKey(**row._mapping) if row else None
+        return [DkimKey(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def set_dkim_state(self, key_id: int, state: str) -> None:
+        await self._conn.execute(dkim_keys.update().where(dkim_keys.c.id == key_id).values(state=state))
 
 
 _MAILBOX_COLUMNS = (
