@@ -186,6 +186,12 @@ class InboundDelivery:
         return receipts
 
     async def _record_one(self, uow: UnitOfWork, request: _Request) -> DeliveryReceipt:
+        if not request.created_blob:
+            # The blob existed already: a mailbox deletion may be removing it right now. Under
+            # the blob's lock (MailboxService.delete takes it too) make sure it is still there.
+            await uow.messages.lock_blob(request.blob_key)
+            if not await self._blobs.exists(request.blob_key):
+                await self._blobs.put(request.raw)
         now = self._clock.now()
         message = NewMessage(
             blob_key=request.blob_key,

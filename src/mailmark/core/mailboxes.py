@@ -133,8 +133,14 @@ class MailboxService:
             await uow.mailboxes.delete(mailbox.id)
             await uow.commit()
         # Only after the commit: a failed transaction must never leave rows without their blob.
+        # Each removal re-checks under the blob's lock, because a delivery of identical content
+        # may have reused the blob since (InboundDelivery takes the same lock).
         for key in orphaned_blobs:
-            await self._blobs.delete(key)
+            async with self._uow() as uow:
+                await uow.messages.lock_blob(key)
+                if not await uow.messages.blob_referenced(key):
+                    await self._blobs.delete(key)
+                await uow.commit()
 
     async def resolve_recipient(self, address: str) -> Mailbox:
         """The mailbox an envelope recipient delivers to.

@@ -42,6 +42,11 @@ def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
         yield items[start : start + CHUNK]
 
 
+def _blob_lock_id(blob_key: str) -> int:
+    """A signed 64-bit advisory-lock id from the blob's SHA-256 hex key."""
+    return int(blob_key[:16], 16) - (1 << 63)
+
+
 def _row_values(record: Any) -> dict[str, Any]:
     values = asdict(record)
     values.pop("id")
@@ -256,6 +261,18 @@ class SqlMessages(_Repository):
             query = sa.select(messages.c.blob_key).where(messages.c.blob_key.in_(chunk)).distinct()
             referenced.update((await self._conn.execute(query)).scalars())
         return [key for key in keys if key not in referenced]
+
+    async def lock_blob(self, blob_key: str) -> None:
+        # SQLite transactions here all begin IMMEDIATE and so already exclude each other; on
+        # PostgreSQL, an advisory lock on the key, held until commit, does the same per blob.
+        if self._conn.dialect.name == "postgresql":
+            await self._conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _blob_lock_id(blob_key)}
+            )
+
+    async def blob_referenced(self, blob_key: str) -> bool:
+        query = sa.select(messages.c.id).where(messages.c.blob_key == blob_key).limit(1)
+        return (await self._conn.execute(query)).first() is not None
 
     async def count_placements(self, mailbox_id: int) -> int:
         query = (
