@@ -37,6 +37,8 @@ _LIST_TAG = re.compile(r"^\s*\[[^\]]{0,60}\]\s*")
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.I | re.S)
 _SPACE = re.compile(r"\s+")
 _RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_BETWEEN_ENCODED_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?)")
 
 
 def header_section(raw: bytes) -> bytes:
@@ -71,13 +73,13 @@ def read_metadata(raw: bytes) -> MessageMetadata:
     references = tuple(_MSGID.findall(_raw_header(headers, "References")))[-MAX_REFERENCES:]
     in_reply_to_ids = _MSGID.findall(_raw_header(headers, "In-Reply-To"))
     message_ids = _MSGID.findall(_raw_header(headers, "Message-ID"))
-    if len(headers.get_all("From") or []) > 1:
+    if len(_field_values(headers, "From")) > 1:
         defects.append("more than one From header")
     snippet, attachments = _body_summary(raw, defects)
     return MessageMetadata(
         message_id=message_ids[0] if message_ids else None,
         subject=subject,
-        subject_key=subject_key,
+        subject_key=_storable(subject_key),
         is_reply=is_reply or bool(in_reply_to_ids or references),
         from_addr=next(iter(_addresses(headers, "From", defects)), None),
         to_addrs=_addresses(headers, "To", defects),
@@ -85,9 +87,16 @@ def read_metadata(raw: bytes) -> MessageMetadata:
         date=_date(headers, defects),
         in_reply_to=in_reply_to_ids[0] if in_reply_to_ids else None,
         references=references,
-        snippet=snippet,
-        attachments=attachments,
-        defects=tuple(defects),
+        snippet=_storable(snippet),
+        attachments=tuple(
+            Attachment(
+                _storable(a.filename) if a.filename is not None else None,
+                _storable(a.content_type),
+                a.size,
+            )
+            for a in attachments
+        ),
+        defects=tuple(_storable(defect) for defect in defects),
     )
 
 
@@ -112,25 +121,51 @@ def base_subject(subject: str) -> tuple[str, bool]:
     return text.lower().strip(), stripped_prefix
 
 
+def _field_values(headers: email.message.Message, name: str) -> list[str]:
+    """Every value of the field `name`, as text, in order.
+
+    RFC 6532 §3.2 allows UTF-8 in field values (we advertise SMTPUTF8); other 8-bit octets are an
+    unlabelled legacy charset, read as Latin-1 so that no octet is lost. The compat32 parser keeps
+    such octets as surrogate escapes, which `Message.get` would turn into U+FFFD."""
+    wanted = name.lower()
+    values = []
+    for field_name, value in headers.raw_items():
+        if field_name.lower() != wanted:
+            continue
+        octets = str(value).encode("ascii", "surrogateescape")
+        try:
+            values.append(octets.decode("utf-8"))
+        except UnicodeDecodeError:
+            values.append(octets.decode("latin-1"))
+    return values
+
+
 def _raw_header(headers: email.message.Message, name: str) -> str:
-    value = headers.get(name)
-    return str(value) if value is not None else ""
+    values = _field_values(headers, name)
+    return _storable(values[0]) if values else ""
 
 
 def _text(headers: email.message.Message, name: str, defects: list[str]) -> str | None:
-    value = headers.get(name)
-    if value is None:
+    values = _field_values(headers, name)
+    if not values:
         return None
+    value = values[0]
     try:
-        decoded = str(make_header(decode_header(str(value))))
+        if value.isascii():
+            decoded = str(make_header(decode_header(value)))
+        else:
+            # decode_header mangles raw non-ASCII text around encoded words: decode the words
+            # (RFC 2047 §6.2: white space between two adjacent ones is dropped) and keep the rest.
+            joined = _BETWEEN_ENCODED_WORDS.sub("", value)
+            decoded = _ENCODED_WORD.sub(lambda m: str(make_header(decode_header(m[0]))), joined)
     except Exception:
         defects.append(f"undecodable {name}")
-        decoded = str(value)
-    return _SPACE.sub(" ", decoded).strip()[:998]
+        decoded = value
+    return _storable(_SPACE.sub(" ", decoded).strip()[:998])
 
 
 def _addresses(headers: email.message.Message, name: str, defects: list[str]) -> tuple[str, ...]:
-    values = [str(v) for v in headers.get_all(name) or []]
+    values = _field_values(headers, name)
     if not values:
         return ()
     try:
@@ -138,15 +173,21 @@ def _addresses(headers: email.message.Message, name: str, defects: list[str]) ->
     except Exception:
         defects.append(f"unparseable {name}")
         return ()
-    return tuple(addr.lower() for _, addr in pairs if "@" in addr)[:100]
+    return tuple(_storable(addr.lower()) for _, addr in pairs if "@" in addr)[:100]
+
+
+def _storable(text: str) -> str:
+    """Text every database can store: PostgreSQL refuses NUL in text and JSON, and nothing can
+    encode a lone surrogate (left by undecodable octets) as UTF-8."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _date(headers: email.message.Message, defects: list[str]) -> datetime | None:
-    value = headers.get("Date")
-    if value is None:
+    values = _field_values(headers, "Date")
+    if not values:
         return None
     try:
-        parsed = parsedate_to_datetime(str(value))
+        parsed = parsedate_to_datetime(values[0])
     except (TypeError, ValueError, IndexError, OverflowError):
         defects.append("unparseable Date")
         return None

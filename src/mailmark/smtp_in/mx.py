@@ -27,6 +27,8 @@ BARE_LINE_ENDING_REPLY = (
     "550 5.5.2 Message refused: it contains a bare CR or LF; lines must end with CRLF "
     "(RFC 5321 section 2.3.8)"
 )
+MALFORMED_SENDER_REPLY = "553 5.1.7 Malformed sender address"
+MALFORMED_RECIPIENT_REPLY = "553 5.1.3 Malformed recipient address"
 
 
 class AuthenticationResultsLike(Protocol):
@@ -65,7 +67,13 @@ class MxHandler:
         self, server: SMTP, session: Session, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
-        extensions = [line[4:] for line in responses[1:] if line[4:] != "HELP"]
+        # aiosmtpd offers AUTH once TLS is up; the MX has no accounts to log in to, so every
+        # attempt would fail with 535, and a client configured to authenticate would defer.
+        extensions = [
+            line[4:]
+            for line in responses[1:]
+            if line[4:] != "HELP" and line[4:].split(" ")[0].upper() != "AUTH"
+        ]
         extensions += ["PIPELINING", "ENHANCEDSTATUSCODES"]
         lines = [responses[0], *(f"250-{ext}" for ext in extensions)]
         lines[-1] = "250 " + lines[-1][4:]
@@ -74,6 +82,8 @@ class MxHandler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: MailmarkEnvelope, address: str, options: list[str]
     ) -> str:
+        if _malformed_path(address):
+            return MALFORMED_SENDER_REPLY
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         envelope.transaction_id = secrets.token_hex(8)
@@ -85,6 +95,8 @@ class MxHandler:
         if len(envelope.rcpt_tos) >= self._max_recipients:
             # RFC 5321 §4.5.3.1.10: a temporary code, so the client sends the rest later.
             return "452 4.5.3 Too many recipients"
+        if _malformed_path(address):
+            return MALFORMED_RECIPIENT_REPLY
         try:
             mailbox = await self._mailboxes.resolve_recipient(address)
         except MailmarkError as error:
@@ -144,6 +156,12 @@ class MxHandler:
         )
         return_path = f"Return-Path: <{_printable(mail_from)}>\r\n"
         return (return_path + received).encode("utf-8", errors="replace")
+
+
+def _malformed_path(address: str) -> bool:
+    """A path with control characters (RFC 5321 §4.1.2 allows none) or octets that are not UTF-8
+    (RFC 6531 §3.3; aiosmtpd hands them over as lone surrogates, which no database can store)."""
+    return any(ch < " " or ch == "\x7f" or "\ud800" <= ch <= "\udfff" for ch in address)
 
 
 def _printable(text: str) -> str:

@@ -37,8 +37,10 @@ _REPLIES: tuple[tuple[type[MailmarkError], str], ...] = (
 TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem storing the message; please try again later"
 
 # Enhanced codes for replies that carry none (aiosmtpd's own replies), by basic code (RFC 3463).
+# 220 is STARTTLS's "Ready to start TLS"; the 220 greeting never gets one (server.py). 3xx replies
+# (354) have none: RFC 3463 §3.1 defines only the classes 2, 4 and 5.
 _DEFAULT_ENHANCED = {
-    "221": "2.0.0", "250": "2.0.0", "251": "2.1.5", "252": "2.7.0",
+    "220": "2.0.0", "221": "2.0.0", "250": "2.0.0", "251": "2.1.5", "252": "2.7.0",
     "421": "4.3.0", "450": "4.2.0", "451": "4.3.0", "452": "4.5.3", "454": "4.7.0",
     "500": "5.5.2", "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4",
     "530": "5.7.0", "534": "5.7.9", "535": "5.7.8", "538": "5.7.11", "550": "5.0.0",

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 
 from mailmark.smtp_in.replies import with_enhanced_code
 
@@ -31,6 +31,9 @@ IDLE_TIMEOUT_SECONDS = 300  # RFC 5321 §4.5.3.2.7
 # RFC 5321 §2.3.8: lines end with CRLF only. A bare CR or LF is how SMTP smuggling hides a second
 # message inside the first, so a message containing one is refused, never repaired.
 _BARE_LINE_ENDING = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+# RFC 5321 §4.1.1.4: the mail data ends with a line holding a single ".", i.e. CRLF "." CRLF,
+# where the first CRLF may be the one that ended the DATA command.
+_END_OF_DATA = b"\r\n.\r\n"
 
 
 def has_bare_line_ending(data: bytes) -> bool:
@@ -81,6 +84,7 @@ class MailmarkSMTP(SMTP):
         self._limiter = limiter
         self._client_ip: str | None = None
         self._in_ehlo = False
+        self._greeted = False
 
     def _create_envelope(self) -> MailmarkEnvelope:
         return MailmarkEnvelope()
@@ -116,6 +120,15 @@ class MailmarkSMTP(SMTP):
             self._client_ip = None
         super().connection_lost(error)
 
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._in_ehlo = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._in_ehlo = False
+
+    @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str) -> None:
         self._in_ehlo = True
         try:
@@ -124,9 +137,100 @@ class MailmarkSMTP(SMTP):
             self._in_ehlo = False
 
     async def push(self, status: AnyStr) -> None:
-        if isinstance(status, str) and not self._in_ehlo:
-            status = with_enhanced_code(status)
+        # RFC 2034 §3: every reply carries an enhanced code except the greeting (the first reply
+        # of the connection) and the replies to HELO and EHLO; we still code their errors.
+        if isinstance(status, str):
+            exempt = not self._greeted or (self._in_ehlo and status.startswith("250"))
+            if not exempt:
+                status = with_enhanced_code(status)
+        self._greeted = True
         await super().push(status)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, reading the mail data in bulk instead of one line per call.
+
+        aiosmtpd spends seconds of event-loop time on a message of half a million short lines;
+        this reads up to the next "." CRLF per call, and checks size and line length as it goes.
+        The replies and the handler call are aiosmtpd's."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content, refusal = await self._receive_data()
+        except asyncio.CancelledError:  # the connection was lost (eof_received cancels us)
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise
+        if refusal is not None:
+            self._set_post_data_state()
+            await self.push(refusal)
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _receive_data(self) -> tuple[bytes, str | None]:
+        """The mail data up to the end-of-data line with dot-stuffing undone (RFC 5321 §4.5.2),
+        and None; or b"" and the reply when it is over the size or line-length limit.
+
+        Everything is read to the end-of-data line either way, so that the rest of the data is
+        never taken for commands (RFC 5321 §4.2.5 lets the reply wait until then)."""
+        limit = self.data_size_limit
+        # The CRLF that ended the DATA command line comes first: an empty message is "." CRLF.
+        kept = bytearray(b"\r\n")
+        tail = b"\r\n"  # the last bytes of the stream, to recognise the end even when not kept
+        received = 0
+        open_line = 0  # length of the line not yet ended by CRLF
+        carry = b""  # a CR ending the previous piece, which this one may complete into CRLF
+        refusal: str | None = None
+        while not tail.endswith(_END_OF_DATA):
+            try:
+                # Every end-of-data line ends in "." CRLF, so stopping at each one finds it.
+                piece = await self._reader.readuntil(b".\r\n")
+            except asyncio.LimitOverrunError as overrun:
+                # No separator in what it has read so far: take what cannot hold one.
+                piece = await self._reader.readexactly(overrun.consumed)
+            received += len(piece)
+            tail = (tail + piece)[-len(_END_OF_DATA) :]
+            scan = carry + piece
+            open_line -= len(carry)
+            first, last = scan.find(b"\r\n"), scan.rfind(b"\r\n")
+            if first < 0:
+                open_line += len(scan)
+                longest = open_line
+            else:
+                longest = open_line + first
+                if last > first:
+                    longest = max(longest, *map(len, scan[first + 2 : last].split(b"\r\n")))
+                open_line = len(scan) - last - 2
+                longest = max(longest, open_line)
+            carry = b"\r" if scan.endswith(b"\r") else b""
+            if refusal is None and longest + 2 > self.line_length_limit:
+                # RFC 5321 §4.5.3.1.6; the stuffing dot counts, as in aiosmtpd.
+                refusal = "500 Line too long (see RFC5321 4.5.3.1.6)"
+            # The final "." CRLF is not data; aiosmtpd counts everything else, dots included.
+            elif refusal is None and limit and received - 3 > limit:
+                refusal = "552 Error: Too much mail data"
+            if refusal is not None:
+                kept.clear()
+            else:
+                kept += piece
+        if refusal is not None:
+            return b"", refusal
+        # RFC 5321 §4.5.2: drop the first "." of every line that starts with one.
+        return bytes(kept[: -len(b".\r\n")]).replace(b"\r\n.", b"\r\n")[2:], None
 
 
 async def start_smtp_listener(
