@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from mailmark.bootstrap import Listeners, Services, build_services, start_listeners
 from mailmark.config import Settings
 from mailmark.core.model import Mailbox
+from mailmark.security import Argon2PasswordHasher
 from tests.conftest_dns import fake_dns  # noqa: F401
 from tests.fakedns import FakeDns
 
@@ -71,9 +72,13 @@ def settings(tmp_path: Path, database_url: str, fake_dns: FakeDns) -> Settings: 
     )
 
 
+# Real argon2id with low cost: the recommended parameters take ~0.2 s a hash, which adds up.
+FAST_PASSWORDS = Argon2PasswordHasher(time_cost=1, memory_cost_kib=1024)
+
+
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Services]:
-    built = await build_services(settings)
+    built = await build_services(settings, passwords=FAST_PASSWORDS)
     try:
         yield built
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,7 +18,7 @@ from mailmark.core.accounts import AccountService
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.domains import DomainService
 from mailmark.core.mailboxes import MailboxService
-from mailmark.core.ports import Clock, SystemClock
+from mailmark.core.ports import Clock, PasswordHasher, SystemClock
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
@@ -30,11 +30,13 @@ from mailmark.security import (
 )
 from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.smtp_in.mx import MxHandler
-from mailmark.smtp_in.server import ConnectionLimiter, start_smtp_listener
+from mailmark.smtp_in.server import SmtpListener, start_smtp_listener
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
 from mailmark.storage.uow import SqlUnitOfWorkFactory
+from mailmark.web.app import create_app
+from mailmark.web.server import HttpListener, start_http_listener
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,9 @@ class Services:
         await self.engine.dispose()
 
 
-async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+async def build_services(
+    settings: Settings, *, clock: Clock | None = None, passwords: PasswordHasher | None = None
+) -> Services:
     """Create the data dir, migrate the database, and wire the core services."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
@@ -70,7 +74,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     uow = SqlUnitOfWorkFactory(engine)
     blobs = FileBlobStore(settings.blob_path)
     await asyncio.to_thread(blobs.sweep_temporary)
-    passwords = Argon2PasswordHasher()
+    passwords = passwords or Argon2PasswordHasher()
     # Verification re-runs right after a person fixes their DNS: never answer from a cache.
     domain_dns = DomainDns(DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings))
     return Services(
@@ -110,18 +114,19 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 
 @dataclass
 class Listeners:
-    mx: asyncio.Server
-    all: list[asyncio.Server] = field(default_factory=list)
+    mx: SmtpListener
+    http: HttpListener
 
     @property
     def mx_port(self) -> int:
-        return int(self.mx.sockets[0].getsockname()[1])
+        return self.mx.port
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port
 
     async def close(self) -> None:
-        for server in self.all:
-            server.close()
-        for server in self.all:
-            await server.wait_closed()
+        await asyncio.gather(self.mx.close(), self.http.close())
 
 
 async def start_listeners(services: Services) -> Listeners:
@@ -141,11 +146,19 @@ async def start_listeners(services: Services) -> Listeners:
         host=settings.bind,
         port=settings.mx_port,
         hostname=settings.hostname,
-        limiter=ConnectionLimiter(settings.max_connections_per_ip),
+        max_connections_per_ip=settings.max_connections_per_ip,
         data_size_limit=settings.max_message_size,
         tls_context=context,
     )
-    return Listeners(mx=mx, all=[mx])
+    app = create_app(
+        mail_server=mail_server(settings), domains=services.domains, mailboxes=services.mailboxes
+    )
+    try:
+        http = await start_http_listener(app, host=settings.bind, port=settings.http_port)
+    except BaseException:
+        await mx.close()
+        raise
+    return Listeners(mx=mx, http=http)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

@@ -19,10 +19,11 @@ from cryptography.x509.oid import NameOID
 
 
 class Argon2PasswordHasher:
-    """argon2id with the library's current recommended parameters."""
+    """argon2id; by default with the library's current recommended parameters (RFC 9106)."""
 
-    def __init__(self) -> None:
-        self._hasher = _Argon2()
+    def __init__(self, *, time_cost: int | None = None, memory_cost_kib: int | None = None) -> None:
+        options = {"time_cost": time_cost, "memory_cost": memory_cost_kib}
+        self._hasher = _Argon2(**{k: v for k, v in options.items() if v is not None})
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)

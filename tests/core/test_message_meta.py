@@ -154,13 +154,14 @@ def test_base_subject(subject: str, key: str, is_reply: bool) -> None:
     assert base_subject(subject) == (key, is_reply)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/message_meta.py: base_subject drops a subj-blob even when nothing would remain "
-    "(RFC 5256 §2.1 step 4) and does not unwrap [Fwd: ...] (step 6); reported, not ours to fix",
-)
 @pytest.mark.parametrize(
-    ("subject", "key"), [("[Fwd: Hello]", "hello"), ("[PATCH]", "[patch]")]
+    ("subject", "key"),
+    [
+        ("[Fwd: Hello]", "hello"),  # RFC 5256 §2.1 step 6
+        ("[PATCH]", "[patch]"),  # step 4: the blob stays when nothing else would
+        ("Re: [Fwd: Re: Hello] (fwd)", "hello"),
+        ("[list] [PATCH] fix", "fix"),
+    ],
 )
 def test_base_subject_rfc5256_blob_rules(subject: str, key: str) -> None:
     assert base_subject(subject)[0] == key

@@ -6,13 +6,16 @@ commands, address forms that reach a mailbox, and SPF/DMARC outcomes from the lo
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
+from dataclasses import replace
 
 import aiosmtplib
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from mailmark.bootstrap import Services, start_listeners
 from tests.conftest import HOSTNAME, World, stored_copies
 from tests.fakedns import FakeDns
 from tests.smtp_in.corpus import RawSmtp, Reply, data_transmission
@@ -354,3 +357,68 @@ async def test_dmarc_quarantine_failure_is_delivered_to_junk(
     assert [(c.folder, c.subject) for c in copies] == [("Junk", "maybe spam")]
     results = trace_fields(copies[0].data, data)["authentication-results"]
     assert "dmarc=fail (p=quarantine) header.from=shady.example" in results
+
+
+async def test_domainless_postmaster_is_accepted_and_reaches_the_first_mailbox(
+    world: World, mx_port: int
+) -> None:
+    """RFC 5321 §4.5.1: RCPT TO:<Postmaster> without a domain MUST be accepted."""
+    await send(mx_port, message("server postmaster"), recipients=("Postmaster",))
+    assert [c.subject for c in await stored_copies(world.services, world.sales)] == ["server postmaster"]
+
+
+async def test_a_source_routed_reverse_path_is_ignored_down_to_its_mailbox(
+    world: World, mx_port: int
+) -> None:
+    """RFC 5321 Appendix C: the route in MAIL FROM:<@relay:user@host> is ignored."""
+    client, _ = await RawSmtp.connect(mx_port)
+    try:
+        await client.command("EHLO client.example")
+        assert (await client.command("MAIL FROM:<@relay.example:alice@example.org>")).code == 250
+        assert (await client.command("RCPT TO:<sales@acme.test>")).code == 250
+        assert (await client.command("DATA")).code == 354
+        await client.send(message("routed") + b".\r\n")
+        assert (await client.reply()).code == 250
+    finally:
+        await client.close()
+    [copy] = await stored_copies(world.services, world.sales)
+    assert copy.data.startswith(b"Return-Path: <alice@example.org>\r\n")
+
+
+async def test_stopping_the_server_tells_idle_sessions_421_and_does_not_wait_for_them(
+    services: Services,
+) -> None:
+    """RFC 5321 §3.8: shutting down, the server answers 421 and closes the channel."""
+    listeners = await start_listeners(services)
+    client, greeting = await RawSmtp.connect(listeners.mx_port)
+    assert greeting.code == 220
+    await client.command("EHLO client.example")
+    await asyncio.wait_for(listeners.close(), 5)
+    goodbye = await asyncio.wait_for(client.reply(), 5)
+    assert (goodbye.code, goodbye.lines[0].split()[0]) == (421, "4.3.2")
+    await client.close()
+
+
+async def test_connections_per_address_are_capped_but_the_loopback_address_is_not(
+    services: Services,
+) -> None:
+    settings = services.settings.model_copy(update={"max_connections_per_ip": 2})
+    capped = await start_listeners(replace(services, settings=settings))
+    port = capped.mx_port
+    try:
+        # 127.0.0.2 is a loopback-range address, but only 127.0.0.1 and ::1 are exempt.
+        clients = [
+            await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+            for _ in range(3)
+        ]
+        greetings = [await asyncio.wait_for(reader.readline(), 5) for reader, _ in clients]
+        assert [g[:3] for g in greetings] == [b"220", b"220", b"421"]
+        assert greetings[2].startswith(b"421 4.7.0 Too many connections")
+        for _, writer in clients:
+            writer.close()
+        exempt = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        assert [(await r.readline())[:3] for r, _ in exempt] == [b"220"] * 3
+        for _, writer in exempt:
+            writer.close()
+    finally:
+        await capped.close()

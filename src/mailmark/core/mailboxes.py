@@ -147,6 +147,14 @@ class MailboxService:
 
         Raises RelayDenied for anything that is not a plain address in a domain hosted here, and
         UnknownMailbox for a hosted domain without such a mailbox."""
+        if address.lower() == "postmaster":
+            # RFC 5321 §4.5.1: the domain-less <Postmaster> MUST be accepted; it reaches the
+            # server's first mailbox.
+            async with self._uow() as uow:
+                first = await uow.mailboxes.first()
+            if first is None:
+                raise UnknownMailbox("<Postmaster>: no mailbox exists on this server yet")
+            return first
         recipient = parse_recipient(address)
         async with self._uow() as uow:
             mailbox = await uow.mailboxes.find(recipient.domain, recipient.local_part)

@@ -106,15 +106,21 @@ def base_subject(subject: str) -> tuple[str, bool]:
     Returns (base subject, whether any reply/forward prefix was removed)."""
     text = _SPACE.sub(" ", subject).strip()
     stripped_prefix = False
-    for _ in range(20):
+    for _ in range(20):  # bounded: each round removes at least one piece or stops
         before = text
-        text = _LIST_TAG.sub("", text)
-        match = _REPLY_PREFIX.match(text)
+        if text.lower().endswith("(fwd)"):  # step 2: subj-trailer
+            text = text[: -len("(fwd)")].rstrip()
+            stripped_prefix = True
+        match = _REPLY_PREFIX.match(text)  # step 3: subj-leader
         if match:
             text = text[match.end() :]
             stripped_prefix = True
-        if text.lower().endswith("(fwd)"):
-            text = text[: -len("(fwd)")].rstrip()
+        blob = _LIST_TAG.match(text)
+        if blob and text[blob.end() :].strip():  # step 4: a subj-blob goes only if text remains
+            text = text[blob.end() :]
+        lowered = text.lower()
+        if lowered.startswith("[fwd:") and lowered.endswith("]"):  # step 6: subj-fwd wrapper
+            text = text[len("[fwd:") : -1].strip()
             stripped_prefix = True
         if text == before:
             break

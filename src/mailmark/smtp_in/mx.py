@@ -84,6 +84,9 @@ class MxHandler:
     ) -> str:
         if _malformed_path(address):
             return MALFORMED_SENDER_REPLY
+        if address.startswith("@") and ":" in address:
+            # RFC 5321 Appendix C: a source route in the reverse-path is ignored.
+            address = address.split(":", 1)[1]
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         envelope.transaction_id = secrets.token_hex(8)

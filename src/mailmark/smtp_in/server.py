@@ -12,7 +12,7 @@ import re
 import ssl
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, AnyStr
+from typing import Any, AnyStr, cast
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 
@@ -49,29 +49,38 @@ class MailmarkEnvelope(Envelope):
         self.transaction_id = ""
 
 
-class ConnectionLimiter:
-    """Open connections per client IP; loopback is exempt (local tools, health checks)."""
+class Connections:
+    """A listener's open sessions: a per-IP cap (loopback exempt: local tools, health checks),
+    and the sessions to close when the server stops."""
 
     def __init__(self, max_per_ip: int) -> None:
         self.max_per_ip = max_per_ip
-        self._open: Counter[str] = Counter()
+        self._per_ip: Counter[str] = Counter()
+        self._sessions: set[MailmarkSMTP] = set()
 
-    def acquire(self, ip: str) -> bool:
-        if ip in ("127.0.0.1", "::1") or self._open[ip] < self.max_per_ip:
-            self._open[ip] += 1
-            return True
-        return False
+    def acquire(self, ip: str, session: MailmarkSMTP) -> bool:
+        if ip not in ("127.0.0.1", "::1") and self._per_ip[ip] >= self.max_per_ip:
+            return False
+        self._per_ip[ip] += 1
+        self._sessions.add(session)
+        return True
 
-    def release(self, ip: str) -> None:
-        self._open[ip] -= 1
-        if self._open[ip] <= 0:
-            del self._open[ip]
+    def release(self, ip: str, session: MailmarkSMTP) -> None:
+        self._sessions.discard(session)
+        self._per_ip[ip] -= 1
+        if self._per_ip[ip] <= 0:
+            del self._per_ip[ip]
+
+    def close_all(self) -> None:
+        # RFC 5321 §3.8: a server shutting down answers 421 and closes the channel.
+        for session in list(self._sessions):
+            session.shut_down()
 
 
 class MailmarkSMTP(SMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
-    def __init__(self, handler: Any, *, limiter: ConnectionLimiter, **kwargs: Any) -> None:
+    def __init__(self, handler: Any, *, connections: Connections, **kwargs: Any) -> None:
         super().__init__(
             handler,
             ident=IDENT,
@@ -81,7 +90,7 @@ class MailmarkSMTP(SMTP):
             command_call_limit=COMMAND_CALL_LIMIT,
             **kwargs,
         )
-        self._limiter = limiter
+        self._connections = connections
         self._client_ip: str | None = None
         self._in_ehlo = False
         self._greeted = False
@@ -106,19 +115,27 @@ class MailmarkSMTP(SMTP):
             return  # the same connection, after STARTTLS
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
-        if self._limiter.acquire(ip):
+        if self._connections.acquire(ip, self):
             self._client_ip = ip
             return
         log.warning("refusing %s: too many connections from this address", ip)
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(b"421 4.7.0 Too many connections from your address; try again later\r\n")
+        # uvloop's transports implement the interface without subclassing asyncio's classes.
+        refusal = b"421 4.7.0 Too many connections from your address; try again later\r\n"
+        cast(asyncio.WriteTransport, transport).write(refusal)
         transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._client_ip is not None:
-            self._limiter.release(self._client_ip)
+            self._connections.release(self._client_ip, self)
             self._client_ip = None
         super().connection_lost(error)
+
+    def shut_down(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            goodbye = b"421 4.3.2 Service shutting down, please try again later\r\n"
+            cast(asyncio.WriteTransport, transport).write(goodbye)
+            transport.close()
 
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
@@ -233,6 +250,24 @@ class MailmarkSMTP(SMTP):
         return bytes(kept[: -len(b".\r\n")]).replace(b"\r\n.", b"\r\n")[2:], None
 
 
+class SmtpListener:
+    """A started SMTP listener: its socket server and its open sessions."""
+
+    def __init__(self, server: asyncio.Server, connections: Connections) -> None:
+        self.server = server
+        self.connections = connections
+
+    @property
+    def port(self) -> int:
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop accepting, tell open sessions we are going, and wait for the sockets to close."""
+        self.server.close()
+        self.connections.close_all()
+        await self.server.wait_closed()
+
+
 async def start_smtp_listener(
     name: str,
     handler: Any,
@@ -240,18 +275,19 @@ async def start_smtp_listener(
     host: str,
     port: int,
     hostname: str,
-    limiter: ConnectionLimiter,
+    max_connections_per_ip: int,
     data_size_limit: int,
     tls_context: ssl.SSLContext | None,
     implicit_tls: bool = False,
     **smtp_options: Any,
-) -> asyncio.Server:
-    """Listen on host:port (port 0 picks a free one); returns the started asyncio server."""
+) -> SmtpListener:
+    """Listen on host:port (port 0 picks a free one)."""
+    connections = Connections(max_connections_per_ip)
 
     def make_protocol() -> MailmarkSMTP:
         return MailmarkSMTP(
             handler,
-            limiter=limiter,
+            connections=connections,
             hostname=hostname,
             data_size_limit=data_size_limit,
             tls_context=None if implicit_tls else tls_context,
@@ -264,4 +300,4 @@ async def start_smtp_listener(
     )
     bound = server.sockets[0].getsockname()
     log.info("%s listening on %s:%s", name, bound[0], bound[1])
-    return server
+    return SmtpListener(server, connections)

@@ -151,6 +151,10 @@ class SqlMailboxes(_Repository):
         query = _mailbox_query().where(mailboxes.c.domain_id == domain_id).order_by(mailboxes.c.id)
         return [Mailbox(**row._mapping) for row in await self._conn.execute(query)]
 
+    async def first(self) -> Mailbox | None:
+        row = (await self._conn.execute(_mailbox_query().order_by(mailboxes.c.id).limit(1))).first()
+        return Mailbox(**row._mapping) if row else None
+
     async def count_for_account(self, account_id: int) -> int:
         query = (
             sa.select(sa.func.count())

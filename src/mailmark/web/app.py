@@ -1,0 +1,233 @@
+"""The Litestar application: thin handlers that parse a request, call core services and render.
+
+`create_app` takes every service it needs as an argument; nothing here reads settings or globals.
+Core errors are mapped to HTTP once, in `_error_response`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromQuery
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from mailmark.core.addresses import normalize_domain
+from mailmark.core.domains import DomainService
+from mailmark.core.errors import (
+    AccountPaused,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MailmarkError,
+    MessageRejected,
+    MessageTooLarge,
+    NotFound,
+    QuotaExceeded,
+)
+from mailmark.core.mailboxes import MailboxService, split_address
+from mailmark.dns_tools.record_set import MailServer, mta_sts_policy
+from mailmark.web.autoconfig import (
+    MAX_AUTODISCOVER_REQUEST,
+    MOBILECONFIG_MEDIA_TYPE,
+    XML_MEDIA_TYPE,
+    apple_mobileconfig,
+    mobileconfig_filename,
+    outlook_autodiscover,
+    parse_autodiscover_request,
+    thunderbird_config,
+)
+
+log = logging.getLogger(__name__)
+
+# The one place a core error becomes an HTTP status; the most specific class in the MRO wins.
+HTTP_STATUS_BY_ERROR: dict[type[MailmarkError], int] = {
+    InvalidInput: 400,
+    Forbidden: 403,
+    QuotaExceeded: 403,
+    AccountPaused: 403,
+    NotFound: 404,
+    Conflict: 409,
+    MessageTooLarge: 413,
+    MessageRejected: 422,
+}
+
+
+# --- client autoconfiguration ------------------------------------------------------------------
+
+
+@get(
+    ["/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml"],
+    operation_id="thunderbirdAutoconfig",
+    include_in_schema=False,
+)
+async def thunderbird_autoconfig(
+    request: Request[Any, Any, Any],
+    domains: NamedDependency[DomainService],
+    mail_server: NamedDependency[MailServer],
+    emailaddress: FromQuery[str | None] = None,
+) -> Response[bytes]:
+    """Thunderbird autoconfig for the domain of `emailaddress` (or of the Host it was asked at).
+
+    Only the domain must be hosted here: the answer is the same whether the mailbox exists."""
+    if emailaddress:
+        _, domain_name = split_address(emailaddress)
+    else:
+        # Thunderbird may leave the address out; it asked autoconfig.<domain> or <domain> itself.
+        domain_name = _hosted_name_from_host(request, prefix="autoconfig.")
+    domain = await domains.get(domain_name)
+    return Response(thunderbird_config(mail_server, domain.name), media_type=XML_MEDIA_TYPE)
+
+
+@post(
+    ["/autodiscover/autodiscover.xml", "/Autodiscover/Autodiscover.xml"],
+    operation_id="outlookAutodiscover",
+    status_code=200,
+    include_in_schema=False,
+)
+async def outlook_autodiscover_settings(
+    request: Request[Any, Any, Any],
+    domains: NamedDependency[DomainService],
+    mail_server: NamedDependency[MailServer],
+) -> Response[bytes]:
+    """Outlook autodiscover (POX, 2006a schema) for the EMailAddress in the request body."""
+    address = parse_autodiscover_request(await _read_body(request, MAX_AUTODISCOVER_REQUEST))
+    local_part, domain_name = split_address(address)
+    domain = await domains.get(domain_name)
+    return Response(
+        outlook_autodiscover(mail_server, f"{local_part}@{domain.name}"), media_type=XML_MEDIA_TYPE
+    )
+
+
+@get("/mobileconfig", operation_id="appleMobileconfig", include_in_schema=False)
+async def apple_profile(
+    mailboxes: NamedDependency[MailboxService],
+    mail_server: NamedDependency[MailServer],
+    emailaddress: FromQuery[str],
+) -> Response[bytes]:
+    """An Apple configuration profile for an existing mailbox, as a file download."""
+    mailbox = await mailboxes.get(emailaddress)
+    filename = mobileconfig_filename(mailbox.address)
+    return Response(
+        apple_mobileconfig(mail_server, mailbox.address, mailbox.display_name),
+        media_type=MOBILECONFIG_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@get(
+    "/.well-known/mta-sts.txt",
+    operation_id="mtaStsPolicy",
+    include_in_schema=False,
+    media_type=MediaType.TEXT,
+)
+async def mta_sts_policy_file(
+    request: Request[Any, Any, Any],
+    domains: NamedDependency[DomainService],
+    mail_server: NamedDependency[MailServer],
+) -> str:
+    """The MTA-STS policy, only at https://mta-sts.<hosted domain>/ (RFC 8461 §3.2)."""
+    await domains.get(_hosted_name_from_host(request, prefix="mta-sts.", required=True))
+    return mta_sts_policy(mail_server)
+
+
+def _hosted_name_from_host(
+    request: Request[Any, Any, Any], *, prefix: str, required: bool = False
+) -> str:
+    """The domain named by the Host header, without `prefix` and any port.
+
+    Raises NotFound when the host is not `prefix` + a domain name (and `required`), or is not a
+    domain name at all (an IP literal, say): there is nothing to serve for such a host."""
+    host = request.headers.get("host", "").strip().lower()
+    if not host.startswith("["):  # an IPv6 literal keeps its colons
+        host = host.partition(":")[0]
+    host = host.removesuffix(".")
+    if host.startswith(prefix):
+        host = host.removeprefix(prefix)
+    elif required:
+        raise NotFound(f"Nothing is served here for host {host!r}; use {prefix}<your domain>.")
+    try:
+        return normalize_domain(host)
+    except InvalidInput:
+        raise NotFound(f"Nothing is served here for host {host!r}.") from None
+
+
+async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """At most limit + 1 bytes of the body: enough for the parser to refuse what is too long."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise InvalidInput(f"The request body is larger than {limit // 1024} KiB.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:  # chunked bodies announce no length: stop reading here
+            break
+    return bytes(body)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    """Every error as `{"error": "<message>"}`, with the status the error class maps to."""
+    if isinstance(exc, MailmarkError):
+        status = next(
+            (HTTP_STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in HTTP_STATUS_BY_ERROR),
+            400,
+        )
+        return Response({"error": exc.message}, status_code=status)
+    if isinstance(exc, HTTPException) and exc.status_code < HTTP_500_INTERNAL_SERVER_ERROR:
+        return Response(
+            {"error": _http_exception_message(exc)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+    # Litestar only logs exceptions itself in debug mode (and we disable its logging config).
+    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return Response({"error": "Internal server error."}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def _http_exception_message(exc: HTTPException) -> str:
+    # Litestar's validation errors put the useful part ("Missing required query parameter
+    # 'emailaddress'") in `extra`, not in `detail`.
+    details = [
+        str(item["message"])
+        for item in (exc.extra if isinstance(exc.extra, list) else [])
+        if isinstance(item, dict) and item.get("message")
+    ]
+    return "; ".join(details) or exc.detail
+
+
+# --- the application ---------------------------------------------------------------------------
+
+
+def create_app(
+    *, mail_server: MailServer, domains: DomainService, mailboxes: MailboxService
+) -> Litestar:
+    """The web application, bound to the services it serves."""
+    return Litestar(
+        route_handlers=[
+            thunderbird_autoconfig,
+            outlook_autodiscover_settings,
+            apple_profile,
+            mta_sts_policy_file,
+        ],
+        dependencies={
+            "mail_server": Provide(lambda: mail_server, use_cache=True, sync_to_thread=False),
+            "domains": Provide(lambda: domains, use_cache=True, sync_to_thread=False),
+            "mailboxes": Provide(lambda: mailboxes, use_cache=True, sync_to_thread=False),
+        },
+        exception_handlers={
+            MailmarkError: _error_response,
+            HTTPException: _error_response,
+            HTTP_500_INTERNAL_SERVER_ERROR: _error_response,
+        },
+        # Litestar's default logging config rewires the root logger; `mailmark` configures logging
+        # once, in the CLI, and unhandled errors are logged by `_error_response`.
+        logging_config=None,
+        openapi_config=OpenAPIConfig(title="Mailmark", version="1"),
+    )

@@ -1,0 +1,44 @@
+"""A running web app on loopback, built from the same services `mailmark serve` builds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from mailmark.bootstrap import Services
+from mailmark.dns_tools.record_set import MailServer
+from mailmark.web.app import create_app
+from mailmark.web.server import start_http_listener
+from tests.conftest import World
+
+
+@pytest.fixture
+def mail_server(services: Services) -> MailServer:
+    return MailServer(
+        hostname=services.settings.hostname,
+        submission_port=587,
+        submissions_port=465,
+        imap_port=143,
+        imaps_port=993,
+    )
+
+
+@pytest.fixture
+async def http(
+    services: Services, world: World, mail_server: MailServer
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the web app, listening on 127.0.0.1 with an ephemeral port."""
+    app = create_app(
+        mail_server=mail_server, domains=services.domains, mailboxes=services.mailboxes
+    )
+    listener = await start_http_listener(app, host="127.0.0.1", port=0)
+    try:
+        # trust_env=False: a proxy from the environment must not sit between the test and loopback.
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{listener.port}", trust_env=False, timeout=10
+        ) as client:
+            yield client
+    finally:
+        await listener.close()
