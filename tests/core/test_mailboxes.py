@@ -8,7 +8,14 @@ import pytest
 import sqlalchemy as sa
 
 from mailmark.bootstrap import Services
-from mailmark.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mailmark.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RelayDenied,
+    UnknownMailbox,
+)
 from mailmark.storage.tables import messages, placements
 from tests.conftest import World, stored_copies
 
@@ -157,3 +164,17 @@ async def test_delete_then_recreate_starts_empty(world: World) -> None:
 async def test_delete_unknown_mailbox(world: World) -> None:
     with pytest.raises(NotFound, match="No mailbox nobody@acme.test here"):
         await world.services.mailboxes.delete("nobody@acme.test")
+
+
+async def test_recipient_answers_follow_creation_and_deletion_at_once(world: World) -> None:
+    """Recipient lookups are cached; creating or deleting a mailbox here must show immediately."""
+    mailboxes = world.services.mailboxes
+    with pytest.raises(UnknownMailbox):
+        await mailboxes.resolve_recipient("late@acme.test")
+    created = await mailboxes.create("late@acme.test")
+    assert (await mailboxes.resolve_recipient("Late@ACME.test")).id == created.id
+    await mailboxes.delete("late@acme.test")
+    with pytest.raises(UnknownMailbox):
+        await mailboxes.resolve_recipient("late@acme.test")
+    with pytest.raises(RelayDenied):
+        await mailboxes.resolve_recipient("late@elsewhere.test")

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosmtplib
+import httpx
 import pytest
 
 from mailmark.bootstrap import build_services
@@ -226,3 +227,14 @@ async def test_signal_stops_serve_cleanly(
     with pytest.raises(OSError):
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.close()
+
+
+async def test_serve_runs_the_http_listener_beside_the_mx(
+    serve_env: dict[str, str], tmp_path: Path, servers: list[Server]
+) -> None:
+    server = await start_serving(serve_env, tmp_path, servers)
+    found = await server.wait_for(r"HTTP listening on 127\.0\.0\.1:(\d+)")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{found[1]}", trust_env=False) as client:
+        unknown = await client.get("/mail/config-v1.1.xml", params={"emailaddress": "a@nowhere.test"})
+    assert unknown.status_code == 404
+    assert unknown.json() == {"error": "No domain nowhere.test here."}

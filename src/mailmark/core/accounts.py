@@ -54,7 +54,7 @@ class AccountService:
         return account
 
     async def get(self, name: str) -> Account:
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             account = await uow.accounts.get_by_name(name)
         if account is None:
             raise NotFound(f"No account named {name!r}.")

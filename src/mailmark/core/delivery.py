@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from mailmark.core.errors import PolicyRejected
 from mailmark.core.message_meta import read_metadata
-from mailmark.core.model import Mailbox, MessageMetadata, NewMessage, NewPlacement
-from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.model import Folder, Mailbox, MessageMetadata, NewMessage, NewPlacement
+from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +144,10 @@ class InboundDelivery:
                     _settle(request, exc)
 
     async def _write_batch(self, batch: list[_Request]) -> None:
-        stored = await asyncio.gather(
-            *(self._blobs.put(request.raw) for request in batch), return_exceptions=True
-        )
+        stored = await self._blobs.put_many([request.raw for request in batch])
         ready: list[_Request] = []
         for request, result in zip(batch, stored):
-            if isinstance(result, BaseException):
+            if isinstance(result, Exception):
                 log.error("blob write failed: %s", result)
                 _settle(request, result)
             else:
@@ -180,58 +179,81 @@ class InboundDelivery:
             return exc
 
     async def _record(self, requests: list[_Request]) -> list[DeliveryReceipt]:
+        """Record a batch in one transaction with a handful of statements, whatever its size."""
         async with self._uow() as uow:
-            receipts = [await self._record_one(uow, request) for request in requests]
+            for request in requests:
+                if not request.created_blob:
+                    # The blob existed already: a mailbox deletion may be removing it right now.
+                    # Under the blob's lock (MailboxService.delete takes it too) make sure it is
+                    # still there.
+                    await uow.messages.lock_blob(request.blob_key)
+                    if not await self._blobs.exists(request.blob_key):
+                        await self._blobs.put(request.raw)
+            now = self._clock.now()
+            message_ids = await uow.messages.add_many(
+                [
+                    NewMessage(
+                        blob_key=request.blob_key,
+                        size=len(request.trace_prefix) + len(request.raw),
+                        trace_prefix=request.trace_prefix,
+                        received_at=now,
+                        mail_from=request.mail_from,
+                        meta=request.meta,
+                    )
+                    for request in requests
+                ]
+            )
+            targets = [(mailbox, request.folder) for request in requests for mailbox in request.recipients]
+            folders = await uow.folders.find_many([(mailbox.id or 0, name) for mailbox, name in targets])
+            next_uids = await self._allocate_uids(uow, folders, targets)
+            threads = _BatchThreads()
+            placements: list[NewPlacement] = []
+            events: list[NewEvent] = []
+            receipts = []
+            for request, message_id in zip(requests, message_ids):
+                stored = []
+                for mailbox in request.recipients:
+                    assert mailbox.id is not None
+                    folder = folders[(mailbox.id, request.folder)]
+                    assert folder.id is not None
+                    thread_id = (
+                        threads.find(mailbox.id, request.meta)
+                        or await self._thread_for(uow, mailbox.id, request.meta)
+                        or str(message_id)
+                    )
+                    threads.remember(mailbox.id, request.meta, thread_id)
+                    uid, modseq = next_uids[folder.id]
+                    next_uids[folder.id] = (uid + 1, modseq + 1)
+                    placements.append(
+                        NewPlacement(message_id, mailbox.id, folder.id, uid, modseq, thread_id, now)
+                    )
+                    events.append(_received_event(mailbox, request, uid, now))
+                    stored.append(StoredPlacement(mailbox.id, folder.id, uid, thread_id))
+                receipts.append(DeliveryReceipt(message_id, request.blob_key, tuple(stored)))
+            await uow.messages.add_placements(placements)
+            await uow.events.add_many(events)
             await uow.commit()
         return receipts
 
-    async def _record_one(self, uow: UnitOfWork, request: _Request) -> DeliveryReceipt:
-        if not request.created_blob:
-            # The blob existed already: a mailbox deletion may be removing it right now. Under
-            # the blob's lock (MailboxService.delete takes it too) make sure it is still there.
-            await uow.messages.lock_blob(request.blob_key)
-            if not await self._blobs.exists(request.blob_key):
-                await self._blobs.put(request.raw)
-        now = self._clock.now()
-        message = NewMessage(
-            blob_key=request.blob_key,
-            size=len(request.trace_prefix) + len(request.raw),
-            trace_prefix=request.trace_prefix,
-            received_at=now,
-            mail_from=request.mail_from,
-            meta=request.meta,
-        )
-        message_id = await uow.messages.add(message)
-        placements = []
-        for mailbox in request.recipients:
-            assert mailbox.id is not None
-            folder = await uow.folders.get_by_name(mailbox.id, request.folder)
+    @staticmethod
+    async def _allocate_uids(
+        uow: UnitOfWork, folders: dict[tuple[int, str], Folder], targets: list[tuple[Mailbox, str]]
+    ) -> dict[int, tuple[int, int]]:
+        """The first (UID, MODSEQ) of each target folder's range, one UPDATE per folder."""
+        counts: Counter[int] = Counter()
+        for mailbox, name in targets:
+            folder = folders.get((mailbox.id or 0, name))
             if folder is None or folder.id is None:
-                raise LookupError(f"mailbox {mailbox.address} has no folder {request.folder}")
-            thread_id = await self._thread_for(uow, mailbox.id, request.meta) or str(message_id)
-            uid, modseq = await uow.folders.allocate_uid(folder.id)
-            await uow.messages.add_placement(
-                NewPlacement(message_id, mailbox.id, folder.id, uid, modseq, thread_id, now)
-            )
-            await uow.events.add(
-                mailbox.account_id,
-                "email.received",
-                {
-                    "mailbox": mailbox.address,
-                    "messageId": request.meta.message_id,
-                    "from": request.meta.from_addr,
-                    "subject": request.meta.subject,
-                    "folder": request.folder,
-                    "uid": uid,
-                },
-                now,
-            )
-            placements.append(StoredPlacement(mailbox.id, folder.id, uid, thread_id))
-        return DeliveryReceipt(message_id, request.blob_key, tuple(placements))
+                raise LookupError(f"mailbox {mailbox.address} has no folder {name}")
+            counts[folder.id] += 1
+        return {
+            folder_id: await uow.folders.allocate_uids(folder_id, count)
+            for folder_id, count in sorted(counts.items())  # a fixed order: no lock cycles
+        }
 
     async def _thread_for(self, uow: UnitOfWork, mailbox_id: int, meta: MessageMetadata) -> str | None:
         """References/In-Reply-To first; then, for replies only, the normalised subject."""
-        parents = [*meta.references, *([meta.in_reply_to] if meta.in_reply_to else [])]
+        parents = _parents(meta)
         if parents:
             thread = await uow.messages.thread_of_references(mailbox_id, parents)
             if thread is not None:
@@ -249,3 +271,45 @@ class InboundDelivery:
                 await self._blobs.delete(key)
             except OSError:
                 log.exception("could not remove orphan blob %s", key)
+
+
+def _parents(meta: MessageMetadata) -> list[str]:
+    return [*meta.references, *([meta.in_reply_to] if meta.in_reply_to else [])]
+
+
+class _BatchThreads:
+    """Threads of messages earlier in the same batch, which the database cannot see yet."""
+
+    def __init__(self) -> None:
+        self._by_message_id: dict[tuple[int, str], str] = {}
+        self._by_subject: dict[tuple[int, str], str] = {}
+
+    def find(self, mailbox_id: int, meta: MessageMetadata) -> str | None:
+        for parent in reversed(_parents(meta)):
+            if (mailbox_id, parent) in self._by_message_id:
+                return self._by_message_id[(mailbox_id, parent)]
+        if meta.is_reply and meta.subject_key:
+            return self._by_subject.get((mailbox_id, meta.subject_key))
+        return None
+
+    def remember(self, mailbox_id: int, meta: MessageMetadata, thread_id: str) -> None:
+        if meta.message_id:
+            self._by_message_id[(mailbox_id, meta.message_id)] = thread_id
+        if meta.subject_key:
+            self._by_subject[(mailbox_id, meta.subject_key)] = thread_id
+
+
+def _received_event(mailbox: Mailbox, request: _Request, uid: int, now: datetime) -> NewEvent:
+    return NewEvent(
+        mailbox.account_id,
+        "email.received",
+        {
+            "mailbox": mailbox.address,
+            "messageId": request.meta.message_id,
+            "from": request.meta.from_addr,
+            "subject": request.meta.subject,
+            "folder": request.folder,
+            "uid": uid,
+        },
+        now,
+    )

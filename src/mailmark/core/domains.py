@@ -72,7 +72,7 @@ class DomainService:
 
     async def get(self, name: str) -> Domain:
         domain_name = normalize_domain(name)
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             domain = await uow.domains.get_by_name(domain_name)
         if domain is None:
             raise NotFound(f"No domain {domain_name} here.")
@@ -80,14 +80,14 @@ class DomainService:
 
     async def records(self, name: str) -> tuple[Domain, list[DnsRecord]]:
         """The records the domain should publish on this server."""
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             domain, keys = await self._domain_and_keys(uow, name)
         return domain, self._dns.record_set(domain.name, keys)
 
     async def verify(self, name: str) -> Verification:
         """Check every record. All required ones ok → the domain is verified. A pending DKIM key
         whose record verifies becomes the signing key, and the one it replaces is retired."""
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             domain, keys = await self._domain_and_keys(uow, name)
         checks = await self._dns.verify(self._dns.record_set(domain.name, keys))
         ok_names = {check.record.name for check in checks if check.status == "ok"}
@@ -117,7 +117,7 @@ class DomainService:
     async def rotate_dkim(self, name: str) -> list[DkimKey]:
         """Create new keys in state "pending": published alongside the current ones, used for
         signing once `verify` sees their records in DNS."""
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             domain, keys = await self._domain_and_keys(uow, name, ALL_KEY_STATES)
         if any(key.state == "pending" for key in keys):
             raise Conflict(

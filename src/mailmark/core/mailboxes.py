@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from mailmark.core.accounts import check_password
 from mailmark.core.addresses import (
     normalize_domain,
     normalize_local_part,
+    Recipient,
     parse_recipient,
     relay_denied,
 )
@@ -25,6 +27,8 @@ DEFAULT_FOLDERS: Sequence[tuple[str, str | None]] = (
     ("Junk", "\\Junk"),
     ("Outbox", None),
 )
+RECIPIENT_CACHE_SECONDS = 5.0
+RECIPIENT_CACHE_SIZE = 10_000
 # RFC 5321 §4.5.1 and RFC 2142: these must reach a person even when no such mailbox was created.
 ROLE_ADDRESSES = frozenset({"postmaster", "abuse"})
 MAX_DISPLAY_NAME = 200
@@ -53,6 +57,11 @@ class MailboxService:
         self._clock = clock
         self._passwords = passwords
         self._blobs = blobs
+        # Every RCPT asks this; most ask the same few addresses. Entries live a few seconds:
+        # changes made on this node clear it at once, those of other nodes show within that time.
+        self._recipients: dict[
+            tuple[str, str], tuple[float, asyncio.Future[tuple[Mailbox | None, bool]]]
+        ] = {}
 
     async def create(
         self,
@@ -104,11 +113,12 @@ class MailboxService:
                 [Folder(mailbox.id, name, special, uid_validity) for name, special in DEFAULT_FOLDERS]
             )
             await uow.commit()
+        self._recipients.clear()
         return mailbox
 
     async def list(self, domain: str) -> list[Mailbox]:
         domain_name = normalize_domain(domain)
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             found = await uow.domains.get_by_name(domain_name)
             if found is None or found.id is None:
                 raise NotFound(f"No domain {domain_name} here.")
@@ -116,7 +126,7 @@ class MailboxService:
 
     async def get(self, address: str) -> Mailbox:
         local_part, domain_name = split_address(address)
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             mailbox = await uow.mailboxes.find(domain_name, local_part)
         if mailbox is None:
             raise NotFound(f"No mailbox {local_part}@{domain_name} here.")
@@ -132,6 +142,7 @@ class MailboxService:
             orphaned_blobs = await uow.messages.delete_mailbox_contents(mailbox.id)
             await uow.mailboxes.delete(mailbox.id)
             await uow.commit()
+        self._recipients.clear()
         # Only after the commit: a failed transaction must never leave rows without their blob.
         # Each removal re-checks under the blob's lock, because a delivery of identical content
         # may have reused the blob since (InboundDelivery takes the same lock).
@@ -150,22 +161,44 @@ class MailboxService:
         if address.lower() == "postmaster":
             # RFC 5321 §4.5.1: the domain-less <Postmaster> MUST be accepted; it reaches the
             # server's first mailbox.
-            async with self._uow() as uow:
+            async with self._uow(read_only=True) as uow:
                 first = await uow.mailboxes.first()
             if first is None:
                 raise UnknownMailbox("<Postmaster>: no mailbox exists on this server yet")
             return first
         recipient = parse_recipient(address)
-        async with self._uow() as uow:
+        key = (recipient.domain, recipient.local_part)
+        now = self._clock.now().timestamp()
+        cached = self._recipients.get(key)
+        if cached is None or cached[0] <= now:
+            if len(self._recipients) >= RECIPIENT_CACHE_SIZE:
+                self._recipients.clear()
+            # Sessions asking for the same address at once share one lookup.
+            lookup = asyncio.ensure_future(self._look_up(recipient))
+            cached = self._recipients[key] = (now + RECIPIENT_CACHE_SECONDS, lookup)
+        try:
+            mailbox, hosted = await asyncio.shield(cached[1])
+        except BaseException:
+            if self._recipients.get(key) is cached and cached[1].done():
+                del self._recipients[key]  # a failed lookup is not an answer worth keeping
+            raise
+        if mailbox is not None:
+            return mailbox
+        if not hosted:
+            raise relay_denied(address)
+        raise UnknownMailbox(f"<{address}>: Recipient address rejected: no such mailbox here")
+
+    async def _look_up(self, recipient: Recipient) -> tuple[Mailbox | None, bool]:
+        """(the mailbox, whether the domain is hosted here)."""
+        async with self._uow(read_only=True) as uow:
             mailbox = await uow.mailboxes.find(recipient.domain, recipient.local_part)
             if mailbox is not None:
-                return mailbox
+                return mailbox, True
             domain = await uow.domains.get_by_name(recipient.domain)
             if domain is None or domain.id is None:
-                raise relay_denied(address)
+                return None, False
             if recipient.local_part in ROLE_ADDRESSES:
                 mailboxes = await uow.mailboxes.list_for_domain(domain.id)
                 if mailboxes:
-                    return mailboxes[0]
-        raise UnknownMailbox(f"<{address}>: Recipient address rejected: no such mailbox here")
-
+                    return mailboxes[0], True
+        return None, True

@@ -68,23 +68,24 @@ def read_metadata(raw: bytes) -> MessageMetadata:
     except Exception as exc:  # the stdlib parser is lenient; this is a last resort
         return MessageMetadata(defects=(f"headers unreadable: {exc.__class__.__name__}",))
 
-    subject = _text(headers, "Subject", defects)
+    fields = _wanted_fields(headers)
+    subject = _text(fields, "subject", defects)
     subject_key, is_reply = base_subject(subject or "")
-    references = tuple(_MSGID.findall(_raw_header(headers, "References")))[-MAX_REFERENCES:]
-    in_reply_to_ids = _MSGID.findall(_raw_header(headers, "In-Reply-To"))
-    message_ids = _MSGID.findall(_raw_header(headers, "Message-ID"))
-    if len(_field_values(headers, "From")) > 1:
+    references = tuple(_MSGID.findall(_raw_header(fields, "references")))[-MAX_REFERENCES:]
+    in_reply_to_ids = _MSGID.findall(_raw_header(fields, "in-reply-to"))
+    message_ids = _MSGID.findall(_raw_header(fields, "message-id"))
+    if len(fields.get("from", [])) > 1:
         defects.append("more than one From header")
-    snippet, attachments = _body_summary(raw, defects)
+    snippet, attachments = _body_summary(raw, headers, defects)
     return MessageMetadata(
         message_id=message_ids[0] if message_ids else None,
         subject=subject,
         subject_key=_storable(subject_key),
         is_reply=is_reply or bool(in_reply_to_ids or references),
-        from_addr=next(iter(_addresses(headers, "From", defects)), None),
-        to_addrs=_addresses(headers, "To", defects),
-        cc_addrs=_addresses(headers, "Cc", defects),
-        date=_date(headers, defects),
+        from_addr=next(iter(_addresses(fields, "from", defects)), None),
+        to_addrs=_addresses(fields, "to", defects),
+        cc_addrs=_addresses(fields, "cc", defects),
+        date=_date(fields, defects),
         in_reply_to=in_reply_to_ids[0] if in_reply_to_ids else None,
         references=references,
         snippet=_storable(snippet),
@@ -127,32 +128,38 @@ def base_subject(subject: str) -> tuple[str, bool]:
     return text.lower().strip(), stripped_prefix
 
 
-def _field_values(headers: email.message.Message, name: str) -> list[str]:
-    """Every value of the field `name`, as text, in order.
+Fields = dict[str, list[str]]
+# The header fields the metadata is read from.
+_WANTED = frozenset({"subject", "references", "in-reply-to", "message-id", "from", "to", "cc", "date"})
+
+
+def _wanted_fields(headers: email.message.Message) -> Fields:
+    """The values of the wanted fields, by lower-case name, as text, in order.
 
     RFC 6532 §3.2 allows UTF-8 in field values (we advertise SMTPUTF8); other 8-bit octets are an
     unlabelled legacy charset, read as Latin-1 so that no octet is lost. The compat32 parser keeps
     such octets as surrogate escapes, which `Message.get` would turn into U+FFFD."""
-    wanted = name.lower()
-    values = []
+    found: Fields = {}
     for field_name, value in headers.raw_items():
-        if field_name.lower() != wanted:
+        name = field_name.lower()
+        if name not in _WANTED:
             continue
         octets = str(value).encode("ascii", "surrogateescape")
         try:
-            values.append(octets.decode("utf-8"))
+            text = octets.decode("utf-8")
         except UnicodeDecodeError:
-            values.append(octets.decode("latin-1"))
-    return values
+            text = octets.decode("latin-1")
+        found.setdefault(name, []).append(text)
+    return found
 
 
-def _raw_header(headers: email.message.Message, name: str) -> str:
-    values = _field_values(headers, name)
+def _raw_header(fields: Fields, name: str) -> str:
+    values = fields.get(name, [])
     return _storable(values[0]) if values else ""
 
 
-def _text(headers: email.message.Message, name: str, defects: list[str]) -> str | None:
-    values = _field_values(headers, name)
+def _text(fields: Fields, name: str, defects: list[str]) -> str | None:
+    values = fields.get(name, [])
     if not values:
         return None
     value = values[0]
@@ -170,8 +177,8 @@ def _text(headers: email.message.Message, name: str, defects: list[str]) -> str 
     return _storable(_SPACE.sub(" ", decoded).strip()[:998])
 
 
-def _addresses(headers: email.message.Message, name: str, defects: list[str]) -> tuple[str, ...]:
-    values = _field_values(headers, name)
+def _addresses(fields: Fields, name: str, defects: list[str]) -> tuple[str, ...]:
+    values = fields.get(name, [])
     if not values:
         return ()
     try:
@@ -188,8 +195,8 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
-def _date(headers: email.message.Message, defects: list[str]) -> datetime | None:
-    values = _field_values(headers, "Date")
+def _date(fields: Fields, defects: list[str]) -> datetime | None:
+    values = fields.get("date", [])
     if not values:
         return None
     try:
@@ -203,15 +210,25 @@ def _date(headers: email.message.Message, defects: list[str]) -> datetime | None
     return parsed
 
 
-def _body_summary(raw: bytes, defects: list[str]) -> tuple[str, tuple[Attachment, ...]]:
+def _body_summary(
+    raw: bytes, headers: email.message.Message, defects: list[str]
+) -> tuple[str, tuple[Attachment, ...]]:
+    """Snippet and attachments. Only multipart messages need the (slow) full MIME parse: a
+    single-part body is the bytes after the header section."""
     if len(raw) > MAX_BODY_PARSE_BYTES:
         defects.append("body not summarised: message too large")
         return "", ()
-    try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
-    except (RecursionError, Exception) as exc:
-        defects.append(f"MIME unreadable: {exc.__class__.__name__}")
-        return "", ()
+    message = headers
+    if headers.get_content_maintype() != "multipart":
+        # The body follows the header section and its empty line (RFC 5322 §2.1).
+        body = raw[len(header_section(raw)) + 2 :]
+        headers.set_payload(body.decode("ascii", "surrogateescape"))
+    else:
+        try:
+            message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        except (RecursionError, Exception) as exc:
+            defects.append(f"MIME unreadable: {exc.__class__.__name__}")
+            return "", ()
     plain: str | None = None
     html_text: str | None = None
     attachments: list[Attachment] = []
@@ -230,7 +247,8 @@ def _body_summary(raw: bytes, defects: list[str]) -> tuple[str, tuple[Attachment
             plain = _decoded_text(part)
         elif content_type == "text/html" and html_text is None:
             html_text = _decoded_text(part)
-    source = plain if plain else _strip_html(html_text or "")
+    # A snippet needs only the start of the text; HTML gets more room for its markup.
+    source = plain[: SNIPPET_LENGTH * 8] if plain else _strip_html((html_text or "")[:16384])
     return _SPACE.sub(" ", source).strip()[:SNIPPET_LENGTH], tuple(attachments)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -36,6 +37,10 @@ class BlobStore(Protocol):
 
     async def put(self, data: bytes) -> tuple[str, bool]:
         """Store durably (on stable storage when this returns); return (key, newly_created)."""
+        ...
+
+    async def put_many(self, items: Sequence[bytes]) -> list[tuple[str, bool] | Exception]:
+        """`put` for a batch, in one go; each item's (key, newly_created) or its error."""
         ...
 
     async def get(self, key: str) -> bytes: ...
@@ -108,17 +113,22 @@ class FolderRepository(Protocol):
     async def add_many(self, folders: Sequence[Folder]) -> None: ...
     async def list_for_mailbox(self, mailbox_id: int) -> list[Folder]: ...
     async def get_by_name(self, mailbox_id: int, name: str) -> Folder | None: ...
-    async def allocate_uid(self, folder_id: int) -> tuple[int, int]:
-        """Atomically take the folder's next UID and MODSEQ; return (uid, modseq).
+    async def find_many(self, wanted: Sequence[tuple[int, str]]) -> dict[tuple[int, str], Folder]:
+        """The folders named by (mailbox id, folder name); absent ones are left out."""
+        ...
+    async def allocate_uids(self, folder_id: int, count: int) -> tuple[int, int]:
+        """Atomically take `count` consecutive UIDs and MODSEQs; return (first uid, first modseq).
 
-        Runs in the caller's transaction, so UIDNEXT is persisted with the placement (RFC 3501 §2.3.1.1:
-        UIDs strictly ascend and are never reused)."""
+        Runs in the caller's transaction, so UIDNEXT is persisted with the placements (RFC 3501
+        §2.3.1.1: UIDs strictly ascend and are never reused)."""
         ...
 
 
 class MessageRepository(Protocol):
-    async def add(self, message: NewMessage) -> int: ...
-    async def add_placement(self, placement: NewPlacement) -> int: ...
+    async def add_many(self, new_messages: Sequence[NewMessage]) -> list[int]:
+        """Insert the messages; their ids, in the same order."""
+        ...
+    async def add_placements(self, new_placements: Sequence[NewPlacement]) -> None: ...
     async def thread_of_references(self, mailbox_id: int, message_ids: Sequence[str]) -> str | None:
         """The thread of the newest placement in the mailbox whose Message-ID is one of these."""
         ...
@@ -135,8 +145,16 @@ class MessageRepository(Protocol):
     async def blob_referenced(self, blob_key: str) -> bool: ...
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    account_id: int
+    type: str
+    payload: dict[str, object]
+    created_at: datetime
+
+
 class EventRepository(Protocol):
-    async def add(self, account_id: int, type: str, payload: dict[str, object], at: datetime) -> None: ...
+    async def add_many(self, new_events: Sequence[NewEvent]) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -157,4 +175,6 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> UnitOfWork: ...
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """`read_only` promises no writes, so the transaction need not wait for writers."""
+        ...

@@ -7,6 +7,7 @@ limits, DMARC disposition and durable delivery. This module translates SMTP to t
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from email.utils import format_datetime
 from typing import Any, Protocol
@@ -161,10 +162,13 @@ class MxHandler:
         return (return_path + received).encode("utf-8", errors="replace")
 
 
+_FORBIDDEN_IN_PATH = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
 def _malformed_path(address: str) -> bool:
     """A path with control characters (RFC 5321 §4.1.2 allows none) or octets that are not UTF-8
     (RFC 6531 §3.3; aiosmtpd hands them over as lone surrogates, which no database can store)."""
-    return any(ch < " " or ch == "\x7f" or "\ud800" <= ch <= "\udfff" for ch in address)
+    return _FORBIDDEN_IN_PATH.search(address) is not None
 
 
 def _printable(text: str) -> str:

@@ -8,6 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+READ_ONLY_OPTION = "mailmark_read_only"
 
 
 def create_engine(database_url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
@@ -17,7 +18,14 @@ def create_engine(database_url: str, *, sqlite_synchronous: str = "FULL") -> Asy
 
 
 def _sqlite_engine(database_url: str, synchronous: str) -> AsyncEngine:
-    engine = create_async_engine(database_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    # Each aiosqlite connection is a thread: keep enough of them pooled that bursts of sessions
+    # do not open and close connections (and threads) all the time.
+    engine = create_async_engine(
+        database_url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=10,
+        max_overflow=20,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -34,7 +42,11 @@ def _sqlite_engine(database_url: str, synchronous: str) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front, so a transaction that reads and then writes never
-        # fails with SQLITE_BUSY on upgrade; other writers wait (busy_timeout) instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # fails with SQLITE_BUSY on upgrade; other writers wait (busy_timeout) instead. Read-only
+        # units of work need no lock: in WAL mode they read a snapshot beside the writer.
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

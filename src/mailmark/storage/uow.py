@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mailmark.core.ports import NewEvent
+from mailmark.storage.db import READ_ONLY_OPTION
 from mailmark.core.model import (
     Account,
     DkimKey,
@@ -40,6 +42,35 @@ CHUNK = 500
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    """A dataclass's fields, shallow: `dataclasses.asdict` deep-copies every value, which costs
+    more than the insert on the delivery path."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+def _message_row(message: NewMessage) -> dict[str, Any]:
+    meta = message.meta
+    return {
+        "blob_key": message.blob_key,
+        "size": message.size,
+        "trace_prefix": message.trace_prefix,
+        "received_at": message.received_at,
+        "mail_from": message.mail_from[:320],
+        "message_id": meta.message_id,
+        "subject": meta.subject,
+        "subject_key": meta.subject_key[:255],
+        "from_addr": meta.from_addr[:320] if meta.from_addr else None,
+        "to_addrs": list(meta.to_addrs),
+        "cc_addrs": list(meta.cc_addrs),
+        "date": meta.date,
+        "in_reply_to": meta.in_reply_to,
+        "references": list(meta.references),
+        "snippet": meta.snippet[:255],
+        "attachments": [_fields(a) for a in meta.attachments],
+        "defects": list(meta.defects),
+    }
 
 
 def _blob_lock_id(blob_key: str) -> int:
@@ -180,49 +211,48 @@ class SqlFolders(_Repository):
         row = (await self._conn.execute(query)).first()
         return Folder(**row._mapping) if row else None
 
-    async def allocate_uid(self, folder_id: int) -> tuple[int, int]:
+    async def find_many(self, wanted: Sequence[tuple[int, str]]) -> dict[tuple[int, str], Folder]:
+        pairs = sorted(set(wanted))
+        found: dict[tuple[int, str], Folder] = {}
+        for chunk in _chunks(pairs):
+            query = folders.select().where(
+                sa.tuple_(folders.c.mailbox_id, folders.c.name).in_(list(chunk))
+            )
+            for row in await self._conn.execute(query):
+                folder = Folder(**row._mapping)
+                found[(folder.mailbox_id, folder.name)] = folder
+        return found
+
+    async def allocate_uids(self, folder_id: int, count: int) -> tuple[int, int]:
         # One atomic UPDATE ... RETURNING: it row-locks the folder on PostgreSQL, so concurrent
         # nodes can never hand out the same UID.
         query = (
             folders.update()
             .where(folders.c.id == folder_id)
-            .values(uid_next=folders.c.uid_next + 1, highest_modseq=folders.c.highest_modseq + 1)
+            .values(
+                uid_next=folders.c.uid_next + count,
+                highest_modseq=folders.c.highest_modseq + count,
+            )
             .returning(folders.c.uid_next, folders.c.highest_modseq)
         )
-        uid_next, modseq = (await self._conn.execute(query)).one()
-        return int(uid_next) - 1, int(modseq)
+        uid_next, highest_modseq = (await self._conn.execute(query)).one()
+        return int(uid_next) - count, int(highest_modseq) - count + 1
 
 
 class SqlMessages(_Repository):
-    async def add(self, message: NewMessage) -> int:
-        meta = message.meta
-        return await self._insert(
-            messages,
-            {
-                "blob_key": message.blob_key,
-                "size": message.size,
-                "trace_prefix": message.trace_prefix,
-                "received_at": message.received_at,
-                "mail_from": message.mail_from[:320],
-                "message_id": meta.message_id,
-                "subject": meta.subject,
-                "subject_key": meta.subject_key[:255],
-                "from_addr": meta.from_addr[:320] if meta.from_addr else None,
-                "to_addrs": list(meta.to_addrs),
-                "cc_addrs": list(meta.cc_addrs),
-                "date": meta.date,
-                "in_reply_to": meta.in_reply_to,
-                "references": list(meta.references),
-                "snippet": meta.snippet[:255],
-                "attachments": [asdict(a) for a in meta.attachments],
-                "defects": list(meta.defects),
-            },
-        )
+    async def add_many(self, new_messages: Sequence[NewMessage]) -> list[int]:
+        rows = [_message_row(message) for message in new_messages]
+        # insertmanyvalues: one statement for the batch, ids returned in parameter order.
+        query = messages.insert().returning(messages.c.id, sort_by_parameter_order=True)
+        return [int(i) for i in (await self._conn.execute(query, rows)).scalars()]
 
-    async def add_placement(self, placement: NewPlacement) -> int:
-        values = asdict(placement)
-        values["flags"] = list(placement.flags)
-        return await self._insert(placements, values)
+    async def add_placements(self, new_placements: Sequence[NewPlacement]) -> None:
+        rows = []
+        for placement in new_placements:
+            values = _fields(placement)
+            values["flags"] = list(placement.flags)
+            rows.append(values)
+        await self._conn.execute(placements.insert(), rows)
 
     async def thread_of_references(self, mailbox_id: int, message_ids: Sequence[str]) -> str | None:
         query = (
@@ -286,10 +316,8 @@ class SqlMessages(_Repository):
 
 
 class SqlEvents(_Repository):
-    async def add(self, account_id: int, type: str, payload: dict[str, object], at: datetime) -> None:
-        await self._conn.execute(
-            events.insert().values(account_id=account_id, type=type, payload=payload, created_at=at)
-        )
+    async def add_many(self, new_events: Sequence[NewEvent]) -> None:
+        await self._conn.execute(events.insert(), [_fields(event) for event in new_events])
 
 
 class SqlUnitOfWork:
@@ -303,13 +331,16 @@ class SqlUnitOfWork:
     messages: SqlMessages
     events: SqlEvents
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
         self._engine = engine
+        self._read_only = read_only
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> SqlUnitOfWork:
         self._conn = await self._engine.connect()
         try:
+            if self._read_only:
+                await self._conn.execution_options(**{READ_ONLY_OPTION: True})
             await self._conn.begin()
         except BaseException:
             await self._conn.close()
@@ -346,5 +377,5 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine)
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, read_only)

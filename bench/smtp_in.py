@@ -1,0 +1,868 @@
+"""Inbound SMTP throughput: Mailmark's MX listener against a bare aiosmtpd server that discards.
+
+    cd /work/main && .venv/bin/python bench/smtp_in.py [--messages N] [--concurrency C]
+        [--size BYTES] [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+
+Sends N messages of BYTES bytes over C persistent connections (each connection sends its share,
+pipelining MAIL FROM/RCPT TO/DATA), first to a bare `aiosmtpd` server whose handle_DATA only
+answers "250 OK", then to a real `mailmark serve` on a fresh data dir: SQLite with the default
+MAILMARK_SQLITE_SYNCHRONOUS=FULL, or the PostgreSQL server named by --database-url, in a fresh
+database dropped afterwards. Each server runs in its own process; this process is the load
+generator, and also serves DNS to Mailmark (a FakeDns publishing SPF and DMARC for the sender).
+
+Prints msg/s, the p50/p99 time from writing the final dot to reading the 250, the servers' CPU
+per message, the ratio Mailmark/bare, and PASS/FAIL against the targets: ratio >= 0.50 and
+p99 < 1000 ms, and every accepted message stored. Exit status 0 on PASS, 1 on FAIL, 2 on error.
+
+This is a benchmark, not a test: the figures depend on whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import platform
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # for `tests.fakedns` when run as `python bench/smtp_in.py`
+
+T = TypeVar("T")
+
+# The targets of the issue.
+TARGET_RATIO = 0.50
+TARGET_P99_MS = 1000.0
+
+MAILMARK_HOSTNAME = "mx.bench.test"
+RCPT_DOMAIN = "bench.test"
+RCPT = f"inbox@{RCPT_DOMAIN}"
+SENDER_DOMAIN = "sender.example"
+SENDER = f"alice@{SENDER_DOMAIN}"
+CLIENT_HELO = f"client.{SENDER_DOMAIN}"
+SPF_RECORD = "v=spf1 ip4:127.0.0.1 -all"
+DMARC_RECORD = "v=DMARC1; p=none"
+POSTFIX = Path("/usr/sbin/postfix")
+LISTENING = re.compile(r"MX listening on (\S+):(\d+)")
+STOP_TIMEOUT = 30.0
+BARE_SERVER = "--bare-server"  # internal: this file as the bare server's process
+PROFILED_MAILMARK = "--run-mailmark-profiled"  # internal: this file as a profiled `mailmark`
+
+
+class BenchError(Exception):
+    """The run cannot produce figures: a server did not start, a reply was unexpected, ..."""
+
+
+def event_loop_runner() -> tuple[Callable[[Coroutine[Any, Any, T]], T], str]:
+    """uvloop when installed, as `mailmark serve` does."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run, "asyncio"
+    return uvloop.run, f"uvloop {uvloop.__version__}"  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------------------
+# The bare discard server, in its own process: `python bench/smtp_in.py --bare-server`
+# ------------------------------------------------------------------------------------------------
+
+
+def bare_server_main() -> int:
+    from aiosmtpd.smtp import SMTP
+
+    class Discard:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            return "250 OK"
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        handler = Discard()
+        # A fixed hostname, as Mailmark has: SMTP() would call socket.getfqdn() per connection.
+        server = await loop.create_server(
+            lambda: SMTP(handler, hostname="bare.bench.test"), host="127.0.0.1", port=0
+        )
+        print(server.sockets[0].getsockname()[1], flush=True)
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        server.close()
+        await server.wait_closed()
+
+    run, _ = event_loop_runner()
+    run(serve())
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# `mailmark` under cProfile, every thread included (--profile-mailmark)
+# ------------------------------------------------------------------------------------------------
+
+
+def profiled_mailmark_main(out: str, argv: list[str]) -> int:
+    """Run mailmark's CLI with one cProfile profiler per thread (`python -m cProfile` sees only
+    the main thread, while SPF/DMARC, blob writes and aiosqlite run in worker threads). Times are
+    each thread's CPU time (time.thread_time), not wall time: waiting for fsync or a lock is free.
+
+    Writes OUT (all threads), OUT.main (the event loop thread) and OUT.threads (the others); read
+    them with pstats.Stats(OUT).sort_stats("tottime").print_stats(30). Greenlet switches (the
+    SQLAlchemy asyncio bridge) confuse cumulative times; self times (tottime) stay meaningful."""
+    import cProfile
+    import pstats
+    import threading
+
+    profiles: list[cProfile.Profile] = []
+    lock = threading.Lock()
+    bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+    def profiled_bootstrap(self: threading.Thread) -> None:
+        profile = cProfile.Profile(time.thread_time)
+        with lock:
+            profiles.append(profile)
+        profile.enable()
+        try:
+            bootstrap(self)
+        finally:
+            profile.disable()
+
+    threading.Thread._bootstrap_inner = profiled_bootstrap  # type: ignore[attr-defined]
+    from mailmark.cli import main as mailmark_main
+
+    main_profile = cProfile.Profile(time.thread_time)
+    main_profile.enable()
+    try:
+        return mailmark_main(argv)
+    finally:
+        main_profile.disable()
+        stats = pstats.Stats(main_profile)
+        stats.dump_stats(f"{out}.main")
+        thread_stats: pstats.Stats | None = None
+        with lock:
+            for profile in profiles:
+                with contextlib.suppress(TypeError):  # a thread that profiled nothing
+                    if thread_stats is None:
+                        thread_stats = pstats.Stats(profile)
+                    else:
+                        thread_stats.add(profile)
+        if thread_stats is not None:
+            thread_stats.dump_stats(f"{out}.threads")
+            stats.add(thread_stats)
+        stats.dump_stats(out)
+
+
+# ------------------------------------------------------------------------------------------------
+# Messages
+# ------------------------------------------------------------------------------------------------
+
+_WORDS = (
+    "the quarterly numbers are attached and the forecast looks better than we expected for "
+    "next year although shipping costs went up again in the third quarter so please review "
+    "the figures before the meeting on thursday and send me your comments by wednesday noon"
+).split()
+
+
+def _filler_lines(size: int) -> bytes:
+    """Plain-text lines of at most 76 characters ending in CRLF, some starting with a dot (to
+    exercise dot-stuffing), totalling at least `size` bytes."""
+    lines: list[bytes] = []
+    total = 0
+    index = 0
+    while total < size:
+        words: list[str] = []
+        length = 0
+        while length < 60:
+            word = _WORDS[(index * 7 + len(words) * 3) % len(_WORDS)]
+            words.append(word)
+            length += len(word) + 1
+        text = " ".join(words)
+        if index % 17 == 5:
+            text = ". " + text
+        elif index % 29 == 11:
+            text = "."
+        line = text.encode() + b"\r\n"
+        lines.append(line)
+        total += len(line)
+        index += 1
+    return b"".join(lines)
+
+
+class MessageFactory:
+    """Messages of exactly `size` bytes, each unique (its number is in the Subject, Message-ID
+    and body) so that content-addressed deduplication never spares Mailmark a write."""
+
+    def __init__(self, size: int, run_id: str) -> None:
+        self.run_id = run_id
+        self.size = size
+        self._filler = _filler_lines(max(0, size - len(self._head(0))))
+
+    def _head(self, number: int) -> bytes:
+        return (
+            f"From: Alice Sender <{SENDER}>\r\n"
+            f"To: Bench Inbox <{RCPT}>\r\n"
+            f"Subject: Benchmark message {number} of run {self.run_id}\r\n"
+            f"Date: {formatdate(localtime=False)}\r\n"
+            f"Message-ID: <{number}.{self.run_id}@{SENDER_DOMAIN}>\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n"
+            "\r\n"
+            f"Message number {number} in benchmark run {self.run_id}.\r\n"
+        ).encode()
+
+    def raw(self, number: int) -> bytes:
+        head = self._head(number)
+        body = self._filler[: max(0, self.size - len(head) - 2)]
+        if body.endswith(b"\r"):  # cut inside a CRLF: never leave a bare CR
+            body = body[:-1] + b"x"
+        return head + body + b"\r\n"
+
+    def data(self, number: int) -> bytes:
+        """The message as sent after DATA: dot-stuffed, without the final "." line."""
+        return dot_stuff(self.raw(number))
+
+
+def dot_stuff(raw: bytes) -> bytes:
+    """RFC 5321 §4.5.2 transparency for `raw`, which ends with CRLF."""
+    stuffed = raw.replace(b"\r\n.", b"\r\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+# ------------------------------------------------------------------------------------------------
+# Load generator
+# ------------------------------------------------------------------------------------------------
+
+
+class SmtpClient:
+    """A minimal SMTP client on one persistent connection: EHLO once, then pipelined messages."""
+
+    def __init__(
+        self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
+    ) -> None:
+        self.name = name
+        self.reader = reader
+        self.writer = writer
+        self.timeout = timeout
+
+    @classmethod
+    async def connect(cls, name: str, port: int, timeout: float) -> SmtpClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+        client = cls(name, reader, writer, timeout)
+        await client.expect(220, "greeting")
+        writer.write(f"EHLO {CLIENT_HELO}\r\n".encode())
+        await client.expect(250, "EHLO")
+        return client
+
+    async def reply(self) -> tuple[int, bytes]:
+        lines: list[bytes] = []
+        async with asyncio.timeout(self.timeout):
+            while True:
+                line = await self.reader.readline()
+                if not line:
+                    raise BenchError(f"{self.name}: connection closed by the server")
+                lines.append(line)
+                if line[3:4] != b"-":
+                    break
+        text = b"".join(lines)
+        try:
+            return int(lines[-1][:3]), text
+        except ValueError:
+            raise BenchError(f"{self.name}: unreadable reply {text!r}") from None
+
+    async def expect(self, code: int, what: str) -> None:
+        got, text = await self.reply()
+        if got != code:
+            reply = text.decode(errors="replace").strip()
+            raise BenchError(f"{self.name}: {what}: expected {code}, got {reply!r}")
+
+    async def send(self, data: bytes, number: int) -> tuple[float, float]:
+        """Deliver one message. Returns the seconds from writing MAIL FROM to reading the 354,
+        and from writing the final dot to reading the 250."""
+        envelope_start = time.perf_counter()
+        self.writer.write(f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{RCPT}>\r\nDATA\r\n".encode())
+        await self.expect(250, f"message {number}: MAIL FROM")
+        await self.expect(250, f"message {number}: RCPT TO")
+        await self.expect(354, f"message {number}: DATA")
+        envelope = time.perf_counter() - envelope_start
+        self.writer.write(data)
+        start = time.perf_counter()
+        self.writer.write(b".\r\n")
+        await self.writer.drain()
+        await self.expect(250, f"message {number}: end of data")
+        return envelope, time.perf_counter() - start
+
+    async def quit(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.write(b"QUIT\r\n")
+            async with asyncio.timeout(5):
+                await self.reply()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+def shares(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+@dataclass
+class LoadResult:
+    server: str
+    messages: int
+    seconds: float
+    latencies: list[float]  # final dot -> 250
+    envelope_latencies: list[float]  # MAIL FROM -> 354 (pipelined MAIL, RCPT, DATA)
+    cpu_seconds: float | None  # the server process's user+system CPU in the timed phase
+    db_cpu_seconds: float | None = None  # the local PostgreSQL's, when it is the store
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile_ms(self, p: float, *, envelope: bool = False) -> float:
+        ordered = sorted(self.envelope_latencies if envelope else self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000
+
+    def per_message_ms(self, seconds: float | None) -> str:
+        if seconds is None or not self.messages:
+            return "-"
+        return f"{seconds * 1000 / self.messages:.2f}"
+
+
+def _proc_stat(pid: str) -> list[str]:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rpartition(")")[2].split()
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """utime+stime of a process, all its threads (Linux /proc); None when unavailable."""
+    try:
+        fields = _proc_stat(str(pid))
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float | None:
+    """CPU of every `postgres` process on this machine, with that of the backends already
+    exited (in their parent's cutime/cstime); None when there is none."""
+    total = 0
+    found = False
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+            fields = _proc_stat(pid)
+        except OSError:
+            continue
+        found = True
+        total += sum(int(value) for value in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK") if found else None
+
+
+async def run_load(
+    server: str,
+    port: int,
+    *,
+    messages: int,
+    concurrency: int,
+    warmup: int,
+    factory: MessageFactory,
+    numbers: Iterator[int],
+    reply_timeout: float,
+    server_pid: int | None,
+    measure_postgres: bool = False,
+) -> LoadResult:
+    clients = await asyncio.gather(
+        *(SmtpClient.connect(f"{server} #{i}", port, reply_timeout) for i in range(concurrency))
+    )
+    latencies: list[float] = []
+    envelopes: list[float] = []
+
+    async def send_share(client: SmtpClient, count: int, timed: bool) -> None:
+        for _ in range(count):
+            number = next(numbers)
+            envelope, latency = await client.send(factory.data(number), number)
+            if timed:
+                latencies.append(latency)
+                envelopes.append(envelope)
+
+    def cpu() -> tuple[float | None, float | None]:
+        server_cpu = process_cpu_seconds(server_pid) if server_pid else None
+        return server_cpu, postgres_cpu_seconds() if measure_postgres else None
+
+    try:
+        warmups = zip(clients, shares(warmup, concurrency))
+        await asyncio.gather(*(send_share(client, count, False) for client, count in warmups))
+        cpu_before = cpu()
+        start = time.perf_counter()
+        timed = zip(clients, shares(messages, concurrency))
+        await asyncio.gather(*(send_share(client, count, True) for client, count in timed))
+        seconds = time.perf_counter() - start
+        cpu_after = cpu()
+    finally:
+        await asyncio.gather(*(c.quit() for c in clients), return_exceptions=True)
+    server_cpu, db_cpu = (
+        None if before is None or after is None else after - before
+        for before, after in zip(cpu_before, cpu_after)
+    )
+    return LoadResult(server, len(latencies), seconds, latencies, envelopes, server_cpu, db_cpu)
+
+
+# ------------------------------------------------------------------------------------------------
+# Server processes
+# ------------------------------------------------------------------------------------------------
+
+
+class Processes:
+    """Every process the bench starts; `stop` terminates, then kills after a timeout."""
+
+    def __init__(self) -> None:
+        self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, **kwargs)
+        self._procs.append((name, proc))
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                name = next((n for n, p in self._procs if p is proc), "?")
+                print(f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s: killing it",
+                      file=sys.stderr)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        self._procs = [(n, p) for n, p in self._procs if p is not proc]
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for _, proc in reversed(self._procs):
+            self.stop(proc)
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "    (no log)"
+    return "\n".join(f"    | {line}" for line in text[-lines:])
+
+
+def start_bare_server(procs: Processes, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    log = workdir / "bare-server.log"
+    with log.open("wb") as stderr:
+        proc = procs.start(
+            "bare aiosmtpd",
+            [sys.executable, str(Path(__file__).resolve()), BARE_SERVER],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()  # its port, then it prints nothing more
+    if not line.isdigit():
+        procs.stop(proc)
+        raise BenchError(f"the bare server did not start (printed {line!r}):\n{log_tail(log)}")
+    return proc, int(line)
+
+
+def mailmark_command() -> list[str]:
+    script = Path(sys.executable).parent / "mailmark"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mailmark"]
+
+
+@dataclass
+class MailmarkSetup:
+    workdir: Path
+    env: dict[str, str]
+    database_url: str  # "" for the embedded SQLite
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "mailmark.log"
+
+
+def mailmark_setup(
+    workdir: Path, database_url: str, nameserver: str, synchronous: str
+) -> MailmarkSetup:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("MAILMARK_")}
+    setup = MailmarkSetup(workdir, env, database_url)
+    env.update(
+        MAILMARK_DATA_DIR=str(setup.data_dir),
+        MAILMARK_HOSTNAME=MAILMARK_HOSTNAME,
+        MAILMARK_BIND="127.0.0.1",
+        MAILMARK_DNS_NAMESERVERS=nameserver,
+        MAILMARK_MAX_CONNECTIONS_PER_IP="100000",
+        MAILMARK_LOG_LEVEL="INFO",
+    )
+    # Port 0 for every listener, present or future, so that none collides with anything.
+    for name in ("MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "HTTP"):
+        env[f"MAILMARK_{name}_PORT"] = "0"
+    if database_url:
+        env["MAILMARK_DATABASE_URL"] = database_url
+    if synchronous != "FULL":
+        env["MAILMARK_SQLITE_SYNCHRONOUS"] = synchronous
+    setup.data_dir.mkdir(parents=True)
+    return setup
+
+
+def mailmark_cli(setup: MailmarkSetup, *args: str) -> None:
+    result = subprocess.run(
+        [*mailmark_command(), *args],
+        env=setup.env,
+        cwd=setup.workdir,  # no stray ./mailmark.toml
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+        command = " ".join(args[:2])
+        raise BenchError(f"`mailmark {command} ...` failed ({result.returncode}):\n{output}")
+
+
+def provision_mailmark(setup: MailmarkSetup) -> None:
+    password = secrets.token_urlsafe(18)  # may start with "-": hence --password=...
+    owner = f"owner@{RCPT_DOMAIN}"
+    mailmark_cli(setup, "account", "create", "bench", "--owner", owner, f"--password={password}")
+    mailmark_cli(setup, "domain", "add", RCPT_DOMAIN, "--account", "bench", "--trust")
+    mailmark_cli(setup, "mailbox", "add", RCPT)
+
+
+def start_mailmark(
+    procs: Processes,
+    setup: MailmarkSetup,
+    *,
+    profile: Path | None,
+    serve_command: str | None,
+    startup_timeout: float = 120,
+) -> tuple[subprocess.Popen[bytes], int]:
+    if serve_command:
+        argv = [*shlex.split(serve_command), "serve"]
+        if "/" in argv[0] and Path(argv[0]).exists():
+            argv[0] = str(Path(argv[0]).absolute())  # it runs in the work dir
+    elif profile is not None:
+        this = str(Path(__file__).resolve())
+        argv = [sys.executable, this, PROFILED_MAILMARK, str(profile.absolute()), "serve"]
+    else:
+        argv = [*mailmark_command(), "serve"]
+    with setup.log.open("wb") as log:
+        # A file, not a pipe: a full pipe would stall the server in the middle of the run.
+        proc = procs.start(
+            "mailmark serve",
+            argv,
+            env=setup.env,
+            cwd=setup.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        match = LISTENING.search(setup.log.read_text(errors="replace"))
+        if match:
+            return proc, int(match[2])
+        if proc.poll() is not None:
+            raise BenchError(f"mailmark serve exited ({proc.returncode}):\n{log_tail(setup.log)}")
+        time.sleep(0.05)
+    procs.stop(proc)
+    raise BenchError(
+        f"mailmark serve did not log 'MX listening on' within {startup_timeout:.0f} s:\n"
+        f"{log_tail(setup.log)}"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# The store: a fresh PostgreSQL database per run, and counting what was stored
+# ------------------------------------------------------------------------------------------------
+
+
+async def _pg_execute(url: str, statement: str, *, autocommit: bool = False) -> Any:
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}))
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(sa.text(statement))
+            return result.scalar() if result.returns_rows else None
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def fresh_database(database_url: str) -> Iterator[str]:
+    """"" for SQLite (in the data dir), or the URL of a new PostgreSQL database on the server
+    `database_url` names, dropped on the way out."""
+    if not database_url:
+        yield ""
+        return
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(database_url)
+    if admin.get_backend_name() != "postgresql":
+        raise BenchError(f"--database-url: PostgreSQL (postgresql+asyncpg://) only, not {admin}")
+    admin_url = admin.render_as_string(hide_password=False)
+    name = f"mailmark_bench_{secrets.token_hex(5)}"
+    try:
+        asyncio.run(_pg_execute(admin_url, f'CREATE DATABASE "{name}"', autocommit=True))
+    except Exception as error:
+        raise BenchError(f"cannot create database {name} on {admin}: {error!r}") from None
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        asyncio.run(_pg_execute(admin_url, drop, autocommit=True))
+
+
+def count_placements(setup: MailmarkSetup) -> int:
+    query = "SELECT count(*) FROM placements"
+    if setup.database_url:
+        return int(asyncio.run(_pg_execute(setup.database_url, query)))
+    with contextlib.closing(sqlite3.connect(setup.data_dir / "mailmark.db")) as db:
+        return int(db.execute(query).fetchone()[0])
+
+
+def is_local(database_url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).host in (None, "", "localhost", "127.0.0.1", "::1")
+
+
+# ------------------------------------------------------------------------------------------------
+# The run and the report
+# ------------------------------------------------------------------------------------------------
+
+
+def print_table(results: list[LoadResult]) -> None:
+    header = (
+        f"{'server':<24} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'max ms':>7} {'env p99':>8} {'cpu ms/msg':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(
+            f"{r.server:<24} {r.messages:>8} {r.seconds:>8.2f} {r.rate:>8.1f} "
+            f"{r.percentile_ms(50):>7.1f} {r.percentile_ms(99):>7.1f} {r.percentile_ms(100):>7.1f} "
+            f"{r.percentile_ms(99, envelope=True):>8.1f} {r.per_message_ms(r.cpu_seconds):>10}"
+        )
+    print(
+        "p50/p99/max: writing the final dot -> reading the 250; env p99: writing MAIL FROM -> "
+        "reading the 354\n(MAIL/RCPT/DATA pipelined); cpu: the server process, all its threads, "
+        "during the timed messages"
+    )
+    for r in results:
+        if r.db_cpu_seconds is not None:
+            print(
+                f"plus PostgreSQL's processes for {r.server}: {r.per_message_ms(r.db_cpu_seconds)} "
+                "ms CPU per message (every postgres process on the machine)"
+            )
+
+
+def verdict(label: str, ok: bool) -> str:
+    return f"{label}   {'PASS' if ok else 'FAIL'}"
+
+
+def bench(args: argparse.Namespace, procs: Processes) -> int:
+    import aiosmtpd
+
+    from tests.fakedns import FakeDns
+
+    run, loop_name = event_loop_runner()
+    run_id = secrets.token_hex(4)
+    factory = MessageFactory(args.size, run_id)
+    numbers = iter(range(10**12))  # message numbers, unique across the servers of the run
+    store = "postgresql" if args.database_url else f"sqlite, synchronous={args.sqlite_synchronous}"
+    print(
+        f"inbound SMTP bench {run_id}: {args.messages} messages of {args.size} bytes "
+        f"({len(factory.data(0))} dot-stuffed) over {args.concurrency} connections, after "
+        f"{args.warmup} warm-up messages"
+    )
+    print(
+        f"python {platform.python_version()}, {loop_name}, aiosmtpd {aiosmtpd.__version__}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start (anything "
+        f"else running skews the figures); mailmark on {store}"
+    )
+
+    def load(name: str, port: int, pid: int | None, postgres: bool = False) -> LoadResult:
+        print(f"  {name} ...", flush=True)
+        return run(
+            run_load(
+                name, port, messages=args.messages, concurrency=args.concurrency,
+                warmup=args.warmup, factory=factory, numbers=numbers,
+                reply_timeout=args.reply_timeout, server_pid=pid, measure_postgres=postgres,
+            )
+        )
+
+    results: list[LoadResult] = []
+    notes: list[str] = []
+    bare = postfix = None
+    workdir = Path(tempfile.mkdtemp(prefix="mailmark-bench-", dir=args.workdir))
+    try:
+        if not args.skip_bare:
+            proc, port = start_bare_server(procs, workdir)
+            try:
+                bare = load("bare aiosmtpd (discard)", port, proc.pid)
+            finally:
+                procs.stop(proc)
+            results.append(bare)
+
+        with FakeDns() as dns, fresh_database(args.database_url) as database_url:
+            dns.add(SENDER_DOMAIN, "TXT", SPF_RECORD)
+            dns.add(f"_dmarc.{SENDER_DOMAIN}", "TXT", DMARC_RECORD)
+            setup = mailmark_setup(workdir, database_url, dns.address, args.sqlite_synchronous)
+            provision_mailmark(setup)
+            proc, port = start_mailmark(
+                procs, setup, profile=args.profile_mailmark, serve_command=args.serve_command
+            )
+            name = f"mailmark ({'postgresql' if database_url else 'sqlite'})"
+            try:
+                mailmark = load(name, port, proc.pid, bool(database_url) and is_local(database_url))
+            finally:
+                code = procs.stop(proc)
+            results.append(mailmark)
+            if code != 0:
+                notes.append(f"note: mailmark serve exited with status {code}")
+            expected = args.warmup + args.messages
+            stored = count_placements(setup)
+            if (SENDER_DOMAIN, "TXT") not in dns.queries:
+                notes.append("note: Mailmark never asked for the sender's SPF record")
+            log = setup.log.read_text(errors="replace")
+            if "Traceback" in log or " ERROR " in log:
+                notes.append(f"note: mailmark logged errors:\n{log_tail(setup.log, 15)}")
+
+        if not POSTFIX.exists():
+            notes.insert(0, "postfix: not installed (apt-get install postfix)")
+        elif args.postfix_port is None:
+            notes.insert(0, "postfix: installed, not measured: pass --postfix-port, the port of an "
+                         f"smtpd on 127.0.0.1 that accepts <{RCPT}> and discards it")
+        else:
+            postfix = load("postfix smtpd", args.postfix_port, None)
+            results.append(postfix)
+    finally:
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print_table(results)
+    print()
+    passed = True
+    if bare is None:
+        print("ratio mailmark/bare: not measured (--skip-bare)")
+    else:
+        ratio = mailmark.rate / bare.rate
+        passed &= ratio >= TARGET_RATIO
+        print(verdict(f"ratio mailmark/bare: {ratio:.2f} (target >= {TARGET_RATIO:.2f})",
+                      ratio >= TARGET_RATIO))
+    if postfix is not None:
+        print(f"ratio mailmark/postfix: {mailmark.rate / postfix.rate:.2f}")
+    p99 = mailmark.percentile_ms(99)
+    passed &= p99 < TARGET_P99_MS
+    print(verdict(f"mailmark p99 final dot -> 250: {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms)",
+                  p99 < TARGET_P99_MS))
+    passed &= stored == expected
+    print(verdict(f"mailmark stored placements: {stored} of {expected} messages accepted",
+                  stored == expected))
+    for note in notes:
+        print(note)
+    print(("PASS" if passed else "FAIL") + (" (without the ratio)" if bare is None else ""))
+    return 0 if passed else 1
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Inbound SMTP throughput of Mailmark's MX against a bare aiosmtpd server.",
+    )
+    add = parser.add_argument
+    add("--messages", "-n", type=int, default=2000, help="timed messages per server (2000)")
+    add("--concurrency", "-c", type=int, default=20, help="connections sending at once (20)")
+    add("--size", type=int, default=10240, help="message size in bytes (10240)")
+    add("--warmup", type=int, default=None, help="untimed messages first (2 a connection)")
+    add("--database-url", default="", metavar="URL",
+        help="PostgreSQL server for Mailmark, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/"
+        "test: a fresh database is created there and dropped afterwards (default: SQLite)")
+    add("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL",
+        help="MAILMARK_SQLITE_SYNCHRONOUS (FULL: the durable default, which the targets are about)")
+    add("--postfix-port", type=int, default=None, metavar="PORT",
+        help=f"a running Postfix smtpd on 127.0.0.1:PORT that accepts <{RCPT}> and discards it")
+    add("--skip-bare", action="store_true", help="measure Mailmark only (no ratio)")
+    add("--profile-mailmark", type=Path, default=None, metavar="FILE",
+        help="run `mailmark serve` under cProfile, every thread, CPU time; writes FILE, "
+        "FILE.main and FILE.threads (profiling slows the server several times)")
+    add("--serve-command", default=None, metavar="CMD",
+        help="for experiments: the command that runs Mailmark's CLI instead of the `mailmark` "
+        "console script (' serve' is appended)")
+    add("--workdir", type=Path, default=None,
+        help="where to create the temporary data dir (the system's temp dir)")
+    add("--keep", action="store_true", help="keep the data dir and the server logs")
+    add("--reply-timeout", type=float, default=60.0, help="seconds to wait for any one reply (60)")
+    args = parser.parse_args(argv)
+    if args.messages < 1 or args.concurrency < 1 or args.size < 1024:
+        parser.error("needs --messages >= 1, --concurrency >= 1 and --size >= 1024")
+    if args.warmup is None:
+        args.warmup = 2 * args.concurrency
+    if args.warmup < 0:
+        parser.error("--warmup must not be negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [BARE_SERVER]:
+        return bare_server_main()
+    if argv[:1] == [PROFILED_MAILMARK] and len(argv) > 1:
+        return profiled_mailmark_main(argv[1], argv[2:])
+    args = parse_args(argv)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)  # so that the `finally`s stop the servers
+    procs = Processes()
+    try:
+        return bench(args, procs)
+    except BenchError as error:
+        print(f"bench failed: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
