@@ -8,7 +8,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ async def _domain_records(services: Services, args: argparse.Namespace) -> tuple
     return "\n".join(lines), [record_json(r) for r in records]
 
 
-async def _domain_verify(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+async def _domain_verify(services: Services, args: argparse.Namespace) -> tuple[str, Any, int]:
     verification = await services.domains.verify(args.domain)
     lines = []
     for check in verification.checks:
@@ -213,12 +213,13 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
-def _event_loop_runner() -> Callable[[Awaitable[int]], int]:
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed (the `fast` extra), else on asyncio's own loop."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run  # type: ignore[return-value]
-    return uvloop.run  # type: ignore[no-any-return]
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -237,10 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # aiosmtpd narrates every connection at INFO, alembic every migration check: too chatty.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    run = _event_loop_runner()
     if args.command == "serve":
-        return run(_serve(settings))
-    return run(_run_command(settings, COMMANDS[(args.command, args.action)], args))
+        return _run(_serve(settings))
+    return _run(_run_command(settings, COMMANDS[(args.command, args.action)], args))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import os
 import ssl
 from pathlib import Path
 
+from argon2 import DEFAULT_MEMORY_COST, DEFAULT_TIME_COST
 from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography import x509
@@ -22,8 +23,10 @@ class Argon2PasswordHasher:
     """argon2id; by default with the library's current recommended parameters (RFC 9106)."""
 
     def __init__(self, *, time_cost: int | None = None, memory_cost_kib: int | None = None) -> None:
-        options = {"time_cost": time_cost, "memory_cost": memory_cost_kib}
-        self._hasher = _Argon2(**{k: v for k, v in options.items() if v is not None})
+        self._hasher = _Argon2(
+            time_cost=time_cost or DEFAULT_TIME_COST,
+            memory_cost=memory_cost_kib or DEFAULT_MEMORY_COST,
+        )
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)

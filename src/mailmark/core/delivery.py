@@ -146,7 +146,7 @@ class InboundDelivery:
     async def _write_batch(self, batch: list[_Request]) -> None:
         stored = await self._blobs.put_many([request.raw for request in batch])
         ready: list[_Request] = []
-        for request, result in zip(batch, stored):
+        for request, result in zip(batch, stored, strict=True):
             if isinstance(result, Exception):
                 log.error("blob write failed: %s", result)
                 _settle(request, result)
@@ -165,9 +165,9 @@ class InboundDelivery:
                 # One bad message must not fail its neighbours: record them one by one.
                 log.warning("batch of %d failed (%s); recording one by one", len(ready), exc)
                 outcomes = [await self._record_alone(request) for request in ready]
-        failed = [r for r, outcome in zip(ready, outcomes) if isinstance(outcome, Exception)]
+        failed = [r for r, outcome in zip(ready, outcomes, strict=True) if isinstance(outcome, Exception)]
         await self._remove_orphans(failed, ready)
-        for request, outcome in zip(ready, outcomes):
+        for request, outcome in zip(ready, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 log.error("inbound delivery failed: %r", outcome)
             _settle(request, outcome)
@@ -210,7 +210,7 @@ class InboundDelivery:
             placements: list[NewPlacement] = []
             events: list[NewEvent] = []
             receipts = []
-            for request, message_id in zip(requests, message_ids):
+            for request, message_id in zip(requests, message_ids, strict=True):
                 stored = []
                 for mailbox in request.recipients:
                     assert mailbox.id is not None

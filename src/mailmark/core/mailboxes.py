@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from mailmark.core.accounts import check_password
 from mailmark.core.addresses import (
+    Recipient,
     normalize_domain,
     normalize_local_part,
-    Recipient,
     parse_recipient,
     relay_denied,
 )

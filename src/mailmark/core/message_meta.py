@@ -232,7 +232,7 @@ def _body_summary(
     plain: str | None = None
     html_text: str | None = None
     attachments: list[Attachment] = []
-    for part, depth in _walk(message, defects):
+    for part, _ in _walk(message, defects):
         if part.is_multipart():
             continue
         content_type = part.get_content_type()
@@ -267,7 +267,11 @@ def _walk(
                 continue
             children = part.get_payload()
             if isinstance(children, list):
-                stack.extend((child, depth + 1) for child in reversed(children))
+                stack.extend(
+                    (child, depth + 1)
+                    for child in reversed(children)
+                    if isinstance(child, email.message.Message)
+                )
     if stack:
         defects.append(f"more than {MAX_MIME_PARTS} MIME parts")
     return parts

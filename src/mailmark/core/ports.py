@@ -9,9 +9,9 @@ from typing import Protocol
 
 from mailmark.core.model import (
     Account,
-    Domain,
     DkimKey,
     DnsRecord,
+    Domain,
     Folder,
     Mailbox,
     NewMessage,
@@ -160,13 +160,20 @@ class EventRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction over every repository. `async with uow:` then `await uow.commit()` once."""
 
-    accounts: AccountRepository
-    users: UserRepository
-    domains: DomainRepository
-    mailboxes: MailboxRepository
-    folders: FolderRepository
-    messages: MessageRepository
-    events: EventRepository
+    @property
+    def accounts(self) -> AccountRepository: ...
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def domains(self) -> DomainRepository: ...
+    @property
+    def mailboxes(self) -> MailboxRepository: ...
+    @property
+    def folders(self) -> FolderRepository: ...
+    @property
+    def messages(self) -> MessageRepository: ...
+    @property
+    def events(self) -> EventRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -10,7 +10,7 @@ import logging
 import re
 import secrets
 from email.utils import format_datetime
-from typing import Any, Protocol
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Session
 
@@ -19,6 +19,7 @@ from mailmark.core.errors import MailmarkError
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.message_meta import check_header_limits
 from mailmark.core.ports import Clock
+from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.smtp_in.replies import TEMPORARY_FAILURE, reply_for
 from mailmark.smtp_in.server import MailmarkEnvelope, has_bare_line_ending
 
@@ -32,27 +33,13 @@ MALFORMED_SENDER_REPLY = "553 5.1.7 Malformed sender address"
 MALFORMED_RECIPIENT_REPLY = "553 5.1.3 Malformed recipient address"
 
 
-class AuthenticationResultsLike(Protocol):
-    dmarc: str
-    dmarc_policy: str | None
-    header_from_domain: str | None
-
-    def header(self) -> bytes: ...
-
-
-class Authenticator(Protocol):
-    async def authenticate(
-        self, *, raw: bytes, client_ip: str, helo: str, mail_from: str
-    ) -> AuthenticationResultsLike: ...
-
-
 class MxHandler:
     def __init__(
         self,
         *,
         mailboxes: MailboxService,
         delivery: InboundDelivery,
-        authenticator: Authenticator,
+        authenticator: MessageAuthenticator,
         clock: Clock,
         hostname: str,
         max_recipients: int,

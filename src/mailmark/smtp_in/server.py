@@ -104,8 +104,10 @@ class MailmarkSMTP(SMTP):
         # as-is, so relay policy answers it ("554 5.7.1 relay denied") instead of a syntax error.
         text = arg.strip()
         if text.startswith("<@") and ">" in text:
-            route, _, rest = text[1:].partition(">")
-            return route, rest.strip()
+            route, _, parameters = text[1:].partition(">")
+            return route, parameters.strip()
+        address: str | None
+        rest: str | None
         address, rest = super()._getaddr(arg)
         return address, rest
 
@@ -190,13 +192,13 @@ class MailmarkSMTP(SMTP):
             self._writer.close()
             raise
         if refusal is not None:
-            self._set_post_data_state()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push(refusal)
             return
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
     async def _receive_data(self) -> tuple[bytes, str | None]:

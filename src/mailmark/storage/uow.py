@@ -10,8 +10,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mailmark.core.ports import NewEvent
-from mailmark.storage.db import READ_ONLY_OPTION
 from mailmark.core.model import (
     Account,
     DkimKey,
@@ -22,6 +20,8 @@ from mailmark.core.model import (
     NewPlacement,
     User,
 )
+from mailmark.core.ports import NewEvent
+from mailmark.storage.db import READ_ONLY_OPTION
 from mailmark.storage.tables import (
     accounts,
     dkim_keys,
