@@ -308,12 +308,6 @@ class SqlMessages(_Repository):
         query = sa.select(messages.c.id).where(messages.c.blob_key == blob_key).limit(1)
         return (await self._conn.execute(query)).first() is not None
 
-    async def count_placements(self, mailbox_id: int) -> int:
-        query = (
-            sa.select(sa.func.count()).select_from(placements).where(placements.c.mailbox_id == mailbox_id)
-        )
-        return int((await self._conn.execute(query)).scalar_one())
-
 
 class SqlEvents(_Repository):
     async def add_many(self, new_events: Sequence[NewEvent]) -> None:
