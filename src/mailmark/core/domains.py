@@ -58,6 +58,7 @@ class DomainService:
             if await uow.domains.get_by_name(domain_name) is not None:
                 raise Conflict(f"Domain {domain_name} is already added.")
             plan = effective_plan(account, now)
+            await uow.accounts.lock(account.id)
             ensure_domain_quota(plan, await uow.domains.count_for_account(account.id))
             domain = await uow.domains.add(
                 Domain(account.id, domain_name, now, verified_at=now if trust else None, trusted=trust)

@@ -94,6 +94,7 @@ class MailboxService:
             account = await uow.accounts.get(domain.account_id)
             assert account is not None
             plan = effective_plan(account, now)
+            await uow.accounts.lock(domain.account_id)
             ensure_mailbox_quota(plan, await uow.mailboxes.count_for_account(domain.account_id))
             mailbox = await uow.mailboxes.add(
                 Mailbox(

@@ -106,6 +106,13 @@ class SqlAccounts(_Repository):
         row = (await self._conn.execute(accounts.select().where(accounts.c.name == name))).first()
         return Account(**row._mapping) if row else None
 
+    async def lock(self, account_id: int) -> None:
+        # SQLite write transactions begin IMMEDIATE and already exclude each other.
+        if self._conn.dialect.name == "postgresql":
+            await self._conn.execute(
+                sa.select(accounts.c.id).where(accounts.c.id == account_id).with_for_update()
+            )
+
 
 class SqlUsers(_Repository):
     async def add(self, user: User) -> User:
