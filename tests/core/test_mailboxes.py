@@ -8,6 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from mailmark.bootstrap import Services
+from mailmark.core.mailboxes import MailboxService
+from mailmark.security import Argon2PasswordHasher
 from mailmark.core.errors import (
     Conflict,
     Forbidden,
@@ -178,3 +180,17 @@ async def test_recipient_answers_follow_creation_and_deletion_at_once(world: Wor
         await mailboxes.resolve_recipient("late@acme.test")
     with pytest.raises(RelayDenied):
         await mailboxes.resolve_recipient("late@elsewhere.test")
+
+
+async def test_a_mailbox_created_by_another_process_is_never_refused_from_the_cache(
+    world: World,
+) -> None:
+    """Another process (the CLI, another node) cannot clear this process's recipient cache."""
+    services = world.services
+    other_process = MailboxService(
+        services.uow, services.clock, Argon2PasswordHasher(time_cost=1, memory_cost_kib=1024), services.blobs
+    )
+    with pytest.raises(UnknownMailbox):
+        await services.mailboxes.resolve_recipient("fresh@acme.test")
+    created = await other_process.create("fresh@acme.test")
+    assert (await services.mailboxes.resolve_recipient("fresh@acme.test")).id == created.id

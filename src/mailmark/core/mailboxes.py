@@ -57,8 +57,9 @@ class MailboxService:
         self._clock = clock
         self._passwords = passwords
         self._blobs = blobs
-        # Every RCPT asks this; most ask the same few addresses. Entries live a few seconds:
-        # changes made on this node clear it at once, those of other nodes show within that time.
+        # Every RCPT asks this; most ask the same few addresses. Found mailboxes are kept a few
+        # seconds: changes made on this node clear them at once, other nodes' show within that
+        # time (a deleted mailbox then fails delivery with a temporary 451, never a loss).
         self._recipients: dict[
             tuple[str, str], tuple[float, asyncio.Future[tuple[Mailbox | None, bool]]]
         ] = {}
@@ -185,6 +186,10 @@ class MailboxService:
             raise
         if mailbox is not None:
             return mailbox
+        # Refusals are permanent (550/554): never answer one from the cache, which may predate a
+        # mailbox or domain just created by another process (the CLI, another node).
+        if self._recipients.get(key) is cached:
+            del self._recipients[key]
         if not hosted:
             raise relay_denied(address)
         raise UnknownMailbox(f"<{address}>: Recipient address rejected: no such mailbox here")
