@@ -14,6 +14,14 @@ Prints msg/s, the p50/p99 time from writing the final dot to reading the 250, th
 per message, the ratio Mailmark/bare, and PASS/FAIL against the targets: ratio >= 0.50 and
 p99 < 1000 ms, and every accepted message stored. Exit status 0 on PASS, 1 on FAIL, 2 on error.
 
+When Debian's postfix is installed (/usr/sbin/postfix) and this runs as root, the same load also
+goes to a private Postfix instance (`postfix -c <temp dir>/config start`: its own main.cf and
+master.cf, queue and data directories in a temp dir, smtpd on a free loopback port, local
+delivery to discard:), stopped and removed afterwards, and the ratio Mailmark/Postfix is printed.
+Postfix fsyncs each message to its queue before answering 250: a durable baseline. Anything
+going wrong with Postfix is reported in one line and the bench goes on without it
+(--no-postfix skips it, --postfix-port measures an already running smtpd instead).
+
 This is a benchmark, not a test: the figures depend on whatever else the machine is doing.
 """
 
@@ -30,6 +38,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -390,7 +399,10 @@ async def run_load(
     reply_timeout: float,
     server_pid: int | None,
     measure_postgres: bool = False,
+    server_cpu_seconds: Callable[[], float | None] | None = None,
 ) -> LoadResult:
+    """The server's CPU is that of `server_pid`, or what `server_cpu_seconds` returns (for a
+    server of several processes, such as Postfix)."""
     clients = await asyncio.gather(
         *(SmtpClient.connect(f"{server} #{i}", port, reply_timeout) for i in range(concurrency))
     )
@@ -406,7 +418,10 @@ async def run_load(
                 envelopes.append(envelope)
 
     def cpu() -> tuple[float | None, float | None]:
-        server_cpu = process_cpu_seconds(server_pid) if server_pid else None
+        if server_cpu_seconds is not None:
+            server_cpu = server_cpu_seconds()
+        else:
+            server_cpu = process_cpu_seconds(server_pid) if server_pid else None
         return server_cpu, postgres_cpu_seconds() if measure_postgres else None
 
     try:
@@ -603,6 +618,252 @@ def start_mailmark(
 
 
 # ------------------------------------------------------------------------------------------------
+# A private Postfix instance: its own config, queue and data directories in a temp dir
+# ------------------------------------------------------------------------------------------------
+
+
+POSTFIX_HOSTNAME = "postfix.bench.test"
+
+
+class PostfixError(Exception):
+    """The private Postfix instance cannot be measured; the bench goes on without it."""
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _one_line(result: subprocess.CompletedProcess[str], log: Path) -> str:
+    """Why a `postfix` command failed: from its output, else from the instance's log (where
+    Postfix writes once maillog_file is set)."""
+    text = result.stderr + result.stdout
+    with contextlib.suppress(OSError):
+        text += "\n" + log.read_text(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    fatal = [line for line in lines if re.search(r"\b(fatal|panic|error)\b", line, re.I)]
+    return (fatal or lines or [f"exit status {result.returncode}, no output"])[-1][:300]
+
+
+def postfix_master_cf(template: str, port: int) -> str:
+    """Debian's master.cf with smtpd on 127.0.0.1:PORT only (at default_process_limit), no other
+    inet listener, and no chroot anywhere (a chroot in the temp queue directory would lack
+    /etc/services, the NSS libraries, ...)."""
+    lines: list[str] = []
+    dropping = listening = False
+    for line in template.splitlines():
+        if line[:1] in (" ", "\t") and line.strip():  # continues the entry above (-o ...)
+            if not dropping:
+                lines.append(line)
+            continue
+        fields = line.split(maxsplit=7)
+        if line.startswith("#") or len(fields) < 8:
+            lines.append(line)
+            continue
+        dropping = False
+        service, kind, private, unpriv, _chroot, wakeup, maxproc, command = fields
+        if kind == "inet":
+            if listening or service != "smtp" or not command.startswith("smtpd"):
+                dropping = True
+                continue
+            service, maxproc, listening = f"127.0.0.1:{port}", "-", True
+        lines.append(" ".join((service, kind, private, unpriv, "n", wakeup, maxproc, command)))
+    if not listening:
+        raise PostfixError("no 'smtp inet ... smtpd' service in /etc/postfix/master.cf")
+    return "\n".join(lines) + "\n"
+
+
+def postfix_main_cf(root: Path, concurrency: int, in_flow_delay: str = "1s") -> str:
+    settings = {
+        "compatibility_level": "3.6",
+        "queue_directory": str(root / "queue"),
+        "data_directory": str(root / "data"),
+        "myhostname": POSTFIX_HOSTNAME,
+        "mydomain": RCPT_DOMAIN,
+        "myorigin": "$myhostname",
+        "mydestination": f"{RCPT_DOMAIN}, $myhostname, localhost",
+        "inet_interfaces": "127.0.0.1",
+        "inet_protocols": "ipv4",
+        "mynetworks": "127.0.0.0/8",
+        "smtpd_relay_restrictions": "permit_mynetworks, reject",
+        "smtpd_recipient_restrictions": "permit_mynetworks, reject",
+        # Every local recipient exists, and local delivery throws the message away.
+        "local_recipient_maps": "",
+        "local_transport": "discard:",
+        "alias_maps": "",
+        "alias_database": "",
+        "default_process_limit": str(max(100, 2 * concurrency + 20)),
+        "smtpd_client_connection_count_limit": "0",
+        # Nothing that could wait for a DNS server.
+        "smtp_host_lookup": "native",
+        "lmtp_host_lookup": "native",
+        "smtp_dns_support_level": "disabled",
+        "smtpd_peername_lookup": "no",
+        "maillog_file": str(root / "postfix.log"),
+        "maillog_file_prefixes": str(root),
+        "biff": "no",
+        "append_dot_mydomain": "no",
+        "readme_directory": "no",
+        "smtpd_banner": "$myhostname ESMTP $mail_name (bench)",
+        "smtpd_tls_security_level": "none",
+        # Postfix's flow control: when messages arrive faster than the queue manager delivers
+        # them, smtpd waits up to this long before accepting MAIL FROM (1s, the default).
+        "in_flow_delay": in_flow_delay,
+    }
+    return "".join(f"{name} = {value}\n" for name, value in settings.items())
+
+
+def _postfix(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`postfix -c CONFIG ARGS...`, its stderr on a pseudo-terminal: Postfix's commands write
+    their messages (a fatal error in main.cf, say) to stderr only when it is a terminal."""
+    import pty
+    import threading
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAIL_")}
+    primary, secondary = pty.openpty()
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO once every writer has closed it
+            while chunk := os.read(primary, 4096):
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        with open(secondary, "wb", closefd=True) as stderr:
+            result = subprocess.run(
+                [str(POSTFIX), "-c", str(config), *args],
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                text=True, timeout=timeout,
+            )
+        reader.join(1)  # a daemon that kept the terminal open must not hold us up
+    finally:
+        os.close(primary)
+    output = b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout, output)
+
+
+def postfix_version() -> str:
+    try:
+        result = subprocess.run(
+            [str(POSTFIX.parent / "postconf"), "-dh", "mail_version"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return result.stdout.strip() or "?"
+
+
+def _instance_pids(config: Path) -> list[int]:
+    """The processes of the instance: MAIL_CONFIG=<its config dir> is in their environment
+    (master passes it on to every daemon through import_environment)."""
+    marker = f"MAIL_CONFIG={config}".encode()
+    pids: list[int] = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                pids.append(int(pid))
+    return pids
+
+
+def postfix_cpu_seconds(master: int) -> float | None:
+    """user+system CPU of the master, of its live children and of those it has reaped."""
+    try:
+        fields = _proc_stat(str(master))
+    except OSError:
+        return None
+    total = sum(int(value) for value in fields[11:15])
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, IndexError):
+            child = _proc_stat(pid)
+            if child[1] == str(master):
+                total += sum(int(value) for value in child[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def private_postfix(
+    parent: Path | None, concurrency: int, in_flow_delay: str = "1s"
+) -> Iterator[tuple[int, int, Path]]:
+    """Start a private Postfix instance (`postfix -c <temp dir>/config start`) with smtpd on a
+    free loopback port; yields (port, master pid, log file). Stops it and removes the temp dir on
+    the way out, whatever happened (Ctrl-C included)."""
+    if os.geteuid() != 0:
+        raise PostfixError("needs root (postfix start runs the master as root)")
+    root = Path(tempfile.mkdtemp(prefix="mailmark-bench-postfix-", dir=parent))
+    config = root / "config"
+    log = root / "postfix.log"
+    started = False
+    try:
+        # Postfix's daemons drop to the postfix user: they must be able to reach their files.
+        root.chmod(0o755)
+        config.mkdir(mode=0o755)
+        (root / "queue").mkdir(mode=0o755)  # postfix check creates what goes in it
+        port = free_loopback_port()
+        try:
+            template = (Path("/etc/postfix") / "master.cf").read_text()
+        except OSError as error:
+            raise PostfixError(f"cannot read /etc/postfix/master.cf: {error}") from None
+        (config / "master.cf").write_text(postfix_master_cf(template, port))
+        (config / "main.cf").write_text(postfix_main_cf(root, concurrency, in_flow_delay))
+        check = _postfix(config, "check")
+        if check.returncode != 0:
+            raise PostfixError(f"`postfix check` failed: {_one_line(check, log)}")
+        started = True  # from here on, stop whatever may have started
+        start = _postfix(config, "start")
+        if start.returncode != 0:
+            raise PostfixError(f"`postfix start` failed: {_one_line(start, log)}")
+        try:
+            master = int((root / "queue" / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            raise PostfixError("started, but no pid/master.pid in its queue directory") from None
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if time.monotonic() > deadline:
+                raise PostfixError(f"smtpd does not accept connections on 127.0.0.1:{port}")
+            time.sleep(0.1)
+        yield port, master, log
+    finally:
+        try:
+            if started:
+                _stop_postfix(config)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop_postfix(config: Path) -> None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        _postfix(config, "stop", timeout=30)  # waits up to 5 s, then kill -9 the master's group
+    deadline = time.monotonic() + 10
+    while (pids := _instance_pids(config)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if pids:
+        print(f"postfix: killed {len(pids)} processes left after `postfix stop`", file=sys.stderr)
+
+
+def postfix_log_notes(log: Path) -> list[str]:
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return []
+    bad = [line for line in text.splitlines() if re.search(r"\b(fatal|panic|error):", line)]
+    notes = []
+    if bad:
+        notes.append(f"note: postfix logged {len(bad)} errors, the last: {bad[-1].strip()[:300]}")
+    deferred = len(re.findall(r"status=(?:deferred|bounced)", text))
+    if deferred:
+        notes.append(f"note: postfix deferred or bounced {deferred} deliveries to discard:")
+    return notes
+
+
+# ------------------------------------------------------------------------------------------------
 # The store: a fresh PostgreSQL database per run, and counting what was stored
 # ------------------------------------------------------------------------------------------------
 
@@ -694,6 +955,44 @@ def verdict(label: str, ok: bool) -> str:
     return f"{label}   {'PASS' if ok else 'FAIL'}"
 
 
+def measure_private_postfix(
+    args: argparse.Namespace, load: Callable[..., LoadResult]
+) -> tuple[LoadResult | None, list[str]]:
+    """The same load on a private Postfix instance; (None, [reason]) when that fails, for
+    whatever reason but Ctrl-C: Postfix is a reference, never a reason for the bench to fail."""
+    version = postfix_version()
+    try:
+        with private_postfix(
+            args.workdir, args.concurrency, args.postfix_in_flow_delay
+        ) as (port, master, log):
+            result = load(
+                f"postfix {version} smtpd", port, None, cpu=lambda: postfix_cpu_seconds(master)
+            )
+            time.sleep(1)  # the last deliveries to discard, for the log check
+            notes = postfix_log_notes(log)
+    except PostfixError as error:
+        return None, [f"postfix: not measured: {error}"]
+    except BenchError as error:
+        return None, [f"postfix: not measured: {str(error).splitlines()[0]}"]
+    except Exception as error:  # noqa: BLE001 - never fail the bench because of Postfix
+        return None, [f"postfix: not measured: {type(error).__name__}: {error}".splitlines()[0]]
+    notes.insert(
+        0,
+        f"postfix: a private instance (postfix -c <temp dir>, smtpd on 127.0.0.1:{port}, local "
+        "delivery to discard:); its cleanup writes and fsyncs the queue file before the 250, "
+        "so it is\na durable baseline like mailmark with synchronous=FULL; its CPU is every "
+        "Postfix process (master, smtpd, cleanup, qmgr, trivial-rewrite, discard, ...)",
+    )
+    notes.insert(
+        1,
+        f"postfix: in_flow_delay = {args.postfix_in_flow_delay}: when messages arrive faster than "
+        "they are delivered, smtpd waits up to that long\nbefore accepting MAIL FROM (its env p99)"
+        + ("; Postfix's default, --postfix-in-flow-delay 0 turns it off"
+           if args.postfix_in_flow_delay == "1s" else ""),
+    )
+    return result, notes
+
+
 def bench(args: argparse.Namespace, procs: Processes) -> int:
     import aiosmtpd
 
@@ -715,13 +1014,20 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
         f"else running skews the figures); mailmark on {store}"
     )
 
-    def load(name: str, port: int, pid: int | None, postgres: bool = False) -> LoadResult:
+    def load(
+        name: str,
+        port: int,
+        pid: int | None,
+        postgres: bool = False,
+        cpu: Callable[[], float | None] | None = None,
+    ) -> LoadResult:
         print(f"  {name} ...", flush=True)
         return run(
             run_load(
                 name, port, messages=args.messages, concurrency=args.concurrency,
                 warmup=args.warmup, factory=factory, numbers=numbers,
                 reply_timeout=args.reply_timeout, server_pid=pid, measure_postgres=postgres,
+                server_cpu_seconds=cpu,
             )
         )
 
@@ -762,14 +1068,20 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
             if "Traceback" in log or " ERROR " in log:
                 notes.append(f"note: mailmark logged errors:\n{log_tail(setup.log, 15)}")
 
-        if not POSTFIX.exists():
-            notes.insert(0, "postfix: not installed (apt-get install postfix)")
-        elif args.postfix_port is None:
-            notes.insert(0, "postfix: installed, not measured: pass --postfix-port, the port of an "
-                         f"smtpd on 127.0.0.1 that accepts <{RCPT}> and discards it")
-        else:
-            postfix = load("postfix smtpd", args.postfix_port, None)
+        if args.postfix_port is not None:
+            postfix = load("postfix smtpd (external)", args.postfix_port, None)
             results.append(postfix)
+            notes.insert(0, f"postfix: the smtpd on 127.0.0.1:{args.postfix_port} (--postfix-port)"
+                         ", its CPU not measured")
+        elif args.no_postfix:
+            notes.insert(0, "postfix: not measured (--no-postfix)")
+        elif not POSTFIX.exists():
+            notes.insert(0, f"postfix: not installed, no {POSTFIX} (apt-get install postfix)")
+        else:
+            postfix, postfix_notes = measure_private_postfix(args, load)
+            if postfix is not None:
+                results.append(postfix)
+            notes[:0] = postfix_notes
     finally:
         if args.keep:
             print(f"kept {workdir}")
@@ -817,7 +1129,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL",
         help="MAILMARK_SQLITE_SYNCHRONOUS (FULL: the durable default, which the targets are about)")
     add("--postfix-port", type=int, default=None, metavar="PORT",
-        help=f"a running Postfix smtpd on 127.0.0.1:PORT that accepts <{RCPT}> and discards it")
+        help=f"a running Postfix smtpd on 127.0.0.1:PORT that accepts <{RCPT}> and discards it, "
+        "instead of the private instance the bench starts when Postfix is installed")
+    add("--postfix-in-flow-delay", default="1s", metavar="TIME",
+        help="in_flow_delay of the private Postfix (1s, Postfix's default; 0: no flow control)")
+    add("--no-postfix", action="store_true",
+        help=f"do not measure a private Postfix instance even though {POSTFIX} is installed")
     add("--skip-bare", action="store_true", help="measure Mailmark only (no ratio)")
     add("--profile-mailmark", type=Path, default=None, metavar="FILE",
         help="run `mailmark serve` under cProfile, every thread, CPU time; writes FILE, "

@@ -8,8 +8,6 @@ import pytest
 import sqlalchemy as sa
 
 from mailmark.bootstrap import Services
-from mailmark.core.mailboxes import MailboxService
-from mailmark.security import Argon2PasswordHasher
 from mailmark.core.errors import (
     Conflict,
     Forbidden,
@@ -18,6 +16,8 @@ from mailmark.core.errors import (
     RelayDenied,
     UnknownMailbox,
 )
+from mailmark.core.mailboxes import MailboxService
+from mailmark.security import Argon2PasswordHasher
 from mailmark.storage.tables import messages, placements
 from tests.conftest import World, stored_copies
 
