@@ -18,6 +18,15 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _MAILBOX_ATOM = re.compile(r"^[a-z0-9#$&'*/=?^_`{|}~-]+$")
 
 
+_FORBIDDEN_IN_PATH = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def is_malformed_path(address: str) -> bool:
+    """A path with control characters (RFC 5321 §4.1.2 allows none) or octets that are not UTF-8
+    (RFC 6531 §3.3; aiosmtpd hands them over as lone surrogates, which no database can store)."""
+    return _FORBIDDEN_IN_PATH.search(address) is not None
+
+
 def normalize_domain(name: str) -> str:
     """Lower-case, strip one trailing dot, IDNA-encode, and check every label (RFC 1035 §2.3.1)."""
     # Only one: "example.com.." has an empty label and is not a domain name (rstrip took them all).

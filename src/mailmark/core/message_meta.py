@@ -64,7 +64,8 @@ def check_header_limits(raw: bytes) -> None:
 def read_metadata(raw: bytes) -> MessageMetadata:
     defects: list[str] = []
     try:
-        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_section(raw))
+        head = header_section(raw)
+        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
     except Exception as exc:  # the stdlib parser is lenient; this is a last resort
         return MessageMetadata(defects=(f"headers unreadable: {exc.__class__.__name__}",))
 
@@ -76,7 +77,8 @@ def read_metadata(raw: bytes) -> MessageMetadata:
     message_ids = _MSGID.findall(_raw_header(fields, "message-id"))
     if len(fields.get("from", [])) > 1:
         defects.append("more than one From header")
-    snippet, attachments = _body_summary(raw, headers, defects)
+    # The body follows the header section and its empty line (RFC 5322 §2.1).
+    snippet, attachments = _body_summary(raw, raw[len(head) + 2 :], headers, defects)
     return MessageMetadata(
         message_id=message_ids[0] if message_ids else None,
         subject=subject,
@@ -211,7 +213,7 @@ def _date(fields: Fields, defects: list[str]) -> datetime | None:
 
 
 def _body_summary(
-    raw: bytes, headers: email.message.Message, defects: list[str]
+    raw: bytes, body: bytes, headers: email.message.Message, defects: list[str]
 ) -> tuple[str, tuple[Attachment, ...]]:
     """Snippet and attachments. Only multipart messages need the (slow) full MIME parse: a
     single-part body is the bytes after the header section."""
@@ -220,8 +222,6 @@ def _body_summary(
         return "", ()
     message = headers
     if headers.get_content_maintype() != "multipart":
-        # The body follows the header section and its empty line (RFC 5322 §2.1).
-        body = raw[len(header_section(raw)) + 2 :]
         headers.set_payload(body.decode("ascii", "surrogateescape"))
     else:
         try:

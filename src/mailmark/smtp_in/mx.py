@@ -7,13 +7,13 @@ limits, DMARC disposition and durable delivery. This module translates SMTP to t
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from email.utils import format_datetime
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Session
 
+from mailmark.core.addresses import is_malformed_path
 from mailmark.core.delivery import InboundDelivery, inbound_folder
 from mailmark.core.errors import MailmarkError
 from mailmark.core.mailboxes import MailboxService
@@ -70,7 +70,7 @@ class MxHandler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: MailmarkEnvelope, address: str, options: list[str]
     ) -> str:
-        if _malformed_path(address):
+        if is_malformed_path(address):
             return MALFORMED_SENDER_REPLY
         if address.startswith("@") and ":" in address:
             # RFC 5321 Appendix C: a source route in the reverse-path is ignored.
@@ -86,7 +86,7 @@ class MxHandler:
         if len(envelope.rcpt_tos) >= self._max_recipients:
             # RFC 5321 §4.5.3.1.10: a temporary code, so the client sends the rest later.
             return "452 4.5.3 Too many recipients"
-        if _malformed_path(address):
+        if is_malformed_path(address):
             return MALFORMED_RECIPIENT_REPLY
         try:
             mailbox = await self._mailboxes.resolve_recipient(address)
@@ -147,15 +147,6 @@ class MxHandler:
         )
         return_path = f"Return-Path: <{_printable(mail_from)}>\r\n"
         return (return_path + received).encode("utf-8", errors="replace")
-
-
-_FORBIDDEN_IN_PATH = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-
-
-def _malformed_path(address: str) -> bool:
-    """A path with control characters (RFC 5321 §4.1.2 allows none) or octets that are not UTF-8
-    (RFC 6531 §3.3; aiosmtpd hands them over as lone surrogates, which no database can store)."""
-    return _FORBIDDEN_IN_PATH.search(address) is not None
 
 
 def _printable(text: str) -> str:
