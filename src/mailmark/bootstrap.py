@@ -17,6 +17,7 @@ from mailmark.config import Settings
 from mailmark.core.accounts import AccountService
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.domains import DomainService
+from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
 from mailmark.dns_tools.record_set import MailServer
@@ -53,6 +54,7 @@ class Services:
     domains: DomainService
     mailboxes: MailboxService
     delivery: InboundDelivery
+    logins: MailboxLogins
 
     async def close(self) -> None:
         await self.delivery.close()
@@ -88,6 +90,7 @@ async def build_services(
         domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns),
         mailboxes=MailboxService(uow, clock, passwords, blobs),
         delivery=InboundDelivery(uow, blobs, clock),
+        logins=MailboxLogins(uow, passwords, LoginThrottle(clock)),
     )
 
 

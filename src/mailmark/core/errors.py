@@ -55,3 +55,15 @@ class MailLoop(MessageRejected):
 
 class PolicyRejected(MessageRejected):
     """The sender's own published policy (DMARC p=reject) asks us to refuse the message."""
+
+
+class AuthenticationFailed(MailmarkError):
+    """A login's address or password is wrong (never says which)."""
+
+
+class TooManyAttempts(MailmarkError):
+    """Too many failed logins from one client; the message says when to retry."""
+
+
+class Suppressed(MailmarkError):
+    """A recipient is on the sending domain's suppression list (earlier hard bounce or complaint)."""
