@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 from collections import deque
 
 from mailmark.core.errors import AuthenticationFailed, TooManyAttempts
@@ -77,7 +78,7 @@ class MailboxLogins:
         wait = self._throttle.retry_after(client_ip)
         if wait is not None:
             raise TooManyAttempts(
-                f"Too many failed logins from your address; try again in {int(wait) + 1} seconds."
+                f"Too many failed logins from your address; try again in {max(1, math.ceil(wait))} seconds."
             )
         mailbox = await self._find(address)
         stored_hash = mailbox.password_hash if mailbox is not None else None
