@@ -175,5 +175,65 @@ events = sa.Table(
     sa.Column("type", sa.String(50), nullable=False),
     sa.Column("payload", sa.JSON(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # An outgoing email's timeline (sent, deferred, delivered, bounced) is one indexed query.
+    sa.Column("outbound_id", Id, index=True),
     sa.Index("ix_events_account_id_id", "account_id", "id"),
+)
+
+outbound_messages = sa.Table(
+    "outbound_messages",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    _fk("domain_id", "domains.id"),
+    _fk("mailbox_id", "mailboxes.id", ondelete="SET NULL", nullable=True),
+    # The unsigned RFC 5322 bytes; DKIM signing happens at delivery time.
+    sa.Column("blob_key", sa.String(64), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("envelope_from", sa.String(320), nullable=False),
+    sa.Column("token", sa.String(24), nullable=False, unique=True),
+    sa.Column("from_addr", sa.String(320), nullable=False),
+    sa.Column("subject", sa.Text()),
+    sa.Column("message_id_header", sa.String(998), index=True),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("batch_id", sa.String(64), index=True),
+    _fk("sent_message_id", "messages.id", ondelete="SET NULL", nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_outbound_messages_account_id_created_at", "account_id", "created_at"),
+)
+
+# The queue: one row per recipient of an outbound message.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    _id(),
+    _fk("outbound_id", "outbound_messages.id"),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("recipient_domain", sa.String(253), nullable=False, index=True),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("lease_owner", sa.String(100)),
+    sa.Column("lease_until", UtcDateTime()),
+    sa.Column("last_code", sa.Integer()),
+    sa.Column("last_status", sa.String(16)),
+    sa.Column("last_reply", sa.Text()),
+    sa.Column("mx_host", sa.String(253)),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_deliveries_outbound_id", "outbound_id"),
+)
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("address", sa.String(320), nullable=False),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("domain_id", "address"),
 )
