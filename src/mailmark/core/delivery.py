@@ -71,6 +71,9 @@ class _Request:
     done: asyncio.Future[DeliveryReceipt]
     blob_key: str = ""
     created_blob: bool = field(default=False)
+    flags: tuple[str, ...] = ()
+    # An email.received event for each placement; a copy of one's own sent mail has none.
+    announce: bool = True
 
 
 def _settle(request: _Request, outcome: DeliveryReceipt | BaseException) -> None:
@@ -127,6 +130,37 @@ class InboundDelivery:
             self._writer = asyncio.create_task(self._write_pending())
         return await request.done
 
+    async def place_in(
+        self,
+        uow: UnitOfWork,
+        raw: bytes,
+        *,
+        blob_key: str,
+        created_blob: bool,
+        mailbox: Mailbox,
+        folder: str,
+        mail_from: str,
+        flags: Sequence[str] = (),
+        trace_prefix: bytes = b"",
+    ) -> DeliveryReceipt:
+        """Record `raw`, already stored under `blob_key`, in `folder` of `mailbox` within the
+        caller's transaction (e.g. the Sent copy of a message being submitted). No event is
+        written: the caller writes its own."""
+        request = _Request(
+            raw,
+            trace_prefix,
+            mail_from,
+            [mailbox],
+            folder,
+            read_metadata(raw),
+            asyncio.get_running_loop().create_future(),
+            blob_key=blob_key,
+            created_blob=created_blob,
+            flags=tuple(flags),
+            announce=False,
+        )
+        return (await self._place(uow, [request]))[0]
+
     async def close(self) -> None:
         """Wait for deliveries already accepted into a batch."""
         if self._writer is not None:
@@ -181,58 +215,67 @@ class InboundDelivery:
     async def _record(self, requests: list[_Request]) -> list[DeliveryReceipt]:
         """Record a batch in one transaction with a handful of statements, whatever its size."""
         async with self._uow() as uow:
-            for request in requests:
-                if not request.created_blob:
-                    # The blob existed already: a mailbox deletion may be removing it right now.
-                    # Under the blob's lock (MailboxService.delete takes it too) make sure it is
-                    # still there.
-                    await uow.messages.lock_blob(request.blob_key)
-                    if not await self._blobs.exists(request.blob_key):
-                        await self._blobs.put(request.raw)
-            now = self._clock.now()
-            message_ids = await uow.messages.add_many(
-                [
-                    NewMessage(
-                        blob_key=request.blob_key,
-                        size=len(request.trace_prefix) + len(request.raw),
-                        trace_prefix=request.trace_prefix,
-                        received_at=now,
-                        mail_from=request.mail_from,
-                        meta=request.meta,
-                    )
-                    for request in requests
-                ]
-            )
-            targets = [(mailbox, request.folder) for request in requests for mailbox in request.recipients]
-            folders = await uow.folders.find_many([(mailbox.id or 0, name) for mailbox, name in targets])
-            next_uids = await self._allocate_uids(uow, folders, targets)
-            threads = _BatchThreads()
-            placements: list[NewPlacement] = []
-            events: list[NewEvent] = []
-            receipts = []
-            for request, message_id in zip(requests, message_ids, strict=True):
-                stored = []
-                for mailbox in request.recipients:
-                    assert mailbox.id is not None
-                    folder = folders[(mailbox.id, request.folder)]
-                    assert folder.id is not None
-                    thread_id = (
-                        threads.find(mailbox.id, request.meta)
-                        or await self._thread_for(uow, mailbox.id, request.meta)
-                        or str(message_id)
-                    )
-                    threads.remember(mailbox.id, request.meta, thread_id)
-                    uid, modseq = next_uids[folder.id]
-                    next_uids[folder.id] = (uid + 1, modseq + 1)
-                    placements.append(
-                        NewPlacement(message_id, mailbox.id, folder.id, uid, modseq, thread_id, now)
-                    )
-                    events.append(_received_event(mailbox, request, uid, now))
-                    stored.append(StoredPlacement(mailbox.id, folder.id, uid, thread_id))
-                receipts.append(DeliveryReceipt(message_id, request.blob_key, tuple(stored)))
-            await uow.messages.add_placements(placements)
-            await uow.events.add_many(events)
+            receipts = await self._place(uow, requests)
             await uow.commit()
+        return receipts
+
+    async def _place(self, uow: UnitOfWork, requests: list[_Request]) -> list[DeliveryReceipt]:
+        """Message rows, placements and events for a batch, in the caller's transaction."""
+        for request in requests:
+            if not request.created_blob:
+                # The blob existed already: a mailbox deletion may be removing it right now.
+                # Under the blob's lock (MailboxService.delete takes it too) make sure it is
+                # still there.
+                await uow.messages.lock_blob(request.blob_key)
+                if not await self._blobs.exists(request.blob_key):
+                    await self._blobs.put(request.raw)
+        now = self._clock.now()
+        message_ids = await uow.messages.add_many(
+            [
+                NewMessage(
+                    blob_key=request.blob_key,
+                    size=len(request.trace_prefix) + len(request.raw),
+                    trace_prefix=request.trace_prefix,
+                    received_at=now,
+                    mail_from=request.mail_from,
+                    meta=request.meta,
+                )
+                for request in requests
+            ]
+        )
+        targets = [(mailbox, request.folder) for request in requests for mailbox in request.recipients]
+        folders = await uow.folders.find_many([(mailbox.id or 0, name) for mailbox, name in targets])
+        next_uids = await self._allocate_uids(uow, folders, targets)
+        threads = _BatchThreads()
+        placements: list[NewPlacement] = []
+        events: list[NewEvent] = []
+        receipts = []
+        for request, message_id in zip(requests, message_ids, strict=True):
+            stored = []
+            for mailbox in request.recipients:
+                assert mailbox.id is not None
+                folder = folders[(mailbox.id, request.folder)]
+                assert folder.id is not None
+                thread_id = (
+                    threads.find(mailbox.id, request.meta)
+                    or await self._thread_for(uow, mailbox.id, request.meta)
+                    or str(message_id)
+                )
+                threads.remember(mailbox.id, request.meta, thread_id)
+                uid, modseq = next_uids[folder.id]
+                next_uids[folder.id] = (uid + 1, modseq + 1)
+                placements.append(
+                    NewPlacement(
+                        message_id, mailbox.id, folder.id, uid, modseq, thread_id, now, request.flags
+                    )
+                )
+                if request.announce:
+                    events.append(_received_event(mailbox, request, uid, now))
+                stored.append(StoredPlacement(mailbox.id, folder.id, uid, thread_id))
+            receipts.append(DeliveryReceipt(message_id, request.blob_key, tuple(stored)))
+        await uow.messages.add_placements(placements)
+        if events:
+            await uow.events.add_many(events)
         return receipts
 
     @staticmethod

@@ -158,3 +158,108 @@ class RecordCheck:
     status: str
     found: tuple[str, ...] = ()
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One email sent from a hosted mailbox; its recipients are rows of the delivery queue."""
+
+    account_id: int
+    domain_id: int
+    mailbox_id: int | None
+    blob_key: str
+    size: int
+    envelope_from: str  # the VERP return path, bounce+<token>@mail.<domain>
+    token: str
+    from_addr: str
+    subject: str | None
+    message_id_header: str | None  # without <>
+    source: str  # "submission" | "api" | "dashboard" | "campaign"
+    created_at: datetime
+    batch_id: str | None = None
+    sent_message_id: int | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    outbound_id: int
+    recipient: str
+    recipient_domain: str
+    next_attempt_at: datetime
+    expires_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LeasedDelivery:
+    """A queue row a worker holds until `lease_until`; `attempts` counts this attempt (1 = first):
+    it is saved when leased, so a worker that crashes mid-delivery still used up an attempt."""
+
+    id: int
+    outbound_id: int
+    recipient: str
+    recipient_domain: str
+    attempts: int
+    envelope_from: str
+    blob_key: str
+    from_domain: str
+    created_at: datetime
+    expires_at: datetime
+    local: bool  # recipient_domain is hosted on this server
+    account_id: int = 0
+    domain_id: int = 0
+    mailbox_id: int | None = None
+    message_id_header: str | None = None
+    lease_owner: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """The new state of one leased queue row after an attempt."""
+
+    delivery_id: int
+    lease_owner: str
+    status: str  # "delivered" | "deferred" | "bounced"
+    next_attempt_at: datetime
+    last_code: int
+    last_status: str | None
+    last_reply: str
+    mx_host: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A queue row as people see it (`mailmark queue list`, the Outbox)."""
+
+    id: int
+    outbound_id: int
+    recipient: str
+    status: str  # "queued" | "deferred" | "delivered" | "bounced" | "complained"
+    attempts: int
+    next_attempt_at: datetime
+    expires_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    from_addr: str
+    subject: str | None
+    message_id_header: str | None
+    last_code: int | None = None
+    last_status: str | None = None
+    last_reply: str | None = None
+    mx_host: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """An address a sending domain no longer mails (hard bounce, complaint, or by hand)."""
+
+    domain_id: int
+    address: str  # lower-case
+    reason: str  # "bounce" | "complaint" | "manual"
+    detail: str
+    created_at: datetime
+    id: int | None = None

@@ -9,14 +9,20 @@ from typing import Protocol
 
 from mailmark.core.model import (
     Account,
+    DeliveryOutcome,
     DkimKey,
     DnsRecord,
     Domain,
     Folder,
+    LeasedDelivery,
     Mailbox,
+    NewDelivery,
     NewMessage,
     NewPlacement,
+    OutboundMessage,
+    QueueEntry,
     RecordCheck,
+    Suppression,
     User,
 )
 
@@ -154,10 +160,61 @@ class NewEvent:
     type: str
     payload: dict[str, object]
     created_at: datetime
+    outbound_id: int | None = None
 
 
 class EventRepository(Protocol):
     async def add_many(self, new_events: Sequence[NewEvent]) -> None: ...
+
+
+class OutboundRepository(Protocol):
+    async def add(self, message: OutboundMessage) -> OutboundMessage: ...
+    async def get(self, outbound_id: int) -> OutboundMessage | None: ...
+    async def get_by_token(self, token: str) -> OutboundMessage | None:
+        """Tokens are lower-case; the lookup is case-insensitive (mail systems change case)."""
+        ...
+    async def count_recipients_since(self, account_id: int, since: datetime) -> int:
+        """Emails (one per recipient) the account has sent since `since`, for the monthly quota."""
+        ...
+
+
+class DeliveryRepository(Protocol):
+    """The outbound queue: one row per recipient of an outbound message."""
+
+    async def add_many(self, new_deliveries: Sequence[NewDelivery]) -> None: ...
+    async def lease_due(
+        self, owner: str, now: datetime, limit: int, lease_until: datetime
+    ) -> list[LeasedDelivery]:
+        """Take up to `limit` due rows (queued or deferred, next attempt reached, no live lease):
+        fresh rows before retries, then oldest first. Each gets the lease and one more attempt."""
+        ...
+    async def next_due_at(self) -> datetime | None:
+        """When the earliest queued or deferred row can next be leased."""
+        ...
+    async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> list[int]:
+        """Apply outcomes to rows still leased by their owner, clearing the lease; the ids applied."""
+        ...
+    async def get(self, delivery_id: int) -> QueueEntry | None: ...
+    async def entries(self, status: str | None, limit: int) -> list[QueueEntry]: ...
+    async def for_outbound(self, outbound_id: int) -> list[QueueEntry]: ...
+    async def set_status(
+        self, delivery_id: int, status: str, last_status: str | None, last_reply: str, now: datetime
+    ) -> None:
+        """Record a final status learnt later (an asynchronous bounce or a complaint)."""
+        ...
+    async def retry(self, delivery_id: int | None, now: datetime) -> int:
+        """Make deferred rows (one, or all when None) due now; how many."""
+        ...
+    async def delete(self, delivery_id: int) -> bool: ...
+
+
+class SuppressionRepository(Protocol):
+    async def add(self, suppression: Suppression) -> None:
+        """Suppress the address for the domain; already suppressed is not an error."""
+        ...
+    async def find(self, domain_id: int, addresses: Sequence[str]) -> list[Suppression]:
+        """The suppressions among these lower-case addresses."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -177,6 +234,12 @@ class UnitOfWork(Protocol):
     def messages(self) -> MessageRepository: ...
     @property
     def events(self) -> EventRepository: ...
+    @property
+    def outbound(self) -> OutboundRepository: ...
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
+    @property
+    def suppressions(self) -> SuppressionRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

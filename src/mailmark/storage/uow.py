@@ -8,29 +8,39 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mailmark.core.model import (
     Account,
+    DeliveryOutcome,
     DkimKey,
     Domain,
     Folder,
+    LeasedDelivery,
     Mailbox,
+    NewDelivery,
     NewMessage,
     NewPlacement,
+    OutboundMessage,
+    QueueEntry,
+    Suppression,
     User,
 )
 from mailmark.core.ports import NewEvent
 from mailmark.storage.db import READ_ONLY_OPTION
 from mailmark.storage.tables import (
     accounts,
+    deliveries,
     dkim_keys,
     domains,
     events,
     folders,
     mailboxes,
     messages,
+    outbound_messages,
     placements,
+    suppressions,
     users,
 )
 
@@ -299,8 +309,10 @@ class SqlMessages(_Repository):
         keys = sorted({row.blob_key for row in candidates})
         referenced: set[str] = set()
         for chunk in _chunks(keys):
-            query = sa.select(messages.c.blob_key).where(messages.c.blob_key.in_(chunk)).distinct()
-            referenced.update((await self._conn.execute(query)).scalars())
+            # A Sent copy shares its blob with the outbound message the queue still delivers.
+            for table in (messages, outbound_messages):
+                query = sa.select(table.c.blob_key).where(table.c.blob_key.in_(chunk)).distinct()
+                referenced.update((await self._conn.execute(query)).scalars())
         return [key for key in keys if key not in referenced]
 
     async def lock_blob(self, blob_key: str) -> None:
@@ -312,13 +324,243 @@ class SqlMessages(_Repository):
             )
 
     async def blob_referenced(self, blob_key: str) -> bool:
-        query = sa.select(messages.c.id).where(messages.c.blob_key == blob_key).limit(1)
-        return (await self._conn.execute(query)).first() is not None
+        for table in (messages, outbound_messages):
+            query = sa.select(table.c.id).where(table.c.blob_key == blob_key).limit(1)
+            if (await self._conn.execute(query)).first() is not None:
+                return True
+        return False
 
 
 class SqlEvents(_Repository):
     async def add_many(self, new_events: Sequence[NewEvent]) -> None:
         await self._conn.execute(events.insert(), [_fields(event) for event in new_events])
+
+
+class SqlOutbound(_Repository):
+    async def add(self, message: OutboundMessage) -> OutboundMessage:
+        new_id = await self._insert(outbound_messages, _row_values(message))
+        return OutboundMessage(**{**asdict(message), "id": new_id})
+
+    async def get(self, outbound_id: int) -> OutboundMessage | None:
+        query = outbound_messages.select().where(outbound_messages.c.id == outbound_id)
+        row = (await self._conn.execute(query)).first()
+        return OutboundMessage(**row._mapping) if row else None
+
+    async def get_by_token(self, token: str) -> OutboundMessage | None:
+        query = outbound_messages.select().where(outbound_messages.c.token == token.lower())
+        row = (await self._conn.execute(query)).first()
+        return OutboundMessage(**row._mapping) if row else None
+
+    async def count_recipients_since(self, account_id: int, since: datetime) -> int:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(deliveries.join(outbound_messages))
+            .where(outbound_messages.c.account_id == account_id, outbound_messages.c.created_at >= since)
+        )
+        return int((await self._conn.execute(query)).scalar_one())
+
+
+# Rows a worker may take: waiting for an attempt, and not held by a live lease.
+_WAITING = ("queued", "deferred")
+
+_sender_domain = domains.alias("sender_domain")
+
+_LEASED_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.outbound_id,
+    deliveries.c.recipient,
+    deliveries.c.recipient_domain,
+    deliveries.c.attempts,
+    outbound_messages.c.envelope_from,
+    outbound_messages.c.blob_key,
+    _sender_domain.c.name.label("from_domain"),
+    deliveries.c.created_at,
+    deliveries.c.expires_at,
+    outbound_messages.c.account_id,
+    outbound_messages.c.domain_id,
+    outbound_messages.c.mailbox_id,
+    outbound_messages.c.message_id_header,
+)
+
+_QUEUE_ENTRY_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.outbound_id,
+    deliveries.c.recipient,
+    deliveries.c.status,
+    deliveries.c.attempts,
+    deliveries.c.next_attempt_at,
+    deliveries.c.expires_at,
+    deliveries.c.created_at,
+    deliveries.c.updated_at,
+    outbound_messages.c.from_addr,
+    outbound_messages.c.subject,
+    outbound_messages.c.message_id_header,
+    deliveries.c.last_code,
+    deliveries.c.last_status,
+    deliveries.c.last_reply,
+    deliveries.c.mx_host,
+    deliveries.c.lease_owner,
+    deliveries.c.lease_until,
+)
+
+
+def _queue_entries() -> sa.Select[Any]:
+    return sa.select(*_QUEUE_ENTRY_COLUMNS).select_from(deliveries.join(outbound_messages))
+
+
+class SqlDeliveries(_Repository):
+    async def add_many(self, new_deliveries: Sequence[NewDelivery]) -> None:
+        rows = [
+            {**_fields(d), "status": "queued", "attempts": 0, "updated_at": d.created_at}
+            for d in new_deliveries
+        ]
+        await self._conn.execute(deliveries.insert(), rows)
+
+    async def lease_due(
+        self, owner: str, now: datetime, limit: int, lease_until: datetime
+    ) -> list[LeasedDelivery]:
+        hosted = sa.exists().where(domains.c.name == deliveries.c.recipient_domain)
+        query = (
+            sa.select(*_LEASED_COLUMNS, hosted.label("local"))
+            .select_from(
+                deliveries.join(outbound_messages).join(
+                    _sender_domain, _sender_domain.c.id == outbound_messages.c.domain_id
+                )
+            )
+            .where(
+                deliveries.c.status.in_(_WAITING),
+                deliveries.c.next_attempt_at <= now,
+                sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
+            )
+            # Fresh rows first, so a deferred backlog never starves new mail; then oldest first.
+            .order_by(
+                sa.case((deliveries.c.attempts == 0, 0), else_=1),
+                deliveries.c.next_attempt_at,
+                deliveries.c.id,
+            )
+            .limit(limit)
+            # PostgreSQL: rows another node is leasing right now are skipped, not waited for.
+            # SQLite ignores this; its write transactions (BEGIN IMMEDIATE) exclude each other.
+            .with_for_update(of=deliveries, skip_locked=True)
+        )
+        rows = (await self._conn.execute(query)).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        for chunk in _chunks(ids):
+            await self._conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id.in_(chunk))
+                .values(
+                    lease_owner=owner,
+                    lease_until=lease_until,
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=now,
+                )
+            )
+        return [
+            LeasedDelivery(
+                **{**row._mapping, "attempts": row.attempts + 1, "local": bool(row.local)},
+                lease_owner=owner,
+            )
+            for row in rows
+        ]
+
+    async def next_due_at(self) -> datetime | None:
+        # A leased row is not due before its lease runs out, even when its attempt time has passed.
+        due = sa.case(
+            (
+                sa.and_(
+                    deliveries.c.lease_until.is_not(None),
+                    deliveries.c.lease_until > deliveries.c.next_attempt_at,
+                ),
+                deliveries.c.lease_until,
+            ),
+            else_=deliveries.c.next_attempt_at,
+        )
+        query = sa.select(sa.func.min(due)).where(deliveries.c.status.in_(_WAITING))
+        due_at: datetime | None = (await self._conn.execute(query)).scalar_one_or_none()
+        return due_at
+
+    async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> list[int]:
+        applied = []
+        for outcome in outcomes:
+            result = await self._conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.id == outcome.delivery_id,
+                    deliveries.c.lease_owner == outcome.lease_owner,
+                    deliveries.c.status.in_(_WAITING),
+                )
+                .values(
+                    status=outcome.status,
+                    next_attempt_at=outcome.next_attempt_at,
+                    last_code=outcome.last_code,
+                    last_status=outcome.last_status,
+                    last_reply=outcome.last_reply,
+                    mx_host=outcome.mx_host,
+                    updated_at=outcome.updated_at,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            if result.rowcount:
+                applied.append(outcome.delivery_id)
+        return applied
+
+    async def get(self, delivery_id: int) -> QueueEntry | None:
+        row = (await self._conn.execute(_queue_entries().where(deliveries.c.id == delivery_id))).first()
+        return QueueEntry(**row._mapping) if row else None
+
+    async def entries(self, status: str | None, limit: int) -> list[QueueEntry]:
+        query = _queue_entries().order_by(deliveries.c.id).limit(limit)
+        if status is not None:
+            query = query.where(deliveries.c.status == status)
+        return [QueueEntry(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def for_outbound(self, outbound_id: int) -> list[QueueEntry]:
+        query = _queue_entries().where(deliveries.c.outbound_id == outbound_id).order_by(deliveries.c.id)
+        return [QueueEntry(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def set_status(
+        self, delivery_id: int, status: str, last_status: str | None, last_reply: str, now: datetime
+    ) -> None:
+        await self._conn.execute(
+            deliveries.update()
+            .where(deliveries.c.id == delivery_id)
+            .values(status=status, last_status=last_status, last_reply=last_reply, updated_at=now)
+        )
+
+    async def retry(self, delivery_id: int | None, now: datetime) -> int:
+        query = (
+            deliveries.update()
+            .where(deliveries.c.status == "deferred")
+            .values(next_attempt_at=now, updated_at=now)
+        )
+        if delivery_id is not None:
+            query = query.where(deliveries.c.id == delivery_id)
+        return int((await self._conn.execute(query)).rowcount)
+
+    async def delete(self, delivery_id: int) -> bool:
+        result = await self._conn.execute(deliveries.delete().where(deliveries.c.id == delivery_id))
+        return bool(result.rowcount)
+
+
+class SqlSuppressions(_Repository):
+    async def add(self, suppression: Suppression) -> None:
+        insert = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+        await self._conn.execute(
+            insert(suppressions).values(**_row_values(suppression)).on_conflict_do_nothing()
+        )
+
+    async def find(self, domain_id: int, addresses: Sequence[str]) -> list[Suppression]:
+        found: list[Suppression] = []
+        for chunk in _chunks(sorted(set(addresses))):
+            query = suppressions.select().where(
+                suppressions.c.domain_id == domain_id, suppressions.c.address.in_(chunk)
+            )
+            found.extend(Suppression(**row._mapping) for row in await self._conn.execute(query))
+        return found
 
 
 class SqlUnitOfWork:
@@ -331,6 +573,9 @@ class SqlUnitOfWork:
     folders: SqlFolders
     messages: SqlMessages
     events: SqlEvents
+    outbound: SqlOutbound
+    deliveries: SqlDeliveries
+    suppressions: SqlSuppressions
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
         self._engine = engine
@@ -354,6 +599,9 @@ class SqlUnitOfWork:
         self.folders = SqlFolders(conn)
         self.messages = SqlMessages(conn)
         self.events = SqlEvents(conn)
+        self.outbound = SqlOutbound(conn)
+        self.deliveries = SqlDeliveries(conn)
+        self.suppressions = SqlSuppressions(conn)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
