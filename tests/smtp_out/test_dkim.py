@@ -1,0 +1,121 @@
+"""DkimSigner: rsa-sha256 relaxed/relaxed signatures that dkimpy verifies against the DNS key."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import dkim  # type: ignore[import-untyped]
+import pytest
+from dkim.util import parse_tag_value  # type: ignore[import-untyped]
+
+from mailmark.core.model import DkimKey
+from mailmark.dns_tools.resolver import DnsResolver
+from mailmark.security import DkimKeyFactory
+from mailmark.smtp_out.dkim import DkimSigner, DkimSigningError, to_crlf
+from tests.fakedns import FakeDns
+
+MESSAGE = (
+    b"From: Sales <sales@acme.test>\r\n"
+    b"To: bob@remote.test\r\n"
+    b"Subject: Quarterly figures\r\n"
+    b"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
+    b"Message-ID: <abc@acme.test>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Hello Bob,\r\n.leading dot\r\n"
+)
+
+
+@pytest.fixture(scope="module")
+def key_pair() -> tuple[str, str]:
+    return DkimKeyFactory().generate_rsa()
+
+
+def rsa_key(key_pair: tuple[str, str]) -> DkimKey:
+    private, public = key_pair
+    return DkimKey(
+        domain_id=1, selector="mm1", algorithm="rsa-sha256", private_key_pem=private,
+        public_key=public, state="active", created_at=datetime.now(timezone.utc),
+    )
+
+
+def publish(fake_dns: FakeDns, key: DkimKey) -> DnsResolver:
+    fake_dns.add(f"{key.selector}._domainkey.acme.test", "TXT", f"v=DKIM1; k=rsa; p={key.public_key}")
+    return DnsResolver([fake_dns.address])
+
+
+def signature_tags(signed: bytes) -> dict[bytes, bytes]:
+    field = signed.split(b"\r\n\r\n", 1)[0].split(b"\r\nFrom:", 1)[0]
+    value = field.split(b":", 1)[1].replace(b"\r\n", b"")
+    return dict(parse_tag_value(value))
+
+
+async def test_signature_verifies_against_the_published_key(
+    fake_dns: FakeDns, key_pair: tuple[str, str]
+) -> None:
+    key = rsa_key(key_pair)
+    resolver = publish(fake_dns, key)
+    signed = await DkimSigner().sign_off_loop(MESSAGE, domain="acme.test", key=key)
+    assert signed.startswith(b"DKIM-Signature: ") and signed.endswith(MESSAGE)
+    assert dkim.verify(signed, dnsfunc=resolver.dkim_dnsfunc)
+    tags = signature_tags(signed)
+    assert tags[b"a"] == b"rsa-sha256"
+    assert tags[b"c"] == b"relaxed/relaxed"
+    assert tags[b"d"] == b"acme.test" and tags[b"s"] == b"mm1"
+    signed_names = [name.strip() for name in tags[b"h"].split(b":")]
+    # Over-signed: each present field once more than it occurs, absent ones once (RFC 6376 §8.15).
+    for name in (b"from", b"to", b"subject", b"date", b"message-id"):
+        assert signed_names.count(name) == 2, name
+    for name in (b"cc", b"reply-to", b"list-unsubscribe", b"list-unsubscribe-post"):
+        assert signed_names.count(name) == 1, name
+    assert signed_names.count(b"content-type") == 1
+
+
+async def test_a_field_added_in_transit_breaks_the_signature(
+    fake_dns: FakeDns, key_pair: tuple[str, str]
+) -> None:
+    key = rsa_key(key_pair)
+    resolver = publish(fake_dns, key)
+    signed = DkimSigner().sign(MESSAGE, domain="acme.test", key=key)
+    for added in (b"Subject: Buy now\r\n", b"Cc: victim@remote.test\r\n",
+                  b"List-Unsubscribe: <https://evil.test/u>\r\n"):
+        head, body = signed.split(b"\r\n\r\n", 1)
+        tampered = head + b"\r\n" + added.rstrip(b"\r\n") + b"\r\n\r\n" + body
+        assert not dkim.verify(tampered, dnsfunc=resolver.dkim_dnsfunc), added
+
+
+async def test_relaxed_canonicalisation_survives_rewrapping(
+    fake_dns: FakeDns, key_pair: tuple[str, str]
+) -> None:
+    key = rsa_key(key_pair)
+    resolver = publish(fake_dns, key)
+    signed = DkimSigner().sign(MESSAGE, domain="acme.test", key=key)
+    rewrapped = signed.replace(b"Subject: Quarterly figures", b"Subject:  Quarterly\r\n  figures")
+    assert dkim.verify(rewrapped, dnsfunc=resolver.dkim_dnsfunc)
+
+
+def test_a_message_without_from_is_not_signed(key_pair: tuple[str, str]) -> None:
+    with pytest.raises(DkimSigningError, match="no From"):
+        DkimSigner().sign(b"Subject: x\r\n\r\nbody\r\n", domain="acme.test", key=rsa_key(key_pair))
+
+
+def test_an_ed25519_key_is_refused(key_pair: tuple[str, str]) -> None:
+    seed, public = DkimKeyFactory().generate_ed25519()
+    key = DkimKey(1, "mm2", "ed25519-sha256", seed, public, "active", datetime.now(timezone.utc))
+    with pytest.raises(DkimSigningError, match="not rsa-sha256"):
+        DkimSigner().sign(MESSAGE, domain="acme.test", key=key)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        (b"a\nb", b"a\r\nb\r\n"),
+        (b"a\rb\r\n", b"a\r\nb\r\n"),
+        (b"a\r\n\nb\r\r\n", b"a\r\n\r\nb\r\n\r\n"),
+        (b"a\r\n", b"a\r\n"),
+        (b"", b"\r\n"),
+    ],
+)
+def test_to_crlf_leaves_only_crlf(raw: bytes, clean: bytes) -> None:
+    assert to_crlf(raw) == clean
