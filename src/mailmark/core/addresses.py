@@ -97,3 +97,41 @@ def parse_recipient(address: str) -> Recipient:
     if not local or len(local.encode()) > MAX_LOCAL_PART:
         raise denied
     return Recipient(local, domain, tag)
+
+
+# The per-message return path of outgoing mail (VERP): bounce+<token>@mail.<domain>. Reports sent
+# back to it name the message by its token alone, whatever they say inside. "mail" is the custom
+# MAIL FROM subdomain whose MX and SPF records each domain publishes.
+RETURN_PATH_LABEL = "mail"
+VERP_LOCAL_PREFIX = "bounce"
+VERP_TOKEN_LENGTH = 24
+_VERP_TOKEN = re.compile(rf"^[a-z0-9]{{{VERP_TOKEN_LENGTH}}}$")
+
+
+@dataclass(frozen=True)
+class VerpAddress:
+    token: str  # lower-case
+    domain: str  # the sending domain (without the return-path label)
+
+
+def verp_address(token: str, domain: str) -> str:
+    return f"{VERP_LOCAL_PREFIX}{SUBADDRESS_SEPARATOR}{token}@{RETURN_PATH_LABEL}.{domain}"
+
+
+def parse_verp(address: str) -> VerpAddress | None:
+    """The token and sending domain of a VERP return path, or None for any other address.
+
+    The token is matched case-insensitively: RFC 5321 §2.4 lets local parts be case-sensitive,
+    but some servers send reports to an address they lower- or upper-cased."""
+    local, at, domain = address.rpartition("@")
+    prefix, separator, token = local.partition(SUBADDRESS_SEPARATOR)
+    if not at or not separator or prefix.lower() != VERP_LOCAL_PREFIX:
+        return None
+    token = token.lower()
+    label, dot, parent = domain.lower().partition(".")
+    if not _VERP_TOKEN.match(token) or label != RETURN_PATH_LABEL or not dot:
+        return None
+    try:
+        return VerpAddress(token, normalize_domain(parent))
+    except InvalidInput:
+        return None
