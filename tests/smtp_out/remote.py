@@ -40,7 +40,7 @@ class TestCa:
         directory.mkdir(parents=True, exist_ok=True)
         self._key = _key()
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Mailmark Test CA")])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self._name = name
         self.certificate = (
             x509.CertificateBuilder()
@@ -72,7 +72,7 @@ class TestCa:
 
     def server_context(self, *names: str) -> ssl.SSLContext:
         key = _key()
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
@@ -296,7 +296,7 @@ class SettableClock:
     """A clock the test moves by hand (the schedule is tested without waiting)."""
 
     def __init__(self, now: datetime.datetime | None = None) -> None:
-        self.current = now or datetime.datetime(2030, 1, 7, 9, 0, tzinfo=datetime.timezone.utc)
+        self.current = now or datetime.datetime(2030, 1, 7, 9, 0, tzinfo=datetime.UTC)
 
     def now(self) -> datetime.datetime:
         return self.current

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dkim  # type: ignore[import-untyped]
 import pytest
@@ -36,7 +36,7 @@ def rsa_key(key_pair: tuple[str, str]) -> DkimKey:
     private, public = key_pair
     return DkimKey(
         domain_id=1, selector="mm1", algorithm="rsa-sha256", private_key_pem=private,
-        public_key=public, state="active", created_at=datetime.now(timezone.utc),
+        public_key=public, state="active", created_at=datetime.now(UTC),
     )
 
 
@@ -102,7 +102,7 @@ def test_a_message_without_from_is_not_signed(key_pair: tuple[str, str]) -> None
 
 def test_an_ed25519_key_is_refused(key_pair: tuple[str, str]) -> None:
     seed, public = DkimKeyFactory().generate_ed25519()
-    key = DkimKey(1, "mm2", "ed25519-sha256", seed, public, "active", datetime.now(timezone.utc))
+    key = DkimKey(1, "mm2", "ed25519-sha256", seed, public, "active", datetime.now(UTC))
     with pytest.raises(DkimSigningError, match="not rsa-sha256"):
         DkimSigner().sign(MESSAGE, domain="acme.test", key=key)
 

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         default_factory=lambda: [parse_duration(s) for s in "5m,10m,30m,1h,2h,4h,8h,16h".split(",")]
     )
     queue_lifetime: timedelta = timedelta(days=5)
+    # How long an outbound worker holds the deliveries it leased; a crashed worker's are retried
+    # once it has passed.
+    delivery_lease: timedelta = timedelta(minutes=15)
     max_message_size: int = 25 * 1024 * 1024
     max_recipients: int = Field(100, ge=1, le=10000)
     max_connections_per_ip: int = Field(20, ge=1, le=100000)
@@ -132,7 +135,7 @@ class Settings(BaseSettings):
                 raise ValueError("needs at least one delay, e.g. 5m,10m,30m,1h")
         return steps
 
-    @field_validator("queue_lifetime", mode="before")
+    @field_validator("queue_lifetime", "delivery_lease", mode="before")
     @classmethod
     def _queue_lifetime(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

@@ -1,0 +1,249 @@
+"""SMTP client to remote MX hosts (aiosmtplib): connection reuse, STARTTLS, per-recipient replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import aiosmtplib
+
+from mailmark.core.outbound import SmtpReply
+from mailmark.smtp_out.mta_sts import MtaStsPolicy
+from mailmark.smtp_out.mx import DeliveryFailure, MxHost
+
+__all__ = ["SmtpConnection", "SmtpDialer", "SmtpTimeouts", "opportunistic_tls_context"]
+
+log = logging.getLogger(__name__)
+
+_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
+MAX_REPLY_TEXT = 2000
+TlsMode = Literal["verified", "opportunistic", "none"]
+
+
+@dataclass(frozen=True)
+class SmtpTimeouts:
+    """Seconds to wait for each reply: RFC 5321 §4.5.3.2's minimums, which are also our bounds.
+
+    `connect` (TCP and TLS set-up) is not in the RFC; `transaction` caps one whole transaction
+    so that a server trickling replies cannot hold a delivery for longer than its lease."""
+
+    connect: float = 60.0
+    greeting: float = 300.0  # §4.5.3.2.1 initial 220 message
+    command: float = 300.0  # §4.5.3.2.2-3 MAIL and RCPT (EHLO, STARTTLS and RSET alike)
+    data_end: float = 600.0  # §4.5.3.2.6 DATA termination (the block of §4.5.3.2.5 is one write)
+    transaction: float = 720.0
+
+
+def opportunistic_tls_context() -> ssl.SSLContext:
+    """TLS without certificate checks: better than plain text when nobody asks for more
+    (RFC 7435 opportunistic security); MTA-STS enforce uses a verifying context instead."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def reply_of(code: int, message: str, mx_host: str | None) -> SmtpReply:
+    """An SmtpReply from a server's code and text, with the RFC 3463 enhanced code when given."""
+    text = message.strip()[:MAX_REPLY_TEXT]
+    match = _ENHANCED.match(text)
+    return SmtpReply(code=code, enhanced=match[1] if match else None, text=text, mx_host=mx_host)
+
+
+def needs_8bitmime(message: bytes) -> bool:
+    return any(byte > 127 for byte in message)
+
+
+class ConnectionGone(Exception):
+    """A reused connection was closed by the server between transactions: open a new one."""
+
+
+class SmtpConnection:
+    """One open SMTP session to one MX host, used for several transactions in turn."""
+
+    def __init__(self, smtp: aiosmtplib.SMTP, mx_host: str, tls: bool, timeouts: SmtpTimeouts):
+        self._smtp = smtp
+        self.mx_host = mx_host
+        self.tls = tls
+        self._timeouts = timeouts
+        self.transactions = 0
+        self.broken = False
+
+    async def send(
+        self, envelope_from: str, recipients: Sequence[str], message: bytes
+    ) -> list[SmtpReply]:
+        """One transaction: MAIL, one RCPT per recipient, DATA; a reply for each recipient.
+
+        `message` must already be CRLF-only (see dkim.to_crlf); aiosmtplib dot-stuffs it
+        (RFC 5321 §4.5.2). Raises ConnectionGone when a reused connection turns out closed
+        before anything of this transaction was sent."""
+        if self.broken:
+            raise ConnectionGone(f"connection to {self.mx_host} is no longer usable")
+        if self.transactions:
+            # RFC 5321 §4.1.1.5: start the next transaction from a clean state; this also finds a
+            # connection the server closed while idle, before any recipient's outcome is at stake.
+            try:
+                reply = await self._smtp.rset(timeout=self._timeouts.command)
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                self.broken = True
+                raise ConnectionGone(f"{self.mx_host} closed the connection: {exc}") from exc
+            if reply.code != 250:
+                self.broken = True
+                raise ConnectionGone(f"{self.mx_host} answered RSET with {reply.code}")
+        self.transactions += 1
+        try:
+            async with asyncio.timeout(self._timeouts.transaction):
+                return await self._transaction(envelope_from, recipients, message)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, TimeoutError,
+                OSError) as exc:
+            self.broken = True
+            reason = "timed out" if isinstance(exc, TimeoutError) else f"was lost ({exc})"
+            failure = SmtpReply(0, "4.4.2", f"connection to {self.mx_host} {reason}", self.mx_host)
+            return [failure] * len(recipients)
+
+    async def _transaction(
+        self, envelope_from: str, recipients: Sequence[str], message: bytes
+    ) -> list[SmtpReply]:
+        smtp, timeouts = self._smtp, self._timeouts
+        options: list[str] = []
+        if smtp.supports_extension("size"):
+            options.append(f"SIZE={len(message)}")  # RFC 1870: refused early when too large
+        if needs_8bitmime(message) and smtp.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")  # RFC 6152
+        try:
+            await smtp.mail(envelope_from, options=options, timeout=timeouts.command)
+        except aiosmtplib.SMTPResponseException as exc:
+            return [reply_of(exc.code, exc.message, self.mx_host)] * len(recipients)
+        replies: list[SmtpReply | None] = []
+        for recipient in recipients:
+            try:
+                await smtp.rcpt(recipient, timeout=timeouts.command)
+            except aiosmtplib.SMTPResponseException as exc:
+                replies.append(reply_of(exc.code, exc.message, self.mx_host))
+            else:
+                replies.append(None)  # accepted: its outcome is the DATA reply
+        if all(reply is not None for reply in replies):
+            return [reply for reply in replies if reply is not None]
+        try:
+            final = await self._data(message)
+        except aiosmtplib.SMTPResponseException as exc:
+            final = reply_of(exc.code, exc.message, self.mx_host)
+        return [final if reply is None else reply for reply in replies]
+
+    async def _data(self, message: bytes) -> SmtpReply:
+        # aiosmtplib converts any bare CR or LF to CRLF and dot-stuffs (RFC 5321 §4.5.2) before
+        # appending the final dot. Its one timeout covers the 354 and the final reply, so it is
+        # the longer of the two (§4.5.3.2.4, §4.5.3.2.6).
+        response = await self._smtp.data(message, timeout=self._timeouts.data_end)
+        return reply_of(response.code, response.message, self.mx_host)
+
+    async def close(self) -> None:
+        """QUIT politely (RFC 5321 §4.1.1.10), bounded; closes the socket whatever happens."""
+        try:
+            if not self.broken and self._smtp.is_connected:
+                await self._smtp.quit(timeout=5.0)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            pass
+        finally:
+            self._smtp.close()
+
+
+class SmtpDialer:
+    """Opens an SMTP session to the first reachable MX host of a domain."""
+
+    def __init__(
+        self,
+        *,
+        helo_name: str,
+        port: int,
+        timeouts: SmtpTimeouts | None = None,
+        verified_tls: ssl.SSLContext | None = None,
+        opportunistic_tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self._helo_name = helo_name
+        self._port = port
+        self._timeouts = timeouts or SmtpTimeouts()
+        self._verified_tls = verified_tls or ssl.create_default_context()
+        self._opportunistic_tls = opportunistic_tls or opportunistic_tls_context()
+
+    async def open(
+        self, domain: str, hosts: Sequence[MxHost], policy: MtaStsPolicy | None = None
+    ) -> SmtpConnection:
+        """A ready session (EHLO done, TLS up when possible or required); raises DeliveryFailure
+        (temporary) when no host could be used."""
+        mode: TlsMode = "opportunistic"
+        candidates = list(hosts)
+        if policy is not None and policy.enforced:
+            # RFC 8461 §4.1-4.2: only MX hosts the policy names, over TLS with a valid certificate.
+            mode = "verified"
+            candidates = [host for host in hosts if policy.allows(host.name)]
+            if not candidates:
+                names = ", ".join(host.name for host in hosts)
+                raise DeliveryFailure(
+                    451, "4.7.5",
+                    f"MTA-STS policy of {domain} (enforce) allows none of its MX hosts: {names}",
+                )
+        errors: list[str] = []
+        for host in candidates:
+            for address in host.addresses:
+                try:
+                    return await self._open(host.name, address, mode)
+                except DeliveryFailure as exc:
+                    errors.append(f"{host.name}[{address}]: {exc.text}")
+                    log.info("delivery to %s: %s[%s] not usable: %s", domain, host.name, address, exc.text)
+        raise DeliveryFailure(451, "4.4.1", "; ".join(errors)[:MAX_REPLY_TEXT] or "no MX host")
+
+    async def _open(self, name: str, address: str, mode: TlsMode) -> SmtpConnection:
+        timeouts = self._timeouts
+        smtp = aiosmtplib.SMTP(
+            hostname=address, port=self._port, local_hostname=self._helo_name,
+            timeout=timeouts.command, start_tls=False, use_tls=False,
+        )
+        try:
+            greeting = await smtp.connect(timeout=timeouts.connect)
+        except aiosmtplib.SMTPConnectResponseError as exc:
+            smtp.close()
+            raise DeliveryFailure(451, "4.4.1", f"greeted with {exc.code} {exc.message}") from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise DeliveryFailure(451, "4.4.1", f"connection failed: {exc}") from exc
+        if greeting.code != 220:
+            smtp.close()
+            raise DeliveryFailure(451, "4.4.1", f"greeted with {greeting.code} {greeting.message}")
+        try:
+            await smtp.ehlo(timeout=timeouts.command)
+        except aiosmtplib.SMTPHeloError:
+            try:
+                await smtp.helo(timeout=timeouts.command)  # RFC 5321 §3.2: fall back to HELO
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                smtp.close()
+                raise DeliveryFailure(451, "4.4.1", f"EHLO and HELO refused: {exc}") from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise DeliveryFailure(451, "4.4.1", f"EHLO failed: {exc}") from exc
+        if mode == "none" or (mode == "opportunistic" and not smtp.supports_extension("starttls")):
+            return SmtpConnection(smtp, name, False, timeouts)
+        if not smtp.supports_extension("starttls"):
+            smtp.close()
+            raise DeliveryFailure(451, "4.7.5", "STARTTLS required by MTA-STS but not offered")
+        context = self._verified_tls if mode == "verified" else self._opportunistic_tls
+        try:
+            await smtp.starttls(
+                server_hostname=name, tls_context=context, timeout=timeouts.connect
+            )
+            await smtp.ehlo(timeout=timeouts.command)  # RFC 3207 §4.2: forget, then ask again
+        except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+            smtp.close()
+            if mode == "verified":
+                raise DeliveryFailure(
+                    451, "4.7.5", f"TLS required by MTA-STS failed: {exc}"
+                ) from exc
+            # Opportunistic TLS that fails is no worse than none: reconnect in plain text.
+            log.info("STARTTLS with %s[%s] failed (%s); trying without TLS", name, address, exc)
+            return await self._open(name, address, "none")
+        return SmtpConnection(smtp, name, True, timeouts)
