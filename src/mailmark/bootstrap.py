@@ -19,7 +19,9 @@ from mailmark.core.delivery import InboundDelivery
 from mailmark.core.domains import DomainService
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
+from mailmark.core.outbound import OutboundQueue
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
+from mailmark.core.sending import SendingService
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
@@ -55,6 +57,8 @@ class Services:
     mailboxes: MailboxService
     delivery: InboundDelivery
     logins: MailboxLogins
+    queue: OutboundQueue
+    sending: SendingService
 
     async def close(self) -> None:
         await self.delivery.close()
@@ -79,6 +83,18 @@ async def build_services(
     passwords = passwords or Argon2PasswordHasher()
     # Verification re-runs right after a person fixes their DNS: never answer from a cache.
     domain_dns = DomainDns(DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings))
+    mailboxes = MailboxService(uow, clock, passwords, blobs)
+    delivery = InboundDelivery(uow, blobs, clock)
+    queue = OutboundQueue(
+        uow,
+        blobs,
+        clock,
+        delivery,
+        mailboxes,
+        retry_schedule=settings.retry_schedule,
+        queue_lifetime=settings.queue_lifetime,
+        hostname=settings.hostname,
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -88,9 +104,13 @@ async def build_services(
         resolver=DnsResolver(settings.dns_nameservers or None),
         accounts=AccountService(uow, clock, passwords),
         domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns),
-        mailboxes=MailboxService(uow, clock, passwords, blobs),
-        delivery=InboundDelivery(uow, blobs, clock),
+        mailboxes=mailboxes,
+        delivery=delivery,
         logins=MailboxLogins(uow, passwords, LoginThrottle(clock)),
+        queue=queue,
+        sending=SendingService(
+            uow, blobs, clock, queue, delivery, max_recipients=settings.max_recipients
+        ),
     )
 
 

@@ -136,6 +136,8 @@ class OutboundQueue:
                     await uow.deliveries.record_outcomes([_outcome(d, now) for d in decisions])
                 )
                 applied = [d for d in decisions if d.leased.id in applied_ids]
+                if not applied:
+                    return
                 await uow.events.add_many([_transition_event(d, now) for d in applied])
                 for decision in applied:
                     if decision.status == "bounced" and not decision.expired:
