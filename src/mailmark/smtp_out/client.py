@@ -189,14 +189,18 @@ class SmtpDialer:
                     f"MTA-STS policy of {domain} (enforce) allows none of its MX hosts: {names}",
                 )
         errors: list[str] = []
+        codes: set[str] = set()
         for host in candidates:
             for address in host.addresses:
                 try:
                     return await self._open(host.name, address, mode)
                 except DeliveryFailure as exc:
                     errors.append(f"{host.name}[{address}]: {exc.text}")
-                    log.info("delivery to %s: %s[%s] not usable: %s", domain, host.name, address, exc.text)
-        raise DeliveryFailure(451, "4.4.1", "; ".join(errors)[:MAX_REPLY_TEXT] or "no MX host")
+                    codes.add(exc.enhanced)
+                    log.info("delivery to %s: %s[%s] unusable: %s", domain, host.name, address, exc.text)
+        # The precise code when every host failed alike (4.7.5: TLS), else "no answer" (4.4.1).
+        enhanced = codes.pop() if len(codes) == 1 else "4.4.1"
+        raise DeliveryFailure(451, enhanced, "; ".join(errors)[:MAX_REPLY_TEXT] or "no MX host")
 
     async def _open(self, name: str, address: str, mode: TlsMode) -> SmtpConnection:
         timeouts = self._timeouts

@@ -1,0 +1,89 @@
+"""Fixtures of the outbound tests: a settable clock, a receiving MTA for remote.test and friends
+behind the loopback DNS, our DKIM key published there, and the queue's worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from mailmark.bootstrap import Services, build_services, outbound_worker
+from mailmark.config import Settings
+from mailmark.smtp_out.worker import OutboundWorker
+from tests.conftest import FAST_PASSWORDS, World
+from tests.fakedns import FakeDns
+from tests.smtp_out.remote import AiosmtpdSink, SettableClock
+
+RETRY_SCHEDULE = [timedelta(minutes=5), timedelta(minutes=30)]
+QUEUE_LIFETIME = timedelta(hours=2)
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[AiosmtpdSink]:
+    server = AiosmtpdSink()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def settings(settings: Settings, sink: AiosmtpdSink) -> Settings:
+    return settings.model_copy(
+        update={
+            "remote_smtp_port": sink.port,
+            "retry_schedule": RETRY_SCHEDULE,
+            "queue_lifetime": QUEUE_LIFETIME,
+        }
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings, clock: SettableClock) -> AsyncIterator[Services]:
+    built = await build_services(settings, clock=clock, passwords=FAST_PASSWORDS)
+    try:
+        yield built
+    finally:
+        await built.close()
+
+
+@pytest.fixture
+def remote_dns(fake_dns: FakeDns) -> FakeDns:
+    """remote.test and other.test have their MX on the sink (127.0.0.1); down.test's MX address
+    refuses connections; nomail.test publishes a null MX."""
+    fake_dns.add("remote.test", "MX", "10 mx.remote.test.")
+    fake_dns.add("mx.remote.test", "A", "127.0.0.1")
+    fake_dns.add("other.test", "MX", "10 mx.other.test.")
+    fake_dns.add("mx.other.test", "A", "127.0.0.1")
+    fake_dns.add("down.test", "MX", "10 mx.down.test.")
+    fake_dns.add("mx.down.test", "A", "127.0.0.9")
+    fake_dns.add("nomail.test", "MX", "0 .")
+    return fake_dns
+
+
+async def publish_dkim(services: Services, fake_dns: FakeDns, domain: str) -> None:
+    _, records = await services.domains.records(domain)
+    for record in records:
+        if record.type == "TXT" and "._domainkey." in record.name:
+            fake_dns.add(record.name, "TXT", record.value)
+
+
+@pytest.fixture
+async def outbound(
+    services: Services, world: World, remote_dns: FakeDns
+) -> AsyncIterator[OutboundWorker]:
+    """The running worker, with acme.test's DKIM keys published."""
+    await publish_dkim(services, remote_dns, world.domain)
+    worker = outbound_worker(services)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()
