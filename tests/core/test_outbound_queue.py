@@ -39,7 +39,9 @@ class Sender:
 @pytest.fixture
 async def sender(settings: Settings) -> AsyncIterator[Sender]:
     clock = SettableClock()
-    configured = settings.model_copy(update={"retry_schedule": SCHEDULE, "queue_lifetime": LIFETIME})
+    configured = settings.model_copy(
+        update={"retry_schedule": SCHEDULE, "queue_lifetime": LIFETIME}
+    )
     services = await build_services(configured, clock=clock, passwords=FAST_PASSWORDS)
     try:
         await services.accounts.create(
@@ -69,7 +71,9 @@ async def statuses(services: Services) -> dict[str, str]:
 
 
 async def event_types(services: Services, outbound_id: int) -> list[str]:
-    query = sa.select(events.c.type).where(events.c.outbound_id == outbound_id).order_by(events.c.id)
+    query = (
+        sa.select(events.c.type).where(events.c.outbound_id == outbound_id).order_by(events.c.id)
+    )
     async with services.engine.connect() as conn:
         return list((await conn.execute(query)).scalars())
 
@@ -89,15 +93,26 @@ def parsed(data: bytes) -> email.message.EmailMessage:
 async def test_a_2xx_reply_delivers(sender: Sender) -> None:
     outbound_id = await send(sender, "ann@remote.test")
     [leased] = await lease(sender)
-    assert (leased.recipient, leased.recipient_domain, leased.attempts) == ("ann@remote.test", "remote.test", 1)
+    assert (leased.recipient, leased.recipient_domain, leased.attempts) == (
+        "ann@remote.test",
+        "remote.test",
+        1,
+    )
     assert leased.from_domain == "acme.test" and not leased.local
-    assert leased.envelope_from.startswith("bounce+") and leased.envelope_from.endswith("@mail.acme.test")
+    assert leased.envelope_from.startswith("bounce+") and leased.envelope_from.endswith(
+        "@mail.acme.test"
+    )
 
-    await sender.services.queue.record([(leased, SmtpReply(250, "2.0.0", "Ok: queued as X", "mx.remote.test"))])
+    await sender.services.queue.record(
+        [(leased, SmtpReply(250, "2.0.0", "Ok: queued as X", "mx.remote.test"))]
+    )
 
     [entry] = await sender.services.queue.list()
     assert (entry.status, entry.last_code, entry.mx_host, entry.lease_owner) == (
-        "delivered", 250, "mx.remote.test", None
+        "delivered",
+        250,
+        "mx.remote.test",
+        None,
     )
     assert await event_types(sender.services, outbound_id) == ["email.sent", "email.delivered"]
     assert await sender.services.queue.next_due_at() is None
@@ -123,10 +138,14 @@ async def test_temporary_failures_follow_the_schedule_then_bounce_at_expiry(send
     [entry] = await sender.services.queue.list()
     assert (entry.attempts, entry.last_code, entry.last_reply) == (5, 451, "Try again later")
     assert await event_types(sender.services, outbound_id) == [
-        "email.sent", *["email.deferred"] * 4, "email.bounced"
+        "email.sent",
+        *["email.deferred"] * 4,
+        "email.bounced",
     ]
     assert await suppressed_addresses(sender.services) == [], "an expiry is not a hard bounce"
-    [report] = [c for c in await stored_copies(sender.services, sender.sales) if c.folder == "INBOX"]
+    [report] = [
+        c for c in await stored_copies(sender.services, sender.sales) if c.folder == "INBOX"
+    ]
     dsn = parsed(report.data)
     assert dsn.get_content_type() == "multipart/report"
     assert "Status: 5.4.7" in report.data.decode()
@@ -145,7 +164,9 @@ async def test_a_permanent_refusal_bounces_suppresses_and_reports_once(sender: S
     )
 
     assert await statuses(sender.services) == {
-        "gone@remote.test": "bounced", "full@remote.test": "bounced", "ok@remote.test": "delivered"
+        "gone@remote.test": "bounced",
+        "full@remote.test": "bounced",
+        "ok@remote.test": "delivered",
     }
     assert await suppressed_addresses(sender.services) == [("gone@remote.test", "bounce")]
     reports = [c for c in await stored_copies(sender.services, sender.sales) if c.folder == "INBOX"]
@@ -155,9 +176,14 @@ async def test_a_permanent_refusal_bounces_suppresses_and_reports_once(sender: S
     assert "Final-Recipient: rfc822; full@remote.test" in text
     assert "ok@remote.test" not in text.split("text/rfc822-headers")[0].split("delivery-status")[1]
     assert sorted(await event_types(sender.services, outbound_id)) == [
-        "email.bounced", "email.bounced", "email.delivered", "email.sent"
+        "email.bounced",
+        "email.bounced",
+        "email.delivered",
+        "email.sent",
     ]
-    with pytest.raises(Suppressed, match="gone@remote.test is on the suppression list of acme.test"):
+    with pytest.raises(
+        Suppressed, match="gone@remote.test is on the suppression list of acme.test"
+    ):
         await send(sender, "gone@remote.test")
 
 
@@ -171,7 +197,9 @@ def test_permanent_failures_are_addressing_failures() -> None:
     assert not is_permanent_failure(SmtpReply(451, "4.1.1", "later"))
 
 
-async def test_an_expired_lease_is_taken_again_and_the_stale_owner_cannot_record(sender: Sender) -> None:
+async def test_an_expired_lease_is_taken_again_and_the_stale_owner_cannot_record(
+    sender: Sender,
+) -> None:
     await send(sender, "ann@remote.test")
     [first] = await lease(sender, "node-a")
     assert await lease(sender, "node-b") == [], "a live lease is not shared"
@@ -197,7 +225,11 @@ async def test_fresh_mail_is_leased_before_due_retries(sender: Sender) -> None:
     [first] = await lease(sender, limit=1)
     assert first.recipient == "new@fast.test"
     rest = await lease(sender, limit=10)
-    assert sorted(d.recipient for d in rest) == ["old0@slow.test", "old1@slow.test", "old2@slow.test"]
+    assert sorted(d.recipient for d in rest) == [
+        "old0@slow.test",
+        "old1@slow.test",
+        "old2@slow.test",
+    ]
 
 
 async def test_concurrent_leasers_never_share_a_row(sender: Sender) -> None:
@@ -207,7 +239,9 @@ async def test_concurrent_leasers_never_share_a_row(sender: Sender) -> None:
     ids = [d.id for batch in batches for d in batch]
     assert len(ids) == len(set(ids)) == 30
     async with sender.services.engine.connect() as conn:
-        owners = dict((await conn.execute(sa.select(deliveries.c.id, deliveries.c.lease_owner))).all())
+        owners = dict(
+            (await conn.execute(sa.select(deliveries.c.id, deliveries.c.lease_owner))).all()
+        )
     for i, batch in enumerate(batches):
         assert all(owners[d.id] == f"node-{i}" for d in batch)
 
@@ -226,7 +260,8 @@ async def test_hosted_recipients_are_delivered_locally(sender: Sender) -> None:
     assert copy.data.startswith(b"Return-Path: <bounce+")
     assert b"Received: by mx.mailmark.test (Mailmark) with LOCAL" in copy.data
     assert await statuses(sender.services) == {
-        "support@acme.test": "delivered", "nobody@acme.test": "bounced"
+        "support@acme.test": "delivered",
+        "nobody@acme.test": "bounced",
     }
     assert await suppressed_addresses(sender.services) == [("nobody@acme.test", "bounce")]
     assert "email.delivered" in await event_types(sender.services, outbound_id)
@@ -264,16 +299,24 @@ async def test_reports_that_come_back_bounce_or_complain(sender: Sender) -> None
     queue = sender.services.queue
 
     bounce = BounceReport(
-        "bounce", (ReportedRecipient("ANN@remote.test", "5.1.1", "smtp; 550 5.1.1 unknown user"),), None
+        "bounce",
+        (ReportedRecipient("ANN@remote.test", "5.1.1", "smtp; 550 5.1.1 unknown user"),),
+        None,
     )
     assert await queue.process_report(token.upper(), bounce)
-    complaint = BounceReport("complaint", (ReportedRecipient("bob@remote.test", None, "abuse"),), None, "abuse")
+    complaint = BounceReport(
+        "complaint", (ReportedRecipient("bob@remote.test", None, "abuse"),), None, "abuse"
+    )
     assert await queue.process_report(token, complaint)
     assert not await queue.process_report("x" * 24, complaint)
 
-    assert await statuses(sender.services) == {"ann@remote.test": "bounced", "bob@remote.test": "complained"}
+    assert await statuses(sender.services) == {
+        "ann@remote.test": "bounced",
+        "bob@remote.test": "complained",
+    }
     assert await suppressed_addresses(sender.services) == [
-        ("ann@remote.test", "bounce"), ("bob@remote.test", "complaint")
+        ("ann@remote.test", "bounce"),
+        ("bob@remote.test", "complaint"),
     ]
     types = await event_types(sender.services, outbound_id)
     assert types[-2:] == ["email.bounced", "email.complained"]

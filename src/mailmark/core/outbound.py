@@ -218,7 +218,12 @@ class OutboundQueue:
             if new:
                 created.append(key)
             await self._delivery.place_in(
-                uow, report, blob_key=key, created_blob=new, mailbox=sender, folder=INBOX,
+                uow,
+                report,
+                blob_key=key,
+                created_blob=new,
+                mailbox=sender,
+                folder=INBOX,
                 mail_from="",
             )
 
@@ -272,9 +277,9 @@ class OutboundQueue:
         """Make deferred deliveries (one, or all when None) due now; how many were."""
         async with self._uow() as uow:
             count = await uow.deliveries.retry(delivery_id, self._clock.now())
-            if count == 0 and delivery_id is not None:
-                if await uow.deliveries.get(delivery_id) is None:
-                        raise NotFound(f"No delivery {delivery_id} in the queue.")
+            missing = count == 0 and delivery_id is not None
+            if missing and await uow.deliveries.get(delivery_id or 0) is None:
+                raise NotFound(f"No delivery {delivery_id} in the queue.")
             await uow.commit()
         if count:
             self.wakeup.set()

@@ -43,8 +43,20 @@ MAX_BATCH_ID = 64
 # Fields the message is built with; callers cannot replace them through `headers`.
 RESERVED_HEADERS = frozenset(
     {
-        "from", "sender", "to", "cc", "bcc", "subject", "date", "message-id", "reply-to",
-        "return-path", "received", "mime-version", "content-type", "content-transfer-encoding",
+        "from",
+        "sender",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "reply-to",
+        "return-path",
+        "received",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
         "dkim-signature",
     }
 )
@@ -183,7 +195,14 @@ class SendingService:
         # policy.SMTP: every line ends in CRLF (RFC 5322 §2.1), long lines are encoded.
         raw = message.as_bytes(policy=policy.SMTP)
         return await self._enqueue(
-            mailbox, mailbox.address, raw, recipients, subject, message_id, source, scheduled_at,
+            mailbox,
+            mailbox.address,
+            raw,
+            recipients,
+            subject,
+            message_id,
+            source,
+            scheduled_at,
             batch_id,
         )
 
@@ -258,8 +277,14 @@ class SendingService:
                 token = new_token()
                 envelope_from = f"bounce+{token}@mail.{sender.domain_name}"
                 sent_copy = await self._delivery.place_in(
-                    uow, raw, blob_key=blob_key, created_blob=created, mailbox=current,
-                    folder=SENT, mail_from=envelope_from, flags=(SEEN,),
+                    uow,
+                    raw,
+                    blob_key=blob_key,
+                    created_blob=created,
+                    mailbox=current,
+                    folder=SENT,
+                    mail_from=envelope_from,
+                    flags=(SEEN,),
                 )
                 outbound = await uow.outbound.add(
                     OutboundMessage(
@@ -284,8 +309,12 @@ class SendingService:
                 await uow.deliveries.add_many(
                     [
                         NewDelivery(
-                            outbound.id, address, address.rpartition("@")[2].lower(),
-                            first_attempt, expires_at, now,
+                            outbound.id,
+                            address,
+                            address.rpartition("@")[2].lower(),
+                            first_attempt,
+                            expires_at,
+                            now,
                         )
                         for address in recipients
                     ]
