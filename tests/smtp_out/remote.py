@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import pwd
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,20 +254,25 @@ def free_port() -> int:
 
 
 class SmtpSinkProcess:
-    """Postfix's smtp-sink on a loopback port, dumping each transaction into `directory`."""
+    """Postfix's smtp-sink on a loopback port, dumping each transaction into its own directory.
 
-    def __init__(self, directory: Path, *extra: str) -> None:
-        self.directory = directory
+    As root it must drop to another user (-u nobody), so the dump directory is a fresh one under
+    the system temp dir, owned by that user."""
+
+    def __init__(self, *extra: str) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="smtp-sink-"))
         self.port = free_port()
-        self._extra = extra
+        self._extra = list(extra)
+        if os.geteuid() == 0:
+            os.chown(self.directory, pwd.getpwnam("nobody").pw_uid, -1)
+            self._extra += ["-u", "nobody"]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [str(SMTP_SINK), *self._extra, "-d", f"{self.directory}/%M.",
              f"127.0.0.1:{self.port}", "100"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         for _ in range(100):
             try:
@@ -273,7 +280,9 @@ class SmtpSinkProcess:
                     return
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"smtp-sink exited with {self.process.returncode}") from None
+                    assert self.process.stderr is not None
+                    error = self.process.stderr.read().decode(errors="replace").strip()
+                    raise RuntimeError(f"smtp-sink exited: {error}") from None
                 time.sleep(0.05)
         raise RuntimeError("smtp-sink did not start listening")
 
@@ -281,14 +290,13 @@ class SmtpSinkProcess:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=5)
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def dumps(self) -> list[bytes]:
         """Each complete dumped transaction (smtp-sink writes LF line endings)."""
         return [path.read_bytes() for path in sorted(self.directory.rglob("*")) if path.is_file()]
-
-
-def smtp_sink_available() -> bool:
-    return SMTP_SINK.exists() and shutil.which(str(SMTP_SINK)) is not None
 
 
 
