@@ -34,6 +34,7 @@ from mailmark.security import (
 from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.smtp_in.mx import MxHandler
 from mailmark.smtp_in.server import SmtpListener, start_smtp_listener
+from mailmark.smtp_in.submission import SubmissionHandler
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
@@ -138,6 +139,8 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 @dataclass
 class Listeners:
     mx: SmtpListener
+    submission: SmtpListener
+    submissions: SmtpListener
     http: HttpListener
 
     @property
@@ -145,11 +148,21 @@ class Listeners:
         return self.mx.port
 
     @property
+    def submission_port(self) -> int:
+        return self.submission.port
+
+    @property
+    def submissions_port(self) -> int:
+        return self.submissions.port
+
+    @property
     def http_port(self) -> int:
         return self.http.port
 
     async def close(self) -> None:
-        await asyncio.gather(self.mx.close(), self.http.close())
+        await asyncio.gather(
+            self.mx.close(), self.submission.close(), self.submissions.close(), self.http.close()
+        )
 
 
 async def start_listeners(services: Services) -> Listeners:
@@ -157,7 +170,9 @@ async def start_listeners(services: Services) -> Listeners:
     context = await asyncio.to_thread(tls_context, settings)
     handler = MxHandler(
         mailboxes=services.mailboxes,
+        domains=services.domains,
         delivery=services.delivery,
+        queue=services.queue,
         authenticator=MessageAuthenticator(services.resolver, settings.hostname),
         clock=services.clock,
         hostname=settings.hostname,
@@ -173,15 +188,36 @@ async def start_listeners(services: Services) -> Listeners:
         data_size_limit=settings.max_message_size,
         tls_context=context,
     )
-    app = create_app(
-        mail_server=mail_server(settings), domains=services.domains, mailboxes=services.mailboxes
-    )
+    started = [mx]
     try:
+        submission_handler = SubmissionHandler(
+            logins=services.logins, sending=services.sending, max_recipients=settings.max_recipients
+        )
+        for implicit_tls in (False, True):
+            # RFC 6409 port 587: STARTTLS before anything else; RFC 8314 port 465: implicit TLS.
+            started.append(
+                await start_smtp_listener(
+                    "submissions" if implicit_tls else "submission",
+                    submission_handler,
+                    host=settings.bind,
+                    port=settings.submissions_port if implicit_tls else settings.submission_port,
+                    hostname=settings.hostname,
+                    max_connections_per_ip=settings.max_connections_per_ip,
+                    data_size_limit=settings.max_message_size,
+                    tls_context=context,
+                    implicit_tls=implicit_tls,
+                    require_starttls=not implicit_tls,
+                    auth_required=True,
+                )
+            )
+        app = create_app(
+            mail_server=mail_server(settings), domains=services.domains, mailboxes=services.mailboxes
+        )
         http = await start_http_listener(app, host=settings.bind, port=settings.http_port)
     except BaseException:
-        await mx.close()
+        await asyncio.gather(*(listener.close() for listener in started))
         raise
-    return Listeners(mx=mx, http=http)
+    return Listeners(mx=mx, submission=started[1], submissions=started[2], http=http)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

@@ -1,7 +1,9 @@
-"""The MX handler: accept mail for mailboxes hosted here, and only for them.
+"""The MX handler: accept mail for mailboxes hosted here, and only for them, and the reports other
+servers send back to the VERP return paths of mail we sent.
 
 Every decision is a core call: recipient resolution (relay policy, unknown mailboxes), header
-limits, DMARC disposition and durable delivery. This module translates SMTP to those calls.
+limits, DMARC disposition, durable delivery, and bounce/complaint processing. This module
+translates SMTP to those calls.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Session
 
-from mailmark.core.addresses import is_malformed_path
+from mailmark.core.addresses import is_malformed_path, parse_verp
+from mailmark.core.bounce_reports import parse_report
 from mailmark.core.delivery import InboundDelivery, inbound_folder
-from mailmark.core.errors import MailmarkError
+from mailmark.core.domains import DomainService
+from mailmark.core.errors import MailmarkError, NotFound
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.message_meta import check_header_limits
+from mailmark.core.outbound import OutboundQueue
 from mailmark.core.ports import Clock
 from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.smtp_in.replies import TEMPORARY_FAILURE, reply_for
@@ -38,14 +43,18 @@ class MxHandler:
         self,
         *,
         mailboxes: MailboxService,
+        domains: DomainService,
         delivery: InboundDelivery,
+        queue: OutboundQueue,
         authenticator: MessageAuthenticator,
         clock: Clock,
         hostname: str,
         max_recipients: int,
     ) -> None:
         self._mailboxes = mailboxes
+        self._domains = domains
         self._delivery = delivery
+        self._queue = queue
         self._authenticator = authenticator
         self._clock = clock
         self._hostname = hostname
@@ -88,6 +97,14 @@ class MxHandler:
             return "452 4.5.3 Too many recipients"
         if is_malformed_path(address):
             return MALFORMED_RECIPIENT_REPLY
+        verp = parse_verp(address)
+        if verp is not None and await self._is_hosted(verp.domain):
+            # A report about mail we sent: accepted whatever the token, so that an unknown or
+            # stale one is dropped after DATA rather than bounced back (no backscatter).
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(options)
+            envelope.report_tokens.append(verp.token)
+            return "250 2.1.5 Recipient OK"
         try:
             mailbox = await self._mailboxes.resolve_recipient(address)
         except MailmarkError as error:
@@ -107,6 +124,10 @@ class MxHandler:
         client_ip = str(session.peer[0]) if session.peer else ""
         try:
             check_header_limits(raw)
+            if envelope.report_tokens:
+                await self._process_reports(raw, envelope)
+            if not envelope.mailboxes:
+                return f"250 2.0.0 Ok: report received as {envelope.transaction_id}"
             auth = await self._authenticator.authenticate(
                 raw=raw, client_ip=client_ip, helo=session.host_name or "", mail_from=mail_from
             )
@@ -125,6 +146,31 @@ class MxHandler:
             log.exception("inbound delivery failed for transaction %s", envelope.transaction_id)
             return TEMPORARY_FAILURE
         return f"250 2.0.0 Ok: queued as {envelope.transaction_id}"
+
+    async def _is_hosted(self, domain: str) -> bool:
+        try:
+            await self._domains.get(domain)
+        except NotFound:
+            return False
+        return True
+
+    async def _process_reports(self, raw: bytes, envelope: MailmarkEnvelope) -> None:
+        """Hand a DSN or ARF report to the queue once per VERP recipient. What cannot be used (no
+        report inside, a token matching no message) is dropped with a log line: answering it with
+        a bounce would send mail to a sender that did not write it (backscatter)."""
+        report = parse_report(raw)
+        if report is None:
+            log.info(
+                "dropped message %s to a return path: no delivery report or complaint in it",
+                envelope.transaction_id,
+            )
+            return
+        for token in dict.fromkeys(envelope.report_tokens):
+            if not await self._queue.process_report(token, report):
+                log.info(
+                    "dropped %s report %s: no outgoing message has its return path",
+                    report.kind, envelope.transaction_id,
+                )
 
     def _trace_prefix(
         self, session: Session, envelope: MailmarkEnvelope, mail_from: str, client_ip: str

@@ -6,6 +6,7 @@ import re
 
 from mailmark.core.errors import (
     AccountPaused,
+    AuthenticationFailed,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -16,6 +17,8 @@ from mailmark.core.errors import (
     PolicyRejected,
     QuotaExceeded,
     RelayDenied,
+    Suppressed,
+    TooManyAttempts,
     UnknownMailbox,
 )
 
@@ -32,6 +35,11 @@ _REPLIES: tuple[tuple[type[MailmarkError], str], ...] = (
     (Forbidden, "553 5.7.1"),
     (Conflict, "554 5.0.0"),
     (InvalidInput, "501 5.5.4"),
+    # RFC 4954 §6: wrong credentials; a client over the failed-login limit may try again later.
+    (AuthenticationFailed, "535 5.7.8"),
+    (TooManyAttempts, "454 4.7.0"),
+    # A local policy refusal of the recipient (RFC 3463 §3.8: X.7.1 delivery not authorized).
+    (Suppressed, "550 5.7.1"),
 )
 
 TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem storing the message; please try again later"

@@ -51,11 +51,13 @@ def has_bare_line_ending(data: bytes) -> bool:
 
 
 class MailmarkEnvelope(Envelope):
-    """aiosmtpd's envelope plus the recipients resolved to mailboxes at RCPT time."""
+    """aiosmtpd's envelope plus the recipients resolved at RCPT time."""
 
     def __init__(self) -> None:
         super().__init__()
         self.mailboxes: list[Any] = []
+        # Tokens of the VERP return paths (bounce+<token>@mail.<domain>) among the recipients.
+        self.report_tokens: list[str] = []
         self.transaction_id = ""
 
 
@@ -148,6 +150,13 @@ class MailmarkSMTP(SMTP):
         super().connection_made(transport)
         if not first_time:
             return  # the same connection, after STARTTLS
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            # Implicit TLS (RFC 8314 §3.3): encrypted from the first byte, so AUTH needs no
+            # STARTTLS first, and the trace names the session as TLS.
+            self._auth_require_tls = False
+            assert self.session is not None
+            self.session.ssl = {"ssl_object": ssl_object, "cipher": ssl_object.cipher()}
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
         if self._connections.acquire(ip, self):
