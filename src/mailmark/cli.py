@@ -14,12 +14,14 @@ from typing import Any
 
 from mailmark.bootstrap import Services, build_services, serve
 from mailmark.config import Settings, SettingsError, load_settings
-from mailmark.core.errors import MailmarkError
-from mailmark.core.model import Mailbox
+from mailmark.core.errors import InvalidInput, MailmarkError
+from mailmark.core.model import Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
 from mailmark.dns_tools.record_set import record_json, zone_fragment
 
 log = logging.getLogger("mailmark")
+
+DELIVERY_STATUSES = ("queued", "deferred", "delivered", "bounced", "complained")
 
 # A command returns (text, JSON data) or (text, JSON data, exit status).
 Command = Callable[[Services, argparse.Namespace], Awaitable[tuple[Any, ...]]]
@@ -69,7 +71,22 @@ def _parser() -> argparse.ArgumentParser:
         "address", metavar="LOCAL@DOMAIN"
     )
 
-    for sub in (create, add, records, verify, rotate, *mailbox.choices.values()):
+    queue = commands.add_parser("queue", help="inspect and steer the outbound queue").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    qlist = queue.add_parser("list", help="list deliveries, oldest first")
+    qlist.add_argument("--status", choices=DELIVERY_STATUSES, help="only deliveries in this state")
+    qlist.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    retry = queue.add_parser("retry", help="attempt deferred deliveries now")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", type=int, nargs="?", help="the delivery to retry")
+    which.add_argument("--all", action="store_true", help="every deferred delivery")
+    qdelete = queue.add_parser("delete", help="remove a delivery from the queue")
+    qdelete.add_argument("id", type=int)
+
+    for sub in (
+        create, add, records, verify, rotate, *mailbox.choices.values(), *queue.choices.values()
+    ):
         sub.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -177,6 +194,59 @@ async def _mailbox_delete(services: Services, args: argparse.Namespace) -> tuple
     return f"Deleted mailbox {args.address.lower()} and all its mail", {"deleted": True}
 
 
+def _queue_entry_json(entry: QueueEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "outboundId": entry.outbound_id,
+        "from": entry.from_addr,
+        "to": entry.recipient,
+        "subject": entry.subject,
+        "messageId": entry.message_id_header,
+        "status": entry.status,
+        "attempts": entry.attempts,
+        "nextAttemptAt": entry.next_attempt_at.isoformat(),
+        "expiresAt": entry.expires_at.isoformat(),
+        "createdAt": entry.created_at.isoformat(),
+        "updatedAt": entry.updated_at.isoformat(),
+        "lastCode": entry.last_code,
+        "lastStatus": entry.last_status,
+        "lastReply": entry.last_reply,
+        "mxHost": entry.mx_host,
+    }
+
+
+def _queue_entry_text(entry: QueueEntry) -> list[str]:
+    when = entry.next_attempt_at.strftime("%Y-%m-%d %H:%M:%SZ")
+    lines = [
+        f"{entry.id:>6}  {entry.status:10} {entry.from_addr} -> {entry.recipient}",
+        f"        attempts {entry.attempts}, next {when}, subject {entry.subject or '(none)'!r}",
+    ]
+    if entry.last_code is not None or entry.last_reply:
+        reply = " ".join(str(part) for part in (entry.last_code, entry.last_status) if part)
+        last = " ".join((entry.last_reply or "").split())[:200]
+        lines.append(f"        last reply: {reply} {last}".rstrip())
+    return lines
+
+
+async def _queue_list(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    if args.limit < 1:
+        raise InvalidInput("--limit must be at least 1.")
+    entries = await services.queue.list(args.status, limit=args.limit)
+    lines = [line for entry in entries for line in _queue_entry_text(entry)]
+    return "\n".join(lines) or "The queue is empty.", [_queue_entry_json(e) for e in entries]
+
+
+async def _queue_retry(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    count = await services.queue.retry(None if args.all else args.id)
+    noun = "delivery" if count == 1 else "deliveries"
+    return f"{count} {noun} due now", {"retried": count}
+
+
+async def _queue_delete(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    await services.queue.delete(args.id)
+    return f"Deleted delivery {args.id}; it will not be attempted again", {"deleted": True}
+
+
 COMMANDS: dict[tuple[str, str], Command] = {
     ("account", "create"): _account_create,
     ("domain", "add"): _domain_add,
@@ -186,6 +256,9 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("mailbox", "add"): _mailbox_add,
     ("mailbox", "list"): _mailbox_list,
     ("mailbox", "delete"): _mailbox_delete,
+    ("queue", "list"): _queue_list,
+    ("queue", "retry"): _queue_retry,
+    ("queue", "delete"): _queue_delete,
 }
 
 
