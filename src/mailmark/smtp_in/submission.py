@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # Failed AUTH commands one connection may make before it is closed; the per-IP throttle in core
 # bounds guessing across connections.
 MAX_FAILED_AUTH_PER_SESSION = 3
+AUTH_SUCCESS_REPLY = "235 2.7.0 Authentication successful"  # RFC 4954 §6
 NOT_AUTHENTICATED_REPLY = "530 5.7.0 Authentication required"
 NULL_SENDER_REPLY = "553 5.7.1 Submitted mail needs the sending mailbox as its sender"
 TOO_MANY_FAILURES_REPLY = "421 4.7.0 Too many failed authentication attempts; closing connection"
@@ -104,7 +105,12 @@ class SubmissionHandler:
             log.info("submission login failed from %s", client_ip)
             return await self._failed(server, reply_for(error))
         log.info("submission login as %s from %s", mailbox.address, client_ip)
-        return AuthResult(success=True, auth_data=mailbox)
+        # The session is marked and answered here: on a successful AuthResult aiosmtpd also sets
+        # its deprecated Session.login_data, which logs a warning for every login.
+        session.authenticated = True
+        session.auth_data = mailbox  # type: ignore[assignment]  # aiosmtpd declares it None
+        await server.push(AUTH_SUCCESS_REPLY)
+        return AuthResult(success=False, handled=True)
 
     async def _failed(self, server: SMTP, reply: str) -> AuthResult:
         session = server.session
