@@ -57,10 +57,10 @@ def is_permanent_failure(reply: SmtpReply) -> bool:
 
     An enhanced code is the precise answer (RFC 3463 §3.2: X.1.X are addressing failures, e.g.
     5.1.1 no such mailbox, 5.1.10 null MX); a 550 5.7.1 is a policy refusal of this message. Without
-    one, 550/551/553 are taken as addressing failures."""
+    one, or with the undefined 5.0.0 (Exim's habit), 550/551/553 are taken as addressing failures."""
     if not 500 <= reply.code <= 599:
         return False
-    if reply.enhanced:
+    if reply.enhanced and reply.enhanced != "5.0.0":
         return reply.enhanced.startswith("5.1.")
     return reply.code in PERMANENT_ADDRESS_CODES
 

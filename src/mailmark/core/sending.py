@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
 from html import escape
 
-from mailmark.core.addresses import normalize_domain
+from mailmark.core.addresses import normalize_domain, verp_address
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.errors import Forbidden, InvalidInput, NotFound, Suppressed
 from mailmark.core.message_meta import check_header_limits, header_section, read_metadata
@@ -275,7 +275,7 @@ class SendingService:
                 ensure_email_quota(plan, sent, len(recipients))
                 await self._check_suppressions(uow, sender, recipients)
                 token = new_token()
-                envelope_from = f"bounce+{token}@mail.{sender.domain_name}"
+                envelope_from = verp_address(token, sender.domain_name)
                 sent_copy = await self._delivery.place_in(
                     uow,
                     raw,

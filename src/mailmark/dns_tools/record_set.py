@@ -10,11 +10,11 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mailmark.core.addresses import RETURN_PATH_LABEL
 from mailmark.core.model import DkimKey, DnsRecord
 
 MX_PRIORITY = 10
 MTA_STS_MAX_AGE = 604_800  # one week, RFC 8461 §3.2 (max 31557600)
-MAIL_FROM_LABEL = "mail"  # custom MAIL FROM subdomain: the VERP return path's domain
 DMARC_REPORT_LOCAL_PART = "dmarc"
 TLS_REPORT_LOCAL_PART = "tls-reports"
 
@@ -68,7 +68,7 @@ def reverse_name(ip: str) -> str:
 def record_set(domain: str, server: MailServer, dkim_keys: Sequence[DkimKey]) -> list[DnsRecord]:
     """Every record for `domain`; `required` ones decide whether the domain counts as verified."""
     host = server.hostname
-    mail_from = f"{MAIL_FROM_LABEL}.{domain}"
+    mail_from = f"{RETURN_PATH_LABEL}.{domain}"
     records = [
         DnsRecord("MX", domain, host, "Inbound mail: route the domain's mail to this server",
                   priority=MX_PRIORITY),
