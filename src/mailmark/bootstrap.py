@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,6 +39,10 @@ from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.smtp_in.mx import MxHandler
 from mailmark.smtp_in.server import SmtpListener, start_smtp_listener
 from mailmark.smtp_in.submission import SubmissionHandler
+from mailmark.smtp_out.client import SmtpDialer, SmtpTimeouts
+from mailmark.smtp_out.mta_sts import MtaStsPolicies
+from mailmark.smtp_out.mx import MxResolver
+from mailmark.smtp_out.worker import OutboundWorker
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
@@ -142,6 +150,7 @@ class Listeners:
     submission: SmtpListener
     submissions: SmtpListener
     http: HttpListener
+    outbound: OutboundWorker
 
     @property
     def mx_port(self) -> int:
@@ -160,6 +169,7 @@ class Listeners:
         return self.http.port
 
     async def close(self) -> None:
+        await self.outbound.stop()
         await asyncio.gather(
             self.mx.close(), self.submission.close(), self.submissions.close(), self.http.close()
         )
@@ -217,7 +227,45 @@ async def start_listeners(services: Services) -> Listeners:
     except BaseException:
         await asyncio.gather(*(listener.close() for listener in started))
         raise
-    return Listeners(mx=mx, submission=started[1], submissions=started[2], http=http)
+    worker = outbound_worker(services)
+    worker.start()
+    return Listeners(
+        mx=mx, submission=started[1], submissions=started[2], http=http, outbound=worker
+    )
+
+
+def outbound_worker(
+    services: Services,
+    *,
+    port: int | None = None,
+    verified_tls: ssl.SSLContext | None = None,
+    policy_tls: ssl.SSLContext | None = None,
+    policy_origin: Callable[[str], str] | None = None,
+) -> OutboundWorker:
+    """The queue's delivery worker (not started). The keyword arguments replace, for tests, the
+    remote port, the trusted roots for MTA-STS and where its policies are fetched from."""
+    settings = services.settings
+    lease = settings.delivery_lease
+    # A transaction is cut off before the lease ends, so no other worker can take it meanwhile.
+    bound = min(lease / 2, timedelta(minutes=12))
+    return OutboundWorker(
+        services.queue,
+        services.blobs,
+        services.clock,
+        routes=MxResolver(services.resolver),
+        policies=MtaStsPolicies(
+            services.resolver, services.clock, tls=policy_tls, policy_origin=policy_origin
+        ),
+        dialer=SmtpDialer(
+            helo_name=settings.hostname,
+            port=port or settings.remote_smtp_port,
+            timeouts=SmtpTimeouts(transaction=bound.total_seconds()),
+            verified_tls=verified_tls,
+        ),
+        owner=f"{settings.hostname}/{os.getpid()}/{secrets.token_hex(4)}",
+        lease_for=lease,
+        transaction_bound=bound,
+    )
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

@@ -128,6 +128,7 @@ class OutboundWorker:
         return self._owner
 
     def start(self) -> None:
+        log.info("outbound worker %s started", self._owner)
         self._runner = asyncio.create_task(self._run(), name="outbound-worker")
         self._recorder = asyncio.create_task(self._record_outcomes(), name="outbound-recorder")
 
