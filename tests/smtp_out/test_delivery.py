@@ -78,7 +78,50 @@ async def test_recipients_of_one_message_share_a_transaction_and_connections_are
     # At most two connections per destination at a time, each used for several transactions.
     assert sink.connections <= 1 + 2
     wire = b"".join(sink.wires)
-    assert wire.count(b"RSET\r\n") >= 6 - 2
+    assert wire.count(b"MAIL FROM:") == 7
+    # A DATA reply ends the transaction on both sides (RFC 5321 §4.1.1.4): no RSET in between.
+    assert b"RSET\r\n" not in wire
+
+
+def commands(wire: bytes) -> list[bytes]:
+    """The command verbs a client sent on one connection, DATA content left out."""
+    verbs, in_data = [], False
+    for line in wire.split(b"\r\n"):
+        if in_data:
+            in_data = line != b"."
+            continue
+        verb = line.split(b" ", 1)[0].split(b":", 1)[0].upper()
+        if verb:
+            verbs.append(verb)
+        in_data = verb == b"DATA"
+    return verbs
+
+
+async def test_a_transaction_with_every_recipient_refused_is_reset_before_the_next(
+    services: Services, world: World, outbound: OutboundWorker, sink: AiosmtpdSink
+) -> None:
+    for n in range(4):
+        await services.sending.submit(
+            mailbox=world.sales, to=[f"reject{n}@remote.test"], subject=f"r{n}", text="x"
+        )
+        await services.sending.submit(
+            mailbox=world.sales, to=[f"ok{n}@remote.test"], subject=f"ok{n}", text="x"
+        )
+    await outbound.wait_until_idle()
+    found = await statuses(services)
+    assert {found[f"ok{n}@remote.test"] for n in range(4)} == {"delivered"}
+    assert {found[f"reject{n}@remote.test"] for n in range(4)} == {"bounced"}
+    resets = 0
+    for wire in sink.wires:
+        open_mail = False
+        for verb in commands(bytes(wire)):
+            if verb == b"MAIL":
+                assert not open_mail, "MAIL sent inside an open transaction (RFC 5321 §4.1.1.2)"
+                open_mail = True
+            elif verb in (b"RSET", b"DATA"):
+                resets += verb == b"RSET"
+                open_mail = False
+    assert resets >= 1
 
 
 async def test_a_451_is_retried_on_schedule(
