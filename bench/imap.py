@@ -1,0 +1,568 @@
+"""IMAP on a big mailbox: Mailmark's IMAP listener against Dovecot serving the same messages.
+
+    cd /work/main && .venv/bin/python bench/imap.py [--messages 10000] [--rounds 3]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+
+Builds N messages of about 5 KiB (varied headers: some replies with References, some with Cc,
+List-Id or encoded-word subjects, some multipart/alternative; one word in 1% of them) and serves
+them twice:
+
+Mailmark: the messages are delivered in-process through the core InboundDelivery service (group
+commit, as the MX would) into a fresh data dir (SQLite, or a fresh PostgreSQL database with
+--database-url); then a real `mailmark serve` on that data dir answers on a loopback IMAPS port
+(login is refused on a cleartext connection, so the client speaks TLS to Mailmark).
+
+Dovecot: a private instance (`/usr/sbin/dovecot -F -c <temp dir>/dovecot.conf`: its own base
+and state dirs and log file, `ssl = no`, passwd-file passdb, static userdb) on a free loopback
+port, over a maildir holding the same messages. Both check the same argon2id password.
+
+One untimed session per server first (Dovecot builds its index files on the first SELECT), then
+each round times with imaplib, on one connection per server: LOGIN, SELECT INBOX,
+`UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)`, `UID SEARCH TEXT <word>` and one
+`UID FETCH <100 uids> BODY.PEEK[]`. Prints the best of the rounds for each step and server, the
+ratio Mailmark/Dovecot against the targets (2x Dovecot; SEARCH faster than Dovecot), and the peak
+RSS of the `mailmark serve` process. Each answer is checked (10,000 envelopes, 1% found, the 100
+bodies byte-equal to what was delivered); a wrong answer fails the run. Exit status 0 when every
+target is met, 1 when one is missed, 2 when the run cannot produce figures.
+
+This is a benchmark, not a test: the figures depend on whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import email.utils
+import hashlib
+import imaplib
+import os
+import pwd
+import random
+import re
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from base64 import b64encode
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+for path in (REPO, REPO / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from smtp_in import (  # process handling shared with the inbound bench
+    BenchError,
+    Processes,
+    free_loopback_port,
+    fresh_database,
+    log_tail,
+    mailmark_command,
+)
+
+DOVECOT = Path("/usr/sbin/dovecot")
+DOVEADM = Path("/usr/bin/doveadm")
+DOMAIN = "bench.test"
+ADDRESS = f"inbox@{DOMAIN}"
+HOSTNAME = "mx.bench.test"
+NEEDLE = "quokkafeather"  # the searched word: in 1% of the messages, nowhere else
+BODIES = 100
+MESSAGE_SIZE = 5 * 1024
+START_TIMEOUT = 120.0
+TARGET_RATIO = 2.0
+STEPS = ("LOGIN", "SELECT", "LOGIN+SELECT", "UID FETCH 1:* ENVELOPE", "UID SEARCH TEXT",
+         f"{BODIES} x BODY.PEEK[]")
+FETCH_ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)"
+_FETCH_START = re.compile(rb"^\d+ \(")
+_UID = re.compile(rb"\bUID (\d+)")
+
+# ------------------------------------------------------------------------------------------------
+# The mailbox
+# ------------------------------------------------------------------------------------------------
+
+_VOCABULARY = (
+    "invoice shipment meeting quarterly report schedule budget review contract proposal "
+    "customer support ticket release deploy server backup network update security patch "
+    "agenda minutes follow-up thanks regards please attached document draft final version "
+    "marketing campaign launch product roadmap feedback survey results analysis forecast "
+    "revenue expenses travel booking hotel flight conference keynote workshop training "
+    "onboarding holiday calendar office kitchen coffee lunch parking delivery warehouse"
+)
+_WORDS = tuple(_VOCABULARY.split())
+_NAMES = ("Alice Martin", "Bob Nguyen", "Chloé Dubois", "Dmitri Petrov", "Eve O'Connor",
+          "Fatima Zahra", "Günter Weiß", "Hiro Tanaka", "Isabel Souza", "Jamal Wright")
+_DOMAINS = ("example.org", "partner.example", "mail.example.net", "corp.example.com")
+
+
+def _address(rng: random.Random) -> tuple[str, str]:
+    name = rng.choice(_NAMES)
+    local = name.split()[0].lower().replace("é", "e").replace("ü", "u")
+    return name, f"{local}.{rng.randrange(100)}@{rng.choice(_DOMAINS)}"
+
+
+def _display(name: str, address: str) -> str:
+    return email.utils.formataddr((name, address), charset="utf-8")
+
+
+def _paragraphs(rng: random.Random, size: int, needle: bool) -> str:
+    lines: list[str] = []
+    total = 0
+    at = rng.randrange(max(1, size // 80)) if needle else -1
+    while total < size:
+        words = [rng.choice(_WORDS) for _ in range(rng.randrange(8, 13))]
+        if len(lines) == at:
+            words[rng.randrange(len(words))] = NEEDLE
+        line = " ".join(words).capitalize() + "."
+        lines.append(line)
+        total += len(line) + 2
+    return "\r\n".join(lines) + "\r\n"
+
+
+def build_message(number: int, rng: random.Random) -> bytes:
+    """One realistic message of about MESSAGE_SIZE bytes, CRLF line ends."""
+    sender_name, sender = _address(rng)
+    date = 1_760_000_000 + number * 600 + rng.randrange(600)
+    topic = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(2, 6))).capitalize()
+    subject = f"Re: {topic}" if number % 3 == 1 else topic
+    if number % 17 == 0:
+        subject = "=?UTF-8?B?" + b64encode(f"Résumé – {topic}".encode()).decode() + "?="
+    headers = [
+        f"Return-Path: <{sender}>",
+        (f"Received: from mail.{sender.split('@')[1]} ([192.0.2.{number % 250 + 1}]) "
+         f"by {HOSTNAME} with ESMTPS id {secrets.token_hex(6)}; {email.utils.formatdate(date)}"),
+        f"From: {_display(sender_name, sender)}",
+        f"To: Inbox <{ADDRESS}>",
+    ]
+    if number % 4 == 0:
+        cc_name, cc = _address(rng)
+        headers.append(f"Cc: {_display(cc_name, cc)}, team@{DOMAIN}")
+    headers += [
+        f"Subject: {subject}",
+        f"Date: {email.utils.formatdate(date, localtime=False)}",
+        f"Message-ID: <bench-{number}.{secrets.token_hex(4)}@{sender.split('@')[1]}>",
+    ]
+    if number % 3 == 1:
+        parent = f"<bench-{number - 1}.parent@{sender.split('@')[1]}>"
+        headers += [f"In-Reply-To: {parent}", f"References: <root-{number // 30}@example.org> {parent}"]
+    if number % 5 == 0:
+        headers.append(f"List-Id: Announcements <announce.{DOMAIN}>")
+    headers += ["MIME-Version: 1.0", f"X-Mailer: BenchMail {number % 7}.{number % 3}"]
+    head_size = sum(len(h) + 2 for h in headers)
+    needle = number % 100 == 7
+    if number % 5 == 2:
+        boundary = f"=_alt_{number}_{secrets.token_hex(4)}"
+        text = _paragraphs(rng, (MESSAGE_SIZE - head_size) // 2, needle)
+        html = "<html><body><p>" + _paragraphs(rng, (MESSAGE_SIZE - head_size) // 2 - 200, False)
+        headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+        body = (
+            f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Transfer-Encoding: 8bit\r\n\r\n{text}"
+            f"--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}</p></body></html>\r\n"
+            f"--{boundary}--\r\n"
+        )
+    else:
+        headers += ["Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit"]
+        body = _paragraphs(rng, MESSAGE_SIZE - head_size, needle)
+    return ("\r\n".join(headers) + "\r\n\r\n" + body).encode()
+
+
+def build_mailbox(count: int) -> list[bytes]:
+    rng = random.Random(20261203)
+    return [build_message(n, rng) for n in range(count)]
+
+
+# ------------------------------------------------------------------------------------------------
+# Dovecot
+# ------------------------------------------------------------------------------------------------
+
+
+def _mail_user() -> tuple[int, int]:
+    """The uid/gid Dovecot's mail processes run as: ours, or `nobody` when we are root (Dovecot
+    refuses uid 0 for mail access)."""
+    if os.getuid() != 0:
+        return os.getuid(), os.getgid()
+    nobody = pwd.getpwnam("nobody")
+    return nobody.pw_uid, nobody.pw_gid
+
+
+def write_maildir(maildir: Path, messages: list[bytes]) -> None:
+    """A Dovecot maildir: LF line ends on disk, S= (file) and W= (CRLF) sizes in the names, the
+    mtime as the internal date."""
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    base = 1_760_000_000
+    for number, raw in enumerate(messages):
+        data = raw.replace(b"\r\n", b"\n")
+        name = f"{base + number}.M{number}P1.bench,S={len(data)},W={len(raw)}:2,"
+        target = maildir / "cur" / name
+        target.write_bytes(data)
+        os.utime(target, (base + number * 600, base + number * 600))
+
+
+def dovecot_conf(root: Path, port: int) -> str:
+    uid, gid = _mail_user()
+    if os.getuid() == 0:
+        internal, login = "dovecot", "dovenull"
+    else:
+        internal = login = pwd.getpwuid(os.getuid()).pw_name
+    return f"""\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+mail_location = maildir:~/Maildir
+default_internal_user = {internal}
+default_login_user = {login}
+passdb {{
+  driver = passwd-file
+  args = {root}/users
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/home
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited ({proc.returncode}):\n{log_tail(log)}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.05)
+    raise BenchError(f"{what} did not listen on port {port} in {START_TIMEOUT:.0f} s:\n"
+                     f"{log_tail(log)}")
+
+
+@contextlib.contextmanager
+def private_dovecot(
+    procs: Processes, root: Path, messages: list[bytes], password: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    if not DOVECOT.exists() or not DOVEADM.exists():
+        raise BenchError("Dovecot is not installed: apt-get install dovecot-imapd")
+    for sub in ("run", "state"):
+        (root / sub).mkdir(parents=True)
+    write_maildir(root / "home" / "Maildir", messages)
+    uid, gid = _mail_user()
+    for dirpath, _, filenames in os.walk(root / "home"):
+        os.chown(dirpath, uid, gid)
+        for name in filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid)
+    hashed = subprocess.run(
+        [str(DOVEADM), "pw", "-s", "ARGON2ID", "-p", password],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()
+    (root / "users").write_text(f"{ADDRESS}:{hashed}\n")
+    port = free_loopback_port()
+    conf = root / "dovecot.conf"
+    conf.write_text(dovecot_conf(root, port))
+    log = root / "dovecot.log"
+    proc = procs.start(
+        "dovecot", [str(DOVECOT), "-F", "-c", str(conf)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc, "dovecot", log)
+        yield port, proc
+    finally:
+        procs.stop(proc)
+
+
+# ------------------------------------------------------------------------------------------------
+# Mailmark
+# ------------------------------------------------------------------------------------------------
+
+
+def mailmark_env(data_dir: Path, database_url: str, imap_port: int, imaps_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("MAILMARK_")}
+    env.update(
+        MAILMARK_DATA_DIR=str(data_dir),
+        MAILMARK_HOSTNAME=HOSTNAME,
+        MAILMARK_BIND="127.0.0.1",
+        MAILMARK_IMAP_PORT=str(imap_port),
+        MAILMARK_IMAPS_PORT=str(imaps_port),
+        MAILMARK_LOG_LEVEL="INFO",
+    )
+    for name in ("MX", "SUBMISSION", "SUBMISSIONS", "HTTP"):
+        env[f"MAILMARK_{name}_PORT"] = "0"
+    if database_url:
+        env["MAILMARK_DATABASE_URL"] = database_url
+    return env
+
+
+async def load_mailmark(data_dir: Path, database_url: str, messages: list[bytes], password: str) -> None:
+    """Create the mailbox and deliver every message through the core delivery service."""
+    from mailmark.bootstrap import build_services
+    from mailmark.config import Settings
+
+    settings = Settings(data_dir=data_dir, database_url=database_url, hostname=HOSTNAME)
+    services = await build_services(settings)
+    try:
+        await services.accounts.create(
+            "bench", owner_email=f"owner@{DOMAIN}", password=secrets.token_urlsafe(12), plan="unlimited"
+        )
+        await services.domains.add(DOMAIN, account_name="bench", trust=True)
+        mailbox = await services.mailboxes.create(ADDRESS, password=password)
+        batch = 256
+        for start in range(0, len(messages), batch):
+            await asyncio.gather(*(
+                services.delivery.deliver(raw, recipients=[mailbox], mail_from="alice@example.org")
+                for raw in messages[start:start + batch]
+            ))
+    finally:
+        await services.close()
+
+
+@contextlib.contextmanager
+def mailmark_server(
+    procs: Processes, workdir: Path, database_url: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    imaps_port = free_loopback_port()
+    env = mailmark_env(workdir / "data", database_url, free_loopback_port(), imaps_port)
+    log = workdir / "mailmark.log"
+    with log.open("wb") as out:
+        proc = procs.start(
+            "mailmark serve", [*mailmark_command(), "serve"],
+            env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(imaps_port, proc, "mailmark serve", log)
+        yield imaps_port, proc
+    finally:
+        procs.stop(proc)
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    """VmHWM: the process's peak resident set size."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found[1]) if found else None
+
+
+# ------------------------------------------------------------------------------------------------
+# The client side
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    connect: Callable[[], imaplib.IMAP4]
+    password: str
+    best: dict[str, float] = field(default_factory=dict)
+    first: dict[str, float] = field(default_factory=dict)
+
+    def record(self, timings: dict[str, float]) -> None:
+        for step, seconds in timings.items():
+            self.best[step] = min(seconds, self.best.get(step, seconds))
+
+
+def _ok(name: str, command: str, typ: str, data: Sequence[object]) -> None:
+    if typ != "OK":
+        raise BenchError(f"{name}: {command} answered {typ} {data!r}")
+
+
+def _fetch_items(data: Sequence[object]) -> list[bytes]:
+    """The first line of each FETCH response imaplib collected (literals come as tuples)."""
+    lines: list[bytes] = []
+    for item in data:
+        line = item[0] if isinstance(item, tuple) else item
+        if isinstance(line, bytes) and _FETCH_START.match(line):
+            lines.append(line)
+    return lines
+
+
+def one_round(server: Server, expected: int, bodies: set[bytes]) -> dict[str, float]:
+    """Every step once on one connection, each answer checked; the seconds each took."""
+    timings: dict[str, float] = {}
+    typ: str
+    data: list[Any]
+    conn = server.connect()
+    try:
+        start = time.perf_counter()
+        typ, data = conn.login(ADDRESS, server.password)
+        timings["LOGIN"] = time.perf_counter() - start
+        _ok(server.name, "LOGIN", typ, data)
+
+        start = time.perf_counter()
+        typ, data = conn.select("INBOX")
+        timings["SELECT"] = time.perf_counter() - start
+        _ok(server.name, "SELECT", typ, data)
+        if int(data[0] or 0) != expected:
+            raise BenchError(f"{server.name}: SELECT found {data[0]!r} messages, not {expected}")
+        timings["LOGIN+SELECT"] = timings["LOGIN"] + timings["SELECT"]
+
+        start = time.perf_counter()
+        typ, data = conn.uid("FETCH", "1:*", FETCH_ITEMS)
+        timings["UID FETCH 1:* ENVELOPE"] = time.perf_counter() - start
+        _ok(server.name, "UID FETCH 1:*", typ, data)
+        lines = _fetch_items(data)
+        uids = sorted(int(m[1]) for line in lines if (m := _UID.search(line)))
+        if len(lines) != expected or len(uids) != expected or b"ENVELOPE (" not in lines[-1]:
+            raise BenchError(f"{server.name}: UID FETCH 1:* gave {len(lines)} responses "
+                             f"({len(uids)} UIDs), not {expected}")
+
+        start = time.perf_counter()
+        typ, data = conn.uid("SEARCH", "TEXT", NEEDLE)
+        timings["UID SEARCH TEXT"] = time.perf_counter() - start
+        _ok(server.name, "UID SEARCH", typ, data)
+        found = (data[0] or b"").split() if isinstance(data[0], bytes) else []
+        wanted = len(range(7, expected, 100))
+        if len(found) != wanted:
+            raise BenchError(f"{server.name}: SEARCH TEXT {NEEDLE} found {len(found)}, not {wanted}")
+
+        step = max(1, len(uids) // BODIES)
+        chosen = uids[::step][:BODIES]
+        start = time.perf_counter()
+        typ, data = conn.uid("FETCH", ",".join(map(str, chosen)), "(BODY.PEEK[])")
+        timings[f"{BODIES} x BODY.PEEK[]"] = time.perf_counter() - start
+        _ok(server.name, "UID FETCH BODY.PEEK[]", typ, data)
+        got = [item[1] for item in data if isinstance(item, tuple)]
+        if len(got) != len(chosen) or any(hashlib.sha256(b).digest() not in bodies for b in got):
+            raise BenchError(f"{server.name}: BODY.PEEK[] returned {len(got)} bodies, not the "
+                             f"{len(chosen)} delivered ones byte for byte")
+        conn.logout()
+    finally:
+        with contextlib.suppress(Exception):
+            conn.shutdown()
+    return timings
+
+
+def print_table(mailmark: Server, dovecot: Server, rss_kib: int | None, rounds: int) -> bool:
+    print(f"\nbest of {rounds} rounds, seconds (imaplib; Mailmark over TLS, Dovecot cleartext);"
+          "\nthe 'first' columns are each server's first session, before any cache is warm")
+    print(f"{'step':<26}{'mailmark s':>12}{'dovecot s':>12}{'ratio':>9}  {'target':<16}"
+          f"{'first: mailmark':>16}{'dovecot':>9}")
+    passed = True
+    for step in STEPS:
+        ours, theirs = mailmark.best[step], dovecot.best[step]
+        ratio = ours / theirs if theirs > 0 else float("inf")
+        if step in ("LOGIN", "SELECT"):
+            target = ""
+        elif step == "UID SEARCH TEXT":
+            ok = ratio < 1.0
+            target = ("PASS" if ok else "FAIL") + " (< 1x)"
+            passed &= ok
+        else:
+            ok = ratio <= TARGET_RATIO
+            target = ("PASS" if ok else "FAIL") + f" (<= {TARGET_RATIO:g}x)"
+            passed &= ok
+        print(f"{step:<26}{ours:>12.4f}{theirs:>12.4f}{ratio:>8.2f}x  {target:<16}"
+              f"{mailmark.first[step]:>16.4f}{dovecot.first[step]:>9.4f}")
+    rss = f"{rss_kib / 1024:.1f} MiB" if rss_kib is not None else "unknown"
+    print(f"\nmailmark serve peak RSS (VmHWM): {rss}")
+    return passed
+
+
+def run(args: argparse.Namespace) -> int:
+    password = secrets.token_urlsafe(16)
+    workdir = Path(tempfile.mkdtemp(prefix="mailmark-bench-imap-"))
+    os.chmod(workdir, 0o755)  # Dovecot's unprivileged processes walk down to the maildir
+    procs = Processes()
+    try:
+        started = time.perf_counter()
+        messages = build_mailbox(args.messages)
+        total = sum(map(len, messages))
+        print(f"{len(messages)} messages, {total / len(messages) / 1024:.1f} KiB on average, "
+              f"'{NEEDLE}' in {len(range(7, len(messages), 100))} of them "
+              f"(built in {time.perf_counter() - started:.1f} s)")
+        bodies = {hashlib.sha256(raw).digest() for raw in messages}
+        untls = ssl.create_default_context()
+        untls.check_hostname = False
+        untls.verify_mode = ssl.CERT_NONE  # Mailmark's self-signed certificate
+
+        with contextlib.ExitStack() as stack:
+            started = time.perf_counter()
+            dport, _ = stack.enter_context(
+                private_dovecot(procs, workdir / "dovecot", messages, password)
+            )
+            print(f"dovecot {_dovecot_version()} on 127.0.0.1:{dport} "
+                  f"(maildir written in {time.perf_counter() - started:.1f} s)")
+            dovecot = Server("dovecot", lambda: imaplib.IMAP4("127.0.0.1", dport), password)
+
+            database_url = stack.enter_context(fresh_database(args.database_url))
+            started = time.perf_counter()
+            (workdir / "data").mkdir()
+            asyncio.run(load_mailmark(workdir / "data", database_url, messages, password))
+            backend = "PostgreSQL" if database_url else "SQLite"
+            print(f"mailmark: {len(messages)} messages delivered into {backend} in "
+                  f"{time.perf_counter() - started:.1f} s")
+            mport, mproc = stack.enter_context(mailmark_server(procs, workdir, database_url))
+            print(f"mailmark serve on 127.0.0.1:{mport} (IMAPS)")
+            mailmark = Server(
+                "mailmark", lambda: imaplib.IMAP4_SSL("127.0.0.1", mport, ssl_context=untls),
+                password,
+            )
+
+            for server in (dovecot, mailmark):
+                server.first = one_round(server, len(messages), bodies)  # builds indexes, caches
+            for _ in range(args.rounds):
+                for server in (dovecot, mailmark):
+                    server.record(one_round(server, len(messages), bodies))
+            rss = peak_rss_kib(mproc.pid)
+        return 0 if print_table(mailmark, dovecot, rss, args.rounds) else 1
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        procs.stop_all()
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _dovecot_version() -> str:
+    result = subprocess.run([str(DOVECOT), "--version"], check=False, capture_output=True, text=True, timeout=10)
+    return result.stdout.split()[0] if result.stdout else "?"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL server to create a fresh database on (default: SQLite)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir and logs")
+    args = parser.parse_args(argv)
+    if args.messages < BODIES or args.rounds < 1:
+        parser.error(f"--messages must be at least {BODIES} and --rounds at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
