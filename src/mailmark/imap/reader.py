@@ -1,0 +1,108 @@
+"""Reading one IMAP command off the stream: lines and the literals between them, all bounded.
+
+A command is returned as its wire bytes without the final CRLF, literals inline after their
+`{n}` CRLF, which is what imap/parser.py reads. Limits:
+- a line over `max_line` is answered BAD as soon as it is seen and then skipped up to its LF
+  without being kept (the stream buffer never holds more than about two lines' worth);
+- a synchronising literal over `max_literal` gets `NO [TOOBIG]` instead of a continuation, so the
+  client never sends it and the session goes on (RFC 7888 §4 / RFC 9051 §7.1 TOOBIG);
+- LITERAL- (RFC 7888 §5): a non-synchronising literal over 4096 octets is refused with BAD; its
+  octets are already on the way and cannot be told apart from commands, so the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+
+from mailmark.imap.encoder import continuation
+from mailmark.imap.parser import parse_tag
+
+MAX_LINE = 1024 * 1024  # one line of a command, literals excluded
+MAX_NON_SYNC_LITERAL = 4096  # RFC 7888 §5 LITERAL-
+MAX_LITERALS = 1000  # literals in one command
+_LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\Z")
+
+
+class CommandRefused(Exception):
+    """The command cannot be read: answer `<tag> <status> [<code>] <text>`; close when `fatal`."""
+
+    def __init__(self, tag: str, status: str, text: str, code: str | None = None, fatal: bool = False) -> None:
+        super().__init__(text)
+        self.tag = tag
+        self.status = status
+        self.text = text
+        self.code = code
+        self.fatal = fatal
+
+
+class CommandReader:
+    def __init__(
+        self,
+        stream: asyncio.StreamReader,
+        send: Callable[[bytes], Awaitable[None]],
+        *,
+        max_literal: int,
+        max_line: int = MAX_LINE,
+    ) -> None:
+        self._stream = stream
+        self._send = send
+        self._max_literal = max_literal
+        self._max_line = max_line
+        self._max_command = max_literal + 4 * max_line
+        self._skip_to_eol = False
+
+    async def read_line(self) -> bytes:
+        """One line without its line ending; CommandRefused(BAD) when it is over the limit.
+        EOF raises asyncio.IncompleteReadError."""
+        if self._skip_to_eol:
+            await self._discard_line()
+        try:
+            line = await self._stream.readuntil(b"\n")
+        except asyncio.LimitOverrunError as exc:
+            head = await self._stream.read(exc.consumed)
+            self._skip_to_eol = True
+            raise CommandRefused(parse_tag(head[:200]), "BAD", "Command line too long") from None
+        if len(line) > self._max_line + 2:
+            raise CommandRefused(parse_tag(line[:200]), "BAD", "Command line too long")
+        return line[:-2] if line.endswith(b"\r\n") else line[:-1]
+
+    async def _discard_line(self) -> None:
+        while True:
+            try:
+                await self._stream.readuntil(b"\n")
+            except asyncio.LimitOverrunError as exc:
+                await self._stream.read(exc.consumed)
+                continue
+            self._skip_to_eol = False
+            return
+
+    async def read_command(self) -> bytes:
+        """The next complete command, literals included, without the final CRLF."""
+        parts: list[bytes] = []
+        total = 0
+        for _ in range(MAX_LITERALS + 1):
+            line = await self.read_line()
+            total += len(line) + 2
+            match = _LITERAL_AT_END.search(line)
+            if match is None:
+                parts.append(line)
+                return b"".join(parts)
+            tag = parse_tag(parts[0] if parts else line)
+            size = int(match[2])
+            synchronising = not match[3]
+            if not synchronising and size > MAX_NON_SYNC_LITERAL:
+                raise CommandRefused(
+                    tag, "BAD", "Non-synchronizing literal over 4096 octets (LITERAL-)", fatal=True
+                )
+            if size > self._max_literal or total + size > self._max_command:
+                # The literal never comes: without a continuation the client sends none.
+                raise CommandRefused(tag, "NO", "Literal is larger than allowed", code="TOOBIG")
+            if synchronising:
+                await self._send(continuation("Ready for literal data"))
+            data = await self._stream.readexactly(size)
+            total += size
+            parts.append(line + b"\r\n")
+            parts.append(data)
+        raise CommandRefused(parse_tag(parts[0]), "BAD", "Too many literals in one command", fatal=True)
