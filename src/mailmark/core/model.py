@@ -113,6 +113,19 @@ class MessageMetadata:
 
 
 @dataclass(frozen=True)
+class MessageIndex:
+    """What IMAP reads without opening the blob, computed once when the message is stored:
+    ENVELOPE, BODYSTRUCTURE and BODY in IMAP syntax, and the decoded text the full-text index
+    holds (header fields and text parts, bounded)."""
+
+    envelope: bytes
+    bodystructure: bytes
+    body: bytes
+    header_text: str
+    body_text: str
+
+
+@dataclass(frozen=True)
 class NewMessage:
     """A stored message: one blob, shared by every placement (one per mailbox and folder)."""
 
@@ -122,6 +135,7 @@ class NewMessage:
     received_at: datetime
     mail_from: str
     meta: MessageMetadata = field(default_factory=MessageMetadata)
+    index: MessageIndex | None = None
 
 
 @dataclass(frozen=True)
