@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # How long an outbound worker holds the deliveries it leased; a crashed worker's are retried
     # once it has passed.
     delivery_lease: timedelta = timedelta(minutes=15)
+    # RFC 3501 §5.4: an IMAP session silent this long is logged out (at least 30 minutes).
+    imap_idle_timeout: timedelta = timedelta(minutes=30)
     max_message_size: int = 25 * 1024 * 1024
     max_recipients: int = Field(100, ge=1, le=10000)
     max_connections_per_ip: int = Field(20, ge=1, le=100000)
@@ -135,7 +137,7 @@ class Settings(BaseSettings):
                 raise ValueError("needs at least one delay, e.g. 5m,10m,30m,1h")
         return steps
 
-    @field_validator("queue_lifetime", "delivery_lease", mode="before")
+    @field_validator("queue_lifetime", "delivery_lease", "imap_idle_timeout", mode="before")
     @classmethod
     def _queue_lifetime(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
