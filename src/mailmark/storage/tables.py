@@ -148,6 +148,11 @@ messages = sa.Table(
     sa.Column("snippet", sa.String(255), nullable=False),
     sa.Column("attachments", sa.JSON(), nullable=False),
     sa.Column("defects", sa.JSON(), nullable=False),
+    # ENVELOPE, BODYSTRUCTURE and BODY in IMAP syntax, computed at delivery (NULL for messages
+    # stored before they existed: computed on first fetch). Bytes, as literals may hold 8-bit.
+    sa.Column("envelope", sa.LargeBinary()),
+    sa.Column("bodystructure", sa.LargeBinary()),
+    sa.Column("body", sa.LargeBinary()),
 )
 
 placements = sa.Table(
@@ -165,7 +170,27 @@ placements = sa.Table(
     sa.UniqueConstraint("folder_id", "uid"),
     sa.Index("ix_placements_mailbox_id_thread_id", "mailbox_id", "thread_id"),
     sa.Index("ix_placements_message_id", "message_id"),
+    # CONDSTORE/IDLE: what changed in a folder since a MODSEQ.
+    sa.Index("ix_placements_folder_id_modseq", "folder_id", "modseq"),
 )
+
+# UIDs expunged from a folder, so other sessions learn of them and CONDSTORE/QRESYNC can report
+# VANISHED (RFC 7162 §3.2.5.1). Removed with the folder.
+expunged = sa.Table(
+    "expunged",
+    metadata,
+    _fk("folder_id", "folders.id"),
+    sa.Column("uid", sa.BigInteger(), nullable=False),
+    sa.Column("modseq", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("folder_id", "uid"),
+    sa.Index("ix_expunged_folder_id_modseq", "folder_id", "modseq"),
+)
+
+# The full-text index of message text is `message_text`, keyed by message id: on SQLite an FTS5
+# table with the trigram tokenizer (case-insensitive substring search, RFC 3501 §6.4.4), on
+# PostgreSQL a table with pg_trgm GIN indexes. It differs per backend, so migration 0004 creates it
+# and it stays out of this metadata; storage/mailstore_repo.py reads and writes it.
+FULLTEXT_TABLE = "message_text"
 
 events = sa.Table(
     "events",
