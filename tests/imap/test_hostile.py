@@ -1,0 +1,417 @@
+"""Hostile input over raw sockets: oversized literals, deep nesting, endless lines, garbage, commands
+in the wrong state and idle clients. Each is refused with a clear answer, memory stays bounded, and
+the session goes on wherever it can."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import re
+import socket
+import ssl
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+
+import pytest
+
+from mailmark.bootstrap import Listeners, start_listeners
+from tests.conftest import World
+
+PASSWORD = "sales-pass-1"
+TIMEOUT = 10.0
+MiB = 1024 * 1024
+_LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
+
+
+def client_tls() -> ssl.SSLContext:
+    """The test data dir's certificate is self-signed."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class RawImap:
+    """A byte-level IMAP client: what is sent is exactly what the test wrote."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int, *, tls: bool) -> RawImap:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_tls() if tls else None, limit=4 * MiB
+        )
+        client = cls(reader, writer)
+        greeting = await client.line()
+        assert greeting.startswith(b"* OK"), greeting
+        return client
+
+    async def line(self, timeout: float = TIMEOUT) -> bytes:
+        """One response line, with any literal it announces appended."""
+        data = await asyncio.wait_for(self.reader.readline(), timeout)
+        if not data:
+            raise EOFError("the server closed the connection")
+        while literal := _LITERAL.search(data):
+            data += await asyncio.wait_for(self.reader.readexactly(int(literal[1])), timeout)
+            data += await asyncio.wait_for(self.reader.readline(), timeout)
+        return data
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def until_tagged(self, tag: bytes, timeout: float = TIMEOUT) -> list[bytes]:
+        """Every line up to and including the tagged (or BYE) one for `tag`."""
+        lines: list[bytes] = []
+        while True:
+            lines.append(await self.line(timeout))
+            if lines[-1].startswith(tag + b" "):
+                return lines
+
+    async def command(self, tag: bytes, text: bytes) -> list[bytes]:
+        await self.send(tag + b" " + text + b"\r\n")
+        return await self.until_tagged(tag)
+
+    async def closed(self, timeout: float = TIMEOUT) -> bool:
+        """True when the server closes the connection before `timeout`; False if it is silent."""
+        try:
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+        except TimeoutError:
+            return False
+        except (ConnectionError, ssl.SSLError):
+            return True
+        assert data == b"", f"unexpected data before close: {data[:200]!r}"
+        return True
+
+    async def login(self) -> None:
+        done = await self.command(b"L1", b'LOGIN "sales@acme.test" "' + PASSWORD.encode() + b'"')
+        assert done[-1].startswith(b"L1 OK"), done
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+def tagged_status(lines: list[bytes]) -> bytes:
+    """b"OK", b"NO" or b"BAD" of the last (tagged) line."""
+    return lines[-1].split(b" ", 2)[1]
+
+
+@pytest.fixture
+async def mailbox(listeners: Listeners, world: World) -> World:
+    """Three messages in sales@'s INBOX."""
+    for n in range(3):
+        raw = (
+            f"From: a@example.org\r\nTo: sales@acme.test\r\nSubject: Hostile {n}\r\n"
+            f"Message-ID: <hostile-{n}@example.org>\r\n\r\nBody {n}\r\n"
+        ).encode()
+        await world.services.delivery.deliver(raw, recipients=[world.sales], mail_from="a@example.org")
+    return world
+
+
+@pytest.fixture
+async def plain(listeners: Listeners, mailbox: World) -> AsyncIterator[RawImap]:
+    client = await RawImap.connect(listeners.imap.port, tls=False)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def authed(listeners: Listeners, mailbox: World) -> AsyncIterator[RawImap]:
+    """Logged in over implicit TLS, nothing selected."""
+    client = await RawImap.connect(listeners.imaps.port, tls=True)
+    try:
+        await client.login()
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def selected(authed: RawImap) -> RawImap:
+    done = await authed.command(b"S1", b"SELECT INBOX")
+    assert done[-1].startswith(b"S1 OK"), done
+    return authed
+
+
+async def assert_alive(client: RawImap, tag: bytes = b"N1") -> None:
+    done = await client.command(tag, b"NOOP")
+    assert done[-1].startswith(tag + b" OK"), done
+
+
+@contextlib.contextmanager
+def traced() -> Iterator[list[int]]:
+    """The peak Python heap growth (bytes) inside the block, in-process server included."""
+    result: list[int] = []
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        yield result
+        _, peak = tracemalloc.get_traced_memory()
+        result.append(peak - base)
+    finally:
+        tracemalloc.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# Literals
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_four_gigabyte_synchronising_literal_gets_toobig_without_allocation(
+    selected: RawImap,
+) -> None:
+    with traced() as grown:
+        await selected.send(b"A1 APPEND INBOX {4294967295}\r\n")
+        answer = await selected.line()
+    # RFC 7888 §4 / RFC 9051 §7.1: refused instead of a "+" continuation, so nothing is sent.
+    assert re.match(rb"A1 NO \[TOOBIG\] ", answer), answer
+    assert grown[0] < 256 * 1024, f"refusing the literal allocated {grown[0]} bytes"
+    await assert_alive(selected)
+    status = await selected.command(b"A2", b"STATUS INBOX (MESSAGES)")
+    assert b"(MESSAGES 3)" in status[0], status
+
+
+async def test_literal_over_the_message_size_limit_is_toobig(
+    selected: RawImap, listeners: Listeners, mailbox: World
+) -> None:
+    limit = mailbox.services.settings.max_message_size
+    await selected.send(b"A1 APPEND INBOX (\\Seen) {%d}\r\n" % (limit + 1))
+    answer = await selected.line()
+    assert answer.startswith(b"A1 NO [TOOBIG]"), answer
+    await assert_alive(selected)
+
+
+async def test_huge_literal_before_login_is_refused(plain: RawImap) -> None:
+    await plain.send(b"A1 LOGIN {4294967295}\r\n")
+    answer = await plain.line()
+    assert re.match(rb"A1 (NO|BAD) ", answer), answer
+    await assert_alive(plain)
+
+
+async def test_huge_non_synchronising_literal_is_refused_and_never_read_as_commands(
+    selected: RawImap,
+) -> None:
+    with traced() as grown:
+        # LITERAL+ / LITERAL- (RFC 7888 §4, §5): the client does not wait, so the octets after the
+        # CRLF are the literal's, whatever they look like.
+        await selected.send(b"A1 APPEND INBOX {999999999+}\r\nA2 NOOP\r\n")
+        answer = await selected.line()
+        assert re.match(rb"(A1 (BAD|NO) |\* BYE )", answer), answer
+        # What followed was literal data: answering it as a command would be command injection.
+        rest = b""
+        with contextlib.suppress(TimeoutError, EOFError, ConnectionError, ssl.SSLError):
+            while True:
+                rest += await selected.line(timeout=1.0)
+    assert b"A2 " not in rest, rest
+    assert grown[0] < 256 * 1024, f"refusing the literal allocated {grown[0]} bytes"
+
+
+async def test_small_non_synchronising_literal_is_accepted(selected: RawImap) -> None:
+    message = b"From: a@example.org\r\nSubject: Plus\r\n\r\nLiteral plus\r\n"
+    await selected.send(b"A1 APPEND INBOX {%d+}\r\n%s\r\n" % (len(message), message))
+    done = await selected.until_tagged(b"A1")
+    assert done[-1].startswith(b"A1 OK"), done
+    assert re.search(rb"\[APPENDUID \d+ 4\]", done[-1]), done
+
+
+# ------------------------------------------------------------------------------------------------
+# Lines and nesting
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_four_thousand_nested_parentheses_are_bad_and_the_session_goes_on(
+    selected: RawImap,
+) -> None:
+    nested = b"(" * 4000 + b"ALL" + b")" * 4000
+    done = await selected.command(b"P1", b"SEARCH " + nested)
+    assert tagged_status(done) == b"BAD", done
+    done = await selected.command(b"P2", b"FETCH 1 " + b"(" * 4000 + b"FLAGS" + b")" * 4000)
+    assert tagged_status(done) == b"BAD", done
+    done = await selected.command(b"P3", b"SEARCH (((SUBJECT \"Hostile 1\")))")
+    assert done[0] == b"* SEARCH 2\r\n", done
+    assert done[-1].startswith(b"P3 OK"), done
+
+
+async def test_long_command_lines_are_accepted(selected: RawImap) -> None:
+    uids = b",".join(b"%d" % n for n in range(1, 6000, 2))  # about 16 KiB
+    assert len(uids) > 16 * 1024
+    done = await selected.command(b"L2", b"UID SEARCH UID " + uids)
+    assert done[0] == b"* SEARCH 1 3\r\n", done
+    assert done[-1].startswith(b"L2 OK"), done
+
+
+def _send_blocking(port: int, data: bytes, then: bytes) -> bytes:
+    """Send `data` then `then` on a plain socket and read until the server stops answering.
+    Runs in a thread: sendall never copies the buffer, so the only heap growth traced is the
+    server's."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        received = sock.recv(4096)  # the greeting
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+            sock.sendall(then)
+        sock.settimeout(2.0)
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                received += chunk
+                if b"N2 " in received:
+                    break
+        return received
+
+
+async def test_two_mebibyte_line_without_crlf_is_refused_without_memory_growth(
+    listeners: Listeners, mailbox: World
+) -> None:
+    line = b"T1 NOOP " + b"a" * (2 * MiB)
+    with traced() as grown:
+        received = await asyncio.to_thread(
+            _send_blocking, listeners.imap.port, line, b"\r\nN2 NOOP\r\n"
+        )
+    assert re.search(rb"(T1|\*) BAD ", received) or b"* BYE" in received, received[-300:]
+    # The line is never held: one reader buffer (1 MiB line limit) at most, not the 2 MiB.
+    assert grown[0] < 1.5 * MiB, f"the server's heap grew by {grown[0] / MiB:.2f} MiB"
+    if b"* BYE" not in received:
+        assert re.search(rb"N2 OK", received), received[-300:]
+
+
+async def test_line_over_the_limit_then_a_good_command(plain: RawImap) -> None:
+    await plain.send(b"T1 NOOP " + b"x" * (MiB + 100) + b"\r\n")
+    answer = await plain.line()
+    assert re.match(rb"(T1|\*) BAD ", answer), answer[:200]
+    await assert_alive(plain)
+
+
+# ------------------------------------------------------------------------------------------------
+# Garbage, unknown commands, the wrong state
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x00\x01\x02\xff\xfe\r\n",
+        b"G1 NOOP\x00junk\r\n",
+        b"G1 \xc3\x28\xa0\xa1 FETCH\r\n",
+        b"G1 FROBNICATE\r\n",
+        b"G1 LOGIN\r\n",
+        b"G1 LOGIN a b c d\r\n",
+        b"G1 UID FROB 1\r\n",
+        b"G1 SELECT \"unterminated\r\n",
+        b"G1 SELECT {abc}\r\n",
+        b"G{1 NOOP\r\n",
+        b"G1\r\n",
+        b")))(((\r\n",
+    ],
+)
+async def test_garbage_gets_bad_and_the_session_goes_on(plain: RawImap, garbage: bytes) -> None:
+    await plain.send(garbage)
+    answer = await plain.line()
+    assert re.match(rb"(G1|\*|G\{1) BAD ", answer), answer
+    await assert_alive(plain)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [b"SELECT INBOX", b"FETCH 1 FLAGS", b"STORE 1 +FLAGS (\\Seen)", b"APPEND INBOX {1}", b"IDLE",
+     b"EXPUNGE", b"LIST \"\" *"],
+)
+async def test_commands_before_login_are_refused(plain: RawImap, command: bytes) -> None:
+    done = await plain.command(b"W1", command)
+    assert tagged_status(done) in (b"BAD", b"NO"), done
+    assert not any(line.startswith(b"+") for line in done), done
+    await assert_alive(plain)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [b"FETCH 1 FLAGS", b"UID FETCH 1 FLAGS", b"STORE 1 +FLAGS (\\Seen)", b"SEARCH ALL",
+     b"EXPUNGE", b"CLOSE", b"COPY 1 Trash", b"MOVE 1 Trash"],
+)
+async def test_selected_state_commands_without_a_selection_are_refused(
+    authed: RawImap, command: bytes
+) -> None:
+    done = await authed.command(b"W2", command)
+    assert tagged_status(done) in (b"BAD", b"NO"), done
+    await assert_alive(authed)
+
+
+async def test_login_is_refused_in_the_authenticated_state_and_on_cleartext(
+    authed: RawImap, plain: RawImap
+) -> None:
+    done = await authed.command(b"W3", b'LOGIN "sales@acme.test" "sales-pass-1"')
+    assert tagged_status(done) in (b"BAD", b"NO"), done
+    await assert_alive(authed)
+    # RFC 3501 §6.2.3: LOGINDISABLED before TLS.
+    done = await plain.command(b"W4", b'LOGIN "sales@acme.test" "sales-pass-1"')
+    assert tagged_status(done) in (b"BAD", b"NO"), done
+    await assert_alive(plain)
+
+
+async def test_sequence_numbers_out_of_range_and_bad_sets(selected: RawImap) -> None:
+    done = await selected.command(b"R1", b"FETCH 99 FLAGS")
+    assert tagged_status(done) in (b"BAD", b"NO"), done  # RFC 9051 §6.4.5: invalid message sequence
+    for bad in (b"FETCH 0 FLAGS", b"FETCH 1:4294967296 FLAGS", b"FETCH -1 FLAGS", b"FETCH 1 (FLAGS"):
+        done = await selected.command(b"R2", bad)
+        assert tagged_status(done) == b"BAD", (bad, done)
+    done = await selected.command(b"R3", b"UID FETCH 1:4294967295 (FLAGS)")
+    assert tagged_status(done) == b"OK", done
+    assert sum(line.startswith(b"* ") and b"FETCH" in line for line in done) == 3, done
+
+
+async def test_many_pipelined_commands_are_all_answered(selected: RawImap) -> None:
+    count = 500
+    await selected.send(b"".join(b"Q%d NOOP\r\n" % n for n in range(count)))
+    tagged = 0
+    while tagged < count:
+        line = await selected.line()
+        if line.startswith(b"Q"):
+            assert line.startswith(b"Q%d OK" % tagged), line
+            tagged += 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Idle clients
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def impatient(listeners: Listeners, mailbox: World) -> AsyncIterator[Listeners]:
+    """A second set of listeners whose IMAP sessions time out after one second of silence."""
+    services = mailbox.services
+    settings = services.settings.model_copy(update={"imap_idle_timeout": timedelta(seconds=1)})
+    started = await start_listeners(dataclasses.replace(services, settings=settings))
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
+async def test_idle_timeout_closes_with_bye(impatient: Listeners) -> None:
+    client = await RawImap.connect(impatient.imap.port, tls=False)
+    try:
+        await assert_alive(client)
+        answer = await client.line(timeout=5.0)  # RFC 3501 §5.4: the autologout timer
+        assert answer.startswith(b"* BYE "), answer
+        assert await client.closed(timeout=5.0)
+    finally:
+        await client.close()
+
+
+async def test_half_sent_command_times_out_too(impatient: Listeners) -> None:
+    client = await RawImap.connect(impatient.imaps.port, tls=True)
+    try:
+        await client.send(b"H1 LOGIN {5}\r\n")
+        assert (await client.line()).startswith(b"+ ")
+        answer = await client.line(timeout=5.0)  # the literal never comes
+        assert answer.startswith(b"* BYE "), answer
+        assert await client.closed(timeout=5.0)
+    finally:
+        await client.close()
