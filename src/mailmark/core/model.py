@@ -277,3 +277,51 @@ class Suppression:
     detail: str
     created_at: datetime
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class PlacementState:
+    """One message in a folder as the IMAP store changes it."""
+
+    uid: int
+    message_id: int
+    flags: tuple[str, ...]
+    modseq: int
+    thread_id: str
+    internal_date: datetime
+
+
+@dataclass(frozen=True)
+class FetchRow:
+    """One message in a folder as FETCH reads it; the IMAP syntax columns are None when not
+    asked for or not computed yet, `trace_prefix` is empty unless the content was asked for."""
+
+    uid: int
+    message_id: int
+    flags: tuple[str, ...]
+    modseq: int
+    internal_date: datetime
+    size: int
+    blob_key: str
+    trace_prefix: bytes = b""
+    envelope: bytes | None = None
+    bodystructure: bytes | None = None
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class FolderCounts:
+    messages: int
+    unseen: int
+    size: int
+
+
+@dataclass(frozen=True)
+class FolderUids:
+    """A folder's UIDs ascending, where the first message without \\Seen is (an index into
+    `uids`), how many lack \\Seen, and the keywords in use."""
+
+    uids: list[int]
+    first_unseen: int | None
+    unseen: int
+    keywords: tuple[str, ...]

@@ -13,18 +13,24 @@ from mailmark.core.model import (
     DkimKey,
     DnsRecord,
     Domain,
+    FetchRow,
     Folder,
+    FolderCounts,
+    FolderUids,
     LeasedDelivery,
     Mailbox,
+    MessageIndex,
     NewDelivery,
     NewMessage,
     NewPlacement,
     OutboundMessage,
+    PlacementState,
     QueueEntry,
     RecordCheck,
     Suppression,
     User,
 )
+from mailmark.core.search import Criteria
 
 
 class Clock(Protocol):
@@ -154,6 +160,52 @@ class MessageRepository(Protocol):
     async def blob_referenced(self, blob_key: str) -> bool: ...
 
 
+class MailStoreRepository(Protocol):
+    """The IMAP view of folders: placements by (folder, uid), flags, MODSEQs, tombstones, search."""
+
+    async def lock_folder(self, folder_id: int) -> Folder | None:
+        """The folder, locked until commit against concurrent MODSEQ/UID allocation."""
+        ...
+    async def rename_folders(self, mailbox_id: int, renames: Sequence[tuple[int, str]]) -> None: ...
+    async def set_subscribed(self, folder_id: int, subscribed: bool) -> None: ...
+    async def delete_folder(self, folder_id: int) -> list[str]:
+        """Remove the folder, its placements and tombstones, and the messages left without a
+        placement; the blob keys nothing references any more."""
+        ...
+    async def counts(self, folder_id: int) -> FolderCounts: ...
+    async def folder_uids(self, folder_id: int) -> FolderUids: ...
+    async def changed_since(self, folder_id: int, modseq: int) -> list[PlacementState]: ...
+    async def expunged_since(self, folder_id: int, modseq: int) -> list[int]: ...
+    async def fetch_rows(
+        self, folder_id: int, uids: Sequence[int], structure: bool, content: bool
+    ) -> list[FetchRow]:
+        """Rows for these uids (at most a few hundred), by uid ascending."""
+        ...
+    async def set_index(self, message_id: int, index: MessageIndex) -> None:
+        """Fill the IMAP syntax columns of a message stored before they existed."""
+        ...
+    async def placements(self, folder_id: int, uids: Sequence[int] | None) -> list[PlacementState]:
+        """The folder's placements among `uids` (all when None), by uid ascending."""
+        ...
+    async def allocate_modseqs(self, folder_id: int, count: int) -> int:
+        """Take `count` consecutive MODSEQs of the folder; the first."""
+        ...
+    async def set_flags(self, folder_id: int, changes: Sequence[tuple[int, tuple[str, ...], int]]) -> None:
+        """(uid, flags, modseq) for each changed placement."""
+        ...
+    async def remove_placements(self, folder_id: int, uids: Sequence[int], modseq: int) -> list[str]:
+        """Delete the placements, tombstone their uids at `modseq`, remove messages left without
+        a placement; the blob keys nothing references any more."""
+        ...
+    async def move_placements(self, source_id: int, dest_id: int, modseq: int) -> None:
+        """Move every placement, uid kept, into another (new, empty) folder, tombstoning them in
+        the source at `modseq` (renaming INBOX, RFC 3501 §6.3.5)."""
+        ...
+    async def search(
+        self, folder_id: int, criteria: Criteria, uids: Sequence[int] | None
+    ) -> list[int]: ...
+
+
 @dataclass(frozen=True)
 class NewEvent:
     account_id: int
@@ -240,6 +292,8 @@ class UnitOfWork(Protocol):
     def deliveries(self) -> DeliveryRepository: ...
     @property
     def suppressions(self) -> SuppressionRepository: ...
+    @property
+    def mailstore(self) -> MailStoreRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

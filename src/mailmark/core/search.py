@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeAlias
 
 # Nested criteria are bounded so a hostile command cannot build an unbounded SQL expression.
 MAX_DEPTH = 64
@@ -187,7 +188,7 @@ class ModSeq:
     modseq: int
 
 
-Criteria = (
+Criteria: TypeAlias = (
     All | And | Or | Not | Flag | New | Old | Recent | Header | From | To | Cc | Bcc | Subject
     | Body | Text | Before | On | Since | SentBefore | SentOn | SentSince | Larger | Smaller
     | UidSet | ModSeq

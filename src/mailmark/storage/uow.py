@@ -29,6 +29,7 @@ from mailmark.core.model import (
 )
 from mailmark.core.ports import NewEvent
 from mailmark.storage.db import READ_ONLY_OPTION
+from mailmark.storage.mailstore_repo import SqlMailStore, add_fulltext
 from mailmark.storage.tables import (
     accounts,
     deliveries,
@@ -80,6 +81,9 @@ def _message_row(message: NewMessage) -> dict[str, Any]:
         "snippet": meta.snippet[:255],
         "attachments": [_fields(a) for a in meta.attachments],
         "defects": list(meta.defects),
+        "envelope": message.index.envelope if message.index else None,
+        "bodystructure": message.index.bodystructure if message.index else None,
+        "body": message.index.body if message.index else None,
     }
 
 
@@ -261,7 +265,16 @@ class SqlMessages(_Repository):
         rows = [_message_row(message) for message in new_messages]
         # insertmanyvalues: one statement for the batch, ids returned in parameter order.
         query = messages.insert().returning(messages.c.id, sort_by_parameter_order=True)
-        return [int(i) for i in (await self._conn.execute(query, rows)).scalars()]
+        ids = [int(i) for i in (await self._conn.execute(query, rows)).scalars()]
+        await add_fulltext(
+            self._conn,
+            [
+                (message_id, message.index.header_text, message.index.body_text)
+                for message_id, message in zip(ids, new_messages, strict=True)
+                if message.index is not None
+            ],
+        )
+        return ids
 
     async def add_placements(self, new_placements: Sequence[NewPlacement]) -> None:
         rows = []
@@ -594,6 +607,7 @@ class SqlUnitOfWork:
     outbound: SqlOutbound
     deliveries: SqlDeliveries
     suppressions: SqlSuppressions
+    mailstore: SqlMailStore
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
         self._engine = engine
@@ -620,6 +634,7 @@ class SqlUnitOfWork:
         self.outbound = SqlOutbound(conn)
         self.deliveries = SqlDeliveries(conn)
         self.suppressions = SqlSuppressions(conn)
+        self.mailstore = SqlMailStore(conn)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
