@@ -16,8 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mailmark.core.errors import PolicyRejected
-from mailmark.core.message_meta import read_metadata
-from mailmark.core.model import Folder, Mailbox, MessageMetadata, NewMessage, NewPlacement
+from mailmark.core.folder_signals import FolderSignals
+from mailmark.core.message_meta import read_index, read_metadata
+from mailmark.core.model import (
+    Folder,
+    Mailbox,
+    MessageIndex,
+    MessageMetadata,
+    NewMessage,
+    NewPlacement,
+)
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -74,6 +82,13 @@ class _Request:
     flags: tuple[str, ...] = ()
     # An email.received event for each placement; a copy of one's own sent mail has none.
     announce: bool = True
+    index: MessageIndex | None = None
+    internal_date: datetime | None = None
+
+
+def read_message(raw: bytes) -> tuple[MessageMetadata, MessageIndex]:
+    """Everything stored beside the blob: metadata, IMAP structures and full-text source."""
+    return read_metadata(raw), read_index(raw)
 
 
 def _settle(request: _Request, outcome: DeliveryReceipt | BaseException) -> None:
@@ -94,11 +109,18 @@ class InboundDelivery:
     """`deliver_inbound`: one blob, one message row, one INBOX placement per recipient mailbox."""
 
     def __init__(
-        self, uow: UnitOfWorkFactory, blobs: BlobStore, clock: Clock, max_batch: int = MAX_BATCH
+        self,
+        uow: UnitOfWorkFactory,
+        blobs: BlobStore,
+        clock: Clock,
+        max_batch: int = MAX_BATCH,
+        signals: FolderSignals | None = None,
     ) -> None:
         self._uow = uow
         self._blobs = blobs
         self._clock = clock
+        # Told after each commit, so IMAP IDLE on the mailbox wakes (one node; others poll).
+        self.signals = signals or FolderSignals()
         self._max_batch = max_batch
         self._pending: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
@@ -116,12 +138,19 @@ class InboundDelivery:
         if not recipients:
             raise ValueError("deliver needs at least one recipient")
         if len(raw) > PARSE_IN_THREAD_ABOVE:
-            meta = await asyncio.to_thread(read_metadata, raw)
+            meta, index = await asyncio.to_thread(read_message, raw)
         else:
-            meta = read_metadata(raw)
+            meta, index = read_message(raw)
         unique = list({mailbox.id: mailbox for mailbox in recipients}.values())
         request = _Request(
-            raw, trace_prefix, mail_from, unique, folder, meta, asyncio.get_running_loop().create_future()
+            raw,
+            trace_prefix,
+            mail_from,
+            unique,
+            folder,
+            meta,
+            asyncio.get_running_loop().create_future(),
+            index=index,
         )
         self._pending.append(request)
         if self._writer is None or self._writer.done():
@@ -142,24 +171,37 @@ class InboundDelivery:
         mail_from: str,
         flags: Sequence[str] = (),
         trace_prefix: bytes = b"",
+        internal_date: datetime | None = None,
     ) -> DeliveryReceipt:
         """Record `raw`, already stored under `blob_key`, in `folder` of `mailbox` within the
-        caller's transaction (e.g. the Sent copy of a message being submitted). No event is
-        written: the caller writes its own."""
+        caller's transaction (e.g. the Sent copy of a message being submitted, an IMAP APPEND).
+        No event is written: the caller writes its own, and calls `notify` after its commit."""
+        if len(raw) > PARSE_IN_THREAD_ABOVE:
+            meta, index = await asyncio.to_thread(read_message, raw)
+        else:
+            meta, index = read_message(raw)
         request = _Request(
             raw,
             trace_prefix,
             mail_from,
             [mailbox],
             folder,
-            read_metadata(raw),
+            meta,
             asyncio.get_running_loop().create_future(),
             blob_key=blob_key,
             created_blob=created_blob,
             flags=tuple(flags),
             announce=False,
+            index=index,
+            internal_date=internal_date,
         )
         return (await self._place(uow, [request]))[0]
+
+    def notify(self, mailbox_ids: Sequence[int | None]) -> None:
+        """Tell waiting IMAP sessions that these mailboxes changed; only after the commit."""
+        for mailbox_id in set(mailbox_ids):
+            if mailbox_id is not None:
+                self.signals.publish(mailbox_id)
 
     async def close(self) -> None:
         """Wait for deliveries already accepted into a batch."""
@@ -217,6 +259,7 @@ class InboundDelivery:
         async with self._uow() as uow:
             receipts = await self._place(uow, requests)
             await uow.commit()
+        self.notify([p.mailbox_id for receipt in receipts for p in receipt.placements])
         return receipts
 
     async def _place(self, uow: UnitOfWork, requests: list[_Request]) -> list[DeliveryReceipt]:
@@ -239,6 +282,7 @@ class InboundDelivery:
                     received_at=now,
                     mail_from=request.mail_from,
                     meta=request.meta,
+                    index=request.index,
                 )
                 for request in requests
             ]
@@ -266,7 +310,14 @@ class InboundDelivery:
                 next_uids[folder.id] = (uid + 1, modseq + 1)
                 placements.append(
                     NewPlacement(
-                        message_id, mailbox.id, folder.id, uid, modseq, thread_id, now, request.flags
+                        message_id,
+                        mailbox.id,
+                        folder.id,
+                        uid,
+                        modseq,
+                        thread_id,
+                        request.internal_date or now,
+                        request.flags,
                     )
                 )
                 if request.announce:

@@ -16,8 +16,9 @@ from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
+from mailmark.core import imap_structure
 from mailmark.core.errors import MailLoop, MessageTooLarge
-from mailmark.core.model import Attachment, MessageMetadata
+from mailmark.core.model import Attachment, MessageIndex, MessageMetadata
 
 MAX_HEADER_BYTES = 1024 * 1024
 MAX_HEADER_LINES = 10_000
@@ -28,6 +29,9 @@ MAX_MIME_PARTS = 500
 MAX_ATTACHMENTS = 100
 MAX_REFERENCES = 50
 SNIPPET_LENGTH = 200
+# The full-text index holds at most this much decoded text of a message's header and body.
+MAX_INDEX_HEADER_CHARS = 64 * 1024
+MAX_INDEX_BODY_CHARS = 256 * 1024
 # Body parsing of very large messages is skipped for the snippet: headers still give the metadata.
 MAX_BODY_PARSE_BYTES = 8 * 1024 * 1024
 
@@ -101,6 +105,62 @@ def read_metadata(raw: bytes) -> MessageMetadata:
         ),
         defects=tuple(_storable(defect) for defect in defects),
     )
+
+
+def read_index(raw: bytes) -> MessageIndex:
+    """ENVELOPE/BODYSTRUCTURE/BODY and the searchable text of a message; never raises."""
+    envelope, structure, body = imap_structure.describe(raw)
+    header_text, body_text = _searchable_text(raw)
+    return MessageIndex(envelope, structure, body, header_text, body_text)
+
+
+def _searchable_text(raw: bytes) -> tuple[str, str]:
+    """Decoded header fields ("Name: value" lines) and the decoded text parts, HTML without its
+    markup: what IMAP SEARCH TEXT/BODY and the web UI's search look for words in."""
+    try:
+        head = header_section(raw)
+        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+        lines = []
+        for name, value in headers.raw_items():
+            octets = str(value).encode("ascii", "surrogateescape")
+            try:
+                text = octets.decode("utf-8")
+            except UnicodeDecodeError:
+                text = octets.decode("latin-1")
+            if _ENCODED_WORD.search(text):
+                text = _decode_words(text)
+            lines.append(f"{name}: {_SPACE.sub(' ', text).strip()}")
+        header_text = "\n".join(lines)[:MAX_INDEX_HEADER_CHARS]
+    except Exception:
+        header_text = raw[:MAX_INDEX_HEADER_CHARS].decode("latin-1")
+    if len(raw) > MAX_BODY_PARSE_BYTES:
+        return _storable(header_text), ""
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        pieces: list[str] = []
+        size = 0
+        for part, _ in _walk(message, []):
+            if part.is_multipart() or part.get_content_maintype() != "text":
+                continue
+            text = _decoded_text(part)
+            if part.get_content_subtype() == "html":
+                text = _strip_html(text)
+            pieces.append(text)
+            size += len(text)
+            if size >= MAX_INDEX_BODY_CHARS:
+                break
+        body_text = "\n".join(pieces)[:MAX_INDEX_BODY_CHARS]
+    except (RecursionError, Exception):
+        body_text = ""
+    return _storable(header_text), _storable(body_text)
+
+
+def _decode_words(text: str) -> str:
+    """RFC 2047 encoded-words decoded; the text as written when they are broken."""
+    try:
+        return str(make_header(decode_header(_BETWEEN_ENCODED_WORDS.sub("", text))))
+    except Exception:
+        return text
 
 
 def base_subject(subject: str) -> tuple[str, bool]:

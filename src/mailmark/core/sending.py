@@ -337,6 +337,7 @@ class SendingService:
                 await self._blobs.delete(blob_key)
             raise
         self._queue.wakeup.set()
+        self._delivery.notify([current.id])
         return Submission(outbound.id, message_id, recipients)
 
     @staticmethod
