@@ -23,6 +23,7 @@ from mailmark.core.delivery import InboundDelivery
 from mailmark.core.domains import DomainService
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
+from mailmark.core.mailstore import MailStore
 from mailmark.core.outbound import OutboundQueue
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
 from mailmark.core.sending import SendingService
@@ -65,6 +66,7 @@ class Services:
     domains: DomainService
     mailboxes: MailboxService
     delivery: InboundDelivery
+    mailstore: MailStore
     logins: MailboxLogins
     queue: OutboundQueue
     sending: SendingService
@@ -115,6 +117,10 @@ async def build_services(
         domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns),
         mailboxes=mailboxes,
         delivery=delivery,
+        # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
+        mailstore=MailStore(
+            uow, blobs, clock, delivery.signals, max_message_size=settings.max_message_size
+        ),
         logins=MailboxLogins(uow, passwords, LoginThrottle(clock)),
         queue=queue,
         sending=SendingService(
