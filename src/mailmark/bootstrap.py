@@ -30,6 +30,7 @@ from mailmark.core.sending import SendingService
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
+from mailmark.imap.server import ImapListener, start_imap_listener
 from mailmark.security import (
     Argon2PasswordHasher,
     DkimKeyFactory,
@@ -157,6 +158,8 @@ class Listeners:
     submissions: SmtpListener
     http: HttpListener
     outbound: OutboundWorker
+    imap: ImapListener
+    imaps: ImapListener
 
     @property
     def mx_port(self) -> int:
@@ -174,10 +177,19 @@ class Listeners:
     def http_port(self) -> int:
         return self.http.port
 
+    @property
+    def imap_port(self) -> int:
+        return self.imap.port
+
+    @property
+    def imaps_port(self) -> int:
+        return self.imaps.port
+
     async def close(self) -> None:
         await self.outbound.stop()
         await asyncio.gather(
-            self.mx.close(), self.submission.close(), self.submissions.close(), self.http.close()
+            self.mx.close(), self.submission.close(), self.submissions.close(), self.http.close(),
+            self.imap.close(), self.imaps.close(),
         )
 
 
@@ -205,6 +217,7 @@ async def start_listeners(services: Services) -> Listeners:
         tls_context=context,
     )
     started = [mx]
+    imap_listeners: list[ImapListener] = []
     try:
         submission_handler = SubmissionHandler(
             logins=services.logins, sending=services.sending, max_recipients=settings.max_recipients
@@ -229,14 +242,33 @@ async def start_listeners(services: Services) -> Listeners:
         app = create_app(
             mail_server=mail_server(settings), domains=services.domains, mailboxes=services.mailboxes
         )
+        for implicit_tls in (False, True):
+            # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
+            imap_listeners.append(
+                await start_imap_listener(
+                    store=services.mailstore,
+                    logins=services.logins,
+                    host=settings.bind,
+                    port=settings.imaps_port if implicit_tls else settings.imap_port,
+                    hostname=settings.hostname,
+                    tls_context=context,
+                    implicit_tls=implicit_tls,
+                    max_message_size=settings.max_message_size,
+                    max_connections_per_ip=settings.max_connections_per_ip,
+                    idle_timeout=settings.imap_idle_timeout.total_seconds(),
+                )
+            )
         http = await start_http_listener(app, host=settings.bind, port=settings.http_port)
     except BaseException:
-        await asyncio.gather(*(listener.close() for listener in started))
+        await asyncio.gather(
+            *(listener.close() for listener in started), *(imap.close() for imap in imap_listeners)
+        )
         raise
     worker = outbound_worker(services)
     worker.start()
     return Listeners(
-        mx=mx, submission=started[1], submissions=started[2], http=http, outbound=worker
+        mx=mx, submission=started[1], submissions=started[2], http=http, outbound=worker,
+        imap=imap_listeners[0], imaps=imap_listeners[1],
     )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailmark.core import search
+from mailmark.core.mailstore import StoreMode
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ class Fetch(Command):
 @dataclass(frozen=True)
 class Store(Command):
     sequence: SequenceSet
-    mode: str  # "replace" | "add" | "remove"
+    mode: StoreMode
     silent: bool
     flags: tuple[str, ...]
     uid: bool = False

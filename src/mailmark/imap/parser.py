@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from mailmark.core import search
+from mailmark.core.mailstore import StoreMode
 from mailmark.imap.commands import (
     Append,
     Authenticate,
@@ -81,7 +82,7 @@ _FETCH_SIMPLE = frozenset(
     }
 )
 _STATUS_ITEMS = frozenset(
-    {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED"}
+    {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"}
 )
 
 
@@ -742,7 +743,7 @@ def _store(cur: _Cursor, tag: str, sequence: SequenceSet, uid: bool) -> Store:
     item = cur.atom("a STORE item").upper()
     silent = item.endswith(".SILENT")
     base = item.removesuffix(".SILENT")
-    modes = {"FLAGS": "replace", "+FLAGS": "add", "-FLAGS": "remove"}
+    modes: dict[str, StoreMode] = {"FLAGS": "replace", "+FLAGS": "add", "-FLAGS": "remove"}
     if base not in modes:
         raise _Syntax(f"unknown STORE item {item}")
     cur.sp()

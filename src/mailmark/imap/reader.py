@@ -42,15 +42,17 @@ class CommandReader:
         self,
         stream: asyncio.StreamReader,
         send: Callable[[bytes], Awaitable[None]],
+        literal_limit: Callable[[bytes], int],
         *,
-        max_literal: int,
         max_line: int = MAX_LINE,
     ) -> None:
+        """`literal_limit(first_line)` says how large a literal the command starting with that
+        line may carry, or raises CommandRefused (e.g. a command not allowed in this state), so
+        no continuation invites data the command could never use."""
         self._stream = stream
         self._send = send
-        self._max_literal = max_literal
+        self._literal_limit = literal_limit
         self._max_line = max_line
-        self._max_command = max_literal + 4 * max_line
         self._skip_to_eol = False
 
     async def read_line(self) -> bytes:
@@ -89,16 +91,25 @@ class CommandReader:
             if match is None:
                 parts.append(line)
                 return b"".join(parts)
-            tag = parse_tag(parts[0] if parts else line)
+            first = parts[0] if parts else line
+            tag = parse_tag(first)
             size = int(match[2])
             synchronising = not match[3]
             if not synchronising and size > MAX_NON_SYNC_LITERAL:
                 raise CommandRefused(
                     tag, "BAD", "Non-synchronizing literal over 4096 octets (LITERAL-)", fatal=True
                 )
-            if size > self._max_literal or total + size > self._max_command:
-                # The literal never comes: without a continuation the client sends none.
-                raise CommandRefused(tag, "NO", "Literal is larger than allowed", code="TOOBIG")
+            try:
+                limit = self._literal_limit(first)
+                if size > limit or total + size > limit + 4 * self._max_line:
+                    # RFC 7888 §4: a synchronising literal never comes without a continuation.
+                    raise CommandRefused(tag, "NO", "Literal is larger than allowed", code="TOOBIG")
+            except CommandRefused:
+                if not synchronising:
+                    # Its octets (at most 4096) are on the way: drop them and the rest of the line.
+                    await self._stream.readexactly(size)
+                    self._skip_to_eol = True
+                raise
             if synchronising:
                 await self._send(continuation("Ready for literal data"))
             data = await self._stream.readexactly(size)

@@ -1,0 +1,205 @@
+"""Authenticated-state commands on folders: SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE,
+UNSUBSCRIBE, LIST (RFC 5258 LIST-EXTENDED basics, RFC 6154 SPECIAL-USE, RFC 5819 LIST-STATUS),
+LSUB, STATUS and APPEND (RFC 4315 APPENDUID)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from mailmark.core.errors import NotFound
+from mailmark.core.mailstore import DELIMITER, INBOX, SYSTEM_FLAGS, FolderInfo, FolderStatus
+from mailmark.imap import encoder
+from mailmark.imap.commands import (
+    Append,
+    Command,
+    ListCommand,
+    MailboxCommand,
+    Rename,
+    Select,
+    Status,
+)
+from mailmark.imap.session import AUTHENTICATED, SELECTED, Done, Reply, SelectedFolder, Session
+
+
+async def do_select(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, Select)
+    if session.selected is not None:
+        # RFC 9051 §6.3.2: selecting deselects the current folder, even when the new one fails.
+        session.selected = None
+        session.state = AUTHENTICATED
+        if session.rev2 or session.condstore:
+            session.write(encoder.untagged_status("OK", "Previous mailbox closed", "CLOSED"))
+    name = session.decode_name(command.mailbox)
+    # Taken before the snapshot, so a change committed while selecting is looked at afterwards.
+    generation = session.signals.generation(session.mailbox_id)
+    snapshot = await session.store.select(session.mailbox_id, name)
+    if command.condstore:
+        session.condstore = True  # RFC 7162 §3.1: SELECT (CONDSTORE) enables it
+    flags = [*SYSTEM_FLAGS, *snapshot.keywords]
+    write = session.write
+    write(encoder.untagged(b"FLAGS " + encoder.flag_list(flags)))
+    permanent = encoder.flag_list([*flags, "\\*"]).decode() if not command.read_only else "()"
+    write(encoder.untagged_status("OK", "Flags permitted", f"PERMANENTFLAGS {permanent}"))
+    write(encoder.untagged(b"%d EXISTS" % len(snapshot.uids)))
+    if not session.rev2:
+        write(encoder.untagged(b"0 RECENT"))  # \Recent is never kept (RFC 9051 removed it)
+        if snapshot.first_unseen_seq is not None:
+            write(encoder.untagged_status("OK", "First unseen", f"UNSEEN {snapshot.first_unseen_seq}"))
+    write(encoder.untagged_status("OK", "UIDs valid", f"UIDVALIDITY {snapshot.uidvalidity}"))
+    write(encoder.untagged_status("OK", "Predicted next UID", f"UIDNEXT {snapshot.uidnext}"))
+    write(encoder.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {snapshot.highestmodseq}"))
+    if session.rev2:
+        # RFC 9051 §6.3.2: the folder's LIST response, with its attributes.
+        attributes = f"({snapshot.special_use})" if snapshot.special_use else "()"
+        write(b"* LIST " + attributes.encode() + b' "/" ' + session.encode_name(snapshot.name) + b"\r\n")
+    session.selected = SelectedFolder(
+        folder_id=snapshot.folder_id,
+        name=snapshot.name,
+        read_only=command.read_only,
+        uidvalidity=snapshot.uidvalidity,
+        uidnext=snapshot.uidnext,
+        highestmodseq=snapshot.highestmodseq,
+        uids=list(snapshot.uids),
+        keywords=set(snapshot.keywords),
+        generation=generation,
+    )
+    session.state = SELECTED
+    verb = "EXAMINE" if command.read_only else "SELECT"
+    return Done(f"{verb} completed", "READ-ONLY" if command.read_only else "READ-WRITE")
+
+
+async def do_create(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, MailboxCommand)
+    await session.store.create_folder(session.mailbox_id, session.decode_name(command.mailbox))
+    return None
+
+
+async def do_delete(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, MailboxCommand)
+    await session.store.delete_folder(session.mailbox_id, session.decode_name(command.mailbox))
+    return None
+
+
+async def do_rename(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, Rename)
+    await session.store.rename_folder(
+        session.mailbox_id, session.decode_name(command.old), session.decode_name(command.new)
+    )
+    return None
+
+
+async def do_subscribe(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, MailboxCommand)
+    await session.store.set_subscribed(
+        session.mailbox_id, session.decode_name(command.mailbox), command.name == "SUBSCRIBE"
+    )
+    return None
+
+
+@lru_cache(maxsize=256)
+def _pattern(pattern: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """LIST wildcards (RFC 9051 §6.3.9): `*` matches anything, `%` anything but the delimiter.
+    The second pattern is case-insensitive, for names under INBOX (RFC 9051 §5.1)."""
+    text = "".join(
+        ".*" if char == "*" else f"[^{re.escape(DELIMITER)}]*" if char == "%" else re.escape(char)
+        for char in pattern
+    )
+    return re.compile(text + r"\Z", re.DOTALL), re.compile(text + r"\Z", re.DOTALL | re.IGNORECASE)
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    for pattern in patterns:
+        exact, folded = _pattern(pattern)
+        if exact.match(name):
+            return True
+        if (name == INBOX or name.startswith(INBOX + DELIMITER)) and folded.match(name):
+            head = pattern[: len(INBOX)]
+            if head.upper() == INBOX or "*" in head or "%" in head:
+                return True
+    return False
+
+
+async def do_list(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, ListCommand)
+    verb = "LSUB" if command.lsub else "LIST"
+    if not command.lsub and command.patterns == ("",):
+        # RFC 9051 §6.3.9: an empty pattern asks for the delimiter and the root.
+        session.write(b'* LIST (\\Noselect) "/" ""\r\n')
+        return None
+    reference = session.decode_name(command.reference)
+    patterns = [reference + session.decode_name(pattern) for pattern in command.patterns]
+    folders = await session.store.list_folders(session.mailbox_id)
+    existing = {folder.name for folder in folders}
+    parents = {name.rsplit(DELIMITER, 1)[0] for name in existing if DELIMITER in name}
+    # Ancestors of existing folders that do not exist themselves (RFC 9051 §6.3.9: listed
+    # as \Noselect / \NonExistent when a pattern matches them).
+    ancestors: set[str] = set()
+    for name in existing:
+        parts = name.split(DELIMITER)
+        ancestors.update(DELIMITER.join(parts[:n]) for n in range(1, len(parts)))
+    ancestors -= existing
+    entries: list[tuple[str, FolderInfo | None]] = [(folder.name, folder) for folder in folders]
+    entries += [(name, None) for name in sorted(ancestors)]
+    for name, folder in entries:
+        if not _matches(name, patterns):
+            continue
+        subscribed = folder is not None and folder.subscribed
+        if (command.lsub or command.select_subscribed) and not subscribed:
+            continue
+        if command.select_special_use and (folder is None or folder.special_use is None):
+            continue
+        attributes: list[str] = []
+        if folder is None:
+            attributes.append("\\NonExistent" if command.extended else "\\Noselect")
+        if not command.lsub:
+            attributes.append("\\HasChildren" if name in parents or name in ancestors else "\\HasNoChildren")
+        if folder is not None and folder.special_use and not command.lsub:
+            attributes.append(folder.special_use)
+        if subscribed and not command.lsub and (command.return_subscribed or command.select_subscribed):
+            attributes.append("\\Subscribed")
+        session.write(
+            f"* {verb} (".encode() + " ".join(attributes).encode() + b') "/" ' + session.encode_name(name) + b"\r\n"
+        )
+        if command.return_status and folder is not None:
+            status = await session.store.status(session.mailbox_id, name)
+            session.write(_status_line(session, name, command.return_status, status))
+    return None
+
+
+def _status_line(session: Session, name: str, items: tuple[str, ...], status: FolderStatus) -> bytes:
+    values = {
+        "MESSAGES": status.messages,
+        "RECENT": status.recent,
+        "UIDNEXT": status.uidnext,
+        "UIDVALIDITY": status.uidvalidity,
+        "UNSEEN": status.unseen,
+        "HIGHESTMODSEQ": status.highestmodseq,
+        "SIZE": status.size,
+    }
+    body = " ".join(f"{item} {values[item]}" for item in items)
+    return b"* STATUS " + session.encode_name(name) + f" ({body})\r\n".encode()
+
+
+async def do_status(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, Status)
+    name = session.decode_name(command.mailbox)
+    if "HIGHESTMODSEQ" in command.items:
+        session.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
+    status = await session.store.status(session.mailbox_id, name)
+    session.write(_status_line(session, name, command.items, status))
+    return None
+
+
+async def do_append(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, Append)
+    name = session.decode_name(command.mailbox)
+    flags = [flag for flag in command.flags if flag != "\\Recent"]
+    try:
+        result = await session.store.append(
+            session.mailbox_id, name, command.message, flags, command.internal_date
+        )
+    except NotFound:
+        # RFC 9051 §6.3.12: the client may CREATE the folder and try again.
+        raise Reply("NO", "No such folder", "TRYCREATE") from None
+    return Done("APPEND completed", f"APPENDUID {result.uidvalidity} {result.uid}")

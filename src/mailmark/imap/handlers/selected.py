@@ -1,0 +1,293 @@
+"""Selected-state commands: CHECK, CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE (RFC 4315), SEARCH
+(RFC 4731 ESEARCH, RFC 5182 SEARCHRES), FETCH, STORE (RFC 7162 CONDSTORE), COPY and MOVE
+(RFC 6851) with COPYUID, and their UID forms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mailmark.core import imap_structure, search
+from mailmark.core.errors import NotFound
+from mailmark.core.mailstore import SYSTEM_FLAGS, FetchedMessage, FetchWants
+from mailmark.imap import encoder
+from mailmark.imap.commands import (
+    Command,
+    Copy,
+    Expunge,
+    Fetch,
+    FetchAttribute,
+    Search,
+    Simple,
+    Store,
+)
+from mailmark.imap.session import AUTHENTICATED, Done, Reply, SelectedFolder, Session
+
+_CONTENT_ITEMS = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
+# RFC 9051 §6.4.5: these set \Seen (BODY.PEEK and BINARY.PEEK do not).
+_SEEING_ITEMS = frozenset({"RFC822", "RFC822.TEXT"})
+
+
+def _selected(session: Session) -> SelectedFolder:
+    assert session.selected is not None
+    return session.selected
+
+
+def _writable(selected: SelectedFolder) -> None:
+    if selected.read_only:
+        raise Reply("NO", "The folder is open read-only (EXAMINE)", "READ-ONLY")
+
+
+async def do_check(session: Session, command: Command) -> Done | None:
+    _selected(session).polled_at = 0.0
+    return None
+
+
+async def do_close(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, Simple)
+    selected = _selected(session)
+    if command.name == "CLOSE" and not selected.read_only:
+        # RFC 9051 §6.4.1: expunge silently, without EXPUNGE responses.
+        await session.store.expunge(selected.folder_id)
+    session.selected = None
+    session.state = AUTHENTICATED
+    return None
+
+
+async def do_expunge(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, Expunge)
+    selected = _selected(session)
+    _writable(selected)
+    if command.sequence is None:
+        expunged = await session.store.expunge(selected.folder_id)
+    else:
+        uids = session.resolve(command.sequence, uid=True)
+        expunged = await session.store.expunge(selected.folder_id, uids) if uids else []
+    session.remove_expunged(expunged)
+    return None
+
+
+async def do_search(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, Search)
+    selected = _selected(session)
+    if command.charset not in (None, "UTF-8", "US-ASCII"):
+        raise Reply("NO", "Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+    criteria = session.resolve_criteria(command.criteria)
+    found = [
+        uid for uid in await session.store.search(selected.folder_id, criteria, selected.uids)
+        if selected.seq_of(uid) is not None
+    ]
+    modseq = None
+    if search.uses_modseq(criteria):
+        session.condstore = True
+        if found:
+            modseq = await _highest_modseq(session, selected, found)
+    numbers = found if command.uid else [selected.seq_of(uid) or 0 for uid in found]
+    options = command.return_options
+    if options is None:
+        line = b"SEARCH" + b"".join(b" %d" % n for n in numbers)
+        if modseq is not None:
+            line += b" (MODSEQ %d)" % modseq
+        session.write(encoder.untagged(line))
+        return None
+    wanted = set(options) or {"ALL"}
+    if "SAVE" in wanted:
+        # RFC 5182 §2.1: with only MIN and/or MAX, only those are saved.
+        if wanted & {"ALL", "COUNT"} or not wanted & {"MIN", "MAX"}:
+            selected.saved = list(found)
+        else:
+            selected.saved = sorted({found[0], found[-1]} if "MIN" in wanted and "MAX" in wanted
+                                    else {found[0] if "MIN" in wanted else found[-1]}) if found else []
+        wanted.discard("SAVE")
+        if not wanted:
+            return None
+    parts = [f'ESEARCH (TAG "{command.tag}")']
+    if command.uid:
+        parts.append("UID")
+    if numbers and "MIN" in wanted:
+        parts.append(f"MIN {numbers[0]}")
+    if numbers and "MAX" in wanted:
+        parts.append(f"MAX {numbers[-1]}")
+    if numbers and "ALL" in wanted:
+        parts.append(f"ALL {encoder.sequence_set(numbers)}")
+    if "COUNT" in wanted:
+        parts.append(f"COUNT {len(numbers)}")
+    if modseq is not None:
+        parts.append(f"MODSEQ {modseq}")
+    session.write(encoder.untagged(" ".join(parts)))
+    return None
+
+
+async def _highest_modseq(session: Session, selected: SelectedFolder, uids: list[int]) -> int:
+    highest = 0
+    async for chunk in session.store.fetch(selected.folder_id, uids, FetchWants()):
+        highest = max([highest, *(message.modseq for message in chunk)])
+    return highest
+
+
+def _wants(attributes: tuple[FetchAttribute, ...]) -> FetchWants:
+    names = {a.name for a in attributes if a.section is None}
+    return FetchWants(
+        envelope="ENVELOPE" in names,
+        bodystructure=bool(names & {"BODYSTRUCTURE", "BODY"}),
+        content=bool(names & _CONTENT_ITEMS) or any(a.section is not None for a in attributes),
+    )
+
+
+def _sets_seen(attribute: FetchAttribute) -> bool:
+    if attribute.section is not None:
+        return attribute.name in ("BODY", "BINARY") and not attribute.peek
+    return attribute.name in _SEEING_ITEMS
+
+
+async def do_fetch(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, Fetch)
+    selected = _selected(session)
+    uids = session.resolve(command.sequence, uid=command.uid)
+    attributes = command.attributes
+    if command.changed_since is not None or any(a.name == "MODSEQ" for a in attributes):
+        session.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling
+    if session.condstore and any(a.name == "FLAGS" for a in attributes) and not any(
+        a.name == "MODSEQ" for a in attributes
+    ):
+        attributes = (*attributes, FetchAttribute("MODSEQ"))
+    if not uids:
+        return None
+    seen_now: set[int] = set()
+    if not selected.read_only and any(_sets_seen(a) for a in attributes):
+        result = await session.store.store_flags(selected.folder_id, uids, "add", ["\\Seen"])
+        session.note_own_changes(result.changed)
+        seen_now = {state.uid for state in result.changed}
+    wants_flags = any(a.name == "FLAGS" for a in attributes)
+    async for chunk in session.store.fetch(selected.folder_id, uids, _wants(attributes)):
+        for message in chunk:
+            seq = selected.seq_of(message.uid)
+            if seq is None:
+                continue
+            if command.changed_since is not None and message.modseq <= command.changed_since:
+                continue
+            items = [_item(attribute, message) for attribute in attributes]
+            if wants_flags or message.uid in seen_now:
+                selected.announced[message.uid] = message.modseq
+                if not wants_flags:
+                    items.append(b"FLAGS " + encoder.flag_list(message.flags))
+            session.write(encoder.fetch(seq, items))
+        await session.flush()
+    return None
+
+
+def _item(attribute: FetchAttribute, message: FetchedMessage) -> bytes:
+    name = attribute.name
+    section = attribute.section
+    if section is None:
+        if name == "UID":
+            return b"UID %d" % message.uid
+        if name == "FLAGS":
+            return b"FLAGS " + encoder.flag_list(message.flags)
+        if name == "INTERNALDATE":
+            return b"INTERNALDATE " + encoder.date_time(message.internal_date)
+        if name == "RFC822.SIZE":
+            return b"RFC822.SIZE %d" % message.size
+        if name == "MODSEQ":
+            return b"MODSEQ (%d)" % message.modseq
+        if name == "ENVELOPE":
+            return b"ENVELOPE " + (message.envelope or b"NIL")
+        if name == "BODYSTRUCTURE":
+            return b"BODYSTRUCTURE " + (message.bodystructure or b"NIL")
+        if name == "BODY":
+            return b"BODY " + (message.body or b"NIL")
+        content = message.content or b""
+        if name == "RFC822":
+            return b"RFC822 " + encoder.literal(content)
+        kind = "HEADER" if name == "RFC822.HEADER" else "TEXT"
+        return name.encode() + b" " + encoder.literal(imap_structure.section(content, (), kind))
+    content = message.content or b""
+    if name == "BODY":
+        data = imap_structure.section(content, section.part, section.kind, section.fields)
+        label = b"BODY[" + section.render().encode() + b"]"
+        return label + _partial(attribute, data, encoder.literal)
+    try:
+        data = imap_structure.binary(content, section.part)
+    except imap_structure.UnknownTransferEncoding:
+        # RFC 3516 §4.3 / RFC 9051 §7.1: the part's encoding cannot be undone.
+        raise Reply("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
+    label = ".".join(str(n) for n in section.part).encode()
+    if name == "BINARY.SIZE":
+        return b"BINARY.SIZE[" + label + b"] %d" % len(data)
+    return b"BINARY[" + label + b"]" + _partial(
+        attribute, data, encoder.literal8 if b"\x00" in data else encoder.literal
+    )
+
+
+def _partial(attribute: FetchAttribute, data: bytes, render: Callable[[bytes], bytes]) -> bytes:
+    if attribute.partial is None:
+        return b" " + render(data)
+    origin, length = attribute.partial
+    # RFC 9051 §6.4.5: the response names only the origin octet.
+    return b"<%d> " % origin + render(data[origin : origin + length])
+
+
+async def do_store(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, Store)
+    selected = _selected(session)
+    _writable(selected)
+    uids = session.resolve(command.sequence, uid=command.uid)
+    if command.unchanged_since is not None:
+        session.condstore = True
+    flags = [flag for flag in command.flags if flag != "\\Recent"]
+    if not uids:
+        return None
+    result = await session.store.store_flags(
+        selected.folder_id, uids, command.mode, flags, command.unchanged_since
+    )
+    session.note_own_changes(result.changed)
+    new_keywords = {f for f in flags if not f.startswith("\\")} - selected.keywords
+    if new_keywords and command.mode != "remove":
+        # RFC 9051 §7.3.5: a FLAGS response when the set of defined flags grows.
+        selected.keywords |= new_keywords
+        everything = [*SYSTEM_FLAGS, *sorted(selected.keywords)]
+        session.write(encoder.untagged(b"FLAGS " + encoder.flag_list(everything)))
+        permanent = encoder.flag_list([*everything, "\\*"]).decode()
+        session.write(encoder.untagged_status("OK", "Flags permitted", f"PERMANENTFLAGS {permanent}"))
+    for state in result.changed:
+        seq = selected.seq_of(state.uid)
+        if seq is None:
+            continue
+        if not command.silent:
+            session.write(session.flag_fetch(seq, state, with_uid=command.uid))
+        elif session.condstore:
+            # RFC 7162 §3.1.3: with .SILENT the new MODSEQ is still reported.
+            session.write(encoder.fetch(seq, [b"UID %d" % state.uid, b"MODSEQ (%d)" % state.modseq]))
+    if result.modified:
+        numbers = result.modified if command.uid else sorted(
+            seq for seq in (selected.seq_of(uid) for uid in result.modified) if seq is not None
+        )
+        return Done("Conditional STORE failed", f"MODIFIED {encoder.sequence_set(numbers)}")
+    return None
+
+
+async def do_copy(session: Session, command: Command) -> Done | None:
+    assert isinstance(command, Copy)
+    selected = _selected(session)
+    verb = "MOVE" if command.move else "COPY"
+    if command.move:
+        _writable(selected)
+    uids = session.resolve(command.sequence, uid=command.uid)
+    if not uids:
+        return Done(f"{verb} completed, no messages")
+    destination = session.decode_name(command.mailbox)
+    try:
+        result = await session.store.copy(
+            session.mailbox_id, selected.folder_id, uids, destination, command.move
+        )
+    except NotFound:
+        raise Reply("NO", "No such folder", "TRYCREATE") from None  # RFC 9051 §6.4.7
+    code = (
+        f"COPYUID {result.uidvalidity} {encoder.sequence_set(result.source_uids)} "
+        f"{encoder.sequence_set(result.dest_uids)}"
+    )
+    if not command.move:
+        return Done("COPY completed", code)
+    # RFC 6851 §4.3: COPYUID comes in an untagged OK before the EXPUNGE responses.
+    session.write(encoder.untagged_status("OK", "Moved", code))
+    session.remove_expunged(result.source_uids)
+    return Done("MOVE completed")

@@ -1,0 +1,142 @@
+"""The IMAP listeners: 143-style (cleartext until STARTTLS) and 993-style (implicit TLS, RFC 8314).
+
+Each connection gets a Session; this module owns the socket concerns: the per-IP connection cap,
+the stream buffer bound, closing every session at shutdown, and turning an unexpected exception
+into a logged error and `* BYE Internal error` (never a traceback to the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+
+from mailmark.core.logins import MailboxLogins
+from mailmark.core.mailstore import MailStore
+from mailmark.imap import encoder
+from mailmark.imap.handlers import HANDLERS
+from mailmark.imap.reader import MAX_LINE
+from mailmark.imap.session import Session, SessionConfig
+
+log = logging.getLogger(__name__)
+
+TLS_HANDSHAKE_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 5.0
+
+
+@dataclass
+class _Connections:
+    max_per_ip: int
+    per_ip: Counter[str] = field(default_factory=Counter)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+@dataclass
+class ImapListener:
+    server: asyncio.Server
+    host: str
+    port: int
+    connections: _Connections
+
+    async def close(self) -> None:
+        self.server.close()
+        tasks = list(self.connections.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.server.wait_closed(), CLOSE_TIMEOUT)
+
+
+async def start_imap_listener(
+    *,
+    store: MailStore,
+    logins: MailboxLogins,
+    host: str,
+    port: int,
+    hostname: str,
+    tls_context: ssl.SSLContext,
+    implicit_tls: bool,
+    max_message_size: int,
+    max_connections_per_ip: int,
+    idle_timeout: float,
+) -> ImapListener:
+    """Listen on host:port (0 picks a free port) until `close()`."""
+    config = SessionConfig(
+        hostname=hostname,
+        max_message_size=max_message_size,
+        idle_timeout=idle_timeout,
+        tls_context=tls_context,
+    )
+    connections = _Connections(max_connections_per_ip)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if peer else ""
+        if connections.per_ip[ip] >= connections.max_per_ip:
+            log.warning("refusing IMAP connection from %s: too many connections", ip)
+            with contextlib.suppress(ConnectionError, OSError):
+                await _say(writer, encoder.untagged_status("BYE", "Too many connections from your address"))
+            await _close(writer)
+            return
+        connections.per_ip[ip] += 1
+        connections.tasks.add(task)
+        session = Session(
+            reader,
+            writer,
+            config=config,
+            store=store,
+            logins=logins,
+            handlers=HANDLERS,
+            tls=implicit_tls,
+        )
+        try:
+            await session.run()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, BrokenPipeError):
+            pass  # the client went away
+        except asyncio.CancelledError:
+            # The listener is closing. The task ends normally: asyncio's stream callback asks a
+            # finished connection task for its exception, which fails on a cancelled one.
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError, TimeoutError):
+                await asyncio.wait_for(_say(writer, encoder.untagged_status("BYE", "Server shutting down")), 1)
+        except Exception:
+            log.exception("IMAP session from %s failed", ip)
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                await _say(writer, encoder.untagged_status("BYE", "Internal error"))
+        finally:
+            connections.tasks.discard(task)
+            connections.per_ip[ip] -= 1
+            if connections.per_ip[ip] <= 0:
+                del connections.per_ip[ip]
+            await _close(writer)
+
+    server = await asyncio.start_server(
+        serve,
+        host,
+        port,
+        ssl=tls_context if implicit_tls else None,
+        ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit_tls else None,
+        # The stream buffer bounds a line: longer ones are refused (imap/reader.py), so a client
+        # sending an endless line holds at most about this much memory.
+        limit=MAX_LINE + 2,
+    )
+    bound_host, bound_port = server.sockets[0].getsockname()[:2]
+    log.info("IMAP%s listening on %s:%d", "S" if implicit_tls else "", bound_host, bound_port)
+    return ImapListener(server, bound_host, bound_port, connections)
+
+
+async def _say(writer: asyncio.StreamWriter, data: bytes) -> None:
+    writer.write(data)
+    await writer.drain()
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(Exception):
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), CLOSE_TIMEOUT)

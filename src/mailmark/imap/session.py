@@ -1,0 +1,441 @@
+"""The per-connection IMAP state machine (RFC 9051 §3): not authenticated → authenticated →
+selected → logout.
+
+A session reads one command, checks that the state allows it, hands it to the handler of its
+command group (imap/handlers/), and writes the tagged reply. Around that it keeps what the
+connection knows: the logged-in mailbox, the selected folder's UID list (sequence number n is
+uids[n-1]), its HIGHESTMODSEQ, and the extensions enabled. Changes made by other sessions are
+announced as untagged EXISTS/EXPUNGE/FETCH at command boundaries (RFC 9051 §5.2, §7.5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from mailmark.core import search
+from mailmark.core.errors import (
+    AuthenticationFailed,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MailmarkError,
+    MessageTooLarge,
+    NotFound,
+    QuotaExceeded,
+    TooManyAttempts,
+)
+from mailmark.core.folder_signals import FolderSignals
+from mailmark.core.logins import MailboxLogins
+from mailmark.core.mailstore import FlagState, MailStore
+from mailmark.core.model import Mailbox
+from mailmark.imap import encoder, mutf7
+from mailmark.imap.commands import (
+    Append,
+    Authenticate,
+    Command,
+    Copy,
+    Enable,
+    Expunge,
+    Fetch,
+    Id,
+    ListCommand,
+    Login,
+    MailboxCommand,
+    Rename,
+    Search,
+    Select,
+    SequenceRef,
+    SequenceSet,
+    Simple,
+    Status,
+    Store,
+)
+from mailmark.imap.parser import ParseError, parse_command, parse_tag
+from mailmark.imap.reader import MAX_LINE, CommandReader, CommandRefused
+
+log = logging.getLogger(__name__)
+
+# How often a selected session looks at the folder's HIGHESTMODSEQ for changes made by other
+# nodes (the in-process signals cover this one).
+POLL_SECONDS = 5.0
+# Literals for commands other than APPEND (a password, a search string) stay small.
+SMALL_LITERAL = 64 * 1024
+
+NOT_AUTHENTICATED = "not authenticated"
+AUTHENTICATED = "authenticated"
+SELECTED = "selected"
+LOGOUT = "logout"
+
+
+class Reply(Exception):
+    """Raised by handlers to end a command with `<tag> NO|BAD [code] text`."""
+
+    def __init__(self, status: str, text: str, code: str | None = None) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a handler ends its command with: `<tag> OK [code] text`."""
+
+    text: str
+    code: str | None = None
+
+
+# A handler that wrote its own tagged reply (STARTTLS must before the handshake) returns this.
+ANSWERED = Done("")
+
+
+@dataclass
+class SelectedFolder:
+    folder_id: int
+    name: str
+    read_only: bool
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    uids: list[int]
+    keywords: set[str]
+    # The MODSEQ this session last announced per UID, so its own changes are not echoed back.
+    announced: dict[int, int] = field(default_factory=dict)
+    # Expunges learnt of while they could not be announced (during FETCH, STORE, SEARCH).
+    pending_expunges: set[int] = field(default_factory=set)
+    saved: list[int] = field(default_factory=list)  # SEARCHRES `$` (RFC 5182)
+    generation: int = 0
+    polled_at: float = 0.0
+
+    def seq_of(self, uid: int) -> int | None:
+        index = bisect.bisect_left(self.uids, uid)
+        if index < len(self.uids) and self.uids[index] == uid:
+            return index + 1
+        return None
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    hostname: str
+    max_message_size: int
+    idle_timeout: float
+    tls_context: ssl.SSLContext
+
+
+Handler = Callable[["Session", Command], Awaitable[Done | None]]
+
+
+class Session:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        config: SessionConfig,
+        store: MailStore,
+        logins: MailboxLogins,
+        handlers: dict[str, tuple[frozenset[str], Handler]],
+        tls: bool,
+    ) -> None:
+        self.stream = reader
+        self.writer = writer
+        self.config = config
+        self.store = store
+        self.logins = logins
+        self.signals: FolderSignals = store.signals
+        self._handlers = handlers
+        self.tls = tls
+        self.state = NOT_AUTHENTICATED
+        self.mailbox: Mailbox | None = None
+        self.selected: SelectedFolder | None = None
+        self.enabled: set[str] = set()
+        self.condstore = False
+        peer = writer.get_extra_info("peername")
+        self.client_ip = str(peer[0]) if peer else ""
+        self.reader = CommandReader(reader, self.send, self._literal_limit, max_line=MAX_LINE)
+
+    # Output
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def write(self, data: bytes) -> None:
+        """Queue output; `flush` (or the next `send`) pushes it out."""
+        self.writer.write(data)
+
+    async def flush(self) -> None:
+        await self.writer.drain()
+
+    # Names: modified UTF-7 until IMAP4rev2 is enabled (RFC 9051 §5.1: UTF-8 then).
+
+    @property
+    def rev2(self) -> bool:
+        return "IMAP4REV2" in self.enabled
+
+    def decode_name(self, name: str) -> str:
+        if self.rev2:
+            return name
+        try:
+            return mutf7.decode(name)
+        except mutf7.MailboxNameError as exc:
+            raise Reply("NO", str(exc), "CANNOT") from None
+
+    def encode_name(self, name: str) -> bytes:
+        return encoder.string(name if self.rev2 else mutf7.encode(name))
+
+    @property
+    def mailbox_id(self) -> int:
+        assert self.mailbox is not None and self.mailbox.id is not None
+        return self.mailbox.id
+
+    # The main loop
+
+    async def run(self) -> None:
+        await self.send(encoder.untagged_status("OK", f"{self.config.hostname} Mailmark IMAP ready", self.capability_code()))
+        while self.state != LOGOUT:
+            try:
+                data = await asyncio.wait_for(self.reader.read_command(), self.config.idle_timeout)
+            except TimeoutError:
+                # RFC 3501 §5.4: the autologout timer.
+                await self.send(encoder.untagged_status("BYE", "Autologout; idle for too long"))
+                return
+            except CommandRefused as refused:
+                await self.send(encoder.tagged(refused.tag, refused.status, refused.text, refused.code))
+                if refused.fatal:
+                    await self.send(encoder.untagged_status("BYE", "Closing the connection"))
+                    return
+                continue
+            await self.execute(data)
+
+    def _literal_limit(self, first_line: bytes) -> int:
+        words = first_line.split(b" ", 3)
+        verb = words[1].upper() if len(words) > 1 else b""
+        if verb == b"UID" and len(words) > 2:
+            verb = words[2].upper()
+        allowed = self._handlers.get(verb.decode("ascii", "replace"))
+        if allowed is None:
+            raise CommandRefused(parse_tag(first_line), "BAD", "Unknown command")
+        if self.state not in allowed[0]:
+            raise CommandRefused(parse_tag(first_line), "BAD", f"Command not allowed when {self.state}")
+        if verb == b"APPEND":
+            return self.config.max_message_size
+        return SMALL_LITERAL
+
+    async def execute(self, data: bytes) -> None:
+        try:
+            command = parse_command(data)
+        except ParseError as exc:
+            await self.send(encoder.tagged(exc.tag, "BAD", exc.text))
+            return
+        verb = command_verb(command)
+        entry = self._handlers.get(verb)
+        if entry is None:
+            await self.send(encoder.tagged(command.tag, "BAD", f"Unknown command {verb}"))
+            return
+        states, handler = entry
+        if self.state not in states:
+            text = "No mailbox selected" if SELECTED in states and self.state == AUTHENTICATED else f"Command not allowed when {self.state}"
+            await self.send(encoder.tagged(command.tag, "BAD", text))
+            return
+        try:
+            done = await handler(self, command)
+        except (Reply, MailmarkError) as exc:
+            reply = exc if isinstance(exc, Reply) else error_reply(exc)
+            if self.selected is not None:
+                await self.announce_changes(expunges=_expunges_allowed(command))
+            await self.send(encoder.tagged(command.tag, reply.status, reply.text, reply.code))
+            return
+        if done is ANSWERED:
+            return
+        if self.state == LOGOUT:
+            await self.send(encoder.tagged(command.tag, "OK", "LOGOUT completed"))
+            return
+        if self.selected is not None:
+            await self.announce_changes(expunges=_expunges_allowed(command))
+        done = done or Done(f"{verb} completed")
+        await self.send(encoder.tagged(command.tag, "OK", done.text, done.code))
+
+    # Capabilities (RFC 9051 §7.2.2); only what works is advertised.
+
+    def capabilities(self) -> list[str]:
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL-", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE"]
+        if self.state == NOT_AUTHENTICATED:
+            if self.tls:
+                caps.append("AUTH=PLAIN")
+            else:
+                caps += ["STARTTLS", "LOGINDISABLED"]
+        caps += [
+            "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS",
+            "ESEARCH", "SEARCHRES", "CONDSTORE", "BINARY", "STATUS=SIZE",
+        ]
+        return caps
+
+    def capability_code(self) -> str:
+        return "CAPABILITY " + " ".join(self.capabilities())
+
+    # Sequence sets → UIDs
+
+    def resolve(self, sequence: SequenceSet, *, uid: bool, strict: bool = True) -> list[int]:
+        """The UIDs a sequence set names, ascending. A message sequence number beyond the folder
+        is a BAD (RFC 9051 §6.4.5) unless not `strict` (SEARCH: it matches nothing); UIDs that
+        do not exist are simply left out (RFC 9051 §6.4.9)."""
+        selected = self.selected
+        assert selected is not None
+        uids = selected.uids
+        if sequence.saved:
+            return [u for u in selected.saved if selected.seq_of(u) is not None]
+        picked: set[int] = set()
+        if uid:
+            for low, high in sequence.resolve(uids[-1] if uids else 0):
+                picked.update(uids[bisect.bisect_left(uids, low) : bisect.bisect_right(uids, high)])
+            return sorted(picked)
+        count = len(uids)
+        for low, high in sequence.resolve(count):
+            if high > count:
+                if strict:
+                    raise Reply("BAD", "Invalid message sequence number")
+                high = count
+            picked.update(uids[max(low, 1) - 1 : high])
+        return sorted(picked)
+
+    def resolve_criteria(self, criteria: search.Criteria) -> search.Criteria:
+        """Replace the sequence sets inside SEARCH criteria by the UIDs they name."""
+        if isinstance(criteria, SequenceRef):
+            return search.UidSet.of(self.resolve(criteria.sequence, uid=criteria.uid, strict=False))
+        if isinstance(criteria, search.And):
+            return search.And(tuple(self.resolve_criteria(item) for item in criteria.items))
+        if isinstance(criteria, search.Or):
+            return search.Or(self.resolve_criteria(criteria.left), self.resolve_criteria(criteria.right))
+        if isinstance(criteria, search.Not):
+            return search.Not(self.resolve_criteria(criteria.item))
+        return criteria
+
+    # Changes made elsewhere
+
+    def flag_fetch(self, seq: int, state: FlagState, with_uid: bool = True) -> bytes:
+        items = [b"FLAGS " + encoder.flag_list(state.flags)]
+        if with_uid:
+            items.append(b"UID %d" % state.uid)
+        if self.condstore:
+            items.append(b"MODSEQ (%d)" % state.modseq)
+        return encoder.fetch(seq, items)
+
+    async def announce_changes(self, *, expunges: bool, force: bool = False) -> bool:
+        """Tell the client what changed in the selected folder since it last looked; True when
+        something was sent. EXPUNGE responses wait while `expunges` is False (RFC 9051 §7.5.1:
+        not during FETCH, STORE or SEARCH, which address messages by sequence number)."""
+        selected = self.selected
+        if selected is None:
+            return False
+        generation = self.signals.generation(self.mailbox_id)
+        now = time.monotonic()
+        if not force and generation == selected.generation:
+            if expunges and selected.pending_expunges:
+                self.remove_expunged(sorted(selected.pending_expunges))
+                await self.flush()
+                return True
+            if now - selected.polled_at < POLL_SECONDS:
+                return False
+            # Another node may have changed the folder: a cheap look before the full query.
+            selected.polled_at = now
+            highest, uidnext = await self.store.highest_modseq(selected.folder_id)
+            if highest <= selected.highestmodseq and uidnext <= selected.uidnext:
+                return False
+        selected.generation = generation
+        selected.polled_at = now
+        changes = await self.store.changes_since(selected.folder_id, selected.highestmodseq)
+        sent = False
+        selected.pending_expunges.update(u for u in changes.expunged if selected.seq_of(u) is not None)
+        if expunges and selected.pending_expunges:
+            self.remove_expunged(sorted(selected.pending_expunges))
+            sent = True
+        new: list[int] = []
+        last = selected.uids[-1] if selected.uids else 0
+        for state in changes.changed:
+            if state.uid > last and state.uid not in selected.pending_expunges:
+                new.append(state.uid)
+                selected.announced[state.uid] = state.modseq
+                continue
+            seq = selected.seq_of(state.uid)
+            if seq is None or selected.announced.get(state.uid) == state.modseq:
+                continue
+            selected.announced[state.uid] = state.modseq
+            self.write(self.flag_fetch(seq, state))
+            sent = True
+        if new:
+            selected.uids.extend(sorted(new))
+            self.write(b"* %d EXISTS\r\n" % len(selected.uids))
+            sent = True
+        selected.highestmodseq = max(selected.highestmodseq, changes.highestmodseq)
+        selected.uidnext = max(selected.uidnext, changes.uidnext)
+        if sent:
+            await self.flush()
+        return sent
+
+    def note_own_changes(self, states: Sequence[FlagState]) -> None:
+        if self.selected is not None:
+            for state in states:
+                self.selected.announced[state.uid] = state.modseq
+
+    def remove_expunged(self, uids: Sequence[int]) -> None:
+        """Send `* n EXPUNGE` for UIDs this session expunged or moved away, highest first so the
+        numbers of the others are not shifted by earlier responses."""
+        selected = self.selected
+        assert selected is not None
+        for uid in sorted(uids, reverse=True):
+            seq = selected.seq_of(uid)
+            if seq is not None:
+                del selected.uids[seq - 1]
+                selected.announced.pop(uid, None)
+                selected.pending_expunges.discard(uid)
+                self.write(b"* %d EXPUNGE\r\n" % seq)
+
+
+def error_reply(error: MailmarkError) -> Reply:
+    """Core errors as IMAP replies, with RFC 5530 response codes; mapped here once."""
+    codes: list[tuple[type[MailmarkError], str]] = [
+        (MessageTooLarge, "TOOBIG"),
+        (NotFound, "NONEXISTENT"),
+        (Conflict, "ALREADYEXISTS"),
+        (Forbidden, "CANNOT"),
+        (InvalidInput, "CANNOT"),
+        (QuotaExceeded, "OVERQUOTA"),
+        (AuthenticationFailed, "AUTHENTICATIONFAILED"),
+        (TooManyAttempts, "UNAVAILABLE"),
+    ]
+    code = next((code for kind, code in codes if isinstance(error, kind)), None)
+    return Reply("NO", error.message, code)
+
+
+def command_verb(command: Command) -> str:
+    """The verb a command is dispatched on (UID forms share their command's verb)."""
+    if isinstance(command, (Simple, MailboxCommand)):
+        return command.name
+    if isinstance(command, ListCommand):
+        return "LSUB" if command.lsub else "LIST"
+    if isinstance(command, Copy):
+        return "MOVE" if command.move else "COPY"
+    if isinstance(command, Select):
+        return "EXAMINE" if command.read_only else "SELECT"
+    return _VERBS[type(command)]
+
+
+_VERBS: dict[type[Command], str] = {
+    Login: "LOGIN", Authenticate: "AUTHENTICATE", Enable: "ENABLE", Id: "ID", Rename: "RENAME",
+    Status: "STATUS", Append: "APPEND", Search: "SEARCH", Fetch: "FETCH", Store: "STORE",
+    Expunge: "EXPUNGE",
+}
+
+
+def _expunges_allowed(command: Command) -> bool:
+    # RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH (UID forms excepted).
+    if isinstance(command, (Fetch, Store, Search)):
+        return command.uid
+    return True
