@@ -8,14 +8,24 @@ tombstones for expunged UIDs) live here once. Each mutation is one transaction, 
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
+from mailmark.core.delivery import InboundDelivery
+from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLarge, NotFound
 from mailmark.core.folder_signals import FolderSignals
-from mailmark.core.ports import BlobStore, Clock, UnitOfWorkFactory
-from mailmark.core.search import Criteria
+from mailmark.core.mailboxes import DEFAULT_FOLDERS
+from mailmark.core.message_meta import check_header_limits, read_index
+from mailmark.core.model import FetchRow, Folder, NewPlacement, PlacementState
+from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.search import Criteria, Flag, check_bounds
+
+log = logging.getLogger(__name__)
 
 # RFC 3501 §5.1: "/" separates hierarchy levels in folder names.
 DELIMITER = "/"
@@ -25,6 +35,17 @@ SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 # Rows per chunk yielded by `fetch`, and blobs read at once when bodies are wanted.
 FETCH_CHUNK = 500
 BLOB_READS_AT_ONCE = 16
+# A chunk carrying message contents holds at most this many bytes (or one larger message).
+CONTENT_CHUNK_BYTES = 16 * 1024 * 1024
+MAX_FOLDER_NAME = 255
+MAX_FLAGS = 100
+MAX_FLAG_LENGTH = 100
+# Delivery, sending and the web UI find these folders by name: they can be neither deleted nor
+# renamed (INBOX can be renamed, which moves its messages; RFC 3501 §6.3.5).
+PROTECTED_FOLDERS = frozenset(name for name, _ in DEFAULT_FOLDERS)
+_CANONICAL_FLAGS = {flag.lower(): flag for flag in SYSTEM_FLAGS}
+# RFC 3501 §9: flag-keyword = atom; atom-specials are ( ) { SP CTL % * " \ ]
+_KEYWORD = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')
 
 StoreMode = Literal["add", "remove", "replace"]
 
@@ -144,7 +165,8 @@ class MailStore:
 
     Callers are trusted with ids: a session gets a folder id only from `select` on its own
     mailbox. Typed errors: `NotFound` (no such folder or message), `Conflict` (folder exists),
-    `Forbidden` (INBOX/special-use rules), `InvalidInput` (bad name, flags), `MessageTooLarge`."""
+    `Forbidden` (INBOX/special-use rules), `InvalidInput` (bad name, flags, criteria),
+    `MessageTooLarge`."""
 
     def __init__(
         self,
@@ -153,68 +175,246 @@ class MailStore:
         clock: Clock,
         signals: FolderSignals,
         max_message_size: int,
+        delivery: InboundDelivery,
     ) -> None:
         self._uow = uow
         self._blobs = blobs
         self._clock = clock
         self.signals = signals
         self._max_message_size = max_message_size
+        self._delivery = delivery
 
     # Folders
 
     async def list_folders(self, mailbox_id: int) -> list[FolderInfo]:
         """Every folder of the mailbox, INBOX first, then by name."""
-        raise NotImplementedError
+        async with self._uow(read_only=True) as uow:
+            found = await uow.folders.list_for_mailbox(mailbox_id)
+        found.sort(key=lambda f: (f.name != INBOX, f.name))
+        return [_info(folder) for folder in found]
 
     async def create_folder(self, mailbox_id: int, name: str) -> FolderInfo:
         """Create a folder (RFC 3501 §6.3.3): a trailing delimiter is dropped; missing parents
         ("a" for "a/b") are created too. INBOX in any case, or an existing name, is `Conflict`."""
-        raise NotImplementedError
+        name = folder_name(name.removesuffix(DELIMITER))
+        async with self._uow() as uow:
+            existing = {f.name: f for f in await uow.folders.list_for_mailbox(mailbox_id)}
+            if name in existing:
+                raise Conflict(f"Folder {name} already exists.")
+            await self._add_with_parents(uow, mailbox_id, name, existing)
+            created = await uow.folders.get_by_name(mailbox_id, name)
+            await uow.commit()
+        assert created is not None
+        self.signals.publish(mailbox_id)
+        return _info(created)
+
+    async def _add_with_parents(
+        self, uow: UnitOfWork, mailbox_id: int, name: str, existing: dict[str, Folder],
+        template: Folder | None = None,
+    ) -> None:
+        # RFC 3501 §2.3.1.1: a folder re-created under an old name needs a greater UIDVALIDITY,
+        # so new values never go below the largest in use.
+        validity = max([int(self._clock.now().timestamp())] + [f.uid_validity + 1 for f in existing.values()])
+        parts = name.split(DELIMITER)
+        new = []
+        for depth in range(1, len(parts) + 1):
+            path = DELIMITER.join(parts[:depth])
+            if path in existing or (depth < len(parts) and path == INBOX):
+                continue
+            if depth == len(parts) and template is not None:
+                new.append(Folder(mailbox_id, path, None, template.uid_validity, template.uid_next,
+                                  template.highest_modseq, True))
+            else:
+                new.append(Folder(mailbox_id, path, None, validity))
+        await uow.folders.add_many(new)
 
     async def delete_folder(self, mailbox_id: int, name: str) -> None:
-        """Delete a folder and its placements (RFC 3501 §6.3.4). INBOX and special-use folders
-        cannot be deleted (`Forbidden`); a folder with children may be (its children stay)."""
-        raise NotImplementedError
+        """Delete a folder and its placements (RFC 3501 §6.3.4). INBOX, special-use and the other
+        default folders cannot be deleted (`Forbidden`); a folder's children stay."""
+        async with self._uow() as uow:
+            folder = await self._folder(uow, mailbox_id, name)
+            if folder.name in PROTECTED_FOLDERS or folder.special_use:
+                raise Forbidden(f"Folder {folder.name} cannot be deleted.")
+            assert folder.id is not None
+            orphaned = await uow.mailstore.delete_folder(folder.id)
+            await uow.commit()
+        self.signals.publish(mailbox_id)
+        await self._remove_blobs(orphaned)
 
     async def rename_folder(self, mailbox_id: int, old: str, new: str) -> None:
-        """Rename a folder and its children (RFC 3501 §6.3.5). Renaming INBOX moves its
-        messages into a new folder `new` and leaves INBOX empty. New UIDVALIDITY is not needed:
-        UIDs move with the folder."""
-        raise NotImplementedError
+        """Rename a folder and its children (RFC 3501 §6.3.5), creating missing parents of the new
+        name. Renaming INBOX moves its messages, UIDs kept, into a new folder `new` and leaves
+        INBOX empty (its UIDs are tombstoned there); its children stay where they are."""
+        new = folder_name(new.removesuffix(DELIMITER))
+        async with self._uow() as uow:
+            folder = await self._folder(uow, mailbox_id, old)
+            assert folder.id is not None
+            existing = {f.name: f for f in await uow.folders.list_for_mailbox(mailbox_id)}
+            if new in existing:
+                raise Conflict(f"Folder {new} already exists.")
+            if folder.name == INBOX:
+                locked = await uow.mailstore.lock_folder(folder.id)
+                assert locked is not None
+                await self._add_with_parents(uow, mailbox_id, new, existing, template=locked)
+                target = await uow.folders.get_by_name(mailbox_id, new)
+                assert target is not None and target.id is not None
+                modseq = await uow.mailstore.allocate_modseqs(folder.id, 1)
+                await uow.mailstore.move_placements(folder.id, target.id, modseq)
+            else:
+                if folder.name in PROTECTED_FOLDERS or folder.special_use:
+                    raise Forbidden(f"Folder {folder.name} cannot be renamed.")
+                if new == folder.name or new.startswith(folder.name + DELIMITER):
+                    raise InvalidInput(f"Folder {folder.name} cannot move into itself.")
+                prefix = folder.name + DELIMITER
+                renames: list[tuple[int, str]] = []
+                for other in existing.values():
+                    if other.id is not None and (other.id == folder.id or other.name.startswith(prefix)):
+                        renamed = new + other.name[len(folder.name):]
+                        if len(renamed) > MAX_FOLDER_NAME:
+                            raise InvalidInput("The new folder name is too long.")
+                        renames.append((other.id, renamed))
+                await uow.mailstore.rename_folders(mailbox_id, renames)
+                remaining = {f.name: f for f in existing.values() if f.id not in {r[0] for r in renames}}
+                remaining.update({n: Folder(mailbox_id, n, None, 0) for _, n in renames})
+                parent = new.rpartition(DELIMITER)[0]
+                if parent and parent not in remaining:
+                    await self._add_with_parents(uow, mailbox_id, parent, remaining)
+            await uow.commit()
+        self.signals.publish(mailbox_id)
 
     async def set_subscribed(self, mailbox_id: int, name: str, subscribed: bool) -> None:
         """SUBSCRIBE / UNSUBSCRIBE an existing folder."""
-        raise NotImplementedError
+        async with self._uow() as uow:
+            folder = await self._folder(uow, mailbox_id, name)
+            assert folder.id is not None
+            await uow.mailstore.set_subscribed(folder.id, subscribed)
+            await uow.commit()
 
     async def status(self, mailbox_id: int, name: str) -> FolderStatus:
-        """STATUS counts in one query."""
-        raise NotImplementedError
+        """STATUS counts: one aggregate query, nothing loaded per message."""
+        async with self._uow(read_only=True) as uow:
+            folder = await self._folder(uow, mailbox_id, name)
+            assert folder.id is not None
+            counts = await uow.mailstore.counts(folder.id)
+        return FolderStatus(
+            counts.messages, 0, folder.uid_next, folder.uid_validity, counts.unseen,
+            folder.highest_modseq, counts.size,
+        )
 
     async def select(self, mailbox_id: int, name: str) -> FolderSnapshot:
         """SELECT/EXAMINE: the folder's UIDs and counters (INBOX matched case-insensitively)."""
-        raise NotImplementedError
+        async with self._uow(read_only=True) as uow:
+            folder = await self._folder(uow, mailbox_id, name)
+            assert folder.id is not None
+            state = await uow.mailstore.folder_uids(folder.id)
+        return FolderSnapshot(
+            folder_id=folder.id,
+            mailbox_id=mailbox_id,
+            name=folder.name,
+            special_use=folder.special_use,
+            uidvalidity=folder.uid_validity,
+            uidnext=folder.uid_next,
+            highestmodseq=folder.highest_modseq,
+            uids=state.uids,
+            first_unseen_seq=None if state.first_unseen is None else state.first_unseen + 1,
+            unseen=state.unseen,
+            keywords=state.keywords,
+        )
 
     async def highest_modseq(self, folder_id: int) -> tuple[int, int]:
-        """(HIGHESTMODSEQ, UIDNEXT) of the folder: a cheap poll for changes made on other nodes."""
-        raise NotImplementedError
+        """(HIGHESTMODSEQ, UIDNEXT) of the folder: a cheap poll for changes made on other nodes.
+        `NotFound` once the folder is gone."""
+        async with self._uow(read_only=True) as uow:
+            folder = await uow.mailstore.lock_folder(folder_id)
+        if folder is None:
+            raise NotFound("The folder no longer exists.")
+        return folder.highest_modseq, folder.uid_next
 
     async def changes_since(self, folder_id: int, modseq: int) -> FolderChanges:
-        """Placements and tombstones with MODSEQ above `modseq`."""
-        raise NotImplementedError
+        """Placements and tombstones with MODSEQ above `modseq`. `NotFound` once the folder is
+        gone (deleted or renamed away by another session)."""
+        async with self._uow(read_only=True) as uow:
+            folder = await uow.mailstore.lock_folder(folder_id)
+            if folder is None:
+                raise NotFound("The folder no longer exists.")
+            changed = await uow.mailstore.changed_since(folder_id, modseq)
+            gone = await uow.mailstore.expunged_since(folder_id, modseq)
+        return FolderChanges(
+            [FlagState(p.uid, p.flags, p.modseq) for p in changed], gone,
+            folder.highest_modseq, folder.uid_next,
+        )
 
     # Messages
 
-    def fetch(
+    async def fetch(
         self, folder_id: int, uids: Sequence[int], want: FetchWants
     ) -> AsyncIterator[list[FetchedMessage]]:
         """The messages among `uids` still in the folder, by uid ascending, in chunks of at most
-        FETCH_CHUNK: a FETCH over a large folder never holds it all. Contents are read at most
-        BLOB_READS_AT_ONCE at a time."""
-        raise NotImplementedError
+        FETCH_CHUNK (fewer when contents are wanted: at most CONTENT_CHUNK_BYTES of them): a
+        FETCH over a large folder never holds it all. Contents are read at most
+        BLOB_READS_AT_ONCE at a time. No transaction stays open while the caller consumes a
+        chunk."""
+        wanted = sorted(set(uids))
+        structure = want.envelope or want.bodystructure
+        for start in range(0, len(wanted), FETCH_CHUNK):
+            chunk = wanted[start : start + FETCH_CHUNK]
+            async with self._uow(read_only=True) as uow:
+                rows = await uow.mailstore.fetch_rows(folder_id, chunk, structure, want.content)
+            if structure:
+                rows = await self._fill_index(folder_id, rows)
+            if not want.content:
+                yield [_fetched(row, want, None) for row in rows]
+                continue
+            for group in _by_size(rows):
+                contents = await self._read_contents(group)
+                yield [_fetched(row, want, data) for row, data in zip(group, contents, strict=True)]
+
+    async def _read_contents(self, rows: Sequence[FetchRow]) -> list[bytes]:
+        limit = asyncio.Semaphore(BLOB_READS_AT_ONCE)
+
+        async def read(row: FetchRow) -> bytes:
+            async with limit:
+                return row.trace_prefix + await self._blobs.get(row.blob_key)
+
+        return list(await asyncio.gather(*(read(row) for row in rows)))
+
+    async def _fill_index(self, folder_id: int, rows: list[FetchRow]) -> list[FetchRow]:
+        """Compute ENVELOPE/BODYSTRUCTURE of messages stored before they were kept, and keep them."""
+        missing = [row for row in rows if row.envelope is None or row.bodystructure is None]
+        if not missing:
+            return rows
+        async with self._uow(read_only=True) as uow:
+            with_prefix = await uow.mailstore.fetch_rows(
+                folder_id, [row.uid for row in missing], False, True
+            )
+        contents = await self._read_contents(with_prefix)
+        indexes = {
+            row.message_id: await asyncio.to_thread(read_index, data)
+            for row, data in zip(with_prefix, contents, strict=True)
+        }
+        async with self._uow() as uow:
+            for message_id, index in indexes.items():
+                await uow.mailstore.set_index(message_id, index)
+            await uow.commit()
+        out = []
+        for row in rows:
+            computed = indexes.get(row.message_id)
+            if computed is not None:
+                row = FetchRow(
+                    row.uid, row.message_id, row.flags, row.modseq, row.internal_date, row.size,
+                    row.blob_key, row.trace_prefix, computed.envelope, computed.bodystructure,
+                    computed.body,
+                )
+            out.append(row)
+        return out
 
     async def message_bytes(self, folder_id: int, uid: int) -> bytes:
         """Exactly what BODY[] returns: trace prefix + blob. `NotFound` when expunged."""
-        raise NotImplementedError
+        async with self._uow(read_only=True) as uow:
+            rows = await uow.mailstore.fetch_rows(folder_id, [uid], False, True)
+        if not rows:
+            raise NotFound(f"No message with UID {uid}.")
+        return rows[0].trace_prefix + await self._blobs.get(rows[0].blob_key)
 
     async def store_flags(
         self,
@@ -226,22 +426,87 @@ class MailStore:
     ) -> StoreResult:
         """STORE FLAGS / +FLAGS / -FLAGS. System flags are matched case-insensitively and kept in
         their canonical spelling; keywords keep the case first given. `\\Recent` is ignored.
-        Only messages whose flags really change get a new MODSEQ."""
-        raise NotImplementedError
+        Only messages whose flags really change get a new MODSEQ, one each."""
+        given = canonical_flags(flags)
+        async with self._uow() as uow:
+            folder = await uow.mailstore.lock_folder(folder_id)
+            if folder is None:
+                raise NotFound("The folder no longer exists.")
+            current = await uow.mailstore.placements(folder_id, uids)
+            modified: list[int] = []
+            updates: list[tuple[PlacementState, tuple[str, ...]]] = []
+            for placement in current:
+                if unchanged_since is not None and placement.modseq > unchanged_since:
+                    # RFC 7162 §3.1.3: changed since the client looked; reported as MODIFIED.
+                    modified.append(placement.uid)
+                    continue
+                new_flags = _apply(placement.flags, mode, given)
+                if {f.lower() for f in new_flags} != {f.lower() for f in placement.flags}:
+                    updates.append((placement, new_flags))
+            changed: list[FlagState] = []
+            if updates:
+                first = await uow.mailstore.allocate_modseqs(folder_id, len(updates))
+                changed = [
+                    FlagState(p.uid, new_flags, first + i) for i, (p, new_flags) in enumerate(updates)
+                ]
+                await uow.mailstore.set_flags(folder_id, [(c.uid, c.flags, c.modseq) for c in changed])
+            await uow.commit()
+        if changed:
+            self.signals.publish(folder.mailbox_id)
+        return StoreResult(changed, modified)
 
     async def copy(
         self, mailbox_id: int, folder_id: int, uids: Sequence[int], dest_name: str, move: bool
     ) -> CopyResult:
         """COPY (RFC 3501 §6.4.7) or MOVE (RFC 6851): new placements of the same message rows in
-        `dest_name`, flags kept; MOVE removes the source placements and tombstones them in the
-        same transaction. Missing destination is `NotFound` (the adapter answers [TRYCREATE])."""
-        raise NotImplementedError
+        `dest_name`, flags and internal date kept; MOVE removes the source placements and
+        tombstones them in the same transaction. Missing destination is `NotFound` (the adapter
+        answers [TRYCREATE])."""
+        async with self._uow() as uow:
+            source = await uow.mailstore.lock_folder(folder_id)
+            if source is None or source.mailbox_id != mailbox_id:
+                raise NotFound("The folder no longer exists.")
+            dest = await self._folder(uow, mailbox_id, dest_name)
+            assert dest.id is not None
+            found = await uow.mailstore.placements(folder_id, uids)
+            if not found:
+                return CopyResult(dest.uid_validity, [], [])
+            first_uid, first_modseq = await uow.folders.allocate_uids(dest.id, len(found))
+            await uow.messages.add_placements(
+                [
+                    NewPlacement(
+                        p.message_id, mailbox_id, dest.id, first_uid + i, first_modseq + i,
+                        p.thread_id, p.internal_date, p.flags,
+                    )
+                    for i, p in enumerate(found)
+                ]
+            )
+            if move:
+                modseq = await uow.mailstore.allocate_modseqs(folder_id, 1)
+                await uow.mailstore.remove_placements(folder_id, [p.uid for p in found], modseq)
+            await uow.commit()
+        self.signals.publish(mailbox_id)
+        return CopyResult(
+            dest.uid_validity, [p.uid for p in found], list(range(first_uid, first_uid + len(found)))
+        )
 
     async def expunge(self, folder_id: int, uids: Sequence[int] | None = None) -> list[int]:
         """Remove the messages flagged \\Deleted (only those among `uids` when given, for UID
         EXPUNGE); returns their UIDs ascending. Tombstones are written; blobs no message
         references any more are removed after commit."""
-        raise NotImplementedError
+        async with self._uow() as uow:
+            folder = await uow.mailstore.lock_folder(folder_id)
+            if folder is None:
+                raise NotFound("The folder no longer exists.")
+            doomed = await uow.mailstore.search(folder_id, Flag("\\Deleted"), uids)
+            if not doomed:
+                return []
+            modseq = await uow.mailstore.allocate_modseqs(folder_id, 1)
+            orphaned = await uow.mailstore.remove_placements(folder_id, doomed, modseq)
+            await uow.commit()
+        self.signals.publish(folder.mailbox_id)
+        await self._remove_blobs(orphaned)
+        return doomed
 
     async def append(
         self,
@@ -252,12 +517,139 @@ class MailStore:
         internal_date: datetime | None = None,
     ) -> AppendResult:
         """APPEND (RFC 3501 §6.3.11): store `raw` durably, then place it in one transaction.
-        Nothing is sent, whatever the folder. Over the size limit is `MessageTooLarge`."""
-        raise NotImplementedError
+        Nothing is sent, whatever the folder. Over the size limit is `MessageTooLarge`; a
+        missing folder is `NotFound` (the adapter answers [TRYCREATE])."""
+        if len(raw) > self._max_message_size:
+            raise MessageTooLarge(
+                f"Message exceeds the size limit of {self._max_message_size} bytes."
+            )
+        check_header_limits(raw)
+        given = canonical_flags(flags)
+        if internal_date is not None and internal_date.tzinfo is None:
+            internal_date = internal_date.replace(tzinfo=UTC)
+        async with self._uow(read_only=True) as uow:
+            folder = await self._folder(uow, mailbox_id, folder_name)
+        blob_key, created = await self._blobs.put(raw)
+        try:
+            async with self._uow() as uow:
+                mailbox = await uow.mailboxes.get(mailbox_id)
+                if mailbox is None:
+                    raise NotFound("The mailbox no longer exists.")
+                receipt = await self._delivery.place_in(
+                    uow, raw, blob_key=blob_key, created_blob=created, mailbox=mailbox,
+                    folder=folder.name, mail_from="", flags=given, internal_date=internal_date,
+                )
+                await uow.commit()
+        except BaseException:
+            if created:
+                await self._remove_blobs([blob_key])
+            raise
+        self.signals.publish(mailbox_id)
+        return AppendResult(folder.uid_validity, receipt.placements[0].uid)
 
     async def search(
         self, folder_id: int, criteria: Criteria, uid_universe: Sequence[int] | None = None
     ) -> list[int]:
         """UIDs matching `criteria`, ascending; only among `uid_universe` when given (e.g. the
         session's snapshot, so messages it has not yet been told about stay out)."""
-        raise NotImplementedError
+        try:
+            check_bounds(criteria)
+        except ValueError as error:
+            raise InvalidInput(str(error)) from error
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailstore.search(folder_id, criteria, uid_universe)
+
+    # Helpers
+
+    async def _folder(self, uow: UnitOfWork, mailbox_id: int, name: str) -> Folder:
+        folder = await uow.folders.get_by_name(mailbox_id, folder_name(name))
+        if folder is None or folder.id is None:
+            raise NotFound(f"No folder {name}.")
+        return folder
+
+    async def _remove_blobs(self, keys: Sequence[str]) -> None:
+        """After the commit, remove blobs no message uses, re-checking under each blob's lock as
+        a delivery of identical content may reuse one meanwhile (MailboxService.delete does too)."""
+        for key in keys:
+            try:
+                async with self._uow() as uow:
+                    await uow.messages.lock_blob(key)
+                    if not await uow.messages.blob_referenced(key):
+                        await self._blobs.delete(key)
+                    await uow.commit()
+            except OSError:
+                log.exception("could not remove unused blob %s", key)
+
+
+def folder_name(name: str) -> str:
+    """A folder name as stored: INBOX (and its children's first level) in upper case, any case
+    given (RFC 3501 §5.1); `InvalidInput` for names no folder can have."""
+    if not name or len(name) > MAX_FOLDER_NAME:
+        raise InvalidInput("A folder name must have 1 to 255 characters.")
+    if any(ch in name for ch in "\x00\r\n*%") or any(not part for part in name.split(DELIMITER)):
+        raise InvalidInput(f"{name!r} is not a valid folder name.")
+    head, sep, rest = name.partition(DELIMITER)
+    if head.upper() == INBOX:
+        return INBOX + sep + rest
+    return name
+
+
+def canonical_flags(flags: Sequence[str]) -> tuple[str, ...]:
+    """Flags as stored: system flags in their canonical spelling, keywords as given, each once
+    (compared case-insensitively), `\\Recent` left out. `InvalidInput` for anything else."""
+    if len(flags) > MAX_FLAGS:
+        raise InvalidInput(f"At most {MAX_FLAGS} flags at once.")
+    out: dict[str, str] = {}
+    for flag in flags:
+        lower = flag.lower()
+        if lower == "\\recent":
+            continue  # RFC 3501 §2.3.2: \Recent cannot be stored by clients
+        if lower in _CANONICAL_FLAGS:
+            out.setdefault(lower, _CANONICAL_FLAGS[lower])
+        elif flag.startswith("\\") or len(flag) > MAX_FLAG_LENGTH or not _KEYWORD.fullmatch(flag):
+            raise InvalidInput(f"{flag!r} is not a flag that can be stored.")
+        else:
+            out.setdefault(lower, flag)
+    return tuple(out.values())
+
+
+def _apply(current: tuple[str, ...], mode: StoreMode, given: tuple[str, ...]) -> tuple[str, ...]:
+    if mode == "replace":
+        return given
+    lowered = {flag.lower() for flag in given}
+    if mode == "remove":
+        return tuple(flag for flag in current if flag.lower() not in lowered)
+    have = {flag.lower() for flag in current}
+    return current + tuple(flag for flag in given if flag.lower() not in have)
+
+
+def _info(folder: Folder) -> FolderInfo:
+    assert folder.id is not None
+    return FolderInfo(folder.id, folder.name, folder.special_use, folder.subscribed)
+
+
+def _by_size(rows: Sequence[FetchRow]) -> list[list[FetchRow]]:
+    """Consecutive groups of rows whose contents together stay under CONTENT_CHUNK_BYTES."""
+    groups: list[list[FetchRow]] = []
+    total = 0
+    for row in rows:
+        if not groups or total + row.size > CONTENT_CHUNK_BYTES:
+            groups.append([])
+            total = 0
+        groups[-1].append(row)
+        total += row.size
+    return groups
+
+
+def _fetched(row: FetchRow, want: FetchWants, content: bytes | None) -> FetchedMessage:
+    return FetchedMessage(
+        uid=row.uid,
+        flags=row.flags,
+        modseq=row.modseq,
+        internal_date=row.internal_date,
+        size=row.size,
+        envelope=row.envelope if want.envelope else None,
+        bodystructure=row.bodystructure if want.bodystructure else None,
+        body=row.body if want.bodystructure else None,
+        content=content,
+    )
