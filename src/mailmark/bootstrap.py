@@ -120,7 +120,12 @@ async def build_services(
         delivery=delivery,
         # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
         mailstore=MailStore(
-            uow, blobs, clock, delivery.signals, max_message_size=settings.max_message_size
+            uow,
+            blobs,
+            clock,
+            delivery.signals,
+            max_message_size=settings.max_message_size,
+            delivery=delivery,
         ),
         logins=MailboxLogins(uow, passwords, LoginThrottle(clock)),
         queue=queue,
