@@ -1,0 +1,87 @@
+"""A byte-level IMAP client for transcript tests, and shared helpers for tests/imap/."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+
+TIMEOUT = 10.0
+_LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
+
+
+def client_tls() -> ssl.SSLContext:
+    """The test data dir's certificate is self-signed."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Raw:
+    """Sends exactly the bytes a test writes; reads responses line by line, literals included."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.greeting = b""
+
+    @classmethod
+    async def connect(cls, port: int, *, tls: bool = True) -> Raw:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_tls() if tls else None, limit=8 * 1024 * 1024
+        )
+        client = cls(reader, writer)
+        client.greeting = await client.line()
+        return client
+
+    async def line(self, timeout: float = TIMEOUT) -> bytes:
+        data = await asyncio.wait_for(self.reader.readline(), timeout)
+        if not data:
+            raise EOFError("the server closed the connection")
+        while literal := _LITERAL.search(data):
+            data += await asyncio.wait_for(self.reader.readexactly(int(literal[1])), timeout)
+            data += await asyncio.wait_for(self.reader.readline(), timeout)
+        return data
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def until(self, tag: bytes, timeout: float = TIMEOUT) -> list[bytes]:
+        lines: list[bytes] = []
+        while True:
+            lines.append(await self.line(timeout))
+            if lines[-1].startswith(tag + b" "):
+                return lines
+
+    async def run(self, tag: bytes, text: bytes) -> list[bytes]:
+        await self.send(tag + b" " + text + b"\r\n")
+        return await self.until(tag)
+
+    async def ok(self, tag: bytes, text: bytes) -> list[bytes]:
+        lines = await self.run(tag, text)
+        assert lines[-1].startswith(tag + b" OK"), lines
+        return lines
+
+    async def login(self, user: str = "sales@acme.test", password: str = "sales-pass-1") -> None:
+        await self.ok(b"L0", f'LOGIN "{user}" "{password}"'.encode())
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def session(port: int, *, tls: bool = True, login: bool = True, select: str | None = None):  # type: ignore[no-untyped-def]
+    client = await Raw.connect(port, tls=tls)
+    try:
+        if login:
+            await client.login()
+        if select is not None:
+            await client.ok(b"S0", b"SELECT " + select.encode())
+        yield client
+    finally:
+        await client.close()
