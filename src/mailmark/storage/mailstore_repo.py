@@ -326,8 +326,11 @@ class SqlMailStore:
 
     def _has_flag(self, flag: str) -> sa.ColumnElement[bool]:
         """The placement's flags hold `flag`, compared case-insensitively (RFC 3501 §2.3.2)."""
-        function = sa.func.json_array_elements_text if self._pg else sa.func.json_each
-        elements = function(placements.c.flags).table_valued("value").render_derived()
+        if self._pg:
+            elements = sa.func.json_array_elements_text(placements.c.flags).table_valued("value")
+            elements = elements.render_derived()
+        else:
+            elements = sa.func.json_each(placements.c.flags).table_valued("value")
         return (
             sa.exists()
             .select_from(elements)
@@ -368,9 +371,13 @@ class SqlMailStore:
         key = table.c.message_id if self._pg else table.c.rowid
         # The field starts a line, and the value lies before that line's end.
         pattern = "(^|\n)" + _regex_escape(f"{name}: ") + "[^\n]*" + _regex_escape(value)
-        found = placements.c.message_id.in_(
-            sa.select(key).where(table.c.header.regexp_match(pattern, flags="i"))
+        # SQLAlchemy passes no flags to SQLite's Python-backed REGEXP: put them in the pattern.
+        line = (
+            table.c.header.regexp_match(pattern, flags="i")
+            if self._pg
+            else table.c.header.regexp_match("(?i)" + pattern)
         )
+        found = placements.c.message_id.in_(sa.select(key).where(line))
         if len(value) >= 3:
             return sa.and_(self._fulltext(value, True, False), found)
         return found
