@@ -13,7 +13,7 @@ import pytest
 
 from mailmark.bootstrap import Listeners
 from tests.conftest import World, stored_copies
-from tests.imap.raw import Raw, client_tls, session
+from tests.imap.raw import client_tls, session
 
 SIMPLE = (
     b"From: Alice <alice@example.org>\r\nTo: sales@acme.test\r\nSubject: Quarterly numbers\r\n"
