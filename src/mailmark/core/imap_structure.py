@@ -102,7 +102,7 @@ def _lines(raw: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
         pos = stop
 
 
-def _unfold(value: bytes) -> bytes:
+def unfold(value: bytes) -> bytes:
     """RFC 5322 §2.2.3: remove the CRLF of folding, keep the white space; trim the ends."""
     return re.sub(rb"\r?\n(?=[ \t])", b"", value).strip(b" \t\r\n")
 
@@ -180,7 +180,7 @@ def _content_type(part: MimePart, default: tuple[str, str]) -> None:
     part.params = [("charset", "us-ascii")] if default == ("text", "plain") else []
     if value is None:
         return
-    text = _unfold(value).decode("latin-1")
+    text = unfold(value).decode("latin-1")
     pos = _skip_comments(text, 0)
     kind = _TOKEN.match(text, pos)
     if kind is None:
@@ -287,7 +287,7 @@ def _text_string(value: str | None) -> bytes:
 
 def _header_nstring(part: MimePart, name: bytes) -> bytes:
     value = part.header(name)
-    return nstring(None if value is None else _unfold(value))
+    return nstring(None if value is None else unfold(value))
 
 
 def _plist(params: Sequence[tuple[str, str]]) -> bytes:
@@ -300,7 +300,7 @@ def _disposition(part: MimePart) -> bytes:
     value = part.header(b"content-disposition")
     if value is None:
         return b"NIL"
-    text = _unfold(value).decode("latin-1")
+    text = unfold(value).decode("latin-1")
     kind = _TOKEN.match(text, _skip_comments(text, 0))
     if kind is None:
         return b"NIL"
@@ -311,7 +311,7 @@ def _language(part: MimePart) -> bytes:
     value = part.header(b"content-language")
     if value is None:
         return b"NIL"
-    tags = [t for t in re.split(r"[\s,]+", _unfold(value).decode("latin-1")) if t][:50]
+    tags = [t for t in re.split(r"[\s,]+", unfold(value).decode("latin-1")) if t][:50]
     if not tags:
         return b"NIL"
     if len(tags) == 1:
@@ -335,7 +335,7 @@ def _structure(raw: bytes, part: MimePart, extensible: bool) -> bytes:
             out += b" " + _header_nstring(part, b"content-location")
         return out + b")"
     encoding = part.header(b"content-transfer-encoding")
-    enc = _unfold(encoding) if encoding is not None and _unfold(encoding) else b"7BIT"
+    enc = unfold(encoding) if encoding is not None and unfold(encoding) else b"7BIT"
     size = part.end - part.body_start
     fields = [
         _text_string(part.type),
@@ -453,13 +453,11 @@ def _split_addr_spec(tokens: list[str]) -> tuple[str, str]:
     return "".join(_word(t) for t in tokens), "MISSING_DOMAIN"
 
 
-def _address_list(part: MimePart, name: bytes, fallback: bytes | None = None) -> bytes:
+def _address_list(part: MimePart, name: bytes) -> bytes:
     value = part.header(name)
-    if value is None and fallback is not None:
-        value = part.header(fallback)
     if value is None:
         return b"NIL"
-    addresses = _addresses(_unfold(value).decode("latin-1"))
+    addresses = _addresses(unfold(value).decode("latin-1"))
     if not addresses:
         return b"NIL"
     return b"(" + b"".join(
@@ -468,13 +466,14 @@ def _address_list(part: MimePart, name: bytes, fallback: bytes | None = None) ->
 
 
 def _envelope(part: MimePart) -> bytes:
+    senders = _address_list(part, b"from")
     fields = [
         _header_nstring(part, b"date"),
         _header_nstring(part, b"subject"),
-        _address_list(part, b"from"),
+        senders,
         # RFC 3501 §7.4.2: absent Sender and Reply-To default to From.
-        _address_list(part, b"sender", b"from"),
-        _address_list(part, b"reply-to", b"from"),
+        senders if part.header(b"sender") is None else _address_list(part, b"sender"),
+        senders if part.header(b"reply-to") is None else _address_list(part, b"reply-to"),
         _address_list(part, b"to"),
         _address_list(part, b"cc"),
         _address_list(part, b"bcc"),
@@ -489,10 +488,28 @@ def envelope(raw: bytes) -> bytes:
     return _envelope(parse(raw))
 
 
-def describe(raw: bytes) -> tuple[bytes, bytes, bytes]:
+def describe(raw: bytes, root: MimePart | None = None) -> tuple[bytes, bytes, bytes]:
     """(ENVELOPE, BODYSTRUCTURE, BODY) from one parse: what delivery stores with the message."""
-    root = parse(raw)
+    root = root or parse(raw)
     return _envelope(root), _structure(raw, root, True), _structure(raw, root, False)
+
+
+def text_parts(raw: bytes, root: MimePart) -> Iterator[tuple[str, str | None, bytes]]:
+    """(subtype, charset, decoded bytes) of each text/* leaf, depth first, encapsulated messages
+    included; a part whose transfer encoding cannot be undone is given as it is."""
+    stack = [root]
+    while stack:
+        part = stack.pop()
+        if part.message is not None:
+            stack.append(part.message)
+        elif part.multipart:
+            stack.extend(reversed(part.children))
+        elif part.type == "text":
+            try:
+                content = _decode(raw, part)
+            except UnknownTransferEncoding:
+                content = raw[part.body_start : part.end]
+            yield part.subtype, _param(part, "charset"), content
 
 
 # Sections (RFC 3501 §6.4.5)
@@ -583,7 +600,7 @@ def _decode(raw: bytes, node: MimePart) -> bytes:
     if node.multipart or node.message is not None:
         return body
     value = node.header(b"content-transfer-encoding")
-    encoding = _unfold(value).decode("latin-1").lower() if value is not None else "7bit"
+    encoding = unfold(value).decode("latin-1").lower() if value is not None else "7bit"
     if encoding in ("", "7bit", "8bit", "binary"):
         return body
     if encoding == "base64":

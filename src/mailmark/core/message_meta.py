@@ -109,50 +109,47 @@ def read_metadata(raw: bytes) -> MessageMetadata:
 
 def read_index(raw: bytes) -> MessageIndex:
     """ENVELOPE/BODYSTRUCTURE/BODY and the searchable text of a message; never raises."""
-    envelope, structure, body = imap_structure.describe(raw)
-    header_text, body_text = _searchable_text(raw)
-    return MessageIndex(envelope, structure, body, header_text, body_text)
+    root = imap_structure.parse(raw)
+    envelope, structure, body = imap_structure.describe(raw, root)
+    return MessageIndex(envelope, structure, body, _header_text(root), _body_text(raw, root))
 
 
-def _searchable_text(raw: bytes) -> tuple[str, str]:
-    """Decoded header fields ("Name: value" lines) and the decoded text parts, HTML without its
-    markup: what IMAP SEARCH TEXT/BODY and the web UI's search look for words in."""
-    try:
-        head = header_section(raw)
-        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
-        lines = []
-        for name, value in headers.raw_items():
-            octets = str(value).encode("ascii", "surrogateescape")
-            try:
-                text = octets.decode("utf-8")
-            except UnicodeDecodeError:
-                text = octets.decode("latin-1")
-            if _ENCODED_WORD.search(text):
-                text = _decode_words(text)
-            lines.append(f"{name}: {_SPACE.sub(' ', text).strip()}")
-        header_text = "\n".join(lines)[:MAX_INDEX_HEADER_CHARS]
-    except Exception:
-        header_text = raw[:MAX_INDEX_HEADER_CHARS].decode("latin-1")
-    if len(raw) > MAX_BODY_PARSE_BYTES:
-        return _storable(header_text), ""
-    try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
-        pieces: list[str] = []
-        size = 0
-        for part, _ in _walk(message, []):
-            if part.is_multipart() or part.get_content_maintype() != "text":
-                continue
-            text = _decoded_text(part)
-            if part.get_content_subtype() == "html":
-                text = _strip_html(text)
-            pieces.append(text)
-            size += len(text)
-            if size >= MAX_INDEX_BODY_CHARS:
-                break
-        body_text = "\n".join(pieces)[:MAX_INDEX_BODY_CHARS]
-    except (RecursionError, Exception):
-        body_text = ""
-    return _storable(header_text), _storable(body_text)
+def _header_text(root: imap_structure.MimePart) -> str:
+    """Decoded header fields, one "name: value" line each (names in lower case): what SEARCH
+    HEADER/FROM/SUBJECT/... and TEXT look in."""
+    lines = []
+    size = 0
+    for name, value in root.fields:
+        octets = imap_structure.unfold(value)
+        try:
+            text = octets.decode("utf-8")
+        except UnicodeDecodeError:
+            text = octets.decode("latin-1")
+        if _ENCODED_WORD.search(text):
+            text = _decode_words(text)
+        lines.append(f"{name.decode('latin-1')}: {_SPACE.sub(' ', text).strip()}")
+        size += len(lines[-1])
+        if size >= MAX_INDEX_HEADER_CHARS:
+            break
+    return _storable("\n".join(lines)[:MAX_INDEX_HEADER_CHARS])
+
+
+def _body_text(raw: bytes, root: imap_structure.MimePart) -> str:
+    """The decoded text parts, HTML without its markup: what SEARCH BODY and TEXT look in."""
+    pieces: list[str] = []
+    size = 0
+    for subtype, charset, content in imap_structure.text_parts(raw, root):
+        try:
+            text = content[:MAX_INDEX_BODY_CHARS].decode(charset or "utf-8", errors="replace")
+        except LookupError:
+            text = content[:MAX_INDEX_BODY_CHARS].decode("latin-1")
+        if subtype == "html":
+            text = _strip_html(text)
+        pieces.append(text)
+        size += len(text)
+        if size >= MAX_INDEX_BODY_CHARS:
+            break
+    return _storable("\n".join(pieces)[:MAX_INDEX_BODY_CHARS])
 
 
 def _decode_words(text: str) -> str:
