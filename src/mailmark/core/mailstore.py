@@ -307,13 +307,16 @@ class MailStore:
             folder = await self._folder(uow, mailbox_id, name)
             assert folder.id is not None
             state = await uow.mailstore.folder_uids(folder.id)
+        # On PostgreSQL each statement sees the latest commits: messages committed between the
+        # two reads must still lie below UIDNEXT.
+        uidnext = max(folder.uid_next, state.uids[-1] + 1 if state.uids else 0)
         return FolderSnapshot(
             folder_id=folder.id,
             mailbox_id=mailbox_id,
             name=folder.name,
             special_use=folder.special_use,
             uidvalidity=folder.uid_validity,
-            uidnext=folder.uid_next,
+            uidnext=uidnext,
             highestmodseq=folder.highest_modseq,
             uids=state.uids,
             first_unseen_seq=None if state.first_unseen is None else state.first_unseen + 1,
@@ -325,7 +328,7 @@ class MailStore:
         """(HIGHESTMODSEQ, UIDNEXT) of the folder: a cheap poll for changes made on other nodes.
         `NotFound` once the folder is gone."""
         async with self._uow(read_only=True) as uow:
-            folder = await uow.mailstore.lock_folder(folder_id)
+            folder = await uow.mailstore.folder(folder_id)
         if folder is None:
             raise NotFound("The folder no longer exists.")
         return folder.highest_modseq, folder.uid_next
@@ -334,14 +337,18 @@ class MailStore:
         """Placements and tombstones with MODSEQ above `modseq`. `NotFound` once the folder is
         gone (deleted or renamed away by another session)."""
         async with self._uow(read_only=True) as uow:
-            folder = await uow.mailstore.lock_folder(folder_id)
+            folder = await uow.mailstore.folder(folder_id)
             if folder is None:
                 raise NotFound("The folder no longer exists.")
             changed = await uow.mailstore.changed_since(folder_id, modseq)
             gone = await uow.mailstore.expunged_since(folder_id, modseq)
+        # The folder row was read first: changes committed since are reported too, and the
+        # counters are raised to cover them.
         return FolderChanges(
-            [FlagState(p.uid, p.flags, p.modseq) for p in changed], gone,
-            folder.highest_modseq, folder.uid_next,
+            [FlagState(p.uid, p.flags, p.modseq) for p in changed],
+            gone,
+            max([folder.highest_modseq] + [p.modseq for p in changed]),
+            max([folder.uid_next] + [p.uid + 1 for p in changed]),
         )
 
     # Messages

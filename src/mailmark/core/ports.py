@@ -163,6 +163,7 @@ class MessageRepository(Protocol):
 class MailStoreRepository(Protocol):
     """The IMAP view of folders: placements by (folder, uid), flags, MODSEQs, tombstones, search."""
 
+    async def folder(self, folder_id: int) -> Folder | None: ...
     async def lock_folder(self, folder_id: int) -> Folder | None:
         """The folder, locked until commit against concurrent MODSEQ/UID allocation."""
         ...

@@ -79,6 +79,10 @@ class SqlMailStore:
 
     # Folders
 
+    async def folder(self, folder_id: int) -> Folder | None:
+        row = (await self._conn.execute(folders.select().where(folders.c.id == folder_id))).first()
+        return Folder(**row._mapping) if row else None
+
     async def lock_folder(self, folder_id: int) -> Folder | None:
         query = folders.select().where(folders.c.id == folder_id)
         if self._pg:
