@@ -258,7 +258,7 @@ def parse_command(data: bytes) -> Command:
     tag = "*"
     try:
         raw_tag = cursor.run(_TAG_EXCLUDED)
-        if not raw_tag:
+        if not raw_tag or cursor.peek() not in (0x20, None):
             raise _Syntax("missing or invalid tag")
         tag = raw_tag.decode("ascii")
         cursor.sp()

@@ -3,7 +3,7 @@
 A command is returned as its wire bytes without the final CRLF, literals inline after their
 `{n}` CRLF, which is what imap/parser.py reads. Limits:
 - a line over `max_line` is answered BAD as soon as it is seen and then skipped up to its LF
-  without being kept (the stream buffer never holds more than about two lines' worth);
+  without being kept;
 - a synchronising literal over `max_literal` gets `NO [TOOBIG]` instead of a continuation, so the
   client never sends it and the session goes on (RFC 7888 §4 / RFC 9051 §7.1 TOOBIG);
 - LITERAL- (RFC 7888 §5): a non-synchronising literal over 4096 octets is refused with BAD; its
@@ -20,6 +20,7 @@ from mailmark.imap.encoder import continuation
 from mailmark.imap.parser import parse_tag
 
 MAX_LINE = 1024 * 1024  # one line of a command, literals excluded
+STREAM_LIMIT = 16 * 1024  # the asyncio stream buffer's limit (start_server(limit=...))
 MAX_NON_SYNC_LITERAL = 4096  # RFC 7888 §5 LITERAL-
 MAX_LITERALS = 1000  # literals in one command
 _LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\Z")
@@ -57,25 +58,40 @@ class CommandReader:
 
     async def read_line(self) -> bytes:
         """One line without its line ending; CommandRefused(BAD) when it is over the limit.
-        EOF raises asyncio.IncompleteReadError."""
+        EOF raises asyncio.IncompleteReadError.
+
+        The stream's own buffer limit is small (STREAM_LIMIT); a longer line is gathered from
+        pieces, so the limit here can be large without a hostile line ever being held whole."""
         if self._skip_to_eol:
             await self._discard_line()
-        try:
-            line = await self._stream.readuntil(b"\n")
-        except asyncio.LimitOverrunError as exc:
-            head = await self._stream.read(exc.consumed)
-            self._skip_to_eol = True
-            raise CommandRefused(parse_tag(head[:200]), "BAD", "Command line too long") from None
-        if len(line) > self._max_line + 2:
-            raise CommandRefused(parse_tag(line[:200]), "BAD", "Command line too long")
-        return line[:-2] if line.endswith(b"\r\n") else line[:-1]
+        pieces: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                piece = await self._stream.readuntil(b"\n")
+            except asyncio.LimitOverrunError as exc:
+                # Small reads: each copies its bytes out of the stream buffer, twice.
+                piece = await self._stream.read(min(exc.consumed, STREAM_LIMIT))
+                size += len(piece)
+                if size > self._max_line:
+                    tag = parse_tag((pieces or [piece])[0][:200])
+                    pieces.clear()
+                    self._skip_to_eol = True
+                    raise CommandRefused(tag, "BAD", "Command line too long") from None
+                pieces.append(piece)
+                continue
+            size += len(piece)
+            if size > self._max_line + 2:
+                raise CommandRefused(parse_tag((pieces or [piece])[0][:200]), "BAD", "Command line too long")
+            line = b"".join((*pieces, piece)) if pieces else piece
+            return line[:-2] if line.endswith(b"\r\n") else line[:-1]
 
     async def _discard_line(self) -> None:
         while True:
             try:
                 await self._stream.readuntil(b"\n")
             except asyncio.LimitOverrunError as exc:
-                await self._stream.read(exc.consumed)
+                await self._stream.read(min(exc.consumed, STREAM_LIMIT))
                 continue
             self._skip_to_eol = False
             return

@@ -18,7 +18,7 @@ from mailmark.core.logins import MailboxLogins
 from mailmark.core.mailstore import MailStore
 from mailmark.imap import encoder
 from mailmark.imap.handlers import HANDLERS
-from mailmark.imap.reader import MAX_LINE
+from mailmark.imap.reader import STREAM_LIMIT
 from mailmark.imap.session import Session, SessionConfig
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,10 @@ async def start_imap_listener(
             return
         connections.per_ip[ip] += 1
         connections.tasks.add(task)
+        if isinstance(getattr(writer.transport, "max_size", None), int):
+            # asyncio's socket transports receive up to 256 KiB at a time; smaller receives keep
+            # what a client flooding one endless line costs close to the line bound itself.
+            setattr(writer.transport, "max_size", 4 * STREAM_LIMIT)  # noqa: B010
         session = Session(
             reader,
             writer,
@@ -122,9 +126,8 @@ async def start_imap_listener(
         port,
         ssl=tls_context if implicit_tls else None,
         ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit_tls else None,
-        # The stream buffer bounds a line: longer ones are refused (imap/reader.py), so a client
-        # sending an endless line holds at most about this much memory.
-        limit=MAX_LINE + 2,
+        # Small stream buffers; the reader gathers long lines piecewise up to its own bound.
+        limit=STREAM_LIMIT,
     )
     bound_host, bound_port = server.sockets[0].getsockname()[:2]
     log.info("IMAP%s listening on %s:%d", "S" if implicit_tls else "", bound_host, bound_port)
