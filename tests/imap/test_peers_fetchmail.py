@@ -37,7 +37,7 @@ def message(n: int) -> bytes:
 
 
 def rcfile(home: Path, port: int, certificate: Path, inbox: Path, *, keep: bool, ssl: str) -> Path:
-    # `via`: connect to 127.0.0.1 but check the certificate against the server's host name.
+    # Connect to 127.0.0.1 but check the certificate's name against the server's host name.
     path = home / "fetchmailrc"
     mda = home / "mda.sh"
     mda.write_text(MDA_SCRIPT)
@@ -46,7 +46,7 @@ def rcfile(home: Path, port: int, certificate: Path, inbox: Path, *, keep: bool,
         "set invisible\n"
         f"poll {HOSTNAME} via 127.0.0.1 protocol IMAP port {port}\n"
         f'  user "sales@acme.test" there with password "{PASSWORD}" is "{pwd.getpwuid(os.getuid()).pw_name}" here\n'
-        f"  {ssl} sslcertck sslcertfile {certificate}\n"
+        f"  {ssl} sslcertck sslcertfile {certificate} sslcommonname {HOSTNAME}\n"
         f'  mda "/bin/sh {mda} {inbox}"\n'
         f"  no stripcr\n"
         f"  {'keep' if keep else 'no keep'} fetchall\n"
@@ -129,5 +129,6 @@ async def test_fetchmail_refuses_a_server_whose_certificate_is_not_the_pinned_on
     inbox.mkdir(parents=True)
     code, log = await fetch(home, rcfile(home, listeners.imaps.port, other, inbox, keep=True, ssl="ssl"))
     assert code != 0, log
+    assert "certificate verification error" in log.lower(), log
     assert list(inbox.iterdir()) == []
     assert len(await stored_copies(world.services, world.sales)) == 1
