@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailmark.core import search as crit
@@ -316,10 +317,21 @@ class SqlMailStore:
     async def search(
         self, folder_id: int, criteria: crit.Criteria, uids: Sequence[int] | None
     ) -> list[int]:
+        hits: dict[crit.Criteria, list[int]] = {}
+        if self._pg:
+            leaves = _text_leaves(criteria)
+            if leaves:
+                # The planner underrates ILIKE over long (TOASTed) text and would rather scan
+                # the table than the trigram index; the index is the right answer here. Each
+                # leaf is asked once, then matched against the folder as a hashed array.
+                await self._conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            for leaf in leaves:
+                query = self._text_ids(leaf)
+                hits[leaf] = [] if query is None else list((await self._conn.execute(query)).scalars())
         query = (
             sa.select(placements.c.uid)
             .select_from(placements.join(messages))
-            .where(placements.c.folder_id == folder_id, self._compile(criteria))
+            .where(placements.c.folder_id == folder_id, self._compile(criteria, hits))
             .order_by(placements.c.uid)
         )
         found = [int(uid) for uid in (await self._conn.execute(query)).scalars()]
@@ -348,73 +360,75 @@ class SqlMailStore:
         test: sa.ColumnElement[bool] = column.ilike(f"%{escaped}%", escape="\\")
         return test
 
-    def _fulltext(self, value: str, header: bool, body: bool) -> sa.ColumnElement[bool]:
-        if not value:
-            return sa.true()
-        if self._pg:
-            table = _pg_text
-            # pg_trgm's GIN index answers ILIKE '%value%' directly.
-            tests = [self._contains(table.c.header, value)] if header else []
-            tests += [self._contains(table.c.body, value)] if body else []
-            return placements.c.message_id.in_(sa.select(table.c.message_id).where(sa.or_(*tests)))
-        table = _sqlite_text
-        if len(value) >= 3:
+    def _text_ids(self, leaf: crit.Criteria) -> sa.Select[Any] | None:
+        """The ids of messages whose indexed text matches a text criterion; None for "all"."""
+        table = _pg_text if self._pg else _sqlite_text
+        key = table.c.message_id if self._pg else table.c.rowid
+        tests: list[sa.ColumnElement[bool]] = []
+        if isinstance(leaf, crit.Text | crit.Body):
+            value, header, body = leaf.value, isinstance(leaf, crit.Text), True
+            if not value:
+                return None
+        else:
+            name, value = _header_criterion(leaf)
+            header, body = True, False
+            # The field starts a line, and the value lies before that line's end.
+            pattern = "(^|\n)" + _regex_escape(f"{name}: ") + "[^\n]*" + _regex_escape(value)
+            # SQLAlchemy passes no flags to SQLite's Python-backed REGEXP: they go in the pattern.
+            tests.append(
+                table.c.header.regexp_match(pattern, flags="i")
+                if self._pg
+                else table.c.header.regexp_match("(?i)" + pattern)
+            )
+        if value and not self._pg and len(value) >= 3:
             # FTS5 trigram: a quoted phrase matches any substring, case-insensitively.
             columns = "{header body}" if header and body else ("header" if header else "body")
             phrase = '"' + value.replace('"', '""') + '"'
-            match = sa.literal_column(FULLTEXT_TABLE).op("MATCH")(f"{columns} : {phrase}")
-            return placements.c.message_id.in_(sa.select(table.c.rowid).where(match))
-        tests = [self._contains(table.c.header, value)] if header else []
-        tests += [self._contains(table.c.body, value)] if body else []
-        return placements.c.message_id.in_(sa.select(table.c.rowid).where(sa.or_(*tests)))
+            tests.append(sa.literal_column(FULLTEXT_TABLE).op("MATCH")(f"{columns} : {phrase}"))
+        elif value:
+            # pg_trgm's GIN indexes answer ILIKE '%value%' (SQLite: short values, scanned).
+            either = [self._contains(table.c.header, value)] if header else []
+            either += [self._contains(table.c.body, value)] if body else []
+            tests.append(sa.or_(*either))
+        return sa.select(key).where(*tests)
 
-    def _header_contains(self, name: str, value: str) -> sa.ColumnElement[bool]:
-        """A header field called `name` whose decoded value holds `value`, case-insensitively,
-        looked for in the indexed header text, one "Name: value" line per field."""
-        table = _pg_text if self._pg else _sqlite_text
-        key = table.c.message_id if self._pg else table.c.rowid
-        # The field starts a line, and the value lies before that line's end.
-        pattern = "(^|\n)" + _regex_escape(f"{name}: ") + "[^\n]*" + _regex_escape(value)
-        # SQLAlchemy passes no flags to SQLite's Python-backed REGEXP: put them in the pattern.
-        line = (
-            table.c.header.regexp_match(pattern, flags="i")
-            if self._pg
-            else table.c.header.regexp_match("(?i)" + pattern)
-        )
-        found = placements.c.message_id.in_(sa.select(key).where(line))
-        if len(value) >= 3:
-            return sa.and_(self._fulltext(value, True, False), found)
-        return found
+    def _text_match(
+        self, leaf: crit.Criteria, hits: dict[crit.Criteria, list[int]]
+    ) -> sa.ColumnElement[bool]:
+        if self._pg:
+            if leaf not in hits:
+                query = self._text_ids(leaf)
+                return sa.true() if query is None else placements.c.message_id.in_(query)
+            ids = sa.bindparam(None, hits[leaf], type_=postgresql.ARRAY(sa.BigInteger()))
+            return placements.c.message_id == sa.any_(ids)
+        query = self._text_ids(leaf)
+        return sa.true() if query is None else placements.c.message_id.in_(query)
 
     def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
         start = datetime.combine(day, time(), tzinfo=UTC)
         return start, start + timedelta(days=1)
 
-    def _compile(self, criteria: crit.Criteria) -> sa.ColumnElement[bool]:
+    def _compile(
+        self, criteria: crit.Criteria, hits: dict[crit.Criteria, list[int]]
+    ) -> sa.ColumnElement[bool]:
         c = criteria
         if isinstance(c, crit.All | crit.Old):
             return sa.true()
         if isinstance(c, crit.New | crit.Recent):
             return sa.false()  # \Recent is never stored
         if isinstance(c, crit.And):
-            return sa.and_(sa.true(), *(self._compile(item) for item in c.items))
+            return sa.and_(sa.true(), *(self._compile(item, hits) for item in c.items))
         if isinstance(c, crit.Or):
-            return sa.or_(self._compile(c.left), self._compile(c.right))
+            return sa.or_(self._compile(c.left, hits), self._compile(c.right, hits))
         if isinstance(c, crit.Not):
-            return sa.not_(self._compile(c.item))
+            return sa.not_(self._compile(c.item, hits))
         if isinstance(c, crit.Flag):
             if c.name.lower() == "\\recent":
                 return sa.false() if c.present else sa.true()
             has = self._has_flag(c.name)
             return has if c.present else sa.not_(has)
-        if isinstance(c, crit.Header):
-            return self._header_contains(c.name, c.value)
-        if isinstance(c, crit.From | crit.To | crit.Cc | crit.Bcc | crit.Subject):
-            return self._header_contains(type(c).__name__, c.value)
-        if isinstance(c, crit.Body):
-            return self._fulltext(c.value, False, True)
-        if isinstance(c, crit.Text):
-            return self._fulltext(c.value, True, True)
+        if isinstance(c, _TEXT_CRITERIA):
+            return self._text_match(c, hits)
         if isinstance(c, crit.Before):
             return placements.c.internal_date < self._day_bounds(c.day)[0]
         if isinstance(c, crit.On):
@@ -440,6 +454,30 @@ class SqlMailStore:
         if isinstance(c, crit.ModSeq):
             return placements.c.modseq >= c.modseq
         raise TypeError(f"unknown search criterion {c!r}")
+
+
+_TEXT_CRITERIA = (
+    crit.Text, crit.Body, crit.Header, crit.From, crit.To, crit.Cc, crit.Bcc, crit.Subject,
+)
+
+
+def _text_leaves(criteria: crit.Criteria) -> list[crit.Criteria]:
+    """The distinct criteria answered from the full-text table, in order."""
+    found: dict[crit.Criteria, None] = {}
+    stack = [criteria]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _TEXT_CRITERIA):
+            found[node] = None
+        stack.extend(crit.children(node))
+    return list(found)
+
+
+def _header_criterion(leaf: crit.Criteria) -> tuple[str, str]:
+    if isinstance(leaf, crit.Header):
+        return leaf.name, leaf.value
+    assert isinstance(leaf, crit.From | crit.To | crit.Cc | crit.Bcc | crit.Subject)
+    return type(leaf).__name__, leaf.value
 
 
 def _regex_escape(text: str) -> str:
