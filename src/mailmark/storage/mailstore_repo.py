@@ -215,15 +215,26 @@ class SqlMailStore:
             columns.append(messages.c.trace_prefix)
         if structure:
             columns += [messages.c.envelope, messages.c.bodystructure, messages.c.body]
+        wanted = sorted(set(uids))
+        if not wanted:
+            return []
+        if wanted[-1] - wanted[0] < 2 * len(wanted):
+            # Mostly contiguous (1:*, a range): one range scan, the few gaps dropped below.
+            chosen = placements.c.uid.between(wanted[0], wanted[-1])
+        else:
+            chosen = placements.c.uid.in_(wanted)
         query = (
             sa.select(*columns)
             .select_from(placements.join(messages))
-            .where(placements.c.folder_id == folder_id, placements.c.uid.in_(list(uids)))
+            .where(placements.c.folder_id == folder_id, chosen)
             .order_by(placements.c.uid)
         )
+        keep = set(wanted)
         out = []
         for row in await self._conn.execute(query):
             values = row._mapping
+            if values["uid"] not in keep:
+                continue
             out.append(
                 FetchRow(
                     uid=int(values["uid"]), message_id=int(values["message_id"]),
