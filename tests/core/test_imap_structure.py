@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailmark.core import imap_structure as structure
+from mailmark.core.message_meta import read_index
 
 MIXED = (
     b'From: "Joe Q. Public" <john.q.public@example.com>\r\n'
@@ -234,3 +235,24 @@ def test_mime_shaped_garbage_never_raises(pieces: list[bytes]) -> None:
     for part in [(1,), (1, 1), (2, 1, 1)]:
         for kind in sorted(structure.SECTION_KINDS):
             assert isinstance(structure.section(raw, part, kind, ["to"]), bytes)
+
+
+def test_full_text_source_is_decoded_text() -> None:
+    raw = (
+        b"Subject: =?utf-8?q?Caf=C3=A9?=\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n"
+        b"--z\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"aMOpbGxvIHdvcmxk\r\n--z\r\nContent-Type: text/html\r\n\r\n<p>Big <b>News</b></p>\r\n"
+        b"--z\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0K\r\n--z--\r\n"
+    )
+    index = read_index(raw)
+    assert "subject: Café" in index.header_text
+    assert "héllo world" in index.body_text and "Big  News" in index.body_text
+    assert "iVBOR" not in index.body_text
+    assert index.envelope == structure.envelope(raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(mime_piece, max_size=40))
+def test_full_text_source_never_raises(pieces: list[bytes]) -> None:
+    index = read_index(b"".join(pieces))
+    assert "\x00" not in index.header_text and "\x00" not in index.body_text
