@@ -380,3 +380,22 @@ async def test_search_refuses_unbounded_criteria(searchable: tuple[MailStore, in
         await ms.search(folder, deep)
     with pytest.raises(InvalidInput):
         await ms.search(folder, s.And(tuple(s.All() for _ in range(s.MAX_NODES + 1))))
+
+
+async def test_concurrent_appends_and_moves_get_distinct_uids(world: World) -> None:
+    ms, mid = store(world), mailbox_id(world)
+    results = await asyncio.gather(*(ms.append(mid, "INBOX", message(f"c{i}")) for i in range(20)))
+    uids = sorted(r.uid for r in results)
+    assert uids == list(range(uids[0], uids[0] + 20))
+    inbox_id = await inbox(world)
+    trash_id = (await ms.select(mid, "Trash")).folder_id
+    for uid in uids[10:]:
+        await ms.copy(mid, inbox_id, [uid], "Trash", move=True)
+    trash_uids = (await ms.select(mid, "Trash")).uids
+    # Opposite moves at the same time: both complete, nothing lost or duplicated.
+    await asyncio.gather(
+        ms.copy(mid, inbox_id, uids[:10], "Trash", move=True),
+        ms.copy(mid, trash_id, trash_uids, "INBOX", move=True),
+    )
+    total = len((await ms.select(mid, "INBOX")).uids) + len((await ms.select(mid, "Trash")).uids)
+    assert total == 20

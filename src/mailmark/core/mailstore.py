@@ -470,11 +470,13 @@ class MailStore:
         tombstones them in the same transaction. Missing destination is `NotFound` (the adapter
         answers [TRYCREATE])."""
         async with self._uow() as uow:
-            source = await uow.mailstore.lock_folder(folder_id)
-            if source is None or source.mailbox_id != mailbox_id:
-                raise NotFound("The folder no longer exists.")
             dest = await self._folder(uow, mailbox_id, dest_name)
             assert dest.id is not None
+            # Both folders locked in id order: opposite moves at once never deadlock.
+            locked = {fid: await uow.mailstore.lock_folder(fid) for fid in sorted({folder_id, dest.id})}
+            source = locked[folder_id]
+            if source is None or source.mailbox_id != mailbox_id:
+                raise NotFound("The folder no longer exists.")
             found = await uow.mailstore.placements(folder_id, uids)
             if not found:
                 return CopyResult(dest.uid_validity, [], [])
