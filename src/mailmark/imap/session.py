@@ -212,7 +212,12 @@ class Session:
                     await self.send(encoder.untagged_status("BYE", "Closing the connection"))
                     return
                 continue
-            await self.execute(data)
+            try:
+                await self.execute(data)
+            except TimeoutError:
+                # A command waiting on the client (IDLE, an AUTHENTICATE exchange) ran out the timer.
+                await self.send(encoder.untagged_status("BYE", "Autologout; idle for too long"))
+                return
 
     def _literal_limit(self, first_line: bytes) -> int:
         words = first_line.split(b" ", 3)
@@ -246,8 +251,12 @@ class Session:
             return
         try:
             done = await handler(self, command)
-        except (Reply, MailmarkError) as exc:
-            reply = exc if isinstance(exc, Reply) else error_reply(exc)
+        except (Reply, MailmarkError, CommandRefused) as exc:
+            if isinstance(exc, CommandRefused):
+                # A line read inside the command (IDLE's DONE, a SASL response) was refused.
+                reply = Reply(exc.status, exc.text, exc.code)
+            else:
+                reply = exc if isinstance(exc, Reply) else error_reply(exc)
             if self.selected is not None:
                 await self.announce_changes(expunges=_expunges_allowed(command))
             await self.send(encoder.tagged(command.tag, reply.status, reply.text, reply.code))

@@ -158,41 +158,49 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
         session.note_own_changes(result.changed)
         seen_now = {state.uid for state in result.changed}
     wants_flags = any(a.name == "FLAGS" for a in attributes)
+    renderers = [_renderer(attribute) for attribute in attributes]
+    changed_since = command.changed_since
+    announced = selected.announced
     async for chunk in session.store.fetch(selected.folder_id, uids, _wants(attributes)):
+        # One write per chunk: each write on a TLS stream is a record and a system call.
+        out: list[bytes] = []
         for message in chunk:
             seq = selected.seq_of(message.uid)
-            if seq is None:
+            if seq is None or (changed_since is not None and message.modseq <= changed_since):
                 continue
-            if command.changed_since is not None and message.modseq <= command.changed_since:
-                continue
-            items = [_item(attribute, message) for attribute in attributes]
+            items = [render(message) for render in renderers]
             if wants_flags or message.uid in seen_now:
-                selected.announced[message.uid] = message.modseq
+                announced[message.uid] = message.modseq
                 if not wants_flags:
                     items.append(b"FLAGS " + encoder.flag_list(message.flags))
-            session.write(encoder.fetch(seq, items))
+            out.append(encoder.fetch(seq, items))
+        session.write(b"".join(out))
         await session.flush()
     return None
+
+
+_SIMPLE_RENDERERS: dict[str, Callable[[FetchedMessage], bytes]] = {
+    "UID": lambda m: b"UID %d" % m.uid,
+    "FLAGS": lambda m: b"FLAGS (" + " ".join(m.flags).encode() + b")",
+    "INTERNALDATE": lambda m: b"INTERNALDATE " + encoder.date_time(m.internal_date),
+    "RFC822.SIZE": lambda m: b"RFC822.SIZE %d" % m.size,
+    "MODSEQ": lambda m: b"MODSEQ (%d)" % m.modseq,
+    "ENVELOPE": lambda m: b"ENVELOPE " + (m.envelope or b"NIL"),
+    "BODYSTRUCTURE": lambda m: b"BODYSTRUCTURE " + (m.bodystructure or b"NIL"),
+}
+
+
+def _renderer(attribute: FetchAttribute) -> Callable[[FetchedMessage], bytes]:
+    """How to render one FETCH item, chosen once per command rather than once per message."""
+    if attribute.section is None and attribute.name in _SIMPLE_RENDERERS:
+        return _SIMPLE_RENDERERS[attribute.name]
+    return lambda message: _item(attribute, message)
 
 
 def _item(attribute: FetchAttribute, message: FetchedMessage) -> bytes:
     name = attribute.name
     section = attribute.section
     if section is None:
-        if name == "UID":
-            return b"UID %d" % message.uid
-        if name == "FLAGS":
-            return b"FLAGS " + encoder.flag_list(message.flags)
-        if name == "INTERNALDATE":
-            return b"INTERNALDATE " + encoder.date_time(message.internal_date)
-        if name == "RFC822.SIZE":
-            return b"RFC822.SIZE %d" % message.size
-        if name == "MODSEQ":
-            return b"MODSEQ (%d)" % message.modseq
-        if name == "ENVELOPE":
-            return b"ENVELOPE " + (message.envelope or b"NIL")
-        if name == "BODYSTRUCTURE":
-            return b"BODYSTRUCTURE " + (message.bodystructure or b"NIL")
         if name == "BODY":
             return b"BODY " + (message.body or b"NIL")
         content = message.content or b""
@@ -202,7 +210,8 @@ def _item(attribute: FetchAttribute, message: FetchedMessage) -> bytes:
         return name.encode() + b" " + encoder.literal(imap_structure.section(content, (), kind))
     content = message.content or b""
     if name == "BODY":
-        data = imap_structure.section(content, section.part, section.kind, section.fields)
+        whole = not section.part and not section.kind
+        data = content if whole else imap_structure.section(content, section.part, section.kind, section.fields)
         label = b"BODY[" + section.render().encode() + b"]"
         return label + _partial(attribute, data, encoder.literal)
     try:
