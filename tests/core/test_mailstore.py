@@ -13,8 +13,8 @@ from mailmark.config import Settings
 from mailmark.core import imap_structure
 from mailmark.core import search as s
 from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLarge, NotFound
-from mailmark.core.mailstore import FETCH_CHUNK, FetchWants, MailStore
-from mailmark.storage.tables import messages, outbound_messages
+from mailmark.core.mailstore import CONTENT_CHUNK_BYTES, FETCH_CHUNK, FetchWants, MailStore
+from mailmark.storage.tables import messages, outbound_messages, placements
 from tests.conftest import FAST_PASSWORDS, World
 
 
@@ -38,6 +38,16 @@ def mailbox_id(world: World) -> int:
 
 async def inbox(world: World) -> int:
     return (await store(world).select(mailbox_id(world), "INBOX")).folder_id
+
+
+async def blob_key_of(world: World, folder_id: int, uid: int) -> str:
+    query = (
+        sa.select(messages.c.blob_key)
+        .select_from(placements.join(messages))
+        .where(placements.c.folder_id == folder_id, placements.c.uid == uid)
+    )
+    async with world.services.engine.connect() as conn:
+        return str((await conn.execute(query)).scalar_one())
 
 
 async def test_append_then_select_fetch_and_bytes_round_trip(world: World) -> None:
@@ -120,6 +130,7 @@ async def test_expunge_only_deleted_writes_tombstones_and_changes_since(world: W
     ms, mid = store(world), mailbox_id(world)
     folder = await inbox(world)
     a, b, c = [(await ms.append(mid, "INBOX", message(f"t{i}"))).uid for i in range(3)]
+    blob_keys = {uid: await blob_key_of(world, folder, uid) for uid in (a, b, c)}
     modseq = (await ms.select(mid, "INBOX")).highestmodseq
     await ms.store_flags(folder, [a, b, c], "add", ["\\Deleted"])
     await ms.store_flags(folder, [c], "remove", ["\\deleted"])
@@ -133,8 +144,10 @@ async def test_expunge_only_deleted_writes_tombstones_and_changes_since(world: W
     assert await ms.expunge(folder) == []
     # The message rows and blobs nothing references are gone.
     async with world.services.engine.connect() as conn:
-        count = (await conn.execute(sa.select(sa.func.count()).select_from(messages))).scalar_one()
-    assert count == 1
+        keys = (await conn.execute(sa.select(messages.c.blob_key))).scalars().all()
+    assert keys == [blob_keys[c]]
+    for uid in (a, b):
+        assert not await world.services.blobs.exists(blob_keys[uid])
 
 
 async def test_store_flag_modes_modseq_and_unchangedsince(world: World) -> None:
@@ -236,7 +249,7 @@ async def test_status_counts(world: World) -> None:
     assert status.uidnext == (await ms.select(mid, "INBOX")).uidnext
 
 
-async def test_fetch_streams_in_chunks(world: World) -> None:
+async def test_fetch_skips_uids_not_in_the_folder(world: World) -> None:
     ms, mid = store(world), mailbox_id(world)
     raw = message("bulk")
     key, _ = await world.services.blobs.put(raw)
@@ -399,3 +412,13 @@ async def test_concurrent_appends_and_moves_get_distinct_uids(world: World) -> N
     )
     total = len((await ms.select(mid, "INBOX")).uids) + len((await ms.select(mid, "Trash")).uids)
     assert total == 20
+
+
+async def test_fetch_bounds_the_bytes_of_a_content_chunk(world: World) -> None:
+    ms, mid = store(world), mailbox_id(world)
+    size = CONTENT_CHUNK_BYTES // 2 - 1024
+    raws = [b"Subject: big %d\r\n\r\n" % i + b"x" * size for i in range(3)]
+    uids = [(await ms.append(mid, "INBOX", raw)).uid for raw in raws]
+    chunks = [c async for c in ms.fetch(await inbox(world), uids, FetchWants(content=True))]
+    assert [len(c) for c in chunks] == [2, 1]
+    assert [m.content for c in chunks for m in c] == raws
