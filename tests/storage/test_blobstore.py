@@ -37,6 +37,16 @@ async def test_put_is_content_addressed_and_readable(tmp_path: Path) -> None:
     assert empty_key == hashlib.sha256(b"").hexdigest() and await store.get(empty_key) == b""
 
 
+async def test_get_many_returns_each_blob_in_order(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    keys = [(await store.put(data))[0] for data in (b"one", b"two", b"three")]
+    assert await store.get_many([keys[2], keys[0], keys[2]]) == [b"three", b"one", b"three"]
+    assert await store.get_many([]) == []
+    await store.delete(keys[1])
+    with pytest.raises(FileNotFoundError):
+        await store.get_many(keys)
+
+
 async def test_identical_content_is_stored_once(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path / "blobs")
     first = await store.put(DATA)

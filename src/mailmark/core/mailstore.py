@@ -32,9 +32,8 @@ DELIMITER = "/"
 INBOX = "INBOX"
 # RFC 3501 §2.3.2 system flags, in their canonical spelling. `\Recent` is never stored.
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
-# Rows per chunk yielded by `fetch`, and blobs read at once when bodies are wanted.
+# Rows per chunk yielded by `fetch`.
 FETCH_CHUNK = 500
-BLOB_READS_AT_ONCE = 16
 # A chunk carrying message contents holds at most this many bytes (or one larger message).
 CONTENT_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_FOLDER_NAME = 255
@@ -358,9 +357,8 @@ class MailStore:
     ) -> AsyncIterator[list[FetchedMessage]]:
         """The messages among `uids` still in the folder, by uid ascending, in chunks of at most
         FETCH_CHUNK (fewer when contents are wanted: at most CONTENT_CHUNK_BYTES of them): a
-        FETCH over a large folder never holds it all. Contents are read at most
-        BLOB_READS_AT_ONCE at a time. No transaction stays open while the caller consumes a
-        chunk."""
+        FETCH over a large folder never holds it all. Each chunk's contents are read in one batch
+        (`BlobStore.get_many`). No transaction stays open while the caller consumes a chunk."""
         wanted = sorted(set(uids))
         structure = want.envelope or want.bodystructure
         for start in range(0, len(wanted), FETCH_CHUNK):
@@ -377,13 +375,9 @@ class MailStore:
                 yield [_fetched(row, want, data) for row, data in zip(group, contents, strict=True)]
 
     async def _read_contents(self, rows: Sequence[FetchRow]) -> list[bytes]:
-        limit = asyncio.Semaphore(BLOB_READS_AT_ONCE)
-
-        async def read(row: FetchRow) -> bytes:
-            async with limit:
-                return row.trace_prefix + await self._blobs.get(row.blob_key)
-
-        return list(await asyncio.gather(*(read(row) for row in rows)))
+        # Rows come in groups bounded by size (_by_size), so one batch read stays bounded too.
+        blobs = await self._blobs.get_many([row.blob_key for row in rows])
+        return [row.trace_prefix + blob for row, blob in zip(rows, blobs, strict=True)]
 
     async def _fill_index(self, folder_id: int, rows: list[FetchRow]) -> list[FetchRow]:
         """Compute ENVELOPE/BODYSTRUCTURE of messages stored before they were kept, and keep them."""
