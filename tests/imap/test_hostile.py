@@ -291,6 +291,134 @@ async def test_line_over_the_limit_then_a_good_command(plain: RawImap) -> None:
     await assert_alive(plain)
 
 
+async def test_search_keys_nested_without_parentheses_are_bounded(selected: RawImap) -> None:
+    # OR and NOT nest by prefix, not by parentheses: a recursive parser must bound them too.
+    for deep in (b"NOT " * 100_000 + b"ALL", b"OR " * 50_000 + b"ALL " * 50_001):
+        done = await selected.command(b"D1", b"SEARCH " + deep.strip())
+        assert tagged_status(done) == b"BAD", done[-1][:200]
+        await assert_alive(selected)
+    done = await selected.command(b"D2", b"SEARCH NOT NOT NOT SUBJECT \"Hostile 2\"")
+    assert done[0] == b"* SEARCH 1 2\r\n", done
+
+
+async def test_a_thousand_and_more_literals_in_one_command_are_refused(selected: RawImap) -> None:
+    literals = b"".join(b" OR SUBJECT {1+}\r\nx" for _ in range(2000))
+    with traced() as grown:
+        await selected.send(b"M1 SEARCH" + literals + b" ALL\r\n")
+        answer = await selected.until_tagged(b"M1")
+    assert tagged_status(answer) in (b"BAD", b"NO"), answer[-1]
+    assert grown[0] < MiB, f"{grown[0]} bytes for a 20 KiB command"
+
+
+async def test_sections_and_partials_out_of_range(selected: RawImap) -> None:
+    deep_part = b".".join([b"1"] * 1000)
+    for command in (
+        b"FETCH 1 BODY.PEEK[" + deep_part + b"]",
+        b"FETCH 1 BODY.PEEK[]<0.4294967296>",
+        b"FETCH 1 BODY.PEEK[]<4294967296.1>",
+        b"FETCH 1 BODY.PEEK[0]",
+        b"FETCH 1 BODY.PEEK[1.0]",
+        b"FETCH 1 BODY.PEEK[HEADER.FIELDS ()]",
+        b"FETCH 1 BODY.PEEK[HEADER.FIELDS (" + b" ".join([b"X-A"] * 20_000) + b")]",
+        b"FETCH 1 BINARY.PEEK[HEADER]",
+    ):
+        done = await selected.command(b"B1", command)
+        # Either refused, or answered: never a crash or a hang.
+        assert tagged_status(done) in (b"OK", b"BAD", b"NO"), (command[:60], done[-1])
+        await assert_alive(selected)
+    done = await selected.command(b"B2", b"FETCH 1 BODY.PEEK[]<4.5>")
+    assert done[0] == b"* 1 FETCH (BODY[]<4> {5}\r\na@exa)\r\n" or b"BODY[]<4>" in done[0], done
+
+
+def nested_multipart(depth: int, parts: int) -> bytes:
+    """A message nested `depth` multiparts deep whose innermost level holds `parts` parts."""
+    head = b"From: a@example.org\r\nSubject: Nested\r\nMIME-Version: 1.0\r\n"
+    body = b"".join(
+        b"--inner\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(parts)
+    ) + b"--inner--\r\n"
+    content_type = b'Content-Type: multipart/mixed; boundary="inner"\r\n'
+    for level in range(depth):
+        boundary = b"b%d" % level
+        body = (b"--" + boundary + b"\r\n" + content_type + b"\r\n" + body
+                + b"--" + boundary + b"--\r\n")
+        content_type = b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n'
+    return head + content_type + b"\r\n" + body
+
+
+@pytest.mark.parametrize(("depth", "parts"), [(300, 1), (1, 20_000)], ids=["deep", "wide"])
+async def test_hostile_mime_is_stored_and_fetched_within_bounds(
+    selected: RawImap, depth: int, parts: int
+) -> None:
+    raw = nested_multipart(depth, parts)
+    await selected.send(b"H1 APPEND INBOX {%d}\r\n" % len(raw))
+    assert (await selected.line()).startswith(b"+ ")
+    await selected.send(raw + b"\r\n")
+    done = await selected.until_tagged(b"H1")
+    assert done[-1].startswith(b"H1 OK"), done
+    done = await selected.command(b"H2", b"UID FETCH 4 (BODYSTRUCTURE ENVELOPE BODY.PEEK[1.1.1])")
+    assert done[-1].startswith(b"H2 OK"), done[-1]
+    answer = b"".join(done[:-1])
+    assert answer.count(b"(") == answer.count(b")"), "unbalanced BODYSTRUCTURE"
+    assert len(answer) < 2 * len(raw) + 64 * 1024
+    done = await selected.command(b"H3", b"UID FETCH 4 (BODY.PEEK[])")
+    assert raw in done[0], "BODY[] of a hostile message is not byte-exact"
+    await assert_alive(selected)
+
+
+async def test_abandoned_literal_leaves_nothing_behind(
+    listeners: Listeners, selected: RawImap
+) -> None:
+    await selected.send(b"A1 APPEND INBOX {1000}\r\n")
+    assert (await selected.line()).startswith(b"+ ")
+    await selected.send(b"From: half@example.org\r\n")
+    await selected.close()
+    again = await RawImap.connect(listeners.imaps.port, tls=True)
+    try:
+        await again.login()
+        status = await again.command(b"A2", b"STATUS INBOX (MESSAGES)")
+        assert b"(MESSAGES 3)" in status[0], status
+    finally:
+        await again.close()
+
+
+async def test_idle_ended_by_anything_but_done_is_bad(selected: RawImap) -> None:
+    await selected.send(b"I1 IDLE\r\n")
+    assert (await selected.line()).startswith(b"+ ")
+    await selected.send(b"NOOP\r\n")
+    done = await selected.until_tagged(b"I1")
+    assert tagged_status(done) in (b"BAD", b"NO"), done  # RFC 2177: only DONE ends IDLE
+    await assert_alive(selected)
+
+
+@pytest.mark.parametrize("response", [b"!!!not base64!!!", b"*", b"AGEAYg==", b"A" * 20_000])
+async def test_authenticate_with_a_bad_response_is_refused(listeners: Listeners, mailbox: World,
+                                                           response: bytes) -> None:
+    client = await RawImap.connect(listeners.imaps.port, tls=True)
+    try:
+        await client.send(b"U1 AUTHENTICATE PLAIN\r\n")
+        assert (await client.line()).startswith(b"+")
+        await client.send(response + b"\r\n")
+        done = await client.until_tagged(b"U1")
+        assert tagged_status(done) in (b"BAD", b"NO"), done  # RFC 3501 §6.2.2: "*" cancels with BAD
+        await assert_alive(client)
+        await client.login()
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [b'"' + b"x" * 20_000 + b'"', b'"a//b"', b'"/leading"', b'"&Jjo"', b'"&-&"', b'""',
+     b'"with*wildcard"', b'"INBOX"'],
+)
+async def test_bad_folder_names_are_refused_and_nothing_is_created(authed: RawImap, name: bytes) -> None:
+    before = await authed.command(b"C0", b'LIST "" *')
+    done = await authed.command(b"C1", b"CREATE " + name)
+    assert tagged_status(done) in (b"BAD", b"NO"), done
+    after = await authed.command(b"C2", b'LIST "" *')
+    assert after[:-1] == before[:-1], after
+
+
 # ------------------------------------------------------------------------------------------------
 # Garbage, unknown commands, the wrong state
 # ------------------------------------------------------------------------------------------------
