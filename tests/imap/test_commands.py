@@ -5,13 +5,16 @@ response matters, imaplib and aioimaplib where a real client's view does."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import imaplib
 import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import aioimaplib
 import pytest
 
-from mailmark.bootstrap import Listeners
+from mailmark.bootstrap import Listeners, start_listeners
 from tests.conftest import World, stored_copies
 from tests.imap.raw import client_tls, session
 
@@ -380,3 +383,38 @@ async def test_malformed_commands_get_bad_and_the_session_goes_on(listeners: Lis
             lines = await c.run(b"m1", text)
             assert lines[-1].startswith(b"m1 BAD "), (text, lines)
         await c.ok(b"m2", b"FETCH 1 (UID)")
+
+
+@pytest.fixture
+async def impatient(listeners: Listeners, world: World) -> AsyncIterator[Listeners]:
+    """Listeners whose IMAP sessions are logged out after one second of silence."""
+    services = world.services
+    settings = services.settings.model_copy(update={"imap_idle_timeout": timedelta(seconds=1)})
+    started = await start_listeners(dataclasses.replace(services, settings=settings))
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
+async def test_idle_ends_with_bye_when_the_autologout_timer_runs_out(impatient: Listeners) -> None:
+    async with session(impatient.imaps_port, select="INBOX") as c:
+        await c.send(b"i1 IDLE\r\n")
+        assert await c.line() == b"+ idling\r\n"
+        assert (await c.line(timeout=5)).startswith(b"* BYE Autologout")
+        assert await c.reader.read() == b""
+
+
+async def test_idle_refuses_anything_but_done(listeners: Listeners, inbox: World) -> None:
+    async with session(listeners.imaps_port, select="INBOX") as c:
+        await c.send(b"i1 IDLE\r\n")
+        assert await c.line() == b"+ idling\r\n"
+        await c.send(b"i2 NOOP\r\n")
+        assert (await c.line()).startswith(b"i1 BAD")
+        await c.ok(b"i3", b"NOOP")
+        # IDLE in the authenticated state: nothing to report, DONE ends it.
+        await c.ok(b"i4", b"UNSELECT")
+        await c.send(b"i5 IDLE\r\n")
+        assert await c.line() == b"+ idling\r\n"
+        await c.send(b"done\r\n")
+        assert await c.line() == b"i5 OK IDLE terminated\r\n"
