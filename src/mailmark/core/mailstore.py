@@ -43,6 +43,9 @@ MAX_FLAG_LENGTH = 100
 # renamed (INBOX can be renamed, which moves its messages; RFC 3501 §6.3.5).
 PROTECTED_FOLDERS = frozenset(name for name, _ in DEFAULT_FOLDERS)
 _CANONICAL_FLAGS = {flag.lower(): flag for flag in SYSTEM_FLAGS}
+# RFC 6855 §3 (and RFC 9051 §5.1): no C0 or C1 controls, DEL, or line/paragraph separators;
+# "*" and "%" are LIST wildcards and could never be listed on their own.
+_BAD_FOLDER_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029*%]")
 # RFC 3501 §9: flag-keyword = atom; atom-specials are ( ) { SP CTL % * " \ ]
 _KEYWORD = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')
 
@@ -589,7 +592,7 @@ def folder_name(name: str) -> str:
     given (RFC 3501 §5.1); `InvalidInput` for names no folder can have."""
     if not name or len(name) > MAX_FOLDER_NAME:
         raise InvalidInput("A folder name must have 1 to 255 characters.")
-    if any(ch in name for ch in "\x00\r\n*%") or any(not part for part in name.split(DELIMITER)):
+    if _BAD_FOLDER_CHARS.search(name) or any(not part for part in name.split(DELIMITER)):
         raise InvalidInput(f"{name!r} is not a valid folder name.")
     head, sep, rest = name.partition(DELIMITER)
     if head.upper() == INBOX:
