@@ -409,7 +409,7 @@ async def test_authenticate_with_a_bad_response_is_refused(listeners: Listeners,
 @pytest.mark.parametrize(
     "name",
     [b'"' + b"x" * 20_000 + b'"', b'"a//b"', b'"/leading"', b'"&Jjo"', b'"&-&"', b'""',
-     b'"with*wildcard"', b'"INBOX"'],
+     b'"with*wildcard"', b'"INBOX"', b'"with\x7fdelete"', b'"tab\there"', b'"line\xe2\x80\xa8sep"'],
 )
 async def test_bad_folder_names_are_refused_and_nothing_is_created(authed: RawImap, name: bytes) -> None:
     before = await authed.command(b"C0", b'LIST "" *')
