@@ -14,7 +14,7 @@ from mailmark.core import imap_structure
 from mailmark.core import search as s
 from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLarge, NotFound
 from mailmark.core.mailstore import CONTENT_CHUNK_BYTES, FETCH_CHUNK, FetchWants, MailStore
-from mailmark.storage.tables import messages, outbound_messages, placements
+from mailmark.storage.tables import FULLTEXT_TABLE, messages, outbound_messages, placements
 from tests.conftest import FAST_PASSWORDS, World
 
 
@@ -422,3 +422,18 @@ async def test_fetch_bounds_the_bytes_of_a_content_chunk(world: World) -> None:
     chunks = [c async for c in ms.fetch(await inbox(world), uids, FetchWants(content=True))]
     assert [len(c) for c in chunks] == [2, 1]
     assert [m.content for c in chunks for m in c] == raws
+
+
+async def test_text_search_indexes_messages_stored_before_the_index(world: World) -> None:
+    ms, mid = store(world), mailbox_id(world)
+    uid = (await ms.append(mid, "INBOX", message("legacy", "an ocelot was here"))).uid
+    await ms.append(mid, "INBOX", message("other", "nothing to see"))
+    async with world.services.engine.begin() as conn:
+        await conn.execute(messages.update().values(envelope=None, bodystructure=None, body=None))
+        await conn.execute(sa.text(f"DELETE FROM {FULLTEXT_TABLE}"))
+    folder = await inbox(world)
+    assert await ms.search(folder, s.Body("OCELOT")) == [uid]
+    assert await ms.search(folder, s.Subject("legacy")) == [uid]
+    async with world.services.engine.connect() as conn:
+        missing = (await conn.execute(sa.select(sa.func.count()).where(messages.c.envelope.is_(None)))).scalar_one()
+    assert missing == 0

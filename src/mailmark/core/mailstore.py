@@ -23,7 +23,7 @@ from mailmark.core.mailboxes import DEFAULT_FOLDERS
 from mailmark.core.message_meta import check_header_limits, read_index
 from mailmark.core.model import FetchRow, Folder, NewPlacement, PlacementState
 from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
-from mailmark.core.search import Criteria, Flag, check_bounds
+from mailmark.core.search import Criteria, Flag, check_bounds, uses_text
 
 log = logging.getLogger(__name__)
 
@@ -562,8 +562,20 @@ class MailStore:
             check_bounds(criteria)
         except ValueError as error:
             raise InvalidInput(str(error)) from error
+        if uses_text(criteria):
+            await self._index_unindexed(folder_id)
         async with self._uow(read_only=True) as uow:
             return await uow.mailstore.search(folder_id, criteria, uid_universe)
+
+    async def _index_unindexed(self, folder_id: int) -> None:
+        """Index messages stored before the index existed, so that text searches find them."""
+        while True:
+            async with self._uow(read_only=True) as uow:
+                uids = await uow.mailstore.unindexed(folder_id, FETCH_CHUNK)
+                rows = await uow.mailstore.fetch_rows(folder_id, uids, True, False) if uids else []
+            if not rows:
+                return
+            await self._fill_index(folder_id, rows)
 
     # Helpers
 

@@ -186,6 +186,10 @@ class MailStoreRepository(Protocol):
     ) -> list[FetchRow]:
         """Rows for these uids (at most a few hundred), by uid ascending."""
         ...
+    async def unindexed(self, folder_id: int, limit: int) -> list[int]:
+        """UIDs of up to `limit` messages in the folder stored before ENVELOPE and the full-text
+        index were kept."""
+        ...
     async def set_index(self, message_id: int, index: MessageIndex) -> None:
         """Fill the IMAP syntax columns of a message stored before they existed."""
         ...

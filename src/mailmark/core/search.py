@@ -219,12 +219,21 @@ def check_bounds(criteria: Criteria) -> None:
         stack.extend((child, depth + 1) for child in children(node))
 
 
-def uses_modseq(criteria: Criteria) -> bool:
-    """Whether a MODSEQ criterion appears: RFC 7162 §3.1.5 then wants `(MODSEQ n)` in the reply."""
+def _uses(criteria: Criteria, kinds: tuple[type, ...]) -> bool:
     stack = [criteria]
     while stack:
         node = stack.pop()
-        if isinstance(node, ModSeq):
+        if isinstance(node, kinds):
             return True
         stack.extend(children(node))
     return False
+
+
+def uses_modseq(criteria: Criteria) -> bool:
+    """Whether a MODSEQ criterion appears: RFC 7162 §3.1.5 then wants `(MODSEQ n)` in the reply."""
+    return _uses(criteria, (ModSeq,))
+
+
+def uses_text(criteria: Criteria) -> bool:
+    """Whether a criterion is answered from the full-text index (header fields or text)."""
+    return _uses(criteria, (Header, From, To, Cc, Bcc, Subject, Body, Text))

@@ -247,6 +247,16 @@ class SqlMailStore:
             )
         return out
 
+    async def unindexed(self, folder_id: int, limit: int) -> list[int]:
+        query = (
+            sa.select(placements.c.uid)
+            .select_from(placements.join(messages))
+            .where(placements.c.folder_id == folder_id, messages.c.envelope.is_(None))
+            .order_by(placements.c.uid)
+            .limit(limit)
+        )
+        return [int(uid) for uid in (await self._conn.execute(query)).scalars()]
+
     async def set_index(self, message_id: int, index: MessageIndex) -> None:
         await self._conn.execute(
             messages.update()
