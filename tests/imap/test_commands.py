@@ -418,3 +418,28 @@ async def test_idle_refuses_anything_but_done(listeners: Listeners, inbox: World
         assert await c.line() == b"+ idling\r\n"
         await c.send(b"done\r\n")
         assert await c.line() == b"i5 OK IDLE terminated\r\n"
+
+
+async def test_qresync_resynchronises_and_reports_vanished(listeners: Listeners, inbox: World) -> None:
+    await deliver(inbox, SIMPLE)  # UID 3
+    async with session(listeners.imaps_port) as c:
+        lines = await c.run(b"q0", b"SELECT INBOX (QRESYNC (1 1))")
+        assert lines[-1].startswith(b"q0 BAD")  # not enabled
+        await c.ok(b"q1", b"ENABLE QRESYNC")
+        lines = await c.ok(b"q2", b"SELECT INBOX")
+        text = b"".join(lines)
+        validity = int(re.search(rb"UIDVALIDITY (\d+)", text)[1])  # type: ignore[index]
+        remembered = int(re.search(rb"HIGHESTMODSEQ (\d+)", text)[1])  # type: ignore[index]
+        await c.ok(b"q3", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+        lines = await c.ok(b"q4", b"EXPUNGE")
+        assert lines == [b"* VANISHED 1\r\n", b"q4 OK EXPUNGE completed\r\n"]
+        await c.ok(b"q5", b"STORE 1 +FLAGS.SILENT (\\Flagged)")  # UID 2
+        lines = await c.ok(b"q6", b"SELECT INBOX (QRESYNC (%d %d 1:3))" % (validity, remembered))
+        assert b"* VANISHED (EARLIER) 1\r\n" in lines, lines
+        assert any(re.match(rb"\* 1 FETCH \(FLAGS \(\\Flagged\) UID 2 MODSEQ \(\d+\)\)", line) for line in lines), lines
+        assert not any(b"UID 3" in line for line in lines)  # unchanged since
+        lines = await c.ok(b"q7", b"UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % remembered)
+        assert lines[0] == b"* VANISHED (EARLIER) 1\r\n", lines
+        assert re.match(rb"\* 1 FETCH \(UID 2 FLAGS \(\\Flagged\) MODSEQ", lines[1]), lines
+        lines = await c.ok(b"q8", b"SELECT INBOX (QRESYNC (%d %d))" % (validity + 1, remembered))
+        assert not any(b"VANISHED" in line for line in lines)  # another UIDVALIDITY: full resync

@@ -221,3 +221,21 @@ def test_encoder_strings_and_sets() -> None:
         b'" 3-Feb-2026 04:05:06 -0500"'
     )
     assert encoder.tagged("a", "NO", "bad\r\nthing", "TRYCREATE") == b"a NO [TRYCREATE] bad thing\r\n"
+
+
+def test_select_qresync_parameters() -> None:
+    from mailmark.imap.commands import QresyncParameters
+
+    command = parse_command(b"a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541 (1,3 41,43)))")
+    assert command == Select(
+        "a", "INBOX", read_only=False,
+        qresync=QresyncParameters(67890007, 20050715194045000, SequenceSet(((41, 41), (43, 211), (214, 541)))),
+    )
+    plain = parse_command(b"a EXAMINE x (CONDSTORE QRESYNC (1 2))")
+    assert plain == Select("a", "x", read_only=True, condstore=True, qresync=QresyncParameters(1, 2))
+    with pytest.raises(ParseError):
+        parse_command(b"a SELECT INBOX (QRESYNC (0 1))")
+    fetch = parse_command(b"a UID FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)")
+    assert isinstance(fetch, Fetch) and fetch.vanished and fetch.changed_since == 5
+    with pytest.raises(ParseError):
+        parse_command(b"a FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)")

@@ -107,10 +107,20 @@ class Id(Command):
 
 
 @dataclass(frozen=True)
+class QresyncParameters:
+    """SELECT (QRESYNC (...)) (RFC 7162 §3.2.5): what the client remembers of the folder."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+
+
+@dataclass(frozen=True)
 class Select(Command):
     mailbox: str
     read_only: bool  # EXAMINE
     condstore: bool = False
+    qresync: QresyncParameters | None = None
 
 
 @dataclass(frozen=True)

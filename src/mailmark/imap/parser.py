@@ -26,6 +26,7 @@ from mailmark.imap.commands import (
     ListCommand,
     Login,
     MailboxCommand,
+    QresyncParameters,
     Rename,
     Search,
     Section,
@@ -306,14 +307,10 @@ def _parse_body(cur: _Cursor, tag: str, name: str) -> Command:
     if name in ("SELECT", "EXAMINE"):
         cur.sp()
         mailbox = _mailbox(cur)
-        condstore = False
+        condstore, qresync = False, None
         if cur.optional_sp():
-            for parameter, _value in _select_parameters(cur):
-                if parameter == "CONDSTORE":
-                    condstore = True
-                else:
-                    raise _Syntax(f"unsupported SELECT parameter {parameter}")
-        return Select(tag, mailbox, read_only=name == "EXAMINE", condstore=condstore)
+            condstore, qresync = _select_parameters(cur)
+        return Select(tag, mailbox, read_only=name == "EXAMINE", condstore=condstore, qresync=qresync)
     if name in ("CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"):
         cur.sp()
         mailbox = _mailbox(cur)
@@ -433,19 +430,41 @@ def _id_fields(cur: _Cursor) -> tuple[tuple[str, str | None], ...]:
     return tuple(fields)
 
 
-def _select_parameters(cur: _Cursor) -> list[tuple[str, None]]:
+def _select_parameters(cur: _Cursor) -> tuple[bool, QresyncParameters | None]:
+    """RFC 7162: `(CONDSTORE)` and `(QRESYNC (uidvalidity modseq [known-uids [seq-match]]))`."""
     cur.expect(b"(", "(")
-    parameters: list[tuple[str, None]] = []
+    condstore = False
+    qresync = None
+    count = 0
     while not cur.peek_is(b")"):
-        if parameters:
+        if count:
             cur.sp()
-        parameters.append((cur.atom("a SELECT parameter").upper(), None))
-        if cur.peek_is(b" ("):
-            raise _Syntax("unsupported SELECT parameter value")
-        if len(parameters) > 10:
+        count += 1
+        if count > 10:
             raise _Syntax("too many SELECT parameters")
+        parameter = cur.atom("a SELECT parameter").upper()
+        if parameter == "CONDSTORE":
+            condstore = True
+        elif parameter == "QRESYNC":
+            cur.sp()
+            cur.expect(b"(", "(")
+            uidvalidity = cur.nz_number()
+            cur.sp()
+            modseq = cur.number(MAX_NUMBER)
+            known = None
+            if cur.optional_sp():
+                if cur.peek_is(b"("):
+                    _skip_parenthesised(cur)  # only sequence match data: an optimisation hint
+                else:
+                    known = _sequence_set(cur)
+                    if cur.optional_sp():
+                        _skip_parenthesised(cur)
+            cur.expect(b")", ")")
+            qresync = QresyncParameters(uidvalidity, modseq, known)
+        else:
+            raise _Syntax(f"unsupported SELECT parameter {parameter}")
     cur.pos += 1
-    return parameters
+    return condstore, qresync
 
 
 def _list(cur: _Cursor, tag: str) -> ListCommand:

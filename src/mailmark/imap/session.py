@@ -179,6 +179,10 @@ class Session:
     def rev2(self) -> bool:
         return "IMAP4REV2" in self.enabled
 
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
     def decode_name(self, name: str) -> str:
         if self.rev2:
             return name
@@ -282,7 +286,7 @@ class Session:
                 caps += ["STARTTLS", "LOGINDISABLED"]
         caps += [
             "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS",
-            "ESEARCH", "SEARCHRES", "CONDSTORE", "BINARY", "STATUS=SIZE",
+            "ESEARCH", "SEARCHRES", "CONDSTORE", "QRESYNC", "BINARY", "STATUS=SIZE",
         ]
         return caps
 
@@ -395,16 +399,22 @@ class Session:
 
     def remove_expunged(self, uids: Sequence[int]) -> None:
         """Send `* n EXPUNGE` for UIDs this session expunged or moved away, highest first so the
-        numbers of the others are not shifted by earlier responses."""
+        numbers of the others are not shifted by earlier responses (VANISHED under QRESYNC)."""
         selected = self.selected
         assert selected is not None
+        gone: list[int] = []
         for uid in sorted(uids, reverse=True):
             seq = selected.seq_of(uid)
             if seq is not None:
                 del selected.uids[seq - 1]
                 selected.announced.pop(uid, None)
                 selected.pending_expunges.discard(uid)
-                self.write(b"* %d EXPUNGE\r\n" % seq)
+                gone.append(uid)
+                if not self.qresync:
+                    self.write(b"* %d EXPUNGE\r\n" % seq)
+        if self.qresync and gone:
+            # RFC 7162 §3.2.10: with QRESYNC, VANISHED (by UID) replaces EXPUNGE.
+            self.write(b"* VANISHED " + encoder.sequence_set(sorted(gone)).encode() + b"\r\n")
 
 
 def error_reply(error: MailmarkError) -> Reply:

@@ -15,7 +15,7 @@ from mailmark.imap.session import ANSWERED, AUTHENTICATED, LOGOUT, Done, Reply, 
 log = logging.getLogger(__name__)
 
 # What ENABLE can switch on (RFC 5161); anything else is silently not enabled.
-ENABLEABLE = frozenset({"IMAP4REV2", "CONDSTORE"})
+ENABLEABLE = frozenset({"IMAP4REV2", "CONDSTORE", "QRESYNC"})
 
 
 async def do_capability(session: Session, command: Command) -> Done | None:
@@ -52,9 +52,10 @@ async def do_enable(session: Session, command: Command) -> Done | None:
     assert isinstance(command, Enable)
     newly = [ext for ext in dict.fromkeys(command.extensions) if ext in ENABLEABLE and ext not in session.enabled]
     session.enabled.update(newly)
-    if "CONDSTORE" in newly:
-        session.condstore = True  # RFC 7162 §3.1: ENABLE CONDSTORE is a CONDSTORE-enabling command
-    names = {"IMAP4REV2": "IMAP4rev2", "CONDSTORE": "CONDSTORE"}
+    if "CONDSTORE" in newly or "QRESYNC" in newly:
+        # RFC 7162 §3.1 / §3.2.3: ENABLE CONDSTORE is CONDSTORE-enabling; QRESYNC implies it.
+        session.condstore = True
+    names = {"IMAP4REV2": "IMAP4rev2", "CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC"}
     session.write(encoder.untagged("ENABLED" + "".join(" " + names[ext] for ext in newly)))
     return None
 

@@ -15,6 +15,7 @@ from mailmark.imap.commands import (
     Command,
     ListCommand,
     MailboxCommand,
+    QresyncParameters,
     Rename,
     Select,
     Status,
@@ -34,6 +35,8 @@ async def do_select(session: Session, command: Command) -> Done | None:
     # Taken before the snapshot, so a change committed while selecting is looked at afterwards.
     generation = session.signals.generation(session.mailbox_id)
     snapshot = await session.store.select(session.mailbox_id, name)
+    if command.qresync is not None and not session.qresync:
+        raise Reply("BAD", "ENABLE QRESYNC first (RFC 7162 §3.2.5)")
     if command.condstore:
         session.condstore = True  # RFC 7162 §3.1: SELECT (CONDSTORE) enables it
     flags = [*SYSTEM_FLAGS, *snapshot.keywords]
@@ -65,8 +68,29 @@ async def do_select(session: Session, command: Command) -> Done | None:
         generation=generation,
     )
     session.state = SELECTED
+    if command.qresync is not None and command.qresync.uidvalidity == snapshot.uidvalidity:
+        await _resynchronise(session, command.qresync)
     verb = "EXAMINE" if command.read_only else "SELECT"
     return Done(f"{verb} completed", "READ-ONLY" if command.read_only else "READ-WRITE")
+
+
+async def _resynchronise(session: Session, known: QresyncParameters) -> None:
+    """RFC 7162 §3.2.5.1: what was expunged (VANISHED (EARLIER)) and what changed (FETCH with
+    UID, FLAGS and MODSEQ) since the MODSEQ the client remembers."""
+    selected = session.selected
+    assert selected is not None
+    changes = await session.store.changes_since(selected.folder_id, known.modseq)
+    vanished = [uid for uid in changes.expunged if selected.seq_of(uid) is None]
+    if known.known_uids is not None:
+        ranges = known.known_uids.resolve(selected.uidnext)
+        vanished = [uid for uid in vanished if any(low <= uid <= high for low, high in ranges)]
+    if vanished:
+        session.write(b"* VANISHED (EARLIER) " + encoder.sequence_set(sorted(vanished)).encode() + b"\r\n")
+    for state in changes.changed:
+        seq = selected.seq_of(state.uid)
+        if seq is not None:
+            selected.announced[state.uid] = state.modseq
+            session.write(session.flag_fetch(seq, state))
 
 
 async def do_create(session: Session, command: Command) -> Done | None:

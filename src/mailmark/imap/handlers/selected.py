@@ -157,6 +157,17 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
         result = await session.store.store_flags(selected.folder_id, uids, "add", ["\\Seen"])
         session.note_own_changes(result.changed)
         seen_now = {state.uid for state in result.changed}
+    if command.vanished and command.changed_since is not None:
+        if not session.qresync:
+            raise Reply("BAD", "ENABLE QRESYNC first (RFC 7162 §3.2.6)")
+        changes = await session.store.changes_since(selected.folder_id, command.changed_since)
+        ranges = command.sequence.resolve(selected.uidnext)
+        vanished = sorted(
+            uid for uid in changes.expunged
+            if selected.seq_of(uid) is None and any(low <= uid <= high for low, high in ranges)
+        )
+        if vanished:
+            session.write(b"* VANISHED (EARLIER) " + encoder.sequence_set(vanished).encode() + b"\r\n")
     wants_flags = any(a.name == "FLAGS" for a in attributes)
     renderers = [_renderer(attribute) for attribute in attributes]
     changed_since = command.changed_since
