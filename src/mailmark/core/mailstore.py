@@ -391,11 +391,11 @@ class MailStore:
             with_prefix = await uow.mailstore.fetch_rows(
                 folder_id, [row.uid for row in missing], False, True
             )
-        contents = await self._read_contents(with_prefix)
-        indexes = {
-            row.message_id: await asyncio.to_thread(read_index, data)
-            for row, data in zip(with_prefix, contents, strict=True)
-        }
+        indexes = {}
+        for group in _by_size(with_prefix):
+            contents = await self._read_contents(group)
+            for row, data in zip(group, contents, strict=True):
+                indexes[row.message_id] = await asyncio.to_thread(read_index, data)
         async with self._uow() as uow:
             for message_id, index in indexes.items():
                 await uow.mailstore.set_index(message_id, index)
