@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import mailmark
-from tests.e2e.test_serve import Server, cli_environment, free_port
+from tests.cli.test_cli import cli_environment, mailmark
+from tests.e2e.test_serve import Server, free_port
 from tests.fakedns import FakeDns
 
 pytestmark = pytest.mark.slow
@@ -65,9 +65,9 @@ class Imap:
     def select(self, folder: str = "INBOX") -> tuple[int, int]:
         typ, data = self.conn.select(folder)
         assert typ == "OK", data
-        validity = int(self.conn.untagged_responses["UIDVALIDITY"][0])
-        uidnext = int(self.conn.untagged_responses["UIDNEXT"][0])
-        return validity, uidnext
+        validity, uidnext = (self.conn.untagged_responses[key][0] for key in ("UIDVALIDITY", "UIDNEXT"))
+        assert isinstance(validity, bytes) and isinstance(uidnext, bytes)
+        return int(validity), int(uidnext)
 
     def append(self, raw: bytes) -> int:
         typ, data = self.conn.append("INBOX", "", None, raw)

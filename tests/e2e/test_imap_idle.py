@@ -110,7 +110,7 @@ async def test_two_sessions_idling_on_one_mailbox_are_both_woken(
         counts = await asyncio.gather(
             next_exists(sales_idle, timeout=5.0), next_exists(second, timeout=5.0)
         )
-        assert counts == [1, 1]
+        assert list(counts) == [1, 1]
         assert time.monotonic() - acknowledged < WAKE_WITHIN
     finally:
         await second.close()

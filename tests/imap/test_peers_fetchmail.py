@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,7 +75,7 @@ def server_flags(port: int) -> list[bytes]:
         conn.login("sales@acme.test", PASSWORD)
         typ, count = conn.select("INBOX", readonly=True)
         assert typ == "OK", count
-        data: list[object] = []
+        data: list[Any] = []
         if int(count[0] or 0):
             typ, data = conn.fetch("1:*", "(FLAGS)")
             assert typ == "OK", data
