@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,8 @@ class MessageIndex:
     body: bytes
     header_text: str
     body_text: str
+    # The day of the Date header in its own zone: SEARCH SENT* compare it (RFC 3501 §6.4.4).
+    sent_day: date | None = None
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,8 @@ messages = sa.Table(
     sa.Column("envelope", sa.LargeBinary()),
     sa.Column("bodystructure", sa.LargeBinary()),
     sa.Column("body", sa.LargeBinary()),
+    # The Date header's day as written (its own zone), for SEARCH SENTBEFORE/SENTON/SENTSINCE.
+    sa.Column("sent_day", sa.Date()),
 )
 
 placements = sa.Table(

@@ -84,6 +84,7 @@ def _message_row(message: NewMessage) -> dict[str, Any]:
         "envelope": message.index.envelope if message.index else None,
         "bodystructure": message.index.bodystructure if message.index else None,
         "body": message.index.body if message.index else None,
+        "sent_day": message.index.sent_day if message.index else None,
     }
 
 

@@ -23,6 +23,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("envelope", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("bodystructure", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("body", sa.LargeBinary(), nullable=True))
+        batch.add_column(sa.Column("sent_day", sa.Date(), nullable=True))
     op.create_index("ix_placements_folder_id_modseq", "placements", ["folder_id", "modseq"])
     op.create_table(
         "expunged",
@@ -62,6 +63,7 @@ def downgrade() -> None:
     op.drop_table("expunged")
     op.drop_index("ix_placements_folder_id_modseq", table_name="placements")
     with op.batch_alter_table("messages") as batch:
+        batch.drop_column("sent_day")
         batch.drop_column("body")
         batch.drop_column("bodystructure")
         batch.drop_column("envelope")
