@@ -437,3 +437,19 @@ async def test_text_search_indexes_messages_stored_before_the_index(world: World
     async with world.services.engine.connect() as conn:
         missing = (await conn.execute(sa.select(sa.func.count()).where(messages.c.envelope.is_(None)))).scalar_one()
     assert missing == 0
+
+
+async def test_sent_dates_compare_the_day_in_the_headers_own_zone(world: World) -> None:
+    ms, mid = store(world), mailbox_id(world)
+    late = (await ms.append(mid, "INBOX", message("late", date_header="Mon, 03 Mar 2025 23:30:00 -0500"))).uid
+    early = (await ms.append(mid, "INBOX", message("early", date_header="Tue, 04 Mar 2025 00:30:00 +0900"))).uid
+    undated = (await ms.append(mid, "INBOX", b"Subject: no date\r\n\r\nbody\r\n")).uid
+    folder = await inbox(world)
+    # In UTC the first is on 4 March and the second on 3 March; RFC 3501 wants the written day.
+    assert await ms.search(folder, s.SentOn(date(2025, 3, 3))) == [late]
+    assert await ms.search(folder, s.SentOn(date(2025, 3, 4))) == [early]
+    assert await ms.search(folder, s.SentBefore(date(2025, 3, 4))) == [late]
+    # No Date header: the internal date's day stands in, so NOT splits the folder cleanly.
+    today = world.services.clock.now().date()
+    assert await ms.search(folder, s.SentOn(today)) == [undated]
+    assert await ms.search(folder, s.Not(s.SentOn(today))) == [late, early]

@@ -44,7 +44,7 @@ def test_uses_modseq_looks_everywhere() -> None:
     assert not s.uses_modseq(s.Or(s.All(), s.Not(s.Flag("x"))))
 
 
-def test_uses_text_finds_full_text_criteria() -> None:
-    assert s.uses_text(s.Not(s.Or(s.Flag("x"), s.Header("X-A", "b"))))
-    assert s.uses_text(s.And((s.Subject("a"),)))
-    assert not s.uses_text(s.And((s.Larger(3), s.UidSet(((1, 2),)))))
+def test_uses_index_finds_full_text_criteria() -> None:
+    assert s.uses_index(s.Not(s.Or(s.Flag("x"), s.Header("X-A", "b"))))
+    assert s.uses_index(s.And((s.Subject("a"),)))
+    assert not s.uses_index(s.And((s.Larger(3), s.UidSet(((1, 2),)))))

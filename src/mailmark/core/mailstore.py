@@ -23,7 +23,7 @@ from mailmark.core.mailboxes import DEFAULT_FOLDERS
 from mailmark.core.message_meta import check_header_limits, read_index
 from mailmark.core.model import FetchRow, Folder, NewPlacement, PlacementState
 from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
-from mailmark.core.search import Criteria, Flag, check_bounds, uses_text
+from mailmark.core.search import Criteria, Flag, check_bounds, uses_index
 
 log = logging.getLogger(__name__)
 
@@ -562,7 +562,7 @@ class MailStore:
             check_bounds(criteria)
         except ValueError as error:
             raise InvalidInput(str(error)) from error
-        if uses_text(criteria):
+        if uses_index(criteria):
             await self._index_unindexed(folder_id)
         async with self._uow(read_only=True) as uow:
             return await uow.mailstore.search(folder_id, criteria, uid_universe)

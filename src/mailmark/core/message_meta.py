@@ -11,10 +11,10 @@ import email.message
 import email.policy
 import html
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime, parsedate_tz
 
 from mailmark.core import imap_structure
 from mailmark.core.errors import MailLoop, MessageTooLarge
@@ -111,7 +111,23 @@ def read_index(raw: bytes) -> MessageIndex:
     """ENVELOPE/BODYSTRUCTURE/BODY and the searchable text of a message; never raises."""
     root = imap_structure.parse(raw)
     envelope, structure, body = imap_structure.describe(raw, root)
-    return MessageIndex(envelope, structure, body, _header_text(root), _body_text(raw, root))
+    return MessageIndex(
+        envelope, structure, body, _header_text(root), _body_text(raw, root), _sent_day(root)
+    )
+
+
+def _sent_day(root: imap_structure.MimePart) -> date | None:
+    """The calendar day the Date header gives, in the zone it is written in."""
+    value = root.header(b"date")
+    if value is None:
+        return None
+    parsed = parsedate_tz(imap_structure.unfold(value).decode("latin-1"))
+    if parsed is None:
+        return None
+    try:
+        return date(parsed[0], parsed[1], parsed[2])
+    except (ValueError, OverflowError):
+        return None
 
 
 def _header_text(root: imap_structure.MimePart) -> str:

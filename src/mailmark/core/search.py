@@ -234,6 +234,9 @@ def uses_modseq(criteria: Criteria) -> bool:
     return _uses(criteria, (ModSeq,))
 
 
-def uses_text(criteria: Criteria) -> bool:
-    """Whether a criterion is answered from the full-text index (header fields or text)."""
-    return _uses(criteria, (Header, From, To, Cc, Bcc, Subject, Body, Text))
+def uses_index(criteria: Criteria) -> bool:
+    """Whether a criterion is answered from what is computed when a message is stored: the
+    full-text index (header fields, text) or the Date header's day."""
+    return _uses(
+        criteria, (Header, From, To, Cc, Bcc, Subject, Body, Text, SentBefore, SentOn, SentSince)
+    )

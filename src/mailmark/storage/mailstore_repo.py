@@ -265,7 +265,12 @@ class SqlMailStore:
         await self._conn.execute(
             messages.update()
             .where(messages.c.id == message_id)
-            .values(envelope=index.envelope, bodystructure=index.bodystructure, body=index.body)
+            .values(
+                envelope=index.envelope,
+                bodystructure=index.bodystructure,
+                body=index.body,
+                sent_day=index.sent_day,
+            )
         )
         exists = (
             sa.select(_pg_text.c.message_id).where(_pg_text.c.message_id == message_id)
@@ -429,6 +434,17 @@ class SqlMailStore:
         query = self._text_ids(leaf)
         return sa.true() if query is None else placements.c.message_id.in_(query)
 
+    def _sent_day(self) -> sa.ColumnElement[date]:
+        """The Date header's day; without a readable Date header, the internal date's (UTC), so
+        that NOT SENTON and SENTON always split a folder in two."""
+        if self._pg:
+            fallback: sa.ColumnElement[date] = sa.cast(
+                sa.func.timezone("UTC", placements.c.internal_date), sa.Date()
+            )
+        else:
+            fallback = sa.func.date(placements.c.internal_date, type_=sa.Date())
+        return sa.func.coalesce(messages.c.sent_day, fallback, type_=sa.Date())
+
     def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
         start = datetime.combine(day, time(), tzinfo=UTC)
         return start, start + timedelta(days=1)
@@ -462,12 +478,11 @@ class SqlMailStore:
         if isinstance(c, crit.Since):
             return placements.c.internal_date >= self._day_bounds(c.day)[0]
         if isinstance(c, crit.SentBefore):
-            return messages.c.date < self._day_bounds(c.day)[0]
+            return self._sent_day() < c.day
         if isinstance(c, crit.SentOn):
-            start, end = self._day_bounds(c.day)
-            return sa.and_(messages.c.date >= start, messages.c.date < end)
+            return self._sent_day() == c.day
         if isinstance(c, crit.SentSince):
-            return messages.c.date >= self._day_bounds(c.day)[0]
+            return self._sent_day() >= c.day
         if isinstance(c, crit.Larger):
             return messages.c.size > c.size
         if isinstance(c, crit.Smaller):
