@@ -214,7 +214,6 @@ def test_encoder_strings_and_sets() -> None:
     assert encoder.string('q"b\\') == b'"q\\"b\\\\"'
     assert encoder.string("two\r\nlines") == b"{10}\r\ntwo\r\nlines"
     assert encoder.string("é") == b"{2}\r\n\xc3\xa9"
-    assert encoder.nstring(None) == b"NIL"
     assert encoder.sequence_set([1, 2, 3, 7, 9, 10]) == "1:3,7,9:10"
     assert encoder.sequence_set([5, 3, 4]) == "5,3:4"
     assert encoder.date_time(datetime(2026, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-5)))) == (

@@ -22,10 +22,6 @@ def string(value: str | bytes) -> bytes:
     return literal(data)
 
 
-def nstring(value: str | bytes | None) -> bytes:
-    return b"NIL" if value is None else string(value)
-
-
 def literal(data: bytes) -> bytes:
     return b"{%d}\r\n" % len(data) + data
 

@@ -340,7 +340,7 @@ class Session:
             items.append(b"MODSEQ (%d)" % state.modseq)
         return encoder.fetch(seq, items)
 
-    async def announce_changes(self, *, expunges: bool, force: bool = False) -> bool:
+    async def announce_changes(self, *, expunges: bool) -> bool:
         """Tell the client what changed in the selected folder since it last looked; True when
         something was sent. EXPUNGE responses wait while `expunges` is False (RFC 9051 §7.5.1:
         not during FETCH, STORE or SEARCH, which address messages by sequence number)."""
@@ -349,7 +349,7 @@ class Session:
             return False
         generation = self.signals.generation(self.mailbox_id)
         now = time.monotonic()
-        if not force and generation == selected.generation:
+        if generation == selected.generation:
             if expunges and selected.pending_expunges:
                 self.remove_expunged(sorted(selected.pending_expunges))
                 await self.flush()
