@@ -443,3 +443,15 @@ async def test_qresync_resynchronises_and_reports_vanished(listeners: Listeners,
         assert re.match(rb"\* 1 FETCH \(UID 2 FLAGS \(\\Flagged\) MODSEQ", lines[1]), lines
         lines = await c.ok(b"q8", b"SELECT INBOX (QRESYNC (%d %d))" % (validity + 1, remembered))
         assert not any(b"VANISHED" in line for line in lines)  # another UIDVALIDITY: full resync
+
+
+async def test_searchres_with_min_and_max_saves_only_those(listeners: Listeners, inbox: World) -> None:
+    await deliver(inbox, SIMPLE)
+    async with session(listeners.imaps_port, select="INBOX") as c:
+        lines = await c.ok(b"r1", b"UID SEARCH RETURN (SAVE MIN MAX) ALL")
+        assert lines[0] == b'* ESEARCH (TAG "r1") UID MIN 1 MAX 3\r\n'
+        lines = await c.ok(b"r2", b"UID FETCH $ (FLAGS)")
+        assert [line.split(b" ")[1] for line in lines[:-1]] == [b"1", b"3"]
+        await c.ok(b"r3", b"SEARCH RETURN (SAVE) NOT FROM bob")
+        lines = await c.ok(b"r4", b"UID SEARCH UID $")
+        assert lines[0] == b"* SEARCH 1 3\r\n"

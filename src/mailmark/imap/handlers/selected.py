@@ -91,12 +91,7 @@ async def do_search(session: Session, command: Command) -> Done | None:
         return None
     wanted = set(options) or {"ALL"}
     if "SAVE" in wanted:
-        # RFC 5182 §2.1: with only MIN and/or MAX, only those are saved.
-        if wanted & {"ALL", "COUNT"} or not wanted & {"MIN", "MAX"}:
-            selected.saved = list(found)
-        else:
-            selected.saved = sorted({found[0], found[-1]} if "MIN" in wanted and "MAX" in wanted
-                                    else {found[0] if "MIN" in wanted else found[-1]}) if found else []
+        selected.saved = _saved_result(found, wanted)
         wanted.discard("SAVE")
         if not wanted:
             return None
@@ -115,6 +110,19 @@ async def do_search(session: Session, command: Command) -> Done | None:
         parts.append(f"MODSEQ {modseq}")
     session.write(encoder.untagged(" ".join(parts)))
     return None
+
+
+def _saved_result(found: list[int], wanted: set[str]) -> list[int]:
+    """RFC 5182 §2.1: SAVE keeps every match, except that with only MIN and/or MAX (no ALL or
+    COUNT) it keeps just those."""
+    if wanted & {"ALL", "COUNT"} or not wanted & {"MIN", "MAX"} or not found:
+        return list(found)
+    picked = set()
+    if "MIN" in wanted:
+        picked.add(found[0])
+    if "MAX" in wanted:
+        picked.add(found[-1])
+    return sorted(picked)
 
 
 async def _highest_modseq(session: Session, selected: SelectedFolder, uids: list[int]) -> int:
