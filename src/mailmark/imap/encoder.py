@@ -5,13 +5,13 @@ from the store are written as they are."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 CRLF = b"\r\n"
 # RFC 9051 §4.3: a quoted string holds no CR, LF, NUL, and here nothing outside printable ASCII
 # (rev1 clients do not expect 8-bit quoted strings); longer strings go as literals too.
 _QUOTED_MAX = 1024
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 
 
 def string(value: str | bytes) -> bytes:
@@ -37,17 +37,14 @@ def flag_list(flags: Iterable[str]) -> bytes:
 
 def date_time(moment: datetime) -> bytes:
     """RFC 9051 `date-time`: "dd-Mon-yyyy hh:mm:ss +zzzz" (day space-padded)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     offset = moment.utcoffset()
-    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
-    sign = "-" if minutes < 0 else "+"
+    minutes = int(offset.total_seconds()) // 60 if offset else 0
+    sign = b"-" if minutes < 0 else b"+"
     minutes = abs(minutes)
-    text = (
-        f'"{moment.day:2d}-{_MONTHS[moment.month - 1]}-{moment.year:04d} '
-        f'{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} {sign}{minutes // 60:02d}{minutes % 60:02d}"'
+    return b'"%2d-%s-%04d %02d:%02d:%02d %s%02d%02d"' % (
+        moment.day, _MONTHS[moment.month - 1], moment.year, moment.hour, moment.minute,
+        moment.second, sign, minutes // 60, minutes % 60,
     )
-    return text.encode("ascii")
 
 
 def tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:
