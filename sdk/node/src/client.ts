@@ -1,4 +1,4 @@
-import { ConnectionError, errorFromResponse } from "./errors.js";
+import { APIConnectionError, errorFromResponse } from "./errors.js";
 import type {
   CampaignSendParams,
   CampaignSendResult,
@@ -145,7 +145,7 @@ export class Mailmark {
       text = await response.text();
     } catch (cause) {
       const timedOut = cause instanceof Error && cause.name === "TimeoutError";
-      throw new ConnectionError({
+      throw new APIConnectionError({
         status: 0,
         code: timedOut ? "timeout" : "connection_failed",
         message: timedOut

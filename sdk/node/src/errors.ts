@@ -62,7 +62,7 @@ export class RateLimitError extends MailmarkError {
 export class ServerError extends MailmarkError {}
 
 /** No HTTP response: the connection failed or the request timed out (`status` is 0). */
-export class ConnectionError extends MailmarkError {}
+export class APIConnectionError extends MailmarkError {}
 
 /** Seconds from a Retry-After value: delta-seconds or an HTTP-date (RFC 9110 §10.2.3). */
 export function parseRetryAfter(value: string | null, now: number = Date.now()): number | undefined {

@@ -3,7 +3,7 @@ export type { MailmarkOptions } from "./client.js";
 export {
   AuthenticationError,
   ConflictError,
-  ConnectionError,
+  APIConnectionError,
   MailmarkError,
   NotFoundError,
   PermissionDeniedError,
