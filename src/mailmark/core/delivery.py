@@ -355,4 +355,5 @@ def _received_event(mailbox: Mailbox, request: _Request, uid: int, now: datetime
             "uid": uid,
         },
         now,
+        domain_id=mailbox.domain_id,
     )

@@ -263,3 +263,62 @@ class Suppression:
     detail: str
     created_at: datetime
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An HTTPS endpoint of a domain that is sent the domain's events, signed with `secret`."""
+
+    account_id: int
+    domain_id: int
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    created_at: datetime
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class WebhookDeliveryState:
+    """One event's delivery to one webhook, as its last attempt left it."""
+
+    id: int
+    webhook_id: int
+    event_id: int
+    event_type: str
+    status: str  # "pending" | "delivered" | "failed" (given up)
+    attempts: int
+    next_attempt_at: datetime | None
+    last_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LeasedWebhookDelivery:
+    """A pending delivery a worker holds, with what it needs to build and send the request."""
+
+    id: int
+    webhook_id: int
+    url: str
+    secret: str
+    domain_name: str
+    event_id: int
+    event_type: str
+    event_payload: dict[str, object]
+    event_created_at: datetime
+    attempts: int  # including the one this lease is for
+    created_at: datetime
+    lease_owner: str
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    delivery_id: int
+    lease_owner: str
+    status: str  # "pending" (retry at next_attempt_at) | "delivered" | "failed"
+    next_attempt_at: datetime | None
+    last_code: int | None
+    last_error: str | None
+    updated_at: datetime

@@ -15,6 +15,7 @@ from mailmark.core.model import (
     Domain,
     Folder,
     LeasedDelivery,
+    LeasedWebhookDelivery,
     Mailbox,
     NewDelivery,
     NewMessage,
@@ -24,6 +25,9 @@ from mailmark.core.model import (
     RecordCheck,
     Suppression,
     User,
+    Webhook,
+    WebhookDeliveryState,
+    WebhookOutcome,
 )
 
 
@@ -161,6 +165,9 @@ class NewEvent:
     payload: dict[str, object]
     created_at: datetime
     outbound_id: int | None = None
+    # The domain the event is about, when it is not the outbound message's (inbound mail): the
+    # domain's webhooks are sent it.
+    domain_id: int | None = None
 
 
 class EventRepository(Protocol):
@@ -217,6 +224,34 @@ class SuppressionRepository(Protocol):
         ...
 
 
+class HostResolver(Protocol):
+    def addresses(self, name: str) -> list[str]:
+        """IPv4 then IPv6 addresses of `name` (blocking; async callers run it in a thread)."""
+        ...
+
+
+class WebhookRepository(Protocol):
+    async def add(self, webhook: Webhook) -> Webhook: ...
+    async def get(self, webhook_id: int) -> Webhook | None: ...
+    async def list_for_domain(self, domain_id: int) -> list[Webhook]: ...
+    async def delete(self, webhook_id: int) -> None: ...
+    async def recent_deliveries(
+        self, webhook_ids: Sequence[int], per_webhook: int
+    ) -> dict[int, list[WebhookDeliveryState]]:
+        """Each webhook's newest deliveries, newest first."""
+        ...
+    async def lease_due(
+        self, owner: str, now: datetime, limit: int, lease_until: datetime
+    ) -> list[LeasedWebhookDelivery]:
+        """Take up to `limit` pending deliveries whose attempt is due and that no live lease holds,
+        oldest first; each gets the lease and one more attempt."""
+        ...
+    async def next_due_at(self) -> datetime | None: ...
+    async def record_outcomes(self, outcomes: Sequence[WebhookOutcome]) -> list[int]:
+        """Apply outcomes to rows still leased by their owner, clearing the lease; the ids applied."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository. `async with uow:` then `await uow.commit()` once."""
 
@@ -240,6 +275,8 @@ class UnitOfWork(Protocol):
     def deliveries(self) -> DeliveryRepository: ...
     @property
     def suppressions(self) -> SuppressionRepository: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

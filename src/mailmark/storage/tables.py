@@ -237,3 +237,41 @@ suppressions = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("domain_id", "address"),
 )
+
+
+# Endpoints a domain's events are posted to; `secret` signs each request (HMAC-SHA256).
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    _fk("domain_id", "domains.id"),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.JSON(), nullable=False),
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_webhooks_account_id", "account_id"),
+    sa.Index("ix_webhooks_domain_id", "domain_id"),
+)
+
+# The webhook outbox: one row per (webhook, event), written in the event's own transaction.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    _fk("webhook_id", "webhooks.id"),
+    _fk("event_id", "events.id"),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime()),
+    sa.Column("lease_owner", sa.String(100)),
+    sa.Column("lease_until", UtcDateTime()),
+    sa.Column("last_code", sa.Integer()),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("webhook_id", "event_id"),
+    sa.Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+    sa.Index("ix_webhook_deliveries_event_id", "event_id"),
+)

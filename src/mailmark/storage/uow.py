@@ -43,6 +43,7 @@ from mailmark.storage.tables import (
     suppressions,
     users,
 )
+from mailmark.storage.webhook_repository import SqlWebhooks, queue_webhook_deliveries
 
 T = TypeVar("T")
 # Stay well under SQLite's limit on bound parameters per statement.
@@ -331,9 +332,18 @@ class SqlMessages(_Repository):
         return False
 
 
+_EVENT_COLUMNS = ("account_id", "type", "payload", "created_at", "outbound_id")
+
+
 class SqlEvents(_Repository):
     async def add_many(self, new_events: Sequence[NewEvent]) -> None:
-        await self._conn.execute(events.insert(), [_fields(event) for event in new_events])
+        if not new_events:
+            return
+        rows = [{name: getattr(event, name) for name in _EVENT_COLUMNS} for event in new_events]
+        query = events.insert().returning(events.c.id, sort_by_parameter_order=True)
+        ids = [int(i) for i in (await self._conn.execute(query, rows)).scalars()]
+        # The webhook outbox is written with the events, in their transaction.
+        await queue_webhook_deliveries(self._conn, new_events, ids)
 
 
 class SqlOutbound(_Repository):
@@ -594,6 +604,7 @@ class SqlUnitOfWork:
     outbound: SqlOutbound
     deliveries: SqlDeliveries
     suppressions: SqlSuppressions
+    webhooks: SqlWebhooks
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
         self._engine = engine
@@ -620,6 +631,7 @@ class SqlUnitOfWork:
         self.outbound = SqlOutbound(conn)
         self.deliveries = SqlDeliveries(conn)
         self.suppressions = SqlSuppressions(conn)
+        self.webhooks = SqlWebhooks(conn)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
