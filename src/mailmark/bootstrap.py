@@ -7,6 +7,7 @@ The only module that imports every subpackage. Tests use it too, so what they st
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
@@ -26,6 +27,7 @@ from mailmark.core.mailboxes import MailboxService
 from mailmark.core.outbound import OutboundQueue
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
 from mailmark.core.sending import SendingService
+from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
@@ -49,6 +51,8 @@ from mailmark.storage.migrate import migrate
 from mailmark.storage.uow import SqlUnitOfWorkFactory
 from mailmark.web.app import create_app
 from mailmark.web.server import HttpListener, start_http_listener
+from mailmark.webhooks.resolver import WebhookHostResolver
+from mailmark.webhooks.worker import WebhookWorker
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,7 @@ class Services:
     logins: MailboxLogins
     queue: OutboundQueue
     sending: SendingService
+    webhooks: WebhookService
 
     async def close(self) -> None:
         await self.delivery.close()
@@ -104,6 +109,11 @@ async def build_services(
         queue_lifetime=settings.queue_lifetime,
         hostname=settings.hostname,
     )
+    # Webhook targets are re-resolved before every attempt; a cached answer would hide a change.
+    webhook_targets = TargetPolicy(
+        WebhookHostResolver(DnsResolver(settings.dns_nameservers or None, cache=False)),
+        [ipaddress.ip_network(net) for net in settings.webhook_allow_private_networks],
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -120,6 +130,7 @@ async def build_services(
         sending=SendingService(
             uow, blobs, clock, queue, delivery, max_recipients=settings.max_recipients
         ),
+        webhooks=WebhookService(uow, clock, webhook_targets),
     )
 
 
@@ -151,6 +162,7 @@ class Listeners:
     submissions: SmtpListener
     http: HttpListener
     outbound: OutboundWorker
+    webhooks: WebhookWorker
 
     @property
     def mx_port(self) -> int:
@@ -169,7 +181,7 @@ class Listeners:
         return self.http.port
 
     async def close(self) -> None:
-        await self.outbound.stop()
+        await asyncio.gather(self.outbound.stop(), self.webhooks.stop())
         await asyncio.gather(
             self.mx.close(), self.submission.close(), self.submissions.close(), self.http.close()
         )
@@ -229,8 +241,15 @@ async def start_listeners(services: Services) -> Listeners:
         raise
     worker = outbound_worker(services)
     worker.start()
+    hooks = webhook_worker(services)
+    hooks.start()
     return Listeners(
-        mx=mx, submission=started[1], submissions=started[2], http=http, outbound=worker
+        mx=mx,
+        submission=started[1],
+        submissions=started[2],
+        http=http,
+        outbound=worker,
+        webhooks=hooks,
     )
 
 
@@ -265,6 +284,16 @@ def outbound_worker(
         owner=f"{settings.hostname}/{os.getpid()}/{secrets.token_hex(4)}",
         lease_for=lease,
         transaction_bound=bound,
+    )
+
+
+def webhook_worker(services: Services, *, verify: ssl.SSLContext | None = None) -> WebhookWorker:
+    """The webhook delivery worker (not started); `verify` replaces, for tests, the trusted roots."""
+    return WebhookWorker(
+        services.webhooks,
+        owner=f"{services.settings.hostname}/{os.getpid()}/{secrets.token_hex(4)}",
+        lease_for=services.settings.webhook_lease,
+        verify=verify if verify is not None else True,
     )
 
 

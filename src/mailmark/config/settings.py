@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     # How long an outbound worker holds the deliveries it leased; a crashed worker's are retried
     # once it has passed.
     delivery_lease: timedelta = timedelta(minutes=15)
+    # How long a webhook worker holds the deliveries it leased (each attempt takes at most 10 s).
+    webhook_lease: timedelta = timedelta(minutes=2)
+    # Networks webhooks may reach although they are internal (loopback, RFC 1918, ...), and the
+    # only ones reachable over plain http. Empty by default; e.g. 127.0.0.1/32 for a test receiver.
+    webhook_allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_message_size: int = 25 * 1024 * 1024
     max_recipients: int = Field(100, ge=1, le=10000)
     max_connections_per_ip: int = Field(20, ge=1, le=100000)
@@ -125,6 +130,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"{address!r} is not an IP address") from None
         return addresses
 
+    @field_validator("webhook_allow_private_networks", mode="before")
+    @classmethod
+    def _webhook_networks(cls, value: Any) -> Any:
+        networks = _split_list(value)
+        for network in networks if isinstance(networks, list) else []:
+            try:
+                ipaddress.ip_network(str(network))
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network such as 127.0.0.1/32") from None
+        return networks
+
     @field_validator("retry_schedule", mode="before")
     @classmethod
     def _retry_schedule(cls, value: Any) -> Any:
@@ -135,7 +151,7 @@ class Settings(BaseSettings):
                 raise ValueError("needs at least one delay, e.g. 5m,10m,30m,1h")
         return steps
 
-    @field_validator("queue_lifetime", "delivery_lease", mode="before")
+    @field_validator("queue_lifetime", "delivery_lease", "webhook_lease", mode="before")
     @classmethod
     def _queue_lifetime(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

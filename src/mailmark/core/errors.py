@@ -67,3 +67,8 @@ class TooManyAttempts(MailmarkError):
 
 class Suppressed(MailmarkError):
     """A recipient is on the sending domain's suppression list (earlier hard bounce or complaint)."""
+
+
+class TargetRefused(InvalidInput):
+    """A webhook URL points (or now resolves) at an address webhooks may not reach: loopback,
+    private, link-local or otherwise internal."""

@@ -226,7 +226,9 @@ class SuppressionRepository(Protocol):
 
 class HostResolver(Protocol):
     def addresses(self, name: str) -> list[str]:
-        """IPv4 then IPv6 addresses of `name` (blocking; async callers run it in a thread)."""
+        """IPv4 then IPv6 addresses of `name` (blocking; async callers run it in a thread).
+
+        Raises LookupError when no answer can be had now (timeout, no nameserver answering)."""
         ...
 
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from mailmark.core.errors import InvalidInput, NotFound
+from mailmark.core.errors import InvalidInput, NotFound, TargetRefused
 from mailmark.core.model import (
-    Domain,
     LeasedWebhookDelivery,
     Webhook,
     WebhookDeliveryState,
@@ -261,7 +260,7 @@ class TargetPolicy:
         else:
             try:
                 addresses = await asyncio.to_thread(self._resolver.addresses, parsed.host)
-            except Exception as exc:  # the resolver's own errors are outside core's types
+            except LookupError as exc:
                 raise InvalidInput(
                     f"The URL's host {parsed.host} could not be resolved: {exc}", field="url"
                 ) from None
@@ -275,7 +274,7 @@ class TargetPolicy:
             if why is not None:
                 # Every address must be acceptable: a name with one public and one internal
                 # address would otherwise reach the internal one on some attempts.
-                raise InvalidInput(
+                raise TargetRefused(
                     f"The URL's host {parsed.host} resolves to {address}, a {why} address; "
                     "webhooks only go to public addresses.",
                     field="url",
@@ -307,37 +306,38 @@ class WebhookService:
         self._clock = clock
         self.targets = targets
 
-    async def create(self, domain: Domain, url: str, events: Sequence[str] | None) -> CreatedWebhook:
+    async def create(
+        self, account_id: int, domain_id: int, url: str, events: Sequence[str] | None
+    ) -> CreatedWebhook:
         """Register a webhook for the domain; the URL is resolved and checked now."""
-        assert domain.id is not None
         wanted = _event_list(events)
         await self.targets.check(url)
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         async with self._uow() as uow:
-            if len(await uow.webhooks.list_for_domain(domain.id)) >= MAX_WEBHOOKS_PER_DOMAIN:
+            if len(await uow.webhooks.list_for_domain(domain_id)) >= MAX_WEBHOOKS_PER_DOMAIN:
                 raise InvalidInput(
                     f"A domain can have at most {MAX_WEBHOOKS_PER_DOMAIN} webhooks.", field="url"
                 )
             webhook = await uow.webhooks.add(
-                Webhook(domain.account_id, domain.id, url, wanted, secret, self._clock.now())
+                Webhook(account_id, domain_id, url, wanted, secret, self._clock.now())
             )
             await uow.commit()
         return CreatedWebhook(webhook, secret)
 
-    async def list(self, domain: Domain) -> list[WebhookView]:
-        assert domain.id is not None
+    async def list_for_domain(self, domain_id: int) -> list[WebhookView]:
+        """The domain's webhooks, oldest first, each with its newest deliveries."""
         async with self._uow(read_only=True) as uow:
-            hooks = await uow.webhooks.list_for_domain(domain.id)
+            hooks = await uow.webhooks.list_for_domain(domain_id)
             recent = await uow.webhooks.recent_deliveries(
                 [hook.id for hook in hooks if hook.id is not None], RECENT_DELIVERIES
             )
         return [WebhookView(hook, recent.get(hook.id or 0, [])) for hook in hooks]
 
-    async def delete(self, domain: Domain, webhook_id: int) -> None:
+    async def delete(self, domain_id: int, webhook_id: int) -> None:
         """Remove the webhook and its pending deliveries; NotFound for another domain's."""
         async with self._uow() as uow:
             webhook = await uow.webhooks.get(webhook_id)
-            if webhook is None or webhook.domain_id != domain.id:
+            if webhook is None or webhook.domain_id != domain_id:
                 raise NotFound("Webhook not found.")
             await uow.webhooks.delete(webhook_id)
             await uow.commit()

@@ -6,6 +6,7 @@ so an event committed is an event that will be delivered, whatever crashes after
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -60,12 +61,12 @@ async def queue_webhook_deliveries(
     outbound_ids = sorted({e.outbound_id for e, _ in wanted if e.outbound_id is not None})
     domain_of_outbound: dict[int, int] = {}
     for start in range(0, len(outbound_ids), _CHUNK):
-        rows = await conn.execute(
+        found = await conn.execute(
             sa.select(outbound_messages.c.id, outbound_messages.c.domain_id).where(
                 outbound_messages.c.id.in_(outbound_ids[start : start + _CHUNK])
             )
         )
-        domain_of_outbound.update({row.id: row.domain_id for row in rows})
+        domain_of_outbound.update({row.id: row.domain_id for row in found})
     rows: list[dict[str, Any]] = []
     for event, event_id in wanted:
         domain_id = event.domain_id
@@ -137,7 +138,7 @@ class SqlWebhooks:
         self._conn = conn
 
     async def add(self, webhook: Webhook) -> Webhook:
-        values = {
+        values: dict[str, Any] = {
             "account_id": webhook.account_id,
             "domain_id": webhook.domain_id,
             "url": webhook.url,
@@ -146,7 +147,7 @@ class SqlWebhooks:
             "created_at": webhook.created_at,
         }
         result = await self._conn.execute(webhooks.insert().values(**values).returning(webhooks.c.id))
-        return Webhook(**{**values, "events": webhook.events, "id": int(result.scalar_one())})
+        return dataclasses.replace(webhook, id=int(result.scalar_one()))
 
     async def get(self, webhook_id: int) -> Webhook | None:
         row = (await self._conn.execute(webhooks.select().where(webhooks.c.id == webhook_id))).first()
