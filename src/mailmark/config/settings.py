@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     max_message_size: int = 25 * 1024 * 1024
     max_recipients: int = Field(100, ge=1, le=10000)
     max_connections_per_ip: int = Field(20, ge=1, le=100000)
+    # REST API: each key's token bucket refills at this many requests a second, holds this many.
+    api_rate_limit: float = Field(100.0, gt=0)
+    api_rate_burst: int = Field(200, ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

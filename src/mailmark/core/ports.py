@@ -9,10 +9,12 @@ from typing import Protocol
 
 from mailmark.core.model import (
     Account,
+    ApiKey,
     DeliveryOutcome,
     DkimKey,
     DnsRecord,
     Domain,
+    EmailEvent,
     Folder,
     LeasedDelivery,
     LeasedWebhookDelivery,
@@ -23,6 +25,9 @@ from mailmark.core.model import (
     OutboundMessage,
     QueueEntry,
     RecordCheck,
+    SenderGroup,
+    SentEmail,
+    StoredResponse,
     Suppression,
     User,
     Webhook,
@@ -222,6 +227,65 @@ class SuppressionRepository(Protocol):
     async def find(self, domain_id: int, addresses: Sequence[str]) -> list[Suppression]:
         """The suppressions among these lower-case addresses."""
         ...
+    async def list_for_domain(
+        self, domain_id: int, after_id: int | None, limit: int
+    ) -> list[Suppression]:
+        """The domain's suppressions in id order, after `after_id` (a cursor)."""
+        ...
+    async def delete(self, domain_id: int, address: str) -> bool:
+        """Lift the suppression of a lower-case address; whether there was one."""
+        ...
+
+
+class ApiKeyRepository(Protocol):
+    async def add(self, key: ApiKey) -> ApiKey: ...
+    async def get(self, key_id: int) -> ApiKey | None: ...
+    async def get_by_prefix(self, prefix: str) -> ApiKey | None: ...
+    async def list_for_domain(self, domain_id: int) -> list[ApiKey]: ...
+    async def revoke(self, key_id: int, at: datetime) -> None: ...
+    async def touch(self, key_id: int, at: datetime) -> None:
+        """Record that the key was used at `at`."""
+        ...
+
+
+class SenderGroupRepository(Protocol):
+    async def add(self, group: SenderGroup) -> SenderGroup: ...
+    async def get(self, domain_id: int, group_id: int) -> SenderGroup | None: ...
+    async def list_for_domain(self, domain_id: int) -> list[SenderGroup]: ...
+    async def update(self, group: SenderGroup) -> None:
+        """Replace the stored group (same id and domain) with this one."""
+        ...
+    async def delete(self, domain_id: int, group_id: int) -> bool: ...
+
+
+class IdempotencyRepository(Protocol):
+    async def get(self, domain_id: int, key: str) -> StoredResponse | None: ...
+    async def add(self, response: StoredResponse) -> bool:
+        """Store the response unless one is stored under its key already; whether it was stored."""
+        ...
+    async def delete(self, domain_id: int, key: str) -> None: ...
+
+
+class SentEmailRepository(Protocol):
+    """Read side of the outbound messages: what the API lists as a domain's sent emails."""
+
+    async def list_for_domain(
+        self,
+        domain_id: int,
+        *,
+        before_id: int | None,
+        limit: int,
+        status: str | None = None,
+        from_addr: str | None = None,
+        batch_id: str | None = None,
+    ) -> list[SentEmail]:
+        """Newest first; `status` keeps emails with at least one recipient in that state."""
+        ...
+    async def get(self, domain_id: int, email_id: int) -> SentEmail | None: ...
+    async def get_by_message_id(self, domain_id: int, message_id: str) -> SentEmail | None: ...
+    async def events(self, outbound_id: int, limit: int) -> list[EmailEvent]:
+        """The email's events, oldest first."""
+        ...
 
 
 class HostResolver(Protocol):
@@ -279,6 +343,14 @@ class UnitOfWork(Protocol):
     def suppressions(self) -> SuppressionRepository: ...
     @property
     def webhooks(self) -> WebhookRepository: ...
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+    @property
+    def sender_groups(self) -> SenderGroupRepository: ...
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+    @property
+    def sent_emails(self) -> SentEmailRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

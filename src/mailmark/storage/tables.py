@@ -238,6 +238,58 @@ suppressions = sa.Table(
     sa.UniqueConstraint("domain_id", "address"),
 )
 
+# REST API keys: only the SHA-256 of the key is kept; `prefix` is its public part, for lookup.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_used_at", UtcDateTime()),
+    sa.Column("revoked_at", UtcDateTime()),
+    sa.Index("ix_api_keys_domain_id", "domain_id"),
+)
+
+sender_groups = sa.Table(
+    "sender_groups",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("all_mailboxes", sa.Boolean(), nullable=False),
+    sa.Column("emails", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_sender_groups_domain_id", "domain_id"),
+)
+
+# Deleting a mailbox removes its memberships (ON DELETE CASCADE).
+sender_group_mailboxes = sa.Table(
+    "sender_group_mailboxes",
+    metadata,
+    _fk("group_id", "sender_groups.id"),
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.PrimaryKeyConstraint("group_id", "mailbox_id"),
+    sa.Index("ix_sender_group_mailboxes_mailbox_id", "mailbox_id"),
+)
+
+# Responses to POST /v1/send with an Idempotency-Key, written in the send's own transaction.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=False),
+    sa.Column("body", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("domain_id", "key"),
+)
+
 
 # Endpoints a domain's events are posted to; `secret` signs each request (HMAC-SHA256).
 webhooks = sa.Table(

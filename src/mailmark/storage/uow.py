@@ -28,6 +28,12 @@ from mailmark.core.model import (
     User,
 )
 from mailmark.core.ports import NewEvent
+from mailmark.storage.api_repositories import (
+    SqlApiKeys,
+    SqlIdempotencyKeys,
+    SqlSenderGroups,
+    SqlSentEmails,
+)
 from mailmark.storage.db import READ_ONLY_OPTION
 from mailmark.storage.tables import (
     accounts,
@@ -590,6 +596,27 @@ class SqlSuppressions(_Repository):
             found.extend(Suppression(**row._mapping) for row in await self._conn.execute(query))
         return found
 
+    async def list_for_domain(
+        self, domain_id: int, after_id: int | None, limit: int
+    ) -> list[Suppression]:
+        query = (
+            suppressions.select()
+            .where(suppressions.c.domain_id == domain_id)
+            .order_by(suppressions.c.id)
+            .limit(limit)
+        )
+        if after_id is not None:
+            query = query.where(suppressions.c.id > after_id)
+        return [Suppression(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def delete(self, domain_id: int, address: str) -> bool:
+        result = await self._conn.execute(
+            suppressions.delete().where(
+                suppressions.c.domain_id == domain_id, suppressions.c.address == address
+            )
+        )
+        return bool(result.rowcount)
+
 
 class SqlUnitOfWork:
     """One connection and one transaction; rolled back on exit unless committed."""
@@ -605,6 +632,10 @@ class SqlUnitOfWork:
     deliveries: SqlDeliveries
     suppressions: SqlSuppressions
     webhooks: SqlWebhooks
+    api_keys: SqlApiKeys
+    sender_groups: SqlSenderGroups
+    idempotency: SqlIdempotencyKeys
+    sent_emails: SqlSentEmails
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
         self._engine = engine
@@ -632,6 +663,10 @@ class SqlUnitOfWork:
         self.deliveries = SqlDeliveries(conn)
         self.suppressions = SqlSuppressions(conn)
         self.webhooks = SqlWebhooks(conn)
+        self.api_keys = SqlApiKeys(conn)
+        self.sender_groups = SqlSenderGroups(conn)
+        self.idempotency = SqlIdempotencyKeys(conn)
+        self.sent_emails = SqlSentEmails(conn)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
