@@ -13,7 +13,14 @@ from mailmark.core.addresses import (
     parse_recipient,
     relay_denied,
 )
-from mailmark.core.errors import Conflict, Forbidden, InvalidInput, NotFound, UnknownMailbox
+from mailmark.core.errors import (
+    Conflict,
+    Forbidden,
+    HeaderInjection,
+    InvalidInput,
+    NotFound,
+    UnknownMailbox,
+)
 from mailmark.core.model import Folder, Mailbox
 from mailmark.core.plans import effective_plan, ensure_mailbox_quota
 from mailmark.core.ports import BlobStore, Clock, PasswordHasher, UnitOfWorkFactory
@@ -44,7 +51,7 @@ def split_address(address: str) -> tuple[str, str]:
 
 def _check_header_safe(label: str, value: str, limit: int) -> None:
     if any(ch in value for ch in "\r\n\0"):
-        raise InvalidInput(f"{label} must not contain line breaks or NUL characters.")
+        raise HeaderInjection(f"{label} must not contain line breaks or NUL characters.")
     if len(value) > limit:
         raise InvalidInput(f"{label} is longer than {limit} characters.")
 

@@ -22,7 +22,7 @@ from html import escape
 
 from mailmark.core.addresses import normalize_domain, verp_address
 from mailmark.core.delivery import InboundDelivery
-from mailmark.core.errors import Forbidden, InvalidInput, NotFound, Suppressed
+from mailmark.core.errors import Forbidden, HeaderInjection, InvalidInput, NotFound, Suppressed
 from mailmark.core.message_meta import check_header_limits, header_section, read_metadata
 from mailmark.core.model import Mailbox, NewDelivery, OutboundMessage
 from mailmark.core.outbound import OutboundQueue
@@ -83,7 +83,7 @@ class Submission:
 def check_header_value(label: str, value: str, limit: int = MAX_HEADER_VALUE) -> None:
     """Refuse header injection: CR, LF or NUL in a value bound for a header field."""
     if any(ch in value for ch in "\r\n\0"):
-        raise InvalidInput(f"{label} must not contain line breaks or NUL characters.")
+        raise HeaderInjection(f"{label} must not contain line breaks or NUL characters.")
     if len(value) > limit:
         raise InvalidInput(f"{label} is longer than {limit} characters.")
 
