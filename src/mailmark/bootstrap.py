@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailmark.config import Settings
 from mailmark.core.accounts import AccountService
+from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.domains import DomainService
 from mailmark.core.logins import LoginThrottle, MailboxLogins
@@ -49,6 +50,7 @@ from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
 from mailmark.storage.uow import SqlUnitOfWorkFactory
+from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
 from mailmark.web.server import HttpListener, start_http_listener
 from mailmark.webhooks.resolver import WebhookHostResolver
@@ -73,6 +75,7 @@ class Services:
     queue: OutboundQueue
     sending: SendingService
     webhooks: WebhookService
+    api_keys: ApiKeyService
 
     async def close(self) -> None:
         await self.delivery.close()
@@ -131,6 +134,9 @@ async def build_services(
             uow, blobs, clock, queue, delivery, max_recipients=settings.max_recipients
         ),
         webhooks=WebhookService(uow, clock, webhook_targets),
+        api_keys=ApiKeyService(
+            uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
+        ),
     )
 
 
@@ -233,7 +239,10 @@ async def start_listeners(services: Services) -> Listeners:
                 )
             )
         app = create_app(
-            mail_server=mail_server(settings), domains=services.domains, mailboxes=services.mailboxes
+            mail_server=mail_server(settings),
+            domains=services.domains,
+            mailboxes=services.mailboxes,
+            api=api_services(services),
         )
         http = await start_http_listener(app, host=settings.bind, port=settings.http_port)
     except BaseException:
@@ -250,6 +259,12 @@ async def start_listeners(services: Services) -> Listeners:
         http=http,
         outbound=worker,
         webhooks=hooks,
+    )
+
+
+def api_services(services: Services) -> ApiServices:
+    return ApiServices(
+        api_keys=services.api_keys, mailboxes=services.mailboxes, webhooks=services.webhooks
     )
 
 

@@ -1,0 +1,39 @@
+"""The /v1 router: every API route, behind the API-key guard, with the services it needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar import Router
+from litestar.di import Provide
+
+from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.mailboxes import MailboxService
+from mailmark.core.webhooks import WebhookService
+from mailmark.web.api.v1.auth import api_key_guard, current_principal
+from mailmark.web.api.v1.mailboxes import MailboxController
+from mailmark.web.api.v1.webhooks import WebhookController
+
+BEARER_SCHEME = "bearerAuth"
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """The core services the /v1 routes call."""
+
+    api_keys: ApiKeyService
+    mailboxes: MailboxService
+    webhooks: WebhookService
+
+
+def v1_router(api: ApiServices) -> Router:
+    return Router(
+        path="/v1",
+        route_handlers=[MailboxController, WebhookController],
+        guards=[api_key_guard(api.api_keys)],
+        dependencies={
+            "principal": Provide(current_principal, sync_to_thread=False),
+            "webhooks": Provide(lambda: api.webhooks, use_cache=True, sync_to_thread=False),
+        },
+        security=[{BEARER_SCHEME: []}],
+    )
