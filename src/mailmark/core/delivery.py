@@ -90,6 +90,19 @@ def _settle(request: _Request, outcome: DeliveryReceipt | BaseException) -> None
         request.done.set_result(outcome)
 
 
+@dataclass(frozen=True)
+class SentCopy:
+    """A message already stored under `blob_key`, to place in `folder` of `mailbox`."""
+
+    raw: bytes
+    blob_key: str
+    created_blob: bool
+    mailbox: Mailbox
+    folder: str
+    mail_from: str
+    flags: tuple[str, ...] = ()
+
+
 class InboundDelivery:
     """`deliver_inbound`: one blob, one message row, one INBOX placement per recipient mailbox."""
 
@@ -146,20 +159,32 @@ class InboundDelivery:
         """Record `raw`, already stored under `blob_key`, in `folder` of `mailbox` within the
         caller's transaction (e.g. the Sent copy of a message being submitted). No event is
         written: the caller writes its own."""
-        request = _Request(
-            raw,
-            trace_prefix,
-            mail_from,
-            [mailbox],
-            folder,
-            read_metadata(raw),
-            asyncio.get_running_loop().create_future(),
-            blob_key=blob_key,
-            created_blob=created_blob,
-            flags=tuple(flags),
-            announce=False,
-        )
-        return (await self._place(uow, [request]))[0]
+        copy = SentCopy(raw, blob_key, created_blob, mailbox, folder, mail_from, tuple(flags))
+        [receipt] = await self.place_many_in(uow, [copy], trace_prefix=trace_prefix)
+        return receipt
+
+    async def place_many_in(
+        self, uow: UnitOfWork, copies: Sequence[SentCopy], *, trace_prefix: bytes = b""
+    ) -> list[DeliveryReceipt]:
+        """`place_in` for several messages at once, with a handful of statements in all."""
+        loop = asyncio.get_running_loop()
+        requests = [
+            _Request(
+                copy.raw,
+                trace_prefix,
+                copy.mail_from,
+                [copy.mailbox],
+                copy.folder,
+                read_metadata(copy.raw),
+                loop.create_future(),
+                blob_key=copy.blob_key,
+                created_blob=copy.created_blob,
+                flags=copy.flags,
+                announce=False,
+            )
+            for copy in copies
+        ]
+        return await self._place(uow, requests)
 
     async def close(self) -> None:
         """Wait for deliveries already accepted into a batch."""

@@ -181,6 +181,9 @@ class EventRepository(Protocol):
 
 class OutboundRepository(Protocol):
     async def add(self, message: OutboundMessage) -> OutboundMessage: ...
+    async def add_many(self, new_messages: Sequence[OutboundMessage]) -> list[int]:
+        """Insert the messages; their ids, in the same order."""
+        ...
     async def get(self, outbound_id: int) -> OutboundMessage | None: ...
     async def get_by_token(self, token: str) -> OutboundMessage | None:
         """Tokens are lower-case; the lookup is case-insensitive (mail systems change case)."""

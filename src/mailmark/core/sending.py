@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address
@@ -21,7 +21,7 @@ from email.utils import format_datetime, getaddresses
 from html import escape
 
 from mailmark.core.addresses import normalize_domain, verp_address
-from mailmark.core.delivery import InboundDelivery
+from mailmark.core.delivery import InboundDelivery, SentCopy
 from mailmark.core.errors import Forbidden, HeaderInjection, InvalidInput, NotFound, Suppressed
 from mailmark.core.message_meta import check_header_limits, header_section, read_metadata
 from mailmark.core.model import Mailbox, NewDelivery, OutboundMessage
@@ -78,6 +78,50 @@ class Submission:
     outbound_id: int
     message_id: str  # the Message-ID without <>
     recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message to build from a mailbox and queue (`SendingService.submit_many`)."""
+
+    mailbox: Mailbox
+    to: tuple[str, ...]
+    subject: str
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    text: str | None = None
+    html: str | None = None
+    reply_to: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    scheduled_at: datetime | None = None
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A built message about to be queued."""
+
+    mailbox: Mailbox
+    sender_address: str
+    raw: bytes
+    recipients: tuple[str, ...]
+    subject: str | None
+    message_id: str
+    scheduled_at: datetime | None
+    batch_id: str | None
+
+
+# Writes more in a submission's own transaction, just before it commits (an idempotency record).
+BeforeCommit = Callable[[UnitOfWork, list[Submission]], Awaitable[None]]
+
+
+def _by_sender(
+    items: Sequence[_Prepared], senders: Sequence[tuple[Mailbox, Mailbox]]
+) -> list[tuple[Mailbox, list[_Prepared]]]:
+    groups: dict[int | None, tuple[Mailbox, list[_Prepared]]] = {}
+    for item, (_, sender) in zip(items, senders, strict=True):
+        groups.setdefault(sender.id, (sender, []))[1].append(item)
+    return list(groups.values())
 
 
 def check_header_value(label: str, value: str, limit: int = MAX_HEADER_VALUE) -> None:
@@ -160,21 +204,55 @@ class SendingService:
         """Build a message from the mailbox (display name, signature) and queue it.
 
         Bcc recipients get the message but are never named in it."""
-        to_addrs = _addresses("To", to)
-        cc_addrs = _addresses("Cc", cc)
-        bcc_addrs = _addresses("Bcc", bcc)
-        check_header_value("The subject", subject, MAX_SUBJECT)
-        extra = dict(headers or {})
+        draft = Draft(
+            mailbox=mailbox,
+            to=tuple(to) if not isinstance(to, str) else (to,),
+            cc=tuple(cc) if not isinstance(cc, str) else (cc,),
+            bcc=tuple(bcc) if not isinstance(bcc, str) else (bcc,),
+            subject=subject,
+            text=text,
+            html=html,
+            reply_to=reply_to,
+            headers=dict(headers or {}),
+            scheduled_at=scheduled_at,
+            batch_id=batch_id,
+        )
+        [submission] = await self.submit_many([draft], source=source)
+        return submission
+
+    async def submit_many(
+        self,
+        drafts: Sequence[Draft],
+        *,
+        source: str = "api",
+        before_commit: BeforeCommit | None = None,
+    ) -> list[Submission]:
+        """Queue several messages (a campaign's, one per recipient) in one transaction: all of
+        them or, on any refusal, none. `before_commit` writes more in that same transaction."""
+        if not drafts:
+            raise InvalidInput("Give at least one message to send.")
+        built = [self._build(draft) for draft in drafts]
+        return await self._enqueue(built, source, before_commit)
+
+    def _build(self, draft: Draft) -> _Prepared:
+        to_addrs = _addresses("To", draft.to)
+        cc_addrs = _addresses("Cc", draft.cc)
+        bcc_addrs = _addresses("Bcc", draft.bcc)
+        check_header_value("The subject", draft.subject, MAX_SUBJECT)
+        extra = dict(draft.headers)
         if len(extra) > MAX_EXTRA_HEADERS:
             raise InvalidInput(f"At most {MAX_EXTRA_HEADERS} extra headers may be given.")
         for name, value in extra.items():
             if not _FIELD_NAME.match(name) or name.lower() in RESERVED_HEADERS:
                 raise InvalidInput(f"{name!r} cannot be set as an extra header.")
             check_header_value(f"The {name} header", value)
-        reply = normalize_address(reply_to, "The Reply-To address") if reply_to else None
-        if batch_id is not None:
-            check_header_value("The batch id", batch_id, MAX_BATCH_ID)
+        reply = (
+            normalize_address(draft.reply_to, "The Reply-To address") if draft.reply_to else None
+        )
+        if draft.batch_id is not None:
+            check_header_value("The batch id", draft.batch_id, MAX_BATCH_ID)
         recipients = self._recipients([*to_addrs, *cc_addrs, *bcc_addrs])
+        mailbox = draft.mailbox
         now = self._clock.now()
         message_id = f"{secrets.token_hex(16)}@{mailbox.domain_name}"
 
@@ -186,24 +264,23 @@ class SendingService:
             message["Cc"] = ", ".join(cc_addrs)
         if reply:
             message["Reply-To"] = reply
-        message["Subject"] = subject
+        message["Subject"] = draft.subject
         message["Date"] = format_datetime(now)
         message["Message-ID"] = f"<{message_id}>"
         for name, value in extra.items():
             message[name] = value
-        _set_body(message, text, html, mailbox.signature)
+        _set_body(message, draft.text, draft.html, mailbox.signature)
         # policy.SMTP: every line ends in CRLF (RFC 5322 §2.1), long lines are encoded.
         raw = message.as_bytes(policy=policy.SMTP)
-        return await self._enqueue(
+        return _Prepared(
             mailbox,
             mailbox.address,
             raw,
             recipients,
-            subject,
+            draft.subject,
             message_id,
-            source,
-            scheduled_at,
-            batch_id,
+            draft.scheduled_at,
+            draft.batch_id,
         )
 
     async def submit_raw(
@@ -230,9 +307,12 @@ class SendingService:
             added += f"Date: {format_datetime(now)}\r\n".encode()
         prepared = _without_bcc(raw, added)
         assert message_id is not None
-        return await self._enqueue(
-            mailbox, sender, prepared, unique, meta.subject, message_id, source, None, None
+        [submission] = await self._enqueue(
+            [_Prepared(mailbox, sender, prepared, unique, meta.subject, message_id, None, None)],
+            source,
+            None,
         )
+        return submission
 
     def _recipients(self, addresses: Sequence[str]) -> tuple[str, ...]:
         unique = tuple({address.lower(): address for address in addresses}.values())
@@ -243,101 +323,146 @@ class SendingService:
         return unique
 
     async def _enqueue(
-        self,
-        mailbox: Mailbox,
-        sender_address: str,
-        raw: bytes,
-        recipients: tuple[str, ...],
-        subject: str | None,
-        message_id: str,
-        source: str,
-        scheduled_at: datetime | None,
-        batch_id: str | None,
-    ) -> Submission:
+        self, items: Sequence[_Prepared], source: str, before_commit: BeforeCommit | None
+    ) -> list[Submission]:
         now = self._clock.now()
-        if scheduled_at is not None and scheduled_at.tzinfo is None:
-            raise InvalidInput("The scheduled time needs a time zone.")
-        first_attempt = max(now, scheduled_at) if scheduled_at is not None else now
-        # The blob is durable before the transaction that references it; removed if that fails.
-        blob_key, created = await self._blobs.put(raw)
+        for item in items:
+            if item.scheduled_at is not None and item.scheduled_at.tzinfo is None:
+                raise InvalidInput("The scheduled time needs a time zone.")
+        # The blobs are durable before the transaction that references them; removed if it fails.
+        stored = await self._blobs.put_many([item.raw for item in items])
+        created = [result[0] for result in stored if not isinstance(result, Exception) and result[1]]
         try:
+            for result in stored:
+                if isinstance(result, Exception):
+                    raise result
+            keys = [result for result in stored if not isinstance(result, Exception)]
             async with self._uow() as uow:
-                current = await uow.mailboxes.get(mailbox.id) if mailbox.id is not None else None
-                if current is None:
-                    raise NotFound(f"No mailbox {mailbox.address} here.")
-                sender = await self._sending_mailbox(uow, current, sender_address)
-                assert sender.id is not None
-                account = await uow.accounts.get(sender.account_id)
-                assert account is not None and account.id is not None
-                plan = effective_plan(account, now)
-                await uow.accounts.lock(account.id)
-                sent = await uow.outbound.count_recipients_since(account.id, month_start(now))
-                ensure_email_quota(plan, sent, len(recipients))
-                await self._check_suppressions(uow, sender, recipients)
-                token = new_token()
-                envelope_from = verp_address(token, sender.domain_name)
-                sent_copy = await self._delivery.place_in(
-                    uow,
-                    raw,
-                    blob_key=blob_key,
-                    created_blob=created,
-                    mailbox=current,
-                    folder=SENT,
-                    mail_from=envelope_from,
-                    flags=(SEEN,),
-                )
-                outbound = await uow.outbound.add(
-                    OutboundMessage(
-                        account_id=account.id,
-                        domain_id=sender.domain_id,
-                        mailbox_id=sender.id,
-                        blob_key=blob_key,
-                        size=len(raw),
-                        envelope_from=envelope_from,
-                        token=token,
-                        from_addr=sender.address,
-                        subject=subject,
-                        message_id_header=message_id,
-                        source=source,
-                        created_at=now,
-                        batch_id=batch_id,
-                        sent_message_id=sent_copy.message_id,
+                senders = await self._senders(uow, items)
+                await self._check_quotas(uow, items, senders, now)
+                for sender, batch in _by_sender(items, senders):
+                    await self._check_suppressions(
+                        uow, sender, [r for item in batch for r in item.recipients]
                     )
-                )
-                assert outbound.id is not None
-                expires_at = first_attempt + self._queue.queue_lifetime
-                await uow.deliveries.add_many(
+                tokens = [new_token() for _ in items]
+                sent_copies = await self._delivery.place_many_in(
+                    uow,
                     [
+                        SentCopy(
+                            raw=item.raw,
+                            blob_key=key,
+                            created_blob=was_created,
+                            mailbox=senders[index][0],
+                            folder=SENT,
+                            mail_from=verp_address(token, senders[index][1].domain_name),
+                            flags=(SEEN,),
+                        )
+                        for index, (item, (key, was_created), token) in enumerate(
+                            zip(items, keys, tokens, strict=True)
+                        )
+                    ],
+                )
+                outbound_ids = await uow.outbound.add_many(
+                    [
+                        OutboundMessage(
+                            account_id=senders[index][1].account_id,
+                            domain_id=senders[index][1].domain_id,
+                            mailbox_id=senders[index][1].id,
+                            blob_key=key,
+                            size=len(item.raw),
+                            envelope_from=verp_address(token, senders[index][1].domain_name),
+                            token=token,
+                            from_addr=senders[index][1].address,
+                            subject=item.subject,
+                            message_id_header=item.message_id,
+                            source=source,
+                            created_at=now,
+                            batch_id=item.batch_id,
+                            sent_message_id=copy.message_id,
+                        )
+                        for index, (item, (key, _), token, copy) in enumerate(
+                            zip(items, keys, tokens, sent_copies, strict=True)
+                        )
+                    ]
+                )
+                new_deliveries: list[NewDelivery] = []
+                new_events: list[NewEvent] = []
+                for index, (item, outbound_id) in enumerate(zip(items, outbound_ids, strict=True)):
+                    sender = senders[index][1]
+                    first_attempt = max(now, item.scheduled_at) if item.scheduled_at else now
+                    expires_at = first_attempt + self._queue.queue_lifetime
+                    new_deliveries += [
                         NewDelivery(
-                            outbound.id,
+                            outbound_id,
                             address,
                             address.rpartition("@")[2].lower(),
                             first_attempt,
                             expires_at,
                             now,
                         )
-                        for address in recipients
+                        for address in item.recipients
                     ]
-                )
-                payload: dict[str, object] = {
-                    "from": sender.address,
-                    "to": list(recipients),
-                    "subject": subject,
-                    "messageId": message_id,
-                    "source": source,
-                    "batchId": batch_id,
-                    "scheduledAt": scheduled_at.isoformat() if scheduled_at else None,
-                }
-                await uow.events.add_many(
-                    [NewEvent(account.id, "email.sent", payload, now, outbound_id=outbound.id)]
-                )
+                    payload: dict[str, object] = {
+                        "from": sender.address,
+                        "to": list(item.recipients),
+                        "subject": item.subject,
+                        "messageId": item.message_id,
+                        "source": source,
+                        "batchId": item.batch_id,
+                        "scheduledAt": item.scheduled_at.isoformat() if item.scheduled_at else None,
+                    }
+                    new_events.append(
+                        NewEvent(sender.account_id, "email.sent", payload, now, outbound_id=outbound_id)
+                    )
+                await uow.deliveries.add_many(new_deliveries)
+                await uow.events.add_many(new_events)
+                submissions = [
+                    Submission(outbound_id, item.message_id, item.recipients)
+                    for item, outbound_id in zip(items, outbound_ids, strict=True)
+                ]
+                if before_commit is not None:
+                    await before_commit(uow, submissions)
                 await uow.commit()
         except BaseException:
-            if created:
-                await self._blobs.delete(blob_key)
+            for key in created:
+                await self._blobs.delete(key)
             raise
         self._queue.wakeup.set()
-        return Submission(outbound.id, message_id, recipients)
+        return submissions
+
+    async def _senders(
+        self, uow: UnitOfWork, items: Sequence[_Prepared]
+    ) -> list[tuple[Mailbox, Mailbox]]:
+        """Per item: (the submitting mailbox as stored now, the mailbox named in From)."""
+        found: dict[tuple[int | None, str], tuple[Mailbox, Mailbox]] = {}
+        result = []
+        for item in items:
+            key = (item.mailbox.id, item.sender_address.lower())
+            if key not in found:
+                current = await uow.mailboxes.get(item.mailbox.id) if item.mailbox.id else None
+                if current is None:
+                    raise NotFound(f"No mailbox {item.mailbox.address} here.")
+                found[key] = (current, await self._sending_mailbox(uow, current, item.sender_address))
+            result.append(found[key])
+        return result
+
+    @staticmethod
+    async def _check_quotas(
+        uow: UnitOfWork,
+        items: Sequence[_Prepared],
+        senders: Sequence[tuple[Mailbox, Mailbox]],
+        now: datetime,
+    ) -> None:
+        wanted: dict[int, int] = {}
+        for item, (_, sender) in zip(items, senders, strict=True):
+            wanted[sender.account_id] = wanted.get(sender.account_id, 0) + len(item.recipients)
+        for account_id, count in sorted(wanted.items()):
+            account = await uow.accounts.get(account_id)
+            assert account is not None and account.id is not None
+            plan = effective_plan(account, now)
+            await uow.accounts.lock(account.id)
+            sent = await uow.outbound.count_recipients_since(account.id, month_start(now))
+            ensure_email_quota(plan, sent, count)
 
     @staticmethod
     async def _sending_mailbox(uow: UnitOfWork, current: Mailbox, address: str) -> Mailbox:

@@ -357,6 +357,13 @@ class SqlOutbound(_Repository):
         new_id = await self._insert(outbound_messages, _row_values(message))
         return OutboundMessage(**{**asdict(message), "id": new_id})
 
+    async def add_many(self, new_messages: Sequence[OutboundMessage]) -> list[int]:
+        query = outbound_messages.insert().returning(
+            outbound_messages.c.id, sort_by_parameter_order=True
+        )
+        rows = [_row_values(message) for message in new_messages]
+        return [int(i) for i in (await self._conn.execute(query, rows)).scalars()]
+
     async def get(self, outbound_id: int) -> OutboundMessage | None:
         query = outbound_messages.select().where(outbound_messages.c.id == outbound_id)
         row = (await self._conn.execute(query)).first()
