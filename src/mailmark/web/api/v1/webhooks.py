@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 from litestar import Controller, delete, get, post
@@ -73,7 +73,7 @@ class Deleted(msgspec.Struct):
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def delivery_out(state: WebhookDeliveryState) -> DeliveryOut:
