@@ -4,7 +4,9 @@ import type {
   CampaignSendResult,
   CreateMailboxParams,
   CreateSenderGroupParams,
+  CreateWebhookParams,
   DeletedResponse,
+  EmailDetail,
   EmailPage,
   ListEmailsParams,
   Mailbox,
@@ -14,6 +16,7 @@ import type {
   TransactionalSendParams,
   TransactionalSendResult,
   UpdateSenderGroupParams,
+  Webhook,
 } from "./types.js";
 
 export const DEFAULT_BASE_URL = "https://api.mailmark.dev";
@@ -64,8 +67,10 @@ export class Mailmark {
   send(params: TransactionalSendParams): Promise<TransactionalSendResult>;
   send(params: SendParams): Promise<SendResult>;
   async send(params: SendParams): Promise<SendResult> {
-    const { idempotencyKey, scheduledAt, to, ...fields } = params;
-    const body: Record<string, unknown> = { ...fields, to: Array.isArray(to) ? to : [to] };
+    const { idempotencyKey, scheduledAt, to, cc, bcc, ...fields } = params;
+    const body: Record<string, unknown> = { ...fields, to: list(to) };
+    if (cc !== undefined) body["cc"] = list(cc);
+    if (bcc !== undefined) body["bcc"] = list(bcc);
     if (scheduledAt !== undefined) {
       body["scheduledAt"] = scheduledAt instanceof Date ? scheduledAt.getTime() : scheduledAt;
     }
@@ -120,6 +125,26 @@ export class Mailmark {
     });
   }
 
+  /** One sent email (by `_id` or `messageId`) with its recipients and event timeline. */
+  getEmail(id: string): Promise<EmailDetail> {
+    return this.#request<EmailDetail>("GET", `/v1/emails/${segment(id)}`);
+  }
+
+  // --- webhooks --------------------------------------------------------------------------------
+
+  listWebhooks(): Promise<Webhook[]> {
+    return this.#request<Webhook[]>("GET", "/v1/webhooks");
+  }
+
+  /** Subscribe a URL to events; the answer carries the signing `secret`, shown only once. */
+  createWebhook(params: CreateWebhookParams): Promise<Webhook> {
+    return this.#request<Webhook>("POST", "/v1/webhooks", { body: params });
+  }
+
+  deleteWebhook(id: string): Promise<DeletedResponse> {
+    return this.#request<DeletedResponse>("DELETE", `/v1/webhooks/${segment(id)}`);
+  }
+
   // --- transport -------------------------------------------------------------------------------
 
   async #request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -158,6 +183,10 @@ export class Mailmark {
     if (!response.ok) throw errorFromResponse(response.status, body, response.headers);
     return body as T;
   }
+}
+
+function list(value: string | string[]): string[] {
+  return Array.isArray(value) ? value : [value];
 }
 
 /** A path segment; `@` stays as is (RFC 3986 §3.3 allows it in a segment). */

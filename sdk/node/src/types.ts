@@ -61,6 +61,13 @@ interface SendFields {
   scheduledAt?: Date | number;
   /** Merge-tag values per recipient address: `{ "ann@example.com": { firstName: "Ann" } }`. */
   variables?: Record<string, Record<string, string>>;
+  cc?: string | string[];
+  bcc?: string | string[];
+  replyTo?: string;
+  /** Extra message headers (no CR, LF or NUL in names or values). */
+  headers?: Record<string, string>;
+  /** Rotate the From address over this sender group's mailboxes (campaign sends). */
+  senderGroupId?: string;
   /** Sent as the `Idempotency-Key` header: a retried send with the same key is not sent twice. */
   idempotencyKey?: string;
 }
@@ -90,13 +97,40 @@ export type SendResult = TransactionalSendResult | CampaignSendResult;
 
 export interface Email {
   _id: string;
+  /** The Message-ID header. */
+  messageId: string | null;
   from: string;
   to: string[];
-  subject: string;
+  subject: string | null;
+  /** Where its least advanced recipient stands: queued, deferred, bounced, complained, delivered. */
   status: string;
   batchId: string | null;
+  /** How it was sent: api, campaign, submission, ... */
+  source: string;
+  createdAt: string | null;
+  scheduledAt: string | null;
+}
+
+export interface EmailRecipient {
+  address: string;
+  status: string;
+  attempts: number;
+  updatedAt: string;
+  lastCode: number | null;
+  lastStatus: string | null;
+  lastReply: string | null;
+}
+
+export interface EmailEvent {
+  type: string;
   createdAt: string;
-  [field: string]: unknown;
+  data: Record<string, unknown>;
+}
+
+/** One sent email with each recipient's delivery and the event timeline, oldest first. */
+export interface EmailDetail extends Email {
+  recipients: EmailRecipient[];
+  events: EmailEvent[];
 }
 
 export interface ListEmailsParams {
@@ -112,4 +146,43 @@ export interface EmailPage {
   data: Email[];
   /** Pass as `cursor` to get the next page; null on the last page. */
   nextCursor: string | null;
+}
+
+export type WebhookEvent =
+  | "email.received"
+  | "email.delivered"
+  | "email.deferred"
+  | "email.bounced"
+  | "email.complained"
+  | "email.opened"
+  | "email.clicked";
+
+export interface WebhookDelivery {
+  eventId: string;
+  event: string;
+  status: string;
+  attempts: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  nextAttemptAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Webhook {
+  id: string;
+  url: string;
+  events: string[];
+  createdAt: string;
+  /** Recent deliveries (listings only). */
+  deliveries?: WebhookDelivery[];
+  /** The signing secret: in the answer to createWebhook only, never again. */
+  secret?: string;
+}
+
+export interface CreateWebhookParams {
+  /** An https URL on a public address. */
+  url: string;
+  /** The events to deliver (default: all). */
+  events?: WebhookEvent[];
 }

@@ -31,7 +31,10 @@ __all__ = [
     "CampaignSendResult",
     "ConflictError",
     "Email",
+    "EmailDetail",
+    "EmailEvent",
     "EmailPage",
+    "EmailRecipient",
     "Mailbox",
     "Mailmark",
     "MailmarkError",
@@ -42,4 +45,6 @@ __all__ = [
     "SenderGroup",
     "ServerError",
     "ValidationError",
+    "Webhook",
+    "WebhookDelivery",
 ]

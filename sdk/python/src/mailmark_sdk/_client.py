@@ -19,11 +19,13 @@ import httpx
 from mailmark_sdk.errors import APIConnectionError, MailmarkError, error_from_response
 from mailmark_sdk.types import (
     CampaignSendResult,
+    EmailDetail,
     EmailPage,
     Mailbox,
     SenderGroup,
     SendResult,
     SendType,
+    Webhook,
     send_result_from_json,
 )
 
@@ -74,6 +76,12 @@ def _without_none(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
+def _addresses(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
 def _mailboxes_json(mailboxes: SenderMailboxes | None) -> list[str] | str | None:
     if mailboxes is None or isinstance(mailboxes, str):
         return mailboxes
@@ -94,6 +102,11 @@ class _Calls:
         type: SendType | None,
         scheduled_at: datetime | int | None,
         variables: Mapping[str, Mapping[str, str]] | None,
+        cc: str | Sequence[str] | None,
+        bcc: str | Sequence[str] | None,
+        reply_to: str | None,
+        headers: Mapping[str, str] | None,
+        sender_group_id: str | None,
         idempotency_key: str | None,
     ) -> _Call[SendResult | CampaignSendResult]:
         if isinstance(scheduled_at, datetime):
@@ -108,6 +121,11 @@ class _Calls:
             variables={address: dict(values) for address, values in variables.items()}
             if variables is not None
             else None,
+            cc=_addresses(cc),
+            bcc=_addresses(bcc),
+            replyTo=reply_to,
+            headers=dict(headers) if headers is not None else None,
+            senderGroupId=sender_group_id,
         )
         body = {
             "from": from_,
@@ -201,6 +219,29 @@ class _Calls:
             "GET", "/v1/emails", lambda data: EmailPage.from_json(_dict(data)), params=params
         )
 
+    @staticmethod
+    def get_email(email_id: str) -> _Call[EmailDetail]:
+        return _Call(
+            "GET",
+            f"/v1/emails/{_segment(email_id)}",
+            lambda data: EmailDetail.from_json(_dict(data)),
+        )
+
+    @staticmethod
+    def list_webhooks() -> _Call[list[Webhook]]:
+        return _Call(
+            "GET", "/v1/webhooks", lambda data: [Webhook.from_json(w) for w in _list(data)]
+        )
+
+    @staticmethod
+    def create_webhook(url: str, events: Sequence[str] | None) -> _Call[Webhook]:
+        body = _without_none(url=url, events=list(events) if events is not None else None)
+        return _Call("POST", "/v1/webhooks", lambda data: Webhook.from_json(_dict(data)), body)
+
+    @staticmethod
+    def delete_webhook(webhook_id: str) -> _Call[bool]:
+        return _Call("DELETE", f"/v1/webhooks/{_segment(webhook_id)}", _deleted)
+
 
 def _headers(api_key: str) -> dict[str, str]:
     if not api_key or not api_key.strip():
@@ -288,6 +329,11 @@ class Mailmark:
         type: SendType | None = None,
         scheduled_at: datetime | int | None = None,
         variables: Mapping[str, Mapping[str, str]] | None = None,
+        cc: str | Sequence[str] | None = None,
+        bcc: str | Sequence[str] | None = None,
+        reply_to: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        sender_group_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> SendResult | CampaignSendResult:
         """Send (or schedule, with `scheduled_at` as an aware datetime or unix ms) an email.
@@ -304,6 +350,11 @@ class Mailmark:
                 type=type,
                 scheduled_at=scheduled_at,
                 variables=variables,
+                cc=cc,
+                bcc=bcc,
+                reply_to=reply_to,
+                headers=headers,
+                sender_group_id=sender_group_id,
                 idempotency_key=idempotency_key,
             )
         )
@@ -372,6 +423,20 @@ class Mailmark:
             )
         )
 
+    def get_email(self, email_id: str) -> EmailDetail:
+        """One sent email (by `id` or `message_id`) with its recipients and event timeline."""
+        return self._run(_Calls.get_email(email_id))
+
+    def list_webhooks(self) -> list[Webhook]:
+        return self._run(_Calls.list_webhooks())
+
+    def create_webhook(self, url: str, *, events: Sequence[str] | None = None) -> Webhook:
+        """Subscribe `url` to `events` (default: all); the answer's `secret` is shown only once."""
+        return self._run(_Calls.create_webhook(url, events))
+
+    def delete_webhook(self, webhook_id: str) -> bool:
+        return self._run(_Calls.delete_webhook(webhook_id))
+
 
 class AsyncMailmark:
     """The asynchronous client: the methods of `Mailmark`, awaited.
@@ -423,6 +488,11 @@ class AsyncMailmark:
         type: SendType | None = None,
         scheduled_at: datetime | int | None = None,
         variables: Mapping[str, Mapping[str, str]] | None = None,
+        cc: str | Sequence[str] | None = None,
+        bcc: str | Sequence[str] | None = None,
+        reply_to: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        sender_group_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> SendResult | CampaignSendResult:
         """See `Mailmark.send`."""
@@ -436,6 +506,11 @@ class AsyncMailmark:
                 type=type,
                 scheduled_at=scheduled_at,
                 variables=variables,
+                cc=cc,
+                bcc=bcc,
+                reply_to=reply_to,
+                headers=headers,
+                sender_group_id=sender_group_id,
                 idempotency_key=idempotency_key,
             )
         )
@@ -499,3 +574,15 @@ class AsyncMailmark:
                 status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
             )
         )
+
+    async def get_email(self, email_id: str) -> EmailDetail:
+        return await self._run(_Calls.get_email(email_id))
+
+    async def list_webhooks(self) -> list[Webhook]:
+        return await self._run(_Calls.list_webhooks())
+
+    async def create_webhook(self, url: str, *, events: Sequence[str] | None = None) -> Webhook:
+        return await self._run(_Calls.create_webhook(url, events))
+
+    async def delete_webhook(self, webhook_id: str) -> bool:
+        return await self._run(_Calls.delete_webhook(webhook_id))

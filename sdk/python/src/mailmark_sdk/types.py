@@ -83,31 +83,111 @@ def send_result_from_json(data: dict[str, Any]) -> SendResult | CampaignSendResu
     return SendResult(message_id=_str(data, "messageId"), status=_str(data, "status"))
 
 
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _opt_int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 @dataclass(frozen=True)
 class Email:
     """A sent email; `raw` keeps every field the server returned."""
 
     id: str
+    #: The Message-ID header.
+    message_id: str | None
     from_: str
     to: list[str]
-    subject: str
+    subject: str | None
+    #: Where its least advanced recipient stands: queued, deferred, bounced, delivered, ...
     status: str
     batch_id: str | None
-    created_at: str
+    #: How it was sent: api, campaign, submission, ...
+    source: str
+    created_at: str | None
+    scheduled_at: str | None
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Email:
-        batch_id = data.get("batchId")
         return cls(
             id=_str(data, "_id"),
+            message_id=_opt_str(data, "messageId"),
             from_=_str(data, "from"),
             to=_strs(data, "to"),
-            subject=_str(data, "subject"),
+            subject=_opt_str(data, "subject"),
             status=_str(data, "status"),
-            batch_id=batch_id if isinstance(batch_id, str) else None,
-            created_at=_str(data, "createdAt"),
+            batch_id=_opt_str(data, "batchId"),
+            source=_str(data, "source"),
+            created_at=_opt_str(data, "createdAt"),
+            scheduled_at=_opt_str(data, "scheduledAt"),
             raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class EmailRecipient:
+    address: str
+    status: str
+    attempts: int
+    updated_at: str
+    last_code: int | None
+    last_status: str | None
+    last_reply: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EmailRecipient:
+        return cls(
+            address=_str(data, "address"),
+            status=_str(data, "status"),
+            attempts=_opt_int(data, "attempts") or 0,
+            updated_at=_str(data, "updatedAt"),
+            last_code=_opt_int(data, "lastCode"),
+            last_status=_opt_str(data, "lastStatus"),
+            last_reply=_opt_str(data, "lastReply"),
+        )
+
+
+@dataclass(frozen=True)
+class EmailEvent:
+    type: str
+    created_at: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EmailEvent:
+        details = data.get("data")
+        return cls(
+            _str(data, "type"),
+            _str(data, "createdAt"),
+            details if isinstance(details, dict) else {},
+        )
+
+
+@dataclass(frozen=True)
+class EmailDetail:
+    """One sent email with each recipient's delivery and the event timeline, oldest first."""
+
+    email: Email
+    recipients: list[EmailRecipient]
+    events: list[EmailEvent]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EmailDetail:
+        recipients = data.get("recipients")
+        events = data.get("events")
+        return cls(
+            email=Email.from_json(data),
+            recipients=[EmailRecipient.from_json(r) for r in recipients if isinstance(r, dict)]
+            if isinstance(recipients, list)
+            else [],
+            events=[EmailEvent.from_json(e) for e in events if isinstance(e, dict)]
+            if isinstance(events, list)
+            else [],
         )
 
 
@@ -126,4 +206,57 @@ class EmailPage:
             if isinstance(items, list)
             else [],
             next_cursor=cursor if isinstance(cursor, str) else None,
+        )
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    event_id: str
+    event: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WebhookDelivery:
+        return cls(
+            event_id=_str(data, "eventId"),
+            event=_str(data, "event"),
+            status=_str(data, "status"),
+            attempts=_opt_int(data, "attempts") or 0,
+            last_status_code=_opt_int(data, "lastStatusCode"),
+            last_error=_opt_str(data, "lastError"),
+            next_attempt_at=_opt_str(data, "nextAttemptAt"),
+            created_at=_str(data, "createdAt"),
+            updated_at=_str(data, "updatedAt"),
+        )
+
+
+@dataclass(frozen=True)
+class Webhook:
+    id: str
+    url: str
+    events: list[str]
+    created_at: str
+    #: Recent deliveries (listings only).
+    deliveries: list[WebhookDelivery]
+    #: The signing secret: in the answer to `create_webhook` only, never again.
+    secret: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Webhook:
+        deliveries = data.get("deliveries")
+        return cls(
+            id=_str(data, "id"),
+            url=_str(data, "url"),
+            events=_strs(data, "events"),
+            created_at=_str(data, "createdAt"),
+            deliveries=[WebhookDelivery.from_json(d) for d in deliveries if isinstance(d, dict)]
+            if isinstance(deliveries, list)
+            else [],
+            secret=_opt_str(data, "secret"),
         )
