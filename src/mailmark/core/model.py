@@ -398,6 +398,7 @@ class LeasedWebhookDelivery:
     event_type: str
     event_payload: dict[str, object]
     event_created_at: datetime
+    outbound_id: int | None  # the sent email the event is about (its /v1/emails id), if any
     attempts: int  # including the one this lease is for
     created_at: datetime
     lease_owner: str

@@ -96,12 +96,15 @@ def event_id(event_row_id: int) -> str:
 def event_body(delivery: LeasedWebhookDelivery) -> bytes:
     """The JSON body posted for a delivery; the same bytes on every attempt."""
     created = delivery.event_created_at.astimezone(UTC)
+    data = dict(delivery.event_payload)
+    if delivery.outbound_id is not None:
+        data["emailId"] = str(delivery.outbound_id)
     document = {
         "id": event_id(delivery.event_id),
         "type": public_event_type(delivery.event_type) or delivery.event_type,
         "createdAt": created.isoformat().replace("+00:00", "Z"),
         "domain": delivery.domain_name,
-        "data": delivery.event_payload,
+        "data": data,
     }
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 

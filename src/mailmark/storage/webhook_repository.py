@@ -100,6 +100,7 @@ _LEASED_COLUMNS = (
     events.c.type.label("event_type"),
     events.c.payload.label("event_payload"),
     events.c.created_at.label("event_created_at"),
+    events.c.outbound_id,
     webhook_deliveries.c.attempts,
     webhook_deliveries.c.created_at,
 )

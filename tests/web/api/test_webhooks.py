@@ -554,7 +554,7 @@ async def test_delivered_and_bounced_after_an_outbound_run(
             outbound = outbound_worker(sending)
             outbound.start()
             try:
-                await sending.sending.submit(
+                sent = await sending.sending.submit(
                     mailbox=world.sales, to=["bob@remote.test", "reject@remote.test"],
                     subject="Figures", text="Hello",
                 )
@@ -571,6 +571,9 @@ async def test_delivered_and_bounced_after_an_outbound_run(
     assert events["email.delivered"]["data"]["to"] == "bob@remote.test"  # type: ignore[index]
     assert events["email.bounced"]["data"]["to"] == "reject@remote.test"  # type: ignore[index]
     assert events["email.bounced"]["data"]["code"] == 550  # type: ignore[index]
+    email_id = events["email.delivered"]["data"]["emailId"]  # type: ignore[index]
+    assert email_id == events["email.bounced"]["data"]["emailId"]  # type: ignore[index]
+    assert email_id == str(sent.outbound_id)
     for request in receiver.requests:
         signature = request.headers["mailmark-signature"]
         assert verify_signature(
