@@ -6,9 +6,10 @@ import { client, sender, unique } from "./live.js";
 
 test("a transactional send is queued and listed", async () => {
   const subject = unique("Hello from node ");
+  const recipient = `${unique("r-")}@example.com`;
   const result = await client.send({
     from: sender,
-    to: "recipient@example.com",
+    to: recipient,
     subject,
     html: "<p>It works!</p>",
   });
@@ -17,20 +18,26 @@ test("a transactional send is queued and listed", async () => {
   assert.ok(result.messageId.length > 0);
 
   const page = await client.listEmails({ from: sender });
-  const email = page.data.find((item) => item._id === result.messageId);
+  const email = page.data.find((item) => item.messageId === result.messageId);
   assert.ok(email, `message ${result.messageId} not in listEmails`);
   assert.equal(email.subject, subject);
-  assert.deepEqual(email.to, ["recipient@example.com"]);
+  assert.deepEqual(email.to, [recipient]);
+
+  const detail = await client.getEmail(result.messageId);
+  assert.equal(detail._id, email._id);
+  assert.deepEqual(detail.recipients.map((r) => r.address), [recipient]);
+  assert.ok(Array.isArray(detail.events));
 });
 
 test("a campaign sends one email per recipient under one batchId", async () => {
+  const [ann, bob, cy] = ["ann-", "bob-", "cy-"].map((name) => `${unique(name)}@example.com`);
   const result = await client.send({
     type: "campaign",
     from: sender,
-    to: ["ann@example.com", "bob@example.com", "cy@example.com"],
+    to: [ann, bob, cy],
     subject: "Hi {{firstName}}",
     text: "Hello {{firstName}}!",
-    variables: { "ann@example.com": { firstName: "Ann" }, "bob@example.com": { firstName: "Bob" } },
+    variables: { [ann]: { firstName: "Ann" }, [bob]: { firstName: "Bob" } },
   });
   assert.equal(result.status, "queued");
   assert.equal(result.messageIds.length, 3);
@@ -38,7 +45,7 @@ test("a campaign sends one email per recipient under one batchId", async () => {
   assert.equal(typeof result.batchId, "string");
 
   const page = await client.listEmails({ batchId: result.batchId });
-  assert.deepEqual(page.data.map((email) => email._id).sort(), [...result.messageIds].sort());
+  assert.deepEqual(page.data.map((email) => email.messageId).sort(), [...result.messageIds].sort());
   const subjects = page.data.map((email) => email.subject).sort();
   assert.ok(subjects.includes("Hi Ann") && subjects.includes("Hi Bob"), subjects.join(", "));
 });
@@ -46,15 +53,16 @@ test("a campaign sends one email per recipient under one batchId", async () => {
 test("listEmails pages newest first with a cursor", async () => {
   const ids = [];
   for (let i = 0; i < 3; i += 1) {
-    ids.push((await client.send({ from: sender, to: ["pager@example.com"], subject: `Page ${i}`, text: "x" })).messageId);
+    const to = [`${unique("pager-")}@example.com`];
+    ids.push((await client.send({ from: sender, to, subject: `Page ${i}`, text: "x" })).messageId);
   }
   const seen = [];
   let page = await client.listEmails({ from: sender, limit: 2 });
   assert.ok(page.data.length <= 2);
-  seen.push(...page.data.map((email) => email._id));
+  seen.push(...page.data.map((email) => email.messageId));
   for (let guard = 0; page.nextCursor && guard < 100; guard += 1) {
     page = await client.listEmails({ from: sender, limit: 2, cursor: page.nextCursor });
-    seen.push(...page.data.map((email) => email._id));
+    seen.push(...page.data.map((email) => email.messageId));
   }
   assert.equal(new Set(seen).size, seen.length, "a page repeated an email");
   const newest = [...ids].reverse();
@@ -107,10 +115,11 @@ test("a CR/LF in the subject is refused before anything is queued", async () => 
 
 test("the same idempotencyKey sends once and answers the same", async () => {
   const idempotencyKey = unique("idem-");
-  const message = { from: sender, to: ["once@example.com"], subject: "Once", text: "only once", idempotencyKey };
+  const to = [`${unique("once-")}@example.com`];
+  const message = { from: sender, to, subject: "Once", text: "only once", idempotencyKey };
   const first = await client.send(message);
   const second = await client.send(message);
   assert.deepEqual(second, first);
   const page = await client.listEmails({ from: sender, limit: 50 });
-  assert.equal(page.data.filter((email) => email._id === first.messageId).length, 1);
+  assert.equal(page.data.filter((email) => email.messageId === first.messageId).length, 1);
 });
