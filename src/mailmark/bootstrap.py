@@ -23,10 +23,13 @@ from mailmark.core.accounts import AccountService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.domains import DomainService
+from mailmark.core.emails import EmailService
+from mailmark.core.idempotency import IdempotencyService
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.outbound import OutboundQueue
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
+from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.dns_tools.record_set import MailServer
@@ -76,6 +79,9 @@ class Services:
     sending: SendingService
     webhooks: WebhookService
     api_keys: ApiKeyService
+    sender_groups: SenderGroupService
+    emails: EmailService
+    idempotency: IdempotencyService
 
     async def close(self) -> None:
         await self.delivery.close()
@@ -137,6 +143,9 @@ async def build_services(
         api_keys=ApiKeyService(
             uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
         ),
+        sender_groups=SenderGroupService(uow, clock),
+        emails=EmailService(uow),
+        idempotency=IdempotencyService(uow, clock),
     )
 
 
@@ -264,7 +273,14 @@ async def start_listeners(services: Services) -> Listeners:
 
 def api_services(services: Services) -> ApiServices:
     return ApiServices(
-        api_keys=services.api_keys, mailboxes=services.mailboxes, webhooks=services.webhooks
+        api_keys=services.api_keys,
+        mailboxes=services.mailboxes,
+        sending=services.sending,
+        sender_groups=services.sender_groups,
+        emails=services.emails,
+        idempotency=services.idempotency,
+        clock=services.clock,
+        webhooks=services.webhooks,
     )
 
 

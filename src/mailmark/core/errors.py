@@ -86,3 +86,7 @@ class RateLimited(MailmarkError):
 class TargetRefused(InvalidInput):
     """A webhook URL points (or now resolves) at an address webhooks may not reach: loopback,
     private, link-local or otherwise internal."""
+
+
+class IdempotencyKeyReused(MailmarkError):
+    """An Idempotency-Key already answered a different request."""

@@ -266,7 +266,9 @@ class IdempotencyRepository(Protocol):
     async def add(self, response: StoredResponse) -> bool:
         """Store the response unless one is stored under its key already; whether it was stored."""
         ...
-    async def delete(self, domain_id: int, key: str) -> None: ...
+    async def delete_expired(self, domain_id: int, key: str, before: datetime) -> None:
+        """Remove the key's record if it was stored before `before`."""
+        ...
 
 
 class SentEmailRepository(Protocol):

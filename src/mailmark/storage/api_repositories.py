@@ -180,10 +180,12 @@ class SqlIdempotencyKeys(_Repository):
         )
         return (await self._conn.execute(query)).first() is not None
 
-    async def delete(self, domain_id: int, key: str) -> None:
+    async def delete_expired(self, domain_id: int, key: str, before: datetime) -> None:
         await self._conn.execute(
             idempotency_keys.delete().where(
-                idempotency_keys.c.domain_id == domain_id, idempotency_keys.c.key == key
+                idempotency_keys.c.domain_id == domain_id,
+                idempotency_keys.c.key == key,
+                idempotency_keys.c.created_at < before,
             )
         )
 

@@ -24,6 +24,7 @@ from mailmark.core.errors import (
     Conflict,
     Forbidden,
     HeaderInjection,
+    IdempotencyKeyReused,
     InvalidInput,
     MailmarkError,
     MessageRejected,
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 HTTP_STATUS_BY_ERROR: dict[type[MailmarkError], int] = {
     InvalidInput: 400,
     HeaderInjection: 422,
+    IdempotencyKeyReused: 422,
     AuthenticationFailed: 401,
     Forbidden: 403,
     QuotaExceeded: 403,
@@ -65,6 +67,7 @@ CODE_BY_STATUS = {
     429: "rate_limited",
 }
 _WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
+_BODY_FIELD = re.compile(r"at `\$\.([A-Za-z0-9_]+)|required field `([A-Za-z0-9_]+)`")
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -129,8 +132,9 @@ def _http_exception_detail(exc: HTTPException) -> tuple[str, str | None]:
     ]
     message = "; ".join(str(item["message"]) for item in items) or exc.detail
     field = next((str(item["key"]) for item in items if item.get("key")), None)
-    if isinstance(exc, ValidationException) and field is None:
-        # msgspec names the field in its message: "Expected `str`, got `int` - at `$.subject`".
-        found = re.search(r"at `\$\.([A-Za-z0-9_]+)", message)
-        field = found[1] if found else None
+    if isinstance(exc, ValidationException) and field in (None, "data"):
+        # The body as a whole is `data`; msgspec names the field inside in its message:
+        # "Expected `str`, got `int` - at `$.subject`", "Object missing required field `to`".
+        found = _BODY_FIELD.search(message)
+        field = (found[1] or found[2]) if found else None
     return message, field

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from mailmark.core.apikeys import ApiPrincipal
 from mailmark.core.errors import InvalidInput, NotFound
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.model import Mailbox
+from mailmark.web.api.v1.auth import Injected
 from mailmark.web.api.v1.docs import samples
 from mailmark.web.errors import naming
 
@@ -69,7 +69,7 @@ class MailboxController(Controller):
         ),
     )
     async def list_mailboxes(
-        self, principal: NamedDependency[ApiPrincipal], mailboxes: NamedDependency[MailboxService]
+        self, principal: Injected[ApiPrincipal], mailboxes: Injected[MailboxService]
     ) -> list[MailboxOut]:
         """Every mailbox on the domain of the API key, oldest first."""
         return [mailbox_out(m) for m in await mailboxes.list(principal.domain_name)]
@@ -88,8 +88,8 @@ class MailboxController(Controller):
     )
     async def create_mailbox(
         self,
-        principal: NamedDependency[ApiPrincipal],
-        mailboxes: NamedDependency[MailboxService],
+        principal: Injected[ApiPrincipal],
+        mailboxes: Injected[MailboxService],
         data: JSONBody[MailboxIn],
     ) -> MailboxOut:
         """Create a mailbox from its local part (`hello`, not `hello@domain`). 409 if it exists."""
@@ -115,8 +115,8 @@ class MailboxController(Controller):
     )
     async def delete_mailbox(
         self,
-        principal: NamedDependency[ApiPrincipal],
-        mailboxes: NamedDependency[MailboxService],
+        principal: Injected[ApiPrincipal],
+        mailboxes: Injected[MailboxService],
         address: FromPath[str],
     ) -> Deleted:
         """Permanently delete the mailbox (local part or full address), its emails and its sender
