@@ -32,7 +32,11 @@ def group_id(text: str) -> int:
 
 
 def _name(name: str) -> str:
-    check_header_value("The name", name, MAX_NAME)
+    try:
+        check_header_value("The name", name, MAX_NAME)
+    except InvalidInput as error:
+        error.field = "name"
+        raise
     name = name.strip()
     if not name:
         raise InvalidInput("Give the group a name.", field="name")
@@ -73,7 +77,8 @@ def _selected(spec: MailboxSpec, domain: list[Mailbox], domain_name: str) -> tup
             local = ""
         mailbox = by_local.get(local)
         if mailbox is None or mailbox.id is None:
-            raise InvalidInput(f"No mailbox {name} on {domain_name}.", field="mailboxes")
+            # Another domain's mailbox is as absent as a missing one: nothing shows it exists.
+            raise NotFound(f"No mailbox {name} on {domain_name}.", field="mailboxes")
         chosen[mailbox.id] = mailbox
     return False, list(chosen.values())
 
