@@ -159,6 +159,14 @@ class Settings(BaseSettings):
     def _queue_lifetime(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
 
+    @field_validator("webhook_lease")
+    @classmethod
+    def _webhook_lease(cls, value: timedelta) -> timedelta:
+        # A worker's batch of attempts (10 s each at most) must end well within its lease.
+        if value < timedelta(minutes=1):
+            raise ValueError("must be at least 1m")
+        return value
+
     @field_validator("max_message_size", mode="before")
     @classmethod
     def _max_message_size(cls, value: Any) -> Any:

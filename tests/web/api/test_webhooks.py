@@ -579,3 +579,13 @@ async def test_delivered_and_bounced_after_an_outbound_run(
         assert verify_signature(
             created.secret, signature, request.body, int(clock.now().timestamp())
         )
+
+
+async def test_a_body_without_url_names_the_field(acme: Tenant) -> None:
+    response = await acme.client.post("/v1/webhooks", json={"events": ["email.received"]})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "url"
+    response = await acme.client.post("/v1/webhooks", json={"url": 7})
+    assert response.status_code == 400 and response.json()["error"]["field"] == "url"
+    response = await acme.client.post("/v1/webhooks", content=b"{", headers={"content-type": "application/json"})
+    assert response.status_code == 400
