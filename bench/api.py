@@ -5,7 +5,8 @@
 
 Mailmark: a real `mailmark serve` on a fresh data dir (SQLite with the durable default
 MAILMARK_SQLITE_SYNCHRONOUS=FULL, or a fresh PostgreSQL database with --database-url), provisioned
-through the CLI with an account (plan unlimited), a trusted domain, a mailbox and an API key. Every
+through the CLI with an account (plan unlimited), a trusted domain and a mailbox, and an API key
+made by the API-key service. Every
 request is a transactional send of a small text email to one recipient, answered only after its
 queue row is committed.
 
@@ -65,7 +66,6 @@ from smtp_in import (  # process and database helpers of the inbound bench
     fresh_database,
     log_tail,
     mailmark_cli,
-    mailmark_command,
     mailmark_setup,
     process_cpu_seconds,
     start_mailmark,
@@ -73,6 +73,7 @@ from smtp_in import (  # process and database helpers of the inbound bench
 
 TARGET_RATIO = 0.25
 DOMAIN = "acme.bench.test"
+MAILMARK_HOSTNAME = "mx.bench.test"
 SENDER = f"hello@{DOMAIN}"
 RECIPIENT = "reader@example.net"
 SCHEDULE_AHEAD_MS = 30 * 24 * 3600 * 1000
@@ -219,7 +220,7 @@ class Target:
     body: str
 
 
-def run_wrk(target: Target, seconds: float, connections: int, workdir: Path) -> LoadResult:
+def run_wrk(target: Target, seconds: int, connections: int, workdir: Path) -> LoadResult:
     script = workdir / f"{target.name.split()[0]}.lua"
     script.write_text(WRK_SCRIPT % {
         "body": lua_string(target.body), "authorization": lua_string(target.authorization)
@@ -248,7 +249,7 @@ def run_wrk(target: Target, seconds: float, connections: int, workdir: Path) -> 
     )
 
 
-def run_asyncio_client(target: Target, seconds: float, connections: int) -> LoadResult:
+def run_asyncio_client(target: Target, seconds: int, connections: int) -> LoadResult:
     spec = {"host": "127.0.0.1", "port": target.port, "authorization": target.authorization,
             "body": target.body, "seconds": seconds, "connections": connections}
     cpu_before = process_cpu_seconds(target.pid)
@@ -268,7 +269,7 @@ def run_asyncio_client(target: Target, seconds: float, connections: int) -> Load
     )
 
 
-def load(target: Target, seconds: float, connections: int, workdir: Path) -> LoadResult:
+def load(target: Target, seconds: int, connections: int, workdir: Path) -> LoadResult:
     if shutil.which("wrk"):
         return run_wrk(target, seconds, connections, workdir)
     return run_asyncio_client(target, seconds, connections)
@@ -279,26 +280,27 @@ def load(target: Target, seconds: float, connections: int, workdir: Path) -> Loa
 # ------------------------------------------------------------------------------------------------
 
 
-def cli_output(setup: MailmarkSetup, *args: str) -> str:
-    result = subprocess.run(
-        [*mailmark_command(), *args], check=False, env=setup.env, cwd=setup.workdir,
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
-    )
-    if result.returncode != 0:
-        raise BenchError(f"`mailmark {' '.join(args[:2])}` failed: {result.stdout}{result.stderr}")
-    return result.stdout
-
-
 def provision(setup: MailmarkSetup) -> str:
-    """Account, domain, mailbox; returns a new API key (the last line `apikey create` prints)."""
+    """Account, domain and mailbox through the CLI; returns a new API key for the domain."""
     mailmark_cli(setup, "account", "create", "bench", "--owner", f"owner@{DOMAIN}",
                  "--password=bench-owner-password", "--plan", "unlimited")
     mailmark_cli(setup, "domain", "add", DOMAIN, "--account", "bench", "--trust")
     mailmark_cli(setup, "mailbox", "add", SENDER, "--display-name", "Bench")
-    lines = cli_output(setup, "apikey", "create", DOMAIN).strip().splitlines()
-    if not lines or not lines[-1].strip().startswith("dm_live_"):
-        raise BenchError(f"`mailmark apikey create` printed no key: {lines!r}")
-    return lines[-1].strip()
+    return asyncio.run(create_api_key(setup))
+
+
+async def create_api_key(setup: MailmarkSetup) -> str:
+    from mailmark.bootstrap import build_services
+    from mailmark.config import Settings
+
+    settings = Settings(
+        data_dir=setup.data_dir, database_url=setup.database_url, hostname=MAILMARK_HOSTNAME
+    )
+    services = await build_services(settings)
+    try:
+        return (await services.api_keys.create(DOMAIN, "bench")).secret
+    finally:
+        await services.close()
 
 
 def api_settings_env() -> dict[str, str]:
@@ -399,7 +401,6 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
             setup.env.update(
                 MAILMARK_HTTP_PORT=str(http_port),
                 MAILMARK_REMOTE_SMTP_PORT=str(free_loopback_port()),  # closed: nothing listens
-                MAILMARK_LOG_LEVEL="WARNING",
                 **api_settings_env(),
             )
             api_key = provision(setup)
@@ -471,7 +472,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="POST /v1/send throughput of Mailmark against a bare Litestar endpoint."
     )
     add = parser.add_argument
-    add("--seconds", "-d", type=float, default=10.0, help="timed seconds per server (10)")
+    add("--seconds", "-d", type=int, default=10, help="timed seconds per server (10)")
     add("--connections", "-c", type=int, default=50, help="concurrent connections (50)")
     add("--immediate", action="store_true",
         help="sends due at once (the worker defers them) instead of scheduled 30 days ahead")
@@ -481,8 +482,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--workdir", type=Path, default=None, help="where to create the temporary data dir")
     add("--keep", action="store_true", help="keep the data dir and the server logs")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.connections < 1:
-        parser.error("needs --seconds > 0 and --connections >= 1")
+    if args.seconds < 1 or args.connections < 1:
+        parser.error("needs --seconds >= 1 and --connections >= 1")
     return args
 
 
