@@ -39,7 +39,7 @@ from mailmark.core.model import Mailbox
 from mailmark.security import Argon2PasswordHasher
 from mailmark.storage.tables import webhook_deliveries
 
-CONCURRENCY = 16
+CONCURRENCY = 16  # the worker's LEASE_BATCH, posted at once
 INBOUND_CONCURRENCY = 50
 ROUNDS = 3
 

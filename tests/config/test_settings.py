@@ -196,7 +196,7 @@ def test_parse_size_rejects(text: str) -> None:
         ("MAILMARK_RETRY_SCHEDULE", "5m,soon", "'soon' is not a duration"),
         ("MAILMARK_RETRY_SCHEDULE", " , ", "needs at least one delay"),
         ("MAILMARK_QUEUE_LIFETIME", "forever", "is not a duration"),
-        ("MAILMARK_WEBHOOK_LEASE", "30s", "at least 1m"),
+        ("MAILMARK_WEBHOOK_LEASE", "10s", "at least 15s"),
         ("MAILMARK_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32,intranet", "'intranet' is not a network"),
         ("MAILMARK_MAX_MESSAGE_SIZE", "huge", "is not a size"),
         ("MAILMARK_MAX_MESSAGE_SIZE", "100", "at least 1k"),

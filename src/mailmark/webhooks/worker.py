@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
 TOTAL_TIMEOUT = 10.0
+MIN_LEASE = timedelta(seconds=TOTAL_TIMEOUT * 1.5)
 # The receiver's answer matters only for its status: read at most this much of its body.
 MAX_RESPONSE_BYTES = 4096
-LEASE_BATCH = 50
-CONCURRENCY = 16
+# Deliveries leased (and then posted concurrently) at a time: a crashed worker strands no more.
+LEASE_BATCH = 16
 POLL_INTERVAL = 1.0
 # Connection pools kept, one per (scheme, name, address, port): a pooled TLS connection is only
 # ever reused for the name whose certificate it verified.
@@ -61,18 +62,16 @@ class WebhookWorker:
         verify: ssl.SSLContext | bool = True,
         poll_interval: float = POLL_INTERVAL,
     ) -> None:
-        # A batch takes at most ceil(LEASE_BATCH / CONCURRENCY) attempts of TOTAL_TIMEOUT each;
-        # a shorter lease would let another worker take rows still in hand.
-        rounds = -(-LEASE_BATCH // CONCURRENCY)
-        if lease_for.total_seconds() < rounds * TOTAL_TIMEOUT * 1.5:
-            raise ValueError(f"the webhook lease must be at least {rounds * TOTAL_TIMEOUT * 1.5:g}s")
+        # A batch's attempts run at once and take TOTAL_TIMEOUT at most (the re-check's DNS
+        # lookup included): a shorter lease would let another worker take rows still in hand.
+        if lease_for < MIN_LEASE:
+            raise ValueError(f"the webhook lease must be at least {MIN_LEASE.total_seconds():g}s")
         self._service = service
         self._owner = owner
         self._lease_for = lease_for
         self._verify = verify
         self._poll_interval = poll_interval
         self._clients: OrderedDict[_PoolKey, httpx.AsyncClient] = OrderedDict()
-        self._slots = asyncio.Semaphore(CONCURRENCY)
         self._runner: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -130,32 +129,29 @@ class WebhookWorker:
                 await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
 
     async def _attempt(self, delivery: LeasedWebhookDelivery) -> WebhookOutcome:
-        async with self._slots:
-            code: int | None = None
-            error: str | None = None
-            try:
+        code: int | None = None
+        error: str | None = None
+        try:
+            async with asyncio.timeout(TOTAL_TIMEOUT):
                 # Resolved and checked again now: the name may point elsewhere since it was saved.
                 target = await self._service.targets.check(delivery.url)
-            except InvalidInput as exc:
-                error = f"refused: {exc.message}"
-            else:
-                try:
-                    async with asyncio.timeout(TOTAL_TIMEOUT):
-                        code = await self._post(target, delivery)
-                except TimeoutError:
-                    error = f"timed out after {TOTAL_TIMEOUT:g}s"
-                except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-                    error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if code is not None and 300 <= code < 400:
-                    error = f"HTTP {code}: redirects are not followed"
-            result = outcome(delivery, code, error, self._service.now())
-            if result.status != "delivered":
-                log.info(
-                    "webhook %d event %s attempt %d: %s",
-                    delivery.webhook_id, event_id(delivery.event_id), delivery.attempts,
-                    result.last_error,
-                )
-            return result
+                code = await self._post(target, delivery)
+        except InvalidInput as exc:
+            error = f"refused: {exc.message}"
+        except TimeoutError:
+            error = f"timed out after {TOTAL_TIMEOUT:g}s"
+        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if code is not None and 300 <= code < 400:
+            error = f"HTTP {code}: redirects are not followed"
+        result = outcome(delivery, code, error, self._service.now())
+        if result.status != "delivered":
+            log.info(
+                "webhook %d event %s attempt %d: %s",
+                delivery.webhook_id, event_id(delivery.event_id), delivery.attempts,
+                result.last_error,
+            )
+        return result
 
     async def _post(self, target: WebhookTarget, delivery: LeasedWebhookDelivery) -> int:
         body = event_body(delivery)
