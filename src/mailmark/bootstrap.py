@@ -7,14 +7,17 @@ The only module that imports every subpackage. Tests use it too, so what they st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
 import secrets
 import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -55,11 +58,13 @@ from mailmark.storage.migrate import migrate
 from mailmark.storage.uow import SqlUnitOfWorkFactory
 from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
-from mailmark.web.server import HttpListener, start_http_listener
+from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
 from mailmark.webhooks.resolver import WebhookHostResolver
 from mailmark.webhooks.worker import WebhookWorker
 
 log = logging.getLogger(__name__)
+# An extra HTTP process checks this often whether the process that started it is still there.
+PARENT_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -202,7 +207,7 @@ class Listeners:
         )
 
 
-async def start_listeners(services: Services) -> Listeners:
+async def start_listeners(services: Services, *, reuse_http_port: bool = False) -> Listeners:
     settings = services.settings
     context = await asyncio.to_thread(tls_context, settings)
     handler = MxHandler(
@@ -253,7 +258,9 @@ async def start_listeners(services: Services) -> Listeners:
             mailboxes=services.mailboxes,
             api=api_services(services),
         )
-        http = await start_http_listener(app, host=settings.bind, port=settings.http_port)
+        http = await start_http_listener(
+            app, host=settings.bind, port=settings.http_port, reuse_port=reuse_http_port
+        )
     except BaseException:
         await asyncio.gather(*(listener.close() for listener in started))
         raise
@@ -328,15 +335,71 @@ def webhook_worker(services: Services, *, verify: ssl.SSLContext | None = None) 
     )
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Run every listener until `stop` is set, then shut down cleanly."""
+async def serve(
+    settings: Settings, stop: asyncio.Event, *, http_workers: int = 1, config_file: Path | None = None
+) -> None:
+    """Run every listener until `stop` is set, then shut down cleanly.
+
+    With `http_workers` > 1, that many minus one more processes serve HTTP only, on the same port
+    (SO_REUSEPORT) and against the same database; they stop with this one."""
     services = await build_services(settings)
     try:
-        listeners = await start_listeners(services)
+        listeners = await start_listeners(services, reuse_http_port=http_workers > 1)
+        workers: list[asyncio.subprocess.Process] = []
         try:
+            for _ in range(http_workers - 1):
+                workers.append(await _start_http_worker(listeners.http_port, config_file))
             await stop.wait()
             log.info("shutting down")
         finally:
+            await _stop_http_workers(workers)
             await listeners.close()
+    finally:
+        await services.close()
+
+
+async def _start_http_worker(port: int, config_file: Path | None) -> asyncio.subprocess.Process:
+    config = ["--config", str(config_file)] if config_file is not None else []
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mailmark", *config, "serve", "--http-only", "--http-port", str(port)
+    )
+    log.info("HTTP worker process %d started", process.pid)
+    return process
+
+
+async def _stop_http_workers(workers: list[asyncio.subprocess.Process]) -> None:
+    for process in workers:
+        if process.returncode is None:
+            process.terminate()
+    for process in workers:
+        try:
+            await asyncio.wait_for(process.wait(), GRACEFUL_SHUTDOWN_SECONDS + 5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
+    """One extra HTTP process of `serve --http-workers`: the web app only, no mail listeners or
+    workers (the main process delivers what it queues, within the queue's idle poll). It stops
+    with `stop`, or when the process that started it goes away."""
+    services = await build_services(settings)
+    try:
+        app = create_app(
+            mail_server=mail_server(settings),
+            domains=services.domains,
+            mailboxes=services.mailboxes,
+            api=api_services(services),
+        )
+        http = await start_http_listener(
+            app, host=settings.bind, port=settings.http_port, reuse_port=True
+        )
+        parent = os.getppid()
+        try:
+            while not stop.is_set() and os.getppid() == parent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), PARENT_CHECK_SECONDS)
+        finally:
+            await http.close()
     finally:
         await services.close()
