@@ -354,10 +354,6 @@ class WebhookService:
             await uow.commit()
         return leased
 
-    async def next_due_at(self) -> datetime | None:
-        async with self._uow(read_only=True) as uow:
-            return await uow.webhooks.next_due_at()
-
     async def record(self, outcomes: Sequence[WebhookOutcome]) -> list[int]:
         """Store the attempts' outcomes (those whose lease is still held); the ids stored."""
         if not outcomes:
@@ -384,8 +380,3 @@ def _event_list(events: Sequence[str] | None) -> tuple[str, ...]:
         )
     return tuple(dict.fromkeys(events))
 
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

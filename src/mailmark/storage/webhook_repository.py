@@ -225,22 +225,6 @@ class SqlWebhooks:
             for row in rows
         ]
 
-    async def next_due_at(self) -> datetime | None:
-        # A leased row is not due before its lease runs out.
-        due = sa.case(
-            (
-                sa.and_(
-                    webhook_deliveries.c.lease_until.is_not(None),
-                    webhook_deliveries.c.lease_until > webhook_deliveries.c.next_attempt_at,
-                ),
-                webhook_deliveries.c.lease_until,
-            ),
-            else_=webhook_deliveries.c.next_attempt_at,
-        )
-        query = sa.select(sa.func.min(due)).where(webhook_deliveries.c.status == "pending")
-        due_at: datetime | None = (await self._conn.execute(query)).scalar_one_or_none()
-        return due_at
-
     async def record_outcomes(self, outcomes: Sequence[WebhookOutcome]) -> list[int]:
         owners = {outcome.delivery_id: outcome.lease_owner for outcome in outcomes}
         held: set[int] = set()

@@ -42,8 +42,9 @@ MAX_RESPONSE_BYTES = 4096
 LEASE_BATCH = 16
 POLL_INTERVAL = 1.0
 # Connection pools kept, one per (scheme, name, address, port): a pooled TLS connection is only
-# ever reused for the name whose certificate it verified.
-MAX_CLIENTS = 32
+# ever reused for the name whose certificate it verified. Twice the batch, so the pool evicted
+# (least recently used) is never one an attempt of the running batch holds.
+MAX_CLIENTS = 2 * LEASE_BATCH
 USER_AGENT = "Mailmark-Webhooks/1"
 
 _PoolKey = tuple[str, str, str, int]
