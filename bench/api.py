@@ -369,6 +369,22 @@ def start_bare(
     return proc, port
 
 
+def start_py_spy(
+    procs: Processes, out: Path, pid: int, seconds: int
+) -> subprocess.Popen[bytes]:
+    """Sample where `pid` spends CPU (every thread; idle samples left out) during the timed run,
+    as collapsed stacks (`--format raw`: one line per stack with its sample count)."""
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        raise BenchError("--py-spy: py-spy is not on PATH (pip install py-spy)")
+    return procs.start(
+        "py-spy",
+        [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--threads",
+         "--format", "raw", "--rate", "200", "--output", str(out.absolute())],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # The run and the report
 # ------------------------------------------------------------------------------------------------
@@ -396,7 +412,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     try:
         with fresh_database(args.database_url) as database_url:
             setup = mailmark_setup(workdir, database_url, f"127.0.0.1:{free_loopback_port()}",
-                                   "FULL")
+                                   args.sqlite_synchronous)
             http_port = free_loopback_port()
             setup.env.update(
                 MAILMARK_HTTP_PORT=str(http_port),
@@ -420,7 +436,9 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
                 raise BenchError(f"the probe send got {status}: {answer}")
             bare, bare_port = start_bare(procs, workdir, status, answer)
 
-            backend = "PostgreSQL" if database_url else "SQLite (synchronous=FULL)"
+            backend = (
+                "PostgreSQL" if database_url else f"SQLite (synchronous={args.sqlite_synchronous})"
+            )
             print(f"POST /v1/send, {args.connections} connections, {args.seconds:g} s each after "
                   f"a {WARMUP_SECONDS} s warm-up; load: {tool}")
             print(f"servers: uvicorn on {loop_name} with {parser}; Mailmark store: {backend}")
@@ -435,7 +453,13 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
             results = []
             for target in targets:
                 warm = load(target, WARMUP_SECONDS, args.connections, workdir)
+                profiler = None
+                if args.py_spy is not None and target.pid == mailmark.pid:
+                    profiler = start_py_spy(procs, args.py_spy, mailmark.pid, args.seconds)
                 results.append(load(target, args.seconds, args.connections, workdir))
+                if profiler is not None:
+                    profiler.wait(60)
+                    print(f"py-spy profile of mailmark serve: {args.py_spy}")
             # The probe, the warm-up and the timed run all sent to Mailmark.
             accepted = 1 + warm.accepted + results[-1].accepted
             abandoned = warm.abandoned_limit + results[-1].abandoned_limit
@@ -479,6 +503,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--database-url", default="", metavar="URL",
         help="PostgreSQL server for Mailmark, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/"
         "test: a fresh database is created there and dropped afterwards (default: SQLite)")
+    add("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL",
+        help="MAILMARK_SQLITE_SYNCHRONOUS (FULL: the durable default, which the target is about)")
+    add("--py-spy", type=Path, default=None, metavar="FILE",
+        help="sample `mailmark serve` with py-spy during the timed run; collapsed stacks to FILE")
     add("--workdir", type=Path, default=None, help="where to create the temporary data dir")
     add("--keep", action="store_true", help="keep the data dir and the server logs")
     args = parser.parse_args(argv)
