@@ -317,6 +317,9 @@ class WebhookRepository(Protocol):
         """Take up to `limit` pending deliveries whose attempt is due and that no live lease holds,
         oldest first; each gets the lease and one more attempt."""
         ...
+    async def any_due(self, now: datetime) -> bool:
+        """Whether `lease_due` would find something now."""
+        ...
     async def record_outcomes(self, outcomes: Sequence[WebhookOutcome]) -> list[int]:
         """Apply outcomes to rows still leased by their owner, clearing the lease; the ids applied."""
         ...

@@ -349,6 +349,11 @@ class WebhookService:
         self, owner: str, limit: int, lease_for: timedelta
     ) -> list[LeasedWebhookDelivery]:
         now = self._clock.now()
+        # Workers poll every second: look first without the write lock (SQLite has one writer,
+        # and the mail paths need it), and lease only when there is something to take.
+        async with self._uow(read_only=True) as uow:
+            if not await uow.webhooks.any_due(now):
+                return []
         async with self._uow() as uow:
             leased = await uow.webhooks.lease_due(owner, now, limit, now + lease_for)
             await uow.commit()

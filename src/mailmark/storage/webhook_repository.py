@@ -134,6 +134,15 @@ _RECORD_OUTCOME = (
 )
 
 
+def _due(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    """Pending, its attempt time reached, and no live lease on it."""
+    return (
+        webhook_deliveries.c.status == "pending",
+        webhook_deliveries.c.next_attempt_at <= now,
+        sa.or_(webhook_deliveries.c.lease_until.is_(None), webhook_deliveries.c.lease_until < now),
+    )
+
+
 class SqlWebhooks:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -179,6 +188,10 @@ class SqlWebhooks:
             ]
         return found
 
+    async def any_due(self, now: datetime) -> bool:
+        query = sa.select(webhook_deliveries.c.id).where(*_due(now)).limit(1)
+        return (await self._conn.execute(query)).first() is not None
+
     async def lease_due(
         self, owner: str, now: datetime, limit: int, lease_until: datetime
     ) -> list[LeasedWebhookDelivery]:
@@ -189,14 +202,7 @@ class SqlWebhooks:
                     domains, domains.c.id == webhooks.c.domain_id
                 )
             )
-            .where(
-                webhook_deliveries.c.status == "pending",
-                webhook_deliveries.c.next_attempt_at <= now,
-                sa.or_(
-                    webhook_deliveries.c.lease_until.is_(None),
-                    webhook_deliveries.c.lease_until < now,
-                ),
-            )
+            .where(*_due(now))
             .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
             .limit(limit)
             # PostgreSQL: rows another worker is leasing right now are skipped, not waited for.
