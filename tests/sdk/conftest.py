@@ -18,7 +18,14 @@ RATE_BURST = 60
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"api_rate_limit": RATE_LIMIT, "api_rate_burst": RATE_BURST})
+    return settings.model_copy(
+        update={
+            "api_rate_limit": RATE_LIMIT,
+            "api_rate_burst": RATE_BURST,
+            # The webhook tests subscribe a loopback URL, refused as internal otherwise.
+            "webhook_allow_private_networks": ["127.0.0.1/32"],
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -251,3 +251,53 @@ async def test_async_client_raises_rate_limit_with_retry_after(live_api: LiveApi
     # The main key has its own bucket.
     async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
         assert await client.list_mailboxes()
+
+
+async def test_async_client_lists_and_lifts_suppressions(live_api: LiveApi) -> None:
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        # example.com has no MX in the test DNS: the worker bounces the message and suppresses
+        # the address.
+        gone = _unique("gone-") + "@example.com"
+        sent = await client.send(from_=live_api.sender, to=gone, subject="Bounce", text="x")
+        assert isinstance(sent, SendResult)
+        async with asyncio.timeout(20):
+            while gone not in {s.address for s in (await client.list_suppressions()).data}:
+                await asyncio.sleep(0.1)
+        (suppression,) = [s for s in (await client.list_suppressions()).data if s.address == gone]
+        assert suppression.reason == "bounce" and suppression.created_at
+        detail = await client.get_email(sent.message_id)
+        assert [r.status for r in detail.recipients] == ["bounced"]
+        assert detail.events, "a bounced email has events"
+
+        with pytest.raises(MailmarkError) as refused:
+            await client.send(from_=live_api.sender, to=gone, subject="Again", text="x")
+        assert gone in refused.value.message
+
+        assert await client.delete_suppression(gone) is True
+        assert gone not in {s.address for s in (await client.list_suppressions()).data}
+        with pytest.raises(NotFoundError):
+            await client.delete_suppression(gone)
+
+
+async def test_async_client_manages_webhooks(live_api: LiveApi) -> None:
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        created = await client.create_webhook(
+            "http://127.0.0.1:9/hooks", events=["email.delivered", "email.bounced"]
+        )
+        assert created.secret, "the signing secret is shown when the webhook is created"
+        assert sorted(created.events) == ["email.bounced", "email.delivered"]
+        (listed,) = await client.list_webhooks()
+        assert (listed.id, listed.url, listed.secret) == (
+            created.id,
+            "http://127.0.0.1:9/hooks",
+            None,
+        )
+
+        with pytest.raises(ValidationError) as internal:
+            await client.create_webhook("http://10.1.2.3/hooks")
+        assert internal.value.field == "url"
+
+        assert await client.delete_webhook(created.id) is True
+        assert await client.list_webhooks() == []
+        with pytest.raises(NotFoundError):
+            await client.delete_webhook(created.id)

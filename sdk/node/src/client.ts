@@ -9,10 +9,12 @@ import type {
   EmailDetail,
   EmailPage,
   ListEmailsParams,
+  ListSuppressionsParams,
   Mailbox,
   SendParams,
   SendResult,
   SenderGroup,
+  SuppressionPage,
   TransactionalSendParams,
   TransactionalSendResult,
   UpdateSenderGroupParams,
@@ -128,6 +130,19 @@ export class Mailmark {
   /** One sent email (by `_id` or `messageId`) with its recipients and event timeline. */
   getEmail(id: string): Promise<EmailDetail> {
     return this.#request<EmailDetail>("GET", `/v1/emails/${segment(id)}`);
+  }
+
+  // --- suppressions ---------------------------------------------------------------------------
+
+  /** Addresses mail is no longer sent to (hard bounces, complaints), oldest first. */
+  listSuppressions(params: ListSuppressionsParams = {}): Promise<SuppressionPage> {
+    const { cursor, limit } = params;
+    return this.#request<SuppressionPage>("GET", "/v1/suppressions", { query: { cursor, limit } });
+  }
+
+  /** Mail a suppressed address again; a NotFoundError when it is not on the list. */
+  deleteSuppression(address: string): Promise<DeletedResponse> {
+    return this.#request<DeletedResponse>("DELETE", `/v1/suppressions/${segment(address)}`);
   }
 
   // --- webhooks --------------------------------------------------------------------------------

@@ -186,3 +186,21 @@ export interface CreateWebhookParams {
   /** The events to deliver (default: all). */
   events?: WebhookEvent[];
 }
+
+export interface Suppression {
+  address: string;
+  /** Why mail to it stopped: `bounce`, `complaint` or `manual`. */
+  reason: string;
+  detail: string;
+  createdAt: string;
+}
+
+export interface ListSuppressionsParams {
+  cursor?: string;
+  limit?: number;
+}
+
+export interface SuppressionPage {
+  data: Suppression[];
+  nextCursor: string | null;
+}

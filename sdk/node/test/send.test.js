@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ValidationError } from "../dist/index.js";
+import { MailmarkError, NotFoundError, ValidationError } from "../dist/index.js";
 import { client, sender, unique } from "./live.js";
 
 test("a transactional send is queued and listed", async () => {
@@ -122,4 +122,29 @@ test("the same idempotencyKey sends once and answers the same", async () => {
   assert.deepEqual(second, first);
   const page = await client.listEmails({ from: sender, limit: 50 });
   assert.equal(page.data.filter((email) => email.messageId === first.messageId).length, 1);
+});
+
+test("a bounced recipient is suppressed, listed, refused, then lifted", async () => {
+  // example.com has no MX in the test DNS: the worker bounces the message and suppresses it.
+  const gone = `${unique("gone-")}@example.com`;
+  const sent = await client.send({ from: sender, to: [gone], subject: "Bounce", text: "x" });
+  const deadline = Date.now() + 20_000;
+  let suppression;
+  while (!suppression && Date.now() < deadline) {
+    suppression = (await client.listSuppressions()).data.find((s) => s.address === gone);
+    if (!suppression) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.ok(suppression, `${gone} was not suppressed within 20 s`);
+  assert.equal(suppression.reason, "bounce");
+  const detail = await client.getEmail(sent.messageId);
+  assert.deepEqual(detail.recipients.map((r) => r.status), ["bounced"]);
+
+  await assert.rejects(client.send({ from: sender, to: [gone], subject: "Again", text: "x" }), (error) => {
+    assert.ok(error instanceof MailmarkError);
+    assert.ok(error.message.includes(gone), error.message);
+    return true;
+  });
+  assert.deepEqual(await client.deleteSuppression(gone), { deleted: true });
+  assert.ok(!(await client.listSuppressions()).data.some((s) => s.address === gone));
+  await assert.rejects(client.deleteSuppression(gone), NotFoundError);
 });

@@ -44,6 +44,8 @@ __all__ = [
     "SendResult",
     "SenderGroup",
     "ServerError",
+    "Suppression",
+    "SuppressionPage",
     "ValidationError",
     "Webhook",
     "WebhookDelivery",

@@ -25,6 +25,7 @@ from mailmark_sdk.types import (
     SenderGroup,
     SendResult,
     SendType,
+    SuppressionPage,
     Webhook,
     send_result_from_json,
 )
@@ -228,6 +229,20 @@ class _Calls:
         )
 
     @staticmethod
+    def list_suppressions(cursor: str | None, limit: int | None) -> _Call[SuppressionPage]:
+        params = _without_none(cursor=cursor, limit=limit)
+        return _Call(
+            "GET",
+            "/v1/suppressions",
+            lambda data: SuppressionPage.from_json(_dict(data)),
+            params=params,
+        )
+
+    @staticmethod
+    def delete_suppression(address: str) -> _Call[bool]:
+        return _Call("DELETE", f"/v1/suppressions/{_segment(address)}", _deleted)
+
+    @staticmethod
     def list_webhooks() -> _Call[list[Webhook]]:
         return _Call(
             "GET", "/v1/webhooks", lambda data: [Webhook.from_json(w) for w in _list(data)]
@@ -427,6 +442,16 @@ class Mailmark:
         """One sent email (by `id` or `message_id`) with its recipients and event timeline."""
         return self._run(_Calls.get_email(email_id))
 
+    def list_suppressions(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> SuppressionPage:
+        """Addresses mail is no longer sent to (hard bounces, complaints), oldest first."""
+        return self._run(_Calls.list_suppressions(cursor, limit))
+
+    def delete_suppression(self, address: str) -> bool:
+        """Mail a suppressed address again; NotFoundError when it is not on the list."""
+        return self._run(_Calls.delete_suppression(address))
+
     def list_webhooks(self) -> list[Webhook]:
         return self._run(_Calls.list_webhooks())
 
@@ -577,6 +602,14 @@ class AsyncMailmark:
 
     async def get_email(self, email_id: str) -> EmailDetail:
         return await self._run(_Calls.get_email(email_id))
+
+    async def list_suppressions(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> SuppressionPage:
+        return await self._run(_Calls.list_suppressions(cursor, limit))
+
+    async def delete_suppression(self, address: str) -> bool:
+        return await self._run(_Calls.delete_suppression(address))
 
     async def list_webhooks(self) -> list[Webhook]:
         return await self._run(_Calls.list_webhooks())

@@ -260,3 +260,38 @@ class Webhook:
             else [],
             secret=_opt_str(data, "secret"),
         )
+
+
+@dataclass(frozen=True)
+class Suppression:
+    address: str
+    #: Why mail to it stopped: ``bounce``, ``complaint`` or ``manual``.
+    reason: str
+    detail: str
+    created_at: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Suppression:
+        return cls(
+            _str(data, "address"),
+            _str(data, "reason"),
+            _str(data, "detail"),
+            _str(data, "createdAt"),
+        )
+
+
+@dataclass(frozen=True)
+class SuppressionPage:
+    data: list[Suppression]
+    #: Pass as ``cursor`` to get the next page; None on the last page.
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SuppressionPage:
+        items = data.get("data")
+        return cls(
+            data=[Suppression.from_json(item) for item in items if isinstance(item, dict)]
+            if isinstance(items, list)
+            else [],
+            next_cursor=_opt_str(data, "nextCursor"),
+        )
