@@ -5,8 +5,7 @@
 
 Mailmark: a real `mailmark serve` on a fresh data dir (SQLite with the durable default
 MAILMARK_SQLITE_SYNCHRONOUS=FULL, or a fresh PostgreSQL database with --database-url), provisioned
-through the CLI with an account (plan unlimited), a trusted domain and a mailbox, and an API key
-made by the API-key service. Every
+through the CLI with an account (plan unlimited), a trusted domain, a mailbox and an API key. Every
 request is a transactional send of a small text email to one recipient, answered only after its
 queue row is committed.
 
@@ -66,6 +65,7 @@ from smtp_in import (  # process and database helpers of the inbound bench
     fresh_database,
     log_tail,
     mailmark_cli,
+    mailmark_command,
     mailmark_setup,
     process_cpu_seconds,
     start_mailmark,
@@ -73,7 +73,6 @@ from smtp_in import (  # process and database helpers of the inbound bench
 
 TARGET_RATIO = 0.25
 DOMAIN = "acme.bench.test"
-MAILMARK_HOSTNAME = "mx.bench.test"
 SENDER = f"hello@{DOMAIN}"
 RECIPIENT = "reader@example.net"
 SCHEDULE_AHEAD_MS = 30 * 24 * 3600 * 1000
@@ -281,26 +280,21 @@ def load(target: Target, seconds: int, connections: int, workdir: Path) -> LoadR
 
 
 def provision(setup: MailmarkSetup) -> str:
-    """Account, domain and mailbox through the CLI; returns a new API key for the domain."""
+    """Account, domain and mailbox through the CLI; returns the new API key that
+    `mailmark apikey create` prints on its last line."""
     mailmark_cli(setup, "account", "create", "bench", "--owner", f"owner@{DOMAIN}",
                  "--password=bench-owner-password", "--plan", "unlimited")
     mailmark_cli(setup, "domain", "add", DOMAIN, "--account", "bench", "--trust")
     mailmark_cli(setup, "mailbox", "add", SENDER, "--display-name", "Bench")
-    return asyncio.run(create_api_key(setup))
-
-
-async def create_api_key(setup: MailmarkSetup) -> str:
-    from mailmark.bootstrap import build_services
-    from mailmark.config import Settings
-
-    settings = Settings(
-        data_dir=setup.data_dir, database_url=setup.database_url, hostname=MAILMARK_HOSTNAME
+    result = subprocess.run(
+        [*mailmark_command(), "apikey", "create", DOMAIN, "--name", "bench"], check=False,
+        env=setup.env, cwd=setup.workdir, stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=120,
     )
-    services = await build_services(settings)
-    try:
-        return (await services.api_keys.create(DOMAIN, "bench")).secret
-    finally:
-        await services.close()
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines or not lines[-1].startswith("dm_live_"):
+        raise BenchError(f"`mailmark apikey create` printed no key: {result.stdout}{result.stderr}")
+    return lines[-1].strip()
 
 
 def api_settings_env() -> dict[str, str]:
