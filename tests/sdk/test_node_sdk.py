@@ -74,7 +74,7 @@ async def test_npm_package_against_live_server(live_api: LiveApi) -> None:
     assert int(passed[1]) >= 20, output[-4000:]
 
 
-async def test_package_is_esm_with_types_and_no_runtime_dependencies() -> None:
+async def test_package_is_esm_with_types_that_check_and_no_runtime_dependencies() -> None:
     import json
 
     package = json.loads((SDK / "package.json").read_text())
@@ -83,6 +83,9 @@ async def test_package_is_esm_with_types_and_no_runtime_dependencies() -> None:
     assert package["exports"]["."]["types"] == "./dist/index.d.ts"
     assert "dependencies" not in package
     await _build()
+    # A TypeScript user's code against the declarations: right usage compiles, misuse (marked
+    # @ts-expect-error) does not.
+    await _run(NPM or "npm", "run", "typecheck")
     declarations = (SDK / "dist" / "index.d.ts").read_text()
     for name in ("Mailmark", "MailmarkError", "RateLimitError", "ValidationError"):
         assert name in declarations
