@@ -197,7 +197,7 @@ async def test_async_client_sends_a_campaign(live_api: LiveApi) -> None:
 
         page = await client.list_emails(batch_id=sent.batch_id)
         assert sorted(str(email.message_id) for email in page.data) == sorted(sent.message_ids)
-        assert sorted(email.subject for email in page.data) == ["Hi Ann", "Hi Bob"]
+        assert sorted(str(email.subject) for email in page.data) == ["Hi Ann", "Hi Bob"]
         assert {email.batch_id for email in page.data} == {sent.batch_id}
 
 
