@@ -109,9 +109,22 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
+async def sink() -> AsyncIterator[AiosmtpdSink]:
+    """remote.test's MTA: 550 for reject*@, 250 for everyone else."""
+    server = AiosmtpdSink()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def settings(settings: Settings, sink: AiosmtpdSink) -> Settings:
     # The test-only allowlist: the receiver listens on loopback.
-    return settings.model_copy(update={"webhook_allow_private_networks": ["127.0.0.1/32"]})
+    return settings.model_copy(
+        update={"webhook_allow_private_networks": ["127.0.0.1/32"], "remote_smtp_port": sink.port}
+    )
 
 
 async def domain_ids(world: World) -> tuple[int, int]:
@@ -274,6 +287,38 @@ async def test_email_received_is_posted_after_an_mx_delivery(
     assert delivery["eventId"] == event["id"] and delivery["event"] == "email.received"
     assert delivery["status"] == "delivered" and delivery["attempts"] == 1
     assert delivery["lastStatusCode"] == 200
+
+
+async def test_an_api_send_is_followed_by_delivered_and_bounced_posts(
+    acme: Tenant, receiver: Receiver, remote_dns: FakeDns, world: World, sink: AiosmtpdSink
+) -> None:
+    """API → queue → the remote MTA → webhook, through the running listeners and workers."""
+    await publish_dkim(world.services, remote_dns, world.domain)
+    created = (
+        await acme.client.post(
+            "/v1/webhooks",
+            json={"url": f"http://127.0.0.1:{receiver.port}/out", "events": ["email.delivered", "email.bounced"]},
+        )
+    ).json()
+    sent = await acme.client.post(
+        "/v1/send",
+        json={"from": "sales@acme.test", "to": ["bob@remote.test", "reject@remote.test"],
+              "subject": "Figures", "text": "Hello"},
+    )
+    assert sent.status_code == 200, sent.text
+    await receiver.wait_for(2)
+    events = {request.event["type"]: request.event for request in receiver.requests}
+    assert set(events) == {"email.delivered", "email.bounced"}
+    email = (await acme.client.get(f"/v1/emails/{sent.json()['messageId']}")).json()
+    for event in events.values():
+        data = event["data"]
+        assert isinstance(data, dict) and data["emailId"] == email["_id"]
+        assert data["messageId"] == sent.json()["messageId"]
+    for request in receiver.requests:
+        signature = request.headers["mailmark-signature"]
+        timestamp = int(signature.split(",")[0].removeprefix("t="))
+        assert verify_signature(created["secret"], signature, request.body, timestamp)
+    assert [got.recipients for got in sink.received] == [["bob@remote.test"]]
 
 
 async def test_other_domains_events_are_not_sent(
@@ -534,37 +579,25 @@ def remote_dns(fake_dns: FakeDns) -> FakeDns:
 
 
 async def test_delivered_and_bounced_after_an_outbound_run(
-    settings: Settings, clock: SettableClock, world: World, remote_dns: FakeDns,
+    clock: SettableClock, world: World, remote_dns: FakeDns,
     receiver: Receiver, worker: WebhookWorker, services: Services,
 ) -> None:
-    sink = AiosmtpdSink()
-    await sink.start()
+    account_id, domain_id = await domain_ids(world)
+    created = await services.webhooks.create(
+        account_id, domain_id, f"http://127.0.0.1:{receiver.port}/",
+        ["email.delivered", "email.bounced"],
+    )
+    await publish_dkim(services, remote_dns, world.domain)
+    outbound = outbound_worker(services)
+    outbound.start()
     try:
-        sending = await build_services(
-            settings.model_copy(update={"remote_smtp_port": sink.port}),
-            clock=clock, passwords=FAST_PASSWORDS,
+        sent = await services.sending.submit(
+            mailbox=world.sales, to=["bob@remote.test", "reject@remote.test"],
+            subject="Figures", text="Hello",
         )
-        try:
-            account_id, domain_id = await domain_ids(world)
-            created = await sending.webhooks.create(
-                account_id, domain_id, f"http://127.0.0.1:{receiver.port}/",
-                ["email.delivered", "email.bounced"],
-            )
-            await publish_dkim(sending, remote_dns, world.domain)
-            outbound = outbound_worker(sending)
-            outbound.start()
-            try:
-                sent = await sending.sending.submit(
-                    mailbox=world.sales, to=["bob@remote.test", "reject@remote.test"],
-                    subject="Figures", text="Hello",
-                )
-                await outbound.wait_until_idle()
-            finally:
-                await outbound.stop()
-        finally:
-            await sending.close()
+        await outbound.wait_until_idle()
     finally:
-        await sink.close()
+        await outbound.stop()
     assert await worker.run_once() == 2
     events = {request.event["type"]: request.event for request in receiver.requests}
     assert set(events) == {"email.delivered", "email.bounced"}  # not email.sent
