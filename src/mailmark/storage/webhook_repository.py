@@ -26,6 +26,8 @@ from mailmark.storage.tables import domains, events, outbound_messages, webhook_
 
 # Stay well under SQLite's limit on bound parameters per statement.
 _CHUNK = 500
+# How many of the oldest due rows a lease shares out between webhooks.
+_ROUND_ROBIN_WINDOW = 500
 
 
 def _webhook(row: Any) -> Webhook:
@@ -195,6 +197,32 @@ class SqlWebhooks:
     async def lease_due(
         self, owner: str, now: datetime, limit: int, lease_until: datetime
     ) -> list[LeasedWebhookDelivery]:
+        # Round robin over webhooks among the oldest due rows: each webhook's oldest first, then
+        # each one's second, ... so a receiver with a backlog (or one that only times out) takes
+        # its share of the batch, not all of it.
+        oldest = (
+            sa.select(
+                webhook_deliveries.c.id,
+                webhook_deliveries.c.webhook_id,
+                webhook_deliveries.c.next_attempt_at,
+            )
+            .where(*_due(now))
+            .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
+            .limit(_ROUND_ROBIN_WINDOW)
+            .subquery()
+        )
+        turn = sa.func.row_number().over(
+            partition_by=oldest.c.webhook_id, order_by=(oldest.c.next_attempt_at, oldest.c.id)
+        )
+        ranked = sa.select(oldest.c.id, oldest.c.next_attempt_at, turn.label("turn")).subquery()
+        chosen = (
+            sa.select(ranked.c.id)
+            .order_by(ranked.c.turn, ranked.c.next_attempt_at, ranked.c.id)
+            .limit(limit)
+        )
+        ids = list((await self._conn.execute(chosen)).scalars())
+        if not ids:
+            return []
         query = (
             sa.select(*_LEASED_COLUMNS)
             .select_from(
@@ -202,9 +230,8 @@ class SqlWebhooks:
                     domains, domains.c.id == webhooks.c.domain_id
                 )
             )
-            .where(*_due(now))
-            .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
-            .limit(limit)
+            # Still due: another worker may have leased some since they were chosen.
+            .where(webhook_deliveries.c.id.in_(ids), *_due(now))
             # PostgreSQL: rows another worker is leasing right now are skipped, not waited for.
             # SQLite ignores this; its write transactions (BEGIN IMMEDIATE) exclude each other.
             .with_for_update(of=webhook_deliveries, skip_locked=True)

@@ -622,3 +622,29 @@ async def test_a_body_without_url_names_the_field(acme: Tenant) -> None:
     assert response.status_code == 400 and response.json()["error"]["field"] == "url"
     response = await acme.client.post("/v1/webhooks", content=b"{", headers={"content-type": "application/json"})
     assert response.status_code == 400
+
+
+async def test_a_backlog_of_one_webhook_does_not_crowd_out_another(
+    services: Services, world: World, receiver: Receiver
+) -> None:
+    account_id, domain_id = await domain_ids(world)
+    busy = await services.webhooks.create(
+        account_id, domain_id, f"http://127.0.0.1:{receiver.port}/busy", ["email.received"]
+    )
+    for n in range(30):
+        await deliver_inbound(services, world, f"Backlog {n}")
+    quiet = await services.webhooks.create(
+        account_id, domain_id, f"http://127.0.0.1:{receiver.port}/quiet", ["email.received"]
+    )
+    await deliver_inbound(services, world, "Late 1")
+    await deliver_inbound(services, world, "Late 2")
+    leased = await services.webhooks.lease_due("w1", 16, services.settings.webhook_lease)
+    by_hook = [delivery.webhook_id for delivery in leased]
+    assert len(leased) == 16
+    assert by_hook.count(quiet.webhook.id) == 2 and by_hook.count(busy.webhook.id) == 14
+    # The busy webhook's oldest events go first.
+    busy_subjects = sorted(
+        int(str(d.event_payload["subject"]).split()[-1])
+        for d in leased if d.webhook_id == busy.webhook.id and "Backlog" in str(d.event_payload["subject"])
+    )
+    assert busy_subjects == list(range(14))
