@@ -1,7 +1,8 @@
 """REST API throughput: Mailmark's POST /v1/send against a bare Litestar endpoint, same run.
 
     cd /work/main && .venv/bin/python bench/api.py [--seconds N] [--connections C]
-        [--immediate] [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+        [--immediate] [--http-workers N] [--sqlite-synchronous FULL|NORMAL] [--py-spy FILE]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
 Mailmark: a real `mailmark serve` on a fresh data dir (SQLite with the durable default
 MAILMARK_SQLITE_SYNCHRONOUS=FULL, or a fresh PostgreSQL database with --database-url), provisioned
@@ -20,7 +21,8 @@ them against a DNS server and a remote SMTP port that are both closed (each is d
 
 Load: `wrk` (Debian package wrk) with a Lua script for the POST body, C connections for N seconds,
 after a 2 s warm-up; without wrk, an asyncio HTTP/1.1 keep-alive client in a separate process.
-Prints requests/s, p50/p99 latency and the server's CPU per request for both, the ratio
+Prints requests/s, p50/p99 latency and the server's CPU per request (its processes: with
+--http-workers N, the extra HTTP processes too; not PostgreSQL's) for both, the ratio
 Mailmark/bare and PASS/FAIL against the target ratio >= 0.25, then checks durability: the queue rows
 must number at least the 2xx answers (and at most that plus the requests wrk abandoned in flight
 when it stopped, one per connection per run). Exit status 0 on PASS, 1 on FAIL, 2 on error.
@@ -70,6 +72,8 @@ from smtp_in import (  # process and database helpers of the inbound bench
     process_cpu_seconds,
     start_mailmark,
 )
+
+LISTENING_HTTP = re.compile(r"HTTP listening on (\S+):(\d+)")
 
 TARGET_RATIO = 0.25
 DOMAIN = "acme.bench.test"
@@ -228,9 +232,9 @@ def run_wrk(target: Target, seconds: int, connections: int, workdir: Path) -> Lo
     url = f"http://127.0.0.1:{target.port}/v1/send"
     argv = ["wrk", "-t", threads, "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s",
             "-s", str(script), url]
-    cpu_before = process_cpu_seconds(target.pid)
+    cpu_before = tree_cpu_seconds(target.pid)
     result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=seconds + 120)
-    cpu_after = process_cpu_seconds(target.pid)
+    cpu_after = tree_cpu_seconds(target.pid)
     match = WRK_SUMMARY.search(result.stdout)
     if result.returncode != 0 or not match:
         raise BenchError(f"wrk failed ({result.returncode}): {result.stdout}{result.stderr}")
@@ -251,13 +255,13 @@ def run_wrk(target: Target, seconds: int, connections: int, workdir: Path) -> Lo
 def run_asyncio_client(target: Target, seconds: int, connections: int) -> LoadResult:
     spec = {"host": "127.0.0.1", "port": target.port, "authorization": target.authorization,
             "body": target.body, "seconds": seconds, "connections": connections}
-    cpu_before = process_cpu_seconds(target.pid)
+    cpu_before = tree_cpu_seconds(target.pid)
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), LOAD_CLIENT, json.dumps(spec)],
         check=False,
         capture_output=True, text=True, timeout=seconds + 120,
     )
-    cpu_after = process_cpu_seconds(target.pid)
+    cpu_after = tree_cpu_seconds(target.pid)
     if result.returncode != 0:
         raise BenchError(f"the load client failed ({result.returncode}): {result.stderr[-2000:]}")
     data = json.loads(result.stdout.strip().splitlines()[-1])
@@ -308,6 +312,45 @@ def api_settings_env() -> dict[str, str]:
     if "api_rate_burst" in fields:
         env["MAILMARK_API_RATE_BURST"] = "1000000"
     return env
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU of a process and its live children (the extra processes of --http-workers)."""
+    total = process_cpu_seconds(pid)
+    if total is None:
+        return None
+    for child in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{child}/stat") as stat:
+                parent = int(stat.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            total += process_cpu_seconds(int(child)) or 0.0
+    return total
+
+
+def start_serve(
+    procs: Processes, setup: MailmarkSetup, http_workers: int
+) -> subprocess.Popen[bytes]:
+    """`mailmark serve --http-workers N`, waited for until every HTTP process listens."""
+    if http_workers == 1:
+        return start_mailmark(procs, setup, profile=None, serve_command=None)[0]
+    with setup.log.open("wb") as log:
+        proc = procs.start(
+            "mailmark serve",
+            [*mailmark_command(), "serve", "--http-workers", str(http_workers)],
+            env=setup.env, cwd=setup.workdir, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if len(LISTENING_HTTP.findall(setup.log.read_text(errors="replace"))) >= http_workers:
+            return proc
+        if proc.poll() is not None:
+            raise BenchError(f"mailmark serve exited ({proc.returncode}):\n{log_tail(setup.log)}")
+        time.sleep(0.05)
+    raise BenchError(f"not every HTTP process of mailmark serve listened:\n{log_tail(setup.log)}")
 
 
 def post_json(port: int, body: str, authorization: str) -> tuple[int, Any]:
@@ -423,7 +466,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
                 message["scheduledAt"] = int(time.time() * 1000) + SCHEDULE_AHEAD_MS
             body = json.dumps(message)
 
-            mailmark, _ = start_mailmark(procs, setup, profile=None, serve_command=None)
+            mailmark = start_serve(procs, setup, args.http_workers)
             wait_http(http_port, mailmark, setup.log)
             status, answer = post_json(http_port, body, authorization)
             if not 200 <= status < 300 or not isinstance(answer, dict):
@@ -435,7 +478,8 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
             )
             print(f"POST /v1/send, {args.connections} connections, {args.seconds:g} s each after "
                   f"a {WARMUP_SECONDS} s warm-up; load: {tool}")
-            print(f"servers: uvicorn on {loop_name} with {parser}; Mailmark store: {backend}")
+            print(f"servers: uvicorn on {loop_name} with {parser}; Mailmark store: {backend}; "
+                  f"mailmark serve --http-workers {args.http_workers}")
             print("outbound worker: " + (
                 "running; sends are due at once and are deferred (DNS and remote SMTP port closed)"
                 if args.immediate else
@@ -497,6 +541,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--database-url", default="", metavar="URL",
         help="PostgreSQL server for Mailmark, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/"
         "test: a fresh database is created there and dropped afterwards (default: SQLite)")
+    add("--http-workers", type=int, default=1, metavar="N",
+        help="run `mailmark serve --http-workers N` (1): N processes serve HTTP on one port")
     add("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL",
         help="MAILMARK_SQLITE_SYNCHRONOUS (FULL: the durable default, which the target is about)")
     add("--py-spy", type=Path, default=None, metavar="FILE",
@@ -504,8 +550,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--workdir", type=Path, default=None, help="where to create the temporary data dir")
     add("--keep", action="store_true", help="keep the data dir and the server logs")
     args = parser.parse_args(argv)
-    if args.seconds < 1 or args.connections < 1:
-        parser.error("needs --seconds >= 1 and --connections >= 1")
+    if args.seconds < 1 or args.connections < 1 or args.http_workers < 1:
+        parser.error("needs --seconds >= 1, --connections >= 1 and --http-workers >= 1")
     return args
 
 
