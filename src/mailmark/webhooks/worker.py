@@ -190,7 +190,9 @@ class WebhookWorker:
             # No proxy from the environment: the connection must go to the checked address.
             trust_env=False,
             verify=self._verify,
-            limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+            # A connection for every attempt of a batch: none waits for a pooled one, which would
+            # eat into its own time bound.
+            limits=httpx.Limits(max_connections=LEASE_BATCH, max_keepalive_connections=4),
         )
         self._clients[key] = client
         if len(self._clients) > MAX_CLIENTS:

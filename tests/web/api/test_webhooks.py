@@ -50,6 +50,7 @@ class Receiver:
     (then 200), optionally over TLS."""
 
     tls: ssl.SSLContext | None = None
+    delay: float = 0.0
     statuses: list[int] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     port: int = 0
@@ -83,6 +84,7 @@ class Receiver:
                 headers[name.strip().lower()] = value.strip()
             length = min(int(headers.get("content-length", "0")), MAX_REQUEST)
             body = await reader.readexactly(length)
+            await asyncio.sleep(self.delay)
             self.requests.append(Request(method, target, headers, body))
             self.arrived.set()
             status = self.statuses.pop(0) if self.statuses else 200
@@ -648,3 +650,23 @@ async def test_a_backlog_of_one_webhook_does_not_crowd_out_another(
         for d in leased if d.webhook_id == busy.webhook.id and "Backlog" in str(d.event_payload["subject"])
     )
     assert busy_subjects == list(range(14))
+
+
+async def test_a_batch_to_one_slow_receiver_is_posted_at_once(
+    services: Services, world: World, worker: WebhookWorker
+) -> None:
+    """Sixteen attempts to one receiver answering after 2 s end within one time bound (10 s):
+    none queues behind another for a connection."""
+    slow = Receiver(delay=2.0)
+    await slow.start()
+    try:
+        account_id, domain_id = await domain_ids(world)
+        await services.webhooks.create(account_id, domain_id, f"http://127.0.0.1:{slow.port}/", None)
+        for n in range(16):
+            await deliver_inbound(services, world, f"Slow {n}")
+        started = asyncio.get_running_loop().time()
+        assert await worker.run_once() == 16
+        assert asyncio.get_running_loop().time() - started < 8
+    finally:
+        await slow.close()
+    assert {row.status for row in await delivery_rows(services)} == {"delivered"}
