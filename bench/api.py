@@ -417,7 +417,7 @@ def start_py_spy(
     return procs.start(
         "py-spy",
         [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--threads",
-         "--format", "raw", "--rate", "200", "--output", str(out.absolute())],
+         "--format", "raw", "--rate", "100", "--nonblocking", "--output", str(out.absolute())],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
