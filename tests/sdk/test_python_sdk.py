@@ -106,6 +106,9 @@ def _sync_send(api: LiveApi) -> None:
 
         page = client.list_emails(from_=api.sender)
         email = next(item for item in page.data if item.message_id == sent.message_id)
+        assert [e.id for e in client.iter_emails(from_=api.sender, limit=1)] == [
+            e.id for e in page.data
+        ]
         assert email.subject == "Hello!"
         assert email.to == [recipient]
         assert email.raw["messageId"] == sent.message_id
@@ -218,6 +221,7 @@ async def test_async_client_pages_emails_newest_first(live_api: LiveApi) -> None
                 break
             page = await client.list_emails(limit=2, cursor=page.next_cursor)
         assert seen == [sent.message_id for sent in reversed(ids) if isinstance(sent, SendResult)]
+        assert [str(email.message_id) async for email in client.iter_emails(limit=2)] == seen
 
 
 async def test_async_client_mailboxes_and_groups(live_api: LiveApi) -> None:

@@ -6,6 +6,7 @@ import type {
   CreateSenderGroupParams,
   CreateWebhookParams,
   DeletedResponse,
+  Email,
   EmailDetail,
   EmailPage,
   ListEmailsParams,
@@ -125,6 +126,16 @@ export class Mailmark {
     return this.#request<EmailPage>("GET", "/v1/emails", {
       query: { status, from, batchId, cursor, limit },
     });
+  }
+
+  /** Every sent email matching the filters, newest first, fetching page after page. */
+  async *iterateEmails(params: Omit<ListEmailsParams, "cursor"> = {}): AsyncGenerator<Email> {
+    let page = await this.listEmails(params);
+    yield* page.data;
+    while (page.nextCursor !== null) {
+      page = await this.listEmails({ ...params, cursor: page.nextCursor });
+      yield* page.data;
+    }
   }
 
   /** One sent email (by `_id` or `messageId`) with its recipients and event timeline. */

@@ -67,6 +67,10 @@ test("listEmails pages newest first with a cursor", async () => {
   assert.equal(new Set(seen).size, seen.length, "a page repeated an email");
   const newest = [...ids].reverse();
   assert.deepEqual(seen.slice(0, 3), newest);
+
+  const iterated = [];
+  for await (const email of client.iterateEmails({ from: sender, limit: 2 })) iterated.push(email.messageId);
+  assert.deepEqual(iterated, seen);
 });
 
 test("a scheduled send takes a Date and is queued", async () => {

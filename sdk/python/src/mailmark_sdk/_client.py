@@ -7,7 +7,7 @@ two clients only differ in how they run it on httpx.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -19,6 +19,7 @@ import httpx
 from mailmark_sdk.errors import APIConnectionError, MailmarkError, error_from_response
 from mailmark_sdk.types import (
     CampaignSendResult,
+    Email,
     EmailDetail,
     EmailPage,
     Mailbox,
@@ -438,6 +439,25 @@ class Mailmark:
             )
         )
 
+    def iter_emails(
+        self,
+        *,
+        status: str | None = None,
+        from_: str | None = None,
+        batch_id: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Email]:
+        """Every sent email matching the filters, newest first, fetching page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.list_emails(
+                status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
+            )
+            yield from page.data
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
     def get_email(self, email_id: str) -> EmailDetail:
         """One sent email (by `id` or `message_id`) with its recipients and event timeline."""
         return self._run(_Calls.get_email(email_id))
@@ -599,6 +619,26 @@ class AsyncMailmark:
                 status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
             )
         )
+
+    async def iter_emails(
+        self,
+        *,
+        status: str | None = None,
+        from_: str | None = None,
+        batch_id: str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[Email]:
+        """See `Mailmark.iter_emails`: ``async for email in client.iter_emails(...)``."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_emails(
+                status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
+            )
+            for email in page.data:
+                yield email
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     async def get_email(self, email_id: str) -> EmailDetail:
         return await self._run(_Calls.get_email(email_id))
