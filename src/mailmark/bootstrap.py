@@ -89,6 +89,7 @@ class Services:
     idempotency: IdempotencyService
 
     async def close(self) -> None:
+        await self.sending.close()
         await self.delivery.close()
         await self.engine.dispose()
 

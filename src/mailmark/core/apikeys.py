@@ -8,6 +8,7 @@ SHA-256 of the whole key is stored and checked on every request without a passwo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import math
@@ -103,6 +104,7 @@ class ApiKeyService:
         # prefix -> (trusted until, the key's hash, principal); see CACHE_SECONDS.
         self._cache: dict[str, tuple[float, str, ApiPrincipal]] = {}
         self._touched: dict[int, datetime] = {}
+        self._lookups: dict[str, asyncio.Future[tuple[float, str, ApiPrincipal]]] = {}
 
     async def create(self, domain: str, name: str = "") -> CreatedKey:
         """A new key for the domain. Its secret is returned here and never again."""
@@ -169,7 +171,12 @@ class ApiKeyService:
         moment = now.timestamp()
         cached = self._cache.get(prefix)
         if cached is None or cached[0] <= moment:
-            cached = await self._look_up(prefix, now)
+            # Requests that miss together share one lookup.
+            lookup = self._lookups.get(prefix)
+            if lookup is None:
+                lookup = self._lookups[prefix] = asyncio.ensure_future(self._look_up(prefix, now))
+                lookup.add_done_callback(lambda _: self._lookups.pop(prefix, None))
+            cached = await asyncio.shield(lookup)
         _, stored_hash, principal = cached
         # Constant time: how much of a guessed key matched must not show in the response time.
         if not hmac.compare_digest(stored_hash, key_hash(secret)):

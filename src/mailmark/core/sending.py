@@ -8,6 +8,8 @@ The queue's workers are woken once it has committed.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import secrets
 import string
@@ -22,12 +24,21 @@ from html import escape
 
 from mailmark.core.addresses import normalize_domain, verp_address
 from mailmark.core.delivery import InboundDelivery, SentCopy
-from mailmark.core.errors import Forbidden, HeaderInjection, InvalidInput, NotFound, Suppressed
+from mailmark.core.errors import (
+    Forbidden,
+    HeaderInjection,
+    InvalidInput,
+    MailmarkError,
+    NotFound,
+    Suppressed,
+)
 from mailmark.core.message_meta import check_header_limits, header_section, read_metadata
-from mailmark.core.model import Mailbox, NewDelivery, OutboundMessage
+from mailmark.core.model import Mailbox, NewDelivery, OutboundMessage, Suppression
 from mailmark.core.outbound import OutboundQueue
-from mailmark.core.plans import effective_plan, ensure_email_quota
+from mailmark.core.plans import Plan, effective_plan, ensure_email_quota
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
 
 SENT = "Sent"
 SEEN = "\\Seen"
@@ -113,6 +124,28 @@ class _Prepared:
 
 # Writes more in a submission's own transaction, just before it commits (an idempotency record).
 BeforeCommit = Callable[[UnitOfWork, list[Submission]], Awaitable[None]]
+# Items (one per message) one group commit takes at most; a larger campaign goes alone.
+MAX_BATCH_ITEMS = 200
+
+
+@dataclass
+class _Job:
+    """One caller's submission waiting for the writer: its items, committed together or not."""
+
+    items: list[_Prepared]
+    source: str
+    before_commit: BeforeCommit | None
+    done: asyncio.Future[list[Submission]]
+    blobs: list[tuple[str, bool]] = field(default_factory=list)  # per item: (key, created)
+
+
+def _settle(job: _Job, outcome: list[Submission] | BaseException) -> None:
+    if job.done.done():
+        return
+    if isinstance(outcome, BaseException):
+        job.done.set_exception(outcome)
+    else:
+        job.done.set_result(outcome)
 
 
 def _by_sender(
@@ -171,6 +204,8 @@ class SendingService:
         self._queue = queue
         self._delivery = delivery
         self._max_recipients = max_recipients
+        self._pending: list[_Job] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def check_sender(self, mailbox: Mailbox, address: str) -> None:
         """Raise Forbidden unless `address` is the mailbox's own. (`submit_raw` also accepts the
@@ -325,144 +360,293 @@ class SendingService:
     async def _enqueue(
         self, items: Sequence[_Prepared], source: str, before_commit: BeforeCommit | None
     ) -> list[Submission]:
-        now = self._clock.now()
+        """Queue the items, committed when this returns. Concurrent callers share transactions
+        (group commit): one blob batch, one transaction and one commit for all that wait."""
         for item in items:
             if item.scheduled_at is not None and item.scheduled_at.tzinfo is None:
                 raise InvalidInput("The scheduled time needs a time zone.")
-        # The blobs are durable before the transaction that references them; removed if it fails.
-        stored = await self._blobs.put_many([item.raw for item in items])
-        created = [result[0] for result in stored if not isinstance(result, Exception) and result[1]]
-        try:
-            for result in stored:
-                if isinstance(result, Exception):
-                    raise result
-            keys = [result for result in stored if not isinstance(result, Exception)]
-            async with self._uow() as uow:
-                senders = await self._senders(uow, items)
-                await self._check_quotas(uow, items, senders, now)
-                for sender, batch in _by_sender(items, senders):
-                    await self._check_suppressions(
-                        uow, sender, [r for item in batch for r in item.recipients]
-                    )
-                tokens = [new_token() for _ in items]
-                sent_copies = await self._delivery.place_many_in(
-                    uow,
-                    [
-                        SentCopy(
-                            raw=item.raw,
-                            blob_key=key,
-                            created_blob=was_created,
-                            mailbox=senders[index][0],
-                            folder=SENT,
-                            mail_from=verp_address(token, senders[index][1].domain_name),
-                            flags=(SEEN,),
-                        )
-                        for index, (item, (key, was_created), token) in enumerate(
-                            zip(items, keys, tokens, strict=True)
-                        )
-                    ],
-                )
-                outbound_ids = await uow.outbound.add_many(
-                    [
-                        OutboundMessage(
-                            account_id=senders[index][1].account_id,
-                            domain_id=senders[index][1].domain_id,
-                            mailbox_id=senders[index][1].id,
-                            blob_key=key,
-                            size=len(item.raw),
-                            envelope_from=verp_address(token, senders[index][1].domain_name),
-                            token=token,
-                            from_addr=senders[index][1].address,
-                            subject=item.subject,
-                            message_id_header=item.message_id,
-                            source=source,
-                            created_at=now,
-                            batch_id=item.batch_id,
-                            sent_message_id=copy.message_id,
-                        )
-                        for index, (item, (key, _), token, copy) in enumerate(
-                            zip(items, keys, tokens, sent_copies, strict=True)
-                        )
-                    ]
-                )
-                new_deliveries: list[NewDelivery] = []
-                new_events: list[NewEvent] = []
-                for index, (item, outbound_id) in enumerate(zip(items, outbound_ids, strict=True)):
-                    sender = senders[index][1]
-                    first_attempt = max(now, item.scheduled_at) if item.scheduled_at else now
-                    expires_at = first_attempt + self._queue.queue_lifetime
-                    new_deliveries += [
-                        NewDelivery(
-                            outbound_id,
-                            address,
-                            address.rpartition("@")[2].lower(),
-                            first_attempt,
-                            expires_at,
-                            now,
-                        )
-                        for address in item.recipients
-                    ]
-                    payload: dict[str, object] = {
-                        "from": sender.address,
-                        "to": list(item.recipients),
-                        "subject": item.subject,
-                        "messageId": item.message_id,
-                        "source": source,
-                        "batchId": item.batch_id,
-                        "scheduledAt": item.scheduled_at.isoformat() if item.scheduled_at else None,
-                    }
-                    new_events.append(
-                        NewEvent(sender.account_id, "email.sent", payload, now, outbound_id=outbound_id)
-                    )
-                await uow.deliveries.add_many(new_deliveries)
-                await uow.events.add_many(new_events)
-                submissions = [
-                    Submission(outbound_id, item.message_id, item.recipients)
-                    for item, outbound_id in zip(items, outbound_ids, strict=True)
-                ]
-                if before_commit is not None:
-                    await before_commit(uow, submissions)
-                await uow.commit()
-        except BaseException:
-            for key in created:
-                await self._blobs.delete(key)
-            raise
-        self._queue.wakeup.set()
-        return submissions
+        job = _Job(list(items), source, before_commit, asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        if self._writer is None or self._writer.done():
+            # Its own task: a caller that goes away must not cancel a batch others wait on.
+            self._writer = asyncio.create_task(self._write_pending())
+        return await asyncio.shield(job.done)
 
-    async def _senders(
-        self, uow: UnitOfWork, items: Sequence[_Prepared]
-    ) -> list[tuple[Mailbox, Mailbox]]:
-        """Per item: (the submitting mailbox as stored now, the mailbox named in From)."""
-        found: dict[tuple[int | None, str], tuple[Mailbox, Mailbox]] = {}
-        result = []
-        for item in items:
-            key = (item.mailbox.id, item.sender_address.lower())
-            if key not in found:
-                current = await uow.mailboxes.get(item.mailbox.id) if item.mailbox.id else None
-                if current is None:
-                    raise NotFound(f"No mailbox {item.mailbox.address} here.")
-                found[key] = (current, await self._sending_mailbox(uow, current, item.sender_address))
-            result.append(found[key])
-        return result
+    async def close(self) -> None:
+        """Wait for submissions already accepted into a batch."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch = [self._pending.pop(0)]
+            size = len(batch[0].items)
+            while self._pending and size + len(self._pending[0].items) <= MAX_BATCH_ITEMS:
+                size += len(self._pending[0].items)
+                batch.append(self._pending.pop(0))
+            try:
+                await self._write_batch(batch)
+            except Exception as exc:  # never leave a caller waiting
+                log.exception("submission batch failed")
+                for job in batch:
+                    _settle(job, exc)
+
+    async def _write_batch(self, batch: list[_Job]) -> None:
+        # The blobs are durable before the transaction that references them.
+        stored = await self._blobs.put_many([item.raw for job in batch for item in job.items])
+        ready: list[_Job] = []
+        offset = 0
+        for job in batch:
+            results = stored[offset : offset + len(job.items)]
+            offset += len(job.items)
+            failed = next((r for r in results if isinstance(r, Exception)), None)
+            job.blobs = [r for r in results if not isinstance(r, Exception)]
+            if failed is not None:
+                await self._remove_blobs([job], [])
+                _settle(job, failed)
+            else:
+                ready.append(job)
+        if not ready:
+            return
+        outcomes: list[list[Submission] | BaseException]
+        try:
+            outcomes = await self._record(ready)
+        except Exception as exc:
+            if len(ready) == 1:
+                outcomes = [exc]
+            else:
+                # One job's failure (a lost race for its idempotency key) must not fail its
+                # neighbours: record them one by one.
+                log.warning("batch of %d submissions failed; one by one", len(ready), exc_info=exc)
+                outcomes = [await self._record_alone(job) for job in ready]
+        failed_jobs = [j for j, o in zip(ready, outcomes, strict=True) if isinstance(o, BaseException)]
+        committed = [j for j, o in zip(ready, outcomes, strict=True) if not isinstance(o, BaseException)]
+        await self._remove_blobs(failed_jobs, committed)
+        if committed:
+            self._queue.wakeup.set()
+        for job, outcome in zip(ready, outcomes, strict=True):
+            _settle(job, outcome)
+
+    async def _remove_blobs(self, failed: list[_Job], committed: list[_Job]) -> None:
+        """Remove the blobs only failed jobs created (identical content may be shared)."""
+        kept = {key for job in committed for key, _ in job.blobs}
+        for key in {key for job in failed for key, created in job.blobs if created} - kept:
+            await self._blobs.delete(key)
+
+    async def _record_alone(self, job: _Job) -> list[Submission] | BaseException:
+        try:
+            return (await self._record([job]))[0]
+        except Exception as exc:  # noqa: BLE001 - the error is this job's answer, settled below
+            return exc
+
+    async def _record(self, jobs: list[_Job]) -> list[list[Submission] | BaseException]:
+        """One transaction for the jobs. A job refused by a check (sender, quota, suppression)
+        gets its error and the others go ahead; an error while writing fails them all."""
+        now = self._clock.now()
+        outcomes: list[list[Submission] | BaseException] = [[] for _ in jobs]
+        async with self._uow() as uow:
+            known: dict[tuple[int | None, str], tuple[Mailbox, Mailbox]] = {}
+            senders: dict[int, list[tuple[Mailbox, Mailbox]]] = {}
+            for index, job in enumerate(jobs):
+                try:
+                    senders[index] = await self._senders(uow, job.items, known)
+                except MailmarkError as error:
+                    outcomes[index] = error
+            # Accounts locked in one order, so that concurrent batches never wait on each other
+            # in a cycle; each account's count is read once per batch.
+            usage: dict[int, tuple[Plan, int]] = {}
+            for account_id in sorted({s.account_id for pairs in senders.values() for _, s in pairs}):
+                account = await uow.accounts.get(account_id)
+                assert account is not None
+                try:
+                    plan = effective_plan(account, now)
+                except MailmarkError as error:
+                    for index, pairs in senders.items():
+                        if any(s.account_id == account_id for _, s in pairs):
+                            outcomes[index] = error
+                    continue
+                await uow.accounts.lock(account_id)
+                # Without a monthly limit there is nothing to count (the count grows all month).
+                sent = 0
+                if plan.emails_per_month is not None:
+                    sent = await uow.outbound.count_recipients_since(account_id, month_start(now))
+                usage[account_id] = (plan, sent)
+            # One suppression lookup per sending domain for the whole batch.
+            wanted: dict[int, set[str]] = {}
+            for index, pairs in senders.items():
+                if not isinstance(outcomes[index], BaseException):
+                    for item, (_, sender) in zip(jobs[index].items, pairs, strict=True):
+                        wanted.setdefault(sender.domain_id, set()).update(
+                            r.lower() for r in item.recipients
+                        )
+            suppressed: dict[int, dict[str, Suppression]] = {}
+            for domain_id, addresses in sorted(wanted.items()):
+                found = await uow.suppressions.find(domain_id, sorted(addresses))
+                suppressed[domain_id] = {entry.address: entry for entry in found}
+            accepted: list[int] = []
+            for index, pairs in senders.items():
+                if isinstance(outcomes[index], BaseException):
+                    continue
+                try:
+                    self._check_job(jobs[index], pairs, usage, suppressed)
+                except MailmarkError as error:
+                    outcomes[index] = error
+                    continue
+                accepted.append(index)
+            if not accepted:
+                return outcomes
+            items = [item for index in accepted for item in jobs[index].items]
+            pairs_all = [pair for index in accepted for pair in senders[index]]
+            blobs = [blob for index in accepted for blob in jobs[index].blobs]
+            submissions = await self._insert(uow, items, pairs_all, blobs, jobs, accepted, now)
+            offset = 0
+            for index in accepted:
+                job = jobs[index]
+                mine = submissions[offset : offset + len(job.items)]
+                offset += len(job.items)
+                if job.before_commit is not None:
+                    await job.before_commit(uow, mine)
+                outcomes[index] = mine
+            await uow.commit()
+        return outcomes
 
     @staticmethod
-    async def _check_quotas(
+    def _check_job(
+        job: _Job,
+        pairs: Sequence[tuple[Mailbox, Mailbox]],
+        usage: dict[int, tuple[Plan, int]],
+        suppressed: dict[int, dict[str, Suppression]],
+    ) -> None:
+        """The quota and suppression checks of one job, on what the batch read; counts the
+        job's emails into `usage` once it passes."""
+        wanted: dict[int, int] = {}
+        for item, (_, sender) in zip(job.items, pairs, strict=True):
+            wanted[sender.account_id] = wanted.get(sender.account_id, 0) + len(item.recipients)
+        for account_id, count in wanted.items():
+            plan, sent = usage[account_id]
+            ensure_email_quota(plan, sent, count)
+        for sender, group in _by_sender(job.items, pairs):
+            listed = suppressed.get(sender.domain_id, {})
+            found = [
+                listed[r.lower()] for item in group for r in item.recipients if r.lower() in listed
+            ]
+            if found:
+                raise _suppressed(sender, found)
+        for account_id, count in wanted.items():
+            plan, sent = usage[account_id]
+            usage[account_id] = (plan, sent + count)
+
+    async def _insert(
+        self,
         uow: UnitOfWork,
         items: Sequence[_Prepared],
         senders: Sequence[tuple[Mailbox, Mailbox]],
+        blobs: Sequence[tuple[str, bool]],
+        jobs: Sequence[_Job],
+        accepted: Sequence[int],
         now: datetime,
-    ) -> None:
-        wanted: dict[int, int] = {}
-        for item, (_, sender) in zip(items, senders, strict=True):
-            wanted[sender.account_id] = wanted.get(sender.account_id, 0) + len(item.recipients)
-        for account_id, count in sorted(wanted.items()):
-            account = await uow.accounts.get(account_id)
-            assert account is not None and account.id is not None
-            plan = effective_plan(account, now)
-            await uow.accounts.lock(account.id)
-            sent = await uow.outbound.count_recipients_since(account.id, month_start(now))
-            ensure_email_quota(plan, sent, count)
+    ) -> list[Submission]:
+        """The Sent copies, outbound rows, queue rows and events of the items, in batches."""
+        sources = [jobs[index].source for index in accepted for _ in jobs[index].items]
+        tokens = [new_token() for _ in items]
+        returns = [
+            verp_address(token, sender.domain_name)
+            for token, (_, sender) in zip(tokens, senders, strict=True)
+        ]
+        sent_copies = await self._delivery.place_many_in(
+            uow,
+            [
+                SentCopy(
+                    raw=item.raw,
+                    blob_key=key,
+                    created_blob=created,
+                    mailbox=current,
+                    folder=SENT,
+                    mail_from=return_path,
+                    flags=(SEEN,),
+                )
+                for item, (key, created), (current, _), return_path in zip(
+                    items, blobs, senders, returns, strict=True
+                )
+            ],
+        )
+        outbound_ids = await uow.outbound.add_many(
+            [
+                OutboundMessage(
+                    account_id=sender.account_id,
+                    domain_id=sender.domain_id,
+                    mailbox_id=sender.id,
+                    blob_key=key,
+                    size=len(item.raw),
+                    envelope_from=return_path,
+                    token=token,
+                    from_addr=sender.address,
+                    subject=item.subject,
+                    message_id_header=item.message_id,
+                    source=source,
+                    created_at=now,
+                    batch_id=item.batch_id,
+                    sent_message_id=copy.message_id,
+                )
+                for item, (key, _), (_, sender), token, return_path, copy, source in zip(
+                    items, blobs, senders, tokens, returns, sent_copies, sources, strict=True
+                )
+            ]
+        )
+        new_deliveries: list[NewDelivery] = []
+        new_events: list[NewEvent] = []
+        for item, (_, sender), outbound_id, source in zip(
+            items, senders, outbound_ids, sources, strict=True
+        ):
+            first_attempt = max(now, item.scheduled_at) if item.scheduled_at else now
+            expires_at = first_attempt + self._queue.queue_lifetime
+            new_deliveries += [
+                NewDelivery(
+                    outbound_id,
+                    address,
+                    address.rpartition("@")[2].lower(),
+                    first_attempt,
+                    expires_at,
+                    now,
+                )
+                for address in item.recipients
+            ]
+            payload: dict[str, object] = {
+                "from": sender.address,
+                "to": list(item.recipients),
+                "subject": item.subject,
+                "messageId": item.message_id,
+                "source": source,
+                "batchId": item.batch_id,
+                "scheduledAt": item.scheduled_at.isoformat() if item.scheduled_at else None,
+            }
+            new_events.append(
+                NewEvent(sender.account_id, "email.sent", payload, now, outbound_id=outbound_id)
+            )
+        await uow.deliveries.add_many(new_deliveries)
+        await uow.events.add_many(new_events)
+        return [
+            Submission(outbound_id, item.message_id, item.recipients)
+            for item, outbound_id in zip(items, outbound_ids, strict=True)
+        ]
+
+    async def _senders(
+        self,
+        uow: UnitOfWork,
+        items: Sequence[_Prepared],
+        known: dict[tuple[int | None, str], tuple[Mailbox, Mailbox]],
+    ) -> list[tuple[Mailbox, Mailbox]]:
+        """Per item: (the submitting mailbox as stored now, the mailbox named in From)."""
+        result = []
+        for item in items:
+            key = (item.mailbox.id, item.sender_address.lower())
+            if key not in known:
+                current = await uow.mailboxes.get(item.mailbox.id) if item.mailbox.id else None
+                if current is None:
+                    raise NotFound(f"No mailbox {item.mailbox.address} here.")
+                known[key] = (current, await self._sending_mailbox(uow, current, item.sender_address))
+            result.append(known[key])
+        return result
 
     @staticmethod
     async def _sending_mailbox(uow: UnitOfWork, current: Mailbox, address: str) -> Mailbox:
@@ -481,12 +665,16 @@ class SendingService:
     ) -> None:
         found = await uow.suppressions.find(mailbox.domain_id, [r.lower() for r in recipients])
         if found:
-            first = min(found, key=lambda s: s.address)
-            reason = _REASONS.get(first.reason, first.reason)
-            raise Suppressed(
-                f"{first.address} is on the suppression list of {mailbox.domain_name}: {reason}. "
-                "Mail to it is not sent."
-            )
+            raise _suppressed(mailbox, found)
+
+
+def _suppressed(mailbox: Mailbox, found: Sequence[Suppression]) -> Suppressed:
+    first = min(found, key=lambda s: s.address)
+    reason = _REASONS.get(first.reason, first.reason)
+    return Suppressed(
+        f"{first.address} is on the suppression list of {mailbox.domain_name}: {reason}. "
+        "Mail to it is not sent."
+    )
 
 
 def _addresses(label: str, addresses: Sequence[str]) -> list[str]:

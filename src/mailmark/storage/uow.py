@@ -90,6 +90,23 @@ def _message_row(message: NewMessage) -> dict[str, Any]:
     }
 
 
+async def _insert_many(conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the rows; their ids, in the same order, with one statement for the batch."""
+    if not rows:
+        return []
+    if conn.dialect.name == "sqlite":
+        # SQLite runs INSERT … RETURNING in parameter order one row at a time. Its write
+        # transactions here are BEGIN IMMEDIATE (nobody else inserts meanwhile), so the next ids
+        # are known: max(id) + 1 onwards, as SQLite itself would choose them.
+        last = (await conn.execute(sa.select(sa.func.max(table.c.id)))).scalar_one_or_none() or 0
+        ids = list(range(int(last) + 1, int(last) + 1 + len(rows)))
+        await conn.execute(table.insert(), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+        return ids
+    # PostgreSQL: insertmanyvalues, one statement per batch, ids returned in parameter order.
+    query = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in (await conn.execute(query, rows)).scalars()]
+
+
 def _blob_lock_id(blob_key: str) -> int:
     """A signed 64-bit advisory-lock id from the blob's SHA-256 hex key."""
     return int(blob_key[:16], 16) - (1 << 63)
@@ -265,10 +282,7 @@ class SqlFolders(_Repository):
 
 class SqlMessages(_Repository):
     async def add_many(self, new_messages: Sequence[NewMessage]) -> list[int]:
-        rows = [_message_row(message) for message in new_messages]
-        # insertmanyvalues: one statement for the batch, ids returned in parameter order.
-        query = messages.insert().returning(messages.c.id, sort_by_parameter_order=True)
-        return [int(i) for i in (await self._conn.execute(query, rows)).scalars()]
+        return await _insert_many(self._conn, messages, [_message_row(m) for m in new_messages])
 
     async def add_placements(self, new_placements: Sequence[NewPlacement]) -> None:
         rows = []
@@ -346,8 +360,7 @@ class SqlEvents(_Repository):
         if not new_events:
             return
         rows = [{name: getattr(event, name) for name in _EVENT_COLUMNS} for event in new_events]
-        query = events.insert().returning(events.c.id, sort_by_parameter_order=True)
-        ids = [int(i) for i in (await self._conn.execute(query, rows)).scalars()]
+        ids = await _insert_many(self._conn, events, rows)
         # The webhook outbox is written with the events, in their transaction.
         await queue_webhook_deliveries(self._conn, new_events, ids)
 
@@ -358,11 +371,8 @@ class SqlOutbound(_Repository):
         return OutboundMessage(**{**asdict(message), "id": new_id})
 
     async def add_many(self, new_messages: Sequence[OutboundMessage]) -> list[int]:
-        query = outbound_messages.insert().returning(
-            outbound_messages.c.id, sort_by_parameter_order=True
-        )
         rows = [_row_values(message) for message in new_messages]
-        return [int(i) for i in (await self._conn.execute(query, rows)).scalars()]
+        return await _insert_many(self._conn, outbound_messages, rows)
 
     async def get(self, outbound_id: int) -> OutboundMessage | None:
         query = outbound_messages.select().where(outbound_messages.c.id == outbound_id)

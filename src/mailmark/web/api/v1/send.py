@@ -127,7 +127,7 @@ async def _sender(
         normalized = normalize_address(address, "The from address")
         if normalized.rpartition("@")[2] != principal.domain_name:
             raise NotFound(f"No mailbox {address} here.")
-        return await mailboxes.get(normalized)
+        return await mailboxes.get_recent(normalized)
 
 
 @post(
