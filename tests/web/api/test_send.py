@@ -272,3 +272,13 @@ async def test_a_failed_send_stores_no_idempotency_key(acme: Tenant, world: Worl
     assert refused.status_code == 422
     assert fixed.status_code == 200
     assert len(await queued_rows(world)) == 1
+
+
+async def test_an_oversized_body_is_413_in_the_error_shape(acme: Tenant, world: World) -> None:
+    body = {"from": "sales@acme.test", "to": "ann@example.com", "subject": "big",
+            "text": "x" * (11 * 1024 * 1024)}
+
+    response = await acme.client.post("/v1/send", json=body)
+
+    assert_error(response, 413, "request_too_large")
+    assert await queued_rows(world) == []
