@@ -395,6 +395,7 @@ class SendingService:
         # The blobs are durable before the transaction that references them.
         stored = await self._blobs.put_many([item.raw for job in batch for item in job.items])
         ready: list[_Job] = []
+        unstored: list[tuple[_Job, Exception]] = []
         offset = 0
         for job in batch:
             results = stored[offset : offset + len(job.items)]
@@ -402,11 +403,13 @@ class SendingService:
             failed = next((r for r in results if isinstance(r, Exception)), None)
             job.blobs = [r for r in results if not isinstance(r, Exception)]
             if failed is not None:
-                await self._remove_blobs([job], [])
-                _settle(job, failed)
+                unstored.append((job, failed))
             else:
                 ready.append(job)
         if not ready:
+            await self._remove_blobs([job for job, _ in unstored], [])
+            for job, error in unstored:
+                _settle(job, error)
             return
         outcomes: list[list[Submission] | BaseException]
         try:
@@ -421,11 +424,13 @@ class SendingService:
                 outcomes = [await self._record_alone(job) for job in ready]
         failed_jobs = [j for j, o in zip(ready, outcomes, strict=True) if isinstance(o, BaseException)]
         committed = [j for j, o in zip(ready, outcomes, strict=True) if not isinstance(o, BaseException)]
-        await self._remove_blobs(failed_jobs, committed)
+        await self._remove_blobs(failed_jobs + [job for job, _ in unstored], committed)
         if committed:
             self._queue.wakeup.set()
         for job, outcome in zip(ready, outcomes, strict=True):
             _settle(job, outcome)
+        for job, error in unstored:
+            _settle(job, error)
 
     async def _remove_blobs(self, failed: list[_Job], committed: list[_Job]) -> None:
         """Remove the blobs only failed jobs created (identical content may be shared)."""
