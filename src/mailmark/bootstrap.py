@@ -91,6 +91,7 @@ class Services:
     async def close(self) -> None:
         await self.sending.close()
         await self.delivery.close()
+        self.webhooks.close()
         await self.engine.dispose()
 
 

@@ -19,6 +19,7 @@ import ipaddress
 import json
 import secrets
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -254,6 +255,12 @@ class TargetPolicy:
     def __init__(self, resolver: HostResolver, allowed_networks: Sequence[IpNetwork] = ()) -> None:
         self._resolver = resolver
         self._allowed = tuple(allowed_networks)
+        # Lookups block (up to the resolver's timeout) in threads of their own: on the loop's
+        # default executor a slow DNS would hold up the blob writes of the mail paths.
+        self._lookups = ThreadPoolExecutor(max_workers=16, thread_name_prefix="webhook-dns")
+
+    def close(self) -> None:
+        self._lookups.shutdown(wait=False, cancel_futures=True)
 
     async def check(self, url: str) -> WebhookTarget:
         """The target to connect to; InvalidInput (field "url") naming why it is refused."""
@@ -262,7 +269,9 @@ class TargetPolicy:
             addresses = [parsed.host]
         else:
             try:
-                addresses = await asyncio.to_thread(self._resolver.addresses, parsed.host)
+                addresses = await asyncio.get_running_loop().run_in_executor(
+                    self._lookups, self._resolver.addresses, parsed.host
+                )
             except LookupError as exc:
                 raise InvalidInput(
                     f"The URL's host {parsed.host} could not be resolved: {exc}", field="url"
@@ -370,6 +379,9 @@ class WebhookService:
 
     def now(self) -> datetime:
         return self._clock.now()
+
+    def close(self) -> None:
+        self.targets.close()
 
 
 def _event_list(events: Sequence[str] | None) -> tuple[str, ...]:
