@@ -20,8 +20,6 @@ from mailmark.core.webhooks import (
 )
 from mailmark.web.api.v1.docs import samples
 
-# mailmark-sdk has no webhook methods: the samples call the route with fetch.
-FETCH = "const headers = { Authorization: 'Bearer dm_live_your_api_key' };\n"
 EXAMPLE_URL = "https://hooks.example.com/mailmark"
 EXAMPLE = {
     "id": "7",
@@ -118,7 +116,7 @@ class WebhookController(Controller):
             "GET",
             "/v1/webhooks",
             response=[{**EXAMPLE, "deliveries": [EXAMPLE_DELIVERY]}],
-            sdk=FETCH + "await fetch('https://mail.example.com/v1/webhooks', { headers });",
+            sdk="await client.listWebhooks();",
         ),
     )
     async def list_webhooks(
@@ -138,9 +136,9 @@ class WebhookController(Controller):
             body={"url": EXAMPLE_URL, "events": ["email.delivered", "email.bounced"]},
             response={**EXAMPLE, "secret": "whsec_..."},
             status=201,
-            sdk=FETCH + (
-                "await fetch('https://mail.example.com/v1/webhooks', { method: 'POST', headers,"
-                f" body: JSON.stringify({{ url: '{EXAMPLE_URL}' }}) }});"
+            sdk=(
+                f"await client.createWebhook({{ url: '{EXAMPLE_URL}',"
+                " events: ['email.delivered', 'email.bounced'] });"
             ),
         ),
     )
@@ -172,8 +170,7 @@ class WebhookController(Controller):
             "DELETE",
             "/v1/webhooks/7",
             response={"deleted": True},
-            sdk=FETCH
-            + "await fetch('https://mail.example.com/v1/webhooks/7', { method: 'DELETE', headers });",
+            sdk="await client.deleteWebhook('7');",
         ),
     )
     async def delete_webhook(
