@@ -7,26 +7,35 @@ The only module that imports every subpackage. Tests use it too, so what they st
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import os
 import secrets
 import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailmark.config import Settings
 from mailmark.core.accounts import AccountService
+from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.domains import DomainService
+from mailmark.core.emails import EmailService
+from mailmark.core.idempotency import IdempotencyService
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
 from mailmark.core.outbound import OutboundQueue
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
+from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
+from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
@@ -49,10 +58,15 @@ from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
 from mailmark.storage.uow import SqlUnitOfWorkFactory
+from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
-from mailmark.web.server import HttpListener, start_http_listener
+from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
+from mailmark.webhooks.resolver import WebhookHostResolver
+from mailmark.webhooks.worker import WebhookWorker
 
 log = logging.getLogger(__name__)
+# An extra HTTP process checks this often whether the process that started it is still there.
+PARENT_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -71,9 +85,16 @@ class Services:
     logins: MailboxLogins
     queue: OutboundQueue
     sending: SendingService
+    webhooks: WebhookService
+    api_keys: ApiKeyService
+    sender_groups: SenderGroupService
+    emails: EmailService
+    idempotency: IdempotencyService
 
     async def close(self) -> None:
+        await self.sending.close()
         await self.delivery.close()
+        self.webhooks.close()
         await self.engine.dispose()
 
 
@@ -107,6 +128,11 @@ async def build_services(
         queue_lifetime=settings.queue_lifetime,
         hostname=settings.hostname,
     )
+    # Webhook targets are re-resolved before every attempt; a cached answer would hide a change.
+    webhook_targets = TargetPolicy(
+        WebhookHostResolver(DnsResolver(settings.dns_nameservers or None, cache=False)),
+        [ipaddress.ip_network(net) for net in settings.webhook_allow_private_networks],
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -132,6 +158,13 @@ async def build_services(
         sending=SendingService(
             uow, blobs, clock, queue, delivery, max_recipients=settings.max_recipients
         ),
+        webhooks=WebhookService(uow, clock, webhook_targets),
+        api_keys=ApiKeyService(
+            uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
+        ),
+        sender_groups=SenderGroupService(uow, clock),
+        emails=EmailService(uow),
+        idempotency=IdempotencyService(uow, clock),
     )
 
 
@@ -165,6 +198,7 @@ class Listeners:
     outbound: OutboundWorker
     imap: ImapListener
     imaps: ImapListener
+    webhooks: WebhookWorker
 
     @property
     def mx_port(self) -> int:
@@ -191,14 +225,14 @@ class Listeners:
         return self.imaps.port
 
     async def close(self) -> None:
-        await self.outbound.stop()
+        await asyncio.gather(self.outbound.stop(), self.webhooks.stop())
         await asyncio.gather(
             self.mx.close(), self.submission.close(), self.submissions.close(), self.http.close(),
             self.imap.close(), self.imaps.close(),
         )
 
 
-async def start_listeners(services: Services) -> Listeners:
+async def start_listeners(services: Services, *, reuse_http_port: bool = False) -> Listeners:
     settings = services.settings
     context = await asyncio.to_thread(tls_context, settings)
     handler = MxHandler(
@@ -245,7 +279,10 @@ async def start_listeners(services: Services) -> Listeners:
                 )
             )
         app = create_app(
-            mail_server=mail_server(settings), domains=services.domains, mailboxes=services.mailboxes
+            mail_server=mail_server(settings),
+            domains=services.domains,
+            mailboxes=services.mailboxes,
+            api=api_services(services),
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
@@ -263,7 +300,9 @@ async def start_listeners(services: Services) -> Listeners:
                     idle_timeout=settings.imap_idle_timeout.total_seconds(),
                 )
             )
-        http = await start_http_listener(app, host=settings.bind, port=settings.http_port)
+        http = await start_http_listener(
+            app, host=settings.bind, port=settings.http_port, reuse_port=reuse_http_port
+        )
     except BaseException:
         await asyncio.gather(
             *(listener.close() for listener in started), *(imap.close() for imap in imap_listeners)
@@ -271,9 +310,30 @@ async def start_listeners(services: Services) -> Listeners:
         raise
     worker = outbound_worker(services)
     worker.start()
+    hooks = webhook_worker(services)
+    hooks.start()
     return Listeners(
-        mx=mx, submission=started[1], submissions=started[2], http=http, outbound=worker,
-        imap=imap_listeners[0], imaps=imap_listeners[1],
+        mx=mx,
+        submission=started[1],
+        submissions=started[2],
+        http=http,
+        outbound=worker,
+        imap=imap_listeners[0],
+        imaps=imap_listeners[1],
+        webhooks=hooks,
+    )
+
+
+def api_services(services: Services) -> ApiServices:
+    return ApiServices(
+        api_keys=services.api_keys,
+        mailboxes=services.mailboxes,
+        sending=services.sending,
+        sender_groups=services.sender_groups,
+        emails=services.emails,
+        idempotency=services.idempotency,
+        clock=services.clock,
+        webhooks=services.webhooks,
     )
 
 
@@ -311,15 +371,81 @@ def outbound_worker(
     )
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Run every listener until `stop` is set, then shut down cleanly."""
+def webhook_worker(services: Services, *, verify: ssl.SSLContext | None = None) -> WebhookWorker:
+    """The webhook delivery worker (not started); `verify` replaces, for tests, the trusted roots."""
+    return WebhookWorker(
+        services.webhooks,
+        owner=f"{services.settings.hostname}/{os.getpid()}/{secrets.token_hex(4)}",
+        lease_for=services.settings.webhook_lease,
+        verify=verify if verify is not None else True,
+    )
+
+
+async def serve(
+    settings: Settings, stop: asyncio.Event, *, http_workers: int = 1, config_file: Path | None = None
+) -> None:
+    """Run every listener until `stop` is set, then shut down cleanly.
+
+    With `http_workers` > 1, that many minus one more processes serve HTTP only, on the same port
+    (SO_REUSEPORT) and against the same database; they stop with this one."""
     services = await build_services(settings)
     try:
-        listeners = await start_listeners(services)
+        listeners = await start_listeners(services, reuse_http_port=http_workers > 1)
+        workers: list[asyncio.subprocess.Process] = []
         try:
+            for _ in range(http_workers - 1):
+                workers.append(await _start_http_worker(listeners.http_port, config_file))
             await stop.wait()
             log.info("shutting down")
         finally:
+            await _stop_http_workers(workers)
             await listeners.close()
+    finally:
+        await services.close()
+
+
+async def _start_http_worker(port: int, config_file: Path | None) -> asyncio.subprocess.Process:
+    config = ["--config", str(config_file)] if config_file is not None else []
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mailmark", *config, "serve", "--http-only", "--http-port", str(port)
+    )
+    log.info("HTTP worker process %d started", process.pid)
+    return process
+
+
+async def _stop_http_workers(workers: list[asyncio.subprocess.Process]) -> None:
+    for process in workers:
+        if process.returncode is None:
+            process.terminate()
+    for process in workers:
+        try:
+            await asyncio.wait_for(process.wait(), GRACEFUL_SHUTDOWN_SECONDS + 5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
+    """One extra HTTP process of `serve --http-workers`: the web app only, no mail listeners or
+    workers (the main process delivers what it queues, within the queue's idle poll). It stops
+    with `stop`, or when the process that started it goes away."""
+    services = await build_services(settings)
+    try:
+        app = create_app(
+            mail_server=mail_server(settings),
+            domains=services.domains,
+            mailboxes=services.mailboxes,
+            api=api_services(services),
+        )
+        http = await start_http_listener(
+            app, host=settings.bind, port=settings.http_port, reuse_port=True
+        )
+        parent = os.getppid()
+        try:
+            while not stop.is_set() and os.getppid() == parent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), PARENT_CHECK_SECONDS)
+        finally:
+            await http.close()
     finally:
         await services.close()

@@ -9,13 +9,14 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mailmark.bootstrap import Services, build_services, serve
+from mailmark.bootstrap import Services, build_services, serve, serve_http
 from mailmark.config import Settings, SettingsError, load_settings
 from mailmark.core.errors import InvalidInput, MailmarkError
-from mailmark.core.model import Mailbox, QueueEntry
+from mailmark.core.model import ApiKey, Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
 from mailmark.dns_tools.record_set import record_json, zone_fragment
 
@@ -32,7 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="settings file (default: ./mailmark.toml if present)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("serve", help="migrate, then run every listener until SIGTERM")
+    serve = commands.add_parser("serve", help="migrate, then run every listener until SIGTERM")
+    serve.add_argument(
+        "--http-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve HTTP from N processes (N-1 extra, HTTP only, same port and database)",
+    )
+    # The extra processes of --http-workers run `serve --http-only`.
+    serve.add_argument("--http-only", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--http-port", type=int, help=argparse.SUPPRESS)
 
     account = commands.add_parser("account", help="manage accounts").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -84,8 +95,28 @@ def _parser() -> argparse.ArgumentParser:
     qdelete = queue.add_parser("delete", help="remove a delivery from the queue")
     qdelete.add_argument("id", type=int)
 
+    apikey = commands.add_parser("apikey", help="manage REST API keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    kcreate = apikey.add_parser("create", help="create a key for a domain; prints it once")
+    kcreate.add_argument("domain")
+    kcreate.add_argument("--name", default="", help="what the key is for")
+    apikey.add_parser("revoke", help="revoke a key").add_argument(
+        "key", metavar="PREFIX|ID", help="the key's prefix (dm_live_…, or the whole key) or id"
+    )
+    apikey.add_parser("list", help="list a domain's keys with their last use").add_argument(
+        "domain"
+    )
+
     for sub in (
-        create, add, records, verify, rotate, *mailbox.choices.values(), *queue.choices.values()
+        create,
+        add,
+        records,
+        verify,
+        rotate,
+        *mailbox.choices.values(),
+        *queue.choices.values(),
+        *apikey.choices.values(),
     ):
         sub.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -247,6 +278,50 @@ async def _queue_delete(services: Services, args: argparse.Namespace) -> tuple[s
     return f"Deleted delivery {args.id}; it will not be attempted again", {"deleted": True}
 
 
+def _api_key_json(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "prefix": key.prefix,
+        "domain": key.domain_name,
+        "name": key.name,
+        "createdAt": key.created_at.isoformat(),
+        "lastUsedAt": key.last_used_at.isoformat() if key.last_used_at else None,
+        "revokedAt": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+async def _apikey_create(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    created = await services.api_keys.create(args.domain, args.name)
+    key = created.key
+    text = "\n".join(
+        [
+            f"Created API key {key.id} ({key.prefix}…) for {key.domain_name}.",
+            "It is shown only now; store it safely:",
+            created.secret,
+        ]
+    )
+    return text, {**_api_key_json(key), "key": created.secret}
+
+
+async def _apikey_revoke(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    key = await services.api_keys.revoke(args.key)
+    return f"Revoked API key {key.id} ({key.prefix}…) of {key.domain_name}", _api_key_json(key)
+
+
+async def _apikey_list(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    keys = await services.api_keys.list(args.domain)
+
+    def when(moment: datetime | None) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "never"
+
+    lines = [
+        f"{k.id:>5}  {k.prefix}…  {'revoked' if k.revoked_at else 'active':7}  "
+        f"last used {when(k.last_used_at)}  {k.name}".rstrip()
+        for k in keys
+    ]
+    return "\n".join(lines) or "No API keys.", [_api_key_json(k) for k in keys]
+
+
 COMMANDS: dict[tuple[str, str], Command] = {
     ("account", "create"): _account_create,
     ("domain", "add"): _domain_add,
@@ -259,6 +334,9 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("queue", "list"): _queue_list,
     ("queue", "retry"): _queue_retry,
     ("queue", "delete"): _queue_delete,
+    ("apikey", "create"): _apikey_create,
+    ("apikey", "revoke"): _apikey_revoke,
+    ("apikey", "list"): _apikey_list,
 }
 
 
@@ -277,12 +355,15 @@ async def _run_command(settings: Settings, command: Command, args: argparse.Name
     return status[0] if status else 0
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await serve(settings, stop)
+    if args.http_only:
+        await serve_http(settings, stop)
+    else:
+        await serve(settings, stop, http_workers=args.http_workers, config_file=args.config)
     return 0
 
 
@@ -297,8 +378,15 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    overrides = {}
+    if args.command == "serve":
+        if args.http_workers < 1:
+            print("mailmark: --http-workers must be at least 1", file=sys.stderr)
+            return 2
+        if args.http_port is not None:
+            overrides["http_port"] = args.http_port
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, **overrides)
     except SettingsError as error:
         print(f"mailmark: {error}", file=sys.stderr)
         return 2
@@ -312,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "serve":
-        return _run(_serve(settings))
+        return _run(_serve(settings, args))
     return _run(_run_command(settings, COMMANDS[(args.command, args.action)], args))
 
 

@@ -196,6 +196,8 @@ def test_parse_size_rejects(text: str) -> None:
         ("MAILMARK_RETRY_SCHEDULE", "5m,soon", "'soon' is not a duration"),
         ("MAILMARK_RETRY_SCHEDULE", " , ", "needs at least one delay"),
         ("MAILMARK_QUEUE_LIFETIME", "forever", "is not a duration"),
+        ("MAILMARK_WEBHOOK_LEASE", "10s", "at least 15s"),
+        ("MAILMARK_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32,intranet", "'intranet' is not a network"),
         ("MAILMARK_MAX_MESSAGE_SIZE", "huge", "is not a size"),
         ("MAILMARK_MAX_MESSAGE_SIZE", "100", "at least 1k"),
         ("MAILMARK_MAX_RECIPIENTS", "0", "greater than or equal to 1"),
@@ -251,3 +253,12 @@ def test_unreadable_or_missing_config_file(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings(config_file=missing)
+
+
+def test_webhook_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().webhook_allow_private_networks == []
+    monkeypatch.setenv("MAILMARK_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32, ::1/128")
+    monkeypatch.setenv("MAILMARK_WEBHOOK_LEASE", "5m")
+    settings = load_settings()
+    assert settings.webhook_allow_private_networks == ["127.0.0.1/32", "::1/128"]
+    assert settings.webhook_lease == timedelta(minutes=5)

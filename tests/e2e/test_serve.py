@@ -237,4 +237,6 @@ async def test_serve_runs_the_http_listener_beside_the_mx(
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{found[1]}", trust_env=False) as client:
         unknown = await client.get("/mail/config-v1.1.xml", params={"emailaddress": "a@nowhere.test"})
     assert unknown.status_code == 404
-    assert unknown.json() == {"error": "No domain nowhere.test here."}
+    assert unknown.json() == {
+        "error": {"code": "not_found", "message": "No domain nowhere.test here.", "field": None}
+    }

@@ -107,11 +107,11 @@ async def test_thunderbird_config_refuses_foreign_domains_and_malformed_addresse
     for path in THUNDERBIRD_PATHS:
         foreign = await http.get(path, params={"emailaddress": "someone@example.org"})
         assert foreign.status_code == 404, path
-        assert foreign.json() == {"error": "No domain example.org here."}
+        assert foreign.json()["error"]["message"] == "No domain example.org here."
 
     malformed = await http.get(THUNDERBIRD_PATHS[1], params={"emailaddress": "not-an-address"})
     assert malformed.status_code == 400
-    assert "not a full address" in malformed.json()["error"]
+    assert "not a full address" in malformed.json()["error"]["message"]
 
 
 async def test_thunderbird_config_without_address_uses_the_autoconfig_host(
@@ -124,8 +124,8 @@ async def test_thunderbird_config_without_address_uses_the_autoconfig_host(
     assert hosted.status_code == 200
     provider = ET.fromstring(hosted.content).find("emailProvider")
     assert provider is not None and provider.get("id") == "acme.test"
-    assert foreign.status_code == 404 and "example.org" in foreign.json()["error"]
-    assert by_ip.status_code == 404 and "127.0.0.1" in by_ip.json()["error"]
+    assert foreign.status_code == 404 and "example.org" in foreign.json()["error"]["message"]
+    assert by_ip.status_code == 404 and "127.0.0.1" in by_ip.json()["error"]["message"]
 
 
 # --- Outlook autodiscover ---------------------------------------------------------------------
@@ -166,14 +166,14 @@ async def test_autodiscover_refuses_foreign_domains_and_other_schemas(
 ) -> None:
     foreign = await http.post(AUTODISCOVER_PATHS[1], content=autodiscover_request("a@example.org"))
     assert foreign.status_code == 404
-    assert foreign.json() == {"error": "No domain example.org here."}
+    assert foreign.json()["error"]["message"] == "No domain example.org here."
 
     activesync = autodiscover_request("a@acme.test").replace(
         b"outlook/responseschema/2006a", b"mobilesync/responseschema/2006"
     )
     other_schema = await http.post(AUTODISCOVER_PATHS[0], content=activesync)
     assert other_schema.status_code == 400
-    assert OUTLOOK_RESPONSE_SCHEMA in other_schema.json()["error"]
+    assert OUTLOOK_RESPONSE_SCHEMA in other_schema.json()["error"]["message"]
 
 
 def one_mebibyte() -> bytes:
@@ -216,13 +216,13 @@ async def test_autodiscover_refuses_hostile_bodies_with_a_clear_400(
 
         assert time.monotonic() - started < 2, name
         assert response.status_code == 400, name
-        assert message in response.json()["error"], name
+        assert message in response.json()["error"]["message"], name
 
     # A 1 MiB body sent chunked announces no length: the server stops reading at the limit.
     streamed = await http.post(AUTODISCOVER_PATHS[0], content=chunked(one_mebibyte()))
     assert "content-length" not in streamed.request.headers
     assert streamed.status_code == 400
-    assert "larger than 64 KiB" in streamed.json()["error"]
+    assert "larger than 64 KiB" in streamed.json()["error"]["message"]
 
     # Still there, and still answering properly.
     follow_up = await http.post(AUTODISCOVER_PATHS[0], content=autodiscover_request("a@acme.test"))
@@ -300,11 +300,11 @@ async def test_mobileconfig_needs_an_existing_mailbox(http: httpx.AsyncClient) -
     for address in ["nobody@acme.test", "sales@example.org"]:
         response = await http.get("/mobileconfig", params={"emailaddress": address})
         assert response.status_code == 404, address
-        assert response.json() == {"error": f"No mailbox {address} here."}
+        assert response.json()["error"]["message"] == f"No mailbox {address} here."
 
     no_address = await http.get("/mobileconfig")
     assert no_address.status_code == 400
-    assert "emailaddress" in no_address.json()["error"]
+    assert "emailaddress" in no_address.json()["error"]["message"]
 
 
 # --- MTA-STS ----------------------------------------------------------------------------------

@@ -90,9 +90,17 @@ class Settings(BaseSettings):
     delivery_lease: timedelta = timedelta(minutes=15)
     # RFC 3501 §5.4: an IMAP session silent this long is logged out (at least 30 minutes).
     imap_idle_timeout: timedelta = timedelta(minutes=30)
+    # How long a webhook worker holds the deliveries it leased (each attempt takes at most 10 s).
+    webhook_lease: timedelta = timedelta(minutes=2)
+    # Networks webhooks may reach although they are internal (loopback, RFC 1918, ...), and the
+    # only ones reachable over plain http. Empty by default; e.g. 127.0.0.1/32 for a test receiver.
+    webhook_allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_message_size: int = 25 * 1024 * 1024
     max_recipients: int = Field(100, ge=1, le=10000)
     max_connections_per_ip: int = Field(20, ge=1, le=100000)
+    # REST API: each key's token bucket refills at this many requests a second, holds this many.
+    api_rate_limit: float = Field(100.0, gt=0)
+    api_rate_burst: int = Field(200, ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -127,6 +135,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"{address!r} is not an IP address") from None
         return addresses
 
+    @field_validator("webhook_allow_private_networks", mode="before")
+    @classmethod
+    def _webhook_networks(cls, value: Any) -> Any:
+        networks = _split_list(value)
+        for network in networks if isinstance(networks, list) else []:
+            try:
+                ipaddress.ip_network(str(network))
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network such as 127.0.0.1/32") from None
+        return networks
+
     @field_validator("retry_schedule", mode="before")
     @classmethod
     def _retry_schedule(cls, value: Any) -> Any:
@@ -137,10 +156,20 @@ class Settings(BaseSettings):
                 raise ValueError("needs at least one delay, e.g. 5m,10m,30m,1h")
         return steps
 
-    @field_validator("queue_lifetime", "delivery_lease", "imap_idle_timeout", mode="before")
+    @field_validator(
+        "queue_lifetime", "delivery_lease", "imap_idle_timeout", "webhook_lease", mode="before"
+    )
     @classmethod
     def _queue_lifetime(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("webhook_lease")
+    @classmethod
+    def _webhook_lease(cls, value: timedelta) -> timedelta:
+        # A worker's batch of attempts (10 s at most, run at once) must end well within its lease.
+        if value < timedelta(seconds=15):
+            raise ValueError("must be at least 15s")
+        return value
 
     @field_validator("max_message_size", mode="before")
     @classmethod

@@ -105,6 +105,20 @@ def _settle(request: _Request, outcome: DeliveryReceipt | BaseException) -> None
         request.done.set_result(outcome)
 
 
+@dataclass(frozen=True)
+class SentCopy:
+    """A message already stored under `blob_key`, to place in `folder` of `mailbox`."""
+
+    raw: bytes
+    blob_key: str
+    created_blob: bool
+    mailbox: Mailbox
+    folder: str
+    mail_from: str
+    flags: tuple[str, ...] = ()
+    internal_date: datetime | None = None
+
+
 class InboundDelivery:
     """`deliver_inbound`: one blob, one message row, one INBOX placement per recipient mailbox."""
 
@@ -176,26 +190,41 @@ class InboundDelivery:
         """Record `raw`, already stored under `blob_key`, in `folder` of `mailbox` within the
         caller's transaction (e.g. the Sent copy of a message being submitted, an IMAP APPEND).
         No event is written: the caller writes its own, and calls `notify` after its commit."""
-        if len(raw) > PARSE_IN_THREAD_ABOVE:
-            meta, index = await asyncio.to_thread(read_message, raw)
-        else:
-            meta, index = read_message(raw)
-        request = _Request(
-            raw,
-            trace_prefix,
-            mail_from,
-            [mailbox],
-            folder,
-            meta,
-            asyncio.get_running_loop().create_future(),
-            blob_key=blob_key,
-            created_blob=created_blob,
-            flags=tuple(flags),
-            announce=False,
-            index=index,
-            internal_date=internal_date,
+        copy = SentCopy(
+            raw, blob_key, created_blob, mailbox, folder, mail_from, tuple(flags), internal_date
         )
-        return (await self._place(uow, [request]))[0]
+        [receipt] = await self.place_many_in(uow, [copy], trace_prefix=trace_prefix)
+        return receipt
+
+    async def place_many_in(
+        self, uow: UnitOfWork, copies: Sequence[SentCopy], *, trace_prefix: bytes = b""
+    ) -> list[DeliveryReceipt]:
+        """`place_in` for several messages at once, with a handful of statements in all."""
+        loop = asyncio.get_running_loop()
+        requests = []
+        for copy in copies:
+            if len(copy.raw) > PARSE_IN_THREAD_ABOVE:
+                meta, index = await asyncio.to_thread(read_message, copy.raw)
+            else:
+                meta, index = read_message(copy.raw)
+            requests.append(
+                _Request(
+                    copy.raw,
+                    trace_prefix,
+                    copy.mail_from,
+                    [copy.mailbox],
+                    copy.folder,
+                    meta,
+                    loop.create_future(),
+                    blob_key=copy.blob_key,
+                    created_blob=copy.created_blob,
+                    flags=copy.flags,
+                    announce=False,
+                    index=index,
+                    internal_date=copy.internal_date,
+                )
+            )
+        return await self._place(uow, requests)
 
     def notify(self, mailbox_ids: Sequence[int | None]) -> None:
         """Tell waiting IMAP sessions that these mailboxes changed; only after the commit."""
@@ -406,4 +435,5 @@ def _received_event(mailbox: Mailbox, request: _Request, uid: int, now: datetime
             "uid": uid,
         },
         now,
+        domain_id=mailbox.domain_id,
     )

@@ -4,13 +4,19 @@
 class MailmarkError(Exception):
     """Base of every error `core` raises on purpose."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # The request field at fault, when an adapter knows it (the API names it in its error).
+        self.field = field
 
 
 class InvalidInput(MailmarkError):
     """The caller sent something malformed (an address, a name, a header)."""
+
+
+class HeaderInjection(InvalidInput):
+    """A value bound for a header field holds CR, LF or NUL (it could add header fields)."""
 
 
 class NotFound(MailmarkError):
@@ -67,3 +73,20 @@ class TooManyAttempts(MailmarkError):
 
 class Suppressed(MailmarkError):
     """A recipient is on the sending domain's suppression list (earlier hard bounce or complaint)."""
+
+
+class RateLimited(MailmarkError):
+    """Too many requests for now; `retry_after` says how many seconds until the next is accepted."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TargetRefused(InvalidInput):
+    """A webhook URL points (or now resolves) at an address webhooks may not reach: loopback,
+    private, link-local or otherwise internal."""
+
+
+class IdempotencyKeyReused(MailmarkError):
+    """An Idempotency-Key already answered a different request."""

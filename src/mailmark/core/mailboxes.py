@@ -13,7 +13,14 @@ from mailmark.core.addresses import (
     parse_recipient,
     relay_denied,
 )
-from mailmark.core.errors import Conflict, Forbidden, InvalidInput, NotFound, UnknownMailbox
+from mailmark.core.errors import (
+    Conflict,
+    Forbidden,
+    HeaderInjection,
+    InvalidInput,
+    NotFound,
+    UnknownMailbox,
+)
 from mailmark.core.model import Folder, Mailbox
 from mailmark.core.plans import effective_plan, ensure_mailbox_quota
 from mailmark.core.ports import BlobStore, Clock, PasswordHasher, UnitOfWorkFactory
@@ -44,7 +51,7 @@ def split_address(address: str) -> tuple[str, str]:
 
 def _check_header_safe(label: str, value: str, limit: int) -> None:
     if any(ch in value for ch in "\r\n\0"):
-        raise InvalidInput(f"{label} must not contain line breaks or NUL characters.")
+        raise HeaderInjection(f"{label} must not contain line breaks or NUL characters.")
     if len(value) > limit:
         raise InvalidInput(f"{label} is longer than {limit} characters.")
 
@@ -63,6 +70,8 @@ class MailboxService:
         self._recipients: dict[
             tuple[str, str], tuple[float, asyncio.Future[tuple[Mailbox | None, bool]]]
         ] = {}
+        # Mailboxes by address for `get_recent`; cleared with `_recipients` on changes here.
+        self._found: dict[tuple[str, str], tuple[float, Mailbox]] = {}
 
     async def create(
         self,
@@ -116,6 +125,7 @@ class MailboxService:
             )
             await uow.commit()
         self._recipients.clear()
+        self._found.clear()
         return mailbox
 
     async def list(self, domain: str) -> list[Mailbox]:
@@ -134,6 +144,21 @@ class MailboxService:
             raise NotFound(f"No mailbox {local_part}@{domain_name} here.")
         return mailbox
 
+    async def get_recent(self, address: str) -> Mailbox:
+        """`get`, answered from a few seconds' cache: for callers that re-check the mailbox in
+        their own transaction anyway (sending does), so a stale answer costs nothing."""
+        local_part, domain_name = split_address(address)
+        key = (domain_name, local_part)
+        now = self._clock.now().timestamp()
+        cached = self._found.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        mailbox = await self.get(address)
+        if len(self._found) >= RECIPIENT_CACHE_SIZE:
+            self._found.clear()
+        self._found[key] = (now + RECIPIENT_CACHE_SECONDS, mailbox)
+        return mailbox
+
     async def delete(self, address: str) -> None:
         """Delete a mailbox, its placements, and the messages and blobs nothing else uses."""
         local_part, domain_name = split_address(address)
@@ -145,6 +170,7 @@ class MailboxService:
             await uow.mailboxes.delete(mailbox.id)
             await uow.commit()
         self._recipients.clear()
+        self._found.clear()
         # Only after the commit: a failed transaction must never leave rows without their blob.
         # Each removal re-checks under the blob's lock, because a delivery of identical content
         # may have reused the blob since (InboundDelivery takes the same lock).

@@ -327,3 +327,153 @@ class FolderUids:
     first_unseen: int | None
     unseen: int
     keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A REST API key, scoped to one domain. Only the SHA-256 of the whole key is stored; `prefix`
+    is its public part, shown in listings and used to find the row."""
+
+    domain_id: int
+    domain_name: str
+    account_id: int
+    name: str
+    prefix: str
+    key_hash: str  # hex SHA-256 of the whole key
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class SenderGroup:
+    """Mailboxes that take turns sending a campaign, and the recipients assigned to the group.
+
+    `all_mailboxes`: every mailbox of the domain, now and later; else `mailbox_ids`."""
+
+    domain_id: int
+    name: str
+    all_mailboxes: bool
+    emails: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+    mailbox_ids: tuple[int, ...] = ()
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The answer given to a request carrying an Idempotency-Key, replayed for its retries."""
+
+    domain_id: int
+    key: str
+    request_hash: str
+    status_code: int
+    body: dict[str, object]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EmailRecipient:
+    """One recipient of a sent email and where its delivery stands."""
+
+    address: str
+    status: str
+    attempts: int
+    updated_at: datetime
+    last_code: int | None = None
+    last_status: str | None = None
+    last_reply: str | None = None
+
+
+# An email is as far along as its least advanced recipient.
+STATUS_PRECEDENCE = ("queued", "deferred", "bounced", "complained", "delivered")
+
+
+@dataclass(frozen=True)
+class SentEmail:
+    """An outbound message as the API lists it, with its recipients."""
+
+    id: int
+    message_id: str | None
+    from_addr: str
+    subject: str | None
+    source: str
+    batch_id: str | None
+    created_at: datetime
+    recipients: tuple[EmailRecipient, ...]
+    scheduled_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        """Across the recipients: the first of STATUS_PRECEDENCE that any recipient is in."""
+        held = {recipient.status for recipient in self.recipients}
+        return next((status for status in STATUS_PRECEDENCE if status in held), "queued")
+
+
+@dataclass(frozen=True)
+class EmailEvent:
+    type: str
+    created_at: datetime
+    payload: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An HTTPS endpoint of a domain that is sent the domain's events, signed with `secret`."""
+
+    account_id: int
+    domain_id: int
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    created_at: datetime
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class WebhookDeliveryState:
+    """One event's delivery to one webhook, as its last attempt left it."""
+
+    id: int
+    webhook_id: int
+    event_id: int
+    event_type: str
+    status: str  # "pending" | "delivered" | "failed" (given up)
+    attempts: int
+    next_attempt_at: datetime | None
+    last_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LeasedWebhookDelivery:
+    """A pending delivery a worker holds, with what it needs to build and send the request."""
+
+    id: int
+    webhook_id: int
+    url: str
+    secret: str
+    domain_name: str
+    event_id: int
+    event_type: str
+    event_payload: dict[str, object]
+    event_created_at: datetime
+    outbound_id: int | None  # the sent email the event is about (its /v1/emails id), if any
+    attempts: int  # including the one this lease is for
+    created_at: datetime
+    lease_owner: str
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    delivery_id: int
+    lease_owner: str
+    status: str  # "pending" (retry at next_attempt_at) | "delivered" | "failed"
+    next_attempt_at: datetime | None
+    last_code: int | None
+    last_error: str | None
+    updated_at: datetime

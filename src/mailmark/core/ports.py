@@ -9,15 +9,18 @@ from typing import Protocol
 
 from mailmark.core.model import (
     Account,
+    ApiKey,
     DeliveryOutcome,
     DkimKey,
     DnsRecord,
     Domain,
+    EmailEvent,
     FetchRow,
     Folder,
     FolderCounts,
     FolderUids,
     LeasedDelivery,
+    LeasedWebhookDelivery,
     Mailbox,
     MessageIndex,
     NewDelivery,
@@ -27,8 +30,14 @@ from mailmark.core.model import (
     PlacementState,
     QueueEntry,
     RecordCheck,
+    SenderGroup,
+    SentEmail,
+    StoredResponse,
     Suppression,
     User,
+    Webhook,
+    WebhookDeliveryState,
+    WebhookOutcome,
 )
 from mailmark.core.search import Criteria
 
@@ -222,6 +231,9 @@ class NewEvent:
     payload: dict[str, object]
     created_at: datetime
     outbound_id: int | None = None
+    # The domain the event is about, when it is not the outbound message's (inbound mail): the
+    # domain's webhooks are sent it.
+    domain_id: int | None = None
 
 
 class EventRepository(Protocol):
@@ -230,6 +242,9 @@ class EventRepository(Protocol):
 
 class OutboundRepository(Protocol):
     async def add(self, message: OutboundMessage) -> OutboundMessage: ...
+    async def add_many(self, new_messages: Sequence[OutboundMessage]) -> list[int]:
+        """Insert the messages; their ids, in the same order."""
+        ...
     async def get(self, outbound_id: int) -> OutboundMessage | None: ...
     async def get_by_token(self, token: str) -> OutboundMessage | None:
         """Tokens are lower-case; the lookup is case-insensitive (mail systems change case)."""
@@ -276,6 +291,99 @@ class SuppressionRepository(Protocol):
     async def find(self, domain_id: int, addresses: Sequence[str]) -> list[Suppression]:
         """The suppressions among these lower-case addresses."""
         ...
+    async def list_for_domain(
+        self, domain_id: int, after_id: int | None, limit: int
+    ) -> list[Suppression]:
+        """The domain's suppressions in id order, after `after_id` (a cursor)."""
+        ...
+    async def delete(self, domain_id: int, address: str) -> bool:
+        """Lift the suppression of a lower-case address; whether there was one."""
+        ...
+
+
+class ApiKeyRepository(Protocol):
+    async def add(self, key: ApiKey) -> ApiKey: ...
+    async def get(self, key_id: int) -> ApiKey | None: ...
+    async def get_by_prefix(self, prefix: str) -> ApiKey | None: ...
+    async def list_for_domain(self, domain_id: int) -> list[ApiKey]: ...
+    async def revoke(self, key_id: int, at: datetime) -> None: ...
+    async def touch(self, key_id: int, at: datetime) -> None:
+        """Record that the key was used at `at`."""
+        ...
+
+
+class SenderGroupRepository(Protocol):
+    async def add(self, group: SenderGroup) -> SenderGroup: ...
+    async def get(self, domain_id: int, group_id: int) -> SenderGroup | None: ...
+    async def list_for_domain(self, domain_id: int) -> list[SenderGroup]: ...
+    async def update(self, group: SenderGroup) -> None:
+        """Replace the stored group (same id and domain) with this one."""
+        ...
+    async def delete(self, domain_id: int, group_id: int) -> bool: ...
+
+
+class IdempotencyRepository(Protocol):
+    async def get(self, domain_id: int, key: str) -> StoredResponse | None: ...
+    async def add(self, response: StoredResponse) -> bool:
+        """Store the response unless one is stored under its key already; whether it was stored."""
+        ...
+    async def delete_expired(self, domain_id: int, key: str, before: datetime) -> None:
+        """Remove the key's record if it was stored before `before`."""
+        ...
+
+
+class SentEmailRepository(Protocol):
+    """Read side of the outbound messages: what the API lists as a domain's sent emails."""
+
+    async def list_for_domain(
+        self,
+        domain_id: int,
+        *,
+        before_id: int | None,
+        limit: int,
+        status: str | None = None,
+        from_addr: str | None = None,
+        batch_id: str | None = None,
+    ) -> list[SentEmail]:
+        """Newest first; `status` keeps emails with at least one recipient in that state."""
+        ...
+    async def get(self, domain_id: int, email_id: int) -> SentEmail | None: ...
+    async def get_by_message_id(self, domain_id: int, message_id: str) -> SentEmail | None: ...
+    async def events(self, outbound_id: int, limit: int) -> list[EmailEvent]:
+        """The email's events, oldest first."""
+        ...
+
+
+class HostResolver(Protocol):
+    def addresses(self, name: str) -> list[str]:
+        """IPv4 then IPv6 addresses of `name` (blocking; async callers run it in a thread).
+
+        Raises LookupError when no answer can be had now (timeout, no nameserver answering)."""
+        ...
+
+
+class WebhookRepository(Protocol):
+    async def add(self, webhook: Webhook) -> Webhook: ...
+    async def get(self, webhook_id: int) -> Webhook | None: ...
+    async def list_for_domain(self, domain_id: int) -> list[Webhook]: ...
+    async def delete(self, webhook_id: int) -> None: ...
+    async def recent_deliveries(
+        self, webhook_ids: Sequence[int], per_webhook: int
+    ) -> dict[int, list[WebhookDeliveryState]]:
+        """Each webhook's newest deliveries, newest first."""
+        ...
+    async def lease_due(
+        self, owner: str, now: datetime, limit: int, lease_until: datetime
+    ) -> list[LeasedWebhookDelivery]:
+        """Take up to `limit` pending deliveries whose attempt is due and that no live lease holds,
+        oldest first; each gets the lease and one more attempt."""
+        ...
+    async def any_due(self, now: datetime) -> bool:
+        """Whether `lease_due` would find something now."""
+        ...
+    async def record_outcomes(self, outcomes: Sequence[WebhookOutcome]) -> list[int]:
+        """Apply outcomes to rows still leased by their owner, clearing the lease; the ids applied."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -303,6 +411,16 @@ class UnitOfWork(Protocol):
     def suppressions(self) -> SuppressionRepository: ...
     @property
     def mailstore(self) -> MailStoreRepository: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+    @property
+    def sender_groups(self) -> SenderGroupRepository: ...
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+    @property
+    def sent_emails(self) -> SentEmailRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -8,11 +8,13 @@ The queue's workers are woken once it has committed.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import secrets
 import string
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address
@@ -21,13 +23,22 @@ from email.utils import format_datetime, getaddresses
 from html import escape
 
 from mailmark.core.addresses import normalize_domain, verp_address
-from mailmark.core.delivery import InboundDelivery
-from mailmark.core.errors import Forbidden, InvalidInput, NotFound, Suppressed
+from mailmark.core.delivery import InboundDelivery, SentCopy
+from mailmark.core.errors import (
+    Forbidden,
+    HeaderInjection,
+    InvalidInput,
+    MailmarkError,
+    NotFound,
+    Suppressed,
+)
 from mailmark.core.message_meta import check_header_limits, header_section, read_metadata
-from mailmark.core.model import Mailbox, NewDelivery, OutboundMessage
+from mailmark.core.model import Mailbox, NewDelivery, OutboundMessage, Suppression
 from mailmark.core.outbound import OutboundQueue
-from mailmark.core.plans import effective_plan, ensure_email_quota
+from mailmark.core.plans import Plan, effective_plan, ensure_email_quota
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
 
 SENT = "Sent"
 SEEN = "\\Seen"
@@ -80,10 +91,76 @@ class Submission:
     recipients: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A message to build from a mailbox and queue (`SendingService.submit_many`)."""
+
+    mailbox: Mailbox
+    to: tuple[str, ...]
+    subject: str
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    text: str | None = None
+    html: str | None = None
+    reply_to: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    scheduled_at: datetime | None = None
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A built message about to be queued."""
+
+    mailbox: Mailbox
+    sender_address: str
+    raw: bytes
+    recipients: tuple[str, ...]
+    subject: str | None
+    message_id: str
+    scheduled_at: datetime | None
+    batch_id: str | None
+
+
+# Writes more in a submission's own transaction, just before it commits (an idempotency record).
+BeforeCommit = Callable[[UnitOfWork, list[Submission]], Awaitable[None]]
+# Items (one per message) one group commit takes at most; a larger campaign goes alone.
+MAX_BATCH_ITEMS = 200
+
+
+@dataclass
+class _Job:
+    """One caller's submission waiting for the writer: its items, committed together or not."""
+
+    items: list[_Prepared]
+    source: str
+    before_commit: BeforeCommit | None
+    done: asyncio.Future[list[Submission]]
+    blobs: list[tuple[str, bool]] = field(default_factory=list)  # per item: (key, created)
+
+
+def _settle(job: _Job, outcome: list[Submission] | BaseException) -> None:
+    if job.done.done():
+        return
+    if isinstance(outcome, BaseException):
+        job.done.set_exception(outcome)
+    else:
+        job.done.set_result(outcome)
+
+
+def _by_sender(
+    items: Sequence[_Prepared], senders: Sequence[tuple[Mailbox, Mailbox]]
+) -> list[tuple[Mailbox, list[_Prepared]]]:
+    groups: dict[int | None, tuple[Mailbox, list[_Prepared]]] = {}
+    for item, (_, sender) in zip(items, senders, strict=True):
+        groups.setdefault(sender.id, (sender, []))[1].append(item)
+    return list(groups.values())
+
+
 def check_header_value(label: str, value: str, limit: int = MAX_HEADER_VALUE) -> None:
     """Refuse header injection: CR, LF or NUL in a value bound for a header field."""
     if any(ch in value for ch in "\r\n\0"):
-        raise InvalidInput(f"{label} must not contain line breaks or NUL characters.")
+        raise HeaderInjection(f"{label} must not contain line breaks or NUL characters.")
     if len(value) > limit:
         raise InvalidInput(f"{label} is longer than {limit} characters.")
 
@@ -127,6 +204,8 @@ class SendingService:
         self._queue = queue
         self._delivery = delivery
         self._max_recipients = max_recipients
+        self._pending: list[_Job] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def check_sender(self, mailbox: Mailbox, address: str) -> None:
         """Raise Forbidden unless `address` is the mailbox's own. (`submit_raw` also accepts the
@@ -160,21 +239,55 @@ class SendingService:
         """Build a message from the mailbox (display name, signature) and queue it.
 
         Bcc recipients get the message but are never named in it."""
-        to_addrs = _addresses("To", to)
-        cc_addrs = _addresses("Cc", cc)
-        bcc_addrs = _addresses("Bcc", bcc)
-        check_header_value("The subject", subject, MAX_SUBJECT)
-        extra = dict(headers or {})
+        draft = Draft(
+            mailbox=mailbox,
+            to=tuple(to) if not isinstance(to, str) else (to,),
+            cc=tuple(cc) if not isinstance(cc, str) else (cc,),
+            bcc=tuple(bcc) if not isinstance(bcc, str) else (bcc,),
+            subject=subject,
+            text=text,
+            html=html,
+            reply_to=reply_to,
+            headers=dict(headers or {}),
+            scheduled_at=scheduled_at,
+            batch_id=batch_id,
+        )
+        [submission] = await self.submit_many([draft], source=source)
+        return submission
+
+    async def submit_many(
+        self,
+        drafts: Sequence[Draft],
+        *,
+        source: str = "api",
+        before_commit: BeforeCommit | None = None,
+    ) -> list[Submission]:
+        """Queue several messages (a campaign's, one per recipient) in one transaction: all of
+        them or, on any refusal, none. `before_commit` writes more in that same transaction."""
+        if not drafts:
+            raise InvalidInput("Give at least one message to send.")
+        built = [self._build(draft) for draft in drafts]
+        return await self._enqueue(built, source, before_commit)
+
+    def _build(self, draft: Draft) -> _Prepared:
+        to_addrs = _addresses("To", draft.to)
+        cc_addrs = _addresses("Cc", draft.cc)
+        bcc_addrs = _addresses("Bcc", draft.bcc)
+        check_header_value("The subject", draft.subject, MAX_SUBJECT)
+        extra = dict(draft.headers)
         if len(extra) > MAX_EXTRA_HEADERS:
             raise InvalidInput(f"At most {MAX_EXTRA_HEADERS} extra headers may be given.")
         for name, value in extra.items():
             if not _FIELD_NAME.match(name) or name.lower() in RESERVED_HEADERS:
                 raise InvalidInput(f"{name!r} cannot be set as an extra header.")
             check_header_value(f"The {name} header", value)
-        reply = normalize_address(reply_to, "The Reply-To address") if reply_to else None
-        if batch_id is not None:
-            check_header_value("The batch id", batch_id, MAX_BATCH_ID)
+        reply = (
+            normalize_address(draft.reply_to, "The Reply-To address") if draft.reply_to else None
+        )
+        if draft.batch_id is not None:
+            check_header_value("The batch id", draft.batch_id, MAX_BATCH_ID)
         recipients = self._recipients([*to_addrs, *cc_addrs, *bcc_addrs])
+        mailbox = draft.mailbox
         now = self._clock.now()
         message_id = f"{secrets.token_hex(16)}@{mailbox.domain_name}"
 
@@ -186,24 +299,23 @@ class SendingService:
             message["Cc"] = ", ".join(cc_addrs)
         if reply:
             message["Reply-To"] = reply
-        message["Subject"] = subject
+        message["Subject"] = draft.subject
         message["Date"] = format_datetime(now)
         message["Message-ID"] = f"<{message_id}>"
         for name, value in extra.items():
             message[name] = value
-        _set_body(message, text, html, mailbox.signature)
+        _set_body(message, draft.text, draft.html, mailbox.signature)
         # policy.SMTP: every line ends in CRLF (RFC 5322 §2.1), long lines are encoded.
         raw = message.as_bytes(policy=policy.SMTP)
-        return await self._enqueue(
+        return _Prepared(
             mailbox,
             mailbox.address,
             raw,
             recipients,
-            subject,
+            draft.subject,
             message_id,
-            source,
-            scheduled_at,
-            batch_id,
+            draft.scheduled_at,
+            draft.batch_id,
         )
 
     async def submit_raw(
@@ -230,9 +342,12 @@ class SendingService:
             added += f"Date: {format_datetime(now)}\r\n".encode()
         prepared = _without_bcc(raw, added)
         assert message_id is not None
-        return await self._enqueue(
-            mailbox, sender, prepared, unique, meta.subject, message_id, source, None, None
+        [submission] = await self._enqueue(
+            [_Prepared(mailbox, sender, prepared, unique, meta.subject, message_id, None, None)],
+            source,
+            None,
         )
+        return submission
 
     def _recipients(self, addresses: Sequence[str]) -> tuple[str, ...]:
         unique = tuple({address.lower(): address for address in addresses}.values())
@@ -243,102 +358,302 @@ class SendingService:
         return unique
 
     async def _enqueue(
-        self,
-        mailbox: Mailbox,
-        sender_address: str,
-        raw: bytes,
-        recipients: tuple[str, ...],
-        subject: str | None,
-        message_id: str,
-        source: str,
-        scheduled_at: datetime | None,
-        batch_id: str | None,
-    ) -> Submission:
-        now = self._clock.now()
-        if scheduled_at is not None and scheduled_at.tzinfo is None:
-            raise InvalidInput("The scheduled time needs a time zone.")
-        first_attempt = max(now, scheduled_at) if scheduled_at is not None else now
-        # The blob is durable before the transaction that references it; removed if that fails.
-        blob_key, created = await self._blobs.put(raw)
+        self, items: Sequence[_Prepared], source: str, before_commit: BeforeCommit | None
+    ) -> list[Submission]:
+        """Queue the items, committed when this returns. Concurrent callers share transactions
+        (group commit): one blob batch, one transaction and one commit for all that wait."""
+        for item in items:
+            if item.scheduled_at is not None and item.scheduled_at.tzinfo is None:
+                raise InvalidInput("The scheduled time needs a time zone.")
+        job = _Job(list(items), source, before_commit, asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        if self._writer is None or self._writer.done():
+            # Its own task: a caller that goes away must not cancel a batch others wait on.
+            self._writer = asyncio.create_task(self._write_pending())
+        return await asyncio.shield(job.done)
+
+    async def close(self) -> None:
+        """Wait for submissions already accepted into a batch."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch = [self._pending.pop(0)]
+            size = len(batch[0].items)
+            while self._pending and size + len(self._pending[0].items) <= MAX_BATCH_ITEMS:
+                size += len(self._pending[0].items)
+                batch.append(self._pending.pop(0))
+            try:
+                await self._write_batch(batch)
+            except Exception as exc:  # never leave a caller waiting
+                log.exception("submission batch failed")
+                for job in batch:
+                    _settle(job, exc)
+
+    async def _write_batch(self, batch: list[_Job]) -> None:
+        # The blobs are durable before the transaction that references them.
+        stored = await self._blobs.put_many([item.raw for job in batch for item in job.items])
+        ready: list[_Job] = []
+        unstored: list[tuple[_Job, Exception]] = []
+        offset = 0
+        for job in batch:
+            results = stored[offset : offset + len(job.items)]
+            offset += len(job.items)
+            failed = next((r for r in results if isinstance(r, Exception)), None)
+            job.blobs = [r for r in results if not isinstance(r, Exception)]
+            if failed is not None:
+                unstored.append((job, failed))
+            else:
+                ready.append(job)
+        if not ready:
+            await self._remove_blobs([job for job, _ in unstored], [])
+            for job, error in unstored:
+                _settle(job, error)
+            return
+        outcomes: list[list[Submission] | BaseException]
         try:
-            async with self._uow() as uow:
-                current = await uow.mailboxes.get(mailbox.id) if mailbox.id is not None else None
-                if current is None:
-                    raise NotFound(f"No mailbox {mailbox.address} here.")
-                sender = await self._sending_mailbox(uow, current, sender_address)
-                assert sender.id is not None
-                account = await uow.accounts.get(sender.account_id)
-                assert account is not None and account.id is not None
-                plan = effective_plan(account, now)
-                await uow.accounts.lock(account.id)
-                sent = await uow.outbound.count_recipients_since(account.id, month_start(now))
-                ensure_email_quota(plan, sent, len(recipients))
-                await self._check_suppressions(uow, sender, recipients)
-                token = new_token()
-                envelope_from = verp_address(token, sender.domain_name)
-                sent_copy = await self._delivery.place_in(
-                    uow,
-                    raw,
-                    blob_key=blob_key,
+            outcomes = await self._record(ready)
+        except Exception as exc:
+            if len(ready) == 1:
+                outcomes = [exc]
+            else:
+                # One job's failure (a lost race for its idempotency key) must not fail its
+                # neighbours: record them one by one.
+                log.warning("batch of %d submissions failed; one by one", len(ready), exc_info=exc)
+                outcomes = [await self._record_alone(job) for job in ready]
+        failed_jobs = [j for j, o in zip(ready, outcomes, strict=True) if isinstance(o, BaseException)]
+        committed = [j for j, o in zip(ready, outcomes, strict=True) if not isinstance(o, BaseException)]
+        await self._remove_blobs(failed_jobs + [job for job, _ in unstored], committed)
+        if committed:
+            self._queue.wakeup.set()
+            # The Sent copies are placed: wake the senders' IMAP sessions idling on them.
+            self._delivery.notify([item.mailbox.id for job in committed for item in job.items])
+        for job, outcome in zip(ready, outcomes, strict=True):
+            _settle(job, outcome)
+        for job, error in unstored:
+            _settle(job, error)
+
+    async def _remove_blobs(self, failed: list[_Job], committed: list[_Job]) -> None:
+        """Remove the blobs only failed jobs created (identical content may be shared)."""
+        kept = {key for job in committed for key, _ in job.blobs}
+        for key in {key for job in failed for key, created in job.blobs if created} - kept:
+            await self._blobs.delete(key)
+
+    async def _record_alone(self, job: _Job) -> list[Submission] | BaseException:
+        try:
+            return (await self._record([job]))[0]
+        except Exception as exc:  # noqa: BLE001 - the error is this job's answer, settled below
+            return exc
+
+    async def _record(self, jobs: list[_Job]) -> list[list[Submission] | BaseException]:
+        """One transaction for the jobs. A job refused by a check (sender, quota, suppression)
+        gets its error and the others go ahead; an error while writing fails them all."""
+        now = self._clock.now()
+        outcomes: list[list[Submission] | BaseException] = [[] for _ in jobs]
+        async with self._uow() as uow:
+            known: dict[tuple[int | None, str], tuple[Mailbox, Mailbox]] = {}
+            senders: dict[int, list[tuple[Mailbox, Mailbox]]] = {}
+            for index, job in enumerate(jobs):
+                try:
+                    senders[index] = await self._senders(uow, job.items, known)
+                except MailmarkError as error:
+                    outcomes[index] = error
+            # Accounts locked in one order, so that concurrent batches never wait on each other
+            # in a cycle; each account's count is read once per batch.
+            usage: dict[int, tuple[Plan, int]] = {}
+            for account_id in sorted({s.account_id for pairs in senders.values() for _, s in pairs}):
+                account = await uow.accounts.get(account_id)
+                assert account is not None
+                try:
+                    plan = effective_plan(account, now)
+                except MailmarkError as error:
+                    for index, pairs in senders.items():
+                        if any(s.account_id == account_id for _, s in pairs):
+                            outcomes[index] = error
+                    continue
+                await uow.accounts.lock(account_id)
+                # Without a monthly limit there is nothing to count (the count grows all month).
+                sent = 0
+                if plan.emails_per_month is not None:
+                    sent = await uow.outbound.count_recipients_since(account_id, month_start(now))
+                usage[account_id] = (plan, sent)
+            # One suppression lookup per sending domain for the whole batch.
+            wanted: dict[int, set[str]] = {}
+            for index, pairs in senders.items():
+                if not isinstance(outcomes[index], BaseException):
+                    for item, (_, sender) in zip(jobs[index].items, pairs, strict=True):
+                        wanted.setdefault(sender.domain_id, set()).update(
+                            r.lower() for r in item.recipients
+                        )
+            suppressed: dict[int, dict[str, Suppression]] = {}
+            for domain_id, addresses in sorted(wanted.items()):
+                found = await uow.suppressions.find(domain_id, sorted(addresses))
+                suppressed[domain_id] = {entry.address: entry for entry in found}
+            accepted: list[int] = []
+            for index, pairs in senders.items():
+                if isinstance(outcomes[index], BaseException):
+                    continue
+                try:
+                    self._check_job(jobs[index], pairs, usage, suppressed)
+                except MailmarkError as error:
+                    outcomes[index] = error
+                    continue
+                accepted.append(index)
+            if not accepted:
+                return outcomes
+            items = [item for index in accepted for item in jobs[index].items]
+            pairs_all = [pair for index in accepted for pair in senders[index]]
+            blobs = [blob for index in accepted for blob in jobs[index].blobs]
+            submissions = await self._insert(uow, items, pairs_all, blobs, jobs, accepted, now)
+            offset = 0
+            for index in accepted:
+                job = jobs[index]
+                mine = submissions[offset : offset + len(job.items)]
+                offset += len(job.items)
+                if job.before_commit is not None:
+                    await job.before_commit(uow, mine)
+                outcomes[index] = mine
+            await uow.commit()
+        return outcomes
+
+    @staticmethod
+    def _check_job(
+        job: _Job,
+        pairs: Sequence[tuple[Mailbox, Mailbox]],
+        usage: dict[int, tuple[Plan, int]],
+        suppressed: dict[int, dict[str, Suppression]],
+    ) -> None:
+        """The quota and suppression checks of one job, on what the batch read; counts the
+        job's emails into `usage` once it passes."""
+        wanted: dict[int, int] = {}
+        for item, (_, sender) in zip(job.items, pairs, strict=True):
+            wanted[sender.account_id] = wanted.get(sender.account_id, 0) + len(item.recipients)
+        for account_id, count in wanted.items():
+            plan, sent = usage[account_id]
+            ensure_email_quota(plan, sent, count)
+        for sender, group in _by_sender(job.items, pairs):
+            listed = suppressed.get(sender.domain_id, {})
+            found = [
+                listed[r.lower()] for item in group for r in item.recipients if r.lower() in listed
+            ]
+            if found:
+                raise _suppressed(sender, found)
+        for account_id, count in wanted.items():
+            plan, sent = usage[account_id]
+            usage[account_id] = (plan, sent + count)
+
+    async def _insert(
+        self,
+        uow: UnitOfWork,
+        items: Sequence[_Prepared],
+        senders: Sequence[tuple[Mailbox, Mailbox]],
+        blobs: Sequence[tuple[str, bool]],
+        jobs: Sequence[_Job],
+        accepted: Sequence[int],
+        now: datetime,
+    ) -> list[Submission]:
+        """The Sent copies, outbound rows, queue rows and events of the items, in batches."""
+        sources = [jobs[index].source for index in accepted for _ in jobs[index].items]
+        tokens = [new_token() for _ in items]
+        returns = [
+            verp_address(token, sender.domain_name)
+            for token, (_, sender) in zip(tokens, senders, strict=True)
+        ]
+        sent_copies = await self._delivery.place_many_in(
+            uow,
+            [
+                SentCopy(
+                    raw=item.raw,
+                    blob_key=key,
                     created_blob=created,
                     mailbox=current,
                     folder=SENT,
-                    mail_from=envelope_from,
+                    mail_from=return_path,
                     flags=(SEEN,),
                 )
-                outbound = await uow.outbound.add(
-                    OutboundMessage(
-                        account_id=account.id,
-                        domain_id=sender.domain_id,
-                        mailbox_id=sender.id,
-                        blob_key=blob_key,
-                        size=len(raw),
-                        envelope_from=envelope_from,
-                        token=token,
-                        from_addr=sender.address,
-                        subject=subject,
-                        message_id_header=message_id,
-                        source=source,
-                        created_at=now,
-                        batch_id=batch_id,
-                        sent_message_id=sent_copy.message_id,
-                    )
+                for item, (key, created), (current, _), return_path in zip(
+                    items, blobs, senders, returns, strict=True
                 )
-                assert outbound.id is not None
-                expires_at = first_attempt + self._queue.queue_lifetime
-                await uow.deliveries.add_many(
-                    [
-                        NewDelivery(
-                            outbound.id,
-                            address,
-                            address.rpartition("@")[2].lower(),
-                            first_attempt,
-                            expires_at,
-                            now,
-                        )
-                        for address in recipients
-                    ]
+            ],
+        )
+        outbound_ids = await uow.outbound.add_many(
+            [
+                OutboundMessage(
+                    account_id=sender.account_id,
+                    domain_id=sender.domain_id,
+                    mailbox_id=sender.id,
+                    blob_key=key,
+                    size=len(item.raw),
+                    envelope_from=return_path,
+                    token=token,
+                    from_addr=sender.address,
+                    subject=item.subject,
+                    message_id_header=item.message_id,
+                    source=source,
+                    created_at=now,
+                    batch_id=item.batch_id,
+                    sent_message_id=copy.message_id,
                 )
-                payload: dict[str, object] = {
-                    "from": sender.address,
-                    "to": list(recipients),
-                    "subject": subject,
-                    "messageId": message_id,
-                    "source": source,
-                    "batchId": batch_id,
-                    "scheduledAt": scheduled_at.isoformat() if scheduled_at else None,
-                }
-                await uow.events.add_many(
-                    [NewEvent(account.id, "email.sent", payload, now, outbound_id=outbound.id)]
+                for item, (key, _), (_, sender), token, return_path, copy, source in zip(
+                    items, blobs, senders, tokens, returns, sent_copies, sources, strict=True
                 )
-                await uow.commit()
-        except BaseException:
-            if created:
-                await self._blobs.delete(blob_key)
-            raise
-        self._queue.wakeup.set()
-        self._delivery.notify([current.id])
-        return Submission(outbound.id, message_id, recipients)
+            ]
+        )
+        new_deliveries: list[NewDelivery] = []
+        new_events: list[NewEvent] = []
+        for item, (_, sender), outbound_id, source in zip(
+            items, senders, outbound_ids, sources, strict=True
+        ):
+            first_attempt = max(now, item.scheduled_at) if item.scheduled_at else now
+            expires_at = first_attempt + self._queue.queue_lifetime
+            new_deliveries += [
+                NewDelivery(
+                    outbound_id,
+                    address,
+                    address.rpartition("@")[2].lower(),
+                    first_attempt,
+                    expires_at,
+                    now,
+                )
+                for address in item.recipients
+            ]
+            payload: dict[str, object] = {
+                "from": sender.address,
+                "to": list(item.recipients),
+                "subject": item.subject,
+                "messageId": item.message_id,
+                "source": source,
+                "batchId": item.batch_id,
+                "scheduledAt": item.scheduled_at.isoformat() if item.scheduled_at else None,
+            }
+            new_events.append(
+                NewEvent(sender.account_id, "email.sent", payload, now, outbound_id=outbound_id)
+            )
+        await uow.deliveries.add_many(new_deliveries)
+        await uow.events.add_many(new_events)
+        return [
+            Submission(outbound_id, item.message_id, item.recipients)
+            for item, outbound_id in zip(items, outbound_ids, strict=True)
+        ]
+
+    async def _senders(
+        self,
+        uow: UnitOfWork,
+        items: Sequence[_Prepared],
+        known: dict[tuple[int | None, str], tuple[Mailbox, Mailbox]],
+    ) -> list[tuple[Mailbox, Mailbox]]:
+        """Per item: (the submitting mailbox as stored now, the mailbox named in From)."""
+        result = []
+        for item in items:
+            key = (item.mailbox.id, item.sender_address.lower())
+            if key not in known:
+                current = await uow.mailboxes.get(item.mailbox.id) if item.mailbox.id else None
+                if current is None:
+                    raise NotFound(f"No mailbox {item.mailbox.address} here.")
+                known[key] = (current, await self._sending_mailbox(uow, current, item.sender_address))
+            result.append(known[key])
+        return result
 
     @staticmethod
     async def _sending_mailbox(uow: UnitOfWork, current: Mailbox, address: str) -> Mailbox:
@@ -357,12 +672,16 @@ class SendingService:
     ) -> None:
         found = await uow.suppressions.find(mailbox.domain_id, [r.lower() for r in recipients])
         if found:
-            first = min(found, key=lambda s: s.address)
-            reason = _REASONS.get(first.reason, first.reason)
-            raise Suppressed(
-                f"{first.address} is on the suppression list of {mailbox.domain_name}: {reason}. "
-                "Mail to it is not sent."
-            )
+            raise _suppressed(mailbox, found)
+
+
+def _suppressed(mailbox: Mailbox, found: Sequence[Suppression]) -> Suppressed:
+    first = min(found, key=lambda s: s.address)
+    reason = _REASONS.get(first.reason, first.reason)
+    return Suppressed(
+        f"{first.address} is on the suppression list of {mailbox.domain_name}: {reason}. "
+        "Mail to it is not sent."
+    )
 
 
 def _addresses(label: str, addresses: Sequence[str]) -> list[str]:

@@ -264,3 +264,93 @@ suppressions = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("domain_id", "address"),
 )
+
+# REST API keys: only the SHA-256 of the key is kept; `prefix` is its public part, for lookup.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_used_at", UtcDateTime()),
+    sa.Column("revoked_at", UtcDateTime()),
+    sa.Index("ix_api_keys_domain_id", "domain_id"),
+)
+
+sender_groups = sa.Table(
+    "sender_groups",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("all_mailboxes", sa.Boolean(), nullable=False),
+    sa.Column("emails", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_sender_groups_domain_id", "domain_id"),
+)
+
+# Deleting a mailbox removes its memberships (ON DELETE CASCADE).
+sender_group_mailboxes = sa.Table(
+    "sender_group_mailboxes",
+    metadata,
+    _fk("group_id", "sender_groups.id"),
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.PrimaryKeyConstraint("group_id", "mailbox_id"),
+    sa.Index("ix_sender_group_mailboxes_mailbox_id", "mailbox_id"),
+)
+
+# Responses to POST /v1/send with an Idempotency-Key, written in the send's own transaction.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=False),
+    sa.Column("body", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("domain_id", "key"),
+)
+
+
+# Endpoints a domain's events are posted to; `secret` signs each request (HMAC-SHA256).
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    _fk("domain_id", "domains.id"),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.JSON(), nullable=False),
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_webhooks_account_id", "account_id"),
+    sa.Index("ix_webhooks_domain_id", "domain_id"),
+)
+
+# The webhook outbox: one row per (webhook, event), written in the event's own transaction.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    _fk("webhook_id", "webhooks.id"),
+    _fk("event_id", "events.id"),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime()),
+    sa.Column("lease_owner", sa.String(100)),
+    sa.Column("lease_until", UtcDateTime()),
+    sa.Column("last_code", sa.Integer()),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("webhook_id", "event_id"),
+    sa.Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+    sa.Index("ix_webhook_deliveries_event_id", "event_id"),
+)

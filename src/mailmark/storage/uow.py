@@ -28,6 +28,12 @@ from mailmark.core.model import (
     User,
 )
 from mailmark.core.ports import NewEvent
+from mailmark.storage.api_repositories import (
+    SqlApiKeys,
+    SqlIdempotencyKeys,
+    SqlSenderGroups,
+    SqlSentEmails,
+)
 from mailmark.storage.db import READ_ONLY_OPTION
 from mailmark.storage.mailstore_repo import SqlMailStore, add_fulltext
 from mailmark.storage.tables import (
@@ -44,6 +50,7 @@ from mailmark.storage.tables import (
     suppressions,
     users,
 )
+from mailmark.storage.webhook_repository import SqlWebhooks, queue_webhook_deliveries
 
 T = TypeVar("T")
 # Stay well under SQLite's limit on bound parameters per statement.
@@ -86,6 +93,23 @@ def _message_row(message: NewMessage) -> dict[str, Any]:
         "body": message.index.body if message.index else None,
         "sent_day": message.index.sent_day if message.index else None,
     }
+
+
+async def _insert_many(conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the rows; their ids, in the same order, with one statement for the batch."""
+    if not rows:
+        return []
+    if conn.dialect.name == "sqlite":
+        # SQLite runs INSERT … RETURNING in parameter order one row at a time. Its write
+        # transactions here are BEGIN IMMEDIATE (nobody else inserts meanwhile), so the next ids
+        # are known: max(id) + 1 onwards, as SQLite itself would choose them.
+        last = (await conn.execute(sa.select(sa.func.max(table.c.id)))).scalar_one_or_none() or 0
+        ids = list(range(int(last) + 1, int(last) + 1 + len(rows)))
+        await conn.execute(table.insert(), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+        return ids
+    # PostgreSQL: insertmanyvalues, one statement per batch, ids returned in parameter order.
+    query = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in (await conn.execute(query, rows)).scalars()]
 
 
 def _blob_lock_id(blob_key: str) -> int:
@@ -263,10 +287,7 @@ class SqlFolders(_Repository):
 
 class SqlMessages(_Repository):
     async def add_many(self, new_messages: Sequence[NewMessage]) -> list[int]:
-        rows = [_message_row(message) for message in new_messages]
-        # insertmanyvalues: one statement for the batch, ids returned in parameter order.
-        query = messages.insert().returning(messages.c.id, sort_by_parameter_order=True)
-        ids = [int(i) for i in (await self._conn.execute(query, rows)).scalars()]
+        ids = await _insert_many(self._conn, messages, [_message_row(m) for m in new_messages])
         await add_fulltext(
             self._conn,
             [
@@ -345,15 +366,27 @@ class SqlMessages(_Repository):
         return False
 
 
+_EVENT_COLUMNS = ("account_id", "type", "payload", "created_at", "outbound_id")
+
+
 class SqlEvents(_Repository):
     async def add_many(self, new_events: Sequence[NewEvent]) -> None:
-        await self._conn.execute(events.insert(), [_fields(event) for event in new_events])
+        if not new_events:
+            return
+        rows = [{name: getattr(event, name) for name in _EVENT_COLUMNS} for event in new_events]
+        ids = await _insert_many(self._conn, events, rows)
+        # The webhook outbox is written with the events, in their transaction.
+        await queue_webhook_deliveries(self._conn, new_events, ids)
 
 
 class SqlOutbound(_Repository):
     async def add(self, message: OutboundMessage) -> OutboundMessage:
         new_id = await self._insert(outbound_messages, _row_values(message))
         return OutboundMessage(**{**asdict(message), "id": new_id})
+
+    async def add_many(self, new_messages: Sequence[OutboundMessage]) -> list[int]:
+        rows = [_row_values(message) for message in new_messages]
+        return await _insert_many(self._conn, outbound_messages, rows)
 
     async def get(self, outbound_id: int) -> OutboundMessage | None:
         query = outbound_messages.select().where(outbound_messages.c.id == outbound_id)
@@ -594,6 +627,27 @@ class SqlSuppressions(_Repository):
             found.extend(Suppression(**row._mapping) for row in await self._conn.execute(query))
         return found
 
+    async def list_for_domain(
+        self, domain_id: int, after_id: int | None, limit: int
+    ) -> list[Suppression]:
+        query = (
+            suppressions.select()
+            .where(suppressions.c.domain_id == domain_id)
+            .order_by(suppressions.c.id)
+            .limit(limit)
+        )
+        if after_id is not None:
+            query = query.where(suppressions.c.id > after_id)
+        return [Suppression(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def delete(self, domain_id: int, address: str) -> bool:
+        result = await self._conn.execute(
+            suppressions.delete().where(
+                suppressions.c.domain_id == domain_id, suppressions.c.address == address
+            )
+        )
+        return bool(result.rowcount)
+
 
 class SqlUnitOfWork:
     """One connection and one transaction; rolled back on exit unless committed."""
@@ -609,6 +663,11 @@ class SqlUnitOfWork:
     deliveries: SqlDeliveries
     suppressions: SqlSuppressions
     mailstore: SqlMailStore
+    webhooks: SqlWebhooks
+    api_keys: SqlApiKeys
+    sender_groups: SqlSenderGroups
+    idempotency: SqlIdempotencyKeys
+    sent_emails: SqlSentEmails
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
         self._engine = engine
@@ -636,6 +695,11 @@ class SqlUnitOfWork:
         self.deliveries = SqlDeliveries(conn)
         self.suppressions = SqlSuppressions(conn)
         self.mailstore = SqlMailStore(conn)
+        self.webhooks = SqlWebhooks(conn)
+        self.api_keys = SqlApiKeys(conn)
+        self.sender_groups = SqlSenderGroups(conn)
+        self.idempotency = SqlIdempotencyKeys(conn)
+        self.sent_emails = SqlSentEmails(conn)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

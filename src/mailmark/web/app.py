@@ -1,7 +1,7 @@
 """The Litestar application: thin handlers that parse a request, call core services and render.
 
 `create_app` takes every service it needs as an argument; nothing here reads settings or globals.
-Core errors are mapped to HTTP once, in `_error_response`.
+Core errors are mapped to HTTP once, in `web.errors`.
 """
 
 from __future__ import annotations
@@ -13,24 +13,18 @@ from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromQuery
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ControllerRouterHandler
 
 from mailmark.core.addresses import normalize_domain
 from mailmark.core.domains import DomainService
-from mailmark.core.errors import (
-    AccountPaused,
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    MailmarkError,
-    MessageRejected,
-    MessageTooLarge,
-    NotFound,
-    QuotaExceeded,
-)
+from mailmark.core.errors import InvalidInput, MailmarkError, NotFound
 from mailmark.core.mailboxes import MailboxService, split_address
 from mailmark.dns_tools.record_set import MailServer, mta_sts_policy
+from mailmark.web.api.v1.routes import BEARER_SCHEME, ApiServices, v1_router
 from mailmark.web.autoconfig import (
     MAX_AUTODISCOVER_REQUEST,
     MOBILECONFIG_MEDIA_TYPE,
@@ -41,20 +35,9 @@ from mailmark.web.autoconfig import (
     parse_autodiscover_request,
     thunderbird_config,
 )
+from mailmark.web.errors import error_response
 
 log = logging.getLogger(__name__)
-
-# The one place a core error becomes an HTTP status; the most specific class in the MRO wins.
-HTTP_STATUS_BY_ERROR: dict[type[MailmarkError], int] = {
-    InvalidInput: 400,
-    Forbidden: 403,
-    QuotaExceeded: 403,
-    AccountPaused: 403,
-    NotFound: 404,
-    Conflict: 409,
-    MessageTooLarge: 413,
-    MessageRejected: 422,
-}
 
 
 # --- client autoconfiguration ------------------------------------------------------------------
@@ -169,65 +152,55 @@ async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
     return bytes(body)
 
 
-# --- errors ------------------------------------------------------------------------------------
-
-
-def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
-    """Every error as `{"error": "<message>"}`, with the status the error class maps to."""
-    if isinstance(exc, MailmarkError):
-        status = next(
-            (HTTP_STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in HTTP_STATUS_BY_ERROR),
-            400,
-        )
-        return Response({"error": exc.message}, status_code=status)
-    if isinstance(exc, HTTPException) and exc.status_code < HTTP_500_INTERNAL_SERVER_ERROR:
-        return Response(
-            {"error": _http_exception_message(exc)},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
-    # Litestar only logs exceptions itself in debug mode (and we disable its logging config).
-    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return Response({"error": "Internal server error."}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
-
-
-def _http_exception_message(exc: HTTPException) -> str:
-    # Litestar's validation errors put the useful part ("Missing required query parameter
-    # 'emailaddress'") in `extra`, not in `detail`.
-    details = [
-        str(item["message"])
-        for item in (exc.extra if isinstance(exc.extra, list) else [])
-        if isinstance(item, dict) and item.get("message")
-    ]
-    return "; ".join(details) or exc.detail
-
-
 # --- the application ---------------------------------------------------------------------------
 
 
 def create_app(
-    *, mail_server: MailServer, domains: DomainService, mailboxes: MailboxService
+    *,
+    mail_server: MailServer,
+    domains: DomainService,
+    mailboxes: MailboxService,
+    api: ApiServices | None = None,
 ) -> Litestar:
-    """The web application, bound to the services it serves."""
+    """The web application, bound to the services it serves; the /v1 API when `api` is given."""
+    handlers: list[ControllerRouterHandler] = [
+        thunderbird_autoconfig,
+        outlook_autodiscover_settings,
+        apple_profile,
+        mta_sts_policy_file,
+    ]
+    if api is not None:
+        handlers.append(v1_router(api))
     return Litestar(
-        route_handlers=[
-            thunderbird_autoconfig,
-            outlook_autodiscover_settings,
-            apple_profile,
-            mta_sts_policy_file,
-        ],
+        route_handlers=handlers,
         dependencies={
             "mail_server": Provide(lambda: mail_server, use_cache=True, sync_to_thread=False),
             "domains": Provide(lambda: domains, use_cache=True, sync_to_thread=False),
             "mailboxes": Provide(lambda: mailboxes, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={
-            MailmarkError: _error_response,
-            HTTPException: _error_response,
-            HTTP_500_INTERNAL_SERVER_ERROR: _error_response,
+            MailmarkError: error_response,
+            HTTPException: error_response,
+            HTTP_500_INTERNAL_SERVER_ERROR: error_response,
         },
         # Litestar's default logging config rewires the root logger; `mailmark` configures logging
         # once, in the CLI, and unhandled errors are logged by `_error_response`.
         logging_config=None,
-        openapi_config=OpenAPIConfig(title="Mailmark", version="1"),
+        # /schema: the interactive explorer; /schema/openapi.json: the document itself.
+        openapi_config=OpenAPIConfig(
+            title="Mailmark",
+            version="1",
+            description="The Mailmark REST API. Every /v1 route takes `Authorization: Bearer "
+            "dm_live_…`, a key scoped to one domain; errors are "
+            '`{"error": {"code", "message", "field"}}`.',
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(path="/")],
+            components=Components(
+                security_schemes={
+                    BEARER_SCHEME: SecurityScheme(
+                        type="http", scheme="bearer", bearer_format="dm_live_…"
+                    )
+                }
+            ),
+        ),
     )

@@ -42,9 +42,14 @@ class HttpListener:
         await self.task
 
 
-async def start_http_listener(app: Litestar, *, host: str, port: int) -> HttpListener:
-    """Listen on host:port (port 0 picks a free one) and serve `app` until `close()`."""
-    sock = _bind(host, port)
+async def start_http_listener(
+    app: Litestar, *, host: str, port: int, reuse_port: bool = False
+) -> HttpListener:
+    """Listen on host:port (port 0 picks a free one) and serve `app` until `close()`.
+
+    `reuse_port`: other processes may listen on the same port too (SO_REUSEPORT), and the kernel
+    spreads new connections across them (`mailmark serve --http-workers`)."""
+    sock = _bind(host, port, reuse_port)
     bound_host, bound_port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,
@@ -73,13 +78,15 @@ async def start_http_listener(app: Litestar, *, host: str, port: int) -> HttpLis
     return HttpListener(server, task, bound_host, bound_port)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.setblocking(False)
     except BaseException:

@@ -1,0 +1,231 @@
+import { APIConnectionError, errorFromResponse } from "./errors.js";
+import type {
+  CampaignSendParams,
+  CampaignSendResult,
+  CreateMailboxParams,
+  CreateSenderGroupParams,
+  CreateWebhookParams,
+  DeletedResponse,
+  Email,
+  EmailDetail,
+  EmailPage,
+  ListEmailsParams,
+  ListSuppressionsParams,
+  Mailbox,
+  SendParams,
+  SendResult,
+  SenderGroup,
+  SuppressionPage,
+  TransactionalSendParams,
+  TransactionalSendResult,
+  UpdateSenderGroupParams,
+  Webhook,
+} from "./types.js";
+
+export const DEFAULT_BASE_URL = "https://api.mailmark.dev";
+export const VERSION = "0.1.0";
+
+export interface MailmarkOptions {
+  /** Where the API is served; for a self-hosted Mailmark, e.g. `http://127.0.0.1:8025`. */
+  baseUrl?: string;
+  /** Abort a request after this many milliseconds (default 30000). */
+  timeoutMs?: number;
+  /** A fetch implementation (default: the global `fetch` of Node 18+, Bun and browsers). */
+  fetch?: typeof fetch;
+}
+
+type Query = Record<string, string | number | undefined>;
+
+interface RequestOptions {
+  body?: unknown;
+  query?: Query;
+  headers?: Record<string, string>;
+}
+
+/** A client for one API key (one domain). */
+export class Mailmark {
+  readonly baseUrl: string;
+  readonly #apiKey: string;
+  readonly #timeoutMs: number;
+  readonly #fetch: typeof fetch;
+
+  constructor(apiKey: string, options: MailmarkOptions = {}) {
+    if (typeof apiKey !== "string" || apiKey.trim() === "") {
+      throw new TypeError("Mailmark: an API key (dm_live_...) is required");
+    }
+    this.#apiKey = apiKey.trim();
+    this.baseUrl = (options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    const fetchImpl = options.fetch ?? globalThis.fetch;
+    if (typeof fetchImpl !== "function") {
+      throw new TypeError("Mailmark: no fetch implementation (Node 18+ or Bun provide one)");
+    }
+    this.#fetch = fetchImpl;
+  }
+
+  // --- sending ---------------------------------------------------------------------------------
+
+  /** Send (or schedule) an email: one message to every recipient, or one per recipient. */
+  send(params: CampaignSendParams): Promise<CampaignSendResult>;
+  send(params: TransactionalSendParams): Promise<TransactionalSendResult>;
+  send(params: SendParams): Promise<SendResult>;
+  async send(params: SendParams): Promise<SendResult> {
+    const { idempotencyKey, scheduledAt, to, cc, bcc, ...fields } = params;
+    const body: Record<string, unknown> = { ...fields, to: list(to) };
+    if (cc !== undefined) body["cc"] = list(cc);
+    if (bcc !== undefined) body["bcc"] = list(bcc);
+    if (scheduledAt !== undefined) {
+      body["scheduledAt"] = scheduledAt instanceof Date ? scheduledAt.getTime() : scheduledAt;
+    }
+    const headers: Record<string, string> =
+      idempotencyKey === undefined ? {} : { "Idempotency-Key": idempotencyKey };
+    return this.#request<SendResult>("POST", "/v1/send", { body, headers });
+  }
+
+  // --- mailboxes -------------------------------------------------------------------------------
+
+  /** Every mailbox on the API key's domain. */
+  listMailboxes(): Promise<Mailbox[]> {
+    return this.#request<Mailbox[]>("GET", "/v1/mailboxes");
+  }
+
+  /** Create a mailbox; `address` is the local part. A ConflictError if it exists. */
+  createMailbox(params: CreateMailboxParams): Promise<Mailbox> {
+    return this.#request<Mailbox>("POST", "/v1/mailboxes", { body: params });
+  }
+
+  /** Delete a mailbox and all its emails, by local part or full address. Irreversible. */
+  deleteMailbox(address: string): Promise<DeletedResponse> {
+    return this.#request<DeletedResponse>("DELETE", `/v1/mailboxes/${segment(address)}`);
+  }
+
+  // --- sender groups ---------------------------------------------------------------------------
+
+  listSenderGroups(): Promise<SenderGroup[]> {
+    return this.#request<SenderGroup[]>("GET", "/v1/sender-groups");
+  }
+
+  createSenderGroup(params: CreateSenderGroupParams): Promise<SenderGroup> {
+    return this.#request<SenderGroup>("POST", "/v1/sender-groups", { body: params });
+  }
+
+  updateSenderGroup(id: string, params: UpdateSenderGroupParams): Promise<SenderGroup> {
+    return this.#request<SenderGroup>("PATCH", `/v1/sender-groups/${segment(id)}`, { body: params });
+  }
+
+  /** Delete a sender group; its mailboxes are not affected. */
+  deleteSenderGroup(id: string): Promise<DeletedResponse> {
+    return this.#request<DeletedResponse>("DELETE", `/v1/sender-groups/${segment(id)}`);
+  }
+
+  // --- emails ----------------------------------------------------------------------------------
+
+  /** One page of sent emails, newest first. */
+  listEmails(params: ListEmailsParams = {}): Promise<EmailPage> {
+    const { status, from, batchId, cursor, limit } = params;
+    return this.#request<EmailPage>("GET", "/v1/emails", {
+      query: { status, from, batchId, cursor, limit },
+    });
+  }
+
+  /** Every sent email matching the filters, newest first, fetching page after page. */
+  async *iterateEmails(params: Omit<ListEmailsParams, "cursor"> = {}): AsyncGenerator<Email> {
+    let page = await this.listEmails(params);
+    yield* page.data;
+    while (page.nextCursor !== null) {
+      page = await this.listEmails({ ...params, cursor: page.nextCursor });
+      yield* page.data;
+    }
+  }
+
+  /** One sent email (by `_id` or `messageId`) with its recipients and event timeline. */
+  getEmail(id: string): Promise<EmailDetail> {
+    return this.#request<EmailDetail>("GET", `/v1/emails/${segment(id)}`);
+  }
+
+  // --- suppressions ---------------------------------------------------------------------------
+
+  /** Addresses mail is no longer sent to (hard bounces, complaints), oldest first. */
+  listSuppressions(params: ListSuppressionsParams = {}): Promise<SuppressionPage> {
+    const { cursor, limit } = params;
+    return this.#request<SuppressionPage>("GET", "/v1/suppressions", { query: { cursor, limit } });
+  }
+
+  /** Mail a suppressed address again; a NotFoundError when it is not on the list. */
+  deleteSuppression(address: string): Promise<DeletedResponse> {
+    return this.#request<DeletedResponse>("DELETE", `/v1/suppressions/${segment(address)}`);
+  }
+
+  // --- webhooks --------------------------------------------------------------------------------
+
+  listWebhooks(): Promise<Webhook[]> {
+    return this.#request<Webhook[]>("GET", "/v1/webhooks");
+  }
+
+  /** Subscribe a URL to events; the answer carries the signing `secret`, shown only once. */
+  createWebhook(params: CreateWebhookParams): Promise<Webhook> {
+    return this.#request<Webhook>("POST", "/v1/webhooks", { body: params });
+  }
+
+  deleteWebhook(id: string): Promise<DeletedResponse> {
+    return this.#request<DeletedResponse>("DELETE", `/v1/webhooks/${segment(id)}`);
+  }
+
+  // --- transport -------------------------------------------------------------------------------
+
+  async #request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const url = new URL(this.baseUrl + path);
+    for (const [name, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(name, String(value));
+    }
+    const headers: Record<string, string> = {
+      Authorization: `Bearer ${this.#apiKey}`,
+      Accept: "application/json",
+      "User-Agent": `mailmark-sdk-node/${VERSION}`,
+      ...options.headers,
+    };
+    const init: RequestInit = { method, headers, signal: AbortSignal.timeout(this.#timeoutMs) };
+    if (options.body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(options.body);
+    }
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.#fetch(url, init);
+      text = await response.text();
+    } catch (cause) {
+      const timedOut = cause instanceof Error && cause.name === "TimeoutError";
+      throw new APIConnectionError({
+        status: 0,
+        code: timedOut ? "timeout" : "connection_failed",
+        message: timedOut
+          ? `${method} ${path}: no response within ${this.#timeoutMs} ms`
+          : `${method} ${path}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        body: cause,
+      });
+    }
+    const body = decode(text);
+    if (!response.ok) throw errorFromResponse(response.status, body, response.headers);
+    return body as T;
+  }
+}
+
+function list(value: string | string[]): string[] {
+  return Array.isArray(value) ? value : [value];
+}
+
+/** A path segment; `@` stays as is (RFC 3986 §3.3 allows it in a segment). */
+function segment(value: string): string {
+  if (value === "") throw new TypeError("Mailmark: an empty id or address");
+  return encodeURIComponent(value).replace(/%40/g, "@");
+}
+
+function decode(text: string): unknown {
+  if (text === "") return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}

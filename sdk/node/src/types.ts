@@ -1,0 +1,206 @@
+/** Request and response shapes of the Mailmark /v1 REST API. */
+
+export interface Mailbox {
+  _id: string;
+  /** The local part, e.g. `hello`. */
+  address: string;
+  /** The full address, e.g. `hello@yourdomain.com`. */
+  fullAddress: string;
+  displayName: string;
+}
+
+export interface CreateMailboxParams {
+  /** The local part only (`hello`, not `hello@yourdomain.com`). */
+  address: string;
+  displayName?: string;
+}
+
+export interface DeletedResponse {
+  deleted: true;
+}
+
+/** Mailboxes of a sender group: addresses (a list or a comma-separated string) or `"all"`. */
+export type SenderMailboxes = string[] | string;
+
+export interface SenderGroup {
+  _id: string;
+  name: string;
+  /** Full addresses of the sender mailboxes. */
+  mailboxes: string[];
+  /** The recipient list. */
+  emails: string[];
+}
+
+export interface CreateSenderGroupParams {
+  name: string;
+  mailboxes?: SenderMailboxes;
+  emails?: string[];
+}
+
+export interface UpdateSenderGroupParams {
+  name?: string;
+  addEmails?: string[];
+  removeEmails?: string[];
+  emails?: string[];
+  mailboxes?: SenderMailboxes;
+}
+
+export type SendType = "transactional" | "campaign";
+
+interface SendFields {
+  /** Full address of an existing mailbox on the API key's domain. */
+  from: string;
+  /** One address or a list. */
+  to: string | string[];
+  subject: string;
+  /** HTML body (`html` or `text` is required). */
+  html?: string;
+  /** Plain-text body (`html` or `text` is required). */
+  text?: string;
+  /** When to send: a future time, as a Date or unix milliseconds. */
+  scheduledAt?: Date | number;
+  /** Merge-tag values per recipient address: `{ "ann@example.com": { firstName: "Ann" } }`. */
+  variables?: Record<string, Record<string, string>>;
+  cc?: string | string[];
+  bcc?: string | string[];
+  replyTo?: string;
+  /** Extra message headers (no CR, LF or NUL in names or values). */
+  headers?: Record<string, string>;
+  /** Rotate the From address over this sender group's mailboxes (campaign sends). */
+  senderGroupId?: string;
+  /** Sent as the `Idempotency-Key` header: a retried send with the same key is not sent twice. */
+  idempotencyKey?: string;
+}
+
+export interface TransactionalSendParams extends SendFields {
+  type?: "transactional";
+}
+
+export interface CampaignSendParams extends SendFields {
+  type: "campaign";
+}
+
+export type SendParams = TransactionalSendParams | CampaignSendParams;
+
+export interface TransactionalSendResult {
+  messageId: string;
+  status: "queued";
+}
+
+export interface CampaignSendResult {
+  messageIds: string[];
+  batchId: string;
+  status: "queued";
+}
+
+export type SendResult = TransactionalSendResult | CampaignSendResult;
+
+export interface Email {
+  _id: string;
+  /** The Message-ID header. */
+  messageId: string | null;
+  from: string;
+  to: string[];
+  subject: string | null;
+  /** Where its least advanced recipient stands: queued, deferred, bounced, complained, delivered. */
+  status: string;
+  batchId: string | null;
+  /** How it was sent: api, campaign, submission, ... */
+  source: string;
+  createdAt: string | null;
+  scheduledAt: string | null;
+}
+
+export interface EmailRecipient {
+  address: string;
+  status: string;
+  attempts: number;
+  updatedAt: string;
+  lastCode: number | null;
+  lastStatus: string | null;
+  lastReply: string | null;
+}
+
+export interface EmailEvent {
+  type: string;
+  createdAt: string;
+  data: Record<string, unknown>;
+}
+
+/** One sent email with each recipient's delivery and the event timeline, oldest first. */
+export interface EmailDetail extends Email {
+  recipients: EmailRecipient[];
+  events: EmailEvent[];
+}
+
+export interface ListEmailsParams {
+  status?: string;
+  from?: string;
+  batchId?: string;
+  /** The `nextCursor` of the previous page. */
+  cursor?: string;
+  limit?: number;
+}
+
+export interface EmailPage {
+  data: Email[];
+  /** Pass as `cursor` to get the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export type WebhookEvent =
+  | "email.received"
+  | "email.delivered"
+  | "email.deferred"
+  | "email.bounced"
+  | "email.complained"
+  | "email.opened"
+  | "email.clicked";
+
+export interface WebhookDelivery {
+  eventId: string;
+  event: string;
+  status: string;
+  attempts: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  nextAttemptAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Webhook {
+  id: string;
+  url: string;
+  events: string[];
+  createdAt: string;
+  /** Recent deliveries (listings only). */
+  deliveries?: WebhookDelivery[];
+  /** The signing secret: in the answer to createWebhook only, never again. */
+  secret?: string;
+}
+
+export interface CreateWebhookParams {
+  /** An https URL on a public address. */
+  url: string;
+  /** The events to deliver (default: all). */
+  events?: WebhookEvent[];
+}
+
+export interface Suppression {
+  address: string;
+  /** Why mail to it stopped: `bounce`, `complaint` or `manual`. */
+  reason: string;
+  detail: string;
+  createdAt: string;
+}
+
+export interface ListSuppressionsParams {
+  cursor?: string;
+  limit?: number;
+}
+
+export interface SuppressionPage {
+  data: Suppression[];
+  nextCursor: string | null;
+}

@@ -1,0 +1,661 @@
+"""`Mailmark` (sync) and `AsyncMailmark` (async): the same methods over one request description.
+
+Each API call is described once, as a `_Call` (method, path, body, how to read the answer); the
+two clients only differ in how they run it on httpx.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from mailmark_sdk.errors import APIConnectionError, MailmarkError, error_from_response
+from mailmark_sdk.types import (
+    CampaignSendResult,
+    Email,
+    EmailDetail,
+    EmailPage,
+    Mailbox,
+    SenderGroup,
+    SendResult,
+    SendType,
+    SuppressionPage,
+    Webhook,
+    send_result_from_json,
+)
+
+DEFAULT_BASE_URL = "https://api.mailmark.dev"
+DEFAULT_TIMEOUT = 30.0
+VERSION = "0.1.0"
+
+T = TypeVar("T")
+
+#: Sender mailboxes of a group: addresses (a list or a comma-separated string) or ``"all"``.
+SenderMailboxes = Sequence[str] | str
+
+
+@dataclass(frozen=True)
+class _Call(Generic[T]):
+    method: str
+    path: str
+    read: Callable[[Any], T]
+    body: dict[str, Any] | None = None
+    params: dict[str, str | int] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _segment(value: str) -> str:
+    """A path segment; `@` stays as is (RFC 3986 §3.3 allows it in a segment)."""
+    if not value:
+        raise ValueError("an empty id or address")
+    return quote(value, safe="@")
+
+
+def _dict(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise MailmarkError("unexpected response body", status=200, code="bad_response", body=data)
+    return data
+
+
+def _list(data: Any) -> list[dict[str, Any]]:
+    if not isinstance(data, list):
+        raise MailmarkError("unexpected response body", status=200, code="bad_response", body=data)
+    return [_dict(item) for item in data]
+
+
+def _deleted(data: Any) -> bool:
+    return _dict(data).get("deleted") is True
+
+
+def _without_none(**fields: Any) -> dict[str, Any]:
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _addresses(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _mailboxes_json(mailboxes: SenderMailboxes | None) -> list[str] | str | None:
+    if mailboxes is None or isinstance(mailboxes, str):
+        return mailboxes
+    return list(mailboxes)
+
+
+class _Calls:
+    """The /v1 API, call by call."""
+
+    @staticmethod
+    def send(
+        *,
+        from_: str,
+        to: str | Sequence[str],
+        subject: str,
+        html: str | None,
+        text: str | None,
+        type: SendType | None,
+        scheduled_at: datetime | int | None,
+        variables: Mapping[str, Mapping[str, str]] | None,
+        cc: str | Sequence[str] | None,
+        bcc: str | Sequence[str] | None,
+        reply_to: str | None,
+        headers: Mapping[str, str] | None,
+        sender_group_id: str | None,
+        idempotency_key: str | None,
+    ) -> _Call[SendResult | CampaignSendResult]:
+        if isinstance(scheduled_at, datetime):
+            if scheduled_at.tzinfo is None:
+                raise ValueError("scheduled_at must be timezone-aware")
+            scheduled_at = int(scheduled_at.timestamp() * 1000)
+        body = _without_none(
+            html=html,
+            text=text,
+            type=type,
+            scheduledAt=scheduled_at,
+            variables={address: dict(values) for address, values in variables.items()}
+            if variables is not None
+            else None,
+            cc=_addresses(cc),
+            bcc=_addresses(bcc),
+            replyTo=reply_to,
+            headers=dict(headers) if headers is not None else None,
+            senderGroupId=sender_group_id,
+        )
+        body = {
+            "from": from_,
+            "to": [to] if isinstance(to, str) else list(to),
+            "subject": subject,
+        } | body
+        headers = {} if idempotency_key is None else {"Idempotency-Key": idempotency_key}
+        return _Call(
+            "POST",
+            "/v1/send",
+            lambda data: send_result_from_json(_dict(data)),
+            body,
+            headers=headers,
+        )
+
+    @staticmethod
+    def list_mailboxes() -> _Call[list[Mailbox]]:
+        return _Call(
+            "GET", "/v1/mailboxes", lambda data: [Mailbox.from_json(m) for m in _list(data)]
+        )
+
+    @staticmethod
+    def create_mailbox(address: str, display_name: str | None) -> _Call[Mailbox]:
+        body = _without_none(address=address, displayName=display_name)
+        return _Call("POST", "/v1/mailboxes", lambda data: Mailbox.from_json(_dict(data)), body)
+
+    @staticmethod
+    def delete_mailbox(address: str) -> _Call[bool]:
+        return _Call("DELETE", f"/v1/mailboxes/{_segment(address)}", _deleted)
+
+    @staticmethod
+    def list_sender_groups() -> _Call[list[SenderGroup]]:
+        return _Call(
+            "GET", "/v1/sender-groups", lambda data: [SenderGroup.from_json(g) for g in _list(data)]
+        )
+
+    @staticmethod
+    def create_sender_group(
+        name: str, mailboxes: SenderMailboxes | None, emails: Sequence[str] | None
+    ) -> _Call[SenderGroup]:
+        body = _without_none(
+            name=name,
+            mailboxes=_mailboxes_json(mailboxes),
+            emails=list(emails) if emails is not None else None,
+        )
+        return _Call(
+            "POST", "/v1/sender-groups", lambda data: SenderGroup.from_json(_dict(data)), body
+        )
+
+    @staticmethod
+    def update_sender_group(
+        group_id: str,
+        *,
+        name: str | None,
+        add_emails: Sequence[str] | None,
+        remove_emails: Sequence[str] | None,
+        emails: Sequence[str] | None,
+        mailboxes: SenderMailboxes | None,
+    ) -> _Call[SenderGroup]:
+        body = _without_none(
+            name=name,
+            addEmails=list(add_emails) if add_emails is not None else None,
+            removeEmails=list(remove_emails) if remove_emails is not None else None,
+            emails=list(emails) if emails is not None else None,
+            mailboxes=_mailboxes_json(mailboxes),
+        )
+        return _Call(
+            "PATCH",
+            f"/v1/sender-groups/{_segment(group_id)}",
+            lambda data: SenderGroup.from_json(_dict(data)),
+            body,
+        )
+
+    @staticmethod
+    def delete_sender_group(group_id: str) -> _Call[bool]:
+        return _Call("DELETE", f"/v1/sender-groups/{_segment(group_id)}", _deleted)
+
+    @staticmethod
+    def list_emails(
+        *,
+        status: str | None,
+        from_: str | None,
+        batch_id: str | None,
+        cursor: str | None,
+        limit: int | None,
+    ) -> _Call[EmailPage]:
+        params = _without_none(status=status, batchId=batch_id, cursor=cursor, limit=limit)
+        if from_ is not None:
+            params["from"] = from_
+        return _Call(
+            "GET", "/v1/emails", lambda data: EmailPage.from_json(_dict(data)), params=params
+        )
+
+    @staticmethod
+    def get_email(email_id: str) -> _Call[EmailDetail]:
+        return _Call(
+            "GET",
+            f"/v1/emails/{_segment(email_id)}",
+            lambda data: EmailDetail.from_json(_dict(data)),
+        )
+
+    @staticmethod
+    def list_suppressions(cursor: str | None, limit: int | None) -> _Call[SuppressionPage]:
+        params = _without_none(cursor=cursor, limit=limit)
+        return _Call(
+            "GET",
+            "/v1/suppressions",
+            lambda data: SuppressionPage.from_json(_dict(data)),
+            params=params,
+        )
+
+    @staticmethod
+    def delete_suppression(address: str) -> _Call[bool]:
+        return _Call("DELETE", f"/v1/suppressions/{_segment(address)}", _deleted)
+
+    @staticmethod
+    def list_webhooks() -> _Call[list[Webhook]]:
+        return _Call(
+            "GET", "/v1/webhooks", lambda data: [Webhook.from_json(w) for w in _list(data)]
+        )
+
+    @staticmethod
+    def create_webhook(url: str, events: Sequence[str] | None) -> _Call[Webhook]:
+        body = _without_none(url=url, events=list(events) if events is not None else None)
+        return _Call("POST", "/v1/webhooks", lambda data: Webhook.from_json(_dict(data)), body)
+
+    @staticmethod
+    def delete_webhook(webhook_id: str) -> _Call[bool]:
+        return _Call("DELETE", f"/v1/webhooks/{_segment(webhook_id)}", _deleted)
+
+
+def _headers(api_key: str) -> dict[str, str]:
+    if not api_key or not api_key.strip():
+        raise ValueError("an API key (dm_live_...) is required")
+    return {
+        "Authorization": f"Bearer {api_key.strip()}",
+        "Accept": "application/json",
+        "User-Agent": f"mailmark-sdk-python/{VERSION}",
+    }
+
+
+def _request(client: httpx.Client | httpx.AsyncClient, call: _Call[Any]) -> httpx.Request:
+    return client.build_request(
+        call.method, call.path, json=call.body, params=call.params or None, headers=call.headers
+    )
+
+
+def _answer(call: _Call[T], response: httpx.Response) -> T:
+    try:
+        data: Any = response.json() if response.content else None
+    except json.JSONDecodeError:
+        data = response.text
+    if not response.is_success:
+        raise error_from_response(response.status_code, data, response.headers)
+    return call.read(data)
+
+
+def _connection_error(call: _Call[Any], exc: httpx.HTTPError) -> APIConnectionError:
+    timed_out = isinstance(exc, httpx.TimeoutException)
+    return APIConnectionError(
+        f"{call.method} {call.path}: {'no response in time' if timed_out else exc}",
+        status=0,
+        code="timeout" if timed_out else "connection_failed",
+    )
+
+
+class Mailmark:
+    """A synchronous client for one API key (one domain).
+
+    ``Mailmark(api_key, base_url="http://127.0.0.1:8025")`` for a self-hosted server. Use it as a
+    context manager, or call `close()`, to release its connections."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = DEFAULT_TIMEOUT,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = http_client or httpx.Client(timeout=timeout)
+        self._http.base_url = httpx.URL(self.base_url)
+        self._http.headers.update(_headers(api_key))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _run(self, call: _Call[T]) -> T:
+        try:
+            response = self._http.send(_request(self._http, call))
+        except httpx.HTTPError as exc:
+            raise _connection_error(call, exc) from exc
+        return _answer(call, response)
+
+    def send(
+        self,
+        *,
+        from_: str,
+        to: str | Sequence[str],
+        subject: str,
+        html: str | None = None,
+        text: str | None = None,
+        type: SendType | None = None,
+        scheduled_at: datetime | int | None = None,
+        variables: Mapping[str, Mapping[str, str]] | None = None,
+        cc: str | Sequence[str] | None = None,
+        bcc: str | Sequence[str] | None = None,
+        reply_to: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        sender_group_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendResult | CampaignSendResult:
+        """Send (or schedule, with `scheduled_at` as an aware datetime or unix ms) an email.
+
+        ``type="campaign"`` sends one individually addressed message per recipient and returns a
+        `CampaignSendResult`; otherwise one message goes to every recipient (`SendResult`)."""
+        return self._run(
+            _Calls.send(
+                from_=from_,
+                to=to,
+                subject=subject,
+                html=html,
+                text=text,
+                type=type,
+                scheduled_at=scheduled_at,
+                variables=variables,
+                cc=cc,
+                bcc=bcc,
+                reply_to=reply_to,
+                headers=headers,
+                sender_group_id=sender_group_id,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def list_mailboxes(self) -> list[Mailbox]:
+        return self._run(_Calls.list_mailboxes())
+
+    def create_mailbox(self, address: str, display_name: str | None = None) -> Mailbox:
+        """Create a mailbox; `address` is the local part. ConflictError if it exists."""
+        return self._run(_Calls.create_mailbox(address, display_name))
+
+    def delete_mailbox(self, address: str) -> bool:
+        """Delete a mailbox and all its emails, by local part or full address. Irreversible."""
+        return self._run(_Calls.delete_mailbox(address))
+
+    def list_sender_groups(self) -> list[SenderGroup]:
+        return self._run(_Calls.list_sender_groups())
+
+    def create_sender_group(
+        self,
+        name: str,
+        *,
+        mailboxes: SenderMailboxes | None = None,
+        emails: Sequence[str] | None = None,
+    ) -> SenderGroup:
+        return self._run(_Calls.create_sender_group(name, mailboxes, emails))
+
+    def update_sender_group(
+        self,
+        group_id: str,
+        *,
+        name: str | None = None,
+        add_emails: Sequence[str] | None = None,
+        remove_emails: Sequence[str] | None = None,
+        emails: Sequence[str] | None = None,
+        mailboxes: SenderMailboxes | None = None,
+    ) -> SenderGroup:
+        return self._run(
+            _Calls.update_sender_group(
+                group_id,
+                name=name,
+                add_emails=add_emails,
+                remove_emails=remove_emails,
+                emails=emails,
+                mailboxes=mailboxes,
+            )
+        )
+
+    def delete_sender_group(self, group_id: str) -> bool:
+        """Delete a sender group; its mailboxes are not affected."""
+        return self._run(_Calls.delete_sender_group(group_id))
+
+    def list_emails(
+        self,
+        *,
+        status: str | None = None,
+        from_: str | None = None,
+        batch_id: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> EmailPage:
+        """One page of sent emails, newest first; pass `next_cursor` back for the next."""
+        return self._run(
+            _Calls.list_emails(
+                status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
+            )
+        )
+
+    def iter_emails(
+        self,
+        *,
+        status: str | None = None,
+        from_: str | None = None,
+        batch_id: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Email]:
+        """Every sent email matching the filters, newest first, fetching page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.list_emails(
+                status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
+            )
+            yield from page.data
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get_email(self, email_id: str) -> EmailDetail:
+        """One sent email (by `id` or `message_id`) with its recipients and event timeline."""
+        return self._run(_Calls.get_email(email_id))
+
+    def list_suppressions(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> SuppressionPage:
+        """Addresses mail is no longer sent to (hard bounces, complaints), oldest first."""
+        return self._run(_Calls.list_suppressions(cursor, limit))
+
+    def delete_suppression(self, address: str) -> bool:
+        """Mail a suppressed address again; NotFoundError when it is not on the list."""
+        return self._run(_Calls.delete_suppression(address))
+
+    def list_webhooks(self) -> list[Webhook]:
+        return self._run(_Calls.list_webhooks())
+
+    def create_webhook(self, url: str, *, events: Sequence[str] | None = None) -> Webhook:
+        """Subscribe `url` to `events` (default: all); the answer's `secret` is shown only once."""
+        return self._run(_Calls.create_webhook(url, events))
+
+    def delete_webhook(self, webhook_id: str) -> bool:
+        return self._run(_Calls.delete_webhook(webhook_id))
+
+
+class AsyncMailmark:
+    """The asynchronous client: the methods of `Mailmark`, awaited.
+
+    ``async with AsyncMailmark(api_key, base_url=...) as client: await client.send(...)``"""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = DEFAULT_TIMEOUT,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._http.base_url = httpx.URL(self.base_url)
+        self._http.headers.update(_headers(api_key))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _run(self, call: _Call[T]) -> T:
+        try:
+            response = await self._http.send(_request(self._http, call))
+        except httpx.HTTPError as exc:
+            raise _connection_error(call, exc) from exc
+        return _answer(call, response)
+
+    async def send(
+        self,
+        *,
+        from_: str,
+        to: str | Sequence[str],
+        subject: str,
+        html: str | None = None,
+        text: str | None = None,
+        type: SendType | None = None,
+        scheduled_at: datetime | int | None = None,
+        variables: Mapping[str, Mapping[str, str]] | None = None,
+        cc: str | Sequence[str] | None = None,
+        bcc: str | Sequence[str] | None = None,
+        reply_to: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        sender_group_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendResult | CampaignSendResult:
+        """See `Mailmark.send`."""
+        return await self._run(
+            _Calls.send(
+                from_=from_,
+                to=to,
+                subject=subject,
+                html=html,
+                text=text,
+                type=type,
+                scheduled_at=scheduled_at,
+                variables=variables,
+                cc=cc,
+                bcc=bcc,
+                reply_to=reply_to,
+                headers=headers,
+                sender_group_id=sender_group_id,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def list_mailboxes(self) -> list[Mailbox]:
+        return await self._run(_Calls.list_mailboxes())
+
+    async def create_mailbox(self, address: str, display_name: str | None = None) -> Mailbox:
+        return await self._run(_Calls.create_mailbox(address, display_name))
+
+    async def delete_mailbox(self, address: str) -> bool:
+        return await self._run(_Calls.delete_mailbox(address))
+
+    async def list_sender_groups(self) -> list[SenderGroup]:
+        return await self._run(_Calls.list_sender_groups())
+
+    async def create_sender_group(
+        self,
+        name: str,
+        *,
+        mailboxes: SenderMailboxes | None = None,
+        emails: Sequence[str] | None = None,
+    ) -> SenderGroup:
+        return await self._run(_Calls.create_sender_group(name, mailboxes, emails))
+
+    async def update_sender_group(
+        self,
+        group_id: str,
+        *,
+        name: str | None = None,
+        add_emails: Sequence[str] | None = None,
+        remove_emails: Sequence[str] | None = None,
+        emails: Sequence[str] | None = None,
+        mailboxes: SenderMailboxes | None = None,
+    ) -> SenderGroup:
+        return await self._run(
+            _Calls.update_sender_group(
+                group_id,
+                name=name,
+                add_emails=add_emails,
+                remove_emails=remove_emails,
+                emails=emails,
+                mailboxes=mailboxes,
+            )
+        )
+
+    async def delete_sender_group(self, group_id: str) -> bool:
+        return await self._run(_Calls.delete_sender_group(group_id))
+
+    async def list_emails(
+        self,
+        *,
+        status: str | None = None,
+        from_: str | None = None,
+        batch_id: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> EmailPage:
+        return await self._run(
+            _Calls.list_emails(
+                status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
+            )
+        )
+
+    async def iter_emails(
+        self,
+        *,
+        status: str | None = None,
+        from_: str | None = None,
+        batch_id: str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[Email]:
+        """See `Mailmark.iter_emails`: ``async for email in client.iter_emails(...)``."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_emails(
+                status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
+            )
+            for email in page.data:
+                yield email
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def get_email(self, email_id: str) -> EmailDetail:
+        return await self._run(_Calls.get_email(email_id))
+
+    async def list_suppressions(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> SuppressionPage:
+        return await self._run(_Calls.list_suppressions(cursor, limit))
+
+    async def delete_suppression(self, address: str) -> bool:
+        return await self._run(_Calls.delete_suppression(address))
+
+    async def list_webhooks(self) -> list[Webhook]:
+        return await self._run(_Calls.list_webhooks())
+
+    async def create_webhook(self, url: str, *, events: Sequence[str] | None = None) -> Webhook:
+        return await self._run(_Calls.create_webhook(url, events))
+
+    async def delete_webhook(self, webhook_id: str) -> bool:
+        return await self._run(_Calls.delete_webhook(webhook_id))

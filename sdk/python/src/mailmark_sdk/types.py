@@ -1,0 +1,297 @@
+"""What the API returns, as typed values (snake_case attributes over the API's camelCase JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SendType = Literal["transactional", "campaign"]
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _strs(data: dict[str, Any], key: str) -> list[str]:
+    value = data.get(key)
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    id: str
+    #: The local part, e.g. ``hello``.
+    address: str
+    #: The full address, e.g. ``hello@yourdomain.com``.
+    full_address: str
+    display_name: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Mailbox:
+        return cls(
+            id=_str(data, "_id"),
+            address=_str(data, "address"),
+            full_address=_str(data, "fullAddress"),
+            display_name=_str(data, "displayName"),
+        )
+
+
+@dataclass(frozen=True)
+class SenderGroup:
+    id: str
+    name: str
+    #: Full addresses of the sender mailboxes.
+    mailboxes: list[str]
+    #: The recipient list.
+    emails: list[str]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SenderGroup:
+        return cls(
+            id=_str(data, "_id"),
+            name=_str(data, "name"),
+            mailboxes=_strs(data, "mailboxes"),
+            emails=_strs(data, "emails"),
+        )
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A transactional send: one message to every recipient."""
+
+    message_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class CampaignSendResult:
+    """A campaign send: one individually addressed message per recipient, under one batch."""
+
+    message_ids: list[str]
+    batch_id: str
+    status: str
+
+
+def send_result_from_json(data: dict[str, Any]) -> SendResult | CampaignSendResult:
+    if "messageIds" in data:
+        return CampaignSendResult(
+            message_ids=_strs(data, "messageIds"),
+            batch_id=_str(data, "batchId"),
+            status=_str(data, "status"),
+        )
+    return SendResult(message_id=_str(data, "messageId"), status=_str(data, "status"))
+
+
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _opt_int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class Email:
+    """A sent email; `raw` keeps every field the server returned."""
+
+    id: str
+    #: The Message-ID header.
+    message_id: str | None
+    from_: str
+    to: list[str]
+    subject: str | None
+    #: Where its least advanced recipient stands: queued, deferred, bounced, delivered, ...
+    status: str
+    batch_id: str | None
+    #: How it was sent: api, campaign, submission, ...
+    source: str
+    created_at: str | None
+    scheduled_at: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Email:
+        return cls(
+            id=_str(data, "_id"),
+            message_id=_opt_str(data, "messageId"),
+            from_=_str(data, "from"),
+            to=_strs(data, "to"),
+            subject=_opt_str(data, "subject"),
+            status=_str(data, "status"),
+            batch_id=_opt_str(data, "batchId"),
+            source=_str(data, "source"),
+            created_at=_opt_str(data, "createdAt"),
+            scheduled_at=_opt_str(data, "scheduledAt"),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class EmailRecipient:
+    address: str
+    status: str
+    attempts: int
+    updated_at: str
+    last_code: int | None
+    last_status: str | None
+    last_reply: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EmailRecipient:
+        return cls(
+            address=_str(data, "address"),
+            status=_str(data, "status"),
+            attempts=_opt_int(data, "attempts") or 0,
+            updated_at=_str(data, "updatedAt"),
+            last_code=_opt_int(data, "lastCode"),
+            last_status=_opt_str(data, "lastStatus"),
+            last_reply=_opt_str(data, "lastReply"),
+        )
+
+
+@dataclass(frozen=True)
+class EmailEvent:
+    type: str
+    created_at: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EmailEvent:
+        details = data.get("data")
+        return cls(
+            _str(data, "type"),
+            _str(data, "createdAt"),
+            details if isinstance(details, dict) else {},
+        )
+
+
+@dataclass(frozen=True)
+class EmailDetail:
+    """One sent email with each recipient's delivery and the event timeline, oldest first."""
+
+    email: Email
+    recipients: list[EmailRecipient]
+    events: list[EmailEvent]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EmailDetail:
+        recipients = data.get("recipients")
+        events = data.get("events")
+        return cls(
+            email=Email.from_json(data),
+            recipients=[EmailRecipient.from_json(r) for r in recipients if isinstance(r, dict)]
+            if isinstance(recipients, list)
+            else [],
+            events=[EmailEvent.from_json(e) for e in events if isinstance(e, dict)]
+            if isinstance(events, list)
+            else [],
+        )
+
+
+@dataclass(frozen=True)
+class EmailPage:
+    data: list[Email]
+    #: Pass as ``cursor`` to get the next page; None on the last page.
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EmailPage:
+        items = data.get("data")
+        cursor = data.get("nextCursor")
+        return cls(
+            data=[Email.from_json(item) for item in items if isinstance(item, dict)]
+            if isinstance(items, list)
+            else [],
+            next_cursor=cursor if isinstance(cursor, str) else None,
+        )
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    event_id: str
+    event: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WebhookDelivery:
+        return cls(
+            event_id=_str(data, "eventId"),
+            event=_str(data, "event"),
+            status=_str(data, "status"),
+            attempts=_opt_int(data, "attempts") or 0,
+            last_status_code=_opt_int(data, "lastStatusCode"),
+            last_error=_opt_str(data, "lastError"),
+            next_attempt_at=_opt_str(data, "nextAttemptAt"),
+            created_at=_str(data, "createdAt"),
+            updated_at=_str(data, "updatedAt"),
+        )
+
+
+@dataclass(frozen=True)
+class Webhook:
+    id: str
+    url: str
+    events: list[str]
+    created_at: str
+    #: Recent deliveries (listings only).
+    deliveries: list[WebhookDelivery]
+    #: The signing secret: in the answer to `create_webhook` only, never again.
+    secret: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Webhook:
+        deliveries = data.get("deliveries")
+        return cls(
+            id=_str(data, "id"),
+            url=_str(data, "url"),
+            events=_strs(data, "events"),
+            created_at=_str(data, "createdAt"),
+            deliveries=[WebhookDelivery.from_json(d) for d in deliveries if isinstance(d, dict)]
+            if isinstance(deliveries, list)
+            else [],
+            secret=_opt_str(data, "secret"),
+        )
+
+
+@dataclass(frozen=True)
+class Suppression:
+    address: str
+    #: Why mail to it stopped: ``bounce``, ``complaint`` or ``manual``.
+    reason: str
+    detail: str
+    created_at: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Suppression:
+        return cls(
+            _str(data, "address"),
+            _str(data, "reason"),
+            _str(data, "detail"),
+            _str(data, "createdAt"),
+        )
+
+
+@dataclass(frozen=True)
+class SuppressionPage:
+    data: list[Suppression]
+    #: Pass as ``cursor`` to get the next page; None on the last page.
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SuppressionPage:
+        items = data.get("data")
+        return cls(
+            data=[Suppression.from_json(item) for item in items if isinstance(item, dict)]
+            if isinstance(items, list)
+            else [],
+            next_cursor=_opt_str(data, "nextCursor"),
+        )

@@ -1,0 +1,67 @@
+"""The /v1 router: every API route, behind the API-key guard, with the services it needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar import Router
+from litestar.di import Provide
+
+from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.emails import EmailService
+from mailmark.core.idempotency import IdempotencyService
+from mailmark.core.mailboxes import MailboxService
+from mailmark.core.ports import Clock
+from mailmark.core.sender_groups import SenderGroupService
+from mailmark.core.sending import SendingService
+from mailmark.core.webhooks import WebhookService
+from mailmark.web.api.v1.auth import api_key_guard, current_principal
+from mailmark.web.api.v1.emails import EmailController
+from mailmark.web.api.v1.mailboxes import MailboxController
+from mailmark.web.api.v1.send import send
+from mailmark.web.api.v1.sender_groups import SenderGroupController
+from mailmark.web.api.v1.suppressions import SuppressionController
+from mailmark.web.api.v1.webhooks import WebhookController
+
+BEARER_SCHEME = "bearerAuth"
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """The core services the /v1 routes call."""
+
+    api_keys: ApiKeyService
+    mailboxes: MailboxService
+    sending: SendingService
+    sender_groups: SenderGroupService
+    emails: EmailService
+    idempotency: IdempotencyService
+    clock: Clock
+    webhooks: WebhookService
+
+
+def v1_router(api: ApiServices) -> Router:
+    return Router(
+        path="/v1",
+        route_handlers=[
+            MailboxController,
+            SenderGroupController,
+            send,
+            EmailController,
+            SuppressionController,
+            WebhookController,
+        ],
+        guards=[api_key_guard(api.api_keys)],
+        dependencies={
+            "principal": Provide(current_principal, sync_to_thread=False),
+            "sending": Provide(lambda: api.sending, use_cache=True, sync_to_thread=False),
+            "sender_groups": Provide(
+                lambda: api.sender_groups, use_cache=True, sync_to_thread=False
+            ),
+            "emails": Provide(lambda: api.emails, use_cache=True, sync_to_thread=False),
+            "idempotency": Provide(lambda: api.idempotency, use_cache=True, sync_to_thread=False),
+            "clock": Provide(lambda: api.clock, use_cache=True, sync_to_thread=False),
+            "webhooks": Provide(lambda: api.webhooks, use_cache=True, sync_to_thread=False),
+        },
+        security=[{BEARER_SCHEME: []}],
+    )

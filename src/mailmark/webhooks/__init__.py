@@ -1,0 +1,1 @@
+"""The webhook worker: posts leased webhook deliveries over HTTPS with httpx."""

@@ -1,0 +1,104 @@
+"""The npm package against a live server: npm ci, npm run build, then `node --test`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.sdk.conftest import LiveApi
+
+SDK = Path(__file__).resolve().parents[2] / "sdk" / "node"
+NODE = shutil.which("node")
+NPM = shutil.which("npm")
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed (Debian: nodejs npm)")
+
+
+async def _run(*argv: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+    """Run a command in sdk/node without blocking the event loop the server runs in."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=SDK,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            out, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    output = out.decode(errors="replace")
+    assert proc.returncode == 0, f"{' '.join(argv)} exited {proc.returncode}:\n{output[-6000:]}"
+    return output
+
+
+async def _build() -> None:
+    assert NPM is not None, "npm is not installed (Debian: npm)"
+    # node_modules is the cache (gitignored): install only when it lacks the compiler.
+    if not (SDK / "node_modules" / "typescript" / "package.json").exists():
+        await _run(NPM, "ci", "--no-audit", "--no-fund")
+    await _run(NPM, "run", "build")
+
+
+async def test_npm_package_against_live_server(live_api: LiveApi) -> None:
+    await _build()
+    tests = sorted(str(path.relative_to(SDK)) for path in (SDK / "test").glob("*.test.js"))
+    assert tests, "no sdk/node/test/*.test.js"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}
+    }
+    env.update(
+        MAILMARK_BASE_URL=live_api.base_url,
+        MAILMARK_API_KEY=live_api.api_key,
+        MAILMARK_SPARE_API_KEY=live_api.spare_api_key,
+        MAILMARK_SENDER=live_api.sender,
+        NO_COLOR="1",
+    )
+    assert NODE is not None
+    output = await _run(NODE, "--test", "--test-reporter=tap", *tests, env=env)
+    passed = re.search(r"^# pass (\d+)$", output, re.MULTILINE)
+    failed = re.search(r"^# fail (\d+)$", output, re.MULTILINE)
+    assert passed and failed, output[-4000:]
+    assert int(failed[1]) == 0, output[-6000:]
+    assert int(passed[1]) >= 20, output[-4000:]
+
+
+async def test_package_is_esm_with_types_that_check_and_no_runtime_dependencies() -> None:
+    import json
+
+    package = json.loads((SDK / "package.json").read_text())
+    assert package["name"] == "mailmark-sdk"
+    assert package["type"] == "module"
+    assert package["exports"]["."]["types"] == "./dist/index.d.ts"
+    assert "dependencies" not in package
+    await _build()
+    # A TypeScript user's code against the declarations: right usage compiles, misuse (marked
+    # @ts-expect-error) does not.
+    await _run(NPM or "npm", "run", "typecheck")
+    declarations = (SDK / "dist" / "index.d.ts").read_text()
+    for name in ("Mailmark", "MailmarkError", "RateLimitError", "ValidationError"):
+        assert name in declarations
+    client = (SDK / "dist" / "client.d.ts").read_text()
+    for method in (
+        "send",
+        "listMailboxes",
+        "createMailbox",
+        "deleteMailbox",
+        "listSenderGroups",
+        "createSenderGroup",
+        "updateSenderGroup",
+        "deleteSenderGroup",
+        "listEmails",
+    ):
+        assert re.search(rf"\b{method}\(", client), method

@@ -1,0 +1,307 @@
+"""The Python SDK, sync and async, against the live listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from mailmark_sdk import (
+    APIConnectionError,
+    AsyncMailmark,
+    AuthenticationError,
+    CampaignSendResult,
+    ConflictError,
+    Mailmark,
+    MailmarkError,
+    NotFoundError,
+    RateLimitError,
+    SendResult,
+    ValidationError,
+)
+
+from tests.sdk.conftest import LiveApi
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+def _sync_mailboxes(api: LiveApi) -> None:
+    with Mailmark(api.api_key, base_url=api.base_url) as client:
+        local = _unique("py-")
+        created = client.create_mailbox(local, display_name="Python Team")
+        assert (created.address, created.full_address, created.display_name) == (
+            local,
+            f"{local}@{api.domain}",
+            "Python Team",
+        )
+        assert created.id
+        listed = client.list_mailboxes()
+        assert created in listed
+        assert api.sender in {mailbox.full_address for mailbox in listed}
+
+        with pytest.raises(ConflictError) as conflict:
+            client.create_mailbox(local)
+        assert conflict.value.status == 409
+        assert conflict.value.message
+
+        assert client.delete_mailbox(f"{local}@{api.domain}") is True
+        assert local not in {mailbox.address for mailbox in client.list_mailboxes()}
+        with pytest.raises(NotFoundError) as missing:
+            client.delete_mailbox(local)
+        assert missing.value.status == 404
+
+        with pytest.raises(ValidationError) as invalid:
+            client.create_mailbox("has space")
+        assert invalid.value.status in (400, 422)
+        assert invalid.value.field is not None
+
+
+async def test_sync_client_manages_mailboxes(live_api: LiveApi) -> None:
+    # The server runs in this event loop: the blocking client runs in a thread.
+    await asyncio.to_thread(_sync_mailboxes, live_api)
+
+
+def _sync_sender_groups(api: LiveApi) -> None:
+    with Mailmark(api.api_key, base_url=api.base_url) as client:
+        group = client.create_sender_group(
+            "Marketing Team", mailboxes="all", emails=["user1@example.com", "user2@example.com"]
+        )
+        assert group.name == "Marketing Team"
+        assert sorted(group.emails) == ["user1@example.com", "user2@example.com"]
+        assert api.sender in group.mailboxes
+
+        group = client.update_sender_group(
+            group.id, add_emails=["new@example.com"], remove_emails=["user1@example.com"]
+        )
+        assert sorted(group.emails) == ["new@example.com", "user2@example.com"]
+        group = client.update_sender_group(
+            group.id, name="Renamed", emails=["only@example.com"], mailboxes=[api.sender]
+        )
+        assert (group.name, group.emails, group.mailboxes) == (
+            "Renamed",
+            ["only@example.com"],
+            [api.sender],
+        )
+        assert [g.id for g in client.list_sender_groups()] == [group.id]
+
+        assert client.delete_sender_group(group.id) is True
+        assert client.list_sender_groups() == []
+        with pytest.raises(NotFoundError):
+            client.update_sender_group(group.id, name="gone")
+
+
+async def test_sync_client_manages_sender_groups(live_api: LiveApi) -> None:
+    await asyncio.to_thread(_sync_sender_groups, live_api)
+
+
+def _sync_send(api: LiveApi) -> None:
+    with Mailmark(api.api_key, base_url=api.base_url) as client:
+        recipient = _unique("r-") + "@example.com"
+        sent = client.send(from_=api.sender, to=recipient, subject="Hello!", html="<p>Hello</p>")
+        assert isinstance(sent, SendResult)
+        assert sent.status == "queued" and sent.message_id
+
+        page = client.list_emails(from_=api.sender)
+        email = next(item for item in page.data if item.message_id == sent.message_id)
+        assert [e.id for e in client.iter_emails(from_=api.sender, limit=1)] == [
+            e.id for e in page.data
+        ]
+        assert email.subject == "Hello!"
+        assert email.to == [recipient]
+        assert email.raw["messageId"] == sent.message_id
+        detail = client.get_email(sent.message_id)
+        assert detail.email.id == email.id
+        assert [r.address for r in detail.recipients] == [recipient]
+        assert client.get_email(email.id).email.message_id == sent.message_id
+        with pytest.raises(NotFoundError):
+            client.get_email("999999")
+
+        once = _unique("once-") + "@example.com"
+        retried = [
+            client.send(
+                from_=api.sender,
+                to=[once],
+                subject="Once",
+                text="once",
+                idempotency_key="order-42",
+            )
+            for _ in range(2)
+        ]
+        assert retried[0] == retried[1]
+        with pytest.raises((ConflictError, ValidationError)):
+            client.send(
+                from_=api.sender,
+                to=[once],
+                subject="Other body",
+                text="x",
+                idempotency_key="order-42",
+            )
+
+        with pytest.raises(ValidationError) as no_body:
+            client.send(from_=api.sender, to=["x@example.com"], subject="Empty")
+        assert no_body.value.status in (400, 422)
+        with pytest.raises(ValidationError) as injected:
+            client.send(from_=api.sender, to=["x@example.com"], subject="a\r\nBcc: b@c.d", text="x")
+        assert injected.value.status == 422
+        with pytest.raises(ValidationError) as past:
+            client.send(
+                from_=api.sender,
+                to=["x@example.com"],
+                subject="Past",
+                text="x",
+                scheduled_at=datetime.now(UTC) - timedelta(minutes=1),
+            )
+        assert past.value.field == "scheduledAt"
+        with pytest.raises(ValueError, match="timezone-aware"):
+            client.send(
+                from_=api.sender,
+                to=["x@example.com"],
+                subject="Naive",
+                text="x",
+                scheduled_at=datetime.now() + timedelta(days=1),
+            )
+        with pytest.raises(NotFoundError):
+            # A sender outside the key's domain does not exist as far as the key can tell.
+            client.send(from_="someone@elsewhere.test", to=["x@example.com"], subject="x", text="x")
+
+    with Mailmark(f"dm_live_{'x' * 40}", base_url=api.base_url) as stranger:
+        with pytest.raises(AuthenticationError) as unauthorized:
+            stranger.list_mailboxes()
+        assert unauthorized.value.status == 401
+    with Mailmark("dm_live_x", base_url="http://127.0.0.1:9", timeout=5) as closed:
+        with pytest.raises(APIConnectionError) as no_server:
+            closed.list_mailboxes()
+        assert (no_server.value.status, no_server.value.code) == (0, "connection_failed")
+
+
+async def test_sync_client_sends_and_lists(live_api: LiveApi) -> None:
+    await asyncio.to_thread(_sync_send, live_api)
+
+
+async def test_async_client_sends_a_campaign(live_api: LiveApi) -> None:
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        ann, bob = _unique("ann-") + "@example.com", _unique("bob-") + "@example.com"
+        sent = await client.send(
+            from_=live_api.sender,
+            to=[ann, bob],
+            subject="Hi {{firstName}}",
+            text="Hello {{firstName}}!",
+            type="campaign",
+            variables={ann: {"firstName": "Ann"}, bob: {"firstName": "Bob"}},
+            scheduled_at=later,
+        )
+        assert isinstance(sent, CampaignSendResult)
+        assert sent.status == "queued" and sent.batch_id
+        assert len(set(sent.message_ids)) == 2
+
+        page = await client.list_emails(batch_id=sent.batch_id)
+        assert sorted(str(email.message_id) for email in page.data) == sorted(sent.message_ids)
+        assert sorted(str(email.subject) for email in page.data) == ["Hi Ann", "Hi Bob"]
+        assert {email.batch_id for email in page.data} == {sent.batch_id}
+
+
+async def test_async_client_pages_emails_newest_first(live_api: LiveApi) -> None:
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        ids = [
+            await client.send(
+                from_=live_api.sender, to=_unique("p-") + "@example.com", subject=f"{n}", text="x"
+            )
+            for n in range(5)
+        ]
+        seen: list[str] = []
+        page = await client.list_emails(limit=2)
+        while True:
+            assert len(page.data) <= 2
+            seen += [str(email.message_id) for email in page.data]
+            if page.next_cursor is None:
+                break
+            page = await client.list_emails(limit=2, cursor=page.next_cursor)
+        assert seen == [sent.message_id for sent in reversed(ids) if isinstance(sent, SendResult)]
+        assert [str(email.message_id) async for email in client.iter_emails(limit=2)] == seen
+
+
+async def test_async_client_mailboxes_and_groups(live_api: LiveApi) -> None:
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        mailbox = await client.create_mailbox("async-team")
+        group = await client.create_sender_group(
+            "Async", mailboxes=f"{live_api.sender},{mailbox.full_address}"
+        )
+        assert sorted(group.mailboxes) == sorted([live_api.sender, mailbox.full_address])
+        # Deleting a mailbox removes it from the groups it sent for.
+        assert await client.delete_mailbox("async-team") is True
+        (group,) = await client.list_sender_groups()
+        assert group.mailboxes == [live_api.sender]
+        assert await client.delete_sender_group(group.id) is True
+        with pytest.raises(NotFoundError):
+            await client.delete_sender_group(group.id)
+
+
+async def test_async_client_raises_rate_limit_with_retry_after(live_api: LiveApi) -> None:
+    async with AsyncMailmark(live_api.spare_api_key, base_url=live_api.base_url) as client:
+        results = await asyncio.gather(
+            *(client.list_mailboxes() for _ in range(100)), return_exceptions=True
+        )
+    limited = [result for result in results if isinstance(result, MailmarkError)]
+    assert limited, "100 requests at once met no rate limit"
+    assert all(isinstance(error, RateLimitError) for error in limited), limited[:3]
+    first = limited[0]
+    assert isinstance(first, RateLimitError)
+    assert first.status == 429
+    assert first.retry_after is not None and first.retry_after >= 1
+    # The main key has its own bucket.
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        assert await client.list_mailboxes()
+
+
+async def test_async_client_lists_and_lifts_suppressions(live_api: LiveApi) -> None:
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        # example.com has no MX in the test DNS: the worker bounces the message and suppresses
+        # the address.
+        gone = _unique("gone-") + "@example.com"
+        sent = await client.send(from_=live_api.sender, to=gone, subject="Bounce", text="x")
+        assert isinstance(sent, SendResult)
+        async with asyncio.timeout(20):
+            while gone not in {s.address for s in (await client.list_suppressions()).data}:
+                await asyncio.sleep(0.1)
+        (suppression,) = [s for s in (await client.list_suppressions()).data if s.address == gone]
+        assert suppression.reason == "bounce" and suppression.created_at
+        detail = await client.get_email(sent.message_id)
+        assert [r.status for r in detail.recipients] == ["bounced"]
+        assert detail.events, "a bounced email has events"
+
+        with pytest.raises(MailmarkError) as refused:
+            await client.send(from_=live_api.sender, to=gone, subject="Again", text="x")
+        assert gone in refused.value.message
+
+        assert await client.delete_suppression(gone) is True
+        assert gone not in {s.address for s in (await client.list_suppressions()).data}
+        with pytest.raises(NotFoundError):
+            await client.delete_suppression(gone)
+
+
+async def test_async_client_manages_webhooks(live_api: LiveApi) -> None:
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        created = await client.create_webhook(
+            "http://127.0.0.1:9/hooks", events=["email.delivered", "email.bounced"]
+        )
+        assert created.secret, "the signing secret is shown when the webhook is created"
+        assert sorted(created.events) == ["email.bounced", "email.delivered"]
+        (listed,) = await client.list_webhooks()
+        assert (listed.id, listed.url, listed.secret) == (
+            created.id,
+            "http://127.0.0.1:9/hooks",
+            None,
+        )
+
+        with pytest.raises(ValidationError) as internal:
+            await client.create_webhook("http://10.1.2.3/hooks")
+        assert internal.value.field == "url"
+
+        assert await client.delete_webhook(created.id) is True
+        assert await client.list_webhooks() == []
+        with pytest.raises(NotFoundError):
+            await client.delete_webhook(created.id)

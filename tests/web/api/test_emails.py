@@ -1,0 +1,109 @@
+"""GET /v1/emails, GET /v1/emails/{id}, GET/DELETE /v1/suppressions over real HTTP."""
+
+from __future__ import annotations
+
+from mailmark.core.model import Suppression
+from mailmark.core.ports import NewEvent
+from tests.conftest import World
+from tests.web.api.conftest import Tenant, assert_error
+from tests.web.api.test_send import later_ms
+
+
+async def _send(acme: Tenant, subject: str, **extra: object) -> dict[str, object]:
+    body = {
+        "from": "sales@acme.test", "to": ["ann@example.com"], "subject": subject, "text": "x",
+        "scheduledAt": later_ms(), **extra,
+    }
+    response = await acme.client.post("/v1/send", json=body)
+    assert response.status_code == 200, response.text
+    answer: dict[str, object] = response.json()
+    return answer
+
+
+async def test_emails_are_listed_newest_first_in_cursor_pages(acme: Tenant) -> None:
+    for n in range(5):
+        await _send(acme, f"n{n}")
+
+    first = (await acme.client.get("/v1/emails", params={"limit": 2})).json()
+    second = (await acme.client.get("/v1/emails", params={"limit": 2, "cursor": first["nextCursor"]})).json()
+    third = (await acme.client.get("/v1/emails", params={"limit": 2, "cursor": second["nextCursor"]})).json()
+
+    subjects = [e["subject"] for page in (first, second, third) for e in page["data"]]
+    assert subjects == ["n4", "n3", "n2", "n1", "n0"]
+    assert third["nextCursor"] is None
+    email = first["data"][0]
+    assert email["from"] == "sales@acme.test" and email["to"] == ["ann@example.com"]
+    assert email["status"] == "queued" and email["scheduledAt"] is not None
+
+
+async def test_emails_filter_by_status_from_and_batch(acme: Tenant, world: World) -> None:
+    await _send(acme, "plain")
+    campaign = await _send(acme, "camp", type="campaign", to=["a@example.com", "b@example.com"])
+    sent = world.services.sending
+    await sent.submit(mailbox=world.support, to=["c@example.com"], subject="other", text="x")
+
+    by_batch = (await acme.client.get("/v1/emails", params={"batchId": campaign["batchId"]})).json()
+    by_from = (await acme.client.get("/v1/emails", params={"from": "SUPPORT@acme.test"})).json()
+    delivered = (await acme.client.get("/v1/emails", params={"status": "delivered"})).json()
+    bad_status = await acme.client.get("/v1/emails", params={"status": "lost"})
+    bad_cursor = await acme.client.get("/v1/emails", params={"cursor": "x"})
+    bad_limit = await acme.client.get("/v1/emails", params={"limit": 1000})
+
+    assert sorted(e["to"][0] for e in by_batch["data"]) == ["a@example.com", "b@example.com"]
+    assert [e["subject"] for e in by_from["data"]] == ["other"]
+    assert delivered["data"] == []
+    assert_error(bad_status, 400, "invalid_input", "status")
+    assert_error(bad_cursor, 400, "invalid_input", "cursor")
+    assert_error(bad_limit, 400, "invalid_input", "limit")
+
+
+async def test_one_email_has_recipients_and_a_timeline(acme: Tenant, world: World) -> None:
+    sent = await _send(acme, "Timeline", to=["ann@example.com", "bob@example.com"])
+    by_message_id = (await acme.client.get(f"/v1/emails/{sent['messageId']}")).json()
+    async with world.services.uow() as uow:
+        await uow.events.add_many(
+            [NewEvent(world.sales.account_id, "email.deferred", {"recipient": "bob@example.com"},
+                      world.services.clock.now(), outbound_id=int(by_message_id["_id"]))]
+        )
+        await uow.commit()
+
+    detail = (await acme.client.get(f"/v1/emails/{by_message_id['_id']}")).json()
+
+    assert detail["messageId"] == sent["messageId"]
+    assert [(r["address"], r["status"]) for r in detail["recipients"]] == [
+        ("ann@example.com", "queued"), ("bob@example.com", "queued"),
+    ]
+    assert [e["type"] for e in detail["events"]] == ["email.sent", "email.deferred"]
+    assert detail["events"][1]["data"] == {"recipient": "bob@example.com"}
+    assert_error(await acme.client.get("/v1/emails/999999"), 404, "not_found")
+    assert_error(await acme.client.get("/v1/emails/nothing@acme.test"), 404, "not_found")
+
+
+async def test_suppressions_are_listed_and_lifted(acme: Tenant, world: World) -> None:
+    now = world.services.clock.now()
+    async with world.services.uow() as uow:
+        for n in range(3):
+            await uow.suppressions.add(
+                Suppression(world.sales.domain_id, f"gone{n}@example.com", "bounce", "550 5.1.1", now)
+            )
+        await uow.commit()
+
+    first = (await acme.client.get("/v1/suppressions", params={"limit": 2})).json()
+    rest = (await acme.client.get("/v1/suppressions", params={"cursor": first["nextCursor"]})).json()
+    lifted = await acme.client.delete("/v1/suppressions/GONE0@example.com")
+    again = await acme.client.delete("/v1/suppressions/gone0@example.com")
+    after = (await acme.client.get("/v1/suppressions")).json()
+
+    assert [s["address"] for s in first["data"] + rest["data"]] == [
+        "gone0@example.com", "gone1@example.com", "gone2@example.com",
+    ]
+    assert first["data"][0]["reason"] == "bounce" and rest["nextCursor"] is None
+    assert lifted.json() == {"deleted": True}
+    assert_error(again, 404, "not_found")
+    assert [s["address"] for s in after["data"]] == ["gone1@example.com", "gone2@example.com"]
+    resent = await acme.client.post(
+        "/v1/send",
+        json={"from": "sales@acme.test", "to": "gone0@example.com", "subject": "back", "text": "x",
+              "scheduledAt": later_ms()},
+    )
+    assert resent.status_code == 200

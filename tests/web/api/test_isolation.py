@@ -1,0 +1,158 @@
+"""Tenant isolation, generated from the app's route table: every /v1 route, called with another
+domain's key and this domain's ids, answers 404 (or, for listings, shows none of this domain's
+data), and changes nothing. A route added without a case here fails the test."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from mailmark.bootstrap import Listeners
+from mailmark.config import Settings
+from tests.conftest import World
+from tests.web.api.conftest import Tenant, assert_error
+from tests.web.api.test_send import later_ms
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # A webhook of acme.test may point at loopback, so one can be created for the matrix.
+    return settings.model_copy(update={"webhook_allow_private_networks": ["127.0.0.1/32"]})
+
+
+@dataclass
+class AcmeIds:
+    mailbox: str
+    group: str
+    email: str
+    message_id: str
+    webhook: str
+    suppressed: str
+
+
+async def acme_ids(acme: Tenant, world: World) -> AcmeIds:
+    group = (await acme.client.post("/v1/sender-groups", json={"name": "G"})).json()
+    sent = (
+        await acme.client.post(
+            "/v1/send",
+            json={"from": "sales@acme.test", "to": "ann@example.com", "subject": "s", "text": "t",
+                  "scheduledAt": later_ms()},
+        )
+    ).json()
+    email = (await acme.client.get(f"/v1/emails/{sent['messageId']}")).json()
+    domain = await world.services.domains.get(world.domain)
+    assert domain.id is not None
+    hook = await world.services.webhooks.create(
+        domain.account_id, domain.id, "http://127.0.0.1:9/hook", None
+    )
+    from mailmark.core.model import Suppression
+
+    async with world.services.uow() as uow:
+        await uow.suppressions.add(
+            Suppression(domain.id, "gone@example.com", "bounce", "550", world.services.clock.now())
+        )
+        await uow.commit()
+    return AcmeIds("sales", group["_id"], email["_id"], sent["messageId"], str(hook.webhook.id),
+                   "gone@example.com")
+
+
+Call = Callable[[httpx.AsyncClient, AcmeIds], Awaitable[httpx.Response]]
+# What "none of acme's data" means for a listing: these strings must not appear in it.
+LISTING = "listing"
+
+
+def cases() -> dict[tuple[str, str], list[tuple[Call, str]]]:
+    """(method, route path) → calls with the other key, each expecting 404 or a clean listing."""
+    return {
+        ("GET", "/v1/mailboxes"): [(lambda c, i: c.get("/v1/mailboxes"), LISTING)],
+        ("POST", "/v1/mailboxes"): [
+            (lambda c, i: c.post("/v1/mailboxes", json={"address": "x@acme.test"}), "404"),
+        ],
+        ("DELETE", "/v1/mailboxes/{address:str}"): [
+            (lambda c, i: c.delete(f"/v1/mailboxes/{i.mailbox}@acme.test"), "404"),
+            (lambda c, i: c.delete(f"/v1/mailboxes/{i.mailbox}"), "404"),
+        ],
+        ("GET", "/v1/sender-groups"): [(lambda c, i: c.get("/v1/sender-groups"), LISTING)],
+        ("POST", "/v1/sender-groups"): [
+            (lambda c, i: c.post("/v1/sender-groups", json={"name": "n", "mailboxes": ["sales@acme.test"]}), "404"),
+        ],
+        ("PATCH", "/v1/sender-groups/{group_id:str}"): [
+            (lambda c, i: c.patch(f"/v1/sender-groups/{i.group}", json={"name": "stolen"}), "404"),
+        ],
+        ("DELETE", "/v1/sender-groups/{group_id:str}"): [
+            (lambda c, i: c.delete(f"/v1/sender-groups/{i.group}"), "404"),
+        ],
+        ("POST", "/v1/send"): [
+            (lambda c, i: c.post("/v1/send", json={"from": "sales@acme.test", "to": "a@example.com", "subject": "s", "text": "t"}), "404"),
+            (lambda c, i: c.post("/v1/send", json={"senderGroupId": i.group, "to": "a@example.com", "subject": "s", "text": "t", "type": "campaign"}), "404"),
+        ],
+        ("GET", "/v1/emails"): [
+            (lambda c, i: c.get("/v1/emails"), LISTING),
+            (lambda c, i: c.get("/v1/emails", params={"from": "sales@acme.test"}), LISTING),
+        ],
+        ("GET", "/v1/emails/{email_id:str}"): [
+            (lambda c, i: c.get(f"/v1/emails/{i.email}"), "404"),
+            (lambda c, i: c.get(f"/v1/emails/{i.message_id}"), "404"),
+        ],
+        ("GET", "/v1/suppressions"): [(lambda c, i: c.get("/v1/suppressions"), LISTING)],
+        ("DELETE", "/v1/suppressions/{address:str}"): [
+            (lambda c, i: c.delete(f"/v1/suppressions/{i.suppressed}"), "404"),
+        ],
+        ("GET", "/v1/webhooks"): [(lambda c, i: c.get("/v1/webhooks"), LISTING)],
+        ("POST", "/v1/webhooks"): [
+            (lambda c, i: c.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x"}), "own"),
+        ],
+        ("DELETE", "/v1/webhooks/{webhook:str}"): [
+            (lambda c, i: c.delete(f"/v1/webhooks/{i.webhook}"), "404"),
+        ],
+    }
+
+
+def v1_routes(app: Litestar) -> set[tuple[str, str]]:
+    return {
+        (method, route.path)
+        for route in app.routes
+        if route.path.startswith("/v1")
+        for method in getattr(route, "methods", set())
+        if method not in ("HEAD", "OPTIONS")
+    }
+
+
+async def test_every_v1_route_hides_other_domains(
+    listeners: Listeners, acme: Tenant, other: Tenant, world: World
+) -> None:
+    app = listeners.http.server.config.app
+    assert isinstance(app, Litestar)
+    matrix = cases()
+    assert v1_routes(app) == set(matrix), "every /v1 route needs an isolation case"
+    ids = await acme_ids(acme, world)
+    before = await snapshot(acme)
+
+    for (method, path), calls in matrix.items():
+        for call, expected in calls:
+            response = await call(other.client, ids)
+            where = f"{method} {path}: {response.text}"
+            if expected == "404":
+                assert response.status_code == 404, where
+                assert_error(response, 404, "not_found")
+            elif expected == LISTING:
+                assert response.status_code == 200, where
+                for secret in (ids.mailbox + "@acme.test", ids.group, ids.message_id, "acme.test",
+                               ids.suppressed, "127.0.0.1:9/hook"):
+                    assert secret not in response.text, where
+            else:  # created in the caller's own domain, never acme's
+                assert response.status_code == 201, where
+
+    assert await snapshot(acme) == before
+
+
+async def snapshot(acme: Tenant) -> list[object]:
+    paths = ["/v1/mailboxes", "/v1/sender-groups", "/v1/emails", "/v1/suppressions", "/v1/webhooks"]
+    answers = [(await acme.client.get(path)).json() for path in paths]
+    for hook in answers[-1]:  # delivery state changes on its own; the set of hooks must not
+        hook.pop("recentDeliveries", None)
+    return answers
