@@ -37,11 +37,13 @@ async def test_create_refuses_bad_input_naming_the_field(acme: Tenant) -> None:
     foreign = await acme.client.post("/v1/mailboxes", json={"address": "hello@other.test"})
     empty = await acme.client.post("/v1/mailboxes", json={"address": ""})
     missing = await acme.client.post("/v1/mailboxes", json={"displayName": "No address"})
+    invalid = await acme.client.post("/v1/mailboxes", json={"address": "two..dots"})
 
     assert_error(injected, 422, "header_injection", "displayName")
     assert_error(foreign, 404, "not_found", "address")
     assert_error(empty, 400, "invalid_input", "address")
     assert_error(missing, 400, "invalid_request", "address")
+    assert_error(invalid, 400, "invalid_input", "address")
 
 
 async def test_the_mailbox_quota_text_is_the_products(acme: Tenant, world: World) -> None:

@@ -6,6 +6,7 @@ import msgspec
 from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 
+from mailmark.core.addresses import normalize_local_part
 from mailmark.core.apikeys import ApiPrincipal
 from mailmark.core.errors import InvalidInput, NotFound
 from mailmark.core.mailboxes import MailboxService
@@ -95,6 +96,7 @@ class MailboxController(Controller):
         """Create a mailbox from its local part (`hello`, not `hello@domain`). 409 if it exists."""
         with naming("address"):
             address = full_address(principal, data.address)
+            normalize_local_part(address.rpartition("@")[0])
         with naming("displayName"):
             mailbox = await mailboxes.create(
                 address, display_name=data.display_name, signature=data.signature
