@@ -13,7 +13,7 @@ import pytest
 
 from mailmark.bootstrap import Listeners
 from tests.conftest import World
-from tests.imap.test_hostile import RawImap
+from tests.imap.raw import Raw
 
 WAKE_WITHIN = 1.0
 
@@ -32,11 +32,11 @@ def send_through_mx(port: int, raw: bytes, to: str = "sales@acme.test") -> None:
     assert refused == {}
 
 
-async def idling(port: int, address: str, password: str) -> RawImap:
-    client = await RawImap.connect(port, tls=True)
-    done = await client.command(b"L1", f'LOGIN "{address}" "{password}"'.encode())
+async def idling(port: int, address: str, password: str) -> Raw:
+    client = await Raw.connect(port, tls=True)
+    done = await client.run(b"L1", f'LOGIN "{address}" "{password}"'.encode())
     assert done[-1].startswith(b"L1 OK"), done
-    done = await client.command(b"S1", b"SELECT INBOX")
+    done = await client.run(b"S1", b"SELECT INBOX")
     assert done[-1].startswith(b"S1 OK"), done
     assert b"* 0 EXISTS\r\n" in done, done
     await client.send(b"I1 IDLE\r\n")
@@ -45,7 +45,7 @@ async def idling(port: int, address: str, password: str) -> RawImap:
 
 
 @pytest.fixture
-async def sales_idle(listeners: Listeners, world: World) -> AsyncIterator[RawImap]:
+async def sales_idle(listeners: Listeners, world: World) -> AsyncIterator[Raw]:
     client = await idling(listeners.imaps.port, "sales@acme.test", "sales-pass-1")
     try:
         yield client
@@ -53,7 +53,7 @@ async def sales_idle(listeners: Listeners, world: World) -> AsyncIterator[RawIma
         await client.close()
 
 
-async def next_exists(client: RawImap, timeout: float) -> int:
+async def next_exists(client: Raw, timeout: float) -> int:
     """The count of the next untagged EXISTS, skipping other untagged data (RECENT, FETCH)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -64,7 +64,7 @@ async def next_exists(client: RawImap, timeout: float) -> int:
 
 
 async def test_mx_delivery_wakes_idle_within_one_second(
-    listeners: Listeners, sales_idle: RawImap
+    listeners: Listeners, sales_idle: Raw
 ) -> None:
     latencies = []
     for n in range(1, 6):
@@ -75,14 +75,14 @@ async def test_mx_delivery_wakes_idle_within_one_second(
     assert max(latencies) < WAKE_WITHIN, latencies
 
     await sales_idle.send(b"DONE\r\n")
-    done = await sales_idle.until_tagged(b"I1")
+    done = await sales_idle.until(b"I1")
     assert done[-1].startswith(b"I1 OK"), done
-    fetched = await sales_idle.command(b"F1", b"FETCH 5 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    fetched = await sales_idle.run(b"F1", b"FETCH 5 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert b"Subject: Idle 5" in fetched[0], fetched
 
 
 async def test_delivery_to_another_mailbox_does_not_wake_idle(
-    listeners: Listeners, world: World, sales_idle: RawImap
+    listeners: Listeners, world: World, sales_idle: Raw
 ) -> None:
     support = await idling(listeners.imaps.port, "support@acme.test", "support-pass-1")
     try:
@@ -94,14 +94,14 @@ async def test_delivery_to_another_mailbox_does_not_wake_idle(
         with pytest.raises(TimeoutError):
             await sales_idle.line(timeout=1.0)
         await sales_idle.send(b"DONE\r\n")
-        done = await sales_idle.until_tagged(b"I1")
+        done = await sales_idle.until(b"I1")
         assert len(done) == 1 and done[0].startswith(b"I1 OK"), done
     finally:
         await support.close()
 
 
 async def test_two_sessions_idling_on_one_mailbox_are_both_woken(
-    listeners: Listeners, sales_idle: RawImap
+    listeners: Listeners, sales_idle: Raw
 ) -> None:
     second = await idling(listeners.imaps.port, "sales@acme.test", "sales-pass-1")
     try:

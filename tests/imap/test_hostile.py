@@ -18,63 +18,14 @@ import pytest
 
 from mailmark.bootstrap import Listeners, start_listeners
 from tests.conftest import World
+from tests.imap.raw import TIMEOUT, Raw
 
 PASSWORD = "sales-pass-1"
-TIMEOUT = 10.0
 MiB = 1024 * 1024
-_LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
 
 
-def client_tls() -> ssl.SSLContext:
-    """The test data dir's certificate is self-signed."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-class RawImap:
-    """A byte-level IMAP client: what is sent is exactly what the test wrote."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def connect(cls, port: int, *, tls: bool) -> RawImap:
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=client_tls() if tls else None, limit=4 * MiB
-        )
-        client = cls(reader, writer)
-        greeting = await client.line()
-        assert greeting.startswith(b"* OK"), greeting
-        return client
-
-    async def line(self, timeout: float = TIMEOUT) -> bytes:
-        """One response line, with any literal it announces appended."""
-        data = await asyncio.wait_for(self.reader.readline(), timeout)
-        if not data:
-            raise EOFError("the server closed the connection")
-        while literal := _LITERAL.search(data):
-            data += await asyncio.wait_for(self.reader.readexactly(int(literal[1])), timeout)
-            data += await asyncio.wait_for(self.reader.readline(), timeout)
-        return data
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def until_tagged(self, tag: bytes, timeout: float = TIMEOUT) -> list[bytes]:
-        """Every line up to and including the tagged (or BYE) one for `tag`."""
-        lines: list[bytes] = []
-        while True:
-            lines.append(await self.line(timeout))
-            if lines[-1].startswith(tag + b" "):
-                return lines
-
-    async def command(self, tag: bytes, text: bytes) -> list[bytes]:
-        await self.send(tag + b" " + text + b"\r\n")
-        return await self.until_tagged(tag)
+class RawImap(Raw):
+    """`Raw`, also telling whether the server has closed the connection."""
 
     async def closed(self, timeout: float = TIMEOUT) -> bool:
         """True when the server closes the connection before `timeout`; False if it is silent."""
@@ -86,15 +37,6 @@ class RawImap:
             return True
         assert data == b"", f"unexpected data before close: {data[:200]!r}"
         return True
-
-    async def login(self) -> None:
-        done = await self.command(b"L1", b'LOGIN "sales@acme.test" "' + PASSWORD.encode() + b'"')
-        assert done[-1].startswith(b"L1 OK"), done
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
 
 
 def tagged_status(lines: list[bytes]) -> bytes:
@@ -136,13 +78,13 @@ async def authed(listeners: Listeners, mailbox: World) -> AsyncIterator[RawImap]
 
 @pytest.fixture
 async def selected(authed: RawImap) -> RawImap:
-    done = await authed.command(b"S1", b"SELECT INBOX")
+    done = await authed.run(b"S1", b"SELECT INBOX")
     assert done[-1].startswith(b"S1 OK"), done
     return authed
 
 
 async def assert_alive(client: RawImap, tag: bytes = b"N1") -> None:
-    done = await client.command(tag, b"NOOP")
+    done = await client.run(tag, b"NOOP")
     assert done[-1].startswith(tag + b" OK"), done
 
 
@@ -176,7 +118,7 @@ async def test_four_gigabyte_synchronising_literal_gets_toobig_without_allocatio
     assert re.match(rb"A1 NO \[TOOBIG\] ", answer), answer
     assert grown[0] < MiB, f"refusing the literal allocated {grown[0]} bytes"
     await assert_alive(selected)
-    status = await selected.command(b"A2", b"STATUS INBOX (MESSAGES)")
+    status = await selected.run(b"A2", b"STATUS INBOX (MESSAGES)")
     assert b"(MESSAGES 3)" in status[0], status
 
 
@@ -218,7 +160,7 @@ async def test_huge_non_synchronising_literal_is_refused_and_never_read_as_comma
 async def test_small_non_synchronising_literal_is_accepted(selected: RawImap) -> None:
     message = b"From: a@example.org\r\nSubject: Plus\r\n\r\nLiteral plus\r\n"
     await selected.send(b"A1 APPEND INBOX {%d+}\r\n%s\r\n" % (len(message), message))
-    done = await selected.until_tagged(b"A1")
+    done = await selected.until(b"A1")
     assert done[-1].startswith(b"A1 OK"), done
     assert re.search(rb"\[APPENDUID \d+ 4\]", done[-1]), done
 
@@ -232,11 +174,11 @@ async def test_four_thousand_nested_parentheses_are_bad_and_the_session_goes_on(
     selected: RawImap,
 ) -> None:
     nested = b"(" * 4000 + b"ALL" + b")" * 4000
-    done = await selected.command(b"P1", b"SEARCH " + nested)
+    done = await selected.run(b"P1", b"SEARCH " + nested)
     assert tagged_status(done) == b"BAD", done
-    done = await selected.command(b"P2", b"FETCH 1 " + b"(" * 4000 + b"FLAGS" + b")" * 4000)
+    done = await selected.run(b"P2", b"FETCH 1 " + b"(" * 4000 + b"FLAGS" + b")" * 4000)
     assert tagged_status(done) == b"BAD", done
-    done = await selected.command(b"P3", b"SEARCH (((SUBJECT \"Hostile 1\")))")
+    done = await selected.run(b"P3", b"SEARCH (((SUBJECT \"Hostile 1\")))")
     assert done[0] == b"* SEARCH 2\r\n", done
     assert done[-1].startswith(b"P3 OK"), done
 
@@ -244,7 +186,7 @@ async def test_four_thousand_nested_parentheses_are_bad_and_the_session_goes_on(
 async def test_long_command_lines_are_accepted(selected: RawImap) -> None:
     uids = b",".join(b"%d" % n for n in range(1, 7000, 2))  # about 17 KiB
     assert len(uids) > 16 * 1024
-    done = await selected.command(b"L2", b"UID SEARCH UID " + uids)
+    done = await selected.run(b"L2", b"UID SEARCH UID " + uids)
     assert done[0] == b"* SEARCH 1 3\r\n", done
     assert done[-1].startswith(b"L2 OK"), done
 
@@ -294,10 +236,10 @@ async def test_line_over_the_limit_then_a_good_command(plain: RawImap) -> None:
 async def test_search_keys_nested_without_parentheses_are_bounded(selected: RawImap) -> None:
     # OR and NOT nest by prefix, not by parentheses: a recursive parser must bound them too.
     for deep in (b"NOT " * 100_000 + b"ALL", b"OR " * 50_000 + b"ALL " * 50_001):
-        done = await selected.command(b"D1", b"SEARCH " + deep.strip())
+        done = await selected.run(b"D1", b"SEARCH " + deep.strip())
         assert tagged_status(done) == b"BAD", done[-1][:200]
         await assert_alive(selected)
-    done = await selected.command(b"D2", b"SEARCH NOT NOT NOT SUBJECT \"Hostile 2\"")
+    done = await selected.run(b"D2", b"SEARCH NOT NOT NOT SUBJECT \"Hostile 2\"")
     assert done[0] == b"* SEARCH 1 2\r\n", done
 
 
@@ -305,7 +247,7 @@ async def test_a_thousand_and_more_literals_in_one_command_are_refused(selected:
     literals = b"".join(b" OR SUBJECT {1+}\r\nx" for _ in range(2000))
     with traced() as grown:
         await selected.send(b"M1 SEARCH" + literals + b" ALL\r\n")
-        answer = await selected.until_tagged(b"M1")
+        answer = await selected.until(b"M1")
     assert tagged_status(answer) in (b"BAD", b"NO"), answer[-1]
     assert grown[0] < MiB, f"{grown[0]} bytes for a 20 KiB command"
 
@@ -322,11 +264,11 @@ async def test_sections_and_partials_out_of_range(selected: RawImap) -> None:
         b"FETCH 1 BODY.PEEK[HEADER.FIELDS (" + b" ".join([b"X-A"] * 20_000) + b")]",
         b"FETCH 1 BINARY.PEEK[HEADER]",
     ):
-        done = await selected.command(b"B1", command)
+        done = await selected.run(b"B1", command)
         # Either refused, or answered: never a crash or a hang.
         assert tagged_status(done) in (b"OK", b"BAD", b"NO"), (command[:60], done[-1])
         await assert_alive(selected)
-    done = await selected.command(b"B2", b"FETCH 1 BODY.PEEK[]<4.5>")
+    done = await selected.run(b"B2", b"FETCH 1 BODY.PEEK[]<4.5>")
     assert done[0] == b"* 1 FETCH (BODY[]<4> {5}\r\na@exa)\r\n" or b"BODY[]<4>" in done[0], done
 
 
@@ -353,14 +295,14 @@ async def test_hostile_mime_is_stored_and_fetched_within_bounds(
     await selected.send(b"H1 APPEND INBOX {%d}\r\n" % len(raw))
     assert (await selected.line()).startswith(b"+ ")
     await selected.send(raw + b"\r\n")
-    done = await selected.until_tagged(b"H1")
+    done = await selected.until(b"H1")
     assert done[-1].startswith(b"H1 OK"), done
-    done = await selected.command(b"H2", b"UID FETCH 4 (BODYSTRUCTURE ENVELOPE BODY.PEEK[1.1.1])")
+    done = await selected.run(b"H2", b"UID FETCH 4 (BODYSTRUCTURE ENVELOPE BODY.PEEK[1.1.1])")
     assert done[-1].startswith(b"H2 OK"), done[-1]
     answer = b"".join(done[:-1])
     assert answer.count(b"(") == answer.count(b")"), "unbalanced BODYSTRUCTURE"
     assert len(answer) < 2 * len(raw) + 64 * 1024
-    done = await selected.command(b"H3", b"UID FETCH 4 (BODY.PEEK[])")
+    done = await selected.run(b"H3", b"UID FETCH 4 (BODY.PEEK[])")
     assert raw in done[0], "BODY[] of a hostile message is not byte-exact"
     await assert_alive(selected)
 
@@ -375,7 +317,7 @@ async def test_abandoned_literal_leaves_nothing_behind(
     again = await RawImap.connect(listeners.imaps.port, tls=True)
     try:
         await again.login()
-        status = await again.command(b"A2", b"STATUS INBOX (MESSAGES)")
+        status = await again.run(b"A2", b"STATUS INBOX (MESSAGES)")
         assert b"(MESSAGES 3)" in status[0], status
     finally:
         await again.close()
@@ -385,7 +327,7 @@ async def test_idle_ended_by_anything_but_done_is_bad(selected: RawImap) -> None
     await selected.send(b"I1 IDLE\r\n")
     assert (await selected.line()).startswith(b"+ ")
     await selected.send(b"NOOP\r\n")
-    done = await selected.until_tagged(b"I1")
+    done = await selected.until(b"I1")
     assert tagged_status(done) in (b"BAD", b"NO"), done  # RFC 2177: only DONE ends IDLE
     await assert_alive(selected)
 
@@ -398,7 +340,7 @@ async def test_authenticate_with_a_bad_response_is_refused(listeners: Listeners,
         await client.send(b"U1 AUTHENTICATE PLAIN\r\n")
         assert (await client.line()).startswith(b"+")
         await client.send(response + b"\r\n")
-        done = await client.until_tagged(b"U1")
+        done = await client.until(b"U1")
         assert tagged_status(done) in (b"BAD", b"NO"), done  # RFC 3501 §6.2.2: "*" cancels with BAD
         await assert_alive(client)
         await client.login()
@@ -412,10 +354,10 @@ async def test_authenticate_with_a_bad_response_is_refused(listeners: Listeners,
      b'"with*wildcard"', b'"INBOX"', b'"with\x7fdelete"', b'"tab\there"', b'"line\xe2\x80\xa8sep"'],
 )
 async def test_bad_folder_names_are_refused_and_nothing_is_created(authed: RawImap, name: bytes) -> None:
-    before = await authed.command(b"C0", b'LIST "" *')
-    done = await authed.command(b"C1", b"CREATE " + name)
+    before = await authed.run(b"C0", b'LIST "" *')
+    done = await authed.run(b"C1", b"CREATE " + name)
     assert tagged_status(done) in (b"BAD", b"NO"), done
-    after = await authed.command(b"C2", b'LIST "" *')
+    after = await authed.run(b"C2", b'LIST "" *')
     assert after[:-1] == before[:-1], after
 
 
@@ -454,7 +396,7 @@ async def test_garbage_gets_bad_and_the_session_goes_on(plain: RawImap, garbage:
      b"EXPUNGE", b"LIST \"\" *"],
 )
 async def test_commands_before_login_are_refused(plain: RawImap, command: bytes) -> None:
-    done = await plain.command(b"W1", command)
+    done = await plain.run(b"W1", command)
     assert tagged_status(done) in (b"BAD", b"NO"), done
     assert not any(line.startswith(b"+") for line in done), done
     await assert_alive(plain)
@@ -468,7 +410,7 @@ async def test_commands_before_login_are_refused(plain: RawImap, command: bytes)
 async def test_selected_state_commands_without_a_selection_are_refused(
     authed: RawImap, command: bytes
 ) -> None:
-    done = await authed.command(b"W2", command)
+    done = await authed.run(b"W2", command)
     assert tagged_status(done) in (b"BAD", b"NO"), done
     await assert_alive(authed)
 
@@ -476,22 +418,22 @@ async def test_selected_state_commands_without_a_selection_are_refused(
 async def test_login_is_refused_in_the_authenticated_state_and_on_cleartext(
     authed: RawImap, plain: RawImap
 ) -> None:
-    done = await authed.command(b"W3", b'LOGIN "sales@acme.test" "sales-pass-1"')
+    done = await authed.run(b"W3", b'LOGIN "sales@acme.test" "sales-pass-1"')
     assert tagged_status(done) in (b"BAD", b"NO"), done
     await assert_alive(authed)
     # RFC 3501 §6.2.3: LOGINDISABLED before TLS.
-    done = await plain.command(b"W4", b'LOGIN "sales@acme.test" "sales-pass-1"')
+    done = await plain.run(b"W4", b'LOGIN "sales@acme.test" "sales-pass-1"')
     assert tagged_status(done) in (b"BAD", b"NO"), done
     await assert_alive(plain)
 
 
 async def test_sequence_numbers_out_of_range_and_bad_sets(selected: RawImap) -> None:
-    done = await selected.command(b"R1", b"FETCH 99 FLAGS")
+    done = await selected.run(b"R1", b"FETCH 99 FLAGS")
     assert tagged_status(done) in (b"BAD", b"NO"), done  # RFC 9051 §6.4.5: invalid message sequence
     for bad in (b"FETCH 0 FLAGS", b"FETCH 1:4294967296 FLAGS", b"FETCH -1 FLAGS", b"FETCH 1 (FLAGS"):
-        done = await selected.command(b"R2", bad)
+        done = await selected.run(b"R2", bad)
         assert tagged_status(done) == b"BAD", (bad, done)
-    done = await selected.command(b"R3", b"UID FETCH 1:4294967295 (FLAGS)")
+    done = await selected.run(b"R3", b"UID FETCH 1:4294967295 (FLAGS)")
     assert tagged_status(done) == b"OK", done
     assert sum(line.startswith(b"* ") and b"FETCH" in line for line in done) == 3, done
 

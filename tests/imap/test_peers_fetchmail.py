@@ -18,7 +18,7 @@ import pytest
 from mailmark.bootstrap import Listeners
 from mailmark.security import ensure_self_signed_certificate
 from tests.conftest import HOSTNAME, World, stored_copies
-from tests.imap.test_hostile import client_tls
+from tests.imap.raw import client_tls
 
 FETCHMAIL = shutil.which("fetchmail")
 pytestmark = pytest.mark.skipif(FETCHMAIL is None, reason="fetchmail not installed (Debian package fetchmail)")
