@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import re
 import ssl
+from typing import Self
 
 TIMEOUT = 10.0
 _LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
@@ -28,7 +29,7 @@ class Raw:
         self.greeting = b""
 
     @classmethod
-    async def connect(cls, port: int, *, tls: bool = True) -> Raw:
+    async def connect(cls, port: int, *, tls: bool = True) -> Self:
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=client_tls() if tls else None, limit=8 * 1024 * 1024
         )
