@@ -136,6 +136,7 @@ def test_sts_record(records: list[str], expected: str | None) -> None:
         ("version: STSv2\nmode: enforce\nmx: a.test\nmax_age: 10\n", False),
         ("version: STSv1\nmode: strict\nmx: a.test\nmax_age: 10\n", False),
         ("version: STSv1\nmode: enforce\nmx: a.test\nmax_age: -1\n", False),
+        ("version: STSv1\nmode: enforce\nmx: a.test\nmax_age: \u00b9\n", False),  # a digit, not ASCII
         ("version: STSv1\nmode: enforce\nmx: a b.test\nmax_age: 10\n", False),
         ("<html>not a policy</html>", False),
     ],

@@ -242,7 +242,7 @@ def _check_nameserver(server: str) -> None:
         host, _, port = server.partition(":")
     else:
         host, port = server, ""
-    if not host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+    if not host or (port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536)):
         raise ValueError(f"{server!r} is not host[:port]")
 
 

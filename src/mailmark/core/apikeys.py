@@ -144,7 +144,7 @@ class ApiKeyService:
     async def revoke(self, prefix_or_id: str) -> ApiKey:
         """Revoke by public prefix (`dm_live_…`) or id; revoking twice is not an error."""
         async with self._uow() as uow:
-            if prefix_or_id.isdigit():
+            if prefix_or_id.isascii() and prefix_or_id.isdigit():
                 key = await uow.api_keys.get(int(prefix_or_id))
             else:
                 key = await uow.api_keys.get_by_prefix(public_prefix(prefix_or_id.strip()))

@@ -36,7 +36,7 @@ def cursor_id(cursor: str | None) -> int | None:
     """Cursors are opaque to callers; here they are the last id of the previous page."""
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
         raise InvalidInput("This cursor was not given by this API.", field="cursor")
     return int(cursor)
 
@@ -78,7 +78,7 @@ class EmailService:
     async def get(self, domain_id: int, email_id: str) -> tuple[SentEmail, list[EmailEvent]]:
         """One email by its id or its Message-ID, with its event timeline (oldest first)."""
         async with self._uow(read_only=True) as uow:
-            if email_id.isdigit() and len(email_id) <= 18:
+            if email_id.isascii() and email_id.isdigit() and len(email_id) <= 18:
                 email = await uow.sent_emails.get(domain_id, int(email_id))
             else:
                 email = await uow.sent_emails.get_by_message_id(domain_id, email_id.strip("<>"))

@@ -26,7 +26,7 @@ class SenderGroupView:
 
 def group_id(text: str) -> int:
     """A group id from a path; anything that is not one is a group that does not exist."""
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise NotFound(f"No sender group {text} here.")
     return int(text)
 

@@ -123,7 +123,7 @@ def verify_signature(secret: str, header: str, body: bytes, now: int, tolerance:
     """Whether `header` is a valid signature of `body` made within `tolerance` seconds of `now`."""
     parts = dict(item.partition("=")[::2] for item in header.split(","))
     timestamp = parts.get("t", "")
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance:
+    if not (timestamp.isascii() and timestamp.isdigit()) or abs(now - int(timestamp)) > tolerance:
         return False
     expected = sign(secret, int(timestamp), body).partition(",v1=")[2]
     return hmac.compare_digest(expected, parts.get("v1", ""))

@@ -98,7 +98,7 @@ def parse_policy(text: str, sts_id: str, fetched_at: datetime) -> MtaStsPolicy |
     max_age = values.get("max_age", "")
     if values.get("version") != "STSv1" or mode not in ("enforce", "testing", "none"):
         return None
-    if not max_age.isdigit() or len(max_age) > 10:
+    if not (max_age.isascii() and max_age.isdigit()) or len(max_age) > 10:
         return None
     if mode != "none" and not mx_patterns:
         return None

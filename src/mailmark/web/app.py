@@ -142,7 +142,7 @@ def _hosted_name_from_host(
 async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
     """At most limit + 1 bytes of the body: enough for the parser to refuse what is too long."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise InvalidInput(f"The request body is larger than {limit // 1024} KiB.")
     body = bytearray()
     async for chunk in request.stream():

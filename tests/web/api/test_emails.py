@@ -36,6 +36,17 @@ async def test_emails_are_listed_newest_first_in_cursor_pages(acme: Tenant) -> N
     assert email["status"] == "queued" and email["scheduledAt"] is not None
 
 
+async def test_ids_and_cursors_in_other_scripts_digits_are_refused(acme: Tenant) -> None:
+    # "¹" and "٣" are digits to str.isdigit but not to int(): they must not reach it.
+    superscript = await acme.client.get("/v1/emails/\u00b9")
+    arabic = await acme.client.get("/v1/emails", params={"cursor": "\u0663"})
+    group = await acme.client.patch("/v1/sender-groups/\u00b9", json={"name": "x"})
+
+    assert_error(superscript, 404, "not_found")
+    assert arabic.status_code == 400, arabic.text
+    assert group.status_code in (400, 404), group.text
+
+
 async def test_emails_filter_by_status_from_and_batch(acme: Tenant, world: World) -> None:
     await _send(acme, "plain")
     campaign = await _send(acme, "camp", type="campaign", to=["a@example.com", "b@example.com"])
