@@ -55,6 +55,15 @@ def _flags(value: Any) -> tuple[str, ...]:
     return tuple(str(flag) for flag in value) if isinstance(value, list) else ()
 
 
+def _internal_date(value: Any) -> datetime:
+    """A placement's internal date from `_internal_date_column`: on SQLite the UTC text that
+    UtcDateTime stored ("YYYY-MM-DD HH:MM:SS.ffffff"), on PostgreSQL an aware datetime."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value + "+00:00")
+    moment: datetime = value
+    return moment
+
+
 def _state(row: Any) -> PlacementState:
     return PlacementState(
         int(row.uid), int(row.message_id), _flags(row.flags), int(row.modseq), row.thread_id,
@@ -208,12 +217,13 @@ class SqlMailStore:
     async def fetch_rows(
         self, folder_id: int, uids: Sequence[int], structure: bool, content: bool
     ) -> list[FetchRow]:
+        # Flags come as JSON text, decoded once per distinct value; the internal date skips
+        # SQLAlchemy's per-row conversions (see _internal_date); rows are read as plain tuples.
         columns: list[Any] = [
-            placements.c.uid, placements.c.message_id, placements.c.flags, placements.c.modseq,
-            placements.c.internal_date, messages.c.size, messages.c.blob_key,
+            placements.c.uid, placements.c.message_id, sa.cast(placements.c.flags, sa.Text),
+            placements.c.modseq, self._internal_date_column(), messages.c.size, messages.c.blob_key,
+            messages.c.trace_prefix if content else sa.null(),
         ]
-        if content:
-            columns.append(messages.c.trace_prefix)
         if structure:
             columns += [messages.c.envelope, messages.c.bodystructure, messages.c.body]
         wanted = sorted(set(uids))
@@ -231,26 +241,29 @@ class SqlMailStore:
             .order_by(placements.c.uid)
         )
         keep = set(wanted)
+        decoded: dict[str, tuple[str, ...]] = {}
         out = []
-        for row in await self._conn.execute(query):
-            values = row._mapping
-            if values["uid"] not in keep:
+        for row in (await self._conn.execute(query)).tuples():
+            uid, message_id, flag_text, modseq, moment, size, blob_key, prefix = row[:8]
+            if uid not in keep:
                 continue
+            flags = decoded.get(flag_text)
+            if flags is None:
+                flags = decoded[flag_text] = _flags(flag_text)
+            envelope, bodystructure, body = row[8:] if structure else (None, None, None)
             out.append(
                 FetchRow(
-                    uid=int(values["uid"]), message_id=int(values["message_id"]),
-                    flags=_flags(values["flags"]), modseq=int(values["modseq"]),
-                    internal_date=values["internal_date"], size=int(values["size"]),
-                    blob_key=values["blob_key"],
-                    # Only the selected columns: a missing key costs SQLAlchemy a raised and
-                    # caught exception per row (10,000 of them in a FETCH 1:* (FLAGS)).
-                    trace_prefix=(values["trace_prefix"] or b"") if content else b"",
-                    envelope=values["envelope"] if structure else None,
-                    bodystructure=values["bodystructure"] if structure else None,
-                    body=values["body"] if structure else None,
+                    uid, message_id, flags, modseq, _internal_date(moment), size, blob_key,
+                    prefix or b"", envelope, bodystructure, body,
                 )
             )
         return out
+
+    def _internal_date_column(self) -> sa.ColumnElement[Any]:
+        if self._pg:
+            return placements.c.internal_date
+        # SQLite: the stored text as it is, parsed by _internal_date.
+        return sa.type_coerce(placements.c.internal_date, sa.String)
 
     async def unindexed(self, folder_id: int, limit: int) -> list[int]:
         query = (
