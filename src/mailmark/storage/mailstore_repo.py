@@ -40,6 +40,9 @@ CHUNK = 500
 SEEN = "\\Seen"
 _SYSTEM = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft", "\\recent"})
 
+# fetch_rows' statements by (PostgreSQL, structure, content, contiguous).
+_FETCH_QUERIES: dict[tuple[bool, bool, bool, bool], sa.Select[Any]] = {}
+
 _sqlite_text = sa.table("message_text", sa.column("rowid"), sa.column("header"), sa.column("body"))
 _pg_text = sa.table("message_text", sa.column("message_id"), sa.column("header"), sa.column("body"))
 assert _sqlite_text.name == FULLTEXT_TABLE
@@ -56,7 +59,7 @@ def _flags(value: Any) -> tuple[str, ...]:
 
 
 def _internal_date(value: Any) -> datetime:
-    """A placement's internal date from `_internal_date_column`: on SQLite the UTC text that
+    """A placement's internal date as `SqlMailStore._fetch_query` reads it: on SQLite the UTC text that
     UtcDateTime stored ("YYYY-MM-DD HH:MM:SS.ffffff"), on PostgreSQL an aware datetime."""
     if isinstance(value, str):
         return datetime.fromisoformat(value + "+00:00")
@@ -217,33 +220,21 @@ class SqlMailStore:
     async def fetch_rows(
         self, folder_id: int, uids: Sequence[int], structure: bool, content: bool
     ) -> list[FetchRow]:
-        # Flags come as JSON text, decoded once per distinct value; the internal date skips
-        # SQLAlchemy's per-row conversions (see _internal_date); rows are read as plain tuples.
-        columns: list[Any] = [
-            placements.c.uid, placements.c.message_id, sa.cast(placements.c.flags, sa.Text),
-            placements.c.modseq, self._internal_date_column(), messages.c.size, messages.c.blob_key,
-            messages.c.trace_prefix if content else sa.null(),
-        ]
-        if structure:
-            columns += [messages.c.envelope, messages.c.bodystructure, messages.c.body]
         wanted = sorted(set(uids))
         if not wanted:
             return []
-        if wanted[-1] - wanted[0] < 2 * len(wanted):
-            # Mostly contiguous (1:*, a range): one range scan, the few gaps dropped below.
-            chosen = placements.c.uid.between(wanted[0], wanted[-1])
+        # Mostly contiguous (1:*, a range): one range scan, the few gaps dropped below.
+        contiguous = wanted[-1] - wanted[0] < 2 * len(wanted)
+        query = self._fetch_query(structure, content, contiguous)
+        params: dict[str, Any] = {"folder_id": folder_id}
+        if contiguous:
+            params.update(low=wanted[0], high=wanted[-1])
         else:
-            chosen = placements.c.uid.in_(wanted)
-        query = (
-            sa.select(*columns)
-            .select_from(placements.join(messages))
-            .where(placements.c.folder_id == folder_id, chosen)
-            .order_by(placements.c.uid)
-        )
+            params["uids"] = wanted
         keep = set(wanted)
         decoded: dict[str, tuple[str, ...]] = {}
         out = []
-        for row in (await self._conn.execute(query)).tuples():
+        for row in (await self._conn.execute(query, params)).tuples():
             uid, message_id, flag_text, modseq, moment, size, blob_key, prefix = row[:8]
             if uid not in keep:
                 continue
@@ -259,11 +250,39 @@ class SqlMailStore:
             )
         return out
 
-    def _internal_date_column(self) -> sa.ColumnElement[Any]:
-        if self._pg:
-            return placements.c.internal_date
-        # SQLite: the stored text as it is, parsed by _internal_date.
-        return sa.type_coerce(placements.c.internal_date, sa.String)
+    def _fetch_query(self, structure: bool, content: bool, contiguous: bool) -> sa.Select[Any]:
+        """fetch_rows' statement, built once per shape with bound parameters: building and
+        keying a fresh statement per chunk cost more than running it.
+
+        Flags come as JSON text (decoded once per distinct value by the caller); on SQLite the
+        internal date comes as the stored text, parsed by _internal_date."""
+        key = (self._pg, structure, content, contiguous)
+        query = _FETCH_QUERIES.get(key)
+        if query is not None:
+            return query
+        internal_date: Any = (
+            placements.c.internal_date if self._pg
+            else sa.type_coerce(placements.c.internal_date, sa.String)
+        )
+        columns: list[Any] = [
+            placements.c.uid, placements.c.message_id, sa.cast(placements.c.flags, sa.Text),
+            placements.c.modseq, internal_date, messages.c.size, messages.c.blob_key,
+            messages.c.trace_prefix if content else sa.null(),
+        ]
+        if structure:
+            columns += [messages.c.envelope, messages.c.bodystructure, messages.c.body]
+        uid = placements.c.uid
+        chosen = (
+            uid.between(sa.bindparam("low"), sa.bindparam("high")) if contiguous
+            else uid.in_(sa.bindparam("uids", expanding=True))
+        )
+        query = _FETCH_QUERIES[key] = (
+            sa.select(*columns)
+            .select_from(placements.join(messages))
+            .where(placements.c.folder_id == sa.bindparam("folder_id"), chosen)
+            .order_by(uid)
+        )
+        return query
 
     async def unindexed(self, folder_id: int, limit: int) -> list[int]:
         query = (
