@@ -7,6 +7,7 @@ folder for SELECT takes the JSON text as it is and decodes each distinct value o
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -39,6 +40,9 @@ CHUNK = 500
 SEEN = "\\Seen"
 _SYSTEM = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft", "\\recent"})
 
+# fetch_rows' statements by (PostgreSQL, structure, content, contiguous).
+_FETCH_QUERIES: dict[tuple[bool, bool, bool, bool], sa.Select[Any]] = {}
+
 _sqlite_text = sa.table("message_text", sa.column("rowid"), sa.column("header"), sa.column("body"))
 _pg_text = sa.table("message_text", sa.column("message_id"), sa.column("header"), sa.column("body"))
 assert _sqlite_text.name == FULLTEXT_TABLE
@@ -52,6 +56,15 @@ def _flags(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = json.loads(value)
     return tuple(str(flag) for flag in value) if isinstance(value, list) else ()
+
+
+def _internal_date(value: Any) -> datetime:
+    """A placement's internal date as `SqlMailStore._fetch_query` reads it: on SQLite the UTC text that
+    UtcDateTime stored ("YYYY-MM-DD HH:MM:SS.ffffff"), on PostgreSQL an aware datetime."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value + "+00:00")
+    moment: datetime = value
+    return moment
 
 
 def _state(row: Any) -> PlacementState:
@@ -158,32 +171,32 @@ class SqlMailStore:
         return FolderCounts(int(total), int(unseen), int(size))
 
     async def folder_uids(self, folder_id: int) -> FolderUids:
-        query = (
-            sa.select(placements.c.uid, sa.cast(placements.c.flags, sa.Text))
-            .where(placements.c.folder_id == folder_id)
-            .order_by(placements.c.uid)
+        # One row per distinct flag set with its UIDs as comma-separated text, rather than 10,000
+        # rows through the driver and SQLAlchemy; the UIDs are sorted here, so the aggregate's
+        # order does not matter.
+        flag_text = sa.cast(placements.c.flags, sa.Text)
+        uid_text = sa.cast(placements.c.uid, sa.Text)
+        joined = sa.func.string_agg(uid_text, ",") if self._pg else sa.func.group_concat(uid_text, ",")
+        groups = await self._conn.execute(
+            sa.select(flag_text, joined).where(placements.c.folder_id == folder_id).group_by(flag_text)
         )
-        rows = (await self._conn.execute(query)).all()
-        decoded: dict[str, tuple[bool, tuple[str, ...]]] = {}
         uids: list[int] = []
-        first_unseen: int | None = None
         unseen = 0
+        lowest_unseen: int | None = None
         keywords: dict[str, str] = {}
-        for index, (uid, text) in enumerate(rows):
-            uids.append(uid)
-            known = decoded.get(text)
-            if known is None:
-                flags = _flags(text)
-                known = decoded[text] = (
-                    SEEN in flags,
-                    tuple(flag for flag in flags if flag.lower() not in _SYSTEM),
-                )
-                for keyword in known[1]:
+        for value, text in groups:
+            flags = _flags(value)
+            group = [int(uid) for uid in text.split(",")]
+            uids += group
+            if SEEN not in flags:
+                unseen += len(group)
+                lowest = min(group)
+                lowest_unseen = lowest if lowest_unseen is None else min(lowest_unseen, lowest)
+            for keyword in flags:
+                if keyword.lower() not in _SYSTEM:
                     keywords.setdefault(keyword.lower(), keyword)
-            if not known[0]:
-                unseen += 1
-                if first_unseen is None:
-                    first_unseen = index
+        uids.sort()
+        first_unseen = None if lowest_unseen is None else bisect.bisect_left(uids, lowest_unseen)
         return FolderUids(uids, first_unseen, unseen, tuple(sorted(keywords.values())))
 
     async def changed_since(self, folder_id: int, modseq: int) -> list[PlacementState]:
@@ -207,49 +220,69 @@ class SqlMailStore:
     async def fetch_rows(
         self, folder_id: int, uids: Sequence[int], structure: bool, content: bool
     ) -> list[FetchRow]:
-        columns: list[Any] = [
-            placements.c.uid, placements.c.message_id, placements.c.flags, placements.c.modseq,
-            placements.c.internal_date, messages.c.size, messages.c.blob_key,
-        ]
-        if content:
-            columns.append(messages.c.trace_prefix)
-        if structure:
-            columns += [messages.c.envelope, messages.c.bodystructure, messages.c.body]
         wanted = sorted(set(uids))
         if not wanted:
             return []
-        if wanted[-1] - wanted[0] < 2 * len(wanted):
-            # Mostly contiguous (1:*, a range): one range scan, the few gaps dropped below.
-            chosen = placements.c.uid.between(wanted[0], wanted[-1])
+        # Mostly contiguous (1:*, a range): one range scan, the few gaps dropped below.
+        contiguous = wanted[-1] - wanted[0] < 2 * len(wanted)
+        query = self._fetch_query(structure, content, contiguous)
+        params: dict[str, Any] = {"folder_id": folder_id}
+        if contiguous:
+            params.update(low=wanted[0], high=wanted[-1])
         else:
-            chosen = placements.c.uid.in_(wanted)
-        query = (
-            sa.select(*columns)
-            .select_from(placements.join(messages))
-            .where(placements.c.folder_id == folder_id, chosen)
-            .order_by(placements.c.uid)
-        )
+            params["uids"] = wanted
         keep = set(wanted)
+        decoded: dict[str, tuple[str, ...]] = {}
         out = []
-        for row in await self._conn.execute(query):
-            values = row._mapping
-            if values["uid"] not in keep:
+        for row in (await self._conn.execute(query, params)).tuples():
+            uid, message_id, flag_text, modseq, moment, size, blob_key, prefix = row[:8]
+            if uid not in keep:
                 continue
+            flags = decoded.get(flag_text)
+            if flags is None:
+                flags = decoded[flag_text] = _flags(flag_text)
+            envelope, bodystructure, body = row[8:] if structure else (None, None, None)
             out.append(
                 FetchRow(
-                    uid=int(values["uid"]), message_id=int(values["message_id"]),
-                    flags=_flags(values["flags"]), modseq=int(values["modseq"]),
-                    internal_date=values["internal_date"], size=int(values["size"]),
-                    blob_key=values["blob_key"],
-                    # Only the selected columns: a missing key costs SQLAlchemy a raised and
-                    # caught exception per row (10,000 of them in a FETCH 1:* (FLAGS)).
-                    trace_prefix=(values["trace_prefix"] or b"") if content else b"",
-                    envelope=values["envelope"] if structure else None,
-                    bodystructure=values["bodystructure"] if structure else None,
-                    body=values["body"] if structure else None,
+                    uid, message_id, flags, modseq, _internal_date(moment), size, blob_key,
+                    prefix or b"", envelope, bodystructure, body,
                 )
             )
         return out
+
+    def _fetch_query(self, structure: bool, content: bool, contiguous: bool) -> sa.Select[Any]:
+        """fetch_rows' statement, built once per shape with bound parameters: building and
+        keying a fresh statement per chunk cost more than running it.
+
+        Flags come as JSON text (decoded once per distinct value by the caller); on SQLite the
+        internal date comes as the stored text, parsed by _internal_date."""
+        key = (self._pg, structure, content, contiguous)
+        query = _FETCH_QUERIES.get(key)
+        if query is not None:
+            return query
+        internal_date: Any = (
+            placements.c.internal_date if self._pg
+            else sa.type_coerce(placements.c.internal_date, sa.String)
+        )
+        columns: list[Any] = [
+            placements.c.uid, placements.c.message_id, sa.cast(placements.c.flags, sa.Text),
+            placements.c.modseq, internal_date, messages.c.size, messages.c.blob_key,
+            messages.c.trace_prefix if content else sa.null(),
+        ]
+        if structure:
+            columns += [messages.c.envelope, messages.c.bodystructure, messages.c.body]
+        uid = placements.c.uid
+        chosen = (
+            uid.between(sa.bindparam("low"), sa.bindparam("high")) if contiguous
+            else uid.in_(sa.bindparam("uids", expanding=True))
+        )
+        query = _FETCH_QUERIES[key] = (
+            sa.select(*columns)
+            .select_from(placements.join(messages))
+            .where(placements.c.folder_id == sa.bindparam("folder_id"), chosen)
+            .order_by(uid)
+        )
+        return query
 
     async def unindexed(self, folder_id: int, limit: int) -> list[int]:
         query = (

@@ -192,7 +192,8 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
                 announced[message.uid] = message.modseq
                 if not wants_flags:
                     items.append(b"FLAGS " + encoder.flag_list(message.flags))
-            out.append(encoder.fetch(seq, items))
+            # encoder.fetch's response, its pieces joined once for the whole chunk.
+            out += (b"* %d FETCH (" % seq, b" ".join(items), b")\r\n")
         session.write(b"".join(out))
         await session.flush()
     return None
@@ -211,8 +212,25 @@ _SIMPLE_RENDERERS: dict[str, Callable[[FetchedMessage], bytes]] = {
 
 def _renderer(attribute: FetchAttribute) -> Callable[[FetchedMessage], bytes]:
     """How to render one FETCH item, chosen once per command rather than once per message."""
-    if attribute.section is None and attribute.name in _SIMPLE_RENDERERS:
+    section = attribute.section
+    if section is None and attribute.name in _SIMPLE_RENDERERS:
         return _SIMPLE_RENDERERS[attribute.name]
+    if section is not None and attribute.name == "BODY":
+        label = b"BODY[" + section.render().encode() + b"]"
+        if not section.part and not section.kind:
+            # BODY[]: the whole message as stored, no MIME parse.
+            if attribute.partial is not None:
+                return lambda message: label + _partial(attribute, message.content or b"", encoder.literal)
+            # One copy of the content: the small head is joined first.
+            return lambda message: label + b" {%d}\r\n" % len(message.content or b"") + (message.content or b"")
+
+        def body_section(message: FetchedMessage) -> bytes:
+            data = imap_structure.section(
+                message.content or b"", section.part, section.kind, section.fields
+            )
+            return label + _partial(attribute, data, encoder.literal)
+
+        return body_section
     return lambda message: _item(attribute, message)
 
 
@@ -227,14 +245,8 @@ def _item(attribute: FetchAttribute, message: FetchedMessage) -> bytes:
             return b"RFC822 " + encoder.literal(content)
         kind = "HEADER" if name == "RFC822.HEADER" else "TEXT"
         return name.encode() + b" " + encoder.literal(imap_structure.section(content, (), kind))
-    content = message.content or b""
-    if name == "BODY":
-        whole = not section.part and not section.kind
-        data = content if whole else imap_structure.section(content, section.part, section.kind, section.fields)
-        label = b"BODY[" + section.render().encode() + b"]"
-        return label + _partial(attribute, data, encoder.literal)
     try:
-        data = imap_structure.binary(content, section.part)
+        data = imap_structure.binary(message.content or b"", section.part)
     except imap_structure.UnknownTransferEncoding:
         # RFC 3516 §4.3 / RFC 9051 §7.1: the part's encoding cannot be undone.
         raise Reply("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
