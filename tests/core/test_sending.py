@@ -318,3 +318,24 @@ async def test_a_scheduled_message_waits_for_its_time(
     clock.current = later
     [leased] = await services.queue.lease_due("n", 10, timedelta(minutes=1))
     assert leased.expires_at == later + services.settings.queue_lifetime
+
+
+async def test_non_ascii_names_and_long_subjects_and_lines_read_back(world: World) -> None:
+    services = world.services
+    named = await services.mailboxes.create("zoe@acme.test", display_name="Zoë Ångström")
+    subject = "Привет, мир! " * 12 + "end"
+    html = "<p>" + "ж" * 300 + "</p>"
+    await services.sending.submit(
+        mailbox=named, to=["ann@remote.test"], subject=subject, text="a" * 500, html=html
+    )
+    [copy] = await stored_copies(services, named)
+    assert copy.data.isascii() or b"Content-Transfer-Encoding: 8bit" in copy.data
+    head = copy.data.split(b"\r\n\r\n", 1)[0]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    message = parsed(copy.data)
+    assert message["Subject"] == subject
+    assert message["From"].addresses[0].display_name == "Zoë Ångström"
+    plain = message.get_body(("plain",))
+    rich = message.get_body(("html",))
+    assert plain is not None and plain.get_content().rstrip() == "a" * 500
+    assert rich is not None and rich.get_content().rstrip() == html

@@ -16,12 +16,10 @@ import string
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
 from html import escape
 
+from mailmark.core import compose
 from mailmark.core.addresses import normalize_domain, verp_address
 from mailmark.core.delivery import InboundDelivery, SentCopy
 from mailmark.core.errors import (
@@ -291,22 +289,20 @@ class SendingService:
         now = self._clock.now()
         message_id = f"{secrets.token_hex(16)}@{mailbox.domain_name}"
 
-        message = EmailMessage(policy=policy.SMTP)
-        message["From"] = Address(display_name=mailbox.display_name, addr_spec=mailbox.address)
+        fields = [compose.address_list("From", [compose.mailbox(mailbox.display_name, mailbox.address)])]
         if to_addrs:
-            message["To"] = ", ".join(to_addrs)
+            fields.append(compose.address_list("To", to_addrs))
         if cc_addrs:
-            message["Cc"] = ", ".join(cc_addrs)
+            fields.append(compose.address_list("Cc", cc_addrs))
         if reply:
-            message["Reply-To"] = reply
-        message["Subject"] = draft.subject
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = f"<{message_id}>"
-        for name, value in extra.items():
-            message[name] = value
-        _set_body(message, draft.text, draft.html, mailbox.signature)
-        # policy.SMTP: every line ends in CRLF (RFC 5322 §2.1), long lines are encoded.
-        raw = message.as_bytes(policy=policy.SMTP)
+            fields.append(compose.address_list("Reply-To", [reply]))
+        fields.append(compose.unstructured("Subject", draft.subject))
+        fields.append(f"Date: {format_datetime(now)}\r\n")
+        fields.append(f"Message-ID: <{message_id}>\r\n")
+        fields += [compose.unstructured(name, value) for name, value in extra.items()]
+        content_head, body = _body(draft.text, draft.html, mailbox.signature)
+        head = "".join(fields) + "MIME-Version: 1.0\r\n" + content_head + "\r\n"
+        raw = head.encode("ascii") + body
         return _Prepared(
             mailbox,
             mailbox.address,
@@ -690,25 +686,26 @@ def _addresses(label: str, addresses: Sequence[str]) -> list[str]:
     return [normalize_address(address, f"The {label} address") for address in addresses]
 
 
-def _set_body(message: EmailMessage, text: str | None, html: str | None, signature: str) -> None:
-    """The text and/or HTML body, each with the mailbox's signature (RFC 3676 §4.3 separator)."""
+def _body(text: str | None, html: str | None, signature: str) -> tuple[str, bytes]:
+    """The content fields and body: the text and/or HTML, each with the mailbox's signature
+    (RFC 3676 §4.3 separator); both as multipart/alternative, plain text first (RFC 2046
+    §5.1.4)."""
     signature = signature.strip()
     signature_is_html = bool(_HTML_TAG.search(signature))
+    parts = []
     if html is None or text is not None:
         plain = text or ""
         if signature:
             shown = _HTML_TAG.sub("", signature) if signature_is_html else signature
             plain = f"{plain.rstrip()}\n\n-- \n{shown}\n"
-        message.set_content(plain, subtype="plain", charset="utf-8")
+        parts.append(compose.text_part("plain", plain))
     if html is not None:
         rich = html
         if signature:
             shown = signature if signature_is_html else escape(signature).replace("\n", "<br>\n")
             rich = f"{html}\n<br><br>\n-- <br>\n{shown}\n"
-        if text is None:
-            message.set_content(rich, subtype="html", charset="utf-8")
-        else:
-            message.add_alternative(rich, subtype="html", charset="utf-8")
+        parts.append(compose.text_part("html", rich))
+    return parts[0] if len(parts) == 1 else compose.alternative(parts)
 
 
 def _header_fields(raw: bytes) -> list[bytes]:

@@ -1,0 +1,145 @@
+"""Composing the messages Mailmark writes itself (API, dashboard and campaign sends).
+
+The stdlib `email` package parses every header it is given back into a tree and folds it again,
+which costs more than the rest of a send. The fields here are built from values the caller has
+already checked (no CR, LF or NUL; addresses normalised to dot-atom@domain), so they are written
+directly: unstructured text folded at white space (RFC 5322 §2.2.3) or, when it is not plain
+ASCII, as RFC 2047 encoded-words; display names as atoms, a quoted-string or encoded-words
+(RFC 5322 §3.4, RFC 2047 §5(3)). Every line ends in CRLF (RFC 5322 §2.1).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+from collections.abc import Sequence
+
+CRLF = "\r\n"
+# RFC 5322 §2.1.1: lines SHOULD be at most 78 characters and MUST be at most 998.
+LINE_LENGTH = 78
+MAX_LINE = 998
+# RFC 2047 §2: an encoded-word is at most 75 characters; "=?utf-8?b?" + 52 base64 + "?=" is 64,
+# which fits on the first line after "Reply-To: ".
+_WORD_OCTETS = 39
+# RFC 5322 §3.2.3 atext: a display name of atoms separated by spaces needs no quoting.
+_PHRASE_ATOMS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+( [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_PRINTABLE = re.compile(r"^[ -~]*$")
+
+
+def encoded_words(text: str) -> list[str]:
+    """`text` as UTF-8 "B" encoded-words (RFC 2047 §4.1), each whole characters and at most 75
+    characters long. White space between adjacent encoded-words is dropped when they are decoded
+    (RFC 2047 §6.2), so they may be folded apart."""
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for char in text:
+        octets = len(char.encode("utf-8", "surrogatepass"))
+        if size + octets > _WORD_OCTETS and chunk:
+            words.append(_b_word("".join(chunk)))
+            chunk, size = [], 0
+        chunk.append(char)
+        size += octets
+    if chunk or not words:
+        words.append(_b_word("".join(chunk)))
+    return words
+
+
+def _b_word(text: str) -> str:
+    return "=?utf-8?b?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
+
+
+def _fold(name: str, pieces: Sequence[str]) -> str:
+    """`name:` and the pieces, each after one space; a line break goes before a piece that would
+    cross 78 characters (RFC 5322 §2.2.3: folding puts CRLF before white space, so unfolding
+    gives the text back exactly)."""
+    lines: list[str] = []
+    line = f"{name}:"
+    for index, piece in enumerate(pieces):
+        candidate = f"{line} {piece}"
+        if index and len(candidate) > LINE_LENGTH:
+            lines.append(line)
+            line = f" {piece}"
+        else:
+            line = candidate
+    lines.append(line)
+    return CRLF.join(lines) + CRLF
+
+
+def unstructured(name: str, value: str) -> str:
+    """An unstructured field (Subject, extra headers; RFC 5322 §3.2.5), folded. Printable ASCII
+    whose words fit in 998-character lines is written as it is; anything else as encoded-words,
+    as is text that would read as an encoded-word itself (RFC 2047 §5(1))."""
+    if _PRINTABLE.match(value) and "=?" not in value:
+        words = value.split(" ")
+        if all(len(name) + len(word) + 2 <= MAX_LINE for word in words):
+            return _fold(name, words)
+    return _fold(name, encoded_words(value))
+
+
+def mailbox(display_name: str, address: str) -> str:
+    """`Name <address>` (RFC 5322 §3.4), or the bare address without a name."""
+    if not display_name:
+        return address
+    if "=?" in display_name or not _PRINTABLE.match(display_name):
+        # Some parsers decode encoded-words even inside a quoted-string (against RFC 2047 §5(3)).
+        phrase = " ".join(encoded_words(display_name))
+    elif _PHRASE_ATOMS.match(display_name):
+        phrase = display_name
+    else:
+        escaped = display_name.replace("\\", "\\\\").replace('"', '\\"')
+        phrase = f'"{escaped}"'
+    return f"{phrase} <{address}>"
+
+
+def address_list(name: str, entries: Sequence[str]) -> str:
+    """An address field (From, To, Cc, Reply-To; RFC 5322 §3.6.2-3) of `mailbox()` entries,
+    folded after a comma or between the encoded-words of a display name."""
+    pieces: list[str] = []
+    for index, entry in enumerate(entries):
+        words = entry.split(" ") if entry.startswith("=?") else [entry]
+        if index + 1 < len(entries):
+            words[-1] += ","
+        pieces += words
+    return _fold(name, pieces)
+
+
+def text_part(subtype: str, text: str) -> tuple[str, bytes]:
+    """The header fields and body of a `text/<subtype>; charset="utf-8"` part.
+
+    The transfer encoding follows the stdlib's rules for such a part: 7bit for ASCII and 8bit
+    otherwise while every line fits in 78 characters; else whichever of quoted-printable and
+    base64 is shorter (RFC 2045 §6). Line breaks become CRLF."""
+    lines = text.encode("utf-8", "surrogateescape").splitlines()
+    if max((len(line) for line in lines), default=0) <= LINE_LENGTH:
+        body = b"".join(line + b"\r\n" for line in lines)
+        cte = "7bit" if body.isascii() else "8bit"
+    else:
+        plain = b"\n".join(lines) + b"\n"
+        quoted = binascii.b2a_qp(plain, istext=True).replace(b"\n", b"\r\n")
+        encoded = base64.encodebytes(b"\r\n".join(lines) + b"\r\n").replace(b"\n", b"\r\n")
+        if len(quoted) > len(encoded):
+            cte, body = "base64", encoded
+        else:
+            cte, body = "quoted-printable", quoted
+    head = f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}Content-Transfer-Encoding: {cte}{CRLF}'
+    return head, body
+
+
+def alternative(parts: Sequence[tuple[str, bytes]]) -> tuple[str, bytes]:
+    """A multipart/alternative of the parts (RFC 2046 §5.1.4), with a boundary that occurs in
+    none of them (RFC 2046 §5.1.1)."""
+    while True:
+        boundary = f"=_{secrets.randbits(96):029d}"
+        marker = boundary.encode("ascii")
+        if not any(marker in body or marker.decode() in head for head, body in parts):
+            break
+    # The CRLF before each delimiter belongs to the delimiter, not to the part before it.
+    body = b"".join(
+        b"--" + marker + b"\r\n" + head.encode("ascii") + b"\r\n" + part + b"\r\n"
+        for head, part in parts
+    )
+    body += b"--" + marker + b"--\r\n"
+    return f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}', body
