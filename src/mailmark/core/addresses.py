@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mailmark.core.errors import InvalidInput, RelayDenied
+from mailmark.core.errors import HeaderInjection, InvalidInput, RelayDenied
 
 # RFC 5321 §4.5.3.1.1–2: local part ≤ 64 octets, domain ≤ 255 octets.
 MAX_LOCAL_PART = 64
 MAX_DOMAIN = 253
+MAX_ADDRESS = 320
+MAX_HEADER_VALUE = 998  # RFC 5322 §2.1.1: no line longer than 998 characters
 SUBADDRESS_SEPARATOR = "+"
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -19,6 +21,8 @@ _MAILBOX_ATOM = re.compile(r"^[a-z0-9#$&'*/=?^_`{|}~-]+$")
 
 
 _FORBIDDEN_IN_PATH = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+# RFC 5322 §3.2.3 atext, as dot-atoms: the local parts we send to. Quoted local parts are refused.
+_DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 
 
 def is_malformed_path(address: str) -> bool:
@@ -41,6 +45,27 @@ def normalize_domain(name: str) -> str:
     if labels[-1].isdigit():
         raise InvalidInput(f"{name!r} is not a valid domain name.")
     return candidate
+
+
+def check_header_value(label: str, value: str, limit: int = MAX_HEADER_VALUE) -> None:
+    """Refuse header injection: CR, LF or NUL in a value bound for a header field."""
+    if any(ch in value for ch in "\r\n\0"):
+        raise HeaderInjection(f"{label} must not contain line breaks or NUL characters.")
+    if len(value) > limit:
+        raise InvalidInput(f"{label} is longer than {limit} characters.")
+
+
+def normalize_address(address: str, label: str = "The address") -> str:
+    """A plain `local@domain` address to send to, its domain lower-cased and IDNA-encoded."""
+    check_header_value(label, address, MAX_ADDRESS)
+    candidate = address.strip()
+    local, at, domain = candidate.rpartition("@")
+    if not at or len(local.encode()) > MAX_LOCAL_PART or not _DOT_ATOM.match(local):
+        raise InvalidInput(f"{label} {address!r} is not a valid email address.")
+    try:
+        return f"{local}@{normalize_domain(domain)}"
+    except InvalidInput:
+        raise InvalidInput(f"{label} {address!r} is not a valid email address.") from None
 
 
 def normalize_local_part(local_part: str) -> str:

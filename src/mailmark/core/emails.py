@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 from mailmark.core.errors import InvalidInput, NotFound
 from mailmark.core.model import EmailEvent, SentEmail, Suppression
 from mailmark.core.ports import UnitOfWorkFactory
-from mailmark.core.sending import normalize_address
+from mailmark.core.addresses import normalize_address
 
 DELIVERY_STATUSES = ("queued", "deferred", "delivered", "bounced", "complained")
 DEFAULT_PAGE = 50

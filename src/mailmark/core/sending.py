@@ -20,11 +20,10 @@ from email.utils import format_datetime, getaddresses
 from html import escape
 
 from mailmark.core import compose
-from mailmark.core.addresses import normalize_domain, verp_address
+from mailmark.core.addresses import check_header_value, normalize_address, verp_address
 from mailmark.core.delivery import InboundDelivery, SentCopy
 from mailmark.core.errors import (
     Forbidden,
-    HeaderInjection,
     InvalidInput,
     MailmarkError,
     NotFound,
@@ -43,10 +42,7 @@ SEEN = "\\Seen"
 TOKEN_LENGTH = 24
 # Lower-case only: some systems change the case of a return path's local part.
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
-MAX_ADDRESS = 320
-MAX_LOCAL_PART = 64
 MAX_SUBJECT = 998  # RFC 5322 §2.1.1: no line longer than 998 characters
-MAX_HEADER_VALUE = 998
 MAX_EXTRA_HEADERS = 50
 MAX_BATCH_ID = 64
 # Fields the message is built with; callers cannot replace them through `headers`.
@@ -69,8 +65,6 @@ RESERVED_HEADERS = frozenset(
         "dkim-signature",
     }
 )
-# RFC 5322 §3.2.3 atext, as dot-atoms: the local parts we send to. Quoted local parts are refused.
-_DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 # RFC 5322 §2.2: a field name is printable ASCII except the colon.
 _FIELD_NAME = re.compile(r"^[!-9;-~]{1,76}$")
 _HTML_TAG = re.compile(r"<[A-Za-z/!][^>]*>")
@@ -153,27 +147,6 @@ def _by_sender(
     for item, (_, sender) in zip(items, senders, strict=True):
         groups.setdefault(sender.id, (sender, []))[1].append(item)
     return list(groups.values())
-
-
-def check_header_value(label: str, value: str, limit: int = MAX_HEADER_VALUE) -> None:
-    """Refuse header injection: CR, LF or NUL in a value bound for a header field."""
-    if any(ch in value for ch in "\r\n\0"):
-        raise HeaderInjection(f"{label} must not contain line breaks or NUL characters.")
-    if len(value) > limit:
-        raise InvalidInput(f"{label} is longer than {limit} characters.")
-
-
-def normalize_address(address: str, label: str = "The address") -> str:
-    """A plain `local@domain` address, its domain lower-cased and IDNA-encoded."""
-    check_header_value(label, address, MAX_ADDRESS)
-    candidate = address.strip()
-    local, at, domain = candidate.rpartition("@")
-    if not at or len(local.encode()) > MAX_LOCAL_PART or not _DOT_ATOM.match(local):
-        raise InvalidInput(f"{label} {address!r} is not a valid email address.")
-    try:
-        return f"{local}@{normalize_domain(domain)}"
-    except InvalidInput:
-        raise InvalidInput(f"{label} {address!r} is not a valid email address.") from None
 
 
 def new_token() -> str:

@@ -24,13 +24,8 @@ from mailmark.core.merge_tags import MAX_VALUE, MAX_VARIABLES, render
 from mailmark.core.model import Mailbox
 from mailmark.core.ports import Clock
 from mailmark.core.sender_groups import SenderGroupService
-from mailmark.core.sending import (
-    Draft,
-    SendingService,
-    Submission,
-    check_header_value,
-    normalize_address,
-)
+from mailmark.core.addresses import check_header_value, normalize_address
+from mailmark.core.sending import Draft, SendingService, Submission
 from mailmark.web.api.v1.auth import Injected
 from mailmark.web.api.v1.docs import samples
 from mailmark.web.errors import naming
