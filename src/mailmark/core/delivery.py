@@ -28,7 +28,6 @@ from mailmark.core.model import (
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.states import EventType, SpecialFolder
 
-INBOX = SpecialFolder.INBOX  # core/outbound.py files its bounce reports here
 # Subject-only threading looks this far back; older conversations start a new thread.
 SUBJECT_THREAD_WINDOW = timedelta(days=30)
 MAX_BATCH = 64
