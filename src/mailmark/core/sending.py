@@ -157,7 +157,6 @@ class SendingService:
         max_recipients: int = 100,
     ) -> None:
         self._uow = uow
-        self._blobs = blobs
         self._clock = clock
         self._queue = queue
         self._delivery = delivery
