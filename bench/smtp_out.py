@@ -203,10 +203,10 @@ async def measure_mailmark(
         try:
             while True:
                 await worker.wait_until_idle(timeout=args.timeout)
-                delivered = await services.queue.list("delivered", limit=args.messages + 1)
+                delivered = await services.queue_admin.list("delivered", limit=args.messages + 1)
                 if len(delivered) >= args.messages:
                     break
-                waiting = await services.queue.list(limit=5)
+                waiting = await services.queue_admin.list(limit=5)
                 undelivered = [e for e in waiting if e.status != "delivered"]
                 if undelivered and all(e.status == "bounced" for e in undelivered):
                     raise BenchError(f"mailmark bounced: {undelivered[0].last_reply}")

@@ -25,16 +25,19 @@ from mailmark.config import Settings
 from mailmark.core.accounts import AccountService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.delivery import InboundDelivery
+from mailmark.core.delivery_reports import DeliveryReports
 from mailmark.core.domains import DomainService
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
-from mailmark.core.outbound import OutboundQueue
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
+from mailmark.core.queue import OutboundQueue
+from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
+from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
@@ -84,6 +87,9 @@ class Services:
     mailstore: MailStore
     logins: MailboxLogins
     queue: OutboundQueue
+    delivery_reports: DeliveryReports
+    signing_keys: SigningKeys
+    queue_admin: QueueAdmin
     sending: SendingService
     webhooks: WebhookService
     api_keys: ApiKeyService
@@ -118,12 +124,14 @@ async def build_services(
     domain_dns = DomainDns(DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings))
     mailboxes = MailboxService(uow, clock, passwords, blobs)
     delivery = InboundDelivery(uow, blobs, clock)
+    reports = DeliveryReports(uow, blobs, clock, delivery, settings.hostname)
     queue = OutboundQueue(
         uow,
         blobs,
         clock,
         delivery,
         mailboxes,
+        reports,
         retry_schedule=settings.retry_schedule,
         queue_lifetime=settings.queue_lifetime,
         hostname=settings.hostname,
@@ -155,6 +163,9 @@ async def build_services(
         ),
         logins=MailboxLogins(uow, passwords, LoginThrottle(clock)),
         queue=queue,
+        delivery_reports=reports,
+        signing_keys=SigningKeys(uow, clock),
+        queue_admin=QueueAdmin(uow, clock, queue),
         sending=SendingService(
             uow, blobs, clock, queue, delivery, max_recipients=settings.max_recipients
         ),
@@ -239,7 +250,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         mailboxes=services.mailboxes,
         domains=services.domains,
         delivery=services.delivery,
-        queue=services.queue,
+        reports=services.delivery_reports,
         authenticator=MessageAuthenticator(services.resolver, settings.hostname),
         clock=services.clock,
         hostname=settings.hostname,
@@ -353,6 +364,7 @@ def outbound_worker(
     bound = min(lease / 2, timedelta(minutes=12))
     return OutboundWorker(
         services.queue,
+        services.signing_keys,
         services.blobs,
         services.clock,
         routes=MxResolver(services.resolver),

@@ -18,11 +18,10 @@ from mailmark.config import Settings, SettingsError, load_settings
 from mailmark.core.errors import InvalidInput, MailmarkError
 from mailmark.core.model import ApiKey, Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
+from mailmark.core.states import DeliveryStatus
 from mailmark.dns_tools.record_set import record_json, zone_fragment
 
 log = logging.getLogger("mailmark")
-
-DELIVERY_STATUSES = ("queued", "deferred", "delivered", "bounced", "complained")
 
 # A command returns (text, JSON data) or (text, JSON data, exit status).
 Command = Callable[[Services, argparse.Namespace], Awaitable[tuple[Any, ...]]]
@@ -86,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION"
     )
     qlist = queue.add_parser("list", help="list deliveries, oldest first")
-    qlist.add_argument("--status", choices=DELIVERY_STATUSES, help="only deliveries in this state")
+    qlist.add_argument("--status", choices=list(DeliveryStatus), help="only deliveries in this state")
     qlist.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     retry = queue.add_parser("retry", help="attempt deferred deliveries now")
     which = retry.add_mutually_exclusive_group(required=True)
@@ -262,19 +261,20 @@ def _queue_entry_text(entry: QueueEntry) -> list[str]:
 async def _queue_list(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
     if args.limit < 1:
         raise InvalidInput("--limit must be at least 1.")
-    entries = await services.queue.list(args.status, limit=args.limit)
+    status = DeliveryStatus(args.status) if args.status else None
+    entries = await services.queue_admin.list(status, limit=args.limit)
     lines = [line for entry in entries for line in _queue_entry_text(entry)]
     return "\n".join(lines) or "The queue is empty.", [_queue_entry_json(e) for e in entries]
 
 
 async def _queue_retry(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
-    count = await services.queue.retry(None if args.all else args.id)
+    count = await services.queue_admin.retry(None if args.all else args.id)
     noun = "delivery" if count == 1 else "deliveries"
     return f"{count} {noun} due now", {"retried": count}
 
 
 async def _queue_delete(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
-    await services.queue.delete(args.id)
+    await services.queue_admin.delete(args.id)
     return f"Deleted delivery {args.id}; it will not be attempted again", {"deleted": True}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailmark.bootstrap import Services, build_services
-from mailmark.core.outbound import SmtpReply
+from mailmark.core.smtp_reply import SmtpReply
 from tests.cli.test_cli import Run, cli_environment, mailmark, settings_for
 from tests.conftest import FAST_PASSWORDS
 
@@ -52,7 +52,7 @@ async def queue(tmp_path: Path, database_url: str, env: dict[str, str]) -> Queue
             mailbox=sales, to=["dave@later.test"], subject="Second", text="2",
             scheduled_at=services.clock.now() + timedelta(days=1),
         )
-        ids = {e.recipient: e.id for e in await services.queue.list()}
+        ids = {e.recipient: e.id for e in await services.queue_admin.list()}
     finally:
         await services.close()
     return Queue(ids["bob@remote.test"], ids["carol@remote.test"], ids["dave@later.test"])
@@ -93,7 +93,7 @@ async def test_retry_one_and_all(
     assert (one.code, one.out.strip()) == (0, "1 delivery due now")
     services = await open_services(tmp_path, database_url)
     try:
-        [entry] = await services.queue.list("deferred")
+        [entry] = await services.queue_admin.list("deferred")
         assert entry.next_attempt_at <= services.clock.now()
     finally:
         await services.close()

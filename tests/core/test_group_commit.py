@@ -6,10 +6,13 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Sequence
 
 import pytest
 
 from mailmark.core.delivery import DeliveryReceipt
+from mailmark.core.errors import MailmarkError
+from mailmark.core.group_commit import GroupCommitter, StoredJob
 from mailmark.core.model import Mailbox
 from tests.conftest import World, stored_copies
 
@@ -63,7 +66,7 @@ async def test_fifty_concurrent_deliveries_get_gap_free_uids(world: World) -> No
 async def test_one_bad_request_fails_alone_and_leaves_no_orphan_blob(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="mailmark.core.delivery")
+    caplog.set_level(logging.WARNING, logger="mailmark.core.group_commit")
     good = [message(n) for n in range(9)]
     bad = message(99, subject="Lost")
     calls = [
@@ -127,3 +130,224 @@ async def test_a_caller_that_goes_away_does_not_fail_its_batch(world: World) -> 
     # The cancelled request was already in the committed batch: it is stored, which is safe (the
     # client never saw a 250 and will retry); what matters is that the others were answered.
     assert uids == list(range(1, 11))
+
+
+# The committer itself, with a blob store in memory and a record step that keeps what it commits.
+
+
+class MemoryBlobs:
+    """A content-addressed BlobStore in memory; writes of contents in `unwritable` fail, and so
+    do deletes while `deletes_fail` is set."""
+
+    def __init__(self, unwritable: frozenset[bytes] = frozenset()) -> None:
+        self.stored: dict[str, bytes] = {}
+        self.unwritable = unwritable
+        self.deletes_fail = False
+
+    async def put(self, data: bytes) -> tuple[str, bool]:
+        if data in self.unwritable:
+            raise OSError(28, "No space left on device")
+        key = hashlib.sha256(data).hexdigest()
+        created = key not in self.stored
+        self.stored[key] = data
+        return key, created
+
+    async def put_many(self, items: Sequence[bytes]) -> list[tuple[str, bool] | Exception]:
+        results: list[tuple[str, bool] | Exception] = []
+        for data in items:
+            try:
+                results.append(await self.put(data))
+            except OSError as error:
+                results.append(error)
+        return results
+
+    async def get(self, key: str) -> bytes:
+        return self.stored[key]
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes]:
+        return [self.stored[key] for key in keys]
+
+    async def delete(self, key: str) -> None:
+        if self.deletes_fail:
+            raise PermissionError(13, "Permission denied", key)
+        self.stored.pop(key, None)
+
+    async def exists(self, key: str) -> bool:
+        return key in self.stored
+
+
+class Refused(MailmarkError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    name: str
+    raws: tuple[bytes, ...]
+    refuse: bool = False  # refused by the record step's checks: fails alone, the batch commits
+    poison: bool = False  # breaks any transaction it is part of
+
+
+class Ledger:
+    """The record step: remembers each committed transaction's jobs."""
+
+    def __init__(self) -> None:
+        self.transactions: list[list[str]] = []
+        self.attempts = 0
+
+    async def record(self, stored: Sequence[StoredJob[Job]]) -> list[str | Exception]:
+        self.attempts += 1
+        await asyncio.sleep(0)  # a transaction takes a while: others queue up meanwhile
+        if any(s.job.poison for s in stored):
+            raise RuntimeError("constraint violated")
+        self.transactions.append([s.job.name for s in stored if not s.job.refuse])
+        return [
+            Refused(f"{s.job.name} refused") if s.job.refuse else ",".join(k for k, _ in s.blobs)
+            for s in stored
+        ]
+
+    def committed(self) -> list[str]:
+        return [name for transaction in self.transactions for name in transaction]
+
+
+def committer(blobs: MemoryBlobs, ledger: Ledger, max_blobs: int = 10) -> GroupCommitter[Job, str]:
+    return GroupCommitter(
+        blobs,
+        blobs_of=lambda job: job.raws,
+        record=ledger.record,
+        max_blobs=max_blobs,
+        name="test job",
+    )
+
+
+def key(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+async def test_concurrent_jobs_share_transactions_within_the_blob_limit() -> None:
+    ledger = Ledger()
+    commits = committer(MemoryBlobs(), ledger, max_blobs=4)
+    jobs = [Job(f"j{n}", (f"a{n}".encode(), f"b{n}".encode())) for n in range(6)]
+    big = Job("big", tuple(f"c{n}".encode() for n in range(7)))
+
+    answers = await asyncio.gather(*(commits.commit(job) for job in [*jobs, big]))
+
+    assert answers[0] == f"{key(b'a0')},{key(b'b0')}"
+    # Two jobs (four blobs) a transaction; a job above the limit goes in a batch of its own.
+    assert ledger.transactions == [["j0", "j1"], ["j2", "j3"], ["j4", "j5"], ["big"]]
+
+
+async def test_nobody_is_answered_before_their_transaction_commits() -> None:
+    ledger = Ledger()
+    commits = committer(MemoryBlobs(), ledger)
+
+    async def commit_and_check(job: Job) -> None:
+        await commits.commit(job)
+        assert job.name in ledger.committed()
+
+    await asyncio.gather(*(commit_and_check(Job(f"j{n}", (b"x%d" % n,))) for n in range(20)))
+    assert len(ledger.transactions) < 20
+
+
+async def test_a_refused_job_fails_alone_and_its_new_blobs_go() -> None:
+    blobs, ledger = MemoryBlobs(), Ledger()
+    commits = committer(blobs, ledger)
+    shared = b"same content"
+
+    answers = await asyncio.gather(
+        commits.commit(Job("ok", (shared, b"mine"))),
+        commits.commit(Job("no", (shared, b"refused only"), refuse=True)),
+        commits.commit(Job("ok2", (b"other",))),
+        return_exceptions=True,
+    )
+
+    assert isinstance(answers[1], Refused)
+    assert answers[0] == f"{key(shared)},{key(b'mine')}" and answers[2] == key(b"other")
+    assert ledger.transactions == [["ok", "ok2"]]
+    assert sorted(blobs.stored.values()) == sorted([shared, b"mine", b"other"])
+
+
+async def test_a_failing_transaction_is_retried_one_job_at_a_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    blobs, ledger = MemoryBlobs(), Ledger()
+    commits = committer(blobs, ledger)
+    first = asyncio.create_task(commits.commit(Job("first", (b"1",))))
+    await asyncio.sleep(0)  # the writer takes `first`; the others wait for the next batch
+
+    answers = await asyncio.gather(
+        commits.commit(Job("a", (b"a",))),
+        commits.commit(Job("bad", (b"bad",), poison=True)),
+        commits.commit(Job("b", (b"b",))),
+        return_exceptions=True,
+    )
+
+    assert await first == key(b"1")
+    assert answers[0] == key(b"a") and answers[2] == key(b"b")
+    assert isinstance(answers[1], RuntimeError)
+    assert ledger.transactions == [["first"], ["a"], ["b"]]
+    assert any("recording one by one" in r.getMessage() for r in caplog.records)
+    assert key(b"bad") not in blobs.stored
+
+
+async def test_a_job_whose_blob_cannot_be_written_fails_alone() -> None:
+    blobs, ledger = MemoryBlobs(unwritable=frozenset({b"too big"})), Ledger()
+    commits = committer(blobs, ledger)
+
+    answers = await asyncio.gather(
+        commits.commit(Job("half", (b"written", b"too big"))),
+        commits.commit(Job("whole", (b"fine",))),
+        return_exceptions=True,
+    )
+
+    assert isinstance(answers[0], OSError)
+    assert answers[1] == key(b"fine")
+    assert ledger.committed() == ["whole"]
+    assert list(blobs.stored.values()) == [b"fine"]  # the half-stored job left nothing behind
+
+
+async def test_a_blob_that_cannot_be_removed_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    blobs, ledger = MemoryBlobs(), Ledger()
+    blobs.deletes_fail = True
+    commits = committer(blobs, ledger)
+
+    answers = await asyncio.gather(
+        commits.commit(Job("no", (b"refused",), refuse=True)),
+        commits.commit(Job("ok", (b"kept",))),
+        return_exceptions=True,
+    )
+
+    assert isinstance(answers[0], Refused)  # its own answer, not the OSError of the clean-up
+    assert answers[1] == key(b"kept")
+    removal = [r for r in caplog.records if "could not remove orphan blob" in r.getMessage()]
+    assert len(removal) == 1 and removal[0].exc_info is not None
+    assert key(b"refused") in removal[0].getMessage()
+
+
+async def test_a_caller_that_goes_away_leaves_its_job_in_the_batch() -> None:
+    ledger = Ledger()
+    commits = committer(MemoryBlobs(), ledger)
+    tasks = [asyncio.create_task(commits.commit(Job(f"j{n}", (b"%d" % n,)))) for n in range(5)]
+    await asyncio.sleep(0)
+    tasks[2].cancel()
+
+    answers = await asyncio.gather(*tasks, return_exceptions=True)
+    await commits.close()
+
+    assert isinstance(answers[2], asyncio.CancelledError)
+    assert all(isinstance(a, str) for i, a in enumerate(answers) if i != 2)
+    assert sorted(ledger.committed()) == [f"j{n}" for n in range(5)]
+
+
+async def test_close_waits_for_accepted_jobs() -> None:
+    ledger = Ledger()
+    commits = committer(MemoryBlobs(), ledger)
+    tasks = [asyncio.create_task(commits.commit(Job(f"j{n}", (b"%d" % n,)))) for n in range(3)]
+    await asyncio.sleep(0)
+
+    await commits.close()
+
+    assert sorted(ledger.committed()) == ["j0", "j1", "j2"]
+    assert all(task.done() for task in tasks)

@@ -18,7 +18,7 @@ from mailmark.config import Settings
 from mailmark.core.bounce_reports import BounceReport, ReportedRecipient
 from mailmark.core.errors import NotFound, Suppressed
 from mailmark.core.model import LeasedDelivery, Mailbox
-from mailmark.core.outbound import SmtpReply, is_permanent_failure
+from mailmark.core.smtp_reply import SmtpReply, is_permanent_failure
 from mailmark.storage.tables import deliveries, events, placements, suppressions
 from tests.conftest import FAST_PASSWORDS, stored_copies
 from tests.core.test_plans import SettableClock
@@ -67,7 +67,7 @@ async def lease(sender: Sender, owner: str = "node-a", limit: int = 100) -> list
 
 
 async def statuses(services: Services) -> dict[str, str]:
-    return {entry.recipient: entry.status for entry in await services.queue.list()}
+    return {entry.recipient: entry.status for entry in await services.queue_admin.list()}
 
 
 async def event_types(services: Services, outbound_id: int) -> list[str]:
@@ -107,7 +107,7 @@ async def test_a_2xx_reply_delivers(sender: Sender) -> None:
         [(leased, SmtpReply(250, "2.0.0", "Ok: queued as X", "mx.remote.test"))]
     )
 
-    [entry] = await sender.services.queue.list()
+    [entry] = await sender.services.queue_admin.list()
     assert (entry.status, entry.last_code, entry.mx_host, entry.lease_owner) == (
         "delivered",
         250,
@@ -135,7 +135,7 @@ async def test_temporary_failures_follow_the_schedule_then_bounce_at_expiry(send
     # 5m, 10m, then the last step repeats until the next attempt would pass the 40m lifetime.
     assert waits == [timedelta(minutes=m) for m in (5, 10, 10, 10)]
     assert sender.clock.current - start == timedelta(minutes=35)
-    [entry] = await sender.services.queue.list()
+    [entry] = await sender.services.queue_admin.list()
     assert (entry.attempts, entry.last_code, entry.last_reply) == (5, 451, "Try again later")
     assert await event_types(sender.services, outbound_id) == [
         "email.sent",
@@ -273,19 +273,19 @@ async def test_retry_delete_and_list(sender: Sender) -> None:
         await sender.services.queue.record([(leased, SmtpReply(0, None, "connection timed out"))])
     assert await lease(sender) == []
 
-    assert await sender.services.queue.retry(None) == 2
-    assert sender.services.queue.wakeup.is_set()
-    deferred = await sender.services.queue.list(status="deferred")
+    assert await sender.services.queue_admin.retry(None) == 2
+    await asyncio.wait_for(sender.services.queue.wait_for_kick(), 5)  # kicked: returns at once
+    deferred = await sender.services.queue_admin.list(status="deferred")
     assert [e.recipient for e in deferred] == ["a@slow.test", "b@slow.test"]
     assert deferred[0].last_reply == "connection timed out"
     assert len(await lease(sender)) == 2
 
-    await sender.services.queue.delete(deferred[0].id)
-    assert [e.recipient for e in await sender.services.queue.list()] == ["b@slow.test"]
+    await sender.services.queue_admin.delete(deferred[0].id)
+    assert [e.recipient for e in await sender.services.queue_admin.list()] == ["b@slow.test"]
     with pytest.raises(NotFound):
-        await sender.services.queue.delete(deferred[0].id)
+        await sender.services.queue_admin.delete(deferred[0].id)
     with pytest.raises(NotFound):
-        await sender.services.queue.retry(deferred[0].id)
+        await sender.services.queue_admin.retry(deferred[0].id)
 
 
 async def test_reports_that_come_back_bounce_or_complain(sender: Sender) -> None:
@@ -296,19 +296,19 @@ async def test_reports_that_come_back_bounce_or_complain(sender: Sender) -> None
         from mailmark.storage.tables import outbound_messages
 
         token = (await conn.execute(sa.select(outbound_messages.c.token))).scalar_one()
-    queue = sender.services.queue
+    reports = sender.services.delivery_reports
 
     bounce = BounceReport(
         "bounce",
         (ReportedRecipient("ANN@remote.test", "5.1.1", "smtp; 550 5.1.1 unknown user"),),
         None,
     )
-    assert await queue.process_report(token.upper(), bounce)
+    assert await reports.process_report(token.upper(), bounce)
     complaint = BounceReport(
         "complaint", (ReportedRecipient("bob@remote.test", None, "abuse"),), None, "abuse"
     )
-    assert await queue.process_report(token, complaint)
-    assert not await queue.process_report("x" * 24, complaint)
+    assert await reports.process_report(token, complaint)
+    assert not await reports.process_report("x" * 24, complaint)
 
     assert await statuses(sender.services) == {
         "ann@remote.test": "bounced",
@@ -332,9 +332,9 @@ async def test_the_sent_copy_survives_as_long_as_the_queue_needs_its_blob(sender
 
 
 async def test_signing_key_is_the_active_rsa_key(sender: Sender) -> None:
-    key = await sender.services.queue.signing_key("ACME.test")
+    key = await sender.services.signing_keys.signing_key("ACME.test")
     assert key is not None and key.algorithm == "rsa-sha256" and key.state == "active"
-    assert await sender.services.queue.signing_key("unknown.test") is None
+    assert await sender.services.signing_keys.signing_key("unknown.test") is None
 
 
 async def test_sent_copy_is_seen(sender: Sender) -> None:

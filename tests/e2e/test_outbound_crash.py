@@ -104,7 +104,7 @@ async def test_kill_9_mid_delivery_loses_no_message(
     assert delivered_recipients(sink) == set(recipients)
     services = await build_services(settings_for(data_dir, database_url))
     try:
-        entries = await services.queue.list(limit=MESSAGES + 10)
+        entries = await services.queue_admin.list(limit=MESSAGES + 10)
     finally:
         await services.close()
     assert len(entries) == MESSAGES

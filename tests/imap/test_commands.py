@@ -162,7 +162,7 @@ async def test_append_with_flags_and_date_round_trips_byte_exact(listeners: List
         await c.ok(b"a5", b"APPEND Sent {%d+}\r\n" % len(SIMPLE) + SIMPLE)
     copies = await stored_copies(world.services, world.sales)
     assert sorted(copy.folder for copy in copies) == ["Drafts", "Sent"]
-    assert await world.services.queue.list() == []
+    assert await world.services.queue_admin.list() == []
 
 
 async def test_mx_delivery_body_is_trace_prefix_plus_original(listeners: Listeners, inbox: World) -> None:

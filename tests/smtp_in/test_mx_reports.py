@@ -58,7 +58,7 @@ async def report(
 
 
 async def statuses(services: Services) -> dict[str, str]:
-    return {entry.recipient: entry.status for entry in await services.queue.list()}
+    return {entry.recipient: entry.status for entry in await services.queue_admin.list()}
 
 
 async def suppressed(services: Services) -> dict[str, str]:

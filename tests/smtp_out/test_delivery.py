@@ -22,7 +22,7 @@ from tests.smtp_out.remote import AiosmtpdSink, SettableClock
 
 
 async def statuses(services: Services) -> dict[str, str]:
-    return {entry.recipient: entry.status for entry in await services.queue.list(limit=1000)}
+    return {entry.recipient: entry.status for entry in await services.queue_admin.list(limit=1000)}
 
 
 async def test_delivered_mail_is_signed_and_verifies(
@@ -53,7 +53,7 @@ async def test_delivered_mail_is_signed_and_verifies(
     assert signed.count("from") == 2 and signed.count("list-unsubscribe") == 2
     assert signed.count("reply-to") == 1  # absent, yet signed: none may be added
     assert f"Message-ID: <{submitted.message_id}>".encode() in got.content
-    entries = {entry.recipient: entry for entry in await services.queue.list()}
+    entries = {entry.recipient: entry for entry in await services.queue_admin.list()}
     assert entries["bob@remote.test"].last_code == 250
     assert entries["bob@remote.test"].mx_host == "mx.remote.test"
 
@@ -132,7 +132,7 @@ async def test_a_451_is_retried_on_schedule(
         mailbox=world.sales, to=["tempfail-once@remote.test"], subject="Retry me", text="x"
     )
     await outbound.wait_until_idle()
-    [entry] = await services.queue.list()
+    [entry] = await services.queue_admin.list()
     assert (entry.status, entry.attempts, entry.last_code) == ("deferred", 1, 451)
     assert entry.last_reply is not None and "Try again later" in entry.last_reply
     assert entry.next_attempt_at == clock.now() + timedelta(minutes=5)
@@ -140,11 +140,11 @@ async def test_a_451_is_retried_on_schedule(
 
     clock.advance(timedelta(minutes=4))
     await outbound.wait_until_idle()
-    assert (await services.queue.list())[0].status == "deferred"  # not yet due
+    assert (await services.queue_admin.list())[0].status == "deferred"  # not yet due
 
     clock.advance(timedelta(minutes=2))
     await outbound.wait_until_idle()
-    [entry] = await services.queue.list()
+    [entry] = await services.queue_admin.list()
     assert (entry.status, entry.attempts, entry.last_code) == ("delivered", 2, 250)
     assert [got.recipients for got in sink.received] == [["tempfail-once@remote.test"]]
 
@@ -185,14 +185,14 @@ async def test_a_recipient_still_deferred_after_the_queue_lifetime_bounces(
 ) -> None:
     await services.sending.submit(mailbox=world.sales, to=["x@down.test"], subject="Far", text="x")
     await outbound.wait_until_idle()
-    [entry] = await services.queue.list()
+    [entry] = await services.queue_admin.list()
     assert entry.status == "deferred" and entry.last_code == 451
     assert entry.last_reply is not None and "mx.down.test[127.0.0.9]" in entry.last_reply
     attempts = 1
     while entry.status == "deferred":
         clock.current = entry.next_attempt_at
         await outbound.wait_until_idle()
-        [entry] = await services.queue.list()
+        [entry] = await services.queue_admin.list()
         attempts += 1
         assert attempts < 10
     assert entry.status == "bounced"
@@ -208,7 +208,7 @@ async def test_null_mx_bounces_at_once(
 ) -> None:
     await services.sending.submit(mailbox=world.sales, to=["a@nomail.test"], subject="No", text="x")
     await outbound.wait_until_idle()
-    [entry] = await services.queue.list()
+    [entry] = await services.queue_admin.list()
     assert (entry.status, entry.attempts, entry.last_code, entry.last_status) == (
         "bounced", 1, 556, "5.1.10"
     )
@@ -224,7 +224,7 @@ async def test_hosted_recipients_are_delivered_locally_without_network(
         mailbox=world.sales, to=["support@acme.test"], subject="Inside", text="Hi colleague"
     )
     await outbound.wait_until_idle()
-    [entry] = await services.queue.list()
+    [entry] = await services.queue_admin.list()
     assert entry.status == "delivered" and entry.mx_host is None
     inbox = [c for c in await stored_copies(services, world.support) if c.folder == "INBOX"]
     assert [c.subject for c in inbox] == ["Inside"]

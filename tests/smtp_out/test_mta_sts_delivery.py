@@ -69,7 +69,7 @@ async def test_enforce_refuses_an_mx_the_policy_does_not_name(
         await worker.wait_until_idle()
     finally:
         await worker.stop()
-    entries = {entry.recipient: entry for entry in await services.queue.list()}
+    entries = {entry.recipient: entry for entry in await services.queue_admin.list()}
     strict = entries["a@strict.test"]
     # RFC 8461 §5.1: not a permanent failure; the policy may be fixed before the queue gives up.
     assert (strict.status, strict.last_code, strict.last_status) == ("deferred", 451, "4.7.5")
@@ -89,7 +89,7 @@ async def test_enforce_requires_starttls(
         await worker.wait_until_idle()
     finally:
         await worker.stop()
-    [entry] = await services.queue.list()
+    [entry] = await services.queue_admin.list()
     assert (entry.status, entry.last_status) == ("deferred", "4.7.5")
     assert entry.last_reply is not None and "STARTTLS required by MTA-STS" in entry.last_reply
     assert sink.received == []
@@ -114,7 +114,7 @@ async def test_enforce_delivers_over_verified_tls_only(
             await worker.stop()
     finally:
         await tls_sink.close()
-    [entry] = await services.queue.list()
+    [entry] = await services.queue_admin.list()
     if trusted:
         assert entry.status == "delivered"
         assert [(got.recipients, got.tls) for got in tls_sink.received] == [(["a@sts.test"], True)]

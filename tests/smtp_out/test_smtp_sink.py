@@ -55,7 +55,7 @@ async def test_smtp_sink_receives_every_message_signed(
         await worker.wait_until_idle()
     finally:
         await worker.stop()
-    assert {entry.status for entry in await services.queue.list(limit=100)} == {"delivered"}
+    assert {entry.status for entry in await services.queue_admin.list(limit=100)} == {"delivered"}
     dumps = smtp_sink.dumps()
     assert len(dumps) == MESSAGES
     recipients = sorted(

@@ -14,7 +14,10 @@ import base64
 import binascii
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from email.utils import format_datetime
+from html import escape
 
 CRLF = "\r\n"
 # RFC 5322 §2.1.1: lines SHOULD be at most 78 characters and MUST be at most 998.
@@ -26,6 +29,7 @@ _WORD_OCTETS = 39
 # RFC 5322 §3.2.3 atext: a display name of atoms separated by spaces needs no quoting.
 _PHRASE_ATOMS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+( [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _PRINTABLE = re.compile(r"^[ -~]*$")
+_HTML_TAG = re.compile(r"<[A-Za-z/!][^>]*>")
 
 
 def encoded_words(text: str) -> list[str]:
@@ -143,3 +147,57 @@ def alternative(parts: Sequence[tuple[str, bytes]]) -> tuple[str, bytes]:
     )
     body += b"--" + marker + b"--\r\n"
     return f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}', body
+
+
+def content(text: str | None, html: str | None, signature: str) -> tuple[str, bytes]:
+    """The content fields and body: the text and/or HTML, each with the mailbox's signature
+    (RFC 3676 §4.3 separator); both as multipart/alternative, plain text first (RFC 2046
+    §5.1.4)."""
+    signature = signature.strip()
+    signature_is_html = bool(_HTML_TAG.search(signature))
+    parts = []
+    if html is None or text is not None:
+        plain = text or ""
+        if signature:
+            shown = _HTML_TAG.sub("", signature) if signature_is_html else signature
+            plain = f"{plain.rstrip()}\n\n-- \n{shown}\n"
+        parts.append(text_part("plain", plain))
+    if html is not None:
+        rich = html
+        if signature:
+            shown = signature if signature_is_html else escape(signature).replace("\n", "<br>\n")
+            rich = f"{html}\n<br><br>\n-- <br>\n{shown}\n"
+        parts.append(text_part("html", rich))
+    return parts[0] if len(parts) == 1 else alternative(parts)
+
+
+def build_message(
+    *,
+    sender: str,
+    to: Sequence[str],
+    cc: Sequence[str],
+    reply_to: str | None,
+    subject: str,
+    date: datetime,
+    message_id: str,
+    extra_headers: Mapping[str, str],
+    text: str | None,
+    html: str | None,
+    signature: str,
+) -> bytes:
+    """A whole message from checked values: `sender` is a `mailbox()` entry, `message_id` has no
+    angle brackets. Empty To and Cc are left out; Bcc recipients are never named."""
+    fields = [address_list("From", [sender])]
+    if to:
+        fields.append(address_list("To", to))
+    if cc:
+        fields.append(address_list("Cc", cc))
+    if reply_to:
+        fields.append(address_list("Reply-To", [reply_to]))
+    fields.append(unstructured("Subject", subject))
+    fields.append(f"Date: {format_datetime(date)}{CRLF}")
+    fields.append(f"Message-ID: <{message_id}>{CRLF}")
+    fields += [unstructured(name, value) for name, value in extra_headers.items()]
+    content_head, body = content(text, html, signature)
+    head = "".join(fields) + f"MIME-Version: 1.0{CRLF}" + content_head + CRLF
+    return head.encode("ascii") + body

@@ -1,7 +1,6 @@
 """Inbound delivery: put the blob on stable storage, then record it in one transaction.
 
-Durability is what makes a server slow, so concurrent deliveries are committed together (group
-commit): while one batch is being written, new arrivals queue up, and the next batch writes all of
+Concurrent deliveries are committed together (`GroupCommitter`): the next batch writes all of
 their blobs in parallel and records all of them in a single SQL transaction. Nobody is answered
 before the transaction holding their message has committed.
 """
@@ -9,14 +8,14 @@ before the transaction holding their message has committed.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from mailmark.core.errors import PolicyRejected
 from mailmark.core.folder_signals import FolderSignals
+from mailmark.core.group_commit import GroupCommitter, StoredJob
 from mailmark.core.message_meta import read_index, read_metadata
 from mailmark.core.model import (
     Folder,
@@ -27,11 +26,8 @@ from mailmark.core.model import (
     NewPlacement,
 )
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.states import EventType, SpecialFolder
 
-log = logging.getLogger(__name__)
-
-INBOX = "INBOX"
-JUNK = "Junk"
 # Subject-only threading looks this far back; older conversations start a new thread.
 SUBJECT_THREAD_WINDOW = timedelta(days=30)
 MAX_BATCH = 64
@@ -39,7 +35,9 @@ MAX_BATCH = 64
 PARSE_IN_THREAD_ABOVE = 256 * 1024
 
 
-def inbound_folder(dmarc_result: str, dmarc_policy: str | None, from_domain: str | None) -> str:
+def inbound_folder(
+    dmarc_result: str, dmarc_policy: str | None, from_domain: str | None
+) -> SpecialFolder:
     """Where an inbound message goes, honouring the From domain's DMARC policy (RFC 7489 §6.3, §6.7).
 
     A failing message is refused under p=reject and filed in Junk under p=quarantine."""
@@ -49,8 +47,8 @@ def inbound_folder(dmarc_result: str, dmarc_policy: str | None, from_domain: str
             "policy"
         )
     if dmarc_result == "fail" and dmarc_policy == "quarantine":
-        return JUNK
-    return INBOX
+        return SpecialFolder.JUNK
+    return SpecialFolder.INBOX
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ class DeliveryReceipt:
     placements: tuple[StoredPlacement, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Request:
     raw: bytes
     trace_prefix: bytes
@@ -76,9 +74,8 @@ class _Request:
     recipients: Sequence[Mailbox]
     folder: str
     meta: MessageMetadata
-    done: asyncio.Future[DeliveryReceipt]
-    blob_key: str = ""
-    created_blob: bool = field(default=False)
+    blob_key: str = ""  # set once the blob is stored
+    created_blob: bool = False
     flags: tuple[str, ...] = ()
     # An email.received event for each placement; a copy of one's own sent mail has none.
     announce: bool = True
@@ -89,20 +86,6 @@ class _Request:
 def read_message(raw: bytes) -> tuple[MessageMetadata, MessageIndex]:
     """Everything stored beside the blob: metadata, IMAP structures and full-text source."""
     return read_metadata(raw), read_index(raw)
-
-
-def _settle(request: _Request, outcome: DeliveryReceipt | BaseException) -> None:
-    """Answer one waiter, unless it went away.
-
-    A caller whose wait was cancelled (its SMTP client disconnected mid-DATA) has a cancelled
-    future: setting it would raise InvalidStateError and, mid-loop, fail every later request of the
-    batch although their messages were committed."""
-    if request.done.done():
-        return
-    if isinstance(outcome, BaseException):
-        request.done.set_exception(outcome)
-    else:
-        request.done.set_result(outcome)
 
 
 @dataclass(frozen=True)
@@ -135,9 +118,13 @@ class InboundDelivery:
         self._clock = clock
         # Told after each commit, so IMAP IDLE on the mailbox wakes (one node; others poll).
         self.signals = signals or FolderSignals()
-        self._max_batch = max_batch
-        self._pending: list[_Request] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._committer: GroupCommitter[_Request, DeliveryReceipt] = GroupCommitter(
+            blobs,
+            blobs_of=lambda request: (request.raw,),
+            record=self._record,
+            max_blobs=max_batch,
+            name="inbound delivery",
+        )
 
     async def deliver(
         self,
@@ -146,7 +133,7 @@ class InboundDelivery:
         recipients: Sequence[Mailbox],
         mail_from: str,
         trace_prefix: bytes = b"",
-        folder: str = INBOX,
+        folder: str = SpecialFolder.INBOX,
     ) -> DeliveryReceipt:
         """Store `raw` in `folder` of every recipient; returns once it is durable and committed."""
         if not recipients:
@@ -156,22 +143,8 @@ class InboundDelivery:
         else:
             meta, index = read_message(raw)
         unique = list({mailbox.id: mailbox for mailbox in recipients}.values())
-        request = _Request(
-            raw,
-            trace_prefix,
-            mail_from,
-            unique,
-            folder,
-            meta,
-            asyncio.get_running_loop().create_future(),
-            index=index,
-        )
-        self._pending.append(request)
-        if self._writer is None or self._writer.done():
-            # The writer is its own task: a caller that goes away (client disconnect) must not
-            # cancel a batch that other sessions are waiting on.
-            self._writer = asyncio.create_task(self._write_pending())
-        return await request.done
+        request = _Request(raw, trace_prefix, mail_from, unique, folder, meta, index=index)
+        return await self._committer.commit(request)
 
     async def place_in(
         self,
@@ -200,7 +173,6 @@ class InboundDelivery:
         self, uow: UnitOfWork, copies: Sequence[SentCopy], *, trace_prefix: bytes = b""
     ) -> list[DeliveryReceipt]:
         """`place_in` for several messages at once, with a handful of statements in all."""
-        loop = asyncio.get_running_loop()
         requests = []
         for copy in copies:
             if len(copy.raw) > PARSE_IN_THREAD_ABOVE:
@@ -215,7 +187,6 @@ class InboundDelivery:
                     [copy.mailbox],
                     copy.folder,
                     meta,
-                    loop.create_future(),
                     blob_key=copy.blob_key,
                     created_blob=copy.created_blob,
                     flags=copy.flags,
@@ -234,57 +205,14 @@ class InboundDelivery:
 
     async def close(self) -> None:
         """Wait for deliveries already accepted into a batch."""
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        await self._committer.close()
 
-    async def _write_pending(self) -> None:
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            try:
-                await self._write_batch(batch)
-            except Exception as exc:  # never leave a waiter hanging
-                log.exception("inbound batch failed")
-                for request in batch:
-                    _settle(request, exc)
-
-    async def _write_batch(self, batch: list[_Request]) -> None:
-        stored = await self._blobs.put_many([request.raw for request in batch])
-        ready: list[_Request] = []
-        for request, result in zip(batch, stored, strict=True):
-            if isinstance(result, Exception):
-                log.error("blob write failed: %s", result)
-                _settle(request, result)
-            else:
-                request.blob_key, request.created_blob = result
-                ready.append(request)
-        if not ready:
-            return
-        outcomes: list[DeliveryReceipt | Exception]
-        try:
-            outcomes = list(await self._record(ready))
-        except Exception as exc:
-            if len(ready) == 1:
-                outcomes = [exc]
-            else:
-                # One bad message must not fail its neighbours: record them one by one.
-                log.warning("batch of %d failed (%s); recording one by one", len(ready), exc)
-                outcomes = [await self._record_alone(request) for request in ready]
-        failed = [r for r, outcome in zip(ready, outcomes, strict=True) if isinstance(outcome, Exception)]
-        await self._remove_orphans(failed, ready)
-        for request, outcome in zip(ready, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                log.error("inbound delivery failed: %r", outcome)
-            _settle(request, outcome)
-
-    async def _record_alone(self, request: _Request) -> DeliveryReceipt | Exception:
-        try:
-            return (await self._record([request]))[0]
-        except Exception as exc:
-            return exc
-
-    async def _record(self, requests: list[_Request]) -> list[DeliveryReceipt]:
+    async def _record(self, stored: Sequence[StoredJob[_Request]]) -> list[DeliveryReceipt]:
         """Record a batch in one transaction with a handful of statements, whatever its size."""
+        requests = []
+        for job in stored:
+            [(key, created)] = job.blobs
+            requests.append(replace(job.job, blob_key=key, created_blob=created))
         async with self._uow() as uow:
             receipts = await self._place(uow, requests)
             await uow.commit()
@@ -386,15 +314,6 @@ class InboundDelivery:
             return await uow.messages.thread_of_subject(mailbox_id, meta.subject_key, since)
         return None
 
-    async def _remove_orphans(self, failed: list[_Request], batch: list[_Request]) -> None:
-        """Delete blobs this batch created that no recorded message references."""
-        kept = {request.blob_key for request in batch if request not in failed}
-        for key in {r.blob_key for r in failed if r.created_blob} - kept:
-            try:
-                await self._blobs.delete(key)
-            except OSError:
-                log.exception("could not remove orphan blob %s", key)
-
 
 def _parents(meta: MessageMetadata) -> list[str]:
     return [*meta.references, *([meta.in_reply_to] if meta.in_reply_to else [])]
@@ -425,7 +344,7 @@ class _BatchThreads:
 def _received_event(mailbox: Mailbox, request: _Request, uid: int, now: datetime) -> NewEvent:
     return NewEvent(
         mailbox.account_id,
-        "email.received",
+        EventType.RECEIVED,
         {
             "mailbox": mailbox.address,
             "messageId": request.meta.message_id,

@@ -31,7 +31,7 @@ _ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 
 
 class DeliveryReply(Protocol):
-    """What the receiving server answered (core.outbound.SmtpReply has this shape)."""
+    """What the receiving server answered (core.smtp_reply.SmtpReply has this shape)."""
 
     @property
     def code(self) -> int: ...

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from mailmark.core.addresses import normalize_address
 from mailmark.core.errors import InvalidInput, NotFound
 from mailmark.core.model import EmailEvent, SentEmail, Suppression
 from mailmark.core.ports import UnitOfWorkFactory
-from mailmark.core.addresses import normalize_address
+from mailmark.core.states import DeliveryStatus
 
-DELIVERY_STATUSES = ("queued", "deferred", "delivered", "bounced", "complained")
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
 MAX_TIMELINE = 1000
@@ -58,10 +58,8 @@ class EmailService:
         """The domain's sent emails, newest first."""
         size = page_size(limit)
         before = cursor_id(cursor)
-        if status is not None and status not in DELIVERY_STATUSES:
-            raise InvalidInput(
-                f"status is one of {', '.join(DELIVERY_STATUSES)}.", field="status"
-            )
+        if status is not None and status not in set(DeliveryStatus):
+            raise InvalidInput(f"status is one of {', '.join(DeliveryStatus)}.", field="status")
         async with self._uow(read_only=True) as uow:
             emails = await uow.sent_emails.list_for_domain(
                 domain_id,

@@ -24,14 +24,15 @@ from mailmark.core.errors import (
 from mailmark.core.model import Folder, Mailbox
 from mailmark.core.plans import effective_plan, ensure_mailbox_quota
 from mailmark.core.ports import BlobStore, Clock, PasswordHasher, UnitOfWorkFactory
+from mailmark.core.states import SpecialFolder
 
 # (name, RFC 6154 special-use attribute). Outbox holds queued and scheduled mail for the web UI.
 DEFAULT_FOLDERS: Sequence[tuple[str, str | None]] = (
-    ("INBOX", None),
-    ("Sent", "\\Sent"),
-    ("Drafts", "\\Drafts"),
-    ("Trash", "\\Trash"),
-    ("Junk", "\\Junk"),
+    (SpecialFolder.INBOX, None),
+    (SpecialFolder.SENT, "\\Sent"),
+    (SpecialFolder.DRAFTS, "\\Drafts"),
+    (SpecialFolder.TRASH, "\\Trash"),
+    (SpecialFolder.JUNK, "\\Junk"),
     ("Outbox", None),
 )
 RECIPIENT_CACHE_SECONDS = 5.0

@@ -41,6 +41,7 @@ _LIST_TAG = re.compile(r"^\s*\[[^\]]{0,60}\]\s*")
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.I | re.S)
 _SPACE = re.compile(r"\s+")
 _RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
+_BCC_FIELD = re.compile(rb"^bcc[ \t]*:", re.IGNORECASE)
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _BETWEEN_ENCODED_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?)")
 
@@ -51,6 +52,37 @@ def header_section(raw: bytes) -> bytes:
         return b""
     end = raw.find(b"\r\n\r\n")
     return raw if end < 0 else raw[: end + 2]
+
+
+def header_fields(raw: bytes) -> list[bytes]:
+    """The header section's fields, each with its folded continuation lines."""
+    fields: list[bytes] = []
+    for line in header_section(raw).splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        else:
+            fields.append(line)
+    return fields
+
+
+def header_values(raw: bytes, name: bytes) -> list[str]:
+    """The values of every `name` field, folding kept, decoded leniently."""
+    prefix = re.compile(rb"^" + re.escape(name) + rb"[ \t]*:", re.IGNORECASE)
+    return [
+        prefix.sub(b"", field, count=1).decode("utf-8", errors="replace").strip()
+        for field in header_fields(raw)
+        if prefix.match(field)
+    ]
+
+
+def without_bcc(raw: bytes, added: bytes) -> bytes:
+    """The message without Bcc fields (RFC 5322 §3.6.3), with `added` fields appended to the
+    header section."""
+    head = header_section(raw)
+    kept = b"".join(field for field in header_fields(raw) if not _BCC_FIELD.match(field))
+    if added and kept and not kept.endswith(b"\r\n"):
+        kept += b"\r\n"
+    return kept + added + raw[len(head) :]
 
 
 def check_header_limits(raw: bytes) -> None:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from mailmark.core.states import (
+    STATUS_PRECEDENCE,
+    DeliveryStatus,
+    SuppressionReason,
+    WebhookDeliveryStatus,
+)
+
 
 @dataclass(frozen=True)
 class Account:
@@ -236,7 +243,7 @@ class DeliveryOutcome:
 
     delivery_id: int
     lease_owner: str
-    status: str  # "delivered" | "deferred" | "bounced"
+    status: DeliveryStatus  # delivered, deferred or bounced
     next_attempt_at: datetime
     last_code: int
     last_status: str | None
@@ -252,7 +259,7 @@ class QueueEntry:
     id: int
     outbound_id: int
     recipient: str
-    status: str  # "queued" | "deferred" | "delivered" | "bounced" | "complained"
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime
     expires_at: datetime
@@ -275,7 +282,7 @@ class Suppression:
 
     domain_id: int
     address: str  # lower-case
-    reason: str  # "bounce" | "complaint" | "manual"
+    reason: SuppressionReason
     detail: str
     created_at: datetime
     id: int | None = None
@@ -379,16 +386,12 @@ class EmailRecipient:
     """One recipient of a sent email and where its delivery stands."""
 
     address: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     updated_at: datetime
     last_code: int | None = None
     last_status: str | None = None
     last_reply: str | None = None
-
-
-# An email is as far along as its least advanced recipient.
-STATUS_PRECEDENCE = ("queued", "deferred", "bounced", "complained", "delivered")
 
 
 @dataclass(frozen=True)
@@ -406,10 +409,13 @@ class SentEmail:
     scheduled_at: datetime | None = None
 
     @property
-    def status(self) -> str:
-        """Across the recipients: the first of STATUS_PRECEDENCE that any recipient is in."""
+    def status(self) -> DeliveryStatus:
+        """As far along as its least advanced recipient: the first of STATUS_PRECEDENCE that any
+        recipient is in."""
         held = {recipient.status for recipient in self.recipients}
-        return next((status for status in STATUS_PRECEDENCE if status in held), "queued")
+        return next(
+            (status for status in STATUS_PRECEDENCE if status in held), DeliveryStatus.QUEUED
+        )
 
 
 @dataclass(frozen=True)
@@ -440,7 +446,7 @@ class WebhookDeliveryState:
     webhook_id: int
     event_id: int
     event_type: str
-    status: str  # "pending" | "delivered" | "failed" (given up)
+    status: WebhookDeliveryStatus
     attempts: int
     next_attempt_at: datetime | None
     last_code: int | None

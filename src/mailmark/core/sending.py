@@ -8,8 +8,6 @@ The queue's workers are woken once it has committed.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
 import secrets
 import string
@@ -17,7 +15,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime, getaddresses
-from html import escape
 
 from mailmark.core import compose
 from mailmark.core.addresses import check_header_value, normalize_address, verp_address
@@ -29,16 +26,19 @@ from mailmark.core.errors import (
     NotFound,
     Suppressed,
 )
-from mailmark.core.message_meta import check_header_limits, header_section, read_metadata
-from mailmark.core.model import Mailbox, NewDelivery, OutboundMessage, Suppression
-from mailmark.core.outbound import OutboundQueue
+from mailmark.core.group_commit import GroupCommitter, StoredJob
+from mailmark.core.message_meta import (
+    check_header_limits,
+    header_values,
+    read_metadata,
+    without_bcc,
+)
+from mailmark.core.model import Mailbox, OutboundMessage, Suppression
 from mailmark.core.plans import Plan, effective_plan, ensure_email_quota
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.queue import OutboundQueue, QueuedMessage
+from mailmark.core.states import EventType, SpecialFolder, SuppressionReason, SystemFlag
 
-log = logging.getLogger(__name__)
-
-SENT = "Sent"
-SEEN = "\\Seen"
 TOKEN_LENGTH = 24
 # Lower-case only: some systems change the case of a return path's local part.
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
@@ -67,12 +67,10 @@ RESERVED_HEADERS = frozenset(
 )
 # RFC 5322 §2.2: a field name is printable ASCII except the colon.
 _FIELD_NAME = re.compile(r"^[!-9;-~]{1,76}$")
-_HTML_TAG = re.compile(r"<[A-Za-z/!][^>]*>")
-_BCC_FIELD = re.compile(rb"^bcc[ \t]*:", re.IGNORECASE)
 _REASONS = {
-    "bounce": "an earlier message to it bounced",
-    "complaint": "its owner marked an earlier message as spam",
-    "manual": "it was added to the list by hand",
+    SuppressionReason.BOUNCE: "an earlier message to it bounced",
+    SuppressionReason.COMPLAINT: "its owner marked an earlier message as spam",
+    SuppressionReason.MANUAL: "it was added to the list by hand",
 }
 
 
@@ -120,24 +118,13 @@ BeforeCommit = Callable[[UnitOfWork, list[Submission]], Awaitable[None]]
 MAX_BATCH_ITEMS = 200
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Job:
-    """One caller's submission waiting for the writer: its items, committed together or not."""
+    """One caller's submission: its items, committed together or not at all."""
 
     items: list[_Prepared]
     source: str
     before_commit: BeforeCommit | None
-    done: asyncio.Future[list[Submission]]
-    blobs: list[tuple[str, bool]] = field(default_factory=list)  # per item: (key, created)
-
-
-def _settle(job: _Job, outcome: list[Submission] | BaseException) -> None:
-    if job.done.done():
-        return
-    if isinstance(outcome, BaseException):
-        job.done.set_exception(outcome)
-    else:
-        job.done.set_result(outcome)
 
 
 def _by_sender(
@@ -170,13 +157,17 @@ class SendingService:
         max_recipients: int = 100,
     ) -> None:
         self._uow = uow
-        self._blobs = blobs
         self._clock = clock
         self._queue = queue
         self._delivery = delivery
         self._max_recipients = max_recipients
-        self._pending: list[_Job] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._committer: GroupCommitter[_Job, list[Submission]] = GroupCommitter(
+            blobs,
+            blobs_of=lambda job: [item.raw for item in job.items],
+            record=self._record,
+            max_blobs=MAX_BATCH_ITEMS,
+            name="submission",
+        )
 
     def check_sender(self, mailbox: Mailbox, address: str) -> None:
         """Raise Forbidden unless `address` is the mailbox's own. (`submit_raw` also accepts the
@@ -261,21 +252,19 @@ class SendingService:
         mailbox = draft.mailbox
         now = self._clock.now()
         message_id = f"{secrets.token_hex(16)}@{mailbox.domain_name}"
-
-        fields = [compose.address_list("From", [compose.mailbox(mailbox.display_name, mailbox.address)])]
-        if to_addrs:
-            fields.append(compose.address_list("To", to_addrs))
-        if cc_addrs:
-            fields.append(compose.address_list("Cc", cc_addrs))
-        if reply:
-            fields.append(compose.address_list("Reply-To", [reply]))
-        fields.append(compose.unstructured("Subject", draft.subject))
-        fields.append(f"Date: {format_datetime(now)}\r\n")
-        fields.append(f"Message-ID: <{message_id}>\r\n")
-        fields += [compose.unstructured(name, value) for name, value in extra.items()]
-        content_head, body = _body(draft.text, draft.html, mailbox.signature)
-        head = "".join(fields) + "MIME-Version: 1.0\r\n" + content_head + "\r\n"
-        raw = head.encode("ascii") + body
+        raw = compose.build_message(
+            sender=compose.mailbox(mailbox.display_name, mailbox.address),
+            to=to_addrs,
+            cc=cc_addrs,
+            reply_to=reply,
+            subject=draft.subject,
+            date=now,
+            message_id=message_id,
+            extra_headers=extra,
+            text=draft.text,
+            html=draft.html,
+            signature=mailbox.signature,
+        )
         return _Prepared(
             mailbox,
             mailbox.address,
@@ -297,7 +286,7 @@ class SendingService:
         check_header_limits(raw)
         unique = self._recipients([normalize_address(r, "The recipient") for r in recipients])
         meta = read_metadata(raw)
-        senders = [addr for _, addr in getaddresses(_header_values(raw, b"from")) if addr]
+        senders = [addr for _, addr in getaddresses(header_values(raw, b"from")) if addr]
         if len(senders) != 1:
             raise Forbidden("The message needs exactly one From address, the sending mailbox.")
         sender = normalize_address(senders[0], "The From address")
@@ -307,9 +296,9 @@ class SendingService:
         if meta.message_id is None:
             message_id = f"{secrets.token_hex(16)}@{mailbox.domain_name}"
             added += f"Message-ID: <{message_id}>\r\n".encode()
-        if not _header_values(raw, b"date"):
+        if not header_values(raw, b"date"):
             added += f"Date: {format_datetime(now)}\r\n".encode()
-        prepared = _without_bcc(raw, added)
+        prepared = without_bcc(raw, added)
         assert message_id is not None
         [submission] = await self._enqueue(
             [_Prepared(mailbox, sender, prepared, unique, meta.subject, message_id, None, None)],
@@ -334,92 +323,19 @@ class SendingService:
         for item in items:
             if item.scheduled_at is not None and item.scheduled_at.tzinfo is None:
                 raise InvalidInput("The scheduled time needs a time zone.")
-        job = _Job(list(items), source, before_commit, asyncio.get_running_loop().create_future())
-        self._pending.append(job)
-        if self._writer is None or self._writer.done():
-            # Its own task: a caller that goes away must not cancel a batch others wait on.
-            self._writer = asyncio.create_task(self._write_pending())
-        return await asyncio.shield(job.done)
+        return await self._committer.commit(_Job(list(items), source, before_commit))
 
     async def close(self) -> None:
         """Wait for submissions already accepted into a batch."""
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        await self._committer.close()
 
-    async def _write_pending(self) -> None:
-        while self._pending:
-            batch = [self._pending.pop(0)]
-            size = len(batch[0].items)
-            while self._pending and size + len(self._pending[0].items) <= MAX_BATCH_ITEMS:
-                size += len(self._pending[0].items)
-                batch.append(self._pending.pop(0))
-            try:
-                await self._write_batch(batch)
-            except Exception as exc:  # never leave a caller waiting
-                log.exception("submission batch failed")
-                for job in batch:
-                    _settle(job, exc)
-
-    async def _write_batch(self, batch: list[_Job]) -> None:
-        # The blobs are durable before the transaction that references them.
-        stored = await self._blobs.put_many([item.raw for job in batch for item in job.items])
-        ready: list[_Job] = []
-        unstored: list[tuple[_Job, Exception]] = []
-        offset = 0
-        for job in batch:
-            results = stored[offset : offset + len(job.items)]
-            offset += len(job.items)
-            failed = next((r for r in results if isinstance(r, Exception)), None)
-            job.blobs = [r for r in results if not isinstance(r, Exception)]
-            if failed is not None:
-                unstored.append((job, failed))
-            else:
-                ready.append(job)
-        if not ready:
-            await self._remove_blobs([job for job, _ in unstored], [])
-            for job, error in unstored:
-                _settle(job, error)
-            return
-        outcomes: list[list[Submission] | BaseException]
-        try:
-            outcomes = await self._record(ready)
-        except Exception as exc:
-            if len(ready) == 1:
-                outcomes = [exc]
-            else:
-                # One job's failure (a lost race for its idempotency key) must not fail its
-                # neighbours: record them one by one.
-                log.warning("batch of %d submissions failed; one by one", len(ready), exc_info=exc)
-                outcomes = [await self._record_alone(job) for job in ready]
-        failed_jobs = [j for j, o in zip(ready, outcomes, strict=True) if isinstance(o, BaseException)]
-        committed = [j for j, o in zip(ready, outcomes, strict=True) if not isinstance(o, BaseException)]
-        await self._remove_blobs(failed_jobs + [job for job, _ in unstored], committed)
-        if committed:
-            self._queue.wakeup.set()
-            # The Sent copies are placed: wake the senders' IMAP sessions idling on them.
-            self._delivery.notify([item.mailbox.id for job in committed for item in job.items])
-        for job, outcome in zip(ready, outcomes, strict=True):
-            _settle(job, outcome)
-        for job, error in unstored:
-            _settle(job, error)
-
-    async def _remove_blobs(self, failed: list[_Job], committed: list[_Job]) -> None:
-        """Remove the blobs only failed jobs created (identical content may be shared)."""
-        kept = {key for job in committed for key, _ in job.blobs}
-        for key in {key for job in failed for key, created in job.blobs if created} - kept:
-            await self._blobs.delete(key)
-
-    async def _record_alone(self, job: _Job) -> list[Submission] | BaseException:
-        try:
-            return (await self._record([job]))[0]
-        except Exception as exc:  # noqa: BLE001 - the error is this job's answer, settled below
-            return exc
-
-    async def _record(self, jobs: list[_Job]) -> list[list[Submission] | BaseException]:
+    async def _record(self, stored: Sequence[StoredJob[_Job]]) -> list[list[Submission] | Exception]:
         """One transaction for the jobs. A job refused by a check (sender, quota, suppression)
-        gets its error and the others go ahead; an error while writing fails them all."""
+        gets its error and the others go ahead; an error while writing fails them all. The
+        workers and the senders' IMAP sessions are woken once it has committed."""
         now = self._clock.now()
-        outcomes: list[list[Submission] | BaseException] = [[] for _ in jobs]
+        jobs = [job.job for job in stored]
+        outcomes: list[list[Submission] | Exception] = [[] for _ in jobs]
         async with self._uow() as uow:
             known: dict[tuple[int | None, str], tuple[Mailbox, Mailbox]] = {}
             senders: dict[int, list[tuple[Mailbox, Mailbox]]] = {}
@@ -450,7 +366,7 @@ class SendingService:
             # One suppression lookup per sending domain for the whole batch.
             wanted: dict[int, set[str]] = {}
             for index, pairs in senders.items():
-                if not isinstance(outcomes[index], BaseException):
+                if not isinstance(outcomes[index], Exception):
                     for item, (_, sender) in zip(jobs[index].items, pairs, strict=True):
                         wanted.setdefault(sender.domain_id, set()).update(
                             r.lower() for r in item.recipients
@@ -461,7 +377,7 @@ class SendingService:
                 suppressed[domain_id] = {entry.address: entry for entry in found}
             accepted: list[int] = []
             for index, pairs in senders.items():
-                if isinstance(outcomes[index], BaseException):
+                if isinstance(outcomes[index], Exception):
                     continue
                 try:
                     self._check_job(jobs[index], pairs, usage, suppressed)
@@ -473,7 +389,7 @@ class SendingService:
                 return outcomes
             items = [item for index in accepted for item in jobs[index].items]
             pairs_all = [pair for index in accepted for pair in senders[index]]
-            blobs = [blob for index in accepted for blob in jobs[index].blobs]
+            blobs = [blob for index in accepted for blob in stored[index].blobs]
             submissions = await self._insert(uow, items, pairs_all, blobs, jobs, accepted, now)
             offset = 0
             for index in accepted:
@@ -484,6 +400,9 @@ class SendingService:
                     await job.before_commit(uow, mine)
                 outcomes[index] = mine
             await uow.commit()
+        self._queue.kick()
+        # The Sent copies are placed: wake the senders' IMAP sessions idling on them.
+        self._delivery.notify([item.mailbox.id for index in accepted for item in jobs[index].items])
         return outcomes
 
     @staticmethod
@@ -537,9 +456,9 @@ class SendingService:
                     blob_key=key,
                     created_blob=created,
                     mailbox=current,
-                    folder=SENT,
+                    folder=SpecialFolder.SENT,
                     mail_from=return_path,
-                    flags=(SEEN,),
+                    flags=(SystemFlag.SEEN,),
                 )
                 for item, (key, created), (current, _), return_path in zip(
                     items, blobs, senders, returns, strict=True
@@ -569,24 +488,18 @@ class SendingService:
                 )
             ]
         )
-        new_deliveries: list[NewDelivery] = []
+        await self._queue.enqueue(
+            uow,
+            [
+                QueuedMessage(outbound_id, item.recipients, item.scheduled_at)
+                for item, outbound_id in zip(items, outbound_ids, strict=True)
+            ],
+            now,
+        )
         new_events: list[NewEvent] = []
         for item, (_, sender), outbound_id, source in zip(
             items, senders, outbound_ids, sources, strict=True
         ):
-            first_attempt = max(now, item.scheduled_at) if item.scheduled_at else now
-            expires_at = first_attempt + self._queue.queue_lifetime
-            new_deliveries += [
-                NewDelivery(
-                    outbound_id,
-                    address,
-                    address.rpartition("@")[2].lower(),
-                    first_attempt,
-                    expires_at,
-                    now,
-                )
-                for address in item.recipients
-            ]
             payload: dict[str, object] = {
                 "from": sender.address,
                 "to": list(item.recipients),
@@ -597,9 +510,8 @@ class SendingService:
                 "scheduledAt": item.scheduled_at.isoformat() if item.scheduled_at else None,
             }
             new_events.append(
-                NewEvent(sender.account_id, "email.sent", payload, now, outbound_id=outbound_id)
+                NewEvent(sender.account_id, EventType.SENT, payload, now, outbound_id=outbound_id)
             )
-        await uow.deliveries.add_many(new_deliveries)
         await uow.events.add_many(new_events)
         return [
             Submission(outbound_id, item.message_id, item.recipients)
@@ -657,55 +569,3 @@ def _addresses(label: str, addresses: Sequence[str]) -> list[str]:
     if isinstance(addresses, str):
         addresses = [addresses]
     return [normalize_address(address, f"The {label} address") for address in addresses]
-
-
-def _body(text: str | None, html: str | None, signature: str) -> tuple[str, bytes]:
-    """The content fields and body: the text and/or HTML, each with the mailbox's signature
-    (RFC 3676 §4.3 separator); both as multipart/alternative, plain text first (RFC 2046
-    §5.1.4)."""
-    signature = signature.strip()
-    signature_is_html = bool(_HTML_TAG.search(signature))
-    parts = []
-    if html is None or text is not None:
-        plain = text or ""
-        if signature:
-            shown = _HTML_TAG.sub("", signature) if signature_is_html else signature
-            plain = f"{plain.rstrip()}\n\n-- \n{shown}\n"
-        parts.append(compose.text_part("plain", plain))
-    if html is not None:
-        rich = html
-        if signature:
-            shown = signature if signature_is_html else escape(signature).replace("\n", "<br>\n")
-            rich = f"{html}\n<br><br>\n-- <br>\n{shown}\n"
-        parts.append(compose.text_part("html", rich))
-    return parts[0] if len(parts) == 1 else compose.alternative(parts)
-
-
-def _header_fields(raw: bytes) -> list[bytes]:
-    """The header section's fields, each with its folded continuation lines."""
-    fields: list[bytes] = []
-    for line in header_section(raw).splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += line
-        else:
-            fields.append(line)
-    return fields
-
-
-def _header_values(raw: bytes, name: bytes) -> list[str]:
-    prefix = re.compile(rb"^" + re.escape(name) + rb"[ \t]*:", re.IGNORECASE)
-    return [
-        prefix.sub(b"", field, count=1).decode("utf-8", errors="replace").strip()
-        for field in _header_fields(raw)
-        if prefix.match(field)
-    ]
-
-
-def _without_bcc(raw: bytes, added: bytes) -> bytes:
-    """The message without Bcc fields (RFC 5322 §3.6.3), with `added` fields appended to the
-    header section."""
-    head = header_section(raw)
-    kept = b"".join(field for field in _header_fields(raw) if not _BCC_FIELD.match(field))
-    if added and kept and not kept.endswith(b"\r\n"):
-        kept += b"\r\n"
-    return kept + added + raw[len(head) :]

@@ -33,7 +33,7 @@ from mailmark.core.model import (
 )
 from mailmark.core.ports import Clock, HostResolver, UnitOfWorkFactory
 
-# Internal event types (core/delivery.py, core/outbound.py, tracking) -> the public webhook names.
+# Internal event types (core delivery, queue, delivery_reports, tracking) -> the public webhook names.
 # `email.sent` is the API's own answer to a send and is not a webhook event.
 PUBLIC_EVENT_TYPES: dict[str, str] = {
     "email.received": "email.received",

@@ -18,11 +18,11 @@ from aiosmtpd.smtp import SMTP, Session
 from mailmark.core.addresses import is_malformed_path, parse_verp
 from mailmark.core.bounce_reports import parse_report
 from mailmark.core.delivery import InboundDelivery, inbound_folder
+from mailmark.core.delivery_reports import DeliveryReports
 from mailmark.core.domains import DomainService
 from mailmark.core.errors import MailmarkError, NotFound
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.message_meta import check_header_limits
-from mailmark.core.outbound import OutboundQueue
 from mailmark.core.ports import Clock
 from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.smtp_in.replies import TEMPORARY_FAILURE, reply_for
@@ -45,7 +45,7 @@ class MxHandler:
         mailboxes: MailboxService,
         domains: DomainService,
         delivery: InboundDelivery,
-        queue: OutboundQueue,
+        reports: DeliveryReports,
         authenticator: MessageAuthenticator,
         clock: Clock,
         hostname: str,
@@ -54,7 +54,7 @@ class MxHandler:
         self._mailboxes = mailboxes
         self._domains = domains
         self._delivery = delivery
-        self._queue = queue
+        self._reports = reports
         self._authenticator = authenticator
         self._clock = clock
         self._hostname = hostname
@@ -155,7 +155,7 @@ class MxHandler:
         return True
 
     async def _process_reports(self, raw: bytes, envelope: MailmarkEnvelope) -> None:
-        """Hand a DSN or ARF report to the queue once per VERP recipient. What cannot be used (no
+        """Hand a DSN or ARF report to the delivery reports once per VERP recipient. What cannot be used (no
         report inside, a token matching no message) is dropped with a log line: answering it with
         a bounce would send mail to a sender that did not write it (backscatter)."""
         report = parse_report(raw)
@@ -166,7 +166,7 @@ class MxHandler:
             )
             return
         for token in dict.fromkeys(envelope.report_tokens):
-            if not await self._queue.process_report(token, report):
+            if not await self._reports.process_report(token, report):
                 log.info(
                     "dropped %s report %s: no outgoing message has its return path",
                     report.kind, envelope.transaction_id,

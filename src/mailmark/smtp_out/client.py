@@ -12,7 +12,7 @@ from typing import Literal
 
 import aiosmtplib
 
-from mailmark.core.outbound import SmtpReply
+from mailmark.core.smtp_reply import SmtpReply
 from mailmark.smtp_out.mta_sts import MtaStsPolicy
 from mailmark.smtp_out.mx import DeliveryFailure, MxHost
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mailmark.core.model import DkimKey, LeasedDelivery
-from mailmark.core.outbound import OutboundQueue, SmtpReply
 from mailmark.core.ports import BlobStore, Clock
+from mailmark.core.queue import OutboundQueue
+from mailmark.core.signing_keys import SigningKeys
+from mailmark.core.smtp_reply import SmtpReply
 from mailmark.smtp_out.client import ConnectionGone, SmtpConnection, SmtpDialer
 from mailmark.smtp_out.dkim import DkimSigner, DkimSigningError, to_crlf
 from mailmark.smtp_out.mta_sts import MtaStsPolicies
@@ -70,6 +72,7 @@ class OutboundWorker:
     def __init__(
         self,
         queue: OutboundQueue,
+        signing_keys: SigningKeys,
         blobs: BlobStore,
         clock: Clock,
         *,
@@ -89,6 +92,7 @@ class OutboundWorker:
         idle_poll: float = 5.0,
     ) -> None:
         self._queue = queue
+        self._signing_keys = signing_keys
         self._blobs = blobs
         self._clock = clock
         self._routes = routes
@@ -163,7 +167,7 @@ class OutboundWorker:
 
         async def idle_pass() -> None:
             target = self._idle_passes + 1
-            self._queue.wakeup.set()
+            self._queue.kick()
             while self._idle_passes < target:
                 self._idle_changed.clear()
                 await self._idle_changed.wait()
@@ -174,7 +178,7 @@ class OutboundWorker:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            self._queue.wakeup.clear()
+            self._queue.clear_kick()
             self._slot_freed.clear()
             room = self._max_held - self._held
             leased: list[LeasedDelivery] = []
@@ -194,7 +198,7 @@ class OutboundWorker:
                 self._idle_passes += 1
                 self._idle_changed.set()
             await self._wait(await self._until_next_due() if room > 0 else self._idle_poll,
-                             (self._queue.wakeup.wait(), self._slot_freed.wait()))
+                             (self._queue.wait_for_kick(), self._slot_freed.wait()))
 
     async def _until_next_due(self) -> float:
         try:
@@ -208,7 +212,7 @@ class OutboundWorker:
         # Due now but not leasable: leased elsewhere, or by us and in flight. Check back soon.
         return min(max(seconds, 0.2), self._idle_poll)
 
-    async def _wait(self, timeout: float, events: tuple[Awaitable[bool], ...]) -> None:
+    async def _wait(self, timeout: float, events: tuple[Awaitable[object], ...]) -> None:
         waiters = [asyncio.ensure_future(e) for e in (*events, self._stopping.wait())]
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -390,7 +394,7 @@ class OutboundWorker:
         except (OSError, KeyError) as exc:
             log.error("queued message %s is unreadable: %s", leased.blob_key, exc)
             raise MessageUnavailable(leased.blob_key) from exc
-        key = await self._queue.signing_key(leased.from_domain)
+        key = await self._signing_keys.signing_key(leased.from_domain)
         return await asyncio.to_thread(self._sign, raw, leased.from_domain, key)
 
     def _sign(self, raw: bytes, domain: str, key: DkimKey | None) -> bytes:

@@ -1,0 +1,246 @@
+"""The outbound queue: its rows, leasing due deliveries, recording what the receiving servers
+answered.
+
+Submissions `enqueue` one row per recipient and `kick` the workers once they have committed.
+Workers (smtp_out) lease due rows, deliver them and hand the replies back to `record`, which turns
+each into a transition (delivered, deferred, bounced) with an event, and for bounces a suppression
+and one RFC 3464 report in the sender's INBOX — all in one transaction per batch. Mail for domains
+hosted here never leaves the machine: `deliver_locally` files it through the inbound path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+
+from mailmark.core.delivery import InboundDelivery
+from mailmark.core.delivery_reports import DeliveryReports, suppress_if_permanent
+from mailmark.core.errors import RelayDenied, UnknownMailbox
+from mailmark.core.mailboxes import MailboxService
+from mailmark.core.model import DeliveryOutcome, LeasedDelivery, NewDelivery
+from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.smtp_reply import MAX_REPLY_TEXT, SmtpReply
+from mailmark.core.states import DeliveryStatus, EventType
+
+log = logging.getLogger(__name__)
+
+_TRANSITION_EVENTS = {
+    DeliveryStatus.DELIVERED: EventType.DELIVERED,
+    DeliveryStatus.DEFERRED: EventType.DEFERRED,
+    DeliveryStatus.BOUNCED: EventType.BOUNCED,
+}
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """An outbound message to queue for its recipients, first tried at `scheduled_at` or now."""
+
+    outbound_id: int
+    recipients: Sequence[str]
+    scheduled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Decision:
+    leased: LeasedDelivery
+    reply: SmtpReply
+    status: DeliveryStatus  # delivered, deferred or bounced
+    next_attempt_at: datetime
+    expired: bool = False
+
+
+class OutboundQueue:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        blobs: BlobStore,
+        clock: Clock,
+        delivery: InboundDelivery,
+        mailboxes: MailboxService,
+        reports: DeliveryReports,
+        retry_schedule: Sequence[timedelta],
+        queue_lifetime: timedelta,
+        hostname: str,
+    ) -> None:
+        if not retry_schedule:
+            raise ValueError("the retry schedule needs at least one delay")
+        self._uow = uow
+        self._blobs = blobs
+        self._clock = clock
+        self._delivery = delivery
+        self._mailboxes = mailboxes
+        self._reports = reports
+        self.retry_schedule = tuple(retry_schedule)
+        self.queue_lifetime = queue_lifetime
+        self._hostname = hostname
+        # Set by `kick`; the workers wait on it between due times.
+        self._wakeup = asyncio.Event()
+
+    async def enqueue(
+        self, uow: UnitOfWork, messages: Sequence[QueuedMessage], now: datetime
+    ) -> None:
+        """One row per recipient in the caller's transaction, given up `queue_lifetime` after its
+        first attempt. The caller kicks the workers once that transaction has committed."""
+        rows = []
+        for message in messages:
+            first_attempt = max(now, message.scheduled_at) if message.scheduled_at else now
+            expires_at = first_attempt + self.queue_lifetime
+            rows += [
+                NewDelivery(
+                    message.outbound_id,
+                    address,
+                    address.rpartition("@")[2].lower(),
+                    first_attempt,
+                    expires_at,
+                    now,
+                )
+                for address in message.recipients
+            ]
+        await uow.deliveries.add_many(rows)
+
+    def kick(self) -> None:
+        """Wake the workers of this process: deliveries may be due now."""
+        self._wakeup.set()
+
+    async def wait_for_kick(self) -> None:
+        """Return once `kick` has been called since the last `clear_kick`."""
+        await self._wakeup.wait()
+
+    def clear_kick(self) -> None:
+        """Forget earlier kicks, before looking for due deliveries."""
+        self._wakeup.clear()
+
+    async def lease_due(self, owner: str, limit: int, lease_for: timedelta) -> list[LeasedDelivery]:
+        """Lease up to `limit` due deliveries for `lease_for`; a crashed owner's rows come back
+        once their lease runs out."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            leased = await uow.deliveries.lease_due(owner, now, limit, now + lease_for)
+            await uow.commit()
+        return leased
+
+    async def next_due_at(self) -> datetime | None:
+        """When a queued or deferred delivery next becomes leasable; None when there is none."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.deliveries.next_due_at()
+
+    def retry_delay(self, attempts: int) -> timedelta:
+        """The wait after attempt number `attempts` (1 = first); the last step repeats."""
+        return self.retry_schedule[min(max(attempts, 1) - 1, len(self.retry_schedule) - 1)]
+
+    async def record(self, outcomes: Sequence[tuple[LeasedDelivery, SmtpReply]]) -> None:
+        """Record a batch of attempts in one transaction and release their leases.
+
+        2xx: delivered. 4xx or a network error (code 0): deferred to the next step of the retry
+        schedule, or bounced when that would pass the queue lifetime. 5xx: bounced. Rows whose
+        lease was lost (expired and taken by another worker, or deleted) are left alone."""
+        if not outcomes:
+            return
+        now = self._clock.now()
+        decisions = [self._decide(leased, reply, now) for leased, reply in outcomes]
+        originals = await self._reports.originals(
+            [d.leased for d in decisions if d.status is DeliveryStatus.BOUNCED]
+        )
+        created_notices: list[str] = []
+        try:
+            async with self._uow() as uow:
+                applied_ids = set(
+                    await uow.deliveries.record_outcomes([_outcome(d, now) for d in decisions])
+                )
+                applied = [d for d in decisions if d.leased.id in applied_ids]
+                if not applied:
+                    return
+                await uow.events.add_many([_transition_event(d, now) for d in applied])
+                bounced = [
+                    (d.leased, d.reply) for d in applied if d.status is DeliveryStatus.BOUNCED
+                ]
+                for leased, reply in bounced:
+                    await suppress_if_permanent(uow, leased.domain_id, leased.recipient, reply, now)
+                await self._reports.file_bounce_notices(
+                    uow, bounced, originals, now, created_notices
+                )
+                await uow.commit()
+        except BaseException:
+            await self._reports.discard_notices(created_notices)
+            raise
+
+    def _decide(self, leased: LeasedDelivery, reply: SmtpReply, now: datetime) -> _Decision:
+        if 200 <= reply.code <= 299:
+            return _Decision(leased, reply, DeliveryStatus.DELIVERED, now)
+        if 500 <= reply.code <= 599:
+            return _Decision(leased, reply, DeliveryStatus.BOUNCED, now)
+        # 4xx, a network error, or a reply no server should give: try again later.
+        next_attempt_at = now + self.retry_delay(leased.attempts)
+        if next_attempt_at > leased.expires_at:
+            return _Decision(leased, reply, DeliveryStatus.BOUNCED, now, expired=True)
+        return _Decision(leased, reply, DeliveryStatus.DEFERRED, next_attempt_at)
+
+    async def deliver_locally(self, leased: LeasedDelivery) -> SmtpReply:
+        """Deliver to a mailbox hosted here through the inbound path, without a network hop."""
+        try:
+            mailbox = await self._mailboxes.resolve_recipient(leased.recipient)
+        except UnknownMailbox as error:
+            return SmtpReply(550, "5.1.1", error.message)
+        except RelayDenied:
+            # The domain left this server since the row was leased: the next attempt goes out
+            # over the network.
+            return SmtpReply(451, "4.4.0", f"{leased.recipient_domain} is no longer hosted here")
+        try:
+            raw = await self._blobs.get(leased.blob_key)
+            await self._delivery.deliver(
+                raw,
+                recipients=[mailbox],
+                mail_from=leased.envelope_from,
+                trace_prefix=self._local_trace(leased),
+            )
+        except Exception as error:  # any storage failure is temporary: the row is retried
+            log.exception("local delivery of queue row %s failed", leased.id)
+            return SmtpReply(451, "4.3.0", f"Local delivery failed: {error.__class__.__name__}")
+        return SmtpReply(250, "2.0.0", f"Delivered locally to {mailbox.address}")
+
+    def _local_trace(self, leased: LeasedDelivery) -> bytes:
+        """Return-Path and Received (RFC 5321 §4.4) for mail that never left this server."""
+        return (
+            f"Return-Path: <{leased.envelope_from}>\r\n"
+            f"Received: by {self._hostname} (Mailmark) with LOCAL id q{leased.id}\r\n"
+            f"\tfor <{leased.recipient}>; {format_datetime(self._clock.now())}\r\n"
+        ).encode()
+
+
+def _outcome(decision: _Decision, now: datetime) -> DeliveryOutcome:
+    reply = decision.reply
+    return DeliveryOutcome(
+        delivery_id=decision.leased.id,
+        lease_owner=decision.leased.lease_owner,
+        status=decision.status,
+        next_attempt_at=decision.next_attempt_at,
+        last_code=reply.code,
+        last_status=reply.enhanced,
+        last_reply=reply.text[:MAX_REPLY_TEXT],
+        mx_host=reply.mx_host,
+        updated_at=now,
+    )
+
+
+def _transition_event(decision: _Decision, now: datetime) -> NewEvent:
+    leased, reply = decision.leased, decision.reply
+    payload: dict[str, object] = {
+        "to": leased.recipient,
+        "messageId": leased.message_id_header,
+        "status": decision.status,
+        "code": reply.code,
+        "enhanced": reply.enhanced,
+        "reply": reply.text[:MAX_REPLY_TEXT],
+        "mxHost": reply.mx_host,
+        "attempt": leased.attempts,
+    }
+    if decision.status is DeliveryStatus.DEFERRED:
+        payload["nextAttemptAt"] = decision.next_attempt_at.isoformat()
+    if decision.expired:
+        payload["expired"] = True
+    kind = _TRANSITION_EVENTS[decision.status]
+    return NewEvent(leased.account_id, kind, payload, now, outbound_id=leased.outbound_id)

@@ -1,0 +1,42 @@
+"""Operating the outbound queue by hand (`mailmark queue list|retry|delete`)."""
+
+from __future__ import annotations
+
+from mailmark.core.errors import NotFound
+from mailmark.core.model import QueueEntry
+from mailmark.core.ports import Clock, UnitOfWorkFactory
+from mailmark.core.queue import OutboundQueue
+from mailmark.core.states import DeliveryStatus
+
+
+class QueueAdmin:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, queue: OutboundQueue) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._queue = queue
+
+    async def list(
+        self, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> list[QueueEntry]:
+        """Queue rows, oldest first, optionally of one status."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.deliveries.entries(status, limit)
+
+    async def retry(self, delivery_id: int | None) -> int:
+        """Make deferred deliveries (one, or all when None) due now; how many were."""
+        async with self._uow() as uow:
+            count = await uow.deliveries.retry(delivery_id, self._clock.now())
+            missing = count == 0 and delivery_id is not None
+            if missing and await uow.deliveries.get(delivery_id or 0) is None:
+                raise NotFound(f"No delivery {delivery_id} in the queue.")
+            await uow.commit()
+        if count:
+            self._queue.kick()
+        return count
+
+    async def delete(self, delivery_id: int) -> None:
+        """Remove one delivery from the queue; it will not be attempted again."""
+        async with self._uow() as uow:
+            if not await uow.deliveries.delete(delivery_id):
+                raise NotFound(f"No delivery {delivery_id} in the queue.")
+            await uow.commit()
