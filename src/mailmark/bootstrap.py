@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mailmark.config import Settings
 from mailmark.core.accounts import AccountService
 from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.domains import DomainService
 from mailmark.core.emails import EmailService
@@ -90,6 +91,7 @@ class Services:
     sender_groups: SenderGroupService
     emails: EmailService
     idempotency: IdempotencyService
+    campaigns: CampaignExpansion
 
     async def close(self) -> None:
         await self.sending.close()
@@ -133,6 +135,10 @@ async def build_services(
         WebhookHostResolver(DnsResolver(settings.dns_nameservers or None, cache=False)),
         [ipaddress.ip_network(net) for net in settings.webhook_allow_private_networks],
     )
+    sending = SendingService(
+        uow, blobs, clock, queue, delivery, max_recipients=settings.max_recipients
+    )
+    sender_groups = SenderGroupService(uow, clock)
     return Services(
         settings=settings,
         engine=engine,
@@ -155,16 +161,15 @@ async def build_services(
         ),
         logins=MailboxLogins(uow, passwords, LoginThrottle(clock)),
         queue=queue,
-        sending=SendingService(
-            uow, blobs, clock, queue, delivery, max_recipients=settings.max_recipients
-        ),
+        sending=sending,
         webhooks=WebhookService(uow, clock, webhook_targets),
         api_keys=ApiKeyService(
             uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
         ),
-        sender_groups=SenderGroupService(uow, clock),
+        sender_groups=sender_groups,
         emails=EmailService(uow),
         idempotency=IdempotencyService(uow, clock),
+        campaigns=CampaignExpansion(sending, mailboxes, sender_groups, clock),
     )
 
 
@@ -328,11 +333,10 @@ def api_services(services: Services) -> ApiServices:
     return ApiServices(
         api_keys=services.api_keys,
         mailboxes=services.mailboxes,
-        sending=services.sending,
+        campaigns=services.campaigns,
         sender_groups=services.sender_groups,
         emails=services.emails,
         idempotency=services.idempotency,
-        clock=services.clock,
         webhooks=services.webhooks,
     )
 
