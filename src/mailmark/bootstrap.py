@@ -29,6 +29,7 @@ from mailmark.core.delivery import InboundDelivery
 from mailmark.core.domains import DomainService
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
+from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
@@ -240,14 +241,17 @@ class Listeners:
 async def start_listeners(services: Services, *, reuse_http_port: bool = False) -> Listeners:
     settings = services.settings
     context = await asyncio.to_thread(tls_context, settings)
+    inbound = InboundMail(
+        delivery=services.delivery,
+        reports=services.queue,
+        authentication=MessageAuthenticator(services.resolver, settings.hostname),
+        clock=services.clock,
+        hostname=settings.hostname,
+    )
     handler = MxHandler(
         mailboxes=services.mailboxes,
         domains=services.domains,
-        delivery=services.delivery,
-        queue=services.queue,
-        authenticator=MessageAuthenticator(services.resolver, settings.hostname),
-        clock=services.clock,
-        hostname=settings.hostname,
+        inbound=inbound,
         max_recipients=settings.max_recipients,
     )
     mx = await start_smtp_listener(
