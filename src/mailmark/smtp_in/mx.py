@@ -19,12 +19,12 @@ from mailmark.core.errors import MailmarkError, NotFound
 from mailmark.core.inbound import InboundEnvelope, InboundMail
 from mailmark.core.mailboxes import MailboxService
 from mailmark.smtp_in import replies
-from mailmark.smtp_in.server import EhloHandler, MailmarkEnvelope, has_bare_line_ending
+from mailmark.smtp_in.server import MailmarkEnvelope, SmtpHandler, has_bare_line_ending
 
 log = logging.getLogger(__name__)
 
 
-class MxHandler(EhloHandler):
+class MxHandler(SmtpHandler):
     # aiosmtpd offers AUTH once TLS is up; the MX has no accounts to log in to, so every
     # attempt would fail with 535, and a client configured to authenticate would defer.
     offers_auth = False
@@ -37,10 +37,10 @@ class MxHandler(EhloHandler):
         inbound: InboundMail,
         max_recipients: int,
     ) -> None:
+        super().__init__(max_recipients=max_recipients)
         self._mailboxes = mailboxes
         self._domains = domains
         self._inbound = inbound
-        self._max_recipients = max_recipients
 
     async def handle_MAIL(
         self,
@@ -68,26 +68,21 @@ class MxHandler(EhloHandler):
         address: str,
         options: list[str],
     ) -> str:
-        if len(envelope.rcpt_tos) >= self._max_recipients:
-            return replies.TOO_MANY_RECIPIENTS
-        if is_malformed_path(address):
-            return replies.MALFORMED_RECIPIENT
+        refusal = self.recipient_refusal(envelope, address)
+        if refusal is not None:
+            return refusal
         verp = parse_verp(address)
         if verp is not None and await self._is_hosted(verp.domain):
             # A report about mail we sent: accepted whatever the token, so that an unknown or
             # stale one is dropped after DATA rather than bounced back (no backscatter).
-            envelope.rcpt_tos.append(address)
-            envelope.rcpt_options.extend(options)
             envelope.report_tokens.append(verp.token)
-            return replies.RECIPIENT_OK
+            return self.accept_recipient(envelope, address, options)
         try:
             mailbox = await self._mailboxes.resolve_recipient(address)
         except MailmarkError as error:
             return replies.reply_for(error)
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(options)
         envelope.mailboxes.append(mailbox)
-        return replies.RECIPIENT_OK
+        return self.accept_recipient(envelope, address, options)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: MailmarkEnvelope) -> str:
         raw = envelope.original_content

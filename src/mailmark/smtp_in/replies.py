@@ -48,7 +48,6 @@ TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem storing the message; plea
 # Transactions (MX and submission).
 SENDER_OK = "250 2.1.0 Sender OK"
 RECIPIENT_OK = "250 2.1.5 Recipient OK"
-# RFC 5321 §4.5.3.1.10: a temporary code, so the client sends the rest later.
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 MALFORMED_SENDER = "553 5.1.7 Malformed sender address"
 MALFORMED_RECIPIENT = "553 5.1.3 Malformed recipient address"

@@ -1,5 +1,5 @@
-"""The aiosmtpd protocol class shared by every Mailmark SMTP listener, the EHLO answer its
-handlers share, and how listeners start.
+"""The aiosmtpd protocol class shared by every Mailmark SMTP listener, what its handlers share,
+and how listeners start.
 
 Protocol concerns live here (enhanced status codes, connection limits, the listening socket);
 what to do with a command is the handler's business (see mx.py, submission.py). The protocol class
@@ -21,6 +21,7 @@ from typing import Any, AnyStr, ClassVar, cast
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
+from mailmark.core.addresses import is_malformed_path
 from mailmark.core.model import Mailbox
 from mailmark.smtp_in import replies
 
@@ -65,15 +66,20 @@ class MailmarkEnvelope(Envelope):
         self.transaction_id = ""
 
 
-class EhloHandler:
-    """The EHLO answer of every Mailmark handler: aiosmtpd's extensions without HELP, plus
-    PIPELINING and ENHANCEDSTATUSCODES (RFC 2920, RFC 2034), AUTH only where there are logins."""
+class SmtpHandler:
+    """What the MX and submission handlers share: the EHLO answer, and the bounds and bookkeeping
+    of every RCPT."""
 
-    offers_auth: ClassVar[bool]
+    offers_auth: ClassVar[bool]  # AUTH is advertised only where there are logins
+
+    def __init__(self, *, max_recipients: int) -> None:
+        self._max_recipients = max_recipients
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
+        """aiosmtpd's extensions without HELP, plus PIPELINING and ENHANCEDSTATUSCODES (RFC 2920,
+        RFC 2034)."""
         session.host_name = hostname
         extensions = [
             line[4:]
@@ -85,6 +91,21 @@ class EhloHandler:
         lines = [responses[0], *(f"250-{ext}" for ext in extensions)]
         lines[-1] = "250 " + lines[-1][4:]
         return lines
+
+    def recipient_refusal(self, envelope: Envelope, address: str) -> str | None:
+        """The reply refusing one more recipient, or None when it may be considered."""
+        if len(envelope.rcpt_tos) >= self._max_recipients:
+            # RFC 5321 §4.5.3.1.10: a temporary code, so the client sends the rest later.
+            return replies.TOO_MANY_RECIPIENTS
+        if is_malformed_path(address):
+            return replies.MALFORMED_RECIPIENT
+        return None
+
+    @staticmethod
+    def accept_recipient(envelope: Envelope, address: str, options: list[str]) -> str:
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return replies.RECIPIENT_OK
 
 
 class Connections:

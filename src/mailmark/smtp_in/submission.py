@@ -21,7 +21,7 @@ from mailmark.core.logins import MailboxLogins
 from mailmark.core.model import Mailbox
 from mailmark.core.sending import SendingService
 from mailmark.smtp_in import replies
-from mailmark.smtp_in.server import EhloHandler, MailmarkEnvelope, has_bare_line_ending
+from mailmark.smtp_in.server import MailmarkEnvelope, SmtpHandler, has_bare_line_ending
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +30,15 @@ log = logging.getLogger(__name__)
 MAX_FAILED_AUTH_PER_SESSION = 3
 
 
-class SubmissionHandler(EhloHandler):
+class SubmissionHandler(SmtpHandler):
     offers_auth = True
 
     def __init__(
         self, *, logins: MailboxLogins, sending: SendingService, max_recipients: int
     ) -> None:
+        super().__init__(max_recipients=max_recipients)
         self._logins = logins
         self._sending = sending
-        self._max_recipients = max_recipients
         self._failed_auth: weakref.WeakKeyDictionary[Session, int] = weakref.WeakKeyDictionary()
 
     # aiosmtpd's own AUTH mechanisms call a synchronous authenticator; a password check is a
@@ -141,17 +141,14 @@ class SubmissionHandler(EhloHandler):
         mailbox = _authenticated(session)
         if mailbox is None:
             return replies.NOT_AUTHENTICATED
-        if len(envelope.rcpt_tos) >= self._max_recipients:
-            return replies.TOO_MANY_RECIPIENTS
-        if is_malformed_path(address):
-            return replies.MALFORMED_RECIPIENT
+        refusal = self.recipient_refusal(envelope, address)
+        if refusal is not None:
+            return refusal
         try:
             await self._sending.check_recipient(mailbox, address)
         except MailmarkError as error:
             return replies.reply_for(error)
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(options)
-        return replies.RECIPIENT_OK
+        return self.accept_recipient(envelope, address, options)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: MailmarkEnvelope) -> str:
         mailbox = _authenticated(session)
