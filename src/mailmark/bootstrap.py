@@ -24,11 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mailmark.config import Settings
 from mailmark.core.accounts import AccountService
 from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.delivery_reports import DeliveryReports
 from mailmark.core.domains import DomainService
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
+from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
@@ -96,6 +98,7 @@ class Services:
     sender_groups: SenderGroupService
     emails: EmailService
     idempotency: IdempotencyService
+    campaigns: CampaignExpansion
 
     async def close(self) -> None:
         await self.sending.close()
@@ -141,6 +144,10 @@ async def build_services(
         WebhookHostResolver(DnsResolver(settings.dns_nameservers or None, cache=False)),
         [ipaddress.ip_network(net) for net in settings.webhook_allow_private_networks],
     )
+    sending = SendingService(
+        uow, blobs, clock, queue, delivery, max_recipients=settings.max_recipients
+    )
+    sender_groups = SenderGroupService(uow, clock)
     return Services(
         settings=settings,
         engine=engine,
@@ -166,16 +173,15 @@ async def build_services(
         delivery_reports=reports,
         signing_keys=SigningKeys(uow, clock),
         queue_admin=QueueAdmin(uow, clock, queue),
-        sending=SendingService(
-            uow, blobs, clock, queue, delivery, max_recipients=settings.max_recipients
-        ),
+        sending=sending,
         webhooks=WebhookService(uow, clock, webhook_targets),
         api_keys=ApiKeyService(
             uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
         ),
-        sender_groups=SenderGroupService(uow, clock),
+        sender_groups=sender_groups,
         emails=EmailService(uow),
         idempotency=IdempotencyService(uow, clock),
+        campaigns=CampaignExpansion(sending, mailboxes, sender_groups, clock),
     )
 
 
@@ -246,14 +252,17 @@ class Listeners:
 async def start_listeners(services: Services, *, reuse_http_port: bool = False) -> Listeners:
     settings = services.settings
     context = await asyncio.to_thread(tls_context, settings)
+    inbound = InboundMail(
+        delivery=services.delivery,
+        reports=services.delivery_reports,
+        authentication=MessageAuthenticator(services.resolver, settings.hostname),
+        clock=services.clock,
+        hostname=settings.hostname,
+    )
     handler = MxHandler(
         mailboxes=services.mailboxes,
         domains=services.domains,
-        delivery=services.delivery,
-        reports=services.delivery_reports,
-        authenticator=MessageAuthenticator(services.resolver, settings.hostname),
-        clock=services.clock,
-        hostname=settings.hostname,
+        inbound=inbound,
         max_recipients=settings.max_recipients,
     )
     mx = await start_smtp_listener(
@@ -339,11 +348,10 @@ def api_services(services: Services) -> ApiServices:
     return ApiServices(
         api_keys=services.api_keys,
         mailboxes=services.mailboxes,
-        sending=services.sending,
+        campaigns=services.campaigns,
         sender_groups=services.sender_groups,
         emails=services.emails,
         idempotency=services.idempotency,
-        clock=services.clock,
         webhooks=services.webhooks,
     )
 

@@ -137,7 +137,7 @@ async def test_unknown_tokens_and_garbage_are_accepted_and_dropped(
     services = world.services
     _, verp, message_id = await sent(world, "bob@remote.test")
     stranger = "bounce+zzzzzzzzzzzzzzzzzzzzzzzz@mail.acme.test"
-    caplog.set_level(logging.INFO, logger="mailmark.smtp_in.mx")
+    caplog.set_level(logging.INFO, logger="mailmark.core.inbound")
     errors, response = await report(
         mx_port, postfix_bounce(stranger, "bob@remote.test", message_id), [stranger]
     )

@@ -1,5 +1,10 @@
 """Typed domain errors. Each carries a message a person understands; adapters map them to codes once."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class MailmarkError(Exception):
     """Base of every error `core` raises on purpose."""
@@ -90,3 +95,14 @@ class TargetRefused(InvalidInput):
 
 class IdempotencyKeyReused(MailmarkError):
     """An Idempotency-Key already answered a different request."""
+
+
+@contextmanager
+def naming(field: str) -> Iterator[None]:
+    """Attribute a core error raised inside to the request field `field` (unless it names one)."""
+    try:
+        yield
+    except MailmarkError as error:
+        if error.field is None:
+            error.field = field
+        raise

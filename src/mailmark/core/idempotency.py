@@ -1,20 +1,23 @@
 """Idempotency keys for sends: a retried request with the same key gets the first answer.
 
-The key and its answer are written in the send's own transaction (`SendingService.submit_many`'s
-`before_commit`), so a crash never leaves a send without its key or a key without its send.
+The key and its answer are written in the send's own transaction (its `before_commit`), so a
+crash never leaves a send without its key or a key without its send.
 Keys are kept for KEY_LIFETIME; a key may be reused with a new request after that.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from mailmark.core.errors import Conflict, IdempotencyKeyReused, InvalidInput
 from mailmark.core.model import StoredResponse
 from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
-from mailmark.core.sending import BeforeCommit, Submission
+
+# What the send hands its `before_commit`: the answer to store is computed from it.
+Result = TypeVar("Result")
 
 MAX_KEY = 255
 KEY_LIFETIME = timedelta(hours=24)
@@ -60,18 +63,18 @@ class IdempotencyService:
         key: str,
         request_hash: str,
         status_code: int,
-        answer: Callable[[list[Submission]], dict[str, object]],
-    ) -> BeforeCommit:
+        answer: Callable[[Result], dict[str, object]],
+    ) -> Callable[[UnitOfWork, Result], Awaitable[None]]:
         """A `before_commit` that stores the answer under the key, in the send's transaction.
 
         When a concurrent request with the same key committed first, it raises Conflict and the
         whole send rolls back: the caller then replays the stored answer."""
 
-        async def record(uow: UnitOfWork, submissions: list[Submission]) -> None:
+        async def record(uow: UnitOfWork, result: Result) -> None:
             now = self._clock.now()
             await uow.idempotency.delete_expired(domain_id, key, now - KEY_LIFETIME)
             stored = StoredResponse(
-                domain_id, key, request_hash, status_code, answer(submissions), now
+                domain_id, key, request_hash, status_code, answer(result), now
             )
             if not await uow.idempotency.add(stored):
                 raise Conflict(

@@ -24,6 +24,7 @@ from mailmark.core.message_meta import check_header_limits, read_index
 from mailmark.core.model import FetchRow, Folder, NewPlacement, PlacementState
 from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.search import Criteria, Flag, check_bounds, uses_index
+from mailmark.core.states import SystemFlag
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 DELIMITER = "/"
 INBOX = "INBOX"
 # RFC 3501 §2.3.2 system flags, in their canonical spelling. `\Recent` is never stored.
-SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+SYSTEM_FLAGS = tuple(SystemFlag)
 # Rows per chunk yielded by `fetch`.
 FETCH_CHUNK = 500
 # A chunk carrying message contents holds at most this many bytes (or one larger message).
@@ -504,7 +505,7 @@ class MailStore:
             folder = await uow.mailstore.lock_folder(folder_id)
             if folder is None:
                 raise NotFound("The folder no longer exists.")
-            doomed = await uow.mailstore.search(folder_id, Flag("\\Deleted"), uids)
+            doomed = await uow.mailstore.search(folder_id, Flag(SystemFlag.DELETED), uids)
             if not doomed:
                 return []
             modseq = await uow.mailstore.allocate_modseqs(folder_id, 1)

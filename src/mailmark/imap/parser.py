@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from mailmark.core import search
 from mailmark.core.mailstore import StoreMode
+from mailmark.core.states import SystemFlag
 from mailmark.imap.commands import (
     Append,
     Authenticate,
@@ -60,12 +61,9 @@ _DATE = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})\Z")
 _DATE_TIME = re.compile(
     r"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z"
 )
-SYSTEM_FLAGS = {
-    "\\SEEN": "\\Seen",
-    "\\ANSWERED": "\\Answered",
-    "\\FLAGGED": "\\Flagged",
-    "\\DELETED": "\\Deleted",
-    "\\DRAFT": "\\Draft",
+# Any case is the same flag (RFC 9051 §2.3.2); `\Recent` is read, never stored.
+SYSTEM_FLAGS: dict[str, str] = {
+    **{flag.upper(): flag for flag in SystemFlag},
     "\\RECENT": "\\Recent",
 }
 _SIMPLE_COMMANDS = frozenset(
@@ -780,16 +778,16 @@ def _store(cur: _Cursor, tag: str, sequence: SequenceSet, uid: bool) -> Store:
 
 _ESEARCH_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
 _FLAG_KEYS: dict[str, tuple[str, bool]] = {
-    "ANSWERED": ("\\Answered", True),
-    "DELETED": ("\\Deleted", True),
-    "DRAFT": ("\\Draft", True),
-    "FLAGGED": ("\\Flagged", True),
-    "SEEN": ("\\Seen", True),
-    "UNANSWERED": ("\\Answered", False),
-    "UNDELETED": ("\\Deleted", False),
-    "UNDRAFT": ("\\Draft", False),
-    "UNFLAGGED": ("\\Flagged", False),
-    "UNSEEN": ("\\Seen", False),
+    "ANSWERED": (SystemFlag.ANSWERED, True),
+    "DELETED": (SystemFlag.DELETED, True),
+    "DRAFT": (SystemFlag.DRAFT, True),
+    "FLAGGED": (SystemFlag.FLAGGED, True),
+    "SEEN": (SystemFlag.SEEN, True),
+    "UNANSWERED": (SystemFlag.ANSWERED, False),
+    "UNDELETED": (SystemFlag.DELETED, False),
+    "UNDRAFT": (SystemFlag.DRAFT, False),
+    "UNFLAGGED": (SystemFlag.FLAGGED, False),
+    "UNSEEN": (SystemFlag.SEEN, False),
 }
 _STRING_KEYS: dict[str, type[search.From | search.To | search.Cc | search.Bcc | search.Subject
                             | search.Body | search.Text]] = {

@@ -17,6 +17,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from mailmark.core import search
 from mailmark.core.errors import (
@@ -67,10 +68,14 @@ POLL_SECONDS = 5.0
 # Literals for commands other than APPEND (a password, a search string) stay small.
 SMALL_LITERAL = 64 * 1024
 
-NOT_AUTHENTICATED = "not authenticated"
-AUTHENTICATED = "authenticated"
-SELECTED = "selected"
-LOGOUT = "logout"
+
+class SessionState(StrEnum):
+    """RFC 9051 §3; the text is what "Command not allowed when …" replies say."""
+
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
 
 
 class Reply(Exception):
@@ -140,7 +145,7 @@ class Session:
         config: SessionConfig,
         store: MailStore,
         logins: MailboxLogins,
-        handlers: dict[str, tuple[frozenset[str], Handler]],
+        handlers: dict[str, tuple[frozenset[SessionState], Handler]],
         tls: bool,
     ) -> None:
         self.stream = reader
@@ -151,7 +156,7 @@ class Session:
         self.signals: FolderSignals = store.signals
         self._handlers = handlers
         self.tls = tls
-        self.state = NOT_AUTHENTICATED
+        self.state = SessionState.NOT_AUTHENTICATED
         self.mailbox: Mailbox | None = None
         self.selected: SelectedFolder | None = None
         self.enabled: set[str] = set()
@@ -203,7 +208,7 @@ class Session:
 
     async def run(self) -> None:
         await self.send(encoder.untagged_status("OK", f"{self.config.hostname} Mailmark IMAP ready", self.capability_code()))
-        while self.state != LOGOUT:
+        while self.state != SessionState.LOGOUT:
             try:
                 data = await asyncio.wait_for(self.reader.read_command(), self.config.idle_timeout)
             except TimeoutError:
@@ -250,7 +255,10 @@ class Session:
             return
         states, handler = entry
         if self.state not in states:
-            text = "No mailbox selected" if SELECTED in states and self.state == AUTHENTICATED else f"Command not allowed when {self.state}"
+            if SessionState.SELECTED in states and self.state == SessionState.AUTHENTICATED:
+                text = "No mailbox selected"
+            else:
+                text = f"Command not allowed when {self.state}"
             await self.send(encoder.tagged(command.tag, "BAD", text))
             return
         try:
@@ -267,7 +275,7 @@ class Session:
             return
         if done is ANSWERED:
             return
-        if self.state == LOGOUT:
+        if self.state == SessionState.LOGOUT:
             await self.send(encoder.tagged(command.tag, "OK", "LOGOUT completed"))
             return
         if self.selected is not None:
@@ -279,7 +287,7 @@ class Session:
 
     def capabilities(self) -> list[str]:
         caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL-", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE"]
-        if self.state == NOT_AUTHENTICATED:
+        if self.state == SessionState.NOT_AUTHENTICATED:
             if self.tls:
                 caps.append("AUTH=PLAIN")
             else:

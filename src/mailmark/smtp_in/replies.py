@@ -1,4 +1,5 @@
-"""Core errors → SMTP replies, in one place (RFC 5321 §4.2 codes, RFC 3463 enhanced codes)."""
+"""Every SMTP reply text of the listeners, and core errors → SMTP replies, in one place (RFC 5321
+§4.2 codes, RFC 3463 enhanced codes)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,47 @@ _REPLIES: tuple[tuple[type[MailmarkError], str], ...] = (
 )
 
 TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem storing the message; please try again later"
+
+# Transactions (MX and submission).
+SENDER_OK = "250 2.1.0 Sender OK"
+RECIPIENT_OK = "250 2.1.5 Recipient OK"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+MALFORMED_SENDER = "553 5.1.7 Malformed sender address"
+MALFORMED_RECIPIENT = "553 5.1.3 Malformed recipient address"
+BARE_LINE_ENDING = (
+    "550 5.5.2 Message refused: it contains a bare CR or LF; lines must end with CRLF "
+    "(RFC 5321 section 2.3.8)"
+)
+
+# DATA, as aiosmtpd words it (server.py reads the data itself).
+NEED_RCPT = "503 Error: need RCPT command"
+DATA_SYNTAX = "501 Syntax: DATA"
+START_DATA = "354 End data with <CR><LF>.<CR><LF>"
+LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
+TOO_MUCH_DATA = "552 Error: Too much mail data"
+DATA_OK = "250 OK"
+
+# The connection (RFC 5321 §3.8: 421 before closing the channel).
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address; try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
+
+# Submission: AUTH (RFC 4954 §6) and the sender it needs.
+AUTH_SUCCESS = "235 2.7.0 Authentication successful"
+AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
+AUTH_UNSPLITTABLE = "501 5.5.2 Can't split auth value"
+AUTH_UNDECODABLE = "501 5.5.2 Can't decode base64"
+NOT_AUTHENTICATED = "530 5.7.0 Authentication required"
+TOO_MANY_AUTH_FAILURES = "421 4.7.0 Too many failed authentication attempts; closing connection"
+NULL_SENDER = "553 5.7.1 Submitted mail needs the sending mailbox as its sender"
+
+
+def queued(transaction: str | int) -> str:
+    return f"250 2.0.0 Ok: queued as {transaction}"
+
+
+def report_received(transaction: str) -> str:
+    """The answer to a message that went only to VERP return paths (used or dropped alike)."""
+    return f"250 2.0.0 Ok: report received as {transaction}"
 
 # Enhanced codes for replies that carry none (aiosmtpd's own replies), by basic code (RFC 3463).
 # 220 is STARTTLS's "Ready to start TLS"; the 220 greeting never gets one (server.py). 3xx replies

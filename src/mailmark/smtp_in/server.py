@@ -1,7 +1,10 @@
-"""The aiosmtpd protocol class shared by every Mailmark SMTP listener, and how listeners start.
+"""The aiosmtpd protocol class shared by every Mailmark SMTP listener, what its handlers share,
+and how listeners start.
 
 Protocol concerns live here (enhanced status codes, connection limits, the listening socket);
-what to do with a command is the handler's business (see mx.py).
+what to do with a command is the handler's business (see mx.py, submission.py). The protocol class
+overrides and calls a few of aiosmtpd's private names; tests/smtp_in/test_aiosmtpd_edges.py checks
+that the pinned aiosmtpd still has them.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from collections import Counter
 from collections.abc import Callable
 from email._header_value_parser import AddrSpec, AngleAddr, get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
-from typing import Any, AnyStr, cast
+from typing import Any, AnyStr, ClassVar, cast
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
-from mailmark.smtp_in.replies import with_enhanced_code
+from mailmark.core.addresses import is_malformed_path
+from mailmark.core.model import Mailbox
+from mailmark.smtp_in import replies
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +60,52 @@ class MailmarkEnvelope(Envelope):
 
     def __init__(self) -> None:
         super().__init__()
-        self.mailboxes: list[Any] = []
+        self.mailboxes: list[Mailbox] = []
         # Tokens of the VERP return paths (bounce+<token>@mail.<domain>) among the recipients.
         self.report_tokens: list[str] = []
         self.transaction_id = ""
+
+
+class SmtpHandler:
+    """What the MX and submission handlers share: the EHLO answer, and the bounds and bookkeeping
+    of every RCPT."""
+
+    offers_auth: ClassVar[bool]  # AUTH is advertised only where there are logins
+
+    def __init__(self, *, max_recipients: int) -> None:
+        self._max_recipients = max_recipients
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """aiosmtpd's extensions without HELP, plus PIPELINING and ENHANCEDSTATUSCODES (RFC 2920,
+        RFC 2034)."""
+        session.host_name = hostname
+        extensions = [
+            line[4:]
+            for line in responses[1:]
+            if line[4:] != "HELP"
+            and (self.offers_auth or line[4:].split(" ")[0].upper() != "AUTH")
+        ]
+        extensions += ["PIPELINING", "ENHANCEDSTATUSCODES"]
+        lines = [responses[0], *(f"250-{ext}" for ext in extensions)]
+        lines[-1] = "250 " + lines[-1][4:]
+        return lines
+
+    def recipient_refusal(self, envelope: Envelope, address: str) -> str | None:
+        """The reply refusing one more recipient, or None when it may be considered."""
+        if len(envelope.rcpt_tos) >= self._max_recipients:
+            # RFC 5321 §4.5.3.1.10: a temporary code, so the client sends the rest later.
+            return replies.TOO_MANY_RECIPIENTS
+        if is_malformed_path(address):
+            return replies.MALFORMED_RECIPIENT
+        return None
+
+    @staticmethod
+    def accept_recipient(envelope: Envelope, address: str, options: list[str]) -> str:
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return replies.RECIPIENT_OK
 
 
 class Connections:
@@ -164,7 +211,7 @@ class MailmarkSMTP(SMTP):
             return
         log.warning("refusing %s: too many connections from this address", ip)
         # uvloop's transports implement the interface without subclassing asyncio's classes.
-        refusal = b"421 4.7.0 Too many connections from your address; try again later\r\n"
+        refusal = f"{replies.TOO_MANY_CONNECTIONS}\r\n".encode()
         cast(asyncio.WriteTransport, transport).write(refusal)
         transport.close()
 
@@ -177,7 +224,7 @@ class MailmarkSMTP(SMTP):
     def shut_down(self) -> None:
         transport = self.transport
         if transport is not None and not transport.is_closing():
-            goodbye = b"421 4.3.2 Service shutting down, please try again later\r\n"
+            goodbye = f"{replies.SHUTTING_DOWN}\r\n".encode()
             cast(asyncio.WriteTransport, transport).write(goodbye)
             transport.close()
 
@@ -203,7 +250,7 @@ class MailmarkSMTP(SMTP):
         if isinstance(status, str):
             exempt = not self._greeted or (self._in_ehlo and status.startswith("250"))
             if not exempt:
-                status = with_enhanced_code(status)
+                status = replies.with_enhanced_code(status)
         self._greeted = True
         await super().push(status)
 
@@ -220,12 +267,12 @@ class MailmarkSMTP(SMTP):
             return
         assert self.envelope is not None
         if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
+            await self.push(replies.NEED_RCPT)
             return
         if arg:
-            await self.push("501 Syntax: DATA")
+            await self.push(replies.DATA_SYNTAX)
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self.push(replies.START_DATA)
         try:
             content, refusal = await self._receive_data()
         except asyncio.CancelledError:  # the connection was lost (eof_received cancels us)
@@ -240,7 +287,7 @@ class MailmarkSMTP(SMTP):
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push("250 OK" if status is MISSING else status)
+        await self.push(replies.DATA_OK if status is MISSING else status)
 
     async def _receive_data(self) -> tuple[bytes, str | None]:
         """The mail data up to the end-of-data line with dot-stuffing undone (RFC 5321 §4.5.2),
@@ -280,10 +327,10 @@ class MailmarkSMTP(SMTP):
             carry = b"\r" if scan.endswith(b"\r") else b""
             if refusal is None and longest + 2 > self.line_length_limit:
                 # RFC 5321 §4.5.3.1.6; the stuffing dot counts, as in aiosmtpd.
-                refusal = "500 Line too long (see RFC5321 4.5.3.1.6)"
+                refusal = replies.LINE_TOO_LONG
             # The final "." CRLF is not data; aiosmtpd counts everything else, dots included.
             elif refusal is None and limit and received - 3 > limit:
-                refusal = "552 Error: Too much mail data"
+                refusal = replies.TOO_MUCH_DATA
             if refusal is not None:
                 kept.clear()
             else:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from litestar import Request, Response
@@ -84,17 +82,6 @@ def status_of(error: MailmarkError) -> int:
         (HTTP_STATUS_BY_ERROR[cls] for cls in type(error).__mro__ if cls in HTTP_STATUS_BY_ERROR),
         400,
     )
-
-
-@contextmanager
-def naming(field: str) -> Iterator[None]:
-    """Attribute a core error raised inside to the request field `field` (unless it names one)."""
-    try:
-        yield
-    except MailmarkError as error:
-        if error.field is None:
-            error.field = field
-        raise
 
 
 def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

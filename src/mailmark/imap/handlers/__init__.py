@@ -4,14 +4,14 @@ its handler."""
 from __future__ import annotations
 
 from mailmark.imap.handlers import auth, idle, mailboxes, selected
-from mailmark.imap.session import AUTHENTICATED, NOT_AUTHENTICATED, SELECTED, Handler
+from mailmark.imap.session import Handler, SessionState
 
-ANY = frozenset({NOT_AUTHENTICATED, AUTHENTICATED, SELECTED})
-UNAUTHENTICATED = frozenset({NOT_AUTHENTICATED})
-AUTHENTICATED_OR_SELECTED = frozenset({AUTHENTICATED, SELECTED})
-ONLY_SELECTED = frozenset({SELECTED})
+ANY = frozenset(SessionState) - {SessionState.LOGOUT}
+UNAUTHENTICATED = frozenset({SessionState.NOT_AUTHENTICATED})
+AUTHENTICATED_OR_SELECTED = frozenset({SessionState.AUTHENTICATED, SessionState.SELECTED})
+ONLY_SELECTED = frozenset({SessionState.SELECTED})
 
-HANDLERS: dict[str, tuple[frozenset[str], Handler]] = {
+HANDLERS: dict[str, tuple[frozenset[SessionState], Handler]] = {
     "CAPABILITY": (ANY, auth.do_capability),
     "NOOP": (ANY, auth.do_noop),
     "LOGOUT": (ANY, auth.do_logout),

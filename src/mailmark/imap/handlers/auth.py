@@ -10,7 +10,7 @@ import logging
 
 from mailmark.imap import encoder
 from mailmark.imap.commands import Authenticate, Command, Enable, Login
-from mailmark.imap.session import ANSWERED, AUTHENTICATED, LOGOUT, Done, Reply, Session
+from mailmark.imap.session import ANSWERED, Done, Reply, Session, SessionState
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ async def do_noop(session: Session, command: Command) -> Done | None:
 
 async def do_logout(session: Session, command: Command) -> Done | None:
     session.write(encoder.untagged_status("BYE", "Logging out"))
-    session.state = LOGOUT
+    session.state = SessionState.LOGOUT
     return None
 
 
@@ -73,7 +73,7 @@ async def do_starttls(session: Session, command: Command) -> Done | None:
         await asyncio.wait_for(session.writer.start_tls(session.config.tls_context), 30)
     except (OSError, TimeoutError, ConnectionError) as exc:
         log.info("STARTTLS handshake with %s failed: %s", session.client_ip, exc)
-        session.state = LOGOUT
+        session.state = SessionState.LOGOUT
         session.writer.close()
         return ANSWERED
     session.tls = True
@@ -89,7 +89,7 @@ def _require_tls(session: Session) -> None:
 async def _log_in(session: Session, address: str, password: str) -> Done:
     mailbox = await session.logins.authenticate(address, password, session.client_ip)
     session.mailbox = mailbox
-    session.state = AUTHENTICATED
+    session.state = SessionState.AUTHENTICATED
     return Done("Logged in", session.capability_code())
 
 

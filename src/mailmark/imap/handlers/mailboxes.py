@@ -20,7 +20,7 @@ from mailmark.imap.commands import (
     Select,
     Status,
 )
-from mailmark.imap.session import AUTHENTICATED, SELECTED, Done, Reply, SelectedFolder, Session
+from mailmark.imap.session import Done, Reply, SelectedFolder, Session, SessionState
 
 
 async def do_select(session: Session, command: Command) -> Done | None:
@@ -28,7 +28,7 @@ async def do_select(session: Session, command: Command) -> Done | None:
     if session.selected is not None:
         # RFC 9051 §6.3.2: selecting deselects the current folder, even when the new one fails.
         session.selected = None
-        session.state = AUTHENTICATED
+        session.state = SessionState.AUTHENTICATED
         if session.rev2 or session.condstore:
             session.write(encoder.untagged_status("OK", "Previous mailbox closed", "CLOSED"))
     name = session.decode_name(command.mailbox)
@@ -67,7 +67,7 @@ async def do_select(session: Session, command: Command) -> Done | None:
         keywords=set(snapshot.keywords),
         generation=generation,
     )
-    session.state = SELECTED
+    session.state = SessionState.SELECTED
     if command.qresync is not None and command.qresync.uidvalidity == snapshot.uidvalidity:
         await _resynchronise(session, command.qresync)
     verb = "EXAMINE" if command.read_only else "SELECT"

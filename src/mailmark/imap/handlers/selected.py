@@ -9,6 +9,7 @@ from collections.abc import Callable
 from mailmark.core import imap_structure, search
 from mailmark.core.errors import NotFound
 from mailmark.core.mailstore import SYSTEM_FLAGS, FetchedMessage, FetchWants
+from mailmark.core.states import SystemFlag
 from mailmark.imap import encoder
 from mailmark.imap.commands import (
     Command,
@@ -20,7 +21,7 @@ from mailmark.imap.commands import (
     Simple,
     Store,
 )
-from mailmark.imap.session import AUTHENTICATED, Done, Reply, SelectedFolder, Session
+from mailmark.imap.session import Done, Reply, SelectedFolder, Session, SessionState
 
 _CONTENT_ITEMS = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
 # RFC 9051 §6.4.5: these set \Seen (BODY.PEEK and BINARY.PEEK do not).
@@ -49,7 +50,7 @@ async def do_close(session: Session, command: Command) -> Done | None:
         # RFC 9051 §6.4.1: expunge silently, without EXPUNGE responses.
         await session.store.expunge(selected.folder_id)
     session.selected = None
-    session.state = AUTHENTICATED
+    session.state = SessionState.AUTHENTICATED
     return None
 
 
@@ -162,7 +163,7 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
         return None
     seen_now: set[int] = set()
     if not selected.read_only and any(_sets_seen(a) for a in attributes):
-        result = await session.store.store_flags(selected.folder_id, uids, "add", ["\\Seen"])
+        result = await session.store.store_flags(selected.folder_id, uids, "add", [SystemFlag.SEEN])
         session.note_own_changes(result.changed)
         seen_now = {state.uid for state in result.changed}
     if command.vanished and command.changed_since is not None:

@@ -8,12 +8,11 @@ from litestar.params import FromPath, JSONBody
 
 from mailmark.core.addresses import normalize_local_part
 from mailmark.core.apikeys import ApiPrincipal
-from mailmark.core.errors import InvalidInput, NotFound
+from mailmark.core.errors import InvalidInput, NotFound, naming
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.model import Mailbox
 from mailmark.web.api.v1.auth import Injected
 from mailmark.web.api.v1.docs import samples
-from mailmark.web.errors import naming
 
 EXAMPLE = {
     "_id": "3",

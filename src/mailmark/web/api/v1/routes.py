@@ -8,12 +8,11 @@ from litestar import Router
 from litestar.di import Provide
 
 from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
 from mailmark.core.mailboxes import MailboxService
-from mailmark.core.ports import Clock
 from mailmark.core.sender_groups import SenderGroupService
-from mailmark.core.sending import SendingService
 from mailmark.core.webhooks import WebhookService
 from mailmark.web.api.v1.auth import api_key_guard, current_principal
 from mailmark.web.api.v1.emails import EmailController
@@ -32,11 +31,10 @@ class ApiServices:
 
     api_keys: ApiKeyService
     mailboxes: MailboxService
-    sending: SendingService
+    campaigns: CampaignExpansion
     sender_groups: SenderGroupService
     emails: EmailService
     idempotency: IdempotencyService
-    clock: Clock
     webhooks: WebhookService
 
 
@@ -54,13 +52,12 @@ def v1_router(api: ApiServices) -> Router:
         guards=[api_key_guard(api.api_keys)],
         dependencies={
             "principal": Provide(current_principal, sync_to_thread=False),
-            "sending": Provide(lambda: api.sending, use_cache=True, sync_to_thread=False),
+            "campaigns": Provide(lambda: api.campaigns, use_cache=True, sync_to_thread=False),
             "sender_groups": Provide(
                 lambda: api.sender_groups, use_cache=True, sync_to_thread=False
             ),
             "emails": Provide(lambda: api.emails, use_cache=True, sync_to_thread=False),
             "idempotency": Provide(lambda: api.idempotency, use_cache=True, sync_to_thread=False),
-            "clock": Provide(lambda: api.clock, use_cache=True, sync_to_thread=False),
             "webhooks": Provide(lambda: api.webhooks, use_cache=True, sync_to_thread=False),
         },
         security=[{BEARER_SCHEME: []}],

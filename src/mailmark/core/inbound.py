@@ -1,0 +1,157 @@
+"""Accepting one inbound message at the end of an MX transaction (ARCHITECTURE.md "Inbound").
+
+The steps after the mail data is in: header limits, the delivery and complaint reports that come
+back to our VERP return paths, sender authentication and the folder its DMARC verdict chooses, the
+trace fields (Return-Path, Received, Authentication-Results), and durable delivery to every
+mailbox recipient. SPF, DKIM and DMARC evaluation needs DNS and the libraries that speak them, so
+it is a port (`MessageAuthentication`) that the SMTP adapter implements.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.utils import format_datetime
+from typing import Protocol
+
+from mailmark.core.bounce_reports import BounceReport, parse_report
+from mailmark.core.delivery import DeliveryReceipt, InboundDelivery, inbound_folder
+from mailmark.core.message_meta import check_header_limits
+from mailmark.core.model import Mailbox
+from mailmark.core.ports import Clock
+
+log = logging.getLogger(__name__)
+
+
+class AuthenticationVerdict(Protocol):
+    """What SPF, DKIM and DMARC concluded about a message (RFC 8601 result words)."""
+
+    @property
+    def dmarc(self) -> str: ...
+
+    @property
+    def dmarc_policy(self) -> str | None: ...
+
+    @property
+    def header_from_domain(self) -> str | None: ...
+
+    def header(self) -> bytes:
+        """The Authentication-Results field, folded, ending in CRLF."""
+        ...
+
+
+class MessageAuthentication(Protocol):
+    async def authenticate(
+        self, *, raw: bytes, client_ip: str, helo: str, mail_from: str
+    ) -> AuthenticationVerdict:
+        """Never raises for bad input or DNS trouble: those are verdicts too."""
+        ...
+
+
+class ReportProcessor(Protocol):
+    async def process_report(self, token: str, report: BounceReport) -> bool:
+        """Apply a report that came back to bounce+<token>@…; False when the token is unknown."""
+        ...
+
+
+@dataclass(frozen=True)
+class InboundEnvelope:
+    """One SMTP transaction as the MX received it, recipients resolved at RCPT time."""
+
+    transaction_id: str
+    mail_from: str  # the reverse-path without angle brackets; "" for the null one
+    rcpt_tos: Sequence[str]  # every accepted recipient, as given
+    mailboxes: Sequence[Mailbox]  # the recipients hosted here
+    report_tokens: Sequence[str]  # tokens of the VERP return paths among the recipients
+    client_ip: str
+    helo: str
+    esmtp: bool  # the client said EHLO
+    tls: bool  # the session is encrypted
+
+
+class InboundMail:
+    def __init__(
+        self,
+        *,
+        delivery: InboundDelivery,
+        reports: ReportProcessor,
+        authentication: MessageAuthentication,
+        clock: Clock,
+        hostname: str,
+    ) -> None:
+        self._delivery = delivery
+        self._reports = reports
+        self._authentication = authentication
+        self._clock = clock
+        self._hostname = hostname
+
+    async def accept(self, raw: bytes, envelope: InboundEnvelope) -> DeliveryReceipt | None:
+        """Take responsibility for the message: the receipt once it is stored for every mailbox
+        recipient, or None when it went only to return paths (reports, applied or dropped).
+
+        Raises MessageRejected (limits, DMARC p=reject) for a message refused as a whole."""
+        check_header_limits(raw)
+        if envelope.report_tokens:
+            await self._process_reports(raw, envelope)
+        if not envelope.mailboxes:
+            return None
+        auth = await self._authentication.authenticate(
+            raw=raw, client_ip=envelope.client_ip, helo=envelope.helo, mail_from=envelope.mail_from
+        )
+        folder = inbound_folder(auth.dmarc, auth.dmarc_policy, auth.header_from_domain)
+        return await self._delivery.deliver(
+            raw,
+            recipients=envelope.mailboxes,
+            mail_from=envelope.mail_from,
+            trace_prefix=self._trace_prefix(envelope) + auth.header(),
+            folder=folder,
+        )
+
+    async def _process_reports(self, raw: bytes, envelope: InboundEnvelope) -> None:
+        """Hand a DSN or ARF report to the queue once per VERP recipient. What cannot be used (no
+        report inside, a token matching no message) is dropped with a log line: answering it with
+        a bounce would send mail to a sender that did not write it (backscatter)."""
+        report = parse_report(raw)
+        if report is None:
+            log.info(
+                "dropped message %s to a return path: no delivery report or complaint in it",
+                envelope.transaction_id,
+            )
+            return
+        for token in dict.fromkeys(envelope.report_tokens):
+            if not await self._reports.process_report(token, report):
+                log.info(
+                    "dropped %s report %s: no outgoing message has its return path",
+                    report.kind,
+                    envelope.transaction_id,
+                )
+
+    def _trace_prefix(self, envelope: InboundEnvelope) -> bytes:
+        """Return-Path (RFC 5321 §4.4: added at final delivery) and a Received trace field."""
+        if envelope.tls:
+            protocol = "ESMTPS"  # RFC 3848
+        elif envelope.esmtp:
+            protocol = "ESMTP"
+        else:
+            protocol = "SMTP"
+        client_ip = envelope.client_ip
+        literal = f"IPv6:{client_ip}" if ":" in client_ip else client_ip
+        helo = _printable(envelope.helo or "unknown")
+        # Name a single recipient only: listing several would disclose Bcc recipients to each other.
+        recipient = (
+            f"\r\n\tfor <{_printable(envelope.rcpt_tos[0])}>" if len(envelope.rcpt_tos) == 1 else ""
+        )
+        received = (
+            f"Received: from {helo} ([{literal}])\r\n"
+            f"\tby {self._hostname} (Mailmark) with {protocol} id {envelope.transaction_id}"
+            f"{recipient};\r\n"
+            f"\t{format_datetime(self._clock.now())}\r\n"
+        )
+        return_path = f"Return-Path: <{_printable(envelope.mail_from)}>\r\n"
+        return (return_path + received).encode("utf-8", errors="replace")
+
+
+def _printable(text: str) -> str:
+    """Keep client-supplied text from breaking our header fields."""
+    return "".join(ch for ch in text if ch.isprintable() and ch not in "<>")[:256]

@@ -1,0 +1,214 @@
+"""The send-request rules, called directly: expansion into drafts (de-duplication, sender-group
+rotation, merge tags), every refusal with the field it names, and one transaction per send."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+import sqlalchemy as sa
+
+from mailmark.core.campaigns import (
+    MAX_CAMPAIGN,
+    CampaignExpansion,
+    SendingDomain,
+    SendRequest,
+    SendType,
+    Sent,
+)
+from mailmark.core.errors import InvalidInput, MailmarkError, NotFound
+from mailmark.core.ports import UnitOfWork
+from mailmark.storage.tables import deliveries, outbound_messages
+from tests.conftest import DOMAIN, World
+
+
+def later_ms(seconds: int = 3600) -> int:
+    return int((time.time() + seconds) * 1000)
+
+
+async def acme(world: World) -> SendingDomain:
+    domain = await world.services.domains.get(DOMAIN)
+    assert domain.id is not None
+    return SendingDomain(domain.id, domain.name)
+
+
+def service(world: World) -> CampaignExpansion:
+    return world.services.campaigns
+
+
+async def queued(world: World) -> list[tuple[str, str, str | None]]:
+    query = (
+        sa.select(
+            outbound_messages.c.from_addr, deliveries.c.recipient, outbound_messages.c.batch_id
+        )
+        .select_from(deliveries.join(outbound_messages))
+        .order_by(deliveries.c.id)
+    )
+    async with world.services.engine.connect() as conn:
+        return [(row[0], row[1], row[2]) for row in await conn.execute(query)]
+
+
+CAMPAIGN = SendRequest(
+    subject="Hi {{firstName}}",
+    from_address="sales@acme.test",
+    to=("ann@example.com", "bob@example.com"),
+    html="<p>Dear {{ firstName }} of {{company}}</p>",
+    text="Dear {{firstName}}",
+    type=SendType.CAMPAIGN,
+)
+
+
+async def test_a_transactional_send_is_one_message_to_every_recipient(world: World) -> None:
+    request = SendRequest(
+        subject="Hello",
+        from_address="Sales@ACME.test",
+        to=("ann@example.com",),
+        cc=("bob@example.com",),
+        text="Hello",
+    )
+
+    sent = await service(world).send(request, await acme(world))
+
+    assert sent.batch_id is None
+    [submission] = sent.submissions
+    assert submission.recipients == ("ann@example.com", "bob@example.com")
+    assert await queued(world) == [
+        ("sales@acme.test", "ann@example.com", None),
+        ("sales@acme.test", "bob@example.com", None),
+    ]
+
+
+async def test_a_campaign_is_one_draft_per_unique_recipient_with_its_merge_tags(
+    world: World,
+) -> None:
+    request = replace(
+        CAMPAIGN,
+        to=("ann@example.com", "Bob@Example.com", "ANN@example.com", "cy@example.com"),
+        variables={
+            "ann@example.com": {"firstName": "Ann", "company": "<Acme & Co>"},
+            "BOB@example.com": {"firstName": "Bob"},
+        },
+    )
+
+    expansion = await service(world).expand(request, await acme(world))
+
+    assert expansion.batch_id is not None and expansion.batch_id.startswith("batch_")
+    # One email per address whatever its case: in first-seen order, as last spelled.
+    assert [draft.to for draft in expansion.drafts] == [
+        ("ANN@example.com",),
+        ("Bob@Example.com",),
+        ("cy@example.com",),
+    ]
+    assert [draft.subject for draft in expansion.drafts] == ["Hi Ann", "Hi Bob", "Hi "]
+    assert expansion.drafts[0].html == "<p>Dear Ann of &lt;Acme &amp; Co&gt;</p>"
+    assert expansion.drafts[1].text == "Dear Bob"
+    assert {draft.batch_id for draft in expansion.drafts} == {expansion.batch_id}
+
+
+async def test_a_sender_group_takes_turns_and_gives_its_recipients(world: World) -> None:
+    domain = await acme(world)
+    group = await world.services.sender_groups.create(
+        domain.id,
+        domain.name,
+        name="Outreach",
+        mailboxes=["sales", "support"],
+        emails=["one@example.com", "two@example.com", "three@example.com"],
+    )
+    request = replace(CAMPAIGN, from_address=None, to=(), sender_group_id=str(group.group.id))
+
+    sent = await service(world).send(request, domain)
+
+    assert len(sent.submissions) == 3
+    assert await queued(world) == [
+        ("sales@acme.test", "one@example.com", sent.batch_id),
+        ("support@acme.test", "two@example.com", sent.batch_id),
+        ("sales@acme.test", "three@example.com", sent.batch_id),
+    ]
+
+
+REFUSALS = [
+    (replace(CAMPAIGN, to=("not an address",)), InvalidInput, "to", "is not a valid email"),
+    (replace(CAMPAIGN, subject="Hi\r\nBcc: x@example.com"), InvalidInput, "subject", "line breaks"),
+    (replace(CAMPAIGN, reply_to="nope"), InvalidInput, "replyTo", "Reply-To address"),
+    (replace(CAMPAIGN, headers={"X-A": "b\nc"}), InvalidInput, "headers", "X-A header"),
+    (replace(CAMPAIGN, html=None, text=None), InvalidInput, "html", "Give html or text"),
+    (
+        replace(CAMPAIGN, type=SendType.TRANSACTIONAL, variables={}),
+        InvalidInput,
+        "variables",
+        "variables are for campaign sends.",
+    ),
+    (
+        replace(CAMPAIGN, variables={"ann@example.com": {f"v{n}": "x" for n in range(101)}}),
+        InvalidInput,
+        "variables",
+        "At most 100 variables",
+    ),
+    (replace(CAMPAIGN, scheduled_at_ms=-1), InvalidInput, "scheduledAt", "milliseconds"),
+    (replace(CAMPAIGN, scheduled_at_ms=1750000000000), InvalidInput, "scheduledAt", "future"),
+    (
+        replace(CAMPAIGN, scheduled_at_ms=later_ms(400 * 86400)),
+        InvalidInput,
+        "scheduledAt",
+        "at most a year ahead",
+    ),
+    (
+        replace(CAMPAIGN, type=SendType.TRANSACTIONAL, sender_group_id="1"),
+        InvalidInput,
+        "senderGroupId",
+        "senderGroupId is for campaign sends.",
+    ),
+    (replace(CAMPAIGN, cc=()), InvalidInput, "cc", "no cc or bcc"),
+    (replace(CAMPAIGN, bcc=("x@example.com",)), InvalidInput, "cc", "no cc or bcc"),
+    (replace(CAMPAIGN, from_address=None), InvalidInput, "from", "full address"),
+    (replace(CAMPAIGN, from_address="sales@other.test"), NotFound, "from", "No mailbox"),
+    (replace(CAMPAIGN, from_address="nobody@acme.test"), NotFound, "from", "No mailbox"),
+    (replace(CAMPAIGN, sender_group_id="999"), NotFound, "senderGroupId", "No sender group"),
+    (replace(CAMPAIGN, to=()), InvalidInput, "to", "at least one recipient"),
+    (
+        replace(CAMPAIGN, to=tuple(f"r{n}@example.com" for n in range(MAX_CAMPAIGN + 1))),
+        InvalidInput,
+        "to",
+        f"At most {MAX_CAMPAIGN} recipients",
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_", "error", "field", "message"), REFUSALS)
+async def test_every_refusal_names_its_field_and_queues_nothing(
+    world: World, request_: SendRequest, error: type[MailmarkError], field: str, message: str
+) -> None:
+    with pytest.raises(error) as refused:
+        await service(world).send(request_, await acme(world))
+
+    assert refused.value.field == field
+    assert message in refused.value.message
+    assert await queued(world) == []
+
+
+async def test_a_sender_group_without_mailboxes_is_refused(world: World) -> None:
+    domain = await acme(world)
+    group = await world.services.sender_groups.create(
+        domain.id, domain.name, name="Empty", mailboxes=[], emails=["one@example.com"]
+    )
+    request = replace(CAMPAIGN, from_address=None, to=(), sender_group_id=str(group.group.id))
+
+    with pytest.raises(InvalidInput, match="has no mailboxes") as refused:
+        await service(world).send(request, domain)
+    assert refused.value.field == "senderGroupId"
+
+
+async def test_before_commit_sees_the_batch_in_the_same_transaction(world: World) -> None:
+    seen: list[Sent] = []
+
+    async def refuse(uow: UnitOfWork, sent: Sent) -> None:
+        seen.append(sent)
+        raise InvalidInput("refused before commit")
+
+    with pytest.raises(InvalidInput, match="refused before commit"):
+        await service(world).send(CAMPAIGN, await acme(world), before_commit=refuse)
+
+    [sent] = seen
+    assert sent.batch_id is not None and len(sent.submissions) == 2
+    assert await queued(world) == []  # the send rolled back with its hook
