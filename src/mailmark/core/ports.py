@@ -40,6 +40,7 @@ from mailmark.core.model import (
     WebhookOutcome,
 )
 from mailmark.core.search import Criteria
+from mailmark.core.states import DkimKeyState
 
 
 class Clock(Protocol):
@@ -123,7 +124,7 @@ class DomainRepository(Protocol):
     async def dkim_keys(self, domain_id: int, states: Sequence[str]) -> list[DkimKey]:
         """The domain's keys in these states, oldest first."""
         ...
-    async def set_dkim_state(self, key_id: int, state: str) -> None: ...
+    async def set_dkim_state(self, key_id: int, state: DkimKeyState) -> None: ...
 
 
 class MailboxRepository(Protocol):
