@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mailmark.core.errors import PolicyRejected
+from mailmark.core.events import record_events
 from mailmark.core.folder_signals import FolderSignals
 from mailmark.core.message_meta import read_index, read_metadata
 from mailmark.core.model import (
@@ -355,7 +356,7 @@ class InboundDelivery:
             receipts.append(DeliveryReceipt(message_id, request.blob_key, tuple(stored)))
         await uow.messages.add_placements(placements)
         if events:
-            await uow.events.add_many(events)
+            await record_events(uow, events)
         return receipts
 
     @staticmethod

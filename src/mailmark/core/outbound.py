@@ -20,6 +20,7 @@ from mailmark.core.bounce_reports import BounceReport
 from mailmark.core.delivery import INBOX, InboundDelivery
 from mailmark.core.dsn import build_dsn
 from mailmark.core.errors import NotFound, RelayDenied, UnknownMailbox
+from mailmark.core.events import record_events
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.model import (
     DeliveryOutcome,
@@ -138,7 +139,7 @@ class OutboundQueue:
                 applied = [d for d in decisions if d.leased.id in applied_ids]
                 if not applied:
                     return
-                await uow.events.add_many([_transition_event(d, now) for d in applied])
+                await record_events(uow, [_transition_event(d, now) for d in applied])
                 for decision in applied:
                     if decision.status == "bounced" and not decision.expired:
                         await self._suppress_if_permanent(uow, decision, now)
@@ -319,7 +320,7 @@ class OutboundQueue:
                 if event is not None:
                     events.append(event)
             if events:
-                await uow.events.add_many(events)
+                await record_events(uow, events)
             await uow.commit()
         return True
 

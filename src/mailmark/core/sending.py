@@ -29,6 +29,7 @@ from mailmark.core.errors import (
     NotFound,
     Suppressed,
 )
+from mailmark.core.events import record_events
 from mailmark.core.message_meta import check_header_limits, header_section, read_metadata
 from mailmark.core.model import Mailbox, NewDelivery, OutboundMessage, Suppression
 from mailmark.core.outbound import OutboundQueue
@@ -600,7 +601,7 @@ class SendingService:
                 NewEvent(sender.account_id, "email.sent", payload, now, outbound_id=outbound_id)
             )
         await uow.deliveries.add_many(new_deliveries)
-        await uow.events.add_many(new_events)
+        await record_events(uow, new_events)
         return [
             Submission(outbound_id, item.message_id, item.recipients)
             for item, outbound_id in zip(items, outbound_ids, strict=True)

@@ -191,7 +191,7 @@ expunged = sa.Table(
 # The full-text index of message text is `message_text`, keyed by message id: on SQLite an FTS5
 # table with the trigram tokenizer (case-insensitive substring search, RFC 3501 §6.4.4), on
 # PostgreSQL a table with pg_trgm GIN indexes. It differs per backend, so migration 0004 creates it
-# and it stays out of this metadata; storage/mailstore_repo.py reads and writes it.
+# and it stays out of this metadata; storage/dialect.py names it per backend.
 FULLTEXT_TABLE = "message_text"
 
 events = sa.Table(
