@@ -21,7 +21,7 @@ async def record_events(uow: UnitOfWork, events: Sequence[NewEvent]) -> None:
     public = [
         (event, event_id)
         for event, event_id in zip(events, ids, strict=True)
-        if public_event_type(event.type)
+        if public_event_type(event.type) is not None
     ]
     if not public:
         return

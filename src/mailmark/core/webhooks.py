@@ -2,8 +2,8 @@
 
 Delivery is driven from the events table: every event written for a domain with webhooks gets an
 outbox row per subscribed webhook in the same transaction (`core.events.record_events`), and
-workers lease due rows, post them and record the outcome. A restart loses
-nothing; a receiver may see an event twice and deduplicates on its stable `id`.
+workers lease due rows, post them and record the outcome. A restart loses nothing; a receiver
+may see an event twice and deduplicates on its stable `id`.
 
 Targets are checked twice: when saved and again just before each connection, so that a name
 re-pointed at an internal address after it was saved is refused too (DNS rebinding). The worker
