@@ -8,6 +8,7 @@ from mailmark.core.errors import Conflict, InvalidInput, NotFound
 from mailmark.core.model import Account, User
 from mailmark.core.plans import TRIAL_LENGTH, plan_named
 from mailmark.core.ports import Clock, PasswordHasher, UnitOfWorkFactory
+from mailmark.core.states import AccountStatus
 
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]{1,63}$")
@@ -38,9 +39,9 @@ class AccountService:
         check_password(password)
         now = self._clock.now()
         if plan is None:
-            account = Account(name, "starter", "trial", now, trial_ends_at=now + TRIAL_LENGTH)
+            account = Account(name, "starter", AccountStatus.TRIAL, now, trial_ends_at=now + TRIAL_LENGTH)
         else:
-            account = Account(name, plan_named(plan).name, "active", now)
+            account = Account(name, plan_named(plan).name, AccountStatus.ACTIVE, now)
         password_hash = self._passwords.hash(password)
         async with self._uow() as uow:
             if await uow.accounts.get_by_name(name) is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from mailmark.core.errors import PolicyRejected
+from mailmark.core.events import record_events
 from mailmark.core.folder_signals import FolderSignals
 from mailmark.core.group_commit import GroupCommitter, StoredJob
 from mailmark.core.message_meta import read_index, read_metadata
@@ -283,7 +284,7 @@ class InboundDelivery:
             receipts.append(DeliveryReceipt(message_id, request.blob_key, tuple(stored)))
         await uow.messages.add_placements(placements)
         if events:
-            await uow.events.add_many(events)
+            await record_events(uow, events)
         return receipts
 
     @staticmethod

@@ -16,6 +16,7 @@ from datetime import datetime
 from mailmark.core.bounce_reports import BounceReport
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.dsn import build_dsn
+from mailmark.core.events import record_events
 from mailmark.core.model import LeasedDelivery, OutboundMessage, QueueEntry, Suppression
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.smtp_reply import MAX_REPLY_TEXT, SmtpReply, is_permanent_failure
@@ -151,7 +152,7 @@ class DeliveryReports:
                 if event is not None:
                     events.append(event)
             if events:
-                await uow.events.add_many(events)
+                await record_events(uow, events)
             await uow.commit()
         return True
 

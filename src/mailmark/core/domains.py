@@ -16,11 +16,12 @@ from mailmark.core.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from mailmark.core.states import DkimKeyState
 
 DKIM_RSA_BITS = 2048
 # Keys that belong in DNS: the signing ones and the ones waiting to take over.
-PUBLISHED_KEY_STATES = ("active", "pending")
-ALL_KEY_STATES = ("active", "pending", "retired")
+PUBLISHED_KEY_STATES = (DkimKeyState.ACTIVE, DkimKeyState.PENDING)
+ALL_KEY_STATES = tuple(DkimKeyState)
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,10 @@ class DomainService:
             )
             assert domain.id is not None
             for selector, algorithm, private, public in new_keys:
-                await uow.domains.add_dkim_key(
-                    DkimKey(domain.id, selector, algorithm, private, public, "active", now)
+                key = DkimKey(
+                    domain.id, selector, algorithm, private, public, DkimKeyState.ACTIVE, now
                 )
+                await uow.domains.add_dkim_key(key)
             await uow.commit()
         return domain
 
@@ -95,7 +97,8 @@ class DomainService:
         ready = [
             key
             for key in keys
-            if key.state == "pending" and f"{key.selector}._domainkey.{domain.name}" in ok_names
+            if key.state == DkimKeyState.PENDING
+            and f"{key.selector}._domainkey.{domain.name}" in ok_names
         ]
         result = Verification(domain, tuple(checks))
         if not ready and (domain.verified_at is not None or not result.required_ok):
@@ -105,10 +108,11 @@ class DomainService:
             assert domain.id is not None
             for key in ready:
                 for old in keys:
-                    if old.state == "active" and old.algorithm == key.algorithm and old.id is not None:
-                        await uow.domains.set_dkim_state(old.id, "retired")
+                    replaced = old.state == DkimKeyState.ACTIVE and old.algorithm == key.algorithm
+                    if replaced and old.id is not None:
+                        await uow.domains.set_dkim_state(old.id, DkimKeyState.RETIRED)
                 assert key.id is not None
-                await uow.domains.set_dkim_state(key.id, "active")
+                await uow.domains.set_dkim_state(key.id, DkimKeyState.ACTIVE)
             if domain.verified_at is None and result.required_ok:
                 await uow.domains.set_verified(domain.id, now)
                 domain = replace(domain, verified_at=now)
@@ -120,7 +124,7 @@ class DomainService:
         signing once `verify` sees their records in DNS."""
         async with self._uow(read_only=True) as uow:
             domain, keys = await self._domain_and_keys(uow, name, ALL_KEY_STATES)
-        if any(key.state == "pending" for key in keys):
+        if any(key.state == DkimKeyState.PENDING for key in keys):
             raise Conflict(
                 f"A DKIM key rotation for {domain.name} is already waiting: publish its record and "
                 "verify the domain first."
@@ -131,16 +135,15 @@ class DomainService:
         now = self._clock.now()
         async with self._uow() as uow:
             for selector, algorithm, private, public in new_keys:
-                created.append(
-                    await uow.domains.add_dkim_key(
-                        DkimKey(domain.id, selector, algorithm, private, public, "pending", now)
-                    )
+                key = DkimKey(
+                    domain.id, selector, algorithm, private, public, DkimKeyState.PENDING, now
                 )
+                created.append(await uow.domains.add_dkim_key(key))
             await uow.commit()
         return created
 
     async def _domain_and_keys(
-        self, uow: UnitOfWork, name: str, states: tuple[str, ...] = PUBLISHED_KEY_STATES
+        self, uow: UnitOfWork, name: str, states: tuple[DkimKeyState, ...] = PUBLISHED_KEY_STATES
     ) -> tuple[Domain, list[DkimKey]]:
         domain_name = normalize_domain(name)
         domain = await uow.domains.get_by_name(domain_name)

@@ -7,7 +7,9 @@ from datetime import date, datetime
 
 from mailmark.core.states import (
     STATUS_PRECEDENCE,
+    AccountStatus,
     DeliveryStatus,
+    DkimKeyState,
     SuppressionReason,
     WebhookDeliveryStatus,
 )
@@ -17,7 +19,7 @@ from mailmark.core.states import (
 class Account:
     name: str
     plan: str
-    status: str  # "trial" | "active" | "paused"
+    status: AccountStatus
     created_at: datetime
     trial_ends_at: datetime | None = None
     id: int | None = None
@@ -54,13 +56,13 @@ class DkimKey:
     algorithm: str  # "rsa-sha256" | "ed25519-sha256"
     private_key_pem: str  # PEM for RSA; base64 of the 32-byte seed for Ed25519
     public_key: str  # base64, the p= of the DNS record
-    state: str  # "active" (signing), "pending" (published, awaiting DNS), "retired"
+    state: DkimKeyState
     created_at: datetime
     id: int | None = None
 
     @property
     def active(self) -> bool:
-        return self.state == "active"
+        return self.state == DkimKeyState.ACTIVE
 
 
 @dataclass(frozen=True)

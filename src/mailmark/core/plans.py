@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from mailmark.core.errors import AccountPaused, InvalidInput, QuotaExceeded
 from mailmark.core.model import Account
+from mailmark.core.states import AccountStatus
 
 TRIAL_LENGTH = timedelta(days=7)
 
@@ -37,9 +38,9 @@ def plan_named(name: str) -> Plan:
 
 def effective_plan(account: Account, now: datetime) -> Plan:
     """Accounts without an active subscription (trial) get Starter limits; a lapsed trial pauses."""
-    if account.status == "active":
+    if account.status == AccountStatus.ACTIVE:
         return plan_named(account.plan)
-    if account.status == "trial" and account.trial_ends_at is not None and now < account.trial_ends_at:
+    if account.status == AccountStatus.TRIAL and account.trial_ends_at is not None and now < account.trial_ends_at:
         return PLANS["starter"]
     raise AccountPaused("Your free trial has ended. Choose a plan to continue using Mailmark.")
 

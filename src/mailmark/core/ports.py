@@ -40,6 +40,7 @@ from mailmark.core.model import (
     WebhookOutcome,
 )
 from mailmark.core.search import Criteria
+from mailmark.core.states import DkimKeyState
 
 
 class Clock(Protocol):
@@ -123,7 +124,7 @@ class DomainRepository(Protocol):
     async def dkim_keys(self, domain_id: int, states: Sequence[str]) -> list[DkimKey]:
         """The domain's keys in these states, oldest first."""
         ...
-    async def set_dkim_state(self, key_id: int, state: str) -> None: ...
+    async def set_dkim_state(self, key_id: int, state: DkimKeyState) -> None: ...
 
 
 class MailboxRepository(Protocol):
@@ -226,6 +227,8 @@ class MailStoreRepository(Protocol):
 
 @dataclass(frozen=True)
 class NewEvent:
+    """An event to record; written with `core.events.record_events`, never on its own."""
+
     account_id: int
     type: str
     payload: dict[str, object]
@@ -237,7 +240,9 @@ class NewEvent:
 
 
 class EventRepository(Protocol):
-    async def add_many(self, new_events: Sequence[NewEvent]) -> None: ...
+    async def add_many(self, new_events: Sequence[NewEvent]) -> list[int]:
+        """Insert the events; their ids, in the same order."""
+        ...
 
 
 class OutboundRepository(Protocol):
@@ -248,6 +253,9 @@ class OutboundRepository(Protocol):
     async def get(self, outbound_id: int) -> OutboundMessage | None: ...
     async def get_by_token(self, token: str) -> OutboundMessage | None:
         """Tokens are lower-case; the lookup is case-insensitive (mail systems change case)."""
+        ...
+    async def domains_of(self, outbound_ids: Sequence[int]) -> dict[int, int]:
+        """The sending domain's id of each of these outbound messages that exists."""
         ...
     async def count_recipients_since(self, account_id: int, since: datetime) -> int:
         """Emails (one per recipient) the account has sent since `since`, for the monthly quota."""
@@ -362,12 +370,41 @@ class HostResolver(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class WebhookSubscription:
+    """Which events a webhook is sent, and for which domain."""
+
+    webhook_id: int
+    domain_id: int
+    events: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NewWebhookDelivery:
+    """One recorded event to post to one webhook, first at `created_at` (the event's time)."""
+
+    webhook_id: int
+    event_id: int
+    created_at: datetime
+
+
 class WebhookRepository(Protocol):
     async def add(self, webhook: Webhook) -> Webhook: ...
     async def get(self, webhook_id: int) -> Webhook | None: ...
     async def list_for_domain(self, domain_id: int) -> list[Webhook]: ...
     async def delete(self, webhook_id: int) -> None: ...
-    async def recent_deliveries(
+    async def subscriptions(self, account_ids: Sequence[int]) -> list[WebhookSubscription]:
+        """The webhooks of these accounts' domains, with the events each is sent."""
+        ...
+
+
+class WebhookDeliveryRepository(Protocol):
+    """The webhook outbox: one row per (webhook, event), pending until delivered or given up."""
+
+    async def add_many(self, new_deliveries: Sequence[NewWebhookDelivery]) -> None:
+        """Add them pending, with no attempt made yet."""
+        ...
+    async def recent(
         self, webhook_ids: Sequence[int], per_webhook: int
     ) -> dict[int, list[WebhookDeliveryState]]:
         """Each webhook's newest deliveries, newest first."""
@@ -413,6 +450,8 @@ class UnitOfWork(Protocol):
     def mailstore(self) -> MailStoreRepository: ...
     @property
     def webhooks(self) -> WebhookRepository: ...
+    @property
+    def webhook_deliveries(self) -> WebhookDeliveryRepository: ...
     @property
     def api_keys(self) -> ApiKeyRepository: ...
     @property

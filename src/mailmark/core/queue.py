@@ -20,6 +20,7 @@ from email.utils import format_datetime
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.delivery_reports import DeliveryReports, suppress_if_permanent
 from mailmark.core.errors import RelayDenied, UnknownMailbox
+from mailmark.core.events import record_events
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.model import DeliveryOutcome, LeasedDelivery, NewDelivery
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
@@ -154,7 +155,7 @@ class OutboundQueue:
                 applied = [d for d in decisions if d.leased.id in applied_ids]
                 if not applied:
                     return
-                await uow.events.add_many([_transition_event(d, now) for d in applied])
+                await record_events(uow, [_transition_event(d, now) for d in applied])
                 bounced = [
                     (d.leased, d.reply) for d in applied if d.status is DeliveryStatus.BOUNCED
                 ]

@@ -26,6 +26,7 @@ from mailmark.core.errors import (
     NotFound,
     Suppressed,
 )
+from mailmark.core.events import record_events
 from mailmark.core.group_commit import GroupCommitter, StoredJob
 from mailmark.core.message_meta import (
     check_header_limits,
@@ -512,7 +513,7 @@ class SendingService:
             new_events.append(
                 NewEvent(sender.account_id, EventType.SENT, payload, now, outbound_id=outbound_id)
             )
-        await uow.events.add_many(new_events)
+        await record_events(uow, new_events)
         return [
             Submission(outbound_id, item.message_id, item.recipients)
             for item, outbound_id in zip(items, outbound_ids, strict=True)

@@ -9,6 +9,12 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class AccountStatus(StrEnum):
+    TRIAL = "trial"  # Starter limits until trial_ends_at, then paused
+    ACTIVE = "active"  # a plan is paid for
+    PAUSED = "paused"
+
+
 class DeliveryStatus(StrEnum):
     """One recipient's place in the outbound queue."""
 

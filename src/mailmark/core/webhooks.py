@@ -1,9 +1,9 @@
 """Webhooks: a domain's events posted, signed, to URLs it registered, at least once.
 
 Delivery is driven from the events table: every event written for a domain with webhooks gets an
-outbox row per subscribed webhook in the same transaction (storage does that in the events
-repository), and workers lease due rows, post them and record the outcome. A restart loses
-nothing; a receiver may see an event twice and deduplicates on its stable `id`.
+outbox row per subscribed webhook in the same transaction (`core.events.record_events`), and
+workers lease due rows, post them and record the outcome. A restart loses nothing; a receiver
+may see an event twice and deduplicates on its stable `id`.
 
 Targets are checked twice: when saved and again just before each connection, so that a name
 re-pointed at an internal address after it was saved is refused too (DNS rebinding). The worker
@@ -32,17 +32,12 @@ from mailmark.core.model import (
     WebhookOutcome,
 )
 from mailmark.core.ports import Clock, HostResolver, UnitOfWorkFactory
+from mailmark.core.states import EventType, WebhookDeliveryStatus
 
 # Internal event types (core delivery, queue, delivery_reports, tracking) -> the public webhook names.
 # `email.sent` is the API's own answer to a send and is not a webhook event.
 PUBLIC_EVENT_TYPES: dict[str, str] = {
-    "email.received": "email.received",
-    "email.delivered": "email.delivered",
-    "email.deferred": "email.deferred",
-    "email.bounced": "email.bounced",
-    "email.complained": "email.complained",
-    "email.opened": "email.opened",
-    "email.clicked": "email.clicked",
+    event: str(event) for event in EventType if event is not EventType.SENT
 }
 WEBHOOK_EVENTS: tuple[str, ...] = tuple(dict.fromkeys(PUBLIC_EVENT_TYPES.values()))
 
@@ -141,11 +136,13 @@ def outcome(
 ) -> WebhookOutcome:
     """A 2xx delivers; anything else (other status, redirect, network error) retries or gives up."""
     if code is not None and 200 <= code < 300:
-        return WebhookOutcome(delivery.id, delivery.lease_owner, "delivered", None, code, None, now)
+        return WebhookOutcome(
+            delivery.id, delivery.lease_owner, WebhookDeliveryStatus.DELIVERED, None, code, None, now
+        )
     if error is None:
         error = f"HTTP {code}"
     retry_at = next_attempt(delivery.attempts, now)
-    status = "pending" if retry_at is not None else "failed"
+    status = WebhookDeliveryStatus.FAILED if retry_at is None else WebhookDeliveryStatus.PENDING
     return WebhookOutcome(
         delivery.id, delivery.lease_owner, status, retry_at, code, error[:MAX_ERROR_TEXT], now
     )
@@ -340,7 +337,7 @@ class WebhookService:
         """The domain's webhooks, oldest first, each with its newest deliveries."""
         async with self._uow(read_only=True) as uow:
             hooks = await uow.webhooks.list_for_domain(domain_id)
-            recent = await uow.webhooks.recent_deliveries(
+            recent = await uow.webhook_deliveries.recent(
                 [hook.id for hook in hooks if hook.id is not None], RECENT_DELIVERIES
             )
         return [WebhookView(hook, recent.get(hook.id or 0, [])) for hook in hooks]
@@ -361,10 +358,10 @@ class WebhookService:
         # Workers poll every second: look first without the write lock (SQLite has one writer,
         # and the mail paths need it), and lease only when there is something to take.
         async with self._uow(read_only=True) as uow:
-            if not await uow.webhooks.any_due(now):
+            if not await uow.webhook_deliveries.any_due(now):
                 return []
         async with self._uow() as uow:
-            leased = await uow.webhooks.lease_due(owner, now, limit, now + lease_for)
+            leased = await uow.webhook_deliveries.lease_due(owner, now, limit, now + lease_for)
             await uow.commit()
         return leased
 
@@ -373,7 +370,7 @@ class WebhookService:
         if not outcomes:
             return []
         async with self._uow() as uow:
-            applied = await uow.webhooks.record_outcomes(outcomes)
+            applied = await uow.webhook_deliveries.record_outcomes(outcomes)
             await uow.commit()
         return applied
 

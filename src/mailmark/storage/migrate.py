@@ -6,8 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mailmark.storage.dialect import dialect_named
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same on every node.
@@ -22,8 +24,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    lock = dialect_named(connection.dialect.name).key_lock(_MIGRATION_LOCK_ID)
+    if lock is not None:
+        connection.execute(lock)
     command.upgrade(alembic_config(connection), "head")
 
 

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+
+from mailmark.core.states import (
+    AccountStatus,
+    DeliveryStatus,
+    DkimKeyState,
+    SuppressionReason,
+    WebhookDeliveryStatus,
+)
+
+E = TypeVar("E", bound=StrEnum)
 
 metadata = sa.MetaData(
     naming_convention={
@@ -43,6 +54,25 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
+class StateText(sa.TypeDecorator[E]):
+    """A core state stored as its plain text (no database enum type, so no migration when a state
+    is added) and read back as the StrEnum member; an unknown stored text fails loudly."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+        self.length = length
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(self.enum(value).value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
+
 def _id() -> sa.Column[Any]:
     return sa.Column("id", Id, primary_key=True, autoincrement=True)
 
@@ -57,7 +87,7 @@ accounts = sa.Table(
     _id(),
     sa.Column("name", sa.String(63), nullable=False, unique=True),
     sa.Column("plan", sa.String(20), nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("status", StateText(AccountStatus, 20), nullable=False),
     sa.Column("trial_ends_at", UtcDateTime()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
@@ -93,7 +123,7 @@ dkim_keys = sa.Table(
     sa.Column("algorithm", sa.String(20), nullable=False),
     sa.Column("private_key_pem", sa.Text(), nullable=False),
     sa.Column("public_key", sa.Text(), nullable=False),
-    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("state", StateText(DkimKeyState, 10), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("domain_id", "selector"),
 )
@@ -191,7 +221,7 @@ expunged = sa.Table(
 # The full-text index of message text is `message_text`, keyed by message id: on SQLite an FTS5
 # table with the trigram tokenizer (case-insensitive substring search, RFC 3501 §6.4.4), on
 # PostgreSQL a table with pg_trgm GIN indexes. It differs per backend, so migration 0004 creates it
-# and it stays out of this metadata; storage/mailstore_repo.py reads and writes it.
+# and it stays out of this metadata; storage/dialect.py names it per backend.
 FULLTEXT_TABLE = "message_text"
 
 events = sa.Table(
@@ -237,7 +267,7 @@ deliveries = sa.Table(
     _fk("outbound_id", "outbound_messages.id"),
     sa.Column("recipient", sa.String(320), nullable=False),
     sa.Column("recipient_domain", sa.String(253), nullable=False, index=True),
-    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("status", StateText(DeliveryStatus, 12), nullable=False),
     sa.Column("attempts", sa.Integer(), nullable=False),
     sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False),
@@ -259,7 +289,7 @@ suppressions = sa.Table(
     _id(),
     _fk("domain_id", "domains.id"),
     sa.Column("address", sa.String(320), nullable=False),
-    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("reason", StateText(SuppressionReason, 20), nullable=False),
     sa.Column("detail", sa.Text(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("domain_id", "address"),
@@ -340,7 +370,7 @@ webhook_deliveries = sa.Table(
     _id(),
     _fk("webhook_id", "webhooks.id"),
     _fk("event_id", "events.id"),
-    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("status", StateText(WebhookDeliveryStatus, 12), nullable=False),
     sa.Column("attempts", sa.Integer(), nullable=False),
     sa.Column("next_attempt_at", UtcDateTime()),
     sa.Column("lease_owner", sa.String(100)),

@@ -18,6 +18,7 @@ import httpx
 
 from mailmark.core.errors import InvalidInput
 from mailmark.core.model import LeasedWebhookDelivery, WebhookOutcome
+from mailmark.core.states import WebhookDeliveryStatus
 from mailmark.core.webhooks import (
     SIGNATURE_HEADER,
     WebhookService,
@@ -146,7 +147,7 @@ class WebhookWorker:
         if code is not None and 300 <= code < 400:
             error = f"HTTP {code}: redirects are not followed"
         result = outcome(delivery, code, error, self._service.now())
-        if result.status != "delivered":
+        if result.status != WebhookDeliveryStatus.DELIVERED:
             log.info(
                 "webhook %d event %s attempt %d: %s",
                 delivery.webhook_id, event_id(delivery.event_id), delivery.attempts,

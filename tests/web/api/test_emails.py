@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mailmark.core.events import record_events
 from mailmark.core.model import Suppression
 from mailmark.core.ports import NewEvent
 from tests.conftest import World
@@ -72,7 +73,8 @@ async def test_one_email_has_recipients_and_a_timeline(acme: Tenant, world: Worl
     sent = await _send(acme, "Timeline", to=["ann@example.com", "bob@example.com"])
     by_message_id = (await acme.client.get(f"/v1/emails/{sent['messageId']}")).json()
     async with world.services.uow() as uow:
-        await uow.events.add_many(
+        await record_events(
+            uow,
             [NewEvent(world.sales.account_id, "email.deferred", {"recipient": "bob@example.com"},
                       world.services.clock.now(), outbound_id=int(by_message_id["_id"]))]
         )

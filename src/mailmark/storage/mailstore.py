@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailmark.core import search as crit
@@ -26,30 +25,17 @@ from mailmark.core.model import (
     MessageIndex,
     PlacementState,
 )
-from mailmark.storage.tables import (
-    FULLTEXT_TABLE,
-    expunged,
-    folders,
-    messages,
-    outbound_messages,
-    placements,
-)
+from mailmark.core.states import SystemFlag
+from mailmark.storage.dialect import Dialect
+from mailmark.storage.sql import chunks, remove_orphan_messages
+from mailmark.storage.tables import expunged, folders, messages, placements
 
-# Stay well under SQLite's limit on bound parameters per statement.
-CHUNK = 500
-SEEN = "\\Seen"
-_SYSTEM = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft", "\\recent"})
+# \Recent is never stored: a session computes it (RFC 3501 §2.3.2).
+_RECENT = "\\recent"
+_SYSTEM = frozenset({flag.lower() for flag in SystemFlag} | {_RECENT})
 
-# fetch_rows' statements by (PostgreSQL, structure, content, contiguous).
-_FETCH_QUERIES: dict[tuple[bool, bool, bool, bool], sa.Select[Any]] = {}
-
-_sqlite_text = sa.table("message_text", sa.column("rowid"), sa.column("header"), sa.column("body"))
-_pg_text = sa.table("message_text", sa.column("message_id"), sa.column("header"), sa.column("body"))
-assert _sqlite_text.name == FULLTEXT_TABLE
-
-
-def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
-    return [items[start : start + CHUNK] for start in range(0, len(items), CHUNK)]
+# fetch_rows' statements by (dialect, structure, content, contiguous).
+_FETCH_QUERIES: dict[tuple[str, bool, bool, bool], sa.Select[Any]] = {}
 
 
 def _flags(value: Any) -> tuple[str, ...]:
@@ -59,8 +45,9 @@ def _flags(value: Any) -> tuple[str, ...]:
 
 
 def _internal_date(value: Any) -> datetime:
-    """A placement's internal date as `SqlMailStore._fetch_query` reads it: on SQLite the UTC text that
-    UtcDateTime stored ("YYYY-MM-DD HH:MM:SS.ffffff"), on PostgreSQL an aware datetime."""
+    """A placement's internal date as `SqlMailStore._fetch_query` reads it (see
+    `Dialect.stored_datetime`): the UTC text that UtcDateTime stored ("YYYY-MM-DD
+    HH:MM:SS.ffffff"), or an aware datetime."""
     if isinstance(value, str):
         return datetime.fromisoformat(value + "+00:00")
     moment: datetime = value
@@ -74,22 +61,10 @@ def _state(row: Any) -> PlacementState:
     )
 
 
-async def add_fulltext(conn: AsyncConnection, rows: Sequence[tuple[int, str, str]]) -> None:
-    """Index (message id, header text, body text) in the caller's transaction."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        values = [{"message_id": i, "header": h, "body": b} for i, h, b in rows]
-        await conn.execute(sa.insert(_pg_text), values)
-    else:
-        values = [{"rowid": i, "header": h, "body": b} for i, h, b in rows]
-        await conn.execute(sa.insert(_sqlite_text), values)
-
-
 class SqlMailStore:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
         self._conn = conn
-        self._pg = conn.dialect.name == "postgresql"
+        self._dialect = dialect
 
     # Folders
 
@@ -98,9 +73,7 @@ class SqlMailStore:
         return Folder(**row._mapping) if row else None
 
     async def lock_folder(self, folder_id: int) -> Folder | None:
-        query = folders.select().where(folders.c.id == folder_id)
-        if self._pg:
-            query = query.with_for_update()
+        query = self._dialect.for_update(folders.select().where(folders.c.id == folder_id))
         row = (await self._conn.execute(query)).first()
         return Folder(**row._mapping) if row else None
 
@@ -131,37 +104,13 @@ class SqlMailStore:
         await self._conn.execute(placements.delete().where(placements.c.folder_id == folder_id))
         await self._conn.execute(expunged.delete().where(expunged.c.folder_id == folder_id))
         await self._conn.execute(folders.delete().where(folders.c.id == folder_id))
-        return await self._remove_orphans(list(message_ids))
-
-    async def _remove_orphans(self, message_ids: Sequence[int]) -> list[str]:
-        """Delete the messages among these that no placement holds; the blob keys left unused."""
-        keys: set[str] = set()
-        still_placed = sa.exists().where(placements.c.message_id == messages.c.id)
-        for chunk in _chunks(sorted(set(message_ids))):
-            orphans = (
-                await self._conn.execute(
-                    sa.select(messages.c.id, messages.c.blob_key).where(
-                        messages.c.id.in_(chunk), ~still_placed
-                    )
-                )
-            ).all()
-            if not orphans:
-                continue
-            await self._conn.execute(messages.delete().where(messages.c.id.in_([r.id for r in orphans])))
-            keys.update(row.blob_key for row in orphans)
-        referenced: set[str] = set()
-        for chunk in _chunks(sorted(keys)):
-            # A Sent copy shares its blob with the outbound message the queue still delivers.
-            for table in (messages, outbound_messages):
-                query = sa.select(table.c.blob_key).where(table.c.blob_key.in_(chunk)).distinct()
-                referenced.update((await self._conn.execute(query)).scalars())
-        return sorted(keys - referenced)
+        return await remove_orphan_messages(self._conn, message_ids)
 
     async def counts(self, folder_id: int) -> FolderCounts:
         query = (
             sa.select(
                 sa.func.count(),
-                sa.func.coalesce(sa.func.sum(sa.case((~self._has_flag(SEEN), 1), else_=0)), 0),
+                sa.func.coalesce(sa.func.sum(sa.case((~self._has_flag(SystemFlag.SEEN), 1), else_=0)), 0),
                 sa.func.coalesce(sa.func.sum(messages.c.size), 0),
             )
             .select_from(placements.join(messages))
@@ -176,7 +125,7 @@ class SqlMailStore:
         # order does not matter.
         flag_text = sa.cast(placements.c.flags, sa.Text)
         uid_text = sa.cast(placements.c.uid, sa.Text)
-        joined = sa.func.string_agg(uid_text, ",") if self._pg else sa.func.group_concat(uid_text, ",")
+        joined = self._dialect.group_text(uid_text, ",")
         groups = await self._conn.execute(
             sa.select(flag_text, joined).where(placements.c.folder_id == folder_id).group_by(flag_text)
         )
@@ -188,7 +137,7 @@ class SqlMailStore:
             flags = _flags(value)
             group = [int(uid) for uid in text.split(",")]
             uids += group
-            if SEEN not in flags:
+            if SystemFlag.SEEN not in flags:
                 unseen += len(group)
                 lowest = min(group)
                 lowest_unseen = lowest if lowest_unseen is None else min(lowest_unseen, lowest)
@@ -256,17 +205,14 @@ class SqlMailStore:
 
         Flags come as JSON text (decoded once per distinct value by the caller); on SQLite the
         internal date comes as the stored text, parsed by _internal_date."""
-        key = (self._pg, structure, content, contiguous)
+        key = (self._dialect.name, structure, content, contiguous)
         query = _FETCH_QUERIES.get(key)
         if query is not None:
             return query
-        internal_date: Any = (
-            placements.c.internal_date if self._pg
-            else sa.type_coerce(placements.c.internal_date, sa.String)
-        )
         columns: list[Any] = [
             placements.c.uid, placements.c.message_id, sa.cast(placements.c.flags, sa.Text),
-            placements.c.modseq, internal_date, messages.c.size, messages.c.blob_key,
+            placements.c.modseq, self._dialect.stored_datetime(placements.c.internal_date),
+            messages.c.size, messages.c.blob_key,
             messages.c.trace_prefix if content else sa.null(),
         ]
         if structure:
@@ -305,20 +251,17 @@ class SqlMailStore:
                 sent_day=index.sent_day,
             )
         )
-        exists = (
-            sa.select(_pg_text.c.message_id).where(_pg_text.c.message_id == message_id)
-            if self._pg
-            else sa.select(_sqlite_text.c.rowid).where(_sqlite_text.c.rowid == message_id)
-        )
-        if (await self._conn.execute(exists)).first() is None:
-            await add_fulltext(self._conn, [(message_id, index.header_text, index.body_text)])
+        key = self._dialect.fulltext_key
+        if (await self._conn.execute(sa.select(key).where(key == message_id))).first() is None:
+            rows = [(message_id, index.header_text, index.body_text)]
+            await self._dialect.add_fulltext(self._conn, rows)
 
     async def placements(self, folder_id: int, uids: Sequence[int] | None) -> list[PlacementState]:
         base = placements.select().where(placements.c.folder_id == folder_id).order_by(placements.c.uid)
         if uids is None:
             return [_state(row) for row in await self._conn.execute(base)]
         out: list[PlacementState] = []
-        for chunk in _chunks(sorted(set(uids))):
+        for chunk in chunks(sorted(set(uids))):
             query = base.where(placements.c.uid.in_(list(chunk)))
             out.extend(_state(row) for row in await self._conn.execute(query))
         return out
@@ -348,7 +291,7 @@ class SqlMailStore:
 
     async def remove_placements(self, folder_id: int, uids: Sequence[int], modseq: int) -> list[str]:
         message_ids: list[int] = []
-        for chunk in _chunks(sorted(set(uids))):
+        for chunk in chunks(sorted(set(uids))):
             where = sa.and_(placements.c.folder_id == folder_id, placements.c.uid.in_(list(chunk)))
             found = (
                 await self._conn.execute(sa.select(placements.c.uid, placements.c.message_id).where(where))
@@ -361,7 +304,7 @@ class SqlMailStore:
                 expunged.insert(),
                 [{"folder_id": folder_id, "uid": row.uid, "modseq": modseq} for row in found],
             )
-        return await self._remove_orphans(message_ids)
+        return await remove_orphan_messages(self._conn, message_ids)
 
     async def move_placements(self, source_id: int, dest_id: int, modseq: int) -> None:
         uids = (
@@ -370,7 +313,7 @@ class SqlMailStore:
         await self._conn.execute(
             placements.update().where(placements.c.folder_id == source_id).values(folder_id=dest_id)
         )
-        for chunk in _chunks(list(uids)):
+        for chunk in chunks(list(uids)):
             await self._conn.execute(
                 expunged.insert(), [{"folder_id": source_id, "uid": uid, "modseq": modseq} for uid in chunk]
             )
@@ -381,13 +324,10 @@ class SqlMailStore:
         self, folder_id: int, criteria: crit.Criteria, uids: Sequence[int] | None
     ) -> list[int]:
         hits: dict[crit.Criteria, list[int]] = {}
-        if self._pg:
+        if self._dialect.prefetches_text_hits:
             leaves = _text_leaves(criteria)
             if leaves:
-                # The planner underrates ILIKE over long (TOASTed) text and would rather scan
-                # the table than the trigram index; the index is the right answer here. Each
-                # leaf is asked once, then matched against the folder as a hashed array.
-                await self._conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+                await self._dialect.before_text_search(self._conn)
             for leaf in leaves:
                 query = self._text_ids(leaf)
                 hits[leaf] = [] if query is None else list((await self._conn.execute(query)).scalars())
@@ -405,11 +345,7 @@ class SqlMailStore:
 
     def _has_flag(self, flag: str) -> sa.ColumnElement[bool]:
         """The placement's flags hold `flag`, compared case-insensitively (RFC 3501 §2.3.2)."""
-        if self._pg:
-            elements = sa.func.json_array_elements_text(placements.c.flags).table_valued("value")
-            elements = elements.render_derived()
-        else:
-            elements = sa.func.json_each(placements.c.flags).table_valued("value")
+        elements = self._dialect.json_array_values(placements.c.flags)
         return (
             sa.exists()
             .select_from(elements)
@@ -417,16 +353,9 @@ class SqlMailStore:
             .correlate(placements)
         )
 
-    def _contains(self, column: Any, value: str) -> sa.ColumnElement[bool]:
-        """Case-insensitive substring (RFC 3501 §6.4.4) of a column of the full-text table."""
-        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        test: sa.ColumnElement[bool] = column.ilike(f"%{escaped}%", escape="\\")
-        return test
-
     def _text_ids(self, leaf: crit.Criteria) -> sa.Select[Any] | None:
         """The ids of messages whose indexed text matches a text criterion; None for "all"."""
-        table = _pg_text if self._pg else _sqlite_text
-        key = table.c.message_id if self._pg else table.c.rowid
+        table = self._dialect.fulltext
         tests: list[sa.ColumnElement[bool]] = []
         if isinstance(leaf, crit.Text | crit.Body):
             value, header, body = leaf.value, isinstance(leaf, crit.Text), True
@@ -437,45 +366,23 @@ class SqlMailStore:
             header, body = True, False
             # The field starts a line, and the value lies before that line's end.
             pattern = "(^|\n)" + _regex_escape(f"{name}: ") + "[^\n]*" + _regex_escape(value)
-            # SQLAlchemy passes no flags to SQLite's Python-backed REGEXP: they go in the pattern.
-            tests.append(
-                table.c.header.regexp_match(pattern, flags="i")
-                if self._pg
-                else table.c.header.regexp_match("(?i)" + pattern)
-            )
-        if value and not self._pg and len(value) >= 3:
-            # FTS5 trigram: a quoted phrase matches any substring, case-insensitively.
-            columns = "{header body}" if header and body else ("header" if header else "body")
-            phrase = '"' + value.replace('"', '""') + '"'
-            tests.append(sa.literal_column(FULLTEXT_TABLE).op("MATCH")(f"{columns} : {phrase}"))
-        elif value:
-            # pg_trgm's GIN indexes answer ILIKE '%value%' (SQLite: short values, scanned).
-            either = [self._contains(table.c.header, value)] if header else []
-            either += [self._contains(table.c.body, value)] if body else []
-            tests.append(sa.or_(*either))
-        return sa.select(key).where(*tests)
+            tests.append(self._dialect.regexp_match_icase(table.c.header, pattern))
+        if value:
+            tests.append(self._dialect.text_contains(header, body, value))
+        return sa.select(self._dialect.fulltext_key).where(*tests)
 
     def _text_match(
         self, leaf: crit.Criteria, hits: dict[crit.Criteria, list[int]]
     ) -> sa.ColumnElement[bool]:
-        if self._pg:
-            if leaf not in hits:
-                query = self._text_ids(leaf)
-                return sa.true() if query is None else placements.c.message_id.in_(query)
-            ids = sa.bindparam(None, hits[leaf], type_=postgresql.ARRAY(sa.BigInteger()))
-            return placements.c.message_id == sa.any_(ids)
+        if leaf in hits:
+            return self._dialect.any_of(placements.c.message_id, hits[leaf])
         query = self._text_ids(leaf)
         return sa.true() if query is None else placements.c.message_id.in_(query)
 
     def _sent_day(self) -> sa.ColumnElement[date]:
         """The Date header's day; without a readable Date header, the internal date's (UTC), so
         that NOT SENTON and SENTON always split a folder in two."""
-        if self._pg:
-            fallback: sa.ColumnElement[date] = sa.cast(
-                sa.func.timezone("UTC", placements.c.internal_date), sa.Date()
-            )
-        else:
-            fallback = sa.func.date(placements.c.internal_date, type_=sa.Date())
+        fallback = self._dialect.utc_day(placements.c.internal_date)
         return sa.func.coalesce(messages.c.sent_day, fallback, type_=sa.Date())
 
     def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
@@ -497,7 +404,7 @@ class SqlMailStore:
         if isinstance(c, crit.Not):
             return sa.not_(self._compile(c.item, hits))
         if isinstance(c, crit.Flag):
-            if c.name.lower() == "\\recent":
+            if c.name.lower() == _RECENT:
                 return sa.false() if c.present else sa.true()
             has = self._has_flag(c.name)
             return has if c.present else sa.not_(has)

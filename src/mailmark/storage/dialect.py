@@ -1,0 +1,239 @@
+"""What differs between SQLite and PostgreSQL, in one object chosen once per engine.
+
+Repositories build portable SQL themselves and ask their `Dialect` for the rest: row and key
+locks, batched inserts that return ids, conflict-ignoring inserts, JSON array elements, text
+aggregation, and the full-text table (SQLite FTS5 with the trigram tokenizer | pg_trgm).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mailmark.storage.tables import FULLTEXT_TABLE
+
+
+class Dialect(ABC):
+    """The portable behaviour; each backend supplies or overrides what it does differently."""
+
+    name: str
+    # The full-text table (its columns: the key, header, body) and its key column.
+    fulltext: sa.TableClause
+    fulltext_key: sa.ColumnClause[Any]
+    # Whether text search looks its text criteria up first and matches the folder against the
+    # found ids (see `PostgresDialect.before_text_search`), or runs them as subqueries.
+    prefetches_text_hits = False
+
+    @abstractmethod
+    def insert_or_ignore(self, table: sa.Table) -> sa.Insert:
+        """An INSERT that skips rows conflicting with a unique constraint."""
+
+    @abstractmethod
+    async def insert_many(
+        self, conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> list[int]:
+        """Insert the rows; their ids, in the same order, with one statement for the batch."""
+
+    def for_update(
+        self, query: sa.Select[Any], *, of: sa.Table | None = None, skip_locked: bool = False
+    ) -> sa.Select[Any]:
+        """The query, locking the rows it reads until commit where the backend locks rows."""
+        return query
+
+    async def lock_row(self, conn: AsyncConnection, table: sa.Table, row_id: int) -> None:
+        """Serialise, until commit, the transactions that lock this row."""
+
+    def key_lock(self, key: int) -> sa.Executable | None:
+        """A statement that serialises, until commit, the transactions that run it with this
+        64-bit key; None where write transactions already exclude each other."""
+        return None
+
+    async def lock_key(self, conn: AsyncConnection, key: int) -> None:
+        statement = self.key_lock(key)
+        if statement is not None:
+            await conn.execute(statement)
+
+    @abstractmethod
+    def group_text(self, column: sa.ColumnElement[str], separator: str) -> sa.ColumnElement[str]:
+        """An aggregate joining a group's texts with `separator`, in no particular order."""
+
+    @abstractmethod
+    def json_array_values(self, column: sa.ColumnElement[Any]) -> sa.TableValuedAlias:
+        """A table of a JSON array's elements as text, in a `value` column."""
+
+    def stored_datetime(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[Any]:
+        """A UTC datetime column read the cheapest way: a datetime or its stored text."""
+        return column
+
+    @abstractmethod
+    def utc_day(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[date]:
+        """The UTC calendar day of a datetime column."""
+
+    @abstractmethod
+    def regexp_match_icase(
+        self, column: sa.ColumnElement[str], pattern: str
+    ) -> sa.ColumnElement[bool]:
+        """A case-insensitive regular expression match."""
+
+    def text_contains(self, header: bool, body: bool, value: str) -> sa.ColumnElement[bool]:
+        """Whether the full-text row's header and/or body holds `value` as a substring,
+        case-insensitively (RFC 3501 §6.4.4). The portable form is ILIKE (pg_trgm's GIN
+        indexes answer it)."""
+        either = [_ilike_substring(self.fulltext.c.header, value)] if header else []
+        either += [_ilike_substring(self.fulltext.c.body, value)] if body else []
+        return sa.or_(*either)
+
+    async def add_fulltext(
+        self, conn: AsyncConnection, rows: Sequence[tuple[int, str, str]]
+    ) -> None:
+        """Index (message id, header text, body text) in the caller's transaction."""
+        if not rows:
+            return
+        key = self.fulltext_key.name
+        values = [{key: i, "header": h, "body": b} for i, h, b in rows]
+        await conn.execute(sa.insert(self.fulltext), values)
+
+    async def before_text_search(self, conn: AsyncConnection) -> None:
+        """Prepare the transaction for a search that prefetches its text hits."""
+
+    def any_of(self, column: sa.ColumnElement[int], ids: Sequence[int]) -> sa.ColumnElement[bool]:
+        """`column` is one of `ids` (a long list, found by an earlier query)."""
+        return column.in_(ids)
+
+
+def _ilike_substring(column: sa.ColumnElement[str], value: str) -> sa.ColumnElement[bool]:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    test: sa.ColumnElement[bool] = column.ilike(f"%{escaped}%", escape="\\")
+    return test
+
+
+class SqliteDialect(Dialect):
+    """The embedded store. Its write transactions begin IMMEDIATE (storage/db.py) and so already
+    exclude each other: no row or key lock is needed, and none is taken."""
+
+    name = "sqlite"
+    fulltext = sa.table(FULLTEXT_TABLE, sa.column("rowid"), sa.column("header"), sa.column("body"))
+    fulltext_key = fulltext.c.rowid
+
+    def insert_or_ignore(self, table: sa.Table) -> sa.Insert:
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    async def insert_many(
+        self, conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> list[int]:
+        if not rows:
+            return []
+        # SQLite runs INSERT … RETURNING in parameter order one row at a time. Its write
+        # transactions here are BEGIN IMMEDIATE (nobody else inserts meanwhile), so the next ids
+        # are known: max(id) + 1 onwards, as SQLite itself would choose them.
+        last = (await conn.execute(sa.select(sa.func.max(table.c.id)))).scalar_one_or_none() or 0
+        ids = list(range(int(last) + 1, int(last) + 1 + len(rows)))
+        await conn.execute(
+            table.insert(), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+        )
+        return ids
+
+    def group_text(self, column: sa.ColumnElement[str], separator: str) -> sa.ColumnElement[str]:
+        return sa.func.group_concat(column, separator)
+
+    def json_array_values(self, column: sa.ColumnElement[Any]) -> sa.TableValuedAlias:
+        return sa.func.json_each(column).table_valued("value")
+
+    def stored_datetime(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[Any]:
+        # The text UtcDateTime stored ("YYYY-MM-DD HH:MM:SS.ffffff", UTC): cheaper to parse
+        # than the driver's conversion.
+        return sa.type_coerce(column, sa.String)
+
+    def utc_day(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[date]:
+        return sa.func.date(column, type_=sa.Date())
+
+    def regexp_match_icase(
+        self, column: sa.ColumnElement[str], pattern: str
+    ) -> sa.ColumnElement[bool]:
+        # SQLAlchemy passes no flags to SQLite's Python-backed REGEXP: they go in the pattern.
+        return column.regexp_match("(?i)" + pattern)
+
+    def text_contains(self, header: bool, body: bool, value: str) -> sa.ColumnElement[bool]:
+        if len(value) < 3:
+            # Shorter than a trigram: the index cannot answer, the rows are scanned.
+            return super().text_contains(header, body, value)
+        # FTS5 trigram: a quoted phrase matches any substring, case-insensitively.
+        columns = "{header body}" if header and body else ("header" if header else "body")
+        phrase = '"' + value.replace('"', '""') + '"'
+        return sa.literal_column(FULLTEXT_TABLE).op("MATCH")(f"{columns} : {phrase}")
+
+
+class PostgresDialect(Dialect):
+    """The scale-out store: several nodes share it, so rows and keys are locked explicitly."""
+
+    name = "postgresql"
+    fulltext = sa.table(
+        FULLTEXT_TABLE, sa.column("message_id"), sa.column("header"), sa.column("body")
+    )
+    fulltext_key = fulltext.c.message_id
+    prefetches_text_hits = True
+
+    def insert_or_ignore(self, table: sa.Table) -> sa.Insert:
+        return postgresql.insert(table).on_conflict_do_nothing()
+
+    async def insert_many(
+        self, conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> list[int]:
+        if not rows:
+            return []
+        # insertmanyvalues: one statement per batch, ids returned in parameter order.
+        query = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+        return [int(i) for i in (await conn.execute(query, rows)).scalars()]
+
+    def for_update(
+        self, query: sa.Select[Any], *, of: sa.Table | None = None, skip_locked: bool = False
+    ) -> sa.Select[Any]:
+        # skip_locked: rows another node is leasing right now are skipped, not waited for.
+        return query.with_for_update(of=of, skip_locked=skip_locked)
+
+    async def lock_row(self, conn: AsyncConnection, table: sa.Table, row_id: int) -> None:
+        await conn.execute(sa.select(table.c.id).where(table.c.id == row_id).with_for_update())
+
+    def key_lock(self, key: int) -> sa.Executable | None:
+        return sa.text("SELECT pg_advisory_xact_lock(:id)").bindparams(id=key)
+
+    def group_text(self, column: sa.ColumnElement[str], separator: str) -> sa.ColumnElement[str]:
+        return sa.func.string_agg(column, separator)
+
+    def json_array_values(self, column: sa.ColumnElement[Any]) -> sa.TableValuedAlias:
+        return sa.func.json_array_elements_text(column).table_valued("value").render_derived()
+
+    def utc_day(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[date]:
+        return sa.cast(sa.func.timezone("UTC", column), sa.Date())
+
+    def regexp_match_icase(
+        self, column: sa.ColumnElement[str], pattern: str
+    ) -> sa.ColumnElement[bool]:
+        return column.regexp_match(pattern, flags="i")
+
+    async def before_text_search(self, conn: AsyncConnection) -> None:
+        # The planner underrates ILIKE over long (TOASTed) text and would rather scan the table
+        # than the trigram index; the index is the right answer here. Each text criterion is
+        # asked once, then matched against the folder as a hashed array (`any_of`).
+        await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+
+    def any_of(self, column: sa.ColumnElement[int], ids: Sequence[int]) -> sa.ColumnElement[bool]:
+        return column == sa.any_(sa.bindparam(None, ids, type_=postgresql.ARRAY(sa.BigInteger())))
+
+
+SQLITE = SqliteDialect()
+POSTGRESQL = PostgresDialect()
+
+
+def dialect_named(name: str) -> Dialect:
+    """The dialect of an engine whose SQLAlchemy dialect is called `name`."""
+    for dialect in (SQLITE, POSTGRESQL):
+        if dialect.name == name:
+            return dialect
+    raise ValueError(f"unsupported database {name!r}: use SQLite or PostgreSQL")

@@ -1,0 +1,52 @@
+"""Folders of a mailbox, and the allocation of their UIDs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from mailmark.core.model import Folder
+from mailmark.storage.sql import Repository, chunks, row_values
+from mailmark.storage.tables import folders
+
+
+class SqlFolders(Repository):
+    async def add_many(self, new_folders: Sequence[Folder]) -> None:
+        await self._conn.execute(folders.insert(), [row_values(folder) for folder in new_folders])
+
+    async def list_for_mailbox(self, mailbox_id: int) -> list[Folder]:
+        query = folders.select().where(folders.c.mailbox_id == mailbox_id).order_by(folders.c.id)
+        return [Folder(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def get_by_name(self, mailbox_id: int, name: str) -> Folder | None:
+        query = folders.select().where(folders.c.mailbox_id == mailbox_id, folders.c.name == name)
+        row = (await self._conn.execute(query)).first()
+        return Folder(**row._mapping) if row else None
+
+    async def find_many(self, wanted: Sequence[tuple[int, str]]) -> dict[tuple[int, str], Folder]:
+        pairs = sorted(set(wanted))
+        found: dict[tuple[int, str], Folder] = {}
+        for chunk in chunks(pairs):
+            query = folders.select().where(
+                sa.tuple_(folders.c.mailbox_id, folders.c.name).in_(list(chunk))
+            )
+            for row in await self._conn.execute(query):
+                folder = Folder(**row._mapping)
+                found[(folder.mailbox_id, folder.name)] = folder
+        return found
+
+    async def allocate_uids(self, folder_id: int, count: int) -> tuple[int, int]:
+        # One atomic UPDATE ... RETURNING: it row-locks the folder on PostgreSQL, so concurrent
+        # nodes can never hand out the same UID.
+        query = (
+            folders.update()
+            .where(folders.c.id == folder_id)
+            .values(
+                uid_next=folders.c.uid_next + count,
+                highest_modseq=folders.c.highest_modseq + count,
+            )
+            .returning(folders.c.uid_next, folders.c.highest_modseq)
+        )
+        uid_next, highest_modseq = (await self._conn.execute(query)).one()
+        return int(uid_next) - count, int(highest_modseq) - count + 1

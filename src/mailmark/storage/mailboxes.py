@@ -1,0 +1,62 @@
+"""Mailboxes, each read with its domain's name and account."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import sqlalchemy as sa
+
+from mailmark.core.model import Mailbox
+from mailmark.storage.sql import Repository, row_values
+from mailmark.storage.tables import domains, mailboxes
+
+_MAILBOX_COLUMNS = (
+    *mailboxes.c,
+    domains.c.name.label("domain_name"),
+    domains.c.account_id.label("account_id"),
+)
+
+
+def _mailbox_query() -> sa.Select[Any]:
+    return sa.select(*_MAILBOX_COLUMNS).select_from(mailboxes.join(domains))
+
+
+class SqlMailboxes(Repository):
+    async def add(self, mailbox: Mailbox) -> Mailbox:
+        values = row_values(mailbox)
+        del values["domain_name"], values["account_id"]
+        new_id = await self._insert(mailboxes, values)
+        return Mailbox(**{**asdict(mailbox), "id": new_id})
+
+    async def get(self, mailbox_id: int) -> Mailbox | None:
+        row = (
+            await self._conn.execute(_mailbox_query().where(mailboxes.c.id == mailbox_id))
+        ).first()
+        return Mailbox(**row._mapping) if row else None
+
+    async def find(self, domain_name: str, local_part: str) -> Mailbox | None:
+        query = _mailbox_query().where(
+            domains.c.name == domain_name, mailboxes.c.local_part == local_part
+        )
+        row = (await self._conn.execute(query)).first()
+        return Mailbox(**row._mapping) if row else None
+
+    async def list_for_domain(self, domain_id: int) -> list[Mailbox]:
+        query = _mailbox_query().where(mailboxes.c.domain_id == domain_id).order_by(mailboxes.c.id)
+        return [Mailbox(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def first(self) -> Mailbox | None:
+        row = (await self._conn.execute(_mailbox_query().order_by(mailboxes.c.id).limit(1))).first()
+        return Mailbox(**row._mapping) if row else None
+
+    async def count_for_account(self, account_id: int) -> int:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(mailboxes.join(domains))
+            .where(domains.c.account_id == account_id)
+        )
+        return int((await self._conn.execute(query)).scalar_one())
+
+    async def delete(self, mailbox_id: int) -> None:
+        await self._conn.execute(mailboxes.delete().where(mailboxes.c.id == mailbox_id))

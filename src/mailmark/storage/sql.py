@@ -1,0 +1,127 @@
+"""SQL helpers the repositories share: batches under SQLite's parameter limit, dataclass rows,
+leases on queue-like tables, and the queries that find messages and blobs nothing references."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, fields
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mailmark.storage.dialect import Dialect
+from mailmark.storage.tables import messages, outbound_messages, placements
+
+T = TypeVar("T")
+# Stay well under SQLite's limit on bound parameters per statement.
+CHUNK = 500
+
+
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def shallow_fields(record: Any) -> dict[str, Any]:
+    """A dataclass's fields, shallow: `dataclasses.asdict` deep-copies every value, which costs
+    more than the insert on the delivery path."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+def row_values(record: Any) -> dict[str, Any]:
+    """A dataclass record's column values for an insert: every field but its (unset) id."""
+    values = asdict(record)
+    values.pop("id")
+    return values
+
+
+class Repository:
+    """A repository over the unit of work's connection, speaking its database's dialect."""
+
+    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
+        self._conn = conn
+        self._dialect = dialect
+
+    async def _insert(self, table: sa.Table, values: dict[str, Any]) -> int:
+        result = await self._conn.execute(table.insert().values(**values).returning(table.c.id))
+        return int(result.scalar_one())
+
+
+async def take_leases(
+    conn: AsyncConnection,
+    table: sa.Table,
+    ids: Sequence[int],
+    owner: str,
+    lease_until: datetime,
+    now: datetime,
+) -> None:
+    """Lease the rows to `owner` until `lease_until`, counting one more attempt on each."""
+    for chunk in chunks(ids):
+        await conn.execute(
+            table.update()
+            .where(table.c.id.in_(chunk))
+            .values(
+                lease_owner=owner,
+                lease_until=lease_until,
+                attempts=table.c.attempts + 1,
+                updated_at=now,
+            )
+        )
+
+
+async def held_leases(
+    conn: AsyncConnection,
+    dialect: Dialect,
+    table: sa.Table,
+    owners: Mapping[int, str],
+    still: sa.ColumnElement[bool],
+) -> set[int]:
+    """The ids among `owners` whose row is still leased by that owner and matches `still`; the
+    rows stay locked until commit (PostgreSQL), so the outcome is recorded once."""
+    held: set[int] = set()
+    for chunk in chunks(list(owners)):
+        query = sa.select(table.c.id, table.c.lease_owner).where(table.c.id.in_(chunk), still)
+        rows = await conn.execute(dialect.for_update(query, of=table))
+        held.update(row.id for row in rows if row.lease_owner == owners[row.id])
+    return held
+
+
+async def remove_orphan_messages(conn: AsyncConnection, message_ids: Sequence[int]) -> list[str]:
+    """Delete the messages among these that no placement holds; the blob keys left unused."""
+    keys: set[str] = set()
+    still_placed = sa.exists().where(placements.c.message_id == messages.c.id)
+    for chunk in chunks(sorted(set(message_ids))):
+        orphans = (
+            await conn.execute(
+                sa.select(messages.c.id, messages.c.blob_key).where(
+                    messages.c.id.in_(chunk), ~still_placed
+                )
+            )
+        ).all()
+        if not orphans:
+            continue
+        await conn.execute(messages.delete().where(messages.c.id.in_([r.id for r in orphans])))
+        keys.update(row.blob_key for row in orphans)
+    return await unreferenced_blobs(conn, keys)
+
+
+async def unreferenced_blobs(conn: AsyncConnection, keys: set[str]) -> list[str]:
+    """The blob keys among these that no message and no outbound message references, sorted."""
+    referenced: set[str] = set()
+    for chunk in chunks(sorted(keys)):
+        # A Sent copy shares its blob with the outbound message the queue still delivers.
+        for table in (messages, outbound_messages):
+            query = sa.select(table.c.blob_key).where(table.c.blob_key.in_(chunk)).distinct()
+            referenced.update((await conn.execute(query)).scalars())
+    return sorted(keys - referenced)
+
+
+async def blob_referenced(conn: AsyncConnection, blob_key: str) -> bool:
+    """Whether a message or an outbound message still references the blob."""
+    for table in (messages, outbound_messages):
+        query = sa.select(table.c.id).where(table.c.blob_key == blob_key).limit(1)
+        if (await conn.execute(query)).first() is not None:
+            return True
+    return False
