@@ -13,12 +13,15 @@ import logging
 import os
 import secrets
 import ssl
+import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailmark.config import Settings
@@ -67,6 +70,13 @@ from mailmark.webhooks.worker import WebhookWorker
 log = logging.getLogger(__name__)
 # An extra HTTP process checks this often whether the process that started it is still there.
 PARENT_CHECK_SECONDS = 1.0
+T = TypeVar("T")
+DATA_DIR_HINT = "set MAILMARK_DATA_DIR or --data-dir to a directory this user can write"
+
+
+class StartupError(Exception):
+    """Mailmark cannot start with these settings and this machine; the message is one line that
+    says what is wrong and which setting to change."""
 
 
 @dataclass
@@ -102,9 +112,10 @@ async def build_services(
     settings: Settings, *, clock: Clock | None = None, passwords: PasswordHasher | None = None
 ) -> Services:
     """Create the data dir, migrate the database, and wire the core services."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(prepare_data_dir, settings)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
+        await _check_database(engine)
         await migrate(engine)
     except BaseException:
         await engine.dispose()
@@ -168,6 +179,61 @@ async def build_services(
     )
 
 
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the data dir and blob dir (0700) and the SQLite file (0600), which hold DKIM private
+    keys, webhook secrets, password hashes and everyone's mail; tighten them where an older version
+    left them open to other users."""
+    paths = [(settings.data_dir, True, "the data directory", DATA_DIR_HINT)]
+    if settings.blob_url.startswith("file://"):
+        paths.append((settings.blob_path, True, "the blob directory", "check MAILMARK_BLOB_URL"))
+    if (database := settings.sqlite_path) is not None:
+        hint = "check MAILMARK_DATABASE_URL"
+        paths.append((database, False, "the database", hint))
+        # SQLite gives its -wal and -shm files the database file's mode; older ones may remain.
+        paths += [
+            (extra, False, "the database", hint)
+            for extra in (Path(f"{database}-wal"), Path(f"{database}-shm"))
+            if extra.exists()
+        ]
+    for path, directory, what, hint in paths:
+        try:
+            _private(path, directory=directory)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise StartupError(f"cannot use {what} {path.absolute()}: {reason} ({hint})") from None
+
+
+def _private(path: Path, *, directory: bool) -> None:
+    """Create `path` readable by its owner only, or make it so if it exists and is ours."""
+    mode = 0o700 if directory else 0o600
+    if directory:
+        path.mkdir(mode=mode, parents=True, exist_ok=True)
+    elif not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+    status = path.stat()
+    if not status.st_mode & 0o077:
+        return
+    was = stat.filemode(status.st_mode)
+    if status.st_uid != os.geteuid():
+        log.warning("%s (%s) is open to other users and not ours to change: chmod go= it", path, was)
+        return
+    path.chmod(stat.S_IMODE(status.st_mode) & 0o700)
+    log.warning("%s was open to other users (%s); it is now readable by its owner only", path, was)
+
+
+async def _check_database(engine: AsyncEngine) -> None:
+    """Connect once, so that a wrong URL or a database that is down ends in one clear line."""
+    try:
+        async with engine.connect():
+            pass
+    except (OSError, DBAPIError) as error:
+        reason = error.orig if isinstance(error, DBAPIError) else error
+        url = engine.url.render_as_string(hide_password=True)
+        raise StartupError(
+            f"cannot open the database {url}: {reason} (check MAILMARK_DATABASE_URL)"
+        ) from None
+
+
 def mail_server(settings: Settings) -> MailServer:
     """How clients and other servers reach this one, for DNS records and autoconfiguration."""
     return MailServer(
@@ -182,11 +248,29 @@ def mail_server(settings: Settings) -> MailServer:
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
-    """The configured certificate, or a self-signed one generated in the data dir on first start."""
+    """The configured certificate, or a self-signed one generated in the data dir on first start
+    (and again whenever the hostname changes)."""
     if settings.tls_cert is not None and settings.tls_key is not None:
-        return server_tls_context(settings.tls_cert, settings.tls_key)
+        try:
+            return server_tls_context(settings.tls_cert, settings.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            raise StartupError(
+                f"cannot load the TLS certificate {settings.tls_cert} and key {settings.tls_key}: "
+                f"{error.strerror or error} (check MAILMARK_TLS_CERT and MAILMARK_TLS_KEY)"
+            ) from None
     cert, key = ensure_self_signed_certificate(settings.data_dir / "tls", settings.hostname)
     return server_tls_context(cert, key)
+
+
+def hostname_problem(hostname: str) -> str | None:
+    """Why `hostname` will not do as the server's name on the internet, or None if it will."""
+    if hostname == "localhost" or hostname.startswith("localhost."):
+        return "names only this machine"
+    if "." not in hostname:
+        return "is not a fully qualified domain name"
+    if hostname.endswith((".localdomain", ".local", ".internal", ".lan", ".home.arpa")):
+        return "is a local name, not one the internet can resolve"
+    return None
 
 
 @dataclass
@@ -245,15 +329,20 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         hostname=settings.hostname,
         max_recipients=settings.max_recipients,
     )
-    mx = await start_smtp_listener(
+    mx = await _listening(
         "MX",
-        handler,
-        host=settings.bind,
-        port=settings.mx_port,
-        hostname=settings.hostname,
-        max_connections_per_ip=settings.max_connections_per_ip,
-        data_size_limit=settings.max_message_size,
-        tls_context=context,
+        settings.bind,
+        settings.mx_port,
+        start_smtp_listener(
+            "MX",
+            handler,
+            host=settings.bind,
+            port=settings.mx_port,
+            hostname=settings.hostname,
+            max_connections_per_ip=settings.max_connections_per_ip,
+            data_size_limit=settings.max_message_size,
+            tls_context=context,
+        ),
     )
     started = [mx]
     imap_listeners: list[ImapListener] = []
@@ -263,19 +352,26 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         )
         for implicit_tls in (False, True):
             # RFC 6409 port 587: STARTTLS before anything else; RFC 8314 port 465: implicit TLS.
+            name = "submissions" if implicit_tls else "submission"
+            port = settings.submissions_port if implicit_tls else settings.submission_port
             started.append(
-                await start_smtp_listener(
-                    "submissions" if implicit_tls else "submission",
-                    submission_handler,
-                    host=settings.bind,
-                    port=settings.submissions_port if implicit_tls else settings.submission_port,
-                    hostname=settings.hostname,
-                    max_connections_per_ip=settings.max_connections_per_ip,
-                    data_size_limit=settings.max_message_size,
-                    tls_context=context,
-                    implicit_tls=implicit_tls,
-                    require_starttls=not implicit_tls,
-                    auth_required=True,
+                await _listening(
+                    name,
+                    settings.bind,
+                    port,
+                    start_smtp_listener(
+                        name,
+                        submission_handler,
+                        host=settings.bind,
+                        port=port,
+                        hostname=settings.hostname,
+                        max_connections_per_ip=settings.max_connections_per_ip,
+                        data_size_limit=settings.max_message_size,
+                        tls_context=context,
+                        implicit_tls=implicit_tls,
+                        require_starttls=not implicit_tls,
+                        auth_required=True,
+                    ),
                 )
             )
         app = create_app(
@@ -286,22 +382,33 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
+            port = settings.imaps_port if implicit_tls else settings.imap_port
             imap_listeners.append(
-                await start_imap_listener(
-                    store=services.mailstore,
-                    logins=services.logins,
-                    host=settings.bind,
-                    port=settings.imaps_port if implicit_tls else settings.imap_port,
-                    hostname=settings.hostname,
-                    tls_context=context,
-                    implicit_tls=implicit_tls,
-                    max_message_size=settings.max_message_size,
-                    max_connections_per_ip=settings.max_connections_per_ip,
-                    idle_timeout=settings.imap_idle_timeout.total_seconds(),
+                await _listening(
+                    "IMAPS" if implicit_tls else "IMAP",
+                    settings.bind,
+                    port,
+                    start_imap_listener(
+                        store=services.mailstore,
+                        logins=services.logins,
+                        host=settings.bind,
+                        port=port,
+                        hostname=settings.hostname,
+                        tls_context=context,
+                        implicit_tls=implicit_tls,
+                        max_message_size=settings.max_message_size,
+                        max_connections_per_ip=settings.max_connections_per_ip,
+                        idle_timeout=settings.imap_idle_timeout.total_seconds(),
+                    ),
                 )
             )
-        http = await start_http_listener(
-            app, host=settings.bind, port=settings.http_port, reuse_port=reuse_http_port
+        http = await _listening(
+            "HTTP",
+            settings.bind,
+            settings.http_port,
+            start_http_listener(
+                app, host=settings.bind, port=settings.http_port, reuse_port=reuse_http_port
+            ),
         )
     except BaseException:
         await asyncio.gather(
@@ -322,6 +429,30 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         imaps=imap_listeners[1],
         webhooks=hooks,
     )
+
+
+# The setting that moves each listener, for the message when it cannot listen.
+_PORT_SETTINGS = {
+    "MX": "MAILMARK_MX_PORT",
+    "submission": "MAILMARK_SUBMISSION_PORT",
+    "submissions": "MAILMARK_SUBMISSIONS_PORT",
+    "IMAP": "MAILMARK_IMAP_PORT",
+    "IMAPS": "MAILMARK_IMAPS_PORT",
+    "HTTP": "MAILMARK_HTTP_PORT",
+}
+
+
+async def _listening(name: str, host: str, port: int, starting: Awaitable[T]) -> T:
+    """Await a listener's start; a port in use, or one this user may not bind, ends in one line."""
+    try:
+        return await starting
+    except OSError as error:
+        # asyncio words the errno's text into a longer sentence that repeats the address.
+        reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error)
+        raise StartupError(
+            f"cannot listen for {name} on {host}:{port}: {reason} "
+            f"(set {_PORT_SETTINGS[name]} or MAILMARK_BIND)"
+        ) from None
 
 
 def api_services(services: Services) -> ApiServices:
@@ -381,20 +512,32 @@ def webhook_worker(services: Services, *, verify: ssl.SSLContext | None = None) 
     )
 
 
-async def serve(
-    settings: Settings, stop: asyncio.Event, *, http_workers: int = 1, config_file: Path | None = None
-) -> None:
+async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 1) -> None:
     """Run every listener until `stop` is set, then shut down cleanly.
 
     With `http_workers` > 1, that many minus one more processes serve HTTP only, on the same port
     (SO_REUSEPORT) and against the same database; they stop with this one."""
     services = await build_services(settings)
+    log.info(
+        "data directory %s, database %s, settings file %s",
+        settings.data_dir.absolute(),
+        services.engine.url.render_as_string(hide_password=True),
+        settings.config_file.absolute() if settings.config_file else "none",
+    )
+    if problem := hostname_problem(settings.hostname):
+        log.warning(
+            "MAILMARK_HOSTNAME %r %s: other mail servers check the name this server says HELO "
+            "with, and may refuse or junk its mail; set MAILMARK_HOSTNAME to its public name "
+            "(e.g. mx.example.com, with A and PTR records)",
+            settings.hostname,
+            problem,
+        )
     try:
         listeners = await start_listeners(services, reuse_http_port=http_workers > 1)
         workers: list[asyncio.subprocess.Process] = []
         try:
             for _ in range(http_workers - 1):
-                workers.append(await _start_http_worker(listeners.http_port, config_file))
+                workers.append(await _start_http_worker(listeners.http_port, settings))
             await stop.wait()
             log.info("shutting down")
         finally:
@@ -404,10 +547,13 @@ async def serve(
         await services.close()
 
 
-async def _start_http_worker(port: int, config_file: Path | None) -> asyncio.subprocess.Process:
-    config = ["--config", str(config_file)] if config_file is not None else []
+async def _start_http_worker(port: int, settings: Settings) -> asyncio.subprocess.Process:
+    # The same settings file and data directory as this process, whichever way they were found.
+    where = ["--data-dir", str(settings.data_dir.absolute())]
+    if settings.config_file is not None:
+        where += ["--config", str(settings.config_file.absolute())]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mailmark", *config, "serve", "--http-only", "--http-port", str(port)
+        sys.executable, "-m", "mailmark", *where, "serve", "--http-only", "--http-port", str(port)
     )
     log.info("HTTP worker process %d started", process.pid)
     return process
@@ -437,8 +583,11 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             mailboxes=services.mailboxes,
             api=api_services(services),
         )
-        http = await start_http_listener(
-            app, host=settings.bind, port=settings.http_port, reuse_port=True
+        http = await _listening(
+            "HTTP",
+            settings.bind,
+            settings.http_port,
+            start_http_listener(app, host=settings.bind, port=settings.http_port, reuse_port=True),
         )
         parent = os.getppid()
         try:
