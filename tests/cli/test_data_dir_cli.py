@@ -120,7 +120,7 @@ async def test_what_cannot_start_ends_in_one_line(tmp_path: Path, case: str) -> 
         url = f"postgresql+asyncpg://mailmark:secret@127.0.0.1:{free_port()}/mailmark"
         env = cli_environment(tmp_path / "data", url, MAILMARK_DATABASE_URL=url)
         expected = (
-            f"mailmark: cannot open the database postgresql+asyncpg://mailmark:***@127.0.0.1:"
+            "mailmark: cannot open the database postgresql+asyncpg://mailmark:***@127.0.0.1:"
         )
 
     results = await asyncio.gather(
