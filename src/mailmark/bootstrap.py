@@ -181,30 +181,32 @@ async def build_services(
 
 def prepare_data_dir(settings: Settings) -> None:
     """Create the data dir and blob dir (0700) and the SQLite file (0600), which hold DKIM private
-    keys, webhook secrets, password hashes and everyone's mail; tighten them where an older version
-    left them open to other users."""
-    paths = [(settings.data_dir, True, "the data directory", DATA_DIR_HINT)]
+    keys, webhook secrets, password hashes and everyone's mail. Where an older version left them
+    open to other users, tighten what is Mailmark's alone, and warn about the data dir itself (it
+    may be a directory the operator chose and shares on purpose)."""
+    paths = [(settings.data_dir, True, False, "the data directory", DATA_DIR_HINT)]
     if settings.blob_url.startswith("file://"):
-        paths.append((settings.blob_path, True, "the blob directory", "check MAILMARK_BLOB_URL"))
+        paths.append((settings.blob_path, True, True, "the blob directory", "check MAILMARK_BLOB_URL"))
     if (database := settings.sqlite_path) is not None:
         hint = "check MAILMARK_DATABASE_URL"
-        paths.append((database, False, "the database", hint))
+        paths.append((database, False, True, "the database", hint))
         # SQLite gives its -wal and -shm files the database file's mode; older ones may remain.
         paths += [
-            (extra, False, "the database", hint)
+            (extra, False, True, "the database", hint)
             for extra in (Path(f"{database}-wal"), Path(f"{database}-shm"))
             if extra.exists()
         ]
-    for path, directory, what, hint in paths:
+    for path, directory, tighten, what, hint in paths:
         try:
-            _private(path, directory=directory)
+            _private(path, directory=directory, tighten=tighten)
         except OSError as error:
             reason = error.strerror or str(error)
             raise StartupError(f"cannot use {what} {path.absolute()}: {reason} ({hint})") from None
 
 
-def _private(path: Path, *, directory: bool) -> None:
-    """Create `path` readable by its owner only, or make it so if it exists and is ours."""
+def _private(path: Path, *, directory: bool, tighten: bool) -> None:
+    """Create `path` readable by its owner only; if it exists and is open to others, make it
+    private (`tighten`, and only when it is ours) or warn."""
     mode = 0o700 if directory else 0o600
     if directory:
         path.mkdir(mode=mode, parents=True, exist_ok=True)
@@ -214,11 +216,13 @@ def _private(path: Path, *, directory: bool) -> None:
     if not status.st_mode & 0o077:
         return
     was = stat.filemode(status.st_mode)
-    if status.st_uid != os.geteuid():
-        log.warning("%s (%s) is open to other users and not ours to change: chmod go= it", path, was)
+    if not tighten or status.st_uid != os.geteuid():
+        log.warning("%s is open to other users (%s): chmod go= it", path.absolute(), was)
         return
     path.chmod(stat.S_IMODE(status.st_mode) & 0o700)
-    log.warning("%s was open to other users (%s); it is now readable by its owner only", path, was)
+    log.warning(
+        "%s was open to other users (%s); it is now readable by its owner only", path.absolute(), was
+    )
 
 
 async def _check_database(engine: AsyncEngine) -> None:

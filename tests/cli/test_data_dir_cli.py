@@ -94,18 +94,42 @@ async def test_the_data_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     for extra in data.glob("mailmark.db-*"):
         assert mode(extra) == 0o600, extra
 
-    # An installation made before: opened up to everyone, tightened on the next command.
+    # An installation made before: open to everyone. What is Mailmark's alone is tightened on the
+    # next command; the data directory itself (the operator's choice) is only warned about.
     data.chmod(0o755)
+    (data / "blobs").chmod(0o755)
     (data / "mailmark.db").chmod(0o644)
-    listed = await mailmark(
+    added = await mailmark(
         env, "domain", "add", "acme.test", "--account", "acme", "--trust", cwd=tmp_path
     )
-    assert listed.code == 0, listed.err
-    assert mode(data) == 0o700 and mode(data / "mailmark.db") == 0o600
-    warnings = listed.err.splitlines()
-    assert len(warnings) == 2, listed.err
-    assert f"{data} was open to other users (drwxr-xr-x)" in warnings[0]
-    assert f"{data / 'mailmark.db'} was open to other users (-rw-r--r--)" in warnings[1]
+    assert added.code == 0, added.err
+    assert mode(data / "blobs") == 0o700 and mode(data / "mailmark.db") == 0o600
+    assert mode(data) == 0o755
+    warnings = added.err.splitlines()
+    assert len(warnings) == 3, added.err
+    assert warnings[0].endswith(f"{data} is open to other users (drwxr-xr-x): chmod go= it")
+    assert warnings[1].endswith(
+        f"{data / 'blobs'} was open to other users (drwxr-xr-x); it is now readable by its owner only"
+    )
+    assert f"{data / 'mailmark.db'} was open to other users (-rw-r--r--)" in warnings[2]
+
+
+async def test_serve_with_a_tls_file_it_cannot_read_ends_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "cert.pem"
+    env = sqlite_environment(
+        tmp_path / "data",
+        MAILMARK_TLS_CERT=str(missing),
+        MAILMARK_TLS_KEY=str(tmp_path / "key.pem"),
+    )
+    for name in ("MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "HTTP"):
+        env[f"MAILMARK_{name}_PORT"] = "0"
+    served = await mailmark(env, "serve", cwd=tmp_path)
+    assert served.code == 1
+    assert served.err.splitlines()[-1] == (
+        f"mailmark: cannot load the TLS certificate {missing} and key {tmp_path / 'key.pem'}: "
+        "No such file or directory (check MAILMARK_TLS_CERT and MAILMARK_TLS_KEY)"
+    )
+    assert "Traceback" not in served.err
 
 
 @pytest.mark.parametrize("case", ["file in the way", "unreachable database"])
@@ -119,9 +143,7 @@ async def test_what_cannot_start_ends_in_one_line(tmp_path: Path, case: str) -> 
     else:
         url = f"postgresql+asyncpg://mailmark:secret@127.0.0.1:{free_port()}/mailmark"
         env = cli_environment(tmp_path / "data", url, MAILMARK_DATABASE_URL=url)
-        expected = (
-            "mailmark: cannot open the database postgresql+asyncpg://mailmark:***@127.0.0.1:"
-        )
+        expected = "mailmark: cannot open the database postgresql+asyncpg://mailmark:***@127.0.0.1:"
 
     results = await asyncio.gather(
         mailmark(env, "account", "create", "acme", *OWNER, cwd=tmp_path),
