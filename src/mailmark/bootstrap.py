@@ -184,15 +184,21 @@ def prepare_data_dir(settings: Settings) -> None:
     keys, webhook secrets, password hashes and everyone's mail. Where an older version left them
     open to other users, tighten what is Mailmark's alone, and warn about the data dir itself (it
     may be a directory the operator chose and shares on purpose)."""
+    data_dir = settings.data_dir.resolve()
+
+    def hint_for(path: Path, setting: str) -> str:
+        return DATA_DIR_HINT if path.resolve().is_relative_to(data_dir) else f"check {setting}"
+
     paths = [(settings.data_dir, True, False, "the data directory", DATA_DIR_HINT)]
     if settings.blob_url.startswith("file://"):
-        paths.append((settings.blob_path, True, True, "the blob directory", "check MAILMARK_BLOB_URL"))
+        blobs = settings.blob_path
+        paths.append((blobs, True, True, "the blob directory", hint_for(blobs, "MAILMARK_BLOB_URL")))
     if (database := settings.sqlite_path) is not None:
-        hint = "check MAILMARK_DATABASE_URL"
-        paths.append((database, False, True, "the database", hint))
+        database_hint = hint_for(database, "MAILMARK_DATABASE_URL")
+        paths.append((database, False, True, "the database", database_hint))
         # SQLite gives its -wal and -shm files the database file's mode; older ones may remain.
         paths += [
-            (extra, False, True, "the database", hint)
+            (extra, False, True, "the database", database_hint)
             for extra in (Path(f"{database}-wal"), Path(f"{database}-shm"))
             if extra.exists()
         ]
