@@ -13,12 +13,10 @@ import logging
 import os
 import secrets
 import ssl
-import stat
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -57,6 +55,7 @@ from mailmark.smtp_out.client import SmtpDialer, SmtpTimeouts
 from mailmark.smtp_out.mta_sts import MtaStsPolicies
 from mailmark.smtp_out.mx import MxResolver
 from mailmark.smtp_out.worker import OutboundWorker
+from mailmark.startup import StartupError, hostname_problem, prepare_data_dir
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
@@ -71,12 +70,6 @@ log = logging.getLogger(__name__)
 # An extra HTTP process checks this often whether the process that started it is still there.
 PARENT_CHECK_SECONDS = 1.0
 T = TypeVar("T")
-DATA_DIR_HINT = "set MAILMARK_DATA_DIR or --data-dir to a directory this user can write"
-
-
-class StartupError(Exception):
-    """Mailmark cannot start with these settings and this machine; the message is one line that
-    says what is wrong and which setting to change."""
 
 
 @dataclass
@@ -179,58 +172,6 @@ async def build_services(
     )
 
 
-def prepare_data_dir(settings: Settings) -> None:
-    """Create the data dir and blob dir (0700) and the SQLite file (0600), which hold DKIM private
-    keys, webhook secrets, password hashes and everyone's mail. Where an older version left them
-    open to other users, tighten what is Mailmark's alone, and warn about the data dir itself (it
-    may be a directory the operator chose and shares on purpose)."""
-    data_dir = settings.data_dir.resolve()
-
-    def hint_for(path: Path, setting: str) -> str:
-        return DATA_DIR_HINT if path.resolve().is_relative_to(data_dir) else f"check {setting}"
-
-    paths = [(settings.data_dir, True, False, "the data directory", DATA_DIR_HINT)]
-    if settings.blob_url.startswith("file://"):
-        blobs = settings.blob_path
-        paths.append((blobs, True, True, "the blob directory", hint_for(blobs, "MAILMARK_BLOB_URL")))
-    if (database := settings.sqlite_path) is not None:
-        database_hint = hint_for(database, "MAILMARK_DATABASE_URL")
-        paths.append((database, False, True, "the database", database_hint))
-        # SQLite gives its -wal and -shm files the database file's mode; older ones may remain.
-        paths += [
-            (extra, False, True, "the database", database_hint)
-            for extra in (Path(f"{database}-wal"), Path(f"{database}-shm"))
-            if extra.exists()
-        ]
-    for path, directory, tighten, what, hint in paths:
-        try:
-            _private(path, directory=directory, tighten=tighten)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            raise StartupError(f"cannot use {what} {path.absolute()}: {reason} ({hint})") from None
-
-
-def _private(path: Path, *, directory: bool, tighten: bool) -> None:
-    """Create `path` readable by its owner only; if it exists and is open to others, make it
-    private (`tighten`, and only when it is ours) or warn."""
-    mode = 0o700 if directory else 0o600
-    if directory:
-        path.mkdir(mode=mode, parents=True, exist_ok=True)
-    elif not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
-    status = path.stat()
-    if not status.st_mode & 0o077:
-        return
-    was = stat.filemode(status.st_mode)
-    if not tighten or status.st_uid != os.geteuid():
-        log.warning("%s is open to other users (%s): chmod go= it", path.absolute(), was)
-        return
-    path.chmod(stat.S_IMODE(status.st_mode) & 0o700)
-    log.warning(
-        "%s was open to other users (%s); it is now readable by its owner only", path.absolute(), was
-    )
-
-
 async def _check_database(engine: AsyncEngine) -> None:
     """Connect once, so that a wrong URL or a database that is down ends in one clear line."""
     try:
@@ -270,17 +211,6 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
             ) from None
     cert, key = ensure_self_signed_certificate(settings.data_dir / "tls", settings.hostname)
     return server_tls_context(cert, key)
-
-
-def hostname_problem(hostname: str) -> str | None:
-    """Why `hostname` will not do as the server's name on the internet, or None if it will."""
-    if hostname == "localhost" or hostname.startswith("localhost."):
-        return "names only this machine"
-    if "." not in hostname:
-        return "is not a fully qualified domain name"
-    if hostname.endswith((".localdomain", ".local", ".internal", ".lan", ".home.arpa")):
-        return "is a local name, not one the internet can resolve"
-    return None
 
 
 @dataclass

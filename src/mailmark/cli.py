@@ -13,12 +13,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mailmark.bootstrap import Services, StartupError, build_services, serve, serve_http
+from mailmark.bootstrap import Services, build_services, serve, serve_http
 from mailmark.config import Settings, SettingsError, load_settings
 from mailmark.core.errors import InvalidInput, MailmarkError
 from mailmark.core.model import ApiKey, Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
 from mailmark.dns_tools.record_set import record_json, zone_fragment
+from mailmark.startup import StartupError
 
 log = logging.getLogger("mailmark")
 
