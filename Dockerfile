@@ -19,8 +19,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir ".[fast]" \
     && useradd --system --home-dir /var/lib/mailmark mailmark \
-    && mkdir -p /var/lib/mailmark \
-    && chown mailmark /var/lib/mailmark
+    && install -d -m 700 -o mailmark /var/lib/mailmark
 
 # Docker lets unprivileged processes in a container bind ports below 1024
 # (net.ipv4.ip_unprivileged_port_start=0), so the server need not run as root.

@@ -14,11 +14,12 @@ import os
 import secrets
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
+from typing import TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailmark.config import Settings
@@ -59,6 +60,7 @@ from mailmark.smtp_out.client import SmtpDialer, SmtpTimeouts
 from mailmark.smtp_out.mta_sts import MtaStsPolicies
 from mailmark.smtp_out.mx import MxResolver
 from mailmark.smtp_out.worker import OutboundWorker
+from mailmark.startup import StartupError, hostname_problem, prepare_data_dir
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
@@ -72,6 +74,7 @@ from mailmark.webhooks.worker import WebhookWorker
 log = logging.getLogger(__name__)
 # An extra HTTP process checks this often whether the process that started it is still there.
 PARENT_CHECK_SECONDS = 1.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -111,9 +114,10 @@ async def build_services(
     settings: Settings, *, clock: Clock | None = None, passwords: PasswordHasher | None = None
 ) -> Services:
     """Create the data dir, migrate the database, and wire the core services."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(prepare_data_dir, settings)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
+        await _check_database(engine)
         await migrate(engine)
     except BaseException:
         await engine.dispose()
@@ -185,6 +189,19 @@ async def build_services(
     )
 
 
+async def _check_database(engine: AsyncEngine) -> None:
+    """Connect once, so that a wrong URL or a database that is down ends in one clear line."""
+    try:
+        async with engine.connect():
+            pass
+    except (OSError, DBAPIError) as error:
+        reason = error.orig if isinstance(error, DBAPIError) else error
+        url = engine.url.render_as_string(hide_password=True)
+        raise StartupError(
+            f"cannot open the database {url}: {reason} (check MAILMARK_DATABASE_URL)"
+        ) from None
+
+
 def mail_server(settings: Settings) -> MailServer:
     """How clients and other servers reach this one, for DNS records and autoconfiguration."""
     return MailServer(
@@ -199,9 +216,16 @@ def mail_server(settings: Settings) -> MailServer:
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
-    """The configured certificate, or a self-signed one generated in the data dir on first start."""
+    """The configured certificate, or a self-signed one generated in the data dir on first start
+    (and again whenever the hostname changes)."""
     if settings.tls_cert is not None and settings.tls_key is not None:
-        return server_tls_context(settings.tls_cert, settings.tls_key)
+        try:
+            return server_tls_context(settings.tls_cert, settings.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            raise StartupError(
+                f"cannot load the TLS certificate {settings.tls_cert} and key {settings.tls_key}: "
+                f"{error.strerror or error} (check MAILMARK_TLS_CERT and MAILMARK_TLS_KEY)"
+            ) from None
     cert, key = ensure_self_signed_certificate(settings.data_dir / "tls", settings.hostname)
     return server_tls_context(cert, key)
 
@@ -265,15 +289,20 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         inbound=inbound,
         max_recipients=settings.max_recipients,
     )
-    mx = await start_smtp_listener(
+    mx = await _listening(
         "MX",
-        handler,
-        host=settings.bind,
-        port=settings.mx_port,
-        hostname=settings.hostname,
-        max_connections_per_ip=settings.max_connections_per_ip,
-        data_size_limit=settings.max_message_size,
-        tls_context=context,
+        settings.bind,
+        settings.mx_port,
+        start_smtp_listener(
+            "MX",
+            handler,
+            host=settings.bind,
+            port=settings.mx_port,
+            hostname=settings.hostname,
+            max_connections_per_ip=settings.max_connections_per_ip,
+            data_size_limit=settings.max_message_size,
+            tls_context=context,
+        ),
     )
     started = [mx]
     imap_listeners: list[ImapListener] = []
@@ -283,19 +312,26 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         )
         for implicit_tls in (False, True):
             # RFC 6409 port 587: STARTTLS before anything else; RFC 8314 port 465: implicit TLS.
+            name = "submissions" if implicit_tls else "submission"
+            port = settings.submissions_port if implicit_tls else settings.submission_port
             started.append(
-                await start_smtp_listener(
-                    "submissions" if implicit_tls else "submission",
-                    submission_handler,
-                    host=settings.bind,
-                    port=settings.submissions_port if implicit_tls else settings.submission_port,
-                    hostname=settings.hostname,
-                    max_connections_per_ip=settings.max_connections_per_ip,
-                    data_size_limit=settings.max_message_size,
-                    tls_context=context,
-                    implicit_tls=implicit_tls,
-                    require_starttls=not implicit_tls,
-                    auth_required=True,
+                await _listening(
+                    name,
+                    settings.bind,
+                    port,
+                    start_smtp_listener(
+                        name,
+                        submission_handler,
+                        host=settings.bind,
+                        port=port,
+                        hostname=settings.hostname,
+                        max_connections_per_ip=settings.max_connections_per_ip,
+                        data_size_limit=settings.max_message_size,
+                        tls_context=context,
+                        implicit_tls=implicit_tls,
+                        require_starttls=not implicit_tls,
+                        auth_required=True,
+                    ),
                 )
             )
         app = create_app(
@@ -306,22 +342,33 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
+            port = settings.imaps_port if implicit_tls else settings.imap_port
             imap_listeners.append(
-                await start_imap_listener(
-                    store=services.mailstore,
-                    logins=services.logins,
-                    host=settings.bind,
-                    port=settings.imaps_port if implicit_tls else settings.imap_port,
-                    hostname=settings.hostname,
-                    tls_context=context,
-                    implicit_tls=implicit_tls,
-                    max_message_size=settings.max_message_size,
-                    max_connections_per_ip=settings.max_connections_per_ip,
-                    idle_timeout=settings.imap_idle_timeout.total_seconds(),
+                await _listening(
+                    "IMAPS" if implicit_tls else "IMAP",
+                    settings.bind,
+                    port,
+                    start_imap_listener(
+                        store=services.mailstore,
+                        logins=services.logins,
+                        host=settings.bind,
+                        port=port,
+                        hostname=settings.hostname,
+                        tls_context=context,
+                        implicit_tls=implicit_tls,
+                        max_message_size=settings.max_message_size,
+                        max_connections_per_ip=settings.max_connections_per_ip,
+                        idle_timeout=settings.imap_idle_timeout.total_seconds(),
+                    ),
                 )
             )
-        http = await start_http_listener(
-            app, host=settings.bind, port=settings.http_port, reuse_port=reuse_http_port
+        http = await _listening(
+            "HTTP",
+            settings.bind,
+            settings.http_port,
+            start_http_listener(
+                app, host=settings.bind, port=settings.http_port, reuse_port=reuse_http_port
+            ),
         )
     except BaseException:
         await asyncio.gather(
@@ -342,6 +389,30 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         imaps=imap_listeners[1],
         webhooks=hooks,
     )
+
+
+# The setting that moves each listener, for the message when it cannot listen.
+_PORT_SETTINGS = {
+    "MX": "MAILMARK_MX_PORT",
+    "submission": "MAILMARK_SUBMISSION_PORT",
+    "submissions": "MAILMARK_SUBMISSIONS_PORT",
+    "IMAP": "MAILMARK_IMAP_PORT",
+    "IMAPS": "MAILMARK_IMAPS_PORT",
+    "HTTP": "MAILMARK_HTTP_PORT",
+}
+
+
+async def _listening(name: str, host: str, port: int, starting: Awaitable[T]) -> T:
+    """Await a listener's start; a port in use, or one this user may not bind, ends in one line."""
+    try:
+        return await starting
+    except OSError as error:
+        # asyncio words the errno's text into a longer sentence that repeats the address.
+        reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error)
+        raise StartupError(
+            f"cannot listen for {name} on {host}:{port}: {reason} "
+            f"(set {_PORT_SETTINGS[name]} or MAILMARK_BIND)"
+        ) from None
 
 
 def api_services(services: Services) -> ApiServices:
@@ -401,20 +472,32 @@ def webhook_worker(services: Services, *, verify: ssl.SSLContext | None = None) 
     )
 
 
-async def serve(
-    settings: Settings, stop: asyncio.Event, *, http_workers: int = 1, config_file: Path | None = None
-) -> None:
+async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 1) -> None:
     """Run every listener until `stop` is set, then shut down cleanly.
 
     With `http_workers` > 1, that many minus one more processes serve HTTP only, on the same port
     (SO_REUSEPORT) and against the same database; they stop with this one."""
     services = await build_services(settings)
+    log.info(
+        "data directory %s, database %s, settings file %s",
+        settings.data_dir.absolute(),
+        services.engine.url.render_as_string(hide_password=True),
+        settings.config_file.absolute() if settings.config_file else "none",
+    )
+    if problem := hostname_problem(settings.hostname):
+        log.warning(
+            "MAILMARK_HOSTNAME %r %s: other mail servers check the name this server says HELO "
+            "with, and may refuse or junk its mail; set MAILMARK_HOSTNAME to its public name "
+            "(e.g. mx.example.com, with A and PTR records)",
+            settings.hostname,
+            problem,
+        )
     try:
         listeners = await start_listeners(services, reuse_http_port=http_workers > 1)
         workers: list[asyncio.subprocess.Process] = []
         try:
             for _ in range(http_workers - 1):
-                workers.append(await _start_http_worker(listeners.http_port, config_file))
+                workers.append(await _start_http_worker(listeners.http_port, settings))
             await stop.wait()
             log.info("shutting down")
         finally:
@@ -424,10 +507,13 @@ async def serve(
         await services.close()
 
 
-async def _start_http_worker(port: int, config_file: Path | None) -> asyncio.subprocess.Process:
-    config = ["--config", str(config_file)] if config_file is not None else []
+async def _start_http_worker(port: int, settings: Settings) -> asyncio.subprocess.Process:
+    # The same settings file and data directory as this process, whichever way they were found.
+    where = ["--data-dir", str(settings.data_dir.absolute())]
+    if settings.config_file is not None:
+        where += ["--config", str(settings.config_file.absolute())]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mailmark", *config, "serve", "--http-only", "--http-port", str(port)
+        sys.executable, "-m", "mailmark", *where, "serve", "--http-only", "--http-port", str(port)
     )
     log.info("HTTP worker process %d started", process.pid)
     return process
@@ -457,8 +543,11 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             mailboxes=services.mailboxes,
             api=api_services(services),
         )
-        http = await start_http_listener(
-            app, host=settings.bind, port=settings.http_port, reuse_port=True
+        http = await _listening(
+            "HTTP",
+            settings.bind,
+            settings.http_port,
+            start_http_listener(app, host=settings.bind, port=settings.http_port, reuse_port=True),
         )
         parent = os.getppid()
         try:

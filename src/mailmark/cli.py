@@ -20,6 +20,7 @@ from mailmark.core.model import ApiKey, Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
 from mailmark.core.states import DeliveryStatus
 from mailmark.dns_tools.record_set import record_json, zone_fragment
+from mailmark.startup import StartupError
 
 log = logging.getLogger("mailmark")
 
@@ -29,7 +30,20 @@ Command = Callable[[Services, argparse.Namespace], Awaitable[tuple[Any, ...]]]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailmark", description="Self-hosted email for your domains.")
-    parser.add_argument("--config", type=Path, help="settings file (default: ./mailmark.toml if present)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (default: $MAILMARK_CONFIG, else ./mailmark.toml, else "
+        "/etc/mailmark/mailmark.toml, the first that exists)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the database, mail and keys are (default: $MAILMARK_DATA_DIR, else the "
+        "settings file's data_dir, else ./data)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="migrate, then run every listener until SIGTERM")
@@ -338,6 +352,9 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("apikey", "revoke"): _apikey_revoke,
     ("apikey", "list"): _apikey_list,
 }
+# The commands that may start a new installation in an empty data directory; every other one
+# needs the database that `serve` or these made, and says where it looked when there is none.
+CREATING_COMMANDS = {("account", "create")}
 
 
 async def _run_command(settings: Settings, command: Command, args: argparse.Namespace) -> int:
@@ -345,10 +362,7 @@ async def _run_command(settings: Settings, command: Command, args: argparse.Name
     try:
         text, data, *status = await command(services, args)
     except MailmarkError as error:
-        if args.json:
-            print(json.dumps({"error": error.message}))
-        print(f"mailmark: {error.message}", file=sys.stderr)
-        return 1
+        return _fail(args, error.message)
     finally:
         await services.close()
     print(json.dumps(data, indent=2) if args.json else text)
@@ -363,8 +377,31 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.http_only:
         await serve_http(settings, stop)
     else:
-        await serve(settings, stop, http_workers=args.http_workers, config_file=args.config)
+        await serve(settings, stop, http_workers=args.http_workers)
     return 0
+
+
+def _missing_database(settings: Settings) -> Path | None:
+    """The SQLite file that does not exist yet, or None (a server database is always 'there')."""
+    path = settings.sqlite_path
+    return path.resolve() if path is not None and not path.exists() else None
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    """An error: one line on stderr (and as JSON on stdout with --json), exit status 1."""
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message}))
+    print(f"mailmark: {message}", file=sys.stderr)
+    return 1
+
+
+async def _guarded(main: Coroutine[Any, Any, int], args: argparse.Namespace) -> int:
+    """What cannot start (a port in use, an unwritable data dir, an unreachable database) ends
+    in one line, not a traceback."""
+    try:
+        return await main
+    except StartupError as error:
+        return _fail(args, str(error))
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -378,7 +415,9 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {}
+    overrides: dict[str, Any] = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
     if args.command == "serve":
         if args.http_workers < 1:
             print("mailmark: --http-workers must be at least 1", file=sys.stderr)
@@ -400,8 +439,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "serve":
-        return _run(_serve(settings, args))
-    return _run(_run_command(settings, COMMANDS[(args.command, args.action)], args))
+        return _run(_guarded(_serve(settings, args), args))
+    command = (args.command, args.action)
+    if (missing := _missing_database(settings)) is not None:
+        if command not in CREATING_COMMANDS:
+            return _fail(
+                args,
+                f"no Mailmark data in {missing.parent} (no {missing.name} there); run this "
+                "where the server runs, or say where its data is with --data-dir DIR, "
+                "MAILMARK_DATA_DIR or a settings file (--config FILE, MAILMARK_CONFIG, "
+                "/etc/mailmark/mailmark.toml)",
+            )
+        print(f"mailmark: new installation in {missing.parent}", file=sys.stderr)
+    return _run(_guarded(_run_command(settings, COMMANDS[command], args), args))
 
 
 if __name__ == "__main__":

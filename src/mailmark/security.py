@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
+import logging
 import os
 import ssl
 from pathlib import Path
@@ -17,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import NameOID
+
+log = logging.getLogger(__name__)
 
 
 class Argon2PasswordHasher:
@@ -65,14 +68,17 @@ class DkimKeyFactory:
 
 
 def ensure_self_signed_certificate(directory: Path, hostname: str) -> tuple[Path, Path]:
-    """Create `cert.pem`/`key.pem` for `hostname` in `directory` unless they already exist."""
+    """Create `cert.pem`/`key.pem` for `hostname` in `directory` unless a pair for that name, still
+    valid, is already there (a new hostname or an expired certificate gets a new pair)."""
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    now = datetime.datetime.now(datetime.UTC)
     if cert_path.is_file() and key_path.is_file():
-        return cert_path, key_path
-    directory.mkdir(parents=True, exist_ok=True)
+        if _self_signed_fits(cert_path, key_path, hostname, now):
+            return cert_path, key_path
+        log.info("new self-signed certificate for %s in %s", hostname, directory)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64])])
-    now = datetime.datetime.now(datetime.timezone.utc)
     alt_names: list[x509.GeneralName] = [x509.DNSName(hostname)]
     if hostname != "localhost":
         alt_names.append(x509.DNSName("localhost"))
@@ -93,11 +99,35 @@ def ensure_self_signed_certificate(directory: Path, hostname: str) -> tuple[Path
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as key_file:
-        key_file.write(key_bytes)
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    # Each file is written beside its name and renamed over it: a reader sees a whole old file
+    # or a whole new one (a crash between the two renames leaves a mismatched pair, which the
+    # next start replaces).
+    _write_private(key_path, key_bytes)
+    _write_private(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
+
+
+def _self_signed_fits(cert_path: Path, key_path: Path, hostname: str, now: datetime.datetime) -> bool:
+    """Whether the pair on disk names `hostname`, is valid now, and belongs together."""
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except (ValueError, TypeError, x509.ExtensionNotFound):
+        return False
+    return (
+        hostname in names.value.get_values_for_type(x509.DNSName)
+        and certificate.not_valid_before_utc <= now < certificate.not_valid_after_utc
+        and key.public_key() == certificate.public_key()
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    os.replace(temporary, path)
 
 
 def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:

@@ -124,7 +124,9 @@ async def test_delete(env: dict[str, str], tmp_path: Path, queue: Queue) -> None
     assert again.code == 1 and f"No delivery {queue.queued} in the queue." in again.err
 
 
-async def test_an_empty_queue(env: dict[str, str], tmp_path: Path) -> None:
+async def test_an_empty_queue(env: dict[str, str], tmp_path: Path, database_url: str) -> None:
+    # An installation with nothing queued (with no installation at all, the CLI says so instead).
+    await (await open_services(tmp_path, database_url)).close()
     listed = await mailmark(env, "queue", "list", cwd=tmp_path)
     assert (listed.code, listed.out.strip()) == (0, "The queue is empty.")
     as_json = await mailmark(env, "queue", "list", "--json", cwd=tmp_path)

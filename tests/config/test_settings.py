@@ -204,6 +204,8 @@ def test_parse_size_rejects(text: str) -> None:
         ("MAILMARK_SQLITE_SYNCHRONOUS", "OFF", "'FULL' or 'NORMAL'"),
         ("MAILMARK_LOG_LEVEL", "chatty", "'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
         ("MAILMARK_BLOB_URL", "s3://bucket/mail", "only file:// blob stores"),
+        ("MAILMARK_DATABASE_URL", "postgresql://db/mail", "must start with sqlite+aiosqlite:///"),
+        ("MAILMARK_DATABASE_URL", "/var/lib/mailmark/mailmark.db", "or postgresql+asyncpg://"),
         ("MAILMARK_TLS_KEY", "/etc/key.pem", "MAILMARK_TLS_CERT and MAILMARK_TLS_KEY must be set together"),
         ("MAILMARK_TLS_CERT", "/etc/cert.pem", "MAILMARK_TLS_CERT and MAILMARK_TLS_KEY must be set together"),
     ],
@@ -262,3 +264,77 @@ def test_webhook_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.webhook_allow_private_networks == ["127.0.0.1/32", "::1/128"]
     assert settings.webhook_lease == timedelta(minutes=5)
+
+
+def test_config_file_from_mailmark_config_with_paths_relative_to_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "server.toml").write_text(
+        'data_dir = "../srv"\ntls_cert = "cert.pem"\ntls_key = "/keys/key.pem"\nmx_port = 2600\n'
+    )
+    # A ./mailmark.toml is not read when MAILMARK_CONFIG names a file.
+    write_toml(tmp_path, "mx_port = 2700\n")
+    monkeypatch.setenv("MAILMARK_CONFIG", str(etc / "server.toml"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    settings = load_settings()
+
+    assert settings.config_file == etc / "server.toml"
+    assert settings.mx_port == 2600
+    # Relative to the file, not to the working directory: every command finds the same data.
+    assert settings.data_dir.resolve() == tmp_path / "srv"
+    assert settings.sqlite_path is not None
+    assert settings.sqlite_path.resolve() == tmp_path / "srv" / "mailmark.db"
+    assert settings.tls_cert == etc / "cert.pem"
+    assert settings.tls_key == Path("/keys/key.pem")
+
+
+def test_an_explicit_file_beats_mailmark_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    explicit = tmp_path / "explicit.toml"
+    explicit.write_text("mx_port = 2600\n")
+    monkeypatch.setenv("MAILMARK_CONFIG", str(tmp_path / "absent.toml"))
+    assert load_settings(config_file=explicit).mx_port == 2600
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == f"config file {tmp_path / 'absent.toml'} (MAILMARK_CONFIG) does not exist"
+
+
+def test_the_search_path_is_read_in_order(tmp_path: Path) -> None:
+    local, system = tmp_path / "local.toml", tmp_path / "system.toml"
+    system.write_text('data_dir = "/var/lib/mailmark"\n')
+    assert load_settings(search=(local, system)).data_dir == Path("/var/lib/mailmark")
+    assert load_settings(search=(local, system)).config_file == system
+
+    local.write_text("mx_port = 2600\n")
+    settings = load_settings(search=(local, system))
+    assert (settings.config_file, settings.mx_port, settings.data_dir) == (local, 2600, Path("data"))
+
+    nothing = load_settings(search=(tmp_path / "none.toml",))
+    assert nothing.config_file is None
+
+
+def test_the_default_search_ends_in_etc(tmp_path: Path) -> None:
+    from mailmark.config.settings import CONFIG_SEARCH_PATH
+
+    assert CONFIG_SEARCH_PATH == (Path("mailmark.toml"), Path("/etc/mailmark/mailmark.toml"))
+    write_toml(tmp_path, "mx_port = 2600\n")
+    assert load_settings().config_file == Path("mailmark.toml")
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite+aiosqlite:////srv/mail/mailmark.db", Path("/srv/mail/mailmark.db")),
+        ("sqlite+aiosqlite:///relative.db?timeout=5", Path("relative.db")),
+        ("sqlite+aiosqlite:///:memory:", None),
+        ("postgresql+asyncpg://mailmark@db/mailmark", None),
+    ],
+)
+def test_sqlite_path(monkeypatch: pytest.MonkeyPatch, url: str, path: Path | None) -> None:
+    monkeypatch.setenv("MAILMARK_DATABASE_URL", url)
+    assert load_settings().sqlite_path == path

@@ -8,12 +8,15 @@ import os
 import re
 import signal
 import socket
+import ssl
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosmtplib
 import httpx
 import pytest
+from cryptography import x509
 
 from mailmark.bootstrap import build_services
 from tests.cli.test_cli import MAILMARK, cli_environment, mailmark, settings_for
@@ -240,3 +243,95 @@ async def test_serve_runs_the_http_listener_beside_the_mx(
     assert unknown.json() == {
         "error": {"code": "not_found", "message": "No domain nowhere.test here.", "field": None}
     }
+
+
+def served_certificate(port: int) -> x509.Certificate:
+    """The certificate a TLS listener presents, unverified (it is self-signed)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def dns_names(certificate: x509.Certificate) -> list[str]:
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return names.get_values_for_type(x509.DNSName)
+
+
+async def serve_once(env: dict[str, str], cwd: Path, servers: list[Server]) -> x509.Certificate:
+    """Start serve, read the certificate of its implicit-TLS submission port, stop it."""
+    server = await start_serving(env, cwd, servers)
+    found = await server.wait_for(r"submissions listening on 127\.0\.0\.1:(\d+)")
+    certificate = await asyncio.to_thread(served_certificate, int(found[1]))
+    server.process.send_signal(signal.SIGTERM)
+    assert await server.exit_status(timeout=10) == 0, server.log
+    return certificate
+
+
+async def test_the_self_signed_certificate_follows_the_hostname(
+    serve_env: dict[str, str], tmp_path: Path, servers: list[Server]
+) -> None:
+    first = await serve_once(serve_env, tmp_path, servers)
+    assert dns_names(first)[0] == "mx.mailmark.test"
+    tls = tmp_path / "data" / "tls"
+    assert stat.S_IMODE(tls.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tls / "key.pem").stat().st_mode) == 0o600
+
+    again = await serve_once(serve_env, tmp_path, servers)
+    assert again == first  # same name: the same pair is kept
+
+    renamed = await serve_once({**serve_env, "MAILMARK_HOSTNAME": "mail.mailmark.test"}, tmp_path, servers)
+    assert dns_names(renamed)[0] == "mail.mailmark.test"
+
+    # A configured certificate is the operator's: never replaced, whatever the hostname.
+    configured = tmp_path / "configured"
+    configured.mkdir()
+    for name in ("cert.pem", "key.pem"):
+        (configured / name).write_bytes((tls / name).read_bytes())
+    own = {
+        **serve_env,
+        "MAILMARK_HOSTNAME": "other.mailmark.test",
+        "MAILMARK_TLS_CERT": str(configured / "cert.pem"),
+        "MAILMARK_TLS_KEY": str(configured / "key.pem"),
+    }
+    assert await serve_once(own, tmp_path, servers) == renamed
+    assert (configured / "cert.pem").read_bytes() == (tls / "cert.pem").read_bytes()
+
+
+async def test_serve_says_where_its_data_is_and_warns_about_a_local_hostname(
+    serve_env: dict[str, str], tmp_path: Path, servers: list[Server]
+) -> None:
+    env = {**serve_env, "MAILMARK_HOSTNAME": "localhost"}
+    server = await start_serving(env, tmp_path, servers)
+    await server.wait_for(rf"data directory {re.escape(str(tmp_path / 'data'))}, database ")
+    await server.wait_for(r"WARNING .*MAILMARK_HOSTNAME 'localhost' names only this machine")
+    data = tmp_path / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    if (database := data / "mailmark.db").exists():
+        assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+async def test_a_port_in_use_ends_in_one_line(
+    serve_env: dict[str, str], tmp_path: Path, servers: list[Server]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = await Server.start({**serve_env, "MAILMARK_HTTP_PORT": str(port)}, tmp_path)
+        servers.append(server)
+        assert await server.exit_status(timeout=START_TIMEOUT) == 1
+    assert server.lines[-1] == (
+        f"mailmark: cannot listen for HTTP on 127.0.0.1:{port}: Address already in use "
+        "(set MAILMARK_HTTP_PORT or MAILMARK_BIND)"
+    ), server.log
+    assert "Traceback" not in server.log
+    # The listeners started before it were closed again: the MX port is free.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", int(serve_env["MAILMARK_MX_PORT"])))

@@ -1,18 +1,30 @@
-"""Settings: defaults, then `mailmark.toml`, then `MAILMARK_*` environment variables.
+"""Settings: defaults, then a `mailmark.toml` file, then `MAILMARK_*` environment variables.
 
 This is the only module that reads the environment. Everything else receives a `Settings`.
+The file is the first of: `--config FILE`, `$MAILMARK_CONFIG`, `./mailmark.toml`,
+`/etc/mailmark/mailmark.toml`. Relative paths in it are relative to the file's own directory,
+so the server and the admin commands find the same data wherever they are run from.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 from datetime import timedelta
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -23,6 +35,12 @@ from pydantic_settings import (
 
 ENV_PREFIX = "MAILMARK_"
 DEFAULT_CONFIG_FILE = "mailmark.toml"
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
+# Where a config file is looked for when neither --config nor MAILMARK_CONFIG names one.
+CONFIG_SEARCH_PATH = (Path(DEFAULT_CONFIG_FILE), Path("/etc/mailmark") / DEFAULT_CONFIG_FILE)
+DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+# Settings holding a file system path: relative ones in a config file start from its directory.
+_PATH_SETTINGS = ("data_dir", "tls_cert", "tls_key")
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
@@ -103,6 +121,7 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(200, ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    _config_file: Path | None = PrivateAttr(default=None)
 
     @classmethod
     def settings_customise_sources(
@@ -114,7 +133,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Precedence, highest first: explicit arguments, environment, mailmark.toml, defaults.
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
 
     @field_validator("dns_nameservers", mode="before")
     @classmethod
@@ -206,6 +225,16 @@ class Settings(BaseSettings):
             raise ValueError("only file:// blob stores are supported so far")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not value.startswith(DATABASE_SCHEMES):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:/// (a file) or postgresql+asyncpg:// (a server), "
+                "e.g. postgresql+asyncpg://mailmark@127.0.0.1/mailmark"
+            )
+        return value
+
     @field_validator("tls_key")
     @classmethod
     def _tls_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
@@ -232,6 +261,31 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None for a database server (or SQLite in memory)."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.partition(":///")[2].partition("?")[0]
+        return Path(path) if path and path != ":memory:" else None
+
+    @property
+    def config_file(self) -> Path | None:
+        """The config file these settings were read from, if any."""
+        return self._config_file
+
+
+class _ConfigFileSource(TomlConfigSettingsSource):
+    """The TOML file's settings, with relative paths taken from the file's directory."""
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        values = super()._read_file(file_path)
+        if isinstance(file_path, Path):
+            for name in _PATH_SETTINGS:
+                if isinstance(values.get(name), str) and not Path(values[name]).is_absolute():
+                    values[name] = str(file_path.parent / values[name])
+        return values
+
 
 def _check_nameserver(server: str) -> None:
     """Accept `host`, `host:port`, `[v6]:port` and a bare IPv6 address."""
@@ -250,21 +304,40 @@ class SettingsError(Exception):
     """A setting is invalid; the message is one line naming the key and what is wrong."""
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build Settings from defaults, a TOML file (`mailmark.toml` unless given), env and overrides."""
-    path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
-    if config_file is not None and not path.is_file():
-        raise SettingsError(f"config file {path} does not exist")
+def find_config_file(
+    config_file: Path | None = None, search: tuple[Path, ...] = CONFIG_SEARCH_PATH
+) -> Path | None:
+    """The file named by `config_file` or $MAILMARK_CONFIG (which must exist), else the first
+    of `search` that exists, else None."""
+    named = config_file or (Path(value) if (value := os.environ.get(CONFIG_ENV)) else None)
+    if named is not None:
+        if not named.is_file():
+            source = "" if config_file else f" ({CONFIG_ENV})"
+            raise SettingsError(f"config file {named}{source} does not exist")
+        return named
+    return next((path for path in search if path.is_file()), None)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    search: tuple[Path, ...] = CONFIG_SEARCH_PATH,
+    **overrides: Any,
+) -> Settings:
+    """Build Settings from defaults, a TOML file (see `find_config_file`), env and overrides."""
+    path = find_config_file(config_file, search)
 
     class _FileSettings(Settings):
-        model_config = SettingsConfigDict(toml_file=path if path.is_file() else None)
+        model_config = SettingsConfigDict(toml_file=path)
 
     try:
-        return _FileSettings(**overrides)
+        settings = _FileSettings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
     except (ValueError, OSError) as exc:
         raise SettingsError(f"{path}: {exc}") from None
+    settings._config_file = path
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:
