@@ -100,7 +100,9 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     retry_schedule: Annotated[list[timedelta], NoDecode] = Field(
-        default_factory=lambda: [parse_duration(s) for s in "5m,10m,30m,1h,2h,4h,8h,16h".split(",")]
+        default_factory=lambda: [
+            parse_duration(step) for step in ("5m", "10m", "30m", "1h", "2h", "4h", "8h", "16h")
+        ]
     )
     queue_lifetime: timedelta = timedelta(days=5)
     # How long an outbound worker holds the deliveries it leased; a crashed worker's are retried

@@ -11,7 +11,7 @@ import email.message
 import email.policy
 import html
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime, parsedate_tz
@@ -36,9 +36,9 @@ MAX_INDEX_BODY_CHARS = 256 * 1024
 MAX_BODY_PARSE_BYTES = 8 * 1024 * 1024
 
 _MSGID = re.compile(r"<[^<>\s]{1,500}>")
-_REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg|antw|vs|tr|rif|r)\s*(\[\d+\])?\s*:\s*)", re.I)
+_REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg|antw|vs|tr|rif|r)\s*(\[\d+\])?\s*:\s*)", re.IGNORECASE)
 _LIST_TAG = re.compile(r"^\s*\[[^\]]{0,60}\]\s*")
-_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.I | re.S)
+_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _SPACE = re.compile(r"\s+")
 _RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
 _BCC_FIELD = re.compile(rb"^bcc[ \t]*:", re.IGNORECASE)
@@ -313,7 +313,7 @@ def _date(fields: Fields, defects: list[str]) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         # RFC 5322 §3.3: "-0000" means UTC with no information about the local zone.
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from mailmark.core.addresses import check_header_value, normalize_address
 from mailmark.core.errors import InvalidInput, NotFound
 from mailmark.core.model import Mailbox, SenderGroup
 from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
-from mailmark.core.addresses import check_header_value, normalize_address
 
 MAX_NAME = 200
 MAX_EMAILS = 10_000
