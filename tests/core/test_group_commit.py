@@ -11,7 +11,7 @@ import pytest
 
 from mailmark.core.delivery import DeliveryReceipt
 from mailmark.core.model import Mailbox
-from tests.conftest import World, stored_copies
+from tests.support.world import World, stored_copies
 
 
 def message(n: int, subject: str = "Order") -> bytes:

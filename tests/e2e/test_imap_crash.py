@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import cli_environment, mailmark
-from tests.e2e.test_serve import Server, free_port
 from tests.fakedns import FakeDns
+from tests.support.serve import Server, cli_environment, free_port, mailmark
 
 pytestmark = pytest.mark.slow
 

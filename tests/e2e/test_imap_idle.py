@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mailmark.bootstrap import Listeners
-from tests.conftest import World
 from tests.imap.raw import Raw
+from tests.support.world import World
 
 WAKE_WITHIN = 1.0
 

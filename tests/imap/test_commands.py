@@ -15,8 +15,8 @@ import aioimaplib
 import pytest
 
 from mailmark.bootstrap import Listeners, start_listeners
-from tests.conftest import World, stored_copies
 from tests.imap.raw import client_tls, session
+from tests.support.world import World, stored_copies
 
 SIMPLE = (
     b"From: Alice <alice@example.org>\r\nTo: sales@acme.test\r\nSubject: Quarterly numbers\r\n"

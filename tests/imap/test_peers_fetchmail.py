@@ -17,8 +17,8 @@ import pytest
 
 from mailmark.bootstrap import Listeners
 from mailmark.security import ensure_self_signed_certificate
-from tests.conftest import HOSTNAME, World, stored_copies
 from tests.imap.raw import client_tls
+from tests.support.world import HOSTNAME, World, stored_copies
 
 FETCHMAIL = shutil.which("fetchmail")
 pytestmark = pytest.mark.skipif(FETCHMAIL is None, reason="fetchmail not installed (Debian package fetchmail)")

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tests.conftest import World, stored_copies
 from tests.smtp_in.corpus import CORPUS, RawSmtp, Reply, data_transmission
+from tests.support.world import World, stored_copies
 
 TIME_LIMIT_SECONDS = 2.0
 EXPECTED_REFUSALS = {

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from mailmark.bootstrap import Listeners, Services
 from mailmark.core.model import Suppression
 from mailmark.storage.tables import deliveries, mailboxes, outbound_messages, users
-from tests.conftest import HOSTNAME, World
 from tests.smtp_in.corpus import RawSmtp
+from tests.support.world import HOSTNAME, World
 
 SALES_PASSWORD = "sales-pass-1"
 SWAKS = shutil.which("swaks")

@@ -21,7 +21,7 @@ from mailmark.web.autoconfig import (
     OUTLOOK_RESPONSE_SCHEMA,
     parse_autodiscover_request,
 )
-from tests.conftest import HOSTNAME
+from tests.support.world import HOSTNAME
 
 THUNDERBIRD_PATHS = ["/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml"]
 AUTODISCOVER_PATHS = ["/autodiscover/autodiscover.xml", "/Autodiscover/Autodiscover.xml"]

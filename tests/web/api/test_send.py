@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from mailmark.core.model import Suppression
 from mailmark.storage.tables import deliveries, idempotency_keys, outbound_messages
-from tests.conftest import World
+from tests.support.world import World
 from tests.web.api.conftest import Tenant, assert_error
 
 
