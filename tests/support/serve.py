@@ -66,8 +66,10 @@ def settings_for(data_dir: Path, database_url: str) -> Settings:
 
 async def mailmark(env: dict[str, str], *args: str, stdin: str | None = None, cwd: Path) -> Run:
     process = await asyncio.create_subprocess_exec(
-        MAILMARK, *args,
-        env=env, cwd=cwd,
+        MAILMARK,
+        *args,
+        env=env,
+        cwd=cwd,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -97,7 +99,10 @@ class Server:
     @classmethod
     async def start(cls, env: dict[str, str], cwd: Path) -> Server:
         process = await asyncio.create_subprocess_exec(
-            MAILMARK, "serve", env=env, cwd=cwd,
+            MAILMARK,
+            "serve",
+            env=env,
+            cwd=cwd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -131,7 +136,9 @@ class Server:
         try:
             return await asyncio.wait_for(scan(), timeout)
         except TimeoutError:
-            raise AssertionError(f"no {pattern!r} within {timeout}s; log so far:\n{self.log}") from None
+            raise AssertionError(
+                f"no {pattern!r} within {timeout}s; log so far:\n{self.log}"
+            ) from None
 
     async def exit_status(self, timeout: float) -> int:
         code = await asyncio.wait_for(self.process.wait(), timeout)

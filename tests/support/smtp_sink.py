@@ -75,8 +75,12 @@ class AiosmtpdSink:
         def factory() -> SMTP:
             self.connections += 1
             return _RecordingSmtp(
-                self, self, hostname="sink.remote.test", tls_context=self._tls_context,
-                require_starttls=False, enable_SMTPUTF8=True,
+                self,
+                self,
+                hostname="sink.remote.test",
+                tls_context=self._tls_context,
+                require_starttls=False,
+                enable_SMTPUTF8=True,
             )
 
         self.server = await loop.create_server(factory, host, port)
@@ -103,7 +107,9 @@ class AiosmtpdSink:
         content = envelope.original_content or b""
         self.received.append(
             Received(
-                str(envelope.mail_from), list(envelope.rcpt_tos), bytes(content),
+                str(envelope.mail_from),
+                list(envelope.rcpt_tos),
+                bytes(content),
                 session.ssl is not None,
             )
         )
@@ -136,9 +142,16 @@ class SmtpSinkProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [str(SMTP_SINK), *self._extra, "-d", f"{self.directory}/%M.",
-             f"127.0.0.1:{self.port}", "100"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                str(SMTP_SINK),
+                *self._extra,
+                "-d",
+                f"{self.directory}/%M.",
+                f"127.0.0.1:{self.port}",
+                "100",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for _ in range(100):
             try:

@@ -122,8 +122,13 @@ async def stored_copies(services: Services, mailbox: Mailbox) -> list[StoredCopy
 
     query = (
         sa.select(
-            folders.c.name, placements.c.uid, placements.c.thread_id, messages.c.subject,
-            messages.c.snippet, messages.c.trace_prefix, messages.c.blob_key,
+            folders.c.name,
+            placements.c.uid,
+            placements.c.thread_id,
+            messages.c.subject,
+            messages.c.snippet,
+            messages.c.trace_prefix,
+            messages.c.blob_key,
         )
         .select_from(placements.join(messages).join(folders))
         .where(placements.c.mailbox_id == mailbox.id)
@@ -132,7 +137,13 @@ async def stored_copies(services: Services, mailbox: Mailbox) -> list[StoredCopy
     async with services.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [
-        StoredCopy(row.name, row.uid, row.thread_id, row.subject, row.snippet,
-                   row.trace_prefix + await services.blobs.get(row.blob_key))
+        StoredCopy(
+            row.name,
+            row.uid,
+            row.thread_id,
+            row.subject,
+            row.snippet,
+            row.trace_prefix + await services.blobs.get(row.blob_key),
+        )
         for row in rows
     ]
