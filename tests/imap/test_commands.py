@@ -15,7 +15,8 @@ import aioimaplib
 import pytest
 
 from mailmark.bootstrap import Listeners, start_listeners
-from tests.imap.raw import BEFORE_THE_POLL, client_tls, session
+from tests.imap.raw import BEFORE_THE_POLL, session
+from tests.support.tls import client_tls
 from tests.support.world import World, stored_copies
 
 SIMPLE = (

@@ -17,7 +17,7 @@ import pytest
 
 from mailmark.bootstrap import Listeners
 from mailmark.security import ensure_self_signed_certificate
-from tests.imap.raw import client_tls
+from tests.support.tls import client_tls
 from tests.support.world import HOSTNAME, World, stored_copies
 
 FETCHMAIL = shutil.which("fetchmail")
