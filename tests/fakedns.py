@@ -30,6 +30,7 @@ class FakeDns:
     passed to `servfail` get SERVFAIL. UDP answers over 512 bytes (or the query's EDNS size) are
     truncated so that clients retry over TCP. Serves from its own thread, so blocking code and
     asyncio tests can both query it. `queries` records every (name, type) asked, in order.
+    `hold_answers` shows whether lookups run at once, without timing them.
     """
 
     def __init__(self) -> None:
@@ -37,6 +38,12 @@ class FakeDns:
         self._records: dict[dns.name.Name, dict[dns.rdatatype.RdataType, list[Rdata]]] = {}
         self._servfail: set[dns.name.Name] = set()
         self._lock = threading.Lock()
+        # Until released, UDP queries wait in `_held` and TCP ones in their threads.
+        self._released = threading.Event()
+        self._released.set()
+        self._hold_until = 0
+        self._asked: set[tuple[str, str]] = set()
+        self._held: list[tuple[dns.message.Message, tuple[str, int]]] = []
         self._stopping = threading.Event()
         self._udp: socket.socket | None = None
         self._tcp: socket.socket | None = None
@@ -60,6 +67,14 @@ class FakeDns:
         """Answer SERVFAIL for every query about `name`."""
         with self._lock:
             self._servfail.add(dns.name.from_text(name))
+
+    def hold_answers(self, until_asked: int) -> None:
+        """Answer nothing until `until_asked` different (name, type) questions have come in, then
+        everything: lookups made one after another would each wait for the next, and time out."""
+        with self._lock:
+            self._hold_until = until_asked
+            self._asked.clear()
+            self._released.clear()
 
     @property
     def address(self) -> str:
@@ -122,10 +137,16 @@ class FakeDns:
         assert self._udp is not None
         wire, peer = self._udp.recvfrom(65535)
         query = self._parse(wire)
-        if query is not None:
-            limit = query.payload if query.edns >= 0 else 512
-            reply = self._respond(query).to_wire(max_size=limit, prefer_truncation=True)
-            self._udp.sendto(reply, peer)
+        if query is None:
+            return
+        if not self._admit(query):
+            self._held.append((query, peer))
+            return
+        held, self._held = self._held, []
+        for waiting, waiting_peer in [*held, (query, peer)]:
+            limit = waiting.payload if waiting.edns >= 0 else 512
+            reply = self._respond(waiting).to_wire(max_size=limit, prefer_truncation=True)
+            self._udp.sendto(reply, waiting_peer)
 
     def _answer_tcp(self, conn: socket.socket) -> None:
         with conn:
@@ -135,6 +156,10 @@ class FakeDns:
                     query = self._parse(_recv_exactly(conn, int.from_bytes(header, "big")))
                     if query is None:
                         return
+                    if not self._admit(query):
+                        while not self._released.wait(0.05):
+                            if self._stopping.is_set():
+                                return
                     conn.sendall(self._respond(query).to_wire(prepend_length=True))
             except OSError:
                 return
@@ -146,6 +171,16 @@ class FakeDns:
         except dns.exception.DNSException:
             return None
         return query if len(query.question) == 1 else None
+
+    def _admit(self, query: dns.message.Message) -> bool:
+        """Whether answers may go out now; counts the question towards `hold_answers`."""
+        question = query.question[0]
+        with self._lock:
+            if not self._released.is_set():
+                self._asked.add((question.name.to_text(), dns.rdatatype.to_text(question.rdtype)))
+                if len(self._asked) >= self._hold_until:
+                    self._released.set()
+            return self._released.is_set()
 
     def _respond(self, query: dns.message.Message) -> dns.message.Message:
         question = query.question[0]

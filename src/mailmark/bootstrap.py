@@ -110,6 +110,13 @@ class Services:
         await self.engine.dispose()
 
 
+def password_hasher(settings: Settings) -> PasswordHasher:
+    """argon2id at the recommended cost, or at its lowest where the settings are a test's."""
+    if settings.password_hash_cost == "test":
+        return Argon2PasswordHasher(time_cost=1, memory_cost_kib=1024)
+    return Argon2PasswordHasher()
+
+
 async def build_services(
     settings: Settings, *, clock: Clock | None = None, passwords: PasswordHasher | None = None
 ) -> Services:
@@ -126,7 +133,7 @@ async def build_services(
     uow = SqlUnitOfWorkFactory(engine)
     blobs = FileBlobStore(settings.blob_path)
     await asyncio.to_thread(blobs.sweep_temporary)
-    passwords = passwords or Argon2PasswordHasher()
+    passwords = passwords or password_hasher(settings)
     # Verification re-runs right after a person fixes their DNS: never answer from a cache.
     domain_dns = DomainDns(DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings))
     mailboxes = MailboxService(uow, clock, passwords, blobs)

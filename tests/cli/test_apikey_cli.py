@@ -10,8 +10,7 @@ import pytest
 
 from mailmark.bootstrap import build_services, start_listeners
 from mailmark.core.apikeys import KEY_PREFIX
-from tests.cli.test_cli import cli_environment, mailmark, settings_for
-from tests.conftest import FAST_PASSWORDS
+from tests.support.serve import cli_environment, mailmark, settings_for
 
 
 @pytest.fixture
@@ -21,7 +20,7 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
 
 @pytest.fixture
 async def domain(tmp_path: Path, database_url: str) -> str:
-    services = await build_services(settings_for(tmp_path / "data", database_url), passwords=FAST_PASSWORDS)
+    services = await build_services(settings_for(tmp_path / "data", database_url))
     try:
         await services.accounts.create("acme", owner_email="o@acme.test", password="owner-pass-1")
         await services.domains.add("acme.test", account_name="acme", trust=True)
@@ -46,7 +45,7 @@ async def test_create_prints_the_key_last_and_list_shows_its_use(
         update={"http_port": 0, "mx_port": 0, "submission_port": 0, "submissions_port": 0,
                 "imap_port": 0, "imaps_port": 0, "sqlite_synchronous": "NORMAL"}
     )
-    services = await build_services(settings, passwords=FAST_PASSWORDS)
+    services = await build_services(settings)
     try:
         listeners = await start_listeners(services)
         try:

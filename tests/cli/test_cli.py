@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import os
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,58 +12,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailmark.bootstrap import build_services
-from mailmark.config import Settings
-from tests.conftest import HOSTNAME, TEST_DATABASE_URL
+from tests.support.database import TEST_DATABASE_URL
+from tests.support.serve import Run, cli_environment, mailmark, settings_for
 
-MAILMARK = str(Path(sys.executable).with_name("mailmark"))
 DOMAIN_LIMIT = "Domain limit reached. Your plan allows 1 domain(s). Please upgrade to add more."
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> object:
-        return json.loads(self.out)
-
-
-def cli_environment(data_dir: Path, database_url: str, **extra: str) -> dict[str, str]:
-    """The caller's environment minus any MAILMARK_*, pointed at a fresh data dir (and database)."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("MAILMARK_")}
-    env["MAILMARK_DATA_DIR"] = str(data_dir)
-    env["MAILMARK_HOSTNAME"] = HOSTNAME
-    if TEST_DATABASE_URL:
-        # SQLite runs rely on the default <data dir>/mailmark.db; PostgreSQL gets the fresh database.
-        env["MAILMARK_DATABASE_URL"] = database_url
-    env.update(extra)
-    return env
-
-
-def settings_for(data_dir: Path, database_url: str) -> Settings:
-    """The Settings the CLI builds from `cli_environment`, to read back what it stored."""
-    return Settings(
-        data_dir=data_dir,
-        database_url=database_url if TEST_DATABASE_URL else "",
-        hostname=HOSTNAME,
-    )
-
-
-async def mailmark(env: dict[str, str], *args: str, stdin: str | None = None, cwd: Path) -> Run:
-    process = await asyncio.create_subprocess_exec(
-        MAILMARK, *args,
-        env=env, cwd=cwd,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(
-        process.communicate(stdin.encode() if stdin is not None else None), timeout=60
-    )
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
 
 
 @pytest.fixture
@@ -75,7 +23,10 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
     return cli_environment(tmp_path / "data", database_url)
 
 
-async def test_account_domain_and_mailboxes(env: dict[str, str], tmp_path: Path, database_url: str) -> None:
+async def test_account_domain_and_mailboxes(tmp_path: Path, empty_database_url: str) -> None:
+    # No schema yet: the first command on an empty data directory creates the installation.
+    env = cli_environment(tmp_path / "data", empty_database_url)
+
     async def run(*args: str, stdin: str | None = None) -> Run:
         return await mailmark(env, *args, stdin=stdin, cwd=tmp_path)
 
@@ -132,7 +83,7 @@ async def test_account_domain_and_mailboxes(env: dict[str, str], tmp_path: Path,
     # What the commands stored: one owner, the verified domain with a 2048-bit RSA DKIM key.
     from mailmark.storage.tables import dkim_keys, domains, mailboxes, users
 
-    services = await build_services(settings_for(tmp_path / "data", database_url))
+    services = await build_services(settings_for(tmp_path / "data", empty_database_url))
     try:
         async with services.engine.connect() as conn:
             owners = (await conn.execute(sa.select(users.c.email, users.c.role))).all()
@@ -185,18 +136,18 @@ async def test_refusals_are_clear_errors_with_status_1(env: dict[str, str], tmp_
     )
 
 
-async def test_bad_setting_prints_one_line_and_exits_2(tmp_path: Path, database_url: str) -> None:
+async def test_bad_setting_prints_one_line_and_exits_2(tmp_path: Path, empty_database_url: str) -> None:
     config = tmp_path / "mailmark.toml"
     config.write_text('max_message_size = "big"\n')
     elsewhere = tmp_path / "elsewhere"  # a working directory without a mailmark.toml
     elsewhere.mkdir()
     from_env, from_file = await asyncio.gather(
         mailmark(
-            cli_environment(tmp_path / "data", database_url, MAILMARK_MX_PORT="smtp"),
+            cli_environment(tmp_path / "data", empty_database_url, MAILMARK_MX_PORT="smtp"),
             "mailbox", "list", "acme.test", cwd=elsewhere,
         ),
         # ./mailmark.toml in the working directory is read without --config.
-        mailmark(cli_environment(tmp_path / "data", database_url), "serve", cwd=tmp_path),
+        mailmark(cli_environment(tmp_path / "data", empty_database_url), "serve", cwd=tmp_path),
     )
 
     assert (from_env.code, from_env.out) == (2, "")

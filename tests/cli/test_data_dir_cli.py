@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import Run, cli_environment, mailmark
-from tests.e2e.test_serve import free_port
+from tests.support.serve import Run, cli_environment, free_port, mailmark
 
 OWNER = ("--owner", "o@acme.test", "--password", "owner-pass-1")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import dns.zone
 
-from tests.cli.test_cli import Run, cli_environment, mailmark
 from tests.fakedns import FakeDns
+from tests.support.serve import Run, cli_environment, mailmark
 
 
 async def test_records_then_verify_then_rotate(tmp_path: Path, database_url: str, fake_dns: FakeDns) -> None:

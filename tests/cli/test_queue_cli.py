@@ -10,8 +10,7 @@ import pytest
 
 from mailmark.bootstrap import Services, build_services
 from mailmark.core.smtp_reply import SmtpReply
-from tests.cli.test_cli import Run, cli_environment, mailmark, settings_for
-from tests.conftest import FAST_PASSWORDS
+from tests.support.serve import Run, cli_environment, mailmark, settings_for
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ class Queue:
 
 
 async def open_services(tmp_path: Path, database_url: str) -> Services:
-    return await build_services(settings_for(tmp_path / "data", database_url), passwords=FAST_PASSWORDS)
+    return await build_services(settings_for(tmp_path / "data", database_url))
 
 
 @pytest.fixture

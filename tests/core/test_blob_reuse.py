@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from tests.conftest import World, stored_copies
+from tests.support.world import World, stored_copies
 
 MESSAGE = b"From: a@example.org\r\nTo: sales@acme.test\r\nSubject: same bytes\r\n\r\nIdentical.\r\n"
 

@@ -308,9 +308,10 @@ def test_deeply_nested_multiparts_are_bounded() -> None:
         for i in range(depth)
     )
     raw = b'Content-Type: multipart/mixed; boundary="b0"\r\n\r\n' + head + b"text\r\n"
-    started = time.monotonic()
+    # CPU time, not elapsed time: the bound holds however busy the machine is.
+    started = time.process_time()
     assert parse_report(raw) is None
-    assert time.monotonic() - started < 10
+    assert time.process_time() - started < 10
 
 
 def test_a_report_deeper_than_the_bound_is_not_searched_for() -> None:
@@ -339,9 +340,9 @@ def test_a_huge_report_is_read_quickly_and_fields_are_bounded() -> None:
         f"Reporting-MTA: dns; x\n\nFinal-Recipient: rfc822; r@remote.test\nAction: failed\n"
         f"Status: 5.1.1\nDiagnostic-Code: smtp; 550 {long_diagnostic}\n"
     ) + attachment
-    started = time.monotonic()
+    started = time.process_time()
     report = parse_report(raw)
-    assert time.monotonic() - started < 5
+    assert time.process_time() - started < 5
     assert report is not None
     diagnostic = report.recipients[0].diagnostic
     assert diagnostic is not None and len(diagnostic) <= 2000

@@ -14,7 +14,7 @@ from mailmark.core.delivery import DeliveryReceipt
 from mailmark.core.errors import MailmarkError
 from mailmark.core.group_commit import GroupCommitter, StoredJob
 from mailmark.core.model import Mailbox
-from tests.conftest import World, stored_copies
+from tests.support.world import World, stored_copies
 
 
 def message(n: int, subject: str = "Order") -> bytes:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
+from mailmark.bootstrap import password_hasher
 from mailmark.core.errors import AuthenticationFailed, TooManyAttempts
 from mailmark.core.logins import LoginThrottle, MailboxLogins, same_address
-from tests.conftest import FAST_PASSWORDS, World
-
-
-class SettableClock:
-    def __init__(self) -> None:
-        self.current = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-    def now(self) -> datetime:
-        return self.current
+from tests.support.clock import SettableClock
+from tests.support.world import World
 
 
 async def test_the_mailbox_password_logs_in(world: World) -> None:
@@ -45,7 +39,7 @@ async def test_wrong_credentials_fail_without_saying_which_part(
 async def test_an_ip_is_locked_out_after_repeated_failures_and_readmitted_later(world: World) -> None:
     clock = SettableClock()
     throttle = LoginThrottle(clock, max_failures=3, window_seconds=60)
-    logins = MailboxLogins(world.services.uow, FAST_PASSWORDS, throttle)
+    logins = MailboxLogins(world.services.uow, password_hasher(world.services.settings), throttle)
     for _ in range(3):
         with pytest.raises(AuthenticationFailed):
             await logins.authenticate("sales@acme.test", "guess", "198.51.100.7")

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
-from mailmark.bootstrap import Services
+from mailmark.bootstrap import Services, password_hasher
 from mailmark.core.errors import (
     Conflict,
     Forbidden,
@@ -17,9 +17,8 @@ from mailmark.core.errors import (
     UnknownMailbox,
 )
 from mailmark.core.mailboxes import MailboxService
-from mailmark.security import Argon2PasswordHasher
 from mailmark.storage.tables import messages, placements
-from tests.conftest import World, stored_copies
+from tests.support.world import World, stored_copies
 
 
 def mail(subject: str, body: str = "Hello.") -> bytes:
@@ -188,7 +187,7 @@ async def test_a_mailbox_created_by_another_process_is_never_refused_from_the_ca
     """Another process (the CLI, another node) cannot clear this process's recipient cache."""
     services = world.services
     other_process = MailboxService(
-        services.uow, services.clock, Argon2PasswordHasher(time_cost=1, memory_cost_kib=1024), services.blobs
+        services.uow, services.clock, password_hasher(services.settings), services.blobs
     )
     with pytest.raises(UnknownMailbox):
         await services.mailboxes.resolve_recipient("fresh@acme.test")

@@ -15,7 +15,7 @@ from mailmark.core import search as s
 from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLarge, NotFound
 from mailmark.core.mailstore import CONTENT_CHUNK_BYTES, FETCH_CHUNK, FetchWants, MailStore
 from mailmark.storage.tables import FULLTEXT_TABLE, messages, outbound_messages, placements
-from tests.conftest import FAST_PASSWORDS, World
+from tests.support.world import World
 
 
 def message(subject: str, body: str = "hello", *, sender: str = "ann@example.test",
@@ -116,7 +116,7 @@ async def test_uids_are_never_reused_and_uidnext_survives_restart(world: World, 
     after = await ms.append(mid, "INBOX", message("after"))
     assert after.uid > moved.uid > uids[-1]
     uidnext = (await ms.select(mid, "INBOX")).uidnext
-    restarted = await build_services(settings, passwords=FAST_PASSWORDS)
+    restarted = await build_services(settings)
     try:
         snap = await restarted.mailstore.select(mid, "INBOX")
         assert snap.uidnext == uidnext and snap.uids == [after.uid]

@@ -6,22 +6,21 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from mailmark.bootstrap import Services, build_services
+from mailmark.bootstrap import Services
 from mailmark.config import Settings
 from mailmark.core.bounce_reports import BounceReport, ReportedRecipient
 from mailmark.core.errors import NotFound, Suppressed
 from mailmark.core.model import LeasedDelivery, Mailbox
 from mailmark.core.smtp_reply import SmtpReply, is_permanent_failure
 from mailmark.storage.tables import deliveries, events, placements, suppressions
-from tests.conftest import FAST_PASSWORDS, stored_copies
-from tests.core.test_plans import SettableClock
+from tests.support.clock import SettableClock
+from tests.support.world import World, stored_copies
 
 LEASE = timedelta(minutes=5)
 SCHEDULE = [timedelta(minutes=5), timedelta(minutes=10)]
@@ -37,22 +36,18 @@ class Sender:
 
 
 @pytest.fixture
-async def sender(settings: Settings) -> AsyncIterator[Sender]:
-    clock = SettableClock()
-    configured = settings.model_copy(
-        update={"retry_schedule": SCHEDULE, "queue_lifetime": LIFETIME}
-    )
-    services = await build_services(configured, clock=clock, passwords=FAST_PASSWORDS)
-    try:
-        await services.accounts.create(
-            "acme", owner_email="owner@acme.test", password="owner-pass-1", plan="unlimited"
-        )
-        await services.domains.add("acme.test", account_name="acme", trust=True)
-        sales = await services.mailboxes.create("sales@acme.test", display_name="Sales")
-        support = await services.mailboxes.create("support@acme.test")
-        yield Sender(services, clock, sales, support)
-    finally:
-        await services.close()
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"retry_schedule": SCHEDULE, "queue_lifetime": LIFETIME})
+
+
+@pytest.fixture
+def sender(world: World, clock: SettableClock) -> Sender:
+    return Sender(world.services, clock, world.sales, world.support)
 
 
 async def send(sender: Sender, *to: str, subject: str = "Hello") -> int:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
-from mailmark.bootstrap import Services, build_services
-from mailmark.config import Settings
+from mailmark.bootstrap import Services
 from mailmark.core.errors import AccountPaused, InvalidInput, NotFound, QuotaExceeded
 from mailmark.core.plans import (
     PLANS,
@@ -18,34 +16,17 @@ from mailmark.core.plans import (
     ensure_email_quota,
     ensure_mailbox_quota,
 )
+from tests.support.clock import SettableClock
 
 DOMAIN_LIMIT = "Domain limit reached. Your plan allows {} domain(s). Please upgrade to add more."
 MAILBOX_LIMIT = "Mailbox limit reached. Your plan allows {} mailbox(es). Please upgrade to add more."
 EMAIL_LIMIT = "Monthly email limit reached ({} emails). Please upgrade your plan."
 
 
-class SettableClock:
-    """The clock services are built with, moved forward by the test instead of by waiting."""
-
-    def __init__(self) -> None:
-        self.current = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-    def now(self) -> datetime:
-        return self.current
-
-
 @pytest.fixture
 def clock() -> SettableClock:
+    """The services' clock, moved forward by the test instead of by waiting."""
     return SettableClock()
-
-
-@pytest.fixture
-async def clocked(settings: Settings, clock: SettableClock) -> AsyncIterator[Services]:
-    built = await build_services(settings, clock=clock)
-    try:
-        yield built
-    finally:
-        await built.close()
 
 
 async def test_starter_account_cannot_add_a_second_domain(services: Services) -> None:
@@ -97,28 +78,28 @@ async def test_trial_gets_starter_limits(services: Services) -> None:
     assert caught.value.message == DOMAIN_LIMIT.format(1)
 
 
-async def test_lapsed_trial_pauses_the_account(clocked: Services, clock: SettableClock) -> None:
-    await clocked.accounts.create("trial", owner_email="o@trial.test", password="pass-word-1")
-    await clocked.domains.add("trial.test", account_name="trial", trust=True)
-    await clocked.mailboxes.create("early@trial.test")
+async def test_lapsed_trial_pauses_the_account(services: Services, clock: SettableClock) -> None:
+    await services.accounts.create("trial", owner_email="o@trial.test", password="pass-word-1")
+    await services.domains.add("trial.test", account_name="trial", trust=True)
+    await services.mailboxes.create("early@trial.test")
 
     clock.current += TRIAL_LENGTH - timedelta(seconds=1)
-    await clocked.mailboxes.create("lastday@trial.test")
+    await services.mailboxes.create("lastday@trial.test")
 
     clock.current += timedelta(seconds=1)
     with pytest.raises(AccountPaused, match="trial has ended"):
-        await clocked.mailboxes.create("late@trial.test")
+        await services.mailboxes.create("late@trial.test")
     with pytest.raises(AccountPaused):
-        await clocked.domains.add("trial-two.test", account_name="trial", trust=True)
-    assert [m.local_part for m in await clocked.mailboxes.list("trial.test")] == ["early", "lastday"]
+        await services.domains.add("trial-two.test", account_name="trial", trust=True)
+    assert [m.local_part for m in await services.mailboxes.list("trial.test")] == ["early", "lastday"]
 
 
-async def test_paid_plan_does_not_lapse(clocked: Services, clock: SettableClock) -> None:
-    await clocked.accounts.create("paid", owner_email="o@paid.test", password="pass-word-1", plan="pro")
+async def test_paid_plan_does_not_lapse(services: Services, clock: SettableClock) -> None:
+    await services.accounts.create("paid", owner_email="o@paid.test", password="pass-word-1", plan="pro")
     clock.current += timedelta(days=400)
-    await clocked.domains.add("paid.test", account_name="paid", trust=True)
+    await services.domains.add("paid.test", account_name="paid", trust=True)
     for n in range(4):  # pro has no mailbox limit
-        await clocked.mailboxes.create(f"m{n}@paid.test")
+        await services.mailboxes.create(f"m{n}@paid.test")
 
 
 async def test_unknown_plan_is_refused(services: Services) -> None:
@@ -177,13 +158,13 @@ def test_ensure_email_quota(plan: str, sent: int, about_to_send: int, allowed: b
     assert caught.value.message == EMAIL_LIMIT.format(limits.emails_per_month)
 
 
-async def test_effective_plan_of_stored_accounts(clocked: Services, clock: SettableClock) -> None:
-    trial = await clocked.accounts.create("trial", owner_email="o@trial.test", password="pass-word-1")
-    business = await clocked.accounts.create("biz", owner_email="o@biz.test", password="pass-word-1", plan="business")
-    stored_trial = await clocked.accounts.get("trial")
+async def test_effective_plan_of_stored_accounts(services: Services, clock: SettableClock) -> None:
+    trial = await services.accounts.create("trial", owner_email="o@trial.test", password="pass-word-1")
+    business = await services.accounts.create("biz", owner_email="o@biz.test", password="pass-word-1", plan="business")
+    stored_trial = await services.accounts.get("trial")
     assert stored_trial == trial
     assert effective_plan(stored_trial, clock.now()) is PLANS["starter"]
-    assert effective_plan(await clocked.accounts.get("biz"), clock.now()) is PLANS["business"]
+    assert effective_plan(await services.accounts.get("biz"), clock.now()) is PLANS["business"]
     with pytest.raises(AccountPaused):
         effective_plan(stored_trial, clock.now() + TRIAL_LENGTH)
     assert business.status == "active"

@@ -14,7 +14,7 @@ from mailmark.core.errors import Suppressed
 from mailmark.core.model import Suppression
 from mailmark.core.sending import Draft
 from mailmark.storage.tables import deliveries
-from tests.conftest import World
+from tests.support.world import World
 
 
 def count_write_transactions(world: World) -> list[int]:

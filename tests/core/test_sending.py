@@ -6,19 +6,24 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from mailmark.bootstrap import Services, build_services
-from mailmark.config import Settings
+from mailmark.bootstrap import Services
 from mailmark.core.errors import Forbidden, InvalidInput, QuotaExceeded, Suppressed
 from mailmark.core.model import Mailbox, Suppression
 from mailmark.storage.tables import deliveries, events, mailboxes, outbound_messages, users
-from tests.conftest import FAST_PASSWORDS, World, stored_copies
-from tests.core.test_plans import EMAIL_LIMIT, SettableClock
+from tests.core.test_plans import EMAIL_LIMIT
+from tests.support.clock import SettableClock
+from tests.support.world import World, stored_copies
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    """The services' clock, moved by the tests of quotas and schedules."""
+    return SettableClock()
 
 
 def parsed(data: bytes) -> email.message.EmailMessage:
@@ -149,20 +154,9 @@ async def test_injection_and_malformed_input_are_refused_before_anything_is_stor
     assert await blob_count(world.services) == blobs_before
 
 
-@pytest.fixture
-async def clocked(settings: Settings) -> AsyncIterator[tuple[Services, SettableClock]]:
-    clock = SettableClock()
-    built = await build_services(settings, clock=clock, passwords=FAST_PASSWORDS)
-    try:
-        yield built, clock
-    finally:
-        await built.close()
-
-
 async def test_the_monthly_quota_counts_recipients_and_resets_each_month(
-    clocked: tuple[Services, SettableClock],
+    services: Services, clock: SettableClock
 ) -> None:
-    services, clock = clocked
     clock.current = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
     await services.accounts.create(
         "small", owner_email="o@small.test", password="pass-word-1", plan="starter"
@@ -305,9 +299,8 @@ async def test_only_the_mailbox_or_a_mailbox_of_the_same_user_may_be_the_sender(
 
 
 async def test_a_scheduled_message_waits_for_its_time(
-    clocked: tuple[Services, SettableClock],
+    services: Services, clock: SettableClock
 ) -> None:
-    services, clock = clocked
     await services.accounts.create(
         "acme", owner_email="o@acme.test", password="pass-word-1", plan="pro"
     )

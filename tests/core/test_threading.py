@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailmark.core.model import Mailbox
-from tests.conftest import World
+from tests.support.world import World
 
 
 def mail(

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli.test_cli import MAILMARK, mailmark
-from tests.e2e.test_serve import Server, free_port, serve_env, servers  # noqa: F401
+from tests.support.serve import MAILMARK, Server, free_port, mailmark
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +71,7 @@ async def api_key(env: dict[str, str], cwd: Path) -> str:
 
 
 async def test_two_http_processes_serve_one_port(
-    tmp_path: Path, serve_env: dict[str, str], servers: list[Server]  # noqa: F811
+    tmp_path: Path, serve_env: dict[str, str], servers: list[Server]
 ) -> None:
     port = free_port()
     env = {**serve_env, "MAILMARK_HTTP_PORT": str(port)}
@@ -93,7 +92,7 @@ async def test_two_http_processes_serve_one_port(
 
 
 async def test_the_worker_exits_when_the_main_process_is_killed(
-    tmp_path: Path, serve_env: dict[str, str], servers: list[Server]  # noqa: F811
+    tmp_path: Path, serve_env: dict[str, str], servers: list[Server]
 ) -> None:
     env = {**serve_env, "MAILMARK_HTTP_PORT": str(free_port())}
     server, worker = await start(env, tmp_path, servers)

@@ -11,16 +11,15 @@ import re
 import signal
 import smtplib
 import socket
-import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import cli_environment, mailmark
-from tests.e2e.test_serve import Server, free_port
 from tests.fakedns import FakeDns
+from tests.support.serve import Server, cli_environment, free_port, mailmark
+from tests.support.tls import client_tls
 
 pytestmark = pytest.mark.slow
 
@@ -28,13 +27,6 @@ ADDRESS = "sales@acme.test"
 PASSWORD = "sales-pass-1"
 APPENDS = 20
 DELIVERIES = 10
-
-
-def client_tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def numbered(kind: str, n: int) -> bytes:

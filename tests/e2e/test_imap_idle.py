@@ -1,5 +1,5 @@
-"""MX → IMAP IDLE: a session idling on INBOX hears of mail delivered through the MX listener
-within one second, and only the mailbox the mail was for is woken."""
+"""MX → IMAP IDLE: a session idling on INBOX is woken by mail delivered through the MX listener,
+and only the mailbox the mail was for is woken."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mailmark.bootstrap import Listeners
-from tests.conftest import World
-from tests.imap.raw import Raw
-
-WAKE_WITHIN = 1.0
+from tests.imap.raw import BEFORE_THE_POLL, Raw
+from tests.support.world import World
 
 
 def message(n: int, to: str = "sales@acme.test") -> bytes:
@@ -63,16 +61,13 @@ async def next_exists(client: Raw, timeout: float) -> int:
         assert line.startswith(b"* "), line
 
 
-async def test_mx_delivery_wakes_idle_within_one_second(
+async def test_mx_delivery_wakes_idle_before_any_poll(
     listeners: Listeners, sales_idle: Raw
 ) -> None:
-    latencies = []
     for n in range(1, 6):
         await asyncio.to_thread(send_through_mx, listeners.mx_port, message(n))
-        acknowledged = time.monotonic()  # the 250 has been read: the message is committed
-        assert await next_exists(sales_idle, timeout=5.0) == n
-        latencies.append(time.monotonic() - acknowledged)
-    assert max(latencies) < WAKE_WITHIN, latencies
+        # The 250 has been read: the message is committed.
+        assert await next_exists(sales_idle, timeout=BEFORE_THE_POLL) == n
 
     await sales_idle.send(b"DONE\r\n")
     done = await sales_idle.until(b"I1")
@@ -89,7 +84,7 @@ async def test_delivery_to_another_mailbox_does_not_wake_idle(
         await asyncio.to_thread(
             send_through_mx, listeners.mx_port, message(1, "support@acme.test"), "support@acme.test"
         )
-        assert await next_exists(support, timeout=WAKE_WITHIN) == 1
+        assert await next_exists(support, timeout=BEFORE_THE_POLL) == 1
         # sales@ is silent: nothing at all for it, not even a spurious EXISTS.
         with pytest.raises(TimeoutError):
             await sales_idle.line(timeout=1.0)
@@ -106,11 +101,10 @@ async def test_two_sessions_idling_on_one_mailbox_are_both_woken(
     second = await idling(listeners.imaps.port, "sales@acme.test", "sales-pass-1")
     try:
         await asyncio.to_thread(send_through_mx, listeners.mx_port, message(1))
-        acknowledged = time.monotonic()
         counts = await asyncio.gather(
-            next_exists(sales_idle, timeout=5.0), next_exists(second, timeout=5.0)
+            next_exists(sales_idle, timeout=BEFORE_THE_POLL),
+            next_exists(second, timeout=BEFORE_THE_POLL),
         )
         assert list(counts) == [1, 1]
-        assert time.monotonic() - acknowledged < WAKE_WITHIN
     finally:
         await second.close()

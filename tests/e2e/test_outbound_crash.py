@@ -7,32 +7,20 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from mailmark.bootstrap import build_services
-from tests.cli.test_cli import settings_for
-from tests.e2e.test_serve import Server, cli_environment, free_port
 from tests.fakedns import FakeDns
-from tests.smtp_out.remote import AiosmtpdSink
+from tests.support.serve import Server, cli_environment, free_port, settings_for
+from tests.support.smtp_sink import AiosmtpdSink
 
 pytestmark = pytest.mark.slow
 
 MESSAGES = 1000
 DOMAINS = 5
 LEASE = "6s"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[AiosmtpdSink]:
-    server = AiosmtpdSink()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 def delivered_recipients(sink: AiosmtpdSink) -> set[str]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import re
 import signal
 import socket
 import ssl
 import stat
-from collections.abc import AsyncIterator
+import re
 from pathlib import Path
 
 import aiosmtplib
@@ -19,109 +17,19 @@ import pytest
 from cryptography import x509
 
 from mailmark.bootstrap import build_services
-from tests.cli.test_cli import MAILMARK, cli_environment, mailmark, settings_for
-from tests.conftest import stored_copies
-from tests.fakedns import FakeDns
+from tests.support.serve import START_TIMEOUT, Server, mailmark, settings_for
+from tests.support.world import stored_copies
 
 pytestmark = pytest.mark.slow
 
-START_TIMEOUT = 30.0
 MESSAGES = 20
 CONNECTIONS = 4
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Server:
-    """One `mailmark serve` process; its log (stderr) is read continuously so it never blocks."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._new_line = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def start(cls, env: dict[str, str], cwd: Path) -> Server:
-        process = await asyncio.create_subprocess_exec(
-            MAILMARK, "serve", env=env, cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
-
-    async def _read(self) -> None:
-        assert self.process.stderr is not None
-        async for raw in self.process.stderr:
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-            self._new_line.set()
-        self._new_line.set()
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    async def wait_for(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
-        async def scan() -> re.Match[str]:
-            seen = 0
-            while True:
-                for line in self.lines[seen:]:
-                    if found := re.search(pattern, line):
-                        return found
-                seen = len(self.lines)
-                if self._reader.done():
-                    raise AssertionError(f"serve ended without logging {pattern!r}:\n{self.log}")
-                self._new_line.clear()
-                await self._new_line.wait()
-
-        try:
-            return await asyncio.wait_for(scan(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"no {pattern!r} within {timeout}s; log so far:\n{self.log}") from None
-
-    async def exit_status(self, timeout: float) -> int:
-        code = await asyncio.wait_for(self.process.wait(), timeout)
-        await self._reader
-        return code
-
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-        with contextlib.suppress(Exception):
-            await self._reader
-
-
 @pytest.fixture
-def serve_env(tmp_path: Path, database_url: str, fake_dns: FakeDns) -> dict[str, str]:
-    return cli_environment(
-        tmp_path / "data",
-        database_url,
-        MAILMARK_MX_PORT=str(free_port()),
-        MAILMARK_DNS_NAMESERVERS=fake_dns.address,
-        # Whatever other listeners serve starts, they must not collide with other test runs.
-        MAILMARK_SUBMISSION_PORT="0",
-        MAILMARK_SUBMISSIONS_PORT="0",
-        MAILMARK_IMAP_PORT="0",
-        MAILMARK_IMAPS_PORT="0",
-        MAILMARK_HTTP_PORT="0",
-    )
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[Server]]:
-    """Every server a test starts; any still running at the end is killed."""
-    started: list[Server] = []
-    try:
-        yield started
-    finally:
-        for server in started:
-            await server.stop()
+def database_url(empty_database_url: str) -> str:
+    """serve's very first start finds nothing, not even the schema."""
+    return empty_database_url
 
 
 async def start_serving(env: dict[str, str], cwd: Path, servers: list[Server]) -> Server:

@@ -18,9 +18,8 @@ from mailmark.bootstrap import build_services
 from mailmark.config import Settings
 from mailmark.storage.db import create_engine
 from mailmark.storage.tables import webhook_deliveries
-from tests.cli.test_cli import settings_for
-from tests.e2e.test_serve import Server, cli_environment, free_port
 from tests.fakedns import FakeDns
+from tests.support.serve import Server, cli_environment, free_port, settings_for
 
 pytestmark = pytest.mark.slow
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import ssl
 from typing import Self
 
+from mailmark.imap.session import POLL_SECONDS
+from tests.support.tls import client_tls
+
 TIMEOUT = 10.0
+# Changes made on this node wake IDLE through the folder signals at once (in milliseconds);
+# without them the session would only find them at its next poll, POLL_SECONDS after it began to
+# wait. Waiting a little less than that tells the two apart, and leaves seconds to a busy machine.
+BEFORE_THE_POLL = POLL_SECONDS - 1.0
 _LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
-
-
-def client_tls() -> ssl.SSLContext:
-    """The test data dir's certificate is self-signed."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class Raw:

@@ -9,8 +9,9 @@ import imaplib
 import pytest
 
 from mailmark.bootstrap import Listeners
-from tests.conftest import World
-from tests.imap.raw import Raw, client_tls
+from tests.imap.raw import Raw
+from tests.support.tls import client_tls
+from tests.support.world import World
 
 pytestmark = pytest.mark.usefixtures("world")
 

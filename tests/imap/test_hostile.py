@@ -17,8 +17,8 @@ from datetime import timedelta
 import pytest
 
 from mailmark.bootstrap import Listeners, start_listeners
-from tests.conftest import World
 from tests.imap.raw import TIMEOUT, Raw
+from tests.support.world import World
 
 PASSWORD = "sales-pass-1"
 MiB = 1024 * 1024

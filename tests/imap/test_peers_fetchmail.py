@@ -17,8 +17,8 @@ import pytest
 
 from mailmark.bootstrap import Listeners
 from mailmark.security import ensure_self_signed_certificate
-from tests.conftest import HOSTNAME, World, stored_copies
-from tests.imap.raw import client_tls
+from tests.support.tls import client_tls
+from tests.support.world import HOSTNAME, World, stored_copies
 
 FETCHMAIL = shutil.which("fetchmail")
 pytestmark = pytest.mark.skipif(FETCHMAIL is None, reason="fetchmail not installed (Debian package fetchmail)")
@@ -59,6 +59,9 @@ def rcfile(home: Path, port: int, certificate: Path, inbox: Path, *, keep: bool,
 async def fetch(home: Path, rc: Path) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         str(FETCHMAIL), "--fetchmailrc", str(rc), "--nodetach", "--verbose",
+        # As root its lock is /var/run/fetchmail.pid, whatever FETCHMAILHOME says: parallel runs
+        # would refuse to start ("another foreground fetchmail is running").
+        "--pidfile", str(home / "fetchmail.pid"),
         env={"HOME": str(home), "PATH": "/usr/bin:/bin", "FETCHMAILHOME": str(home)},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,

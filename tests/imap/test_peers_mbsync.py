@@ -17,8 +17,8 @@ import pytest
 
 from mailmark.bootstrap import Listeners
 from mailmark.security import ensure_self_signed_certificate
-from tests.conftest import World, stored_copies
-from tests.imap.raw import client_tls
+from tests.support.tls import client_tls
+from tests.support.world import World, stored_copies
 
 MBSYNC = shutil.which("mbsync")
 pytestmark = pytest.mark.skipif(MBSYNC is None, reason="mbsync not installed (Debian package isync)")

@@ -8,7 +8,7 @@ import pytest
 
 from mailmark.bootstrap import Listeners, Services
 from mailmark.config import Settings
-from tests.conftest import World
+from tests.support.world import World
 
 # Low enough that a burst of 100 requests on one key meets a 429, high enough that no test
 # spending the main key (a few dozen requests) does.

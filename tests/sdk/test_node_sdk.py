@@ -16,7 +16,11 @@ SDK = Path(__file__).resolve().parents[2] / "sdk" / "node"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed (Debian: nodejs npm)")
+pytestmark = [
+    pytest.mark.skipif(NODE is None, reason="node is not installed (Debian: nodejs npm)"),
+    # Both tests build sdk/node in place: under pytest-xdist they run in one worker, in turn.
+    pytest.mark.xdist_group("sdk-node"),
+]
 
 
 async def _run(*argv: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:

@@ -125,7 +125,8 @@ def _deep_multipart(levels: int) -> bytes:
 def _binary_garbage(size: int, seed: int) -> bytes:
     """Random octets (NULs and 0x80-0xFF included) in CRLF-terminated lines, no CR or LF inside."""
     rng = random.Random(seed)
-    octets = bytes(rng.choice([b for b in range(256) if b not in (10, 13)]) for _ in range(size))
+    alphabet = bytes(b for b in range(256) if b not in (10, 13))
+    octets = bytes(rng.choice(alphabet) for _ in range(size))
     return b"".join(octets[i : i + 76] + b"\r\n" for i in range(0, len(octets), 76))
 
 

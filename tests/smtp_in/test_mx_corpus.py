@@ -1,4 +1,5 @@
-"""Awkward real-world messages are stored byte for byte, or refused with a clear 5xx, within 2 s.
+"""Awkward real-world messages are stored byte for byte, or refused with a clear 5xx, within 2 s
+of CPU time.
 
 Parsing must never crash delivery: a message we cannot parse is stored with whatever metadata
 could be read. Only the shapes listed in EXPECTED_REFUSALS may be refused, and only with that code.
@@ -11,10 +12,13 @@ import time
 
 import pytest
 
-from tests.conftest import World, stored_copies
 from tests.smtp_in.corpus import CORPUS, RawSmtp, Reply, data_transmission
+from tests.support.world import World, stored_copies
 
-TIME_LIMIT_SECONDS = 2.0
+# The server runs in this process: its CPU time bounds the work a shape costs (parsing must not
+# blow up on nesting or header floods), whatever else the machine is doing. The nesting bomb, the
+# costliest shape, takes ~0.45 s; the others less than 0.1 s.
+CPU_LIMIT_SECONDS = 2.0
 EXPECTED_REFUSALS = {
     # RFC 5321 §4.5.3.1.6 line length: we allow 64 KiB, never unbounded.
     "line_over_64k": "500 5.5.2",
@@ -53,33 +57,33 @@ async def test_corpus_has_the_required_shapes() -> None:
 
 
 async def _send_shape(port: int, message: bytes) -> tuple[Reply, float, RawSmtp]:
-    """One transaction to sales@; returns the final reply, the seconds DATA took, the client."""
+    """One transaction to sales@; returns the final reply, the CPU seconds DATA cost, the client."""
     client, greeting = await RawSmtp.connect(port)
     try:
         assert greeting.code == 220
         assert (await client.command("EHLO client.example.org")).code == 250
         assert (await client.command("MAIL FROM:<alice@example.org> BODY=8BITMIME")).code == 250
         assert (await client.command("RCPT TO:<sales@acme.test>")).code == 250
-        started = time.perf_counter()
+        started = time.process_time()
         go_ahead = await client.command("DATA")
         assert go_ahead.code == 354
         await client.send(data_transmission(message))
         final = await client.reply()
-        return final, time.perf_counter() - started, client
+        return final, time.process_time() - started, client
     except BaseException:
         await client.close()
         raise
 
 
-async def test_every_shape_is_stored_or_cleanly_refused_within_two_seconds(
+async def test_every_shape_is_stored_or_cleanly_refused_within_two_cpu_seconds(
     world: World, mx_port: int, subtests: pytest.Subtests
 ) -> None:
     for name, message in CORPUS:
         with subtests.test(msg=name):
             before = len(await stored_copies(world.services, world.sales))
-            reply, elapsed, client = await _send_shape(mx_port, message)
+            reply, cpu, client = await _send_shape(mx_port, message)
             try:
-                assert elapsed < TIME_LIMIT_SECONDS, f"{name}: DATA took {elapsed:.2f} s"
+                assert cpu < CPU_LIMIT_SECONDS, f"{name}: DATA cost {cpu:.2f} s of CPU"
                 copies = await stored_copies(world.services, world.sales)
                 expected = EXPECTED_REFUSALS.get(name)
                 if expected is None:

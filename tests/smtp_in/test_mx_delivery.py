@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiosmtplib
 
-from tests.conftest import World, stored_copies
+from tests.support.world import World, stored_copies
 
 MESSAGE = (
     b"From: Alice <alice@example.org>\r\n"

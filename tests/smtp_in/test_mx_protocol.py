@@ -16,9 +16,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from mailmark.bootstrap import Services, start_listeners
-from tests.conftest import HOSTNAME, World, stored_copies
 from tests.fakedns import FakeDns
 from tests.smtp_in.corpus import RawSmtp, Reply, data_transmission
+from tests.support.world import HOSTNAME, World, stored_copies
 
 ENHANCED = re.compile(r"^([245])\.\d{1,3}\.\d{1,3}( |$)")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import World, stored_copies
 from tests.smtp_in.corpus import RawSmtp
+from tests.support.world import World, stored_copies
 
 RELAY_DENIED = "554 5.7.1"
 NO_SUCH_MAILBOX = "550 5.1.1"

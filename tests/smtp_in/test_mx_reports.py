@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from mailmark.bootstrap import Services
 from mailmark.core.errors import Suppressed
 from mailmark.storage.tables import events, outbound_messages, suppressions
-from tests.conftest import World, stored_copies
 from tests.core.report_samples import (
     arf_complaint,
     exim_bounce,
@@ -24,6 +23,7 @@ from tests.core.report_samples import (
     postfix_bounce,
     postfix_delay,
 )
+from tests.support.world import World, stored_copies
 
 
 async def sent(world: World, *recipients: str) -> tuple[int, str, str]:

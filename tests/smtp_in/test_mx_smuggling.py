@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import World, stored_copies
 from tests.smtp_in.corpus import RawSmtp, Reply
+from tests.support.world import World, stored_copies
 
 FIRST = (
     b"From: alice@example.org\r\nTo: sales@acme.test\r\nSubject: harmless\r\n\r\n"

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import shutil
 import smtplib
-import ssl
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,19 +21,12 @@ import sqlalchemy as sa
 from mailmark.bootstrap import Listeners, Services
 from mailmark.core.model import Suppression
 from mailmark.storage.tables import deliveries, mailboxes, outbound_messages, users
-from tests.conftest import HOSTNAME, World
 from tests.smtp_in.corpus import RawSmtp
+from tests.support.tls import client_tls
+from tests.support.world import HOSTNAME, World
 
 SALES_PASSWORD = "sales-pass-1"
 SWAKS = shutil.which("swaks")
-
-
-def client_tls() -> ssl.SSLContext:
-    """The server's certificate is self-signed: encrypt, do not verify."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def message(

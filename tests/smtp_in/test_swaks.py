@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import HOSTNAME, World, stored_copies
+from tests.support.world import HOSTNAME, World, stored_copies
 
 SWAKS = shutil.which("swaks")
 pytestmark = pytest.mark.skipif(SWAKS is None, reason="swaks not installed")

@@ -8,12 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from mailmark.bootstrap import Services, build_services, outbound_worker
+from mailmark.bootstrap import Services, outbound_worker
 from mailmark.config import Settings
 from mailmark.smtp_out.worker import OutboundWorker
-from tests.conftest import FAST_PASSWORDS, World
 from tests.fakedns import FakeDns
-from tests.smtp_out.remote import AiosmtpdSink, SettableClock
+from tests.support.clock import SettableClock
+from tests.support.smtp_sink import AiosmtpdSink
+from tests.support.world import World
 
 RETRY_SCHEDULE = [timedelta(minutes=5), timedelta(minutes=30)]
 QUEUE_LIFETIME = timedelta(hours=2)
@@ -25,16 +26,6 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[AiosmtpdSink]:
-    server = AiosmtpdSink()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-@pytest.fixture
 def settings(settings: Settings, sink: AiosmtpdSink) -> Settings:
     return settings.model_copy(
         update={
@@ -43,15 +34,6 @@ def settings(settings: Settings, sink: AiosmtpdSink) -> Settings:
             "queue_lifetime": QUEUE_LIFETIME,
         }
     )
-
-
-@pytest.fixture
-async def services(settings: Settings, clock: SettableClock) -> AsyncIterator[Services]:
-    built = await build_services(settings, clock=clock, passwords=FAST_PASSWORDS)
-    try:
-        yield built
-    finally:
-        await built.close()
 
 
 @pytest.fixture

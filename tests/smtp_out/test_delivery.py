@@ -15,10 +15,11 @@ from mailmark.bootstrap import Services
 from mailmark.core.errors import Suppressed
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.smtp_out.worker import OutboundWorker
-from tests.conftest import World, stored_copies
 from tests.fakedns import FakeDns
 from tests.smtp_out.conftest import QUEUE_LIFETIME
-from tests.smtp_out.remote import AiosmtpdSink, SettableClock
+from tests.support.clock import SettableClock
+from tests.support.smtp_sink import AiosmtpdSink
+from tests.support.world import World, stored_copies
 
 
 async def statuses(services: Services) -> dict[str, str]:

@@ -11,7 +11,8 @@ import pytest
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.smtp_out.mta_sts import MtaStsPolicies, parse_policy, parse_sts_record
 from tests.fakedns import FakeDns
-from tests.smtp_out.remote import PolicyServer, SettableClock, TestCa
+from tests.smtp_out.remote import PolicyServer, TestCa
+from tests.support.clock import SettableClock
 
 ENFORCE = "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmx: *.backup.sts.test\r\nmax_age: 86400\r\n"
 

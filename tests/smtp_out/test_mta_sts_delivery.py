@@ -10,10 +10,11 @@ import pytest
 
 from mailmark.bootstrap import Services, outbound_worker
 from mailmark.smtp_out.worker import OutboundWorker
-from tests.conftest import World
 from tests.fakedns import FakeDns
 from tests.smtp_out.conftest import publish_dkim
-from tests.smtp_out.remote import AiosmtpdSink, PolicyServer, TestCa
+from tests.smtp_out.remote import PolicyServer, TestCa
+from tests.support.smtp_sink import AiosmtpdSink
+from tests.support.world import World
 
 POLICY = "version: STSv1\nmode: {mode}\nmx: mx.{domain}\nmax_age: 86400\n"
 

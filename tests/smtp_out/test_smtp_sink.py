@@ -9,10 +9,10 @@ import pytest
 
 from mailmark.bootstrap import Services, outbound_worker
 from mailmark.dns_tools.resolver import DnsResolver
-from tests.conftest import World
 from tests.fakedns import FakeDns
 from tests.smtp_out.conftest import publish_dkim
-from tests.smtp_out.remote import SMTP_SINK, SmtpSinkProcess
+from tests.support.smtp_sink import SMTP_SINK, SmtpSinkProcess
+from tests.support.world import World
 
 pytestmark = pytest.mark.skipif(
     not SMTP_SINK.exists(), reason="needs Postfix's smtp-sink (Debian package postfix)"

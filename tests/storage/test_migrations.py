@@ -21,6 +21,12 @@ from mailmark.storage.tables import FULLTEXT_TABLE, accounts, metadata
 
 
 @pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """What is migrated here is an empty database, not the suite's migrated template."""
+    return empty_database_url
+
+
+@pytest.fixture
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     created = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)

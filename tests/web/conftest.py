@@ -11,7 +11,7 @@ from mailmark.bootstrap import Services
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.web.app import create_app
 from mailmark.web.server import start_http_listener
-from tests.conftest import World
+from tests.support.world import World
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from mailmark.bootstrap import Listeners
 from mailmark.core.model import Mailbox
-from tests.conftest import World
+from tests.support.world import World
 
 OTHER_DOMAIN = "other.test"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from mailmark.core.apikeys import KEY_PREFIX, public_prefix
-from tests.conftest import World
+from tests.support.world import World
 from tests.web.api.conftest import Tenant, assert_error, client
 
 

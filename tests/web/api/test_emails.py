@@ -5,7 +5,7 @@ from __future__ import annotations
 from mailmark.core.events import record_events
 from mailmark.core.model import Suppression
 from mailmark.core.ports import NewEvent
-from tests.conftest import World
+from tests.support.world import World
 from tests.web.api.conftest import Tenant, assert_error
 from tests.web.api.test_send import later_ms
 

@@ -13,7 +13,7 @@ from litestar import Litestar
 
 from mailmark.bootstrap import Listeners
 from mailmark.config import Settings
-from tests.conftest import World
+from tests.support.world import World
 from tests.web.api.conftest import Tenant, assert_error
 from tests.web.api.test_send import later_ms
 

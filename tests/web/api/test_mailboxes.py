@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from mailmark.storage.tables import sender_group_mailboxes
-from tests.conftest import World
+from tests.support.world import World
 from tests.web.api.conftest import Tenant, assert_error
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from mailmark.core.model import Suppression
 from mailmark.storage.tables import deliveries, idempotency_keys, outbound_messages
-from tests.conftest import World
+from tests.support.world import World
 from tests.web.api.conftest import Tenant, assert_error
 
 
@@ -147,7 +147,6 @@ async def test_a_campaign_from_a_sender_group_rotates_its_mailboxes(
 
 async def test_a_large_campaign_is_one_transaction(acme: Tenant, world: World) -> None:
     recipients = [f"user{i}@example.com" for i in range(500)]
-    started = time.perf_counter()
     response = await acme.client.post(
         "/v1/send",
         json={
@@ -155,12 +154,10 @@ async def test_a_large_campaign_is_one_transaction(acme: Tenant, world: World) -
             "type": "campaign", "scheduledAt": later_ms(),
         },
     )
-    elapsed = time.perf_counter() - started
 
     assert response.status_code == 200, response.text
     assert len(response.json()["messageIds"]) == 500
     assert len(await queued_rows(world)) == 500
-    print(f"campaign of 500 queued in {elapsed:.2f} s")
 
 
 async def test_refusals_name_the_field_and_queue_nothing(acme: Tenant, world: World) -> None:

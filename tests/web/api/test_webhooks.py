@@ -22,10 +22,12 @@ from mailmark.core.errors import NotFound, TargetRefused
 from mailmark.core.webhooks import MAX_ATTEMPTS, RETRY_SCHEDULE, verify_signature
 from mailmark.storage.tables import webhook_deliveries
 from mailmark.webhooks.worker import WebhookWorker
-from tests.conftest import FAST_PASSWORDS, World
 from tests.fakedns import FakeDns
 from tests.smtp_out.conftest import publish_dkim
-from tests.smtp_out.remote import AiosmtpdSink, SettableClock, TestCa
+from tests.smtp_out.remote import TestCa
+from tests.support.clock import SettableClock
+from tests.support.smtp_sink import AiosmtpdSink
+from tests.support.world import World
 from tests.web.api.conftest import Tenant, assert_error
 
 MAX_REQUEST = 1 << 20
@@ -103,17 +105,6 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     server = Receiver()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[AiosmtpdSink]:
-    """remote.test's MTA: 550 for reject*@, 250 for everyone else."""
-    server = AiosmtpdSink()
     await server.start()
     try:
         yield server
@@ -348,15 +339,6 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-async def services(settings: Settings, clock: SettableClock) -> AsyncIterator[Services]:
-    built = await build_services(settings, clock=clock, passwords=FAST_PASSWORDS)
-    try:
-        yield built
-    finally:
-        await built.close()
-
-
-@pytest.fixture
 async def worker(services: Services) -> AsyncIterator[WebhookWorker]:
     hand_driven = webhook_worker(services)
     try:
@@ -469,7 +451,7 @@ async def test_a_new_worker_delivers_what_a_crashed_one_left(
 async def test_rows_survive_a_restart_of_the_services(
     settings: Settings, clock: SettableClock, receiver: Receiver
 ) -> None:
-    first = await build_services(settings, clock=clock, passwords=FAST_PASSWORDS)
+    first = await build_services(settings, clock=clock)
     try:
         await first.accounts.create("acme", owner_email="o@acme.test", password="pw-123456", plan="unlimited")
         domain = await first.domains.add("acme.test", account_name="acme", trust=True)
@@ -481,7 +463,7 @@ async def test_rows_survive_a_restart_of_the_services(
     finally:
         await first.close()
     assert receiver.requests == []
-    second = await build_services(settings, clock=clock, passwords=FAST_PASSWORDS)
+    second = await build_services(settings, clock=clock)
     try:
         restarted = webhook_worker(second)
         try:
@@ -561,7 +543,7 @@ async def test_refused_at_save_time_without_the_allowlist(
     fake_dns.add("localhost.rebind.test", "A", "127.0.0.1")
     strict = await build_services(
         settings.model_copy(update={"webhook_allow_private_networks": []}),
-        clock=clock, passwords=FAST_PASSWORDS,
+        clock=clock,
     )
     try:
         account_id, domain_id = await domain_ids(World(strict, world.sales, world.support))
