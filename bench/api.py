@@ -122,8 +122,14 @@ def bare_server_main(port: int, status: int, body: dict[str, Any]) -> int:
     app = Litestar([send], logging_config=None)
     # uvicorn's "auto" loop and parser pick uvloop and httptools when installed, as in serve.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_config=None,
-        log_level="warning", access_log=False, server_header=False,
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
     )
     uvicorn.Server(config).run()
     return 0
@@ -135,7 +141,11 @@ def bare_server_main(port: int, status: int, body: dict[str, Any]) -> int:
 
 
 async def _client_connection(
-    host: str, port: int, request: bytes, stop_at: float, latencies: list[float],
+    host: str,
+    port: int,
+    request: bytes,
+    stop_at: float,
+    latencies: list[float],
     counts: dict[str, int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
@@ -168,10 +178,12 @@ def load_client_main(spec: dict[str, Any]) -> int:
     async def run() -> float:
         start = time.perf_counter()
         stop_at = start + spec["seconds"]
-        await asyncio.gather(*(
-            _client_connection(spec["host"], spec["port"], request, stop_at, latencies, counts)
-            for _ in range(spec["connections"])
-        ))
+        await asyncio.gather(
+            *(
+                _client_connection(spec["host"], spec["port"], request, stop_at, latencies, counts)
+                for _ in range(spec["connections"])
+            )
+        )
         return time.perf_counter() - start
 
     runner, _ = event_loop_runner()
@@ -181,10 +193,19 @@ def load_client_main(spec: dict[str, Any]) -> int:
     def pct(p: float) -> float:
         return latencies[max(0, math.ceil(p / 100 * len(latencies)) - 1)] if latencies else 0.0
 
-    print(json.dumps({
-        "requests": counts["2xx"] + counts["non2xx"], "non2xx": counts["non2xx"], "errors": 0,
-        "seconds": seconds, "p50": pct(50), "p99": pct(99), "abandoned": 0,
-    }))
+    print(
+        json.dumps(
+            {
+                "requests": counts["2xx"] + counts["non2xx"],
+                "non2xx": counts["non2xx"],
+                "errors": 0,
+                "seconds": seconds,
+                "p50": pct(50),
+                "p99": pct(99),
+                "abandoned": 0,
+            }
+        )
+    )
     return 0
 
 
@@ -225,15 +246,30 @@ class Target:
 
 def run_wrk(target: Target, seconds: int, connections: int, workdir: Path) -> LoadResult:
     script = workdir / f"{target.name.split()[0]}.lua"
-    script.write_text(WRK_SCRIPT % {
-        "body": lua_string(target.body), "authorization": lua_string(target.authorization)
-    })
+    script.write_text(
+        WRK_SCRIPT
+        % {"body": lua_string(target.body), "authorization": lua_string(target.authorization)}
+    )
     threads = str(max(1, min(connections, os.cpu_count() or 1)))
     url = f"http://127.0.0.1:{target.port}/v1/send"
-    argv = ["wrk", "-t", threads, "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s",
-            "-s", str(script), url]
+    argv = [
+        "wrk",
+        "-t",
+        threads,
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        url,
+    ]
     cpu_before = tree_cpu_seconds(target.pid)
-    result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=seconds + 120)
+    result = subprocess.run(
+        argv, check=False, capture_output=True, text=True, timeout=seconds + 120
+    )
     cpu_after = tree_cpu_seconds(target.pid)
     match = WRK_SUMMARY.search(result.stdout)
     if result.returncode != 0 or not match:
@@ -253,22 +289,36 @@ def run_wrk(target: Target, seconds: int, connections: int, workdir: Path) -> Lo
 
 
 def run_asyncio_client(target: Target, seconds: int, connections: int) -> LoadResult:
-    spec = {"host": "127.0.0.1", "port": target.port, "authorization": target.authorization,
-            "body": target.body, "seconds": seconds, "connections": connections}
+    spec = {
+        "host": "127.0.0.1",
+        "port": target.port,
+        "authorization": target.authorization,
+        "body": target.body,
+        "seconds": seconds,
+        "connections": connections,
+    }
     cpu_before = tree_cpu_seconds(target.pid)
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), LOAD_CLIENT, json.dumps(spec)],
         check=False,
-        capture_output=True, text=True, timeout=seconds + 120,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
     )
     cpu_after = tree_cpu_seconds(target.pid)
     if result.returncode != 0:
         raise BenchError(f"the load client failed ({result.returncode}): {result.stderr[-2000:]}")
     data = json.loads(result.stdout.strip().splitlines()[-1])
     return LoadResult(
-        target.name, data["requests"], data["non2xx"], data["errors"], data["seconds"],
-        data["p50"], data["p99"],
-        None if cpu_before is None or cpu_after is None else cpu_after - cpu_before, 0,
+        target.name,
+        data["requests"],
+        data["non2xx"],
+        data["errors"],
+        data["seconds"],
+        data["p50"],
+        data["p99"],
+        None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+        0,
     )
 
 
@@ -286,14 +336,28 @@ def load(target: Target, seconds: int, connections: int, workdir: Path) -> LoadR
 def provision(setup: MailmarkSetup) -> str:
     """Account, domain and mailbox through the CLI; returns the new API key that
     `mailmark apikey create` prints on its last line."""
-    mailmark_cli(setup, "account", "create", "bench", "--owner", f"owner@{DOMAIN}",
-                 "--password=bench-owner-password", "--plan", "unlimited")
+    mailmark_cli(
+        setup,
+        "account",
+        "create",
+        "bench",
+        "--owner",
+        f"owner@{DOMAIN}",
+        "--password=bench-owner-password",
+        "--plan",
+        "unlimited",
+    )
     mailmark_cli(setup, "domain", "add", DOMAIN, "--account", "bench", "--trust")
     mailmark_cli(setup, "mailbox", "add", SENDER, "--display-name", "Bench")
     result = subprocess.run(
-        [*mailmark_command(), "apikey", "create", DOMAIN, "--name", "bench"], check=False,
-        env=setup.env, cwd=setup.workdir, stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=120,
+        [*mailmark_command(), "apikey", "create", DOMAIN, "--name", "bench"],
+        check=False,
+        env=setup.env,
+        cwd=setup.workdir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines or not lines[-1].startswith("dm_live_"):
@@ -340,7 +404,10 @@ def start_serve(
         proc = procs.start(
             "mailmark serve",
             [*mailmark_command(), "serve", "--http-workers", str(http_workers)],
-            env=setup.env, cwd=setup.workdir, stdin=subprocess.DEVNULL, stdout=log,
+            env=setup.env,
+            cwd=setup.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
             stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 120
@@ -355,7 +422,9 @@ def start_serve(
 
 def post_json(port: int, body: str, authorization: str) -> tuple[int, Any]:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/send", data=body.encode(), method="POST",
+        f"http://127.0.0.1:{port}/v1/send",
+        data=body.encode(),
+        method="POST",
         headers={"Content-Type": "application/json", "Authorization": authorization},
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -398,17 +467,23 @@ def start_bare(
     with log.open("wb") as out:
         proc = procs.start(
             "bare Litestar",
-            [sys.executable, str(Path(__file__).resolve()), BARE_SERVER, str(port), str(status),
-             json.dumps(body)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                BARE_SERVER,
+                str(port),
+                str(status),
+                json.dumps(body),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     wait_http(port, proc, log)
     return proc, port
 
 
-def start_py_spy(
-    procs: Processes, out: Path, pid: int, seconds: int
-) -> subprocess.Popen[bytes]:
+def start_py_spy(procs: Processes, out: Path, pid: int, seconds: int) -> subprocess.Popen[bytes]:
     """Sample where `pid` spends CPU (every thread; idle samples left out) during the timed run,
     as collapsed stacks (`--format raw`: one line per stack with its sample count)."""
     py_spy = shutil.which("py-spy")
@@ -416,9 +491,25 @@ def start_py_spy(
         raise BenchError("--py-spy: py-spy is not on PATH (pip install py-spy)")
     return procs.start(
         "py-spy",
-        [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--threads",
-         "--format", "raw", "--rate", "100", "--nonblocking", "--output", str(out.absolute())],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--threads",
+            "--format",
+            "raw",
+            "--rate",
+            "100",
+            "--nonblocking",
+            "--output",
+            str(out.absolute()),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -428,12 +519,16 @@ def start_py_spy(
 
 
 def print_table(results: list[LoadResult]) -> None:
-    print(f"{'server':<26} {'2xx':>8} {'non-2xx':>7} {'errors':>6} {'req/s':>8} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'CPU ms/req':>10}")
+    print(
+        f"{'server':<26} {'2xx':>8} {'non-2xx':>7} {'errors':>6} {'req/s':>8} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'CPU ms/req':>10}"
+    )
     for r in results:
         cpu = f"{r.cpu_seconds * 1000 / r.accepted:.2f}" if r.cpu_seconds and r.accepted else "-"
-        print(f"{r.server:<26} {r.accepted:>8} {r.non2xx:>7} {r.errors:>6} {r.rate:>8.0f} "
-              f"{r.p50 * 1000:>7.1f} {r.p99 * 1000:>7.1f} {cpu:>10}")
+        print(
+            f"{r.server:<26} {r.accepted:>8} {r.non2xx:>7} {r.errors:>6} {r.rate:>8.0f} "
+            f"{r.p50 * 1000:>7.1f} {r.p99 * 1000:>7.1f} {cpu:>10}"
+        )
 
 
 def bench(args: argparse.Namespace, procs: Processes) -> int:
@@ -448,8 +543,9 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mailmark-bench-api-", dir=args.workdir))
     try:
         with fresh_database(args.database_url) as database_url:
-            setup = mailmark_setup(workdir, database_url, f"127.0.0.1:{free_loopback_port()}",
-                                   args.sqlite_synchronous)
+            setup = mailmark_setup(
+                workdir, database_url, f"127.0.0.1:{free_loopback_port()}", args.sqlite_synchronous
+            )
             http_port = free_loopback_port()
             setup.env.update(
                 MAILMARK_HTTP_PORT=str(http_port),
@@ -459,7 +555,9 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
             api_key = provision(setup)
             authorization = f"Bearer {api_key}"
             message: dict[str, Any] = {
-                "from": SENDER, "to": [RECIPIENT], "subject": "Bench",
+                "from": SENDER,
+                "to": [RECIPIENT],
+                "subject": "Bench",
                 "text": "A small transactional email.\n",
             }
             if not args.immediate:
@@ -476,14 +574,22 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
             backend = (
                 "PostgreSQL" if database_url else f"SQLite (synchronous={args.sqlite_synchronous})"
             )
-            print(f"POST /v1/send, {args.connections} connections, {args.seconds:g} s each after "
-                  f"a {WARMUP_SECONDS} s warm-up; load: {tool}")
-            print(f"servers: uvicorn on {loop_name} with {parser}; Mailmark store: {backend}; "
-                  f"mailmark serve --http-workers {args.http_workers}")
-            print("outbound worker: " + (
-                "running; sends are due at once and are deferred (DNS and remote SMTP port closed)"
-                if args.immediate else
-                "idle; every send is scheduled 30 days ahead, so no delivery is due in the run"))
+            print(
+                f"POST /v1/send, {args.connections} connections, {args.seconds:g} s each after "
+                f"a {WARMUP_SECONDS} s warm-up; load: {tool}"
+            )
+            print(
+                f"servers: uvicorn on {loop_name} with {parser}; Mailmark store: {backend}; "
+                f"mailmark serve --http-workers {args.http_workers}"
+            )
+            print(
+                "outbound worker: "
+                + (
+                    "running; sends are due at once and are deferred (DNS and remote SMTP port closed)"
+                    if args.immediate
+                    else "idle; every send is scheduled 30 days ahead, so no delivery is due in the run"
+                )
+            )
             targets = [
                 Target("bare Litestar", bare_port, bare.pid, authorization, body),
                 Target("mailmark POST /v1/send", http_port, mailmark.pid, authorization, body),
@@ -510,16 +616,22 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
         bare_result, mailmark_result = results
         ratio = mailmark_result.rate / bare_result.rate if bare_result.rate else 0.0
         fast = ratio >= TARGET_RATIO
-        print(f"ratio Mailmark/bare: {ratio:.2f} (target >= {TARGET_RATIO:.2f}) "
-              f"{'PASS' if fast else 'FAIL'}")
+        print(
+            f"ratio Mailmark/bare: {ratio:.2f} (target >= {TARGET_RATIO:.2f}) "
+            f"{'PASS' if fast else 'FAIL'}"
+        )
         durable = accepted <= rows <= accepted + abandoned
-        print(f"durable: {accepted} sends answered 2xx, {rows} queue rows after the server stopped"
-              f" (allowed: up to {abandoned} more, requests in flight when the load stopped) "
-              f"{'PASS' if durable else 'FAIL'}")
+        print(
+            f"durable: {accepted} sends answered 2xx, {rows} queue rows after the server stopped"
+            f" (allowed: up to {abandoned} more, requests in flight when the load stopped) "
+            f"{'PASS' if durable else 'FAIL'}"
+        )
         clean = mailmark_result.non2xx == 0 and mailmark_result.errors == 0
         if not clean:
-            print(f"FAIL: Mailmark answered {mailmark_result.non2xx} non-2xx, "
-                  f"{mailmark_result.errors} socket errors")
+            print(
+                f"FAIL: Mailmark answered {mailmark_result.non2xx} non-2xx, "
+                f"{mailmark_result.errors} socket errors"
+            )
         return 0 if fast and durable and clean else 1
     finally:
         procs.stop_all()
@@ -536,17 +648,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--seconds", "-d", type=int, default=10, help="timed seconds per server (10)")
     add("--connections", "-c", type=int, default=50, help="concurrent connections (50)")
-    add("--immediate", action="store_true",
-        help="sends due at once (the worker defers them) instead of scheduled 30 days ahead")
-    add("--database-url", default="", metavar="URL",
+    add(
+        "--immediate",
+        action="store_true",
+        help="sends due at once (the worker defers them) instead of scheduled 30 days ahead",
+    )
+    add(
+        "--database-url",
+        default="",
+        metavar="URL",
         help="PostgreSQL server for Mailmark, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/"
-        "test: a fresh database is created there and dropped afterwards (default: SQLite)")
-    add("--http-workers", type=int, default=1, metavar="N",
-        help="run `mailmark serve --http-workers N` (1): N processes serve HTTP on one port")
-    add("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL",
-        help="MAILMARK_SQLITE_SYNCHRONOUS (FULL: the durable default, which the target is about)")
-    add("--py-spy", type=Path, default=None, metavar="FILE",
-        help="sample `mailmark serve` with py-spy during the timed run; collapsed stacks to FILE")
+        "test: a fresh database is created there and dropped afterwards (default: SQLite)",
+    )
+    add(
+        "--http-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run `mailmark serve --http-workers N` (1): N processes serve HTTP on one port",
+    )
+    add(
+        "--sqlite-synchronous",
+        choices=("FULL", "NORMAL"),
+        default="FULL",
+        help="MAILMARK_SQLITE_SYNCHRONOUS (FULL: the durable default, which the target is about)",
+    )
+    add(
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="sample `mailmark serve` with py-spy during the timed run; collapsed stacks to FILE",
+    )
     add("--workdir", type=Path, default=None, help="where to create the temporary data dir")
     add("--keep", action="store_true", help="keep the data dir and the server logs")
     args = parser.parse_args(argv)

@@ -17,19 +17,19 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # for `tests.fakedns` when run as `python bench/dns_verify.py`
 
-from mailmark.core.model import DkimKey, DnsRecord  # noqa: E402
-from mailmark.dns_tools.record_set import MailServer  # noqa: E402
-from mailmark.dns_tools.resolver import DnsResolver  # noqa: E402
-from mailmark.dns_tools.verification import DomainDns  # noqa: E402
-from mailmark.security import DkimKeyFactory  # noqa: E402
-from tests.fakedns import FakeDns  # noqa: E402
+from mailmark.core.model import DkimKey, DnsRecord
+from mailmark.dns_tools.record_set import MailServer
+from mailmark.dns_tools.resolver import DnsResolver
+from mailmark.dns_tools.verification import DomainDns
+from mailmark.security import DkimKeyFactory
+from tests.fakedns import FakeDns
 
 DOMAIN = "bench.test"
 SERVER = MailServer(hostname="mx.bench.test", public_ips=("192.0.2.10",))
@@ -38,7 +38,7 @@ TIMEOUT = 2.0
 
 def keys() -> list[DkimKey]:
     factory = DkimKeyFactory()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rsa_private, rsa_public = factory.generate_rsa()
     ed_private, ed_public = factory.generate_ed25519()
     return [
@@ -64,7 +64,9 @@ async def timed(label: str, rounds: int, run: Callable[[], Awaitable[object]]) -
         await run()
         samples.append((time.perf_counter() - started) * 1000)
     median = statistics.median(samples)
-    print(f"{label:44} {median:8.1f} ms median  ({min(samples):.1f}–{max(samples):.1f}, n={rounds})")
+    print(
+        f"{label:44} {median:8.1f} ms median  ({min(samples):.1f}–{max(samples):.1f}, n={rounds})"
+    )
     return median
 
 
@@ -81,7 +83,9 @@ async def main(rounds: int) -> None:
             for record in records:
                 await asyncio.to_thread(dns.check, record)
 
-        concurrent = await timed("verify (all records at once)", rounds, lambda: dns.verify(records))
+        concurrent = await timed(
+            "verify (all records at once)", rounds, lambda: dns.verify(records)
+        )
         sequential = await timed("the same checks one after another", rounds, one_by_one)
         print(f"speed-up: {sequential / concurrent:.1f}x")
 

@@ -78,8 +78,14 @@ BODIES = 100
 MESSAGE_SIZE = 5 * 1024
 START_TIMEOUT = 120.0
 TARGET_RATIO = 2.0
-STEPS = ("LOGIN", "SELECT", "LOGIN+SELECT", "UID FETCH 1:* ENVELOPE", "UID SEARCH TEXT",
-         f"{BODIES} x BODY.PEEK[]")
+STEPS = (
+    "LOGIN",
+    "SELECT",
+    "LOGIN+SELECT",
+    "UID FETCH 1:* ENVELOPE",
+    "UID SEARCH TEXT",
+    f"{BODIES} x BODY.PEEK[]",
+)
 FETCH_ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)"
 _FETCH_START = re.compile(rb"^\d+ \(")
 _UID = re.compile(rb"\bUID (\d+)")
@@ -97,8 +103,18 @@ _VOCABULARY = (
     "onboarding holiday calendar office kitchen coffee lunch parking delivery warehouse"
 )
 _WORDS = tuple(_VOCABULARY.split())
-_NAMES = ("Alice Martin", "Bob Nguyen", "Chloé Dubois", "Dmitri Petrov", "Eve O'Connor",
-          "Fatima Zahra", "Günter Weiß", "Hiro Tanaka", "Isabel Souza", "Jamal Wright")
+_NAMES = (
+    "Alice Martin",
+    "Bob Nguyen",
+    "Chloé Dubois",
+    "Dmitri Petrov",
+    "Eve O'Connor",
+    "Fatima Zahra",
+    "Günter Weiß",
+    "Hiro Tanaka",
+    "Isabel Souza",
+    "Jamal Wright",
+)
 _DOMAINS = ("example.org", "partner.example", "mail.example.net", "corp.example.com")
 
 
@@ -136,8 +152,10 @@ def build_message(number: int, rng: random.Random) -> bytes:
         subject = "=?UTF-8?B?" + b64encode(f"Résumé – {topic}".encode()).decode() + "?="
     headers = [
         f"Return-Path: <{sender}>",
-        (f"Received: from mail.{sender.split('@')[1]} ([192.0.2.{number % 250 + 1}]) "
-         f"by {HOSTNAME} with ESMTPS id {secrets.token_hex(6)}; {email.utils.formatdate(date)}"),
+        (
+            f"Received: from mail.{sender.split('@')[1]} ([192.0.2.{number % 250 + 1}]) "
+            f"by {HOSTNAME} with ESMTPS id {secrets.token_hex(6)}; {email.utils.formatdate(date)}"
+        ),
         f"From: {_display(sender_name, sender)}",
         f"To: Inbox <{ADDRESS}>",
     ]
@@ -151,7 +169,10 @@ def build_message(number: int, rng: random.Random) -> bytes:
     ]
     if number % 3 == 1:
         parent = f"<bench-{number - 1}.parent@{sender.split('@')[1]}>"
-        headers += [f"In-Reply-To: {parent}", f"References: <root-{number // 30}@example.org> {parent}"]
+        headers += [
+            f"In-Reply-To: {parent}",
+            f"References: <root-{number // 30}@example.org> {parent}",
+        ]
     if number % 5 == 0:
         headers.append(f"List-Id: Announcements <announce.{DOMAIN}>")
     headers += ["MIME-Version: 1.0", f"X-Mailer: BenchMail {number % 7}.{number % 3}"]
@@ -257,8 +278,9 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
             return
         time.sleep(0.05)
-    raise BenchError(f"{what} did not listen on port {port} in {START_TIMEOUT:.0f} s:\n"
-                     f"{log_tail(log)}")
+    raise BenchError(
+        f"{what} did not listen on port {port} in {START_TIMEOUT:.0f} s:\n{log_tail(log)}"
+    )
 
 
 @contextlib.contextmanager
@@ -277,7 +299,10 @@ def private_dovecot(
             os.chown(os.path.join(dirpath, name), uid, gid)
     hashed = subprocess.run(
         [str(DOVEADM), "pw", "-s", "ARGON2ID", "-p", password],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout.strip()
     (root / "users").write_text(f"{ADDRESS}:{hashed}\n")
     port = free_loopback_port()
@@ -285,8 +310,11 @@ def private_dovecot(
     conf.write_text(dovecot_conf(root, port))
     log = root / "dovecot.log"
     proc = procs.start(
-        "dovecot", [str(DOVECOT), "-F", "-c", str(conf)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        "dovecot",
+        [str(DOVECOT), "-F", "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, proc, "dovecot", log)
@@ -300,7 +328,9 @@ def private_dovecot(
 # ------------------------------------------------------------------------------------------------
 
 
-def mailmark_env(data_dir: Path, database_url: str, imap_port: int, imaps_port: int) -> dict[str, str]:
+def mailmark_env(
+    data_dir: Path, database_url: str, imap_port: int, imaps_port: int
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("MAILMARK_")}
     env.update(
         MAILMARK_DATA_DIR=str(data_dir),
@@ -317,7 +347,9 @@ def mailmark_env(data_dir: Path, database_url: str, imap_port: int, imaps_port: 
     return env
 
 
-async def load_mailmark(data_dir: Path, database_url: str, messages: list[bytes], password: str) -> None:
+async def load_mailmark(
+    data_dir: Path, database_url: str, messages: list[bytes], password: str
+) -> None:
     """Create the mailbox and deliver every message through the core delivery service."""
     from mailmark.bootstrap import build_services
     from mailmark.config import Settings
@@ -326,16 +358,23 @@ async def load_mailmark(data_dir: Path, database_url: str, messages: list[bytes]
     services = await build_services(settings)
     try:
         await services.accounts.create(
-            "bench", owner_email=f"owner@{DOMAIN}", password=secrets.token_urlsafe(12), plan="unlimited"
+            "bench",
+            owner_email=f"owner@{DOMAIN}",
+            password=secrets.token_urlsafe(12),
+            plan="unlimited",
         )
         await services.domains.add(DOMAIN, account_name="bench", trust=True)
         mailbox = await services.mailboxes.create(ADDRESS, password=password)
         batch = 256
         for start in range(0, len(messages), batch):
-            await asyncio.gather(*(
-                services.delivery.deliver(raw, recipients=[mailbox], mail_from="alice@example.org")
-                for raw in messages[start:start + batch]
-            ))
+            await asyncio.gather(
+                *(
+                    services.delivery.deliver(
+                        raw, recipients=[mailbox], mail_from="alice@example.org"
+                    )
+                    for raw in messages[start : start + batch]
+                )
+            )
     finally:
         await services.close()
 
@@ -349,8 +388,13 @@ def mailmark_server(
     log = workdir / "mailmark.log"
     with log.open("wb") as out:
         proc = procs.start(
-            "mailmark serve", [*mailmark_command(), "serve"],
-            env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            "mailmark serve",
+            [*mailmark_command(), "serve"],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for_port(imaps_port, proc, "mailmark serve", log)
@@ -429,8 +473,10 @@ def one_round(server: Server, expected: int, bodies: set[bytes]) -> dict[str, fl
         lines = _fetch_items(data)
         uids = sorted(int(m[1]) for line in lines if (m := _UID.search(line)))
         if len(lines) != expected or len(uids) != expected or b"ENVELOPE (" not in lines[-1]:
-            raise BenchError(f"{server.name}: UID FETCH 1:* gave {len(lines)} responses "
-                             f"({len(uids)} UIDs), not {expected}")
+            raise BenchError(
+                f"{server.name}: UID FETCH 1:* gave {len(lines)} responses "
+                f"({len(uids)} UIDs), not {expected}"
+            )
 
         start = time.perf_counter()
         typ, data = conn.uid("SEARCH", "TEXT", NEEDLE)
@@ -439,7 +485,9 @@ def one_round(server: Server, expected: int, bodies: set[bytes]) -> dict[str, fl
         found = (data[0] or b"").split() if isinstance(data[0], bytes) else []
         wanted = len(range(7, expected, 100))
         if len(found) != wanted:
-            raise BenchError(f"{server.name}: SEARCH TEXT {NEEDLE} found {len(found)}, not {wanted}")
+            raise BenchError(
+                f"{server.name}: SEARCH TEXT {NEEDLE} found {len(found)}, not {wanted}"
+            )
 
         step = max(1, len(uids) // BODIES)
         chosen = uids[::step][:BODIES]
@@ -449,8 +497,10 @@ def one_round(server: Server, expected: int, bodies: set[bytes]) -> dict[str, fl
         _ok(server.name, "UID FETCH BODY.PEEK[]", typ, data)
         got = [item[1] for item in data if isinstance(item, tuple)]
         if len(got) != len(chosen) or any(hashlib.sha256(b).digest() not in bodies for b in got):
-            raise BenchError(f"{server.name}: BODY.PEEK[] returned {len(got)} bodies, not the "
-                             f"{len(chosen)} delivered ones byte for byte")
+            raise BenchError(
+                f"{server.name}: BODY.PEEK[] returned {len(got)} bodies, not the "
+                f"{len(chosen)} delivered ones byte for byte"
+            )
         conn.logout()
     finally:
         with contextlib.suppress(Exception):
@@ -465,10 +515,14 @@ def _mib(kib: int | None) -> str:
 def print_table(
     mailmark: Server, dovecot: Server, rss_kib: tuple[int | None, int | None], rounds: int
 ) -> bool:
-    print(f"\nbest of {rounds} rounds, seconds (imaplib; Mailmark over TLS, Dovecot cleartext);"
-          "\nthe 'first' columns are each server's first session, before any cache is warm")
-    print(f"{'step':<26}{'mailmark s':>12}{'dovecot s':>12}{'ratio':>9}  {'target':<16}"
-          f"{'first: mailmark':>16}{'dovecot':>9}")
+    print(
+        f"\nbest of {rounds} rounds, seconds (imaplib; Mailmark over TLS, Dovecot cleartext);"
+        "\nthe 'first' columns are each server's first session, before any cache is warm"
+    )
+    print(
+        f"{'step':<26}{'mailmark s':>12}{'dovecot s':>12}{'ratio':>9}  {'target':<16}"
+        f"{'first: mailmark':>16}{'dovecot':>9}"
+    )
     passed = True
     for step in STEPS:
         ours, theirs = mailmark.best[step], dovecot.best[step]
@@ -483,10 +537,14 @@ def print_table(
             ok = ratio <= TARGET_RATIO
             target = ("PASS" if ok else "FAIL") + f" (<= {TARGET_RATIO:g}x)"
             passed &= ok
-        print(f"{step:<26}{ours:>12.4f}{theirs:>12.4f}{ratio:>8.2f}x  {target:<16}"
-              f"{mailmark.first[step]:>16.4f}{dovecot.first[step]:>9.4f}")
-    print(f"\nmailmark serve peak RSS (VmHWM): {_mib(rss_kib[1])}; {_mib(rss_kib[0])} before the "
-          "first session (each LOGIN's argon2id hash takes 64 MiB while it runs)")
+        print(
+            f"{step:<26}{ours:>12.4f}{theirs:>12.4f}{ratio:>8.2f}x  {target:<16}"
+            f"{mailmark.first[step]:>16.4f}{dovecot.first[step]:>9.4f}"
+        )
+    print(
+        f"\nmailmark serve peak RSS (VmHWM): {_mib(rss_kib[1])}; {_mib(rss_kib[0])} before the "
+        "first session (each LOGIN's argon2id hash takes 64 MiB while it runs)"
+    )
     return passed
 
 
@@ -499,9 +557,11 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         messages = build_mailbox(args.messages)
         total = sum(map(len, messages))
-        print(f"{len(messages)} messages, {total / len(messages) / 1024:.1f} KiB on average, "
-              f"'{NEEDLE}' in {len(range(7, len(messages), 100))} of them "
-              f"(built in {time.perf_counter() - started:.1f} s)")
+        print(
+            f"{len(messages)} messages, {total / len(messages) / 1024:.1f} KiB on average, "
+            f"'{NEEDLE}' in {len(range(7, len(messages), 100))} of them "
+            f"(built in {time.perf_counter() - started:.1f} s)"
+        )
         bodies = {hashlib.sha256(raw).digest() for raw in messages}
         untls = ssl.create_default_context()
         untls.check_hostname = False
@@ -512,8 +572,10 @@ def run(args: argparse.Namespace) -> int:
             dport, _ = stack.enter_context(
                 private_dovecot(procs, workdir / "dovecot", messages, password)
             )
-            print(f"dovecot {_dovecot_version()} on 127.0.0.1:{dport} "
-                  f"(maildir written in {time.perf_counter() - started:.1f} s)")
+            print(
+                f"dovecot {_dovecot_version()} on 127.0.0.1:{dport} "
+                f"(maildir written in {time.perf_counter() - started:.1f} s)"
+            )
             dovecot = Server("dovecot", lambda: imaplib.IMAP4("127.0.0.1", dport), password)
 
             database_url = stack.enter_context(fresh_database(args.database_url))
@@ -521,13 +583,16 @@ def run(args: argparse.Namespace) -> int:
             (workdir / "data").mkdir()
             asyncio.run(load_mailmark(workdir / "data", database_url, messages, password))
             backend = "PostgreSQL" if database_url else "SQLite"
-            print(f"mailmark: {len(messages)} messages delivered into {backend} in "
-                  f"{time.perf_counter() - started:.1f} s")
+            print(
+                f"mailmark: {len(messages)} messages delivered into {backend} in "
+                f"{time.perf_counter() - started:.1f} s"
+            )
             mport, mproc = stack.enter_context(mailmark_server(procs, workdir, database_url))
             print(f"mailmark serve on 127.0.0.1:{mport} (IMAPS)")
             rss_at_start = peak_rss_kib(mproc.pid)
             mailmark = Server(
-                "mailmark", lambda: imaplib.IMAP4_SSL("127.0.0.1", mport, ssl_context=untls),
+                "mailmark",
+                lambda: imaplib.IMAP4_SSL("127.0.0.1", mport, ssl_context=untls),
                 password,
             )
 
@@ -550,7 +615,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dovecot_version() -> str:
-    result = subprocess.run([str(DOVECOT), "--version"], check=False, capture_output=True, text=True, timeout=10)
+    result = subprocess.run(
+        [str(DOVECOT), "--version"], check=False, capture_output=True, text=True, timeout=10
+    )
     return result.stdout.split()[0] if result.stdout else "?"
 
 
@@ -558,8 +625,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--database-url", default="",
-                        help="a PostgreSQL server to create a fresh database on (default: SQLite)")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="a PostgreSQL server to create a fresh database on (default: SQLite)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and logs")
     args = parser.parse_args(argv)
     if args.messages < BODIES or args.rounds < 1:

@@ -180,11 +180,52 @@ def profiled_mailmark_main(out: str, argv: list[str]) -> int:
 # Messages
 # ------------------------------------------------------------------------------------------------
 
-_WORDS = (
-    "the quarterly numbers are attached and the forecast looks better than we expected for "
-    "next year although shipping costs went up again in the third quarter so please review "
-    "the figures before the meeting on thursday and send me your comments by wednesday noon"
-).split()
+_WORDS = [
+    "the",
+    "quarterly",
+    "numbers",
+    "are",
+    "attached",
+    "and",
+    "the",
+    "forecast",
+    "looks",
+    "better",
+    "than",
+    "we",
+    "expected",
+    "for",
+    "next",
+    "year",
+    "although",
+    "shipping",
+    "costs",
+    "went",
+    "up",
+    "again",
+    "in",
+    "the",
+    "third",
+    "quarter",
+    "so",
+    "please",
+    "review",
+    "the",
+    "figures",
+    "before",
+    "the",
+    "meeting",
+    "on",
+    "thursday",
+    "and",
+    "send",
+    "me",
+    "your",
+    "comments",
+    "by",
+    "wednesday",
+    "noon",
+]
 
 
 def _filler_lines(size: int) -> bytes:
@@ -425,11 +466,11 @@ async def run_load(
         return server_cpu, postgres_cpu_seconds() if measure_postgres else None
 
     try:
-        warmups = zip(clients, shares(warmup, concurrency))
+        warmups = zip(clients, shares(warmup, concurrency), strict=True)
         await asyncio.gather(*(send_share(client, count, False) for client, count in warmups))
         cpu_before = cpu()
         start = time.perf_counter()
-        timed = zip(clients, shares(messages, concurrency))
+        timed = zip(clients, shares(messages, concurrency), strict=True)
         await asyncio.gather(*(send_share(client, count, True) for client, count in timed))
         seconds = time.perf_counter() - start
         cpu_after = cpu()
@@ -437,7 +478,7 @@ async def run_load(
         await asyncio.gather(*(c.quit() for c in clients), return_exceptions=True)
     server_cpu, db_cpu = (
         None if before is None or after is None else after - before
-        for before, after in zip(cpu_before, cpu_after)
+        for before, after in zip(cpu_before, cpu_after, strict=True)
     )
     return LoadResult(server, len(latencies), seconds, latencies, envelopes, server_cpu, db_cpu)
 
@@ -466,8 +507,10 @@ class Processes:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 name = next((n for n, p in self._procs if p is proc), "?")
-                print(f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s: killing it",
-                      file=sys.stderr)
+                print(
+                    f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s: killing it",
+                    file=sys.stderr,
+                )
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 proc.wait()
@@ -642,7 +685,7 @@ def _one_line(result: subprocess.CompletedProcess[str], log: Path) -> str:
     with contextlib.suppress(OSError):
         text += "\n" + log.read_text(errors="replace")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    fatal = [line for line in lines if re.search(r"\b(fatal|panic|error)\b", line, re.I)]
+    fatal = [line for line in lines if re.search(r"\b(fatal|panic|error)\b", line, re.IGNORECASE)]
     return (fatal or lines or [f"exit status {result.returncode}, no output"])[-1][:300]
 
 
@@ -668,7 +711,7 @@ def postfix_master_cf(template: str, port: int) -> str:
                 dropping = True
                 continue
             service, maxproc, listening = f"127.0.0.1:{port}", "-", True
-        lines.append(" ".join((service, kind, private, unpriv, "n", wakeup, maxproc, command)))
+        lines.append(f"{service} {kind} {private} {unpriv} n {wakeup} {maxproc} {command}")
     if not listening:
         raise PostfixError("no 'smtp inet ... smtpd' service in /etc/postfix/master.cf")
     return "\n".join(lines) + "\n"
@@ -735,8 +778,12 @@ def _postfix(config: Path, *args: str, timeout: float = 60) -> subprocess.Comple
         with open(secondary, "wb", closefd=True) as stderr:
             result = subprocess.run(
                 [str(POSTFIX), "-c", str(config), *args],
-                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                text=True, timeout=timeout,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                timeout=timeout,
             )
         reader.join(1)  # a daemon that kept the terminal open must not hold us up
     finally:
@@ -749,7 +796,10 @@ def postfix_version() -> str:
     try:
         result = subprocess.run(
             [str(POSTFIX.parent / "postconf"), "-dh", "mail_version"],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return "?"
@@ -883,7 +933,7 @@ async def _pg_execute(url: str, statement: str, *, autocommit: bool = False) -> 
 
 @contextlib.contextmanager
 def fresh_database(database_url: str) -> Iterator[str]:
-    """"" for SQLite (in the data dir), or the URL of a new PostgreSQL database on the server
+    """ "" for SQLite (in the data dir), or the URL of a new PostgreSQL database on the server
     `database_url` names, dropped on the way out."""
     if not database_url:
         yield ""
@@ -962,9 +1012,11 @@ def measure_private_postfix(
     whatever reason but Ctrl-C: Postfix is a reference, never a reason for the bench to fail."""
     version = postfix_version()
     try:
-        with private_postfix(
-            args.workdir, args.concurrency, args.postfix_in_flow_delay
-        ) as (port, master, log):
+        with private_postfix(args.workdir, args.concurrency, args.postfix_in_flow_delay) as (
+            port,
+            master,
+            log,
+        ):
             result = load(
                 f"postfix {version} smtpd", port, None, cpu=lambda: postfix_cpu_seconds(master)
             )
@@ -974,7 +1026,7 @@ def measure_private_postfix(
         return None, [f"postfix: not measured: {error}"]
     except BenchError as error:
         return None, [f"postfix: not measured: {str(error).splitlines()[0]}"]
-    except Exception as error:  # noqa: BLE001 - never fail the bench because of Postfix
+    except Exception as error:
         return None, [f"postfix: not measured: {type(error).__name__}: {error}".splitlines()[0]]
     notes.insert(
         0,
@@ -987,8 +1039,11 @@ def measure_private_postfix(
         1,
         f"postfix: in_flow_delay = {args.postfix_in_flow_delay}: when messages arrive faster than "
         "they are delivered, smtpd waits up to that long\nbefore accepting MAIL FROM (its env p99)"
-        + ("; Postfix's default, --postfix-in-flow-delay 0 turns it off"
-           if args.postfix_in_flow_delay == "1s" else ""),
+        + (
+            "; Postfix's default, --postfix-in-flow-delay 0 turns it off"
+            if args.postfix_in_flow_delay == "1s"
+            else ""
+        ),
     )
     return result, notes
 
@@ -1024,9 +1079,16 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
         print(f"  {name} ...", flush=True)
         return run(
             run_load(
-                name, port, messages=args.messages, concurrency=args.concurrency,
-                warmup=args.warmup, factory=factory, numbers=numbers,
-                reply_timeout=args.reply_timeout, server_pid=pid, measure_postgres=postgres,
+                name,
+                port,
+                messages=args.messages,
+                concurrency=args.concurrency,
+                warmup=args.warmup,
+                factory=factory,
+                numbers=numbers,
+                reply_timeout=args.reply_timeout,
+                server_pid=pid,
+                measure_postgres=postgres,
                 server_cpu_seconds=cpu,
             )
         )
@@ -1071,8 +1133,11 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
         if args.postfix_port is not None:
             postfix = load("postfix smtpd (external)", args.postfix_port, None)
             results.append(postfix)
-            notes.insert(0, f"postfix: the smtpd on 127.0.0.1:{args.postfix_port} (--postfix-port)"
-                         ", its CPU not measured")
+            notes.insert(
+                0,
+                f"postfix: the smtpd on 127.0.0.1:{args.postfix_port} (--postfix-port)"
+                ", its CPU not measured",
+            )
         elif args.no_postfix:
             notes.insert(0, "postfix: not measured (--no-postfix)")
         elif not POSTFIX.exists():
@@ -1097,17 +1162,29 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     else:
         ratio = mailmark.rate / bare.rate
         passed &= ratio >= TARGET_RATIO
-        print(verdict(f"ratio mailmark/bare: {ratio:.2f} (target >= {TARGET_RATIO:.2f})",
-                      ratio >= TARGET_RATIO))
+        print(
+            verdict(
+                f"ratio mailmark/bare: {ratio:.2f} (target >= {TARGET_RATIO:.2f})",
+                ratio >= TARGET_RATIO,
+            )
+        )
     if postfix is not None:
         print(f"ratio mailmark/postfix: {mailmark.rate / postfix.rate:.2f}")
     p99 = mailmark.percentile_ms(99)
     passed &= p99 < TARGET_P99_MS
-    print(verdict(f"mailmark p99 final dot -> 250: {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms)",
-                  p99 < TARGET_P99_MS))
+    print(
+        verdict(
+            f"mailmark p99 final dot -> 250: {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms)",
+            p99 < TARGET_P99_MS,
+        )
+    )
     passed &= stored == expected
-    print(verdict(f"mailmark stored placements: {stored} of {expected} messages accepted",
-                  stored == expected))
+    print(
+        verdict(
+            f"mailmark stored placements: {stored} of {expected} messages accepted",
+            stored == expected,
+        )
+    )
     for note in notes:
         print(note)
     print(("PASS" if passed else "FAIL") + (" (without the ratio)" if bare is None else ""))
@@ -1123,27 +1200,60 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--concurrency", "-c", type=int, default=20, help="connections sending at once (20)")
     add("--size", type=int, default=10240, help="message size in bytes (10240)")
     add("--warmup", type=int, default=None, help="untimed messages first (2 a connection)")
-    add("--database-url", default="", metavar="URL",
+    add(
+        "--database-url",
+        default="",
+        metavar="URL",
         help="PostgreSQL server for Mailmark, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/"
-        "test: a fresh database is created there and dropped afterwards (default: SQLite)")
-    add("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL",
-        help="MAILMARK_SQLITE_SYNCHRONOUS (FULL: the durable default, which the targets are about)")
-    add("--postfix-port", type=int, default=None, metavar="PORT",
+        "test: a fresh database is created there and dropped afterwards (default: SQLite)",
+    )
+    add(
+        "--sqlite-synchronous",
+        choices=("FULL", "NORMAL"),
+        default="FULL",
+        help="MAILMARK_SQLITE_SYNCHRONOUS (FULL: the durable default, which the targets are about)",
+    )
+    add(
+        "--postfix-port",
+        type=int,
+        default=None,
+        metavar="PORT",
         help=f"a running Postfix smtpd on 127.0.0.1:PORT that accepts <{RCPT}> and discards it, "
-        "instead of the private instance the bench starts when Postfix is installed")
-    add("--postfix-in-flow-delay", default="1s", metavar="TIME",
-        help="in_flow_delay of the private Postfix (1s, Postfix's default; 0: no flow control)")
-    add("--no-postfix", action="store_true",
-        help=f"do not measure a private Postfix instance even though {POSTFIX} is installed")
+        "instead of the private instance the bench starts when Postfix is installed",
+    )
+    add(
+        "--postfix-in-flow-delay",
+        default="1s",
+        metavar="TIME",
+        help="in_flow_delay of the private Postfix (1s, Postfix's default; 0: no flow control)",
+    )
+    add(
+        "--no-postfix",
+        action="store_true",
+        help=f"do not measure a private Postfix instance even though {POSTFIX} is installed",
+    )
     add("--skip-bare", action="store_true", help="measure Mailmark only (no ratio)")
-    add("--profile-mailmark", type=Path, default=None, metavar="FILE",
+    add(
+        "--profile-mailmark",
+        type=Path,
+        default=None,
+        metavar="FILE",
         help="run `mailmark serve` under cProfile, every thread, CPU time; writes FILE, "
-        "FILE.main and FILE.threads (profiling slows the server several times)")
-    add("--serve-command", default=None, metavar="CMD",
+        "FILE.main and FILE.threads (profiling slows the server several times)",
+    )
+    add(
+        "--serve-command",
+        default=None,
+        metavar="CMD",
         help="for experiments: the command that runs Mailmark's CLI instead of the `mailmark` "
-        "console script (' serve' is appended)")
-    add("--workdir", type=Path, default=None,
-        help="where to create the temporary data dir (the system's temp dir)")
+        "console script (' serve' is appended)",
+    )
+    add(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where to create the temporary data dir (the system's temp dir)",
+    )
     add("--keep", action="store_true", help="keep the data dir and the server logs")
     add("--reply-timeout", type=float, default=60.0, help="seconds to wait for any one reply (60)")
     args = parser.parse_args(argv)

@@ -39,7 +39,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,24 +46,24 @@ for path in (REPO, REPO / "bench"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-import aiosmtplib  # noqa: E402
-
-from mailmark.bootstrap import build_services, outbound_worker  # noqa: E402
-from mailmark.config import Settings  # noqa: E402
-from mailmark.security import Argon2PasswordHasher  # noqa: E402
-from smtp_in import (  # noqa: E402  # the private-Postfix helpers of the inbound bench
+import aiosmtplib
+from smtp_in import (  # the private-Postfix helpers of the inbound bench
     POSTFIX,
     PostfixError,
     _one_line,
     _postfix,
     _stop_postfix,
     event_loop_runner,
-    fresh_database,
     free_loopback_port,
+    fresh_database,
     postfix_cpu_seconds,
     postfix_master_cf,
 )
-from tests.fakedns import FakeDns  # noqa: E402
+
+from mailmark.bootstrap import build_services, outbound_worker
+from mailmark.config import Settings
+from mailmark.security import Argon2PasswordHasher
+from tests.fakedns import FakeDns
 
 TARGET_RATIO = 0.50
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
@@ -102,7 +101,9 @@ class SmtpSink:
             argv += ["-u", "nobody"]
         self.process = subprocess.Popen(
             [*argv, f"127.0.0.1:{self.port}", "1024"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -179,7 +180,9 @@ async def measure_mailmark(
     )
     try:
         await services.accounts.create(
-            "bench", owner_email="owner@acme.bench.test", password="bench-pass-1",
+            "bench",
+            owner_email="owner@acme.bench.test",
+            password="bench-pass-1",
             plan="unlimited",
         )
         await services.domains.add(SENDER_DOMAIN, account_name="bench", trust=True)
@@ -188,12 +191,16 @@ async def measure_mailmark(
         targets = recipients(args.messages, args.domains)
         for n, recipient in enumerate(targets):
             await services.sending.submit(
-                mailbox=sender, to=[recipient], subject=f"Bench {n}",
+                mailbox=sender,
+                to=[recipient],
+                subject=f"Bench {n}",
                 text=message_text(args.size, n),
             )
         queued = time.perf_counter() - started
-        print(f"mailmark: queued {args.messages} messages in {queued:.1f}s "
-              f"({args.messages / queued:.0f}/s, not part of the figure)")
+        print(
+            f"mailmark: queued {args.messages} messages in {queued:.1f}s "
+            f"({args.messages / queued:.0f}/s, not part of the figure)"
+        )
 
         before = sink.count
         worker = outbound_worker(services)
@@ -351,14 +358,18 @@ async def measure_postfix(args: argparse.Namespace, sink: SmtpSink) -> Result:
         started = time.perf_counter()
         release = subprocess.run(
             [str(POSTFIX.parent / "postsuper"), "-c", str(config), "-H", "ALL"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if release.returncode != 0:
             raise PostfixError(f"postsuper -H ALL failed: {release.stderr.strip()}")
         # Released mail lands in the deferred queue, scanned every queue_run_delay: flush it now.
         flush = subprocess.run(
             [str(POSTFIX.parent / "postqueue"), "-c", str(config), "-f"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if flush.returncode != 0:
             raise PostfixError(f"postqueue -f failed: {flush.stderr.strip()}")
@@ -396,14 +407,17 @@ async def run(args: argparse.Namespace) -> int:
         sink.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     print()
-    print(f"{args.messages} messages of ~{args.size} bytes to {args.domains} domains, "
-          f"into smtp-sink on 127.0.0.1 ({args.loop}, {os.cpu_count()} CPUs)")
+    print(
+        f"{args.messages} messages of ~{args.size} bytes to {args.domains} domains, "
+        f"into smtp-sink on 127.0.0.1 ({args.loop}, {os.cpu_count()} CPUs)"
+    )
     print(f"{'':10} {'msg/s':>8} {'seconds':>8} {'CPU s':>7} {'CPU ms/msg':>11}")
     for result in results:
         cpu = f"{result.cpu_seconds:7.2f}" if result.cpu_seconds is not None else "      ?"
         per = (
             f"{result.cpu_seconds / result.messages * 1000:11.2f}"
-            if result.cpu_seconds is not None else "          ?"
+            if result.cpu_seconds is not None
+            else "          ?"
         )
         print(f"{result.label:10} {result.rate:8.0f} {result.seconds:8.2f} {cpu} {per}")
     if len(results) == 2:

@@ -93,13 +93,19 @@ async def fresh_database(admin_url: str | None, workdir: Path) -> str:
 
 
 async def world(services: Services) -> Mailbox:
-    await services.accounts.create("bench", owner_email="o@bench.test", password="pw-123456", plan="unlimited")
+    await services.accounts.create(
+        "bench", owner_email="o@bench.test", password="pw-123456", plan="unlimited"
+    )
     await services.domains.add("bench.test", account_name="bench", trust=True)
     return await services.mailboxes.create("in@bench.test", password="pw-123456")
 
 
 async def deliver_inbound(services: Services, mailbox: Mailbox, events: int) -> float:
-    raw = b"From: a@example.net\r\nTo: in@bench.test\r\nSubject: Hello\r\n\r\n" + b"x" * 2000 + b"\r\n"
+    raw = (
+        b"From: a@example.net\r\nTo: in@bench.test\r\nSubject: Hello\r\n\r\n"
+        + b"x" * 2000
+        + b"\r\n"
+    )
     slots = asyncio.Semaphore(INBOUND_CONCURRENCY)
 
     async def one() -> None:
@@ -111,7 +117,9 @@ async def deliver_inbound(services: Services, mailbox: Mailbox, events: int) -> 
     return events / (time.perf_counter() - started)
 
 
-async def measure(args: argparse.Namespace, receiver: Receiver, with_webhook: bool) -> tuple[float, float | None]:
+async def measure(
+    args: argparse.Namespace, receiver: Receiver, with_webhook: bool
+) -> tuple[float, float | None]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         settings = Settings(
@@ -129,7 +137,9 @@ async def measure(args: argparse.Namespace, receiver: Receiver, with_webhook: bo
                 domain = await services.domains.get("bench.test")
                 assert domain.id is not None
                 await services.webhooks.create(
-                    domain.account_id, domain.id, f"http://127.0.0.1:{receiver.port}/hook",
+                    domain.account_id,
+                    domain.id,
+                    f"http://127.0.0.1:{receiver.port}/hook",
                     ["email.received"],
                 )
             inbound_rate = await deliver_inbound(services, mailbox, args.events)
@@ -158,7 +168,9 @@ async def measure(args: argparse.Namespace, receiver: Receiver, with_webhook: bo
 async def bare_httpx(receiver: Receiver, events: int) -> float:
     body = b'{"id":"evt_1","type":"email.received","data":{"subject":"Hello"}}'
     slots = asyncio.Semaphore(CONCURRENCY)
-    async with httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
+    async with httpx.AsyncClient(
+        trust_env=False, limits=httpx.Limits(max_connections=CONCURRENCY)
+    ) as client:
 
         async def one() -> None:
             async with slots:

@@ -61,7 +61,9 @@ class FakeDns:
     def remove(self, name: str, rdtype: str) -> None:
         """Withdraw every record of `rdtype` at `name` (a DNS change, for rebinding tests)."""
         with self._lock:
-            self._records.get(dns.name.from_text(name), {}).pop(dns.rdatatype.from_text(rdtype), None)
+            self._records.get(dns.name.from_text(name), {}).pop(
+                dns.rdatatype.from_text(rdtype), None
+            )
 
     def servfail(self, name: str) -> None:
         """Answer SERVFAIL for every query about `name`."""

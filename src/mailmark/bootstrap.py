@@ -135,7 +135,9 @@ async def build_services(
     await asyncio.to_thread(blobs.sweep_temporary)
     passwords = passwords or password_hasher(settings)
     # Verification re-runs right after a person fixes their DNS: never answer from a cache.
-    domain_dns = DomainDns(DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings))
+    domain_dns = DomainDns(
+        DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings)
+    )
     mailboxes = MailboxService(uow, clock, passwords, blobs)
     delivery = InboundDelivery(uow, blobs, clock)
     reports = DeliveryReports(uow, blobs, clock, delivery, settings.hostname)
@@ -275,8 +277,12 @@ class Listeners:
     async def close(self) -> None:
         await asyncio.gather(self.outbound.stop(), self.webhooks.stop())
         await asyncio.gather(
-            self.mx.close(), self.submission.close(), self.submissions.close(), self.http.close(),
-            self.imap.close(), self.imaps.close(),
+            self.mx.close(),
+            self.submission.close(),
+            self.submissions.close(),
+            self.http.close(),
+            self.imap.close(),
+            self.imaps.close(),
         )
 
 

@@ -29,7 +29,9 @@ Command = Callable[[Services, argparse.Namespace], Awaitable[tuple[Any, ...]]]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mailmark", description="Self-hosted email for your domains.")
+    parser = argparse.ArgumentParser(
+        prog="mailmark", description="Self-hosted email for your domains."
+    )
     parser.add_argument(
         "--config",
         type=Path,
@@ -79,7 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--zone", action="store_true", help="print a BIND zone-file fragment")
     verify = domain.add_parser("verify", help="check the domain's DNS records, one by one")
     verify.add_argument("domain")
-    rotate = domain.add_parser("rotate-dkim", help="publish new DKIM keys alongside the current ones")
+    rotate = domain.add_parser(
+        "rotate-dkim", help="publish new DKIM keys alongside the current ones"
+    )
     rotate.add_argument("domain")
 
     mailbox = commands.add_parser("mailbox", help="manage mailboxes").add_subparsers(
@@ -95,11 +99,13 @@ def _parser() -> argparse.ArgumentParser:
         "address", metavar="LOCAL@DOMAIN"
     )
 
-    queue = commands.add_parser("queue", help="inspect and steer the outbound queue").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
+    queue = commands.add_parser(
+        "queue", help="inspect and steer the outbound queue"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
     qlist = queue.add_parser("list", help="list deliveries, oldest first")
-    qlist.add_argument("--status", choices=list(DeliveryStatus), help="only deliveries in this state")
+    qlist.add_argument(
+        "--status", choices=list(DeliveryStatus), help="only deliveries in this state"
+    )
     qlist.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     retry = queue.add_parser("retry", help="attempt deferred deliveries now")
     which = retry.add_mutually_exclusive_group(required=True)
@@ -156,7 +162,12 @@ async def _account_create(services: Services, args: argparse.Namespace) -> tuple
         args.name, owner_email=args.owner, password=password, plan=args.plan
     )
     text = f"Created account {account.name} (plan {account.plan}) owned by {args.owner.lower()}"
-    return text, {"id": account.id, "name": account.name, "plan": account.plan, "status": account.status}
+    return text, {
+        "id": account.id,
+        "name": account.name,
+        "plan": account.plan,
+        "status": account.status,
+    }
 
 
 async def _domain_add(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
@@ -175,7 +186,11 @@ async def _domain_records(services: Services, args: argparse.Namespace) -> tuple
     for record in records:
         need = "required" if record.required else "recommended"
         value = record.value if record.priority is None else f"{record.priority} {record.value}"
-        lines += [f"{record.type:5} {record.name}  [{need}]", f"      {value}", f"      {record.purpose}"]
+        lines += [
+            f"{record.type:5} {record.name}  [{need}]",
+            f"      {value}",
+            f"      {record.purpose}",
+        ]
     return "\n".join(lines), [record_json(r) for r in records]
 
 
@@ -210,7 +225,9 @@ async def _domain_rotate_dkim(services: Services, args: argparse.Namespace) -> t
     keys = await services.domains.rotate_dkim(args.domain)
     lines = ["New DKIM keys, published alongside the current ones:"]
     lines += [f"  {k.selector} ({k.algorithm})" for k in keys]
-    lines.append("Publish their records (mailmark domain records), then run mailmark domain verify:")
+    lines.append(
+        "Publish their records (mailmark domain records), then run mailmark domain verify:"
+    )
     lines.append("signing switches to the new keys once their records verify.")
     return "\n".join(lines), [{"selector": k.selector, "algorithm": k.algorithm} for k in keys]
 

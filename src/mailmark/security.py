@@ -61,9 +61,13 @@ class DkimKeyFactory:
         the public key as base64 of its 32 raw bytes (the DNS record's p=)."""
         key = ed25519.Ed25519PrivateKey.generate()
         seed = key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
         )
-        public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
         return base64.b64encode(seed).decode("ascii"), base64.b64encode(public).decode("ascii")
 
 
@@ -107,7 +111,9 @@ def ensure_self_signed_certificate(directory: Path, hostname: str) -> tuple[Path
     return cert_path, key_path
 
 
-def _self_signed_fits(cert_path: Path, key_path: Path, hostname: str, now: datetime.datetime) -> bool:
+def _self_signed_fits(
+    cert_path: Path, key_path: Path, hostname: str, now: datetime.datetime
+) -> bool:
     """Whether the pair on disk names `hostname`, is valid now, and belongs together."""
     try:
         certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())

@@ -42,8 +42,15 @@ async def test_create_prints_the_key_last_and_list_shows_its_use(
     assert isinstance(data, dict) and data["key"].startswith(KEY_PREFIX) and data["key"] != key
 
     settings = settings_for(tmp_path / "data", database_url).model_copy(
-        update={"http_port": 0, "mx_port": 0, "submission_port": 0, "submissions_port": 0,
-                "imap_port": 0, "imaps_port": 0, "sqlite_synchronous": "NORMAL"}
+        update={
+            "http_port": 0,
+            "mx_port": 0,
+            "submission_port": 0,
+            "submissions_port": 0,
+            "imap_port": 0,
+            "imaps_port": 0,
+            "sqlite_synchronous": "NORMAL",
+        }
     )
     services = await build_services(settings)
     try:
@@ -68,7 +75,11 @@ async def test_create_prints_the_key_last_and_list_shows_its_use(
     assert "last used never" in second
     assert key not in listed.out and data["key"] not in listed_json.out
     rows = listed_json.json
-    assert isinstance(rows, list) and rows[0]["lastUsedAt"] is not None and rows[1]["lastUsedAt"] is None
+    assert (
+        isinstance(rows, list)
+        and rows[0]["lastUsedAt"] is not None
+        and rows[1]["lastUsedAt"] is None
+    )
 
 
 async def test_revoke_by_prefix_or_id(tmp_path: Path, env: dict[str, str], domain: str) -> None:
@@ -88,7 +99,9 @@ async def test_revoke_by_prefix_or_id(tmp_path: Path, env: dict[str, str], domai
     assert listed.out.count("revoked") == 2
 
 
-async def test_create_for_an_unknown_domain_fails(tmp_path: Path, env: dict[str, str], domain: str) -> None:
+async def test_create_for_an_unknown_domain_fails(
+    tmp_path: Path, env: dict[str, str], domain: str
+) -> None:
     result = await mailmark(env, "apikey", "create", "nowhere.test", cwd=tmp_path)
 
     assert result.code == 1 and "No domain nowhere.test" in result.err

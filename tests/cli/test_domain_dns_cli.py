@@ -11,16 +11,24 @@ from tests.fakedns import FakeDns
 from tests.support.serve import Run, cli_environment, mailmark
 
 
-async def test_records_then_verify_then_rotate(tmp_path: Path, database_url: str, fake_dns: FakeDns) -> None:
+async def test_records_then_verify_then_rotate(
+    tmp_path: Path, database_url: str, fake_dns: FakeDns
+) -> None:
     env = cli_environment(
-        tmp_path / "data", database_url,
-        MAILMARK_DNS_NAMESERVERS=fake_dns.address, MAILMARK_PUBLIC_IPS="192.0.2.10",
+        tmp_path / "data",
+        database_url,
+        MAILMARK_DNS_NAMESERVERS=fake_dns.address,
+        MAILMARK_PUBLIC_IPS="192.0.2.10",
     )
 
     async def run(*args: str) -> Run:
         return await mailmark(env, *args, cwd=tmp_path)
 
-    assert (await run("account", "create", "acme", "--owner", "o@acme.test", "--password", "pass-word-1")).code == 0
+    assert (
+        await run(
+            "account", "create", "acme", "--owner", "o@acme.test", "--password", "pass-word-1"
+        )
+    ).code == 0
     assert (await run("domain", "add", "acme.test", "--account", "acme")).code == 0
 
     records = await run("domain", "records", "acme.test", "--json")
@@ -50,7 +58,7 @@ async def test_records_then_verify_then_rotate(tmp_path: Path, database_url: str
         if not record["required"]:
             continue
         if record["type"] == "MX":
-            fake_dns.add(record["name"], "MX", f'{record["priority"]} {record["value"]}.')
+            fake_dns.add(record["name"], "MX", f"{record['priority']} {record['value']}.")
         else:
             fake_dns.add(record["name"], record["type"], record["value"])
     after = await run("domain", "verify", "acme.test")

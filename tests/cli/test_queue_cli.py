@@ -43,12 +43,23 @@ async def queue(tmp_path: Path, database_url: str, env: dict[str, str]) -> Queue
         )
         leased = await services.queue.lease_due("test", 10, timedelta(minutes=5))
         by_recipient = {d.recipient: d for d in leased}
-        await services.queue.record([
-            (by_recipient["bob@remote.test"], SmtpReply(451, "4.3.0", "Greylisted", "mx.remote.test")),
-            (by_recipient["carol@remote.test"], SmtpReply(250, "2.0.0", "Ok", "mx.remote.test")),
-        ])
+        await services.queue.record(
+            [
+                (
+                    by_recipient["bob@remote.test"],
+                    SmtpReply(451, "4.3.0", "Greylisted", "mx.remote.test"),
+                ),
+                (
+                    by_recipient["carol@remote.test"],
+                    SmtpReply(250, "2.0.0", "Ok", "mx.remote.test"),
+                ),
+            ]
+        )
         await services.sending.submit(
-            mailbox=sales, to=["dave@later.test"], subject="Second", text="2",
+            mailbox=sales,
+            to=["dave@later.test"],
+            subject="Second",
+            text="2",
             scheduled_at=services.clock.now() + timedelta(days=1),
         )
         ids = {e.recipient: e.id for e in await services.queue_admin.list()}
@@ -63,10 +74,16 @@ async def test_list(env: dict[str, str], tmp_path: Path, queue: Queue) -> None:
     assert isinstance(listed.json, list)
     by_id = {entry["id"]: entry for entry in listed.json}
     assert {i: e["status"] for i, e in by_id.items()} == {
-        queue.deferred: "deferred", queue.delivered: "delivered", queue.queued: "queued",
+        queue.deferred: "deferred",
+        queue.delivered: "delivered",
+        queue.queued: "queued",
     }
     bob = by_id[queue.deferred]
-    assert (bob["to"], bob["from"], bob["subject"]) == ("bob@remote.test", "sales@acme.test", "First")
+    assert (bob["to"], bob["from"], bob["subject"]) == (
+        "bob@remote.test",
+        "sales@acme.test",
+        "First",
+    )
     assert (bob["attempts"], bob["lastCode"], bob["lastStatus"]) == (1, 451, "4.3.0")
     assert (bob["lastReply"], bob["mxHost"]) == ("Greylisted", "mx.remote.test")
     assert bob["nextAttemptAt"] > bob["updatedAt"]

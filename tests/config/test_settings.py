@@ -39,8 +39,13 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.hostname == settings.hostname.lower().rstrip(".")
     assert settings.bind == "127.0.0.1"
     ports = (
-        settings.mx_port, settings.submission_port, settings.submissions_port,
-        settings.imap_port, settings.imaps_port, settings.http_port, settings.remote_smtp_port,
+        settings.mx_port,
+        settings.submission_port,
+        settings.submissions_port,
+        settings.imap_port,
+        settings.imaps_port,
+        settings.http_port,
+        settings.remote_smtp_port,
     )
     assert ports == (2525, 5870, 4650, 1430, 9930, 8025, 25)
     assert settings.public_url == f"http://{settings.hostname}:8025"
@@ -82,7 +87,11 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert (settings.bind, settings.mx_port, settings.http_port) == ("0.0.0.0", 25, 443)
     assert settings.dns_nameservers == ["127.0.0.1:5353", "[::1]:53", "192.0.2.53"]
     assert settings.remote_smtp_port == 2526
-    assert settings.retry_schedule == [timedelta(seconds=30), timedelta(minutes=5), timedelta(hours=1)]
+    assert settings.retry_schedule == [
+        timedelta(seconds=30),
+        timedelta(minutes=5),
+        timedelta(hours=1),
+    ]
     assert settings.queue_lifetime == timedelta(days=2)
     assert settings.max_message_size == 10 * 1024 * 1024
     assert (settings.sqlite_synchronous, settings.log_level) == ("NORMAL", "DEBUG")
@@ -133,7 +142,9 @@ def test_mailmark_toml_in_the_working_directory_is_read_by_default(tmp_path: Pat
     assert load_settings().mx_port == 2600
 
 
-def test_environment_beats_toml_beats_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_environment_beats_toml_beats_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     path = write_toml(tmp_path, "mx_port = 2600\nimap_port = 1600\n")
     monkeypatch.setenv("MAILMARK_MX_PORT", "2700")
 
@@ -197,7 +208,11 @@ def test_parse_size_rejects(text: str) -> None:
         ("MAILMARK_RETRY_SCHEDULE", " , ", "needs at least one delay"),
         ("MAILMARK_QUEUE_LIFETIME", "forever", "is not a duration"),
         ("MAILMARK_WEBHOOK_LEASE", "10s", "at least 15s"),
-        ("MAILMARK_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32,intranet", "'intranet' is not a network"),
+        (
+            "MAILMARK_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+            "127.0.0.1/32,intranet",
+            "'intranet' is not a network",
+        ),
         ("MAILMARK_MAX_MESSAGE_SIZE", "huge", "is not a size"),
         ("MAILMARK_MAX_MESSAGE_SIZE", "100", "at least 1k"),
         ("MAILMARK_MAX_RECIPIENTS", "0", "greater than or equal to 1"),
@@ -206,8 +221,16 @@ def test_parse_size_rejects(text: str) -> None:
         ("MAILMARK_BLOB_URL", "s3://bucket/mail", "only file:// blob stores"),
         ("MAILMARK_DATABASE_URL", "postgresql://db/mail", "must start with sqlite+aiosqlite:///"),
         ("MAILMARK_DATABASE_URL", "/var/lib/mailmark/mailmark.db", "or postgresql+asyncpg://"),
-        ("MAILMARK_TLS_KEY", "/etc/key.pem", "MAILMARK_TLS_CERT and MAILMARK_TLS_KEY must be set together"),
-        ("MAILMARK_TLS_CERT", "/etc/cert.pem", "MAILMARK_TLS_CERT and MAILMARK_TLS_KEY must be set together"),
+        (
+            "MAILMARK_TLS_KEY",
+            "/etc/key.pem",
+            "MAILMARK_TLS_CERT and MAILMARK_TLS_KEY must be set together",
+        ),
+        (
+            "MAILMARK_TLS_CERT",
+            "/etc/cert.pem",
+            "MAILMARK_TLS_CERT and MAILMARK_TLS_KEY must be set together",
+        ),
     ],
 )
 def test_bad_environment_value_names_the_key(
@@ -233,7 +256,9 @@ def test_bad_toml_value_names_the_key(tmp_path: Path) -> None:
 
 def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
     path = write_toml(tmp_path, "mx_prot = 25\n")
-    with pytest.raises(SettingsError, match=r"^invalid setting MAILMARK_MX_PROT: Extra inputs are not permitted"):
+    with pytest.raises(
+        SettingsError, match=r"^invalid setting MAILMARK_MX_PROT: Extra inputs are not permitted"
+    ):
         load_settings(config_file=path)
 
 
@@ -293,7 +318,9 @@ def test_config_file_from_mailmark_config_with_paths_relative_to_it(
     assert settings.tls_key == Path("/keys/key.pem")
 
 
-def test_an_explicit_file_beats_mailmark_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_an_explicit_file_beats_mailmark_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     explicit = tmp_path / "explicit.toml"
     explicit.write_text("mx_port = 2600\n")
     monkeypatch.setenv("MAILMARK_CONFIG", str(tmp_path / "absent.toml"))
@@ -301,7 +328,10 @@ def test_an_explicit_file_beats_mailmark_config(monkeypatch: pytest.MonkeyPatch,
 
     with pytest.raises(SettingsError) as caught:
         load_settings()
-    assert str(caught.value) == f"config file {tmp_path / 'absent.toml'} (MAILMARK_CONFIG) does not exist"
+    assert (
+        str(caught.value)
+        == f"config file {tmp_path / 'absent.toml'} (MAILMARK_CONFIG) does not exist"
+    )
 
 
 def test_the_search_path_is_read_in_order(tmp_path: Path) -> None:
@@ -312,7 +342,11 @@ def test_the_search_path_is_read_in_order(tmp_path: Path) -> None:
 
     local.write_text("mx_port = 2600\n")
     settings = load_settings(search=(local, system))
-    assert (settings.config_file, settings.mx_port, settings.data_dir) == (local, 2600, Path("data"))
+    assert (settings.config_file, settings.mx_port, settings.data_dir) == (
+        local,
+        2600,
+        Path("data"),
+    )
 
     nothing = load_settings(search=(tmp_path / "none.toml",))
     assert nothing.config_file is None
@@ -321,7 +355,7 @@ def test_the_search_path_is_read_in_order(tmp_path: Path) -> None:
 def test_the_default_search_ends_in_etc(tmp_path: Path) -> None:
     from mailmark.config.settings import CONFIG_SEARCH_PATH
 
-    assert CONFIG_SEARCH_PATH == (Path("mailmark.toml"), Path("/etc/mailmark/mailmark.toml"))
+    assert (Path("mailmark.toml"), Path("/etc/mailmark/mailmark.toml")) == CONFIG_SEARCH_PATH
     write_toml(tmp_path, "mx_port = 2600\n")
     assert load_settings().config_file == Path("mailmark.toml")
 

@@ -170,6 +170,6 @@ def test_parse_recipient_only_returns_a_recipient_or_denies(text: str) -> None:
     assert isinstance(recipient, Recipient)
     # What comes out is safe to look up: a plain local part and a normalised, hostable domain.
     assert recipient.local_part
-    assert not set("@%!\"\\+") & set(recipient.local_part)
+    assert not set('@%!"\\+') & set(recipient.local_part)
     assert len(recipient.local_part.encode()) <= 64
     assert normalize_domain(recipient.domain) == recipient.domain

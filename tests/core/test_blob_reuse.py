@@ -10,7 +10,9 @@ from tests.support.world import World, stored_copies
 MESSAGE = b"From: a@example.org\r\nTo: sales@acme.test\r\nSubject: same bytes\r\n\r\nIdentical.\r\n"
 
 
-async def test_delivery_restores_a_reused_blob_that_a_deleter_removed_under_it(world: World) -> None:
+async def test_delivery_restores_a_reused_blob_that_a_deleter_removed_under_it(
+    world: World,
+) -> None:
     services = world.services
     await services.delivery.deliver(MESSAGE, recipients=[world.sales], mail_from="a@example.org")
     key = hashlib.sha256(MESSAGE).hexdigest()
@@ -19,7 +21,9 @@ async def test_delivery_restores_a_reused_blob_that_a_deleter_removed_under_it(w
     async with services.uow() as uow:
         await uow.messages.lock_blob(key)
         second = asyncio.create_task(
-            services.delivery.deliver(MESSAGE, recipients=[world.support], mail_from="a@example.org")
+            services.delivery.deliver(
+                MESSAGE, recipients=[world.support], mail_from="a@example.org"
+            )
         )
         await asyncio.sleep(0.5)  # the delivery finds the blob present, then waits for the lock
         assert not second.done()

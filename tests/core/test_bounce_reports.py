@@ -62,11 +62,14 @@ CASES: list[tuple[str, bytes, BounceReport]] = [
         postfix_bounce(VERP, "bob@remote.test", MID),
         BounceReport(
             "bounce",
-            (ReportedRecipient(
-                "bob@remote.test", "5.1.1",
-                "550 5.1.1 <bob@remote.test>: Recipient address rejected: "
-                "User unknown in local recipient table",
-            ),),
+            (
+                ReportedRecipient(
+                    "bob@remote.test",
+                    "5.1.1",
+                    "550 5.1.1 <bob@remote.test>: Recipient address rejected: "
+                    "User unknown in local recipient table",
+                ),
+            ),
             MID,
         ),
     ),
@@ -75,10 +78,13 @@ CASES: list[tuple[str, bytes, BounceReport]] = [
         postfix_delay(VERP, "bob@remote.test", MID),
         BounceReport(
             "delay",
-            (ReportedRecipient(
-                "bob@remote.test", "4.4.1",
-                "connect to mail.remote.test[192.0.2.25]:25: Connection timed out",
-            ),),
+            (
+                ReportedRecipient(
+                    "bob@remote.test",
+                    "4.4.1",
+                    "connect to mail.remote.test[192.0.2.25]:25: Connection timed out",
+                ),
+            ),
             MID,
         ),
     ),
@@ -99,12 +105,15 @@ CASES: list[tuple[str, bytes, BounceReport]] = [
         gmail_bounce(VERP, "nobody@gmail.test", "orig.3@acme.test"),
         BounceReport(
             "bounce",
-            (ReportedRecipient(
-                "nobody@gmail.test", "5.1.1",
-                "550-5.1.1 The email account that you tried to reach does not exist. Please try "
-                "550-5.1.1 double-checking the recipient's email address for typos or "
-                "550 5.1.1 unnecessary spaces. https://support.google.test/mail/?p=NoSuchUser",
-            ),),
+            (
+                ReportedRecipient(
+                    "nobody@gmail.test",
+                    "5.1.1",
+                    "550-5.1.1 The email account that you tried to reach does not exist. Please try "
+                    "550-5.1.1 double-checking the recipient's email address for typos or "
+                    "550 5.1.1 unnecessary spaces. https://support.google.test/mail/?p=NoSuchUser",
+                ),
+            ),
             "orig.3@acme.test",
         ),
     ),
@@ -113,11 +122,14 @@ CASES: list[tuple[str, bytes, BounceReport]] = [
         exchange_bounce(VERP, "first+news@outlook-like.test", "orig.5@acme.test"),
         BounceReport(
             "bounce",
-            (ReportedRecipient(
-                "first+news@outlook-like.test", "5.1.10",
-                "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP "
-                "address lookup",
-            ),),
+            (
+                ReportedRecipient(
+                    "first+news@outlook-like.test",
+                    "5.1.10",
+                    "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP "
+                    "address lookup",
+                ),
+            ),
             "orig.5@acme.test",
         ),
     ),
@@ -238,7 +250,7 @@ def test_a_report_wrapped_in_a_forward_is_found() -> None:
     content_type = inner[content_type_start:header_end].split(b"\r\nContent-Transfer")[0]
     body = inner[header_end + 4 :]
     wrapped = (
-        b"From: someone@forwarder.test\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n"
+        b'From: someone@forwarder.test\r\nContent-Type: multipart/mixed; boundary="outer"\r\n\r\n'
         b"--outer\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n"
         b"--outer\r\n" + content_type + b"\r\n\r\n" + body + b"\r\n--outer--\r\n"
     )
@@ -249,7 +261,7 @@ def test_a_report_wrapped_in_a_forward_is_found() -> None:
 def test_a_bounce_of_a_bounce_inside_an_attached_message_is_not_ours() -> None:
     inner = postfix_bounce("someone@else.test", "bob@remote.test", MID)
     raw = (
-        b"From: MAILER-DAEMON@x.test\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n"
+        b'From: MAILER-DAEMON@x.test\r\nContent-Type: multipart/mixed; boundary="o"\r\n\r\n'
         b"--o\r\nContent-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--o--\r\n"
     )
     assert parse_report(raw) is None
@@ -284,16 +296,24 @@ def test_multiple_original_recipients_in_a_complaint() -> None:
         b"not a message at all",
         crlf("From: a@b.test\nSubject: hello\n\nJust a reply to your newsletter.\n"),
         crlf("Content-Type: multipart/report; report-type=delivery-status\n\nno boundary\n"),
-        crlf('Content-Type: multipart/report; boundary="b"\n\n--b\n'
-             "Content-Type: message/delivery-status\n\n--b--\n"),
-        crlf('Content-Type: multipart/report; boundary="b"\n\n--b\n'
-             "Content-Type: message/delivery-status\nContent-Transfer-Encoding: base64\n\n"
-             "!!!not base64!!!\n--b--\n"),
-        crlf('Content-Type: multipart/report; boundary="b"\n\n--b\n'
-             "Content-Type: message/feedback-report\n\nUser-Agent: x\n--b--\n"),
-        crlf('Content-Type: multipart/report; boundary="b"\n\n--b\n'
-             "Content-Type: message/delivery-status\n\nReporting-MTA: dns; x\n\n"
-             "Final-Recipient: x400; c=us\nAction: failed\n--b--\n"),
+        crlf(
+            'Content-Type: multipart/report; boundary="b"\n\n--b\n'
+            "Content-Type: message/delivery-status\n\n--b--\n"
+        ),
+        crlf(
+            'Content-Type: multipart/report; boundary="b"\n\n--b\n'
+            "Content-Type: message/delivery-status\nContent-Transfer-Encoding: base64\n\n"
+            "!!!not base64!!!\n--b--\n"
+        ),
+        crlf(
+            'Content-Type: multipart/report; boundary="b"\n\n--b\n'
+            "Content-Type: message/feedback-report\n\nUser-Agent: x\n--b--\n"
+        ),
+        crlf(
+            'Content-Type: multipart/report; boundary="b"\n\n--b\n'
+            "Content-Type: message/delivery-status\n\nReporting-MTA: dns; x\n\n"
+            "Final-Recipient: x400; c=us\nAction: failed\n--b--\n"
+        ),
         status_report("Final-Recipient: rfc822; no-at-sign\nAction: failed\nStatus: 5.1.1\n"),
     ],
 )
@@ -319,7 +339,8 @@ def test_a_report_deeper_than_the_bound_is_not_searched_for() -> None:
     for level in range(10):
         raw = (
             f'Content-Type: multipart/mixed; boundary="n{level}"\r\n\r\n--n{level}\r\n'.encode()
-            + raw + f"\r\n--n{level}--\r\n".encode()
+            + raw
+            + f"\r\n--n{level}--\r\n".encode()
         )
     assert parse_report(raw) is None
 
@@ -336,10 +357,13 @@ def test_recipients_per_report_are_bounded() -> None:
 def test_a_huge_report_is_read_quickly_and_fields_are_bounded() -> None:
     long_diagnostic = "x" * 100_000
     attachment = b"A" * 20_000_000
-    raw = status_report(
-        f"Reporting-MTA: dns; x\n\nFinal-Recipient: rfc822; r@remote.test\nAction: failed\n"
-        f"Status: 5.1.1\nDiagnostic-Code: smtp; 550 {long_diagnostic}\n"
-    ) + attachment
+    raw = (
+        status_report(
+            f"Reporting-MTA: dns; x\n\nFinal-Recipient: rfc822; r@remote.test\nAction: failed\n"
+            f"Status: 5.1.1\nDiagnostic-Code: smtp; 550 {long_diagnostic}\n"
+        )
+        + attachment
+    )
     started = time.process_time()
     report = parse_report(raw)
     assert time.process_time() - started < 5

@@ -36,7 +36,9 @@ SUBJECTS = [
 
 
 def parse(head: str, body: bytes = b"") -> EmailMessage:
-    message = email.message_from_bytes(head.encode("ascii") + b"\r\n" + body, policy=email.policy.default)
+    message = email.message_from_bytes(
+        head.encode("ascii") + b"\r\n" + body, policy=email.policy.default
+    )
     assert isinstance(message, EmailMessage)
     return message
 

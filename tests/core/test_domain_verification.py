@@ -28,7 +28,9 @@ def publish(fake_dns: FakeDns, records: list[DnsRecord], *, only_required: bool 
 
 @pytest.fixture
 async def pending_domain(services: Services) -> str:
-    await services.accounts.create("verifier", owner_email="o@verify.test", password="owner-pass-1", plan="pro")
+    await services.accounts.create(
+        "verifier", owner_email="o@verify.test", password="owner-pass-1", plan="pro"
+    )
     await services.domains.add(DOMAIN, account_name="verifier")
     return DOMAIN
 
@@ -110,7 +112,7 @@ async def _states(services: Services) -> dict[str, int]:
         .group_by(dkim_keys.c.state)
     )
     async with services.engine.connect() as conn:
-        return {state: count for state, count in (await conn.execute(query)).all()}
+        return dict((await conn.execute(query)).tuples().all())
 
 
 async def test_mail_signed_with_the_domains_keys_verifies_through_its_published_records(
@@ -134,7 +136,9 @@ async def test_mail_signed_with_the_domains_keys_verifies_through_its_published_
             key.private_key_pem.encode(),
             signature_algorithm=key.algorithm.encode(),
         )
-        authenticator = MessageAuthenticator(DnsResolver([fake_dns.address], cache=False), "mx.test")
+        authenticator = MessageAuthenticator(
+            DnsResolver([fake_dns.address], cache=False), "mx.test"
+        )
         results = await authenticator.authenticate(
             raw=signed + message, client_ip="192.0.2.99", helo="out.example", mail_from=""
         )

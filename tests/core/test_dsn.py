@@ -82,7 +82,9 @@ def test_every_required_field_of_a_permanent_failure() -> None:
     assert report.get_param("report-type") == "delivery-status"
     parts = list(report.iter_parts())
     assert [p.get_content_type() for p in parts] == [
-        "text/plain", "message/delivery-status", "text/rfc822-headers",
+        "text/plain",
+        "message/delivery-status",
+        "text/rfc822-headers",
     ]
 
     human = parts[0].get_content()
@@ -106,12 +108,17 @@ def test_every_required_field_of_a_permanent_failure() -> None:
 
 
 def test_several_recipients_with_expiry_and_network_errors() -> None:
-    raw = build([
-        ("bob@remote.test", Reply(550, "5.1.1", "No such user", "mx1.remote.test")),
-        ("carol@remote.test", Reply(451, "4.3.0", "Greylisted,\ntry again later", "mx2.remote.test")),
-        ("dave@gone.test", Reply(0, None, "connection timed out")),
-        ("erin@remote.test", Reply(554, None, "Transaction failed")),
-    ])
+    raw = build(
+        [
+            ("bob@remote.test", Reply(550, "5.1.1", "No such user", "mx1.remote.test")),
+            (
+                "carol@remote.test",
+                Reply(451, "4.3.0", "Greylisted,\ntry again later", "mx2.remote.test"),
+            ),
+            ("dave@gone.test", Reply(0, None, "connection timed out")),
+            ("erin@remote.test", Reply(554, None, "Transaction failed")),
+        ]
+    )
     blocks = status_blocks(parse(raw))
     assert len(blocks) == 5
     by_recipient = {str(b["Final-Recipient"]): b for b in blocks[1:]}
@@ -155,7 +162,7 @@ def test_a_random_message_id_in_the_given_domain() -> None:
 def test_hostile_values_stay_inside_their_fields() -> None:
     raw = build(
         [("bob@remote.test\r\nBcc: victim@x.test", Reply(550, "5.1.1", "x\r\nX-Evil: 1", "m\nx"))],
-        headers=b"From: \"Eve\r\n\" <eve@acme.test>\r\nSubject: \x00hi\r\n\r\n",
+        headers=b'From: "Eve\r\n" <eve@acme.test>\r\nSubject: \x00hi\r\n\r\n',
     )
     assert b"\r\nBcc:" not in raw and b"\r\nX-Evil" not in raw
     per_recipient = status_blocks(parse(raw))[1]
@@ -185,7 +192,9 @@ def test_a_huge_header_section_is_cut_between_fields() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(headers=st.binary(max_size=2000), text=st.text(max_size=300), code=st.integers(0, 599))
-def test_any_original_and_reply_give_a_parseable_report(headers: bytes, text: str, code: int) -> None:
+def test_any_original_and_reply_give_a_parseable_report(
+    headers: bytes, text: str, code: int
+) -> None:
     raw = build([("bob@remote.test", Reply(code, None, text))], headers=headers)
     report = parse(raw)
     assert report.get_content_type() == "multipart/report"

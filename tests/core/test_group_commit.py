@@ -42,7 +42,9 @@ async def test_fifty_concurrent_deliveries_get_gap_free_uids(world: World) -> No
     raws = [message(n) for n in range(50)]
     receipts = await asyncio.gather(
         *(
-            world.services.delivery.deliver(raw, recipients=[world.sales], mail_from=f"c{n}@example.org")
+            world.services.delivery.deliver(
+                raw, recipients=[world.sales], mail_from=f"c{n}@example.org"
+            )
             for n, raw in enumerate(raws)
         )
     )
@@ -74,7 +76,9 @@ async def test_one_bad_request_fails_alone_and_leaves_no_orphan_blob(
         for raw in good[:4]
     ]
     calls.append(
-        world.services.delivery.deliver(bad, recipients=[bogus_mailbox(world)], mail_from="c@example.org")
+        world.services.delivery.deliver(
+            bad, recipients=[bogus_mailbox(world)], mail_from="c@example.org"
+        )
     )
     calls += [
         world.services.delivery.deliver(raw, recipients=[world.sales], mail_from="c@example.org")
@@ -99,9 +103,15 @@ async def test_one_bad_request_fails_alone_and_leaves_no_orphan_blob(
 async def test_failed_request_keeps_a_blob_that_a_stored_neighbour_shares(world: World) -> None:
     shared = message(1)
     outcomes = await asyncio.gather(
-        world.services.delivery.deliver(shared, recipients=[world.sales], mail_from="c@example.org"),
-        world.services.delivery.deliver(shared, recipients=[bogus_mailbox(world)], mail_from="c@example.org"),
-        world.services.delivery.deliver(message(2), recipients=[world.sales], mail_from="c@example.org"),
+        world.services.delivery.deliver(
+            shared, recipients=[world.sales], mail_from="c@example.org"
+        ),
+        world.services.delivery.deliver(
+            shared, recipients=[bogus_mailbox(world)], mail_from="c@example.org"
+        ),
+        world.services.delivery.deliver(
+            message(2), recipients=[world.sales], mail_from="c@example.org"
+        ),
         return_exceptions=True,
     )
 
@@ -115,7 +125,9 @@ async def test_a_caller_that_goes_away_does_not_fail_its_batch(world: World) -> 
     raws = [message(n) for n in range(10)]
     tasks = [
         asyncio.create_task(
-            world.services.delivery.deliver(raw, recipients=[world.sales], mail_from="c@example.org")
+            world.services.delivery.deliver(
+                raw, recipients=[world.sales], mail_from="c@example.org"
+            )
         )
         for raw in raws
     ]

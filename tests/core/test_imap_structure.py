@@ -152,8 +152,7 @@ def test_sections_are_exact_bytes(part: tuple[int, ...], kind: str, expected: by
 
 def test_header_fields_keep_folding_and_end_with_an_empty_line() -> None:
     assert structure.section(MIXED, (), "HEADER.FIELDS", ["SUBJECT", "to"]) == (
-        b"To: Mary Smith <mary@x.test>, jdoe@one.test\r\n"
-        b"Subject: =?utf-8?q?Hi?=\r\n  there\r\n\r\n"
+        b"To: Mary Smith <mary@x.test>, jdoe@one.test\r\nSubject: =?utf-8?q?Hi?=\r\n  there\r\n\r\n"
     )
     assert structure.section(MIXED, (), "HEADER.FIELDS", ["X-None"]) == b"\r\n"
     not_fields = structure.section(MIXED, (), "header.fields.not", ["from", "to", "cc", "subject"])
@@ -186,27 +185,32 @@ def test_defaults_for_a_message_without_mime_headers() -> None:
 def test_eight_bit_and_quotes_become_literals_or_escapes() -> None:
     raw = 'Subject: café "x" \\ y\r\nFrom: "Ünï" <u@x.test>\r\n\r\n'.encode()
     env = structure.envelope(raw)
-    subject = "café \"x\" \\ y".encode()
+    subject = 'café "x" \\ y'.encode()
     assert b"{%d}\r\n" % len(subject) + subject in env
     assert structure.nstring(b'a"b\\c') == b'"a\\"b\\\\c"'
     assert balanced(env)
 
 
 def test_multipart_without_boundary_is_text_and_digest_defaults_to_messages() -> None:
-    assert structure.bodystructure(b"Content-Type: multipart/mixed\r\n\r\nbody").startswith(b'("text" "plain"')
-    digest = (
-        b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: one\r\n\r\nbody\r\n--d--\r\n"
+    assert structure.bodystructure(b"Content-Type: multipart/mixed\r\n\r\nbody").startswith(
+        b'("text" "plain"'
     )
+    digest = b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: one\r\n\r\nbody\r\n--d--\r\n"
     assert structure.bodystructure(digest).startswith(b'(("message" "rfc822"')
 
 
 def test_nesting_and_part_count_are_bounded() -> None:
     deep = b"".join(
-        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(2_000)
+        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+        for i in range(2_000)
     )
     out = structure.bodystructure(deep)
     assert balanced(out) and out.count(b"(") < 200
-    many = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n" + b"--x\r\n\r\nx\r\n" * 5_000 + b"--x--\r\n"
+    many = (
+        b"Content-Type: multipart/mixed; boundary=x\r\n\r\n"
+        + b"--x\r\n\r\nx\r\n" * 5_000
+        + b"--x--\r\n"
+    )
     assert structure.bodystructure(many).count(b'"text" "plain"') < structure.MAX_PARTS
 
 
@@ -219,11 +223,21 @@ def test_garbage_never_raises_and_stays_balanced(raw: bytes) -> None:
     structure.section(raw, (1,), "HEADER.FIELDS", ["subject"])
 
 
-mime_piece = st.sampled_from([
-    b"Content-Type: multipart/mixed; boundary=a\r\n", b"Content-Type: message/rfc822\r\n",
-    b"Content-Type: text/plain; charset=\"x\r\n", b"\r\n", b"--a\r\n", b"--a--\r\n", b"From: <a@b\r\n",
-    b"To: g: a@b, (c) \"d\\\" e\" <f>;\r\n", b"Subject: \xff\x00\r\n", b"body\n", b" folded\r\n",
-])
+mime_piece = st.sampled_from(
+    [
+        b"Content-Type: multipart/mixed; boundary=a\r\n",
+        b"Content-Type: message/rfc822\r\n",
+        b'Content-Type: text/plain; charset="x\r\n',
+        b"\r\n",
+        b"--a\r\n",
+        b"--a--\r\n",
+        b"From: <a@b\r\n",
+        b'To: g: a@b, (c) "d\\" e" <f>;\r\n',
+        b"Subject: \xff\x00\r\n",
+        b"body\n",
+        b" folded\r\n",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)

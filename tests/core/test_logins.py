@@ -14,7 +14,9 @@ from tests.support.world import World
 
 
 async def test_the_mailbox_password_logs_in(world: World) -> None:
-    mailbox = await world.services.logins.authenticate("Sales@ACME.test", "sales-pass-1", "192.0.2.1")
+    mailbox = await world.services.logins.authenticate(
+        "Sales@ACME.test", "sales-pass-1", "192.0.2.1"
+    )
     assert mailbox.id == world.sales.id
 
 
@@ -36,7 +38,9 @@ async def test_wrong_credentials_fail_without_saying_which_part(
     assert caught.value.message == "Invalid credentials: wrong address or password."
 
 
-async def test_an_ip_is_locked_out_after_repeated_failures_and_readmitted_later(world: World) -> None:
+async def test_an_ip_is_locked_out_after_repeated_failures_and_readmitted_later(
+    world: World,
+) -> None:
     clock = SettableClock()
     throttle = LoginThrottle(clock, max_failures=3, window_seconds=60)
     logins = MailboxLogins(world.services.uow, password_hasher(world.services.settings), throttle)
@@ -49,10 +53,14 @@ async def test_an_ip_is_locked_out_after_repeated_failures_and_readmitted_later(
         await logins.authenticate("sales@acme.test", "sales-pass-1", "198.51.100.7")
     assert "try again in 60 seconds" in caught.value.message
     # Other clients are unaffected.
-    assert (await logins.authenticate("sales@acme.test", "sales-pass-1", "198.51.100.8")).id == world.sales.id
+    assert (
+        await logins.authenticate("sales@acme.test", "sales-pass-1", "198.51.100.8")
+    ).id == world.sales.id
 
     clock.current += timedelta(seconds=61)
-    assert (await logins.authenticate("sales@acme.test", "sales-pass-1", "198.51.100.7")).id == world.sales.id
+    assert (
+        await logins.authenticate("sales@acme.test", "sales-pass-1", "198.51.100.7")
+    ).id == world.sales.id
 
 
 def test_a_success_clears_the_failures_of_that_ip() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -40,7 +41,9 @@ async def test_create_normalises_and_makes_the_default_folders(world: World) -> 
     )
 
     assert (mailbox.local_part, mailbox.domain_name, mailbox.address) == (
-        "first.last", "acme.test", "first.last@acme.test"
+        "first.last",
+        "acme.test",
+        "first.last@acme.test",
     )
     assert mailbox.display_name == "First Last"
     assert mailbox.password_hash and "first-pass-1" not in mailbox.password_hash
@@ -61,9 +64,12 @@ async def test_create_normalises_and_makes_the_default_folders(world: World) -> 
 
 
 async def test_duplicates_are_refused_whatever_the_case(world: World) -> None:
-    with pytest.raises(Conflict, match="Mailbox sales@acme.test already exists"):
+    with pytest.raises(Conflict, match=re.escape("Mailbox sales@acme.test already exists")):
         await world.services.mailboxes.create("SALES@acme.test")
-    assert [m.local_part for m in await world.services.mailboxes.list("acme.test")] == ["sales", "support"]
+    assert [m.local_part for m in await world.services.mailboxes.list("acme.test")] == [
+        "sales",
+        "support",
+    ]
 
 
 # One world for the whole table: setting one up (DKIM key, password hashes) is the slow part.
@@ -96,15 +102,20 @@ async def test_invalid_addresses_and_unsafe_options_are_refused(world: World) ->
     for options, message in UNSAFE_OPTIONS:
         with pytest.raises(InvalidInput, match=message):
             await world.services.mailboxes.create("new@acme.test", **options)
-    assert [m.local_part for m in await world.services.mailboxes.list("acme.test")] == ["sales", "support"]
+    assert [m.local_part for m in await world.services.mailboxes.list("acme.test")] == [
+        "sales",
+        "support",
+    ]
 
 
 async def test_mailboxes_need_a_verified_domain(services: Services) -> None:
-    await services.accounts.create("acme", owner_email="o@acme.test", password="owner-pass-1", plan="unlimited")
+    await services.accounts.create(
+        "acme", owner_email="o@acme.test", password="owner-pass-1", plan="unlimited"
+    )
     pending = await services.domains.add("pending.test", account_name="acme")
     assert (pending.status, pending.trusted) == ("pending", False)
 
-    with pytest.raises(Forbidden, match="pending.test is not verified yet"):
+    with pytest.raises(Forbidden, match=re.escape("pending.test is not verified yet")):
         await services.mailboxes.create("sales@pending.test")
     assert await services.mailboxes.list("pending.test") == []
 
@@ -123,9 +134,15 @@ async def test_delete_removes_placements_and_only_unshared_blobs(world: World) -
     shared_receipt = await services.delivery.deliver(
         shared, recipients=[world.sales, world.support], mail_from="alice@example.org"
     )
-    own_receipt = await services.delivery.deliver(own, recipients=[world.sales], mail_from="alice@example.org")
-    twin_a = await services.delivery.deliver(same_bytes, recipients=[world.sales], mail_from="a@example.org")
-    twin_b = await services.delivery.deliver(same_bytes, recipients=[world.support], mail_from="b@example.org")
+    own_receipt = await services.delivery.deliver(
+        own, recipients=[world.sales], mail_from="alice@example.org"
+    )
+    twin_a = await services.delivery.deliver(
+        same_bytes, recipients=[world.sales], mail_from="a@example.org"
+    )
+    twin_b = await services.delivery.deliver(
+        same_bytes, recipients=[world.support], mail_from="b@example.org"
+    )
     assert twin_a.blob_key == twin_b.blob_key and twin_a.message_id != twin_b.message_id
     assert len(await stored_copies(services, world.sales)) == 3
 
@@ -134,13 +151,22 @@ async def test_delete_removes_placements_and_only_unshared_blobs(world: World) -
     with pytest.raises(NotFound):
         await services.mailboxes.get("sales@acme.test")
     sales_id = world.sales.id
-    assert await count(
-        services, sa.select(sa.func.count()).select_from(placements).where(placements.c.mailbox_id == sales_id)
-    ) == 0
+    assert (
+        await count(
+            services,
+            sa.select(sa.func.count())
+            .select_from(placements)
+            .where(placements.c.mailbox_id == sales_id),
+        )
+        == 0
+    )
     # The message only sales had is gone with its blob; the others stay for support.
     assert not await services.blobs.exists(own_receipt.blob_key)
     remaining = await count(
-        services, sa.select(sa.func.count()).select_from(messages).where(messages.c.id == own_receipt.message_id)
+        services,
+        sa.select(sa.func.count())
+        .select_from(messages)
+        .where(messages.c.id == own_receipt.message_id),
     )
     assert remaining == 0
     assert await services.blobs.get(shared_receipt.blob_key) == shared
@@ -152,18 +178,22 @@ async def test_delete_removes_placements_and_only_unshared_blobs(world: World) -
 
 async def test_delete_then_recreate_starts_empty(world: World) -> None:
     services = world.services
-    await services.delivery.deliver(mail("Old"), recipients=[world.sales], mail_from="alice@example.org")
+    await services.delivery.deliver(
+        mail("Old"), recipients=[world.sales], mail_from="alice@example.org"
+    )
     await services.mailboxes.delete("sales@acme.test")
     again = await services.mailboxes.create("sales@acme.test")
 
     assert again.id != world.sales.id
     assert await stored_copies(services, again) == []
-    receipt = await services.delivery.deliver(mail("New"), recipients=[again], mail_from="alice@example.org")
+    receipt = await services.delivery.deliver(
+        mail("New"), recipients=[again], mail_from="alice@example.org"
+    )
     assert receipt.placements[0].uid == 1
 
 
 async def test_delete_unknown_mailbox(world: World) -> None:
-    with pytest.raises(NotFound, match="No mailbox nobody@acme.test here"):
+    with pytest.raises(NotFound, match=re.escape("No mailbox nobody@acme.test here")):
         await world.services.mailboxes.delete("nobody@acme.test")
 
 

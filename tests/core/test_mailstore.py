@@ -18,9 +18,15 @@ from mailmark.storage.tables import FULLTEXT_TABLE, messages, outbound_messages,
 from tests.support.world import World
 
 
-def message(subject: str, body: str = "hello", *, sender: str = "ann@example.test",
-            to: str = "sales@acme.test", date_header: str = "Mon, 06 Oct 2025 10:00:00 +0000",
-            extra: str = "") -> bytes:
+def message(
+    subject: str,
+    body: str = "hello",
+    *,
+    sender: str = "ann@example.test",
+    to: str = "sales@acme.test",
+    date_header: str = "Mon, 06 Oct 2025 10:00:00 +0000",
+    extra: str = "",
+) -> bytes:
     return (
         f"From: Ann <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date_header}\r\n"
         f"Message-ID: <{subject.replace(' ', '.')}@example.test>\r\n{extra}\r\n{body}\r\n"
@@ -80,12 +86,16 @@ async def test_append_into_sent_sends_nothing_and_checks_limits(world: World) ->
     async with world.services.uow(read_only=True) as uow:
         assert await uow.deliveries.entries(None, 10) == []
     async with world.services.engine.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(outbound_messages))).scalar_one() == 0
+        assert (
+            await conn.execute(sa.select(sa.func.count()).select_from(outbound_messages))
+        ).scalar_one() == 0
     assert len((await ms.select(mid, "Sent")).uids) == 1
     with pytest.raises(NotFound):
         await ms.append(mid, "No Such Folder", message("x"))
     with pytest.raises(MessageTooLarge):
-        await ms.append(mid, "INBOX", b"Subject: big\r\n\r\n" + b"x" * world.services.settings.max_message_size)
+        await ms.append(
+            mid, "INBOX", b"Subject: big\r\n\r\n" + b"x" * world.services.settings.max_message_size
+        )
     with pytest.raises(InvalidInput):
         await ms.append(mid, "INBOX", message("x"), ["\\Bogus"])
 
@@ -95,7 +105,9 @@ async def test_delivery_is_seen_by_the_store_and_wakes_waiters(world: World) -> 
     before = ms.signals.generation(mid)
     waiter = asyncio.create_task(ms.signals.wait(mid, 5.0))
     await asyncio.sleep(0)
-    await world.services.delivery.deliver(message("from mx"), recipients=[world.sales], mail_from="a@b.test")
+    await world.services.delivery.deliver(
+        message("from mx"), recipients=[world.sales], mail_from="a@b.test"
+    )
     assert await asyncio.wait_for(waiter, 1.0) is True
     assert ms.signals.generation(mid) > before
     # Nothing published since `after`: a waiter times out; a stale `after` returns at once.
@@ -106,7 +118,9 @@ async def test_delivery_is_seen_by_the_store_and_wakes_waiters(world: World) -> 
     assert b'"from mx"' in (fetched.envelope or b"")
 
 
-async def test_uids_are_never_reused_and_uidnext_survives_restart(world: World, settings: Settings) -> None:
+async def test_uids_are_never_reused_and_uidnext_survives_restart(
+    world: World, settings: Settings
+) -> None:
     ms, mid = store(world), mailbox_id(world)
     folder = await inbox(world)
     uids = [(await ms.append(mid, "INBOX", message(f"m{i}"), ["\\Deleted"])).uid for i in range(3)]
@@ -156,7 +170,10 @@ async def test_store_flag_modes_modseq_and_unchangedsince(world: World) -> None:
     a = (await ms.append(mid, "INBOX", message("f1"))).uid
     b = (await ms.append(mid, "INBOX", message("f2"))).uid
     result = await ms.store_flags(folder, [a, b], "add", ["\\SEEN", "Work", "\\Recent"])
-    assert [(c.uid, c.flags) for c in result.changed] == [(a, ("\\Seen", "Work")), (b, ("\\Seen", "Work"))]
+    assert [(c.uid, c.flags) for c in result.changed] == [
+        (a, ("\\Seen", "Work")),
+        (b, ("\\Seen", "Work")),
+    ]
     assert result.changed[1].modseq == result.changed[0].modseq + 1
     again = await ms.store_flags(folder, [a], "add", ["\\seen", "work"])
     assert again.changed == []  # nothing changed: no new MODSEQ
@@ -165,7 +182,9 @@ async def test_store_flag_modes_modseq_and_unchangedsince(world: World) -> None:
     replaced = await ms.store_flags(folder, [b], "replace", ["\\Flagged"])
     assert replaced.changed[0].flags == ("\\Flagged",)
     # RFC 7162 §3.1.3: b changed after the given MODSEQ, so it is not touched and is reported.
-    cond = await ms.store_flags(folder, [a, b], "add", ["\\Answered"], unchanged_since=removed.changed[0].modseq)
+    cond = await ms.store_flags(
+        folder, [a, b], "add", ["\\Answered"], unchanged_since=removed.changed[0].modseq
+    )
     assert cond.modified == [b] and [c.uid for c in cond.changed] == [a]
     assert (await ms.status(mid, "INBOX")).highestmodseq == cond.changed[0].modseq
     with pytest.raises(InvalidInput):
@@ -179,7 +198,10 @@ async def test_copy_and_move_give_copyuid_data_and_share_the_message(world: Worl
     trash = await ms.select(mid, "Trash")
     copied = await ms.copy(mid, folder, [uids[2], uids[0], 999], "Trash", move=False)
     assert copied.uidvalidity == trash.uidvalidity
-    assert copied.source_uids == [uids[0], uids[2]] and copied.dest_uids == [trash.uidnext, trash.uidnext + 1]
+    assert copied.source_uids == [uids[0], uids[2]] and copied.dest_uids == [
+        trash.uidnext,
+        trash.uidnext + 1,
+    ]
     moved = await ms.copy(mid, folder, [uids[1]], "Trash", move=True)
     assert moved.dest_uids == [trash.uidnext + 2]
     assert (await ms.select(mid, "INBOX")).uids == [uids[0], uids[2]]
@@ -257,9 +279,14 @@ async def test_fetch_skips_uids_not_in_the_folder(world: World) -> None:
     # Many placements of one message, inserted directly: the store is what is under test.
     mailbox = world.sales
     async with world.services.uow() as uow:
-        for start in range(0, FETCH_CHUNK * 2 + 10, 50):
+        for _ in range(0, FETCH_CHUNK * 2 + 10, 50):
             await world.services.delivery.place_in(
-                uow, raw, blob_key=key, created_blob=False, mailbox=mailbox, folder="INBOX",
+                uow,
+                raw,
+                blob_key=key,
+                created_blob=False,
+                mailbox=mailbox,
+                folder="INBOX",
                 mail_from="",
             )
         await uow.commit()
@@ -277,7 +304,13 @@ async def test_fetch_yields_chunks_of_at_most_fetch_chunk(world: World) -> None:
     async with world.services.uow() as uow:
         for _ in range(count):
             await world.services.delivery.place_in(
-                uow, raw, blob_key=key, created_blob=False, mailbox=world.sales, folder="INBOX", mail_from=""
+                uow,
+                raw,
+                blob_key=key,
+                created_blob=False,
+                mailbox=world.sales,
+                folder="INBOX",
+                mail_from="",
             )
         await uow.commit()
     snap = await ms.select(mid, "INBOX")
@@ -293,8 +326,12 @@ async def test_envelope_is_computed_lazily_for_old_messages(world: World) -> Non
     async with world.services.engine.begin() as conn:
         await conn.execute(messages.update().values(envelope=None, bodystructure=None, body=None))
     folder = await inbox(world)
-    [[m]] = [c async for c in ms.fetch(folder, [uid], FetchWants(envelope=True, bodystructure=True))]
-    assert m.envelope == imap_structure.envelope(raw) and m.bodystructure == imap_structure.bodystructure(raw)
+    [[m]] = [
+        c async for c in ms.fetch(folder, [uid], FetchWants(envelope=True, bodystructure=True))
+    ]
+    assert m.envelope == imap_structure.envelope(
+        raw
+    ) and m.bodystructure == imap_structure.bodystructure(raw)
     async with world.services.engine.connect() as conn:
         stored = (await conn.execute(sa.select(messages.c.envelope))).scalar_one()
     assert stored == m.envelope
@@ -302,14 +339,38 @@ async def test_envelope_is_computed_lazily_for_old_messages(world: World) -> Non
 
 SEARCH_MESSAGES = [
     # (subject, body, flags, internal date, Date header, extra header)
-    ("Quarterly report", "numbers attached: Zebra42", ["\\Seen"], datetime(2025, 3, 1, 12, tzinfo=UTC),
-     "Sat, 01 Mar 2025 09:00:00 +0000", "Cc: boss@acme.test\r\n"),
-    ("Lunch?", "are you free at noon", [], datetime(2025, 3, 2, 12, tzinfo=UTC),
-     "Sun, 02 Mar 2025 09:00:00 +0000", "X-Priority: 1\r\n"),
-    ("=?utf-8?q?Caf=C3=A9_menu?=", "espresso and CROISSANTS", ["\\Flagged", "$Important"],
-     datetime(2025, 3, 3, 12, tzinfo=UTC), "Mon, 03 Mar 2025 09:00:00 +0000", ""),
-    ("Re: report", "thanks " + "x" * 3000, ["\\Answered", "\\Seen"], datetime(2025, 3, 4, 12, tzinfo=UTC),
-     "Tue, 04 Mar 2025 09:00:00 +0000", "Bcc: hidden@acme.test\r\n"),
+    (
+        "Quarterly report",
+        "numbers attached: Zebra42",
+        ["\\Seen"],
+        datetime(2025, 3, 1, 12, tzinfo=UTC),
+        "Sat, 01 Mar 2025 09:00:00 +0000",
+        "Cc: boss@acme.test\r\n",
+    ),
+    (
+        "Lunch?",
+        "are you free at noon",
+        [],
+        datetime(2025, 3, 2, 12, tzinfo=UTC),
+        "Sun, 02 Mar 2025 09:00:00 +0000",
+        "X-Priority: 1\r\n",
+    ),
+    (
+        "=?utf-8?q?Caf=C3=A9_menu?=",
+        "espresso and CROISSANTS",
+        ["\\Flagged", "$Important"],
+        datetime(2025, 3, 3, 12, tzinfo=UTC),
+        "Mon, 03 Mar 2025 09:00:00 +0000",
+        "",
+    ),
+    (
+        "Re: report",
+        "thanks " + "x" * 3000,
+        ["\\Answered", "\\Seen"],
+        datetime(2025, 3, 4, 12, tzinfo=UTC),
+        "Tue, 04 Mar 2025 09:00:00 +0000",
+        "Bcc: hidden@acme.test\r\n",
+    ),
 ]
 
 
@@ -367,15 +428,22 @@ CASES: list[tuple[s.Criteria, list[int]]] = [
 
 
 @pytest.mark.parametrize(("criteria", "expected"), CASES, ids=[repr(c) for c, _ in CASES])
-async def test_search_criteria(searchable: tuple[MailStore, int, list[int]], criteria: s.Criteria,
-                               expected: list[int]) -> None:
+async def test_search_criteria(
+    searchable: tuple[MailStore, int, list[int]], criteria: s.Criteria, expected: list[int]
+) -> None:
     ms, folder, uids = searchable
     assert await ms.search(folder, criteria) == [uids[i] for i in expected]
 
 
-async def test_search_uid_sets_modseq_and_universe(searchable: tuple[MailStore, int, list[int]]) -> None:
+async def test_search_uid_sets_modseq_and_universe(
+    searchable: tuple[MailStore, int, list[int]],
+) -> None:
     ms, folder, uids = searchable
-    assert await ms.search(folder, s.UidSet.of([uids[0], uids[2], uids[3]])) == [uids[0], uids[2], uids[3]]
+    assert await ms.search(folder, s.UidSet.of([uids[0], uids[2], uids[3]])) == [
+        uids[0],
+        uids[2],
+        uids[3],
+    ]
     assert s.UidSet.of([5, 1, 2, 3]).ranges == ((1, 3), (5, 5))
     assert await ms.search(folder, s.UidSet(())) == []
     result = await ms.store_flags(folder, [uids[1]], "add", ["\\Deleted"])
@@ -384,7 +452,9 @@ async def test_search_uid_sets_modseq_and_universe(searchable: tuple[MailStore, 
     assert s.uses_modseq(s.Not(s.ModSeq(1))) and not s.uses_modseq(s.All())
 
 
-async def test_search_refuses_unbounded_criteria(searchable: tuple[MailStore, int, list[int]]) -> None:
+async def test_search_refuses_unbounded_criteria(
+    searchable: tuple[MailStore, int, list[int]],
+) -> None:
     ms, folder, _ = searchable
     deep: s.Criteria = s.All()
     for _ in range(s.MAX_DEPTH + 1):
@@ -435,14 +505,24 @@ async def test_text_search_indexes_messages_stored_before_the_index(world: World
     assert await ms.search(folder, s.Body("OCELOT")) == [uid]
     assert await ms.search(folder, s.Subject("legacy")) == [uid]
     async with world.services.engine.connect() as conn:
-        missing = (await conn.execute(sa.select(sa.func.count()).where(messages.c.envelope.is_(None)))).scalar_one()
+        missing = (
+            await conn.execute(sa.select(sa.func.count()).where(messages.c.envelope.is_(None)))
+        ).scalar_one()
     assert missing == 0
 
 
 async def test_sent_dates_compare_the_day_in_the_headers_own_zone(world: World) -> None:
     ms, mid = store(world), mailbox_id(world)
-    late = (await ms.append(mid, "INBOX", message("late", date_header="Mon, 03 Mar 2025 23:30:00 -0500"))).uid
-    early = (await ms.append(mid, "INBOX", message("early", date_header="Tue, 04 Mar 2025 00:30:00 +0900"))).uid
+    late = (
+        await ms.append(
+            mid, "INBOX", message("late", date_header="Mon, 03 Mar 2025 23:30:00 -0500")
+        )
+    ).uid
+    early = (
+        await ms.append(
+            mid, "INBOX", message("early", date_header="Tue, 04 Mar 2025 00:30:00 +0900")
+        )
+    ).uid
     undated = (await ms.append(mid, "INBOX", b"Subject: no date\r\n\r\nbody\r\n")).uid
     folder = await inbox(world)
     # In UTC the first is on 4 March and the second on 3 March; RFC 3501 wants the written day.

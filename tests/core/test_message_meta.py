@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -46,7 +46,7 @@ def crlf(text: str) -> bytes:
                 "from_addr": "alice@example.org",
                 "to_addrs": ("sales@acme.test", "bob@acme.test"),
                 "cc_addrs": ("carol@acme.test",),
-                "date": datetime(2025, 7, 1, 8, 0, tzinfo=timezone.utc),
+                "date": datetime(2025, 7, 1, 8, 0, tzinfo=UTC),
                 "snippet": "Here are the numbers.",
                 "defects": (),
             },
@@ -79,7 +79,7 @@ def crlf(text: str) -> bytes:
         ),
         pytest.param(
             crlf("Date: Tue, 1 Jul 2025 10:00:00 -0000\nMessage-ID: not-in-brackets\n\n"),
-            {"date": datetime(2025, 7, 1, 10, 0, tzinfo=timezone.utc), "message_id": None},
+            {"date": datetime(2025, 7, 1, 10, 0, tzinfo=UTC), "message_id": None},
             id="-0000 date is UTC; a Message-ID without brackets is ignored",
         ),
         pytest.param(
@@ -144,7 +144,11 @@ def test_read_metadata(raw: bytes, expected: dict[str, Any]) -> None:
         ("[PATCH] fix the build", "fix the build", False),
         ("AW: Hello", "hello", True),  # the German and Scandinavian prefixes clients send
         ("SV: Hello", "hello", True),
-        ("Regarding: Hello", "regarding: hello", False),  # a word that starts with "re" is no prefix
+        (
+            "Regarding: Hello",
+            "regarding: hello",
+            False,
+        ),  # a word that starts with "re" is no prefix
         ("Report: Q3", "report: q3", False),
         ("", "", False),
         ("Re:", "", True),
@@ -193,9 +197,28 @@ def test_deeply_nested_mime_degrades_to_a_defect() -> None:
         st.binary(max_size=2000),
         st.lists(
             st.sampled_from(
-                [b"Subject: ", b"=?utf-8?b?", b"=?x?q?=FF", b"From: ", b"<a@b>", b"Date: ", b"\r\n",
-                 b"\r\n\r\n", b"Content-Type: multipart/mixed; boundary=z\r\n", b"--z\r\n", b"\xff",
-                 b"References: ", b"(", b'"', b"Re: ", b"[", b"]", b"\t", b"@", b","]
+                [
+                    b"Subject: ",
+                    b"=?utf-8?b?",
+                    b"=?x?q?=FF",
+                    b"From: ",
+                    b"<a@b>",
+                    b"Date: ",
+                    b"\r\n",
+                    b"\r\n\r\n",
+                    b"Content-Type: multipart/mixed; boundary=z\r\n",
+                    b"--z\r\n",
+                    b"\xff",
+                    b"References: ",
+                    b"(",
+                    b'"',
+                    b"Re: ",
+                    b"[",
+                    b"]",
+                    b"\t",
+                    b"@",
+                    b",",
+                ]
             ),
             max_size=60,
         ).map(b"".join),

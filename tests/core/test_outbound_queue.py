@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -177,7 +178,7 @@ async def test_a_permanent_refusal_bounces_suppresses_and_reports_once(sender: S
         "email.sent",
     ]
     with pytest.raises(
-        Suppressed, match="gone@remote.test is on the suppression list of acme.test"
+        Suppressed, match=re.escape("gone@remote.test is on the suppression list of acme.test")
     ):
         await send(sender, "gone@remote.test")
 

@@ -19,7 +19,9 @@ from mailmark.core.plans import (
 from tests.support.clock import SettableClock
 
 DOMAIN_LIMIT = "Domain limit reached. Your plan allows {} domain(s). Please upgrade to add more."
-MAILBOX_LIMIT = "Mailbox limit reached. Your plan allows {} mailbox(es). Please upgrade to add more."
+MAILBOX_LIMIT = (
+    "Mailbox limit reached. Your plan allows {} mailbox(es). Please upgrade to add more."
+)
 EMAIL_LIMIT = "Monthly email limit reached ({} emails). Please upgrade your plan."
 
 
@@ -30,7 +32,9 @@ def clock() -> SettableClock:
 
 
 async def test_starter_account_cannot_add_a_second_domain(services: Services) -> None:
-    await services.accounts.create("shop", owner_email="o@shop.test", password="pass-word-1", plan="starter")
+    await services.accounts.create(
+        "shop", owner_email="o@shop.test", password="pass-word-1", plan="starter"
+    )
     await services.domains.add("shop.test", account_name="shop", trust=True)
 
     with pytest.raises(QuotaExceeded) as caught:
@@ -42,7 +46,9 @@ async def test_starter_account_cannot_add_a_second_domain(services: Services) ->
 
 
 async def test_starter_account_cannot_add_a_fourth_mailbox(services: Services) -> None:
-    await services.accounts.create("shop", owner_email="o@shop.test", password="pass-word-1", plan="starter")
+    await services.accounts.create(
+        "shop", owner_email="o@shop.test", password="pass-word-1", plan="starter"
+    )
     await services.domains.add("shop.test", account_name="shop", trust=True)
     for local in ("a", "b", "c"):
         await services.mailboxes.create(f"{local}@shop.test")
@@ -59,7 +65,9 @@ async def test_starter_account_cannot_add_a_fourth_mailbox(services: Services) -
 
 async def test_quotas_are_per_account(services: Services) -> None:
     for name in ("one", "two"):
-        await services.accounts.create(name, owner_email=f"o@{name}.test", password="pass-word-1", plan="starter")
+        await services.accounts.create(
+            name, owner_email=f"o@{name}.test", password="pass-word-1", plan="starter"
+        )
         await services.domains.add(f"{name}.test", account_name=name, trust=True)
     for local in ("a", "b", "c"):
         await services.mailboxes.create(f"{local}@one.test")
@@ -68,7 +76,9 @@ async def test_quotas_are_per_account(services: Services) -> None:
 
 
 async def test_trial_gets_starter_limits(services: Services) -> None:
-    trial = await services.accounts.create("trial", owner_email="o@trial.test", password="pass-word-1")
+    trial = await services.accounts.create(
+        "trial", owner_email="o@trial.test", password="pass-word-1"
+    )
     assert (trial.status, trial.plan) == ("trial", "starter")
     assert trial.trial_ends_at == trial.created_at + TRIAL_LENGTH
     await services.domains.add("trial.test", account_name="trial", trust=True)
@@ -91,11 +101,16 @@ async def test_lapsed_trial_pauses_the_account(services: Services, clock: Settab
         await services.mailboxes.create("late@trial.test")
     with pytest.raises(AccountPaused):
         await services.domains.add("trial-two.test", account_name="trial", trust=True)
-    assert [m.local_part for m in await services.mailboxes.list("trial.test")] == ["early", "lastday"]
+    assert [m.local_part for m in await services.mailboxes.list("trial.test")] == [
+        "early",
+        "lastday",
+    ]
 
 
 async def test_paid_plan_does_not_lapse(services: Services, clock: SettableClock) -> None:
-    await services.accounts.create("paid", owner_email="o@paid.test", password="pass-word-1", plan="pro")
+    await services.accounts.create(
+        "paid", owner_email="o@paid.test", password="pass-word-1", plan="pro"
+    )
     clock.current += timedelta(days=400)
     await services.domains.add("paid.test", account_name="paid", trust=True)
     for n in range(4):  # pro has no mailbox limit
@@ -103,8 +118,12 @@ async def test_paid_plan_does_not_lapse(services: Services, clock: SettableClock
 
 
 async def test_unknown_plan_is_refused(services: Services) -> None:
-    with pytest.raises(InvalidInput, match="Unknown plan 'gold'; choose one of starter, pro, business, unlimited"):
-        await services.accounts.create("x", owner_email="o@x.test", password="pass-word-1", plan="gold")
+    with pytest.raises(
+        InvalidInput, match="Unknown plan 'gold'; choose one of starter, pro, business, unlimited"
+    ):
+        await services.accounts.create(
+            "x", owner_email="o@x.test", password="pass-word-1", plan="gold"
+        )
 
 
 @pytest.mark.parametrize(
@@ -116,9 +135,15 @@ async def test_unknown_plan_is_refused(services: Services) -> None:
         ("unlimited", None, None, None),
     ],
 )
-def test_plan_table(plan: str, domains: int | None, mailboxes: int | None, emails: int | None) -> None:
+def test_plan_table(
+    plan: str, domains: int | None, mailboxes: int | None, emails: int | None
+) -> None:
     limits = PLANS[plan]
-    assert (limits.domains, limits.mailboxes, limits.emails_per_month) == (domains, mailboxes, emails)
+    assert (limits.domains, limits.mailboxes, limits.emails_per_month) == (
+        domains,
+        mailboxes,
+        emails,
+    )
     if domains is None:
         ensure_domain_quota(limits, 10_000)
     else:
@@ -159,8 +184,12 @@ def test_ensure_email_quota(plan: str, sent: int, about_to_send: int, allowed: b
 
 
 async def test_effective_plan_of_stored_accounts(services: Services, clock: SettableClock) -> None:
-    trial = await services.accounts.create("trial", owner_email="o@trial.test", password="pass-word-1")
-    business = await services.accounts.create("biz", owner_email="o@biz.test", password="pass-word-1", plan="business")
+    trial = await services.accounts.create(
+        "trial", owner_email="o@trial.test", password="pass-word-1"
+    )
+    business = await services.accounts.create(
+        "biz", owner_email="o@biz.test", password="pass-word-1", plan="business"
+    )
     stored_trial = await services.accounts.get("trial")
     assert stored_trial == trial
     assert effective_plan(stored_trial, clock.now()) is PLANS["starter"]

@@ -9,7 +9,9 @@ from mailmark.core.errors import QuotaExceeded
 
 
 async def test_concurrent_mailbox_creations_never_exceed_the_plan(services: Services) -> None:
-    await services.accounts.create("racer", owner_email="o@race.test", password="owner-pass-1", plan="starter")
+    await services.accounts.create(
+        "racer", owner_email="o@race.test", password="owner-pass-1", plan="starter"
+    )
     await services.domains.add("race.test", account_name="racer", trust=True)
     results = await asyncio.gather(
         *(services.mailboxes.create(f"box{i}@race.test") for i in range(8)), return_exceptions=True

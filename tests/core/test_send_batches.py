@@ -32,14 +32,18 @@ def count_write_transactions(world: World) -> list[int]:
 
 async def queued(world: World) -> int:
     async with world.services.engine.connect() as conn:
-        return int((await conn.execute(sa.select(sa.func.count()).select_from(deliveries))).scalar_one())
+        return int(
+            (await conn.execute(sa.select(sa.func.count()).select_from(deliveries))).scalar_one()
+        )
 
 
 async def test_concurrent_sends_share_transactions_and_fail_alone(world: World) -> None:
     services = world.services
     async with services.uow() as uow:
         await uow.suppressions.add(
-            Suppression(world.sales.domain_id, "gone@example.com", "bounce", "550", services.clock.now())
+            Suppression(
+                world.sales.domain_id, "gone@example.com", "bounce", "550", services.clock.now()
+            )
         )
         await uow.commit()
     later = services.clock.now() + timedelta(days=1)
@@ -70,8 +74,14 @@ async def test_concurrent_sends_share_transactions_and_fail_alone(world: World) 
 async def test_a_campaign_is_one_transaction(world: World, count: int) -> None:
     services = world.services
     drafts = [
-        Draft(mailbox=world.sales, to=(f"user{n}@example.com",), subject="Hi", text="x",
-              scheduled_at=services.clock.now() + timedelta(days=1), batch_id="batch_1")
+        Draft(
+            mailbox=world.sales,
+            to=(f"user{n}@example.com",),
+            subject="Hi",
+            text="x",
+            scheduled_at=services.clock.now() + timedelta(days=1),
+            batch_id="batch_1",
+        )
         for n in range(count)
     ]
     writes = count_write_transactions(world)

@@ -74,7 +74,9 @@ async def test_re_subject_without_references_joins_by_subject(world: World) -> N
 
 async def test_threads_never_cross_mailboxes(world: World) -> None:
     [sales_thread] = await deliver(world, mail("x1", "Invoice"), world.sales)
-    [by_reference] = await deliver(world, mail("x2", "Re: Invoice", in_reply_to="x1"), world.support)
+    [by_reference] = await deliver(
+        world, mail("x2", "Re: Invoice", in_reply_to="x1"), world.support
+    )
     [by_subject] = await deliver(world, mail("x3", "Re: Invoice"), world.support)
 
     # support never saw x1: its first message starts its own thread, the second joins that one.

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -136,9 +137,11 @@ async def test_every_resolved_address_must_be_public() -> None:
     policy = TargetPolicy(resolver)
     target = await policy.check("https://public.test:8443/in?x=1")
     assert (target.address, target.host_header, target.target) == (
-        "93.184.215.14", "public.test:8443", "/in?x=1"
+        "93.184.215.14",
+        "public.test:8443",
+        "/in?x=1",
     )
-    with pytest.raises(TargetRefused, match="10.0.0.1"):
+    with pytest.raises(TargetRefused, match=re.escape("10.0.0.1")):
         await policy.check("https://mixed.test/")
     with pytest.raises(TargetRefused):
         await policy.check("https://127.0.0.1/")
@@ -173,7 +176,9 @@ def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
     assert not verify_signature("whsec_test", header, body, 1_900_000_000 + 301)  # too old
     assert not verify_signature("whsec_other", header, body, 1_900_000_000)
     assert not verify_signature("whsec_test", header, body + b"x", 1_900_000_000)
-    assert not verify_signature("whsec_test", header.replace("t=1900000000", "t=1900000001"), body, 1_900_000_000)
+    assert not verify_signature(
+        "whsec_test", header.replace("t=1900000000", "t=1900000001"), body, 1_900_000_000
+    )
     assert not verify_signature("whsec_test", "garbage", body, 1_900_000_000)
 
 
@@ -187,10 +192,19 @@ def test_the_schedule_spans_about_a_day_then_gives_up() -> None:
 
 def leased(attempts: int) -> LeasedWebhookDelivery:
     return LeasedWebhookDelivery(
-        id=5, webhook_id=2, url="https://hooks.example.com/", secret="whsec_x",
-        domain_name="acme.test", event_id=42, event_type="email.bounced",
-        event_payload={"to": "bob@remote.test", "code": 550}, event_created_at=NOW,
-        outbound_id=9, attempts=attempts, created_at=NOW, lease_owner="w1",
+        id=5,
+        webhook_id=2,
+        url="https://hooks.example.com/",
+        secret="whsec_x",
+        domain_name="acme.test",
+        event_id=42,
+        event_type="email.bounced",
+        event_payload={"to": "bob@remote.test", "code": 550},
+        event_created_at=NOW,
+        outbound_id=9,
+        attempts=attempts,
+        created_at=NOW,
+        lease_owner="w1",
     )
 
 
@@ -198,7 +212,9 @@ def test_outcomes() -> None:
     assert outcome(leased(1), 204, None, NOW).status == "delivered"
     retry = outcome(leased(1), 500, None, NOW)
     assert (retry.status, retry.next_attempt_at, retry.last_error) == (
-        "pending", NOW + RETRY_SCHEDULE[0], "HTTP 500"
+        "pending",
+        NOW + RETRY_SCHEDULE[0],
+        "HTTP 500",
     )
     network = outcome(leased(3), None, "ConnectError: refused", NOW)
     assert (network.status, network.last_code) == ("pending", None)

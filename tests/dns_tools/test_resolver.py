@@ -74,7 +74,7 @@ def test_answers_and_absences_are_cached(fake_dns: FakeDns, resolver: DnsResolve
 
 def test_servfail_is_a_temporary_error(fake_dns: FakeDns, resolver: DnsResolver) -> None:
     fake_dns.servfail("broken.example.org")
-    with pytest.raises(DnsTemporaryError, match="broken.example.org TXT.*SERVFAIL"):
+    with pytest.raises(DnsTemporaryError, match=r"broken.example.org TXT.*SERVFAIL"):
         resolver.txt("broken.example.org")
 
 

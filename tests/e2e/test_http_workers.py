@@ -19,7 +19,12 @@ pytestmark = pytest.mark.slow
 
 async def start(env: dict[str, str], cwd: Path, started: list[Server]) -> tuple[Server, int]:
     process = await asyncio.create_subprocess_exec(
-        MAILMARK, "serve", "--http-workers", "2", env=env, cwd=cwd,
+        MAILMARK,
+        "serve",
+        "--http-workers",
+        "2",
+        env=env,
+        cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -82,7 +87,9 @@ async def test_two_http_processes_serve_one_port(
     answers = []
     for _ in range(40):  # a new connection each time: the kernel spreads them over both
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as http:
-            answers.append(await http.get("/v1/mailboxes", headers={"Authorization": f"Bearer {key}"}))
+            answers.append(
+                await http.get("/v1/mailboxes", headers={"Authorization": f"Bearer {key}"})
+            )
 
     assert {a.status_code for a in answers} == {200}
     assert answers[-1].json()[0]["fullAddress"] == "sales@acme.test"

@@ -57,7 +57,9 @@ class Imap:
     def select(self, folder: str = "INBOX") -> tuple[int, int]:
         typ, data = self.conn.select(folder)
         assert typ == "OK", data
-        validity, uidnext = (self.conn.untagged_responses[key][0] for key in ("UIDVALIDITY", "UIDNEXT"))
+        validity, uidnext = (
+            self.conn.untagged_responses[key][0] for key in ("UIDVALIDITY", "UIDNEXT")
+        )
         assert isinstance(validity, bytes) and isinstance(uidnext, bytes)
         return int(validity), int(uidnext)
 
@@ -117,10 +119,15 @@ async def test_kill_9_between_imap_commands_keeps_uids_and_acknowledged_mail(
     imaps = free_port()
     mx = free_port()
     env = cli_environment(
-        tmp_path / "data", database_url,
-        MAILMARK_MX_PORT=str(mx), MAILMARK_IMAPS_PORT=str(imaps),
-        MAILMARK_IMAP_PORT="0", MAILMARK_SUBMISSION_PORT="0", MAILMARK_SUBMISSIONS_PORT="0",
-        MAILMARK_HTTP_PORT="0", MAILMARK_DNS_NAMESERVERS=fake_dns.address,
+        tmp_path / "data",
+        database_url,
+        MAILMARK_MX_PORT=str(mx),
+        MAILMARK_IMAPS_PORT=str(imaps),
+        MAILMARK_IMAP_PORT="0",
+        MAILMARK_SUBMISSION_PORT="0",
+        MAILMARK_SUBMISSIONS_PORT="0",
+        MAILMARK_HTTP_PORT="0",
+        MAILMARK_DNS_NAMESERVERS=fake_dns.address,
     )
     servers: list[Server] = []
 
@@ -134,7 +141,15 @@ async def test_kill_9_between_imap_commands_keeps_uids_and_acknowledged_mail(
     try:
         server = await start()
         for args in (
-            ("account", "create", "acme", "--owner", "owner@acme.test", "--password", "owner-pass-1"),
+            (
+                "account",
+                "create",
+                "acme",
+                "--owner",
+                "owner@acme.test",
+                "--password",
+                "owner-pass-1",
+            ),
             ("domain", "add", "acme.test", "--account", "acme", "--trust"),
             ("mailbox", "add", ADDRESS, "--password", PASSWORD),
         ):
@@ -162,14 +177,18 @@ async def test_kill_9_between_imap_commands_keeps_uids_and_acknowledged_mail(
         assert len(box.uids) == APPENDS + DELIVERIES
         for uid, raw in acknowledged.items():
             assert box.bodies[uid] == raw, f"APPENDed UID {uid} is damaged or missing"
-        assert {body_of(box.bodies[uid]) for uid in box.uids if uid not in acknowledged} == delivered
+        assert {
+            body_of(box.bodies[uid]) for uid in box.uids if uid not in acknowledged
+        } == delivered
         highest = max(box.uids)
         assert box.uidnext > highest
 
         # 2. Expunge the newest half, kill right after the tagged OK: the UIDs stay used up.
         doomed = box.uids[len(box.uids) // 2 :]
         uid_set = ",".join(map(str, doomed))
-        typ, _ = await asyncio.to_thread(imap.conn.uid, "STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
+        typ, _ = await asyncio.to_thread(
+            imap.conn.uid, "STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)"
+        )
         assert typ == "OK"
         typ, _ = await asyncio.to_thread(imap.conn.expunge)
         assert typ == "OK"
@@ -214,9 +233,14 @@ async def test_kill_9_during_concurrent_appends_keeps_every_acknowledged_one(
 ) -> None:
     imaps = free_port()
     env = cli_environment(
-        tmp_path / "data", database_url,
-        MAILMARK_IMAPS_PORT=str(imaps), MAILMARK_MX_PORT="0", MAILMARK_IMAP_PORT="0",
-        MAILMARK_SUBMISSION_PORT="0", MAILMARK_SUBMISSIONS_PORT="0", MAILMARK_HTTP_PORT="0",
+        tmp_path / "data",
+        database_url,
+        MAILMARK_IMAPS_PORT=str(imaps),
+        MAILMARK_MX_PORT="0",
+        MAILMARK_IMAP_PORT="0",
+        MAILMARK_SUBMISSION_PORT="0",
+        MAILMARK_SUBMISSIONS_PORT="0",
+        MAILMARK_HTTP_PORT="0",
         MAILMARK_DNS_NAMESERVERS=fake_dns.address,
     )
     servers: list[Server] = []
@@ -225,7 +249,15 @@ async def test_kill_9_during_concurrent_appends_keeps_every_acknowledged_one(
         servers.append(server)
         await wait_listening(server, imaps)
         for args in (
-            ("account", "create", "acme", "--owner", "owner@acme.test", "--password", "owner-pass-1"),
+            (
+                "account",
+                "create",
+                "acme",
+                "--owner",
+                "owner@acme.test",
+                "--password",
+                "owner-pass-1",
+            ),
             ("domain", "add", "acme.test", "--account", "acme", "--trust"),
             ("mailbox", "add", ADDRESS, "--password", PASSWORD),
         ):

@@ -52,10 +52,14 @@ async def test_kill_9_mid_delivery_loses_no_message(
         await services.close()
 
     env = cli_environment(
-        data_dir, database_url,
+        data_dir,
+        database_url,
         MAILMARK_MX_PORT=str(free_port()),
-        MAILMARK_SUBMISSION_PORT="0", MAILMARK_SUBMISSIONS_PORT="0",
-        MAILMARK_IMAP_PORT="0", MAILMARK_IMAPS_PORT="0", MAILMARK_HTTP_PORT="0",
+        MAILMARK_SUBMISSION_PORT="0",
+        MAILMARK_SUBMISSIONS_PORT="0",
+        MAILMARK_IMAP_PORT="0",
+        MAILMARK_IMAPS_PORT="0",
+        MAILMARK_HTTP_PORT="0",
         MAILMARK_DNS_NAMESERVERS=fake_dns.address,
         MAILMARK_REMOTE_SMTP_PORT=str(sink.port),
         MAILMARK_DELIVERY_LEASE=LEASE,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import ssl
 import stat
-import re
 from pathlib import Path
 
 import aiosmtplib
@@ -75,7 +75,9 @@ async def test_kill_9_after_the_last_250_loses_nothing(
         await smtp.connect()
         try:
             for n in numbers:
-                errors, reply = await smtp.sendmail("alice@example.org", ["sales@acme.test"], sent[n])
+                errors, reply = await smtp.sendmail(
+                    "alice@example.org", ["sales@acme.test"], sent[n]
+                )
                 assert errors == {} and reply.startswith("2.0.0 Ok"), reply
                 acknowledged.append(n)
                 if len(acknowledged) == MESSAGES:
@@ -85,7 +87,9 @@ async def test_kill_9_after_the_last_250_loses_nothing(
             smtp.close()
 
     await asyncio.wait_for(
-        asyncio.gather(*(client(list(range(c, MESSAGES, CONNECTIONS))) for c in range(CONNECTIONS))),
+        asyncio.gather(
+            *(client(list(range(c, MESSAGES, CONNECTIONS))) for c in range(CONNECTIONS))
+        ),
         timeout=60,
     )
     assert sorted(acknowledged) == list(range(MESSAGES))
@@ -99,7 +103,9 @@ async def test_kill_9_after_the_last_250_loses_nothing(
         sales = await services.mailboxes.get("sales@acme.test")
         copies = await stored_copies(services, sales)
         blob_files = [
-            path for path in services.settings.blob_path.glob("*/*") if not path.name.startswith(".tmp-")
+            path
+            for path in services.settings.blob_path.glob("*/*")
+            if not path.name.startswith(".tmp-")
         ]
     finally:
         await services.close()
@@ -145,8 +151,12 @@ async def test_serve_runs_the_http_listener_beside_the_mx(
 ) -> None:
     server = await start_serving(serve_env, tmp_path, servers)
     found = await server.wait_for(r"HTTP listening on 127\.0\.0\.1:(\d+)")
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{found[1]}", trust_env=False) as client:
-        unknown = await client.get("/mail/config-v1.1.xml", params={"emailaddress": "a@nowhere.test"})
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{found[1]}", trust_env=False
+    ) as client:
+        unknown = await client.get(
+            "/mail/config-v1.1.xml", params={"emailaddress": "a@nowhere.test"}
+        )
     assert unknown.status_code == 404
     assert unknown.json() == {
         "error": {"code": "not_found", "message": "No domain nowhere.test here.", "field": None}
@@ -194,7 +204,9 @@ async def test_the_self_signed_certificate_follows_the_hostname(
     again = await serve_once(serve_env, tmp_path, servers)
     assert again == first  # same name: the same pair is kept
 
-    renamed = await serve_once({**serve_env, "MAILMARK_HOSTNAME": "mail.mailmark.test"}, tmp_path, servers)
+    renamed = await serve_once(
+        {**serve_env, "MAILMARK_HOSTNAME": "mail.mailmark.test"}, tmp_path, servers
+    )
     assert dns_names(renamed)[0] == "mail.mailmark.test"
 
     # A configured certificate is the operator's: never replaced, whatever the hostname.

@@ -110,10 +110,14 @@ async def test_kill_9_mid_posting_loses_no_event(
         await services.close()
 
     env = cli_environment(
-        data_dir, database_url,
+        data_dir,
+        database_url,
         MAILMARK_MX_PORT=str(free_port()),
-        MAILMARK_SUBMISSION_PORT="0", MAILMARK_SUBMISSIONS_PORT="0",
-        MAILMARK_IMAP_PORT="0", MAILMARK_IMAPS_PORT="0", MAILMARK_HTTP_PORT="0",
+        MAILMARK_SUBMISSION_PORT="0",
+        MAILMARK_SUBMISSIONS_PORT="0",
+        MAILMARK_IMAP_PORT="0",
+        MAILMARK_IMAPS_PORT="0",
+        MAILMARK_HTTP_PORT="0",
         MAILMARK_DNS_NAMESERVERS=fake_dns.address,
         MAILMARK_WEBHOOK_LEASE=LEASE,
         MAILMARK_WEBHOOK_ALLOW_PRIVATE_NETWORKS=ALLOW,
@@ -129,7 +133,9 @@ async def test_kill_9_mid_posting_loses_no_event(
             await asyncio.sleep(0.005)
         os.kill(first.process.pid, signal.SIGKILL)
         assert await first.exit_status(timeout=10) == -signal.SIGKILL
-        assert len(set(receiver.ids)) < EVENTS, "the run finished before the kill; nothing was tested"
+        assert len(set(receiver.ids)) < EVENTS, (
+            "the run finished before the kill; nothing was tested"
+        )
 
         second = await Server.start(env, tmp_path)
         servers.append(second)

@@ -34,7 +34,15 @@ async def test_capabilities_before_and_after_starttls(listeners: Listeners) -> N
         return before, after, str(refused.value), logged_in
 
     before, after, refusal, logged_in = await asyncio.to_thread(scenario)
-    assert {"STARTTLS", "LOGINDISABLED", "IMAP4REV1", "IMAP4REV2", "IDLE", "UIDPLUS", "MOVE"} <= set(before)
+    assert {
+        "STARTTLS",
+        "LOGINDISABLED",
+        "IMAP4REV1",
+        "IMAP4REV2",
+        "IDLE",
+        "UIDPLUS",
+        "MOVE",
+    } <= set(before)
     assert "AUTH=PLAIN" not in before
     assert "PRIVACYREQUIRED" in refusal
     assert "AUTH=PLAIN" in after and "STARTTLS" not in after and "LOGINDISABLED" not in after
@@ -47,9 +55,15 @@ async def test_greeting_and_transcript_on_implicit_tls(listeners: Listeners) -> 
         assert client.greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 IMAP4rev2 ")
         assert b"AUTH=PLAIN" in client.greeting and b"STARTTLS" not in client.greeting
         lines = await client.run(b"a1", b"CAPABILITY")
-        assert lines[0].startswith(b"* CAPABILITY IMAP4rev1 ") and lines[1] == b"a1 OK CAPABILITY completed\r\n"
+        assert (
+            lines[0].startswith(b"* CAPABILITY IMAP4rev1 ")
+            and lines[1] == b"a1 OK CAPABILITY completed\r\n"
+        )
         lines = await client.run(b"a2", b'ID ("name" "test")')
-        assert lines == [b'* ID ("name" "Mailmark" "vendor" "Mailmark")\r\n', b"a2 OK ID completed\r\n"]
+        assert lines == [
+            b'* ID ("name" "Mailmark" "vendor" "Mailmark")\r\n',
+            b"a2 OK ID completed\r\n",
+        ]
         lines = await client.run(b"a3", b"NAMESPACE")
         assert lines[-1].startswith(b"a3 BAD")  # not before login
         lines = await client.run(b"a4", b"LOGOUT")
@@ -84,11 +98,19 @@ async def test_authenticate_plain_with_sasl_ir_and_continuation(listeners: Liste
         assert (await client.line()).startswith(b"b2 BAD")
         lines = await client.run(b"b3", b"AUTHENTICATE PLAIN !!!notbase64")
         assert lines[-1].startswith(b"b3 BAD")
-        lines = await client.run(b"b4", b"AUTHENTICATE PLAIN " + base64.b64encode(b"other@acme.test\x00sales@acme.test\x00sales-pass-1"))
+        lines = await client.run(
+            b"b4",
+            b"AUTHENTICATE PLAIN "
+            + base64.b64encode(b"other@acme.test\x00sales@acme.test\x00sales-pass-1"),
+        )
         assert lines[-1].startswith(b"b4 NO [AUTHORIZATIONFAILED]")
         lines = await client.run(b"b5", b"AUTHENTICATE CRAM-MD5")
         assert lines[-1].startswith(b"b5 NO")
-        await client.ok(b"b6", b"AUTHENTICATE PLAIN " + base64.b64encode(b"sales@acme.test\x00sales@acme.test\x00sales-pass-1"))
+        await client.ok(
+            b"b6",
+            b"AUTHENTICATE PLAIN "
+            + base64.b64encode(b"sales@acme.test\x00sales@acme.test\x00sales-pass-1"),
+        )
     finally:
         await client.close()
 

@@ -52,7 +52,9 @@ async def mailbox(listeners: Listeners, world: World) -> World:
             f"From: a@example.org\r\nTo: sales@acme.test\r\nSubject: Hostile {n}\r\n"
             f"Message-ID: <hostile-{n}@example.org>\r\n\r\nBody {n}\r\n"
         ).encode()
-        await world.services.delivery.deliver(raw, recipients=[world.sales], mail_from="a@example.org")
+        await world.services.delivery.deliver(
+            raw, recipients=[world.sales], mail_from="a@example.org"
+        )
     return world
 
 
@@ -178,7 +180,7 @@ async def test_four_thousand_nested_parentheses_are_bad_and_the_session_goes_on(
     assert tagged_status(done) == b"BAD", done
     done = await selected.run(b"P2", b"FETCH 1 " + b"(" * 4000 + b"FLAGS" + b")" * 4000)
     assert tagged_status(done) == b"BAD", done
-    done = await selected.run(b"P3", b"SEARCH (((SUBJECT \"Hostile 1\")))")
+    done = await selected.run(b"P3", b'SEARCH (((SUBJECT "Hostile 1")))')
     assert done[0] == b"* SEARCH 2\r\n", done
     assert done[-1].startswith(b"P3 OK"), done
 
@@ -239,7 +241,7 @@ async def test_search_keys_nested_without_parentheses_are_bounded(selected: RawI
         done = await selected.run(b"D1", b"SEARCH " + deep.strip())
         assert tagged_status(done) == b"BAD", done[-1][:200]
         await assert_alive(selected)
-    done = await selected.run(b"D2", b"SEARCH NOT NOT NOT SUBJECT \"Hostile 2\"")
+    done = await selected.run(b"D2", b'SEARCH NOT NOT NOT SUBJECT "Hostile 2"')
     assert done[0] == b"* SEARCH 1 2\r\n", done
 
 
@@ -275,14 +277,26 @@ async def test_sections_and_partials_out_of_range(selected: RawImap) -> None:
 def nested_multipart(depth: int, parts: int) -> bytes:
     """A message nested `depth` multiparts deep whose innermost level holds `parts` parts."""
     head = b"From: a@example.org\r\nSubject: Nested\r\nMIME-Version: 1.0\r\n"
-    body = b"".join(
-        b"--inner\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(parts)
-    ) + b"--inner--\r\n"
+    body = (
+        b"".join(
+            b"--inner\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(parts)
+        )
+        + b"--inner--\r\n"
+    )
     content_type = b'Content-Type: multipart/mixed; boundary="inner"\r\n'
     for level in range(depth):
         boundary = b"b%d" % level
-        body = (b"--" + boundary + b"\r\n" + content_type + b"\r\n" + body
-                + b"--" + boundary + b"--\r\n")
+        body = (
+            b"--"
+            + boundary
+            + b"\r\n"
+            + content_type
+            + b"\r\n"
+            + body
+            + b"--"
+            + boundary
+            + b"--\r\n"
+        )
         content_type = b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n'
     return head + content_type + b"\r\n" + body
 
@@ -333,8 +347,9 @@ async def test_idle_ended_by_anything_but_done_is_bad(selected: RawImap) -> None
 
 
 @pytest.mark.parametrize("response", [b"!!!not base64!!!", b"*", b"AGEAYg==", b"A" * 20_000])
-async def test_authenticate_with_a_bad_response_is_refused(listeners: Listeners, mailbox: World,
-                                                           response: bytes) -> None:
+async def test_authenticate_with_a_bad_response_is_refused(
+    listeners: Listeners, mailbox: World, response: bytes
+) -> None:
     client = await RawImap.connect(listeners.imaps.port, tls=True)
     try:
         await client.send(b"U1 AUTHENTICATE PLAIN\r\n")
@@ -350,10 +365,23 @@ async def test_authenticate_with_a_bad_response_is_refused(listeners: Listeners,
 
 @pytest.mark.parametrize(
     "name",
-    [b'"' + b"x" * 20_000 + b'"', b'"a//b"', b'"/leading"', b'"&Jjo"', b'"&-&"', b'""',
-     b'"with*wildcard"', b'"INBOX"', b'"with\x7fdelete"', b'"tab\there"', b'"line\xe2\x80\xa8sep"'],
+    [
+        b'"' + b"x" * 20_000 + b'"',
+        b'"a//b"',
+        b'"/leading"',
+        b'"&Jjo"',
+        b'"&-&"',
+        b'""',
+        b'"with*wildcard"',
+        b'"INBOX"',
+        b'"with\x7fdelete"',
+        b'"tab\there"',
+        b'"line\xe2\x80\xa8sep"',
+    ],
 )
-async def test_bad_folder_names_are_refused_and_nothing_is_created(authed: RawImap, name: bytes) -> None:
+async def test_bad_folder_names_are_refused_and_nothing_is_created(
+    authed: RawImap, name: bytes
+) -> None:
     before = await authed.run(b"C0", b'LIST "" *')
     done = await authed.run(b"C1", b"CREATE " + name)
     assert tagged_status(done) in (b"BAD", b"NO"), done
@@ -376,7 +404,7 @@ async def test_bad_folder_names_are_refused_and_nothing_is_created(authed: RawIm
         b"G1 LOGIN\r\n",
         b"G1 LOGIN a b c d\r\n",
         b"G1 UID FROB 1\r\n",
-        b"G1 SELECT \"unterminated\r\n",
+        b'G1 SELECT "unterminated\r\n',
         b"G1 SELECT {abc}\r\n",
         b"G{1 NOOP\r\n",
         b"G1\r\n",
@@ -392,8 +420,15 @@ async def test_garbage_gets_bad_and_the_session_goes_on(plain: RawImap, garbage:
 
 @pytest.mark.parametrize(
     "command",
-    [b"SELECT INBOX", b"FETCH 1 FLAGS", b"STORE 1 +FLAGS (\\Seen)", b"APPEND INBOX {1}", b"IDLE",
-     b"EXPUNGE", b"LIST \"\" *"],
+    [
+        b"SELECT INBOX",
+        b"FETCH 1 FLAGS",
+        b"STORE 1 +FLAGS (\\Seen)",
+        b"APPEND INBOX {1}",
+        b"IDLE",
+        b"EXPUNGE",
+        b'LIST "" *',
+    ],
 )
 async def test_commands_before_login_are_refused(plain: RawImap, command: bytes) -> None:
     done = await plain.run(b"W1", command)
@@ -404,8 +439,16 @@ async def test_commands_before_login_are_refused(plain: RawImap, command: bytes)
 
 @pytest.mark.parametrize(
     "command",
-    [b"FETCH 1 FLAGS", b"UID FETCH 1 FLAGS", b"STORE 1 +FLAGS (\\Seen)", b"SEARCH ALL",
-     b"EXPUNGE", b"CLOSE", b"COPY 1 Trash", b"MOVE 1 Trash"],
+    [
+        b"FETCH 1 FLAGS",
+        b"UID FETCH 1 FLAGS",
+        b"STORE 1 +FLAGS (\\Seen)",
+        b"SEARCH ALL",
+        b"EXPUNGE",
+        b"CLOSE",
+        b"COPY 1 Trash",
+        b"MOVE 1 Trash",
+    ],
 )
 async def test_selected_state_commands_without_a_selection_are_refused(
     authed: RawImap, command: bytes
@@ -430,7 +473,12 @@ async def test_login_is_refused_in_the_authenticated_state_and_on_cleartext(
 async def test_sequence_numbers_out_of_range_and_bad_sets(selected: RawImap) -> None:
     done = await selected.run(b"R1", b"FETCH 99 FLAGS")
     assert tagged_status(done) in (b"BAD", b"NO"), done  # RFC 9051 §6.4.5: invalid message sequence
-    for bad in (b"FETCH 0 FLAGS", b"FETCH 1:4294967296 FLAGS", b"FETCH -1 FLAGS", b"FETCH 1 (FLAGS"):
+    for bad in (
+        b"FETCH 0 FLAGS",
+        b"FETCH 1:4294967296 FLAGS",
+        b"FETCH -1 FLAGS",
+        b"FETCH 1 (FLAGS",
+    ):
         done = await selected.run(b"R2", bad)
         assert tagged_status(done) == b"BAD", (bad, done)
     done = await selected.run(b"R3", b"UID FETCH 1:4294967295 (FLAGS)")

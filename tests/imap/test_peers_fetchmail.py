@@ -21,7 +21,9 @@ from tests.support.tls import client_tls
 from tests.support.world import HOSTNAME, World, stored_copies
 
 FETCHMAIL = shutil.which("fetchmail")
-pytestmark = pytest.mark.skipif(FETCHMAIL is None, reason="fetchmail not installed (Debian package fetchmail)")
+pytestmark = pytest.mark.skipif(
+    FETCHMAIL is None, reason="fetchmail not installed (Debian package fetchmail)"
+)
 
 PASSWORD = "sales-pass-1"
 # The MDA: each message on stdin into its own file in the directory it is given.
@@ -29,7 +31,9 @@ MDA_SCRIPT = 'cat > "$(mktemp -p "$1" msg.XXXXXX)"\n'
 
 
 def message(n: int) -> bytes:
-    body = "".join(f"Fetch line {i}: {'é' if i % 7 == 0 else 'e'} and some text\r\n" for i in range(60))
+    body = "".join(
+        f"Fetch line {i}: {'é' if i % 7 == 0 else 'e'} and some text\r\n" for i in range(60)
+    )
     return (
         f"From: Far Away <far{n}@example.org>\r\nTo: sales@acme.test\r\nSubject: Fetch {n}\r\n"
         f"Message-ID: <fetchmail-{n}@example.org>\r\nMIME-Version: 1.0\r\n"
@@ -58,10 +62,15 @@ def rcfile(home: Path, port: int, certificate: Path, inbox: Path, *, keep: bool,
 
 async def fetch(home: Path, rc: Path) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        str(FETCHMAIL), "--fetchmailrc", str(rc), "--nodetach", "--verbose",
+        str(FETCHMAIL),
+        "--fetchmailrc",
+        str(rc),
+        "--nodetach",
+        "--verbose",
         # As root its lock is /var/run/fetchmail.pid, whatever FETCHMAILHOME says: parallel runs
         # would refuse to start ("another foreground fetchmail is running").
-        "--pidfile", str(home / "fetchmail.pid"),
+        "--pidfile",
+        str(home / "fetchmail.pid"),
         env={"HOME": str(home), "PATH": "/usr/bin:/bin", "FETCHMAILHOME": str(home)},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -95,7 +104,9 @@ async def test_fetchmail_retrieves_every_message_byte_for_byte(
     certificate, _ = ensure_self_signed_certificate(settings.data_dir / "tls", settings.hostname)
     sent = [message(n) for n in range(1, 6)]
     for raw in sent:
-        await world.services.delivery.deliver(raw, recipients=[world.sales], mail_from="far@example.org")
+        await world.services.delivery.deliver(
+            raw, recipients=[world.sales], mail_from="far@example.org"
+        )
     port = listeners.imaps.port if ssl == "ssl" else listeners.imap.port
     home = tmp_path / "home"
     first, second = home / "first", home / "second"
@@ -126,12 +137,16 @@ async def test_fetchmail_retrieves_every_message_byte_for_byte(
 async def test_fetchmail_refuses_a_server_whose_certificate_is_not_the_pinned_one(
     tmp_path: Path, listeners: Listeners, world: World
 ) -> None:
-    await world.services.delivery.deliver(message(1), recipients=[world.sales], mail_from="far@example.org")
+    await world.services.delivery.deliver(
+        message(1), recipients=[world.sales], mail_from="far@example.org"
+    )
     other, _ = ensure_self_signed_certificate(tmp_path / "other-tls", HOSTNAME)
     home = tmp_path / "home"
     inbox = home / "inbox"
     inbox.mkdir(parents=True)
-    code, log = await fetch(home, rcfile(home, listeners.imaps.port, other, inbox, keep=True, ssl="ssl"))
+    code, log = await fetch(
+        home, rcfile(home, listeners.imaps.port, other, inbox, keep=True, ssl="ssl")
+    )
     assert code != 0, log
     assert "certificate verification error" in log.lower(), log
     assert list(inbox.iterdir()) == []

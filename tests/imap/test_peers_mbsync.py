@@ -21,7 +21,9 @@ from tests.support.tls import client_tls
 from tests.support.world import World, stored_copies
 
 MBSYNC = shutil.which("mbsync")
-pytestmark = pytest.mark.skipif(MBSYNC is None, reason="mbsync not installed (Debian package isync)")
+pytestmark = pytest.mark.skipif(
+    MBSYNC is None, reason="mbsync not installed (Debian package isync)"
+)
 
 PASSWORD = "sales-pass-1"
 
@@ -59,7 +61,11 @@ class Sync:
 
     async def run(self) -> str:
         process = await asyncio.create_subprocess_exec(
-            str(MBSYNC), "--config", str(self.config), "--all", "--verbose",
+            str(MBSYNC),
+            "--config",
+            str(self.config),
+            "--all",
+            "--verbose",
             env={"HOME": str(self.home), "PATH": "/usr/bin:/bin"},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -114,7 +120,9 @@ Sync All
 
 
 @pytest.fixture(params=["IMAPS", "STARTTLS"])
-def sync(request: pytest.FixtureRequest, tmp_path: Path, listeners: Listeners, world: World) -> Iterator[Sync]:
+def sync(
+    request: pytest.FixtureRequest, tmp_path: Path, listeners: Listeners, world: World
+) -> Iterator[Sync]:
     settings = world.services.settings
     certificate, _ = ensure_self_signed_certificate(settings.data_dir / "tls", settings.hostname)
     implicit = request.param == "IMAPS"
@@ -192,7 +200,9 @@ async def test_mbsync_pulls_new_mail_and_pushes_flags_deletions_and_a_draft(
     # The deletion is an expunge, not a \Deleted flag left behind, and it reached the store.
     copies = await stored_copies(world.services, world.sales)
     assert sorted((c.folder, c.subject) for c in copies) == [
-        ("Drafts", "A draft written offline"), ("INBOX", "Sync me 1"), ("INBOX", "Sync me 2"),
+        ("Drafts", "A draft written offline"),
+        ("INBOX", "Sync me 1"),
+        ("INBOX", "Sync me 2"),
     ]
 
     # Nothing left to do: a third run changes nothing on either side.
@@ -201,7 +211,9 @@ async def test_mbsync_pulls_new_mail_and_pushes_flags_deletions_and_a_draft(
     assert await asyncio.to_thread(server_view, port, "INBOX") == inbox_view
 
     # New mail after the first sync comes down incrementally, and a server-side flag change too.
-    await world.services.delivery.deliver(message(4), recipients=[world.sales], mail_from="p@example.org")
+    await world.services.delivery.deliver(
+        message(4), recipients=[world.sales], mail_from="p@example.org"
+    )
     conn = await asyncio.to_thread(
         imaplib.IMAP4_SSL, "127.0.0.1", port, ssl_context=client_tls(), timeout=30
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import random
 from dataclasses import dataclass
 
@@ -68,10 +69,8 @@ class RawSmtp:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 def dot_stuff(message: bytes) -> bytes:
@@ -102,7 +101,7 @@ def _nesting_bomb(levels: int) -> bytes:
     opening = [_HEAD, b"Subject: nesting bomb\r\nMIME-Version: 1.0\r\n"]
     for level in range(levels):
         opening.append(
-            b"Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n" % (level, level)
+            b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (level, level)
         )
     opening.append(b"Content-Type: text/plain\r\n\r\nthe bottom\r\n")
     closing = [b"--b%d--\r\n" % level for level in reversed(range(levels))]
@@ -115,7 +114,7 @@ def _deep_multipart(levels: int) -> bytes:
     inner = parts[0]
     for level in range(levels):
         inner = (
-            b"Content-Type: multipart/mixed; boundary=\"deep%d\"\r\n\r\n"
+            b'Content-Type: multipart/mixed; boundary="deep%d"\r\n\r\n'
             b"preamble %d\r\n--deep%d\r\nContent-Type: text/plain\r\n\r\nlevel %d\r\n"
             b"--deep%d\r\n%s--deep%d--\r\n" % (level, level, level, level, level, inner, level)
         )
@@ -236,18 +235,18 @@ def build_corpus() -> list[tuple[str, bytes]]:
             + b"Content-Type: text/plain; charset=utf-8\r\n"
             + b"Content-Transfer-Encoding: base64\r\n\r\n"
             + b"SGVsbG8g!!!d29y*bGQ=\r\n=====\r\nA\r\n--zz\r\n"
-            + b"Content-Type: application/pdf; name=\"x.pdf\"\r\n"
+            + b'Content-Type: application/pdf; name="x.pdf"\r\n'
             + b"Content-Transfer-Encoding: base64\r\n"
-            + b"Content-Disposition: attachment; filename=\"x.pdf\"\r\n\r\n"
+            + b'Content-Disposition: attachment; filename="x.pdf"\r\n\r\n'
             + b"JVBERi0xLjQK\xff\xfe%%%\r\nnot base64 at all\r\n--zz--\r\n",
         ),
         (
             "broken_boundaries",
             _HEAD
             + b"Subject: broken boundaries\r\nMIME-Version: 1.0\r\n"
-            + b"Content-Type: multipart/alternative; boundary=\"declared\"\r\n\r\n"
+            + b'Content-Type: multipart/alternative; boundary="declared"\r\n\r\n'
             + b"--other\r\nContent-Type: text/plain\r\n\r\nwrong boundary\r\n"
-            + b"--declared\r\nContent-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n"
+            + b'--declared\r\nContent-Type: multipart/mixed; boundary=""\r\n\r\n--\r\n'
             + b"--declared\r\nContent-Type: text/html\r\n\r\n<p>never closed\r\n",
         ),
         (
@@ -278,7 +277,11 @@ def build_corpus() -> list[tuple[str, bytes]]:
         ),
         (
             "from_comment_recursion_bomb",
-            b"From: " + b"(" * 5000 + b"alice@example.org" + b")" * 5000 + b"\r\n"
+            b"From: "
+            + b"(" * 5000
+            + b"alice@example.org"
+            + b")" * 5000
+            + b"\r\n"
             + b"To: sales@acme.test\r\nSubject: comment bomb\r\n\r\nbody\r\n",
         ),
         (

@@ -48,9 +48,17 @@ async def test_corpus_has_the_required_shapes() -> None:
     names = {name for name, _ in CORPUS}
     assert len(CORPUS) >= 20
     for required in (
-        "nesting_bomb_10000_levels", "header_flood_500k_lines", "empty_message", "nul_bytes",
-        "broken_base64", "broken_boundaries", "rfc2047_garbage", "binary_garbage",
-        "only_headers_without_blank_line", "no_body", "duplicate_headers",
+        "nesting_bomb_10000_levels",
+        "header_flood_500k_lines",
+        "empty_message",
+        "nul_bytes",
+        "broken_base64",
+        "broken_boundaries",
+        "rfc2047_garbage",
+        "binary_garbage",
+        "only_headers_without_blank_line",
+        "no_body",
+        "duplicate_headers",
     ):
         assert required in names
     assert set(EXPECTED_REFUSALS) <= names and set(EXPECTED_SUBJECTS) <= names

@@ -74,7 +74,12 @@ async def test_ehlo_advertises_the_extensions(world: World, mx_port: int) -> Non
     assert ehlo.lines[0] == HOSTNAME
     keywords = {line.split(" ")[0]: line for line in ehlo.lines[1:]}
     assert set(keywords) >= {
-        "SIZE", "8BITMIME", "SMTPUTF8", "PIPELINING", "ENHANCEDSTATUSCODES", "STARTTLS",
+        "SIZE",
+        "8BITMIME",
+        "SMTPUTF8",
+        "PIPELINING",
+        "ENHANCEDSTATUSCODES",
+        "STARTTLS",
     }
     assert keywords["SIZE"] == f"SIZE {world.services.settings.max_message_size}"
     # An MX needs no AUTH, and never offers it over plain text.
@@ -152,10 +157,23 @@ async def test_every_reply_carries_an_enhanced_status_code(world: World, mx_port
         ehlo = await client.command("EHLO client.example.org")
         assert ehlo.code == 250 and not ENHANCED.match(ehlo.lines[0])
         for command in [
-            "NOOP", "HELP", "VRFY", "VRFY sales", "RSET", "EXPN sales", "FOO", "STARTTLS now",
-            "HELO", "EHLO", "RCPT TO:<sales@acme.test>", "DATA",
-            "MAIL FROM:<alice@example.org>", "MAIL FROM:<alice@example.org>",
-            "RCPT TO:<nobody@acme.test>", "RCPT TO:<u@example.org>", "RCPT TO:<sales@acme.test>",
+            "NOOP",
+            "HELP",
+            "VRFY",
+            "VRFY sales",
+            "RSET",
+            "EXPN sales",
+            "FOO",
+            "STARTTLS now",
+            "HELO",
+            "EHLO",
+            "RCPT TO:<sales@acme.test>",
+            "DATA",
+            "MAIL FROM:<alice@example.org>",
+            "MAIL FROM:<alice@example.org>",
+            "RCPT TO:<nobody@acme.test>",
+            "RCPT TO:<u@example.org>",
+            "RCPT TO:<sales@acme.test>",
         ]:
             replies.append(await client.command(command))
         assert (await client.command("DATA")).code == 354
@@ -282,7 +300,8 @@ async def test_postmaster_and_abuse_reach_the_domains_first_mailbox(
     await send(mx_port, message("to postmaster"), recipients=("postmaster@acme.test",))
     await send(mx_port, message("to abuse"), recipients=("Abuse@ACME.test",))
     assert [c.subject for c in await stored_copies(world.services, world.sales)] == [
-        "to postmaster", "to abuse",
+        "to postmaster",
+        "to abuse",
     ]
     assert await stored_copies(world.services, world.support) == []
 
@@ -364,7 +383,9 @@ async def test_domainless_postmaster_is_accepted_and_reaches_the_first_mailbox(
 ) -> None:
     """RFC 5321 §4.5.1: RCPT TO:<Postmaster> without a domain MUST be accepted."""
     await send(mx_port, message("server postmaster"), recipients=("Postmaster",))
-    assert [c.subject for c in await stored_copies(world.services, world.sales)] == ["server postmaster"]
+    assert [c.subject for c in await stored_copies(world.services, world.sales)] == [
+        "server postmaster"
+    ]
 
 
 async def test_a_source_routed_reverse_path_is_ignored_down_to_its_mailbox(

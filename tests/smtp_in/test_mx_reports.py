@@ -31,7 +31,10 @@ async def sent(world: World, *recipients: str) -> tuple[int, str, str]:
     return its outbound id, VERP address and Message-ID."""
     services = world.services
     submission = await services.sending.submit(
-        mailbox=world.sales, to=list(recipients), subject="Quarterly numbers", text="Numbers.",
+        mailbox=world.sales,
+        to=list(recipients),
+        subject="Quarterly numbers",
+        text="Numbers.",
         scheduled_at=services.clock.now() + timedelta(days=1),
     )
     async with services.engine.connect() as conn:
@@ -68,7 +71,9 @@ async def suppressed(services: Services) -> dict[str, str]:
 
 
 async def event_types(services: Services, outbound_id: int) -> list[str]:
-    query = sa.select(events.c.type).where(events.c.outbound_id == outbound_id).order_by(events.c.id)
+    query = (
+        sa.select(events.c.type).where(events.c.outbound_id == outbound_id).order_by(events.c.id)
+    )
     async with services.engine.connect() as conn:
         return list((await conn.execute(query)).scalars())
 
@@ -95,7 +100,9 @@ async def test_an_arf_complaint_marks_the_delivery_complained(world: World, mx_p
     services = world.services
     outbound_id, verp, message_id = await sent(world, "user@mailbox.test")
     await report(
-        mx_port, arf_complaint(verp, "user@mailbox.test", message_id), [verp],
+        mx_port,
+        arf_complaint(verp, "user@mailbox.test", message_id),
+        [verp],
         sender="staff@fbl.mailbox.test",
     )
     assert await statuses(services) == {"user@mailbox.test": "complained"}
@@ -106,9 +113,13 @@ async def test_an_arf_complaint_marks_the_delivery_complained(world: World, mx_p
 async def test_an_exim_bounce_for_two_recipients(world: World, mx_port: int) -> None:
     services = world.services
     _, verp, message_id = await sent(world, "carol@exim.test", "dave@exim.test", "erin@exim.test")
-    await report(mx_port, exim_bounce(verp, ("carol@exim.test", "Dave@Exim.test"), message_id), [verp])
+    await report(
+        mx_port, exim_bounce(verp, ("carol@exim.test", "Dave@Exim.test"), message_id), [verp]
+    )
     assert await statuses(services) == {
-        "carol@exim.test": "bounced", "dave@exim.test": "bounced", "erin@exim.test": "queued",
+        "carol@exim.test": "bounced",
+        "dave@exim.test": "bounced",
+        "erin@exim.test": "queued",
     }
     # Exim says "Status: 5.0.0" (undefined) with "550 No such user": the basic code decides.
     # A full mailbox (552 5.2.2) is not a bad address: never suppressed.
@@ -173,7 +184,9 @@ async def test_a_report_and_a_mailbox_in_one_transaction(world: World, mx_port: 
     services = world.services
     _, verp, message_id = await sent(world, "bob@remote.test")
     errors, response = await report(
-        mx_port, postfix_bounce(verp, "bob@remote.test", message_id), [verp, "support@acme.test"],
+        mx_port,
+        postfix_bounce(verp, "bob@remote.test", message_id),
+        [verp, "support@acme.test"],
         sender="postmaster@remote.test",
     )
     assert errors == {} and response.startswith("2.0.0 Ok: queued as ")

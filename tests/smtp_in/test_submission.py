@@ -60,7 +60,9 @@ async def implicit_tls_client(port: int) -> aiosmtplib.SMTP:
     return client
 
 
-async def logged_in(port: int, user: str = "sales@acme.test", password: str = SALES_PASSWORD) -> aiosmtplib.SMTP:
+async def logged_in(
+    port: int, user: str = "sales@acme.test", password: str = SALES_PASSWORD
+) -> aiosmtplib.SMTP:
     client = await starttls_client(port)
     await client.auth_plain(user, password)
     return client
@@ -77,12 +79,12 @@ async def raw_tls_session(port: int) -> RawSmtp:
 
 
 async def queued(services: Services) -> list[sa.Row[Any]]:
-    query = (
-        sa.select(
-            outbound_messages.c.id, outbound_messages.c.blob_key, outbound_messages.c.from_addr,
-            outbound_messages.c.source,
-        ).order_by(outbound_messages.c.id)
-    )
+    query = sa.select(
+        outbound_messages.c.id,
+        outbound_messages.c.blob_key,
+        outbound_messages.c.from_addr,
+        outbound_messages.c.source,
+    ).order_by(outbound_messages.c.id)
     async with services.engine.connect() as conn:
         return list((await conn.execute(query)).all())
 
@@ -108,7 +110,8 @@ async def test_no_auth_offered_before_starttls(world: World, listeners: Listener
         keywords = {line.split(" ")[0] for line in ehlo.lines[1:]}
         assert "STARTTLS" in keywords and "AUTH" not in keywords
         for command in (
-            "AUTH PLAIN " + base64.b64encode(b"\0sales@acme.test\0" + SALES_PASSWORD.encode()).decode(),
+            "AUTH PLAIN "
+            + base64.b64encode(b"\0sales@acme.test\0" + SALES_PASSWORD.encode()).decode(),
             "MAIL FROM:<sales@acme.test>",
             "RCPT TO:<bob@remote.test>",
             "DATA",
@@ -133,8 +136,11 @@ async def test_auth_offered_after_starttls(world: World, listeners: Listeners) -
 async def test_nothing_before_auth(world: World, listeners: Listeners) -> None:
     client = await starttls_client(listeners.submission_port)
     try:
-        for command, argument in ((b"MAIL", b"FROM:<sales@acme.test>"),
-                                  (b"RCPT", b"TO:<bob@remote.test>"), (b"DATA", None)):
+        for command, argument in (
+            (b"MAIL", b"FROM:<sales@acme.test>"),
+            (b"RCPT", b"TO:<bob@remote.test>"),
+            (b"DATA", None),
+        ):
             reply = await client.execute_command(command, *([argument] if argument else []))
             assert (reply.code, reply.message) == (530, "5.7.0 Authentication required")
     finally:
@@ -172,7 +178,9 @@ async def test_login_with_each_mechanism_and_send(
         ("sales@other.test", SALES_PASSWORD),
     ],
 )
-async def test_wrong_credentials(world: World, listeners: Listeners, user: str, password: str) -> None:
+async def test_wrong_credentials(
+    world: World, listeners: Listeners, user: str, password: str
+) -> None:
     client = await starttls_client(listeners.submission_port)
     try:
         for login in (client.auth_plain, client.auth_login):
@@ -220,7 +228,9 @@ async def test_malformed_auth_exchanges(world: World, listeners: Listeners) -> N
         client.close()
 
 
-async def test_failed_logins_are_throttled_per_client_ip(world: World, listeners: Listeners) -> None:
+async def test_failed_logins_are_throttled_per_client_ip(
+    world: World, listeners: Listeners
+) -> None:
     """Three failures close a connection; ten from one address lock it out, right password too."""
     wrong = "AUTH PLAIN " + base64.b64encode(b"\0sales@acme.test\0wrong").decode()
     failures = 0
@@ -269,8 +279,11 @@ async def test_envelope_sender_must_be_the_mailbox(world: World, listeners: List
 async def test_header_from_must_be_the_mailbox(world: World, listeners: Listeners) -> None:
     client = await logged_in(listeners.submission_port)
     try:
-        for header_from in ("Support <support@acme.test>", "ceo@bank.test",
-                            "sales@acme.test, ceo@bank.test"):
+        for header_from in (
+            "Support <support@acme.test>",
+            "ceo@bank.test",
+            "sales@acme.test, ceo@bank.test",
+        ):
             with pytest.raises(aiosmtplib.SMTPDataError) as refused:
                 await client.sendmail(
                     "sales@acme.test", ["bob@remote.test"], message("spoof", sender=header_from)
@@ -291,7 +304,9 @@ async def test_another_mailbox_of_the_same_user_may_be_the_header_from(
     client = await logged_in(listeners.submission_port)
     try:
         await client.sendmail(
-            "sales@acme.test", ["bob@remote.test"], message("as support", sender="support@acme.test")
+            "sales@acme.test",
+            ["bob@remote.test"],
+            message("as support", sender="support@acme.test"),
         )
     finally:
         client.close()
@@ -305,7 +320,9 @@ async def test_another_mailbox_of_the_same_user_may_be_the_header_from(
 async def test_suppressed_recipient_is_refused_at_rcpt(world: World, listeners: Listeners) -> None:
     async with world.services.uow() as uow:
         await uow.suppressions.add(
-            Suppression(world.sales.domain_id, "gone@remote.test", "bounce", "550 5.1.1", datetime.now(UTC))
+            Suppression(
+                world.sales.domain_id, "gone@remote.test", "bounce", "550 5.1.1", datetime.now(UTC)
+            )
         )
         await uow.commit()
     client = await logged_in(listeners.submission_port)
@@ -323,13 +340,16 @@ async def test_suppressed_recipient_is_refused_at_rcpt(world: World, listeners: 
 
 
 async def test_quota_text_is_the_products(services: Services, listeners: Listeners) -> None:
-    await services.accounts.create("tiny", owner_email="o@tiny.test", password="owner-pass-1", plan="starter")
+    await services.accounts.create(
+        "tiny", owner_email="o@tiny.test", password="owner-pass-1", plan="starter"
+    )
     await services.domains.add("tiny.test", account_name="tiny", trust=True)
     mailbox = await services.mailboxes.create("me@tiny.test", password="tiny-pass-1")
     raw = message("bulk", sender="me@tiny.test")
     for batch in range(10):
         await services.sending.submit_raw(
-            mailbox=mailbox, raw=raw,
+            mailbox=mailbox,
+            raw=raw,
             recipients=[f"r{batch}-{i}@remote.test" for i in range(100)],
         )
     client = await logged_in(listeners.submission_port, "me@tiny.test", "tiny-pass-1")
@@ -344,8 +364,13 @@ async def test_quota_text_is_the_products(services: Services, listeners: Listene
     )
 
 
-async def test_bcc_recipients_are_queued_but_never_in_the_blob(world: World, listeners: Listeners) -> None:
-    raw = message("with bcc", extra="Cc: carol@remote.test\r\nBcc: secret@hidden.test,\r\n other@hidden.test\r\n")
+async def test_bcc_recipients_are_queued_but_never_in_the_blob(
+    world: World, listeners: Listeners
+) -> None:
+    raw = message(
+        "with bcc",
+        extra="Cc: carol@remote.test\r\nBcc: secret@hidden.test,\r\n other@hidden.test\r\n",
+    )
     client = await logged_in(listeners.submission_port)
     try:
         await client.sendmail(
@@ -361,7 +386,10 @@ async def test_bcc_recipients_are_queued_but_never_in_the_blob(world: World, lis
     assert b"Cc: carol@remote.test\r\n" in blob and b"Subject: with bcc\r\n" in blob
     assert b"\r\nMessage-ID: <" in b"\r\n" + blob and b"\r\nDate: " in b"\r\n" + blob  # RFC 6409 §8
     assert await recipients_of(world.services, row.id) == [
-        "bob@remote.test", "carol@remote.test", "other@hidden.test", "secret@hidden.test",
+        "bob@remote.test",
+        "carol@remote.test",
+        "other@hidden.test",
+        "secret@hidden.test",
     ]
 
 
@@ -386,7 +414,9 @@ async def test_bare_line_endings_are_refused(world: World, listeners: Listeners)
 # --- STARTTLS command injection (CVE-2011-0411 class) ------------------------------------------
 
 
-async def test_commands_pipelined_after_starttls_are_discarded(world: World, listeners: Listeners) -> None:
+async def test_commands_pipelined_after_starttls_are_discarded(
+    world: World, listeners: Listeners
+) -> None:
     """RFC 3207 §4.2: the server discards anything the client sent before the TLS handshake. A
     man in the middle appending commands to STARTTLS must not have them run inside TLS."""
     client, _ = await RawSmtp.connect(listeners.submission_port)
@@ -468,13 +498,33 @@ async def test_swaks_submits_with_starttls_and_auth(world: World, listeners: Lis
     assert SWAKS is not None
     process = await asyncio.create_subprocess_exec(
         SWAKS,
-        "--server", "127.0.0.1", "--port", str(listeners.submission_port),
-        "--helo", "swaks.example.org", "--tls",
-        "--auth", "LOGIN", "--auth-user", "sales@acme.test", "--auth-password", SALES_PASSWORD,
-        "--from", "sales@acme.test", "--to", "bob@remote.test",
-        "--header", "From: Sales <sales@acme.test>", "--header", "Subject: swaks submission",
-        "--body", "Sent by swaks.", "--timeout", "10",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "--server",
+        "127.0.0.1",
+        "--port",
+        str(listeners.submission_port),
+        "--helo",
+        "swaks.example.org",
+        "--tls",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "sales@acme.test",
+        "--auth-password",
+        SALES_PASSWORD,
+        "--from",
+        "sales@acme.test",
+        "--to",
+        "bob@remote.test",
+        "--header",
+        "From: Sales <sales@acme.test>",
+        "--header",
+        "Subject: swaks submission",
+        "--body",
+        "Sent by swaks.",
+        "--timeout",
+        "10",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
     transcript = output.decode("utf-8", "replace")

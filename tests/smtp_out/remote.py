@@ -33,16 +33,24 @@ class TestCa:
         self._name = name
         self.certificate = (
             x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name).public_key(self._key.public_key())
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -65,7 +73,8 @@ class TestCa:
         certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(self._name).public_key(key.public_key())
+            .issuer_name(self._name)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=30))
@@ -83,7 +92,8 @@ class TestCa:
         cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         key_path.write_bytes(
             key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
                 serialization.NoEncryption(),
             )
         )
@@ -121,7 +131,11 @@ class PolicyServer:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
             host = next(
-                (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("host:")),
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in lines
+                    if line.lower().startswith("host:")
+                ),
                 "",
             )
             self.requests.append(host)
@@ -132,7 +146,8 @@ class PolicyServer:
                 status, payload = "200 OK", body.encode()
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
             )
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError, ssl.SSLError):

@@ -27,18 +27,28 @@ async def statuses(services: Services) -> dict[str, str]:
 
 
 async def test_delivered_mail_is_signed_and_verifies(
-    services: Services, world: World, outbound: OutboundWorker, sink: AiosmtpdSink,
+    services: Services,
+    world: World,
+    outbound: OutboundWorker,
+    sink: AiosmtpdSink,
     fake_dns: FakeDns,
 ) -> None:
     submitted = await services.sending.submit(
-        mailbox=world.sales, to=["bob@remote.test"], cc=["carol@other.test"],
-        subject="Quarterly figures", text="Hello Bob,\n\nthe figures are attached.\n",
+        mailbox=world.sales,
+        to=["bob@remote.test"],
+        cc=["carol@other.test"],
+        subject="Quarterly figures",
+        text="Hello Bob,\n\nthe figures are attached.\n",
         headers={"List-Unsubscribe": "<https://acme.test/u/1>"},
     )
     await outbound.wait_until_idle()
-    assert await statuses(services) == {"bob@remote.test": "delivered", "carol@other.test": "delivered"}
+    assert await statuses(services) == {
+        "bob@remote.test": "delivered",
+        "carol@other.test": "delivered",
+    }
     assert sorted(r for got in sink.received for r in got.recipients) == [
-        "bob@remote.test", "carol@other.test"
+        "bob@remote.test",
+        "carol@other.test",
     ]
     got = sink.received[0]
     assert re.fullmatch(r"bounce\+[a-z0-9]{24}@mail\.acme\.test", got.mail_from)
@@ -63,8 +73,10 @@ async def test_recipients_of_one_message_share_a_transaction_and_connections_are
     services: Services, world: World, outbound: OutboundWorker, sink: AiosmtpdSink
 ) -> None:
     await services.sending.submit(
-        mailbox=world.sales, to=["a@remote.test", "b@remote.test", "c@remote.test"],
-        subject="Team", text="Hi all",
+        mailbox=world.sales,
+        to=["a@remote.test", "b@remote.test", "c@remote.test"],
+        subject="Team",
+        text="Hi all",
     )
     await outbound.wait_until_idle()
     assert [sorted(got.recipients) for got in sink.received] == [
@@ -126,7 +138,10 @@ async def test_a_transaction_with_every_recipient_refused_is_reset_before_the_ne
 
 
 async def test_a_451_is_retried_on_schedule(
-    services: Services, world: World, outbound: OutboundWorker, sink: AiosmtpdSink,
+    services: Services,
+    world: World,
+    outbound: OutboundWorker,
+    sink: AiosmtpdSink,
     clock: SettableClock,
 ) -> None:
     await services.sending.submit(
@@ -167,7 +182,10 @@ async def test_a_550_bounces_with_one_dsn_and_suppresses_the_address(
         mailbox=world.sales, to=["reject@remote.test", "ok@remote.test"], subject="Hello", text="x"
     )
     await outbound.wait_until_idle()
-    assert await statuses(services) == {"reject@remote.test": "bounced", "ok@remote.test": "delivered"}
+    assert await statuses(services) == {
+        "reject@remote.test": "bounced",
+        "ok@remote.test": "delivered",
+    }
     [report] = dsn_reports(await stored_copies(services, world.sales))
     status = report.as_string()
     assert "Final-Recipient: rfc822; reject@remote.test" in status
@@ -181,7 +199,10 @@ async def test_a_550_bounces_with_one_dsn_and_suppresses_the_address(
 
 
 async def test_a_recipient_still_deferred_after_the_queue_lifetime_bounces(
-    services: Services, world: World, outbound: OutboundWorker, sink: AiosmtpdSink,
+    services: Services,
+    world: World,
+    outbound: OutboundWorker,
+    sink: AiosmtpdSink,
     clock: SettableClock,
 ) -> None:
     await services.sending.submit(mailbox=world.sales, to=["x@down.test"], subject="Far", text="x")
@@ -201,7 +222,9 @@ async def test_a_recipient_still_deferred_after_the_queue_lifetime_bounces(
     [report] = dsn_reports(await stored_copies(services, world.sales))
     assert "Final-Recipient: rfc822; x@down.test" in report.as_string()
     # Expiry is no verdict on the address: it is not suppressed.
-    await services.sending.submit(mailbox=world.sales, to=["x@down.test"], subject="Again", text="x")
+    await services.sending.submit(
+        mailbox=world.sales, to=["x@down.test"], subject="Again", text="x"
+    )
 
 
 async def test_null_mx_bounces_at_once(
@@ -211,14 +234,20 @@ async def test_null_mx_bounces_at_once(
     await outbound.wait_until_idle()
     [entry] = await services.queue_admin.list()
     assert (entry.status, entry.attempts, entry.last_code, entry.last_status) == (
-        "bounced", 1, 556, "5.1.10"
+        "bounced",
+        1,
+        556,
+        "5.1.10",
     )
     assert len(dsn_reports(await stored_copies(services, world.sales))) == 1
     assert sink.connections == 0
 
 
 async def test_hosted_recipients_are_delivered_locally_without_network(
-    services: Services, world: World, outbound: OutboundWorker, sink: AiosmtpdSink,
+    services: Services,
+    world: World,
+    outbound: OutboundWorker,
+    sink: AiosmtpdSink,
     fake_dns: FakeDns,
 ) -> None:
     await services.sending.submit(
@@ -251,7 +280,10 @@ AWKWARD_BODY = (
 
 
 async def test_awkward_body_arrives_crlf_clean_and_dot_stuffed(
-    services: Services, world: World, outbound: OutboundWorker, sink: AiosmtpdSink,
+    services: Services,
+    world: World,
+    outbound: OutboundWorker,
+    sink: AiosmtpdSink,
     fake_dns: FakeDns,
 ) -> None:
     raw = (

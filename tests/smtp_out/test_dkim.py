@@ -35,13 +35,20 @@ def key_pair() -> tuple[str, str]:
 def rsa_key(key_pair: tuple[str, str]) -> DkimKey:
     private, public = key_pair
     return DkimKey(
-        domain_id=1, selector="mm1", algorithm="rsa-sha256", private_key_pem=private,
-        public_key=public, state="active", created_at=datetime.now(UTC),
+        domain_id=1,
+        selector="mm1",
+        algorithm="rsa-sha256",
+        private_key_pem=private,
+        public_key=public,
+        state="active",
+        created_at=datetime.now(UTC),
     )
 
 
 def publish(fake_dns: FakeDns, key: DkimKey) -> DnsResolver:
-    fake_dns.add(f"{key.selector}._domainkey.acme.test", "TXT", f"v=DKIM1; k=rsa; p={key.public_key}")
+    fake_dns.add(
+        f"{key.selector}._domainkey.acme.test", "TXT", f"v=DKIM1; k=rsa; p={key.public_key}"
+    )
     return DnsResolver([fake_dns.address])
 
 
@@ -78,8 +85,11 @@ async def test_a_field_added_in_transit_breaks_the_signature(
     key = rsa_key(key_pair)
     resolver = publish(fake_dns, key)
     signed = DkimSigner().sign(MESSAGE, domain="acme.test", key=key)
-    for added in (b"Subject: Buy now\r\n", b"Cc: victim@remote.test\r\n",
-                  b"List-Unsubscribe: <https://evil.test/u>\r\n"):
+    for added in (
+        b"Subject: Buy now\r\n",
+        b"Cc: victim@remote.test\r\n",
+        b"List-Unsubscribe: <https://evil.test/u>\r\n",
+    ):
         head, body = signed.split(b"\r\n\r\n", 1)
         tampered = head + b"\r\n" + added.rstrip(b"\r\n") + b"\r\n\r\n" + body
         assert not dkim.verify(tampered, dnsfunc=resolver.dkim_dnsfunc), added

@@ -37,10 +37,14 @@ def clock() -> SettableClock:
     return SettableClock()
 
 
-def policies(fake_dns: FakeDns, ca: TestCa, server: PolicyServer, clock: SettableClock) -> MtaStsPolicies:
+def policies(
+    fake_dns: FakeDns, ca: TestCa, server: PolicyServer, clock: SettableClock
+) -> MtaStsPolicies:
     return MtaStsPolicies(
-        DnsResolver([fake_dns.address], timeout=2.0, cache=False), clock,
-        tls=ca.client_context(), policy_origin=server.origin,
+        DnsResolver([fake_dns.address], timeout=2.0, cache=False),
+        clock,
+        tls=ca.client_context(),
+        policy_origin=server.origin,
     )
 
 
@@ -137,7 +141,10 @@ def test_sts_record(records: list[str], expected: str | None) -> None:
         ("version: STSv2\nmode: enforce\nmx: a.test\nmax_age: 10\n", False),
         ("version: STSv1\nmode: strict\nmx: a.test\nmax_age: 10\n", False),
         ("version: STSv1\nmode: enforce\nmx: a.test\nmax_age: -1\n", False),
-        ("version: STSv1\nmode: enforce\nmx: a.test\nmax_age: \u00b9\n", False),  # a digit, not ASCII
+        (
+            "version: STSv1\nmode: enforce\nmx: a.test\nmax_age: \u00b9\n",
+            False,
+        ),  # a digit, not ASCII
         ("version: STSv1\nmode: enforce\nmx: a b.test\nmax_age: 10\n", False),
         ("<html>not a policy</html>", False),
     ],

@@ -35,8 +35,11 @@ async def policy_server(ca: TestCa, fake_dns: FakeDns) -> AsyncIterator[PolicySe
         mode = "testing" if name == "lax.test" else "enforce"
         server.policies[f"mta-sts.{name}"] = POLICY.format(mode=mode, domain=name)
         fake_dns.add(f"_mta-sts.{name}", "TXT", "v=STSv1; id=1")
-    for name, mx in (("sts.test", "mx.sts.test"), ("strict.test", "mx.elsewhere.test"),
-                     ("lax.test", "mx.elsewhere.test")):
+    for name, mx in (
+        ("sts.test", "mx.sts.test"),
+        ("strict.test", "mx.elsewhere.test"),
+        ("lax.test", "mx.elsewhere.test"),
+    ):
         fake_dns.add(name, "MX", f"10 {mx}.")
         fake_dns.add(mx, "A", "127.0.0.1")
     try:
@@ -46,12 +49,19 @@ async def policy_server(ca: TestCa, fake_dns: FakeDns) -> AsyncIterator[PolicySe
 
 
 async def start_worker(
-    services: Services, world: World, fake_dns: FakeDns, ca: TestCa, server: PolicyServer,
+    services: Services,
+    world: World,
+    fake_dns: FakeDns,
+    ca: TestCa,
+    server: PolicyServer,
     port: int,
 ) -> OutboundWorker:
     await publish_dkim(services, fake_dns, world.domain)
     worker = outbound_worker(
-        services, port=port, verified_tls=ca.client_context(), policy_tls=ca.client_context(),
+        services,
+        port=port,
+        verified_tls=ca.client_context(),
+        policy_tls=ca.client_context(),
         policy_origin=server.origin,
     )
     worker.start()
@@ -59,8 +69,12 @@ async def start_worker(
 
 
 async def test_enforce_refuses_an_mx_the_policy_does_not_name(
-    services: Services, world: World, fake_dns: FakeDns, ca: TestCa,
-    policy_server: PolicyServer, sink: AiosmtpdSink,
+    services: Services,
+    world: World,
+    fake_dns: FakeDns,
+    ca: TestCa,
+    policy_server: PolicyServer,
+    sink: AiosmtpdSink,
 ) -> None:
     worker = await start_worker(services, world, fake_dns, ca, policy_server, sink.port)
     try:
@@ -81,8 +95,12 @@ async def test_enforce_refuses_an_mx_the_policy_does_not_name(
 
 
 async def test_enforce_requires_starttls(
-    services: Services, world: World, fake_dns: FakeDns, ca: TestCa,
-    policy_server: PolicyServer, sink: AiosmtpdSink,
+    services: Services,
+    world: World,
+    fake_dns: FakeDns,
+    ca: TestCa,
+    policy_server: PolicyServer,
+    sink: AiosmtpdSink,
 ) -> None:
     worker = await start_worker(services, world, fake_dns, ca, policy_server, sink.port)
     try:
@@ -96,10 +114,17 @@ async def test_enforce_requires_starttls(
     assert sink.received == []
 
 
-@pytest.mark.parametrize("trusted", [True, False], ids=["valid-certificate", "untrusted-certificate"])
+@pytest.mark.parametrize(
+    "trusted", [True, False], ids=["valid-certificate", "untrusted-certificate"]
+)
 async def test_enforce_delivers_over_verified_tls_only(
-    services: Services, world: World, fake_dns: FakeDns, ca: TestCa, tmp_path: Path,
-    policy_server: PolicyServer, trusted: bool,
+    services: Services,
+    world: World,
+    fake_dns: FakeDns,
+    ca: TestCa,
+    tmp_path: Path,
+    policy_server: PolicyServer,
+    trusted: bool,
 ) -> None:
     issuer = ca if trusted else TestCa(tmp_path / "stranger")
     tls_sink = AiosmtpdSink(tls_context=issuer.server_context("mx.sts.test"))
@@ -126,8 +151,13 @@ async def test_enforce_delivers_over_verified_tls_only(
 
 
 async def test_opportunistic_starttls_without_a_policy(
-    services: Services, world: World, fake_dns: FakeDns, ca: TestCa, tmp_path: Path,
-    policy_server: PolicyServer, remote_dns: FakeDns,
+    services: Services,
+    world: World,
+    fake_dns: FakeDns,
+    ca: TestCa,
+    tmp_path: Path,
+    policy_server: PolicyServer,
+    remote_dns: FakeDns,
 ) -> None:
     # A certificate nobody trusts, for another name: still encrypted, as no policy asks for more.
     tls_sink = AiosmtpdSink(tls_context=TestCa(tmp_path / "self").server_context("whatever.test"))

@@ -49,7 +49,9 @@ async def test_smtp_sink_receives_every_message_signed(
     try:
         for n in range(MESSAGES):
             await services.sending.submit(
-                mailbox=world.sales, to=[f"user{n}@remote.test"], subject=f"Sink {n}",
+                mailbox=world.sales,
+                to=[f"user{n}@remote.test"],
+                subject=f"Sink {n}",
                 text=f"Message {n}\n.\nwith a dot line\n",
             )
         await worker.wait_until_idle()
@@ -60,7 +62,9 @@ async def test_smtp_sink_receives_every_message_signed(
     assert len(dumps) == MESSAGES
     recipients = sorted(
         line.split(b"<")[1].split(b">")[0].decode()
-        for dump in dumps for line in dump.split(b"\n") if line.startswith(b"X-Rcpt-Args: ")
+        for dump in dumps
+        for line in dump.split(b"\n")
+        if line.startswith(b"X-Rcpt-Args: ")
     )
     assert recipients == sorted(f"user{n}@remote.test" for n in range(MESSAGES))
     resolver = DnsResolver([remote_dns.address])

@@ -129,10 +129,23 @@ def test_write_order_is_temp_fsync_rename_fsync_dir(tmp_path: Path) -> None:
         "print(FileBlobStore(Path(sys.argv[1]))._put(sys.argv[2].encode())[0])"
     )
     run = subprocess.run(
-        ["strace", "-f", "-o", str(trace), "-e",
-         "trace=openat,fsync,fdatasync,rename,renameat,renameat2,mkdir,mkdirat",
-         sys.executable, "-c", script, str(root), DATA.decode()],
-        capture_output=True, text=True, timeout=60,
+        [
+            "strace",
+            "-f",
+            "-o",
+            str(trace),
+            "-e",
+            "trace=openat,fsync,fdatasync,rename,renameat,renameat2,mkdir,mkdirat",
+            sys.executable,
+            "-c",
+            script,
+            str(root),
+            DATA.decode(),
+        ],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
     )
     if run.returncode != 0 and "ptrace" in run.stderr:
         pytest.skip(f"strace cannot trace here: {run.stderr.strip()[:200]}")
@@ -164,8 +177,12 @@ def test_write_order_is_temp_fsync_rename_fsync_dir(tmp_path: Path) -> None:
     temp = renames[0].split(" -> ")[0]
     assert Path(temp).parent == shard and Path(temp).name.startswith(".tmp-")
     rename_at = mine.index(("rename", renames[0]))
-    assert ("fsync", temp) in mine[:rename_at], "the temp file's data must be synced before the rename"
+    assert ("fsync", temp) in mine[:rename_at], (
+        "the temp file's data must be synced before the rename"
+    )
     assert ("fsync", str(shard)) in mine[rename_at:], "the rename must be synced via its directory"
     for new_dir in (root.parent, root, shard):
         made = mine.index(("mkdir", str(new_dir)))
-        assert ("fsync", str(new_dir.parent)) in mine[made:], f"{new_dir} not synced into its parent"
+        assert ("fsync", str(new_dir.parent)) in mine[made:], (
+            f"{new_dir} not synced into its parent"
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -44,7 +44,9 @@ def package_head() -> str:
 
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
-        return await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+        return await conn.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
 
 
 async def table_names(engine: AsyncEngine) -> set[str]:
@@ -69,7 +71,10 @@ async def test_migrating_twice_is_harmless(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             accounts.insert().values(
-                name="acme", plan="unlimited", status="active", created_at=datetime.now(timezone.utc)
+                name="acme",
+                plan="unlimited",
+                status="active",
+                created_at=datetime.now(UTC),
             )
         )
 
@@ -81,7 +86,9 @@ async def test_migrating_twice_is_harmless(engine: AsyncEngine) -> None:
     assert names == ["acme"]
 
 
-async def test_nodes_starting_together_both_migrate(settings: Settings, engine: AsyncEngine) -> None:
+async def test_nodes_starting_together_both_migrate(
+    settings: Settings, engine: AsyncEngine
+) -> None:
     """Every node migrates on start; two at once must not trip over each other."""
     other = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
@@ -101,8 +108,8 @@ async def test_head_matches_the_tables_metadata(engine: AsyncEngine) -> None:
                 "compare_type": True,
                 "compare_server_default": True,
                 # The full-text index differs per backend (FTS5 and its shadow tables on SQLite).
-                "include_name": lambda name, kind, _parents: not (
-                    kind == "table" and (name or "").startswith(FULLTEXT_TABLE)
+                "include_name": lambda name, kind, _parents: (
+                    not (kind == "table" and (name or "").startswith(FULLTEXT_TABLE))
                 ),
             },
         )
@@ -110,8 +117,9 @@ async def test_head_matches_the_tables_metadata(engine: AsyncEngine) -> None:
 
     async with engine.connect() as conn:
         diff = await conn.run_sync(differences)
-    assert diff == [], "tables.py and the migrations disagree; write a migration for:\n" + "\n".join(
-        map(str, diff)
+    assert diff == [], (
+        "tables.py and the migrations disagree; write a migration for:\n"
+        + "\n".join(map(str, diff))
     )
 
 

@@ -39,7 +39,9 @@ class AccountService:
         check_password(password)
         now = self._clock.now()
         if plan is None:
-            account = Account(name, "starter", AccountStatus.TRIAL, now, trial_ends_at=now + TRIAL_LENGTH)
+            account = Account(
+                name, "starter", AccountStatus.TRIAL, now, trial_ends_at=now + TRIAL_LENGTH
+            )
         else:
             account = Account(name, plan_named(plan).name, AccountStatus.ACTIVE, now)
         password_hash = self._passwords.hash(password)

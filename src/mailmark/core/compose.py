@@ -128,7 +128,9 @@ def text_part(subtype: str, text: str) -> tuple[str, bytes]:
             cte, body = "base64", encoded
         else:
             cte, body = "quoted-printable", quoted
-    head = f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}Content-Transfer-Encoding: {cte}{CRLF}'
+    head = (
+        f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}Content-Transfer-Encoding: {cte}{CRLF}'
+    )
     return head, body
 
 

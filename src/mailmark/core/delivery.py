@@ -245,8 +245,12 @@ class InboundDelivery:
                 for request in requests
             ]
         )
-        targets = [(mailbox, request.folder) for request in requests for mailbox in request.recipients]
-        folders = await uow.folders.find_many([(mailbox.id or 0, name) for mailbox, name in targets])
+        targets = [
+            (mailbox, request.folder) for request in requests for mailbox in request.recipients
+        ]
+        folders = await uow.folders.find_many(
+            [(mailbox.id or 0, name) for mailbox, name in targets]
+        )
         next_uids = await self._allocate_uids(uow, folders, targets)
         threads = _BatchThreads()
         placements: list[NewPlacement] = []
@@ -303,7 +307,9 @@ class InboundDelivery:
             for folder_id, count in sorted(counts.items())  # a fixed order: no lock cycles
         }
 
-    async def _thread_for(self, uow: UnitOfWork, mailbox_id: int, meta: MessageMetadata) -> str | None:
+    async def _thread_for(
+        self, uow: UnitOfWork, mailbox_id: int, meta: MessageMetadata
+    ) -> str | None:
         """References/In-Reply-To first; then, for replies only, the normalised subject."""
         parents = _parents(meta)
         if parents:

@@ -62,7 +62,9 @@ class DomainService:
             await uow.accounts.lock(account.id)
             ensure_domain_quota(plan, await uow.domains.count_for_account(account.id))
             domain = await uow.domains.add(
-                Domain(account.id, domain_name, now, verified_at=now if trust else None, trusted=trust)
+                Domain(
+                    account.id, domain_name, now, verified_at=now if trust else None, trusted=trust
+                )
             )
             assert domain.id is not None
             for selector, algorithm, private, public in new_keys:

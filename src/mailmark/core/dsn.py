@@ -108,9 +108,7 @@ def build_dsn(
     report.attach(_delivery_status(reporting_mta, arrival, now, failures))
 
     returned = EmailMessage(policy=policy.SMTP)
-    returned.set_content(
-        headers_text, subtype="rfc822-headers", charset="utf-8"
-    )
+    returned.set_content(headers_text, subtype="rfc822-headers", charset="utf-8")
     del returned["MIME-Version"]
     report.attach(returned)
     return report.as_bytes(policy=policy.SMTP)

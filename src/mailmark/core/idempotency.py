@@ -73,9 +73,7 @@ class IdempotencyService:
         async def record(uow: UnitOfWork, result: Result) -> None:
             now = self._clock.now()
             await uow.idempotency.delete_expired(domain_id, key, now - KEY_LIFETIME)
-            stored = StoredResponse(
-                domain_id, key, request_hash, status_code, answer(result), now
-            )
+            stored = StoredResponse(domain_id, key, request_hash, status_code, answer(result), now)
             if not await uow.idempotency.add(stored):
                 raise Conflict(
                     "A request with this Idempotency-Key is being processed.", field=FIELD

@@ -222,7 +222,9 @@ def _parse(
         for child_start, child_end in _split(raw, body_start, end, boundary.encode("latin-1")):
             if budget.parts >= MAX_PARTS:
                 break
-            part.children.append(_parse(raw, child_start, child_end, depth + 1, budget, child_default))
+            part.children.append(
+                _parse(raw, child_start, child_end, depth + 1, budget, child_default)
+            )
         if not part.children:
             part.children.append(MimePart(end, end, end, []))
     elif part.type == "message" and part.subtype in ("rfc822", "global"):
@@ -367,7 +369,9 @@ def bodystructure(raw: bytes, extensible: bool = True) -> bytes:
 
 # Addresses (RFC 5322 §3.4), kept as written: display names are not decoded.
 
-_ADDR_TOKEN = re.compile(r'\s+|"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|\[[^\]]*\]?|[<>,:;@]|[^\s"()<>,:;@\[]+')
+_ADDR_TOKEN = re.compile(
+    r'\s+|"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|\[[^\]]*\]?|[<>,:;@]|[^\s"()<>,:;@\[]+'
+)
 
 
 def _address_tokens(text: str) -> list[str]:
@@ -460,9 +464,13 @@ def _address_list(part: MimePart, name: bytes) -> bytes:
     addresses = _addresses(unfold(value).decode("latin-1"))
     if not addresses:
         return b"NIL"
-    return b"(" + b"".join(
-        b"(" + b" ".join(_text_string(item) for item in address) + b")" for address in addresses
-    ) + b")"
+    return (
+        b"("
+        + b"".join(
+            b"(" + b" ".join(_text_string(item) for item in address) + b")" for address in addresses
+        )
+        + b")"
+    )
 
 
 def _envelope(part: MimePart) -> bytes:
@@ -561,8 +569,12 @@ def section(
     header = raw[message.start : message.body_start]
     if kind == "HEADER":
         return header
-    return _header_fields(raw, message, {f.lower().encode("latin-1", "replace") for f in fields},
-                          kind == "HEADER.FIELDS.NOT")
+    return _header_fields(
+        raw,
+        message,
+        {f.lower().encode("latin-1", "replace") for f in fields},
+        kind == "HEADER.FIELDS.NOT",
+    )
 
 
 def _header_fields(raw: bytes, message: MimePart, names: set[bytes], exclude: bool) -> bytes:

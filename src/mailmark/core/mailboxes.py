@@ -122,7 +122,10 @@ class MailboxService:
             assert mailbox.id is not None
             uid_validity = int(now.timestamp())
             await uow.folders.add_many(
-                [Folder(mailbox.id, name, special, uid_validity) for name, special in DEFAULT_FOLDERS]
+                [
+                    Folder(mailbox.id, name, special, uid_validity)
+                    for name, special in DEFAULT_FOLDERS
+                ]
             )
             await uow.commit()
         self._recipients.clear()

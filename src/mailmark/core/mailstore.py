@@ -212,12 +212,18 @@ class MailStore:
         return _info(created)
 
     async def _add_with_parents(
-        self, uow: UnitOfWork, mailbox_id: int, name: str, existing: dict[str, Folder],
+        self,
+        uow: UnitOfWork,
+        mailbox_id: int,
+        name: str,
+        existing: dict[str, Folder],
         template: Folder | None = None,
     ) -> None:
         # RFC 3501 §2.3.1.1: a folder re-created under an old name needs a greater UIDVALIDITY,
         # so new values never go below the largest in use.
-        validity = max([int(self._clock.now().timestamp())] + [f.uid_validity + 1 for f in existing.values()])
+        validity = max(
+            [int(self._clock.now().timestamp())] + [f.uid_validity + 1 for f in existing.values()]
+        )
         parts = name.split(DELIMITER)
         new = []
         for depth in range(1, len(parts) + 1):
@@ -225,8 +231,17 @@ class MailStore:
             if path in existing or (depth < len(parts) and path == INBOX):
                 continue
             if depth == len(parts) and template is not None:
-                new.append(Folder(mailbox_id, path, None, template.uid_validity, template.uid_next,
-                                  template.highest_modseq, True))
+                new.append(
+                    Folder(
+                        mailbox_id,
+                        path,
+                        None,
+                        template.uid_validity,
+                        template.uid_next,
+                        template.highest_modseq,
+                        True,
+                    )
+                )
             else:
                 new.append(Folder(mailbox_id, path, None, validity))
         await uow.folders.add_many(new)
@@ -271,13 +286,17 @@ class MailStore:
                 prefix = folder.name + DELIMITER
                 renames: list[tuple[int, str]] = []
                 for other in existing.values():
-                    if other.id is not None and (other.id == folder.id or other.name.startswith(prefix)):
-                        renamed = new + other.name[len(folder.name):]
+                    if other.id is not None and (
+                        other.id == folder.id or other.name.startswith(prefix)
+                    ):
+                        renamed = new + other.name[len(folder.name) :]
                         if len(renamed) > MAX_FOLDER_NAME:
                             raise InvalidInput("The new folder name is too long.")
                         renames.append((other.id, renamed))
                 await uow.mailstore.rename_folders(mailbox_id, renames)
-                remaining = {f.name: f for f in existing.values() if f.id not in {r[0] for r in renames}}
+                remaining = {
+                    f.name: f for f in existing.values() if f.id not in {r[0] for r in renames}
+                }
                 remaining.update({n: Folder(mailbox_id, n, None, 0) for _, n in renames})
                 parent = new.rpartition(DELIMITER)[0]
                 if parent and parent not in remaining:
@@ -300,8 +319,13 @@ class MailStore:
             assert folder.id is not None
             counts = await uow.mailstore.counts(folder.id)
         return FolderStatus(
-            counts.messages, 0, folder.uid_next, folder.uid_validity, counts.unseen,
-            folder.highest_modseq, counts.size,
+            counts.messages,
+            0,
+            folder.uid_next,
+            folder.uid_validity,
+            counts.unseen,
+            folder.highest_modseq,
+            counts.size,
         )
 
     async def select(self, mailbox_id: int, name: str) -> FolderSnapshot:
@@ -406,8 +430,16 @@ class MailStore:
             computed = indexes.get(row.message_id)
             if computed is not None:
                 row = FetchRow(
-                    row.uid, row.message_id, row.flags, row.modseq, row.internal_date, row.size,
-                    row.blob_key, row.trace_prefix, computed.envelope, computed.bodystructure,
+                    row.uid,
+                    row.message_id,
+                    row.flags,
+                    row.modseq,
+                    row.internal_date,
+                    row.size,
+                    row.blob_key,
+                    row.trace_prefix,
+                    computed.envelope,
+                    computed.bodystructure,
                     computed.body,
                 )
             out.append(row)
@@ -452,9 +484,12 @@ class MailStore:
             if updates:
                 first = await uow.mailstore.allocate_modseqs(folder_id, len(updates))
                 changed = [
-                    FlagState(p.uid, new_flags, first + i) for i, (p, new_flags) in enumerate(updates)
+                    FlagState(p.uid, new_flags, first + i)
+                    for i, (p, new_flags) in enumerate(updates)
                 ]
-                await uow.mailstore.set_flags(folder_id, [(c.uid, c.flags, c.modseq) for c in changed])
+                await uow.mailstore.set_flags(
+                    folder_id, [(c.uid, c.flags, c.modseq) for c in changed]
+                )
             await uow.commit()
         if changed:
             self.signals.publish(folder.mailbox_id)
@@ -471,7 +506,9 @@ class MailStore:
             dest = await self._folder(uow, mailbox_id, dest_name)
             assert dest.id is not None
             # Both folders locked in id order: opposite moves at once never deadlock.
-            locked = {fid: await uow.mailstore.lock_folder(fid) for fid in sorted({folder_id, dest.id})}
+            locked = {
+                fid: await uow.mailstore.lock_folder(fid) for fid in sorted({folder_id, dest.id})
+            }
             source = locked[folder_id]
             if source is None or source.mailbox_id != mailbox_id:
                 raise NotFound("The folder no longer exists.")
@@ -482,8 +519,14 @@ class MailStore:
             await uow.messages.add_placements(
                 [
                     NewPlacement(
-                        p.message_id, mailbox_id, dest.id, first_uid + i, first_modseq + i,
-                        p.thread_id, p.internal_date, p.flags,
+                        p.message_id,
+                        mailbox_id,
+                        dest.id,
+                        first_uid + i,
+                        first_modseq + i,
+                        p.thread_id,
+                        p.internal_date,
+                        p.flags,
                     )
                     for i, p in enumerate(found)
                 ]
@@ -494,7 +537,9 @@ class MailStore:
             await uow.commit()
         self.signals.publish(mailbox_id)
         return CopyResult(
-            dest.uid_validity, [p.uid for p in found], list(range(first_uid, first_uid + len(found)))
+            dest.uid_validity,
+            [p.uid for p in found],
+            list(range(first_uid, first_uid + len(found))),
         )
 
     async def expunge(self, folder_id: int, uids: Sequence[int] | None = None) -> list[int]:
@@ -543,8 +588,15 @@ class MailStore:
                 if mailbox is None:
                     raise NotFound("The mailbox no longer exists.")
                 receipt = await self._delivery.place_in(
-                    uow, raw, blob_key=blob_key, created_blob=created, mailbox=mailbox,
-                    folder=folder.name, mail_from="", flags=given, internal_date=internal_date,
+                    uow,
+                    raw,
+                    blob_key=blob_key,
+                    created_blob=created,
+                    mailbox=mailbox,
+                    folder=folder.name,
+                    mail_from="",
+                    flags=given,
+                    internal_date=internal_date,
                 )
                 await uow.commit()
         except BaseException:

@@ -36,7 +36,9 @@ MAX_INDEX_BODY_CHARS = 256 * 1024
 MAX_BODY_PARSE_BYTES = 8 * 1024 * 1024
 
 _MSGID = re.compile(r"<[^<>\s]{1,500}>")
-_REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg|antw|vs|tr|rif|r)\s*(\[\d+\])?\s*:\s*)", re.IGNORECASE)
+_REPLY_PREFIX = re.compile(
+    r"^\s*((re|fwd?|aw|sv|wg|antw|vs|tr|rif|r)\s*(\[\d+\])?\s*:\s*)", re.IGNORECASE
+)
 _LIST_TAG = re.compile(r"^\s*\[[^\]]{0,60}\]\s*")
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _SPACE = re.compile(r"\s+")
@@ -237,7 +239,9 @@ def base_subject(subject: str) -> tuple[str, bool]:
 
 Fields = dict[str, list[str]]
 # The header fields the metadata is read from.
-_WANTED = frozenset({"subject", "references", "in-reply-to", "message-id", "from", "to", "cc", "date"})
+_WANTED = frozenset(
+    {"subject", "references", "in-reply-to", "message-id", "from", "to", "cc", "date"}
+)
 
 
 def _wanted_fields(headers: email.message.Message) -> Fields:

@@ -40,7 +40,11 @@ def effective_plan(account: Account, now: datetime) -> Plan:
     """Accounts without an active subscription (trial) get Starter limits; a lapsed trial pauses."""
     if account.status == AccountStatus.ACTIVE:
         return plan_named(account.plan)
-    if account.status == AccountStatus.TRIAL and account.trial_ends_at is not None and now < account.trial_ends_at:
+    if (
+        account.status == AccountStatus.TRIAL
+        and account.trial_ends_at is not None
+        and now < account.trial_ends_at
+    ):
         return PLANS["starter"]
     raise AccountPaused("Your free trial has ended. Choose a plan to continue using Mailmark.")
 
@@ -63,7 +67,10 @@ def ensure_mailbox_quota(plan: Plan, mailboxes_in_use: int) -> None:
 
 def ensure_email_quota(plan: Plan, sent_this_month: int, about_to_send: int = 1) -> None:
     """The quota resets at the start of each calendar month; the caller counts this month's sends."""
-    if plan.emails_per_month is not None and sent_this_month + about_to_send > plan.emails_per_month:
+    if (
+        plan.emails_per_month is not None
+        and sent_this_month + about_to_send > plan.emails_per_month
+    ):
         raise QuotaExceeded(
             f"Monthly email limit reached ({plan.emails_per_month} emails). Please upgrade your plan."
         )

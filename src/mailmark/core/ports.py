@@ -124,6 +124,7 @@ class DomainRepository(Protocol):
     async def dkim_keys(self, domain_id: int, states: Sequence[str]) -> list[DkimKey]:
         """The domain's keys in these states, oldest first."""
         ...
+
     async def set_dkim_state(self, key_id: int, state: DkimKeyState) -> None: ...
 
 
@@ -135,6 +136,7 @@ class MailboxRepository(Protocol):
     async def first(self) -> Mailbox | None:
         """The oldest mailbox on the server."""
         ...
+
     async def count_for_account(self, account_id: int) -> int: ...
     async def delete(self, mailbox_id: int) -> None: ...
 
@@ -146,6 +148,7 @@ class FolderRepository(Protocol):
     async def find_many(self, wanted: Sequence[tuple[int, str]]) -> dict[tuple[int, str], Folder]:
         """The folders named by (mailbox id, folder name); absent ones are left out."""
         ...
+
     async def allocate_uids(self, folder_id: int, count: int) -> tuple[int, int]:
         """Atomically take `count` consecutive UIDs and MODSEQs; return (first uid, first modseq).
 
@@ -158,19 +161,25 @@ class MessageRepository(Protocol):
     async def add_many(self, new_messages: Sequence[NewMessage]) -> list[int]:
         """Insert the messages; their ids, in the same order."""
         ...
+
     async def add_placements(self, new_placements: Sequence[NewPlacement]) -> None: ...
     async def thread_of_references(self, mailbox_id: int, message_ids: Sequence[str]) -> str | None:
         """The thread of the newest placement in the mailbox whose Message-ID is one of these."""
         ...
-    async def thread_of_subject(self, mailbox_id: int, subject_key: str, since: datetime) -> str | None: ...
+
+    async def thread_of_subject(
+        self, mailbox_id: int, subject_key: str, since: datetime
+    ) -> str | None: ...
     async def delete_mailbox_contents(self, mailbox_id: int) -> list[str]:
         """Remove every placement of the mailbox and the messages left without one.
 
         Returns the blob keys that no remaining message references."""
         ...
+
     async def lock_blob(self, blob_key: str) -> None:
         """Serialise, until commit, the transactions that reuse or remove this blob."""
         ...
+
     async def blob_referenced(self, blob_key: str) -> bool: ...
 
 
@@ -181,12 +190,14 @@ class MailStoreRepository(Protocol):
     async def lock_folder(self, folder_id: int) -> Folder | None:
         """The folder, locked until commit against concurrent MODSEQ/UID allocation."""
         ...
+
     async def rename_folders(self, mailbox_id: int, renames: Sequence[tuple[int, str]]) -> None: ...
     async def set_subscribed(self, folder_id: int, subscribed: bool) -> None: ...
     async def delete_folder(self, folder_id: int) -> list[str]:
         """Remove the folder, its placements and tombstones, and the messages left without a
         placement; the blob keys nothing references any more."""
         ...
+
     async def counts(self, folder_id: int) -> FolderCounts: ...
     async def folder_uids(self, folder_id: int) -> FolderUids: ...
     async def changed_since(self, folder_id: int, modseq: int) -> list[PlacementState]: ...
@@ -196,30 +207,42 @@ class MailStoreRepository(Protocol):
     ) -> list[FetchRow]:
         """Rows for these uids (at most a few hundred), by uid ascending."""
         ...
+
     async def unindexed(self, folder_id: int, limit: int) -> list[int]:
         """UIDs of up to `limit` messages in the folder stored before ENVELOPE and the full-text
         index were kept."""
         ...
+
     async def set_index(self, message_id: int, index: MessageIndex) -> None:
         """Fill the IMAP syntax columns of a message stored before they existed."""
         ...
+
     async def placements(self, folder_id: int, uids: Sequence[int] | None) -> list[PlacementState]:
         """The folder's placements among `uids` (all when None), by uid ascending."""
         ...
+
     async def allocate_modseqs(self, folder_id: int, count: int) -> int:
         """Take `count` consecutive MODSEQs of the folder; the first."""
         ...
-    async def set_flags(self, folder_id: int, changes: Sequence[tuple[int, tuple[str, ...], int]]) -> None:
+
+    async def set_flags(
+        self, folder_id: int, changes: Sequence[tuple[int, tuple[str, ...], int]]
+    ) -> None:
         """(uid, flags, modseq) for each changed placement."""
         ...
-    async def remove_placements(self, folder_id: int, uids: Sequence[int], modseq: int) -> list[str]:
+
+    async def remove_placements(
+        self, folder_id: int, uids: Sequence[int], modseq: int
+    ) -> list[str]:
         """Delete the placements, tombstone their uids at `modseq`, remove messages left without
         a placement; the blob keys nothing references any more."""
         ...
+
     async def move_placements(self, source_id: int, dest_id: int, modseq: int) -> None:
         """Move every placement, uid kept, into another (new, empty) folder, tombstoning them in
         the source at `modseq` (renaming INBOX, RFC 3501 §6.3.5)."""
         ...
+
     async def search(
         self, folder_id: int, criteria: Criteria, uids: Sequence[int] | None
     ) -> list[int]: ...
@@ -250,13 +273,16 @@ class OutboundRepository(Protocol):
     async def add_many(self, new_messages: Sequence[OutboundMessage]) -> list[int]:
         """Insert the messages; their ids, in the same order."""
         ...
+
     async def get(self, outbound_id: int) -> OutboundMessage | None: ...
     async def get_by_token(self, token: str) -> OutboundMessage | None:
         """Tokens are lower-case; the lookup is case-insensitive (mail systems change case)."""
         ...
+
     async def domains_of(self, outbound_ids: Sequence[int]) -> dict[int, int]:
         """The sending domain's id of each of these outbound messages that exists."""
         ...
+
     async def count_recipients_since(self, account_id: int, since: datetime) -> int:
         """Emails (one per recipient) the account has sent since `since`, for the monthly quota."""
         ...
@@ -272,12 +298,15 @@ class DeliveryRepository(Protocol):
         """Take up to `limit` due rows (queued or deferred, next attempt reached, no live lease):
         fresh rows before retries, then oldest first. Each gets the lease and one more attempt."""
         ...
+
     async def next_due_at(self) -> datetime | None:
         """When the earliest queued or deferred row can next be leased."""
         ...
+
     async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> list[int]:
         """Apply outcomes to rows still leased by their owner, clearing the lease; the ids applied."""
         ...
+
     async def get(self, delivery_id: int) -> QueueEntry | None: ...
     async def entries(self, status: str | None, limit: int) -> list[QueueEntry]: ...
     async def for_outbound(self, outbound_id: int) -> list[QueueEntry]: ...
@@ -286,9 +315,11 @@ class DeliveryRepository(Protocol):
     ) -> None:
         """Record a final status learnt later (an asynchronous bounce or a complaint)."""
         ...
+
     async def retry(self, delivery_id: int | None, now: datetime) -> int:
         """Make deferred rows (one, or all when None) due now; how many."""
         ...
+
     async def delete(self, delivery_id: int) -> bool: ...
 
 
@@ -296,14 +327,17 @@ class SuppressionRepository(Protocol):
     async def add(self, suppression: Suppression) -> None:
         """Suppress the address for the domain; already suppressed is not an error."""
         ...
+
     async def find(self, domain_id: int, addresses: Sequence[str]) -> list[Suppression]:
         """The suppressions among these lower-case addresses."""
         ...
+
     async def list_for_domain(
         self, domain_id: int, after_id: int | None, limit: int
     ) -> list[Suppression]:
         """The domain's suppressions in id order, after `after_id` (a cursor)."""
         ...
+
     async def delete(self, domain_id: int, address: str) -> bool:
         """Lift the suppression of a lower-case address; whether there was one."""
         ...
@@ -327,6 +361,7 @@ class SenderGroupRepository(Protocol):
     async def update(self, group: SenderGroup) -> None:
         """Replace the stored group (same id and domain) with this one."""
         ...
+
     async def delete(self, domain_id: int, group_id: int) -> bool: ...
 
 
@@ -335,6 +370,7 @@ class IdempotencyRepository(Protocol):
     async def add(self, response: StoredResponse) -> bool:
         """Store the response unless one is stored under its key already; whether it was stored."""
         ...
+
     async def delete_expired(self, domain_id: int, key: str, before: datetime) -> None:
         """Remove the key's record if it was stored before `before`."""
         ...
@@ -355,6 +391,7 @@ class SentEmailRepository(Protocol):
     ) -> list[SentEmail]:
         """Newest first; `status` keeps emails with at least one recipient in that state."""
         ...
+
     async def get(self, domain_id: int, email_id: int) -> SentEmail | None: ...
     async def get_by_message_id(self, domain_id: int, message_id: str) -> SentEmail | None: ...
     async def events(self, outbound_id: int, limit: int) -> list[EmailEvent]:
@@ -404,20 +441,24 @@ class WebhookDeliveryRepository(Protocol):
     async def add_many(self, new_deliveries: Sequence[NewWebhookDelivery]) -> None:
         """Add them pending, with no attempt made yet."""
         ...
+
     async def recent(
         self, webhook_ids: Sequence[int], per_webhook: int
     ) -> dict[int, list[WebhookDeliveryState]]:
         """Each webhook's newest deliveries, newest first."""
         ...
+
     async def lease_due(
         self, owner: str, now: datetime, limit: int, lease_until: datetime
     ) -> list[LeasedWebhookDelivery]:
         """Take up to `limit` pending deliveries whose attempt is due and that no live lease holds,
         oldest first; each gets the lease and one more attempt."""
         ...
+
     async def any_due(self, now: datetime) -> bool:
         """Whether `lease_due` would find something now."""
         ...
+
     async def record_outcomes(self, outcomes: Sequence[WebhookOutcome]) -> list[int]:
         """Apply outcomes to rows still leased by their owner, clearing the lease; the ids applied."""
         ...

@@ -189,9 +189,32 @@ class ModSeq:
 
 
 Criteria: TypeAlias = (
-    All | And | Or | Not | Flag | New | Old | Recent | Header | From | To | Cc | Bcc | Subject
-    | Body | Text | Before | On | Since | SentBefore | SentOn | SentSince | Larger | Smaller
-    | UidSet | ModSeq
+    All
+    | And
+    | Or
+    | Not
+    | Flag
+    | New
+    | Old
+    | Recent
+    | Header
+    | From
+    | To
+    | Cc
+    | Bcc
+    | Subject
+    | Body
+    | Text
+    | Before
+    | On
+    | Since
+    | SentBefore
+    | SentOn
+    | SentSince
+    | Larger
+    | Smaller
+    | UidSet
+    | ModSeq
 )
 
 

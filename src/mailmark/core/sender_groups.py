@@ -59,7 +59,9 @@ def _emails(addresses: Sequence[str], field: str) -> list[str]:
     return list(unique.values())
 
 
-def _selected(spec: MailboxSpec, domain: list[Mailbox], domain_name: str) -> tuple[bool, list[Mailbox]]:
+def _selected(
+    spec: MailboxSpec, domain: list[Mailbox], domain_name: str
+) -> tuple[bool, list[Mailbox]]:
     """(all mailboxes?, the mailboxes named) from "all", "a,b" or ["a", "b@domain"]."""
     if isinstance(spec, str):
         if spec.strip().lower() == ALL:

@@ -330,7 +330,9 @@ class SendingService:
         """Wait for submissions already accepted into a batch."""
         await self._committer.close()
 
-    async def _record(self, stored: Sequence[StoredJob[_Job]]) -> list[list[Submission] | Exception]:
+    async def _record(
+        self, stored: Sequence[StoredJob[_Job]]
+    ) -> list[list[Submission] | Exception]:
         """One transaction for the jobs. A job refused by a check (sender, quota, suppression)
         gets its error and the others go ahead; an error while writing fails them all. The
         workers and the senders' IMAP sessions are woken once it has committed."""
@@ -348,7 +350,9 @@ class SendingService:
             # Accounts locked in one order, so that concurrent batches never wait on each other
             # in a cycle; each account's count is read once per batch.
             usage: dict[int, tuple[Plan, int]] = {}
-            for account_id in sorted({s.account_id for pairs in senders.values() for _, s in pairs}):
+            for account_id in sorted(
+                {s.account_id for pairs in senders.values() for _, s in pairs}
+            ):
                 account = await uow.accounts.get(account_id)
                 assert account is not None
                 try:
@@ -533,7 +537,10 @@ class SendingService:
                 current = await uow.mailboxes.get(item.mailbox.id) if item.mailbox.id else None
                 if current is None:
                     raise NotFound(f"No mailbox {item.mailbox.address} here.")
-                known[key] = (current, await self._sending_mailbox(uow, current, item.sender_address))
+                known[key] = (
+                    current,
+                    await self._sending_mailbox(uow, current, item.sender_address),
+                )
             result.append(known[key])
         return result
 

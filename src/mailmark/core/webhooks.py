@@ -137,7 +137,13 @@ def outcome(
     """A 2xx delivers; anything else (other status, redirect, network error) retries or gives up."""
     if code is not None and 200 <= code < 300:
         return WebhookOutcome(
-            delivery.id, delivery.lease_owner, WebhookDeliveryStatus.DELIVERED, None, code, None, now
+            delivery.id,
+            delivery.lease_owner,
+            WebhookDeliveryStatus.DELIVERED,
+            None,
+            code,
+            None,
+            now,
         )
     if error is None:
         error = f"HTTP {code}"
@@ -291,7 +297,9 @@ class TargetPolicy:
             if parsed.scheme == "http" and not allowed:
                 raise InvalidInput("The URL must start with https://.", field="url")
             checked.append(address)
-        return WebhookTarget(parsed.scheme, parsed.host, parsed.port, parsed.target, str(checked[0]))
+        return WebhookTarget(
+            parsed.scheme, parsed.host, parsed.port, parsed.target, str(checked[0])
+        )
 
 
 # --- the service -------------------------------------------------------------------------------
@@ -393,4 +401,3 @@ def _event_list(events: Sequence[str] | None) -> tuple[str, ...]:
             field="events",
         )
     return tuple(dict.fromkeys(events))
-

@@ -70,9 +70,16 @@ def record_set(domain: str, server: MailServer, dkim_keys: Sequence[DkimKey]) ->
     host = server.hostname
     mail_from = f"{RETURN_PATH_LABEL}.{domain}"
     records = [
-        DnsRecord("MX", domain, host, "Inbound mail: route the domain's mail to this server",
-                  priority=MX_PRIORITY),
-        DnsRecord("TXT", domain, spf_value(server), "SPF: authorise this server to send as the domain"),
+        DnsRecord(
+            "MX",
+            domain,
+            host,
+            "Inbound mail: route the domain's mail to this server",
+            priority=MX_PRIORITY,
+        ),
+        DnsRecord(
+            "TXT", domain, spf_value(server), "SPF: authorise this server to send as the domain"
+        ),
     ]
     for key in dkim_keys:
         signing = "signing key" if key.active else "next signing key, published ahead of rotation"
@@ -93,30 +100,80 @@ def record_set(domain: str, server: MailServer, dkim_keys: Sequence[DkimKey]) ->
             f"v=DMARC1; p=quarantine; rua=mailto:{DMARC_REPORT_LOCAL_PART}@{domain}",
             "DMARC: tell receivers to quarantine mail that fails SPF and DKIM alignment",
         ),
-        DnsRecord("MX", mail_from, host, "Custom MAIL FROM: bounces come back to this server",
-                  required=False, priority=MX_PRIORITY),
-        DnsRecord("TXT", mail_from, spf_value(server), "Custom MAIL FROM: SPF for the return path",
-                  required=False),
-        DnsRecord("TXT", f"_mta-sts.{domain}", f"v=STSv1; id={mta_sts_id(server)}",
-                  "MTA-STS: senders must use TLS to reach this server", required=False),
-        DnsRecord("CNAME", f"mta-sts.{domain}", host, "MTA-STS: where the policy file is served",
-                  required=False),
-        DnsRecord("TXT", f"_smtp._tls.{domain}",
-                  f"v=TLSRPTv1; rua=mailto:{TLS_REPORT_LOCAL_PART}@{domain}",
-                  "TLS-RPT: where senders report TLS failures", required=False),
+        DnsRecord(
+            "MX",
+            mail_from,
+            host,
+            "Custom MAIL FROM: bounces come back to this server",
+            required=False,
+            priority=MX_PRIORITY,
+        ),
+        DnsRecord(
+            "TXT",
+            mail_from,
+            spf_value(server),
+            "Custom MAIL FROM: SPF for the return path",
+            required=False,
+        ),
+        DnsRecord(
+            "TXT",
+            f"_mta-sts.{domain}",
+            f"v=STSv1; id={mta_sts_id(server)}",
+            "MTA-STS: senders must use TLS to reach this server",
+            required=False,
+        ),
+        DnsRecord(
+            "CNAME",
+            f"mta-sts.{domain}",
+            host,
+            "MTA-STS: where the policy file is served",
+            required=False,
+        ),
+        DnsRecord(
+            "TXT",
+            f"_smtp._tls.{domain}",
+            f"v=TLSRPTv1; rua=mailto:{TLS_REPORT_LOCAL_PART}@{domain}",
+            "TLS-RPT: where senders report TLS failures",
+            required=False,
+        ),
         # RFC 6186 and RFC 8314 §5.1: let mail clients find IMAP and submission by themselves.
-        DnsRecord("SRV", f"_imaps._tcp.{domain}", f"0 1 {server.imaps_port} {host}",
-                  "Client setup: IMAP over TLS", required=False),
-        DnsRecord("SRV", f"_imap._tcp.{domain}", f"0 1 {server.imap_port} {host}",
-                  "Client setup: IMAP with STARTTLS", required=False),
-        DnsRecord("SRV", f"_submissions._tcp.{domain}", f"0 1 {server.submissions_port} {host}",
-                  "Client setup: submission over TLS", required=False),
-        DnsRecord("SRV", f"_submission._tcp.{domain}", f"0 1 {server.submission_port} {host}",
-                  "Client setup: submission with STARTTLS", required=False),
+        DnsRecord(
+            "SRV",
+            f"_imaps._tcp.{domain}",
+            f"0 1 {server.imaps_port} {host}",
+            "Client setup: IMAP over TLS",
+            required=False,
+        ),
+        DnsRecord(
+            "SRV",
+            f"_imap._tcp.{domain}",
+            f"0 1 {server.imap_port} {host}",
+            "Client setup: IMAP with STARTTLS",
+            required=False,
+        ),
+        DnsRecord(
+            "SRV",
+            f"_submissions._tcp.{domain}",
+            f"0 1 {server.submissions_port} {host}",
+            "Client setup: submission over TLS",
+            required=False,
+        ),
+        DnsRecord(
+            "SRV",
+            f"_submission._tcp.{domain}",
+            f"0 1 {server.submission_port} {host}",
+            "Client setup: submission with STARTTLS",
+            required=False,
+        ),
     ]
     records += [
-        DnsRecord("PTR", reverse_name(ip), host,
-                  "Reverse DNS of the server's address (set at your hosting provider)", required=False)
+        DnsRecord(
+            "PTR",
+            reverse_name(ip),
+            host,
+            "Reverse DNS of the server's address (set at your hosting provider)",
+            required=False,
+        )
         for ip in server.public_ips
     ]
     return records
@@ -139,7 +196,9 @@ def zone_fragment(records: Sequence[DnsRecord], ttl: int = 3600) -> str:
         if record.type == "TXT":
             text = record.value
             chunks = [text[i : i + 255] for i in range(0, len(text), 255)] or [""]
-            rdata = " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks)
+            rdata = " ".join(
+                '"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks
+            )
         elif record.type == "MX":
             rdata = f"{record.priority} {record.value}."
         else:  # CNAME, SRV and PTR end in a host name, made absolute

@@ -147,12 +147,15 @@ class DomainDns:
             return RecordCheck(record, "missing", tuple(found))
         if len(spf) > 1:
             # RFC 7208 §4.5: more than one SPF record is a permerror for every receiver.
-            return RecordCheck(record, "mismatch", tuple(spf),
-                               "more than one SPF record: merge them into one")
+            return RecordCheck(
+                record, "mismatch", tuple(spf), "more than one SPF record: merge them into one"
+            )
         if self._spf_authorises(spf[0]):
             return RecordCheck(record, "ok", tuple(spf))
         return RecordCheck(
-            record, "mismatch", tuple(spf),
+            record,
+            "mismatch",
+            tuple(spf),
             f"the SPF record does not authorise {self._server.hostname}: merge "
             f"'{record.value.removeprefix('v=spf1 ').removesuffix(' ~all')}' into it",
         )
@@ -199,7 +202,9 @@ class DomainDns:
             tags = _tags(text)
             if tags.get("p") == expected["p"] and tags.get("k", "rsa") == expected["k"]:
                 return RecordCheck(record, "ok", tuple(keys))
-        return RecordCheck(record, "mismatch", tuple(keys), "the published key is not this domain's key")
+        return RecordCheck(
+            record, "mismatch", tuple(keys), "the published key is not this domain's key"
+        )
 
     def _judge_dmarc(self, record: DnsRecord, found: list[str]) -> RecordCheck:
         # RFC 7489 §6.6.3 step 4: records not starting with a version tag are discarded.
@@ -214,12 +219,20 @@ class DomainDns:
         except InvalidRecord as exc:
             return RecordCheck(record, "mismatch", tuple(dmarc), str(exc))
         if policy.p not in ("quarantine", "reject"):
-            return RecordCheck(record, "mismatch", tuple(dmarc),
-                               f"p={policy.p} does not protect the domain: use quarantine or reject")
+            return RecordCheck(
+                record,
+                "mismatch",
+                tuple(dmarc),
+                f"p={policy.p} does not protect the domain: use quarantine or reject",
+            )
         if policy.pct < 100:
             # RFC 7489 §6.3: the policy then applies only to that share of failing mail.
-            return RecordCheck(record, "mismatch", tuple(dmarc),
-                               f"pct={policy.pct} applies the policy to only part of the mail")
+            return RecordCheck(
+                record,
+                "mismatch",
+                tuple(dmarc),
+                f"pct={policy.pct} applies the policy to only part of the mail",
+            )
         return RecordCheck(record, "ok", tuple(dmarc))
 
     def _judge_mta_sts(self, record: DnsRecord, found: list[str]) -> RecordCheck:
@@ -230,18 +243,29 @@ class DomainDns:
             return check
         expected, published = _tags(record.value)["id"], _tags(check.found[0])["id"]
         if published != expected:
-            return RecordCheck(record, "mismatch", check.found,
-                               f"id={published} is stale: publish id={expected} so senders refetch the policy")
+            return RecordCheck(
+                record,
+                "mismatch",
+                check.found,
+                f"id={published} is stale: publish id={expected} so senders refetch the policy",
+            )
         return check
 
     @staticmethod
-    def _judge_tagged(version: str, needed_tag: str) -> Callable[[DnsRecord, list[str]], RecordCheck]:
+    def _judge_tagged(
+        version: str, needed_tag: str
+    ) -> Callable[[DnsRecord, list[str]], RecordCheck]:
         def judge(record: DnsRecord, found: list[str]) -> RecordCheck:
             matching = [text for text in found if _starts_with(text, version)]
             if not matching:
                 return RecordCheck(record, "missing", tuple(found))
             if len(matching) == 1 and _tags(matching[0]).get(needed_tag):
                 return RecordCheck(record, "ok", tuple(matching))
-            return RecordCheck(record, "mismatch", tuple(matching),
-                               f"expected exactly one {version} record with {needed_tag}=")
+            return RecordCheck(
+                record,
+                "mismatch",
+                tuple(matching),
+                f"expected exactly one {version} record with {needed_tag}=",
+            )
+
         return judge

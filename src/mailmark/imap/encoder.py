@@ -11,13 +11,32 @@ CRLF = b"\r\n"
 # RFC 9051 §4.3: a quoted string holds no CR, LF, NUL, and here nothing outside printable ASCII
 # (rev1 clients do not expect 8-bit quoted strings); longer strings go as literals too.
 _QUOTED_MAX = 1024
-_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
+_MONTHS = (
+    b"Jan",
+    b"Feb",
+    b"Mar",
+    b"Apr",
+    b"May",
+    b"Jun",
+    b"Jul",
+    b"Aug",
+    b"Sep",
+    b"Oct",
+    b"Nov",
+    b"Dec",
+)
 
 
 def string(value: str | bytes) -> bytes:
     """A quoted string when that can hold it, else a literal."""
     data = value.encode("utf-8") if isinstance(value, str) else value
-    if len(data) <= _QUOTED_MAX and data.isascii() and b"\r" not in data and b"\n" not in data and b"\x00" not in data:
+    if (
+        len(data) <= _QUOTED_MAX
+        and data.isascii()
+        and b"\r" not in data
+        and b"\n" not in data
+        and b"\x00" not in data
+    ):
         return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return literal(data)
 
@@ -42,8 +61,15 @@ def date_time(moment: datetime) -> bytes:
     sign = b"-" if minutes < 0 else b"+"
     minutes = abs(minutes)
     return b'"%2d-%s-%04d %02d:%02d:%02d %s%02d%02d"' % (
-        moment.day, _MONTHS[moment.month - 1], moment.year, moment.hour, moment.minute,
-        moment.second, sign, minutes // 60, minutes % 60,
+        moment.day,
+        _MONTHS[moment.month - 1],
+        moment.year,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        sign,
+        minutes // 60,
+        minutes % 60,
     )
 
 
@@ -93,4 +119,3 @@ def sequence_set(numbers: Iterable[int]) -> str:
     if start is not None:
         parts.append(str(start) if start == previous else f"{start}:{previous}")
     return ",".join(parts)
-

@@ -18,7 +18,9 @@ def encode(name: str) -> str:
     def flush() -> None:
         if pending:
             raw = "".join(pending).encode("utf-16-be")
-            out.append("&" + base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",") + "-")
+            out.append(
+                "&" + base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",") + "-"
+            )
             pending.clear()
 
     for char in name:

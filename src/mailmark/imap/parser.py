@@ -76,8 +76,17 @@ _FETCH_MACROS = {
 }
 _FETCH_SIMPLE = frozenset(
     {
-        "FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY",
-        "RFC822", "RFC822.HEADER", "RFC822.TEXT", "MODSEQ",
+        "FLAGS",
+        "UID",
+        "INTERNALDATE",
+        "RFC822.SIZE",
+        "ENVELOPE",
+        "BODYSTRUCTURE",
+        "BODY",
+        "RFC822",
+        "RFC822.HEADER",
+        "RFC822.TEXT",
+        "MODSEQ",
     }
 )
 _STATUS_ITEMS = frozenset(
@@ -308,7 +317,9 @@ def _parse_body(cur: _Cursor, tag: str, name: str) -> Command:
         condstore, qresync = False, None
         if cur.optional_sp():
             condstore, qresync = _select_parameters(cur)
-        return Select(tag, mailbox, read_only=name == "EXAMINE", condstore=condstore, qresync=qresync)
+        return Select(
+            tag, mailbox, read_only=name == "EXAMINE", condstore=condstore, qresync=qresync
+        )
     if name in ("CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"):
         cur.sp()
         mailbox = _mailbox(cur)
@@ -560,8 +571,12 @@ def _date_time(text: str) -> datetime:
     offset = timedelta(hours=int(match[8]), minutes=int(match[9]))
     try:
         return datetime(
-            int(match[3]), _MONTHS[match[2].upper()], int(match[1]),
-            int(match[4]), int(match[5]), int(match[6]),
+            int(match[3]),
+            _MONTHS[match[2].upper()],
+            int(match[1]),
+            int(match[4]),
+            int(match[5]),
+            int(match[6]),
             tzinfo=timezone(-offset if match[7] == "-" else offset),
         )
     except ValueError as exc:
@@ -708,7 +723,7 @@ def _fetch_attribute(cur: _Cursor) -> FetchAttribute:
         return FetchAttribute(base, section, partial, peek=name.endswith(".PEEK"))
     if name in _FETCH_SIMPLE:
         return FetchAttribute(name)
-    raise _Syntax(f"unknown FETCH item {name or cur.data[start:start + 20]!r}")
+    raise _Syntax(f"unknown FETCH item {name or cur.data[start : start + 20]!r}")
 
 
 def _section(cur: _Cursor, *, binary: bool) -> Section:
@@ -789,8 +804,18 @@ _FLAG_KEYS: dict[str, tuple[str, bool]] = {
     "UNFLAGGED": (SystemFlag.FLAGGED, False),
     "UNSEEN": (SystemFlag.SEEN, False),
 }
-_STRING_KEYS: dict[str, type[search.From | search.To | search.Cc | search.Bcc | search.Subject
-                            | search.Body | search.Text]] = {
+_STRING_KEYS: dict[
+    str,
+    type[
+        search.From
+        | search.To
+        | search.Cc
+        | search.Bcc
+        | search.Subject
+        | search.Body
+        | search.Text
+    ],
+] = {
     "FROM": search.From,
     "TO": search.To,
     "CC": search.Cc,
@@ -799,8 +824,17 @@ _STRING_KEYS: dict[str, type[search.From | search.To | search.Cc | search.Bcc | 
     "BODY": search.Body,
     "TEXT": search.Text,
 }
-_DATE_KEYS: dict[str, type[search.Before | search.On | search.Since | search.SentBefore
-                          | search.SentOn | search.SentSince]] = {
+_DATE_KEYS: dict[
+    str,
+    type[
+        search.Before
+        | search.On
+        | search.Since
+        | search.SentBefore
+        | search.SentOn
+        | search.SentSince
+    ],
+] = {
     "BEFORE": search.Before,
     "ON": search.On,
     "SINCE": search.Since,

@@ -29,7 +29,9 @@ _LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\Z")
 class CommandRefused(Exception):
     """The command cannot be read: answer `<tag> <status> [<code>] <text>`; close when `fatal`."""
 
-    def __init__(self, tag: str, status: str, text: str, code: str | None = None, fatal: bool = False) -> None:
+    def __init__(
+        self, tag: str, status: str, text: str, code: str | None = None, fatal: bool = False
+    ) -> None:
         super().__init__(text)
         self.tag = tag
         self.status = status
@@ -82,7 +84,9 @@ class CommandReader:
                 continue
             size += len(piece)
             if size > self._max_line + 2:
-                raise CommandRefused(parse_tag((pieces or [piece])[0][:200]), "BAD", "Command line too long")
+                raise CommandRefused(
+                    parse_tag((pieces or [piece])[0][:200]), "BAD", "Command line too long"
+                )
             line = b"".join((*pieces, piece)) if pieces else piece
             return line[:-2] if line.endswith(b"\r\n") else line[:-1]
 
@@ -132,4 +136,6 @@ class CommandReader:
             total += size
             parts.append(line + b"\r\n")
             parts.append(data)
-        raise CommandRefused(parse_tag(parts[0]), "BAD", "Too many literals in one command", fatal=True)
+        raise CommandRefused(
+            parse_tag(parts[0]), "BAD", "Too many literals in one command", fatal=True
+        )

@@ -82,7 +82,9 @@ async def start_imap_listener(
         if connections.per_ip[ip] >= connections.max_per_ip:
             log.warning("refusing IMAP connection from %s: too many connections", ip)
             with contextlib.suppress(ConnectionError, OSError):
-                await _say(writer, encoder.untagged_status("BYE", "Too many connections from your address"))
+                await _say(
+                    writer, encoder.untagged_status("BYE", "Too many connections from your address")
+                )
             await _close(writer)
             return
         connections.per_ip[ip] += 1
@@ -108,7 +110,9 @@ async def start_imap_listener(
             # The listener is closing. The task ends normally: asyncio's stream callback asks a
             # finished connection task for its exception, which fails on a cancelled one.
             with contextlib.suppress(ConnectionError, OSError, RuntimeError, TimeoutError):
-                await asyncio.wait_for(_say(writer, encoder.untagged_status("BYE", "Server shutting down")), 1)
+                await asyncio.wait_for(
+                    _say(writer, encoder.untagged_status("BYE", "Server shutting down")), 1
+                )
         except Exception:
             log.exception("IMAP session from %s failed", ip)
             with contextlib.suppress(ConnectionError, OSError, RuntimeError):

@@ -207,7 +207,11 @@ class Session:
     # The main loop
 
     async def run(self) -> None:
-        await self.send(encoder.untagged_status("OK", f"{self.config.hostname} Mailmark IMAP ready", self.capability_code()))
+        await self.send(
+            encoder.untagged_status(
+                "OK", f"{self.config.hostname} Mailmark IMAP ready", self.capability_code()
+            )
+        )
         while self.state != SessionState.LOGOUT:
             try:
                 data = await asyncio.wait_for(self.reader.read_command(), self.config.idle_timeout)
@@ -216,7 +220,9 @@ class Session:
                 await self.send(encoder.untagged_status("BYE", "Autologout; idle for too long"))
                 return
             except CommandRefused as refused:
-                await self.send(encoder.tagged(refused.tag, refused.status, refused.text, refused.code))
+                await self.send(
+                    encoder.tagged(refused.tag, refused.status, refused.text, refused.code)
+                )
                 if refused.fatal:
                     await self.send(encoder.untagged_status("BYE", "Closing the connection"))
                     return
@@ -237,7 +243,9 @@ class Session:
         if allowed is None:
             raise CommandRefused(parse_tag(first_line), "BAD", "Unknown command")
         if self.state not in allowed[0]:
-            raise CommandRefused(parse_tag(first_line), "BAD", f"Command not allowed when {self.state}")
+            raise CommandRefused(
+                parse_tag(first_line), "BAD", f"Command not allowed when {self.state}"
+            )
         if verb == b"APPEND":
             return self.config.max_message_size
         return SMALL_LITERAL
@@ -286,15 +294,35 @@ class Session:
     # Capabilities (RFC 9051 §7.2.2); only what works is advertised.
 
     def capabilities(self) -> list[str]:
-        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL-", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE"]
+        caps = [
+            "IMAP4rev1",
+            "IMAP4rev2",
+            "LITERAL-",
+            "SASL-IR",
+            "ID",
+            "ENABLE",
+            "IDLE",
+            "NAMESPACE",
+        ]
         if self.state == SessionState.NOT_AUTHENTICATED:
             if self.tls:
                 caps.append("AUTH=PLAIN")
             else:
                 caps += ["STARTTLS", "LOGINDISABLED"]
         caps += [
-            "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS",
-            "ESEARCH", "SEARCHRES", "CONDSTORE", "QRESYNC", "BINARY", "STATUS=SIZE",
+            "UIDPLUS",
+            "MOVE",
+            "UNSELECT",
+            "CHILDREN",
+            "SPECIAL-USE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "ESEARCH",
+            "SEARCHRES",
+            "CONDSTORE",
+            "QRESYNC",
+            "BINARY",
+            "STATUS=SIZE",
         ]
         return caps
 
@@ -333,7 +361,9 @@ class Session:
         if isinstance(criteria, search.And):
             return search.And(tuple(self.resolve_criteria(item) for item in criteria.items))
         if isinstance(criteria, search.Or):
-            return search.Or(self.resolve_criteria(criteria.left), self.resolve_criteria(criteria.right))
+            return search.Or(
+                self.resolve_criteria(criteria.left), self.resolve_criteria(criteria.right)
+            )
         if isinstance(criteria, search.Not):
             return search.Not(self.resolve_criteria(criteria.item))
         return criteria
@@ -373,7 +403,9 @@ class Session:
         selected.polled_at = now
         changes = await self.store.changes_since(selected.folder_id, selected.highestmodseq)
         sent = False
-        selected.pending_expunges.update(u for u in changes.expunged if selected.seq_of(u) is not None)
+        selected.pending_expunges.update(
+            u for u in changes.expunged if selected.seq_of(u) is not None
+        )
         if expunges and selected.pending_expunges:
             self.remove_expunged(sorted(selected.pending_expunges))
             sent = True
@@ -455,8 +487,16 @@ def command_verb(command: Command) -> str:
 
 
 _VERBS: dict[type[Command], str] = {
-    Login: "LOGIN", Authenticate: "AUTHENTICATE", Enable: "ENABLE", Id: "ID", Rename: "RENAME",
-    Status: "STATUS", Append: "APPEND", Search: "SEARCH", Fetch: "FETCH", Store: "STORE",
+    Login: "LOGIN",
+    Authenticate: "AUTHENTICATE",
+    Enable: "ENABLE",
+    Id: "ID",
+    Rename: "RENAME",
+    Status: "STATUS",
+    Append: "APPEND",
+    Search: "SEARCH",
+    Fetch: "FETCH",
+    Store: "STORE",
     Expunge: "EXPUNGE",
 }
 

@@ -84,8 +84,7 @@ class SmtpHandler:
         extensions = [
             line[4:]
             for line in responses[1:]
-            if line[4:] != "HELP"
-            and (self.offers_auth or line[4:].split(" ")[0].upper() != "AUTH")
+            if line[4:] != "HELP" and (self.offers_auth or line[4:].split(" ")[0].upper() != "AUTH")
         ]
         extensions += ["PIPELINING", "ENHANCEDSTATUSCODES"]
         lines = [responses[0], *(f"250-{ext}" for ext in extensions)]

@@ -103,8 +103,12 @@ class SmtpConnection:
         try:
             async with asyncio.timeout(self._timeouts.transaction):
                 return await self._transaction(envelope_from, recipients, message, reused)
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, TimeoutError,
-                OSError) as exc:
+        except (
+            aiosmtplib.SMTPServerDisconnected,
+            aiosmtplib.SMTPTimeoutError,
+            TimeoutError,
+            OSError,
+        ) as exc:
             self.broken = True
             reason = "timed out" if isinstance(exc, TimeoutError) else f"was lost ({exc})"
             failure = SmtpReply(0, "4.4.2", f"connection to {self.mx_host} {reason}", self.mx_host)
@@ -201,7 +205,8 @@ class SmtpDialer:
             if not candidates:
                 names = ", ".join(host.name for host in hosts)
                 raise DeliveryFailure(
-                    451, "4.7.5",
+                    451,
+                    "4.7.5",
                     f"MTA-STS policy of {domain} (enforce) allows none of its MX hosts: {names}",
                 )
         errors: list[str] = []
@@ -213,7 +218,9 @@ class SmtpDialer:
                 except DeliveryFailure as exc:
                     errors.append(f"{host.name}[{address}]: {exc.text}")
                     codes.add(exc.enhanced)
-                    log.info("delivery to %s: %s[%s] unusable: %s", domain, host.name, address, exc.text)
+                    log.info(
+                        "delivery to %s: %s[%s] unusable: %s", domain, host.name, address, exc.text
+                    )
         # The precise code when every host failed alike (4.7.5: TLS), else "no answer" (4.4.1).
         enhanced = codes.pop() if len(codes) == 1 else "4.4.1"
         raise DeliveryFailure(451, enhanced, "; ".join(errors)[:MAX_REPLY_TEXT] or "no MX host")
@@ -221,8 +228,12 @@ class SmtpDialer:
     async def _open(self, name: str, address: str, mode: TlsMode) -> SmtpConnection:
         timeouts = self._timeouts
         smtp = aiosmtplib.SMTP(
-            hostname=address, port=self._port, local_hostname=self._helo_name,
-            timeout=timeouts.command, start_tls=False, use_tls=False,
+            hostname=address,
+            port=self._port,
+            local_hostname=self._helo_name,
+            timeout=timeouts.command,
+            start_tls=False,
+            use_tls=False,
         )
         try:
             greeting = await smtp.connect(timeout=timeouts.connect)
@@ -253,9 +264,7 @@ class SmtpDialer:
             raise DeliveryFailure(451, "4.7.5", "STARTTLS required by MTA-STS but not offered")
         context = self._verified_tls if mode == "verified" else self._opportunistic_tls
         try:
-            await smtp.starttls(
-                server_hostname=name, tls_context=context, timeout=timeouts.connect
-            )
+            await smtp.starttls(server_hostname=name, tls_context=context, timeout=timeouts.connect)
             await smtp.ehlo(timeout=timeouts.command)  # RFC 3207 §4.2: forget, then ask again
         except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
             smtp.close()

@@ -30,12 +30,23 @@ __all__ = ["OVERSIGNED_HEADERS", "SIGNED_HEADERS", "DkimSigner", "DkimSigningErr
 # does not have) breaks the signature (RFC 6376 §8.15 "over-signing"); RFC 8058 §4 requires
 # List-Unsubscribe and List-Unsubscribe-Post to be covered by the signature.
 OVERSIGNED_HEADERS = (
-    "from", "to", "cc", "subject", "date", "message-id", "reply-to",
-    "list-unsubscribe", "list-unsubscribe-post",
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "reply-to",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
 )
 # Signed once per occurrence when present (RFC 6376 §5.4.1 recommendations).
 SIGNED_HEADERS = (
-    "mime-version", "content-type", "content-transfer-encoding", "in-reply-to", "references",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "in-reply-to",
+    "references",
 )
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 _HEADER_END = re.compile(rb"\r\n\r\n")
@@ -108,17 +119,28 @@ class DkimSigner:
         # RFC 6376 §3.5 tags, in dkimpy's order; b= is a placeholder of the signature's folded
         # length so that folding the final field changes no whitespace before it (§3.5, "b=").
         tags = [
-            (b"v", b"1"), (b"a", b"rsa-sha256"), (b"c", b"relaxed/relaxed"), (b"d", domain_bytes),
-            (b"i", b"@" + domain_bytes), (b"q", b"dns/txt"), (b"s", key.selector.encode("ascii")),
-            (b"t", str(int(time.time())).encode("ascii")), (b"h", b" : ".join(signed)),
-            (b"bh", body_hash), (b"b", b"0" * 60),
+            (b"v", b"1"),
+            (b"a", b"rsa-sha256"),
+            (b"c", b"relaxed/relaxed"),
+            (b"d", domain_bytes),
+            (b"i", b"@" + domain_bytes),
+            (b"q", b"dns/txt"),
+            (b"s", key.selector.encode("ascii")),
+            (b"t", str(int(time.time())).encode("ascii")),
+            (b"h", b" : ".join(signed)),
+            (b"bh", body_hash),
+            (b"b", b"0" * 60),
         ]
         unsigned = dkim.fold(b"; ".join(b"=".join(tag) for tag in tags), namelen=len(_FIELD))
         # RFC 6376 §3.7: the signature field itself is hashed last, with an empty b= value.
         digest = hashlib.sha256()
         dkim.hash_headers(
-            digest, _RELAXED, _RELAXED.canonicalize_headers(headers), signed,
-            (_FIELD, b" " + dkim.RE_BTAG.sub(b"\\1", unsigned)), dict(tags),
+            digest,
+            _RELAXED,
+            _RELAXED.canonicalize_headers(headers),
+            signed,
+            (_FIELD, b" " + dkim.RE_BTAG.sub(b"\\1", unsigned)),
+            dict(tags),
         )
         signature = private_key.sign(
             digest.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256())

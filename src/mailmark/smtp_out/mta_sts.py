@@ -186,11 +186,14 @@ class MtaStsPolicies:
         url = self._policy_origin(host) + POLICY_PATH
         try:
             # RFC 8461 §3.3: HTTPS with a valid certificate for the policy host, no redirects.
-            async with httpx.AsyncClient(
-                verify=self._tls, follow_redirects=False, timeout=self._timeout, trust_env=False
-            ) as client, client.stream(
-                "GET", url, headers={"Host": host}, extensions={"sni_hostname": host}
-            ) as response:
+            async with (
+                httpx.AsyncClient(
+                    verify=self._tls, follow_redirects=False, timeout=self._timeout, trust_env=False
+                ) as client,
+                client.stream(
+                    "GET", url, headers={"Host": host}, extensions={"sni_hostname": host}
+                ) as response,
+            ):
                 if response.status_code != 200:
                     log.info("MTA-STS policy of %s: HTTP %d", domain, response.status_code)
                     return None

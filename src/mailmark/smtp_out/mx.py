@@ -87,7 +87,9 @@ class MxResolver:
             else:
                 failures.append(f"MX host {name} has no address")
         if not hosts:
-            raise DeliveryFailure(451, "4.4.3", f"no usable MX host for {domain}: " + "; ".join(failures))
+            raise DeliveryFailure(
+                451, "4.4.3", f"no usable MX host for {domain}: " + "; ".join(failures)
+            )
         return hosts
 
     def _addresses(self, name: str) -> list[str]:

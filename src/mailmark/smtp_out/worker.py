@@ -197,8 +197,10 @@ class OutboundWorker:
             if room > 0 and self._held == 0:
                 self._idle_passes += 1
                 self._idle_changed.set()
-            await self._wait(await self._until_next_due() if room > 0 else self._idle_poll,
-                             (self._queue.wait_for_kick(), self._slot_freed.wait()))
+            await self._wait(
+                await self._until_next_due() if room > 0 else self._idle_poll,
+                (self._queue.wait_for_kick(), self._slot_freed.wait()),
+            )
 
     async def _until_next_due(self) -> float:
         try:

@@ -56,7 +56,11 @@ def _internal_date(value: Any) -> datetime:
 
 def _state(row: Any) -> PlacementState:
     return PlacementState(
-        int(row.uid), int(row.message_id), _flags(row.flags), int(row.modseq), row.thread_id,
+        int(row.uid),
+        int(row.message_id),
+        _flags(row.flags),
+        int(row.modseq),
+        row.thread_id,
         row.internal_date,
     )
 
@@ -97,10 +101,14 @@ class SqlMailStore:
 
     async def delete_folder(self, folder_id: int) -> list[str]:
         message_ids = (
-            await self._conn.execute(
-                sa.select(placements.c.message_id).where(placements.c.folder_id == folder_id)
+            (
+                await self._conn.execute(
+                    sa.select(placements.c.message_id).where(placements.c.folder_id == folder_id)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         await self._conn.execute(placements.delete().where(placements.c.folder_id == folder_id))
         await self._conn.execute(expunged.delete().where(expunged.c.folder_id == folder_id))
         await self._conn.execute(folders.delete().where(folders.c.id == folder_id))
@@ -110,7 +118,9 @@ class SqlMailStore:
         query = (
             sa.select(
                 sa.func.count(),
-                sa.func.coalesce(sa.func.sum(sa.case((~self._has_flag(SystemFlag.SEEN), 1), else_=0)), 0),
+                sa.func.coalesce(
+                    sa.func.sum(sa.case((~self._has_flag(SystemFlag.SEEN), 1), else_=0)), 0
+                ),
                 sa.func.coalesce(sa.func.sum(messages.c.size), 0),
             )
             .select_from(placements.join(messages))
@@ -127,7 +137,9 @@ class SqlMailStore:
         uid_text = sa.cast(placements.c.uid, sa.Text)
         joined = self._dialect.group_text(uid_text, ",")
         groups = await self._conn.execute(
-            sa.select(flag_text, joined).where(placements.c.folder_id == folder_id).group_by(flag_text)
+            sa.select(flag_text, joined)
+            .where(placements.c.folder_id == folder_id)
+            .group_by(flag_text)
         )
         uids: list[int] = []
         unseen = 0
@@ -193,8 +205,17 @@ class SqlMailStore:
             envelope, bodystructure, body = row[8:] if structure else (None, None, None)
             out.append(
                 FetchRow(
-                    uid, message_id, flags, modseq, _internal_date(moment), size, blob_key,
-                    prefix or b"", envelope, bodystructure, body,
+                    uid,
+                    message_id,
+                    flags,
+                    modseq,
+                    _internal_date(moment),
+                    size,
+                    blob_key,
+                    prefix or b"",
+                    envelope,
+                    bodystructure,
+                    body,
                 )
             )
         return out
@@ -210,16 +231,21 @@ class SqlMailStore:
         if query is not None:
             return query
         columns: list[Any] = [
-            placements.c.uid, placements.c.message_id, sa.cast(placements.c.flags, sa.Text),
-            placements.c.modseq, self._dialect.stored_datetime(placements.c.internal_date),
-            messages.c.size, messages.c.blob_key,
+            placements.c.uid,
+            placements.c.message_id,
+            sa.cast(placements.c.flags, sa.Text),
+            placements.c.modseq,
+            self._dialect.stored_datetime(placements.c.internal_date),
+            messages.c.size,
+            messages.c.blob_key,
             messages.c.trace_prefix if content else sa.null(),
         ]
         if structure:
             columns += [messages.c.envelope, messages.c.bodystructure, messages.c.body]
         uid = placements.c.uid
         chosen = (
-            uid.between(sa.bindparam("low"), sa.bindparam("high")) if contiguous
+            uid.between(sa.bindparam("low"), sa.bindparam("high"))
+            if contiguous
             else uid.in_(sa.bindparam("uids", expanding=True))
         )
         query = _FETCH_QUERIES[key] = (
@@ -257,7 +283,11 @@ class SqlMailStore:
             await self._dialect.add_fulltext(self._conn, rows)
 
     async def placements(self, folder_id: int, uids: Sequence[int] | None) -> list[PlacementState]:
-        base = placements.select().where(placements.c.folder_id == folder_id).order_by(placements.c.uid)
+        base = (
+            placements.select()
+            .where(placements.c.folder_id == folder_id)
+            .order_by(placements.c.uid)
+        )
         if uids is None:
             return [_state(row) for row in await self._conn.execute(base)]
         out: list[PlacementState] = []
@@ -276,7 +306,9 @@ class SqlMailStore:
         highest = int((await self._conn.execute(query)).scalar_one())
         return highest - count + 1
 
-    async def set_flags(self, folder_id: int, changes: Sequence[tuple[int, tuple[str, ...], int]]) -> None:
+    async def set_flags(
+        self, folder_id: int, changes: Sequence[tuple[int, tuple[str, ...], int]]
+    ) -> None:
         if not changes:
             return
         statement = (
@@ -286,15 +318,22 @@ class SqlMailStore:
         )
         await self._conn.execute(
             statement,
-            [{"b_uid": uid, "b_flags": list(flags), "b_modseq": modseq} for uid, flags, modseq in changes],
+            [
+                {"b_uid": uid, "b_flags": list(flags), "b_modseq": modseq}
+                for uid, flags, modseq in changes
+            ],
         )
 
-    async def remove_placements(self, folder_id: int, uids: Sequence[int], modseq: int) -> list[str]:
+    async def remove_placements(
+        self, folder_id: int, uids: Sequence[int], modseq: int
+    ) -> list[str]:
         message_ids: list[int] = []
         for chunk in chunks(sorted(set(uids))):
             where = sa.and_(placements.c.folder_id == folder_id, placements.c.uid.in_(list(chunk)))
             found = (
-                await self._conn.execute(sa.select(placements.c.uid, placements.c.message_id).where(where))
+                await self._conn.execute(
+                    sa.select(placements.c.uid, placements.c.message_id).where(where)
+                )
             ).all()
             if not found:
                 continue
@@ -308,14 +347,21 @@ class SqlMailStore:
 
     async def move_placements(self, source_id: int, dest_id: int, modseq: int) -> None:
         uids = (
-            await self._conn.execute(sa.select(placements.c.uid).where(placements.c.folder_id == source_id))
-        ).scalars().all()
+            (
+                await self._conn.execute(
+                    sa.select(placements.c.uid).where(placements.c.folder_id == source_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
         await self._conn.execute(
             placements.update().where(placements.c.folder_id == source_id).values(folder_id=dest_id)
         )
         for chunk in chunks(list(uids)):
             await self._conn.execute(
-                expunged.insert(), [{"folder_id": source_id, "uid": uid, "modseq": modseq} for uid in chunk]
+                expunged.insert(),
+                [{"folder_id": source_id, "uid": uid, "modseq": modseq} for uid in chunk],
             )
 
     # Search
@@ -330,7 +376,9 @@ class SqlMailStore:
                 await self._dialect.before_text_search(self._conn)
             for leaf in leaves:
                 query = self._text_ids(leaf)
-                hits[leaf] = [] if query is None else list((await self._conn.execute(query)).scalars())
+                hits[leaf] = (
+                    [] if query is None else list((await self._conn.execute(query)).scalars())
+                )
         query = (
             sa.select(placements.c.uid)
             .select_from(placements.join(messages))
@@ -437,7 +485,14 @@ class SqlMailStore:
 
 
 _TEXT_CRITERIA = (
-    crit.Text, crit.Body, crit.Header, crit.From, crit.To, crit.Cc, crit.Bcc, crit.Subject,
+    crit.Text,
+    crit.Body,
+    crit.Header,
+    crit.From,
+    crit.To,
+    crit.Cc,
+    crit.Bcc,
+    crit.Subject,
 )
 
 

@@ -77,7 +77,9 @@ def _id() -> sa.Column[Any]:
     return sa.Column("id", Id, primary_key=True, autoincrement=True)
 
 
-def _fk(name: str, target: str, ondelete: str = "CASCADE", nullable: bool = False) -> sa.Column[Any]:
+def _fk(
+    name: str, target: str, ondelete: str = "CASCADE", nullable: bool = False
+) -> sa.Column[Any]:
     return sa.Column(name, Id, sa.ForeignKey(target, ondelete=ondelete), nullable=nullable)
 
 

@@ -150,7 +150,9 @@ class WebhookWorker:
         if result.status != WebhookDeliveryStatus.DELIVERED:
             log.info(
                 "webhook %d event %s attempt %d: %s",
-                delivery.webhook_id, event_id(delivery.event_id), delivery.attempts,
+                delivery.webhook_id,
+                event_id(delivery.event_id),
+                delivery.attempts,
                 result.last_error,
             )
         return result

@@ -35,9 +35,7 @@ async def test_missing_malformed_and_unknown_keys_are_401(
         assert "API key" in message, name
 
 
-async def test_a_revoked_key_is_refused_at_once_in_this_process(
-    acme: Tenant, world: World
-) -> None:
+async def test_a_revoked_key_is_refused_at_once_in_this_process(acme: Tenant, world: World) -> None:
     assert (await acme.client.get("/v1/mailboxes")).status_code == 200
 
     revoked = await world.services.api_keys.revoke(public_prefix(acme.key))

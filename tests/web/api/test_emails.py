@@ -12,8 +12,12 @@ from tests.web.api.test_send import later_ms
 
 async def _send(acme: Tenant, subject: str, **extra: object) -> dict[str, object]:
     body = {
-        "from": "sales@acme.test", "to": ["ann@example.com"], "subject": subject, "text": "x",
-        "scheduledAt": later_ms(), **extra,
+        "from": "sales@acme.test",
+        "to": ["ann@example.com"],
+        "subject": subject,
+        "text": "x",
+        "scheduledAt": later_ms(),
+        **extra,
     }
     response = await acme.client.post("/v1/send", json=body)
     assert response.status_code == 200, response.text
@@ -26,8 +30,12 @@ async def test_emails_are_listed_newest_first_in_cursor_pages(acme: Tenant) -> N
         await _send(acme, f"n{n}")
 
     first = (await acme.client.get("/v1/emails", params={"limit": 2})).json()
-    second = (await acme.client.get("/v1/emails", params={"limit": 2, "cursor": first["nextCursor"]})).json()
-    third = (await acme.client.get("/v1/emails", params={"limit": 2, "cursor": second["nextCursor"]})).json()
+    second = (
+        await acme.client.get("/v1/emails", params={"limit": 2, "cursor": first["nextCursor"]})
+    ).json()
+    third = (
+        await acme.client.get("/v1/emails", params={"limit": 2, "cursor": second["nextCursor"]})
+    ).json()
 
     subjects = [e["subject"] for page in (first, second, third) for e in page["data"]]
     assert subjects == ["n4", "n3", "n2", "n1", "n0"]
@@ -75,8 +83,15 @@ async def test_one_email_has_recipients_and_a_timeline(acme: Tenant, world: Worl
     async with world.services.uow() as uow:
         await record_events(
             uow,
-            [NewEvent(world.sales.account_id, "email.deferred", {"recipient": "bob@example.com"},
-                      world.services.clock.now(), outbound_id=int(by_message_id["_id"]))]
+            [
+                NewEvent(
+                    world.sales.account_id,
+                    "email.deferred",
+                    {"recipient": "bob@example.com"},
+                    world.services.clock.now(),
+                    outbound_id=int(by_message_id["_id"]),
+                )
+            ],
         )
         await uow.commit()
 
@@ -84,7 +99,8 @@ async def test_one_email_has_recipients_and_a_timeline(acme: Tenant, world: Worl
 
     assert detail["messageId"] == sent["messageId"]
     assert [(r["address"], r["status"]) for r in detail["recipients"]] == [
-        ("ann@example.com", "queued"), ("bob@example.com", "queued"),
+        ("ann@example.com", "queued"),
+        ("bob@example.com", "queued"),
     ]
     assert [e["type"] for e in detail["events"]] == ["email.sent", "email.deferred"]
     assert detail["events"][1]["data"] == {"recipient": "bob@example.com"}
@@ -97,18 +113,24 @@ async def test_suppressions_are_listed_and_lifted(acme: Tenant, world: World) ->
     async with world.services.uow() as uow:
         for n in range(3):
             await uow.suppressions.add(
-                Suppression(world.sales.domain_id, f"gone{n}@example.com", "bounce", "550 5.1.1", now)
+                Suppression(
+                    world.sales.domain_id, f"gone{n}@example.com", "bounce", "550 5.1.1", now
+                )
             )
         await uow.commit()
 
     first = (await acme.client.get("/v1/suppressions", params={"limit": 2})).json()
-    rest = (await acme.client.get("/v1/suppressions", params={"cursor": first["nextCursor"]})).json()
+    rest = (
+        await acme.client.get("/v1/suppressions", params={"cursor": first["nextCursor"]})
+    ).json()
     lifted = await acme.client.delete("/v1/suppressions/GONE0@example.com")
     again = await acme.client.delete("/v1/suppressions/gone0@example.com")
     after = (await acme.client.get("/v1/suppressions")).json()
 
     assert [s["address"] for s in first["data"] + rest["data"]] == [
-        "gone0@example.com", "gone1@example.com", "gone2@example.com",
+        "gone0@example.com",
+        "gone1@example.com",
+        "gone2@example.com",
     ]
     assert first["data"][0]["reason"] == "bounce" and rest["nextCursor"] is None
     assert lifted.json() == {"deleted": True}
@@ -116,7 +138,12 @@ async def test_suppressions_are_listed_and_lifted(acme: Tenant, world: World) ->
     assert [s["address"] for s in after["data"]] == ["gone1@example.com", "gone2@example.com"]
     resent = await acme.client.post(
         "/v1/send",
-        json={"from": "sales@acme.test", "to": "gone0@example.com", "subject": "back", "text": "x",
-              "scheduledAt": later_ms()},
+        json={
+            "from": "sales@acme.test",
+            "to": "gone0@example.com",
+            "subject": "back",
+            "text": "x",
+            "scheduledAt": later_ms(),
+        },
     )
     assert resent.status_code == 200

@@ -39,8 +39,13 @@ async def acme_ids(acme: Tenant, world: World) -> AcmeIds:
     sent = (
         await acme.client.post(
             "/v1/send",
-            json={"from": "sales@acme.test", "to": "ann@example.com", "subject": "s", "text": "t",
-                  "scheduledAt": later_ms()},
+            json={
+                "from": "sales@acme.test",
+                "to": "ann@example.com",
+                "subject": "s",
+                "text": "t",
+                "scheduledAt": later_ms(),
+            },
         )
     ).json()
     email = (await acme.client.get(f"/v1/emails/{sent['messageId']}")).json()
@@ -56,8 +61,14 @@ async def acme_ids(acme: Tenant, world: World) -> AcmeIds:
             Suppression(domain.id, "gone@example.com", "bounce", "550", world.services.clock.now())
         )
         await uow.commit()
-    return AcmeIds("sales", group["_id"], email["_id"], sent["messageId"], str(hook.webhook.id),
-                   "gone@example.com")
+    return AcmeIds(
+        "sales",
+        group["_id"],
+        email["_id"],
+        sent["messageId"],
+        str(hook.webhook.id),
+        "gone@example.com",
+    )
 
 
 Call = Callable[[httpx.AsyncClient, AcmeIds], Awaitable[httpx.Response]]
@@ -78,7 +89,12 @@ def cases() -> dict[tuple[str, str], list[tuple[Call, str]]]:
         ],
         ("GET", "/v1/sender-groups"): [(lambda c, i: c.get("/v1/sender-groups"), LISTING)],
         ("POST", "/v1/sender-groups"): [
-            (lambda c, i: c.post("/v1/sender-groups", json={"name": "n", "mailboxes": ["sales@acme.test"]}), "404"),
+            (
+                lambda c, i: c.post(
+                    "/v1/sender-groups", json={"name": "n", "mailboxes": ["sales@acme.test"]}
+                ),
+                "404",
+            ),
         ],
         ("PATCH", "/v1/sender-groups/{group_id:str}"): [
             (lambda c, i: c.patch(f"/v1/sender-groups/{i.group}", json={"name": "stolen"}), "404"),
@@ -87,8 +103,31 @@ def cases() -> dict[tuple[str, str], list[tuple[Call, str]]]:
             (lambda c, i: c.delete(f"/v1/sender-groups/{i.group}"), "404"),
         ],
         ("POST", "/v1/send"): [
-            (lambda c, i: c.post("/v1/send", json={"from": "sales@acme.test", "to": "a@example.com", "subject": "s", "text": "t"}), "404"),
-            (lambda c, i: c.post("/v1/send", json={"senderGroupId": i.group, "to": "a@example.com", "subject": "s", "text": "t", "type": "campaign"}), "404"),
+            (
+                lambda c, i: c.post(
+                    "/v1/send",
+                    json={
+                        "from": "sales@acme.test",
+                        "to": "a@example.com",
+                        "subject": "s",
+                        "text": "t",
+                    },
+                ),
+                "404",
+            ),
+            (
+                lambda c, i: c.post(
+                    "/v1/send",
+                    json={
+                        "senderGroupId": i.group,
+                        "to": "a@example.com",
+                        "subject": "s",
+                        "text": "t",
+                        "type": "campaign",
+                    },
+                ),
+                "404",
+            ),
         ],
         ("GET", "/v1/emails"): [
             (lambda c, i: c.get("/v1/emails"), LISTING),
@@ -141,8 +180,14 @@ async def test_every_v1_route_hides_other_domains(
                 assert_error(response, 404, "not_found")
             elif expected == LISTING:
                 assert response.status_code == 200, where
-                for secret in (ids.mailbox + "@acme.test", ids.group, ids.message_id, "acme.test",
-                               ids.suppressed, "127.0.0.1:9/hook"):
+                for secret in (
+                    ids.mailbox + "@acme.test",
+                    ids.group,
+                    ids.message_id,
+                    "acme.test",
+                    ids.suppressed,
+                    "127.0.0.1:9/hook",
+                ):
                     assert secret not in response.text, where
             else:  # created in the caller's own domain, never acme's
                 assert response.status_code == 201, where

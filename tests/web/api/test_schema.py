@@ -96,7 +96,9 @@ async def test_fuzzed_requests_never_get_a_server_error(acme: Tenant) -> None:
         )
         response = await acme.client.send(request)
         if response.status_code >= 500:
-            failures.append(f"{case.method} {case.formatted_path}: {response.status_code} {response.text}")
+            failures.append(
+                f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
+            )
         elif response.status_code >= 400:
             body = response.json()
             if set(body) != {"error"} or set(body["error"]) != {"code", "message", "field"}:

@@ -21,7 +21,9 @@ def later_ms(seconds: int = 3600) -> int:
 
 async def queued_rows(world: World) -> list[tuple[str, str, str | None]]:
     query = (
-        sa.select(outbound_messages.c.from_addr, deliveries.c.recipient, outbound_messages.c.batch_id)
+        sa.select(
+            outbound_messages.c.from_addr, deliveries.c.recipient, outbound_messages.c.batch_id
+        )
         .select_from(deliveries.join(outbound_messages))
         .order_by(deliveries.c.id)
     )
@@ -54,7 +56,10 @@ async def test_to_may_be_one_address_and_text_alone_is_enough(acme: Tenant, worl
     response = await acme.client.post(
         "/v1/send",
         json={
-            "from": "sales@acme.test", "to": "ann@example.com", "subject": "Hi", "text": "Hi",
+            "from": "sales@acme.test",
+            "to": "ann@example.com",
+            "subject": "Hi",
+            "text": "Hi",
             "scheduledAt": later_ms(),
         },
     )
@@ -122,7 +127,11 @@ async def test_a_campaign_from_a_sender_group_rotates_its_mailboxes(
 ) -> None:
     group = await acme.client.post(
         "/v1/sender-groups",
-        json={"name": "Team", "mailboxes": "sales, support", "emails": ["a@example.com", "b@example.com", "c@example.com"]},
+        json={
+            "name": "Team",
+            "mailboxes": "sales, support",
+            "emails": ["a@example.com", "b@example.com", "c@example.com"],
+        },
     )
     assert group.status_code == 201, group.text
 
@@ -150,8 +159,12 @@ async def test_a_large_campaign_is_one_transaction(acme: Tenant, world: World) -
     response = await acme.client.post(
         "/v1/send",
         json={
-            "from": "sales@acme.test", "to": recipients, "subject": "Hi", "text": "Hi",
-            "type": "campaign", "scheduledAt": later_ms(),
+            "from": "sales@acme.test",
+            "to": recipients,
+            "subject": "Hi",
+            "text": "Hi",
+            "type": "campaign",
+            "scheduledAt": later_ms(),
         },
     )
 
@@ -193,7 +206,13 @@ async def test_suppressed_recipients_and_the_monthly_quota_refuse_the_send(
 ) -> None:
     async with world.services.uow() as uow:
         await uow.suppressions.add(
-            Suppression(world.sales.domain_id, "gone@example.com", "bounce", "550", world.services.clock.now())
+            Suppression(
+                world.sales.domain_id,
+                "gone@example.com",
+                "bounce",
+                "550",
+                world.services.clock.now(),
+            )
         )
         await uow.commit()
     base = {"from": "sales@acme.test", "subject": "Hi", "text": "x"}
@@ -219,8 +238,13 @@ async def test_suppressed_recipients_and_the_monthly_quota_refuse_the_send(
 async def test_the_same_idempotency_key_answers_the_same_and_sends_once(
     acme: Tenant, world: World
 ) -> None:
-    body = {"from": "sales@acme.test", "to": ["ann@example.com"], "subject": "Once", "text": "x",
-            "scheduledAt": later_ms()}
+    body = {
+        "from": "sales@acme.test",
+        "to": ["ann@example.com"],
+        "subject": "Once",
+        "text": "x",
+        "scheduledAt": later_ms(),
+    }
     headers = {"Idempotency-Key": "order-1234"}
 
     first = await acme.client.post("/v1/send", json=body, headers=headers)
@@ -242,8 +266,13 @@ async def test_the_same_idempotency_key_answers_the_same_and_sends_once(
 
 
 async def test_concurrent_retries_with_one_key_send_once(acme: Tenant, world: World) -> None:
-    body = {"from": "sales@acme.test", "to": ["ann@example.com"], "subject": "Race", "text": "x",
-            "scheduledAt": later_ms()}
+    body = {
+        "from": "sales@acme.test",
+        "to": ["ann@example.com"],
+        "subject": "Race",
+        "text": "x",
+        "scheduledAt": later_ms(),
+    }
     headers = {"Idempotency-Key": "race-1"}
 
     answers = await asyncio.gather(
@@ -254,13 +283,20 @@ async def test_concurrent_retries_with_one_key_send_once(acme: Tenant, world: Wo
     assert len({a.json()["messageId"] for a in answers}) == 1
     assert len(await queued_rows(world)) == 1
     async with world.services.engine.connect() as conn:
-        count = (await conn.execute(sa.select(sa.func.count()).select_from(idempotency_keys))).scalar_one()
+        count = (
+            await conn.execute(sa.select(sa.func.count()).select_from(idempotency_keys))
+        ).scalar_one()
     assert count == 1
 
 
 async def test_a_failed_send_stores_no_idempotency_key(acme: Tenant, world: World) -> None:
-    body = {"from": "sales@acme.test", "to": ["ann@example.com"], "subject": "Hi\nX", "text": "x",
-            "scheduledAt": later_ms()}
+    body = {
+        "from": "sales@acme.test",
+        "to": ["ann@example.com"],
+        "subject": "Hi\nX",
+        "text": "x",
+        "scheduledAt": later_ms(),
+    }
     headers = {"Idempotency-Key": "bad-1"}
 
     refused = await acme.client.post("/v1/send", json=body, headers=headers)
@@ -272,8 +308,12 @@ async def test_a_failed_send_stores_no_idempotency_key(acme: Tenant, world: Worl
 
 
 async def test_an_oversized_body_is_413_in_the_error_shape(acme: Tenant, world: World) -> None:
-    body = {"from": "sales@acme.test", "to": "ann@example.com", "subject": "big",
-            "text": "x" * (11 * 1024 * 1024)}
+    body = {
+        "from": "sales@acme.test",
+        "to": "ann@example.com",
+        "subject": "big",
+        "text": "x" * (11 * 1024 * 1024),
+    }
 
     response = await acme.client.post("/v1/send", json=body)
 

@@ -8,7 +8,11 @@ from tests.web.api.conftest import Tenant, assert_error
 async def test_create_with_all_mailboxes_and_a_recipient_list(acme: Tenant) -> None:
     created = await acme.client.post(
         "/v1/sender-groups",
-        json={"name": "Marketing Team", "mailboxes": "all", "emails": ["user1@example.com", "USER1@example.com", "user2@example.com"]},
+        json={
+            "name": "Marketing Team",
+            "mailboxes": "all",
+            "emails": ["user1@example.com", "USER1@example.com", "user2@example.com"],
+        },
     )
 
     assert created.status_code == 201, created.text
@@ -33,7 +37,9 @@ async def test_mailboxes_as_comma_separated_string_or_list(acme: Tenant) -> None
     as_string = await acme.client.post(
         "/v1/sender-groups", json={"name": "S", "mailboxes": "sales, support@acme.test"}
     )
-    as_list = await acme.client.post("/v1/sender-groups", json={"name": "L", "mailboxes": ["support"]})
+    as_list = await acme.client.post(
+        "/v1/sender-groups", json={"name": "L", "mailboxes": ["support"]}
+    )
 
     assert as_string.json()["mailboxes"] == ["sales@acme.test", "support@acme.test"]
     assert as_list.json()["mailboxes"] == ["support@acme.test"]
@@ -49,7 +55,9 @@ async def test_patch_changes_only_what_is_given(acme: Tenant) -> None:
     ).json()
     path = f"/v1/sender-groups/{group['_id']}"
 
-    added = (await acme.client.patch(path, json={"addEmails": ["c@example.com", "A@example.com"]})).json()
+    added = (
+        await acme.client.patch(path, json={"addEmails": ["c@example.com", "A@example.com"]})
+    ).json()
     removed = (await acme.client.patch(path, json={"removeEmails": ["B@example.com"]})).json()
     renamed = (await acme.client.patch(path, json={"name": "Renamed", "mailboxes": "all"})).json()
     replaced = (await acme.client.patch(path, json={"emails": ["z@example.com"]})).json()

@@ -92,8 +92,7 @@ class Receiver:
             status = self.statuses.pop(0) if self.statuses else 200
             extra = "Location: http://127.0.0.1:1/elsewhere\r\n" if 300 <= status < 400 else ""
             writer.write(
-                f"HTTP/1.1 {status} X\r\n{extra}Content-Length: 2\r\nConnection: close\r\n\r\nok"
-                .encode()
+                f"HTTP/1.1 {status} X\r\n{extra}Content-Length: 2\r\nConnection: close\r\n\r\nok".encode()
             )
             await writer.drain()
         except (ConnectionError, ValueError, asyncio.IncompleteReadError):
@@ -171,8 +170,13 @@ async def test_all_events_by_default_and_unknown_events_refused(
     url = f"http://127.0.0.1:{receiver.port}/"
     created = (await acme.client.post("/v1/webhooks", json={"url": url})).json()
     assert created["events"] == [
-        "email.received", "email.delivered", "email.deferred", "email.bounced",
-        "email.complained", "email.opened", "email.clicked",
+        "email.received",
+        "email.delivered",
+        "email.deferred",
+        "email.bounced",
+        "email.complained",
+        "email.opened",
+        "email.clicked",
     ]
     response = await acme.client.post("/v1/webhooks", json={"url": url, "events": ["email.sent"]})
     assert "email.sent" in assert_error(response, 400, "invalid_input", field="events")
@@ -188,7 +192,9 @@ async def test_another_domains_webhook_is_not_found(
     assert (await other.client.get("/v1/webhooks")).json() == []
     assert_error(await other.client.delete(f"/v1/webhooks/{created['id']}"), 404, "not_found")
     assert_error(await other.client.delete("/v1/webhooks/not-a-number"), 404, "not_found")
-    assert [hook["id"] for hook in (await acme.client.get("/v1/webhooks")).json()] == [created["id"]]
+    assert [hook["id"] for hook in (await acme.client.get("/v1/webhooks")).json()] == [
+        created["id"]
+    ]
 
 
 async def test_webhook_routes_need_a_key(anonymous: httpx.AsyncClient, acme: Tenant) -> None:
@@ -290,13 +296,20 @@ async def test_an_api_send_is_followed_by_delivered_and_bounced_posts(
     created = (
         await acme.client.post(
             "/v1/webhooks",
-            json={"url": f"http://127.0.0.1:{receiver.port}/out", "events": ["email.delivered", "email.bounced"]},
+            json={
+                "url": f"http://127.0.0.1:{receiver.port}/out",
+                "events": ["email.delivered", "email.bounced"],
+            },
         )
     ).json()
     sent = await acme.client.post(
         "/v1/send",
-        json={"from": "sales@acme.test", "to": ["bob@remote.test", "reject@remote.test"],
-              "subject": "Figures", "text": "Hello"},
+        json={
+            "from": "sales@acme.test",
+            "to": ["bob@remote.test", "reject@remote.test"],
+            "subject": "Figures",
+            "text": "Hello",
+        },
     )
     assert sent.status_code == 200, sent.text
     await receiver.wait_for(2)
@@ -353,7 +366,10 @@ async def deliver_inbound(services: Services, world: World, subject: str) -> Non
 
 
 async def test_retries_after_500_then_success(
-    services: Services, world: World, worker: WebhookWorker, receiver: Receiver,
+    services: Services,
+    world: World,
+    worker: WebhookWorker,
+    receiver: Receiver,
     clock: SettableClock,
 ) -> None:
     account_id, domain_id = await domain_ids(world)
@@ -378,7 +394,10 @@ async def test_retries_after_500_then_success(
     assert await worker.run_once() == 1
     [row] = await delivery_rows(services)
     assert (row.status, row.attempts, row.last_code, row.next_attempt_at) == (
-        "delivered", 3, 200, None
+        "delivered",
+        3,
+        200,
+        None,
     )
     # Every attempt carries the same event, id and body; the signature's time moves on.
     assert len({request.body for request in receiver.requests}) == 1
@@ -386,7 +405,10 @@ async def test_retries_after_500_then_success(
 
 
 async def test_gives_up_after_the_schedule_and_records_it(
-    services: Services, world: World, worker: WebhookWorker, receiver: Receiver,
+    services: Services,
+    world: World,
+    worker: WebhookWorker,
+    receiver: Receiver,
     clock: SettableClock,
 ) -> None:
     account_id, domain_id = await domain_ids(world)
@@ -415,7 +437,9 @@ async def test_redirects_are_not_followed(
     services: Services, world: World, worker: WebhookWorker, receiver: Receiver
 ) -> None:
     account_id, domain_id = await domain_ids(world)
-    await services.webhooks.create(account_id, domain_id, f"http://127.0.0.1:{receiver.port}/", None)
+    await services.webhooks.create(
+        account_id, domain_id, f"http://127.0.0.1:{receiver.port}/", None
+    )
     await deliver_inbound(services, world, "Moved")
     receiver.statuses = [302]
     assert await worker.run_once() == 1
@@ -429,11 +453,15 @@ async def test_a_new_worker_delivers_what_a_crashed_one_left(
     services: Services, world: World, receiver: Receiver, clock: SettableClock
 ) -> None:
     account_id, domain_id = await domain_ids(world)
-    await services.webhooks.create(account_id, domain_id, f"http://127.0.0.1:{receiver.port}/", None)
+    await services.webhooks.create(
+        account_id, domain_id, f"http://127.0.0.1:{receiver.port}/", None
+    )
     await deliver_inbound(services, world, "One")
     await deliver_inbound(services, world, "Two")
     # A worker leases both rows and dies before posting or recording anything.
-    leased = await services.webhooks.lease_due("crashed-worker", 50, services.settings.webhook_lease)
+    leased = await services.webhooks.lease_due(
+        "crashed-worker", 50, services.settings.webhook_lease
+    )
     assert len(leased) == 2
     successor = webhook_worker(services)
     try:
@@ -443,7 +471,8 @@ async def test_a_new_worker_delivers_what_a_crashed_one_left(
     finally:
         await successor.close()
     assert sorted(request.event["data"]["subject"] for request in receiver.requests) == [  # type: ignore[index]
-        "One", "Two"
+        "One",
+        "Two",
     ]
     assert [row.status for row in await delivery_rows(services)] == ["delivered", "delivered"]
 
@@ -453,11 +482,15 @@ async def test_rows_survive_a_restart_of_the_services(
 ) -> None:
     first = await build_services(settings, clock=clock)
     try:
-        await first.accounts.create("acme", owner_email="o@acme.test", password="pw-123456", plan="unlimited")
+        await first.accounts.create(
+            "acme", owner_email="o@acme.test", password="pw-123456", plan="unlimited"
+        )
         domain = await first.domains.add("acme.test", account_name="acme", trust=True)
         mailbox = await first.mailboxes.create("sales@acme.test", password="pw-123456")
         assert domain.id is not None
-        await first.webhooks.create(domain.account_id, domain.id, f"http://127.0.0.1:{receiver.port}/", None)
+        await first.webhooks.create(
+            domain.account_id, domain.id, f"http://127.0.0.1:{receiver.port}/", None
+        )
         raw = b"From: a@example.net\r\nSubject: Before restart\r\n\r\nHi.\r\n"
         await first.delivery.deliver(raw, recipients=[mailbox], mail_from="a@example.net")
     finally:
@@ -476,7 +509,10 @@ async def test_rows_survive_a_restart_of_the_services(
 
 
 async def test_a_name_repointed_at_a_private_address_after_saving_is_not_connected(
-    services: Services, world: World, worker: WebhookWorker, receiver: Receiver,
+    services: Services,
+    world: World,
+    worker: WebhookWorker,
+    receiver: Receiver,
     fake_dns: FakeDns,
 ) -> None:
     account_id, domain_id = await domain_ids(world)
@@ -501,7 +537,11 @@ async def test_a_name_repointed_at_a_private_address_after_saving_is_not_connect
 
 
 async def test_https_goes_to_the_checked_address_with_the_urls_name_for_sni(
-    settings: Settings, clock: SettableClock, world: World, fake_dns: FakeDns, tmp_path: Path,
+    settings: Settings,
+    clock: SettableClock,
+    world: World,
+    fake_dns: FakeDns,
+    tmp_path: Path,
     services: Services,
 ) -> None:
     ca = TestCa(tmp_path / "ca")
@@ -527,7 +567,9 @@ async def test_https_goes_to_the_checked_address_with_the_urls_name_for_sni(
 
 async def test_delete_refuses_another_domains_id(services: Services, world: World) -> None:
     account_id, domain_id = await domain_ids(world)
-    await services.accounts.create("b", owner_email="o@b.test", password="pw-123456", plan="unlimited")
+    await services.accounts.create(
+        "b", owner_email="o@b.test", password="pw-123456", plan="unlimited"
+    )
     other = await services.domains.add("b.test", account_name="b", trust=True)
     assert other.id is not None
     created = await services.webhooks.create(account_id, domain_id, "http://127.0.0.1:9/", None)
@@ -547,7 +589,11 @@ async def test_refused_at_save_time_without_the_allowlist(
     )
     try:
         account_id, domain_id = await domain_ids(World(strict, world.sales, world.support))
-        for url in ("http://127.0.0.1:8080/", "https://127.0.0.1/", "https://localhost.rebind.test/"):
+        for url in (
+            "http://127.0.0.1:8080/",
+            "https://127.0.0.1/",
+            "https://localhost.rebind.test/",
+        ):
             with pytest.raises(TargetRefused) as refused:
                 await strict.webhooks.create(account_id, domain_id, url, None)
             assert refused.value.field == "url"
@@ -563,12 +609,18 @@ def remote_dns(fake_dns: FakeDns) -> FakeDns:
 
 
 async def test_delivered_and_bounced_after_an_outbound_run(
-    clock: SettableClock, world: World, remote_dns: FakeDns,
-    receiver: Receiver, worker: WebhookWorker, services: Services,
+    clock: SettableClock,
+    world: World,
+    remote_dns: FakeDns,
+    receiver: Receiver,
+    worker: WebhookWorker,
+    services: Services,
 ) -> None:
     account_id, domain_id = await domain_ids(world)
     created = await services.webhooks.create(
-        account_id, domain_id, f"http://127.0.0.1:{receiver.port}/",
+        account_id,
+        domain_id,
+        f"http://127.0.0.1:{receiver.port}/",
         ["email.delivered", "email.bounced"],
     )
     await publish_dkim(services, remote_dns, world.domain)
@@ -576,8 +628,10 @@ async def test_delivered_and_bounced_after_an_outbound_run(
     outbound.start()
     try:
         sent = await services.sending.submit(
-            mailbox=world.sales, to=["bob@remote.test", "reject@remote.test"],
-            subject="Figures", text="Hello",
+            mailbox=world.sales,
+            to=["bob@remote.test", "reject@remote.test"],
+            subject="Figures",
+            text="Hello",
         )
         await outbound.wait_until_idle()
     finally:
@@ -604,7 +658,9 @@ async def test_a_body_without_url_names_the_field(acme: Tenant) -> None:
     assert response.json()["error"]["field"] == "url"
     response = await acme.client.post("/v1/webhooks", json={"url": 7})
     assert response.status_code == 400 and response.json()["error"]["field"] == "url"
-    response = await acme.client.post("/v1/webhooks", content=b"{", headers={"content-type": "application/json"})
+    response = await acme.client.post(
+        "/v1/webhooks", content=b"{", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
 
 
@@ -629,7 +685,8 @@ async def test_a_backlog_of_one_webhook_does_not_crowd_out_another(
     # The busy webhook's oldest events go first.
     busy_subjects = sorted(
         int(str(d.event_payload["subject"]).split()[-1])
-        for d in leased if d.webhook_id == busy.webhook.id and "Backlog" in str(d.event_payload["subject"])
+        for d in leased
+        if d.webhook_id == busy.webhook.id and "Backlog" in str(d.event_payload["subject"])
     )
     assert busy_subjects == list(range(14))
 
@@ -643,7 +700,9 @@ async def test_a_batch_to_one_slow_receiver_is_posted_at_once(
     await slow.start()
     try:
         account_id, domain_id = await domain_ids(world)
-        await services.webhooks.create(account_id, domain_id, f"http://127.0.0.1:{slow.port}/", None)
+        await services.webhooks.create(
+            account_id, domain_id, f"http://127.0.0.1:{slow.port}/", None
+        )
         for n in range(16):
             await deliver_inbound(services, world, f"Slow {n}")
         started = asyncio.get_running_loop().time()

@@ -50,7 +50,11 @@ async def do_namespace(session: Session, command: Command) -> Done | None:
 
 async def do_enable(session: Session, command: Command) -> Done | None:
     assert isinstance(command, Enable)
-    newly = [ext for ext in dict.fromkeys(command.extensions) if ext in ENABLEABLE and ext not in session.enabled]
+    newly = [
+        ext
+        for ext in dict.fromkeys(command.extensions)
+        if ext in ENABLEABLE and ext not in session.enabled
+    ]
     session.enabled.update(newly)
     if "CONDSTORE" in newly or "QRESYNC" in newly:
         # RFC 7162 §3.1 / §3.2.3: ENABLE CONDSTORE is CONDSTORE-enabling; QRESYNC implies it.

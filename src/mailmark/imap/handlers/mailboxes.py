@@ -48,14 +48,22 @@ async def do_select(session: Session, command: Command) -> Done | None:
     if not session.rev2:
         write(encoder.untagged(b"0 RECENT"))  # \Recent is never kept (RFC 9051 removed it)
         if snapshot.first_unseen_seq is not None:
-            write(encoder.untagged_status("OK", "First unseen", f"UNSEEN {snapshot.first_unseen_seq}"))
+            write(
+                encoder.untagged_status("OK", "First unseen", f"UNSEEN {snapshot.first_unseen_seq}")
+            )
     write(encoder.untagged_status("OK", "UIDs valid", f"UIDVALIDITY {snapshot.uidvalidity}"))
     write(encoder.untagged_status("OK", "Predicted next UID", f"UIDNEXT {snapshot.uidnext}"))
     write(encoder.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {snapshot.highestmodseq}"))
     if session.rev2:
         # RFC 9051 §6.3.2: the folder's LIST response, with its attributes.
         attributes = f"({snapshot.special_use})" if snapshot.special_use else "()"
-        write(b"* LIST " + attributes.encode() + b' "/" ' + session.encode_name(snapshot.name) + b"\r\n")
+        write(
+            b"* LIST "
+            + attributes.encode()
+            + b' "/" '
+            + session.encode_name(snapshot.name)
+            + b"\r\n"
+        )
     session.selected = SelectedFolder(
         folder_id=snapshot.folder_id,
         name=snapshot.name,
@@ -85,7 +93,9 @@ async def _resynchronise(session: Session, known: QresyncParameters) -> None:
         ranges = known.known_uids.resolve(selected.uidnext)
         vanished = [uid for uid in vanished if any(low <= uid <= high for low, high in ranges)]
     if vanished:
-        session.write(b"* VANISHED (EARLIER) " + encoder.sequence_set(sorted(vanished)).encode() + b"\r\n")
+        session.write(
+            b"* VANISHED (EARLIER) " + encoder.sequence_set(sorted(vanished)).encode() + b"\r\n"
+        )
     for state in changes.changed:
         seq = selected.seq_of(state.uid)
         if seq is not None:
@@ -177,13 +187,23 @@ async def do_list(session: Session, command: Command) -> Done | None:
         if folder is None:
             attributes.append("\\NonExistent" if command.extended else "\\Noselect")
         if not command.lsub:
-            attributes.append("\\HasChildren" if name in parents or name in ancestors else "\\HasNoChildren")
+            attributes.append(
+                "\\HasChildren" if name in parents or name in ancestors else "\\HasNoChildren"
+            )
         if folder is not None and folder.special_use and not command.lsub:
             attributes.append(folder.special_use)
-        if subscribed and not command.lsub and (command.return_subscribed or command.select_subscribed):
+        if (
+            subscribed
+            and not command.lsub
+            and (command.return_subscribed or command.select_subscribed)
+        ):
             attributes.append("\\Subscribed")
         session.write(
-            f"* {verb} (".encode() + " ".join(attributes).encode() + b') "/" ' + session.encode_name(name) + b"\r\n"
+            f"* {verb} (".encode()
+            + " ".join(attributes).encode()
+            + b') "/" '
+            + session.encode_name(name)
+            + b"\r\n"
         )
         if command.return_status and folder is not None:
             status = await session.store.status(session.mailbox_id, name)
@@ -191,7 +211,9 @@ async def do_list(session: Session, command: Command) -> Done | None:
     return None
 
 
-def _status_line(session: Session, name: str, items: tuple[str, ...], status: FolderStatus) -> bytes:
+def _status_line(
+    session: Session, name: str, items: tuple[str, ...], status: FolderStatus
+) -> bytes:
     values = {
         "MESSAGES": status.messages,
         "RECENT": status.recent,

@@ -74,7 +74,8 @@ async def do_search(session: Session, command: Command) -> Done | None:
         raise Reply("NO", "Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
     criteria = session.resolve_criteria(command.criteria)
     found = [
-        uid for uid in await session.store.search(selected.folder_id, criteria, selected.uids)
+        uid
+        for uid in await session.store.search(selected.folder_id, criteria, selected.uids)
         if selected.seq_of(uid) is not None
     ]
     modseq = None
@@ -155,8 +156,10 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
     attributes = command.attributes
     if command.changed_since is not None or any(a.name == "MODSEQ" for a in attributes):
         session.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling
-    if session.condstore and any(a.name == "FLAGS" for a in attributes) and not any(
-        a.name == "MODSEQ" for a in attributes
+    if (
+        session.condstore
+        and any(a.name == "FLAGS" for a in attributes)
+        and not any(a.name == "MODSEQ" for a in attributes)
     ):
         attributes = (*attributes, FetchAttribute("MODSEQ"))
     if not uids:
@@ -172,11 +175,14 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
         changes = await session.store.changes_since(selected.folder_id, command.changed_since)
         ranges = command.sequence.resolve(selected.uidnext)
         vanished = sorted(
-            uid for uid in changes.expunged
+            uid
+            for uid in changes.expunged
             if selected.seq_of(uid) is None and any(low <= uid <= high for low, high in ranges)
         )
         if vanished:
-            session.write(b"* VANISHED (EARLIER) " + encoder.sequence_set(vanished).encode() + b"\r\n")
+            session.write(
+                b"* VANISHED (EARLIER) " + encoder.sequence_set(vanished).encode() + b"\r\n"
+            )
     wants_flags = any(a.name == "FLAGS" for a in attributes)
     renderers = [_renderer(attribute) for attribute in attributes]
     changed_since = command.changed_since
@@ -221,9 +227,13 @@ def _renderer(attribute: FetchAttribute) -> Callable[[FetchedMessage], bytes]:
         if not section.part and not section.kind:
             # BODY[]: the whole message as stored, no MIME parse.
             if attribute.partial is not None:
-                return lambda message: label + _partial(attribute, message.content or b"", encoder.literal)
+                return lambda message: (
+                    label + _partial(attribute, message.content or b"", encoder.literal)
+                )
             # One copy of the content: the small head is joined first.
-            return lambda message: label + b" {%d}\r\n" % len(message.content or b"") + (message.content or b"")
+            return lambda message: (
+                label + b" {%d}\r\n" % len(message.content or b"") + (message.content or b"")
+            )
 
         def body_section(message: FetchedMessage) -> bytes:
             data = imap_structure.section(
@@ -254,8 +264,11 @@ def _item(attribute: FetchAttribute, message: FetchedMessage) -> bytes:
     label = ".".join(str(n) for n in section.part).encode()
     if name == "BINARY.SIZE":
         return b"BINARY.SIZE[" + label + b"] %d" % len(data)
-    return b"BINARY[" + label + b"]" + _partial(
-        attribute, data, encoder.literal8 if b"\x00" in data else encoder.literal
+    return (
+        b"BINARY["
+        + label
+        + b"]"
+        + _partial(attribute, data, encoder.literal8 if b"\x00" in data else encoder.literal)
     )
 
 
@@ -288,7 +301,9 @@ async def do_store(session: Session, command: Command) -> Done | None:
         everything = [*SYSTEM_FLAGS, *sorted(selected.keywords)]
         session.write(encoder.untagged(b"FLAGS " + encoder.flag_list(everything)))
         permanent = encoder.flag_list([*everything, "\\*"]).decode()
-        session.write(encoder.untagged_status("OK", "Flags permitted", f"PERMANENTFLAGS {permanent}"))
+        session.write(
+            encoder.untagged_status("OK", "Flags permitted", f"PERMANENTFLAGS {permanent}")
+        )
     for state in result.changed:
         seq = selected.seq_of(state.uid)
         if seq is None:
@@ -297,10 +312,16 @@ async def do_store(session: Session, command: Command) -> Done | None:
             session.write(session.flag_fetch(seq, state, with_uid=command.uid))
         elif session.condstore:
             # RFC 7162 §3.1.3: with .SILENT the new MODSEQ is still reported.
-            session.write(encoder.fetch(seq, [b"UID %d" % state.uid, b"MODSEQ (%d)" % state.modseq]))
+            session.write(
+                encoder.fetch(seq, [b"UID %d" % state.uid, b"MODSEQ (%d)" % state.modseq])
+            )
     if result.modified:
-        numbers = result.modified if command.uid else sorted(
-            seq for seq in (selected.seq_of(uid) for uid in result.modified) if seq is not None
+        numbers = (
+            result.modified
+            if command.uid
+            else sorted(
+                seq for seq in (selected.seq_of(uid) for uid in result.modified) if seq is not None
+            )
         )
         return Done("Conditional STORE failed", f"MODIFIED {encoder.sequence_set(numbers)}")
     return None

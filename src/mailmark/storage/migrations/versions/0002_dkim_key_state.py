@@ -27,7 +27,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("dkim_keys") as batch:
-        batch.add_column(sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()))
+        batch.add_column(
+            sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
     op.execute("UPDATE dkim_keys SET active = (state = 'active')")
     with op.batch_alter_table("dkim_keys") as batch:
         batch.alter_column("active", server_default=None)

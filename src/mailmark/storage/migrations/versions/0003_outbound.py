@@ -37,20 +37,28 @@ def upgrade() -> None:
         sa.Column("sent_message_id", Id, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"],
-            name=op.f("fk_outbound_messages_account_id_accounts"), ondelete="CASCADE",
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_outbound_messages_account_id_accounts"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["domain_id"], ["domains.id"],
-            name=op.f("fk_outbound_messages_domain_id_domains"), ondelete="CASCADE",
+            ["domain_id"],
+            ["domains.id"],
+            name=op.f("fk_outbound_messages_domain_id_domains"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["mailbox_id"], ["mailboxes.id"],
-            name=op.f("fk_outbound_messages_mailbox_id_mailboxes"), ondelete="SET NULL",
+            ["mailbox_id"],
+            ["mailboxes.id"],
+            name=op.f("fk_outbound_messages_mailbox_id_mailboxes"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["sent_message_id"], ["messages.id"],
-            name=op.f("fk_outbound_messages_sent_message_id_messages"), ondelete="SET NULL",
+            ["sent_message_id"],
+            ["messages.id"],
+            name=op.f("fk_outbound_messages_sent_message_id_messages"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbound_messages")),
         sa.UniqueConstraint("token", name=op.f("uq_outbound_messages_token")),
@@ -82,8 +90,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["outbound_id"], ["outbound_messages.id"],
-            name=op.f("fk_deliveries_outbound_id_outbound_messages"), ondelete="CASCADE",
+            ["outbound_id"],
+            ["outbound_messages.id"],
+            name=op.f("fk_deliveries_outbound_id_outbound_messages"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
     )
@@ -101,13 +111,13 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["domain_id"], ["domains.id"],
-            name=op.f("fk_suppressions_domain_id_domains"), ondelete="CASCADE",
+            ["domain_id"],
+            ["domains.id"],
+            name=op.f("fk_suppressions_domain_id_domains"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_suppressions")),
-        sa.UniqueConstraint(
-            "domain_id", "address", name=op.f("uq_suppressions_domain_id_address")
-        ),
+        sa.UniqueConstraint("domain_id", "address", name=op.f("uq_suppressions_domain_id_address")),
     )
 
     with op.batch_alter_table("events") as batch:

@@ -44,8 +44,12 @@ def upgrade() -> None:
             " message_id BIGINT PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,"
             " header TEXT NOT NULL, body TEXT NOT NULL)"
         )
-        op.execute("CREATE INDEX ix_message_text_header ON message_text USING gin (header gin_trgm_ops)")
-        op.execute("CREATE INDEX ix_message_text_body ON message_text USING gin (body gin_trgm_ops)")
+        op.execute(
+            "CREATE INDEX ix_message_text_header ON message_text USING gin (header gin_trgm_ops)"
+        )
+        op.execute(
+            "CREATE INDEX ix_message_text_body ON message_text USING gin (body gin_trgm_ops)"
+        )
     else:
         # rowid = messages.id; the trigger keeps the index free of deleted messages.
         op.execute("CREATE VIRTUAL TABLE message_text USING fts5(header, body, tokenize='trigram')")

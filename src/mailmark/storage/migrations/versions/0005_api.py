@@ -20,7 +20,10 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 def _domain_fk(table: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
-        ["domain_id"], ["domains.id"], name=op.f(f"fk_{table}_domain_id_domains"), ondelete="CASCADE"
+        ["domain_id"],
+        ["domains.id"],
+        name=op.f(f"fk_{table}_domain_id_domains"),
+        ondelete="CASCADE",
     )
 
 
@@ -60,12 +63,16 @@ def upgrade() -> None:
         sa.Column("group_id", Id, nullable=False),
         sa.Column("mailbox_id", Id, nullable=False),
         sa.ForeignKeyConstraint(
-            ["group_id"], ["sender_groups.id"],
-            name=op.f("fk_sender_group_mailboxes_group_id_sender_groups"), ondelete="CASCADE",
+            ["group_id"],
+            ["sender_groups.id"],
+            name=op.f("fk_sender_group_mailboxes_group_id_sender_groups"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["mailbox_id"], ["mailboxes.id"],
-            name=op.f("fk_sender_group_mailboxes_mailbox_id_mailboxes"), ondelete="CASCADE",
+            ["mailbox_id"],
+            ["mailboxes.id"],
+            name=op.f("fk_sender_group_mailboxes_mailbox_id_mailboxes"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("group_id", "mailbox_id", name=op.f("pk_sender_group_mailboxes")),
     )

@@ -29,12 +29,16 @@ def upgrade() -> None:
         sa.Column("secret", sa.String(length=100), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"],
-            name=op.f("fk_webhooks_account_id_accounts"), ondelete="CASCADE",
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_webhooks_account_id_accounts"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["domain_id"], ["domains.id"],
-            name=op.f("fk_webhooks_domain_id_domains"), ondelete="CASCADE",
+            ["domain_id"],
+            ["domains.id"],
+            name=op.f("fk_webhooks_domain_id_domains"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhooks")),
     )
@@ -57,12 +61,16 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["webhook_id"], ["webhooks.id"],
-            name=op.f("fk_webhook_deliveries_webhook_id_webhooks"), ondelete="CASCADE",
+            ["webhook_id"],
+            ["webhooks.id"],
+            name=op.f("fk_webhook_deliveries_webhook_id_webhooks"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["event_id"], ["events.id"],
-            name=op.f("fk_webhook_deliveries_event_id_events"), ondelete="CASCADE",
+            ["event_id"],
+            ["events.id"],
+            name=op.f("fk_webhook_deliveries_event_id_events"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.UniqueConstraint(
