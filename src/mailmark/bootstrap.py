@@ -372,6 +372,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         max_message_size=settings.max_message_size,
                         max_connections_per_ip=settings.max_connections_per_ip,
                         idle_timeout=settings.imap_idle_timeout.total_seconds(),
+                        poll_interval=settings.imap_poll_interval.total_seconds(),
                     ),
                 )
             )

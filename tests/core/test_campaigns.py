@@ -20,7 +20,7 @@ from mailmark.core.campaigns import (
 from mailmark.core.errors import InvalidInput, MailmarkError, NotFound
 from mailmark.core.ports import UnitOfWork
 from mailmark.storage.tables import deliveries, outbound_messages
-from tests.conftest import DOMAIN, World
+from tests.support.world import DOMAIN, World
 
 
 def later_ms(seconds: int = 3600) -> int:

@@ -10,7 +10,7 @@ from mailmark.core.model import OutboundMessage, Webhook
 from mailmark.core.ports import NewEvent
 from mailmark.core.states import EventType
 from mailmark.storage.tables import events, webhook_deliveries
-from tests.conftest import World
+from tests.support.world import World
 
 
 async def _webhook(world: World, domain_id: int, events: tuple[str, ...]) -> int:

@@ -11,7 +11,7 @@ import pytest
 from mailmark.core.errors import MessageTooLarge, PolicyRejected
 from mailmark.core.inbound import InboundEnvelope, InboundMail
 from mailmark.core.states import SpecialFolder
-from tests.conftest import HOSTNAME, World, stored_copies
+from tests.support.world import HOSTNAME, World, stored_copies
 
 RAW = b"From: ann@remote.test\r\nTo: sales@acme.test\r\nSubject: Hi\r\n\r\nHello\r\n"
 

@@ -12,8 +12,19 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mailmark.bootstrap import Listeners
-from tests.imap.raw import BEFORE_THE_POLL, Raw
+from mailmark.config import Settings
+from tests.imap.raw import NO_POLL, Raw
 from tests.support.world import World
+
+
+# Sessions here never poll for other nodes' changes: every wake below comes from the folder signals.
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"imap_poll_interval": NO_POLL})
+
+
+# A guard against a hang, not a speed bound: without a poll, only a signal can wake the session.
+WAKE_TIMEOUT = 30.0
 
 
 def message(n: int, to: str = "sales@acme.test") -> bytes:
@@ -67,7 +78,7 @@ async def test_mx_delivery_wakes_idle_before_any_poll(
     for n in range(1, 6):
         await asyncio.to_thread(send_through_mx, listeners.mx_port, message(n))
         # The 250 has been read: the message is committed.
-        assert await next_exists(sales_idle, timeout=BEFORE_THE_POLL) == n
+        assert await next_exists(sales_idle, timeout=WAKE_TIMEOUT) == n
 
     await sales_idle.send(b"DONE\r\n")
     done = await sales_idle.until(b"I1")
@@ -84,7 +95,7 @@ async def test_delivery_to_another_mailbox_does_not_wake_idle(
         await asyncio.to_thread(
             send_through_mx, listeners.mx_port, message(1, "support@acme.test"), "support@acme.test"
         )
-        assert await next_exists(support, timeout=BEFORE_THE_POLL) == 1
+        assert await next_exists(support, timeout=WAKE_TIMEOUT) == 1
         # sales@ is silent: nothing at all for it, not even a spurious EXISTS.
         with pytest.raises(TimeoutError):
             await sales_idle.line(timeout=1.0)
@@ -102,8 +113,8 @@ async def test_two_sessions_idling_on_one_mailbox_are_both_woken(
     try:
         await asyncio.to_thread(send_through_mx, listeners.mx_port, message(1))
         counts = await asyncio.gather(
-            next_exists(sales_idle, timeout=BEFORE_THE_POLL),
-            next_exists(second, timeout=BEFORE_THE_POLL),
+            next_exists(sales_idle, timeout=WAKE_TIMEOUT),
+            next_exists(second, timeout=WAKE_TIMEOUT),
         )
         assert list(counts) == [1, 1]
     finally:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from datetime import timedelta
 from typing import Self
 
-from mailmark.imap.session import POLL_SECONDS
 from tests.support.tls import client_tls
 
 TIMEOUT = 10.0
-# Changes made on this node wake IDLE through the folder signals at once (in milliseconds);
-# without them the session would only find them at its next poll, POLL_SECONDS after it began to
-# wait. Waiting a little less than that tells the two apart, and leaves seconds to a busy machine.
-BEFORE_THE_POLL = POLL_SECONDS - 1.0
+# An IMAP poll interval no test outlives: a session that reports a change in a test whose settings
+# use it was woken by the folder signals, and not by a poll, however slow the machine is.
+NO_POLL = timedelta(hours=1)
 _LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
 
 

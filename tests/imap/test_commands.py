@@ -15,9 +15,20 @@ import aioimaplib
 import pytest
 
 from mailmark.bootstrap import Listeners, start_listeners
-from tests.imap.raw import BEFORE_THE_POLL, session
+from mailmark.config import Settings
+from tests.imap.raw import NO_POLL, session
 from tests.support.tls import client_tls
 from tests.support.world import World, stored_copies
+
+
+# Sessions here never poll for other nodes' changes: every wake below comes from the folder signals.
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"imap_poll_interval": NO_POLL})
+
+
+# A guard against a hang, not a speed bound: without a poll, only a signal can wake the session.
+WAKE_TIMEOUT = 30.0
 
 SIMPLE = (
     b"From: Alice <alice@example.org>\r\nTo: sales@acme.test\r\nSubject: Quarterly numbers\r\n"
@@ -397,10 +408,10 @@ async def test_idle_wakes_on_append_from_another_session(
         await idler.send(b"i1 IDLE\r\n")
         assert await idler.line() == b"+ idling\r\n"
         await other.ok(b"o1", b"APPEND INBOX {%d+}\r\n" % len(SIMPLE) + SIMPLE)
-        assert await idler.line(timeout=BEFORE_THE_POLL) == b"* 3 EXISTS\r\n"
+        assert await idler.line(timeout=WAKE_TIMEOUT) == b"* 3 EXISTS\r\n"
         await other.ok(b"o2", b"SELECT INBOX")
         await other.ok(b"o3", b"STORE 1 +FLAGS (\\Seen)")
-        assert await idler.line(timeout=BEFORE_THE_POLL) == b"* 1 FETCH (FLAGS (\\Seen) UID 1)\r\n"
+        assert await idler.line(timeout=WAKE_TIMEOUT) == b"* 1 FETCH (FLAGS (\\Seen) UID 1)\r\n"
         await idler.send(b"DONE\r\n")
         assert await idler.line() == b"i1 OK IDLE terminated\r\n"
         await idler.ok(b"i2", b"NOOP")

@@ -8,7 +8,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mailmark.storage.dialect import POSTGRESQL, SQLITE, Dialect, dialect_named
 from mailmark.storage.tables import accounts, deliveries, events
-from tests.conftest import World
+from tests.support.world import World
 
 
 def _sql(dialect: Dialect, statement: sa.ClauseElement) -> str:

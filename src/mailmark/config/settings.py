@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     delivery_lease: timedelta = timedelta(minutes=15)
     # RFC 3501 §5.4: an IMAP session silent this long is logged out (at least 30 minutes).
     imap_idle_timeout: timedelta = timedelta(minutes=30)
+    # How often an open IMAP session looks for changes made by other nodes sharing the database
+    # (changes made by this node wake it at once).
+    imap_poll_interval: timedelta = timedelta(seconds=5)
     # How long a webhook worker holds the deliveries it leased (each attempt takes at most 10 s).
     webhook_lease: timedelta = timedelta(minutes=2)
     # Networks webhooks may reach although they are internal (loopback, RFC 1918, ...), and the
@@ -182,7 +185,12 @@ class Settings(BaseSettings):
         return steps
 
     @field_validator(
-        "queue_lifetime", "delivery_lease", "imap_idle_timeout", "webhook_lease", mode="before"
+        "queue_lifetime",
+        "delivery_lease",
+        "imap_idle_timeout",
+        "imap_poll_interval",
+        "webhook_lease",
+        mode="before",
     )
     @classmethod
     def _queue_lifetime(cls, value: Any) -> Any:
@@ -194,6 +202,14 @@ class Settings(BaseSettings):
         # A worker's batch of attempts (10 s at most, run at once) must end well within its lease.
         if value < timedelta(seconds=15):
             raise ValueError("must be at least 15s")
+        return value
+
+    @field_validator("imap_poll_interval")
+    @classmethod
+    def _imap_poll_interval(cls, value: timedelta) -> timedelta:
+        # Each look is a query per selected session: more often than once a second only costs.
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
         return value
 
     @field_validator("max_message_size", mode="before")

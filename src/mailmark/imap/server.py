@@ -64,6 +64,7 @@ async def start_imap_listener(
     max_message_size: int,
     max_connections_per_ip: int,
     idle_timeout: float,
+    poll_interval: float = 5.0,
 ) -> ImapListener:
     """Listen on host:port (0 picks a free port) until `close()`."""
     config = SessionConfig(
@@ -71,6 +72,7 @@ async def start_imap_listener(
         max_message_size=max_message_size,
         idle_timeout=idle_timeout,
         tls_context=tls_context,
+        poll_interval=poll_interval,
     )
     connections = _Connections(max_connections_per_ip)
 

@@ -62,9 +62,6 @@ from mailmark.imap.reader import MAX_LINE, CommandReader, CommandRefused
 
 log = logging.getLogger(__name__)
 
-# How often a selected session looks at the folder's HIGHESTMODSEQ for changes made by other
-# nodes (the in-process signals cover this one).
-POLL_SECONDS = 5.0
 # Literals for commands other than APPEND (a password, a search string) stay small.
 SMALL_LITERAL = 64 * 1024
 
@@ -131,6 +128,9 @@ class SessionConfig:
     max_message_size: int
     idle_timeout: float
     tls_context: ssl.SSLContext
+    # Seconds between a selected session's looks at its folder's HIGHESTMODSEQ for changes made
+    # by other nodes (the in-process folder signals wake it at once for this node's).
+    poll_interval: float = 5.0
 
 
 Handler = Callable[["Session", Command], Awaitable[Done | None]]
@@ -392,7 +392,7 @@ class Session:
                 self.remove_expunged(sorted(selected.pending_expunges))
                 await self.flush()
                 return True
-            if now - selected.polled_at < POLL_SECONDS:
+            if now - selected.polled_at < self.config.poll_interval:
                 return False
             # Another node may have changed the folder: a cheap look before the full query.
             selected.polled_at = now

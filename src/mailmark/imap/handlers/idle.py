@@ -1,7 +1,7 @@
 """IDLE (RFC 2177): report changes as they commit until the client sends DONE.
 
 Changes on this node wake the session through the folder signals at once; changes made by
-other nodes sharing the database are found by polling HIGHESTMODSEQ every POLL_SECONDS."""
+other nodes sharing the database are found by polling HIGHESTMODSEQ every poll interval (MAILMARK_IMAP_POLL_INTERVAL)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 
 from mailmark.imap import encoder
 from mailmark.imap.commands import Command
-from mailmark.imap.session import POLL_SECONDS, Done, Reply, Session
+from mailmark.imap.session import Done, Reply, Session
 
 
 async def do_idle(session: Session, command: Command) -> Done | None:
@@ -25,7 +25,9 @@ async def do_idle(session: Session, command: Command) -> Done | None:
                 await session.announce_changes(expunges=True)
                 generation = session.selected.generation
             waiter = asyncio.ensure_future(
-                session.signals.wait(session.mailbox_id, POLL_SECONDS, after=generation)
+                session.signals.wait(
+                    session.mailbox_id, session.config.poll_interval, after=generation
+                )
             )
             remaining = deadline - time.monotonic()
             finished, _ = await asyncio.wait(
