@@ -580,7 +580,7 @@ def run(args: argparse.Namespace) -> int:
 
             database_url = stack.enter_context(fresh_database(args.database_url))
             started = time.perf_counter()
-            (workdir / "data").mkdir()
+            (workdir / "data").mkdir(mode=0o700)
             asyncio.run(load_mailmark(workdir / "data", database_url, messages, password))
             backend = "PostgreSQL" if database_url else "SQLite"
             print(

@@ -590,7 +590,7 @@ def mailmark_setup(
         env["MAILMARK_DATABASE_URL"] = database_url
     if synchronous != "FULL":
         env["MAILMARK_SQLITE_SYNCHRONOUS"] = synchronous
-    setup.data_dir.mkdir(parents=True)
+    setup.data_dir.mkdir(mode=0o700, parents=True)
     return setup
 
 
