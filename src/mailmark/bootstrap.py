@@ -506,6 +506,11 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
             settings.hostname,
             problem,
         )
+    if settings.password_hash_cost == "test":
+        log.warning(
+            "MAILMARK_PASSWORD_HASH_COST=test: new passwords are hashed at argon2id's lowest cost, "
+            "which is cheap to crack; it is meant for test suites, never for real mailboxes"
+        )
     try:
         listeners = await start_listeners(services, reuse_http_port=http_workers > 1)
         workers: list[asyncio.subprocess.Process] = []
