@@ -208,6 +208,8 @@ def test_parse_size_rejects(text: str) -> None:
         ("MAILMARK_RETRY_SCHEDULE", " , ", "needs at least one delay"),
         ("MAILMARK_QUEUE_LIFETIME", "forever", "is not a duration"),
         ("MAILMARK_WEBHOOK_LEASE", "10s", "at least 15s"),
+        ("MAILMARK_IMAP_POLL_INTERVAL", "500ms", "is not a duration"),
+        ("MAILMARK_IMAP_POLL_INTERVAL", "0s", "at least 1s"),
         (
             "MAILMARK_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
             "127.0.0.1/32,intranet",
@@ -289,6 +291,12 @@ def test_webhook_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.webhook_allow_private_networks == ["127.0.0.1/32", "::1/128"]
     assert settings.webhook_lease == timedelta(minutes=5)
+
+
+def test_imap_poll_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().imap_poll_interval == timedelta(seconds=5)
+    monkeypatch.setenv("MAILMARK_IMAP_POLL_INTERVAL", "30s")
+    assert load_settings().imap_poll_interval == timedelta(seconds=30)
 
 
 def test_config_file_from_mailmark_config_with_paths_relative_to_it(
