@@ -10,9 +10,10 @@ import sqlalchemy as sa
 
 from mailmark.bootstrap import Services
 from mailmark.config import Settings
+from mailmark.core.bounce_reports import BounceReport, ReportedRecipient
 from mailmark.core.errors import Conflict, InvalidInput, NotFound
 from mailmark.core.smtp_reply import SmtpReply
-from mailmark.storage.tables import deliveries, events
+from mailmark.storage.tables import deliveries, events, outbound_messages, suppressions
 from tests.support.clock import SettableClock
 from tests.support.world import World
 
@@ -166,3 +167,26 @@ async def test_another_domains_email_is_not_found(world: World, clock: SettableC
     with pytest.raises(NotFound):
         await services.emails.reschedule(other.id, email_id, ms(clock, timedelta(hours=2)))
     assert (await rows(services))["ann@remote.test"].status == "queued"
+
+
+async def test_a_report_about_a_canceled_recipient_changes_nothing(
+    world: World, clock: SettableClock
+) -> None:
+    """A canceled message was never sent: a bounce naming it (forged, with its VERP token) must
+    neither mark it bounced nor suppress the address."""
+    services = world.services
+    email_id = await scheduled(world, clock, "ann@remote.test")
+    await services.emails.cancel(world.sales.domain_id, email_id)
+    async with services.engine.connect() as conn:
+        token = (await conn.execute(sa.select(outbound_messages.c.token))).scalar_one()
+    bounce = BounceReport(
+        "bounce", (ReportedRecipient("ann@remote.test", "5.1.1", "smtp; 550 5.1.1 no"),), None
+    )
+
+    assert await services.delivery_reports.process_report(token, bounce)
+
+    assert (await rows(services))["ann@remote.test"].status == "canceled"
+    async with services.engine.connect() as conn:
+        assert (
+            await conn.execute(sa.select(sa.func.count()).select_from(suppressions))
+        ).scalar() == 0
