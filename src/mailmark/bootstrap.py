@@ -192,7 +192,7 @@ async def build_services(
             uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
         ),
         sender_groups=sender_groups,
-        emails=EmailService(uow),
+        emails=EmailService(uow, clock, queue),
         idempotency=IdempotencyService(uow, clock),
         campaigns=CampaignExpansion(sending, mailboxes, sender_groups, clock),
     )

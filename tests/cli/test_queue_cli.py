@@ -147,3 +147,23 @@ async def test_an_empty_queue(env: dict[str, str], tmp_path: Path, database_url:
     assert (listed.code, listed.out.strip()) == (0, "The queue is empty.")
     as_json = await mailmark(env, "queue", "list", "--json", cwd=tmp_path)
     assert as_json.json == []
+
+
+async def test_canceled_rows_are_listed(
+    env: dict[str, str], tmp_path: Path, database_url: str, queue: Queue
+) -> None:
+    services = await open_services(tmp_path, database_url)
+    try:
+        [entry] = [e for e in await services.queue_admin.list() if e.id == queue.queued]
+        domain = await services.domains.get("acme.test")
+        assert domain.id is not None
+        await services.emails.cancel(domain.id, str(entry.outbound_id))
+    finally:
+        await services.close()
+
+    only = await mailmark(env, "queue", "list", "--status", "canceled", "--json", cwd=tmp_path)
+    assert only.code == 0, only.err
+    assert isinstance(only.json, list)
+    assert [(e["id"], e["status"]) for e in only.json] == [(queue.queued, "canceled")]
+    text = await mailmark(env, "queue", "list", cwd=tmp_path)
+    assert f"{queue.queued}  canceled   sales@acme.test -> dave@later.test" in text.out

@@ -104,5 +104,7 @@ async def test_package_is_esm_with_types_that_check_and_no_runtime_dependencies(
         "updateSenderGroup",
         "deleteSenderGroup",
         "listEmails",
+        "cancelEmail",
+        "rescheduleEmail",
     ):
         assert re.search(rf"\b{method}\(", client), method

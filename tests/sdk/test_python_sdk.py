@@ -306,3 +306,70 @@ async def test_async_client_manages_webhooks(live_api: LiveApi) -> None:
         assert await client.list_webhooks() == []
         with pytest.raises(NotFoundError):
             await client.delete_webhook(created.id)
+
+
+def _sync_cancel_and_reschedule(api: LiveApi) -> None:
+    with Mailmark(api.api_key, base_url=api.base_url) as client:
+        recipient = _unique("later-") + "@example.com"
+        sent = client.send(
+            from_=api.sender,
+            to=recipient,
+            subject="Later",
+            text="x",
+            scheduled_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+        assert isinstance(sent, SendResult)
+        when = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+
+        moved = client.reschedule_email(sent.message_id, when)
+
+        assert moved.message_id == sent.message_id and moved.status == "queued"
+        assert moved.scheduled_at is not None
+        assert datetime.fromisoformat(moved.scheduled_at) == when
+        with pytest.raises(ValidationError) as past:
+            client.reschedule_email(moved.id, int(datetime.now(UTC).timestamp() * 1000) - 60_000)
+        assert past.value.field == "scheduledAt"
+        with pytest.raises(ValueError, match="timezone-aware"):
+            client.reschedule_email(moved.id, datetime.now() + timedelta(days=1))
+
+        canceled = client.cancel_email(moved.id)
+
+        assert (canceled.id, canceled.message_id) == (moved.id, sent.message_id)
+        assert (canceled.status, canceled.canceled, canceled.not_canceled) == (
+            "canceled",
+            [recipient],
+            [],
+        )
+        assert [r.status for r in client.get_email(moved.id).recipients] == ["canceled"]
+        with pytest.raises(ConflictError) as again:
+            client.cancel_email(moved.id)
+        assert again.value.status == 409
+        with pytest.raises(NotFoundError):
+            client.cancel_email("999999")
+
+
+async def test_sync_client_cancels_and_reschedules(live_api: LiveApi) -> None:
+    await asyncio.to_thread(_sync_cancel_and_reschedule, live_api)
+
+
+async def test_async_client_cancels_and_reschedules(live_api: LiveApi) -> None:
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        ann, bob = _unique("ann-") + "@example.com", _unique("bob-") + "@example.com"
+        sent = await client.send(
+            from_=live_api.sender,
+            to=[ann, bob],
+            subject="Later",
+            text="x",
+            scheduled_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+        assert isinstance(sent, SendResult)
+        later = int((datetime.now(UTC) + timedelta(hours=2)).timestamp() * 1000)
+
+        moved = await client.reschedule_email(sent.message_id, later)
+        canceled = await client.cancel_email(sent.message_id)
+
+        assert moved.scheduled_at is not None
+        assert datetime.fromisoformat(moved.scheduled_at).timestamp() * 1000 == later
+        assert canceled.canceled == [ann, bob] and canceled.not_canceled == []
+        with pytest.raises(ConflictError):
+            await client.reschedule_email(sent.message_id, later)

@@ -1,6 +1,7 @@
 import { APIConnectionError, errorFromResponse } from "./errors.js";
 import type {
   CampaignSendParams,
+  CancelResult,
   CampaignSendResult,
   CreateMailboxParams,
   CreateSenderGroupParams,
@@ -169,6 +170,25 @@ export class Mailmark {
 
   deleteWebhook(id: string): Promise<DeletedResponse> {
     return this.#request<DeletedResponse>("DELETE", `/v1/webhooks/${segment(id)}`);
+  }
+
+  // --- scheduled emails ------------------------------------------------------------------------
+
+  /**
+   * Withdraw the recipients of a sent email (by `_id` or `messageId`) still waiting for their
+   * first attempt. A ConflictError when none is waiting any more.
+   */
+  cancelEmail(id: string): Promise<CancelResult> {
+    return this.#request<CancelResult>("POST", `/v1/emails/${segment(id)}/cancel`);
+  }
+
+  /**
+   * Move the first attempt of the recipients still waiting for it to `scheduledAt` (a Date or
+   * unix milliseconds). A ConflictError when none is waiting any more.
+   */
+  rescheduleEmail(id: string, scheduledAt: Date | number): Promise<Email> {
+    const at = scheduledAt instanceof Date ? scheduledAt.getTime() : scheduledAt;
+    return this.#request<Email>("PATCH", `/v1/emails/${segment(id)}`, { body: { scheduledAt: at } });
   }
 
   // --- transport -------------------------------------------------------------------------------

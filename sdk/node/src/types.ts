@@ -102,7 +102,7 @@ export interface Email {
   from: string;
   to: string[];
   subject: string | null;
-  /** Where its least advanced recipient stands: queued, deferred, bounced, complained, delivered. */
+  /** Where its least advanced recipient stands: queued, deferred, bounced, complained, canceled, delivered. */
   status: string;
   batchId: string | null;
   /** How it was sent: api, campaign, submission, ... */
@@ -155,7 +155,8 @@ export type WebhookEvent =
   | "email.bounced"
   | "email.complained"
   | "email.opened"
-  | "email.clicked";
+  | "email.clicked"
+  | "email.canceled";
 
 export interface WebhookDelivery {
   eventId: string;
@@ -203,4 +204,21 @@ export interface ListSuppressionsParams {
 export interface SuppressionPage {
   data: Suppression[];
   nextCursor: string | null;
+}
+
+/** A recipient a cancel left alone: already attempted, or being attempted right now. */
+export interface NotCanceled {
+  address: string;
+  status: string;
+}
+
+/** What cancelling an email did. */
+export interface CancelResult {
+  _id: string;
+  messageId: string | null;
+  /** The email's status afterwards (`canceled` unless some recipients were already tried). */
+  status: string;
+  /** The recipients withdrawn; each gets an `email.canceled` event. */
+  canceled: string[];
+  notCanceled: NotCanceled[];
 }

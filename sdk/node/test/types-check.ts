@@ -2,6 +2,8 @@
 // type-check, and misuse must not.
 import {
   type CampaignSendResult,
+  type CancelResult,
+  type Email,
   type EmailDetail,
   Mailmark,
   MailmarkError,
@@ -35,13 +37,19 @@ export async function usage(): Promise<void> {
   const page = await client.listEmails({ status: "queued", limit: 20 });
   const detail: EmailDetail = await client.getEmail(page.data[0]?._id ?? "1");
   const cursor: string | null = (await client.listSuppressions()).nextCursor;
-  const hook = await client.createWebhook({ url: "https://hooks.example.com", events: ["email.bounced"] });
+  const hook = await client.createWebhook({ url: "https://hooks.example.com", events: ["email.canceled"] });
   void [deleted, detail.recipients, cursor, hook.secret];
+  const canceled: CancelResult = await client.cancelEmail(one.messageId);
+  const waiting: string[] = canceled.canceled;
+  const moved: Email = await client.rescheduleEmail(one.messageId, new Date());
+  void [waiting, canceled.notCanceled[0]?.status, moved.scheduledAt];
 
   // @ts-expect-error: a transactional send has no batchId
   void (await client.send({ from: "a@b.c", to: "d@e.f", subject: "s", text: "t" })).batchId;
   // @ts-expect-error: "from" is required
   await client.send({ to: "d@e.f", subject: "s", text: "t" });
+  // @ts-expect-error: a time is required
+  await client.rescheduleEmail("1");
   // @ts-expect-error: not an event Mailmark sends
   await client.createWebhook({ url: "https://hooks.example.com", events: ["email.sent"] });
 

@@ -118,7 +118,7 @@ class CampaignExpansion:
     async def expand(self, request: SendRequest, domain: SendingDomain) -> Expansion:
         """The drafts the request becomes, or InvalidInput/NotFound naming the field at fault."""
         _check_fields(request)
-        scheduled_at = _scheduled(request.scheduled_at_ms, self._clock.now())
+        scheduled_at = scheduled_time(request.scheduled_at_ms, self._clock.now())
         if request.type is SendType.TRANSACTIONAL:
             if request.sender_group_id is not None:
                 raise InvalidInput("senderGroupId is for campaign sends.", field="senderGroupId")
@@ -218,7 +218,8 @@ def _check_fields(request: SendRequest) -> None:
                 )
 
 
-def _scheduled(at_ms: int | None, now: datetime) -> datetime | None:
+def scheduled_time(at_ms: int | None, now: datetime) -> datetime | None:
+    """`scheduledAt` (unix ms) as a time: in the future, at most a year ahead."""
     if at_ms is None:
         return None
     if not 0 < at_ms < 10**14:

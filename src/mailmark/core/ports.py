@@ -309,7 +309,18 @@ class DeliveryRepository(Protocol):
 
     async def get(self, delivery_id: int) -> QueueEntry | None: ...
     async def entries(self, status: str | None, limit: int) -> list[QueueEntry]: ...
-    async def for_outbound(self, outbound_id: int) -> list[QueueEntry]: ...
+    async def for_outbound(self, outbound_id: int, *, lock: bool = False) -> list[QueueEntry]:
+        """The rows of one outbound message; with `lock`, no worker leases them before commit."""
+        ...
+
+    async def cancel(self, delivery_ids: Sequence[int], now: datetime) -> None: ...
+    async def reschedule(
+        self,
+        delivery_ids: Sequence[int],
+        first_attempt: datetime,
+        expires_at: datetime,
+        now: datetime,
+    ) -> None: ...
     async def set_status(
         self, delivery_id: int, status: str, last_status: str | None, last_reply: str, now: datetime
     ) -> None:

@@ -89,19 +89,22 @@ class OutboundQueue:
         rows = []
         for message in messages:
             first_attempt = max(now, message.scheduled_at) if message.scheduled_at else now
-            expires_at = first_attempt + self.queue_lifetime
             rows += [
                 NewDelivery(
                     message.outbound_id,
                     address,
                     address.rpartition("@")[2].lower(),
                     first_attempt,
-                    expires_at,
+                    self.expires_at(first_attempt),
                     now,
                 )
                 for address in message.recipients
             ]
         await uow.deliveries.add_many(rows)
+
+    def expires_at(self, first_attempt: datetime) -> datetime:
+        """When a row first tried at `first_attempt` is given up: `queue_lifetime` later."""
+        return first_attempt + self.queue_lifetime
 
     def kick(self) -> None:
         """Wake the workers of this process: deliveries may be due now."""

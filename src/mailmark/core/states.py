@@ -23,18 +23,20 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     BOUNCED = "bounced"
     COMPLAINED = "complained"
+    CANCELED = "canceled"  # withdrawn by the sender before its first attempt
 
 
 # Rows a worker may still lease: never attempted, or waiting for their next retry.
 WAITING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
-# Final states a delivery report cannot change any more.
-GIVEN_UP_STATUSES = (DeliveryStatus.BOUNCED, DeliveryStatus.COMPLAINED)
+# Final states a delivery report cannot change any more (a canceled recipient was never sent it).
+GIVEN_UP_STATUSES = (DeliveryStatus.BOUNCED, DeliveryStatus.COMPLAINED, DeliveryStatus.CANCELED)
 # When a message's recipients differ, the message shows the first of these any of them holds.
 STATUS_PRECEDENCE = (
     DeliveryStatus.QUEUED,
     DeliveryStatus.DEFERRED,
     DeliveryStatus.BOUNCED,
     DeliveryStatus.COMPLAINED,
+    DeliveryStatus.CANCELED,
     DeliveryStatus.DELIVERED,
 )
 
@@ -50,6 +52,7 @@ class EventType(StrEnum):
     COMPLAINED = "email.complained"
     OPENED = "email.opened"
     CLICKED = "email.clicked"
+    CANCELED = "email.canceled"
 
 
 class WebhookDeliveryStatus(StrEnum):

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from mailmark.core.model import DeliveryOutcome, LeasedDelivery, NewDelivery, QueueEntry
 from mailmark.core.states import WAITING_STATUSES, DeliveryStatus
-from mailmark.storage.sql import Repository, held_leases, shallow_fields, take_leases
+from mailmark.storage.sql import Repository, chunks, held_leases, shallow_fields, take_leases
 from mailmark.storage.tables import deliveries, domains, outbound_messages
 
 _RECORD_OUTCOME = (
@@ -179,13 +179,39 @@ class SqlDeliveries(Repository):
             query = query.where(deliveries.c.status == status)
         return [QueueEntry(**row._mapping) for row in await self._conn.execute(query)]
 
-    async def for_outbound(self, outbound_id: int) -> list[QueueEntry]:
+    async def for_outbound(self, outbound_id: int, *, lock: bool = False) -> list[QueueEntry]:
+        """The message's rows; with `lock`, held until commit so no worker leases them meanwhile
+        (PostgreSQL; SQLite's write transactions exclude each other already)."""
         query = (
             _queue_entries()
             .where(deliveries.c.outbound_id == outbound_id)
             .order_by(deliveries.c.id)
         )
+        if lock:
+            query = self._dialect.for_update(query, of=deliveries)
         return [QueueEntry(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def cancel(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        for chunk in chunks(delivery_ids):
+            await self._conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id.in_(chunk))
+                .values(status=DeliveryStatus.CANCELED, updated_at=now)
+            )
+
+    async def reschedule(
+        self,
+        delivery_ids: Sequence[int],
+        first_attempt: datetime,
+        expires_at: datetime,
+        now: datetime,
+    ) -> None:
+        for chunk in chunks(delivery_ids):
+            await self._conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id.in_(chunk))
+                .values(next_attempt_at=first_attempt, expires_at=expires_at, updated_at=now)
+            )
 
     async def set_status(
         self, delivery_id: int, status: str, last_status: str | None, last_reply: str, now: datetime

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from mailmark.core.events import record_events
 from mailmark.core.model import Suppression
 from mailmark.core.ports import NewEvent
@@ -147,3 +149,63 @@ async def test_suppressions_are_listed_and_lifted(acme: Tenant, world: World) ->
         },
     )
     assert resent.status_code == 200
+
+
+async def test_a_scheduled_email_is_canceled_and_says_what_was(acme: Tenant, other: Tenant) -> None:
+    sent = await _send(acme, "Cancel me", to=["ann@example.com", "bob@example.com"])
+    by_other = await other.client.post(f"/v1/emails/{sent['messageId']}/cancel")
+
+    response = await acme.client.post(f"/v1/emails/{sent['messageId']}/cancel")
+
+    assert_error(by_other, 404, "not_found")
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    detail = (await acme.client.get(f"/v1/emails/{answer['_id']}")).json()
+    assert answer == {
+        "_id": detail["_id"],
+        "messageId": sent["messageId"],
+        "status": "canceled",
+        "canceled": ["ann@example.com", "bob@example.com"],
+        "notCanceled": [],
+    }
+    assert detail["status"] == "canceled"
+    assert [r["status"] for r in detail["recipients"]] == ["canceled", "canceled"]
+    assert [e["type"] for e in detail["events"]] == ["email.sent", *["email.canceled"] * 2]
+    assert detail["events"][1]["data"] == {
+        "to": "ann@example.com",
+        "messageId": sent["messageId"],
+        "status": "canceled",
+    }
+    listed = (await acme.client.get("/v1/emails", params={"status": "canceled"})).json()
+    assert [e["_id"] for e in listed["data"]] == [detail["_id"]]
+
+    again = await acme.client.post(f"/v1/emails/{detail['_id']}/cancel")
+    assert "nothing was canceled" in assert_error(again, 409, "conflict")
+    missing = await acme.client.post("/v1/emails/999999/cancel")
+    assert_error(missing, 404, "not_found")
+
+
+async def test_a_scheduled_email_is_rescheduled(acme: Tenant, other: Tenant) -> None:
+    sent = await _send(acme, "Move me")
+    later = later_ms(7200)
+
+    response = await acme.client.patch(
+        f"/v1/emails/{sent['messageId']}", json={"scheduledAt": later}
+    )
+
+    assert response.status_code == 200, response.text
+    email = response.json()
+    assert email["messageId"] == sent["messageId"] and email["status"] == "queued"
+    assert datetime.fromisoformat(email["scheduledAt"]).timestamp() * 1000 == later
+    path = f"/v1/emails/{email['_id']}"
+    assert_error(await other.client.patch(path, json={"scheduledAt": later}), 404, "not_found")
+    past = await acme.client.patch(path, json={"scheduledAt": later_ms(-60)})
+    assert "future" in assert_error(past, 400, "invalid_input", "scheduledAt")
+    far = await acme.client.patch(path, json={"scheduledAt": later_ms(400 * 86400)})
+    assert_error(far, 400, "invalid_input", "scheduledAt")
+    misspelt = await acme.client.patch(path, json={"scheduled_at": later})
+    assert misspelt.status_code == 400, misspelt.text
+
+    await acme.client.post(f"{path}/cancel")
+    gone = await acme.client.patch(path, json={"scheduledAt": later})
+    assert "cannot be rescheduled" in assert_error(gone, 409, "conflict")

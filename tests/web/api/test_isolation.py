@@ -137,6 +137,16 @@ def cases() -> dict[tuple[str, str], list[tuple[Call, str]]]:
             (lambda c, i: c.get(f"/v1/emails/{i.email}"), "404"),
             (lambda c, i: c.get(f"/v1/emails/{i.message_id}"), "404"),
         ],
+        ("POST", "/v1/emails/{email_id:str}/cancel"): [
+            (lambda c, i: c.post(f"/v1/emails/{i.email}/cancel"), "404"),
+            (lambda c, i: c.post(f"/v1/emails/{i.message_id}/cancel"), "404"),
+        ],
+        ("PATCH", "/v1/emails/{email_id:str}"): [
+            (
+                lambda c, i: c.patch(f"/v1/emails/{i.email}", json={"scheduledAt": later_ms(7200)}),
+                "404",
+            ),
+        ],
         ("GET", "/v1/suppressions"): [(lambda c, i: c.get("/v1/suppressions"), LISTING)],
         ("DELETE", "/v1/suppressions/{address:str}"): [
             (lambda c, i: c.delete(f"/v1/suppressions/{i.suppressed}"), "404"),

@@ -177,6 +177,7 @@ async def test_all_events_by_default_and_unknown_events_refused(
         "email.complained",
         "email.opened",
         "email.clicked",
+        "email.canceled",
     ]
     response = await acme.client.post("/v1/webhooks", json={"url": url, "events": ["email.sent"]})
     assert "email.sent" in assert_error(response, 400, "invalid_input", field="events")
@@ -325,6 +326,40 @@ async def test_an_api_send_is_followed_by_delivered_and_bounced_posts(
         timestamp = int(signature.split(",")[0].removeprefix("t="))
         assert verify_signature(created["secret"], signature, request.body, timestamp)
     assert [got.recipients for got in sink.received] == [["bob@remote.test"]]
+
+
+async def test_a_canceled_send_is_posted_as_email_canceled(
+    acme: Tenant, receiver: Receiver, world: World
+) -> None:
+    url = f"http://127.0.0.1:{receiver.port}/canceled"
+    await acme.client.post("/v1/webhooks", json={"url": url, "events": ["email.canceled"]})
+    later = world.services.clock.now() + timedelta(hours=1)
+    sent = await acme.client.post(
+        "/v1/send",
+        json={
+            "from": "sales@acme.test",
+            "to": ["bob@remote.test"],
+            "subject": "Not after all",
+            "text": "x",
+            "scheduledAt": int(later.timestamp() * 1000),
+        },
+    )
+    message_id = sent.json()["messageId"]
+
+    canceled = await acme.client.post(f"/v1/emails/{message_id}/cancel")
+
+    assert canceled.status_code == 200, canceled.text
+    await receiver.wait_for(1)
+    [request] = receiver.requests
+    assert request.headers["mailmark-event-type"] == "email.canceled"
+    event = request.event
+    assert event["type"] == "email.canceled" and event["domain"] == world.domain
+    assert event["data"] == {
+        "to": "bob@remote.test",
+        "messageId": message_id,
+        "status": "canceled",
+        "emailId": canceled.json()["_id"],
+    }
 
 
 async def test_other_domains_events_are_not_sent(

@@ -14,9 +14,11 @@ from mailmark_sdk.errors import (
 )
 from mailmark_sdk.types import (
     CampaignSendResult,
+    CancelResult,
     Email,
     EmailPage,
     Mailbox,
+    NotCanceled,
     SenderGroup,
     SendResult,
 )
@@ -29,6 +31,7 @@ __all__ = [
     "AsyncMailmark",
     "AuthenticationError",
     "CampaignSendResult",
+    "CancelResult",
     "ConflictError",
     "Email",
     "EmailDetail",
@@ -38,6 +41,7 @@ __all__ = [
     "Mailbox",
     "Mailmark",
     "MailmarkError",
+    "NotCanceled",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",

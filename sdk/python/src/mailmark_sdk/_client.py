@@ -19,6 +19,7 @@ import httpx
 from mailmark_sdk.errors import APIConnectionError, MailmarkError, error_from_response
 from mailmark_sdk.types import (
     CampaignSendResult,
+    CancelResult,
     Email,
     EmailDetail,
     EmailPage,
@@ -82,6 +83,15 @@ def _addresses(value: str | Sequence[str] | None) -> list[str] | None:
     if value is None:
         return None
     return [value] if isinstance(value, str) else list(value)
+
+
+def _unix_ms(when: datetime | int) -> int:
+    """A time as the API takes it: unix milliseconds, from an aware datetime or as given."""
+    if isinstance(when, int):
+        return when
+    if when.tzinfo is None:
+        raise ValueError("scheduled_at must be timezone-aware")
+    return int(when.timestamp() * 1000)
 
 
 def _mailboxes_json(mailboxes: SenderMailboxes | None) -> list[str] | str | None:
@@ -257,6 +267,23 @@ class _Calls:
     @staticmethod
     def delete_webhook(webhook_id: str) -> _Call[bool]:
         return _Call("DELETE", f"/v1/webhooks/{_segment(webhook_id)}", _deleted)
+
+    @staticmethod
+    def cancel_email(email_id: str) -> _Call[CancelResult]:
+        return _Call(
+            "POST",
+            f"/v1/emails/{_segment(email_id)}/cancel",
+            lambda data: CancelResult.from_json(_dict(data)),
+        )
+
+    @staticmethod
+    def reschedule_email(email_id: str, scheduled_at: datetime | int) -> _Call[Email]:
+        return _Call(
+            "PATCH",
+            f"/v1/emails/{_segment(email_id)}",
+            lambda data: Email.from_json(_dict(data)),
+            {"scheduledAt": _unix_ms(scheduled_at)},
+        )
 
 
 def _headers(api_key: str) -> dict[str, str]:
@@ -482,6 +509,16 @@ class Mailmark:
     def delete_webhook(self, webhook_id: str) -> bool:
         return self._run(_Calls.delete_webhook(webhook_id))
 
+    def cancel_email(self, email_id: str) -> CancelResult:
+        """Withdraw the recipients of a sent email (by `id` or `message_id`) still waiting for
+        their first attempt; ConflictError when none is waiting any more."""
+        return self._run(_Calls.cancel_email(email_id))
+
+    def reschedule_email(self, email_id: str, scheduled_at: datetime | int) -> Email:
+        """Move the first attempt of the recipients still waiting for it to `scheduled_at` (an
+        aware datetime or unix ms); ConflictError when none is waiting any more."""
+        return self._run(_Calls.reschedule_email(email_id, scheduled_at))
+
 
 class AsyncMailmark:
     """The asynchronous client: the methods of `Mailmark`, awaited.
@@ -659,3 +696,11 @@ class AsyncMailmark:
 
     async def delete_webhook(self, webhook_id: str) -> bool:
         return await self._run(_Calls.delete_webhook(webhook_id))
+
+    async def cancel_email(self, email_id: str) -> CancelResult:
+        """See `Mailmark.cancel_email`."""
+        return await self._run(_Calls.cancel_email(email_id))
+
+    async def reschedule_email(self, email_id: str, scheduled_at: datetime | int) -> Email:
+        """See `Mailmark.reschedule_email`."""
+        return await self._run(_Calls.reschedule_email(email_id, scheduled_at))

@@ -295,3 +295,41 @@ class SuppressionPage:
             else [],
             next_cursor=_opt_str(data, "nextCursor"),
         )
+
+
+@dataclass(frozen=True)
+class NotCanceled:
+    """A recipient a cancel left alone, with its status (attempted, or being attempted)."""
+
+    address: str
+    status: str
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What cancelling an email did."""
+
+    id: str
+    message_id: str | None
+    #: The email's status afterwards (``canceled`` unless some recipients were already tried).
+    status: str
+    #: The recipients withdrawn: each gets an ``email.canceled`` event.
+    canceled: list[str]
+    not_canceled: list[NotCanceled]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CancelResult:
+        others = data.get("notCanceled")
+        return cls(
+            id=_str(data, "_id"),
+            message_id=_opt_str(data, "messageId"),
+            status=_str(data, "status"),
+            canceled=_strs(data, "canceled"),
+            not_canceled=[
+                NotCanceled(_str(item, "address"), _str(item, "status"))
+                for item in others
+                if isinstance(item, dict)
+            ]
+            if isinstance(others, list)
+            else [],
+        )

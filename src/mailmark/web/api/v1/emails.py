@@ -1,4 +1,5 @@
-"""GET /v1/emails (newest first, cursor pages, filters) and GET /v1/emails/{id}."""
+"""GET /v1/emails (newest first, cursor pages, filters), GET /v1/emails/{id}, and cancelling or
+rescheduling a scheduled email while it waits for its first attempt."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, get
-from litestar.params import FromPath, FromQuery, Parameter
+from litestar import Controller, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from mailmark.core.apikeys import ApiPrincipal
-from mailmark.core.emails import EmailService
+from mailmark.core.emails import Cancellation, EmailService
 from mailmark.core.model import EmailEvent, EmailRecipient, SentEmail
 from mailmark.web.api.v1.auth import Injected
 from mailmark.web.api.v1.docs import samples
@@ -65,6 +66,33 @@ class EventOut(msgspec.Struct, rename="camel"):
 class EmailDetail(EmailOut, kw_only=True):
     recipients: list[RecipientOut]
     events: list[EventOut]
+
+
+class NotCanceledOut(msgspec.Struct):
+    address: str
+    status: str
+
+
+class CancellationOut(msgspec.Struct, rename="camel"):
+    id: str = msgspec.field(name="_id")
+    message_id: str | None = None
+    status: str = "canceled"
+    canceled: list[str] = msgspec.field(default_factory=list)
+    not_canceled: list[NotCanceledOut] = msgspec.field(default_factory=list)
+
+
+class EmailPatch(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    scheduled_at: int  # unix time in milliseconds, as in /v1/send
+
+
+def cancellation_out(done: Cancellation) -> CancellationOut:
+    return CancellationOut(
+        id=str(done.email.id),
+        message_id=done.email.message_id,
+        status=done.email.status,
+        canceled=done.canceled,
+        not_canceled=[NotCanceledOut(e.recipient, e.status) for e in done.not_canceled],
+    )
 
 
 def email_out(email: SentEmail) -> EmailOut:
@@ -153,3 +181,57 @@ class EmailController(Controller):
             recipients=[_recipient(r) for r in email.recipients],
             events=[_event(e) for e in events],
         )
+
+    @post(
+        "/{email_id:str}/cancel",
+        operation_id="cancelEmail",
+        summary="Cancel a scheduled email",
+        status_code=200,
+        operation_class=samples(
+            "POST",
+            "/v1/emails/42/cancel",
+            response={
+                "_id": "42",
+                "messageId": EXAMPLE["messageId"],
+                "status": "canceled",
+                "canceled": ["recipient@example.com"],
+                "notCanceled": [],
+            },
+            sdk="const result = await client.cancelEmail('42');",
+        ),
+    )
+    async def cancel_email(
+        self,
+        principal: Injected[ApiPrincipal],
+        emails: Injected[EmailService],
+        email_id: FromPath[str],
+    ) -> CancellationOut:
+        """Withdraw, by `_id` or `messageId`, every recipient still waiting for its first
+        attempt: `canceled` lists them (each gets an `email.canceled` event), `notCanceled` the
+        others with their status (already attempted, being attempted, or canceled before).
+        409 when no recipient was waiting."""
+        return cancellation_out(await emails.cancel(principal.domain_id, email_id))
+
+    @patch(
+        "/{email_id:str}",
+        operation_id="rescheduleEmail",
+        summary="Reschedule a scheduled email",
+        operation_class=samples(
+            "PATCH",
+            "/v1/emails/42",
+            body={"scheduledAt": 1750000000000},
+            response={**EXAMPLE, "status": "queued", "scheduledAt": "2025-06-15T15:06:40+00:00"},
+            sdk="const email = await client.rescheduleEmail('42', new Date('2025-06-15T15:06:40Z'));",
+        ),
+    )
+    async def reschedule_email(
+        self,
+        principal: Injected[ApiPrincipal],
+        emails: Injected[EmailService],
+        email_id: FromPath[str],
+        data: JSONBody[EmailPatch],
+    ) -> EmailOut:
+        """Move the first attempt of every recipient still waiting for it to `scheduledAt` (unix
+        ms, in the future, at most a year ahead, as in /v1/send). 409 when no recipient is
+        waiting any more."""
+        return email_out(await emails.reschedule(principal.domain_id, email_id, data.scheduled_at))
