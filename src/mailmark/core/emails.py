@@ -54,6 +54,7 @@ class EmailService:
         status: str | None = None,
         from_addr: str | None = None,
         batch_id: str | None = None,
+        tag: str | None = None,
     ) -> Page[SentEmail]:
         """The domain's sent emails, newest first."""
         size = page_size(limit)
@@ -68,6 +69,7 @@ class EmailService:
                 status=status,
                 from_addr=from_addr,
                 batch_id=batch_id,
+                tag=tag,
             )
         more = len(emails) > size
         emails = emails[:size]
