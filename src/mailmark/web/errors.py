@@ -66,9 +66,9 @@ CODE_BY_STATUS = {
 }
 _WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
 _BODY_FIELD = re.compile(r"at `\$\.([A-Za-z0-9_]+)|required field `([A-Za-z0-9_]+)`")
-# msgspec on a body struct that forbids unknown fields: "Object contains unknown field `x`",
-# followed by " - at `$.attachments[0]`" when the field is inside.
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`(?: - at `\$\.?([^`]*)`)?")
+# msgspec on a body struct that forbids unknown fields; Litestar gives where it is (the object
+# holding it, such as `attachments[0]`) as the error's key.
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
         if unknown is not None:
             # A misspelt field (`scheduled_at` for `scheduledAt`) would otherwise change what
             # the request does without a word: refused like any other unprocessable value.
-            name = f"{unknown[2]}.{unknown[1]}" if unknown[2] else unknown[1]
+            name = f"{field}.{unknown[1]}" if field else unknown[1]
             return Response(
                 error_body("unknown_field", f"Unknown field {name!r}.", name), status_code=422
             )

@@ -319,3 +319,25 @@ async def test_an_oversized_body_is_413_in_the_error_shape(acme: Tenant, world: 
 
     assert_error(response, 413, "request_too_large")
     assert await queued_rows(world) == []
+
+
+async def test_a_misspelt_field_is_a_422_naming_it_and_sends_nothing(
+    acme: Tenant, world: World
+) -> None:
+    body = {"from": "sales@acme.test", "to": "ann@example.com", "subject": "Later", "text": "x"}
+
+    response = await acme.client.post("/v1/send", json={**body, "scheduled_at": later_ms()})
+    nested = await acme.client.post(
+        "/v1/send",
+        json={
+            **body,
+            "attachments": [{"filename": "a.txt", "content": "aGk=", "content_type": "text/plain"}],
+        },
+    )
+    group = await acme.client.post("/v1/sender-groups", json={"name": "g", "mailbox": "all"})
+
+    message = assert_error(response, 422, "unknown_field", "scheduled_at")
+    assert "scheduled_at" in message
+    assert_error(nested, 422, "unknown_field", "attachments[0].content_type")
+    assert_error(group, 422, "unknown_field", "mailbox")
+    assert await queued_rows(world) == []
