@@ -10,6 +10,7 @@ from mailmark.core.addresses import normalize_address
 from mailmark.core.errors import InvalidInput, NotFound
 from mailmark.core.model import EmailEvent, SentEmail, Suppression
 from mailmark.core.ports import UnitOfWorkFactory
+from mailmark.core.sending import TAG, TAG_RULE
 from mailmark.core.states import DeliveryStatus
 
 DEFAULT_PAGE = 50
@@ -61,6 +62,12 @@ class EmailService:
         before = cursor_id(cursor)
         if status is not None and status not in set(DeliveryStatus):
             raise InvalidInput(f"status is one of {', '.join(DeliveryStatus)}.", field="status")
+        if tag is not None and not TAG.match(tag):
+            raise InvalidInput(TAG_RULE, field="tag")
+        # PostgreSQL refuses NUL in text: such a filter could only fail, never match.
+        for name, value in (("from", from_addr), ("batchId", batch_id)):
+            if value is not None and "\0" in value:
+                raise InvalidInput(f"{name} must not contain NUL characters.", field=name)
         async with self._uow(read_only=True) as uow:
             emails = await uow.sent_emails.list_for_domain(
                 domain_id,

@@ -51,7 +51,8 @@ MAX_BATCH_ID = 64
 MAX_ATTACHMENTS = 20
 MAX_TAGS = 10
 # A tag is what `GET /v1/emails?tag=` takes: short, and safe in a URL as it is.
-_TAG = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+TAG = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+TAG_RULE = "A tag is 1 to 64 letters, digits and _.:- characters."
 MAX_FILENAME = 255
 MAX_CONTENT_ID = 100
 # Room kept under the size limit for the fields added on the way out (DKIM-Signature, Received).
@@ -650,10 +651,8 @@ def check_tags(tags: Sequence[str]) -> tuple[str, ...]:
     if len(unique) > MAX_TAGS:
         raise InvalidInput(f"At most {MAX_TAGS} tags per email.", field="tags")
     for tag in unique:
-        if not _TAG.match(tag):
-            raise InvalidInput(
-                "A tag is 1 to 64 letters, digits and _.:- characters.", field="tags"
-            )
+        if not TAG.match(tag):
+            raise InvalidInput(TAG_RULE, field="tags")
     return unique
 
 

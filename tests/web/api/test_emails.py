@@ -175,6 +175,7 @@ async def test_tags_are_returned_and_filter_the_list(acme: Tenant, other: Tenant
     tagged = (await acme.client.get("/v1/emails", params={"tag": "welcome"})).json()
     paged = (await acme.client.get("/v1/emails", params={"tag": "welcome", "limit": 2})).json()
     none = (await acme.client.get("/v1/emails", params={"tag": "nothing"})).json()
+    malformed = await acme.client.get("/v1/emails", params={"tag": "a\x00b"})
     everything = (await acme.client.get("/v1/emails")).json()
     one = (await acme.client.get(f"/v1/emails/{welcome['messageId']}")).json()
 
@@ -182,6 +183,10 @@ async def test_tags_are_returned_and_filter_the_list(acme: Tenant, other: Tenant
     assert {e["messageId"] for e in tagged["data"][:2]} == set(campaign["messageIds"])  # type: ignore[arg-type]
     assert len(paged["data"]) == 2 and paged["nextCursor"] is not None
     assert none == {"data": [], "nextCursor": None}
+    assert_error(malformed, 400, "invalid_input", "tag")
+    for name in ("from", "batchId"):
+        nul = await acme.client.get("/v1/emails", params={name: "a\x00b"})
+        assert_error(nul, 400, "invalid_input", name)
     assert {e["subject"]: e["tags"] for e in everything["data"]} == {
         "camp": ["welcome"],
         "untagged": [],
