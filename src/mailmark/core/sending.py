@@ -178,7 +178,7 @@ class SendingService:
     ) -> None:
         self._uow = uow
         # Our MX advertises this SIZE (RFC 1870); a message we build stays within it.
-        self.max_message_size = max_message_size
+        self._max_message_size = max_message_size
         self._clock = clock
         self._queue = queue
         self._delivery = delivery
@@ -290,10 +290,10 @@ class SendingService:
             signature=mailbox.signature,
             attachments=draft.attachments,
         )
-        if len(raw) + SIGNING_ALLOWANCE > self.max_message_size:
+        if len(raw) + SIGNING_ALLOWANCE > self._max_message_size:
             raise MessageTooLarge(
                 f"The message would be {len(raw)} bytes, over the limit of "
-                f"{self.max_message_size - SIGNING_ALLOWANCE} bytes.",
+                f"{self._max_message_size - SIGNING_ALLOWANCE} bytes.",
                 field="attachments" if draft.attachments else None,
             )
         return _Prepared(
@@ -315,10 +315,10 @@ class SendingService:
         if len(attachments) > MAX_ATTACHMENTS:
             raise InvalidInput(f"At most {MAX_ATTACHMENTS} attachments.", field="attachments")
         total = sum(len(a.content) for a in attachments)
-        if total + SIGNING_ALLOWANCE > self.max_message_size:
+        if total + SIGNING_ALLOWANCE > self._max_message_size:
             raise MessageTooLarge(
                 f"The attachments hold {total} bytes, over the message size limit of "
-                f"{self.max_message_size - SIGNING_ALLOWANCE} bytes.",
+                f"{self._max_message_size - SIGNING_ALLOWANCE} bytes.",
                 field="attachments",
             )
         content_ids: set[str] = set()
