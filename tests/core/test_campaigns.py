@@ -11,13 +11,15 @@ import sqlalchemy as sa
 
 from mailmark.core.campaigns import (
     MAX_CAMPAIGN,
+    AttachmentRequest,
     CampaignExpansion,
     SendingDomain,
     SendRequest,
     SendType,
     Sent,
 )
-from mailmark.core.errors import InvalidInput, MailmarkError, NotFound
+from mailmark.core.compose import Attachment
+from mailmark.core.errors import HeaderInjection, InvalidInput, MailmarkError, NotFound
 from mailmark.core.ports import UnitOfWork
 from mailmark.storage.tables import deliveries, outbound_messages
 from tests.support.world import DOMAIN, World
@@ -127,6 +129,15 @@ async def test_a_sender_group_takes_turns_and_gives_its_recipients(world: World)
     ]
 
 
+def attachment(
+    filename: str,
+    content: str = "aGk=",
+    content_type: str | None = None,
+    content_id: str | None = None,
+) -> AttachmentRequest:
+    return AttachmentRequest(filename, content, content_type, content_id)
+
+
 REFUSALS = [
     (replace(CAMPAIGN, to=("not an address",)), InvalidInput, "to", "is not a valid email"),
     (replace(CAMPAIGN, subject="Hi\r\nBcc: x@example.com"), InvalidInput, "subject", "line breaks"),
@@ -172,6 +183,59 @@ REFUSALS = [
         "to",
         f"At most {MAX_CAMPAIGN} recipients",
     ),
+    (
+        replace(
+            CAMPAIGN, attachments=(AttachmentRequest("a.txt", "aGk="), attachment("b.txt", "!!"))
+        ),
+        InvalidInput,
+        "attachments[1].content",
+        "not valid base64",
+    ),
+    (
+        replace(CAMPAIGN, attachments=(attachment("a\r\nBcc: x@example.com.txt"),)),
+        HeaderInjection,
+        "attachments[0].filename",
+        "line breaks",
+    ),
+    (
+        replace(CAMPAIGN, attachments=(attachment("a\tb.txt"),)),
+        InvalidInput,
+        "attachments[0].filename",
+        "printable",
+    ),
+    (
+        replace(CAMPAIGN, attachments=(attachment("a.txt", content_type="text/plain; x=1"),)),
+        InvalidInput,
+        "attachments[0].contentType",
+        "type/subtype",
+    ),
+    (
+        replace(CAMPAIGN, attachments=(attachment("a.png", content_id="<logo>"),)),
+        InvalidInput,
+        "attachments[0].contentId",
+        "content id",
+    ),
+    (
+        replace(
+            CAMPAIGN,
+            attachments=(
+                attachment("a.png", content_id="logo"),
+                attachment("b.png", content_id="LOGO"),
+            ),
+        ),
+        InvalidInput,
+        "attachments[1].contentId",
+        "given twice",
+    ),
+    (
+        replace(CAMPAIGN, attachments=tuple(attachment(f"{n}.txt") for n in range(21))),
+        InvalidInput,
+        "attachments",
+        "At most 20 attachments",
+    ),
+    (replace(CAMPAIGN, tags=tuple(f"t{n}" for n in range(11))), InvalidInput, "tags", "10 tags"),
+    (replace(CAMPAIGN, tags=("no spaces",)), InvalidInput, "tags", "A tag is"),
+    (replace(CAMPAIGN, tags=("x" * 65,)), InvalidInput, "tags", "A tag is"),
 ]
 
 
@@ -185,6 +249,35 @@ async def test_every_refusal_names_its_field_and_queues_nothing(
     assert refused.value.field == field
     assert message in refused.value.message
     assert await queued(world) == []
+
+
+async def test_reply_to_headers_attachments_and_tags_go_with_every_campaign_email(
+    world: World,
+) -> None:
+    request = replace(
+        CAMPAIGN,
+        reply_to="help@acme.test",
+        headers={"X-Campaign": "spring"},
+        attachments=(
+            AttachmentRequest("logo.png", "iVBORw0=\n", content_id="logo"),
+            AttachmentRequest("terms", "aGk=", "text/plain"),
+            AttachmentRequest("data.unknownext", ""),
+        ),
+        tags=("spring", "promo", "spring"),
+    )
+
+    expansion = await service(world).expand(request, await acme(world))
+
+    assert len(expansion.drafts) == 2
+    for draft in expansion.drafts:
+        assert draft.reply_to == "help@acme.test"
+        assert draft.headers == {"X-Campaign": "spring"}
+        assert draft.tags == ("spring", "promo")
+        assert draft.attachments == (
+            Attachment("logo.png", b"\x89PNG\r", "image/png", "logo"),
+            Attachment("terms", b"hi", "text/plain"),
+            Attachment("data.unknownext", b"", "application/octet-stream"),
+        )
 
 
 async def test_a_sender_group_without_mailboxes_is_refused(world: World) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.header
 import email.policy
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
@@ -150,3 +151,121 @@ def test_alternative_parts_read_back_in_order_with_a_fresh_boundary() -> None:
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     assert [p.get_content() for p in message.iter_parts()] == ["Hello\r\n", "<p>Hello</p>\r\n"]
     assert compose.alternative([plain, html])[0] != head
+
+
+PNG = bytes(range(256)) * 40
+PDF = b"%PDF-1.4\n" + bytes(reversed(range(256))) * 7
+FILENAMES = [
+    "invoice.pdf",
+    "my report (final).pdf",
+    'quote "me".txt',
+    "Übersicht März.xlsx",
+    "報告書" * 30 + ".docx",
+    "x" * 200 + ".bin",
+]
+
+
+def build(attachments: list[compose.Attachment], html: str | None = "<p>Hi</p>") -> bytes:
+    return compose.build_message(
+        sender="sales@acme.test",
+        to=["bob@remote.test"],
+        cc=[],
+        reply_to=None,
+        subject="Files",
+        date=datetime(2026, 12, 5, 12, 0, tzinfo=UTC),
+        message_id="1@acme.test",
+        extra_headers={},
+        text="Hi",
+        html=html,
+        signature="",
+        attachments=attachments,
+    )
+
+
+def lines_within_limits(raw: bytes) -> None:
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert all(len(line) <= compose.LINE_LENGTH for line in raw.split(b"\r\n"))
+
+
+@pytest.mark.parametrize("filename", FILENAMES)
+def test_an_attachment_filename_reads_back_exactly(filename: str) -> None:
+    raw = build([compose.Attachment(filename, PDF, "application/pdf")])
+
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    [part] = list(message.iter_attachments())
+    assert part.get_filename() == filename
+    assert part.get_param("name") == filename
+    assert part.get_content_disposition() == "attachment"
+    assert part.get_content() == PDF
+    lines_within_limits(raw)
+
+
+def test_inline_parts_are_related_to_the_body_and_files_are_mixed_after_it() -> None:
+    raw = build(
+        [
+            compose.Attachment("logo.png", PNG, "image/png", "logo@acme.test"),
+            compose.Attachment("invoice.pdf", PDF, "application/pdf"),
+        ],
+        html='<p>Hi</p><img src="cid:logo@acme.test">',
+    )
+
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message.get_content_type() == "multipart/mixed"
+    related, attached = message.get_payload()
+    assert related.get_content_type() == "multipart/related"
+    assert related.get_param("type") == "multipart/alternative"
+    body, image = related.get_payload()
+    assert [p.get_content_type() for p in body.get_payload()] == ["text/plain", "text/html"]
+    assert image["Content-ID"] == "<logo@acme.test>"
+    assert image.get_content_disposition() == "inline"
+    assert image.get_content() == PNG
+    assert attached.get_content_type() == "application/pdf" and attached.get_content() == PDF
+    assert message.defects == [] and all(not p.defects for p in message.walk())
+    lines_within_limits(raw)
+
+
+def test_inline_parts_alone_make_a_related_message_and_files_alone_a_mixed_one() -> None:
+    inline = email.message_from_bytes(
+        build([compose.Attachment("a.png", PNG, "image/png", "a")], html="<img src='cid:a'>"),
+        policy=email.policy.default,
+    )
+    assert inline.get_content_type() == "multipart/related"
+    files = email.message_from_bytes(
+        build([compose.Attachment("a.bin", b"", "application/octet-stream")], html=None),
+        policy=email.policy.default,
+    )
+    assert files.get_content_type() == "multipart/mixed"
+    text, empty = files.get_payload()
+    assert text.get_content_type() == "text/plain" and empty.get_content() == b""
+
+
+def test_without_attachments_the_message_is_as_before() -> None:
+    raw = build([])
+
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+
+
+@pytest.mark.parametrize(
+    ("value", "pieces"),
+    [
+        ("report.pdf", ["filename=report.pdf"]),
+        ("my report.pdf", ['filename="my report.pdf"']),
+        ('a "b" \\ c', ['filename="a \\"b\\" \\\\ c"']),
+        ("März.pdf", ["filename*=utf-8''M%C3%A4rz.pdf"]),
+    ],
+)
+def test_a_parameter_is_a_token_a_quoted_string_or_an_extended_value(
+    value: str, pieces: list[str]
+) -> None:
+    assert compose.parameter("filename", value) == pieces
+
+
+def test_a_long_extended_value_is_split_without_breaking_an_escape() -> None:
+    pieces = compose.parameter("filename", "é" * 40)
+
+    assert pieces[0].startswith("filename*0*=utf-8''")
+    assert all(piece.startswith(f"filename*{i}*=") for i, piece in enumerate(pieces))
+    values = [piece.split("=", 1)[1] for piece in pieces]
+    assert all("%" not in value[-2:] for value in values)
+    assert "".join(values) == "utf-8''" + "%C3%A9" * 40

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import os
 import re
 import shutil
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.sdk.conftest import LiveApi
+from tests.support.world import World, stored_copies
 
 SDK = Path(__file__).resolve().parents[2] / "sdk" / "node"
 NODE = shutil.which("node")
@@ -53,7 +56,7 @@ async def _build() -> None:
     await _run(NPM, "run", "build")
 
 
-async def test_npm_package_against_live_server(live_api: LiveApi) -> None:
+async def test_npm_package_against_live_server(live_api: LiveApi, world: World) -> None:
     await _build()
     tests = sorted(str(path.relative_to(SDK)) for path in (SDK / "test").glob("*.test.js"))
     assert tests, "no sdk/node/test/*.test.js"
@@ -76,6 +79,17 @@ async def test_npm_package_against_live_server(live_api: LiveApi) -> None:
     assert passed and failed, output[-4000:]
     assert int(failed[1]) == 0, output[-6000:]
     assert int(passed[1]) >= 20, output[-4000:]
+    # What the attachments test (send.test.js) sent, as the server built it.
+    [copy] = [
+        c
+        for c in await stored_copies(world.services, world.sales)
+        if c.subject == "Node attachments"
+    ]
+    message = email.message_from_bytes(copy.data, policy=email.policy.default)
+    [csv] = message.iter_attachments()
+    assert csv.get_filename() == "report-node.csv" and csv.get_content() == "a,b\n1,2\n"
+    [logo] = [part for part in message.walk() if part["Content-ID"] == "<logo>"]
+    assert logo.get_content() == bytes(i % 256 for i in range(70_000))
 
 
 async def test_package_is_esm_with_types_that_check_and_no_runtime_dependencies() -> None:

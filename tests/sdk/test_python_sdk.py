@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from mailmark_sdk import (
     APIConnectionError,
     AsyncMailmark,
+    Attachment,
     AuthenticationError,
     CampaignSendResult,
     ConflictError,
@@ -22,6 +26,7 @@ from mailmark_sdk import (
 )
 
 from tests.sdk.conftest import LiveApi
+from tests.support.world import World, stored_copies
 
 
 def _unique(prefix: str) -> str:
@@ -202,6 +207,53 @@ async def test_async_client_sends_a_campaign(live_api: LiveApi) -> None:
         assert sorted(str(email.message_id) for email in page.data) == sorted(sent.message_ids)
         assert sorted(str(email.subject) for email in page.data) == ["Hi Ann", "Hi Bob"]
         assert {email.batch_id for email in page.data} == {sent.batch_id}
+
+
+async def test_async_client_sends_attachments_from_bytes_and_paths_with_tags(
+    live_api: LiveApi, world: World, tmp_path: Path
+) -> None:
+    report = tmp_path / "Bericht März.pdf"
+    report.write_bytes(b"%PDF-1.4\n" + bytes(range(256)))
+    logo = b"\x89PNG\r\n\x1a\n" + bytes(reversed(range(256)))
+    tag = _unique("t-")
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        sent = await client.send(
+            from_=live_api.sender,
+            to="ann@example.com",
+            subject="Report",
+            html='<p>Report</p><img src="cid:logo">',
+            scheduled_at=datetime.now(UTC) + timedelta(hours=1),
+            attachments=[
+                Attachment(path=report),
+                Attachment(filename="logo.png", content=logo, content_id="logo"),
+            ],
+            tags=[tag, "reports"],
+        )
+        tagged = await client.list_emails(tag=tag)
+        with pytest.raises(ValidationError) as bad:
+            await client.send(
+                from_=live_api.sender,
+                to="ann@example.com",
+                subject="x",
+                text="x",
+                attachments=[Attachment(filename="a\r\nb.txt", content=b"x")],
+            )
+        with pytest.raises(ValueError, match="content or path"):
+            Attachment(filename="a.txt").to_json()
+
+    assert isinstance(sent, SendResult)
+    assert [(e.message_id, e.tags) for e in tagged.data] == [
+        (sent.message_id, sorted([tag, "reports"]))
+    ]
+    assert bad.value.field == "attachments[0].filename"
+    [copy] = await stored_copies(world.services, world.sales)
+    message = email.message_from_bytes(copy.data, policy=email.policy.default)
+    parts = {part.get_filename(): part for part in message.iter_attachments()}
+    assert parts["Bericht März.pdf"].get_content() == report.read_bytes()
+    assert parts["Bericht März.pdf"].get_content_type() == "application/pdf"
+    [related] = [p for p in message.iter_parts() if p.get_content_type() == "multipart/related"]
+    [image] = [p for p in related.iter_parts() if p["Content-ID"] == "<logo>"]
+    assert image.get_content() == logo and image.get_content_type() == "image/png"
 
 
 async def test_async_client_pages_emails_newest_first(live_api: LiveApi) -> None:

@@ -1,5 +1,6 @@
 import { APIConnectionError, errorFromResponse } from "./errors.js";
 import type {
+  Attachment,
   CampaignSendParams,
   CancelResult,
   CampaignSendResult,
@@ -71,8 +72,9 @@ export class Mailmark {
   send(params: TransactionalSendParams): Promise<TransactionalSendResult>;
   send(params: SendParams): Promise<SendResult>;
   async send(params: SendParams): Promise<SendResult> {
-    const { idempotencyKey, scheduledAt, to, cc, bcc, ...fields } = params;
+    const { idempotencyKey, scheduledAt, to, cc, bcc, attachments, ...fields } = params;
     const body: Record<string, unknown> = { ...fields, to: list(to) };
+    if (attachments !== undefined) body["attachments"] = await Promise.all(attachments.map(encoded));
     if (cc !== undefined) body["cc"] = list(cc);
     if (bcc !== undefined) body["bcc"] = list(bcc);
     if (scheduledAt !== undefined) {
@@ -123,9 +125,9 @@ export class Mailmark {
 
   /** One page of sent emails, newest first. */
   listEmails(params: ListEmailsParams = {}): Promise<EmailPage> {
-    const { status, from, batchId, cursor, limit } = params;
+    const { status, from, batchId, tag, cursor, limit } = params;
     return this.#request<EmailPage>("GET", "/v1/emails", {
-      query: { status, from, batchId, cursor, limit },
+      query: { status, from, batchId, tag, cursor, limit },
     });
   }
 
@@ -229,6 +231,39 @@ export class Mailmark {
     if (!response.ok) throw errorFromResponse(response.status, body, response.headers);
     return body as T;
   }
+}
+
+/** An attachment as the API takes it: the bytes in base64, read from `path` when given. */
+async function encoded(attachment: Attachment): Promise<Record<string, string>> {
+  const { filename, content, path, contentType, contentId } = attachment;
+  if ((content === undefined) === (path === undefined)) {
+    throw new TypeError("Mailmark: an attachment needs either content or path");
+  }
+  const name = filename ?? path?.split(/[\\/]/).pop();
+  if (!name) throw new TypeError("Mailmark: an attachment given by content needs a filename");
+  const bytes = content ?? (await readFile(path ?? ""));
+  const body: Record<string, string> = { filename: name, content: base64(bytes) };
+  if (contentType !== undefined) body["contentType"] = contentType;
+  if (contentId !== undefined) body["contentId"] = contentId;
+  return body;
+}
+
+/** Read a file with the runtime's `node:fs` (Node, Bun, Deno), loaded only when a path is given,
+ * so the package still runs where there is no file system. */
+async function readFile(path: string): Promise<Uint8Array> {
+  const module = "node:fs/promises";
+  const fs = (await import(module)) as { readFile(path: string): Promise<Uint8Array> };
+  return fs.readFile(path);
+}
+
+/** Base64 with `btoa`, which every runtime has (Node 16+, Bun, Deno, browsers). */
+function base64(bytes: Uint8Array): string {
+  let binary = "";
+  const chunk = 0x8000;
+  for (let start = 0; start < bytes.length; start += chunk) {
+    binary += String.fromCharCode(...bytes.subarray(start, start + chunk));
+  }
+  return btoa(binary);
 }
 
 function list(value: string | string[]): string[] {

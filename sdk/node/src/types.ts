@@ -47,6 +47,20 @@ export interface UpdateSenderGroupParams {
 
 export type SendType = "transactional" | "campaign";
 
+/** A file sent with an email: its bytes as `content`, or a `path` to read them from. */
+export interface Attachment {
+  /** The name the recipient sees; defaults to the last segment of `path`. */
+  filename?: string;
+  /** The bytes (a Node `Buffer` is a `Uint8Array`). */
+  content?: Uint8Array;
+  /** A file to read instead (Node, Bun and Deno). */
+  path?: string;
+  /** `type/subtype`; guessed by the server from the filename when not given. */
+  contentType?: string;
+  /** Makes it an inline image, shown by the HTML as `<img src="cid:...">`. */
+  contentId?: string;
+}
+
 interface SendFields {
   /** Full address of an existing mailbox on the API key's domain. */
   from: string;
@@ -68,6 +82,10 @@ interface SendFields {
   headers?: Record<string, string>;
   /** Rotate the From address over this sender group's mailboxes (campaign sends). */
   senderGroupId?: string;
+  /** Files to attach (at most 20), inline images among them when they have a `contentId`. */
+  attachments?: Attachment[];
+  /** Up to 10 labels (letters, digits, `_.:-`) to find the email by: `listEmails({ tag })`. */
+  tags?: string[];
   /** Sent as the `Idempotency-Key` header: a retried send with the same key is not sent twice. */
   idempotencyKey?: string;
 }
@@ -109,6 +127,8 @@ export interface Email {
   source: string;
   createdAt: string | null;
   scheduledAt: string | null;
+  /** The tags it was sent with. */
+  tags: string[];
 }
 
 export interface EmailRecipient {
@@ -137,6 +157,8 @@ export interface ListEmailsParams {
   status?: string;
   from?: string;
   batchId?: string;
+  /** Only emails sent with this tag. */
+  tag?: string;
   /** The `nextCursor` of the previous page. */
   cursor?: string;
   limit?: number;

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 
 import { MailmarkError, NotFoundError, ValidationError } from "../dist/index.js";
@@ -151,4 +154,49 @@ test("a bounced recipient is suppressed, listed, refused, then lifted", async ()
   assert.deepEqual(await client.deleteSuppression(gone), { deleted: true });
   assert.ok(!(await client.listSuppressions()).data.some((s) => s.address === gone));
   await assert.rejects(client.deleteSuppression(gone), NotFoundError);
+});
+
+test("attachments from bytes and paths are sent, and tags filter listEmails", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "mailmark-sdk-"));
+  const path = join(dir, "report-node.csv");
+  await writeFile(path, "a,b\n1,2\n");
+  const tag = unique("node-");
+  // Longer than one chunk of the encoder, every byte value.
+  const logo = Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 256));
+  const result = await client.send({
+    from: sender,
+    to: ["ann@example.com"],
+    subject: "Node attachments",
+    html: '<p>Logo: <img src="cid:logo"></p>',
+    scheduledAt: new Date(Date.now() + 3600 * 1000),
+    attachments: [{ path }, { filename: "logo.png", content: new Uint8Array(logo), contentId: "logo" }],
+    tags: [tag, "sdk"],
+  });
+  assert.equal(result.status, "queued");
+
+  const page = await client.listEmails({ tag });
+  assert.deepEqual(
+    page.data.map((email) => [email.messageId, email.tags]),
+    [[result.messageId, [tag, "sdk"].sort()]],
+  );
+  assert.deepEqual((await client.getEmail(result.messageId)).tags, [tag, "sdk"].sort());
+
+  await assert.rejects(
+    client.send({
+      from: sender,
+      to: ["x@example.com"],
+      subject: "x",
+      text: "x",
+      attachments: [{ filename: "a\r\nb.txt", content: new Uint8Array([1]) }],
+    }),
+    (error) => {
+      assert.ok(error instanceof ValidationError, `${error}`);
+      assert.equal(error.field, "attachments[0].filename");
+      return true;
+    },
+  );
+  await assert.rejects(
+    client.send({ from: sender, to: ["x@example.com"], subject: "x", text: "x", attachments: [{ filename: "a" }] }),
+    TypeError,
+  );
 });

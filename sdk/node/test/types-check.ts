@@ -34,6 +34,19 @@ export async function usage(): Promise<void> {
   const deleted: true = (await client.deleteMailbox(mailbox.fullAddress)).deleted;
   const group = await client.createSenderGroup({ name: "Marketing", mailboxes: "all", emails: ids });
   await client.updateSenderGroup(group._id, { addEmails: ["new@example.com"] });
+  const attached: TransactionalSendResult = await client.send({
+    from: "hello@yourdomain.com",
+    to: "user@example.com",
+    subject: "Invoice",
+    html: '<img src="cid:logo">',
+    attachments: [
+      { path: "./invoice.pdf" },
+      { filename: "logo.png", content: new Uint8Array([1, 2]), contentType: "image/png", contentId: "logo" },
+    ],
+    tags: ["invoice"],
+  });
+  const tags: string[] = (await client.listEmails({ tag: "invoice" })).data[0]?.tags ?? [];
+  void [attached, tags];
   const page = await client.listEmails({ status: "queued", limit: 20 });
   const detail: EmailDetail = await client.getEmail(page.data[0]?._id ?? "1");
   const cursor: string | null = (await client.listSuppressions()).nextCursor;
@@ -50,6 +63,8 @@ export async function usage(): Promise<void> {
   await client.send({ to: "d@e.f", subject: "s", text: "t" });
   // @ts-expect-error: a time is required
   await client.rescheduleEmail("1");
+  // @ts-expect-error: content is bytes, not text
+  await client.send({ from: "a@b.c", to: "d@e.f", subject: "s", text: "t", attachments: [{ content: "x" }] });
   // @ts-expect-error: not an event Mailmark sends
   await client.createWebhook({ url: "https://hooks.example.com", events: ["email.sent"] });
 

@@ -3,13 +3,17 @@ individually addressed email per recipient (PRODUCT.md "Send Email", "Sender Gro
 
 The rules of a send request live here, for every caller (the /v1 API, the dashboard, the CLI, the
 campaign engine): the recipient cap, the schedule window, no cc/bcc on a campaign, variables only
-for campaigns, recipient de-duplication, sender-group rotation and merge-tag rendering. Errors
+for campaigns, recipient de-duplication, sender-group rotation, merge-tag rendering and the
+decoding of attachments (base64, as JSON carries them). Errors
 name the request field at fault (`field`), in the API's spelling, which every caller shares.
 Sender ownership, quota, suppression and header checks of each message are `SendingService`'s.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import mimetypes
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,16 +21,31 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from mailmark.core.addresses import check_header_value, normalize_address
-from mailmark.core.errors import InvalidInput, NotFound, naming
+from mailmark.core.compose import Attachment
+from mailmark.core.errors import InvalidInput, MessageTooLarge, NotFound, naming
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.merge_tags import MAX_VALUE, MAX_VARIABLES, render
 from mailmark.core.model import Mailbox
 from mailmark.core.ports import Clock, UnitOfWork
 from mailmark.core.sender_groups import SenderGroupService
-from mailmark.core.sending import Draft, SendingService, Submission
+from mailmark.core.sending import Draft, SendingService, Submission, check_tags
 
 MAX_CAMPAIGN = 1000  # recipients of one campaign request, queued in one transaction
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
+# Attachment bytes one campaign request may build in all (each recipient's email carries them).
+MAX_CAMPAIGN_ATTACHMENT_BYTES = 200 * 1024 * 1024
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class AttachmentRequest:
+    """An attachment as the API gives it: `content` in base64 (RFC 4648 §4, line breaks
+    allowed); without `content_type`, one is guessed from the filename's extension."""
+
+    filename: str
+    content: str
+    content_type: str | None = None
+    content_id: str | None = None
 
 
 class SendType(StrEnum):
@@ -52,6 +71,8 @@ class SendRequest:
     variables: Mapping[str, Mapping[str, str]] | None = None
     sender_group_id: str | None = None
     scheduled_at_ms: int | None = None  # unix time in milliseconds, as the API gives it
+    attachments: tuple[AttachmentRequest, ...] = ()
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +140,9 @@ class CampaignExpansion:
         """The drafts the request becomes, or InvalidInput/NotFound naming the field at fault."""
         _check_fields(request)
         scheduled_at = scheduled_time(request.scheduled_at_ms, self._clock.now())
+        attachments = _decoded(request.attachments)
+        self._sending.check_attachments(attachments)
+        tags = check_tags(request.tags)
         if request.type is SendType.TRANSACTIONAL:
             if request.sender_group_id is not None:
                 raise InvalidInput("senderGroupId is for campaign sends.", field="senderGroupId")
@@ -133,6 +157,8 @@ class CampaignExpansion:
                 reply_to=request.reply_to,
                 headers=request.headers,
                 scheduled_at=scheduled_at,
+                attachments=attachments,
+                tags=tags,
             )
             return Expansion([draft], None)
         if request.cc is not None or request.bcc is not None:
@@ -155,6 +181,13 @@ class CampaignExpansion:
             raise InvalidInput(
                 f"At most {MAX_CAMPAIGN} recipients per campaign request.", field="to"
             )
+        attached = sum(len(a.content) for a in attachments) * len(recipients)
+        if attached > MAX_CAMPAIGN_ATTACHMENT_BYTES:
+            raise MessageTooLarge(
+                f"The attachments of all the campaign's emails would hold {attached} bytes, over "
+                f"the limit of {MAX_CAMPAIGN_ATTACHMENT_BYTES} per request.",
+                field="attachments",
+            )
         variables = {
             address.lower(): values for address, values in (request.variables or {}).items()
         }
@@ -176,6 +209,8 @@ class CampaignExpansion:
                     headers=request.headers,
                     scheduled_at=scheduled_at,
                     batch_id=batch_id,
+                    attachments=attachments,
+                    tags=tags,
                 )
             )
         return Expansion(drafts, batch_id)
@@ -216,6 +251,30 @@ def _check_fields(request: SendRequest) -> None:
                     f"At most {MAX_VARIABLES} variables of {MAX_VALUE} characters per recipient.",
                     field="variables",
                 )
+
+
+def _decoded(given: tuple[AttachmentRequest, ...]) -> tuple[Attachment, ...]:
+    """The attachments with their content decoded and a content type for each."""
+    attachments = []
+    for index, attachment in enumerate(given):
+        try:
+            content = base64.b64decode("".join(attachment.content.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(
+                "The content is not valid base64.", field=f"attachments[{index}].content"
+            ) from None
+        content_type = attachment.content_type
+        if content_type is None:
+            content_type = mimetypes.guess_type(attachment.filename, strict=False)[0]
+        attachments.append(
+            Attachment(
+                filename=attachment.filename,
+                content=content,
+                content_type=content_type or DEFAULT_CONTENT_TYPE,
+                content_id=attachment.content_id,
+            )
+        )
+    return tuple(attachments)
 
 
 def scheduled_time(at_ms: int | None, now: datetime) -> datetime | None:

@@ -6,6 +6,11 @@ already checked (no CR, LF or NUL; addresses normalised to dot-atom@domain), so 
 directly: unstructured text folded at white space (RFC 5322 §2.2.3) or, when it is not plain
 ASCII, as RFC 2047 encoded-words; display names as atoms, a quoted-string or encoded-words
 (RFC 5322 §3.4, RFC 2047 §5(3)). Every line ends in CRLF (RFC 5322 §2.1).
+
+Attachments make the message multipart (RFC 2046 §5.1): parts with a Content-ID (inline images an
+HTML body names as `cid:`, RFC 2392) go into a multipart/related with the body (RFC 2387), the
+others into a multipart/mixed around it; each is base64 with a Content-Disposition (RFC 2183)
+whose filename, when not plain ASCII, is an RFC 2231 extended parameter.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import binascii
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from html import escape
@@ -30,6 +36,24 @@ _WORD_OCTETS = 39
 _PHRASE_ATOMS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+( [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _PRINTABLE = re.compile(r"^[ -~]*$")
 _HTML_TAG = re.compile(r"<[A-Za-z/!][^>]*>")
+# RFC 2045 §5.1 token characters, which a parameter value may use without quoting.
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# RFC 2231 §7 attribute-char: what an extended value leaves unescaped.
+_ATTRIBUTE_CHARS = frozenset(
+    b"!#$&+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+_PARAMETER_CHUNK = 60
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to attach, checked by the caller: `content_type` is `type/subtype`; a
+    `content_id` (without <>) makes it an inline part the HTML refers to as `cid:<content_id>`."""
+
+    filename: str
+    content: bytes
+    content_type: str
+    content_id: str | None = None
 
 
 def encoded_words(text: str) -> list[str]:
@@ -135,8 +159,15 @@ def text_part(subtype: str, text: str) -> tuple[str, bytes]:
 
 
 def alternative(parts: Sequence[tuple[str, bytes]]) -> tuple[str, bytes]:
-    """A multipart/alternative of the parts (RFC 2046 §5.1.4), with a boundary that occurs in
-    none of them (RFC 2046 §5.1.1)."""
+    """A multipart/alternative of the parts (RFC 2046 §5.1.4)."""
+    return multipart("alternative", parts)
+
+
+def multipart(
+    subtype: str, parts: Sequence[tuple[str, bytes]], params: Sequence[str] = ()
+) -> tuple[str, bytes]:
+    """A multipart/<subtype> of the parts (header fields, body), with a boundary that occurs in
+    none of them (RFC 2046 §5.1.1); `params` are more `name=value` parameters."""
     while True:
         boundary = f"=_{secrets.randbits(96):029d}"
         marker = boundary.encode("ascii")
@@ -148,7 +179,73 @@ def alternative(parts: Sequence[tuple[str, bytes]]) -> tuple[str, bytes]:
         for head, part in parts
     )
     body += b"--" + marker + b"--\r\n"
-    return f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}', body
+    params = [*params, f'boundary="{boundary}"']
+    return _field_with_parameters("Content-Type", f"multipart/{subtype}", params), body
+
+
+def parameter(name: str, value: str) -> list[str]:
+    """A MIME parameter (RFC 2045 §5.1) as one or more `name=value` pieces: a token, a
+    quoted-string, or for anything but plain ASCII an RFC 2231 extended value (`name*=utf-8''…`,
+    §4), split into continuations (`name*0*=`, §3) so that no line grows long."""
+    if _TOKEN.match(value) and len(value) <= _PARAMETER_CHUNK:
+        return [f"{name}={value}"]
+    if _PRINTABLE.match(value) and len(value) <= _PARAMETER_CHUNK:
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return [f'{name}="{escaped}"']
+    encoded = "utf-8''" + "".join(
+        chr(octet) if octet in _ATTRIBUTE_CHARS else f"%{octet:02X}"
+        for octet in value.encode("utf-8")
+    )
+    if len(encoded) <= _PARAMETER_CHUNK:
+        return [f"{name}*={encoded}"]
+    pieces: list[str] = []
+    start = 0
+    while start < len(encoded):
+        end = min(start + _PARAMETER_CHUNK, len(encoded))
+        # Never split a %XX escape between two continuations.
+        percent = encoded.rfind("%", max(start, end - 2), end)
+        if percent != -1 and end < len(encoded):
+            end = percent
+        pieces.append(f"{name}*{len(pieces)}*={encoded[start:end]}")
+        start = end
+    return pieces
+
+
+def _field_with_parameters(name: str, value: str, params: Sequence[str]) -> str:
+    """`name: value;` with each parameter on a folded line of its own (RFC 5322 §2.2.3)."""
+    return f"{name}: {value}" + "".join(f";{CRLF} {param}" for param in params) + CRLF
+
+
+def attachment_part(attachment: Attachment) -> tuple[str, bytes]:
+    """The header fields and base64 body (RFC 2045 §6.8, 76-character lines) of an attachment;
+    inline with a Content-ID when it has one."""
+    disposition = "inline" if attachment.content_id else "attachment"
+    head = _field_with_parameters(
+        "Content-Type", attachment.content_type, parameter("name", attachment.filename)
+    )
+    head += _field_with_parameters(
+        "Content-Disposition", disposition, parameter("filename", attachment.filename)
+    )
+    if attachment.content_id:
+        head += f"Content-ID: <{attachment.content_id}>{CRLF}"
+    head += f"Content-Transfer-Encoding: base64{CRLF}"
+    body = base64.encodebytes(attachment.content).replace(b"\n", b"\r\n")
+    return head, body
+
+
+def with_attachments(
+    body: tuple[str, bytes], attachments: Sequence[Attachment]
+) -> tuple[str, bytes]:
+    """The body with its attachments: inline ones beside it in a multipart/related (its root
+    first, RFC 2387 §3.1), the others after it in a multipart/mixed (RFC 2046 §5.1.3)."""
+    inline = [attachment_part(a) for a in attachments if a.content_id]
+    files = [attachment_part(a) for a in attachments if not a.content_id]
+    if inline:
+        root_type = body[0].split(";", 1)[0].removeprefix("Content-Type: ").strip()
+        body = multipart("related", [body, *inline], [f'type="{root_type}"'])
+    if files:
+        body = multipart("mixed", [body, *files])
+    return body
 
 
 def content(text: str | None, html: str | None, signature: str) -> tuple[str, bytes]:
@@ -186,6 +283,7 @@ def build_message(
     text: str | None,
     html: str | None,
     signature: str,
+    attachments: Sequence[Attachment] = (),
 ) -> bytes:
     """A whole message from checked values: `sender` is a `mailbox()` entry, `message_id` has no
     angle brackets. Empty To and Cc are left out; Bcc recipients are never named."""
@@ -200,6 +298,6 @@ def build_message(
     fields.append(f"Date: {format_datetime(date)}{CRLF}")
     fields.append(f"Message-ID: <{message_id}>{CRLF}")
     fields += [unstructured(name, value) for name, value in extra_headers.items()]
-    content_head, body = content(text, html, signature)
+    content_head, body = with_attachments(content(text, html, signature), attachments)
     head = "".join(fields) + f"MIME-Version: 1.0{CRLF}" + content_head + CRLF
     return head.encode("ascii") + body

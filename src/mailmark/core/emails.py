@@ -15,6 +15,7 @@ from mailmark.core.events import record_events
 from mailmark.core.model import EmailEvent, QueueEntry, SentEmail, Suppression
 from mailmark.core.ports import Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.queue import OutboundQueue
+from mailmark.core.sending import TAG, TAG_RULE
 from mailmark.core.states import DeliveryStatus, EventType
 
 DEFAULT_PAGE = 50
@@ -76,12 +77,19 @@ class EmailService:
         status: str | None = None,
         from_addr: str | None = None,
         batch_id: str | None = None,
+        tag: str | None = None,
     ) -> Page[SentEmail]:
         """The domain's sent emails, newest first."""
         size = page_size(limit)
         before = cursor_id(cursor)
         if status is not None and status not in set(DeliveryStatus):
             raise InvalidInput(f"status is one of {', '.join(DeliveryStatus)}.", field="status")
+        if tag is not None and not TAG.match(tag):
+            raise InvalidInput(TAG_RULE, field="tag")
+        # PostgreSQL refuses NUL in text: such a filter could only fail, never match.
+        for name, value in (("from", from_addr), ("batchId", batch_id)):
+            if value is not None and "\0" in value:
+                raise InvalidInput(f"{name} must not contain NUL characters.", field=name)
         async with self._uow(read_only=True) as uow:
             emails = await uow.sent_emails.list_for_domain(
                 domain_id,
@@ -90,6 +98,7 @@ class EmailService:
                 status=status,
                 from_addr=from_addr,
                 batch_id=batch_id,
+                tag=tag,
             )
         more = len(emails) > size
         emails = emails[:size]

@@ -409,6 +409,7 @@ class SentEmail:
     created_at: datetime
     recipients: tuple[EmailRecipient, ...]
     scheduled_at: datetime | None = None
+    tags: tuple[str, ...] = ()
 
     @property
     def status(self) -> DeliveryStatus:

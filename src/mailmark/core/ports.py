@@ -274,6 +274,10 @@ class OutboundRepository(Protocol):
         """Insert the messages; their ids, in the same order."""
         ...
 
+    async def add_tags(self, tags: Sequence[tuple[int, int, str]]) -> None:
+        """Tag outbound messages: (outbound id, its domain id, tag) each."""
+        ...
+
     async def get(self, outbound_id: int) -> OutboundMessage | None: ...
     async def get_by_token(self, token: str) -> OutboundMessage | None:
         """Tokens are lower-case; the lookup is case-insensitive (mail systems change case)."""
@@ -399,8 +403,10 @@ class SentEmailRepository(Protocol):
         status: str | None = None,
         from_addr: str | None = None,
         batch_id: str | None = None,
+        tag: str | None = None,
     ) -> list[SentEmail]:
-        """Newest first; `status` keeps emails with at least one recipient in that state."""
+        """Newest first; `status` keeps emails with at least one recipient in that state, `tag`
+        those tagged so."""
         ...
 
     async def get(self, domain_id: int, email_id: int) -> SentEmail | None: ...

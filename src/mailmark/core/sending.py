@@ -23,8 +23,10 @@ from mailmark.core.errors import (
     Forbidden,
     InvalidInput,
     MailmarkError,
+    MessageTooLarge,
     NotFound,
     Suppressed,
+    naming,
 )
 from mailmark.core.events import record_events
 from mailmark.core.group_commit import GroupCommitter, StoredJob
@@ -46,6 +48,19 @@ TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 MAX_SUBJECT = 998  # RFC 5322 §2.1.1: no line longer than 998 characters
 MAX_EXTRA_HEADERS = 50
 MAX_BATCH_ID = 64
+MAX_ATTACHMENTS = 20
+MAX_TAGS = 10
+# A tag is what `GET /v1/emails?tag=` takes: short, and safe in a URL as it is.
+TAG = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+TAG_RULE = "A tag is 1 to 64 letters, digits and _.:- characters."
+MAX_FILENAME = 255
+MAX_CONTENT_ID = 100
+# Room kept under the size limit for the fields added on the way out (DKIM-Signature, Received).
+SIGNING_ALLOWANCE = 4096
+# RFC 2045 §5.1: type "/" subtype, both tokens; no parameters.
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
+# RFC 2392 / RFC 5322 §3.6.4: a Content-ID is dot-atom text, usually with an @.
+_CONTENT_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+$")
 # Fields the message is built with; callers cannot replace them through `headers`.
 RESERVED_HEADERS = frozenset(
     {
@@ -97,6 +112,8 @@ class Draft:
     headers: Mapping[str, str] = field(default_factory=dict)
     scheduled_at: datetime | None = None
     batch_id: str | None = None
+    attachments: tuple[compose.Attachment, ...] = ()
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,7 @@ class _Prepared:
     message_id: str
     scheduled_at: datetime | None
     batch_id: str | None
+    tags: tuple[str, ...] = ()
 
 
 # Writes more in a submission's own transaction, just before it commits (an idempotency record).
@@ -156,8 +174,11 @@ class SendingService:
         queue: OutboundQueue,
         delivery: InboundDelivery,
         max_recipients: int = 100,
+        max_message_size: int = 25 * 1024 * 1024,
     ) -> None:
         self._uow = uow
+        # Our MX advertises this SIZE (RFC 1870); a message we build stays within it.
+        self._max_message_size = max_message_size
         self._clock = clock
         self._queue = queue
         self._delivery = delivery
@@ -249,6 +270,8 @@ class SendingService:
         )
         if draft.batch_id is not None:
             check_header_value("The batch id", draft.batch_id, MAX_BATCH_ID)
+        self.check_attachments(draft.attachments)
+        tags = check_tags(draft.tags)
         recipients = self._recipients([*to_addrs, *cc_addrs, *bcc_addrs])
         mailbox = draft.mailbox
         now = self._clock.now()
@@ -265,7 +288,14 @@ class SendingService:
             text=draft.text,
             html=draft.html,
             signature=mailbox.signature,
+            attachments=draft.attachments,
         )
+        if len(raw) + SIGNING_ALLOWANCE > self._max_message_size:
+            raise MessageTooLarge(
+                f"The message would be {len(raw)} bytes, over the limit of "
+                f"{self._max_message_size - SIGNING_ALLOWANCE} bytes.",
+                field="attachments" if draft.attachments else None,
+            )
         return _Prepared(
             mailbox,
             mailbox.address,
@@ -275,7 +305,49 @@ class SendingService:
             message_id,
             draft.scheduled_at,
             draft.batch_id,
+            tags,
         )
+
+    def check_attachments(self, attachments: Sequence[compose.Attachment]) -> None:
+        """Refuse too many attachments, too many bytes in all, and a filename, type or Content-ID
+        that could not be written into the part's header fields; errors name the field as the
+        API spells it (`attachments[2].filename`)."""
+        if len(attachments) > MAX_ATTACHMENTS:
+            raise InvalidInput(f"At most {MAX_ATTACHMENTS} attachments.", field="attachments")
+        total = sum(len(a.content) for a in attachments)
+        if total + SIGNING_ALLOWANCE > self._max_message_size:
+            raise MessageTooLarge(
+                f"The attachments hold {total} bytes, over the message size limit of "
+                f"{self._max_message_size - SIGNING_ALLOWANCE} bytes.",
+                field="attachments",
+            )
+        content_ids: set[str] = set()
+        for index, attachment in enumerate(attachments):
+            with naming(f"attachments[{index}].filename"):
+                check_header_value("The filename", attachment.filename, MAX_FILENAME)
+                if not attachment.filename.strip() or any(
+                    ord(ch) < 32 or ord(ch) == 127 for ch in attachment.filename
+                ):
+                    raise InvalidInput("The filename must be printable and not empty.")
+            if not _CONTENT_TYPE.match(attachment.content_type):
+                raise InvalidInput(
+                    "The content type is type/subtype, such as image/png.",
+                    field=f"attachments[{index}].contentType",
+                )
+            cid = attachment.content_id
+            if cid is not None:
+                if len(cid) > MAX_CONTENT_ID or not _CONTENT_ID.match(cid):
+                    raise InvalidInput(
+                        f"A content id is up to {MAX_CONTENT_ID} characters of letters, digits "
+                        "and .@-_ (no spaces or angle brackets).",
+                        field=f"attachments[{index}].contentId",
+                    )
+                if cid.lower() in content_ids:
+                    raise InvalidInput(
+                        f"The content id {cid} is given twice.",
+                        field=f"attachments[{index}].contentId",
+                    )
+                content_ids.add(cid.lower())
 
     async def submit_raw(
         self, *, mailbox: Mailbox, recipients: Sequence[str], raw: bytes, source: str = "submission"
@@ -493,6 +565,13 @@ class SendingService:
                 )
             ]
         )
+        await uow.outbound.add_tags(
+            [
+                (outbound_id, sender.domain_id, tag)
+                for item, outbound_id, (_, sender) in zip(items, outbound_ids, senders, strict=True)
+                for tag in item.tags
+            ]
+        )
         await self._queue.enqueue(
             uow,
             [
@@ -513,6 +592,7 @@ class SendingService:
                 "source": source,
                 "batchId": item.batch_id,
                 "scheduledAt": item.scheduled_at.isoformat() if item.scheduled_at else None,
+                "tags": list(item.tags),
             }
             new_events.append(
                 NewEvent(sender.account_id, EventType.SENT, payload, now, outbound_id=outbound_id)
@@ -562,6 +642,18 @@ class SendingService:
         found = await uow.suppressions.find(mailbox.domain_id, [r.lower() for r in recipients])
         if found:
             raise _suppressed(mailbox, found)
+
+
+def check_tags(tags: Sequence[str]) -> tuple[str, ...]:
+    """The tags without repeats, in their order; InvalidInput naming `tags` for too many or a
+    malformed one."""
+    unique = tuple(dict.fromkeys(tags))
+    if len(unique) > MAX_TAGS:
+        raise InvalidInput(f"At most {MAX_TAGS} tags per email.", field="tags")
+    for tag in unique:
+        if not TAG.match(tag):
+            raise InvalidInput(TAG_RULE, field="tags")
+    return unique
 
 
 def _suppressed(mailbox: Mailbox, found: Sequence[Suppression]) -> Suppressed:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from mailmark.core.model import OutboundMessage
 from mailmark.storage.sql import Repository, chunks, row_values
-from mailmark.storage.tables import deliveries, outbound_messages
+from mailmark.storage.tables import deliveries, outbound_messages, outbound_tags
 
 
 class SqlOutbound(Repository):
@@ -21,6 +21,13 @@ class SqlOutbound(Repository):
     async def add_many(self, new_messages: Sequence[OutboundMessage]) -> list[int]:
         rows = [row_values(message) for message in new_messages]
         return await self._dialect.insert_many(self._conn, outbound_messages, rows)
+
+    async def add_tags(self, tags: Sequence[tuple[int, int, str]]) -> None:
+        if tags:
+            await self._conn.execute(
+                outbound_tags.insert(),
+                [{"outbound_id": o, "domain_id": d, "tag": tag} for o, d, tag in tags],
+            )
 
     async def get(self, outbound_id: int) -> OutboundMessage | None:
         query = outbound_messages.select().where(outbound_messages.c.id == outbound_id)

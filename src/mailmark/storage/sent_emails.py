@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from mailmark.core.model import EmailEvent, EmailRecipient, SentEmail
 from mailmark.storage.sql import Repository
-from mailmark.storage.tables import deliveries, events, outbound_messages
+from mailmark.storage.tables import deliveries, events, outbound_messages, outbound_tags
 
 
 class SqlSentEmails(Repository):
@@ -23,6 +23,7 @@ class SqlSentEmails(Repository):
         status: str | None = None,
         from_addr: str | None = None,
         batch_id: str | None = None,
+        tag: str | None = None,
     ) -> list[SentEmail]:
         query = outbound_messages.select().where(outbound_messages.c.domain_id == domain_id)
         if before_id is not None:
@@ -31,6 +32,16 @@ class SqlSentEmails(Repository):
             query = query.where(sa.func.lower(outbound_messages.c.from_addr) == from_addr.lower())
         if batch_id is not None:
             query = query.where(outbound_messages.c.batch_id == batch_id)
+        if tag is not None:
+            # Driven by the (domain_id, tag, outbound_id) index, so a rare tag is found without
+            # walking the domain's other emails.
+            query = query.where(
+                outbound_messages.c.id.in_(
+                    sa.select(outbound_tags.c.outbound_id).where(
+                        outbound_tags.c.domain_id == domain_id, outbound_tags.c.tag == tag
+                    )
+                )
+            )
         if status is not None:
             query = query.where(
                 sa.exists().where(
@@ -110,6 +121,14 @@ class SqlSentEmails(Repository):
             )
             if row.attempts == 0 and row.next_attempt_at > row.created_at:
                 scheduled[row.outbound_id] = row.next_attempt_at
+        tags: dict[int, list[str]] = {}
+        tag_rows = await self._conn.execute(
+            sa.select(outbound_tags.c.outbound_id, outbound_tags.c.tag)
+            .where(outbound_tags.c.outbound_id.in_(list(recipients)))
+            .order_by(outbound_tags.c.outbound_id, outbound_tags.c.tag)
+        )
+        for tagged in tag_rows:
+            tags.setdefault(tagged.outbound_id, []).append(tagged.tag)
         return [
             SentEmail(
                 id=row.id,
@@ -121,6 +140,7 @@ class SqlSentEmails(Repository):
                 created_at=row.created_at,
                 recipients=tuple(recipients[row.id]),
                 scheduled_at=scheduled.get(row.id),
+                tags=tuple(tags.get(row.id, ())),
             )
             for row in rows
         ]

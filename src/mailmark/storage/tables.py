@@ -261,6 +261,17 @@ outbound_messages = sa.Table(
     sa.Index("ix_outbound_messages_account_id_created_at", "account_id", "created_at"),
 )
 
+# The tags a sender gave an outbound message; the index serves `GET /v1/emails?tag=`, newest first.
+outbound_tags = sa.Table(
+    "outbound_tags",
+    metadata,
+    _fk("outbound_id", "outbound_messages.id"),
+    _fk("domain_id", "domains.id"),
+    sa.Column("tag", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("outbound_id", "tag"),
+    sa.Index("ix_outbound_tags_domain_id_tag_outbound_id", "domain_id", "tag", "outbound_id"),
+)
+
 # The queue: one row per recipient of an outbound message.
 deliveries = sa.Table(
     "deliveries",

@@ -66,6 +66,9 @@ CODE_BY_STATUS = {
 }
 _WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
 _BODY_FIELD = re.compile(r"at `\$\.([A-Za-z0-9_]+)|required field `([A-Za-z0-9_]+)`")
+# msgspec on a body struct that forbids unknown fields; Litestar gives where it is (the object
+# holding it, such as `attachments[0]`) as the error's key.
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -97,6 +100,14 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
         )
     if isinstance(exc, HTTPException) and exc.status_code < HTTP_500_INTERNAL_SERVER_ERROR:
         message, field = _http_exception_detail(exc)
+        unknown = _UNKNOWN_FIELD.search(message) if isinstance(exc, ValidationException) else None
+        if unknown is not None:
+            # A misspelt field (`scheduled_at` for `scheduledAt`) would otherwise change what
+            # the request does without a word: refused like any other unprocessable value.
+            name = f"{field}.{unknown[1]}" if field else unknown[1]
+            return Response(
+                error_body("unknown_field", f"Unknown field {name!r}.", name), status_code=422
+            )
         code = CODE_BY_STATUS.get(exc.status_code, f"http_{exc.status_code}")
         return Response(
             error_body(code, message, field), status_code=exc.status_code, headers=exc.headers

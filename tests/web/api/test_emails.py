@@ -204,8 +204,55 @@ async def test_a_scheduled_email_is_rescheduled(acme: Tenant, other: Tenant) -> 
     far = await acme.client.patch(path, json={"scheduledAt": later_ms(400 * 86400)})
     assert_error(far, 400, "invalid_input", "scheduledAt")
     misspelt = await acme.client.patch(path, json={"scheduled_at": later})
-    assert misspelt.status_code == 400, misspelt.text
+    assert_error(misspelt, 422, "unknown_field", "scheduled_at")
 
     await acme.client.post(f"{path}/cancel")
     gone = await acme.client.patch(path, json={"scheduledAt": later})
     assert "cannot be rescheduled" in assert_error(gone, 409, "conflict")
+
+
+async def test_tags_are_returned_and_filter_the_list(acme: Tenant, other: Tenant) -> None:
+    welcome = await _send(acme, "welcome", tags=["welcome", "onboarding"])
+    await _send(acme, "receipt", tags=["receipt"])
+    await _send(acme, "untagged")
+    campaign = await _send(
+        acme, "camp", type="campaign", to=["a@example.com", "b@example.com"], tags=["welcome"]
+    )
+    await acme.client.post(
+        "/v1/send",
+        json={"from": other.mailbox.address, "to": ["z@example.com"], "subject": "o", "text": "x"},
+    )
+    await other.client.post(
+        "/v1/send",
+        json={
+            "from": other.mailbox.address,
+            "to": ["z@example.com"],
+            "subject": "theirs",
+            "text": "x",
+            "tags": ["welcome"],
+            "scheduledAt": later_ms(),
+        },
+    )
+
+    tagged = (await acme.client.get("/v1/emails", params={"tag": "welcome"})).json()
+    paged = (await acme.client.get("/v1/emails", params={"tag": "welcome", "limit": 2})).json()
+    none = (await acme.client.get("/v1/emails", params={"tag": "nothing"})).json()
+    malformed = await acme.client.get("/v1/emails", params={"tag": "a\x00b"})
+    everything = (await acme.client.get("/v1/emails")).json()
+    one = (await acme.client.get(f"/v1/emails/{welcome['messageId']}")).json()
+
+    assert [e["subject"] for e in tagged["data"]] == ["camp", "camp", "welcome"]
+    assert {e["messageId"] for e in tagged["data"][:2]} == set(campaign["messageIds"])  # type: ignore[arg-type]
+    assert len(paged["data"]) == 2 and paged["nextCursor"] is not None
+    assert none == {"data": [], "nextCursor": None}
+    assert_error(malformed, 400, "invalid_input", "tag")
+    for name in ("from", "batchId"):
+        nul = await acme.client.get("/v1/emails", params={name: "a\x00b"})
+        assert_error(nul, 400, "invalid_input", name)
+    assert {e["subject"]: e["tags"] for e in everything["data"]} == {
+        "camp": ["welcome"],
+        "untagged": [],
+        "receipt": ["receipt"],
+        "welcome": ["onboarding", "welcome"],
+    }
+    assert one["tags"] == ["onboarding", "welcome"]

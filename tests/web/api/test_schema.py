@@ -36,6 +36,24 @@ async def test_every_v1_operation_is_documented_with_samples(acme: Tenant) -> No
     assert "bearerAuth" in schema["components"]["securitySchemes"]
 
 
+async def test_send_documents_attachments_and_tags_and_emails_filter_by_tag(
+    acme: Tenant,
+) -> None:
+    schema = (await acme.client.get("/schema/openapi.json")).json()
+
+    send = schema["paths"]["/v1/send"]["post"]
+    body = send["requestBody"]["content"]["application/json"]
+    assert {"filename", "content", "contentType", "contentId"} <= set(
+        body["example"]["attachments"][1]
+    )
+    assert body["example"]["tags"] == ["welcome"]
+    fields = schema["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert {"attachments", "tags"} <= set(fields["properties"])
+    listing = schema["paths"]["/v1/emails"]["get"]
+    assert "tag" in {parameter["name"] for parameter in listing["parameters"]}
+    assert any("attachments" in sample["source"] for sample in send["x-codeSamples"])
+
+
 async def test_the_explorer_is_served(anonymous: httpx.AsyncClient) -> None:
     page = await anonymous.get("/schema")
 

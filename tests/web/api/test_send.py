@@ -4,13 +4,15 @@ group rotation, idempotency, and every refusal in the one error shape."""
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import time
 
 import sqlalchemy as sa
 
 from mailmark.core.model import Suppression
 from mailmark.storage.tables import deliveries, idempotency_keys, outbound_messages
-from tests.support.world import World
+from tests.support.world import World, stored_copies
 from tests.web.api.conftest import Tenant, assert_error
 
 
@@ -319,3 +321,69 @@ async def test_an_oversized_body_is_413_in_the_error_shape(acme: Tenant, world: 
 
     assert_error(response, 413, "request_too_large")
     assert await queued_rows(world) == []
+
+
+async def test_a_misspelt_field_is_a_422_naming_it_and_sends_nothing(
+    acme: Tenant, world: World
+) -> None:
+    body = {"from": "sales@acme.test", "to": "ann@example.com", "subject": "Later", "text": "x"}
+
+    response = await acme.client.post("/v1/send", json={**body, "scheduled_at": later_ms()})
+    nested = await acme.client.post(
+        "/v1/send",
+        json={
+            **body,
+            "attachments": [{"filename": "a.txt", "content": "aGk=", "content_type": "text/plain"}],
+        },
+    )
+    group = await acme.client.post("/v1/sender-groups", json={"name": "g", "mailbox": "all"})
+
+    message = assert_error(response, 422, "unknown_field", "scheduled_at")
+    assert "scheduled_at" in message
+    assert_error(nested, 422, "unknown_field", "attachments[0].content_type")
+    assert_error(group, 422, "unknown_field", "mailbox")
+    assert await queued_rows(world) == []
+
+
+async def test_a_campaign_carries_reply_to_headers_attachments_and_tags_to_every_email(
+    acme: Tenant, world: World
+) -> None:
+    response = await acme.client.post(
+        "/v1/send",
+        json={
+            "type": "campaign",
+            "from": "sales@acme.test",
+            "to": ["ann@example.com", "bob@example.com"],
+            "subject": "Hi",
+            "html": "<p>Hi</p>",
+            "replyTo": "help@acme.test",
+            "headers": {"X-Campaign": "spring"},
+            "attachments": [{"filename": "terms.txt", "content": "dGVybXM="}],
+            "tags": ["spring"],
+            "scheduledAt": later_ms(),
+        },
+    )
+    injected = await acme.client.post(
+        "/v1/send",
+        json={
+            "type": "campaign",
+            "from": "sales@acme.test",
+            "to": ["ann@example.com"],
+            "subject": "Hi",
+            "text": "x",
+            "headers": {"X-Campaign": "a\r\nBcc: eve@example.com"},
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    copies = await stored_copies(world.services, world.sales)
+    assert len(copies) == 2
+    for copy in copies:
+        message = email.message_from_bytes(copy.data, policy=email.policy.default)
+        assert message["Reply-To"] == "help@acme.test" and message["X-Campaign"] == "spring"
+        [terms] = message.iter_attachments()
+        assert terms.get_filename() == "terms.txt" and terms.get_content() == "terms"
+    listed = (await acme.client.get("/v1/emails", params={"tag": "spring"})).json()["data"]
+    assert sorted(e["messageId"] for e in listed) == sorted(response.json()["messageIds"])
+    assert_error(injected, 422, "header_injection", "headers")
+    assert len(await queued_rows(world)) == 2

@@ -13,6 +13,7 @@ from mailmark_sdk.errors import (
     ValidationError,
 )
 from mailmark_sdk.types import (
+    Attachment,
     CampaignSendResult,
     CancelResult,
     Email,
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "APIConnectionError",
     "AsyncMailmark",
+    "Attachment",
     "AuthenticationError",
     "CampaignSendResult",
     "CancelResult",

@@ -18,6 +18,7 @@ import httpx
 
 from mailmark_sdk.errors import APIConnectionError, MailmarkError, error_from_response
 from mailmark_sdk.types import (
+    Attachment,
     CampaignSendResult,
     CancelResult,
     Email,
@@ -119,6 +120,8 @@ class _Calls:
         reply_to: str | None,
         headers: Mapping[str, str] | None,
         sender_group_id: str | None,
+        attachments: Sequence[Attachment] | None,
+        tags: Sequence[str] | None,
         idempotency_key: str | None,
     ) -> _Call[SendResult | CampaignSendResult]:
         if isinstance(scheduled_at, datetime):
@@ -138,6 +141,8 @@ class _Calls:
             replyTo=reply_to,
             headers=dict(headers) if headers is not None else None,
             senderGroupId=sender_group_id,
+            attachments=[a.to_json() for a in attachments] if attachments is not None else None,
+            tags=list(tags) if tags is not None else None,
         )
         body = {
             "from": from_,
@@ -221,10 +226,11 @@ class _Calls:
         status: str | None,
         from_: str | None,
         batch_id: str | None,
+        tag: str | None,
         cursor: str | None,
         limit: int | None,
     ) -> _Call[EmailPage]:
-        params = _without_none(status=status, batchId=batch_id, cursor=cursor, limit=limit)
+        params = _without_none(status=status, batchId=batch_id, tag=tag, cursor=cursor, limit=limit)
         if from_ is not None:
             params["from"] = from_
         return _Call(
@@ -377,12 +383,16 @@ class Mailmark:
         reply_to: str | None = None,
         headers: Mapping[str, str] | None = None,
         sender_group_id: str | None = None,
+        attachments: Sequence[Attachment] | None = None,
+        tags: Sequence[str] | None = None,
         idempotency_key: str | None = None,
     ) -> SendResult | CampaignSendResult:
         """Send (or schedule, with `scheduled_at` as an aware datetime or unix ms) an email.
 
         ``type="campaign"`` sends one individually addressed message per recipient and returns a
-        `CampaignSendResult`; otherwise one message goes to every recipient (`SendResult`)."""
+        `CampaignSendResult`; otherwise one message goes to every recipient (`SendResult`).
+        `attachments` are `Attachment`s (bytes or a path); `tags` label the email for
+        ``list_emails(tag=...)``."""
         return self._run(
             _Calls.send(
                 from_=from_,
@@ -398,6 +408,8 @@ class Mailmark:
                 reply_to=reply_to,
                 headers=headers,
                 sender_group_id=sender_group_id,
+                attachments=attachments,
+                tags=tags,
                 idempotency_key=idempotency_key,
             )
         )
@@ -456,13 +468,19 @@ class Mailmark:
         status: str | None = None,
         from_: str | None = None,
         batch_id: str | None = None,
+        tag: str | None = None,
         cursor: str | None = None,
         limit: int | None = None,
     ) -> EmailPage:
         """One page of sent emails, newest first; pass `next_cursor` back for the next."""
         return self._run(
             _Calls.list_emails(
-                status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
+                status=status,
+                from_=from_,
+                batch_id=batch_id,
+                tag=tag,
+                cursor=cursor,
+                limit=limit,
             )
         )
 
@@ -472,13 +490,19 @@ class Mailmark:
         status: str | None = None,
         from_: str | None = None,
         batch_id: str | None = None,
+        tag: str | None = None,
         limit: int | None = None,
     ) -> Iterator[Email]:
         """Every sent email matching the filters, newest first, fetching page after page."""
         cursor: str | None = None
         while True:
             page = self.list_emails(
-                status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
+                status=status,
+                from_=from_,
+                batch_id=batch_id,
+                tag=tag,
+                cursor=cursor,
+                limit=limit,
             )
             yield from page.data
             if page.next_cursor is None:
@@ -575,6 +599,8 @@ class AsyncMailmark:
         reply_to: str | None = None,
         headers: Mapping[str, str] | None = None,
         sender_group_id: str | None = None,
+        attachments: Sequence[Attachment] | None = None,
+        tags: Sequence[str] | None = None,
         idempotency_key: str | None = None,
     ) -> SendResult | CampaignSendResult:
         """See `Mailmark.send`."""
@@ -593,6 +619,8 @@ class AsyncMailmark:
                 reply_to=reply_to,
                 headers=headers,
                 sender_group_id=sender_group_id,
+                attachments=attachments,
+                tags=tags,
                 idempotency_key=idempotency_key,
             )
         )
@@ -648,12 +676,18 @@ class AsyncMailmark:
         status: str | None = None,
         from_: str | None = None,
         batch_id: str | None = None,
+        tag: str | None = None,
         cursor: str | None = None,
         limit: int | None = None,
     ) -> EmailPage:
         return await self._run(
             _Calls.list_emails(
-                status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
+                status=status,
+                from_=from_,
+                batch_id=batch_id,
+                tag=tag,
+                cursor=cursor,
+                limit=limit,
             )
         )
 
@@ -663,13 +697,19 @@ class AsyncMailmark:
         status: str | None = None,
         from_: str | None = None,
         batch_id: str | None = None,
+        tag: str | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[Email]:
         """See `Mailmark.iter_emails`: ``async for email in client.iter_emails(...)``."""
         cursor: str | None = None
         while True:
             page = await self.list_emails(
-                status=status, from_=from_, batch_id=batch_id, cursor=cursor, limit=limit
+                status=status,
+                from_=from_,
+                batch_id=batch_id,
+                tag=tag,
+                cursor=cursor,
+                limit=limit,
             )
             for email in page.data:
                 yield email

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 SendType = Literal["transactional", "campaign"]
@@ -54,6 +57,34 @@ class SenderGroup:
             mailboxes=_strs(data, "mailboxes"),
             emails=_strs(data, "emails"),
         )
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to send with an email: its bytes as `content`, or a `path` to read them from
+    (then `filename` defaults to the file's name). A `content_id` makes it an inline image the
+    HTML shows as ``<img src="cid:<content_id>">``. Without `content_type` the server guesses one
+    from the filename."""
+
+    filename: str | None = None
+    content: bytes | None = None
+    path: str | os.PathLike[str] | None = None
+    content_type: str | None = None
+    content_id: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        if (self.content is None) == (self.path is None):
+            raise ValueError("an attachment needs either content or path")
+        content = self.content if self.content is not None else Path(self.path or "").read_bytes()
+        filename = self.filename or (Path(self.path).name if self.path is not None else None)
+        if not filename:
+            raise ValueError("an attachment given by content needs a filename")
+        body = {"filename": filename, "content": base64.b64encode(content).decode("ascii")}
+        if self.content_type is not None:
+            body["contentType"] = self.content_type
+        if self.content_id is not None:
+            body["contentId"] = self.content_id
+        return body
 
 
 @dataclass(frozen=True)
@@ -111,6 +142,8 @@ class Email:
     created_at: str | None
     scheduled_at: str | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    #: The tags given when it was sent.
+    tags: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Email:
@@ -126,6 +159,7 @@ class Email:
             created_at=_opt_str(data, "createdAt"),
             scheduled_at=_opt_str(data, "scheduledAt"),
             raw=data,
+            tags=_strs(data, "tags") if "tags" in data else [],
         )
 
 

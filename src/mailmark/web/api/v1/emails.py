@@ -24,6 +24,7 @@ EXAMPLE = {
     "subject": "Hello!",
     "status": "delivered",
     "batchId": None,
+    "tags": ["welcome"],
     "createdAt": "2026-12-03T13:00:00+00:00",
     "scheduledAt": None,
 }
@@ -40,6 +41,7 @@ class EmailOut(msgspec.Struct, rename="camel"):
     source: str = "api"
     created_at: datetime | None = None
     scheduled_at: datetime | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
 
 
 class EmailPage(msgspec.Struct, rename="camel"):
@@ -107,6 +109,7 @@ def email_out(email: SentEmail) -> EmailOut:
         source=email.source,
         created_at=email.created_at,
         scheduled_at=email.scheduled_at,
+        tags=list(email.tags),
     )
 
 
@@ -129,9 +132,9 @@ class EmailController(Controller):
         summary="List sent emails",
         operation_class=samples(
             "GET",
-            "/v1/emails?status=delivered&limit=20",
+            "/v1/emails?tag=welcome&limit=20",
             response={"data": [EXAMPLE], "nextCursor": None},
-            sdk="const page = await client.listEmails({ status: 'delivered', limit: 20 });",
+            sdk="const page = await client.listEmails({ tag: 'welcome', limit: 20 });",
         ),
     )
     async def list_emails(
@@ -141,11 +144,12 @@ class EmailController(Controller):
         status: FromQuery[str | None] = None,
         from_: Annotated[str | None, Parameter(query="from")] = None,
         batch_id: Annotated[str | None, Parameter(query="batchId")] = None,
+        tag: FromQuery[str | None] = None,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
     ) -> EmailPage:
         """The domain's sent emails, newest first; filter by `status` (any recipient in it),
-        `from` or `batchId`; pass `nextCursor` back as `cursor` for the next page."""
+        `from`, `batchId` or `tag`; pass `nextCursor` back as `cursor` for the next page."""
         page = await emails.sent(
             principal.domain_id,
             cursor=cursor,
@@ -153,6 +157,7 @@ class EmailController(Controller):
             status=status,
             from_addr=from_,
             batch_id=batch_id,
+            tag=tag,
         )
         return EmailPage([email_out(e) for e in page.items], page.next_cursor)
 

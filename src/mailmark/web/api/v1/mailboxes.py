@@ -29,7 +29,7 @@ class MailboxOut(msgspec.Struct, rename="camel"):
     display_name: str = ""
 
 
-class MailboxIn(msgspec.Struct, rename="camel"):
+class MailboxIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     address: str
     display_name: str = ""
     signature: str = ""

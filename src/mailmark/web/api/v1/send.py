@@ -15,7 +15,14 @@ from litestar import Request, Response, post
 from litestar.params import JSONBody
 
 from mailmark.core.apikeys import ApiPrincipal
-from mailmark.core.campaigns import CampaignExpansion, SendingDomain, SendRequest, SendType, Sent
+from mailmark.core.campaigns import (
+    AttachmentRequest,
+    CampaignExpansion,
+    SendingDomain,
+    SendRequest,
+    SendType,
+    Sent,
+)
 from mailmark.core.errors import Conflict
 from mailmark.core.idempotency import FIELD, IdempotencyService, check_key, fingerprint
 from mailmark.web.api.v1.auth import Injected
@@ -29,10 +36,28 @@ EXAMPLE_BODY = {
     "subject": "Hello!",
     "html": "<p>Hello!</p><p>Sent via Mailmark API.</p>",
     "type": "transactional",
+    "replyTo": "support@yourdomain.com",
+    "tags": ["welcome"],
+    "attachments": [
+        {"filename": "invoice.pdf", "content": "JVBERi0xLjQK…", "contentType": "application/pdf"},
+        {
+            "filename": "logo.png",
+            "content": "iVBORw0KGgo…",
+            "contentType": "image/png",
+            "contentId": "logo",
+        },
+    ],
 }
 
 
-class SendIn(msgspec.Struct, rename="camel", kw_only=True):
+class AttachmentIn(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    filename: str
+    content: str  # base64
+    content_type: str | None = None
+    content_id: str | None = None
+
+
+class SendIn(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     subject: str
     to: str | list[str] | None = None
     from_: str | None = msgspec.field(default=None, name="from")
@@ -46,6 +71,8 @@ class SendIn(msgspec.Struct, rename="camel", kw_only=True):
     scheduled_at: int | None = None
     variables: dict[str, dict[str, str]] | None = None
     sender_group_id: str | None = None
+    attachments: list[AttachmentIn] | None = None
+    tags: list[str] | None = None
 
 
 def _as_list(value: str | list[str] | None) -> tuple[str, ...] | None:
@@ -69,6 +96,11 @@ def _request(data: SendIn) -> SendRequest:
         variables=data.variables,
         sender_group_id=data.sender_group_id,
         scheduled_at_ms=data.scheduled_at,
+        attachments=tuple(
+            AttachmentRequest(a.filename, a.content, a.content_type, a.content_id)
+            for a in data.attachments or ()
+        ),
+        tags=tuple(data.tags or ()),
     )
 
 
@@ -85,7 +117,9 @@ def _request(data: SendIn) -> SendRequest:
         response={"messageId": "5f1c…@yourdomain.com", "status": "queued"},
         sdk=(
             "await client.send({\n  from: 'hello@yourdomain.com',\n  to: 'recipient@example.com',"
-            "\n  subject: 'Hello!',\n  html: '<p>Hello!</p>',\n});"
+            "\n  subject: 'Hello!',\n  html: '<p>Hello!</p><img src=\"cid:logo\">',"
+            "\n  tags: ['welcome'],\n  attachments: [\n    { filename: 'invoice.pdf', path: './invoice.pdf' },"
+            "\n    { filename: 'logo.png', content: logoBytes, contentId: 'logo' },\n  ],\n});"
         ),
     ),
 )
@@ -100,6 +134,11 @@ async def send(
     sends one email to every recipient; `type: "campaign"` one individually addressed and tracked
     email per recipient under a shared `batchId`, merge tags such as `{{firstName}}` filled from
     `variables[recipient]`, taking turns among the mailboxes of `senderGroupId` when given.
+
+    `attachments` are `{filename, content (base64), contentType?, contentId?}`: one with a
+    `contentId` is an inline image the HTML shows as `cid:<contentId>`. `tags` (up to 10, each
+    1-64 of `A-Za-z0-9_.:-`) are kept with the email and filter `GET /v1/emails?tag=`. A field
+    this API does not know is refused (422, `unknown_field`), never ignored.
 
     With an `Idempotency-Key` header, a retry with the same key and body gets the first answer
     and sends nothing; the same key with another body is refused (422)."""

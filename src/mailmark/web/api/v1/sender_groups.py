@@ -29,13 +29,13 @@ class SenderGroupOut(msgspec.Struct, rename="camel"):
     emails: list[str] = msgspec.field(default_factory=list)
 
 
-class SenderGroupIn(msgspec.Struct, rename="camel"):
+class SenderGroupIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     name: str
     mailboxes: str | list[str] = ALL
     emails: list[str] = msgspec.field(default_factory=list)
 
 
-class SenderGroupPatch(msgspec.Struct, rename="camel"):
+class SenderGroupPatch(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     name: str | None = None
     mailboxes: str | list[str] | None = None
     emails: list[str] | None = None

@@ -40,7 +40,7 @@ EXAMPLE_DELIVERY = {
 }
 
 
-class WebhookIn(msgspec.Struct):
+class WebhookIn(msgspec.Struct, forbid_unknown_fields=True):
     url: str
     events: list[str] | None = None
 
