@@ -158,7 +158,13 @@ async def build_services(
         [ipaddress.ip_network(net) for net in settings.webhook_allow_private_networks],
     )
     sending = SendingService(
-        uow, blobs, clock, queue, delivery, max_recipients=settings.max_recipients
+        uow,
+        blobs,
+        clock,
+        queue,
+        delivery,
+        hostname=settings.hostname,
+        max_recipients=settings.max_recipients,
     )
     sender_groups = SenderGroupService(uow, clock)
     return Services(

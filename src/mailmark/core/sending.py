@@ -17,7 +17,12 @@ from datetime import datetime
 from email.utils import format_datetime, getaddresses
 
 from mailmark.core import compose
-from mailmark.core.addresses import check_header_value, normalize_address, verp_address
+from mailmark.core.addresses import (
+    check_header_value,
+    normalize_address,
+    return_path_domain,
+    verp_address,
+)
 from mailmark.core.delivery import InboundDelivery, SentCopy
 from mailmark.core.errors import (
     Forbidden,
@@ -155,9 +160,14 @@ class SendingService:
         clock: Clock,
         queue: OutboundQueue,
         delivery: InboundDelivery,
+        *,
+        hostname: str,
         max_recipients: int = 100,
     ) -> None:
+        """`hostname` is the server's own name: the domain of the return paths of domains
+        whose mail.<domain> records are not published (core/addresses.py)."""
         self._uow = uow
+        self._hostname = hostname
         self._clock = clock
         self._queue = queue
         self._delivery = delivery
@@ -450,7 +460,14 @@ class SendingService:
         sources = [jobs[index].source for index in accepted for _ in jobs[index].items]
         tokens = [new_token() for _ in items]
         returns = [
-            verp_address(token, sender.domain_name)
+            verp_address(
+                token,
+                return_path_domain(
+                    sender.domain_name,
+                    published=sender.return_path_published,
+                    server_hostname=self._hostname,
+                ),
+            )
             for token, (_, sender) in zip(tokens, senders, strict=True)
         ]
         sent_copies = await self._delivery.place_many_in(
