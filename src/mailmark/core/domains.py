@@ -72,33 +72,39 @@ def explain_return_path(domain: Domain, checks: Sequence[RecordCheck], hostname:
     chosen = return_path_domain(
         domain.name, published=domain.return_path_published, server_hostname=hostname
     )
-    problems = [
-        f"its {c.record.type} record is {c.status}"
-        for c in return_path_checks(domain.name, checks)
-        if c.status != "ok"
-    ]
-    if domain.return_path_published and not problems:
+    failing = [c for c in return_path_checks(domain.name, checks) if c.status != "ok"]
+    problems = "; ".join(_problem(check) for check in failing)
+    if domain.return_path_published and not failing:
         reason = (
             f"{custom} publishes its MX and SPF records: bounces come back to this server, and "
             f"SPF passes for a domain aligned with {domain.name} (DMARC relaxed alignment)."
         )
     elif domain.return_path_published:
         reason = (
-            f"the DNS lookup for {custom} failed ({'; '.join(problems)}): "
-            f"{custom} stays in use, as the last verification found its records."
+            f"{custom} could not be checked ({problems}): it stays in use, as the last "
+            "verification found its records."
         )
-    elif problems and all("error" in problem for problem in problems):
+    elif failing and all(check.status == "error" for check in failing):
         reason = (
-            f"the DNS lookup for {custom} failed ({'; '.join(problems)}) and no verification has "
-            f"found its records yet, so mail uses the server's own name, {hostname}, which resolves."
+            f"{custom} could not be checked ({problems}) and no verification has found its "
+            f"records yet, so mail uses the server's own name, {hostname}, which resolves."
         )
     else:
         reason = (
-            f"{custom} is not usable yet ({'; '.join(problems) or 'never verified'}): receivers "
-            f"that check the sender's domain would refuse it and bounces to it would be lost, so "
-            f"mail uses the server's own name, {hostname}, until its MX and SPF records verify."
+            f"{custom} is not usable yet ({problems or 'not verified'}): receivers that check "
+            "the sender's domain would refuse it and bounces to it would be lost, so mail uses "
+            f"the server's own name, {hostname}, until its MX and SPF records verify."
         )
     return ReturnPath(chosen, domain.return_path_published, reason)
+
+
+def _problem(check: RecordCheck) -> str:
+    kind = "SPF record" if check.record.type == "TXT" else f"{check.record.type} record"
+    if check.status == "missing":
+        return f"no {kind}"
+    if check.status == "error":
+        return f"the {kind} lookup failed: {check.detail}"
+    return f"the {kind} is wrong: {check.detail}" if check.detail else f"the {kind} is wrong"
 
 
 class DomainService:
