@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailmark.bootstrap import Services
+from mailmark.bootstrap import Listeners, Services
 from mailmark.core.errors import Suppressed
 from mailmark.dns_tools.record_set import MailServer, spf_value
 from mailmark.dns_tools.resolver import DnsResolver, DnsTemporaryError
@@ -26,6 +26,7 @@ from mailmark.storage.tables import suppressions
 from tests.core.report_samples import postfix_bounce
 from tests.core.test_domain_verification import publish
 from tests.fakedns import FakeDns
+from tests.smtp_out.conftest import publish_dkim
 from tests.support.smtp_sink import AiosmtpdSink, Received
 from tests.support.world import HOSTNAME, World
 
@@ -177,26 +178,29 @@ async def test_a_verified_domain_sends_with_its_own_return_path(
 async def test_a_dsn_to_the_return_path_bounces_and_suppresses(
     services: Services,
     world: World,
-    fake_dns: FakeDns,
+    remote_dns: FakeDns,
     sink: SenderDomainCheckingSink,
-    outbound: OutboundWorker,
+    listeners: Listeners,
     server_name_published: None,
-    mx_port: int,
     verified: bool,
 ) -> None:
     """The remote side accepted the message, then bounced it to its return path."""
+    await publish_dkim(services, remote_dns, world.domain)
     if verified:
         _, records = await services.domains.records(world.domain)
-        publish(fake_dns, records)
+        publish(remote_dns, records)
         assert (await services.domains.verify(world.domain)).return_path.custom
-    got = await send_one(services, world, outbound, sink, "gone@remote.test")
+    # The listeners' own worker delivers, as in `mailmark serve`, and their MX takes the report.
+    got = await send_one(services, world, listeners.outbound, sink, "gone@remote.test")
     assert got.mail_from.endswith("@mail.acme.test" if verified else f"@{HOSTNAME}")
     entries = await services.queue_admin.list()
     assert [(e.recipient, e.status) for e in entries] == [("gone@remote.test", "delivered")]
     message_id = re.search(rb"(?im)^Message-ID: <([^>]+)>", got.content)
     assert message_id is not None
 
-    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=mx_port, start_tls=False, timeout=15)
+    client = aiosmtplib.SMTP(
+        hostname="127.0.0.1", port=listeners.mx_port, start_tls=False, timeout=15
+    )
     await client.connect()
     try:
         errors, response = await client.sendmail(

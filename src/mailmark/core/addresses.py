@@ -153,8 +153,8 @@ def return_path_domain(domain: str, *, published: bool, server_hostname: str) ->
     return custom_return_path_domain(domain) if published else server_hostname
 
 
-def verp_address(token: str, return_path_domain: str) -> str:
-    return f"{VERP_LOCAL_PREFIX}{SUBADDRESS_SEPARATOR}{token}@{return_path_domain}"
+def verp_address(token: str, domain: str) -> str:
+    return f"{VERP_LOCAL_PREFIX}{SUBADDRESS_SEPARATOR}{token}@{domain}"
 
 
 def parse_verp(address: str, server_hostname: str) -> VerpAddress | None:
