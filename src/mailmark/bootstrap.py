@@ -163,6 +163,7 @@ async def build_services(
         clock,
         queue,
         delivery,
+        hostname=settings.hostname,
         max_recipients=settings.max_recipients,
         max_message_size=settings.max_message_size,
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from mailmark.bootstrap import Services, build_services, serve, serve_http
 from mailmark.config import Settings, SettingsError, load_settings
+from mailmark.core.domains import ReturnPath, return_path_checks
 from mailmark.core.errors import InvalidInput, MailmarkError
 from mailmark.core.model import ApiKey, Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
@@ -213,12 +214,31 @@ async def _domain_verify(services: Services, args: argparse.Namespace) -> tuple[
         if verification.required_ok
         else f"{verification.domain.name}: some required records are not right yet."
     )
+    return_path = verification.return_path
+    lines.append(f"Return path: bounce+<token>@{return_path.domain}: {return_path.reason}")
+    # The list stays the ARCHITECTURE.md contract; the records the return path depends on say
+    # which one the domain's mail uses now, and why.
+    depends = {id(c) for c in return_path_checks(verification.domain.name, verification.checks)}
     data = [
-        {**record_json(c.record), "status": c.status, "found": list(c.found), "detail": c.detail}
+        {
+            **record_json(c.record),
+            "status": c.status,
+            "found": list(c.found),
+            "detail": c.detail,
+            **({"returnPath": _return_path_json(return_path)} if id(c) in depends else {}),
+        }
         for c in verification.checks
     ]
     # Exit status 0 only when every required record is ok (ARCHITECTURE.md contract).
     return "\n".join(lines), data, 0 if verification.required_ok else 1
+
+
+def _return_path_json(return_path: ReturnPath) -> dict[str, object]:
+    return {
+        "domain": return_path.domain,
+        "custom": return_path.custom,
+        "reason": return_path.reason,
+    }
 
 
 async def _domain_rotate_dkim(services: Services, args: argparse.Namespace) -> tuple[str, Any]:

@@ -53,6 +53,20 @@ async def test_records_then_verify_then_rotate(
     assert before.code == 1
     assert {c["status"] for c in before.json} == {"missing"}  # type: ignore[union-attr]
     assert all(isinstance(c["found"], list) for c in before.json)  # type: ignore[union-attr]
+    # The records the return path depends on say which one the domain's mail uses, and why.
+    explained = {
+        (c["type"], c["name"]): c["returnPath"]
+        for c in before.json  # type: ignore[union-attr]
+        if "returnPath" in c
+    }
+    assert set(explained) == {("MX", "mail.acme.test"), ("TXT", "mail.acme.test")}
+    for return_path in explained.values():
+        assert (return_path["domain"], return_path["custom"]) == ("mx.mailmark.test", False)
+        assert "no MX record; no SPF record" in return_path["reason"]
+    text = await run("domain", "verify", "acme.test")
+    assert text.code == 1
+    assert "MISSING  MX    mail.acme.test\n" in text.out
+    assert "Return path: bounce+<token>@mx.mailmark.test: mail.acme.test is not usable" in text.out
 
     for record in listed:
         if not record["required"]:
@@ -65,6 +79,7 @@ async def test_records_then_verify_then_rotate(
     assert after.code == 0, after.out
     assert "acme.test is verified." in after.out
     assert "OK       MX    acme.test" in after.out
+    assert "Return path: bounce+<token>@mail.acme.test: mail.acme.test publishes" in after.out
     assert (await run("mailbox", "add", "hello@acme.test")).code == 0
 
     rotated = await run("domain", "rotate-dkim", "acme.test", "--json")

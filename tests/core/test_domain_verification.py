@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dkim
 import pytest
+import sqlalchemy as sa
 
 from mailmark.bootstrap import Services
 from mailmark.core.errors import Conflict, Forbidden
 from mailmark.core.model import DnsRecord
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.smtp_in.authentication import MessageAuthenticator
-from mailmark.storage.tables import dkim_keys, domains
+from mailmark.storage.tables import dkim_keys, domains, outbound_messages
 from tests.fakedns import FakeDns
+from tests.support.world import HOSTNAME
 
 DOMAIN = "verify.test"
 
@@ -144,3 +148,90 @@ async def test_mail_signed_with_the_domains_keys_verifies_through_its_published_
         )
         assert results.dkim == "pass", key.algorithm
         assert results.dkim_domains == (pending_domain,)
+
+
+async def envelope_from(services: Services, address: str) -> str:
+    """The return path of a message queued now from `address` (scheduled away from any worker)."""
+    mailbox = await services.mailboxes.get(address)
+    submission = await services.sending.submit(
+        mailbox=mailbox,
+        to=["bob@remote.test"],
+        subject="Hello",
+        text="Hello",
+        scheduled_at=services.clock.now() + timedelta(days=1),
+    )
+    query = sa.select(outbound_messages.c.envelope_from).where(
+        outbound_messages.c.id == submission.outbound_id
+    )
+    async with services.engine.connect() as conn:
+        return str((await conn.execute(query)).scalar_one())
+
+
+async def test_the_return_path_follows_the_mail_from_records(
+    services: Services, fake_dns: FakeDns, pending_domain: str
+) -> None:
+    custom = f"mail.{pending_domain}"
+    _, records = await services.domains.records(pending_domain)
+    publish(fake_dns, [r for r in records if r.name != custom])
+    without = await services.domains.verify(pending_domain)
+    # The return path's records are required: the domain is not verified without them.
+    assert not without.required_ok and without.domain.verified_at is None
+    assert {(c.record.type, c.status) for c in without.checks if c.record.name == custom} == {
+        ("MX", "missing"),
+        ("TXT", "missing"),
+    }
+    assert (without.return_path.domain, without.return_path.custom) == (HOSTNAME, False)
+    assert "(no MX record; no SPF record)" in without.return_path.reason
+
+    publish(fake_dns, [r for r in records if r.name == custom])
+    verified = await services.domains.verify(pending_domain)
+    assert verified.required_ok
+    assert (verified.return_path.domain, verified.return_path.custom) == (custom, True)
+    assert verified.domain.return_path_published
+    await services.mailboxes.create(f"hello@{pending_domain}")
+    assert (await envelope_from(services, f"hello@{pending_domain}")).endswith(f"@{custom}")
+
+    # The MX moves elsewhere: bounces would no longer come back here, so the fallback returns.
+    fake_dns.remove(custom, "MX")
+    fake_dns.add(custom, "MX", "10 feedback.elsewhere.test.")
+    moved = await services.domains.verify(pending_domain)
+    assert (moved.return_path.domain, moved.return_path.custom) == (HOSTNAME, False)
+    assert "the MX record is wrong: no MX points to mx.mailmark.test" in moved.return_path.reason
+    assert moved.domain.verified_at is not None  # verification, once earned, is kept
+    assert (await envelope_from(services, f"hello@{pending_domain}")).endswith(f"@{HOSTNAME}")
+
+
+async def test_a_failed_lookup_keeps_the_return_path_of_the_last_verification(
+    services: Services, fake_dns: FakeDns, pending_domain: str
+) -> None:
+    _, records = await services.domains.records(pending_domain)
+    publish(fake_dns, records)
+    assert (await services.domains.verify(pending_domain)).return_path.custom
+    fake_dns.servfail(f"mail.{pending_domain}")
+    unknown = await services.domains.verify(pending_domain)
+    assert not unknown.required_ok
+    assert (unknown.return_path.domain, unknown.return_path.custom) == (
+        f"mail.{pending_domain}",
+        True,
+    )
+    assert "the MX record lookup failed" in unknown.return_path.reason
+    await services.mailboxes.create(f"hello@{pending_domain}")
+    assert (await envelope_from(services, f"hello@{pending_domain}")).endswith(
+        f"@mail.{pending_domain}"
+    )
+
+
+async def test_a_trusted_domain_uses_the_fallback_until_verified(
+    services: Services, fake_dns: FakeDns
+) -> None:
+    await services.accounts.create(
+        "trusting", owner_email="o@trust.test", password="owner-pass-1", plan="pro"
+    )
+    domain = await services.domains.add("trust.test", account_name="trusting", trust=True)
+    assert domain.verified_at is not None and not domain.return_path_published
+    await services.mailboxes.create("hello@trust.test")
+    assert (await envelope_from(services, "hello@trust.test")).endswith(f"@{HOSTNAME}")
+    fake_dns.servfail("mail.trust.test")
+    unknown = await services.domains.verify("trust.test")
+    assert (unknown.return_path.domain, unknown.return_path.custom) == (HOSTNAME, False)
+    assert "no verification has found its records yet" in unknown.return_path.reason

@@ -21,7 +21,7 @@ from mailmark.core.model import LeasedDelivery, Mailbox
 from mailmark.core.smtp_reply import SmtpReply, is_permanent_failure
 from mailmark.storage.tables import deliveries, events, placements, suppressions
 from tests.support.clock import SettableClock
-from tests.support.world import World, stored_copies
+from tests.support.world import HOSTNAME, World, stored_copies
 
 LEASE = timedelta(minutes=5)
 SCHEDULE = [timedelta(minutes=5), timedelta(minutes=10)]
@@ -96,7 +96,7 @@ async def test_a_2xx_reply_delivers(sender: Sender) -> None:
     )
     assert leased.from_domain == "acme.test" and not leased.local
     assert leased.envelope_from.startswith("bounce+") and leased.envelope_from.endswith(
-        "@mail.acme.test"
+        f"@{HOSTNAME}"
     )
 
     await sender.services.queue.record(

@@ -93,8 +93,8 @@ def test_record_set_names_types_and_required_flags(keys: list[DkimKey]) -> None:
         ("TXT", "mm202605e._domainkey.acme.test"): False,  # Ed25519: RFC 8463, alongside RSA
         ("TXT", "mm202606._domainkey.acme.test"): False,  # published ahead of rotation
         ("TXT", "_dmarc.acme.test"): True,
-        ("MX", "mail.acme.test"): False,
-        ("TXT", "mail.acme.test"): False,
+        ("MX", "mail.acme.test"): True,  # the return path must resolve
+        ("TXT", "mail.acme.test"): True,
         ("TXT", "_mta-sts.acme.test"): False,
         ("CNAME", "mta-sts.acme.test"): False,
         ("TXT", "_smtp._tls.acme.test"): False,

@@ -1,6 +1,7 @@
 """Reports about mail we sent, arriving at the MX for its VERP return path, over real sockets.
 
-DSNs and ARF complaints sent to bounce+<token>@mail.<domain> change the delivery's status and the
+DSNs and ARF complaints sent to bounce+<token>@<our host name> (the return path of acme.test,
+trusted without DNS) or bounce+<token>@mail.<domain> change the delivery's status and the
 suppression list; unknown tokens and unreadable reports are accepted and dropped (never bounced).
 """
 
@@ -169,6 +170,8 @@ async def test_unknown_tokens_and_garbage_are_accepted_and_dropped(
         "bounce+abcdefghijklmnopqrstuvwx@mail.elsewhere.test",  # a domain not hosted here
         "bounce+short@mail.acme.test",  # not a token: an ordinary, unhosted address
         "bounce+abcdefghijklmnopqrstuvwx@acme.test",  # not the return-path subdomain
+        "bounce+abcdefghijklmnopqrstuvwx@mx.elsewhere.test",  # another server's own name
+        "bounce+abcdefghijklmnopqrstuvwx@sub.mx.mailmark.test",  # below ours
     ],
 )
 async def test_addresses_that_are_not_our_return_paths(

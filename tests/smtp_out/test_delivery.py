@@ -51,7 +51,7 @@ async def test_delivered_mail_is_signed_and_verifies(
         "carol@other.test",
     ]
     got = sink.received[0]
-    assert re.fullmatch(r"bounce\+[a-z0-9]{24}@mail\.acme\.test", got.mail_from)
+    assert re.fullmatch(r"bounce\+[a-z0-9]{24}@mx\.mailmark\.test", got.mail_from)
     assert got.tls is False  # the sink offers no STARTTLS
     resolver = DnsResolver([fake_dns.address])
     assert dkim.verify(got.content, dnsfunc=resolver.dkim_dnsfunc)

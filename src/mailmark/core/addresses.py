@@ -124,9 +124,12 @@ def parse_recipient(address: str) -> Recipient:
     return Recipient(local, domain, tag)
 
 
-# The per-message return path of outgoing mail (VERP): bounce+<token>@mail.<domain>. Reports sent
-# back to it name the message by its token alone, whatever they say inside. "mail" is the custom
-# MAIL FROM subdomain whose MX and SPF records each domain publishes.
+# The per-message return path of outgoing mail (VERP): bounce+<token>@mail.<domain> once the
+# domain publishes that custom MAIL FROM subdomain's MX and SPF records, else
+# bounce+<token>@<the server's own name>, which has an address record wherever the server runs:
+# receivers that check the sender domain (Postfix's reject_unknown_sender_domain needs an MX or
+# an address record) refuse a return path that does not resolve, and bounces to it are lost.
+# Reports sent back to either name the message by its token alone, whatever they say inside.
 RETURN_PATH_LABEL = "mail"
 VERP_LOCAL_PREFIX = "bounce"
 VERP_TOKEN_LENGTH = 24
@@ -136,15 +139,27 @@ _VERP_TOKEN = re.compile(rf"^[a-z0-9]{{{VERP_TOKEN_LENGTH}}}$")
 @dataclass(frozen=True)
 class VerpAddress:
     token: str  # lower-case
-    domain: str  # the sending domain (without the return-path label)
+    # The sending domain of bounce+<token>@mail.<domain>; None on the server's own name.
+    domain: str | None
+
+
+def custom_return_path_domain(domain: str) -> str:
+    """The custom MAIL FROM subdomain of a sending domain: mail.<domain>."""
+    return f"{RETURN_PATH_LABEL}.{domain}"
+
+
+def return_path_domain(domain: str, *, published: bool, server_hostname: str) -> str:
+    """Where a domain's return paths live: mail.<domain> when its records are published."""
+    return custom_return_path_domain(domain) if published else server_hostname
 
 
 def verp_address(token: str, domain: str) -> str:
-    return f"{VERP_LOCAL_PREFIX}{SUBADDRESS_SEPARATOR}{token}@{RETURN_PATH_LABEL}.{domain}"
+    return f"{VERP_LOCAL_PREFIX}{SUBADDRESS_SEPARATOR}{token}@{domain}"
 
 
-def parse_verp(address: str) -> VerpAddress | None:
-    """The token and sending domain of a VERP return path, or None for any other address.
+def parse_verp(address: str, server_hostname: str) -> VerpAddress | None:
+    """The token of a VERP return path, with its sending domain when on mail.<domain>, or None
+    for any other address.
 
     The token is matched case-insensitively: RFC 5321 §2.4 lets local parts be case-sensitive,
     but some servers send reports to an address they lower- or upper-cased."""
@@ -153,8 +168,13 @@ def parse_verp(address: str) -> VerpAddress | None:
     if not at or not separator or prefix.lower() != VERP_LOCAL_PREFIX:
         return None
     token = token.lower()
-    label, dot, parent = domain.lower().partition(".")
-    if not _VERP_TOKEN.match(token) or label != RETURN_PATH_LABEL or not dot:
+    if not _VERP_TOKEN.match(token):
+        return None
+    domain = domain.lower().removesuffix(".")
+    if domain == server_hostname.lower().removesuffix("."):
+        return VerpAddress(token, None)
+    label, dot, parent = domain.partition(".")
+    if label != RETURN_PATH_LABEL or not dot:
         return None
     try:
         return VerpAddress(token, normalize_domain(parent))

@@ -43,6 +43,9 @@ class Domain:
     verified_at: datetime | None = None
     trusted: bool = False
     id: int | None = None
+    # The last verification that could tell found mail.<domain>'s MX and SPF records: its mail
+    # then uses that custom MAIL FROM domain, else the server's own name (core/addresses.py).
+    return_path_published: bool = False
 
     @property
     def status(self) -> str:
@@ -77,6 +80,8 @@ class Mailbox:
     password_hash: str | None = None
     user_id: int | None = None
     id: int | None = None
+    # Read with the mailbox, as its domain's name is: the sending path needs no extra query.
+    return_path_published: bool = False
 
     @property
     def address(self) -> str:
@@ -194,7 +199,7 @@ class OutboundMessage:
     mailbox_id: int | None
     blob_key: str
     size: int
-    envelope_from: str  # the VERP return path, bounce+<token>@mail.<domain>
+    envelope_from: str  # the VERP return path, bounce+<token>@mail.<domain> or @<hostname>
     token: str
     from_addr: str
     subject: str | None

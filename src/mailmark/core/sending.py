@@ -17,7 +17,12 @@ from datetime import datetime
 from email.utils import format_datetime, getaddresses
 
 from mailmark.core import compose
-from mailmark.core.addresses import check_header_value, normalize_address, verp_address
+from mailmark.core.addresses import (
+    check_header_value,
+    normalize_address,
+    return_path_domain,
+    verp_address,
+)
 from mailmark.core.delivery import InboundDelivery, SentCopy
 from mailmark.core.errors import (
     Forbidden,
@@ -173,12 +178,17 @@ class SendingService:
         clock: Clock,
         queue: OutboundQueue,
         delivery: InboundDelivery,
+        *,
+        hostname: str,
         max_recipients: int = 100,
         max_message_size: int = 25 * 1024 * 1024,
     ) -> None:
+        """`hostname` is the server's own name: the domain of the return paths of domains
+        whose mail.<domain> records are not published (core/addresses.py)."""
         self._uow = uow
         # Our MX advertises this SIZE (RFC 1870); a message we build stays within it.
         self._max_message_size = max_message_size
+        self._hostname = hostname
         self._clock = clock
         self._queue = queue
         self._delivery = delivery
@@ -522,7 +532,14 @@ class SendingService:
         sources = [jobs[index].source for index in accepted for _ in jobs[index].items]
         tokens = [new_token() for _ in items]
         returns = [
-            verp_address(token, sender.domain_name)
+            verp_address(
+                token,
+                return_path_domain(
+                    sender.domain_name,
+                    published=sender.return_path_published,
+                    server_hostname=self._hostname,
+                ),
+            )
             for token, (_, sender) in zip(tokens, senders, strict=True)
         ]
         sent_copies = await self._delivery.place_many_in(

@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailmark.core.addresses import RETURN_PATH_LABEL
+from mailmark.core.addresses import custom_return_path_domain
 from mailmark.core.model import DkimKey, DnsRecord
 
 MX_PRIORITY = 10
@@ -68,7 +68,7 @@ def reverse_name(ip: str) -> str:
 def record_set(domain: str, server: MailServer, dkim_keys: Sequence[DkimKey]) -> list[DnsRecord]:
     """Every record for `domain`; `required` ones decide whether the domain counts as verified."""
     host = server.hostname
-    mail_from = f"{RETURN_PATH_LABEL}.{domain}"
+    mail_from = custom_return_path_domain(domain)
     records = [
         DnsRecord(
             "MX",
@@ -104,16 +104,15 @@ def record_set(domain: str, server: MailServer, dkim_keys: Sequence[DkimKey]) ->
             "MX",
             mail_from,
             host,
-            "Custom MAIL FROM: bounces come back to this server",
-            required=False,
+            "Return path (custom MAIL FROM): the envelope sender's domain resolves, and bounces "
+            "come back to this server",
             priority=MX_PRIORITY,
         ),
         DnsRecord(
             "TXT",
             mail_from,
             spf_value(server),
-            "Custom MAIL FROM: SPF for the return path",
-            required=False,
+            "Return path (custom MAIL FROM): SPF for the envelope sender, aligned with the domain",
         ),
         DnsRecord(
             "TXT",

@@ -53,6 +53,10 @@ class DomainDns:
     def server(self) -> MailServer:
         return self._server
 
+    @property
+    def hostname(self) -> str:
+        return self._server.hostname
+
     def record_set(self, domain: str, dkim_keys: Sequence[DkimKey]) -> list[DnsRecord]:
         return record_set(domain, self._server, dkim_keys)
 

@@ -1,5 +1,6 @@
 """The MX handler: accept mail for mailboxes hosted here, and only for them, and the reports other
-servers send back to the VERP return paths of mail we sent.
+servers send back to the VERP return paths of mail we sent (bounce+<token>@mail.<domain> or
+bounce+<token>@<our host name>).
 
 Every decision is a core call: recipient resolution (relay policy, unknown mailboxes) at RCPT, and
 the whole end of the transaction (`InboundMail.accept`) at DATA. This module translates SMTP to
@@ -13,9 +14,9 @@ import secrets
 
 from aiosmtpd.smtp import SMTP, Session
 
-from mailmark.core.addresses import is_malformed_path, parse_verp
+from mailmark.core.addresses import is_malformed_path
 from mailmark.core.domains import DomainService
-from mailmark.core.errors import MailmarkError, NotFound
+from mailmark.core.errors import MailmarkError
 from mailmark.core.inbound import InboundEnvelope, InboundMail
 from mailmark.core.mailboxes import MailboxService
 from mailmark.smtp_in import replies
@@ -71,11 +72,11 @@ class MxHandler(SmtpHandler):
         refusal = self.recipient_refusal(envelope, address)
         if refusal is not None:
             return refusal
-        verp = parse_verp(address)
-        if verp is not None and await self._is_hosted(verp.domain):
+        token = await self._domains.report_token(address)
+        if token is not None:
             # A report about mail we sent: accepted whatever the token, so that an unknown or
             # stale one is dropped after DATA rather than bounced back (no backscatter).
-            envelope.report_tokens.append(verp.token)
+            envelope.report_tokens.append(token)
             return self.accept_recipient(envelope, address, options)
         try:
             mailbox = await self._mailboxes.resolve_recipient(address)
@@ -114,10 +115,3 @@ class MxHandler(SmtpHandler):
         if receipt is None:
             return replies.report_received(transaction)
         return replies.queued(transaction)
-
-    async def _is_hosted(self, domain: str) -> bool:
-        try:
-            await self._domains.get(domain)
-        except NotFound:
-            return False
-        return True

@@ -36,6 +36,13 @@ class SqlDomains(Repository):
             domains.update().where(domains.c.id == domain_id).values(verified_at=verified_at)
         )
 
+    async def set_return_path_published(self, domain_id: int, published: bool) -> None:
+        await self._conn.execute(
+            domains.update()
+            .where(domains.c.id == domain_id)
+            .values(return_path_published=published)
+        )
+
     async def add_dkim_key(self, key: DkimKey) -> DkimKey:
         new_id = await self._insert(dkim_keys, row_values(key))
         return DkimKey(**{**asdict(key), "id": new_id})

@@ -15,6 +15,7 @@ _MAILBOX_COLUMNS = (
     *mailboxes.c,
     domains.c.name.label("domain_name"),
     domains.c.account_id.label("account_id"),
+    domains.c.return_path_published,
 )
 
 
@@ -25,7 +26,7 @@ def _mailbox_query() -> sa.Select[Any]:
 class SqlMailboxes(Repository):
     async def add(self, mailbox: Mailbox) -> Mailbox:
         values = row_values(mailbox)
-        del values["domain_name"], values["account_id"]
+        del values["domain_name"], values["account_id"], values["return_path_published"]
         new_id = await self._insert(mailboxes, values)
         return Mailbox(**{**asdict(mailbox), "id": new_id})
 

@@ -114,6 +114,7 @@ domains = sa.Table(
     sa.Column("verified_at", UtcDateTime()),
     sa.Column("trusted", sa.Boolean(), nullable=False, default=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("return_path_published", sa.Boolean(), nullable=False, default=False),
 )
 
 dkim_keys = sa.Table(

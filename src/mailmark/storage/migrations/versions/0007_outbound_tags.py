@@ -1,6 +1,6 @@
 """Tags of outbound messages, given on /v1/send and filtered on by GET /v1/emails?tag=.
 
-Revision ID: 0007_outbound_tags
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-05 20:40:00
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_outbound_tags"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
