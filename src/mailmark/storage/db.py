@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import event
@@ -9,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READ_ONLY_OPTION = "mailmark_read_only"
+# Only on a new database, while another node's first migration holds it (see _use_wal).
+WAL_SWITCH_RETRY_SECONDS = 0.05
 
 
 def create_engine(database_url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
@@ -32,11 +36,11 @@ def _sqlite_engine(database_url: str, synchronous: str) -> AsyncEngine:
         # Let us issue BEGIN ourselves (below) instead of the driver's implicit, deferred one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _use_wal(cursor)
         # FULL: a committed transaction survives power loss, not only a process crash.
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -50,3 +54,23 @@ def _sqlite_engine(database_url: str, synchronous: str) -> AsyncEngine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the database in WAL mode, which it then keeps for every later connection.
+
+    Switching needs an exclusive lock and SQLite does not wait for it through the busy handler:
+    a second node starting beside one that is migrating a new database gets "database is locked"
+    at once. The switch is tried again for as long as the busy timeout allows."""
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(WAL_SWITCH_RETRY_SECONDS)
