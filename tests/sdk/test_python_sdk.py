@@ -29,6 +29,12 @@ from tests.sdk.conftest import LiveApi
 from tests.support.world import World, stored_copies
 
 
+def test_every_exported_name_is_importable() -> None:
+    import mailmark_sdk
+
+    assert [name for name in mailmark_sdk.__all__ if not hasattr(mailmark_sdk, name)] == []
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(4)}"
 

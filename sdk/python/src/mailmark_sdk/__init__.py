@@ -17,11 +17,18 @@ from mailmark_sdk.types import (
     CampaignSendResult,
     CancelResult,
     Email,
+    EmailDetail,
+    EmailEvent,
     EmailPage,
+    EmailRecipient,
     Mailbox,
     NotCanceled,
     SenderGroup,
     SendResult,
+    Suppression,
+    SuppressionPage,
+    Webhook,
+    WebhookDelivery,
 )
 
 __version__ = VERSION
