@@ -7,7 +7,6 @@ import time
 from dataclasses import replace
 
 import pytest
-import sqlalchemy as sa
 
 from mailmark.core.campaigns import (
     MAX_CAMPAIGN,
@@ -21,8 +20,7 @@ from mailmark.core.campaigns import (
 from mailmark.core.compose import Attachment
 from mailmark.core.errors import HeaderInjection, InvalidInput, MailmarkError, NotFound
 from mailmark.core.ports import UnitOfWork
-from mailmark.storage.tables import deliveries, outbound_messages
-from tests.support.world import DOMAIN, World
+from tests.support.world import DOMAIN, World, queued_rows
 
 
 def later_ms(seconds: int = 3600) -> int:
@@ -37,18 +35,6 @@ async def acme(world: World) -> SendingDomain:
 
 def service(world: World) -> CampaignExpansion:
     return world.services.campaigns
-
-
-async def queued(world: World) -> list[tuple[str, str, str | None]]:
-    query = (
-        sa.select(
-            outbound_messages.c.from_addr, deliveries.c.recipient, outbound_messages.c.batch_id
-        )
-        .select_from(deliveries.join(outbound_messages))
-        .order_by(deliveries.c.id)
-    )
-    async with world.services.engine.connect() as conn:
-        return [(row[0], row[1], row[2]) for row in await conn.execute(query)]
 
 
 CAMPAIGN = SendRequest(
@@ -75,7 +61,7 @@ async def test_a_transactional_send_is_one_message_to_every_recipient(world: Wor
     assert sent.batch_id is None
     [submission] = sent.submissions
     assert submission.recipients == ("ann@example.com", "bob@example.com")
-    assert await queued(world) == [
+    assert await queued_rows(world) == [
         ("sales@acme.test", "ann@example.com", None),
         ("sales@acme.test", "bob@example.com", None),
     ]
@@ -122,7 +108,7 @@ async def test_a_sender_group_takes_turns_and_gives_its_recipients(world: World)
     sent = await service(world).send(request, domain)
 
     assert len(sent.submissions) == 3
-    assert await queued(world) == [
+    assert await queued_rows(world) == [
         ("sales@acme.test", "one@example.com", sent.batch_id),
         ("support@acme.test", "two@example.com", sent.batch_id),
         ("sales@acme.test", "three@example.com", sent.batch_id),
@@ -248,7 +234,7 @@ async def test_every_refusal_names_its_field_and_queues_nothing(
 
     assert refused.value.field == field
     assert message in refused.value.message
-    assert await queued(world) == []
+    assert await queued_rows(world) == []
 
 
 async def test_reply_to_headers_attachments_and_tags_go_with_every_campaign_email(
@@ -304,4 +290,4 @@ async def test_before_commit_sees_the_batch_in_the_same_transaction(world: World
 
     [sent] = seen
     assert sent.batch_id is not None and len(sent.submissions) == 2
-    assert await queued(world) == []  # the send rolled back with its hook
+    assert await queued_rows(world) == []  # the send rolled back with its hook

@@ -147,3 +147,18 @@ async def stored_copies(services: Services, mailbox: Mailbox) -> list[StoredCopy
         )
         for row in rows
     ]
+
+
+async def queued_rows(world: World) -> list[tuple[str, str, str | None]]:
+    """What the outbound queue holds, oldest row first: (From address, recipient, batch id)."""
+    from mailmark.storage.tables import deliveries, outbound_messages
+
+    query = (
+        sa.select(
+            outbound_messages.c.from_addr, deliveries.c.recipient, outbound_messages.c.batch_id
+        )
+        .select_from(deliveries.join(outbound_messages))
+        .order_by(deliveries.c.id)
+    )
+    async with world.services.engine.connect() as conn:
+        return [(row[0], row[1], row[2]) for row in await conn.execute(query)]

@@ -11,26 +11,14 @@ import time
 import sqlalchemy as sa
 
 from mailmark.core.model import Suppression
-from mailmark.storage.tables import deliveries, idempotency_keys, outbound_messages
-from tests.support.world import World, stored_copies
+from mailmark.storage.tables import idempotency_keys, outbound_messages
+from tests.support.world import World, queued_rows, stored_copies
 from tests.web.api.conftest import Tenant, assert_error
 
 
 def later_ms(seconds: int = 3600) -> int:
     """A scheduledAt far enough ahead that the delivery worker leaves the message queued."""
     return int((time.time() + seconds) * 1000)
-
-
-async def queued_rows(world: World) -> list[tuple[str, str, str | None]]:
-    query = (
-        sa.select(
-            outbound_messages.c.from_addr, deliveries.c.recipient, outbound_messages.c.batch_id
-        )
-        .select_from(deliveries.join(outbound_messages))
-        .order_by(deliveries.c.id)
-    )
-    async with world.services.engine.connect() as conn:
-        return [tuple(row) for row in await conn.execute(query)]  # type: ignore[misc]
 
 
 async def test_a_transactional_send_is_queued_and_committed(acme: Tenant, world: World) -> None:
