@@ -78,7 +78,7 @@ export class Mailmark {
     if (cc !== undefined) body["cc"] = list(cc);
     if (bcc !== undefined) body["bcc"] = list(bcc);
     if (scheduledAt !== undefined) {
-      body["scheduledAt"] = scheduledAt instanceof Date ? scheduledAt.getTime() : scheduledAt;
+      body["scheduledAt"] = unixMs(scheduledAt);
     }
     const headers: Record<string, string> =
       idempotencyKey === undefined ? {} : { "Idempotency-Key": idempotencyKey };
@@ -189,8 +189,8 @@ export class Mailmark {
    * unix milliseconds). A ConflictError when none is waiting any more.
    */
   rescheduleEmail(id: string, scheduledAt: Date | number): Promise<Email> {
-    const at = scheduledAt instanceof Date ? scheduledAt.getTime() : scheduledAt;
-    return this.#request<Email>("PATCH", `/v1/emails/${segment(id)}`, { body: { scheduledAt: at } });
+    const body = { scheduledAt: unixMs(scheduledAt) };
+    return this.#request<Email>("PATCH", `/v1/emails/${segment(id)}`, { body });
   }
 
   // --- transport -------------------------------------------------------------------------------
@@ -264,6 +264,11 @@ function base64(bytes: Uint8Array): string {
     binary += String.fromCharCode(...bytes.subarray(start, start + chunk));
   }
   return btoa(binary);
+}
+
+/** A time as the API takes it: unix milliseconds, from a Date or as given. */
+function unixMs(when: Date | number): number {
+  return when instanceof Date ? when.getTime() : when;
 }
 
 function list(value: string | string[]): string[] {

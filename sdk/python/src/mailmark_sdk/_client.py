@@ -124,10 +124,8 @@ class _Calls:
         tags: Sequence[str] | None,
         idempotency_key: str | None,
     ) -> _Call[SendResult | CampaignSendResult]:
-        if isinstance(scheduled_at, datetime):
-            if scheduled_at.tzinfo is None:
-                raise ValueError("scheduled_at must be timezone-aware")
-            scheduled_at = int(scheduled_at.timestamp() * 1000)
+        if scheduled_at is not None:
+            scheduled_at = _unix_ms(scheduled_at)
         body = _without_none(
             html=html,
             text=text,
