@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
+import fcntl
+import hashlib
 import os
 import re
 import shutil
+import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,11 +24,12 @@ SDK = Path(__file__).resolve().parents[2] / "sdk" / "node"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
 
-pytestmark = [
-    pytest.mark.skipif(NODE is None, reason="node is not installed (Debian: nodejs npm)"),
-    # Both tests build sdk/node in place: under pytest-xdist they run in one worker, in turn.
-    pytest.mark.xdist_group("sdk-node"),
-]
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed (Debian: nodejs npm)")
+# Both tests build sdk/node in place, and pytest-xdist may run them in two workers at once: `npm ci`
+# empties node_modules before it fills it, so one build takes this lock at a time.
+BUILD_LOCK = Path(tempfile.gettempdir()) / (
+    "mailmark-sdk-node-" + hashlib.sha256(str(SDK).encode()).hexdigest()[:16] + ".lock"
+)
 
 
 async def _run(*argv: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
@@ -48,16 +54,24 @@ async def _run(*argv: str, env: dict[str, str] | None = None, timeout: float = 3
     return output
 
 
-async def _build() -> None:
+@contextlib.asynccontextmanager
+async def _built() -> AsyncIterator[None]:
+    """The package installed and built, held so for the body: no other build rewrites it."""
     assert NPM is not None, "npm is not installed (Debian: npm)"
-    # node_modules is the cache (gitignored): install only when it lacks the compiler.
-    if not (SDK / "node_modules" / "typescript" / "package.json").exists():
-        await _run(NPM, "ci", "--no-audit", "--no-fund")
-    await _run(NPM, "run", "build")
+    with BUILD_LOCK.open("a") as lock:
+        # Waited for in a thread: this worker's event loop also runs the live server.
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        try:
+            # node_modules is the cache (gitignored): install only when it lacks the compiler.
+            if not (SDK / "node_modules" / ".bin" / "tsc").exists():
+                await _run(NPM, "ci", "--no-audit", "--no-fund")
+            await _run(NPM, "run", "build")
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 async def test_npm_package_against_live_server(live_api: LiveApi, world: World) -> None:
-    await _build()
     tests = sorted(str(path.relative_to(SDK)) for path in (SDK / "test").glob("*.test.js"))
     assert tests, "no sdk/node/test/*.test.js"
     env = {
@@ -73,7 +87,8 @@ async def test_npm_package_against_live_server(live_api: LiveApi, world: World) 
         NO_COLOR="1",
     )
     assert NODE is not None
-    output = await _run(NODE, "--test", "--test-reporter=tap", *tests, env=env)
+    async with _built():
+        output = await _run(NODE, "--test", "--test-reporter=tap", *tests, env=env)
     passed = re.search(r"^# pass (\d+)$", output, re.MULTILINE)
     failed = re.search(r"^# fail (\d+)$", output, re.MULTILINE)
     assert passed and failed, output[-4000:]
@@ -100,14 +115,14 @@ async def test_package_is_esm_with_types_that_check_and_no_runtime_dependencies(
     assert package["type"] == "module"
     assert package["exports"]["."]["types"] == "./dist/index.d.ts"
     assert "dependencies" not in package
-    await _build()
-    # A TypeScript user's code against the declarations: right usage compiles, misuse (marked
-    # @ts-expect-error) does not.
-    await _run(NPM or "npm", "run", "typecheck")
-    declarations = (SDK / "dist" / "index.d.ts").read_text()
+    async with _built():
+        # A TypeScript user's code against the declarations: right usage compiles, misuse
+        # (marked @ts-expect-error) does not.
+        await _run(NPM or "npm", "run", "typecheck")
+        declarations = (SDK / "dist" / "index.d.ts").read_text()
+        client = (SDK / "dist" / "client.d.ts").read_text()
     for name in ("Mailmark", "MailmarkError", "RateLimitError", "ValidationError"):
         assert name in declarations
-    client = (SDK / "dist" / "client.d.ts").read_text()
     for method in (
         "send",
         "listMailboxes",
