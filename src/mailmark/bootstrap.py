@@ -439,7 +439,6 @@ async def _listening(name: str, host: str, port: int, starting: Awaitable[T]) ->
 def api_services(services: Services) -> ApiServices:
     return ApiServices(
         api_keys=services.api_keys,
-        mailboxes=services.mailboxes,
         campaigns=services.campaigns,
         sender_groups=services.sender_groups,
         emails=services.emails,

@@ -11,7 +11,6 @@ from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
-from mailmark.core.mailboxes import MailboxService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.webhooks import WebhookService
 from mailmark.web.api.v1.auth import api_key_guard, current_principal
@@ -30,7 +29,6 @@ class ApiServices:
     """The core services the /v1 routes call."""
 
     api_keys: ApiKeyService
-    mailboxes: MailboxService
     campaigns: CampaignExpansion
     sender_groups: SenderGroupService
     emails: EmailService
