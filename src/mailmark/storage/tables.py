@@ -103,7 +103,7 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False, default=""),
+    sa.Column("name", sa.String(200), nullable=False, server_default=sa.text("''")),
     sa.Column("totp_secret", sa.String(64)),
     sa.Column("totp_enabled_at", UtcDateTime()),
     sa.Column("password_changed_at", UtcDateTime()),
