@@ -379,7 +379,9 @@ class IdentityService:
         if user.totp_secret is None or not code or len(code) > 64:
             return False
         if code.isdigit() and len(code) == 6:
-            return self._totp.verify(user.totp_secret, code, now)
+            step = self._totp.matching_step(user.totp_secret, code, now)
+            # RFC 6238 §5.2: a code is accepted once, even within its time window.
+            return step is not None and await uow.users.use_totp_step(user.id, step)
         return await uow.recovery_codes.use(user.id, token_hash(_normal_recovery(code)), now)
 
     async def start_session(
@@ -598,15 +600,19 @@ class IdentityService:
                 if user.totp_enabled_at is not None:
                     raise Conflict("Two-factor sign-in is on already.")
                 code = code.strip().replace(" ", "")
-                if not (code.isdigit() and len(code) == 6) or not self._totp.verify(
-                    user.totp_secret, code, now
-                ):
+                step = (
+                    self._totp.matching_step(user.totp_secret, code, now)
+                    if code.isdigit() and len(code) == 6
+                    else None
+                )
+                if step is None:
                     raise InvalidCode(
                         "That code is not right; enter the one your app shows now.", field="code"
                     )
                 failed = False
                 codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
                 await uow.users.set_totp(viewer.user_id, user.totp_secret, now)
+                await uow.users.use_totp_step(viewer.user_id, step)
                 await uow.recovery_codes.replace(viewer.user_id, [token_hash(c) for c in codes])
                 await uow.commit()
             return codes
