@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 import sqlalchemy as sa
 
 from mailmark.core.model import Mailbox
-from mailmark.storage.sql import Repository, row_values
+from mailmark.storage.sql import Repository, chunks, row_values
 from mailmark.storage.tables import domains, mailboxes
 
 _MAILBOX_COLUMNS = (
@@ -61,3 +62,32 @@ class SqlMailboxes(Repository):
 
     async def delete(self, mailbox_id: int) -> None:
         await self._conn.execute(mailboxes.delete().where(mailboxes.c.id == mailbox_id))
+
+    async def list_for_account(
+        self, account_id: int, *, domain_id: int | None = None, user_id: int | None = None
+    ) -> list[Mailbox]:
+        """The account's mailboxes by address; of one domain, or assigned to one user."""
+        query = _mailbox_query().where(domains.c.account_id == account_id)
+        if domain_id is not None:
+            query = query.where(mailboxes.c.domain_id == domain_id)
+        if user_id is not None:
+            query = query.where(mailboxes.c.user_id == user_id)
+        query = query.order_by(domains.c.name, mailboxes.c.local_part)
+        return [Mailbox(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def assigned_users(self, mailbox_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
+        """The users each mailbox is assigned to."""
+        found: dict[int, tuple[int, ...]] = dict.fromkeys(mailbox_ids, ())
+        for chunk in chunks(list(mailbox_ids)):
+            query = sa.select(mailboxes.c.id, mailboxes.c.user_id).where(
+                mailboxes.c.id.in_(chunk), mailboxes.c.user_id.is_not(None)
+            )
+            for row in await self._conn.execute(query):
+                found[row.id] = (row.user_id,)
+        return found
+
+    async def update(self, mailbox_id: int, **values: str | None) -> None:
+        """Set some of display_name, signature, signature_format, password_hash."""
+        await self._conn.execute(
+            mailboxes.update().where(mailboxes.c.id == mailbox_id).values(**values)
+        )
