@@ -119,9 +119,10 @@ async def test_the_background_check_verifies_a_domain_once_its_records_are_publi
     clock.advance(timedelta(minutes=2))
     rechecks.start()
     try:
-        async with asyncio.timeout(20):
-            while (await services.domains.get(PENDING)).verified_at is None:
-                await asyncio.sleep(0.05)
+        for _ in range(400):
+            if (await services.domains.get(PENDING)).verified_at is not None:
+                break
+            await asyncio.sleep(0.05)
     finally:
         await rechecks.stop()
     done = await services.domains.detail(owner, PENDING)
