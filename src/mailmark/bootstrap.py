@@ -32,6 +32,7 @@ from mailmark.core.domain_rechecks import DomainRechecker
 from mailmark.core.domains import DomainService
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
+from mailmark.core.identity import IdentityService
 from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
@@ -42,6 +43,7 @@ from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
+from mailmark.core.team import TeamService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
@@ -51,6 +53,7 @@ from mailmark.sanitize import Nh3Sanitizer
 from mailmark.security import (
     Argon2PasswordHasher,
     DkimKeyFactory,
+    PyotpTotp,
     ensure_self_signed_certificate,
     server_tls_context,
 )
@@ -67,6 +70,7 @@ from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
 from mailmark.storage.uow import SqlUnitOfWorkFactory
+from mailmark.web.api.app.routes import AppServices
 from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
 from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
@@ -105,6 +109,8 @@ class Services:
     emails: EmailService
     idempotency: IdempotencyService
     campaigns: CampaignExpansion
+    identity: IdentityService
+    team: TeamService
 
     async def close(self) -> None:
         await self.sending.close()
@@ -171,6 +177,9 @@ async def build_services(
         max_message_size=settings.max_message_size,
     )
     sender_groups = SenderGroupService(uow, clock)
+    # One throttle for every way in (IMAP, SMTP submission, the web app's sign-in): a guesser
+    # gains nothing by switching protocol.
+    throttle = LoginThrottle(clock)
     return Services(
         settings=settings,
         engine=engine,
@@ -191,7 +200,7 @@ async def build_services(
             max_message_size=settings.max_message_size,
             delivery=delivery,
         ),
-        logins=MailboxLogins(uow, passwords, LoginThrottle(clock)),
+        logins=MailboxLogins(uow, passwords, throttle),
         queue=queue,
         delivery_reports=reports,
         signing_keys=SigningKeys(uow, clock),
@@ -211,6 +220,8 @@ async def build_services(
         emails=EmailService(uow, clock, queue),
         idempotency=IdempotencyService(uow, clock),
         campaigns=CampaignExpansion(sending, mailboxes, sender_groups, clock),
+        identity=IdentityService(uow, clock, passwords, throttle, PyotpTotp()),
+        team=TeamService(uow, clock, passwords, public_url=settings.public_url),
     )
 
 
@@ -371,6 +382,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             domains=services.domains,
             mailboxes=services.mailboxes,
             api=api_services(services),
+            web=app_services(services),
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
@@ -461,6 +473,18 @@ def api_services(services: Services) -> ApiServices:
         emails=services.emails,
         idempotency=services.idempotency,
         webhooks=services.webhooks,
+    )
+
+
+def app_services(services: Services) -> AppServices:
+    return AppServices(
+        identity=services.identity,
+        team=services.team,
+        accounts=services.accounts,
+        api_keys=services.api_keys,
+        webhooks=services.webhooks,
+        signup=services.settings.signup,
+        public_url=services.settings.public_url,
     )
 
 
@@ -584,6 +608,7 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             domains=services.domains,
             mailboxes=services.mailboxes,
             api=api_services(services),
+            web=app_services(services),
         )
         http = await _listening(
             "HTTP",

@@ -3,12 +3,9 @@ decides what they may see and do."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from mailmark.bootstrap import Services
 from mailmark.core.access import Role, Viewer
 from mailmark.core.model import Mailbox, User
-from mailmark.storage.tables import mailboxes
 
 
 async def viewer_of(services: Services, email: str) -> Viewer:
@@ -17,7 +14,7 @@ async def viewer_of(services: Services, email: str) -> Viewer:
         assert user is not None and user.id is not None
         account = await uow.accounts.get(user.account_id)
         assert account is not None
-    return Viewer(user.id, user.account_id, account.name, user.email, "", Role(user.role))
+    return Viewer(user.id, user.account_id, account.name, user.email, user.name, Role(user.role), 0)
 
 
 async def add_user(services: Services, account_name: str, email: str, role: Role) -> Viewer:
@@ -30,7 +27,8 @@ async def add_user(services: Services, account_name: str, email: str, role: Role
 
 
 async def assign(services: Services, mailbox: Mailbox, viewer: Viewer) -> None:
-    async with services.engine.begin() as conn:
-        await conn.execute(
-            sa.update(mailboxes).where(mailboxes.c.id == mailbox.id).values(user_id=viewer.user_id)
-        )
+    async with services.uow() as uow:
+        mine = await uow.mailbox_assignments.mailbox_ids(viewer.user_id)
+        assert mailbox.id is not None
+        await uow.mailbox_assignments.replace(viewer.user_id, [*mine, mailbox.id])
+        await uow.commit()

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailmark.core.access import Viewer, can_see_mailbox, require_manager
+from mailmark.core.access import Viewer, require_mailbox_visible, require_manager
 from mailmark.core.accounts import check_password
 from mailmark.core.addresses import (
     Recipient,
@@ -255,8 +255,10 @@ class MailboxService:
                 domain_id=domain_id,
                 user_id=None if viewer.can_manage else viewer.user_id,
             )
-            assigned = await uow.mailboxes.assigned_users([m.id for m in mailboxes if m.id])
-        return [MailboxView(m, assigned.get(m.id or 0, ())) for m in mailboxes]
+            assigned = await uow.mailbox_assignments.for_mailboxes(
+                [m.id for m in mailboxes if m.id]
+            )
+        return [MailboxView(m, tuple(assigned.get(m.id or 0, ()))) for m in mailboxes]
 
     async def get_for(self, viewer: Viewer, address: str) -> MailboxView:
         async with self._uow(read_only=True) as uow:
@@ -350,13 +352,14 @@ class MailboxService:
 
     async def _visible(self, uow: UnitOfWork, viewer: Viewer, address: str) -> MailboxView:
         local_part, domain_name = split_address(address)
-        mailbox = await uow.mailboxes.find(domain_name, local_part)
-        assigned: tuple[int, ...] = ()
-        if mailbox is not None and mailbox.id is not None:
-            assigned = (await uow.mailboxes.assigned_users([mailbox.id])).get(mailbox.id, ())
-        if mailbox is None or not can_see_mailbox(viewer, mailbox.account_id, assigned):
-            raise NotFound(f"No mailbox {local_part}@{domain_name} here.")
-        return MailboxView(mailbox, assigned)
+        found = await uow.mailboxes.find(domain_name, local_part)
+        mine = (
+            [] if viewer.can_manage else await uow.mailbox_assignments.mailbox_ids(viewer.user_id)
+        )
+        mailbox = require_mailbox_visible(viewer, found, mine)
+        assert mailbox.id is not None
+        assigned = await uow.mailbox_assignments.for_mailboxes([mailbox.id])
+        return MailboxView(mailbox, tuple(assigned.get(mailbox.id, ())))
 
     def _forget(self) -> None:
         """Drop cached mailboxes: a changed password or name must apply at once on this node."""

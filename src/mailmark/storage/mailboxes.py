@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 import sqlalchemy as sa
 
 from mailmark.core.model import Mailbox
-from mailmark.storage.sql import Repository, chunks, row_values
-from mailmark.storage.tables import domains, mailboxes
+from mailmark.storage.sql import Repository, row_values
+from mailmark.storage.tables import domains, mailbox_assignments, mailboxes
 
 _MAILBOX_COLUMNS = (
     *mailboxes.c,
@@ -71,20 +70,12 @@ class SqlMailboxes(Repository):
         if domain_id is not None:
             query = query.where(mailboxes.c.domain_id == domain_id)
         if user_id is not None:
-            query = query.where(mailboxes.c.user_id == user_id)
+            assigned = sa.select(mailbox_assignments.c.mailbox_id).where(
+                mailbox_assignments.c.user_id == user_id
+            )
+            query = query.where(mailboxes.c.id.in_(assigned))
         query = query.order_by(domains.c.name, mailboxes.c.local_part)
         return [Mailbox(**row._mapping) for row in await self._conn.execute(query)]
-
-    async def assigned_users(self, mailbox_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
-        """The users each mailbox is assigned to."""
-        found: dict[int, tuple[int, ...]] = dict.fromkeys(mailbox_ids, ())
-        for chunk in chunks(list(mailbox_ids)):
-            query = sa.select(mailboxes.c.id, mailboxes.c.user_id).where(
-                mailboxes.c.id.in_(chunk), mailboxes.c.user_id.is_not(None)
-            )
-            for row in await self._conn.execute(query):
-                found[row.id] = (row.user_id,)
-        return found
 
     async def update(self, mailbox_id: int, **values: str | None) -> None:
         """Set some of display_name, signature, signature_format, password_hash."""
