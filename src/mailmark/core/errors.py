@@ -106,3 +106,31 @@ def naming(field: str) -> Iterator[None]:
         if error.field is None:
             error.field = field
         raise
+
+
+class ProviderUnavailable(MailmarkError):
+    """An OpenID Connect provider could not be reached, or answered something unusable."""
+
+
+class SignInRefused(Forbidden):
+    """A sign-in through an OpenID Connect provider is refused; subclasses say why."""
+
+
+class InvalidSignInState(SignInRefused):
+    """The provider's answer belongs to no sign-in this browser started (or one too old)."""
+
+
+class ProviderRefused(SignInRefused):
+    """The provider itself did not sign the person in (denied consent, refused the code)."""
+
+
+class InvalidIdToken(SignInRefused):
+    """The provider's ID token fails a check: signature, issuer, audience, expiry or nonce."""
+
+
+class EmailNotVerified(SignInRefused):
+    """The provider does not vouch for the email address, so it cannot name a user here."""
+
+
+class SignupClosed(SignInRefused):
+    """Nobody may create an account here on their own: only an invitation lets a person in."""

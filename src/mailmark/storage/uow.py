@@ -18,6 +18,7 @@ from mailmark.storage.idempotency import SqlIdempotencyKeys
 from mailmark.storage.mailboxes import SqlMailboxes
 from mailmark.storage.mailstore import SqlMailStore
 from mailmark.storage.messages import SqlMessages
+from mailmark.storage.oidc import SqlOidcIdentities, SqlOidcLogins
 from mailmark.storage.outbound import SqlOutbound
 from mailmark.storage.sender_groups import SqlSenderGroups
 from mailmark.storage.sent_emails import SqlSentEmails
@@ -47,6 +48,8 @@ class SqlUnitOfWork:
     sender_groups: SqlSenderGroups
     idempotency: SqlIdempotencyKeys
     sent_emails: SqlSentEmails
+    oidc_identities: SqlOidcIdentities
+    oidc_logins: SqlOidcLogins
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -81,6 +84,8 @@ class SqlUnitOfWork:
         self.sender_groups = SqlSenderGroups(conn, dialect)
         self.idempotency = SqlIdempotencyKeys(conn, dialect)
         self.sent_emails = SqlSentEmails(conn, dialect)
+        self.oidc_identities = SqlOidcIdentities(conn, dialect)
+        self.oidc_logins = SqlOidcLogins(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -14,6 +14,10 @@ class SqlUsers(Repository):
         new_id = await self._insert(users, row_values(user))
         return User(**{**asdict(user), "id": new_id})
 
+    async def get(self, user_id: int) -> User | None:
+        row = (await self._conn.execute(users.select().where(users.c.id == user_id))).first()
+        return User(**row._mapping) if row else None
+
     async def get_by_email(self, email: str) -> User | None:
         row = (await self._conn.execute(users.select().where(users.c.email == email))).first()
         return User(**row._mapping) if row else None
