@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -191,9 +190,15 @@ class Browser:
         return self.clients[origin]
 
     async def go(
-        self, url: str, *, method: str = "GET", form: dict[str, str] | None = None
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        form: dict[str, str] | None = None,
+        stop_before: str | None = None,
     ) -> httpx.Response:
-        """Request `url` and follow redirects (303 turns a POST into a GET) to the last answer."""
+        """Request `url` and follow redirects (303 turns a POST into a GET) to the last answer;
+        with `stop_before`, the redirect to a URL starting with it is returned unfollowed."""
         self.visited = []
         for _ in range(20):
             self.visited.append(url)
@@ -201,6 +206,8 @@ class Browser:
             if response.status_code not in (301, 302, 303, 307, 308):
                 return response
             url = urljoin(url, response.headers["location"])
+            if stop_before is not None and url.startswith(stop_before):
+                return response
             if response.status_code in (301, 302, 303):
                 method, form = "GET", None
         raise AssertionError(f"too many redirects: {self.visited}")
@@ -217,23 +224,31 @@ _FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 
 
 async def sign_in_at_provider(
-    browser: Browser, page: httpx.Response, account: ProviderAccount
+    browser: Browser,
+    page: httpx.Response,
+    account: ProviderAccount,
+    *,
+    stop_before: str | None = None,
 ) -> httpx.Response:
     """From the provider's sign-in page: post the login form, then the consent form (when the
-    provider asks), as a person would; the answer the browser ends on (Mailmark's, normally)."""
+    provider asks), as a person would; the answer the browser ends on (Mailmark's, normally, or
+    the redirect to `stop_before`)."""
     assert page.status_code == 200 and "Sign in to" in page.text, page.text
     action = _FORM_ACTION.search(page.text)
     assert action is not None, page.text
     url = urljoin(str(page.url), action[1])
-    answer = await browser.go(
-        url, method="POST", form={"login": account.login, "password": account.password}
-    )
+    form = {"login": account.login, "password": account.password}
+    answer = await browser.go(url, method="POST", form=form, stop_before=stop_before)
     if answer.status_code == 200 and "Allow" in answer.text:
         consent = _FORM_ACTION.search(answer.text)
         assert consent is not None, answer.text
-        answer = await browser.go(urljoin(str(answer.url), consent[1]), method="POST", form={})
+        answer = await browser.go(
+            urljoin(str(answer.url), consent[1]), method="POST", form={}, stop_before=stop_before
+        )
     return answer
 
 
-def query_of(response: httpx.Response) -> dict[str, Any]:
-    return dict(httpx.URL(str(response.url)).params)
+def redirect_query(response: httpx.Response) -> dict[str, str]:
+    """The query parameters of the URL a redirect points at."""
+    assert response.status_code in (302, 303), (response.status_code, response.text)
+    return dict(httpx.URL(response.headers["location"]).params)
