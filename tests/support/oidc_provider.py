@@ -229,10 +229,11 @@ async def sign_in_at_provider(
     account: ProviderAccount,
     *,
     stop_before: str | None = None,
+    consent: bool = True,
 ) -> httpx.Response:
     """From the provider's sign-in page: post the login form, then the consent form (when the
-    provider asks), as a person would; the answer the browser ends on (Mailmark's, normally, or
-    the redirect to `stop_before`)."""
+    provider asks; `consent=False` denies it), as a person would; the answer the browser ends on
+    (Mailmark's, normally, or the redirect to `stop_before`)."""
     assert page.status_code == 200 and "Sign in to" in page.text, page.text
     action = _FORM_ACTION.search(page.text)
     assert action is not None, page.text
@@ -240,10 +241,12 @@ async def sign_in_at_provider(
     form = {"login": account.login, "password": account.password}
     answer = await browser.go(url, method="POST", form=form, stop_before=stop_before)
     if answer.status_code == 200 and "Allow" in answer.text:
-        consent = _FORM_ACTION.search(answer.text)
-        assert consent is not None, answer.text
+        allow, deny = _FORM_ACTION.findall(answer.text)
         answer = await browser.go(
-            urljoin(str(answer.url), consent[1]), method="POST", form={}, stop_before=stop_before
+            urljoin(str(answer.url), allow if consent else deny),
+            method="POST",
+            form={},
+            stop_before=stop_before,
         )
     return answer
 

@@ -134,13 +134,13 @@ class HttpOidcClient:
 
     async def _discover(self, provider: OidcProvider) -> ProviderMetadata:
         now = self._clock.now()
-        cached = self._metadata.get(provider.id)
+        cached = self._metadata.get(provider.issuer)
         if cached is not None and cached[1] > now:
             return cached[0]
         url = provider.issuer.rstrip("/") + "/.well-known/openid-configuration"
         document = await self._fetch_json(provider, "GET", url)
         metadata = _metadata(provider, document)
-        self._metadata[provider.id] = (metadata, now + DISCOVERY_LIFETIME)
+        self._metadata[provider.issuer] = (metadata, now + DISCOVERY_LIFETIME)
         return metadata
 
     # --- token endpoint ------------------------------------------------------------------------

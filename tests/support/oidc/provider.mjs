@@ -49,7 +49,8 @@ async function interaction(req, res) {
     }
     return page(res, 200, 'Consent', `<h1>Allow ${escape(params.client_id)}?</h1>
       <p>Scopes: ${escape([...prompt.details.missingOIDCScope ?? []].join(' '))}</p>
-      <form method="post" action="/interaction/${uid}/confirm"><button type="submit">Allow</button></form>`);
+      <form method="post" action="/interaction/${uid}/confirm"><button type="submit">Allow</button></form>
+      <form method="post" action="/interaction/${uid}/abort"><button type="submit">Deny</button></form>`);
   }
   if (action === 'login') {
     const form = await readForm(req);
@@ -73,6 +74,13 @@ async function interaction(req, res) {
     return provider.interactionFinished(req, res, { consent: { grantId } }, {
       mergeWithLastSubmission: true,
     });
+  }
+  if (action === 'abort') {
+    await readForm(req);
+    return provider.interactionFinished(req, res, {
+      error: 'access_denied',
+      error_description: 'End-User aborted interaction',
+    }, { mergeWithLastSubmission: false });
   }
   return page(res, 404, 'Not found', '<p>Not found.</p>');
 }
