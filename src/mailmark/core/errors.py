@@ -73,7 +73,32 @@ class AuthenticationFailed(MailmarkError):
 
 
 class TooManyAttempts(MailmarkError):
-    """Too many failed logins from one client; the message says when to retry."""
+    """Too many failed logins from one client or against one account; the message says when to
+    retry, and `retry_after` in how many seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InvalidCredentials(AuthenticationFailed):
+    """A web sign-in's email or password is wrong (never says which)."""
+
+
+class Unauthenticated(MailmarkError):
+    """The request needs a signed-in session and has none (or it ended)."""
+
+
+class InvalidCode(InvalidInput):
+    """A two-factor code (TOTP or recovery code) is wrong or expired."""
+
+
+class CsrfFailed(Forbidden):
+    """A state-changing request lacks the page's CSRF token, or comes from another site."""
+
+
+class SignupClosed(Forbidden):
+    """This installation takes new accounts by invitation only."""
 
 
 class Suppressed(MailmarkError):
@@ -95,17 +120,6 @@ class TargetRefused(InvalidInput):
 
 class IdempotencyKeyReused(MailmarkError):
     """An Idempotency-Key already answered a different request."""
-
-
-@contextmanager
-def naming(field: str) -> Iterator[None]:
-    """Attribute a core error raised inside to the request field `field` (unless it names one)."""
-    try:
-        yield
-    except MailmarkError as error:
-        if error.field is None:
-            error.field = field
-        raise
 
 
 class ProviderUnavailable(MailmarkError):
@@ -132,5 +146,12 @@ class EmailNotVerified(SignInRefused):
     """The provider does not vouch for the email address, so it cannot name a user here."""
 
 
-class SignupClosed(SignInRefused):
-    """Nobody may create an account here on their own: only an invitation lets a person in."""
+@contextmanager
+def naming(field: str) -> Iterator[None]:
+    """Attribute a core error raised inside to the request field `field` (unless it names one)."""
+    try:
+        yield
+    except MailmarkError as error:
+        if error.field is None:
+            error.field = field
+        raise

@@ -15,13 +15,18 @@ from mailmark.storage.domains import SqlDomains
 from mailmark.storage.events import SqlEvents
 from mailmark.storage.folders import SqlFolders
 from mailmark.storage.idempotency import SqlIdempotencyKeys
+from mailmark.storage.invitations import SqlInvitations
+from mailmark.storage.mailbox_assignments import SqlMailboxAssignments
 from mailmark.storage.mailboxes import SqlMailboxes
 from mailmark.storage.mailstore import SqlMailStore
 from mailmark.storage.messages import SqlMessages
 from mailmark.storage.oidc import SqlOidcIdentities, SqlOidcLogins
+from mailmark.storage.one_time_tokens import SqlOneTimeTokens
 from mailmark.storage.outbound import SqlOutbound
+from mailmark.storage.recovery_codes import SqlRecoveryCodes
 from mailmark.storage.sender_groups import SqlSenderGroups
 from mailmark.storage.sent_emails import SqlSentEmails
+from mailmark.storage.sessions import SqlSessions
 from mailmark.storage.suppressions import SqlSuppressions
 from mailmark.storage.users import SqlUsers
 from mailmark.storage.webhook_deliveries import SqlWebhookDeliveries
@@ -50,6 +55,11 @@ class SqlUnitOfWork:
     sent_emails: SqlSentEmails
     oidc_identities: SqlOidcIdentities
     oidc_logins: SqlOidcLogins
+    sessions: SqlSessions
+    one_time_tokens: SqlOneTimeTokens
+    invitations: SqlInvitations
+    mailbox_assignments: SqlMailboxAssignments
+    recovery_codes: SqlRecoveryCodes
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -86,6 +96,11 @@ class SqlUnitOfWork:
         self.sent_emails = SqlSentEmails(conn, dialect)
         self.oidc_identities = SqlOidcIdentities(conn, dialect)
         self.oidc_logins = SqlOidcLogins(conn, dialect)
+        self.sessions = SqlSessions(conn, dialect)
+        self.one_time_tokens = SqlOneTimeTokens(conn, dialect)
+        self.invitations = SqlInvitations(conn, dialect)
+        self.mailbox_assignments = SqlMailboxAssignments(conn, dialect)
+        self.recovery_codes = SqlRecoveryCodes(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
