@@ -19,21 +19,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from mailmark.core.access import Role
+from mailmark.core.accounts import add_account_with_owner, check_email, new_account
 from mailmark.core.errors import (
     EmailNotVerified,
+    InvalidInput,
     InvalidSignInState,
     NotFound,
     ProviderRefused,
+    SignInRefused,
     SignupClosed,
 )
 from mailmark.core.model import OidcLogin, User
-from mailmark.core.ports import Clock, UnitOfWorkFactory
+from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 # How long a person may take at the provider (sign-in, consent, a second factor there).
 LOGIN_LIFETIME = timedelta(minutes=10)
@@ -42,6 +47,11 @@ MAX_SUBJECT_LENGTH = 255
 # What a provider's error parameter may add to the sentence shown (RFC 6749 §4.1.2.1 codes are
 # short ASCII words).
 MAX_ERROR_LENGTH = 64
+# The password hash of a user who signs in through a provider only: no password verifies against
+# it (argon2 refuses it as a hash), so password sign-in stays closed until they set one.
+NO_PASSWORD = "!oidc"
+MAX_NAME_LENGTH = 200
+_NOT_IN_ACCOUNT_NAME = re.compile(r"[^A-Za-z0-9 ._-]+")
 
 
 @dataclass(frozen=True)
@@ -100,17 +110,6 @@ class OidcClient(Protocol):
         ...
 
 
-class Signup(Protocol):
-    """Whether people may create accounts here, and how a new trial account is made."""
-
-    @property
-    def open(self) -> bool: ...
-
-    async def create_trial_owner(self, email: str, name: str | None) -> User:
-        """A new trial account with a user who signs in through a provider (no password)."""
-        ...
-
-
 @dataclass(frozen=True)
 class OidcSignInResult:
     user: User
@@ -141,17 +140,16 @@ class OidcSignIn:
         clock: Clock,
         client: OidcClient,
         providers: Sequence[OidcProvider],
-        signup: Signup,
+        *,
+        signup_open: bool,
         public_url: str,
-        totp_enabled: TotpCheck,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._client = client
         self._providers = {provider.id: provider for provider in providers}
-        self._signup = signup
+        self._signup_open = signup_open
         self._public_url = public_url.rstrip("/")
-        self._totp_enabled = totp_enabled
 
     @property
     def providers(self) -> list[OidcProvider]:
@@ -223,7 +221,9 @@ class OidcSignIn:
             issuer=issuer,
         )
         user = await self._user_for(provider, identity)
-        totp_required = not provider.trust_mfa and await self._totp_enabled(user)
+        # The provider proved who the person is, not that they hold the second factor they set
+        # up here; only a provider trusted to require its own skips it.
+        totp_required = user.totp_enabled_at is not None and not provider.trust_mfa
         return OidcSignInResult(user, provider, totp_required)
 
     async def _take_login(
@@ -262,25 +262,56 @@ class OidcSignIn:
             user = await uow.users.get_by_email(email)
             if user is not None:
                 assert user.id is not None
+                if await uow.oidc_identities.subject_of(provider.id, user.id) is not None:
+                    # Another account at the provider had this email before (providers recycle
+                    # addresses): the newcomer does not inherit the user.
+                    raise SignInRefused(
+                        f"The Mailmark user {email} signs in with another {provider.name} account."
+                    )
                 await uow.oidc_identities.link(provider.id, subject, user.id, now)
                 await uow.commit()
                 return user
-        if not self._signup.open:
-            raise SignupClosed(
-                f"No Mailmark user has the email {email}; ask your administrator for an invitation."
-            )
-        user = await self._signup.create_trial_owner(email, identity.name)
-        assert user.id is not None
-        async with self._uow() as uow:
+            if not self._signup_open:
+                raise SignupClosed(
+                    f"No Mailmark user has the email {email}; ask your administrator for an "
+                    "invitation."
+                )
+            user = await self._add_trial_owner(uow, email, identity.name, now)
+            assert user.id is not None
             await uow.oidc_identities.link(provider.id, subject, user.id, now)
             await uow.commit()
         return user
 
+    async def _add_trial_owner(
+        self, uow: UnitOfWork, email: str, name: str | None, now: datetime
+    ) -> User:
+        """A new account on the 7-day trial, named after the person, with them as its owner.
+        They have no password here (until they set one by a password reset)."""
+        base = account_name_for(email, name)
+        account_name = base
+        for number in range(2, 10):
+            if await uow.accounts.get_by_name(account_name) is None:
+                break
+            account_name = f"{base[:60]} {number}"
+        else:
+            account_name = f"{base[:54]} {secrets.token_hex(4)}"
+        person = "".join(c for c in name or "" if c.isprintable()).strip()[:MAX_NAME_LENGTH]
+        _, user = await add_account_with_owner(
+            uow,
+            new_account(account_name, None, now),
+            User(0, email, NO_PASSWORD, Role.OWNER, now, name=person),
+        )
+        return user
 
-class TotpCheck(Protocol):
-    async def __call__(self, user: User) -> bool:
-        """Whether the user has turned on TOTP two-factor sign-in."""
-        ...
+
+def account_name_for(email: str, name: str | None) -> str:
+    """An account name (1-63 letters, digits, spaces, . _ -) from the person's name, else from
+    their email's local part."""
+    for source in (name or "", email.partition("@")[0]):
+        cleaned = " ".join(_NOT_IN_ACCOUNT_NAME.sub(" ", source).split())[:63].strip(" ._-")
+        if cleaned:
+            return cleaned
+    return "Account"
 
 
 def _email_of(provider: OidcProvider, identity: ProviderIdentity) -> str:
@@ -295,4 +326,9 @@ def _email_of(provider: OidcProvider, identity: ProviderIdentity) -> str:
         raise EmailNotVerified(
             f"{provider.name} has not verified the email {identity.email}; verify it there first."
         )
-    return identity.email.lower()
+    try:
+        return check_email(identity.email)
+    except InvalidInput:
+        raise SignInRefused(
+            f"{provider.name} shared an email Mailmark cannot use: {identity.email[:320]!r}."
+        ) from None

@@ -19,6 +19,13 @@ class SqlOidcIdentities(Repository):
         user_id = (await self._conn.execute(query)).scalar_one_or_none()
         return int(user_id) if user_id is not None else None
 
+    async def subject_of(self, provider: str, user_id: int) -> str | None:
+        query = sa.select(oidc_identities.c.subject).where(
+            oidc_identities.c.provider == provider, oidc_identities.c.user_id == user_id
+        )
+        subject = (await self._conn.execute(query.limit(1))).scalar_one_or_none()
+        return str(subject) if subject is not None else None
+
     async def link(self, provider: str, subject: str, user_id: int, now: datetime) -> None:
         await self._insert(
             oidc_identities,

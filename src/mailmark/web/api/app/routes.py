@@ -10,8 +10,10 @@ from litestar.types import ControllerRouterHandler
 
 from mailmark.core.accounts import AccountService
 from mailmark.core.identity import IdentityService
+from mailmark.core.oidc import OidcSignIn
 from mailmark.core.team import TeamService
 from mailmark.web.api.app.auth import AuthController, MeController, SessionController
+from mailmark.web.api.app.oidc import OidcController
 from mailmark.web.api.app.session import api_guard, current_viewer
 from mailmark.web.api.app.team import InvitationController, TeamController
 
@@ -27,6 +29,8 @@ class AppServices:
     signup: str = "closed"
     # Where people reach the web app (links in emails and the setup link start with it).
     public_url: str = ""
+    # Sign-in through OpenID Connect providers (none configured: the routes answer not_found).
+    oidc: OidcSignIn | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -37,6 +41,9 @@ def api_router(services: AppServices) -> Router:
         TeamController,
         InvitationController,
     ]
+    if services.oidc is not None:
+        handlers.append(OidcController)
+    oidc_providers = services.oidc.providers if services.oidc is not None else []
     return Router(
         path="/api",
         route_handlers=handlers,
@@ -46,6 +53,8 @@ def api_router(services: AppServices) -> Router:
             "identity": Provide(lambda: services.identity, use_cache=True, sync_to_thread=False),
             "team": Provide(lambda: services.team, use_cache=True, sync_to_thread=False),
             "accounts": Provide(lambda: services.accounts, use_cache=True, sync_to_thread=False),
+            "oidc": Provide(lambda: services.oidc, use_cache=True, sync_to_thread=False),
+            "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "signup_open": Provide(
                 lambda: services.signup == "open", use_cache=True, sync_to_thread=False
             ),
