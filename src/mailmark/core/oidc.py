@@ -22,7 +22,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -37,6 +37,7 @@ from mailmark.core.errors import (
     SignInRefused,
     SignupClosed,
 )
+from mailmark.core.identity import token_hash
 from mailmark.core.model import OidcLogin, User
 from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
@@ -62,7 +63,7 @@ class OidcProvider:
     name: str
     issuer: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     scopes: tuple[str, ...] = ("openid", "email", "profile")
     # The provider requires a second factor of every user itself: Mailmark's TOTP step is skipped.
     trust_mfa: bool = False
@@ -116,10 +117,6 @@ class OidcSignInResult:
     provider: OidcProvider
     # Whether the person must still pass Mailmark's own second factor.
     totp_required: bool
-
-
-def hash_secret(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def code_challenge(verifier: str) -> str:
@@ -183,8 +180,8 @@ class OidcSignIn:
             await uow.oidc_logins.delete_expired(now)
             await uow.oidc_logins.add(
                 OidcLogin(
-                    state_hash=hash_secret(state),
-                    browser_hash=hash_secret(browser),
+                    state_hash=token_hash(state),
+                    browser_hash=token_hash(browser),
                     provider=provider.id,
                     nonce=nonce,
                     code_verifier=verifier,
@@ -237,7 +234,7 @@ class OidcSignIn:
             raise stale
         async with self._uow() as uow:
             # Only this browser's row is taken: someone else replaying the state removes nothing.
-            login = await uow.oidc_logins.take(hash_secret(state), hash_secret(browser))
+            login = await uow.oidc_logins.take(token_hash(state), token_hash(browser))
             await uow.commit()
         if (
             login is None
