@@ -55,8 +55,5 @@ def api_router(services: AppServices) -> Router:
             "accounts": Provide(lambda: services.accounts, use_cache=True, sync_to_thread=False),
             "oidc": Provide(lambda: services.oidc, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
-            "signup_open": Provide(
-                lambda: services.signup == "open", use_cache=True, sync_to_thread=False
-            ),
         },
     )
