@@ -40,6 +40,8 @@ OWNER_AGAIN = ProviderAccount("owner-again", "owner-again-1", "sub-owner-again",
 STRANGER = ProviderAccount(
     "stranger", "stranger-sso-1", "sub-stranger", "stranger@example.test", name="Sam Stranger"
 )
+# An address no user can have (PostgreSQL cannot even compare text holding NUL).
+CONTROL = ProviderAccount("control", "control-sso-1", "sub-control", "owner\x00@acme.test")
 # Claims the owner's address without the provider having verified it.
 IMPOSTOR = ProviderAccount(
     "impostor", "impostor-sso-1", "sub-impostor", OWNER_EMAIL, email_verified=False
@@ -67,7 +69,7 @@ async def provider(oidc_provider_factory: StartProvider, public_url: str) -> Oid
             # Its ID tokens live one minute.
             ProviderClient("short-lived", SECRET, [callback("short")], id_token_ttl=60),
         ],
-        [OWNER, OWNER_AGAIN, STRANGER, IMPOSTOR],
+        [OWNER, OWNER_AGAIN, STRANGER, IMPOSTOR, CONTROL],
     )
 
 
@@ -322,6 +324,17 @@ async def test_an_unverified_email_is_refused_and_never_linked(
         f"Test SSO has not verified the email {OWNER_EMAIL}; verify it there first."
     )
     assert (await app.get("/api/me")).status_code == 401
+    assert await identities(services) == []
+
+
+async def test_an_email_with_control_characters_is_refused(
+    app: ApiClient, browser: Browser, public_url: str, services: Services
+) -> None:
+    landed = await sign_in(browser, public_url, CONTROL)
+    assert refusal(landed) == "sign_in_refused"
+    assert await refusal_message(app) == (
+        "Test SSO shared an email Mailmark cannot use: 'owner\\x00@acme.test'."
+    )
     assert await identities(services) == []
 
 

@@ -248,7 +248,12 @@ class HttpOidcClient:
         if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
             raise InvalidIdToken(f"{invalid} belongs to another sign-in (its nonce differs).")
         subject = claims["sub"]
-        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+        # OpenID Connect Core §2: at most 255 ASCII characters (and none that cannot be stored).
+        if (
+            not isinstance(subject, str)
+            or not 0 < len(subject) <= MAX_SUBJECT_LENGTH
+            or not (subject.isascii() and subject.isprintable())
+        ):
             raise InvalidIdToken(f"{invalid} has no valid subject.")
         return claims
 
