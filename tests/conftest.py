@@ -7,5 +7,6 @@ pytest_plugins = [
     "tests.support.serve",
     "tests.support.smtp_sink",
     "tests.support.webhook_receiver",
+    "tests.support.oidc_provider",
     "tests.support.web",
 ]

@@ -37,6 +37,7 @@ from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
+from mailmark.core.oidc import OidcProvider, OidcSignIn
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
 from mailmark.core.queue import OutboundQueue
 from mailmark.core.queue_admin import QueueAdmin
@@ -51,6 +52,7 @@ from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
 from mailmark.imap.server import ImapListener, start_imap_listener
 from mailmark.sanitize import Nh3Sanitizer
+from mailmark.oidc.client import HttpOidcClient
 from mailmark.security import (
     Argon2PasswordHasher,
     DkimKeyFactory,
@@ -112,6 +114,7 @@ class Services:
     campaigns: CampaignExpansion
     identity: IdentityService
     team: TeamService
+    oidc: OidcSignIn
 
     async def close(self) -> None:
         await self.sending.close()
@@ -236,6 +239,26 @@ async def build_services(
             signup_open=settings.signup == "open",
         ),
         team=TeamService(uow, clock, passwords, mail=system_mail, public_url=settings.public_url),
+        oidc=OidcSignIn(
+            uow,
+            clock,
+            HttpOidcClient(clock),
+            [
+                OidcProvider(
+                    id=provider.id,
+                    name=provider.name,
+                    issuer=provider.issuer,
+                    client_id=provider.client_id,
+                    client_secret=provider.client_secret.get_secret_value(),
+                    scopes=tuple(provider.scopes),
+                    trust_mfa=provider.trust_mfa,
+                    timeout=provider.timeout.total_seconds(),
+                )
+                for provider in settings.oidc_providers
+            ],
+            signup_open=settings.signup == "open",
+            public_url=settings.public_url,
+        ),
     )
 
 
@@ -499,6 +522,7 @@ def app_services(services: Services) -> AppServices:
         webhooks=services.webhooks,
         signup=services.settings.signup,
         public_url=services.settings.public_url,
+        oidc=services.oidc,
     )
 
 

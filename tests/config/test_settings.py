@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -380,3 +381,89 @@ def test_the_default_search_ends_in_etc(tmp_path: Path) -> None:
 def test_sqlite_path(monkeypatch: pytest.MonkeyPatch, url: str, path: Path | None) -> None:
     monkeypatch.setenv("MAILMARK_DATABASE_URL", url)
     assert load_settings().sqlite_path == path
+
+
+def test_oidc_providers_from_toml_tables(tmp_path: Path) -> None:
+    assert load_settings().oidc_providers == []
+    path = write_toml(
+        tmp_path,
+        """
+[[oidc_providers]]
+id = "google"
+name = "Google"
+issuer = "https://accounts.google.com"
+client_id = "1234.apps.googleusercontent.com"
+client_secret = "GOCSPX-secret"
+
+[[oidc_providers]]
+id = "keycloak"
+name = "Company SSO"
+issuer = "https://sso.example.com/realms/staff"
+client_id = "mailmark"
+client_secret = "kc-secret"
+scopes = "openid email"
+trust_mfa = true
+timeout = "5s"
+""",
+    )
+    google, keycloak = load_settings(path).oidc_providers
+    assert (google.id, google.scopes, google.trust_mfa) == (
+        "google",
+        ["openid", "email", "profile"],
+        False,
+    )
+    assert google.timeout == timedelta(seconds=10)
+    # The secret stays out of reprs and logs.
+    assert "GOCSPX" not in repr(google)
+    assert google.client_secret.get_secret_value() == "GOCSPX-secret"
+    assert (keycloak.scopes, keycloak.trust_mfa) == (["openid", "email"], True)
+    assert keycloak.timeout == timedelta(seconds=5)
+
+
+def test_oidc_providers_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "MAILMARK_OIDC_PROVIDERS",
+        '[{"id": "local", "name": "Local", "issuer": "http://127.0.0.1:8080",'
+        ' "client_id": "m", "client_secret": "s"}]',
+    )
+    [local] = load_settings().oidc_providers
+    assert local.issuer == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(
+    ("provider", "complaint"),
+    [
+        ({"issuer": "http://sso.example.com"}, "must be an https URL (http only on localhost)"),
+        ({"issuer": "https://sso.example.com/?tenant=1"}, "is not an issuer URL"),
+        ({"id": "Has Spaces"}, "should match pattern"),
+        ({"scopes": ["email"]}, "must include openid"),
+        ({"client_secret": None}, "client_secret"),
+    ],
+)
+def test_bad_oidc_provider_is_refused_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, provider: dict[str, object], complaint: str
+) -> None:
+    good = {
+        "id": "sso",
+        "name": "SSO",
+        "issuer": "https://sso.example.com",
+        "client_id": "m",
+        "client_secret": "s",
+    }
+    monkeypatch.setenv("MAILMARK_OIDC_PROVIDERS", json.dumps([good | provider]))
+    with pytest.raises(SettingsError, match="MAILMARK_OIDC_PROVIDERS") as raised:
+        load_settings()
+    assert complaint in str(raised.value) or complaint.upper() in str(raised.value)
+
+
+def test_two_oidc_providers_with_one_id_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = {
+        "id": "sso",
+        "name": "SSO",
+        "issuer": "https://sso.example.com",
+        "client_id": "m",
+        "client_secret": "s",
+    }
+    monkeypatch.setenv("MAILMARK_OIDC_PROVIDERS", json.dumps([provider, provider]))
+    with pytest.raises(SettingsError, match="two providers have the id 'sso'"):
+        load_settings()

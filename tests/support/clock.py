@@ -16,3 +16,14 @@ class SettableClock:
 
     def advance(self, delta: datetime.timedelta) -> None:
         self.current += delta
+
+
+class OffsetClock:
+    """The real time moved by `offset`, which the test changes: for expiry checked against
+    timestamps another process writes (a token's `exp`)."""
+
+    def __init__(self) -> None:
+        self.offset = datetime.timedelta()
+
+    def now(self) -> datetime.datetime:
+        return datetime.datetime.now(datetime.UTC) + self.offset

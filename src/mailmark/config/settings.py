@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -62,6 +65,57 @@ def parse_size(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a size like 25M, 512k or 1048576")
     return int(match[1]) * _SIZE_UNITS[match[2].lower()]
+
+
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+class OidcProviderSettings(BaseModel):
+    """One OpenID Connect provider people may sign in with (a `[[oidc_providers]]` table in
+    mailmark.toml, or MAILMARK_OIDC_PROVIDERS as a JSON list of such objects)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The provider's part of the callback URL: /api/auth/oidc/<id>/callback.
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    # What the sign-in button says: "Sign in with <name>".
+    name: str = Field(min_length=1, max_length=64)
+    issuer: str = Field(max_length=2048)
+    client_id: str = Field(min_length=1, max_length=512)
+    client_secret: SecretStr
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    # Skip Mailmark's own TOTP step for users signing in through this provider: only for a
+    # provider that itself requires a second factor of every user (a company Keycloak, say).
+    trust_mfa: bool = False
+    # Each request to the provider (discovery, keys, token, userinfo) gives up after this long.
+    timeout: timedelta = timedelta(seconds=10)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        # OpenID Connect Discovery §2: an https URL without query or fragment; plain http only
+        # for a provider on this machine.
+        scheme, _, rest = value.partition("://")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        host = host if host.startswith("[") else host.split(":", 1)[0]
+        if "?" in value or "#" in value or not host:
+            raise ValueError(f"{value!r} is not an issuer URL such as https://accounts.example.com")
+        if scheme != "https" and not (scheme == "http" and host.lower() in _LOOPBACK_HOSTS):
+            raise ValueError(f"{value!r} must be an https URL (http only on localhost)")
+        return value
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _scopes(cls, value: Any) -> Any:
+        scopes = value.split() if isinstance(value, str) else value
+        if isinstance(scopes, list) and "openid" not in scopes:
+            raise ValueError("must include openid")
+        return scopes
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
 
 
 def _split_list(value: Any) -> Any:
@@ -135,6 +189,8 @@ class Settings(BaseSettings):
     # to crack: never use it where real passwords are stored.
     password_hash_cost: Literal["recommended", "test"] = "recommended"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Sign-in through OpenID Connect providers, beside email and password; none by default.
+    oidc_providers: list[OidcProviderSettings] = Field(default_factory=list)
     _config_file: Path | None = PrivateAttr(default=None)
 
     @classmethod
@@ -178,6 +234,14 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{network!r} is not a network such as 127.0.0.1/32") from None
         return networks
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _oidc_providers(cls, value: list[OidcProviderSettings]) -> list[OidcProviderSettings]:
+        ids = [provider.id for provider in value]
+        if duplicate := next((id_ for id_ in ids if ids.count(id_) > 1), None):
+            raise ValueError(f"two providers have the id {duplicate!r}")
+        return value
 
     @field_validator("retry_schedule", mode="before")
     @classmethod

@@ -122,6 +122,30 @@ class IdempotencyKeyReused(MailmarkError):
     """An Idempotency-Key already answered a different request."""
 
 
+class ProviderUnavailable(MailmarkError):
+    """An OpenID Connect provider could not be reached, or answered something unusable."""
+
+
+class SignInRefused(Forbidden):
+    """A sign-in through an OpenID Connect provider is refused; subclasses say why."""
+
+
+class InvalidSignInState(SignInRefused):
+    """The provider's answer belongs to no sign-in this browser started (or one too old)."""
+
+
+class ProviderRefused(SignInRefused):
+    """The provider itself did not sign the person in (denied consent, refused the code)."""
+
+
+class InvalidIdToken(SignInRefused):
+    """The provider's ID token fails a check: signature, issuer, audience, expiry or nonce."""
+
+
+class EmailNotVerified(SignInRefused):
+    """The provider does not vouch for the email address, so it cannot name a user here."""
+
+
 @contextmanager
 def naming(field: str) -> Iterator[None]:
     """Attribute a core error raised inside to the request field `field` (unless it names one)."""

@@ -159,6 +159,28 @@ async def add_session(
     return SignedIn(token, viewer_of(user, account_name, session.id))
 
 
+async def add_pending_totp_session(
+    uow: UnitOfWork, user: User, ip: str, user_agent: str, now: datetime
+) -> TotpPending:
+    """A sign-in whose second factor is still due (within minutes), in the caller's transaction."""
+    assert user.id is not None
+    token = new_token()
+    ip, user_agent = _client(ip, user_agent)
+    await uow.sessions.add(
+        UserSession(
+            user.id,
+            token_hash(token),
+            now,
+            now,
+            now + PENDING_TOTP_LIFETIME,
+            ip,
+            user_agent,
+            pending_totp=True,
+        )
+    )
+    return TotpPending(token)
+
+
 class IdentityService:
     def __init__(
         self,
@@ -303,23 +325,9 @@ class IdentityService:
                 await self._end(uow, previous_token)
             await uow.sessions.delete_expired(now, now - SESSION_IDLE_LIFETIME)
             if user.totp_enabled_at is not None:
-                token = new_token()
-                assert user.id is not None
-                ip, user_agent = _client(ip, user_agent)
-                await uow.sessions.add(
-                    UserSession(
-                        user.id,
-                        token_hash(token),
-                        now,
-                        now,
-                        now + PENDING_TOTP_LIFETIME,
-                        ip,
-                        user_agent,
-                        pending_totp=True,
-                    )
-                )
+                pending = await add_pending_totp_session(uow, user, ip, user_agent, now)
                 await uow.commit()
-                return TotpPending(token)
+                return pending
             signed_in = await add_session(uow, user, account.name, ip, user_agent, now)
             await uow.commit()
         return signed_in
@@ -402,6 +410,19 @@ class IdentityService:
             signed_in = await add_session(uow, user, account.name, ip, user_agent, now)
             await uow.commit()
         return signed_in
+
+    async def start_pending_totp(
+        self, user: User, *, ip: str, user_agent: str, previous_token: str | None = None
+    ) -> TotpPending:
+        """For a user with two-factor on whose identity was proven elsewhere (an OpenID Connect
+        provider): the code is then due at /api/auth/totp, as after a right password."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if previous_token:
+                await self._end(uow, previous_token)
+            pending = await add_pending_totp_session(uow, user, ip, user_agent, now)
+            await uow.commit()
+        return pending
 
     async def find_user_by_email(self, email: str) -> User | None:
         """The user with this email (any case), or None."""

@@ -549,3 +549,17 @@ class WebhookOutcome:
     last_code: int | None
     last_error: str | None
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class OidcLogin:
+    """A sign-in sent to an OpenID Connect provider, waiting for the browser to come back."""
+
+    state_hash: str
+    browser_hash: str
+    provider: str
+    nonce: str
+    code_verifier: str
+    created_at: datetime
+    expires_at: datetime
+    id: int | None = None

@@ -27,6 +27,7 @@ from mailmark.core.model import (
     NewDelivery,
     NewMessage,
     NewPlacement,
+    OidcLogin,
     OneTimeToken,
     OutboundMessage,
     PlacementState,
@@ -646,6 +647,26 @@ class WebhookDeliveryRepository(Protocol):
         ...
 
 
+class OidcIdentityRepository(Protocol):
+    async def user_id_for(self, provider: str, subject: str) -> int | None: ...
+    async def subject_of(self, provider: str, user_id: int) -> str | None:
+        """The user's subject at this provider, when linked to it."""
+        ...
+
+    async def link(self, provider: str, subject: str, user_id: int, now: datetime) -> None: ...
+    async def touch(self, provider: str, subject: str, now: datetime) -> None: ...
+
+
+class OidcLoginRepository(Protocol):
+    async def add(self, login: OidcLogin) -> None: ...
+    async def take(self, state_hash: str, browser_hash: str) -> OidcLogin | None:
+        """The sign-in with this state started by this browser, removed: a state is good for
+        one answer only."""
+        ...
+
+    async def delete_expired(self, now: datetime) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository. `async with uow:` then `await uow.commit()` once."""
 
@@ -683,6 +704,10 @@ class UnitOfWork(Protocol):
     def idempotency(self) -> IdempotencyRepository: ...
     @property
     def sent_emails(self) -> SentEmailRepository: ...
+    @property
+    def oidc_identities(self) -> OidcIdentityRepository: ...
+    @property
+    def oidc_logins(self) -> OidcLoginRepository: ...
     @property
     def sessions(self) -> SessionRepository: ...
     @property

@@ -498,3 +498,34 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
     sa.Index("ix_webhook_deliveries_event_id", "event_id"),
 )
+
+# Who signs in through which OpenID Connect provider: the provider's stable subject identifier
+# (OpenID Connect Core §2 `sub`, unique per issuer) bound to one user.
+oidc_identities = sa.Table(
+    "oidc_identities",
+    metadata,
+    _id(),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    _fk("user_id", "users.id"),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_used_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("provider", "subject"),
+    sa.Index("ix_oidc_identities_user_id", "user_id"),
+)
+
+# Sign-ins sent to a provider and not back yet: the state (stored as its sha256) names the row,
+# which holds the nonce and PKCE verifier and is bound to the browser that started it.
+oidc_logins = sa.Table(
+    "oidc_logins",
+    metadata,
+    _id(),
+    sa.Column("state_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("browser_hash", sa.String(64), nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("nonce", sa.String(64), nullable=False),
+    sa.Column("code_verifier", sa.String(128), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_oidc_logins_expires_at", "expires_at"),
+)

@@ -20,6 +20,7 @@ from mailmark.storage.mailbox_assignments import SqlMailboxAssignments
 from mailmark.storage.mailboxes import SqlMailboxes
 from mailmark.storage.mailstore import SqlMailStore
 from mailmark.storage.messages import SqlMessages
+from mailmark.storage.oidc import SqlOidcIdentities, SqlOidcLogins
 from mailmark.storage.one_time_tokens import SqlOneTimeTokens
 from mailmark.storage.outbound import SqlOutbound
 from mailmark.storage.recovery_codes import SqlRecoveryCodes
@@ -52,6 +53,8 @@ class SqlUnitOfWork:
     sender_groups: SqlSenderGroups
     idempotency: SqlIdempotencyKeys
     sent_emails: SqlSentEmails
+    oidc_identities: SqlOidcIdentities
+    oidc_logins: SqlOidcLogins
     sessions: SqlSessions
     one_time_tokens: SqlOneTimeTokens
     invitations: SqlInvitations
@@ -91,6 +94,8 @@ class SqlUnitOfWork:
         self.sender_groups = SqlSenderGroups(conn, dialect)
         self.idempotency = SqlIdempotencyKeys(conn, dialect)
         self.sent_emails = SqlSentEmails(conn, dialect)
+        self.oidc_identities = SqlOidcIdentities(conn, dialect)
+        self.oidc_logins = SqlOidcLogins(conn, dialect)
         self.sessions = SqlSessions(conn, dialect)
         self.one_time_tokens = SqlOneTimeTokens(conn, dialect)
         self.invitations = SqlInvitations(conn, dialect)

@@ -28,6 +28,7 @@ from mailmark.core.errors import (
     MessageRejected,
     MessageTooLarge,
     NotFound,
+    ProviderUnavailable,
     QuotaExceeded,
     RateLimited,
     Suppressed,
@@ -57,6 +58,7 @@ HTTP_STATUS_BY_ERROR: dict[type[MailmarkError], int] = {
     TargetRefused: 422,
     RateLimited: 429,
     TooManyAttempts: 429,
+    ProviderUnavailable: 502,
 }
 # Codes of Litestar's own errors (routing, body decoding, size limits), by status.
 CODE_BY_STATUS = {

@@ -13,6 +13,7 @@ from litestar.params import FromPath, JSONBody
 
 from mailmark.core.access import Viewer
 from mailmark.core.identity import IdentityService, SignedIn, TotpPending, csrf_token_for
+from mailmark.core.oidc import OidcProvider
 from mailmark.web.api.app.session import (
     PUBLIC,
     anonymous_csrf_token,
@@ -166,6 +167,7 @@ class SessionController(Controller):
         self,
         request: Request[Any, Any, Any],
         identity: Injected[IdentityService],
+        oidc_providers: Injected[list[OidcProvider]],
     ) -> Response[SessionStateOut]:
         """Whether someone is signed in (and who), whether first-run setup is due, whether
         sign-up is open, and the CSRF token every state-changing call must send back."""
@@ -175,7 +177,7 @@ class SessionController(Controller):
             signed_in=viewer is not None,
             setup_required=await identity.setup_required(),
             signup_open=identity.signup_open,
-            oidc_providers=[],
+            oidc_providers=[OidcProviderOut(p.id, p.name) for p in oidc_providers],
             csrf_token=csrf,
             user=me_out(viewer, csrf) if viewer is not None else None,
         )

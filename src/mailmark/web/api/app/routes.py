@@ -11,6 +11,7 @@ from litestar.types import ControllerRouterHandler
 from mailmark.core.accounts import AccountService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.identity import IdentityService
+from mailmark.core.oidc import OidcSignIn
 from mailmark.core.team import TeamService
 from mailmark.core.webhooks import WebhookService
 from mailmark.web.api.app.account import AccountController
@@ -18,6 +19,7 @@ from mailmark.web.api.app.auth import AuthController, MeController, SessionContr
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
 from mailmark.web.api.app.mailboxes import MailboxController
+from mailmark.web.api.app.oidc import OidcController
 from mailmark.web.api.app.session import api_guard, current_viewer
 from mailmark.web.api.app.team import InvitationController, TeamController
 
@@ -35,6 +37,8 @@ class AppServices:
     signup: str = "closed"
     # Where people reach the web app (links in emails and the setup link start with it).
     public_url: str = ""
+    # Sign-in through OpenID Connect providers (none configured: the routes answer not_found).
+    oidc: OidcSignIn | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -50,6 +54,9 @@ def api_router(services: AppServices) -> Router:
         ApiKeyController,
         WebhookController,
     ]
+    if services.oidc is not None:
+        handlers.append(OidcController)
+    oidc_providers = services.oidc.providers if services.oidc is not None else []
     return Router(
         path="/api",
         route_handlers=handlers,
@@ -61,5 +68,7 @@ def api_router(services: AppServices) -> Router:
             "accounts": Provide(lambda: services.accounts, use_cache=True, sync_to_thread=False),
             "api_keys": Provide(lambda: services.api_keys, use_cache=True, sync_to_thread=False),
             "webhooks": Provide(lambda: services.webhooks, use_cache=True, sync_to_thread=False),
+            "oidc": Provide(lambda: services.oidc, use_cache=True, sync_to_thread=False),
+            "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
         },
     )

@@ -1,0 +1,1 @@
+"""OpenID Connect toward providers (discovery, tokens, keys): `core.oidc`'s OidcClient."""
