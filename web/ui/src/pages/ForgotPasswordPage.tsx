@@ -1,0 +1,5 @@
+import { AuthLayout } from "../layouts/AuthLayout";
+
+export default function ForgotPasswordPage() {
+  return <AuthLayout title="Reset your password">…</AuthLayout>;
+}

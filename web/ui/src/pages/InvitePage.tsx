@@ -1,0 +1,5 @@
+import { AuthLayout } from "../layouts/AuthLayout";
+
+export default function InvitePage() {
+  return <AuthLayout title="Join your team">…</AuthLayout>;
+}

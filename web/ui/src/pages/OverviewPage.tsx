@@ -1,0 +1,5 @@
+import { PageHeader } from "../components/Card";
+
+export default function OverviewPage() {
+  return <PageHeader title="Overview" />;
+}

@@ -1,0 +1,5 @@
+import { AuthLayout } from "../layouts/AuthLayout";
+
+export default function ResetPasswordPage() {
+  return <AuthLayout title="Choose a new password">…</AuthLayout>;
+}

@@ -1,0 +1,5 @@
+import { AuthLayout } from "../layouts/AuthLayout";
+
+export default function SetupPage() {
+  return <AuthLayout title="Set up Mailmark">…</AuthLayout>;
+}

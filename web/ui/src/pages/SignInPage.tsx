@@ -1,0 +1,5 @@
+import { AuthLayout } from "../layouts/AuthLayout";
+
+export default function SignInPage() {
+  return <AuthLayout title="Sign in">…</AuthLayout>;
+}

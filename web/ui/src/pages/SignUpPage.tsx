@@ -1,0 +1,5 @@
+import { AuthLayout } from "../layouts/AuthLayout";
+
+export default function SignUpPage() {
+  return <AuthLayout title="Create your account">…</AuthLayout>;
+}
