@@ -17,6 +17,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response, get
 from litestar.openapi.plugins import OpenAPIRenderPlugin
+from litestar.params import FromPath
 from litestar.response import File
 from litestar.types import ControllerRouterHandler
 
@@ -102,7 +103,7 @@ def spa_handlers(ui_dir: Path = UI_DIR) -> list[ControllerRouterHandler]:
         return Response(page, media_type=MediaType.HTML, headers={"Cache-Control": REVALIDATE})
 
     @get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-    def asset(name: str) -> File:
+    def asset(name: FromPath[str]) -> File:
         # Built names only (`index-B8IP4NY9.js`): one path segment, never a dot file.
         path = assets_dir / name
         if name.startswith(".") or "/" in name or "\\" in name or not path.is_file():
