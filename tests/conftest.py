@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.serve",
     "tests.support.smtp_sink",
     "tests.support.ui",
+    "tests.support.web",
 ]

@@ -13,7 +13,7 @@ import pytest
 
 from mailmark.bootstrap import Services
 from mailmark.dns_tools.record_set import MailServer
-from mailmark.web.app import create_app
+from mailmark.web.app import CONTENT_SECURITY_POLICY, create_app
 from mailmark.web.server import start_http_listener
 from mailmark.web.spa import IMMUTABLE
 
@@ -125,7 +125,10 @@ async def test_other_paths_keep_their_handlers_and_json_404(web: httpx.AsyncClie
 async def test_index_has_no_inline_script_or_style_and_its_assets_are_served(
     web: httpx.AsyncClient,
 ) -> None:
-    tags = parse((await web.get("/")).text)
+    index = await web.get("/")
+    assert index.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert index.headers["x-content-type-options"] == "nosniff"
+    tags = parse(index.text)
     assert tags.inline == [], "the Content-Security-Policy refuses inline script and style"
     assert not [tag for tag, attrs in tags.tags if "style" in attrs], "no style attributes"
     assert not [attrs for _, attrs in tags.tags for name in attrs if name.startswith("on")], (
@@ -162,6 +165,14 @@ async def test_schema_page_loads_only_local_assets_and_the_scalar_bundle_is_serv
     answer = await web.get("/schema")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/html")
+    # Scalar writes <style> elements at run time: this page alone allows inline styles, and
+    # still no script from anywhere but this server.
+    [policy] = answer.headers.get_list("content-security-policy")
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["style-src"] == "'self' 'unsafe-inline'"
+    assert directives["script-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert policy.replace(" 'unsafe-inline'", "") == CONTENT_SECURITY_POLICY
     tags = parse(answer.text)
     assert tags.inline == [], "no inline script: the CSP allows scripts from 'self' only"
     refs = local_references(tags)
