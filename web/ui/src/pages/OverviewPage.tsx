@@ -2,7 +2,8 @@ import type { ReactNode } from "react";
 import { Link } from "react-router";
 import { useAccount } from "../account/AccountContext";
 import type { Account } from "../api/account";
-import { apiKeysApi, domainsApi, type DomainSummary } from "../api/domains";
+import { api, seg } from "../api/client";
+import { domainsApi, type DomainSummary } from "../api/domains";
 import { mailboxesApi, type Mailbox } from "../api/mailboxes";
 import { useAuth, useUser } from "../auth/AuthContext";
 import { Alert } from "../components/Alert";
@@ -110,7 +111,13 @@ type Progress = { domains: DomainSummary[]; mailboxes: number; activeKeys: numbe
 async function loadProgress(): Promise<Progress> {
   const [domains, mailboxes] = await Promise.all([domainsApi.list(), mailboxesApi.list()]);
   // Keys are per domain: a few domains are looked at, enough to tell whether any key exists.
-  const keyLists = await Promise.all(domains.slice(0, 10).map((domain) => apiKeysApi.list(domain.name).catch(() => [])));
+  const keyLists = await Promise.all(
+    domains
+      .slice(0, 10)
+      .map((domain) =>
+        api.get<{ revokedAt: string | null }[]>(`/api/domains/${seg(domain.name)}/api-keys`).catch(() => []),
+      ),
+  );
   const activeKeys = keyLists.flat().filter((key) => !key.revokedAt).length;
   return { domains, mailboxes: mailboxes.length, activeKeys };
 }
