@@ -6,6 +6,6 @@ pytest_plugins = [
     "tests.support.world",
     "tests.support.serve",
     "tests.support.smtp_sink",
-    "tests.support.ui",
     "tests.support.web",
+    "tests.support.ui",
 ]

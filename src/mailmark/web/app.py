@@ -196,7 +196,7 @@ def create_app(
     ui_dir: Path = UI_DIR,
 ) -> Litestar:
     """The web application, bound to the services it serves; the /v1 API when `api` is given,
-    the web app's /api when `web` is; the web app's pages and the /schema explorer's files
+    the web app's /api when `web` is; the single-page app (and the /schema explorer's files)
     from `ui_dir`."""
     handlers: list[ControllerRouterHandler] = [
         thunderbird_autoconfig,
