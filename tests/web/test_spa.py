@@ -178,8 +178,8 @@ async def test_schema_page_loads_only_local_assets_and_the_scalar_bundle_is_serv
     refs = local_references(tags)
     scripts = [attrs["src"] for tag, attrs in tags.tags if tag == "script"]
     assert len(scripts) == 2 and all(src and src.startswith("/assets/") for src in scripts)
-    [mount] = [attrs for _, attrs in tags.tags if attrs.get("id") == "api-reference"]
-    assert mount["data-spec-url"] == "/schema/openapi.json"
+    [mount] = [attrs for _, attrs in tags.tags if attrs.get("id") == "schema-explorer"]
+    assert mount["data-openapi-url"] == "/schema/openapi.json"
     bodies = {}
     for ref in refs:
         fetched = await web.get(ref)
@@ -192,7 +192,7 @@ async def test_schema_page_loads_only_local_assets_and_the_scalar_bundle_is_serv
     assert (
         b"createApiReference" in starter.content and b"withDefaultFonts: false" in starter.content
     )
-    spec = await web.get(mount["data-spec-url"] or "")
+    spec = await web.get(mount["data-openapi-url"] or "")
     assert spec.status_code == 200
     assert json.loads(spec.content)["info"]["title"] == "Mailmark"
 

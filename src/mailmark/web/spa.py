@@ -159,7 +159,7 @@ class SchemaExplorer(OpenAPIRenderPlugin):
             "</head><body>"
             "<noscript>The API explorer needs JavaScript; the OpenAPI document is at "
             f'<a href="{spec_url}">{spec_url}</a>.</noscript>'
-            f'<div id="api-reference" data-spec-url="{spec_url}"></div>'
+            f'<div id="schema-explorer" data-openapi-url="{spec_url}"></div>'
             f'<script src="{scalar}"></script><script src="{init}"></script>'
             "</body></html>"
         ).encode()

@@ -12,7 +12,7 @@ import { Badge, Card, PageHeader } from "../components/Card";
 import { EmptyState } from "../components/EmptyState";
 import { Spinner } from "../components/Spinner";
 import { UsageMeter } from "../components/UsageMeter";
-import { formatDate, plural } from "../lib/format";
+import { formatDate, formatNumber, plural } from "../lib/format";
 import { useAsync } from "../lib/useAsync";
 
 export default function OverviewPage() {
@@ -81,12 +81,12 @@ function PlanCards({ account }: { account: Account }) {
           {status}
         </div>
         <p className="mt-1 text-2xl font-semibold tracking-tight text-zinc-900 dark:text-white">{account.plan.label}</p>
-        <p className="mt-3 text-xs text-zinc-600 dark:text-zinc-400">
+        <p className="mt-1 text-sm text-zinc-600 dark:text-zinc-400">
           {account.status === "trial" && account.trialEndsAt
             ? `Trial ends ${formatDate(account.trialEndsAt)}`
             : account.status === "paused"
               ? "Select a plan to resume sending"
-              : "Billed monthly"}
+              : planSummary(account)}
         </p>
       </div>
       <Stat>
@@ -100,6 +100,11 @@ function PlanCards({ account }: { account: Account }) {
       </Stat>
     </section>
   );
+}
+
+function planSummary(account: Account): string {
+  const { emailsPerMonth } = account.plan;
+  return emailsPerMonth === null ? "No sending limit" : `Up to ${formatNumber(emailsPerMonth)} emails a month`;
 }
 
 function Stat({ children }: { children: ReactNode }) {
@@ -170,7 +175,7 @@ function ManagerOverview({ account }: { account: Account }) {
   const remaining = steps.filter((step) => !step.done).length;
 
   return (
-    <div className="grid gap-6 lg:grid-cols-5">
+    <div className="grid items-start gap-6 lg:grid-cols-5">
       <Card
         className="lg:col-span-3"
         title="Next steps"
@@ -196,7 +201,14 @@ function ManagerOverview({ account }: { account: Account }) {
         padded={domains.length === 0}
       >
         {domains.length === 0 ? (
-          <p className="text-sm text-zinc-600 dark:text-zinc-400">No domains yet. Add one to create mailboxes on it.</p>
+          <div className="space-y-4">
+            <p className="text-sm text-zinc-600 dark:text-zinc-400">
+              No domains yet. Add the domain you send from; mailboxes and API keys belong to a domain.
+            </p>
+            <ButtonLink to="/dashboard/domains" variant="secondary" size="sm">
+              Add a domain
+            </ButtonLink>
+          </div>
         ) : (
           <ul className="divide-y divide-zinc-100 dark:divide-zinc-800">
             {domains.slice(0, 6).map((domain) => (

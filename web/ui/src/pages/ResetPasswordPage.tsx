@@ -104,6 +104,7 @@ export default function ResetPasswordPage() {
             value={confirm}
             onChange={(event) => setConfirm(event.target.value)}
             error={mismatch ? "The two passwords are not the same." : null}
+          announceError={false}
           />
           <Button
             type="submit"

@@ -184,7 +184,7 @@ export default function TeamPage() {
       className: "text-right",
       cell: (invitation) => (
         <span className="inline-flex flex-wrap justify-end gap-2">
-          <CopyButton value={invitation.acceptUrl} label={`Copy the invitation link for ${invitation.email}`} />
+          <CopyButton value={invitation.acceptUrl} text="Copy link" label={`Copy link for ${invitation.email}`} />
           <Button size="sm" variant="ghost" onClick={() => setCancelling(invitation)} aria-label={`Cancel the invitation for ${invitation.email}`}>
             Cancel
           </Button>
@@ -202,7 +202,7 @@ export default function TeamPage() {
             <p>If the email does not arrive, send them this link yourself. It works once, until {formatDateTime(lastInvitation.expiresAt)}.</p>
             <div className="mt-2 flex flex-wrap items-center gap-2">
               <code className="max-w-full truncate rounded bg-white/70 px-2 py-1 font-mono text-xs dark:bg-black/30">{lastInvitation.acceptUrl}</code>
-              <CopyButton value={lastInvitation.acceptUrl} label="Copy the invitation link" />
+              <CopyButton value={lastInvitation.acceptUrl} text="Copy link" />
             </div>
           </Alert>
         ) : null}
