@@ -22,7 +22,7 @@ async function copyText(text: string): Promise<void> {
 export function CopyButton({
   value,
   text = "Copy",
-  label = "Copy",
+  label = text,
   variant = "secondary",
   size = "sm",
   className = "",

@@ -200,7 +200,6 @@ function UserMenu({ placement }: { placement: "up" | "down" }) {
         type="button"
         aria-expanded={open}
         aria-controls={panelId}
-        aria-label={`Account menu for ${user.name || user.email}`}
         onClick={() => setOpen((value) => !value)}
         className="flex w-full items-center gap-3 rounded-lg p-2 text-left hover:bg-zinc-100 dark:hover:bg-zinc-800"
       >
@@ -208,6 +207,7 @@ function UserMenu({ placement }: { placement: "up" | "down" }) {
           {initials(user.name, user.email)}
         </span>
         <span className="min-w-0 flex-1">
+          <span className="sr-only">Account menu: </span>
           <span className="block truncate text-sm font-medium text-zinc-900 dark:text-white">{user.name || user.email}</span>
           <span className="block truncate text-xs text-zinc-600 dark:text-zinc-400">{user.email}</span>
         </span>

@@ -71,11 +71,11 @@ function PlanCards({ account }: { account: Account }) {
       <Badge tone="success">Active</Badge>
     );
   return (
-    <section aria-labelledby="plan-heading" className="grid gap-4 sm:grid-cols-2 xl:grid-cols-4">
+    <section aria-labelledby="plan-heading" className="grid grid-cols-2 gap-3 sm:gap-4 lg:grid-cols-4">
       <h2 id="plan-heading" className="sr-only">
         Plan and usage
       </h2>
-      <div className="rounded-xl bg-white p-5 shadow-sm ring-1 ring-zinc-200 dark:bg-zinc-900 dark:ring-zinc-800">
+      <div className="col-span-2 rounded-xl bg-white p-4 shadow-sm ring-1 ring-zinc-200 sm:p-5 lg:col-span-1 dark:bg-zinc-900 dark:ring-zinc-800">
         <div className="flex items-baseline justify-between gap-2">
           <p className="text-sm font-medium text-zinc-600 dark:text-zinc-400">Plan</p>
           {status}
@@ -95,7 +95,7 @@ function PlanCards({ account }: { account: Account }) {
       <Stat>
         <UsageMeter label="Mailboxes" used={account.usage.mailboxes} limit={account.plan.mailboxes} />
       </Stat>
-      <Stat>
+      <Stat className="col-span-2 lg:col-span-1">
         <UsageMeter label="Emails this month" used={account.usage.emailsThisMonth} limit={account.plan.emailsPerMonth} />
       </Stat>
     </section>
@@ -107,8 +107,12 @@ function planSummary(account: Account): string {
   return emailsPerMonth === null ? "No sending limit" : `Up to ${formatNumber(emailsPerMonth)} emails a month`;
 }
 
-function Stat({ children }: { children: ReactNode }) {
-  return <div className="rounded-xl bg-white p-5 shadow-sm ring-1 ring-zinc-200 dark:bg-zinc-900 dark:ring-zinc-800">{children}</div>;
+function Stat({ children, className = "" }: { children: ReactNode; className?: string }) {
+  return (
+    <div className={`rounded-xl bg-white p-4 shadow-sm ring-1 ring-zinc-200 sm:p-5 dark:bg-zinc-900 dark:ring-zinc-800 ${className}`}>
+      {children}
+    </div>
+  );
 }
 
 type Progress = { domains: DomainSummary[]; mailboxes: number; activeKeys: number };

@@ -61,7 +61,7 @@ function ProfileCard() {
 
   return (
     <Card title="Your profile" description="How teammates see you in Mailmark.">
-      <form onSubmit={submit} noValidate className="grid max-w-xl gap-5 sm:grid-cols-2" aria-label="Your profile">
+      <form onSubmit={submit} noValidate className="grid max-w-xl gap-5 sm:grid-cols-2">
         {formError(error, ["name"]) ? <Alert tone="error" className="sm:col-span-2">{formError(error, ["name"])}</Alert> : null}
         <Input label="Name" autoComplete="name" value={name} onChange={(event) => setName(event.target.value)} error={fieldError(error, "name")} />
         <Input label="Email" type="email" value={user.email} readOnly disabled hint="Your sign-in address." />
@@ -106,7 +106,7 @@ function PasswordCard({ onChanged }: { onChanged: () => void }) {
   const topError = formError(error, ["currentPassword", "newPassword"]);
   return (
     <Card title="Password" description="Changing it signs you out everywhere else.">
-      <form onSubmit={submit} noValidate className="max-w-md space-y-5" aria-label="Change password">
+      <form onSubmit={submit} noValidate className="max-w-md space-y-5">
         {topError ? <Alert tone="error">{topError}</Alert> : null}
         <PasswordInput
           label="Current password"
@@ -258,7 +258,7 @@ function EnableTotp({
           className="size-48 rounded-lg bg-white p-2 ring-1 ring-zinc-200"
         />
       </div>
-      <form onSubmit={submit} noValidate className="max-w-md space-y-5" aria-label="Turn on two-factor authentication">
+      <form onSubmit={submit} noValidate className="max-w-md space-y-5">
         <ol className="list-decimal space-y-1 pl-5 text-sm text-zinc-700 dark:text-zinc-300">
           <li>Scan the QR code with your authenticator app.</li>
           <li>Enter the 6-digit code the app shows.</li>

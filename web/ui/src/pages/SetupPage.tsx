@@ -70,7 +70,7 @@ export default function SetupPage() {
           instead.
         </Alert>
       ) : (
-        <form onSubmit={submit} noValidate className="space-y-5" aria-label="Create the owner account">
+        <form onSubmit={submit} noValidate className="space-y-5">
           {topError ? <Alert tone="error">{topError}</Alert> : null}
           <Input
             label="Account name"

@@ -158,7 +158,7 @@ function PasswordStep({ onSignedIn, onTotp }: { onSignedIn: (user: Me) => void; 
   const topError = formError(error, ["email", "password"]);
 
   return (
-    <form onSubmit={submit} noValidate className="space-y-5" aria-label="Sign in with email and password">
+    <form onSubmit={submit} noValidate className="space-y-5">
       {topError ? <Alert tone="error">{topError}</Alert> : null}
       <Input
         ref={emailRef}
@@ -234,7 +234,7 @@ function CodeStep({ onSignedIn, onExpired }: { onSignedIn: (user: Me) => void; o
 
   const topError = formError(error, ["code"]);
   return (
-    <form onSubmit={submit} noValidate className="space-y-5" aria-label="Two-factor authentication">
+    <form onSubmit={submit} noValidate className="space-y-5">
       <p className="text-sm text-zinc-600 dark:text-zinc-400">
         {recovery
           ? "Enter one of the recovery codes you saved when you turned on two-factor authentication. Each code works once."
