@@ -42,6 +42,7 @@ from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
+from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.dns_tools.record_set import MailServer
@@ -177,6 +178,9 @@ async def build_services(
     # One throttle for every way in (IMAP, SMTP submission, the web app's sign-in): a guesser
     # gains nothing by switching protocol.
     throttle = LoginThrottle(clock)
+    domains = DomainService(uow, clock, DkimKeyFactory(), domain_dns)
+    system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
+    accounts = AccountService(uow, clock, passwords)
     return Services(
         settings=settings,
         engine=engine,
@@ -184,8 +188,8 @@ async def build_services(
         blobs=blobs,
         clock=clock,
         resolver=DnsResolver(settings.dns_nameservers or None),
-        accounts=AccountService(uow, clock, passwords),
-        domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns),
+        accounts=accounts,
+        domains=domains,
         mailboxes=mailboxes,
         delivery=delivery,
         # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
@@ -211,8 +215,18 @@ async def build_services(
         emails=EmailService(uow, clock, queue),
         idempotency=IdempotencyService(uow, clock),
         campaigns=CampaignExpansion(sending, mailboxes, sender_groups, clock),
-        identity=IdentityService(uow, clock, passwords, throttle, PyotpTotp()),
-        team=TeamService(uow, clock, passwords, public_url=settings.public_url),
+        identity=IdentityService(
+            uow,
+            clock,
+            passwords,
+            throttle,
+            PyotpTotp(),
+            accounts=accounts,
+            mail=system_mail,
+            public_url=settings.public_url,
+            signup_open=settings.signup == "open",
+        ),
+        team=TeamService(uow, clock, passwords, mail=system_mail, public_url=settings.public_url),
     )
 
 
@@ -469,6 +483,21 @@ def app_services(services: Services) -> AppServices:
     )
 
 
+def setup_url(settings: Settings, token: str, *, http_port: int | None = None) -> str:
+    """The first-run page for a setup token: on MAILMARK_PUBLIC_URL when it is set, else on the
+    address the HTTP listener binds (the host name when it binds every address)."""
+    if settings.public_url_configured:
+        base = settings.public_url.rstrip("/")
+    else:
+        host = settings.bind
+        if host in ("0.0.0.0", "::", ""):
+            host = settings.hostname
+        elif ":" in host:
+            host = f"[{host}]"
+        base = f"http://{host}:{http_port or settings.http_port}"
+    return f"{base}/setup?token={token}"
+
+
 def outbound_worker(
     services: Services,
     *,
@@ -543,6 +572,13 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
         listeners = await start_listeners(services, reuse_http_port=http_workers > 1)
         workers: list[asyncio.subprocess.Process] = []
         try:
+            if await services.identity.setup_required():
+                token = await services.identity.issue_setup_link()
+                log.warning(
+                    "this installation has no owner yet: open %s to create the owner account "
+                    "(single use, valid 24 hours; `mailmark setup-link` prints a new one)",
+                    setup_url(settings, token, http_port=listeners.http_port),
+                )
             for _ in range(http_workers - 1):
                 workers.append(await _start_http_worker(listeners.http_port, settings))
             await stop.wait()

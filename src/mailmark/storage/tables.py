@@ -103,9 +103,11 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False, default=""),
+    sa.Column("name", sa.String(200), nullable=False, server_default=sa.text("''")),
     sa.Column("totp_secret", sa.String(64)),
     sa.Column("totp_enabled_at", UtcDateTime()),
+    # The last 30-second step whose code signed in: a code is accepted once (RFC 6238 §5.2).
+    sa.Column("totp_last_step", sa.BigInteger()),
     sa.Column("password_changed_at", UtcDateTime()),
     sa.Index("ix_users_account_id", "account_id"),
 )

@@ -46,8 +46,5 @@ def api_router(services: AppServices) -> Router:
             "identity": Provide(lambda: services.identity, use_cache=True, sync_to_thread=False),
             "team": Provide(lambda: services.team, use_cache=True, sync_to_thread=False),
             "accounts": Provide(lambda: services.accounts, use_cache=True, sync_to_thread=False),
-            "signup_open": Provide(
-                lambda: services.signup == "open", use_cache=True, sync_to_thread=False
-            ),
         },
     )
