@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.support.webhook_receiver",
     "tests.support.oidc_provider",
     "tests.support.web",
+    "tests.support.ui",
 ]
