@@ -94,7 +94,7 @@ export function ApiKeysCard({ domain, onCreated }: { domain: string; onCreated: 
             No keys yet. Create one to send mail from your application with the examples below.
           </p>
         ) : (
-          <Table label="API keys" columns={columns} rows={keys.data} rowKey={(key) => key.id} cardTitle={(key) => columns[0]!.cell(key)} />
+          <Table label="API keys" columns={columns} rows={keys.data} rowKey={(key) => String(key.id)} cardTitle={(key) => columns[0]!.cell(key)} />
         )}
       </div>
 

@@ -56,7 +56,7 @@ export function PasswordCard({ mailbox, onChanged }: { mailbox: Mailbox; onChang
           value={password}
           onChange={(event) => setPassword(event.target.value)}
           error={set.error?.field === "password" ? set.error.message : null}
-          hint="At least 8 characters; a long phrase is easy to type and hard to guess."
+          hint="A long phrase is easy to type in a mail app and hard to guess."
           maxLength={1024}
           suffix={
             <Button variant="secondary" onClick={() => setVisible((shown) => !shown)} aria-pressed={visible}>
