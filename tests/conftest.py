@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.world",
     "tests.support.serve",
     "tests.support.smtp_sink",
+    "tests.support.web",
 ]

@@ -31,6 +31,7 @@ from mailmark.core.delivery_reports import DeliveryReports
 from mailmark.core.domains import DomainService
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
+from mailmark.core.identity import IdentityService
 from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
@@ -41,6 +42,7 @@ from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
+from mailmark.core.team import TeamService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
@@ -49,6 +51,7 @@ from mailmark.imap.server import ImapListener, start_imap_listener
 from mailmark.security import (
     Argon2PasswordHasher,
     DkimKeyFactory,
+    PyotpTotp,
     ensure_self_signed_certificate,
     server_tls_context,
 )
@@ -65,6 +68,7 @@ from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
 from mailmark.storage.uow import SqlUnitOfWorkFactory
+from mailmark.web.api.app.routes import AppServices
 from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
 from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
@@ -102,6 +106,8 @@ class Services:
     emails: EmailService
     idempotency: IdempotencyService
     campaigns: CampaignExpansion
+    identity: IdentityService
+    team: TeamService
 
     async def close(self) -> None:
         await self.sending.close()
@@ -168,6 +174,9 @@ async def build_services(
         max_message_size=settings.max_message_size,
     )
     sender_groups = SenderGroupService(uow, clock)
+    # One throttle for every way in (IMAP, SMTP submission, the web app's sign-in): a guesser
+    # gains nothing by switching protocol.
+    throttle = LoginThrottle(clock)
     return Services(
         settings=settings,
         engine=engine,
@@ -188,7 +197,7 @@ async def build_services(
             max_message_size=settings.max_message_size,
             delivery=delivery,
         ),
-        logins=MailboxLogins(uow, passwords, LoginThrottle(clock)),
+        logins=MailboxLogins(uow, passwords, throttle),
         queue=queue,
         delivery_reports=reports,
         signing_keys=SigningKeys(uow, clock),
@@ -202,6 +211,8 @@ async def build_services(
         emails=EmailService(uow, clock, queue),
         idempotency=IdempotencyService(uow, clock),
         campaigns=CampaignExpansion(sending, mailboxes, sender_groups, clock),
+        identity=IdentityService(uow, clock, passwords, throttle, PyotpTotp()),
+        team=TeamService(uow, clock, passwords, public_url=settings.public_url),
     )
 
 
@@ -359,6 +370,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             domains=services.domains,
             mailboxes=services.mailboxes,
             api=api_services(services),
+            web=app_services(services),
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
@@ -444,6 +456,16 @@ def api_services(services: Services) -> ApiServices:
         emails=services.emails,
         idempotency=services.idempotency,
         webhooks=services.webhooks,
+    )
+
+
+def app_services(services: Services) -> AppServices:
+    return AppServices(
+        identity=services.identity,
+        team=services.team,
+        accounts=services.accounts,
+        signup=services.settings.signup,
+        public_url=services.settings.public_url,
     )
 
 
@@ -567,6 +589,7 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             domains=services.domains,
             mailboxes=services.mailboxes,
             api=api_services(services),
+            web=app_services(services),
         )
         http = await _listening(
             "HTTP",

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     api_rate_limit: float = Field(100.0, gt=0)
     api_rate_burst: int = Field(200, ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # Who may create an account in the web app: "closed" (invitations only, the default of a
+    # self-hosted server) or "open" (a hosted service: each sign-up is a new 7-day trial).
+    signup: Literal["closed", "open"] = "closed"
     # For test suites only: "test" hashes passwords with argon2id at its lowest cost, so that
     # creating accounts and logging in costs ~1 ms instead of ~0.1 s of CPU. Such hashes are cheap
     # to crack: never use it where real passwords are stored.
@@ -225,7 +228,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("mta_sts_mode", "password_hash_cost", mode="before")
+    @field_validator("mta_sts_mode", "password_hash_cost", "signup", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value

@@ -30,8 +30,58 @@ class User:
     account_id: int
     email: str
     password_hash: str
-    role: str  # "owner" | "admin" | "member"
+    role: str  # "owner" | "admin" | "member" (core.access.Role)
     created_at: datetime
+    name: str = ""
+    # Base32 TOTP secret (RFC 6238); enabled once a code made with it was entered.
+    totp_secret: str | None = None
+    totp_enabled_at: datetime | None = None
+    password_changed_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class UserSession:
+    """A signed-in browser. Only the SHA-256 of its cookie's token is kept.
+
+    `pending_totp`: the password was right but the second factor is still due; such a session
+    grants nothing but the TOTP step, and lives minutes, not days."""
+
+    user_id: int
+    token_hash: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str
+    user_agent: str
+    pending_totp: bool = False
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class OneTimeToken:
+    """A single-use link's secret (setup, password reset, invitation), kept as its SHA-256."""
+
+    purpose: str  # "setup" | "password_reset" | "invitation"
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    user_id: int | None = None
+    invitation_id: int | None = None
+    used_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Invitation:
+    account_id: int
+    email: str
+    role: str
+    mailbox_ids: tuple[int, ...]
+    created_at: datetime
+    expires_at: datetime
+    invited_by: int | None = None
+    accepted_at: datetime | None = None
     id: int | None = None
 
 
