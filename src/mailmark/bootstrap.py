@@ -28,6 +28,7 @@ from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.delivery_reports import DeliveryReports
+from mailmark.core.domain_rechecks import DomainRechecker
 from mailmark.core.domains import DomainService
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
@@ -48,6 +49,7 @@ from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
 from mailmark.imap.server import ImapListener, start_imap_listener
+from mailmark.sanitize import Nh3Sanitizer
 from mailmark.security import (
     Argon2PasswordHasher,
     DkimKeyFactory,
@@ -72,6 +74,7 @@ from mailmark.web.api.app.routes import AppServices
 from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
 from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
+from mailmark.webhooks.poster import WebhookPoster
 from mailmark.webhooks.resolver import WebhookHostResolver
 from mailmark.webhooks.worker import WebhookWorker
 
@@ -112,7 +115,7 @@ class Services:
     async def close(self) -> None:
         await self.sending.close()
         await self.delivery.close()
-        self.webhooks.close()
+        await self.webhooks.aclose()
         await self.engine.dispose()
 
 
@@ -144,7 +147,7 @@ async def build_services(
     domain_dns = DomainDns(
         DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings)
     )
-    mailboxes = MailboxService(uow, clock, passwords, blobs)
+    mailboxes = MailboxService(uow, clock, passwords, blobs, Nh3Sanitizer())
     delivery = InboundDelivery(uow, blobs, clock)
     reports = DeliveryReports(uow, blobs, clock, delivery, settings.hostname)
     queue = OutboundQueue(
@@ -185,7 +188,7 @@ async def build_services(
         clock=clock,
         resolver=DnsResolver(settings.dns_nameservers or None),
         accounts=AccountService(uow, clock, passwords),
-        domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns),
+        domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs),
         mailboxes=mailboxes,
         delivery=delivery,
         # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
@@ -203,7 +206,13 @@ async def build_services(
         signing_keys=SigningKeys(uow, clock),
         queue_admin=QueueAdmin(uow, clock, queue),
         sending=sending,
-        webhooks=WebhookService(uow, clock, webhook_targets),
+        webhooks=WebhookService(
+            uow,
+            clock,
+            webhook_targets,
+            # Test deliveries from the dashboard: one at a time, through the worker's own path.
+            WebhookPoster(webhook_targets, max_clients=4, connections_per_client=2),
+        ),
         api_keys=ApiKeyService(
             uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
         ),
@@ -267,6 +276,7 @@ class Listeners:
     imap: ImapListener
     imaps: ImapListener
     webhooks: WebhookWorker
+    domain_rechecks: DomainRechecker
 
     @property
     def mx_port(self) -> int:
@@ -293,7 +303,9 @@ class Listeners:
         return self.imaps.port
 
     async def close(self) -> None:
-        await asyncio.gather(self.outbound.stop(), self.webhooks.stop())
+        await asyncio.gather(
+            self.outbound.stop(), self.webhooks.stop(), self.domain_rechecks.stop()
+        )
         await asyncio.gather(
             self.mx.close(),
             self.submission.close(),
@@ -412,6 +424,10 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
     worker.start()
     hooks = webhook_worker(services)
     hooks.start()
+    rechecks = DomainRechecker(
+        services.domains, interval=settings.domain_recheck_interval.total_seconds()
+    )
+    rechecks.start()
     return Listeners(
         mx=mx,
         submission=started[1],
@@ -421,6 +437,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         imap=imap_listeners[0],
         imaps=imap_listeners[1],
         webhooks=hooks,
+        domain_rechecks=rechecks,
     )
 
 
@@ -464,6 +481,8 @@ def app_services(services: Services) -> AppServices:
         identity=services.identity,
         team=services.team,
         accounts=services.accounts,
+        api_keys=services.api_keys,
+        webhooks=services.webhooks,
         signup=services.settings.signup,
         public_url=services.settings.public_url,
     )

@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     imap_poll_interval: timedelta = timedelta(seconds=5)
     # How long a webhook worker holds the deliveries it leased (each attempt takes at most 10 s).
     webhook_lease: timedelta = timedelta(minutes=2)
+    # How often the background check looks for unverified domains whose next check is due.
+    domain_recheck_interval: timedelta = timedelta(seconds=30)
     # Networks webhooks may reach although they are internal (loopback, RFC 1918, ...), and the
     # only ones reachable over plain http. Empty by default; e.g. 127.0.0.1/32 for a test receiver.
     webhook_allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -193,6 +195,7 @@ class Settings(BaseSettings):
         "imap_idle_timeout",
         "imap_poll_interval",
         "webhook_lease",
+        "domain_recheck_interval",
         mode="before",
     )
     @classmethod

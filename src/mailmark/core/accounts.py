@@ -3,19 +3,97 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from mailmark.core.errors import Conflict, InvalidInput, NotFound
+from mailmark.core.access import Viewer, require_manager
+from mailmark.core.errors import (
+    AccountPaused,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    QuotaExceeded,
+)
 from mailmark.core.model import Account, User
-from mailmark.core.plans import TRIAL_LENGTH, plan_named
+from mailmark.core.plans import (
+    PLANS,
+    TRIAL_LENGTH,
+    Plan,
+    effective_plan,
+    ensure_domain_quota,
+    ensure_email_quota,
+    ensure_mailbox_quota,
+    month_start,
+    plan_named,
+)
 from mailmark.core.ports import Clock, PasswordHasher, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.states import AccountStatus
 
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]{1,63}$")
 MIN_PASSWORD_LENGTH = 8
+
+
+PLAN_LABELS = {"starter": "Starter", "pro": "Pro", "business": "Business", "unlimited": "Unlimited"}
+
+
+@dataclass(frozen=True)
+class Usage:
+    domains: int
+    mailboxes: int
+    emails_this_month: int
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    """The account as its settings page shows it: plan, limits, usage and what needs action."""
+
+    account: Account
+    status: str  # "trial" | "active" | "paused" (a trial that has ended is paused)
+    plan: Plan
+    plan_label: str
+    usage: Usage
+    trial_days_left: int | None
+    notices: tuple[str, ...]  # the product's exact texts for each limit reached, or the pause
+
+
+def overview_of(account: Account, usage: Usage, now: datetime) -> AccountOverview:
+    """Status, limits and notices from the plan rules themselves (core/plans.py), so the texts
+    shown are the very ones a refused action answers with."""
+    notices: list[str] = []
+    try:
+        plan = effective_plan(account, now)
+        status = str(account.status)
+    except AccountPaused as paused:
+        plan, status = PLANS["starter"], "paused"
+        notices.append(paused.message)
+    for check, used in (
+        (ensure_domain_quota, usage.domains),
+        (ensure_mailbox_quota, usage.mailboxes),
+    ):
+        try:
+            check(plan, used)
+        except QuotaExceeded as reached:
+            notices.append(reached.message)
+    try:
+        ensure_email_quota(plan, usage.emails_this_month)
+    except QuotaExceeded as reached:
+        notices.append(reached.message)
+    days_left = None
+    if account.trial_ends_at is not None and status == "trial":
+        days_left = max(0, math.ceil((account.trial_ends_at - now).total_seconds() / 86400))
+    shown = plan if status != "active" else plan_named(account.plan)
+    return AccountOverview(
+        account,
+        status,
+        shown,
+        PLAN_LABELS.get(shown.name, shown.name.title()),
+        usage,
+        days_left,
+        tuple(notices),
+    )
 
 
 # argon2 hashes whatever it is given: a megabyte-long "password" would cost CPU for nothing.
@@ -120,3 +198,34 @@ class AccountService:
         if account is None:
             raise NotFound(f"No account named {name!r}.")
         return account
+
+    async def overview(self, viewer: Viewer) -> AccountOverview:
+        """Any member of the account may see its plan and usage."""
+        now = self._clock.now()
+        async with self._uow(read_only=True) as uow:
+            account = await uow.accounts.get(viewer.account_id)
+            if account is None or account.id is None:
+                raise NotFound("No such account.")
+            usage = Usage(
+                domains=await uow.domains.count_for_account(account.id),
+                mailboxes=await uow.mailboxes.count_for_account(account.id),
+                emails_this_month=await uow.outbound.count_recipients_since(
+                    account.id, month_start(now)
+                ),
+            )
+        return overview_of(account, usage, now)
+
+    async def rename(self, viewer: Viewer, name: str) -> AccountOverview:
+        require_manager(viewer, "rename the account")
+        name = name.strip()
+        try:
+            check_account_name(name)
+        except InvalidInput as error:
+            raise InvalidInput(error.message, field="name") from None
+        async with self._uow() as uow:
+            other = await uow.accounts.get_by_name(name)
+            if other is not None and other.id != viewer.account_id:
+                raise Conflict(f"Another account is already named {name!r}.", field="name")
+            await uow.accounts.set_name(viewer.account_id, name)
+            await uow.commit()
+        return await self.overview(viewer)

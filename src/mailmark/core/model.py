@@ -96,6 +96,11 @@ class Domain:
     # The last verification that could tell found mail.<domain>'s MX and SPF records: its mail
     # then uses that custom MAIL FROM domain, else the server's own name (core/addresses.py).
     return_path_published: bool = False
+    # The last DNS check of its records; the next background one (None: none planned, as once
+    # verified); checks in a row that left it unverified, which spaces the next ones out.
+    last_checked_at: datetime | None = None
+    next_check_at: datetime | None = None
+    failed_checks: int = 0
 
     @property
     def status(self) -> str:
@@ -132,6 +137,7 @@ class Mailbox:
     id: int | None = None
     # Read with the mailbox, as its domain's name is: the sending path needs no extra query.
     return_path_published: bool = False
+    signature_format: str = "text"  # "text" | "html" (sanitised when saved)
 
     @property
     def address(self) -> str:
@@ -238,6 +244,7 @@ class RecordCheck:
     status: str
     found: tuple[str, ...] = ()
     detail: str = ""
+    checked_at: datetime | None = None  # set once the check is stored
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,27 @@ domains = sa.Table(
     sa.Column("trusted", sa.Boolean(), nullable=False, default=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("return_path_published", sa.Boolean(), nullable=False, default=False),
+    # The last DNS check of its records, and when the background re-check looks again (NULL once
+    # verified); `failed_checks` counts the checks since the last success, for the backoff.
+    sa.Column("last_checked_at", UtcDateTime()),
+    sa.Column("next_check_at", UtcDateTime(), index=True),
+    sa.Column("failed_checks", sa.Integer(), nullable=False, default=0),
+)
+
+# What the last check of each of a domain's records found; replaced as a whole by each check.
+domain_record_checks = sa.Table(
+    "domain_record_checks",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("type", sa.String(10), nullable=False),
+    sa.Column("name", sa.String(253), nullable=False),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("found", sa.JSON(), nullable=False),
+    sa.Column("detail", sa.Text(), nullable=False),
+    sa.Column("checked_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_domain_record_checks_domain_id", "domain_id"),
 )
 
 dkim_keys = sa.Table(
@@ -215,6 +236,7 @@ mailboxes = sa.Table(
     sa.Column("local_part", sa.String(64), nullable=False),
     sa.Column("display_name", sa.String(200), nullable=False, default=""),
     sa.Column("signature", sa.Text(), nullable=False, default=""),
+    sa.Column("signature_format", sa.String(10), nullable=False, default="text"),
     sa.Column("password_hash", sa.String(255)),
     _fk("user_id", "users.id", ondelete="SET NULL", nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),

@@ -9,9 +9,15 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
 from mailmark.core.accounts import AccountService
+from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.identity import IdentityService
 from mailmark.core.team import TeamService
+from mailmark.core.webhooks import WebhookService
+from mailmark.web.api.app.account import AccountController
 from mailmark.web.api.app.auth import AuthController, MeController, SessionController
+from mailmark.web.api.app.developer import ApiKeyController, WebhookController
+from mailmark.web.api.app.domains import DomainController
+from mailmark.web.api.app.mailboxes import MailboxController
 from mailmark.web.api.app.session import api_guard, current_viewer
 from mailmark.web.api.app.team import InvitationController, TeamController
 
@@ -23,6 +29,8 @@ class AppServices:
     identity: IdentityService
     team: TeamService
     accounts: AccountService
+    api_keys: ApiKeyService
+    webhooks: WebhookService
     # "open": anyone may sign up for a new account on the trial; "closed": invitations only.
     signup: str = "closed"
     # Where people reach the web app (links in emails and the setup link start with it).
@@ -36,6 +44,11 @@ def api_router(services: AppServices) -> Router:
         MeController,
         TeamController,
         InvitationController,
+        AccountController,
+        DomainController,
+        MailboxController,
+        ApiKeyController,
+        WebhookController,
     ]
     return Router(
         path="/api",
@@ -46,6 +59,8 @@ def api_router(services: AppServices) -> Router:
             "identity": Provide(lambda: services.identity, use_cache=True, sync_to_thread=False),
             "team": Provide(lambda: services.team, use_cache=True, sync_to_thread=False),
             "accounts": Provide(lambda: services.accounts, use_cache=True, sync_to_thread=False),
+            "api_keys": Provide(lambda: services.api_keys, use_cache=True, sync_to_thread=False),
+            "webhooks": Provide(lambda: services.webhooks, use_cache=True, sync_to_thread=False),
             "signup_open": Provide(
                 lambda: services.signup == "open", use_cache=True, sync_to_thread=False
             ),
