@@ -58,7 +58,7 @@ export function ApiKeysCard({ domain, onCreated }: { domain: string; onCreated: 
       className: "text-right",
       cell: (key) =>
         key.revokedAt ? null : (
-          <Button variant="ghost" size="sm" className="text-red-700 dark:text-red-400" onClick={() => setRevoking(key)} aria-label={`Revoke ${key.name || key.prefix}`}>
+          <Button variant="ghost" size="sm" className="text-red-700! dark:text-red-400!" onClick={() => setRevoking(key)} aria-label={`Revoke ${key.name || key.prefix}`}>
             Revoke
           </Button>
         ),

@@ -114,7 +114,7 @@ function WebhookItem({ domain, webhook, onChanged }: { domain: string; webhook: 
           <Button
             variant="ghost"
             size="sm"
-            className="text-red-700 dark:text-red-400"
+            className="text-red-700! dark:text-red-400!"
             onClick={() => setConfirm("delete")}
             aria-label={`Delete the webhook ${webhook.url}`}
           >
@@ -224,7 +224,7 @@ export function WebhooksCard({ domain }: { domain: string }) {
   return (
     <Card
       title="Webhooks"
-      description="Mailmark posts the domain's events (deliveries, bounces, opens, new mail…) to your HTTPS endpoint, signed with a secret."
+      description="The domain's events, posted to your HTTPS endpoint and signed with a secret."
       actions={
         <Button
           onClick={() => {

@@ -40,7 +40,11 @@ function trimSlash(url: string): string {
 }
 
 export function curlSnippet({ baseUrl, apiKey, from }: SnippetInput): string {
-  const body = JSON.stringify({ from, to: [SAMPLE.to], subject: SAMPLE.subject, html: SAMPLE.html });
+  // Pretty-printed and indented under the -d, so the body reads as it would in a file.
+  const body = JSON.stringify({ from, to: [SAMPLE.to], subject: SAMPLE.subject, html: SAMPLE.html }, null, 2).replace(
+    /\n/g,
+    "\n  ",
+  );
   return [
     `curl -X POST ${shellQuote(`${trimSlash(baseUrl)}/v1/send`)} \\`,
     `  -H ${shellQuote(`Authorization: Bearer ${apiKey}`)} \\`,

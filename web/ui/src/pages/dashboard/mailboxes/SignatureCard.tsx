@@ -102,7 +102,7 @@ export function SignatureCard({ mailbox, onSaved }: { mailbox: Mailbox; onSaved:
             title="Signature preview"
             sandbox=""
             srcDoc={mailbox.signature}
-            className="mt-2 h-40 w-full rounded-lg bg-white ring-1 ring-zinc-200 dark:ring-zinc-700"
+            className="mt-2 h-28 w-full rounded-lg bg-white ring-1 ring-zinc-200 dark:ring-zinc-700"
           />
         ) : (
           <pre className="mt-2 rounded-lg bg-zinc-50 p-3 font-sans text-sm whitespace-pre-wrap text-zinc-800 ring-1 ring-zinc-200 dark:bg-zinc-950 dark:text-zinc-200 dark:ring-zinc-800">
