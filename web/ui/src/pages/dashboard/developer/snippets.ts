@@ -15,8 +15,8 @@ export interface SnippetInput {
 
 export const SNIPPET_LANGUAGES: { id: SnippetLanguage; label: string }[] = [
   { id: "curl", label: "cURL" },
-  { id: "node", label: "Node.js (mailmark-sdk)" },
-  { id: "python", label: "Python (mailmark-sdk)" },
+  { id: "node", label: "Node.js" },
+  { id: "python", label: "Python" },
 ];
 
 const SAMPLE = {

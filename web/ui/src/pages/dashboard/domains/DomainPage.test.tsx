@@ -65,6 +65,7 @@ const account = {
 
 let answers: Record<string, () => unknown>;
 let calls: string[];
+let csrfHeaders: (string | null)[];
 
 function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
@@ -73,18 +74,21 @@ function json(body: unknown, status = 200): Response {
 beforeEach(() => {
   vi.useFakeTimers();
   calls = [];
+  csrfHeaders = [];
   answers = {
     "GET /api/session": () => ({ signedIn: true, csrfToken: "t0ken" }),
     "GET /api/account": () => account,
     "GET /api/domains/acme.test": () => pending,
+    "POST /api/domains/acme.test/verify": () => pending,
   };
   vi.stubGlobal(
     "fetch",
     vi.fn(async (path: string, init: RequestInit) => {
       const key = `${init.method ?? "GET"} ${path}`;
       calls.push(key);
+      if (init.method === "POST") csrfHeaders.push(new Headers(init.headers).get("X-CSRF-Token"));
       const answer = answers[key];
-      return answer ? json(answer()) : json({ error: { code: "not_found", message: "No such route." } }, 404);
+      return answer ? json(await answer()) : json({ error: { code: "not_found", message: "No such route." } }, 404);
     }),
   );
 });
@@ -115,7 +119,7 @@ function renderPage() {
 const rowStatus = (container: HTMLElement, name: string) =>
   container.querySelector(`tbody[aria-label="${name}"]`)?.getAttribute("data-status");
 
-const domainGets = () => calls.filter((call) => call === "GET /api/domains/acme.test").length;
+const checks = () => calls.filter((call) => call === "POST /api/domains/acme.test/verify").length;
 
 describe("DomainPage", () => {
   it("shows each record's check with the fix, and polls until the domain verifies", async () => {
@@ -127,16 +131,21 @@ describe("DomainPage", () => {
     expect(screen.getAllByText("Add an MX record for acme.test pointing to mx.mail.test.").length).toBeGreaterThan(0);
     expect(screen.getByText("1 of 2 required records found")).toBeInTheDocument();
 
-    // DNS propagates: the next poll finds the record, then polling stops.
-    answers["GET /api/domains/acme.test"] = () => verified;
+    // Nothing changed yet: the poll checks again and again.
+    await flush(POLL_INTERVAL_MS * 2);
+    expect(checks()).toBe(2);
+    expect(rowStatus(container, "MX @")).toBe("missing");
+
+    // DNS propagates: the next check finds the record, then polling stops.
+    answers["POST /api/domains/acme.test/verify"] = () => verified;
     await flush(POLL_INTERVAL_MS);
-    expect(domainGets()).toBe(2);
+    expect(checks()).toBe(3);
     expect(rowStatus(container, "MX @")).toBe("ok");
     expect(screen.getByText("2 of 2 required records found")).toBeInTheDocument();
     expect(screen.queryByText("Add an MX record for acme.test pointing to mx.mail.test.")).toBeNull();
 
     await flush(POLL_INTERVAL_MS * 6);
-    expect(domainGets()).toBe(2);
+    expect(checks()).toBe(3);
   });
 
   it("does not poll while the tab is hidden", async () => {
@@ -145,34 +154,26 @@ describe("DomainPage", () => {
       renderPage();
       await flush();
       await flush(POLL_INTERVAL_MS * 6);
-      expect(domainGets()).toBe(1);
+      expect(checks()).toBe(0);
     } finally {
       Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
     }
   });
 
   it("re-checks on demand with the CSRF token and shows progress on the button", async () => {
-    let finish: (response: Response) => void = () => {};
+    let finish: (detail: DomainDetail) => void = () => {};
     const { container } = renderPage();
     await flush();
-    const fetchMock = vi.mocked(fetch);
-    fetchMock.mockImplementationOnce(async () => {
-      await Promise.resolve();
-      return json({ signedIn: true, csrfToken: "t0ken" });
-    });
-    fetchMock.mockImplementationOnce((path, init) => {
-      calls.push(`${init?.method} ${String(path)}`);
-      expect(new Headers(init?.headers).get("X-CSRF-Token")).toBe("t0ken");
-      return new Promise<Response>((resolve) => (finish = resolve));
-    });
+    answers["POST /api/domains/acme.test/verify"] = () => new Promise((resolve) => (finish = resolve));
     fireEvent.click(screen.getByRole("button", { name: "Check now" }));
     await flush();
     const busy = screen.getByRole("button", { name: /Checking/ });
     expect(busy).toBeDisabled();
     expect(busy).toHaveAttribute("aria-busy", "true");
-    finish(json(verified));
+    finish(verified);
     await flush();
     expect(calls).toContain("POST /api/domains/acme.test/verify");
+    expect(csrfHeaders.at(-1)).toBe("t0ken");
     expect(rowStatus(container, "MX @")).toBe("ok");
     expect(screen.getByRole("button", { name: "Check now" })).toBeEnabled();
   });
