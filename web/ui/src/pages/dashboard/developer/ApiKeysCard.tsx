@@ -10,7 +10,7 @@ import { Table, type Column } from "../../../components/Table";
 import { useToast } from "../../../components/Toast";
 import { formatDate, relativeTime } from "../../../lib/format";
 import { useAction, useAsync } from "../../../lib/useAsync";
-import { SecretDialog } from "./SecretDialog";
+import { SecretDialog } from "../../../components/SecretDialog";
 
 /** The domain's API keys: create (the key is shown once), list, revoke. */
 export function ApiKeysCard({ domain, onCreated }: { domain: string; onCreated: (key: CreatedApiKey) => void }) {
@@ -58,7 +58,7 @@ export function ApiKeysCard({ domain, onCreated }: { domain: string; onCreated: 
       className: "text-right",
       cell: (key) =>
         key.revokedAt ? null : (
-          <Button variant="ghost" size="sm" className="text-red-700! dark:text-red-400!" onClick={() => setRevoking(key)} aria-label={`Revoke ${key.name || key.prefix}`}>
+          <Button variant="ghost" size="sm" className="text-red-700! dark:text-red-400!" onClick={() => setRevoking(key)} aria-label={`Revoke ${key.name ? `${key.name} (${key.prefix}…)` : `${key.prefix}…`}`}>
             Revoke
           </Button>
         ),

@@ -16,7 +16,7 @@ import { Table, type Column } from "../../../components/Table";
 import { useToast } from "../../../components/Toast";
 import { formatDate, formatDateTime } from "../../../lib/format";
 import { useAction, useAsync } from "../../../lib/useAsync";
-import { SecretDialog } from "./SecretDialog";
+import { SecretDialog } from "../../../components/SecretDialog";
 
 /** "HTTP 200 in 84 ms", "connection refused after 5,000 ms": one line for a test delivery. */
 export function describeTest(result: WebhookTestResult): string {

@@ -198,7 +198,7 @@ function DomainView({
 
         <Card
           title="DKIM signing key"
-          description="Receivers check each message's signature against the public key published in your DNS. Rotate the key if it may have leaked, or as routine."
+          description="Receivers check each message's signature against the key in your DNS. Rotate it if it may have leaked."
           actions={
             <Button variant="secondary" onClick={() => setRotating(true)}>
               Rotate DKIM key

@@ -51,7 +51,7 @@ export function SignatureCard({ mailbox, onSaved }: { mailbox: Mailbox; onSaved:
             {FORMATS.map((option) => (
               <label
                 key={option.value}
-                className={`cursor-pointer rounded-md px-3 py-1.5 text-sm font-medium has-[:focus-visible]:outline-2 has-[:focus-visible]:outline-indigo-600 ${
+                className={`relative cursor-pointer rounded-md px-3 py-1.5 text-sm font-medium has-[:focus-visible]:outline-2 has-[:focus-visible]:outline-indigo-600 ${
                   format === option.value
                     ? "bg-white text-zinc-900 shadow-sm dark:bg-zinc-950 dark:text-white"
                     : "text-zinc-700 hover:text-zinc-900 dark:text-zinc-300 dark:hover:text-white"
@@ -63,7 +63,7 @@ export function SignatureCard({ mailbox, onSaved }: { mailbox: Mailbox; onSaved:
                   value={option.value}
                   checked={format === option.value}
                   onChange={() => setFormat(option.value)}
-                  className="sr-only"
+                  className="absolute inset-0 m-0 size-full cursor-pointer opacity-0"
                 />
                 {option.label}
               </label>

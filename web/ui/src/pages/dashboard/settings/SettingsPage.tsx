@@ -70,13 +70,13 @@ function AccountSettings({ account, onChanged }: { account: Account; onChanged: 
   return (
     <div className="space-y-6">
       {account.notices.length > 0 ? (
-        <div className="space-y-3" aria-label="Account notices">
+        <section className="space-y-3" aria-label="Account notices">
           {account.notices.map((notice) => (
             <Alert key={notice} tone="warning">
               {notice}
             </Alert>
           ))}
-        </div>
+        </section>
       ) : null}
 
       <Card title="Account" description="The name your team sees at the top of the dashboard and in invitations.">
