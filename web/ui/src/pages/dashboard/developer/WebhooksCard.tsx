@@ -90,7 +90,7 @@ function WebhookItem({ domain, webhook, onChanged }: { domain: string; webhook: 
             variant="secondary"
             size="sm"
             loading={test.pending}
-            aria-label={`Send a test event to ${webhook.url}`}
+            aria-label={`Send test to ${webhook.url}`}
             onClick={async () => {
               setResult(null);
               const answer = await test.run();
@@ -108,7 +108,7 @@ function WebhookItem({ domain, webhook, onChanged }: { domain: string; webhook: 
           >
             {showAttempts ? "Hide deliveries" : "Recent deliveries"}
           </Button>
-          <Button variant="ghost" size="sm" onClick={() => setConfirm("rotate")} aria-label={`Rotate the secret of ${webhook.url}`}>
+          <Button variant="ghost" size="sm" onClick={() => setConfirm("rotate")} aria-label={`Rotate secret of ${webhook.url}`}>
             Rotate secret
           </Button>
           <Button
@@ -116,7 +116,7 @@ function WebhookItem({ domain, webhook, onChanged }: { domain: string; webhook: 
             size="sm"
             className="text-red-700! dark:text-red-400!"
             onClick={() => setConfirm("delete")}
-            aria-label={`Delete the webhook ${webhook.url}`}
+            aria-label={`Delete webhook ${webhook.url}`}
           >
             Delete
           </Button>
