@@ -1,10 +1,10 @@
 /** Sign-in, sessions, setup, password reset, invitations and the signed-in user (/api). */
-import { api, seg } from "./client";
+import { api, seg, type Id } from "./client";
 
 export type Role = "owner" | "admin" | "member";
 
 export type Me = {
-  id: string;
+  id: Id;
   email: string;
   name: string;
   role: Role;
@@ -36,7 +36,7 @@ export type Invitation = {
 };
 
 export type DeviceSession = {
-  id: string;
+  id: Id;
   current: boolean;
   createdAt: string;
   lastSeenAt: string;
@@ -69,7 +69,7 @@ export const authApi = {
   changePassword: (body: { currentPassword: string; newPassword: string }) =>
     api.post<void>("/api/me/password", body),
   sessions: () => api.get<DeviceSession[]>("/api/me/sessions"),
-  revokeSession: (id: string) => api.delete(`/api/me/sessions/${seg(id)}`),
+  revokeSession: (id: Id) => api.delete(`/api/me/sessions/${seg(String(id))}`),
   totpSetup: () => api.post<TotpSetup>("/api/me/totp/setup"),
   totpEnable: (code: string) => api.post<{ recoveryCodes: string[] }>("/api/me/totp/enable", { code }),
   totpDisable: (password: string) => api.post<void>("/api/me/totp/disable", { password }),

@@ -7,6 +7,9 @@
  * session and changes with it). Errors become a typed `ApiError`.
  */
 
+/** Server ids: numbers from SQL, or strings; always sent back as they came. */
+export type Id = string | number;
+
 export type ErrorBody = { error: { code: string; message: string; field?: string | null } };
 
 export class ApiError extends Error {
@@ -119,7 +122,8 @@ async function handle<T>(response: Response, options: RequestOptions): Promise<T
   }
   const problem = await readError(response);
   const retryAfter = parseRetryAfter(response.headers.get("Retry-After"));
-  if (response.status === 401 && !options.quietUnauthenticated) {
+  // Only "the session is gone" signs the app out; a wrong current password is a 401 too.
+  if (response.status === 401 && problem?.code === "unauthenticated" && !options.quietUnauthenticated) {
     for (const listener of unauthenticatedListeners) listener();
   }
   if (problem) {

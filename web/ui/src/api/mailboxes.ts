@@ -1,8 +1,8 @@
 /** Mailboxes (/api/mailboxes): a member sees only the mailboxes assigned to them. */
-import { api, seg } from "./client";
+import { api, seg, type Id } from "./client";
 
 export type Mailbox = {
-  id: string;
+  id: Id;
   address: string;
   localPart: string;
   domain: string;
@@ -10,7 +10,7 @@ export type Mailbox = {
   signature: string;
   signatureFormat: "html" | "text";
   hasPassword: boolean;
-  assignedUserIds: string[];
+  assignedUserIds: Id[];
   createdAt: string;
 };
 

@@ -1,9 +1,9 @@
 /** Members, roles, mailbox assignments and invitations (/api/team; owner and admin only). */
 import type { Role } from "./auth";
-import { api, seg } from "./client";
+import { api, seg, type Id } from "./client";
 
 export type Member = {
-  id: string;
+  id: Id;
   email: string;
   name: string;
   role: Role;
@@ -12,7 +12,7 @@ export type Member = {
 };
 
 export type PendingInvitation = {
-  id: string;
+  id: Id;
   email: string;
   role: Role;
   mailboxes: string[];
@@ -27,8 +27,8 @@ export const teamApi = {
   get: () => api.get<Team>("/api/team"),
   invite: (body: { email: string; role: Role; mailboxes: string[] }) =>
     api.post<PendingInvitation>("/api/team/invitations", body),
-  cancelInvitation: (id: string) => api.delete(`/api/team/invitations/${seg(id)}`),
-  updateMember: (id: string, body: { role?: Role; mailboxes?: string[] }) =>
-    api.patch<Member>(`/api/team/members/${seg(id)}`, body),
-  removeMember: (id: string) => api.delete(`/api/team/members/${seg(id)}`),
+  cancelInvitation: (id: Id) => api.delete(`/api/team/invitations/${seg(String(id))}`),
+  updateMember: (id: Id, body: { role?: Role; mailboxes?: string[] }) =>
+    api.patch<Member>(`/api/team/members/${seg(String(id))}`, body),
+  removeMember: (id: Id) => api.delete(`/api/team/members/${seg(String(id))}`),
 };
