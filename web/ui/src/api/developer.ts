@@ -1,11 +1,8 @@
 /** API keys and webhooks of a domain (/api/domains/{name}/api-keys, …/webhooks; owner and admin). */
-import { api, seg } from "./client";
-
-/** Server ids are SQL integers; they go back into paths as they came. */
-export type RecordId = string | number;
+import { api, seg, type Id } from "./client";
 
 export type ApiKey = {
-  id: RecordId;
+  id: Id;
   name: string;
   /** `dm_live_` and the key's public characters: enough to recognise it, useless to use it. */
   prefix: string;
@@ -18,7 +15,7 @@ export type ApiKey = {
 export type CreatedApiKey = ApiKey & { key: string };
 
 export type Webhook = {
-  id: RecordId;
+  id: Id;
   url: string;
   events: string[];
   createdAt: string;
@@ -35,7 +32,7 @@ export type WebhookTestResult = {
 };
 
 export type WebhookAttempt = {
-  id: RecordId;
+  id: Id;
   event: string;
   status: string;
   statusCode: number | null;
@@ -63,16 +60,16 @@ const hooks = (domain: string) => `/api/domains/${seg(domain)}/webhooks`;
 export const developerApi = {
   apiKeys: (domain: string) => api.get<ApiKey[]>(keys(domain)),
   createApiKey: (domain: string, name: string) => api.post<CreatedApiKey>(keys(domain), { name }),
-  revokeApiKey: (domain: string, id: RecordId) => api.delete(`${keys(domain)}/${seg(String(id))}`),
+  revokeApiKey: (domain: string, id: Id) => api.delete(`${keys(domain)}/${seg(String(id))}`),
 
   webhooks: (domain: string) => api.get<Webhook[]>(hooks(domain)),
   createWebhook: (domain: string, url: string, events: string[]) =>
     api.post<CreatedWebhook>(hooks(domain), { url, events }),
-  deleteWebhook: (domain: string, id: RecordId) => api.delete(`${hooks(domain)}/${seg(String(id))}`),
-  testWebhook: (domain: string, id: RecordId) =>
+  deleteWebhook: (domain: string, id: Id) => api.delete(`${hooks(domain)}/${seg(String(id))}`),
+  testWebhook: (domain: string, id: Id) =>
     api.post<WebhookTestResult>(`${hooks(domain)}/${seg(String(id))}/test`),
-  webhookAttempts: (domain: string, id: RecordId) =>
+  webhookAttempts: (domain: string, id: Id) =>
     api.get<WebhookAttempt[]>(`${hooks(domain)}/${seg(String(id))}/attempts`),
-  rotateWebhookSecret: (domain: string, id: RecordId) =>
+  rotateWebhookSecret: (domain: string, id: Id) =>
     api.post<{ secret: string }>(`${hooks(domain)}/${seg(String(id))}/rotate-secret`),
 };

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { AccountProvider } from "../../../account/AccountContext";
 import type { DnsRecord, DomainDetail } from "../../../api/domains";
 import { ToastProvider } from "../../../components/Toast";
+import { fakeServer } from "../../../test/fakeServer";
 import DomainPage, { POLL_INTERVAL_MS } from "./DomainPage";
 
 function record(overrides: Partial<DnsRecord>): DnsRecord {
@@ -63,34 +64,19 @@ const account = {
   signup: "closed",
 };
 
-let answers: Record<string, () => unknown>;
-let calls: string[];
-let csrfHeaders: (string | null)[];
-
-function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
-}
+/** What the next check of the domain answers; a test changes it as the DNS "propagates". */
+let nextCheck: () => DomainDetail | Promise<DomainDetail>;
+let server: ReturnType<typeof fakeServer>;
 
 beforeEach(() => {
   vi.useFakeTimers();
-  calls = [];
-  csrfHeaders = [];
-  answers = {
-    "GET /api/session": () => ({ signedIn: true, csrfToken: "t0ken" }),
-    "GET /api/account": () => account,
-    "GET /api/domains/acme.test": () => pending,
-    "POST /api/domains/acme.test/verify": () => pending,
-  };
-  vi.stubGlobal(
-    "fetch",
-    vi.fn(async (path: string, init: RequestInit) => {
-      const key = `${init.method ?? "GET"} ${path}`;
-      calls.push(key);
-      if (init.method === "POST") csrfHeaders.push(new Headers(init.headers).get("X-CSRF-Token"));
-      const answer = answers[key];
-      return answer ? json(await answer()) : json({ error: { code: "not_found", message: "No such route." } }, 404);
-    }),
-  );
+  nextCheck = () => pending;
+  server = fakeServer({
+    "GET /api/session": { json: { signedIn: true, csrfToken: "t0ken" } },
+    "GET /api/account": { json: account },
+    "GET /api/domains/acme.test": { json: pending },
+    "POST /api/domains/acme.test/verify": async () => ({ json: await nextCheck() }),
+  });
 });
 
 afterEach(() => {
@@ -119,7 +105,8 @@ function renderPage() {
 const rowStatus = (container: HTMLElement, name: string) =>
   container.querySelector(`tbody[aria-label="${name}"]`)?.getAttribute("data-status");
 
-const checks = () => calls.filter((call) => call === "POST /api/domains/acme.test/verify").length;
+const checks = () =>
+  server.requests.filter((request) => request.method === "POST" && request.path === "/api/domains/acme.test/verify");
 
 describe("DomainPage", () => {
   it("shows each record's check with the fix, and polls until the domain verifies", async () => {
@@ -133,19 +120,19 @@ describe("DomainPage", () => {
 
     // Nothing changed yet: the poll checks again and again.
     await flush(POLL_INTERVAL_MS * 2);
-    expect(checks()).toBe(2);
+    expect(checks()).toHaveLength(2);
     expect(rowStatus(container, "MX @")).toBe("missing");
 
     // DNS propagates: the next check finds the record, then polling stops.
-    answers["POST /api/domains/acme.test/verify"] = () => verified;
+    nextCheck = () => verified;
     await flush(POLL_INTERVAL_MS);
-    expect(checks()).toBe(3);
+    expect(checks()).toHaveLength(3);
     expect(rowStatus(container, "MX @")).toBe("ok");
     expect(screen.getByText("2 of 2 required records found")).toBeInTheDocument();
     expect(screen.queryByText("Add an MX record for acme.test pointing to mx.mail.test.")).toBeNull();
 
     await flush(POLL_INTERVAL_MS * 6);
-    expect(checks()).toBe(3);
+    expect(checks()).toHaveLength(3);
   });
 
   it("does not poll while the tab is hidden", async () => {
@@ -154,7 +141,7 @@ describe("DomainPage", () => {
       renderPage();
       await flush();
       await flush(POLL_INTERVAL_MS * 6);
-      expect(checks()).toBe(0);
+      expect(checks()).toHaveLength(0);
     } finally {
       Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
     }
@@ -164,7 +151,7 @@ describe("DomainPage", () => {
     let finish: (detail: DomainDetail) => void = () => {};
     const { container } = renderPage();
     await flush();
-    answers["POST /api/domains/acme.test/verify"] = () => new Promise((resolve) => (finish = resolve));
+    nextCheck = () => new Promise((resolve) => (finish = resolve));
     fireEvent.click(screen.getByRole("button", { name: "Check now" }));
     await flush();
     const busy = screen.getByRole("button", { name: /Checking/ });
@@ -172,8 +159,7 @@ describe("DomainPage", () => {
     expect(busy).toHaveAttribute("aria-busy", "true");
     finish(verified);
     await flush();
-    expect(calls).toContain("POST /api/domains/acme.test/verify");
-    expect(csrfHeaders.at(-1)).toBe("t0ken");
+    expect(checks().at(-1)?.headers["X-CSRF-Token"]).toBe("t0ken");
     expect(rowStatus(container, "MX @")).toBe("ok");
     expect(screen.getByRole("button", { name: "Check now" })).toBeEnabled();
   });
