@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from mailmark.core.access import Role, Viewer
 from mailmark.core.accounts import (
     MAX_PASSWORD_LENGTH,
+    AccountService,
     add_account_with_owner,
     check_email,
     check_password,
@@ -30,12 +31,14 @@ from mailmark.core.errors import (
     InvalidCredentials,
     InvalidInput,
     NotFound,
+    SignupClosed,
     TooManyAttempts,
     Unauthenticated,
 )
 from mailmark.core.logins import LoginThrottle, retry_seconds
 from mailmark.core.model import OneTimeToken, User, UserSession
 from mailmark.core.ports import Clock, PasswordHasher, Totp, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.system_mail import SystemMail
 
 SESSION_IDLE_LIFETIME = timedelta(days=14)
 SESSION_LIFETIME = timedelta(days=30)
@@ -43,6 +46,9 @@ PENDING_TOTP_LIFETIME = timedelta(minutes=5)
 # last_seen_at is written at most this often per session, not on every request.
 SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
 SETUP_LINK_LIFETIME = timedelta(hours=24)
+PASSWORD_RESET_LIFETIME = timedelta(hours=1)
+# Reset emails one address may be sent from one client within the hour (no mail bombing).
+MAX_RESET_EMAILS = 5
 MAX_TOKEN_LENGTH = 100
 MAX_NAME_LENGTH = 200
 MAX_USER_AGENT_LENGTH = 500
@@ -156,12 +162,24 @@ class IdentityService:
         passwords: PasswordHasher,
         throttle: LoginThrottle,
         totp: Totp,
+        *,
+        accounts: AccountService,
+        mail: SystemMail,
+        public_url: str,
+        signup_open: bool = False,
     ) -> None:
         self._uow = uow
+        self._accounts = accounts
+        self.signup_open = signup_open
         self._clock = clock
         self._passwords = passwords
         self._throttle = throttle
         self._totp = totp
+        self._mail = mail
+        self._public_url = public_url.rstrip("/")
+        self._reset_requests = LoginThrottle(
+            clock, max_failures=MAX_RESET_EMAILS, window_seconds=3600
+        )
         self._dummy_hash: str | None = None
 
     # --- first run -----------------------------------------------------------------------------
@@ -231,6 +249,27 @@ class IdentityService:
         if found is None or found.used_at is not None or found.expires_at <= now:
             return None
         return found
+
+    async def sign_up(
+        self,
+        *,
+        account_name: str,
+        name: str,
+        email: str,
+        password: str,
+        ip: str,
+        user_agent: str,
+    ) -> SignedIn:
+        """A new account on the 7-day trial with this person as its owner, signed in; only
+        where sign-up is open (SignupClosed otherwise: invitations only)."""
+        if not self.signup_open:
+            raise SignupClosed(
+                "Sign-up is closed on this server; ask an account's owner for an invitation."
+            )
+        _, owner = await self._accounts.create_with_owner(
+            account_name, owner_email=email, password=password, owner_name=check_name(name)
+        )
+        return await self.start_session(owner, ip=ip, user_agent=user_agent)
 
     # --- signing in ----------------------------------------------------------------------------
 
@@ -434,6 +473,61 @@ class IdentityService:
             if session is None or session.user_id != viewer.user_id:
                 raise NotFound("No such session.")
             await uow.sessions.delete(session_id)
+            await uow.commit()
+
+    # --- password reset -----------------------------------------------------------------------
+
+    async def request_password_reset(self, email: str, *, ip: str) -> None:
+        """Email a single-use reset link (valid an hour) when a user has this email; say nothing
+        either way (no way to learn who has an account). Earlier links stop working."""
+        email = email.strip().lower()[:320]
+        if self._reset_requests.reserve(ip, email) is not None:
+            return  # enough emails to that address from this client for now
+        self._reset_requests.finish(ip, email, failed=True)
+        now = self._clock.now()
+        token = new_token()
+        async with self._uow() as uow:
+            user = await uow.users.get_by_email(email)
+            if user is None or user.id is None:
+                return
+            await uow.one_time_tokens.spend_unused("password_reset", now, user_id=user.id)
+            await uow.one_time_tokens.add(
+                OneTimeToken(
+                    "password_reset",
+                    token_hash(token),
+                    now,
+                    now + PASSWORD_RESET_LIFETIME,
+                    user_id=user.id,
+                )
+            )
+            await uow.commit()
+        link = f"{self._public_url}/reset-password?token={token}"
+        await self._mail.send(
+            user.email,
+            "Reset your Mailmark password",
+            "Someone, hopefully you, asked to reset the password of your Mailmark user "
+            f"{user.email}.\n\nTo choose a new password, open this link within an hour:\n\n"
+            f"{link}\n\nIf you did not ask for this, ignore this email: your password stays "
+            "as it is.\n",
+        )
+
+    async def reset_password(self, token: str, password: str) -> None:
+        """Set a new password with a reset link's token (which is spent); every session of
+        the user ends."""
+        check_password(password)
+        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            found = await self._live_token(uow, "password_reset", token, now)
+            if found is None or found.id is None or found.user_id is None:
+                raise InvalidInput(
+                    "This reset link is invalid, expired or used already; ask for a new one.",
+                    field="token",
+                )
+            if not await uow.one_time_tokens.use(found.id, now):
+                raise InvalidInput("This reset link was used already.", field="token")
+            await uow.users.set_password(found.user_id, password_hash, now)
+            await uow.sessions.delete_for_user(found.user_id)
             await uow.commit()
 
     # --- the signed-in user's own settings -----------------------------------------------------

@@ -288,6 +288,12 @@ class MailboxRepository(Protocol):
         """The account's mailboxes by address; of one domain, or assigned to one user."""
         ...
 
+    async def assignments_for_account(
+        self, account_id: int, *, domain_id: int | None = None
+    ) -> dict[int, list[int]]:
+        """The users each of the account's mailboxes (of one domain) is assigned to."""
+        ...
+
     async def update(self, mailbox_id: int, **values: str | None) -> None:
         """Set some of display_name, signature, signature_format, password_hash."""
         ...
