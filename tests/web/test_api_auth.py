@@ -424,3 +424,18 @@ async def test_sign_up_is_closed_by_default(listeners: Listeners, world: World) 
             },
         )
         assert_error(response, 403, "signup_closed")
+
+
+async def test_control_characters_in_an_email_are_no_user_not_an_error(
+    listeners: Listeners, owner_client: ApiClient
+) -> None:
+    """PostgreSQL cannot even compare text holding NUL: such input must never reach a query."""
+    async with ApiClient(api_url(listeners)) as client:
+        for email in ["owner\x00@acme.test", "owner@acme.te\nst", "\x7f@acme.test"]:
+            assert_error(await client.sign_in(email, OWNER_PASSWORD), 401, "invalid_credentials")
+            reset = await client.post("/api/auth/password-reset", json={"email": email})
+            assert reset.status_code == 202
+            invited = await owner_client.post(
+                "/api/team/invitations", json={"email": email, "role": "member"}
+            )
+            assert_error(invited, 400, "invalid_input", "email")
