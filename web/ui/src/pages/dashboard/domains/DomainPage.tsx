@@ -11,6 +11,7 @@ import { Spinner } from "../../../components/Spinner";
 import { useToast } from "../../../components/Toast";
 import { formatDate, formatDateTime, plural, relativeTime } from "../../../lib/format";
 import { useAction, useAsync } from "../../../lib/useAsync";
+import { LoadError } from "../LoadError";
 import { DomainStatusBadge } from "./DomainStatusBadge";
 import { usePollWhile } from "./poll";
 import { RecordTable } from "./RecordTable";
@@ -37,16 +38,7 @@ export default function DomainPage() {
     return (
       <>
         <PageHeader title={name} back={back} />
-        <Alert
-          tone="error"
-          action={
-            <Button variant="secondary" size="sm" onClick={() => void detail.reload()}>
-              Try again
-            </Button>
-          }
-        >
-          {detail.error.message}
-        </Alert>
+        <LoadError error={detail.error} reload={detail.reload} />
       </>
     );
   }

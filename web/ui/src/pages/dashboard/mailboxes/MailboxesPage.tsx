@@ -13,6 +13,7 @@ import { Spinner } from "../../../components/Spinner";
 import { Table, type Column } from "../../../components/Table";
 import { useToast } from "../../../components/Toast";
 import { formatDate } from "../../../lib/format";
+import { LoadError } from "../LoadError";
 import { useAsync } from "../../../lib/useAsync";
 import { NewMailboxDialog } from "./NewMailboxDialog";
 
@@ -68,9 +69,7 @@ export default function MailboxesPage() {
   let body;
   if (mailboxes.error) {
     body = (
-      <Alert tone="error" action={<Button variant="secondary" size="sm" onClick={() => void mailboxes.reload()}>Try again</Button>}>
-        {mailboxes.error.message}
-      </Alert>
+      <LoadError error={mailboxes.error} reload={mailboxes.reload} />
     );
   } else if (list === undefined || (canManage && domains.data === undefined && !domains.error)) {
     body = (
