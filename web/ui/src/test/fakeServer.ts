@@ -2,7 +2,8 @@ import { vi } from "vitest";
 
 export type Recorded = { method: string; path: string; headers: Record<string, string>; body: unknown };
 type Reply = { status?: number; json?: unknown; text?: string; headers?: Record<string, string> };
-type Route = (request: Recorded) => Reply | undefined;
+/** A route may answer later (a promise), to show what the page does while it waits. */
+type Route = (request: Recorded) => Reply | undefined | Promise<Reply | undefined>;
 
 /**
  * A stand-in for the server behind `fetch`: routes answer by method and path, every request is
@@ -24,7 +25,7 @@ export function fakeServer(routes: Record<string, Reply | Route | Array<Reply | 
     const index = calls[key] ?? 0;
     calls[key] = index + 1;
     const entry = Array.isArray(route) ? route[Math.min(index, route.length - 1)]! : route;
-    const reply = (typeof entry === "function" ? entry(request) : entry) ?? {};
+    const reply = (typeof entry === "function" ? await entry(request) : entry) ?? {};
     if (reply.status === 0) throw new TypeError("Failed to fetch");
     const status = reply.status ?? 200;
     const content = reply.text ?? (reply.json === undefined ? null : JSON.stringify(reply.json));
