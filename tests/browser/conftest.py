@@ -50,6 +50,7 @@ ACTION_TIMEOUT_MS = 15_000
 expect.set_options(timeout=ACTION_TIMEOUT_MS)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(HERE):
@@ -153,7 +154,7 @@ async def page(new_context: Callable[[], Awaitable[BrowserContext]]) -> Page:
 def look(request: pytest.FixtureRequest) -> Callable[..., Awaitable[None]]:
     """`await look(page, "dashboard")`: axe-core and screenshots of the page as it is now, named
     after the test (`dark=False` for pages that only need the light scheme)."""
-    test = request.node.name.removeprefix("test_")
+    test = request.node.originalname.removeprefix("test_")
 
     async def look(page: Page, name: str, *, dark: bool = True) -> None:
         schemes: tuple[Literal["light", "dark"], ...] = ("light", "dark") if dark else ("light",)
