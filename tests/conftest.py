@@ -6,4 +6,6 @@ pytest_plugins = [
     "tests.support.world",
     "tests.support.serve",
     "tests.support.smtp_sink",
+    "tests.support.webhook_receiver",
+    "tests.support.web",
 ]

@@ -28,9 +28,11 @@ from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.delivery_reports import DeliveryReports
+from mailmark.core.domain_rechecks import DomainRechecker
 from mailmark.core.domains import DomainService
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
+from mailmark.core.identity import IdentityService
 from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
@@ -41,14 +43,17 @@ from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
+from mailmark.core.team import TeamService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
 from mailmark.imap.server import ImapListener, start_imap_listener
+from mailmark.sanitize import Nh3Sanitizer
 from mailmark.security import (
     Argon2PasswordHasher,
     DkimKeyFactory,
+    PyotpTotp,
     ensure_self_signed_certificate,
     server_tls_context,
 )
@@ -65,9 +70,11 @@ from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
 from mailmark.storage.uow import SqlUnitOfWorkFactory
+from mailmark.web.api.app.routes import AppServices
 from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
 from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
+from mailmark.webhooks.poster import WebhookPoster
 from mailmark.webhooks.resolver import WebhookHostResolver
 from mailmark.webhooks.worker import WebhookWorker
 
@@ -102,11 +109,13 @@ class Services:
     emails: EmailService
     idempotency: IdempotencyService
     campaigns: CampaignExpansion
+    identity: IdentityService
+    team: TeamService
 
     async def close(self) -> None:
         await self.sending.close()
         await self.delivery.close()
-        self.webhooks.close()
+        await self.webhooks.aclose()
         await self.engine.dispose()
 
 
@@ -138,7 +147,7 @@ async def build_services(
     domain_dns = DomainDns(
         DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings)
     )
-    mailboxes = MailboxService(uow, clock, passwords, blobs)
+    mailboxes = MailboxService(uow, clock, passwords, blobs, Nh3Sanitizer())
     delivery = InboundDelivery(uow, blobs, clock)
     reports = DeliveryReports(uow, blobs, clock, delivery, settings.hostname)
     queue = OutboundQueue(
@@ -168,6 +177,9 @@ async def build_services(
         max_message_size=settings.max_message_size,
     )
     sender_groups = SenderGroupService(uow, clock)
+    # One throttle for every way in (IMAP, SMTP submission, the web app's sign-in): a guesser
+    # gains nothing by switching protocol.
+    throttle = LoginThrottle(clock)
     return Services(
         settings=settings,
         engine=engine,
@@ -176,7 +188,7 @@ async def build_services(
         clock=clock,
         resolver=DnsResolver(settings.dns_nameservers or None),
         accounts=AccountService(uow, clock, passwords),
-        domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns),
+        domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs),
         mailboxes=mailboxes,
         delivery=delivery,
         # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
@@ -188,13 +200,19 @@ async def build_services(
             max_message_size=settings.max_message_size,
             delivery=delivery,
         ),
-        logins=MailboxLogins(uow, passwords, LoginThrottle(clock)),
+        logins=MailboxLogins(uow, passwords, throttle),
         queue=queue,
         delivery_reports=reports,
         signing_keys=SigningKeys(uow, clock),
         queue_admin=QueueAdmin(uow, clock, queue),
         sending=sending,
-        webhooks=WebhookService(uow, clock, webhook_targets),
+        webhooks=WebhookService(
+            uow,
+            clock,
+            webhook_targets,
+            # Test deliveries from the dashboard: one at a time, through the worker's own path.
+            WebhookPoster(webhook_targets, max_clients=4, connections_per_client=2),
+        ),
         api_keys=ApiKeyService(
             uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
         ),
@@ -202,6 +220,8 @@ async def build_services(
         emails=EmailService(uow, clock, queue),
         idempotency=IdempotencyService(uow, clock),
         campaigns=CampaignExpansion(sending, mailboxes, sender_groups, clock),
+        identity=IdentityService(uow, clock, passwords, throttle, PyotpTotp()),
+        team=TeamService(uow, clock, passwords, public_url=settings.public_url),
     )
 
 
@@ -256,6 +276,7 @@ class Listeners:
     imap: ImapListener
     imaps: ImapListener
     webhooks: WebhookWorker
+    domain_rechecks: DomainRechecker
 
     @property
     def mx_port(self) -> int:
@@ -282,7 +303,9 @@ class Listeners:
         return self.imaps.port
 
     async def close(self) -> None:
-        await asyncio.gather(self.outbound.stop(), self.webhooks.stop())
+        await asyncio.gather(
+            self.outbound.stop(), self.webhooks.stop(), self.domain_rechecks.stop()
+        )
         await asyncio.gather(
             self.mx.close(),
             self.submission.close(),
@@ -359,6 +382,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             domains=services.domains,
             mailboxes=services.mailboxes,
             api=api_services(services),
+            web=app_services(services),
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
@@ -400,6 +424,10 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
     worker.start()
     hooks = webhook_worker(services)
     hooks.start()
+    rechecks = DomainRechecker(
+        services.domains, interval=settings.domain_recheck_interval.total_seconds()
+    )
+    rechecks.start()
     return Listeners(
         mx=mx,
         submission=started[1],
@@ -409,6 +437,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         imap=imap_listeners[0],
         imaps=imap_listeners[1],
         webhooks=hooks,
+        domain_rechecks=rechecks,
     )
 
 
@@ -444,6 +473,18 @@ def api_services(services: Services) -> ApiServices:
         emails=services.emails,
         idempotency=services.idempotency,
         webhooks=services.webhooks,
+    )
+
+
+def app_services(services: Services) -> AppServices:
+    return AppServices(
+        identity=services.identity,
+        team=services.team,
+        accounts=services.accounts,
+        api_keys=services.api_keys,
+        webhooks=services.webhooks,
+        signup=services.settings.signup,
+        public_url=services.settings.public_url,
     )
 
 
@@ -567,6 +608,7 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             domains=services.domains,
             mailboxes=services.mailboxes,
             api=api_services(services),
+            web=app_services(services),
         )
         http = await _listening(
             "HTTP",

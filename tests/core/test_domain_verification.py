@@ -10,24 +10,14 @@ import sqlalchemy as sa
 
 from mailmark.bootstrap import Services
 from mailmark.core.errors import Conflict, Forbidden
-from mailmark.core.model import DnsRecord
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.storage.tables import dkim_keys, domains, outbound_messages
 from tests.fakedns import FakeDns
+from tests.support.dns_records import publish
 from tests.support.world import HOSTNAME
 
 DOMAIN = "verify.test"
-
-
-def publish(fake_dns: FakeDns, records: list[DnsRecord], *, only_required: bool = True) -> None:
-    for record in records:
-        if only_required and not record.required:
-            continue
-        if record.type == "MX":
-            fake_dns.add(record.name, "MX", f"{record.priority} {record.value}.")
-        elif record.type == "TXT":
-            fake_dns.add(record.name, "TXT", record.value)
 
 
 @pytest.fixture

@@ -1,14 +1,17 @@
-"""Mailbox logins (shared by IMAP and submission): right and wrong passwords, throttling per IP."""
+"""Mailbox logins (shared by IMAP and submission): right and wrong passwords, throttling per IP
+and per target, bounded under parallel attempts."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 
 from mailmark.bootstrap import password_hasher
 from mailmark.core.errors import AuthenticationFailed, TooManyAttempts
-from mailmark.core.logins import LoginThrottle, MailboxLogins, same_address
+from mailmark.core.logins import MAX_TRACKED, LoginThrottle, MailboxLogins, same_address
+from mailmark.core.ports import PasswordHasher
 from tests.support.clock import SettableClock
 from tests.support.world import World
 
@@ -63,15 +66,81 @@ async def test_an_ip_is_locked_out_after_repeated_failures_and_readmitted_later(
     ).id == world.sales.id
 
 
-def test_a_success_clears_the_failures_of_that_ip() -> None:
+def _fail(throttle: LoginThrottle, ip: str, target: str) -> None:
+    assert throttle.reserve(ip, target) is None
+    throttle.finish(ip, target, failed=True)
+
+
+def test_a_success_clears_only_the_failures_of_its_own_ip_and_target() -> None:
     clock = SettableClock()
     throttle = LoginThrottle(clock, max_failures=2, window_seconds=60)
-    throttle.failed("203.0.113.5")
-    throttle.succeeded("203.0.113.5")
-    throttle.failed("203.0.113.5")
-    assert throttle.retry_after("203.0.113.5") is None
-    throttle.failed("203.0.113.5")
-    assert throttle.retry_after("203.0.113.5") == 60
+    _fail(throttle, "203.0.113.5", "victim@acme.test")
+    assert throttle.reserve("203.0.113.5", "own@acme.test") is None
+    throttle.finish("203.0.113.5", "own@acme.test", failed=False)
+    # The success with its own account did not wipe the failure against another one.
+    _fail(throttle, "203.0.113.5", "own@acme.test")
+    assert throttle.retry_after("203.0.113.5", "own@acme.test") == 60
+
+    clock.current += timedelta(seconds=61)
+    _fail(throttle, "203.0.113.5", "own@acme.test")
+    assert throttle.reserve("203.0.113.5", "own@acme.test") is None
+    throttle.finish("203.0.113.5", "own@acme.test", failed=False)
+    _fail(throttle, "203.0.113.5", "victim@acme.test")
+    assert throttle.retry_after("203.0.113.5", "victim@acme.test") is None
+
+
+def test_failures_against_one_target_from_many_ips_lock_that_target_only() -> None:
+    clock = SettableClock()
+    throttle = LoginThrottle(clock, max_failures=2, window_seconds=60, max_target_failures=3)
+    for ip in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        _fail(throttle, ip, "Sales@Acme.test")
+    assert throttle.reserve("192.0.2.9", "sales@acme.test") == 60
+    assert throttle.reserve("192.0.2.9", "support@acme.test") is None
+
+
+def test_attempts_in_flight_count_before_they_are_verified() -> None:
+    throttle = LoginThrottle(SettableClock(), max_failures=3, window_seconds=60)
+    for _ in range(3):
+        assert throttle.reserve("192.0.2.1", "sales@acme.test") is None
+    assert throttle.reserve("192.0.2.1", "sales@acme.test") is not None
+    throttle.finish("192.0.2.1", "sales@acme.test", failed=False)
+    assert throttle.reserve("192.0.2.1", "sales@acme.test") is None
+
+
+def test_memory_stays_bounded_under_many_addresses() -> None:
+    throttle = LoginThrottle(SettableClock(), max_failures=2, window_seconds=60)
+    for n in range(MAX_TRACKED + 100):
+        _fail(throttle, f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", f"u{n}@acme.test")
+    assert len(throttle._by_ip._keys) <= MAX_TRACKED
+    assert len(throttle._by_target._keys) <= MAX_TRACKED
+
+
+class CountingHasher:
+    """The real argon2 hasher, counting the verifications it is asked for (a PasswordHasher)."""
+
+    def __init__(self, inner: PasswordHasher) -> None:
+        self.inner = inner
+        self.verifications = 0
+
+    def hash(self, password: str) -> str:
+        return self.inner.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        self.verifications += 1
+        return self.inner.verify(password_hash, password)
+
+
+async def test_parallel_wrong_logins_are_verified_at_most_up_to_the_limit(world: World) -> None:
+    hasher = CountingHasher(password_hasher(world.services.settings))
+    throttle = LoginThrottle(SettableClock(), max_failures=10, window_seconds=60)
+    logins = MailboxLogins(world.services.uow, hasher, throttle)
+    outcomes = await asyncio.gather(
+        *(logins.authenticate("sales@acme.test", f"guess-{n}", "198.51.100.9") for n in range(30)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(o, AuthenticationFailed) for o in outcomes) <= 10
+    assert sum(isinstance(o, TooManyAttempts) for o in outcomes) >= 20
+    assert hasher.verifications <= 10
 
 
 def test_addresses_compare_case_insensitively() -> None:

@@ -18,6 +18,7 @@ from mailmark.core.errors import (
     UnknownMailbox,
 )
 from mailmark.core.mailboxes import MailboxService
+from mailmark.sanitize import Nh3Sanitizer
 from mailmark.storage.tables import messages, placements
 from tests.support.world import World, stored_copies
 
@@ -217,7 +218,11 @@ async def test_a_mailbox_created_by_another_process_is_never_refused_from_the_ca
     """Another process (the CLI, another node) cannot clear this process's recipient cache."""
     services = world.services
     other_process = MailboxService(
-        services.uow, services.clock, password_hasher(services.settings), services.blobs
+        services.uow,
+        services.clock,
+        password_hasher(services.settings),
+        services.blobs,
+        Nh3Sanitizer(),
     )
     with pytest.raises(UnknownMailbox):
         await services.mailboxes.resolve_recipient("fresh@acme.test")

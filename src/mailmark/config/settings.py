@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     imap_poll_interval: timedelta = timedelta(seconds=5)
     # How long a webhook worker holds the deliveries it leased (each attempt takes at most 10 s).
     webhook_lease: timedelta = timedelta(minutes=2)
+    # How often the background check looks for unverified domains whose next check is due.
+    domain_recheck_interval: timedelta = timedelta(seconds=30)
     # Networks webhooks may reach although they are internal (loopback, RFC 1918, ...), and the
     # only ones reachable over plain http. Empty by default; e.g. 127.0.0.1/32 for a test receiver.
     webhook_allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -125,6 +127,9 @@ class Settings(BaseSettings):
     api_rate_limit: float = Field(100.0, gt=0)
     api_rate_burst: int = Field(200, ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # Who may create an account in the web app: "closed" (invitations only, the default of a
+    # self-hosted server) or "open" (a hosted service: each sign-up is a new 7-day trial).
+    signup: Literal["closed", "open"] = "closed"
     # For test suites only: "test" hashes passwords with argon2id at its lowest cost, so that
     # creating accounts and logging in costs ~1 ms instead of ~0.1 s of CPU. Such hashes are cheap
     # to crack: never use it where real passwords are stored.
@@ -190,6 +195,7 @@ class Settings(BaseSettings):
         "imap_idle_timeout",
         "imap_poll_interval",
         "webhook_lease",
+        "domain_recheck_interval",
         mode="before",
     )
     @classmethod
@@ -225,7 +231,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("mta_sts_mode", "password_hash_cost", mode="before")
+    @field_validator("mta_sts_mode", "password_hash_cost", "signup", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
+from dataclasses import dataclass, replace
+from datetime import datetime
 
-from mailmark.core.errors import Conflict, InvalidInput, NotFound
+from mailmark.core.access import Viewer, require_manager
+from mailmark.core.errors import (
+    AccountPaused,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    QuotaExceeded,
+)
 from mailmark.core.model import Account, User
-from mailmark.core.plans import TRIAL_LENGTH, plan_named
-from mailmark.core.ports import Clock, PasswordHasher, UnitOfWorkFactory
+from mailmark.core.plans import (
+    PLANS,
+    TRIAL_LENGTH,
+    Plan,
+    effective_plan,
+    ensure_domain_quota,
+    ensure_email_quota,
+    ensure_mailbox_quota,
+    month_start,
+    plan_named,
+)
+from mailmark.core.ports import Clock, PasswordHasher, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.states import AccountStatus
 
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
@@ -15,9 +36,118 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]{1,63}$")
 MIN_PASSWORD_LENGTH = 8
 
 
+PLAN_LABELS = {"starter": "Starter", "pro": "Pro", "business": "Business", "unlimited": "Unlimited"}
+
+
+@dataclass(frozen=True)
+class Usage:
+    domains: int
+    mailboxes: int
+    emails_this_month: int
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    """The account as its settings page shows it: plan, limits, usage and what needs action."""
+
+    account: Account
+    status: str  # "trial" | "active" | "paused" (a trial that has ended is paused)
+    plan: Plan
+    plan_label: str
+    usage: Usage
+    trial_days_left: int | None
+    notices: tuple[str, ...]  # the product's exact texts for each limit reached, or the pause
+
+
+def overview_of(account: Account, usage: Usage, now: datetime) -> AccountOverview:
+    """Status, limits and notices from the plan rules themselves (core/plans.py), so the texts
+    shown are the very ones a refused action answers with."""
+    notices: list[str] = []
+    try:
+        plan = effective_plan(account, now)
+        status = str(account.status)
+    except AccountPaused as paused:
+        plan, status = PLANS["starter"], "paused"
+        notices.append(paused.message)
+    for check, used in (
+        (ensure_domain_quota, usage.domains),
+        (ensure_mailbox_quota, usage.mailboxes),
+    ):
+        try:
+            check(plan, used)
+        except QuotaExceeded as reached:
+            notices.append(reached.message)
+    try:
+        ensure_email_quota(plan, usage.emails_this_month)
+    except QuotaExceeded as reached:
+        notices.append(reached.message)
+    days_left = None
+    if account.trial_ends_at is not None and status == "trial":
+        days_left = max(0, math.ceil((account.trial_ends_at - now).total_seconds() / 86400))
+    shown = plan if status != "active" else plan_named(account.plan)
+    return AccountOverview(
+        account,
+        status,
+        shown,
+        PLAN_LABELS.get(shown.name, shown.name.title()),
+        usage,
+        days_left,
+        tuple(notices),
+    )
+
+
+# argon2 hashes whatever it is given: a megabyte-long "password" would cost CPU for nothing.
+MAX_PASSWORD_LENGTH = 1024
+
+
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"Passwords must be at least {MIN_PASSWORD_LENGTH} characters long.")
+        raise InvalidInput(
+            f"Passwords must be at least {MIN_PASSWORD_LENGTH} characters long.", field="password"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"Passwords must be at most {MAX_PASSWORD_LENGTH} characters long.", field="password"
+        )
+
+
+def check_account_name(name: str) -> None:
+    if not _ACCOUNT_NAME.match(name):
+        raise InvalidInput(
+            f"{name!r} is not a valid account name: 1-63 letters, digits, spaces, . _ or -.",
+            field="accountName",
+        )
+
+
+def check_email(email: str) -> str:
+    """The email, trimmed and lower-cased (as users are stored), or InvalidInput."""
+    email = email.strip()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise InvalidInput(f"{email[:320]!r} is not a valid email address.", field="email")
+    return email.lower()
+
+
+def new_account(name: str, plan: str | None, now: datetime) -> Account:
+    """An account record: active on `plan`, or on the 7-day trial without one."""
+    check_account_name(name)
+    if plan is None:
+        return Account(name, "starter", AccountStatus.TRIAL, now, trial_ends_at=now + TRIAL_LENGTH)
+    return Account(name, plan_named(plan).name, AccountStatus.ACTIVE, now)
+
+
+async def add_account_with_owner(
+    uow: UnitOfWork, account: Account, owner: User
+) -> tuple[Account, User]:
+    """Add the account and its owner in the caller's transaction (`owner.account_id` is
+    replaced); Conflict when the name or the email is taken."""
+    if await uow.accounts.get_by_name(account.name) is not None:
+        raise Conflict(f"Account {account.name!r} already exists.", field="accountName")
+    if await uow.users.get_by_email(owner.email) is not None:
+        raise Conflict(f"A user with the email {owner.email} already exists.", field="email")
+    account = await uow.accounts.add(account)
+    assert account.id is not None
+    user = await uow.users.add(replace(owner, account_id=account.id))
+    return account, user
 
 
 class AccountService:
@@ -27,34 +157,40 @@ class AccountService:
         self._passwords = passwords
 
     async def create(
-        self, name: str, *, owner_email: str, password: str, plan: str | None = None
+        self,
+        name: str,
+        *,
+        owner_email: str,
+        password: str,
+        plan: str | None = None,
+        owner_name: str = "",
     ) -> Account:
         """Create an account and its owner. With a plan it is active; without, a 7-day trial."""
-        if not _ACCOUNT_NAME.match(name):
-            raise InvalidInput(
-                f"{name!r} is not a valid account name: 1-63 letters, digits, spaces, . _ or -."
-            )
-        if not _EMAIL.match(owner_email):
-            raise InvalidInput(f"{owner_email!r} is not a valid email address.")
-        check_password(password)
-        now = self._clock.now()
-        if plan is None:
-            account = Account(
-                name, "starter", AccountStatus.TRIAL, now, trial_ends_at=now + TRIAL_LENGTH
-            )
-        else:
-            account = Account(name, plan_named(plan).name, AccountStatus.ACTIVE, now)
-        password_hash = self._passwords.hash(password)
-        async with self._uow() as uow:
-            if await uow.accounts.get_by_name(name) is not None:
-                raise Conflict(f"Account {name!r} already exists.")
-            if await uow.users.get_by_email(owner_email.lower()) is not None:
-                raise Conflict(f"A user with the email {owner_email} already exists.")
-            account = await uow.accounts.add(account)
-            assert account.id is not None
-            await uow.users.add(User(account.id, owner_email.lower(), password_hash, "owner", now))
-            await uow.commit()
+        account, _ = await self.create_with_owner(
+            name, owner_email=owner_email, password=password, plan=plan, owner_name=owner_name
+        )
         return account
+
+    async def create_with_owner(
+        self,
+        name: str,
+        *,
+        owner_email: str,
+        password: str,
+        plan: str | None = None,
+        owner_name: str = "",
+    ) -> tuple[Account, User]:
+        now = self._clock.now()
+        account = new_account(name, plan, now)
+        email = check_email(owner_email)
+        check_password(password)
+        # argon2 takes tens of milliseconds of CPU: keep the event loop free meanwhile.
+        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        owner = User(0, email, password_hash, "owner", now, name=owner_name)
+        async with self._uow() as uow:
+            created = await add_account_with_owner(uow, account, owner)
+            await uow.commit()
+        return created
 
     async def get(self, name: str) -> Account:
         async with self._uow(read_only=True) as uow:
@@ -62,3 +198,34 @@ class AccountService:
         if account is None:
             raise NotFound(f"No account named {name!r}.")
         return account
+
+    async def overview(self, viewer: Viewer) -> AccountOverview:
+        """Any member of the account may see its plan and usage."""
+        now = self._clock.now()
+        async with self._uow(read_only=True) as uow:
+            account = await uow.accounts.get(viewer.account_id)
+            if account is None or account.id is None:
+                raise NotFound("No such account.")
+            usage = Usage(
+                domains=await uow.domains.count_for_account(account.id),
+                mailboxes=await uow.mailboxes.count_for_account(account.id),
+                emails_this_month=await uow.outbound.count_recipients_since(
+                    account.id, month_start(now)
+                ),
+            )
+        return overview_of(account, usage, now)
+
+    async def rename(self, viewer: Viewer, name: str) -> AccountOverview:
+        require_manager(viewer, "rename the account")
+        name = name.strip()
+        try:
+            check_account_name(name)
+        except InvalidInput as error:
+            raise InvalidInput(error.message, field="name") from None
+        async with self._uow() as uow:
+            other = await uow.accounts.get_by_name(name)
+            if other is not None and other.id != viewer.account_id:
+                raise Conflict(f"Another account is already named {name!r}.", field="name")
+            await uow.accounts.set_name(viewer.account_id, name)
+            await uow.commit()
+        return await self.overview(viewer)

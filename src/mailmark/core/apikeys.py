@@ -9,6 +9,7 @@ SHA-256 of the whole key is stored and checked on every request without a passwo
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import hmac
 import math
@@ -17,7 +18,9 @@ import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mailmark.core.access import Viewer, require_manager
 from mailmark.core.addresses import normalize_domain
+from mailmark.core.domains import owned_domain
 from mailmark.core.errors import AuthenticationFailed, InvalidInput, NotFound, RateLimited
 from mailmark.core.model import ApiKey
 from mailmark.core.ports import Clock, UnitOfWorkFactory
@@ -156,6 +159,29 @@ class ApiKeyService:
         self._cache.pop(key.prefix, None)
         assert revoked is not None
         return revoked
+
+    async def list_for(self, viewer: Viewer, domain: str) -> builtins.list[ApiKey]:
+        require_manager(viewer, "manage API keys")
+        async with self._uow(read_only=True) as uow:
+            found = await owned_domain(uow, viewer, domain)
+            assert found.id is not None
+            return await uow.api_keys.list_for_domain(found.id)
+
+    async def create_for(self, viewer: Viewer, domain: str, name: str) -> CreatedKey:
+        require_manager(viewer, "manage API keys")
+        async with self._uow(read_only=True) as uow:
+            found = await owned_domain(uow, viewer, domain)
+        return await self.create(found.name, name)
+
+    async def revoke_for(self, viewer: Viewer, domain: str, key_id: int) -> ApiKey:
+        """Revoke one of the domain's keys; another domain's is NotFound."""
+        require_manager(viewer, "manage API keys")
+        async with self._uow(read_only=True) as uow:
+            found = await owned_domain(uow, viewer, domain)
+            key = await uow.api_keys.get(key_id)
+        if key is None or key.domain_id != found.id:
+            raise NotFound(f"No API key {key_id} on {found.name}.")
+        return await self.revoke(str(key_id))
 
     async def authenticate(self, authorization: str | None) -> ApiPrincipal:
         """The principal of an `Authorization: Bearer dm_live_…` header value, rate-limited.

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from mailmark.core.access import Viewer, require_manager
 from mailmark.core.addresses import (
     custom_return_path_domain,
     normalize_domain,
     parse_verp,
     return_path_domain,
 )
-from mailmark.core.errors import Conflict, NotFound
-from mailmark.core.model import DkimKey, DnsRecord, Domain, RecordCheck
+from mailmark.core.errors import Conflict, InvalidInput, NotFound
+from mailmark.core.model import Account, DkimKey, DnsRecord, Domain, RecordCheck
 from mailmark.core.plans import effective_plan, ensure_domain_quota
 from mailmark.core.ports import (
+    BlobStore,
     Clock,
     DkimKeyGenerator,
+    DomainContents,
     DomainDnsChecker,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -28,6 +31,115 @@ DKIM_RSA_BITS = 2048
 # Keys that belong in DNS: the signing ones and the ones waiting to take over.
 PUBLISHED_KEY_STATES = (DkimKeyState.ACTIVE, DkimKeyState.PENDING)
 ALL_KEY_STATES = tuple(DkimKeyState)
+# Background checks of an unverified domain: the first soon after it is added, then spaced out
+# (doubling from RECHECK_FIRST up to RECHECK_LONGEST) while its records stay wrong.
+RECHECK_FIRST = timedelta(minutes=1)
+RECHECK_LONGEST = timedelta(hours=6)
+
+
+def relative_host(name: str, domain: str) -> str:
+    """The host as most DNS panels want it: "@" for the domain itself, "mail" for mail.<domain>;
+    a name outside the domain's zone (a reverse-DNS name) stays whole."""
+    if name == domain:
+        return "@"
+    if name.endswith("." + domain):
+        return name[: -len(domain) - 1]
+    return name
+
+
+def fix_for(check: RecordCheck, domain: str) -> str | None:
+    """What to change at the DNS provider so the record checks ok, in one sentence."""
+    record = check.record
+    if check.status not in ("missing", "mismatch", "error"):
+        return None
+    if record.type == "PTR":
+        return (
+            "Ask your hosting provider to set the reverse DNS (PTR) of the server's address to "
+            f"{record.value}."
+        )
+    host = relative_host(record.name, domain)
+    where = "the domain itself (@)" if host == "@" else f"the host {host}"
+    want = record.value if record.priority is None else f"{record.priority} {record.value}"
+    if check.status == "missing":
+        return f"Add a {record.type} record at {where} with the value {want}."
+    if check.status == "mismatch":
+        reason = f" ({check.detail})" if check.detail else ""
+        return f"Change the {record.type} record at {where} to {want}{reason}."
+    return (
+        f"The DNS lookup of {record.name} failed ({check.detail or 'no answer'}): make sure your "
+        "DNS provider answers for the domain, then check again."
+    )
+
+
+def recheck_delay(failed_checks: int, first: timedelta, longest: timedelta) -> timedelta:
+    """How long to wait after `failed_checks` checks in a row found the domain unverified."""
+    doubling: int = 2 ** max(0, min(failed_checks - 1, 30))
+    return min(first * doubling, longest)
+
+
+@dataclass(frozen=True)
+class RecordStatus:
+    """One record the domain should publish, with what its last check found."""
+
+    record: DnsRecord
+    relative_host: str
+    status: str  # "ok" | "missing" | "mismatch" | "error" | "unchecked"
+    found: tuple[str, ...]
+    fix: str | None
+    checked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    domain: Domain
+    mailbox_count: int
+
+
+@dataclass(frozen=True)
+class DomainDetail:
+    domain: Domain
+    contains: DomainContents
+    records: tuple[RecordStatus, ...]
+
+
+def record_statuses(
+    domain: str,
+    records: Sequence[DnsRecord],
+    checks: dict[tuple[str, str, str], RecordCheck],
+) -> tuple[RecordStatus, ...]:
+    """The records, each with its stored check ("unchecked" when it has none yet: a new domain,
+    a rotated DKIM key)."""
+    statuses = []
+    for record in records:
+        check = checks.get((record.type, record.name, record.value))
+        if check is None:
+            statuses.append(
+                RecordStatus(
+                    record, relative_host(record.name, domain), "unchecked", (), None, None
+                )
+            )
+            continue
+        check = replace(check, record=record)
+        statuses.append(
+            RecordStatus(
+                record,
+                relative_host(record.name, domain),
+                check.status,
+                check.found,
+                fix_for(check, domain),
+                check.checked_at,
+            )
+        )
+    return tuple(statuses)
+
+
+async def owned_domain(uow: UnitOfWork, viewer: Viewer, name: str) -> Domain:
+    """The viewer's account's domain of that name; another account's is NotFound, like none."""
+    domain_name = normalize_domain(name)
+    domain = await uow.domains.get_by_name(domain_name)
+    if domain is None or domain.id is None or domain.account_id != viewer.account_id:
+        raise NotFound(f"No domain {domain_name} here.")
+    return domain
 
 
 @dataclass(frozen=True)
@@ -109,15 +221,34 @@ def _problem(check: RecordCheck) -> str:
 
 class DomainService:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, keys: DkimKeyGenerator, dns: DomainDnsChecker
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        keys: DkimKeyGenerator,
+        dns: DomainDnsChecker,
+        blobs: BlobStore,
+        *,
+        recheck_first: timedelta = RECHECK_FIRST,
+        recheck_longest: timedelta = RECHECK_LONGEST,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._keys = keys
         self._dns = dns
+        self._blobs = blobs
+        self._recheck_first = recheck_first
+        self._recheck_longest = recheck_longest
 
-    async def add(self, name: str, *, account_name: str, trust: bool = False) -> Domain:
-        """Add a domain to an account and generate its DKIM keys (RSA and Ed25519).
+    async def add(
+        self,
+        name: str,
+        *,
+        account_name: str | None = None,
+        account_id: int | None = None,
+        trust: bool = False,
+    ) -> Domain:
+        """Add a domain to an account (by name or id) and generate its DKIM keys (RSA and
+        Ed25519). Unless trusted, the background check looks at its records soon.
 
         `trust` marks it verified without DNS checks, for local and test setups."""
         domain_name = normalize_domain(name)
@@ -125,7 +256,11 @@ class DomainService:
         # Key generation takes a noticeable fraction of a second: do it before the transaction.
         new_keys = self._new_keys(now, taken=set())
         async with self._uow() as uow:
-            account = await uow.accounts.get_by_name(account_name)
+            account: Account | None = None
+            if account_id is not None:
+                account = await uow.accounts.get(account_id)
+            elif account_name is not None:
+                account = await uow.accounts.get_by_name(account_name)
             if account is None or account.id is None:
                 raise NotFound(f"No account named {account_name!r}.")
             if await uow.domains.get_by_name(domain_name) is not None:
@@ -135,7 +270,12 @@ class DomainService:
             ensure_domain_quota(plan, await uow.domains.count_for_account(account.id))
             domain = await uow.domains.add(
                 Domain(
-                    account.id, domain_name, now, verified_at=now if trust else None, trusted=trust
+                    account.id,
+                    domain_name,
+                    now,
+                    verified_at=now if trust else None,
+                    trusted=trust,
+                    next_check_at=None if trust else now + self._recheck_first,
                 )
             )
             assert domain.id is not None
@@ -162,8 +302,9 @@ class DomainService:
         return domain, self._dns.record_set(domain.name, keys)
 
     async def verify(self, name: str) -> Verification:
-        """Check every record. All required ones ok → the domain is verified. A pending DKIM key
-        whose record verifies becomes the signing key, and the one it replaces is retired."""
+        """Check every record and store what was found. All required ones ok → the domain is
+        verified. A pending DKIM key whose record verifies becomes the signing key, and the one it
+        replaces is retired. While unverified, the next background check is planned further out."""
         async with self._uow(read_only=True) as uow:
             domain, keys = await self._domain_and_keys(uow, name)
         checks = await self._dns.verify(self._dns.record_set(domain.name, keys))
@@ -177,10 +318,9 @@ class DomainService:
             and f"{key.selector}._domainkey.{domain.name}" in ok_names
         ]
         hostname = self._dns.hostname
-        result = Verification(domain, tuple(checks), explain_return_path(domain, checks, hostname))
-        if not ready and not moved and (domain.verified_at is not None or not result.required_ok):
-            return result
+        required_ok = all(check.status == "ok" for check in checks if check.record.required)
         now = self._clock.now()
+        checks = [replace(check, checked_at=now) for check in checks]
         domain_id = domain.id
         assert domain_id is not None
         async with self._uow() as uow:
@@ -191,16 +331,113 @@ class DomainService:
                         await uow.domains.set_dkim_state(old.id, DkimKeyState.RETIRED)
                 assert key.id is not None
                 await uow.domains.set_dkim_state(key.id, DkimKeyState.ACTIVE)
-            if domain.verified_at is None and result.required_ok:
+            if domain.verified_at is None and required_ok:
                 await uow.domains.set_verified(domain_id, now)
                 domain = replace(domain, verified_at=now)
             if published is not None and moved:
                 await uow.domains.set_return_path_published(domain_id, published)
                 domain = replace(domain, return_path_published=published)
+            failed = 0 if domain.verified_at is not None else domain.failed_checks + 1
+            next_check = (
+                None
+                if domain.verified_at is not None
+                else now + recheck_delay(failed, self._recheck_first, self._recheck_longest)
+            )
+            await uow.domains.save_checks(
+                domain_id, checks, checked_at=now, next_check_at=next_check, failed_checks=failed
+            )
+            domain = replace(
+                domain, last_checked_at=now, next_check_at=next_check, failed_checks=failed
+            )
             await uow.commit()
         return Verification(
             domain, tuple(checks), explain_return_path(domain, checks, hostname), tuple(ready)
         )
+
+    async def recheck_due(self, limit: int) -> list[Verification]:
+        """Check the unverified domains whose background check is due, at most `limit` of them."""
+        async with self._uow(read_only=True) as uow:
+            names = await uow.domains.due_for_check(self._clock.now(), limit)
+        done = []
+        for name in names:
+            try:
+                done.append(await self.verify(name))
+            except NotFound:
+                continue  # removed since it was listed
+        return done
+
+    # --- the dashboard: every call acts for a viewer of one account -----------------------------
+
+    async def list_for(self, viewer: Viewer) -> list[DomainSummary]:
+        require_manager(viewer, "see the account's domains")
+        async with self._uow(read_only=True) as uow:
+            found = await uow.domains.list_for_account(viewer.account_id)
+        return [DomainSummary(domain, count) for domain, count in found]
+
+    async def add_for(self, viewer: Viewer, name: str) -> DomainDetail:
+        require_manager(viewer, "add a domain")
+        domain = await self.add(name, account_id=viewer.account_id)
+        return await self.detail(viewer, domain.name)
+
+    async def detail(self, viewer: Viewer, name: str) -> DomainDetail:
+        """The domain, what it holds, and its records with their last checks."""
+        require_manager(viewer, "see a domain's settings")
+        async with self._uow(read_only=True) as uow:
+            domain = await owned_domain(uow, viewer, name)
+            assert domain.id is not None
+            keys = await uow.domains.dkim_keys(domain.id, PUBLISHED_KEY_STATES)
+            contents = await uow.domains.contents(domain.id)
+            checks = await uow.domains.checks(domain.id)
+        records = self._dns.record_set(domain.name, keys)
+        return DomainDetail(domain, contents, record_statuses(domain.name, records, checks))
+
+    async def verify_for(self, viewer: Viewer, name: str) -> DomainDetail:
+        require_manager(viewer, "check a domain's records")
+        async with self._uow(read_only=True) as uow:
+            domain = await owned_domain(uow, viewer, name)
+        await self.verify(domain.name)
+        return await self.detail(viewer, domain.name)
+
+    async def records_for(self, viewer: Viewer, name: str) -> tuple[Domain, list[DnsRecord]]:
+        require_manager(viewer, "see a domain's records")
+        async with self._uow(read_only=True) as uow:
+            domain = await owned_domain(uow, viewer, name)
+        return await self.records(domain.name)
+
+    async def rotate_dkim_for(self, viewer: Viewer, name: str) -> DomainDetail:
+        require_manager(viewer, "rotate a domain's DKIM keys")
+        async with self._uow(read_only=True) as uow:
+            domain = await owned_domain(uow, viewer, name)
+        await self.rotate_dkim(domain.name)
+        return await self.detail(viewer, domain.name)
+
+    async def remove(self, viewer: Viewer, name: str, *, confirm: str) -> DomainContents:
+        """Delete the domain with its mailboxes and their mail, API keys, webhooks and queue.
+
+        `confirm` must repeat the domain's name: a mistyped click must not remove mail."""
+        require_manager(viewer, "remove a domain")
+        async with self._uow() as uow:
+            domain = await owned_domain(uow, viewer, name)
+            assert domain.id is not None
+            if confirm.strip().lower().rstrip(".") != domain.name:
+                raise InvalidInput(
+                    f"Type the domain's name, {domain.name}, to confirm its removal.",
+                    field="confirm",
+                )
+            contents = await uow.domains.contents(domain.id)
+            blobs = await uow.domains.outbound_blob_keys(domain.id)
+            for mailbox_id in await uow.domains.mailbox_ids(domain.id):
+                blobs.update(await uow.messages.delete_mailbox_contents(mailbox_id))
+            await uow.domains.delete(domain.id)
+            await uow.commit()
+        # As MailboxService.delete: only after the commit, each re-checked under its lock.
+        for key in sorted(blobs):
+            async with self._uow() as uow:
+                await uow.messages.lock_blob(key)
+                if not await uow.messages.blob_referenced(key):
+                    await self._blobs.delete(key)
+                await uow.commit()
+        return contents
 
     async def report_token(self, address: str) -> str | None:
         """The token of `address` when it is a return path of mail sent from here: on the

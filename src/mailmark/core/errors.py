@@ -73,7 +73,32 @@ class AuthenticationFailed(MailmarkError):
 
 
 class TooManyAttempts(MailmarkError):
-    """Too many failed logins from one client; the message says when to retry."""
+    """Too many failed logins from one client or against one account; the message says when to
+    retry, and `retry_after` in how many seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InvalidCredentials(AuthenticationFailed):
+    """A web sign-in's email or password is wrong (never says which)."""
+
+
+class Unauthenticated(MailmarkError):
+    """The request needs a signed-in session and has none (or it ended)."""
+
+
+class InvalidCode(InvalidInput):
+    """A two-factor code (TOTP or recovery code) is wrong or expired."""
+
+
+class CsrfFailed(Forbidden):
+    """A state-changing request lacks the page's CSRF token, or comes from another site."""
+
+
+class SignupClosed(Forbidden):
+    """This installation takes new accounts by invitation only."""
 
 
 class Suppressed(MailmarkError):

@@ -1,7 +1,9 @@
-"""Password logins for desktop clients (IMAP, SMTP submission), throttled per client IP.
+"""Password logins, throttled per client IP and per account, for every protocol.
 
-One rule for every protocol: the user name is the mailbox address, the password is the mailbox's
-own (argon2). Failures from one IP are counted in a sliding window; past the limit that IP is
+Desktop clients (IMAP, SMTP submission) log in as a mailbox with the mailbox's own password
+(argon2); the web app signs people in with theirs. Both go through one `LoginThrottle`, so a
+guesser gains nothing by switching protocol. Failures are counted in a sliding window per client
+IP and per target (the mailbox address or the user's email); past either limit the attempt is
 refused without even checking the password, so a guesser cannot use the server as an oracle.
 """
 
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import math
-from collections import deque
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 
 from mailmark.core.errors import AuthenticationFailed, TooManyAttempts
 from mailmark.core.model import Mailbox
@@ -19,44 +22,151 @@ from mailmark.core.ports import Clock, PasswordHasher, UnitOfWorkFactory
 # Verified against when the mailbox does not exist, so an unknown user costs the same time as a
 # wrong password (no user enumeration by timing).
 _DUMMY_PASSWORD = "mailmark-dummy-password"
-MAX_TRACKED_IPS = 50_000
+# Bounded memory: at most this many IPs and as many targets are tracked; past it, the one least
+# recently failed is forgotten.
+MAX_TRACKED = 50_000
+# A target is tracked by at most this many characters (an address is at most 320).
+MAX_TARGET_LENGTH = 320
+# When only attempts in flight (not yet failed) fill a key's allowance, wait this long.
+IN_FLIGHT_RETRY_SECONDS = 1.0
+
+
+@dataclass
+class _Window:
+    """Recent failures of one key (as (time, the other half of the pair)) and attempts in flight."""
+
+    failures: deque[tuple[float, str]] = field(default_factory=deque)
+    in_flight: int = 0
+
+
+class _Counter:
+    """Failures and in-flight attempts per key, oldest-failing key forgotten first when full."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self._limit = limit
+        self._window = window
+        self._keys: OrderedDict[str, _Window] = OrderedDict()
+
+    def _recent(self, key: str, now: float) -> _Window | None:
+        entry = self._keys.get(key)
+        if entry is None:
+            return None
+        horizon = now - self._window
+        while entry.failures and entry.failures[0][0] <= horizon:
+            entry.failures.popleft()
+        if not entry.failures and not entry.in_flight:
+            del self._keys[key]
+            return None
+        return entry
+
+    def wait(self, key: str, now: float) -> float | None:
+        """Seconds until `key` may try again, or None when it may try now."""
+        entry = self._recent(key, now)
+        if entry is None or len(entry.failures) + entry.in_flight < self._limit:
+            return None
+        if len(entry.failures) < self._limit:
+            return IN_FLIGHT_RETRY_SECONDS
+        # The oldest failure that keeps the count at the limit leaves the window first.
+        oldest = entry.failures[len(entry.failures) - self._limit]
+        return max(0.0, oldest[0] + self._window - now)
+
+    def reserve(self, key: str) -> None:
+        entry = self._keys.get(key)
+        if entry is None:
+            if len(self._keys) >= MAX_TRACKED:
+                self._forget_one()
+            entry = self._keys[key] = _Window()
+        entry.in_flight += 1
+
+    def finish(self, key: str, other: str, now: float, *, failed: bool) -> None:
+        entry = self._keys.get(key)
+        if entry is None:  # forgotten meanwhile, under memory pressure
+            entry = self._keys[key] = _Window(in_flight=1)
+        entry.in_flight = max(0, entry.in_flight - 1)
+        if failed:
+            entry.failures.append((now, other))
+            # Never more than the limit is needed to refuse: older entries add nothing.
+            while len(entry.failures) > self._limit:
+                entry.failures.popleft()
+            self._keys.move_to_end(key)
+
+    def clear_pair(self, key: str, other: str) -> None:
+        """Forget the failures `key` had with `other` only (a success of that pair)."""
+        entry = self._keys.get(key)
+        if entry is not None and entry.failures:
+            entry.failures = deque(f for f in entry.failures if f[1] != other)
+
+    def _forget_one(self) -> None:
+        for key, entry in self._keys.items():
+            if not entry.in_flight:
+                del self._keys[key]
+                return
+        self._keys.popitem(last=False)
 
 
 class LoginThrottle:
-    """At most `max_failures` failed logins per client IP within `window_seconds`."""
+    """At most `max_failures` failed logins per client IP, and `max_target_failures` per target
+    (mailbox address or user email) from all IPs together, within `window_seconds`; one object
+    shared by every protocol. The per-target limit is higher by default: it stops a guesser who
+    spreads over many addresses, while a single noisy IP locks out only itself first.
 
-    def __init__(self, clock: Clock, max_failures: int = 10, window_seconds: float = 300.0) -> None:
+    A login `reserve`s an attempt before the password is checked and `finish`es it after, so
+    parallel attempts count before any of them is verified: a burst of guesses cannot slip past
+    the limit while the first ones are still being hashed. A success clears only the failures of
+    its own (IP, target) pair: a guesser who knows one password cannot wipe the failures it
+    caused against other accounts."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        max_failures: int = 10,
+        window_seconds: float = 300.0,
+        max_target_failures: int | None = None,
+    ) -> None:
         self._clock = clock
-        self._max_failures = max_failures
-        self._window = window_seconds
-        self._failures: dict[str, deque[float]] = {}
+        self._by_ip = _Counter(max_failures, window_seconds)
+        self._by_target = _Counter(max_target_failures or 3 * max_failures, window_seconds)
 
-    def _recent(self, ip: str) -> deque[float] | None:
-        failures = self._failures.get(ip)
-        if failures is None:
-            return None
-        horizon = self._clock.now().timestamp() - self._window
-        while failures and failures[0] <= horizon:
-            failures.popleft()
-        if not failures:
-            del self._failures[ip]
-            return None
-        return failures
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
 
-    def retry_after(self, ip: str) -> float | None:
-        """Seconds until this IP may try again, or None when it may try now."""
-        failures = self._recent(ip)
-        if failures is None or len(failures) < self._max_failures:
-            return None
-        return max(0.0, failures[0] + self._window - self._clock.now().timestamp())
+    def retry_after(self, ip: str, target: str) -> float | None:
+        """Seconds until this IP may try this target again, or None when it may try now."""
+        now = self._now()
+        waits = [
+            wait
+            for wait in (self._by_ip.wait(ip, now), self._by_target.wait(_key(target), now))
+            if wait is not None
+        ]
+        return max(waits) if waits else None
 
-    def failed(self, ip: str) -> None:
-        if ip not in self._failures and len(self._failures) >= MAX_TRACKED_IPS:
-            self._failures.pop(next(iter(self._failures)))  # bounded memory: forget the oldest IP
-        self._failures.setdefault(ip, deque()).append(self._clock.now().timestamp())
+    def reserve(self, ip: str, target: str) -> float | None:
+        """Take one attempt for (ip, target), to `finish` after checking the password; or, when
+        refused, the seconds to wait (and nothing is taken)."""
+        wait = self.retry_after(ip, target)
+        if wait is not None:
+            return wait
+        self._by_ip.reserve(ip)
+        self._by_target.reserve(_key(target))
+        return None
 
-    def succeeded(self, ip: str) -> None:
-        self._failures.pop(ip, None)
+    def finish(self, ip: str, target: str, *, failed: bool) -> None:
+        """End a reserved attempt: a failure counts against both; a success clears the pair."""
+        now, key = self._now(), _key(target)
+        self._by_ip.finish(ip, key, now, failed=failed)
+        self._by_target.finish(key, ip, now, failed=failed)
+        if not failed:
+            self._by_ip.clear_pair(ip, key)
+            self._by_target.clear_pair(key, ip)
+
+
+def _key(target: str) -> str:
+    return target.strip().lower()[:MAX_TARGET_LENGTH]
+
+
+def retry_seconds(wait: float) -> int:
+    """A wait as whole seconds, at least one (for messages and Retry-After)."""
+    return max(1, math.ceil(wait))
 
 
 class MailboxLogins:
@@ -75,24 +185,31 @@ class MailboxLogins:
 
     async def authenticate(self, address: str, password: str, client_ip: str) -> Mailbox:
         """The mailbox, or AuthenticationFailed / TooManyAttempts (whose message says when to retry)."""
-        wait = self._throttle.retry_after(client_ip)
+        wait = self._throttle.reserve(client_ip, address)
         if wait is not None:
             raise TooManyAttempts(
-                f"Too many failed logins from your address; try again in {max(1, math.ceil(wait))} seconds."
+                "Too many failed logins from your address; "
+                f"try again in {retry_seconds(wait)} seconds.",
+                retry_after=wait,
             )
-        mailbox = await self._find(address)
-        stored_hash = mailbox.password_hash if mailbox is not None else None
-        if stored_hash is None:
-            if self._dummy_hash is None:
-                self._dummy_hash = await asyncio.to_thread(self._passwords.hash, _DUMMY_PASSWORD)
-            stored_hash = self._dummy_hash
-        # argon2 takes tens of milliseconds of CPU: keep the event loop free for other sessions.
-        valid = await asyncio.to_thread(self._passwords.verify, stored_hash, password)
-        if mailbox is None or mailbox.password_hash is None or not valid:
-            self._throttle.failed(client_ip)
-            raise AuthenticationFailed("Invalid credentials: wrong address or password.")
-        self._throttle.succeeded(client_ip)
-        return mailbox
+        failed = False
+        try:
+            mailbox = await self._find(address)
+            stored_hash = mailbox.password_hash if mailbox is not None else None
+            if stored_hash is None:
+                if self._dummy_hash is None:
+                    self._dummy_hash = await asyncio.to_thread(
+                        self._passwords.hash, _DUMMY_PASSWORD
+                    )
+                stored_hash = self._dummy_hash
+            # argon2 takes tens of milliseconds of CPU: keep the event loop free for other sessions.
+            valid = await asyncio.to_thread(self._passwords.verify, stored_hash, password)
+            if mailbox is None or mailbox.password_hash is None or not valid:
+                failed = True
+                raise AuthenticationFailed("Invalid credentials: wrong address or password.")
+            return mailbox
+        finally:
+            self._throttle.finish(client_ip, address, failed=failed)
 
     async def _find(self, address: str) -> Mailbox | None:
         local, at, domain = address.strip().rpartition("@")

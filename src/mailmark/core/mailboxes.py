@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
+import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from mailmark.core.access import Viewer, require_mailbox_visible, require_manager
 from mailmark.core.accounts import check_password
 from mailmark.core.addresses import (
     Recipient,
@@ -23,7 +27,14 @@ from mailmark.core.errors import (
 )
 from mailmark.core.model import Folder, Mailbox
 from mailmark.core.plans import effective_plan, ensure_mailbox_quota
-from mailmark.core.ports import BlobStore, Clock, PasswordHasher, UnitOfWorkFactory
+from mailmark.core.ports import (
+    BlobStore,
+    Clock,
+    HtmlSanitizer,
+    PasswordHasher,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from mailmark.core.states import SpecialFolder
 
 # (name, RFC 6154 special-use attribute). Outbox holds queued and scheduled mail for the web UI.
@@ -41,6 +52,18 @@ RECIPIENT_CACHE_SIZE = 10_000
 ROLE_ADDRESSES = frozenset({"postmaster", "abuse"})
 MAX_DISPLAY_NAME = 200
 MAX_SIGNATURE = 10_000
+SIGNATURE_FORMATS = ("text", "html")
+MAX_PASSWORD = 256
+# 18 random bytes: 24 URL-safe characters, 144 bits.
+GENERATED_PASSWORD_BYTES = 18
+
+
+@dataclass(frozen=True)
+class MailboxView:
+    """A mailbox as the dashboard shows it: with the team members it is assigned to."""
+
+    mailbox: Mailbox
+    assigned_user_ids: tuple[int, ...]
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -57,14 +80,26 @@ def _check_header_safe(label: str, value: str, limit: int) -> None:
         raise InvalidInput(f"{label} is longer than {limit} characters.")
 
 
+def _check_mailbox_password(password: str) -> None:
+    check_password(password)
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput(f"Passwords are at most {MAX_PASSWORD} characters long.")
+
+
 class MailboxService:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, passwords: PasswordHasher, blobs: BlobStore
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        passwords: PasswordHasher,
+        blobs: BlobStore,
+        sanitizer: HtmlSanitizer,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._passwords = passwords
         self._blobs = blobs
+        self._sanitizer = sanitizer
         # Every RCPT asks this; most ask the same few addresses. Found mailboxes are kept a few
         # seconds: changes made on this node clear them at once, other nodes' show within that
         # time (a deleted mailbox then fails delivery with a temporary 451, never a loss).
@@ -80,20 +115,27 @@ class MailboxService:
         *,
         display_name: str = "",
         signature: str = "",
+        signature_format: str = "text",
         password: str | None = None,
+        account_id: int | None = None,
     ) -> Mailbox:
+        """A new mailbox with its default folders. With `account_id`, a domain of another
+        account is answered as not existing."""
         local_part, domain_name = split_address(address)
         _check_header_safe("The display name", display_name, MAX_DISPLAY_NAME)
-        if len(signature) > MAX_SIGNATURE:
-            raise InvalidInput(f"The signature is longer than {MAX_SIGNATURE} characters.")
+        signature = self._signature(signature, signature_format)
         password_hash = None
         if password is not None:
-            check_password(password)
-            password_hash = self._passwords.hash(password)
+            _check_mailbox_password(password)
+            password_hash = await asyncio.to_thread(self._passwords.hash, password)
         now = self._clock.now()
         async with self._uow() as uow:
             domain = await uow.domains.get_by_name(domain_name)
-            if domain is None or domain.id is None:
+            if (
+                domain is None
+                or domain.id is None
+                or (account_id is not None and domain.account_id != account_id)
+            ):
                 raise NotFound(f"No domain {domain_name} here. Add it first.")
             if domain.verified_at is None:
                 raise Forbidden(
@@ -117,6 +159,7 @@ class MailboxService:
                     display_name=display_name.strip(),
                     signature=signature,
                     password_hash=password_hash,
+                    signature_format=signature_format,
                 )
             )
             assert mailbox.id is not None
@@ -184,6 +227,144 @@ class MailboxService:
                 if not await uow.messages.blob_referenced(key):
                     await self._blobs.delete(key)
                 await uow.commit()
+
+    def _signature(self, signature: str, signature_format: str) -> str:
+        if signature_format not in SIGNATURE_FORMATS:
+            raise InvalidInput("The signature format is html or text.", field="signatureFormat")
+        if len(signature) > MAX_SIGNATURE:
+            raise InvalidInput(
+                f"The signature is longer than {MAX_SIGNATURE} characters.", field="signature"
+            )
+        return self._sanitizer.clean(signature) if signature_format == "html" else signature
+
+    # --- the dashboard: every call acts for a viewer of one account -----------------------------
+
+    async def list_for(
+        self, viewer: Viewer, domain: str | None = None
+    ) -> builtins.list[MailboxView]:
+        """The account's mailboxes (of one domain when given); a member's: those assigned."""
+        async with self._uow(read_only=True) as uow:
+            domain_id = None
+            if domain is not None:
+                found = await uow.domains.get_by_name(normalize_domain(domain))
+                if found is None or found.account_id != viewer.account_id:
+                    raise NotFound(f"No domain {normalize_domain(domain)} here.")
+                domain_id = found.id
+            mailboxes = await uow.mailboxes.list_for_account(
+                viewer.account_id,
+                domain_id=domain_id,
+                user_id=None if viewer.can_manage else viewer.user_id,
+            )
+            assigned = await uow.mailbox_assignments.for_mailboxes(
+                [m.id for m in mailboxes if m.id]
+            )
+        return [MailboxView(m, tuple(assigned.get(m.id or 0, ()))) for m in mailboxes]
+
+    async def get_for(self, viewer: Viewer, address: str) -> MailboxView:
+        async with self._uow(read_only=True) as uow:
+            return await self._visible(uow, viewer, address)
+
+    async def create_for(
+        self,
+        viewer: Viewer,
+        domain: str,
+        local_part: str,
+        *,
+        display_name: str = "",
+        signature: str = "",
+        signature_format: str = "text",
+        password: str | None = None,
+    ) -> MailboxView:
+        require_manager(viewer, "create a mailbox")
+        if "@" in local_part:
+            raise InvalidInput(
+                "Give only the part before the @, like hello; the domain is added.",
+                field="localPart",
+            )
+        mailbox = await self.create(
+            f"{local_part}@{normalize_domain(domain)}",
+            display_name=display_name,
+            signature=signature,
+            signature_format=signature_format,
+            password=password,
+            account_id=viewer.account_id,
+        )
+        return MailboxView(mailbox, ())
+
+    async def update_for(
+        self,
+        viewer: Viewer,
+        address: str,
+        *,
+        display_name: str | None = None,
+        signature: str | None = None,
+        signature_format: str | None = None,
+    ) -> MailboxView:
+        """Change the display name or signature; a member only of their own mailboxes."""
+        changes: dict[str, str | None] = {}
+        if display_name is not None:
+            _check_header_safe("The display name", display_name, MAX_DISPLAY_NAME)
+            changes["display_name"] = display_name.strip()
+        async with self._uow() as uow:
+            view = await self._visible(uow, viewer, address)
+            mailbox = view.mailbox
+            if signature is not None or signature_format is not None:
+                new_format = signature_format or mailbox.signature_format
+                changes["signature"] = self._signature(
+                    mailbox.signature if signature is None else signature, new_format
+                )
+                changes["signature_format"] = new_format
+            if changes:
+                assert mailbox.id is not None
+                await uow.mailboxes.update(mailbox.id, **changes)
+                await uow.commit()
+        self._forget()
+        return await self.get_for(viewer, address)
+
+    async def set_password(self, viewer: Viewer, address: str, password: str) -> None:
+        """Set the password IMAP and SMTP submission log in with (a member: their own)."""
+        _check_mailbox_password(password)
+        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        async with self._uow() as uow:
+            view = await self._visible(uow, viewer, address)
+            assert view.mailbox.id is not None
+            await uow.mailboxes.update(view.mailbox.id, password_hash=password_hash)
+            await uow.commit()
+        self._forget()
+
+    async def generate_password(self, viewer: Viewer, address: str) -> str:
+        """Set a new random password and return it: it is not stored and cannot be shown again."""
+        password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+        await self.set_password(viewer, address, password)
+        return password
+
+    async def delete_for(self, viewer: Viewer, address: str, *, confirm: str) -> None:
+        """Delete the mailbox and its mail; `confirm` must repeat its address."""
+        require_manager(viewer, "delete a mailbox")
+        async with self._uow(read_only=True) as uow:
+            view = await self._visible(uow, viewer, address)
+        if confirm.strip().lower() != view.mailbox.address:
+            raise InvalidInput(
+                f"Type the mailbox's address, {view.mailbox.address}, to confirm its deletion.",
+                field="confirm",
+            )
+        await self.delete(view.mailbox.address)
+
+    async def _visible(self, uow: UnitOfWork, viewer: Viewer, address: str) -> MailboxView:
+        local_part, domain_name = split_address(address)
+        found = await uow.mailboxes.find(domain_name, local_part)
+        mine = (
+            [] if viewer.can_manage else await uow.mailbox_assignments.mailbox_ids(viewer.user_id)
+        )
+        mailbox = require_mailbox_visible(viewer, found, mine)
+        assert mailbox.id is not None
+        assigned = await uow.mailbox_assignments.for_mailboxes([mailbox.id])
+        return MailboxView(mailbox, tuple(assigned.get(mailbox.id, ())))
+
+    def _forget(self) -> None:
+        """Drop cached mailboxes: a changed password or name must apply at once on this node."""
+        self._recipients.clear()
+        self._found.clear()
 
     async def resolve_recipient(self, address: str) -> Mailbox:
         """The mailbox an envelope recipient delivers to.

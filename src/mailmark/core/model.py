@@ -30,8 +30,58 @@ class User:
     account_id: int
     email: str
     password_hash: str
-    role: str  # "owner" | "admin" | "member"
+    role: str  # "owner" | "admin" | "member" (core.access.Role)
     created_at: datetime
+    name: str = ""
+    # Base32 TOTP secret (RFC 6238); enabled once a code made with it was entered.
+    totp_secret: str | None = None
+    totp_enabled_at: datetime | None = None
+    password_changed_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class UserSession:
+    """A signed-in browser. Only the SHA-256 of its cookie's token is kept.
+
+    `pending_totp`: the password was right but the second factor is still due; such a session
+    grants nothing but the TOTP step, and lives minutes, not days."""
+
+    user_id: int
+    token_hash: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str
+    user_agent: str
+    pending_totp: bool = False
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class OneTimeToken:
+    """A single-use link's secret (setup, password reset, invitation), kept as its SHA-256."""
+
+    purpose: str  # "setup" | "password_reset" | "invitation"
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    user_id: int | None = None
+    invitation_id: int | None = None
+    used_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Invitation:
+    account_id: int
+    email: str
+    role: str
+    mailbox_ids: tuple[int, ...]
+    created_at: datetime
+    expires_at: datetime
+    invited_by: int | None = None
+    accepted_at: datetime | None = None
     id: int | None = None
 
 
@@ -46,6 +96,11 @@ class Domain:
     # The last verification that could tell found mail.<domain>'s MX and SPF records: its mail
     # then uses that custom MAIL FROM domain, else the server's own name (core/addresses.py).
     return_path_published: bool = False
+    # The last DNS check of its records; the next background one (None: none planned, as once
+    # verified); checks in a row that left it unverified, which spaces the next ones out.
+    last_checked_at: datetime | None = None
+    next_check_at: datetime | None = None
+    failed_checks: int = 0
 
     @property
     def status(self) -> str:
@@ -82,6 +137,7 @@ class Mailbox:
     id: int | None = None
     # Read with the mailbox, as its domain's name is: the sending path needs no extra query.
     return_path_published: bool = False
+    signature_format: str = "text"  # "text" | "html" (sanitised when saved)
 
     @property
     def address(self) -> str:
@@ -188,6 +244,7 @@ class RecordCheck:
     status: str
     found: tuple[str, ...] = ()
     detail: str = ""
+    checked_at: datetime | None = None  # set once the check is stored
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,11 @@ def effective_plan(account: Account, now: datetime) -> Plan:
     raise AccountPaused("Your free trial has ended. Choose a plan to continue using Mailmark.")
 
 
+def month_start(now: datetime) -> datetime:
+    """The start of the calendar month the email quota counts from."""
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
 def ensure_domain_quota(plan: Plan, domains_in_use: int) -> None:
     if plan.domains is not None and domains_in_use >= plan.domains:
         raise QuotaExceeded(

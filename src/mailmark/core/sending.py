@@ -42,7 +42,7 @@ from mailmark.core.message_meta import (
     without_bcc,
 )
 from mailmark.core.model import Mailbox, OutboundMessage, Suppression
-from mailmark.core.plans import Plan, effective_plan, ensure_email_quota
+from mailmark.core.plans import Plan, effective_plan, ensure_email_quota, month_start
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.queue import OutboundQueue, QueuedMessage
 from mailmark.core.states import EventType, SpecialFolder, SuppressionReason, SystemFlag
@@ -163,11 +163,6 @@ def _by_sender(
 def new_token() -> str:
     """The per-message VERP token: 24 characters from `secrets`, lower-case letters and digits."""
     return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
-
-
-def month_start(now: datetime) -> datetime:
-    """The email quota resets at the start of each calendar month (UTC)."""
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 class SendingService:

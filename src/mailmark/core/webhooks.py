@@ -22,16 +22,20 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from urllib.parse import urlsplit
 
+from mailmark.core.access import Viewer, require_manager
+from mailmark.core.domains import owned_domain
 from mailmark.core.errors import InvalidInput, NotFound, TargetRefused
 from mailmark.core.model import (
+    Domain,
     LeasedWebhookDelivery,
     Webhook,
     WebhookDeliveryState,
     WebhookOutcome,
 )
-from mailmark.core.ports import Clock, HostResolver, UnitOfWorkFactory
+from mailmark.core.ports import Clock, HostResolver, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.states import EventType, WebhookDeliveryStatus
 
 # Internal event types (core delivery, queue, delivery_reports, tracking) -> the public webhook names.
@@ -63,6 +67,9 @@ MAX_WEBHOOKS_PER_DOMAIN = 20
 MAX_ERROR_TEXT = 500
 # How many of a webhook's newest deliveries a listing shows.
 RECENT_DELIVERIES = 10
+# The dashboard's list of a webhook's attempts.
+ATTEMPTS_SHOWN = 50
+TEST_EVENT_TYPE = "webhook.test"
 
 # RFC 6890 special-purpose ranges not already covered by ipaddress's is_private/is_reserved/...:
 # CGNAT shared space (RFC 6598) is not "private" to Python but is not the Internet either.
@@ -91,15 +98,26 @@ def event_id(event_row_id: int) -> str:
 
 def event_body(delivery: LeasedWebhookDelivery) -> bytes:
     """The JSON body posted for a delivery; the same bytes on every attempt."""
-    created = delivery.event_created_at.astimezone(UTC)
     data = dict(delivery.event_payload)
     if delivery.outbound_id is not None:
         data["emailId"] = str(delivery.outbound_id)
+    return body_of(
+        event_id(delivery.event_id),
+        public_event_type(delivery.event_type) or delivery.event_type,
+        delivery.event_created_at,
+        delivery.domain_name,
+        data,
+    )
+
+
+def body_of(
+    public_id: str, event_type: str, created_at: datetime, domain: str, data: dict[str, object]
+) -> bytes:
     document = {
-        "id": event_id(delivery.event_id),
-        "type": public_event_type(delivery.event_type) or delivery.event_type,
-        "createdAt": created.isoformat().replace("+00:00", "Z"),
-        "domain": delivery.domain_name,
+        "id": public_id,
+        "type": event_type,
+        "createdAt": created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "domain": domain,
         "data": data,
     }
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
@@ -306,6 +324,29 @@ class TargetPolicy:
 
 
 @dataclass(frozen=True)
+class AttemptResult:
+    """One posted request: its HTTP status, or why there is none; its duration in seconds."""
+
+    status_code: int | None
+    error: str | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookSender(Protocol):
+    """Posts one signed body to a webhook URL, re-checking its target first (webhooks/poster)."""
+
+    async def attempt(
+        self, url: str, secret: str, body: bytes, event_id: str, event_type: str, timestamp: int
+    ) -> AttemptResult: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
 class WebhookView:
     webhook: Webhook
     recent: list[WebhookDeliveryState]
@@ -317,11 +358,23 @@ class CreatedWebhook:
     secret: str  # shown once, when the webhook is created
 
 
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
 class WebhookService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, targets: TargetPolicy) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        targets: TargetPolicy,
+        sender: WebhookSender | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self.targets = targets
+        # Test deliveries go out through it; set once the adapter that posts exists.
+        self.sender = sender
 
     async def create(
         self, account_id: int, domain_id: int, url: str, events: Sequence[str] | None
@@ -329,7 +382,7 @@ class WebhookService:
         """Register a webhook for the domain; the URL is resolved and checked now."""
         wanted = _event_list(events)
         await self.targets.check(url)
-        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        secret = new_secret()
         async with self._uow() as uow:
             if len(await uow.webhooks.list_for_domain(domain_id)) >= MAX_WEBHOOKS_PER_DOMAIN:
                 raise InvalidInput(
@@ -387,6 +440,88 @@ class WebhookService:
 
     def close(self) -> None:
         self.targets.close()
+
+    async def aclose(self) -> None:
+        if self.sender is not None:
+            await self.sender.close()
+        self.close()
+
+    # --- the dashboard: every call acts for a viewer of one account -----------------------------
+
+    async def list_for(self, viewer: Viewer, domain: str) -> list[WebhookView]:
+        require_manager(viewer, "manage webhooks")
+        async with self._uow(read_only=True) as uow:
+            found = await owned_domain(uow, viewer, domain)
+        assert found.id is not None
+        return await self.list_for_domain(found.id)
+
+    async def create_for(
+        self, viewer: Viewer, domain: str, url: str, events: Sequence[str] | None
+    ) -> CreatedWebhook:
+        require_manager(viewer, "manage webhooks")
+        async with self._uow(read_only=True) as uow:
+            found = await owned_domain(uow, viewer, domain)
+        assert found.id is not None
+        return await self.create(found.account_id, found.id, url, events)
+
+    async def delete_for(self, viewer: Viewer, domain: str, webhook_id: int) -> None:
+        require_manager(viewer, "manage webhooks")
+        async with self._uow(read_only=True) as uow:
+            found = await owned_domain(uow, viewer, domain)
+        assert found.id is not None
+        await self.delete(found.id, webhook_id)
+
+    async def attempts(
+        self, viewer: Viewer, domain: str, webhook_id: int
+    ) -> list[WebhookDeliveryState]:
+        """The webhook's newest deliveries, each as its last attempt left it."""
+        require_manager(viewer, "manage webhooks")
+        async with self._uow(read_only=True) as uow:
+            _, webhook = await self._owned_webhook(uow, viewer, domain, webhook_id)
+            assert webhook.id is not None
+            recent = await uow.webhook_deliveries.recent([webhook.id], ATTEMPTS_SHOWN)
+        return recent.get(webhook.id, [])
+
+    async def rotate_secret(self, viewer: Viewer, domain: str, webhook_id: int) -> str:
+        """A new signing secret, used from the next request on; shown this once."""
+        require_manager(viewer, "manage webhooks")
+        secret = new_secret()
+        async with self._uow() as uow:
+            _, webhook = await self._owned_webhook(uow, viewer, domain, webhook_id)
+            assert webhook.id is not None
+            await uow.webhooks.set_secret(webhook.id, secret)
+            await uow.commit()
+        return secret
+
+    async def send_test(self, viewer: Viewer, domain: str, webhook_id: int) -> AttemptResult:
+        """Post a signed `webhook.test` event to the webhook now, as deliveries are posted
+        (target checked, no redirects); nothing is stored or retried."""
+        require_manager(viewer, "manage webhooks")
+        async with self._uow(read_only=True) as uow:
+            found, webhook = await self._owned_webhook(uow, viewer, domain, webhook_id)
+        if self.sender is None:
+            raise InvalidInput("Test deliveries are not available on this server.")
+        now = self._clock.now()
+        public_id = f"evt_test_{secrets.token_hex(8)}"
+        body = body_of(
+            public_id,
+            TEST_EVENT_TYPE,
+            now,
+            found.name,
+            {"message": f"A test delivery from Mailmark to {webhook.url}."},
+        )
+        return await self.sender.attempt(
+            webhook.url, webhook.secret, body, public_id, TEST_EVENT_TYPE, int(now.timestamp())
+        )
+
+    async def _owned_webhook(
+        self, uow: UnitOfWork, viewer: Viewer, domain: str, webhook_id: int
+    ) -> tuple[Domain, Webhook]:
+        found = await owned_domain(uow, viewer, domain)
+        webhook = await uow.webhooks.get(webhook_id)
+        if webhook is None or webhook.domain_id != found.id:
+            raise NotFound("Webhook not found.")
+        return found, webhook
 
 
 def _event_list(events: Sequence[str] | None) -> tuple[str, ...]:

@@ -26,3 +26,8 @@ class SqlAccounts(Repository):
 
     async def lock(self, account_id: int) -> None:
         await self._dialect.lock_row(self._conn, accounts, account_id)
+
+    async def set_name(self, account_id: int, name: str) -> None:
+        await self._conn.execute(
+            accounts.update().where(accounts.c.id == account_id).values(name=name)
+        )

@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
-from mailmark.core.model import DkimKey, Domain
+from mailmark.core.model import DkimKey, DnsRecord, Domain, RecordCheck
+from mailmark.core.ports import DomainContents
 from mailmark.core.states import DkimKeyState
-from mailmark.storage.sql import Repository, row_values
-from mailmark.storage.tables import dkim_keys, domains
+from mailmark.storage.sql import Repository, chunks, row_values
+from mailmark.storage.tables import (
+    api_keys,
+    dkim_keys,
+    domain_record_checks,
+    domains,
+    mailboxes,
+    outbound_messages,
+    placements,
+    webhooks,
+)
 
 
 class SqlDomains(Repository):
@@ -59,3 +70,131 @@ class SqlDomains(Repository):
         await self._conn.execute(
             dkim_keys.update().where(dkim_keys.c.id == key_id).values(state=state)
         )
+
+    async def get(self, domain_id: int) -> Domain | None:
+        row = (await self._conn.execute(domains.select().where(domains.c.id == domain_id))).first()
+        return Domain(**row._mapping) if row else None
+
+    async def list_for_account(self, account_id: int) -> list[tuple[Domain, int]]:
+        """The account's domains by name, each with its number of mailboxes."""
+        counts = (
+            sa.select(mailboxes.c.domain_id, sa.func.count().label("mailbox_count"))
+            .group_by(mailboxes.c.domain_id)
+            .subquery()
+        )
+        query = (
+            sa.select(*domains.c, sa.func.coalesce(counts.c.mailbox_count, 0).label("n"))
+            .select_from(domains.outerjoin(counts, counts.c.domain_id == domains.c.id))
+            .where(domains.c.account_id == account_id)
+            .order_by(domains.c.name)
+        )
+        found = []
+        for row in await self._conn.execute(query):
+            values = dict(row._mapping)
+            count = int(values.pop("n"))
+            found.append((Domain(**values), count))
+        return found
+
+    async def contents(self, domain_id: int) -> DomainContents:
+        mailbox_ids = sa.select(mailboxes.c.id).where(mailboxes.c.domain_id == domain_id)
+
+        async def count(query: sa.Select[Any]) -> int:
+            return int((await self._conn.execute(query)).scalar_one())
+
+        return DomainContents(
+            mailboxes=await count(
+                sa.select(sa.func.count()).where(mailboxes.c.domain_id == domain_id)
+            ),
+            messages=await count(
+                sa.select(sa.func.count(sa.distinct(placements.c.message_id))).where(
+                    placements.c.mailbox_id.in_(mailbox_ids)
+                )
+            ),
+            api_keys=await count(
+                sa.select(sa.func.count()).where(
+                    api_keys.c.domain_id == domain_id, api_keys.c.revoked_at.is_(None)
+                )
+            ),
+            webhooks=await count(
+                sa.select(sa.func.count()).where(webhooks.c.domain_id == domain_id)
+            ),
+        )
+
+    async def mailbox_ids(self, domain_id: int) -> list[int]:
+        query = sa.select(mailboxes.c.id).where(mailboxes.c.domain_id == domain_id)
+        return list((await self._conn.execute(query)).scalars())
+
+    async def outbound_blob_keys(self, domain_id: int) -> set[str]:
+        query = (
+            sa.select(outbound_messages.c.blob_key)
+            .where(outbound_messages.c.domain_id == domain_id)
+            .distinct()
+        )
+        return set((await self._conn.execute(query)).scalars())
+
+    async def delete(self, domain_id: int) -> None:
+        """The domain and, by ON DELETE CASCADE, its keys, mailboxes, queue, hooks and checks."""
+        await self._conn.execute(domains.delete().where(domains.c.id == domain_id))
+
+    async def save_checks(
+        self,
+        domain_id: int,
+        checks: Sequence[RecordCheck],
+        *,
+        checked_at: datetime,
+        next_check_at: datetime | None,
+        failed_checks: int,
+    ) -> None:
+        """Replace the stored checks with these and plan the next background check."""
+        await self._conn.execute(
+            domain_record_checks.delete().where(domain_record_checks.c.domain_id == domain_id)
+        )
+        rows = [
+            {
+                "domain_id": domain_id,
+                "type": check.record.type,
+                "name": check.record.name,
+                "value": check.record.value,
+                "status": check.status,
+                "found": list(check.found),
+                "detail": check.detail,
+                "checked_at": checked_at,
+            }
+            for check in checks
+        ]
+        for chunk in chunks(rows):
+            await self._conn.execute(domain_record_checks.insert(), list(chunk))
+        await self._conn.execute(
+            domains.update()
+            .where(domains.c.id == domain_id)
+            .values(
+                last_checked_at=checked_at,
+                next_check_at=next_check_at,
+                failed_checks=failed_checks,
+            )
+        )
+
+    async def checks(self, domain_id: int) -> dict[tuple[str, str, str], RecordCheck]:
+        """The stored checks by (type, name, value) of the record checked."""
+        query = domain_record_checks.select().where(domain_record_checks.c.domain_id == domain_id)
+        found = {}
+        for row in await self._conn.execute(query):
+            record = DnsRecord(row.type, row.name, row.value, purpose="")
+            found[(row.type, row.name, row.value)] = RecordCheck(
+                record, row.status, tuple(row.found), row.detail, row.checked_at
+            )
+        return found
+
+    async def due_for_check(self, now: datetime, limit: int) -> list[str]:
+        """Names of unverified domains whose background check is due, most overdue first."""
+        query = (
+            sa.select(domains.c.name)
+            .where(
+                domains.c.verified_at.is_(None),
+                domains.c.next_check_at.is_not(None),
+                domains.c.next_check_at <= now,
+            )
+            .order_by(domains.c.next_check_at)
+            .limit(limit)
+        )
+        return list((await self._conn.execute(query)).scalars())

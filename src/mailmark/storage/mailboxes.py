@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from mailmark.core.model import Mailbox
 from mailmark.storage.sql import Repository, row_values
-from mailmark.storage.tables import domains, mailboxes
+from mailmark.storage.tables import domains, mailbox_assignments, mailboxes
 
 _MAILBOX_COLUMNS = (
     *mailboxes.c,
@@ -61,3 +61,24 @@ class SqlMailboxes(Repository):
 
     async def delete(self, mailbox_id: int) -> None:
         await self._conn.execute(mailboxes.delete().where(mailboxes.c.id == mailbox_id))
+
+    async def list_for_account(
+        self, account_id: int, *, domain_id: int | None = None, user_id: int | None = None
+    ) -> list[Mailbox]:
+        """The account's mailboxes by address; of one domain, or assigned to one user."""
+        query = _mailbox_query().where(domains.c.account_id == account_id)
+        if domain_id is not None:
+            query = query.where(mailboxes.c.domain_id == domain_id)
+        if user_id is not None:
+            assigned = sa.select(mailbox_assignments.c.mailbox_id).where(
+                mailbox_assignments.c.user_id == user_id
+            )
+            query = query.where(mailboxes.c.id.in_(assigned))
+        query = query.order_by(domains.c.name, mailboxes.c.local_part)
+        return [Mailbox(**row._mapping) for row in await self._conn.execute(query)]
+
+    async def update(self, mailbox_id: int, **values: str | None) -> None:
+        """Set some of display_name, signature, signature_format, password_hash."""
+        await self._conn.execute(
+            mailboxes.update().where(mailboxes.c.id == mailbox_id).values(**values)
+        )

@@ -103,6 +103,82 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, default=""),
+    sa.Column("totp_secret", sa.String(64)),
+    sa.Column("totp_enabled_at", UtcDateTime()),
+    sa.Column("password_changed_at", UtcDateTime()),
+    sa.Index("ix_users_account_id", "account_id"),
+)
+
+# Signed-in browsers: only the SHA-256 of the cookie's token is kept.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("pending_totp", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("ip", sa.String(45), nullable=False),
+    sa.Column("user_agent", sa.String(500), nullable=False),
+    sa.Index("ix_sessions_user_id", "user_id"),
+)
+
+# Who joins an account, as what, and with which mailboxes (ids; those deleted meanwhile are
+# skipped when the invitation is accepted).
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("mailbox_ids", sa.JSON(), nullable=False),
+    _fk("invited_by", "users.id", ondelete="SET NULL", nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("accepted_at", UtcDateTime()),
+    sa.Index("ix_invitations_account_id", "account_id"),
+)
+
+# Single-use links (first-run setup, password reset, invitation): the SHA-256 of the secret.
+one_time_tokens = sa.Table(
+    "one_time_tokens",
+    metadata,
+    _id(),
+    sa.Column("purpose", sa.String(20), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    _fk("user_id", "users.id", nullable=True),
+    _fk("invitation_id", "invitations.id", nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime()),
+    sa.Index("ix_one_time_tokens_user_id", "user_id"),
+    sa.Index("ix_one_time_tokens_invitation_id", "invitation_id"),
+)
+
+# Which mailboxes a member may see and use; a member may have several, and a mailbox several
+# members. (Owners and admins see every mailbox of their account without a row here.)
+mailbox_assignments = sa.Table(
+    "mailbox_assignments",
+    metadata,
+    _fk("user_id", "users.id"),
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.PrimaryKeyConstraint("user_id", "mailbox_id"),
+    sa.Index("ix_mailbox_assignments_mailbox_id", "mailbox_id"),
+)
+
+# Two-factor recovery codes: SHA-256 of each, spent once.
+recovery_codes = sa.Table(
+    "recovery_codes",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("used_at", UtcDateTime()),
+    sa.Index("ix_recovery_codes_user_id", "user_id"),
 )
 
 domains = sa.Table(
@@ -115,6 +191,27 @@ domains = sa.Table(
     sa.Column("trusted", sa.Boolean(), nullable=False, default=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("return_path_published", sa.Boolean(), nullable=False, default=False),
+    # The last DNS check of its records, and when the background re-check looks again (NULL once
+    # verified); `failed_checks` counts the checks since the last success, for the backoff.
+    sa.Column("last_checked_at", UtcDateTime()),
+    sa.Column("next_check_at", UtcDateTime(), index=True),
+    sa.Column("failed_checks", sa.Integer(), nullable=False, default=0),
+)
+
+# What the last check of each of a domain's records found; replaced as a whole by each check.
+domain_record_checks = sa.Table(
+    "domain_record_checks",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("type", sa.String(10), nullable=False),
+    sa.Column("name", sa.String(253), nullable=False),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("found", sa.JSON(), nullable=False),
+    sa.Column("detail", sa.Text(), nullable=False),
+    sa.Column("checked_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_domain_record_checks_domain_id", "domain_id"),
 )
 
 dkim_keys = sa.Table(
@@ -139,6 +236,7 @@ mailboxes = sa.Table(
     sa.Column("local_part", sa.String(64), nullable=False),
     sa.Column("display_name", sa.String(200), nullable=False, default=""),
     sa.Column("signature", sa.Text(), nullable=False, default=""),
+    sa.Column("signature_format", sa.String(10), nullable=False, default="text"),
     sa.Column("password_hash", sa.String(255)),
     _fk("user_id", "users.id", ondelete="SET NULL", nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),

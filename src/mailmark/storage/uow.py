@@ -15,12 +15,17 @@ from mailmark.storage.domains import SqlDomains
 from mailmark.storage.events import SqlEvents
 from mailmark.storage.folders import SqlFolders
 from mailmark.storage.idempotency import SqlIdempotencyKeys
+from mailmark.storage.invitations import SqlInvitations
+from mailmark.storage.mailbox_assignments import SqlMailboxAssignments
 from mailmark.storage.mailboxes import SqlMailboxes
 from mailmark.storage.mailstore import SqlMailStore
 from mailmark.storage.messages import SqlMessages
+from mailmark.storage.one_time_tokens import SqlOneTimeTokens
 from mailmark.storage.outbound import SqlOutbound
+from mailmark.storage.recovery_codes import SqlRecoveryCodes
 from mailmark.storage.sender_groups import SqlSenderGroups
 from mailmark.storage.sent_emails import SqlSentEmails
+from mailmark.storage.sessions import SqlSessions
 from mailmark.storage.suppressions import SqlSuppressions
 from mailmark.storage.users import SqlUsers
 from mailmark.storage.webhook_deliveries import SqlWebhookDeliveries
@@ -47,6 +52,11 @@ class SqlUnitOfWork:
     sender_groups: SqlSenderGroups
     idempotency: SqlIdempotencyKeys
     sent_emails: SqlSentEmails
+    sessions: SqlSessions
+    one_time_tokens: SqlOneTimeTokens
+    invitations: SqlInvitations
+    mailbox_assignments: SqlMailboxAssignments
+    recovery_codes: SqlRecoveryCodes
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -81,6 +91,11 @@ class SqlUnitOfWork:
         self.sender_groups = SqlSenderGroups(conn, dialect)
         self.idempotency = SqlIdempotencyKeys(conn, dialect)
         self.sent_emails = SqlSentEmails(conn, dialect)
+        self.sessions = SqlSessions(conn, dialect)
+        self.one_time_tokens = SqlOneTimeTokens(conn, dialect)
+        self.invitations = SqlInvitations(conn, dialect)
+        self.mailbox_assignments = SqlMailboxAssignments(conn, dialect)
+        self.recovery_codes = SqlRecoveryCodes(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -45,6 +45,11 @@ class SqlWebhooks(Repository):
     async def delete(self, webhook_id: int) -> None:
         await self._conn.execute(webhooks.delete().where(webhooks.c.id == webhook_id))
 
+    async def set_secret(self, webhook_id: int, secret: str) -> None:
+        await self._conn.execute(
+            webhooks.update().where(webhooks.c.id == webhook_id).values(secret=secret)
+        )
+
     async def subscriptions(self, account_ids: Sequence[int]) -> list[WebhookSubscription]:
         # One indexed SELECT: with no webhook on the accounts (the common case on the mail
         # paths) it is all that recording events costs the webhooks.

@@ -11,7 +11,9 @@ import plistlib
 import re
 import uuid
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 from xml.parsers import expat
 
 from mailmark.core.errors import InvalidInput
@@ -252,6 +254,39 @@ def apple_mobileconfig(server: MailServer, address: str, display_name: str = "")
 def mobileconfig_filename(address: str) -> str:
     """`<address>.mobileconfig`, with anything a file name or a header must not hold replaced."""
     return _FILENAME_UNSAFE.sub("_", address) + ".mobileconfig"
+
+
+# --- the dashboard's connection settings --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What a person types into a mail client by hand: (host, port, security) per service, and
+    the links that set the client up instead."""
+
+    username: str
+    imap: tuple[str, int, str]
+    imaps: tuple[str, int, str]
+    submission: tuple[str, int, str]
+    submissions: tuple[str, int, str]
+    autoconfig_url: str
+    mobileconfig_url: str
+
+
+def client_settings(server: MailServer, address: str) -> ClientSettings:
+    """The same hosts and ports the autoconfig documents above give, for one mailbox."""
+    query = urlencode({"emailaddress": address})
+    host = server.hostname
+    return ClientSettings(
+        username=address,
+        # RFC 8314: implicit TLS on 993/465; STARTTLS on 143/587 (RFC 9051 §6.2.1, RFC 6409).
+        imap=(host, server.imap_port, "STARTTLS"),
+        imaps=(host, server.imaps_port, "TLS"),
+        submission=(host, server.submission_port, "STARTTLS"),
+        submissions=(host, server.submissions_port, "TLS"),
+        autoconfig_url=f"/.well-known/autoconfig/mail/config-v1.1.xml?{query}",
+        mobileconfig_url=f"/mobileconfig?{query}",
+    )
 
 
 # --- helpers ----------------------------------------------------------------------------------

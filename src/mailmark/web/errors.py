@@ -33,7 +33,9 @@ from mailmark.core.errors import (
     Suppressed,
     TargetRefused,
     TooManyAttempts,
+    Unauthenticated,
 )
+from mailmark.core.logins import retry_seconds
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ HTTP_STATUS_BY_ERROR: dict[type[MailmarkError], int] = {
     HeaderInjection: 422,
     IdempotencyKeyReused: 422,
     AuthenticationFailed: 401,
+    Unauthenticated: 401,
     Forbidden: 403,
     QuotaExceeded: 403,
     AccountPaused: 403,
@@ -93,6 +96,8 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
         headers = {}
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(max(1, int(exc.retry_after)))
+        elif isinstance(exc, TooManyAttempts) and exc.retry_after is not None:
+            headers["Retry-After"] = str(retry_seconds(exc.retry_after))
         return Response(
             error_body(error_code(exc), exc.message, exc.field),
             status_code=status_of(exc),

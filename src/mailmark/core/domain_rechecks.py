@@ -1,0 +1,58 @@
+"""The background re-check of unverified domains: a person fixes their DNS and the dashboard
+turns green without them pressing anything.
+
+Each pass checks at most `batch` domains whose planned check is due (DomainService.verify plans
+the next one further out after each check that leaves a domain unverified), so a server with many
+abandoned domains spends a bounded share of its time, and of the nameservers', on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from mailmark.core.domains import DomainService
+
+log = logging.getLogger(__name__)
+
+BATCH = 10
+
+
+class DomainRechecker:
+    def __init__(self, domains: DomainService, *, interval: float, batch: int = BATCH) -> None:
+        self._domains = domains
+        self._interval = interval
+        self._batch = batch
+        self._stopping = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="domain-rechecks")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+
+    async def run_once(self) -> int:
+        """Check the due domains (one batch); how many were checked."""
+        done = await self._domains.recheck_due(self._batch)
+        for verification in done:
+            if verification.domain.verified_at is not None and verification.required_ok:
+                log.info("domain %s verified by the background check", verification.domain.name)
+        return len(done)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                checked = await self.run_once()
+            except Exception:
+                log.exception("domain re-check pass failed")
+                checked = 0
+            if checked >= self._batch:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)

@@ -1,0 +1,545 @@
+"""People signing in to the web app: passwords, sessions, first-run setup, two-factor codes.
+
+A session is a random 256-bit token in the browser's cookie; only its SHA-256 is stored, so a
+copy of the database signs nobody in. Every request looks its session up afresh (no cached
+viewer): a removed member, a demoted admin or an ended session is seen at the very next request.
+Sign-in goes through the `LoginThrottle` that IMAP and SMTP use, per client IP and per email.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from mailmark.core.access import Role, Viewer
+from mailmark.core.accounts import (
+    MAX_PASSWORD_LENGTH,
+    add_account_with_owner,
+    check_email,
+    check_password,
+    new_account,
+)
+from mailmark.core.errors import (
+    Conflict,
+    InvalidCode,
+    InvalidCredentials,
+    InvalidInput,
+    NotFound,
+    TooManyAttempts,
+    Unauthenticated,
+)
+from mailmark.core.logins import LoginThrottle, retry_seconds
+from mailmark.core.model import OneTimeToken, User, UserSession
+from mailmark.core.ports import Clock, PasswordHasher, Totp, UnitOfWork, UnitOfWorkFactory
+
+SESSION_IDLE_LIFETIME = timedelta(days=14)
+SESSION_LIFETIME = timedelta(days=30)
+PENDING_TOTP_LIFETIME = timedelta(minutes=5)
+# last_seen_at is written at most this often per session, not on every request.
+SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
+SETUP_LINK_LIFETIME = timedelta(hours=24)
+MAX_TOKEN_LENGTH = 100
+MAX_NAME_LENGTH = 200
+MAX_USER_AGENT_LENGTH = 500
+RECOVERY_CODE_COUNT = 10
+TOTP_ISSUER = "Mailmark"
+# Hashed when the email is unknown, so an unknown email costs the same time as a wrong password.
+_DUMMY_PASSWORD = "mailmark-dummy-password"
+_TOO_MANY = "Too many failed sign-ins; try again in {seconds} seconds."
+_INVALID_CREDENTIALS = "Invalid email or password."
+
+
+def new_token() -> str:
+    """A random 256-bit secret, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a secret token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def csrf_token_for(session_token: str) -> str:
+    """The CSRF token bound to a session: derived from its secret, so it needs no storage, is
+    new with every session, and cannot be guessed without the session cookie itself."""
+    digest = hmac.new(session_token.encode(), b"mailmark csrf", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidInput(
+            f"A name is at most {MAX_NAME_LENGTH} characters, without control characters.",
+            field="name",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A new session: `token` goes into the cookie, `csrf_token` to the page."""
+
+    token: str
+    viewer: Viewer
+
+    @property
+    def csrf_token(self) -> str:
+        return csrf_token_for(self.token)
+
+
+@dataclass(frozen=True)
+class TotpPending:
+    """The password was right; the second factor is due within minutes, on this token."""
+
+    token: str
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: int
+    current: bool
+    created_at: datetime
+    last_seen_at: datetime
+    ip: str
+    user_agent: str
+
+
+@dataclass(frozen=True)
+class TotpSetup:
+    secret: str
+    otpauth_uri: str
+
+
+def viewer_of(user: User, account_name: str, session_id: int) -> Viewer:
+    assert user.id is not None
+    return Viewer(
+        user_id=user.id,
+        account_id=user.account_id,
+        account_name=account_name,
+        email=user.email,
+        name=user.name,
+        role=Role(user.role),
+        session_id=session_id,
+        totp_enabled=user.totp_enabled_at is not None,
+    )
+
+
+def _client(ip: str, user_agent: str) -> tuple[str, str]:
+    return ip[:45], user_agent[:MAX_USER_AGENT_LENGTH]
+
+
+async def add_session(
+    uow: UnitOfWork, user: User, account_name: str, ip: str, user_agent: str, now: datetime
+) -> SignedIn:
+    """A new signed-in session for the user, in the caller's transaction."""
+    assert user.id is not None
+    token = new_token()
+    ip, user_agent = _client(ip, user_agent)
+    session = await uow.sessions.add(
+        UserSession(user.id, token_hash(token), now, now, now + SESSION_LIFETIME, ip, user_agent)
+    )
+    assert session.id is not None
+    return SignedIn(token, viewer_of(user, account_name, session.id))
+
+
+class IdentityService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        passwords: PasswordHasher,
+        throttle: LoginThrottle,
+        totp: Totp,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._passwords = passwords
+        self._throttle = throttle
+        self._totp = totp
+        self._dummy_hash: str | None = None
+
+    # --- first run -----------------------------------------------------------------------------
+
+    async def setup_required(self) -> bool:
+        """Whether the installation still has no owner (first-run setup is due)."""
+        async with self._uow(read_only=True) as uow:
+            return not await uow.users.any_owner()
+
+    async def issue_setup_link(self) -> str:
+        """A fresh single-use setup token (valid 24 hours); earlier ones stop working."""
+        now = self._clock.now()
+        token = new_token()
+        async with self._uow() as uow:
+            if await uow.users.any_owner():
+                raise Conflict("This installation has an owner already; sign in instead.")
+            await uow.one_time_tokens.spend_unused("setup", now)
+            await uow.one_time_tokens.add(
+                OneTimeToken("setup", token_hash(token), now, now + SETUP_LINK_LIFETIME)
+            )
+            await uow.commit()
+        return token
+
+    async def complete_setup(
+        self,
+        token: str,
+        *,
+        account_name: str,
+        name: str,
+        email: str,
+        password: str,
+        ip: str,
+        user_agent: str,
+    ) -> SignedIn:
+        """Create the first account (active, unlimited: the installation is its owner's) and its
+        owner, spend the setup token and sign the owner in, in one transaction."""
+        now = self._clock.now()
+        account = new_account(account_name, "unlimited", now)
+        owner_email = check_email(email)
+        owner_name = check_name(name)
+        check_password(password)
+        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        async with self._uow() as uow:
+            found = await self._live_token(uow, "setup", token, now)
+            if found is None or await uow.users.any_owner():
+                raise InvalidInput(
+                    "This setup link is invalid, expired or used already; run "
+                    "`mailmark setup-link` for a new one.",
+                    field="token",
+                )
+            assert found.id is not None
+            account, owner = await add_account_with_owner(
+                uow, account, User(0, owner_email, password_hash, Role.OWNER, now, name=owner_name)
+            )
+            if not await uow.one_time_tokens.use(found.id, now):
+                raise InvalidInput("This setup link was used already.", field="token")
+            signed_in = await add_session(uow, owner, account.name, ip, user_agent, now)
+            await uow.commit()
+        return signed_in
+
+    async def _live_token(
+        self, uow: UnitOfWork, purpose: str, token: str, now: datetime
+    ) -> OneTimeToken | None:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        found = await uow.one_time_tokens.find(purpose, token_hash(token))
+        if found is None or found.used_at is not None or found.expires_at <= now:
+            return None
+        return found
+
+    # --- signing in ----------------------------------------------------------------------------
+
+    async def sign_in(
+        self,
+        email: str,
+        password: str,
+        *,
+        ip: str,
+        user_agent: str,
+        previous_token: str | None = None,
+    ) -> SignedIn | TotpPending:
+        """A new session for the right email and password (the previous one, if any, ends:
+        the session id always changes at sign-in), or a pending one when a TOTP code is due.
+
+        InvalidCredentials for a wrong email or password, without saying which;
+        TooManyAttempts (with `retry_after`) past the throttle's limits."""
+        email = email.strip().lower()[:320]
+        if len(password) > MAX_PASSWORD_LENGTH:
+            raise InvalidCredentials(_INVALID_CREDENTIALS)
+        user = await self._check_password(email, password, ip)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            account = await uow.accounts.get(user.account_id)
+            assert account is not None
+            if previous_token:
+                await self._end(uow, previous_token)
+            await uow.sessions.delete_expired(now, now - SESSION_IDLE_LIFETIME)
+            if user.totp_enabled_at is not None:
+                token = new_token()
+                assert user.id is not None
+                ip, user_agent = _client(ip, user_agent)
+                await uow.sessions.add(
+                    UserSession(
+                        user.id,
+                        token_hash(token),
+                        now,
+                        now,
+                        now + PENDING_TOTP_LIFETIME,
+                        ip,
+                        user_agent,
+                        pending_totp=True,
+                    )
+                )
+                await uow.commit()
+                return TotpPending(token)
+            signed_in = await add_session(uow, user, account.name, ip, user_agent, now)
+            await uow.commit()
+        return signed_in
+
+    async def _check_password(self, email: str, password: str, ip: str) -> User:
+        """The user whose password this is, through the throttle (per IP and per email)."""
+        self._reserve(ip, email)
+        failed = True
+        try:
+            async with self._uow(read_only=True) as uow:
+                user = await uow.users.get_by_email(email)
+            stored_hash = user.password_hash if user is not None else await self._dummy()
+            # argon2 takes tens of milliseconds of CPU: keep the event loop free meanwhile.
+            valid = await asyncio.to_thread(self._passwords.verify, stored_hash, password)
+            if user is None or not valid:
+                raise InvalidCredentials(_INVALID_CREDENTIALS)
+            failed = False
+            return user
+        finally:
+            self._throttle.finish(ip, email, failed=failed)
+
+    def _reserve(self, ip: str, target: str) -> None:
+        wait = self._throttle.reserve(ip, target)
+        if wait is not None:
+            raise TooManyAttempts(_TOO_MANY.format(seconds=retry_seconds(wait)), retry_after=wait)
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await asyncio.to_thread(self._passwords.hash, _DUMMY_PASSWORD)
+        return self._dummy_hash
+
+    async def complete_totp(
+        self, pending_token: str, code: str, *, ip: str, user_agent: str
+    ) -> SignedIn:
+        """Finish a sign-in that waits for its second factor: a 6-digit TOTP code, or one of the
+        user's recovery codes (spent by this). The pending session is replaced by a new one."""
+        now = self._clock.now()
+        async with self._uow(read_only=True) as uow:
+            found = await self._find(uow, pending_token)
+        if found is None or not found[0].pending_totp or found[0].expires_at <= now:
+            raise Unauthenticated("Your sign-in expired; sign in again.")
+        session, user, account_name = found
+        assert user.id is not None and session.id is not None
+        self._reserve(ip, user.email)
+        failed = True
+        try:
+            async with self._uow() as uow:
+                if not await self._second_factor(uow, user, code, now):
+                    raise InvalidCode("That code is not right; try the current one.", field="code")
+                failed = False
+                await uow.sessions.delete(session.id)
+                signed_in = await add_session(uow, user, account_name, ip, user_agent, now)
+                await uow.commit()
+            return signed_in
+        finally:
+            self._throttle.finish(ip, user.email, failed=failed)
+
+    async def _second_factor(self, uow: UnitOfWork, user: User, code: str, now: datetime) -> bool:
+        assert user.id is not None
+        code = code.strip().replace(" ", "")
+        if user.totp_secret is None or not code or len(code) > 64:
+            return False
+        if code.isdigit() and len(code) == 6:
+            return self._totp.verify(user.totp_secret, code, now)
+        return await uow.recovery_codes.use(user.id, token_hash(_normal_recovery(code)), now)
+
+    async def start_session(
+        self, user: User, *, ip: str, user_agent: str, previous_token: str | None = None
+    ) -> SignedIn:
+        """Sign in a user whose identity was proven elsewhere (an OpenID Connect provider, an
+        accepted invitation): a new session, the previous one (if any) ended."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            account = await uow.accounts.get(user.account_id)
+            if account is None:
+                raise NotFound("No such account.")
+            if previous_token:
+                await self._end(uow, previous_token)
+            signed_in = await add_session(uow, user, account.name, ip, user_agent, now)
+            await uow.commit()
+        return signed_in
+
+    async def find_user_by_email(self, email: str) -> User | None:
+        """The user with this email (any case), or None."""
+        email = email.strip().lower()
+        if not email or len(email) > 320:
+            return None
+        async with self._uow(read_only=True) as uow:
+            return await uow.users.get_by_email(email)
+
+    # --- sessions ------------------------------------------------------------------------------
+
+    async def authenticate(self, token: str | None) -> Viewer | None:
+        """The viewer of a live session token, as the database says now; None when the token is
+        unknown, ended, expired or still waiting for its second factor."""
+        if not token:
+            return None
+        now = self._clock.now()
+        async with self._uow(read_only=True) as uow:
+            found = await self._find(uow, token)
+        if found is None:
+            return None
+        session, user, account_name = found
+        assert session.id is not None
+        if session.pending_totp:
+            return None
+        if session.expires_at <= now or session.last_seen_at + SESSION_IDLE_LIFETIME <= now:
+            async with self._uow() as uow:
+                await uow.sessions.delete(session.id)
+                await uow.commit()
+            return None
+        if now - session.last_seen_at >= SESSION_TOUCH_INTERVAL:
+            async with self._uow() as uow:
+                await uow.sessions.touch(session.id, now)
+                await uow.commit()
+        return viewer_of(user, account_name, session.id)
+
+    async def _find(self, uow: UnitOfWork, token: str) -> tuple[UserSession, User, str] | None:
+        if len(token) > MAX_TOKEN_LENGTH:
+            return None
+        return await uow.sessions.find(token_hash(token))
+
+    async def sign_out(self, token: str | None) -> None:
+        if not token:
+            return
+        async with self._uow() as uow:
+            await self._end(uow, token)
+            await uow.commit()
+
+    async def _end(self, uow: UnitOfWork, token: str) -> None:
+        found = await self._find(uow, token)
+        if found is not None and found[0].id is not None:
+            await uow.sessions.delete(found[0].id)
+
+    async def sessions(self, viewer: Viewer) -> list[SessionInfo]:
+        """The viewer's signed-in browsers, most recently used first."""
+        now = self._clock.now()
+        async with self._uow(read_only=True) as uow:
+            found = await uow.sessions.list_for_user(viewer.user_id)
+        return [
+            SessionInfo(
+                s.id, s.id == viewer.session_id, s.created_at, s.last_seen_at, s.ip, s.user_agent
+            )
+            for s in found
+            if s.id is not None
+            and not s.pending_totp
+            and s.expires_at > now
+            and s.last_seen_at + SESSION_IDLE_LIFETIME > now
+        ]
+
+    async def revoke_session(self, viewer: Viewer, session_id: int) -> None:
+        """End one of the viewer's own sessions (another person's is NotFound)."""
+        async with self._uow() as uow:
+            session = await uow.sessions.get(session_id)
+            if session is None or session.user_id != viewer.user_id:
+                raise NotFound("No such session.")
+            await uow.sessions.delete(session_id)
+            await uow.commit()
+
+    # --- the signed-in user's own settings -----------------------------------------------------
+
+    async def rename(self, viewer: Viewer, name: str) -> Viewer:
+        name = check_name(name)
+        async with self._uow() as uow:
+            await uow.users.set_name(viewer.user_id, name)
+            await uow.commit()
+        return replace(viewer, name=name)
+
+    async def change_password(
+        self, viewer: Viewer, current_password: str, new_password: str, *, ip: str
+    ) -> None:
+        """Replace the viewer's password after checking the current one (throttled as sign-in
+        is); every other session of theirs ends."""
+        check_password(new_password)
+        if len(current_password) > MAX_PASSWORD_LENGTH:
+            raise InvalidCredentials("The current password is not right.", field="currentPassword")
+        await self._verify_own_password(viewer, current_password, ip, field="currentPassword")
+        password_hash = await asyncio.to_thread(self._passwords.hash, new_password)
+        async with self._uow() as uow:
+            await uow.users.set_password(viewer.user_id, password_hash, self._clock.now())
+            await uow.sessions.delete_for_user(viewer.user_id, keep=viewer.session_id)
+            await uow.commit()
+
+    async def _verify_own_password(
+        self, viewer: Viewer, password: str, ip: str, *, field: str
+    ) -> None:
+        self._reserve(ip, viewer.email)
+        failed = True
+        try:
+            async with self._uow(read_only=True) as uow:
+                user = await uow.users.get(viewer.user_id)
+            if user is None:
+                raise Unauthenticated("Sign in to continue.")
+            valid = await asyncio.to_thread(self._passwords.verify, user.password_hash, password)
+            if not valid:
+                raise InvalidCredentials("The password is not right.", field=field)
+            failed = False
+        finally:
+            self._throttle.finish(ip, viewer.email, failed=failed)
+
+    # --- two-factor ----------------------------------------------------------------------------
+
+    async def begin_totp(self, viewer: Viewer) -> TotpSetup:
+        """A new secret to scan; it takes effect only once `enable_totp` sees a code made with
+        it (until then sign-in is unchanged)."""
+        if viewer.totp_enabled:
+            raise Conflict("Two-factor sign-in is on already; turn it off first to change it.")
+        secret = self._totp.new_secret()
+        async with self._uow() as uow:
+            await uow.users.set_totp(viewer.user_id, secret, None)
+            await uow.commit()
+        return TotpSetup(secret, self._totp.provisioning_uri(secret, viewer.email, TOTP_ISSUER))
+
+    async def enable_totp(self, viewer: Viewer, code: str, *, ip: str) -> list[str]:
+        """Turn two-factor sign-in on with a code from the app; the 10 recovery codes, shown
+        once (only their hashes are kept)."""
+        now = self._clock.now()
+        self._reserve(ip, viewer.email)
+        failed = True
+        try:
+            async with self._uow() as uow:
+                user = await uow.users.get(viewer.user_id)
+                if user is None or user.totp_secret is None:
+                    raise InvalidInput("Start the two-factor setup first.", field="code")
+                if user.totp_enabled_at is not None:
+                    raise Conflict("Two-factor sign-in is on already.")
+                code = code.strip().replace(" ", "")
+                if not (code.isdigit() and len(code) == 6) or not self._totp.verify(
+                    user.totp_secret, code, now
+                ):
+                    raise InvalidCode(
+                        "That code is not right; enter the one your app shows now.", field="code"
+                    )
+                failed = False
+                codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+                await uow.users.set_totp(viewer.user_id, user.totp_secret, now)
+                await uow.recovery_codes.replace(viewer.user_id, [token_hash(c) for c in codes])
+                await uow.commit()
+            return codes
+        finally:
+            self._throttle.finish(ip, viewer.email, failed=failed)
+
+    async def disable_totp(self, viewer: Viewer, password: str, *, ip: str) -> None:
+        """Turn two-factor sign-in off, after the password; the recovery codes go too."""
+        if len(password) > MAX_PASSWORD_LENGTH:
+            raise InvalidCredentials("The password is not right.", field="password")
+        await self._verify_own_password(viewer, password, ip, field="password")
+        async with self._uow() as uow:
+            await uow.users.set_totp(viewer.user_id, None, None)
+            await uow.recovery_codes.replace(viewer.user_id, [])
+            await uow.commit()
+
+
+_RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def _new_recovery_code() -> str:
+    """`xxxxx-xxxxx`: 10 characters of a 31-letter alphabet without look-alikes (~49 bits)."""
+    letters = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(10))
+    return f"{letters[:5]}-{letters[5:]}"
+
+
+def _normal_recovery(code: str) -> str:
+    """A recovery code as stored: lower case, with its dash, whatever way it was typed."""
+    letters = code.strip().lower().replace("-", "").replace(" ", "")
+    return f"{letters[:5]}-{letters[5:]}"

@@ -1,0 +1,1 @@
+"""The web app's session-authenticated JSON API under /api."""

@@ -1,0 +1,68 @@
+"""The /api router: every route of the web app, behind the session guard, with its services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar import Router
+from litestar.di import Provide
+from litestar.types import ControllerRouterHandler
+
+from mailmark.core.accounts import AccountService
+from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.identity import IdentityService
+from mailmark.core.team import TeamService
+from mailmark.core.webhooks import WebhookService
+from mailmark.web.api.app.account import AccountController
+from mailmark.web.api.app.auth import AuthController, MeController, SessionController
+from mailmark.web.api.app.developer import ApiKeyController, WebhookController
+from mailmark.web.api.app.domains import DomainController
+from mailmark.web.api.app.mailboxes import MailboxController
+from mailmark.web.api.app.session import api_guard, current_viewer
+from mailmark.web.api.app.team import InvitationController, TeamController
+
+
+@dataclass(frozen=True)
+class AppServices:
+    """The core services the /api routes call, and the installation's settings they show."""
+
+    identity: IdentityService
+    team: TeamService
+    accounts: AccountService
+    api_keys: ApiKeyService
+    webhooks: WebhookService
+    # "open": anyone may sign up for a new account on the trial; "closed": invitations only.
+    signup: str = "closed"
+    # Where people reach the web app (links in emails and the setup link start with it).
+    public_url: str = ""
+
+
+def api_router(services: AppServices) -> Router:
+    handlers: list[ControllerRouterHandler] = [
+        SessionController,
+        AuthController,
+        MeController,
+        TeamController,
+        InvitationController,
+        AccountController,
+        DomainController,
+        MailboxController,
+        ApiKeyController,
+        WebhookController,
+    ]
+    return Router(
+        path="/api",
+        route_handlers=handlers,
+        guards=[api_guard(services.identity)],
+        dependencies={
+            "viewer": Provide(current_viewer, sync_to_thread=False),
+            "identity": Provide(lambda: services.identity, use_cache=True, sync_to_thread=False),
+            "team": Provide(lambda: services.team, use_cache=True, sync_to_thread=False),
+            "accounts": Provide(lambda: services.accounts, use_cache=True, sync_to_thread=False),
+            "api_keys": Provide(lambda: services.api_keys, use_cache=True, sync_to_thread=False),
+            "webhooks": Provide(lambda: services.webhooks, use_cache=True, sync_to_thread=False),
+            "signup_open": Provide(
+                lambda: services.signup == "open", use_cache=True, sync_to_thread=False
+            ),
+        },
+    )
