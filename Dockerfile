@@ -1,6 +1,14 @@
 # Production image: `docker build -t mailmark .` then
 #   docker run -d -p 25:25 -p 587:587 -p 465:465 -p 143:143 -p 993:993 -p 8025:8025 \
 #     -e MAILMARK_HOSTNAME=mx.example.com -v mailmark-data:/var/lib/mailmark mailmark
+# The web app is built in a Node stage; the image itself needs no Node.
+FROM node:20-slim AS ui
+WORKDIR /build/web/ui
+COPY web/ui/package.json web/ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/ui ./
+RUN npm run build
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,6 +25,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/mailmark
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY --from=ui /build/src/mailmark/web/static/ui ./src/mailmark/web/static/ui
 RUN pip install --no-cache-dir ".[fast]" \
     && useradd --system --home-dir /var/lib/mailmark mailmark \
     && install -d -m 700 -o mailmark /var/lib/mailmark

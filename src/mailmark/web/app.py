@@ -7,13 +7,13 @@ Core errors are mapped to HTTP once, in `web.errors`.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromQuery
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -37,6 +37,7 @@ from mailmark.web.autoconfig import (
     thunderbird_config,
 )
 from mailmark.web.errors import error_response
+from mailmark.web.spa import UI_DIR, SchemaExplorer, spa_handlers
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +193,11 @@ def create_app(
     mailboxes: MailboxService,
     api: ApiServices | None = None,
     web: AppServices | None = None,
+    ui_dir: Path = UI_DIR,
 ) -> Litestar:
     """The web application, bound to the services it serves; the /v1 API when `api` is given,
-    the web app's /api when `web` is."""
+    the web app's /api when `web` is; the single-page app (and the /schema explorer's files)
+    from `ui_dir`."""
     handlers: list[ControllerRouterHandler] = [
         thunderbird_autoconfig,
         outlook_autodiscover_settings,
@@ -205,6 +208,7 @@ def create_app(
         handlers.append(v1_router(api))
     if web is not None:
         handlers.append(api_router(web))
+    handlers.extend(spa_handlers(ui_dir))
     return Litestar(
         route_handlers=handlers,
         dependencies={
@@ -229,7 +233,7 @@ def create_app(
             "dm_live_…`, a key scoped to one domain; errors are "
             '`{"error": {"code", "message", "field"}}`.',
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(path="/")],
+            render_plugins=[SchemaExplorer(ui_dir)],
             components=Components(
                 security_schemes={
                     BEARER_SCHEME: SecurityScheme(
