@@ -16,13 +16,13 @@ import SignInPage from "./pages/SignInPage";
 import SignUpPage from "./pages/SignUpPage";
 
 // Pages past the overview load on first visit: the dashboard's entry stays small.
-const DomainsPage = lazy(() => import("./pages/DomainsPage"));
-const DomainPage = lazy(() => import("./pages/DomainPage"));
-const MailboxesPage = lazy(() => import("./pages/MailboxesPage"));
-const MailboxPage = lazy(() => import("./pages/MailboxPage"));
-const DeveloperPage = lazy(() => import("./pages/DeveloperPage"));
+const DomainsPage = lazy(() => import("./pages/dashboard/domains/DomainsPage"));
+const DomainPage = lazy(() => import("./pages/dashboard/domains/DomainPage"));
+const MailboxesPage = lazy(() => import("./pages/dashboard/mailboxes/MailboxesPage"));
+const MailboxPage = lazy(() => import("./pages/dashboard/mailboxes/MailboxPage"));
+const DeveloperPage = lazy(() => import("./pages/dashboard/developer/DeveloperPage"));
 const TeamPage = lazy(() => import("./pages/TeamPage"));
-const SettingsPage = lazy(() => import("./pages/SettingsPage"));
+const SettingsPage = lazy(() => import("./pages/dashboard/settings/SettingsPage"));
 const SecurityPage = lazy(() => import("./pages/SecurityPage"));
 
 function Lazy({ children }: { children: ReactNode }) {

@@ -32,3 +32,28 @@ export const mailboxesApi = {
   get: (address: string) => api.get<Mailbox>(`/api/mailboxes/${seg(address)}`),
   connection: (address: string) => api.get<Connection>(`/api/mailboxes/${seg(address)}/connection`),
 };
+
+export type SignatureFormat = Mailbox["signatureFormat"];
+
+export type NewMailbox = {
+  domain: string;
+  localPart: string;
+  displayName?: string;
+  password?: string;
+};
+
+export type MailboxChanges = {
+  displayName?: string;
+  signature?: string;
+  signatureFormat?: SignatureFormat;
+};
+
+export const mailboxApi = {
+  create: (body: NewMailbox) => api.post<Mailbox>("/api/mailboxes", body),
+  update: (address: string, changes: MailboxChanges) => api.patch<Mailbox>(`/api/mailboxes/${seg(address)}`, changes),
+  setPassword: (address: string, password: string) =>
+    api.put<void>(`/api/mailboxes/${seg(address)}/password`, { password }),
+  generatePassword: (address: string) =>
+    api.post<{ password: string }>(`/api/mailboxes/${seg(address)}/password/generate`),
+  remove: (address: string) => api.delete(`/api/mailboxes/${seg(address)}`, { confirm: address }),
+};
