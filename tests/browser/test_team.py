@@ -29,7 +29,7 @@ async def test_invited_member_sees_only_the_assigned_mailbox(
 
     await page.get_by_role("button", name=re.compile("invite", re.IGNORECASE)).first.click()
     dialog = page.get_by_role("dialog")
-    await dialog.get_by_label("Email").fill(MEMBER.email)
+    await dialog.get_by_label("Email", exact=True).fill(MEMBER.email)
     await dialog.get_by_label("Role").select_option("member")
     await dialog.get_by_label(f"sales@{DOMAIN}").check()
     await look(page, "team-invite", dark=False)

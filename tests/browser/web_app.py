@@ -47,9 +47,9 @@ class Person:
 async def sign_in(page: Page, person: Person) -> None:
     """Signs in through the sign-in page and waits for the dashboard."""
     await page.goto("/sign-in")
-    await page.get_by_label("Email").fill(person.email)
+    await page.get_by_label("Email", exact=True).fill(person.email)
     await page.get_by_label("Password", exact=True).fill(person.password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page).to_have_url(re.compile(r"/dashboard$"))
     await expect(page.get_by_role("heading", level=1)).to_be_visible()
 
@@ -66,3 +66,10 @@ def publish(dns: FakeDns, record: dict[str, Any]) -> None:
         dns.add(name, kind, f"{value}.")
     else:
         raise AssertionError(f"no way to publish a {kind} record")
+
+
+async def sign_out(page: Page) -> None:
+    """Signs out through the account menu and waits for the sign-in page."""
+    await page.get_by_role("button", name=re.compile(r"^Account menu for ")).first.click()
+    await page.get_by_role("button", name="Sign out", exact=True).click()
+    await expect(page).to_have_url(re.compile(r"/sign-in"))

@@ -118,6 +118,41 @@ def describe_violations(violations: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# Whether the page is wider than the window (a phone would scroll sideways), and the innermost
+# elements that stick out, outside any container that scrolls or clips them on purpose.
+_OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth <= width + 1) return null;
+  const clips = (element) => getComputedStyle(element).overflowX !== "visible";
+  const clipped = (element) => {
+    for (let up = element.parentElement; up && up !== document.body; up = up.parentElement) {
+      if (clips(up)) return true;
+    }
+    return false;
+  };
+  // An element reaching past the window's right edge, or whose content (a long word) does.
+  const wide = (e) =>
+    e.getBoundingClientRect().right > width + 1 ||
+    (e.scrollWidth > e.clientWidth + 1 && e.getBoundingClientRect().left + e.scrollWidth > width + 1);
+  const culprits = [...document.body.querySelectorAll("*")]
+    .filter((e) => wide(e) && !clipped(e) && (clips(e) || ![...e.children].some(wide)))
+    .slice(0, 5)
+    .map((e) => `<${e.tagName.toLowerCase()}> ${(e.textContent || "").trim().slice(0, 100)}`);
+  return {scrollWidth: document.documentElement.scrollWidth, width, culprits};
+}"""
+
+
+async def horizontal_overflow(page: Page) -> str | None:
+    """None when the page fits the window's width, else what sticks out and by how much."""
+    found = await page.evaluate(_OVERFLOW)
+    if found is None:
+        return None
+    culprits = "\n".join(f"    {c}" for c in found["culprits"])
+    return (
+        f"- the page is {found['scrollWidth']} px wide in a {found['width']} px window:\n{culprits}"
+    )
+
+
 def screenshot_path(test: str, page: str, width: int, scheme: str) -> Path:
     """artifacts/screenshots/<test>-<page>-<width>[-dark].png, in names safe for any file system."""
     stem = "-".join([test, page, str(width)] + ([scheme] if scheme == "dark" else []))
@@ -132,9 +167,12 @@ async def inspect_page(
     schemes: Sequence[Literal["light", "dark"]] = ("light", "dark"),
 ) -> None:
     """Run axe-core and take a full-page screenshot at desktop and phone width in each colour
-    scheme; fail listing every serious or critical violation with where it was seen. The page is
-    left at desktop width in the light scheme."""
+    scheme; fail listing every serious or critical violation, and every width at which the page
+    is wider than the window, with where it was seen. The page is left at desktop width in the
+    light scheme."""
     found: list[str] = []
+    # Judged at rest: the pointer left over the last button clicked would show its hover colours.
+    await page.mouse.move(0, 0)
     for scheme in schemes:
         await page.emulate_media(color_scheme=scheme)
         for width in (DESKTOP["width"], PHONE_WIDTH):
@@ -142,12 +180,16 @@ async def inspect_page(
             path = screenshot_path(test, name, width, scheme)
             path.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(path), full_page=True, animations="disabled")
-            violations = await accessibility_violations(page)
-            if violations:
+            problems = [describe_violations(await accessibility_violations(page))]
+            problems.append(await horizontal_overflow(page) or "")
+            if any(problems):
                 found.append(
                     f"{name} at {width} px, {scheme} ({path.name}):\n"
-                    f"{describe_violations(violations)}"
+                    + "\n".join(p for p in problems if p)
                 )
     await page.emulate_media(color_scheme="light")
     await page.set_viewport_size(DESKTOP)
-    assert not found, "axe-core found serious or critical violations:\n" + "\n".join(found)
+    assert not found, (
+        "serious or critical axe-core violations, or a page wider than the window:\n"
+        + "\n".join(found)
+    )
