@@ -81,19 +81,21 @@ async def browser() -> AsyncIterator[Browser]:
 async def web_app(
     web_ui: None, serve_env: dict[str, str], tmp_path: Path, fake_dns: FakeDns
 ) -> AsyncIterator[WebApp]:
-    http_port = free_port()
+    # Known before the start: the pages show the public URL and the IMAP port to people.
+    http_port, imap_port = free_port(), free_port()
     env = {
         **serve_env,
         "MAILMARK_HTTP_PORT": str(http_port),
         "MAILMARK_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+        "MAILMARK_IMAP_PORT": str(imap_port),
     }
     server = await Server.start(env, tmp_path)
     try:
         await server.wait_for(rf"HTTP listening on 127\.0\.0\.1:{http_port}\b")
-        imap = await server.wait_for(r"IMAP listening on 127\.0\.0\.1:(\d+)")
+        await server.wait_for(rf"IMAP listening on 127\.0\.0\.1:{imap_port}\b")
         yield WebApp(
             base_url=f"http://127.0.0.1:{http_port}",
-            imap_port=int(imap[1]),
+            imap_port=imap_port,
             env=env,
             workdir=tmp_path,
             server=server,
