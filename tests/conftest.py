@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.smtp_sink",
     "tests.support.webhook_receiver",
     "tests.support.web",
+    "tests.support.ui",
 ]

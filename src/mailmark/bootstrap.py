@@ -43,6 +43,7 @@ from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
+from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.dns_tools.record_set import MailServer
@@ -180,6 +181,8 @@ async def build_services(
     # One throttle for every way in (IMAP, SMTP submission, the web app's sign-in): a guesser
     # gains nothing by switching protocol.
     throttle = LoginThrottle(clock)
+    system_mail = SystemMail(uow, blobs, clock, queue, hostname=settings.hostname)
+    accounts = AccountService(uow, clock, passwords)
     return Services(
         settings=settings,
         engine=engine,
@@ -187,7 +190,7 @@ async def build_services(
         blobs=blobs,
         clock=clock,
         resolver=DnsResolver(settings.dns_nameservers or None),
-        accounts=AccountService(uow, clock, passwords),
+        accounts=accounts,
         domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs),
         mailboxes=mailboxes,
         delivery=delivery,
@@ -220,8 +223,18 @@ async def build_services(
         emails=EmailService(uow, clock, queue),
         idempotency=IdempotencyService(uow, clock),
         campaigns=CampaignExpansion(sending, mailboxes, sender_groups, clock),
-        identity=IdentityService(uow, clock, passwords, throttle, PyotpTotp()),
-        team=TeamService(uow, clock, passwords, public_url=settings.public_url),
+        identity=IdentityService(
+            uow,
+            clock,
+            passwords,
+            throttle,
+            PyotpTotp(),
+            accounts=accounts,
+            mail=system_mail,
+            public_url=settings.public_url,
+            signup_open=settings.signup == "open",
+        ),
+        team=TeamService(uow, clock, passwords, mail=system_mail, public_url=settings.public_url),
     )
 
 
@@ -488,6 +501,21 @@ def app_services(services: Services) -> AppServices:
     )
 
 
+def setup_url(settings: Settings, token: str, *, http_port: int | None = None) -> str:
+    """The first-run page for a setup token: on MAILMARK_PUBLIC_URL when it is set, else on the
+    address the HTTP listener binds (the host name when it binds every address)."""
+    if settings.public_url_configured:
+        base = settings.public_url.rstrip("/")
+    else:
+        host = settings.bind
+        if host in ("0.0.0.0", "::", ""):
+            host = settings.hostname
+        elif ":" in host:
+            host = f"[{host}]"
+        base = f"http://{host}:{http_port or settings.http_port}"
+    return f"{base}/setup?token={token}"
+
+
 def outbound_worker(
     services: Services,
     *,
@@ -562,6 +590,13 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
         listeners = await start_listeners(services, reuse_http_port=http_workers > 1)
         workers: list[asyncio.subprocess.Process] = []
         try:
+            if await services.identity.setup_required():
+                token = await services.identity.issue_setup_link()
+                log.warning(
+                    "this installation has no owner yet: open %s to create the owner account "
+                    "(single use, valid 24 hours; `mailmark setup-link` prints a new one)",
+                    setup_url(settings, token, http_port=listeners.http_port),
+                )
             for _ in range(http_workers - 1):
                 workers.append(await _start_http_worker(listeners.http_port, settings))
             await stop.wait()

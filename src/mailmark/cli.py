@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mailmark.bootstrap import Services, build_services, serve, serve_http
+from mailmark.bootstrap import Services, build_services, serve, serve_http, setup_url
 from mailmark.config import Settings, SettingsError, load_settings
 from mailmark.core.domains import ReturnPath, return_path_checks
 from mailmark.core.errors import InvalidInput, MailmarkError
@@ -128,7 +128,14 @@ def _parser() -> argparse.ArgumentParser:
         "domain"
     )
 
+    setup_link = commands.add_parser(
+        "setup-link",
+        help="print a new one-time link to create the owner account (older links stop working)",
+    )
+    setup_link.set_defaults(action="")
+
     for sub in (
+        setup_link,
         create,
         add,
         records,
@@ -373,7 +380,15 @@ async def _apikey_list(services: Services, args: argparse.Namespace) -> tuple[st
     return "\n".join(lines) or "No API keys.", [_api_key_json(k) for k in keys]
 
 
+async def _setup_link(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    token = await services.identity.issue_setup_link()
+    link = setup_url(services.settings, token)
+    text = f"Open this link to create the owner account (single use, valid 24 hours):\n{link}"
+    return text, {"url": link, "expiresInHours": 24}
+
+
 COMMANDS: dict[tuple[str, str], Command] = {
+    ("setup-link", ""): _setup_link,
     ("account", "create"): _account_create,
     ("domain", "add"): _domain_add,
     ("domain", "records"): _domain_records,
@@ -391,7 +406,7 @@ COMMANDS: dict[tuple[str, str], Command] = {
 }
 # The commands that may start a new installation in an empty data directory; every other one
 # needs the database that `serve` or these made, and says where it looked when there is none.
-CREATING_COMMANDS = {("account", "create")}
+CREATING_COMMANDS = {("account", "create"), ("setup-link", "")}
 
 
 async def _run_command(settings: Settings, command: Command, args: argparse.Namespace) -> int:

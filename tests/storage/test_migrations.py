@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -146,3 +147,81 @@ async def test_sqlite_runs_in_wal_mode_with_the_configured_sync(settings: Settin
         finally:
             await engine.dispose()
         assert pragmas == ["wal", level, 1]
+
+
+async def test_signing_in_to_the_web_app_keeps_existing_users_and_their_mailboxes(
+    engine: AsyncEngine,
+) -> None:
+    """0009 adds columns to users without rebuilding it: on SQLite a rebuild drops the old
+    table, which runs ON DELETE SET NULL on mailboxes.user_id."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0008"))
+    now = "2026-12-01 10:00:00"
+    async with engine.begin() as conn:
+        for statement in [
+            "INSERT INTO accounts (id, name, plan, status, created_at) "
+            f"VALUES (1, 'acme', 'unlimited', 'active', '{now}')",
+            "INSERT INTO users (id, account_id, email, password_hash, role, created_at) "
+            f"VALUES (1, 1, 'owner@acme.test', 'hash', 'owner', '{now}')",
+            "INSERT INTO domains (id, account_id, name, created_at, trusted, "
+            f"return_path_published) VALUES (1, 1, 'acme.test', '{now}', true, false)",
+            "INSERT INTO mailboxes (id, domain_id, local_part, display_name, signature, user_id, "
+            f"created_at) VALUES (1, 1, 'sales', '', '', 1, '{now}')",
+        ]:
+            await conn.execute(sa.text(statement))
+    await migrate(engine)
+    async with engine.connect() as conn:
+        owner = (await conn.execute(sa.text("SELECT email, name FROM users"))).one()
+        linked = (await conn.execute(sa.text("SELECT user_id FROM mailboxes"))).scalar_one()
+    assert tuple(owner) == ("owner@acme.test", "")
+    assert linked == 1
+
+
+async def test_the_dashboard_columns_come_and_go_without_touching_the_mail(
+    engine: AsyncEngine,
+) -> None:
+    """0010 adds to domains and mailboxes without rebuilding them, both ways: on SQLite a
+    rebuild drops the old table, which cascades to mailboxes, folders and placements."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0009"))
+    now = "2026-12-01 10:00:00"
+    async with engine.begin() as conn:
+        for statement in [
+            "INSERT INTO accounts (id, name, plan, status, created_at) "
+            f"VALUES (1, 'acme', 'unlimited', 'active', '{now}')",
+            "INSERT INTO domains (id, account_id, name, created_at, trusted, "
+            f"return_path_published) VALUES (1, 1, 'acme.test', '{now}', true, false)",
+            "INSERT INTO mailboxes (id, domain_id, local_part, display_name, signature, "
+            f"created_at) VALUES (1, 1, 'sales', '', 'Best, Sales', '{now}')",
+            "INSERT INTO folders (id, mailbox_id, name, uid_validity, uid_next, highest_modseq, "
+            "subscribed) VALUES (1, 1, 'INBOX', 1, 1, 1, true)",
+        ]:
+            await conn.execute(sa.text(statement))
+
+    async def held() -> tuple[object, ...]:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT m.signature, f.name FROM mailboxes m JOIN folders f "
+                        "ON f.mailbox_id = m.id"
+                    )
+                )
+            ).one()
+        return tuple(row)
+
+    await migrate(engine)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text(
+                    "SELECT d.failed_checks, m.signature_format FROM domains d "
+                    "JOIN mailboxes m ON m.domain_id = d.id"
+                )
+            )
+        ).one()
+    assert tuple(row) == (0, "text")
+    assert await held() == ("Best, Sales", "INBOX")
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0009"))
+    assert await held() == ("Best, Sales", "INBOX")

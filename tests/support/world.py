@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -162,3 +165,48 @@ async def queued_rows(world: World) -> list[tuple[str, str, str | None]]:
     )
     async with world.services.engine.connect() as conn:
         return [(row[0], row[1], row[2]) for row in await conn.execute(query)]
+
+
+@dataclass
+class QueuedEmail:
+    """One recipient's row of the outbound queue, with the message as queued (parsed)."""
+
+    from_addr: str
+    recipient: str
+    status: str
+    message: EmailMessage
+
+    @property
+    def text(self) -> str:
+        body = self.message.get_body(("plain",))
+        assert body is not None, self.message
+        content: str = body.get_content()  # type: ignore[attr-defined]
+        return content
+
+
+async def queued_emails(services: Services) -> list[QueuedEmail]:
+    """Every row of the outbound queue, oldest first, with its message read from the blob store."""
+    from mailmark.storage.tables import deliveries, outbound_messages
+
+    query = (
+        sa.select(
+            outbound_messages.c.from_addr,
+            deliveries.c.recipient,
+            deliveries.c.status,
+            outbound_messages.c.blob_key,
+        )
+        .select_from(deliveries.join(outbound_messages))
+        .order_by(deliveries.c.id)
+    )
+    async with services.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    parser = BytesParser(policy=default)
+    return [
+        QueuedEmail(
+            row.from_addr,
+            row.recipient,
+            str(row.status),
+            parser.parsebytes(await services.blobs.get(row.blob_key)),  # type: ignore[arg-type]
+        )
+        for row in rows
+    ]

@@ -282,6 +282,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def public_url_configured(self) -> bool:
+        """Whether MAILMARK_PUBLIC_URL was set (rather than derived from the host name)."""
+        return self.public_url != f"http://{self.hostname}:{self.http_port}"
+
+    @property
     def blob_path(self) -> Path:
         return Path(self.blob_url.removeprefix("file://"))
 

@@ -19,9 +19,11 @@ from datetime import datetime, timedelta
 from mailmark.core.access import Role, Viewer
 from mailmark.core.accounts import (
     MAX_PASSWORD_LENGTH,
+    AccountService,
     add_account_with_owner,
     check_email,
     check_password,
+    lookup_email,
     new_account,
 )
 from mailmark.core.errors import (
@@ -30,12 +32,14 @@ from mailmark.core.errors import (
     InvalidCredentials,
     InvalidInput,
     NotFound,
+    SignupClosed,
     TooManyAttempts,
     Unauthenticated,
 )
 from mailmark.core.logins import LoginThrottle, retry_seconds
 from mailmark.core.model import OneTimeToken, User, UserSession
 from mailmark.core.ports import Clock, PasswordHasher, Totp, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.system_mail import SystemMail
 
 SESSION_IDLE_LIFETIME = timedelta(days=14)
 SESSION_LIFETIME = timedelta(days=30)
@@ -43,6 +47,10 @@ PENDING_TOTP_LIFETIME = timedelta(minutes=5)
 # last_seen_at is written at most this often per session, not on every request.
 SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
 SETUP_LINK_LIFETIME = timedelta(hours=24)
+PASSWORD_RESET_LIFETIME = timedelta(hours=1)
+# Reset emails one client may ask for within the hour, and three times as many to one address
+# from all clients together: the reset form cannot be used to flood someone's inbox.
+MAX_RESET_EMAILS = 5
 MAX_TOKEN_LENGTH = 100
 MAX_NAME_LENGTH = 200
 MAX_USER_AGENT_LENGTH = 500
@@ -156,12 +164,24 @@ class IdentityService:
         passwords: PasswordHasher,
         throttle: LoginThrottle,
         totp: Totp,
+        *,
+        accounts: AccountService,
+        mail: SystemMail,
+        public_url: str,
+        signup_open: bool = False,
     ) -> None:
         self._uow = uow
+        self._accounts = accounts
+        self.signup_open = signup_open
         self._clock = clock
         self._passwords = passwords
         self._throttle = throttle
         self._totp = totp
+        self._mail = mail
+        self._public_url = public_url.rstrip("/")
+        self._reset_requests = LoginThrottle(
+            clock, max_failures=MAX_RESET_EMAILS, window_seconds=3600
+        )
         self._dummy_hash: str | None = None
 
     # --- first run -----------------------------------------------------------------------------
@@ -232,6 +252,27 @@ class IdentityService:
             return None
         return found
 
+    async def sign_up(
+        self,
+        *,
+        account_name: str,
+        name: str,
+        email: str,
+        password: str,
+        ip: str,
+        user_agent: str,
+    ) -> SignedIn:
+        """A new account on the 7-day trial with this person as its owner, signed in; only
+        where sign-up is open (SignupClosed otherwise: invitations only)."""
+        if not self.signup_open:
+            raise SignupClosed(
+                "Sign-up is closed on this server; ask an account's owner for an invitation."
+            )
+        _, owner = await self._accounts.create_with_owner(
+            account_name, owner_email=email, password=password, owner_name=check_name(name)
+        )
+        return await self.start_session(owner, ip=ip, user_agent=user_agent)
+
     # --- signing in ----------------------------------------------------------------------------
 
     async def sign_in(
@@ -248,10 +289,9 @@ class IdentityService:
 
         InvalidCredentials for a wrong email or password, without saying which;
         TooManyAttempts (with `retry_after`) past the throttle's limits."""
-        email = email.strip().lower()[:320]
         if len(password) > MAX_PASSWORD_LENGTH:
             raise InvalidCredentials(_INVALID_CREDENTIALS)
-        user = await self._check_password(email, password, ip)
+        user = await self._check_password(email.strip().lower()[:320], password, ip)
         now = self._clock.now()
         async with self._uow() as uow:
             account = await uow.accounts.get(user.account_id)
@@ -286,8 +326,7 @@ class IdentityService:
         self._reserve(ip, email)
         failed = True
         try:
-            async with self._uow(read_only=True) as uow:
-                user = await uow.users.get_by_email(email)
+            user = await self.find_user_by_email(email)
             stored_hash = user.password_hash if user is not None else await self._dummy()
             # argon2 takes tens of milliseconds of CPU: keep the event loop free meanwhile.
             valid = await asyncio.to_thread(self._passwords.verify, stored_hash, password)
@@ -340,7 +379,9 @@ class IdentityService:
         if user.totp_secret is None or not code or len(code) > 64:
             return False
         if code.isdigit() and len(code) == 6:
-            return self._totp.verify(user.totp_secret, code, now)
+            step = self._totp.matching_step(user.totp_secret, code, now)
+            # RFC 6238 §5.2: a code is accepted once, even within its time window.
+            return step is not None and await uow.users.use_totp_step(user.id, step)
         return await uow.recovery_codes.use(user.id, token_hash(_normal_recovery(code)), now)
 
     async def start_session(
@@ -361,11 +402,11 @@ class IdentityService:
 
     async def find_user_by_email(self, email: str) -> User | None:
         """The user with this email (any case), or None."""
-        email = email.strip().lower()
-        if not email or len(email) > 320:
+        found = lookup_email(email)
+        if found is None:
             return None
         async with self._uow(read_only=True) as uow:
-            return await uow.users.get_by_email(email)
+            return await uow.users.get_by_email(found)
 
     # --- sessions ------------------------------------------------------------------------------
 
@@ -436,6 +477,64 @@ class IdentityService:
             await uow.sessions.delete(session_id)
             await uow.commit()
 
+    # --- password reset -----------------------------------------------------------------------
+
+    async def request_password_reset(self, email: str, *, ip: str) -> None:
+        """Email a single-use reset link (valid an hour) when a user has this email; say nothing
+        either way (no way to learn who has an account). Earlier links stop working."""
+        found = lookup_email(email)
+        if found is None:
+            return
+        email = found
+        if self._reset_requests.reserve(ip, email) is not None:
+            return  # enough emails to that address from this client for now
+        self._reset_requests.finish(ip, email, failed=True)
+        now = self._clock.now()
+        token = new_token()
+        async with self._uow() as uow:
+            user = await uow.users.get_by_email(email)
+            if user is None or user.id is None:
+                return
+            await uow.one_time_tokens.spend_unused("password_reset", now, user_id=user.id)
+            await uow.one_time_tokens.add(
+                OneTimeToken(
+                    "password_reset",
+                    token_hash(token),
+                    now,
+                    now + PASSWORD_RESET_LIFETIME,
+                    user_id=user.id,
+                )
+            )
+            await uow.commit()
+        link = f"{self._public_url}/reset-password?token={token}"
+        await self._mail.send(
+            user.email,
+            "Reset your Mailmark password",
+            "Someone, hopefully you, asked to reset the password of your Mailmark user "
+            f"{user.email}.\n\nTo choose a new password, open this link within an hour:\n\n"
+            f"{link}\n\nIf you did not ask for this, ignore this email: your password stays "
+            "as it is.\n",
+        )
+
+    async def reset_password(self, token: str, password: str) -> None:
+        """Set a new password with a reset link's token (which is spent); every session of
+        the user ends."""
+        check_password(password)
+        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            found = await self._live_token(uow, "password_reset", token, now)
+            if found is None or found.id is None or found.user_id is None:
+                raise InvalidInput(
+                    "This reset link is invalid, expired or used already; ask for a new one.",
+                    field="token",
+                )
+            if not await uow.one_time_tokens.use(found.id, now):
+                raise InvalidInput("This reset link was used already.", field="token")
+            await uow.users.set_password(found.user_id, password_hash, now)
+            await uow.sessions.delete_for_user(found.user_id)
+            await uow.commit()
+
     # --- the signed-in user's own settings -----------------------------------------------------
 
     async def rename(self, viewer: Viewer, name: str) -> Viewer:
@@ -504,15 +603,19 @@ class IdentityService:
                 if user.totp_enabled_at is not None:
                     raise Conflict("Two-factor sign-in is on already.")
                 code = code.strip().replace(" ", "")
-                if not (code.isdigit() and len(code) == 6) or not self._totp.verify(
-                    user.totp_secret, code, now
-                ):
+                step = (
+                    self._totp.matching_step(user.totp_secret, code, now)
+                    if code.isdigit() and len(code) == 6
+                    else None
+                )
+                if step is None:
                     raise InvalidCode(
                         "That code is not right; enter the one your app shows now.", field="code"
                     )
                 failed = False
                 codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
                 await uow.users.set_totp(viewer.user_id, user.totp_secret, now)
+                await uow.users.use_totp_step(viewer.user_id, step)
                 await uow.recovery_codes.replace(viewer.user_id, [token_hash(c) for c in codes])
                 await uow.commit()
             return codes

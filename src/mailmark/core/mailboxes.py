@@ -255,8 +255,8 @@ class MailboxService:
                 domain_id=domain_id,
                 user_id=None if viewer.can_manage else viewer.user_id,
             )
-            assigned = await uow.mailbox_assignments.for_mailboxes(
-                [m.id for m in mailboxes if m.id]
+            assigned = await uow.mailboxes.assignments_for_account(
+                viewer.account_id, domain_id=domain_id
             )
         return [MailboxView(m, tuple(assigned.get(m.id or 0, ()))) for m in mailboxes]
 

@@ -9,13 +9,14 @@ removed member's sessions go with their user row, so their very next request is 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mailmark.core.access import Role, Viewer, assignable_roles, require_manager
 from mailmark.core.accounts import check_email, check_password
-from mailmark.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mailmark.core.errors import Conflict, Forbidden, InvalidInput, NotFound, naming
 from mailmark.core.identity import (
     MAX_TOKEN_LENGTH,
     SignedIn,
@@ -27,6 +28,9 @@ from mailmark.core.identity import (
 from mailmark.core.mailboxes import split_address
 from mailmark.core.model import Invitation, Mailbox, OneTimeToken, User
 from mailmark.core.ports import Clock, PasswordHasher, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.system_mail import SystemMail
+
+log = logging.getLogger(__name__)
 
 INVITATION_LIFETIME = timedelta(days=7)
 MAX_ASSIGNED_MAILBOXES = 1000
@@ -82,11 +86,13 @@ class TeamService:
         clock: Clock,
         passwords: PasswordHasher,
         *,
+        mail: SystemMail,
         public_url: str,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._passwords = passwords
+        self._mail = mail
         self._public_url = public_url
 
     async def team(self, viewer: Viewer) -> Team:
@@ -157,9 +163,20 @@ class TeamService:
             )
             addresses = await _addresses(uow, mailbox_ids)
             await uow.commit()
-        return CreatedInvitation(
-            invitation, addresses, viewer.email, token, accept_url(self._public_url, token)
-        )
+        link = accept_url(self._public_url, token)
+        inviter = f"{viewer.name} ({viewer.email})" if viewer.name else viewer.email
+        try:
+            await self._mail.send(
+                email,
+                f"You are invited to {viewer.account_name} on Mailmark",
+                f"{inviter} invites you to join {viewer.account_name} on Mailmark as "
+                f"{wanted}.\n\nTo accept, open this link within 7 days:\n\n{link}\n\n"
+                "If you do not know the sender, ignore this email.\n",
+            )
+        except Exception:
+            # The invitation stands: the inviter is shown the link to pass on another way.
+            log.exception("could not queue the invitation email to %s", email)
+        return CreatedInvitation(invitation, addresses, viewer.email, token, link)
 
     async def revoke_invitation(self, viewer: Viewer, invitation_id: int) -> None:
         require_manager(viewer, "withdraw invitations")
@@ -302,7 +319,8 @@ async def _mailbox_ids(uow: UnitOfWork, viewer: Viewer, addresses: Sequence[str]
         )
     ids: list[int] = []
     for address in addresses:
-        local, domain = split_address(address)
+        with naming("mailboxes"):
+            local, domain = split_address(address)
         mailbox: Mailbox | None = await uow.mailboxes.find(domain, local)
         if mailbox is None or mailbox.account_id != viewer.account_id or mailbox.id is None:
             raise NotFound(f"No mailbox {address[:320]} here.", field="mailboxes")

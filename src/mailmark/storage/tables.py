@@ -103,9 +103,11 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False, default=""),
+    sa.Column("name", sa.String(200), nullable=False, server_default=sa.text("''")),
     sa.Column("totp_secret", sa.String(64)),
     sa.Column("totp_enabled_at", UtcDateTime()),
+    # The last 30-second step whose code signed in: a code is accepted once (RFC 6238 §5.2).
+    sa.Column("totp_last_step", sa.BigInteger()),
     sa.Column("password_changed_at", UtcDateTime()),
     sa.Index("ix_users_account_id", "account_id"),
 )
@@ -195,7 +197,7 @@ domains = sa.Table(
     # verified); `failed_checks` counts the checks since the last success, for the backoff.
     sa.Column("last_checked_at", UtcDateTime()),
     sa.Column("next_check_at", UtcDateTime(), index=True),
-    sa.Column("failed_checks", sa.Integer(), nullable=False, default=0),
+    sa.Column("failed_checks", sa.Integer(), nullable=False, server_default=sa.text("0")),
 )
 
 # What the last check of each of a domain's records found; replaced as a whole by each check.
@@ -236,7 +238,7 @@ mailboxes = sa.Table(
     sa.Column("local_part", sa.String(64), nullable=False),
     sa.Column("display_name", sa.String(200), nullable=False, default=""),
     sa.Column("signature", sa.Text(), nullable=False, default=""),
-    sa.Column("signature_format", sa.String(10), nullable=False, default="text"),
+    sa.Column("signature_format", sa.String(10), nullable=False, server_default=sa.text("'text'")),
     sa.Column("password_hash", sa.String(255)),
     _fk("user_id", "users.id", ondelete="SET NULL", nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),

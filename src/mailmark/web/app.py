@@ -37,7 +37,7 @@ from mailmark.web.autoconfig import (
     thunderbird_config,
 )
 from mailmark.web.errors import error_response
-from mailmark.web.spa import UI_DIR, SchemaExplorer, spa_handlers
+from mailmark.web.spa import UI_DIR, SchemaExplorer, schema_page_policy, spa_handlers
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def create_app(
             "domains": Provide(lambda: domains, use_cache=True, sync_to_thread=False),
             "mailboxes": Provide(lambda: mailboxes, use_cache=True, sync_to_thread=False),
         },
-        before_send=[add_security_headers],
+        before_send=[schema_page_policy(CONTENT_SECURITY_POLICY), add_security_headers],
         exception_handlers={
             MailmarkError: error_response,
             HTTPException: error_response,

@@ -12,13 +12,15 @@ from __future__ import annotations
 import html
 import json
 import mimetypes
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from litestar import MediaType, Request, Response, get
 from litestar.openapi.plugins import OpenAPIRenderPlugin
+from litestar.params import FromPath
 from litestar.response import File
-from litestar.types import ControllerRouterHandler
+from litestar.types import ControllerRouterHandler, Message, Scope
 
 from mailmark.core.errors import NotFound
 from mailmark.web.errors import error_body
@@ -40,9 +42,7 @@ SPA_PATHS = [
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
-# Scalar (the /schema explorer) writes its stylesheets and themes as <style> elements at run
-# time, so its page alone allows inline styles; scripts stay 'self' only.
-SCHEMA_PAGE_STYLE_SRC = "style-src 'self' 'unsafe-inline'"
+SCHEMA_PAGES = frozenset({"/schema", "/schema/"})
 
 BUILD_HINT = (
     "Build it with `npm ci && npm run build` in web/ui, or start the server with ./scripts/serve."
@@ -102,7 +102,7 @@ def spa_handlers(ui_dir: Path = UI_DIR) -> list[ControllerRouterHandler]:
         return Response(page, media_type=MediaType.HTML, headers={"Cache-Control": REVALIDATE})
 
     @get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-    def asset(name: str) -> File:
+    def asset(name: FromPath[str]) -> File:
         # Built names only (`index-B8IP4NY9.js`): one path segment, never a dot file.
         path = assets_dir / name
         if name.startswith(".") or "/" in name or "\\" in name or not path.is_file():
@@ -159,7 +159,24 @@ class SchemaExplorer(OpenAPIRenderPlugin):
             "</head><body>"
             "<noscript>The API explorer needs JavaScript; the OpenAPI document is at "
             f'<a href="{spec_url}">{spec_url}</a>.</noscript>'
-            f'<div id="api-reference" data-spec-url="{spec_url}"></div>'
+            f'<div id="schema-explorer" data-openapi-url="{spec_url}"></div>'
             f'<script src="{scalar}"></script><script src="{init}"></script>'
             "</body></html>"
         ).encode()
+
+
+def schema_page_policy(policy: str) -> Callable[[Message, Scope], Awaitable[None]]:
+    """A before-send hook that gives the /schema page `policy` with inline styles allowed.
+
+    Scalar writes its stylesheet and themes as <style> elements at run time, so that page alone
+    needs them; scripts stay 'self' only. Runs before the hook that adds the usual policy, which
+    keeps a policy that is there already."""
+    relaxed = policy.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").encode()
+
+    async def hook(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start" and scope.get("path") in SCHEMA_PAGES:
+            headers = list(message.get("headers") or [])
+            headers.append((b"content-security-policy", relaxed))
+            message["headers"] = headers
+
+    return hook

@@ -1,8 +1,8 @@
 /** API keys and webhooks of a domain (/api/domains/{name}/api-keys, …/webhooks; owner and admin). */
-import { api, seg } from "./client";
+import { api, seg, type Id } from "./client";
 
 export type ApiKey = {
-  id: string;
+  id: Id;
   name: string;
   /** `dm_live_` and the key's public characters: enough to recognise it, useless to use it. */
   prefix: string;
@@ -15,7 +15,7 @@ export type ApiKey = {
 export type CreatedApiKey = ApiKey & { key: string };
 
 export type Webhook = {
-  id: string;
+  id: Id;
   url: string;
   events: string[];
   createdAt: string;
@@ -32,7 +32,7 @@ export type WebhookTestResult = {
 };
 
 export type WebhookAttempt = {
-  id: string;
+  id: Id;
   event: string;
   status: string;
   statusCode: number | null;
@@ -60,16 +60,16 @@ const hooks = (domain: string) => `/api/domains/${seg(domain)}/webhooks`;
 export const developerApi = {
   apiKeys: (domain: string) => api.get<ApiKey[]>(keys(domain)),
   createApiKey: (domain: string, name: string) => api.post<CreatedApiKey>(keys(domain), { name }),
-  revokeApiKey: (domain: string, id: string) => api.delete(`${keys(domain)}/${seg(id)}`),
+  revokeApiKey: (domain: string, id: Id) => api.delete(`${keys(domain)}/${seg(String(id))}`),
 
   webhooks: (domain: string) => api.get<Webhook[]>(hooks(domain)),
   createWebhook: (domain: string, url: string, events: string[]) =>
     api.post<CreatedWebhook>(hooks(domain), { url, events }),
-  deleteWebhook: (domain: string, id: string) => api.delete(`${hooks(domain)}/${seg(id)}`),
-  testWebhook: (domain: string, id: string) =>
-    api.post<WebhookTestResult>(`${hooks(domain)}/${seg(id)}/test`),
-  webhookAttempts: (domain: string, id: string) =>
-    api.get<WebhookAttempt[]>(`${hooks(domain)}/${seg(id)}/attempts`),
-  rotateWebhookSecret: (domain: string, id: string) =>
-    api.post<{ secret: string }>(`${hooks(domain)}/${seg(id)}/rotate-secret`),
+  deleteWebhook: (domain: string, id: Id) => api.delete(`${hooks(domain)}/${seg(String(id))}`),
+  testWebhook: (domain: string, id: Id) =>
+    api.post<WebhookTestResult>(`${hooks(domain)}/${seg(String(id))}/test`),
+  webhookAttempts: (domain: string, id: Id) =>
+    api.get<WebhookAttempt[]>(`${hooks(domain)}/${seg(String(id))}/attempts`),
+  rotateWebhookSecret: (domain: string, id: Id) =>
+    api.post<{ secret: string }>(`${hooks(domain)}/${seg(String(id))}/rotate-secret`),
 };

@@ -1,5 +1,5 @@
 /** Domains (/api/domains; owner and admin only). */
-import { api, seg, type Id } from "./client";
+import { api, seg } from "./client";
 
 export type DomainSummary = {
   name: string;
@@ -12,19 +12,6 @@ export type DomainSummary = {
 
 export const domainsApi = {
   list: () => api.get<DomainSummary[]>("/api/domains"),
-};
-
-export type ApiKeySummary = {
-  id: Id;
-  name: string;
-  prefix: string;
-  createdAt: string;
-  lastUsedAt: string | null;
-  revokedAt: string | null;
-};
-
-export const apiKeysApi = {
-  list: (domain: string) => api.get<ApiKeySummary[]>(`/api/domains/${seg(domain)}/api-keys`),
 };
 
 export type RecordStatus = "ok" | "missing" | "mismatch" | "error" | "unchecked";

@@ -21,12 +21,15 @@ async function copyText(text: string): Promise<void> {
 /** Copies `value`; says "Copied" for a moment. `label` names what is copied for screen readers. */
 export function CopyButton({
   value,
-  label = "Copy",
+  text = "Copy",
+  label = text,
   variant = "secondary",
   size = "sm",
   className = "",
 }: {
   value: string;
+  /** The visible word ("Copy link"); `label` is the accessible name ("Copy the invitation link"). */
+  text?: string;
   label?: string;
   variant?: ButtonVariant;
   size?: ButtonSize;
@@ -60,7 +63,7 @@ export function CopyButton({
         </svg>
       }
     >
-      <span aria-live="polite">{state === "copied" ? "Copied" : state === "failed" ? "Copy failed" : "Copy"}</span>
+      <span aria-live="polite">{state === "copied" ? "Copied" : state === "failed" ? "Copy failed" : text}</span>
     </Button>
   );
 }

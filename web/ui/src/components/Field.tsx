@@ -17,6 +17,8 @@ const invalid = "ring-red-500 focus:ring-red-600 dark:ring-red-500";
 
 type FieldChrome = {
   label: ReactNode;
+  /** Announce the error when it appears (off for one that follows typing, like a mismatch). */
+  announceError?: boolean;
   /** Help under the control (format, what happens). */
   hint?: ReactNode;
   /** The error for this field, shown under it and announced. */
@@ -32,6 +34,7 @@ function FieldFrame({
   hint,
   error,
   labelAside,
+  announceError = true,
   className = "",
   children,
 }: FieldChrome & { id: string; children: ReactNode }) {
@@ -45,7 +48,7 @@ function FieldFrame({
       </div>
       {children}
       {error ? (
-        <p id={`${id}-error`} className="mt-1.5 text-sm text-red-700 dark:text-red-400">
+        <p id={`${id}-error`} role={announceError ? "alert" : undefined} className="mt-1.5 text-sm text-red-700 dark:text-red-400">
           {error}
         </p>
       ) : hint ? (
@@ -68,7 +71,7 @@ type InputProps = Omit<InputHTMLAttributes<HTMLInputElement>, "className"> &
 
 /** A labelled text input with its hint or error under it. */
 export const Input = forwardRef<HTMLInputElement, InputProps>(function Input(
-  { label, hint, error, labelAside, className, inputClassName = "", suffix, id: givenId, ...rest },
+  { label, hint, error, labelAside, announceError, className, inputClassName = "", suffix, id: givenId, ...rest },
   ref,
 ) {
   const autoId = useId();
@@ -84,7 +87,15 @@ export const Input = forwardRef<HTMLInputElement, InputProps>(function Input(
     />
   );
   return (
-    <FieldFrame id={id} label={label} hint={hint} error={error} labelAside={labelAside} className={className}>
+    <FieldFrame
+      id={id}
+      label={label}
+      hint={hint}
+      error={error}
+      labelAside={labelAside}
+      announceError={announceError}
+      className={className}
+    >
       {suffix ? (
         <div className="flex items-stretch gap-2">
           <div className="min-w-0 flex-1">{input}</div>

@@ -44,8 +44,11 @@ function Shell() {
           {user.accountName}
         </p>
         <SideNav />
-        <div className="border-t border-zinc-200 p-3 dark:border-zinc-800">
-          <UserMenu placement="up" />
+        <div className="flex items-center gap-1 border-t border-zinc-200 p-3 dark:border-zinc-800">
+          <div className="min-w-0 flex-1">
+            <UserMenu placement="up" />
+          </div>
+          <SignOutButton />
         </div>
       </aside>
 
@@ -74,8 +77,11 @@ function Shell() {
               {user.accountName}
             </p>
             <SideNav />
-            <div className="px-3 pt-2">
-              <UserMenu placement="down" />
+            <div className="flex items-center gap-1 px-3 pt-2">
+              <div className="min-w-0 flex-1">
+                <UserMenu placement="down" />
+              </div>
+              <SignOutButton />
             </div>
           </div>
         ) : null}
@@ -127,12 +133,45 @@ function initials(name: string, email: string): string {
   return (words[0]!.charAt(0) + (words.length > 1 ? words[words.length - 1]!.charAt(0) : "")).toUpperCase();
 }
 
-function UserMenu({ placement }: { placement: "up" | "down" }) {
-  const user = useUser();
+/** Sign out, then go to the sign-in page (even when the server could not be told). */
+function useSignOut() {
   const { signOut } = useAuth();
   const navigate = useNavigate();
-  const [open, setOpen] = useState(false);
   const [signingOut, setSigningOut] = useState(false);
+  async function run() {
+    setSigningOut(true);
+    try {
+      await signOut();
+    } finally {
+      setSigningOut(false);
+      navigate("/sign-in", { replace: true });
+    }
+  }
+  return { signingOut, signOut: run };
+}
+
+function SignOutButton() {
+  const { signingOut, signOut } = useSignOut();
+  return (
+    <button
+      type="button"
+      onClick={() => void signOut()}
+      disabled={signingOut}
+      aria-label="Sign out"
+      title="Sign out"
+      className="shrink-0 rounded-lg p-2 text-zinc-600 hover:bg-zinc-100 hover:text-zinc-900 disabled:opacity-60 dark:text-zinc-400 dark:hover:bg-zinc-800 dark:hover:text-white"
+    >
+      <svg viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="1.8" className="size-5" aria-hidden="true">
+        <path d="M15 4h3a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-3M10 17l5-5-5-5M15 12H4" strokeLinecap="round" strokeLinejoin="round" />
+      </svg>
+    </button>
+  );
+}
+
+/** The user's name and email; opens links to their settings and the theme choice. */
+function UserMenu({ placement }: { placement: "up" | "down" }) {
+  const user = useUser();
+  const [open, setOpen] = useState(false);
   const root = useRef<HTMLDivElement>(null);
   const panelId = useId();
 
@@ -152,16 +191,6 @@ function UserMenu({ placement }: { placement: "up" | "down" }) {
     };
   }, [open]);
 
-  async function doSignOut() {
-    setSigningOut(true);
-    try {
-      await signOut();
-    } finally {
-      setSigningOut(false);
-      navigate("/sign-in", { replace: true });
-    }
-  }
-
   const item =
     "flex w-full items-center rounded-md px-3 py-2 text-left text-sm text-zinc-700 hover:bg-zinc-100 hover:text-zinc-900 dark:text-zinc-200 dark:hover:bg-zinc-800 dark:hover:text-white";
 
@@ -171,7 +200,6 @@ function UserMenu({ placement }: { placement: "up" | "down" }) {
         type="button"
         aria-expanded={open}
         aria-controls={panelId}
-        aria-label={`Account menu for ${user.name || user.email}`}
         onClick={() => setOpen((value) => !value)}
         className="flex w-full items-center gap-3 rounded-lg p-2 text-left hover:bg-zinc-100 dark:hover:bg-zinc-800"
       >
@@ -179,6 +207,7 @@ function UserMenu({ placement }: { placement: "up" | "down" }) {
           {initials(user.name, user.email)}
         </span>
         <span className="min-w-0 flex-1">
+          <span className="sr-only">Account menu: </span>
           <span className="block truncate text-sm font-medium text-zinc-900 dark:text-white">{user.name || user.email}</span>
           <span className="block truncate text-xs text-zinc-600 dark:text-zinc-400">{user.email}</span>
         </span>
@@ -206,10 +235,7 @@ function UserMenu({ placement }: { placement: "up" | "down" }) {
             <span>Theme</span>
             <ThemeToggle />
           </div>
-          <div className="my-1 border-t border-zinc-200 dark:border-zinc-800" />
-          <button type="button" className={item} onClick={() => void doSignOut()} disabled={signingOut}>
-            {signingOut ? "Signing out…" : "Sign out"}
-          </button>
+
         </div>
       ) : null}
     </div>

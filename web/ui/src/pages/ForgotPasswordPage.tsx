@@ -52,7 +52,7 @@ export default function ForgotPasswordPage() {
           </Button>
         </div>
       ) : (
-        <form onSubmit={submit} noValidate className="space-y-5" aria-label="Request a password reset link">
+        <form onSubmit={submit} noValidate className="space-y-5">
           {formError(error, ["email"]) ? <Alert tone="error">{formError(error, ["email"])}</Alert> : null}
           <Input
             label="Email"

@@ -77,14 +77,20 @@ export default function InvitePage() {
             : invitation.error.message}
         </Alert>
       ) : details ? (
-        <form onSubmit={submit} noValidate className="space-y-5" aria-label="Accept the invitation">
+        <form onSubmit={submit} noValidate className="space-y-5">
           {user ? (
             <Alert tone="warning">
               You are signed in as {user.email}. Accepting signs you in as {details.email} instead.
             </Alert>
           ) : null}
           {topError ? <Alert tone="error">{topError}</Alert> : null}
-          <Input label="Email" type="email" value={details.email} readOnly disabled hint={`The invitation expires ${formatDateTime(details.expiresAt)}.`} />
+          <div className="rounded-lg bg-zinc-50 px-3 py-2.5 text-sm ring-1 ring-zinc-200 ring-inset dark:bg-zinc-800/50 dark:ring-zinc-700">
+            <p className="text-zinc-600 dark:text-zinc-400">You will sign in as</p>
+            <p className="font-medium break-all text-zinc-900 dark:text-white">{details.email}</p>
+            <p className="mt-1 text-xs text-zinc-600 dark:text-zinc-400">The invitation expires {formatDateTime(details.expiresAt)}.</p>
+          </div>
+          {/* Lets a password manager save the new password under the right address. */}
+          <input type="email" name="username" autoComplete="username" value={details.email} readOnly hidden />
           <Input
             label="Your name"
             autoComplete="name"

@@ -2,7 +2,8 @@ import type { ReactNode } from "react";
 import { Link } from "react-router";
 import { useAccount } from "../account/AccountContext";
 import type { Account } from "../api/account";
-import { apiKeysApi, domainsApi, type DomainSummary } from "../api/domains";
+import { api, seg } from "../api/client";
+import { domainsApi, type DomainSummary } from "../api/domains";
 import { mailboxesApi, type Mailbox } from "../api/mailboxes";
 import { useAuth, useUser } from "../auth/AuthContext";
 import { Alert } from "../components/Alert";
@@ -11,7 +12,7 @@ import { Badge, Card, PageHeader } from "../components/Card";
 import { EmptyState } from "../components/EmptyState";
 import { Spinner } from "../components/Spinner";
 import { UsageMeter } from "../components/UsageMeter";
-import { formatDate, plural } from "../lib/format";
+import { formatDate, formatNumber, plural } from "../lib/format";
 import { useAsync } from "../lib/useAsync";
 
 export default function OverviewPage() {
@@ -70,22 +71,22 @@ function PlanCards({ account }: { account: Account }) {
       <Badge tone="success">Active</Badge>
     );
   return (
-    <section aria-labelledby="plan-heading" className="grid gap-4 sm:grid-cols-2 xl:grid-cols-4">
+    <section aria-labelledby="plan-heading" className="grid grid-cols-2 gap-3 sm:gap-4 lg:grid-cols-4">
       <h2 id="plan-heading" className="sr-only">
         Plan and usage
       </h2>
-      <div className="rounded-xl bg-white p-5 shadow-sm ring-1 ring-zinc-200 dark:bg-zinc-900 dark:ring-zinc-800">
+      <div className="col-span-2 rounded-xl bg-white p-4 shadow-sm ring-1 ring-zinc-200 sm:p-5 lg:col-span-1 dark:bg-zinc-900 dark:ring-zinc-800">
         <div className="flex items-baseline justify-between gap-2">
           <p className="text-sm font-medium text-zinc-600 dark:text-zinc-400">Plan</p>
           {status}
         </div>
         <p className="mt-1 text-2xl font-semibold tracking-tight text-zinc-900 dark:text-white">{account.plan.label}</p>
-        <p className="mt-3 text-xs text-zinc-600 dark:text-zinc-400">
+        <p className="mt-1 text-sm text-zinc-600 dark:text-zinc-400">
           {account.status === "trial" && account.trialEndsAt
             ? `Trial ends ${formatDate(account.trialEndsAt)}`
             : account.status === "paused"
               ? "Select a plan to resume sending"
-              : "Billed monthly"}
+              : planSummary(account)}
         </p>
       </div>
       <Stat>
@@ -94,15 +95,24 @@ function PlanCards({ account }: { account: Account }) {
       <Stat>
         <UsageMeter label="Mailboxes" used={account.usage.mailboxes} limit={account.plan.mailboxes} />
       </Stat>
-      <Stat>
+      <Stat className="col-span-2 lg:col-span-1">
         <UsageMeter label="Emails this month" used={account.usage.emailsThisMonth} limit={account.plan.emailsPerMonth} />
       </Stat>
     </section>
   );
 }
 
-function Stat({ children }: { children: ReactNode }) {
-  return <div className="rounded-xl bg-white p-5 shadow-sm ring-1 ring-zinc-200 dark:bg-zinc-900 dark:ring-zinc-800">{children}</div>;
+function planSummary(account: Account): string {
+  const { emailsPerMonth } = account.plan;
+  return emailsPerMonth === null ? "No sending limit" : `Up to ${formatNumber(emailsPerMonth)} emails a month`;
+}
+
+function Stat({ children, className = "" }: { children: ReactNode; className?: string }) {
+  return (
+    <div className={`rounded-xl bg-white p-4 shadow-sm ring-1 ring-zinc-200 sm:p-5 dark:bg-zinc-900 dark:ring-zinc-800 ${className}`}>
+      {children}
+    </div>
+  );
 }
 
 type Progress = { domains: DomainSummary[]; mailboxes: number; activeKeys: number };
@@ -110,7 +120,13 @@ type Progress = { domains: DomainSummary[]; mailboxes: number; activeKeys: numbe
 async function loadProgress(): Promise<Progress> {
   const [domains, mailboxes] = await Promise.all([domainsApi.list(), mailboxesApi.list()]);
   // Keys are per domain: a few domains are looked at, enough to tell whether any key exists.
-  const keyLists = await Promise.all(domains.slice(0, 10).map((domain) => apiKeysApi.list(domain.name).catch(() => [])));
+  const keyLists = await Promise.all(
+    domains
+      .slice(0, 10)
+      .map((domain) =>
+        api.get<{ revokedAt: string | null }[]>(`/api/domains/${seg(domain.name)}/api-keys`).catch(() => []),
+      ),
+  );
   const activeKeys = keyLists.flat().filter((key) => !key.revokedAt).length;
   return { domains, mailboxes: mailboxes.length, activeKeys };
 }
@@ -163,7 +179,7 @@ function ManagerOverview({ account }: { account: Account }) {
   const remaining = steps.filter((step) => !step.done).length;
 
   return (
-    <div className="grid gap-6 lg:grid-cols-5">
+    <div className="grid items-start gap-6 lg:grid-cols-5">
       <Card
         className="lg:col-span-3"
         title="Next steps"
@@ -189,7 +205,14 @@ function ManagerOverview({ account }: { account: Account }) {
         padded={domains.length === 0}
       >
         {domains.length === 0 ? (
-          <p className="text-sm text-zinc-600 dark:text-zinc-400">No domains yet. Add one to create mailboxes on it.</p>
+          <div className="space-y-4">
+            <p className="text-sm text-zinc-600 dark:text-zinc-400">
+              No domains yet. Add the domain you send from; mailboxes and API keys belong to a domain.
+            </p>
+            <ButtonLink to="/dashboard/domains" variant="secondary" size="sm">
+              Add a domain
+            </ButtonLink>
+          </div>
         ) : (
           <ul className="divide-y divide-zinc-100 dark:divide-zinc-800">
             {domains.slice(0, 6).map((domain) => (

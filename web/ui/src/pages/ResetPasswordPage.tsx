@@ -71,7 +71,7 @@ export default function ResetPasswordPage() {
           </ButtonLink>
         </div>
       ) : (
-        <form onSubmit={submit} noValidate className="space-y-5" aria-label="Choose a new password">
+        <form onSubmit={submit} noValidate className="space-y-5">
           {topError ? (
             <Alert tone="error">
               {topError}
@@ -104,6 +104,7 @@ export default function ResetPasswordPage() {
             value={confirm}
             onChange={(event) => setConfirm(event.target.value)}
             error={mismatch ? "The two passwords are not the same." : null}
+          announceError={false}
           />
           <Button
             type="submit"

@@ -17,13 +17,14 @@ import { fieldError, formError } from "../lib/errors";
 import { formatDateTime, relativeTime } from "../lib/format";
 import { MIN_PASSWORD_LENGTH } from "../lib/password";
 import { asApiError, useAsync, type AsyncState } from "../lib/useAsync";
+import { svgDataUrl } from "../lib/svg";
 import { describeUserAgent } from "../lib/userAgent";
 
 export default function SecurityPage() {
   const sessions = useAsync(() => authApi.sessions(), []);
   return (
     <>
-      <PageHeader title="Security" description="Your name, password, two-step verification and where you are signed in." />
+      <PageHeader title="Security" description="Your name, password, two-factor authentication and where you are signed in." />
       <SettingsTabs />
       <div className="space-y-6">
         <ProfileCard />
@@ -60,7 +61,7 @@ function ProfileCard() {
 
   return (
     <Card title="Your profile" description="How teammates see you in Mailmark.">
-      <form onSubmit={submit} noValidate className="grid max-w-xl gap-5 sm:grid-cols-2" aria-label="Your profile">
+      <form onSubmit={submit} noValidate className="grid max-w-xl gap-5 sm:grid-cols-2">
         {formError(error, ["name"]) ? <Alert tone="error" className="sm:col-span-2">{formError(error, ["name"])}</Alert> : null}
         <Input label="Name" autoComplete="name" value={name} onChange={(event) => setName(event.target.value)} error={fieldError(error, "name")} />
         <Input label="Email" type="email" value={user.email} readOnly disabled hint="Your sign-in address." />
@@ -105,7 +106,7 @@ function PasswordCard({ onChanged }: { onChanged: () => void }) {
   const topError = formError(error, ["currentPassword", "newPassword"]);
   return (
     <Card title="Password" description="Changing it signs you out everywhere else.">
-      <form onSubmit={submit} noValidate className="max-w-md space-y-5" aria-label="Change password">
+      <form onSubmit={submit} noValidate className="max-w-md space-y-5">
         {topError ? <Alert tone="error">{topError}</Alert> : null}
         <PasswordInput
           label="Current password"
@@ -128,6 +129,7 @@ function PasswordCard({ onChanged }: { onChanged: () => void }) {
           value={repeat}
           onChange={(event) => setRepeat(event.target.value)}
           error={mismatch ? "The two passwords are not the same." : null}
+          announceError={false}
         />
         <Button type="submit" loading={pending} disabled={!current || next.length < MIN_PASSWORD_LENGTH || next !== repeat}>
           Change password
@@ -137,12 +139,9 @@ function PasswordCard({ onChanged }: { onChanged: () => void }) {
   );
 }
 
-/** An SVG string as an <img> source: data: images are the only inline content the CSP allows. */
-export function svgDataUrl(svg: string): string {
-  const bytes = new TextEncoder().encode(svg);
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return `data:image/svg+xml;base64,${btoa(binary)}`;
+/** "GXKF 266R 4WJ7 …": a setup key is typed by hand, four letters at a time. */
+function groupsOfFour(secret: string): string {
+  return secret.replace(/\s+/g, "").replace(/(.{4})(?=.)/g, "$1 ");
 }
 
 function TwoFactorCard() {
@@ -173,10 +172,10 @@ function TwoFactorCard() {
     <Card
       title={
         <span className="inline-flex items-center gap-2">
-          Two-step verification {status}
+          Two-factor authentication {status}
         </span>
       }
-      description="Ask for a code from an authenticator app (1Password, Google Authenticator, Aegis…) after the password."
+      description="After your password, sign-in asks for a code from an authenticator app (1Password, Google Authenticator, Aegis…)."
     >
       {codes ? (
         <RecoveryCodes codes={codes} onDone={() => setCodes(null)} />
@@ -188,7 +187,7 @@ function TwoFactorCard() {
             setSetup(null);
             setCodes(recoveryCodes);
             updateUser({ totpEnabled: true });
-            toast.success("Two-step verification is on.");
+            toast.success("Two-factor authentication is on.");
           }}
         />
       ) : user.totpEnabled ? (
@@ -204,7 +203,7 @@ function TwoFactorCard() {
         <div className="space-y-3">
           {startError ? <Alert tone="error">{startError}</Alert> : null}
           <Button onClick={() => void start()} loading={starting}>
-            Set up two-step verification
+            Set up two-factor authentication
           </Button>
         </div>
       )}
@@ -213,7 +212,7 @@ function TwoFactorCard() {
         onClose={() => setDisableOpen(false)}
         onDisabled={() => {
           updateUser({ totpEnabled: false });
-          toast.success("Two-step verification is off.");
+          toast.success("Two-factor authentication is off.");
         }}
       />
     </Card>
@@ -259,7 +258,7 @@ function EnableTotp({
           className="size-48 rounded-lg bg-white p-2 ring-1 ring-zinc-200"
         />
       </div>
-      <form onSubmit={submit} noValidate className="max-w-md space-y-5" aria-label="Turn on two-step verification">
+      <form onSubmit={submit} noValidate className="max-w-md space-y-5">
         <ol className="list-decimal space-y-1 pl-5 text-sm text-zinc-700 dark:text-zinc-300">
           <li>Scan the QR code with your authenticator app.</li>
           <li>Enter the 6-digit code the app shows.</li>
@@ -267,7 +266,7 @@ function EnableTotp({
         <div>
           <p className="text-sm text-zinc-600 dark:text-zinc-400">Cannot scan? Enter this key in the app:</p>
           <div className="mt-1 flex flex-wrap items-center gap-2">
-            <code className="rounded bg-zinc-100 px-2 py-1 font-mono text-sm break-all dark:bg-zinc-800">{setup.secret}</code>
+            <code className="rounded bg-zinc-100 px-2 py-1 font-mono text-sm dark:bg-zinc-800">{groupsOfFour(setup.secret)}</code>
             <CopyButton value={setup.secret} label="Copy the setup key" />
           </div>
         </div>
@@ -321,7 +320,7 @@ function RecoveryCodes({ codes, onDone }: { codes: string[]; onDone: () => void 
         ))}
       </ul>
       <div className="flex flex-wrap gap-2">
-        <CopyButton value={codes.join("\n")} label="Copy the recovery codes" size="md" />
+        <CopyButton value={codes.join("\n")} text="Copy codes" label="Copy codes" size="md" />
         {href ? (
           <a
             href={href}
@@ -367,7 +366,7 @@ function DisableTotpDialog({ open, onClose, onDisabled }: { open: boolean; onClo
     <Dialog
       open={open}
       onClose={close}
-      title="Turn off two-step verification?"
+      title="Turn off two-factor authentication?"
       description="Signing in will ask only for your password, and your recovery codes stop working."
       busy={pending}
       size="sm"
@@ -406,7 +405,7 @@ function SessionsCard({ state }: { state: AsyncState<DeviceSession[]> }) {
     try {
       await authApi.revokeSession(session.id);
       state.setData((current) => (current ?? []).filter((item) => item.id !== session.id));
-      toast.success(`Signed out ${describeUserAgent(session.userAgent)}.`);
+      toast.success(`${describeUserAgent(session.userAgent)} is signed out.`);
     } catch (caught) {
       toast.error(asApiError(caught).message);
     } finally {
@@ -437,9 +436,9 @@ function SessionsCard({ state }: { state: AsyncState<DeviceSession[]> }) {
             variant="secondary"
             loading={revoking === String(session.id)}
             onClick={() => void revoke(session)}
-            aria-label={`Sign out ${describeUserAgent(session.userAgent)}, last active ${relativeTime(session.lastSeenAt)}`}
+            aria-label={`Revoke ${describeUserAgent(session.userAgent)}, last active ${relativeTime(session.lastSeenAt)}`}
           >
-            Sign out
+            Revoke
           </Button>
         ),
     },
@@ -453,7 +452,7 @@ function SessionsCard({ state }: { state: AsyncState<DeviceSession[]> }) {
           Sessions
         </h2>
         <p className="mt-1 text-sm text-zinc-600 dark:text-zinc-400">
-          Where you are signed in. Sign out a device you do not recognise, then change your password.
+          Where you are signed in. Revoke a session you do not recognise, then change your password.
         </p>
       </div>
       {state.error && !state.data ? (

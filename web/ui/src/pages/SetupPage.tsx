@@ -62,11 +62,15 @@ export default function SetupPage() {
           with <code className="font-mono">mailmark setup-link</code>.
         </Alert>
       ) : noOwnerNeeded ? (
-        <Alert tone="info" title="This server is set up already">
-          It has an owner. <a href="/sign-in" className="font-medium underline">Sign in</a> instead.
+        <Alert tone="error" title="This setup link cannot be used">
+          This server has an owner already, so the link does nothing now.{" "}
+          <a href="/sign-in" className="font-medium underline">
+            Sign in
+          </a>{" "}
+          instead.
         </Alert>
       ) : (
-        <form onSubmit={submit} noValidate className="space-y-5" aria-label="Create the owner account">
+        <form onSubmit={submit} noValidate className="space-y-5">
           {topError ? <Alert tone="error">{topError}</Alert> : null}
           <Input
             label="Account name"

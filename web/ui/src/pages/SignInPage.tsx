@@ -10,6 +10,7 @@ import { Input } from "../components/Field";
 import { PasswordInput } from "../components/PasswordInput";
 import { AuthLayout, textLink } from "../layouts/AuthLayout";
 import { fieldError, formError } from "../lib/errors";
+import { plural } from "../lib/format";
 import { asApiError } from "../lib/useAsync";
 import { useCountdown } from "../lib/useCountdown";
 
@@ -47,7 +48,7 @@ export default function SignInPage() {
       subtitle={
         step === "password"
           ? "Sign in to your Mailmark account."
-          : "Two-step verification is on for this account."
+          : "Two-factor authentication is on for this account."
       }
       footer={
         session?.signupOpen && step === "password" ? (
@@ -118,12 +119,23 @@ function PasswordStep({ onSignedIn, onTotp }: { onSignedIn: (user: Me) => void; 
   const [password, setPassword] = useState("");
   const [pending, setPending] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
+  const [missing, setMissing] = useState<{ email?: string; password?: string }>({});
   const [retryUntil, setRetryUntil] = useState<number | null>(null);
   const waiting = useCountdown(retryUntil);
+  const emailRef = useRef<HTMLInputElement>(null);
   const passwordRef = useRef<HTMLInputElement>(null);
 
   async function submit(event: FormEvent) {
     event.preventDefault();
+    const empty = {
+      email: email.trim() ? undefined : "Enter your email address.",
+      password: password ? undefined : "Enter your password.",
+    };
+    setMissing(empty);
+    if (empty.email || empty.password) {
+      (empty.email ? emailRef : passwordRef).current?.focus();
+      return;
+    }
     setPending(true);
     setError(null);
     try {
@@ -143,15 +155,13 @@ function PasswordStep({ onSignedIn, onTotp }: { onSignedIn: (user: Me) => void; 
     }
   }
 
-  const throttled = error?.status === 429 && waiting > 0;
   const topError = formError(error, ["email", "password"]);
 
   return (
-    <form onSubmit={submit} noValidate className="space-y-5" aria-label="Sign in with email and password">
-      {topError ? (
-        <Alert tone="error">{topError}</Alert>
-      ) : null}
+    <form onSubmit={submit} noValidate className="space-y-5">
+      {topError ? <Alert tone="error">{topError}</Alert> : null}
       <Input
+        ref={emailRef}
         label="Email"
         type="email"
         name="email"
@@ -160,7 +170,7 @@ function PasswordStep({ onSignedIn, onTotp }: { onSignedIn: (user: Me) => void; 
         required
         value={email}
         onChange={(event) => setEmail(event.target.value)}
-        error={fieldError(error, "email")}
+        error={missing.email ?? fieldError(error, "email")}
         autoFocus
       />
       <PasswordInput
@@ -171,16 +181,23 @@ function PasswordStep({ onSignedIn, onTotp }: { onSignedIn: (user: Me) => void; 
         required
         value={password}
         onChange={(event) => setPassword(event.target.value)}
-        error={fieldError(error, "password")}
+        error={missing.password ?? fieldError(error, "password")}
         labelAside={
           <Link to="/forgot-password" className={`text-sm ${textLink}`}>
             Forgot password?
           </Link>
         }
       />
-      <Button type="submit" className="w-full" loading={pending} disabled={throttled || !email || !password}>
-        {throttled ? `Try again in ${waiting} s` : "Sign in"}
-      </Button>
+      <div>
+        <Button type="submit" className="w-full" loading={pending}>
+          Sign in
+        </Button>
+        {error?.status === 429 && waiting > 0 ? (
+          <p className="mt-2 text-center text-sm text-zinc-600 tabular-nums dark:text-zinc-400">
+            Sign-in opens again in {plural(waiting, "second")}.
+          </p>
+        ) : null}
+      </div>
     </form>
   );
 }
@@ -217,10 +234,10 @@ function CodeStep({ onSignedIn, onExpired }: { onSignedIn: (user: Me) => void; o
 
   const topError = formError(error, ["code"]);
   return (
-    <form onSubmit={submit} noValidate className="space-y-5" aria-label="Two-step verification">
+    <form onSubmit={submit} noValidate className="space-y-5">
       <p className="text-sm text-zinc-600 dark:text-zinc-400">
         {recovery
-          ? "Enter one of the recovery codes you saved when you turned on two-step verification. Each code works once."
+          ? "Enter one of the recovery codes you saved when you turned on two-factor authentication. Each code works once."
           : "Open your authenticator app and enter the 6-digit code it shows for Mailmark."}
       </p>
       {topError ? <Alert tone="error">{topError}</Alert> : null}

@@ -72,7 +72,7 @@ export default function SignUpPage() {
       subtitle="Start a 7-day free trial with every feature. No credit card required."
       footer={footer}
     >
-      <form onSubmit={submit} noValidate className="space-y-5" aria-label="Create your account">
+      <form onSubmit={submit} noValidate className="space-y-5">
         {topError ? <Alert tone="error">{topError}</Alert> : null}
         <Input
           label="Account name"

@@ -22,11 +22,18 @@ import { asApiError, useAsync } from "../lib/useAsync";
 const ROLE_LABELS: Record<Role, string> = { owner: "Owner", admin: "Admin", member: "Member" };
 const ROLE_HELP = "Admins manage domains, mailboxes, keys and the team. Members use only the mailboxes assigned to them.";
 
-type TeamData = { team: Team; mailboxes: Mailbox[] };
+type TeamData = { team: Team; mailboxes: Mailbox[]; mailboxError: string | null };
 
 async function loadTeam(): Promise<TeamData> {
-  const [team, mailboxes] = await Promise.all([teamApi.get(), mailboxesApi.list()]);
-  return { team, mailboxes };
+  // The team shows even when the mailbox list cannot be read; the picker says why it is empty.
+  const [team, mailboxes] = await Promise.all([
+    teamApi.get(),
+    mailboxesApi.list().then(
+      (list) => ({ list, error: null }),
+      (caught: unknown) => ({ list: [] as Mailbox[], error: asApiError(caught).message }),
+    ),
+  ]);
+  return { team, mailboxes: mailboxes.list, mailboxError: mailboxes.error };
 }
 
 export default function TeamPage() {
@@ -88,7 +95,7 @@ export default function TeamPage() {
     );
   }
 
-  const { team, mailboxes } = state.data;
+  const { team, mailboxes, mailboxError } = state.data;
 
   async function changeRole(member: Member, role: Role) {
     setBusyRole(String(member.id));
@@ -177,7 +184,7 @@ export default function TeamPage() {
       className: "text-right",
       cell: (invitation) => (
         <span className="inline-flex flex-wrap justify-end gap-2">
-          <CopyButton value={invitation.acceptUrl} label={`Copy the invitation link for ${invitation.email}`} />
+          <CopyButton value={invitation.acceptUrl} text="Copy link" label={`Copy link for ${invitation.email}`} />
           <Button size="sm" variant="ghost" onClick={() => setCancelling(invitation)} aria-label={`Cancel the invitation for ${invitation.email}`}>
             Cancel
           </Button>
@@ -195,7 +202,7 @@ export default function TeamPage() {
             <p>If the email does not arrive, send them this link yourself. It works once, until {formatDateTime(lastInvitation.expiresAt)}.</p>
             <div className="mt-2 flex flex-wrap items-center gap-2">
               <code className="max-w-full truncate rounded bg-white/70 px-2 py-1 font-mono text-xs dark:bg-black/30">{lastInvitation.acceptUrl}</code>
-              <CopyButton value={lastInvitation.acceptUrl} label="Copy the invitation link" />
+              <CopyButton value={lastInvitation.acceptUrl} text="Copy link" />
             </div>
           </Alert>
         ) : null}
@@ -238,6 +245,7 @@ export default function TeamPage() {
         open={inviteOpen}
         onClose={() => setInviteOpen(false)}
         mailboxes={mailboxes}
+        mailboxError={mailboxError}
         onInvited={(invitation) => {
           setLastInvitation(invitation);
           state.setData((current) =>
@@ -249,6 +257,7 @@ export default function TeamPage() {
       <AssignDialog
         member={editing}
         mailboxes={mailboxes}
+        mailboxError={mailboxError}
         onClose={() => setEditing(null)}
         onSaved={(updated) => {
           state.setData((current) =>
@@ -317,10 +326,12 @@ function MemberName({ member, isMe }: { member: Member; isMe: boolean }) {
 
 function MailboxPicker({
   mailboxes,
+  error,
   selected,
   onChange,
 }: {
   mailboxes: Mailbox[];
+  error: string | null;
   selected: Set<string>;
   onChange: (selected: Set<string>) => void;
 }) {
@@ -329,6 +340,7 @@ function MailboxPicker({
     () => mailboxes.filter((mailbox) => mailbox.address.toLowerCase().includes(filter.trim().toLowerCase())),
     [mailboxes, filter],
   );
+  if (error) return <Alert tone="error" title="The mailboxes could not be loaded">{error}</Alert>;
   if (mailboxes.length === 0) {
     return (
       <div className="rounded-lg bg-zinc-50 p-3 text-sm text-zinc-600 dark:bg-zinc-800/50 dark:text-zinc-400">
@@ -372,11 +384,13 @@ function InviteDialog({
   open,
   onClose,
   mailboxes,
+  mailboxError,
   onInvited,
 }: {
   open: boolean;
   onClose: () => void;
   mailboxes: Mailbox[];
+  mailboxError: string | null;
   onInvited: (invitation: PendingInvitation) => void;
 }) {
   const [email, setEmail] = useState("");
@@ -448,7 +462,7 @@ function InviteDialog({
           <option value="member">Member</option>
           <option value="admin">Admin</option>
         </Select>
-        {role === "member" ? <MailboxPicker mailboxes={mailboxes} selected={selected} onChange={setSelected} /> : null}
+        {role === "member" ? <MailboxPicker mailboxes={mailboxes} error={mailboxError} selected={selected} onChange={setSelected} /> : null}
         {fieldError(error, "mailboxes") ? <p className="text-sm text-red-700 dark:text-red-400">{fieldError(error, "mailboxes")}</p> : null}
       </form>
     </Dialog>
@@ -458,11 +472,13 @@ function InviteDialog({
 function AssignDialog({
   member,
   mailboxes,
+  mailboxError,
   onClose,
   onSaved,
 }: {
   member: Member | null;
   mailboxes: Mailbox[];
+  mailboxError: string | null;
   onClose: () => void;
   onSaved: (member: Member) => void;
 }) {
@@ -513,7 +529,7 @@ function AssignDialog({
     >
       <div className="space-y-4">
         {error ? <Alert tone="error">{error}</Alert> : null}
-        <MailboxPicker mailboxes={mailboxes} selected={selected} onChange={setSelected} />
+        <MailboxPicker mailboxes={mailboxes} error={mailboxError} selected={selected} onChange={setSelected} />
       </div>
     </Dialog>
   );

@@ -29,17 +29,19 @@ def _fk(table: str, column: str, target: str, ondelete: str = "CASCADE") -> sa.F
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(
-            sa.Column("name", sa.String(length=200), nullable=False, server_default="")
-        )
-        batch.add_column(sa.Column("totp_secret", sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(
-            sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=True)
-        )
-    with op.batch_alter_table("users") as batch:
-        batch.alter_column("name", server_default=None)
+    # Plain ADD COLUMNs, never a batch rebuild of `users` (nor a server default removed after):
+    # SQLite rebuilds a table by dropping the old one, and that DROP runs the ON DELETE actions
+    # of the tables referring to it (mailboxes.user_id would be set to NULL, sessions deleted).
+    op.add_column(
+        "users",
+        sa.Column("name", sa.String(length=200), nullable=False, server_default=sa.text("''")),
+    )
+    op.add_column("users", sa.Column("totp_secret", sa.String(length=64), nullable=True))
+    op.add_column("users", sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("users", sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
+    op.add_column(
+        "users", sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=True)
+    )
     op.create_index("ix_users_account_id", "users", ["account_id"])
 
     op.create_table(
@@ -125,6 +127,7 @@ def downgrade() -> None:
     op.drop_index("ix_users_account_id", table_name="users")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("password_changed_at")
+        batch.drop_column("totp_last_step")
         batch.drop_column("totp_enabled_at")
         batch.drop_column("totp_secret")
         batch.drop_column("name")

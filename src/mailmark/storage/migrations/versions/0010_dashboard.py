@@ -40,33 +40,34 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_domain_record_checks")),
     )
-    with op.batch_alter_table("domain_record_checks") as batch:
-        batch.create_index("ix_domain_record_checks_domain_id", ["domain_id"])
-    with op.batch_alter_table("domains") as batch:
-        batch.add_column(sa.Column("last_checked_at", sa.DateTime(timezone=True)))
-        batch.add_column(sa.Column("next_check_at", sa.DateTime(timezone=True)))
-        batch.add_column(
-            sa.Column("failed_checks", sa.Integer(), nullable=False, server_default="0")
-        )
-        batch.create_index("ix_domains_next_check_at", ["next_check_at"])
-    with op.batch_alter_table("mailboxes") as batch:
-        batch.add_column(
-            sa.Column(
-                "signature_format", sa.String(length=10), nullable=False, server_default="text"
-            )
-        )
-    with op.batch_alter_table("domains") as batch:
-        batch.alter_column("failed_checks", server_default=None)
-    with op.batch_alter_table("mailboxes") as batch:
-        batch.alter_column("signature_format", server_default=None)
+    op.create_index("ix_domain_record_checks_domain_id", "domain_record_checks", ["domain_id"])
+    # Plain ADD COLUMNs, never a batch rebuild (nor a server default removed after): SQLite
+    # rebuilds a table by dropping the old one, and that DROP would run the ON DELETE CASCADE of
+    # every table referring to it: a rebuilt `domains` or `mailboxes` would lose the mail.
+    op.add_column("domains", sa.Column("last_checked_at", sa.DateTime(timezone=True)))
+    op.add_column("domains", sa.Column("next_check_at", sa.DateTime(timezone=True)))
+    op.add_column(
+        "domains",
+        sa.Column("failed_checks", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    )
+    op.create_index("ix_domains_next_check_at", "domains", ["next_check_at"])
+    op.add_column(
+        "mailboxes",
+        sa.Column(
+            "signature_format",
+            sa.String(length=10),
+            nullable=False,
+            server_default=sa.text("'text'"),
+        ),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("mailboxes") as batch:
-        batch.drop_column("signature_format")
-    with op.batch_alter_table("domains") as batch:
-        batch.drop_index("ix_domains_next_check_at")
-        batch.drop_column("failed_checks")
-        batch.drop_column("next_check_at")
-        batch.drop_column("last_checked_at")
+    # Plain DROP COLUMNs (SQLite 3.35+), for the reason upgrade() gives.
+    op.drop_column("mailboxes", "signature_format")
+    op.drop_index("ix_domains_next_check_at", table_name="domains")
+    op.drop_column("domains", "failed_checks")
+    op.drop_column("domains", "next_check_at")
+    op.drop_column("domains", "last_checked_at")
+    op.drop_index("ix_domain_record_checks_domain_id", table_name="domain_record_checks")
     op.drop_table("domain_record_checks")

@@ -11,6 +11,7 @@ from litestar.params import JSONBody
 
 from mailmark.core.access import Viewer
 from mailmark.core.accounts import AccountOverview, AccountService
+from mailmark.core.identity import IdentityService
 from mailmark.web.api.v1.auth import Injected
 
 
@@ -69,18 +70,18 @@ class AccountController(Controller):
         self,
         viewer: Injected[Viewer],
         accounts: Injected[AccountService],
-        signup_open: Injected[bool],
+        identity: Injected[IdentityService],
     ) -> AccountOut:
         """Plan and limits, this month's email count, trial days left, and the product's texts
         for each limit reached or for a paused account."""
-        return account_out(await accounts.overview(viewer), signup_open)
+        return account_out(await accounts.overview(viewer), identity.signup_open)
 
     @patch(operation_id="appRenameAccount", summary="Rename the account")
     async def rename_account(
         self,
         viewer: Injected[Viewer],
         accounts: Injected[AccountService],
-        signup_open: Injected[bool],
+        identity: Injected[IdentityService],
         data: JSONBody[AccountPatchIn],
     ) -> AccountOut:
-        return account_out(await accounts.rename(viewer, data.name), signup_open)
+        return account_out(await accounts.rename(viewer, data.name), identity.signup_open)

@@ -71,6 +71,22 @@ class SetupIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     password: Password
 
 
+class SignUpIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    account_name: Short
+    name: Name
+    email: Short
+    password: Password
+
+
+class PasswordResetIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    email: Short
+
+
+class PasswordResetConfirmIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    token: Token
+    password: Password
+
+
 class SignInIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     email: Short
     password: Password
@@ -150,7 +166,6 @@ class SessionController(Controller):
         self,
         request: Request[Any, Any, Any],
         identity: Injected[IdentityService],
-        signup_open: Injected[bool],
     ) -> Response[SessionStateOut]:
         """Whether someone is signed in (and who), whether first-run setup is due, whether
         sign-up is open, and the CSRF token every state-changing call must send back."""
@@ -165,7 +180,7 @@ class SessionController(Controller):
         state = SessionStateOut(
             signed_in=viewer is not None,
             setup_required=await identity.setup_required(),
-            signup_open=signup_open,
+            signup_open=identity.signup_open,
             oidc_providers=[],
             csrf_token=csrf,
             user=me_out(viewer, csrf) if viewer is not None else None,
@@ -220,6 +235,55 @@ class AuthController(Controller):
             cookies=signed_in_cookies(request, outcome),
         )
         return response
+
+    @post("/sign-up", operation_id="signUp", summary="Create an account", opt=PUBLIC)
+    async def sign_up(
+        self,
+        request: Request[Any, Any, Any],
+        identity: Injected[IdentityService],
+        data: JSONBody[SignUpIn],
+    ) -> Response[MeOut]:
+        """Where sign-up is open: a new account on the 7-day trial, you its owner, signed in.
+        Closed (the default): 403 `signup_closed`."""
+        signed_in = await identity.sign_up(
+            account_name=data.account_name,
+            name=data.name,
+            email=data.email,
+            password=data.password,
+            ip=client_ip(request),
+            user_agent=user_agent(request),
+        )
+        return signed_in_response(request, signed_in, 201)
+
+    @post(
+        "/password-reset",
+        operation_id="requestPasswordReset",
+        summary="Email a password reset link",
+        status_code=202,
+        opt=PUBLIC,
+    )
+    async def password_reset(
+        self,
+        request: Request[Any, Any, Any],
+        identity: Injected[IdentityService],
+        data: JSONBody[PasswordResetIn],
+    ) -> None:
+        """Always 202: whether the email has a user is not told. The link works once, for an
+        hour."""
+        await identity.request_password_reset(data.email, ip=client_ip(request))
+
+    @post(
+        "/password-reset/confirm",
+        operation_id="confirmPasswordReset",
+        summary="Choose a new password",
+        status_code=204,
+        opt=PUBLIC,
+    )
+    async def password_reset_confirm(
+        self, identity: Injected[IdentityService], data: JSONBody[PasswordResetConfirmIn]
+    ) -> None:
+        """Every session of the user ends; sign in with the new password."""
+        await identity.reset_password(data.token, data.password)
 
     @post("/totp", operation_id="signInTotp", summary="Second factor", status_code=200, opt=PUBLIC)
     async def totp(

@@ -61,8 +61,5 @@ def api_router(services: AppServices) -> Router:
             "accounts": Provide(lambda: services.accounts, use_cache=True, sync_to_thread=False),
             "api_keys": Provide(lambda: services.api_keys, use_cache=True, sync_to_thread=False),
             "webhooks": Provide(lambda: services.webhooks, use_cache=True, sync_to_thread=False),
-            "signup_open": Provide(
-                lambda: services.signup == "open", use_cache=True, sync_to_thread=False
-            ),
         },
     )

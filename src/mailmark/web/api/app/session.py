@@ -111,11 +111,6 @@ def current_viewer(request: Request[Any, Any, Any]) -> Viewer:
     return viewer
 
 
-def optional_viewer(request: Request[Any, Any, Any]) -> Viewer | None:
-    viewer: Viewer | None = request.state.get("viewer")
-    return viewer
-
-
 # --- cookies -------------------------------------------------------------------------------------
 
 

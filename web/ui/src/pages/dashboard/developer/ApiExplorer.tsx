@@ -36,7 +36,8 @@ export function ApiExplorer({
       title="Send your first email"
       description={
         <>
-          Paste one of these to send through the REST API.{" "}
+          Paste one of these to send through the REST API, with cURL or the mailmark-sdk package for Node.js or
+          Python.{" "}
           {keyIsReal
             ? "They hold the key you just created: treat them as secret."
             : "Replace dm_live_… with one of your API keys."}{" "}

@@ -10,7 +10,7 @@ import { Table, type Column } from "../../../components/Table";
 import { useToast } from "../../../components/Toast";
 import { formatDate, relativeTime } from "../../../lib/format";
 import { useAction, useAsync } from "../../../lib/useAsync";
-import { SecretDialog } from "./SecretDialog";
+import { SecretDialog } from "../../../components/SecretDialog";
 
 /** The domain's API keys: create (the key is shown once), list, revoke. */
 export function ApiKeysCard({ domain, onCreated }: { domain: string; onCreated: (key: CreatedApiKey) => void }) {
@@ -58,7 +58,7 @@ export function ApiKeysCard({ domain, onCreated }: { domain: string; onCreated: 
       className: "text-right",
       cell: (key) =>
         key.revokedAt ? null : (
-          <Button variant="ghost" size="sm" className="text-red-700 dark:text-red-400" onClick={() => setRevoking(key)} aria-label={`Revoke ${key.name || key.prefix}`}>
+          <Button variant="ghost" size="sm" className="text-red-700! dark:text-red-400!" onClick={() => setRevoking(key)} aria-label={`Revoke ${key.name ? `${key.name} (${key.prefix}…)` : `${key.prefix}…`}`}>
             Revoke
           </Button>
         ),
@@ -94,7 +94,7 @@ export function ApiKeysCard({ domain, onCreated }: { domain: string; onCreated: 
             No keys yet. Create one to send mail from your application with the examples below.
           </p>
         ) : (
-          <Table label="API keys" columns={columns} rows={keys.data} rowKey={(key) => key.id} cardTitle={(key) => columns[0]!.cell(key)} />
+          <Table label="API keys" columns={columns} rows={keys.data} rowKey={(key) => String(key.id)} cardTitle={(key) => columns[0]!.cell(key)} />
         )}
       </div>
 

@@ -45,7 +45,7 @@ export default function DeveloperPage() {
               label="Domain"
               value={domain}
               onChange={(event) => setParams({ domain: event.target.value }, { replace: true })}
-              hint="Keys, webhooks and examples below are for this domain."
+              hint="Keys, webhooks and examples are per domain."
             >
               {names.map((name) => (
                 <option key={name} value={name}>

@@ -16,7 +16,7 @@ import { Table, type Column } from "../../../components/Table";
 import { useToast } from "../../../components/Toast";
 import { formatDate, formatDateTime } from "../../../lib/format";
 import { useAction, useAsync } from "../../../lib/useAsync";
-import { SecretDialog } from "./SecretDialog";
+import { SecretDialog } from "../../../components/SecretDialog";
 
 /** "HTTP 200 in 84 ms", "connection refused after 5,000 ms": one line for a test delivery. */
 export function describeTest(result: WebhookTestResult): string {
@@ -90,7 +90,7 @@ function WebhookItem({ domain, webhook, onChanged }: { domain: string; webhook: 
             variant="secondary"
             size="sm"
             loading={test.pending}
-            aria-label={`Send a test event to ${webhook.url}`}
+            aria-label={`Send test to ${webhook.url}`}
             onClick={async () => {
               setResult(null);
               const answer = await test.run();
@@ -108,15 +108,15 @@ function WebhookItem({ domain, webhook, onChanged }: { domain: string; webhook: 
           >
             {showAttempts ? "Hide deliveries" : "Recent deliveries"}
           </Button>
-          <Button variant="ghost" size="sm" onClick={() => setConfirm("rotate")} aria-label={`Rotate the secret of ${webhook.url}`}>
+          <Button variant="ghost" size="sm" onClick={() => setConfirm("rotate")} aria-label={`Rotate secret of ${webhook.url}`}>
             Rotate secret
           </Button>
           <Button
             variant="ghost"
             size="sm"
-            className="text-red-700 dark:text-red-400"
+            className="text-red-700! dark:text-red-400!"
             onClick={() => setConfirm("delete")}
-            aria-label={`Delete the webhook ${webhook.url}`}
+            aria-label={`Delete webhook ${webhook.url}`}
           >
             Delete
           </Button>
@@ -224,7 +224,7 @@ export function WebhooksCard({ domain }: { domain: string }) {
   return (
     <Card
       title="Webhooks"
-      description="Mailmark posts the domain's events (deliveries, bounces, opens, new mail…) to your HTTPS endpoint, signed with a secret."
+      description="The domain's events, posted to your HTTPS endpoint and signed with a secret."
       actions={
         <Button
           onClick={() => {

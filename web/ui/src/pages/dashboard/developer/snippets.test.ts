@@ -20,14 +20,18 @@ describe("shellQuote", () => {
   });
 });
 
+/** Let a real shell parse the command and report the arguments curl would get. */
+function curlArguments(command: string): string[] {
+  const printArgs = `python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' `;
+  return JSON.parse(execFileSync("sh", ["-c", command.replace(/^curl /, printArgs)]).toString()) as string[];
+}
+
 describe("curlSnippet", () => {
   it("posts the sample to /v1/send with the key, as the shell will pass it", () => {
     const text = curlSnippet(input);
     expect(text).toContain("'https://mail.acme.test/v1/send'");
     expect(text).toContain(`'Authorization: Bearer ${KEY_PLACEHOLDER}'`);
-    // Let a shell parse the command and print the arguments curl would get.
-    const script = text.replace(/^curl /, "printf '%s\\n' ");
-    const args = execFileSync("sh", ["-c", script]).toString().trim().split("\n");
+    const args = curlArguments(text);
     const body = JSON.parse(args[args.indexOf("-d") + 1] ?? "");
     expect(body).toEqual({
       from: "sales@acme.test",
@@ -38,8 +42,7 @@ describe("curlSnippet", () => {
   });
 
   it("keeps a sender with a quote in it intact", () => {
-    const script = curlSnippet({ ...input, from: "o'brien@acme.test" }).replace(/^curl /, "printf '%s\\n' ");
-    const args = execFileSync("sh", ["-c", script]).toString().trim().split("\n");
+    const args = curlArguments(curlSnippet({ ...input, from: "o'brien@acme.test" }));
     expect(JSON.parse(args[args.indexOf("-d") + 1] ?? "").from).toBe("o'brien@acme.test");
   });
 });

@@ -15,8 +15,8 @@ export interface SnippetInput {
 
 export const SNIPPET_LANGUAGES: { id: SnippetLanguage; label: string }[] = [
   { id: "curl", label: "cURL" },
-  { id: "node", label: "Node.js (mailmark-sdk)" },
-  { id: "python", label: "Python (mailmark-sdk)" },
+  { id: "node", label: "Node.js" },
+  { id: "python", label: "Python" },
 ];
 
 const SAMPLE = {
@@ -40,7 +40,11 @@ function trimSlash(url: string): string {
 }
 
 export function curlSnippet({ baseUrl, apiKey, from }: SnippetInput): string {
-  const body = JSON.stringify({ from, to: [SAMPLE.to], subject: SAMPLE.subject, html: SAMPLE.html });
+  // Pretty-printed and indented under the -d, so the body reads as it would in a file.
+  const body = JSON.stringify({ from, to: [SAMPLE.to], subject: SAMPLE.subject, html: SAMPLE.html }, null, 2).replace(
+    /\n/g,
+    "\n  ",
+  );
   return [
     `curl -X POST ${shellQuote(`${trimSlash(baseUrl)}/v1/send`)} \\`,
     `  -H ${shellQuote(`Authorization: Bearer ${apiKey}`)} \\`,

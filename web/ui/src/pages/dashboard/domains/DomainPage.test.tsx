@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { AccountProvider } from "../../../account/AccountContext";
 import type { DnsRecord, DomainDetail } from "../../../api/domains";
 import { ToastProvider } from "../../../components/Toast";
+import { fakeServer } from "../../../test/fakeServer";
 import DomainPage, { POLL_INTERVAL_MS } from "./DomainPage";
 
 function record(overrides: Partial<DnsRecord>): DnsRecord {
@@ -63,30 +64,19 @@ const account = {
   signup: "closed",
 };
 
-let answers: Record<string, () => unknown>;
-let calls: string[];
-
-function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
-}
+/** What the next check of the domain answers; a test changes it as the DNS "propagates". */
+let nextCheck: () => DomainDetail | Promise<DomainDetail>;
+let server: ReturnType<typeof fakeServer>;
 
 beforeEach(() => {
   vi.useFakeTimers();
-  calls = [];
-  answers = {
-    "GET /api/session": () => ({ signedIn: true, csrfToken: "t0ken" }),
-    "GET /api/account": () => account,
-    "GET /api/domains/acme.test": () => pending,
-  };
-  vi.stubGlobal(
-    "fetch",
-    vi.fn(async (path: string, init: RequestInit) => {
-      const key = `${init.method ?? "GET"} ${path}`;
-      calls.push(key);
-      const answer = answers[key];
-      return answer ? json(answer()) : json({ error: { code: "not_found", message: "No such route." } }, 404);
-    }),
-  );
+  nextCheck = () => pending;
+  server = fakeServer({
+    "GET /api/session": { json: { signedIn: true, csrfToken: "t0ken" } },
+    "GET /api/account": { json: account },
+    "GET /api/domains/acme.test": { json: pending },
+    "POST /api/domains/acme.test/verify": async () => ({ json: await nextCheck() }),
+  });
 });
 
 afterEach(() => {
@@ -115,7 +105,8 @@ function renderPage() {
 const rowStatus = (container: HTMLElement, name: string) =>
   container.querySelector(`tbody[aria-label="${name}"]`)?.getAttribute("data-status");
 
-const domainGets = () => calls.filter((call) => call === "GET /api/domains/acme.test").length;
+const checks = () =>
+  server.requests.filter((request) => request.method === "POST" && request.path === "/api/domains/acme.test/verify");
 
 describe("DomainPage", () => {
   it("shows each record's check with the fix, and polls until the domain verifies", async () => {
@@ -127,16 +118,21 @@ describe("DomainPage", () => {
     expect(screen.getAllByText("Add an MX record for acme.test pointing to mx.mail.test.").length).toBeGreaterThan(0);
     expect(screen.getByText("1 of 2 required records found")).toBeInTheDocument();
 
-    // DNS propagates: the next poll finds the record, then polling stops.
-    answers["GET /api/domains/acme.test"] = () => verified;
+    // Nothing changed yet: the poll checks again and again.
+    await flush(POLL_INTERVAL_MS * 2);
+    expect(checks()).toHaveLength(2);
+    expect(rowStatus(container, "MX @")).toBe("missing");
+
+    // DNS propagates: the next check finds the record, then polling stops.
+    nextCheck = () => verified;
     await flush(POLL_INTERVAL_MS);
-    expect(domainGets()).toBe(2);
+    expect(checks()).toHaveLength(3);
     expect(rowStatus(container, "MX @")).toBe("ok");
     expect(screen.getByText("2 of 2 required records found")).toBeInTheDocument();
     expect(screen.queryByText("Add an MX record for acme.test pointing to mx.mail.test.")).toBeNull();
 
     await flush(POLL_INTERVAL_MS * 6);
-    expect(domainGets()).toBe(2);
+    expect(checks()).toHaveLength(3);
   });
 
   it("does not poll while the tab is hidden", async () => {
@@ -145,34 +141,25 @@ describe("DomainPage", () => {
       renderPage();
       await flush();
       await flush(POLL_INTERVAL_MS * 6);
-      expect(domainGets()).toBe(1);
+      expect(checks()).toHaveLength(0);
     } finally {
       Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
     }
   });
 
   it("re-checks on demand with the CSRF token and shows progress on the button", async () => {
-    let finish: (response: Response) => void = () => {};
+    let finish: (detail: DomainDetail) => void = () => {};
     const { container } = renderPage();
     await flush();
-    const fetchMock = vi.mocked(fetch);
-    fetchMock.mockImplementationOnce(async () => {
-      await Promise.resolve();
-      return json({ signedIn: true, csrfToken: "t0ken" });
-    });
-    fetchMock.mockImplementationOnce((path, init) => {
-      calls.push(`${init?.method} ${String(path)}`);
-      expect(new Headers(init?.headers).get("X-CSRF-Token")).toBe("t0ken");
-      return new Promise<Response>((resolve) => (finish = resolve));
-    });
+    nextCheck = () => new Promise((resolve) => (finish = resolve));
     fireEvent.click(screen.getByRole("button", { name: "Check now" }));
     await flush();
     const busy = screen.getByRole("button", { name: /Checking/ });
     expect(busy).toBeDisabled();
     expect(busy).toHaveAttribute("aria-busy", "true");
-    finish(json(verified));
+    finish(verified);
     await flush();
-    expect(calls).toContain("POST /api/domains/acme.test/verify");
+    expect(checks().at(-1)?.headers["X-CSRF-Token"]).toBe("t0ken");
     expect(rowStatus(container, "MX @")).toBe("ok");
     expect(screen.getByRole("button", { name: "Check now" })).toBeEnabled();
   });

@@ -16,7 +16,11 @@ import { usePollWhile } from "./poll";
 import { RecordTable } from "./RecordTable";
 import { groupRecords, requiredProgress } from "./records";
 
-/** While a domain waits for its DNS, the page looks again this often (the server re-checks too). */
+/**
+ * While a domain waits for its DNS and the page is in view, it checks the records this often, so
+ * rows turn OK as the records propagate. (The server's own re-checks back off over hours, for
+ * domains nobody is watching.)
+ */
 export const POLL_INTERVAL_MS = 10_000;
 
 export default function DomainPage() {
@@ -56,18 +60,16 @@ export default function DomainPage() {
       </>
     );
   }
-  return <DomainView domain={detail.data} back={back} reload={detail.reload} replace={detail.setData} />;
+  return <DomainView domain={detail.data} back={back} replace={detail.setData} />;
 }
 
 function DomainView({
   domain,
   back,
-  reload,
   replace,
 }: {
   domain: DomainDetail;
   back: ReactNode;
-  reload: () => Promise<void>;
   replace: (domain: DomainDetail) => void;
 }) {
   const navigate = useNavigate();
@@ -78,16 +80,26 @@ function DomainView({
 
   const verify = useAction(domainApi.verify);
   const rotate = useAction(domainApi.rotateDkim);
+  const [polling, setPolling] = useState(false);
 
-  // The page follows the DNS as it propagates: a quiet GET every few seconds until verified.
-  usePollWhile(!domain.verified, POLL_INTERVAL_MS, reload);
+  function checked(fresh: DomainDetail) {
+    replace(fresh);
+    if (fresh.verified && !domain.verified) toast.success(`${fresh.name} is verified.`);
+  }
+
+  // A quiet check every few seconds until verified; a failed one is simply tried again.
+  usePollWhile(!domain.verified, POLL_INTERVAL_MS, async () => {
+    setPolling(true);
+    try {
+      checked(await domainApi.verify(domain.name));
+    } finally {
+      setPolling(false);
+    }
+  });
 
   async function checkNow() {
     const fresh = await verify.run(domain.name);
-    if (fresh) {
-      replace(fresh);
-      if (fresh.verified && !domain.verified) toast.success(`${fresh.name} is verified.`);
-    }
+    if (fresh) checked(fresh);
   }
 
   async function rotateKeys() {
@@ -141,6 +153,11 @@ function DomainView({
             <p className="text-sm font-medium text-zinc-900 dark:text-white" aria-live="polite">
               {progress.found} of {plural(progress.total, "required record")} found
             </p>
+            {polling || verify.pending ? (
+              <span className="inline-flex items-center gap-1.5 text-sm text-zinc-600 dark:text-zinc-400">
+                <Spinner className="size-3.5" /> Checking DNS…
+              </span>
+            ) : null}
           </div>
           <div
             className="mt-3 h-2 overflow-hidden rounded-full bg-zinc-200 dark:bg-zinc-800"
@@ -158,7 +175,7 @@ function DomainView({
           <p className="mt-3 text-sm text-zinc-600 dark:text-zinc-400">
             {domain.verified
               ? "Mail for this domain is delivered to its mailboxes and what you send is signed with its DKIM key. The recommended records below improve delivery and client setup."
-              : "Add the required records below at your DNS provider. This page checks again every 10 seconds while it is open, and the server keeps checking until the domain verifies. Changes usually show within minutes, but can take up to 48 hours."}
+              : "Add the required records below at your DNS provider. This page checks them every 10 seconds while it is open, and the server keeps checking now and then until the domain verifies. Changes usually show within minutes, but can take up to 48 hours."}
           </p>
         </section>
 
@@ -181,7 +198,7 @@ function DomainView({
 
         <Card
           title="DKIM signing key"
-          description="Receivers check each message's signature against the public key published in your DNS. Rotate the key if it may have leaked, or as routine."
+          description="Receivers check each message's signature against the key in your DNS. Rotate it if it may have leaked."
           actions={
             <Button variant="secondary" onClick={() => setRotating(true)}>
               Rotate DKIM key

@@ -2,12 +2,17 @@ import type { ReactNode } from "react";
 import type { DnsRecord } from "../../../api/domains";
 import { Badge } from "../../../components/Card";
 import { CopyButton } from "../../../components/CopyButton";
-import { relativeTime } from "../../../lib/format";
 import { STATUS_LABELS, recordKey, recordName } from "./records";
 
 function StatusBadge({ record }: { record: DnsRecord }) {
   const { label, tone } = STATUS_LABELS[record.status];
-  return <Badge tone={tone}>{label}</Badge>;
+  // A recommended record that is not published yet is a suggestion, not a fault.
+  return <Badge tone={!record.required && record.status === "missing" ? "neutral" : tone}>{label}</Badge>;
+}
+
+/** A copy button showing only its icon (its name says what it copies), to fit a table cell. */
+function CopyIcon({ value, label }: { value: string; label: string }) {
+  return <CopyButton variant="ghost" value={value} label={label} className="-my-1 w-8 shrink-0 px-0! [&>span:last-child]:sr-only" />;
 }
 
 function Mono({ children, strong = false }: { children: ReactNode; strong?: boolean }) {
@@ -26,21 +31,17 @@ function HostCell({ record }: { record: DnsRecord }) {
   const fullyQualified = record.relativeHost !== record.host;
   return (
     <div className="space-y-1.5">
-      <div className="flex items-start justify-between gap-2">
+      <div className="flex items-start gap-1">
         <Mono strong>{record.relativeHost}</Mono>
-        <CopyButton variant="ghost" value={record.relativeHost} label={`Copy host of ${recordName(record)}`} />
+        <CopyIcon value={record.relativeHost} label={`Copy host of ${recordName(record)}`} />
       </div>
       {fullyQualified ? (
-        <div className="flex items-start justify-between gap-2">
+        <div className="flex items-start gap-1">
           <span className="min-w-0 text-xs">
             <span className="sr-only">Fully qualified: </span>
             <Mono>{record.host}</Mono>
           </span>
-          <CopyButton
-            variant="ghost"
-            value={record.host}
-            label={`Copy fully qualified host of ${recordName(record)}`}
-          />
+          <CopyIcon value={record.host} label={`Copy fully qualified host of ${recordName(record)}`} />
         </div>
       ) : null}
     </div>
@@ -49,9 +50,9 @@ function HostCell({ record }: { record: DnsRecord }) {
 
 function ValueCell({ record }: { record: DnsRecord }) {
   return (
-    <div className="flex items-start justify-between gap-2">
+    <div className="flex items-start justify-between gap-1">
       <Mono>{record.value}</Mono>
-      <CopyButton variant="ghost" value={record.value} label={`Copy value of ${recordName(record)}`} />
+      <CopyIcon value={record.value} label={`Copy value of ${recordName(record)}`} />
     </div>
   );
 }
@@ -59,12 +60,13 @@ function ValueCell({ record }: { record: DnsRecord }) {
 /** What the last check found, and the sentence that says how to fix it. */
 function CheckResult({ record }: { record: DnsRecord }) {
   if (record.status === "ok" || record.status === "unchecked") return null;
-  const tone =
-    record.status === "missing"
+  const tone = !record.required
+    ? "text-zinc-700 dark:text-zinc-300"
+    : record.status === "missing"
       ? "text-red-800 dark:text-red-300"
       : "text-amber-900 dark:text-amber-200";
   return (
-    <div className={`mt-2 space-y-1 text-sm ${tone}`}>
+    <div className={`mt-2 space-y-1 text-sm [overflow-wrap:anywhere] ${tone}`}>
       {record.found.length > 0 ? (
         <p>
           <span className="font-medium">Found: </span>
@@ -85,10 +87,6 @@ function CheckResult({ record }: { record: DnsRecord }) {
   );
 }
 
-function checkedLine(record: DnsRecord): string | null {
-  return record.checkedAt ? `Checked ${relativeTime(record.checkedAt)}` : null;
-}
-
 /** The records of one group (required or recommended): a table on wide screens, cards on phones. */
 export function RecordTable({ records, label }: { records: DnsRecord[]; label: string }) {
   return (
@@ -96,9 +94,9 @@ export function RecordTable({ records, label }: { records: DnsRecord[]; label: s
       <div className="hidden md:block">
         <table className="w-full table-fixed text-sm" aria-label={label}>
           <colgroup>
-            <col className="w-32" />
-            <col className="w-24" />
-            <col className="w-[30%]" />
+            <col className="w-28" />
+            <col className="w-20" />
+            <col className="w-[32%]" />
             <col />
           </colgroup>
           <thead>
@@ -135,9 +133,8 @@ export function RecordTable({ records, label }: { records: DnsRecord[]; label: s
               </tr>
               <tr>
                 <td colSpan={4} className="pt-1 pb-3">
-                  <p className="text-sm text-zinc-600 dark:text-zinc-400">
+                  <p className="text-sm text-zinc-600 [overflow-wrap:anywhere] dark:text-zinc-400">
                     {record.purpose}
-                    {checkedLine(record) ? <span className="text-zinc-500 dark:text-zinc-400"> · {checkedLine(record)}</span> : null}
                   </p>
                   <CheckResult record={record} />
                 </td>

@@ -6,17 +6,49 @@ import { CopyButton } from "../../../components/CopyButton";
 import { Spinner } from "../../../components/Spinner";
 import { useAsync } from "../../../lib/useAsync";
 
-function EndpointRow({ kind, endpoint, preferred }: { kind: string; endpoint: ConnectionEndpoint; preferred: boolean }) {
+function endpoint(server: ConnectionEndpoint): string {
+  return `${server.port} with ${server.security}`;
+}
+
+/** One direction (incoming or outgoing): the server, and its two ports, implicit TLS first. */
+function ServerSettings({
+  title,
+  preferred,
+  fallback,
+}: {
+  title: string;
+  preferred: ConnectionEndpoint;
+  fallback: ConnectionEndpoint;
+}) {
   return (
-    <tr className="align-top">
-      <th scope="row" className="py-2 pr-4 text-left font-medium text-zinc-900 dark:text-zinc-100">
-        {kind}
-        {preferred ? <span className="block text-xs font-normal text-zinc-600 dark:text-zinc-400">Preferred</span> : null}
-      </th>
-      <td className="py-2 pr-4 font-mono text-[13px] break-all text-zinc-800 dark:text-zinc-200">{endpoint.host}</td>
-      <td className="py-2 pr-4 font-mono text-[13px] text-zinc-800 dark:text-zinc-200">{endpoint.port}</td>
-      <td className="py-2 text-zinc-800 dark:text-zinc-200">{endpoint.security}</td>
-    </tr>
+    <section aria-label={title} className="rounded-lg p-4 ring-1 ring-zinc-200 dark:ring-zinc-800">
+      <h3 className="text-sm font-semibold text-zinc-900 dark:text-white">{title}</h3>
+      <dl className="mt-3 space-y-2 text-sm">
+        <div>
+          <dt className="text-zinc-600 dark:text-zinc-400">Server</dt>
+          <dd className="mt-0.5 flex items-center gap-1">
+            <code className="min-w-0 font-mono text-[13px] break-all text-zinc-900 dark:text-white">{preferred.host}</code>
+            <CopyButton
+              variant="ghost"
+              value={preferred.host}
+              label={`Copy the ${title.toLowerCase()} server`}
+              className="-my-1 w-8 shrink-0 px-0! [&>span:last-child]:sr-only"
+            />
+          </dd>
+        </div>
+        <div>
+          <dt className="text-zinc-600 dark:text-zinc-400">Port and security</dt>
+          <dd className="mt-0.5 text-zinc-900 dark:text-zinc-100">
+            {endpoint(preferred)} <span className="text-zinc-600 dark:text-zinc-400">(preferred)</span>
+            {fallback.host !== preferred.host ? (
+              <>, or {fallback.host} port {endpoint(fallback)}</>
+            ) : (
+              <>, or {endpoint(fallback)}</>
+            )}
+          </dd>
+        </div>
+      </dl>
+    </section>
   );
 }
 
@@ -43,41 +75,38 @@ export function ConnectionCard({ address }: { address: string }) {
               <dt className="text-zinc-600 dark:text-zinc-400">Username</dt>
               <dd className="mt-1 flex items-center gap-2">
                 <code className="min-w-0 font-mono text-[13px] break-all text-zinc-900 dark:text-white">{settings.username}</code>
-                <CopyButton variant="ghost" value={settings.username} label="Copy username" />
+                <CopyButton
+                  variant="ghost"
+                  value={settings.username}
+                  label="Copy username"
+                  className="-my-1 w-8 shrink-0 px-0! [&>span:last-child]:sr-only"
+                />
               </dd>
             </div>
             <div>
               <dt className="text-zinc-600 dark:text-zinc-400">Password</dt>
-              <dd className="mt-1 text-zinc-900 dark:text-zinc-100">The mailbox password above</dd>
+              <dd className="mt-1 text-zinc-900 dark:text-zinc-100">The mailbox password set above</dd>
             </div>
           </dl>
 
-          <div className="overflow-x-auto">
-            <table className="w-full min-w-[20rem] text-sm" aria-label="Servers">
-              <thead>
-                <tr className="border-b border-zinc-200 text-left text-xs font-semibold tracking-wide text-zinc-600 uppercase dark:border-zinc-800 dark:text-zinc-400">
-                  <th scope="col" className="py-2 pr-4">Server</th>
-                  <th scope="col" className="py-2 pr-4">Host</th>
-                  <th scope="col" className="py-2 pr-4">Port</th>
-                  <th scope="col" className="py-2">Security</th>
-                </tr>
-              </thead>
-              <tbody className="divide-y divide-zinc-100 dark:divide-zinc-800">
-                <EndpointRow kind="Incoming (IMAP)" endpoint={settings.imaps} preferred />
-                <EndpointRow kind="Incoming (IMAP)" endpoint={settings.imap} preferred={false} />
-                <EndpointRow kind="Outgoing (SMTP)" endpoint={settings.submissions} preferred />
-                <EndpointRow kind="Outgoing (SMTP)" endpoint={settings.submission} preferred={false} />
-              </tbody>
-            </table>
+          <div className="grid gap-3 sm:grid-cols-2">
+            <ServerSettings title="Incoming mail (IMAP)" preferred={settings.imaps} fallback={settings.imap} />
+            <ServerSettings title="Outgoing mail (SMTP)" preferred={settings.submissions} fallback={settings.submission} />
           </div>
 
-          <div className="flex flex-wrap gap-2">
-            <a href={settings.mobileconfigUrl} download className={buttonClasses("secondary")}>
-              Download Apple profile (.mobileconfig)
-            </a>
-            <a href={settings.autoconfigUrl} target="_blank" rel="noopener noreferrer" className={buttonClasses("ghost")}>
-              Thunderbird autoconfig (XML)
-            </a>
+          <div className="space-y-2">
+            <div className="flex flex-wrap gap-2">
+              <a href={settings.mobileconfigUrl} download className={buttonClasses("secondary")}>
+                Download Apple profile
+              </a>
+              <a href={settings.autoconfigUrl} target="_blank" rel="noopener noreferrer" className={buttonClasses("ghost")}>
+                Thunderbird autoconfig (XML)
+              </a>
+            </div>
+            <p className="text-sm text-zinc-600 dark:text-zinc-400">
+              On a Mac, iPhone or iPad, open the downloaded profile (.mobileconfig) to add the account; Thunderbird
+              reads the autoconfig document by itself.
+            </p>
           </div>
         </div>
       )}

@@ -128,20 +128,21 @@ function DisplayNameCard({ mailbox, onSaved }: { mailbox: Mailbox; onSaved: (mai
   }
 
   return (
-    <Card title="Display name" description="Shown as the sender's name in recipients' mail apps.">
-      <form onSubmit={submit} className="flex flex-col gap-3 sm:flex-row sm:items-start">
+    <Card title="Sender" description="How mail from this address is labelled in recipients' mail apps.">
+      <form onSubmit={submit} className="space-y-4">
         <Input
           label="Display name"
-          className="flex-1"
           value={name}
           onChange={(event) => setName(event.target.value)}
           placeholder="Support Team"
           maxLength={200}
           error={save.error?.message ?? null}
         />
-        <Button type="submit" className="sm:mt-7" loading={save.pending} disabled={name.trim() === mailbox.displayName}>
-          {save.pending ? "Saving…" : "Save"}
-        </Button>
+        <div className="flex justify-end">
+          <Button type="submit" loading={save.pending} disabled={name.trim() === mailbox.displayName}>
+            {save.pending ? "Saving…" : "Save display name"}
+          </Button>
+        </div>
       </form>
     </Card>
   );

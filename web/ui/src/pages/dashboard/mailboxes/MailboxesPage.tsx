@@ -41,7 +41,8 @@ export default function MailboxesPage() {
   const list = mailboxes.data;
   const domainNames = useMemo(() => [...new Set((list ?? []).map((mailbox) => mailbox.domain))].sort(), [list]);
   const shown = domainFilter ? (list ?? []).filter((mailbox) => mailbox.domain === domainFilter) : (list ?? []);
-  const hasDomains = (domains.data ?? []).length > 0;
+  const waitingDomain = (domains.data ?? []).find((domain) => !domain.verified);
+  const hasVerifiedDomain = (domains.data ?? []).some((domain) => domain.verified);
 
   const columns: Column<Mailbox>[] = [
     {
@@ -62,11 +63,7 @@ export default function MailboxesPage() {
     { header: "Created", cell: (mailbox) => formatDate(mailbox.createdAt) },
   ];
 
-  const newButton = canManage ? (
-    hasDomains ? (
-      <Button onClick={() => setCreating(true)}>New mailbox</Button>
-    ) : null
-  ) : null;
+  const newButton = canManage && hasVerifiedDomain ? <Button onClick={() => setCreating(true)}>New mailbox</Button> : null;
 
   let body;
   if (mailboxes.error) {
@@ -87,10 +84,19 @@ export default function MailboxesPage() {
         An owner or admin of {user.accountName} assigns mailboxes to team members. Ask them to assign you one; it
         will show here.
       </EmptyState>
-    ) : hasDomains ? (
+    ) : hasVerifiedDomain ? (
       <EmptyState title="Create your first mailbox" icon={envelope} action={newButton}>
         A mailbox is an address such as hello@ or support@ on your domain, with its own inbox, signature and password
         for mail apps.
+      </EmptyState>
+    ) : waitingDomain ? (
+      <EmptyState
+        title="Your domain is waiting for DNS"
+        icon={envelope}
+        action={<ButtonLink to={`/dashboard/domains/${encodeURIComponent(waitingDomain.name)}`}>See its DNS records</ButtonLink>}
+      >
+        Mailboxes can be created on {waitingDomain.name} once its required DNS records are found. Publish them at your
+        DNS provider; the domain's page shows each one turning OK.
       </EmptyState>
     ) : (
       <EmptyState

@@ -26,7 +26,7 @@ export function NewMailboxDialog({
 
   useEffect(() => {
     if (open) {
-      setDomain(domains[0]?.name ?? "");
+      setDomain(domains.find((item) => item.verified)?.name ?? "");
       setLocalPart("");
       setDisplayName("");
       create.setError(null);
@@ -68,11 +68,16 @@ export function NewMailboxDialog({
     >
       <form id="new-mailbox" onSubmit={submit} className="space-y-4" noValidate>
         {generalError ? <Alert tone="error">{generalError.message}</Alert> : null}
-        <Select label="Domain" value={domain} onChange={(event) => setDomain(event.target.value)} error={fieldError("domain")}>
+        <Select
+          label="Domain"
+          value={domain}
+          onChange={(event) => setDomain(event.target.value)}
+          error={fieldError("domain")}
+          hint={domains.some((item) => !item.verified) ? "Mailboxes can be created once a domain's DNS records verify." : undefined}
+        >
             {domains.map((item) => (
-              <option key={item.name} value={item.name}>
-                {item.name}
-                {item.verified ? "" : " (waiting for DNS)"}
+              <option key={item.name} value={item.name} disabled={!item.verified}>
+                {item.verified ? item.name : `${item.name} (waiting for DNS)`}
               </option>
             ))}
         </Select>

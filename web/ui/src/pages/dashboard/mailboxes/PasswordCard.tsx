@@ -3,9 +3,8 @@ import { mailboxApi, type Mailbox } from "../../../api/mailboxes";
 import { Alert } from "../../../components/Alert";
 import { Button } from "../../../components/Button";
 import { Card } from "../../../components/Card";
-import { CopyButton } from "../../../components/CopyButton";
-import { Dialog } from "../../../components/Dialog";
 import { Input } from "../../../components/Field";
+import { SecretDialog } from "../../../components/SecretDialog";
 import { useToast } from "../../../components/Toast";
 import { useAction } from "../../../lib/useAsync";
 
@@ -47,7 +46,7 @@ export function PasswordCard({ mailbox, onChanged }: { mailbox: Mailbox; onChang
         className="space-y-4"
         aria-label="Set password"
       >
-        {set.error ? <Alert tone="error">{set.error.message}</Alert> : null}
+        {set.error && set.error.field !== "password" ? <Alert tone="error">{set.error.message}</Alert> : null}
         {generate.error ? <Alert tone="error">{generate.error.message}</Alert> : null}
         <Input
           label={mailbox.hasPassword ? "New password" : "Password"}
@@ -56,7 +55,7 @@ export function PasswordCard({ mailbox, onChanged }: { mailbox: Mailbox; onChang
           value={password}
           onChange={(event) => setPassword(event.target.value)}
           error={set.error?.field === "password" ? set.error.message : null}
-          hint="At least 8 characters; a long phrase is easy to type and hard to guess."
+          hint="A long phrase is easy to type in a mail app and hard to guess."
           maxLength={1024}
           suffix={
             <Button variant="secondary" onClick={() => setVisible((shown) => !shown)} aria-pressed={visible}>
@@ -87,23 +86,15 @@ export function PasswordCard({ mailbox, onChanged }: { mailbox: Mailbox; onChang
         </div>
       </form>
 
-      <Dialog
-        open={generated !== null}
-        onClose={() => setGenerated(null)}
+      <SecretDialog
+        secret={generated}
         title="Your new password"
+        label="Generated password"
+        copyLabel="Copy password"
         description={`For ${mailbox.address}. It replaces the previous password.`}
-        footer={<Button onClick={() => setGenerated(null)}>I have saved it</Button>}
-      >
-        <div className="space-y-4">
-          <Alert tone="warning">Copy it now: it is shown only once. Mail apps using the old password must be updated.</Alert>
-          <div className="flex items-center gap-2 rounded-lg bg-zinc-50 p-3 ring-1 ring-zinc-200 dark:bg-zinc-950 dark:ring-zinc-800">
-            <code className="min-w-0 flex-1 font-mono text-sm break-all text-zinc-900 dark:text-white" aria-label="Generated password">
-              {generated}
-            </code>
-            <CopyButton value={generated ?? ""} label="Copy password" />
-          </div>
-        </div>
-      </Dialog>
+        warning="Copy it now: it is shown only once. Mail apps signed in with the old password must be updated."
+        onClose={() => setGenerated(null)}
+      />
     </Card>
   );
 }

@@ -51,7 +51,7 @@ export function SignatureCard({ mailbox, onSaved }: { mailbox: Mailbox; onSaved:
             {FORMATS.map((option) => (
               <label
                 key={option.value}
-                className={`cursor-pointer rounded-md px-3 py-1.5 text-sm font-medium has-[:focus-visible]:outline-2 has-[:focus-visible]:outline-indigo-600 ${
+                className={`relative cursor-pointer rounded-md px-3 py-1.5 text-sm font-medium has-[:focus-visible]:outline-2 has-[:focus-visible]:outline-indigo-600 ${
                   format === option.value
                     ? "bg-white text-zinc-900 shadow-sm dark:bg-zinc-950 dark:text-white"
                     : "text-zinc-700 hover:text-zinc-900 dark:text-zinc-300 dark:hover:text-white"
@@ -63,7 +63,7 @@ export function SignatureCard({ mailbox, onSaved }: { mailbox: Mailbox; onSaved:
                   value={option.value}
                   checked={format === option.value}
                   onChange={() => setFormat(option.value)}
-                  className="sr-only"
+                  className="absolute inset-0 m-0 size-full cursor-pointer opacity-0"
                 />
                 {option.label}
               </label>
@@ -102,7 +102,7 @@ export function SignatureCard({ mailbox, onSaved }: { mailbox: Mailbox; onSaved:
             title="Signature preview"
             sandbox=""
             srcDoc={mailbox.signature}
-            className="mt-2 h-40 w-full rounded-lg bg-white ring-1 ring-zinc-200 dark:ring-zinc-700"
+            className="mt-2 h-28 w-full rounded-lg bg-white ring-1 ring-zinc-200 dark:ring-zinc-700"
           />
         ) : (
           <pre className="mt-2 rounded-lg bg-zinc-50 p-3 font-sans text-sm whitespace-pre-wrap text-zinc-800 ring-1 ring-zinc-200 dark:bg-zinc-950 dark:text-zinc-200 dark:ring-zinc-800">

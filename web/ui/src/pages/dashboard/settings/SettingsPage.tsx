@@ -70,35 +70,31 @@ function AccountSettings({ account, onChanged }: { account: Account; onChanged: 
   return (
     <div className="space-y-6">
       {account.notices.length > 0 ? (
-        <div className="space-y-3" aria-label="Account notices">
+        <section className="space-y-3" aria-label="Account notices">
           {account.notices.map((notice) => (
             <Alert key={notice} tone="warning">
               {notice}
             </Alert>
           ))}
-        </div>
+        </section>
       ) : null}
 
       <Card title="Account" description="The name your team sees at the top of the dashboard and in invitations.">
         {canManage ? (
-          <form onSubmit={submit} className="flex flex-col gap-3 sm:flex-row sm:items-start">
+          <form onSubmit={submit} className="space-y-4">
             <Input
               label="Account name"
-              className="flex-1"
               value={name}
               onChange={(event) => setName(event.target.value)}
               maxLength={200}
               required
               error={rename.error?.message ?? null}
             />
-            <Button
-              type="submit"
-              className="sm:mt-7"
-              loading={rename.pending}
-              disabled={name.trim() === "" || name.trim() === account.name}
-            >
-              {rename.pending ? "Saving…" : "Save"}
-            </Button>
+            <div className="flex justify-end">
+              <Button type="submit" loading={rename.pending} disabled={name.trim() === "" || name.trim() === account.name}>
+                {rename.pending ? "Saving…" : "Save account name"}
+              </Button>
+            </div>
           </form>
         ) : (
           <dl className="text-sm">

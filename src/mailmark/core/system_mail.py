@@ -1,0 +1,118 @@
+"""Mail the server itself sends to people (password resets, invitations), through the outbound
+queue like any other mail: retried, DKIM-signed where a key exists, bounces processed.
+
+It comes from `no-reply@<the server's host name>`, with the VERP return path on that name that
+mail of unverified domains already uses. Queue rows belong to an account and a domain; system
+mail belongs to the server, so it is filed under an internal account (`_mailmark`, a name no
+person can choose: account names start with a letter or digit) owning the host name as a
+trusted domain, both created on first use. If the host name is already a domain hosted here,
+that domain is used as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+
+from mailmark.core.addresses import verp_address
+from mailmark.core.errors import HeaderInjection
+from mailmark.core.model import Account, Domain, OutboundMessage
+from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.queue import OutboundQueue, QueuedMessage
+from mailmark.core.sending import new_token
+from mailmark.core.states import AccountStatus
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ACCOUNT = "_mailmark"
+SENDER_NAME = "Mailmark"
+SENDER_LOCAL_PART = "no-reply"
+
+
+class SystemMail:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        blobs: BlobStore,
+        clock: Clock,
+        queue: OutboundQueue,
+        *,
+        hostname: str,
+    ) -> None:
+        self._uow = uow
+        self._blobs = blobs
+        self._clock = clock
+        self._queue = queue
+        self._hostname = hostname.lower()
+        # Two first messages at once must not both create the internal account and domain.
+        self._first_use = asyncio.Lock()
+
+    @property
+    def sender(self) -> str:
+        return f"{SENDER_LOCAL_PART}@{self._hostname}"
+
+    async def send(self, to: str, subject: str, text: str) -> None:
+        """Queue a plain-text message to one address (already validated by the caller)."""
+        if any(ch in to + subject for ch in "\r\n\0"):
+            raise HeaderInjection("A recipient or subject must not contain line breaks.")
+        now = self._clock.now()
+        message = EmailMessage(policy=SMTP)
+        message["From"] = f"{SENDER_NAME} <{self.sender}>"
+        message["To"] = to
+        message["Subject"] = subject
+        message["Date"] = format_datetime(now)
+        message_id = make_msgid(domain=self._hostname)
+        message["Message-ID"] = message_id
+        # RFC 3834 §5: automatic mail; auto-responders should not answer it.
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(text)
+        raw = message.as_bytes()
+        key, created = await self._blobs.put(raw)
+        token = new_token()
+        try:
+            async with self._first_use, self._uow() as uow:
+                domain = await self._sender_domain(uow)
+                assert domain.id is not None
+                outbound = await uow.outbound.add(
+                    OutboundMessage(
+                        account_id=domain.account_id,
+                        domain_id=domain.id,
+                        mailbox_id=None,
+                        blob_key=key,
+                        size=len(raw),
+                        envelope_from=verp_address(token, self._hostname),
+                        token=token,
+                        from_addr=self.sender,
+                        subject=subject,
+                        message_id_header=message_id.strip("<>"),
+                        source="system",
+                        created_at=now,
+                    )
+                )
+                assert outbound.id is not None
+                await self._queue.enqueue(uow, [QueuedMessage(outbound.id, [to])], now)
+                await uow.commit()
+        except BaseException:
+            if created:
+                await self._blobs.delete(key)
+            raise
+        self._queue.kick()
+
+    async def _sender_domain(self, uow: UnitOfWork) -> Domain:
+        domain = await uow.domains.get_by_name(self._hostname)
+        if domain is not None:
+            return domain
+        now = self._clock.now()
+        account = await uow.accounts.get_by_name(SYSTEM_ACCOUNT)
+        if account is None:
+            account = await uow.accounts.add(
+                Account(SYSTEM_ACCOUNT, "unlimited", AccountStatus.ACTIVE, now)
+            )
+        assert account.id is not None
+        log.info("system mail is sent from %s", self.sender)
+        return await uow.domains.add(
+            Domain(account.id, self._hostname, now, verified_at=now, trusted=True)
+        )

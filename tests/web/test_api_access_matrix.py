@@ -1,0 +1,448 @@
+"""Who may call what, generated from the app's route table: every /api route is called as the
+acme account's owner, an admin, a member (assigned sales@acme.test only), the owner of another
+account, and someone signed out, and each answer is the one the rules give. A route without a
+case here fails the test.
+
+Owners and admins manage the account; a member gets 403 `forbidden` for management and sees
+only the assigned mailbox; another account's owner gets 404 for anything of acme's, exactly as
+for something that does not exist; signed out is 401. The routes that work signed out (sign-in,
+setup, invitations) must answer without a server error whoever calls them, and every route that
+needs a session answers 401 without one. The calls of the member, the other owner and the
+signed-out client change nothing of acme's."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from mailmark.bootstrap import Listeners
+from mailmark.config import Settings
+from mailmark.core.access import Role
+from tests.support.viewers import add_user, viewer_of
+from tests.support.web import ApiClient, api_url
+from tests.support.world import World
+
+OWNER, ADMIN, MEMBER, OTHER, ANONYMOUS = "owner", "admin", "member", "other", "anonymous"
+# The order the matrix runs in: those who must change nothing of acme's first.
+PERSONAS = (ANONYMOUS, OTHER, MEMBER, ADMIN, OWNER)
+ANY_ANSWER = 0  # a public route: any status but a server error
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Webhooks of the matrix point at a closed port on loopback.
+    return settings.model_copy(update={"webhook_allow_private_networks": ["127.0.0.1/32"]})
+
+
+@dataclass
+class Scene:
+    """acme's things each persona's destructive calls aim at, made before the matrix runs: each
+    owner or admin call that succeeds consumes its own; the others must leave theirs alone."""
+
+    world: World
+    domains: dict[str, str] = field(default_factory=dict)
+    mailboxes: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, int] = field(default_factory=dict)
+    hooks: dict[str, int] = field(default_factory=dict)
+    invitations: dict[str, int] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+    member_id: int = 0
+
+    async def prepare(self) -> None:
+        services = self.world.services
+        owner = await viewer_of(services, "owner@acme.test")
+        self.member_id = (await viewer_of(services, "member@acme.test")).user_id
+        acme = await services.domains.get(self.world.domain)
+        assert acme.id is not None
+        for persona in PERSONAS:
+            name = f"{persona}.matrix.test"
+            await services.domains.add(name, account_name="acme", trust=True)
+            self.domains[persona] = name
+            mailbox = await services.mailboxes.create(f"gone-{persona}@acme.test")
+            self.mailboxes[persona] = mailbox.address
+            key = await services.api_keys.create(name, persona)
+            assert key.key.id is not None
+            self.keys[persona] = key.key.id
+            hook = await services.webhooks.create(
+                acme.account_id, acme.id, f"http://127.0.0.1:9/{persona}", None
+            )
+            assert hook.webhook.id is not None
+            self.hooks[persona] = hook.webhook.id
+            invited = await services.team.invite(
+                owner, f"invited-{persona}@acme.test", "member", []
+            )
+            assert invited.invitation.id is not None
+            self.invitations[persona] = invited.invitation.id
+            user = await add_user(services, "acme", f"leaving-{persona}@acme.test", Role.MEMBER)
+            self.users[persona] = user.user_id
+
+
+Call = Callable[[ApiClient, str, Scene], Awaitable[httpx.Response]]
+
+
+@dataclass
+class Case:
+    call: Call
+    expect: Mapping[str, int]  # persona → status; ANY_ANSWER: no server error
+
+
+def manage(call: Call, ok: int, *, other: int = 404) -> Case:
+    """Owner/admin only: a member is forbidden, another account's owner finds nothing."""
+    return Case(call, {OWNER: ok, ADMIN: ok, MEMBER: 403, OTHER: other, ANONYMOUS: 401})
+
+
+def everyone(call: Call, ok: int, *, member: int | None = None, other: int = 404) -> Case:
+    """Any signed-in person of acme (a member: when the mailbox is theirs)."""
+    return Case(
+        call,
+        {
+            OWNER: ok,
+            ADMIN: ok,
+            MEMBER: ok if member is None else member,
+            OTHER: other,
+            ANONYMOUS: 401,
+        },
+    )
+
+
+def public(call: Call) -> Case:
+    return Case(call, dict.fromkeys(PERSONAS, ANY_ANSWER))
+
+
+def signed_in_only(call: Call) -> Case:
+    """Routes of the signed-in person themselves (sessions, two-factor): signed out is 401; with
+    a session they act on the caller's own user, which the auth tests cover."""
+    return Case(call, {ANONYMOUS: 401})
+
+
+ACME = "acme.test"
+SALES, SUPPORT = "sales@acme.test", "support@acme.test"
+HOOKS = f"/api/domains/{ACME}/webhooks"
+
+
+def cases() -> dict[tuple[str, str], list[Case]]:
+    return {
+        # --- domains
+        ("GET", "/api/domains"): [manage(lambda c, p, s: c.get("/api/domains"), 200, other=200)],
+        ("POST", "/api/domains"): [
+            manage(
+                lambda c, p, s: c.post("/api/domains", json={"name": f"new-{p}.test"}),
+                201,
+                other=201,  # in their own account
+            )
+        ],
+        ("GET", "/api/domains/{name:str}"): [
+            manage(lambda c, p, s: c.get(f"/api/domains/{ACME}"), 200)
+        ],
+        ("DELETE", "/api/domains/{name:str}"): [
+            manage(
+                lambda c, p, s: c.delete(
+                    f"/api/domains/{s.domains[p]}", json={"confirm": s.domains[p]}
+                ),
+                204,
+            )
+        ],
+        ("POST", "/api/domains/{name:str}/verify"): [
+            manage(lambda c, p, s: c.post(f"/api/domains/{s.domains[p]}/verify"), 200)
+        ],
+        ("GET", "/api/domains/{name:str}/zone"): [
+            manage(lambda c, p, s: c.get(f"/api/domains/{ACME}/zone"), 200)
+        ],
+        ("POST", "/api/domains/{name:str}/dkim/rotate"): [
+            manage(lambda c, p, s: c.post(f"/api/domains/{s.domains[p]}/dkim/rotate"), 200)
+        ],
+        # --- developer
+        ("GET", "/api/domains/{name:str}/api-keys"): [
+            manage(lambda c, p, s: c.get(f"/api/domains/{ACME}/api-keys"), 200)
+        ],
+        ("POST", "/api/domains/{name:str}/api-keys"): [
+            manage(lambda c, p, s: c.post(f"/api/domains/{ACME}/api-keys", json={"name": p}), 201)
+        ],
+        ("DELETE", "/api/domains/{name:str}/api-keys/{key_id:str}"): [
+            manage(
+                lambda c, p, s: c.delete(f"/api/domains/{s.domains[p]}/api-keys/{s.keys[p]}"),
+                204,
+            )
+        ],
+        ("GET", "/api/domains/{name:str}/webhooks"): [manage(lambda c, p, s: c.get(HOOKS), 200)],
+        ("POST", "/api/domains/{name:str}/webhooks"): [
+            manage(lambda c, p, s: c.post(HOOKS, json={"url": f"http://127.0.0.1:9/new-{p}"}), 201)
+        ],
+        ("DELETE", "/api/domains/{name:str}/webhooks/{webhook_id:str}"): [
+            manage(lambda c, p, s: c.delete(f"{HOOKS}/{s.hooks[p]}"), 204)
+        ],
+        ("POST", "/api/domains/{name:str}/webhooks/{webhook_id:str}/test"): [
+            manage(lambda c, p, s: c.post(f"{HOOKS}/{s.hooks[OWNER]}/test"), 200)
+        ],
+        ("GET", "/api/domains/{name:str}/webhooks/{webhook_id:str}/attempts"): [
+            manage(lambda c, p, s: c.get(f"{HOOKS}/{s.hooks[OWNER]}/attempts"), 200)
+        ],
+        ("POST", "/api/domains/{name:str}/webhooks/{webhook_id:str}/rotate-secret"): [
+            manage(lambda c, p, s: c.post(f"{HOOKS}/{s.hooks[OWNER]}/rotate-secret"), 200)
+        ],
+        # --- mailboxes: a member uses sales@, never support@
+        ("GET", "/api/mailboxes"): [
+            everyone(lambda c, p, s: c.get("/api/mailboxes"), 200, other=200)
+        ],
+        ("POST", "/api/mailboxes"): [
+            manage(
+                lambda c, p, s: c.post(
+                    "/api/mailboxes", json={"domain": ACME, "localPart": f"new-{p}"}
+                ),
+                201,
+            )
+        ],
+        ("GET", "/api/mailboxes/{address:str}"): [
+            everyone(lambda c, p, s: c.get(f"/api/mailboxes/{SALES}"), 200),
+            everyone(lambda c, p, s: c.get(f"/api/mailboxes/{SUPPORT}"), 200, member=404),
+        ],
+        ("PATCH", "/api/mailboxes/{address:str}"): [
+            everyone(
+                lambda c, p, s: c.patch(f"/api/mailboxes/{SALES}", json={"displayName": "Sales"}),
+                200,
+            ),
+            everyone(
+                lambda c, p, s: c.patch(f"/api/mailboxes/{SUPPORT}", json={"displayName": ""}),
+                200,
+                member=404,
+            ),
+        ],
+        ("DELETE", "/api/mailboxes/{address:str}"): [
+            manage(
+                lambda c, p, s: c.delete(
+                    f"/api/mailboxes/{s.mailboxes[p]}", json={"confirm": s.mailboxes[p]}
+                ),
+                204,
+            )
+        ],
+        ("PUT", "/api/mailboxes/{address:str}/password"): [
+            everyone(
+                lambda c, p, s: c.put(
+                    f"/api/mailboxes/{SALES}/password", json={"password": "sales-pass-1"}
+                ),
+                204,
+            ),
+            everyone(
+                lambda c, p, s: c.put(
+                    f"/api/mailboxes/{SUPPORT}/password", json={"password": "support-pass-1"}
+                ),
+                204,
+                member=404,
+            ),
+        ],
+        ("POST", "/api/mailboxes/{address:str}/password/generate"): [
+            everyone(
+                lambda c, p, s: c.post(f"/api/mailboxes/{SUPPORT}/password/generate"),
+                200,
+                member=404,
+            ),
+        ],
+        ("GET", "/api/mailboxes/{address:str}/connection"): [
+            everyone(lambda c, p, s: c.get(f"/api/mailboxes/{SALES}/connection"), 200),
+            everyone(
+                lambda c, p, s: c.get(f"/api/mailboxes/{SUPPORT}/connection"), 200, member=404
+            ),
+        ],
+        # --- account
+        ("GET", "/api/account"): [everyone(lambda c, p, s: c.get("/api/account"), 200, other=200)],
+        ("PATCH", "/api/account"): [
+            manage(
+                lambda c, p, s: c.patch("/api/account", json={"name": f"renamed {p}"}),
+                200,
+                other=200,  # their own account
+            )
+        ],
+        # --- team (owner/admin only)
+        ("GET", "/api/team"): [manage(lambda c, p, s: c.get("/api/team"), 200, other=200)],
+        ("POST", "/api/team/invitations"): [
+            manage(
+                lambda c, p, s: c.post(
+                    "/api/team/invitations",
+                    json={"email": f"new-{p}@example.com", "role": "member", "mailboxes": []},
+                ),
+                201,
+                other=201,
+            )
+        ],
+        ("DELETE", "/api/team/invitations/{invitation_id:int}"): [
+            manage(lambda c, p, s: c.delete(f"/api/team/invitations/{s.invitations[p]}"), 204)
+        ],
+        ("PATCH", "/api/team/members/{user_id:int}"): [
+            manage(
+                lambda c, p, s: c.patch(
+                    f"/api/team/members/{s.member_id}", json={"mailboxes": [SALES]}
+                ),
+                200,
+            )
+        ],
+        ("DELETE", "/api/team/members/{user_id:int}"): [
+            manage(lambda c, p, s: c.delete(f"/api/team/members/{s.users[p]}"), 204)
+        ],
+        # --- the signed-in person themselves
+        ("GET", "/api/me"): [everyone(lambda c, p, s: c.get("/api/me"), 200, other=200)],
+        ("PATCH", "/api/me"): [signed_in_only(lambda c, p, s: c.patch("/api/me", json={}))],
+        ("POST", "/api/me/password"): [
+            signed_in_only(lambda c, p, s: c.post("/api/me/password", json={}))
+        ],
+        ("GET", "/api/me/sessions"): [
+            everyone(lambda c, p, s: c.get("/api/me/sessions"), 200, other=200)
+        ],
+        ("DELETE", "/api/me/sessions/{session_id:int}"): [
+            signed_in_only(lambda c, p, s: c.delete("/api/me/sessions/1"))
+        ],
+        ("POST", "/api/me/totp/setup"): [
+            signed_in_only(lambda c, p, s: c.post("/api/me/totp/setup"))
+        ],
+        ("POST", "/api/me/totp/enable"): [
+            signed_in_only(lambda c, p, s: c.post("/api/me/totp/enable", json={"code": "1"}))
+        ],
+        ("POST", "/api/me/totp/disable"): [
+            signed_in_only(lambda c, p, s: c.post("/api/me/totp/disable", json={}))
+        ],
+        # --- public: answers whoever asks, never with a server error
+        ("GET", "/api/session"): [public(lambda c, p, s: c.get("/api/session"))],
+        ("POST", "/api/setup"): [public(lambda c, p, s: c.post("/api/setup", json={}))],
+        ("POST", "/api/auth/sign-up"): [
+            public(lambda c, p, s: c.post("/api/auth/sign-up", json={}))
+        ],
+        ("POST", "/api/auth/sign-in"): [
+            public(
+                lambda c, p, s: c.post(
+                    "/api/auth/sign-in", json={"email": "nobody@acme.test", "password": "x" * 9}
+                )
+            )
+        ],
+        ("POST", "/api/auth/totp"): [
+            public(lambda c, p, s: c.post("/api/auth/totp", json={"code": "000000"}))
+        ],
+        ("POST", "/api/auth/sign-out"): [
+            Case(lambda c, p, s: c.post("/api/auth/sign-out"), {ANONYMOUS: ANY_ANSWER})
+        ],
+        ("POST", "/api/auth/password-reset"): [
+            public(lambda c, p, s: c.post("/api/auth/password-reset", json={"email": "x@y.test"}))
+        ],
+        ("POST", "/api/auth/password-reset/confirm"): [
+            public(
+                lambda c, p, s: c.post(
+                    "/api/auth/password-reset/confirm", json={"token": "x", "password": "y"}
+                )
+            )
+        ],
+        ("GET", "/api/invitations/{token:str}"): [
+            public(lambda c, p, s: c.get("/api/invitations/not-a-token"))
+        ],
+        ("POST", "/api/invitations/{token:str}/accept"): [
+            public(lambda c, p, s: c.post("/api/invitations/not-a-token/accept", json={}))
+        ],
+        ("GET", "/api/auth/oidc/{provider:str}/start"): [
+            public(lambda c, p, s: c.get("/api/auth/oidc/nowhere/start"))
+        ],
+        ("GET", "/api/auth/oidc/{provider:str}/callback"): [
+            public(lambda c, p, s: c.get("/api/auth/oidc/nowhere/callback"))
+        ],
+    }
+
+
+def api_routes(app: Litestar) -> set[tuple[str, str]]:
+    return {
+        (method, route.path)
+        for route in app.routes
+        if route.path == "/api" or route.path.startswith("/api/")
+        for method in getattr(route, "methods", set())
+        if method not in ("HEAD", "OPTIONS")
+    }
+
+
+def deletions_last(item: tuple[tuple[str, str], list[Case]]) -> tuple[bool, bool]:
+    """The other calls of a persona use what its deletions remove; a domain goes last of all,
+    with its keys."""
+    method, path = item[0]
+    return method == "DELETE", path == "/api/domains/{name:str}"
+
+
+async def snapshot(owner: ApiClient) -> list[object]:
+    paths = [
+        "/api/domains",
+        "/api/mailboxes",
+        "/api/account",
+        f"/api/domains/{ACME}/api-keys",
+        HOOKS,
+        "/api/team",
+    ]
+    return [(await owner.get(path)).json() for path in paths]
+
+
+async def test_every_api_route_answers_each_persona_as_the_rules_say(
+    listeners: Listeners,
+    world: World,
+    owner_client: ApiClient,
+    admin_client: ApiClient,
+    member_client: ApiClient,
+) -> None:
+    app = listeners.http.server.config.app
+    assert isinstance(app, Litestar)
+    matrix = cases()
+    routes = api_routes(app)
+    assert routes - set(matrix) == set(), "every /api route needs a case in the access matrix"
+
+    services = world.services
+    await services.accounts.create(
+        "other", owner_email="owner@other.test", password="owner-pass-1", plan="unlimited"
+    )
+    async with ApiClient(api_url(listeners)) as other, ApiClient(api_url(listeners)) as anonymous:
+        await other.signed_in("owner@other.test", "owner-pass-1")
+        clients = {
+            OWNER: owner_client,
+            ADMIN: admin_client,
+            MEMBER: member_client,
+            OTHER: other,
+            ANONYMOUS: anonymous,
+        }
+        scene = Scene(world)
+        await scene.prepare()
+        before = await snapshot(owner_client)
+        for persona in PERSONAS:
+            if persona == ADMIN:
+                # Everyone who may not change acme's things has had their turn.
+                assert await snapshot(owner_client) == before
+            for (method, path), calls in sorted(matrix.items(), key=deletions_last):
+                if (method, path) not in routes:
+                    continue  # a route of the contract not served yet
+                for case in calls:
+                    if persona not in case.expect:
+                        continue
+                    response = await case.call(clients[persona], persona, scene)
+                    where = f"{persona} {method} {path}: {response.status_code} {response.text}"
+                    expected = case.expect[persona]
+                    if expected == ANY_ANSWER:
+                        assert response.status_code < 500, where
+                        continue
+                    assert response.status_code == expected, where
+                    if expected in (401, 403, 404):
+                        code = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}
+                        assert response.json()["error"]["code"] == code[expected], where
+                    if persona == OTHER and expected == 200:
+                        assert "acme.test" not in response.text, where
+
+
+async def test_every_api_route_is_in_the_openapi_document_with_a_tag(
+    listeners: Listeners, owner_client: ApiClient
+) -> None:
+    app = listeners.http.server.config.app
+    assert isinstance(app, Litestar)
+    schema = (await owner_client.get("/schema/openapi.json")).json()
+    documented = {
+        (method.upper(), path)
+        for path, item in schema["paths"].items()
+        if path.startswith("/api/")
+        for method, operation in item.items()
+        if operation.get("tags") and operation.get("operationId")
+    }
+    # The route table writes path parameters with their type ({name:str}); OpenAPI without.
+    served = {(method, re.sub(r"\{(\w+):\w+\}", r"{\1}", path)) for method, path in api_routes(app)}
+    assert served - documented == set()
