@@ -535,3 +535,26 @@ async def test_half_sent_command_times_out_too(impatient: Listeners) -> None:
         assert await client.closed(timeout=5.0)
     finally:
         await client.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# LIST patterns
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_list_with_a_backtracking_pattern_answers_and_the_session_goes_on(
+    authed: RawImap,
+) -> None:
+    await authed.ok(b"C1", b"CREATE Projects/q")
+    # 5,000 `*%` pairs: a backtracking matcher never finishes on a name that almost matches.
+    done = await authed.run(b"L1", b'LIST "" "' + b"*%" * 5000 + b'q"')
+    assert done[-1].startswith(b"L1 OK"), done[-1][:200]
+    assert done[:-1] == [b'* LIST (\\HasNoChildren) "/" "Projects/q"\r\n'], done
+    done = await authed.run(b"L2", b'LSUB "" "' + b"*a" * 500 + b'y"')
+    assert done[-1].startswith(b"L2 OK"), done[-1][:200]
+
+
+async def test_list_pattern_over_the_bound_gets_bad(authed: RawImap) -> None:
+    done = await authed.run(b"L1", b'LIST "" "' + b"a" * 5000 + b'"')
+    assert tagged_status(done) == b"BAD", done
+    await assert_alive(authed)
