@@ -19,7 +19,7 @@ from mailmark.core.mailstore import MailStore
 from mailmark.imap import encoder
 from mailmark.imap.handlers import HANDLERS
 from mailmark.imap.reader import STREAM_LIMIT
-from mailmark.imap.session import Session, SessionConfig
+from mailmark.imap.session import ImapCounters, Session, SessionConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class ImapListener:
     host: str
     port: int
     connections: _Connections
+    counters: ImapCounters
 
     async def close(self) -> None:
         self.server.close()
@@ -137,7 +138,7 @@ async def start_imap_listener(
     )
     bound_host, bound_port = server.sockets[0].getsockname()[:2]
     log.info("IMAP%s listening on %s:%d", "S" if implicit_tls else "", bound_host, bound_port)
-    return ImapListener(server, bound_host, bound_port, connections)
+    return ImapListener(server, bound_host, bound_port, connections, config.counters)
 
 
 async def _say(writer: asyncio.StreamWriter, data: bytes) -> None:

@@ -122,6 +122,13 @@ class SelectedFolder:
         return None
 
 
+@dataclass
+class ImapCounters:
+    """What the sessions of one listener have cost, for tests, benchmarks and monitoring."""
+
+    bytes_decoded: int = 0  # encoded body bytes run through a BINARY decoder (base64, QP)
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     hostname: str
@@ -131,6 +138,7 @@ class SessionConfig:
     # Seconds between a selected session's looks at its folder's HIGHESTMODSEQ for changes made
     # by other nodes (the in-process folder signals wake it at once for this node's).
     poll_interval: float = 5.0
+    counters: ImapCounters = field(default_factory=ImapCounters)
 
 
 Handler = Callable[["Session", Command], Awaitable[Done | None]]
