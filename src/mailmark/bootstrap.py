@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailmark.config import Settings
+from mailmark.connections import ConnectionLimits, DescriptorBudget, raise_descriptor_limit
 from mailmark.core.accounts import AccountService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
@@ -293,8 +294,25 @@ class Listeners:
         )
 
 
+def connection_limits(settings: Settings) -> Callable[[], ConnectionLimits]:
+    """Raise the process's descriptor limit, and make each listener's connection limits: all
+    share the descriptor budget (mailmark.connections)."""
+    raise_descriptor_limit()
+    descriptors = DescriptorBudget.for_process(settings.descriptor_reserve)
+
+    def limits() -> ConnectionLimits:
+        return ConnectionLimits(
+            max_per_ip=settings.max_connections_per_ip,
+            max_total=settings.max_connections,
+            descriptors=descriptors,
+        )
+
+    return limits
+
+
 async def start_listeners(services: Services, *, reuse_http_port: bool = False) -> Listeners:
     settings = services.settings
+    limits = connection_limits(settings)
     context = await asyncio.to_thread(tls_context, settings)
     inbound = InboundMail(
         delivery=services.delivery,
@@ -319,7 +337,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             host=settings.bind,
             port=settings.mx_port,
             hostname=settings.hostname,
-            max_connections_per_ip=settings.max_connections_per_ip,
+            limits=limits(),
             data_size_limit=settings.max_message_size,
             tls_context=context,
         ),
@@ -345,7 +363,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         host=settings.bind,
                         port=port,
                         hostname=settings.hostname,
-                        max_connections_per_ip=settings.max_connections_per_ip,
+                        limits=limits(),
                         data_size_limit=settings.max_message_size,
                         tls_context=context,
                         implicit_tls=implicit_tls,
@@ -377,7 +395,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         tls_context=context,
                         implicit_tls=implicit_tls,
                         max_message_size=settings.max_message_size,
-                        max_connections_per_ip=settings.max_connections_per_ip,
+                        limits=limits(),
                         idle_timeout=settings.imap_idle_timeout.total_seconds(),
                         poll_interval=settings.imap_poll_interval.total_seconds(),
                     ),
@@ -388,7 +406,12 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             settings.bind,
             settings.http_port,
             start_http_listener(
-                app, host=settings.bind, port=settings.http_port, reuse_port=reuse_http_port
+                app,
+                host=settings.bind,
+                port=settings.http_port,
+                limits=limits(),
+                header_timeout=settings.http_header_timeout.total_seconds(),
+                reuse_port=reuse_http_port,
             ),
         )
     except BaseException:
@@ -572,7 +595,14 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             "HTTP",
             settings.bind,
             settings.http_port,
-            start_http_listener(app, host=settings.bind, port=settings.http_port, reuse_port=True),
+            start_http_listener(
+                app,
+                host=settings.bind,
+                port=settings.http_port,
+                limits=connection_limits(settings)(),
+                header_timeout=settings.http_header_timeout.total_seconds(),
+                reuse_port=True,
+            ),
         )
         parent = os.getppid()
         try:

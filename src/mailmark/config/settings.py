@@ -121,6 +121,15 @@ class Settings(BaseSettings):
     max_message_size: int = 25 * 1024 * 1024
     max_recipients: int = Field(100, ge=1, le=10000)
     max_connections_per_ip: int = Field(20, ge=1, le=100000)
+    # Open connections each listener (MX, submission, IMAP, HTTP, …) takes at most.
+    max_connections: int = Field(2000, ge=1, le=1000000)
+    # File descriptors kept free near the process's limit: a listener holding its share of the
+    # descriptors refuses new connections there, so that one flooded protocol leaves the others,
+    # the database and the blob store descriptors to work with.
+    descriptor_reserve: int = Field(128, ge=0)
+    # An HTTP request's headers must arrive within this time of the connection (or of the
+    # previous response on a kept-alive connection).
+    http_header_timeout: timedelta = timedelta(seconds=30)
     # REST API: each key's token bucket refills at this many requests a second, holds this many.
     api_rate_limit: float = Field(100.0, gt=0)
     api_rate_burst: int = Field(200, ge=1)
@@ -190,6 +199,7 @@ class Settings(BaseSettings):
         "imap_idle_timeout",
         "imap_poll_interval",
         "webhook_lease",
+        "http_header_timeout",
         mode="before",
     )
     @classmethod

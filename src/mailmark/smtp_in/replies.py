@@ -66,6 +66,7 @@ DATA_OK = "250 OK"
 
 # The connection (RFC 5321 §3.8: 421 before closing the channel).
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address; try again later"
+SERVER_BUSY = "421 4.3.2 Too many connections to this server; try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
 
 # Submission: AUTH (RFC 4954 §6) and the sender it needs.

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import re
 import ssl
-from collections import Counter
 from collections.abc import Callable
 from email._header_value_parser import AddrSpec, AngleAddr, get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
@@ -21,6 +20,7 @@ from typing import Any, AnyStr, ClassVar, cast
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
+from mailmark.connections import ConnectionLimits, Refusal, descriptor_of
 from mailmark.core.addresses import is_malformed_path
 from mailmark.core.model import Mailbox
 from mailmark.smtp_in import replies
@@ -108,26 +108,22 @@ class SmtpHandler:
 
 
 class Connections:
-    """A listener's open sessions: a per-IP cap (loopback exempt: local tools, health checks),
-    and the sessions to close when the server stops."""
+    """A listener's open sessions: the shared admission limits (mailmark.connections), and the
+    sessions to close when the server stops."""
 
-    def __init__(self, max_per_ip: int) -> None:
-        self.max_per_ip = max_per_ip
-        self._per_ip: Counter[str] = Counter()
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
         self._sessions: set[MailmarkSMTP] = set()
 
-    def acquire(self, ip: str, session: MailmarkSMTP) -> bool:
-        if ip not in ("127.0.0.1", "::1") and self._per_ip[ip] >= self.max_per_ip:
-            return False
-        self._per_ip[ip] += 1
-        self._sessions.add(session)
-        return True
+    def acquire(self, ip: str, descriptor: int, session: MailmarkSMTP) -> Refusal | None:
+        refusal = self.limits.admit(ip, descriptor)
+        if refusal is None:
+            self._sessions.add(session)
+        return refusal
 
     def release(self, ip: str, session: MailmarkSMTP) -> None:
         self._sessions.discard(session)
-        self._per_ip[ip] -= 1
-        if self._per_ip[ip] <= 0:
-            del self._per_ip[ip]
+        self.limits.release(ip)
 
     def close_all(self) -> None:
         # RFC 5321 §3.8: a server shutting down answers 421 and closes the channel.
@@ -205,13 +201,16 @@ class MailmarkSMTP(SMTP):
             self.session.ssl = {"ssl_object": ssl_object, "cipher": ssl_object.cipher()}
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
-        if self._connections.acquire(ip, self):
+        refusal = self._connections.acquire(
+            ip, descriptor_of(transport.get_extra_info("socket")), self
+        )
+        if refusal is None:
             self._client_ip = ip
             return
-        log.warning("refusing %s: too many connections from this address", ip)
+        log.warning("refusing SMTP connection from %s: %s", ip, refusal)
+        reply = replies.TOO_MANY_CONNECTIONS if refusal is Refusal.PER_IP else replies.SERVER_BUSY
         # uvloop's transports implement the interface without subclassing asyncio's classes.
-        refusal = f"{replies.TOO_MANY_CONNECTIONS}\r\n".encode()
-        cast(asyncio.WriteTransport, transport).write(refusal)
+        cast(asyncio.WriteTransport, transport).write(f"{reply}\r\n".encode())
         transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -365,14 +364,14 @@ async def start_smtp_listener(
     host: str,
     port: int,
     hostname: str,
-    max_connections_per_ip: int,
+    limits: ConnectionLimits,
     data_size_limit: int,
     tls_context: ssl.SSLContext | None,
     implicit_tls: bool = False,
     **smtp_options: Any,
 ) -> SmtpListener:
     """Listen on host:port (port 0 picks a free one)."""
-    connections = Connections(max_connections_per_ip)
+    connections = Connections(limits)
 
     def make_protocol() -> MailmarkSMTP:
         return MailmarkSMTP(
