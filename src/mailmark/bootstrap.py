@@ -56,6 +56,7 @@ from mailmark.security import (
 from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.smtp_in.mx import MxHandler
 from mailmark.smtp_in.server import SmtpListener, start_smtp_listener
+from mailmark.smtp_in.spool import DataSpooling
 from mailmark.smtp_in.submission import SubmissionHandler
 from mailmark.smtp_out.client import SmtpDialer, SmtpTimeouts
 from mailmark.smtp_out.mta_sts import MtaStsPolicies
@@ -313,6 +314,11 @@ def connection_limits(settings: Settings) -> Callable[[], ConnectionLimits]:
 async def start_listeners(services: Services, *, reuse_http_port: bool = False) -> Listeners:
     settings = services.settings
     limits = connection_limits(settings)
+    spooling = DataSpooling.create(
+        threshold=settings.smtp_spool_threshold,
+        directory=settings.data_dir / "spool",
+        memory=settings.smtp_data_memory,
+    )
     context = await asyncio.to_thread(tls_context, settings)
     inbound = InboundMail(
         delivery=services.delivery,
@@ -338,6 +344,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             port=settings.mx_port,
             hostname=settings.hostname,
             limits=limits(),
+            spooling=spooling,
             data_size_limit=settings.max_message_size,
             tls_context=context,
         ),
@@ -364,6 +371,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         port=port,
                         hostname=settings.hostname,
                         limits=limits(),
+                        spooling=spooling,
                         data_size_limit=settings.max_message_size,
                         tls_context=context,
                         implicit_tls=implicit_tls,

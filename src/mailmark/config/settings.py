@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     # only ones reachable over plain http. Empty by default; e.g. 127.0.0.1/32 for a test receiver.
     webhook_allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_message_size: int = 25 * 1024 * 1024
+    # SMTP DATA beyond this many bytes waits in a temporary file in the data directory, not in
+    # memory; complete messages loaded for delivery share `smtp_data_memory` bytes at once.
+    smtp_spool_threshold: int = Field(1024 * 1024, ge=0)
+    smtp_data_memory: int = Field(256 * 1024 * 1024, ge=1)
     max_recipients: int = Field(100, ge=1, le=10000)
     max_connections_per_ip: int = Field(20, ge=1, le=100000)
     # Open connections each listener (MX, submission, IMAP, HTTP, …) takes at most.

@@ -24,6 +24,7 @@ from mailmark.connections import ConnectionLimits, Refusal, descriptor_of
 from mailmark.core.addresses import is_malformed_path
 from mailmark.core.model import Mailbox
 from mailmark.smtp_in import replies
+from mailmark.smtp_in.spool import DataSpooling, MessageSpool
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,9 @@ class Connections:
 class MailmarkSMTP(SMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
-    def __init__(self, handler: Any, *, connections: Connections, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: Any, *, connections: Connections, spooling: DataSpooling, **kwargs: Any
+    ) -> None:
         super().__init__(
             handler,
             ident=IDENT,
@@ -145,6 +148,7 @@ class MailmarkSMTP(SMTP):
             **kwargs,
         )
         self._connections = connections
+        self._spooling = spooling
         self._client_ip: str | None = None
         self._in_ehlo = False
         self._greeted = False
@@ -271,31 +275,41 @@ class MailmarkSMTP(SMTP):
             await self.push(replies.DATA_SYNTAX)
             return
         await self.push(replies.START_DATA)
+        spool = self._spooling.spool()
         try:
-            content, refusal = await self._receive_data()
-        except asyncio.CancelledError:  # the connection was lost (eof_received cancels us)
-            log.info("connection lost during DATA")
-            self._writer.close()
-            raise
-        if refusal is not None:
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
-            await self.push(refusal)
-            return
-        self.envelope.content = content
-        self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+            try:
+                refusal = await self._receive_data(spool)
+            except asyncio.CancelledError:  # the connection was lost (eof_received cancels us)
+                log.info("connection lost during DATA")
+                self._writer.close()
+                raise
+            if refusal is not None:
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+                await self.push(refusal)
+                return
+            async with self._spooling.budget.hold(spool.size):
+                stuffed = await spool.read()
+                spool.close()
+                # RFC 5321 §4.5.2: drop the first "." of every line that starts with one.
+                content = stuffed[: -len(b".\r\n")].replace(b"\r\n.", b"\r\n")[2:]
+                del stuffed
+                self.envelope.content = content
+                self.envelope.original_content = content
+                status = await self._call_handler_hook("DATA")
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+        finally:
+            spool.close()
         await self.push(replies.DATA_OK if status is MISSING else status)
 
-    async def _receive_data(self) -> tuple[bytes, str | None]:
-        """The mail data up to the end-of-data line with dot-stuffing undone (RFC 5321 §4.5.2),
-        and None; or b"" and the reply when it is over the size or line-length limit.
+    async def _receive_data(self, spool: MessageSpool) -> str | None:
+        """Write the mail data up to the end-of-data line, dot-stuffed as received, to `spool`,
+        and return None; or the reply when it is over the size or line-length limit.
 
         Everything is read to the end-of-data line either way, so that the rest of the data is
         never taken for commands (RFC 5321 §4.2.5 lets the reply wait until then)."""
         limit = self.data_size_limit
         # The CRLF that ended the DATA command line comes first: an empty message is "." CRLF.
-        kept = bytearray(b"\r\n")
+        await spool.write(b"\r\n")
         tail = b"\r\n"  # the last bytes of the stream, to recognise the end even when not kept
         received = 0
         open_line = 0  # length of the line not yet ended by CRLF
@@ -330,21 +344,21 @@ class MailmarkSMTP(SMTP):
             elif refusal is None and limit and received - 3 > limit:
                 refusal = replies.TOO_MUCH_DATA
             if refusal is not None:
-                kept.clear()
+                spool.close()
             else:
-                kept += piece
-        if refusal is not None:
-            return b"", refusal
-        # RFC 5321 §4.5.2: drop the first "." of every line that starts with one.
-        return bytes(kept[: -len(b".\r\n")]).replace(b"\r\n.", b"\r\n")[2:], None
+                await spool.write(piece)
+        return refusal
 
 
 class SmtpListener:
     """A started SMTP listener: its socket server and its open sessions."""
 
-    def __init__(self, server: asyncio.Server, connections: Connections) -> None:
+    def __init__(
+        self, server: asyncio.Server, connections: Connections, spooling: DataSpooling
+    ) -> None:
         self.server = server
         self.connections = connections
+        self.spooling = spooling
 
     @property
     def port(self) -> int:
@@ -365,6 +379,7 @@ async def start_smtp_listener(
     port: int,
     hostname: str,
     limits: ConnectionLimits,
+    spooling: DataSpooling,
     data_size_limit: int,
     tls_context: ssl.SSLContext | None,
     implicit_tls: bool = False,
@@ -377,6 +392,7 @@ async def start_smtp_listener(
         return MailmarkSMTP(
             handler,
             connections=connections,
+            spooling=spooling,
             hostname=hostname,
             data_size_limit=data_size_limit,
             tls_context=None if implicit_tls else tls_context,
@@ -389,4 +405,4 @@ async def start_smtp_listener(
     )
     bound = server.sockets[0].getsockname()
     log.info("%s listening on %s:%s", name, bound[0], bound[1])
-    return SmtpListener(server, connections)
+    return SmtpListener(server, connections, spooling)
