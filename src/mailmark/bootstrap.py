@@ -124,7 +124,11 @@ async def build_services(
 ) -> Services:
     """Create the data dir, migrate the database, and wire the core services."""
     await asyncio.to_thread(prepare_data_dir, settings)
-    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    engine = create_engine(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_busy_timeout_ms=int(settings.sqlite_busy_timeout.total_seconds() * 1000),
+    )
     try:
         await _check_database(engine)
         await migrate(engine)

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     api_rate_limit: float = Field(100.0, gt=0)
     api_rate_burst: int = Field(200, ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # How long a write waits for another writer's lock on the SQLite database before the request
+    # is answered "busy, try again" (HTTP 503, IMAP NO [UNAVAILABLE], SMTP 451).
+    sqlite_busy_timeout: timedelta = timedelta(seconds=15)
     # For test suites only: "test" hashes passwords with argon2id at its lowest cost, so that
     # creating accounts and logging in costs ~1 ms instead of ~0.1 s of CPU. Such hashes are cheap
     # to crack: never use it where real passwords are stored.
@@ -204,6 +207,7 @@ class Settings(BaseSettings):
         "imap_poll_interval",
         "webhook_lease",
         "http_header_timeout",
+        "sqlite_busy_timeout",
         mode="before",
     )
     @classmethod
