@@ -29,6 +29,8 @@ from mailmark.core.errors import (
     MessageTooLarge,
     NotFound,
     QuotaExceeded,
+    StorageFull,
+    StorageUnavailable,
     TooManyAttempts,
 )
 from mailmark.core.folder_signals import FolderSignals
@@ -476,6 +478,10 @@ def error_reply(error: MailmarkError) -> Reply:
         (QuotaExceeded, "OVERQUOTA"),
         (AuthenticationFailed, "AUTHENTICATIONFAILED"),
         (TooManyAttempts, "UNAVAILABLE"),
+        # RFC 5530 §3: OVERQUOTA when storage is full, UNAVAILABLE when it is temporarily not
+        # there; either way nothing was stored and the session goes on.
+        (StorageFull, "OVERQUOTA"),
+        (StorageUnavailable, "UNAVAILABLE"),
     ]
     code = next((code for kind, code in codes if isinstance(error, kind)), None)
     return Reply("NO", error.message, code)

@@ -18,6 +18,8 @@ from mailmark.core.errors import (
     PolicyRejected,
     QuotaExceeded,
     RelayDenied,
+    StorageFull,
+    StorageUnavailable,
     Suppressed,
     TooManyAttempts,
     UnknownMailbox,
@@ -41,6 +43,9 @@ _REPLIES: tuple[tuple[type[MailmarkError], str], ...] = (
     (TooManyAttempts, "454 4.7.0"),
     # A local policy refusal of the recipient (RFC 3463 §3.8: X.7.1 delivery not authorized).
     (Suppressed, "550 5.7.1"),
+    # RFC 3463 §3.4: X.3.1 mail system full; X.3.0 other, here a locked or read-only database.
+    (StorageFull, "452 4.3.1"),
+    (StorageUnavailable, "451 4.3.0"),
 )
 
 TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem storing the message; please try again later"
