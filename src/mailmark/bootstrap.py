@@ -47,6 +47,7 @@ from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
 from mailmark.imap.server import ImapListener, start_imap_listener
+from mailmark.loop_lag import LoopLagMonitor
 from mailmark.security import (
     Argon2PasswordHasher,
     DkimKeyFactory,
@@ -262,6 +263,7 @@ class Listeners:
     imap: ImapListener
     imaps: ImapListener
     webhooks: WebhookWorker
+    loop_lag: LoopLagMonitor
 
     @property
     def mx_port(self) -> int:
@@ -288,7 +290,7 @@ class Listeners:
         return self.imaps.port
 
     async def close(self) -> None:
-        await asyncio.gather(self.outbound.stop(), self.webhooks.stop())
+        await asyncio.gather(self.outbound.stop(), self.webhooks.stop(), self.loop_lag.stop())
         await asyncio.gather(
             self.mx.close(),
             self.submission.close(),
@@ -435,6 +437,8 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
     worker.start()
     hooks = webhook_worker(services)
     hooks.start()
+    loop_lag = LoopLagMonitor(settings.loop_lag_warning.total_seconds())
+    loop_lag.start()
     return Listeners(
         mx=mx,
         submission=started[1],
@@ -444,6 +448,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         imap=imap_listeners[0],
         imaps=imap_listeners[1],
         webhooks=hooks,
+        loop_lag=loop_lag,
     )
 
 

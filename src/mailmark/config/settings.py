@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     api_rate_limit: float = Field(100.0, gt=0)
     api_rate_burst: int = Field(200, ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # A callback holding the event loop longer than this is logged as a WARNING.
+    loop_lag_warning: timedelta = timedelta(milliseconds=250)
     # How long a write waits for another writer's lock on the SQLite database before the request
     # is answered "busy, try again" (HTTP 503, IMAP NO [UNAVAILABLE], SMTP 451).
     sqlite_busy_timeout: timedelta = timedelta(seconds=15)
@@ -208,6 +210,7 @@ class Settings(BaseSettings):
         "webhook_lease",
         "http_header_timeout",
         "sqlite_busy_timeout",
+        "loop_lag_warning",
         mode="before",
     )
     @classmethod
