@@ -67,6 +67,15 @@ from mailmark.startup import StartupError, hostname_problem, prepare_data_dir
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
+from mailmark.storage.secrets import (
+    SecretBox,
+    SecretKeyError,
+    encrypt_plaintext_secrets,
+    load_key,
+)
+from mailmark.storage.secrets import install as install_secret_box
+from mailmark.storage.tables import dkim_keys
+from mailmark.storage.tables import webhooks as webhooks_table
 from mailmark.storage.uow import SqlUnitOfWorkFactory
 from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
@@ -133,6 +142,15 @@ async def build_services(
     try:
         await _check_database(engine)
         await migrate(engine)
+        key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+        try:
+            secret_box = SecretBox(await asyncio.to_thread(load_key, key, settings.data_dir))
+            install_secret_box(engine, secret_box)
+            await encrypt_plaintext_secrets(
+                engine, [dkim_keys.c.private_key_pem, webhooks_table.c.secret]
+            )
+        except SecretKeyError as error:
+            raise StartupError(f"{error} (MAILMARK_SECRETS_KEY or secrets.key)") from None
     except BaseException:
         await engine.dispose()
         raise

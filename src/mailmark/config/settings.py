@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -99,6 +100,10 @@ class Settings(BaseSettings):
     remote_smtp_port: int = Field(25, ge=1, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # The key sealing DKIM private keys and webhook secrets in the database: 32 bytes of base64.
+    # Unset, it is the file secrets.key in the data directory (made on first start). Nodes that
+    # share one PostgreSQL database must share the key.
+    secrets_key: SecretStr | None = None
     retry_schedule: Annotated[list[timedelta], NoDecode] = Field(
         default_factory=lambda: [
             parse_duration(step) for step in ("5m", "10m", "30m", "1h", "2h", "4h", "8h", "16h")
