@@ -71,7 +71,7 @@ _LINES = st.one_of(
 )
 # Messages built from MIME-looking lines (so that the parsers go deep), and raw bytes.
 MESSAGES = st.one_of(
-    st.lists(_LINES, max_size=60).map(lambda lines: b"\r\n".join(lines)),
+    st.lists(_LINES, max_size=60).map(b"\r\n".join),
     st.binary(max_size=2000),
 )
 
