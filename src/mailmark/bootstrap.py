@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailmark.config import Settings
+from mailmark.connections import ConnectionLimits, DescriptorBudget, raise_descriptor_limit
 from mailmark.core.accounts import AccountService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
@@ -53,6 +54,7 @@ from mailmark.dns_tools.verification import DomainDns
 from mailmark.imap.server import ImapListener, start_imap_listener
 from mailmark.sanitize import Nh3Sanitizer
 from mailmark.oidc.client import HttpOidcClient
+from mailmark.loop_lag import LoopLagMonitor
 from mailmark.security import (
     Argon2PasswordHasher,
     DkimKeyFactory,
@@ -63,6 +65,7 @@ from mailmark.security import (
 from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.smtp_in.mx import MxHandler
 from mailmark.smtp_in.server import SmtpListener, start_smtp_listener
+from mailmark.smtp_in.spool import DataSpooling
 from mailmark.smtp_in.submission import SubmissionHandler
 from mailmark.smtp_out.client import SmtpDialer, SmtpTimeouts
 from mailmark.smtp_out.mta_sts import MtaStsPolicies
@@ -72,6 +75,15 @@ from mailmark.startup import StartupError, hostname_problem, prepare_data_dir
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
+from mailmark.storage.secrets import (
+    SecretBox,
+    SecretKeyError,
+    encrypt_plaintext_secrets,
+    load_key,
+)
+from mailmark.storage.secrets import install as install_secret_box
+from mailmark.storage.tables import dkim_keys
+from mailmark.storage.tables import webhooks as webhooks_table
 from mailmark.storage.uow import SqlUnitOfWorkFactory
 from mailmark.web.api.app.routes import AppServices
 from mailmark.web.api.v1.routes import ApiServices
@@ -135,10 +147,23 @@ async def build_services(
 ) -> Services:
     """Create the data dir, migrate the database, and wire the core services."""
     await asyncio.to_thread(prepare_data_dir, settings)
-    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    engine = create_engine(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_busy_timeout_ms=int(settings.sqlite_busy_timeout.total_seconds() * 1000),
+    )
     try:
         await _check_database(engine)
         await migrate(engine)
+        key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+        try:
+            secret_box = SecretBox(await asyncio.to_thread(load_key, key, settings.data_dir))
+            install_secret_box(engine, secret_box)
+            await encrypt_plaintext_secrets(
+                engine, [dkim_keys.c.private_key_pem, webhooks_table.c.secret]
+            )
+        except SecretKeyError as error:
+            raise StartupError(f"{error} (MAILMARK_SECRETS_KEY or secrets.key)") from None
     except BaseException:
         await engine.dispose()
         raise
@@ -314,6 +339,7 @@ class Listeners:
     imaps: ImapListener
     webhooks: WebhookWorker
     domain_rechecks: DomainRechecker
+    loop_lag: LoopLagMonitor
 
     @property
     def mx_port(self) -> int:
@@ -341,7 +367,10 @@ class Listeners:
 
     async def close(self) -> None:
         await asyncio.gather(
-            self.outbound.stop(), self.webhooks.stop(), self.domain_rechecks.stop()
+            self.outbound.stop(),
+            self.webhooks.stop(),
+            self.domain_rechecks.stop(),
+            self.loop_lag.stop(),
         )
         await asyncio.gather(
             self.mx.close(),
@@ -353,8 +382,30 @@ class Listeners:
         )
 
 
+def connection_limits(settings: Settings) -> Callable[[], ConnectionLimits]:
+    """Raise the process's descriptor limit, and make each listener's connection limits: all
+    share the descriptor budget (mailmark.connections)."""
+    raise_descriptor_limit()
+    descriptors = DescriptorBudget.for_process(settings.descriptor_reserve)
+
+    def limits() -> ConnectionLimits:
+        return ConnectionLimits(
+            max_per_ip=settings.max_connections_per_ip,
+            max_total=settings.max_connections,
+            descriptors=descriptors,
+        )
+
+    return limits
+
+
 async def start_listeners(services: Services, *, reuse_http_port: bool = False) -> Listeners:
     settings = services.settings
+    limits = connection_limits(settings)
+    spooling = DataSpooling.create(
+        threshold=settings.smtp_spool_threshold,
+        directory=settings.data_dir / "spool",
+        memory=settings.smtp_data_memory,
+    )
     context = await asyncio.to_thread(tls_context, settings)
     inbound = InboundMail(
         delivery=services.delivery,
@@ -379,7 +430,8 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             host=settings.bind,
             port=settings.mx_port,
             hostname=settings.hostname,
-            max_connections_per_ip=settings.max_connections_per_ip,
+            limits=limits(),
+            spooling=spooling,
             data_size_limit=settings.max_message_size,
             tls_context=context,
         ),
@@ -405,7 +457,8 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         host=settings.bind,
                         port=port,
                         hostname=settings.hostname,
-                        max_connections_per_ip=settings.max_connections_per_ip,
+                        limits=limits(),
+                        spooling=spooling,
                         data_size_limit=settings.max_message_size,
                         tls_context=context,
                         implicit_tls=implicit_tls,
@@ -438,7 +491,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         tls_context=context,
                         implicit_tls=implicit_tls,
                         max_message_size=settings.max_message_size,
-                        max_connections_per_ip=settings.max_connections_per_ip,
+                        limits=limits(),
                         idle_timeout=settings.imap_idle_timeout.total_seconds(),
                         poll_interval=settings.imap_poll_interval.total_seconds(),
                     ),
@@ -449,7 +502,12 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             settings.bind,
             settings.http_port,
             start_http_listener(
-                app, host=settings.bind, port=settings.http_port, reuse_port=reuse_http_port
+                app,
+                host=settings.bind,
+                port=settings.http_port,
+                limits=limits(),
+                header_timeout=settings.http_header_timeout.total_seconds(),
+                reuse_port=reuse_http_port,
             ),
         )
     except BaseException:
@@ -465,6 +523,8 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         services.domains, interval=settings.domain_recheck_interval.total_seconds()
     )
     rechecks.start()
+    loop_lag = LoopLagMonitor(settings.loop_lag_warning.total_seconds())
+    loop_lag.start()
     return Listeners(
         mx=mx,
         submission=started[1],
@@ -475,6 +535,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         imaps=imap_listeners[1],
         webhooks=hooks,
         domain_rechecks=rechecks,
+        loop_lag=loop_lag,
     )
 
 
@@ -674,7 +735,14 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             "HTTP",
             settings.bind,
             settings.http_port,
-            start_http_listener(app, host=settings.bind, port=settings.http_port, reuse_port=True),
+            start_http_listener(
+                app,
+                host=settings.bind,
+                port=settings.http_port,
+                limits=connection_limits(settings)(),
+                header_timeout=settings.http_header_timeout.total_seconds(),
+                reuse_port=True,
+            ),
         )
         parent = os.getppid()
         try:

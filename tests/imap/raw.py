@@ -26,9 +26,14 @@ class Raw:
         self.greeting = b""
 
     @classmethod
-    async def connect(cls, port: int, *, tls: bool = True) -> Self:
+    async def connect(cls, port: int, *, tls: bool = True, source: str | None = None) -> Self:
+        """`source`: the local address to connect from (127.0.0.1 is exempt from per-IP caps)."""
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=client_tls() if tls else None, limit=8 * 1024 * 1024
+            "127.0.0.1",
+            port,
+            ssl=client_tls() if tls else None,
+            limit=8 * 1024 * 1024,
+            local_addr=(source, 0) if source else None,
         )
         client = cls(reader, writer)
         client.greeting = await client.line()

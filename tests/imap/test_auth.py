@@ -160,17 +160,21 @@ async def test_starttls_discards_pipelined_commands(listeners: Listeners) -> Non
 
 async def test_connections_per_ip_are_limited(listeners: Listeners, world: World) -> None:
     limit = world.services.settings.max_connections_per_ip
-    clients = [await Raw.connect(listeners.imap_port, tls=False) for _ in range(limit)]
+    # Any loopback-range address but 127.0.0.1, which is exempt (local tools, a proxy).
+    source = "127.0.0.2"
+    clients = [
+        await Raw.connect(listeners.imap_port, tls=False, source=source) for _ in range(limit)
+    ]
     try:
         assert all(c.greeting.startswith(b"* OK") for c in clients)
-        extra = await Raw.connect(listeners.imap_port, tls=False)
+        extra = await Raw.connect(listeners.imap_port, tls=False, source=source)
         assert extra.greeting.startswith(b"* BYE"), extra.greeting
         await extra.close()
     finally:
         for client in clients:
             await client.close()
     await asyncio.sleep(0.2)
-    again = await Raw.connect(listeners.imap_port, tls=False)
+    again = await Raw.connect(listeners.imap_port, tls=False, source=source)
     assert again.greeting.startswith(b"* OK")
     await again.close()
 

@@ -5,6 +5,7 @@ the session goes on wherever it can."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import re
@@ -533,5 +534,69 @@ async def test_half_sent_command_times_out_too(impatient: Listeners) -> None:
         answer = await client.line(timeout=5.0)  # the literal never comes
         assert answer.startswith(b"* BYE "), answer
         assert await client.closed(timeout=5.0)
+    finally:
+        await client.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# LIST patterns
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_list_with_a_backtracking_pattern_answers_and_the_session_goes_on(
+    authed: RawImap,
+) -> None:
+    await authed.ok(b"C1", b"CREATE Projects/q")
+    # 5,000 `*%` pairs: a backtracking matcher never finishes on a name that almost matches.
+    done = await authed.run(b"L1", b'LIST "" "' + b"*%" * 5000 + b'q"')
+    assert done[-1].startswith(b"L1 OK"), done[-1][:200]
+    assert done[:-1] == [b'* LIST (\\HasNoChildren) "/" "Projects/q"\r\n'], done
+    done = await authed.run(b"L2", b'LSUB "" "' + b"*a" * 500 + b'y"')
+    assert done[-1].startswith(b"L2 OK"), done[-1][:200]
+
+
+async def test_list_pattern_over_the_bound_gets_bad(authed: RawImap) -> None:
+    done = await authed.run(b"L1", b'LIST "" "' + b"a" * 5000 + b'"')
+    assert tagged_status(done) == b"BAD", done
+    await assert_alive(authed)
+
+
+# ------------------------------------------------------------------------------------------------
+# FETCH BINARY partials
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_binary_partials_decode_each_part_once_per_command(
+    listeners: Listeners, world: World
+) -> None:
+    payload = bytes(range(256)) * (8 * 1024)  # 2 MiB
+    encoded = base64.encodebytes(payload)
+    raw = (
+        b"From: a@example.org\r\nTo: sales@acme.test\r\nSubject: Large part\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + encoded.replace(b"\n", b"\r\n")
+        + b"--b--\r\n"
+    )
+    await world.services.delivery.deliver(raw, recipients=[world.sales], mail_from="a@example.org")
+    client = await RawImap.connect(listeners.imaps.port, tls=True)
+    try:
+        await client.login()
+        await client.ok(b"S1", b"SELECT INBOX")
+        counters = listeners.imaps.counters
+        before = counters.bytes_decoded
+        offsets = range(0, len(payload), len(payload) // 99)[:99]
+        items = b" ".join(b"BINARY.PEEK[2]<%d.1>" % offset for offset in offsets)
+        done = await client.ok(b"F1", b"FETCH 1 (" + items + b" BINARY.SIZE[2])")
+        decoded = counters.bytes_decoded - before
+        answer = b"".join(done[:-1])
+        for offset in offsets:
+            literal = b"~{1}" if payload[offset] == 0 else b"{1}"
+            assert b"BINARY[2]<%d> %s\r\n%c" % (offset, literal, payload[offset]) in answer
+        assert b"BINARY.SIZE[2] %d" % len(payload) in answer
+        # One decode of the part for the whole command, not one per item.
+        assert 0 < decoded <= len(raw), f"{decoded} bytes decoded for a {len(raw)}-byte message"
+        await assert_alive(client)
     finally:
         await client.close()

@@ -42,3 +42,25 @@ async def test_one_message_to_two_mailboxes_is_one_blob_and_two_placements(
     assert b"Authentication-Results: mx.mailmark.test;" in trace
     blobs = list((world.services.settings.blob_path).glob("*/*"))
     assert len(blobs) == 1
+
+
+async def test_a_forged_authentication_results_naming_this_host_is_not_stored(
+    world: World, mx_port: int
+) -> None:
+    forged = (
+        b"Authentication-Results: mx.mailmark.test; dmarc=pass header.from=bank.test\r\n"
+        b"Authentication-Results: relay.example.org; spf=pass\r\n"
+    )
+    await aiosmtplib.send(
+        forged + MESSAGE,
+        sender="alice@example.org",
+        recipients=["sales@acme.test"],
+        hostname="127.0.0.1",
+        port=mx_port,
+        start_tls=False,
+    )
+    [copy] = await stored_copies(world.services, world.sales)
+    # RFC 8601 §5: ours is the one we prepend, and only that one.
+    assert copy.data.count(b"Authentication-Results: mx.mailmark.test;") == 1
+    assert b"dmarc=pass header.from=bank.test" not in copy.data
+    assert copy.data.endswith(b"Authentication-Results: relay.example.org; spf=pass\r\n" + MESSAGE)

@@ -314,6 +314,77 @@ async def test_another_mailbox_of_the_same_user_may_be_the_header_from(
     assert row.from_addr == "support@acme.test"
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        "Sender: ceo@bank.test",
+        "Sender: Support <support@acme.test>",
+        "Resent-From: ceo@bank.test",
+        "Resent-From: sales@acme.test, support@acme.test",
+        "Resent-Sender: support@acme.test",
+    ],
+)
+async def test_sender_and_resent_fields_follow_the_from_rule(
+    world: World, listeners: Listeners, field: str
+) -> None:
+    # RFC 6409 §8.1: each originator field names the author, so each is checked as From is.
+    client = await logged_in(listeners.submission_port)
+    try:
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await client.sendmail(
+                "sales@acme.test", ["bob@remote.test"], message("spoof", extra=field + "\r\n")
+            )
+        assert refused.value.code == 553 and refused.value.message.startswith("5.7.1 ")
+        assert field.split(": ", 1)[1].split(", ")[-1].split("<")[-1].rstrip(">") in (
+            refused.value.message
+        )
+    finally:
+        client.close()
+    assert await queued(world.services) == []
+
+
+async def test_own_sender_and_resent_fields_are_accepted(
+    world: World, listeners: Listeners
+) -> None:
+    client = await logged_in(listeners.submission_port)
+    try:
+        await client.sendmail(
+            "sales@acme.test",
+            ["bob@remote.test"],
+            message(
+                "resent",
+                extra="Sender: sales@acme.test\r\nResent-From: Sales <sales@acme.test>\r\n",
+            ),
+        )
+    finally:
+        client.close()
+    [row] = await queued(world.services)
+    assert row.from_addr == "sales@acme.test"
+
+
+async def test_client_authentication_results_naming_this_host_are_removed(
+    world: World, listeners: Listeners
+) -> None:
+    forged = (
+        f"Authentication-Results: {HOSTNAME}; dkim=pass header.d=bank.test\r\n"
+        f"Authentication-Results: (comment) {HOSTNAME.upper()};\r\n spf=pass\r\n"
+        "Authentication-Results: mx.other.test; spf=pass\r\n"
+    )
+    client = await logged_in(listeners.submission_port)
+    try:
+        await client.sendmail(
+            "sales@acme.test", ["bob@remote.test"], message("forged results", extra=forged)
+        )
+    finally:
+        client.close()
+    [row] = await queued(world.services)
+    blob = await world.services.blobs.get(row.blob_key)
+    # RFC 8601 §5: only the fields claiming to be ours go; another host's are its business.
+    assert HOSTNAME.encode() not in blob.lower()
+    assert b"Authentication-Results: mx.other.test; spf=pass\r\n" in blob
+    assert b"Subject: forged results\r\n" in blob
+
+
 # --- recipients, quota, what is queued ----------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from mailmark.bootstrap import Services
+from mailmark.bootstrap import Services, connection_limits
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.web.app import create_app
 from mailmark.web.server import start_http_listener
@@ -33,7 +33,13 @@ async def http(
     app = create_app(
         mail_server=mail_server, domains=services.domains, mailboxes=services.mailboxes
     )
-    listener = await start_http_listener(app, host="127.0.0.1", port=0)
+    listener = await start_http_listener(
+        app,
+        host="127.0.0.1",
+        port=0,
+        limits=connection_limits(services.settings)(),
+        header_timeout=services.settings.http_header_timeout.total_seconds(),
+    )
     try:
         # trust_env=False: a proxy from the environment must not sit between the test and loopback.
         async with httpx.AsyncClient(

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     remote_smtp_port: int = Field(25, ge=1, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # The key sealing DKIM private keys and webhook secrets in the database: 32 bytes of base64.
+    # Unset, it is the file secrets.key in the data directory (made on first start). Nodes that
+    # share one PostgreSQL database must share the key.
+    secrets_key: SecretStr | None = None
     retry_schedule: Annotated[list[timedelta], NoDecode] = Field(
         default_factory=lambda: [
             parse_duration(step) for step in ("5m", "10m", "30m", "1h", "2h", "4h", "8h", "16h")
@@ -175,8 +179,21 @@ class Settings(BaseSettings):
     # only ones reachable over plain http. Empty by default; e.g. 127.0.0.1/32 for a test receiver.
     webhook_allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_message_size: int = 25 * 1024 * 1024
+    # SMTP DATA beyond this many bytes waits in a temporary file in the data directory, not in
+    # memory; complete messages loaded for delivery share `smtp_data_memory` bytes at once.
+    smtp_spool_threshold: int = Field(1024 * 1024, ge=0)
+    smtp_data_memory: int = Field(256 * 1024 * 1024, ge=1)
     max_recipients: int = Field(100, ge=1, le=10000)
     max_connections_per_ip: int = Field(20, ge=1, le=100000)
+    # Open connections each listener (MX, submission, IMAP, HTTP, …) takes at most.
+    max_connections: int = Field(2000, ge=1, le=1000000)
+    # File descriptors kept free near the process's limit: a listener holding its share of the
+    # descriptors refuses new connections there, so that one flooded protocol leaves the others,
+    # the database and the blob store descriptors to work with.
+    descriptor_reserve: int = Field(128, ge=0)
+    # An HTTP request's headers must arrive within this time of the connection (or of the
+    # previous response on a kept-alive connection).
+    http_header_timeout: timedelta = timedelta(seconds=30)
     # REST API: each key's token bucket refills at this many requests a second, holds this many.
     api_rate_limit: float = Field(100.0, gt=0)
     api_rate_burst: int = Field(200, ge=1)
@@ -184,6 +201,11 @@ class Settings(BaseSettings):
     # Who may create an account in the web app: "closed" (invitations only, the default of a
     # self-hosted server) or "open" (a hosted service: each sign-up is a new 7-day trial).
     signup: Literal["closed", "open"] = "closed"
+    # A callback holding the event loop longer than this is logged as a WARNING.
+    loop_lag_warning: timedelta = timedelta(milliseconds=250)
+    # How long a write waits for another writer's lock on the SQLite database before the request
+    # is answered "busy, try again" (HTTP 503, IMAP NO [UNAVAILABLE], SMTP 451).
+    sqlite_busy_timeout: timedelta = timedelta(seconds=15)
     # For test suites only: "test" hashes passwords with argon2id at its lowest cost, so that
     # creating accounts and logging in costs ~1 ms instead of ~0.1 s of CPU. Such hashes are cheap
     # to crack: never use it where real passwords are stored.
@@ -260,6 +282,9 @@ class Settings(BaseSettings):
         "imap_poll_interval",
         "webhook_lease",
         "domain_recheck_interval",
+        "http_header_timeout",
+        "sqlite_busy_timeout",
+        "loop_lag_warning",
         mode="before",
     )
     @classmethod

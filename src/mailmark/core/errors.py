@@ -113,6 +113,19 @@ class RateLimited(MailmarkError):
         self.retry_after = retry_after
 
 
+class StorageUnavailable(MailmarkError):
+    """The database is locked by someone else, read-only, or refusing connections: nothing was
+    stored, and the same request may succeed in `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageFull(StorageUnavailable):
+    """The disk holding the database or the blobs is full: nothing was stored."""
+
+
 class TargetRefused(InvalidInput):
     """A webhook URL points (or now resolves) at an address webhooks may not reach: loopback,
     private, link-local or otherwise internal."""

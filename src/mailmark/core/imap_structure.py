@@ -551,30 +551,79 @@ def section(
     raw: bytes, part: Sequence[int] = (), kind: SectionKind = "", fields: Sequence[str] = ()
 ) -> bytes:
     """The exact bytes of BODY[<part>.<kind> (<fields>)]; empty when the section does not exist."""
-    kind = kind.upper()
-    if kind not in SECTION_KINDS:
-        raise ValueError(f"unknown section kind {kind!r}")
-    root = parse(raw)
-    node, message = _walk(root, part)
-    if node is None:
-        return b""
-    if kind == "":
-        return raw if not part else raw[node.body_start : node.end]
-    if kind == "MIME":
-        return raw[node.start : node.body_start] if part else b""
-    if message is None:
-        return b""
-    if kind == "TEXT":
-        return raw[message.body_start : message.end]
-    header = raw[message.start : message.body_start]
-    if kind == "HEADER":
-        return header
-    return _header_fields(
-        raw,
-        message,
-        {f.lower().encode("latin-1", "replace") for f in fields},
-        kind == "HEADER.FIELDS.NOT",
-    )
+    return MessageSections(raw).section(part, kind, fields)
+
+
+class MessageSections:
+    """The sections of one raw message for one FETCH command: the MIME tree is parsed once and
+    each part's transfer encoding undone at most once, however many items name it (a client may
+    ask for a hundred `BINARY.PEEK[2]<n.1>` partials of the same large part in one command).
+
+    `bytes_decoded` counts the encoded bytes run through a base64 or quoted-printable decoder."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._root: MimePart | None = None
+        self._decoded: dict[tuple[int, ...], bytes] = {}
+        self.bytes_decoded = 0
+
+    @property
+    def root(self) -> MimePart:
+        if self._root is None:
+            self._root = parse(self.raw)
+        return self._root
+
+    def section(
+        self, part: Sequence[int] = (), kind: SectionKind = "", fields: Sequence[str] = ()
+    ) -> bytes:
+        """BODY[<part>.<kind> (<fields>)], as the module's `section`."""
+        raw = self.raw
+        kind = kind.upper()
+        if kind not in SECTION_KINDS:
+            raise ValueError(f"unknown section kind {kind!r}")
+        if not part and kind == "":
+            return raw
+        node, message = _walk(self.root, part)
+        if node is None:
+            return b""
+        if kind == "":
+            return raw[node.body_start : node.end]
+        if kind == "MIME":
+            return raw[node.start : node.body_start] if part else b""
+        if message is None:
+            return b""
+        if kind == "TEXT":
+            return raw[message.body_start : message.end]
+        header = raw[message.start : message.body_start]
+        if kind == "HEADER":
+            return header
+        return _header_fields(
+            raw,
+            message,
+            {f.lower().encode("latin-1", "replace") for f in fields},
+            kind == "HEADER.FIELDS.NOT",
+        )
+
+    def binary(self, part: Sequence[int] = ()) -> bytes:
+        """BINARY[<part>] (RFC 3516), as the module's `binary`."""
+        if not part:
+            return self.raw
+        key = tuple(part)
+        decoded = self._decoded.get(key)
+        if decoded is None:
+            node, _ = _walk(self.root, part)
+            if node is None:
+                decoded = b""
+            else:
+                decoded = _decode(self.raw, node)
+                if (
+                    not node.multipart
+                    and node.message is None
+                    and _transfer_encoding(node) in _DECODED_ENCODINGS
+                ):
+                    self.bytes_decoded += node.end - node.body_start
+            self._decoded[key] = decoded
+        return decoded
 
 
 def _header_fields(raw: bytes, message: MimePart, names: set[bytes], exclude: bool) -> bytes:
@@ -601,23 +650,31 @@ def _header_fields(raw: bytes, message: MimePart, names: set[bytes], exclude: bo
 
 def binary(raw: bytes, part: Sequence[int] = ()) -> bytes:
     """BINARY[<part>] (RFC 3516): the part's body with its transfer encoding undone."""
-    if not part:
-        return raw
-    node, _ = _walk(parse(raw), part)
-    return b"" if node is None else _decode(raw, node)
+    return MessageSections(raw).binary(part)
+
+
+_DECODED_ENCODINGS = frozenset({"base64", "quoted-printable"})
+# RFC 2045 §6.8: characters outside the base64 alphabet are ignored.
+_NOT_BASE64 = bytes(
+    set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+)
+
+
+def _transfer_encoding(node: MimePart) -> str:
+    value = node.header(b"content-transfer-encoding")
+    return unfold(value).decode("latin-1").lower() if value is not None else "7bit"
 
 
 def _decode(raw: bytes, node: MimePart) -> bytes:
     body = raw[node.body_start : node.end]
     if node.multipart or node.message is not None:
         return body
-    value = node.header(b"content-transfer-encoding")
-    encoding = unfold(value).decode("latin-1").lower() if value is not None else "7bit"
+    encoding = _transfer_encoding(node)
     if encoding in ("", "7bit", "8bit", "binary"):
         return body
     if encoding == "base64":
         try:
-            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body) + b"==", validate=False)
+            return base64.b64decode(body.translate(None, _NOT_BASE64) + b"==", validate=False)
         except (binascii.Error, ValueError) as exc:
             raise UnknownTransferEncoding(f"invalid base64 body: {exc}") from exc
     if encoding == "quoted-printable":

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from mailmark.core.bounce_reports import BounceReport, parse_report
 from mailmark.core.delivery import DeliveryReceipt, InboundDelivery, inbound_folder
-from mailmark.core.message_meta import check_header_limits
+from mailmark.core.message_meta import check_header_limits, without_our_authentication_results
 from mailmark.core.model import Mailbox
 from mailmark.core.ports import Clock
 
@@ -101,7 +101,7 @@ class InboundMail:
         )
         folder = inbound_folder(auth.dmarc, auth.dmarc_policy, auth.header_from_domain)
         return await self._delivery.deliver(
-            raw,
+            without_our_authentication_results(raw, self._hostname),
             recipients=envelope.mailboxes,
             mail_from=envelope.mail_from,
             trace_prefix=self._trace_prefix(envelope) + auth.header(),

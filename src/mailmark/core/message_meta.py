@@ -11,6 +11,7 @@ import email.message
 import email.policy
 import html
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
@@ -44,6 +45,11 @@ _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.D
 _SPACE = re.compile(r"\s+")
 _RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
 _BCC_FIELD = re.compile(rb"^bcc[ \t]*:", re.IGNORECASE)
+# RFC 8601 §2.2: "Authentication-Results:" [CFWS] authserv-id, where the id is a value (a token
+# or a quoted string); comments may come before it.
+_AUTHENTICATION_RESULTS = re.compile(
+    rb'^authentication-results[ \t]*:(?:\s|\([^()]*\))*"?([^\s;()"]+)', re.IGNORECASE
+)
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _BETWEEN_ENCODED_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?)")
 
@@ -80,8 +86,27 @@ def header_values(raw: bytes, name: bytes) -> list[str]:
 def without_bcc(raw: bytes, added: bytes) -> bytes:
     """The message without Bcc fields (RFC 5322 §3.6.3), with `added` fields appended to the
     header section."""
+    return _without_fields(raw, lambda field: bool(_BCC_FIELD.match(field)), added)
+
+
+def without_our_authentication_results(raw: bytes, authserv_id: str) -> bytes:
+    """The message without Authentication-Results fields naming `authserv_id`: RFC 8601 §5 has
+    the border MTA delete those claiming to come from inside its own trust boundary, which only
+    a forger outside it could have written. Fields of other hosts are kept."""
+    ours = authserv_id.lower().encode("ascii", "replace")
+
+    def forged(field: bytes) -> bool:
+        match = _AUTHENTICATION_RESULTS.match(field)
+        return match is not None and match.group(1).lower() == ours
+
+    if not any(forged(field) for field in header_fields(raw)):
+        return raw
+    return _without_fields(raw, forged, b"")
+
+
+def _without_fields(raw: bytes, drop: Callable[[bytes], bool], added: bytes) -> bytes:
     head = header_section(raw)
-    kept = b"".join(field for field in header_fields(raw) if not _BCC_FIELD.match(field))
+    kept = b"".join(field for field in header_fields(raw) if not drop(field))
     if added and kept and not kept.endswith(b"\r\n"):
         kept += b"\r\n"
     return kept + added + raw[len(head) :]

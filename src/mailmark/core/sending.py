@@ -40,6 +40,7 @@ from mailmark.core.message_meta import (
     header_values,
     read_metadata,
     without_bcc,
+    without_our_authentication_results,
 )
 from mailmark.core.model import Mailbox, OutboundMessage, Suppression
 from mailmark.core.plans import Plan, effective_plan, ensure_email_quota, month_start
@@ -84,6 +85,10 @@ RESERVED_HEADERS = frozenset(
         "content-type",
         "content-transfer-encoding",
         "dkim-signature",
+        # RFC 5322 §3.6.6 and RFC 8601 §5: originator and trust fields checked on submission.
+        "resent-from",
+        "resent-sender",
+        "authentication-results",
     }
 )
 # RFC 5322 §2.2: a field name is printable ASCII except the colon.
@@ -134,6 +139,9 @@ class _Prepared:
     scheduled_at: datetime | None
     batch_id: str | None
     tags: tuple[str, ...] = ()
+    # Other addresses the message claims as its author's (Sender, Resent-From, Resent-Sender),
+    # each held to the rule From is.
+    identities: tuple[str, ...] = ()
 
 
 # Writes more in a submission's own transaction, just before it commits (an idempotency record).
@@ -368,6 +376,15 @@ class SendingService:
         if len(senders) != 1:
             raise Forbidden("The message needs exactly one From address, the sending mailbox.")
         sender = normalize_address(senders[0], "The From address")
+        # RFC 6409 §8.1 and RFC 5322 §3.6.2, §3.6.6: Sender and the Resent-* originator fields
+        # name the message's author too, so each must be an address the mailbox may send as.
+        identities = tuple(
+            normalize_address(address, f"The {label} address")
+            for name, label in _IDENTITY_FIELDS
+            for _, address in getaddresses(header_values(raw, name))
+            if address
+        )
+        raw = without_our_authentication_results(raw, self._hostname)
         now = self._clock.now()
         message_id = meta.message_id.strip("<>") if meta.message_id else None
         added = b""
@@ -379,7 +396,19 @@ class SendingService:
         prepared = without_bcc(raw, added)
         assert message_id is not None
         [submission] = await self._enqueue(
-            [_Prepared(mailbox, sender, prepared, unique, meta.subject, message_id, None, None)],
+            [
+                _Prepared(
+                    mailbox,
+                    sender,
+                    prepared,
+                    unique,
+                    meta.subject,
+                    message_id,
+                    None,
+                    None,
+                    identities=identities,
+                )
+            ],
             source,
             None,
         )
@@ -624,16 +653,14 @@ class SendingService:
         """Per item: (the submitting mailbox as stored now, the mailbox named in From)."""
         result = []
         for item in items:
-            key = (item.mailbox.id, item.sender_address.lower())
-            if key not in known:
-                current = await uow.mailboxes.get(item.mailbox.id) if item.mailbox.id else None
-                if current is None:
-                    raise NotFound(f"No mailbox {item.mailbox.address} here.")
-                known[key] = (
-                    current,
-                    await self._sending_mailbox(uow, current, item.sender_address),
-                )
-            result.append(known[key])
+            for address in (item.sender_address, *item.identities):
+                key = (item.mailbox.id, address.lower())
+                if key not in known:
+                    current = await uow.mailboxes.get(item.mailbox.id) if item.mailbox.id else None
+                    if current is None:
+                        raise NotFound(f"No mailbox {item.mailbox.address} here.")
+                    known[key] = (current, await self._sending_mailbox(uow, current, address))
+            result.append(known[(item.mailbox.id, item.sender_address.lower())])
         return result
 
     @staticmethod
@@ -654,6 +681,13 @@ class SendingService:
         found = await uow.suppressions.find(mailbox.domain_id, [r.lower() for r in recipients])
         if found:
             raise _suppressed(mailbox, found)
+
+
+_IDENTITY_FIELDS = (
+    (b"sender", "Sender"),
+    (b"resent-from", "Resent-From"),
+    (b"resent-sender", "Resent-Sender"),
+)
 
 
 def check_tags(tags: Sequence[str]) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """The IMAP listeners: 143-style (cleartext until STARTTLS) and 993-style (implicit TLS, RFC 8314).
 
-Each connection gets a Session; this module owns the socket concerns: the per-IP connection cap,
+Each connection gets a Session; this module owns the socket concerns: the connection limits (mailmark.connections),
 the stream buffer bound, closing every session at shutdown, and turning an unexpected exception
 into a logged error and `* BYE Internal error` (never a traceback to the client).
 """
@@ -11,15 +11,15 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections import Counter
 from dataclasses import dataclass, field
 
+from mailmark.connections import ConnectionLimits, Refusal, descriptor_of
 from mailmark.core.logins import MailboxLogins
 from mailmark.core.mailstore import MailStore
 from mailmark.imap import encoder
 from mailmark.imap.handlers import HANDLERS
 from mailmark.imap.reader import STREAM_LIMIT
-from mailmark.imap.session import Session, SessionConfig
+from mailmark.imap.session import ImapCounters, Session, SessionConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,7 @@ CLOSE_TIMEOUT = 5.0
 
 @dataclass
 class _Connections:
-    max_per_ip: int
-    per_ip: Counter[str] = field(default_factory=Counter)
+    limits: ConnectionLimits
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -40,6 +39,7 @@ class ImapListener:
     host: str
     port: int
     connections: _Connections
+    counters: ImapCounters
 
     async def close(self) -> None:
         self.server.close()
@@ -62,7 +62,7 @@ async def start_imap_listener(
     tls_context: ssl.SSLContext,
     implicit_tls: bool,
     max_message_size: int,
-    max_connections_per_ip: int,
+    limits: ConnectionLimits,
     idle_timeout: float,
     poll_interval: float = 5.0,
 ) -> ImapListener:
@@ -74,22 +74,25 @@ async def start_imap_listener(
         tls_context=tls_context,
         poll_interval=poll_interval,
     )
-    connections = _Connections(max_connections_per_ip)
+    connections = _Connections(limits)
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         peer = writer.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
-        if connections.per_ip[ip] >= connections.max_per_ip:
-            log.warning("refusing IMAP connection from %s: too many connections", ip)
+        refusal = limits.admit(ip, descriptor_of(writer.get_extra_info("socket")))
+        if refusal is not None:
+            log.warning("refusing IMAP connection from %s: %s", ip, refusal)
+            text = (
+                "Too many connections from your address"
+                if refusal is Refusal.PER_IP
+                else "Too many connections to this server, try again later"
+            )
             with contextlib.suppress(ConnectionError, OSError):
-                await _say(
-                    writer, encoder.untagged_status("BYE", "Too many connections from your address")
-                )
+                await _say(writer, encoder.untagged_status("BYE", text))
             await _close(writer)
             return
-        connections.per_ip[ip] += 1
         connections.tasks.add(task)
         if isinstance(getattr(writer.transport, "max_size", None), int):
             # asyncio's socket transports receive up to 256 KiB at a time; smaller receives keep
@@ -121,9 +124,7 @@ async def start_imap_listener(
                 await _say(writer, encoder.untagged_status("BYE", "Internal error"))
         finally:
             connections.tasks.discard(task)
-            connections.per_ip[ip] -= 1
-            if connections.per_ip[ip] <= 0:
-                del connections.per_ip[ip]
+            limits.release(ip)
             await _close(writer)
 
     server = await asyncio.start_server(
@@ -137,7 +138,7 @@ async def start_imap_listener(
     )
     bound_host, bound_port = server.sockets[0].getsockname()[:2]
     log.info("IMAP%s listening on %s:%d", "S" if implicit_tls else "", bound_host, bound_port)
-    return ImapListener(server, bound_host, bound_port, connections)
+    return ImapListener(server, bound_host, bound_port, connections, config.counters)
 
 
 async def _say(writer: asyncio.StreamWriter, data: bytes) -> None:

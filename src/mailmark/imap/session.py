@@ -29,6 +29,8 @@ from mailmark.core.errors import (
     MessageTooLarge,
     NotFound,
     QuotaExceeded,
+    StorageFull,
+    StorageUnavailable,
     TooManyAttempts,
 )
 from mailmark.core.folder_signals import FolderSignals
@@ -122,6 +124,13 @@ class SelectedFolder:
         return None
 
 
+@dataclass
+class ImapCounters:
+    """What the sessions of one listener have cost, for tests, benchmarks and monitoring."""
+
+    bytes_decoded: int = 0  # encoded body bytes run through a BINARY decoder (base64, QP)
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     hostname: str
@@ -131,6 +140,7 @@ class SessionConfig:
     # Seconds between a selected session's looks at its folder's HIGHESTMODSEQ for changes made
     # by other nodes (the in-process folder signals wake it at once for this node's).
     poll_interval: float = 5.0
+    counters: ImapCounters = field(default_factory=ImapCounters)
 
 
 Handler = Callable[["Session", Command], Awaitable[Done | None]]
@@ -468,6 +478,10 @@ def error_reply(error: MailmarkError) -> Reply:
         (QuotaExceeded, "OVERQUOTA"),
         (AuthenticationFailed, "AUTHENTICATIONFAILED"),
         (TooManyAttempts, "UNAVAILABLE"),
+        # RFC 5530 §3: OVERQUOTA when storage is full, UNAVAILABLE when it is temporarily not
+        # there; either way nothing was stored and the session goes on.
+        (StorageFull, "OVERQUOTA"),
+        (StorageUnavailable, "UNAVAILABLE"),
     ]
     code = next((code for kind, code in codes if isinstance(error, kind)), None)
     return Reply("NO", error.message, code)

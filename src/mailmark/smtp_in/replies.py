@@ -18,6 +18,8 @@ from mailmark.core.errors import (
     PolicyRejected,
     QuotaExceeded,
     RelayDenied,
+    StorageFull,
+    StorageUnavailable,
     Suppressed,
     TooManyAttempts,
     UnknownMailbox,
@@ -41,6 +43,9 @@ _REPLIES: tuple[tuple[type[MailmarkError], str], ...] = (
     (TooManyAttempts, "454 4.7.0"),
     # A local policy refusal of the recipient (RFC 3463 §3.8: X.7.1 delivery not authorized).
     (Suppressed, "550 5.7.1"),
+    # RFC 3463 §3.4: X.3.1 mail system full; X.3.0 other, here a locked or read-only database.
+    (StorageFull, "452 4.3.1"),
+    (StorageUnavailable, "451 4.3.0"),
 )
 
 TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem storing the message; please try again later"
@@ -66,6 +71,7 @@ DATA_OK = "250 OK"
 
 # The connection (RFC 5321 §3.8: 421 before closing the channel).
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address; try again later"
+SERVER_BUSY = "421 4.3.2 Too many connections to this server; try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
 
 # Submission: AUTH (RFC 4954 §6) and the sender it needs.

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import re
 import ssl
-from collections import Counter
 from collections.abc import Callable
 from email._header_value_parser import AddrSpec, AngleAddr, get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
@@ -21,9 +20,11 @@ from typing import Any, AnyStr, ClassVar, cast
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
+from mailmark.connections import ConnectionLimits, Refusal, descriptor_of
 from mailmark.core.addresses import is_malformed_path
 from mailmark.core.model import Mailbox
 from mailmark.smtp_in import replies
+from mailmark.smtp_in.spool import DataSpooling, MessageSpool
 
 log = logging.getLogger(__name__)
 
@@ -108,26 +109,22 @@ class SmtpHandler:
 
 
 class Connections:
-    """A listener's open sessions: a per-IP cap (loopback exempt: local tools, health checks),
-    and the sessions to close when the server stops."""
+    """A listener's open sessions: the shared admission limits (mailmark.connections), and the
+    sessions to close when the server stops."""
 
-    def __init__(self, max_per_ip: int) -> None:
-        self.max_per_ip = max_per_ip
-        self._per_ip: Counter[str] = Counter()
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
         self._sessions: set[MailmarkSMTP] = set()
 
-    def acquire(self, ip: str, session: MailmarkSMTP) -> bool:
-        if ip not in ("127.0.0.1", "::1") and self._per_ip[ip] >= self.max_per_ip:
-            return False
-        self._per_ip[ip] += 1
-        self._sessions.add(session)
-        return True
+    def acquire(self, ip: str, descriptor: int, session: MailmarkSMTP) -> Refusal | None:
+        refusal = self.limits.admit(ip, descriptor)
+        if refusal is None:
+            self._sessions.add(session)
+        return refusal
 
     def release(self, ip: str, session: MailmarkSMTP) -> None:
         self._sessions.discard(session)
-        self._per_ip[ip] -= 1
-        if self._per_ip[ip] <= 0:
-            del self._per_ip[ip]
+        self.limits.release(ip)
 
     def close_all(self) -> None:
         # RFC 5321 §3.8: a server shutting down answers 421 and closes the channel.
@@ -138,7 +135,9 @@ class Connections:
 class MailmarkSMTP(SMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
-    def __init__(self, handler: Any, *, connections: Connections, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: Any, *, connections: Connections, spooling: DataSpooling, **kwargs: Any
+    ) -> None:
         super().__init__(
             handler,
             ident=IDENT,
@@ -149,6 +148,7 @@ class MailmarkSMTP(SMTP):
             **kwargs,
         )
         self._connections = connections
+        self._spooling = spooling
         self._client_ip: str | None = None
         self._in_ehlo = False
         self._greeted = False
@@ -205,13 +205,16 @@ class MailmarkSMTP(SMTP):
             self.session.ssl = {"ssl_object": ssl_object, "cipher": ssl_object.cipher()}
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
-        if self._connections.acquire(ip, self):
+        refusal = self._connections.acquire(
+            ip, descriptor_of(transport.get_extra_info("socket")), self
+        )
+        if refusal is None:
             self._client_ip = ip
             return
-        log.warning("refusing %s: too many connections from this address", ip)
+        log.warning("refusing SMTP connection from %s: %s", ip, refusal)
+        reply = replies.TOO_MANY_CONNECTIONS if refusal is Refusal.PER_IP else replies.SERVER_BUSY
         # uvloop's transports implement the interface without subclassing asyncio's classes.
-        refusal = f"{replies.TOO_MANY_CONNECTIONS}\r\n".encode()
-        cast(asyncio.WriteTransport, transport).write(refusal)
+        cast(asyncio.WriteTransport, transport).write(f"{reply}\r\n".encode())
         transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -272,31 +275,41 @@ class MailmarkSMTP(SMTP):
             await self.push(replies.DATA_SYNTAX)
             return
         await self.push(replies.START_DATA)
+        spool = self._spooling.spool()
         try:
-            content, refusal = await self._receive_data()
-        except asyncio.CancelledError:  # the connection was lost (eof_received cancels us)
-            log.info("connection lost during DATA")
-            self._writer.close()
-            raise
-        if refusal is not None:
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
-            await self.push(refusal)
-            return
-        self.envelope.content = content
-        self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+            try:
+                refusal = await self._receive_data(spool)
+            except asyncio.CancelledError:  # the connection was lost (eof_received cancels us)
+                log.info("connection lost during DATA")
+                self._writer.close()
+                raise
+            if refusal is not None:
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+                await self.push(refusal)
+                return
+            async with self._spooling.budget.hold(spool.size):
+                stuffed = await spool.read()
+                spool.close()
+                # RFC 5321 §4.5.2: drop the first "." of every line that starts with one.
+                content = stuffed[: -len(b".\r\n")].replace(b"\r\n.", b"\r\n")[2:]
+                del stuffed
+                self.envelope.content = content
+                self.envelope.original_content = content
+                status = await self._call_handler_hook("DATA")
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+        finally:
+            spool.close()
         await self.push(replies.DATA_OK if status is MISSING else status)
 
-    async def _receive_data(self) -> tuple[bytes, str | None]:
-        """The mail data up to the end-of-data line with dot-stuffing undone (RFC 5321 §4.5.2),
-        and None; or b"" and the reply when it is over the size or line-length limit.
+    async def _receive_data(self, spool: MessageSpool) -> str | None:
+        """Write the mail data up to the end-of-data line, dot-stuffed as received, to `spool`,
+        and return None; or the reply when it is over the size or line-length limit.
 
         Everything is read to the end-of-data line either way, so that the rest of the data is
         never taken for commands (RFC 5321 §4.2.5 lets the reply wait until then)."""
         limit = self.data_size_limit
         # The CRLF that ended the DATA command line comes first: an empty message is "." CRLF.
-        kept = bytearray(b"\r\n")
+        await spool.write(b"\r\n")
         tail = b"\r\n"  # the last bytes of the stream, to recognise the end even when not kept
         received = 0
         open_line = 0  # length of the line not yet ended by CRLF
@@ -331,21 +344,21 @@ class MailmarkSMTP(SMTP):
             elif refusal is None and limit and received - 3 > limit:
                 refusal = replies.TOO_MUCH_DATA
             if refusal is not None:
-                kept.clear()
+                spool.close()
             else:
-                kept += piece
-        if refusal is not None:
-            return b"", refusal
-        # RFC 5321 §4.5.2: drop the first "." of every line that starts with one.
-        return bytes(kept[: -len(b".\r\n")]).replace(b"\r\n.", b"\r\n")[2:], None
+                await spool.write(piece)
+        return refusal
 
 
 class SmtpListener:
     """A started SMTP listener: its socket server and its open sessions."""
 
-    def __init__(self, server: asyncio.Server, connections: Connections) -> None:
+    def __init__(
+        self, server: asyncio.Server, connections: Connections, spooling: DataSpooling
+    ) -> None:
         self.server = server
         self.connections = connections
+        self.spooling = spooling
 
     @property
     def port(self) -> int:
@@ -365,19 +378,21 @@ async def start_smtp_listener(
     host: str,
     port: int,
     hostname: str,
-    max_connections_per_ip: int,
+    limits: ConnectionLimits,
+    spooling: DataSpooling,
     data_size_limit: int,
     tls_context: ssl.SSLContext | None,
     implicit_tls: bool = False,
     **smtp_options: Any,
 ) -> SmtpListener:
     """Listen on host:port (port 0 picks a free one)."""
-    connections = Connections(max_connections_per_ip)
+    connections = Connections(limits)
 
     def make_protocol() -> MailmarkSMTP:
         return MailmarkSMTP(
             handler,
             connections=connections,
+            spooling=spooling,
             hostname=hostname,
             data_size_limit=data_size_limit,
             tls_context=None if implicit_tls else tls_context,
@@ -390,4 +405,4 @@ async def start_smtp_listener(
     )
     bound = server.sockets[0].getsockname()
     log.info("%s listening on %s:%s", name, bound[0], bound[1])
-    return SmtpListener(server, connections)
+    return SmtpListener(server, connections, spooling)

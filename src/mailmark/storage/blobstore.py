@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
@@ -11,6 +12,8 @@ import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from mailmark.core.errors import StorageFull, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,20 @@ def _read_files(paths: Sequence[str]) -> list[bytes]:
     return out
 
 
+# A write refused for want of room: the disk is full, a quota or a file-size limit is reached.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _write_fault(error: OSError) -> Exception:
+    """A blob write that failed, as the core error adapters answer (IMAP NO [OVERQUOTA], SMTP
+    452, HTTP 503) when the cause is the disk's; any other OSError as it is."""
+    if error.errno in _NO_ROOM:
+        return StorageFull(f"The message store is full ({os.strerror(error.errno)}).")
+    if error.errno in (errno.EROFS, errno.EACCES):
+        return StorageUnavailable("The message store cannot be written now; try again later.")
+    return error
+
+
 class FileBlobStore:
     """`<root>/<first two hex digits>/<sha256>`. Keys are computed here, never taken from users.
 
@@ -56,7 +73,10 @@ class FileBlobStore:
         return os.path.join(self._root_text, key[:2], key)
 
     async def put(self, data: bytes) -> tuple[str, bool]:
-        return await asyncio.to_thread(self._put, data)
+        try:
+            return await asyncio.to_thread(self._put, data)
+        except OSError as error:
+            raise _write_fault(error) from error
 
     async def put_many(self, items: Sequence[bytes]) -> list[tuple[str, bool] | Exception]:
         # One trip to a worker thread for the whole batch: the hand-offs, not the fsyncs, are
@@ -74,7 +94,7 @@ class FileBlobStore:
         try:
             return self._put(data)
         except OSError as exc:
-            return exc
+            return _write_fault(exc)
 
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)

@@ -7,7 +7,10 @@ import time
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from mailmark.core.errors import StorageFull, StorageUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READ_ONLY_OPTION = "mailmark_read_only"
@@ -15,18 +18,54 @@ READ_ONLY_OPTION = "mailmark_read_only"
 WAL_SWITCH_RETRY_SECONDS = 0.05
 
 
-def create_engine(database_url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
+def create_engine(
+    database_url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+) -> AsyncEngine:
     if database_url.startswith("sqlite"):
-        return _sqlite_engine(database_url, sqlite_synchronous)
+        return _sqlite_engine(database_url, sqlite_synchronous, sqlite_busy_timeout_ms)
     return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _sqlite_engine(database_url: str, synchronous: str) -> AsyncEngine:
+# PostgreSQL SQLSTATEs of a database that cannot take the write now, but may soon.
+_PG_UNAVAILABLE = {
+    "25006",  # read_only_sql_transaction (a standby, or default_transaction_read_only)
+    "55P03",  # lock_not_available
+    "53300",  # too_many_connections
+    "57P03",  # cannot_connect_now
+}
+_PG_FULL = {"53100"}  # disk_full
+
+
+def storage_fault(error: BaseException) -> StorageUnavailable | None:
+    """The core error for a database that is locked, read-only or full, else None.
+
+    These are conditions of the server, not of the request: a client is told to come back
+    (HTTP 503, IMAP NO [UNAVAILABLE], SMTP 451), instead of being shown an internal error."""
+    if not isinstance(error, DBAPIError):
+        return None
+    code = getattr(error.orig, "sqlstate", None)
+    text = str(error.orig).lower()
+    if code in _PG_FULL or "database or disk is full" in text:
+        return StorageFull("The server's disk is full; nothing was stored. Try again later.")
+    if (
+        code in _PG_UNAVAILABLE
+        or "database is locked" in text
+        or "readonly database" in text
+        or "read-only" in text
+    ):
+        return StorageUnavailable("The database is busy or read-only; try again shortly.")
+    return None
+
+
+def _sqlite_engine(database_url: str, synchronous: str, busy_timeout_ms: int) -> AsyncEngine:
     # Each aiosqlite connection is a thread: keep enough of them pooled that bursts of sessions
     # do not open and close connections (and threads) all the time.
     engine = create_async_engine(
         database_url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args={"timeout": busy_timeout_ms / 1000},
         pool_size=10,
         max_overflow=20,
     )
@@ -36,7 +75,7 @@ def _sqlite_engine(database_url: str, synchronous: str) -> AsyncEngine:
         # Let us issue BEGIN ourselves (below) instead of the driver's implicit, deferred one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         _use_wal(cursor)
         # FULL: a committed transaction survives power loss, not only a process crash.
         cursor.execute(f"PRAGMA synchronous={synchronous}")

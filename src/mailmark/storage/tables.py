@@ -16,6 +16,7 @@ from mailmark.core.states import (
     SuppressionReason,
     WebhookDeliveryStatus,
 )
+from mailmark.storage.secrets import EncryptedText
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -223,7 +224,8 @@ dkim_keys = sa.Table(
     _fk("domain_id", "domains.id"),
     sa.Column("selector", sa.String(63), nullable=False),
     sa.Column("algorithm", sa.String(20), nullable=False),
-    sa.Column("private_key_pem", sa.Text(), nullable=False),
+    # Sealed with the secrets key (storage/secrets.py): a copied database holds no signing key.
+    sa.Column("private_key_pem", EncryptedText("dkim_keys.private_key_pem"), nullable=False),
     sa.Column("public_key", sa.Text(), nullable=False),
     sa.Column("state", StateText(DkimKeyState, 10), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
@@ -471,7 +473,7 @@ webhooks = sa.Table(
     _fk("domain_id", "domains.id"),
     sa.Column("url", sa.String(2048), nullable=False),
     sa.Column("events", sa.JSON(), nullable=False),
-    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("secret", EncryptedText("webhooks.secret"), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index("ix_webhooks_account_id", "account_id"),
     sa.Index("ix_webhooks_domain_id", "domain_id"),

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mailmark.storage.accounts import SqlAccounts
 from mailmark.storage.api_keys import SqlApiKeys
-from mailmark.storage.db import READ_ONLY_OPTION
+from mailmark.storage.db import READ_ONLY_OPTION, storage_fault
 from mailmark.storage.deliveries import SqlDeliveries
 from mailmark.storage.dialect import Dialect, dialect_named
 from mailmark.storage.domains import SqlDomains
@@ -68,13 +68,18 @@ class SqlUnitOfWork:
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
-        self._conn = await self._engine.connect()
+        try:
+            self._conn = await self._engine.connect()
+        except Exception as error:
+            _raise_fault(error)
+            raise
         try:
             if self._read_only:
                 await self._conn.execution_options(**{READ_ONLY_OPTION: True})
             await self._conn.begin()
-        except BaseException:
+        except BaseException as error:
             await self._conn.close()
+            _raise_fault(error)
             raise
         conn, dialect = self._conn, self._dialect
         self.accounts = SqlAccounts(conn, dialect)
@@ -104,6 +109,7 @@ class SqlUnitOfWork:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        error = exc[1] if isinstance(exc[1], BaseException) else None
         assert self._conn is not None
         try:
             if self._conn.in_transaction():
@@ -111,14 +117,28 @@ class SqlUnitOfWork:
         finally:
             await self._conn.close()
             self._conn = None
+        if error is not None:
+            _raise_fault(error)
 
     async def commit(self) -> None:
         assert self._conn is not None
-        await self._conn.commit()
+        try:
+            await self._conn.commit()
+        except Exception as error:
+            _raise_fault(error)
+            raise
 
     async def rollback(self) -> None:
         assert self._conn is not None
         await self._conn.rollback()
+
+
+def _raise_fault(error: BaseException) -> None:
+    """Raise a locked, read-only or full database as the core error adapters answer
+    (mailmark.storage.db.storage_fault); return for anything else."""
+    fault = storage_fault(error)
+    if fault is not None:
+        raise fault from error
 
 
 class SqlUnitOfWorkFactory:

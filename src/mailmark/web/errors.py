@@ -31,6 +31,7 @@ from mailmark.core.errors import (
     ProviderUnavailable,
     QuotaExceeded,
     RateLimited,
+    StorageUnavailable,
     Suppressed,
     TargetRefused,
     TooManyAttempts,
@@ -59,6 +60,7 @@ HTTP_STATUS_BY_ERROR: dict[type[MailmarkError], int] = {
     RateLimited: 429,
     TooManyAttempts: 429,
     ProviderUnavailable: 502,
+    StorageUnavailable: 503,  # and StorageFull: the server's condition, nothing was stored
 }
 # Codes of Litestar's own errors (routing, body decoding, size limits), by status.
 CODE_BY_STATUS = {
@@ -96,7 +98,7 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
     """Every error in the one shape, with the status its class maps to."""
     if isinstance(exc, MailmarkError):
         headers = {}
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, RateLimited | StorageUnavailable):
             headers["Retry-After"] = str(max(1, int(exc.retry_after)))
         elif isinstance(exc, TooManyAttempts) and exc.retry_after is not None:
             headers["Retry-After"] = str(retry_seconds(exc.retry_after))
@@ -118,6 +120,13 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
         code = CODE_BY_STATUS.get(exc.status_code, f"http_{exc.status_code}")
         return Response(
             error_body(code, message, field), status_code=exc.status_code, headers=exc.headers
+        )
+    if isinstance(exc, RecursionError):
+        # msgspec refuses JSON nested deeper than the interpreter's recursion limit this way,
+        # while decoding the body and before any handler runs.
+        log.info("refused %s %s: JSON nested too deeply", request.method, request.url.path)
+        return Response(
+            error_body("invalid_request", "The JSON body is nested too deeply."), status_code=400
         )
     # Litestar only logs exceptions itself in debug mode (and we disable its logging config).
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)

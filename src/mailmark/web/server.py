@@ -11,12 +11,101 @@ from dataclasses import dataclass
 
 import uvicorn
 from litestar import Litestar
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+from mailmark.connections import ConnectionLimits, descriptor_of
 
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 # Requests still running at shutdown get this long before they are cancelled.
 GRACEFUL_SHUTDOWN_SECONDS = 5
+
+_BUSY_BODY = (
+    b'{"error": {"code": "server_busy", "message": "Too many connections; try again later.",'
+    b' "field": null}}'
+)
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(_BUSY_BODY) + _BUSY_BODY
+)
+
+
+class _AdmissionMixin(asyncio.Protocol):
+    """Put before uvicorn's HTTP protocol class: the connection limits every listener applies
+    (mailmark.connections), and a deadline for a request's headers.
+
+    uvicorn closes a connection idle between requests after its keep-alive timeout, but waits for
+    the headers of a request begun for ever: a client sending one header byte a minute would hold
+    a connection, and a descriptor, for as long as it likes."""
+
+    _limits: ConnectionLimits
+    _header_timeout: float
+    _ip: str | None = None
+    _header_deadline: asyncio.TimerHandle | None = None
+    _cycle_awaited: object = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if peer else ""
+        refusal = self._limits.admit(ip, descriptor_of(transport.get_extra_info("socket")))
+        if refusal is not None:
+            log.warning("refusing HTTP connection from %s: %s", ip, refusal)
+            getattr(transport, "write")(_BUSY)  # noqa: B009
+            transport.close()
+            return
+        self._ip = ip
+        self._await_headers(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
+        if self._ip is not None:
+            self._limits.release(self._ip)
+            self._ip = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        getattr(super(), "data_received")(data)  # noqa: B009
+        # uvicorn starts a new request cycle once a request's headers are complete.
+        if self._header_deadline is not None and getattr(self, "cycle", None) is not (
+            self._cycle_awaited
+        ):
+            self._stop_waiting()
+
+    def on_response_complete(self) -> None:
+        getattr(super(), "on_response_complete")()  # noqa: B009
+        # uvicorn arms its keep-alive timer when it waits for the next request (and not while a
+        # pipelined one runs): from then on that request's headers have a deadline too.
+        if getattr(self, "timeout_keep_alive_task", None) is not None:
+            self._await_headers(getattr(self, "transport"))  # noqa: B009
+
+    def _await_headers(self, transport: asyncio.BaseTransport) -> None:
+        self._stop_waiting()
+        self._cycle_awaited = getattr(self, "cycle", None)
+        self._header_deadline = asyncio.get_running_loop().call_later(
+            self._header_timeout, self._headers_late, transport
+        )
+
+    def _stop_waiting(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_late(self, transport: asyncio.BaseTransport) -> None:
+        self._header_deadline = None
+        if not transport.is_closing():
+            log.info("closing HTTP connection from %s: no complete request headers", self._ip)
+            transport.close()
+
+
+def _admitting_protocol(limits: ConnectionLimits, header_timeout: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools when installed, else h11) behind the admission rules."""
+    return type(
+        "AdmittingHttpProtocol",
+        (_AdmissionMixin, AutoHTTPProtocol),
+        {"_limits": limits, "_header_timeout": header_timeout},
+    )
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -36,6 +125,7 @@ class HttpListener:
     task: asyncio.Task[None]
     host: str
     port: int
+    limits: ConnectionLimits
 
     async def close(self) -> None:
         self.server.should_exit = True
@@ -43,9 +133,18 @@ class HttpListener:
 
 
 async def start_http_listener(
-    app: Litestar, *, host: str, port: int, reuse_port: bool = False
+    app: Litestar,
+    *,
+    host: str,
+    port: int,
+    limits: ConnectionLimits,
+    header_timeout: float,
+    reuse_port: bool = False,
 ) -> HttpListener:
     """Listen on host:port (port 0 picks a free one) and serve `app` until `close()`.
+
+    `limits` admits each connection; a request's headers must arrive within `header_timeout`
+    seconds of the connection (or of the previous response).
 
     `reuse_port`: other processes may listen on the same port too (SO_REUSEPORT), and the kernel
     spreads new connections across them (`mailmark serve --http-workers`)."""
@@ -53,6 +152,7 @@ async def start_http_listener(
     bound_host, bound_port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,
+        http=_admitting_protocol(limits, header_timeout),
         lifespan="off",
         log_level="warning",
         # uvicorn's default log_config calls logging.config.dictConfig for the whole process;
@@ -75,7 +175,7 @@ async def start_http_listener(
         sock.close()
         raise
     log.info("HTTP listening on %s:%s", bound_host, bound_port)
-    return HttpListener(server, task, bound_host, bound_port)
+    return HttpListener(server, task, bound_host, bound_port, limits)
 
 
 def _bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:

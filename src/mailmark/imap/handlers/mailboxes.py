@@ -4,9 +4,6 @@ LSUB, STATUS and APPEND (RFC 4315 APPENDUID)."""
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-
 from mailmark.core.errors import NotFound
 from mailmark.core.mailstore import DELIMITER, INBOX, SYSTEM_FLAGS, FolderInfo, FolderStatus
 from mailmark.imap import encoder
@@ -21,6 +18,7 @@ from mailmark.imap.commands import (
     Status,
 )
 from mailmark.imap.session import Done, Reply, SelectedFolder, Session, SessionState
+from mailmark.imap.wildcards import PatternTooLong, compile_pattern
 
 
 async def do_select(session: Session, command: Command) -> Done | None:
@@ -131,26 +129,18 @@ async def do_subscribe(session: Session, command: Command) -> Done | None:
     return None
 
 
-@lru_cache(maxsize=256)
-def _pattern(pattern: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """LIST wildcards (RFC 9051 §6.3.9): `*` matches anything, `%` anything but the delimiter.
-    The second pattern is case-insensitive, for names under INBOX (RFC 9051 §5.1)."""
-    text = "".join(
-        ".*" if char == "*" else f"[^{re.escape(DELIMITER)}]*" if char == "%" else re.escape(char)
-        for char in pattern
-    )
-    return re.compile(text + r"\Z", re.DOTALL), re.compile(text + r"\Z", re.DOTALL | re.IGNORECASE)
-
-
 def _matches(name: str, patterns: list[str]) -> bool:
     for pattern in patterns:
-        exact, folded = _pattern(pattern)
-        if exact.match(name):
+        if compile_pattern(pattern, DELIMITER).match(name):
             return True
-        if (name == INBOX or name.startswith(INBOX + DELIMITER)) and folded.match(name):
-            head = pattern[: len(INBOX)]
-            if head.upper() == INBOX or "*" in head or "%" in head:
-                return True
+        # RFC 9051 §5.1: INBOX is case-insensitive, and so are the names under it.
+        head = pattern[: len(INBOX)]
+        if (
+            (name == INBOX or name.startswith(INBOX + DELIMITER))
+            and (head.upper() == INBOX or "*" in head or "%" in head)
+            and compile_pattern(pattern, DELIMITER, True).match(name)
+        ):
+            return True
     return False
 
 
@@ -163,6 +153,11 @@ async def do_list(session: Session, command: Command) -> Done | None:
         return None
     reference = session.decode_name(command.reference)
     patterns = [reference + session.decode_name(pattern) for pattern in command.patterns]
+    try:
+        for pattern in patterns:
+            compile_pattern(pattern, DELIMITER)
+    except PatternTooLong as error:
+        raise Reply("BAD", str(error)) from None
     folders = await session.store.list_folders(session.mailbox_id)
     existing = {folder.name for folder in folders}
     parents = {name.rsplit(DELIMITER, 1)[0] for name in existing if DELIMITER in name}

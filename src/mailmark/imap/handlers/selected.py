@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from mailmark.core import imap_structure, search
@@ -185,16 +186,35 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
             )
     wants_flags = any(a.name == "FLAGS" for a in attributes)
     renderers = [_renderer(attribute) for attribute in attributes]
+    # Sections and BINARY parse and decode message bodies: CPU work that grows with the message,
+    # done in a worker thread so a client fetching large parts never holds the event loop.
+    off_loop = any(_parses(attribute) for attribute in attributes)
     changed_since = command.changed_since
     announced = selected.announced
+    counters = session.config.counters
+
+    def render_chunk(chunk: list[FetchedMessage]) -> list[tuple[FetchedMessage, list[bytes]]]:
+        rendered = []
+        for message in chunk:
+            if selected.seq_of(message.uid) is None or (
+                changed_since is not None and message.modseq <= changed_since
+            ):
+                continue
+            sections = imap_structure.MessageSections(message.content or b"")
+            try:
+                rendered.append((message, [item(message, sections) for item in renderers]))
+            finally:
+                counters.bytes_decoded += sections.bytes_decoded
+        return rendered
+
     async for chunk in session.store.fetch(selected.folder_id, uids, _wants(attributes)):
+        rendered = await asyncio.to_thread(render_chunk, chunk) if off_loop else render_chunk(chunk)
         # One write per chunk: each write on a TLS stream is a record and a system call.
         out: list[bytes] = []
-        for message in chunk:
+        for message, items in rendered:
             seq = selected.seq_of(message.uid)
-            if seq is None or (changed_since is not None and message.modseq <= changed_since):
-                continue
-            items = [render(message) for render in renderers]
+            if seq is None:
+                continue  # expunged while the chunk was rendered
             if wants_flags or message.uid in seen_now:
                 announced[message.uid] = message.modseq
                 if not wants_flags:
@@ -206,18 +226,28 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
     return None
 
 
-_SIMPLE_RENDERERS: dict[str, Callable[[FetchedMessage], bytes]] = {
-    "UID": lambda m: b"UID %d" % m.uid,
-    "FLAGS": lambda m: b"FLAGS (" + " ".join(m.flags).encode() + b")",
-    "INTERNALDATE": lambda m: b"INTERNALDATE " + encoder.date_time(m.internal_date),
-    "RFC822.SIZE": lambda m: b"RFC822.SIZE %d" % m.size,
-    "MODSEQ": lambda m: b"MODSEQ (%d)" % m.modseq,
-    "ENVELOPE": lambda m: b"ENVELOPE " + (m.envelope or b"NIL"),
-    "BODYSTRUCTURE": lambda m: b"BODYSTRUCTURE " + (m.bodystructure or b"NIL"),
+def _parses(attribute: FetchAttribute) -> bool:
+    """Whether rendering the item parses or decodes the message body (BODY[] does neither)."""
+    section = attribute.section
+    if section is None:
+        return attribute.name in ("RFC822.HEADER", "RFC822.TEXT")
+    return attribute.name != "BODY" or bool(section.part or section.kind)
+
+
+Renderer = Callable[[FetchedMessage, imap_structure.MessageSections], bytes]
+
+_SIMPLE_RENDERERS: dict[str, Renderer] = {
+    "UID": lambda m, _: b"UID %d" % m.uid,
+    "FLAGS": lambda m, _: b"FLAGS (" + " ".join(m.flags).encode() + b")",
+    "INTERNALDATE": lambda m, _: b"INTERNALDATE " + encoder.date_time(m.internal_date),
+    "RFC822.SIZE": lambda m, _: b"RFC822.SIZE %d" % m.size,
+    "MODSEQ": lambda m, _: b"MODSEQ (%d)" % m.modseq,
+    "ENVELOPE": lambda m, _: b"ENVELOPE " + (m.envelope or b"NIL"),
+    "BODYSTRUCTURE": lambda m, _: b"BODYSTRUCTURE " + (m.bodystructure or b"NIL"),
 }
 
 
-def _renderer(attribute: FetchAttribute) -> Callable[[FetchedMessage], bytes]:
+def _renderer(attribute: FetchAttribute) -> Renderer:
     """How to render one FETCH item, chosen once per command rather than once per message."""
     section = attribute.section
     if section is None and attribute.name in _SIMPLE_RENDERERS:
@@ -227,49 +257,50 @@ def _renderer(attribute: FetchAttribute) -> Callable[[FetchedMessage], bytes]:
         if not section.part and not section.kind:
             # BODY[]: the whole message as stored, no MIME parse.
             if attribute.partial is not None:
-                return lambda message: (
+                return lambda message, _: (
                     label + _partial(attribute, message.content or b"", encoder.literal)
                 )
             # One copy of the content: the small head is joined first.
-            return lambda message: (
+            return lambda message, _: (
                 label + b" {%d}\r\n" % len(message.content or b"") + (message.content or b"")
             )
 
-        def body_section(message: FetchedMessage) -> bytes:
-            data = imap_structure.section(
-                message.content or b"", section.part, section.kind, section.fields
-            )
+        def body_section(
+            message: FetchedMessage, sections: imap_structure.MessageSections
+        ) -> bytes:
+            data = sections.section(section.part, section.kind, section.fields)
             return label + _partial(attribute, data, encoder.literal)
 
         return body_section
-    return lambda message: _item(attribute, message)
+    return lambda message, sections: _item(attribute, message, sections)
 
 
-def _item(attribute: FetchAttribute, message: FetchedMessage) -> bytes:
+def _item(
+    attribute: FetchAttribute, message: FetchedMessage, sections: imap_structure.MessageSections
+) -> bytes:
     name = attribute.name
     section = attribute.section
     if section is None:
         if name == "BODY":
             return b"BODY " + (message.body or b"NIL")
-        content = message.content or b""
         if name == "RFC822":
-            return b"RFC822 " + encoder.literal(content)
+            return b"RFC822 " + encoder.literal(message.content or b"")
         kind = "HEADER" if name == "RFC822.HEADER" else "TEXT"
-        return name.encode() + b" " + encoder.literal(imap_structure.section(content, (), kind))
+        return name.encode() + b" " + encoder.literal(sections.section((), kind))
     try:
-        data = imap_structure.binary(message.content or b"", section.part)
+        data = sections.binary(section.part)
     except imap_structure.UnknownTransferEncoding:
         # RFC 3516 §4.3 / RFC 9051 §7.1: the part's encoding cannot be undone.
         raise Reply("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
     label = ".".join(str(n) for n in section.part).encode()
     if name == "BINARY.SIZE":
         return b"BINARY.SIZE[" + label + b"] %d" % len(data)
-    return (
-        b"BINARY["
-        + label
-        + b"]"
-        + _partial(attribute, data, encoder.literal8 if b"\x00" in data else encoder.literal)
-    )
+    return b"BINARY[" + label + b"]" + _partial(attribute, data, _binary_literal)
+
+
+def _binary_literal(data: bytes) -> bytes:
+    """RFC 3516 §4.2: literal8 only when the octets returned hold a NUL."""
+    return encoder.literal8(data) if b"\x00" in data else encoder.literal(data)
 
 
 def _partial(attribute: FetchAttribute, data: bytes, render: Callable[[bytes], bytes]) -> bytes:
