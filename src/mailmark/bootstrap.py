@@ -52,9 +52,9 @@ from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
 from mailmark.imap.server import ImapListener, start_imap_listener
-from mailmark.sanitize import Nh3Sanitizer
-from mailmark.oidc.client import HttpOidcClient
 from mailmark.loop_lag import LoopLagMonitor
+from mailmark.oidc.client import HttpOidcClient
+from mailmark.sanitize import Nh3Sanitizer
 from mailmark.security import (
     Argon2PasswordHasher,
     DkimKeyFactory,
