@@ -2,7 +2,7 @@
 waiting for the provider's answer.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-05 22:30:00
 """
 
