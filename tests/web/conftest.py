@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from litestar import Litestar
 
 from mailmark.bootstrap import Services, connection_limits
 from mailmark.dns_tools.record_set import MailServer
@@ -25,14 +27,10 @@ def mail_server(services: Services) -> MailServer:
     )
 
 
-@pytest.fixture
-async def http(
-    services: Services, world: World, mail_server: MailServer
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the web app, listening on 127.0.0.1 with an ephemeral port."""
-    app = create_app(
-        mail_server=mail_server, domains=services.domains, mailboxes=services.mailboxes
-    )
+@contextlib.asynccontextmanager
+async def serving(app: Litestar, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """`app` on 127.0.0.1 (an ephemeral port) with the listener limits `mailmark serve` uses, and
+    an HTTP client for it."""
     listener = await start_http_listener(
         app,
         host="127.0.0.1",
@@ -48,3 +46,15 @@ async def http(
             yield client
     finally:
         await listener.close()
+
+
+@pytest.fixture
+async def http(
+    services: Services, world: World, mail_server: MailServer
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the web app."""
+    app = create_app(
+        mail_server=mail_server, domains=services.domains, mailboxes=services.mailboxes
+    )
+    async with serving(app, services) as client:
+        yield client

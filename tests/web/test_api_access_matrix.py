@@ -345,6 +345,7 @@ def cases() -> dict[tuple[str, str], list[Case]]:
         ("GET", "/api/auth/oidc/{provider:str}/callback"): [
             public(lambda c, p, s: c.get("/api/auth/oidc/nowhere/callback"))
         ],
+        ("GET", "/api/auth/oidc/error"): [public(lambda c, p, s: c.get("/api/auth/oidc/error"))],
     }
 
 

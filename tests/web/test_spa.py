@@ -14,8 +14,8 @@ import pytest
 from mailmark.bootstrap import Services
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.web.app import CONTENT_SECURITY_POLICY, create_app
-from mailmark.web.server import start_http_listener
 from mailmark.web.spa import IMMUTABLE, schema_page_csp
+from tests.web.conftest import serving
 
 APP_PATHS = [
     "/",
@@ -208,14 +208,8 @@ async def unbuilt(
         mailboxes=services.mailboxes,
         ui_dir=tmp_path / "ui",
     )
-    listener = await start_http_listener(app, host="127.0.0.1", port=0)
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{listener.port}", trust_env=False, timeout=10
-        ) as client:
-            yield client
-    finally:
-        await listener.close()
+    async with serving(app, services) as client:
+        yield client
 
 
 async def test_without_a_build_the_pages_say_how_to_build_it(unbuilt: httpx.AsyncClient) -> None:
