@@ -225,3 +225,43 @@ async def test_the_dashboard_columns_come_and_go_without_touching_the_mail(
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0009"))
     assert await held() == ("Best, Sales", "INBOX")
+
+
+async def test_upgrading_keeps_the_mail_when_a_migration_rebuilds_a_table(
+    engine: AsyncEngine,
+) -> None:
+    """0008 rebuilds `domains` on SQLite (a batch migration); with foreign keys on, dropping the
+    old table would cascade to every mailbox and folder. `migrate` turns them off around the
+    upgrade and checks the references before it commits."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0007"))
+    now = "2026-12-01 10:00:00"
+    async with engine.begin() as conn:
+        for statement in [
+            "INSERT INTO accounts (id, name, plan, status, created_at) "
+            f"VALUES (1, 'acme', 'unlimited', 'active', '{now}')",
+            "INSERT INTO domains (id, account_id, name, created_at, trusted) "
+            f"VALUES (1, 1, 'acme.test', '{now}', true)",
+            "INSERT INTO mailboxes (id, domain_id, local_part, display_name, signature, "
+            f"created_at) VALUES (1, 1, 'sales', '', '', '{now}')",
+            "INSERT INTO folders (id, mailbox_id, name, uid_validity, uid_next, highest_modseq, "
+            "subscribed) VALUES (1, 1, 'INBOX', 1, 1, 1, true)",
+        ]:
+            await conn.execute(sa.text(statement))
+    await migrate(engine)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text(
+                    "SELECT d.return_path_published, m.local_part, f.name FROM domains d "
+                    "JOIN mailboxes m ON m.domain_id = d.id JOIN folders f ON f.mailbox_id = m.id"
+                )
+            )
+        ).one()
+        foreign_keys = (
+            (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
+            if engine.dialect.name == "sqlite"
+            else 1
+        )
+    assert (bool(row[0]), row[1], row[2]) == (False, "sales", "INBOX")
+    assert foreign_keys == 1
