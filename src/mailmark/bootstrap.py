@@ -581,7 +581,6 @@ def app_services(services: Services) -> AppServices:
         accounts=services.accounts,
         api_keys=services.api_keys,
         webhooks=services.webhooks,
-        signup=services.settings.signup,
         public_url=services.settings.public_url,
         oidc=services.oidc,
     )

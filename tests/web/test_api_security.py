@@ -187,22 +187,3 @@ async def test_every_private_api_route_needs_a_session(listeners: Listeners, wor
             response = await client.request(method, path, json={})
             assert response.status_code == 401, (method, path, response.text)
             assert_error(response, 401, "unauthenticated")
-
-
-async def test_every_api_route_is_in_the_openapi_document_with_a_tag(
-    listeners: Listeners, world: World
-) -> None:
-    async with ApiClient(api_url(listeners)) as client:
-        document = (await client.http.get("/schema/openapi.json")).json()
-    for method, path, _ in api_routes(listeners):
-        template = next(
-            p
-            for p in document["paths"]
-            if p.count("/") == path.count("/")
-            and all(
-                a == b or a.startswith("{")
-                for a, b in zip(p.split("/"), path.split("/"), strict=True)
-            )
-        )
-        operation = document["paths"][template][method.lower()]
-        assert operation["tags"] and operation["operationId"], (method, path)

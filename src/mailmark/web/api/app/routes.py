@@ -33,8 +33,6 @@ class AppServices:
     accounts: AccountService
     api_keys: ApiKeyService
     webhooks: WebhookService
-    # "open": anyone may sign up for a new account on the trial; "closed": invitations only.
-    signup: str = "closed"
     # Where people reach the web app (links in emails and the setup link start with it).
     public_url: str = ""
     # Sign-in through OpenID Connect providers (none configured: the routes answer not_found).
