@@ -53,8 +53,13 @@ class PyotpTotp:
     def provisioning_uri(self, secret: str, account: str, issuer: str) -> str:
         return pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=issuer)
 
-    def verify(self, secret: str, code: str, at: datetime.datetime) -> bool:
-        return pyotp.TOTP(secret).verify(code, for_time=at, valid_window=1)
+    def matching_step(self, secret: str, code: str, at: datetime.datetime) -> int | None:
+        totp = pyotp.TOTP(secret)
+        for drift in (0, -1, 1):
+            moment = at + datetime.timedelta(seconds=drift * totp.interval)
+            if totp.verify(code, for_time=moment, valid_window=0):
+                return int(totp.timecode(moment))
+        return None
 
 
 class DkimKeyFactory:

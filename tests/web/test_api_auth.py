@@ -371,6 +371,9 @@ async def test_password_reset_by_email_end_to_end(listeners: Listeners, world: W
         assert mail.from_addr == f"no-reply@{services.settings.hostname}"
         assert mail.message["Subject"] == "Reset your Mailmark password"
         assert mail.message["Auto-Submitted"] == "auto-generated"
+        # The host name got DKIM keys like any domain, so the worker signs system mail.
+        _, records = await services.domains.records(services.settings.hostname)
+        assert any("._domainkey." in record.name for record in records)
         [link] = re.findall(r"https?://\S+", mail.text)
         assert link.startswith(f"{services.settings.public_url}/reset-password?token=")
         token = parse_qs(urlsplit(link).query)["token"][0]
@@ -424,3 +427,18 @@ async def test_sign_up_is_closed_by_default(listeners: Listeners, world: World) 
             },
         )
         assert_error(response, 403, "signup_closed")
+
+
+async def test_control_characters_in_an_email_are_no_user_not_an_error(
+    listeners: Listeners, owner_client: ApiClient
+) -> None:
+    """PostgreSQL cannot even compare text holding NUL: such input must never reach a query."""
+    async with ApiClient(api_url(listeners)) as client:
+        for email in ["owner\x00@acme.test", "owner@acme.te\nst", "\x7f@acme.test"]:
+            assert_error(await client.sign_in(email, OWNER_PASSWORD), 401, "invalid_credentials")
+            reset = await client.post("/api/auth/password-reset", json={"email": email})
+            assert reset.status_code == 202
+            invited = await owner_client.post(
+                "/api/team/invitations", json={"email": email, "role": "member"}
+            )
+            assert_error(invited, 400, "invalid_input", "email")

@@ -3,11 +3,19 @@ an authenticator app computes them, and single-use recovery codes."""
 
 from __future__ import annotations
 
+import time
+
 import pyotp
 
 from mailmark.bootstrap import Listeners
 from tests.support.web import OWNER_EMAIL, OWNER_PASSWORD, ApiClient, api_url
 from tests.web.api.conftest import assert_error
+
+
+def next_code(totp: pyotp.TOTP) -> str:
+    """The code of the next 30-second step (accepted for clock drift, RFC 6238 §5.2): the
+    current one was spent turning two-factor on, and each code is accepted once."""
+    return totp.at(time.time() + totp.interval)
 
 
 async def enable_two_factor(client: ApiClient) -> tuple[pyotp.TOTP, list[str]]:
@@ -43,7 +51,7 @@ async def test_sign_in_with_two_factor_needs_the_current_code(
         assert_error(
             await client.post("/api/auth/totp", json={"code": "12345x"}), 400, "invalid_code"
         )
-        done = await client.post("/api/auth/totp", json={"code": totp.now()})
+        done = await client.post("/api/auth/totp", json={"code": next_code(totp)})
         assert done.status_code == 200, done.text
         me = done.json()
         assert me["email"] == OWNER_EMAIL and me["totpEnabled"] is True
@@ -53,6 +61,22 @@ async def test_sign_in_with_two_factor_needs_the_current_code(
         async with ApiClient(api_url(listeners)) as replay:
             replay.http.cookies.set("mailmark_session", pending)
             assert_error(await replay.get("/api/me"), 401, "unauthenticated")
+
+
+async def test_a_code_signs_in_once(listeners: Listeners, owner_client: ApiClient) -> None:
+    totp, _ = await enable_two_factor(owner_client)
+    async with ApiClient(api_url(listeners)) as client:
+        await client.sign_in(OWNER_EMAIL, OWNER_PASSWORD)
+        code = next_code(totp)
+        assert (await client.post("/api/auth/totp", json={"code": code})).status_code == 200
+        # Someone who saw it (over a shoulder, in a phishing proxy) cannot use it again.
+        async with ApiClient(api_url(listeners)) as thief:
+            await thief.sign_in(OWNER_EMAIL, OWNER_PASSWORD)
+            replayed = await thief.post("/api/auth/totp", json={"code": code})
+            assert_error(replayed, 400, "invalid_code")
+            # Nor the code it replaced.
+            earlier = await thief.post("/api/auth/totp", json={"code": totp.now()})
+            assert_error(earlier, 400, "invalid_code")
 
 
 async def test_a_recovery_code_signs_in_once(listeners: Listeners, owner_client: ApiClient) -> None:
@@ -75,7 +99,7 @@ async def test_the_code_step_without_a_password_first_is_refused(
     totp, _ = await enable_two_factor(owner_client)
     async with ApiClient(api_url(listeners)) as client:
         await client.session()
-        response = await client.post("/api/auth/totp", json={"code": totp.now()})
+        response = await client.post("/api/auth/totp", json={"code": next_code(totp)})
         assert_error(response, 401, "unauthenticated")
 
 

@@ -32,7 +32,10 @@ from mailmark.core.ports import Clock, PasswordHasher, UnitOfWork, UnitOfWorkFac
 from mailmark.core.states import AccountStatus
 
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]{1,63}$")
+# No control characters either (NUL cannot even be compared by PostgreSQL).
+_EMAIL = re.compile(
+    r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,253}\.[^@\s\x00-\x1f\x7f]{1,63}$"
+)
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -125,6 +128,15 @@ def check_email(email: str) -> str:
     if len(email) > 320 or not _EMAIL.match(email):
         raise InvalidInput(f"{email[:320]!r} is not a valid email address.", field="email")
     return email.lower()
+
+
+def lookup_email(email: str) -> str | None:
+    """An email as users are stored, to look one up; None when no user can have it (too long,
+    control characters)."""
+    email = email.strip().lower()
+    if not email or len(email) > 320 or any(ord(c) < 32 or ord(c) == 127 for c in email):
+        return None
+    return email
 
 
 def new_account(name: str, plan: str | None, now: datetime) -> Account:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from mailmark.core.accounts import (
     add_account_with_owner,
     check_email,
     check_password,
+    lookup_email,
     new_account,
 )
 from mailmark.core.errors import (
@@ -40,6 +42,8 @@ from mailmark.core.model import OneTimeToken, User, UserSession
 from mailmark.core.ports import Clock, PasswordHasher, Totp, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.system_mail import SystemMail
 
+log = logging.getLogger(__name__)
+
 SESSION_IDLE_LIFETIME = timedelta(days=14)
 SESSION_LIFETIME = timedelta(days=30)
 PENDING_TOTP_LIFETIME = timedelta(minutes=5)
@@ -47,7 +51,8 @@ PENDING_TOTP_LIFETIME = timedelta(minutes=5)
 SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
 SETUP_LINK_LIFETIME = timedelta(hours=24)
 PASSWORD_RESET_LIFETIME = timedelta(hours=1)
-# Reset emails one address may be sent from one client within the hour (no mail bombing).
+# Reset emails one client may ask for within the hour, and three times as many to one address
+# from all clients together: the reset form cannot be used to flood someone's inbox.
 MAX_RESET_EMAILS = 5
 MAX_TOKEN_LENGTH = 100
 MAX_NAME_LENGTH = 200
@@ -287,10 +292,9 @@ class IdentityService:
 
         InvalidCredentials for a wrong email or password, without saying which;
         TooManyAttempts (with `retry_after`) past the throttle's limits."""
-        email = email.strip().lower()[:320]
         if len(password) > MAX_PASSWORD_LENGTH:
             raise InvalidCredentials(_INVALID_CREDENTIALS)
-        user = await self._check_password(email, password, ip)
+        user = await self._check_password(email.strip().lower()[:320], password, ip)
         now = self._clock.now()
         async with self._uow() as uow:
             account = await uow.accounts.get(user.account_id)
@@ -325,8 +329,7 @@ class IdentityService:
         self._reserve(ip, email)
         failed = True
         try:
-            async with self._uow(read_only=True) as uow:
-                user = await uow.users.get_by_email(email)
+            user = await self.find_user_by_email(email)
             stored_hash = user.password_hash if user is not None else await self._dummy()
             # argon2 takes tens of milliseconds of CPU: keep the event loop free meanwhile.
             valid = await asyncio.to_thread(self._passwords.verify, stored_hash, password)
@@ -379,7 +382,9 @@ class IdentityService:
         if user.totp_secret is None or not code or len(code) > 64:
             return False
         if code.isdigit() and len(code) == 6:
-            return self._totp.verify(user.totp_secret, code, now)
+            step = self._totp.matching_step(user.totp_secret, code, now)
+            # RFC 6238 §5.2: a code is accepted once, even within its time window.
+            return step is not None and await uow.users.use_totp_step(user.id, step)
         return await uow.recovery_codes.use(user.id, token_hash(_normal_recovery(code)), now)
 
     async def start_session(
@@ -400,11 +405,11 @@ class IdentityService:
 
     async def find_user_by_email(self, email: str) -> User | None:
         """The user with this email (any case), or None."""
-        email = email.strip().lower()
-        if not email or len(email) > 320:
+        found = lookup_email(email)
+        if found is None:
             return None
         async with self._uow(read_only=True) as uow:
-            return await uow.users.get_by_email(email)
+            return await uow.users.get_by_email(found)
 
     # --- sessions ------------------------------------------------------------------------------
 
@@ -480,7 +485,10 @@ class IdentityService:
     async def request_password_reset(self, email: str, *, ip: str) -> None:
         """Email a single-use reset link (valid an hour) when a user has this email; say nothing
         either way (no way to learn who has an account). Earlier links stop working."""
-        email = email.strip().lower()[:320]
+        found = lookup_email(email)
+        if found is None:
+            return
+        email = found
         if self._reset_requests.reserve(ip, email) is not None:
             return  # enough emails to that address from this client for now
         self._reset_requests.finish(ip, email, failed=True)
@@ -502,14 +510,18 @@ class IdentityService:
             )
             await uow.commit()
         link = f"{self._public_url}/reset-password?token={token}"
-        await self._mail.send(
-            user.email,
-            "Reset your Mailmark password",
-            "Someone, hopefully you, asked to reset the password of your Mailmark user "
-            f"{user.email}.\n\nTo choose a new password, open this link within an hour:\n\n"
-            f"{link}\n\nIf you did not ask for this, ignore this email: your password stays "
-            "as it is.\n",
-        )
+        try:
+            await self._mail.send(
+                user.email,
+                "Reset your Mailmark password",
+                "Someone, hopefully you, asked to reset the password of your Mailmark user "
+                f"{user.email}.\n\nTo choose a new password, open this link within an hour:\n\n"
+                f"{link}\n\nIf you did not ask for this, ignore this email: your password stays "
+                "as it is.\n",
+            )
+        except Exception:
+            # Answered like any other request all the same: the answer must not tell who exists.
+            log.exception("could not queue the password reset email to %s", user.email)
 
     async def reset_password(self, token: str, password: str) -> None:
         """Set a new password with a reset link's token (which is spent); every session of
@@ -598,15 +610,19 @@ class IdentityService:
                 if user.totp_enabled_at is not None:
                     raise Conflict("Two-factor sign-in is on already.")
                 code = code.strip().replace(" ", "")
-                if not (code.isdigit() and len(code) == 6) or not self._totp.verify(
-                    user.totp_secret, code, now
-                ):
+                step = (
+                    self._totp.matching_step(user.totp_secret, code, now)
+                    if code.isdigit() and len(code) == 6
+                    else None
+                )
+                if step is None:
                     raise InvalidCode(
                         "That code is not right; enter the one your app shows now.", field="code"
                     )
                 failed = False
                 codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
                 await uow.users.set_totp(viewer.user_id, user.totp_secret, now)
+                await uow.users.use_totp_step(viewer.user_id, step)
                 await uow.recovery_codes.replace(viewer.user_id, [token_hash(c) for c in codes])
                 await uow.commit()
             return codes

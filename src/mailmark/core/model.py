@@ -36,6 +36,7 @@ class User:
     # Base32 TOTP secret (RFC 6238); enabled once a code made with it was entered.
     totp_secret: str | None = None
     totp_enabled_at: datetime | None = None
+    totp_last_step: int | None = None
     password_changed_at: datetime | None = None
     id: int | None = None
 

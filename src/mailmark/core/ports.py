@@ -103,7 +103,9 @@ class Totp(Protocol):
         """The otpauth:// URI authenticator apps scan."""
         ...
 
-    def verify(self, secret: str, code: str, at: datetime) -> bool: ...
+    def matching_step(self, secret: str, code: str, at: datetime) -> int | None:
+        """The time step (RFC 6238 §4.2 T) whose code `code` is, near `at`; None when none."""
+        ...
 
 
 class DkimKeyGenerator(Protocol):
@@ -159,6 +161,10 @@ class UserRepository(Protocol):
     async def set_totp(
         self, user_id: int, secret: str | None, enabled_at: datetime | None
     ) -> None: ...
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        """Record a used TOTP time step; False when that step or a later one was used before."""
+        ...
+
     async def delete(self, user_id: int) -> None: ...
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from mailmark.core.access import Role, Viewer, assignable_roles, require_manager
 from mailmark.core.accounts import check_email, check_password
-from mailmark.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mailmark.core.errors import Conflict, Forbidden, InvalidInput, NotFound, naming
 from mailmark.core.identity import (
     MAX_TOKEN_LENGTH,
     SignedIn,
@@ -319,7 +319,8 @@ async def _mailbox_ids(uow: UnitOfWork, viewer: Viewer, addresses: Sequence[str]
         )
     ids: list[int] = []
     for address in addresses:
-        local, domain = split_address(address)
+        with naming("mailboxes"):
+            local, domain = split_address(address)
         mailbox: Mailbox | None = await uow.mailboxes.find(domain, local)
         if mailbox is None or mailbox.account_id != viewer.account_id or mailbox.id is None:
             raise NotFound(f"No mailbox {address[:320]} here.", field="mailboxes")

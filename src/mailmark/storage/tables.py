@@ -106,6 +106,8 @@ users = sa.Table(
     sa.Column("name", sa.String(200), nullable=False, server_default=sa.text("''")),
     sa.Column("totp_secret", sa.String(64)),
     sa.Column("totp_enabled_at", UtcDateTime()),
+    # The last 30-second step whose code signed in: a code is accepted once (RFC 6238 §5.2).
+    sa.Column("totp_last_step", sa.BigInteger()),
     sa.Column("password_changed_at", UtcDateTime()),
     sa.Index("ix_users_account_id", "account_id"),
 )

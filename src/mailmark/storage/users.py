@@ -49,8 +49,21 @@ class SqlUsers(Repository):
         await self._conn.execute(
             users.update()
             .where(users.c.id == user_id)
-            .values(totp_secret=secret, totp_enabled_at=enabled_at)
+            .values(totp_secret=secret, totp_enabled_at=enabled_at, totp_last_step=None)
         )
+
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        """Record that a code of time step `step` was used; False when one of that step or a
+        later one was used already (a replayed code)."""
+        result = await self._conn.execute(
+            users.update()
+            .where(
+                users.c.id == user_id,
+                sa.or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < step),
+            )
+            .values(totp_last_step=step)
+        )
+        return result.rowcount == 1
 
     async def delete(self, user_id: int) -> None:
         await self._conn.execute(users.delete().where(users.c.id == user_id))
