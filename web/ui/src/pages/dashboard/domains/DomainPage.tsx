@@ -79,15 +79,21 @@ function DomainView({
     if (fresh.verified && !domain.verified) toast.success(`${fresh.name} is verified.`);
   }
 
-  // A quiet check every few seconds until verified; a failed one is simply tried again.
-  usePollWhile(!domain.verified, POLL_INTERVAL_MS, async () => {
-    setPolling(true);
-    try {
-      checked(await domainApi.verify(domain.name));
-    } finally {
-      setPolling(false);
-    }
-  });
+  // A quiet check now (what the page opened on may be hours old) and every few seconds until
+  // verified; a failed one is simply tried again.
+  usePollWhile(
+    !domain.verified,
+    POLL_INTERVAL_MS,
+    async () => {
+      setPolling(true);
+      try {
+        checked(await domainApi.verify(domain.name));
+      } finally {
+        setPolling(false);
+      }
+    },
+    { immediately: true },
+  );
 
   async function checkNow() {
     const fresh = await verify.run(domain.name);
