@@ -3,7 +3,7 @@ import { Link, useNavigate, useParams } from "react-router";
 import { domainApi, type DomainDetail } from "../../../api/domains";
 import { useAccount } from "../../../account/AccountContext";
 import { Alert } from "../../../components/Alert";
-import { Button, buttonClasses } from "../../../components/Button";
+import { Button, ButtonLink, buttonClasses } from "../../../components/Button";
 import { Card, PageHeader } from "../../../components/Card";
 import { ConfirmTyped } from "../../../components/ConfirmTyped";
 import { Dialog } from "../../../components/Dialog";
@@ -170,6 +170,13 @@ function DomainView({
               style={{ width: `${progress.total ? (100 * progress.found) / progress.total : 0}%` }}
             />
           </div>
+          {domain.verified ? (
+            <div className="mt-4">
+              <ButtonLink to={`/dashboard/mailboxes?create=${encodeURIComponent(domain.name)}`} variant="secondary">
+                Add a mailbox
+              </ButtonLink>
+            </div>
+          ) : null}
           <p className="mt-3 text-sm text-zinc-600 dark:text-zinc-400">
             {domain.verified
               ? "Mail for this domain is delivered to its mailboxes and what you send is signed with its DKIM key. The recommended records below improve delivery and client setup."
