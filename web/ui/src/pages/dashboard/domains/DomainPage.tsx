@@ -111,6 +111,7 @@ function DomainView({
 
   const { required, recommended } = groupRecords(domain.records);
   const progress = requiredProgress(domain.records);
+  const checkedYet = domain.records.some((record) => record.status !== "unchecked");
   const { contains } = domain;
 
   return (
@@ -149,7 +150,9 @@ function DomainView({
           <div className="flex flex-wrap items-center gap-3">
             <DomainStatusBadge verified={domain.verified} />
             <p className="text-sm font-medium text-zinc-900 dark:text-white" aria-live="polite">
-              {progress.found} of {plural(progress.total, "required record")} found
+              {checkedYet
+                ? `${progress.found} of ${plural(progress.total, "required record")} found`
+                : "Records not checked yet"}
             </p>
             {polling || verify.pending ? (
               <span className="inline-flex items-center gap-1.5 text-sm text-zinc-600 dark:text-zinc-400">
@@ -157,19 +160,28 @@ function DomainView({
               </span>
             ) : null}
           </div>
-          <div
-            className="mt-3 h-2 overflow-hidden rounded-full bg-zinc-200 dark:bg-zinc-800"
-            role="progressbar"
-            aria-label="Required records found"
-            aria-valuemin={0}
-            aria-valuemax={progress.total}
-            aria-valuenow={progress.found}
-          >
+          {checkedYet ? (
             <div
-              className={`h-full rounded-full transition-[width] ${domain.verified ? "bg-emerald-500" : "bg-indigo-500"}`}
-              style={{ width: `${progress.total ? (100 * progress.found) / progress.total : 0}%` }}
-            />
-          </div>
+              className="mt-3 h-2 overflow-hidden rounded-full bg-zinc-200 dark:bg-zinc-800"
+              role="progressbar"
+              aria-label="Required records found"
+              aria-valuemin={0}
+              aria-valuemax={progress.total}
+              aria-valuenow={progress.found}
+            >
+              <div
+                className={`h-full rounded-full transition-[width] ${domain.verified ? "bg-emerald-500" : "bg-indigo-500"}`}
+                style={{ width: `${progress.total ? (100 * progress.found) / progress.total : 0}%` }}
+              />
+            </div>
+          ) : null}
+          <p className="mt-3 text-sm text-zinc-600 dark:text-zinc-400">
+            {domain.verified
+              ? checkedYet
+                ? "Mail for this domain is delivered to its mailboxes and what you send is signed with its DKIM key. The recommended records below improve delivery and client setup."
+                : "The domain was added as trusted, without a DNS check. Check now to compare the records below with what the DNS says."
+              : "Add the required records below at your DNS provider. This page checks them every 10 seconds while it is open, and the server keeps checking now and then until the domain verifies. Changes usually show within minutes, but can take up to 48 hours."}
+          </p>
           {domain.verified ? (
             <div className="mt-4">
               <ButtonLink to={`/dashboard/mailboxes?create=${encodeURIComponent(domain.name)}`} variant="secondary">
@@ -177,11 +189,6 @@ function DomainView({
               </ButtonLink>
             </div>
           ) : null}
-          <p className="mt-3 text-sm text-zinc-600 dark:text-zinc-400">
-            {domain.verified
-              ? "Mail for this domain is delivered to its mailboxes and what you send is signed with its DKIM key. The recommended records below improve delivery and client setup."
-              : "Add the required records below at your DNS provider. This page checks them every 10 seconds while it is open, and the server keeps checking now and then until the domain verifies. Changes usually show within minutes, but can take up to 48 hours."}
-          </p>
         </section>
 
         <Card
