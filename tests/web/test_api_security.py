@@ -3,6 +3,8 @@ headers on every response (the app, /v1, /schema, errors), and cookies over http
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
 from litestar.routes import HTTPRoute
@@ -85,7 +87,7 @@ async def test_a_token_not_bound_to_the_session_is_refused(
 
 
 async def test_a_cross_site_origin_is_refused_even_with_the_token(
-    listeners: Listeners, owner_client: ApiClient
+    listeners: Listeners, world: World, owner_client: ApiClient
 ) -> None:
     for headers in [
         {"Origin": "https://evil.test"},
@@ -101,6 +103,12 @@ async def test_a_cross_site_origin_is_refused_even_with_the_token(
         headers={"Origin": api_url(listeners), "Sec-Fetch-Site": "same-origin"},
     )
     assert same.status_code == 200, same.text
+    # Behind a proxy that passes another Host on, the browser's origin is the public URL's.
+    public = urlsplit(world.services.settings.public_url)
+    proxied = await owner_client.patch(
+        "/api/me", json={"name": "Olive"}, headers={"Origin": f"{public.scheme}://{public.netloc}"}
+    )
+    assert proxied.status_code == 200, proxied.text
 
 
 async def test_sign_in_itself_needs_the_csrf_token(listeners: Listeners, world: World) -> None:
