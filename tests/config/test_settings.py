@@ -209,7 +209,8 @@ def test_parse_size_rejects(text: str) -> None:
         ("MAILMARK_RETRY_SCHEDULE", " , ", "needs at least one delay"),
         ("MAILMARK_QUEUE_LIFETIME", "forever", "is not a duration"),
         ("MAILMARK_WEBHOOK_LEASE", "10s", "at least 15s"),
-        ("MAILMARK_IMAP_POLL_INTERVAL", "500ms", "is not a duration"),
+        ("MAILMARK_IMAP_POLL_INTERVAL", "500ms", "must be at least 1s"),
+        ("MAILMARK_IMAP_POLL_INTERVAL", "0.5s", "is not a duration"),
         ("MAILMARK_IMAP_POLL_INTERVAL", "0s", "at least 1s"),
         (
             "MAILMARK_WEBHOOK_ALLOW_PRIVATE_NETWORKS",

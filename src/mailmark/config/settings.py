@@ -45,14 +45,14 @@ DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 # Settings holding a file system path: relative ones in a config file start from its directory.
 _PATH_SETTINGS = ("data_dir", "tls_cert", "tls_key")
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|[smhdw])\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
 
 
 def parse_duration(text: str) -> timedelta:
-    """`30s`, `5m`, `2h`, `5d`, `1w` → timedelta."""
+    """`250ms`, `30s`, `5m`, `2h`, `5d`, `1w` → timedelta."""
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration like 30s, 5m, 2h or 5d")
@@ -314,6 +314,11 @@ class Settings(BaseSettings):
         if isinstance(size, int) and size < 1024:
             raise ValueError("must be at least 1k")
         return size
+
+    @field_validator("smtp_spool_threshold", "smtp_data_memory", mode="before")
+    @classmethod
+    def _sizes(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")
     @classmethod
