@@ -178,7 +178,7 @@ async def owner(web_app: WebApp) -> Person:
         "--plan",
         "unlimited",
     )
-    return Person(OWNER_EMAIL, OWNER_PASSWORD, "Owner")
+    return Person(OWNER_EMAIL, OWNER_PASSWORD, name="")  # the CLI asks for no name
 
 
 @pytest_asyncio.fixture(loop_scope="session")
