@@ -181,7 +181,8 @@ async def build_services(
     # One throttle for every way in (IMAP, SMTP submission, the web app's sign-in): a guesser
     # gains nothing by switching protocol.
     throttle = LoginThrottle(clock)
-    system_mail = SystemMail(uow, blobs, clock, queue, hostname=settings.hostname)
+    domains = DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs)
+    system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
     accounts = AccountService(uow, clock, passwords)
     return Services(
         settings=settings,
@@ -191,7 +192,7 @@ async def build_services(
         clock=clock,
         resolver=DnsResolver(settings.dns_nameservers or None),
         accounts=accounts,
-        domains=DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs),
+        domains=domains,
         mailboxes=mailboxes,
         delivery=delivery,
         # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.

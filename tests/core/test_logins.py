@@ -146,3 +146,23 @@ async def test_parallel_wrong_logins_are_verified_at_most_up_to_the_limit(world:
 def test_addresses_compare_case_insensitively() -> None:
     assert same_address("Sales@Acme.Test", "sales@acme.test")
     assert not same_address("sales@acme.test", "sales@acme.test.evil")
+
+
+async def test_a_good_login_of_ones_own_mailbox_does_not_reset_the_guessing(
+    world: World,
+) -> None:
+    """The attack this throttle once let through: one good login every 9 guesses kept an IP's
+    count at zero, so 45 guesses went unthrottled."""
+    throttle = LoginThrottle(SettableClock(), max_failures=10, window_seconds=60)
+    logins = MailboxLogins(world.services.uow, password_hasher(world.services.settings), throttle)
+    guesses = 0
+    with pytest.raises(TooManyAttempts):
+        for round_ in range(5):
+            for n in range(9):
+                guesses += 1
+                with pytest.raises(AuthenticationFailed):
+                    await logins.authenticate(
+                        "support@acme.test", f"guess-{round_}-{n}", "192.0.2.66"
+                    )
+            await logins.authenticate("sales@acme.test", "sales-pass-1", "192.0.2.66")
+    assert guesses == 11  # the 11th guess was refused, not verified

@@ -371,6 +371,9 @@ async def test_password_reset_by_email_end_to_end(listeners: Listeners, world: W
         assert mail.from_addr == f"no-reply@{services.settings.hostname}"
         assert mail.message["Subject"] == "Reset your Mailmark password"
         assert mail.message["Auto-Submitted"] == "auto-generated"
+        # The host name got DKIM keys like any domain, so the worker signs system mail.
+        _, records = await services.domains.records(services.settings.hostname)
+        assert any("._domainkey." in record.name for record in records)
         [link] = re.findall(r"https?://\S+", mail.text)
         assert link.startswith(f"{services.settings.public_url}/reset-password?token=")
         token = parse_qs(urlsplit(link).query)["token"][0]

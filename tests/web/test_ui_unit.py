@@ -1,6 +1,6 @@
 """The web app's component tests (Vitest, web/ui/src/**/*.test.tsx): the API client's CSRF and
-error handling, the sign-in redirects and the typed-confirmation dialog, which the browser tests
-reach only with difficulty."""
+error handling, the sign-in redirects, the typed-confirmation dialog, and the dashboard's DNS-check
+polling, signature preview and send snippets, which the browser tests reach only with difficulty."""
 
 from __future__ import annotations
 
@@ -59,6 +59,9 @@ def test_vitest_suite_passes(tmp_path: os.PathLike[str]) -> None:
         "CSRF token refreshes a stale token once on csrf_failed and repeats the request",
         "route guards sends a signed-out visitor of a dashboard page to sign-in, remembering the page",
         "ConfirmTyped runs the action only once the exact name is typed",
+        "DomainPage shows each record's check with the fix, and polls until the domain verifies",
+        "SignatureCard previews only what the server saved, never what was typed",
+        "curlSnippet posts the sample to /v1/send with the key, as the shell will pass it",
     ):
         assert expected in names, sorted(names)
     assert results["numPassedTests"] >= 30

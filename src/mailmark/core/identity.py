@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -40,6 +41,8 @@ from mailmark.core.logins import LoginThrottle, retry_seconds
 from mailmark.core.model import OneTimeToken, User, UserSession
 from mailmark.core.ports import Clock, PasswordHasher, Totp, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.system_mail import SystemMail
+
+log = logging.getLogger(__name__)
 
 SESSION_IDLE_LIFETIME = timedelta(days=14)
 SESSION_LIFETIME = timedelta(days=30)
@@ -507,14 +510,18 @@ class IdentityService:
             )
             await uow.commit()
         link = f"{self._public_url}/reset-password?token={token}"
-        await self._mail.send(
-            user.email,
-            "Reset your Mailmark password",
-            "Someone, hopefully you, asked to reset the password of your Mailmark user "
-            f"{user.email}.\n\nTo choose a new password, open this link within an hour:\n\n"
-            f"{link}\n\nIf you did not ask for this, ignore this email: your password stays "
-            "as it is.\n",
-        )
+        try:
+            await self._mail.send(
+                user.email,
+                "Reset your Mailmark password",
+                "Someone, hopefully you, asked to reset the password of your Mailmark user "
+                f"{user.email}.\n\nTo choose a new password, open this link within an hour:\n\n"
+                f"{link}\n\nIf you did not ask for this, ignore this email: your password stays "
+                "as it is.\n",
+            )
+        except Exception:
+            # Answered like any other request all the same: the answer must not tell who exists.
+            log.exception("could not queue the password reset email to %s", user.email)
 
     async def reset_password(self, token: str, password: str) -> None:
         """Set a new password with a reset link's token (which is spent); every session of

@@ -5,8 +5,9 @@ It comes from `no-reply@<the server's host name>`, with the VERP return path on 
 mail of unverified domains already uses. Queue rows belong to an account and a domain; system
 mail belongs to the server, so it is filed under an internal account (`_mailmark`, a name no
 person can choose: account names start with a letter or digit) owning the host name as a
-trusted domain, both created on first use. If the host name is already a domain hosted here,
-that domain is used as it is.
+trusted domain with its own DKIM keys (`mailmark domain records <host name>` lists what to
+publish), both created on first use. If the host name is already a domain hosted here, that
+domain is used as it is.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
 from mailmark.core.addresses import verp_address
-from mailmark.core.errors import HeaderInjection
+from mailmark.core.domains import DomainService
+from mailmark.core.errors import Conflict, HeaderInjection
 from mailmark.core.model import Account, Domain, OutboundMessage
-from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.ports import BlobStore, Clock, UnitOfWorkFactory
 from mailmark.core.queue import OutboundQueue, QueuedMessage
 from mailmark.core.sending import new_token
 from mailmark.core.states import AccountStatus
@@ -39,10 +41,12 @@ class SystemMail:
         blobs: BlobStore,
         clock: Clock,
         queue: OutboundQueue,
+        domains: DomainService,
         *,
         hostname: str,
     ) -> None:
         self._uow = uow
+        self._domains = domains
         self._blobs = blobs
         self._clock = clock
         self._queue = queue
@@ -70,12 +74,12 @@ class SystemMail:
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(text)
         raw = message.as_bytes()
+        domain = await self._sender_domain()
+        assert domain.id is not None
         key, created = await self._blobs.put(raw)
         token = new_token()
         try:
-            async with self._first_use, self._uow() as uow:
-                domain = await self._sender_domain(uow)
-                assert domain.id is not None
+            async with self._uow() as uow:
                 outbound = await uow.outbound.add(
                     OutboundMessage(
                         account_id=domain.account_id,
@@ -101,18 +105,25 @@ class SystemMail:
             raise
         self._queue.kick()
 
-    async def _sender_domain(self, uow: UnitOfWork) -> Domain:
-        domain = await uow.domains.get_by_name(self._hostname)
-        if domain is not None:
-            return domain
-        now = self._clock.now()
-        account = await uow.accounts.get_by_name(SYSTEM_ACCOUNT)
-        if account is None:
-            account = await uow.accounts.add(
-                Account(SYSTEM_ACCOUNT, "unlimited", AccountStatus.ACTIVE, now)
-            )
-        assert account.id is not None
-        log.info("system mail is sent from %s", self.sender)
-        return await uow.domains.add(
-            Domain(account.id, self._hostname, now, verified_at=now, trusted=True)
-        )
+    async def _sender_domain(self) -> Domain:
+        """The host name's domain, added (with DKIM keys, as any domain) on first use."""
+        async with self._first_use:
+            async with self._uow(read_only=True) as uow:
+                domain = await uow.domains.get_by_name(self._hostname)
+            if domain is not None:
+                return domain
+            async with self._uow() as uow:
+                if await uow.accounts.get_by_name(SYSTEM_ACCOUNT) is None:
+                    await uow.accounts.add(
+                        Account(
+                            SYSTEM_ACCOUNT, "unlimited", AccountStatus.ACTIVE, self._clock.now()
+                        )
+                    )
+                    await uow.commit()
+            log.info("system mail is sent from %s", self.sender)
+            try:
+                return await self._domains.add(
+                    self._hostname, account_name=SYSTEM_ACCOUNT, trust=True
+                )
+            except Conflict:  # another node added it meanwhile
+                return await self._domains.get(self._hostname)

@@ -165,13 +165,18 @@ class SchemaExplorer(OpenAPIRenderPlugin):
         ).encode()
 
 
-def schema_page_policy(policy: str) -> Callable[[Message, Scope], Awaitable[None]]:
-    """A before-send hook that gives the /schema page `policy` with inline styles allowed.
+def schema_page_csp(policy: str) -> str:
+    """`policy` with inline styles allowed: the /schema page's.
 
-    Scalar writes its stylesheet and themes as <style> elements at run time, so that page alone
-    needs them; scripts stay 'self' only. Runs before the hook that adds the usual policy, which
-    keeps a policy that is there already."""
-    relaxed = policy.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").encode()
+    Scalar writes its stylesheet, its theme and some style attributes at run time, so that page
+    alone needs them; scripts stay 'self' only there too."""
+    return policy.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+
+
+def schema_page_policy(policy: str) -> Callable[[Message, Scope], Awaitable[None]]:
+    """A before-send hook that gives the /schema page `schema_page_csp(policy)`. It runs before
+    the hook that adds the usual policy, which keeps a policy that is there already."""
+    relaxed = schema_page_csp(policy).encode()
 
     async def hook(message: Message, scope: Scope) -> None:
         if message["type"] == "http.response.start" and scope.get("path") in SCHEMA_PAGES:

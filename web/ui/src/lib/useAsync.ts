@@ -17,7 +17,6 @@ export function useAsync<T>(load: () => Promise<T>, deps: DependencyList): Async
   const [error, setError] = useState<ApiError | null>(null);
   const [loading, setLoading] = useState(true);
   const generation = useRef(0);
-  // eslint-disable-next-line react-hooks/exhaustive-deps
   const stableLoad = useCallback(load, deps);
 
   const reload = useCallback(async () => {

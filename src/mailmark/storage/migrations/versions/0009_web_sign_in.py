@@ -125,9 +125,11 @@ def downgrade() -> None:
     op.drop_table("invitations")
     op.drop_table("sessions")
     op.drop_index("ix_users_account_id", table_name="users")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("password_changed_at")
-        batch.drop_column("totp_last_step")
-        batch.drop_column("totp_enabled_at")
-        batch.drop_column("totp_secret")
-        batch.drop_column("name")
+    for column in (
+        "password_changed_at",
+        "totp_last_step",
+        "totp_enabled_at",
+        "totp_secret",
+        "name",
+    ):
+        op.drop_column("users", column)

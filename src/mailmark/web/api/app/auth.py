@@ -9,15 +9,15 @@ from typing import Annotated, Any
 import msgspec
 import segno
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.datastructures import Cookie
 from litestar.params import FromPath, JSONBody
 
 from mailmark.core.access import Viewer
 from mailmark.core.identity import IdentityService, SignedIn, TotpPending, csrf_token_for
 from mailmark.web.api.app.session import (
     PUBLIC,
-    anonymous_csrf,
+    anonymous_csrf_token,
     client_ip,
+    csrf_cookie,
     pending_cookie,
     session_token,
     signed_in_cookies,
@@ -170,13 +170,7 @@ class SessionController(Controller):
         """Whether someone is signed in (and who), whether first-run setup is due, whether
         sign-up is open, and the CSRF token every state-changing call must send back."""
         viewer: Viewer | None = request.state.viewer
-        cookies: list[Cookie]
-        if viewer is not None:
-            csrf = current_csrf(request)
-            cookies = signed_in_cookies(request, SignedIn(session_token(request) or "", viewer))[1:]
-        else:
-            csrf, anonymous = anonymous_csrf(request)
-            cookies = list(anonymous)
+        csrf = current_csrf(request) if viewer is not None else anonymous_csrf_token(request)
         state = SessionStateOut(
             signed_in=viewer is not None,
             setup_required=await identity.setup_required(),
@@ -185,7 +179,7 @@ class SessionController(Controller):
             csrf_token=csrf,
             user=me_out(viewer, csrf) if viewer is not None else None,
         )
-        return Response(state, cookies=cookies)
+        return Response(state, cookies=[csrf_cookie(request, csrf)])
 
     @post("/setup", operation_id="completeSetup", summary="Create the first owner", opt=PUBLIC)
     async def setup(

@@ -53,7 +53,7 @@ def api_router(services: AppServices) -> Router:
     return Router(
         path="/api",
         route_handlers=handlers,
-        guards=[api_guard(services.identity)],
+        guards=[api_guard(services.identity, services.public_url)],
         dependencies={
             "viewer": Provide(current_viewer, sync_to_thread=False),
             "identity": Provide(lambda: services.identity, use_cache=True, sync_to_thread=False),

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -65,7 +65,14 @@ def user_agent(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return connection.headers.get("user-agent", "")
 
 
-def api_guard(identity: IdentityService) -> Guard:
+def api_guard(identity: IdentityService, public_url: str = "") -> Guard:
+    """The guard of every /api route. `public_url`'s origin is accepted as well as the request's
+    own: a reverse proxy may pass on another Host than the one the browser used."""
+    public = urlsplit(public_url)
+    public_origin = (
+        f"{public.scheme}://{public.netloc}" if public.scheme and public.netloc else None
+    )
+
     async def require_session(
         connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:
@@ -75,15 +82,19 @@ def api_guard(identity: IdentityService) -> Guard:
         if viewer is None and not handler.opt.get("public"):
             raise Unauthenticated("Sign in to continue.")
         if connection.scope.get("method") not in SAFE_METHODS:
-            check_csrf(connection, token if viewer is not None else None)
+            check_csrf(connection, token if viewer is not None else None, public_origin)
 
     return require_session
 
 
-def check_csrf(connection: ASGIConnection[Any, Any, Any, Any], signed_in_token: str | None) -> None:
+def check_csrf(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    signed_in_token: str | None,
+    public_origin: str | None = None,
+) -> None:
     """CsrfFailed unless the request carries this page's CSRF token and comes from this site."""
     origin = connection.headers.get("origin")
-    if origin is not None and origin != own_origin(connection):
+    if origin is not None and origin not in (own_origin(connection), public_origin):
         raise CsrfFailed(CSRF_FAILED)
     if connection.headers.get("sec-fetch-site") == "cross-site":
         raise CsrfFailed(CSRF_FAILED)
@@ -166,8 +177,11 @@ def signed_out_cookies(connection: ASGIConnection[Any, Any, Any, Any]) -> list[C
     return [_session_cookie(connection, "", 0), _csrf_cookie(connection, "", 0)]
 
 
-def anonymous_csrf(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, Sequence[Cookie]]:
+def anonymous_csrf_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """The signed-out page's CSRF token: the browser's current one when well formed, else new."""
     current = connection.cookies.get(cookie_name(connection, CSRF_COOKIE), "")
-    token = current if _TOKEN_SHAPE.match(current) else new_token()
-    return token, [_csrf_cookie(connection, token, LIFETIME_SECONDS)]
+    return current if _TOKEN_SHAPE.match(current) else new_token()
+
+
+def csrf_cookie(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> Cookie:
+    return _csrf_cookie(connection, token, LIFETIME_SECONDS)

@@ -3,7 +3,7 @@ import { Link, useNavigate, useParams } from "react-router";
 import { domainApi, type DomainDetail } from "../../../api/domains";
 import { useAccount } from "../../../account/AccountContext";
 import { Alert } from "../../../components/Alert";
-import { Button, buttonClasses } from "../../../components/Button";
+import { Button, ButtonLink, buttonClasses } from "../../../components/Button";
 import { Card, PageHeader } from "../../../components/Card";
 import { ConfirmTyped } from "../../../components/ConfirmTyped";
 import { Dialog } from "../../../components/Dialog";
@@ -11,6 +11,7 @@ import { Spinner } from "../../../components/Spinner";
 import { useToast } from "../../../components/Toast";
 import { formatDate, formatDateTime, plural, relativeTime } from "../../../lib/format";
 import { useAction, useAsync } from "../../../lib/useAsync";
+import { LoadError } from "../LoadError";
 import { DomainStatusBadge } from "./DomainStatusBadge";
 import { usePollWhile } from "./poll";
 import { RecordTable } from "./RecordTable";
@@ -37,16 +38,7 @@ export default function DomainPage() {
     return (
       <>
         <PageHeader title={name} back={back} />
-        <Alert
-          tone="error"
-          action={
-            <Button variant="secondary" size="sm" onClick={() => void detail.reload()}>
-              Try again
-            </Button>
-          }
-        >
-          {detail.error.message}
-        </Alert>
+        <LoadError error={detail.error} reload={detail.reload} />
       </>
     );
   }
@@ -87,15 +79,21 @@ function DomainView({
     if (fresh.verified && !domain.verified) toast.success(`${fresh.name} is verified.`);
   }
 
-  // A quiet check every few seconds until verified; a failed one is simply tried again.
-  usePollWhile(!domain.verified, POLL_INTERVAL_MS, async () => {
-    setPolling(true);
-    try {
-      checked(await domainApi.verify(domain.name));
-    } finally {
-      setPolling(false);
-    }
-  });
+  // A quiet check now (what the page opened on may be hours old) and every few seconds until
+  // verified; a failed one is simply tried again.
+  usePollWhile(
+    !domain.verified,
+    POLL_INTERVAL_MS,
+    async () => {
+      setPolling(true);
+      try {
+        checked(await domainApi.verify(domain.name));
+      } finally {
+        setPolling(false);
+      }
+    },
+    { immediately: true },
+  );
 
   async function checkNow() {
     const fresh = await verify.run(domain.name);
@@ -113,6 +111,7 @@ function DomainView({
 
   const { required, recommended } = groupRecords(domain.records);
   const progress = requiredProgress(domain.records);
+  const checkedYet = domain.records.some((record) => record.status !== "unchecked");
   const { contains } = domain;
 
   return (
@@ -151,7 +150,9 @@ function DomainView({
           <div className="flex flex-wrap items-center gap-3">
             <DomainStatusBadge verified={domain.verified} />
             <p className="text-sm font-medium text-zinc-900 dark:text-white" aria-live="polite">
-              {progress.found} of {plural(progress.total, "required record")} found
+              {checkedYet
+                ? `${progress.found} of ${plural(progress.total, "required record")} found`
+                : "Records not checked yet"}
             </p>
             {polling || verify.pending ? (
               <span className="inline-flex items-center gap-1.5 text-sm text-zinc-600 dark:text-zinc-400">
@@ -159,24 +160,35 @@ function DomainView({
               </span>
             ) : null}
           </div>
-          <div
-            className="mt-3 h-2 overflow-hidden rounded-full bg-zinc-200 dark:bg-zinc-800"
-            role="progressbar"
-            aria-label="Required records found"
-            aria-valuemin={0}
-            aria-valuemax={progress.total}
-            aria-valuenow={progress.found}
-          >
+          {checkedYet ? (
             <div
-              className={`h-full rounded-full transition-[width] ${domain.verified ? "bg-emerald-500" : "bg-indigo-500"}`}
-              style={{ width: `${progress.total ? (100 * progress.found) / progress.total : 0}%` }}
-            />
-          </div>
+              className="mt-3 h-2 overflow-hidden rounded-full bg-zinc-200 dark:bg-zinc-800"
+              role="progressbar"
+              aria-label="Required records found"
+              aria-valuemin={0}
+              aria-valuemax={progress.total}
+              aria-valuenow={progress.found}
+            >
+              <div
+                className={`h-full rounded-full transition-[width] ${domain.verified ? "bg-emerald-500" : "bg-indigo-500"}`}
+                style={{ width: `${progress.total ? (100 * progress.found) / progress.total : 0}%` }}
+              />
+            </div>
+          ) : null}
           <p className="mt-3 text-sm text-zinc-600 dark:text-zinc-400">
             {domain.verified
-              ? "Mail for this domain is delivered to its mailboxes and what you send is signed with its DKIM key. The recommended records below improve delivery and client setup."
+              ? checkedYet
+                ? "Mail for this domain is delivered to its mailboxes and what you send is signed with its DKIM key. The recommended records below improve delivery and client setup."
+                : "The domain was added as trusted, without a DNS check. Check now to compare the records below with what the DNS says."
               : "Add the required records below at your DNS provider. This page checks them every 10 seconds while it is open, and the server keeps checking now and then until the domain verifies. Changes usually show within minutes, but can take up to 48 hours."}
           </p>
+          {domain.verified ? (
+            <div className="mt-4">
+              <ButtonLink to={`/dashboard/mailboxes?create=${encodeURIComponent(domain.name)}`} variant="secondary">
+                Add a mailbox
+              </ButtonLink>
+            </div>
+          ) : null}
         </section>
 
         <Card

@@ -2,7 +2,6 @@ import { useState } from "react";
 import { Link, useNavigate } from "react-router";
 import { domainsApi, type DomainSummary } from "../../../api/domains";
 import { useAccount } from "../../../account/AccountContext";
-import { Alert } from "../../../components/Alert";
 import { Button } from "../../../components/Button";
 import { PageHeader } from "../../../components/Card";
 import { EmptyState } from "../../../components/EmptyState";
@@ -10,6 +9,7 @@ import { Spinner } from "../../../components/Spinner";
 import { Table, type Column } from "../../../components/Table";
 import { useToast } from "../../../components/Toast";
 import { formatDate, plural, relativeTime } from "../../../lib/format";
+import { LoadError } from "../LoadError";
 import { useAsync } from "../../../lib/useAsync";
 import { AddDomainDialog } from "./AddDomainDialog";
 import { DomainStatusBadge } from "./DomainStatusBadge";
@@ -63,9 +63,7 @@ export default function DomainsPage() {
         actions={list && list.length > 0 ? addButton : undefined}
       />
       {domains.error ? (
-        <Alert tone="error" action={<Button variant="secondary" size="sm" onClick={() => void domains.reload()}>Try again</Button>}>
-          {domains.error.message}
-        </Alert>
+        <LoadError error={domains.error} reload={domains.reload} />
       ) : list === undefined ? (
         <div className="flex justify-center py-16 text-zinc-500">
           <Spinner className="size-6" label="Loading domains" />

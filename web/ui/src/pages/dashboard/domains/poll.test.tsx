@@ -47,6 +47,18 @@ describe("startPolling", () => {
     stop();
   });
 
+  it("can check at once, then keep the rhythm", async () => {
+    const tick = vi.fn();
+    const stop = startPolling({ intervalMs: 10_000, tick, immediately: true });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(tick).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(tick).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(tick).toHaveBeenCalledTimes(2);
+    stop();
+  });
+
   it("never overlaps a slow check and keeps going after a failed one", async () => {
     let finish: () => void = () => {};
     const tick = vi

@@ -7,6 +7,8 @@ export interface PollOptions {
   tick: () => unknown;
   /** The document whose visibility pauses the polling (a hidden tab does not poll). */
   doc?: Document;
+  /** Check once right away (when the page opens on stale data), then every interval. */
+  immediately?: boolean;
 }
 
 /**
@@ -14,7 +16,7 @@ export interface PollOptions {
  * showing it again checks at once (the DNS may have changed meanwhile) and resumes the rhythm.
  * Returns a function that stops everything.
  */
-export function startPolling({ intervalMs, tick, doc = document }: PollOptions): () => void {
+export function startPolling({ intervalMs, tick, doc = document, immediately = false }: PollOptions): () => void {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running = false;
   let stopped = false;
@@ -49,7 +51,8 @@ export function startPolling({ intervalMs, tick, doc = document }: PollOptions):
   };
 
   doc.addEventListener("visibilitychange", onVisibility);
-  schedule();
+  if (immediately && !doc.hidden) void run();
+  else schedule();
   return () => {
     stopped = true;
     clearTimeout(timer);
@@ -58,13 +61,18 @@ export function startPolling({ intervalMs, tick, doc = document }: PollOptions):
 }
 
 /** Polls with `tick` while `active` (e.g. while a domain is not verified yet). */
-export function usePollWhile(active: boolean, intervalMs: number, tick: () => unknown): void {
+export function usePollWhile(
+  active: boolean,
+  intervalMs: number,
+  tick: () => unknown,
+  { immediately = false }: { immediately?: boolean } = {},
+): void {
   const latest = useRef(tick);
   useEffect(() => {
     latest.current = tick;
   });
   useEffect(() => {
     if (!active) return undefined;
-    return startPolling({ intervalMs, tick: () => latest.current() });
-  }, [active, intervalMs]);
+    return startPolling({ intervalMs, tick: () => latest.current(), immediately });
+  }, [active, intervalMs, immediately]);
 }

@@ -1,5 +1,5 @@
-import { useMemo, useState } from "react";
-import { Link, useNavigate } from "react-router";
+import { useEffect, useMemo, useState } from "react";
+import { Link, useNavigate, useSearchParams } from "react-router";
 import { useAccount } from "../../../account/AccountContext";
 import { domainsApi, type DomainSummary } from "../../../api/domains";
 import { mailboxesApi, type Mailbox } from "../../../api/mailboxes";
@@ -13,6 +13,7 @@ import { Spinner } from "../../../components/Spinner";
 import { Table, type Column } from "../../../components/Table";
 import { useToast } from "../../../components/Toast";
 import { formatDate } from "../../../lib/format";
+import { LoadError } from "../LoadError";
 import { useAsync } from "../../../lib/useAsync";
 import { NewMailboxDialog } from "./NewMailboxDialog";
 
@@ -36,6 +37,9 @@ export default function MailboxesPage() {
   // Only owners and admins may list domains (and so create mailboxes).
   const domains = useAsync<DomainSummary[]>(() => (canManage ? domainsApi.list() : Promise.resolve([])), [canManage]);
   const [creating, setCreating] = useState(false);
+  // "Add a mailbox" on a domain's page opens the dialog here with that domain chosen.
+  const [params, setParams] = useSearchParams();
+  const createOn = params.get("create") ?? undefined;
   const [domainFilter, setDomainFilter] = useState("");
 
   const list = mailboxes.data;
@@ -63,14 +67,21 @@ export default function MailboxesPage() {
     { header: "Created", cell: (mailbox) => formatDate(mailbox.createdAt) },
   ];
 
+  useEffect(() => {
+    if (createOn !== undefined && hasVerifiedDomain) setCreating(true);
+  }, [createOn, hasVerifiedDomain]);
+
+  function closeDialog() {
+    setCreating(false);
+    if (createOn !== undefined) setParams({}, { replace: true });
+  }
+
   const newButton = canManage && hasVerifiedDomain ? <Button onClick={() => setCreating(true)}>New mailbox</Button> : null;
 
   let body;
   if (mailboxes.error) {
     body = (
-      <Alert tone="error" action={<Button variant="secondary" size="sm" onClick={() => void mailboxes.reload()}>Try again</Button>}>
-        {mailboxes.error.message}
-      </Alert>
+      <LoadError error={mailboxes.error} reload={mailboxes.reload} />
     );
   } else if (list === undefined || (canManage && domains.data === undefined && !domains.error)) {
     body = (
@@ -153,8 +164,9 @@ export default function MailboxesPage() {
       {canManage ? (
         <NewMailboxDialog
           open={creating}
-          onClose={() => setCreating(false)}
+          onClose={closeDialog}
           domains={domains.data ?? []}
+          initialDomain={createOn}
           onCreated={(mailbox) => {
             setCreating(false);
             toast.success(`${mailbox.address} created.`);

@@ -12,11 +12,14 @@ export function NewMailboxDialog({
   open,
   onClose,
   domains,
+  initialDomain,
   onCreated,
 }: {
   open: boolean;
   onClose: () => void;
   domains: DomainSummary[];
+  /** The domain to start with (opened from a domain's page); else the first verified one. */
+  initialDomain?: string;
   onCreated: (mailbox: Mailbox) => void;
 }) {
   const [domain, setDomain] = useState("");
@@ -26,7 +29,8 @@ export function NewMailboxDialog({
 
   useEffect(() => {
     if (open) {
-      setDomain(domains.find((item) => item.verified)?.name ?? "");
+      const verified = domains.filter((item) => item.verified);
+      setDomain(verified.find((item) => item.name === initialDomain)?.name ?? verified[0]?.name ?? "");
       setLocalPart("");
       setDisplayName("");
       create.setError(null);

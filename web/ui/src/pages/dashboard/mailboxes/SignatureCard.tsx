@@ -81,7 +81,7 @@ export function SignatureCard({ mailbox, onSaved }: { mailbox: Mailbox; onSaved:
           error={save.error?.field === "signature" ? save.error.message : null}
           hint={
             format === "html"
-              ? "Links, bold, images by URL… Scripts and styles that could reach the reader are removed when saved."
+              ? "Formatting, links and images by URL are kept; scripts, styles, forms and event handlers are removed when saved."
               : "Sent as written."
           }
         />

@@ -11,6 +11,7 @@ import { Spinner } from "../../../components/Spinner";
 import { useToast } from "../../../components/Toast";
 import { formatDate, plural } from "../../../lib/format";
 import { useAction } from "../../../lib/useAsync";
+import { LoadError } from "../LoadError";
 import { UsageMeter } from "./UsageMeter";
 
 const statusBadges: Record<Account["status"], { label: string; tone: BadgeTone }> = {
@@ -26,16 +27,7 @@ export default function SettingsPage() {
       <PageHeader title="Settings" description="Your account, its plan and this month's usage." />
       <SettingsTabs />
       {account.error && !account.data ? (
-        <Alert
-          tone="error"
-          action={
-            <Button variant="secondary" size="sm" onClick={() => void account.reload()}>
-              Try again
-            </Button>
-          }
-        >
-          {account.error.message}
-        </Alert>
+        <LoadError error={account.error} reload={account.reload} />
       ) : !account.data ? (
         <div className="flex justify-center py-16 text-zinc-500">
           <Spinner className="size-6" label="Loading the account" />
