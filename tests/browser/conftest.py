@@ -103,6 +103,8 @@ async def web_app(
         )
     finally:
         await server.stop()
+        # Shown by pytest only when the test failed: what the server logged meanwhile.
+        print(f"mailmark serve's log:\n{server.log}")
 
 
 @dataclass

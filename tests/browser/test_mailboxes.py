@@ -20,7 +20,9 @@ MAILBOX_PASSWORD = "a-mailbox-password-9"
 
 def imap_login(port: int, address: str, password: str) -> list[str]:
     """Logs in over IMAP as a desktop client would; returns the folders it sees."""
-    with imaplib.IMAP4("127.0.0.1", port, timeout=10) as imap:
+    # The server gives a STARTTLS handshake 30 s; a loaded machine with two browsers and two
+    # servers running has needed more than 10.
+    with imaplib.IMAP4("127.0.0.1", port, timeout=30) as imap:
         imap.starttls(client_tls())
         imap.login(address, password)
         status, folders = imap.list()
