@@ -183,6 +183,8 @@ async def inspect_page(
             await page.set_viewport_size({"width": width, "height": DESKTOP["height"]})
             path = screenshot_path(test, name, width, scheme)
             path.parent.mkdir(parents=True, exist_ok=True)
+            # From the top: a sticky header is drawn where the scroll position left it.
+            await page.evaluate("window.scrollTo(0, 0)")
             await page.screenshot(path=str(path), full_page=True, animations="disabled")
             problems = [describe_violations(await accessibility_violations(page))]
             problems.append(await horizontal_overflow(page) or "")
