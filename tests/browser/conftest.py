@@ -103,6 +103,8 @@ async def web_app(
         )
     finally:
         await server.stop()
+        # Shown by pytest only when the test failed: what the server logged meanwhile.
+        print(f"mailmark serve's log:\n{server.log}")
 
 
 @dataclass
@@ -178,7 +180,7 @@ async def owner(web_app: WebApp) -> Person:
         "--plan",
         "unlimited",
     )
-    return Person(OWNER_EMAIL, OWNER_PASSWORD, "Owner")
+    return Person(OWNER_EMAIL, OWNER_PASSWORD, name="")  # the CLI asks for no name
 
 
 @pytest_asyncio.fixture(loop_scope="session")

