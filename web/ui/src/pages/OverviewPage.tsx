@@ -179,7 +179,7 @@ function ManagerOverview({ account }: { account: Account }) {
   const remaining = steps.filter((step) => !step.done).length;
 
   return (
-    <div className="grid items-start gap-6 lg:grid-cols-5">
+    <div className="grid items-start gap-6 lg:grid-cols-5 [&>*]:min-w-0">
       <Card
         className="lg:col-span-3"
         title="Next steps"
