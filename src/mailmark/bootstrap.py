@@ -83,6 +83,7 @@ from mailmark.storage.secrets import (
 )
 from mailmark.storage.secrets import install as install_secret_box
 from mailmark.storage.tables import dkim_keys
+from mailmark.storage.tables import users as users_table
 from mailmark.storage.tables import webhooks as webhooks_table
 from mailmark.storage.uow import SqlUnitOfWorkFactory
 from mailmark.web.api.app.routes import AppServices
@@ -160,7 +161,8 @@ async def build_services(
             secret_box = SecretBox(await asyncio.to_thread(load_key, key, settings.data_dir))
             install_secret_box(engine, secret_box)
             await encrypt_plaintext_secrets(
-                engine, [dkim_keys.c.private_key_pem, webhooks_table.c.secret]
+                engine,
+                [dkim_keys.c.private_key_pem, webhooks_table.c.secret, users_table.c.totp_secret],
             )
         except SecretKeyError as error:
             raise StartupError(f"{error} (MAILMARK_SECRETS_KEY or secrets.key)") from None

@@ -123,3 +123,19 @@ async def test_a_wrong_key_stops_the_start(world: World, settings: Settings) -> 
     other = SecretStr(secrets.token_urlsafe(32) + "=")
     with pytest.raises(StartupError, match=r"cannot decrypt dkim_keys\.private_key_pem"):
         await build_services(settings.model_copy(update={"secrets_key": other}))
+
+
+async def test_a_users_two_factor_secret_is_stored_sealed(world: World) -> None:
+    services = world.services
+    secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    async with services.uow() as uow:
+        owner = await uow.users.get_by_email("owner@acme.test")
+        assert owner is not None and owner.id is not None
+        await uow.users.set_totp(owner.id, secret, services.clock.now())
+        await uow.commit()
+    async with services.engine.connect() as conn:
+        raw = (await conn.execute(sa.text("SELECT totp_secret FROM users"))).scalar_one()
+    async with services.uow(read_only=True) as uow:
+        read = await uow.users.get(owner.id)
+    assert raw.startswith(PREFIX) and secret not in raw
+    assert read is not None and read.totp_secret == secret

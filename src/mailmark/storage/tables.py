@@ -105,7 +105,8 @@ users = sa.Table(
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("name", sa.String(200), nullable=False, server_default=sa.text("''")),
-    sa.Column("totp_secret", sa.String(64)),
+    # Sealed like the DKIM keys: a copied database cannot mint a user's second factor.
+    sa.Column("totp_secret", EncryptedText("users.totp_secret")),
     sa.Column("totp_enabled_at", UtcDateTime()),
     # The last 30-second step whose code signed in: a code is accepted once (RFC 6238 §5.2).
     sa.Column("totp_last_step", sa.BigInteger()),

@@ -36,7 +36,9 @@ def upgrade() -> None:
         "users",
         sa.Column("name", sa.String(length=200), nullable=False, server_default=sa.text("''")),
     )
-    op.add_column("users", sa.Column("totp_secret", sa.String(length=64), nullable=True))
+    # Text: the secret is stored sealed with the secrets key (storage/secrets.py), longer than
+    # its 32 base32 characters.
+    op.add_column("users", sa.Column("totp_secret", sa.Text(), nullable=True))
     op.add_column("users", sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("users", sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
     op.add_column(
