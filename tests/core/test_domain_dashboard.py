@@ -113,6 +113,14 @@ async def test_the_background_check_verifies_a_domain_once_its_records_are_publi
     assert await rechecks.run_once() == 1
     second = await services.domains.detail(owner, PENDING)
     assert second.domain.next_check_at == clock.now() + timedelta(minutes=2)
+    # Checks someone asks for (the open domain page) leave the background schedule alone.
+    for _ in range(3):
+        await services.domains.verify_for(owner, PENDING)
+    asked = await services.domains.detail(owner, PENDING)
+    assert (asked.domain.failed_checks, asked.domain.next_check_at) == (
+        2,
+        second.domain.next_check_at,
+    )
 
     _, records = await services.domains.records(PENDING)
     publish(fake_dns, records)

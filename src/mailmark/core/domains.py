@@ -301,10 +301,12 @@ class DomainService:
             domain, keys = await self._domain_and_keys(uow, name)
         return domain, self._dns.record_set(domain.name, keys)
 
-    async def verify(self, name: str) -> Verification:
+    async def verify(self, name: str, *, background: bool = False) -> Verification:
         """Check every record and store what was found. All required ones ok → the domain is
         verified. A pending DKIM key whose record verifies becomes the signing key, and the one it
-        replaces is retired. While unverified, the next background check is planned further out."""
+        replaces is retired. While unverified, each `background` check plans the next one further
+        out; a check someone asks for (the domain page re-checks every few seconds while open)
+        leaves that schedule as it was."""
         async with self._uow(read_only=True) as uow:
             domain, keys = await self._domain_and_keys(uow, name)
         checks = await self._dns.verify(self._dns.record_set(domain.name, keys))
@@ -337,12 +339,13 @@ class DomainService:
             if published is not None and moved:
                 await uow.domains.set_return_path_published(domain_id, published)
                 domain = replace(domain, return_path_published=published)
-            failed = 0 if domain.verified_at is not None else domain.failed_checks + 1
-            next_check = (
-                None
-                if domain.verified_at is not None
-                else now + recheck_delay(failed, self._recheck_first, self._recheck_longest)
-            )
+            if domain.verified_at is not None:
+                failed, next_check = 0, None
+            elif background:
+                failed = domain.failed_checks + 1
+                next_check = now + recheck_delay(failed, self._recheck_first, self._recheck_longest)
+            else:
+                failed, next_check = domain.failed_checks, domain.next_check_at
             await uow.domains.save_checks(
                 domain_id, checks, checked_at=now, next_check_at=next_check, failed_checks=failed
             )
@@ -361,7 +364,7 @@ class DomainService:
         done = []
         for name in names:
             try:
-                done.append(await self.verify(name))
+                done.append(await self.verify(name, background=True))
             except NotFound:
                 continue  # removed since it was listed
         return done
