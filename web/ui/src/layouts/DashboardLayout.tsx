@@ -209,7 +209,9 @@ function UserMenu({ placement }: { placement: "up" | "down" }) {
         <span className="min-w-0 flex-1">
           <span className="sr-only">Account menu: </span>
           <span className="block truncate text-sm font-medium text-zinc-900 dark:text-white">{user.name || user.email}</span>
-          <span className="block truncate text-xs text-zinc-600 dark:text-zinc-400">{user.email}</span>
+          {user.name ? (
+            <span className="block truncate text-xs text-zinc-600 dark:text-zinc-400">{user.email}</span>
+          ) : null}
         </span>
         <svg viewBox="0 0 20 20" fill="currentColor" className="size-4 text-zinc-500" aria-hidden="true">
           <path d="M5.2 7.2a.75.75 0 0 1 1.06 0L10 10.94l3.74-3.74a.75.75 0 1 1 1.06 1.06l-4.27 4.27a.75.75 0 0 1-1.06 0L5.2 8.26a.75.75 0 0 1 0-1.06Z" />

@@ -25,7 +25,11 @@ export default function OverviewPage() {
     <>
       <PageHeader
         title="Overview"
-        description={firstName ? `Welcome back, ${firstName}. Here is ${user.accountName} at a glance.` : undefined}
+        description={
+          firstName
+            ? `Hello, ${firstName}. Here is ${user.accountName} at a glance.`
+            : `Here is ${user.accountName} at a glance.`
+        }
       />
       {account.error && !account.data ? (
         <Alert
