@@ -263,18 +263,21 @@ function StepRow({ step, number, current }: { step: Step; number: number; curren
           number
         )}
       </span>
-      <div className="min-w-0 flex-1">
-        <p className={`text-sm font-medium ${step.done ? "text-zinc-500 line-through dark:text-zinc-400" : "text-zinc-900 dark:text-white"}`}>
-          {step.title}
-          <span className="sr-only">{step.done ? " (done)" : " (to do)"}</span>
-        </p>
-        <p className="mt-0.5 text-sm text-zinc-600 dark:text-zinc-400">{step.body}</p>
+      {/* On a phone the action goes under its text, which would otherwise wrap every few words. */}
+      <div className="flex min-w-0 flex-1 flex-col items-start gap-3 sm:flex-row sm:items-center">
+        <div className="min-w-0 flex-1">
+          <p className={`text-sm font-medium ${step.done ? "text-zinc-500 line-through dark:text-zinc-400" : "text-zinc-900 dark:text-white"}`}>
+            {step.title}
+            <span className="sr-only">{step.done ? " (done)" : " (to do)"}</span>
+          </p>
+          <p className="mt-0.5 text-sm text-zinc-600 dark:text-zinc-400">{step.body}</p>
+        </div>
+        {!step.done ? (
+          <ButtonLink to={step.to} size="sm" variant={current ? "primary" : "secondary"} className="shrink-0">
+            {step.action}
+          </ButtonLink>
+        ) : null}
       </div>
-      {!step.done ? (
-        <ButtonLink to={step.to} size="sm" variant={current ? "primary" : "secondary"} className="self-center">
-          {step.action}
-        </ButtonLink>
-      ) : null}
     </li>
   );
 }
