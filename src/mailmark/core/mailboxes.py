@@ -264,6 +264,18 @@ class MailboxService:
         async with self._uow(read_only=True) as uow:
             return await self._visible(uow, viewer, address)
 
+    async def usable_by(self, viewer: Viewer, mailbox_id: int) -> Mailbox:
+        """The mailbox with this id when the viewer may read and send from it (the webmail's
+        check); NotFound otherwise, as for one that does not exist."""
+        async with self._uow(read_only=True) as uow:
+            found = await uow.mailboxes.get(mailbox_id)
+            mine = (
+                []
+                if viewer.can_manage
+                else await uow.mailbox_assignments.mailbox_ids(viewer.user_id)
+            )
+        return require_mailbox_visible(viewer, found, mine)
+
     async def create_for(
         self,
         viewer: Viewer,
