@@ -38,6 +38,8 @@ SPA_PATHS = [
     "/invite/{rest:path}",
     "/dashboard",
     "/dashboard/{rest:path}",
+    "/mail",
+    "/mail/{rest:path}",
 ]
 
 IMMUTABLE = "public, max-age=31536000, immutable"

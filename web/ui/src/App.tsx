@@ -24,6 +24,7 @@ const DeveloperPage = lazy(() => import("./pages/dashboard/developer/DeveloperPa
 const TeamPage = lazy(() => import("./pages/TeamPage"));
 const SettingsPage = lazy(() => import("./pages/dashboard/settings/SettingsPage"));
 const SecurityPage = lazy(() => import("./pages/SecurityPage"));
+const MailApp = lazy(() => import("./pages/mail/MailApp"));
 
 function Lazy({ children }: { children: ReactNode }) {
   return (
@@ -63,6 +64,14 @@ export const router = createBrowserRouter([
       { path: "/sign-up", element: <RedirectIfSignedIn><SignUpPage /></RedirectIfSignedIn> },
       { path: "/forgot-password", element: <RedirectIfSignedIn><ForgotPasswordPage /></RedirectIfSignedIn> },
       { path: "/reset-password", element: <ResetPasswordPage /> },
+      {
+        path: "/mail/*",
+        element: (
+          <RequireAuth>
+            <MailApp />
+          </RequireAuth>
+        ),
+      },
       {
         path: "/dashboard",
         element: (

@@ -12,6 +12,11 @@ export type NavItem = {
 };
 
 export const NAV_ITEMS: NavItem[] = [
+  {
+    to: "/mail",
+    label: "Mail",
+    icon: "M3 13h5l1.5 3h5L16 13h5M5 5h14l2 8v5a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1v-5l2-8Z",
+  },
   { to: "/dashboard", label: "Overview", end: true, icon: "M3 12 12 4l9 8M5 10v10h5v-6h4v6h5V10" },
   {
     to: "/dashboard/domains",
