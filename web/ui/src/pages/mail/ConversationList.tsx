@@ -139,14 +139,16 @@ export function ConversationList({
                     {listDate(conversation.date)}
                   </time>
                 </span>
-                <span className="mt-0.5 block truncate text-sm">
-                  <span className={conversation.unread ? "font-bold text-zinc-950 dark:text-white" : "text-zinc-800 dark:text-zinc-200"}>
-                    {conversation.subject || "(no subject)"}
-                  </span>
-                  {conversation.snippet ? (
-                    <span className="text-zinc-600 dark:text-zinc-400"> — {conversation.snippet}</span>
-                  ) : null}
+                <span
+                  className={`mt-0.5 block truncate text-sm ${
+                    conversation.unread ? "font-bold text-zinc-950 dark:text-white" : "text-zinc-800 dark:text-zinc-200"
+                  }`}
+                >
+                  {conversation.subject || "(no subject)"}
                 </span>
+                {conversation.snippet ? (
+                  <span className="block truncate text-sm text-zinc-600 dark:text-zinc-400">{conversation.snippet}</span>
+                ) : null}
               </Link>
             </li>
           );

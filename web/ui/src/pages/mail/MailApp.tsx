@@ -754,8 +754,12 @@ function MailShell({
           ) : null}
         </form>
         <span className="hidden flex-1 lg:block" />
-        <IconButton icon="keyboard" label="Keyboard shortcuts" onClick={() => setHelpOpen(true)} className="hidden sm:inline-flex" />
-        <ThemeToggle className="hidden md:inline-flex" />
+        <span className="hidden sm:block">
+          <IconButton icon="keyboard" label="Keyboard shortcuts" onClick={() => setHelpOpen(true)} />
+        </span>
+        <span className="hidden md:block">
+          <ThemeToggle />
+        </span>
         <Link
           to="/dashboard"
           className="hidden rounded-lg px-3 py-2 text-sm font-medium text-zinc-700 hover:bg-zinc-100 md:block dark:text-zinc-300 dark:hover:bg-zinc-800"
@@ -918,6 +922,16 @@ function MailShell({
         </section>
       </div>
 
+      {!compose && !threadId ? (
+        <button
+          type="button"
+          onClick={newMessage}
+          aria-label="Compose"
+          className="fixed right-4 bottom-4 z-20 flex size-14 items-center justify-center rounded-2xl bg-indigo-600 text-white shadow-lg hover:bg-indigo-700 lg:hidden dark:bg-indigo-500"
+        >
+          <Icon name="pencil" className="size-6" />
+        </button>
+      ) : null}
       {compose ? (
         <Suspense
           fallback={

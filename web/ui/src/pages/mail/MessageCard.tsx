@@ -83,9 +83,9 @@ export function MessageCard({
           {displayName(sender).slice(0, 1).toUpperCase()}
         </span>
         <div className="min-w-0 flex-1">
-          <button type="button" onClick={onToggle} aria-expanded="true" className="block max-w-full text-left">
+          <button type="button" onClick={onToggle} aria-expanded="true" className="block max-w-full truncate text-left">
             <span className="font-semibold text-zinc-900 dark:text-white">{displayName(sender)}</span>{" "}
-            {sender?.name ? <span className="text-sm break-all text-zinc-600 dark:text-zinc-400">&lt;{sender.address}&gt;</span> : null}
+            {sender?.name ? <span className="text-sm text-zinc-600 dark:text-zinc-400">&lt;{sender.address}&gt;</span> : null}
           </button>
           <p className="truncate text-sm text-zinc-600 dark:text-zinc-400">
             to {message.to.length > 0 ? message.to.map((a) => displayName(a)).join(", ") : "undisclosed recipients"}

@@ -404,7 +404,7 @@ export default function Compose({
           </Button>
           <button
             type="button"
-            aria-label="Schedule send"
+            aria-label="More send options"
             title="Schedule send"
             aria-expanded={scheduleOpen}
             onClick={() => setScheduleOpen((open) => !open)}
@@ -459,7 +459,7 @@ function Toolbar({ editor }: { editor: Editor | null }) {
       aria-pressed={active}
       onMouseDown={(event) => event.preventDefault()}
       onClick={run}
-      className={`min-w-8 rounded px-1.5 py-1 text-sm ${
+      className={`min-w-8 shrink-0 rounded px-1.5 py-1 text-sm ${
         active ? "bg-zinc-200 text-zinc-950 dark:bg-zinc-700 dark:text-white" : "text-zinc-700 hover:bg-zinc-100 dark:text-zinc-300 dark:hover:bg-zinc-800"
       }`}
     >
@@ -468,7 +468,7 @@ function Toolbar({ editor }: { editor: Editor | null }) {
   );
   const chain = () => editor.chain().focus();
   return (
-    <div role="toolbar" aria-label="Formatting" className="flex flex-wrap items-center gap-0.5 border-b border-zinc-200 px-2 py-1 dark:border-zinc-800">
+    <div role="toolbar" aria-label="Formatting" className="flex shrink-0 items-center gap-0.5 overflow-x-auto border-b border-zinc-200 px-2 py-1 dark:border-zinc-800">
       {tool("Bold", editor.isActive("bold"), () => chain().toggleBold().run(), "B")}
       {tool("Italic", editor.isActive("italic"), () => chain().toggleItalic().run(), "I")}
       {tool("Underline", editor.isActive("underline"), () => chain().toggleUnderline().run(), "U")}
