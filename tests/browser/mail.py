@@ -76,7 +76,11 @@ def message(
 
 def _deliver(port: int, rcpt: str, msg: EmailMessage) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
-        smtp.sendmail(email.utils.parseaddr(str(msg["From"]))[1], [rcpt], msg.as_bytes())
+        smtp.sendmail(
+            email.utils.parseaddr(str(msg["From"]))[1],
+            [rcpt],
+            msg.as_bytes(policy=email.policy.SMTP),
+        )
 
 
 async def deliver(web_app: WebApp, msg: EmailMessage, rcpt: str = ANNA) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import ConsoleMessage, Dialog, Page, Request, expect
@@ -145,7 +146,7 @@ async def test_hostile_html_runs_nothing_and_loads_nothing(
             "sandbox", "allow-same-origin allow-popups allow-popups-to-escape-sandbox"
         )
         body = page.frame_locator("iframe[title^='Message from']")
-        await expect(body.locator("#hello")).to_have_text("Hostile hello")
+        await expect(body.get_by_text("Hostile hello", exact=True)).to_be_visible()
         frame = next(f for f in page.frames if "/body" in f.url)
         left = await frame.evaluate(
             """() => ({
@@ -175,12 +176,12 @@ async def test_hostile_html_runs_nothing_and_loads_nothing(
         await expect(page.get_by_text("Images from the sender are hidden")).to_be_visible()
         await look(page, "hostile", dark=False)
         await page.get_by_role("button", name="Show images").click()
-        await expect(body.locator("#hello")).to_have_text("Hostile hello")
+        await expect(body.get_by_text("Hostile hello", exact=True)).to_be_visible()
         await page.wait_for_timeout(1500)
 
     assert dialogs == [], dialogs
     assert watchtower.hits == [], watchtower.hits
-    assert [url for url in requests if str(watchtower.port) in url] == []
+    assert [url for url in requests if urlsplit(url).port == watchtower.port] == []
     assert not [e for e in errors if "Content Security Policy" in e and "/body" not in e], errors
 
 
@@ -205,6 +206,9 @@ async def test_compose_with_attachment_reaches_the_other_mailbox(
     await window.locator("input[type=file]").set_input_files(str(document))
     await expect(window.get_by_role("list", name="Attachments")).to_contain_text("contract.pdf")
     await expect(window.get_by_label("Uploading contract.pdf")).to_have_count(0)
+    await expect(window.get_by_role("list", name="Attachments").get_by_role("alert")).to_have_count(
+        0
+    )
     await look(page, "compose")
     await window.get_by_role("button", name="Send", exact=True).click()
     await expect(page.get_by_role("status").filter(has_text="Message sent.")).to_be_visible()
@@ -252,7 +256,6 @@ async def test_drafts_save_while_typing_and_are_replaced_in_place(
     await eventually(one_draft("First thoughts"), what="the draft over IMAP")
     await window.get_by_role("textbox", name="Message body").press("End")
     await page.keyboard.type(" and second thoughts")
-    await expect(window.get_by_role("status")).to_have_text("Saving…")
     await expect(window.get_by_role("status")).to_have_text("Draft saved", timeout=15_000)
     await eventually(one_draft("second thoughts"), what="the replaced draft over IMAP")
 

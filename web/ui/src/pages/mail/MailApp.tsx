@@ -29,7 +29,16 @@ import { ConversationView } from "./ConversationView";
 import { FolderNav } from "./FolderNav";
 import { folderLabel } from "./folders";
 import { Icon, IconButton } from "./icons";
-import { forwardSubject, quoteForForward, quoteForReply, replyRecipients, replySubject, signatureHtml } from "./lib/quote";
+import {
+  editableHtml,
+  forwardSubject,
+  quoteForForward,
+  quoteForReply,
+  replyRecipients,
+  replySubject,
+  signatureHtml,
+  textToHtml,
+} from "./lib/quote";
 import { checkQuery } from "./lib/search";
 import { keyLabel, SHORTCUTS, shortcutFor } from "./lib/shortcuts";
 import { MailToastProvider, useMailToast } from "./MailToasts";
@@ -492,13 +501,12 @@ function MailShell({
     if (message.hasHtml && message.htmlUrl) {
       try {
         const response = await fetch(message.htmlUrl, { credentials: "same-origin" });
-        const doc = new DOMParser().parseFromString(await response.text(), "text/html");
-        html = doc.body.innerHTML;
+        html = editableHtml(await response.text());
       } catch {
         html = "";
       }
     }
-    if (!html && message.text) html = message.text.split(/\n{2,}/).map((p) => `<p>${p.replace(/[&<>]/g, (c) => `&#${c.charCodeAt(0)};`)}</p>`).join("");
+    if (!html && message.text) html = textToHtml(message.text);
     openCompose({
       to: message.to,
       cc: message.cc,

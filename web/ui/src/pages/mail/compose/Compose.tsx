@@ -231,7 +231,7 @@ export default function Compose({
   }
 
   function onKeyDown(event: KeyboardEvent) {
-    if (event.key === "Escape" && !event.defaultPrevented) {
+    if (event.key === "Escape") {
       event.preventDefault();
       void close();
     } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { MessageDetail } from "../../../api/mail";
 import {
+  editableHtml,
   escapeHtml,
   forwardSubject,
   htmlToText,
@@ -91,5 +92,14 @@ describe("reply and forward", () => {
     expect(signatureHtml("Anna\nSales", "text")).toBe("<p>-- </p><p>Anna<br>Sales</p>");
     expect(signatureHtml("  ", "text")).toBe("");
     expect(escapeHtml('<a href="x">')).toBe("&lt;a href=&quot;x&quot;&gt;");
+  });
+});
+
+describe("editing a saved draft", () => {
+  it("keeps the body without styles", () => {
+    const document =
+      '<!doctype html><html><head><style>p{color:red}</style></head><body class="x"><p style="color: red">Hi</p><style>a{}</style><p STYLE=\'x\'>there</p></body></html>';
+    expect(editableHtml(document)).toBe("<p>Hi</p><p>there</p>");
+    expect(editableHtml("<p>bare</p>")).toBe("<p>bare</p>");
   });
 });

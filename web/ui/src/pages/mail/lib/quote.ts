@@ -114,3 +114,16 @@ export function signatureHtml(signature: string, format: "html" | "text"): strin
   const body = format === "html" ? signature : textToHtml(signature);
   return `<p>-- </p>${body}`;
 }
+
+/**
+ * A saved draft's body (the server's sanitised document) as editor content: the body's inside
+ * without <style> elements or style attributes. Parsing those, even in a detached document,
+ * counts against the page's Content-Security-Policy (style-src 'self'), so they go first, as text.
+ */
+export function editableHtml(document: string): string {
+  const body = /<body[^>]*>([\s\S]*)<\/body>/i.exec(document)?.[1] ?? document.replace(/<head[\s\S]*?<\/head>/i, "");
+  return body
+    .replace(/<style[\s\S]*?<\/style>/gi, "")
+    .replace(/\sstyle\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)/gi, "")
+    .trim();
+}
