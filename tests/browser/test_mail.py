@@ -221,7 +221,9 @@ async def test_compose_with_attachment_reaches_the_other_mailbox(
         assert "Bcc" not in received and "sales@" not in received.as_string()
         parts = {part.get_content_type(): part for part in received.walk()}
         assert "text/plain" in parts and "text/html" in parts, list(parts)
-        assert "Please sign the attached." in parts["text/plain"].get_content()
+        plain = parts["text/plain"].get_content()
+        # What was typed comes first, then the signature after its "-- " line.
+        assert plain.index("Please sign the attached.") < plain.index(ANNA_SIGNATURE), plain
         assert ANNA_SIGNATURE in parts["text/html"].get_content()
         attachment = next(received.iter_attachments())
         assert attachment.get_filename() == "contract.pdf"
@@ -456,3 +458,58 @@ async def test_keyboard_shortcuts(web_app: WebApp, mail_users: Person, page: Pag
     await page.keyboard.press("c")
     await expect(compose_window(page)).to_be_visible()
     await expect(compose_window(page).get_by_role("combobox", name="To")).to_be_focused()
+
+
+async def test_folders_are_made_nested_renamed_and_deleted_as_imap_sees_them(
+    web_app: WebApp, mail_users: Person, page: Page
+) -> None:
+    await sign_in(page, mail_users)
+    await open_mailbox(page, ANNA)
+
+    async def new_folder(name: str, inside: str | None = None) -> None:
+        await page.get_by_role("button", name="New folder").click()
+        dialog = page.get_by_role("dialog", name="New folder")
+        await dialog.get_by_label("Folder name").fill(name)
+        if inside:
+            await dialog.get_by_label("Inside").select_option(inside)
+        await dialog.get_by_role("button", name="Create").click()
+        await expect(dialog).to_have_count(0)
+
+    await new_folder("Projects")
+    await new_folder("2026", inside="Projects")
+    await expect(folder_link(page, "2026")).to_be_visible()
+
+    def imap_folders() -> list[str]:
+        with imap_session(web_app, ANNA) as imap:
+            status, listed = imap.list()
+        assert status == "OK"
+        return [
+            line.decode().rsplit(" ", 1)[-1].strip('"')
+            for line in listed
+            if isinstance(line, bytes)
+        ]
+
+    def has(*names: str) -> Callable[[], None]:
+        def check() -> None:
+            found = imap_folders()
+            for name in names:
+                assert name in found, found
+
+        return check
+
+    await eventually(has("Projects", "Projects/2026"), what="the new folders over IMAP")
+    await folder_link(page, "2026").click()
+    await page.get_by_role("button", name="Rename Projects/2026").click()
+    dialog = page.get_by_role("dialog", name="Rename folder")
+    await dialog.get_by_label("Folder name").fill("2027")
+    await dialog.get_by_role("button", name="Rename").click()
+    await expect(folder_link(page, "2027")).to_be_visible()
+    await eventually(has("Projects/2027"), what="the renamed folder over IMAP")
+    await page.get_by_role("button", name="Delete Projects/2027").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Delete folder").click()
+    await expect(folder_link(page, "2027")).to_have_count(0)
+
+    def gone() -> None:
+        assert "Projects/2027" not in imap_folders()
+
+    await eventually(gone, what="the deleted folder gone over IMAP")

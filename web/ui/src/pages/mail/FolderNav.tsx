@@ -20,6 +20,10 @@ export function FolderNav({
   onCompose,
   onFoldersChanged,
   linkFor,
+  renaming,
+  onRenaming,
+  deleting,
+  onDeleting,
 }: {
   mailboxes: MailMailbox[];
   mailboxId: string;
@@ -29,10 +33,15 @@ export function FolderNav({
   onCompose: () => void;
   onFoldersChanged: (deleted?: Id) => void;
   linkFor: (folder: Folder) => string;
+  /** The folder being renamed or deleted (asked for from the list's header). */
+  renaming: Folder | null;
+  onRenaming: (folder: Folder | null) => void;
+  deleting: Folder | null;
+  onDeleting: (folder: Folder | null) => void;
 }) {
   const [creating, setCreating] = useState(false);
-  const [renaming, setRenaming] = useState<Folder | null>(null);
-  const [deleting, setDeleting] = useState<Folder | null>(null);
+  const setRenaming = onRenaming;
+  const setDeleting = onDeleting;
 
   return (
     <div className="flex h-full flex-col">
@@ -67,7 +76,7 @@ export function FolderNav({
             const depth = folderDepth(folder);
             const showCount = folder.role === "drafts" || folder.role === "outbox" ? folder.total : folder.unread;
             return (
-              <li key={id} className="group relative">
+              <li key={id}>
                 <NavLink
                   to={linkFor(folder)}
                   aria-current={currentFolderId === id ? "page" : undefined}
@@ -88,26 +97,6 @@ export function FolderNav({
                     </span>
                   ) : null}
                 </NavLink>
-                {folder.role === null ? (
-                  <span className="absolute top-1 right-1 hidden gap-0.5 group-focus-within:flex group-hover:flex">
-                    <button
-                      type="button"
-                      className="rounded bg-white px-1.5 py-0.5 text-xs text-zinc-700 shadow-sm ring-1 ring-zinc-200 hover:bg-zinc-50 dark:bg-zinc-800 dark:text-zinc-200 dark:ring-zinc-700"
-                      onClick={() => setRenaming(folder)}
-                      aria-label={`Rename ${folder.name}`}
-                    >
-                      Rename
-                    </button>
-                    <button
-                      type="button"
-                      className="rounded bg-white px-1.5 py-0.5 text-xs text-red-700 shadow-sm ring-1 ring-zinc-200 hover:bg-red-50 dark:bg-zinc-800 dark:text-red-300 dark:ring-zinc-700"
-                      onClick={() => setDeleting(folder)}
-                      aria-label={`Delete ${folder.name}`}
-                    >
-                      Delete
-                    </button>
-                  </span>
-                ) : null}
               </li>
             );
           })}

@@ -142,6 +142,8 @@ function MailShell({
   const [menuOpen, setMenuOpen] = useState(false);
   const [helpOpen, setHelpOpen] = useState(false);
   const [emptying, setEmptying] = useState(false);
+  const [renaming, setRenaming] = useState<Folder | null>(null);
+  const [deleting, setDeleting] = useState<Folder | null>(null);
   const [searchText, setSearchText] = useState(query);
   const [searchError, setSearchError] = useState<string | null>(null);
   const signature = useRef<string>("");
@@ -797,6 +799,10 @@ function MailShell({
               if (deleted !== undefined && String(deleted) === folderPart) navigate(`/mail/${String(mb)}`);
             }}
             linkFor={(f) => `/mail/${String(mb)}/${String(f.id)}`}
+            renaming={renaming}
+            onRenaming={setRenaming}
+            deleting={deleting}
+            onDeleting={setDeleting}
           />
           <div className="border-t border-zinc-200 p-3 md:hidden dark:border-zinc-800">
             <ThemeToggle />
@@ -853,6 +859,16 @@ function MailShell({
               <div className="flex min-w-0 flex-1 items-center gap-1">
                 <IconButton icon="refresh" label="Refresh" onClick={() => void refreshFirstPage()} />
                 <h1 className="min-w-0 flex-1 truncate px-1 text-sm font-semibold text-zinc-900 dark:text-white">{heading}</h1>
+                {folder && folder.role === null ? (
+                  <>
+                    <Button size="sm" variant="ghost" onClick={() => setRenaming(folder)} aria-label={`Rename ${folder.name}`}>
+                      Rename
+                    </Button>
+                    <Button size="sm" variant="ghost" onClick={() => setDeleting(folder)} aria-label={`Delete ${folder.name}`}>
+                      Delete
+                    </Button>
+                  </>
+                ) : null}
                 {emptiable && items.length > 0 ? (
                   <Button size="sm" variant="ghost" onClick={() => setEmptying(true)}>
                     Empty {folderLabel(folder!)}

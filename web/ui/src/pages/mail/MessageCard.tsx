@@ -177,17 +177,26 @@ export function MessageCard({
       {message.role === "outbox" ? <OutboxControls mailboxId={mailboxId} message={message} onCancel={onCancelOutbox} /> : null}
 
       {message.hasHtml && message.remoteImages && !showImages ? (
-        <div className="mt-3 flex flex-wrap items-center gap-x-3 gap-y-1 rounded-lg bg-zinc-100 px-3 py-2 text-sm text-zinc-700 dark:bg-zinc-800 dark:text-zinc-300">
-          <Icon name="image" className="size-4" />
-          <span className="flex-1">Images from the sender are hidden to protect your privacy.</span>
-          <button type="button" className="font-medium text-indigo-700 hover:underline dark:text-indigo-300" onClick={() => setShowImages(true)}>
-            Show images
-          </button>
-          {sender ? (
-            <button type="button" className="font-medium text-indigo-700 hover:underline dark:text-indigo-300" onClick={() => void trust()}>
-              Always show from {sender.address}
-            </button>
-          ) : null}
+        <div className="mt-3 flex items-start gap-3 rounded-lg bg-zinc-100 px-3 py-2 text-sm text-zinc-700 dark:bg-zinc-800 dark:text-zinc-300">
+          <Icon name="image" className="mt-0.5 size-4" />
+          <div className="min-w-0 flex-1">
+            <p>Images from the sender are hidden to protect your privacy.</p>
+            <p className="mt-1 flex flex-wrap gap-x-4 gap-y-1">
+              <button type="button" className="font-medium text-indigo-700 hover:underline dark:text-indigo-300" onClick={() => setShowImages(true)}>
+                Show images
+              </button>
+              {sender ? (
+                <button
+                  type="button"
+                  className="font-medium text-indigo-700 hover:underline dark:text-indigo-300"
+                  onClick={() => void trust()}
+                  title={`Always show images from ${sender.address}`}
+                >
+                  Always show from this sender
+                </button>
+              ) : null}
+            </p>
+          </div>
         </div>
       ) : null}
 
