@@ -57,6 +57,7 @@ def message(
     text: str = "Hello there.",
     html: str | None = None,
     attachment: tuple[str, bytes, str] | None = None,
+    more_attachments: tuple[tuple[str, bytes, str], ...] = (),
 ) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
@@ -67,8 +68,7 @@ def message(
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
-    if attachment is not None:
-        name, data, kind = attachment
+    for name, data, kind in ((attachment,) if attachment else ()) + more_attachments:
         maintype, subtype = kind.split("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return msg

@@ -5,8 +5,10 @@ the same over IMAP both ways, search, keyboard shortcuts; axe-core and screensho
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -36,6 +38,10 @@ from tests.browser.web_app import Person, WebApp, sign_in
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 Look = Callable[..., Awaitable[None]]
+# A 1×1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 
 
 @pytest.fixture
@@ -64,6 +70,7 @@ async def test_mail_from_the_mx_appears_live_and_reads(
             sender="Dave Ng <dave@outside.test>",
             text="Where shall we go?",
             attachment=("agenda.txt", b"09:00 coffee\n", "text/plain"),
+            more_attachments=(("venue.png", PNG, "image/png"),),
         ),
     )
     # No reload: the server's events bring both in, with the unread count.
@@ -88,9 +95,18 @@ async def test_mail_from_the_mx_appears_live_and_reads(
     attachments = conversation.get_by_role("region", name="Attachments")
     await expect(attachments.get_by_text("agenda.txt")).to_be_visible()
     async with page.expect_download() as download:
-        await attachments.get_by_role("link", name="Download").click()
+        await attachments.get_by_role("link", name="Download agenda.txt").click()
     saved = await (await download.value).path()
     assert saved.read_bytes() == b"09:00 coffee\n"
+    # Images preview in place; the original is one click away.
+    await attachments.get_by_role("button", name="Preview venue.png").click()
+    preview = page.get_by_role("dialog", name="venue.png")
+    await expect(preview.get_by_role("img", name="venue.png")).to_be_visible()
+    assert await preview.get_by_role("img").evaluate("img => img.naturalWidth") == 1
+    await preview.get_by_role("button", name="Close").click()
+    original = conversation.get_by_role("link", name="Show original")
+    raw = await page.request.get(await original.get_attribute("href") or "")
+    assert raw.ok and "Subject: Team offsite" in await raw.text()
 
 
 HOSTILE = """<html><head>
@@ -290,6 +306,11 @@ async def test_scheduled_mail_waits_in_the_outbox_and_can_be_cancelled(
         assert len(find(imap, "Outbox", "Monday reminder")) == 1
         assert find(imap, "Sent", "Monday reminder") == []
 
+    await page.get_by_role("button", name="Reschedule").click()
+    later = (datetime.now() + timedelta(days=3)).strftime("%Y-%m-%dT09:30")
+    await page.get_by_label("Send at").fill(later)
+    await page.get_by_role("button", name="Save time").click()
+    await expect(page.get_by_role("status").filter(has_text="Rescheduled for")).to_be_visible()
     await page.get_by_role("button", name="Cancel sending").click()
     await expect(page.get_by_role("status").filter(has_text="back in Drafts")).to_be_visible()
     await expect(row(page, "Monday reminder")).to_have_count(0)
@@ -404,6 +425,8 @@ async def test_search_with_operators(
     await results("from:carol", ["Invoice 42", "Holiday photos"])
     await results("has:attachment", ["Invoice 42"])
     await results("pizza", ["Lunch"])
+    await results("after:2020-01-01 is:unread from:dave", ["Lunch"])
+    await results("in:Inbox before:2020-01-01", [])
     await results('subject:"holiday photos" from:carol', ["Holiday photos"])
     await look(page, "search")
     await search.fill("before:yesterday")

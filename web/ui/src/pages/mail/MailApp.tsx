@@ -296,6 +296,11 @@ function MailShell({
     if (typeof EventSource === "undefined") return;
     const source = new EventSource(mailApi.eventsUrl(mb));
     let timer: number | undefined;
+    // Changes made before the stream was (re)connected sent it no event: read the counts again.
+    source.addEventListener("open", () => {
+      void loadFolders();
+      void refreshRef.current();
+    });
     source.addEventListener("folders", (event) => {
       let counts: FolderCounts[] = [];
       try {

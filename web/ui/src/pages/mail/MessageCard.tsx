@@ -336,11 +336,11 @@ function Attachments({ parts }: { parts: Attachment[] }) {
                 </p>
                 <p className="text-xs text-zinc-600 dark:text-zinc-400">{formatSize(part.size)}</p>
                 <div className="mt-1 flex gap-2 text-xs">
-                  <a href={part.url} download={part.filename || true} className="font-medium text-indigo-700 hover:underline dark:text-indigo-300">
+                  <a href={part.url} download={part.filename || true} aria-label={`Download ${part.filename || "attachment"}`} className="font-medium text-indigo-700 hover:underline dark:text-indigo-300">
                     Download
                   </a>
                   {previewable && !image ? (
-                    <a href={withParam(part.url, "inline", "1")} target="_blank" rel="noopener noreferrer" className="font-medium text-indigo-700 hover:underline dark:text-indigo-300">
+                    <a href={withParam(part.url, "inline", "1")} target="_blank" rel="noopener noreferrer" aria-label={`Open ${part.filename || "attachment"}`} className="font-medium text-indigo-700 hover:underline dark:text-indigo-300">
                       Open
                     </a>
                   ) : null}
