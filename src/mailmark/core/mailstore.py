@@ -21,7 +21,15 @@ from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLa
 from mailmark.core.folder_signals import FolderSignals
 from mailmark.core.mailboxes import DEFAULT_FOLDERS
 from mailmark.core.message_meta import check_header_limits, read_index
-from mailmark.core.model import FetchRow, Folder, NewPlacement, PlacementState
+from mailmark.core.model import (
+    ConversationHead,
+    FetchRow,
+    Folder,
+    FolderTotals,
+    MailRow,
+    NewPlacement,
+    PlacementState,
+)
 from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.search import Criteria, Flag, check_bounds, uses_index
 from mailmark.core.states import SystemFlag
@@ -619,6 +627,58 @@ class MailStore:
             await self._index_unindexed(folder_id)
         async with self._uow(read_only=True) as uow:
             return await uow.mailstore.search(folder_id, criteria, uid_universe)
+
+    # The webmail's view: the same placements, grouped into conversations
+
+    async def folder_totals(self, mailbox_id: int) -> list[FolderTotals]:
+        """Every folder of the mailbox with its total and unseen counts, in one query."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailstore.folder_totals(mailbox_id)
+
+    async def conversations(
+        self,
+        mailbox_id: int,
+        folder_ids: Sequence[int],
+        criteria: Criteria | None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> tuple[list[ConversationHead], list[MailRow], int]:
+        """One page of the conversations with messages in `folder_ids` (matching `criteria`):
+        the page's threads latest first, their placements in those folders, and how many
+        conversations there are in all. Text criteria use the full-text index IMAP SEARCH uses."""
+        if criteria is not None:
+            try:
+                check_bounds(criteria)
+            except ValueError as error:
+                raise InvalidInput(str(error)) from error
+            if uses_index(criteria):
+                for folder_id in folder_ids:
+                    await self._index_unindexed(folder_id)
+        if not folder_ids:
+            return [], [], 0
+        async with self._uow(read_only=True) as uow:
+            heads = await uow.mailstore.conversations(folder_ids, criteria, before, limit)
+            total = await uow.mailstore.conversation_count(folder_ids, criteria)
+            rows = (
+                await uow.mailstore.mail_rows(
+                    mailbox_id, folder_ids=folder_ids, thread_ids=[h.thread_id for h in heads]
+                )
+                if heads
+                else []
+            )
+        return heads, rows, total
+
+    async def thread_rows(self, mailbox_id: int, thread_id: str) -> list[MailRow]:
+        """Every placement of the thread in the mailbox, oldest first."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailstore.mail_rows(mailbox_id, thread_ids=[thread_id])
+
+    async def mail_rows(
+        self, mailbox_id: int, folder_id: int, uids: Sequence[int]
+    ) -> list[MailRow]:
+        """These uids of one folder of the mailbox (those still there)."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailstore.mail_rows(mailbox_id, folder_id=folder_id, uids=uids)
 
     async def _index_unindexed(self, folder_id: int) -> None:
         """Index messages stored before the index existed, so that text searches find them."""
