@@ -598,11 +598,6 @@ class MailRow:
     subject: str | None
     from_addr: str | None
     from_header: str
-    to_addrs: tuple[str, ...]
-    cc_addrs: tuple[str, ...]
     date: datetime | None
     snippet: str
     has_attachments: bool
-    header_message_id: str | None
-    in_reply_to: str | None
-    references: tuple[str, ...]

@@ -61,6 +61,7 @@ MAX_THREAD_MESSAGES = 200
 MAX_TEXT_CHARS = 256 * 1024
 MAX_PARTS = 500
 MAX_PARTICIPANTS = 10
+MAX_REFERENCES = 50
 # SSE: at most this many streams per user at once; a ping this often; a poll for changes made
 # by other processes (other HTTP workers, other nodes) this often.
 MAX_STREAMS_PER_USER = 5
@@ -871,9 +872,9 @@ class WebmailService:
             folder=folder.name,
             role=role,
             uid=row.uid,
-            message_id=row.header_message_id,
-            in_reply_to=row.in_reply_to,
-            references=list(row.references),
+            message_id=next(iter(_message_ids(message, "message-id")), None),
+            in_reply_to=next(iter(_message_ids(message, "in-reply-to")), None),
+            references=_message_ids(message, "references")[-MAX_REFERENCES:],
             from_=sender,
             sender=_first(_addresses(message, "sender")),
             reply_to=_addresses(message, "reply-to"),
@@ -968,6 +969,16 @@ def _folder_name_input(name: str) -> str:
     return name
 
 
+_MESSAGE_ID = re.compile(r"<[^<>\s]{1,500}>")
+
+
+def _message_ids(message: email.message.Message, name: str) -> list[str]:
+    try:
+        return _MESSAGE_ID.findall(" ".join(str(v) for v in message.get_all(name, []) or []))
+    except Exception:  # noqa: BLE001 - a header the stdlib cannot read gives none
+        return []
+
+
 def _first(addresses: list[Address]) -> Address | None:
     return addresses[0] if addresses else None
 
@@ -987,7 +998,14 @@ def _lookalike(sender: Address) -> bool:
     return any(addr.lower() != sender.address.lower() for addr in shown)
 
 
+# "Name <address>" as the index keeps the From line; anything else goes through parseaddr.
+_NAME_ADDR = re.compile(r'^\s*"?([^"<>]*?)"?\s*<([^<>\s]+@[^<>\s]+)>\s*$')
+
+
 def _participant(row: MailRow) -> Address:
+    simple = _NAME_ADDR.match(row.from_header)
+    if simple is not None:
+        return Address(simple.group(1).strip(), simple.group(2).lower())
     name, address = parseaddr(row.from_header)
     return Address(name, (address or row.from_addr or "").lower())
 

@@ -34,6 +34,9 @@ from mailmark.storage.dialect import Dialect
 from mailmark.storage.sql import chunks, remove_orphan_messages
 from mailmark.storage.tables import expunged, folders, messages, placements
 
+# `conversations` of a folder reads at most this many placements newest first before it groups
+# the folder instead.
+LATEST_SCAN_ROWS = 5_000
 # The decoded From line of the full-text index's header text ("from: Name <addr>").
 _FROM_LINE = re.compile(r"(?m)^from: (.*)$")
 
@@ -436,6 +439,10 @@ class SqlMailStore:
         """Threads with placements in the folders (matching `criteria` when given), latest
         first, after the keyset cursor `before` = (latest, thread id): grouped in SQL, from the
         (folder, thread, internal date) index, so a page never reads a folder's rows out."""
+        if criteria is None and len(folder_ids) == 1:
+            found = await self._latest_threads(folder_ids[0], before, limit)
+            if found is not None:
+                return found
         latest = sa.func.max(placements.c.internal_date).label("latest")
         query = sa.select(placements.c.thread_id, latest, sa.func.count().label("n")).where(
             placements.c.folder_id.in_(list(folder_ids))
@@ -457,6 +464,68 @@ class SqlMailStore:
             ConversationHead(str(row.thread_id), row.latest, int(row.n))
             for row in await self._conn.execute(query)
         ]
+
+    async def _latest_threads(
+        self, folder_id: int, before: tuple[datetime, str] | None, limit: int
+    ) -> list[ConversationHead] | None:
+        """`conversations` of one folder without criteria, from its newest placements down
+        (the (folder, internal date, thread) index): a thread first met in that order is met at
+        its latest placement, so the order is the grouped query's, without grouping the whole
+        folder. None when more than LATEST_SCAN_ROWS rows would be read (threads of earlier
+        pages holding many older messages): the caller groups instead."""
+        order = (placements.c.internal_date.desc(), placements.c.thread_id.desc())
+        scan = sa.select(placements.c.thread_id, placements.c.internal_date).where(
+            placements.c.folder_id == folder_id
+        )
+        if before is not None:
+            scan = scan.where(placements.c.internal_date <= before[0])
+        chosen: list[tuple[str, datetime]] = []
+        judged: set[str] = set()
+        read = 0
+        chunk = max(4 * limit, 100)
+        while len(chosen) < limit and read < LATEST_SCAN_ROWS:
+            rows = (await self._conn.execute(scan.order_by(*order).limit(chunk).offset(read))).all()
+            read += len(rows)
+            fresh: list[str] = []
+            for row in rows:
+                if row.thread_id not in judged:
+                    judged.add(row.thread_id)
+                    fresh.append(row.thread_id)
+            if fresh:
+                latest = await self._thread_latest(folder_id, fresh)
+                for thread_id in fresh:
+                    moment = latest[thread_id]
+                    if before is None or (moment, thread_id) < before:
+                        chosen.append((thread_id, moment))
+            if len(rows) < chunk:
+                break
+        else:
+            if len(chosen) < limit:
+                return None
+        chosen = chosen[:limit]
+        counts = await self._thread_counts(folder_id, [t for t, _ in chosen])
+        return [ConversationHead(t, moment, counts[t]) for t, moment in chosen]
+
+    async def _thread_latest(self, folder_id: int, thread_ids: list[str]) -> dict[str, datetime]:
+        out: dict[str, datetime] = {}
+        for chunk in chunks(thread_ids):
+            query = (
+                sa.select(placements.c.thread_id, sa.func.max(placements.c.internal_date))
+                .where(placements.c.folder_id == folder_id, placements.c.thread_id.in_(list(chunk)))
+                .group_by(placements.c.thread_id)
+            )
+            out.update({str(t): moment for t, moment in await self._conn.execute(query)})
+        return out
+
+    async def _thread_counts(self, folder_id: int, thread_ids: list[str]) -> dict[str, int]:
+        if not thread_ids:
+            return {}
+        query = (
+            sa.select(placements.c.thread_id, sa.func.count())
+            .where(placements.c.folder_id == folder_id, placements.c.thread_id.in_(thread_ids))
+            .group_by(placements.c.thread_id)
+        )
+        return {str(t): int(n) for t, n in await self._conn.execute(query)}
 
     async def conversation_count(
         self, folder_ids: Sequence[int], criteria: crit.Criteria | None
@@ -489,19 +558,14 @@ class SqlMailStore:
                 placements.c.message_id,
                 placements.c.thread_id,
                 sa.cast(placements.c.flags, sa.Text).label("flags"),
-                placements.c.internal_date,
+                self._dialect.stored_datetime(placements.c.internal_date).label("internal_date"),
                 messages.c.size,
                 messages.c.subject,
                 messages.c.from_addr,
                 text.c.header,
-                messages.c.to_addrs,
-                messages.c.cc_addrs,
                 messages.c.date,
                 messages.c.snippet,
                 sa.cast(messages.c.attachments, sa.Text).label("attachments"),
-                messages.c.message_id.label("header_message_id"),
-                messages.c.in_reply_to,
-                messages.c.references,
             )
             .select_from(
                 placements.join(messages).outerjoin(
@@ -520,28 +584,27 @@ class SqlMailStore:
         if uids is not None:
             query = query.where(placements.c.uid.in_(list(uids)))
         out = []
+        decoded: dict[str, tuple[str, ...]] = {}
         for row in await self._conn.execute(query):
             found = _FROM_LINE.search(row.header or "")
+            flags = decoded.get(row.flags)
+            if flags is None:
+                flags = decoded[row.flags] = _flags(row.flags)
             out.append(
                 MailRow(
                     folder_id=int(row.folder_id),
                     uid=int(row.uid),
                     message_id=int(row.message_id),
                     thread_id=str(row.thread_id),
-                    flags=_flags(row.flags),
-                    internal_date=row.internal_date,
+                    flags=flags,
+                    internal_date=_internal_date(row.internal_date),
                     size=int(row.size),
                     subject=row.subject,
                     from_addr=row.from_addr,
                     from_header=found.group(1).strip() if found else "",
-                    to_addrs=tuple(row.to_addrs or ()),
-                    cc_addrs=tuple(row.cc_addrs or ()),
                     date=row.date,
                     snippet=row.snippet,
                     has_attachments=(row.attachments or "[]").strip() not in ("[]", ""),
-                    header_message_id=row.header_message_id,
-                    in_reply_to=row.in_reply_to,
-                    references=tuple(row.references or ()),
                 )
             )
         return out

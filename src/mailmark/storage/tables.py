@@ -314,6 +314,9 @@ placements = sa.Table(
     sa.Index(
         "ix_placements_folder_id_thread_id_internal_date", "folder_id", "thread_id", "internal_date"
     ),
+    sa.Index(
+        "ix_placements_folder_id_internal_date_thread_id", "folder_id", "internal_date", "thread_id"
+    ),
 )
 
 # Senders whose remote images a mailbox's readers always load (through the image proxy).

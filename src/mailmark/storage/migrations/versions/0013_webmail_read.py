@@ -1,5 +1,5 @@
 """The webmail's read side: an Archive folder (RFC 6154 \\Archive) for every mailbox, the senders
-whose remote images a mailbox always shows, and an index for a folder's conversation list.
+whose remote images a mailbox always shows, and indexes for a folder's conversation list.
 
 Revision ID: 0013
 Revises: 0012
@@ -41,6 +41,11 @@ def upgrade() -> None:
         "placements",
         ["folder_id", "thread_id", "internal_date"],
     )
+    op.create_index(
+        "ix_placements_folder_id_internal_date_thread_id",
+        "placements",
+        ["folder_id", "internal_date", "thread_id"],
+    )
     folders = sa.table(
         "folders",
         sa.column("mailbox_id", Id),
@@ -80,5 +85,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_placements_folder_id_internal_date_thread_id", table_name="placements")
     op.drop_index("ix_placements_folder_id_thread_id_internal_date", table_name="placements")
     op.drop_table("trusted_senders")
