@@ -80,8 +80,17 @@ def upgrade() -> None:
         }
         for mailbox_id in missing
     ]
-    if rows:
-        op.bulk_insert(folders, rows)
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        # Rows inserted with explicit ids (restores, imports) leave the sequence behind them.
+        conn.execute(
+            sa.text(
+                "SELECT setval(pg_get_serial_sequence('folders', 'id'), max(id)) FROM folders "
+                "HAVING max(id) IS NOT NULL"
+            )
+        )
+    op.bulk_insert(folders, rows)
 
 
 def downgrade() -> None:
