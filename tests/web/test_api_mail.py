@@ -5,6 +5,7 @@ operators, live counts over SSE, and the clear 400s of bad input."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import imaplib
 import smtplib
 from collections.abc import Callable
@@ -423,3 +424,27 @@ async def test_events_stream_tells_of_mail_arriving_over_smtp(
         data = await next_event()
         inbox = (await folders_of(owner_client, sales_id))["INBOX"]["id"]
         assert f'{{"id":{inbox},"total":1,"unread":1}}' in data
+
+
+async def test_at_most_five_event_streams_per_user(
+    listeners: Listeners, world: World, owner_client: ApiClient, sales_id: int
+) -> None:
+    url = f"/api/mail/{sales_id}/events"
+    # Each line iterator is kept: one dropped would close its stream when collected.
+    readers = []
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(5):
+            response = await stack.enter_async_context(owner_client.http.stream("GET", url))
+            assert response.status_code == 200
+            readers.append(response.aiter_lines())
+            assert await asyncio.wait_for(anext(readers[-1]), 10) == "retry: 3000"
+        refused = await asyncio.wait_for(owner_client.get(url), 10)
+        assert refused.status_code == 429
+        assert "5 live update streams" in refused.json()["error"]["message"]
+    # Closed streams give their places back (once the server has seen the disconnects).
+    for _ in range(100):
+        async with owner_client.http.stream("GET", url) as response:
+            if response.status_code == 200:
+                break
+        await asyncio.sleep(0.1)
+    assert response.status_code == 200

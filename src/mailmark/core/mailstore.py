@@ -46,6 +46,8 @@ FETCH_CHUNK = 500
 # A chunk carrying message contents holds at most this many bytes (or one larger message).
 CONTENT_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_FOLDER_NAME = 255
+# Conversation counts kept, by folder state: a page of a big folder need not count it again.
+CONVERSATION_COUNTS_KEPT = 1_000
 MAX_FLAGS = 100
 MAX_FLAG_LENGTH = 100
 # Delivery, sending and the web UI find these folders by name: they can be neither deleted nor
@@ -194,6 +196,9 @@ class MailStore:
         self.signals = signals
         self._max_message_size = max_message_size
         self._delivery = delivery
+        self._conversation_counts: dict[
+            tuple[tuple[tuple[int, int, int], ...], Criteria | None], int
+        ] = {}
 
     # Folders
 
@@ -658,7 +663,20 @@ class MailStore:
             return [], [], 0
         async with self._uow(read_only=True) as uow:
             heads = await uow.mailstore.conversations(folder_ids, criteria, before, limit)
-            total = await uow.mailstore.conversation_count(folder_ids, criteria)
+            # Placements come and go only with a new MODSEQ or UID in their folder (and a
+            # placement's thread never changes): the count holds while those do.
+            state = []
+            for folder_id in sorted(folder_ids):
+                folder = await uow.mailstore.folder(folder_id)
+                if folder is not None:
+                    state.append((folder_id, folder.highest_modseq, folder.uid_next))
+            key = (tuple(state), criteria)
+            total = self._conversation_counts.get(key)
+            if total is None:
+                total = await uow.mailstore.conversation_count(folder_ids, criteria)
+                if len(self._conversation_counts) >= CONVERSATION_COUNTS_KEPT:
+                    self._conversation_counts.pop(next(iter(self._conversation_counts)))
+                self._conversation_counts[key] = total
             rows = (
                 await uow.mailstore.mail_rows(
                     mailbox_id, folder_ids=folder_ids, thread_ids=[h.thread_id for h in heads]

@@ -594,7 +594,8 @@ class WebmailService:
             visible = [r for r in rows if ROLES.get(folders[r.folder_id].name) not in _HIDDEN_ROLES]
             rows = visible or rows
         rows = rows[-MAX_THREAD_MESSAGES:]
-        details = [await self._detail(mailbox, folders, row) for row in rows]
+        trusted = await self._trusted(mailbox_id, rows)
+        details = [await self._detail(mailbox, folders, row, trusted) for row in rows]
         subject = next((d.subject for d in details if d.subject), "")
         return ThreadView(thread_id, subject, details)
 
@@ -604,7 +605,7 @@ class WebmailService:
         mailbox = await self._mailbox(viewer, mailbox_id)
         folders = await self._folders(mailbox_id)
         row = await self._row(mailbox_id, folders, folder_id, uid)
-        return await self._detail(mailbox, folders, row)
+        return await self._detail(mailbox, folders, row, await self._trusted(mailbox_id, [row]))
 
     async def body(
         self, viewer: Viewer, mailbox_id: int, folder_id: int, uid: int, images: bool
@@ -829,8 +830,18 @@ class WebmailService:
         raw = await self._store.message_bytes(folder_id, uid)
         return await asyncio.to_thread(_parse, raw)
 
+    async def _trusted(self, mailbox_id: int, rows: Sequence[MailRow]) -> set[str]:
+        """Which of the rows' senders the mailbox shows images of (one query)."""
+        senders = sorted({row.from_addr.lower() for row in rows if row.from_addr})
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailboxes.trusted_senders(mailbox_id, senders)
+
     async def _detail(
-        self, mailbox: Mailbox, folders: dict[int, FolderInfo], row: MailRow
+        self,
+        mailbox: Mailbox,
+        folders: dict[int, FolderInfo],
+        row: MailRow,
+        trusted_senders: set[str],
     ) -> MessageDetail:
         assert mailbox.id is not None
         parsed = await self._parse(row.folder_id, row.uid)
@@ -838,12 +849,7 @@ class WebmailService:
         folder = folders[row.folder_id]
         role = ROLES.get(folder.name)
         sender = _first(_addresses(message, "from"))
-        trusted = False
-        if sender is not None:
-            async with self._uow(read_only=True) as uow:
-                trusted = bool(
-                    await uow.mailboxes.trusted_senders(mailbox.id, [sender.address.lower()])
-                )
+        trusted = sender is not None and sender.address.lower() in trusted_senders
         base = f"/api/mail/{mailbox.id}/messages/{row.folder_id}/{row.uid}"
         cleaned = (
             self._clean(mailbox.id, row.folder_id, row.uid, parsed, False)
