@@ -348,9 +348,14 @@ def mailmark_env(
 
 
 async def load_mailmark(
-    data_dir: Path, database_url: str, messages: list[bytes], password: str
+    data_dir: Path,
+    database_url: str,
+    messages: list[bytes],
+    password: str,
+    owner_password: str | None = None,
 ) -> None:
-    """Create the mailbox and deliver every message through the core delivery service."""
+    """Create the mailbox and deliver every message through the core delivery service; the
+    account's owner (owner@bench.test) gets `owner_password`, or a random one."""
     from mailmark.bootstrap import build_services
     from mailmark.config import Settings
 
@@ -360,7 +365,7 @@ async def load_mailmark(
         await services.accounts.create(
             "bench",
             owner_email=f"owner@{DOMAIN}",
-            password=secrets.token_urlsafe(12),
+            password=owner_password or secrets.token_urlsafe(12),
             plan="unlimited",
         )
         await services.domains.add(DOMAIN, account_name="bench", trust=True)

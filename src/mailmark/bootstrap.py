@@ -48,13 +48,14 @@ from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
+from mailmark.core.webmail import ImageSigner, WebmailService
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
 from mailmark.imap.server import ImapListener, start_imap_listener
 from mailmark.loop_lag import LoopLagMonitor
 from mailmark.oidc.client import HttpOidcClient
-from mailmark.sanitize import Nh3Sanitizer
+from mailmark.sanitize import MailHtmlSanitizer, Nh3Sanitizer
 from mailmark.security import (
     Argon2PasswordHasher,
     DkimKeyFactory,
@@ -89,6 +90,7 @@ from mailmark.storage.uow import SqlUnitOfWorkFactory
 from mailmark.web.api.app.routes import AppServices
 from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
+from mailmark.web.image_proxy import ImageProxy
 from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
 from mailmark.webhooks.poster import WebhookPoster
 from mailmark.webhooks.resolver import WebhookHostResolver
@@ -128,11 +130,14 @@ class Services:
     identity: IdentityService
     team: TeamService
     oidc: OidcSignIn
+    webmail: WebmailService
+    images: ImageProxy
 
     async def close(self) -> None:
         await self.sending.close()
         await self.delivery.close()
         await self.webhooks.aclose()
+        self.images.close()
         await self.engine.dispose()
 
 
@@ -158,7 +163,8 @@ async def build_services(
         await migrate(engine)
         key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
         try:
-            secret_box = SecretBox(await asyncio.to_thread(load_key, key, settings.data_dir))
+            secrets_key = await asyncio.to_thread(load_key, key, settings.data_dir)
+            secret_box = SecretBox(secrets_key)
             install_secret_box(engine, secret_box)
             await encrypt_plaintext_secrets(
                 engine,
@@ -214,6 +220,14 @@ async def build_services(
     domains = DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs)
     system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
     accounts = AccountService(uow, clock, passwords)
+    mailstore = MailStore(
+        uow,
+        blobs,
+        clock,
+        delivery.signals,
+        max_message_size=settings.max_message_size,
+        delivery=delivery,
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -226,14 +240,7 @@ async def build_services(
         mailboxes=mailboxes,
         delivery=delivery,
         # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
-        mailstore=MailStore(
-            uow,
-            blobs,
-            clock,
-            delivery.signals,
-            max_message_size=settings.max_message_size,
-            delivery=delivery,
-        ),
+        mailstore=mailstore,
         logins=MailboxLogins(uow, passwords, throttle),
         queue=queue,
         delivery_reports=reports,
@@ -285,6 +292,22 @@ async def build_services(
             ],
             signup_open=settings.signup == "open",
             public_url=settings.public_url,
+        ),
+        webmail=WebmailService(
+            uow,
+            clock,
+            mailboxes,
+            mailstore,
+            MailHtmlSanitizer(),
+            ImageSigner(secrets_key),
+            hostname=settings.hostname,
+        ),
+        # Remote images are fetched like webhooks are posted: every address of the host checked.
+        images=ImageProxy(
+            TargetPolicy(
+                WebhookHostResolver(DnsResolver(settings.dns_nameservers or None, cache=False)),
+                [ipaddress.ip_network(net) for net in settings.image_proxy_allow_private_networks],
+            )
         ),
     )
 
@@ -585,6 +608,8 @@ def app_services(services: Services) -> AppServices:
         webhooks=services.webhooks,
         public_url=services.settings.public_url,
         oidc=services.oidc,
+        webmail=services.webmail,
+        images=services.images,
     )
 
 

@@ -58,6 +58,7 @@ async def test_create_normalises_and_makes_the_default_folders(world: World) -> 
         ("Drafts", "\\Drafts"),
         ("Trash", "\\Trash"),
         ("Junk", "\\Junk"),
+        ("Archive", "\\Archive"),
         ("Outbox", None),
     ]
     assert {(f.uid_next, f.subscribed) for f in folders} == {(1, True)}

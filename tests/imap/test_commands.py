@@ -74,6 +74,7 @@ async def test_list_lsub_and_special_use(listeners: Listeners, world: World) -> 
         lines = await c.ok(b"a1", b'LIST "" "*"')
         assert lines[:-1] == [
             b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n',
+            b'* LIST (\\HasNoChildren \\Archive) "/" "Archive"\r\n',
             b'* LIST (\\HasNoChildren \\Drafts) "/" "Drafts"\r\n',
             b'* LIST (\\HasNoChildren \\Junk) "/" "Junk"\r\n',
             b'* LIST (\\HasNoChildren) "/" "Outbox"\r\n',
@@ -84,6 +85,7 @@ async def test_list_lsub_and_special_use(listeners: Listeners, world: World) -> 
         assert lines[0] == b'* LIST (\\Noselect) "/" ""\r\n'
         lines = await c.ok(b"a3", b'LIST (SPECIAL-USE) "" "*" RETURN (SUBSCRIBED)')
         assert [line.split(b'"/"')[1].strip() for line in lines[:-1]] == [
+            b'"Archive"',
             b'"Drafts"',
             b'"Junk"',
             b'"Sent"',
@@ -108,22 +110,22 @@ async def test_list_lsub_and_special_use(listeners: Listeners, world: World) -> 
 
 async def test_create_rename_delete(listeners: Listeners, world: World) -> None:
     async with session(listeners.imaps_port) as c:
-        await c.ok(b"a1", b"CREATE Archive")
-        lines = await c.run(b"a2", b"CREATE archive/")
-        lines = await c.run(b"a3", b"CREATE Archive")
+        await c.ok(b"a1", b"CREATE Records")
+        lines = await c.run(b"a2", b"CREATE records/")
+        lines = await c.run(b"a3", b"CREATE Records")
         assert lines[-1].startswith(b"a3 NO [ALREADYEXISTS]"), lines
         await c.ok(b"a4", b'CREATE "Entw&APw-rfe"')
         lines = await c.ok(b"a5", b'LIST "" "Entw*"')
         assert lines[0] == b'* LIST (\\HasNoChildren) "/" "Entw&APw-rfe"\r\n'
-        await c.ok(b"a6", b"RENAME Archive Old/Archive")
-        lines = await c.ok(b"a7", b'LIST "" "*Archive"')
-        assert [line.rsplit(b" ", 1)[1] for line in lines[:-1]] == [b'"Old/Archive"\r\n']
+        await c.ok(b"a6", b"RENAME Records Old/Records")
+        lines = await c.ok(b"a7", b'LIST "" "*Records"')
+        assert [line.rsplit(b" ", 1)[1] for line in lines[:-1]] == [b'"Old/Records"\r\n']
         lines = await c.run(b"a8", b"DELETE INBOX")
         assert lines[-1].startswith(b"a8 NO"), lines
         lines = await c.run(b"a9", b"DELETE Nope")
         assert lines[-1].startswith(b"a9 NO [NONEXISTENT]"), lines
-        await c.ok(b"b1", b"DELETE Old/Archive")
-        lines = await c.ok(b"b2", b'LIST "" "*Archive"')
+        await c.ok(b"b1", b"DELETE Old/Records")
+        lines = await c.ok(b"b2", b'LIST "" "*Records"')
         assert lines == [b"b2 OK LIST completed\r\n"]
         lines = await c.run(b"b3", b'CREATE "bad&name"')
         assert lines[-1].startswith(b"b3 NO"), lines
@@ -352,8 +354,8 @@ async def test_copy_move_and_expunge(listeners: Listeners, inbox: World) -> None
         assert copied, lines
         lines = await c.run(b"c2", b"COPY 1 Nowhere")
         assert lines[-1].startswith(b"c2 NO [TRYCREATE]")
-        await c.ok(b"c3", b"CREATE Archive")
-        lines = await c.ok(b"c4", b"UID MOVE 1 Archive")
+        await c.ok(b"c3", b"CREATE Records")
+        lines = await c.ok(b"c4", b"UID MOVE 1 Records")
         assert re.match(rb"\* OK \[COPYUID \d+ 1 1\]", lines[0]), lines
         assert lines[1:] == [b"* 1 EXPUNGE\r\n", b"c4 OK MOVE completed\r\n"]
         lines = await c.ok(b"c5", b"FETCH 1 (UID)")

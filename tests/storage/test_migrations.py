@@ -204,7 +204,7 @@ async def test_the_dashboard_columns_come_and_go_without_touching_the_mail(
                 await conn.execute(
                     sa.text(
                         "SELECT m.signature, f.name FROM mailboxes m JOIN folders f "
-                        "ON f.mailbox_id = m.id"
+                        "ON f.mailbox_id = m.id WHERE f.name = 'INBOX'"
                     )
                 )
             ).one()
@@ -254,7 +254,8 @@ async def test_upgrading_keeps_the_mail_when_a_migration_rebuilds_a_table(
             await conn.execute(
                 sa.text(
                     "SELECT d.return_path_published, m.local_part, f.name FROM domains d "
-                    "JOIN mailboxes m ON m.domain_id = d.id JOIN folders f ON f.mailbox_id = m.id"
+                    "JOIN mailboxes m ON m.domain_id = d.id JOIN folders f ON f.mailbox_id = m.id "
+                    "WHERE f.name = 'INBOX'"
                 )
             )
         ).one()
@@ -265,3 +266,38 @@ async def test_upgrading_keeps_the_mail_when_a_migration_rebuilds_a_table(
         )
     assert (bool(row[0]), row[1], row[2]) == (False, "sales", "INBOX")
     assert foreign_keys == 1
+
+
+async def test_existing_mailboxes_get_an_archive_folder(engine: AsyncEngine) -> None:
+    """0013 gives every mailbox an Archive (\\Archive) folder; a folder someone already called
+    Archive becomes it, mail kept."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0012"))
+    now = "2026-12-01 10:00:00"
+    async with engine.begin() as conn:
+        for statement in [
+            "INSERT INTO accounts (id, name, plan, status, created_at) "
+            f"VALUES (1, 'acme', 'unlimited', 'active', '{now}')",
+            "INSERT INTO domains (id, account_id, name, created_at, trusted, "
+            f"return_path_published) VALUES (1, 1, 'acme.test', '{now}', true, false)",
+            "INSERT INTO mailboxes (id, domain_id, local_part, display_name, signature, "
+            f"created_at) VALUES (1, 1, 'sales', '', '', '{now}')",
+            "INSERT INTO mailboxes (id, domain_id, local_part, display_name, signature, "
+            f"created_at) VALUES (2, 1, 'support', '', '', '{now}')",
+            "INSERT INTO folders (id, mailbox_id, name, uid_validity, uid_next, highest_modseq, "
+            "subscribed) VALUES (1, 1, 'INBOX', 1, 1, 1, true)",
+            "INSERT INTO folders (id, mailbox_id, name, uid_validity, uid_next, highest_modseq, "
+            "subscribed) VALUES (2, 2, 'Archive', 7, 5, 9, true)",
+        ]:
+            await conn.execute(sa.text(statement))
+    await migrate(engine)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT mailbox_id, special_use, uid_validity > 0, uid_next FROM folders "
+                    "WHERE name = 'Archive' ORDER BY mailbox_id"
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [(1, "\\Archive", True, 1), (2, "\\Archive", True, 5)]

@@ -52,6 +52,15 @@ class Scene:
     invitations: dict[str, int] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
     member_id: int = 0
+    current: int = 0
+    # The webmail: sales@ (the member's) and support@ (not the member's), each with one message
+    # in its Inbox and a folder per persona for the folder changes to consume.
+    sales_id: int = 0
+    support_id: int = 0
+    inbox: dict[int, int] = field(default_factory=dict)
+    trash: dict[int, int] = field(default_factory=dict)
+    thread: dict[int, str] = field(default_factory=dict)
+    user_folders: dict[tuple[int, str], int] = field(default_factory=dict)
 
     async def prepare(self) -> None:
         services = self.world.services
@@ -80,6 +89,27 @@ class Scene:
             self.invitations[persona] = invited.invitation.id
             user = await add_user(services, "acme", f"leaving-{persona}@acme.test", Role.MEMBER)
             self.users[persona] = user.user_id
+        await self.prepare_mail()
+
+    async def prepare_mail(self) -> None:
+        services = self.world.services
+        for mailbox in (self.world.sales, self.world.support):
+            assert mailbox.id is not None
+            receipt = await services.delivery.deliver(
+                b"From: a@example.org\r\nSubject: Matrix\r\nMessage-ID: <matrix-"
+                + mailbox.address.encode()
+                + b">\r\n\r\nHello.\r\n",
+                recipients=[mailbox],
+                mail_from="a@example.org",
+            )
+            self.thread[mailbox.id] = receipt.placements[0].thread_id
+            folders = {f.name: f.id for f in await services.mailstore.list_folders(mailbox.id)}
+            self.inbox[mailbox.id], self.trash[mailbox.id] = folders["INBOX"], folders["Trash"]
+            for persona in PERSONAS:
+                made = await services.mailstore.create_folder(mailbox.id, f"Matrix {persona}")
+                self.user_folders[(mailbox.id, persona)] = made.id
+        assert self.world.sales.id is not None and self.world.support.id is not None
+        self.sales_id, self.support_id = self.world.sales.id, self.world.support.id
 
 
 Call = Callable[[ApiClient, str, Scene], Awaitable[httpx.Response]]
@@ -108,6 +138,21 @@ def everyone(call: Call, ok: int, *, member: int | None = None, other: int = 404
             ANONYMOUS: 401,
         },
     )
+
+
+def mail(call: Call, ok: int) -> list[Case]:
+    """A webmail route, called for sales@ (the member's) and for support@ (not the member's:
+    404, as for another account's owner). `call(c, p, s)` reads the mailbox id from
+    `s.current`."""
+
+    def on(mailbox: str) -> Call:
+        def bound(c: ApiClient, p: str, s: Scene) -> Awaitable[httpx.Response]:
+            s.current = s.sales_id if mailbox == "sales" else s.support_id
+            return call(c, p, s)
+
+        return bound
+
+    return [everyone(on("sales"), ok), everyone(on("support"), ok, member=404)]
 
 
 def public(call: Call) -> Case:
@@ -248,6 +293,87 @@ def cases() -> dict[tuple[str, str], list[Case]]:
                 lambda c, p, s: c.get(f"/api/mailboxes/{SUPPORT}/connection"), 200, member=404
             ),
         ],
+        # --- webmail (read side)
+        ("GET", "/api/mail/mailboxes"): [
+            everyone(lambda c, p, s: c.get("/api/mail/mailboxes"), 200, other=200)
+        ],
+        ("GET", "/api/mail/{mb:int}/folders"): mail(
+            lambda c, p, s: c.get(f"/api/mail/{s.current}/folders"), 200
+        ),
+        ("POST", "/api/mail/{mb:int}/folders"): mail(
+            lambda c, p, s: c.post(
+                f"/api/mail/{s.current}/folders", json={"name": f"New {p} {s.current}"}
+            ),
+            201,
+        ),
+        ("PATCH", "/api/mail/{mb:int}/folders/{folder_id:int}"): mail(
+            lambda c, p, s: c.patch(
+                f"/api/mail/{s.current}/folders/{s.user_folders[(s.current, p)]}",
+                json={"name": f"Renamed {p}"},
+            ),
+            200,
+        ),
+        ("DELETE", "/api/mail/{mb:int}/folders/{folder_id:int}"): mail(
+            lambda c, p, s: c.delete(
+                f"/api/mail/{s.current}/folders/{s.user_folders[(s.current, p)]}"
+            ),
+            204,
+        ),
+        ("POST", "/api/mail/{mb:int}/folders/{folder_id:int}/empty"): mail(
+            lambda c, p, s: c.post(f"/api/mail/{s.current}/folders/{s.trash[s.current]}/empty"),
+            204,
+        ),
+        ("GET", "/api/mail/{mb:int}/folders/{folder_id:int}/conversations"): mail(
+            lambda c, p, s: c.get(
+                f"/api/mail/{s.current}/folders/{s.inbox[s.current]}/conversations"
+            ),
+            200,
+        ),
+        ("GET", "/api/mail/{mb:int}/search"): mail(
+            lambda c, p, s: c.get(f"/api/mail/{s.current}/search", params={"q": "hello"}), 200
+        ),
+        ("GET", "/api/mail/{mb:int}/threads/{thread_id:str}"): mail(
+            lambda c, p, s: c.get(f"/api/mail/{s.current}/threads/{s.thread[s.current]}"), 200
+        ),
+        ("GET", "/api/mail/{mb:int}/messages/{folder_id:int}/{uid:int}"): mail(
+            lambda c, p, s: c.get(f"/api/mail/{s.current}/messages/{s.inbox[s.current]}/1"), 200
+        ),
+        ("GET", "/api/mail/{mb:int}/messages/{folder_id:int}/{uid:int}/body"): mail(
+            lambda c, p, s: c.get(f"/api/mail/{s.current}/messages/{s.inbox[s.current]}/1/body"),
+            200,
+        ),
+        ("GET", "/api/mail/{mb:int}/messages/{folder_id:int}/{uid:int}/raw"): mail(
+            lambda c, p, s: c.get(f"/api/mail/{s.current}/messages/{s.inbox[s.current]}/1/raw"),
+            200,
+        ),
+        ("GET", "/api/mail/{mb:int}/messages/{folder_id:int}/{uid:int}/parts/{part_id:str}"): mail(
+            lambda c, p, s: c.get(f"/api/mail/{s.current}/messages/{s.inbox[s.current]}/1/parts/1"),
+            200,
+        ),
+        ("POST", "/api/mail/{mb:int}/trusted-senders"): mail(
+            lambda c, p, s: c.post(
+                f"/api/mail/{s.current}/trusted-senders", json={"address": "a@example.org"}
+            ),
+            204,
+        ),
+        ("POST", "/api/mail/{mb:int}/actions"): mail(
+            lambda c, p, s: c.post(
+                f"/api/mail/{s.current}/actions",
+                json={"messages": [{"folderId": s.inbox[s.current], "uid": 1}], "action": "star"},
+            ),
+            200,
+        ),
+        ("GET", "/api/mail/{mb:int}/events"): mail(
+            lambda c, p, s: first_event(c, f"/api/mail/{s.current}/events"), 200
+        ),
+        ("GET", "/api/mail/image"): [
+            everyone(
+                lambda c, p, s: c.get(
+                    "/api/mail/image", params={"url": "http://127.0.0.1/x.png", "sig": "forged"}
+                ),
+                404,
+            )
+        ],
         # --- account
         ("GET", "/api/account"): [everyone(lambda c, p, s: c.get("/api/account"), 200, other=200)],
         ("PATCH", "/api/account"): [
@@ -347,6 +473,18 @@ def cases() -> dict[tuple[str, str], list[Case]]:
         ],
         ("GET", "/api/auth/oidc/error"): [public(lambda c, p, s: c.get("/api/auth/oidc/error"))],
     }
+
+
+async def first_event(client: ApiClient, url: str) -> httpx.Response:
+    """The event stream's answer, closed after its first event (or at once when refused)."""
+    async with client.http.stream("GET", url) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return response
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                return httpx.Response(200, content=line.encode())
+    return httpx.Response(200)
 
 
 def api_routes(app: Litestar) -> set[tuple[str, str]]:

@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     # Networks webhooks may reach although they are internal (loopback, RFC 1918, ...), and the
     # only ones reachable over plain http. Empty by default; e.g. 127.0.0.1/32 for a test receiver.
     webhook_allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Networks the webmail's image proxy may fetch from although they are internal; empty by
+    # default (e.g. 127.0.0.1/32 for a test server).
+    image_proxy_allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_message_size: int = 25 * 1024 * 1024
     # SMTP DATA beyond this many bytes waits in a temporary file in the data directory, not in
     # memory; complete messages loaded for delivery share `smtp_data_memory` bytes at once.
@@ -246,7 +249,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"{address!r} is not an IP address") from None
         return addresses
 
-    @field_validator("webhook_allow_private_networks", mode="before")
+    @field_validator(
+        "webhook_allow_private_networks", "image_proxy_allow_private_networks", mode="before"
+    )
     @classmethod
     def _webhook_networks(cls, value: Any) -> Any:
         networks = _split_list(value)

@@ -44,6 +44,7 @@ DEFAULT_FOLDERS: Sequence[tuple[str, str | None]] = (
     (SpecialFolder.DRAFTS, "\\Drafts"),
     (SpecialFolder.TRASH, "\\Trash"),
     (SpecialFolder.JUNK, "\\Junk"),
+    (SpecialFolder.ARCHIVE, "\\Archive"),
     ("Outbox", None),
 )
 RECIPIENT_CACHE_SECONDS = 5.0

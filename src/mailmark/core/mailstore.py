@@ -21,7 +21,15 @@ from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLa
 from mailmark.core.folder_signals import FolderSignals
 from mailmark.core.mailboxes import DEFAULT_FOLDERS
 from mailmark.core.message_meta import check_header_limits, read_index
-from mailmark.core.model import FetchRow, Folder, NewPlacement, PlacementState
+from mailmark.core.model import (
+    ConversationHead,
+    FetchRow,
+    Folder,
+    FolderTotals,
+    MailRow,
+    NewPlacement,
+    PlacementState,
+)
 from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.search import Criteria, Flag, check_bounds, uses_index
 from mailmark.core.states import SystemFlag
@@ -38,6 +46,8 @@ FETCH_CHUNK = 500
 # A chunk carrying message contents holds at most this many bytes (or one larger message).
 CONTENT_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_FOLDER_NAME = 255
+# Conversation counts kept, by folder state: a page of a big folder need not count it again.
+CONVERSATION_COUNTS_KEPT = 1_000
 MAX_FLAGS = 100
 MAX_FLAG_LENGTH = 100
 # Delivery, sending and the web UI find these folders by name: they can be neither deleted nor
@@ -186,6 +196,9 @@ class MailStore:
         self.signals = signals
         self._max_message_size = max_message_size
         self._delivery = delivery
+        self._conversation_counts: dict[
+            tuple[tuple[tuple[int, int, int], ...], Criteria | None], int
+        ] = {}
 
     # Folders
 
@@ -619,6 +632,71 @@ class MailStore:
             await self._index_unindexed(folder_id)
         async with self._uow(read_only=True) as uow:
             return await uow.mailstore.search(folder_id, criteria, uid_universe)
+
+    # The webmail's view: the same placements, grouped into conversations
+
+    async def folder_totals(self, mailbox_id: int) -> list[FolderTotals]:
+        """Every folder of the mailbox with its total and unseen counts, in one query."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailstore.folder_totals(mailbox_id)
+
+    async def conversations(
+        self,
+        mailbox_id: int,
+        folder_ids: Sequence[int],
+        criteria: Criteria | None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> tuple[list[ConversationHead], list[MailRow], int]:
+        """One page of the conversations with messages in `folder_ids` (matching `criteria`):
+        the page's threads latest first, their placements in those folders, and how many
+        conversations there are in all. Text criteria use the full-text index IMAP SEARCH uses."""
+        if criteria is not None:
+            try:
+                check_bounds(criteria)
+            except ValueError as error:
+                raise InvalidInput(str(error)) from error
+            if uses_index(criteria):
+                for folder_id in folder_ids:
+                    await self._index_unindexed(folder_id)
+        if not folder_ids:
+            return [], [], 0
+        async with self._uow(read_only=True) as uow:
+            heads = await uow.mailstore.conversations(folder_ids, criteria, before, limit)
+            # Placements come and go only with a new MODSEQ or UID in their folder (and a
+            # placement's thread never changes): the count holds while those do.
+            state = []
+            for folder_id in sorted(folder_ids):
+                folder = await uow.mailstore.folder(folder_id)
+                if folder is not None:
+                    state.append((folder_id, folder.highest_modseq, folder.uid_next))
+            key = (tuple(state), criteria)
+            total = self._conversation_counts.get(key)
+            if total is None:
+                total = await uow.mailstore.conversation_count(folder_ids, criteria)
+                if len(self._conversation_counts) >= CONVERSATION_COUNTS_KEPT:
+                    self._conversation_counts.pop(next(iter(self._conversation_counts)))
+                self._conversation_counts[key] = total
+            rows = (
+                await uow.mailstore.mail_rows(
+                    mailbox_id, folder_ids=folder_ids, thread_ids=[h.thread_id for h in heads]
+                )
+                if heads
+                else []
+            )
+        return heads, rows, total
+
+    async def thread_rows(self, mailbox_id: int, thread_id: str) -> list[MailRow]:
+        """Every placement of the thread in the mailbox, oldest first."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailstore.mail_rows(mailbox_id, thread_ids=[thread_id])
+
+    async def mail_rows(
+        self, mailbox_id: int, folder_id: int, uids: Sequence[int]
+    ) -> list[MailRow]:
+        """These uids of one folder of the mailbox (those still there)."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailstore.mail_rows(mailbox_id, folder_id=folder_id, uids=uids)
 
     async def _index_unindexed(self, folder_id: int) -> None:
         """Index messages stored before the index existed, so that text searches find them."""

@@ -563,3 +563,41 @@ class OidcLogin:
     created_at: datetime
     expires_at: datetime
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class FolderTotals:
+    """A folder with how many messages it holds and how many lack \\Seen."""
+
+    folder: Folder
+    total: int
+    unseen: int
+
+
+@dataclass(frozen=True)
+class ConversationHead:
+    """A thread as a folder's conversation list orders it: by its latest message there."""
+
+    thread_id: str
+    latest: datetime
+    count: int
+
+
+@dataclass(frozen=True)
+class MailRow:
+    """One placement with the message metadata kept at delivery: what lists and the thread view
+    show without opening the blob. `from_header` is the decoded From field as written."""
+
+    folder_id: int
+    uid: int
+    message_id: int
+    thread_id: str
+    flags: tuple[str, ...]
+    internal_date: datetime
+    size: int
+    subject: str | None
+    from_addr: str | None
+    from_header: str
+    date: datetime | None
+    snippet: str
+    has_attachments: bool

@@ -10,6 +10,7 @@ from typing import Protocol, Self
 from mailmark.core.model import (
     Account,
     ApiKey,
+    ConversationHead,
     DeliveryOutcome,
     DkimKey,
     DnsRecord,
@@ -18,11 +19,13 @@ from mailmark.core.model import (
     FetchRow,
     Folder,
     FolderCounts,
+    FolderTotals,
     FolderUids,
     Invitation,
     LeasedDelivery,
     LeasedWebhookDelivery,
     Mailbox,
+    MailRow,
     MessageIndex,
     NewDelivery,
     NewMessage,
@@ -305,6 +308,12 @@ class MailboxRepository(Protocol):
         """Set some of display_name, signature, signature_format, password_hash."""
         ...
 
+    async def trusted_senders(self, mailbox_id: int, addresses: Sequence[str]) -> set[str]:
+        """Those of `addresses` (lower case) the mailbox trusts to show remote images."""
+        ...
+
+    async def trust_sender(self, mailbox_id: int, address: str, at: datetime) -> None: ...
+
 
 class FolderRepository(Protocol):
     async def add_many(self, folders: Sequence[Folder]) -> None: ...
@@ -406,6 +415,36 @@ class MailStoreRepository(Protocol):
     async def move_placements(self, source_id: int, dest_id: int, modseq: int) -> None:
         """Move every placement, uid kept, into another (new, empty) folder, tombstoning them in
         the source at `modseq` (renaming INBOX, RFC 3501 §6.3.5)."""
+        ...
+
+    async def folder_totals(self, mailbox_id: int) -> list[FolderTotals]:
+        """Every folder of the mailbox with its message and unseen counts (one query)."""
+        ...
+
+    async def conversations(
+        self,
+        folder_ids: Sequence[int],
+        criteria: Criteria | None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[ConversationHead]:
+        """Threads with placements in the folders (matching `criteria`), latest first, after
+        the keyset (latest, thread id) `before`."""
+        ...
+
+    async def conversation_count(
+        self, folder_ids: Sequence[int], criteria: Criteria | None
+    ) -> int: ...
+    async def mail_rows(
+        self,
+        mailbox_id: int,
+        *,
+        folder_ids: Sequence[int] | None = None,
+        thread_ids: Sequence[str] | None = None,
+        folder_id: int | None = None,
+        uids: Sequence[int] | None = None,
+    ) -> list[MailRow]:
+        """Placements with their message metadata: of threads, or of uids in one folder."""
         ...
 
     async def search(

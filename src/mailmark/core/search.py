@@ -181,6 +181,12 @@ class UidSet:
 
 
 @dataclass(frozen=True)
+class HasAttachment:
+    """The message has at least one attachment (as read when it was stored). Not an IMAP SEARCH
+    key: the webmail's `has:attachment`."""
+
+
+@dataclass(frozen=True)
 class ModSeq:
     """MODSEQ of the message at least `modseq` (RFC 7162 §3.1.5; entry names are not kept
     apart, so the metadata-item part of the criterion does not narrow it)."""
@@ -215,6 +221,7 @@ Criteria: TypeAlias = (
     | Smaller
     | UidSet
     | ModSeq
+    | HasAttachment
 )
 
 

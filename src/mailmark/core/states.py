@@ -93,3 +93,4 @@ class SpecialFolder(StrEnum):
     DRAFTS = "Drafts"
     TRASH = "Trash"
     JUNK = "Junk"
+    ARCHIVE = "Archive"

@@ -283,8 +283,12 @@ class TargetPolicy:
     def close(self) -> None:
         self._lookups.shutdown(wait=False, cancel_futures=True)
 
-    async def check(self, url: str) -> WebhookTarget:
-        """The target to connect to; InvalidInput (field "url") naming why it is refused."""
+    async def check(
+        self, url: str, *, allow_http: bool = False, what: str = "webhooks"
+    ) -> WebhookTarget:
+        """The target to connect to; InvalidInput (field "url") naming why it is refused.
+        `allow_http`: plain http to public addresses too (the webmail's image proxy: remote
+        images are often http, and nothing secret is sent); `what` names the requests refused."""
         parsed = parse_url(url)
         if _is_ip(parsed.host):
             addresses = [parsed.host]
@@ -309,10 +313,10 @@ class TargetPolicy:
                 # address would otherwise reach the internal one on some attempts.
                 raise TargetRefused(
                     f"The URL's host {parsed.host} resolves to {address}, a {why} address; "
-                    "webhooks only go to public addresses.",
+                    f"{what} only go to public addresses.",
                     field="url",
                 )
-            if parsed.scheme == "http" and not allowed:
+            if parsed.scheme == "http" and not allowed and not allow_http:
                 raise InvalidInput("The URL must start with https://.", field="url")
             checked.append(address)
         return WebhookTarget(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, fields
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from mailmark.core.model import Mailbox
 from mailmark.storage.sql import Repository, row_values
-from mailmark.storage.tables import domains, mailbox_assignments, mailboxes
+from mailmark.storage.tables import domains, mailbox_assignments, mailboxes, trusted_senders
 
 _MAILBOX_COLUMNS = (
     *mailboxes.c,
@@ -109,4 +111,20 @@ class SqlMailboxes(Repository):
         """Set some of display_name, signature, signature_format, password_hash."""
         await self._conn.execute(
             mailboxes.update().where(mailboxes.c.id == mailbox_id).values(**values)
+        )
+
+    async def trusted_senders(self, mailbox_id: int, addresses: Sequence[str]) -> set[str]:
+        if not addresses:
+            return set()
+        query = sa.select(trusted_senders.c.address).where(
+            trusted_senders.c.mailbox_id == mailbox_id,
+            trusted_senders.c.address.in_(list(addresses)),
+        )
+        return {str(a) for a in (await self._conn.execute(query)).scalars()}
+
+    async def trust_sender(self, mailbox_id: int, address: str, at: datetime) -> None:
+        await self._conn.execute(
+            self._dialect.insert_or_ignore(trusted_senders).values(
+                mailbox_id=mailbox_id, address=address, created_at=at
+            )
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -18,10 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailmark.core import search as crit
 from mailmark.core.model import (
+    ConversationHead,
     FetchRow,
     Folder,
     FolderCounts,
+    FolderTotals,
     FolderUids,
+    MailRow,
     MessageIndex,
     PlacementState,
 )
@@ -29,6 +33,12 @@ from mailmark.core.states import SystemFlag
 from mailmark.storage.dialect import Dialect
 from mailmark.storage.sql import chunks, remove_orphan_messages
 from mailmark.storage.tables import expunged, folders, messages, placements
+
+# `conversations` of a folder reads at most this many placements newest first before it groups
+# the folder instead.
+LATEST_SCAN_ROWS = 5_000
+# The decoded From line of the full-text index's header text ("from: Name <addr>").
+_FROM_LINE = re.compile(r"(?m)^from: (.*)$")
 
 # \Recent is never stored: a session computes it (RFC 3501 §2.3.2).
 _RECENT = "\\recent"
@@ -369,6 +379,21 @@ class SqlMailStore:
     async def search(
         self, folder_id: int, criteria: crit.Criteria, uids: Sequence[int] | None
     ) -> list[int]:
+        query = (
+            sa.select(placements.c.uid)
+            .select_from(placements.join(messages))
+            .where(placements.c.folder_id == folder_id, await self._matching(criteria))
+            .order_by(placements.c.uid)
+        )
+        found = [int(uid) for uid in (await self._conn.execute(query)).scalars()]
+        if uids is None:
+            return found
+        universe = set(uids)
+        return [uid for uid in found if uid in universe]
+
+    async def _matching(self, criteria: crit.Criteria) -> sa.ColumnElement[bool]:
+        """The criteria as a condition on placements joined with messages; on PostgreSQL each
+        text criterion's hits are asked for once first."""
         hits: dict[crit.Criteria, list[int]] = {}
         if self._dialect.prefetches_text_hits:
             leaves = _text_leaves(criteria)
@@ -379,17 +404,210 @@ class SqlMailStore:
                 hits[leaf] = (
                     [] if query is None else list((await self._conn.execute(query)).scalars())
                 )
-        query = (
-            sa.select(placements.c.uid)
-            .select_from(placements.join(messages))
-            .where(placements.c.folder_id == folder_id, self._compile(criteria, hits))
-            .order_by(placements.c.uid)
+        return self._compile(criteria, hits)
+
+    # The webmail's lists
+
+    async def folder_totals(self, mailbox_id: int) -> list[FolderTotals]:
+        unseen = sa.case(
+            (sa.and_(placements.c.id.is_not(None), ~self._has_flag(SystemFlag.SEEN)), 1), else_=0
         )
-        found = [int(uid) for uid in (await self._conn.execute(query)).scalars()]
-        if uids is None:
-            return found
-        universe = set(uids)
-        return [uid for uid in found if uid in universe]
+        query = (
+            sa.select(
+                *folders.c,
+                sa.func.count(placements.c.id).label("total"),
+                sa.func.coalesce(sa.func.sum(unseen), 0).label("unseen"),
+            )
+            .select_from(folders.outerjoin(placements, placements.c.folder_id == folders.c.id))
+            .where(folders.c.mailbox_id == mailbox_id)
+            .group_by(*folders.c)
+        )
+        out = []
+        for row in await self._conn.execute(query):
+            values = dict(row._mapping)
+            total, unseen_count = int(values.pop("total")), int(values.pop("unseen"))
+            out.append(FolderTotals(Folder(**values), total, unseen_count))
+        return out
+
+    async def conversations(
+        self,
+        folder_ids: Sequence[int],
+        criteria: crit.Criteria | None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[ConversationHead]:
+        """Threads with placements in the folders (matching `criteria` when given), latest
+        first, after the keyset cursor `before` = (latest, thread id): grouped in SQL, from the
+        (folder, thread, internal date) index, so a page never reads a folder's rows out."""
+        if criteria is None and len(folder_ids) == 1:
+            found = await self._latest_threads(folder_ids[0], before, limit)
+            if found is not None:
+                return found
+        latest = sa.func.max(placements.c.internal_date).label("latest")
+        query = sa.select(placements.c.thread_id, latest, sa.func.count().label("n")).where(
+            placements.c.folder_id.in_(list(folder_ids))
+        )
+        if criteria is not None:
+            query = query.select_from(placements.join(messages)).where(
+                await self._matching(criteria)
+            )
+        query = query.group_by(placements.c.thread_id)
+        if before is not None:
+            moment, thread_id = before
+            query = query.having(
+                sa.or_(
+                    latest < moment, sa.and_(latest == moment, placements.c.thread_id < thread_id)
+                )
+            )
+        query = query.order_by(latest.desc(), placements.c.thread_id.desc()).limit(limit)
+        return [
+            ConversationHead(str(row.thread_id), row.latest, int(row.n))
+            for row in await self._conn.execute(query)
+        ]
+
+    async def _latest_threads(
+        self, folder_id: int, before: tuple[datetime, str] | None, limit: int
+    ) -> list[ConversationHead] | None:
+        """`conversations` of one folder without criteria, from its newest placements down
+        (the (folder, internal date, thread) index): a thread first met in that order is met at
+        its latest placement, so the order is the grouped query's, without grouping the whole
+        folder. None when more than LATEST_SCAN_ROWS rows would be read (threads of earlier
+        pages holding many older messages): the caller groups instead."""
+        order = (placements.c.internal_date.desc(), placements.c.thread_id.desc())
+        scan = sa.select(placements.c.thread_id, placements.c.internal_date).where(
+            placements.c.folder_id == folder_id
+        )
+        if before is not None:
+            scan = scan.where(placements.c.internal_date <= before[0])
+        chosen: list[tuple[str, datetime]] = []
+        judged: set[str] = set()
+        read = 0
+        chunk = max(4 * limit, 100)
+        while len(chosen) < limit and read < LATEST_SCAN_ROWS:
+            rows = (await self._conn.execute(scan.order_by(*order).limit(chunk).offset(read))).all()
+            read += len(rows)
+            fresh: list[str] = []
+            for row in rows:
+                if row.thread_id not in judged:
+                    judged.add(row.thread_id)
+                    fresh.append(row.thread_id)
+            if fresh:
+                latest = await self._thread_latest(folder_id, fresh)
+                for thread_id in fresh:
+                    moment = latest[thread_id]
+                    if before is None or (moment, thread_id) < before:
+                        chosen.append((thread_id, moment))
+            if len(rows) < chunk:
+                break
+        else:
+            if len(chosen) < limit:
+                return None
+        chosen = chosen[:limit]
+        counts = await self._thread_counts(folder_id, [t for t, _ in chosen])
+        return [ConversationHead(t, moment, counts[t]) for t, moment in chosen]
+
+    async def _thread_latest(self, folder_id: int, thread_ids: list[str]) -> dict[str, datetime]:
+        out: dict[str, datetime] = {}
+        for chunk in chunks(thread_ids):
+            query = (
+                sa.select(placements.c.thread_id, sa.func.max(placements.c.internal_date))
+                .where(placements.c.folder_id == folder_id, placements.c.thread_id.in_(list(chunk)))
+                .group_by(placements.c.thread_id)
+            )
+            out.update({str(t): moment for t, moment in await self._conn.execute(query)})
+        return out
+
+    async def _thread_counts(self, folder_id: int, thread_ids: list[str]) -> dict[str, int]:
+        if not thread_ids:
+            return {}
+        query = (
+            sa.select(placements.c.thread_id, sa.func.count())
+            .where(placements.c.folder_id == folder_id, placements.c.thread_id.in_(thread_ids))
+            .group_by(placements.c.thread_id)
+        )
+        return {str(t): int(n) for t, n in await self._conn.execute(query)}
+
+    async def conversation_count(
+        self, folder_ids: Sequence[int], criteria: crit.Criteria | None
+    ) -> int:
+        query = sa.select(sa.func.count(sa.distinct(placements.c.thread_id))).where(
+            placements.c.folder_id.in_(list(folder_ids))
+        )
+        if criteria is not None:
+            query = query.select_from(placements.join(messages)).where(
+                await self._matching(criteria)
+            )
+        return int((await self._conn.execute(query)).scalar_one())
+
+    async def mail_rows(
+        self,
+        mailbox_id: int,
+        *,
+        folder_ids: Sequence[int] | None = None,
+        thread_ids: Sequence[str] | None = None,
+        folder_id: int | None = None,
+        uids: Sequence[int] | None = None,
+    ) -> list[MailRow]:
+        """The mailbox's placements of these threads (in these folders when given), or these
+        uids of one folder; by internal date, then folder and uid."""
+        text = self._dialect.fulltext
+        query = (
+            sa.select(
+                placements.c.folder_id,
+                placements.c.uid,
+                placements.c.message_id,
+                placements.c.thread_id,
+                sa.cast(placements.c.flags, sa.Text).label("flags"),
+                self._dialect.stored_datetime(placements.c.internal_date).label("internal_date"),
+                messages.c.size,
+                messages.c.subject,
+                messages.c.from_addr,
+                text.c.header,
+                messages.c.date,
+                messages.c.snippet,
+                sa.cast(messages.c.attachments, sa.Text).label("attachments"),
+            )
+            .select_from(
+                placements.join(messages).outerjoin(
+                    text, self._dialect.fulltext_key == placements.c.message_id
+                )
+            )
+            .where(placements.c.mailbox_id == mailbox_id)
+            .order_by(placements.c.internal_date, placements.c.folder_id, placements.c.uid)
+        )
+        if folder_ids is not None:
+            query = query.where(placements.c.folder_id.in_(list(folder_ids)))
+        if thread_ids is not None:
+            query = query.where(placements.c.thread_id.in_(list(thread_ids)))
+        if folder_id is not None:
+            query = query.where(placements.c.folder_id == folder_id)
+        if uids is not None:
+            query = query.where(placements.c.uid.in_(list(uids)))
+        out = []
+        decoded: dict[str, tuple[str, ...]] = {}
+        for row in await self._conn.execute(query):
+            found = _FROM_LINE.search(row.header or "")
+            flags = decoded.get(row.flags)
+            if flags is None:
+                flags = decoded[row.flags] = _flags(row.flags)
+            out.append(
+                MailRow(
+                    folder_id=int(row.folder_id),
+                    uid=int(row.uid),
+                    message_id=int(row.message_id),
+                    thread_id=str(row.thread_id),
+                    flags=flags,
+                    internal_date=_internal_date(row.internal_date),
+                    size=int(row.size),
+                    subject=row.subject,
+                    from_addr=row.from_addr,
+                    from_header=found.group(1).strip() if found else "",
+                    date=row.date,
+                    snippet=row.snippet,
+                    has_attachments=(row.attachments or "[]").strip() not in ("[]", ""),
+                )
+            )
+        return out
 
     def _has_flag(self, flag: str) -> sa.ColumnElement[bool]:
         """The placement's flags hold `flag`, compared case-insensitively (RFC 3501 §2.3.2)."""
@@ -481,6 +699,8 @@ class SqlMailStore:
             return sa.or_(*(placements.c.uid.between(first, last) for first, last in c.ranges))
         if isinstance(c, crit.ModSeq):
             return placements.c.modseq >= c.modseq
+        if isinstance(c, crit.HasAttachment):
+            return sa.cast(messages.c.attachments, sa.Text) != "[]"
         raise TypeError(f"unknown search criterion {c!r}")
 
 

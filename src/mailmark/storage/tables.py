@@ -310,6 +310,23 @@ placements = sa.Table(
     sa.Index("ix_placements_message_id", "message_id"),
     # CONDSTORE/IDLE: what changed in a folder since a MODSEQ.
     sa.Index("ix_placements_folder_id_modseq", "folder_id", "modseq"),
+    # The webmail's conversation list: a folder's threads by their latest message, from the index.
+    sa.Index(
+        "ix_placements_folder_id_thread_id_internal_date", "folder_id", "thread_id", "internal_date"
+    ),
+    sa.Index(
+        "ix_placements_folder_id_internal_date_thread_id", "folder_id", "internal_date", "thread_id"
+    ),
+)
+
+# Senders whose remote images a mailbox's readers always load (through the image proxy).
+trusted_senders = sa.Table(
+    "trusted_senders",
+    metadata,
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.Column("address", sa.String(320), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("mailbox_id", "address"),
 )
 
 # UIDs expunged from a folder, so other sessions learn of them and CONDSTORE/QRESYNC can report

@@ -14,14 +14,17 @@ from mailmark.core.identity import IdentityService
 from mailmark.core.oidc import OidcSignIn
 from mailmark.core.team import TeamService
 from mailmark.core.webhooks import WebhookService
+from mailmark.core.webmail import WebmailService
 from mailmark.web.api.app.account import AccountController
 from mailmark.web.api.app.auth import AuthController, MeController, SessionController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
+from mailmark.web.api.app.mail import MailController
 from mailmark.web.api.app.mailboxes import MailboxController
 from mailmark.web.api.app.oidc import OidcController
 from mailmark.web.api.app.session import api_guard, current_viewer
 from mailmark.web.api.app.team import InvitationController, TeamController
+from mailmark.web.image_proxy import ImageProxy
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class AppServices:
     public_url: str = ""
     # Sign-in through OpenID Connect providers (none configured: the routes answer not_found).
     oidc: OidcSignIn | None = None
+    # The webmail's read side and its image proxy (absent: no /api/mail routes).
+    webmail: WebmailService | None = None
+    images: ImageProxy | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -54,6 +60,8 @@ def api_router(services: AppServices) -> Router:
     ]
     if services.oidc is not None:
         handlers.append(OidcController)
+    if services.webmail is not None:
+        handlers.append(MailController)
     oidc_providers = services.oidc.providers if services.oidc is not None else []
     return Router(
         path="/api",
@@ -68,5 +76,7 @@ def api_router(services: AppServices) -> Router:
             "webhooks": Provide(lambda: services.webhooks, use_cache=True, sync_to_thread=False),
             "oidc": Provide(lambda: services.oidc, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
+            "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
+            "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),
         },
     )
