@@ -48,6 +48,7 @@ from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
+from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
@@ -128,6 +129,7 @@ class Services:
     identity: IdentityService
     team: TeamService
     oidc: OidcSignIn
+    compose: WebmailCompose
 
     async def close(self) -> None:
         await self.sending.close()
@@ -214,6 +216,15 @@ async def build_services(
     domains = DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs)
     system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
     accounts = AccountService(uow, clock, passwords)
+    # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
+    mailstore = MailStore(
+        uow,
+        blobs,
+        clock,
+        delivery.signals,
+        max_message_size=settings.max_message_size,
+        delivery=delivery,
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -225,15 +236,7 @@ async def build_services(
         domains=domains,
         mailboxes=mailboxes,
         delivery=delivery,
-        # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
-        mailstore=MailStore(
-            uow,
-            blobs,
-            clock,
-            delivery.signals,
-            max_message_size=settings.max_message_size,
-            delivery=delivery,
-        ),
+        mailstore=mailstore,
         logins=MailboxLogins(uow, passwords, throttle),
         queue=queue,
         delivery_reports=reports,
@@ -285,6 +288,17 @@ async def build_services(
             ],
             signup_open=settings.signup == "open",
             public_url=settings.public_url,
+        ),
+        compose=WebmailCompose(
+            uow,
+            blobs,
+            clock,
+            mailboxes=mailboxes,
+            mailstore=mailstore,
+            sending=sending,
+            queue=queue,
+            delivery=delivery,
+            max_message_size=settings.max_message_size,
         ),
     )
 
@@ -585,6 +599,7 @@ def app_services(services: Services) -> AppServices:
         webhooks=services.webhooks,
         public_url=services.settings.public_url,
         oidc=services.oidc,
+        compose=services.compose,
     )
 
 

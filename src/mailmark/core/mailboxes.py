@@ -44,7 +44,7 @@ DEFAULT_FOLDERS: Sequence[tuple[str, str | None]] = (
     (SpecialFolder.DRAFTS, "\\Drafts"),
     (SpecialFolder.TRASH, "\\Trash"),
     (SpecialFolder.JUNK, "\\Junk"),
-    ("Outbox", None),
+    (SpecialFolder.OUTBOX, None),
 )
 RECIPIENT_CACHE_SECONDS = 5.0
 RECIPIENT_CACHE_SIZE = 10_000

@@ -300,6 +300,8 @@ class LeasedDelivery:
     mailbox_id: int | None = None
     message_id_header: str | None = None
     lease_owner: str = ""
+    # The message row of the sender's copy (in Outbox until the first lease, then in Sent).
+    sent_message_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -563,3 +565,37 @@ class OidcLogin:
     created_at: datetime
     expires_at: datetime
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file uploaded from the webmail's compose form; its bytes are the blob `blob_key`."""
+
+    id: str
+    user_id: int
+    mailbox_id: int
+    filename: str
+    content_type: str
+    size: int
+    blob_key: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class FolderCopy:
+    """Where one message row is placed: a (mailbox, folder, uid)."""
+
+    mailbox_id: int
+    folder_id: int
+    uid: int
+    message_id: int
+
+
+@dataclass(frozen=True)
+class Correspondence:
+    """The addresses of one message, for the compose form's autocomplete."""
+
+    from_addr: str | None
+    to_addrs: tuple[str, ...]
+    cc_addrs: tuple[str, ...]

@@ -23,7 +23,7 @@ from mailmark.core.addresses import (
     return_path_domain,
     verp_address,
 )
-from mailmark.core.delivery import InboundDelivery, SentCopy
+from mailmark.core.delivery import InboundDelivery, SentCopy, StoredPlacement
 from mailmark.core.errors import (
     Forbidden,
     InvalidInput,
@@ -105,6 +105,8 @@ class Submission:
     outbound_id: int
     message_id: str  # the Message-ID without <>
     recipients: tuple[str, ...]
+    # The sender's copy: in Sent, or in Outbox while the message waits for its time.
+    copy: StoredPlacement | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class Draft:
     batch_id: str | None = None
     attachments: tuple[compose.Attachment, ...] = ()
     tags: tuple[str, ...] = ()
+    # False when the author already placed the mailbox's signature (the webmail's editor does).
+    with_signature: bool = True
 
 
 @dataclass(frozen=True)
@@ -300,7 +304,7 @@ class SendingService:
             extra_headers=extra,
             text=draft.text,
             html=draft.html,
-            signature=mailbox.signature,
+            signature=mailbox.signature if draft.with_signature else "",
             attachments=draft.attachments,
         )
         if len(raw) + SIGNING_ALLOWANCE > self._max_message_size:
@@ -574,7 +578,7 @@ class SendingService:
                     blob_key=key,
                     created_blob=created,
                     mailbox=current,
-                    folder=SpecialFolder.SENT,
+                    folder=copy_folder(item.scheduled_at, now),
                     mail_from=return_path,
                     flags=(SystemFlag.SEEN,),
                 )
@@ -640,8 +644,8 @@ class SendingService:
             )
         await record_events(uow, new_events)
         return [
-            Submission(outbound_id, item.message_id, item.recipients)
-            for item, outbound_id in zip(items, outbound_ids, strict=True)
+            Submission(outbound_id, item.message_id, item.recipients, copy.placements[0])
+            for item, outbound_id, copy in zip(items, outbound_ids, sent_copies, strict=True)
         ]
 
     async def _senders(
@@ -688,6 +692,14 @@ _IDENTITY_FIELDS = (
     (b"resent-from", "Resent-From"),
     (b"resent-sender", "Resent-Sender"),
 )
+
+
+def copy_folder(scheduled_at: datetime | None, now: datetime) -> SpecialFolder:
+    """Where the sender's copy goes: Outbox while the message waits for a later first attempt
+    (scheduled, or in its undo window), else Sent. The queue moves it to Sent when it takes it."""
+    if scheduled_at is not None and scheduled_at > now:
+        return SpecialFolder.OUTBOX
+    return SpecialFolder.SENT
 
 
 def check_tags(tags: Sequence[str]) -> tuple[str, ...]:

@@ -93,3 +93,5 @@ class SpecialFolder(StrEnum):
     DRAFTS = "Drafts"
     TRASH = "Trash"
     JUNK = "Junk"
+    # Scheduled mail and mail in its undo window wait here until the queue takes them.
+    OUTBOX = "Outbox"

@@ -14,8 +14,10 @@ from mailmark.core.identity import IdentityService
 from mailmark.core.oidc import OidcSignIn
 from mailmark.core.team import TeamService
 from mailmark.core.webhooks import WebhookService
+from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.web.api.app.account import AccountController
 from mailmark.web.api.app.auth import AuthController, MeController, SessionController
+from mailmark.web.api.app.compose import ComposeController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
 from mailmark.web.api.app.mailboxes import MailboxController
@@ -37,6 +39,8 @@ class AppServices:
     public_url: str = ""
     # Sign-in through OpenID Connect providers (none configured: the routes answer not_found).
     oidc: OidcSignIn | None = None
+    # The webmail's compose side (none: its routes are not served).
+    compose: WebmailCompose | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -54,6 +58,8 @@ def api_router(services: AppServices) -> Router:
     ]
     if services.oidc is not None:
         handlers.append(OidcController)
+    if services.compose is not None:
+        handlers.append(ComposeController)
     oidc_providers = services.oidc.providers if services.oidc is not None else []
     return Router(
         path="/api",
@@ -67,6 +73,7 @@ def api_router(services: AppServices) -> Router:
             "api_keys": Provide(lambda: services.api_keys, use_cache=True, sync_to_thread=False),
             "webhooks": Provide(lambda: services.webhooks, use_cache=True, sync_to_thread=False),
             "oidc": Provide(lambda: services.oidc, use_cache=True, sync_to_thread=False),
+            "compose": Provide(lambda: services.compose, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
         },
     )
