@@ -494,3 +494,24 @@ async def test_bad_input_is_400_naming_the_field(
     assert "from" in unknown.json()["error"]["message"]
     contacts = await owner.get(mail(world, "/contacts"), params={"limit": 500})
     assert contacts.status_code == 400 and contacts.json()["error"]["field"] == "limit"
+
+
+async def test_an_upload_serves_only_its_user_and_mailbox_and_expires_after_a_day(
+    owner: ApiClient, admin_client: ApiClient, world: World, clock: SettableClock
+) -> None:
+    file = await upload(owner, world, "mine.pdf", PDF)
+    body = {
+        "to": ["bob@remote.test"],
+        "subject": "S",
+        "html": "<p>x</p>",
+        "attachments": [{"uploadId": file["id"]}],
+    }
+    by_admin = await admin_client.post(mail(world, "/send"), json=body)
+    other_mailbox = await owner.post(f"/api/mail/{world.support.id}/send", json=body)
+    clock.advance(timedelta(days=1, seconds=1))
+    expired = await owner.post(mail(world, "/send"), json=body)
+
+    for response in (by_admin, other_mailbox, expired):
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["field"] == "attachments[0]"
+        assert "attach the file again" in response.json()["error"]["message"]
