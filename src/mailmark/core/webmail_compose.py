@@ -364,7 +364,7 @@ class WebmailCompose:
                     with_signature=False,
                 )
             ],
-            source="webmail",
+            source="dashboard",
             before_commit=remove_draft,
         )
         await self._mailstore.remove_unused_blobs(orphaned)
