@@ -47,6 +47,7 @@ from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
+from mailmark.core.tracking import OpenTracking
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.dns_tools.record_set import MailServer
@@ -130,6 +131,7 @@ class Services:
     team: TeamService
     oidc: OidcSignIn
     compose: WebmailCompose
+    tracking: OpenTracking
 
     async def close(self) -> None:
         await self.sending.close()
@@ -160,7 +162,8 @@ async def build_services(
         await migrate(engine)
         key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
         try:
-            secret_box = SecretBox(await asyncio.to_thread(load_key, key, settings.data_dir))
+            secret_key = await asyncio.to_thread(load_key, key, settings.data_dir)
+            secret_box = SecretBox(secret_key)
             install_secret_box(engine, secret_box)
             await encrypt_plaintext_secrets(
                 engine,
@@ -199,6 +202,7 @@ async def build_services(
         WebhookHostResolver(DnsResolver(settings.dns_nameservers or None, cache=False)),
         [ipaddress.ip_network(net) for net in settings.webhook_allow_private_networks],
     )
+    tracking = OpenTracking(uow, clock, secret_key, settings.public_url)
     sending = SendingService(
         uow,
         blobs,
@@ -208,6 +212,7 @@ async def build_services(
         hostname=settings.hostname,
         max_recipients=settings.max_recipients,
         max_message_size=settings.max_message_size,
+        tracking=tracking,
     )
     sender_groups = SenderGroupService(uow, clock)
     # One throttle for every way in (IMAP, SMTP submission, the web app's sign-in): a guesser
@@ -300,6 +305,7 @@ async def build_services(
             delivery=delivery,
             max_message_size=settings.max_message_size,
         ),
+        tracking=tracking,
     )
 
 
@@ -489,6 +495,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             mailboxes=services.mailboxes,
             api=api_services(services),
             web=app_services(services),
+            tracking=services.tracking,
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
@@ -746,6 +753,7 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             mailboxes=services.mailboxes,
             api=api_services(services),
             web=app_services(services),
+            tracking=services.tracking,
         )
         http = await _listening(
             "HTTP",

@@ -145,6 +145,8 @@ async def test_a_send_with_an_attachment_reaches_a_local_mailbox_and_a_remote_mt
     assert attached.get_filename() == "Report Q4.pdf" and attached.get_content() == PDF
     # No signature added by the server: the editor holds it.
     assert "-- " not in plain
+    # Open tracking is off for this mailbox: no pixel.
+    assert "/t/o/" not in alternative.get_payload()[1].get_content()
 
     [inbox] = [c for c in await stored_copies(services, world.support) if c.folder == "INBOX"]
     local = parsed(inbox.data)
@@ -515,3 +517,40 @@ async def test_an_upload_serves_only_its_user_and_mailbox_and_expires_after_a_da
         assert response.status_code == 400, response.text
         assert response.json()["error"]["field"] == "attachments[0]"
         assert "attach the file again" in response.json()["error"]["message"]
+
+
+async def test_open_tracking_records_when_the_pixel_is_loaded(
+    owner: ApiClient, world: World, listeners: Listeners, services: Services, sink: AiosmtpdSink
+) -> None:
+    turned_on = await owner.patch("/api/mailboxes/sales@acme.test", json={"trackOpens": True})
+    assert turned_on.status_code == 200 and turned_on.json()["trackOpens"] is True
+    sent = await owner.post(
+        mail(world, "/send"),
+        json={"to": ["bob@remote.test"], "subject": "Tracked", "html": "<p>Hi</p>"},
+    )
+    assert sent.status_code == 202, sent.text
+    await idle(listeners)
+
+    [got] = sink.received
+    html = parsed(got.content).get_body(("html",))
+    assert html is not None
+    [url] = re.findall(r'<img src="([^"]+/t/o/[^"]+\.gif)"', html.get_content())
+    path = "/t/o/" + url.split("/t/o/", 1)[1]
+    plain = parsed(got.content).get_body(("plain",))
+    assert plain is not None and "/t/o/" not in plain.get_content()
+    token, signature = path.removeprefix("/t/o/").removesuffix(".gif").split("/")
+    forged = f"/t/o/{token}/{'A' * len(signature)}.gif"
+
+    loaded = await owner.http.get(path, headers={"User-Agent": "Reader/1.0"})
+    refused = await owner.http.get(forged)
+
+    assert loaded.status_code == 200, loaded.text
+    assert loaded.headers["content-type"] == "image/gif"
+    assert loaded.content[:6] == b"GIF89a" and loaded.headers["cache-control"].startswith(
+        "no-store"
+    )
+    assert refused.status_code == 404
+    sent_folder = await _folder_id(services, world, "Sent")
+    status = (await owner.get(mail(world, f"/messages/{sent_folder}/1/delivery"))).json()
+    assert len(status["opens"]) == 1
+    assert [r["status"] for r in status["recipients"]] == ["delivered"]

@@ -139,6 +139,8 @@ class Mailbox:
     # Read with the mailbox, as its domain's name is: the sending path needs no extra query.
     return_path_published: bool = False
     signature_format: str = "text"  # "text" | "html" (sanitised when saved)
+    # Open tracking (PRODUCT.md "Email Tracking"): a pixel in the HTML of the mail it sends.
+    track_opens: bool = False
 
     @property
     def address(self) -> str:

@@ -304,7 +304,7 @@ class MailboxRepository(Protocol):
         """The users each of the account's mailboxes (of one domain) is assigned to."""
         ...
 
-    async def update(self, mailbox_id: int, **values: str | None) -> None:
+    async def update(self, mailbox_id: int, **values: str | bool | None) -> None:
         """Set some of display_name, signature, signature_format, password_hash."""
         ...
 

@@ -245,6 +245,7 @@ mailboxes = sa.Table(
     sa.Column("password_hash", sa.String(255)),
     _fk("user_id", "users.id", ondelete="SET NULL", nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("track_opens", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("domain_id", "local_part"),
 )
 

@@ -1,4 +1,5 @@
-"""Files uploaded from the webmail's compose form, waiting to be attached to a draft or a send.
+"""Files uploaded from the webmail's compose form, waiting to be attached to a draft or a send;
+open tracking per mailbox.
 
 Revision ID: 0014
 Revises: 0012
@@ -47,7 +48,14 @@ def upgrade() -> None:
     with op.batch_alter_table("webmail_uploads") as batch:
         batch.create_index("ix_webmail_uploads_blob_key", ["blob_key"])
         batch.create_index("ix_webmail_uploads_expires_at", ["expires_at"])
+    # A plain ADD COLUMN, never a batch rebuild: SQLite rebuilds a table by dropping the old one,
+    # whose ON DELETE CASCADE would take the mailboxes' folders and mail along (see 0010).
+    op.add_column(
+        "mailboxes",
+        sa.Column("track_opens", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("mailboxes", "track_opens")  # a plain DROP COLUMN (SQLite 3.35+)
     op.drop_table("webmail_uploads")
