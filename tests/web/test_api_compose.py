@@ -554,3 +554,22 @@ async def test_open_tracking_records_when_the_pixel_is_loaded(
     status = (await owner.get(mail(world, f"/messages/{sent_folder}/1/delivery"))).json()
     assert len(status["opens"]) == 1
     assert [r["status"] for r in status["recipients"]] == ["delivered"]
+
+
+async def test_two_saves_racing_on_one_draft_leave_exactly_one_copy(
+    owner: ApiClient, world: World, listeners: Listeners
+) -> None:
+    first = await owner.put(mail(world, "/drafts"), json={"subject": "v1"})
+    assert first.status_code == 200, first.text
+
+    answers = await asyncio.gather(
+        *(
+            owner.put(mail(world, "/drafts"), json={"draft": first.json(), "subject": f"v2-{n}"})
+            for n in range(4)
+        )
+    )
+
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409], [a.text for a in answers]
+    [winner] = [a for a in answers if a.status_code == 200]
+    [(_, data)] = await folder_of(listeners, "Drafts")
+    assert parsed(data)["Subject"] == f"v2-{answers.index(winner)}"
