@@ -255,6 +255,7 @@ def test_html_becomes_the_text_a_reader_sees(markup: str, text: str) -> None:
     assert html_to_text(markup) == text
 
 
+@settings(deadline=None)  # a loaded machine makes any per-example deadline flaky
 @given(st.text(max_size=2000))
 def test_html_to_text_takes_anything_and_stays_bounded(markup: str) -> None:
     text = html_to_text(markup)
