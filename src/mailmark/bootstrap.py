@@ -47,8 +47,10 @@ from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
+from mailmark.core.tracking import OpenTracking
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.core.webmail import ImageSigner, WebmailService
+from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
@@ -132,6 +134,8 @@ class Services:
     oidc: OidcSignIn
     webmail: WebmailService
     images: ImageProxy
+    compose: WebmailCompose
+    tracking: OpenTracking
 
     async def close(self) -> None:
         await self.sending.close()
@@ -165,6 +169,8 @@ async def build_services(
         try:
             secrets_key = await asyncio.to_thread(load_key, key, settings.data_dir)
             secret_box = SecretBox(secrets_key)
+            secret_key = await asyncio.to_thread(load_key, key, settings.data_dir)
+            secret_box = SecretBox(secret_key)
             install_secret_box(engine, secret_box)
             await encrypt_plaintext_secrets(
                 engine,
@@ -203,6 +209,7 @@ async def build_services(
         WebhookHostResolver(DnsResolver(settings.dns_nameservers or None, cache=False)),
         [ipaddress.ip_network(net) for net in settings.webhook_allow_private_networks],
     )
+    tracking = OpenTracking(uow, clock, secret_key, settings.public_url)
     sending = SendingService(
         uow,
         blobs,
@@ -212,6 +219,7 @@ async def build_services(
         hostname=settings.hostname,
         max_recipients=settings.max_recipients,
         max_message_size=settings.max_message_size,
+        tracking=tracking,
     )
     sender_groups = SenderGroupService(uow, clock)
     # One throttle for every way in (IMAP, SMTP submission, the web app's sign-in): a guesser
@@ -220,6 +228,7 @@ async def build_services(
     domains = DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs)
     system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
     accounts = AccountService(uow, clock, passwords)
+    # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
     mailstore = MailStore(
         uow,
         blobs,
@@ -239,7 +248,6 @@ async def build_services(
         domains=domains,
         mailboxes=mailboxes,
         delivery=delivery,
-        # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
         mailstore=mailstore,
         logins=MailboxLogins(uow, passwords, throttle),
         queue=queue,
@@ -309,6 +317,18 @@ async def build_services(
                 [ipaddress.ip_network(net) for net in settings.image_proxy_allow_private_networks],
             )
         ),
+        compose=WebmailCompose(
+            uow,
+            blobs,
+            clock,
+            mailboxes=mailboxes,
+            mailstore=mailstore,
+            sending=sending,
+            queue=queue,
+            delivery=delivery,
+            max_message_size=settings.max_message_size,
+        ),
+        tracking=tracking,
     )
 
 
@@ -498,6 +518,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             mailboxes=services.mailboxes,
             api=api_services(services),
             web=app_services(services),
+            tracking=services.tracking,
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
@@ -610,6 +631,7 @@ def app_services(services: Services) -> AppServices:
         oidc=services.oidc,
         webmail=services.webmail,
         images=services.images,
+        compose=services.compose,
     )
 
 
@@ -756,6 +778,7 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             mailboxes=services.mailboxes,
             api=api_services(services),
             web=app_services(services),
+            tracking=services.tracking,
         )
         http = await _listening(
             "HTTP",

@@ -13,8 +13,10 @@ from mailmark.core.errors import MailLoop, MessageTooLarge
 from mailmark.core.message_meta import (
     MAX_HEADER_LINES,
     MAX_RECEIVED_HEADERS,
+    MAX_TEXT_FROM_HTML,
     base_subject,
     check_header_limits,
+    html_to_text,
     read_metadata,
 )
 from mailmark.core.model import Attachment, MessageMetadata
@@ -229,3 +231,32 @@ def test_read_metadata_never_raises(raw: bytes) -> None:
     assert isinstance(meta, MessageMetadata)
     assert len(meta.snippet) <= 200
     assert meta.subject_key == meta.subject_key.strip()
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<p>Hello <b>Bob</b>,</p><p>Thanks</p>", "Hello Bob,\n\nThanks\n"),
+        ("one<br>two<br/>three", "one\ntwo\nthree\n"),
+        ('<a href="https://acme.test/x">the page</a>', "the page <https://acme.test/x>\n"),
+        ('<a href="https://acme.test/x">https://acme.test/x</a>', "https://acme.test/x\n"),
+        ('<a href="mailto:bob@acme.test">Bob</a>', "Bob <bob@acme.test>\n"),
+        ('<a href="javascript:alert(1)">click</a>', "click\n"),
+        ("<ul><li>one</li><li>two</li></ul>", "- one\n- two\n"),
+        ("<blockquote><p>quoted</p></blockquote><p>reply</p>", "> quoted\n\nreply\n"),
+        ("<pre>a\n  b</pre>", "a\n  b\n"),
+        ("<style>p{color:red}</style><script>x()</script><p>kept</p>", "kept\n"),
+        ("<p>Fish &amp; chips &lt;3</p>", "Fish & chips <3\n"),
+        ("<div>a</div><div>b</div>", "a\nb\n"),
+        ("", "\n"),
+    ],
+)
+def test_html_becomes_the_text_a_reader_sees(markup: str, text: str) -> None:
+    assert html_to_text(markup) == text
+
+
+@settings(deadline=None)  # a loaded machine makes any per-example deadline flaky
+@given(st.text(max_size=2000))
+def test_html_to_text_takes_anything_and_stays_bounded(markup: str) -> None:
+    text = html_to_text(markup)
+    assert text.endswith("\n") and len(text) <= MAX_TEXT_FROM_HTML + 1

@@ -14,7 +14,7 @@ from tests.fakedns import FakeDns
 from tests.smtp_out.conftest import publish_dkim
 from tests.support.clock import SettableClock
 from tests.support.smtp_sink import AiosmtpdSink
-from tests.support.world import World
+from tests.support.world import World, stored_copies
 from tests.web.api.conftest import client
 
 
@@ -138,3 +138,25 @@ async def test_rescheduling_moves_the_delivery(
     clock.advance(timedelta(hours=1))
     await listeners.outbound.wait_until_idle()
     assert delivered_to(sink) == ["ann@remote.test"]
+
+
+async def test_a_scheduled_send_waits_in_outbox_and_moves_to_sent_when_taken(
+    api: httpx.AsyncClient,
+    listeners: Listeners,
+    services: Services,
+    world: World,
+    sink: AiosmtpdSink,
+    clock: SettableClock,
+) -> None:
+    """Issue 13: scheduled mail used to be filed in Sent before it was sent."""
+    await send(api, clock, ["ann@remote.test"], timedelta(hours=1))
+    await listeners.outbound.wait_until_idle()
+    assert [c.folder for c in await stored_copies(services, world.sales)] == ["Outbox"]
+
+    clock.advance(timedelta(hours=2))
+    # Twice: the first pass may have leased before the clock moved.
+    await listeners.outbound.wait_until_idle()
+    await listeners.outbound.wait_until_idle()
+
+    assert delivered_to(sink) == ["ann@remote.test"]
+    assert [c.folder for c in await stored_copies(services, world.sales)] == ["Sent"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from litestar import Litestar
 from mailmark.bootstrap import Listeners
 from mailmark.config import Settings
 from mailmark.core.access import Role
+from mailmark.core.webmail_compose import Composition
 from tests.support.viewers import add_user, viewer_of
 from tests.support.web import ApiClient, api_url
 from tests.support.world import World
@@ -61,6 +63,14 @@ class Scene:
     trash: dict[int, int] = field(default_factory=dict)
     thread: dict[int, str] = field(default_factory=dict)
     user_folders: dict[tuple[int, str], int] = field(default_factory=dict)
+    # (persona, mailbox address) → the UID of a message of theirs waiting in that Outbox.
+    outbox: dict[tuple[str, str], int] = field(default_factory=dict)
+    # mailbox address → (Outbox folder id, UID) of a waiting message nobody cancels.
+    waiting: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def mail(self, address: str, path: str) -> str:
+        mailbox = self.world.sales if address == SALES else self.world.support
+        return f"/api/mail/{mailbox.id}{path}"
 
     async def prepare(self) -> None:
         services = self.world.services
@@ -89,6 +99,19 @@ class Scene:
             self.invitations[persona] = invited.invitation.id
             user = await add_user(services, "acme", f"leaving-{persona}@acme.test", Role.MEMBER)
             self.users[persona] = user.user_id
+        tomorrow = services.clock.now() + timedelta(days=1)
+        for mailbox in (self.world.sales, self.world.support):
+            assert mailbox.id is not None
+            for persona in (*PERSONAS, "kept"):
+                sent = await services.compose.send(
+                    owner,
+                    mailbox.id,
+                    Composition(to=("bob@remote.test",), subject=persona, html="<p>x</p>"),
+                    scheduled_at=tomorrow,
+                )
+                assert sent.outbox is not None
+                self.outbox[(persona, mailbox.address)] = sent.outbox.uid
+                self.waiting[mailbox.address] = (sent.outbox.folder_id, sent.outbox.uid)
         await self.prepare_mail()
 
     async def prepare_mail(self) -> None:
@@ -170,8 +193,66 @@ SALES, SUPPORT = "sales@acme.test", "support@acme.test"
 HOOKS = f"/api/domains/{ACME}/webhooks"
 
 
+def mailbox_routes(call: Callable[[str], Call], ok: int) -> list[Case]:
+    """A webmail route on sales@ (the member's) and on support@ (not the member's: 404)."""
+    return [everyone(call(SALES), ok), everyone(call(SUPPORT), ok, member=404)]
+
+
+def upload(address: str) -> Call:
+    return lambda c, p, s: c.post(
+        s.mail(address, "/uploads"), files={"file": ("matrix.txt", b"matrix", "text/plain")}
+    )
+
+
+def save_draft(address: str) -> Call:
+    return lambda c, p, s: c.put(s.mail(address, "/drafts"), json={"subject": f"draft {p}"})
+
+
+def send(address: str) -> Call:
+    return lambda c, p, s: c.post(
+        s.mail(address, "/send"),
+        json={"to": ["support@acme.test"], "subject": f"sent by {p}", "html": "<p>x</p>"},
+    )
+
+
+def cancel(address: str) -> Call:
+    return lambda c, p, s: c.post(s.mail(address, f"/outbox/{s.outbox[(p, address)]}/cancel"))
+
+
+def reschedule(address: str) -> Call:
+    later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    return lambda c, p, s: c.post(
+        s.mail(address, f"/outbox/{s.waiting[address][1]}/reschedule"),
+        json={"scheduledAt": later},
+    )
+
+
+def delivery(address: str) -> Call:
+    def call(c: ApiClient, p: str, s: Scene) -> Awaitable[httpx.Response]:
+        folder, uid = s.waiting[address]
+        return c.get(s.mail(address, f"/messages/{folder}/{uid}/delivery"))
+
+    return call
+
+
+def contacts(address: str) -> Call:
+    return lambda c, p, s: c.get(s.mail(address, "/contacts"), params={"q": "bo"})
+
+
 def cases() -> dict[tuple[str, str], list[Case]]:
     return {
+        # --- webmail, compose side: a member uses sales@, never support@
+        ("POST", "/api/mail/{mailbox_id:int}/uploads"): mailbox_routes(upload, 201),
+        ("PUT", "/api/mail/{mailbox_id:int}/drafts"): mailbox_routes(save_draft, 200),
+        ("POST", "/api/mail/{mailbox_id:int}/send"): mailbox_routes(send, 202),
+        ("POST", "/api/mail/{mailbox_id:int}/outbox/{uid:int}/cancel"): mailbox_routes(cancel, 200),
+        ("POST", "/api/mail/{mailbox_id:int}/outbox/{uid:int}/reschedule"): mailbox_routes(
+            reschedule, 200
+        ),
+        ("GET", "/api/mail/{mailbox_id:int}/messages/{folder_id:int}/{uid:int}/delivery"): (
+            mailbox_routes(delivery, 200)
+        ),
+        ("GET", "/api/mail/{mailbox_id:int}/contacts"): mailbox_routes(contacts, 200),
         # --- domains
         ("GET", "/api/domains"): [manage(lambda c, p, s: c.get("/api/domains"), 200, other=200)],
         ("POST", "/api/domains"): [
@@ -513,7 +594,10 @@ async def snapshot(owner: ApiClient) -> list[object]:
         HOOKS,
         "/api/team",
     ]
-    return [(await owner.get(path)).json() for path in paths]
+    found = [(await owner.get(path)).json() for path in paths]
+    # A member may send from the mailbox assigned to them: that counts toward the month's usage.
+    del found[2]["usage"]["emailsThisMonth"]
+    return found
 
 
 async def test_every_api_route_answers_each_persona_as_the_rules_say(

@@ -284,14 +284,18 @@ def build_message(
     html: str | None,
     signature: str,
     attachments: Sequence[Attachment] = (),
+    bcc: Sequence[str] = (),
 ) -> bytes:
     """A whole message from checked values: `sender` is a `mailbox()` entry, `message_id` has no
-    angle brackets. Empty To and Cc are left out; Bcc recipients are never named."""
+    angle brackets. Empty To and Cc are left out. `bcc` is only for a draft, the author's own copy
+    (RFC 5322 §3.6.3): a message to send never names its Bcc recipients."""
     fields = [address_list("From", [sender])]
     if to:
         fields.append(address_list("To", to))
     if cc:
         fields.append(address_list("Cc", cc))
+    if bcc:
+        fields.append(address_list("Bcc", bcc))
     if reply_to:
         fields.append(address_list("Reply-To", [reply_to]))
     fields.append(unstructured("Subject", subject))

@@ -45,7 +45,7 @@ DEFAULT_FOLDERS: Sequence[tuple[str, str | None]] = (
     (SpecialFolder.TRASH, "\\Trash"),
     (SpecialFolder.JUNK, "\\Junk"),
     (SpecialFolder.ARCHIVE, "\\Archive"),
-    ("Outbox", None),
+    (SpecialFolder.OUTBOX, None),
 )
 RECIPIENT_CACHE_SECONDS = 5.0
 RECIPIENT_CACHE_SIZE = 10_000
@@ -312,9 +312,13 @@ class MailboxService:
         display_name: str | None = None,
         signature: str | None = None,
         signature_format: str | None = None,
+        track_opens: bool | None = None,
     ) -> MailboxView:
-        """Change the display name or signature; a member only of their own mailboxes."""
-        changes: dict[str, str | None] = {}
+        """Change the display name, signature or open tracking; a member only of their own
+        mailboxes."""
+        changes: dict[str, str | bool | None] = {}
+        if track_opens is not None:
+            changes["track_opens"] = track_opens
         if display_name is not None:
             _check_header_safe("The display name", display_name, MAX_DISPLAY_NAME)
             changes["display_name"] = display_name.strip()

@@ -270,7 +270,7 @@ class MailStore:
             orphaned = await uow.mailstore.delete_folder(folder.id)
             await uow.commit()
         self.signals.publish(mailbox_id)
-        await self._remove_blobs(orphaned)
+        await self.remove_unused_blobs(orphaned)
 
     async def rename_folder(self, mailbox_id: int, old: str, new: str) -> None:
         """Rename a folder and its children (RFC 3501 §6.3.5), creating missing parents of the new
@@ -518,42 +518,10 @@ class MailStore:
         async with self._uow() as uow:
             dest = await self._folder(uow, mailbox_id, dest_name)
             assert dest.id is not None
-            # Both folders locked in id order: opposite moves at once never deadlock.
-            locked = {
-                fid: await uow.mailstore.lock_folder(fid) for fid in sorted({folder_id, dest.id})
-            }
-            source = locked[folder_id]
-            if source is None or source.mailbox_id != mailbox_id:
-                raise NotFound("The folder no longer exists.")
-            found = await uow.mailstore.placements(folder_id, uids)
-            if not found:
-                return CopyResult(dest.uid_validity, [], [])
-            first_uid, first_modseq = await uow.folders.allocate_uids(dest.id, len(found))
-            await uow.messages.add_placements(
-                [
-                    NewPlacement(
-                        p.message_id,
-                        mailbox_id,
-                        dest.id,
-                        first_uid + i,
-                        first_modseq + i,
-                        p.thread_id,
-                        p.internal_date,
-                        p.flags,
-                    )
-                    for i, p in enumerate(found)
-                ]
-            )
-            if move:
-                modseq = await uow.mailstore.allocate_modseqs(folder_id, 1)
-                await uow.mailstore.remove_placements(folder_id, [p.uid for p in found], modseq)
+            pairs = await copy_placements(uow, mailbox_id, folder_id, uids, dest.id, move=move)
             await uow.commit()
         self.signals.publish(mailbox_id)
-        return CopyResult(
-            dest.uid_validity,
-            [p.uid for p in found],
-            list(range(first_uid, first_uid + len(found))),
-        )
+        return CopyResult(dest.uid_validity, [a for a, _ in pairs], [b for _, b in pairs])
 
     async def expunge(self, folder_id: int, uids: Sequence[int] | None = None) -> list[int]:
         """Remove the messages flagged \\Deleted (only those among `uids` when given, for UID
@@ -570,7 +538,7 @@ class MailStore:
             orphaned = await uow.mailstore.remove_placements(folder_id, doomed, modseq)
             await uow.commit()
         self.signals.publish(folder.mailbox_id)
-        await self._remove_blobs(orphaned)
+        await self.remove_unused_blobs(orphaned)
         return doomed
 
     async def append(
@@ -614,7 +582,7 @@ class MailStore:
                 await uow.commit()
         except BaseException:
             if created:
-                await self._remove_blobs([blob_key])
+                await self.remove_unused_blobs([blob_key])
             raise
         self.signals.publish(mailbox_id)
         return AppendResult(folder.uid_validity, receipt.placements[0].uid)
@@ -716,7 +684,7 @@ class MailStore:
             raise NotFound(f"No folder {name}.")
         return folder
 
-    async def _remove_blobs(self, keys: Sequence[str]) -> None:
+    async def remove_unused_blobs(self, keys: Sequence[str]) -> None:
         """After the commit, remove blobs no message uses, re-checking under each blob's lock as
         a delivery of identical content may reuse one meanwhile (MailboxService.delete does too)."""
         for key in keys:
@@ -728,6 +696,61 @@ class MailStore:
                     await uow.commit()
             except OSError:
                 log.exception("could not remove unused blob %s", key)
+
+
+async def copy_placements(
+    uow: UnitOfWork,
+    mailbox_id: int,
+    source_id: int,
+    uids: Sequence[int],
+    dest_id: int,
+    *,
+    move: bool,
+    flags: tuple[str, ...] | None = None,
+) -> list[tuple[int, int]]:
+    """COPY, or MOVE (RFC 6851), in the caller's transaction: new placements of the same message
+    rows in `dest_id` (flags kept, or `flags` when given), and for MOVE the source placements
+    removed and tombstoned. Returns (source uid, destination uid) pairs in uid order."""
+    # Both folders locked in id order: opposite moves at once never deadlock.
+    locked = {fid: await uow.mailstore.lock_folder(fid) for fid in sorted({source_id, dest_id})}
+    source = locked[source_id]
+    if source is None or source.mailbox_id != mailbox_id:
+        raise NotFound("The folder no longer exists.")
+    if locked[dest_id] is None:
+        raise NotFound("The folder no longer exists.")
+    found = await uow.mailstore.placements(source_id, uids)
+    if not found:
+        return []
+    first_uid, first_modseq = await uow.folders.allocate_uids(dest_id, len(found))
+    await uow.messages.add_placements(
+        [
+            NewPlacement(
+                p.message_id,
+                mailbox_id,
+                dest_id,
+                first_uid + i,
+                first_modseq + i,
+                p.thread_id,
+                p.internal_date,
+                p.flags if flags is None else flags,
+            )
+            for i, p in enumerate(found)
+        ]
+    )
+    if move:
+        modseq = await uow.mailstore.allocate_modseqs(source_id, 1)
+        await uow.mailstore.remove_placements(source_id, [p.uid for p in found], modseq)
+    return [(p.uid, first_uid + i) for i, p in enumerate(found)]
+
+
+async def expunge_placements(uow: UnitOfWork, folder_id: int, uids: Sequence[int]) -> list[str]:
+    """Remove these placements at once in the caller's transaction (tombstoned under one new
+    MODSEQ); the blob keys nothing references any more, to remove after the commit."""
+    folder = await uow.mailstore.lock_folder(folder_id)
+    if folder is None:
+        raise NotFound("The folder no longer exists.")
+    modseq = await uow.mailstore.allocate_modseqs(folder_id, 1)
+    return await uow.mailstore.remove_placements(folder_id, uids, modseq)
 
 
 def folder_name(name: str) -> str:

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime, parsedate_tz
+from html.parser import HTMLParser
 
 from mailmark.core import imap_structure
 from mailmark.core.errors import MailLoop, MessageTooLarge
@@ -437,3 +438,134 @@ def _decoded_text(part: email.message.Message) -> str:
 
 def _strip_html(text: str) -> str:
     return html.unescape(_TAGS.sub(" ", text))
+
+
+# Elements that start a new line in the text (block-level); "li" gets a bullet.
+_BLOCKS = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tr",
+        "ul",
+    ]
+)
+_SKIPPED = frozenset({"script", "style", "head", "title", "template"})
+# The plain text made of an HTML body stays bounded whatever the HTML holds.
+MAX_TEXT_FROM_HTML = 1024 * 1024
+
+
+class _TextOfHtml(HTMLParser):
+    """The readable text of an HTML body: block elements on lines of their own, <br> breaks,
+    list items as "- ", links followed by their address, quotes prefixed with "> " (as
+    RFC 3676 §4.5 quoting reads), scripts and styles left out."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []
+        self._line: list[str] = []
+        self._skipping = 0
+        self._quote = 0
+        self._pre = 0
+        self._href: list[str | None] = []
+        self._size = 0
+
+    def _break(self, blank: bool = False) -> None:
+        text = "".join(self._line)
+        if not self._pre:
+            text = _SPACE.sub(" ", text).strip()
+        self._line = []
+        if text or (blank and self.lines and self.lines[-1] != ""):
+            prefix = "> " * self._quote
+            self.lines.append(prefix + text if text else prefix.rstrip())
+        if blank and self.lines and self.lines[-1] != "":
+            self.lines.append("")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED:
+            self._skipping += 1
+        elif tag == "br":
+            self._break()
+        elif tag in _BLOCKS:
+            self._break(blank=tag in ("p", "blockquote", "h1", "h2", "h3", "table", "ul", "ol"))
+            if tag == "blockquote":
+                self._quote += 1
+            elif tag == "pre":
+                self._pre += 1
+            elif tag == "li":
+                self._line.append("- ")
+            elif tag == "hr":
+                self.lines.append("----")
+        elif tag == "a":
+            self._href.append(dict(attrs).get("href"))
+        elif tag in ("td", "th"):
+            self._line.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BLOCKS:
+            self._break(blank=tag in ("p", "blockquote", "h1", "h2", "h3", "table", "ul", "ol"))
+            if tag == "blockquote":
+                self._quote = max(0, self._quote - 1)
+            elif tag == "pre":
+                self._pre = max(0, self._pre - 1)
+        elif tag == "a" and self._href:
+            href = self._href.pop()
+            shown = "".join(self._line)
+            if href and href.startswith(("http:", "https:", "mailto:")) and href not in shown:
+                self._line.append(f" <{href.removeprefix('mailto:')}>")
+
+    def handle_data(self, data: str) -> None:
+        if self._skipping or self._size > MAX_TEXT_FROM_HTML:
+            return
+        self._size += len(data)
+        if self._pre:
+            lines = data.split("\n")
+            for index, line in enumerate(lines):
+                if index:
+                    self._break()
+                self._line.append(line)
+        else:
+            self._line.append(data)
+
+    def text(self) -> str:
+        self._break()
+        while self.lines and self.lines[-1] == "":
+            self.lines.pop()
+        return "\n".join(self.lines)[:MAX_TEXT_FROM_HTML] + "\n"
+
+
+def html_to_text(markup: str) -> str:
+    """The plain-text alternative of an HTML body (RFC 2046 §5.1.4): what a reader of the HTML
+    sees, as lines of text. Bounded by MAX_TEXT_FROM_HTML."""
+    parser = _TextOfHtml()
+    parser.feed(markup[: MAX_TEXT_FROM_HTML * 4])
+    parser.close()
+    return parser.text()

@@ -139,6 +139,8 @@ class Mailbox:
     # Read with the mailbox, as its domain's name is: the sending path needs no extra query.
     return_path_published: bool = False
     signature_format: str = "text"  # "text" | "html" (sanitised when saved)
+    # Open tracking (PRODUCT.md "Email Tracking"): a pixel in the HTML of the mail it sends.
+    track_opens: bool = False
 
     @property
     def address(self) -> str:
@@ -300,6 +302,8 @@ class LeasedDelivery:
     mailbox_id: int | None = None
     message_id_header: str | None = None
     lease_owner: str = ""
+    # The message row of the sender's copy (in Outbox until the first lease, then in Sent).
+    sent_message_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -601,3 +605,37 @@ class MailRow:
     date: datetime | None
     snippet: str
     has_attachments: bool
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file uploaded from the webmail's compose form; its bytes are the blob `blob_key`."""
+
+    id: str
+    user_id: int
+    mailbox_id: int
+    filename: str
+    content_type: str
+    size: int
+    blob_key: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class FolderCopy:
+    """Where one message row is placed: a (mailbox, folder, uid)."""
+
+    mailbox_id: int
+    folder_id: int
+    uid: int
+    message_id: int
+
+
+@dataclass(frozen=True)
+class Correspondence:
+    """The addresses of one message, for the compose form's autocomplete."""
+
+    from_addr: str | None
+    to_addrs: tuple[str, ...]
+    cc_addrs: tuple[str, ...]

@@ -11,6 +11,7 @@ from mailmark.core.model import (
     Account,
     ApiKey,
     ConversationHead,
+    Correspondence,
     DeliveryOutcome,
     DkimKey,
     DnsRecord,
@@ -18,6 +19,7 @@ from mailmark.core.model import (
     EmailEvent,
     FetchRow,
     Folder,
+    FolderCopy,
     FolderCounts,
     FolderTotals,
     FolderUids,
@@ -40,6 +42,7 @@ from mailmark.core.model import (
     SentEmail,
     StoredResponse,
     Suppression,
+    Upload,
     User,
     UserSession,
     Webhook,
@@ -304,7 +307,7 @@ class MailboxRepository(Protocol):
         """The users each of the account's mailboxes (of one domain) is assigned to."""
         ...
 
-    async def update(self, mailbox_id: int, **values: str | None) -> None:
+    async def update(self, mailbox_id: int, **values: str | bool | None) -> None:
         """Set some of display_name, signature, signature_format, password_hash."""
         ...
 
@@ -706,6 +709,35 @@ class OidcLoginRepository(Protocol):
     async def delete_expired(self, now: datetime) -> None: ...
 
 
+class ComposeRepository(Protocol):
+    """The webmail compose side's own rows and lookups (uploads, copies of sent messages)."""
+
+    async def add_upload(self, upload: Upload) -> None: ...
+    async def upload(self, upload_id: str, user_id: int, mailbox_id: int) -> Upload | None:
+        """The upload when it belongs to this user and mailbox (expired or not)."""
+        ...
+
+    async def take_expired_uploads(self, now: datetime, limit: int) -> list[str]:
+        """Delete up to `limit` expired uploads; their blob keys."""
+        ...
+
+    async def copies_in(self, message_ids: Sequence[int], folder_name: str) -> list[FolderCopy]:
+        """The placements of these message rows in folders named `folder_name`."""
+        ...
+
+    async def outbound_of_copy(
+        self, mailbox_id: int, message_id: int, message_id_header: str | None
+    ) -> OutboundMessage | None:
+        """The mailbox's latest outbound message whose copy is this message row, or (for a copy
+        a client filed itself) whose Message-ID is `message_id_header`."""
+        ...
+
+    async def message_id_header(self, message_id: int) -> str | None: ...
+    async def correspondence(self, mailbox_id: int, limit: int) -> list[Correspondence]:
+        """The addresses of the mailbox's `limit` most recently placed messages."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository. `async with uow:` then `await uow.commit()` once."""
 
@@ -757,6 +789,8 @@ class UnitOfWork(Protocol):
     def mailbox_assignments(self) -> MailboxAssignmentRepository: ...
     @property
     def recovery_codes(self) -> RecoveryCodeRepository: ...
+    @property
+    def compose(self) -> ComposeRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...

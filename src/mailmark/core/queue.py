@@ -22,10 +22,11 @@ from mailmark.core.delivery_reports import DeliveryReports, suppress_if_permanen
 from mailmark.core.errors import RelayDenied, UnknownMailbox
 from mailmark.core.events import record_events
 from mailmark.core.mailboxes import MailboxService
+from mailmark.core.mailstore import copy_placements
 from mailmark.core.model import DeliveryOutcome, LeasedDelivery, NewDelivery
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.smtp_reply import MAX_REPLY_TEXT, SmtpReply
-from mailmark.core.states import DeliveryStatus, EventType
+from mailmark.core.states import DeliveryStatus, EventType, SpecialFolder
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,30 @@ class OutboundQueue:
         now = self._clock.now()
         async with self._uow() as uow:
             leased = await uow.deliveries.lease_due(owner, now, limit, now + lease_for)
+            moved = await self._file_as_sent(uow, leased)
             await uow.commit()
+        self._delivery.notify(moved)
         return leased
+
+    @staticmethod
+    async def _file_as_sent(uow: UnitOfWork, leased: Sequence[LeasedDelivery]) -> list[int]:
+        """Move the sender's copies of messages taken for the first time from Outbox to Sent
+        (IMAP MOVE semantics), in the lease's transaction: once a worker holds a recipient the
+        message is being sent and can no longer be cancelled. The mailboxes changed."""
+        first = [d.sent_message_id for d in leased if d.attempts == 1 and d.sent_message_id]
+        if not first:
+            return []
+        copies = await uow.compose.copies_in(first, SpecialFolder.OUTBOX)
+        moved: list[int] = []
+        for copy in copies:
+            sent = await uow.folders.get_by_name(copy.mailbox_id, SpecialFolder.SENT)
+            if sent is None or sent.id is None:
+                continue
+            await copy_placements(
+                uow, copy.mailbox_id, copy.folder_id, [copy.uid], sent.id, move=True
+            )
+            moved.append(copy.mailbox_id)
+        return moved
 
     async def next_due_at(self) -> datetime | None:
         """When a queued or deferred delivery next becomes leasable; None when there is none."""

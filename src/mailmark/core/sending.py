@@ -23,7 +23,7 @@ from mailmark.core.addresses import (
     return_path_domain,
     verp_address,
 )
-from mailmark.core.delivery import InboundDelivery, SentCopy
+from mailmark.core.delivery import InboundDelivery, SentCopy, StoredPlacement
 from mailmark.core.errors import (
     Forbidden,
     InvalidInput,
@@ -47,6 +47,7 @@ from mailmark.core.plans import Plan, effective_plan, ensure_email_quota, month_
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.queue import OutboundQueue, QueuedMessage
 from mailmark.core.states import EventType, SpecialFolder, SuppressionReason, SystemFlag
+from mailmark.core.tracking import OpenTracking
 
 TOKEN_LENGTH = 24
 # Lower-case only: some systems change the case of a return path's local part.
@@ -100,11 +101,18 @@ _REASONS = {
 }
 
 
+def new_token() -> str:
+    """The per-message VERP token: 24 characters from `secrets`, lower-case letters and digits."""
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
 @dataclass(frozen=True)
 class Submission:
     outbound_id: int
     message_id: str  # the Message-ID without <>
     recipients: tuple[str, ...]
+    # The sender's copy: in Sent, or in Outbox while the message waits for its time.
+    copy: StoredPlacement | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,8 @@ class Draft:
     batch_id: str | None = None
     attachments: tuple[compose.Attachment, ...] = ()
     tags: tuple[str, ...] = ()
+    # False when the author already placed the mailbox's signature (the webmail's editor does).
+    with_signature: bool = True
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,8 @@ class _Prepared:
     # Other addresses the message claims as its author's (Sender, Resent-From, Resent-Sender),
     # each held to the rule From is.
     identities: tuple[str, ...] = ()
+    # The per-message VERP token; chosen when the message is built, as its tracking pixel names it.
+    token: str = field(default_factory=new_token)
 
 
 # Writes more in a submission's own transaction, just before it commits (an idempotency record).
@@ -168,11 +180,6 @@ def _by_sender(
     return list(groups.values())
 
 
-def new_token() -> str:
-    """The per-message VERP token: 24 characters from `secrets`, lower-case letters and digits."""
-    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
-
-
 class SendingService:
     def __init__(
         self,
@@ -185,10 +192,13 @@ class SendingService:
         hostname: str,
         max_recipients: int = 100,
         max_message_size: int = 25 * 1024 * 1024,
+        tracking: OpenTracking | None = None,
     ) -> None:
         """`hostname` is the server's own name: the domain of the return paths of domains
-        whose mail.<domain> records are not published (core/addresses.py)."""
+        whose mail.<domain> records are not published (core/addresses.py). With `tracking`, the
+        HTML of mail from mailboxes that track opens gets its pixel."""
         self._uow = uow
+        self._tracking = tracking
         # Our MX advertises this SIZE (RFC 1870); a message we build stays within it.
         self._max_message_size = max_message_size
         self._hostname = hostname
@@ -289,6 +299,10 @@ class SendingService:
         mailbox = draft.mailbox
         now = self._clock.now()
         message_id = f"{secrets.token_hex(16)}@{mailbox.domain_name}"
+        token = new_token()
+        html = draft.html
+        if html is not None and mailbox.track_opens and self._tracking is not None:
+            html += self._tracking.pixel_html(token)
         raw = compose.build_message(
             sender=compose.mailbox(mailbox.display_name, mailbox.address),
             to=to_addrs,
@@ -299,8 +313,8 @@ class SendingService:
             message_id=message_id,
             extra_headers=extra,
             text=draft.text,
-            html=draft.html,
-            signature=mailbox.signature,
+            html=html,
+            signature=mailbox.signature if draft.with_signature else "",
             attachments=draft.attachments,
         )
         if len(raw) + SIGNING_ALLOWANCE > self._max_message_size:
@@ -319,6 +333,7 @@ class SendingService:
             draft.scheduled_at,
             draft.batch_id,
             tags,
+            token=token,
         )
 
     def check_attachments(self, attachments: Sequence[compose.Attachment]) -> None:
@@ -554,7 +569,7 @@ class SendingService:
     ) -> list[Submission]:
         """The Sent copies, outbound rows, queue rows and events of the items, in batches."""
         sources = [jobs[index].source for index in accepted for _ in jobs[index].items]
-        tokens = [new_token() for _ in items]
+        tokens = [item.token for item in items]
         returns = [
             verp_address(
                 token,
@@ -574,7 +589,7 @@ class SendingService:
                     blob_key=key,
                     created_blob=created,
                     mailbox=current,
-                    folder=SpecialFolder.SENT,
+                    folder=copy_folder(item.scheduled_at, now),
                     mail_from=return_path,
                     flags=(SystemFlag.SEEN,),
                 )
@@ -640,8 +655,8 @@ class SendingService:
             )
         await record_events(uow, new_events)
         return [
-            Submission(outbound_id, item.message_id, item.recipients)
-            for item, outbound_id in zip(items, outbound_ids, strict=True)
+            Submission(outbound_id, item.message_id, item.recipients, copy.placements[0])
+            for item, outbound_id, copy in zip(items, outbound_ids, sent_copies, strict=True)
         ]
 
     async def _senders(
@@ -688,6 +703,14 @@ _IDENTITY_FIELDS = (
     (b"resent-from", "Resent-From"),
     (b"resent-sender", "Resent-Sender"),
 )
+
+
+def copy_folder(scheduled_at: datetime | None, now: datetime) -> SpecialFolder:
+    """Where the sender's copy goes: Outbox while the message waits for a later first attempt
+    (scheduled, or in its undo window), else Sent. The queue moves it to Sent when it takes it."""
+    if scheduled_at is not None and scheduled_at > now:
+        return SpecialFolder.OUTBOX
+    return SpecialFolder.SENT
 
 
 def check_tags(tags: Sequence[str]) -> tuple[str, ...]:

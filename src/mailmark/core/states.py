@@ -94,3 +94,5 @@ class SpecialFolder(StrEnum):
     TRASH = "Trash"
     JUNK = "Junk"
     ARCHIVE = "Archive"
+    # Scheduled mail and mail in its undo window wait here until the queue takes them.
+    OUTBOX = "Outbox"

@@ -46,6 +46,7 @@ _LEASED_COLUMNS = (
     outbound_messages.c.domain_id,
     outbound_messages.c.mailbox_id,
     outbound_messages.c.message_id_header,
+    outbound_messages.c.sent_message_id,
 )
 
 _QUEUE_ENTRY_COLUMNS = (

@@ -107,8 +107,8 @@ class SqlMailboxes(Repository):
             found.setdefault(int(mailbox_id), []).append(int(user_id))
         return found
 
-    async def update(self, mailbox_id: int, **values: str | None) -> None:
-        """Set some of display_name, signature, signature_format, password_hash."""
+    async def update(self, mailbox_id: int, **values: str | bool | None) -> None:
+        """Set some of display_name, signature, signature_format, password_hash, track_opens."""
         await self._conn.execute(
             mailboxes.update().where(mailboxes.c.id == mailbox_id).values(**values)
         )

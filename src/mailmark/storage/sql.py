@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailmark.storage.dialect import Dialect
-from mailmark.storage.tables import messages, outbound_messages, placements
+from mailmark.storage.tables import messages, outbound_messages, placements, webmail_uploads
 
 T = TypeVar("T")
 # Stay well under SQLite's limit on bound parameters per statement.
@@ -119,8 +119,8 @@ async def unreferenced_blobs(conn: AsyncConnection, keys: set[str]) -> list[str]
 
 
 async def blob_referenced(conn: AsyncConnection, blob_key: str) -> bool:
-    """Whether a message or an outbound message still references the blob."""
-    for table in (messages, outbound_messages):
+    """Whether a message, an outbound message or a webmail upload still references the blob."""
+    for table in (messages, outbound_messages, webmail_uploads):
         query = sa.select(table.c.id).where(table.c.blob_key == blob_key).limit(1)
         if (await conn.execute(query)).first() is not None:
             return True

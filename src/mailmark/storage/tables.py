@@ -245,6 +245,7 @@ mailboxes = sa.Table(
     sa.Column("password_hash", sa.String(255)),
     _fk("user_id", "users.id", ondelete="SET NULL", nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("track_opens", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("domain_id", "local_part"),
 )
 
@@ -548,4 +549,20 @@ oidc_logins = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Index("ix_oidc_logins_expires_at", "expires_at"),
+)
+
+# Files uploaded by the webmail's compose form, waiting to be attached to a draft or a send:
+# each belongs to one user and one mailbox and is forgotten a day later. The bytes are a blob.
+webmail_uploads = sa.Table(
+    "webmail_uploads",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    _fk("user_id", "users.id"),
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(129), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("blob_key", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False, index=True),
 )

@@ -31,6 +31,7 @@ from mailmark.storage.suppressions import SqlSuppressions
 from mailmark.storage.users import SqlUsers
 from mailmark.storage.webhook_deliveries import SqlWebhookDeliveries
 from mailmark.storage.webhooks import SqlWebhooks
+from mailmark.storage.webmail_compose import SqlCompose
 
 
 class SqlUnitOfWork:
@@ -60,6 +61,7 @@ class SqlUnitOfWork:
     invitations: SqlInvitations
     mailbox_assignments: SqlMailboxAssignments
     recovery_codes: SqlRecoveryCodes
+    compose: SqlCompose
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -106,6 +108,7 @@ class SqlUnitOfWork:
         self.invitations = SqlInvitations(conn, dialect)
         self.mailbox_assignments = SqlMailboxAssignments(conn, dialect)
         self.recovery_codes = SqlRecoveryCodes(conn, dialect)
+        self.compose = SqlCompose(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -23,6 +23,7 @@ from mailmark.core.addresses import normalize_domain
 from mailmark.core.domains import DomainService
 from mailmark.core.errors import InvalidInput, MailmarkError, NotFound
 from mailmark.core.mailboxes import MailboxService, split_address
+from mailmark.core.tracking import PIXEL_GIF, OpenTracking
 from mailmark.dns_tools.record_set import MailServer, mta_sts_policy
 from mailmark.web.api.app.routes import AppServices, api_router
 from mailmark.web.api.v1.routes import BEARER_SCHEME, ApiServices, v1_router
@@ -154,6 +155,33 @@ async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
     return bytes(body)
 
 
+# --- open tracking ----------------------------------------------------------------------------
+
+
+@get(
+    "/t/o/{token:str}/{signature:str}",
+    operation_id="openTrackingPixel",
+    include_in_schema=False,
+    media_type="image/gif",
+)
+async def open_pixel(
+    request: Request[Any, Any, Any],
+    tracking: NamedDependency[OpenTracking],
+    token: str,
+    signature: str,
+) -> Response[bytes]:
+    """The 1×1 image of a tracked message: records the open, answers the image uncached (each
+    load is asked for again). A URL this server did not write is 404."""
+    await tracking.record_open(
+        token, signature.removesuffix(".gif"), request.headers.get("user-agent")
+    )
+    return Response(
+        PIXEL_GIF,
+        media_type="image/gif",
+        headers={"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"},
+    )
+
+
 # --- security headers ----------------------------------------------------------------------------
 
 # Every asset is ours: no inline script, no other origin, never framed (clickjacking).
@@ -193,6 +221,7 @@ def create_app(
     mailboxes: MailboxService,
     api: ApiServices | None = None,
     web: AppServices | None = None,
+    tracking: OpenTracking | None = None,
     ui_dir: Path = UI_DIR,
 ) -> Litestar:
     """The web application, bound to the services it serves; the /v1 API when `api` is given,
@@ -208,6 +237,8 @@ def create_app(
         handlers.append(v1_router(api))
     if web is not None:
         handlers.append(api_router(web))
+    if tracking is not None:
+        handlers.append(open_pixel)
     handlers.extend(spa_handlers(ui_dir))
     return Litestar(
         route_handlers=handlers,
@@ -215,6 +246,7 @@ def create_app(
             "mail_server": Provide(lambda: mail_server, use_cache=True, sync_to_thread=False),
             "domains": Provide(lambda: domains, use_cache=True, sync_to_thread=False),
             "mailboxes": Provide(lambda: mailboxes, use_cache=True, sync_to_thread=False),
+            "tracking": Provide(lambda: tracking, use_cache=True, sync_to_thread=False),
         },
         before_send=[schema_page_policy(CONTENT_SECURITY_POLICY), add_security_headers],
         exception_handlers={

@@ -33,6 +33,7 @@ class MailboxOut(msgspec.Struct, rename="camel"):
     display_name: str
     signature: str
     signature_format: str
+    track_opens: bool
     has_password: bool
     assigned_user_ids: list[int]
     created_at: datetime
@@ -51,6 +52,7 @@ class MailboxPatchIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True)
     display_name: Annotated[str, msgspec.Meta(max_length=MAX_DISPLAY_NAME)] | None = None
     signature: Annotated[str, msgspec.Meta(max_length=MAX_SIGNATURE)] | None = None
     signature_format: Annotated[str, msgspec.Meta(max_length=10)] | None = None
+    track_opens: bool | None = None
 
 
 class PasswordIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -92,6 +94,7 @@ def mailbox_out(view: MailboxView) -> MailboxOut:
         display_name=mailbox.display_name,
         signature=mailbox.signature,
         signature_format=mailbox.signature_format,
+        track_opens=mailbox.track_opens,
         has_password=mailbox.password_hash is not None,
         assigned_user_ids=list(view.assigned_user_ids),
         created_at=mailbox.created_at,
@@ -167,7 +170,9 @@ class MailboxController(Controller):
         address: FromPath[Address],
         data: JSONBody[MailboxPatchIn],
     ) -> MailboxOut:
-        """Change the display name or the signature (`html` signatures are sanitised)."""
+        """Change the display name, the signature (`html` signatures are sanitised) or open
+        tracking (`trackOpens`: a 1×1 image in the HTML of mail sent from the mailbox records
+        when it is opened)."""
         return mailbox_out(
             await mailboxes.update_for(
                 viewer,
@@ -175,6 +180,7 @@ class MailboxController(Controller):
                 display_name=data.display_name,
                 signature=data.signature,
                 signature_format=data.signature_format,
+                track_opens=data.track_opens,
             )
         )
 

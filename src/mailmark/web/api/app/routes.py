@@ -15,8 +15,10 @@ from mailmark.core.oidc import OidcSignIn
 from mailmark.core.team import TeamService
 from mailmark.core.webhooks import WebhookService
 from mailmark.core.webmail import WebmailService
+from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.web.api.app.account import AccountController
 from mailmark.web.api.app.auth import AuthController, MeController, SessionController
+from mailmark.web.api.app.compose import ComposeController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
 from mailmark.web.api.app.mail import MailController
@@ -43,6 +45,8 @@ class AppServices:
     # The webmail's read side and its image proxy (absent: no /api/mail routes).
     webmail: WebmailService | None = None
     images: ImageProxy | None = None
+    # The webmail's compose side (none: its routes are not served).
+    compose: WebmailCompose | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -62,6 +66,8 @@ def api_router(services: AppServices) -> Router:
         handlers.append(OidcController)
     if services.webmail is not None:
         handlers.append(MailController)
+    if services.compose is not None:
+        handlers.append(ComposeController)
     oidc_providers = services.oidc.providers if services.oidc is not None else []
     return Router(
         path="/api",
@@ -75,6 +81,7 @@ def api_router(services: AppServices) -> Router:
             "api_keys": Provide(lambda: services.api_keys, use_cache=True, sync_to_thread=False),
             "webhooks": Provide(lambda: services.webhooks, use_cache=True, sync_to_thread=False),
             "oidc": Provide(lambda: services.oidc, use_cache=True, sync_to_thread=False),
+            "compose": Provide(lambda: services.compose, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
             "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),
