@@ -16,8 +16,8 @@ a time (one person's browser), times after a warm-up:
 
 and prints p50/p99 of each against the targets (p99 < 50 ms for the page and the thread,
 < 100 ms for the search), each answer checked (50 conversations, every thread message, the
-searched messages' count). `time_until_inbox_usable` is where a browser measurement (sign-in to
-a usable Inbox in Chromium) goes; until it measures, the row says so. Exit status 0 when every
+searched messages' count). Then, in Chromium, the time from submitting the sign-in form to a
+usable Inbox (`time_until_inbox_usable`, target under 1.5 s). Exit status 0 when every
 target is met, 1 when one is missed, 2 when the run cannot produce figures.
 
 This is a benchmark, not a test: the figures depend on whatever else the machine is doing.
@@ -105,11 +105,54 @@ class BenchContext:
     inbox_id: int
 
 
-def time_until_inbox_usable(context: BenchContext) -> float | None:
+BROWSER_LOADS = 5
+USABLE_TIMEOUT_MS = 30_000
+
+
+def time_until_inbox_usable(context: BenchContext) -> list[float] | None:
     """Seconds from submitting the sign-in form to a usable Inbox in Chromium (the issue's
-    target: under 1.5 s). The hook for the web app's browser measurement (Playwright with
-    /usr/bin/chromium against `context.base_url`); None until it is written."""
-    return None
+    target: under 1.5 s), once per fresh browser context (cold cache, no session), as a person
+    opening the webmail for the day: /sign-in?next=/mail, the form filled, then the clock runs
+    from the click on "Sign in" until the Inbox's first conversation is on screen as a link
+    (Playwright with Debian's Chromium; the web app built as ./scripts/serve builds it)."""
+    from tests.support.browser import UiUnavailable, build_ui
+
+    try:
+        build_ui()
+    except UiUnavailable as missing:
+        print(f"browser: not measured: {missing}")
+        return None
+    return asyncio.run(_inbox_usable(context))
+
+
+async def _inbox_usable(context: BenchContext) -> list[float]:
+    from playwright.async_api import async_playwright
+
+    from tests.support.browser import DESKTOP, launch_chromium
+
+    times = []
+    async with async_playwright() as playwright:
+        browser = await launch_chromium(playwright)
+        try:
+            for _ in range(BROWSER_LOADS):
+                session = await browser.new_context(base_url=context.base_url, viewport=DESKTOP)
+                try:
+                    page = await session.new_page()
+                    await page.goto("/sign-in?next=/mail")
+                    await page.get_by_label("Email", exact=True).fill(context.email)
+                    await page.get_by_label("Password", exact=True).fill(context.password)
+                    first = page.get_by_role("list", name="Conversations").get_by_role("link").first
+                    started = time.perf_counter()
+                    await page.get_by_role("button", name="Sign in", exact=True).click()
+                    await first.wait_for(state="visible", timeout=USABLE_TIMEOUT_MS)
+                    times.append(time.perf_counter() - started)
+                    if f"/mail/{context.mailbox_id}/{context.inbox_id}" not in page.url:
+                        raise BenchError(f"signed in to {page.url}, not the bench mailbox's Inbox")
+                finally:
+                    await session.close()
+        finally:
+            await browser.close()
+    return times
 
 
 @dataclass
@@ -272,7 +315,7 @@ def measure(
         BenchContext(base_url, OWNER, owner_password, mailbox, inbox["id"])
     )
     if usable is not None:
-        rows.append(Row("browser: sign-in to usable Inbox", [usable], 1500.0))
+        rows.append(Row(f"browser: sign-in to usable Inbox ({len(usable)})", usable, 1500.0))
     else:
         print("browser: sign-in to usable Inbox: not measured (time_until_inbox_usable)")
     return rows
