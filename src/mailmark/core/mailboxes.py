@@ -26,12 +26,12 @@ from mailmark.core.errors import (
     UnknownMailbox,
 )
 from mailmark.core.model import Folder, Mailbox
+from mailmark.core.passwords import Passwords, mailbox_principal
 from mailmark.core.plans import effective_plan, ensure_mailbox_quota
 from mailmark.core.ports import (
     BlobStore,
     Clock,
     HtmlSanitizer,
-    PasswordHasher,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -91,7 +91,7 @@ class MailboxService:
         self,
         uow: UnitOfWorkFactory,
         clock: Clock,
-        passwords: PasswordHasher,
+        passwords: Passwords,
         blobs: BlobStore,
         sanitizer: HtmlSanitizer,
     ) -> None:
@@ -127,7 +127,7 @@ class MailboxService:
         password_hash = None
         if password is not None:
             _check_mailbox_password(password)
-            password_hash = await asyncio.to_thread(self._passwords.hash, password)
+            password_hash = await self._passwords.hash(password)
         now = self._clock.now()
         async with self._uow() as uow:
             domain = await uow.domains.get_by_name(domain_name)
@@ -218,6 +218,7 @@ class MailboxService:
             await uow.commit()
         self._recipients.clear()
         self._found.clear()
+        self._passwords.forget(mailbox_principal(mailbox.id))
         # Only after the commit: a failed transaction must never leave rows without their blob.
         # Each removal re-checks under the blob's lock, because a delivery of identical content
         # may have reused the blob since (InboundDelivery takes the same lock).
@@ -336,13 +337,14 @@ class MailboxService:
     async def set_password(self, viewer: Viewer, address: str, password: str) -> None:
         """Set the password IMAP and SMTP submission log in with (a member: their own)."""
         _check_mailbox_password(password)
-        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        password_hash = await self._passwords.hash(password)
         async with self._uow() as uow:
             view = await self._visible(uow, viewer, address)
             assert view.mailbox.id is not None
             await uow.mailboxes.update(view.mailbox.id, password_hash=password_hash)
             await uow.commit()
         self._forget()
+        self._passwords.forget(mailbox_principal(view.mailbox.id))
 
     async def generate_password(self, viewer: Viewer, address: str) -> str:
         """Set a new random password and return it: it is not stored and cannot be shown again."""

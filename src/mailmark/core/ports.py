@@ -85,6 +85,10 @@ class PasswordHasher(Protocol):
 
     def verify(self, password_hash: str, password: str) -> bool: ...
 
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether a hash that verified was made with other parameters than today's."""
+        ...
+
 
 class HtmlSanitizer(Protocol):
     def clean(self, html: str) -> str:
@@ -157,6 +161,11 @@ class UserRepository(Protocol):
         ...
 
     async def set_password(self, user_id: int, password_hash: str, at: datetime) -> None: ...
+
+    async def replace_password_hash(self, user_id: int, old: str, new: str) -> bool:
+        """Store `new` (the same password, hashed again) if the hash is still `old`."""
+        ...
+
     async def set_name(self, user_id: int, name: str) -> None: ...
     async def set_role(self, user_id: int, role: str) -> None: ...
     async def set_totp(
@@ -303,6 +312,10 @@ class MailboxRepository(Protocol):
 
     async def update(self, mailbox_id: int, **values: str | None) -> None:
         """Set some of display_name, signature, signature_format, password_hash."""
+        ...
+
+    async def replace_password_hash(self, mailbox_id: int, old: str, new: str) -> bool:
+        """Store `new` (the same password, hashed again) if the hash is still `old`."""
         ...
 
 

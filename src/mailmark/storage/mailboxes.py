@@ -105,6 +105,15 @@ class SqlMailboxes(Repository):
             found.setdefault(int(mailbox_id), []).append(int(user_id))
         return found
 
+    async def replace_password_hash(self, mailbox_id: int, old: str, new: str) -> bool:
+        # Only while the hash is still `old`: a password changed meanwhile is never overwritten.
+        result = await self._conn.execute(
+            mailboxes.update()
+            .where(mailboxes.c.id == mailbox_id, mailboxes.c.password_hash == old)
+            .values(password_hash=new)
+        )
+        return bool(result.rowcount)
+
     async def update(self, mailbox_id: int, **values: str | None) -> None:
         """Set some of display_name, signature, signature_format, password_hash."""
         await self._conn.execute(
