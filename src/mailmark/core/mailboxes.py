@@ -312,9 +312,13 @@ class MailboxService:
         display_name: str | None = None,
         signature: str | None = None,
         signature_format: str | None = None,
+        save_sent_copy: bool | None = None,
     ) -> MailboxView:
-        """Change the display name or signature; a member only of their own mailboxes."""
-        changes: dict[str, str | None] = {}
+        """Change the display name, the signature, or whether SMTP submission files a Sent
+        copy; a member only of their own mailboxes."""
+        changes: dict[str, str | bool | None] = {}
+        if save_sent_copy is not None:
+            changes["save_sent_copy"] = save_sent_copy
         if display_name is not None:
             _check_header_safe("The display name", display_name, MAX_DISPLAY_NAME)
             changes["display_name"] = display_name.strip()

@@ -13,14 +13,14 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLarge, NotFound
 from mailmark.core.folder_signals import FolderSignals
 from mailmark.core.mailboxes import DEFAULT_FOLDERS
-from mailmark.core.message_meta import check_header_limits, read_index
+from mailmark.core.message_meta import check_header_limits, read_index, read_metadata
 from mailmark.core.model import FetchRow, Folder, NewPlacement, PlacementState
 from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.search import Criteria, Flag, check_bounds, uses_index
@@ -49,6 +49,10 @@ _CANONICAL_FLAGS = {flag.lower(): flag for flag in SYSTEM_FLAGS}
 _BAD_FOLDER_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029*%]")
 # RFC 3501 §9: flag-keyword = atom; atom-specials are ( ) { SP CTL % * " \ ]
 _KEYWORD = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')
+
+# An APPEND of a message with the Message-ID of one the mailbox submitted over SMTP within this
+# time, to the folder the server filed that one in, is answered with the filed copy.
+SUBMITTED_COPY_WINDOW = timedelta(minutes=10)
 
 StoreMode = Literal["add", "remove", "replace"]
 
@@ -579,8 +583,19 @@ class MailStore:
         given = canonical_flags(flags)
         if internal_date is not None and internal_date.tzinfo is None:
             internal_date = internal_date.replace(tzinfo=UTC)
+        # As SendingService.submit_raw keeps it: the first <id> of the field, without brackets.
+        message_id = (read_metadata(raw).message_id or "").strip("<>")
         async with self._uow(read_only=True) as uow:
             folder = await self._folder(uow, mailbox_id, folder_name)
+            assert folder.id is not None
+            if message_id:
+                # A mail client saving to Sent what it just submitted, which the server filed
+                # there already: answer with that copy's UID instead of keeping it twice.
+                filed = await uow.mailstore.filed_on_submission(
+                    folder.id, message_id, self._clock.now() - SUBMITTED_COPY_WINDOW
+                )
+                if filed is not None:
+                    return AppendResult(folder.uid_validity, filed)
         blob_key, created = await self._blobs.put(raw)
         try:
             async with self._uow() as uow:

@@ -139,6 +139,8 @@ class Mailbox:
     # Read with the mailbox, as its domain's name is: the sending path needs no extra query.
     return_path_published: bool = False
     signature_format: str = "text"  # "text" | "html" (sanitised when saved)
+    # SMTP submission files a copy in Sent; a client that saves its own can turn this off.
+    save_sent_copy: bool = True
 
     @property
     def address(self) -> str:

@@ -566,23 +566,29 @@ class SendingService:
             )
             for token, (_, sender) in zip(tokens, senders, strict=True)
         ]
-        sent_copies = await self._delivery.place_many_in(
-            uow,
-            [
-                SentCopy(
-                    raw=item.raw,
-                    blob_key=key,
-                    created_blob=created,
-                    mailbox=current,
-                    folder=SpecialFolder.SENT,
-                    mail_from=return_path,
-                    flags=(SystemFlag.SEEN,),
-                )
-                for item, (key, created), (current, _), return_path in zip(
-                    items, blobs, senders, returns, strict=True
-                )
-            ],
-        )
+        # A mail client that saves its own copy in Sent asks the server not to file one for
+        # what it submits over SMTP (the mailbox's `save_sent_copy`).
+        filed = [
+            source != "submission" or current.save_sent_copy
+            for source, (current, _) in zip(sources, senders, strict=True)
+        ]
+        copies = [
+            SentCopy(
+                raw=item.raw,
+                blob_key=key,
+                created_blob=created,
+                mailbox=current,
+                folder=SpecialFolder.SENT,
+                mail_from=return_path,
+                flags=(SystemFlag.SEEN,),
+            )
+            for item, (key, created), (current, _), return_path, file in zip(
+                items, blobs, senders, returns, filed, strict=True
+            )
+            if file
+        ]
+        placed = iter(await self._delivery.place_many_in(uow, copies) if copies else [])
+        sent_message_ids = [next(placed).message_id if file else None for file in filed]
         outbound_ids = await uow.outbound.add_many(
             [
                 OutboundMessage(
@@ -599,10 +605,10 @@ class SendingService:
                     source=source,
                     created_at=now,
                     batch_id=item.batch_id,
-                    sent_message_id=copy.message_id,
+                    sent_message_id=sent_message_id,
                 )
-                for item, (key, _), (_, sender), token, return_path, copy, source in zip(
-                    items, blobs, senders, tokens, returns, sent_copies, sources, strict=True
+                for item, (key, _), (_, sender), token, return_path, sent_message_id, source in zip(
+                    items, blobs, senders, tokens, returns, sent_message_ids, sources, strict=True
                 )
             ]
         )

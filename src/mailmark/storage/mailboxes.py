@@ -114,8 +114,9 @@ class SqlMailboxes(Repository):
         )
         return bool(result.rowcount)
 
-    async def update(self, mailbox_id: int, **values: str | None) -> None:
-        """Set some of display_name, signature, signature_format, password_hash."""
+    async def update(self, mailbox_id: int, **values: str | bool | None) -> None:
+        """Set some of display_name, signature, signature_format, password_hash,
+        save_sent_copy."""
         await self._conn.execute(
             mailboxes.update().where(mailboxes.c.id == mailbox_id).values(**values)
         )

@@ -28,7 +28,7 @@ from mailmark.core.model import (
 from mailmark.core.states import SystemFlag
 from mailmark.storage.dialect import Dialect
 from mailmark.storage.sql import chunks, remove_orphan_messages
-from mailmark.storage.tables import expunged, folders, messages, placements
+from mailmark.storage.tables import expunged, folders, messages, outbound_messages, placements
 
 # \Recent is never stored: a session computes it (RFC 3501 §2.3.2).
 _RECENT = "\\recent"
@@ -128,6 +128,27 @@ class SqlMailStore:
         )
         total, unseen, size = (await self._conn.execute(query)).one()
         return FolderCounts(int(total), int(unseen), int(size))
+
+    async def filed_on_submission(
+        self, folder_id: int, message_id_header: str, since: datetime
+    ) -> int | None:
+        query = (
+            sa.select(placements.c.uid)
+            .select_from(
+                outbound_messages.join(
+                    placements, placements.c.message_id == outbound_messages.c.sent_message_id
+                )
+            )
+            .where(
+                outbound_messages.c.message_id_header == message_id_header,
+                outbound_messages.c.created_at >= since,
+                placements.c.folder_id == folder_id,
+            )
+            .order_by(placements.c.uid.desc())
+            .limit(1)
+        )
+        uid = (await self._conn.execute(query)).scalar()
+        return None if uid is None else int(uid)
 
     async def folder_uids(self, folder_id: int) -> FolderUids:
         # One row per distinct flag set with its UIDs as comma-separated text, rather than 10,000

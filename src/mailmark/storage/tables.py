@@ -245,6 +245,8 @@ mailboxes = sa.Table(
     sa.Column("password_hash", sa.String(255)),
     _fk("user_id", "users.id", ondelete="SET NULL", nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # Whether SMTP submission files a copy in Sent (off for clients that APPEND their own).
+    sa.Column("save_sent_copy", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.UniqueConstraint("domain_id", "local_part"),
 )
 

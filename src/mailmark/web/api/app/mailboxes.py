@@ -34,6 +34,8 @@ class MailboxOut(msgspec.Struct, rename="camel"):
     signature: str
     signature_format: str
     has_password: bool
+    # Whether SMTP submission files a copy in Sent (clients that save their own turn it off).
+    save_sent_copy: bool
     assigned_user_ids: list[int]
     created_at: datetime
 
@@ -51,6 +53,7 @@ class MailboxPatchIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True)
     display_name: Annotated[str, msgspec.Meta(max_length=MAX_DISPLAY_NAME)] | None = None
     signature: Annotated[str, msgspec.Meta(max_length=MAX_SIGNATURE)] | None = None
     signature_format: Annotated[str, msgspec.Meta(max_length=10)] | None = None
+    save_sent_copy: bool | None = None
 
 
 class PasswordIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -93,6 +96,7 @@ def mailbox_out(view: MailboxView) -> MailboxOut:
         signature=mailbox.signature,
         signature_format=mailbox.signature_format,
         has_password=mailbox.password_hash is not None,
+        save_sent_copy=mailbox.save_sent_copy,
         assigned_user_ids=list(view.assigned_user_ids),
         created_at=mailbox.created_at,
     )
@@ -167,7 +171,9 @@ class MailboxController(Controller):
         address: FromPath[Address],
         data: JSONBody[MailboxPatchIn],
     ) -> MailboxOut:
-        """Change the display name or the signature (`html` signatures are sanitised)."""
+        """Change the display name, the signature (`html` signatures are sanitised), or
+        `saveSentCopy`: whether the server files a copy in Sent of what a mail client submits
+        over SMTP (turn it off when the client saves its own)."""
         return mailbox_out(
             await mailboxes.update_for(
                 viewer,
@@ -175,6 +181,7 @@ class MailboxController(Controller):
                 display_name=data.display_name,
                 signature=data.signature,
                 signature_format=data.signature_format,
+                save_sent_copy=data.save_sent_copy,
             )
         )
 
