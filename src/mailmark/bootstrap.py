@@ -226,7 +226,7 @@ async def build_services(
     domains = DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs)
     system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
     accounts = AccountService(uow, clock, passwords_service)
-    return Services(
+    services = Services(
         settings=settings,
         engine=engine,
         uow=uow,
@@ -302,6 +302,9 @@ async def build_services(
         ),
         passwords=passwords_service,
     )
+    # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
+    await services.mailstore.remove_unplaced()
+    return services
 
 
 async def _check_database(engine: AsyncEngine) -> None:

@@ -12,9 +12,9 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLarge, NotFound
@@ -55,6 +55,13 @@ _KEYWORD = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')
 SUBMITTED_COPY_WINDOW = timedelta(minutes=10)
 
 StoreMode = Literal["add", "remove", "replace"]
+
+
+class FolderView(Protocol):
+    """What an open IMAP session shows of a folder: the UIDs it has not yet been told are
+    expunged."""
+
+    def sees(self, uid: int) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,69 @@ class MailStore:
         self.signals = signals
         self._max_message_size = max_message_size
         self._delivery = delivery
+        # RFC 9051 §7.5.1: a session must not be told of an expunge in the middle of a FETCH,
+        # STORE or SEARCH by sequence number, and until it is told it may still FETCH the
+        # message. The folders open here, by session; and the messages expunged while a session
+        # still sees them, kept (row and blob) until none does.
+        self._views: dict[int, dict[int, FolderView]] = {}
+        self._retained: dict[int, dict[int, PlacementState]] = {}
+        self._pruning: set[asyncio.Task[None]] = set()
+
+    # Open sessions
+
+    def open_view(self, folder_id: int, view: FolderView) -> None:
+        """A session selected the folder: what it sees stays readable until it is told."""
+        self._views.setdefault(folder_id, {})[id(view)] = view
+
+    def close_view(self, folder_id: int, view: FolderView) -> None:
+        views = self._views.get(folder_id)
+        if views is not None:
+            views.pop(id(view), None)
+            if not views:
+                del self._views[folder_id]
+        self.view_changed(folder_id)
+
+    def view_changed(self, folder_id: int) -> None:
+        """A session was told of expunges (or closed the folder): release what no one sees."""
+        if self._retained.get(folder_id):
+            task = asyncio.get_running_loop().create_task(self._prune(folder_id))
+            self._pruning.add(task)
+            task.add_done_callback(self._pruning.discard)
+
+    def _seen(self, folder_id: int, uids: Sequence[int], caller: FolderView | None) -> list[int]:
+        views = [v for v in self._views.get(folder_id, {}).values() if v is not caller]
+        return [uid for uid in uids if any(view.sees(uid) for view in views)]
+
+    def _retained_ids(self) -> set[int]:
+        return {state.message_id for kept in self._retained.values() for state in kept.values()}
+
+    async def _prune(self, folder_id: int) -> None:
+        kept = self._retained.get(folder_id, {})
+        released = [
+            kept.pop(uid) for uid in [u for u in kept if not self._seen(folder_id, [u], None)]
+        ]
+        if not kept:
+            self._retained.pop(folder_id, None)
+        if not released:
+            return
+        still = self._retained_ids()
+        try:
+            async with self._uow() as uow:
+                orphaned = await uow.mailstore.remove_unplaced(
+                    [s.message_id for s in released if s.message_id not in still]
+                )
+                await uow.commit()
+            await self._remove_blobs(orphaned)
+        except Exception:
+            # Left without a placement, they are removed at the next start (remove_unplaced).
+            log.exception("could not remove %d expunged messages", len(released))
+
+    async def remove_unplaced(self) -> None:
+        """At start: remove the messages a previous run kept for its sessions and never removed."""
+        async with self._uow() as uow:
+            orphaned = await uow.mailstore.remove_unplaced(None)
+            await uow.commit()
+        await self._remove_blobs(orphaned)
 
     # Folders
 
@@ -395,8 +465,16 @@ class MailStore:
         structure = want.envelope or want.bodystructure
         for start in range(0, len(wanted), FETCH_CHUNK):
             chunk = wanted[start : start + FETCH_CHUNK]
+            retained = self._retained.get(folder_id, {})
             async with self._uow(read_only=True) as uow:
                 rows = await uow.mailstore.fetch_rows(folder_id, chunk, structure, want.content)
+                found = {row.uid for row in rows}
+                kept = [retained[u] for u in chunk if u not in found and u in retained]
+                if kept:
+                    rows = sorted(
+                        rows + await self._retained_rows(uow, kept, structure, want.content),
+                        key=lambda row: row.uid,
+                    )
             if structure:
                 rows = await self._fill_index(folder_id, rows)
             if not want.content:
@@ -404,12 +482,50 @@ class MailStore:
                 continue
             for group in _by_size(rows):
                 contents = await self._read_contents(group)
-                yield [_fetched(row, want, data) for row, data in zip(group, contents, strict=True)]
+                yield [
+                    _fetched(row, want, data)
+                    for row, data in zip(group, contents, strict=True)
+                    if data is not None
+                ]
 
-    async def _read_contents(self, rows: Sequence[FetchRow]) -> list[bytes]:
+    @staticmethod
+    async def _retained_rows(
+        uow: UnitOfWork, kept: Sequence[PlacementState], structure: bool, content: bool
+    ) -> list[FetchRow]:
+        """Expunged messages a session still sees, as they were when expunged."""
+        found = await uow.mailstore.message_rows(
+            [state.message_id for state in kept], structure, content
+        )
+        return [
+            replace(
+                found[state.message_id],
+                uid=state.uid,
+                flags=state.flags,
+                modseq=state.modseq,
+                internal_date=state.internal_date,
+            )
+            for state in kept
+            if state.message_id in found
+        ]
+
+    async def _read_contents(self, rows: Sequence[FetchRow]) -> list[bytes | None]:
+        """Each row's bytes; None for a message expunged (by another node) since it was read."""
         # Rows come in groups bounded by size (_by_size), so one batch read stays bounded too.
-        blobs = await self._blobs.get_many([row.blob_key for row in rows])
-        return [row.trace_prefix + blob for row, blob in zip(rows, blobs, strict=True)]
+        try:
+            blobs: list[bytes | None] = list(
+                await self._blobs.get_many([row.blob_key for row in rows])
+            )
+        except FileNotFoundError:
+            blobs = []
+            for row in rows:
+                try:
+                    blobs.append(await self._blobs.get(row.blob_key))
+                except FileNotFoundError:
+                    blobs.append(None)
+        return [
+            None if blob is None else row.trace_prefix + blob
+            for row, blob in zip(rows, blobs, strict=True)
+        ]
 
     async def _fill_index(self, folder_id: int, rows: list[FetchRow]) -> list[FetchRow]:
         """Compute ENVELOPE/BODYSTRUCTURE of messages stored before they were kept, and keep them."""
@@ -424,7 +540,8 @@ class MailStore:
         for group in _by_size(with_prefix):
             contents = await self._read_contents(group)
             for row, data in zip(group, contents, strict=True):
-                indexes[row.message_id] = await asyncio.to_thread(read_index, data)
+                if data is not None:
+                    indexes[row.message_id] = await asyncio.to_thread(read_index, data)
         async with self._uow() as uow:
             for message_id, index in indexes.items():
                 await uow.mailstore.set_index(message_id, index)
@@ -500,7 +617,13 @@ class MailStore:
         return StoreResult(changed, modified)
 
     async def copy(
-        self, mailbox_id: int, folder_id: int, uids: Sequence[int], dest_name: str, move: bool
+        self,
+        mailbox_id: int,
+        folder_id: int,
+        uids: Sequence[int],
+        dest_name: str,
+        move: bool,
+        caller: FolderView | None = None,
     ) -> CopyResult:
         """COPY (RFC 3501 §6.4.7) or MOVE (RFC 6851): new placements of the same message rows in
         `dest_name`, flags and internal date kept; MOVE removes the source placements and
@@ -538,6 +661,8 @@ class MailStore:
             if move:
                 modseq = await uow.mailstore.allocate_modseqs(folder_id, 1)
                 await uow.mailstore.remove_placements(folder_id, [p.uid for p in found], modseq)
+                seen = set(self._seen(folder_id, [p.uid for p in found], caller))
+                self._retain(folder_id, [p for p in found if p.uid in seen])
             await uow.commit()
         self.signals.publish(mailbox_id)
         return CopyResult(
@@ -546,10 +671,16 @@ class MailStore:
             list(range(first_uid, first_uid + len(found))),
         )
 
-    async def expunge(self, folder_id: int, uids: Sequence[int] | None = None) -> list[int]:
+    async def expunge(
+        self,
+        folder_id: int,
+        uids: Sequence[int] | None = None,
+        caller: FolderView | None = None,
+    ) -> list[int]:
         """Remove the messages flagged \\Deleted (only those among `uids` when given, for UID
         EXPUNGE); returns their UIDs ascending. Tombstones are written; blobs no message
-        references any more are removed after commit."""
+        references any more are removed after commit. A message another open session (not
+        `caller`) still sees is kept, row and blob, until it no longer does."""
         async with self._uow() as uow:
             folder = await uow.mailstore.lock_folder(folder_id)
             if folder is None:
@@ -557,12 +688,24 @@ class MailStore:
             doomed = await uow.mailstore.search(folder_id, Flag(SystemFlag.DELETED), uids)
             if not doomed:
                 return []
+            seen = self._seen(folder_id, doomed, caller)
+            kept = await uow.mailstore.placements(folder_id, seen) if seen else []
             modseq = await uow.mailstore.allocate_modseqs(folder_id, 1)
-            orphaned = await uow.mailstore.remove_placements(folder_id, doomed, modseq)
+            orphaned = await uow.mailstore.remove_placements(
+                folder_id,
+                doomed,
+                modseq,
+                keep_messages={p.message_id for p in kept} | self._retained_ids(),
+            )
+            self._retain(folder_id, kept)
             await uow.commit()
         self.signals.publish(folder.mailbox_id)
         await self._remove_blobs(orphaned)
         return doomed
+
+    def _retain(self, folder_id: int, states: Sequence[PlacementState]) -> None:
+        if states:
+            self._retained.setdefault(folder_id, {}).update({s.uid: s for s in states})
 
     async def append(
         self,

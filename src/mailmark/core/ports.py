@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, Self
@@ -418,10 +418,26 @@ class MailStoreRepository(Protocol):
         ...
 
     async def remove_placements(
-        self, folder_id: int, uids: Sequence[int], modseq: int
+        self,
+        folder_id: int,
+        uids: Sequence[int],
+        modseq: int,
+        keep_messages: Collection[int] = (),
     ) -> list[str]:
         """Delete the placements, tombstone their uids at `modseq`, remove messages left without
-        a placement; the blob keys nothing references any more."""
+        a placement (except `keep_messages`); the blob keys nothing references any more."""
+        ...
+
+    async def remove_unplaced(self, message_ids: Sequence[int] | None) -> list[str]:
+        """Remove these messages (all, when None) if no placement holds them; the blob keys
+        nothing references any more."""
+        ...
+
+    async def message_rows(
+        self, message_ids: Sequence[int], structure: bool, content: bool
+    ) -> dict[int, FetchRow]:
+        """Messages by id as `fetch_rows` reads them, whether placed or not; uid, flags, modseq
+        and internal date are left for the caller to fill in."""
         ...
 
     async def move_placements(self, source_id: int, dest_id: int, modseq: int) -> None:

@@ -123,6 +123,9 @@ class SelectedFolder:
             return index + 1
         return None
 
+    def sees(self, uid: int) -> bool:
+        return self.seq_of(uid) is not None
+
 
 @dataclass
 class ImapCounters:
@@ -168,12 +171,25 @@ class Session:
         self.tls = tls
         self.state = SessionState.NOT_AUTHENTICATED
         self.mailbox: Mailbox | None = None
-        self.selected: SelectedFolder | None = None
+        self._selected: SelectedFolder | None = None
         self.enabled: set[str] = set()
         self.condstore = False
         peer = writer.get_extra_info("peername")
         self.client_ip = str(peer[0]) if peer else ""
         self.reader = CommandReader(reader, self.send, self._literal_limit, max_line=MAX_LINE)
+
+    @property
+    def selected(self) -> SelectedFolder | None:
+        return self._selected
+
+    @selected.setter
+    def selected(self, folder: SelectedFolder | None) -> None:
+        """Selecting and deselecting tell the store which messages this session still sees."""
+        if self._selected is not None:
+            self.store.close_view(self._selected.folder_id, self._selected)
+        self._selected = folder
+        if folder is not None:
+            self.store.open_view(folder.folder_id, folder)
 
     # Output
 
@@ -465,6 +481,8 @@ class Session:
         if self.qresync and gone:
             # RFC 7162 §3.2.10: with QRESYNC, VANISHED (by UID) replaces EXPUNGE.
             self.write(b"* VANISHED " + encoder.sequence_set(sorted(gone)).encode() + b"\r\n")
+        if gone:
+            self.store.view_changed(selected.folder_id)
 
 
 def error_reply(error: MailmarkError) -> Reply:

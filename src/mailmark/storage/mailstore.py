@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -346,7 +346,11 @@ class SqlMailStore:
         )
 
     async def remove_placements(
-        self, folder_id: int, uids: Sequence[int], modseq: int
+        self,
+        folder_id: int,
+        uids: Sequence[int],
+        modseq: int,
+        keep_messages: Collection[int] = (),
     ) -> list[str]:
         message_ids: list[int] = []
         for chunk in chunks(sorted(set(uids))):
@@ -364,7 +368,45 @@ class SqlMailStore:
                 expunged.insert(),
                 [{"folder_id": folder_id, "uid": row.uid, "modseq": modseq} for row in found],
             )
+        keep = set(keep_messages)
+        return await remove_orphan_messages(self._conn, [m for m in message_ids if m not in keep])
+
+    async def remove_unplaced(self, message_ids: Sequence[int] | None) -> list[str]:
+        if message_ids is None:
+            unplaced = ~sa.exists().where(placements.c.message_id == messages.c.id)
+            message_ids = (
+                (await self._conn.execute(sa.select(messages.c.id).where(unplaced))).scalars().all()
+            )
         return await remove_orphan_messages(self._conn, message_ids)
+
+    async def message_rows(
+        self, message_ids: Sequence[int], structure: bool, content: bool
+    ) -> dict[int, FetchRow]:
+        columns = [messages.c.id, messages.c.size, messages.c.blob_key]
+        if content:
+            columns.append(messages.c.trace_prefix)
+        if structure:
+            columns += [messages.c.envelope, messages.c.bodystructure, messages.c.body]
+        found: dict[int, FetchRow] = {}
+        for chunk in chunks(sorted(set(message_ids))):
+            for row in await self._conn.execute(
+                sa.select(*columns).where(messages.c.id.in_(list(chunk)))
+            ):
+                values = row._mapping
+                found[int(row.id)] = FetchRow(
+                    0,
+                    int(row.id),
+                    (),
+                    0,
+                    datetime.min.replace(tzinfo=UTC),
+                    int(row.size),
+                    row.blob_key,
+                    values.get("trace_prefix") or b"",
+                    values.get("envelope"),
+                    values.get("bodystructure"),
+                    values.get("body"),
+                )
+        return found
 
     async def move_placements(self, source_id: int, dest_id: int, modseq: int) -> None:
         uids = (

@@ -49,7 +49,7 @@ async def do_close(session: Session, command: Command) -> Done | None:
     selected = _selected(session)
     if command.name == "CLOSE" and not selected.read_only:
         # RFC 9051 §6.4.1: expunge silently, without EXPUNGE responses.
-        await session.store.expunge(selected.folder_id)
+        await session.store.expunge(selected.folder_id, caller=selected)
     session.selected = None
     session.state = SessionState.AUTHENTICATED
     return None
@@ -60,10 +60,12 @@ async def do_expunge(session: Session, command: Command) -> Done | None:
     selected = _selected(session)
     _writable(selected)
     if command.sequence is None:
-        expunged = await session.store.expunge(selected.folder_id)
+        expunged = await session.store.expunge(selected.folder_id, caller=selected)
     else:
         uids = session.resolve(command.sequence, uid=True)
-        expunged = await session.store.expunge(selected.folder_id, uids) if uids else []
+        expunged = (
+            await session.store.expunge(selected.folder_id, uids, caller=selected) if uids else []
+        )
     session.remove_expunged(expunged)
     return None
 
@@ -190,6 +192,7 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
     # done in a worker thread so a client fetching large parts never holds the event loop.
     off_loop = any(_parses(attribute) for attribute in attributes)
     changed_since = command.changed_since
+    answered: set[int] = set()
     announced = selected.announced
     counters = session.config.counters
 
@@ -215,6 +218,7 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
             seq = selected.seq_of(message.uid)
             if seq is None:
                 continue  # expunged while the chunk was rendered
+            answered.add(message.uid)
             if wants_flags or message.uid in seen_now:
                 announced[message.uid] = message.modseq
                 if not wants_flags:
@@ -223,6 +227,12 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
             out += (b"* %d FETCH (" % seq, b" ".join(items), b")\r\n")
         session.write(b"".join(out))
         await session.flush()
+    if changed_since is None and any(
+        uid not in answered and selected.seq_of(uid) is not None for uid in uids
+    ):
+        # RFC 9051 §7.1: a message this session still sees was expunged on another node and is
+        # gone; the session is told of the expunge at its next chance to be.
+        raise Reply("NO", "Some of the messages were expunged meanwhile", "EXPUNGEISSUED")
     return None
 
 
@@ -370,7 +380,7 @@ async def do_copy(session: Session, command: Command) -> Done | None:
     destination = session.decode_name(command.mailbox)
     try:
         result = await session.store.copy(
-            session.mailbox_id, selected.folder_id, uids, destination, command.move
+            session.mailbox_id, selected.folder_id, uids, destination, command.move, selected
         )
     except NotFound:
         raise Reply("NO", "No such folder", "TRYCREATE") from None  # RFC 9051 §6.4.7
