@@ -293,10 +293,14 @@ class MailStore:
         existing: dict[str, Folder],
         template: Folder | None = None,
     ) -> None:
-        # RFC 3501 §2.3.1.1: a folder re-created under an old name needs a greater UIDVALIDITY,
-        # so new values never go below the largest in use.
-        validity = max(
-            [int(self._clock.now().timestamp())] + [f.uid_validity + 1 for f in existing.values()]
+        # RFC 9051 §2.3.1.1: a folder re-created under an old name needs a greater UIDVALIDITY,
+        # even within the same second: the mailbox remembers the greatest it ever gave.
+        validity = await uow.mailboxes.allocate_uid_validity(
+            mailbox_id,
+            max(
+                [int(self._clock.now().timestamp())]
+                + [f.uid_validity + 1 for f in existing.values()]
+            ),
         )
         parts = name.split(DELIMITER)
         new = []

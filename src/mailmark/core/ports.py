@@ -315,6 +315,11 @@ class MailboxRepository(Protocol):
         save_sent_copy."""
         ...
 
+    async def allocate_uid_validity(self, mailbox_id: int, floor: int) -> int:
+        """A UIDVALIDITY for new folders of the mailbox: at least `floor`, and greater than any
+        it gave before (RFC 9051 §2.3.1.1); locks the mailbox row until commit."""
+        ...
+
     async def replace_password_hash(self, mailbox_id: int, old: str, new: str) -> bool:
         """Store `new` (the same password, hashed again) if the hash is still `old`."""
         ...

@@ -12,7 +12,7 @@ from mailmark.storage.sql import Repository, row_values
 from mailmark.storage.tables import domains, mailbox_assignments, mailboxes
 
 _MAILBOX_COLUMNS = (
-    *mailboxes.c,
+    *(column for column in mailboxes.c if column.name != "last_uid_validity"),
     domains.c.name.label("domain_name"),
     domains.c.account_id.label("account_id"),
     domains.c.return_path_published,
@@ -104,6 +104,17 @@ class SqlMailboxes(Repository):
         for mailbox_id, user_id in await self._conn.execute(query):
             found.setdefault(int(mailbox_id), []).append(int(user_id))
         return found
+
+    async def allocate_uid_validity(self, mailbox_id: int, floor: int) -> int:
+        query = self._dialect.for_update(
+            sa.select(mailboxes.c.last_uid_validity).where(mailboxes.c.id == mailbox_id)
+        )
+        last = int((await self._conn.execute(query)).scalar_one())
+        value = max(floor, last + 1)
+        await self._conn.execute(
+            mailboxes.update().where(mailboxes.c.id == mailbox_id).values(last_uid_validity=value)
+        )
+        return value
 
     async def replace_password_hash(self, mailbox_id: int, old: str, new: str) -> bool:
         # Only while the hash is still `old`: a password changed meanwhile is never overwritten.

@@ -247,6 +247,8 @@ mailboxes = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     # Whether SMTP submission files a copy in Sent (off for clients that APPEND their own).
     sa.Column("save_sent_copy", sa.Boolean(), nullable=False, server_default=sa.true()),
+    # The greatest UIDVALIDITY given to a folder of the mailbox, deleted ones included.
+    sa.Column("last_uid_validity", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
     sa.UniqueConstraint("domain_id", "local_part"),
 )
 
