@@ -45,3 +45,40 @@ async def test_uidvalidity_never_repeats_for_a_name_even_within_a_second(
         await client.ok(b"C3", b"CREATE Projects/2027")
         third = _validity(await client.ok(b"S3", b"STATUS Projects (UIDVALIDITY)"))
         assert third > second
+
+
+QP_MESSAGE = (
+    b"From: a@example.org\r\n"
+    b"Subject: padded\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n"
+    b"\r\n"
+    b"Caf=C3=A9 au lait   \r\n"
+    b"a long line that conti=  \r\n"
+    b"nues here\r\n"
+    b"tab at the end\t\r\n"
+    b"last line"
+)
+QP_DECODED = (
+    b"Caf\xc3\xa9 au lait\r\na long line that continues here\r\ntab at the end\r\nlast line"
+)
+
+
+async def test_binary_undoes_quoted_printable_padding_and_soft_breaks(
+    listeners: Listeners, world: World
+) -> None:
+    """Item 3, RFC 2045 §6.7 rules 3 and 5, through RFC 3516 BINARY."""
+    assert world.sales.id is not None
+    await world.services.mailstore.append(world.sales.id, "INBOX", QP_MESSAGE)
+    async with session(listeners.imaps_port, select="INBOX") as client:
+        assert await client.ok(b"B1", b"FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])") == [
+            b"* 1 FETCH (BINARY.SIZE[1] %d BINARY[1] {%d}\r\n" % (len(QP_DECODED), len(QP_DECODED))
+            + QP_DECODED
+            + b")\r\n",
+            b"B1 OK FETCH completed\r\n",
+        ]
+        assert await client.ok(b"B2", b"FETCH 1 (BINARY.PEEK[1]<14.20>)") == [
+            b"* 1 FETCH (BINARY[1]<14> {20}\r\n" + QP_DECODED[14:34] + b")\r\n",
+            b"B2 OK FETCH completed\r\n",
+        ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import quopri
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -678,5 +677,23 @@ def _decode(raw: bytes, node: MimePart) -> bytes:
         except (binascii.Error, ValueError) as exc:
             raise UnknownTransferEncoding(f"invalid base64 body: {exc}") from exc
     if encoding == "quoted-printable":
-        return quopri.decodestring(body)
+        return decode_quoted_printable(body)
     raise UnknownTransferEncoding(f"unknown Content-Transfer-Encoding {encoding!r}")
+
+
+def decode_quoted_printable(body: bytes) -> bytes:
+    """RFC 2045 §6.7: whitespace at the end of an encoded line is transport padding and removed
+    (rule 3); a line ending in "=", even with whitespace after it, is a soft line break (rule
+    5); every other line break is a CRLF. `quopri` keeps the padding and misses those breaks."""
+    lines = body.split(b"\n")
+    last = len(lines) - 1
+    out: list[bytes] = []
+    for number, line in enumerate(lines):
+        line = line.removesuffix(b"\r").rstrip(b" \t")
+        if line.endswith(b"="):
+            out.append(line[:-1])
+            continue
+        out.append(line)
+        if number < last:
+            out.append(b"\r\n")
+    return binascii.a2b_qp(b"".join(out))
