@@ -82,3 +82,35 @@ async def test_binary_undoes_quoted_printable_padding_and_soft_breaks(
             b"* 1 FETCH (BINARY[1]<14> {20}\r\n" + QP_DECODED[14:34] + b")\r\n",
             b"B2 OK FETCH completed\r\n",
         ]
+
+
+async def test_envelope_defaults_sender_and_reply_to_and_keeps_the_comment_name(
+    listeners: Listeners, world: World
+) -> None:
+    """Item 4, RFC 9051 §7.5.2: an empty Sender or Reply-To is the From; the comment of
+    `user@domain (Real Name)` is the name."""
+    assert world.sales.id is not None
+    raw = (
+        b"From: chloe@example.org (Chloe Martin)\r\n"
+        b"Sender:\r\n"
+        b"Reply-To:  \r\n"
+        b'To: "Bob" <bob@example.net> (work), (nobody\'s name) carol@example.net\r\n'
+        b"Subject: comments\r\n"
+        b"Message-ID: <c-1@example.org>\r\n"
+        b"\r\n"
+        b"Hi.\r\n"
+    )
+    await world.services.mailstore.append(world.sales.id, "INBOX", raw)
+    chloe = b'(("Chloe Martin" NIL "chloe" "example.org"))'
+    async with session(listeners.imaps_port, select="INBOX") as client:
+        assert await client.ok(b"E1", b"FETCH 1 (ENVELOPE)") == [
+            b'* 1 FETCH (ENVELOPE (NIL "comments" '
+            + chloe
+            + b" "
+            + chloe
+            + b" "
+            + chloe
+            + b' (("Bob" NIL "bob" "example.net")(NIL NIL "carol" "example.net"))'
+            b' NIL NIL NIL "<c-1@example.org>"))\r\n',
+            b"E1 OK FETCH completed\r\n",
+        ]

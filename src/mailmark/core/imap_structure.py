@@ -377,8 +377,8 @@ def _address_tokens(text: str) -> list[str]:
     tokens: list[str] = []
     for match in _ADDR_TOKEN.finditer(text):
         token = match.group(0)
-        if token.isspace() or token.startswith("("):
-            continue  # comments are not part of any IMAP address field
+        if token.isspace():
+            continue
         tokens.append(token)
         if len(tokens) > 20 * MAX_ADDRESSES:
             break
@@ -391,10 +391,17 @@ def _word(token: str) -> str:
     return token
 
 
+def _comment_text(token: str) -> str:
+    """The text of a comment token, without its parentheses and quoting backslashes."""
+    return re.sub(r"\\(.)", r"\1", token[1:].removesuffix(")")).strip()
+
+
 Address = tuple[str | None, str | None, str | None, str | None]  # (name, adl, mailbox, host)
 
 
 def _addresses(text: str) -> list[Address]:
+    # Comments say nothing in IMAP address fields, except the name of a bare address written
+    # the old way, `user@host (Real Name)`, which is kept as the name (as Dovecot does).
     tokens = _address_tokens(text)
     out: list[Address] = []
     pos = 0
@@ -407,7 +414,8 @@ def _addresses(text: str) -> list[Address]:
     while pos < len(tokens):
         phrase: list[str] = []
         while pos < len(tokens) and tokens[pos] not in ("<", ":", ",", ";", "@"):
-            phrase.append(_word(tokens[pos]))
+            if not tokens[pos].startswith("("):
+                phrase.append(_word(tokens[pos]))
             pos += 1
         token = tokens[pos] if pos < len(tokens) else ""
         if token == ":" and not in_group:
@@ -418,7 +426,8 @@ def _addresses(text: str) -> list[Address]:
             pos += 1
             inner: list[str] = []
             while pos < len(tokens) and tokens[pos] != ">":
-                inner.append(tokens[pos])
+                if not tokens[pos].startswith("("):
+                    inner.append(tokens[pos])
                 pos += 1
             pos += 1
             route = ""
@@ -430,10 +439,15 @@ def _addresses(text: str) -> list[Address]:
         elif token == "@":
             pos += 1
             domain: list[str] = []
+            comments: list[str] = []
             while pos < len(tokens) and tokens[pos] not in (",", ";"):
-                domain.append(tokens[pos])
+                if tokens[pos].startswith("("):
+                    comments.append(_comment_text(tokens[pos]))
+                else:
+                    domain.append(tokens[pos])
                 pos += 1
-            add((None, None, "".join(phrase), "".join(domain)))
+            name = " ".join(c for c in comments if c) or None
+            add((name, None, "".join(phrase), "".join(domain)))
         elif phrase:
             # A bare local part with no domain: Dovecot's convention for the missing host.
             add((None, None, "".join(phrase), "MISSING_DOMAIN"))
@@ -474,13 +488,15 @@ def _address_list(part: MimePart, name: bytes) -> bytes:
 
 def _envelope(part: MimePart) -> bytes:
     senders = _address_list(part, b"from")
+    # RFC 9051 §7.5.2: a Sender or Reply-To that is missing, or holds no address, is the From.
+    sender = _address_list(part, b"sender")
+    reply_to = _address_list(part, b"reply-to")
     fields = [
         _header_nstring(part, b"date"),
         _header_nstring(part, b"subject"),
         senders,
-        # RFC 3501 §7.4.2: absent Sender and Reply-To default to From.
-        senders if part.header(b"sender") is None else _address_list(part, b"sender"),
-        senders if part.header(b"reply-to") is None else _address_list(part, b"reply-to"),
+        senders if sender == b"NIL" else sender,
+        senders if reply_to == b"NIL" else reply_to,
         _address_list(part, b"to"),
         _address_list(part, b"cc"),
         _address_list(part, b"bcc"),
