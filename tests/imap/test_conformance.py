@@ -114,3 +114,39 @@ async def test_envelope_defaults_sender_and_reply_to_and_keeps_the_comment_name(
             b' NIL NIL NIL "<c-1@example.org>"))\r\n',
             b"E1 OK FETCH completed\r\n",
         ]
+
+
+SYSTEM = b"\\Seen \\Answered \\Flagged \\Deleted \\Draft"
+
+
+async def test_a_keyword_added_elsewhere_is_in_flags_before_any_fetch_uses_it(
+    listeners: Listeners, world: World
+) -> None:
+    """Item 9, RFC 9051 §7.3.5, with three sessions: one adds a keyword; one FETCHes (FLAGS
+    comes first, with PERMANENTFLAGS); one that EXAMINEd the folder hears of it on NOOP."""
+    assert world.sales.id is not None
+    await world.services.mailstore.append(world.sales.id, "INBOX", b"Subject: one\r\n\r\nx\r\n")
+    port = listeners.imaps_port
+    async with (
+        session(port, select="INBOX") as fetcher,
+        session(port) as reader,
+        session(port, select="INBOX") as writer,
+    ):
+        await reader.ok(b"X1", b"EXAMINE INBOX")
+        assert await writer.ok(b"S1", b"STORE 1 +FLAGS.SILENT ($Important)") == [
+            b"* FLAGS (" + SYSTEM + b" $Important)\r\n",
+            b"* OK [PERMANENTFLAGS (" + SYSTEM + b" $Important \\*)] Flags permitted\r\n",
+            b"S1 OK STORE completed\r\n",
+        ]
+        assert await fetcher.ok(b"F1", b"FETCH 1 (FLAGS)") == [
+            b"* FLAGS (" + SYSTEM + b" $Important)\r\n",
+            b"* OK [PERMANENTFLAGS (" + SYSTEM + b" $Important \\*)] Flags permitted\r\n",
+            b"* 1 FETCH (FLAGS ($Important))\r\n",
+            b"F1 OK FETCH completed\r\n",
+        ]
+        assert await fetcher.ok(b"N1", b"NOOP") == [b"N1 OK NOOP completed\r\n"]
+        assert await reader.ok(b"N2", b"NOOP") == [
+            b"* FLAGS (" + SYSTEM + b" $Important)\r\n",
+            b"* 1 FETCH (FLAGS ($Important) UID 1)\r\n",
+            b"N2 OK NOOP completed\r\n",
+        ]

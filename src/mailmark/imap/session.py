@@ -15,7 +15,7 @@ import bisect
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -35,7 +35,7 @@ from mailmark.core.errors import (
 )
 from mailmark.core.folder_signals import FolderSignals
 from mailmark.core.logins import MailboxLogins
-from mailmark.core.mailstore import FlagState, MailStore
+from mailmark.core.mailstore import SYSTEM_FLAGS, FlagState, MailStore
 from mailmark.core.model import Mailbox
 from mailmark.imap import encoder, mutf7
 from mailmark.imap.commands import (
@@ -396,6 +396,24 @@ class Session:
 
     # Changes made elsewhere
 
+    def announce_keywords(self, flags: Iterable[str]) -> None:
+        """RFC 9051 §7.3.5: before any response that uses a keyword the client was not told
+        of (another session added it), an updated FLAGS, and PERMANENTFLAGS when writable."""
+        selected = self.selected
+        assert selected is not None
+        known = {keyword.lower() for keyword in selected.keywords}
+        new = {flag for flag in flags if not flag.startswith("\\") and flag.lower() not in known}
+        if not new:
+            return
+        selected.keywords |= new
+        everything = [*SYSTEM_FLAGS, *sorted(selected.keywords)]
+        self.write(encoder.untagged(b"FLAGS " + encoder.flag_list(everything)))
+        if not selected.read_only:
+            permanent = encoder.flag_list([*everything, "\\*"]).decode()
+            self.write(
+                encoder.untagged_status("OK", "Flags permitted", f"PERMANENTFLAGS {permanent}")
+            )
+
     def flag_fetch(self, seq: int, state: FlagState, with_uid: bool = True) -> bytes:
         items = [b"FLAGS " + encoder.flag_list(state.flags)]
         if with_uid:
@@ -446,6 +464,7 @@ class Session:
             if seq is None or selected.announced.get(state.uid) == state.modseq:
                 continue
             selected.announced[state.uid] = state.modseq
+            self.announce_keywords(state.flags)
             self.write(self.flag_fetch(seq, state))
             sent = True
         if new:

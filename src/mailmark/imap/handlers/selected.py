@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from mailmark.core import imap_structure, search
 from mailmark.core.errors import NotFound
-from mailmark.core.mailstore import SYSTEM_FLAGS, FetchedMessage, FetchWants
+from mailmark.core.mailstore import FetchedMessage, FetchWants
 from mailmark.core.states import SystemFlag
 from mailmark.imap import encoder
 from mailmark.imap.commands import (
@@ -220,6 +220,8 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
                 continue  # expunged while the chunk was rendered
             answered.add(message.uid)
             if wants_flags or message.uid in seen_now:
+                # Written now, ahead of this chunk's FETCH responses that may use it.
+                session.announce_keywords(message.flags)
                 announced[message.uid] = message.modseq
                 if not wants_flags:
                     items.append(b"FLAGS " + encoder.flag_list(message.flags))
@@ -335,16 +337,9 @@ async def do_store(session: Session, command: Command) -> Done | None:
         selected.folder_id, uids, command.mode, flags, command.unchanged_since
     )
     session.note_own_changes(result.changed)
-    new_keywords = {f for f in flags if not f.startswith("\\")} - selected.keywords
-    if new_keywords and command.mode != "remove":
+    if command.mode != "remove":
         # RFC 9051 §7.3.5: a FLAGS response when the set of defined flags grows.
-        selected.keywords |= new_keywords
-        everything = [*SYSTEM_FLAGS, *sorted(selected.keywords)]
-        session.write(encoder.untagged(b"FLAGS " + encoder.flag_list(everything)))
-        permanent = encoder.flag_list([*everything, "\\*"]).decode()
-        session.write(
-            encoder.untagged_status("OK", "Flags permitted", f"PERMANENTFLAGS {permanent}")
-        )
+        session.announce_keywords(flags)
     for state in result.changed:
         seq = selected.seq_of(state.uid)
         if seq is None:
