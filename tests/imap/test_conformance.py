@@ -141,7 +141,8 @@ async def test_a_keyword_added_elsewhere_is_in_flags_before_any_fetch_uses_it(
         assert await fetcher.ok(b"F1", b"FETCH 1 (FLAGS)") == [
             b"* FLAGS (" + SYSTEM + b" $Important)\r\n",
             b"* OK [PERMANENTFLAGS (" + SYSTEM + b" $Important \\*)] Flags permitted\r\n",
-            b"* 1 FETCH (FLAGS ($Important))\r\n",
+            # The fetcher selected the folder first: the message is \Recent to it (item 7).
+            b"* 1 FETCH (FLAGS ($Important \\Recent))\r\n",
             b"F1 OK FETCH completed\r\n",
         ]
         assert await fetcher.ok(b"N1", b"NOOP") == [b"N1 OK NOOP completed\r\n"]
@@ -150,3 +151,68 @@ async def test_a_keyword_added_elsewhere_is_in_flags_before_any_fetch_uses_it(
             b"* 1 FETCH (FLAGS ($Important) UID 1)\r\n",
             b"N2 OK NOOP completed\r\n",
         ]
+
+
+async def test_recent_belongs_to_the_first_imap4rev1_session_to_see_a_message(
+    listeners: Listeners, world: World
+) -> None:
+    """Item 7, RFC 3501 §2.3.2 and §6.4.4 (RECENT, NEW, OLD)."""
+    assert world.sales.id is not None
+    store = world.services.mailstore
+    for n in (1, 2):
+        await store.append(world.sales.id, "INBOX", b"Subject: %d\r\n\r\nx\r\n" % n)
+    port = listeners.imaps_port
+    async with session(port) as first, session(port) as second, session(port) as third:
+        assert await third.ok(b"T1", b"STATUS INBOX (MESSAGES RECENT)") == [
+            b'* STATUS "INBOX" (MESSAGES 2 RECENT 2)\r\n',
+            b"T1 OK STATUS completed\r\n",
+        ]
+        selected = await first.ok(b"S1", b"SELECT INBOX")
+        assert b"* 2 EXISTS\r\n" in selected and b"* 2 RECENT\r\n" in selected
+        assert await first.ok(b"F1", b"FETCH 1:* (FLAGS)") == [
+            b"* 1 FETCH (FLAGS (\\Recent))\r\n",
+            b"* 2 FETCH (FLAGS (\\Recent))\r\n",
+            b"F1 OK FETCH completed\r\n",
+        ]
+        await first.ok(b"W1", b"STORE 1 +FLAGS.SILENT (\\Seen)")
+        assert await first.ok(b"R1", b"SEARCH RECENT") == [
+            b"* SEARCH 1 2\r\n",
+            b"R1 OK SEARCH completed\r\n",
+        ]
+        assert await first.ok(b"R2", b"SEARCH NEW") == [
+            b"* SEARCH 2\r\n",
+            b"R2 OK SEARCH completed\r\n",
+        ]
+        assert await first.ok(b"R3", b"SEARCH OLD") == [
+            b"* SEARCH\r\n",
+            b"R3 OK SEARCH completed\r\n",
+        ]
+
+        # Seen by the first session: recent to no other.
+        examined = await second.ok(b"S2", b"SELECT INBOX")
+        assert b"* 2 EXISTS\r\n" in examined and b"* 0 RECENT\r\n" in examined
+        assert await third.ok(b"T2", b"STATUS INBOX (RECENT)") == [
+            b'* STATUS "INBOX" (RECENT 0)\r\n',
+            b"T2 OK STATUS completed\r\n",
+        ]
+
+        # A new message is recent to the session that hears of it first.
+        await store.append(world.sales.id, "INBOX", b"Subject: 3\r\n\r\nx\r\n")
+        assert await second.ok(b"N1", b"NOOP") == [
+            b"* 3 EXISTS\r\n",
+            b"* 1 RECENT\r\n",
+            b"N1 OK NOOP completed\r\n",
+        ]
+        assert await first.ok(b"N2", b"NOOP") == [
+            b"* 3 EXISTS\r\n",
+            b"* 2 RECENT\r\n",
+            b"N2 OK NOOP completed\r\n",
+        ]
+        assert await second.ok(b"F2", b"FETCH 3 (FLAGS)") == [
+            b"* 3 FETCH (FLAGS (\\Recent))\r\n",
+            b"F2 OK FETCH completed\r\n",
+        ]
+        # IMAP4rev2 has no \Recent (RFC 9051 §2.3.2).
+        await third.ok(b"E1", b"ENABLE IMAP4rev2")
+        selected = await third.ok(b"S3", b"SELECT INBOX")
+        assert not any(b"RECENT" in line for line in selected)

@@ -59,7 +59,7 @@ async def test_a_fetch_after_another_sessions_expunge_serves_the_message_until_t
         body = _message(2)
         # RFC 9051 §7.5.1: no EXPUNGE during FETCH; the message is still this session's number 2.
         assert await reader.ok(b"F1", b"FETCH 2 (FLAGS BODY.PEEK[])") == [
-            b"* 2 FETCH (FLAGS (\\Deleted) BODY[] {%d}\r\n" % len(body) + body + b")\r\n",
+            b"* 2 FETCH (FLAGS (\\Deleted \\Recent) BODY[] {%d}\r\n" % len(body) + body + b")\r\n",
             b"F1 OK FETCH completed\r\n",
         ]
         assert await reader.ok(b"F2", b"FETCH 1:3 (UID)") == [

@@ -103,6 +103,7 @@ class FolderSnapshot:
     first_unseen_seq: int | None  # sequence number of the first message without \Seen
     unseen: int
     keywords: tuple[str, ...]  # keywords in use in the folder (system flags are always offered)
+    first_recent_uid: int = 1  # RFC 3501 §2.3.2: the UIDs from here on no session saw yet
 
 
 @dataclass(frozen=True)
@@ -395,10 +396,10 @@ class MailStore:
         async with self._uow(read_only=True) as uow:
             folder = await self._folder(uow, mailbox_id, name)
             assert folder.id is not None
-            counts = await uow.mailstore.counts(folder.id)
+            counts = await uow.mailstore.counts(folder.id, folder.first_recent_uid)
         return FolderStatus(
             counts.messages,
-            0,
+            counts.recent,
             folder.uid_next,
             folder.uid_validity,
             counts.unseen,
@@ -427,7 +428,16 @@ class MailStore:
             first_unseen_seq=None if state.first_unseen is None else state.first_unseen + 1,
             unseen=state.unseen,
             keywords=state.keywords,
+            first_recent_uid=folder.first_recent_uid,
         )
+
+    async def claim_recent(self, folder_id: int, uid_next: int) -> int:
+        """For an IMAP4rev1 session: the first UID that is \\Recent to it (RFC 3501 §2.3.2);
+        the messages from there up to `uid_next` are recent to no other session."""
+        async with self._uow() as uow:
+            first = await uow.mailstore.claim_recent(folder_id, uid_next)
+            await uow.commit()
+        return first
 
     async def highest_modseq(self, folder_id: int) -> tuple[int, int]:
         """(HIGHESTMODSEQ, UIDNEXT) of the folder: a cheap poll for changes made on other nodes.

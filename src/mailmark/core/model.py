@@ -157,6 +157,8 @@ class Folder:
     highest_modseq: int = 1
     subscribed: bool = True
     id: int | None = None
+    # RFC 3501 §2.3.2: messages from this UID on are \Recent to the next session to see them.
+    first_recent_uid: int = 1
 
 
 @dataclass(frozen=True)
@@ -390,6 +392,7 @@ class FolderCounts:
     messages: int
     unseen: int
     size: int
+    recent: int = 0
 
 
 @dataclass(frozen=True)

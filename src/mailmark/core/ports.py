@@ -382,7 +382,15 @@ class MailStoreRepository(Protocol):
         placement; the blob keys nothing references any more."""
         ...
 
-    async def counts(self, folder_id: int) -> FolderCounts: ...
+    async def counts(self, folder_id: int, first_recent_uid: int | None = None) -> FolderCounts:
+        """Messages, unseen, size; and with `first_recent_uid`, how many have a UID from it on."""
+        ...
+
+    async def claim_recent(self, folder_id: int, uid_next: int) -> int:
+        """The folder's first recent UID, then moved up to `uid_next`: the messages between
+        are \\Recent to the caller only (RFC 3501 §2.3.2)."""
+        ...
+
     async def filed_on_submission(
         self, folder_id: int, message_id_header: str, since: datetime
     ) -> int | None:

@@ -114,6 +114,8 @@ class SelectedFolder:
     # Expunges learnt of while they could not be announced (during FETCH, STORE, SEARCH).
     pending_expunges: set[int] = field(default_factory=set)
     saved: list[int] = field(default_factory=list)  # SEARCHRES `$` (RFC 5182)
+    # RFC 3501 §2.3.2: the UIDs that are \Recent to this session (IMAP4rev1 only).
+    recent: set[int] = field(default_factory=set)
     generation: int = 0
     polled_at: float = 0.0
 
@@ -384,6 +386,19 @@ class Session:
         """Replace the sequence sets inside SEARCH criteria by the UIDs they name."""
         if isinstance(criteria, SequenceRef):
             return search.UidSet.of(self.resolve(criteria.sequence, uid=criteria.uid, strict=False))
+        # RFC 3501 §6.4.4: \Recent is this session's, so RECENT, NEW and OLD are resolved here.
+        if isinstance(criteria, search.Recent | search.New | search.Old) or (
+            isinstance(criteria, search.Flag) and criteria.name.lower() == "\\recent"
+        ):
+            assert self.selected is not None
+            recent = search.UidSet.of(sorted(self.selected.recent) if not self.rev2 else [])
+            if isinstance(criteria, search.New):
+                return search.And((recent, search.Flag("\\Seen", False)))
+            if isinstance(criteria, search.Old) or (
+                isinstance(criteria, search.Flag) and not criteria.present
+            ):
+                return search.Not(recent)
+            return recent
         if isinstance(criteria, search.And):
             return search.And(tuple(self.resolve_criteria(item) for item in criteria.items))
         if isinstance(criteria, search.Or):
@@ -414,8 +429,25 @@ class Session:
                 encoder.untagged_status("OK", "Flags permitted", f"PERMANENTFLAGS {permanent}")
             )
 
+    def flags_of(self, uid: int, flags: Sequence[str]) -> Sequence[str]:
+        """A message's flags as this session shows them: with \\Recent when it is recent to
+        this IMAP4rev1 session (RFC 3501 §2.3.2)."""
+        selected = self.selected
+        if selected is not None and uid in selected.recent and not self.rev2:
+            return (*flags, "\\Recent")
+        return flags
+
+    async def claim_recent(self, uids: Sequence[int]) -> None:
+        """Make the newly seen `uids` recent to this session unless another saw them first."""
+        selected = self.selected
+        assert selected is not None
+        if self.rev2 or selected.read_only or not uids:
+            return
+        first = await self.store.claim_recent(selected.folder_id, max(uids) + 1)
+        selected.recent.update(uid for uid in uids if uid >= first)
+
     def flag_fetch(self, seq: int, state: FlagState, with_uid: bool = True) -> bytes:
-        items = [b"FLAGS " + encoder.flag_list(state.flags)]
+        items = [b"FLAGS " + encoder.flag_list(self.flags_of(state.uid, state.flags))]
         if with_uid:
             items.append(b"UID %d" % state.uid)
         if self.condstore:
@@ -469,7 +501,10 @@ class Session:
             sent = True
         if new:
             selected.uids.extend(sorted(new))
+            await self.claim_recent(new)
             self.write(b"* %d EXISTS\r\n" % len(selected.uids))
+            if not self.rev2:
+                self.write(b"* %d RECENT\r\n" % len(selected.recent))
             sent = True
         selected.highestmodseq = max(selected.highestmodseq, changes.highestmodseq)
         selected.uidnext = max(selected.uidnext, changes.uidnext)
@@ -493,6 +528,7 @@ class Session:
             if seq is not None:
                 del selected.uids[seq - 1]
                 selected.announced.pop(uid, None)
+                selected.recent.discard(uid)
                 selected.pending_expunges.discard(uid)
                 gone.append(uid)
                 if not self.qresync:

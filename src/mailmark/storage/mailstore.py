@@ -114,7 +114,14 @@ class SqlMailStore:
         await self._conn.execute(folders.delete().where(folders.c.id == folder_id))
         return await remove_orphan_messages(self._conn, message_ids)
 
-    async def counts(self, folder_id: int) -> FolderCounts:
+    async def counts(self, folder_id: int, first_recent_uid: int | None = None) -> FolderCounts:
+        recent = (
+            sa.func.coalesce(
+                sa.func.sum(sa.case((placements.c.uid >= first_recent_uid, 1), else_=0)), 0
+            )
+            if first_recent_uid is not None
+            else sa.literal(0)
+        )
         query = (
             sa.select(
                 sa.func.count(),
@@ -122,12 +129,26 @@ class SqlMailStore:
                     sa.func.sum(sa.case((~self._has_flag(SystemFlag.SEEN), 1), else_=0)), 0
                 ),
                 sa.func.coalesce(sa.func.sum(messages.c.size), 0),
+                recent,
             )
             .select_from(placements.join(messages))
             .where(placements.c.folder_id == folder_id)
         )
-        total, unseen, size = (await self._conn.execute(query)).one()
-        return FolderCounts(int(total), int(unseen), int(size))
+        total, unseen, size, recent_count = (await self._conn.execute(query)).one()
+        return FolderCounts(int(total), int(unseen), int(size), int(recent_count))
+
+    async def claim_recent(self, folder_id: int, uid_next: int) -> int:
+        query = self._dialect.for_update(
+            sa.select(folders.c.first_recent_uid).where(folders.c.id == folder_id)
+        )
+        first = (await self._conn.execute(query)).scalar()
+        if first is None:
+            return uid_next
+        if first < uid_next:
+            await self._conn.execute(
+                folders.update().where(folders.c.id == folder_id).values(first_recent_uid=uid_next)
+            )
+        return int(first)
 
     async def filed_on_submission(
         self, folder_id: int, message_id_header: str, since: datetime

@@ -263,6 +263,8 @@ folders = sa.Table(
     sa.Column("uid_next", sa.BigInteger(), nullable=False),
     sa.Column("highest_modseq", sa.BigInteger(), nullable=False),
     sa.Column("subscribed", sa.Boolean(), nullable=False),
+    # RFC 3501 §2.3.2: UIDs from here on are \Recent to the next IMAP4rev1 session to see them.
+    sa.Column("first_recent_uid", sa.BigInteger(), nullable=False, server_default=sa.text("1")),
     sa.UniqueConstraint("mailbox_id", "name"),
 )
 

@@ -187,7 +187,15 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
                 b"* VANISHED (EARLIER) " + encoder.sequence_set(vanished).encode() + b"\r\n"
             )
     wants_flags = any(a.name == "FLAGS" for a in attributes)
-    renderers = [_renderer(attribute) for attribute in attributes]
+    flags_of = session.flags_of
+    renderers = [
+        (
+            (lambda m, _: b"FLAGS " + encoder.flag_list(flags_of(m.uid, m.flags)))
+            if attribute.name == "FLAGS" and attribute.section is None
+            else _renderer(attribute)
+        )
+        for attribute in attributes
+    ]
     # Sections and BINARY parse and decode message bodies: CPU work that grows with the message,
     # done in a worker thread so a client fetching large parts never holds the event loop.
     off_loop = any(_parses(attribute) for attribute in attributes)
@@ -224,7 +232,9 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
                 session.announce_keywords(message.flags)
                 announced[message.uid] = message.modseq
                 if not wants_flags:
-                    items.append(b"FLAGS " + encoder.flag_list(message.flags))
+                    items.append(
+                        b"FLAGS " + encoder.flag_list(session.flags_of(message.uid, message.flags))
+                    )
             # encoder.fetch's response, its pieces joined once for the whole chunk.
             out += (b"* %d FETCH (" % seq, b" ".join(items), b")\r\n")
         session.write(b"".join(out))
