@@ -216,3 +216,32 @@ async def test_recent_belongs_to_the_first_imap4rev1_session_to_see_a_message(
         await third.ok(b"E1", b"ENABLE IMAP4rev2")
         selected = await third.ok(b"S3", b"SELECT INBOX")
         assert not any(b"RECENT" in line for line in selected)
+
+
+async def test_folder_names_that_climb_out_of_a_maildir_are_refused(
+    listeners: Listeners, world: World
+) -> None:
+    """Item 12: a `..` level or a leading `/` would be path traversal in clients that mirror
+    folders to a local Maildir."""
+    async with session(listeners.imaps_port) as client:
+        assert await client.run(b"C1", b'CREATE "../evil"') == [
+            b"C1 NO [CANNOT] '../evil' is not a valid folder name: no level may be . or ..\r\n"
+        ]
+        assert await client.run(b"C2", b'CREATE "Work/../../evil"') == [
+            b"C2 NO [CANNOT] 'Work/../../evil' is not a valid folder name: no level may be "
+            b". or ..\r\n"
+        ]
+        assert await client.run(b"C3", b'CREATE "/etc"') == [
+            b"C3 NO [CANNOT] '/etc' is not a valid folder name.\r\n"
+        ]
+        await client.ok(b"C4", b"CREATE Work")
+        assert await client.run(b"R1", b'RENAME Work "Work/.."') == [
+            b"R1 NO [CANNOT] 'Work/..' is not a valid folder name: no level may be . or ..\r\n"
+        ]
+        assert await client.ok(b"C5", b'CREATE "Work/..hidden.."') == [
+            b"C5 OK CREATE completed\r\n"
+        ]
+        assert (await client.ok(b"L1", b'LIST "" "*"'))[-2:] == [
+            b'* LIST (\\HasNoChildren) "/" "Work/..hidden.."\r\n',
+            b"L1 OK LIST completed\r\n",
+        ]

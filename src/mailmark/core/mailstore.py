@@ -274,7 +274,7 @@ class MailStore:
     async def create_folder(self, mailbox_id: int, name: str) -> FolderInfo:
         """Create a folder (RFC 3501 §6.3.3): a trailing delimiter is dropped; missing parents
         ("a" for "a/b") are created too. INBOX in any case, or an existing name, is `Conflict`."""
-        name = folder_name(name.removesuffix(DELIMITER))
+        name = new_folder_name(name.removesuffix(DELIMITER))
         async with self._uow() as uow:
             existing = {f.name: f for f in await uow.folders.list_for_mailbox(mailbox_id)}
             if name in existing:
@@ -342,7 +342,7 @@ class MailStore:
         """Rename a folder and its children (RFC 3501 §6.3.5), creating missing parents of the new
         name. Renaming INBOX moves its messages, UIDs kept, into a new folder `new` and leaves
         INBOX empty (its UIDs are tombstoned there); its children stay where they are."""
-        new = folder_name(new.removesuffix(DELIMITER))
+        new = new_folder_name(new.removesuffix(DELIMITER))
         async with self._uow() as uow:
             folder = await self._folder(uow, mailbox_id, old)
             assert folder.id is not None
@@ -834,6 +834,16 @@ def folder_name(name: str) -> str:
     head, sep, rest = name.partition(DELIMITER)
     if head.upper() == INBOX:
         return INBOX + sep + rest
+    return name
+
+
+def new_folder_name(name: str) -> str:
+    """`folder_name` for a folder about to be created or renamed to: besides, no level may be
+    "." or ".." (nor, as for any name, empty: no leading "/"), which clients that mirror folders
+    to a local Maildir would follow out of it."""
+    name = folder_name(name)
+    if any(part in (".", "..") for part in name.split(DELIMITER)):
+        raise InvalidInput(f"{name!r} is not a valid folder name: no level may be . or ..")
     return name
 
 
