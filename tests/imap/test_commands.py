@@ -165,8 +165,10 @@ async def test_select_and_examine_responses(listeners: Listeners, inbox: World) 
         )
         assert re.match(
             rb'\* STATUS "Sent" \(MESSAGES 0 UIDNEXT 1 UIDVALIDITY \d+ UNSEEN 0 HIGHESTMODSEQ \d+ SIZE 0\)',
-            lines[0],
+            lines[1],
         )
+        # RFC 7162 §3.1: the first CONDSTORE-enabling command, with INBOX selected.
+        assert re.match(rb"\* OK \[HIGHESTMODSEQ \d+\] Highest", lines[0]), lines
         lines = await c.ok(b"s9", b"SELECT Sent")
         assert lines[0] == b"* OK [CLOSED] Previous mailbox closed\r\n"
 
@@ -321,7 +323,9 @@ async def test_search_combinations(listeners: Listeners, inbox: World) -> None:
         lines = await c.run(b"e5", b"SEARCH CHARSET KOI8-R ALL")
         assert lines[-1].startswith(b"e5 NO [BADCHARSET (UTF-8 US-ASCII)]")
         lines = await c.ok(b"e6", b"SEARCH MODSEQ 1")
-        assert re.match(rb"\* SEARCH 1 2 \(MODSEQ \d+\)", lines[0]), lines
+        # RFC 7162 §3.1: the first CONDSTORE-enabling command reports HIGHESTMODSEQ first.
+        assert re.match(rb"\* OK \[HIGHESTMODSEQ \d+\] Highest", lines[0]), lines
+        assert re.match(rb"\* SEARCH 1 2 \(MODSEQ \d+\)", lines[1]), lines
 
 
 async def test_store_modes_silent_and_unchangedsince(listeners: Listeners, inbox: World) -> None:
@@ -339,7 +343,7 @@ async def test_store_modes_silent_and_unchangedsince(listeners: Listeners, inbox
         ]
         lines = await c.ok(b"t4", b"STORE 1:2 +FLAGS.SILENT (\\Flagged)")
         assert lines == [b"t4 OK STORE completed\r\n"]
-        lines = await c.ok(b"t5", b"FETCH 1:2 (FLAGS MODSEQ)")
+        lines = (await c.ok(b"t5", b"FETCH 1:2 (FLAGS MODSEQ)"))[1:]
         modseq = int(re.search(rb"MODSEQ \((\d+)\)", lines[0])[1])  # type: ignore[index]
         assert lines[0].startswith(b"* 1 FETCH (FLAGS (\\Answered \\Flagged) MODSEQ (")
         await c.ok(b"t6", b"STORE 2 +FLAGS.SILENT (\\Draft)")

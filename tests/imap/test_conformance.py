@@ -245,3 +245,38 @@ async def test_folder_names_that_climb_out_of_a_maildir_are_refused(
             b'* LIST (\\HasNoChildren) "/" "Work/..hidden.."\r\n',
             b"L1 OK LIST completed\r\n",
         ]
+
+
+async def test_condstore_highestmodseq_on_first_use_and_esearch_min_max_modseq(
+    listeners: Listeners, world: World
+) -> None:
+    """Item 5: RFC 7162 §3.1 (the first CONDSTORE-enabling command while selected reports
+    HIGHESTMODSEQ) and §3.1.5 (MIN/MAX report the MODSEQ of the messages they return)."""
+    assert world.sales.id is not None
+    for n in (1, 2, 3):
+        await world.services.mailstore.append(world.sales.id, "INBOX", b"Subject: %d\r\n\r\n" % n)
+    async with session(listeners.imaps_port, select="INBOX") as client:
+        await client.ok(b"W1", b"STORE 3 +FLAGS.SILENT (\\Flagged)")
+        await client.ok(b"W2", b"STORE 1 +FLAGS.SILENT (\\Flagged)")
+        status = await client.ok(b"T1", b"STATUS INBOX (HIGHESTMODSEQ)")
+        highest = int(re.search(rb"HIGHESTMODSEQ (\d+)", status[0])[1])  # type: ignore[index]
+        # STATUS (HIGHESTMODSEQ) was the first CONDSTORE-enabling command here.
+        assert status[:2] == [
+            b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % highest,
+            b'* STATUS "INBOX" (HIGHESTMODSEQ %d)\r\n' % highest,
+        ]
+        lines = await client.ok(b"F1", b"FETCH 1:3 (MODSEQ)")
+        modseqs = [int(re.search(rb"MODSEQ \((\d+)\)", line)[1]) for line in lines[:3]]  # type: ignore[index]
+        assert modseqs[0] == highest and modseqs[2] == highest - 1
+        assert await client.ok(b"E1", b"SEARCH RETURN (MIN) MODSEQ 1") == [
+            b'* ESEARCH (TAG "E1") MIN 1 MODSEQ %d\r\n' % modseqs[0],
+            b"E1 OK SEARCH completed\r\n",
+        ]
+        assert await client.ok(b"E2", b"SEARCH RETURN (MAX) MODSEQ 1") == [
+            b'* ESEARCH (TAG "E2") MAX 3 MODSEQ %d\r\n' % modseqs[2],
+            b"E2 OK SEARCH completed\r\n",
+        ]
+        assert await client.ok(b"E3", b"SEARCH RETURN (MIN COUNT) UNFLAGGED MODSEQ 1") == [
+            b'* ESEARCH (TAG "E3") MIN 2 COUNT 1 MODSEQ %d\r\n' % modseqs[1],
+            b"E3 OK SEARCH completed\r\n",
+        ]

@@ -409,6 +409,19 @@ class Session:
             return search.Not(self.resolve_criteria(criteria.item))
         return criteria
 
+    def enable_condstore(self) -> None:
+        """RFC 7162 §3.1: the first CONDSTORE-enabling command while a folder is selected is
+        told the folder's HIGHESTMODSEQ (SELECT and EXAMINE report it themselves)."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.selected is not None:
+            self.write(
+                encoder.untagged_status(
+                    "OK", "Highest", f"HIGHESTMODSEQ {self.selected.highestmodseq}"
+                )
+            )
+
     # Changes made elsewhere
 
     def announce_keywords(self, flags: Iterable[str]) -> None:

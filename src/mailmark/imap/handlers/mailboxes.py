@@ -234,7 +234,7 @@ async def do_status(session: Session, command: Command) -> Done | None:
     assert isinstance(command, Status)
     name = session.decode_name(command.mailbox)
     if "HIGHESTMODSEQ" in command.items:
-        session.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     status = await session.store.status(session.mailbox_id, name)
     session.write(_status_line(session, name, command.items, status))
     return None

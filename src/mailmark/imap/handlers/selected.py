@@ -83,9 +83,16 @@ async def do_search(session: Session, command: Command) -> Done | None:
     ]
     modseq = None
     if search.uses_modseq(criteria):
-        session.condstore = True
+        session.enable_condstore()
         if found:
-            modseq = await _highest_modseq(session, selected, found)
+            # RFC 7162 §3.1.5: with only MIN and/or MAX returned, the MODSEQ is that of the
+            # messages returned, not the highest of every match.
+            returned = found
+            wanted_now = set(command.return_options or ())
+            if wanted_now & {"MIN", "MAX"} and not wanted_now & {"ALL", "COUNT"}:
+                ends = ((found[0], "MIN"), (found[-1], "MAX"))
+                returned = sorted({uid for uid, end in ends if end in wanted_now})
+            modseq = await _highest_modseq(session, selected, returned)
     numbers = found if command.uid else [selected.seq_of(uid) or 0 for uid in found]
     options = command.return_options
     if options is None:
@@ -158,7 +165,7 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
     uids = session.resolve(command.sequence, uid=command.uid)
     attributes = command.attributes
     if command.changed_since is not None or any(a.name == "MODSEQ" for a in attributes):
-        session.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling
+        session.enable_condstore()  # RFC 7162 §3.1: CONDSTORE-enabling
     if (
         session.condstore
         and any(a.name == "FLAGS" for a in attributes)
@@ -339,7 +346,7 @@ async def do_store(session: Session, command: Command) -> Done | None:
     _writable(selected)
     uids = session.resolve(command.sequence, uid=command.uid)
     if command.unchanged_since is not None:
-        session.condstore = True
+        session.enable_condstore()
     flags = [flag for flag in command.flags if flag != "\\Recent"]
     if not uids:
         return None
