@@ -280,3 +280,35 @@ async def test_condstore_highestmodseq_on_first_use_and_esearch_min_max_modseq(
             b'* ESEARCH (TAG "E3") MIN 2 COUNT 1 MODSEQ %d\r\n' % modseqs[1],
             b"E3 OK SEARCH completed\r\n",
         ]
+
+
+async def test_body_sections_holding_nul_are_sent_as_literal8(
+    listeners: Listeners, world: World
+) -> None:
+    """Item 2: no literal may carry a NUL (RFC 9051 §4.3); literal8 (RFC 3516) can."""
+    assert world.sales.id is not None
+    part = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+    raw = (
+        b"From: a@example.org\r\nSubject: bin\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        b"--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        + part
+        + b"\r\n--b--\r\n"
+    )
+    await world.services.mailstore.append(world.sales.id, "INBOX", raw)
+    async with session(listeners.imaps_port, select="INBOX") as client:
+        assert await client.ok(b"F1", b"FETCH 1 (BODY.PEEK[1] BODY.PEEK[2])") == [
+            b"* 1 FETCH (BODY[1] {12}\r\nsee attached BODY[2] ~{%d}\r\n" % len(part)
+            + part
+            + b")\r\n",
+            b"F1 OK FETCH completed\r\n",
+        ]
+        assert await client.ok(b"F2", b"FETCH 1 (BODY.PEEK[])") == [
+            b"* 1 FETCH (BODY[] ~{%d}\r\n" % len(raw) + raw + b")\r\n",
+            b"F2 OK FETCH completed\r\n",
+        ]
+        assert await client.ok(b"F3", b"FETCH 1 (BODY.PEEK[2]<4.6>)") == [
+            b"* 1 FETCH (BODY[2]<4> ~{6}\r\n" + part[4:10] + b")\r\n",
+            b"F3 OK FETCH completed\r\n",
+        ]

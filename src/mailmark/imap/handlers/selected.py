@@ -287,18 +287,21 @@ def _renderer(attribute: FetchAttribute) -> Renderer:
             # BODY[]: the whole message as stored, no MIME parse.
             if attribute.partial is not None:
                 return lambda message, _: (
-                    label + _partial(attribute, message.content or b"", encoder.literal)
+                    label + _partial(attribute, message.content or b"", _octets)
                 )
             # One copy of the content: the small head is joined first.
             return lambda message, _: (
-                label + b" {%d}\r\n" % len(message.content or b"") + (message.content or b"")
+                label
+                + (b" ~{%d}\r\n" if b"\x00" in (message.content or b"") else b" {%d}\r\n")
+                % len(message.content or b"")
+                + (message.content or b"")
             )
 
         def body_section(
             message: FetchedMessage, sections: imap_structure.MessageSections
         ) -> bytes:
             data = sections.section(section.part, section.kind, section.fields)
-            return label + _partial(attribute, data, encoder.literal)
+            return label + _partial(attribute, data, _octets)
 
         return body_section
     return lambda message, sections: _item(attribute, message, sections)
@@ -313,9 +316,9 @@ def _item(
         if name == "BODY":
             return b"BODY " + (message.body or b"NIL")
         if name == "RFC822":
-            return b"RFC822 " + encoder.literal(message.content or b"")
+            return b"RFC822 " + _octets(message.content or b"")
         kind = "HEADER" if name == "RFC822.HEADER" else "TEXT"
-        return name.encode() + b" " + encoder.literal(sections.section((), kind))
+        return name.encode() + b" " + _octets(sections.section((), kind))
     try:
         data = sections.binary(section.part)
     except imap_structure.UnknownTransferEncoding:
@@ -324,11 +327,13 @@ def _item(
     label = ".".join(str(n) for n in section.part).encode()
     if name == "BINARY.SIZE":
         return b"BINARY.SIZE[" + label + b"] %d" % len(data)
-    return b"BINARY[" + label + b"]" + _partial(attribute, data, _binary_literal)
+    return b"BINARY[" + label + b"]" + _partial(attribute, data, _octets)
 
 
-def _binary_literal(data: bytes) -> bytes:
-    """RFC 3516 §4.2: literal8 only when the octets returned hold a NUL."""
+def _octets(data: bytes) -> bytes:
+    """A literal, or a literal8 when the octets hold a NUL, which no literal may carry (RFC
+    9051 §4.3; RFC 3516 §4.2). BODY sections of binary parts get one too: sent as a literal,
+    the NUL broke clients' parsers."""
     return encoder.literal8(data) if b"\x00" in data else encoder.literal(data)
 
 
