@@ -312,3 +312,34 @@ async def test_body_sections_holding_nul_are_sent_as_literal8(
             b"* 1 FETCH (BODY[2]<4> ~{6}\r\n" + part[4:10] + b")\r\n",
             b"F3 OK FETCH completed\r\n",
         ]
+
+
+async def test_search_on_addresses_matches_names_and_addresses_however_written(
+    listeners: Listeners, world: World
+) -> None:
+    """Item 8: SEARCH FROM/TO match the name and address parts of each address (RFC 3501
+    §6.4.4), written as a quoted and escaped name or in the old comment form."""
+    assert world.sales.id is not None
+    store = world.services.mailstore
+    await store.append(
+        world.sales.id,
+        "INBOX",
+        b"From: chloe@example.org (Chloe Martin)\r\n"
+        b'To: "Bob \\"BJ\\" Smith" <bob@example.net>\r\nSubject: one\r\n\r\nx\r\n',
+    )
+    await store.append(
+        world.sales.id, "INBOX", b"From: Dan <dan@example.org>\r\nSubject: two\r\n\r\nx\r\n"
+    )
+    async with session(listeners.imaps_port, select="INBOX") as client:
+        for tag, criteria, expected in [
+            (b"Q1", b'FROM "Chloe Martin <chloe@example.org>"', b"1"),
+            (b"Q2", b'FROM "Martin <chloe@"', b"1"),
+            (b"Q3", b'TO "Bob \\"BJ\\" Smith"', b"1"),
+            (b"Q4", b'TO "Smith <bob@example.net>"', b"1"),
+            (b"Q5", b'FROM "Dan <dan@"', b"2"),
+            (b"Q6", b"FROM example.org", b"1 2"),
+        ]:
+            assert await client.ok(tag, b"SEARCH " + criteria) == [
+                b"* SEARCH " + expected + b"\r\n",
+                tag + b" OK SEARCH completed\r\n",
+            ]

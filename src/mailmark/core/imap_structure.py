@@ -463,6 +463,12 @@ def _addresses(text: str) -> list[Address]:
     return out
 
 
+def address_parts(text: str) -> list[Address]:
+    """The (name, route, mailbox, host) of each address in an address header's value, as
+    ENVELOPE gives them (RFC 9051 §7.5.2)."""
+    return _addresses(text)
+
+
 def _split_addr_spec(tokens: list[str]) -> tuple[str, str]:
     if "@" in tokens:
         at = len(tokens) - 1 - tokens[::-1].index("@")
