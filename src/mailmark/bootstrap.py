@@ -39,6 +39,7 @@ from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
 from mailmark.core.oidc import OidcProvider, OidcSignIn
+from mailmark.core.passwords import Passwords
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
 from mailmark.core.queue import OutboundQueue
 from mailmark.core.queue_admin import QueueAdmin
@@ -101,6 +102,8 @@ from mailmark.webhooks.worker import WebhookWorker
 log = logging.getLogger(__name__)
 # An extra HTTP process checks this often whether the process that started it is still there.
 PARENT_CHECK_SECONDS = 1.0
+# Password hashes run on at most this many threads (fewer on a machine with fewer cores).
+PASSWORD_THREADS = 4
 T = TypeVar("T")
 
 
@@ -136,8 +139,10 @@ class Services:
     images: ImageProxy
     compose: WebmailCompose
     tracking: OpenTracking
+    passwords: Passwords
 
     async def close(self) -> None:
+        self.passwords.close()
         await self.sending.close()
         await self.delivery.close()
         await self.webhooks.aclose()
@@ -185,12 +190,19 @@ async def build_services(
     uow = SqlUnitOfWorkFactory(engine)
     blobs = FileBlobStore(settings.blob_path)
     await asyncio.to_thread(blobs.sweep_temporary)
-    passwords = passwords or password_hasher(settings)
+    # A few threads of their own: a burst of logins waits its turn there instead of holding the
+    # default executor's threads, which blob reads and message parsing need meanwhile.
+    passwords_service = Passwords(
+        passwords or password_hasher(settings),
+        clock,
+        workers=min(PASSWORD_THREADS, os.cpu_count() or 1),
+        cache_seconds=settings.login_cache_ttl.total_seconds(),
+    )
     # Verification re-runs right after a person fixes their DNS: never answer from a cache.
     domain_dns = DomainDns(
         DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings)
     )
-    mailboxes = MailboxService(uow, clock, passwords, blobs, Nh3Sanitizer())
+    mailboxes = MailboxService(uow, clock, passwords_service, blobs, Nh3Sanitizer())
     delivery = InboundDelivery(uow, blobs, clock)
     reports = DeliveryReports(uow, blobs, clock, delivery, settings.hostname)
     queue = OutboundQueue(
@@ -227,7 +239,7 @@ async def build_services(
     throttle = LoginThrottle(clock)
     domains = DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs)
     system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
-    accounts = AccountService(uow, clock, passwords)
+    accounts = AccountService(uow, clock, passwords_service)
     # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
     mailstore = MailStore(
         uow,
@@ -237,7 +249,7 @@ async def build_services(
         max_message_size=settings.max_message_size,
         delivery=delivery,
     )
-    return Services(
+    services = Services(
         settings=settings,
         engine=engine,
         uow=uow,
@@ -249,7 +261,7 @@ async def build_services(
         mailboxes=mailboxes,
         delivery=delivery,
         mailstore=mailstore,
-        logins=MailboxLogins(uow, passwords, throttle),
+        logins=MailboxLogins(uow, passwords_service, throttle),
         queue=queue,
         delivery_reports=reports,
         signing_keys=SigningKeys(uow, clock),
@@ -272,7 +284,7 @@ async def build_services(
         identity=IdentityService(
             uow,
             clock,
-            passwords,
+            passwords_service,
             throttle,
             PyotpTotp(),
             accounts=accounts,
@@ -280,7 +292,9 @@ async def build_services(
             public_url=settings.public_url,
             signup_open=settings.signup == "open",
         ),
-        team=TeamService(uow, clock, passwords, mail=system_mail, public_url=settings.public_url),
+        team=TeamService(
+            uow, clock, passwords_service, mail=system_mail, public_url=settings.public_url
+        ),
         oidc=OidcSignIn(
             uow,
             clock,
@@ -329,7 +343,11 @@ async def build_services(
             max_message_size=settings.max_message_size,
         ),
         tracking=tracking,
+        passwords=passwords_service,
     )
+    # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
+    await services.mailstore.remove_unplaced()
+    return services
 
 
 async def _check_database(engine: AsyncEngine) -> None:

@@ -11,6 +11,7 @@ import pytest
 from mailmark.bootstrap import password_hasher
 from mailmark.core.errors import AuthenticationFailed, TooManyAttempts
 from mailmark.core.logins import MAX_TRACKED, LoginThrottle, MailboxLogins, same_address
+from mailmark.core.passwords import Passwords
 from mailmark.core.ports import PasswordHasher
 from tests.support.clock import SettableClock
 from tests.support.world import World
@@ -46,7 +47,7 @@ async def test_an_ip_is_locked_out_after_repeated_failures_and_readmitted_later(
 ) -> None:
     clock = SettableClock()
     throttle = LoginThrottle(clock, max_failures=3, window_seconds=60)
-    logins = MailboxLogins(world.services.uow, password_hasher(world.services.settings), throttle)
+    logins = MailboxLogins(world.services.uow, _passwords(world), throttle)
     for _ in range(3):
         with pytest.raises(AuthenticationFailed):
             await logins.authenticate("sales@acme.test", "guess", "198.51.100.7")
@@ -64,6 +65,10 @@ async def test_an_ip_is_locked_out_after_repeated_failures_and_readmitted_later(
     assert (
         await logins.authenticate("sales@acme.test", "sales-pass-1", "198.51.100.7")
     ).id == world.sales.id
+
+
+def _passwords(world: World) -> Passwords:
+    return Passwords(password_hasher(world.services.settings), world.services.clock)
 
 
 def _fail(throttle: LoginThrottle, ip: str, target: str) -> None:
@@ -129,11 +134,14 @@ class CountingHasher:
         self.verifications += 1
         return self.inner.verify(password_hash, password)
 
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.inner.needs_rehash(password_hash)
+
 
 async def test_parallel_wrong_logins_are_verified_at_most_up_to_the_limit(world: World) -> None:
     hasher = CountingHasher(password_hasher(world.services.settings))
     throttle = LoginThrottle(SettableClock(), max_failures=10, window_seconds=60)
-    logins = MailboxLogins(world.services.uow, hasher, throttle)
+    logins = MailboxLogins(world.services.uow, Passwords(hasher, world.services.clock), throttle)
     outcomes = await asyncio.gather(
         *(logins.authenticate("sales@acme.test", f"guess-{n}", "198.51.100.9") for n in range(30)),
         return_exceptions=True,
@@ -154,7 +162,7 @@ async def test_a_good_login_of_ones_own_mailbox_does_not_reset_the_guessing(
     """The attack this throttle once let through: one good login every 9 guesses kept an IP's
     count at zero, so 45 guesses went unthrottled."""
     throttle = LoginThrottle(SettableClock(), max_failures=10, window_seconds=60)
-    logins = MailboxLogins(world.services.uow, password_hasher(world.services.settings), throttle)
+    logins = MailboxLogins(world.services.uow, _passwords(world), throttle)
     guesses = 0
     with pytest.raises(TooManyAttempts):
         for round_ in range(5):

@@ -8,7 +8,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from mailmark.bootstrap import Services, password_hasher
+from mailmark.bootstrap import Services
 from mailmark.core.errors import (
     Conflict,
     Forbidden,
@@ -221,7 +221,7 @@ async def test_a_mailbox_created_by_another_process_is_never_refused_from_the_ca
     other_process = MailboxService(
         services.uow,
         services.clock,
-        password_hasher(services.settings),
+        services.passwords,
         services.blobs,
         Nh3Sanitizer(),
     )

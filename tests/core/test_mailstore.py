@@ -266,7 +266,8 @@ async def test_status_counts(world: World) -> None:
     for i, raw in enumerate(raws):
         await ms.append(mid, "INBOX", raw, ["\\Seen"] if i == 0 else [])
     status = await ms.status(mid, "INBOX")
-    assert (status.messages, status.unseen, status.recent) == (3, 2, 0)
+    # RFC 3501 §2.3.2: no session has seen them yet.
+    assert (status.messages, status.unseen, status.recent) == (3, 2, 3)
     assert status.size == sum(len(r) for r in raws)
     assert status.uidnext == (await ms.select(mid, "INBOX")).uidnext
 

@@ -131,13 +131,20 @@ async def test_create_rename_delete(listeners: Listeners, world: World) -> None:
         assert lines[-1].startswith(b"b3 NO"), lines
 
 
+async def _seen_by_another_session(listeners: Listeners) -> None:
+    """Select INBOX once elsewhere, so that its messages are not \\Recent to the test's session
+    (RFC 3501 §2.3.2) and its FLAGS are only the stored ones."""
+    async with session(listeners.imaps_port, select="INBOX"):
+        pass
+
+
 async def test_select_and_examine_responses(listeners: Listeners, inbox: World) -> None:
     async with session(listeners.imaps_port) as c:
         lines = await c.ok(b"s1", b"SELECT INBOX")
         text = b"".join(lines)
         assert lines[0] == b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)\r\n"
         assert b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft \\*)]" in text
-        assert b"* 2 EXISTS\r\n" in lines and b"* 0 RECENT\r\n" in lines
+        assert b"* 2 EXISTS\r\n" in lines and b"* 2 RECENT\r\n" in lines
         assert b"* OK [UNSEEN 1]" in text
         validity = re.search(rb"\* OK \[UIDVALIDITY (\d+)\]", text)
         assert validity and int(validity[1]) > 0
@@ -160,8 +167,10 @@ async def test_select_and_examine_responses(listeners: Listeners, inbox: World) 
         )
         assert re.match(
             rb'\* STATUS "Sent" \(MESSAGES 0 UIDNEXT 1 UIDVALIDITY \d+ UNSEEN 0 HIGHESTMODSEQ \d+ SIZE 0\)',
-            lines[0],
+            lines[1],
         )
+        # RFC 7162 §3.1: the first CONDSTORE-enabling command, with INBOX selected.
+        assert re.match(rb"\* OK \[HIGHESTMODSEQ \d+\] Highest", lines[0]), lines
         lines = await c.ok(b"s9", b"SELECT Sent")
         assert lines[0] == b"* OK [CLOSED] Previous mailbox closed\r\n"
 
@@ -184,7 +193,7 @@ async def test_append_with_flags_and_date_round_trips_byte_exact(
         assert f"[UIDVALIDITY {done[1].decode()}]".encode() in b"".join(lines)
         lines = await c.ok(b"a3", b"UID FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
         assert lines[0] == (
-            b'* 1 FETCH (UID 1 FLAGS (\\Draft $Work) INTERNALDATE " 5-Mar-2026 07:09:10 +0000" '
+            b'* 1 FETCH (UID 1 FLAGS (\\Draft $Work \\Recent) INTERNALDATE " 5-Mar-2026 07:09:10 +0000" '
             b"RFC822.SIZE %d BODY[] {%d}\r\n"
             % (len(ALTERNATIVE), len(ALTERNATIVE))
             + ALTERNATIVE
@@ -222,6 +231,7 @@ async def test_mx_delivery_body_is_trace_prefix_plus_original(
 
 
 async def test_peek_partials_header_fields_and_seen(listeners: Listeners, inbox: World) -> None:
+    await _seen_by_another_session(listeners)
     async with session(listeners.imaps_port, select="INBOX") as c:
         lines = await c.ok(b"f1", b"FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject From)])")
         assert lines[0] == (
@@ -315,10 +325,13 @@ async def test_search_combinations(listeners: Listeners, inbox: World) -> None:
         lines = await c.run(b"e5", b"SEARCH CHARSET KOI8-R ALL")
         assert lines[-1].startswith(b"e5 NO [BADCHARSET (UTF-8 US-ASCII)]")
         lines = await c.ok(b"e6", b"SEARCH MODSEQ 1")
-        assert re.match(rb"\* SEARCH 1 2 \(MODSEQ \d+\)", lines[0]), lines
+        # RFC 7162 §3.1: the first CONDSTORE-enabling command reports HIGHESTMODSEQ first.
+        assert re.match(rb"\* OK \[HIGHESTMODSEQ \d+\] Highest", lines[0]), lines
+        assert re.match(rb"\* SEARCH 1 2 \(MODSEQ \d+\)", lines[1]), lines
 
 
 async def test_store_modes_silent_and_unchangedsince(listeners: Listeners, inbox: World) -> None:
+    await _seen_by_another_session(listeners)
     async with session(listeners.imaps_port, select="INBOX") as c:
         lines = await c.ok(b"t1", b"STORE 1 +FLAGS (\\Seen $Label)")
         assert lines[0] == b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Label)\r\n"
@@ -332,7 +345,7 @@ async def test_store_modes_silent_and_unchangedsince(listeners: Listeners, inbox
         ]
         lines = await c.ok(b"t4", b"STORE 1:2 +FLAGS.SILENT (\\Flagged)")
         assert lines == [b"t4 OK STORE completed\r\n"]
-        lines = await c.ok(b"t5", b"FETCH 1:2 (FLAGS MODSEQ)")
+        lines = (await c.ok(b"t5", b"FETCH 1:2 (FLAGS MODSEQ)"))[1:]
         modseq = int(re.search(rb"MODSEQ \((\d+)\)", lines[0])[1])  # type: ignore[index]
         assert lines[0].startswith(b"* 1 FETCH (FLAGS (\\Answered \\Flagged) MODSEQ (")
         await c.ok(b"t6", b"STORE 2 +FLAGS.SILENT (\\Draft)")
@@ -411,9 +424,13 @@ async def test_idle_wakes_on_append_from_another_session(
         assert await idler.line() == b"+ idling\r\n"
         await other.ok(b"o1", b"APPEND INBOX {%d+}\r\n" % len(SIMPLE) + SIMPLE)
         assert await idler.line(timeout=WAKE_TIMEOUT) == b"* 3 EXISTS\r\n"
+        assert await idler.line() == b"* 3 RECENT\r\n"
         await other.ok(b"o2", b"SELECT INBOX")
         await other.ok(b"o3", b"STORE 1 +FLAGS (\\Seen)")
-        assert await idler.line(timeout=WAKE_TIMEOUT) == b"* 1 FETCH (FLAGS (\\Seen) UID 1)\r\n"
+        assert (
+            await idler.line(timeout=WAKE_TIMEOUT)
+            == b"* 1 FETCH (FLAGS (\\Seen \\Recent) UID 1)\r\n"
+        )
         await idler.send(b"DONE\r\n")
         assert await idler.line() == b"i1 OK IDLE terminated\r\n"
         await idler.ok(b"i2", b"NOOP")

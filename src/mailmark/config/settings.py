@@ -213,6 +213,10 @@ class Settings(BaseSettings):
     # creating accounts and logging in costs ~1 ms instead of ~0.1 s of CPU. Such hashes are cheap
     # to crack: never use it where real passwords are stored.
     password_hash_cost: Literal["recommended", "test"] = "recommended"
+    # A successful password check is remembered this long (keyed by an HMAC of the credentials,
+    # forgotten when the password changes), so clients that reconnect often skip the argon2
+    # hash; 0s turns the cache off.
+    login_cache_ttl: timedelta = timedelta(minutes=5)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Sign-in through OpenID Connect providers, beside email and password; none by default.
     oidc_providers: list[OidcProviderSettings] = Field(default_factory=list)
@@ -290,6 +294,7 @@ class Settings(BaseSettings):
         "http_header_timeout",
         "sqlite_busy_timeout",
         "loop_lag_warning",
+        "login_cache_ttl",
         mode="before",
     )
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ from mailmark.core.errors import (
     QuotaExceeded,
 )
 from mailmark.core.model import Account, User
+from mailmark.core.passwords import Passwords
 from mailmark.core.plans import (
     PLANS,
     TRIAL_LENGTH,
@@ -28,7 +28,7 @@ from mailmark.core.plans import (
     month_start,
     plan_named,
 )
-from mailmark.core.ports import Clock, PasswordHasher, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.states import AccountStatus
 
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
@@ -163,7 +163,7 @@ async def add_account_with_owner(
 
 
 class AccountService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, passwords: PasswordHasher) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, passwords: Passwords) -> None:
         self._uow = uow
         self._clock = clock
         self._passwords = passwords
@@ -196,8 +196,7 @@ class AccountService:
         account = new_account(name, plan, now)
         email = check_email(owner_email)
         check_password(password)
-        # argon2 takes tens of milliseconds of CPU: keep the event loop free meanwhile.
-        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        password_hash = await self._passwords.hash(password)
         owner = User(0, email, password_hash, "owner", now, name=owner_name)
         async with self._uow() as uow:
             created = await add_account_with_owner(uow, account, owner)

@@ -8,7 +8,6 @@ Sign-in goes through the `LoginThrottle` that IMAP and SMTP use, per client IP a
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -39,7 +38,8 @@ from mailmark.core.errors import (
 )
 from mailmark.core.logins import LoginThrottle, retry_seconds
 from mailmark.core.model import OneTimeToken, User, UserSession
-from mailmark.core.ports import Clock, PasswordHasher, Totp, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.passwords import Passwords, user_principal
+from mailmark.core.ports import Clock, Totp, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.system_mail import SystemMail
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class IdentityService:
         self,
         uow: UnitOfWorkFactory,
         clock: Clock,
-        passwords: PasswordHasher,
+        passwords: Passwords,
         throttle: LoginThrottle,
         totp: Totp,
         *,
@@ -248,7 +248,7 @@ class IdentityService:
         owner_email = check_email(email)
         owner_name = check_name(name)
         check_password(password)
-        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        password_hash = await self._passwords.hash(password)
         async with self._uow() as uow:
             found = await self._live_token(uow, "setup", token, now)
             if found is None or await uow.users.any_owner():
@@ -338,12 +338,21 @@ class IdentityService:
         failed = True
         try:
             user = await self.find_user_by_email(email)
-            stored_hash = user.password_hash if user is not None else await self._dummy()
-            # argon2 takes tens of milliseconds of CPU: keep the event loop free meanwhile.
-            valid = await asyncio.to_thread(self._passwords.verify, stored_hash, password)
-            if user is None or not valid:
+            if user is None or user.id is None:
+                await self._passwords.verify(await self._dummy(), password)
+                raise InvalidCredentials(_INVALID_CREDENTIALS)
+            check = await self._passwords.check(
+                user_principal(user.id), user.password_hash, password
+            )
+            if not check.valid:
                 raise InvalidCredentials(_INVALID_CREDENTIALS)
             failed = False
+            if check.new_hash is not None:
+                async with self._uow() as uow:
+                    await uow.users.replace_password_hash(
+                        user.id, user.password_hash, check.new_hash
+                    )
+                    await uow.commit()
             return user
         finally:
             self._throttle.finish(ip, email, failed=failed)
@@ -355,7 +364,7 @@ class IdentityService:
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
-            self._dummy_hash = await asyncio.to_thread(self._passwords.hash, _DUMMY_PASSWORD)
+            self._dummy_hash = await self._passwords.hash(_DUMMY_PASSWORD)
         return self._dummy_hash
 
     async def complete_totp(
@@ -548,7 +557,7 @@ class IdentityService:
         """Set a new password with a reset link's token (which is spent); every session of
         the user ends."""
         check_password(password)
-        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        password_hash = await self._passwords.hash(password)
         now = self._clock.now()
         async with self._uow() as uow:
             found = await self._live_token(uow, "password_reset", token, now)
@@ -562,6 +571,7 @@ class IdentityService:
             await uow.users.set_password(found.user_id, password_hash, now)
             await uow.sessions.delete_for_user(found.user_id)
             await uow.commit()
+        self._passwords.forget(user_principal(found.user_id))
 
     # --- the signed-in user's own settings -----------------------------------------------------
 
@@ -581,11 +591,12 @@ class IdentityService:
         if len(current_password) > MAX_PASSWORD_LENGTH:
             raise InvalidCredentials("The current password is not right.", field="currentPassword")
         await self._verify_own_password(viewer, current_password, ip, field="currentPassword")
-        password_hash = await asyncio.to_thread(self._passwords.hash, new_password)
+        password_hash = await self._passwords.hash(new_password)
         async with self._uow() as uow:
             await uow.users.set_password(viewer.user_id, password_hash, self._clock.now())
             await uow.sessions.delete_for_user(viewer.user_id, keep=viewer.session_id)
             await uow.commit()
+        self._passwords.forget(user_principal(viewer.user_id))
 
     async def _verify_own_password(
         self, viewer: Viewer, password: str, ip: str, *, field: str
@@ -597,8 +608,7 @@ class IdentityService:
                 user = await uow.users.get(viewer.user_id)
             if user is None:
                 raise Unauthenticated("Sign in to continue.")
-            valid = await asyncio.to_thread(self._passwords.verify, user.password_hash, password)
-            if not valid:
+            if not await self._passwords.verify(user.password_hash, password):
                 raise InvalidCredentials("The password is not right.", field=field)
             failed = False
         finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import quopri
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -378,8 +377,8 @@ def _address_tokens(text: str) -> list[str]:
     tokens: list[str] = []
     for match in _ADDR_TOKEN.finditer(text):
         token = match.group(0)
-        if token.isspace() or token.startswith("("):
-            continue  # comments are not part of any IMAP address field
+        if token.isspace():
+            continue
         tokens.append(token)
         if len(tokens) > 20 * MAX_ADDRESSES:
             break
@@ -392,10 +391,17 @@ def _word(token: str) -> str:
     return token
 
 
+def _comment_text(token: str) -> str:
+    """The text of a comment token, without its parentheses and quoting backslashes."""
+    return re.sub(r"\\(.)", r"\1", token[1:].removesuffix(")")).strip()
+
+
 Address = tuple[str | None, str | None, str | None, str | None]  # (name, adl, mailbox, host)
 
 
 def _addresses(text: str) -> list[Address]:
+    # Comments say nothing in IMAP address fields, except the name of a bare address written
+    # the old way, `user@host (Real Name)`, which is kept as the name (as Dovecot does).
     tokens = _address_tokens(text)
     out: list[Address] = []
     pos = 0
@@ -408,7 +414,8 @@ def _addresses(text: str) -> list[Address]:
     while pos < len(tokens):
         phrase: list[str] = []
         while pos < len(tokens) and tokens[pos] not in ("<", ":", ",", ";", "@"):
-            phrase.append(_word(tokens[pos]))
+            if not tokens[pos].startswith("("):
+                phrase.append(_word(tokens[pos]))
             pos += 1
         token = tokens[pos] if pos < len(tokens) else ""
         if token == ":" and not in_group:
@@ -419,7 +426,8 @@ def _addresses(text: str) -> list[Address]:
             pos += 1
             inner: list[str] = []
             while pos < len(tokens) and tokens[pos] != ">":
-                inner.append(tokens[pos])
+                if not tokens[pos].startswith("("):
+                    inner.append(tokens[pos])
                 pos += 1
             pos += 1
             route = ""
@@ -431,10 +439,15 @@ def _addresses(text: str) -> list[Address]:
         elif token == "@":
             pos += 1
             domain: list[str] = []
+            comments: list[str] = []
             while pos < len(tokens) and tokens[pos] not in (",", ";"):
-                domain.append(tokens[pos])
+                if tokens[pos].startswith("("):
+                    comments.append(_comment_text(tokens[pos]))
+                else:
+                    domain.append(tokens[pos])
                 pos += 1
-            add((None, None, "".join(phrase), "".join(domain)))
+            name = " ".join(c for c in comments if c) or None
+            add((name, None, "".join(phrase), "".join(domain)))
         elif phrase:
             # A bare local part with no domain: Dovecot's convention for the missing host.
             add((None, None, "".join(phrase), "MISSING_DOMAIN"))
@@ -448,6 +461,12 @@ def _addresses(text: str) -> list[Address]:
     if in_group:
         add((None, None, None, None))
     return out
+
+
+def address_parts(text: str) -> list[Address]:
+    """The (name, route, mailbox, host) of each address in an address header's value, as
+    ENVELOPE gives them (RFC 9051 §7.5.2)."""
+    return _addresses(text)
 
 
 def _split_addr_spec(tokens: list[str]) -> tuple[str, str]:
@@ -475,13 +494,15 @@ def _address_list(part: MimePart, name: bytes) -> bytes:
 
 def _envelope(part: MimePart) -> bytes:
     senders = _address_list(part, b"from")
+    # RFC 9051 §7.5.2: a Sender or Reply-To that is missing, or holds no address, is the From.
+    sender = _address_list(part, b"sender")
+    reply_to = _address_list(part, b"reply-to")
     fields = [
         _header_nstring(part, b"date"),
         _header_nstring(part, b"subject"),
         senders,
-        # RFC 3501 §7.4.2: absent Sender and Reply-To default to From.
-        senders if part.header(b"sender") is None else _address_list(part, b"sender"),
-        senders if part.header(b"reply-to") is None else _address_list(part, b"reply-to"),
+        senders if sender == b"NIL" else sender,
+        senders if reply_to == b"NIL" else reply_to,
         _address_list(part, b"to"),
         _address_list(part, b"cc"),
         _address_list(part, b"bcc"),
@@ -678,5 +699,23 @@ def _decode(raw: bytes, node: MimePart) -> bytes:
         except (binascii.Error, ValueError) as exc:
             raise UnknownTransferEncoding(f"invalid base64 body: {exc}") from exc
     if encoding == "quoted-printable":
-        return quopri.decodestring(body)
+        return decode_quoted_printable(body)
     raise UnknownTransferEncoding(f"unknown Content-Transfer-Encoding {encoding!r}")
+
+
+def decode_quoted_printable(body: bytes) -> bytes:
+    """RFC 2045 §6.7: whitespace at the end of an encoded line is transport padding and removed
+    (rule 3); a line ending in "=", even with whitespace after it, is a soft line break (rule
+    5); every other line break is a CRLF. `quopri` keeps the padding and misses those breaks."""
+    lines = body.split(b"\n")
+    last = len(lines) - 1
+    out: list[bytes] = []
+    for number, line in enumerate(lines):
+        line = line.removesuffix(b"\r").rstrip(b" \t")
+        if line.endswith(b"="):
+            out.append(line[:-1])
+            continue
+        out.append(line)
+        if number < last:
+            out.append(b"\r\n")
+    return binascii.a2b_qp(b"".join(out))

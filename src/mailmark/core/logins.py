@@ -9,7 +9,6 @@ refused without even checking the password, so a guesser cannot use the server a
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import math
 from collections import OrderedDict, deque
@@ -17,7 +16,8 @@ from dataclasses import dataclass, field
 
 from mailmark.core.errors import AuthenticationFailed, TooManyAttempts
 from mailmark.core.model import Mailbox
-from mailmark.core.ports import Clock, PasswordHasher, UnitOfWorkFactory
+from mailmark.core.passwords import Passwords, mailbox_principal
+from mailmark.core.ports import Clock, UnitOfWorkFactory
 
 # Verified against when the mailbox does not exist, so an unknown user costs the same time as a
 # wrong password (no user enumeration by timing).
@@ -175,7 +175,7 @@ class MailboxLogins:
     def __init__(
         self,
         uow: UnitOfWorkFactory,
-        passwords: PasswordHasher,
+        passwords: Passwords,
         throttle: LoginThrottle,
     ) -> None:
         self._uow = uow
@@ -192,21 +192,26 @@ class MailboxLogins:
                 f"try again in {retry_seconds(wait)} seconds.",
                 retry_after=wait,
             )
-        failed = False
+        failed = True
         try:
             mailbox = await self._find(address)
-            stored_hash = mailbox.password_hash if mailbox is not None else None
-            if stored_hash is None:
+            if mailbox is None or mailbox.id is None or mailbox.password_hash is None:
                 if self._dummy_hash is None:
-                    self._dummy_hash = await asyncio.to_thread(
-                        self._passwords.hash, _DUMMY_PASSWORD
-                    )
-                stored_hash = self._dummy_hash
-            # argon2 takes tens of milliseconds of CPU: keep the event loop free for other sessions.
-            valid = await asyncio.to_thread(self._passwords.verify, stored_hash, password)
-            if mailbox is None or mailbox.password_hash is None or not valid:
-                failed = True
+                    self._dummy_hash = await self._passwords.hash(_DUMMY_PASSWORD)
+                await self._passwords.verify(self._dummy_hash, password)
                 raise AuthenticationFailed("Invalid credentials: wrong address or password.")
+            check = await self._passwords.check(
+                mailbox_principal(mailbox.id), mailbox.password_hash, password
+            )
+            if not check.valid:
+                raise AuthenticationFailed("Invalid credentials: wrong address or password.")
+            failed = False
+            if check.new_hash is not None:
+                async with self._uow() as uow:
+                    await uow.mailboxes.replace_password_hash(
+                        mailbox.id, mailbox.password_hash, check.new_hash
+                    )
+                    await uow.commit()
             return mailbox
         finally:
             self._throttle.finish(client_ip, address, failed=failed)

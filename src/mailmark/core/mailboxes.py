@@ -26,12 +26,12 @@ from mailmark.core.errors import (
     UnknownMailbox,
 )
 from mailmark.core.model import Folder, Mailbox
+from mailmark.core.passwords import Passwords, mailbox_principal
 from mailmark.core.plans import effective_plan, ensure_mailbox_quota
 from mailmark.core.ports import (
     BlobStore,
     Clock,
     HtmlSanitizer,
-    PasswordHasher,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -92,7 +92,7 @@ class MailboxService:
         self,
         uow: UnitOfWorkFactory,
         clock: Clock,
-        passwords: PasswordHasher,
+        passwords: Passwords,
         blobs: BlobStore,
         sanitizer: HtmlSanitizer,
     ) -> None:
@@ -128,7 +128,7 @@ class MailboxService:
         password_hash = None
         if password is not None:
             _check_mailbox_password(password)
-            password_hash = await asyncio.to_thread(self._passwords.hash, password)
+            password_hash = await self._passwords.hash(password)
         now = self._clock.now()
         async with self._uow() as uow:
             domain = await uow.domains.get_by_name(domain_name)
@@ -219,6 +219,7 @@ class MailboxService:
             await uow.commit()
         self._recipients.clear()
         self._found.clear()
+        self._passwords.forget(mailbox_principal(mailbox.id))
         # Only after the commit: a failed transaction must never leave rows without their blob.
         # Each removal re-checks under the blob's lock, because a delivery of identical content
         # may have reused the blob since (InboundDelivery takes the same lock).
@@ -313,12 +314,15 @@ class MailboxService:
         signature: str | None = None,
         signature_format: str | None = None,
         track_opens: bool | None = None,
+        save_sent_copy: bool | None = None,
     ) -> MailboxView:
-        """Change the display name, signature or open tracking; a member only of their own
-        mailboxes."""
+        """Change the display name, the signature, open tracking, or whether SMTP submission
+        files a Sent copy; a member only of their own mailboxes."""
         changes: dict[str, str | bool | None] = {}
         if track_opens is not None:
             changes["track_opens"] = track_opens
+        if save_sent_copy is not None:
+            changes["save_sent_copy"] = save_sent_copy
         if display_name is not None:
             _check_header_safe("The display name", display_name, MAX_DISPLAY_NAME)
             changes["display_name"] = display_name.strip()
@@ -341,13 +345,14 @@ class MailboxService:
     async def set_password(self, viewer: Viewer, address: str, password: str) -> None:
         """Set the password IMAP and SMTP submission log in with (a member: their own)."""
         _check_mailbox_password(password)
-        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        password_hash = await self._passwords.hash(password)
         async with self._uow() as uow:
             view = await self._visible(uow, viewer, address)
             assert view.mailbox.id is not None
             await uow.mailboxes.update(view.mailbox.id, password_hash=password_hash)
             await uow.commit()
         self._forget()
+        self._passwords.forget(mailbox_principal(view.mailbox.id))
 
     async def generate_password(self, viewer: Viewer, address: str) -> str:
         """Set a new random password and return it: it is not stored and cannot be shown again."""

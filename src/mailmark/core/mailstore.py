@@ -12,15 +12,15 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Literal
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
 
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLarge, NotFound
 from mailmark.core.folder_signals import FolderSignals
 from mailmark.core.mailboxes import DEFAULT_FOLDERS
-from mailmark.core.message_meta import check_header_limits, read_index
+from mailmark.core.message_meta import check_header_limits, read_index, read_metadata
 from mailmark.core.model import (
     ConversationHead,
     FetchRow,
@@ -60,7 +60,18 @@ _BAD_FOLDER_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029*%]")
 # RFC 3501 §9: flag-keyword = atom; atom-specials are ( ) { SP CTL % * " \ ]
 _KEYWORD = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')
 
+# An APPEND of a message with the Message-ID of one the mailbox submitted over SMTP within this
+# time, to the folder the server filed that one in, is answered with the filed copy.
+SUBMITTED_COPY_WINDOW = timedelta(minutes=10)
+
 StoreMode = Literal["add", "remove", "replace"]
+
+
+class FolderView(Protocol):
+    """What an open IMAP session shows of a folder: the UIDs it has not yet been told are
+    expunged."""
+
+    def sees(self, uid: int) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,7 @@ class FolderSnapshot:
     first_unseen_seq: int | None  # sequence number of the first message without \Seen
     unseen: int
     keywords: tuple[str, ...]  # keywords in use in the folder (system flags are always offered)
+    first_recent_uid: int = 1  # RFC 3501 §2.3.2: the UIDs from here on no session saw yet
 
 
 @dataclass(frozen=True)
@@ -201,6 +213,69 @@ class MailStore:
         self._conversation_counts: dict[
             tuple[tuple[tuple[int, int, int], ...], Criteria | None], int
         ] = {}
+        # RFC 9051 §7.5.1: a session must not be told of an expunge in the middle of a FETCH,
+        # STORE or SEARCH by sequence number, and until it is told it may still FETCH the
+        # message. The folders open here, by session; and the messages expunged while a session
+        # still sees them, kept (row and blob) until none does.
+        self._views: dict[int, dict[int, FolderView]] = {}
+        self._retained: dict[int, dict[int, PlacementState]] = {}
+        self._pruning: set[asyncio.Task[None]] = set()
+
+    # Open sessions
+
+    def open_view(self, folder_id: int, view: FolderView) -> None:
+        """A session selected the folder: what it sees stays readable until it is told."""
+        self._views.setdefault(folder_id, {})[id(view)] = view
+
+    def close_view(self, folder_id: int, view: FolderView) -> None:
+        views = self._views.get(folder_id)
+        if views is not None:
+            views.pop(id(view), None)
+            if not views:
+                del self._views[folder_id]
+        self.view_changed(folder_id)
+
+    def view_changed(self, folder_id: int) -> None:
+        """A session was told of expunges (or closed the folder): release what no one sees."""
+        if self._retained.get(folder_id):
+            task = asyncio.get_running_loop().create_task(self._prune(folder_id))
+            self._pruning.add(task)
+            task.add_done_callback(self._pruning.discard)
+
+    def _seen(self, folder_id: int, uids: Sequence[int], caller: FolderView | None) -> list[int]:
+        views = [v for v in self._views.get(folder_id, {}).values() if v is not caller]
+        return [uid for uid in uids if any(view.sees(uid) for view in views)]
+
+    def _retained_ids(self) -> set[int]:
+        return {state.message_id for kept in self._retained.values() for state in kept.values()}
+
+    async def _prune(self, folder_id: int) -> None:
+        kept = self._retained.get(folder_id, {})
+        released = [
+            kept.pop(uid) for uid in [u for u in kept if not self._seen(folder_id, [u], None)]
+        ]
+        if not kept:
+            self._retained.pop(folder_id, None)
+        if not released:
+            return
+        still = self._retained_ids()
+        try:
+            async with self._uow() as uow:
+                orphaned = await uow.mailstore.remove_unplaced(
+                    [s.message_id for s in released if s.message_id not in still]
+                )
+                await uow.commit()
+            await self.remove_unused_blobs(orphaned)
+        except Exception:
+            # Left without a placement, they are removed at the next start (remove_unplaced).
+            log.exception("could not remove %d expunged messages", len(released))
+
+    async def remove_unplaced(self) -> None:
+        """At start: remove the messages a previous run kept for its sessions and never removed."""
+        async with self._uow() as uow:
+            orphaned = await uow.mailstore.remove_unplaced(None)
+            await uow.commit()
+        await self.remove_unused_blobs(orphaned)
 
     # Folders
 
@@ -214,7 +289,7 @@ class MailStore:
     async def create_folder(self, mailbox_id: int, name: str) -> FolderInfo:
         """Create a folder (RFC 3501 §6.3.3): a trailing delimiter is dropped; missing parents
         ("a" for "a/b") are created too. INBOX in any case, or an existing name, is `Conflict`."""
-        name = folder_name(name.removesuffix(DELIMITER))
+        name = new_folder_name(name.removesuffix(DELIMITER))
         async with self._uow() as uow:
             existing = {f.name: f for f in await uow.folders.list_for_mailbox(mailbox_id)}
             if name in existing:
@@ -234,10 +309,14 @@ class MailStore:
         existing: dict[str, Folder],
         template: Folder | None = None,
     ) -> None:
-        # RFC 3501 §2.3.1.1: a folder re-created under an old name needs a greater UIDVALIDITY,
-        # so new values never go below the largest in use.
-        validity = max(
-            [int(self._clock.now().timestamp())] + [f.uid_validity + 1 for f in existing.values()]
+        # RFC 9051 §2.3.1.1: a folder re-created under an old name needs a greater UIDVALIDITY,
+        # even within the same second: the mailbox remembers the greatest it ever gave.
+        validity = await uow.mailboxes.allocate_uid_validity(
+            mailbox_id,
+            max(
+                [int(self._clock.now().timestamp())]
+                + [f.uid_validity + 1 for f in existing.values()]
+            ),
         )
         parts = name.split(DELIMITER)
         new = []
@@ -278,7 +357,7 @@ class MailStore:
         """Rename a folder and its children (RFC 3501 §6.3.5), creating missing parents of the new
         name. Renaming INBOX moves its messages, UIDs kept, into a new folder `new` and leaves
         INBOX empty (its UIDs are tombstoned there); its children stay where they are."""
-        new = folder_name(new.removesuffix(DELIMITER))
+        new = new_folder_name(new.removesuffix(DELIMITER))
         async with self._uow() as uow:
             folder = await self._folder(uow, mailbox_id, old)
             assert folder.id is not None
@@ -332,10 +411,10 @@ class MailStore:
         async with self._uow(read_only=True) as uow:
             folder = await self._folder(uow, mailbox_id, name)
             assert folder.id is not None
-            counts = await uow.mailstore.counts(folder.id)
+            counts = await uow.mailstore.counts(folder.id, folder.first_recent_uid)
         return FolderStatus(
             counts.messages,
-            0,
+            counts.recent,
             folder.uid_next,
             folder.uid_validity,
             counts.unseen,
@@ -364,7 +443,16 @@ class MailStore:
             first_unseen_seq=None if state.first_unseen is None else state.first_unseen + 1,
             unseen=state.unseen,
             keywords=state.keywords,
+            first_recent_uid=folder.first_recent_uid,
         )
+
+    async def claim_recent(self, folder_id: int, uid_next: int) -> int:
+        """For an IMAP4rev1 session: the first UID that is \\Recent to it (RFC 3501 §2.3.2);
+        the messages from there up to `uid_next` are recent to no other session."""
+        async with self._uow() as uow:
+            first = await uow.mailstore.claim_recent(folder_id, uid_next)
+            await uow.commit()
+        return first
 
     async def highest_modseq(self, folder_id: int) -> tuple[int, int]:
         """(HIGHESTMODSEQ, UIDNEXT) of the folder: a cheap poll for changes made on other nodes.
@@ -406,8 +494,16 @@ class MailStore:
         structure = want.envelope or want.bodystructure
         for start in range(0, len(wanted), FETCH_CHUNK):
             chunk = wanted[start : start + FETCH_CHUNK]
+            retained = self._retained.get(folder_id, {})
             async with self._uow(read_only=True) as uow:
                 rows = await uow.mailstore.fetch_rows(folder_id, chunk, structure, want.content)
+                found = {row.uid for row in rows}
+                kept = [retained[u] for u in chunk if u not in found and u in retained]
+                if kept:
+                    rows = sorted(
+                        rows + await self._retained_rows(uow, kept, structure, want.content),
+                        key=lambda row: row.uid,
+                    )
             if structure:
                 rows = await self._fill_index(folder_id, rows)
             if not want.content:
@@ -415,12 +511,50 @@ class MailStore:
                 continue
             for group in _by_size(rows):
                 contents = await self._read_contents(group)
-                yield [_fetched(row, want, data) for row, data in zip(group, contents, strict=True)]
+                yield [
+                    _fetched(row, want, data)
+                    for row, data in zip(group, contents, strict=True)
+                    if data is not None
+                ]
 
-    async def _read_contents(self, rows: Sequence[FetchRow]) -> list[bytes]:
+    @staticmethod
+    async def _retained_rows(
+        uow: UnitOfWork, kept: Sequence[PlacementState], structure: bool, content: bool
+    ) -> list[FetchRow]:
+        """Expunged messages a session still sees, as they were when expunged."""
+        found = await uow.mailstore.message_rows(
+            [state.message_id for state in kept], structure, content
+        )
+        return [
+            replace(
+                found[state.message_id],
+                uid=state.uid,
+                flags=state.flags,
+                modseq=state.modseq,
+                internal_date=state.internal_date,
+            )
+            for state in kept
+            if state.message_id in found
+        ]
+
+    async def _read_contents(self, rows: Sequence[FetchRow]) -> list[bytes | None]:
+        """Each row's bytes; None for a message expunged (by another node) since it was read."""
         # Rows come in groups bounded by size (_by_size), so one batch read stays bounded too.
-        blobs = await self._blobs.get_many([row.blob_key for row in rows])
-        return [row.trace_prefix + blob for row, blob in zip(rows, blobs, strict=True)]
+        try:
+            blobs: list[bytes | None] = list(
+                await self._blobs.get_many([row.blob_key for row in rows])
+            )
+        except FileNotFoundError:
+            blobs = []
+            for row in rows:
+                try:
+                    blobs.append(await self._blobs.get(row.blob_key))
+                except FileNotFoundError:
+                    blobs.append(None)
+        return [
+            None if blob is None else row.trace_prefix + blob
+            for row, blob in zip(rows, blobs, strict=True)
+        ]
 
     async def _fill_index(self, folder_id: int, rows: list[FetchRow]) -> list[FetchRow]:
         """Compute ENVELOPE/BODYSTRUCTURE of messages stored before they were kept, and keep them."""
@@ -435,7 +569,8 @@ class MailStore:
         for group in _by_size(with_prefix):
             contents = await self._read_contents(group)
             for row, data in zip(group, contents, strict=True):
-                indexes[row.message_id] = await asyncio.to_thread(read_index, data)
+                if data is not None:
+                    indexes[row.message_id] = await asyncio.to_thread(read_index, data)
         async with self._uow() as uow:
             for message_id, index in indexes.items():
                 await uow.mailstore.set_index(message_id, index)
@@ -511,7 +646,13 @@ class MailStore:
         return StoreResult(changed, modified)
 
     async def copy(
-        self, mailbox_id: int, folder_id: int, uids: Sequence[int], dest_name: str, move: bool
+        self,
+        mailbox_id: int,
+        folder_id: int,
+        uids: Sequence[int],
+        dest_name: str,
+        move: bool,
+        caller: FolderView | None = None,
     ) -> CopyResult:
         """COPY (RFC 3501 §6.4.7) or MOVE (RFC 6851): new placements of the same message rows in
         `dest_name`, flags and internal date kept; MOVE removes the source placements and
@@ -520,15 +661,26 @@ class MailStore:
         async with self._uow() as uow:
             dest = await self._folder(uow, mailbox_id, dest_name)
             assert dest.id is not None
-            pairs = await copy_placements(uow, mailbox_id, folder_id, uids, dest.id, move=move)
+            moved = await copy_placements(uow, mailbox_id, folder_id, uids, dest.id, move=move)
+            if move:
+                seen = set(self._seen(folder_id, [p.uid for p, _ in moved], caller))
+                self._retain(folder_id, [p for p, _ in moved if p.uid in seen])
             await uow.commit()
         self.signals.publish(mailbox_id)
-        return CopyResult(dest.uid_validity, [a for a, _ in pairs], [b for _, b in pairs])
+        return CopyResult(
+            dest.uid_validity, [p.uid for p, _ in moved], [uid for _, uid in moved]
+        )
 
-    async def expunge(self, folder_id: int, uids: Sequence[int] | None = None) -> list[int]:
+    async def expunge(
+        self,
+        folder_id: int,
+        uids: Sequence[int] | None = None,
+        caller: FolderView | None = None,
+    ) -> list[int]:
         """Remove the messages flagged \\Deleted (only those among `uids` when given, for UID
         EXPUNGE); returns their UIDs ascending. Tombstones are written; blobs no message
-        references any more are removed after commit."""
+        references any more are removed after commit. A message another open session (not
+        `caller`) still sees is kept, row and blob, until it no longer does."""
         async with self._uow() as uow:
             folder = await uow.mailstore.lock_folder(folder_id)
             if folder is None:
@@ -536,12 +688,24 @@ class MailStore:
             doomed = await uow.mailstore.search(folder_id, Flag(SystemFlag.DELETED), uids)
             if not doomed:
                 return []
+            seen = self._seen(folder_id, doomed, caller)
+            kept = await uow.mailstore.placements(folder_id, seen) if seen else []
             modseq = await uow.mailstore.allocate_modseqs(folder_id, 1)
-            orphaned = await uow.mailstore.remove_placements(folder_id, doomed, modseq)
+            orphaned = await uow.mailstore.remove_placements(
+                folder_id,
+                doomed,
+                modseq,
+                keep_messages={p.message_id for p in kept} | self._retained_ids(),
+            )
+            self._retain(folder_id, kept)
             await uow.commit()
         self.signals.publish(folder.mailbox_id)
         await self.remove_unused_blobs(orphaned)
         return doomed
+
+    def _retain(self, folder_id: int, states: Sequence[PlacementState]) -> None:
+        if states:
+            self._retained.setdefault(folder_id, {}).update({s.uid: s for s in states})
 
     async def append(
         self,
@@ -562,8 +726,19 @@ class MailStore:
         given = canonical_flags(flags)
         if internal_date is not None and internal_date.tzinfo is None:
             internal_date = internal_date.replace(tzinfo=UTC)
+        # As SendingService.submit_raw keeps it: the first <id> of the field, without brackets.
+        message_id = (read_metadata(raw).message_id or "").strip("<>")
         async with self._uow(read_only=True) as uow:
             folder = await self._folder(uow, mailbox_id, folder_name)
+            assert folder.id is not None
+            if message_id:
+                # A mail client saving to Sent what it just submitted, which the server filed
+                # there already: answer with that copy's UID instead of keeping it twice.
+                filed = await uow.mailstore.filed_on_submission(
+                    folder.id, message_id, self._clock.now() - SUBMITTED_COPY_WINDOW
+                )
+                if filed is not None:
+                    return AppendResult(folder.uid_validity, filed)
         blob_key, created = await self._blobs.put(raw)
         try:
             async with self._uow() as uow:
@@ -719,10 +894,10 @@ async def copy_placements(
     *,
     move: bool,
     flags: tuple[str, ...] | None = None,
-) -> list[tuple[int, int]]:
+) -> list[tuple[PlacementState, int]]:
     """COPY, or MOVE (RFC 6851), in the caller's transaction: new placements of the same message
     rows in `dest_id` (flags kept, or `flags` when given), and for MOVE the source placements
-    removed and tombstoned. Returns (source uid, destination uid) pairs in uid order."""
+    removed and tombstoned. Returns (source placement, destination uid) pairs in uid order."""
     # Both folders locked in id order: opposite moves at once never deadlock.
     locked = {fid: await uow.mailstore.lock_folder(fid) for fid in sorted({source_id, dest_id})}
     source = locked[source_id]
@@ -752,7 +927,7 @@ async def copy_placements(
     if move:
         modseq = await uow.mailstore.allocate_modseqs(source_id, 1)
         await uow.mailstore.remove_placements(source_id, [p.uid for p in found], modseq)
-    return [(p.uid, first_uid + i) for i, p in enumerate(found)]
+    return [(p, first_uid + i) for i, p in enumerate(found)]
 
 
 async def expunge_placements(uow: UnitOfWork, folder_id: int, uids: Sequence[int]) -> list[str]:
@@ -775,6 +950,16 @@ def folder_name(name: str) -> str:
     head, sep, rest = name.partition(DELIMITER)
     if head.upper() == INBOX:
         return INBOX + sep + rest
+    return name
+
+
+def new_folder_name(name: str) -> str:
+    """`folder_name` for a folder about to be created or renamed to: besides, no level may be
+    "." or ".." (nor, as for any name, empty: no leading "/"), which clients that mirror folders
+    to a local Maildir would follow out of it."""
+    name = folder_name(name)
+    if any(part in (".", "..") for part in name.split(DELIMITER)):
+        raise InvalidInput(f"{name!r} is not a valid folder name: no level may be . or ..")
     return name
 
 

@@ -205,9 +205,29 @@ def _header_text(root: imap_structure.MimePart) -> str:
             text = _decode_words(text)
         lines.append(f"{name.decode('latin-1')}: {_SPACE.sub(' ', text).strip()}")
         size += len(lines[-1])
+        if name.lower() in _ADDRESS_FIELDS:
+            # The addresses again, as "name <mailbox@host>": SEARCH FROM/TO/... then match
+            # their name and address parts however they were written (quoted, escaped, or a
+            # `user@host (Real Name)` comment).
+            written = [_address_text(*a) for a in imap_structure.address_parts(text)]
+            if any(written):
+                lines.append(f"{name.decode('latin-1')}: " + ", ".join(w for w in written if w))
+                size += len(lines[-1])
         if size >= MAX_INDEX_HEADER_CHARS:
             break
     return _storable("\n".join(lines)[:MAX_INDEX_HEADER_CHARS])
+
+
+_ADDRESS_FIELDS = frozenset({b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc"})
+
+
+def _address_text(
+    name: str | None, route: str | None, mailbox: str | None, host: str | None
+) -> str:
+    if mailbox is None or host is None:
+        return name or mailbox or ""  # a group's start or end
+    address = f"{mailbox}@{host}"
+    return f"{_SPACE.sub(' ', name).strip()} <{address}>" if name else address
 
 
 def _body_text(raw: bytes, root: imap_structure.MimePart) -> str:

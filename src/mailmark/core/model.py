@@ -141,6 +141,8 @@ class Mailbox:
     signature_format: str = "text"  # "text" | "html" (sanitised when saved)
     # Open tracking (PRODUCT.md "Email Tracking"): a pixel in the HTML of the mail it sends.
     track_opens: bool = False
+    # SMTP submission files a copy in Sent; a client that saves its own can turn this off.
+    save_sent_copy: bool = True
 
     @property
     def address(self) -> str:
@@ -157,6 +159,8 @@ class Folder:
     highest_modseq: int = 1
     subscribed: bool = True
     id: int | None = None
+    # RFC 3501 §2.3.2: messages from this UID on are \Recent to the next session to see them.
+    first_recent_uid: int = 1
 
 
 @dataclass(frozen=True)
@@ -392,6 +396,7 @@ class FolderCounts:
     messages: int
     unseen: int
     size: int
+    recent: int = 0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, Self
@@ -91,6 +91,10 @@ class PasswordHasher(Protocol):
 
     def verify(self, password_hash: str, password: str) -> bool: ...
 
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether a hash that verified was made with other parameters than today's."""
+        ...
+
 
 class HtmlSanitizer(Protocol):
     def clean(self, html: str) -> str:
@@ -163,6 +167,11 @@ class UserRepository(Protocol):
         ...
 
     async def set_password(self, user_id: int, password_hash: str, at: datetime) -> None: ...
+
+    async def replace_password_hash(self, user_id: int, old: str, new: str) -> bool:
+        """Store `new` (the same password, hashed again) if the hash is still `old`."""
+        ...
+
     async def set_name(self, user_id: int, name: str) -> None: ...
     async def set_role(self, user_id: int, role: str) -> None: ...
     async def set_totp(
@@ -308,7 +317,17 @@ class MailboxRepository(Protocol):
         ...
 
     async def update(self, mailbox_id: int, **values: str | bool | None) -> None:
-        """Set some of display_name, signature, signature_format, password_hash."""
+        """Set some of display_name, signature, signature_format, password_hash,
+        track_opens, save_sent_copy."""
+        ...
+
+    async def allocate_uid_validity(self, mailbox_id: int, floor: int) -> int:
+        """A UIDVALIDITY for new folders of the mailbox: at least `floor`, and greater than any
+        it gave before (RFC 9051 §2.3.1.1); locks the mailbox row until commit."""
+        ...
+
+    async def replace_password_hash(self, mailbox_id: int, old: str, new: str) -> bool:
+        """Store `new` (the same password, hashed again) if the hash is still `old`."""
         ...
 
     async def trusted_senders(self, mailbox_id: int, addresses: Sequence[str]) -> set[str]:
@@ -375,7 +394,22 @@ class MailStoreRepository(Protocol):
         placement; the blob keys nothing references any more."""
         ...
 
-    async def counts(self, folder_id: int) -> FolderCounts: ...
+    async def counts(self, folder_id: int, first_recent_uid: int | None = None) -> FolderCounts:
+        """Messages, unseen, size; and with `first_recent_uid`, how many have a UID from it on."""
+        ...
+
+    async def claim_recent(self, folder_id: int, uid_next: int) -> int:
+        """The folder's first recent UID, then moved up to `uid_next`: the messages between
+        are \\Recent to the caller only (RFC 3501 §2.3.2)."""
+        ...
+
+    async def filed_on_submission(
+        self, folder_id: int, message_id_header: str, since: datetime
+    ) -> int | None:
+        """The UID in the folder of the copy filed there when the message with this Message-ID
+        (without angle brackets) was submitted at or after `since`, if it is still there."""
+        ...
+
     async def folder_uids(self, folder_id: int) -> FolderUids: ...
     async def changed_since(self, folder_id: int, modseq: int) -> list[PlacementState]: ...
     async def expunged_since(self, folder_id: int, modseq: int) -> list[int]: ...
@@ -409,10 +443,26 @@ class MailStoreRepository(Protocol):
         ...
 
     async def remove_placements(
-        self, folder_id: int, uids: Sequence[int], modseq: int
+        self,
+        folder_id: int,
+        uids: Sequence[int],
+        modseq: int,
+        keep_messages: Collection[int] = (),
     ) -> list[str]:
         """Delete the placements, tombstone their uids at `modseq`, remove messages left without
-        a placement; the blob keys nothing references any more."""
+        a placement (except `keep_messages`); the blob keys nothing references any more."""
+        ...
+
+    async def remove_unplaced(self, message_ids: Sequence[int] | None) -> list[str]:
+        """Remove these messages (all, when None) if no placement holds them; the blob keys
+        nothing references any more."""
+        ...
+
+    async def message_rows(
+        self, message_ids: Sequence[int], structure: bool, content: bool
+    ) -> dict[int, FetchRow]:
+        """Messages by id as `fetch_rows` reads them, whether placed or not; uid, flags, modseq
+        and internal date are left for the caller to fill in."""
         ...
 
     async def move_placements(self, source_id: int, dest_id: int, modseq: int) -> None:

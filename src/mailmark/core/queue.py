@@ -191,6 +191,9 @@ class OutboundQueue:
                     uow, bounced, originals, now, created_notices
                 )
                 await uow.commit()
+            # The notices are in the senders' INBOXes: wake their IMAP sessions now, not at
+            # their next poll.
+            self._delivery.notify([leased.mailbox_id for leased, _ in bounced])
         except BaseException:
             await self._reports.discard_notices(created_notices)
             raise

@@ -581,23 +581,30 @@ class SendingService:
             )
             for token, (_, sender) in zip(tokens, senders, strict=True)
         ]
-        sent_copies = await self._delivery.place_many_in(
-            uow,
-            [
-                SentCopy(
-                    raw=item.raw,
-                    blob_key=key,
-                    created_blob=created,
-                    mailbox=current,
-                    folder=copy_folder(item.scheduled_at, now),
-                    mail_from=return_path,
-                    flags=(SystemFlag.SEEN,),
-                )
-                for item, (key, created), (current, _), return_path in zip(
-                    items, blobs, senders, returns, strict=True
-                )
-            ],
-        )
+        # A mail client that saves its own copy in Sent asks the server not to file one for
+        # what it submits over SMTP (the mailbox's `save_sent_copy`).
+        filed = [
+            source != "submission" or current.save_sent_copy
+            for source, (current, _) in zip(sources, senders, strict=True)
+        ]
+        copies = [
+            SentCopy(
+                raw=item.raw,
+                blob_key=key,
+                created_blob=created,
+                mailbox=current,
+                folder=copy_folder(item.scheduled_at, now),
+                mail_from=return_path,
+                flags=(SystemFlag.SEEN,),
+            )
+            for item, (key, created), (current, _), return_path, file in zip(
+                items, blobs, senders, returns, filed, strict=True
+            )
+            if file
+        ]
+        placed = iter(await self._delivery.place_many_in(uow, copies) if copies else [])
+        sent_copies = [next(placed) if file else None for file in filed]
+        sent_message_ids = [copy.message_id if copy else None for copy in sent_copies]
         outbound_ids = await uow.outbound.add_many(
             [
                 OutboundMessage(
@@ -614,10 +621,10 @@ class SendingService:
                     source=source,
                     created_at=now,
                     batch_id=item.batch_id,
-                    sent_message_id=copy.message_id,
+                    sent_message_id=sent_message_id,
                 )
-                for item, (key, _), (_, sender), token, return_path, copy, source in zip(
-                    items, blobs, senders, tokens, returns, sent_copies, sources, strict=True
+                for item, (key, _), (_, sender), token, return_path, sent_message_id, source in zip(
+                    items, blobs, senders, tokens, returns, sent_message_ids, sources, strict=True
                 )
             ]
         )
@@ -655,7 +662,9 @@ class SendingService:
             )
         await record_events(uow, new_events)
         return [
-            Submission(outbound_id, item.message_id, item.recipients, copy.placements[0])
+            Submission(
+                outbound_id, item.message_id, item.recipients, copy.placements[0] if copy else None
+            )
             for item, outbound_id, copy in zip(items, outbound_ids, sent_copies, strict=True)
         ]
 

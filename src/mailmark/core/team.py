@@ -8,7 +8,6 @@ removed member's sessions go with their user row, so their very next request is 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from mailmark.core.identity import (
 )
 from mailmark.core.mailboxes import split_address
 from mailmark.core.model import Invitation, Mailbox, OneTimeToken, User
-from mailmark.core.ports import Clock, PasswordHasher, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.passwords import Passwords, user_principal
+from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.system_mail import SystemMail
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class TeamService:
         self,
         uow: UnitOfWorkFactory,
         clock: Clock,
-        passwords: PasswordHasher,
+        passwords: Passwords,
         *,
         mail: SystemMail,
         public_url: str,
@@ -209,7 +209,7 @@ class TeamService:
         the mailboxes of it that still exist, spend the link and sign them in."""
         name = check_name(name)
         check_password(password)
-        password_hash = await asyncio.to_thread(self._passwords.hash, password)
+        password_hash = await self._passwords.hash(password)
         now = self._clock.now()
         async with self._uow() as uow:
             invitation = await _live_invitation(uow, token, now)
@@ -293,6 +293,7 @@ class TeamService:
             await uow.sessions.delete_for_user(user.id)
             await uow.users.delete(user.id)
             await uow.commit()
+        self._passwords.forget(user_principal(user.id))
 
 
 def _role(role: str) -> Role:

@@ -123,6 +123,7 @@ async def start_imap_listener(
             with contextlib.suppress(ConnectionError, OSError, RuntimeError):
                 await _say(writer, encoder.untagged_status("BYE", "Internal error"))
         finally:
+            session.selected = None
             connections.tasks.discard(task)
             limits.release(ip)
             await _close(writer)

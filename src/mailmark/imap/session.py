@@ -15,7 +15,7 @@ import bisect
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -35,7 +35,7 @@ from mailmark.core.errors import (
 )
 from mailmark.core.folder_signals import FolderSignals
 from mailmark.core.logins import MailboxLogins
-from mailmark.core.mailstore import FlagState, MailStore
+from mailmark.core.mailstore import SYSTEM_FLAGS, FlagState, MailStore
 from mailmark.core.model import Mailbox
 from mailmark.imap import encoder, mutf7
 from mailmark.imap.commands import (
@@ -114,6 +114,8 @@ class SelectedFolder:
     # Expunges learnt of while they could not be announced (during FETCH, STORE, SEARCH).
     pending_expunges: set[int] = field(default_factory=set)
     saved: list[int] = field(default_factory=list)  # SEARCHRES `$` (RFC 5182)
+    # RFC 3501 §2.3.2: the UIDs that are \Recent to this session (IMAP4rev1 only).
+    recent: set[int] = field(default_factory=set)
     generation: int = 0
     polled_at: float = 0.0
 
@@ -122,6 +124,9 @@ class SelectedFolder:
         if index < len(self.uids) and self.uids[index] == uid:
             return index + 1
         return None
+
+    def sees(self, uid: int) -> bool:
+        return self.seq_of(uid) is not None
 
 
 @dataclass
@@ -168,12 +173,25 @@ class Session:
         self.tls = tls
         self.state = SessionState.NOT_AUTHENTICATED
         self.mailbox: Mailbox | None = None
-        self.selected: SelectedFolder | None = None
+        self._selected: SelectedFolder | None = None
         self.enabled: set[str] = set()
         self.condstore = False
         peer = writer.get_extra_info("peername")
         self.client_ip = str(peer[0]) if peer else ""
         self.reader = CommandReader(reader, self.send, self._literal_limit, max_line=MAX_LINE)
+
+    @property
+    def selected(self) -> SelectedFolder | None:
+        return self._selected
+
+    @selected.setter
+    def selected(self, folder: SelectedFolder | None) -> None:
+        """Selecting and deselecting tell the store which messages this session still sees."""
+        if self._selected is not None:
+            self.store.close_view(self._selected.folder_id, self._selected)
+        self._selected = folder
+        if folder is not None:
+            self.store.open_view(folder.folder_id, folder)
 
     # Output
 
@@ -368,6 +386,19 @@ class Session:
         """Replace the sequence sets inside SEARCH criteria by the UIDs they name."""
         if isinstance(criteria, SequenceRef):
             return search.UidSet.of(self.resolve(criteria.sequence, uid=criteria.uid, strict=False))
+        # RFC 3501 §6.4.4: \Recent is this session's, so RECENT, NEW and OLD are resolved here.
+        if isinstance(criteria, search.Recent | search.New | search.Old) or (
+            isinstance(criteria, search.Flag) and criteria.name.lower() == "\\recent"
+        ):
+            assert self.selected is not None
+            recent = search.UidSet.of(sorted(self.selected.recent) if not self.rev2 else [])
+            if isinstance(criteria, search.New):
+                return search.And((recent, search.Flag("\\Seen", False)))
+            if isinstance(criteria, search.Old) or (
+                isinstance(criteria, search.Flag) and not criteria.present
+            ):
+                return search.Not(recent)
+            return recent
         if isinstance(criteria, search.And):
             return search.And(tuple(self.resolve_criteria(item) for item in criteria.items))
         if isinstance(criteria, search.Or):
@@ -378,10 +409,58 @@ class Session:
             return search.Not(self.resolve_criteria(criteria.item))
         return criteria
 
+    def enable_condstore(self) -> None:
+        """RFC 7162 §3.1: the first CONDSTORE-enabling command while a folder is selected is
+        told the folder's HIGHESTMODSEQ (SELECT and EXAMINE report it themselves)."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.selected is not None:
+            self.write(
+                encoder.untagged_status(
+                    "OK", "Highest", f"HIGHESTMODSEQ {self.selected.highestmodseq}"
+                )
+            )
+
     # Changes made elsewhere
 
+    def announce_keywords(self, flags: Iterable[str]) -> None:
+        """RFC 9051 §7.3.5: before any response that uses a keyword the client was not told
+        of (another session added it), an updated FLAGS, and PERMANENTFLAGS when writable."""
+        selected = self.selected
+        assert selected is not None
+        known = {keyword.lower() for keyword in selected.keywords}
+        new = {flag for flag in flags if not flag.startswith("\\") and flag.lower() not in known}
+        if not new:
+            return
+        selected.keywords |= new
+        everything = [*SYSTEM_FLAGS, *sorted(selected.keywords)]
+        self.write(encoder.untagged(b"FLAGS " + encoder.flag_list(everything)))
+        if not selected.read_only:
+            permanent = encoder.flag_list([*everything, "\\*"]).decode()
+            self.write(
+                encoder.untagged_status("OK", "Flags permitted", f"PERMANENTFLAGS {permanent}")
+            )
+
+    def flags_of(self, uid: int, flags: Sequence[str]) -> Sequence[str]:
+        """A message's flags as this session shows them: with \\Recent when it is recent to
+        this IMAP4rev1 session (RFC 3501 §2.3.2)."""
+        selected = self.selected
+        if selected is not None and uid in selected.recent and not self.rev2:
+            return (*flags, "\\Recent")
+        return flags
+
+    async def claim_recent(self, uids: Sequence[int]) -> None:
+        """Make the newly seen `uids` recent to this session unless another saw them first."""
+        selected = self.selected
+        assert selected is not None
+        if self.rev2 or selected.read_only or not uids:
+            return
+        first = await self.store.claim_recent(selected.folder_id, max(uids) + 1)
+        selected.recent.update(uid for uid in uids if uid >= first)
+
     def flag_fetch(self, seq: int, state: FlagState, with_uid: bool = True) -> bytes:
-        items = [b"FLAGS " + encoder.flag_list(state.flags)]
+        items = [b"FLAGS " + encoder.flag_list(self.flags_of(state.uid, state.flags))]
         if with_uid:
             items.append(b"UID %d" % state.uid)
         if self.condstore:
@@ -430,11 +509,15 @@ class Session:
             if seq is None or selected.announced.get(state.uid) == state.modseq:
                 continue
             selected.announced[state.uid] = state.modseq
+            self.announce_keywords(state.flags)
             self.write(self.flag_fetch(seq, state))
             sent = True
         if new:
             selected.uids.extend(sorted(new))
+            await self.claim_recent(new)
             self.write(b"* %d EXISTS\r\n" % len(selected.uids))
+            if not self.rev2:
+                self.write(b"* %d RECENT\r\n" % len(selected.recent))
             sent = True
         selected.highestmodseq = max(selected.highestmodseq, changes.highestmodseq)
         selected.uidnext = max(selected.uidnext, changes.uidnext)
@@ -458,6 +541,7 @@ class Session:
             if seq is not None:
                 del selected.uids[seq - 1]
                 selected.announced.pop(uid, None)
+                selected.recent.discard(uid)
                 selected.pending_expunges.discard(uid)
                 gone.append(uid)
                 if not self.qresync:
@@ -465,6 +549,8 @@ class Session:
         if self.qresync and gone:
             # RFC 7162 §3.2.10: with QRESYNC, VANISHED (by UID) replaces EXPUNGE.
             self.write(b"* VANISHED " + encoder.sequence_set(sorted(gone)).encode() + b"\r\n")
+        if gone:
+            self.store.view_changed(selected.folder_id)
 
 
 def error_reply(error: MailmarkError) -> Reply:

@@ -14,7 +14,7 @@ from mailmark.storage.sql import Repository, row_values
 from mailmark.storage.tables import domains, mailbox_assignments, mailboxes, trusted_senders
 
 _MAILBOX_COLUMNS = (
-    *mailboxes.c,
+    *(column for column in mailboxes.c if column.name != "last_uid_validity"),
     domains.c.name.label("domain_name"),
     domains.c.account_id.label("account_id"),
     domains.c.return_path_published,
@@ -107,8 +107,29 @@ class SqlMailboxes(Repository):
             found.setdefault(int(mailbox_id), []).append(int(user_id))
         return found
 
+    async def allocate_uid_validity(self, mailbox_id: int, floor: int) -> int:
+        query = self._dialect.for_update(
+            sa.select(mailboxes.c.last_uid_validity).where(mailboxes.c.id == mailbox_id)
+        )
+        last = int((await self._conn.execute(query)).scalar_one())
+        value = max(floor, last + 1)
+        await self._conn.execute(
+            mailboxes.update().where(mailboxes.c.id == mailbox_id).values(last_uid_validity=value)
+        )
+        return value
+
+    async def replace_password_hash(self, mailbox_id: int, old: str, new: str) -> bool:
+        # Only while the hash is still `old`: a password changed meanwhile is never overwritten.
+        result = await self._conn.execute(
+            mailboxes.update()
+            .where(mailboxes.c.id == mailbox_id, mailboxes.c.password_hash == old)
+            .values(password_hash=new)
+        )
+        return bool(result.rowcount)
+
     async def update(self, mailbox_id: int, **values: str | bool | None) -> None:
-        """Set some of display_name, signature, signature_format, password_hash, track_opens."""
+        """Set some of display_name, signature, signature_format, password_hash,
+        track_opens, save_sent_copy."""
         await self._conn.execute(
             mailboxes.update().where(mailboxes.c.id == mailbox_id).values(**values)
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ from mailmark.core.model import (
 from mailmark.core.states import SystemFlag
 from mailmark.storage.dialect import Dialect
 from mailmark.storage.sql import chunks, remove_orphan_messages
-from mailmark.storage.tables import expunged, folders, messages, placements
+from mailmark.storage.tables import expunged, folders, messages, outbound_messages, placements
 
 # `conversations` of a folder reads at most this many placements newest first before it groups
 # the folder instead.
@@ -124,7 +124,14 @@ class SqlMailStore:
         await self._conn.execute(folders.delete().where(folders.c.id == folder_id))
         return await remove_orphan_messages(self._conn, message_ids)
 
-    async def counts(self, folder_id: int) -> FolderCounts:
+    async def counts(self, folder_id: int, first_recent_uid: int | None = None) -> FolderCounts:
+        recent = (
+            sa.func.coalesce(
+                sa.func.sum(sa.case((placements.c.uid >= first_recent_uid, 1), else_=0)), 0
+            )
+            if first_recent_uid is not None
+            else sa.literal(0)
+        )
         query = (
             sa.select(
                 sa.func.count(),
@@ -132,12 +139,47 @@ class SqlMailStore:
                     sa.func.sum(sa.case((~self._has_flag(SystemFlag.SEEN), 1), else_=0)), 0
                 ),
                 sa.func.coalesce(sa.func.sum(messages.c.size), 0),
+                recent,
             )
             .select_from(placements.join(messages))
             .where(placements.c.folder_id == folder_id)
         )
-        total, unseen, size = (await self._conn.execute(query)).one()
-        return FolderCounts(int(total), int(unseen), int(size))
+        total, unseen, size, recent_count = (await self._conn.execute(query)).one()
+        return FolderCounts(int(total), int(unseen), int(size), int(recent_count))
+
+    async def claim_recent(self, folder_id: int, uid_next: int) -> int:
+        query = self._dialect.for_update(
+            sa.select(folders.c.first_recent_uid).where(folders.c.id == folder_id)
+        )
+        first = (await self._conn.execute(query)).scalar()
+        if first is None:
+            return uid_next
+        if first < uid_next:
+            await self._conn.execute(
+                folders.update().where(folders.c.id == folder_id).values(first_recent_uid=uid_next)
+            )
+        return int(first)
+
+    async def filed_on_submission(
+        self, folder_id: int, message_id_header: str, since: datetime
+    ) -> int | None:
+        query = (
+            sa.select(placements.c.uid)
+            .select_from(
+                outbound_messages.join(
+                    placements, placements.c.message_id == outbound_messages.c.sent_message_id
+                )
+            )
+            .where(
+                outbound_messages.c.message_id_header == message_id_header,
+                outbound_messages.c.created_at >= since,
+                placements.c.folder_id == folder_id,
+            )
+            .order_by(placements.c.uid.desc())
+            .limit(1)
+        )
+        uid = (await self._conn.execute(query)).scalar()
+        return None if uid is None else int(uid)
 
     async def folder_uids(self, folder_id: int) -> FolderUids:
         # One row per distinct flag set with its UIDs as comma-separated text, rather than 10,000
@@ -335,7 +377,11 @@ class SqlMailStore:
         )
 
     async def remove_placements(
-        self, folder_id: int, uids: Sequence[int], modseq: int
+        self,
+        folder_id: int,
+        uids: Sequence[int],
+        modseq: int,
+        keep_messages: Collection[int] = (),
     ) -> list[str]:
         message_ids: list[int] = []
         for chunk in chunks(sorted(set(uids))):
@@ -353,7 +399,45 @@ class SqlMailStore:
                 expunged.insert(),
                 [{"folder_id": folder_id, "uid": row.uid, "modseq": modseq} for row in found],
             )
+        keep = set(keep_messages)
+        return await remove_orphan_messages(self._conn, [m for m in message_ids if m not in keep])
+
+    async def remove_unplaced(self, message_ids: Sequence[int] | None) -> list[str]:
+        if message_ids is None:
+            unplaced = ~sa.exists().where(placements.c.message_id == messages.c.id)
+            message_ids = (
+                (await self._conn.execute(sa.select(messages.c.id).where(unplaced))).scalars().all()
+            )
         return await remove_orphan_messages(self._conn, message_ids)
+
+    async def message_rows(
+        self, message_ids: Sequence[int], structure: bool, content: bool
+    ) -> dict[int, FetchRow]:
+        columns = [messages.c.id, messages.c.size, messages.c.blob_key]
+        if content:
+            columns.append(messages.c.trace_prefix)
+        if structure:
+            columns += [messages.c.envelope, messages.c.bodystructure, messages.c.body]
+        found: dict[int, FetchRow] = {}
+        for chunk in chunks(sorted(set(message_ids))):
+            for row in await self._conn.execute(
+                sa.select(*columns).where(messages.c.id.in_(list(chunk)))
+            ):
+                values = row._mapping
+                found[int(row.id)] = FetchRow(
+                    0,
+                    int(row.id),
+                    (),
+                    0,
+                    datetime.min.replace(tzinfo=UTC),
+                    int(row.size),
+                    row.blob_key,
+                    values.get("trace_prefix") or b"",
+                    values.get("envelope"),
+                    values.get("bodystructure"),
+                    values.get("body"),
+                )
+        return found
 
     async def move_placements(self, source_id: int, dest_id: int, modseq: int) -> None:
         uids = (

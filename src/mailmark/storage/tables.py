@@ -246,6 +246,10 @@ mailboxes = sa.Table(
     _fk("user_id", "users.id", ondelete="SET NULL", nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("track_opens", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # Whether SMTP submission files a copy in Sent (off for clients that APPEND their own).
+    sa.Column("save_sent_copy", sa.Boolean(), nullable=False, server_default=sa.true()),
+    # The greatest UIDVALIDITY given to a folder of the mailbox, deleted ones included.
+    sa.Column("last_uid_validity", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
     sa.UniqueConstraint("domain_id", "local_part"),
 )
 
@@ -260,6 +264,8 @@ folders = sa.Table(
     sa.Column("uid_next", sa.BigInteger(), nullable=False),
     sa.Column("highest_modseq", sa.BigInteger(), nullable=False),
     sa.Column("subscribed", sa.Boolean(), nullable=False),
+    # RFC 3501 §2.3.2: UIDs from here on are \Recent to the next IMAP4rev1 session to see them.
+    sa.Column("first_recent_uid", sa.BigInteger(), nullable=False, server_default=sa.text("1")),
     sa.UniqueConstraint("mailbox_id", "name"),
 )
 

@@ -39,6 +39,15 @@ class SqlUsers(Repository):
             .values(password_hash=password_hash, password_changed_at=at)
         )
 
+    async def replace_password_hash(self, user_id: int, old: str, new: str) -> bool:
+        # Only while the hash is still `old`: a password changed meanwhile is never overwritten.
+        result = await self._conn.execute(
+            users.update()
+            .where(users.c.id == user_id, users.c.password_hash == old)
+            .values(password_hash=new)
+        )
+        return bool(result.rowcount)
+
     async def set_name(self, user_id: int, name: str) -> None:
         await self._conn.execute(users.update().where(users.c.id == user_id).values(name=name))
 

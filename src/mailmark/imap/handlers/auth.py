@@ -59,7 +59,7 @@ async def do_enable(session: Session, command: Command) -> Done | None:
     session.enabled.update(newly)
     if "CONDSTORE" in newly or "QRESYNC" in newly:
         # RFC 7162 §3.1 / §3.2.3: ENABLE CONDSTORE is CONDSTORE-enabling; QRESYNC implies it.
-        session.condstore = True
+        session.enable_condstore()
     names = {"IMAP4REV2": "IMAP4rev2", "CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC"}
     session.write(encoder.untagged("ENABLED" + "".join(" " + names[ext] for ext in newly)))
     return None

@@ -43,8 +43,15 @@ async def do_select(session: Session, command: Command) -> Done | None:
     permanent = encoder.flag_list([*flags, "\\*"]).decode() if not command.read_only else "()"
     write(encoder.untagged_status("OK", "Flags permitted", f"PERMANENTFLAGS {permanent}"))
     write(encoder.untagged(b"%d EXISTS" % len(snapshot.uids)))
+    recent: set[int] = set()
     if not session.rev2:
-        write(encoder.untagged(b"0 RECENT"))  # \Recent is never kept (RFC 9051 removed it)
+        # RFC 3501 §2.3.2: recent to the first session to select the folder since they came;
+        # EXAMINE changes nothing, so it shows them without taking them.
+        first = snapshot.first_recent_uid
+        if not command.read_only and first < snapshot.uidnext:
+            first = await session.store.claim_recent(snapshot.folder_id, snapshot.uidnext)
+        recent = {uid for uid in snapshot.uids if uid >= first}
+        write(encoder.untagged(b"%d RECENT" % len(recent)))
         if snapshot.first_unseen_seq is not None:
             write(
                 encoder.untagged_status("OK", "First unseen", f"UNSEEN {snapshot.first_unseen_seq}")
@@ -72,6 +79,7 @@ async def do_select(session: Session, command: Command) -> Done | None:
         uids=list(snapshot.uids),
         keywords=set(snapshot.keywords),
         generation=generation,
+        recent=recent,
     )
     session.state = SessionState.SELECTED
     if command.qresync is not None and command.qresync.uidvalidity == snapshot.uidvalidity:
@@ -226,7 +234,7 @@ async def do_status(session: Session, command: Command) -> Done | None:
     assert isinstance(command, Status)
     name = session.decode_name(command.mailbox)
     if "HIGHESTMODSEQ" in command.items:
-        session.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     status = await session.store.status(session.mailbox_id, name)
     session.write(_status_line(session, name, command.items, status))
     return None

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from mailmark.core import imap_structure, search
 from mailmark.core.errors import NotFound
-from mailmark.core.mailstore import SYSTEM_FLAGS, FetchedMessage, FetchWants
+from mailmark.core.mailstore import FetchedMessage, FetchWants
 from mailmark.core.states import SystemFlag
 from mailmark.imap import encoder
 from mailmark.imap.commands import (
@@ -49,7 +49,7 @@ async def do_close(session: Session, command: Command) -> Done | None:
     selected = _selected(session)
     if command.name == "CLOSE" and not selected.read_only:
         # RFC 9051 §6.4.1: expunge silently, without EXPUNGE responses.
-        await session.store.expunge(selected.folder_id)
+        await session.store.expunge(selected.folder_id, caller=selected)
     session.selected = None
     session.state = SessionState.AUTHENTICATED
     return None
@@ -60,10 +60,12 @@ async def do_expunge(session: Session, command: Command) -> Done | None:
     selected = _selected(session)
     _writable(selected)
     if command.sequence is None:
-        expunged = await session.store.expunge(selected.folder_id)
+        expunged = await session.store.expunge(selected.folder_id, caller=selected)
     else:
         uids = session.resolve(command.sequence, uid=True)
-        expunged = await session.store.expunge(selected.folder_id, uids) if uids else []
+        expunged = (
+            await session.store.expunge(selected.folder_id, uids, caller=selected) if uids else []
+        )
     session.remove_expunged(expunged)
     return None
 
@@ -81,9 +83,16 @@ async def do_search(session: Session, command: Command) -> Done | None:
     ]
     modseq = None
     if search.uses_modseq(criteria):
-        session.condstore = True
+        session.enable_condstore()
         if found:
-            modseq = await _highest_modseq(session, selected, found)
+            # RFC 7162 §3.1.5: with only MIN and/or MAX returned, the MODSEQ is that of the
+            # messages returned, not the highest of every match.
+            returned = found
+            wanted_now = set(command.return_options or ())
+            if wanted_now & {"MIN", "MAX"} and not wanted_now & {"ALL", "COUNT"}:
+                ends = ((found[0], "MIN"), (found[-1], "MAX"))
+                returned = sorted({uid for uid, end in ends if end in wanted_now})
+            modseq = await _highest_modseq(session, selected, returned)
     numbers = found if command.uid else [selected.seq_of(uid) or 0 for uid in found]
     options = command.return_options
     if options is None:
@@ -156,7 +165,7 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
     uids = session.resolve(command.sequence, uid=command.uid)
     attributes = command.attributes
     if command.changed_since is not None or any(a.name == "MODSEQ" for a in attributes):
-        session.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling
+        session.enable_condstore()  # RFC 7162 §3.1: CONDSTORE-enabling
     if (
         session.condstore
         and any(a.name == "FLAGS" for a in attributes)
@@ -185,11 +194,20 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
                 b"* VANISHED (EARLIER) " + encoder.sequence_set(vanished).encode() + b"\r\n"
             )
     wants_flags = any(a.name == "FLAGS" for a in attributes)
-    renderers = [_renderer(attribute) for attribute in attributes]
+    flags_of = session.flags_of
+    renderers = [
+        (
+            (lambda m, _: b"FLAGS " + encoder.flag_list(flags_of(m.uid, m.flags)))
+            if attribute.name == "FLAGS" and attribute.section is None
+            else _renderer(attribute)
+        )
+        for attribute in attributes
+    ]
     # Sections and BINARY parse and decode message bodies: CPU work that grows with the message,
     # done in a worker thread so a client fetching large parts never holds the event loop.
     off_loop = any(_parses(attribute) for attribute in attributes)
     changed_since = command.changed_since
+    answered: set[int] = set()
     announced = selected.announced
     counters = session.config.counters
 
@@ -215,14 +233,25 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
             seq = selected.seq_of(message.uid)
             if seq is None:
                 continue  # expunged while the chunk was rendered
+            answered.add(message.uid)
             if wants_flags or message.uid in seen_now:
+                # Written now, ahead of this chunk's FETCH responses that may use it.
+                session.announce_keywords(message.flags)
                 announced[message.uid] = message.modseq
                 if not wants_flags:
-                    items.append(b"FLAGS " + encoder.flag_list(message.flags))
+                    items.append(
+                        b"FLAGS " + encoder.flag_list(session.flags_of(message.uid, message.flags))
+                    )
             # encoder.fetch's response, its pieces joined once for the whole chunk.
             out += (b"* %d FETCH (" % seq, b" ".join(items), b")\r\n")
         session.write(b"".join(out))
         await session.flush()
+    if changed_since is None and any(
+        uid not in answered and selected.seq_of(uid) is not None for uid in uids
+    ):
+        # RFC 9051 §7.1: a message this session still sees was expunged on another node and is
+        # gone; the session is told of the expunge at its next chance to be.
+        raise Reply("NO", "Some of the messages were expunged meanwhile", "EXPUNGEISSUED")
     return None
 
 
@@ -258,18 +287,21 @@ def _renderer(attribute: FetchAttribute) -> Renderer:
             # BODY[]: the whole message as stored, no MIME parse.
             if attribute.partial is not None:
                 return lambda message, _: (
-                    label + _partial(attribute, message.content or b"", encoder.literal)
+                    label + _partial(attribute, message.content or b"", _octets)
                 )
             # One copy of the content: the small head is joined first.
             return lambda message, _: (
-                label + b" {%d}\r\n" % len(message.content or b"") + (message.content or b"")
+                label
+                + (b" ~{%d}\r\n" if b"\x00" in (message.content or b"") else b" {%d}\r\n")
+                % len(message.content or b"")
+                + (message.content or b"")
             )
 
         def body_section(
             message: FetchedMessage, sections: imap_structure.MessageSections
         ) -> bytes:
             data = sections.section(section.part, section.kind, section.fields)
-            return label + _partial(attribute, data, encoder.literal)
+            return label + _partial(attribute, data, _octets)
 
         return body_section
     return lambda message, sections: _item(attribute, message, sections)
@@ -284,9 +316,9 @@ def _item(
         if name == "BODY":
             return b"BODY " + (message.body or b"NIL")
         if name == "RFC822":
-            return b"RFC822 " + encoder.literal(message.content or b"")
+            return b"RFC822 " + _octets(message.content or b"")
         kind = "HEADER" if name == "RFC822.HEADER" else "TEXT"
-        return name.encode() + b" " + encoder.literal(sections.section((), kind))
+        return name.encode() + b" " + _octets(sections.section((), kind))
     try:
         data = sections.binary(section.part)
     except imap_structure.UnknownTransferEncoding:
@@ -295,11 +327,13 @@ def _item(
     label = ".".join(str(n) for n in section.part).encode()
     if name == "BINARY.SIZE":
         return b"BINARY.SIZE[" + label + b"] %d" % len(data)
-    return b"BINARY[" + label + b"]" + _partial(attribute, data, _binary_literal)
+    return b"BINARY[" + label + b"]" + _partial(attribute, data, _octets)
 
 
-def _binary_literal(data: bytes) -> bytes:
-    """RFC 3516 §4.2: literal8 only when the octets returned hold a NUL."""
+def _octets(data: bytes) -> bytes:
+    """A literal, or a literal8 when the octets hold a NUL, which no literal may carry (RFC
+    9051 §4.3; RFC 3516 §4.2). BODY sections of binary parts get one too: sent as a literal,
+    the NUL broke clients' parsers."""
     return encoder.literal8(data) if b"\x00" in data else encoder.literal(data)
 
 
@@ -317,7 +351,7 @@ async def do_store(session: Session, command: Command) -> Done | None:
     _writable(selected)
     uids = session.resolve(command.sequence, uid=command.uid)
     if command.unchanged_since is not None:
-        session.condstore = True
+        session.enable_condstore()
     flags = [flag for flag in command.flags if flag != "\\Recent"]
     if not uids:
         return None
@@ -325,16 +359,9 @@ async def do_store(session: Session, command: Command) -> Done | None:
         selected.folder_id, uids, command.mode, flags, command.unchanged_since
     )
     session.note_own_changes(result.changed)
-    new_keywords = {f for f in flags if not f.startswith("\\")} - selected.keywords
-    if new_keywords and command.mode != "remove":
+    if command.mode != "remove":
         # RFC 9051 §7.3.5: a FLAGS response when the set of defined flags grows.
-        selected.keywords |= new_keywords
-        everything = [*SYSTEM_FLAGS, *sorted(selected.keywords)]
-        session.write(encoder.untagged(b"FLAGS " + encoder.flag_list(everything)))
-        permanent = encoder.flag_list([*everything, "\\*"]).decode()
-        session.write(
-            encoder.untagged_status("OK", "Flags permitted", f"PERMANENTFLAGS {permanent}")
-        )
+        session.announce_keywords(flags)
     for state in result.changed:
         seq = selected.seq_of(state.uid)
         if seq is None:
@@ -370,7 +397,7 @@ async def do_copy(session: Session, command: Command) -> Done | None:
     destination = session.decode_name(command.mailbox)
     try:
         result = await session.store.copy(
-            session.mailbox_id, selected.folder_id, uids, destination, command.move
+            session.mailbox_id, selected.folder_id, uids, destination, command.move, selected
         )
     except NotFound:
         raise Reply("NO", "No such folder", "TRYCREATE") from None  # RFC 9051 §6.4.7

@@ -35,6 +35,8 @@ class MailboxOut(msgspec.Struct, rename="camel"):
     signature_format: str
     track_opens: bool
     has_password: bool
+    # Whether SMTP submission files a copy in Sent (clients that save their own turn it off).
+    save_sent_copy: bool
     assigned_user_ids: list[int]
     created_at: datetime
 
@@ -53,6 +55,7 @@ class MailboxPatchIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True)
     signature: Annotated[str, msgspec.Meta(max_length=MAX_SIGNATURE)] | None = None
     signature_format: Annotated[str, msgspec.Meta(max_length=10)] | None = None
     track_opens: bool | None = None
+    save_sent_copy: bool | None = None
 
 
 class PasswordIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -96,6 +99,7 @@ def mailbox_out(view: MailboxView) -> MailboxOut:
         signature_format=mailbox.signature_format,
         track_opens=mailbox.track_opens,
         has_password=mailbox.password_hash is not None,
+        save_sent_copy=mailbox.save_sent_copy,
         assigned_user_ids=list(view.assigned_user_ids),
         created_at=mailbox.created_at,
     )
@@ -170,9 +174,10 @@ class MailboxController(Controller):
         address: FromPath[Address],
         data: JSONBody[MailboxPatchIn],
     ) -> MailboxOut:
-        """Change the display name, the signature (`html` signatures are sanitised) or open
+        """Change the display name, the signature (`html` signatures are sanitised), open
         tracking (`trackOpens`: a 1×1 image in the HTML of mail sent from the mailbox records
-        when it is opened)."""
+        when it is opened), or `saveSentCopy`: whether the server files a copy in Sent of what
+        a mail client submits over SMTP (turn it off when the client saves its own)."""
         return mailbox_out(
             await mailboxes.update_for(
                 viewer,
@@ -181,6 +186,7 @@ class MailboxController(Controller):
                 signature=data.signature,
                 signature_format=data.signature_format,
                 track_opens=data.track_opens,
+                save_sent_copy=data.save_sent_copy,
             )
         )
 
