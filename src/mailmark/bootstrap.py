@@ -42,6 +42,7 @@ from mailmark.core.oidc import OidcProvider, OidcSignIn
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
 from mailmark.core.queue import OutboundQueue
 from mailmark.core.queue_admin import QueueAdmin
+from mailmark.core.reports import ReportService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
@@ -128,6 +129,7 @@ class Services:
     identity: IdentityService
     team: TeamService
     oidc: OidcSignIn
+    reports: ReportService
 
     async def close(self) -> None:
         await self.sending.close()
@@ -286,6 +288,7 @@ async def build_services(
             signup_open=settings.signup == "open",
             public_url=settings.public_url,
         ),
+        reports=ReportService(uow, clock),
     )
 
 
@@ -415,12 +418,14 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         authentication=MessageAuthenticator(services.resolver, settings.hostname),
         clock=services.clock,
         hostname=settings.hostname,
+        aggregate_reports=services.reports,
     )
     handler = MxHandler(
         mailboxes=services.mailboxes,
         domains=services.domains,
         inbound=inbound,
         max_recipients=settings.max_recipients,
+        reports=services.reports,
     )
     mx = await _listening(
         "MX",
@@ -585,6 +590,7 @@ def app_services(services: Services) -> AppServices:
         webhooks=services.webhooks,
         public_url=services.settings.public_url,
         oidc=services.oidc,
+        reports=services.reports,
     )
 
 

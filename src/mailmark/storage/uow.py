@@ -24,6 +24,7 @@ from mailmark.storage.oidc import SqlOidcIdentities, SqlOidcLogins
 from mailmark.storage.one_time_tokens import SqlOneTimeTokens
 from mailmark.storage.outbound import SqlOutbound
 from mailmark.storage.recovery_codes import SqlRecoveryCodes
+from mailmark.storage.reports import SqlReports
 from mailmark.storage.sender_groups import SqlSenderGroups
 from mailmark.storage.sent_emails import SqlSentEmails
 from mailmark.storage.sessions import SqlSessions
@@ -60,6 +61,7 @@ class SqlUnitOfWork:
     invitations: SqlInvitations
     mailbox_assignments: SqlMailboxAssignments
     recovery_codes: SqlRecoveryCodes
+    reports: SqlReports
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -106,6 +108,7 @@ class SqlUnitOfWork:
         self.invitations = SqlInvitations(conn, dialect)
         self.mailbox_assignments = SqlMailboxAssignments(conn, dialect)
         self.recovery_codes = SqlRecoveryCodes(conn, dialect)
+        self.reports = SqlReports(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,6 +12,7 @@ from mailmark.core.accounts import AccountService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.identity import IdentityService
 from mailmark.core.oidc import OidcSignIn
+from mailmark.core.reports import ReportService
 from mailmark.core.team import TeamService
 from mailmark.core.webhooks import WebhookService
 from mailmark.web.api.app.account import AccountController
@@ -20,6 +21,7 @@ from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
 from mailmark.web.api.app.mailboxes import MailboxController
 from mailmark.web.api.app.oidc import OidcController
+from mailmark.web.api.app.reports import ReportController
 from mailmark.web.api.app.session import api_guard, current_viewer
 from mailmark.web.api.app.team import InvitationController, TeamController
 
@@ -37,6 +39,8 @@ class AppServices:
     public_url: str = ""
     # Sign-in through OpenID Connect providers (none configured: the routes answer not_found).
     oidc: OidcSignIn | None = None
+    # DMARC and TLS reports received for the account's domains.
+    reports: ReportService | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -52,6 +56,8 @@ def api_router(services: AppServices) -> Router:
         ApiKeyController,
         WebhookController,
     ]
+    if services.reports is not None:
+        handlers.append(ReportController)
     if services.oidc is not None:
         handlers.append(OidcController)
     oidc_providers = services.oidc.providers if services.oidc is not None else []
@@ -67,6 +73,7 @@ def api_router(services: AppServices) -> Router:
             "api_keys": Provide(lambda: services.api_keys, use_cache=True, sync_to_thread=False),
             "webhooks": Provide(lambda: services.webhooks, use_cache=True, sync_to_thread=False),
             "oidc": Provide(lambda: services.oidc, use_cache=True, sync_to_thread=False),
+            "reports": Provide(lambda: services.reports, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
         },
     )
