@@ -21,7 +21,7 @@ BEGIN = 1_714_521_600  # 2024-05-01T00:00:00Z
 END = BEGIN + 86_399
 
 
-def _message(
+def report_message(
     *,
     sender: str,
     to: str,
@@ -46,7 +46,7 @@ def _message(
     return message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def _zip(name: str, content: bytes) -> bytes:
+def zip_archive(name: str, content: bytes) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(name, content)
@@ -126,11 +126,13 @@ def google_xml(domain: str, report_id: str = "13790208385467380422") -> bytes:
 
 def google_report(to: str, domain: str, report_id: str = "13790208385467380422") -> bytes:
     filename = f"google.com!{domain}!{BEGIN}!{END}.zip"
-    return _message(
+    return report_message(
         sender="noreply-dmarc-support@google.com",
         to=to,
         subject=f"Report domain: {domain} Submitter: google.com Report-ID: {report_id}",
-        attachment=_zip(filename.removesuffix(".zip") + ".xml", google_xml(domain, report_id)),
+        attachment=zip_archive(
+            filename.removesuffix(".zip") + ".xml", google_xml(domain, report_id)
+        ),
         maintype="application",
         subtype="zip",
         filename=filename,
@@ -230,7 +232,7 @@ def microsoft_xml(domain: str) -> bytes:
 
 def microsoft_report(to: str, domain: str) -> bytes:
     filename = f"enterprise.protection.outlook.com!{domain}!{BEGIN}!{BEGIN + 86_400}.xml.gz"
-    return _message(
+    return report_message(
         sender="DMARC Aggregate Report <dmarcreport@microsoft.com>",
         to=to,
         subject=f"Report Domain: {domain} Submitter: enterprise.protection.outlook.com "
@@ -291,7 +293,7 @@ def yahoo_xml(domain: str) -> bytes:
 
 
 def yahoo_report(to: str, domain: str) -> bytes:
-    return _message(
+    return report_message(
         sender="Yahoo DMARC Report <noreply@dmarc.yahoo.com>",
         to=to,
         subject=f"Report Domain: {domain} Submitter: Yahoo Report-ID: <1714608000.598641>",
@@ -384,7 +386,7 @@ Content-Disposition: attachment; filename="{filename}"
 
 
 def gzip_report(to: str, xml: bytes, name: str = "hostile.example!x!1!2.xml.gz") -> bytes:
-    return _message(
+    return report_message(
         sender="reports@hostile.example",
         to=to,
         subject="Report",
@@ -396,7 +398,7 @@ def gzip_report(to: str, xml: bytes, name: str = "hostile.example!x!1!2.xml.gz")
 
 
 def plain_report(to: str, xml: bytes) -> bytes:
-    return _message(
+    return report_message(
         sender="reports@hostile.example",
         to=to,
         subject="Report",
@@ -482,7 +484,7 @@ def _declare_small(data: bytes) -> bytes:
 
 
 def zip_report(to: str, archive: bytes) -> bytes:
-    return _message(
+    return report_message(
         sender="reports@hostile.example",
         to=to,
         subject="Report",

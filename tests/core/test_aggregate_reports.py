@@ -193,6 +193,11 @@ REFUSED: dict[str, tuple[Callable[[], bytes], ReportKind, str]] = {
         ReportKind.DMARC,
         "well-formed",
     ),
+    "unknown encoding": (
+        lambda: plain_report(TO, b'<?xml version="1.0" encoding="U-F-8"?><feedback/>'),
+        ReportKind.DMARC,
+        "not well-formed XML (unknown encoding",
+    ),
     "another root": (
         lambda: plain_report(TO, b"<html><body/></html>"),
         ReportKind.DMARC,

@@ -245,20 +245,22 @@ class _DmarcBuilder:
 
     def start(self, name: str, attributes: dict[str, str]) -> None:
         local = name.rpartition(" ")[2]
-        if not self.path:
+        path = self.path
+        depth = len(path)
+        if not depth:
             if self.root_seen or local != "feedback":
                 raise ReportRefused(f"Not a DMARC aggregate report: <{local}> is not <feedback>.")
             self.root_seen = True
-        if len(self.path) >= MAX_XML_DEPTH:
+        elif depth >= MAX_XML_DEPTH:
             raise ReportRefused("The report's XML is nested too deeply.")
-        self.path.append(local)
+        path.append(local)
         self.text = []
         self.text_length = 0
-        if self.path[-2:] == ["feedback", "record"]:
+        if depth == 1 and local == "record":
             if len(self.records) >= MAX_RECORDS:
                 raise ReportRefused(f"The report holds more than {MAX_RECORDS} records.")
             self.record, self.dkim_results, self.spf_results = {}, [], []
-        elif self.path[-2:] in (["auth_results", "dkim"], ["auth_results", "spf"]):
+        elif depth == 3 and path[2] == "auth_results":
             self.auth = {}
 
     def characters(self, data: str) -> None:
@@ -267,38 +269,40 @@ class _DmarcBuilder:
             self.text_length += len(data)
 
     def end(self, name: str) -> None:
-        text = "".join(self.text).strip()[:MAX_TEXT]
-        self.text = []
-        self.text_length = 0
+        """Keep what the element holds; positions are those of appendix C's schema:
+        feedback / record / row | identifiers | auth_results / … (depth = len(path))."""
         path = self.path
-        where = path[1] if len(path) > 1 else ""
-        leaf = path[-1]
-        if where == "report_metadata" and len(path) in (3, 4):
+        depth = len(path)
+        section = path[1] if depth > 1 else ""
+        if section == "record":
+            if depth == 2:
+                self.records.append(self._finish_record())
+            else:
+                group = path[2]
+                if depth == 4 and group in ("row", "identifiers"):
+                    self.record[path[3]] = self._text()
+                elif depth == 5 and group == "row" and path[3] == "policy_evaluated":
+                    self.record["evaluated_" + path[4]] = self._text()
+                elif depth == 5 and group == "auth_results":
+                    self.auth[path[4]] = self._text()
+                elif depth == 4 and group == "auth_results":
+                    auth = self.auth
+                    result = (auth.get("result", "").lower()[:20], auth.get("domain", "")[:253])
+                    target = self.dkim_results if path[3] == "dkim" else self.spf_results
+                    if len(target) < 16:
+                        target.append(result)
+        elif section == "report_metadata" and depth in (3, 4):
             key = "/".join(path[2:])
             if key in ("org_name", "report_id", "email", "date_range/begin", "date_range/end"):
-                self.meta[key] = text
-        elif where == "policy_published" and len(path) == 3:
-            self.policy[leaf] = text
-        elif where == "record":
-            self._record_element(path[2:], text)
+                self.meta[key] = self._text()
+        elif section == "policy_published" and depth == 3:
+            self.policy[path[2]] = self._text()
+        self.text = []
+        self.text_length = 0
         path.pop()
 
-    def _record_element(self, inner: list[str], text: str) -> None:
-        if not inner:
-            self.records.append(self._finish_record())
-        elif inner[0] == "row" and len(inner) == 2:
-            self.record[inner[1]] = text
-        elif inner[:2] == ["row", "policy_evaluated"] and len(inner) == 3:
-            self.record["evaluated_" + inner[2]] = text
-        elif inner[0] == "identifiers" and len(inner) == 2:
-            self.record[inner[1]] = text
-        elif inner[0] == "auth_results" and len(inner) == 3:
-            self.auth[inner[2]] = text
-        elif inner[0] == "auth_results" and len(inner) == 2:
-            result = (self.auth.get("result", "").lower()[:20], self.auth.get("domain", "")[:253])
-            target = self.dkim_results if inner[1] == "dkim" else self.spf_results
-            if len(target) < 16:
-                target.append(result)
+    def _text(self) -> str:
+        return "".join(self.text).strip()[:MAX_TEXT]
 
     def _finish_record(self) -> DmarcRecord:
         record = self.record
@@ -345,7 +349,8 @@ def parse_dmarc(chunks: Iterator[bytes]) -> AggregateReport:
         for chunk in chunks:
             parser.Parse(chunk, False)
         parser.Parse(b"", True)
-    except expat.ExpatError as error:
+    except (expat.ExpatError, LookupError, ValueError) as error:
+        # LookupError: an encoding declaration naming no codec expat or Python knows.
         raise ReportRefused(f"The report is not well-formed XML ({error}).") from None
     except RecursionError:
         raise ReportRefused("The report's XML is nested too deeply.") from None
