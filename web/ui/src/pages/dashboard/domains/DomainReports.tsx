@@ -63,14 +63,16 @@ function ReportView({ overview }: { overview: ReportOverview }) {
     );
   }
   const failed = overview.recent.find((report) => report.status === "failed");
-  const latest = overview.recent.find((report) => report.status === "parsed");
+  // ISO 8601 UTC times sort as text: the period the latest reports cover.
+  const ends = overview.recent.flatMap((report) => (report.status === "parsed" && report.end ? [report.end] : []));
+  const latestEnd = ends.length ? ends.reduce((a, b) => (a > b ? a : b)) : null;
   return (
     <div className="space-y-4">
       <p className="text-sm text-zinc-700 dark:text-zinc-300">
         {plural(totals.messages, "message")} reported: {percent(totals.dmarcPass, totals.messages)} pass DMARC (SPF
         aligned {percent(totals.spfAligned, totals.messages)}, DKIM aligned{" "}
         {percent(totals.dkimAligned, totals.messages)}), from {plural(overview.reports - overview.failedReports, "report")}
-        {latest?.end ? `, the latest up to ${formatDate(latest.end)}` : ""}.
+        {latestEnd ? `, the latest covering up to ${formatDate(latestEnd)}` : ""}.
       </p>
       {overview.sources.length > 0 ? (
         <Table
