@@ -368,3 +368,15 @@ async def test_hostile_tls_reports_are_refused(world: World, smtp: aiosmtplib.SM
         )
         code, text = await refused(smtp, [TLS], message)
         assert code == 550 and reason in text, text
+
+
+async def test_the_cli_explains_an_empty_list_and_refuses_an_unknown_domain(world: World) -> None:
+    settings: Settings = world.services.settings
+    env = cli_environment(settings.data_dir, settings.database_url)
+    cwd = Path(settings.data_dir).parent
+    empty = await mailmark(env, "report", "list", "acme.test", cwd=cwd)
+    assert empty.code == 0, empty.err
+    assert empty.out.startswith("No reports for acme.test yet.")
+    assert "dmarc@acme.test" in empty.out and "tls-reports@acme.test" in empty.out
+    unknown = await mailmark(env, "report", "list", "nowhere.test", "--json", cwd=cwd)
+    assert (unknown.code, unknown.json) == (1, {"error": "No domain nowhere.test here."})
