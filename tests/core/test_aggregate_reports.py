@@ -154,6 +154,14 @@ def _corrupt_gzip() -> bytes:
     return _with_attachment(b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"not deflate", "application/gzip")
 
 
+def _many_entries(count: int) -> bytes:
+    """A one-file zip whose end of central directory record declares `count` entries."""
+    archive = bytearray(_zip(("a.xml", b"<feedback/>")))
+    end = archive.rfind(b"PK\x05\x06")
+    archive[end + 8 : end + 12] = count.to_bytes(2, "little") * 2
+    return bytes(archive)
+
+
 REFUSED: dict[str, tuple[Callable[[], bytes], ReportKind, str]] = {
     "billion laughs": (lambda: plain_report(TO, billion_laughs()), ReportKind.DMARC, "DOCTYPE"),
     "external entity": (lambda: plain_report(TO, external_entity()), ReportKind.DMARC, "DOCTYPE"),
@@ -179,6 +187,21 @@ REFUSED: dict[str, tuple[Callable[[], bytes], ReportKind, str]] = {
         lambda: zip_report(TO, _zip(("a.xml", b"<feedback/>"), ("../../b.xml", b"<feedback/>"))),
         ReportKind.DMARC,
         "holds 2 files",
+    ),
+    "a directory of 60,000 files": (
+        lambda: zip_report(TO, _many_entries(60_000)),
+        ReportKind.DMARC,
+        "holds 60000 files",
+    ),
+    "attribute bomb": (
+        lambda: gzip_report(
+            TO,
+            b"<feedback "
+            + b" ".join(b'a%d=""' % i for i in range(200_000))
+            + b"><report_metadata/></feedback>",
+        ),
+        ReportKind.DMARC,
+        "more than 100000 attributes",
     ),
     "not a zip": (lambda: zip_report(TO, b"PK\x03\x04garbage"), ReportKind.DMARC, "corrupt"),
     "corrupt gzip": (_corrupt_gzip, ReportKind.DMARC, "gzip attachment is corrupt"),

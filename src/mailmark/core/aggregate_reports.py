@@ -38,6 +38,11 @@ MAX_TLS_POLICIES = 1_000
 MAX_FAILURE_DETAILS = 1_000  # per TLS report, over all its policies
 MAX_MIME_PARTS = 50
 MAX_XML_DEPTH = 16
+# expat hands every start tag's attributes to Python as one dict: a single tag with millions of
+# attributes would cost hundreds of MiB. Reports use a handful (namespace declarations), so the
+# '=' signs of the whole document (attributes, and the odd one in a URL) are counted instead.
+MAX_EQUALS_SIGNS = 100_000
+MAX_ZIP_DIRECTORY = 64 * 1024  # the central directory of a one-file zip is a few hundred bytes
 MAX_TEXT = 1_024  # characters kept of any one element's text or JSON string
 CHUNK = 64 * 1024
 
@@ -196,6 +201,7 @@ def _gunzip(payload: bytes, limit: int) -> Iterator[bytes]:
 
 def _unzip(payload: bytes, limit: int) -> Iterator[bytes]:
     """A zip with exactly one stored or deflated member; its name is never used as a path."""
+    _check_zip_directory(payload)
     try:
         archive = zipfile.ZipFile(io.BytesIO(payload))
         members = archive.infolist()
@@ -221,6 +227,20 @@ def _unzip(payload: bytes, limit: int) -> Iterator[bytes]:
                 yield chunk
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as error:
         raise ReportRefused(f"The zip attachment is corrupt ({error}).") from None
+
+
+def _check_zip_directory(payload: bytes) -> None:
+    """Read the end of central directory record (APPNOTE 4.3.16) before zipfile does: zipfile
+    builds an object per entry, and a crafted directory can list hundreds of thousands."""
+    end = payload.rfind(b"PK\x05\x06", max(0, len(payload) - 65_557))
+    if end < 0 or len(payload) < end + 22:
+        raise ReportRefused("The zip attachment is corrupt (no end of central directory).")
+    entries = int.from_bytes(payload[end + 10 : end + 12], "little")
+    directory_size = int.from_bytes(payload[end + 12 : end + 16], "little")
+    if entries != 1:
+        raise ReportRefused(f"The zip attachment holds {entries} files; a report is one.")
+    if directory_size > MAX_ZIP_DIRECTORY:
+        raise ReportRefused("The zip attachment's directory is too large for one file.")
 
 
 # --- DMARC aggregate reports (XML) -------------------------------------------------------------
@@ -345,8 +365,14 @@ def parse_dmarc(chunks: Iterator[bytes]) -> AggregateReport:
     parser.EndElementHandler = builder.end
     parser.CharacterDataHandler = builder.characters
     parser.buffer_text = True
+    equals_signs = 0
     try:
         for chunk in chunks:
+            equals_signs += chunk.count(b"=")
+            if equals_signs > MAX_EQUALS_SIGNS:
+                raise ReportRefused(
+                    f"The report holds more than {MAX_EQUALS_SIGNS} attributes or '=' signs."
+                )
             parser.Parse(chunk, False)
         parser.Parse(b"", True)
     except (expat.ExpatError, LookupError, ValueError) as error:
