@@ -43,6 +43,7 @@ from mailmark.core.passwords import Passwords
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
 from mailmark.core.queue import OutboundQueue
 from mailmark.core.queue_admin import QueueAdmin
+from mailmark.core.reports import ReportService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
@@ -140,6 +141,7 @@ class Services:
     compose: WebmailCompose
     tracking: OpenTracking
     passwords: Passwords
+    reports: ReportService
 
     async def close(self) -> None:
         self.passwords.close()
@@ -344,6 +346,7 @@ async def build_services(
         ),
         tracking=tracking,
         passwords=passwords_service,
+        reports=ReportService(uow, clock),
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
@@ -476,12 +479,14 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         authentication=MessageAuthenticator(services.resolver, settings.hostname),
         clock=services.clock,
         hostname=settings.hostname,
+        aggregate_reports=services.reports,
     )
     handler = MxHandler(
         mailboxes=services.mailboxes,
         domains=services.domains,
         inbound=inbound,
         max_recipients=settings.max_recipients,
+        reports=services.reports,
     )
     mx = await _listening(
         "MX",
@@ -650,6 +655,7 @@ def app_services(services: Services) -> AppServices:
         webmail=services.webmail,
         images=services.images,
         compose=services.compose,
+        reports=services.reports,
     )
 
 

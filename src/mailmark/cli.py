@@ -15,6 +15,7 @@ from typing import Any
 
 from mailmark.bootstrap import Services, build_services, serve, serve_http, setup_url
 from mailmark.config import Settings, SettingsError, load_settings
+from mailmark.core.aggregate_reports import ReportOverview, SourceSummary
 from mailmark.core.domains import ReturnPath, return_path_checks
 from mailmark.core.errors import InvalidInput, MailmarkError
 from mailmark.core.model import ApiKey, Mailbox, QueueEntry
@@ -128,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
         "domain"
     )
 
+    report = commands.add_parser(
+        "report", help="what the DMARC and TLS reports received for a domain say"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    report.add_parser(
+        "list", help="a domain's senders by IP with SPF, DKIM and alignment, TLS failures, reports"
+    ).add_argument("domain")
+
     setup_link = commands.add_parser(
         "setup-link",
         help="print a new one-time link to create the owner account (older links stop working)",
@@ -144,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
         *mailbox.choices.values(),
         *queue.choices.values(),
         *apikey.choices.values(),
+        *report.choices.values(),
     ):
         sub.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -380,6 +389,113 @@ async def _apikey_list(services: Services, args: argparse.Namespace) -> tuple[st
     return "\n".join(lines) or "No API keys.", [_api_key_json(k) for k in keys]
 
 
+def _source_json(source: SourceSummary) -> dict[str, Any]:
+    return {
+        "sourceIp": source.source_ip,
+        "messages": source.messages,
+        "dmarcPass": source.dmarc_pass,
+        "spfPass": source.spf_pass,
+        "spfAligned": source.spf_aligned,
+        "dkimPass": source.dkim_pass,
+        "dkimAligned": source.dkim_aligned,
+        "quarantined": source.quarantined,
+        "rejected": source.rejected,
+        "reporters": source.reporters,
+    }
+
+
+def _overview_json(overview: ReportOverview) -> dict[str, Any]:
+    """The shape of GET /api/domains/{name}/reports."""
+
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "domain": overview.domain,
+        "reports": overview.reports,
+        "failedReports": overview.failed_reports,
+        "totals": _source_json(overview.totals),
+        "sources": [_source_json(s) for s in overview.sources],
+        "tls": {
+            "successfulSessions": overview.tls_successful,
+            "failedSessions": overview.tls_failed,
+            "failures": [
+                {
+                    "resultType": f.result_type,
+                    "receivingMx": f.receiving_mx_hostname,
+                    "sessions": f.sessions,
+                }
+                for f in overview.tls_failures
+            ],
+        },
+        "recent": [
+            {
+                "kind": r.kind,
+                "status": r.status,
+                "organization": r.org_name,
+                "reportId": r.report_id,
+                "begin": when(r.begin),
+                "end": when(r.end),
+                "policy": r.policy,
+                "messages": r.messages,
+                "reason": r.reason,
+                "receivedAt": r.received_at.isoformat(),
+            }
+            for r in overview.recent
+        ],
+    }
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+async def _report_list(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    overview = await services.reports.overview(args.domain)
+    if not overview.reports:
+        text = (
+            f"No reports for {overview.domain} yet. Receivers send DMARC reports to "
+            f"dmarc@{overview.domain} and TLS reports to tls-reports@{overview.domain}, usually "
+            "once a day, once the DNS records point there."
+        )
+        return text, _overview_json(overview)
+    totals = overview.totals
+    lines = [
+        f"Reports for {overview.domain}: {overview.reports} received, "
+        f"{overview.failed_reports} unreadable.",
+        f"DMARC: {totals.messages} messages, {_percent(totals.dmarc_pass, totals.messages)} pass "
+        f"(SPF aligned {_percent(totals.spf_aligned, totals.messages)}, DKIM aligned "
+        f"{_percent(totals.dkim_aligned, totals.messages)}).",
+    ]
+    if overview.sources:
+        lines += ["", f"{'source IP':39} {'messages':>9} {'DMARC':>6} {'SPF':>5} {'DKIM':>5}"]
+        for s in overview.sources:
+            lines.append(
+                f"{s.source_ip:39} {s.messages:>9} {_percent(s.dmarc_pass, s.messages):>6} "
+                f"{_percent(s.spf_aligned, s.messages):>5} "
+                f"{_percent(s.dkim_aligned, s.messages):>5}"
+            )
+    if overview.tls_successful or overview.tls_failed:
+        lines += [
+            "",
+            f"TLS: {overview.tls_successful} sessions succeeded, {overview.tls_failed} failed.",
+        ]
+        lines += [
+            f"  {f.sessions:>9}  {f.result_type}  {f.receiving_mx_hostname}".rstrip()
+            for f in overview.tls_failures
+        ]
+    lines += ["", "Latest reports:"]
+    for r in overview.recent:
+        received = r.received_at.strftime("%Y-%m-%d %H:%M")
+        if r.reason is not None:
+            lines.append(f"  {received}  {r.kind:5}  failed: {r.reason}")
+        else:
+            lines.append(
+                f"  {received}  {r.kind:5}  {r.org_name}  {r.report_id}  {r.messages} messages"
+            )
+    return "\n".join(lines), _overview_json(overview)
+
+
 async def _setup_link(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
     token = await services.identity.issue_setup_link()
     link = setup_url(services.settings, token)
@@ -403,6 +519,7 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("apikey", "create"): _apikey_create,
     ("apikey", "revoke"): _apikey_revoke,
     ("apikey", "list"): _apikey_list,
+    ("report", "list"): _report_list,
 }
 # The commands that may start a new installation in an empty data directory; every other one
 # needs the database that `serve` or these made, and says where it looked when there is none.

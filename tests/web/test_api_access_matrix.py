@@ -279,6 +279,9 @@ def cases() -> dict[tuple[str, str], list[Case]]:
         ("GET", "/api/domains/{name:str}/zone"): [
             manage(lambda c, p, s: c.get(f"/api/domains/{ACME}/zone"), 200)
         ],
+        ("GET", "/api/domains/{name:str}/reports"): [
+            manage(lambda c, p, s: c.get(f"/api/domains/{ACME}/reports"), 200)
+        ],
         ("POST", "/api/domains/{name:str}/dkim/rotate"): [
             manage(lambda c, p, s: c.post(f"/api/domains/{s.domains[p]}/dkim/rotate"), 200)
         ],

@@ -68,6 +68,11 @@ class PolicyRejected(MessageRejected):
     """The sender's own published policy (DMARC p=reject) asks us to refuse the message."""
 
 
+class ReportRefused(MessageRejected):
+    """A message sent to a DMARC or TLS report address holds no report we can read (missing,
+    malformed, or over a bound); the message says why."""
+
+
 class AuthenticationFailed(MailmarkError):
     """A login's address or password is wrong (never says which)."""
 

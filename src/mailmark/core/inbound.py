@@ -17,9 +17,11 @@ from typing import Protocol
 
 from mailmark.core.bounce_reports import BounceReport, parse_report
 from mailmark.core.delivery import DeliveryReceipt, InboundDelivery, inbound_folder
+from mailmark.core.errors import ReportRefused
 from mailmark.core.message_meta import check_header_limits, without_our_authentication_results
 from mailmark.core.model import Mailbox
 from mailmark.core.ports import Clock
+from mailmark.core.reports import ReportAddress, ReportOutcome
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,14 @@ class ReportProcessor(Protocol):
         ...
 
 
+class AggregateReportIntake(Protocol):
+    async def receive(
+        self, raw: bytes, addresses: Sequence[ReportAddress], *, sender: str
+    ) -> list[ReportOutcome]:
+        """Store the DMARC or TLS report in a message sent to these report addresses."""
+        ...
+
+
 @dataclass(frozen=True)
 class InboundEnvelope:
     """One SMTP transaction as the MX received it, recipients resolved at RCPT time."""
@@ -68,6 +78,9 @@ class InboundEnvelope:
     helo: str
     esmtp: bool  # the client said EHLO
     tls: bool  # the session is encrypted
+    # dmarc@ and tls-reports@ of hosted domains among the recipients (a mailbox of the same name,
+    # if any, is among `mailboxes` too)
+    report_addresses: Sequence[ReportAddress] = ()
 
 
 class InboundMail:
@@ -79,9 +92,11 @@ class InboundMail:
         authentication: MessageAuthentication,
         clock: Clock,
         hostname: str,
+        aggregate_reports: AggregateReportIntake | None = None,
     ) -> None:
         self._delivery = delivery
         self._reports = reports
+        self._aggregate_reports = aggregate_reports
         self._authentication = authentication
         self._clock = clock
         self._hostname = hostname
@@ -94,6 +109,8 @@ class InboundMail:
         check_header_limits(raw)
         if envelope.report_tokens:
             await self._process_reports(raw, envelope)
+        if envelope.report_addresses:
+            await self._receive_aggregate_reports(raw, envelope)
         if not envelope.mailboxes:
             return None
         auth = await self._authentication.authenticate(
@@ -126,6 +143,18 @@ class InboundMail:
                     report.kind,
                     envelope.transaction_id,
                 )
+
+    async def _receive_aggregate_reports(self, raw: bytes, envelope: InboundEnvelope) -> None:
+        """Store the DMARC or TLS report. One that cannot be read is stored as failed; when the
+        message went to report addresses only, it is also refused (550 5.6.0), so the reporter
+        learns of it. With mailbox recipients too, their copies are delivered regardless."""
+        assert self._aggregate_reports is not None
+        outcomes = await self._aggregate_reports.receive(
+            raw, envelope.report_addresses, sender=envelope.mail_from
+        )
+        refusals = [outcome.refused for outcome in outcomes if outcome.refused is not None]
+        if not envelope.mailboxes and len(refusals) == len(outcomes):
+            raise ReportRefused(f"Report refused: {refusals[0]}")
 
     def _trace_prefix(self, envelope: InboundEnvelope) -> bytes:
         """Return-Path (RFC 5321 §4.4: added at final delivery) and a Received trace field."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, Self
 
+from mailmark.core.aggregate_reports import AggregateReport, ReportKind, ReportOverview
 from mailmark.core.model import (
     Account,
     ApiKey,
@@ -615,6 +616,28 @@ class SuppressionRepository(Protocol):
         ...
 
 
+class ReportRepository(Protocol):
+    """DMARC aggregate and TLS reports received for a domain (core/reports.py)."""
+
+    async def add(
+        self, domain_id: int, report: AggregateReport, *, received_at: datetime, sender: str
+    ) -> bool:
+        """Store the report with its records; False when the same reporter's report of that
+        id is already stored (nothing is written then)."""
+        ...
+
+    async def add_failed(
+        self, domain_id: int, kind: ReportKind, reason: str, *, received_at: datetime, sender: str
+    ) -> None: ...
+
+    async def overview(
+        self, domain_id: int, domain: str, *, sources: int, reports: int, tls_failures: int
+    ) -> ReportOverview:
+        """Totals, the `sources` biggest source IPs, TLS failures by type and MX, and the
+        `reports` most recently received reports."""
+        ...
+
+
 class ApiKeyRepository(Protocol):
     async def add(self, key: ApiKey) -> ApiKey: ...
     async def get(self, key_id: int) -> ApiKey | None: ...
@@ -841,6 +864,7 @@ class UnitOfWork(Protocol):
     def recovery_codes(self) -> RecoveryCodeRepository: ...
     @property
     def compose(self) -> ComposeRepository: ...
+    def reports(self) -> ReportRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 from mailmark.core.addresses import custom_return_path_domain
 from mailmark.core.model import DkimKey, DnsRecord
+from mailmark.core.reports import DMARC_REPORT_LOCAL_PART, TLS_REPORT_LOCAL_PART
 
 MX_PRIORITY = 10
 MTA_STS_MAX_AGE = 604_800  # one week, RFC 8461 §3.2 (max 31557600)
-DMARC_REPORT_LOCAL_PART = "dmarc"
-TLS_REPORT_LOCAL_PART = "tls-reports"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""The MX handler: accept mail for mailboxes hosted here, and only for them, and the reports other
+"""The MX handler: accept mail for mailboxes hosted here, and only for them, the reports other
 servers send back to the VERP return paths of mail we sent (bounce+<token>@mail.<domain> or
-bounce+<token>@<our host name>).
+bounce+<token>@<our host name>), and the DMARC and TLS reports sent to the report addresses
+every hosted domain publishes (dmarc@ and tls-reports@<domain>).
 
 Every decision is a core call: recipient resolution (relay policy, unknown mailboxes) at RCPT, and
 the whole end of the transaction (`InboundMail.accept`) at DATA. This module translates SMTP to
@@ -19,6 +20,7 @@ from mailmark.core.domains import DomainService
 from mailmark.core.errors import MailmarkError
 from mailmark.core.inbound import InboundEnvelope, InboundMail
 from mailmark.core.mailboxes import MailboxService
+from mailmark.core.reports import ReportService
 from mailmark.smtp_in import replies
 from mailmark.smtp_in.server import MailmarkEnvelope, SmtpHandler, has_bare_line_ending
 
@@ -37,11 +39,13 @@ class MxHandler(SmtpHandler):
         domains: DomainService,
         inbound: InboundMail,
         max_recipients: int,
+        reports: ReportService | None = None,
     ) -> None:
         super().__init__(max_recipients=max_recipients)
         self._mailboxes = mailboxes
         self._domains = domains
         self._inbound = inbound
+        self._reports = reports
 
     async def handle_MAIL(
         self,
@@ -78,11 +82,18 @@ class MxHandler(SmtpHandler):
             # stale one is dropped after DATA rather than bounced back (no backscatter).
             envelope.report_tokens.append(token)
             return self.accept_recipient(envelope, address, options)
+        report_address = await self._reports.recipient(address) if self._reports else None
         try:
             mailbox = await self._mailboxes.resolve_recipient(address)
         except MailmarkError as error:
-            return replies.reply_for(error)
-        envelope.mailboxes.append(mailbox)
+            if report_address is None:
+                return replies.reply_for(error)
+        else:
+            envelope.mailboxes.append(mailbox)
+        if report_address is not None:
+            # The domain's published rua address (RFC 7489 §7.1, RFC 8460 §3): the report is
+            # stored for the domain, and the mailbox of that name (if any) gets the message too.
+            envelope.report_addresses.append(report_address)
         return self.accept_recipient(envelope, address, options)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: MailmarkEnvelope) -> str:
@@ -101,6 +112,7 @@ class MxHandler(SmtpHandler):
                     rcpt_tos=envelope.rcpt_tos,
                     mailboxes=envelope.mailboxes,
                     report_tokens=envelope.report_tokens,
+                    report_addresses=envelope.report_addresses,
                     client_ip=str(session.peer[0]) if session.peer else "",
                     helo=session.host_name or "",
                     esmtp=session.extended_smtp,

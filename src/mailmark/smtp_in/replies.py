@@ -18,6 +18,7 @@ from mailmark.core.errors import (
     PolicyRejected,
     QuotaExceeded,
     RelayDenied,
+    ReportRefused,
     StorageFull,
     StorageUnavailable,
     Suppressed,
@@ -33,6 +34,8 @@ _REPLIES: tuple[tuple[type[MailmarkError], str], ...] = (
     (MessageTooLarge, "552 5.3.4"),
     (MailLoop, "554 5.4.6"),
     (PolicyRejected, "550 5.7.26"),
+    # RFC 3463 §3.7: X.6.0, the content could not be used (a report we cannot read).
+    (ReportRefused, "550 5.6.0"),
     (QuotaExceeded, "554 5.7.0"),
     (AccountPaused, "554 5.7.0"),
     (Forbidden, "553 5.7.1"),

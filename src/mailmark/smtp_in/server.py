@@ -23,6 +23,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from mailmark.connections import ConnectionLimits, Refusal, descriptor_of
 from mailmark.core.addresses import is_malformed_path
 from mailmark.core.model import Mailbox
+from mailmark.core.reports import ReportAddress
 from mailmark.smtp_in import replies
 from mailmark.smtp_in.spool import DataSpooling, MessageSpool
 
@@ -64,6 +65,8 @@ class MailmarkEnvelope(Envelope):
         self.mailboxes: list[Mailbox] = []
         # Tokens of the VERP return paths (bounce+<token>@mail.<domain>) among the recipients.
         self.report_tokens: list[str] = []
+        # dmarc@ and tls-reports@ of hosted domains (DMARC and TLS report addresses).
+        self.report_addresses: list[ReportAddress] = []
         self.transaction_id = ""
 
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from mailmark.core.aggregate_reports import ReportKind, ReportStatus
 from mailmark.core.states import (
     AccountStatus,
     DeliveryStatus,
@@ -571,4 +572,76 @@ webmail_uploads = sa.Table(
     sa.Column("blob_key", sa.String(64), nullable=False, index=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False, index=True),
+)
+
+# DMARC aggregate (RFC 7489 §7.2) and TLS (RFC 8460) reports received for a domain; one per
+# reporter and report id. `status` failed: unreadable, kept with its `reason` (no records then).
+aggregate_reports = sa.Table(
+    "aggregate_reports",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("kind", StateText(ReportKind, 10), nullable=False),
+    sa.Column("status", StateText(ReportStatus, 10), nullable=False),
+    sa.Column("org_name", sa.String(255), nullable=False),
+    sa.Column("external_id", sa.String(255)),  # the reporter's report id; NULL when failed
+    sa.Column("begin_at", UtcDateTime()),
+    sa.Column("end_at", UtcDateTime()),
+    sa.Column("policy", sa.JSON(), nullable=False),  # DMARC policy_published
+    sa.Column("messages", sa.BigInteger(), nullable=False),
+    sa.Column("reason", sa.Text()),
+    sa.Column("sender", sa.String(320), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("domain_id", "kind", "org_name", "external_id"),
+    sa.Index("ix_aggregate_reports_domain_id_received_at", "domain_id", "received_at"),
+)
+
+# One per <record> of a DMARC report: mail from one source IP with one set of results.
+dmarc_records = sa.Table(
+    "dmarc_records",
+    metadata,
+    _id(),
+    _fk("report_id", "aggregate_reports.id"),
+    sa.Column("source_ip", sa.String(45), nullable=False),
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("disposition", sa.String(40), nullable=False),
+    sa.Column("dkim_aligned", sa.String(40), nullable=False),
+    sa.Column("spf_aligned", sa.String(40), nullable=False),
+    sa.Column("header_from", sa.String(253), nullable=False),
+    sa.Column("envelope_from", sa.String(253), nullable=False),
+    sa.Column("dkim_result", sa.String(40), nullable=False),
+    sa.Column("dkim_domain", sa.String(253), nullable=False),
+    sa.Column("spf_result", sa.String(40), nullable=False),
+    sa.Column("spf_domain", sa.String(253), nullable=False),
+    sa.Index("ix_dmarc_records_report_id", "report_id"),
+)
+
+# One per policy of a TLS report, with its session counts (RFC 8460 §4.4).
+tls_policies = sa.Table(
+    "tls_policies",
+    metadata,
+    _id(),
+    _fk("report_id", "aggregate_reports.id"),
+    sa.Column("policy_type", sa.String(40), nullable=False),
+    sa.Column("policy_domain", sa.String(253), nullable=False),
+    sa.Column("mx_hosts", sa.JSON(), nullable=False),
+    sa.Column("successful_sessions", sa.BigInteger(), nullable=False),
+    sa.Column("failed_sessions", sa.BigInteger(), nullable=False),
+    sa.Index("ix_tls_policies_report_id", "report_id"),
+)
+
+# One per failure-details entry of a TLS report (RFC 8460 §4.3 result types).
+tls_failures = sa.Table(
+    "tls_failures",
+    metadata,
+    _id(),
+    _fk("report_id", "aggregate_reports.id"),
+    sa.Column("policy_type", sa.String(40), nullable=False),
+    sa.Column("result_type", sa.String(40), nullable=False),
+    sa.Column("sessions", sa.BigInteger(), nullable=False),
+    sa.Column("sending_mta_ip", sa.String(45), nullable=False),
+    sa.Column("receiving_mx_hostname", sa.String(253), nullable=False),
+    sa.Column("receiving_ip", sa.String(45), nullable=False),
+    sa.Column("failure_reason_code", sa.String(255), nullable=False),
+    sa.Index("ix_tls_failures_report_id", "report_id"),
 )

@@ -24,6 +24,7 @@ from mailmark.storage.oidc import SqlOidcIdentities, SqlOidcLogins
 from mailmark.storage.one_time_tokens import SqlOneTimeTokens
 from mailmark.storage.outbound import SqlOutbound
 from mailmark.storage.recovery_codes import SqlRecoveryCodes
+from mailmark.storage.reports import SqlReports
 from mailmark.storage.sender_groups import SqlSenderGroups
 from mailmark.storage.sent_emails import SqlSentEmails
 from mailmark.storage.sessions import SqlSessions
@@ -62,6 +63,7 @@ class SqlUnitOfWork:
     mailbox_assignments: SqlMailboxAssignments
     recovery_codes: SqlRecoveryCodes
     compose: SqlCompose
+    reports: SqlReports
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -109,6 +111,7 @@ class SqlUnitOfWork:
         self.mailbox_assignments = SqlMailboxAssignments(conn, dialect)
         self.recovery_codes = SqlRecoveryCodes(conn, dialect)
         self.compose = SqlCompose(conn, dialect)
+        self.reports = SqlReports(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -53,3 +53,50 @@ export const domainApi = {
   /** The BIND zone fragment, downloaded by the browser through this link. */
   zoneUrl: (name: string) => `/api/domains/${seg(name)}/zone`,
 };
+
+/** Mail from one source IP claiming to be the domain, as receivers' DMARC reports counted it. */
+export type ReportSource = {
+  sourceIp: string;
+  messages: number;
+  dmarcPass: number;
+  spfPass: number;
+  spfAligned: number;
+  dkimPass: number;
+  dkimAligned: number;
+  quarantined: number;
+  rejected: number;
+  reporters: number;
+};
+
+export type ReceivedReport = {
+  kind: "dmarc" | "tls";
+  status: "parsed" | "failed";
+  organization: string;
+  reportId: string | null;
+  begin: string | null;
+  end: string | null;
+  policy: Record<string, string>;
+  messages: number;
+  /** Why a failed report could not be read. */
+  reason: string | null;
+  receivedAt: string;
+};
+
+/** GET /api/domains/{name}/reports: what the DMARC and TLS reports sent to the domain say. */
+export type ReportOverview = {
+  domain: string;
+  reports: number;
+  failedReports: number;
+  totals: ReportSource;
+  sources: ReportSource[];
+  tls: {
+    successfulSessions: number;
+    failedSessions: number;
+    failures: { resultType: string; receivingMx: string; sessions: number }[];
+  };
+  recent: ReceivedReport[];
+};
+
+export const reportsApi = {
+  get: (name: string) => api.get<ReportOverview>(`/api/domains/${seg(name)}/reports`),
+};

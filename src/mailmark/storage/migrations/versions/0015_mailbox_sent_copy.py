@@ -2,7 +2,7 @@
 (on by default, as before): a desktop client that saves its own copy to Sent can turn it off.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-06 01:30:00
 """
 

@@ -12,6 +12,7 @@ import { useToast } from "../../../components/Toast";
 import { formatDate, formatDateTime, plural, relativeTime } from "../../../lib/format";
 import { useAction, useAsync } from "../../../lib/useAsync";
 import { LoadError } from "../LoadError";
+import { DomainReports } from "./DomainReports";
 import { DomainStatusBadge } from "./DomainStatusBadge";
 import { usePollWhile } from "./poll";
 import { RecordTable } from "./RecordTable";
@@ -207,6 +208,8 @@ function DomainView({
             <RecordTable records={recommended} label="Recommended records" />
           </Card>
         ) : null}
+
+        <DomainReports name={domain.name} />
 
         <Card
           title="DKIM signing key"
