@@ -667,9 +667,7 @@ class MailStore:
                 self._retain(folder_id, [p for p, _ in moved if p.uid in seen])
             await uow.commit()
         self.signals.publish(mailbox_id)
-        return CopyResult(
-            dest.uid_validity, [p.uid for p, _ in moved], [uid for _, uid in moved]
-        )
+        return CopyResult(dest.uid_validity, [p.uid for p, _ in moved], [uid for _, uid in moved])
 
     async def expunge(
         self,

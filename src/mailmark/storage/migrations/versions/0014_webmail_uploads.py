@@ -2,7 +2,7 @@
 open tracking per mailbox.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-06 01:30:00
 """
 
