@@ -122,7 +122,10 @@ class OutboundWorker:
         self._outcome_ready = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._idle_passes = 0
+        # Leasing passes are numbered as they start; `_last_idle_pass` is the number of the latest
+        # one that found nothing due and nothing held.
+        self._passes_started = 0
+        self._last_idle_pass = 0
         self._idle_changed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._recorder: asyncio.Task[None] | None = None
@@ -163,12 +166,14 @@ class OutboundWorker:
             await _cancel(self._recorder)
 
     async def wait_until_idle(self, timeout: float = 30.0) -> None:
-        """Return once everything due now has been attempted and recorded."""
+        """Return once everything due now has been attempted and recorded: an idle pass that
+        started after this call (one that started before may have read the queue before a
+        change the caller just made, such as a clock moved past a schedule)."""
 
         async def idle_pass() -> None:
-            target = self._idle_passes + 1
+            target = self._passes_started + 1
             self._queue.kick()
-            while self._idle_passes < target:
+            while self._last_idle_pass < target:
                 self._idle_changed.clear()
                 await self._idle_changed.wait()
 
@@ -178,6 +183,8 @@ class OutboundWorker:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            self._passes_started += 1
+            this_pass = self._passes_started
             self._queue.clear_kick()
             self._slot_freed.clear()
             room = self._max_held - self._held
@@ -195,7 +202,7 @@ class OutboundWorker:
                 self._dispatch(leased)
                 continue
             if room > 0 and self._held == 0:
-                self._idle_passes += 1
+                self._last_idle_pass = this_pass
                 self._idle_changed.set()
             await self._wait(
                 await self._until_next_due() if room > 0 else self._idle_poll,
