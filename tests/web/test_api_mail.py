@@ -448,3 +448,28 @@ async def test_at_most_five_event_streams_per_user(
                 break
         await asyncio.sleep(0.1)
     assert response.status_code == 200
+
+
+async def test_thread_leaves_out_trash_unless_asked_from_there(
+    listeners: Listeners, world: World, owner_client: ApiClient, sales_id: int
+) -> None:
+    await deliver(world, mail(1, "Plan"))
+    await deliver(world, mail(2, "Re: Plan", "Reply.", in_reply_to="m1"))
+    folders = await folders_of(owner_client, sales_id)
+    inbox, trash = folders["INBOX"]["id"], folders["Trash"]["id"]
+    await owner_client.post(
+        f"/api/mail/{sales_id}/actions",
+        json={"messages": [{"folderId": inbox, "uid": 2}], "action": "trash"},
+    )
+    page = (await owner_client.get(f"/api/mail/{sales_id}/folders/{inbox}/conversations")).json()
+    [conversation] = page["items"]
+    assert conversation["count"] == 1
+    url = f"/api/mail/{sales_id}/threads/{conversation['threadId']}"
+    shown = (await owner_client.get(url)).json()
+    assert [(m["folder"], m["subject"]) for m in shown["messages"]] == [("INBOX", "Plan")]
+    from_trash = (await owner_client.get(url, params={"folderId": trash})).json()
+    assert [(m["folder"], m["subject"]) for m in from_trash["messages"]] == [
+        ("INBOX", "Plan"),
+        ("Trash", "Re: Plan"),
+    ]
+    assert (await owner_client.get(f"/api/mail/{sales_id}/threads/nope")).status_code == 404

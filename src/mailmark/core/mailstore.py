@@ -196,6 +196,8 @@ class MailStore:
         self.signals = signals
         self._max_message_size = max_message_size
         self._delivery = delivery
+        # Folders found fully indexed, at their (HIGHESTMODSEQ, UIDNEXT) then.
+        self._indexed: dict[int, tuple[int, int]] = {}
         self._conversation_counts: dict[
             tuple[tuple[tuple[int, int, int], ...], Criteria | None], int
         ] = {}
@@ -667,12 +669,22 @@ class MailStore:
             return await uow.mailstore.mail_rows(mailbox_id, folder_id=folder_id, uids=uids)
 
     async def _index_unindexed(self, folder_id: int) -> None:
-        """Index messages stored before the index existed, so that text searches find them."""
+        """Index messages stored before the index existed, so that text searches find them.
+        A folder found complete is not looked through again while its MODSEQ and UIDNEXT stay:
+        messages stored since are indexed when stored, and any other arrival changes them."""
         while True:
             async with self._uow(read_only=True) as uow:
+                folder = await uow.mailstore.folder(folder_id)
+                state = None if folder is None else (folder.highest_modseq, folder.uid_next)
+                if state is not None and self._indexed.get(folder_id) == state:
+                    return
                 uids = await uow.mailstore.unindexed(folder_id, FETCH_CHUNK)
                 rows = await uow.mailstore.fetch_rows(folder_id, uids, True, False) if uids else []
             if not rows:
+                if state is not None:
+                    if len(self._indexed) >= CONVERSATION_COUNTS_KEPT:
+                        self._indexed.clear()
+                    self._indexed[folder_id] = state
                 return
             await self._fill_index(folder_id, rows)
 

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import getaddresses, parseaddr
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 from urllib.parse import quote
 
 from mailmark.core import search as crit
@@ -74,18 +74,7 @@ NOT_JUNK_KEYWORD = "$NotJunk"
 Action = Literal[
     "read", "unread", "star", "unstar", "archive", "move", "trash", "delete", "spam", "notspam"
 ]
-ACTIONS: tuple[str, ...] = (
-    "read",
-    "unread",
-    "star",
-    "unstar",
-    "archive",
-    "move",
-    "trash",
-    "delete",
-    "spam",
-    "notspam",
-)
+ACTIONS: tuple[str, ...] = get_args(Action)
 _FLAG_ACTIONS: dict[str, tuple[Literal["add", "remove"], str]] = {
     "read": ("add", SystemFlag.SEEN),
     "unread": ("remove", SystemFlag.SEEN),

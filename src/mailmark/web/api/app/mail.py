@@ -20,10 +20,10 @@ from litestar.response import Stream
 from mailmark.core.access import Viewer
 from mailmark.core.errors import InvalidInput, NotFound
 from mailmark.core.webmail import (
-    ACTIONS,
     DEFAULT_PAGE,
     MAX_ACTION_MESSAGES,
     MAX_QUERY,
+    Action,
     ConversationPage,
     FolderCount,
     MessageRef,
@@ -170,15 +170,9 @@ class RefIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     uid: Annotated[int, msgspec.Meta(ge=1, le=2**32 - 1)]
 
 
-ActionName = Literal[
-    "read", "unread", "star", "unstar", "archive", "move", "trash", "delete", "spam", "notspam"
-]
-assert set(ActionName.__args__) == set(ACTIONS)  # type: ignore[attr-defined]
-
-
 class ActionIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     messages: Annotated[list[RefIn], msgspec.Meta(min_length=1, max_length=MAX_ACTION_MESSAGES)]
-    action: ActionName
+    action: Action
     folder_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
