@@ -396,6 +396,30 @@ async def test_flags_and_moves_are_the_same_over_imap_both_ways(
     await expect(row(page, "Charlie")).to_be_visible()
     await expect(row(page, "Bravo")).to_be_visible()
 
+    # Moved by mistake: the toast's Undo puts it back, over IMAP too.
+    await row(page, "Charlie").get_by_role("checkbox").check()
+    await (
+        page.get_by_role("toolbar", name="Selected conversations")
+        .get_by_role("button", name="Move to")
+        .click()
+    )
+    await page.get_by_role("menuitem", name="Inbox").click()
+    await expect(row(page, "Charlie")).to_have_count(0)
+    await (
+        page.get_by_role("status")
+        .filter(has_text="moved to inbox")
+        .get_by_role("button", name="Undo")
+        .click()
+    )
+    await expect(row(page, "Charlie")).to_be_visible()
+
+    def back_in_archive() -> None:
+        with imap_session(web_app, ANNA) as imap:
+            assert find(imap, "INBOX", "Charlie") == []
+            assert len(find(imap, "Archive", "Charlie")) == 1
+
+    await eventually(back_in_archive, what="Charlie back in Archive over IMAP")
+
 
 async def test_search_with_operators(
     web_app: WebApp, mail_users: Person, page: Page, look: Look

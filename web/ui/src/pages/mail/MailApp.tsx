@@ -87,7 +87,12 @@ function MailRoot() {
     );
   }
   const mailbox = list.find((m) => String(m.id) === parts[0]);
-  if (!mailbox) return <Navigate to={`/mail/${list[0]!.id}`} replace />;
+  if (!mailbox) {
+    // The folder last open on this device, so its list loads beside the folders.
+    const last = lastFolder();
+    const back = last && list.some((m) => String(m.id) === last.split("/")[0]) ? last : String(list[0]!.id);
+    return <Navigate to={`/mail/${back}`} replace />;
+  }
   return (
     <MailShell
       key={String(mailbox.id)}
@@ -100,6 +105,25 @@ function MailRoot() {
       }
     />
   );
+}
+
+const LAST_FOLDER = "mailmark.mail.last";
+
+function lastFolder(): string | null {
+  try {
+    const value = window.localStorage.getItem(LAST_FOLDER);
+    return value && /^\d+\/\d+$/.test(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+function rememberFolder(path: string): void {
+  try {
+    window.localStorage.setItem(LAST_FOLDER, path);
+  } catch {
+    // Storage refused (private mode): /mail opens the first mailbox's Inbox instead.
+  }
 }
 
 type ListState = {
@@ -190,6 +214,10 @@ function MailShell({
     }
   }, [folders, folderPart, searching, mb, navigate]);
 
+  useEffect(() => {
+    if (folder) rememberFolder(`${String(mb)}/${String(folder.id)}`);
+  }, [mb, folder]);
+
   // The mailbox's signature, inserted into new messages (editable there).
   useEffect(() => {
     mailboxesApi
@@ -211,7 +239,8 @@ function MailShell({
     [mb, searching, query, folderPart],
   );
 
-  const listReady = searching ? query.trim() !== "" : folder !== null;
+  // A folder id from the path is asked for at once, beside the folders (not after them).
+  const listReady = searching ? query.trim() !== "" : folder !== null || (folders === null && /^\d+$/.test(folderPart ?? ""));
 
   useEffect(() => {
     if (!listReady) return;
@@ -296,10 +325,26 @@ function MailShell({
     if (typeof EventSource === "undefined") return;
     const source = new EventSource(mailApi.eventsUrl(mb));
     let timer: number | undefined;
-    // Changes made before the stream was (re)connected sent it no event: read the counts again.
+    // Changes made before the stream was (re)connected sent it no event: read the counts again,
+    // and the list when the open folder's changed.
     source.addEventListener("open", () => {
-      void loadFolders();
-      void refreshRef.current();
+      mailApi.folders(mb).then(
+        (found) => {
+          const known = foldersRef.current;
+          if (!known) return; // the first load is still on its way and will bring these
+          const here = (list: Folder[]) => list.find((f) => String(f.id) === folderRef.current);
+          const before = here(known);
+          const after = here(found);
+          foldersRef.current = found;
+          setFolders(found);
+          const inbox = found.find((f) => f.role === "inbox");
+          if (inbox) onUnread(inbox.unread);
+          if (searchingRef.current || before?.total !== after?.total || before?.unread !== after?.unread) {
+            void refreshRef.current();
+          }
+        },
+        () => undefined,
+      );
     });
     source.addEventListener("folders", (event) => {
       let counts: FolderCounts[] = [];

@@ -230,11 +230,23 @@ export default function Compose({
     onClose("discarded");
   }
 
-  function onKeyDown(event: KeyboardEvent) {
-    if (event.key === "Escape") {
+  // Escape closes (saving a draft) wherever the focus is, even before the editor has taken it;
+  // a suggestion list or a modal dialog open over the page keeps it for itself.
+  const closeRef = useRef(close);
+  closeRef.current = close;
+  useEffect(() => {
+    function onEscape(event: globalThis.KeyboardEvent) {
+      if (event.key !== "Escape") return;
+      if (document.querySelector("[role=dialog][aria-modal=true]")) return;
       event.preventDefault();
-      void close();
-    } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      void closeRef.current();
+    }
+    document.addEventListener("keydown", onEscape);
+    return () => document.removeEventListener("keydown", onEscape);
+  }, []);
+
+  function onKeyDown(event: KeyboardEvent) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
       void send(null);
     }
