@@ -225,8 +225,8 @@ async def test_body_endpoint_sanitises_and_sends_its_own_headers(
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert response.headers["content-security-policy"] == (
-        "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
-        "frame-ancestors 'self'"
+        "sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox; default-src "
+        "'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
     )
     assert response.headers.get_list("content-security-policy") == [
         response.headers["content-security-policy"]

@@ -32,9 +32,12 @@ from mailmark.core.webmail import (
 from mailmark.web.api.v1.auth import Injected
 from mailmark.web.image_proxy import ImageProxy
 
+# The body's sandbox keeps its origin so the page can measure it and size the frame to it: no
+# script can use that, as the sandbox leaves scripts off and no script source is allowed. Links
+# (target=_blank after sanitising) open as popups outside the sandbox.
 BODY_POLICY = (
-    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
-    "frame-ancestors 'self'"
+    "sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
+    "img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
 )
 PART_POLICY = "sandbox; default-src 'none'; img-src 'self' data:; frame-ancestors 'self'"
 FRAMED_HEADERS = {
