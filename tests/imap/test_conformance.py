@@ -343,3 +343,73 @@ async def test_search_on_addresses_matches_names_and_addresses_however_written(
                 b"* SEARCH " + expected + b"\r\n",
                 tag + b" OK SEARCH completed\r\n",
             ]
+
+
+async def test_subscriptions_are_a_list_of_names_of_their_own(
+    listeners: Listeners, world: World
+) -> None:
+    """Item 6: CREATE subscribes nothing, DELETE keeps the name's subscription (RFC 9051 §6.3.7),
+    LSUB shows an unsubscribed parent reached by "%" as \\Noselect (RFC 3501 §6.3.9), LIST
+    (SUBSCRIBED) a subscribed name without a folder as \\NonExistent and a parent reached by
+    RECURSIVEMATCH with CHILDINFO (RFC 5258 §3.1, §3.5). The default folders start subscribed."""
+    async with session(listeners.imaps_port) as client:
+        assert await client.ok(b"L1", b'LSUB "" "INBOX"') == [
+            b'* LSUB () "/" "INBOX"\r\n',
+            b"L1 OK LSUB completed\r\n",
+        ]
+        assert await client.ok(b"L2", b'LIST (SUBSCRIBED) "" "Sent"') == [
+            b'* LIST (\\HasNoChildren \\Sent \\Subscribed) "/" "Sent"\r\n',
+            b"L2 OK LIST completed\r\n",
+        ]
+        await client.ok(b"C1", b"CREATE Projects/2026")
+        assert await client.ok(b"L3", b'LSUB "" "Projects*"') == [b"L3 OK LSUB completed\r\n"]
+        assert await client.ok(b"S1", b"SUBSCRIBE Projects/2026") == [
+            b"S1 OK SUBSCRIBE completed\r\n"
+        ]
+        assert await client.ok(b"L4", b'LSUB "" "P%"') == [
+            b'* LSUB (\\Noselect) "/" "Projects"\r\n',
+            b"L4 OK LSUB completed\r\n",
+        ]
+        assert await client.ok(b"L5", b'LSUB "" "Projects*"') == [
+            b'* LSUB () "/" "Projects/2026"\r\n',
+            b"L5 OK LSUB completed\r\n",
+        ]
+        assert await client.ok(b"L6", b'LIST (SUBSCRIBED RECURSIVEMATCH) "" "P%"') == [
+            b'* LIST (\\HasChildren) "/" "Projects" ("CHILDINFO" ("SUBSCRIBED"))\r\n',
+            b"L6 OK LIST completed\r\n",
+        ]
+        assert await client.ok(b"L7", b'LIST (SUBSCRIBED) "" "P%"') == [b"L7 OK LIST completed\r\n"]
+        await client.ok(b"D1", b"DELETE Projects/2026")
+        assert await client.ok(b"L8", b'LSUB "" "Projects/*"') == [
+            b'* LSUB (\\Noselect) "/" "Projects/2026"\r\n',
+            b"L8 OK LSUB completed\r\n",
+        ]
+        assert await client.ok(b"L9", b'LIST (SUBSCRIBED) "" "Projects/*"') == [
+            b'* LIST (\\NonExistent \\Subscribed) "/" "Projects/2026"\r\n',
+            b"L9 OK LIST completed\r\n",
+        ]
+        assert await client.ok(b"M1", b'LIST "" "Projects/*" RETURN (SUBSCRIBED)') == [
+            b"M1 OK LIST completed\r\n"
+        ]
+        await client.ok(b"C2", b"CREATE Projects/2026")
+        assert await client.ok(b"M2", b'LIST "" "Projects/*" RETURN (SUBSCRIBED)') == [
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "Projects/2026"\r\n',
+            b"M2 OK LIST completed\r\n",
+        ]
+        # RENAME takes the subscription along, as Dovecot does.
+        await client.ok(b"R1", b"RENAME Projects Work")
+        assert await client.ok(b"M3", b'LSUB "" "*o*/2026"') == [
+            b'* LSUB () "/" "Work/2026"\r\n',
+            b"M3 OK LSUB completed\r\n",
+        ]
+        assert await client.ok(b"U1", b"UNSUBSCRIBE Work/2026") == [
+            b"U1 OK UNSUBSCRIBE completed\r\n"
+        ]
+        assert await client.ok(b"U2", b"UNSUBSCRIBE Work") == [b"U2 OK UNSUBSCRIBE completed\r\n"]
+        assert await client.run(b"U3", b"UNSUBSCRIBE Nowhere") == [
+            b"U3 NO [NONEXISTENT] Nowhere is not subscribed.\r\n"
+        ]
+        assert await client.run(b"S2", b"SUBSCRIBE Nowhere") == [
+            b"S2 NO [NONEXISTENT] No folder Nowhere.\r\n"
+        ]
+        assert await client.ok(b"M4", b'LSUB "" "*o*/2026"') == [b"M4 OK LSUB completed\r\n"]

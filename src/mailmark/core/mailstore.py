@@ -333,11 +333,12 @@ class MailStore:
                         template.uid_validity,
                         template.uid_next,
                         template.highest_modseq,
-                        True,
+                        False,
                     )
                 )
             else:
-                new.append(Folder(mailbox_id, path, None, validity))
+                # Dovecot's practice: CREATE leaves the subscriptions to the client.
+                new.append(Folder(mailbox_id, path, None, validity, subscribed=False))
         await uow.folders.add_many(new)
 
     async def delete_folder(self, mailbox_id: int, name: str) -> None:
@@ -399,12 +400,30 @@ class MailStore:
         self.signals.publish(mailbox_id)
 
     async def set_subscribed(self, mailbox_id: int, name: str, subscribed: bool) -> None:
-        """SUBSCRIBE / UNSUBSCRIBE an existing folder."""
+        """SUBSCRIBE an existing folder's name, UNSUBSCRIBE a name (RFC 9051 §6.3.7-6.3.8).
+
+        SUBSCRIBE checks that the folder exists (§6.3.7 allows it), which also bounds the list by
+        the folders. UNSUBSCRIBE takes a subscribed name whether or not its folder still exists,
+        and answers OK for an existing folder that was not subscribed; any other name is
+        `NotFound`."""
+        name = folder_name(name)
         async with self._uow() as uow:
-            folder = await self._folder(uow, mailbox_id, name)
-            assert folder.id is not None
-            await uow.mailstore.set_subscribed(folder.id, subscribed)
+            folder = await uow.folders.get_by_name(mailbox_id, name)
+            if subscribed and folder is None:
+                raise NotFound(f"No folder {name}.")
+            if (
+                not subscribed
+                and folder is None
+                and not await uow.mailstore.subscriptions(mailbox_id, [name])
+            ):
+                raise NotFound(f"{name} is not subscribed.")
+            await uow.mailstore.set_subscribed(mailbox_id, [name], subscribed)
             await uow.commit()
+
+    async def subscriptions(self, mailbox_id: int) -> list[str]:
+        """The subscribed names, their folders existing or not (LSUB, LIST (SUBSCRIBED))."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailstore.subscriptions(mailbox_id)
 
     async def status(self, mailbox_id: int, name: str) -> FolderStatus:
         """STATUS counts: one aggregate query, nothing loaded per message."""
