@@ -4,14 +4,18 @@ The clock stands still here: what happens "within the same second" happens in th
 
 from __future__ import annotations
 
+import asyncio
+import imaplib
 import re
 
 import pytest
 
 from mailmark.bootstrap import Listeners
 from mailmark.core.ports import Clock
+from mailmark.imap.reader import MAX_DISCARD
 from tests.imap.raw import session
 from tests.support.clock import SettableClock
+from tests.support.tls import client_tls
 from tests.support.world import World
 
 
@@ -413,3 +417,107 @@ async def test_subscriptions_are_a_list_of_names_of_their_own(
             b"S2 NO [NONEXISTENT] No folder Nowhere.\r\n"
         ]
         assert await client.ok(b"M4", b'LSUB "" "*o*/2026"') == [b"M4 OK LSUB completed\r\n"]
+
+
+def _mail(subject: str) -> bytes:
+    return b"From: a@example.org\r\nSubject: %s\r\n\r\nbody\r\n" % subject.encode()
+
+
+async def test_literal_plus_and_multiappend(listeners: Listeners, world: World) -> None:
+    """Item 11: LITERAL+ (RFC 7888, replacing LITERAL-: §5 forbids advertising both) and
+    MULTIAPPEND (RFC 3502): the messages of one APPEND, non-synchronising and synchronising
+    literals mixed, land together with APPENDUID giving their UIDs in order (RFC 4315 §3); one
+    refused message leaves the folder untouched (RFC 3502 §6.3.11)."""
+    one, two, three = _mail("one"), _mail("two"), _mail("three")
+    async with session(listeners.imaps_port) as client:
+        capability = (await client.ok(b"C1", b"CAPABILITY"))[0]
+        assert b" LITERAL+ " in capability and b"LITERAL-" not in capability
+        assert b" MULTIAPPEND " in capability
+        await client.ok(b"C2", b"CREATE Projects")
+        await client.send(
+            b'A1 APPEND Projects (\\Seen) {%d+}\r\n%s " 3-Feb-2026 10:11:12 +0000" {%d}\r\n'
+            % (len(one), one, len(two))
+        )
+        assert await client.line() == b"+ Ready for literal data\r\n"
+        await client.send(two + b" ($Work) {%d+}\r\n%s\r\n" % (len(three), three))
+        answer = await client.until(b"A1")
+        validity = _validity(await client.ok(b"S1", b"STATUS Projects (UIDVALIDITY)"))
+        assert answer == [b"A1 OK [APPENDUID %d 1:3] APPEND completed\r\n" % validity]
+        await client.ok(b"S2", b"SELECT Projects")
+        assert await client.ok(b"F1", b"FETCH 1:* (UID FLAGS)") == [
+            b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))\r\n",
+            b"* 2 FETCH (UID 2 FLAGS (\\Recent))\r\n",
+            b"* 3 FETCH (UID 3 FLAGS ($Work \\Recent))\r\n",
+            b"F1 OK FETCH completed\r\n",
+        ]
+        assert await client.ok(
+            b"F2", b"FETCH 2 (INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+        ) == [
+            b'* 2 FETCH (INTERNALDATE " 3-Feb-2026 10:11:12 +0000" '
+            b"BODY[HEADER.FIELDS (SUBJECT)] {16}\r\nSubject: two\r\n\r\n)\r\n",
+            b"F2 OK FETCH completed\r\n",
+        ]
+        # All or nothing: the second message loops (too many Received fields), so neither stays.
+        looping = b"Received: from x by y\r\n" * 101 + _mail("loop")
+        await client.send(
+            b"A2 APPEND Projects {%d+}\r\n%s {%d+}\r\n%s\r\n"
+            % (len(one), one, len(looping), looping)
+        )
+        assert (await client.until(b"A2"))[-1].startswith(b"A2 NO ")
+        assert await client.ok(b"N1", b"NOOP") == [b"N1 OK NOOP completed\r\n"]
+        assert (await client.ok(b"S3", b"STATUS Projects (MESSAGES UIDNEXT)"))[0] == (
+            b'* STATUS "Projects" (MESSAGES 3 UIDNEXT 4)\r\n'
+        )
+
+
+async def test_a_non_synchronising_literal_over_the_limit(
+    listeners: Listeners, world: World
+) -> None:
+    """RFC 7888 §4: its octets are on their way. Up to MAX_DISCARD they are read and dropped,
+    with the rest of the command (a later literal's octets are data, never a command), and the
+    command is NO [TOOBIG]; beyond that, BAD [TOOBIG] and the connection closes."""
+    limit = world.services.settings.max_message_size
+    injected = b"A9 DELETE INBOX\r\n"
+    async with session(listeners.imaps_port) as client:
+        await client.send(
+            b"A1 APPEND INBOX {%d+}\r\n" % (limit + 1)
+            + b"x" * (limit + 1)
+            + b" {%d+}\r\n%s\r\n" % (len(injected), injected)
+        )
+        assert await client.until(b"A1") == [b"A1 NO [TOOBIG] Literal is larger than allowed\r\n"]
+        assert await client.ok(b"A2", b"STATUS INBOX (MESSAGES)") == [
+            b'* STATUS "INBOX" (MESSAGES 0)\r\n',
+            b"A2 OK STATUS completed\r\n",
+        ]
+        await client.send(b"A3 APPEND INBOX {%d+}\r\n" % (MAX_DISCARD + 1))
+        assert await client.line() == (
+            b"A3 BAD [TOOBIG] Non-synchronizing literal is larger than allowed\r\n"
+        )
+        assert await client.line() == b"* BYE Closing the connection\r\n"
+        with pytest.raises((EOFError, ConnectionError)):
+            await client.line()
+
+
+async def test_imaplib_appends_several_messages_with_literal_plus(
+    listeners: Listeners, world: World
+) -> None:
+    """A second client library: imaplib has no MULTIAPPEND call, but with LITERAL+ its plain
+    command sender carries one, literals inline."""
+    one, two = _mail("one"), _mail("two")
+
+    def scenario() -> tuple[str, list[bytes], list[bytes]]:
+        client = imaplib.IMAP4_SSL("127.0.0.1", listeners.imaps_port, ssl_context=client_tls())
+        try:
+            client.login("sales@acme.test", "sales-pass-1")
+            body = b"(\\Flagged) {%d+}\r\n%s {%d+}\r\n%s" % (len(one), one, len(two), two)
+            typ, data = client._simple_command("APPEND", "INBOX", body)
+            client.select("INBOX")
+            _, fetched = client.uid("FETCH", "1:*", "(FLAGS)")
+            return typ, data, fetched
+        finally:
+            client.logout()
+
+    typ, data, fetched = await asyncio.to_thread(scenario)
+    assert typ == "OK"
+    assert re.fullmatch(rb"\[APPENDUID \d+ 1:2\] APPEND completed", data[0]), data
+    assert fetched == [b"1 (UID 1 FLAGS (\\Flagged \\Recent))", b"2 (UID 2 FLAGS (\\Recent))"]

@@ -5,7 +5,7 @@ LSUB, STATUS and APPEND (RFC 4315 APPENDUID)."""
 from __future__ import annotations
 
 from mailmark.core.errors import NotFound
-from mailmark.core.mailstore import DELIMITER, INBOX, SYSTEM_FLAGS, FolderStatus
+from mailmark.core.mailstore import DELIMITER, INBOX, SYSTEM_FLAGS, AppendItem, FolderStatus
 from mailmark.imap import encoder
 from mailmark.imap.commands import (
     Append,
@@ -259,14 +259,22 @@ async def do_status(session: Session, command: Command) -> Done | None:
 
 
 async def do_append(session: Session, command: Command) -> Done | None:
+    """APPEND, and RFC 3502 MULTIAPPEND: all the messages or none (§6.3.11), APPENDUID with the
+    UIDs in the messages' order (RFC 4315 §3)."""
     assert isinstance(command, Append)
     name = session.decode_name(command.mailbox)
-    flags = [flag for flag in command.flags if flag != "\\Recent"]
-    try:
-        result = await session.store.append(
-            session.mailbox_id, name, command.message, flags, command.internal_date
+    items = [
+        AppendItem(
+            message.message,
+            tuple(flag for flag in message.flags if flag != "\\Recent"),
+            message.internal_date,
         )
+        for message in command.messages
+    ]
+    try:
+        result = await session.store.append_many(session.mailbox_id, name, items)
     except NotFound:
         # RFC 9051 §6.3.12: the client may CREATE the folder and try again.
         raise Reply("NO", "No such folder", "TRYCREATE") from None
-    return Done("APPEND completed", f"APPENDUID {result.uidvalidity} {result.uid}")
+    uids = encoder.sequence_set(result.uids)
+    return Done("APPEND completed", f"APPENDUID {result.uidvalidity} {uids}")
