@@ -417,6 +417,14 @@ async def test_subscriptions_are_a_list_of_names_of_their_own(
             b"S2 NO [NONEXISTENT] No folder Nowhere.\r\n"
         ]
         assert await client.ok(b"M4", b'LSUB "" "*o*/2026"') == [b"M4 OK LSUB completed\r\n"]
+        # A folder made in the webmail is subscribed, so clients showing only subscribed folders
+        # see it.
+        assert world.sales.id is not None
+        await world.services.mailstore.create_folder(world.sales.id, "Receipts")
+        assert await client.ok(b"M5", b'LSUB "" "Receipts"') == [
+            b'* LSUB () "/" "Receipts"\r\n',
+            b"M5 OK LSUB completed\r\n",
+        ]
 
 
 def _mail(subject: str) -> bytes:

@@ -303,15 +303,22 @@ class MailStore:
         found.sort(key=lambda f: (f.name != INBOX, f.name))
         return [_info(folder) for folder in found]
 
-    async def create_folder(self, mailbox_id: int, name: str) -> FolderInfo:
+    async def create_folder(
+        self, mailbox_id: int, name: str, *, subscribe: bool = True
+    ) -> FolderInfo:
         """Create a folder (RFC 3501 §6.3.3): a trailing delimiter is dropped; missing parents
-        ("a" for "a/b") are created too. INBOX in any case, or an existing name, is `Conflict`."""
+        ("a" for "a/b") are created too. INBOX in any case, or an existing name, is `Conflict`.
+        `subscribe`: put the folder's name on the subscription list, so that IMAP clients that
+        show subscribed folders only see what the webmail created; IMAP CREATE leaves it to the
+        client, as Dovecot does."""
         name = new_folder_name(name.removesuffix(DELIMITER))
         async with self._uow() as uow:
             existing = {f.name: f for f in await uow.folders.list_for_mailbox(mailbox_id)}
             if name in existing:
                 raise Conflict(f"Folder {name} already exists.")
             await self._add_with_parents(uow, mailbox_id, name, existing)
+            if subscribe:
+                await uow.mailstore.set_subscribed(mailbox_id, [name], True)
             created = await uow.folders.get_by_name(mailbox_id, name)
             await uow.commit()
         assert created is not None
@@ -354,7 +361,6 @@ class MailStore:
                     )
                 )
             else:
-                # Dovecot's practice: CREATE leaves the subscriptions to the client.
                 new.append(Folder(mailbox_id, path, None, validity, subscribed=False))
         await uow.folders.add_many(new)
 

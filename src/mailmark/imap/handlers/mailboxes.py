@@ -111,7 +111,10 @@ async def _resynchronise(session: Session, known: QresyncParameters) -> None:
 
 async def do_create(session: Session, command: Command) -> Done | None:
     assert isinstance(command, MailboxCommand)
-    await session.store.create_folder(session.mailbox_id, session.decode_name(command.mailbox))
+    # Dovecot's practice: CREATE leaves the subscriptions to the client (RFC 9051 §6.3.7).
+    await session.store.create_folder(
+        session.mailbox_id, session.decode_name(command.mailbox), subscribe=False
+    )
     return None
 
 
