@@ -4,14 +4,18 @@ The clock stands still here: what happens "within the same second" happens in th
 
 from __future__ import annotations
 
+import asyncio
+import imaplib
 import re
 
 import pytest
 
 from mailmark.bootstrap import Listeners
 from mailmark.core.ports import Clock
+from mailmark.imap.reader import MAX_DISCARD
 from tests.imap.raw import session
 from tests.support.clock import SettableClock
+from tests.support.tls import client_tls
 from tests.support.world import World
 
 
@@ -343,3 +347,185 @@ async def test_search_on_addresses_matches_names_and_addresses_however_written(
                 b"* SEARCH " + expected + b"\r\n",
                 tag + b" OK SEARCH completed\r\n",
             ]
+
+
+async def test_subscriptions_are_a_list_of_names_of_their_own(
+    listeners: Listeners, world: World
+) -> None:
+    """Item 6: CREATE subscribes nothing, DELETE keeps the name's subscription (RFC 9051 §6.3.7),
+    LSUB shows an unsubscribed parent reached by "%" as \\Noselect (RFC 3501 §6.3.9), LIST
+    (SUBSCRIBED) a subscribed name without a folder as \\NonExistent and a parent reached by
+    RECURSIVEMATCH with CHILDINFO (RFC 5258 §3.1, §3.5). The default folders start subscribed."""
+    async with session(listeners.imaps_port) as client:
+        assert await client.ok(b"L1", b'LSUB "" "INBOX"') == [
+            b'* LSUB () "/" "INBOX"\r\n',
+            b"L1 OK LSUB completed\r\n",
+        ]
+        assert await client.ok(b"L2", b'LIST (SUBSCRIBED) "" "Sent"') == [
+            b'* LIST (\\HasNoChildren \\Sent \\Subscribed) "/" "Sent"\r\n',
+            b"L2 OK LIST completed\r\n",
+        ]
+        await client.ok(b"C1", b"CREATE Projects/2026")
+        assert await client.ok(b"L3", b'LSUB "" "Projects*"') == [b"L3 OK LSUB completed\r\n"]
+        assert await client.ok(b"S1", b"SUBSCRIBE Projects/2026") == [
+            b"S1 OK SUBSCRIBE completed\r\n"
+        ]
+        assert await client.ok(b"L4", b'LSUB "" "P%"') == [
+            b'* LSUB (\\Noselect) "/" "Projects"\r\n',
+            b"L4 OK LSUB completed\r\n",
+        ]
+        assert await client.ok(b"L5", b'LSUB "" "Projects*"') == [
+            b'* LSUB () "/" "Projects/2026"\r\n',
+            b"L5 OK LSUB completed\r\n",
+        ]
+        assert await client.ok(b"L6", b'LIST (SUBSCRIBED RECURSIVEMATCH) "" "P%"') == [
+            b'* LIST (\\HasChildren) "/" "Projects" ("CHILDINFO" ("SUBSCRIBED"))\r\n',
+            b"L6 OK LIST completed\r\n",
+        ]
+        assert await client.ok(b"L7", b'LIST (SUBSCRIBED) "" "P%"') == [b"L7 OK LIST completed\r\n"]
+        await client.ok(b"D1", b"DELETE Projects/2026")
+        assert await client.ok(b"L8", b'LSUB "" "Projects/*"') == [
+            b'* LSUB (\\Noselect) "/" "Projects/2026"\r\n',
+            b"L8 OK LSUB completed\r\n",
+        ]
+        assert await client.ok(b"L9", b'LIST (SUBSCRIBED) "" "Projects/*"') == [
+            b'* LIST (\\NonExistent \\Subscribed) "/" "Projects/2026"\r\n',
+            b"L9 OK LIST completed\r\n",
+        ]
+        assert await client.ok(b"M1", b'LIST "" "Projects/*" RETURN (SUBSCRIBED)') == [
+            b"M1 OK LIST completed\r\n"
+        ]
+        await client.ok(b"C2", b"CREATE Projects/2026")
+        assert await client.ok(b"M2", b'LIST "" "Projects/*" RETURN (SUBSCRIBED)') == [
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" "Projects/2026"\r\n',
+            b"M2 OK LIST completed\r\n",
+        ]
+        # RENAME takes the subscription along, as Dovecot does.
+        await client.ok(b"R1", b"RENAME Projects Work")
+        assert await client.ok(b"M3", b'LSUB "" "*o*/2026"') == [
+            b'* LSUB () "/" "Work/2026"\r\n',
+            b"M3 OK LSUB completed\r\n",
+        ]
+        assert await client.ok(b"U1", b"UNSUBSCRIBE Work/2026") == [
+            b"U1 OK UNSUBSCRIBE completed\r\n"
+        ]
+        assert await client.ok(b"U2", b"UNSUBSCRIBE Work") == [b"U2 OK UNSUBSCRIBE completed\r\n"]
+        assert await client.run(b"U3", b"UNSUBSCRIBE Nowhere") == [
+            b"U3 NO [NONEXISTENT] Nowhere is not subscribed.\r\n"
+        ]
+        assert await client.run(b"S2", b"SUBSCRIBE Nowhere") == [
+            b"S2 NO [NONEXISTENT] No folder Nowhere.\r\n"
+        ]
+        assert await client.ok(b"M4", b'LSUB "" "*o*/2026"') == [b"M4 OK LSUB completed\r\n"]
+        # A folder made in the webmail is subscribed, so clients showing only subscribed folders
+        # see it.
+        assert world.sales.id is not None
+        await world.services.mailstore.create_folder(world.sales.id, "Receipts")
+        assert await client.ok(b"M5", b'LSUB "" "Receipts"') == [
+            b'* LSUB () "/" "Receipts"\r\n',
+            b"M5 OK LSUB completed\r\n",
+        ]
+
+
+def _mail(subject: str) -> bytes:
+    return b"From: a@example.org\r\nSubject: %s\r\n\r\nbody\r\n" % subject.encode()
+
+
+async def test_literal_plus_and_multiappend(listeners: Listeners, world: World) -> None:
+    """Item 11: LITERAL+ (RFC 7888, replacing LITERAL-: §5 forbids advertising both) and
+    MULTIAPPEND (RFC 3502): the messages of one APPEND, non-synchronising and synchronising
+    literals mixed, land together with APPENDUID giving their UIDs in order (RFC 4315 §3); one
+    refused message leaves the folder untouched (RFC 3502 §6.3.11)."""
+    one, two, three = _mail("one"), _mail("two"), _mail("three")
+    async with session(listeners.imaps_port) as client:
+        capability = (await client.ok(b"C1", b"CAPABILITY"))[0]
+        assert b" LITERAL+ " in capability and b"LITERAL-" not in capability
+        assert b" MULTIAPPEND " in capability
+        await client.ok(b"C2", b"CREATE Projects")
+        await client.send(
+            b'A1 APPEND Projects (\\Seen) {%d+}\r\n%s " 3-Feb-2026 10:11:12 +0000" {%d}\r\n'
+            % (len(one), one, len(two))
+        )
+        assert await client.line() == b"+ Ready for literal data\r\n"
+        await client.send(two + b" ($Work) {%d+}\r\n%s\r\n" % (len(three), three))
+        answer = await client.until(b"A1")
+        validity = _validity(await client.ok(b"S1", b"STATUS Projects (UIDVALIDITY)"))
+        assert answer == [b"A1 OK [APPENDUID %d 1:3] APPEND completed\r\n" % validity]
+        await client.ok(b"S2", b"SELECT Projects")
+        assert await client.ok(b"F1", b"FETCH 1:* (UID FLAGS)") == [
+            b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))\r\n",
+            b"* 2 FETCH (UID 2 FLAGS (\\Recent))\r\n",
+            b"* 3 FETCH (UID 3 FLAGS ($Work \\Recent))\r\n",
+            b"F1 OK FETCH completed\r\n",
+        ]
+        assert await client.ok(
+            b"F2", b"FETCH 2 (INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+        ) == [
+            b'* 2 FETCH (INTERNALDATE " 3-Feb-2026 10:11:12 +0000" '
+            b"BODY[HEADER.FIELDS (SUBJECT)] {16}\r\nSubject: two\r\n\r\n)\r\n",
+            b"F2 OK FETCH completed\r\n",
+        ]
+        # All or nothing: the second message loops (too many Received fields), so neither stays.
+        looping = b"Received: from x by y\r\n" * 101 + _mail("loop")
+        await client.send(
+            b"A2 APPEND Projects {%d+}\r\n%s {%d+}\r\n%s\r\n"
+            % (len(one), one, len(looping), looping)
+        )
+        assert (await client.until(b"A2"))[-1].startswith(b"A2 NO ")
+        assert await client.ok(b"N1", b"NOOP") == [b"N1 OK NOOP completed\r\n"]
+        assert (await client.ok(b"S3", b"STATUS Projects (MESSAGES UIDNEXT)"))[0] == (
+            b'* STATUS "Projects" (MESSAGES 3 UIDNEXT 4)\r\n'
+        )
+
+
+async def test_a_non_synchronising_literal_over_the_limit(
+    listeners: Listeners, world: World
+) -> None:
+    """RFC 7888 §4: its octets are on their way. Up to MAX_DISCARD they are read and dropped,
+    with the rest of the command (a later literal's octets are data, never a command), and the
+    command is NO [TOOBIG]; beyond that, BAD [TOOBIG] and the connection closes."""
+    limit = world.services.settings.max_message_size
+    injected = b"A9 DELETE INBOX\r\n"
+    async with session(listeners.imaps_port) as client:
+        await client.send(
+            b"A1 APPEND INBOX {%d+}\r\n" % (limit + 1)
+            + b"x" * (limit + 1)
+            + b" {%d+}\r\n%s\r\n" % (len(injected), injected)
+        )
+        assert await client.until(b"A1") == [b"A1 NO [TOOBIG] Literal is larger than allowed\r\n"]
+        assert await client.ok(b"A2", b"STATUS INBOX (MESSAGES)") == [
+            b'* STATUS "INBOX" (MESSAGES 0)\r\n',
+            b"A2 OK STATUS completed\r\n",
+        ]
+        await client.send(b"A3 APPEND INBOX {%d+}\r\n" % (MAX_DISCARD + 1))
+        assert await client.line() == (
+            b"A3 BAD [TOOBIG] Non-synchronizing literal is larger than allowed\r\n"
+        )
+        assert await client.line() == b"* BYE Closing the connection\r\n"
+        with pytest.raises((EOFError, ConnectionError)):
+            await client.line()
+
+
+async def test_imaplib_appends_several_messages_with_literal_plus(
+    listeners: Listeners, world: World
+) -> None:
+    """A second client library: imaplib has no MULTIAPPEND call, but with LITERAL+ its plain
+    command sender carries one, literals inline."""
+    one, two = _mail("one"), _mail("two")
+
+    def scenario() -> tuple[str, list[bytes], list[bytes]]:
+        client = imaplib.IMAP4_SSL("127.0.0.1", listeners.imaps_port, ssl_context=client_tls())
+        try:
+            client.login("sales@acme.test", "sales-pass-1")
+            body = b"(\\Flagged) {%d+}\r\n%s {%d+}\r\n%s" % (len(one), one, len(two), two)
+            typ, data = client._simple_command("APPEND", "INBOX", body)
+            client.select("INBOX")
+            _, fetched = client.uid("FETCH", "1:*", "(FLAGS)")
+            return typ, data, fetched
+        finally:
+            client.logout()
+
+    typ, data, fetched = await asyncio.to_thread(scenario)
+    assert typ == "OK"
+    assert re.fullmatch(rb"\[APPENDUID \d+ 1:2\] APPEND completed", data[0]), data
+    assert fetched == [b"1 (UID 1 FLAGS (\\Flagged \\Recent))", b"2 (UID 2 FLAGS (\\Recent))"]

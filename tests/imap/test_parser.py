@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +13,7 @@ from mailmark.core import search
 from mailmark.imap import encoder, mutf7
 from mailmark.imap.commands import (
     Append,
+    AppendMessage,
     Authenticate,
     Copy,
     Enable,
@@ -77,12 +78,34 @@ from mailmark.imap.parser import ParseError, parse_command, parse_tag
             Append(
                 "a",
                 "Sent",
-                ("\\Seen",),
-                datetime(2026, 2, 3, 10, 11, 12, tzinfo=timezone(-timedelta(hours=1, minutes=30))),
-                b"abc",
+                (
+                    AppendMessage(
+                        ("\\Seen",),
+                        datetime(
+                            2026, 2, 3, 10, 11, 12, tzinfo=timezone(-timedelta(hours=1, minutes=30))
+                        ),
+                        b"abc",
+                    ),
+                ),
             ),
         ),
-        (b"a APPEND INBOX ~{2}\r\n\x00b", Append("a", "INBOX", (), None, b"\x00b")),
+        (
+            b"a APPEND INBOX ~{2}\r\n\x00b",
+            Append("a", "INBOX", (AppendMessage((), None, b"\x00b"),)),
+        ),
+        # RFC 3502 MULTIAPPEND: each message with its own flags and date.
+        (
+            b'a APPEND INBOX (\\Seen) {1+}\r\nx " 3-Feb-2026 10:11:12 +0000" {2}\r\nyz {1}\r\nw',
+            Append(
+                "a",
+                "INBOX",
+                (
+                    AppendMessage(("\\Seen",), None, b"x"),
+                    AppendMessage((), datetime(2026, 2, 3, 10, 11, 12, tzinfo=UTC), b"yz"),
+                    AppendMessage((), None, b"w"),
+                ),
+            ),
+        ),
         (b'a LSUB "" *', ListCommand("a", "", ("*",), lsub=True)),
         (
             b'a LIST (SUBSCRIBED) "" ("INBOX" "Sent/%") RETURN (SPECIAL-USE CHILDREN)',

@@ -301,3 +301,36 @@ async def test_existing_mailboxes_get_an_archive_folder(engine: AsyncEngine) -> 
             )
         ).all()
     assert [tuple(row) for row in rows] == [(1, "\\Archive", True, 1), (2, "\\Archive", True, 5)]
+
+
+async def test_subscribed_folders_become_subscriptions_and_back(engine: AsyncEngine) -> None:
+    """0019 moves each folder's subscribed flag into `subscriptions`; downgrading restores the
+    flags (a name whose folder is gone is lost then: the flag lives on a folder)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0018"))
+    now = "2026-12-01 10:00:00"
+    async with engine.begin() as conn:
+        for statement in [
+            "INSERT INTO accounts (id, name, plan, status, created_at) "
+            f"VALUES (1, 'acme', 'unlimited', 'active', '{now}')",
+            "INSERT INTO domains (id, account_id, name, created_at, trusted, "
+            f"return_path_published) VALUES (1, 1, 'acme.test', '{now}', true, false)",
+            "INSERT INTO mailboxes (id, domain_id, local_part, display_name, signature, "
+            f"created_at) VALUES (1, 1, 'sales', '', '', '{now}')",
+            "INSERT INTO folders (id, mailbox_id, name, uid_validity, uid_next, highest_modseq, "
+            "subscribed) VALUES (1, 1, 'INBOX', 1, 1, 1, true)",
+            "INSERT INTO folders (id, mailbox_id, name, uid_validity, uid_next, highest_modseq, "
+            "subscribed) VALUES (2, 1, 'Junk', 2, 1, 1, false)",
+        ]:
+            await conn.execute(sa.text(statement))
+    await migrate(engine)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT mailbox_id, name FROM subscriptions"))).all()
+    assert [tuple(row) for row in rows] == [(1, "INBOX")]
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0018"))
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(sa.text("SELECT name, subscribed FROM folders ORDER BY id"))
+        ).all()
+    assert [(name, bool(flag)) for name, flag in rows] == [("INBOX", True), ("Junk", False)]

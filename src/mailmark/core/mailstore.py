@@ -185,6 +185,23 @@ class AppendResult:
     uid: int
 
 
+@dataclass(frozen=True)
+class AppendItem:
+    """One message of an APPEND."""
+
+    raw: bytes
+    flags: tuple[str, ...] = ()
+    internal_date: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MultiAppendResult:
+    """For APPENDUID with a UID set (RFC 4315 §3, RFC 3502): the UIDs in the messages' order."""
+
+    uidvalidity: int
+    uids: list[int]
+
+
 class MailStore:
     """Folders and messages of mailboxes, by mailbox id and folder id.
 
@@ -286,15 +303,22 @@ class MailStore:
         found.sort(key=lambda f: (f.name != INBOX, f.name))
         return [_info(folder) for folder in found]
 
-    async def create_folder(self, mailbox_id: int, name: str) -> FolderInfo:
+    async def create_folder(
+        self, mailbox_id: int, name: str, *, subscribe: bool = True
+    ) -> FolderInfo:
         """Create a folder (RFC 3501 §6.3.3): a trailing delimiter is dropped; missing parents
-        ("a" for "a/b") are created too. INBOX in any case, or an existing name, is `Conflict`."""
+        ("a" for "a/b") are created too. INBOX in any case, or an existing name, is `Conflict`.
+        `subscribe`: put the folder's name on the subscription list, so that IMAP clients that
+        show subscribed folders only see what the webmail created; IMAP CREATE leaves it to the
+        client, as Dovecot does."""
         name = new_folder_name(name.removesuffix(DELIMITER))
         async with self._uow() as uow:
             existing = {f.name: f for f in await uow.folders.list_for_mailbox(mailbox_id)}
             if name in existing:
                 raise Conflict(f"Folder {name} already exists.")
             await self._add_with_parents(uow, mailbox_id, name, existing)
+            if subscribe:
+                await uow.mailstore.set_subscribed(mailbox_id, [name], True)
             created = await uow.folders.get_by_name(mailbox_id, name)
             await uow.commit()
         assert created is not None
@@ -333,11 +357,11 @@ class MailStore:
                         template.uid_validity,
                         template.uid_next,
                         template.highest_modseq,
-                        True,
+                        False,
                     )
                 )
             else:
-                new.append(Folder(mailbox_id, path, None, validity))
+                new.append(Folder(mailbox_id, path, None, validity, subscribed=False))
         await uow.folders.add_many(new)
 
     async def delete_folder(self, mailbox_id: int, name: str) -> None:
@@ -399,12 +423,30 @@ class MailStore:
         self.signals.publish(mailbox_id)
 
     async def set_subscribed(self, mailbox_id: int, name: str, subscribed: bool) -> None:
-        """SUBSCRIBE / UNSUBSCRIBE an existing folder."""
+        """SUBSCRIBE an existing folder's name, UNSUBSCRIBE a name (RFC 9051 §6.3.7-6.3.8).
+
+        SUBSCRIBE checks that the folder exists (§6.3.7 allows it), which also bounds the list by
+        the folders. UNSUBSCRIBE takes a subscribed name whether or not its folder still exists,
+        and answers OK for an existing folder that was not subscribed; any other name is
+        `NotFound`."""
+        name = folder_name(name)
         async with self._uow() as uow:
-            folder = await self._folder(uow, mailbox_id, name)
-            assert folder.id is not None
-            await uow.mailstore.set_subscribed(folder.id, subscribed)
+            folder = await uow.folders.get_by_name(mailbox_id, name)
+            if subscribed and folder is None:
+                raise NotFound(f"No folder {name}.")
+            if (
+                not subscribed
+                and folder is None
+                and not await uow.mailstore.subscriptions(mailbox_id, [name])
+            ):
+                raise NotFound(f"{name} is not subscribed.")
+            await uow.mailstore.set_subscribed(mailbox_id, [name], subscribed)
             await uow.commit()
+
+    async def subscriptions(self, mailbox_id: int) -> list[str]:
+        """The subscribed names, their folders existing or not (LSUB, LIST (SUBSCRIBED))."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailstore.subscriptions(mailbox_id)
 
     async def status(self, mailbox_id: int, name: str) -> FolderStatus:
         """STATUS counts: one aggregate query, nothing loaded per message."""
@@ -713,54 +755,85 @@ class MailStore:
         flags: Sequence[str] = (),
         internal_date: datetime | None = None,
     ) -> AppendResult:
-        """APPEND (RFC 3501 §6.3.11): store `raw` durably, then place it in one transaction.
-        Nothing is sent, whatever the folder. Over the size limit is `MessageTooLarge`; a
+        """APPEND (RFC 3501 §6.3.11) of one message: `append_many` of one."""
+        result = await self.append_many(
+            mailbox_id, folder_name, [AppendItem(raw, tuple(flags), internal_date)]
+        )
+        return AppendResult(result.uidvalidity, result.uids[0])
+
+    async def append_many(
+        self, mailbox_id: int, folder_name: str, items: Sequence[AppendItem]
+    ) -> MultiAppendResult:
+        """APPEND of one message or several (RFC 3502 MULTIAPPEND): each stored durably, then all
+        placed in one transaction, so either every message is in the folder or none is. Nothing
+        is sent, whatever the folder. A message over the size limit is `MessageTooLarge`; a
         missing folder is `NotFound` (the adapter answers [TRYCREATE])."""
-        if len(raw) > self._max_message_size:
-            raise MessageTooLarge(
-                f"Message exceeds the size limit of {self._max_message_size} bytes."
-            )
-        check_header_limits(raw)
-        given = canonical_flags(flags)
-        if internal_date is not None and internal_date.tzinfo is None:
-            internal_date = internal_date.replace(tzinfo=UTC)
-        # As SendingService.submit_raw keeps it: the first <id> of the field, without brackets.
-        message_id = (read_metadata(raw).message_id or "").strip("<>")
+        prepared: list[tuple[AppendItem, tuple[str, ...], datetime | None, str]] = []
+        for item in items:
+            if len(item.raw) > self._max_message_size:
+                raise MessageTooLarge(
+                    f"Message exceeds the size limit of {self._max_message_size} bytes."
+                )
+            check_header_limits(item.raw)
+            internal_date = item.internal_date
+            if internal_date is not None and internal_date.tzinfo is None:
+                internal_date = internal_date.replace(tzinfo=UTC)
+            # As SendingService.submit_raw keeps it: the first <id> of the field, without brackets.
+            message_id = (read_metadata(item.raw).message_id or "").strip("<>")
+            prepared.append((item, canonical_flags(item.flags), internal_date, message_id))
+        # A mail client saving to Sent what it just submitted, which the server filed there
+        # already: that message is answered with the filed copy's UID instead of kept twice.
+        filed: dict[int, int] = {}
         async with self._uow(read_only=True) as uow:
             folder = await self._folder(uow, mailbox_id, folder_name)
             assert folder.id is not None
-            if message_id:
-                # A mail client saving to Sent what it just submitted, which the server filed
-                # there already: answer with that copy's UID instead of keeping it twice.
-                filed = await uow.mailstore.filed_on_submission(
-                    folder.id, message_id, self._clock.now() - SUBMITTED_COPY_WINDOW
-                )
-                if filed is not None:
-                    return AppendResult(folder.uid_validity, filed)
-        blob_key, created = await self._blobs.put(raw)
+            for index, (_, _, _, message_id) in enumerate(prepared):
+                if message_id:
+                    uid = await uow.mailstore.filed_on_submission(
+                        folder.id, message_id, self._clock.now() - SUBMITTED_COPY_WINDOW
+                    )
+                    if uid is not None:
+                        filed[index] = uid
+        if len(filed) == len(prepared):
+            return MultiAppendResult(folder.uid_validity, [filed[i] for i in range(len(prepared))])
+        created_blobs: list[str] = []
         try:
+            blob_keys: dict[int, tuple[str, bool]] = {}
+            for index, (item, _, _, _) in enumerate(prepared):
+                if index not in filed:
+                    blob_key, created = await self._blobs.put(item.raw)
+                    blob_keys[index] = (blob_key, created)
+                    if created:
+                        created_blobs.append(blob_key)
+            uids: list[int] = []
             async with self._uow() as uow:
                 mailbox = await uow.mailboxes.get(mailbox_id)
                 if mailbox is None:
                     raise NotFound("The mailbox no longer exists.")
-                receipt = await self._delivery.place_in(
-                    uow,
-                    raw,
-                    blob_key=blob_key,
-                    created_blob=created,
-                    mailbox=mailbox,
-                    folder=folder.name,
-                    mail_from="",
-                    flags=given,
-                    internal_date=internal_date,
-                )
+                for index, (item, flags, internal_date, _) in enumerate(prepared):
+                    if index in filed:
+                        uids.append(filed[index])
+                        continue
+                    blob_key, created = blob_keys[index]
+                    receipt = await self._delivery.place_in(
+                        uow,
+                        item.raw,
+                        blob_key=blob_key,
+                        created_blob=created,
+                        mailbox=mailbox,
+                        folder=folder.name,
+                        mail_from="",
+                        flags=flags,
+                        internal_date=internal_date,
+                    )
+                    uids.append(receipt.placements[0].uid)
                 await uow.commit()
         except BaseException:
-            if created:
-                await self.remove_unused_blobs([blob_key])
+            if created_blobs:
+                await self.remove_unused_blobs(created_blobs)
             raise
         self.signals.publish(mailbox_id)
-        return AppendResult(folder.uid_validity, receipt.placements[0].uid)
+        return MultiAppendResult(folder.uid_validity, uids)
 
     async def search(
         self, folder_id: int, criteria: Criteria, uid_universe: Sequence[int] | None = None

@@ -161,11 +161,18 @@ class Status(Command):
 
 
 @dataclass(frozen=True)
-class Append(Command):
-    mailbox: str
+class AppendMessage:
     flags: tuple[str, ...]
     internal_date: datetime | None
     message: bytes
+
+
+@dataclass(frozen=True)
+class Append(Command):
+    """APPEND of one message, or of several (RFC 3502 MULTIAPPEND)."""
+
+    mailbox: str
+    messages: tuple[AppendMessage, ...]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from mailmark.core.mailstore import StoreMode
 from mailmark.core.states import SystemFlag
 from mailmark.imap.commands import (
     Append,
+    AppendMessage,
     Authenticate,
     Command,
     Copy,
@@ -612,19 +613,21 @@ def _flag_list(cur: _Cursor) -> tuple[str, ...]:
 def _append(cur: _Cursor, tag: str) -> Append:
     cur.sp()
     mailbox = _mailbox(cur)
-    cur.sp()
-    flags: tuple[str, ...] = ()
-    if cur.peek_is(b"("):
-        flags = _flag_list(cur)
+    messages: list[AppendMessage] = []
+    # RFC 3502 §6: append-message *(SP append-message); the reader bounds the literals.
+    while not messages or not cur.at_end():
         cur.sp()
-    internal_date = None
-    if cur.peek_is(b'"'):
-        internal_date = _date_time(_text(cur.quoted()))
-        cur.sp()
-    message, _binary = cur.literal(allow_binary=True)
-    if not cur.at_end():
-        raise _Syntax("MULTIAPPEND is not supported")
-    return Append(tag, mailbox, flags, internal_date, message)
+        flags: tuple[str, ...] = ()
+        if cur.peek_is(b"("):
+            flags = _flag_list(cur)
+            cur.sp()
+        internal_date = None
+        if cur.peek_is(b'"'):
+            internal_date = _date_time(_text(cur.quoted()))
+            cur.sp()
+        message, _binary = cur.literal(allow_binary=True)
+        messages.append(AppendMessage(flags, internal_date, message))
+    return Append(tag, mailbox, tuple(messages))
 
 
 def _sequence_set(cur: _Cursor) -> SequenceSet:

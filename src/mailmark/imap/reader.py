@@ -6,8 +6,12 @@ A command is returned as its wire bytes without the final CRLF, literals inline 
   without being kept;
 - a synchronising literal over `max_literal` gets `NO [TOOBIG]` instead of a continuation, so the
   client never sends it and the session goes on (RFC 7888 §4 / RFC 9051 §7.1 TOOBIG);
-- LITERAL- (RFC 7888 §5): a non-synchronising literal over 4096 octets is refused with BAD; its
-  octets are already on the way and cannot be told apart from commands, so the connection closes.
+- LITERAL+ (RFC 7888 §3): a non-synchronising literal is read like a synchronising one, without
+  the continuation, under the same limit. One over it is already on its way and its octets cannot
+  be told apart from commands; RFC 7888 §4 leaves the server two ways out, and both are used: up to
+  MAX_DISCARD octets (the rest of the command's literals included) are read and thrown away piece by
+  piece, never held, and the command is answered `NO [TOOBIG]`; beyond that the answer is
+  `BAD [TOOBIG]` and the connection closes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from mailmark.imap.parser import parse_tag
 
 MAX_LINE = 1024 * 1024  # one line of a command, literals excluded
 STREAM_LIMIT = 16 * 1024  # the asyncio stream buffer's limit (start_server(limit=...))
-MAX_NON_SYNC_LITERAL = 4096  # RFC 7888 §5 LITERAL-
+# The octets of refused non-synchronising literals one command may make the server read and drop.
+MAX_DISCARD = 64 * 1024 * 1024
 MAX_LITERALS = 1000  # literals in one command
 _LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\Z")
 
@@ -115,10 +120,6 @@ class CommandReader:
             tag = parse_tag(first)
             size = int(match[2])
             synchronising = not match[3]
-            if not synchronising and size > MAX_NON_SYNC_LITERAL:
-                raise CommandRefused(
-                    tag, "BAD", "Non-synchronizing literal over 4096 octets (LITERAL-)", fatal=True
-                )
             try:
                 limit = self._literal_limit(first)
                 if size > limit or total + size > limit + 4 * self._max_line:
@@ -126,9 +127,7 @@ class CommandReader:
                     raise CommandRefused(tag, "NO", "Literal is larger than allowed", code="TOOBIG")
             except CommandRefused:
                 if not synchronising:
-                    # Its octets (at most 4096) are on the way: drop them and the rest of the line.
-                    await self._stream.readexactly(size)
-                    self._skip_to_eol = True
+                    await self._discard_command(tag, size)
                 raise
             if synchronising:
                 await self._send(continuation("Ready for literal data"))
@@ -139,3 +138,28 @@ class CommandReader:
         raise CommandRefused(
             parse_tag(parts[0]), "BAD", "Too many literals in one command", fatal=True
         )
+
+    async def _discard_command(self, tag: str, size: int) -> None:
+        """Read and drop a refused non-synchronising literal of `size` octets and the rest of its
+        command, literals included (a later `{n+}` is data too, never commands). Past MAX_DISCARD
+        octets, or when the rest cannot be read, the connection has to close (RFC 7888 §4)."""
+        fatal = CommandRefused(
+            tag, "BAD", "Non-synchronizing literal is larger than allowed", "TOOBIG", fatal=True
+        )
+        budget = MAX_DISCARD
+        for _ in range(MAX_LITERALS):
+            if size > budget:
+                raise fatal
+            budget -= size
+            while size:
+                size -= len(await self._stream.readexactly(min(size, STREAM_LIMIT)))
+            try:
+                line = await self.read_line()
+            except CommandRefused:
+                raise fatal from None
+            match = _LITERAL_AT_END.search(line)
+            if match is None or not match[3]:
+                # The command ends here, or the client waits for a continuation it will not get.
+                return
+            size = int(match[2])
+        raise fatal

@@ -325,7 +325,7 @@ class Session:
         caps = [
             "IMAP4rev1",
             "IMAP4rev2",
-            "LITERAL-",
+            "LITERAL+",
             "SASL-IR",
             "ID",
             "ENABLE",
@@ -339,6 +339,7 @@ class Session:
                 caps += ["STARTTLS", "LOGINDISABLED"]
         caps += [
             "UIDPLUS",
+            "MULTIAPPEND",
             "MOVE",
             "UNSELECT",
             "CHILDREN",

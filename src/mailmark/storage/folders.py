@@ -7,20 +7,30 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from mailmark.core.model import Folder
-from mailmark.storage.sql import Repository, chunks, row_values
+from mailmark.storage.sql import Repository, add_subscriptions, chunks, folder_query, row_values
 from mailmark.storage.tables import folders
 
 
 class SqlFolders(Repository):
     async def add_many(self, new_folders: Sequence[Folder]) -> None:
-        await self._conn.execute(folders.insert(), [row_values(folder) for folder in new_folders])
+        """Insert the folders; the names of those marked `subscribed` join the subscriptions."""
+        rows = [row_values(folder) for folder in new_folders]
+        for row in rows:
+            row.pop("subscribed")
+        await self._conn.execute(folders.insert(), rows)
+        subscribed: dict[int, list[str]] = {}
+        for folder in new_folders:
+            if folder.subscribed:
+                subscribed.setdefault(folder.mailbox_id, []).append(folder.name)
+        for mailbox_id, names in subscribed.items():
+            await add_subscriptions(self._conn, mailbox_id, names)
 
     async def list_for_mailbox(self, mailbox_id: int) -> list[Folder]:
-        query = folders.select().where(folders.c.mailbox_id == mailbox_id).order_by(folders.c.id)
+        query = folder_query().where(folders.c.mailbox_id == mailbox_id).order_by(folders.c.id)
         return [Folder(**row._mapping) for row in await self._conn.execute(query)]
 
     async def get_by_name(self, mailbox_id: int, name: str) -> Folder | None:
-        query = folders.select().where(folders.c.mailbox_id == mailbox_id, folders.c.name == name)
+        query = folder_query().where(folders.c.mailbox_id == mailbox_id, folders.c.name == name)
         row = (await self._conn.execute(query)).first()
         return Folder(**row._mapping) if row else None
 
@@ -28,7 +38,7 @@ class SqlFolders(Repository):
         pairs = sorted(set(wanted))
         found: dict[tuple[int, str], Folder] = {}
         for chunk in chunks(pairs):
-            query = folders.select().where(
+            query = folder_query().where(
                 sa.tuple_(folders.c.mailbox_id, folders.c.name).in_(list(chunk))
             )
             for row in await self._conn.execute(query):

@@ -31,8 +31,21 @@ from mailmark.core.model import (
 )
 from mailmark.core.states import SystemFlag
 from mailmark.storage.dialect import Dialect
-from mailmark.storage.sql import chunks, remove_orphan_messages
-from mailmark.storage.tables import expunged, folders, messages, outbound_messages, placements
+from mailmark.storage.sql import (
+    add_subscriptions,
+    chunks,
+    folder_query,
+    folder_subscribed,
+    remove_orphan_messages,
+)
+from mailmark.storage.tables import (
+    expunged,
+    folders,
+    messages,
+    outbound_messages,
+    placements,
+    subscriptions,
+)
 
 # `conversations` of a folder reads at most this many placements newest first before it groups
 # the folder instead.
@@ -83,15 +96,23 @@ class SqlMailStore:
     # Folders
 
     async def folder(self, folder_id: int) -> Folder | None:
-        row = (await self._conn.execute(folders.select().where(folders.c.id == folder_id))).first()
+        row = (await self._conn.execute(folder_query().where(folders.c.id == folder_id))).first()
         return Folder(**row._mapping) if row else None
 
     async def lock_folder(self, folder_id: int) -> Folder | None:
-        query = self._dialect.for_update(folders.select().where(folders.c.id == folder_id))
+        query = self._dialect.for_update(folder_query().where(folders.c.id == folder_id))
         row = (await self._conn.execute(query)).first()
         return Folder(**row._mapping) if row else None
 
     async def rename_folders(self, mailbox_id: int, renames: Sequence[tuple[int, str]]) -> None:
+        """Rename folders; a subscribed name moves with its folder, as Dovecot's RENAME does."""
+        rows = await self._conn.execute(
+            sa.select(folders.c.id, folders.c.name).where(
+                folders.c.mailbox_id == mailbox_id,
+                folders.c.id.in_([folder_id for folder_id, _ in renames]),
+            )
+        )
+        old = {int(row.id): str(row.name) for row in rows}
         # Two steps, so that swapping names never trips the unique (mailbox, name) constraint.
         for folder_id, _ in renames:
             await self._conn.execute(
@@ -103,11 +124,35 @@ class SqlMailStore:
             await self._conn.execute(
                 folders.update().where(folders.c.id == folder_id).values(name=name)
             )
+        moved = {old[folder_id]: name for folder_id, name in renames if folder_id in old}
+        subscribed = await self.subscriptions(mailbox_id, list(moved))
+        if subscribed:
+            await self.set_subscribed(mailbox_id, subscribed, False)
+            await add_subscriptions(self._conn, mailbox_id, [moved[name] for name in subscribed])
 
-    async def set_subscribed(self, folder_id: int, subscribed: bool) -> None:
-        await self._conn.execute(
-            folders.update().where(folders.c.id == folder_id).values(subscribed=subscribed)
-        )
+    async def subscriptions(self, mailbox_id: int, names: Sequence[str] | None = None) -> list[str]:
+        """The mailbox's subscribed names (of `names` only, when given), sorted."""
+        query = sa.select(subscriptions.c.name).where(subscriptions.c.mailbox_id == mailbox_id)
+        found: list[str] = []
+        if names is None:
+            found.extend((await self._conn.execute(query)).scalars())
+        else:
+            for chunk in chunks(sorted(set(names))):
+                chunk_query = query.where(subscriptions.c.name.in_(list(chunk)))
+                found.extend((await self._conn.execute(chunk_query)).scalars())
+        return sorted(found)
+
+    async def set_subscribed(self, mailbox_id: int, names: Sequence[str], subscribed: bool) -> None:
+        if subscribed:
+            await add_subscriptions(self._conn, mailbox_id, names)
+            return
+        for chunk in chunks(sorted(set(names))):
+            await self._conn.execute(
+                subscriptions.delete().where(
+                    subscriptions.c.mailbox_id == mailbox_id,
+                    subscriptions.c.name.in_(list(chunk)),
+                )
+            )
 
     async def delete_folder(self, folder_id: int) -> list[str]:
         message_ids = (
@@ -499,6 +544,7 @@ class SqlMailStore:
         query = (
             sa.select(
                 *folders.c,
+                folder_subscribed(),
                 sa.func.count(placements.c.id).label("total"),
                 sa.func.coalesce(sa.func.sum(unseen), 0).label("unseen"),
             )

@@ -12,7 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailmark.storage.dialect import Dialect
-from mailmark.storage.tables import messages, outbound_messages, placements, webmail_uploads
+from mailmark.storage.tables import (
+    folders,
+    messages,
+    outbound_messages,
+    placements,
+    subscriptions,
+    webmail_uploads,
+)
 
 T = TypeVar("T")
 # Stay well under SQLite's limit on bound parameters per statement.
@@ -22,6 +29,45 @@ CHUNK = 500
 def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
+
+
+def folder_subscribed() -> sa.ColumnElement[bool]:
+    """Whether a folder's name is on its mailbox's subscription list, as a `Folder.subscribed`
+    column of a query over `folders`."""
+    return (
+        sa.exists()
+        .where(
+            subscriptions.c.mailbox_id == folders.c.mailbox_id,
+            subscriptions.c.name == folders.c.name,
+        )
+        .label("subscribed")
+    )
+
+
+def folder_query() -> sa.Select[Any]:
+    """The rows a `Folder` is made of."""
+    return sa.select(*folders.c, folder_subscribed())
+
+
+async def add_subscriptions(conn: AsyncConnection, mailbox_id: int, names: Sequence[str]) -> None:
+    """Put names on the mailbox's subscription list; those already there stay as they are."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return
+    present = set(
+        (
+            await conn.execute(
+                sa.select(subscriptions.c.name).where(
+                    subscriptions.c.mailbox_id == mailbox_id, subscriptions.c.name.in_(wanted)
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    missing = [{"mailbox_id": mailbox_id, "name": name} for name in wanted if name not in present]
+    if missing:
+        await conn.execute(subscriptions.insert(), missing)
 
 
 def shallow_fields(record: Any) -> dict[str, Any]:

@@ -264,10 +264,19 @@ folders = sa.Table(
     sa.Column("uid_validity", sa.BigInteger(), nullable=False),
     sa.Column("uid_next", sa.BigInteger(), nullable=False),
     sa.Column("highest_modseq", sa.BigInteger(), nullable=False),
-    sa.Column("subscribed", sa.Boolean(), nullable=False),
     # RFC 3501 §2.3.2: UIDs from here on are \Recent to the next IMAP4rev1 session to see them.
     sa.Column("first_recent_uid", sa.BigInteger(), nullable=False, server_default=sa.text("1")),
     sa.UniqueConstraint("mailbox_id", "name"),
+)
+
+# The names a mailbox's IMAP clients subscribed to: a list of its own (RFC 9051 §6.3.7-6.3.8),
+# which keeps a name when its folder is deleted and never gains one when a folder is created.
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.PrimaryKeyConstraint("mailbox_id", "name"),
 )
 
 messages = sa.Table(

@@ -5,7 +5,7 @@ LSUB, STATUS and APPEND (RFC 4315 APPENDUID)."""
 from __future__ import annotations
 
 from mailmark.core.errors import NotFound
-from mailmark.core.mailstore import DELIMITER, INBOX, SYSTEM_FLAGS, FolderInfo, FolderStatus
+from mailmark.core.mailstore import DELIMITER, INBOX, SYSTEM_FLAGS, AppendItem, FolderStatus
 from mailmark.imap import encoder
 from mailmark.imap.commands import (
     Append,
@@ -111,7 +111,10 @@ async def _resynchronise(session: Session, known: QresyncParameters) -> None:
 
 async def do_create(session: Session, command: Command) -> Done | None:
     assert isinstance(command, MailboxCommand)
-    await session.store.create_folder(session.mailbox_id, session.decode_name(command.mailbox))
+    # Dovecot's practice: CREATE leaves the subscriptions to the client (RFC 9051 §6.3.7).
+    await session.store.create_folder(
+        session.mailbox_id, session.decode_name(command.mailbox), subscribe=False
+    )
     return None
 
 
@@ -167,51 +170,69 @@ async def do_list(session: Session, command: Command) -> Done | None:
     except PatternTooLong as error:
         raise Reply("BAD", str(error)) from None
     folders = await session.store.list_folders(session.mailbox_id)
-    existing = {folder.name for folder in folders}
-    parents = {name.rsplit(DELIMITER, 1)[0] for name in existing if DELIMITER in name}
+    by_name = {folder.name: folder for folder in folders}
+    parents = {name.rsplit(DELIMITER, 1)[0] for name in by_name if DELIMITER in name}
     # Ancestors of existing folders that do not exist themselves (RFC 9051 §6.3.9: listed
     # as \Noselect / \NonExistent when a pattern matches them).
     ancestors: set[str] = set()
-    for name in existing:
-        parts = name.split(DELIMITER)
-        ancestors.update(DELIMITER.join(parts[:n]) for n in range(1, len(parts)))
-    ancestors -= existing
-    entries: list[tuple[str, FolderInfo | None]] = [(folder.name, folder) for folder in folders]
-    entries += [(name, None) for name in sorted(ancestors)]
-    for name, folder in entries:
-        if not _matches(name, patterns):
+    for name in by_name:
+        ancestors.update(_ancestors(name))
+    ancestors -= by_name.keys()
+    by_subscription = command.lsub or command.select_subscribed
+    subscribed: set[str] = set()
+    if by_subscription or command.return_subscribed:
+        subscribed = set(await session.store.subscriptions(session.mailbox_id))
+    # Names the pattern reaches only through a subscribed descendant it does not match: LSUB
+    # lists them as \Noselect when unsubscribed (RFC 3501 §6.3.9, the "%" case), LIST
+    # (SUBSCRIBED RECURSIVEMATCH) with CHILDINFO ("SUBSCRIBED") (RFC 5258 §3.5).
+    reached: set[str] = set()
+    if command.lsub or (command.select_subscribed and command.recursive_match):
+        for name in subscribed:
+            if not _matches(name, patterns):
+                reached.update(a for a in _ancestors(name) if _matches(a, patterns))
+    names = (subscribed | reached) if by_subscription else (by_name.keys() | ancestors)
+    for name in sorted(names, key=lambda n: (n != INBOX, n)):
+        if not (_matches(name, patterns) or name in reached):
             continue
-        subscribed = folder is not None and folder.subscribed
-        if (command.lsub or command.select_subscribed) and not subscribed:
-            continue
+        folder = by_name.get(name)
         if command.select_special_use and (folder is None or folder.special_use is None):
             continue
         attributes: list[str] = []
-        if folder is None:
-            attributes.append("\\NonExistent" if command.extended else "\\Noselect")
-        if not command.lsub:
-            attributes.append(
-                "\\HasChildren" if name in parents or name in ancestors else "\\HasNoChildren"
-            )
-        if folder is not None and folder.special_use and not command.lsub:
-            attributes.append(folder.special_use)
-        if (
-            subscribed
-            and not command.lsub
-            and (command.return_subscribed or command.select_subscribed)
-        ):
-            attributes.append("\\Subscribed")
+        if command.lsub:
+            if folder is None or name not in subscribed:
+                attributes.append("\\Noselect")
+        else:
+            if folder is None:
+                attributes.append("\\NonExistent" if command.extended else "\\Noselect")
+            if name in parents or name in ancestors:
+                attributes.append("\\HasChildren")
+            elif folder is not None:
+                attributes.append("\\HasNoChildren")
+            if folder is not None and folder.special_use:
+                attributes.append(folder.special_use)
+            if name in subscribed and (command.return_subscribed or command.select_subscribed):
+                attributes.append("\\Subscribed")
+        extra = b""
+        if name in reached and not command.lsub:
+            extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
         session.write(
             f"* {verb} (".encode()
             + " ".join(attributes).encode()
             + b') "/" '
             + session.encode_name(name)
+            + extra
             + b"\r\n"
         )
         if command.return_status and folder is not None:
             status = await session.store.status(session.mailbox_id, name)
             session.write(_status_line(session, name, command.return_status, status))
     return None
+
+
+def _ancestors(name: str) -> list[str]:
+    """ "a" and "a/b" for "a/b/c"."""
+    parts = name.split(DELIMITER)
+    return [DELIMITER.join(parts[:n]) for n in range(1, len(parts))]
 
 
 def _status_line(
@@ -241,14 +262,22 @@ async def do_status(session: Session, command: Command) -> Done | None:
 
 
 async def do_append(session: Session, command: Command) -> Done | None:
+    """APPEND, and RFC 3502 MULTIAPPEND: all the messages or none (§6.3.11), APPENDUID with the
+    UIDs in the messages' order (RFC 4315 §3)."""
     assert isinstance(command, Append)
     name = session.decode_name(command.mailbox)
-    flags = [flag for flag in command.flags if flag != "\\Recent"]
-    try:
-        result = await session.store.append(
-            session.mailbox_id, name, command.message, flags, command.internal_date
+    items = [
+        AppendItem(
+            message.message,
+            tuple(flag for flag in message.flags if flag != "\\Recent"),
+            message.internal_date,
         )
+        for message in command.messages
+    ]
+    try:
+        result = await session.store.append_many(session.mailbox_id, name, items)
     except NotFound:
         # RFC 9051 §6.3.12: the client may CREATE the folder and try again.
         raise Reply("NO", "No such folder", "TRYCREATE") from None
-    return Done("APPEND completed", f"APPENDUID {result.uidvalidity} {result.uid}")
+    uids = encoder.sequence_set(result.uids)
+    return Done("APPEND completed", f"APPENDUID {result.uidvalidity} {uids}")
