@@ -1,4 +1,4 @@
-import { render, screen } from "@testing-library/react";
+import { render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { useState } from "react";
 import { describe, expect, it, vi } from "vitest";
@@ -48,8 +48,8 @@ describe("ConfirmTyped", () => {
     await user.click(confirm);
     expect(onConfirm).toHaveBeenCalledTimes(1);
     expect(screen.queryByRole("dialog")).not.toBeInTheDocument();
-    // Focus goes back to what opened the dialog.
-    expect(screen.getByRole("button", { name: "Delete domain" })).toHaveFocus();
+    // Focus goes back to what opened the dialog (as the dialog's cleanup runs).
+    await waitFor(() => expect(screen.getByRole("button", { name: "Delete domain" })).toHaveFocus());
   });
 
   it("keeps the dialog open and shows the error when the action fails", async () => {

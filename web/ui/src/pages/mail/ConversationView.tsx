@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "react";
+import { useLayoutEffect, useRef, useState } from "react";
 import type { Id } from "../../api/client";
 import { mailApi, type Folder, type MailAction, type MessageDetail, type Thread } from "../../api/mail";
 import { Spinner } from "../../components/Spinner";
@@ -48,7 +48,9 @@ export function ConversationView({
   const loaded = useRef(onLoaded);
   loaded.current = onLoaded;
 
-  useEffect(() => {
+  // Before paint: the app knows which conversation is on screen as soon as it shows (a key
+  // pressed at once, like r after j, acts on this one).
+  useLayoutEffect(() => {
     const data = thread.data;
     if (!data) return;
     const keys = new Set<string>();

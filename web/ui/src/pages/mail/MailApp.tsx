@@ -623,7 +623,9 @@ function MailShell({
         listPane.current?.querySelector<HTMLElement>(`[data-row="${index}"]`)?.focus();
       };
       const open = currentConversation();
-      const lastMessage = openThread?.messages[openThread.messages.length - 1];
+      // Only the conversation on screen: right after j/k the previous one may still be in state.
+      const shown = openThread && String(openThread.threadId) === threadId ? openThread : null;
+      const lastMessage = shown?.messages[shown.messages.length - 1];
       switch (action) {
         case "next":
         case "previous": {
@@ -666,13 +668,13 @@ function MailShell({
         case "star": {
           const targets = targetsForShortcut();
           if (targets.length === 0) return;
-          const starred = open ? openThread?.messages.some((m) => m.starred) : targets.every((t) => t.starred);
+          const starred = open ? shown?.messages.some((m) => m.starred) : targets.every((t) => t.starred);
           void act(targets, starred ? "unstar" : "star");
-          if (open && openThread) {
+          if (open && shown) {
             setOpenThread({
-              ...openThread,
-              messages: openThread.messages.map((m, i) =>
-                starred ? { ...m, starred: false } : i === openThread.messages.length - 1 ? { ...m, starred: true } : m,
+              ...shown,
+              messages: shown.messages.map((m, i) =>
+                starred ? { ...m, starred: false } : i === shown.messages.length - 1 ? { ...m, starred: true } : m,
               ),
             });
           }
