@@ -40,11 +40,23 @@ BODY_POLICY = (
     "img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
 )
 PART_POLICY = "sandbox; default-src 'none'; img-src 'self' data:; frame-ancestors 'self'"
+# Raw messages and proxied images: nothing in them may run or load anything.
+CLOSED_POLICY = "sandbox; default-src 'none'"
+
+
+def sandboxed(policy: str, cache: str = "no-store") -> dict[str, str]:
+    """The headers of a response holding mail content: its own policy, never sniffed."""
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": cache,
+    }
+
+
+# The body and parts are shown in frames of our own pages.
 FRAMED_HEADERS = {
-    "Content-Security-Policy": BODY_POLICY,
+    **sandboxed(BODY_POLICY),
     "X-Frame-Options": "SAMEORIGIN",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
 }
 # Shown in the browser when asked inline; anything else is always a download.
@@ -383,11 +395,7 @@ class MailController(Controller):
     ) -> Response[bytes]:
         """Exactly what IMAP's BODY[] gives: as text, or with download=1 as an .eml file."""
         data = await webmail.raw(viewer, mb, folder_id, uid)
-        headers = {
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-        }
+        headers = sandboxed(CLOSED_POLICY)
         if download:
             headers["Content-Disposition"] = f'attachment; filename="message-{uid}.eml"'
             return Response(data, media_type="message/rfc822", headers=headers)
@@ -507,9 +515,5 @@ class MailController(Controller):
         return Response(
             found.content,
             media_type=found.content_type,
-            headers={
-                "Cache-Control": "private, max-age=600",
-                "X-Content-Type-Options": "nosniff",
-                "Content-Security-Policy": "sandbox; default-src 'none'",
-            },
+            headers=sandboxed(CLOSED_POLICY, cache="private, max-age=600"),
         )
