@@ -7,10 +7,13 @@ import re
 from dataclasses import dataclass, replace
 
 import pytest
+import sqlalchemy as sa
 
+from mailmark.core.dispositions import DeliveryRule, Disposition, InboundMessage
 from mailmark.core.errors import MessageTooLarge, PolicyRejected
 from mailmark.core.inbound import InboundEnvelope, InboundMail
 from mailmark.core.states import SpecialFolder
+from mailmark.storage.tables import placements
 from tests.support.world import HOSTNAME, World, stored_copies
 
 RAW = b"From: ann@remote.test\r\nTo: sales@acme.test\r\nSubject: Hi\r\n\r\nHello\r\n"
@@ -124,3 +127,72 @@ async def test_header_limits_come_before_authentication(world: World) -> None:
     with pytest.raises(MessageTooLarge):
         await service.accept(huge_header, envelope(world))
     assert authentication.asked == 0
+
+
+@dataclass
+class FileAs:
+    """A mailbox rule of the kind filters are: file the message by what its Subject says."""
+
+    folder: str
+    flags: tuple[str, ...] = ()
+    seen_subjects: list[str] | None = None
+
+    async def apply(self, message: InboundMessage, disposition: Disposition) -> Disposition:
+        if self.seen_subjects is not None:
+            self.seen_subjects.append(str(message.message["Subject"]))
+        return replace(disposition.filed_in(self.folder), flags=self.flags)
+
+
+class Broken:
+    async def apply(self, message: InboundMessage, disposition: Disposition) -> Disposition:
+        raise ValueError("line 3: unknown command")
+
+
+class Discard:
+    async def apply(self, message: InboundMessage, disposition: Disposition) -> Disposition:
+        return disposition.filed_in()
+
+
+def with_rules(world: World, *rules: DeliveryRule) -> InboundMail:
+    services = world.services
+    return InboundMail(
+        delivery=services.delivery,
+        reports=services.queue,
+        authentication=FixedAuthentication(Verdict()),
+        clock=services.clock,
+        hostname=HOSTNAME,
+        rules=rules,
+    )
+
+
+async def test_rules_choose_each_copys_folder_and_flags_seeing_the_parsed_message(
+    world: World,
+) -> None:
+    subjects: list[str] = []
+    service = with_rules(world, FileAs(SpecialFolder.ARCHIVE, ("\\Flagged",), subjects))
+
+    await service.accept(RAW, envelope(world))
+
+    [copy] = await stored_copies(world.services, world.sales)
+    assert copy.folder == SpecialFolder.ARCHIVE and subjects == ["Hi"]
+    async with world.services.engine.connect() as conn:
+        flags = (await conn.execute(sa.select(placements.c.flags))).scalar_one()
+    assert flags == ["\\Flagged"]
+
+
+async def test_a_failing_rule_leaves_the_message_where_it_was_going(world: World) -> None:
+    service = with_rules(world, Broken())
+
+    receipt = await service.accept(RAW, envelope(world))
+
+    assert receipt is not None
+    assert [copy.folder for copy in await stored_copies(world.services, world.sales)] == [
+        SpecialFolder.INBOX
+    ]
+
+
+async def test_a_message_every_mailbox_discards_is_accepted_and_not_stored(world: World) -> None:
+    service = with_rules(world, Discard())
+
+    assert await service.accept(RAW, envelope(world)) is None
+    assert await stored_copies(world.services, world.sales) == []

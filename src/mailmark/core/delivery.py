@@ -68,16 +68,23 @@ class DeliveryReceipt:
 
 
 @dataclass(frozen=True)
+class DeliveryTarget:
+    """One copy of a message: the mailbox, the folder it is filed in, and its first flags."""
+
+    mailbox: Mailbox
+    folder: str = SpecialFolder.INBOX
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class _Request:
     raw: bytes
     trace_prefix: bytes
     mail_from: str
-    recipients: Sequence[Mailbox]
-    folder: str
+    targets: Sequence[DeliveryTarget]
     meta: MessageMetadata
     blob_key: str = ""  # set once the blob is stored
     created_blob: bool = False
-    flags: tuple[str, ...] = ()
     # An email.received event for each placement; a copy of one's own sent mail has none.
     announce: bool = True
     index: MessageIndex | None = None
@@ -137,14 +144,28 @@ class InboundDelivery:
         folder: str = SpecialFolder.INBOX,
     ) -> DeliveryReceipt:
         """Store `raw` in `folder` of every recipient; returns once it is durable and committed."""
-        if not recipients:
+        targets = [DeliveryTarget(mailbox, folder) for mailbox in recipients]
+        return await self.deliver_to(raw, targets, mail_from=mail_from, trace_prefix=trace_prefix)
+
+    async def deliver_to(
+        self,
+        raw: bytes,
+        targets: Sequence[DeliveryTarget],
+        *,
+        mail_from: str,
+        trace_prefix: bytes = b"",
+    ) -> DeliveryReceipt:
+        """Store `raw` once and place it as each target says (its own folder and flags, e.g. as a
+        mailbox's filters decided); returns once it is durable and committed. A mailbox gets one
+        copy per folder, however many targets name that folder."""
+        if not targets:
             raise ValueError("deliver needs at least one recipient")
         if len(raw) > PARSE_IN_THREAD_ABOVE:
             meta, index = await asyncio.to_thread(read_message, raw)
         else:
             meta, index = read_message(raw)
-        unique = list({mailbox.id: mailbox for mailbox in recipients}.values())
-        request = _Request(raw, trace_prefix, mail_from, unique, folder, meta, index=index)
+        unique = list({(t.mailbox.id, t.folder): t for t in targets}.values())
+        request = _Request(raw, trace_prefix, mail_from, unique, meta, index=index)
         return await self._committer.commit(request)
 
     async def place_in(
@@ -185,12 +206,10 @@ class InboundDelivery:
                     copy.raw,
                     trace_prefix,
                     copy.mail_from,
-                    [copy.mailbox],
-                    copy.folder,
+                    [DeliveryTarget(copy.mailbox, copy.folder, copy.flags)],
                     meta,
                     blob_key=copy.blob_key,
                     created_blob=copy.created_blob,
-                    flags=copy.flags,
                     announce=False,
                     index=index,
                     internal_date=copy.internal_date,
@@ -245,11 +264,9 @@ class InboundDelivery:
                 for request in requests
             ]
         )
-        targets = [
-            (mailbox, request.folder) for request in requests for mailbox in request.recipients
-        ]
+        targets = [target for request in requests for target in request.targets]
         folders = await uow.folders.find_many(
-            [(mailbox.id or 0, name) for mailbox, name in targets]
+            [(target.mailbox.id or 0, target.folder) for target in targets]
         )
         next_uids = await self._allocate_uids(uow, folders, targets)
         threads = _BatchThreads()
@@ -258,9 +275,10 @@ class InboundDelivery:
         receipts = []
         for request, message_id in zip(requests, message_ids, strict=True):
             stored = []
-            for mailbox in request.recipients:
+            for target in request.targets:
+                mailbox = target.mailbox
                 assert mailbox.id is not None
-                folder = folders[(mailbox.id, request.folder)]
+                folder = folders[(mailbox.id, target.folder)]
                 assert folder.id is not None
                 thread_id = (
                     threads.find(mailbox.id, request.meta)
@@ -279,11 +297,11 @@ class InboundDelivery:
                         modseq,
                         thread_id,
                         request.internal_date or now,
-                        request.flags,
+                        target.flags,
                     )
                 )
                 if request.announce:
-                    events.append(_received_event(mailbox, request, uid, now))
+                    events.append(_received_event(target, request, uid, now))
                 stored.append(StoredPlacement(mailbox.id, folder.id, uid, thread_id))
             receipts.append(DeliveryReceipt(message_id, request.blob_key, tuple(stored)))
         await uow.messages.add_placements(placements)
@@ -293,14 +311,14 @@ class InboundDelivery:
 
     @staticmethod
     async def _allocate_uids(
-        uow: UnitOfWork, folders: dict[tuple[int, str], Folder], targets: list[tuple[Mailbox, str]]
+        uow: UnitOfWork, folders: dict[tuple[int, str], Folder], targets: list[DeliveryTarget]
     ) -> dict[int, tuple[int, int]]:
         """The first (UID, MODSEQ) of each target folder's range, one UPDATE per folder."""
         counts: Counter[int] = Counter()
-        for mailbox, name in targets:
-            folder = folders.get((mailbox.id or 0, name))
+        for target in targets:
+            folder = folders.get((target.mailbox.id or 0, target.folder))
             if folder is None or folder.id is None:
-                raise LookupError(f"mailbox {mailbox.address} has no folder {name}")
+                raise LookupError(f"mailbox {target.mailbox.address} has no folder {target.folder}")
             counts[folder.id] += 1
         return {
             folder_id: await uow.folders.allocate_uids(folder_id, count)
@@ -348,7 +366,8 @@ class _BatchThreads:
             self._by_subject[(mailbox_id, meta.subject_key)] = thread_id
 
 
-def _received_event(mailbox: Mailbox, request: _Request, uid: int, now: datetime) -> NewEvent:
+def _received_event(target: DeliveryTarget, request: _Request, uid: int, now: datetime) -> NewEvent:
+    mailbox = target.mailbox
     return NewEvent(
         mailbox.account_id,
         EventType.RECEIVED,
@@ -357,7 +376,7 @@ def _received_event(mailbox: Mailbox, request: _Request, uid: int, now: datetime
             "messageId": request.meta.message_id,
             "from": request.meta.from_addr,
             "subject": request.meta.subject,
-            "folder": request.folder,
+            "folder": target.folder,
             "uid": uid,
         },
         now,

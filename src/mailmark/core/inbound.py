@@ -16,7 +16,15 @@ from email.utils import format_datetime
 from typing import Protocol
 
 from mailmark.core.bounce_reports import BounceReport, parse_report
-from mailmark.core.delivery import DeliveryReceipt, InboundDelivery, inbound_folder
+from mailmark.core.delivery import DeliveryReceipt, DeliveryTarget, InboundDelivery, inbound_folder
+from mailmark.core.dispositions import (
+    AutoResponder,
+    DeliveryRule,
+    Disposition,
+    InboundMessage,
+    Redirector,
+    decide,
+)
 from mailmark.core.errors import ReportRefused
 from mailmark.core.message_meta import check_header_limits, without_our_authentication_results
 from mailmark.core.model import Mailbox
@@ -93,8 +101,14 @@ class InboundMail:
         clock: Clock,
         hostname: str,
         aggregate_reports: AggregateReportIntake | None = None,
+        rules: Sequence[DeliveryRule] = (),
+        redirector: Redirector | None = None,
+        responder: AutoResponder | None = None,
     ) -> None:
         self._delivery = delivery
+        self._rules = tuple(rules)
+        self._redirector = redirector
+        self._responder = responder
         self._reports = reports
         self._aggregate_reports = aggregate_reports
         self._authentication = authentication
@@ -103,7 +117,9 @@ class InboundMail:
 
     async def accept(self, raw: bytes, envelope: InboundEnvelope) -> DeliveryReceipt | None:
         """Take responsibility for the message: the receipt once it is stored for every mailbox
-        recipient, or None when it went only to return paths (reports, applied or dropped).
+        recipient that keeps a copy and queued for every address a mailbox sends it on to; None
+        when no mailbox keeps a copy (it went only to return paths, or rules discarded or
+        redirected it).
 
         Raises MessageRejected (limits, DMARC p=reject) for a message refused as a whole."""
         check_header_limits(raw)
@@ -117,13 +133,48 @@ class InboundMail:
             raw=raw, client_ip=envelope.client_ip, helo=envelope.helo, mail_from=envelope.mail_from
         )
         folder = inbound_folder(auth.dmarc, auth.dmarc_policy, auth.header_from_domain)
-        return await self._delivery.deliver(
-            without_our_authentication_results(raw, self._hostname),
-            recipients=envelope.mailboxes,
-            mail_from=envelope.mail_from,
+        message = InboundMessage(
+            raw=without_our_authentication_results(raw, self._hostname),
             trace_prefix=self._trace_prefix(envelope) + auth.header(),
-            folder=folder,
+            mail_from=envelope.mail_from,
+            rcpt_tos=envelope.rcpt_tos,
+            transaction_id=envelope.transaction_id,
+            dmarc=auth.dmarc,
         )
+        dispositions = [
+            await decide(self._rules, message, Disposition(mailbox, (folder,)))
+            for mailbox in {mailbox.id: mailbox for mailbox in envelope.mailboxes}.values()
+        ]
+        return await self._carry_out(message, dispositions)
+
+    async def _carry_out(
+        self, message: InboundMessage, dispositions: Sequence[Disposition]
+    ) -> DeliveryReceipt | None:
+        """Store the kept copies, then queue the redirects: both durable before the 250. A
+        failure after the copies are stored makes the client retry, and a retry may store a
+        second copy: a duplicate is better than a loss. Auto-replies come last, best effort."""
+        targets = [
+            DeliveryTarget(d.mailbox, folder, d.flags) for d in dispositions for folder in d.folders
+        ]
+        receipt = None
+        if targets:
+            receipt = await self._delivery.deliver_to(
+                message.raw, targets, mail_from=message.mail_from, trace_prefix=message.trace_prefix
+            )
+        for disposition in dispositions:
+            if disposition.redirects:
+                if self._redirector is None:
+                    raise RuntimeError("a delivery rule redirected mail, but nothing sends it on")
+                await self._redirector.redirect(message, disposition.mailbox, disposition.redirects)
+        for disposition in dispositions:
+            for reply in disposition.replies:
+                if self._responder is None:
+                    continue
+                try:
+                    await self._responder.respond(message, disposition.mailbox, reply)
+                except Exception:
+                    log.exception("auto-reply from %s failed", disposition.mailbox.address)
+        return receipt
 
     async def _process_reports(self, raw: bytes, envelope: InboundEnvelope) -> None:
         """Hand a DSN or ARF report to the queue once per VERP recipient. What cannot be used (no

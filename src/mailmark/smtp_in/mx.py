@@ -124,6 +124,6 @@ class MxHandler(SmtpHandler):
         except Exception:
             log.exception("inbound delivery failed for transaction %s", transaction)
             return replies.TEMPORARY_FAILURE
-        if receipt is None:
+        if receipt is None and not envelope.mailboxes:
             return replies.report_received(transaction)
         return replies.queued(transaction)
