@@ -16,9 +16,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
+from mailmark.core import imap_sort
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLarge, NotFound
 from mailmark.core.folder_signals import FolderSignals
+from mailmark.core.imap_sort import SortKey, SortRow, ThreadNode
 from mailmark.core.mailboxes import DEFAULT_FOLDERS
 from mailmark.core.message_meta import check_header_limits, read_index, read_metadata
 from mailmark.core.model import (
@@ -848,6 +850,27 @@ class MailStore:
             await self._index_unindexed(folder_id)
         async with self._uow(read_only=True) as uow:
             return await uow.mailstore.search(folder_id, criteria, uid_universe)
+
+    async def sort(
+        self, folder_id: int, criteria: Criteria, keys: Sequence[SortKey], uids: Sequence[int]
+    ) -> list[int]:
+        """RFC 5256 SORT: the UIDs among `uids` matching `criteria`, in the keys' order."""
+        rows = await self._sort_rows(folder_id, criteria, uids)
+        return [row.uid for row in imap_sort.sort(rows, keys)]
+
+    async def thread(
+        self, folder_id: int, criteria: Criteria, algorithm: str, uids: Sequence[int]
+    ) -> list[ThreadNode]:
+        """RFC 5256 THREAD: the messages among `uids` matching `criteria`, as threads."""
+        rows = await self._sort_rows(folder_id, criteria, uids)
+        return imap_sort.thread(rows, algorithm)
+
+    async def _sort_rows(
+        self, folder_id: int, criteria: Criteria, uids: Sequence[int]
+    ) -> list[SortRow]:
+        found = await self.search(folder_id, criteria, uids)
+        async with self._uow(read_only=True) as uow:
+            return await uow.mailstore.sort_rows(folder_id, found)
 
     # The webmail's view: the same placements, grouped into conversations
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Protocol, Self
 
 from mailmark.core.aggregate_reports import AggregateReport, ReportKind, ReportOverview
+from mailmark.core.imap_sort import SortRow
 from mailmark.core.model import (
     Account,
     ApiKey,
@@ -510,6 +511,10 @@ class MailStoreRepository(Protocol):
     async def search(
         self, folder_id: int, criteria: Criteria, uids: Sequence[int] | None
     ) -> list[int]: ...
+
+    async def sort_rows(self, folder_id: int, uids: Collection[int]) -> list[SortRow]:
+        """What SORT and THREAD need of these messages of the folder."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailmark.core import search
+from mailmark.core.imap_sort import SortKey
 from mailmark.core.mailstore import StoreMode
 
 
@@ -182,6 +183,26 @@ class Search(Command):
     # RFC 4731 ESEARCH: None for a plain SEARCH; else the RETURN options (empty means ALL).
     return_options: tuple[str, ...] | None = None
     charset: str | None = None
+
+
+@dataclass(frozen=True)
+class Sort(Command):
+    """RFC 5256 SORT: the matching messages ordered by `keys`."""
+
+    keys: tuple[SortKey, ...]
+    charset: str
+    criteria: search.Criteria
+    uid: bool = False
+
+
+@dataclass(frozen=True)
+class Thread(Command):
+    """RFC 5256 THREAD: the matching messages grouped by `algorithm`."""
+
+    algorithm: str
+    charset: str
+    criteria: search.Criteria
+    uid: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from mailmark.core import search
+from mailmark.core.imap_sort import SORT_KEYS, THREAD_ALGORITHMS, SortKey
 from mailmark.core.mailstore import StoreMode
 from mailmark.core.states import SystemFlag
 from mailmark.imap.commands import (
@@ -36,8 +37,10 @@ from mailmark.imap.commands import (
     SequenceRef,
     SequenceSet,
     Simple,
+    Sort,
     Status,
     Store,
+    Thread,
 )
 
 MAX_DEPTH = 32  # parenthesised search keys nest at most this deep
@@ -356,18 +359,25 @@ def _parse_body(cur: _Cursor, tag: str, name: str) -> Command:
         if sub == "EXPUNGE":
             cur.sp()
             return Expunge(tag, _sequence_set(cur))
-        if sub not in ("FETCH", "SEARCH", "STORE", "COPY", "MOVE"):
+        if sub not in _SELECTED_COMMANDS:
             raise _Syntax(f"unknown UID command {sub}")
         return _selected(cur, tag, sub, uid=True)
-    if name in ("FETCH", "SEARCH", "STORE", "COPY", "MOVE"):
+    if name in _SELECTED_COMMANDS:
         return _selected(cur, tag, name, uid=False)
     raise _Syntax(f"unknown command {name}")
+
+
+_SELECTED_COMMANDS = frozenset({"FETCH", "SEARCH", "SORT", "THREAD", "STORE", "COPY", "MOVE"})
 
 
 def _selected(cur: _Cursor, tag: str, name: str, *, uid: bool) -> Command:
     cur.sp()
     if name == "SEARCH":
         return _search(cur, tag, uid)
+    if name == "SORT":
+        return _sort(cur, tag, uid)
+    if name == "THREAD":
+        return _thread(cur, tag, uid)
     sequence = _sequence_set(cur)
     cur.sp()
     if name == "FETCH":
@@ -862,6 +872,10 @@ def _search(cur: _Cursor, tag: str, uid: bool) -> Search:
         cur.pos += 8
         charset = cur.astring().upper()
         cur.sp()
+    return Search(tag, _search_keys(cur), uid, return_options, charset)
+
+
+def _search_keys(cur: _Cursor) -> search.Criteria:
     keys = [_search_key(cur, 1)]
     while cur.optional_sp():
         keys.append(_search_key(cur, 1))
@@ -872,7 +886,38 @@ def _search(cur: _Cursor, tag: str, uid: bool) -> Search:
         search.check_bounds(criteria)
     except ValueError as exc:
         raise _Syntax(str(exc)) from None
-    return Search(tag, criteria, uid, return_options, charset)
+    return criteria
+
+
+def _sort(cur: _Cursor, tag: str, uid: bool) -> Sort:
+    """RFC 5256 §5: sort-criteria SP search-criteria, where search-criteria names its charset."""
+    words = [word.upper() for word in _atom_list(cur)]
+    keys = []
+    reverse = False
+    for word in words:
+        if word == "REVERSE" and not reverse:
+            reverse = True
+        elif word in SORT_KEYS:
+            keys.append(SortKey(word, reverse))
+            reverse = False
+        else:
+            raise _Syntax(f"unknown sort key {word}")
+    if reverse or not keys:
+        raise _Syntax("REVERSE must be followed by a sort key")
+    cur.sp()
+    charset = cur.astring().upper()
+    cur.sp()
+    return Sort(tag, tuple(keys), charset, _search_keys(cur), uid)
+
+
+def _thread(cur: _Cursor, tag: str, uid: bool) -> Thread:
+    algorithm = cur.atom("a threading algorithm").upper()
+    if algorithm not in THREAD_ALGORITHMS:
+        raise _Syntax(f"unknown threading algorithm {algorithm}")
+    cur.sp()
+    charset = cur.astring().upper()
+    cur.sp()
+    return Thread(tag, algorithm, charset, _search_keys(cur), uid)
 
 
 def _atom_list_or_empty(cur: _Cursor) -> list[str]:

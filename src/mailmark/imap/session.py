@@ -56,8 +56,10 @@ from mailmark.imap.commands import (
     SequenceRef,
     SequenceSet,
     Simple,
+    Sort,
     Status,
     Store,
+    Thread,
 )
 from mailmark.imap.parser import ParseError, parse_command, parse_tag
 from mailmark.imap.reader import MAX_LINE, CommandReader, CommandRefused
@@ -348,6 +350,9 @@ class Session:
             "LIST-STATUS",
             "ESEARCH",
             "SEARCHRES",
+            "SORT",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
             "CONDSTORE",
             "QRESYNC",
             "BINARY",
@@ -596,6 +601,8 @@ _VERBS: dict[type[Command], str] = {
     Status: "STATUS",
     Append: "APPEND",
     Search: "SEARCH",
+    Sort: "SORT",
+    Thread: "THREAD",
     Fetch: "FETCH",
     Store: "STORE",
     Expunge: "EXPUNGE",
@@ -604,6 +611,6 @@ _VERBS: dict[type[Command], str] = {
 
 def _expunges_allowed(command: Command) -> bool:
     # RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH (UID forms excepted).
-    if isinstance(command, (Fetch, Store, Search)):
+    if isinstance(command, (Fetch, Store, Search, Sort, Thread)):
         return command.uid
     return True

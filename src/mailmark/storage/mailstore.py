@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailmark.core import search as crit
+from mailmark.core.imap_sort import SortRow
 from mailmark.core.model import (
     ConversationHead,
     FetchRow,
@@ -59,6 +60,13 @@ _SYSTEM = frozenset({flag.lower() for flag in SystemFlag} | {_RECENT})
 
 # fetch_rows' statements by (dialect, structure, content, contiguous).
 _FETCH_QUERIES: dict[tuple[str, bool, bool, bool], sa.Select[Any]] = {}
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """A JSON list of strings as the cast-to-text column reads it."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return tuple(str(item) for item in value) if isinstance(value, list) else ()
 
 
 def _flags(value: Any) -> tuple[str, ...]:
@@ -519,6 +527,47 @@ class SqlMailStore:
             return found
         universe = set(uids)
         return [uid for uid in found if uid in universe]
+
+    async def sort_rows(self, folder_id: int, uids: Collection[int]) -> list[SortRow]:
+        query = (
+            sa.select(
+                placements.c.uid,
+                self._dialect.stored_datetime(placements.c.internal_date).label("internal_date"),
+                placements.c.thread_id,
+                messages.c.date,
+                messages.c.size,
+                messages.c.subject_key,
+                messages.c.from_addr,
+                sa.cast(messages.c.to_addrs, sa.Text).label("to_addrs"),
+                sa.cast(messages.c.cc_addrs, sa.Text).label("cc_addrs"),
+                messages.c.message_id,
+                messages.c.in_reply_to,
+                sa.cast(messages.c.references, sa.Text).label("references"),
+            )
+            .select_from(placements.join(messages))
+            .where(placements.c.folder_id == folder_id)
+        )
+        wanted = set(uids)
+        return [
+            SortRow(
+                uid=int(row.uid),
+                internal_date=_internal_date(row.internal_date),
+                date=row.date,
+                size=int(row.size),
+                subject_key=row.subject_key,
+                from_addr=row.from_addr,
+                to_addrs=_strings(row.to_addrs),
+                cc_addrs=_strings(row.cc_addrs),
+                message_id=row.message_id,
+                parents=(
+                    *_strings(row.references),
+                    *((row.in_reply_to,) if row.in_reply_to else ()),
+                ),
+                thread_id=str(row.thread_id),
+            )
+            for row in await self._conn.execute(query)
+            if int(row.uid) in wanted
+        ]
 
     async def _matching(self, criteria: crit.Criteria) -> sa.ColumnElement[bool]:
         """The criteria as a condition on placements joined with messages; on PostgreSQL each

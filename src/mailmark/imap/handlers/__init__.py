@@ -38,6 +38,8 @@ HANDLERS: dict[str, tuple[frozenset[SessionState], Handler]] = {
     "UNSELECT": (ONLY_SELECTED, selected.do_close),
     "EXPUNGE": (ONLY_SELECTED, selected.do_expunge),
     "SEARCH": (ONLY_SELECTED, selected.do_search),
+    "SORT": (ONLY_SELECTED, selected.do_sort),
+    "THREAD": (ONLY_SELECTED, selected.do_thread),
     "FETCH": (ONLY_SELECTED, selected.do_fetch),
     "STORE": (ONLY_SELECTED, selected.do_store),
     "COPY": (ONLY_SELECTED, selected.do_copy),

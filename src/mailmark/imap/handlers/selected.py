@@ -1,5 +1,5 @@
 """Selected-state commands: CHECK, CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE (RFC 4315), SEARCH
-(RFC 4731 ESEARCH, RFC 5182 SEARCHRES), FETCH, STORE (RFC 7162 CONDSTORE), COPY and MOVE
+(RFC 4731 ESEARCH, RFC 5182 SEARCHRES), SORT and THREAD (RFC 5256), FETCH, STORE (RFC 7162 CONDSTORE), COPY and MOVE
 (RFC 6851) with COPYUID, and their UID forms."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from mailmark.core import imap_structure, search
+from mailmark.core import imap_sort, imap_structure, search
 from mailmark.core.errors import NotFound
 from mailmark.core.mailstore import FetchedMessage, FetchWants
 from mailmark.core.states import SystemFlag
@@ -20,7 +20,9 @@ from mailmark.imap.commands import (
     FetchAttribute,
     Search,
     Simple,
+    Sort,
     Store,
+    Thread,
 )
 from mailmark.imap.session import Done, Reply, SelectedFolder, Session, SessionState
 
@@ -70,11 +72,42 @@ async def do_expunge(session: Session, command: Command) -> Done | None:
     return None
 
 
+def _check_charset(charset: str | None) -> None:
+    if charset not in (None, "UTF-8", "US-ASCII"):
+        raise Reply("NO", "Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+
+
+async def do_sort(session: Session, command: Command) -> Done | None:
+    """RFC 5256 SORT and UID SORT."""
+    assert isinstance(command, Sort)
+    selected = _selected(session)
+    _check_charset(command.charset)
+    criteria = session.resolve_criteria(command.criteria)
+    ordered = await session.store.sort(selected.folder_id, criteria, command.keys, selected.uids)
+    numbers = ordered if command.uid else [selected.seq_of(uid) or 0 for uid in ordered]
+    session.write(encoder.untagged(b"SORT" + b"".join(b" %d" % n for n in numbers)))
+    return None
+
+
+async def do_thread(session: Session, command: Command) -> Done | None:
+    """RFC 5256 THREAD and UID THREAD."""
+    assert isinstance(command, Thread)
+    selected = _selected(session)
+    _check_charset(command.charset)
+    criteria = session.resolve_criteria(command.criteria)
+    threads = await session.store.thread(
+        selected.folder_id, criteria, command.algorithm, selected.uids
+    )
+    number = (lambda uid: uid) if command.uid else (lambda uid: selected.seq_of(uid) or 0)
+    listed = imap_sort.render(threads, number)
+    session.write(encoder.untagged(b"THREAD" + (b" " + listed.encode() if listed else b"")))
+    return None
+
+
 async def do_search(session: Session, command: Command) -> Done | None:
     assert isinstance(command, Search)
     selected = _selected(session)
-    if command.charset not in (None, "UTF-8", "US-ASCII"):
-        raise Reply("NO", "Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+    _check_charset(command.charset)
     criteria = session.resolve_criteria(command.criteria)
     found = [
         uid
