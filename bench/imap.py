@@ -31,6 +31,12 @@ logins per second for both servers. Mailmark answers repeat logins from its veri
 cache; `--no-login-cache` starts it with MAILMARK_LOGIN_CACHE_TTL=0s so every LOGIN hashes, as
 Dovecot (whose auth cache is off by default) does.
 
+Last, the mixed load: `--mixed-clients` (10) threads at once for `--mixed-seconds` (20), each on
+its own connection to INBOX doing random operations (re-LOGIN, SELECT, FETCH of 20 envelopes,
+STORE a keyword on and off, APPEND, UID EXPUNGE of one of its own appended messages, a short
+IDLE); it prints operations per second, errors, and p50/p99 of each operation for both servers.
+Any error fails the run.
+
 Exit status 0 when every target is met, 1 when one is missed, 2 when the run cannot produce
 figures.
 
@@ -583,6 +589,141 @@ def login_load(server: Server, clients: int, per_client: int) -> LoginLoad:
     return LoginLoad(latencies, wall)
 
 
+MIXED_OPERATIONS = ("LOGIN", "SELECT", "FETCH", "STORE", "APPEND", "EXPUNGE", "IDLE")
+
+
+@dataclass
+class MixedLoad:
+    """Seconds each operation of the mixed load took, by operation; errors as text."""
+
+    latencies: dict[str, list[float]]
+    errors: list[str]
+    wall: float
+
+    @property
+    def operations(self) -> int:
+        return sum(map(len, self.latencies.values()))
+
+
+def _idle_briefly(conn: imaplib.IMAP4) -> None:
+    """IDLE (RFC 2177) for a moment, then DONE: imaplib has no IDLE before Python 3.14."""
+    tag = conn._new_tag()  # type: ignore[attr-defined]
+    conn.send(tag + b" IDLE\r\n")
+    if not conn.readline().startswith(b"+"):
+        raise imaplib.IMAP4.error("IDLE was not accepted")
+    time.sleep(0.05)
+    conn.send(b"DONE\r\n")
+    while True:
+        line = conn.readline()
+        if not line:
+            raise imaplib.IMAP4.error("the connection closed during IDLE")
+        if line.startswith(tag + b" "):
+            if not line.startswith(tag + b" OK"):
+                raise imaplib.IMAP4.error(line.decode(errors="replace"))
+            return
+
+
+def mixed_load(server: Server, messages: int, clients: int, seconds: float, seed: int) -> MixedLoad:
+    """`clients` threads at once for `seconds`, each on its own connection to INBOX doing random
+    operations: re-LOGIN (a new connection), SELECT, FETCH of 20 messages' envelopes, STORE
+    a flag on and off, APPEND a small message, EXPUNGE one of its own appended messages, and a
+    short IDLE. Each answer must be OK; failures are counted, not raised."""
+    latencies: dict[str, list[float]] = {name: [] for name in MIXED_OPERATIONS}
+    errors: list[str] = []
+    lock = threading.Lock()
+    start_line = threading.Barrier(clients)
+
+    def open_session() -> imaplib.IMAP4:
+        conn = server.connect()
+        _ok(server.name, "LOGIN", *conn.login(ADDRESS, server.password))
+        _ok(server.name, "SELECT", *conn.select("INBOX"))
+        return conn
+
+    def client(number: int) -> None:
+        rng = random.Random(seed * 1000 + number)
+        conn = open_session()
+        appended: list[int] = []
+        try:
+            start_line.wait()
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                operation = rng.choice(MIXED_OPERATIONS)
+                if operation == "EXPUNGE" and not appended:
+                    operation = "APPEND"
+                started = time.perf_counter()
+                try:
+                    if operation == "LOGIN":
+                        conn.logout()
+                        conn = open_session()
+                    elif operation == "SELECT":
+                        _ok(server.name, "SELECT", *conn.select("INBOX"))
+                    elif operation == "FETCH":
+                        low = rng.randint(1, messages - 20)
+                        _ok(server.name, "FETCH", *conn.fetch(f"{low}:{low + 19}", FETCH_ITEMS))
+                    elif operation == "STORE":
+                        target = str(rng.randint(1, messages - 20))
+                        _ok(server.name, "STORE", *conn.store(target, "+FLAGS", "($Mixed)"))
+                        _ok(server.name, "STORE", *conn.store(target, "-FLAGS", "($Mixed)"))
+                    elif operation == "APPEND":
+                        raw = b"From: load@example.org\r\nSubject: mixed load\r\n\r\nbody\r\n"
+                        typ, data = conn.append("INBOX", "", None, raw)
+                        _ok(server.name, "APPEND", typ, data)
+                        uid = re.search(rb"APPENDUID \d+ (\d+)", data[0] or b"")
+                        if uid is not None:
+                            appended.append(int(uid[1]))
+                    elif operation == "EXPUNGE":
+                        mine = str(appended.pop())
+                        _ok(server.name, "STORE", *conn.uid("STORE", mine, "+FLAGS", r"(\Deleted)"))
+                        _ok(server.name, "UID EXPUNGE", *conn.uid("EXPUNGE", mine))
+                    else:
+                        _idle_briefly(conn)
+                except (imaplib.IMAP4.error, OSError, BenchError) as error:
+                    with lock:
+                        errors.append(f"{operation}: {error!r}"[:200])
+                    with contextlib.suppress(Exception):
+                        conn.shutdown()
+                    conn = open_session()
+                    continue
+                took = time.perf_counter() - started
+                with lock:
+                    latencies[operation].append(took)
+        finally:
+            with contextlib.suppress(Exception):
+                conn.logout()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return MixedLoad(latencies, errors, time.perf_counter() - started)
+
+
+def print_mixed(loads: dict[str, MixedLoad], clients: int, seconds: float) -> None:
+    print(
+        f"\nmixed load: {clients} clients at once for {seconds:g} s on INBOX; operations per "
+        "second, then p50/p99 ms of each operation"
+    )
+    header = f"{'server':<10}{'ops/s':>8}{'errors':>8}"
+    for operation in MIXED_OPERATIONS:
+        header += f"{operation:>16}"
+    print(header)
+    for name, load in loads.items():
+        line = f"{name:<10}{load.operations / load.wall:>8.1f}{len(load.errors):>8}"
+        for operation in MIXED_OPERATIONS:
+            times = sorted(load.latencies[operation])
+            if times:
+                p50 = times[len(times) // 2] * 1000
+                p99 = times[min(len(times) - 1, int(0.99 * len(times)))] * 1000
+                line += f"{p50:>8.1f}/{p99:<7.1f}"
+            else:
+                line += f"{'-':>16}"
+        print(line)
+        for error in load.errors[:3]:
+            print(f"  {name} error: {error}")
+
+
 def print_logins(loads: dict[str, LoginLoad], clients: int, per_client: int) -> None:
     print(
         f"\nlogin load: {clients} clients at once, {per_client} connections each, "
@@ -696,9 +837,19 @@ def run(args: argparse.Namespace) -> int:
                 server.name: login_load(server, args.login_clients, args.logins_per_client)
                 for server in (dovecot, mailmark)
             }
+            # Last: it changes the mailbox (appends and expunges its own messages).
+            mixed = {
+                server.name: mixed_load(
+                    server, len(messages), args.mixed_clients, args.mixed_seconds, seed=1
+                )
+                for server in (dovecot, mailmark)
+            }
             rss = (rss_at_start, peak_rss_kib(mproc.pid))
         passed = print_table(mailmark, dovecot, rss, args.rounds)
         print_logins(loads, args.login_clients, args.logins_per_client)
+        print_mixed(mixed, args.mixed_clients, args.mixed_seconds)
+        if any(load.errors for load in mixed.values()):
+            passed = False
         return 0 if passed else 1
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -729,6 +880,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--login-clients", type=int, default=10)
     parser.add_argument("--logins-per-client", type=int, default=20)
+    parser.add_argument("--mixed-clients", type=int, default=10)
+    parser.add_argument("--mixed-seconds", type=float, default=20.0)
     parser.add_argument(
         "--no-login-cache",
         action="store_true",
