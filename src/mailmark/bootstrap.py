@@ -17,6 +17,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -38,6 +39,7 @@ from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
+from mailmark.core.maintenance import Maintenance
 from mailmark.core.oidc import OidcProvider, OidcSignIn
 from mailmark.core.passwords import Passwords
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
@@ -405,6 +407,7 @@ class Listeners:
     imaps: ImapListener
     webhooks: WebhookWorker
     domain_rechecks: DomainRechecker
+    maintenance: Maintenance
     loop_lag: LoopLagMonitor
 
     @property
@@ -436,6 +439,7 @@ class Listeners:
             self.outbound.stop(),
             self.webhooks.stop(),
             self.domain_rechecks.stop(),
+            self.maintenance.stop(),
             self.loop_lag.stop(),
         )
         await asyncio.gather(
@@ -592,6 +596,16 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         services.domains, interval=settings.domain_recheck_interval.total_seconds()
     )
     rechecks.start()
+    maintenance = Maintenance(
+        [
+            (
+                "expunge tombstones pruned",
+                partial(services.mailstore.prune_tombstones, settings.tombstones_kept),
+            )
+        ],
+        interval=settings.maintenance_interval.total_seconds(),
+    )
+    maintenance.start()
     loop_lag = LoopLagMonitor(settings.loop_lag_warning.total_seconds())
     loop_lag.start()
     return Listeners(
@@ -604,6 +618,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         imaps=imap_listeners[1],
         webhooks=hooks,
         domain_rechecks=rechecks,
+        maintenance=maintenance,
         loop_lag=loop_lag,
     )
 

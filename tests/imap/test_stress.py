@@ -49,7 +49,6 @@ class Model:
     marked: set[int] = field(default_factory=set)
     # UIDs whose keyword this session is changing right now: a FETCH may show either state.
     changing: set[int] = field(default_factory=set)
-    highest_uid: int = 0
 
     def apply(self, line: bytes) -> None:
         if vanished := _VANISHED.match(line):
@@ -76,7 +75,6 @@ class Model:
                     earlier = [u for u in self.uids[: number - 1] if u is not None]
                     assert not earlier or uid > earlier[-1], f"UID {uid} out of order"
                     self.uids[number - 1] = uid
-                    self.highest_uid = max(self.highest_uid, uid)
                 else:
                     assert known == uid, f"message {number} is UID {known}, told {uid}"
             flags = _FLAGS.search(rest)
@@ -122,11 +120,13 @@ class Client:
         return [uid for uid in self.model.uids if uid is not None]
 
     async def learn_new(self) -> None:
-        """Ask for the UIDs of messages announced by EXISTS (more may arrive meanwhile)."""
+        """Ask for the UIDs of messages announced by EXISTS, by sequence number (a plain FETCH
+        moves no sequence numbers, RFC 9051 §7.5.1). More may arrive meanwhile."""
         for _ in range(10):
-            if None not in self.model.uids:
+            missing = [b"%d" % (n + 1) for n, uid in enumerate(self.model.uids) if uid is None]
+            if not missing:
                 return
-            await self.run(b"UID FETCH %d:* (UID FLAGS)" % (self.model.highest_uid + 1))
+            await self.run(b"FETCH " + b",".join(missing) + b" (UID FLAGS)", may_race_expunge=True)
         assert None not in self.model.uids, self.model.uids
 
     async def step(self, number: int) -> None:

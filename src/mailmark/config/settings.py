@@ -175,6 +175,11 @@ class Settings(BaseSettings):
     webhook_lease: timedelta = timedelta(minutes=2)
     # How often the background check looks for unverified domains whose next check is due.
     domain_recheck_interval: timedelta = timedelta(seconds=30)
+    # How often `serve` does its housekeeping (pruning expunge tombstones, ...).
+    maintenance_interval: timedelta = timedelta(minutes=10)
+    # Expunge tombstones kept per folder for IMAP clients resynchronising (CONDSTORE/QRESYNC);
+    # clients asking about older changes get the folder's current UIDs instead.
+    tombstones_kept: int = Field(default=1000, ge=0)
     # Networks webhooks may reach although they are internal (loopback, RFC 1918, ...), and the
     # only ones reachable over plain http. Empty by default; e.g. 127.0.0.1/32 for a test receiver.
     webhook_allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -291,6 +296,7 @@ class Settings(BaseSettings):
         "imap_poll_interval",
         "webhook_lease",
         "domain_recheck_interval",
+        "maintenance_interval",
         "http_header_timeout",
         "sqlite_busy_timeout",
         "loop_lag_warning",

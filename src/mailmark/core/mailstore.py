@@ -9,9 +9,10 @@ tombstones for expunged UIDs) live here once. Each mutation is one transaction, 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -71,7 +72,9 @@ StoreMode = Literal["add", "remove", "replace"]
 
 class FolderView(Protocol):
     """What an open IMAP session shows of a folder: the UIDs it has not yet been told are
-    expunged."""
+    expunged, and the MODSEQ it has caught up to."""
+
+    highestmodseq: int
 
     def sees(self, uid: int) -> bool: ...
 
@@ -137,6 +140,71 @@ class FolderChanges:
     expunged: list[int]
     highestmodseq: int
     uidnext: int
+    # Every UID in the folder now, when the tombstones as old as the MODSEQ asked about were
+    # pruned (`expunged` is then empty): what is missing from it below UIDNEXT is gone.
+    present: list[int] | None = None
+
+    def expunged_among(self, uids: Sequence[int]) -> list[int]:
+        """Those of `uids` (ascending, each known to have existed) that were expunged since."""
+        if self.present is None:
+            return [uid for uid in self.expunged if _contains(uids, uid)]
+        present = set(self.present)
+        return [uid for uid in uids if uid not in present]
+
+    def vanished(
+        self, ranges: Sequence[tuple[int, int]] | None = None, still_seen: Sequence[int] = ()
+    ) -> list[tuple[int, int]]:
+        """RFC 7162 §3.2.5.1 VANISHED (EARLIER) as UID ranges, within `ranges` when given, less
+        the UIDs a session still shows (it is told of those by EXPUNGE). Without tombstones,
+        every UID below UIDNEXT not in the folder: some may never have existed, which §3.2.10
+        allows."""
+        if self.present is None:
+            gone = [(uid, uid) for uid in self.expunged]
+        else:
+            gone = []
+            start = 1
+            for uid in [*self.present, self.uidnext]:
+                if uid > start:
+                    gone.append((start, uid - 1))
+                start = uid + 1
+        if ranges is not None:
+            gone = [
+                (max(low, a), min(high, b))
+                for low, high in gone
+                for a, b in ranges
+                if max(low, a) <= min(high, b)
+            ]
+        return _without(_merged(gone), still_seen)
+
+
+def _contains(ascending: Sequence[int], value: int) -> bool:
+    index = bisect.bisect_left(ascending, value)
+    return index < len(ascending) and ascending[index] == value
+
+
+def _without(ranges: list[tuple[int, int]], points: Sequence[int]) -> list[tuple[int, int]]:
+    """Ascending disjoint ranges less the ascending `points` inside them."""
+    out = []
+    for low, high in ranges:
+        index = bisect.bisect_left(points, low)
+        while index < len(points) and points[index] <= high:
+            if points[index] > low:
+                out.append((low, points[index] - 1))
+            low = points[index] + 1
+            index += 1
+        if low <= high:
+            out.append((low, high))
+    return out
+
+
+def _merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for low, high in sorted(ranges):
+        if out and low <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return out
 
 
 @dataclass(frozen=True)
@@ -515,7 +583,10 @@ class MailStore:
             if folder is None:
                 raise NotFound("The folder no longer exists.")
             changed = await uow.mailstore.changed_since(folder_id, modseq)
-            gone = await uow.mailstore.expunged_since(folder_id, modseq)
+            if modseq < folder.expunged_floor:  # the tombstones that old were pruned
+                gone, present = [], await uow.mailstore.present_uids(folder_id)
+            else:
+                gone, present = await uow.mailstore.expunged_since(folder_id, modseq), None
         # The folder row was read first: changes committed since are reported too, and the
         # counters are raised to cover them.
         return FolderChanges(
@@ -523,7 +594,26 @@ class MailStore:
             gone,
             max([folder.highest_modseq] + [p.modseq for p in changed]),
             max([folder.uid_next] + [p.uid + 1 for p in changed]),
+            present,
         )
+
+    async def prune_tombstones(self, kept: int) -> int:
+        """Keep each folder's `kept` newest expunge tombstones, and any a session open here has
+        not caught up with; how many were deleted. Sessions and QRESYNC clients asking about an
+        older MODSEQ are answered from the folder's UIDs instead (`FolderChanges.present`)."""
+        deleted = 0
+        async with self._uow(read_only=True) as uow:
+            folder_ids = await uow.mailstore.tombstone_heavy_folders(kept)
+        for folder_id in folder_ids:
+            async with self._uow() as uow:
+                cutoff = await uow.mailstore.tombstone_cutoff(folder_id, kept)
+                views = self._views.get(folder_id, {}).values()
+                if cutoff is not None and views:
+                    cutoff = min([cutoff, *(view.highestmodseq for view in views)])
+                if cutoff is not None and cutoff > 0:
+                    deleted += await uow.mailstore.prune_tombstones(folder_id, cutoff)
+                    await uow.commit()
+        return deleted
 
     # Messages
 

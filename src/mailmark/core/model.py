@@ -161,6 +161,8 @@ class Folder:
     id: int | None = None
     # RFC 3501 §2.3.2: messages from this UID on are \Recent to the next session to see them.
     first_recent_uid: int = 1
+    # Expunge tombstones up to this MODSEQ were pruned.
+    expunged_floor: int = 0
 
 
 @dataclass(frozen=True)

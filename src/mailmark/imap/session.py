@@ -498,9 +498,7 @@ class Session:
         selected.polled_at = now
         changes = await self.store.changes_since(selected.folder_id, selected.highestmodseq)
         sent = False
-        selected.pending_expunges.update(
-            u for u in changes.expunged if selected.seq_of(u) is not None
-        )
+        selected.pending_expunges.update(changes.expunged_among(selected.uids))
         if expunges and selected.pending_expunges:
             self.remove_expunged(sorted(selected.pending_expunges))
             sent = True
@@ -535,6 +533,12 @@ class Session:
         if self.selected is not None:
             for state in states:
                 self.selected.announced[state.uid] = state.modseq
+
+    def write_vanished(self, ranges: Sequence[tuple[int, int]]) -> None:
+        """`* VANISHED (EARLIER)` for these UID ranges (RFC 7162 §3.2.10), if any."""
+        if ranges:
+            listed = ",".join(str(low) if low == high else f"{low}:{high}" for low, high in ranges)
+            self.write(b"* VANISHED (EARLIER) " + listed.encode() + b"\r\n")
 
     def remove_expunged(self, uids: Sequence[int]) -> None:
         """Send `* n EXPUNGE` for UIDs this session expunged or moved away, highest first so the

@@ -281,6 +281,49 @@ class SqlMailStore:
         )
         return [int(uid) for uid in (await self._conn.execute(query)).scalars()]
 
+    async def present_uids(self, folder_id: int) -> list[int]:
+        query = (
+            sa.select(placements.c.uid)
+            .where(placements.c.folder_id == folder_id)
+            .order_by(placements.c.uid)
+        )
+        return [int(uid) for uid in (await self._conn.execute(query)).scalars()]
+
+    async def tombstone_heavy_folders(self, kept: int) -> list[int]:
+        query = (
+            sa.select(expunged.c.folder_id)
+            .group_by(expunged.c.folder_id)
+            .having(sa.func.count() > kept)
+            .order_by(expunged.c.folder_id)
+        )
+        return [int(folder_id) for folder_id in (await self._conn.execute(query)).scalars()]
+
+    async def tombstone_cutoff(self, folder_id: int, kept: int) -> int | None:
+        query = (
+            sa.select(expunged.c.modseq)
+            .where(expunged.c.folder_id == folder_id)
+            .order_by(expunged.c.modseq.desc())
+            .offset(kept)
+            .limit(1)
+        )
+        value = await self._conn.scalar(query)
+        return None if value is None else int(value)
+
+    async def prune_tombstones(self, folder_id: int, up_to_modseq: int) -> int:
+        result = await self._conn.execute(
+            expunged.delete().where(
+                expunged.c.folder_id == folder_id, expunged.c.modseq <= up_to_modseq
+            )
+        )
+        deleted = int(result.rowcount or 0)
+        if deleted:
+            await self._conn.execute(
+                folders.update()
+                .where(folders.c.id == folder_id, folders.c.expunged_floor < up_to_modseq)
+                .values(expunged_floor=up_to_modseq)
+            )
+        return deleted
+
     # Messages
 
     async def fetch_rows(

@@ -266,6 +266,8 @@ folders = sa.Table(
     sa.Column("highest_modseq", sa.BigInteger(), nullable=False),
     # RFC 3501 §2.3.2: UIDs from here on are \Recent to the next IMAP4rev1 session to see them.
     sa.Column("first_recent_uid", sa.BigInteger(), nullable=False, server_default=sa.text("1")),
+    # Expunge tombstones with a MODSEQ up to here were pruned (`expunged` keeps the newer ones).
+    sa.Column("expunged_floor", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
     sa.UniqueConstraint("mailbox_id", "name"),
 )
 

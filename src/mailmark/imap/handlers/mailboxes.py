@@ -94,14 +94,8 @@ async def _resynchronise(session: Session, known: QresyncParameters) -> None:
     selected = session.selected
     assert selected is not None
     changes = await session.store.changes_since(selected.folder_id, known.modseq)
-    vanished = [uid for uid in changes.expunged if selected.seq_of(uid) is None]
-    if known.known_uids is not None:
-        ranges = known.known_uids.resolve(selected.uidnext)
-        vanished = [uid for uid in vanished if any(low <= uid <= high for low, high in ranges)]
-    if vanished:
-        session.write(
-            b"* VANISHED (EARLIER) " + encoder.sequence_set(sorted(vanished)).encode() + b"\r\n"
-        )
+    ranges = None if known.known_uids is None else known.known_uids.resolve(selected.uidnext)
+    session.write_vanished(changes.vanished(ranges, selected.uids))
     for state in changes.changed:
         seq = selected.seq_of(state.uid)
         if seq is not None:

@@ -217,15 +217,7 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
             raise Reply("BAD", "ENABLE QRESYNC first (RFC 7162 §3.2.6)")
         changes = await session.store.changes_since(selected.folder_id, command.changed_since)
         ranges = command.sequence.resolve(selected.uidnext)
-        vanished = sorted(
-            uid
-            for uid in changes.expunged
-            if selected.seq_of(uid) is None and any(low <= uid <= high for low, high in ranges)
-        )
-        if vanished:
-            session.write(
-                b"* VANISHED (EARLIER) " + encoder.sequence_set(vanished).encode() + b"\r\n"
-            )
+        session.write_vanished(changes.vanished(ranges, selected.uids))
     wants_flags = any(a.name == "FLAGS" for a in attributes)
     flags_of = session.flags_of
     renderers = [
