@@ -674,6 +674,7 @@ def app_services(services: Services) -> AppServices:
         images=services.images,
         compose=services.compose,
         reports=services.reports,
+        relays=services.relays,
     )
 
 
