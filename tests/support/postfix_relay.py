@@ -178,6 +178,7 @@ def _postfix(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAIL_")}
     return subprocess.run(
         [str(POSTFIX), "-c", str(config), *args],
+        check=False,
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -155,18 +155,19 @@ function RelayForm({ relay, onSaved }: { relay: Relay; onSaved: (relay: Relay) =
             error={fieldError(save.error, "username")}
             hint="Leave empty for a relay that needs no sign-in."
           />
-          <PasswordInput
-            className="sm:col-span-3"
-            label="Password"
-            value={password}
-            onChange={(event) => setPassword(event.target.value)}
-            autoComplete="new-password"
-            maxLength={1024}
-            disabled={!username}
-            placeholder={keepsPassword ? "Saved" : ""}
-            error={fieldError(save.error, "password")}
-            hint={keepsPassword ? "Saved and never shown. Type a new one to replace it." : "Stored encrypted, never shown again."}
-          />
+          <div className="sm:col-span-3">
+            <PasswordInput
+              label="Password"
+              value={password}
+              onChange={(event) => setPassword(event.target.value)}
+              autoComplete="new-password"
+              maxLength={1024}
+              disabled={!username}
+              placeholder={keepsPassword ? "Saved" : ""}
+              error={fieldError(save.error, "password")}
+              hint={keepsPassword ? "Saved and never shown. Type a new one to replace it." : "Stored encrypted, never shown again."}
+            />
+          </div>
         </div>
       ) : null}
 
