@@ -45,6 +45,7 @@ from mailmark.core.passwords import Passwords
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
 from mailmark.core.queue import OutboundQueue
 from mailmark.core.queue_admin import QueueAdmin
+from mailmark.core.relays import Relay, RelayService, RelayTls, default_relay_port
 from mailmark.core.reports import ReportService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
@@ -74,7 +75,7 @@ from mailmark.smtp_in.mx import MxHandler
 from mailmark.smtp_in.server import SmtpListener, start_smtp_listener
 from mailmark.smtp_in.spool import DataSpooling
 from mailmark.smtp_in.submission import SubmissionHandler
-from mailmark.smtp_out.client import SmtpDialer, SmtpTimeouts
+from mailmark.smtp_out.client import SmtpDialer, SmtpTimeouts, relay_tls_context
 from mailmark.smtp_out.mta_sts import MtaStsPolicies
 from mailmark.smtp_out.mx import MxResolver
 from mailmark.smtp_out.worker import OutboundWorker
@@ -144,6 +145,7 @@ class Services:
     tracking: OpenTracking
     passwords: Passwords
     reports: ReportService
+    relays: RelayService
 
     async def close(self) -> None:
         self.passwords.close()
@@ -349,10 +351,26 @@ async def build_services(
         tracking=tracking,
         passwords=passwords_service,
         reports=ReportService(uow, clock),
+        relays=RelayService(uow, clock, installation_relay(settings)),
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
     return services
+
+
+def installation_relay(settings: Settings) -> Relay | None:
+    """The relay host of MAILMARK_RELAY_*, or None: mail goes to each recipient's MX."""
+    if not settings.relay_host:
+        return None
+    tls = RelayTls(settings.relay_tls)
+    password = settings.relay_password.get_secret_value() if settings.relay_password else None
+    return Relay(
+        host=settings.relay_host.strip("[]").lower(),
+        port=settings.relay_port or default_relay_port(tls),
+        tls=tls,
+        username=settings.relay_username or None,
+        password=password or None,
+    )
 
 
 async def _check_database(engine: AsyncEngine) -> None:
@@ -671,6 +689,7 @@ def app_services(services: Services) -> AppServices:
         images=services.images,
         compose=services.compose,
         reports=services.reports,
+        relays=services.relays,
     )
 
 
@@ -717,7 +736,11 @@ def outbound_worker(
             port=port or settings.remote_smtp_port,
             timeouts=SmtpTimeouts(transaction=bound.total_seconds()),
             verified_tls=verified_tls,
+            relay_tls=relay_tls_context(
+                str(settings.relay_ca_file) if settings.relay_ca_file else None
+            ),
         ),
+        relays=services.relays,
         owner=f"{settings.hostname}/{os.getpid()}/{secrets.token_hex(4)}",
         lease_for=lease,
         transaction_bound=bound,

@@ -20,6 +20,7 @@ from mailmark.core.domains import ReturnPath, return_path_checks
 from mailmark.core.errors import InvalidInput, MailmarkError
 from mailmark.core.model import ApiKey, Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
+from mailmark.core.relays import RelayChoice, RelaySetting, RelayTls
 from mailmark.core.states import DeliveryStatus
 from mailmark.dns_tools.record_set import record_json, zone_fragment
 from mailmark.startup import StartupError
@@ -87,6 +88,29 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-dkim", help="publish new DKIM keys alongside the current ones"
     )
     rotate.add_argument("domain")
+    relay = domain.add_parser(
+        "relay",
+        help="show or set the relay host (smarthost) the domain's mail goes through",
+        description="Without options, show the domain's relay. --host sends its mail through "
+        "that relay (TLS required, certificate verified); --direct sends it to each "
+        "recipient's MX even when MAILMARK_RELAY_HOST is set; --default follows the "
+        "installation's MAILMARK_RELAY_* setting again.",
+    )
+    relay.add_argument("domain")
+    relay_choice = relay.add_mutually_exclusive_group()
+    relay_choice.add_argument("--host", help="the relay's host name (or IP address)")
+    relay_choice.add_argument("--direct", action="store_true", help="deliver to the MX directly")
+    relay_choice.add_argument(
+        "--default", action="store_true", help="follow the installation's relay setting"
+    )
+    relay.add_argument("--port", type=int, help="default: 587 with starttls, 465 with implicit")
+    relay.add_argument("--tls", choices=[t.value for t in RelayTls], default="starttls")
+    relay.add_argument("--username", help="AUTH login at the relay")
+    relay.add_argument(
+        "--password",
+        help="AUTH password ('-' reads stdin); without it, a stored one for the same host "
+        "and username is kept",
+    )
 
     mailbox = commands.add_parser("mailbox", help="manage mailboxes").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -149,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
         records,
         verify,
         rotate,
+        relay,
         *mailbox.choices.values(),
         *queue.choices.values(),
         *apikey.choices.values(),
@@ -162,6 +187,61 @@ def _password(value: str | None) -> str | None:
     if value == "-":
         return sys.stdin.readline().rstrip("\r\n")
     return value
+
+
+def _relay_json(setting: RelaySetting) -> dict[str, Any]:
+    """The shape of GET /api/domains/{name}/relay; never the password."""
+    return {
+        "domain": setting.domain,
+        "choice": setting.choice.value,
+        "host": setting.host,
+        "port": setting.port,
+        "tls": setting.tls.value if setting.tls else None,
+        "username": setting.username,
+        "passwordSet": setting.password_set,
+        "installationRelay": setting.installation_relay,
+    }
+
+
+def _relay_text(setting: RelaySetting) -> str:
+    fallback = (
+        f"the installation's relay {setting.installation_relay}"
+        if setting.installation_relay
+        else "each recipient's MX (no MAILMARK_RELAY_HOST)"
+    )
+    if setting.choice is RelayChoice.RELAY:
+        login = f", AUTH as {setting.username}" if setting.username else ", no AUTH"
+        tls = "STARTTLS" if setting.tls is RelayTls.STARTTLS else "implicit TLS"
+        return (
+            f"{setting.domain} sends through relay {setting.host}:{setting.port} "
+            f"({tls}, certificate verified{login})"
+        )
+    if setting.choice is RelayChoice.DIRECT:
+        return f"{setting.domain} sends to each recipient's MX directly"
+    return f"{setting.domain} follows the installation's setting: {fallback}"
+
+
+async def _domain_relay(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    relays = services.relays
+    options = (args.port, args.username, args.password)
+    if args.host is None and any(option is not None for option in options):
+        raise InvalidInput("--port, --username and --password go with --host.")
+    if args.host is not None:
+        setting = await relays.use_relay(
+            args.domain,
+            host=args.host,
+            port=args.port,
+            tls=RelayTls(args.tls),
+            username=args.username,
+            password=_password(args.password),
+        )
+    elif args.direct:
+        setting = await relays.go_direct(args.domain)
+    elif args.default:
+        setting = await relays.use_default(args.domain)
+    else:
+        setting = await relays.setting(args.domain)
+    return _relay_text(setting), _relay_json(setting)
 
 
 def _mailbox_json(mailbox: Mailbox) -> dict[str, Any]:
@@ -510,6 +590,7 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("domain", "records"): _domain_records,
     ("domain", "verify"): _domain_verify,
     ("domain", "rotate-dkim"): _domain_rotate_dkim,
+    ("domain", "relay"): _domain_relay,
     ("mailbox", "add"): _mailbox_add,
     ("mailbox", "list"): _mailbox_list,
     ("mailbox", "delete"): _mailbox_delete,

@@ -468,3 +468,74 @@ def test_two_oidc_providers_with_one_id_are_refused(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MAILMARK_OIDC_PROVIDERS", json.dumps([provider, provider]))
     with pytest.raises(SettingsError, match="two providers have the id 'sso'"):
         load_settings()
+
+
+def test_relay_host_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert load_settings().relay_host == ""
+    secret = tmp_path / "relay-password"
+    secret.write_text("from the file\nignored\n")
+    ca = tmp_path / "relay-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    path = write_toml(
+        tmp_path,
+        'relay_host = "smtp.relay.test"\nrelay_tls = "implicit"\nrelay_username = "acme"\n'
+        'relay_password_file = "relay-password"\nrelay_ca_file = "relay-ca.pem"\n',
+    )
+    settings = load_settings(config_file=path)
+    assert (settings.relay_host, settings.relay_port, settings.relay_tls) == (
+        "smtp.relay.test",
+        None,
+        "implicit",
+    )
+    assert settings.relay_password is not None
+    assert settings.relay_password.get_secret_value() == "from the file"
+    assert settings.relay_ca_file == ca
+    assert "from the file" not in repr(settings)
+
+    monkeypatch.setenv("MAILMARK_RELAY_PORT", "2587")
+    assert load_settings(config_file=path).relay_port == 2587
+
+
+@pytest.mark.parametrize(
+    ("variables", "reason"),
+    [
+        ({"MAILMARK_RELAY_HOST": "smtp.relay.test:587"}, "give the port as MAILMARK_RELAY_PORT"),
+        ({"MAILMARK_RELAY_HOST": "smtps://smtp.relay.test"}, "is not a host name"),
+        (
+            {"MAILMARK_RELAY_HOST": "r.test", "MAILMARK_RELAY_TLS": "none"},
+            "'starttls' or 'implicit'",
+        ),
+        (
+            {"MAILMARK_RELAY_USERNAME": "acme", "MAILMARK_RELAY_PASSWORD": "x"},
+            "need MAILMARK_RELAY_HOST",
+        ),
+        (
+            {"MAILMARK_RELAY_HOST": "r.test", "MAILMARK_RELAY_USERNAME": "acme"},
+            "must be set together",
+        ),
+        (
+            {
+                "MAILMARK_RELAY_HOST": "r.test",
+                "MAILMARK_RELAY_PASSWORD": "x",
+                "MAILMARK_RELAY_PASSWORD_FILE": "/etc/hostname",
+            },
+            "not both",
+        ),
+        (
+            {"MAILMARK_RELAY_HOST": "r.test", "MAILMARK_RELAY_PASSWORD_FILE": "/nonexistent/pw"},
+            "MAILMARK_RELAY_PASSWORD_FILE: cannot read /nonexistent/pw",
+        ),
+        (
+            {"MAILMARK_RELAY_HOST": "r.test", "MAILMARK_RELAY_CA_FILE": "/nonexistent/ca.pem"},
+            "MAILMARK_RELAY_CA_FILE: no file /nonexistent/ca.pem",
+        ),
+    ],
+)
+def test_bad_relay_settings_name_what_to_fix(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], reason: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert reason in str(caught.value) and "\n" not in str(caught.value)

@@ -282,6 +282,15 @@ def cases() -> dict[tuple[str, str], list[Case]]:
         ("GET", "/api/domains/{name:str}/reports"): [
             manage(lambda c, p, s: c.get(f"/api/domains/{ACME}/reports"), 200)
         ],
+        ("GET", "/api/domains/{name:str}/relay"): [
+            manage(lambda c, p, s: c.get(f"/api/domains/{ACME}/relay"), 200)
+        ],
+        ("PUT", "/api/domains/{name:str}/relay"): [
+            manage(
+                lambda c, p, s: c.put(f"/api/domains/{ACME}/relay", json={"choice": "direct"}),
+                200,
+            )
+        ],
         ("POST", "/api/domains/{name:str}/dkim/rotate"): [
             manage(lambda c, p, s: c.post(f"/api/domains/{s.domains[p]}/dkim/rotate"), 200)
         ],

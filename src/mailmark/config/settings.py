@@ -43,7 +43,7 @@ CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
 CONFIG_SEARCH_PATH = (Path(DEFAULT_CONFIG_FILE), Path("/etc/mailmark") / DEFAULT_CONFIG_FILE)
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 # Settings holding a file system path: relative ones in a config file start from its directory.
-_PATH_SETTINGS = ("data_dir", "tls_cert", "tls_key")
+_PATH_SETTINGS = ("data_dir", "tls_cert", "tls_key", "relay_password_file", "relay_ca_file")
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|[smhdw])\s*$", re.IGNORECASE)
@@ -153,6 +153,19 @@ class Settings(BaseSettings):
     remote_smtp_port: int = Field(25, ge=1, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # A relay host (smarthost) every outbound message goes through, for networks where port 25
+    # is blocked; empty: each recipient's MX. A domain may have its own relay or go direct
+    # (`mailmark domain relay`). TLS is required (STARTTLS, or implicit TLS from the first
+    # byte) and the relay's certificate is verified, against `relay_ca_file` when set (a
+    # relay with a private CA), else the system's CAs. The port defaults to 587 (starttls)
+    # or 465 (implicit). The password is the setting or the first line of the file.
+    relay_host: str = ""
+    relay_port: int | None = Field(None, ge=1, le=65535)
+    relay_tls: Literal["starttls", "implicit"] = "starttls"
+    relay_username: str = ""
+    relay_password: SecretStr | None = None
+    relay_password_file: Path | None = None
+    relay_ca_file: Path | None = None
     # The key sealing DKIM private keys and webhook secrets in the database: 32 bytes of base64.
     # Unset, it is the file secrets.key in the data directory (made on first start). Nodes that
     # share one PostgreSQL database must share the key.
@@ -346,6 +359,18 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("relay_host")
+    @classmethod
+    def _relay_host(cls, value: str) -> str:
+        host = value.strip()
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if any(c.isspace() or c in "/@" for c in host) or (":" in bare and bare.count(":") < 2):
+            raise ValueError(
+                f"{value!r} is not a host name: give the port as {ENV_PREFIX}RELAY_PORT, "
+                "without a scheme"
+            )
+        return host
+
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str) -> str:
@@ -380,6 +405,35 @@ class Settings(BaseSettings):
         if "tls_cert" in info.data and (info.data["tls_cert"] is None) != (value is None):
             raise ValueError(f"{ENV_PREFIX}TLS_CERT and {ENV_PREFIX}TLS_KEY must be set together")
         return value
+
+    @model_validator(mode="after")
+    def _relay(self) -> Settings:
+        if self.relay_password is not None and self.relay_password_file is not None:
+            raise ValueError(
+                f"set {ENV_PREFIX}RELAY_PASSWORD or {ENV_PREFIX}RELAY_PASSWORD_FILE, not both"
+            )
+        if self.relay_password_file is not None:
+            try:
+                lines = self.relay_password_file.read_text().splitlines()
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(
+                    f"{ENV_PREFIX}RELAY_PASSWORD_FILE: cannot read {self.relay_password_file}: "
+                    f"{error}"
+                ) from None
+            self.relay_password = SecretStr(lines[0] if lines else "")
+        if self.relay_ca_file is not None and not self.relay_ca_file.is_file():
+            raise ValueError(f"{ENV_PREFIX}RELAY_CA_FILE: no file {self.relay_ca_file}")
+        password = self.relay_password.get_secret_value() if self.relay_password else ""
+        if not self.relay_host and (self.relay_username or password):
+            raise ValueError(
+                f"{ENV_PREFIX}RELAY_USERNAME and _PASSWORD need {ENV_PREFIX}RELAY_HOST"
+            )
+        if bool(self.relay_username) != bool(password):
+            raise ValueError(
+                f"{ENV_PREFIX}RELAY_USERNAME and {ENV_PREFIX}RELAY_PASSWORD (or _PASSWORD_FILE) "
+                "must be set together"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derived(self) -> Settings:

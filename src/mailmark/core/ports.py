@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from mailmark.core.aggregate_reports import AggregateReport, ReportKind, ReportOverview
 from mailmark.core.imap_sort import SortRow
@@ -53,6 +53,10 @@ from mailmark.core.model import (
 )
 from mailmark.core.search import Criteria
 from mailmark.core.states import DkimKeyState
+
+if TYPE_CHECKING:
+    # core.relays uses these ports at run time.
+    from mailmark.core.relays import DomainRelay
 
 
 class Clock(Protocol):
@@ -663,6 +667,18 @@ class ReportRepository(Protocol):
         ...
 
 
+class RelayRepository(Protocol):
+    """Each domain's own outbound route (core/relays.py); the password is stored sealed."""
+
+    async def get(self, domain_id: int) -> DomainRelay | None: ...
+    async def get_by_domain_name(self, name: str) -> DomainRelay | None: ...
+    async def put(self, relay: DomainRelay) -> None:
+        """Replace the domain's choice."""
+        ...
+
+    async def remove(self, domain_id: int) -> None: ...
+
+
 class ApiKeyRepository(Protocol):
     async def add(self, key: ApiKey) -> ApiKey: ...
     async def get(self, key_id: int) -> ApiKey | None: ...
@@ -891,6 +907,8 @@ class UnitOfWork(Protocol):
     def compose(self) -> ComposeRepository: ...
     @property
     def reports(self) -> ReportRepository: ...
+    @property
+    def relays(self) -> RelayRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -12,11 +12,18 @@ from typing import Literal
 
 import aiosmtplib
 
+from mailmark.core.relays import Relay, RelayTls
 from mailmark.core.smtp_reply import SmtpReply
 from mailmark.smtp_out.mta_sts import MtaStsPolicy
 from mailmark.smtp_out.mx import DeliveryFailure, MxHost
 
-__all__ = ["SmtpConnection", "SmtpDialer", "SmtpTimeouts", "opportunistic_tls_context"]
+__all__ = [
+    "SmtpConnection",
+    "SmtpDialer",
+    "SmtpTimeouts",
+    "opportunistic_tls_context",
+    "relay_tls_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,12 @@ def opportunistic_tls_context() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def relay_tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """Verifies a relay's certificate and host name: against `ca_file` alone when given (a
+    relay with a private CA), else against the system's CAs."""
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def reply_of(code: int, message: str, mx_host: str | None) -> SmtpReply:
@@ -184,12 +197,14 @@ class SmtpDialer:
         timeouts: SmtpTimeouts | None = None,
         verified_tls: ssl.SSLContext | None = None,
         opportunistic_tls: ssl.SSLContext | None = None,
+        relay_tls: ssl.SSLContext | None = None,
     ) -> None:
         self._helo_name = helo_name
         self._port = port
         self._timeouts = timeouts or SmtpTimeouts()
         self._verified_tls = verified_tls or ssl.create_default_context()
         self._opportunistic_tls = opportunistic_tls or opportunistic_tls_context()
+        self._relay_tls = relay_tls or relay_tls_context()
 
     async def open(
         self, domain: str, hosts: Sequence[MxHost], policy: MtaStsPolicy | None = None
@@ -276,3 +291,110 @@ class SmtpDialer:
             log.info("STARTTLS with %s[%s] failed (%s); trying without TLS", name, address, exc)
             return await self._open(name, address, "none")
         return SmtpConnection(smtp, name, True, timeouts)
+
+    async def open_relay(self, relay: Relay) -> SmtpConnection:
+        """A ready session with a relay host: TLS up with its certificate verified, then AUTH
+        when it has credentials. Raises DeliveryFailure, always temporary (the fault is in the
+        relay or its setting, not in the recipient), with the relay's own reply in the text.
+
+        No MX lookup, MTA-STS or DANE: those name and secure a recipient domain's own MX hosts,
+        and the relay, the next hop we were told to use, applies them when it delivers. Its
+        name is resolved by the system's resolver, so that /etc/hosts can name a private relay."""
+        timeouts = self._timeouts
+        where = f"relay {relay.address}"
+        implicit = relay.tls is RelayTls.IMPLICIT
+        smtp = aiosmtplib.SMTP(
+            hostname=relay.host,
+            port=relay.port,
+            local_hostname=self._helo_name,
+            timeout=timeouts.command,
+            use_tls=implicit,
+            start_tls=False,
+            tls_context=self._relay_tls if implicit else None,
+        )
+        try:
+            try:
+                greeting = await smtp.connect(timeout=timeouts.connect)
+            except aiosmtplib.SMTPConnectResponseError as exc:
+                raise DeliveryFailure(
+                    451, "4.4.1", f"{where} greeted with {exc.code} {exc.message}"
+                ) from exc
+            except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                if _tls_error(exc):
+                    raise DeliveryFailure(451, "4.7.5", f"TLS with {where} failed: {exc}") from exc
+                raise DeliveryFailure(451, "4.4.1", f"cannot connect to {where}: {exc}") from exc
+            if greeting.code != 220:
+                raise DeliveryFailure(
+                    451, "4.4.1", f"{where} greeted with {greeting.code} {greeting.message}"
+                )
+            await self._relay_ehlo(smtp, where)
+            if not implicit:
+                # RFC 3207 §4: a client that requires TLS does not go on without it.
+                if not smtp.supports_extension("starttls"):
+                    raise DeliveryFailure(
+                        451,
+                        "4.7.5",
+                        f"{where} does not offer STARTTLS, which the relay setting requires: "
+                        "nothing was sent",
+                    )
+                try:
+                    await smtp.starttls(
+                        server_hostname=relay.host,
+                        tls_context=self._relay_tls,
+                        timeout=timeouts.connect,
+                    )
+                except aiosmtplib.SMTPResponseException as exc:
+                    raise DeliveryFailure(
+                        451, "4.7.5", f"{where} refused STARTTLS: {exc.code} {exc.message}"
+                    ) from exc
+                except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                    raise DeliveryFailure(451, "4.7.5", f"TLS with {where} failed: {exc}") from exc
+                await self._relay_ehlo(smtp, where)  # RFC 3207 §4.2: forget, then ask again
+            if relay.username:
+                await self._relay_login(smtp, relay, where)
+        except DeliveryFailure:
+            smtp.close()
+            raise
+        return SmtpConnection(smtp, relay.host, True, timeouts)
+
+    async def _relay_ehlo(self, smtp: aiosmtplib.SMTP, where: str) -> None:
+        try:
+            await smtp.ehlo(timeout=self._timeouts.command)
+        except aiosmtplib.SMTPResponseException as exc:
+            raise DeliveryFailure(
+                451, "4.4.1", f"{where} refused EHLO: {exc.code} {exc.message}"
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailure(451, "4.4.1", f"EHLO with {where} failed: {exc}") from exc
+
+    async def _relay_login(self, smtp: aiosmtplib.SMTP, relay: Relay, where: str) -> None:
+        """RFC 4954 AUTH, only ever over TLS (the caller has made sure of it). A refusal is a
+        retry, not a bounce: the credentials are ours to fix, and the mail waits meanwhile."""
+        assert relay.username is not None
+        if not smtp.supports_extension("auth"):
+            raise DeliveryFailure(
+                451, "4.7.0", f"{where} does not offer AUTH, and the relay setting has a username"
+            )
+        try:
+            await smtp.login(relay.username, relay.password or "", timeout=self._timeouts.command)
+        except aiosmtplib.SMTPResponseException as exc:
+            raise DeliveryFailure(
+                451,
+                "4.7.0",
+                f"{where} refused the login of {relay.username}: {exc.code} {exc.message}",
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailure(
+                451, "4.7.0", f"AUTH with {where} as {relay.username} failed: {exc}"
+            ) from exc
+
+
+def _tls_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

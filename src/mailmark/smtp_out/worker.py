@@ -4,6 +4,8 @@ Leased rows are grouped by recipient domain. Each destination gets at most a few
 time, each connection carries one transaction after another (one transaction per message, with all
 of its recipients at that domain), and replies are recorded in batches while delivery goes on.
 Mail for domains hosted here goes through the queue's local delivery, without a network hop.
+Mail whose sending domain has a relay host (its own, or the installation's) is grouped by relay
+instead: every recipient of a message, whatever their domain, in one transaction to the relay.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from datetime import datetime, timedelta
 from mailmark.core.model import DkimKey, LeasedDelivery
 from mailmark.core.ports import BlobStore, Clock
 from mailmark.core.queue import OutboundQueue
+from mailmark.core.relays import Relay, RelayService
 from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.smtp_reply import SmtpReply
 from mailmark.smtp_out.client import ConnectionGone, SmtpConnection, SmtpDialer
 from mailmark.smtp_out.dkim import DkimSigner, DkimSigningError, to_crlf
-from mailmark.smtp_out.mta_sts import MtaStsPolicies
-from mailmark.smtp_out.mx import DeliveryFailure, MxResolver
+from mailmark.smtp_out.mta_sts import MtaStsPolicies, MtaStsPolicy
+from mailmark.smtp_out.mx import DeliveryFailure, MxHost, MxResolver
 
 __all__ = ["OutboundWorker"]
 
@@ -49,10 +52,16 @@ class _Held:
 
 @dataclass
 class _Destination:
+    # The recipient domain, or the relay's route key (Relay.route_key).
     domain: str
+    relay: Relay | None = None
     pending: OrderedDict[int, list[_Held]] = field(default_factory=OrderedDict)
     connections: int = 0
     more: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def label(self) -> str:
+        return f"relay {self.relay.address}" if self.relay is not None else self.domain
 
 
 @dataclass
@@ -81,6 +90,7 @@ class OutboundWorker:
         dialer: SmtpDialer,
         owner: str,
         signer: DkimSigner | None = None,
+        relays: RelayService | None = None,
         lease_for: timedelta = DEFAULT_LEASE,
         transaction_bound: timedelta | None = None,
         connections_per_destination: int = 2,
@@ -100,6 +110,7 @@ class OutboundWorker:
         self._dialer = dialer
         self._owner = owner
         self._signer = signer or DkimSigner()
+        self._relays = relays
         self._lease_for = lease_for
         # A transaction may start while at least this much of the lease is left.
         if transaction_bound is None:
@@ -199,7 +210,7 @@ class OutboundWorker:
                     await self._wait(self._idle_poll, ())
                     continue
             if leased:
-                self._dispatch(leased)
+                self._dispatch(leased, await self._relays_of(leased))
                 continue
             if room > 0 and self._held == 0:
                 self._last_idle_pass = this_pass
@@ -229,7 +240,20 @@ class OutboundWorker:
             for waiter in waiters:
                 waiter.cancel()
 
-    def _dispatch(self, leased: list[LeasedDelivery]) -> None:
+    async def _relays_of(self, leased: list[LeasedDelivery]) -> dict[str, Relay | None]:
+        """The relay (None: direct) of each sending domain among the leased remote rows; a
+        domain whose setting cannot be read is left out, and its rows retried."""
+        relays: dict[str, Relay | None] = {}
+        if self._relays is None:
+            return relays
+        for domain in {delivery.from_domain for delivery in leased if not delivery.local}:
+            try:
+                relays[domain] = await self._relays.relay_for(domain)
+            except Exception:
+                log.exception("reading the relay host of %s failed", domain)
+        return relays
+
+    def _dispatch(self, leased: list[LeasedDelivery], relays: dict[str, Relay | None]) -> None:
         start_before = self._clock.now() + self._lease_for - self._transaction_bound
         for delivery in leased:
             self._held += 1
@@ -237,11 +261,14 @@ class OutboundWorker:
             if delivery.local:
                 self._spawn(self._deliver_locally(held))
                 continue
-            destination = self._destinations.get(delivery.recipient_domain)
+            if self._relays is not None and delivery.from_domain not in relays:
+                self._finish(held, SmtpReply(451, "4.3.0", "Local error reading the relay host"))
+                continue
+            relay = relays.get(delivery.from_domain)
+            key = relay.route_key if relay is not None else delivery.recipient_domain
+            destination = self._destinations.get(key)
             if destination is None:
-                destination = self._destinations[delivery.recipient_domain] = _Destination(
-                    delivery.recipient_domain
-                )
+                destination = self._destinations[key] = _Destination(key, relay)
             destination.pending.setdefault(delivery.outbound_id, []).append(held)
             destination.more.set()
             prepared = self._prepared.get(delivery.outbound_id)
@@ -283,15 +310,21 @@ class OutboundWorker:
     async def _deliver_to(self, destination: _Destination) -> None:
         """One connection's life: take the destination's messages one after another."""
         domain = destination.domain
+        relay = destination.relay
         connection: SmtpConnection | None = None
         group: list[_Held] = []
         try:
-            try:
-                hosts = await self._routes.hosts(domain)
-            except DeliveryFailure as failure:
-                self._fail_all(destination, [], _reply_of(failure))
-                return
-            policy = await self._policies.policy(domain)
+            hosts: list[MxHost] = []
+            policy: MtaStsPolicy | None = None
+            # A relay is the next hop whatever the recipient's domain: no MX, no MTA-STS
+            # (SmtpDialer.open_relay says why).
+            if relay is None:
+                try:
+                    hosts = await self._routes.hosts(domain)
+                except DeliveryFailure as failure:
+                    self._fail_all(destination, [], _reply_of(failure))
+                    return
+                policy = await self._policies.policy(domain)
             while True:
                 group = self._take_group(destination)
                 if not group:
@@ -311,7 +344,11 @@ class OutboundWorker:
                 for _ in range(2):  # a reused connection found closed gets one fresh try
                     if connection is None:
                         try:
-                            connection = await self._dialer.open(domain, hosts, policy)
+                            connection = (
+                                await self._dialer.open_relay(relay)
+                                if relay is not None
+                                else await self._dialer.open(domain, hosts, policy)
+                            )
                         except DeliveryFailure as failure:
                             if destination.connections > 1:
                                 # Another connection to this domain works: leave the rest to it.
@@ -328,11 +365,11 @@ class OutboundWorker:
                         )
                         break
                     except ConnectionGone as gone:
-                        log.info("reconnecting to %s: %s", domain, gone)
+                        log.info("reconnecting to %s: %s", destination.label, gone)
                         await connection.close()
                         connection = None
                 if replies is None:
-                    lost = SmtpReply(0, "4.4.2", f"connection to {domain} kept failing")
+                    lost = SmtpReply(0, "4.4.2", f"connection to {destination.label} kept failing")
                     replies = [lost] * len(group)
                 for held, reply in zip(group, replies, strict=True):
                     self._finish(held, reply)
@@ -343,7 +380,7 @@ class OutboundWorker:
                     await connection.close()
                     connection = None
         except Exception:
-            log.exception("delivery to %s failed", domain)
+            log.exception("delivery to %s failed", destination.label)
             self._fail_all(destination, group, SmtpReply(451, "4.3.0", "Local error in delivery"))
         finally:
             if connection is not None:

@@ -203,6 +203,23 @@ domains = sa.Table(
     sa.Column("failed_checks", sa.Integer(), nullable=False, server_default=sa.text("0")),
 )
 
+# A domain's own outbound route (core/relays.py): its relay host, or "direct" although the
+# installation has one. No row: the installation's setting. The password is sealed.
+domain_relays = sa.Table(
+    "domain_relays",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("choice", sa.String(10), nullable=False),
+    sa.Column("host", sa.String(253)),
+    sa.Column("port", sa.Integer()),
+    sa.Column("tls", sa.String(10)),
+    sa.Column("username", sa.String(255)),
+    sa.Column("password", EncryptedText("domain_relays.password")),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("domain_id"),
+)
+
 # What the last check of each of a domain's records found; replaced as a whole by each check.
 domain_record_checks = sa.Table(
     "domain_record_checks",

@@ -24,6 +24,7 @@ from mailmark.storage.oidc import SqlOidcIdentities, SqlOidcLogins
 from mailmark.storage.one_time_tokens import SqlOneTimeTokens
 from mailmark.storage.outbound import SqlOutbound
 from mailmark.storage.recovery_codes import SqlRecoveryCodes
+from mailmark.storage.relays import SqlRelays
 from mailmark.storage.reports import SqlReports
 from mailmark.storage.sender_groups import SqlSenderGroups
 from mailmark.storage.sent_emails import SqlSentEmails
@@ -64,6 +65,7 @@ class SqlUnitOfWork:
     recovery_codes: SqlRecoveryCodes
     compose: SqlCompose
     reports: SqlReports
+    relays: SqlRelays
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -112,6 +114,7 @@ class SqlUnitOfWork:
         self.recovery_codes = SqlRecoveryCodes(conn, dialect)
         self.compose = SqlCompose(conn, dialect)
         self.reports = SqlReports(conn, dialect)
+        self.relays = SqlRelays(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,6 +12,7 @@ import { useToast } from "../../../components/Toast";
 import { formatDate, formatDateTime, plural, relativeTime } from "../../../lib/format";
 import { useAction, useAsync } from "../../../lib/useAsync";
 import { LoadError } from "../LoadError";
+import { DomainRelay } from "./DomainRelay";
 import { DomainReports } from "./DomainReports";
 import { DomainStatusBadge } from "./DomainStatusBadge";
 import { usePollWhile } from "./poll";
@@ -210,6 +211,8 @@ function DomainView({
         ) : null}
 
         <DomainReports name={domain.name} />
+
+        <DomainRelay name={domain.name} />
 
         <Card
           title="DKIM signing key"
