@@ -32,6 +32,7 @@ from mailmark.core.delivery_reports import DeliveryReports
 from mailmark.core.domain_rechecks import DomainRechecker
 from mailmark.core.domains import DomainService
 from mailmark.core.emails import EmailService
+from mailmark.core.forwarding import Forwarder, ForwardingRule, ForwardingService
 from mailmark.core.idempotency import IdempotencyService
 from mailmark.core.identity import IdentityService
 from mailmark.core.inbound import InboundMail
@@ -47,6 +48,7 @@ from mailmark.core.reports import ReportService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
+from mailmark.core.srs import Srs
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
 from mailmark.core.tracking import OpenTracking
@@ -142,6 +144,8 @@ class Services:
     tracking: OpenTracking
     passwords: Passwords
     reports: ReportService
+    forwarding: ForwardingService
+    forwarder: Forwarder
 
     async def close(self) -> None:
         self.passwords.close()
@@ -347,6 +351,8 @@ async def build_services(
         tracking=tracking,
         passwords=passwords_service,
         reports=ReportService(uow, clock),
+        forwarding=ForwardingService(uow, clock),
+        forwarder=Forwarder(uow, blobs, clock, queue, Srs(secret_key), hostname=settings.hostname),
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
@@ -480,6 +486,9 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         clock=services.clock,
         hostname=settings.hostname,
         aggregate_reports=services.reports,
+        rules=[ForwardingRule(services.uow, services.clock)],
+        redirector=services.forwarder,
+        returns=services.forwarder,
     )
     handler = MxHandler(
         mailboxes=services.mailboxes,
@@ -487,6 +496,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         inbound=inbound,
         max_recipients=settings.max_recipients,
         reports=services.reports,
+        forwarder=services.forwarder,
     )
     mx = await _listening(
         "MX",
