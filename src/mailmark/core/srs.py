@@ -58,11 +58,13 @@ class Srs:
     def forward(self, sender: str, forwarder_domain: str, now: datetime) -> str:
         """The envelope sender for mail from `sender` forwarded by `forwarder_domain`. The null
         reverse-path stays null: bounces are never rewritten (nothing may answer them)."""
-        if not sender:
+        if sender in ("", "<>"):
             return ""
         local, _, domain = sender.rpartition("@")
         if not local or not domain:
-            raise SrsError(f"{sender} is not an address that can be rewritten.")
+            # Nothing to send a bounce back to (a bare local part): bounces go nowhere, as for
+            # the null reverse-path.
+            return ""
         if domain.lower() == forwarder_domain.lower() and not self.is_srs(sender):
             return sender  # our own domain already: SPF of the forwarder covers it
         upper = local[:5].upper()
