@@ -666,6 +666,7 @@ def app_services(services: Services) -> AppServices:
         images=services.images,
         compose=services.compose,
         reports=services.reports,
+        forwarding=services.forwarding,
     )
 
 
