@@ -45,6 +45,10 @@ async def test_a_redirect_to_the_mailbox_itself_is_dropped(
     rule = ForwardingRule(services.uow, services.clock)
     asked = Disposition(world.sales, ("INBOX",), redirects=("Sales@acme.test", "bob@remote.test"))
     assert (await rule.apply(message(), asked)).redirects == ("bob@remote.test",)
+    # Sent on to itself only, without a copy: that is delivery to its INBOX, not a loss.
+    only_itself = Disposition(world.sales, (), redirects=("sales@acme.test",))
+    decided = await rule.apply(message(), only_itself)
+    assert (decided.folders, decided.redirects) == (("INBOX",), ())
 
 
 async def test_a_looping_redirect_is_refused_and_the_message_kept(

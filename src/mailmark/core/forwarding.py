@@ -141,6 +141,11 @@ class ForwardingRule:
             return disposition
         own = mailbox.address.lower()
         redirects = tuple(r for r in disposition.redirects if r.lower() != own)
+        if not redirects:
+            # Sent on to itself only: that is delivery here.
+            return replace(
+                disposition, redirects=(), folders=disposition.folders or (SpecialFolder.INBOX,)
+            )
         refusal = loop_refusal(message, mailbox) or await self._standing_refusal(
             mailbox, len(redirects)
         )
