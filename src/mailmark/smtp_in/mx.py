@@ -138,6 +138,6 @@ class MxHandler(SmtpHandler):
         except Exception:
             log.exception("inbound delivery failed for transaction %s", transaction)
             return replies.TEMPORARY_FAILURE
-        if receipt is None and not envelope.mailboxes:
+        if receipt is None and not envelope.mailboxes and not envelope.srs_returns:
             return replies.report_received(transaction)
         return replies.queued(transaction)
