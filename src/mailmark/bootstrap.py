@@ -33,6 +33,7 @@ from mailmark.core.delivery_reports import DeliveryReports
 from mailmark.core.domain_rechecks import DomainRechecker
 from mailmark.core.domains import DomainService
 from mailmark.core.emails import EmailService
+from mailmark.core.forwarding import Forwarder, ForwardingRule, ForwardingService
 from mailmark.core.idempotency import IdempotencyService
 from mailmark.core.identity import IdentityService
 from mailmark.core.inbound import InboundMail
@@ -50,6 +51,7 @@ from mailmark.core.reports import ReportService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
+from mailmark.core.srs import Srs
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
 from mailmark.core.tracking import OpenTracking
@@ -146,6 +148,8 @@ class Services:
     passwords: Passwords
     reports: ReportService
     relays: RelayService
+    forwarding: ForwardingService
+    forwarder: Forwarder
 
     async def close(self) -> None:
         self.passwords.close()
@@ -352,6 +356,8 @@ async def build_services(
         passwords=passwords_service,
         reports=ReportService(uow, clock),
         relays=RelayService(uow, clock, installation_relay(settings)),
+        forwarding=ForwardingService(uow, clock),
+        forwarder=Forwarder(uow, blobs, clock, queue, Srs(secret_key), hostname=settings.hostname),
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
@@ -502,6 +508,9 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         clock=services.clock,
         hostname=settings.hostname,
         aggregate_reports=services.reports,
+        rules=[ForwardingRule(services.uow, services.clock)],
+        redirector=services.forwarder,
+        returns=services.forwarder,
     )
     handler = MxHandler(
         mailboxes=services.mailboxes,
@@ -509,6 +518,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         inbound=inbound,
         max_recipients=settings.max_recipients,
         reports=services.reports,
+        forwarder=services.forwarder,
     )
     mx = await _listening(
         "MX",
@@ -690,6 +700,7 @@ def app_services(services: Services) -> AppServices:
         compose=services.compose,
         reports=services.reports,
         relays=services.relays,
+        forwarding=services.forwarding,
     )
 
 

@@ -124,6 +124,18 @@ def _parser() -> argparse.ArgumentParser:
     mailbox.add_parser("delete", help="delete a mailbox and all its mail").add_argument(
         "address", metavar="LOCAL@DOMAIN"
     )
+    forward = mailbox.add_parser(
+        "forward", help="forward a mailbox's mail to other addresses, or show its forwarding"
+    )
+    forward.add_argument("address", metavar="LOCAL@DOMAIN")
+    forward_to = forward.add_mutually_exclusive_group()
+    forward_to.add_argument(
+        "--to", action="append", default=[], metavar="ADDRESS", help="an address (repeatable)"
+    )
+    forward_to.add_argument("--off", action="store_true", help="stop forwarding")
+    forward.add_argument(
+        "--no-keep", action="store_true", help="keep no copy in the mailbox (default: keep one)"
+    )
 
     queue = commands.add_parser(
         "queue", help="inspect and steer the outbound queue"
@@ -371,6 +383,21 @@ async def _mailbox_delete(services: Services, args: argparse.Namespace) -> tuple
     return f"Deleted mailbox {args.address.lower()} and all its mail", {"deleted": True}
 
 
+async def _mailbox_forward(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    if args.off or args.to:
+        forwarding = await services.forwarding.set(
+            args.address, [] if args.off else args.to, keep_copy=not args.no_keep
+        )
+    else:
+        forwarding = await services.forwarding.get(args.address)
+    address = args.address.strip().lower()
+    data = {"addresses": list(forwarding.addresses), "keepCopy": forwarding.keep_copy}
+    if not forwarding.addresses:
+        return f"{address} does not forward its mail", data
+    kept = "keeping a copy" if forwarding.keep_copy else "keeping no copy"
+    return f"{address} forwards to {', '.join(forwarding.addresses)}, {kept}", data
+
+
 def _queue_entry_json(entry: QueueEntry) -> dict[str, Any]:
     return {
         "id": entry.id,
@@ -594,6 +621,7 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("mailbox", "add"): _mailbox_add,
     ("mailbox", "list"): _mailbox_list,
     ("mailbox", "delete"): _mailbox_delete,
+    ("mailbox", "forward"): _mailbox_forward,
     ("queue", "list"): _queue_list,
     ("queue", "retry"): _queue_retry,
     ("queue", "delete"): _queue_delete,

@@ -380,6 +380,27 @@ def cases() -> dict[tuple[str, str], list[Case]]:
                 member=404,
             ),
         ],
+        ("GET", "/api/mailboxes/{address:str}/forwarding"): [
+            everyone(lambda c, p, s: c.get(f"/api/mailboxes/{SALES}/forwarding"), 200),
+            everyone(
+                lambda c, p, s: c.get(f"/api/mailboxes/{SUPPORT}/forwarding"), 200, member=404
+            ),
+        ],
+        ("PUT", "/api/mailboxes/{address:str}/forwarding"): [
+            everyone(
+                lambda c, p, s: c.put(
+                    f"/api/mailboxes/{SALES}/forwarding", json={"addresses": ["a@remote.test"]}
+                ),
+                200,
+            ),
+            everyone(
+                lambda c, p, s: c.put(
+                    f"/api/mailboxes/{SUPPORT}/forwarding", json={"addresses": []}
+                ),
+                200,
+                member=404,
+            ),
+        ],
         ("GET", "/api/mailboxes/{address:str}/connection"): [
             everyone(lambda c, p, s: c.get(f"/api/mailboxes/{SALES}/connection"), 200),
             everyone(

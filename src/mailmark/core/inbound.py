@@ -65,6 +65,14 @@ class ReportProcessor(Protocol):
         ...
 
 
+class ReturnToSender(Protocol):
+    async def return_to_sender(
+        self, raw: bytes, addresses: Sequence[str], trace_prefix: bytes
+    ) -> None:
+        """Queue what came back to these SRS addresses for the senders they decode to."""
+        ...
+
+
 class AggregateReportIntake(Protocol):
     async def receive(
         self, raw: bytes, addresses: Sequence[ReportAddress], *, sender: str
@@ -89,6 +97,9 @@ class InboundEnvelope:
     # dmarc@ and tls-reports@ of hosted domains among the recipients (a mailbox of the same name,
     # if any, is among `mailboxes` too)
     report_addresses: Sequence[ReportAddress] = ()
+    # SRS addresses of forwarded mail among the recipients (core/srs.py): what comes back to them
+    # (bounces) is sent on to the original senders.
+    srs_returns: Sequence[str] = ()
 
 
 class InboundMail:
@@ -104,11 +115,13 @@ class InboundMail:
         rules: Sequence[DeliveryRule] = (),
         redirector: Redirector | None = None,
         responder: AutoResponder | None = None,
+        returns: ReturnToSender | None = None,
     ) -> None:
         self._delivery = delivery
         self._rules = tuple(rules)
         self._redirector = redirector
         self._responder = responder
+        self._returns = returns
         self._reports = reports
         self._aggregate_reports = aggregate_reports
         self._authentication = authentication
@@ -127,6 +140,10 @@ class InboundMail:
             await self._process_reports(raw, envelope)
         if envelope.report_addresses:
             await self._receive_aggregate_reports(raw, envelope)
+        if envelope.srs_returns and self._returns is not None:
+            await self._returns.return_to_sender(
+                raw, envelope.srs_returns, self._trace_prefix(envelope)
+            )
         if not envelope.mailboxes:
             return None
         auth = await self._authentication.authenticate(

@@ -646,3 +646,12 @@ class Correspondence:
     from_addr: str | None
     to_addrs: tuple[str, ...]
     cc_addrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MailboxForwarding:
+    """Where a mailbox's mail is sent on to, and whether a copy stays here too."""
+
+    mailbox_id: int
+    addresses: tuple[str, ...]
+    keep_copy: bool = True

@@ -18,6 +18,7 @@ from aiosmtpd.smtp import SMTP, Session
 from mailmark.core.addresses import is_malformed_path
 from mailmark.core.domains import DomainService
 from mailmark.core.errors import MailmarkError
+from mailmark.core.forwarding import Forwarder
 from mailmark.core.inbound import InboundEnvelope, InboundMail
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.reports import ReportService
@@ -40,12 +41,14 @@ class MxHandler(SmtpHandler):
         inbound: InboundMail,
         max_recipients: int,
         reports: ReportService | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
         super().__init__(max_recipients=max_recipients)
         self._mailboxes = mailboxes
         self._domains = domains
         self._inbound = inbound
         self._reports = reports
+        self._forwarder = forwarder
 
     async def handle_MAIL(
         self,
@@ -76,6 +79,16 @@ class MxHandler(SmtpHandler):
         refusal = self.recipient_refusal(envelope, address)
         if refusal is not None:
             return refusal
+        if self._forwarder is not None:
+            # The SRS return path of mail a mailbox forwarded: a bounce to send on. A forged or
+            # expired one is refused here, with the reason.
+            try:
+                original = await self._forwarder.srs_recipient(address)
+            except MailmarkError as error:
+                return replies.reply_for(error)
+            if original is not None:
+                envelope.srs_returns.append(address)
+                return self.accept_recipient(envelope, address, options)
         token = await self._domains.report_token(address)
         if token is not None:
             # A report about mail we sent: accepted whatever the token, so that an unknown or
@@ -113,6 +126,7 @@ class MxHandler(SmtpHandler):
                     mailboxes=envelope.mailboxes,
                     report_tokens=envelope.report_tokens,
                     report_addresses=envelope.report_addresses,
+                    srs_returns=envelope.srs_returns,
                     client_ip=str(session.peer[0]) if session.peer else "",
                     helo=session.host_name or "",
                     esmtp=session.extended_smtp,
@@ -124,6 +138,6 @@ class MxHandler(SmtpHandler):
         except Exception:
             log.exception("inbound delivery failed for transaction %s", transaction)
             return replies.TEMPORARY_FAILURE
-        if receipt is None and not envelope.mailboxes:
+        if receipt is None and not envelope.mailboxes and not envelope.srs_returns:
             return replies.report_received(transaction)
         return replies.queued(transaction)

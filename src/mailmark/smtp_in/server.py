@@ -67,6 +67,8 @@ class MailmarkEnvelope(Envelope):
         self.report_tokens: list[str] = []
         # dmarc@ and tls-reports@ of hosted domains (DMARC and TLS report addresses).
         self.report_addresses: list[ReportAddress] = []
+        # SRS addresses of mail we forwarded (bounces to send on to the original senders).
+        self.srs_returns: list[str] = []
         self.transaction_id = ""
 
 

@@ -673,3 +673,15 @@ tls_failures = sa.Table(
     sa.Column("failure_reason_code", sa.String(255), nullable=False),
     sa.Index("ix_tls_failures_report_id", "report_id"),
 )
+
+# A mailbox's forwarding: the external addresses its mail is sent on to, and whether a copy is
+# also kept here. No row: no forwarding.
+mailbox_forwarding = sa.Table(
+    "mailbox_forwarding",
+    metadata,
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.Column("addresses", sa.JSON(), nullable=False),
+    sa.Column("keep_copy", sa.Boolean(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("mailbox_id"),
+)

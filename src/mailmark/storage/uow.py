@@ -14,6 +14,7 @@ from mailmark.storage.dialect import Dialect, dialect_named
 from mailmark.storage.domains import SqlDomains
 from mailmark.storage.events import SqlEvents
 from mailmark.storage.folders import SqlFolders
+from mailmark.storage.forwarding import SqlForwarding
 from mailmark.storage.idempotency import SqlIdempotencyKeys
 from mailmark.storage.invitations import SqlInvitations
 from mailmark.storage.mailbox_assignments import SqlMailboxAssignments
@@ -115,6 +116,7 @@ class SqlUnitOfWork:
         self.compose = SqlCompose(conn, dialect)
         self.reports = SqlReports(conn, dialect)
         self.relays = SqlRelays(conn, dialect)
+        self.forwarding = SqlForwarding(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -10,6 +10,7 @@ from litestar.types import ControllerRouterHandler
 
 from mailmark.core.accounts import AccountService
 from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.forwarding import ForwardingService
 from mailmark.core.identity import IdentityService
 from mailmark.core.oidc import OidcSignIn
 from mailmark.core.relays import RelayService
@@ -23,6 +24,7 @@ from mailmark.web.api.app.auth import AuthController, MeController, SessionContr
 from mailmark.web.api.app.compose import ComposeController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
+from mailmark.web.api.app.forwarding import ForwardingController
 from mailmark.web.api.app.mail import MailController
 from mailmark.web.api.app.mailboxes import MailboxController
 from mailmark.web.api.app.oidc import OidcController
@@ -55,6 +57,8 @@ class AppServices:
     reports: ReportService | None = None
     # Each domain's relay host (none: no /api/domains/{name}/relay routes).
     relays: RelayService | None = None
+    # Mailboxes' forwarding settings (none: their routes are not served).
+    forwarding: ForwardingService | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -80,6 +84,8 @@ def api_router(services: AppServices) -> Router:
         handlers.append(MailController)
     if services.compose is not None:
         handlers.append(ComposeController)
+    if services.forwarding is not None:
+        handlers.append(ForwardingController)
     oidc_providers = services.oidc.providers if services.oidc is not None else []
     return Router(
         path="/api",
@@ -96,6 +102,9 @@ def api_router(services: AppServices) -> Router:
             "compose": Provide(lambda: services.compose, use_cache=True, sync_to_thread=False),
             "reports": Provide(lambda: services.reports, use_cache=True, sync_to_thread=False),
             "relays": Provide(lambda: services.relays, use_cache=True, sync_to_thread=False),
+            "forwarding": Provide(
+                lambda: services.forwarding, use_cache=True, sync_to_thread=False
+            ),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
             "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),
