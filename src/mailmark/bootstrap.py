@@ -152,7 +152,7 @@ class Services:
 
     async def close(self) -> None:
         if self.spam_learning is not None:
-            await self.spam_learning.drain()
+            await self.spam_learning.close()
         if self.rspamd is not None:
             await self.rspamd.close()
         self.passwords.close()

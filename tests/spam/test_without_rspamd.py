@@ -4,9 +4,12 @@ neither loses nor blocks mail (unless the settings ask for 451)."""
 from __future__ import annotations
 
 import asyncio
+import imaplib
 import smtplib
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from mailmark.core.ports import Clock
 from mailmark.core.states import SpecialFolder
 from tests.fakedns import FakeDns
 from tests.support.serve import free_port
+from tests.support.tls import client_tls
 from tests.support.world import stored_copies
 
 MESSAGE = (
@@ -115,3 +119,138 @@ async def test_rspamd_unreachable_defers_when_the_settings_say_tempfail(
     assert deferred.value.smtp_error.decode() == (
         "4.3.0 Spam filter unavailable; please try again later"
     )
+
+
+class RecordingController:
+    """A stand-in for rspamd's controller on loopback: records each learn request's path and
+    body, and answers `status`."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.learned: list[tuple[str, bytes]] = []
+        self.status = status
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.learned.append((self.path, body))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def controller() -> Iterator[RecordingController]:
+    recording = RecordingController()
+    try:
+        yield recording
+    finally:
+        recording.close()
+
+
+def imap_commands(port: int, *commands: tuple[str, ...]) -> None:
+    imap = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        imap.starttls(client_tls())
+        imap.login("sales@acme.test", "sales-pass-1")
+        for command in commands:
+            if command[0] == "SELECT":
+                typ, data = imap.select(command[1])
+            else:
+                typ, data = imap.uid(*command)
+            assert typ == "OK", (command, data)
+    finally:
+        imap.logout()
+
+
+async def wait_for_learns(controller: RecordingController, count: int) -> None:
+    for _ in range(200):
+        if len(controller.learned) >= count:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_imap_moves_and_copies_learn_spam_into_junk_and_ham_out_of_it_but_not_to_trash(
+    settings: Settings, clock: Clock, controller: RecordingController
+) -> None:
+    scanner = f"http://127.0.0.1:{free_port()}"  # scanning fails open: delivery is unaffected
+    async with mail_server(
+        settings, clock, rspamd_url=scanner, rspamd_controller_url=controller.url
+    ) as (_, listeners):
+        for number in (1, 2, 3):
+            await asyncio.to_thread(
+                send, listeners.mx_port, MESSAGE.replace(b"-1@", b"-%d@" % number)
+            )
+        port = listeners.imap_port
+        # COPY into Junk (then EXPUNGE, as clients without MOVE do): spam.
+        await asyncio.to_thread(
+            imap_commands,
+            port,
+            ("SELECT", "INBOX"),
+            ("COPY", "1", "Junk"),
+            ("STORE", "1", "+FLAGS", "(\\Deleted)"),
+            ("EXPUNGE", "1"),
+            ("MOVE", "2", "Junk"),
+        )
+        await wait_for_learns(controller, 2)
+        assert [path for path, _ in controller.learned] == ["/learnspam", "/learnspam"]
+        # Out of Junk to Trash: deleting spam says nothing; to Archive: not spam.
+        await asyncio.to_thread(
+            imap_commands,
+            port,
+            ("SELECT", "Junk"),
+            ("MOVE", "1", "Trash"),
+            ("MOVE", "2", "Archive"),
+        )
+        await wait_for_learns(controller, 3)
+        # Within Inbox and between ordinary folders: nothing.
+        await asyncio.to_thread(imap_commands, port, ("SELECT", "INBOX"), ("COPY", "3", "Archive"))
+        await asyncio.sleep(0.5)
+    assert [path for path, _ in controller.learned] == ["/learnspam", "/learnspam", "/learnham"]
+    # What is learned is what the mailbox holds: our trace fields, then the message.
+    assert controller.learned[0][1].startswith(b"Return-Path: <bob@example.org>\r\n")
+    assert controller.learned[0][1].endswith(MESSAGE)
+    assert b"<hello-2@" in controller.learned[2][1]
+
+
+async def test_a_failing_controller_never_blocks_a_move(
+    settings: Settings, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    refusing = RecordingController(status=500)
+    try:
+        async with mail_server(
+            settings,
+            clock,
+            rspamd_url=f"http://127.0.0.1:{free_port()}",
+            rspamd_controller_url=refusing.url,
+        ) as (services, listeners):
+            await asyncio.to_thread(send, listeners.mx_port)
+            await asyncio.to_thread(
+                imap_commands, listeners.imap_port, ("SELECT", "INBOX"), ("MOVE", "1", "Junk")
+            )
+            await wait_for_learns(refusing, 1)
+            for _ in range(100):
+                if "did not learn message 1 as spam" in caplog.text:
+                    break
+                await asyncio.sleep(0.05)
+            [(folder, _)] = await stored(services)
+    finally:
+        refusing.close()
+    assert folder == SpecialFolder.JUNK
+    assert "did not learn message 1 as spam: rspamd learnspam: HTTP 500" in caplog.text

@@ -63,7 +63,8 @@ def _empty_redis_db() -> int:
 
 
 class Rspamd:
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
         self.directory = Path(tempfile.mkdtemp(prefix="mailmark-rspamd-"))
         self.scanner_port = free_port()
         self.controller_port = free_port()
@@ -85,11 +86,13 @@ class Rspamd:
             (self.directory / sub).mkdir()
         redis = f'servers = "{REDIS[0]}:{REDIS[1]}";\ndbname = "{self.redis_db}";\n'
         files = {
-            "worker-normal.inc": f'bind_socket = "127.0.0.1:{self.scanner_port}";\ncount = 1;\n',
+            "worker-normal.inc": (
+                f'bind_socket = "127.0.0.1:{self.scanner_port}";\ncount = {self.workers};\n'
+            ),
             "worker-controller.inc": f'bind_socket = "127.0.0.1:{self.controller_port}";\n',
             "worker-proxy.inc": (
                 f'bind_socket = "127.0.0.1:{self.proxy_port}";\nmilter = yes;\n'
-                "self_scan = yes;\ncount = 1;\n"
+                f"self_scan = yes;\ncount = {self.workers};\n"
             ),
             "redis.conf": redis,
             "classifier-bayes.conf": (

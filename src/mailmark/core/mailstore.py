@@ -713,10 +713,10 @@ class MailStore:
             if move:
                 seen = set(self._seen(folder_id, [p.uid for p, _ in moved], caller))
                 self._retain(folder_id, [p for p, _ in moved if p.uid in seen])
-            source = await uow.mailstore.folder(folder_id)
+            source = await uow.mailstore.folder(folder_id) if self._learning else None
             await uow.commit()
         self.signals.publish(mailbox_id)
-        if self._learning is not None and source is not None:
+        if source is not None:
             self._teach(source, dest, [uid for _, uid in moved])
         return CopyResult(dest.uid_validity, [p.uid for p, _ in moved], [uid for _, uid in moved])
 

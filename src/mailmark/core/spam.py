@@ -86,7 +86,8 @@ class SpamFilter(Protocol):
 
 class SpamTraining(Protocol):
     async def learn(self, raw: bytes, *, spam: bool) -> None:
-        """Teach the scanner that this message is spam (or not). May raise anything."""
+        """Teach the scanner that this message is spam (or not); SpamFilterUnavailable when the
+        scanner cannot be asked or refuses."""
         ...
 
 
@@ -183,16 +184,20 @@ class SpamLearning:
                 try:
                     await self._training.learn(await read(folder_id, uid), spam=spam)
                 except MailmarkError as error:
-                    log.info("did not learn message %d as %s: %s", uid, _kind(spam), error.message)
+                    log.warning(
+                        "did not learn message %d as %s: %s", uid, _kind(spam), error.message
+                    )
                 except Exception:
                     log.exception("could not learn message %d as %s", uid, _kind(spam))
                 finally:
                     self._pending -= 1
 
-    async def drain(self) -> None:
-        """Wait for the learning under way (for shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def close(self) -> None:
+        """Stop learning (at shutdown): what has not been learned yet is not worth waiting for."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _kind(spam: bool) -> str:

@@ -26,10 +26,6 @@ MAX_SYMBOLS = 200
 _ALREADY_LEARNED = 208
 
 
-class RspamdError(Exception):
-    """The controller refused or failed a learn request."""
-
-
 class Rspamd:
     """A `SpamFilter` and `SpamTraining` backed by one rspamd."""
 
@@ -97,13 +93,16 @@ class Rspamd:
             return
         headers = {"Password": self._password} if self._password else {}
         verb = "learnspam" if spam else "learnham"
-        response = await self._client.post(
-            f"{self._controller_url}/{verb}", content=raw, headers=headers
-        )
-        if response.status_code == _ALREADY_LEARNED:
-            return
-        if response.status_code != 200:
-            raise RspamdError(f"rspamd {verb}: HTTP {response.status_code} {response.text[:200]}")
+        try:
+            response = await self._client.post(
+                f"{self._controller_url}/{verb}", content=raw, headers=headers
+            )
+        except httpx.HTTPError as error:
+            raise SpamFilterUnavailable(f"rspamd {verb}: {error or type(error).__name__}") from None
+        if response.status_code not in (200, _ALREADY_LEARNED):
+            raise SpamFilterUnavailable(
+                f"rspamd {verb}: HTTP {response.status_code} {response.text[:200]}"
+            )
 
     async def close(self) -> None:
         await self._client.aclose()
