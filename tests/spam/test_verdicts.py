@@ -4,10 +4,13 @@ written, and verdict fields from outside removed."""
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from mailmark.config import Settings
 from mailmark.core.errors import SpamDeferred, SpamRefused
 from mailmark.core.spam import SpamScan, SpamThresholds, judge, without_spam_headers
 from mailmark.spam.blocklists import query_name
@@ -119,3 +122,31 @@ def test_verdict_fields_from_outside_are_removed_folded_lines_and_all() -> None:
 )
 def test_blocklist_query_names(address: str, name: str) -> None:
     assert query_name(ipaddress.ip_address(address), "zen.example") == name
+
+
+def test_spam_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILMARK_RSPAMD_URL", "http://127.0.0.1:11333")
+    monkeypatch.setenv("MAILMARK_DNSBL_ZONES", "zen.spamhaus.org, bl.example.")
+    monkeypatch.setenv("MAILMARK_RSPAMD_TIMEOUT", "3s")
+    monkeypatch.setenv("MAILMARK_SPAM_JUNK_SCORE", "6.5")
+    settings = Settings(hostname="mx.example.com")
+    assert settings.rspamd_url == "http://127.0.0.1:11333"
+    assert settings.dnsbl_zones == ["zen.spamhaus.org", "bl.example."]
+    assert settings.rspamd_timeout == timedelta(seconds=3)
+    assert settings.spam_junk_score == 6.5
+    assert settings.spam_reject_score is None and settings.rspamd_unavailable == "accept"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("rspamd_url", "127.0.0.1:11333", "is not a URL"),
+        ("rspamd_url", "http://127.0.0.1:11333/checkv2", "is not a URL"),
+        ("dnsbl_zones", "zen spamhaus org", "is not a DNS zone"),
+        ("rspamd_unavailable", "drop", "accept"),
+    ],
+)
+def test_bad_spam_settings_are_refused_naming_the_setting(name: str, value: str, says: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(hostname="mx.example.com", **{name: value})
+    assert name in str(refused.value) and says in str(refused.value)
