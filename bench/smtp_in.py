@@ -999,15 +999,16 @@ def is_local(database_url: str) -> bool:
 
 
 def print_table(results: list[LoadResult]) -> None:
+    width = max(24, *(len(r.server) for r in results))
     header = (
-        f"{'server':<24} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'server':<{width}} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'max ms':>7} {'env p99':>8} {'cpu ms/msg':>10}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r.server:<24} {r.messages:>8} {r.seconds:>8.2f} {r.rate:>8.1f} "
+            f"{r.server:<{width}} {r.messages:>8} {r.seconds:>8.2f} {r.rate:>8.1f} "
             f"{r.percentile_ms(50):>7.1f} {r.percentile_ms(99):>7.1f} {r.percentile_ms(100):>7.1f} "
             f"{r.percentile_ms(99, envelope=True):>8.1f} {r.per_message_ms(r.cpu_seconds):>10}"
         )
@@ -1196,10 +1197,12 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
             if (SENDER_DOMAIN, "TXT") not in dns.queries:
                 notes.append("note: Mailmark never asked for the sender's SPF record")
             if rspamd is not None:
+                before = rspamd.scanned()
                 scored, scored_stored = measure_mailmark(
                     " + rspamd", workdir / "rspamd", {"MAILMARK_RSPAMD_URL": rspamd.url}
                 )
                 results.append(scored)
+                notes.append(f"rspamd: scanned {rspamd.scanned() - before} of mailmark's messages")
         expected = args.warmup + args.messages
 
         if args.postfix_port is not None:
@@ -1220,7 +1223,11 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
                 results.append(postfix)
             notes[:0] = postfix_notes
             if postfix is not None and rspamd is not None:
+                before = rspamd.scanned()
                 milter, milter_notes = measure_private_postfix(args, load, rspamd.proxy_port)
+                milter_notes.append(
+                    f"rspamd: scanned {rspamd.scanned() - before} of postfix's messages (milter)"
+                )
                 if milter is not None:
                     results.append(milter)
                 notes += milter_notes

@@ -90,10 +90,6 @@ class Rspamd:
                 f'bind_socket = "127.0.0.1:{self.scanner_port}";\ncount = {self.workers};\n'
             ),
             "worker-controller.inc": f'bind_socket = "127.0.0.1:{self.controller_port}";\n',
-            "worker-proxy.inc": (
-                f'bind_socket = "127.0.0.1:{self.proxy_port}";\nmilter = yes;\n'
-                f"self_scan = yes;\ncount = {self.workers};\n"
-            ),
             "redis.conf": redis,
             "classifier-bayes.conf": (
                 redis
@@ -107,6 +103,13 @@ class Rspamd:
         }
         for name, text in files.items():
             (local / name).write_text(text)
+        # The milter proxy hands each message to the scanner above (Debian's upstream is
+        # "localhost", the stock port): replaced, not merged, hence override.d.
+        (self.directory / "override.d" / "worker-proxy.inc").write_text(
+            f'bind_socket = "127.0.0.1:{self.proxy_port}";\nmilter = yes;\ntimeout = 120s;\n'
+            f'count = {self.workers};\nupstream "local" {{\n  default = yes;\n'
+            f'  hosts = "127.0.0.1:{self.scanner_port}";\n}}\n'
+        )
 
     def start(self) -> None:
         self.redis_db = _empty_redis_db()
@@ -159,6 +162,10 @@ class Rspamd:
         """The symbols rspamd's scanner finds in `raw` right now, with their scores."""
         answer = httpx.post(f"{self.url}/checkv2", content=raw, timeout=30).json()
         return {name: float(symbol["score"]) for name, symbol in answer["symbols"].items()}
+
+    def scanned(self) -> int:
+        """How many messages rspamd has scanned since it started (the controller's /stat)."""
+        return int(httpx.get(f"{self.controller_url}/stat", timeout=10).json()["scanned"])
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
