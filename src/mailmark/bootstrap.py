@@ -163,7 +163,7 @@ class Services:
         await self.engine.dispose()
 
 
-def rspamd_client(settings: Settings) -> Rspamd | None:
+def rspamd_client(settings: Settings, resolver: DnsResolver | None = None) -> Rspamd | None:
     if not settings.rspamd_url:
         return None
     return Rspamd(
@@ -179,6 +179,7 @@ def rspamd_client(settings: Settings) -> Rspamd | None:
             greylisting=settings.spam_greylisting,
         ),
         when_unavailable=settings.rspamd_unavailable,
+        resolver=resolver,
     )
 
 
@@ -287,7 +288,7 @@ async def build_services(
     system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
     accounts = AccountService(uow, clock, passwords_service)
     resolver = DnsResolver(settings.dns_nameservers or None)
-    rspamd = rspamd_client(settings)
+    rspamd = rspamd_client(settings, resolver)
     spam_filter = spam_filters(settings, resolver, rspamd)
     learning = SpamLearning(rspamd) if rspamd is not None and rspamd.trains else None
     # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.

@@ -8,6 +8,7 @@ import imaplib
 import re
 import smtplib
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
@@ -19,7 +20,11 @@ from mailmark.bootstrap import (
     start_listeners,
 )
 from mailmark.config import Settings
+from mailmark.core.spam import SpamThresholds
 from mailmark.core.states import SpecialFolder
+from mailmark.dns_tools.resolver import DnsResolver
+from mailmark.spam.rspamd import Rspamd as RspamdClient
+from tests.fakedns import FakeDns
 from tests.support.rspamd import GTUBE, Rspamd
 from tests.support.tls import client_tls
 from tests.support.web import ApiClient
@@ -127,6 +132,42 @@ async def test_a_score_over_the_junk_threshold_files_the_message_in_junk(
     assert copy.folder == SpecialFolder.JUNK
     assert b"X-Spam-Flag: YES\r\n" in copy.data
     assert spam_status(copy.data).startswith("Yes, score=")
+
+
+async def test_rspamd_is_told_the_clients_forward_confirmed_host_name(
+    rspamd: Rspamd, fake_dns: FakeDns
+) -> None:
+    """rspamd skips its reverse DNS rules for loopback clients, so this asks it directly about
+    a client at a documentation address, with and without a name that resolves back to it."""
+    fake_dns.add("7.2.0.192.in-addr.arpa", "PTR", "mail.example.org.")
+    fake_dns.add("mail.example.org", "A", "192.0.2.7")
+    fake_dns.add("8.2.0.192.in-addr.arpa", "PTR", "forged.example.org.")
+    fake_dns.add("forged.example.org", "A", "192.0.2.99")
+    client = RspamdClient(
+        url=rspamd.url,
+        controller_url=None,
+        password=None,
+        timeout=timedelta(seconds=30),
+        thresholds=SpamThresholds(),
+        resolver=DnsResolver([fake_dns.address]),
+    )
+    verdicts = {}
+    try:
+        for ip in ("192.0.2.7", "192.0.2.8"):
+            verdict = await client.check(
+                message(20, "Lunch", MEETING),
+                transaction_id="t1",
+                client_ip=ip,
+                helo="mail.example.org",
+                mail_from="bob@example.org",
+                rcpt_tos=["sales@acme.test"],
+            )
+            verdicts[ip] = spam_status(verdict.headers)
+    finally:
+        await client.close()
+    assert "RDNS_NONE" not in verdicts["192.0.2.7"], verdicts
+    # A name that does not resolve back to the client is no name (RFC 8601 §2.7.3's iprev).
+    assert "RDNS_NONE=" in verdicts["192.0.2.8"], verdicts
 
 
 def imap_move(port: int, source: str, uid: int, dest: str) -> None:

@@ -8,6 +8,8 @@ answer is JSON with the proposed `action`, the `score` and the `symbols` that ma
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -17,6 +19,7 @@ import httpx
 
 from mailmark.core.errors import SpamFilterUnavailable
 from mailmark.core.spam import NO_VERDICT, SpamScan, SpamThresholds, SpamVerdict, judge
+from mailmark.dns_tools.resolver import DnsResolver, DnsTemporaryError
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +41,14 @@ class Rspamd:
         timeout: timedelta,
         thresholds: SpamThresholds,
         when_unavailable: Literal["accept", "tempfail"] = "accept",
+        resolver: DnsResolver | None = None,
     ) -> None:
         self._url = url.rstrip("/")
         self._controller_url = controller_url.rstrip("/") if controller_url else None
         self._password = password
         self._thresholds = thresholds
         self._when_unavailable = when_unavailable
+        self._resolver = resolver
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout.total_seconds()), follow_redirects=False
         )
@@ -65,6 +70,10 @@ class Rspamd:
         headers = [("Queue-Id", transaction_id)]
         if client_ip:
             headers.append(("IP", client_ip))
+            if self._resolver is not None:
+                hostname = await asyncio.to_thread(self._client_hostname, client_ip)
+                if hostname:
+                    headers.append(("Hostname", hostname))
         if helo:
             headers.append(("Helo", helo))
         if mail_from:
@@ -87,6 +96,20 @@ class Rspamd:
                 ) from None
             return NO_VERDICT
         return judge(scan, self._thresholds)
+
+    def _client_hostname(self, client_ip: str) -> str | None:
+        """The client's forward-confirmed reverse DNS name, or None: rspamd, told no name, scores
+        the missing reverse DNS itself (RDNS_NONE)."""
+        assert self._resolver is not None
+        try:
+            address = ipaddress.ip_address(client_ip)
+            names = self._resolver.records(address.reverse_pointer, "PTR")
+            hosts = [name.rstrip(".") for name in names if name.rstrip(".")]
+            return next(
+                (host for host in hosts if str(address) in self._resolver.addresses(host)), None
+            )
+        except (ValueError, DnsTemporaryError):
+            return None
 
     async def learn(self, raw: bytes, *, spam: bool) -> None:
         if self._controller_url is None:
