@@ -77,6 +77,21 @@ async def test_a_client_on_a_blocklist_is_refused_naming_the_list(
     assert ("1.0.0.127.clean.example", "A") in fake_dns.queries
 
 
+async def test_blocklists_run_before_rspamd_when_both_are_configured(
+    settings: Settings, clock: Clock, fake_dns: FakeDns, controller: RecordingController
+) -> None:
+    fake_dns.add("1.0.0.127.bl.example", "A", "127.0.0.2")
+    async with mail_server(
+        settings, clock, dnsbl_zones=["bl.example"], rspamd_url=controller.url
+    ) as (services, listeners):
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            await asyncio.to_thread(send, listeners.mx_port)
+        assert await stored(services) == []
+    assert refused.value.smtp_code == 554
+    # Refused on the list's word alone: the scanner was never asked.
+    assert controller.requests == []
+
+
 async def test_a_blocklist_error_code_or_a_failing_list_lets_mail_through(
     settings: Settings, clock: Clock, fake_dns: FakeDns
 ) -> None:
@@ -122,18 +137,17 @@ async def test_rspamd_unreachable_defers_when_the_settings_say_tempfail(
 
 
 class RecordingController:
-    """A stand-in for rspamd's controller on loopback: records each learn request's path and
-    body, and answers `status`."""
+    """A stand-in for rspamd on loopback: records each POST's path and body, answers `status`."""
 
     def __init__(self, status: int = 200) -> None:
-        self.learned: list[tuple[str, bytes]] = []
+        self.requests: list[tuple[str, bytes]] = []
         self.status = status
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.learned.append((self.path, body))
+                outer.requests.append((self.path, body))
                 self.send_response(outer.status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -181,7 +195,7 @@ def imap_commands(port: int, *commands: tuple[str, ...]) -> None:
 
 async def wait_for_learns(controller: RecordingController, count: int) -> None:
     for _ in range(200):
-        if len(controller.learned) >= count:
+        if len(controller.requests) >= count:
             return
         await asyncio.sleep(0.05)
 
@@ -209,7 +223,7 @@ async def test_imap_moves_and_copies_learn_spam_into_junk_and_ham_out_of_it_but_
             ("MOVE", "2", "Junk"),
         )
         await wait_for_learns(controller, 2)
-        assert [path for path, _ in controller.learned] == ["/learnspam", "/learnspam"]
+        assert [path for path, _ in controller.requests] == ["/learnspam", "/learnspam"]
         # Out of Junk to Trash: deleting spam says nothing; to Archive: not spam.
         await asyncio.to_thread(
             imap_commands,
@@ -222,11 +236,11 @@ async def test_imap_moves_and_copies_learn_spam_into_junk_and_ham_out_of_it_but_
         # Within Inbox and between ordinary folders: nothing.
         await asyncio.to_thread(imap_commands, port, ("SELECT", "INBOX"), ("COPY", "3", "Archive"))
         await asyncio.sleep(0.5)
-    assert [path for path, _ in controller.learned] == ["/learnspam", "/learnspam", "/learnham"]
+    assert [path for path, _ in controller.requests] == ["/learnspam", "/learnspam", "/learnham"]
     # What is learned is what the mailbox holds: our trace fields, then the message.
-    assert controller.learned[0][1].startswith(b"Return-Path: <bob@example.org>\r\n")
-    assert controller.learned[0][1].endswith(MESSAGE)
-    assert b"<hello-2@" in controller.learned[2][1]
+    assert controller.requests[0][1].startswith(b"Return-Path: <bob@example.org>\r\n")
+    assert controller.requests[0][1].endswith(MESSAGE)
+    assert b"<hello-2@" in controller.requests[2][1]
 
 
 async def test_a_failing_controller_never_blocks_a_move(
