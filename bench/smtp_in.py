@@ -22,6 +22,14 @@ Postfix fsyncs each message to its queue before answering 250: a durable baselin
 going wrong with Postfix is reported in one line and the bench goes on without it
 (--no-postfix skips it, --postfix-port measures an already running smtpd instead).
 
+With --rspamd (Debian's rspamd installed, Redis on 127.0.0.1:6379), a private rspamd is started
+(scanner, controller and milter proxy on free loopback ports, as tests/spam runs it, one scanner
+process per core) and the same load goes to a second Mailmark with MAILMARK_RSPAMD_URL set, so
+that the run prints Mailmark with and without rspamd scoring each message at DATA time; and, when
+the private Postfix runs, to a second Postfix handing every message to the same rspamd through
+its milter (smtpd_milters = the proxy worker). The cost per message of scoring is printed for
+both.
+
 This is a benchmark, not a test: the figures depend on whatever else the machine is doing.
 """
 
@@ -48,11 +56,14 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # for `tests.fakedns` when run as `python bench/smtp_in.py`
+
+if TYPE_CHECKING:
+    from tests.support.rspamd import Rspamd
 
 T = TypeVar("T")
 
@@ -717,7 +728,9 @@ def postfix_master_cf(template: str, port: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def postfix_main_cf(root: Path, concurrency: int, in_flow_delay: str = "1s") -> str:
+def postfix_main_cf(
+    root: Path, concurrency: int, in_flow_delay: str = "1s", milter_port: int | None = None
+) -> str:
     settings = {
         "compatibility_level": "3.6",
         "queue_directory": str(root / "queue"),
@@ -754,6 +767,14 @@ def postfix_main_cf(root: Path, concurrency: int, in_flow_delay: str = "1s") -> 
         # them, smtpd waits up to this long before accepting MAIL FROM (1s, the default).
         "in_flow_delay": in_flow_delay,
     }
+    if milter_port is not None:
+        # rspamd's proxy worker speaks the milter protocol; a milter that fails lets mail in.
+        settings |= {
+            "smtpd_milters": f"inet:127.0.0.1:{milter_port}",
+            "milter_protocol": "6",
+            "milter_default_action": "accept",
+            "milter_mail_macros": "i {mail_addr} {client_addr} {client_name} {auth_authen}",
+        }
     return "".join(f"{name} = {value}\n" for name, value in settings.items())
 
 
@@ -835,7 +856,7 @@ def postfix_cpu_seconds(master: int) -> float | None:
 
 @contextlib.contextmanager
 def private_postfix(
-    parent: Path | None, concurrency: int, in_flow_delay: str = "1s"
+    parent: Path | None, concurrency: int, in_flow_delay: str = "1s", milter_port: int | None = None
 ) -> Iterator[tuple[int, int, Path]]:
     """Start a private Postfix instance (`postfix -c <temp dir>/config start`) with smtpd on a
     free loopback port; yields (port, master pid, log file). Stops it and removes the temp dir on
@@ -857,7 +878,9 @@ def private_postfix(
         except OSError as error:
             raise PostfixError(f"cannot read /etc/postfix/master.cf: {error}") from None
         (config / "master.cf").write_text(postfix_master_cf(template, port))
-        (config / "main.cf").write_text(postfix_main_cf(root, concurrency, in_flow_delay))
+        (config / "main.cf").write_text(
+            postfix_main_cf(root, concurrency, in_flow_delay, milter_port)
+        )
         check = _postfix(config, "check")
         if check.returncode != 0:
             raise PostfixError(f"`postfix check` failed: {_one_line(check, log)}")
@@ -976,15 +999,16 @@ def is_local(database_url: str) -> bool:
 
 
 def print_table(results: list[LoadResult]) -> None:
+    width = max(24, *(len(r.server) for r in results))
     header = (
-        f"{'server':<24} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'server':<{width}} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'max ms':>7} {'env p99':>8} {'cpu ms/msg':>10}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r.server:<24} {r.messages:>8} {r.seconds:>8.2f} {r.rate:>8.1f} "
+            f"{r.server:<{width}} {r.messages:>8} {r.seconds:>8.2f} {r.rate:>8.1f} "
             f"{r.percentile_ms(50):>7.1f} {r.percentile_ms(99):>7.1f} {r.percentile_ms(100):>7.1f} "
             f"{r.percentile_ms(99, envelope=True):>8.1f} {r.per_message_ms(r.cpu_seconds):>10}"
         )
@@ -1006,28 +1030,27 @@ def verdict(label: str, ok: bool) -> str:
 
 
 def measure_private_postfix(
-    args: argparse.Namespace, load: Callable[..., LoadResult]
+    args: argparse.Namespace, load: Callable[..., LoadResult], milter_port: int | None = None
 ) -> tuple[LoadResult | None, list[str]]:
     """The same load on a private Postfix instance; (None, [reason]) when that fails, for
     whatever reason but Ctrl-C: Postfix is a reference, never a reason for the bench to fail."""
     version = postfix_version()
+    name = f"postfix {version} smtpd" + (" + rspamd milter" if milter_port else "")
     try:
-        with private_postfix(args.workdir, args.concurrency, args.postfix_in_flow_delay) as (
-            port,
-            master,
-            log,
-        ):
-            result = load(
-                f"postfix {version} smtpd", port, None, cpu=lambda: postfix_cpu_seconds(master)
-            )
+        with private_postfix(
+            args.workdir, args.concurrency, args.postfix_in_flow_delay, milter_port
+        ) as (port, master, log):
+            result = load(name, port, None, cpu=lambda: postfix_cpu_seconds(master))
             time.sleep(1)  # the last deliveries to discard, for the log check
             notes = postfix_log_notes(log)
     except PostfixError as error:
-        return None, [f"postfix: not measured: {error}"]
+        return None, [f"{name}: not measured: {error}"]
     except BenchError as error:
-        return None, [f"postfix: not measured: {str(error).splitlines()[0]}"]
+        return None, [f"{name}: not measured: {str(error).splitlines()[0]}"]
     except Exception as error:
-        return None, [f"postfix: not measured: {type(error).__name__}: {error}".splitlines()[0]]
+        return None, [f"{name}: not measured: {type(error).__name__}: {error}".splitlines()[0]]
+    if milter_port is not None:
+        return result, notes
     notes.insert(
         0,
         f"postfix: a private instance (postfix -c <temp dir>, smtpd on 127.0.0.1:{port}, local "
@@ -1046,6 +1069,31 @@ def measure_private_postfix(
         ),
     )
     return result, notes
+
+
+def start_rspamd(notes: list[str]) -> Rspamd | None:
+    """A private rspamd, one scanner process per core; None (and a note) when it cannot run."""
+    from tests.support.rspamd import RSPAMD, Rspamd, redis_available
+
+    if not RSPAMD.exists():
+        notes.append(f"rspamd: not measured: no {RSPAMD} (apt-get install rspamd)")
+        return None
+    if not redis_available():
+        notes.append("rspamd: not measured: no Redis on 127.0.0.1:6379 for its statistics")
+        return None
+    print("  starting rspamd ...", flush=True)
+    server = Rspamd(workers=os.cpu_count() or 1)
+    try:
+        server.start()
+    except RuntimeError as error:
+        notes.append(f"rspamd: not measured: {str(error).splitlines()[0]}")
+        return None
+    notes.append(
+        f"rspamd: a private instance ({server.workers} scanner processes, Bayes in Redis db "
+        f"{server.redis_db}, greylisting and HELO heuristics off); its CPU is not in the "
+        "cpu ms/msg column"
+    )
+    return server
 
 
 def bench(args: argparse.Namespace, procs: Processes) -> int:
@@ -1095,7 +1143,9 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
 
     results: list[LoadResult] = []
     notes: list[str] = []
-    bare = postfix = None
+    bare = postfix = milter = scored = None
+    scored_stored = 0
+    rspamd: Rspamd | None = None
     workdir = Path(tempfile.mkdtemp(prefix="mailmark-bench-", dir=args.workdir))
     try:
         if not args.skip_bare:
@@ -1106,29 +1156,54 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
                 procs.stop(proc)
             results.append(bare)
 
-        with FakeDns() as dns, fresh_database(args.database_url) as database_url:
+        if args.rspamd:
+            rspamd = start_rspamd(notes)
+        with FakeDns() as dns:
             dns.add(SENDER_DOMAIN, "TXT", SPF_RECORD)
             dns.add(f"_dmarc.{SENDER_DOMAIN}", "TXT", DMARC_RECORD)
-            setup = mailmark_setup(workdir, database_url, dns.address, args.sqlite_synchronous)
-            provision_mailmark(setup)
-            proc, port = start_mailmark(
-                procs, setup, profile=args.profile_mailmark, serve_command=args.serve_command
-            )
-            name = f"mailmark ({'postgresql' if database_url else 'sqlite'})"
-            try:
-                mailmark = load(name, port, proc.pid, bool(database_url) and is_local(database_url))
-            finally:
-                code = procs.stop(proc)
+
+            def measure_mailmark(
+                label: str, directory: Path, env: dict[str, str]
+            ) -> tuple[LoadResult, int]:
+                """The load on a fresh `mailmark serve`; its result and stored placements."""
+                with fresh_database(args.database_url) as database_url:
+                    setup = mailmark_setup(
+                        directory, database_url, dns.address, args.sqlite_synchronous
+                    )
+                    setup.env.update(env)
+                    provision_mailmark(setup)
+                    proc, port = start_mailmark(
+                        procs,
+                        setup,
+                        profile=args.profile_mailmark,
+                        serve_command=args.serve_command,
+                    )
+                    name = f"mailmark ({'postgresql' if database_url else 'sqlite'}){label}"
+                    try:
+                        result = load(
+                            name, port, proc.pid, bool(database_url) and is_local(database_url)
+                        )
+                    finally:
+                        code = procs.stop(proc)
+                    if code != 0:
+                        notes.append(f"note: {name} serve exited with status {code}")
+                    log = setup.log.read_text(errors="replace")
+                    if "Traceback" in log or " ERROR " in log:
+                        notes.append(f"note: {name} logged errors:\n{log_tail(setup.log, 15)}")
+                    return result, count_placements(setup)
+
+            mailmark, stored = measure_mailmark("", workdir, {})
             results.append(mailmark)
-            if code != 0:
-                notes.append(f"note: mailmark serve exited with status {code}")
-            expected = args.warmup + args.messages
-            stored = count_placements(setup)
             if (SENDER_DOMAIN, "TXT") not in dns.queries:
                 notes.append("note: Mailmark never asked for the sender's SPF record")
-            log = setup.log.read_text(errors="replace")
-            if "Traceback" in log or " ERROR " in log:
-                notes.append(f"note: mailmark logged errors:\n{log_tail(setup.log, 15)}")
+            if rspamd is not None:
+                before = rspamd.scanned()
+                scored, scored_stored = measure_mailmark(
+                    " + rspamd", workdir / "rspamd", {"MAILMARK_RSPAMD_URL": rspamd.url}
+                )
+                results.append(scored)
+                notes.append(f"rspamd: scanned {rspamd.scanned() - before} of mailmark's messages")
+        expected = args.warmup + args.messages
 
         if args.postfix_port is not None:
             postfix = load("postfix smtpd (external)", args.postfix_port, None)
@@ -1147,7 +1222,18 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
             if postfix is not None:
                 results.append(postfix)
             notes[:0] = postfix_notes
+            if postfix is not None and rspamd is not None:
+                before = rspamd.scanned()
+                milter, milter_notes = measure_private_postfix(args, load, rspamd.proxy_port)
+                milter_notes.append(
+                    f"rspamd: scanned {rspamd.scanned() - before} of postfix's messages (milter)"
+                )
+                if milter is not None:
+                    results.append(milter)
+                notes += milter_notes
     finally:
+        if rspamd is not None:
+            rspamd.stop()
         if args.keep:
             print(f"kept {workdir}")
         else:
@@ -1185,6 +1271,29 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
             stored == expected,
         )
     )
+    if scored is not None:
+        passed &= scored_stored == expected
+        print(
+            verdict(
+                f"mailmark + rspamd stored placements: {scored_stored} of {expected} messages "
+                "accepted",
+                scored_stored == expected,
+            )
+        )
+        print(
+            f"rspamd scoring in mailmark: {scored.rate:.0f} msg/s against {mailmark.rate:.0f} "
+            f"without ({scored.rate / mailmark.rate:.2f}); "
+            f"{1000 / scored.rate - 1000 / mailmark.rate:+.2f} ms a message of wall time at "
+            f"{args.concurrency} connections; p99 {scored.percentile_ms(99):.1f} ms"
+        )
+    if milter is not None and postfix is not None:
+        print(
+            f"rspamd milter in postfix: {milter.rate:.0f} msg/s against {postfix.rate:.0f} "
+            f"without ({milter.rate / postfix.rate:.2f}); "
+            f"{1000 / milter.rate - 1000 / postfix.rate:+.2f} ms a message of wall time"
+        )
+    if scored is not None and milter is not None:
+        print(f"ratio mailmark+rspamd / postfix+rspamd milter: {scored.rate / milter.rate:.2f}")
     for note in notes:
         print(note)
     print(("PASS" if passed else "FAIL") + (" (without the ratio)" if bare is None else ""))
@@ -1233,6 +1342,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"do not measure a private Postfix instance even though {POSTFIX} is installed",
     )
     add("--skip-bare", action="store_true", help="measure Mailmark only (no ratio)")
+    add(
+        "--rspamd",
+        action="store_true",
+        help="also measure Mailmark with a private rspamd scoring every message (and Postfix "
+        "with the same rspamd as its milter)",
+    )
     add(
         "--profile-mailmark",
         type=Path,

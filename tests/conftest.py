@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.support.world",
     "tests.support.serve",
     "tests.support.smtp_sink",
+    "tests.support.rspamd",
     "tests.support.webhook_receiver",
     "tests.support.oidc_provider",
     "tests.support.web",

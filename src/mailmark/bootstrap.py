@@ -51,6 +51,7 @@ from mailmark.core.reports import ReportService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.signing_keys import SigningKeys
+from mailmark.core.spam import SpamFilter, SpamFilters, SpamLearning, SpamThresholds
 from mailmark.core.srs import Srs
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
@@ -81,6 +82,8 @@ from mailmark.smtp_out.client import SmtpDialer, SmtpTimeouts, relay_tls_context
 from mailmark.smtp_out.mta_sts import MtaStsPolicies
 from mailmark.smtp_out.mx import MxResolver
 from mailmark.smtp_out.worker import OutboundWorker
+from mailmark.spam.blocklists import DnsBlocklists
+from mailmark.spam.rspamd import Rspamd
 from mailmark.startup import StartupError, hostname_problem, prepare_data_dir
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
@@ -150,14 +153,56 @@ class Services:
     relays: RelayService
     forwarding: ForwardingService
     forwarder: Forwarder
+    # Inbound spam filtering (None: not configured), and the rspamd client behind it, if any.
+    spam_filter: SpamFilter | None = None
+    rspamd: Rspamd | None = None
+    spam_learning: SpamLearning | None = None
 
     async def close(self) -> None:
+        if self.spam_learning is not None:
+            await self.spam_learning.close()
+        if self.rspamd is not None:
+            await self.rspamd.close()
         self.passwords.close()
         await self.sending.close()
         await self.delivery.close()
         await self.webhooks.aclose()
         self.images.close()
         await self.engine.dispose()
+
+
+def rspamd_client(settings: Settings, resolver: DnsResolver | None = None) -> Rspamd | None:
+    if not settings.rspamd_url:
+        return None
+    return Rspamd(
+        url=settings.rspamd_url,
+        controller_url=settings.rspamd_controller_url or None,
+        password=(
+            settings.rspamd_password.get_secret_value() if settings.rspamd_password else None
+        ),
+        timeout=settings.rspamd_timeout,
+        thresholds=SpamThresholds(
+            reject_score=settings.spam_reject_score,
+            junk_score=settings.spam_junk_score,
+            greylisting=settings.spam_greylisting,
+        ),
+        when_unavailable=settings.rspamd_unavailable,
+        resolver=resolver,
+    )
+
+
+def spam_filters(
+    settings: Settings, resolver: DnsResolver, rspamd: Rspamd | None
+) -> SpamFilter | None:
+    """DNS blocklists first (one lookup is cheaper than a scan), then rspamd."""
+    filters: list[SpamFilter] = []
+    if settings.dnsbl_zones:
+        filters.append(DnsBlocklists(resolver, settings.dnsbl_zones))
+    if rspamd is not None:
+        filters.append(rspamd)
+    if not filters:
+        return None
+    return filters[0] if len(filters) == 1 else SpamFilters(filters)
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:
@@ -250,6 +295,10 @@ async def build_services(
     domains = DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs)
     system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
     accounts = AccountService(uow, clock, passwords_service)
+    resolver = DnsResolver(settings.dns_nameservers or None)
+    rspamd = rspamd_client(settings, resolver)
+    spam_filter = spam_filters(settings, resolver, rspamd)
+    learning = SpamLearning(rspamd) if rspamd is not None and rspamd.trains else None
     # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
     mailstore = MailStore(
         uow,
@@ -258,6 +307,7 @@ async def build_services(
         delivery.signals,
         max_message_size=settings.max_message_size,
         delivery=delivery,
+        learning=learning,
     )
     services = Services(
         settings=settings,
@@ -265,7 +315,7 @@ async def build_services(
         uow=uow,
         blobs=blobs,
         clock=clock,
-        resolver=DnsResolver(settings.dns_nameservers or None),
+        resolver=resolver,
         accounts=accounts,
         domains=domains,
         mailboxes=mailboxes,
@@ -358,6 +408,9 @@ async def build_services(
         relays=RelayService(uow, clock, installation_relay(settings)),
         forwarding=ForwardingService(uow, clock),
         forwarder=Forwarder(uow, blobs, clock, queue, Srs(secret_key), hostname=settings.hostname),
+        spam_filter=spam_filter,
+        rspamd=rspamd,
+        spam_learning=learning,
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
@@ -511,6 +564,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         rules=[ForwardingRule(services.uow, services.clock)],
         redirector=services.forwarder,
         returns=services.forwarder,
+        spam=services.spam_filter,
     )
     handler = MxHandler(
         mailboxes=services.mailboxes,

@@ -236,6 +236,26 @@ class Settings(BaseSettings):
     # hash; 0s turns the cache off.
     login_cache_ttl: timedelta = timedelta(minutes=5)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Spam filtering with rspamd (optional): its scanner (normal worker) URL, e.g.
+    # http://127.0.0.1:11333, checks every inbound message at DATA time; its controller URL (e.g.
+    # http://127.0.0.1:11334, with the controller password if it has one) learns from the messages
+    # people move into and out of Junk. Unset, no message is scanned.
+    rspamd_url: str = ""
+    rspamd_controller_url: str = ""
+    rspamd_password: SecretStr | None = None
+    rspamd_timeout: timedelta = timedelta(seconds=15)
+    # When rspamd cannot be asked: "accept" the message unscanned (logged), or "tempfail" (451).
+    rspamd_unavailable: Literal["accept", "tempfail"] = "accept"
+    # Scores at and above which a message is refused (550 5.7.1) or filed in Junk, beside rspamd's
+    # own actions (reject; add header and rewrite subject file in Junk). Unset: its actions only.
+    spam_reject_score: float | None = None
+    spam_junk_score: float | None = None
+    # Answer rspamd's "soft reject" and "greylist" actions with 451 (greylisting); off, those
+    # messages are judged by their score.
+    spam_greylisting: bool = False
+    # DNS blocklists (e.g. zen.spamhaus.org) checked through the configured resolver for each
+    # client's address at DATA time; a listed client is refused with 554 5.7.1.
+    dnsbl_zones: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Sign-in through OpenID Connect providers, beside email and password; none by default.
     oidc_providers: list[OidcProviderSettings] = Field(default_factory=list)
     _config_file: Path | None = PrivateAttr(default=None)
@@ -284,6 +304,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"{network!r} is not a network such as 127.0.0.1/32") from None
         return networks
 
+    @field_validator("rspamd_url", "rspamd_controller_url")
+    @classmethod
+    def _rspamd_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^/?#\s]+/?", value):
+            raise ValueError(f"{value!r} is not a URL such as http://127.0.0.1:11333")
+        return value
+
+    @field_validator("dnsbl_zones", mode="before")
+    @classmethod
+    def _dnsbl_zones(cls, value: Any) -> Any:
+        zones = _split_list(value)
+        for zone in zones if isinstance(zones, list) else []:
+            if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\.?", str(zone).lower()):
+                raise ValueError(f"{zone!r} is not a DNS zone such as zen.spamhaus.org")
+        return zones
+
     @field_validator("oidc_providers")
     @classmethod
     def _oidc_providers(cls, value: list[OidcProviderSettings]) -> list[OidcProviderSettings]:
@@ -314,6 +350,7 @@ class Settings(BaseSettings):
         "sqlite_busy_timeout",
         "loop_lag_warning",
         "login_cache_ttl",
+        "rspamd_timeout",
         mode="before",
     )
     @classmethod

@@ -73,6 +73,22 @@ class ReportRefused(MessageRejected):
     malformed, or over a bound); the message says why."""
 
 
+class SpamRefused(MessageRejected):
+    """The spam filter's verdict refuses the message; the message gives the score."""
+
+
+class ClientBlocklisted(MessageRejected):
+    """The sending client's address is on a DNS blocklist; the message names the list."""
+
+
+class SpamDeferred(MailmarkError):
+    """The spam filter asks the sender to try again later (greylisting)."""
+
+
+class SpamFilterUnavailable(MailmarkError):
+    """The spam filter could not be asked, and the settings say to defer rather than accept."""
+
+
 class AuthenticationFailed(MailmarkError):
     """A login's address or password is wrong (never says which)."""
 

@@ -30,6 +30,8 @@ from mailmark.core.message_meta import check_header_limits, without_our_authenti
 from mailmark.core.model import Mailbox
 from mailmark.core.ports import Clock
 from mailmark.core.reports import ReportAddress, ReportOutcome
+from mailmark.core.spam import NO_VERDICT, SpamFilter, without_spam_headers
+from mailmark.core.states import SpecialFolder
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,7 @@ class InboundMail:
         redirector: Redirector | None = None,
         responder: AutoResponder | None = None,
         returns: ReturnToSender | None = None,
+        spam: SpamFilter | None = None,
     ) -> None:
         self._delivery = delivery
         self._rules = tuple(rules)
@@ -127,6 +130,7 @@ class InboundMail:
         self._authentication = authentication
         self._clock = clock
         self._hostname = hostname
+        self._spam = spam
 
     async def accept(self, raw: bytes, envelope: InboundEnvelope) -> DeliveryReceipt | None:
         """Take responsibility for the message: the receipt once it is stored for every mailbox
@@ -134,7 +138,8 @@ class InboundMail:
         when no mailbox keeps a copy (it went only to return paths, or rules discarded or
         redirected it).
 
-        Raises MessageRejected (limits, DMARC p=reject) for a message refused as a whole."""
+        Raises MessageRejected (limits, DMARC p=reject, spam) for a message refused as a whole,
+        SpamDeferred or SpamFilterUnavailable to have it sent again later."""
         check_header_limits(raw)
         if envelope.report_tokens:
             await self._process_reports(raw, envelope)
@@ -150,9 +155,22 @@ class InboundMail:
             raw=raw, client_ip=envelope.client_ip, helo=envelope.helo, mail_from=envelope.mail_from
         )
         folder = inbound_folder(auth.dmarc, auth.dmarc_policy, auth.header_from_domain)
+        raw = without_spam_headers(without_our_authentication_results(raw, self._hostname))
+        verdict = NO_VERDICT
+        if self._spam is not None:
+            verdict = await self._spam.check(
+                raw,
+                transaction_id=envelope.transaction_id,
+                client_ip=envelope.client_ip,
+                helo=envelope.helo,
+                mail_from=envelope.mail_from,
+                rcpt_tos=envelope.rcpt_tos,
+            )
+        if verdict.junk:
+            folder = SpecialFolder.JUNK
         message = InboundMessage(
-            raw=without_our_authentication_results(raw, self._hostname),
-            trace_prefix=self._trace_prefix(envelope) + auth.header(),
+            raw=raw,
+            trace_prefix=self._trace_prefix(envelope) + auth.header() + verdict.headers,
             mail_from=envelope.mail_from,
             rcpt_tos=envelope.rcpt_tos,
             transaction_id=envelope.transaction_id,

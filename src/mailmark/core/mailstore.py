@@ -35,6 +35,7 @@ from mailmark.core.model import (
 )
 from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.search import Criteria, Flag, check_bounds, uses_index
+from mailmark.core.spam import SpamLearning
 from mailmark.core.states import SystemFlag
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ _KEYWORD = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')
 # An APPEND of a message with the Message-ID of one the mailbox submitted over SMTP within this
 # time, to the folder the server filed that one in, is answered with the filed copy.
 SUBMITTED_COPY_WINDOW = timedelta(minutes=10)
+# RFC 6154 §2: the special-use attributes that say where spam and deleted mail go.
+_JUNK = "\\Junk"
+_TRASH = "\\Trash"
 
 StoreMode = Literal["add", "remove", "replace"]
 
@@ -288,6 +292,7 @@ class MailStore:
         signals: FolderSignals,
         max_message_size: int,
         delivery: InboundDelivery,
+        learning: SpamLearning | None = None,
     ) -> None:
         self._uow = uow
         self._blobs = blobs
@@ -295,6 +300,7 @@ class MailStore:
         self.signals = signals
         self._max_message_size = max_message_size
         self._delivery = delivery
+        self._learning = learning
         # Folders found fully indexed, at their (HIGHESTMODSEQ, UIDNEXT) then.
         self._indexed: dict[int, tuple[int, int]] = {}
         self._conversation_counts: dict[
@@ -799,9 +805,21 @@ class MailStore:
             if move:
                 seen = set(self._seen(folder_id, [p.uid for p, _ in moved], caller))
                 self._retain(folder_id, [p for p, _ in moved if p.uid in seen])
+            source = await uow.mailstore.folder(folder_id) if self._learning else None
             await uow.commit()
         self.signals.publish(mailbox_id)
+        if source is not None:
+            self._teach(source, dest, [uid for _, uid in moved])
         return CopyResult(dest.uid_validity, [p.uid for p, _ in moved], [uid for _, uid in moved])
+
+    def _teach(self, source: Folder, dest: Folder, dest_uids: Sequence[int]) -> None:
+        """A person filing mail into Junk says it is spam; taking it out of Junk (other than to
+        Trash) says it is not. The copies in `dest` are learned in the background."""
+        assert self._learning is not None and dest.id is not None
+        into_junk = dest.special_use == _JUNK and source.special_use != _JUNK
+        out_of_junk = source.special_use == _JUNK and dest.special_use not in (_JUNK, _TRASH)
+        if into_junk or out_of_junk:
+            self._learning.submit(dest.id, dest_uids, self.message_bytes, spam=into_junk)
 
     async def expunge(
         self,

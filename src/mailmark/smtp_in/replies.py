@@ -8,6 +8,7 @@ import re
 from mailmark.core.errors import (
     AccountPaused,
     AuthenticationFailed,
+    ClientBlocklisted,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -19,6 +20,9 @@ from mailmark.core.errors import (
     QuotaExceeded,
     RelayDenied,
     ReportRefused,
+    SpamDeferred,
+    SpamFilterUnavailable,
+    SpamRefused,
     StorageFull,
     StorageUnavailable,
     Suppressed,
@@ -34,6 +38,11 @@ _REPLIES: tuple[tuple[type[MailmarkError], str], ...] = (
     (MessageTooLarge, "552 5.3.4"),
     (MailLoop, "554 5.4.6"),
     (PolicyRejected, "550 5.7.26"),
+    # RFC 3463 §3.8: X.7.1 delivery not authorized, message refused (spam, blocklisted client).
+    (SpamRefused, "550 5.7.1"),
+    (ClientBlocklisted, "554 5.7.1"),
+    (SpamDeferred, "451 4.7.1"),
+    (SpamFilterUnavailable, "451 4.3.0"),
     # RFC 3463 §3.7: X.6.0, the content could not be used (a report we cannot read).
     (ReportRefused, "550 5.6.0"),
     (QuotaExceeded, "554 5.7.0"),

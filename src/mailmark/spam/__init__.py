@@ -1,0 +1,1 @@
+"""Spam filter adapters: rspamd over its HTTP protocol, and DNS blocklists."""
