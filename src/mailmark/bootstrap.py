@@ -36,6 +36,7 @@ from mailmark.core.idempotency import IdempotencyService
 from mailmark.core.identity import IdentityService
 from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
+from mailmark.core.aliases import AliasService
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
 from mailmark.core.oidc import OidcProvider, OidcSignIn
@@ -119,6 +120,7 @@ class Services:
     accounts: AccountService
     domains: DomainService
     mailboxes: MailboxService
+    aliases: AliasService
     delivery: InboundDelivery
     mailstore: MailStore
     logins: MailboxLogins
@@ -261,6 +263,7 @@ async def build_services(
         accounts=accounts,
         domains=domains,
         mailboxes=mailboxes,
+        aliases=AliasService(uow, clock, mailboxes),
         delivery=delivery,
         mailstore=mailstore,
         logins=MailboxLogins(uow, passwords_service, throttle),

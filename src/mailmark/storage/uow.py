@@ -7,6 +7,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mailmark.storage.accounts import SqlAccounts
+from mailmark.storage.aliases import SqlAliases
 from mailmark.storage.api_keys import SqlApiKeys
 from mailmark.storage.db import READ_ONLY_OPTION, storage_fault
 from mailmark.storage.deliveries import SqlDeliveries
@@ -64,6 +65,7 @@ class SqlUnitOfWork:
     recovery_codes: SqlRecoveryCodes
     compose: SqlCompose
     reports: SqlReports
+    aliases: SqlAliases
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -112,6 +114,7 @@ class SqlUnitOfWork:
         self.recovery_codes = SqlRecoveryCodes(conn, dialect)
         self.compose = SqlCompose(conn, dialect)
         self.reports = SqlReports(conn, dialect)
+        self.aliases = SqlAliases(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
