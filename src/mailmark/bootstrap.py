@@ -643,6 +643,7 @@ def api_services(services: Services) -> ApiServices:
         emails=services.emails,
         idempotency=services.idempotency,
         webhooks=services.webhooks,
+        aliases=services.aliases,
     )
 
 
@@ -659,6 +660,7 @@ def app_services(services: Services) -> AppServices:
         images=services.images,
         compose=services.compose,
         reports=services.reports,
+        aliases=services.aliases,
     )
 
 

@@ -9,6 +9,7 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
 from mailmark.core.accounts import AccountService
+from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.identity import IdentityService
 from mailmark.core.oidc import OidcSignIn
@@ -18,6 +19,7 @@ from mailmark.core.webhooks import WebhookService
 from mailmark.core.webmail import WebmailService
 from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.web.api.app.account import AccountController
+from mailmark.web.api.app.aliases import AliasController
 from mailmark.web.api.app.auth import AuthController, MeController, SessionController
 from mailmark.web.api.app.compose import ComposeController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
@@ -51,6 +53,8 @@ class AppServices:
     compose: WebmailCompose | None = None
     # DMARC and TLS reports received for the account's domains.
     reports: ReportService | None = None
+    # Aliases and catch-all mailboxes of the account's domains.
+    aliases: AliasService | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -68,6 +72,8 @@ def api_router(services: AppServices) -> Router:
     ]
     if services.reports is not None:
         handlers.append(ReportController)
+    if services.aliases is not None:
+        handlers.append(AliasController)
     if services.oidc is not None:
         handlers.append(OidcController)
     if services.webmail is not None:
@@ -89,6 +95,7 @@ def api_router(services: AppServices) -> Router:
             "oidc": Provide(lambda: services.oidc, use_cache=True, sync_to_thread=False),
             "compose": Provide(lambda: services.compose, use_cache=True, sync_to_thread=False),
             "reports": Provide(lambda: services.reports, use_cache=True, sync_to_thread=False),
+            "aliases": Provide(lambda: services.aliases, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
             "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),
