@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mailmark.config import Settings
 from mailmark.connections import ConnectionLimits, DescriptorBudget, raise_descriptor_limit
 from mailmark.core.accounts import AccountService
+from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.delivery import InboundDelivery
@@ -36,7 +37,6 @@ from mailmark.core.idempotency import IdempotencyService
 from mailmark.core.identity import IdentityService
 from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
-from mailmark.core.aliases import AliasService
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
 from mailmark.core.oidc import OidcProvider, OidcSignIn

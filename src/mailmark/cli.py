@@ -96,7 +96,9 @@ def _parser() -> argparse.ArgumentParser:
         "catch-all", help="send mail for unknown addresses of the domain to one mailbox"
     )
     catch_all.add_argument("domain")
-    catch_all.add_argument("mailbox", metavar="MAILBOX|off", help="a mailbox of the account, or off")
+    catch_all.add_argument(
+        "mailbox", metavar="MAILBOX|off", help="a mailbox of the account, or off"
+    )
 
     alias = commands.add_parser("alias", help="manage aliases").add_subparsers(
         dest="action", required=True, metavar="ACTION"

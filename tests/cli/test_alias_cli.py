@@ -45,7 +45,9 @@ async def test_aliases_are_added_listed_and_removed(
         ("team@acme.test", ["sales@acme.test", "support@acme.test"])
     ]
 
-    clash = await mailmark(env, "alias", "add", "sales@acme.test", "support@acme.test", cwd=tmp_path)
+    clash = await mailmark(
+        env, "alias", "add", "sales@acme.test", "support@acme.test", cwd=tmp_path
+    )
     assert clash.code != 0
     assert "is a mailbox already" in clash.err
 
@@ -75,7 +77,14 @@ async def test_an_alias_domain_is_added_with_its_own_records(
     tmp_path: Path, env: dict[str, str], domain: str
 ) -> None:
     added = await mailmark(
-        env, "domain", "add", "acme.example", "--account", "acme", "--alias-of", domain,
+        env,
+        "domain",
+        "add",
+        "acme.example",
+        "--account",
+        "acme",
+        "--alias-of",
+        domain,
         cwd=tmp_path,
     )
     assert added.code == 0, added.err

@@ -62,9 +62,7 @@ async def test_an_owner_adds_lists_and_removes_aliases(
 async def test_the_catch_all_is_off_until_set(
     owner_client: ApiClient, listeners: Listeners, world: World
 ) -> None:
-    assert (await owner_client.get("/api/domains/acme.test/catch-all")).json() == {
-        "mailbox": None
-    }
+    assert (await owner_client.get("/api/domains/acme.test/catch-all")).json() == {"mailbox": None}
     on = await owner_client.put("/api/domains/acme.test/catch-all", json={"mailbox": "support"})
     assert on.status_code == 200, on.text
     assert on.json() == {"mailbox": "support@acme.test"}

@@ -8,6 +8,7 @@ address as the same local part of the domain it aliases. Recipient resolution, w
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 
 from mailmark.core.access import Viewer, require_manager
@@ -71,7 +72,9 @@ class AliasService:
             await refuse_alias_domain(uow, domain, "alias")
             address = f"{local_part}@{domain.name}"
             if await uow.mailboxes.find(domain.name, local_part) is not None:
-                raise Conflict(f"{address} is a mailbox already: an alias cannot share its address.")
+                raise Conflict(
+                    f"{address} is a mailbox already: an alias cannot share its address."
+                )
             if await uow.aliases.find(domain.id, local_part) is not None:
                 raise Conflict(f"Alias {address} already exists.")
             mailboxes = [await self._target(uow, domain, target) for target in wanted]
@@ -133,7 +136,7 @@ class AliasService:
 
     # --- the dashboard and /v1: every call acts for a viewer of one account ---------------------
 
-    async def list_for(self, viewer: Viewer, domain: str) -> list[Alias]:
+    async def list_for(self, viewer: Viewer, domain: str) -> builtins.list[Alias]:
         require_manager(viewer, "see a domain's aliases")
         return await self.list(domain, account_id=viewer.account_id)
 

@@ -459,22 +459,22 @@ class MailboxService:
             domain = await uow.domains.get_by_name(recipient.domain)
             if domain is None or domain.id is None:
                 return (), False
-            aliased = await uow.aliases.alias_domain_target(domain.id)
+            domain_id, domain_name = domain.id, domain.name
+            aliased = await uow.aliases.alias_domain_target(domain_id)
             if aliased is not None and aliased.id is not None:
-                domain = aliased
-                assert domain.id is not None
-                mailbox = await uow.mailboxes.find(domain.name, recipient.local_part)
+                domain_id, domain_name = aliased.id, aliased.name
+                mailbox = await uow.mailboxes.find(domain_name, recipient.local_part)
                 if mailbox is not None:
                     return (mailbox,), True
-            alias = await uow.aliases.find(domain.id, recipient.local_part)
+            alias = await uow.aliases.find(domain_id, recipient.local_part)
             if alias is not None and alias.targets:
                 return alias.targets, True
             if recipient.local_part in ROLE_ADDRESSES:
-                mailboxes = await uow.mailboxes.list_for_domain(domain.id)
+                mailboxes = await uow.mailboxes.list_for_domain(domain_id)
                 if mailboxes:
                     return (mailboxes[0],), True
             if catch_all:
-                found = await uow.aliases.catch_all(domain.id)
+                found = await uow.aliases.catch_all(domain_id)
                 if found is not None:
                     return (found,), True
         return (), True

@@ -63,9 +63,7 @@ class SqlAliases(Repository):
         )
         account_domains = sa.select(domains.c.id).where(domains.c.account_id == account_id)
         await self._conn.execute(
-            aliases.delete().where(
-                aliases.c.domain_id.in_(account_domains), ~sa.exists(targeted)
-            )
+            aliases.delete().where(aliases.c.domain_id.in_(account_domains), ~sa.exists(targeted))
         )
 
     async def catch_all(self, domain_id: int) -> Mailbox | None:
@@ -91,7 +89,9 @@ class SqlAliases(Repository):
         """The domain this one is an alias of; None for a domain of its own."""
         query = (
             sa.select(*domains.c)
-            .select_from(alias_domains.join(domains, domains.c.id == alias_domains.c.target_domain_id))
+            .select_from(
+                alias_domains.join(domains, domains.c.id == alias_domains.c.target_domain_id)
+            )
             .where(alias_domains.c.domain_id == domain_id)
         )
         row = (await self._conn.execute(query)).first()
@@ -111,7 +111,9 @@ class SqlAliases(Repository):
         target = domains.alias("target")
         query = (
             sa.select(alias_domains.c.domain_id, target.c.name)
-            .select_from(alias_domains.join(target, target.c.id == alias_domains.c.target_domain_id))
+            .select_from(
+                alias_domains.join(target, target.c.id == alias_domains.c.target_domain_id)
+            )
             .where(target.c.account_id == account_id)
         )
         return {int(row[0]): str(row[1]) for row in await self._conn.execute(query)}

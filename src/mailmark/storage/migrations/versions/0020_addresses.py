@@ -67,9 +67,7 @@ def upgrade() -> None:
         _fk("alias_domains", "target_domain_id", "domains"),
         sa.PrimaryKeyConstraint("domain_id", name=op.f("pk_alias_domains")),
     )
-    op.create_index(
-        "ix_alias_domains_target_domain_id", "alias_domains", ["target_domain_id"]
-    )
+    op.create_index("ix_alias_domains_target_domain_id", "alias_domains", ["target_domain_id"])
 
 
 def downgrade() -> None:
