@@ -221,12 +221,10 @@ async def _domain_add(services: Services, args: argparse.Namespace) -> tuple[str
         text += f" as an alias of {args.alias_of.lower()}"
     if not args.trust:
         text += "; publish its DNS records, then verify it"
-    return text, {
-        "id": domain.id,
-        "name": domain.name,
-        "status": domain.status,
-        "aliasOf": args.alias_of.lower() if args.alias_of else None,
-    }
+    data = {"id": domain.id, "name": domain.name, "status": domain.status}
+    if args.alias_of:
+        data["aliasOf"] = args.alias_of.lower()
+    return text, data
 
 
 async def _domain_records(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
