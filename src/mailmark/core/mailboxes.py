@@ -139,6 +139,12 @@ class MailboxService:
                 or (account_id is not None and domain.account_id != account_id)
             ):
                 raise NotFound(f"No domain {domain_name} here. Add it first.")
+            target = await uow.aliases.alias_domain_target(domain.id)
+            if target is not None:
+                raise InvalidInput(
+                    f"{domain_name} is an alias of {target.name}: every address @{domain_name} "
+                    f"delivers as the same one @{target.name}. Create the mailbox on {target.name}."
+                )
             if domain.verified_at is None:
                 raise Forbidden(
                     f"Domain {domain_name} is not verified yet: publish its DNS records and verify "
@@ -146,12 +152,6 @@ class MailboxService:
                 )
             if await uow.mailboxes.find(domain_name, local_part) is not None:
                 raise Conflict(f"Mailbox {local_part}@{domain_name} already exists.")
-            target = await uow.aliases.alias_domain_target(domain.id)
-            if target is not None:
-                raise InvalidInput(
-                    f"{domain_name} is an alias of {target.name}: every address @{domain_name} "
-                    f"delivers as the same one @{target.name}. Create the mailbox on {target.name}."
-                )
             if await uow.aliases.find(domain.id, local_part) is not None:
                 raise Conflict(
                     f"{local_part}@{domain_name} is an alias: remove the alias before creating a "
