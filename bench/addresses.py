@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -62,10 +63,8 @@ async def per_lookup(services: Services, address: str, lookups: int, *, cold: bo
         start = time.perf_counter()
         for _ in range(lookups):
             forget()
-            try:
+            with contextlib.suppress(UnknownMailbox):
                 await services.mailboxes.resolve_recipients(address)
-            except UnknownMailbox:
-                pass
         best = min(best, time.perf_counter() - start)
     return best / lookups * 1e6
 
