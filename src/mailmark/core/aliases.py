@@ -56,7 +56,8 @@ class AliasService:
     async def add(
         self, address: str, targets: Sequence[str], *, account_id: int | None = None
     ) -> Alias:
-        """A new alias delivering to `targets`, mailboxes of the alias domain's account."""
+        """A new alias delivering to `targets`: mailboxes of the alias domain's account, by
+        address or by local part of the alias's domain."""
         local_part, domain_name = split_address(address)
         local_part = normalize_local_part(local_part)
         wanted = list(dict.fromkeys(target.strip().lower() for target in targets if target.strip()))
@@ -77,7 +78,12 @@ class AliasService:
                 )
             if await uow.aliases.find(domain.id, local_part) is not None:
                 raise Conflict(f"Alias {address} already exists.")
-            mailboxes = [await self._target(uow, domain, target) for target in wanted]
+            mailboxes = [
+                await self._target(
+                    uow, domain, target if "@" in target else f"{target}@{domain.name}"
+                )
+                for target in wanted
+            ]
             await uow.aliases.add(
                 domain.id,
                 local_part,
