@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mailmark.config import Settings
 from mailmark.connections import ConnectionLimits, DescriptorBudget, raise_descriptor_limit
 from mailmark.core.accounts import AccountService
+from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.delivery import InboundDelivery
@@ -127,6 +128,7 @@ class Services:
     accounts: AccountService
     domains: DomainService
     mailboxes: MailboxService
+    aliases: AliasService
     delivery: InboundDelivery
     mailstore: MailStore
     logins: MailboxLogins
@@ -319,6 +321,7 @@ async def build_services(
         accounts=accounts,
         domains=domains,
         mailboxes=mailboxes,
+        aliases=AliasService(uow, clock, mailboxes),
         delivery=delivery,
         mailstore=mailstore,
         logins=MailboxLogins(uow, passwords_service, throttle),
@@ -737,6 +740,7 @@ def api_services(services: Services) -> ApiServices:
         emails=services.emails,
         idempotency=services.idempotency,
         webhooks=services.webhooks,
+        aliases=services.aliases,
     )
 
 
@@ -755,6 +759,7 @@ def app_services(services: Services) -> AppServices:
         reports=services.reports,
         relays=services.relays,
         forwarding=services.forwarding,
+        aliases=services.aliases,
     )
 
 

@@ -18,7 +18,7 @@ from mailmark.config import Settings, SettingsError, load_settings
 from mailmark.core.aggregate_reports import ReportOverview, SourceSummary
 from mailmark.core.domains import ReturnPath, return_path_checks
 from mailmark.core.errors import InvalidInput, MailmarkError
-from mailmark.core.model import ApiKey, Mailbox, QueueEntry
+from mailmark.core.model import Alias, ApiKey, Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
 from mailmark.core.relays import RelayChoice, RelaySetting, RelayTls
 from mailmark.core.states import DeliveryStatus
@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("domain")
     add.add_argument("--account", required=True, metavar="NAME")
     add.add_argument("--trust", action="store_true", help="mark verified without DNS checks")
+    add.add_argument(
+        "--alias-of",
+        metavar="DOMAIN",
+        help="deliver every address of the new domain as the same one @DOMAIN (same account)",
+    )
     records = domain.add_parser("records", help="print the DNS records the domain needs")
     records.add_argument("domain")
     records.add_argument("--zone", action="store_true", help="print a BIND zone-file fragment")
@@ -110,6 +115,24 @@ def _parser() -> argparse.ArgumentParser:
         "--password",
         help="AUTH password ('-' reads stdin); without it, a stored one for the same host "
         "and username is kept",
+    )
+    catch_all = domain.add_parser(
+        "catch-all", help="send mail for unknown addresses of the domain to one mailbox"
+    )
+    catch_all.add_argument("domain")
+    catch_all.add_argument(
+        "mailbox", metavar="MAILBOX|off", help="a mailbox of the account, or off"
+    )
+
+    alias = commands.add_parser("alias", help="manage aliases").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    aadd = alias.add_parser("add", help="create an alias delivering to one or more mailboxes")
+    aadd.add_argument("address", metavar="LOCAL@DOMAIN")
+    aadd.add_argument("targets", nargs="+", metavar="MAILBOX", help="mailboxes of the account")
+    alias.add_parser("list", help="list a domain's aliases").add_argument("domain")
+    alias.add_parser("remove", help="remove an alias (its mailboxes keep their mail)").add_argument(
+        "address", metavar="LOCAL@DOMAIN"
     )
 
     mailbox = commands.add_parser("mailbox", help="manage mailboxes").add_subparsers(
@@ -186,6 +209,8 @@ def _parser() -> argparse.ArgumentParser:
         verify,
         rotate,
         relay,
+        catch_all,
+        *alias.choices.values(),
         *mailbox.choices.values(),
         *queue.choices.values(),
         *apikey.choices.values(),
@@ -280,11 +305,18 @@ async def _account_create(services: Services, args: argparse.Namespace) -> tuple
 
 
 async def _domain_add(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
-    domain = await services.domains.add(args.domain, account_name=args.account, trust=args.trust)
+    domain = await services.domains.add(
+        args.domain, account_name=args.account, trust=args.trust, alias_of=args.alias_of
+    )
     text = f"Added {domain.name} ({domain.status})"
+    if args.alias_of:
+        text += f" as an alias of {args.alias_of.lower()}"
     if not args.trust:
         text += "; publish its DNS records, then verify it"
-    return text, {"id": domain.id, "name": domain.name, "status": domain.status}
+    data = {"id": domain.id, "name": domain.name, "status": domain.status}
+    if args.alias_of:
+        data["aliasOf"] = args.alias_of.lower()
+    return text, data
 
 
 async def _domain_records(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
@@ -358,6 +390,47 @@ async def _domain_rotate_dkim(services: Services, args: argparse.Namespace) -> t
     )
     lines.append("signing switches to the new keys once their records verify.")
     return "\n".join(lines), [{"selector": k.selector, "algorithm": k.algorithm} for k in keys]
+
+
+async def _domain_catch_all(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    off = args.mailbox.strip().lower() == "off"
+    mailbox = await services.aliases.set_catch_all(args.domain, None if off else args.mailbox)
+    domain = args.domain.lower()
+    if mailbox is None:
+        return f"Catch-all off for {domain}: unknown addresses are refused", {"catchAll": None}
+    return (
+        f"Mail for unknown addresses of {domain} now goes to {mailbox.address}",
+        {"catchAll": mailbox.address},
+    )
+
+
+def _alias_json(alias: Alias) -> dict[str, Any]:
+    return {
+        "id": alias.id,
+        "address": alias.address,
+        "targets": [mailbox.address for mailbox in alias.targets],
+        "createdAt": alias.created_at.isoformat(),
+    }
+
+
+async def _alias_add(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    alias = await services.aliases.add(args.address, args.targets)
+    targets = ", ".join(mailbox.address for mailbox in alias.targets)
+    return f"Created alias {alias.address} → {targets}", _alias_json(alias)
+
+
+async def _alias_list(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    aliases = await services.aliases.list(args.domain)
+    lines = [
+        f"{alias.address} → {', '.join(mailbox.address for mailbox in alias.targets)}"
+        for alias in aliases
+    ]
+    return "\n".join(lines) or "No aliases.", [_alias_json(alias) for alias in aliases]
+
+
+async def _alias_remove(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    await services.aliases.remove(args.address)
+    return f"Removed alias {args.address.lower()}", {"removed": True}
 
 
 async def _mailbox_add(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
@@ -618,6 +691,10 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("domain", "verify"): _domain_verify,
     ("domain", "rotate-dkim"): _domain_rotate_dkim,
     ("domain", "relay"): _domain_relay,
+    ("domain", "catch-all"): _domain_catch_all,
+    ("alias", "add"): _alias_add,
+    ("alias", "list"): _alias_list,
+    ("alias", "remove"): _alias_remove,
     ("mailbox", "add"): _mailbox_add,
     ("mailbox", "list"): _mailbox_list,
     ("mailbox", "delete"): _mailbox_delete,

@@ -203,14 +203,14 @@ async def test_recipient_answers_follow_creation_and_deletion_at_once(world: Wor
     """Recipient lookups are cached; creating or deleting a mailbox here must show immediately."""
     mailboxes = world.services.mailboxes
     with pytest.raises(UnknownMailbox):
-        await mailboxes.resolve_recipient("late@acme.test")
+        await mailboxes.resolve_recipients("late@acme.test")
     created = await mailboxes.create("late@acme.test")
-    assert (await mailboxes.resolve_recipient("Late@ACME.test")).id == created.id
+    assert [m.id for m in await mailboxes.resolve_recipients("Late@ACME.test")] == [created.id]
     await mailboxes.delete("late@acme.test")
     with pytest.raises(UnknownMailbox):
-        await mailboxes.resolve_recipient("late@acme.test")
+        await mailboxes.resolve_recipients("late@acme.test")
     with pytest.raises(RelayDenied):
-        await mailboxes.resolve_recipient("late@elsewhere.test")
+        await mailboxes.resolve_recipients("late@elsewhere.test")
 
 
 async def test_a_mailbox_created_by_another_process_is_never_refused_from_the_cache(
@@ -226,6 +226,8 @@ async def test_a_mailbox_created_by_another_process_is_never_refused_from_the_ca
         Nh3Sanitizer(),
     )
     with pytest.raises(UnknownMailbox):
-        await services.mailboxes.resolve_recipient("fresh@acme.test")
+        await services.mailboxes.resolve_recipients("fresh@acme.test")
     created = await other_process.create("fresh@acme.test")
-    assert (await services.mailboxes.resolve_recipient("fresh@acme.test")).id == created.id
+    assert [m.id for m in await services.mailboxes.resolve_recipients("fresh@acme.test")] == [
+        created.id
+    ]

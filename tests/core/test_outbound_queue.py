@@ -263,6 +263,24 @@ async def test_hosted_recipients_are_delivered_locally(sender: Sender) -> None:
     assert "email.delivered" in await event_types(sender.services, outbound_id)
 
 
+async def test_local_delivery_to_an_alias_reaches_each_of_its_mailboxes(sender: Sender) -> None:
+    services = sender.services
+    ops = await services.mailboxes.create("ops@acme.test")
+    await services.aliases.add("team@acme.test", ["support@acme.test", "ops@acme.test"])
+    await send(sender, "team@acme.test", subject="To the team")
+    [leased] = await lease(sender)
+
+    reply = await services.queue.deliver_locally(leased)
+
+    assert (reply.code, reply.text) == (
+        250,
+        "Delivered locally to ops@acme.test, support@acme.test",
+    )
+    for mailbox in (sender.support, ops):
+        [copy] = await stored_copies(services, mailbox)
+        assert (copy.folder, copy.subject) == ("INBOX", "To the team")
+
+
 async def test_retry_delete_and_list(sender: Sender) -> None:
     await send(sender, "a@slow.test", "b@slow.test")
     for leased in await lease(sender):

@@ -75,6 +75,23 @@ async def test_sync_client_manages_mailboxes(live_api: LiveApi) -> None:
     await asyncio.to_thread(_sync_mailboxes, live_api)
 
 
+async def test_async_client_manages_aliases(live_api: LiveApi) -> None:
+    async with AsyncMailmark(live_api.api_key, base_url=live_api.base_url) as client:
+        local = _unique("team-")
+        created = await client.create_alias(local, [live_api.sender])
+        assert (created.address, created.full_address, created.targets) == (
+            local,
+            f"{local}@{live_api.domain}",
+            [live_api.sender],
+        )
+        assert created in await client.list_aliases()
+        with pytest.raises(ConflictError):
+            await client.create_alias(local, [live_api.sender])
+        assert await client.delete_alias(local) is True
+        with pytest.raises(NotFoundError):
+            await client.delete_alias(local)
+
+
 def _sync_sender_groups(api: LiveApi) -> None:
     with Mailmark(api.api_key, base_url=api.base_url) as client:
         group = client.create_sender_group(

@@ -291,6 +291,30 @@ def cases() -> dict[tuple[str, str], list[Case]]:
                 200,
             )
         ],
+        ("GET", "/api/domains/{name:str}/aliases"): [
+            manage(lambda c, p, s: c.get(f"/api/domains/{ACME}/aliases"), 200)
+        ],
+        ("POST", "/api/domains/{name:str}/aliases"): [
+            manage(
+                lambda c, p, s: c.post(
+                    f"/api/domains/{ACME}/aliases",
+                    json={"localPart": f"alias-{p}", "targets": [SALES]},
+                ),
+                201,
+            )
+        ],
+        ("DELETE", "/api/domains/{name:str}/aliases/{local_part:str}"): [
+            manage(lambda c, p, s: c.delete(f"/api/domains/{ACME}/aliases/alias-{p}"), 204)
+        ],
+        ("GET", "/api/domains/{name:str}/catch-all"): [
+            manage(lambda c, p, s: c.get(f"/api/domains/{ACME}/catch-all"), 200)
+        ],
+        ("PUT", "/api/domains/{name:str}/catch-all"): [
+            manage(
+                lambda c, p, s: c.put(f"/api/domains/{ACME}/catch-all", json={"mailbox": None}),
+                200,
+            )
+        ],
         ("POST", "/api/domains/{name:str}/dkim/rotate"): [
             manage(lambda c, p, s: c.post(f"/api/domains/{s.domains[p]}/dkim/rotate"), 200)
         ],

@@ -1,5 +1,7 @@
 import { APIConnectionError, errorFromResponse } from "./errors.js";
 import type {
+  Alias,
+  CreateAliasParams,
   Attachment,
   CampaignSendParams,
   CancelResult,
@@ -100,6 +102,23 @@ export class Mailmark {
   /** Delete a mailbox and all its emails, by local part or full address. Irreversible. */
   deleteMailbox(address: string): Promise<DeletedResponse> {
     return this.#request<DeletedResponse>("DELETE", `/v1/mailboxes/${segment(address)}`);
+  }
+
+  // --- aliases ---------------------------------------------------------------------------------
+
+  /** Every alias on the API key's domain, with the mailboxes it delivers to. */
+  listAliases(): Promise<Alias[]> {
+    return this.#request<Alias[]>("GET", "/v1/aliases");
+  }
+
+  /** Create an alias; a ConflictError if a mailbox or alias has that address. */
+  createAlias(params: CreateAliasParams): Promise<Alias> {
+    return this.#request<Alias>("POST", "/v1/aliases", { body: params });
+  }
+
+  /** Delete an alias, by local part or full address; its mailboxes keep their mail. */
+  deleteAlias(address: string): Promise<DeletedResponse> {
+    return this.#request<DeletedResponse>("DELETE", `/v1/aliases/${segment(address)}`);
   }
 
   // --- sender groups ---------------------------------------------------------------------------

@@ -15,6 +15,25 @@ export interface CreateMailboxParams {
   displayName?: string;
 }
 
+/** An address that delivers to one or more mailboxes of the domain. */
+export interface Alias {
+  _id: string;
+  /** The local part, e.g. `team`. */
+  address: string;
+  /** The full address, e.g. `team@yourdomain.com`. */
+  fullAddress: string;
+  /** Full addresses of the mailboxes it delivers to. */
+  targets: string[];
+  createdAt: string;
+}
+
+export interface CreateAliasParams {
+  /** The local part only (`team`, not `team@yourdomain.com`). */
+  address: string;
+  /** Mailboxes of the domain, by local part or full address. */
+  targets: string[];
+}
+
 export interface DeletedResponse {
   deleted: true;
 }

@@ -93,6 +93,8 @@ class RecordStatus:
 class DomainSummary:
     domain: Domain
     mailbox_count: int
+    # The domain this one is an alias of (its addresses deliver there), or None.
+    alias_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class DomainDetail:
     domain: Domain
     contains: DomainContents
     records: tuple[RecordStatus, ...]
+    alias_of: str | None = None
+    alias_domains: tuple[str, ...] = ()
 
 
 def record_statuses(
@@ -246,11 +250,15 @@ class DomainService:
         account_name: str | None = None,
         account_id: int | None = None,
         trust: bool = False,
+        alias_of: str | None = None,
     ) -> Domain:
         """Add a domain to an account (by name or id) and generate its DKIM keys (RSA and
         Ed25519). Unless trusted, the background check looks at its records soon.
 
-        `trust` marks it verified without DNS checks, for local and test setups."""
+        `trust` marks it verified without DNS checks, for local and test setups. With
+        `alias_of`, another domain of the same account, every address of the new domain delivers
+        as the same local part of that one; it publishes records of its own (MX, SPF, DKIM,
+        DMARC) and, holding no mailboxes, does not count against the plan's domains."""
         domain_name = normalize_domain(name)
         now = self._clock.now()
         # Key generation takes a noticeable fraction of a second: do it before the transaction.
@@ -265,9 +273,13 @@ class DomainService:
                 raise NotFound(f"No account named {account_name!r}.")
             if await uow.domains.get_by_name(domain_name) is not None:
                 raise Conflict(f"Domain {domain_name} is already added.")
-            plan = effective_plan(account, now)
-            await uow.accounts.lock(account.id)
-            ensure_domain_quota(plan, await uow.domains.count_for_account(account.id))
+            target = None
+            if alias_of is not None:
+                target = await self._alias_target(uow, account.id, domain_name, alias_of)
+            else:
+                plan = effective_plan(account, now)
+                await uow.accounts.lock(account.id)
+                ensure_domain_quota(plan, await uow.domains.count_for_account(account.id))
             domain = await uow.domains.add(
                 Domain(
                     account.id,
@@ -284,8 +296,27 @@ class DomainService:
                     domain.id, selector, algorithm, private, public, DkimKeyState.ACTIVE, now
                 )
                 await uow.domains.add_dkim_key(key)
+            if target is not None:
+                assert target.id is not None
+                await uow.aliases.add_alias_domain(domain.id, target.id)
             await uow.commit()
         return domain
+
+    @staticmethod
+    async def _alias_target(
+        uow: UnitOfWork, account_id: int, domain_name: str, alias_of: str
+    ) -> Domain:
+        target_name = normalize_domain(alias_of)
+        target = await uow.domains.get_by_name(target_name)
+        if target is None or target.id is None or target.account_id != account_id:
+            raise NotFound(f"No domain {target_name} here to make {domain_name} an alias of.")
+        aliased = await uow.aliases.alias_domain_target(target.id)
+        if aliased is not None:
+            raise InvalidInput(
+                f"{target_name} is itself an alias of {aliased.name}: make {domain_name} an "
+                f"alias of {aliased.name}."
+            )
+        return target
 
     async def get(self, name: str) -> Domain:
         domain_name = normalize_domain(name)
@@ -375,11 +406,16 @@ class DomainService:
         require_manager(viewer, "see the account's domains")
         async with self._uow(read_only=True) as uow:
             found = await uow.domains.list_for_account(viewer.account_id)
-        return [DomainSummary(domain, count) for domain, count in found]
+            aliases = await uow.aliases.alias_domain_targets(viewer.account_id)
+        return [
+            DomainSummary(domain, count, aliases.get(domain.id or 0)) for domain, count in found
+        ]
 
-    async def add_for(self, viewer: Viewer, name: str) -> DomainDetail:
+    async def add_for(
+        self, viewer: Viewer, name: str, *, alias_of: str | None = None
+    ) -> DomainDetail:
         require_manager(viewer, "add a domain")
-        domain = await self.add(name, account_id=viewer.account_id)
+        domain = await self.add(name, account_id=viewer.account_id, alias_of=alias_of)
         return await self.detail(viewer, domain.name)
 
     async def detail(self, viewer: Viewer, name: str) -> DomainDetail:
@@ -391,8 +427,16 @@ class DomainService:
             keys = await uow.domains.dkim_keys(domain.id, PUBLISHED_KEY_STATES)
             contents = await uow.domains.contents(domain.id)
             checks = await uow.domains.checks(domain.id)
+            alias_of = await uow.aliases.alias_domain_target(domain.id)
+            alias_domains = await uow.aliases.alias_domain_names(domain.id)
         records = self._dns.record_set(domain.name, keys)
-        return DomainDetail(domain, contents, record_statuses(domain.name, records, checks))
+        return DomainDetail(
+            domain,
+            contents,
+            record_statuses(domain.name, records, checks),
+            alias_of.name if alias_of else None,
+            tuple(alias_domains),
+        )
 
     async def verify_for(self, viewer: Viewer, name: str) -> DomainDetail:
         require_manager(viewer, "check a domain's records")
@@ -432,6 +476,8 @@ class DomainService:
             for mailbox_id in await uow.domains.mailbox_ids(domain.id):
                 blobs.update(await uow.messages.delete_mailbox_contents(mailbox_id))
             await uow.domains.delete(domain.id)
+            # Aliases elsewhere in the account may have delivered only to its mailboxes.
+            await uow.aliases.delete_empty_for_account(domain.account_id)
             await uow.commit()
         # As MailboxService.delete: only after the commit, each re-checked under its lock.
         for key in sorted(blobs):

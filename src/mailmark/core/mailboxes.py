@@ -105,7 +105,8 @@ class MailboxService:
         # seconds: changes made on this node clear them at once, other nodes' show within that
         # time (a deleted mailbox then fails delivery with a temporary 451, never a loss).
         self._recipients: dict[
-            tuple[str, str], tuple[float, asyncio.Future[tuple[Mailbox | None, bool]]]
+            tuple[str, str, bool],
+            tuple[float, asyncio.Future[tuple[tuple[Mailbox, ...], bool]]],
         ] = {}
         # Mailboxes by address for `get_recent`; cleared with `_recipients` on changes here.
         self._found: dict[tuple[str, str], tuple[float, Mailbox]] = {}
@@ -138,6 +139,12 @@ class MailboxService:
                 or (account_id is not None and domain.account_id != account_id)
             ):
                 raise NotFound(f"No domain {domain_name} here. Add it first.")
+            target = await uow.aliases.alias_domain_target(domain.id)
+            if target is not None:
+                raise InvalidInput(
+                    f"{domain_name} is an alias of {target.name}: every address @{domain_name} "
+                    f"delivers as the same one @{target.name}. Create the mailbox on {target.name}."
+                )
             if domain.verified_at is None:
                 raise Forbidden(
                     f"Domain {domain_name} is not verified yet: publish its DNS records and verify "
@@ -145,6 +152,11 @@ class MailboxService:
                 )
             if await uow.mailboxes.find(domain_name, local_part) is not None:
                 raise Conflict(f"Mailbox {local_part}@{domain_name} already exists.")
+            if await uow.aliases.find(domain.id, local_part) is not None:
+                raise Conflict(
+                    f"{local_part}@{domain_name} is an alias: remove the alias before creating a "
+                    "mailbox with its address."
+                )
             account = await uow.accounts.get(domain.account_id)
             assert account is not None
             plan = effective_plan(account, now)
@@ -215,7 +227,10 @@ class MailboxService:
             if mailbox is None or mailbox.id is None:
                 raise NotFound(f"No mailbox {local_part}@{domain_name} here.")
             orphaned_blobs = await uow.messages.delete_mailbox_contents(mailbox.id)
+            # Its alias targets and catch-all go by ON DELETE CASCADE; an alias left with no
+            # mailbox would accept mail it cannot deliver, so it goes too.
             await uow.mailboxes.delete(mailbox.id)
+            await uow.aliases.delete_empty_for_account(mailbox.account_id)
             await uow.commit()
         self._recipients.clear()
         self._found.clear()
@@ -339,7 +354,7 @@ class MailboxService:
                 assert mailbox.id is not None
                 await uow.mailboxes.update(mailbox.id, **changes)
                 await uow.commit()
-        self._forget()
+        self.forget()
         return await self.get_for(viewer, address)
 
     async def set_password(self, viewer: Viewer, address: str, password: str) -> None:
@@ -351,7 +366,7 @@ class MailboxService:
             assert view.mailbox.id is not None
             await uow.mailboxes.update(view.mailbox.id, password_hash=password_hash)
             await uow.commit()
-        self._forget()
+        self.forget()
         self._passwords.forget(mailbox_principal(view.mailbox.id))
 
     async def generate_password(self, viewer: Viewer, address: str) -> str:
@@ -383,16 +398,22 @@ class MailboxService:
         assigned = await uow.mailbox_assignments.for_mailboxes([mailbox.id])
         return MailboxView(mailbox, tuple(assigned.get(mailbox.id, ())))
 
-    def _forget(self) -> None:
-        """Drop cached mailboxes: a changed password or name must apply at once on this node."""
+    def forget(self) -> None:
+        """Drop cached mailboxes and recipients: a changed password, name or address (an alias, a
+        catch-all) must apply at once on this node."""
         self._recipients.clear()
         self._found.clear()
 
-    async def resolve_recipient(self, address: str) -> Mailbox:
-        """The mailbox an envelope recipient delivers to.
+    async def resolve_recipients(
+        self, address: str, *, catch_all: bool = True
+    ) -> tuple[Mailbox, ...]:
+        """The mailboxes an envelope recipient delivers to: one, or an alias's several.
 
-        Raises RelayDenied for anything that is not a plain address in a domain hosted here, and
-        UnknownMailbox for a hosted domain without such a mailbox."""
+        In order: the mailbox of that address, an alias, a role address (postmaster, abuse),
+        then the domain's catch-all unless `catch_all` is False; an alias domain's addresses
+        resolve as the same local parts of the domain it aliases. Raises RelayDenied for anything
+        that is not a plain address in a domain hosted here, and UnknownMailbox for a hosted
+        domain without such an address."""
         if address.lower() == "postmaster":
             # RFC 5321 §4.5.1: the domain-less <Postmaster> MUST be accepted; it reaches the
             # server's first mailbox.
@@ -400,25 +421,25 @@ class MailboxService:
                 first = await uow.mailboxes.first()
             if first is None:
                 raise UnknownMailbox("<Postmaster>: no mailbox exists on this server yet")
-            return first
+            return (first,)
         recipient = parse_recipient(address)
-        key = (recipient.domain, recipient.local_part)
+        key = (recipient.domain, recipient.local_part, catch_all)
         now = self._clock.now().timestamp()
         cached = self._recipients.get(key)
         if cached is None or cached[0] <= now:
             if len(self._recipients) >= RECIPIENT_CACHE_SIZE:
                 self._recipients.clear()
             # Sessions asking for the same address at once share one lookup.
-            lookup = asyncio.ensure_future(self._look_up(recipient))
+            lookup = asyncio.ensure_future(self._look_up(recipient, catch_all))
             cached = self._recipients[key] = (now + RECIPIENT_CACHE_SECONDS, lookup)
         try:
-            mailbox, hosted = await asyncio.shield(cached[1])
+            mailboxes, hosted = await asyncio.shield(cached[1])
         except BaseException:
             if self._recipients.get(key) is cached and cached[1].done():
                 del self._recipients[key]  # a failed lookup is not an answer worth keeping
             raise
-        if mailbox is not None:
-            return mailbox
+        if mailboxes:
+            return mailboxes
         # Refusals are permanent (550/554): never answer one from the cache, which may predate a
         # mailbox or domain just created by another process (the CLI, another node).
         if self._recipients.get(key) is cached:
@@ -427,17 +448,33 @@ class MailboxService:
             raise relay_denied(address)
         raise UnknownMailbox(f"<{address}>: Recipient address rejected: no such mailbox here")
 
-    async def _look_up(self, recipient: Recipient) -> tuple[Mailbox | None, bool]:
-        """(the mailbox, whether the domain is hosted here)."""
+    async def _look_up(
+        self, recipient: Recipient, catch_all: bool
+    ) -> tuple[tuple[Mailbox, ...], bool]:
+        """(the mailboxes, whether the domain is hosted here)."""
         async with self._uow(read_only=True) as uow:
             mailbox = await uow.mailboxes.find(recipient.domain, recipient.local_part)
             if mailbox is not None:
-                return mailbox, True
+                return (mailbox,), True
             domain = await uow.domains.get_by_name(recipient.domain)
             if domain is None or domain.id is None:
-                return None, False
+                return (), False
+            domain_id, domain_name = domain.id, domain.name
+            aliased = await uow.aliases.alias_domain_target(domain_id)
+            if aliased is not None and aliased.id is not None:
+                domain_id, domain_name = aliased.id, aliased.name
+                mailbox = await uow.mailboxes.find(domain_name, recipient.local_part)
+                if mailbox is not None:
+                    return (mailbox,), True
+            alias = await uow.aliases.find(domain_id, recipient.local_part)
+            if alias is not None and alias.targets:
+                return alias.targets, True
             if recipient.local_part in ROLE_ADDRESSES:
-                mailboxes = await uow.mailboxes.list_for_domain(domain.id)
+                mailboxes = await uow.mailboxes.list_for_domain(domain_id)
                 if mailboxes:
-                    return mailboxes[0], True
-        return None, True
+                    return (mailboxes[0],), True
+            if catch_all:
+                found = await uow.aliases.catch_all(domain_id)
+                if found is not None:
+                    return (found,), True
+        return (), True

@@ -150,6 +150,22 @@ class Mailbox:
 
 
 @dataclass(frozen=True)
+class Alias:
+    """An address that delivers to mailboxes of its domain's account (core/aliases.py)."""
+
+    domain_id: int
+    domain_name: str
+    local_part: str
+    created_at: datetime
+    targets: tuple[Mailbox, ...]
+    id: int | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.local_part}@{self.domain_name}"
+
+
+@dataclass(frozen=True)
 class Folder:
     mailbox_id: int
     name: str

@@ -212,7 +212,7 @@ class OutboundQueue:
     async def deliver_locally(self, leased: LeasedDelivery) -> SmtpReply:
         """Deliver to a mailbox hosted here through the inbound path, without a network hop."""
         try:
-            mailbox = await self._mailboxes.resolve_recipient(leased.recipient)
+            mailboxes = await self._mailboxes.resolve_recipients(leased.recipient)
         except UnknownMailbox as error:
             return SmtpReply(550, "5.1.1", error.message)
         except RelayDenied:
@@ -223,14 +223,15 @@ class OutboundQueue:
             raw = await self._blobs.get(leased.blob_key)
             await self._delivery.deliver(
                 raw,
-                recipients=[mailbox],
+                recipients=list(mailboxes),
                 mail_from=leased.envelope_from,
                 trace_prefix=self._local_trace(leased),
             )
         except Exception as error:  # any storage failure is temporary: the row is retried
             log.exception("local delivery of queue row %s failed", leased.id)
             return SmtpReply(451, "4.3.0", f"Local delivery failed: {error.__class__.__name__}")
-        return SmtpReply(250, "2.0.0", f"Delivered locally to {mailbox.address}")
+        delivered_to = ", ".join(mailbox.address for mailbox in mailboxes)
+        return SmtpReply(250, "2.0.0", f"Delivered locally to {delivered_to}")
 
     def _local_trace(self, leased: LeasedDelivery) -> bytes:
         """Return-Path and Received (RFC 5321 §4.4) for mail that never left this server."""

@@ -97,12 +97,18 @@ class MxHandler(SmtpHandler):
             return self.accept_recipient(envelope, address, options)
         report_address = await self._reports.recipient(address) if self._reports else None
         try:
-            mailbox = await self._mailboxes.resolve_recipient(address)
+            # A catch-all never takes a report address: the report is stored for the domain.
+            mailboxes = await self._mailboxes.resolve_recipients(
+                address, catch_all=report_address is None
+            )
         except MailmarkError as error:
             if report_address is None:
                 return replies.reply_for(error)
         else:
-            envelope.mailboxes.append(mailbox)
+            # One copy per mailbox per transaction, however many recipients (an alias and its
+            # members, two aliases sharing one) lead to it.
+            taken = {mailbox.id for mailbox in envelope.mailboxes}
+            envelope.mailboxes.extend(mailbox for mailbox in mailboxes if mailbox.id not in taken)
         if report_address is not None:
             # The domain's published rua address (RFC 7489 §7.1, RFC 8460 §3): the report is
             # stored for the domain, and the mailbox of that name (if any) gets the message too.

@@ -14,6 +14,7 @@ from mailmark.core.ports import DomainContents
 from mailmark.core.states import DkimKeyState
 from mailmark.storage.sql import Repository, chunks, row_values
 from mailmark.storage.tables import (
+    alias_domains,
     api_keys,
     dkim_keys,
     domain_record_checks,
@@ -38,7 +39,11 @@ class SqlDomains(Repository):
         query = (
             sa.select(sa.func.count())
             .select_from(domains)
-            .where(domains.c.account_id == account_id)
+            .where(
+                domains.c.account_id == account_id,
+                # Alias domains hold no mailboxes of their own: plans count the others.
+                domains.c.id.not_in(sa.select(alias_domains.c.domain_id)),
+            )
         )
         return int((await self._conn.execute(query)).scalar_one())
 

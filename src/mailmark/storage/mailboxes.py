@@ -13,7 +13,7 @@ from mailmark.core.model import Mailbox
 from mailmark.storage.sql import Repository, row_values
 from mailmark.storage.tables import domains, mailbox_assignments, mailboxes, trusted_senders
 
-_MAILBOX_COLUMNS = (
+MAILBOX_COLUMNS = (
     *(column for column in mailboxes.c if column.name != "last_uid_validity"),
     domains.c.name.label("domain_name"),
     domains.c.account_id.label("account_id"),
@@ -22,12 +22,12 @@ _MAILBOX_COLUMNS = (
 
 
 def _mailbox_query() -> sa.Select[Any]:
-    return sa.select(*_MAILBOX_COLUMNS).select_from(mailboxes.join(domains))
+    return sa.select(*MAILBOX_COLUMNS).select_from(mailboxes.join(domains))
 
 
 # The same columns in the order of Mailbox's fields: listings build each record from its row's
 # values by position, without a mapping per row (hundreds of rows per page).
-_BY_NAME = {column.name: column for column in _MAILBOX_COLUMNS}
+_BY_NAME = {column.name: column for column in MAILBOX_COLUMNS}
 _POSITIONAL_COLUMNS = tuple(_BY_NAME[field.name] for field in fields(Mailbox))
 
 

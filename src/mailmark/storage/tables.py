@@ -271,6 +271,47 @@ mailboxes = sa.Table(
     sa.UniqueConstraint("domain_id", "local_part"),
 )
 
+# An address that delivers to one or more mailboxes of the same account (core/aliases.py).
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    _id(),
+    _fk("domain_id", "domains.id"),
+    sa.Column("local_part", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("domain_id", "local_part"),
+)
+
+# The mailboxes an alias delivers to; a deleted mailbox leaves its aliases by ON DELETE CASCADE.
+alias_targets = sa.Table(
+    "alias_targets",
+    metadata,
+    _fk("alias_id", "aliases.id"),
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.PrimaryKeyConstraint("alias_id", "mailbox_id"),
+    sa.Index("ix_alias_targets_mailbox_id", "mailbox_id"),
+)
+
+# The mailbox that gets a domain's mail for local parts nothing else takes (no row: off).
+catch_alls = sa.Table(
+    "catch_alls",
+    metadata,
+    _fk("domain_id", "domains.id"),
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.PrimaryKeyConstraint("domain_id"),
+    sa.Index("ix_catch_alls_mailbox_id", "mailbox_id"),
+)
+
+# Alias domains: every address @domain delivers as the same local part @target would.
+alias_domains = sa.Table(
+    "alias_domains",
+    metadata,
+    _fk("domain_id", "domains.id"),
+    _fk("target_domain_id", "domains.id"),
+    sa.PrimaryKeyConstraint("domain_id"),
+    sa.Index("ix_alias_domains_target_domain_id", "target_domain_id"),
+)
+
 folders = sa.Table(
     "folders",
     metadata,

@@ -7,6 +7,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mailmark.storage.accounts import SqlAccounts
+from mailmark.storage.aliases import SqlAliases
 from mailmark.storage.api_keys import SqlApiKeys
 from mailmark.storage.db import READ_ONLY_OPTION, storage_fault
 from mailmark.storage.deliveries import SqlDeliveries
@@ -67,6 +68,7 @@ class SqlUnitOfWork:
     compose: SqlCompose
     reports: SqlReports
     relays: SqlRelays
+    aliases: SqlAliases
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -117,6 +119,7 @@ class SqlUnitOfWork:
         self.reports = SqlReports(conn, dialect)
         self.relays = SqlRelays(conn, dialect)
         self.forwarding = SqlForwarding(conn, dialect)
+        self.aliases = SqlAliases(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

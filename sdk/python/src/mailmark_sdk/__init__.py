@@ -13,6 +13,7 @@ from mailmark_sdk.errors import (
     ValidationError,
 )
 from mailmark_sdk.types import (
+    Alias,
     Attachment,
     CampaignSendResult,
     CancelResult,
@@ -36,6 +37,7 @@ __version__ = VERSION
 __all__ = [
     "DEFAULT_BASE_URL",
     "APIConnectionError",
+    "Alias",
     "AsyncMailmark",
     "Attachment",
     "AuthenticationError",

@@ -18,6 +18,7 @@ import httpx
 
 from mailmark_sdk.errors import APIConnectionError, MailmarkError, error_from_response
 from mailmark_sdk.types import (
+    Alias,
     Attachment,
     CampaignSendResult,
     CancelResult,
@@ -170,6 +171,19 @@ class _Calls:
     @staticmethod
     def delete_mailbox(address: str) -> _Call[bool]:
         return _Call("DELETE", f"/v1/mailboxes/{_segment(address)}", _deleted)
+
+    @staticmethod
+    def list_aliases() -> _Call[list[Alias]]:
+        return _Call("GET", "/v1/aliases", lambda data: [Alias.from_json(a) for a in _list(data)])
+
+    @staticmethod
+    def create_alias(address: str, targets: Sequence[str]) -> _Call[Alias]:
+        body = {"address": address, "targets": list(targets)}
+        return _Call("POST", "/v1/aliases", lambda data: Alias.from_json(_dict(data)), body)
+
+    @staticmethod
+    def delete_alias(address: str) -> _Call[bool]:
+        return _Call("DELETE", f"/v1/aliases/{_segment(address)}", _deleted)
 
     @staticmethod
     def list_sender_groups() -> _Call[list[SenderGroup]]:
@@ -423,6 +437,18 @@ class Mailmark:
         """Delete a mailbox and all its emails, by local part or full address. Irreversible."""
         return self._run(_Calls.delete_mailbox(address))
 
+    def list_aliases(self) -> list[Alias]:
+        return self._run(_Calls.list_aliases())
+
+    def create_alias(self, address: str, targets: Sequence[str]) -> Alias:
+        """Create an alias (`address` is the local part) delivering to these mailboxes (local
+        parts or full addresses). ConflictError if a mailbox or alias has that address."""
+        return self._run(_Calls.create_alias(address, targets))
+
+    def delete_alias(self, address: str) -> bool:
+        """Delete an alias, by local part or full address; its mailboxes keep their mail."""
+        return self._run(_Calls.delete_alias(address))
+
     def list_sender_groups(self) -> list[SenderGroup]:
         return self._run(_Calls.list_sender_groups())
 
@@ -631,6 +657,15 @@ class AsyncMailmark:
 
     async def delete_mailbox(self, address: str) -> bool:
         return await self._run(_Calls.delete_mailbox(address))
+
+    async def list_aliases(self) -> list[Alias]:
+        return await self._run(_Calls.list_aliases())
+
+    async def create_alias(self, address: str, targets: Sequence[str]) -> Alias:
+        return await self._run(_Calls.create_alias(address, targets))
+
+    async def delete_alias(self, address: str) -> bool:
+        return await self._run(_Calls.delete_alias(address))
 
     async def list_sender_groups(self) -> list[SenderGroup]:
         return await self._run(_Calls.list_sender_groups())

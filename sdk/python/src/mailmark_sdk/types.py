@@ -41,6 +41,30 @@ class Mailbox:
 
 
 @dataclass(frozen=True)
+class Alias:
+    """An address that delivers to one or more mailboxes of the domain."""
+
+    id: str
+    #: The local part, e.g. ``team``.
+    address: str
+    #: The full address, e.g. ``team@yourdomain.com``.
+    full_address: str
+    #: Full addresses of the mailboxes it delivers to.
+    targets: list[str]
+    created_at: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Alias:
+        return cls(
+            id=_str(data, "_id"),
+            address=_str(data, "address"),
+            full_address=_str(data, "fullAddress"),
+            targets=_strs(data, "targets"),
+            created_at=_str(data, "createdAt"),
+        )
+
+
+@dataclass(frozen=True)
 class SenderGroup:
     id: str
     name: str

@@ -8,6 +8,8 @@ export type DomainSummary = {
   createdAt: string;
   mailboxCount: number;
   lastCheckedAt: string | null;
+  /** The domain this alias domain delivers as; null for a domain of its own. */
+  aliasOf: string | null;
 };
 
 export const domainsApi = {
@@ -42,10 +44,15 @@ export type DomainDetail = {
   /** What deleting the domain deletes. */
   contains: { mailboxes: number; messages: number; apiKeys: number; webhooks: number };
   records: DnsRecord[];
+  /** The domain this alias domain delivers as; null for a domain of its own. */
+  aliasOf: string | null;
+  /** The alias domains delivering as this one. */
+  aliasDomains: string[];
 };
 
 export const domainApi = {
-  add: (name: string) => api.post<DomainDetail>("/api/domains", { name }),
+  add: (name: string, aliasOf?: string | null) =>
+    api.post<DomainDetail>("/api/domains", aliasOf ? { name, aliasOf } : { name }),
   get: (name: string) => api.get<DomainDetail>(`/api/domains/${seg(name)}`),
   verify: (name: string) => api.post<DomainDetail>(`/api/domains/${seg(name)}/verify`),
   rotateDkim: (name: string) => api.post<DomainDetail>(`/api/domains/${seg(name)}/dkim/rotate`),
@@ -99,4 +106,23 @@ export type ReportOverview = {
 
 export const reportsApi = {
   get: (name: string) => api.get<ReportOverview>(`/api/domains/${seg(name)}/reports`),
+};
+
+/** An address delivering to one or more mailboxes of the account. */
+export type Alias = {
+  address: string;
+  localPart: string;
+  targets: string[];
+  createdAt: string;
+};
+
+export const aliasesApi = {
+  list: (domain: string) => api.get<Alias[]>(`/api/domains/${seg(domain)}/aliases`),
+  add: (domain: string, localPart: string, targets: string[]) =>
+    api.post<Alias>(`/api/domains/${seg(domain)}/aliases`, { localPart, targets }),
+  remove: (domain: string, localPart: string) =>
+    api.delete(`/api/domains/${seg(domain)}/aliases/${seg(localPart)}`),
+  catchAll: (domain: string) => api.get<{ mailbox: string | null }>(`/api/domains/${seg(domain)}/catch-all`),
+  setCatchAll: (domain: string, mailbox: string | null) =>
+    api.put<{ mailbox: string | null }>(`/api/domains/${seg(domain)}/catch-all`, { mailbox }),
 };

@@ -2,7 +2,7 @@
 "direct" although the installation relays.
 
 Revision ID: 0025
-Revises: 0019
+Revises: 0021
 Create Date: 2026-12-06 04:40:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0025"
-down_revision = "0019"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

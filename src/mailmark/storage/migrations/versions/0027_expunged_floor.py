@@ -2,7 +2,7 @@
 changes since an older MODSEQ is answered from the folder's current UIDs instead.
 
 Revision ID: 0027
-Revises: 0019
+Revises: 0025
 Create Date: 2026-12-06 04:50:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0027"
-down_revision = "0019"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 

@@ -25,6 +25,8 @@ class DomainOut(msgspec.Struct, rename="camel"):
     created_at: datetime
     mailbox_count: int
     last_checked_at: datetime | None
+    # The domain whose addresses this alias domain delivers as; null for a domain of its own.
+    alias_of: str | None = None
 
 
 class ContentsOut(msgspec.Struct, rename="camel"):
@@ -56,10 +58,14 @@ class DomainDetailOut(msgspec.Struct, rename="camel"):
     last_checked_at: datetime | None
     contains: ContentsOut
     records: list[RecordOut]
+    alias_of: str | None = None
+    alias_domains: list[str] = msgspec.field(default_factory=list)
 
 
 class DomainIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     name: DomainName
+    # Another domain of the account: the new one becomes its alias domain.
+    alias_of: DomainName | None = None
 
 
 class ConfirmIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -95,6 +101,8 @@ def detail_out(detail: DomainDetail) -> DomainDetailOut:
             contains.mailboxes, contains.messages, contains.api_keys, contains.webhooks
         ),
         records=[record_out(row) for row in detail.records],
+        alias_of=detail.alias_of,
+        alias_domains=list(detail.alias_domains),
     )
 
 
@@ -115,6 +123,7 @@ class DomainController(Controller):
                 s.domain.created_at,
                 s.mailbox_count,
                 s.domain.last_checked_at,
+                s.alias_of,
             )
             for s in await domains.list_for(viewer)
         ]
@@ -124,8 +133,9 @@ class DomainController(Controller):
         self, viewer: Injected[Viewer], domains: Injected[DomainService], data: JSONBody[DomainIn]
     ) -> DomainDetailOut:
         """Add a domain with new DKIM keys; its records are checked in the background until it
-        verifies. Over the plan's domain limit: 403 with the plan's text."""
-        return detail_out(await domains.add_for(viewer, data.name))
+        verifies. Over the plan's domain limit: 403 with the plan's text. With `aliasOf`, an
+        alias domain: its addresses deliver as the same ones of that domain."""
+        return detail_out(await domains.add_for(viewer, data.name, alias_of=data.alias_of))
 
     @get("/{name:str}", operation_id="appGetDomain", summary="A domain and its DNS records")
     async def get_domain(

@@ -9,6 +9,7 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
 from mailmark.core.accounts import AccountService
+from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.forwarding import ForwardingService
 from mailmark.core.identity import IdentityService
@@ -20,6 +21,7 @@ from mailmark.core.webhooks import WebhookService
 from mailmark.core.webmail import WebmailService
 from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.web.api.app.account import AccountController
+from mailmark.web.api.app.aliases import AliasController
 from mailmark.web.api.app.auth import AuthController, MeController, SessionController
 from mailmark.web.api.app.compose import ComposeController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
@@ -59,6 +61,8 @@ class AppServices:
     relays: RelayService | None = None
     # Mailboxes' forwarding settings (none: their routes are not served).
     forwarding: ForwardingService | None = None
+    # Aliases and catch-all mailboxes of the account's domains.
+    aliases: AliasService | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -78,6 +82,8 @@ def api_router(services: AppServices) -> Router:
         handlers.append(ReportController)
     if services.relays is not None:
         handlers.append(RelayController)
+    if services.aliases is not None:
+        handlers.append(AliasController)
     if services.oidc is not None:
         handlers.append(OidcController)
     if services.webmail is not None:
@@ -105,6 +111,7 @@ def api_router(services: AppServices) -> Router:
             "forwarding": Provide(
                 lambda: services.forwarding, use_cache=True, sync_to_thread=False
             ),
+            "aliases": Provide(lambda: services.aliases, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
             "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),

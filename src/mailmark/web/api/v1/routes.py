@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from litestar import Router
 from litestar.di import Provide
 
+from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.webhooks import WebhookService
+from mailmark.web.api.v1.aliases import AliasController
 from mailmark.web.api.v1.auth import api_key_guard, current_principal
 from mailmark.web.api.v1.emails import EmailController
 from mailmark.web.api.v1.mailboxes import MailboxController
@@ -34,6 +36,7 @@ class ApiServices:
     emails: EmailService
     idempotency: IdempotencyService
     webhooks: WebhookService
+    aliases: AliasService | None = None
 
 
 def v1_router(api: ApiServices) -> Router:
@@ -41,6 +44,7 @@ def v1_router(api: ApiServices) -> Router:
         path="/v1",
         route_handlers=[
             MailboxController,
+            *([AliasController] if api.aliases is not None else []),
             SenderGroupController,
             send,
             EmailController,
@@ -57,6 +61,7 @@ def v1_router(api: ApiServices) -> Router:
             "emails": Provide(lambda: api.emails, use_cache=True, sync_to_thread=False),
             "idempotency": Provide(lambda: api.idempotency, use_cache=True, sync_to_thread=False),
             "webhooks": Provide(lambda: api.webhooks, use_cache=True, sync_to_thread=False),
+            "aliases": Provide(lambda: api.aliases, use_cache=True, sync_to_thread=False),
         },
         security=[{BEARER_SCHEME: []}],
     )

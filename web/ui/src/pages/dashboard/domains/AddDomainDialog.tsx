@@ -3,25 +3,30 @@ import { domainApi, type DomainDetail } from "../../../api/domains";
 import { Alert } from "../../../components/Alert";
 import { Button } from "../../../components/Button";
 import { Dialog } from "../../../components/Dialog";
-import { Input } from "../../../components/Field";
+import { Input, Select } from "../../../components/Field";
 import { useAction } from "../../../lib/useAsync";
 
 /** Asks for a domain name and adds it; the server's answer (a quota text, say) is shown as is. */
 export function AddDomainDialog({
   open,
+  domains = [],
   onClose,
   onAdded,
 }: {
   open: boolean;
+  /** The account's domains a new one may become an alias of. */
+  domains?: string[];
   onClose: () => void;
   onAdded: (domain: DomainDetail) => void;
 }) {
   const [name, setName] = useState("");
+  const [aliasOf, setAliasOf] = useState("");
   const add = useAction(domainApi.add);
 
   useEffect(() => {
     if (open) {
       setName("");
+      setAliasOf("");
       add.setError(null);
     }
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -29,7 +34,7 @@ export function AddDomainDialog({
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    const domain = await add.run(name.trim().toLowerCase().replace(/\.$/, ""));
+    const domain = await add.run(name.trim().toLowerCase().replace(/\.$/, ""), aliasOf || null);
     if (domain) onAdded(domain);
   }
 
@@ -70,6 +75,22 @@ export function AddDomainDialog({
           required
           data-autofocus
         />
+        {domains.length > 0 ? (
+          <Select
+            label="Mail for this domain"
+            name="aliasOf"
+            value={aliasOf}
+            onChange={(event) => setAliasOf(event.target.value)}
+            hint="An alias domain has no mailboxes of its own: hello@ the new domain reaches hello@ the one you pick."
+          >
+            <option value="">Goes to its own mailboxes</option>
+            {domains.map((domain) => (
+              <option key={domain} value={domain}>
+                Goes to the same addresses at {domain}
+              </option>
+            ))}
+          </Select>
+        ) : null}
       </form>
     </Dialog>
   );

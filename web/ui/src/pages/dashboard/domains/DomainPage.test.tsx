@@ -42,6 +42,8 @@ function domain(mx: DnsRecord, verified: boolean): DomainDetail {
     lastCheckedAt: "2026-12-05T22:00:00Z",
     contains: { mailboxes: 2, messages: 40, apiKeys: 1, webhooks: 0 },
     records: [mx, spf],
+    aliasOf: null,
+    aliasDomains: [],
   };
 }
 

@@ -13,6 +13,7 @@ import { formatDate, formatDateTime, plural, relativeTime } from "../../../lib/f
 import { useAction, useAsync } from "../../../lib/useAsync";
 import { LoadError } from "../LoadError";
 import { DomainRelay } from "./DomainRelay";
+import { DomainAddresses } from "./DomainAddresses";
 import { DomainReports } from "./DomainReports";
 import { DomainStatusBadge } from "./DomainStatusBadge";
 import { usePollWhile } from "./poll";
@@ -209,6 +210,34 @@ function DomainView({
             <RecordTable records={recommended} label="Recommended records" />
           </Card>
         ) : null}
+
+        {domain.aliasOf ? (
+          <Card
+            title="Alias domain"
+            description={
+              <>
+                Every address at {domain.name} delivers as the same address at{" "}
+                <Link
+                  to={`/dashboard/domains/${encodeURIComponent(domain.aliasOf)}`}
+                  className="font-medium text-indigo-700 hover:underline dark:text-indigo-300"
+                >
+                  {domain.aliasOf}
+                </Link>
+                : its mailboxes, aliases and catch-all apply here too.
+              </>
+            }
+          />
+        ) : (
+          <>
+            {domain.aliasDomains.length > 0 ? (
+              <Alert tone="info">
+                Also receiving mail as {domain.aliasDomains.join(", ")}: every address there delivers as the same
+                address here.
+              </Alert>
+            ) : null}
+            <DomainAddresses name={domain.name} />
+          </>
+        )}
 
         <DomainReports name={domain.name} />
 

@@ -3,7 +3,7 @@ import { Link, useNavigate } from "react-router";
 import { domainsApi, type DomainSummary } from "../../../api/domains";
 import { useAccount } from "../../../account/AccountContext";
 import { Button } from "../../../components/Button";
-import { PageHeader } from "../../../components/Card";
+import { Badge, PageHeader } from "../../../components/Card";
 import { EmptyState } from "../../../components/EmptyState";
 import { Spinner } from "../../../components/Spinner";
 import { Table, type Column } from "../../../components/Table";
@@ -44,7 +44,15 @@ export default function DomainsPage() {
       ),
     },
     { header: "Status", cell: (domain) => <DomainStatusBadge verified={domain.verified} /> },
-    { header: "Mailboxes", cell: (domain) => plural(domain.mailboxCount, "mailbox", "mailboxes") },
+    {
+      header: "Mailboxes",
+      cell: (domain) =>
+        domain.aliasOf ? (
+          <Badge tone="info">Alias of {domain.aliasOf}</Badge>
+        ) : (
+          plural(domain.mailboxCount, "mailbox", "mailboxes")
+        ),
+    },
     { header: "Added", cell: (domain) => formatDate(domain.createdAt) },
     {
       header: "Last DNS check",
@@ -84,6 +92,7 @@ export default function DomainsPage() {
       )}
       <AddDomainDialog
         open={adding}
+        domains={(list ?? []).filter((domain) => !domain.aliasOf).map((domain) => domain.name)}
         onClose={() => setAdding(false)}
         onAdded={(domain) => {
           setAdding(false);

@@ -12,6 +12,7 @@ const domain = (name: string, verified: boolean): DomainSummary => ({
   createdAt: "2026-12-05T22:00:00Z",
   mailboxCount: 0,
   lastCheckedAt: null,
+  aliasOf: null,
 });
 
 const domains = [domain("waiting.test", false), domain("acme.test", true), domain("acme.example", true)];
