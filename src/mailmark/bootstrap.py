@@ -50,6 +50,7 @@ from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
 from mailmark.core.tracking import OpenTracking
+from mailmark.core.vacation import Responder, VacationRule, VacationService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.core.webmail import ImageSigner, WebmailService
 from mailmark.core.webmail_compose import WebmailCompose
@@ -142,6 +143,8 @@ class Services:
     tracking: OpenTracking
     passwords: Passwords
     reports: ReportService
+    vacation: VacationService
+    auto_replies: Responder
 
     async def close(self) -> None:
         self.passwords.close()
@@ -347,6 +350,8 @@ async def build_services(
         tracking=tracking,
         passwords=passwords_service,
         reports=ReportService(uow, clock),
+        vacation=VacationService(uow, clock, mailboxes, Nh3Sanitizer()),
+        auto_replies=Responder(uow, clock, system_mail, Nh3Sanitizer()),
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
@@ -480,6 +485,8 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         clock=services.clock,
         hostname=settings.hostname,
         aggregate_reports=services.reports,
+        rules=[VacationRule(services.uow, services.clock)],
+        responder=services.auto_replies,
     )
     handler = MxHandler(
         mailboxes=services.mailboxes,

@@ -46,6 +46,7 @@ from mailmark.core.model import (
     Upload,
     User,
     UserSession,
+    VacationSettings,
     Webhook,
     WebhookDeliveryState,
     WebhookOutcome,
@@ -817,6 +818,26 @@ class ComposeRepository(Protocol):
         ...
 
 
+class VacationRepository(Protocol):
+    async def get(self, mailbox_id: int) -> VacationSettings | None: ...
+
+    async def put(self, settings: VacationSettings) -> None:
+        """Store the mailbox's settings, replacing what it had."""
+        ...
+
+    async def claim_reply(self, mailbox_id: int, key: str, now: datetime, until: datetime) -> bool:
+        """True, and silent to `key` until `until`, unless the mailbox already is at `now`."""
+        ...
+
+    async def prune_replies(self, now: datetime) -> int:
+        """Forget every silence that has ended; the number forgotten."""
+        ...
+
+    async def count_replies(self, mailbox_id: int) -> int:
+        """How many senders the mailbox remembers answering."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository. `async with uow:` then `await uow.commit()` once."""
 
@@ -872,6 +893,8 @@ class UnitOfWork(Protocol):
     def compose(self) -> ComposeRepository: ...
     @property
     def reports(self) -> ReportRepository: ...
+    @property
+    def vacations(self) -> VacationRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...
