@@ -663,6 +663,7 @@ def app_services(services: Services) -> AppServices:
         images=services.images,
         compose=services.compose,
         reports=services.reports,
+        vacation=services.vacation,
     )
 
 

@@ -14,6 +14,7 @@ from mailmark.core.identity import IdentityService
 from mailmark.core.oidc import OidcSignIn
 from mailmark.core.reports import ReportService
 from mailmark.core.team import TeamService
+from mailmark.core.vacation import VacationService
 from mailmark.core.webhooks import WebhookService
 from mailmark.core.webmail import WebmailService
 from mailmark.core.webmail_compose import WebmailCompose
@@ -28,6 +29,7 @@ from mailmark.web.api.app.oidc import OidcController
 from mailmark.web.api.app.reports import ReportController
 from mailmark.web.api.app.session import api_guard, current_viewer
 from mailmark.web.api.app.team import InvitationController, TeamController
+from mailmark.web.api.app.vacation import VacationController
 from mailmark.web.image_proxy import ImageProxy
 
 
@@ -51,6 +53,8 @@ class AppServices:
     compose: WebmailCompose | None = None
     # DMARC and TLS reports received for the account's domains.
     reports: ReportService | None = None
+    # Mailboxes' vacation responders (none: their routes are not served).
+    vacation: VacationService | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -68,6 +72,8 @@ def api_router(services: AppServices) -> Router:
     ]
     if services.reports is not None:
         handlers.append(ReportController)
+    if services.vacation is not None:
+        handlers.append(VacationController)
     if services.oidc is not None:
         handlers.append(OidcController)
     if services.webmail is not None:
@@ -89,6 +95,7 @@ def api_router(services: AppServices) -> Router:
             "oidc": Provide(lambda: services.oidc, use_cache=True, sync_to_thread=False),
             "compose": Provide(lambda: services.compose, use_cache=True, sync_to_thread=False),
             "reports": Provide(lambda: services.reports, use_cache=True, sync_to_thread=False),
+            "vacation": Provide(lambda: services.vacation, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
             "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),
