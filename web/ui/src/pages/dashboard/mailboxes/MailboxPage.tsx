@@ -15,6 +15,7 @@ import { useAction, useAsync } from "../../../lib/useAsync";
 import { ConnectionCard } from "./ConnectionCard";
 import { PasswordCard } from "./PasswordCard";
 import { SignatureCard } from "./SignatureCard";
+import { VacationCard } from "./VacationCard";
 
 export default function MailboxPage() {
   const { address = "" } = useParams();
@@ -69,6 +70,7 @@ function MailboxView({
       <div className="space-y-6">
         <DisplayNameCard mailbox={mailbox} onSaved={replace} />
         <SignatureCard mailbox={mailbox} onSaved={replace} />
+        <VacationCard address={mailbox.address} />
         <PasswordCard mailbox={mailbox} onChanged={() => void reload()} />
         <ConnectionCard address={mailbox.address} />
         {canManage ? (
