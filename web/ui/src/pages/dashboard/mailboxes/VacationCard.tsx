@@ -174,19 +174,17 @@ export function VacationCard({ address }: { address: string }) {
               placeholder="I'm away until Monday 14 July with limited access to email. For anything urgent, write to…"
               error={fieldError("body")}
             />
-            <div className="flex flex-wrap items-end gap-x-3 gap-y-1">
-              <Input
-                type="number"
-                label="Reply to the same sender once every"
-                min={1}
-                max={365}
-                value={form.days}
-                onChange={(event) => update("days", event.target.value)}
-                inputClassName="w-24"
-                error={fieldError("days")}
-              />
-              <span className="pb-2 text-sm text-zinc-700 dark:text-zinc-300">days</span>
-            </div>
+            <Input
+              type="number"
+              label="Reply to the same sender once every"
+              min={1}
+              max={365}
+              value={form.days}
+              onChange={(event) => update("days", event.target.value)}
+              className="max-w-xs"
+              suffix={<span className="self-center text-sm text-zinc-700 dark:text-zinc-300">days</span>}
+              error={fieldError("days")}
+            />
           </fieldset>
           <div className="flex flex-wrap items-center justify-end gap-3">
             {changed ? <span className="text-sm text-zinc-600 dark:text-zinc-400">Unsaved changes</span> : null}
