@@ -825,6 +825,10 @@ class VacationRepository(Protocol):
         """Store the mailbox's settings, replacing what it had."""
         ...
 
+    async def silent_until(self, mailbox_id: int, key: str) -> datetime | None:
+        """Until when the mailbox stays silent to `key`; None if it never answered it."""
+        ...
+
     async def claim_reply(self, mailbox_id: int, key: str, now: datetime, until: datetime) -> bool:
         """True, and silent to `key` until `until`, unless the mailbox already is at `now`."""
         ...

@@ -403,24 +403,36 @@ class Responder:
             )
             return
         sender = message.mail_from.strip()
-        raw, subject, message_id, from_address = self._build(message, mailbox, reply, sender)
+        key = memory_key(reply, sender)
         now = self._clock.now()
+        # Most messages on a busy responder come from senders already answered: a read decides
+        # that without a write transaction (the claim below settles any race).
+        async with self._uow(read_only=True) as uow:
+            until = await uow.vacations.silent_until(mailbox.id, key)
+            suppressed = await uow.suppressions.find(mailbox.domain_id, [sender.lower()])
+        if suppressed:
+            log.info("no auto-reply from %s: %s is suppressed", mailbox.address, sender)
+            return
+        if until is not None and until > now:
+            log.info(
+                "no auto-reply from %s to message %s: answered lately",
+                mailbox.address,
+                message.transaction_id,
+            )
+            return
+        raw, subject, message_id, from_address = self._build(message, mailbox, reply, sender)
         days = min(max(reply.days, MIN_DAYS), MAX_DAYS)
         async with self._uow() as uow:
             await uow.vacations.prune_replies(now)
-            if await uow.suppressions.find(mailbox.domain_id, [sender.lower()]):
-                log.info("no auto-reply from %s: %s is suppressed", mailbox.address, sender)
-                return
             claimed = await uow.vacations.claim_reply(
-                mailbox.id, memory_key(reply, sender), now, now + timedelta(days=days)
+                mailbox.id, key, now, now + timedelta(days=days)
             )
             await uow.commit()
         if not claimed:
             log.info(
-                "no auto-reply from %s to message %s: answered within %d days",
+                "no auto-reply from %s to message %s: answered meanwhile",
                 mailbox.address,
                 message.transaction_id,
-                days,
             )
             return
         await self._mail.queue(

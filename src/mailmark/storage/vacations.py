@@ -27,6 +27,13 @@ class SqlVacations(Repository):
         if not updated.rowcount:
             await self._conn.execute(vacations.insert().values(**values))
 
+    async def silent_until(self, mailbox_id: int, key: str) -> datetime | None:
+        query = sa.select(vacation_replies.c.until).where(
+            vacation_replies.c.mailbox_id == mailbox_id, vacation_replies.c.key == key
+        )
+        until: datetime | None = (await self._conn.execute(query)).scalar_one_or_none()
+        return until
+
     async def claim_reply(self, mailbox_id: int, key: str, now: datetime, until: datetime) -> bool:
         # Each statement is atomic on its own: of two deliveries racing for the same sender,
         # only one renews an expired row or inserts the missing one.
