@@ -4,6 +4,7 @@ as a delivery rule, and the reply the responder queues (HTML sanitised, a text a
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -221,3 +222,12 @@ async def test_a_suppressed_sender_is_not_answered(services: Services, world: Wo
         await uow.commit()
     await services.auto_replies.respond(inbound(), world.sales, AWAY)
     assert await queued_emails(services) == []
+
+
+async def test_two_deliveries_at_once_answer_a_sender_once(
+    services: Services, world: World
+) -> None:
+    await asyncio.gather(
+        *(services.auto_replies.respond(inbound(), world.sales, AWAY) for _ in range(4))
+    )
+    assert len(await queued_emails(services)) == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
@@ -22,7 +23,7 @@ from mailmark.core.addresses import verp_address
 from mailmark.core.domains import DomainService
 from mailmark.core.errors import Conflict, HeaderInjection
 from mailmark.core.model import Account, Domain, OutboundMessage
-from mailmark.core.ports import BlobStore, Clock, UnitOfWorkFactory
+from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.queue import OutboundQueue, QueuedMessage
 from mailmark.core.sending import new_token
 from mailmark.core.states import AccountStatus
@@ -102,14 +103,20 @@ class SystemMail:
         message_id: str,
         recipient: str,
         source: str,
-    ) -> None:
+        condition: Callable[[UnitOfWork], Awaitable[bool]] | None = None,
+    ) -> bool:
         """Queue a built message for one recipient: signed with the domain's DKIM key, retried,
         but with no Sent copy and no bounce notice to a mailbox (there is no person who wrote
-        it). Committed when this returns."""
+        it). Committed when this returns True. `condition`, checked first in the same
+        transaction, may decline: then nothing is queued and this returns False."""
         now = self._clock.now()
         key, created = await self._blobs.put(raw)
         try:
             async with self._uow() as uow:
+                if condition is not None and not await condition(uow):
+                    if created:
+                        await self._blobs.delete(key)
+                    return False
                 outbound = await uow.outbound.add(
                     OutboundMessage(
                         account_id=account_id,
@@ -134,6 +141,7 @@ class SystemMail:
                 await self._blobs.delete(key)
             raise
         self._queue.kick()
+        return True
 
     async def _sender_domain(self) -> Domain:
         """The host name's domain, added (with DKIM keys, as any domain) on first use."""

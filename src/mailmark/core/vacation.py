@@ -34,7 +34,7 @@ from mailmark.core.dispositions import AutoReply, Disposition, InboundMessage
 from mailmark.core.errors import InvalidInput
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.model import Mailbox, VacationSettings
-from mailmark.core.ports import Clock, HtmlSanitizer, UnitOfWorkFactory
+from mailmark.core.ports import Clock, HtmlSanitizer, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.sending import new_token
 from mailmark.core.states import SpecialFolder
 from mailmark.core.system_mail import SystemMail
@@ -392,7 +392,8 @@ class Responder:
         self._sanitizer = sanitizer
 
     async def respond(self, message: InboundMessage, mailbox: Mailbox, reply: AutoReply) -> None:
-        assert mailbox.id is not None
+        mailbox_id = mailbox.id
+        assert mailbox_id is not None
         reason = refusal(message, mailbox, reply)
         if reason is not None:
             log.info(
@@ -408,7 +409,7 @@ class Responder:
         # Most messages on a busy responder come from senders already answered: a read decides
         # that without a write transaction (the claim below settles any race).
         async with self._uow(read_only=True) as uow:
-            until = await uow.vacations.silent_until(mailbox.id, key)
+            until = await uow.vacations.silent_until(mailbox_id, key)
             suppressed = await uow.suppressions.find(mailbox.domain_id, [sender.lower()])
         if suppressed:
             log.info("no auto-reply from %s: %s is suppressed", mailbox.address, sender)
@@ -422,20 +423,13 @@ class Responder:
             return
         raw, subject, message_id, from_address = self._build(message, mailbox, reply, sender)
         days = min(max(reply.days, MIN_DAYS), MAX_DAYS)
-        async with self._uow() as uow:
+
+        async def claim(uow: UnitOfWork) -> bool:
+            """The once-per-sender memory, in the transaction that queues the reply."""
             await uow.vacations.prune_replies(now)
-            claimed = await uow.vacations.claim_reply(
-                mailbox.id, key, now, now + timedelta(days=days)
-            )
-            await uow.commit()
-        if not claimed:
-            log.info(
-                "no auto-reply from %s to message %s: answered meanwhile",
-                mailbox.address,
-                message.transaction_id,
-            )
-            return
-        await self._mail.queue(
+            return await uow.vacations.claim_reply(mailbox_id, key, now, now + timedelta(days=days))
+
+        queued = await self._mail.queue(
             raw,
             account_id=mailbox.account_id,
             domain_id=mailbox.domain_id,
@@ -446,7 +440,14 @@ class Responder:
             message_id=message_id,
             recipient=sender,
             source="auto-reply",
+            condition=claim,
         )
+        if not queued:
+            log.info(
+                "no auto-reply from %s to message %s: answered meanwhile",
+                mailbox.address,
+                message.transaction_id,
+            )
 
     def _build(
         self, message: InboundMessage, mailbox: Mailbox, reply: AutoReply, sender: str
