@@ -3,8 +3,9 @@
     cd /work/main && .venv/bin/python bench/vacation.py [--messages N]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
-In one process, on a fresh data dir (SQLite with the default synchronous=FULL, or the given
-PostgreSQL database, whose tables are dropped afterwards), with the MX listener running:
+In one process, on a fresh data dir (SQLite with the default synchronous=FULL, or a new database
+on the PostgreSQL server that --database-url names, dropped afterwards), with the MX listener
+running:
 
 1. the MX path: N messages sent one after another over one SMTP connection to a mailbox whose
    responder is off (the baseline), on and answering one sender again and again (after the first
@@ -36,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # for `tests.fakedns` when run as `python bench/vacation.py`
 
+from bench.smtp_in import fresh_database
 from mailmark.bootstrap import Services, build_services, start_listeners
 from mailmark.config import Settings
 from mailmark.core.dispositions import Disposition, InboundMessage
@@ -168,7 +170,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
-    asyncio.run(bench(args.messages, args.database_url))
+    with fresh_database(args.database_url or "") as database_url:
+        asyncio.run(bench(args.messages, database_url or None))
     return 0
 
 
