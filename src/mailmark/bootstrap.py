@@ -57,6 +57,7 @@ from mailmark.core.srs import Srs
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
 from mailmark.core.tracking import OpenTracking
+from mailmark.core.vacation import Responder, VacationRule, VacationService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.core.webmail import ImageSigner, WebmailService
 from mailmark.core.webmail_compose import WebmailCompose
@@ -155,6 +156,8 @@ class Services:
     relays: RelayService
     forwarding: ForwardingService
     forwarder: Forwarder
+    vacation: VacationService
+    auto_replies: Responder
     # Inbound spam filtering (None: not configured), and the rspamd client behind it, if any.
     spam_filter: SpamFilter | None = None
     rspamd: Rspamd | None = None
@@ -414,6 +417,8 @@ async def build_services(
         spam_filter=spam_filter,
         rspamd=rspamd,
         spam_learning=learning,
+        vacation=VacationService(uow, clock, mailboxes, Nh3Sanitizer()),
+        auto_replies=Responder(uow, clock, system_mail, Nh3Sanitizer()),
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
@@ -564,8 +569,13 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         clock=services.clock,
         hostname=settings.hostname,
         aggregate_reports=services.reports,
-        rules=[ForwardingRule(services.uow, services.clock)],
+        # In order (issue 15): the mailbox's filters, its vacation responder, its forwarding.
+        rules=[
+            VacationRule(services.uow, services.clock),
+            ForwardingRule(services.uow, services.clock),
+        ],
         redirector=services.forwarder,
+        responder=services.auto_replies,
         returns=services.forwarder,
         spam=services.spam_filter,
     )
@@ -760,6 +770,7 @@ def app_services(services: Services) -> AppServices:
         relays=services.relays,
         forwarding=services.forwarding,
         aliases=services.aliases,
+        vacation=services.vacation,
     )
 
 

@@ -22,6 +22,7 @@ from mailmark.core.model import Alias, ApiKey, Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
 from mailmark.core.relays import RelayChoice, RelaySetting, RelayTls
 from mailmark.core.states import DeliveryStatus
+from mailmark.core.vacation import VacationChange, describe
 from mailmark.dns_tools.record_set import record_json, zone_fragment
 from mailmark.startup import StartupError
 
@@ -159,6 +160,22 @@ def _parser() -> argparse.ArgumentParser:
     forward.add_argument(
         "--no-keep", action="store_true", help="keep no copy in the mailbox (default: keep one)"
     )
+    vacation = mailbox.add_parser(
+        "vacation",
+        help="show or set the vacation responder (changes only what is given)",
+    )
+    vacation.add_argument("address", metavar="LOCAL@DOMAIN")
+    switch = vacation.add_mutually_exclusive_group()
+    switch.add_argument("--on", dest="enabled", action="store_const", const=True)
+    switch.add_argument("--off", dest="enabled", action="store_const", const=False)
+    vacation.add_argument("--subject", help="default: Auto: and the original subject")
+    vacation.add_argument("--body-file", help="the message, from this file ('-' reads stdin)")
+    vacation.add_argument("--html", action="store_true", help="the message file is HTML")
+    vacation.add_argument("--start", help="first day, 2027-07-01 or 2027-07-01T09:00")
+    vacation.add_argument("--end", help="last day, 2027-07-14 (the whole day) or a time")
+    vacation.add_argument("--no-dates", action="store_true", help="on until turned off")
+    vacation.add_argument("--time-zone", help="the zone of the dates, e.g. Europe/Paris")
+    vacation.add_argument("--days", type=int, help="reply once every N days to a sender")
 
     queue = commands.add_parser(
         "queue", help="inspect and steer the outbound queue"
@@ -451,6 +468,61 @@ async def _mailbox_list(services: Services, args: argparse.Namespace) -> tuple[s
     return "\n".join(lines) or "No mailboxes.", [_mailbox_json(m) for m in mailboxes]
 
 
+async def _mailbox_vacation(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    view = await services.vacation.get(args.address)
+    current = view.settings
+    wants_change = args.enabled is not None or any(
+        value is not None
+        for value in (args.subject, args.body_file, args.start, args.end, args.time_zone, args.days)
+    )
+    if wants_change or args.no_dates:
+        body, body_format = current.body, current.body_format
+        if args.body_file is not None:
+            body = _read_text(args.body_file)
+            body_format = "html" if args.html else "text"
+        view = await services.vacation.set(
+            args.address,
+            VacationChange(
+                enabled=current.enabled if args.enabled is None else args.enabled,
+                body=body,
+                subject=current.subject if args.subject is None else args.subject,
+                body_format=body_format,
+                days=current.days if args.days is None else args.days,
+                time_zone=args.time_zone or current.time_zone,
+                # Kept dates carry their offset, so a new time zone does not move them.
+                starts=None if args.no_dates else args.start or _iso(current.starts_at),
+                ends=None if args.no_dates else args.end or _iso(current.ends_at),
+            ),
+        )
+    text = "\n".join(f"{label}: {value}" for label, value in describe(view))
+    settings = view.settings
+    data = {
+        "enabled": settings.enabled,
+        "active": view.active,
+        "subject": settings.subject,
+        "body": settings.body,
+        "bodyFormat": settings.body_format,
+        "days": settings.days,
+        "timeZone": settings.time_zone,
+        "startsAt": view.local(settings.starts_at),
+        "endsAt": view.local(settings.ends_at),
+    }
+    return text, data
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _read_text(path: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"Cannot read the message from {path}: {error}") from None
+
+
 async def _mailbox_delete(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
     await services.mailboxes.delete(args.address)
     return f"Deleted mailbox {args.address.lower()} and all its mail", {"deleted": True}
@@ -699,6 +771,7 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("mailbox", "list"): _mailbox_list,
     ("mailbox", "delete"): _mailbox_delete,
     ("mailbox", "forward"): _mailbox_forward,
+    ("mailbox", "vacation"): _mailbox_vacation,
     ("queue", "list"): _queue_list,
     ("queue", "retry"): _queue_retry,
     ("queue", "delete"): _queue_delete,

@@ -431,6 +431,23 @@ def cases() -> dict[tuple[str, str], list[Case]]:
                 lambda c, p, s: c.get(f"/api/mailboxes/{SUPPORT}/connection"), 200, member=404
             ),
         ],
+        ("GET", "/api/mailboxes/{address:str}/vacation"): [
+            everyone(lambda c, p, s: c.get(f"/api/mailboxes/{SALES}/vacation"), 200),
+            everyone(lambda c, p, s: c.get(f"/api/mailboxes/{SUPPORT}/vacation"), 200, member=404),
+        ],
+        ("PUT", "/api/mailboxes/{address:str}/vacation"): [
+            everyone(
+                lambda c, p, s: c.put(f"/api/mailboxes/{SALES}/vacation", json={"enabled": False}),
+                200,
+            ),
+            everyone(
+                lambda c, p, s: c.put(
+                    f"/api/mailboxes/{SUPPORT}/vacation", json={"enabled": False}
+                ),
+                200,
+                member=404,
+            ),
+        ],
         # --- webmail (read side)
         ("GET", "/api/mail/mailboxes"): [
             everyone(lambda c, p, s: c.get("/api/mail/mailboxes"), 200, other=200)

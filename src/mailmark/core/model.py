@@ -166,6 +166,22 @@ class Alias:
 
 
 @dataclass(frozen=True)
+class VacationSettings:
+    """A mailbox's vacation responder: the answer it sends while it is on and within its dates."""
+
+    mailbox_id: int
+    enabled: bool
+    subject: str  # "" answers "Auto: <the original subject>" (RFC 3834 §3.1.5)
+    body: str
+    body_format: str  # "text" | "html" (sanitised when saved)
+    days: int  # answer each sender at most once in this many days (RFC 5230 §4.1)
+    time_zone: str  # the IANA zone the owner gave the dates in
+    starts_at: datetime | None  # inclusive; None: from when it is turned on
+    ends_at: datetime | None  # exclusive; None: until it is turned off
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class Folder:
     mailbox_id: int
     name: str

@@ -49,6 +49,7 @@ from mailmark.core.model import (
     Upload,
     User,
     UserSession,
+    VacationSettings,
     Webhook,
     WebhookDeliveryState,
     WebhookOutcome,
@@ -890,6 +891,30 @@ class ComposeRepository(Protocol):
         ...
 
 
+class VacationRepository(Protocol):
+    async def get(self, mailbox_id: int) -> VacationSettings | None: ...
+
+    async def put(self, settings: VacationSettings) -> None:
+        """Store the mailbox's settings, replacing what it had."""
+        ...
+
+    async def silent_until(self, mailbox_id: int, key: str) -> datetime | None:
+        """Until when the mailbox stays silent to `key`; None if it never answered it."""
+        ...
+
+    async def claim_reply(self, mailbox_id: int, key: str, now: datetime, until: datetime) -> bool:
+        """True, and silent to `key` until `until`, unless the mailbox already is at `now`."""
+        ...
+
+    async def prune_replies(self, now: datetime) -> int:
+        """Forget every silence that has ended; the number forgotten."""
+        ...
+
+    async def count_replies(self, mailbox_id: int) -> int:
+        """How many senders the mailbox remembers answering."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository. `async with uow:` then `await uow.commit()` once."""
 
@@ -951,6 +976,8 @@ class UnitOfWork(Protocol):
     def forwarding(self) -> ForwardingRepository: ...
     @property
     def aliases(self) -> AliasRepository: ...
+    @property
+    def vacations(self) -> VacationRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...

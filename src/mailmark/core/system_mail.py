@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
@@ -22,7 +23,7 @@ from mailmark.core.addresses import verp_address
 from mailmark.core.domains import DomainService
 from mailmark.core.errors import Conflict, HeaderInjection
 from mailmark.core.model import Account, Domain, OutboundMessage
-from mailmark.core.ports import BlobStore, Clock, UnitOfWorkFactory
+from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.queue import OutboundQueue, QueuedMessage
 from mailmark.core.sending import new_token
 from mailmark.core.states import AccountStatus
@@ -73,37 +74,74 @@ class SystemMail:
         # RFC 3834 §5: automatic mail; auto-responders should not answer it.
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(text)
-        raw = message.as_bytes()
         domain = await self._sender_domain()
         assert domain.id is not None
-        key, created = await self._blobs.put(raw)
         token = new_token()
+        await self.queue(
+            message.as_bytes(),
+            account_id=domain.account_id,
+            domain_id=domain.id,
+            envelope_from=verp_address(token, self._hostname),
+            token=token,
+            from_addr=self.sender,
+            subject=subject,
+            message_id=message_id.strip("<>"),
+            recipient=to,
+            source="system",
+        )
+
+    async def queue(
+        self,
+        raw: bytes,
+        *,
+        account_id: int,
+        domain_id: int,
+        envelope_from: str,
+        token: str,
+        from_addr: str,
+        subject: str,
+        message_id: str,
+        recipient: str,
+        source: str,
+        condition: Callable[[UnitOfWork], Awaitable[bool]] | None = None,
+    ) -> bool:
+        """Queue a built message for one recipient: signed with the domain's DKIM key, retried,
+        but with no Sent copy and no bounce notice to a mailbox (there is no person who wrote
+        it). Committed when this returns True. `condition`, checked first in the same
+        transaction, may decline: then nothing is queued and this returns False."""
+        now = self._clock.now()
+        key, created = await self._blobs.put(raw)
         try:
             async with self._uow() as uow:
+                if condition is not None and not await condition(uow):
+                    if created:
+                        await self._blobs.delete(key)
+                    return False
                 outbound = await uow.outbound.add(
                     OutboundMessage(
-                        account_id=domain.account_id,
-                        domain_id=domain.id,
+                        account_id=account_id,
+                        domain_id=domain_id,
                         mailbox_id=None,
                         blob_key=key,
                         size=len(raw),
-                        envelope_from=verp_address(token, self._hostname),
+                        envelope_from=envelope_from,
                         token=token,
-                        from_addr=self.sender,
+                        from_addr=from_addr,
                         subject=subject,
-                        message_id_header=message_id.strip("<>"),
-                        source="system",
+                        message_id_header=message_id,
+                        source=source,
                         created_at=now,
                     )
                 )
                 assert outbound.id is not None
-                await self._queue.enqueue(uow, [QueuedMessage(outbound.id, [to])], now)
+                await self._queue.enqueue(uow, [QueuedMessage(outbound.id, [recipient])], now)
                 await uow.commit()
         except BaseException:
             if created:
                 await self._blobs.delete(key)
             raise
         self._queue.kick()
+        return True
 
     async def _sender_domain(self) -> Domain:
         """The host name's domain, added (with DKIM keys, as any domain) on first use."""

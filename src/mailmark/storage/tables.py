@@ -726,3 +726,31 @@ mailbox_forwarding = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.PrimaryKeyConstraint("mailbox_id"),
 )
+# A mailbox's vacation responder (core.vacation); at most one per mailbox.
+vacations = sa.Table(
+    "vacations",
+    metadata,
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("subject", sa.String(998), nullable=False),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("body_format", sa.String(10), nullable=False),
+    sa.Column("days", sa.Integer(), nullable=False),
+    sa.Column("time_zone", sa.String(64), nullable=False),
+    sa.Column("starts_at", UtcDateTime()),
+    sa.Column("ends_at", UtcDateTime()),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("mailbox_id"),
+)
+
+# Who each mailbox auto-replied to, until when it stays silent to them (RFC 5230 §4.1): the key
+# is a SHA-256 of the reply's handle and the sender, so no address is kept in the clear.
+vacation_replies = sa.Table(
+    "vacation_replies",
+    metadata,
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("until", UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("mailbox_id", "key"),
+    sa.Index("ix_vacation_replies_until", "until"),
+)

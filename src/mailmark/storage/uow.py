@@ -33,6 +33,7 @@ from mailmark.storage.sent_emails import SqlSentEmails
 from mailmark.storage.sessions import SqlSessions
 from mailmark.storage.suppressions import SqlSuppressions
 from mailmark.storage.users import SqlUsers
+from mailmark.storage.vacations import SqlVacations
 from mailmark.storage.webhook_deliveries import SqlWebhookDeliveries
 from mailmark.storage.webhooks import SqlWebhooks
 from mailmark.storage.webmail_compose import SqlCompose
@@ -69,6 +70,7 @@ class SqlUnitOfWork:
     reports: SqlReports
     relays: SqlRelays
     aliases: SqlAliases
+    vacations: SqlVacations
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -120,6 +122,7 @@ class SqlUnitOfWork:
         self.relays = SqlRelays(conn, dialect)
         self.forwarding = SqlForwarding(conn, dialect)
         self.aliases = SqlAliases(conn, dialect)
+        self.vacations = SqlVacations(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

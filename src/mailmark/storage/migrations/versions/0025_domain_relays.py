@@ -2,7 +2,7 @@
 "direct" although the installation relays.
 
 Revision ID: 0025
-Revises: 0021
+Revises: 0023
 Create Date: 2026-12-06 04:40:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0025"
-down_revision = "0021"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

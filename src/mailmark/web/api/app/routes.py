@@ -17,6 +17,7 @@ from mailmark.core.oidc import OidcSignIn
 from mailmark.core.relays import RelayService
 from mailmark.core.reports import ReportService
 from mailmark.core.team import TeamService
+from mailmark.core.vacation import VacationService
 from mailmark.core.webhooks import WebhookService
 from mailmark.core.webmail import WebmailService
 from mailmark.core.webmail_compose import WebmailCompose
@@ -34,6 +35,7 @@ from mailmark.web.api.app.relays import RelayController
 from mailmark.web.api.app.reports import ReportController
 from mailmark.web.api.app.session import api_guard, current_viewer
 from mailmark.web.api.app.team import InvitationController, TeamController
+from mailmark.web.api.app.vacation import VacationController
 from mailmark.web.image_proxy import ImageProxy
 
 
@@ -63,6 +65,8 @@ class AppServices:
     forwarding: ForwardingService | None = None
     # Aliases and catch-all mailboxes of the account's domains.
     aliases: AliasService | None = None
+    # Mailboxes' vacation responders (none: their routes are not served).
+    vacation: VacationService | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -84,6 +88,8 @@ def api_router(services: AppServices) -> Router:
         handlers.append(RelayController)
     if services.aliases is not None:
         handlers.append(AliasController)
+    if services.vacation is not None:
+        handlers.append(VacationController)
     if services.oidc is not None:
         handlers.append(OidcController)
     if services.webmail is not None:
@@ -112,6 +118,7 @@ def api_router(services: AppServices) -> Router:
                 lambda: services.forwarding, use_cache=True, sync_to_thread=False
             ),
             "aliases": Provide(lambda: services.aliases, use_cache=True, sync_to_thread=False),
+            "vacation": Provide(lambda: services.vacation, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
             "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),

@@ -16,6 +16,7 @@ import { ConnectionCard } from "./ConnectionCard";
 import { ForwardingCard } from "./ForwardingCard";
 import { PasswordCard } from "./PasswordCard";
 import { SignatureCard } from "./SignatureCard";
+import { VacationCard } from "./VacationCard";
 
 export default function MailboxPage() {
   const { address = "" } = useParams();
@@ -71,6 +72,7 @@ function MailboxView({
         <DisplayNameCard mailbox={mailbox} onSaved={replace} />
         <SignatureCard mailbox={mailbox} onSaved={replace} />
         <ForwardingCard mailbox={mailbox} />
+        <VacationCard address={mailbox.address} />
         <PasswordCard mailbox={mailbox} onChanged={() => void reload()} />
         <ConnectionCard address={mailbox.address} />
         {canManage ? (
