@@ -241,7 +241,7 @@ async def build_services(
     throttle = LoginThrottle(clock)
     domains = DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs)
     system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
-    accounts = AccountService(uow, clock, passwords_service)
+    accounts = AccountService(uow, clock, passwords_service, wake_queue=queue.kick)
     # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
     mailstore = MailStore(
         uow,

@@ -6,6 +6,15 @@ Workers (smtp_out) lease due rows, deliver them and hand the replies back to `re
 each into a transition (delivered, deferred, bounced) with an event, and for bounces a suppression
 and one RFC 3464 report in the sender's INBOX — all in one transaction per batch. Mail for domains
 hosted here never leaves the machine: `deliver_locally` files it through the inbound path.
+
+Quotas are checked when mail is accepted, and once more when a row becomes due: the account may
+have been paused, or its plan lowered below what it sent this month, since. Then the row is held
+(status `held`, the product's text as its last reply, its attempt not counted) and looked at again
+every HOLD_RECHECK, at once when the account is resumed or its plan changed, and at the start of the
+next month, when the quota resets. It is sent as soon as the account may send again, or bounced
+with a DSN to the sender once its queue lifetime has passed: the same promise as for deferred mail,
+so a sender learns within days what became of a message, and a paused account's backlog never
+goes out weeks late, when a scheduled message has long lost its point.
 """
 
 from __future__ import annotations
@@ -24,11 +33,16 @@ from mailmark.core.events import record_events
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import copy_placements
 from mailmark.core.model import DeliveryOutcome, LeasedDelivery, NewDelivery
+from mailmark.core.plans import UNCOUNTED_PLANS, held_reason, month_start, next_month_start
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.smtp_reply import MAX_REPLY_TEXT, SmtpReply
 from mailmark.core.states import DeliveryStatus, EventType, SpecialFolder
 
 log = logging.getLogger(__name__)
+
+# How often a held row is looked at again when nothing released it (a plan changed on another
+# node or by billing); never later than the quota's monthly reset or the row's expiry.
+HOLD_RECHECK = timedelta(minutes=15)
 
 _TRANSITION_EVENTS = {
     DeliveryStatus.DELIVERED: EventType.DELIVERED,
@@ -123,12 +137,53 @@ class OutboundQueue:
         """Lease up to `limit` due deliveries for `lease_for`; a crashed owner's rows come back
         once their lease runs out."""
         now = self._clock.now()
+        expired: list[tuple[LeasedDelivery, SmtpReply]] = []
         async with self._uow() as uow:
             leased = await uow.deliveries.lease_due(owner, now, limit, now + lease_for)
-            moved = await self._file_as_sent(uow, leased)
+            blocked = await self._blocked_accounts(uow, leased, now)
+            if blocked:
+                holds: list[tuple[int, datetime, str]] = []
+                sendable: list[LeasedDelivery] = []
+                for delivery in leased:
+                    reason = blocked.get(delivery.account_id)
+                    if reason is None:
+                        sendable.append(delivery)
+                    elif delivery.expires_at <= now:
+                        expired.append((delivery, _expired_hold(reason)))
+                    else:
+                        look_again = min(
+                            now + HOLD_RECHECK, next_month_start(now), delivery.expires_at
+                        )
+                        holds.append((delivery.id, look_again, reason))
+                await uow.deliveries.hold(holds, now)
+                leased = sendable
+            moved = await self._file_as_sent(uow, [*leased, *(d for d, _ in expired)])
             await uow.commit()
         self._delivery.notify(moved)
+        if expired:
+            try:
+                await self.record(expired)
+            except Exception:  # they stay leased, and are given up again once the lease ends
+                log.exception("bouncing %d expired held deliveries failed", len(expired))
         return leased
+
+    @staticmethod
+    async def _blocked_accounts(
+        uow: UnitOfWork, leased: Sequence[LeasedDelivery], now: datetime
+    ) -> dict[int, str]:
+        """The accounts of the batch that may not send now, with why: one statement per batch,
+        which counts this month's mail only for accounts whose plan has a limit."""
+        if not leased:
+            return {}
+        states = await uow.accounts.sending_states(
+            sorted({d.account_id for d in leased}), month_start(now), UNCOUNTED_PLANS
+        )
+        blocked: dict[int, str] = {}
+        for account, sent in states:
+            reason = held_reason(account, sent, now)
+            if reason is not None and account.id is not None:
+                blocked[account.id] = reason
+        return blocked
 
     @staticmethod
     async def _file_as_sent(uow: UnitOfWork, leased: Sequence[LeasedDelivery]) -> list[int]:
@@ -239,6 +294,12 @@ class OutboundQueue:
             f"Received: by {self._hostname} (Mailmark) with LOCAL id q{leased.id}\r\n"
             f"\tfor <{leased.recipient}>; {format_datetime(self._clock.now())}\r\n"
         ).encode()
+
+
+def _expired_hold(reason: str) -> SmtpReply:
+    """The bounce of a row held until its queue lifetime ran out. RFC 3463 §3.8: X.7.0, a policy
+    status; not X.1.x, so the recipient is not suppressed."""
+    return SmtpReply(554, "5.7.0", f"Not sent before the queue lifetime ran out: {reason}")
 
 
 def _outcome(decision: _Decision, now: datetime) -> DeliveryOutcome:
