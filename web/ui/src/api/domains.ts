@@ -40,7 +40,7 @@ export type DomainDetail = {
   createdAt: string;
   lastCheckedAt: string | null;
   /** What deleting the domain deletes. */
-  contains: { mailboxes: number; messages: number; apiKeys: number; webhooks: number };
+  contains: { mailboxes: number; messages: number; apiKeys: number; webhooks: number; queued: number };
   records: DnsRecord[];
 };
 
