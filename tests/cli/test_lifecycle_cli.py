@@ -189,7 +189,14 @@ async def test_a_mailbox_is_edited(env: dict[str, str], tmp_path: Path, services
     secret.write_text("new-sales-pass-2\n")
     changed, nothing, unknown, short = await asyncio.gather(
         run_in(
-            env, tmp_path, "mailbox", "edit", "sales@acme.test", "--password-file", str(secret), "--json"
+            env,
+            tmp_path,
+            "mailbox",
+            "edit",
+            "sales@acme.test",
+            "--password-file",
+            str(secret),
+            "--json",
         ),
         run_in(env, tmp_path, "mailbox", "edit", "sales@acme.test"),
         run_in(env, tmp_path, "mailbox", "edit", "nobody@acme.test", "--display-name", "X"),

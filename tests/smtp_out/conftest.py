@@ -14,7 +14,6 @@ from mailmark.config import Settings
 from mailmark.smtp_out.worker import OutboundWorker
 from tests.fakedns import FakeDns
 from tests.support.clock import SettableClock
-from tests.support.clock import SettableClock
 from tests.support.smtp_sink import AiosmtpdSink
 from tests.support.world import World
 from tests.web.api.conftest import client

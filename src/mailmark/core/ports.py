@@ -155,10 +155,14 @@ class AccountRepository(Protocol):
         ...
 
     async def sending_states(
-        self, account_ids: Sequence[int], since: datetime, uncounted_plans: Sequence[str]
+        self,
+        account_ids: Sequence[int],
+        since: datetime,
+        count_ids: Collection[int],
+        uncounted_plans: Sequence[str],
     ) -> list[tuple[Account, int | None]]:
-        """The accounts with the emails each sent since `since`, in one statement; None for an
-        active account on one of `uncounted_plans` (no monthly limit: nothing to count)."""
+        """The accounts, each with the emails it sent since `since` when it is in `count_ids`
+        and not an active account on one of `uncounted_plans` (else None), in one statement."""
         ...
 
     async def lock(self, account_id: int) -> None:

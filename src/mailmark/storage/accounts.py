@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict
 from datetime import datetime
 
@@ -74,14 +74,19 @@ class SqlAccounts(Repository):
         return found
 
     async def sending_states(
-        self, account_ids: Sequence[int], since: datetime, uncounted_plans: Sequence[str]
+        self,
+        account_ids: Sequence[int],
+        since: datetime,
+        count_ids: Collection[int],
+        uncounted_plans: Sequence[str],
     ) -> list[tuple[Account, int | None]]:
-        # One statement for a whole batch. An active account on a plan without a monthly limit
-        # is not counted: the CASE never evaluates its subquery.
+        # One statement for a whole batch. The CASE never evaluates its subquery for an account
+        # the caller does not ask to count, nor for an active one on a plan without a limit.
         unlimited = sa.and_(
             accounts.c.status == AccountStatus.ACTIVE, accounts.c.plan.in_(list(uncounted_plans))
         )
-        sent = sa.case((unlimited, sa.null()), else_=_recipients_since(since))
+        counted = accounts.c.id.in_(sorted(count_ids)) if count_ids else sa.false()
+        sent = sa.case((unlimited, sa.null()), (counted, _recipients_since(since)), else_=sa.null())
         found: list[tuple[Account, int | None]] = []
         for chunk in chunks(sorted(set(account_ids))):
             query = sa.select(*accounts.c, sent.label("sent")).where(accounts.c.id.in_(chunk))
