@@ -5,8 +5,8 @@
 
 Before the worker sends a leased batch, OutboundQueue.lease_due reads the batch's accounts (is one
 paused? over its plan's monthly limit?) in one statement, which counts this month's mail only for
-accounts whose plan has a limit. This measures `lease_due` of `--batch` due rows, `--batches` times, for an account that has
-already sent `--sent` emails this month, without the check (the storage lease alone, as before it)
+accounts whose plan has a limit. This measures `lease_due` of `--batch` due rows, `--batches`
+times, for an account that has already sent `--sent` emails this month, without the check (the storage lease alone, as before it)
 and with it, by turns so the machine's load weighs on both alike: on the Unlimited plan (nothing to
 count) and on Business (its month counted, that count reused for a minute). Then the check's
 statement alone, with and without the count of the month.
