@@ -162,11 +162,8 @@ async def measure_leases(services: Services, batches: int, batch: int) -> dict[s
     return timings
 
 
-async def run(args: argparse.Namespace) -> None:
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        fresh_database(args.database_url) as database_url,
-    ):
+async def run(args: argparse.Namespace, database_url: str) -> None:
+    with tempfile.TemporaryDirectory() as workdir:
         settings = Settings(
             data_dir=Path(workdir) / "data",
             database_url=database_url,
@@ -217,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=50)
     parser.add_argument("--batch", type=int, default=100, help="rows per lease (the worker's)")
     parser.add_argument("--database-url", default="", help="a PostgreSQL server to use instead")
-    asyncio.run(run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    # Made and dropped outside the benchmark's event loop (it runs its own).
+    with fresh_database(args.database_url) as database_url:
+        asyncio.run(run(args, database_url))
     return 0
 
 
