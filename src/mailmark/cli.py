@@ -144,10 +144,12 @@ def _parser() -> argparse.ArgumentParser:
         "--status", choices=list(DeliveryStatus), help="only deliveries in this state"
     )
     qlist.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    retry = queue.add_parser("retry", help="attempt deferred deliveries now")
+    retry = queue.add_parser(
+        "retry", help="attempt deferred deliveries now (held ones: check their account again)"
+    )
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("id", type=int, nargs="?", help="the delivery to retry")
-    which.add_argument("--all", action="store_true", help="every deferred delivery")
+    which.add_argument("--all", action="store_true", help="every deferred or held delivery")
     qdelete = queue.add_parser("delete", help="remove a delivery from the queue")
     qdelete.add_argument("id", type=int)
 
