@@ -15,7 +15,7 @@ from typing import Any
 
 from mailmark.bootstrap import Services, build_services, serve, serve_http, setup_url
 from mailmark.config import Settings, SettingsError, load_settings
-from mailmark.core.accounts import AccountOverview
+from mailmark.core.accounts import PLAN_LABELS, AccountOverview
 from mailmark.core.aggregate_reports import ReportOverview, SourceSummary
 from mailmark.core.domains import ReturnPath, return_path_checks
 from mailmark.core.errors import InvalidInput, MailmarkError
@@ -233,6 +233,8 @@ def _account_json(overview: AccountOverview) -> dict[str, Any]:
         "id": overview.account.id,
         "name": overview.account.name,
         "status": overview.status,
+        # The plan chosen; `plan` has the limits that apply now (Starter's on a trial or a pause).
+        "accountPlan": overview.account.plan,
         "plan": {
             "name": plan.name,
             "label": overview.plan_label,
@@ -264,8 +266,9 @@ def _account_text(overview: AccountOverview) -> list[str]:
     status = overview.status
     if overview.trial_days_left is not None:
         status += f" ({overview.trial_days_left} days left)"
+    chosen = PLAN_LABELS.get(overview.account.plan, overview.account.plan)
     lines = [
-        f"{overview.account.name:24} {overview.plan_label:10} {status:20} "
+        f"{overview.account.name:24} {chosen:10} {status:20} "
         f"domains {_of(usage.domains, plan.domains)}, "
         f"mailboxes {_of(usage.mailboxes, plan.mailboxes)}, "
         f"emails this month {_of(usage.emails_this_month, plan.emails_per_month)}"

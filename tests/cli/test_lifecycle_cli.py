@@ -92,6 +92,8 @@ async def test_accounts_are_listed_and_put_on_plans_paused_and_resumed(
     )
     paused = await run_in(env, tmp_path, "account", "pause", "acme", "--json")
     assert (data(paused)["status"], data(paused)["notices"][0]) == ("paused", PAUSED_TEXT)
+    # The plan chosen stays; Starter's limits apply meanwhile.
+    assert (data(paused)["accountPlan"], data(paused)["plan"]["name"]) == ("pro", "starter")
     # A paused account accepts nothing for sending.
     sales = await services.mailboxes.get("sales@acme.test")
     with pytest.raises(Exception, match="paused") as refused:

@@ -8,13 +8,20 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from mailmark.bootstrap import Services
-from mailmark.core.plans import PAUSED_TEXT
+from mailmark.core.plans import PAUSED_TEXT, TRIAL_ENDED_TEXT, TRIAL_LENGTH
 from mailmark.core.states import DeliveryStatus
+from tests.support.clock import SettableClock
 
 LEASE = timedelta(minutes=5)
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock()
 
 
 @contextmanager
@@ -33,7 +40,7 @@ def counted_statements(services: Services) -> Iterator[list[str]]:
         sa.event.remove(engine, "before_cursor_execute", record)
 
 
-async def add_sender(services: Services, name: str, plan: str, emails: int) -> None:
+async def add_sender(services: Services, name: str, plan: str | None, emails: int) -> None:
     """An account with a domain and a mailbox that has sent `emails` messages to remote.test."""
     await services.accounts.create(
         name, owner_email=f"owner@{name}.test", password="owner-pass-1", plan=plan
@@ -89,3 +96,27 @@ async def test_held_rows_cost_one_more_statement_and_keep_their_attempts(
     # Not due again before the next look at their accounts.
     again, _ = await lease_all(services)
     assert again == 0
+
+
+async def test_a_lapsed_trials_mail_is_held_until_a_plan_is_chosen(
+    services: Services, clock: SettableClock
+) -> None:
+    await add_sender(services, "trial", None, 0)
+    sales = await services.mailboxes.get("sales@trial.test")
+    await services.sending.submit(
+        mailbox=sales,
+        to=["ann@remote.test"],
+        subject="S",
+        text="x",
+        scheduled_at=clock.now() + TRIAL_LENGTH,
+    )
+    clock.advance(TRIAL_LENGTH)
+
+    assert (await lease_all(services))[0] == 0
+    [held] = await services.queue_admin.list(DeliveryStatus.HELD)
+    assert held.last_reply == TRIAL_ENDED_TEXT
+
+    overview, released = await services.accounts.change_plan("trial", "starter")
+
+    assert (overview.status, released) == ("active", 1)
+    assert (await lease_all(services))[0] == 1
