@@ -299,11 +299,11 @@ async def build_services(
     throttle = LoginThrottle(clock)
     domains = DomainService(uow, clock, DkimKeyFactory(), domain_dns, blobs)
     system_mail = SystemMail(uow, blobs, clock, queue, domains, hostname=settings.hostname)
-    accounts = AccountService(uow, clock, passwords_service)
     resolver = DnsResolver(settings.dns_nameservers or None)
     rspamd = rspamd_client(settings, resolver)
     spam_filter = spam_filters(settings, resolver, rspamd)
     learning = SpamLearning(rspamd) if rspamd is not None and rspamd.trains else None
+    accounts = AccountService(uow, clock, passwords_service, wake_queue=queue.kick)
     # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
     mailstore = MailStore(
         uow,

@@ -15,11 +15,13 @@ from typing import Any
 
 from mailmark.bootstrap import Services, build_services, serve, serve_http, setup_url
 from mailmark.config import Settings, SettingsError, load_settings
+from mailmark.core.accounts import PLAN_LABELS, AccountOverview
 from mailmark.core.aggregate_reports import ReportOverview, SourceSummary
 from mailmark.core.domains import ReturnPath, return_path_checks
 from mailmark.core.errors import InvalidInput, MailmarkError
 from mailmark.core.model import Alias, ApiKey, Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
+from mailmark.core.ports import DomainContents
 from mailmark.core.relays import RelayChoice, RelaySetting, RelayTls
 from mailmark.core.states import DeliveryStatus
 from mailmark.core.vacation import VacationChange, describe
@@ -72,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--owner", required=True, metavar="EMAIL")
     create.add_argument("--password", required=True, help="the owner's password ('-' reads stdin)")
     create.add_argument("--plan", choices=list(PLANS), default="unlimited")
+    account.add_parser("list", help="list accounts with their plan, status and usage")
+    plan = account.add_parser(
+        "plan", help="put an account on a plan (ends a trial or a pause; releases held mail)"
+    )
+    plan.add_argument("name")
+    plan.add_argument("plan", choices=list(PLANS))
+    account.add_parser(
+        "pause", help="pause an account: nothing more is sent; its due mail is held"
+    ).add_argument("name")
+    account.add_parser(
+        "resume", help="resume a paused account and send its held mail"
+    ).add_argument("name")
 
     domain = commands.add_parser("domain", help="manage domains").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -135,6 +149,17 @@ def _parser() -> argparse.ArgumentParser:
     alias.add_parser("remove", help="remove an alias (its mailboxes keep their mail)").add_argument(
         "address", metavar="LOCAL@DOMAIN"
     )
+    dlist = domain.add_parser("list", help="list domains with their account and mailboxes")
+    dlist.add_argument("--account", metavar="NAME", help="only this account's domains")
+    dremove = domain.add_parser(
+        "remove",
+        help="remove a domain with its mailboxes and their mail, queued mail, DKIM keys, "
+        "API keys and webhooks",
+    )
+    dremove.add_argument("domain")
+    dremove.add_argument(
+        "--yes", action="store_true", help="really remove it (without: say what it holds)"
+    )
 
     mailbox = commands.add_parser("mailbox", help="manage mailboxes").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -144,6 +169,16 @@ def _parser() -> argparse.ArgumentParser:
     madd.add_argument("--display-name", default="")
     madd.add_argument("--signature", default="")
     madd.add_argument("--password", help="password for IMAP/SMTP ('-' reads stdin)")
+    medit = mailbox.add_parser("edit", help="change a mailbox's display name, signature, password")
+    medit.add_argument("address", metavar="LOCAL@DOMAIN")
+    medit.add_argument("--display-name")
+    medit.add_argument("--signature")
+    medit.add_argument("--signature-format", choices=["text", "html"])
+    secret = medit.add_mutually_exclusive_group()
+    secret.add_argument("--password", help="new password for IMAP/SMTP ('-' reads stdin)")
+    secret.add_argument(
+        "--password-file", type=Path, metavar="FILE", help="read the new password from FILE"
+    )
     mailbox.add_parser("list", help="list a domain's mailboxes").add_argument("domain")
     mailbox.add_parser("delete", help="delete a mailbox and all its mail").add_argument(
         "address", metavar="LOCAL@DOMAIN"
@@ -185,10 +220,12 @@ def _parser() -> argparse.ArgumentParser:
         "--status", choices=list(DeliveryStatus), help="only deliveries in this state"
     )
     qlist.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    retry = queue.add_parser("retry", help="attempt deferred deliveries now")
+    retry = queue.add_parser(
+        "retry", help="attempt deferred deliveries now (held ones: check their account again)"
+    )
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("id", type=int, nargs="?", help="the delivery to retry")
-    which.add_argument("--all", action="store_true", help="every deferred delivery")
+    which.add_argument("--all", action="store_true", help="every deferred or held delivery")
     qdelete = queue.add_parser("delete", help="remove a delivery from the queue")
     qdelete.add_argument("id", type=int)
 
@@ -220,7 +257,7 @@ def _parser() -> argparse.ArgumentParser:
 
     for sub in (
         setup_link,
-        create,
+        *account.choices.values(),
         add,
         records,
         verify,
@@ -228,6 +265,8 @@ def _parser() -> argparse.ArgumentParser:
         relay,
         catch_all,
         *alias.choices.values(),
+        dlist,
+        dremove,
         *mailbox.choices.values(),
         *queue.choices.values(),
         *apikey.choices.values(),
@@ -319,6 +358,92 @@ async def _account_create(services: Services, args: argparse.Namespace) -> tuple
         "plan": account.plan,
         "status": account.status,
     }
+
+
+def _account_json(overview: AccountOverview) -> dict[str, Any]:
+    """The shape of GET /api/account's plan, status and usage."""
+    plan, usage = overview.plan, overview.usage
+    return {
+        "id": overview.account.id,
+        "name": overview.account.name,
+        "status": overview.status,
+        # The plan chosen; `plan` has the limits that apply now (Starter's on a trial or a pause).
+        "accountPlan": overview.account.plan,
+        "plan": {
+            "name": plan.name,
+            "label": overview.plan_label,
+            "domains": plan.domains,
+            "mailboxes": plan.mailboxes,
+            "emailsPerMonth": plan.emails_per_month,
+        },
+        "trialEndsAt": _when(overview.account.trial_ends_at),
+        "trialDaysLeft": overview.trial_days_left,
+        "usage": {
+            "domains": usage.domains,
+            "mailboxes": usage.mailboxes,
+            "emailsThisMonth": usage.emails_this_month,
+        },
+        "notices": list(overview.notices),
+    }
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _of(used: int, limit: int | None) -> str:
+    return f"{used}/{limit}" if limit is not None else f"{used}"
+
+
+def _account_text(overview: AccountOverview) -> list[str]:
+    plan, usage = overview.plan, overview.usage
+    status = overview.status
+    if overview.trial_days_left is not None:
+        status += f" ({overview.trial_days_left} days left)"
+    chosen = PLAN_LABELS.get(overview.account.plan, overview.account.plan)
+    lines = [
+        f"{overview.account.name:24} {chosen:10} {status:20} "
+        f"domains {_of(usage.domains, plan.domains)}, "
+        f"mailboxes {_of(usage.mailboxes, plan.mailboxes)}, "
+        f"emails this month {_of(usage.emails_this_month, plan.emails_per_month)}"
+    ]
+    lines += [f"    {notice}" for notice in overview.notices]
+    return lines
+
+
+async def _account_list(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    overviews = await services.accounts.list_all()
+    lines = [line for overview in overviews for line in _account_text(overview)]
+    return "\n".join(lines) or "No accounts.", [_account_json(o) for o in overviews]
+
+
+def _released_text(released: int) -> str:
+    if not released:
+        return ""
+    noun = "delivery" if released == 1 else "deliveries"
+    return f"\n{released} held {noun} will be sent now."
+
+
+async def _account_plan(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    overview, released = await services.accounts.change_plan(args.name, args.plan)
+    text = f"{overview.account.name} is now on the {overview.plan_label} plan ({overview.status})"
+    text += "".join(f"\n{notice}" for notice in overview.notices) + _released_text(released)
+    return text, {**_account_json(overview), "released": released}
+
+
+async def _account_pause(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    overview = await services.accounts.pause(args.name)
+    text = (
+        f"Paused {overview.account.name}: its mail is held and nothing new is accepted for "
+        "sending until it is resumed or put on a plan"
+    )
+    return text, _account_json(overview)
+
+
+async def _account_resume(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    overview, released = await services.accounts.resume(args.name)
+    text = f"Resumed {overview.account.name} ({overview.status})" + _released_text(released)
+    return text, {**_account_json(overview), "released": released}
 
 
 async def _domain_add(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
@@ -450,6 +575,62 @@ async def _alias_remove(services: Services, args: argparse.Namespace) -> tuple[s
     return f"Removed alias {args.address.lower()}", {"removed": True}
 
 
+async def _domain_list(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    summaries = await services.domains.list_all(args.account)
+    lines = [
+        f"{s.domain.name:40} {s.domain.status:9} {s.account_name:24} "
+        f"{s.mailbox_count} mailbox{'es' if s.mailbox_count != 1 else ''}"
+        for s in summaries
+    ]
+    data = [
+        {
+            "id": s.domain.id,
+            "name": s.domain.name,
+            "status": s.domain.status,
+            "account": s.account_name,
+            "mailboxes": s.mailbox_count,
+            "createdAt": s.domain.created_at.isoformat(),
+        }
+        for s in summaries
+    ]
+    return "\n".join(lines) or "No domains.", data
+
+
+def _contents_json(contents: DomainContents) -> dict[str, int]:
+    return {
+        "mailboxes": contents.mailboxes,
+        "messages": contents.messages,
+        "queued": contents.queued,
+        "apiKeys": contents.api_keys,
+        "webhooks": contents.webhooks,
+    }
+
+
+def _contents_text(contents: DomainContents) -> str:
+    counts = (
+        (contents.mailboxes, "mailbox", "mailboxes"),
+        (contents.messages, "message", "messages"),
+        (contents.queued, "queued delivery", "queued deliveries"),
+        (contents.api_keys, "API key", "API keys"),
+        (contents.webhooks, "webhook", "webhooks"),
+    )
+    return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts)
+
+
+async def _domain_remove(services: Services, args: argparse.Namespace) -> tuple[str, Any, int]:
+    if not args.yes:
+        domain, contents = await services.domains.contents(args.domain)
+        text = (
+            f"{domain.name} holds {_contents_text(contents)}. Removing it deletes all of these "
+            "and its DKIM keys for good; run again with --yes to remove it."
+        )
+        return text, {"removed": False, "contains": _contents_json(contents)}, 1
+    removed = await services.domains.delete(args.domain)
+    name = args.domain.strip().lower().rstrip(".")
+    text = f"Removed {name} and everything it held: {_contents_text(removed)}"
+    return text, {"removed": True, "contains": _contents_json(removed)}, 0
+
+
 async def _mailbox_add(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
     mailbox = await services.mailboxes.create(
         args.address,
@@ -458,6 +639,36 @@ async def _mailbox_add(services: Services, args: argparse.Namespace) -> tuple[st
         password=_password(args.password),
     )
     return f"Created mailbox {mailbox.address}", _mailbox_json(mailbox)
+
+
+async def _mailbox_edit(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    password = _password(args.password)
+    if args.password_file is not None:
+        try:
+            password = args.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InvalidInput(f"Cannot read {args.password_file}: {error}") from None
+    changes = (args.display_name, args.signature, args.signature_format, password)
+    if all(change is None for change in changes):
+        raise InvalidInput(
+            "Say what to change: --display-name, --signature, --signature-format, --password "
+            "or --password-file."
+        )
+    mailbox = await services.mailboxes.update(
+        args.address,
+        display_name=args.display_name,
+        signature=args.signature,
+        signature_format=args.signature_format,
+        password=password,
+    )
+    changed = [
+        label
+        for label, value in zip(
+            ("display name", "signature", "signature format", "password"), changes, strict=True
+        )
+        if value is not None
+    ]
+    return f"Updated the {', '.join(changed)} of {mailbox.address}", _mailbox_json(mailbox)
 
 
 async def _mailbox_list(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
@@ -758,6 +969,10 @@ async def _setup_link(services: Services, args: argparse.Namespace) -> tuple[str
 COMMANDS: dict[tuple[str, str], Command] = {
     ("setup-link", ""): _setup_link,
     ("account", "create"): _account_create,
+    ("account", "list"): _account_list,
+    ("account", "plan"): _account_plan,
+    ("account", "pause"): _account_pause,
+    ("account", "resume"): _account_resume,
     ("domain", "add"): _domain_add,
     ("domain", "records"): _domain_records,
     ("domain", "verify"): _domain_verify,
@@ -767,7 +982,10 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("alias", "add"): _alias_add,
     ("alias", "list"): _alias_list,
     ("alias", "remove"): _alias_remove,
+    ("domain", "list"): _domain_list,
+    ("domain", "remove"): _domain_remove,
     ("mailbox", "add"): _mailbox_add,
+    ("mailbox", "edit"): _mailbox_edit,
     ("mailbox", "list"): _mailbox_list,
     ("mailbox", "delete"): _mailbox_delete,
     ("mailbox", "forward"): _mailbox_forward,

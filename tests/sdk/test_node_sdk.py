@@ -127,6 +127,7 @@ async def test_package_is_esm_with_types_that_check_and_no_runtime_dependencies(
         "send",
         "listMailboxes",
         "createMailbox",
+        "updateMailbox",
         "deleteMailbox",
         "listAliases",
         "createAlias",

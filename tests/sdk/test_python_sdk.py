@@ -58,6 +58,12 @@ def _sync_mailboxes(api: LiveApi) -> None:
         assert conflict.value.status == 409
         assert conflict.value.message
 
+        renamed = client.update_mailbox(local, display_name="Renamed")
+        assert (renamed.full_address, renamed.display_name) == (f"{local}@{api.domain}", "Renamed")
+        with pytest.raises(ValidationError) as short:
+            client.update_mailbox(local, password="short")
+        assert (short.value.status, short.value.field) == (400, "password")
+
         assert client.delete_mailbox(f"{local}@{api.domain}") is True
         assert local not in {mailbox.address for mailbox in client.list_mailboxes()}
         with pytest.raises(NotFoundError) as missing:

@@ -3,46 +3,15 @@ a receiving MTA on loopback; the clock moves by hand past the schedule."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
-import pytest
 
 from mailmark.bootstrap import Listeners, Services, outbound_worker
-from tests.fakedns import FakeDns
-from tests.smtp_out.conftest import publish_dkim
+from tests.smtp_out.conftest import delivered_to, send
 from tests.support.clock import SettableClock
 from tests.support.smtp_sink import AiosmtpdSink
 from tests.support.world import World, stored_copies
-from tests.web.api.conftest import client
-
-
-@pytest.fixture
-async def api(
-    listeners: Listeners, world: World, remote_dns: FakeDns
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An API client of acme.test, whose DKIM keys are published, with the worker running."""
-    await publish_dkim(world.services, remote_dns, world.domain)
-    key = await world.services.api_keys.create(world.domain, name="tests")
-    async with client(listeners.http_port, key.secret) as http:
-        yield http
-
-
-async def send(
-    api: httpx.AsyncClient, clock: SettableClock, to: list[str], ahead: timedelta | None
-) -> str:
-    body: dict[str, object] = {"from": "sales@acme.test", "to": to, "subject": "S", "text": "x"}
-    if ahead is not None:
-        body["scheduledAt"] = int((clock.now() + ahead).timestamp() * 1000)
-    response = await api.post("/v1/send", json=body)
-    assert response.status_code == 200, response.text
-    message_id: str = response.json()["messageId"]
-    return message_id
-
-
-def delivered_to(sink: AiosmtpdSink) -> list[str]:
-    return sorted(r for got in sink.received for r in got.recipients)
 
 
 async def test_a_canceled_scheduled_send_never_reaches_the_sink(

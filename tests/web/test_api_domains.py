@@ -47,7 +47,13 @@ async def test_add_check_and_fix_a_domain(
     assert added.status_code == 201, added.text
     detail = added.json()
     assert (detail["name"], detail["status"], detail["verified"]) == (NEW, "pending", False)
-    assert detail["contains"] == {"mailboxes": 0, "messages": 0, "apiKeys": 0, "webhooks": 0}
+    assert detail["contains"] == {
+        "mailboxes": 0,
+        "messages": 0,
+        "apiKeys": 0,
+        "webhooks": 0,
+        "queued": 0,
+    }
     table = rows(detail)
     assert {r["status"] for r in table.values()} == {"unchecked"}
     assert table[("MX", "@")]["host"] == NEW and table[("MX", "@")]["priority"] == 10

@@ -7,6 +7,7 @@ import type {
   CancelResult,
   CampaignSendResult,
   CreateMailboxParams,
+  UpdateMailboxParams,
   CreateSenderGroupParams,
   CreateWebhookParams,
   DeletedResponse,
@@ -97,6 +98,11 @@ export class Mailmark {
   /** Create a mailbox; `address` is the local part. A ConflictError if it exists. */
   createMailbox(params: CreateMailboxParams): Promise<Mailbox> {
     return this.#request<Mailbox>("POST", "/v1/mailboxes", { body: params });
+  }
+
+  /** Change a mailbox's display name, signature or password, by local part or full address. */
+  updateMailbox(address: string, params: UpdateMailboxParams): Promise<Mailbox> {
+    return this.#request<Mailbox>("PATCH", `/v1/mailboxes/${segment(address)}`, { body: params });
   }
 
   /** Delete a mailbox and all its emails, by local part or full address. Irreversible. */

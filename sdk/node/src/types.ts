@@ -34,6 +34,16 @@ export interface CreateAliasParams {
   targets: string[];
 }
 
+/** Only the fields given change. */
+export interface UpdateMailboxParams {
+  displayName?: string;
+  signature?: string;
+  /** `text` (default) or `html` (sanitised by the server). */
+  signatureFormat?: "text" | "html";
+  /** The password IMAP and SMTP submission log in with. */
+  password?: string;
+}
+
 export interface DeletedResponse {
   deleted: true;
 }

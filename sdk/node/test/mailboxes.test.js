@@ -22,6 +22,18 @@ test("createMailbox, listMailboxes and deleteMailbox round-trip", async () => {
   assert.ok(!after.some((mailbox) => mailbox.address === local));
 });
 
+test("updateMailbox changes only the fields given", async () => {
+  const local = unique("upd-");
+  await client.createMailbox({ address: local, displayName: "Before" });
+  const renamed = await client.updateMailbox(local, { displayName: "After" });
+  assert.equal(renamed.displayName, "After");
+  const signed = await client.updateMailbox(`${local}@${domain}`, { signature: "-- \nAfter" });
+  assert.equal(signed.displayName, "After");
+  await assert.rejects(client.updateMailbox(local, { password: "short" }), ValidationError);
+  await assert.rejects(client.updateMailbox(unique("none-"), { displayName: "X" }), NotFoundError);
+  await client.deleteMailbox(local);
+});
+
 test("deleteMailbox takes the full address too", async () => {
   const local = unique("full-");
   await client.createMailbox({ address: local });

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -163,10 +164,20 @@ async def add_account_with_owner(
 
 
 class AccountService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, passwords: Passwords) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        passwords: Passwords,
+        *,
+        wake_queue: Callable[[], None] = lambda: None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._passwords = passwords
+        # Held mail an account change releases is due at once: wake this process's workers
+        # (another process's find it at their next look at the queue).
+        self._wake_queue = wake_queue
 
     async def create(
         self,
@@ -212,9 +223,12 @@ class AccountService:
 
     async def overview(self, viewer: Viewer) -> AccountOverview:
         """Any member of the account may see its plan and usage."""
+        return await self._overview(viewer.account_id)
+
+    async def _overview(self, account_id: int) -> AccountOverview:
         now = self._clock.now()
         async with self._uow(read_only=True) as uow:
-            account = await uow.accounts.get(viewer.account_id)
+            account = await uow.accounts.get(account_id)
             if account is None or account.id is None:
                 raise NotFound("No such account.")
             usage = Usage(
@@ -240,3 +254,59 @@ class AccountService:
             await uow.accounts.set_name(viewer.account_id, name)
             await uow.commit()
         return await self.overview(viewer)
+
+    # --- the operator (CLI): every account of the installation ---------------------------------
+
+    async def list_all(self) -> list[AccountOverview]:
+        """Every account by name with its status, plan, usage and notices."""
+        now = self._clock.now()
+        async with self._uow(read_only=True) as uow:
+            found = await uow.accounts.list_with_usage(month_start(now))
+        return [
+            overview_of(account, Usage(domains, mailboxes, emails), now)
+            for account, domains, mailboxes, emails in found
+        ]
+
+    async def change_plan(self, name: str, plan: str) -> tuple[AccountOverview, int]:
+        """Put the account on `plan`, active (PRODUCT.md: choosing a plan ends a trial or a
+        pause); its held mail is looked at again at once. The overview and how many held
+        deliveries were released. A lower plan than the account uses is allowed: its notices say
+        which limits are passed, and new domains, mailboxes or mail are refused until it fits."""
+        chosen = plan_named(plan)
+        return await self._set(name, chosen.name, AccountStatus.ACTIVE)
+
+    async def pause(self, name: str) -> AccountOverview:
+        """Pause the account: nothing is sent or accepted for sending, and its due mail is held
+        until it is resumed or a plan is chosen."""
+        overview, _ = await self._set(name, None, AccountStatus.PAUSED)
+        return overview
+
+    async def resume(self, name: str) -> tuple[AccountOverview, int]:
+        """Undo a pause: back on its trial while that still runs, else active on its plan."""
+        account = await self.get(name)
+        now = self._clock.now()
+        on_trial = account.trial_ends_at is not None and now < account.trial_ends_at
+        status = AccountStatus.TRIAL if on_trial else AccountStatus.ACTIVE
+        if account.status == AccountStatus.PAUSED or (
+            account.status == AccountStatus.TRIAL and not on_trial
+        ):
+            return await self._set(name, None, status)
+        raise Conflict(f"Account {account.name!r} is not paused.")
+
+    async def _set(
+        self, name: str, plan: str | None, status: AccountStatus
+    ) -> tuple[AccountOverview, int]:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            account = await uow.accounts.get_by_name(name)
+            if account is None or account.id is None:
+                raise NotFound(f"No account named {name!r}.")
+            await uow.accounts.lock(account.id)
+            await uow.accounts.set_plan(account.id, plan or account.plan, status)
+            released = 0
+            if status != AccountStatus.PAUSED:
+                released = await uow.deliveries.release_held(account.id, now)
+            await uow.commit()
+        if released:
+            self._wake_queue()
+        return await self._overview(account.id), released

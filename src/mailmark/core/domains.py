@@ -95,6 +95,7 @@ class DomainSummary:
     mailbox_count: int
     # The domain this one is an alias of (its addresses deliver there), or None.
     alias_of: str | None = None
+    account_name: str = ""  # filled where domains of several accounts are listed
 
 
 @dataclass(frozen=True)
@@ -465,28 +466,72 @@ class DomainService:
         require_manager(viewer, "remove a domain")
         async with self._uow() as uow:
             domain = await owned_domain(uow, viewer, name)
-            assert domain.id is not None
             if confirm.strip().lower().rstrip(".") != domain.name:
                 raise InvalidInput(
                     f"Type the domain's name, {domain.name}, to confirm its removal.",
                     field="confirm",
                 )
-            contents = await uow.domains.contents(domain.id)
-            blobs = await uow.domains.outbound_blob_keys(domain.id)
-            for mailbox_id in await uow.domains.mailbox_ids(domain.id):
-                blobs.update(await uow.messages.delete_mailbox_contents(mailbox_id))
-            await uow.domains.delete(domain.id)
-            # Aliases elsewhere in the account may have delivered only to its mailboxes.
-            await uow.aliases.delete_empty_for_account(domain.account_id)
+            contents, blobs = await self._delete(uow, domain)
             await uow.commit()
-        # As MailboxService.delete: only after the commit, each re-checked under its lock.
+        await self._drop_blobs(blobs)
+        return contents
+
+    async def delete(self, name: str) -> DomainContents:
+        """`remove` for the server's operator (any account's domain, no confirmation here: the
+        command line asks for its own)."""
+        domain_name = normalize_domain(name)
+        async with self._uow() as uow:
+            domain = await uow.domains.get_by_name(domain_name)
+            if domain is None:
+                raise NotFound(f"No domain {domain_name} here.")
+            contents, blobs = await self._delete(uow, domain)
+            await uow.commit()
+        await self._drop_blobs(blobs)
+        return contents
+
+    async def contents(self, name: str) -> tuple[Domain, DomainContents]:
+        """The domain and what removing it would delete."""
+        domain_name = normalize_domain(name)
+        async with self._uow(read_only=True) as uow:
+            domain = await uow.domains.get_by_name(domain_name)
+            if domain is None or domain.id is None:
+                raise NotFound(f"No domain {domain_name} here.")
+            return domain, await uow.domains.contents(domain.id)
+
+    async def list_all(self, account_name: str | None = None) -> list[DomainSummary]:
+        """Every domain of the installation (of one account when named), by name."""
+        async with self._uow(read_only=True) as uow:
+            account_id = None
+            if account_name is not None:
+                account = await uow.accounts.get_by_name(account_name)
+                if account is None or account.id is None:
+                    raise NotFound(f"No account named {account_name!r}.")
+                account_id = account.id
+            found = await uow.domains.list_all(account_id)
+        return [DomainSummary(domain, count, account) for domain, account, count in found]
+
+    @staticmethod
+    async def _delete(uow: UnitOfWork, domain: Domain) -> tuple[DomainContents, set[str]]:
+        """Delete the domain, its mailboxes' mail, its queue, keys and hooks in the caller's
+        transaction; what it held, and the blobs that may now be unused."""
+        assert domain.id is not None
+        contents = await uow.domains.contents(domain.id)
+        blobs = await uow.domains.outbound_blob_keys(domain.id)
+        for mailbox_id in await uow.domains.mailbox_ids(domain.id):
+            blobs.update(await uow.messages.delete_mailbox_contents(mailbox_id))
+        await uow.domains.delete(domain.id)
+        # Aliases elsewhere in the account may have delivered only to its mailboxes.
+        await uow.aliases.delete_empty_for_account(domain.account_id)
+        return contents, blobs
+
+    async def _drop_blobs(self, blobs: set[str]) -> None:
+        """As MailboxService.delete: only after the commit, each re-checked under its lock."""
         for key in sorted(blobs):
             async with self._uow() as uow:
                 await uow.messages.lock_blob(key)
                 if not await uow.messages.blob_referenced(key):
                     await self._blobs.delete(key)
                 await uow.commit()
-        return contents
 
     async def report_token(self, address: str) -> str | None:
         """The token of `address` when it is a return path of mail sent from here: on the

@@ -40,9 +40,14 @@ class Cancellation:
 
 
 def untried(entry: QueueEntry) -> bool:
-    """Whether a recipient is still only waiting for its first attempt. Leasing a row counts an
-    attempt, so a row a worker holds (or held, and may have sent) is never untried."""
-    return entry.status is DeliveryStatus.QUEUED and entry.attempts == 0 and not entry.lease_owner
+    """Whether a recipient is still only waiting for its first attempt (queued, or held while its
+    account may not send). Leasing a row counts an attempt, so a row a worker holds (or held, and
+    may have sent) is never untried."""
+    return (
+        entry.status in (DeliveryStatus.QUEUED, DeliveryStatus.HELD)
+        and entry.attempts == 0
+        and not entry.lease_owner
+    )
 
 
 def page_size(limit: int | None) -> int:

@@ -81,6 +81,11 @@ def _check_header_safe(label: str, value: str, limit: int) -> None:
         raise InvalidInput(f"{label} is longer than {limit} characters.")
 
 
+def _display_name(display_name: str) -> str:
+    _check_header_safe("The display name", display_name, MAX_DISPLAY_NAME)
+    return display_name.strip()
+
+
 def _check_mailbox_password(password: str) -> None:
     check_password(password)
     if len(password) > MAX_PASSWORD:
@@ -339,23 +344,63 @@ class MailboxService:
         if save_sent_copy is not None:
             changes["save_sent_copy"] = save_sent_copy
         if display_name is not None:
-            _check_header_safe("The display name", display_name, MAX_DISPLAY_NAME)
-            changes["display_name"] = display_name.strip()
+            changes["display_name"] = _display_name(display_name)
         async with self._uow() as uow:
             view = await self._visible(uow, viewer, address)
-            mailbox = view.mailbox
-            if signature is not None or signature_format is not None:
-                new_format = signature_format or mailbox.signature_format
-                changes["signature"] = self._signature(
-                    mailbox.signature if signature is None else signature, new_format
-                )
-                changes["signature_format"] = new_format
-            if changes:
-                assert mailbox.id is not None
-                await uow.mailboxes.update(mailbox.id, **changes)
-                await uow.commit()
+            await self._apply(uow, view.mailbox, changes, signature, signature_format)
         self.forget()
         return await self.get_for(viewer, address)
+
+    async def update(
+        self,
+        address: str,
+        *,
+        display_name: str | None = None,
+        signature: str | None = None,
+        signature_format: str | None = None,
+        password: str | None = None,
+        domain_id: int | None = None,
+    ) -> Mailbox:
+        """Change the display name, the signature or the IMAP/SMTP password of a mailbox by its
+        address (the operator; an API key, limited to its domain with `domain_id`)."""
+        changes: dict[str, str | bool | None] = {}
+        if display_name is not None:
+            changes["display_name"] = _display_name(display_name)
+        if password is not None:
+            _check_mailbox_password(password)
+            changes["password_hash"] = await self._passwords.hash(password)
+        local_part, domain_name = split_address(address)
+        async with self._uow() as uow:
+            mailbox = await uow.mailboxes.find(domain_name, local_part)
+            if mailbox is None or (domain_id is not None and mailbox.domain_id != domain_id):
+                raise NotFound(f"No mailbox {local_part}@{domain_name} here.")
+            await self._apply(uow, mailbox, changes, signature, signature_format)
+        self.forget()
+        if password is not None:
+            assert mailbox.id is not None
+            self._passwords.forget(mailbox_principal(mailbox.id))
+        return await self.get(mailbox.address)
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        mailbox: Mailbox,
+        changes: dict[str, str | bool | None],
+        signature: str | None,
+        signature_format: str | None,
+    ) -> None:
+        """Save the changes, with the signature checked (and HTML sanitised) in its format, and
+        commit; nothing to save commits nothing."""
+        if signature is not None or signature_format is not None:
+            new_format = signature_format or mailbox.signature_format
+            changes["signature"] = self._signature(
+                mailbox.signature if signature is None else signature, new_format
+            )
+            changes["signature_format"] = new_format
+        if changes:
+            assert mailbox.id is not None
+            await uow.mailboxes.update(mailbox.id, **changes)
+            await uow.commit()
 
     async def set_password(self, viewer: Viewer, address: str, password: str) -> None:
         """Set the password IMAP and SMTP submission log in with (a member: their own)."""

@@ -10,6 +10,9 @@ from mailmark.core.model import Account
 from mailmark.core.states import AccountStatus
 
 TRIAL_LENGTH = timedelta(days=7)
+# PRODUCT.md: "After the trial, the account pauses until a plan is selected."
+TRIAL_ENDED_TEXT = "Your free trial has ended. Choose a plan to continue using Mailmark."
+PAUSED_TEXT = "Your account is paused. Choose a plan to continue using Mailmark."
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ PLANS: dict[str, Plan] = {
 }
 
 
+# Plans whose accounts' sends nobody needs to count.
+UNCOUNTED_PLANS = tuple(name for name, plan in PLANS.items() if plan.emails_per_month is None)
+
+
 def plan_named(name: str) -> Plan:
     try:
         return PLANS[name]
@@ -46,12 +53,24 @@ def effective_plan(account: Account, now: datetime) -> Plan:
         and now < account.trial_ends_at
     ):
         return PLANS["starter"]
-    raise AccountPaused("Your free trial has ended. Choose a plan to continue using Mailmark.")
+    if account.status == AccountStatus.PAUSED:
+        raise AccountPaused(PAUSED_TEXT)
+    raise AccountPaused(TRIAL_ENDED_TEXT)
 
 
 def month_start(now: datetime) -> datetime:
     """The start of the calendar month the email quota counts from."""
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_month_start(now: datetime) -> datetime:
+    """When the email quota next resets."""
+    start = month_start(now)
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
 
 
 def ensure_domain_quota(plan: Plan, domains_in_use: int) -> None:
@@ -79,3 +98,17 @@ def ensure_email_quota(plan: Plan, sent_this_month: int, about_to_send: int = 1)
         raise QuotaExceeded(
             f"Monthly email limit reached ({plan.emails_per_month} emails). Please upgrade your plan."
         )
+
+
+def held_reason(account: Account, sent_this_month: int | None, now: datetime) -> str | None:
+    """Why the account's due mail may not go out now (the product's text for a paused account or
+    for the monthly limit), or None. `sent_this_month` already counts the mail in question when it
+    was accepted this month (None: a plan without a limit, not counted), so only a count above
+    the limit holds it: what a lowered plan or a pause leaves waiting."""
+    try:
+        plan = effective_plan(account, now)
+        if sent_this_month is not None:
+            ensure_email_quota(plan, sent_this_month, about_to_send=0)
+    except (AccountPaused, QuotaExceeded) as refused:
+        return refused.message
+    return None

@@ -55,7 +55,7 @@ from mailmark.core.model import (
     WebhookOutcome,
 )
 from mailmark.core.search import Criteria
-from mailmark.core.states import DkimKeyState
+from mailmark.core.states import AccountStatus, DkimKeyState
 
 if TYPE_CHECKING:
     # core.relays uses these ports at run time.
@@ -157,6 +157,22 @@ class AccountRepository(Protocol):
     async def get(self, account_id: int) -> Account | None: ...
     async def get_by_name(self, name: str) -> Account | None: ...
     async def set_name(self, account_id: int, name: str) -> None: ...
+    async def set_plan(self, account_id: int, plan: str, status: AccountStatus) -> None: ...
+    async def list_with_usage(self, since: datetime) -> list[tuple[Account, int, int, int]]:
+        """Every account by name with its domains, mailboxes and emails sent since `since`."""
+        ...
+
+    async def sending_states(
+        self,
+        account_ids: Sequence[int],
+        since: datetime,
+        count_ids: Collection[int],
+        uncounted_plans: Sequence[str],
+    ) -> list[tuple[Account, int | None]]:
+        """The accounts, each with the emails it sent since `since` when it is in `count_ids`
+        and not an active account on one of `uncounted_plans` (else None), in one statement."""
+        ...
+
     async def lock(self, account_id: int) -> None:
         """Serialise, until commit, transactions that count and then add to this account (quotas
         across several nodes)."""
@@ -272,12 +288,18 @@ class DomainContents:
     messages: int
     api_keys: int  # not revoked
     webhooks: int
+    queued: int = 0  # outbound deliveries not yet delivered or given up
 
 
 class DomainRepository(Protocol):
     async def add(self, domain: Domain) -> Domain: ...
     async def get(self, domain_id: int) -> Domain | None: ...
     async def get_by_name(self, name: str) -> Domain | None: ...
+    async def list_all(self, account_id: int | None) -> list[tuple[Domain, str, int]]:
+        """Every domain (of one account when given) by name, with its account's name and its
+        mailbox count."""
+        ...
+
     async def list_for_account(self, account_id: int) -> list[tuple[Domain, int]]:
         """The account's domains by name, each with its number of mailboxes."""
         ...
@@ -602,8 +624,17 @@ class DeliveryRepository(Protocol):
         fresh rows before retries, then oldest first. Each gets the lease and one more attempt."""
         ...
 
+    async def hold(self, holds: Sequence[tuple[int, datetime, str]], now: datetime) -> None:
+        """Put leased rows (id, next look, reason) back as held, giving back the attempt their
+        lease counted."""
+        ...
+
+    async def release_held(self, account_id: int, now: datetime) -> int:
+        """Make the account's held rows due now (their lease re-checks the account); how many."""
+        ...
+
     async def next_due_at(self) -> datetime | None:
-        """When the earliest queued or deferred row can next be leased."""
+        """When the earliest queued, deferred or held row can next be leased."""
         ...
 
     async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> list[int]:
@@ -631,7 +662,7 @@ class DeliveryRepository(Protocol):
         ...
 
     async def retry(self, delivery_id: int | None, now: datetime) -> int:
-        """Make deferred rows (one, or all when None) due now; how many."""
+        """Make deferred or held rows (one, or all when None) due now; how many."""
         ...
 
     async def delete(self, delivery_id: int) -> bool: ...

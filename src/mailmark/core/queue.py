@@ -6,6 +6,15 @@ Workers (smtp_out) lease due rows, deliver them and hand the replies back to `re
 each into a transition (delivered, deferred, bounced) with an event, and for bounces a suppression
 and one RFC 3464 report in the sender's INBOX — all in one transaction per batch. Mail for domains
 hosted here never leaves the machine: `deliver_locally` files it through the inbound path.
+
+Quotas are checked when mail is accepted, and once more when a row becomes due: the account may
+have been paused, or its plan lowered below what it sent this month, since. Then the row is held
+(status `held`, the product's text as its last reply, its attempt not counted) and looked at again
+every HOLD_RECHECK, at once when the account is resumed or its plan changed, and at the start of the
+next month, when the quota resets. It is sent as soon as the account may send again, or bounced
+with a DSN to the sender once its queue lifetime has passed: the same promise as for deferred mail,
+so a sender learns within days what became of a message, and a paused account's backlog never
+goes out weeks late, when a scheduled message has long lost its point.
 """
 
 from __future__ import annotations
@@ -24,11 +33,23 @@ from mailmark.core.events import record_events
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import copy_placements
 from mailmark.core.model import DeliveryOutcome, LeasedDelivery, NewDelivery
+from mailmark.core.plans import UNCOUNTED_PLANS, held_reason, month_start, next_month_start
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.smtp_reply import MAX_REPLY_TEXT, SmtpReply
 from mailmark.core.states import DeliveryStatus, EventType, SpecialFolder
 
 log = logging.getLogger(__name__)
+
+# How often a held row is looked at again when nothing released it (a plan changed on another
+# node or by billing); never later than the quota's monthly reset or the row's expiry.
+HOLD_RECHECK = timedelta(minutes=15)
+# How long an account's count of this month's mail is reused by the lease-time check. Counting a
+# month of a busy account reads every one of its rows (~35 ms for 100,000 on SQLite): once a
+# minute, not once per batch. The count only grows by mail accepted under the plan's limit, so a
+# reused one can only miss the last minute's mail of an account whose plan was just lowered;
+# status and plan are read afresh for every batch.
+MONTH_COUNT_REUSE = timedelta(minutes=1)
+MONTH_COUNTS_KEPT = 10_000
 
 _TRANSITION_EVENTS = {
     DeliveryStatus.DELIVERED: EventType.DELIVERED,
@@ -81,6 +102,8 @@ class OutboundQueue:
         self._hostname = hostname
         # Set by `kick`; the workers wait on it between due times.
         self._wakeup = asyncio.Event()
+        # Account id → (month start, counted at, emails that month), for `_blocked_accounts`.
+        self._month_counts: dict[int, tuple[datetime, datetime, int]] = {}
 
     async def enqueue(
         self, uow: UnitOfWork, messages: Sequence[QueuedMessage], now: datetime
@@ -123,12 +146,65 @@ class OutboundQueue:
         """Lease up to `limit` due deliveries for `lease_for`; a crashed owner's rows come back
         once their lease runs out."""
         now = self._clock.now()
+        expired: list[tuple[LeasedDelivery, SmtpReply]] = []
         async with self._uow() as uow:
             leased = await uow.deliveries.lease_due(owner, now, limit, now + lease_for)
-            moved = await self._file_as_sent(uow, leased)
+            blocked = await self._blocked_accounts(uow, leased, now)
+            if blocked:
+                holds: list[tuple[int, datetime, str]] = []
+                sendable: list[LeasedDelivery] = []
+                for delivery in leased:
+                    reason = blocked.get(delivery.account_id)
+                    if reason is None:
+                        sendable.append(delivery)
+                    elif delivery.expires_at <= now:
+                        expired.append((delivery, _expired_hold(reason)))
+                    else:
+                        look_again = min(
+                            now + HOLD_RECHECK, next_month_start(now), delivery.expires_at
+                        )
+                        holds.append((delivery.id, look_again, reason))
+                await uow.deliveries.hold(holds, now)
+                leased = sendable
+            moved = await self._file_as_sent(uow, [*leased, *(d for d, _ in expired)])
             await uow.commit()
         self._delivery.notify(moved)
+        if expired:
+            try:
+                await self.record(expired)
+            except Exception:  # they stay leased, and are given up again once the lease ends
+                log.exception("bouncing %d expired held deliveries failed", len(expired))
         return leased
+
+    async def _blocked_accounts(
+        self, uow: UnitOfWork, leased: Sequence[LeasedDelivery], now: datetime
+    ) -> dict[int, str]:
+        """The accounts of the batch that may not send now, with why: one statement per batch,
+        which counts this month's mail only for accounts with a limit and no recent count."""
+        if not leased:
+            return {}
+        since = month_start(now)
+        account_ids = sorted({d.account_id for d in leased})
+        recent: dict[int, int] = {}
+        for account_id in account_ids:
+            kept = self._month_counts.get(account_id)
+            if kept is not None and kept[0] == since and now - kept[1] < MONTH_COUNT_REUSE:
+                recent[account_id] = kept[2]
+        to_count = [account_id for account_id in account_ids if account_id not in recent]
+        states = await uow.accounts.sending_states(account_ids, since, to_count, UNCOUNTED_PLANS)
+        if len(self._month_counts) > MONTH_COUNTS_KEPT:
+            self._month_counts.clear()
+        blocked: dict[int, str] = {}
+        for account, sent in states:
+            assert account.id is not None
+            if sent is not None:
+                self._month_counts[account.id] = (since, now, sent)
+            elif account.id in recent:
+                sent = recent[account.id]
+            reason = held_reason(account, sent, now)
+            if reason is not None:
+                blocked[account.id] = reason
+        return blocked
 
     @staticmethod
     async def _file_as_sent(uow: UnitOfWork, leased: Sequence[LeasedDelivery]) -> list[int]:
@@ -240,6 +316,12 @@ class OutboundQueue:
             f"Received: by {self._hostname} (Mailmark) with LOCAL id q{leased.id}\r\n"
             f"\tfor <{leased.recipient}>; {format_datetime(self._clock.now())}\r\n"
         ).encode()
+
+
+def _expired_hold(reason: str) -> SmtpReply:
+    """The bounce of a row held until its queue lifetime ran out. RFC 3463 §3.8: X.7.0, a policy
+    status; not X.1.x, so the recipient is not suppressed."""
+    return SmtpReply(554, "5.7.0", f"Not sent before the queue lifetime ran out: {reason}")
 
 
 def _outcome(decision: _Decision, now: datetime) -> DeliveryOutcome:

@@ -23,7 +23,7 @@ class QueueAdmin:
             return await uow.deliveries.entries(status, limit)
 
     async def retry(self, delivery_id: int | None) -> int:
-        """Make deferred deliveries (one, or all when None) due now; how many were."""
+        """Make deferred or held deliveries (one, or all when None) due now; how many were."""
         async with self._uow() as uow:
             count = await uow.deliveries.retry(delivery_id, self._clock.now())
             missing = count == 0 and delivery_id is not None

@@ -24,15 +24,20 @@ class DeliveryStatus(StrEnum):
     BOUNCED = "bounced"
     COMPLAINED = "complained"
     CANCELED = "canceled"  # withdrawn by the sender before its first attempt
+    # Due, but its account is paused or over its monthly email limit: kept, re-checked, sent once
+    # the account may send again (core/queue.py).
+    HELD = "held"
 
 
-# Rows a worker may still lease: never attempted, or waiting for their next retry.
-WAITING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+# Rows a worker may still lease: never attempted, waiting for their next retry, or held (leasing
+# a held row re-checks its account).
+WAITING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.HELD)
 # Final states a delivery report cannot change any more (a canceled recipient was never sent it).
 GIVEN_UP_STATUSES = (DeliveryStatus.BOUNCED, DeliveryStatus.COMPLAINED, DeliveryStatus.CANCELED)
 # When a message's recipients differ, the message shows the first of these any of them holds.
 STATUS_PRECEDENCE = (
     DeliveryStatus.QUEUED,
+    DeliveryStatus.HELD,
     DeliveryStatus.DEFERRED,
     DeliveryStatus.BOUNCED,
     DeliveryStatus.COMPLAINED,

@@ -78,6 +78,7 @@ _PART_ID = re.compile(r"^[1-9][0-9]{0,3}(\.[1-9][0-9]{0,3}){0,9}$")
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
 # What a recipient's queue state is called in the webmail.
 _SHOWN_STATUS = {
+    DeliveryStatus.HELD: "held",
     DeliveryStatus.DEFERRED: "deferred",
     DeliveryStatus.DELIVERED: "delivered",
     DeliveryStatus.BOUNCED: "bounced",

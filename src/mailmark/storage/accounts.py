@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import asdict
+from datetime import datetime
+
+import sqlalchemy as sa
 
 from mailmark.core.model import Account
-from mailmark.storage.sql import Repository, row_values
-from mailmark.storage.tables import accounts
+from mailmark.core.states import AccountStatus
+from mailmark.storage.sql import Repository, chunks, row_values
+from mailmark.storage.tables import accounts, deliveries, domains, mailboxes, outbound_messages
+
+
+def _recipients_since(since: datetime) -> sa.ScalarSelect[int]:
+    """The account's queue rows of messages created since `since` (the monthly email count,
+    counted through the (account_id, created_at) index), correlated to the outer account."""
+    return (
+        sa.select(sa.func.count())
+        .select_from(deliveries.join(outbound_messages))
+        .where(
+            outbound_messages.c.account_id == accounts.c.id,
+            outbound_messages.c.created_at >= since,
+        )
+        .correlate(accounts)
+        .scalar_subquery()
+    )
 
 
 class SqlAccounts(Repository):
@@ -24,10 +44,67 @@ class SqlAccounts(Repository):
         row = (await self._conn.execute(accounts.select().where(accounts.c.name == name))).first()
         return Account(**row._mapping) if row else None
 
+    async def list_with_usage(self, since: datetime) -> list[tuple[Account, int, int, int]]:
+        domain_count = (
+            sa.select(sa.func.count())
+            .where(domains.c.account_id == accounts.c.id)
+            .correlate(accounts)
+            .scalar_subquery()
+        )
+        mailbox_count = (
+            sa.select(sa.func.count())
+            .select_from(mailboxes.join(domains))
+            .where(domains.c.account_id == accounts.c.id)
+            .correlate(accounts)
+            .scalar_subquery()
+        )
+        query = sa.select(
+            *accounts.c,
+            domain_count.label("n_domains"),
+            mailbox_count.label("n_mailboxes"),
+            _recipients_since(since).label("n_emails"),
+        ).order_by(accounts.c.name)
+        found = []
+        for row in await self._conn.execute(query):
+            values = dict(row._mapping)
+            n_domains, n_mailboxes, n_emails = (
+                int(values.pop(n)) for n in ("n_domains", "n_mailboxes", "n_emails")
+            )
+            found.append((Account(**values), n_domains, n_mailboxes, n_emails))
+        return found
+
+    async def sending_states(
+        self,
+        account_ids: Sequence[int],
+        since: datetime,
+        count_ids: Collection[int],
+        uncounted_plans: Sequence[str],
+    ) -> list[tuple[Account, int | None]]:
+        # One statement for a whole batch. The CASE never evaluates its subquery for an account
+        # the caller does not ask to count, nor for an active one on a plan without a limit.
+        unlimited = sa.and_(
+            accounts.c.status == AccountStatus.ACTIVE, accounts.c.plan.in_(list(uncounted_plans))
+        )
+        counted = accounts.c.id.in_(sorted(count_ids)) if count_ids else sa.false()
+        sent = sa.case((unlimited, sa.null()), (counted, _recipients_since(since)), else_=sa.null())
+        found: list[tuple[Account, int | None]] = []
+        for chunk in chunks(sorted(set(account_ids))):
+            query = sa.select(*accounts.c, sent.label("sent")).where(accounts.c.id.in_(chunk))
+            for row in await self._conn.execute(query):
+                values = dict(row._mapping)
+                count = values.pop("sent")
+                found.append((Account(**values), None if count is None else int(count)))
+        return found
+
     async def lock(self, account_id: int) -> None:
         await self._dialect.lock_row(self._conn, accounts, account_id)
 
     async def set_name(self, account_id: int, name: str) -> None:
         await self._conn.execute(
             accounts.update().where(accounts.c.id == account_id).values(name=name)
+        )
+
+    async def set_plan(self, account_id: int, plan: str, status: AccountStatus) -> None:
+        await self._conn.execute(
+            accounts.update().where(accounts.c.id == account_id).values(plan=plan, status=status)
         )

@@ -29,6 +29,24 @@ _RECORD_OUTCOME = (
     )
 )
 
+# A row leased only to find its account may not send: back to waiting, the attempt the lease
+# counted given back, with the reason people see and when it is looked at again.
+_HOLD = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("hold_id"))
+    .values(
+        status=DeliveryStatus.HELD,
+        attempts=deliveries.c.attempts - 1,
+        next_attempt_at=sa.bindparam("hold_until"),
+        last_code=None,
+        last_status=None,
+        last_reply=sa.bindparam("hold_reason"),
+        updated_at=sa.bindparam("hold_at"),
+        lease_owner=None,
+        lease_until=None,
+    )
+)
+
 _sender_domain = domains.alias("sender_domain")
 
 _LEASED_COLUMNS = (
@@ -124,6 +142,30 @@ class SqlDeliveries(Repository):
             )
             for row in rows
         ]
+
+    async def hold(self, holds: Sequence[tuple[int, datetime, str]], now: datetime) -> None:
+        if holds:
+            await self._conn.execute(
+                _HOLD,
+                [
+                    {"hold_id": i, "hold_until": until, "hold_reason": reason, "hold_at": now}
+                    for i, until, reason in holds
+                ],
+            )
+
+    async def release_held(self, account_id: int, now: datetime) -> int:
+        of_account = sa.select(outbound_messages.c.id).where(
+            outbound_messages.c.account_id == account_id
+        )
+        query = (
+            deliveries.update()
+            .where(
+                deliveries.c.status == DeliveryStatus.HELD,
+                deliveries.c.outbound_id.in_(of_account),
+            )
+            .values(next_attempt_at=now, updated_at=now)
+        )
+        return int((await self._conn.execute(query)).rowcount)
 
     async def next_due_at(self) -> datetime | None:
         # A leased row is not due before its lease runs out, even when its attempt time has passed.
@@ -226,7 +268,7 @@ class SqlDeliveries(Repository):
     async def retry(self, delivery_id: int | None, now: datetime) -> int:
         query = (
             deliveries.update()
-            .where(deliveries.c.status == DeliveryStatus.DEFERRED)
+            .where(deliveries.c.status.in_((DeliveryStatus.DEFERRED, DeliveryStatus.HELD)))
             .values(next_attempt_at=now, updated_at=now)
         )
         if delivery_id is not None:

@@ -11,11 +11,13 @@ import sqlalchemy as sa
 
 from mailmark.core.model import DkimKey, DnsRecord, Domain, RecordCheck
 from mailmark.core.ports import DomainContents
-from mailmark.core.states import DkimKeyState
+from mailmark.core.states import WAITING_STATUSES, DkimKeyState
 from mailmark.storage.sql import Repository, chunks, row_values
 from mailmark.storage.tables import (
+    accounts,
     alias_domains,
     api_keys,
+    deliveries,
     dkim_keys,
     domain_record_checks,
     domains,
@@ -101,6 +103,30 @@ class SqlDomains(Repository):
             found.append((Domain(**values), count))
         return found
 
+    async def list_all(self, account_id: int | None) -> list[tuple[Domain, str, int]]:
+        """Every domain (of one account when given) by name, with its account's name and its
+        number of mailboxes."""
+        mailbox_count = (
+            sa.select(sa.func.count())
+            .where(mailboxes.c.domain_id == domains.c.id)
+            .correlate(domains)
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(*domains.c, accounts.c.name.label("account_name"), mailbox_count.label("n"))
+            .select_from(domains.join(accounts))
+            .order_by(domains.c.name)
+        )
+        if account_id is not None:
+            query = query.where(domains.c.account_id == account_id)
+        found = []
+        for row in await self._conn.execute(query):
+            values = dict(row._mapping)
+            account_name = values.pop("account_name")
+            count = int(values.pop("n"))
+            found.append((Domain(**values), account_name, count))
+        return found
+
     async def contents(self, domain_id: int) -> DomainContents:
         mailbox_ids = sa.select(mailboxes.c.id).where(mailboxes.c.domain_id == domain_id)
 
@@ -123,6 +149,14 @@ class SqlDomains(Repository):
             ),
             webhooks=await count(
                 sa.select(sa.func.count()).where(webhooks.c.domain_id == domain_id)
+            ),
+            queued=await count(
+                sa.select(sa.func.count())
+                .select_from(deliveries.join(outbound_messages))
+                .where(
+                    outbound_messages.c.domain_id == domain_id,
+                    deliveries.c.status.in_(WAITING_STATUSES),
+                )
             ),
         )
 

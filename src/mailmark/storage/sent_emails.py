@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mailmark.core.model import EmailEvent, EmailRecipient, SentEmail
+from mailmark.core.states import DeliveryStatus
 from mailmark.storage.sql import Repository
 from mailmark.storage.tables import deliveries, events, outbound_messages, outbound_tags
 
@@ -119,7 +120,9 @@ class SqlSentEmails(Repository):
                     row.last_reply,
                 )
             )
-            if row.attempts == 0 and row.next_attempt_at > row.created_at:
+            # A held row's next attempt is only when its account is looked at again.
+            held = row.status == DeliveryStatus.HELD
+            if row.attempts == 0 and row.next_attempt_at > row.created_at and not held:
                 scheduled[row.outbound_id] = row.next_attempt_at
         tags: dict[int, list[str]] = {}
         tag_rows = await self._conn.execute(

@@ -169,6 +169,27 @@ class _Calls:
         return _Call("POST", "/v1/mailboxes", lambda data: Mailbox.from_json(_dict(data)), body)
 
     @staticmethod
+    def update_mailbox(
+        address: str,
+        display_name: str | None,
+        signature: str | None,
+        signature_format: str | None,
+        password: str | None,
+    ) -> _Call[Mailbox]:
+        body = _without_none(
+            displayName=display_name,
+            signature=signature,
+            signatureFormat=signature_format,
+            password=password,
+        )
+        return _Call(
+            "PATCH",
+            f"/v1/mailboxes/{_segment(address)}",
+            lambda data: Mailbox.from_json(_dict(data)),
+            body,
+        )
+
+    @staticmethod
     def delete_mailbox(address: str) -> _Call[bool]:
         return _Call("DELETE", f"/v1/mailboxes/{_segment(address)}", _deleted)
 
@@ -433,6 +454,21 @@ class Mailmark:
         """Create a mailbox; `address` is the local part. ConflictError if it exists."""
         return self._run(_Calls.create_mailbox(address, display_name))
 
+    def update_mailbox(
+        self,
+        address: str,
+        *,
+        display_name: str | None = None,
+        signature: str | None = None,
+        signature_format: str | None = None,
+        password: str | None = None,
+    ) -> Mailbox:
+        """Change a mailbox's display name, signature or IMAP/SMTP password (only those given),
+        by local part or full address."""
+        return self._run(
+            _Calls.update_mailbox(address, display_name, signature, signature_format, password)
+        )
+
     def delete_mailbox(self, address: str) -> bool:
         """Delete a mailbox and all its emails, by local part or full address. Irreversible."""
         return self._run(_Calls.delete_mailbox(address))
@@ -654,6 +690,19 @@ class AsyncMailmark:
 
     async def create_mailbox(self, address: str, display_name: str | None = None) -> Mailbox:
         return await self._run(_Calls.create_mailbox(address, display_name))
+
+    async def update_mailbox(
+        self,
+        address: str,
+        *,
+        display_name: str | None = None,
+        signature: str | None = None,
+        signature_format: str | None = None,
+        password: str | None = None,
+    ) -> Mailbox:
+        return await self._run(
+            _Calls.update_mailbox(address, display_name, signature, signature_format, password)
+        )
 
     async def delete_mailbox(self, address: str) -> bool:
         return await self._run(_Calls.delete_mailbox(address))

@@ -42,7 +42,7 @@ export type DomainDetail = {
   createdAt: string;
   lastCheckedAt: string | null;
   /** What deleting the domain deletes. */
-  contains: { mailboxes: number; messages: number; apiKeys: number; webhooks: number };
+  contains: { mailboxes: number; messages: number; apiKeys: number; webhooks: number; queued: number };
   records: DnsRecord[];
   /** The domain this alias domain delivers as; null for a domain of its own. */
   aliasOf: string | null;

@@ -123,6 +123,7 @@ export type SendResult = {
 export type DeliveryStatus =
   | "scheduled"
   | "queued"
+  | "held"
   | "delivered"
   | "deferred"
   | "bounced"

@@ -34,6 +34,7 @@ class ContentsOut(msgspec.Struct, rename="camel"):
     messages: int
     api_keys: int
     webhooks: int
+    queued: int = 0  # outbound deliveries not yet delivered or given up
 
 
 class RecordOut(msgspec.Struct, rename="camel"):
@@ -98,7 +99,11 @@ def detail_out(detail: DomainDetail) -> DomainDetailOut:
         created_at=domain.created_at,
         last_checked_at=domain.last_checked_at,
         contains=ContentsOut(
-            contains.mailboxes, contains.messages, contains.api_keys, contains.webhooks
+            contains.mailboxes,
+            contains.messages,
+            contains.api_keys,
+            contains.webhooks,
+            contains.queued,
         ),
         records=[record_out(row) for row in detail.records],
         alias_of=detail.alias_of,
@@ -192,6 +197,6 @@ class DomainController(Controller):
         name: FromPath[str],
         data: JSONBody[ConfirmIn],
     ) -> None:
-        """Remove the domain with its mailboxes and their mail, API keys and webhooks;
-        `confirm` must repeat the domain's name."""
+        """Remove the domain with its mailboxes and their mail, queued mail, DKIM keys, API keys
+        and webhooks; `confirm` must repeat the domain's name."""
         await domains.remove(viewer, name, confirm=data.confirm)

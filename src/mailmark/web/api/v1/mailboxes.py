@@ -1,9 +1,9 @@
-"""GET/POST /v1/mailboxes, DELETE /v1/mailboxes/{address}."""
+"""GET/POST /v1/mailboxes, PATCH/DELETE /v1/mailboxes/{address}."""
 
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from mailmark.core.addresses import normalize_local_part
@@ -33,6 +33,16 @@ class MailboxIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     address: str
     display_name: str = ""
     signature: str = ""
+
+
+class MailboxPatch(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """Only the fields given change."""
+
+    display_name: str | None = None
+    signature: str | None = None
+    signature_format: str | None = None
+    # The password IMAP and SMTP submission log in with; never shown back.
+    password: str | None = None
 
 
 class Deleted(msgspec.Struct):
@@ -100,6 +110,38 @@ class MailboxController(Controller):
             mailbox = await mailboxes.create(
                 address, display_name=data.display_name, signature=data.signature
             )
+        return mailbox_out(mailbox)
+
+    @patch(
+        "/{address:str}",
+        operation_id="updateMailbox",
+        summary="Change a mailbox's display name, signature or password",
+        operation_class=samples(
+            "PATCH",
+            "/v1/mailboxes/hello",
+            body={"displayName": "Hello Team", "signature": "-- \nThe Hello Team"},
+            response=EXAMPLE,
+            sdk="await client.updateMailbox('hello', { displayName: 'Hello Team' });",
+        ),
+    )
+    async def update_mailbox(
+        self,
+        principal: Injected[ApiPrincipal],
+        mailboxes: Injected[MailboxService],
+        address: FromPath[str],
+        data: JSONBody[MailboxPatch],
+    ) -> MailboxOut:
+        """Change the display name, the signature (`signatureFormat` `text` or `html`; HTML is
+        sanitised) or the IMAP/SMTP password of a mailbox on the key's domain (local part or full
+        address); the fields left out stay as they are."""
+        mailbox = await mailboxes.update(
+            full_address(principal, address),
+            display_name=data.display_name,
+            signature=data.signature,
+            signature_format=data.signature_format,
+            password=data.password,
+            domain_id=principal.domain_id,
+        )
         return mailbox_out(mailbox)
 
     @delete(

@@ -363,6 +363,7 @@ const STATUS_TONE: Record<string, string> = {
   queued: "bg-zinc-200 text-zinc-800 dark:bg-zinc-700 dark:text-zinc-100",
   scheduled: "bg-sky-100 text-sky-800 dark:bg-sky-500/15 dark:text-sky-200",
   deferred: "bg-amber-100 text-amber-900 dark:bg-amber-500/15 dark:text-amber-100",
+  held: "bg-amber-100 text-amber-900 dark:bg-amber-500/15 dark:text-amber-100",
   bounced: "bg-red-100 text-red-800 dark:bg-red-500/15 dark:text-red-200",
   failed: "bg-red-100 text-red-800 dark:bg-red-500/15 dark:text-red-200",
   suppressed: "bg-red-100 text-red-800 dark:bg-red-500/15 dark:text-red-200",

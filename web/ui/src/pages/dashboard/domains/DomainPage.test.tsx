@@ -40,7 +40,7 @@ function domain(mx: DnsRecord, verified: boolean): DomainDetail {
     verified,
     createdAt: "2026-12-05T21:00:00Z",
     lastCheckedAt: "2026-12-05T22:00:00Z",
-    contains: { mailboxes: 2, messages: 40, apiKeys: 1, webhooks: 0 },
+    contains: { mailboxes: 2, messages: 40, apiKeys: 1, webhooks: 0, queued: 0 },
     records: [mx, spf],
     aliasOf: null,
     aliasDomains: [],

@@ -306,6 +306,9 @@ function DomainView({
               </li>
               <li>{plural(contains.apiKeys, "API key")}: apps using them stop working</li>
               <li>{plural(contains.webhooks, "webhook")}</li>
+              {contains.queued > 0 ? (
+                <li>{plural(contains.queued, "outgoing delivery", "outgoing deliveries")} not sent yet</li>
+              ) : null}
             </ul>
             <p className="mt-2">Mail sent to addresses at {domain.name} will be refused afterwards.</p>
           </>
