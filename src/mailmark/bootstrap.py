@@ -38,6 +38,8 @@ from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
+from mailmark.core.sieve.filter import SieveFilter
+from mailmark.core.sieve.scripts import SieveScripts
 from mailmark.core.oidc import OidcProvider, OidcSignIn
 from mailmark.core.passwords import Passwords
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
@@ -142,6 +144,8 @@ class Services:
     tracking: OpenTracking
     passwords: Passwords
     reports: ReportService
+    sieve: SieveScripts
+    sieve_filter: SieveFilter
 
     async def close(self) -> None:
         self.passwords.close()
@@ -251,6 +255,7 @@ async def build_services(
         max_message_size=settings.max_message_size,
         delivery=delivery,
     )
+    sieve_filter = SieveFilter(uow, mailstore, clock)
     services = Services(
         settings=settings,
         engine=engine,
@@ -347,6 +352,8 @@ async def build_services(
         tracking=tracking,
         passwords=passwords_service,
         reports=ReportService(uow, clock),
+        sieve=SieveScripts(uow, clock, on_change=sieve_filter.forget),
+        sieve_filter=sieve_filter,
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
@@ -480,6 +487,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         clock=services.clock,
         hostname=settings.hostname,
         aggregate_reports=services.reports,
+        rules=[services.sieve_filter],
     )
     handler = MxHandler(
         mailboxes=services.mailboxes,

@@ -28,6 +28,7 @@ from mailmark.storage.reports import SqlReports
 from mailmark.storage.sender_groups import SqlSenderGroups
 from mailmark.storage.sent_emails import SqlSentEmails
 from mailmark.storage.sessions import SqlSessions
+from mailmark.storage.sieve_scripts import SqlSieveScripts
 from mailmark.storage.suppressions import SqlSuppressions
 from mailmark.storage.users import SqlUsers
 from mailmark.storage.webhook_deliveries import SqlWebhookDeliveries
@@ -64,6 +65,7 @@ class SqlUnitOfWork:
     recovery_codes: SqlRecoveryCodes
     compose: SqlCompose
     reports: SqlReports
+    sieve_scripts: SqlSieveScripts
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -112,6 +114,7 @@ class SqlUnitOfWork:
         self.recovery_codes = SqlRecoveryCodes(conn, dialect)
         self.compose = SqlCompose(conn, dialect)
         self.reports = SqlReports(conn, dialect)
+        self.sieve_scripts = SqlSieveScripts(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
