@@ -664,6 +664,7 @@ def app_services(services: Services) -> AppServices:
         images=services.images,
         compose=services.compose,
         reports=services.reports,
+        sieve=services.sieve,
     )
 
 

@@ -151,16 +151,17 @@ class _Parser:
             raise SieveSyntaxError(self._line(), f'expected "{text}" {after}, found {found}')
         self._at += 1
 
-    def commands(self, depth: int, in_block: bool) -> tuple[Command, ...]:
+    def commands(self, depth: int, opened_on: int | None) -> tuple[Command, ...]:
+        """The commands up to the end of the script, or of the block opened on `opened_on`."""
         commands: list[Command] = []
         while True:
             token = self._peek()
             if token is None:
-                if in_block:
-                    raise SieveSyntaxError(self._line(), 'a block opened with "{" is never closed')
+                if opened_on is not None:
+                    raise SieveSyntaxError(opened_on, 'the block opened here with "{" is never closed')
                 return tuple(commands)
             if token.text == "}":
-                if not in_block:
+                if opened_on is None:
                     raise SieveSyntaxError(token.line, 'a "}" closes no block')
                 self._at += 1
                 return tuple(commands)
@@ -180,7 +181,7 @@ class _Parser:
             if depth + 1 > MAX_NESTING:
                 raise SieveSyntaxError(end.line, f"blocks nested deeper than {MAX_NESTING}")
             self._at += 1
-            block: tuple[Command, ...] | None = self.commands(depth + 1, in_block=True)
+            block: tuple[Command, ...] | None = self.commands(depth + 1, opened_on=end.line)
         else:
             self._expect(";", f"after {token.text.lower()}")
             block = None
@@ -256,4 +257,4 @@ def parse(text: str) -> tuple[Command, ...]:
     """The script's commands; SieveSyntaxError for anything RFC 5228's grammar does not allow."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_SCRIPT_BYTES:
         raise SieveSyntaxError(1, f"the script is larger than {MAX_SCRIPT_BYTES // 1024} KiB")
-    return _Parser(_tokens(text)).commands(0, in_block=False)
+    return _Parser(_tokens(text)).commands(0, opened_on=None)

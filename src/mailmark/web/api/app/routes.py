@@ -13,6 +13,7 @@ from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.identity import IdentityService
 from mailmark.core.oidc import OidcSignIn
 from mailmark.core.reports import ReportService
+from mailmark.core.sieve.scripts import SieveScripts
 from mailmark.core.team import TeamService
 from mailmark.core.webhooks import WebhookService
 from mailmark.core.webmail import WebmailService
@@ -23,6 +24,7 @@ from mailmark.web.api.app.compose import ComposeController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
 from mailmark.web.api.app.mail import MailController
+from mailmark.web.api.app.filters import FiltersController
 from mailmark.web.api.app.mailboxes import MailboxController
 from mailmark.web.api.app.oidc import OidcController
 from mailmark.web.api.app.reports import ReportController
@@ -51,6 +53,8 @@ class AppServices:
     compose: WebmailCompose | None = None
     # DMARC and TLS reports received for the account's domains.
     reports: ReportService | None = None
+    # Sieve filters of mailboxes (none: their routes are not served).
+    sieve: SieveScripts | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -74,6 +78,8 @@ def api_router(services: AppServices) -> Router:
         handlers.append(MailController)
     if services.compose is not None:
         handlers.append(ComposeController)
+    if services.sieve is not None:
+        handlers.append(FiltersController)
     oidc_providers = services.oidc.providers if services.oidc is not None else []
     return Router(
         path="/api",
@@ -89,6 +95,7 @@ def api_router(services: AppServices) -> Router:
             "oidc": Provide(lambda: services.oidc, use_cache=True, sync_to_thread=False),
             "compose": Provide(lambda: services.compose, use_cache=True, sync_to_thread=False),
             "reports": Provide(lambda: services.reports, use_cache=True, sync_to_thread=False),
+            "sieve": Provide(lambda: services.sieve, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
             "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),
