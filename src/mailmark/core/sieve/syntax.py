@@ -144,13 +144,6 @@ class _Parser:
         self._at += 1
         return token
 
-    def _expect(self, text: str, after: str) -> None:
-        token = self._peek()
-        if token is None or token.text != text:
-            found = "the end of the script" if token is None else repr(token.text)
-            raise SieveSyntaxError(self._line(), f'expected "{text}" {after}, found {found}')
-        self._at += 1
-
     def commands(self, depth: int, opened_on: int | None) -> tuple[Command, ...]:
         """The commands up to the end of the script, or of the block opened on `opened_on`."""
         commands: list[Command] = []
@@ -182,8 +175,15 @@ class _Parser:
                 raise SieveSyntaxError(end.line, f"blocks nested deeper than {MAX_NESTING}")
             self._at += 1
             block: tuple[Command, ...] | None = self.commands(depth + 1, opened_on=end.line)
+        elif end is None or end.text != ";":
+            found = "the end of the script" if end is None else repr(end.text)
+            # Name the line the ";" is missing from, not the line of what came next.
+            missing_on = self._tokens[self._at - 1].line
+            raise SieveSyntaxError(
+                missing_on, f'expected ";" after {token.text.lower()}, found {found}'
+            )
         else:
-            self._expect(";", f"after {token.text.lower()}")
+            self._at += 1
             block = None
         return Command(token.text.lower(), arguments, tests, block, token.line)
 
