@@ -13,6 +13,7 @@ import { useToast } from "../../../components/Toast";
 import { formatDate } from "../../../lib/format";
 import { useAction, useAsync } from "../../../lib/useAsync";
 import { ConnectionCard } from "./ConnectionCard";
+import { FiltersCard } from "./FiltersCard";
 import { PasswordCard } from "./PasswordCard";
 import { SignatureCard } from "./SignatureCard";
 
@@ -69,6 +70,7 @@ function MailboxView({
       <div className="space-y-6">
         <DisplayNameCard mailbox={mailbox} onSaved={replace} />
         <SignatureCard mailbox={mailbox} onSaved={replace} />
+        <FiltersCard mailbox={mailbox} />
         <PasswordCard mailbox={mailbox} onChanged={() => void reload()} />
         <ConnectionCard address={mailbox.address} />
         {canManage ? (
