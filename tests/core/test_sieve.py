@@ -229,3 +229,14 @@ def test_simple_rules_round_trip_and_hand_edits_are_text_only() -> None:
     assert sieve_to_rules('require "fileinto";\nfileinto "x";\n') is None
     with pytest.raises(InvalidInput, match="Rule 1: give the address"):
         rules_to_sieve([SimpleRule("from", "is", "x", "forward", target="nowhere")])
+
+
+def test_headers_are_unfolded_and_decoded() -> None:
+    raw = (
+        b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.de>\r\n"
+        b"Subject: =?utf-8?b?R3LDvMOfZQ==?= aus\r\n Berlin\r\n"
+        b"\r\nHallo\r\n"
+    )
+    script = 'if header :is "subject" "Grüße aus Berlin" { discard; }'
+    assert folders(script, raw=raw) == []
+    assert folders('if header :contains "from" "Jürgen" { discard; }', raw=raw) == []

@@ -1,7 +1,7 @@
 """The Sieve delivery rule: a mailbox's active script decides where its copy goes.
 
-Scripts are compiled once per revision and cached per mailbox; each delivery asks the database
-only for the active script's revision. A script that fails for a message (a bound exceeded, a
+Scripts are compiled once per revision and cached per mailbox; delivery asks the database for
+the active script's revision at most every few seconds per mailbox. A script that fails for a message (a bound exceeded, a
 folder that cannot be used) leaves that copy where delivery was putting it, and the error is
 stored with the script for its owner to see: a broken script never loses mail.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from mailmark.core.dispositions import AutoReply, Disposition, InboundMessage
 from mailmark.core.errors import Conflict, InvalidInput
@@ -26,6 +27,13 @@ log = logging.getLogger(__name__)
 
 MAX_CACHED_SCRIPTS = 4096
 MAX_ERROR = 1000
+RECHECK_AFTER = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class _Cached:
+    loaded: tuple[ActiveScriptVersion, Script | None] | None  # None: no active script
+    checked_at: datetime
 
 
 class SieveFilter:
@@ -35,9 +43,7 @@ class SieveFilter:
         self._uow = uow
         self._store = store
         self._clock = clock
-        self._compiled: OrderedDict[int, tuple[ActiveScriptVersion, Script | None]] = (
-            OrderedDict()
-        )
+        self._compiled: OrderedDict[int, _Cached] = OrderedDict()
 
     def forget(self, mailbox_id: int) -> None:
         """Drop the mailbox's compiled script (it changed on this node)."""
@@ -66,29 +72,44 @@ class SieveFilter:
         return await self._carry(outcome, disposition, version)
 
     async def _script(self, mailbox_id: int) -> tuple[ActiveScriptVersion, Script | None] | None:
+        """The mailbox's compiled active script. The database is asked for its revision at
+        most every RECHECK_AFTER (a change made on this node is seen at once, through
+        `forget`; one made on another node within that time)."""
+        now = self._clock.now()
+        cached = self._compiled.get(mailbox_id)
+        if cached is not None and now - cached.checked_at < RECHECK_AFTER:
+            self._compiled.move_to_end(mailbox_id)
+            return cached.loaded
         async with self._uow(read_only=True) as uow:
             version = await uow.sieve_scripts.active_version(mailbox_id)
             if version is None:
-                self._compiled.pop(mailbox_id, None)
-                return None
-            cached = self._compiled.get(mailbox_id)
-            if cached is not None and cached[0] == version:
-                self._compiled.move_to_end(mailbox_id)
-                return cached
+                return self._remember(mailbox_id, None, now)
+            if cached is not None and cached.loaded is not None and cached.loaded[0] == version:
+                return self._remember(mailbox_id, cached.loaded, now)
             stored = await uow.sieve_scripts.active(mailbox_id)
         if stored is None:
-            return None
-        version = ActiveScriptVersion(stored.id, stored.revision)
+            return self._remember(mailbox_id, None, now)
         try:
             script: Script | None = compile_script(stored.content)
         except SieveSyntaxError as error:
             # Scripts are checked when saved; one stored before a check changed is kept aside.
             log.warning("sieve script %s of mailbox %s: %s", stored.name, mailbox_id, error)
             script = None
-        self._compiled[mailbox_id] = (version, script)
+        return self._remember(
+            mailbox_id, (ActiveScriptVersion(stored.id, stored.revision), script), now
+        )
+
+    def _remember(
+        self,
+        mailbox_id: int,
+        loaded: tuple[ActiveScriptVersion, Script | None] | None,
+        now: datetime,
+    ) -> tuple[ActiveScriptVersion, Script | None] | None:
+        self._compiled[mailbox_id] = _Cached(loaded, now)
+        self._compiled.move_to_end(mailbox_id)
         while len(self._compiled) > MAX_CACHED_SCRIPTS:
             self._compiled.popitem(last=False)
-        return version, script
+        return loaded
 
     async def _carry(
         self, outcome: Outcome, disposition: Disposition, version: ActiveScriptVersion

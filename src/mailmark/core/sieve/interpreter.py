@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
 from functools import lru_cache
@@ -75,10 +76,33 @@ class SieveMessage:
     envelope_from: str
     envelope_to: str
     _body: str | None = field(default=None, init=False)
+    _raw_headers: dict[str, list[str]] | None = field(default=None, init=False)
+    _decoded: dict[str, list[str]] = field(default_factory=dict, init=False)
+    _addresses: dict[str, list[str]] = field(default_factory=dict, init=False)
 
     def headers(self, name: str) -> list[str]:
-        values = self.message.get_all(name) or []
-        return [str(value) for value in values[:MAX_HEADER_VALUES]]
+        """The field's values, unfolded and with RFC 2047 encoded-words decoded (RFC 5228
+        §2.7.2). Read from the raw fields: the email package's structured header objects
+        cost a millisecond a field, which twenty rules would pay twenty times."""
+        if name not in self._decoded:
+            if self._raw_headers is None:
+                table: dict[str, list[str]] = {}
+                for key, value in self.message.raw_items():
+                    table.setdefault(key.lower(), []).append(value)
+                self._raw_headers = table
+            raw = self._raw_headers.get(name, [])[:MAX_HEADER_VALUES]
+            self._decoded[name] = [_header_text(value) for value in raw]
+        return self._decoded[name]
+
+    def addresses(self, name: str) -> list[str]:
+        """The addresses in an address field (RFC 5228 §5.1), parsed once per message."""
+        if name not in self._addresses:
+            parsed = getaddresses(self.headers(name))
+            self._addresses[name] = [address for _, address in parsed if address]
+        return self._addresses[name]
+
+    def has_header(self, name: str) -> bool:
+        return bool(self.headers(name))
 
     def body_text(self) -> str:
         """The text parts, decoded, up to MAX_BODY_TEXT characters (RFC 5173 §5.2 :text)."""
@@ -95,6 +119,19 @@ class SieveMessage:
                     break
             self._body = "\n".join(texts)
         return self._body
+
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def _header_text(value: str) -> str:
+    text = _FOLD.sub("", str(value)).strip()
+    if "=?" not in text:
+        return text
+    try:
+        return str(make_header(decode_header(text)))
+    except (ValueError, LookupError, UnicodeError):
+        return text
 
 
 def _part_text(part: Message) -> str:
@@ -247,7 +284,7 @@ class _Run:
         if isinstance(condition, AddressTest):
             return matches(condition.match, self.addresses(condition))
         if isinstance(condition, ExistsTest):
-            return all(self.message.message.get(name) is not None for name in condition.headers)
+            return all(self.message.has_header(name) for name in condition.headers)
         if isinstance(condition, SizeTest):
             size = self.message.size
             return size > condition.limit if condition.over else size < condition.limit
@@ -263,7 +300,7 @@ class _Run:
             if test.envelope:
                 raw = [self.message.envelope_from if name == "from" else self.message.envelope_to]
             else:
-                raw = [a for _, a in getaddresses(self.message.headers(name)) if a]
+                raw = self.message.addresses(name)
             found.extend(_address_part(address, test.part) for address in raw)
         return found
 

@@ -58,19 +58,19 @@ export function FiltersCard({ mailbox }: { mailbox: Mailbox }) {
 
   return (
     <div role="region" aria-label="Filters">
-    <Card
-      title="Filters"
-      description="Rules applied to incoming mail, top to bottom, before it reaches the inbox. They are kept as a Sieve script (RFC 5228)."
-    >
-      {loaded.error ? <Alert tone="error">{loaded.error.message}</Alert> : null}
-      {loaded.data ? (
-        <FiltersEditor mailbox={mailbox} filters={loaded.data} onSaved={(saved) => loaded.setData(saved)} />
-      ) : loaded.loading ? (
-        <div className="flex justify-center py-6">
-          <Spinner />
-        </div>
-      ) : null}
-    </Card>
+      <Card
+        title="Filters"
+        description="Rules applied to incoming mail, top to bottom, before it reaches the inbox. They are kept as a Sieve script (RFC 5228)."
+      >
+        {loaded.error ? <Alert tone="error">{loaded.error.message}</Alert> : null}
+        {loaded.data ? (
+          <FiltersEditor mailbox={mailbox} filters={loaded.data} onSaved={(saved) => loaded.setData(saved)} />
+        ) : loaded.loading ? (
+          <div className="flex justify-center py-6">
+            <Spinner />
+          </div>
+        ) : null}
+      </Card>
     </div>
   );
 }
@@ -260,17 +260,19 @@ function RuleRow({
       aria-label={`Rule ${n}`}
     >
       <span className="text-sm font-medium text-zinc-700 dark:text-zinc-300">If</span>
-      <InlineSelect
-        aria-label={`Rule ${n} field`}
-        value={rule.field}
-        onChange={(event) => onChange({ field: event.target.value as RuleField })}
-      >
-        {FIELDS.map((option) => (
-          <option key={option.value} value={option.value}>
-            {option.label}
-          </option>
-        ))}
-      </InlineSelect>
+      <div className="flex-none">
+        <InlineSelect
+          aria-label={`Rule ${n} field`}
+          value={rule.field}
+          onChange={(event) => onChange({ field: event.target.value as RuleField })}
+        >
+          {FIELDS.map((option) => (
+            <option key={option.value} value={option.value}>
+              {option.label}
+            </option>
+          ))}
+        </InlineSelect>
+      </div>
       {rule.field === "header" ? (
         <input
           aria-label={`Rule ${n} header name`}
@@ -281,17 +283,19 @@ function RuleRow({
           className={`${rowInput} w-32 sm:w-36`}
         />
       ) : null}
-      <InlineSelect
-        aria-label={`Rule ${n} comparison`}
-        value={rule.operator}
-        onChange={(event) => onChange({ operator: event.target.value as RuleOperator })}
-      >
-        {OPERATORS.map((option) => (
-          <option key={option.value} value={option.value}>
-            {option.label}
-          </option>
-        ))}
-      </InlineSelect>
+      <div className="flex-none">
+        <InlineSelect
+          aria-label={`Rule ${n} comparison`}
+          value={rule.operator}
+          onChange={(event) => onChange({ operator: event.target.value as RuleOperator })}
+        >
+          {OPERATORS.map((option) => (
+            <option key={option.value} value={option.value}>
+              {option.label}
+            </option>
+          ))}
+        </InlineSelect>
+      </div>
       <input
         aria-label={`Rule ${n} value`}
         value={rule.value}
@@ -301,17 +305,19 @@ function RuleRow({
         className={`${rowInput} flex-1 basis-40`}
       />
       <span className="text-sm font-medium text-zinc-700 dark:text-zinc-300">then</span>
-      <InlineSelect
-        aria-label={`Rule ${n} action`}
-        value={rule.action}
-        onChange={(event) => onChange({ action: event.target.value as RuleAction })}
-      >
-        {ACTIONS.map((option) => (
-          <option key={option.value} value={option.value}>
-            {option.label}
-          </option>
-        ))}
-      </InlineSelect>
+      <div className="flex-none">
+        <InlineSelect
+          aria-label={`Rule ${n} action`}
+          value={rule.action}
+          onChange={(event) => onChange({ action: event.target.value as RuleAction })}
+        >
+          {ACTIONS.map((option) => (
+            <option key={option.value} value={option.value}>
+              {option.label}
+            </option>
+          ))}
+        </InlineSelect>
+      </div>
       {targetLabel ? (
         <input
           aria-label={`Rule ${n} ${targetLabel.toLowerCase()}`}
