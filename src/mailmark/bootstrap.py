@@ -38,8 +38,6 @@ from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import MailStore
-from mailmark.core.sieve.filter import SieveFilter
-from mailmark.core.sieve.scripts import SieveScripts
 from mailmark.core.oidc import OidcProvider, OidcSignIn
 from mailmark.core.passwords import Passwords
 from mailmark.core.ports import Clock, PasswordHasher, SystemClock
@@ -48,6 +46,8 @@ from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.reports import ReportService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
+from mailmark.core.sieve.filter import SieveFilter
+from mailmark.core.sieve.scripts import SieveScripts
 from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService

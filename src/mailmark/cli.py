@@ -18,11 +18,11 @@ from mailmark.config import Settings, SettingsError, load_settings
 from mailmark.core.aggregate_reports import ReportOverview, SourceSummary
 from mailmark.core.domains import ReturnPath, return_path_checks
 from mailmark.core.errors import InvalidInput, MailmarkError, NotFound
+from mailmark.core.model import ApiKey, Mailbox, QueueEntry
+from mailmark.core.plans import PLANS
 from mailmark.core.sieve.model import SieveScript
 from mailmark.core.sieve.scripts import DEFAULT_SCRIPT, check_script
 from mailmark.core.sieve.syntax import MAX_SCRIPT_BYTES
-from mailmark.core.model import ApiKey, Mailbox, QueueEntry
-from mailmark.core.plans import PLANS
 from mailmark.core.states import DeliveryStatus
 from mailmark.dns_tools.record_set import record_json, zone_fragment
 from mailmark.startup import StartupError

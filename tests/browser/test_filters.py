@@ -44,7 +44,10 @@ async def test_two_rules_saved_as_sieve(
     script = filters.get_by_role("textbox", name="Sieve script")
     await expect(script).to_have_value(re.compile(r'require \["fileinto", "imap4flags"\];'))
     generated = await script.input_value()
-    assert 'if header :contains "from" "billing@supplier.example" {\n    fileinto "Invoices";\n}' in generated
+    assert (
+        'if header :contains "from" "billing@supplier.example" {\n    fileinto "Invoices";\n}'
+        in generated
+    )
     assert 'if header :matches "subject" "*urgent*" {\n    addflag "\\\\Flagged";\n}' in generated
     await look(page, "sieve")
 
@@ -54,13 +57,15 @@ async def test_two_rules_saved_as_sieve(
     # A script broken by hand is refused, and the line is named; the saved filters stay.
     await script.fill('require "fileinto";\nif header :is "subject" "x" {\n  fileinto "Y"\n}\n')
     await filters.get_by_role("button", name="Check").click()
-    await expect(filters.get_by_text('Line 3: expected ";" after fileinto, found \'}\'')).to_be_visible()
+    await expect(
+        filters.get_by_text("Line 3: expected \";\" after fileinto, found '}'")
+    ).to_be_visible()
     await filters.get_by_role("button", name="Save script").click()
     await expect(script).to_have_accessible_description(
-        'Line 3: expected ";" after fileinto, found \'}\'.'
+        "Line 3: expected \";\" after fileinto, found '}'."
     )
     await look(page, "sieve-error", dark=False)
     await page.reload()
-    await expect(page.get_by_role("region", name="Filters").get_by_label("Rule 2 value")).to_have_value(
-        "*urgent*"
-    )
+    await expect(
+        page.get_by_role("region", name="Filters").get_by_label("Rule 2 value")
+    ).to_have_value("*urgent*")

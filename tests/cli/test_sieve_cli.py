@@ -10,7 +10,9 @@ from mailmark.bootstrap import build_services
 from tests.support.serve import cli_environment, mailmark, settings_for
 
 ADDRESS = "sales@acme.test"
-SCRIPT = 'require "fileinto";\nif header :contains "subject" "invoice" {\n    fileinto "Invoices";\n}\n'
+SCRIPT = (
+    'require "fileinto";\nif header :contains "subject" "invoice" {\n    fileinto "Invoices";\n}\n'
+)
 
 
 @pytest.fixture

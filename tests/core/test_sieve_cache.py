@@ -46,9 +46,7 @@ async def test_changes_from_another_node_apply_within_the_recheck_time(
     # Written by another node: the cached script runs until its revision is checked again.
     async with world.services.engine.begin() as conn:
         await conn.execute(
-            sa.update(sieve_scripts).values(
-                content="keep;", revision=sieve_scripts.c.revision + 1
-            )
+            sa.update(sieve_scripts).values(content="keep;", revision=sieve_scripts.c.revision + 1)
         )
     assert (await rule.apply(message(), start)).folders == ()
     clock.advance(RECHECK_AFTER + timedelta(seconds=1))

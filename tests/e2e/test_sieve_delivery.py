@@ -22,7 +22,9 @@ SALES = "sales@acme.test"
 SALES_PASSWORD = "sales-pass-1"
 
 
-def send(port: int, subject: str, *, sender: str = "ann@example.org", body: str = "Hello.\n") -> None:
+def send(
+    port: int, subject: str, *, sender: str = "ann@example.org", body: str = "Hello.\n"
+) -> None:
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, SALES, subject
     message.set_content(body)
@@ -115,9 +117,7 @@ async def test_a_script_that_fails_keeps_mail_in_the_inbox_and_records_why(
 
 async def test_a_script_with_a_syntax_error_is_refused_when_saved(world: World) -> None:
     with pytest.raises(InvalidInput, match=r"Line 3: expected \";\" after discard"):
-        await world.services.sieve.put(
-            SALES, 'require "fileinto";\nif true {\n  discard\n}\n'
-        )
+        await world.services.sieve.put(SALES, 'require "fileinto";\nif true {\n  discard\n}\n')
     assert await world.services.sieve.get(SALES) is None
 
 
@@ -136,9 +136,7 @@ async def test_a_run_time_error_drops_every_action_and_delivers_to_the_inbox(
 
 
 def inbound(subject: str, sender: str = "ann@example.org") -> InboundMessage:
-    raw = (
-        f"From: {sender}\r\nTo: {SALES}\r\nSubject: {subject}\r\n\r\nHello.\r\n"
-    ).encode()
+    raw = (f"From: {sender}\r\nTo: {SALES}\r\nSubject: {subject}\r\n\r\nHello.\r\n").encode()
     return InboundMessage(
         raw=raw,
         trace_prefix=b"Return-Path: <ann@example.org>\r\n",

@@ -64,12 +64,10 @@ async def test_a_broken_script_is_refused_with_its_line(owner_client: ApiClient)
     )
     message = assert_error(refused, 400, "invalid_input", "script")
     assert message == 'Line 3: the block opened here with "{" is never closed.'
-    bad_rule = await owner_client.put(
-        URL, json={"rules": [{**RULES[1], "target": ""}]}
-    )
+    bad_rule = await owner_client.put(URL, json={"rules": [{**RULES[1], "target": ""}]})
     assert assert_error(bad_rule, 400, "invalid_input", "rules").startswith("Rule 1:")
     assert (await owner_client.get(URL)).json()["script"] == ""
-    checked = await owner_client.post(f"{URL}/check", json={"script": "keep;\nfileinto \"x\";"})
+    checked = await owner_client.post(f"{URL}/check", json={"script": 'keep;\nfileinto "x";'})
     assert checked.json() == {
         "valid": False,
         "line": 2,

@@ -108,9 +108,7 @@ class SqlSieveScripts(Repository):
 
     async def delete(self, mailbox_id: int, name: str) -> None:
         await self._conn.execute(
-            sa.delete(sieve_scripts).where(
-                _columns.mailbox_id == mailbox_id, _columns.name == name
-            )
+            sa.delete(sieve_scripts).where(_columns.mailbox_id == mailbox_id, _columns.name == name)
         )
 
     async def record_error(self, script_id: int, revision: int, error: str, at: datetime) -> None:

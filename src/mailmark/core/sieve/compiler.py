@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from mailmark.core.sieve.syntax import (
     Argument,
@@ -109,7 +110,15 @@ class Not:
 
 
 Condition = (
-    HeaderTest | AddressTest | ExistsTest | SizeTest | BodyTest | HasFlagTest | Constant | AllOf | Not
+    HeaderTest
+    | AddressTest
+    | ExistsTest
+    | SizeTest
+    | BodyTest
+    | HasFlagTest
+    | Constant
+    | AllOf
+    | Not
 )
 
 
@@ -427,7 +436,7 @@ class _Compiler:
             handle=arguments.string("handle"),
         )
 
-    _actions: dict[str, Callable[[_Compiler, Command], Statement]] = {
+    _actions: ClassVar[dict[str, Callable[[_Compiler, Command], Statement]]] = {
         "keep": keep,
         "fileinto": fileinto,
         "redirect": redirect,
@@ -510,7 +519,9 @@ class _Compiler:
             for header in headers:
                 if header not in ("from", "to"):
                     arguments.fail(f'envelope tests "from" or "to", not "{header}"')
-        return AddressTest(headers, part, Match(kind, comparator, keys), envelope=name == "envelope")
+        return AddressTest(
+            headers, part, Match(kind, comparator, keys), envelope=name == "envelope"
+        )
 
     def header_names(self, test: Test, headers: tuple[str, ...]) -> tuple[str, ...]:
         for header in headers:

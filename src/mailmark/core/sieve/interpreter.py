@@ -180,8 +180,6 @@ def matches(match: Match, values: Sequence[str]) -> bool:
     return False
 
 
-
-
 def _address_part(address: str, part: str) -> str:
     local, at, domain = address.rpartition("@")
     if not at:

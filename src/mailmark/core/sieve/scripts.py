@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailmark.core.access import Viewer, require_mailbox_visible
-from mailmark.core.mailboxes import split_address
 from mailmark.core.errors import InvalidInput, NotFound
+from mailmark.core.mailboxes import split_address
 from mailmark.core.model import Mailbox
 from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.sieve.compiler import compile_script

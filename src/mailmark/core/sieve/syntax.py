@@ -107,7 +107,7 @@ def _tokens(text: str) -> list[_Token]:
                 raise SieveSyntaxError(line, 'a "text:" string is never ended by a line with "."')
             body = text[match.end() : end.start()]
             # RFC 5228 §2.4.2: a line starting with "." has it doubled; undo that.
-            lines = [part[1:] if part.startswith(".") else part for part in body.split("\n")]
+            lines = [part.removeprefix(".") for part in body.split("\n")]
             tokens.append(_Token("string", "\n".join(lines), line))
             line += text.count("\n", position, end.end())
             position = end.end()
@@ -151,7 +151,9 @@ class _Parser:
             token = self._peek()
             if token is None:
                 if opened_on is not None:
-                    raise SieveSyntaxError(opened_on, 'the block opened here with "{" is never closed')
+                    raise SieveSyntaxError(
+                        opened_on, 'the block opened here with "{" is never closed'
+                    )
                 return tuple(commands)
             if token.text == "}":
                 if opened_on is None:
@@ -215,7 +217,9 @@ class _Parser:
         while True:
             token = self._take()
             if token.kind != "string":
-                raise SieveSyntaxError(token.line, f"expected a string in a list, found {token.text!r}")
+                raise SieveSyntaxError(
+                    token.line, f"expected a string in a list, found {token.text!r}"
+                )
             values.append(token.text)
             if len(values) > MAX_LIST_ITEMS:
                 raise SieveSyntaxError(token.line, f"a list of more than {MAX_LIST_ITEMS} strings")
@@ -223,7 +227,9 @@ class _Parser:
             if token.text == "]":
                 return tuple(values)
             if token.text != ",":
-                raise SieveSyntaxError(token.line, f'expected "," or "]" in a list, found {token.text!r}')
+                raise SieveSyntaxError(
+                    token.line, f'expected "," or "]" in a list, found {token.text!r}'
+                )
 
     def tests(self, depth: int) -> tuple[Test, ...]:
         token = self._peek()
@@ -238,7 +244,9 @@ class _Parser:
         while (token := self._take()).text == ",":
             tests.append(self.test(depth))
         if token.text != ")":
-            raise SieveSyntaxError(token.line, f'expected "," or ")" in a test list, found {token.text!r}')
+            raise SieveSyntaxError(
+                token.line, f'expected "," or ")" in a test list, found {token.text!r}'
+            )
         return tuple(tests)
 
     def test(self, depth: int) -> Test:

@@ -38,9 +38,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sieve_scripts")),
-        sa.UniqueConstraint(
-            "mailbox_id", "name", name=op.f("uq_sieve_scripts_mailbox_id_name")
-        ),
+        sa.UniqueConstraint("mailbox_id", "name", name=op.f("uq_sieve_scripts_mailbox_id_name")),
     )
 
 

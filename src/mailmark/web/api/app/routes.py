@@ -23,8 +23,8 @@ from mailmark.web.api.app.auth import AuthController, MeController, SessionContr
 from mailmark.web.api.app.compose import ComposeController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
-from mailmark.web.api.app.mail import MailController
 from mailmark.web.api.app.filters import FiltersController
+from mailmark.web.api.app.mail import MailController
 from mailmark.web.api.app.mailboxes import MailboxController
 from mailmark.web.api.app.oidc import OidcController
 from mailmark.web.api.app.reports import ReportController
