@@ -60,6 +60,7 @@ from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
 from mailmark.imap.server import ImapListener, start_imap_listener
 from mailmark.loop_lag import LoopLagMonitor
+from mailmark.managesieve.server import ManageSieveListener, start_managesieve_listener
 from mailmark.oidc.client import HttpOidcClient
 from mailmark.sanitize import MailHtmlSanitizer, Nh3Sanitizer
 from mailmark.security import (
@@ -413,6 +414,7 @@ class Listeners:
     webhooks: WebhookWorker
     domain_rechecks: DomainRechecker
     loop_lag: LoopLagMonitor
+    managesieve: ManageSieveListener
 
     @property
     def mx_port(self) -> int:
@@ -452,6 +454,7 @@ class Listeners:
             self.http.close(),
             self.imap.close(),
             self.imaps.close(),
+            self.managesieve.close(),
         )
 
 
@@ -514,6 +517,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
     )
     started = [mx]
     imap_listeners: list[ImapListener] = []
+    managesieve: ManageSieveListener | None = None
     try:
         submission_handler = SubmissionHandler(
             logins=services.logins, sending=services.sending, max_recipients=settings.max_recipients
@@ -574,6 +578,19 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                     ),
                 )
             )
+        managesieve = await _listening(
+            "ManageSieve",
+            settings.bind,
+            settings.managesieve_port,
+            start_managesieve_listener(
+                scripts=services.sieve,
+                logins=services.logins,
+                host=settings.bind,
+                port=settings.managesieve_port,
+                tls_context=context,
+                limits=limits(),
+            ),
+        )
         http = await _listening(
             "HTTP",
             settings.bind,
@@ -589,7 +606,9 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         )
     except BaseException:
         await asyncio.gather(
-            *(listener.close() for listener in started), *(imap.close() for imap in imap_listeners)
+            *(listener.close() for listener in started),
+            *(imap.close() for imap in imap_listeners),
+            *([managesieve.close()] if managesieve is not None else []),
         )
         raise
     worker = outbound_worker(services)
@@ -613,6 +632,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         webhooks=hooks,
         domain_rechecks=rechecks,
         loop_lag=loop_lag,
+        managesieve=managesieve,
     )
 
 
@@ -624,6 +644,7 @@ _PORT_SETTINGS = {
     "IMAP": "MAILMARK_IMAP_PORT",
     "IMAPS": "MAILMARK_IMAPS_PORT",
     "HTTP": "MAILMARK_HTTP_PORT",
+    "ManageSieve": "MAILMARK_MANAGESIEVE_PORT",
 }
 
 

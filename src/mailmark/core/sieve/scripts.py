@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailmark.core.access import Viewer, require_mailbox_visible
-from mailmark.core.errors import InvalidInput, NotFound
+from mailmark.core.errors import Conflict, InvalidInput, NotFound
 from mailmark.core.mailboxes import split_address
 from mailmark.core.model import Mailbox
 from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
@@ -136,6 +136,59 @@ class SieveScripts:
             await uow.commit()
         self._on_change(mailbox.id)
         return stored
+
+    # A mailbox's own client (ManageSieve, RFC 5804), signed in as the mailbox.
+
+    async def list_scripts(self, mailbox_id: int) -> list[SieveScript]:
+        async with self._uow(read_only=True) as uow:
+            return await uow.sieve_scripts.list(mailbox_id)
+
+    async def script(self, mailbox_id: int, name: str) -> SieveScript:
+        async with self._uow(read_only=True) as uow:
+            found = await uow.sieve_scripts.get(mailbox_id, check_name(name))
+        if found is None:
+            raise NotFound(f"There is no script named {name}.")
+        return found
+
+    async def put_script(self, mailbox_id: int, name: str, text: str) -> SieveScript:
+        """Save `name` (active or not, as it was); a script that cannot run is refused."""
+        _require_valid(text)
+        name = check_name(name)
+        async with self._uow() as uow:
+            stored = await self._put(uow, mailbox_id, name, text, activate=False)
+            await uow.commit()
+        self._on_change(mailbox_id)
+        return stored
+
+    async def set_active(self, mailbox_id: int, name: str | None) -> None:
+        """Make `name` the active script; None: no script runs."""
+        async with self._uow() as uow:
+            if name is not None and await uow.sieve_scripts.get(mailbox_id, name) is None:
+                raise NotFound(f"There is no script named {name}.")
+            await uow.sieve_scripts.activate(mailbox_id, name, self._clock.now())
+            await uow.commit()
+        self._on_change(mailbox_id)
+
+    async def delete_script(self, mailbox_id: int, name: str) -> None:
+        """RFC 5804 §2.10: the active script cannot be deleted."""
+        async with self._uow() as uow:
+            found = await uow.sieve_scripts.get(mailbox_id, name)
+            if found is None:
+                raise NotFound(f"There is no script named {name}.")
+            if found.active:
+                raise Conflict("The active script cannot be deleted; deactivate it first.")
+            await uow.sieve_scripts.delete(mailbox_id, name)
+            await uow.commit()
+
+    async def rename_script(self, mailbox_id: int, old: str, new: str) -> None:
+        new = check_name(new)
+        async with self._uow() as uow:
+            if await uow.sieve_scripts.get(mailbox_id, old) is None:
+                raise NotFound(f"There is no script named {old}.")
+            if await uow.sieve_scripts.get(mailbox_id, new) is not None:
+                raise Conflict(f"A script named {new} already exists.")
+            await uow.sieve_scripts.rename(mailbox_id, old, new, self._clock.now())
+            await uow.commit()
 
     async def _put(
         self, uow: UnitOfWork, mailbox_id: int, name: str, text: str, *, activate: bool
