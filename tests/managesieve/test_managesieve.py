@@ -150,3 +150,10 @@ async def test_a_literal_over_the_bound_ends_the_session(
         tls=True,
     )
     assert refused.startswith(b"BYE (QUOTA/MAXSIZE)")
+
+
+async def test_a_line_over_the_bound_ends_the_session(world: World, listeners: Listeners) -> None:
+    _, refused = await asyncio.to_thread(
+        raw_exchange, listeners.managesieve.port, b"NOOP " + b"x" * 20_000 + b"\r\n"
+    )
+    assert refused.startswith(b'BYE "A line is at most 8192 bytes"')

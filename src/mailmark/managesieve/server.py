@@ -49,6 +49,10 @@ class ProtocolError(Exception):
     """A command that cannot be read; answered NO, and the session goes on."""
 
 
+class LineTooLong(Exception):
+    """A line over MAX_LINE: what follows it cannot be told apart, so the session ends."""
+
+
 @dataclass
 class ManageSieveListener:
     server: asyncio.Server
@@ -101,7 +105,7 @@ class Session:
         try:
             line = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), IDLE_TIMEOUT)
         except asyncio.LimitOverrunError:
-            raise ProtocolError("Line too long") from None
+            raise LineTooLong(f"A line is at most {MAX_LINE} bytes") from None
         return line[:-2]
 
     async def read_arguments(self, line: bytes) -> list[str]:
@@ -183,7 +187,7 @@ class Session:
             except TimeoutError:
                 await self.send(b'BYE "Idle too long"\r\n')
                 return
-            except ProtocolError as error:
+            except LineTooLong as error:
                 await self.send(b"BYE ", quoted(str(error)), b"\r\n")
                 return
             try:
@@ -195,6 +199,9 @@ class Session:
                 await self.no(str(error))
             except OverflowError as error:
                 await self.send(b"BYE (QUOTA/MAXSIZE) ", quoted(str(error)), b"\r\n")
+                return
+            except LineTooLong as error:
+                await self.send(b"BYE ", quoted(str(error)), b"\r\n")
                 return
             except TimeoutError:
                 await self.send(b'BYE "Idle too long"\r\n')
