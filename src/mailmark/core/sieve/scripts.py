@@ -113,6 +113,12 @@ class SieveScripts:
         self._on_change(mailbox.id)
         return _view(stored)
 
+    async def check_for(self, viewer: Viewer, address: str, text: str) -> ScriptProblem | None:
+        """`check_script`, for someone who may edit the mailbox's filters."""
+        async with self._uow(read_only=True) as uow:
+            await _visible(uow, viewer, address)
+        return check_script(text)
+
     # The command line (an administrator of the installation).
 
     async def get(self, address: str, name: str | None = None) -> SieveScript | None:

@@ -11,7 +11,7 @@ from litestar import Controller, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from mailmark.core.access import Viewer
-from mailmark.core.sieve.scripts import FiltersView, SieveScripts, check_script
+from mailmark.core.sieve.scripts import FiltersView, SieveScripts
 from mailmark.core.sieve.simple_rules import MAX_RULES, MAX_VALUE, SimpleRule
 from mailmark.core.sieve.syntax import MAX_SCRIPT_BYTES
 from mailmark.web.api.v1.auth import Injected
@@ -114,9 +114,15 @@ class FiltersController(Controller):
         return filters_out(await sieve.save_for(viewer, address, script=data.script, rules=rules))
 
     @post("/check", operation_id="appCheckFilters", summary="Check a Sieve script", status_code=200)
-    async def check_filters(self, data: JSONBody[CheckIn]) -> CheckOut:
+    async def check_filters(
+        self,
+        viewer: Injected[Viewer],
+        sieve: Injected[SieveScripts],
+        address: FromPath[Address],
+        data: JSONBody[CheckIn],
+    ) -> CheckOut:
         """Whether the script can run, and if not, the line and the reason; nothing is saved."""
-        problem = check_script(data.script)
+        problem = await sieve.check_for(viewer, address, data.script)
         if problem is None:
             return CheckOut(valid=True)
         return CheckOut(valid=False, line=problem.line, message=problem.message)
