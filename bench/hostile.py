@@ -67,7 +67,7 @@ class Server:
     def fresh(cls, workdir: Path) -> Server:
         ports = {
             name: free_port()
-            for name in ("MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "HTTP")
+            for name in ("MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "HTTP", "MANAGESIEVE")
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILMARK_")}
         env.update(

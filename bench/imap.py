@@ -357,7 +357,7 @@ def mailmark_env(
         MAILMARK_IMAPS_PORT=str(imaps_port),
         MAILMARK_LOG_LEVEL="INFO",
     )
-    for name in ("MX", "SUBMISSION", "SUBMISSIONS", "HTTP"):
+    for name in ("MX", "SUBMISSION", "SUBMISSIONS", "HTTP", "MANAGESIEVE"):
         env[f"MAILMARK_{name}_PORT"] = "0"
     if database_url:
         env["MAILMARK_DATABASE_URL"] = database_url

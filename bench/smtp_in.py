@@ -595,7 +595,7 @@ def mailmark_setup(
         MAILMARK_LOG_LEVEL="INFO",
     )
     # Port 0 for every listener, present or future, so that none collides with anything.
-    for name in ("MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "HTTP"):
+    for name in ("MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "HTTP", "MANAGESIEVE"):
         env[f"MAILMARK_{name}_PORT"] = "0"
     if database_url:
         env["MAILMARK_DATABASE_URL"] = database_url

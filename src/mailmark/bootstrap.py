@@ -51,6 +51,8 @@ from mailmark.core.relays import Relay, RelayService, RelayTls, default_relay_po
 from mailmark.core.reports import ReportService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
+from mailmark.core.sieve.filter import SieveFilter
+from mailmark.core.sieve.scripts import SieveScripts
 from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.spam import SpamFilter, SpamFilters, SpamLearning, SpamThresholds
 from mailmark.core.srs import Srs
@@ -66,6 +68,7 @@ from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
 from mailmark.imap.server import ImapListener, start_imap_listener
 from mailmark.loop_lag import LoopLagMonitor
+from mailmark.managesieve.server import ManageSieveListener, start_managesieve_listener
 from mailmark.oidc.client import HttpOidcClient
 from mailmark.sanitize import MailHtmlSanitizer, Nh3Sanitizer
 from mailmark.security import (
@@ -158,6 +161,8 @@ class Services:
     forwarder: Forwarder
     vacation: VacationService
     auto_replies: Responder
+    sieve: SieveScripts
+    sieve_filter: SieveFilter
     # Inbound spam filtering (None: not configured), and the rspamd client behind it, if any.
     spam_filter: SpamFilter | None = None
     rspamd: Rspamd | None = None
@@ -314,6 +319,7 @@ async def build_services(
         delivery=delivery,
         learning=learning,
     )
+    sieve_filter = SieveFilter(uow, mailstore, clock)
     services = Services(
         settings=settings,
         engine=engine,
@@ -419,6 +425,8 @@ async def build_services(
         spam_learning=learning,
         vacation=VacationService(uow, clock, mailboxes, Nh3Sanitizer()),
         auto_replies=Responder(uow, clock, system_mail, Nh3Sanitizer()),
+        sieve=SieveScripts(uow, clock, on_change=sieve_filter.forget),
+        sieve_filter=sieve_filter,
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
@@ -494,6 +502,7 @@ class Listeners:
     domain_rechecks: DomainRechecker
     maintenance: Maintenance
     loop_lag: LoopLagMonitor
+    managesieve: ManageSieveListener
 
     @property
     def mx_port(self) -> int:
@@ -534,6 +543,7 @@ class Listeners:
             self.http.close(),
             self.imap.close(),
             self.imaps.close(),
+            self.managesieve.close(),
         )
 
 
@@ -571,6 +581,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         aggregate_reports=services.reports,
         # In order (issue 15): the mailbox's filters, its vacation responder, its forwarding.
         rules=[
+            services.sieve_filter,
             VacationRule(services.uow, services.clock),
             ForwardingRule(services.uow, services.clock),
         ],
@@ -605,6 +616,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
     )
     started = [mx]
     imap_listeners: list[ImapListener] = []
+    managesieve: ManageSieveListener | None = None
     try:
         submission_handler = SubmissionHandler(
             logins=services.logins, sending=services.sending, max_recipients=settings.max_recipients
@@ -665,6 +677,19 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                     ),
                 )
             )
+        managesieve = await _listening(
+            "ManageSieve",
+            settings.bind,
+            settings.managesieve_port,
+            start_managesieve_listener(
+                scripts=services.sieve,
+                logins=services.logins,
+                host=settings.bind,
+                port=settings.managesieve_port,
+                tls_context=context,
+                limits=limits(),
+            ),
+        )
         http = await _listening(
             "HTTP",
             settings.bind,
@@ -680,7 +705,9 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         )
     except BaseException:
         await asyncio.gather(
-            *(listener.close() for listener in started), *(imap.close() for imap in imap_listeners)
+            *(listener.close() for listener in started),
+            *(imap.close() for imap in imap_listeners),
+            *([managesieve.close()] if managesieve is not None else []),
         )
         raise
     worker = outbound_worker(services)
@@ -715,6 +742,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         domain_rechecks=rechecks,
         maintenance=maintenance,
         loop_lag=loop_lag,
+        managesieve=managesieve,
     )
 
 
@@ -726,6 +754,7 @@ _PORT_SETTINGS = {
     "IMAP": "MAILMARK_IMAP_PORT",
     "IMAPS": "MAILMARK_IMAPS_PORT",
     "HTTP": "MAILMARK_HTTP_PORT",
+    "ManageSieve": "MAILMARK_MANAGESIEVE_PORT",
 }
 
 
@@ -771,6 +800,7 @@ def app_services(services: Services) -> AppServices:
         forwarding=services.forwarding,
         aliases=services.aliases,
         vacation=services.vacation,
+        sieve=services.sieve,
     )
 
 

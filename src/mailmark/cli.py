@@ -18,11 +18,14 @@ from mailmark.config import Settings, SettingsError, load_settings
 from mailmark.core.accounts import PLAN_LABELS, AccountOverview
 from mailmark.core.aggregate_reports import ReportOverview, SourceSummary
 from mailmark.core.domains import ReturnPath, return_path_checks
-from mailmark.core.errors import InvalidInput, MailmarkError
+from mailmark.core.errors import InvalidInput, MailmarkError, NotFound
 from mailmark.core.model import Alias, ApiKey, Mailbox, QueueEntry
 from mailmark.core.plans import PLANS
 from mailmark.core.ports import DomainContents
 from mailmark.core.relays import RelayChoice, RelaySetting, RelayTls
+from mailmark.core.sieve.model import SieveScript
+from mailmark.core.sieve.scripts import DEFAULT_SCRIPT, check_script
+from mailmark.core.sieve.syntax import MAX_SCRIPT_BYTES
 from mailmark.core.states import DeliveryStatus
 from mailmark.core.vacation import VacationChange, describe
 from mailmark.dns_tools.record_set import record_json, zone_fragment
@@ -212,6 +215,19 @@ def _parser() -> argparse.ArgumentParser:
     vacation.add_argument("--time-zone", help="the zone of the dates, e.g. Europe/Paris")
     vacation.add_argument("--days", type=int, help="reply once every N days to a sender")
 
+    sieve = commands.add_parser(
+        "sieve", help="a mailbox's Sieve filter script (RFC 5228)"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    sget = sieve.add_parser("get", help="print the active script (or the one named)")
+    sput = sieve.add_parser("put", help="check a script, save it and make it the active one")
+    scheck = sieve.add_parser("check", help="check a script file (or the stored one) and say why")
+    for sub in (sget, sput, scheck):
+        sub.add_argument("address", metavar="LOCAL@DOMAIN")
+    for sub in (sput, scheck):
+        sub.add_argument("file", nargs="?", help="the script ('-' or none: stdin for put)")
+    for sub in (sget, sput):
+        sub.add_argument("--name", help="the script's name (default: the active one / filters)")
+
     queue = commands.add_parser(
         "queue", help="inspect and steer the outbound queue"
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -268,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
         dlist,
         dremove,
         *mailbox.choices.values(),
+        *sieve.choices.values(),
         *queue.choices.values(),
         *apikey.choices.values(),
         *report.choices.values(),
@@ -966,6 +983,57 @@ async def _setup_link(services: Services, args: argparse.Namespace) -> tuple[str
     return text, {"url": link, "expiresInHours": 24}
 
 
+def _script_file(name: str | None) -> str:
+    if name is None or name == "-":
+        return sys.stdin.read(MAX_SCRIPT_BYTES + 1)
+    try:
+        with open(name, encoding="utf-8") as file:
+            return file.read(MAX_SCRIPT_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"Cannot read {name}: {error}") from error
+
+
+def _sieve_json(script: SieveScript) -> dict[str, Any]:
+    return {
+        "name": script.name,
+        "active": script.active,
+        "script": script.content,
+        "lastError": script.last_error,
+        "lastErrorAt": script.last_error_at.isoformat() if script.last_error_at else None,
+    }
+
+
+async def _sieve_get(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    script = await services.sieve.get(args.address, args.name)
+    if script is None:
+        raise NotFound(f"{args.address} has no such Sieve script.")
+    return script.content.rstrip("\n"), _sieve_json(script)
+
+
+async def _sieve_put(services: Services, args: argparse.Namespace) -> tuple[str, Any]:
+    text = _script_file(args.file)
+    script = await services.sieve.put(args.address, text, name=args.name or DEFAULT_SCRIPT)
+    return f"Saved the Sieve script {script.name} of {args.address} (active)", _sieve_json(script)
+
+
+async def _sieve_check(services: Services, args: argparse.Namespace) -> tuple[str, Any, int]:
+    if args.file is not None:
+        text = _script_file(args.file)
+    else:
+        stored = await services.sieve.get(args.address)
+        if stored is None:
+            raise NotFound(f"{args.address} has no active Sieve script.")
+        text = stored.content
+    problem = check_script(text)
+    if problem is None:
+        return "The script is valid", {"valid": True}, 0
+    return (
+        f"Line {problem.line}: {problem.message}",
+        {"valid": False, "line": problem.line, "message": problem.message},
+        1,
+    )
+
+
 COMMANDS: dict[tuple[str, str], Command] = {
     ("setup-link", ""): _setup_link,
     ("account", "create"): _account_create,
@@ -990,6 +1058,9 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("mailbox", "delete"): _mailbox_delete,
     ("mailbox", "forward"): _mailbox_forward,
     ("mailbox", "vacation"): _mailbox_vacation,
+    ("sieve", "get"): _sieve_get,
+    ("sieve", "put"): _sieve_put,
+    ("sieve", "check"): _sieve_check,
     ("queue", "list"): _queue_list,
     ("queue", "retry"): _queue_retry,
     ("queue", "delete"): _queue_delete,

@@ -120,7 +120,7 @@ async def test_serve_with_a_tls_file_it_cannot_read_ends_in_one_line(tmp_path: P
         MAILMARK_TLS_CERT=str(missing),
         MAILMARK_TLS_KEY=str(tmp_path / "key.pem"),
     )
-    for name in ("MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "HTTP"):
+    for name in ("MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "HTTP", "MANAGESIEVE"):
         env[f"MAILMARK_{name}_PORT"] = "0"
     served = await mailmark(env, "serve", cwd=tmp_path)
     assert served.code == 1

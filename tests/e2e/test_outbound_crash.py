@@ -59,6 +59,7 @@ async def test_kill_9_mid_delivery_loses_no_message(
         MAILMARK_SUBMISSIONS_PORT="0",
         MAILMARK_IMAP_PORT="0",
         MAILMARK_IMAPS_PORT="0",
+        MAILMARK_MANAGESIEVE_PORT="0",
         MAILMARK_HTTP_PORT="0",
         MAILMARK_DNS_NAMESERVERS=fake_dns.address,
         MAILMARK_REMOTE_SMTP_PORT=str(sink.port),

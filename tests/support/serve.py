@@ -165,6 +165,7 @@ def serve_env(tmp_path: Path, database_url: str, fake_dns: FakeDns) -> dict[str,
         MAILMARK_SUBMISSIONS_PORT="0",
         MAILMARK_IMAP_PORT="0",
         MAILMARK_IMAPS_PORT="0",
+        MAILMARK_MANAGESIEVE_PORT="0",
         MAILMARK_HTTP_PORT="0",
     )
 

@@ -46,6 +46,7 @@ def settings(tmp_path: Path, database_url: str, fake_dns: FakeDns) -> Settings:
         submissions_port=0,
         imap_port=0,
         imaps_port=0,
+        managesieve_port=0,
         http_port=0,
         dns_nameservers=[fake_dns.address],
         # Tests never need power-loss durability; kill -9 safety is the same with NORMAL.

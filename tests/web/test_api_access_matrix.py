@@ -448,6 +448,38 @@ def cases() -> dict[tuple[str, str], list[Case]]:
                 member=404,
             ),
         ],
+        ("GET", "/api/mailboxes/{address:str}/filters"): [
+            everyone(lambda c, p, s: c.get(f"/api/mailboxes/{SALES}/filters"), 200),
+            everyone(lambda c, p, s: c.get(f"/api/mailboxes/{SUPPORT}/filters"), 200, member=404),
+        ],
+        ("PUT", "/api/mailboxes/{address:str}/filters"): [
+            everyone(
+                lambda c, p, s: c.put(f"/api/mailboxes/{SALES}/filters", json={"script": "keep;"}),
+                200,
+            ),
+            everyone(
+                lambda c, p, s: c.put(
+                    f"/api/mailboxes/{SUPPORT}/filters", json={"script": "keep;"}
+                ),
+                200,
+                member=404,
+            ),
+        ],
+        ("POST", "/api/mailboxes/{address:str}/filters/check"): [
+            everyone(
+                lambda c, p, s: c.post(
+                    f"/api/mailboxes/{SALES}/filters/check", json={"script": "keep;"}
+                ),
+                200,
+            ),
+            everyone(
+                lambda c, p, s: c.post(
+                    f"/api/mailboxes/{SUPPORT}/filters/check", json={"script": "keep;"}
+                ),
+                200,
+                member=404,
+            ),
+        ],
         # --- webmail (read side)
         ("GET", "/api/mail/mailboxes"): [
             everyone(lambda c, p, s: c.get("/api/mail/mailboxes"), 200, other=200)

@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     submissions_port: int = Field(4650, ge=0, le=65535)
     imap_port: int = Field(1430, ge=0, le=65535)
     imaps_port: int = Field(9930, ge=0, le=65535)
+    # ManageSieve (RFC 5804): mail clients edit their mailbox's filters; 4190 is its own port.
+    managesieve_port: int = Field(4190, ge=0, le=65535)
     http_port: int = Field(8025, ge=0, le=65535)
     public_url: str = ""
     dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -754,3 +754,21 @@ vacation_replies = sa.Table(
     sa.PrimaryKeyConstraint("mailbox_id", "key"),
     sa.Index("ix_vacation_replies_until", "until"),
 )
+
+# A mailbox's Sieve filter scripts (RFC 5228), several by name and at most one active, as
+# ManageSieve (RFC 5804) expects. `revision` grows on each change; delivery caches the compiled
+# active script per mailbox and re-reads it when the revision moved.
+sieve_scripts = sa.Table(
+    "sieve_scripts",
+    metadata,
+    _id(),
+    _fk("mailbox_id", "mailboxes.id"),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("revision", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("last_error_at", UtcDateTime()),
+    sa.UniqueConstraint("mailbox_id", "name"),
+)

@@ -31,6 +31,7 @@ from mailmark.storage.reports import SqlReports
 from mailmark.storage.sender_groups import SqlSenderGroups
 from mailmark.storage.sent_emails import SqlSentEmails
 from mailmark.storage.sessions import SqlSessions
+from mailmark.storage.sieve_scripts import SqlSieveScripts
 from mailmark.storage.suppressions import SqlSuppressions
 from mailmark.storage.users import SqlUsers
 from mailmark.storage.vacations import SqlVacations
@@ -71,6 +72,7 @@ class SqlUnitOfWork:
     relays: SqlRelays
     aliases: SqlAliases
     vacations: SqlVacations
+    sieve_scripts: SqlSieveScripts
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -123,6 +125,7 @@ class SqlUnitOfWork:
         self.forwarding = SqlForwarding(conn, dialect)
         self.aliases = SqlAliases(conn, dialect)
         self.vacations = SqlVacations(conn, dialect)
+        self.sieve_scripts = SqlSieveScripts(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

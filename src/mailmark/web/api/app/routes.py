@@ -16,6 +16,7 @@ from mailmark.core.identity import IdentityService
 from mailmark.core.oidc import OidcSignIn
 from mailmark.core.relays import RelayService
 from mailmark.core.reports import ReportService
+from mailmark.core.sieve.scripts import SieveScripts
 from mailmark.core.team import TeamService
 from mailmark.core.vacation import VacationService
 from mailmark.core.webhooks import WebhookService
@@ -27,6 +28,7 @@ from mailmark.web.api.app.auth import AuthController, MeController, SessionContr
 from mailmark.web.api.app.compose import ComposeController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
+from mailmark.web.api.app.filters import FiltersController
 from mailmark.web.api.app.forwarding import ForwardingController
 from mailmark.web.api.app.mail import MailController
 from mailmark.web.api.app.mailboxes import MailboxController
@@ -67,6 +69,8 @@ class AppServices:
     aliases: AliasService | None = None
     # Mailboxes' vacation responders (none: their routes are not served).
     vacation: VacationService | None = None
+    # Sieve filters of mailboxes (none: their routes are not served).
+    sieve: SieveScripts | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -98,6 +102,8 @@ def api_router(services: AppServices) -> Router:
         handlers.append(ComposeController)
     if services.forwarding is not None:
         handlers.append(ForwardingController)
+    if services.sieve is not None:
+        handlers.append(FiltersController)
     oidc_providers = services.oidc.providers if services.oidc is not None else []
     return Router(
         path="/api",
@@ -119,6 +125,7 @@ def api_router(services: AppServices) -> Router:
             ),
             "aliases": Provide(lambda: services.aliases, use_cache=True, sync_to_thread=False),
             "vacation": Provide(lambda: services.vacation, use_cache=True, sync_to_thread=False),
+            "sieve": Provide(lambda: services.sieve, use_cache=True, sync_to_thread=False),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
             "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),

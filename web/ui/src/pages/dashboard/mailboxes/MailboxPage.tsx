@@ -14,6 +14,7 @@ import { formatDate } from "../../../lib/format";
 import { useAction, useAsync } from "../../../lib/useAsync";
 import { ConnectionCard } from "./ConnectionCard";
 import { ForwardingCard } from "./ForwardingCard";
+import { FiltersCard } from "./FiltersCard";
 import { PasswordCard } from "./PasswordCard";
 import { SignatureCard } from "./SignatureCard";
 import { VacationCard } from "./VacationCard";
@@ -73,6 +74,7 @@ function MailboxView({
         <SignatureCard mailbox={mailbox} onSaved={replace} />
         <ForwardingCard mailbox={mailbox} />
         <VacationCard address={mailbox.address} />
+        <FiltersCard mailbox={mailbox} />
         <PasswordCard mailbox={mailbox} onChanged={() => void reload()} />
         <ConnectionCard address={mailbox.address} />
         {canManage ? (
