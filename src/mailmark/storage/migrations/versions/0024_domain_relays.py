@@ -1,7 +1,7 @@
 """Each domain's own outbound route: a relay host (smarthost) with its sealed password, or
 "direct" although the installation relays.
 
-Revision ID: 0025
+Revision ID: 0024
 Revises: 0023
 Create Date: 2026-12-06 04:40:00
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0025"
+revision = "0024"
 down_revision = "0023"
 branch_labels = None
 depends_on = None

@@ -1,8 +1,8 @@
 """Folders remember up to which MODSEQ their expunge tombstones were pruned: a client asking about
 changes since an older MODSEQ is answered from the folder's current UIDs instead.
 
-Revision ID: 0027
-Revises: 0025
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-06 04:50:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0027"
-down_revision = "0025"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
