@@ -291,3 +291,29 @@ async def test_a_paused_account_forwards_nothing_and_keeps_the_mail(
     await listeners.outbound.wait_until_idle()
     assert await queued_emails(services) == []
     assert [c.folder for c in await stored_copies(services, mailbox)] == ["INBOX"]
+
+
+async def test_a_sieve_redirect_and_vacation_are_carried_out_by_forwarding_and_the_responder(
+    services: Services, world: World, listeners: Listeners, sink: AiosmtpdSink, internet: FakeDns
+) -> None:
+    """The filters' actions reach the pieces that carry them out: `redirect :copy` leaves through
+    the queue with an SRS sender like any forward, `vacation` answers the sender with a null
+    reverse-path, and the implicit keep stores the copy."""
+    await services.sieve.put(
+        world.sales.address,
+        'require ["copy", "vacation"];\n'
+        'redirect :copy "bob@remote.test";\n'
+        'vacation :days 3 :subject "Away this week" "Back on Monday.";\n',
+    )
+    await send(listeners.mx_port, "alice@example.org", ["sales@acme.test"], letter())
+
+    got = {tuple(m.recipients): m for m in await forwarded(listeners, sink, count=2)}
+    assert set(got) == {("bob@remote.test",), ("alice@example.org",)}
+    assert got[("bob@remote.test",)].mail_from.startswith("SRS0=")
+    reply = got[("alice@example.org",)]
+    assert reply.mail_from == "<>"
+    head = reply.content.split(b"\r\n\r\n", 1)[0]
+    assert b"Subject: Away this week" in head and b"Auto-Submitted: auto-replied" in head
+    assert b"In-Reply-To: <figures-1@example.org>" in head
+    [copy] = await stored_copies(services, world.sales)
+    assert copy.folder == "INBOX"
