@@ -508,7 +508,9 @@ class DomainService:
                     raise NotFound(f"No account named {account_name!r}.")
                 account_id = account.id
             found = await uow.domains.list_all(account_id)
-        return [DomainSummary(domain, count, account) for domain, account, count in found]
+        return [
+            DomainSummary(domain, count, account_name=account) for domain, account, count in found
+        ]
 
     @staticmethod
     async def _delete(uow: UnitOfWork, domain: Domain) -> tuple[DomainContents, set[str]]:

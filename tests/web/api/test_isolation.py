@@ -49,6 +49,8 @@ async def acme_ids(acme: Tenant, world: World) -> AcmeIds:
         )
     ).json()
     email = (await acme.client.get(f"/v1/emails/{sent['messageId']}")).json()
+    alias = await acme.client.post("/v1/aliases", json={"address": "team", "targets": ["sales"]})
+    assert alias.status_code == 201, alias.text
     domain = await world.services.domains.get(world.domain)
     assert domain.id is not None
     hook = await world.services.webhooks.create(
@@ -86,6 +88,31 @@ def cases() -> dict[tuple[str, str], list[tuple[Call, str]]]:
         ("DELETE", "/v1/mailboxes/{address:str}"): [
             (lambda c, i: c.delete(f"/v1/mailboxes/{i.mailbox}@acme.test"), "404"),
             (lambda c, i: c.delete(f"/v1/mailboxes/{i.mailbox}"), "404"),
+        ],
+        ("PATCH", "/v1/mailboxes/{address:str}"): [
+            (
+                lambda c, i: c.patch(
+                    f"/v1/mailboxes/{i.mailbox}@acme.test", json={"displayName": "stolen"}
+                ),
+                "404",
+            ),
+            (
+                lambda c, i: c.patch(f"/v1/mailboxes/{i.mailbox}", json={"password": "x" * 20}),
+                "404",
+            ),
+        ],
+        ("GET", "/v1/aliases"): [(lambda c, i: c.get("/v1/aliases"), LISTING)],
+        ("POST", "/v1/aliases"): [
+            (
+                lambda c, i: c.post(
+                    "/v1/aliases", json={"address": "steal", "targets": ["sales@acme.test"]}
+                ),
+                "404",
+            ),
+        ],
+        ("DELETE", "/v1/aliases/{address:str}"): [
+            (lambda c, i: c.delete("/v1/aliases/team@acme.test"), "404"),
+            (lambda c, i: c.delete("/v1/aliases/team"), "404"),
         ],
         ("GET", "/v1/sender-groups"): [(lambda c, i: c.get("/v1/sender-groups"), LISTING)],
         ("POST", "/v1/sender-groups"): [
@@ -206,7 +233,14 @@ async def test_every_v1_route_hides_other_domains(
 
 
 async def snapshot(acme: Tenant) -> list[object]:
-    paths = ["/v1/mailboxes", "/v1/sender-groups", "/v1/emails", "/v1/suppressions", "/v1/webhooks"]
+    paths = [
+        "/v1/mailboxes",
+        "/v1/aliases",
+        "/v1/sender-groups",
+        "/v1/emails",
+        "/v1/suppressions",
+        "/v1/webhooks",
+    ]
     answers = [(await acme.client.get(path)).json() for path in paths]
     for hook in answers[-1]:  # delivery state changes on its own; the set of hooks must not
         hook.pop("recentDeliveries", None)
