@@ -419,7 +419,7 @@ async def build_services(
         reports=ReportService(uow, clock),
         relays=RelayService(uow, clock, installation_relay(settings)),
         forwarding=ForwardingService(uow, clock),
-        forwarder=Forwarder(uow, blobs, clock, queue, Srs(secret_key), hostname=settings.hostname),
+        forwarder=Forwarder(uow, clock, system_mail, Srs(secret_key)),
         spam_filter=spam_filter,
         rspamd=rspamd,
         spam_learning=learning,

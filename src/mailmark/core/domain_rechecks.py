@@ -8,10 +8,9 @@ abandoned domains spends a bounded share of its time, and of the nameservers', o
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
+from mailmark.core.background import BackgroundLoop
 from mailmark.core.domains import DomainService
 
 log = logging.getLogger(__name__)
@@ -19,23 +18,14 @@ log = logging.getLogger(__name__)
 BATCH = 10
 
 
-class DomainRechecker:
+class DomainRechecker(BackgroundLoop):
+    name = "domain-rechecks"
+
     def __init__(self, domains: DomainService, *, interval: float, batch: int = BATCH) -> None:
+        super().__init__()
         self._domains = domains
         self._interval = interval
         self._batch = batch
-        self._stopping = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._runner = asyncio.create_task(self._run(), name="domain-rechecks")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
 
     async def run_once(self) -> int:
         """Check the due domains (one batch); how many were checked."""
@@ -46,13 +36,11 @@ class DomainRechecker:
         return len(done)
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
+        while not self.stopping:
             try:
                 checked = await self.run_once()
             except Exception:
                 log.exception("domain re-check pass failed")
                 checked = 0
-            if checked >= self._batch:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
+            if checked < self._batch:
+                await self._pause(self._interval)

@@ -25,13 +25,13 @@ from mailmark.core.dispositions import Disposition, InboundMessage
 from mailmark.core.errors import InvalidInput, MailmarkError, NotFound, RelayDenied
 from mailmark.core.mailboxes import split_address
 from mailmark.core.message_meta import header_fields, header_values, read_metadata
-from mailmark.core.model import Mailbox, MailboxForwarding, OutboundMessage
+from mailmark.core.model import Mailbox, MailboxForwarding
 from mailmark.core.plans import effective_plan, ensure_email_quota, month_start
-from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
-from mailmark.core.queue import OutboundQueue, QueuedMessage
+from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.sending import new_token
 from mailmark.core.srs import Srs
 from mailmark.core.states import SpecialFolder
+from mailmark.core.system_mail import SystemMail
 
 log = logging.getLogger(__name__)
 
@@ -197,22 +197,11 @@ class Forwarder:
     """Queues mail sent on from a mailbox (the `Redirector` of delivery rules), and the bounces
     that come back to SRS addresses."""
 
-    def __init__(
-        self,
-        uow: UnitOfWorkFactory,
-        blobs: BlobStore,
-        clock: Clock,
-        queue: OutboundQueue,
-        srs: Srs,
-        *,
-        hostname: str,
-    ) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, mail: SystemMail, srs: Srs) -> None:
         self._uow = uow
-        self._blobs = blobs
         self._clock = clock
-        self._queue = queue
+        self._mail = mail
         self.srs = srs
-        self._hostname = hostname
 
     async def redirect(
         self, message: InboundMessage, mailbox: Mailbox, recipients: Sequence[str]
@@ -294,34 +283,19 @@ class Forwarder:
         from_addr: str,
     ) -> None:
         meta = read_metadata(raw)
-        now = self._clock.now()
-        key, created = await self._blobs.put(raw)
-        try:
-            async with self._uow() as uow:
-                outbound = await uow.outbound.add(
-                    OutboundMessage(
-                        account_id=account_id,
-                        domain_id=domain_id,
-                        mailbox_id=mailbox_id,
-                        blob_key=key,
-                        size=len(raw),
-                        envelope_from=envelope_from,
-                        token=new_token(),
-                        from_addr=from_addr,
-                        subject=meta.subject,
-                        message_id_header=meta.message_id.strip("<>") if meta.message_id else None,
-                        source="forward",
-                        created_at=now,
-                    )
-                )
-                assert outbound.id is not None
-                await self._queue.enqueue(uow, [QueuedMessage(outbound.id, recipients)], now)
-                await uow.commit()
-        except BaseException:
-            if created:
-                await self._blobs.delete(key)
-            raise
-        self._queue.kick()
+        await self._mail.queue(
+            raw,
+            account_id=account_id,
+            domain_id=domain_id,
+            mailbox_id=mailbox_id,
+            envelope_from=envelope_from,
+            token=new_token(),
+            from_addr=from_addr,
+            subject=meta.subject,
+            message_id=meta.message_id.strip("<>") if meta.message_id else None,
+            recipients=recipients,
+            source="forward",
+        )
 
 
 def _received_fields(trace_prefix: bytes) -> bytes:

@@ -4,10 +4,10 @@ database may each run it."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+
+from mailmark.core.background import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -15,22 +15,13 @@ log = logging.getLogger(__name__)
 MaintenanceTask = tuple[str, Callable[[], Awaitable[int]]]
 
 
-class Maintenance:
+class Maintenance(BackgroundLoop):
+    name = "maintenance"
+
     def __init__(self, tasks: Sequence[MaintenanceTask], *, interval: float) -> None:
+        super().__init__()
         self._tasks = tuple(tasks)
         self._interval = interval
-        self._stopping = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._runner = asyncio.create_task(self._run(), name="maintenance")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
 
     async def run_once(self) -> dict[str, int]:
         """One pass of every task: what each did (tasks that failed are left out)."""
@@ -46,8 +37,7 @@ class Maintenance:
         return done
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
-            if not self._stopping.is_set():
+        while not self.stopping:
+            await self._pause(self._interval)
+            if not self.stopping:
                 await self.run_once()

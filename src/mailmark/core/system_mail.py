@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
@@ -86,7 +86,7 @@ class SystemMail:
             from_addr=self.sender,
             subject=subject,
             message_id=message_id.strip("<>"),
-            recipient=to,
+            recipients=[to],
             source="system",
         )
 
@@ -99,16 +99,17 @@ class SystemMail:
         envelope_from: str,
         token: str,
         from_addr: str,
-        subject: str,
-        message_id: str,
-        recipient: str,
+        subject: str | None,
+        message_id: str | None,
+        recipients: Sequence[str],
         source: str,
+        mailbox_id: int | None = None,
         condition: Callable[[UnitOfWork], Awaitable[bool]] | None = None,
     ) -> bool:
-        """Queue a built message for one recipient: signed with the domain's DKIM key, retried,
-        but with no Sent copy and no bounce notice to a mailbox (there is no person who wrote
-        it). Committed when this returns True. `condition`, checked first in the same
-        transaction, may decline: then nothing is queued and this returns False."""
+        """Queue a built message: signed with the domain's DKIM key and retried, with no Sent
+        copy; a bounce notice goes to `mailbox_id` only when one is named (mail no person wrote
+        has no one to tell). Committed when this returns True. `condition`, checked first in
+        the same transaction, may decline: then nothing is queued and this returns False."""
         now = self._clock.now()
         key, created = await self._blobs.put(raw)
         try:
@@ -121,7 +122,7 @@ class SystemMail:
                     OutboundMessage(
                         account_id=account_id,
                         domain_id=domain_id,
-                        mailbox_id=None,
+                        mailbox_id=mailbox_id,
                         blob_key=key,
                         size=len(raw),
                         envelope_from=envelope_from,
@@ -134,7 +135,7 @@ class SystemMail:
                     )
                 )
                 assert outbound.id is not None
-                await self._queue.enqueue(uow, [QueuedMessage(outbound.id, [recipient])], now)
+                await self._queue.enqueue(uow, [QueuedMessage(outbound.id, recipients)], now)
                 await uow.commit()
         except BaseException:
             if created:

@@ -438,7 +438,7 @@ class Responder:
             from_addr=from_address,
             subject=subject,
             message_id=message_id,
-            recipient=sender,
+            recipients=[sender],
             source="auto-reply",
             condition=claim,
         )
