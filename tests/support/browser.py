@@ -21,6 +21,10 @@ from typing import Any, Literal
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, Playwright
 
+# A full-page screenshot of a long page (the API reference) is a large image to render and encode:
+# on a loaded two-core machine it can take longer than a click may.
+SCREENSHOT_TIMEOUT_MS = 60_000
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium reaches for outside hosts at start (component
@@ -185,7 +189,9 @@ async def inspect_page(
             path.parent.mkdir(parents=True, exist_ok=True)
             # From the top: a sticky header is drawn where the scroll position left it.
             await page.evaluate("window.scrollTo(0, 0)")
-            await page.screenshot(path=str(path), full_page=True, animations="disabled")
+            await page.screenshot(
+                path=str(path), full_page=True, animations="disabled", timeout=SCREENSHOT_TIMEOUT_MS
+            )
             problems = [describe_violations(await accessibility_violations(page))]
             problems.append(await horizontal_overflow(page) or "")
             if any(problems):
