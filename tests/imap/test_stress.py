@@ -121,12 +121,18 @@ class Client:
 
     async def learn_new(self) -> None:
         """Ask for the UIDs of messages announced by EXISTS, by sequence number (a plain FETCH
-        moves no sequence numbers, RFC 9051 §7.5.1). More may arrive meanwhile."""
+        moves no sequence numbers, RFC 9051 §7.5.1). More may arrive meanwhile. A message another
+        session expunged cannot be fetched, and its EXPUNGE cannot be told during a FETCH
+        (RFC 9051 §7.5.1), so after NO [EXPUNGEISSUED] a NOOP collects it before the next try."""
         for _ in range(10):
             missing = [b"%d" % (n + 1) for n, uid in enumerate(self.model.uids) if uid is None]
             if not missing:
                 return
-            await self.run(b"FETCH " + b",".join(missing) + b" (UID FLAGS)", may_race_expunge=True)
+            status = await self.run(
+                b"FETCH " + b",".join(missing) + b" (UID FLAGS)", may_race_expunge=True
+            )
+            if not status.startswith(b"OK"):
+                await self.run(b"NOOP")
         assert None not in self.model.uids, self.model.uids
 
     async def step(self, number: int) -> None:
