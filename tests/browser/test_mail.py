@@ -488,8 +488,11 @@ async def test_keyboard_shortcuts(web_app: WebApp, mail_users: Person, page: Pag
     await expect(window).to_have_count(0)
     await page.keyboard.press("e")
     await expect(row(page, "First")).to_have_count(0)
+    # Archiving the last conversation opened the one before it; Escape goes back to the list.
+    await expect(page.get_by_role("heading", name="Second")).to_be_visible()
     await page.keyboard.press("Escape")
     await expect(page).to_have_url(re.compile(r"/mail/\d+/\d+$"))
+    await expect(page.get_by_role("heading", name="Second")).to_have_count(0)
     await page.keyboard.press("#")
     await expect(
         page.get_by_role("list", name="Conversations").get_by_role("listitem")

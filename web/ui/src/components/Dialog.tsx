@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef, type ReactNode } from "react";
+import { useId, useLayoutEffect, useRef, type ReactNode } from "react";
 import { createPortal } from "react-dom";
 
 const FOCUSABLE =
@@ -21,7 +21,8 @@ const widths = { sm: "max-w-md", md: "max-w-lg", lg: "max-w-2xl" };
 
 /**
  * A modal dialog: focus moves into it, Tab stays inside it, Escape closes it, and focus returns
- * to what opened it.
+ * to what opened it. Focus moves in a layout effect, in the same commit that shows or removes the
+ * dialog: a key pressed right after it closed must not lose its focus to a late restore.
  */
 export function Dialog({ open, onClose, title, description, children, footer, size = "md", busy = false }: DialogProps) {
   const panel = useRef<HTMLDivElement>(null);
@@ -32,7 +33,7 @@ export function Dialog({ open, onClose, title, description, children, footer, si
   const busyRef = useRef(busy);
   busyRef.current = busy;
 
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!open) return;
     const opener = document.activeElement as HTMLElement | null;
     const node = panel.current;

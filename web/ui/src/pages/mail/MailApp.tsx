@@ -1,4 +1,4 @@
-import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from "react";
+import { lazy, Suspense, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { Link, Navigate, useLocation, useNavigate, useParams, useSearchParams } from "react-router";
 import type { Id } from "../../api/client";
 import { mailboxesApi } from "../../api/mailboxes";
@@ -608,16 +608,22 @@ function MailShell({
     void loadFolders();
   }
 
-  // Keyboard shortcuts (Gmail's letters), unless typing or a dialog is open.
-  const shortcutState = useRef<() => void>(() => undefined);
+  // Keyboard shortcuts (Gmail's letters), unless typing or a dialog is open. One listener calls
+  // the handler of the latest commit, set in a layout effect: a key pressed right after the screen
+  // changed acts on what is shown, not on the state of a render before.
+  const shortcutHandler = useRef<(event: KeyboardEvent) => void>(() => undefined);
   useEffect(() => {
-    function onKeyDown(event: KeyboardEvent) {
+    const onKeyDown = (event: KeyboardEvent) => shortcutHandler.current(event);
+    document.addEventListener("keydown", onKeyDown);
+    return () => document.removeEventListener("keydown", onKeyDown);
+  }, []);
+  useLayoutEffect(() => {
+    shortcutHandler.current = function onKeyDown(event: KeyboardEvent) {
       if (event.defaultPrevented) return;
       const action = shortcutFor(event);
       if (!action) return;
       if (compose && action !== "help") return;
       if (document.querySelector("[role=dialog][aria-modal=true]")) return;
-      shortcutState.current = () => undefined;
       const focusRow = (index: number) => {
         setFocusIndex(index);
         listPane.current?.querySelector<HTMLElement>(`[data-row="${index}"]`)?.focus();
@@ -700,9 +706,7 @@ function MailShell({
           break;
       }
       event.preventDefault();
-    }
-    document.addEventListener("keydown", onKeyDown);
-    return () => document.removeEventListener("keydown", onKeyDown);
+    };
   });
 
   function submitSearch(event: FormEvent) {
