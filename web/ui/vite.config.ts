@@ -66,5 +66,8 @@ export default defineConfig({
     setupFiles: ["./src/test/setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
     css: false,
+    // The suite runs beside the Python tests on every core: a loaded machine is slow, not wrong.
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
   },
 });
