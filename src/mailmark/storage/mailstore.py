@@ -343,7 +343,7 @@ class SqlMailStore:
         keep = set(wanted)
         decoded: dict[str, tuple[str, ...]] = {}
         out = []
-        for row in (await self._conn.execute(query, params)).tuples():
+        for row in await self._conn.execute(query, params):
             uid, message_id, flag_text, modseq, moment, size, blob_key, prefix = row[:8]
             if uid not in keep:
                 continue
