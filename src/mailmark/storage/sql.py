@@ -164,9 +164,21 @@ async def unreferenced_blobs(conn: AsyncConnection, keys: set[str]) -> list[str]
     return sorted(keys - referenced)
 
 
+# Every table whose rows point at a blob: a blob none of them names may be removed.
+BLOB_REFERENCES = (messages, outbound_messages, webmail_uploads)
+
+
+async def referenced_blob_keys(conn: AsyncConnection) -> set[str]:
+    """Every blob key the database references (a backup copies exactly these)."""
+    keys: set[str] = set()
+    for table in BLOB_REFERENCES:
+        keys.update((await conn.execute(sa.select(table.c.blob_key).distinct())).scalars())
+    return keys
+
+
 async def blob_referenced(conn: AsyncConnection, blob_key: str) -> bool:
     """Whether a message, an outbound message or a webmail upload still references the blob."""
-    for table in (messages, outbound_messages, webmail_uploads):
+    for table in BLOB_REFERENCES:
         query = sa.select(table.c.id).where(table.c.blob_key == blob_key).limit(1)
         if (await conn.execute(query)).first() is not None:
             return True
