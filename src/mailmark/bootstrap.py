@@ -50,6 +50,7 @@ from mailmark.core.queue import OutboundQueue
 from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.relays import Relay, RelayService, RelayTls, default_relay_port
 from mailmark.core.reports import ReportService
+from mailmark.core.retention import Retention, RetentionPolicy
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.sieve.filter import SieveFilter
@@ -172,6 +173,7 @@ class Services:
     auto_replies: Responder
     sieve: SieveScripts
     sieve_filter: SieveFilter
+    retention: Retention
     # Inbound spam filtering (None: not configured), and the rspamd client behind it, if any.
     spam_filter: SpamFilter | None = None
     rspamd: Rspamd | None = None
@@ -436,10 +438,22 @@ async def build_services(
         auto_replies=Responder(uow, clock, system_mail, Nh3Sanitizer()),
         sieve=SieveScripts(uow, clock, on_change=sieve_filter.forget),
         sieve_filter=sieve_filter,
+        retention=Retention(uow, clock, blobs, retention_policy(settings)),
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
     return services
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    def days(count: int) -> timedelta | None:
+        return timedelta(days=count) if count else None
+
+    return RetentionPolicy(
+        events_kept=days(settings.events_kept_days),
+        webhook_deliveries_kept=days(settings.webhook_deliveries_kept_days),
+        unreferenced_blob_grace=timedelta(hours=settings.unreferenced_blob_grace_hours),
+    )
 
 
 def blob_store(settings: Settings) -> FileBlobStore:
@@ -769,7 +783,8 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             (
                 "expunge tombstones pruned",
                 partial(services.mailstore.prune_tombstones, settings.tombstones_kept),
-            )
+            ),
+            *services.retention.tasks(),
         ],
         interval=settings.maintenance_interval.total_seconds(),
     )
