@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from mailmark.bootstrap import Services
+from mailmark.bootstrap import Listeners, Services
 from mailmark.config import Settings
 from mailmark.core.events import record_events
 from mailmark.core.model import StoredResponse, WebhookOutcome
@@ -154,3 +154,16 @@ async def test_only_blobs_nothing_references_and_older_than_the_grace_period_are
     assert await services.retention.remove_unreferenced_blobs() == 1
     assert not await services.blobs.exists(young)
     assert await services.blobs.get(receipt.blob_key) == b"Subject: kept\r\n\r\nreferenced\r\n"
+
+
+async def test_serve_runs_every_retention_task_in_its_maintenance_pass(
+    listeners: Listeners, world: World
+) -> None:
+    done = await listeners.maintenance.run_once()
+    assert {
+        "expunge tombstones pruned",
+        "events pruned",
+        "webhook deliveries pruned",
+        "expired idempotency keys pruned",
+        "unreferenced blobs removed",
+    } <= set(done)
