@@ -14,7 +14,7 @@ from mailmark.config import Settings
 from mailmark.core.events import record_events
 from mailmark.core.model import StoredResponse, WebhookOutcome
 from mailmark.core.ports import NewEvent
-from mailmark.core.retention import BATCH
+from mailmark.core.retention import BATCH, BLOB_SWEEP_INTERVAL
 from mailmark.storage.tables import events, idempotency_keys, webhook_deliveries
 from tests.support.clock import SettableClock
 from tests.support.world import World
@@ -167,3 +167,16 @@ async def test_serve_runs_every_retention_task_in_its_maintenance_pass(
         "expired idempotency keys pruned",
         "unreferenced blobs removed",
     } <= set(done)
+
+
+async def test_the_maintenance_pass_looks_for_unreferenced_blobs_once_an_hour(
+    services: Services, world: World, clock: SettableClock
+) -> None:
+    sweep = dict(services.retention.tasks())["unreferenced blobs removed"]
+    await services.blobs.put(b"first orphan")
+    assert await sweep() == 1
+    second, _ = await services.blobs.put(b"second orphan")
+    assert await sweep() == 0
+    clock.advance(BLOB_SWEEP_INTERVAL)
+    assert await sweep() == 1
+    assert not await services.blobs.exists(second)

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 MAX_BATCHES = 200
+# Looking for unreferenced blobs lists the whole blob store: once an hour is plenty, as only
+# blobs older than the grace period (a day by default) are candidates.
+BLOB_SWEEP_INTERVAL = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,14 @@ class Retention:
         self._clock = clock
         self._blobs = blobs
         self._policy = policy
+        self._last_blob_sweep: datetime | None = None
 
     def tasks(self) -> list[MaintenanceTask]:
         return [
             ("events pruned", self.prune_events),
             ("webhook deliveries pruned", self.prune_webhook_deliveries),
             ("expired idempotency keys pruned", self.prune_idempotency_keys),
-            ("unreferenced blobs removed", self.remove_unreferenced_blobs),
+            ("unreferenced blobs removed", self._remove_unreferenced_blobs_when_due),
         ]
 
     async def prune_events(self) -> int:
@@ -86,6 +90,13 @@ class Retention:
             if done < BATCH:
                 break
         return deleted
+
+    async def _remove_unreferenced_blobs_when_due(self) -> int:
+        now = self._clock.now()
+        if self._last_blob_sweep is not None and now - self._last_blob_sweep < BLOB_SWEEP_INTERVAL:
+            return 0
+        self._last_blob_sweep = now
+        return await self.remove_unreferenced_blobs()
 
     async def remove_unreferenced_blobs(self) -> int:
         """Blobs no row references and written before the grace period: left by a crash

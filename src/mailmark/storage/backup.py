@@ -515,7 +515,9 @@ async def restore_backup(
             f"the backup lacks {len(lacking)} blobs its database references (first {lacking[0]}): "
             "it is damaged; the database was restored, the mail of those messages is not"
         )
-    count, size = await _restore_blobs(source, sorted(referenced - manifest.vanished), blobs)
+    count, size = await _restore_blobs(
+        source, sorted(referenced - manifest.vanished), blobs, progress
+    )
     progress(f"blobs: {count} restored and verified ({size / 1e6:.1f} MB)")
     return RestoreSummary(
         source=await asyncio.to_thread(source.absolute),
@@ -622,9 +624,13 @@ def _sqlite_restore(source: Path, target: Path) -> None:
     _fsync_directory(target.parent)
 
 
-async def _restore_blobs(source: Path, keys: Sequence[str], blobs: BlobStore) -> tuple[int, int]:
+async def _restore_blobs(
+    source: Path, keys: Sequence[str], blobs: BlobStore, progress: Progress
+) -> tuple[int, int]:
     total = 0
     for start in range(0, len(keys), COPY_BATCH):
+        if start and start % PROGRESS_EVERY < COPY_BATCH:
+            progress(f"blobs: {start}/{len(keys)} restored ({total / 1e6:.1f} MB)")
         batch = keys[start : start + COPY_BATCH]
         contents = await asyncio.to_thread(_read_verified, source / BLOB_DIR, batch)
         for key, outcome in zip(batch, await blobs.put_many(contents), strict=True):
