@@ -10,17 +10,20 @@ import json
 import os
 import re
 import shutil
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from mailmark.bootstrap import Listeners, build_services, start_listeners
 from mailmark.cli import main
 from mailmark.config import Settings
 from mailmark.storage.backup import MANIFEST, SQLITE_FILE
+from mailmark.storage.migrate import alembic_config
 from tests.support.database import TEST_DATABASE_URL
 from tests.support.serve import Run, cli_environment, mailmark
 from tests.support.tls import client_tls
@@ -150,8 +153,17 @@ async def test_a_running_server_is_backed_up_and_restored_byte_for_byte(
     await asyncio.to_thread(
         _append, listeners.imaps_port, "support@acme.test", "Archive/2026", appended[:1]
     )
+    # Scheduled mail: in the queue and the Outbox folder, its blob only the queue's.
+    await world.services.sending.submit(
+        mailbox=world.sales,
+        to=["dave@later.test"],
+        subject="Scheduled",
+        text="Tomorrow.",
+        scheduled_at=world.services.clock.now() + timedelta(days=1),
+    )
     before = await asyncio.to_thread(_read_all, listeners.imaps_port)
-    assert len(before) == 12 + 4 + 4  # 12 + 4 copies to support, 3 + 1 appended
+    # 12 delivered, 4 of them to support too, 3 + 1 appended, 1 sent
+    assert len(before) == 12 + 4 + 4 + 1
 
     # More mail arrives while the backup runs.
     arriving = asyncio.create_task(_deliver(listeners.mx_port, 1000, 30))
@@ -185,7 +197,7 @@ async def test_a_running_server_is_backed_up_and_restored_byte_for_byte(
     assert before.items() <= after_restore.items()
     assert after_restore.items() <= now.items()
     sales_folders = {folder for user, folder, _ in after_restore if user == "sales@acme.test"}
-    assert {"INBOX", "Projects"} <= sales_folders
+    assert {"INBOX", "Projects", "Outbox"} <= sales_folders
 
 
 async def test_restore_refuses_what_it_cannot_restore_and_migrates_an_older_backup(
@@ -225,7 +237,7 @@ async def test_restore_refuses_what_it_cannot_restore_and_migrates_an_older_back
     assert "newer than this Mailmark knows" in too_new.err
 
     if not TEST_DATABASE_URL:
-        # An older backup: the copy is put back at 0024, without 0025's column.
+        # An older backup: the copy migrated back to 0024.
         older = tmp_path / "older"
         shutil.copytree(backup, older)
         (older / MANIFEST).write_text(
@@ -233,8 +245,7 @@ async def test_restore_refuses_what_it_cannot_restore_and_migrates_an_older_back
         )
         engine = sa.create_engine(f"sqlite:///{older / SQLITE_FILE}")
         with engine.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE folders DROP COLUMN expunged_floor"))
-            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0024'"))
+            command.downgrade(alembic_config(conn), "0024")
         engine.dispose()
         migrated = await cli(restored_settings, "restore", str(older), "--json")
         assert migrated.code == 0, migrated.err
