@@ -1214,7 +1214,7 @@ async def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> in
             data = made.as_json()
             text = (
                 f"Backed up the {made.database} database (migration {made.revision}, "
-                f"{made.database_bytes / 1e6:.1f} MB) and {made.blobs} messages' blobs "
+                f"{made.database_bytes / 1e6:.1f} MB) and the {made.blobs} blobs it references "
                 f"({made.blob_bytes / 1e6:.1f} MB) into {made.path}"
             )
             if not made.secrets_key:
@@ -1239,6 +1239,13 @@ async def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> in
             )
     except BackupError as error:
         return _fail(args, str(error))
+    except MailmarkError as error:
+        return _fail(args, error.message)
+    except OSError as error:
+        # A full or unwritable disk: say which file, no traceback (nothing half-done is left
+        # under the backup's name).
+        where = f" ({error.filename})" if error.filename else ""
+        return _fail(args, f"{args.command} failed: {error.strerror or error}{where}")
     print(json.dumps(data, indent=2) if args.json else text)
     return 0
 
