@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -49,6 +50,7 @@ from mailmark.core.queue import OutboundQueue
 from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.relays import Relay, RelayService, RelayTls, default_relay_port
 from mailmark.core.reports import ReportService
+from mailmark.core.retention import Retention, RetentionPolicy
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.sending import SendingService
 from mailmark.core.sieve.filter import SieveFilter
@@ -90,10 +92,18 @@ from mailmark.smtp_out.worker import OutboundWorker
 from mailmark.spam.blocklists import DnsBlocklists
 from mailmark.spam.rspamd import Rspamd
 from mailmark.startup import StartupError, hostname_problem, prepare_data_dir
+from mailmark.storage.backup import (
+    BackupSummary,
+    Progress,
+    RestoreSummary,
+    create_backup,
+    restore_backup,
+)
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
 from mailmark.storage.secrets import (
+    KEY_FILE,
     SecretBox,
     SecretKeyError,
     encrypt_plaintext_secrets,
@@ -163,6 +173,7 @@ class Services:
     auto_replies: Responder
     sieve: SieveScripts
     sieve_filter: SieveFilter
+    retention: Retention
     # Inbound spam filtering (None: not configured), and the rspamd client behind it, if any.
     spam_filter: SpamFilter | None = None
     rspamd: Rspamd | None = None
@@ -253,7 +264,7 @@ async def build_services(
         raise
     clock = clock or SystemClock()
     uow = SqlUnitOfWorkFactory(engine)
-    blobs = FileBlobStore(settings.blob_path)
+    blobs = blob_store(settings)
     await asyncio.to_thread(blobs.sweep_temporary)
     # A few threads of their own: a burst of logins waits its turn there instead of holding the
     # default executor's threads, which blob reads and message parsing need meanwhile.
@@ -427,10 +438,59 @@ async def build_services(
         auto_replies=Responder(uow, clock, system_mail, Nh3Sanitizer()),
         sieve=SieveScripts(uow, clock, on_change=sieve_filter.forget),
         sieve_filter=sieve_filter,
+        retention=Retention(uow, clock, blobs, retention_policy(settings)),
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
     return services
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    def days(count: int) -> timedelta | None:
+        return timedelta(days=count) if count else None
+
+    return RetentionPolicy(
+        events_kept=days(settings.events_kept_days),
+        webhook_deliveries_kept=days(settings.webhook_deliveries_kept_days),
+        unreferenced_blob_grace=timedelta(hours=settings.unreferenced_blob_grace_hours),
+    )
+
+
+def blob_store(settings: Settings) -> FileBlobStore:
+    return FileBlobStore(settings.blob_path)
+
+
+async def backup(settings: Settings, destination: Path, progress: Progress) -> BackupSummary:
+    """`mailmark backup`: the database and its blobs, while `serve` may be running."""
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        await _check_database(engine)
+        return await create_backup(
+            engine,
+            blob_store(settings),
+            destination,
+            # A key given as a setting is the operator's to keep; the file is the data dir's.
+            secrets_key_file=None if settings.secrets_key else settings.data_dir / KEY_FILE,
+            progress=progress,
+        )
+    finally:
+        await engine.dispose()
+
+
+async def restore(
+    settings: Settings, source: Path, *, force: bool, progress: Progress
+) -> RestoreSummary:
+    """`mailmark restore`: a backup into this (empty) installation, migrated to this version."""
+    await asyncio.to_thread(prepare_data_dir, settings)
+    return await restore_backup(
+        source,
+        settings.database_url,
+        blob_store(settings),
+        data_dir=settings.data_dir,
+        secrets_key_setting=settings.secrets_key is not None,
+        force=force,
+        progress=progress,
+    )
 
 
 def installation_relay(settings: Settings) -> Relay | None:
@@ -723,7 +783,8 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             (
                 "expunge tombstones pruned",
                 partial(services.mailstore.prune_tombstones, settings.tombstones_kept),
-            )
+            ),
+            *services.retention.tasks(),
         ],
         interval=settings.maintenance_interval.total_seconds(),
     )

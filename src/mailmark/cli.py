@@ -13,7 +13,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mailmark.bootstrap import Services, build_services, serve, serve_http, setup_url
+from mailmark.bootstrap import (
+    Services,
+    backup,
+    build_services,
+    restore,
+    serve,
+    serve_http,
+    setup_url,
+)
 from mailmark.config import Settings, SettingsError, load_settings
 from mailmark.core.accounts import PLAN_LABELS, AccountOverview
 from mailmark.core.aggregate_reports import ReportOverview, SourceSummary
@@ -30,6 +38,7 @@ from mailmark.core.states import DeliveryStatus
 from mailmark.core.vacation import VacationChange, describe
 from mailmark.dns_tools.record_set import record_json, zone_fragment
 from mailmark.startup import StartupError
+from mailmark.storage.backup import BackupError
 
 log = logging.getLogger("mailmark")
 
@@ -290,7 +299,26 @@ def _parser() -> argparse.ArgumentParser:
         *report.choices.values(),
     ):
         sub.add_argument("--json", action="store_true", help="print JSON")
+    _backup_parsers(commands)
     return parser
+
+
+def _backup_parsers(commands: Any) -> None:
+    backup = commands.add_parser(
+        "backup",
+        help="back up the database and every message into a new directory (server may run)",
+    )
+    backup.add_argument("destination", type=Path, metavar="DEST", help="a directory to create")
+    restore = commands.add_parser(
+        "restore", help="restore a backup into an empty data directory or database"
+    )
+    restore.add_argument("source", type=Path, metavar="SRC", help="a directory `backup` made")
+    restore.add_argument(
+        "--force", action="store_true", help="replace a database that is not empty"
+    )
+    for sub in (backup, restore):
+        sub.set_defaults(action="")
+        sub.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _password(value: str | None) -> str | None:
@@ -1157,6 +1185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "serve":
         return _run(_guarded(_serve(settings, args), args))
+    if args.command in ("backup", "restore"):
+        return _run(_guarded(_backup_or_restore(settings, args), args))
     command = (args.command, args.action)
     if (missing := _missing_database(settings)) is not None:
         if command not in CREATING_COMMANDS:
@@ -1169,6 +1199,55 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print(f"mailmark: new installation in {missing.parent}", file=sys.stderr)
     return _run(_guarded(_run_command(settings, COMMANDS[command], args), args))
+
+
+def _progress(text: str) -> None:
+    print(f"mailmark: {text}", file=sys.stderr, flush=True)
+
+
+async def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        if args.command == "backup":
+            if (missing := _missing_database(settings)) is not None:
+                return _fail(args, f"no Mailmark database at {missing} to back up")
+            made = await backup(settings, args.destination, _progress)
+            data = made.as_json()
+            text = (
+                f"Backed up the {made.database} database (migration {made.revision}, "
+                f"{made.database_bytes / 1e6:.1f} MB) and the {made.blobs} blobs it references "
+                f"({made.blob_bytes / 1e6:.1f} MB) into {made.path}"
+            )
+            if not made.secrets_key:
+                text += (
+                    "\nThe secrets key (MAILMARK_SECRETS_KEY) is not in the backup: keep it "
+                    "with it, the DKIM keys and webhook secrets need it."
+                )
+            if made.vanished:
+                text += f"\n{len(made.vanished)} blobs were deleted with their messages meanwhile."
+        else:
+            done = await restore(settings, args.source, force=args.force, progress=_progress)
+            data = done.as_json()
+            migrated = (
+                f", migrated from {done.backup_revision} to {done.revision}"
+                if done.revision != done.backup_revision
+                else ""
+            )
+            text = (
+                f"Restored the {done.database} database{migrated} and {done.blobs} blobs "
+                f"({done.blob_bytes / 1e6:.1f} MB, each checked against its SHA-256) from "
+                f"{done.source}; secrets key: {done.secrets_key}"
+            )
+    except BackupError as error:
+        return _fail(args, str(error))
+    except MailmarkError as error:
+        return _fail(args, error.message)
+    except OSError as error:
+        # A full or unwritable disk: say which file, no traceback (nothing half-done is left
+        # under the backup's name).
+        where = f" ({error.filename})" if error.filename else ""
+        return _fail(args, f"{args.command} failed: {error.strerror or error}{where}")
+    print(json.dumps(data, indent=2) if args.json else text)
+    return 0
 
 
 if __name__ == "__main__":

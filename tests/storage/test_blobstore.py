@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,24 @@ def test_write_order_is_temp_fsync_rename_fsync_dir(tmp_path: Path) -> None:
         assert ("fsync", str(new_dir.parent)) in mine[made:], (
             f"{new_dir} not synced into its parent"
         )
+
+
+async def test_keys_written_before_lists_older_blobs_by_directory_and_skips_temporary_files(
+    tmp_path: Path,
+) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    assert [page async for page in store.keys_written_before(datetime.now(UTC))] == []
+    keys = [(await store.put(f"blob {n}".encode()))[0] for n in range(20)]
+    recent = keys[0]
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).timestamp()
+    for key in keys[1:]:
+        os.utime(tmp_path / "blobs" / key[:2] / key, (an_hour_ago - 60, an_hour_ago - 60))
+    (tmp_path / "blobs" / keys[1][:2] / ".tmp-half-written").write_bytes(b"x")
+
+    pages = [
+        page async for page in store.keys_written_before(datetime.fromtimestamp(an_hour_ago, UTC))
+    ]
+    assert sorted(key for page in pages for key in page) == sorted(keys[1:])
+    assert recent not in {key for page in pages for key in page}
+    # One page per fan-out directory.
+    assert all(len({key[:2] for key in page}) == 1 for page in pages)

@@ -195,6 +195,14 @@ class Settings(BaseSettings):
     # Expunge tombstones kept per folder for IMAP clients resynchronising (CONDSTORE/QRESYNC);
     # clients asking about older changes get the folder's current UIDs instead.
     tombstones_kept: int = Field(default=1000, ge=0)
+    # Events (an email's timeline in the API, what webhooks are told) and finished webhook
+    # deliveries are pruned after this many days; 0 keeps them for ever. Events a webhook is
+    # still being told about stay until it is.
+    events_kept_days: int = Field(default=90, ge=0)
+    webhook_deliveries_kept_days: int = Field(default=30, ge=0)
+    # Blobs nothing references are removed once they are this many hours old (a blob is
+    # written before the transaction that references it commits).
+    unreferenced_blob_grace_hours: int = Field(default=24, ge=1)
     # Networks webhooks may reach although they are internal (loopback, RFC 1918, ...), and the
     # only ones reachable over plain http. Empty by default; e.g. 127.0.0.1/32 for a test receiver.
     webhook_allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, Self
@@ -94,6 +94,12 @@ class BlobStore(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def exists(self, key: str) -> bool: ...
+
+    def keys_written_before(self, moment: datetime) -> AsyncIterator[list[str]]:
+        """The keys of the blobs written before `moment`, a page at a time (for the removal of
+        blobs nothing references: a blob written since may belong to a transaction not yet
+        committed)."""
+        ...
 
 
 class PasswordHasher(Protocol):
@@ -439,6 +445,10 @@ class MessageRepository(Protocol):
 
     async def blob_referenced(self, blob_key: str) -> bool: ...
 
+    async def unreferenced_blobs(self, blob_keys: Sequence[str]) -> list[str]:
+        """Those of the keys no message, outbound message or webmail upload references."""
+        ...
+
 
 class MailStoreRepository(Protocol):
     """The IMAP view of folders: placements by (folder, uid), flags, MODSEQs, tombstones, search."""
@@ -607,6 +617,11 @@ class NewEvent:
 class EventRepository(Protocol):
     async def add_many(self, new_events: Sequence[NewEvent]) -> list[int]:
         """Insert the events; their ids, in the same order."""
+        ...
+
+    async def delete_created_before(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of the oldest events created before `before`, but none a webhook
+        delivery still pends on; how many."""
         ...
 
 
@@ -802,6 +817,10 @@ class IdempotencyRepository(Protocol):
         """Remove the key's record if it was stored before `before`."""
         ...
 
+    async def delete_created_before(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of the oldest keys stored before `before`; how many."""
+        ...
+
 
 class SentEmailRepository(Protocol):
     """Read side of the outbound messages: what the API lists as a domain's sent emails."""
@@ -891,6 +910,11 @@ class WebhookDeliveryRepository(Protocol):
 
     async def record_outcomes(self, outcomes: Sequence[WebhookOutcome]) -> list[int]:
         """Apply outcomes to rows still leased by their owner, clearing the lease; the ids applied."""
+        ...
+
+    async def delete_finished_before(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of the oldest delivered or given-up deliveries last changed
+        before `before`; how many."""
         ...
 
 

@@ -9,8 +9,9 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 from mailmark.core.errors import StorageFull, StorageUnavailable
@@ -37,6 +38,16 @@ def _read_files(paths: Sequence[str]) -> list[bytes]:
         with open(path, "rb", buffering=0) as file:
             out.append(file.readall())
     return out
+
+
+def _keys_written_before(directory: str, moment: float) -> list[str]:
+    keys = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            # Half-written temporary files are sweep_temporary's.
+            if _KEY.fullmatch(entry.name) and entry.stat().st_mtime < moment:
+                keys.append(entry.name)
+    return sorted(keys)
 
 
 # A write refused for want of room: the disk is full, a quota or a file-size limit is reached.
@@ -110,6 +121,18 @@ class FileBlobStore:
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
+
+    async def keys_written_before(self, moment: datetime) -> AsyncIterator[list[str]]:
+        """One page per fan-out directory: at most a 256th of the store at a time."""
+        if not await asyncio.to_thread(self.root.is_dir):
+            return
+        directories = await asyncio.to_thread(
+            lambda: sorted(entry.path for entry in os.scandir(self.root) if entry.is_dir())
+        )
+        for directory in directories:
+            keys = await asyncio.to_thread(_keys_written_before, directory, moment.timestamp())
+            if keys:
+                yield keys
 
     def _put(self, data: bytes) -> tuple[str, bool]:
         key = hashlib.sha256(data).hexdigest()

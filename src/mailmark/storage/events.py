@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
 
 from mailmark.core.ports import NewEvent
+from mailmark.core.states import WebhookDeliveryStatus
 from mailmark.storage.sql import Repository
-from mailmark.storage.tables import events
+from mailmark.storage.tables import events, webhook_deliveries
 
 _EVENT_COLUMNS = ("account_id", "type", "payload", "created_at", "outbound_id")
 
@@ -15,3 +19,21 @@ class SqlEvents(Repository):
     async def add_many(self, new_events: Sequence[NewEvent]) -> list[int]:
         rows = [{name: getattr(event, name) for name in _EVENT_COLUMNS} for event in new_events]
         return await self._dialect.insert_many(self._conn, events, rows)
+
+    async def delete_created_before(self, before: datetime, limit: int) -> int:
+        # An event a webhook still has to be told about stays until it is delivered or given up.
+        still_posting = sa.exists().where(
+            webhook_deliveries.c.event_id == events.c.id,
+            webhook_deliveries.c.status == WebhookDeliveryStatus.PENDING,
+        )
+        oldest = (
+            sa.select(events.c.id)
+            .where(events.c.created_at < before, ~still_posting)
+            .order_by(events.c.created_at)
+            .limit(limit)
+        )
+        ids = list((await self._conn.execute(oldest)).scalars())
+        if ids:
+            # Their finished webhook deliveries go with them (ON DELETE CASCADE).
+            await self._conn.execute(events.delete().where(events.c.id.in_(ids)))
+        return len(ids)

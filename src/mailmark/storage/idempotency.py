@@ -36,3 +36,17 @@ class SqlIdempotencyKeys(Repository):
                 idempotency_keys.c.created_at < before,
             )
         )
+
+    async def delete_created_before(self, before: datetime, limit: int) -> int:
+        oldest = (
+            sa.select(idempotency_keys.c.id)
+            .where(idempotency_keys.c.created_at < before)
+            .order_by(idempotency_keys.c.created_at)
+            .limit(limit)
+        )
+        ids = list((await self._conn.execute(oldest)).scalars())
+        if ids:
+            await self._conn.execute(
+                idempotency_keys.delete().where(idempotency_keys.c.id.in_(ids))
+            )
+        return len(ids)

@@ -14,6 +14,7 @@ from mailmark.storage.sql import (
     blob_referenced,
     remove_orphan_messages,
     shallow_fields,
+    unreferenced_blobs,
 )
 from mailmark.storage.tables import messages, placements
 
@@ -110,3 +111,6 @@ class SqlMessages(Repository):
 
     async def blob_referenced(self, blob_key: str) -> bool:
         return await blob_referenced(self._conn, blob_key)
+
+    async def unreferenced_blobs(self, blob_keys: Sequence[str]) -> list[str]:
+        return await unreferenced_blobs(self._conn, set(blob_keys))

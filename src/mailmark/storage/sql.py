@@ -134,6 +134,10 @@ async def held_leases(
     return held
 
 
+# Every table whose rows point at a blob: a blob none of them names may be removed.
+BLOB_REFERENCES = (messages, outbound_messages, webmail_uploads)
+
+
 async def remove_orphan_messages(conn: AsyncConnection, message_ids: Sequence[int]) -> list[str]:
     """Delete the messages among these that no placement holds; the blob keys left unused."""
     keys: set[str] = set()
@@ -154,19 +158,28 @@ async def remove_orphan_messages(conn: AsyncConnection, message_ids: Sequence[in
 
 
 async def unreferenced_blobs(conn: AsyncConnection, keys: set[str]) -> list[str]:
-    """The blob keys among these that no message and no outbound message references, sorted."""
+    """The blob keys among these that no message, outbound message or webmail upload
+    references, sorted."""
     referenced: set[str] = set()
     for chunk in chunks(sorted(keys)):
         # A Sent copy shares its blob with the outbound message the queue still delivers.
-        for table in (messages, outbound_messages):
+        for table in BLOB_REFERENCES:
             query = sa.select(table.c.blob_key).where(table.c.blob_key.in_(chunk)).distinct()
             referenced.update((await conn.execute(query)).scalars())
     return sorted(keys - referenced)
 
 
+async def referenced_blob_keys(conn: AsyncConnection) -> set[str]:
+    """Every blob key the database references (a backup copies exactly these)."""
+    keys: set[str] = set()
+    for table in BLOB_REFERENCES:
+        keys.update((await conn.execute(sa.select(table.c.blob_key).distinct())).scalars())
+    return keys
+
+
 async def blob_referenced(conn: AsyncConnection, blob_key: str) -> bool:
     """Whether a message, an outbound message or a webmail upload still references the blob."""
-    for table in (messages, outbound_messages, webmail_uploads):
+    for table in BLOB_REFERENCES:
         query = sa.select(table.c.id).where(table.c.blob_key == blob_key).limit(1)
         if (await conn.execute(query)).first() is not None:
             return True

@@ -435,6 +435,8 @@ events = sa.Table(
     # An outgoing email's timeline (sent, deferred, delivered, bounced) is one indexed query.
     sa.Column("outbound_id", Id, index=True),
     sa.Index("ix_events_account_id_id", "account_id", "id"),
+    # Retention: the oldest first.
+    sa.Index("ix_events_created_at", "created_at"),
 )
 
 outbound_messages = sa.Table(
@@ -556,6 +558,7 @@ idempotency_keys = sa.Table(
     sa.Column("body", sa.JSON(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("domain_id", "key"),
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
 
@@ -594,6 +597,7 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     sa.Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
     sa.Index("ix_webhook_deliveries_event_id", "event_id"),
+    sa.Index("ix_webhook_deliveries_updated_at", "updated_at"),
 )
 
 # Who signs in through which OpenID Connect provider: the provider's stable subject identifier

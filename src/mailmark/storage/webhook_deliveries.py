@@ -187,3 +187,20 @@ class SqlWebhookDeliveries(Repository):
                 ],
             )
         return [outcome.delivery_id for outcome in applied]
+
+    async def delete_finished_before(self, before: datetime, limit: int) -> int:
+        oldest = (
+            sa.select(webhook_deliveries.c.id)
+            .where(
+                webhook_deliveries.c.updated_at < before,
+                webhook_deliveries.c.status != WebhookDeliveryStatus.PENDING,
+            )
+            .order_by(webhook_deliveries.c.updated_at)
+            .limit(limit)
+        )
+        ids = list((await self._conn.execute(oldest)).scalars())
+        if ids:
+            await self._conn.execute(
+                webhook_deliveries.delete().where(webhook_deliveries.c.id.in_(ids))
+            )
+        return len(ids)
