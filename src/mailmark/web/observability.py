@@ -141,12 +141,12 @@ class RequestObserver:
     looks like one), the latency histogram by route template and status class, one access line."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self._app = app
+        self.wrapped = app
         self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
-            await self._app(scope, receive, send)
+            await self.wrapped(scope, receive, send)
             return
         started = time.perf_counter()
         request_id = _request_id(scope)
@@ -162,7 +162,7 @@ class RequestObserver:
             await send(message)
 
         try:
-            await self._app(scope, receive, send_with_id)
+            await self.wrapped(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             # Set by Litestar's router on the same scope; none when no route matched.
