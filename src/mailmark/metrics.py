@@ -24,6 +24,9 @@ LOCAL_DESTINATION: Final = "local"
 REMOTE_DESTINATION: Final = "remote"
 # Requests that matched no route: one label for all of them, whatever their path.
 UNMATCHED_ROUTE: Final = "unmatched"
+# HTTP methods a label may name; any other token a client sends is "other" (a client choosing
+# label values could otherwise grow the registry without end).
+HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Seconds; from a cheap JSON answer to a slow search or upload.
 HTTP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -37,6 +40,10 @@ def reply_code(reply: str) -> str:
     if match is None:
         return "other"
     return f"{match[1]} {match[2]}" if match[2] else match[1]
+
+
+def method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else "other"
 
 
 def status_class(status: int) -> str:

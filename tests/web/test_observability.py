@@ -170,12 +170,16 @@ async def test_queue_depth_counts_waiting_rows_and_routes_are_templates(
     )
     await client.get("/invite/0123456789abcdef")
     await client.get("/no/such/path/at/all")
+    for method in ("PROPFIND", "MKCOL"):  # methods outside the known set share one label value
+        await client.request(method, "/healthz")
     samples = await scrape(client)
     assert value(samples, "mailmark_queue_depth", status="queued") == 2
     assert value(samples, "mailmark_queue_oldest_age_seconds", status="queued") >= 0
     routes = {dict(labels).get("route") for name, labels in samples if "http_request" in name}
     assert "/invite/{rest}" in routes and "unmatched" in routes
     assert not any(route and "0123456789abcdef" in route for route in routes)
+    methods = {dict(labels).get("method") for name, labels in samples if "http_request" in name}
+    assert methods == {"GET", "other"}
 
 
 async def test_metrics_need_the_token_when_one_is_set(services: Services, world: World) -> None:

@@ -28,7 +28,7 @@ from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, S
 
 from mailmark.core.queue_admin import QueueDepth
 from mailmark.health import Readiness
-from mailmark.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics, status_class
+from mailmark.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics, method_label, status_class
 from mailmark.web.errors import error_body
 
 log = logging.getLogger(__name__)
@@ -168,9 +168,9 @@ class RequestObserver:
             # Set by Litestar's router on the same scope; none when no route matched.
             route = str(scope.get("path_template") or UNMATCHED_ROUTE)
             method = scope.get("method", "")
-            self._metrics.http_request_duration.labels(method, route, status_class(status)).observe(
-                elapsed
-            )
+            self._metrics.http_request_duration.labels(
+                method_label(method), route, status_class(status)
+            ).observe(elapsed)
             client = scope.get("client")
             access_log.log(
                 logging.DEBUG if route in _PROBE_ROUTES else logging.INFO,
