@@ -171,24 +171,38 @@ class RequestObserver:
             self._metrics.http_request_duration.labels(
                 method_label(method), route, status_class(status)
             ).observe(elapsed)
-            client = scope.get("client")
-            access_log.log(
-                logging.DEBUG if route in _PROBE_ROUTES else logging.INFO,
-                "%s %s %d %.1f ms %s",
-                method,
-                route,
-                status,
-                elapsed * 1000,
-                request_id,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "request_id": request_id,
-                    "client_ip": client[0] if client else None,
-                },
-            )
+            level = logging.DEBUG if route in _PROBE_ROUTES else logging.INFO
+            if access_log.isEnabledFor(level):
+                _log_access(level, method, route, status, elapsed, request_id, scope)
+
+
+def _log_access(
+    level: int,
+    method: str,
+    route: str,
+    status: int,
+    elapsed: float,
+    request_id: str,
+    scope: Scope,
+) -> None:
+    client = scope.get("client")
+    access_log.log(
+        level,
+        "%s %s %d %.1f ms %s",
+        method,
+        route,
+        status,
+        elapsed * 1000,
+        request_id,
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+            "request_id": request_id,
+            "client_ip": client[0] if client else None,
+        },
+    )
 
 
 def _request_id(scope: Scope) -> str:
