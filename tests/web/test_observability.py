@@ -25,11 +25,18 @@ from mailmark.web.app import CONTENT_SECURITY_POLICY, create_app
 from tests.support.faults import database_unreachable
 from tests.support.serve import Server, free_port
 from tests.support.web import api_url
+from tests.support.webhook_receiver import Receiver
 from tests.support.world import World
 from tests.web.conftest import serving
 
 TOKEN = "metrics-token-0123456789abcdef"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # A webhook may point at the test's receiver on loopback.
+    return settings.model_copy(update={"webhook_allow_private_networks": ["127.0.0.1/32"]})
 
 
 @pytest.fixture
@@ -156,6 +163,29 @@ async def test_counters_move_with_mx_mail_refusals_deliveries_and_imap_sessions(
         )
         >= 1
     )
+
+
+async def test_webhook_attempts_are_counted_by_result(
+    client: httpx.AsyncClient, listeners: Listeners, world: World, receiver: Receiver
+) -> None:
+    domain = await world.services.domains.get(world.domain)
+    assert domain.id is not None
+    await world.services.webhooks.create(
+        domain.account_id, domain.id, f"http://127.0.0.1:{receiver.port}/", ["email.received"]
+    )
+    receiver.statuses = [500]
+    async with aiosmtplib.SMTP(
+        hostname="127.0.0.1", port=listeners.mx_port, start_tls=False
+    ) as smtp:
+        await smtp.send_message(message(world.sales.address))
+    await receiver.wait_for(1)
+    for _ in range(100):  # the count follows the answer within the worker's pass
+        samples = await scrape(client)
+        if value(samples, "mailmark_webhook_deliveries_total", result="retrying"):
+            break
+        await asyncio.sleep(0.05)
+    assert value(samples, "mailmark_webhook_deliveries_total", result="retrying") == 1
+    assert value(samples, "mailmark_webhook_deliveries_total", result="delivered") == 0
 
 
 async def test_queue_depth_counts_waiting_rows_and_routes_are_templates(
