@@ -68,9 +68,11 @@ from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
+from mailmark.health import Check, Readiness, check_blob_store, running_check
 from mailmark.imap.server import ImapListener, start_imap_listener
 from mailmark.loop_lag import LoopLagMonitor
 from mailmark.managesieve.server import ManageSieveListener, start_managesieve_listener
+from mailmark.metrics import Metrics
 from mailmark.oidc.client import HttpOidcClient
 from mailmark.sanitize import MailHtmlSanitizer, Nh3Sanitizer
 from mailmark.security import (
@@ -100,7 +102,7 @@ from mailmark.storage.backup import (
     restore_backup,
 )
 from mailmark.storage.blobstore import FileBlobStore
-from mailmark.storage.db import create_engine
+from mailmark.storage.db import create_engine, ping
 from mailmark.storage.migrate import migrate
 from mailmark.storage.secrets import (
     KEY_FILE,
@@ -118,6 +120,7 @@ from mailmark.web.api.app.routes import AppServices
 from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
 from mailmark.web.image_proxy import ImageProxy
+from mailmark.web.observability import Observability
 from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
 from mailmark.webhooks.poster import WebhookPoster
 from mailmark.webhooks.resolver import WebhookHostResolver
@@ -174,6 +177,8 @@ class Services:
     sieve: SieveScripts
     sieve_filter: SieveFilter
     retention: Retention
+    # This process's Prometheus metrics, which every listener and worker counts into.
+    metrics: Metrics
     # Inbound spam filtering (None: not configured), and the rspamd client behind it, if any.
     spam_filter: SpamFilter | None = None
     rspamd: Rspamd | None = None
@@ -439,6 +444,7 @@ async def build_services(
         sieve=SieveScripts(uow, clock, on_change=sieve_filter.forget),
         sieve_filter=sieve_filter,
         retention=Retention(uow, clock, blobs, retention_policy(settings)),
+        metrics=Metrics(destination_domains=settings.metrics_destination_domains),
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
@@ -672,9 +678,12 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             spooling=spooling,
             data_size_limit=settings.max_message_size,
             tls_context=context,
+            metrics=services.metrics,
         ),
     )
     started = [mx]
+    # Built (not started) before the web app, whose readiness check asks whether it runs.
+    worker = outbound_worker(services)
     imap_listeners: list[ImapListener] = []
     managesieve: ManageSieveListener | None = None
     try:
@@ -703,6 +712,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         implicit_tls=implicit_tls,
                         require_starttls=not implicit_tls,
                         auth_required=True,
+                        metrics=services.metrics,
                     ),
                 )
             )
@@ -713,6 +723,9 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             api=api_services(services),
             web=app_services(services),
             tracking=services.tracking,
+            observability=observability(
+                services, [("queue_worker", running_check("queue worker", lambda: worker.running))]
+            ),
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
@@ -734,6 +747,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         limits=limits(),
                         idle_timeout=settings.imap_idle_timeout.total_seconds(),
                         poll_interval=settings.imap_poll_interval.total_seconds(),
+                        metrics=services.metrics,
                     ),
                 )
             )
@@ -770,7 +784,6 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             *([managesieve.close()] if managesieve is not None else []),
         )
         raise
-    worker = outbound_worker(services)
     worker.start()
     hooks = webhook_worker(services)
     hooks.start()
@@ -830,6 +843,24 @@ async def _listening(name: str, host: str, port: int, starting: Awaitable[T]) ->
             f"cannot listen for {name} on {host}:{port}: {reason} "
             f"(set {_PORT_SETTINGS[name]} or MAILMARK_BIND)"
         ) from None
+
+
+def observability(services: Services, process_checks: list[tuple[str, Check]]) -> Observability:
+    """/healthz, /readyz and /metrics: the database and blob store checks every process has,
+    then `process_checks` (this process's workers)."""
+    token = services.settings.metrics_token
+    return Observability(
+        metrics=services.metrics,
+        readiness=Readiness(
+            [
+                ("database", partial(ping, services.engine)),
+                ("blob_store", partial(check_blob_store, services.blobs)),
+                *process_checks,
+            ]
+        ),
+        queue_depth=services.queue_admin.depth,
+        metrics_token=token.get_secret_value() if token is not None else None,
+    )
 
 
 def api_services(services: Services) -> ApiServices:
@@ -916,6 +947,7 @@ def outbound_worker(
         owner=f"{settings.hostname}/{os.getpid()}/{secrets.token_hex(4)}",
         lease_for=lease,
         transaction_bound=bound,
+        metrics=services.metrics,
     )
 
 
@@ -926,6 +958,7 @@ def webhook_worker(services: Services, *, verify: ssl.SSLContext | None = None) 
         owner=f"{services.settings.hostname}/{os.getpid()}/{secrets.token_hex(4)}",
         lease_for=services.settings.webhook_lease,
         verify=verify if verify is not None else True,
+        metrics=services.metrics,
     )
 
 
@@ -1013,6 +1046,8 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             api=api_services(services),
             web=app_services(services),
             tracking=services.tracking,
+            # The main process runs the queue worker; this one serves HTTP only.
+            observability=observability(services, []),
         )
         http = await _listening(
             "HTTP",

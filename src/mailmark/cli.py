@@ -37,6 +37,7 @@ from mailmark.core.sieve.syntax import MAX_SCRIPT_BYTES
 from mailmark.core.states import DeliveryStatus
 from mailmark.core.vacation import VacationChange, describe
 from mailmark.dns_tools.record_set import record_json, zone_fragment
+from mailmark.logs import configure_logging
 from mailmark.startup import StartupError
 from mailmark.storage.backup import BackupError
 
@@ -1174,11 +1175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"mailmark: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
+    configure_logging(
         # Admin commands print their result; only `serve` narrates what it does.
-        level=settings.log_level if args.command == "serve" else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        settings.log_level if args.command == "serve" else logging.WARNING,
+        settings.log_format,
     )
     # aiosmtpd narrates every connection at INFO, alembic every migration check: too chatty.
     logging.getLogger("mail.log").setLevel(logging.WARNING)

@@ -246,6 +246,15 @@ class Settings(BaseSettings):
     # hash; 0s turns the cache off.
     login_cache_ttl: timedelta = timedelta(minutes=5)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "text": one readable line per event; "json": one JSON object per line (timestamp, level,
+    # logger, message and the event's own fields), for a log collector.
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics: with a token, only with `Authorization: Bearer <token>` (from anywhere);
+    # without one, only from this machine (loopback) and not through a proxy.
+    metrics_token: SecretStr | None = None
+    # Recipient domains the delivery metrics name (e.g. gmail.com,outlook.com); every other
+    # remote domain is counted as "remote", so the label's values stay bounded.
+    metrics_destination_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Spam filtering with rspamd (optional): its scanner (normal worker) URL, e.g.
     # http://127.0.0.1:11333, checks every inbound message at DATA time; its controller URL (e.g.
     # http://127.0.0.1:11334, with the controller password if it has one) learns from the messages
@@ -330,6 +339,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"{zone!r} is not a DNS zone such as zen.spamhaus.org")
         return zones
 
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("metrics_destination_domains", mode="before")
+    @classmethod
+    def _metrics_destination_domains(cls, value: Any) -> Any:
+        domains = _split_list(value)
+        if isinstance(domains, list):
+            domains = [str(domain).strip().rstrip(".").lower() for domain in domains]
+            for domain in domains:
+                if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", domain):
+                    raise ValueError(f"{domain!r} is not a domain name such as gmail.com")
+            if len(domains) > 100:
+                raise ValueError("names at most 100 domains")
+        return domains
+
     @field_validator("oidc_providers")
     @classmethod
     def _oidc_providers(cls, value: list[OidcProviderSettings]) -> list[OidcProviderSettings]:
@@ -401,7 +430,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("mta_sts_mode", "password_hash_cost", "signup", mode="before")
+    @field_validator("mta_sts_mode", "password_hash_cost", "signup", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value

@@ -56,7 +56,7 @@ from mailmark.core.model import (
 )
 from mailmark.core.search import Criteria
 from mailmark.core.sieve.model import ActiveScriptVersion, SieveScript
-from mailmark.core.states import AccountStatus, DkimKeyState
+from mailmark.core.states import AccountStatus, DeliveryStatus, DkimKeyState
 
 if TYPE_CHECKING:
     # core.relays uses these ports at run time.
@@ -675,6 +675,11 @@ class DeliveryRepository(Protocol):
 
     async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> list[int]:
         """Apply outcomes to rows still leased by their owner, clearing the lease; the ids applied."""
+        ...
+
+    async def waiting_counts(self) -> list[tuple[DeliveryStatus, int, datetime]]:
+        """Per waiting status (queued, deferred, held) with rows: how many, and the oldest's
+        creation time."""
         ...
 
     async def get(self, delivery_id: int) -> QueueEntry | None: ...

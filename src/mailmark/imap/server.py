@@ -20,6 +20,7 @@ from mailmark.imap import encoder
 from mailmark.imap.handlers import HANDLERS
 from mailmark.imap.reader import STREAM_LIMIT
 from mailmark.imap.session import ImapCounters, Session, SessionConfig
+from mailmark.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,10 @@ async def start_imap_listener(
     limits: ConnectionLimits,
     idle_timeout: float,
     poll_interval: float = 5.0,
+    metrics: Metrics | None = None,
 ) -> ImapListener:
     """Listen on host:port (0 picks a free port) until `close()`."""
+    open_sessions = (metrics or Metrics()).imap_sessions.labels("IMAPS" if implicit_tls else "IMAP")
     config = SessionConfig(
         hostname=hostname,
         max_message_size=max_message_size,
@@ -94,6 +97,7 @@ async def start_imap_listener(
             await _close(writer)
             return
         connections.tasks.add(task)
+        open_sessions.inc()
         if isinstance(getattr(writer.transport, "max_size", None), int):
             # asyncio's socket transports receive up to 256 KiB at a time; smaller receives keep
             # what a client flooding one endless line costs close to the line bound itself.
@@ -125,6 +129,7 @@ async def start_imap_listener(
         finally:
             session.selected = None
             connections.tasks.discard(task)
+            open_sessions.dec()
             limits.release(ip)
             await _close(writer)
 

@@ -6,7 +6,7 @@ import sqlite3
 import time
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -113,3 +113,10 @@ def _use_wal(cursor: Any) -> None:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
         time.sleep(WAL_SWITCH_RETRY_SECONDS)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One trivial query, in a read-only transaction (no write lock): the database answers."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{READ_ONLY_OPTION: True})
+        await conn.execute(text("SELECT 1"))
