@@ -98,7 +98,7 @@ from mailmark.spam.blocklists import DnsBlocklists
 from mailmark.spam.rspamd import Rspamd
 from mailmark.startup import StartupError, hostname_problem, prepare_data_dir
 from mailmark.storage.blobstore import FileBlobStore
-from mailmark.storage.db import create_engine
+from mailmark.storage.db import create_engine, load_database_driver
 from mailmark.storage.migrate import migrate
 from mailmark.storage.secrets import (
     SecretBox,
@@ -948,6 +948,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
     try:
         if switching:
             assert target is not None
+            load_database_driver(settings.database_url)
             switch_user(target)
             await asyncio.to_thread(require_usable_paths, settings, target)
         services = await build_services(settings)

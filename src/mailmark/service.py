@@ -29,6 +29,7 @@ class RunAs:
     uid: int
     group: str
     gid: int
+    home: str
 
 
 def run_as(settings: Settings) -> RunAs | None:
@@ -55,7 +56,7 @@ def run_as(settings: Settings) -> RunAs | None:
             f"MAILMARK_RUN_AS_GROUP: no group {settings.run_as_group or user.pw_gid!r} on this "
             "machine"
         ) from None
-    return RunAs(user.pw_name, user.pw_uid, group.gr_name, group.gr_gid)
+    return RunAs(user.pw_name, user.pw_uid, group.gr_name, group.gr_gid, user.pw_dir)
 
 
 def must_switch(target: RunAs | None) -> bool:
@@ -78,7 +79,7 @@ def must_switch(target: RunAs | None) -> bool:
 
 def switch_user(target: RunAs) -> None:
     """Become `target` for good: supplementary groups, then the group, then the user (after
-    setuid the process may no longer change its groups). Ends the start if any step fails or
+    setuid the process may no longer change its groups), and its HOME. Ends the start if any step fails or
     root could be regained: a server configured to drop root never goes on as root."""
     try:
         os.setgroups(os.getgrouplist(target.user, target.gid))
@@ -89,6 +90,8 @@ def switch_user(target: RunAs) -> None:
             f"cannot switch to user {target.user} and group {target.group}: "
             f"{error.strerror or error} (check MAILMARK_RUN_AS_USER and MAILMARK_RUN_AS_GROUP)"
         ) from None
+    # As login(1) does: libraries looking in ~ (libpq's ~/.postgresql) must not look in root's.
+    os.environ.update(HOME=target.home, USER=target.user, LOGNAME=target.user)
     ids = (os.getuid(), os.geteuid(), os.getgid(), os.getegid())
     if ids != (target.uid, target.uid, target.gid, target.gid) or _can_regain_root():
         raise StartupError(
@@ -102,6 +105,14 @@ def switch_user(target: RunAs) -> None:
         target.group,
         target.gid,
     )
+    for code in _python_paths():
+        if not os.access(code, os.R_OK | os.X_OK):
+            log.warning(
+                "user %s cannot read %s: a module imported from there from now on fails; "
+                "install Mailmark and its Python where that user can read them (e.g. /opt)",
+                target.user,
+                code,
+            )
 
 
 def _can_regain_root() -> bool:
@@ -180,6 +191,11 @@ def notify(state: str) -> bool:
         log.warning("cannot notify the service manager at %s: %s", address, error)
         return False
     return True
+
+
+def _python_paths() -> list[Path]:
+    """Where this process imports code from: the standard library and Mailmark's own package."""
+    return [Path(os.__file__).parent, Path(__file__).parent]
 
 
 def _lookup_user(name: str) -> pwd.struct_passwd:

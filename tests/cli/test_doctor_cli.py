@@ -6,58 +6,26 @@ same checks say OK."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mailmark.dns_tools.record_set import reverse_name
-from mailmark.doctor import NTP_EPOCH_OFFSET
 from tests.fakedns import FakeDns
 from tests.support.serve import Run, Server, cli_environment, free_port, mailmark
 from tests.support.smtp_sink import AiosmtpdSink
+from tests.support.sntp import SntpServer
 from tests.support.world import HOSTNAME
 
 PUBLIC_IP = "192.0.2.10"
 
 
-class SntpServer:
-    """Answers SNTP queries on 127.0.0.1 with this machine's time plus `offset` seconds."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind(("127.0.0.1", 0))
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self._sock.getsockname()[1]}"
-
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._sock.setblocking(False)
-        loop.add_reader(self._sock.fileno(), self._answer)
-
-    def _answer(self) -> None:
-        query, peer = self._sock.recvfrom(512)
-        now = time.time() + self.offset
-        stamp = struct.pack("!II", int(now) + NTP_EPOCH_OFFSET, int((now % 1) * 2**32))
-        # LI 0, version 4, mode 4 (server), stratum 1; origin = the client's transmit time.
-        header = bytes([0x24, 1, 0, 0]) + bytes(20)
-        self._sock.sendto(header + query[40:48] + stamp + stamp, peer)
-
-    def close(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.remove_reader(self._sock.fileno())
-        self._sock.close()
-
-
 @pytest.fixture
-def sntp() -> Iterator[SntpServer]:
+async def sntp() -> AsyncIterator[SntpServer]:
     server = SntpServer()
-    loop = asyncio.get_event_loop()
+    loop = asyncio.get_running_loop()
     server.attach(loop)
     try:
         yield server

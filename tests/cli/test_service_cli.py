@@ -93,6 +93,7 @@ async def test_binds_a_privileged_port_then_runs_as_the_user(
     servers.append(server)
     try:
         await server.wait_for(r"now running as user nobody \(uid 65534\)")
+        await server.wait_for(r"HTTP listening on")
         loop = asyncio.get_running_loop()
         ready = await asyncio.wait_for(loop.sock_recv(listener, 4096), 30)
         assert b"READY=1" in ready.split(b"\n")
