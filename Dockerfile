@@ -30,7 +30,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 COPY --from=ui /build/src/mailmark/web/static/ui ./src/mailmark/web/static/ui
 RUN pip install --no-cache-dir ".[fast]" \
-    && useradd --system --uid 999 --user-group --home-dir /var/lib/mailmark \
+    && useradd --system --user-group --home-dir /var/lib/mailmark \
        --shell /usr/sbin/nologin mailmark \
     && install -d -m 700 -o mailmark -g mailmark /var/lib/mailmark
 

@@ -153,3 +153,27 @@ async def test_doctor_says_what_to_fix_then_ok(
     assert found[f"outbound port {sink.port}"]["status"] == "ok"
     assert found["clock"]["status"] == "ok"
     assert found["disk space"]["status"] == "ok"
+
+    # With a relay host, the probe is the relay's port instead of anyone's MX: the same receiving
+    # MTA answers 220 as a relay would; a relay port nothing listens on fails with its fix.
+    relayed = {**fixed_env, "MAILMARK_RELAY_HOST": "127.0.0.1"}
+    working = await run(
+        *doctor,
+        "--min-free",
+        "1k",
+        environment={**relayed, "MAILMARK_RELAY_PORT": str(sink.port)},
+    )
+    assert by_check(working)[f"relay 127.0.0.1:{sink.port}"]["status"] == "ok"
+    assert not any(name.startswith("outbound") for name in by_check(working))
+    broken = await run(
+        *doctor,
+        "--min-free",
+        "1k",
+        environment={**relayed, "MAILMARK_RELAY_PORT": str(closed_port)},
+    )
+    assert broken.code == 1
+    relay = by_check(broken)[f"relay 127.0.0.1:{closed_port}"]
+    assert (relay["status"], relay["fix"]) == (
+        "fail",
+        "check relay_host and relay_port, and that this network reaches them",
+    )
