@@ -124,7 +124,7 @@ async def main(rounds: int) -> None:
             for name, check in (
                 ("hostname + FCrDNS", doctor.hostname),
                 (f"domain {DOMAIN} (its record set)", doctor.domains),
-                ("6 listeners' greetings", doctor.ports),
+                ("7 listeners' greetings", doctor.ports),
                 ("TLS certificate (a handshake)", doctor.certificate),
                 ("outbound port 25 probe", doctor.outbound),
                 ("clock (one SNTP query)", doctor.clock),

@@ -235,6 +235,14 @@ class Doctor:
             ("submissions", s.submissions_port, "MAILMARK_SUBMISSIONS_PORT", b"220", True),
             ("IMAP", s.imap_port, "MAILMARK_IMAP_PORT", b"* OK", False),
             ("IMAPS", s.imaps_port, "MAILMARK_IMAPS_PORT", b"* OK", True),
+            # RFC 5804 §1.7: the greeting is the capability list.
+            (
+                "ManageSieve",
+                s.managesieve_port,
+                "MAILMARK_MANAGESIEVE_PORT",
+                b'"IMPLEMENTATION"',
+                False,
+            ),
             ("HTTP", s.http_port, "MAILMARK_HTTP_PORT", b"", False),
         ]
         return list(

@@ -54,6 +54,7 @@ async def test_doctor_says_what_to_fix_then_ok(
         "submissions": "SUBMISSIONS",
         "IMAP": "IMAP",
         "IMAPS": "IMAPS",
+        "ManageSieve": "MANAGESIEVE",
         "HTTP": "HTTP",
     }
     ports = {name: free_port() for name in listeners}
@@ -64,7 +65,6 @@ async def test_doctor_says_what_to_fix_then_ok(
         MAILMARK_DNS_NAMESERVERS=fake_dns.address,
         MAILMARK_PUBLIC_IPS=PUBLIC_IP,
         MAILMARK_REMOTE_SMTP_PORT=str(closed_port),
-        MAILMARK_MANAGESIEVE_PORT=str(free_port()),
         **{f"MAILMARK_{listeners[name]}_PORT": str(port) for name, port in ports.items()},
     )
     doctor = ("doctor", "--json", "--probe-domain", "probe.test", "--ntp-server", sntp.address)
