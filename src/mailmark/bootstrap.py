@@ -12,9 +12,10 @@ import ipaddress
 import logging
 import os
 import secrets
+import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -25,7 +26,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailmark.config import Settings
-from mailmark.connections import ConnectionLimits, DescriptorBudget, raise_descriptor_limit
+from mailmark.connections import (
+    ConnectionLimits,
+    DescriptorBudget,
+    listening_socket,
+    raise_descriptor_limit,
+)
 from mailmark.core.accounts import AccountService
 from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
@@ -82,6 +88,7 @@ from mailmark.security import (
     ensure_self_signed_certificate,
     server_tls_context,
 )
+from mailmark.service import must_switch, notify, require_usable_paths, run_as, switch_user
 from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.smtp_in.mx import MxHandler
 from mailmark.smtp_in.server import SmtpListener, start_smtp_listener
@@ -102,7 +109,7 @@ from mailmark.storage.backup import (
     restore_backup,
 )
 from mailmark.storage.blobstore import FileBlobStore
-from mailmark.storage.db import create_engine, ping
+from mailmark.storage.db import create_engine, load_database_driver, ping
 from mailmark.storage.migrate import migrate
 from mailmark.storage.secrets import (
     KEY_FILE,
@@ -629,8 +636,16 @@ def connection_limits(settings: Settings) -> Callable[[], ConnectionLimits]:
     return limits
 
 
-async def start_listeners(services: Services, *, reuse_http_port: bool = False) -> Listeners:
+async def start_listeners(
+    services: Services,
+    *,
+    reuse_http_port: bool = False,
+    sockets: Mapping[str, socket.socket] | None = None,
+) -> Listeners:
+    """Start every listener and worker. `sockets` (from `bind_listeners`, by listener name) are
+    served instead of binding the configured ports here."""
     settings = services.settings
+    bound = sockets or {}
     limits = connection_limits(settings)
     spooling = DataSpooling.create(
         threshold=settings.smtp_spool_threshold,
@@ -679,6 +694,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             data_size_limit=settings.max_message_size,
             tls_context=context,
             metrics=services.metrics,
+            sock=bound.get("MX"),
         ),
     )
     started = [mx]
@@ -710,6 +726,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         data_size_limit=settings.max_message_size,
                         tls_context=context,
                         implicit_tls=implicit_tls,
+                        sock=bound.get(name),
                         require_starttls=not implicit_tls,
                         auth_required=True,
                         metrics=services.metrics,
@@ -730,9 +747,10 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
             port = settings.imaps_port if implicit_tls else settings.imap_port
+            imap_name = "IMAPS" if implicit_tls else "IMAP"
             imap_listeners.append(
                 await _listening(
-                    "IMAPS" if implicit_tls else "IMAP",
+                    imap_name,
                     settings.bind,
                     port,
                     start_imap_listener(
@@ -748,6 +766,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         idle_timeout=settings.imap_idle_timeout.total_seconds(),
                         poll_interval=settings.imap_poll_interval.total_seconds(),
                         metrics=services.metrics,
+                        sock=bound.get(imap_name),
                     ),
                 )
             )
@@ -762,6 +781,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                 port=settings.managesieve_port,
                 tls_context=context,
                 limits=limits(),
+                sock=bound.get("ManageSieve"),
             ),
         )
         http = await _listening(
@@ -775,6 +795,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                 limits=limits(),
                 header_timeout=settings.http_header_timeout.total_seconds(),
                 reuse_port=reuse_http_port,
+                sock=bound.get("HTTP"),
             ),
         )
     except BaseException:
@@ -837,12 +858,50 @@ async def _listening(name: str, host: str, port: int, starting: Awaitable[T]) ->
     try:
         return await starting
     except OSError as error:
-        # asyncio words the errno's text into a longer sentence that repeats the address.
-        reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error)
-        raise StartupError(
-            f"cannot listen for {name} on {host}:{port}: {reason} "
-            f"(set {_PORT_SETTINGS[name]} or MAILMARK_BIND)"
-        ) from None
+        raise _cannot_listen(name, host, port, error) from None
+
+
+def _cannot_listen(name: str, host: str, port: int, error: OSError) -> StartupError:
+    # asyncio words the errno's text into a longer sentence that repeats the address.
+    reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error)
+    return StartupError(
+        f"cannot listen for {name} on {host}:{port}: {reason} "
+        f"(set {_PORT_SETTINGS[name]} or MAILMARK_BIND)"
+    )
+
+
+def bind_listeners(
+    settings: Settings, *, reuse_http_port: bool = False
+) -> dict[str, socket.socket]:
+    """Bind every port `serve` listens on, by listener name, before anything else happens: a
+    server started as root can then drop to MAILMARK_RUN_AS_USER with its ports in hand."""
+    ports = {
+        "MX": settings.mx_port,
+        "submission": settings.submission_port,
+        "submissions": settings.submissions_port,
+        "IMAP": settings.imap_port,
+        "IMAPS": settings.imaps_port,
+        "ManageSieve": settings.managesieve_port,
+        "HTTP": settings.http_port,
+    }
+    bound: dict[str, socket.socket] = {}
+    try:
+        for name, port in ports.items():
+            try:
+                bound[name] = listening_socket(
+                    settings.bind, port, reuse_port=reuse_http_port and name == "HTTP"
+                )
+            except OSError as error:
+                raise _cannot_listen(name, settings.bind, port, error) from None
+    except BaseException:
+        _close_all(bound)
+        raise
+    return bound
+
+
+def _close_all(sockets: Mapping[str, socket.socket]) -> None:
+    for sock in sockets.values():
+        sock.close()
 
 
 def observability(services: Services, process_checks: list[tuple[str, Check]]) -> Observability:
@@ -966,8 +1025,30 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
     """Run every listener until `stop` is set, then shut down cleanly.
 
     With `http_workers` > 1, that many minus one more processes serve HTTP only, on the same port
-    (SO_REUSEPORT) and against the same database; they stop with this one."""
-    services = await build_services(settings)
+    (SO_REUSEPORT) and against the same database; they stop with this one.
+
+    Every port is bound first; then, started as root with MAILMARK_RUN_AS_USER set, the process
+    becomes that user before it opens the database or writes a file. Under systemd's
+    Type=notify, READY=1 is sent once every listener is up."""
+    target = run_as(settings)
+    switching = must_switch(target)
+    if switching and http_workers > 1:
+        raise StartupError(
+            "--http-workers above 1 cannot be combined with MAILMARK_RUN_AS_USER: the extra HTTP "
+            "processes could not share a port bound by root (run as the user with "
+            "CAP_NET_BIND_SERVICE instead, as the systemd unit in deploy/ does)"
+        )
+    sockets = await asyncio.to_thread(bind_listeners, settings, reuse_http_port=http_workers > 1)
+    try:
+        if switching:
+            assert target is not None
+            load_database_driver(settings.database_url)
+            switch_user(target)
+            await asyncio.to_thread(require_usable_paths, settings, target)
+        services = await build_services(settings)
+    except BaseException:
+        _close_all(sockets)
+        raise
     log.info(
         "data directory %s, database %s, settings file %s",
         settings.data_dir.absolute(),
@@ -988,7 +1069,13 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
             "which is cheap to crack; it is meant for test suites, never for real mailboxes"
         )
     try:
-        listeners = await start_listeners(services, reuse_http_port=http_workers > 1)
+        try:
+            listeners = await start_listeners(
+                services, reuse_http_port=http_workers > 1, sockets=sockets
+            )
+        except BaseException:
+            _close_all(sockets)
+            raise
         workers: list[asyncio.subprocess.Process] = []
         try:
             if await services.identity.setup_required():
@@ -1000,8 +1087,10 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
                 )
             for _ in range(http_workers - 1):
                 workers.append(await _start_http_worker(listeners.http_port, settings))
+            notify("READY=1\nSTATUS=listening")
             await stop.wait()
             log.info("shutting down")
+            notify("STOPPING=1")
         finally:
             await _stop_http_workers(workers)
             await listeners.close()

@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     remote_smtp_port: int = Field(25, ge=1, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Started as root, `serve` binds every listener, then runs as this user (and group: the
+    # user's own when empty) for the rest of its life. Empty: it stays the user it started as.
+    run_as_user: str = ""
+    run_as_group: str = ""
     # A relay host (smarthost) every outbound message goes through, for networks where port 25
     # is blocked; empty: each recipient's MX. A domain may have its own relay or go direct
     # (`mailmark domain relay`). TLS is required (STARTTLS, or implicit TLS from the first

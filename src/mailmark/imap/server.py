@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from dataclasses import dataclass, field
 
@@ -67,8 +68,10 @@ async def start_imap_listener(
     idle_timeout: float,
     poll_interval: float = 5.0,
     metrics: Metrics | None = None,
+    sock: socket.socket | None = None,
 ) -> ImapListener:
-    """Listen on host:port (0 picks a free port) until `close()`."""
+    """Listen on host:port (0 picks a free port), or on `sock` when it was bound earlier, until
+    `close()`."""
     open_sessions = (metrics or Metrics()).imap_sessions.labels("IMAPS" if implicit_tls else "IMAP")
     config = SessionConfig(
         hostname=hostname,
@@ -135,8 +138,9 @@ async def start_imap_listener(
 
     server = await asyncio.start_server(
         serve,
-        host,
-        port,
+        None if sock is not None else host,
+        None if sock is not None else port,
+        sock=sock,
         ssl=tls_context if implicit_tls else None,
         ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit_tls else None,
         # Small stream buffers; the reader gathers long lines piecewise up to its own bound.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import ssl
 from collections.abc import Callable
 from email._header_value_parser import AddrSpec, AngleAddr, get_addr_spec, get_angle_addr
@@ -449,9 +450,10 @@ async def start_smtp_listener(
     tls_context: ssl.SSLContext | None,
     implicit_tls: bool = False,
     metrics: Metrics | None = None,
+    sock: socket.socket | None = None,
     **smtp_options: Any,
 ) -> SmtpListener:
-    """Listen on host:port (port 0 picks a free one)."""
+    """Listen on host:port (port 0 picks a free one), or on `sock` when it was bound earlier."""
     connections = Connections(limits)
     metrics = metrics or Metrics()
 
@@ -469,8 +471,9 @@ async def start_smtp_listener(
         )
 
     factory: Callable[[], MailmarkSMTP] = make_protocol
+    where: dict[str, Any] = {"sock": sock} if sock is not None else {"host": host, "port": port}
     server = await asyncio.get_running_loop().create_server(
-        factory, host=host, port=port, ssl=tls_context if implicit_tls else None
+        factory, ssl=tls_context if implicit_tls else None, **where
     )
     bound = server.sockets[0].getsockname()
     log.info("%s listening on %s:%s", name, bound[0], bound[1])

@@ -6,7 +6,7 @@ import sqlite3
 import time
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -27,6 +27,12 @@ def create_engine(
     if database_url.startswith("sqlite"):
         return _sqlite_engine(database_url, sqlite_synchronous, sqlite_busy_timeout_ms)
     return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def load_database_driver(database_url: str) -> None:
+    """Import the URL's database driver now: a server about to give up root loads it while it
+    can still read every file (a driver imported later runs as the unprivileged user)."""
+    make_url(database_url).get_dialect().import_dbapi()
 
 
 # PostgreSQL SQLSTATEs of a database that cannot take the write now, but may soon.
