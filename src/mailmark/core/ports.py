@@ -527,6 +527,10 @@ class MailStoreRepository(Protocol):
         """Take `count` consecutive MODSEQs of the folder; the first."""
         ...
 
+    async def set_thread(self, folder_id: int, uid: int, thread_id: str) -> None:
+        """File one placement in the conversation `thread_id` (a replaced draft keeps its own)."""
+        ...
+
     async def set_flags(
         self, folder_id: int, changes: Sequence[tuple[int, tuple[str, ...], int]]
     ) -> None:
