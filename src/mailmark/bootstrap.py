@@ -44,7 +44,7 @@ from mailmark.core.mailstore import MailStore
 from mailmark.core.maintenance import Maintenance
 from mailmark.core.oidc import OidcProvider, OidcSignIn
 from mailmark.core.passwords import Passwords
-from mailmark.core.ports import Clock, PasswordHasher, SystemClock
+from mailmark.core.ports import BlobStore, Clock, PasswordHasher, SystemClock
 from mailmark.core.queue import OutboundQueue
 from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.relays import Relay, RelayService, RelayTls, default_relay_port
@@ -93,6 +93,7 @@ from mailmark.startup import StartupError, hostname_problem, prepare_data_dir
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import migrate
+from mailmark.storage.s3blobstore import S3BlobStore, S3Location, S3SetupError
 from mailmark.storage.secrets import (
     SecretBox,
     SecretKeyError,
@@ -126,7 +127,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     uow: SqlUnitOfWorkFactory
-    blobs: FileBlobStore
+    blobs: BlobStore
     clock: Clock
     resolver: DnsResolver
     accounts: AccountService
@@ -178,6 +179,7 @@ class Services:
         await self.delivery.close()
         await self.webhooks.aclose()
         self.images.close()
+        await self.blobs.close()
         await self.engine.dispose()
 
 
@@ -248,13 +250,12 @@ async def build_services(
             )
         except SecretKeyError as error:
             raise StartupError(f"{error} (MAILMARK_SECRETS_KEY or secrets.key)") from None
+        blobs = await open_blob_store(settings)
     except BaseException:
         await engine.dispose()
         raise
     clock = clock or SystemClock()
     uow = SqlUnitOfWorkFactory(engine)
-    blobs = FileBlobStore(settings.blob_path)
-    await asyncio.to_thread(blobs.sweep_temporary)
     # A few threads of their own: a burst of logins waits its turn there instead of holding the
     # default executor's threads, which blob reads and message parsing need meanwhile.
     passwords_service = Passwords(
@@ -446,6 +447,35 @@ def installation_relay(settings: Settings) -> Relay | None:
         username=settings.relay_username or None,
         password=password or None,
     )
+
+
+async def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store MAILMARK_BLOB_URL names, checked: a file store with its half-written
+    files swept, or an S3 store that took a write and a read (else one StartupError line)."""
+    location = settings.blob_bucket
+    if location is None:
+        files = FileBlobStore(settings.blob_path)
+        await asyncio.to_thread(files.sweep_temporary)
+        return files
+    bucket, prefix = location
+    secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
+    store = S3BlobStore(
+        S3Location(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint_url=settings.s3_endpoint_url or None,
+            region=settings.s3_region,
+            access_key=settings.s3_access_key or None,
+            secret_key=secret,
+            path_style=settings.s3_path_style,
+            timeout=settings.s3_timeout,
+        )
+    )
+    try:
+        await store.open()
+    except S3SetupError as error:
+        raise StartupError(f"cannot use the blob store: {error} (check {error.setting})") from None
+    return store
 
 
 async def _check_database(engine: AsyncEngine) -> None:

@@ -1,0 +1,137 @@
+"""Mail through the real MX into an S3 blob store (SeaweedFS on loopback), read back over IMAP;
+and the S3 server killed in the middle of MX traffic: every message answered 250 is stored and
+readable byte for byte, every other one was answered 451 (never 250 then lost), and mail is
+accepted again once the server is back."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import re
+
+import aiosmtplib
+import pytest
+
+from mailmark.bootstrap import Listeners
+from mailmark.config import Settings
+from mailmark.storage.s3blobstore import S3BlobStore
+from tests.support.seaweedfs import SeaweedFs
+from tests.support.tls import client_tls
+from tests.support.world import World
+
+# Bounds the whole exchange so that a broken store fails the test instead of hanging it.
+SCENARIO_TIMEOUT = 180
+
+
+@pytest.fixture
+def settings(settings: Settings, seaweedfs: SeaweedFs) -> Settings:
+    return seaweedfs.settings_for(settings)
+
+
+def message(number: int) -> bytes:
+    return (
+        b"From: Alice <alice@example.org>\r\n"
+        b"To: sales@acme.test\r\n"
+        b"Subject: Order %d\r\n"
+        b"Message-ID: <order-%d@example.org>\r\n"
+        b"\r\n"
+        b"Order number %d, with a line of data:\r\n%s\r\n" % (number, number, number, b"x" * 2000)
+    )
+
+
+async def send(port: int, raw: bytes) -> tuple[int, str]:
+    """The MX's final reply to DATA: (code, text)."""
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=60)
+    await client.connect()
+    try:
+        _, text = await client.sendmail("alice@example.org", ["sales@acme.test"], raw)
+        return 250, text  # aiosmtplib raises for anything but 2xx
+    except aiosmtplib.SMTPResponseException as refused:
+        return refused.code, refused.message
+    finally:
+        client.close()
+
+
+def inbox_over_imap(port: int) -> list[bytes]:
+    """Every message of sales@'s INBOX as IMAP serves it (BODY[]), in UID order."""
+    client = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=client_tls(), timeout=30)
+    try:
+        client.login("sales@acme.test", "sales-pass-1")
+        client.select("INBOX", readonly=True)
+        status, data = client.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        assert status == "OK", data
+        return [part[1] for part in data if isinstance(part, tuple)]
+    finally:
+        client.logout()
+
+
+def order_numbers(bodies: list[bytes]) -> list[int]:
+    return [int(re.search(rb"Message-ID: <order-(\d+)@", body)[1]) for body in bodies]  # type: ignore[index]
+
+
+async def test_mail_stored_in_s3_is_served_byte_identical_over_imap(
+    world: World, listeners: Listeners, seaweedfs: SeaweedFs
+) -> None:
+    assert isinstance(world.services.blobs, S3BlobStore)
+    raw = message(1)
+    assert (await send(listeners.mx_port, raw))[0] == 250
+
+    [served] = await asyncio.to_thread(inbox_over_imap, listeners.imaps_port)
+    assert served.endswith(raw)
+    assert served.startswith(b"Return-Path: <alice@example.org>\r\nReceived: from ")
+    # The blob is the message as it came (the trace headers are a stored prefix) in the bucket.
+    location = world.services.settings.blob_bucket
+    assert location is not None
+    names = seaweedfs.object_names(location[1])
+    assert len(names) == 2  # this message and the start-up check's empty blob
+
+
+async def test_s3_killed_during_mx_traffic_gives_451_never_250_then_loss(
+    world: World, listeners: Listeners, seaweedfs: SeaweedFs
+) -> None:
+    replies: dict[int, tuple[int, str]] = {}
+    phase = {"name": "before"}
+    by_phase: dict[str, list[int]] = {"before": [], "down": [], "after": []}
+    stop = asyncio.Event()
+
+    async def traffic() -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            current = phase["name"]
+            replies[number] = await send(listeners.mx_port, message(number))
+            by_phase[current].append(number)
+
+    def answered(name: str, code: int) -> int:
+        return sum(1 for number in by_phase[name] if replies[number][0] == code)
+
+    async def until(condition: str, check: object) -> None:
+        while not check():  # type: ignore[operator]
+            if sender.done():
+                sender.result()
+                raise AssertionError(f"the traffic stopped before {condition}")
+            await asyncio.sleep(0.05)
+
+    async with asyncio.timeout(SCENARIO_TIMEOUT):
+        sender = asyncio.create_task(traffic())
+        await until("3 accepted", lambda: answered("before", 250) >= 3)
+        seaweedfs.stop(crash=True)
+        phase["name"] = "down"
+        await until("3 refused", lambda: answered("down", 451) >= 3)
+        await asyncio.to_thread(seaweedfs.start)
+        phase["name"] = "after"
+        await until("3 accepted again", lambda: answered("after", 250) >= 3)
+        stop.set()
+        await sender
+
+    codes = {code for code, _ in replies.values()}
+    assert codes <= {250, 451}, replies
+    refused = [number for number, (code, _) in replies.items() if code == 451]
+    assert all(replies[number][1].startswith("4.3.0 ") for number in refused), replies
+    # Only the message in flight while the server was killed may have been accepted.
+    assert answered("down", 250) <= 1, replies
+    accepted = sorted(number for number, (code, _) in replies.items() if code == 250)
+    served = await asyncio.to_thread(inbox_over_imap, listeners.imaps_port)
+    assert order_numbers(served) == accepted
+    for number, body in zip(accepted, served, strict=True):
+        assert body.endswith(message(number)), number
