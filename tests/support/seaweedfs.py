@@ -32,6 +32,7 @@ from mailmark.config import Settings
 from tests.support.serve import free_port
 
 BUCKET = "mailmark-test"
+READY_PROBE = "ready-probe"
 # Client-side bound: SeaweedFS answers in about 3 s on this machine (master, volume, filer, S3).
 START_TIMEOUT = 60.0
 
@@ -116,7 +117,10 @@ class SeaweedFs:
             if self.process.poll() is not None:
                 raise RuntimeError(f"weed mini exited: {self.log_tail()}")
             try:
-                client.head_bucket(Bucket=BUCKET)
+                # The S3 gateway answers before the volume server has joined the master: until
+                # then object reads and writes are 500s. Ready is a write and a read that work.
+                client.put_object(Bucket=BUCKET, Key=READY_PROBE, Body=b"ready")
+                client.get_object(Bucket=BUCKET, Key=READY_PROBE)["Body"].read()
                 return
             except (BotoCoreError, ClientError):
                 time.sleep(0.3)
@@ -173,7 +177,8 @@ class SeaweedFs:
             self.process.wait()
 
     def remove(self) -> None:
-        self.stop()
+        """Kill the server (its data is about to go) and remove its directory."""
+        self.stop(crash=True)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
