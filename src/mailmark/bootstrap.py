@@ -51,7 +51,7 @@ from mailmark.core.mailstore import MailStore
 from mailmark.core.maintenance import Maintenance
 from mailmark.core.oidc import OidcProvider, OidcSignIn
 from mailmark.core.passwords import Passwords
-from mailmark.core.ports import Clock, PasswordHasher, SystemClock
+from mailmark.core.ports import BlobStore, Clock, PasswordHasher, SystemClock
 from mailmark.core.queue import OutboundQueue
 from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.relays import Relay, RelayService, RelayTls, default_relay_port
@@ -111,6 +111,7 @@ from mailmark.storage.backup import (
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine, load_database_driver, ping
 from mailmark.storage.migrate import migrate
+from mailmark.storage.s3blobstore import S3BlobStore, S3Location, S3SetupError
 from mailmark.storage.secrets import (
     KEY_FILE,
     SecretBox,
@@ -146,7 +147,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     uow: SqlUnitOfWorkFactory
-    blobs: FileBlobStore
+    blobs: BlobStore
     clock: Clock
     resolver: DnsResolver
     accounts: AccountService
@@ -201,6 +202,7 @@ class Services:
         await self.delivery.close()
         await self.webhooks.aclose()
         self.images.close()
+        await self.blobs.close()
         await self.engine.dispose()
 
 
@@ -271,13 +273,12 @@ async def build_services(
             )
         except SecretKeyError as error:
             raise StartupError(f"{error} (MAILMARK_SECRETS_KEY or secrets.key)") from None
+        blobs = await open_blob_store(settings)
     except BaseException:
         await engine.dispose()
         raise
     clock = clock or SystemClock()
     uow = SqlUnitOfWorkFactory(engine)
-    blobs = blob_store(settings)
-    await asyncio.to_thread(blobs.sweep_temporary)
     # A few threads of their own: a burst of logins waits its turn there instead of holding the
     # default executor's threads, which blob reads and message parsing need meanwhile.
     passwords_service = Passwords(
@@ -469,23 +470,23 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
     )
 
 
-def blob_store(settings: Settings) -> FileBlobStore:
-    return FileBlobStore(settings.blob_path)
-
-
 async def backup(settings: Settings, destination: Path, progress: Progress) -> BackupSummary:
     """`mailmark backup`: the database and its blobs, while `serve` may be running."""
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         await _check_database(engine)
-        return await create_backup(
-            engine,
-            blob_store(settings),
-            destination,
-            # A key given as a setting is the operator's to keep; the file is the data dir's.
-            secrets_key_file=None if settings.secrets_key else settings.data_dir / KEY_FILE,
-            progress=progress,
-        )
+        blobs = await open_blob_store(settings)
+        try:
+            return await create_backup(
+                engine,
+                blobs,
+                destination,
+                # A key given as a setting is the operator's to keep; the file is the data dir's.
+                secrets_key_file=None if settings.secrets_key else settings.data_dir / KEY_FILE,
+                progress=progress,
+            )
+        finally:
+            await blobs.close()
     finally:
         await engine.dispose()
 
@@ -495,15 +496,19 @@ async def restore(
 ) -> RestoreSummary:
     """`mailmark restore`: a backup into this (empty) installation, migrated to this version."""
     await asyncio.to_thread(prepare_data_dir, settings)
-    return await restore_backup(
-        source,
-        settings.database_url,
-        blob_store(settings),
-        data_dir=settings.data_dir,
-        secrets_key_setting=settings.secrets_key is not None,
-        force=force,
-        progress=progress,
-    )
+    blobs = await open_blob_store(settings)
+    try:
+        return await restore_backup(
+            source,
+            settings.database_url,
+            blobs,
+            data_dir=settings.data_dir,
+            secrets_key_setting=settings.secrets_key is not None,
+            force=force,
+            progress=progress,
+        )
+    finally:
+        await blobs.close()
 
 
 def installation_relay(settings: Settings) -> Relay | None:
@@ -519,6 +524,35 @@ def installation_relay(settings: Settings) -> Relay | None:
         username=settings.relay_username or None,
         password=password or None,
     )
+
+
+async def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store MAILMARK_BLOB_URL names, checked: a file store with its half-written
+    files swept, or an S3 store that took a write and a read (else one StartupError line)."""
+    location = settings.blob_bucket
+    if location is None:
+        files = FileBlobStore(settings.blob_path)
+        await asyncio.to_thread(files.sweep_temporary)
+        return files
+    bucket, prefix = location
+    secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
+    store = S3BlobStore(
+        S3Location(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint_url=settings.s3_endpoint_url or None,
+            region=settings.s3_region,
+            access_key=settings.s3_access_key or None,
+            secret_key=secret,
+            path_style=settings.s3_path_style,
+            timeout=settings.s3_timeout,
+        )
+    )
+    try:
+        await store.open()
+    except S3SetupError as error:
+        raise StartupError(f"cannot use the blob store: {error} (check {error.setting})") from None
+    return store
 
 
 async def _check_database(engine: AsyncEngine) -> None:

@@ -43,8 +43,17 @@ CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
 CONFIG_SEARCH_PATH = (Path(DEFAULT_CONFIG_FILE), Path("/etc/mailmark") / DEFAULT_CONFIG_FILE)
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 # Settings holding a file system path: relative ones in a config file start from its directory.
-_PATH_SETTINGS = ("data_dir", "tls_cert", "tls_key", "relay_password_file", "relay_ca_file")
+_PATH_SETTINGS = (
+    "data_dir",
+    "tls_cert",
+    "tls_key",
+    "relay_password_file",
+    "relay_ca_file",
+    "s3_secret_key_file",
+)
 
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_S3_PREFIX = re.compile(r"[A-Za-z0-9._/-]{0,512}")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|[smhdw])\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -137,6 +146,19 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str = ""
     blob_url: str = ""
+    # An S3 blob store (MAILMARK_BLOB_URL=s3://bucket/prefix): the server's URL (empty: AWS S3,
+    # found from the region), its region, and the credentials; without an access key, the AWS
+    # SDK's own chain is used (AWS_* variables, ~/.aws, an instance role). The secret key is the
+    # setting or the first line of the file. Path-style addressing (http://host/bucket/key) is
+    # what MinIO, SeaweedFS and most servers other than AWS's need. Each request, retries
+    # included, is given up after `s3_timeout` (mail is then answered "try again later").
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr | None = None
+    s3_secret_key_file: Path | None = None
+    s3_path_style: bool = False
+    s3_timeout: timedelta = timedelta(seconds=30)
     hostname: str = Field(default_factory=socket.getfqdn)
     bind: str = "127.0.0.1"
     mx_port: int = Field(2525, ge=0, le=65535)
@@ -394,6 +416,7 @@ class Settings(BaseSettings):
         "loop_lag_warning",
         "login_cache_ttl",
         "rspamd_timeout",
+        "s3_timeout",
         mode="before",
     )
     @classmethod
@@ -464,8 +487,33 @@ class Settings(BaseSettings):
     @field_validator("blob_url")
     @classmethod
     def _blob_url(cls, value: str) -> str:
+        if value.startswith("s3://"):
+            bucket, _, prefix = value.removeprefix("s3://").partition("/")
+            # The bucket naming rules of AWS S3 (what MinIO and SeaweedFS accept too).
+            if not _S3_BUCKET.fullmatch(bucket):
+                raise ValueError(
+                    f"{bucket!r} is not an S3 bucket name (3-63 characters: a-z, 0-9, '.' and "
+                    "'-'), e.g. s3://mailmark/blobs"
+                )
+            if not _S3_PREFIX.fullmatch(prefix):
+                raise ValueError(f"{prefix!r} is not a key prefix (letters, digits, . _ - /)")
+            return value
         if value and not value.startswith("file://"):
-            raise ValueError("only file:// blob stores are supported so far")
+            raise ValueError("must be file:///a/directory or s3://bucket/prefix")
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^/?#\s]+/?", value):
+            raise ValueError(f"{value!r} is not a URL such as http://127.0.0.1:8333")
+        return value.rstrip("/")
+
+    @field_validator("s3_timeout")
+    @classmethod
+    def _s3_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be more than 0s")
         return value
 
     @field_validator("database_url")
@@ -516,6 +564,29 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _s3(self) -> Settings:
+        if self.s3_secret_key is not None and self.s3_secret_key_file is not None:
+            raise ValueError(
+                f"set {ENV_PREFIX}S3_SECRET_KEY or {ENV_PREFIX}S3_SECRET_KEY_FILE, not both"
+            )
+        if self.s3_secret_key_file is not None:
+            try:
+                lines = self.s3_secret_key_file.read_text().splitlines()
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(
+                    f"{ENV_PREFIX}S3_SECRET_KEY_FILE: cannot read {self.s3_secret_key_file}: "
+                    f"{error}"
+                ) from None
+            self.s3_secret_key = SecretStr(lines[0].strip() if lines else "")
+        secret = self.s3_secret_key.get_secret_value() if self.s3_secret_key else ""
+        if bool(self.s3_access_key) != bool(secret):
+            raise ValueError(
+                f"{ENV_PREFIX}S3_ACCESS_KEY and {ENV_PREFIX}S3_SECRET_KEY (or _SECRET_KEY_FILE) "
+                "must be set together"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _derived(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'mailmark.db').resolve()}"
@@ -533,6 +604,14 @@ class Settings(BaseSettings):
     @property
     def blob_path(self) -> Path:
         return Path(self.blob_url.removeprefix("file://"))
+
+    @property
+    def blob_bucket(self) -> tuple[str, str] | None:
+        """(bucket, key prefix) of an s3:// blob store; None for file://."""
+        if not self.blob_url.startswith("s3://"):
+            return None
+        bucket, _, prefix = self.blob_url.removeprefix("s3://").partition("/")
+        return bucket, prefix.strip("/")
 
     @property
     def is_sqlite(self) -> bool:

@@ -75,7 +75,10 @@ class SystemClock:
 
 
 class BlobStore(Protocol):
-    """Immutable, content-addressed message storage. Keys are always server-generated."""
+    """Immutable, content-addressed message storage. Keys are always server-generated.
+
+    A missing blob is FileNotFoundError for `get`/`get_many`; storage that cannot be reached or
+    written is StorageUnavailable (StorageFull when it has no room), never a partial write."""
 
     async def put(self, data: bytes) -> tuple[str, bool]:
         """Store durably (on stable storage when this returns); return (key, newly_created)."""
@@ -91,7 +94,9 @@ class BlobStore(Protocol):
         """`get` for a batch, in one go, in the same order (IMAP FETCH of many bodies)."""
         ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Remove the blob; a blob already gone is no error."""
+        ...
 
     async def exists(self, key: str) -> bool: ...
 
@@ -100,6 +105,13 @@ class BlobStore(Protocol):
         blobs nothing references: a blob written since may belong to a transaction not yet
         committed)."""
         ...
+
+    async def check(self) -> None:
+        """A cheap round trip to the storage (readiness checks); StorageUnavailable when it
+        cannot be used now."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class PasswordHasher(Protocol):
