@@ -206,6 +206,7 @@ class ContactRepository(Protocol):
     async def ids_for_keys(self, account_id: int, keys: Sequence[str]) -> list[int]: ...
     async def add_lists(self, account_id: int, contact_list: ContactList) -> ContactList: ...
     async def get_list(self, account_id: int, list_id: int) -> ContactList | None: ...
+    async def list_exists(self, account_id: int, list_id: int) -> bool: ...
     async def find_list(self, account_id: int, name: str) -> ContactList | None: ...
     async def all_lists(self, account_id: int) -> list[ContactList]: ...
     async def update_list(self, contact_list: ContactList) -> None: ...
@@ -225,10 +226,13 @@ def parse_id(text: str, what: str) -> int:
 
 
 def clean_text(value: str | None, label: str, field_name: str) -> str:
-    if value is None:
+    if not value:
         return ""
-    with naming(field_name):
+    try:
         check_header_value(label, value, MAX_NAME)
+    except InvalidInput as error:
+        error.field = field_name
+        raise
     return value.strip()
 
 
@@ -277,7 +281,12 @@ def clean_fields(fields: Mapping[str, Any] | None) -> dict[str, FieldValue]:
                 field="fields",
             )
         cleaned[key] = value
-    if len(json.dumps(cleaned, ensure_ascii=False).encode()) > MAX_FIELDS_JSON:
+    # The JSON is only measured when it could be too big: a character takes at most 6 bytes
+    # (a control character escaped as \u00XX), plus quotes, colon and comma.
+    rough = sum(len(key) + len(str(value)) + 6 for key, value in cleaned.items())
+    if rough * 6 > MAX_FIELDS_JSON and (
+        len(json.dumps(cleaned, ensure_ascii=False).encode()) > MAX_FIELDS_JSON
+    ):
         raise InvalidInput(
             f"The custom fields take more than {MAX_FIELDS_JSON} bytes together.", field="fields"
         )
@@ -805,9 +814,13 @@ class ContactService:
                     changed.append(_merged(known, contact))
             await uow.contacts.insert_many(fresh)
             await uow.contacts.update_many(changed)
-            if job.list_id is not None and batch.rows:
-                ids = await uow.contacts.ids_for_keys(job.account_id, list(batch.rows))
-                await uow.contacts.add_members(job.list_id, ids)
+            target = job.list_id
+            if target is not None and batch.rows:
+                if not await uow.contacts.list_exists(job.account_id, target):
+                    job = replace(job, list_id=None)  # deleted during the import
+                else:
+                    ids = await uow.contacts.ids_for_keys(job.account_id, list(batch.rows))
+                    await uow.contacts.add_members(target, ids)
             room = MAX_ROW_ERRORS - len(job.errors)
             job = replace(
                 job,

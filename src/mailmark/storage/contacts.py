@@ -228,6 +228,12 @@ class SqlContacts(Repository):
         )
         return found[0] if found else None
 
+    async def list_exists(self, account_id: int, list_id: int) -> bool:
+        query = sa.select(contact_lists.c.id).where(
+            contact_lists.c.account_id == account_id, contact_lists.c.id == list_id
+        )
+        return (await self._conn.execute(query)).first() is not None
+
     async def find_list(self, account_id: int, name: str) -> ContactList | None:
         found = await self._lists(
             sa.and_(contact_lists.c.account_id == account_id, contact_lists.c.name == name)
