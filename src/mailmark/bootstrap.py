@@ -36,6 +36,7 @@ from mailmark.core.accounts import AccountService
 from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
+from mailmark.core.contacts import ContactService
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.delivery_reports import DeliveryReports
 from mailmark.core.domain_rechecks import DomainRechecker
@@ -185,6 +186,7 @@ class Services:
     sieve: SieveScripts
     sieve_filter: SieveFilter
     retention: Retention
+    contacts: ContactService
     # This process's Prometheus metrics, which every listener and worker counts into.
     metrics: Metrics
     # Inbound spam filtering (None: not configured), and the rspamd client behind it, if any.
@@ -202,6 +204,7 @@ class Services:
         await self.delivery.close()
         await self.webhooks.aclose()
         self.images.close()
+        await self.contacts.stop_imports()
         await self.blobs.close()
         await self.engine.dispose()
 
@@ -374,6 +377,7 @@ async def build_services(
             uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
         ),
         sender_groups=sender_groups,
+        contacts=ContactService(uow, clock),
         emails=EmailService(uow, clock, queue),
         idempotency=IdempotencyService(uow, clock),
         campaigns=CampaignExpansion(sending, mailboxes, sender_groups, clock),
@@ -961,6 +965,7 @@ def api_services(services: Services) -> ApiServices:
         api_keys=services.api_keys,
         campaigns=services.campaigns,
         sender_groups=services.sender_groups,
+        contacts=services.contacts,
         emails=services.emails,
         idempotency=services.idempotency,
         webhooks=services.webhooks,

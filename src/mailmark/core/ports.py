@@ -59,7 +59,8 @@ from mailmark.core.sieve.model import ActiveScriptVersion, SieveScript
 from mailmark.core.states import AccountStatus, DeliveryStatus, DkimKeyState
 
 if TYPE_CHECKING:
-    # core.relays uses these ports at run time.
+    # core.relays and core.contacts use these ports at run time.
+    from mailmark.core.contacts import ContactRepository
     from mailmark.core.relays import DomainRelay
 
 
@@ -1077,6 +1078,8 @@ class UnitOfWork(Protocol):
     def vacations(self) -> VacationRepository: ...
     @property
     def sieve_scripts(self) -> SieveScriptRepository: ...
+    @property
+    def contacts(self) -> ContactRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...
