@@ -26,8 +26,8 @@ from mailmark.core.plans import (
     ensure_domain_quota,
     ensure_email_quota,
     ensure_mailbox_quota,
-    month_start,
     plan_named,
+    usage_month,
 )
 from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.states import AccountStatus
@@ -88,7 +88,7 @@ def overview_of(account: Account, usage: Usage, now: datetime) -> AccountOvervie
     days_left = None
     if account.trial_ends_at is not None and status == "trial":
         days_left = max(0, math.ceil((account.trial_ends_at - now).total_seconds() / 86400))
-    shown = plan if status != "active" else plan_named(account.plan)
+    shown = plan
     return AccountOverview(
         account,
         status,
@@ -234,9 +234,7 @@ class AccountService:
             usage = Usage(
                 domains=await uow.domains.count_for_account(account.id),
                 mailboxes=await uow.mailboxes.count_for_account(account.id),
-                emails_this_month=await uow.outbound.count_recipients_since(
-                    account.id, month_start(now)
-                ),
+                emails_this_month=await uow.usage.sent_in(account.id, usage_month(now)),
             )
         return overview_of(account, usage, now)
 
@@ -261,7 +259,7 @@ class AccountService:
         """Every account by name with its status, plan, usage and notices."""
         now = self._clock.now()
         async with self._uow(read_only=True) as uow:
-            found = await uow.accounts.list_with_usage(month_start(now))
+            found = await uow.accounts.list_with_usage(usage_month(now))
         return [
             overview_of(account, Usage(domains, mailboxes, emails), now)
             for account, domains, mailboxes, emails in found
