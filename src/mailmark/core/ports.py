@@ -69,6 +69,28 @@ class Clock(Protocol):
         ...
 
 
+class PaymentProvider(Protocol):
+    """Where plans are paid for (billing/polar.py). Accounts are known to it by `account_ref`
+    (the account id as text), so its events find their account again."""
+
+    async def checkout_url(
+        self, plan: str, *, account_ref: str, email: str, success_url: str, return_url: str
+    ) -> str:
+        """Where the customer pays for `plan`."""
+        ...
+
+    async def portal_url(self, *, account_ref: str, return_url: str) -> str:
+        """The customer's own page for card and invoices."""
+        ...
+
+    async def change_plan(self, subscription_id: str, plan: str, *, at_once: bool) -> None:
+        """Move the subscription to `plan`: at once (prorated by the provider) or from the next
+        period."""
+        ...
+
+    async def set_cancel_at_period_end(self, subscription_id: str, cancel: bool) -> None: ...
+
+
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
