@@ -996,6 +996,7 @@ def app_services(services: Services) -> AppServices:
         aliases=services.aliases,
         vacation=services.vacation,
         sieve=services.sieve,
+        billing=services.billing,
     )
 
 

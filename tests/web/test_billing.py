@@ -23,6 +23,7 @@ from mailmark.core.plans import PAUSED_TEXT, TRIAL_ENDED_TEXT
 from mailmark.storage.tables import billing_events
 from tests.support.clock import SettableClock
 from tests.support.viewers import viewer_of
+from tests.support.web import ApiClient
 from tests.support.webhook_receiver import Receiver, Request
 from tests.web.api.conftest import assert_error, client
 
@@ -400,3 +401,30 @@ async def test_webhooks_replayed_reordered_duplicated_and_forged(
     applied = await customer.webhook("evt_5", subscription_event("revoked", revoked))
     assert applied.json()["outcome"] == "applied: paused on pro"
     assert assert_error(await customer.send(), 403, "account_paused") == PAUSED_TEXT
+
+
+async def test_the_billing_routes_need_the_session_and_its_csrf_token(
+    customer: Customer, polar_api: Receiver
+) -> None:
+    async with ApiClient(f"http://127.0.0.1:{customer.listeners.http_port}") as owner:
+        await owner.signed_in("owner@trial.test", "pw-123456")
+        shown = await owner.get("/api/billing")
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["enabled"] is True
+        assert shown.json()["account"]["status"] == "trial"
+
+        calls = len(polar_api.requests)
+        forged = await owner.post("/api/billing/checkout", json={"plan": "pro"}, csrf=False)
+        assert_error(forged, 403, "csrf_failed")
+        assert len(polar_api.requests) == calls  # refused before Polar was asked
+
+        checkout = await owner.post("/api/billing/checkout", json={"plan": "pro"})
+        assert checkout.status_code == 200, checkout.text
+        assert checkout.json() == {"url": "https://sandbox.polar.sh/checkout/polar_c_1"}
+        sent = json.loads(polar_api.requests[-1].body)
+        assert sent["success_url"].endswith("/settings/billing?checkout=done")
+
+        unknown = await owner.post("/api/billing/plan", json={"plan": "gold"})
+        assert unknown.status_code == 400
+        not_yet = await owner.post("/api/billing/plan", json={"plan": "business"})
+        assert_error(not_yet, 409, "conflict")
