@@ -428,3 +428,20 @@ async def test_the_billing_routes_need_the_session_and_its_csrf_token(
         assert unknown.status_code == 400
         not_yet = await owner.post("/api/billing/plan", json={"plan": "business"})
         assert_error(not_yet, 409, "conflict")
+
+
+async def test_the_operator_resumes_a_plan_that_lapsed_after_a_cancel(
+    customer: Customer, clock: SettableClock
+) -> None:
+    period_end = START + timedelta(days=31)
+    await pay_for(customer, "pro", clock.now(), period_end)
+    await customer.services.billing.cancel(customer.viewer)
+    clock.current = period_end + timedelta(days=1)
+    assert (await customer.state())[0] == "paused"
+
+    overview, _ = await customer.services.accounts.resume("trialco")
+
+    assert (overview.status, overview.plan.name) == ("active", "pro")
+    assert not (await customer.services.billing.overview(customer.viewer)).cancel_at_period_end
+    resumed = await customer.send()
+    assert resumed.status_code == 200, resumed.text

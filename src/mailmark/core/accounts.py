@@ -27,6 +27,7 @@ from mailmark.core.plans import (
     ensure_email_quota,
     ensure_mailbox_quota,
     plan_named,
+    settled,
     usage_month,
 )
 from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
@@ -280,14 +281,13 @@ class AccountService:
         return overview
 
     async def resume(self, name: str) -> tuple[AccountOverview, int]:
-        """Undo a pause: back on its trial while that still runs, else active on its plan."""
-        account = await self.get(name)
+        """Undo a pause (or a plan cancelled and past its period end): back on its trial while
+        that still runs, else active on its plan."""
         now = self._clock.now()
+        account = settled(await self.get(name), now)
         on_trial = account.trial_ends_at is not None and now < account.trial_ends_at
         status = AccountStatus.TRIAL if on_trial else AccountStatus.ACTIVE
-        if account.status == AccountStatus.PAUSED or (
-            account.status == AccountStatus.TRIAL and not on_trial
-        ):
+        if account.status == AccountStatus.PAUSED:
             return await self._set(name, None, status)
         raise Conflict(f"Account {account.name!r} is not paused.")
 
@@ -300,7 +300,17 @@ class AccountService:
             if account is None or account.id is None:
                 raise NotFound(f"No account named {name!r}.")
             await uow.accounts.lock(account.id)
-            await uow.accounts.set_plan(account.id, plan or account.plan, status)
+            # The operator's word is final: a cancel or a downgrade waiting for the period end
+            # no longer applies.
+            await uow.accounts.save_lifecycle(
+                replace(
+                    settled(account, now),
+                    plan=plan or account.plan,
+                    status=status,
+                    cancel_at_period_end=False,
+                    scheduled_plan=None,
+                )
+            )
             released = 0
             if status != AccountStatus.PAUSED:
                 released = await uow.deliveries.release_held(account.id, now)

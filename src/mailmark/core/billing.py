@@ -22,7 +22,7 @@ from mailmark.core.access import Viewer, require_manager
 from mailmark.core.accounts import AccountOverview, AccountService
 from mailmark.core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from mailmark.core.model import Account
-from mailmark.core.plans import PLANS, Plan, plan_named
+from mailmark.core.plans import PLANS, Plan, plan_named, settled
 from mailmark.core.ports import Clock, PaymentProvider, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.states import AccountStatus
 
@@ -71,33 +71,6 @@ class BillingOverview:
     current_period_end: datetime | None
     cancel_at_period_end: bool
     scheduled_plan: str | None
-
-
-def settled(account: Account, now: datetime) -> Account:
-    """The account with what its dates decided written in: a lapsed trial is paused; at the end
-    of the paid period a cancelled plan is paused and a scheduled downgrade takes over (the
-    rules `effective_plan` already applies when the account is read)."""
-    if (
-        account.status == AccountStatus.TRIAL
-        and account.trial_ends_at is not None
-        and now >= account.trial_ends_at
-    ):
-        return replace(account, status=AccountStatus.PAUSED)
-    if (
-        account.status == AccountStatus.ACTIVE
-        and account.current_period_end is not None
-        and now >= account.current_period_end
-    ):
-        if account.cancel_at_period_end:
-            return replace(
-                account,
-                status=AccountStatus.PAUSED,
-                cancel_at_period_end=False,
-                scheduled_plan=None,
-            )
-        if account.scheduled_plan is not None:
-            return replace(account, plan=account.scheduled_plan, scheduled_plan=None)
-    return account
 
 
 def downgrade_refusal(target: Plan, domains: int, mailboxes: int) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from mailmark.core.errors import AccountPaused, InvalidInput, QuotaExceeded
@@ -63,6 +63,33 @@ def effective_plan(account: Account, now: datetime) -> Plan:
     if account.status == AccountStatus.PAUSED:
         raise AccountPaused(PAUSED_TEXT)
     raise AccountPaused(TRIAL_ENDED_TEXT)
+
+
+def settled(account: Account, now: datetime) -> Account:
+    """The account with what its dates decided written in: a lapsed trial is paused; at the end
+    of the paid period a cancelled plan is paused and a scheduled downgrade takes over (the
+    rules `effective_plan` already applies when the account is read)."""
+    if (
+        account.status == AccountStatus.TRIAL
+        and account.trial_ends_at is not None
+        and now >= account.trial_ends_at
+    ):
+        return replace(account, status=AccountStatus.PAUSED)
+    if (
+        account.status == AccountStatus.ACTIVE
+        and account.current_period_end is not None
+        and now >= account.current_period_end
+    ):
+        if account.cancel_at_period_end:
+            return replace(
+                account,
+                status=AccountStatus.PAUSED,
+                cancel_at_period_end=False,
+                scheduled_plan=None,
+            )
+        if account.scheduled_plan is not None:
+            return replace(account, plan=account.scheduled_plan, scheduled_plan=None)
+    return account
 
 
 def month_start(now: datetime) -> datetime:

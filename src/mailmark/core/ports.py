@@ -56,7 +56,7 @@ from mailmark.core.model import (
 )
 from mailmark.core.search import Criteria
 from mailmark.core.sieve.model import ActiveScriptVersion, SieveScript
-from mailmark.core.states import AccountStatus, DeliveryStatus, DkimKeyState
+from mailmark.core.states import DeliveryStatus, DkimKeyState
 
 if TYPE_CHECKING:
     # core.relays uses these ports at run time.
@@ -186,7 +186,6 @@ class AccountRepository(Protocol):
     async def get(self, account_id: int) -> Account | None: ...
     async def get_by_name(self, name: str) -> Account | None: ...
     async def set_name(self, account_id: int, name: str) -> None: ...
-    async def set_plan(self, account_id: int, plan: str, status: AccountStatus) -> None: ...
     async def list_with_usage(self, month: str) -> list[tuple[Account, int, int, int]]:
         """Every account by name with its domains, mailboxes and emails sent in `month`."""
         ...

@@ -99,11 +99,6 @@ class SqlAccounts(Repository):
             accounts.update().where(accounts.c.id == account_id).values(name=name)
         )
 
-    async def set_plan(self, account_id: int, plan: str, status: AccountStatus) -> None:
-        await self._conn.execute(
-            accounts.update().where(accounts.c.id == account_id).values(plan=plan, status=status)
-        )
-
     async def get_by_subscription(self, subscription_id: str) -> Account | None:
         query = accounts.select().where(accounts.c.subscription_id == subscription_id)
         row = (await self._conn.execute(query)).first()
