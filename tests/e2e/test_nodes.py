@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailmark.bootstrap import build_services, tls_context
 from tests.e2e.test_imap_idle import idling, message, next_exists, send_through_mx
@@ -201,16 +202,38 @@ MESSAGES = 200
 DOMAINS = 5
 # The node is killed once this many messages have arrived: early, while every node is busy.
 KILL_AFTER = 20
+RCPT_DELAY = 0.05
+
+
+class UnhurriedSink(AiosmtpdSink):
+    """A remote MTA that takes a moment over each recipient, so the run outlasts the kill."""
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        await asyncio.sleep(RCPT_DELAY)
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+
+@pytest.fixture
+async def unhurried_sink() -> AsyncIterator[UnhurriedSink]:
+    server = UnhurriedSink()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
 
 
 @pytest.mark.slow
 async def test_kill_9_of_a_node_mid_delivery_loses_and_duplicates_nothing(
-    tmp_path: Path, database_url: str, fake_dns: FakeDns, sink: AiosmtpdSink
+    tmp_path: Path, database_url: str, fake_dns: FakeDns, unhurried_sink: UnhurriedSink
 ) -> None:
     """Every message reaches the remote MTA. RFC 5321 §6.1 prefers a duplicate to a loss: a
     message whose remote 250 reached the killed node but whose outcome it had not yet committed
     is sent again once its lease runs out. So a second copy may exist only of a message first
     received while the killed node lived; the surviving nodes never send a message twice."""
+    sink = unhurried_sink
     for n in range(DOMAINS):
         fake_dns.add(f"d{n}.remote.test", "MX", f"10 mx.d{n}.remote.test.")
         fake_dns.add(f"mx.d{n}.remote.test", "A", "127.0.0.1")
@@ -225,8 +248,8 @@ async def test_kill_9_of_a_node_mid_delivery_loses_and_duplicates_nothing(
             await asyncio.sleep(0.005)
         os.kill(victim.server.process.pid, signal.SIGKILL)
         assert await victim.server.exit_status(timeout=10) == -signal.SIGKILL
-        # Whatever the killed node had fully sent has landed once its sockets are closed.
-        await asyncio.sleep(0.5)
+        # Whatever the killed node had fully sent lands as the sink reads its closed sockets.
+        await asyncio.sleep(0.2)
         before_kill = {r for got in sink.received for r in got.recipients}
         assert len(before_kill) < MESSAGES, "the run finished before the kill; nothing was tested"
 
@@ -234,6 +257,11 @@ async def test_kill_9_of_a_node_mid_delivery_loses_and_duplicates_nothing(
         while {r for got in sink.received for r in got.recipients} != set(recipients):
             assert time.monotonic() < deadline, "\n".join(n.server.log for n in nodes[1:])
             await asyncio.sleep(0.05)
+        # The survivors stop as a service manager stops them: recorded outcomes are flushed.
+        for node in nodes[1:]:
+            node.server.process.send_signal(signal.SIGTERM)
+        for node in nodes[1:]:
+            assert await node.server.exit_status(timeout=20) == 0, node.server.log
     finally:
         for node in nodes:
             await node.server.stop()
