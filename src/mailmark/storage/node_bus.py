@@ -77,8 +77,11 @@ def payloads(node: str, pending: dict[str, list[Item]]) -> list[str]:
 class NodeBus:
     """Publish small change notices to every node; call handlers for other nodes' notices."""
 
-    def __init__(self, dsn: str, *, node: str | None = None) -> None:
+    def __init__(
+        self, dsn: str, *, node: str | None = None, leader_retry: float = LEADER_RETRY_SECONDS
+    ) -> None:
         self._dsn = dsn
+        self._leader_retry = leader_retry
         self.node = node or secrets.token_hex(8)
         self._handlers: dict[str, Handler] = {}
         self._resync: list[Callable[[], None]] = []
@@ -126,6 +129,12 @@ class NodeBus:
         await done
 
     # -- leadership -----------------------------------------------------------------------------
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL backend of the listening connection (None while disconnected)."""
+        connection = self._connection
+        return None if connection is None else int(connection.get_server_pid())
 
     def is_leader(self) -> bool:
         """True while this node holds the leader lock (on a live connection)."""
@@ -203,7 +212,7 @@ class NodeBus:
                 if self._leader:
                     log.info("node bus: this node is the leader for singleton jobs")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), LEADER_RETRY_SECONDS)
+                await asyncio.wait_for(self._lost.wait(), self._leader_retry)
             if connection.is_closed():
                 return
 
