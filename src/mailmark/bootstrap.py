@@ -863,6 +863,9 @@ async def start_listeners(
     worker.start()
     hooks = webhook_worker(services)
     hooks.start()
+    if services.bus is not None:
+        # This process runs the timers below: it may lead them (see Services.is_leader).
+        services.bus.stand_for_leader()
     rechecks = DomainRechecker(
         services.domains,
         interval=settings.domain_recheck_interval.total_seconds(),

@@ -56,6 +56,9 @@ async def test_a_folder_change_wakes_the_other_nodes_waiters(
 
 
 async def test_exactly_one_node_leads(two_nodes: tuple[Services, Services]) -> None:
+    for node in two_nodes:
+        assert node.bus is not None
+        node.bus.stand_for_leader()
     deadline = time.monotonic() + TIMEOUT
     while not any(node.is_leader() for node in two_nodes):
         assert time.monotonic() < deadline, "no node became the leader"

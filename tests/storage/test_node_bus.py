@@ -36,6 +36,8 @@ async def buses(database_url: str) -> AsyncIterator[list[NodeBus]]:
     dsn = asyncpg_dsn(make_url(database_url))
     started = [NodeBus(dsn, leader_retry=0.2) for _ in range(2)]
     for bus in started:
+        bus.stand_for_leader()
+    for bus in started:
         await bus.start()
     try:
         yield started

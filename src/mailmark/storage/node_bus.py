@@ -43,6 +43,9 @@ LEADER_RETRY_SECONDS = 10.0
 # At most this many items wait to be sent; past it, new ones are dropped (waiters still poll).
 MAX_PENDING_ITEMS = 50_000
 
+# What a lost or refused connection raises (the listener then reconnects).
+CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
 Item = int | str | list[Any]
 Handler = Callable[[list[Any]], None]
 
@@ -93,6 +96,10 @@ class NodeBus:
         self._lost = asyncio.Event()
         self._connected = asyncio.Event()
         self._leader = False
+        # Set by `stand_for_leader`: only a process that runs the singleton jobs takes the lock.
+        self._candidate = asyncio.Event()
+        # Wakes `_hold` early: the connection was lost, or this process became a candidate.
+        self._poke = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._sent: list[asyncio.Future[None]] = []
         self.reconnects = 0
@@ -136,6 +143,12 @@ class NodeBus:
         connection = self._connection
         return None if connection is None else int(connection.get_server_pid())
 
+    def stand_for_leader(self) -> None:
+        """Take the leader lock whenever it is free (a `serve` process with its timers; HTTP
+        worker processes and admin commands never lead)."""
+        self._candidate.set()
+        self._poke.set()
+
     def is_leader(self) -> bool:
         """True while this node holds the leader lock (on a live connection)."""
         return self._leader and self._connected.is_set()
@@ -174,35 +187,47 @@ class NodeBus:
         first = True
         while True:
             try:
-                connection = await asyncpg.connect(self._dsn, timeout=10)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+                connection = await self._listen()
+            except CONNECTION_ERRORS as error:
                 delay = RECONNECT_BACKOFF[min(attempt, len(RECONNECT_BACKOFF) - 1)]
                 attempt += 1
-                log.warning("node bus: cannot connect (%s); retrying in %.1fs", error, delay)
+                log.warning("node bus: cannot listen (%s); retrying in %.1fs", error, delay)
                 await asyncio.sleep(delay)
                 continue
-            self._lost.clear()
-            connection.add_termination_listener(lambda _: self._lost.set())
-            await connection.add_listener(CHANNEL, self._received)
-            self._connection = connection
-            self._connected.set()
-            if first:
+            if first and not attempt:
                 log.info("node bus: listening for other nodes (this node is %s)", self.node)
             else:
                 self.reconnects += 1
-                log.info("node bus: reconnected; treating everything as changed")
+                log.info("node bus: listening again; treating everything as changed")
                 self._resync_all()
             first, attempt = False, 0
             try:
                 await self._hold(connection)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except CONNECTION_ERRORS as error:
                 log.warning("node bus: connection lost (%s)", error)
             await self._disconnect()
 
+    async def _listen(self) -> asyncpg.Connection:
+        connection = await asyncpg.connect(self._dsn, timeout=10)
+        try:
+            self._lost.clear()
+            connection.add_termination_listener(lambda _: self._connection_lost())
+            await connection.add_listener(CHANNEL, self._received)
+        except BaseException:
+            connection.terminate()
+            raise
+        self._connection = connection
+        self._connected.set()
+        return connection
+
+    def _connection_lost(self) -> None:
+        self._lost.set()
+        self._poke.set()
+
     async def _hold(self, connection: asyncpg.Connection) -> None:
-        """Until the connection is lost: try for the leader lock now and then."""
-        while not self._lost.is_set():
-            if not self._leader:
+        """Until the connection is lost: when a candidate, try for the leader lock now and then."""
+        while not self._lost.is_set() and not connection.is_closed():
+            if self._candidate.is_set() and not self._leader:
                 async with self._connection_lock:
                     self._leader = bool(
                         await connection.fetchval(
@@ -212,9 +237,8 @@ class NodeBus:
                 if self._leader:
                     log.info("node bus: this node is the leader for singleton jobs")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self._leader_retry)
-            if connection.is_closed():
-                return
+                await asyncio.wait_for(self._poke.wait(), self._leader_retry)
+            self._poke.clear()
 
     def _resync_all(self) -> None:
         for callback in self._resync:
@@ -252,6 +276,8 @@ class NodeBus:
             waiting, self._sent = self._sent, []
             try:
                 await self._notify(payloads(self.node, pending))
+            except Exception:
+                log.exception("node bus: could not send notices")
             finally:
                 for done in waiting:
                     if not done.done():
@@ -265,7 +291,7 @@ class NodeBus:
             async with self._connection_lock:
                 for message in messages:
                     await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, message)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except CONNECTION_ERRORS as error:
             # Lost: the other nodes' pollers catch up, and this node resyncs on reconnect.
             log.warning("node bus: could not send %d notice(s): %s", len(messages), error)
 
