@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import logging
 import os
 import secrets
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -114,6 +115,7 @@ from mailmark.storage.backup import (
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine, load_database_driver, ping
 from mailmark.storage.migrate import migrate
+from mailmark.storage.node_bus import NodeBus, asyncpg_dsn
 from mailmark.storage.s3blobstore import S3BlobStore, S3Location, S3SetupError
 from mailmark.storage.secrets import (
     KEY_FILE,
@@ -199,8 +201,16 @@ class Services:
     spam_learning: SpamLearning | None = None
     # Selling plans through Polar (None: billing is off).
     polar: PolarProvider | None = None
+    # Signals to and from the other nodes sharing a PostgreSQL database (None on SQLite).
+    bus: NodeBus | None = None
+
+    def is_leader(self) -> bool:
+        """Whether this node runs the singleton jobs (always, alone on SQLite)."""
+        return self.bus is None or self.bus.is_leader()
 
     async def close(self) -> None:
+        if self.bus is not None:
+            await self.bus.close()
         if self.polar is not None:
             await self.polar.close()
         if self.spam_learning is not None:
@@ -501,9 +511,54 @@ async def build_services(
         retention=Retention(uow, clock, blobs, retention_policy(settings)),
         metrics=Metrics(destination_domains=settings.metrics_destination_domains),
     )
+    if engine.dialect.name == "postgresql":
+        services.bus = NodeBus(asyncpg_dsn(engine.url))
+        connect_nodes(services, services.bus, throttle)
+        await services.bus.start()
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
     return services
+
+
+def connect_nodes(services: Services, bus: NodeBus, throttle: LoginThrottle) -> None:
+    """Relay this node's in-process signals to the other nodes, and theirs to this one: folder
+    changes wake IDLE and the webmail's live updates, queue changes wake the outbound workers,
+    revoked API keys leave every cache, failed logins count on every node. After a reconnection
+    (notices may have been missed) everything is treated as changed once."""
+    signals = services.delivery.signals
+    signals.relay = partial(bus.publish, "folder")
+
+    def folders(mailbox_ids: list[Any]) -> None:
+        for mailbox_id in mailbox_ids:
+            if type(mailbox_id) is int:
+                signals.wake(mailbox_id)
+
+    bus.subscribe("folder", folders)
+    services.queue.relay = partial(bus.publish, "queue", 1)
+    bus.subscribe("queue", lambda _: services.queue.wake())
+
+    async def key_revoked(prefix: str) -> None:
+        bus.publish("apikey", prefix)
+        await bus.published()
+
+    services.api_keys.revocation_relay = key_revoked
+    bus.subscribe("apikey", lambda prefixes: services.api_keys.forget(map(str, prefixes)))
+    # A sequence number keeps two identical failures apart (the bus merges identical items).
+    attempts = itertools.count()
+    throttle.relay = lambda ip, target, failed: bus.publish(
+        "login", [ip, target, failed, next(attempts)]
+    )
+
+    def logins(attempts: list[Any]) -> None:
+        for attempt in attempts:
+            if isinstance(attempt, list) and len(attempt) == 4:
+                throttle.record(str(attempt[0]), str(attempt[1]), failed=bool(attempt[2]))
+
+    bus.subscribe("login", logins)
+    throttle.relayed = bus.published
+    bus.on_resync(signals.wake_all)
+    bus.on_resync(services.queue.wake)
+    bus.on_resync(services.api_keys.forget_all)
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:
@@ -890,8 +945,13 @@ async def start_listeners(
     worker.start()
     hooks = webhook_worker(services)
     hooks.start()
+    if services.bus is not None:
+        # This process runs the timers below: it may lead them (see Services.is_leader).
+        services.bus.stand_for_leader()
     rechecks = DomainRechecker(
-        services.domains, interval=settings.domain_recheck_interval.total_seconds()
+        services.domains,
+        interval=settings.domain_recheck_interval.total_seconds(),
+        leader=services.is_leader,
     )
     rechecks.start()
     maintenance = Maintenance(
@@ -903,6 +963,7 @@ async def start_listeners(
             *services.retention.tasks(),
         ],
         interval=settings.maintenance_interval.total_seconds(),
+        leader=services.is_leader,
     )
     maintenance.start()
     loop_lag = LoopLagMonitor(settings.loop_lag_warning.total_seconds())

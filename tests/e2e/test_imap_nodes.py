@@ -1,5 +1,6 @@
 """Two nodes on one database: a session idling on one node learns of mail that the other node's MX
-delivered by polling its folder, since the other node's folder signals never reach it."""
+delivered: on PostgreSQL through the node bus's notice, and in any case by polling its folder
+(on SQLite the other node's in-process signals never reach it; this is the fallback's test)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import hmac
 import math
 import secrets
 import string
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,8 +32,9 @@ SECRET_LENGTH = 32
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = len(KEY_PREFIX) + PUBLIC_LENGTH + SECRET_LENGTH
 MAX_NAME = 100
-# How long this process trusts a looked-up key: a revocation made elsewhere (the CLI, another node)
-# takes effect here within this time; one made in this process takes effect at once.
+# How long this process trusts a looked-up key. A revocation made in this process takes effect at
+# once; on PostgreSQL one made elsewhere (the CLI, another node) reaches every node through the
+# node bus (`forget`), and this bound holds only for a notice lost with the bus's connection.
 CACHE_SECONDS = 5.0
 CACHE_SIZE = 10_000
 # `last_used_at` is written at most this often per key, not on every request.
@@ -108,6 +110,9 @@ class ApiKeyService:
         self._cache: dict[str, tuple[float, str, ApiPrincipal]] = {}
         self._touched: dict[int, datetime] = {}
         self._lookups: dict[str, asyncio.Future[tuple[float, str, ApiPrincipal]]] = {}
+        # Tells the other nodes a key was revoked (set by bootstrap to the node bus); awaited
+        # before `revoke` returns, so the notice is out when the caller hears "revoked".
+        self.revocation_relay: Callable[[str], Awaitable[None]] | None = None
 
     async def create(self, domain: str, name: str = "") -> CreatedKey:
         """A new key for the domain. Its secret is returned here and never again."""
@@ -157,8 +162,19 @@ class ApiKeyService:
             revoked = await uow.api_keys.get(key.id)
             await uow.commit()
         self._cache.pop(key.prefix, None)
+        if self.revocation_relay is not None:
+            await self.revocation_relay(key.prefix)
         assert revoked is not None
         return revoked
+
+    def forget(self, prefixes: Iterable[str]) -> None:
+        """Drop cached keys (revoked on another node): their next use looks them up again."""
+        for prefix in prefixes:
+            self._cache.pop(prefix, None)
+
+    def forget_all(self) -> None:
+        """Drop every cached key (revocation notices may have been missed)."""
+        self._cache.clear()
 
     async def list_for(self, viewer: Viewer, domain: str) -> builtins.list[ApiKey]:
         require_manager(viewer, "manage API keys")

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 
 class BackgroundLoop:
-    """Subclasses write `_run`, pausing with `_pause` so that `stop` ends them at once."""
+    """Subclasses write `_run`, pausing with `_pause` so that `stop` ends them at once.
+
+    `leader` says whether this node is the one that runs singleton jobs now (nodes sharing a
+    PostgreSQL database elect one through the node bus's advisory lock); by default it always is."""
 
     name = "background loop"
 
-    def __init__(self) -> None:
+    def __init__(self, *, leader: Callable[[], bool] | None = None) -> None:
         self._stopping = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._leader = leader
+
+    @property
+    def leading(self) -> bool:
+        return self._leader is None or self._leader()
 
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run(), name=self.name)

@@ -3,12 +3,14 @@ turns green without them pressing anything.
 
 Each pass checks at most `batch` domains whose planned check is due (DomainService.verify plans
 the next one further out after each check that leaves a domain unverified), so a server with many
-abandoned domains spends a bounded share of its time, and of the nameservers', on them.
+abandoned domains spends a bounded share of its time, and of the nameservers', on them. Of
+several nodes sharing a database only the leader runs the passes (`BackgroundLoop.leading`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from mailmark.core.background import BackgroundLoop
 from mailmark.core.domains import DomainService
@@ -21,8 +23,15 @@ BATCH = 10
 class DomainRechecker(BackgroundLoop):
     name = "domain-rechecks"
 
-    def __init__(self, domains: DomainService, *, interval: float, batch: int = BATCH) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        domains: DomainService,
+        *,
+        interval: float,
+        batch: int = BATCH,
+        leader: Callable[[], bool] | None = None,
+    ) -> None:
+        super().__init__(leader=leader)
         self._domains = domains
         self._interval = interval
         self._batch = batch
@@ -37,6 +46,9 @@ class DomainRechecker(BackgroundLoop):
 
     async def _run(self) -> None:
         while not self.stopping:
+            if not self.leading:
+                await self._pause(self._interval)
+                continue
             try:
                 checked = await self.run_once()
             except Exception:

@@ -355,7 +355,7 @@ class IdentityService:
                     await uow.commit()
             return user
         finally:
-            self._throttle.finish(ip, email, failed=failed)
+            await self._throttle.settle(ip, email, failed=failed)
 
     def _reserve(self, ip: str, target: str) -> None:
         wait = self._throttle.reserve(ip, target)
@@ -391,7 +391,7 @@ class IdentityService:
                 await uow.commit()
             return signed_in
         finally:
-            self._throttle.finish(ip, user.email, failed=failed)
+            await self._throttle.settle(ip, user.email, failed=failed)
 
     async def _second_factor(self, uow: UnitOfWork, user: User, code: str, now: datetime) -> bool:
         assert user.id is not None
@@ -612,7 +612,7 @@ class IdentityService:
                 raise InvalidCredentials("The password is not right.", field=field)
             failed = False
         finally:
-            self._throttle.finish(ip, viewer.email, failed=failed)
+            await self._throttle.settle(ip, viewer.email, failed=failed)
 
     # --- two-factor ----------------------------------------------------------------------------
 
@@ -658,7 +658,7 @@ class IdentityService:
                 await uow.commit()
             return codes
         finally:
-            self._throttle.finish(ip, viewer.email, failed=failed)
+            await self._throttle.settle(ip, viewer.email, failed=failed)
 
     async def disable_totp(self, viewer: Viewer, password: str, *, ip: str) -> None:
         """Turn two-factor sign-in off, after the password; the recovery codes go too."""

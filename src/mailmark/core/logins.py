@@ -5,6 +5,11 @@ Desktop clients (IMAP, SMTP submission) log in as a mailbox with the mailbox's o
 guesser gains nothing by switching protocol. Failures are counted in a sliding window per client
 IP and per target (the mailbox address or the user's email); past either limit the attempt is
 refused without even checking the password, so a guesser cannot use the server as an oracle.
+
+Nodes sharing a PostgreSQL database share the counts: every finished attempt goes to the other
+nodes over the node bus (`relay` → `record`), so switching node gains a guesser nothing either.
+A node started later begins with empty counts, and attempts in flight on another node are not
+counted here until they finish (a burst spread over N nodes may get N in-flight guesses past).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import hmac
 import math
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mailmark.core.errors import AuthenticationFailed, TooManyAttempts
@@ -90,6 +96,18 @@ class _Counter:
                 entry.failures.popleft()
             self._keys.move_to_end(key)
 
+    def note_failure(self, key: str, other: str, now: float) -> None:
+        """Count a failure another node saw (it held no attempt in flight here)."""
+        entry = self._keys.get(key)
+        if entry is None:
+            if len(self._keys) >= MAX_TRACKED:
+                self._forget_one()
+            entry = self._keys[key] = _Window()
+        entry.failures.append((now, other))
+        while len(entry.failures) > self._limit:
+            entry.failures.popleft()
+        self._keys.move_to_end(key)
+
     def clear_pair(self, key: str, other: str) -> None:
         """Forget the failures `key` had with `other` only (a success of that pair)."""
         entry = self._keys.get(key)
@@ -126,6 +144,10 @@ class LoginThrottle:
         self._clock = clock
         self._by_ip = _Counter(max_failures, window_seconds)
         self._by_target = _Counter(max_target_failures or 3 * max_failures, window_seconds)
+        # Called with (ip, target, failed) after each attempt, to count it on the other nodes
+        # too, and awaited until that has gone out (set by bootstrap to the node bus).
+        self.relay: Callable[[str, str, bool], None] | None = None
+        self.relayed: Callable[[], Awaitable[None]] | None = None
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
@@ -156,6 +178,25 @@ class LoginThrottle:
         self._by_ip.finish(ip, key, now, failed=failed)
         self._by_target.finish(key, ip, now, failed=failed)
         if not failed:
+            self._by_ip.clear_pair(ip, key)
+            self._by_target.clear_pair(key, ip)
+        if self.relay is not None:
+            self.relay(ip, key, failed)
+
+    async def settle(self, ip: str, target: str, *, failed: bool) -> None:
+        """`finish`, then wait until a failure has gone out to the other nodes, so that the
+        client hears "no" only once every node counts it."""
+        self.finish(ip, target, failed=failed)
+        if failed and self.relayed is not None:
+            await self.relayed()
+
+    def record(self, ip: str, target: str, *, failed: bool) -> None:
+        """Count an attempt another node finished, as if it had been made here."""
+        now, key = self._now(), _key(target)
+        if failed:
+            self._by_ip.note_failure(ip, key, now)
+            self._by_target.note_failure(key, ip, now)
+        else:
             self._by_ip.clear_pair(ip, key)
             self._by_target.clear_pair(key, ip)
 
@@ -214,7 +255,7 @@ class MailboxLogins:
                     await uow.commit()
             return mailbox
         finally:
-            self._throttle.finish(client_ip, address, failed=failed)
+            await self._throttle.settle(client_ip, address, failed=failed)
 
     async def _find(self, address: str) -> Mailbox | None:
         local, at, domain = address.strip().rpartition("@")

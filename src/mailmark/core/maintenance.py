@@ -1,6 +1,7 @@
 """Housekeeping that runs in the background of `serve`: a pass every `interval`, each task in
 turn, one failing task never stopping the others. Every task is idempotent, so nodes sharing a
-database may each run it."""
+database could each run it; still, only the leader node runs it (`BackgroundLoop.leading`), so
+the work is not done N times over."""
 
 from __future__ import annotations
 
@@ -18,8 +19,14 @@ MaintenanceTask = tuple[str, Callable[[], Awaitable[int]]]
 class Maintenance(BackgroundLoop):
     name = "maintenance"
 
-    def __init__(self, tasks: Sequence[MaintenanceTask], *, interval: float) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        tasks: Sequence[MaintenanceTask],
+        *,
+        interval: float,
+        leader: Callable[[], bool] | None = None,
+    ) -> None:
+        super().__init__(leader=leader)
         self._tasks = tuple(tasks)
         self._interval = interval
 
@@ -39,5 +46,5 @@ class Maintenance(BackgroundLoop):
     async def _run(self) -> None:
         while not self.stopping:
             await self._pause(self._interval)
-            if not self.stopping:
+            if not self.stopping and self.leading:
                 await self.run_once()

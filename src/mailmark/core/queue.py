@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -103,6 +103,8 @@ class OutboundQueue:
         self._hostname = hostname
         # Set by `kick`; the workers wait on it between due times.
         self._wakeup = asyncio.Event()
+        # Called by `kick` to wake the other nodes' workers too (set by bootstrap to the node bus).
+        self.relay: Callable[[], None] | None = None
         # Account id → (month start, counted at, emails that month), for `_blocked_accounts`.
         self._month_counts: dict[int, tuple[str, datetime, int]] = {}
 
@@ -141,7 +143,13 @@ class OutboundQueue:
         return first_attempt + self.queue_lifetime
 
     def kick(self) -> None:
-        """Wake the workers of this process: deliveries may be due now."""
+        """Wake the workers of this process and of the other nodes: deliveries may be due now."""
+        self.wake()
+        if self.relay is not None:
+            self.relay()
+
+    def wake(self) -> None:
+        """Wake the workers of this process only (another node's kick)."""
         self._wakeup.set()
 
     async def wait_for_kick(self) -> None:
