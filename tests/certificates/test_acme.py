@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
+from acme import errors
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from mailmark.bootstrap import Listeners, acme_challenges
+from mailmark.bootstrap import Listeners
+from mailmark.certificates.acme_issuer import describe_failure
 from mailmark.config import Settings
 from tests.fakedns import FakeDns
 from tests.support.pebble import Pebble, start_pebble
@@ -24,21 +25,27 @@ from tests.support.world import DOMAIN, HOSTNAME, World
 NAMES = [HOSTNAME, f"mta-sts.{DOMAIN}", f"autoconfig.{DOMAIN}"]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def http_port() -> int:
-    """Pebble is told at start where to fetch HTTP-01 answers, so the port is chosen first."""
+    """Pebble is told at start where to fetch HTTP-01 answers, so the port is chosen first; each
+    test's HTTP listener binds it in turn."""
     return free_port()
 
 
-@pytest.fixture
-def pebble(tmp_path: Path, http_port: int, fake_dns: FakeDns) -> Iterator[Pebble]:
-    for name in NAMES:
-        fake_dns.add(name, "A", "127.0.0.1")
-    started = start_pebble(tmp_path / "pebble", http_port=http_port, dns_server=fake_dns.address)
-    try:
-        yield started
-    finally:
-        started.stop()
+@pytest.fixture(scope="module")
+def pebble(tmp_path_factory: pytest.TempPathFactory, http_port: int) -> Iterator[Pebble]:
+    """One Pebble for the module (it takes a second or two to start), resolving the world's
+    names to 127.0.0.1 through its own FakeDns."""
+    with FakeDns() as dns:
+        for name in NAMES:
+            dns.add(name, "A", "127.0.0.1")
+        started = start_pebble(
+            tmp_path_factory.mktemp("pebble"), http_port=http_port, dns_server=dns.address
+        )
+        try:
+            yield started
+        finally:
+            started.stop()
 
 
 @pytest.fixture
@@ -137,19 +144,17 @@ async def _tagged(reader: asyncio.StreamReader, tag: bytes) -> bytes:
     raise AssertionError(f"no tagged answer for {tag!r}")
 
 
-async def test_challenge_route_answers_pending_tokens_only(
-    listeners: Listeners, settings: Settings
+async def test_a_failed_validation_keeps_the_certificate_in_use(
+    world: World, listeners: Listeners, pebble: Pebble
 ) -> None:
-    token = "A" * 43
-    answer = f"{token}.{'b' * 43}"
-    acme_challenges(settings).put(token, answer)
-    base = f"http://127.0.0.1:{listeners.http_port}/.well-known/acme-challenge"
-    async with httpx.AsyncClient() as http:
-        found = await http.get(f"{base}/{token}")
-        assert (found.status_code, found.text) == (200, answer)
-        for bad in ["B" * 43, "short", "..%2F..%2Fmailmark.db", "a.b" * 10]:
-            refused = await http.get(f"{base}/{bad}")
-            assert refused.status_code == 404, bad
-    acme_challenges(settings).remove(token)
-    async with httpx.AsyncClient() as http:
-        assert (await http.get(f"{base}/{token}")).status_code == 404
+    before = await issued(listeners)
+    # A newly verified domain whose names do not resolve yet: the CA cannot validate them.
+    await world.services.domains.add("late.test", account_name="acme", trust=True)
+    assert listeners.acme is not None
+    with pytest.raises(errors.ValidationError) as failure:
+        await listeners.acme.run_once()
+    assert "mta-sts.late.test" in describe_failure(failure.value)
+    assert listeners.certificates.loaded.leaf == before
+    assert await presented_certificate(
+        listeners.imaps_port, verifying_client(pebble), server_hostname=HOSTNAME
+    ) == before.public_bytes(serialization.Encoding.DER)

@@ -270,7 +270,7 @@ class AcmeRenewer(BackgroundLoop):
                     "could not get a certificate from the ACME CA (attempt %d): %s; "
                     "trying again in %d s",
                     self.failures,
-                    _describe(error),
+                    describe_failure(error),
                     delay,
                 )
                 await self._pause(delay)
@@ -279,7 +279,7 @@ class AcmeRenewer(BackgroundLoop):
             await self._pause(self._interval)
 
 
-def _describe(error: Exception) -> str:
+def describe_failure(error: Exception) -> str:
     if isinstance(error, errors.ValidationError):
         problems = [
             f"{authorization.body.identifier.value}: {challenge.error}"
