@@ -74,7 +74,11 @@ def check_pair(chain: bytes, key: bytes, now: datetime.datetime) -> x509.Certifi
     except ValueError:
         raise CertificateRefused("the certificate file holds no PEM certificate") from None
     try:
-        private_key = serialization.load_pem_private_key(key, password=None)
+        # RSA key validation (primality checks, ~0.1 s of CPU) is skipped: the key is the
+        # server's own, and it only has to match the certificate, compared below.
+        private_key = serialization.load_pem_private_key(
+            key, password=None, unsafe_skip_rsa_key_validation=True
+        )
     except (ValueError, TypeError):
         raise CertificateRefused("the key file holds no unencrypted PEM private key") from None
     leaf = certificates[0]
@@ -120,7 +124,7 @@ class CertificateHolder:
         # The bytes checked are the bytes loaded: a file replaced meanwhile cannot slip in.
         with _pair_files(chain, key) as (cert_file, key_file):
             try:
-                server_tls_context(cert_file, key_file)
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
             except ssl.SSLError as error:
                 raise CertificateRefused(f"OpenSSL refuses it: {error}") from None
             self.context.load_cert_chain(cert_file, key_file)
