@@ -187,3 +187,12 @@ def test_check_pair_accepts_a_matching_valid_pair(tmp_path: Path) -> None:
             make_pair(tmp_path / "other")[1].read_bytes(),
             datetime.datetime.now(datetime.UTC),
         )
+
+
+def test_an_expired_configured_pair_is_loaded_at_start_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = expired_pair(tmp_path / "expired")
+    holder = CertificateHolder(cert, key)
+    assert holder.loaded.cert_path == cert
+    assert "is not valid now" in caplog.text

@@ -66,9 +66,9 @@ def _read_bounded(path: Path) -> bytes:
     return data
 
 
-def check_pair(chain: bytes, key: bytes, now: datetime.datetime) -> x509.Certificate:
-    """The leaf certificate of `chain` when `key` is its private key and it is valid at `now`;
-    CertificateRefused saying what is wrong otherwise."""
+def check_pair(chain: bytes, key: bytes, now: datetime.datetime | None = None) -> x509.Certificate:
+    """The leaf certificate of `chain` when `key` is its private key (and it is valid at `now`,
+    when given); CertificateRefused saying what is wrong otherwise."""
     try:
         certificates = x509.load_pem_x509_certificates(chain)
     except ValueError:
@@ -84,7 +84,7 @@ def check_pair(chain: bytes, key: bytes, now: datetime.datetime) -> x509.Certifi
     leaf = certificates[0]
     if private_key.public_key() != leaf.public_key():
         raise CertificateRefused("the private key does not belong to the certificate")
-    if not leaf.not_valid_before_utc <= now < leaf.not_valid_after_utc:
+    if now is not None and not leaf.not_valid_before_utc <= now < leaf.not_valid_after_utc:
         raise CertificateRefused(
             f"the certificate is valid from {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} to "
             f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, not now"
@@ -105,7 +105,16 @@ class CertificateHolder:
     ) -> None:
         self._now = now
         chain, key = read_pair(cert_path, key_path)
-        leaf = check_pair(chain, key, now())
+        # At start an expired certificate is still loaded (opportunistic TLS between servers goes
+        # on; refusing to start would stop mail), with a warning; a reload refuses one.
+        leaf = check_pair(chain, key)
+        if not leaf.not_valid_before_utc <= now() < leaf.not_valid_after_utc:
+            log.warning(
+                "the TLS certificate %s is not valid now (valid until %s UTC): clients that "
+                "check certificates will refuse it",
+                cert_path,
+                f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M}",
+            )
         with _pair_files(chain, key) as (cert_file, key_file):
             self.context = server_tls_context(cert_file, key_file)
         self.loaded = LoadedPair(cert_path, key_path, leaf, pair_fingerprint(chain, key))
