@@ -558,10 +558,11 @@ def acme_challenges(settings: Settings) -> ChallengeResponses:
 def certificate_holder(settings: Settings) -> CertificateHolder:
     """The certificate every TLS listener presents: the configured pair; else, with an ACME CA,
     the pair it issued when there is a usable one; else a self-signed pair generated in the data
-    dir on first start (and again whenever the hostname changes)."""
+    dir on first start (and again whenever the hostname changes). Loads go through the data dir,
+    which a hardened service (ProtectSystem=strict) can write where /tmp may not be."""
     if settings.tls_cert is not None and settings.tls_key is not None:
         try:
-            return CertificateHolder(settings.tls_cert, settings.tls_key)
+            return CertificateHolder(settings.tls_cert, settings.tls_key, scratch=settings.data_dir)
         except (OSError, CertificateRefused, ssl.SSLError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             raise StartupError(
@@ -572,7 +573,7 @@ def certificate_holder(settings: Settings) -> CertificateHolder:
         cert, key = acme_pair_paths(settings)
         if cert.exists() or key.exists():
             try:
-                return CertificateHolder(cert, key)
+                return CertificateHolder(cert, key, scratch=settings.data_dir)
             except (OSError, CertificateRefused, ssl.SSLError) as error:
                 log.warning(
                     "the certificate from the ACME CA in %s is not usable (%s): presenting a "
@@ -581,7 +582,7 @@ def certificate_holder(settings: Settings) -> CertificateHolder:
                     error,
                 )
     cert, key = ensure_self_signed_certificate(settings.data_dir / "tls", settings.hostname)
-    return CertificateHolder(cert, key)
+    return CertificateHolder(cert, key, scratch=settings.data_dir)
 
 
 def acme_renewer(services: Services, holder: CertificateHolder) -> AcmeRenewer | None:

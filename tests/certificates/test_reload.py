@@ -65,7 +65,7 @@ def settings(settings: Settings, live: tuple[Path, Path]) -> Settings:
 
 
 async def test_a_replaced_pair_is_presented_to_new_connections_without_restart(
-    listeners: Listeners, live: tuple[Path, Path], tmp_path: Path
+    listeners: Listeners, live: tuple[Path, Path], tmp_path: Path, settings: Settings
 ) -> None:
     cert, key = live
     first = der(cert)
@@ -80,6 +80,8 @@ async def test_a_replaced_pair_is_presented_to_new_connections_without_restart(
         await asyncio.sleep(0.1)
     assert await presented_certificate(listeners.imaps_port) == second
     assert await presented_certificate(listeners.submission_port, starttls="smtp") == second
+    # The copies OpenSSL loaded from, in the data dir, are gone.
+    assert not list(settings.data_dir.glob(".tls-load-*"))
 
 
 def expired_pair(directory: Path) -> tuple[Path, Path]:

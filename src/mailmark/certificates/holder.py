@@ -101,9 +101,13 @@ class CertificateHolder:
         cert_path: Path,
         key_path: Path,
         *,
+        scratch: Path | None = None,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
+        """`scratch`: where the pair is written for OpenSSL to load it (a private directory is
+        made there for each load); the system's temporary directory when None."""
         self._now = now
+        self._scratch = scratch
         chain, key = read_pair(cert_path, key_path)
         # At start an expired certificate is still loaded (opportunistic TLS between servers goes
         # on; refusing to start would stop mail), with a warning; a reload refuses one.
@@ -115,7 +119,7 @@ class CertificateHolder:
                 cert_path,
                 f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M}",
             )
-        with _pair_files(chain, key) as (cert_file, key_file):
+        with _pair_files(chain, key, scratch) as (cert_file, key_file):
             self.context = server_tls_context(cert_file, key_file)
         self.loaded = LoadedPair(cert_path, key_path, leaf, pair_fingerprint(chain, key))
 
@@ -131,7 +135,7 @@ class CertificateHolder:
             raise CertificateRefused(f"cannot read it: {error.strerror or error}") from None
         leaf = check_pair(chain, key, self._now())
         # The bytes checked are the bytes loaded: a file replaced meanwhile cannot slip in.
-        with _pair_files(chain, key) as (cert_file, key_file):
+        with _pair_files(chain, key, self._scratch) as (cert_file, key_file):
             try:
                 ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
             except ssl.SSLError as error:
@@ -156,9 +160,9 @@ def _dns_names(leaf: x509.Certificate) -> list[str]:
 
 
 @contextlib.contextmanager
-def _pair_files(chain: bytes, key: bytes) -> Iterator[tuple[Path, Path]]:
+def _pair_files(chain: bytes, key: bytes, scratch: Path | None) -> Iterator[tuple[Path, Path]]:
     """The pair written to a private temporary directory, for OpenSSL, which loads from paths."""
-    with tempfile.TemporaryDirectory(prefix="mailmark-tls-") as directory:  # mode 0700
+    with tempfile.TemporaryDirectory(prefix=".tls-load-", dir=scratch) as directory:  # mode 0700
         cert_file, key_file = Path(directory) / "cert.pem", Path(directory) / "key.pem"
         cert_file.write_bytes(chain)
         key_file.write_bytes(key)
