@@ -1,12 +1,14 @@
 # Production image: `docker build -t mailmark .` then
 #   docker run -d -p 25:25 -p 587:587 -p 465:465 -p 143:143 -p 993:993 -p 8025:8025 \
 #     -e MAILMARK_HOSTNAME=mx.example.com -v mailmark-data:/var/lib/mailmark mailmark
+# or `docker compose up -d` with compose.yaml (Mailmark and PostgreSQL).
 # The web app is built in a Node stage; the image itself needs no Node.
 FROM node:20-slim AS ui
 WORKDIR /build/web/ui
 COPY web/ui/package.json web/ui/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY web/ui ./
+# vite.config.ts writes the build to ../../src/mailmark/web/static/ui.
 RUN npm run build
 
 FROM python:3.11-slim
@@ -20,6 +22,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MAILMARK_SUBMISSIONS_PORT=465 \
     MAILMARK_IMAP_PORT=143 \
     MAILMARK_IMAPS_PORT=993 \
+    MAILMARK_MANAGESIEVE_PORT=4190 \
     MAILMARK_HTTP_PORT=8025
 
 WORKDIR /opt/mailmark
@@ -27,13 +30,18 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 COPY --from=ui /build/src/mailmark/web/static/ui ./src/mailmark/web/static/ui
 RUN pip install --no-cache-dir ".[fast]" \
-    && useradd --system --home-dir /var/lib/mailmark mailmark \
-    && install -d -m 700 -o mailmark /var/lib/mailmark
+    && useradd --system --user-group --home-dir /var/lib/mailmark \
+       --shell /usr/sbin/nologin mailmark \
+    && install -d -m 700 -o mailmark -g mailmark /var/lib/mailmark
 
 # Docker lets unprivileged processes in a container bind ports below 1024
-# (net.ipv4.ip_unprivileged_port_start=0), so the server need not run as root.
+# (net.ipv4.ip_unprivileged_port_start=0), so the server never runs as root here.
 USER mailmark
 VOLUME /var/lib/mailmark
-EXPOSE 25 587 465 143 993 8025
+EXPOSE 25 587 465 143 993 4190 8025
+# Liveness: /healthz on the HTTP port answers 2xx while the server runs (urllib raises, and the
+# check fails, on anything else or after 5 s). The image has no curl; Python is there.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['MAILMARK_HTTP_PORT'], timeout=5)"]
 STOPSIGNAL SIGTERM
 CMD ["mailmark", "serve"]

@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.support.serve",
     "tests.support.smtp_sink",
     "tests.support.rspamd",
+    "tests.support.seaweedfs",
     "tests.support.webhook_receiver",
     "tests.support.oidc_provider",
     "tests.support.web",

@@ -12,9 +12,10 @@ import ipaddress
 import logging
 import os
 import secrets
+import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -37,11 +38,17 @@ from mailmark.certificates.holder import (
 )
 from mailmark.certificates.names import certificate_names, public_host
 from mailmark.config import Settings
-from mailmark.connections import ConnectionLimits, DescriptorBudget, raise_descriptor_limit
+from mailmark.connections import (
+    ConnectionLimits,
+    DescriptorBudget,
+    listening_socket,
+    raise_descriptor_limit,
+)
 from mailmark.core.accounts import AccountService
 from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
+from mailmark.core.contacts import ContactService
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.delivery_reports import DeliveryReports
 from mailmark.core.domain_rechecks import DomainRechecker
@@ -57,7 +64,7 @@ from mailmark.core.mailstore import MailStore
 from mailmark.core.maintenance import Maintenance
 from mailmark.core.oidc import OidcProvider, OidcSignIn
 from mailmark.core.passwords import Passwords
-from mailmark.core.ports import Clock, PasswordHasher, SystemClock
+from mailmark.core.ports import BlobStore, Clock, PasswordHasher, SystemClock
 from mailmark.core.queue import OutboundQueue
 from mailmark.core.queue_admin import QueueAdmin
 from mailmark.core.relays import Relay, RelayService, RelayTls, default_relay_port
@@ -80,9 +87,11 @@ from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.dns_tools.record_set import MailServer
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.dns_tools.verification import DomainDns
+from mailmark.health import Check, Readiness, check_blob_store, running_check
 from mailmark.imap.server import ImapListener, start_imap_listener
 from mailmark.loop_lag import LoopLagMonitor
 from mailmark.managesieve.server import ManageSieveListener, start_managesieve_listener
+from mailmark.metrics import Metrics
 from mailmark.oidc.client import HttpOidcClient
 from mailmark.sanitize import MailHtmlSanitizer, Nh3Sanitizer
 from mailmark.security import (
@@ -91,6 +100,7 @@ from mailmark.security import (
     PyotpTotp,
     ensure_self_signed_certificate,
 )
+from mailmark.service import must_switch, notify, require_usable_paths, run_as, switch_user
 from mailmark.smtp_in.authentication import MessageAuthenticator
 from mailmark.smtp_in.mx import MxHandler
 from mailmark.smtp_in.server import SmtpListener, start_smtp_listener
@@ -111,8 +121,9 @@ from mailmark.storage.backup import (
     restore_backup,
 )
 from mailmark.storage.blobstore import FileBlobStore
-from mailmark.storage.db import create_engine
+from mailmark.storage.db import create_engine, load_database_driver, ping
 from mailmark.storage.migrate import migrate
+from mailmark.storage.s3blobstore import S3BlobStore, S3Location, S3SetupError
 from mailmark.storage.secrets import (
     KEY_FILE,
     SecretBox,
@@ -129,6 +140,7 @@ from mailmark.web.api.app.routes import AppServices
 from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
 from mailmark.web.image_proxy import ImageProxy
+from mailmark.web.observability import Observability
 from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
 from mailmark.webhooks.poster import WebhookPoster
 from mailmark.webhooks.resolver import WebhookHostResolver
@@ -147,7 +159,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     uow: SqlUnitOfWorkFactory
-    blobs: FileBlobStore
+    blobs: BlobStore
     clock: Clock
     resolver: DnsResolver
     accounts: AccountService
@@ -185,6 +197,9 @@ class Services:
     sieve: SieveScripts
     sieve_filter: SieveFilter
     retention: Retention
+    contacts: ContactService
+    # This process's Prometheus metrics, which every listener and worker counts into.
+    metrics: Metrics
     # Inbound spam filtering (None: not configured), and the rspamd client behind it, if any.
     spam_filter: SpamFilter | None = None
     rspamd: Rspamd | None = None
@@ -200,6 +215,8 @@ class Services:
         await self.delivery.close()
         await self.webhooks.aclose()
         self.images.close()
+        await self.contacts.stop_imports()
+        await self.blobs.close()
         await self.engine.dispose()
 
 
@@ -270,13 +287,12 @@ async def build_services(
             )
         except SecretKeyError as error:
             raise StartupError(f"{error} (MAILMARK_SECRETS_KEY or secrets.key)") from None
+        blobs = await open_blob_store(settings)
     except BaseException:
         await engine.dispose()
         raise
     clock = clock or SystemClock()
     uow = SqlUnitOfWorkFactory(engine)
-    blobs = blob_store(settings)
-    await asyncio.to_thread(blobs.sweep_temporary)
     # A few threads of their own: a burst of logins waits its turn there instead of holding the
     # default executor's threads, which blob reads and message parsing need meanwhile.
     passwords_service = Passwords(
@@ -372,6 +388,7 @@ async def build_services(
             uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
         ),
         sender_groups=sender_groups,
+        contacts=ContactService(uow, clock),
         emails=EmailService(uow, clock, queue),
         idempotency=IdempotencyService(uow, clock),
         campaigns=CampaignExpansion(sending, mailboxes, sender_groups, clock),
@@ -450,6 +467,7 @@ async def build_services(
         sieve=SieveScripts(uow, clock, on_change=sieve_filter.forget),
         sieve_filter=sieve_filter,
         retention=Retention(uow, clock, blobs, retention_policy(settings)),
+        metrics=Metrics(destination_domains=settings.metrics_destination_domains),
     )
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
@@ -467,23 +485,23 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
     )
 
 
-def blob_store(settings: Settings) -> FileBlobStore:
-    return FileBlobStore(settings.blob_path)
-
-
 async def backup(settings: Settings, destination: Path, progress: Progress) -> BackupSummary:
     """`mailmark backup`: the database and its blobs, while `serve` may be running."""
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         await _check_database(engine)
-        return await create_backup(
-            engine,
-            blob_store(settings),
-            destination,
-            # A key given as a setting is the operator's to keep; the file is the data dir's.
-            secrets_key_file=None if settings.secrets_key else settings.data_dir / KEY_FILE,
-            progress=progress,
-        )
+        blobs = await open_blob_store(settings)
+        try:
+            return await create_backup(
+                engine,
+                blobs,
+                destination,
+                # A key given as a setting is the operator's to keep; the file is the data dir's.
+                secrets_key_file=None if settings.secrets_key else settings.data_dir / KEY_FILE,
+                progress=progress,
+            )
+        finally:
+            await blobs.close()
     finally:
         await engine.dispose()
 
@@ -493,15 +511,19 @@ async def restore(
 ) -> RestoreSummary:
     """`mailmark restore`: a backup into this (empty) installation, migrated to this version."""
     await asyncio.to_thread(prepare_data_dir, settings)
-    return await restore_backup(
-        source,
-        settings.database_url,
-        blob_store(settings),
-        data_dir=settings.data_dir,
-        secrets_key_setting=settings.secrets_key is not None,
-        force=force,
-        progress=progress,
-    )
+    blobs = await open_blob_store(settings)
+    try:
+        return await restore_backup(
+            source,
+            settings.database_url,
+            blobs,
+            data_dir=settings.data_dir,
+            secrets_key_setting=settings.secrets_key is not None,
+            force=force,
+            progress=progress,
+        )
+    finally:
+        await blobs.close()
 
 
 def installation_relay(settings: Settings) -> Relay | None:
@@ -517,6 +539,35 @@ def installation_relay(settings: Settings) -> Relay | None:
         username=settings.relay_username or None,
         password=password or None,
     )
+
+
+async def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store MAILMARK_BLOB_URL names, checked: a file store with its half-written
+    files swept, or an S3 store that took a write and a read (else one StartupError line)."""
+    location = settings.blob_bucket
+    if location is None:
+        files = FileBlobStore(settings.blob_path)
+        await asyncio.to_thread(files.sweep_temporary)
+        return files
+    bucket, prefix = location
+    secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
+    store = S3BlobStore(
+        S3Location(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint_url=settings.s3_endpoint_url or None,
+            region=settings.s3_region,
+            access_key=settings.s3_access_key or None,
+            secret_key=secret,
+            path_style=settings.s3_path_style,
+            timeout=settings.s3_timeout,
+        )
+    )
+    try:
+        await store.open()
+    except S3SetupError as error:
+        raise StartupError(f"cannot use the blob store: {error} (check {error.setting})") from None
+    return store
 
 
 async def _check_database(engine: AsyncEngine) -> None:
@@ -691,8 +742,16 @@ def connection_limits(settings: Settings) -> Callable[[], ConnectionLimits]:
     return limits
 
 
-async def start_listeners(services: Services, *, reuse_http_port: bool = False) -> Listeners:
+async def start_listeners(
+    services: Services,
+    *,
+    reuse_http_port: bool = False,
+    sockets: Mapping[str, socket.socket] | None = None,
+) -> Listeners:
+    """Start every listener and worker. `sockets` (from `bind_listeners`, by listener name) are
+    served instead of binding the configured ports here."""
     settings = services.settings
+    bound = sockets or {}
     limits = connection_limits(settings)
     spooling = DataSpooling.create(
         threshold=settings.smtp_spool_threshold,
@@ -741,9 +800,13 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             spooling=spooling,
             data_size_limit=settings.max_message_size,
             tls_context=context,
+            metrics=services.metrics,
+            sock=bound.get("MX"),
         ),
     )
     started = [mx]
+    # Built (not started) before the web app, whose readiness check asks whether it runs.
+    worker = outbound_worker(services)
     imap_listeners: list[ImapListener] = []
     managesieve: ManageSieveListener | None = None
     try:
@@ -770,8 +833,10 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         data_size_limit=settings.max_message_size,
                         tls_context=context,
                         implicit_tls=implicit_tls,
+                        sock=bound.get(name),
                         require_starttls=not implicit_tls,
                         auth_required=True,
+                        metrics=services.metrics,
                     ),
                 )
             )
@@ -783,13 +848,17 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             web=app_services(services),
             tracking=services.tracking,
             acme_challenges=acme_challenges(settings),
+            observability=observability(
+                services, [("queue_worker", running_check("queue worker", lambda: worker.running))]
+            ),
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
             port = settings.imaps_port if implicit_tls else settings.imap_port
+            imap_name = "IMAPS" if implicit_tls else "IMAP"
             imap_listeners.append(
                 await _listening(
-                    "IMAPS" if implicit_tls else "IMAP",
+                    imap_name,
                     settings.bind,
                     port,
                     start_imap_listener(
@@ -804,6 +873,8 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                         limits=limits(),
                         idle_timeout=settings.imap_idle_timeout.total_seconds(),
                         poll_interval=settings.imap_poll_interval.total_seconds(),
+                        metrics=services.metrics,
+                        sock=bound.get(imap_name),
                     ),
                 )
             )
@@ -818,6 +889,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                 port=settings.managesieve_port,
                 tls_context=context,
                 limits=limits(),
+                sock=bound.get("ManageSieve"),
             ),
         )
         http = await _listening(
@@ -831,6 +903,7 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
                 limits=limits(),
                 header_timeout=settings.http_header_timeout.total_seconds(),
                 reuse_port=reuse_http_port,
+                sock=bound.get("HTTP"),
             ),
         )
     except BaseException:
@@ -840,7 +913,6 @@ async def start_listeners(services: Services, *, reuse_http_port: bool = False) 
             *([managesieve.close()] if managesieve is not None else []),
         )
         raise
-    worker = outbound_worker(services)
     worker.start()
     hooks = webhook_worker(services)
     hooks.start()
@@ -906,12 +978,68 @@ async def _listening(name: str, host: str, port: int, starting: Awaitable[T]) ->
     try:
         return await starting
     except OSError as error:
-        # asyncio words the errno's text into a longer sentence that repeats the address.
-        reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error)
-        raise StartupError(
-            f"cannot listen for {name} on {host}:{port}: {reason} "
-            f"(set {_PORT_SETTINGS[name]} or MAILMARK_BIND)"
-        ) from None
+        raise _cannot_listen(name, host, port, error) from None
+
+
+def _cannot_listen(name: str, host: str, port: int, error: OSError) -> StartupError:
+    # asyncio words the errno's text into a longer sentence that repeats the address.
+    reason = os.strerror(error.errno) if error.errno and error.errno > 0 else str(error)
+    return StartupError(
+        f"cannot listen for {name} on {host}:{port}: {reason} "
+        f"(set {_PORT_SETTINGS[name]} or MAILMARK_BIND)"
+    )
+
+
+def bind_listeners(
+    settings: Settings, *, reuse_http_port: bool = False
+) -> dict[str, socket.socket]:
+    """Bind every port `serve` listens on, by listener name, before anything else happens: a
+    server started as root can then drop to MAILMARK_RUN_AS_USER with its ports in hand."""
+    ports = {
+        "MX": settings.mx_port,
+        "submission": settings.submission_port,
+        "submissions": settings.submissions_port,
+        "IMAP": settings.imap_port,
+        "IMAPS": settings.imaps_port,
+        "ManageSieve": settings.managesieve_port,
+        "HTTP": settings.http_port,
+    }
+    bound: dict[str, socket.socket] = {}
+    try:
+        for name, port in ports.items():
+            try:
+                bound[name] = listening_socket(
+                    settings.bind, port, reuse_port=reuse_http_port and name == "HTTP"
+                )
+            except OSError as error:
+                raise _cannot_listen(name, settings.bind, port, error) from None
+    except BaseException:
+        _close_all(bound)
+        raise
+    return bound
+
+
+def _close_all(sockets: Mapping[str, socket.socket]) -> None:
+    for sock in sockets.values():
+        sock.close()
+
+
+def observability(services: Services, process_checks: list[tuple[str, Check]]) -> Observability:
+    """/healthz, /readyz and /metrics: the database and blob store checks every process has,
+    then `process_checks` (this process's workers)."""
+    token = services.settings.metrics_token
+    return Observability(
+        metrics=services.metrics,
+        readiness=Readiness(
+            [
+                ("database", partial(ping, services.engine)),
+                ("blob_store", partial(check_blob_store, services.blobs)),
+                *process_checks,
+            ]
+        ),
+        queue_depth=services.queue_admin.depth,
+        metrics_token=token.get_secret_value() if token is not None else None,
+    )
 
 
 def api_services(services: Services) -> ApiServices:
@@ -919,6 +1047,7 @@ def api_services(services: Services) -> ApiServices:
         api_keys=services.api_keys,
         campaigns=services.campaigns,
         sender_groups=services.sender_groups,
+        contacts=services.contacts,
         emails=services.emails,
         idempotency=services.idempotency,
         webhooks=services.webhooks,
@@ -998,6 +1127,7 @@ def outbound_worker(
         owner=f"{settings.hostname}/{os.getpid()}/{secrets.token_hex(4)}",
         lease_for=lease,
         transaction_bound=bound,
+        metrics=services.metrics,
     )
 
 
@@ -1008,6 +1138,7 @@ def webhook_worker(services: Services, *, verify: ssl.SSLContext | None = None) 
         owner=f"{services.settings.hostname}/{os.getpid()}/{secrets.token_hex(4)}",
         lease_for=services.settings.webhook_lease,
         verify=verify if verify is not None else True,
+        metrics=services.metrics,
     )
 
 
@@ -1015,8 +1146,30 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
     """Run every listener until `stop` is set, then shut down cleanly.
 
     With `http_workers` > 1, that many minus one more processes serve HTTP only, on the same port
-    (SO_REUSEPORT) and against the same database; they stop with this one."""
-    services = await build_services(settings)
+    (SO_REUSEPORT) and against the same database; they stop with this one.
+
+    Every port is bound first; then, started as root with MAILMARK_RUN_AS_USER set, the process
+    becomes that user before it opens the database or writes a file. Under systemd's
+    Type=notify, READY=1 is sent once every listener is up."""
+    target = run_as(settings)
+    switching = must_switch(target)
+    if switching and http_workers > 1:
+        raise StartupError(
+            "--http-workers above 1 cannot be combined with MAILMARK_RUN_AS_USER: the extra HTTP "
+            "processes could not share a port bound by root (run as the user with "
+            "CAP_NET_BIND_SERVICE instead, as the systemd unit in deploy/ does)"
+        )
+    sockets = await asyncio.to_thread(bind_listeners, settings, reuse_http_port=http_workers > 1)
+    try:
+        if switching:
+            assert target is not None
+            load_database_driver(settings.database_url)
+            switch_user(target)
+            await asyncio.to_thread(require_usable_paths, settings, target)
+        services = await build_services(settings)
+    except BaseException:
+        _close_all(sockets)
+        raise
     log.info(
         "data directory %s, database %s, settings file %s",
         settings.data_dir.absolute(),
@@ -1037,7 +1190,13 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
             "which is cheap to crack; it is meant for test suites, never for real mailboxes"
         )
     try:
-        listeners = await start_listeners(services, reuse_http_port=http_workers > 1)
+        try:
+            listeners = await start_listeners(
+                services, reuse_http_port=http_workers > 1, sockets=sockets
+            )
+        except BaseException:
+            _close_all(sockets)
+            raise
         workers: list[asyncio.subprocess.Process] = []
         try:
             if await services.identity.setup_required():
@@ -1049,8 +1208,10 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
                 )
             for _ in range(http_workers - 1):
                 workers.append(await _start_http_worker(listeners.http_port, settings))
+            notify("READY=1\nSTATUS=listening")
             await stop.wait()
             log.info("shutting down")
+            notify("STOPPING=1")
         finally:
             await _stop_http_workers(workers)
             await listeners.close()
@@ -1096,6 +1257,8 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             web=app_services(services),
             tracking=services.tracking,
             acme_challenges=acme_challenges(settings),
+            # The main process runs the queue worker; this one serves HTTP only.
+            observability=observability(services, []),
         )
         http = await _listening(
             "HTTP",

@@ -22,7 +22,7 @@ from mailmark.bootstrap import (
     serve_http,
     setup_url,
 )
-from mailmark.config import Settings, SettingsError, load_settings
+from mailmark.config import Settings, SettingsError, load_settings, parse_size
 from mailmark.core.accounts import PLAN_LABELS, AccountOverview
 from mailmark.core.aggregate_reports import ReportOverview, SourceSummary
 from mailmark.core.domains import ReturnPath, return_path_checks
@@ -37,6 +37,16 @@ from mailmark.core.sieve.syntax import MAX_SCRIPT_BYTES
 from mailmark.core.states import DeliveryStatus
 from mailmark.core.vacation import VacationChange, describe
 from mailmark.dns_tools.record_set import record_json, zone_fragment
+from mailmark.doctor import (
+    DEFAULT_NTP_SERVER,
+    DEFAULT_PROBE_DOMAIN,
+    DISK_FAIL_BYTES,
+    Doctor,
+    DoctorOptions,
+    Status,
+    report,
+)
+from mailmark.logs import configure_logging
 from mailmark.startup import StartupError
 from mailmark.storage.backup import BackupError
 
@@ -280,7 +290,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     setup_link.set_defaults(action="")
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check DNS, ports, TLS, outbound port 25, the clock and disk space; say what to fix",
+    )
+    doctor.set_defaults(action="")
+    doctor.add_argument(
+        "--probe-domain",
+        default=DEFAULT_PROBE_DOMAIN,
+        metavar="DOMAIN",
+        help="whose MX to connect to on port 25, to see that outbound mail is not blocked "
+        f"(default {DEFAULT_PROBE_DOMAIN}; not used when a relay host is set)",
+    )
+    doctor.add_argument(
+        "--ntp-server",
+        default="",
+        metavar="HOST[:PORT]",
+        help="measure the clock against this SNTP server (default: ask timedatectl or chronyc, "
+        f"else {DEFAULT_NTP_SERVER})",
+    )
+    doctor.add_argument(
+        "--min-free",
+        type=_size_argument,
+        default=DISK_FAIL_BYTES,
+        metavar="SIZE",
+        help="fail below this much free space for the data dir (default 1G; warns below 5 times it)",
+    )
+
     for sub in (
+        doctor,
         setup_link,
         *account.choices.values(),
         add,
@@ -1062,7 +1100,27 @@ async def _sieve_check(services: Services, args: argparse.Namespace) -> tuple[st
     )
 
 
+def _size_argument(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+async def _doctor(services: Services, args: argparse.Namespace) -> tuple[str, Any, int]:
+    options = DoctorOptions(
+        probe_domain=args.probe_domain,
+        ntp_server=args.ntp_server,
+        disk_fail_bytes=args.min_free,
+        disk_warn_bytes=args.min_free * 5,
+    )
+    findings = await Doctor(services.settings, services.resolver, services.domains, options).run()
+    failed = any(finding.status is Status.FAIL for finding in findings)
+    return report(findings), [finding.json() for finding in findings], 1 if failed else 0
+
+
 COMMANDS: dict[tuple[str, str], Command] = {
+    ("doctor", ""): _doctor,
     ("setup-link", ""): _setup_link,
     ("account", "create"): _account_create,
     ("account", "list"): _account_list,
@@ -1174,11 +1232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"mailmark: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
+    configure_logging(
         # Admin commands print their result; only `serve` narrates what it does.
-        level=settings.log_level if args.command == "serve" else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        settings.log_level if args.command == "serve" else logging.WARNING,
+        settings.log_format,
     )
     # aiosmtpd narrates every connection at INFO, alembic every migration check: too chatty.
     logging.getLogger("mail.log").setLevel(logging.WARNING)

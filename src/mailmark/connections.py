@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import resource
+import socket
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
@@ -105,3 +106,22 @@ def descriptor_of(extra: object) -> int:
     """The descriptor number of a transport's socket (`get_extra_info("socket")`), -1 if none."""
     fileno = getattr(extra, "fileno", None)
     return int(fileno()) if callable(fileno) else -1
+
+
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to host:port (0 picks a free port), not yet listening, non-blocking:
+    what every listener serves on, whether it binds itself or was handed one bound earlier."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

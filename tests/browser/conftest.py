@@ -9,7 +9,7 @@ of the test's own whose resolver is the loopback FakeDns. Every test here is mar
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,6 +40,7 @@ from tests.support.browser import (
     build_ui,
     inspect_page,
     launch_chromium,
+    screenshot_path,
 )
 from tests.support.serve import Server, free_port
 
@@ -48,6 +49,20 @@ HERE = Path(__file__).resolve().parent
 # a page that never shows what a test waits for fails in seconds rather than minutes.
 ACTION_TIMEOUT_MS = 15_000
 expect.set_options(timeout=ACTION_TIMEOUT_MS)
+
+
+# Whether the test's own body failed, for the screenshot of where it stopped.
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -123,10 +138,11 @@ class PageWatch:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def new_context(
-    browser: Browser, web_app: WebApp
+    browser: Browser, web_app: WebApp, request: pytest.FixtureRequest
 ) -> AsyncIterator[Callable[[], Awaitable[BrowserContext]]]:
     """Makes browser contexts (separate cookie jars: separate people) on the web app; at the end
-    fails the test if any page threw or was refused by the Content-Security-Policy."""
+    fails the test if any page threw or was refused by the Content-Security-Policy. When the test
+    failed, each page is kept as a screenshot of where it stopped (`failed-<test>-<n>.png`)."""
     contexts: list[BrowserContext] = []
     watch = PageWatch()
 
@@ -143,6 +159,12 @@ async def new_context(
         return context
 
     yield make
+    if request.node.stash.get(_CALL_FAILED, False):
+        pages = [page for context in contexts for page in context.pages]
+        for number, page in enumerate(pages, start=1):
+            path = screenshot_path("failed", request.node.name, number, "light")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(path), timeout=ACTION_TIMEOUT_MS)
     for context in contexts:
         await context.close()
     assert not watch.problems, "the pages reported:\n" + "\n".join(watch.problems)

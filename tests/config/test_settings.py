@@ -222,7 +222,10 @@ def test_parse_size_rejects(text: str) -> None:
         ("MAILMARK_MAX_RECIPIENTS", "0", "greater than or equal to 1"),
         ("MAILMARK_SQLITE_SYNCHRONOUS", "OFF", "'FULL' or 'NORMAL'"),
         ("MAILMARK_LOG_LEVEL", "chatty", "'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
-        ("MAILMARK_BLOB_URL", "s3://bucket/mail", "only file:// blob stores"),
+        ("MAILMARK_BLOB_URL", "s3://My_Bucket/mail", "is not an S3 bucket name"),
+        ("MAILMARK_BLOB_URL", "gs://bucket/mail", "must be file:///a/directory or s3://"),
+        ("MAILMARK_S3_ENDPOINT_URL", "127.0.0.1:8333", "is not a URL such as http://"),
+        ("MAILMARK_S3_TIMEOUT", "soon", "is not a duration"),
         ("MAILMARK_DATABASE_URL", "postgresql://db/mail", "must start with sqlite+aiosqlite:///"),
         ("MAILMARK_DATABASE_URL", "/var/lib/mailmark/mailmark.db", "or postgresql+asyncpg://"),
         (

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from mailmark.core.delivery import DeliveryReceipt
-from mailmark.core.errors import MailmarkError
+from mailmark.core.errors import MailmarkError, StorageUnavailable
 from mailmark.core.group_commit import GroupCommitter, StoredJob
 from mailmark.core.model import Mailbox
 from tests.support.world import World, stored_copies
@@ -148,13 +148,13 @@ async def test_a_caller_that_goes_away_does_not_fail_its_batch(world: World) -> 
 
 
 class MemoryBlobs:
-    """A content-addressed BlobStore in memory; writes of contents in `unwritable` fail, and so
-    do deletes while `deletes_fail` is set."""
+    """A content-addressed BlobStore in memory; writes of contents in `unwritable` fail, and
+    deletes raise `deletes_fail` while it is set."""
 
     def __init__(self, unwritable: frozenset[bytes] = frozenset()) -> None:
         self.stored: dict[str, bytes] = {}
         self.unwritable = unwritable
-        self.deletes_fail = False
+        self.deletes_fail: Exception | None = None
 
     async def put(self, data: bytes) -> tuple[str, bool]:
         if data in self.unwritable:
@@ -180,12 +180,18 @@ class MemoryBlobs:
         return [self.stored[key] for key in keys]
 
     async def delete(self, key: str) -> None:
-        if self.deletes_fail:
-            raise PermissionError(13, "Permission denied", key)
+        if self.deletes_fail is not None:
+            raise self.deletes_fail
         self.stored.pop(key, None)
 
     async def exists(self, key: str) -> bool:
         return key in self.stored
+
+    async def check(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 class Refused(MailmarkError):
@@ -318,11 +324,19 @@ async def test_a_job_whose_blob_cannot_be_written_fails_alone() -> None:
     assert list(blobs.stored.values()) == [b"fine"]  # the half-stored job left nothing behind
 
 
+@pytest.mark.parametrize(
+    "delete_error",
+    [
+        PermissionError(13, "Permission denied"),
+        # An object store that stopped answering: the committed job must still get its answer.
+        StorageUnavailable("The message store (S3) cannot be reached now; try again later."),
+    ],
+)
 async def test_a_blob_that_cannot_be_removed_is_logged_not_raised(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, delete_error: Exception
 ) -> None:
     blobs, ledger = MemoryBlobs(), Ledger()
-    blobs.deletes_fail = True
+    blobs.deletes_fail = delete_error
     commits = committer(blobs, ledger)
 
     answers = await asyncio.gather(

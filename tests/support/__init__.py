@@ -5,5 +5,6 @@
 - clock: a clock the test moves by hand
 - smtp_sink: receiving MTAs (aiosmtpd in process, Postfix's smtp-sink as a subprocess)
 - serve: the `mailmark` console script and `mailmark serve` as subprocesses
+- seaweedfs: a real S3 server (SeaweedFS) for the S3 blob store
 - tls: the client side of TLS against the servers' self-signed certificates
 """

@@ -194,6 +194,10 @@ async def test_draft_autosave_replaces_the_draft_in_place_and_imap_sees_it(
     # \Recent too: the draft is new to this IMAP4rev1 session (RFC 3501 §2.3.2).
     assert set(flags.split()) == {b"\\Draft", b"\\Seen", b"\\Recent"}
     assert parsed(data)["Subject"] == "Draft one" and parsed(data)["Bcc"] == "carol@remote.test"
+    drafts = first.json()["folderId"]
+    listed = (await owner.get(mail(world, f"/folders/{drafts}/conversations"))).json()
+    [conversation] = listed["items"]
+    thread_of_first = conversation["threadId"]
 
     second = await owner.put(
         mail(world, "/drafts"),
@@ -207,6 +211,10 @@ async def test_draft_autosave_replaces_the_draft_in_place_and_imap_sees_it(
     )
     assert second.status_code == 200, second.text
     assert second.json()["uid"] > first.json()["uid"]
+    # The replacement stays in the first draft's conversation: a link to it still opens it.
+    after = await owner.get(mail(world, f"/threads/{thread_of_first}"))
+    assert after.status_code == 200, after.text
+    assert [m["uid"] for m in after.json()["messages"]] == [second.json()["uid"]]
     [(_, data)] = await folder_of(listeners, "Drafts")
     draft = parsed(data)
     assert draft["Subject"] == "Draft two"

@@ -6,6 +6,19 @@ import type {
   CampaignSendParams,
   CancelResult,
   CampaignSendResult,
+  Contact,
+  ContactImport,
+  ContactList,
+  ContactPage,
+  ContactFilterParams,
+  CreateContactParams,
+  CreateListParams,
+  ImportContactsParams,
+  ImportPreview,
+  ListContactsParams,
+  ListMembersParams,
+  UpdateContactParams,
+  UpdateListParams,
   CreateMailboxParams,
   UpdateMailboxParams,
   CreateSenderGroupParams,
@@ -39,10 +52,12 @@ export interface MailmarkOptions {
   fetch?: typeof fetch;
 }
 
-type Query = Record<string, string | number | undefined>;
+type Query = Record<string, string | number | boolean | undefined>;
 
 interface RequestOptions {
   body?: unknown;
+  /** A raw body (a CSV upload) sent as is, instead of JSON. */
+  raw?: string | Uint8Array;
   query?: Query;
   headers?: Record<string, string>;
 }
@@ -184,6 +199,94 @@ export class Mailmark {
     return this.#request<DeletedResponse>("DELETE", `/v1/suppressions/${segment(address)}`);
   }
 
+  // --- contacts and lists ----------------------------------------------------------------------
+
+  /** Contacts oldest first, filtered; pass `nextCursor` as `cursor` for the next page. */
+  listContacts(params: ListContactsParams = {}): Promise<ContactPage> {
+    return this.#request<ContactPage>("GET", "/v1/contacts", { query: contactQuery(params) });
+  }
+
+  /** A ConflictError when the address is already a contact. */
+  createContact(params: CreateContactParams): Promise<Contact> {
+    return this.#request<Contact>("POST", "/v1/contacts", { body: params });
+  }
+
+  getContact(id: string): Promise<Contact> {
+    return this.#request<Contact>("GET", `/v1/contacts/${segment(id)}`);
+  }
+
+  updateContact(id: string, params: UpdateContactParams): Promise<Contact> {
+    return this.#request<Contact>("PATCH", `/v1/contacts/${segment(id)}`, { body: params });
+  }
+
+  deleteContact(id: string): Promise<DeletedResponse> {
+    return this.#request<DeletedResponse>("DELETE", `/v1/contacts/${segment(id)}`);
+  }
+
+  /** Start importing a CSV file (header row first); poll `getContactImport` for progress. */
+  importContacts(csv: string | Uint8Array, params: ImportContactsParams = {}): Promise<ContactImport> {
+    return this.#request<ContactImport>("POST", "/v1/contacts/import", {
+      raw: csv,
+      headers: { "Content-Type": "text/csv" },
+      query: importQuery(params),
+    });
+  }
+
+  /** The header, the mapping as applied, and the first rows as contacts or errors. */
+  previewContactImport(
+    csv: string | Uint8Array,
+    params: { mapping?: Record<string, string>; rows?: number } = {},
+  ): Promise<ImportPreview> {
+    return this.#request<ImportPreview>("POST", "/v1/contacts/import/preview", {
+      raw: csv,
+      headers: { "Content-Type": "text/csv" },
+      query: { ...importQuery(params), rows: params.rows },
+    });
+  }
+
+  getContactImport(id: string): Promise<ContactImport> {
+    return this.#request<ContactImport>("GET", `/v1/contacts/import/${segment(id)}`);
+  }
+
+  /** The matching contacts as CSV text (it imports back as is). */
+  exportContacts(params: ContactFilterParams = {}): Promise<string> {
+    return this.#request<string>("GET", "/v1/contacts/export", {
+      query: contactQuery(params),
+      headers: { Accept: "text/csv" },
+    });
+  }
+
+  listLists(): Promise<ContactList[]> {
+    return this.#request<ContactList[]>("GET", "/v1/lists");
+  }
+
+  /** A list; with a `filter`, a segment whose members are whoever matches it. */
+  createList(params: CreateListParams): Promise<ContactList> {
+    return this.#request<ContactList>("POST", "/v1/lists", { body: params });
+  }
+
+  getList(id: string): Promise<ContactList> {
+    return this.#request<ContactList>("GET", `/v1/lists/${segment(id)}`);
+  }
+
+  updateList(id: string, params: UpdateListParams): Promise<ContactList> {
+    return this.#request<ContactList>("PATCH", `/v1/lists/${segment(id)}`, { body: params });
+  }
+
+  deleteList(id: string): Promise<DeletedResponse> {
+    return this.#request<DeletedResponse>("DELETE", `/v1/lists/${segment(id)}`);
+  }
+
+  addListMembers(id: string, params: ListMembersParams): Promise<ContactList> {
+    const path = `/v1/lists/${segment(id)}/members`;
+    return this.#request<ContactList>("POST", path, { body: params });
+  }
+
+  removeListMember(id: string, contactId: string): Promise<DeletedResponse> {
+    const path = `/v1/lists/${segment(id)}/members/${segment(contactId)}`;
+    return this.#request<DeletedResponse>("DELETE", path);
+  }
+
   // --- webhooks --------------------------------------------------------------------------------
 
   listWebhooks(): Promise<Webhook[]> {
@@ -235,6 +338,8 @@ export class Mailmark {
     if (options.body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(options.body);
+    } else if (options.raw !== undefined) {
+      init.body = options.raw as BodyInit;
     }
     let response: Response;
     let text: string;
@@ -298,6 +403,16 @@ function unixMs(when: Date | number): number {
 
 function list(value: string | string[]): string[] {
   return Array.isArray(value) ? value : [value];
+}
+
+function contactQuery(params: ListContactsParams): Query {
+  const { status, tag, field, suppressed, listId, cursor, limit } = params;
+  return { status, tag, field, suppressed, listId, cursor, limit };
+}
+
+function importQuery(params: ImportContactsParams): Query {
+  const { mapping, onDuplicate, listId } = params;
+  return { mapping: mapping && JSON.stringify(mapping), onDuplicate, listId };
 }
 
 /** A path segment; `@` stays as is (RFC 3986 §3.3 allows it in a segment). */

@@ -273,3 +273,123 @@ export interface CancelResult {
   canceled: string[];
   notCanceled: NotCanceled[];
 }
+
+// --- contacts and lists ----------------------------------------------------------------------
+
+export type ContactStatus = "subscribed" | "unsubscribed" | "bounced" | "complained";
+export type FieldValue = string | number | boolean | null;
+
+export interface Contact {
+  _id: string;
+  email: string;
+  firstName: string;
+  lastName: string;
+  company: string;
+  fields: Record<string, FieldValue>;
+  tags: string[];
+  status: ContactStatus;
+  /** On the account's suppression list: never mailed, whatever the status. */
+  suppressed: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ContactPage {
+  data: Contact[];
+  nextCursor: string | null;
+}
+
+/** Filters of the contact listing and export. */
+export interface ContactFilterParams {
+  status?: ContactStatus;
+  tag?: string;
+  /** `name=value` of a custom field. */
+  field?: string;
+  suppressed?: boolean;
+  /** A list's members, or whoever a segment matches. */
+  listId?: string;
+}
+
+export interface ListContactsParams extends ContactFilterParams {
+  cursor?: string;
+  limit?: number;
+}
+
+export interface CreateContactParams {
+  email: string;
+  firstName?: string;
+  lastName?: string;
+  company?: string;
+  fields?: Record<string, FieldValue>;
+  tags?: string[];
+  status?: ContactStatus;
+}
+
+/** All optional; `fields` and `tags` replace the old ones. */
+export type UpdateContactParams = Partial<CreateContactParams>;
+
+export interface ImportContactsParams {
+  /** Column header → "email", "first_name", "last_name", "company", "tags", "status",
+   * "field:<name>" or "" (left out). Unmapped headers are guessed. */
+  mapping?: Record<string, string>;
+  onDuplicate?: "update" | "skip";
+  /** A list the imported contacts are added to. */
+  listId?: string;
+}
+
+export interface ContactImport {
+  _id: string;
+  status: "running" | "done" | "failed";
+  onDuplicate: "update" | "skip";
+  mapping: Record<string, string>;
+  listId: string | null;
+  totalBytes: number;
+  bytesRead: number;
+  rowsDone: number;
+  created: number;
+  updated: number;
+  skipped: number;
+  failed: number;
+  peakRowsHeld: number;
+  /** The first 1000 row errors; rows as a spreadsheet numbers them (the header is 1). */
+  errors: { row: number; reason: string }[];
+  failure: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ImportPreview {
+  columns: string[];
+  mapping: Record<string, string>;
+  rows: { row: number; contact: Contact | null; error: string | null }[];
+}
+
+/** A segment's saved filter. */
+export interface SegmentFilter {
+  status?: ContactStatus;
+  tag?: string;
+  field?: { name: string; value: string };
+  suppressed?: boolean;
+}
+
+export interface ContactList {
+  _id: string;
+  name: string;
+  /** Set for a segment (its members are whoever matches); null for a list. */
+  filter: SegmentFilter | null;
+  size: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface CreateListParams {
+  name: string;
+  filter?: SegmentFilter;
+}
+
+export type UpdateListParams = Partial<CreateListParams>;
+
+export interface ListMembersParams {
+  contactIds?: string[];
+  emails?: string[];
+}

@@ -50,8 +50,11 @@ _PATH_SETTINGS = (
     "relay_password_file",
     "relay_ca_file",
     "acme_ca_bundle",
+    "s3_secret_key_file",
 )
 
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_S3_PREFIX = re.compile(r"[A-Za-z0-9._/-]{0,512}")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|[smhdw])\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -144,6 +147,19 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str = ""
     blob_url: str = ""
+    # An S3 blob store (MAILMARK_BLOB_URL=s3://bucket/prefix): the server's URL (empty: AWS S3,
+    # found from the region), its region, and the credentials; without an access key, the AWS
+    # SDK's own chain is used (AWS_* variables, ~/.aws, an instance role). The secret key is the
+    # setting or the first line of the file. Path-style addressing (http://host/bucket/key) is
+    # what MinIO, SeaweedFS and most servers other than AWS's need. Each request, retries
+    # included, is given up after `s3_timeout` (mail is then answered "try again later").
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr | None = None
+    s3_secret_key_file: Path | None = None
+    s3_path_style: bool = False
+    s3_timeout: timedelta = timedelta(seconds=30)
     hostname: str = Field(default_factory=socket.getfqdn)
     bind: str = "127.0.0.1"
     mx_port: int = Field(2525, ge=0, le=65535)
@@ -172,6 +188,10 @@ class Settings(BaseSettings):
     acme_directory: str = ""
     acme_email: str = ""
     acme_ca_bundle: Path | None = None
+    # Started as root, `serve` binds every listener, then runs as this user (and group: the
+    # user's own when empty) for the rest of its life. Empty: it stays the user it started as.
+    run_as_user: str = ""
+    run_as_group: str = ""
     # A relay host (smarthost) every outbound message goes through, for networks where port 25
     # is blocked; empty: each recipient's MX. A domain may have its own relay or go direct
     # (`mailmark domain relay`). TLS is required (STARTTLS, or implicit TLS from the first
@@ -263,6 +283,15 @@ class Settings(BaseSettings):
     # hash; 0s turns the cache off.
     login_cache_ttl: timedelta = timedelta(minutes=5)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "text": one readable line per event; "json": one JSON object per line (timestamp, level,
+    # logger, message and the event's own fields), for a log collector.
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics: with a token, only with `Authorization: Bearer <token>` (from anywhere);
+    # without one, only from this machine (loopback) and not through a proxy.
+    metrics_token: SecretStr | None = None
+    # Recipient domains the delivery metrics name (e.g. gmail.com,outlook.com); every other
+    # remote domain is counted as "remote", so the label's values stay bounded.
+    metrics_destination_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Spam filtering with rspamd (optional): its scanner (normal worker) URL, e.g.
     # http://127.0.0.1:11333, checks every inbound message at DATA time; its controller URL (e.g.
     # http://127.0.0.1:11334, with the controller password if it has one) learns from the messages
@@ -347,6 +376,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"{zone!r} is not a DNS zone such as zen.spamhaus.org")
         return zones
 
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("metrics_destination_domains", mode="before")
+    @classmethod
+    def _metrics_destination_domains(cls, value: Any) -> Any:
+        domains = _split_list(value)
+        if isinstance(domains, list):
+            domains = [str(domain).strip().rstrip(".").lower() for domain in domains]
+            for domain in domains:
+                if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", domain):
+                    raise ValueError(f"{domain!r} is not a domain name such as gmail.com")
+            if len(domains) > 100:
+                raise ValueError("names at most 100 domains")
+        return domains
+
     @field_validator("oidc_providers")
     @classmethod
     def _oidc_providers(cls, value: list[OidcProviderSettings]) -> list[OidcProviderSettings]:
@@ -379,6 +428,7 @@ class Settings(BaseSettings):
         "login_cache_ttl",
         "rspamd_timeout",
         "tls_reload_interval",
+        "s3_timeout",
         mode="before",
     )
     @classmethod
@@ -419,7 +469,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("mta_sts_mode", "password_hash_cost", "signup", mode="before")
+    @field_validator("mta_sts_mode", "password_hash_cost", "signup", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
@@ -449,8 +499,33 @@ class Settings(BaseSettings):
     @field_validator("blob_url")
     @classmethod
     def _blob_url(cls, value: str) -> str:
+        if value.startswith("s3://"):
+            bucket, _, prefix = value.removeprefix("s3://").partition("/")
+            # The bucket naming rules of AWS S3 (what MinIO and SeaweedFS accept too).
+            if not _S3_BUCKET.fullmatch(bucket):
+                raise ValueError(
+                    f"{bucket!r} is not an S3 bucket name (3-63 characters: a-z, 0-9, '.' and "
+                    "'-'), e.g. s3://mailmark/blobs"
+                )
+            if not _S3_PREFIX.fullmatch(prefix):
+                raise ValueError(f"{prefix!r} is not a key prefix (letters, digits, . _ - /)")
+            return value
         if value and not value.startswith("file://"):
-            raise ValueError("only file:// blob stores are supported so far")
+            raise ValueError("must be file:///a/directory or s3://bucket/prefix")
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^/?#\s]+/?", value):
+            raise ValueError(f"{value!r} is not a URL such as http://127.0.0.1:8333")
+        return value.rstrip("/")
+
+    @field_validator("s3_timeout")
+    @classmethod
+    def _s3_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be more than 0s")
         return value
 
     @field_validator("database_url")
@@ -526,6 +601,29 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _s3(self) -> Settings:
+        if self.s3_secret_key is not None and self.s3_secret_key_file is not None:
+            raise ValueError(
+                f"set {ENV_PREFIX}S3_SECRET_KEY or {ENV_PREFIX}S3_SECRET_KEY_FILE, not both"
+            )
+        if self.s3_secret_key_file is not None:
+            try:
+                lines = self.s3_secret_key_file.read_text().splitlines()
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(
+                    f"{ENV_PREFIX}S3_SECRET_KEY_FILE: cannot read {self.s3_secret_key_file}: "
+                    f"{error}"
+                ) from None
+            self.s3_secret_key = SecretStr(lines[0].strip() if lines else "")
+        secret = self.s3_secret_key.get_secret_value() if self.s3_secret_key else ""
+        if bool(self.s3_access_key) != bool(secret):
+            raise ValueError(
+                f"{ENV_PREFIX}S3_ACCESS_KEY and {ENV_PREFIX}S3_SECRET_KEY (or _SECRET_KEY_FILE) "
+                "must be set together"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _derived(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'mailmark.db').resolve()}"
@@ -543,6 +641,14 @@ class Settings(BaseSettings):
     @property
     def blob_path(self) -> Path:
         return Path(self.blob_url.removeprefix("file://"))
+
+    @property
+    def blob_bucket(self) -> tuple[str, str] | None:
+        """(bucket, key prefix) of an s3:// blob store; None for file://."""
+        if not self.blob_url.startswith("s3://"):
+            return None
+        bucket, _, prefix = self.blob_url.removeprefix("s3://").partition("/")
+        return bucket, prefix.strip("/")
 
     @property
     def is_sqlite(self) -> bool:

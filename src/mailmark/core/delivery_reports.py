@@ -16,6 +16,7 @@ from datetime import datetime
 from mailmark.core.bounce_reports import BounceReport
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.dsn import build_dsn
+from mailmark.core.errors import StorageUnavailable
 from mailmark.core.events import record_events
 from mailmark.core.model import LeasedDelivery, OutboundMessage, QueueEntry, Suppression
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
@@ -122,7 +123,7 @@ class DeliveryReports:
         for key in keys:
             try:
                 await self._blobs.delete(key)
-            except OSError:
+            except (OSError, StorageUnavailable):
                 log.exception("could not remove orphan blob %s", key)
 
     async def process_report(self, token: str, report: BounceReport) -> bool:

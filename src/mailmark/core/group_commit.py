@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from mailmark.core.errors import MailmarkError
+from mailmark.core.errors import MailmarkError, StorageUnavailable
 from mailmark.core.ports import BlobStore
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class GroupCommitter(Generic[J, R]):
         for key in {key for job in failed for key, created in job.blobs if created} - kept:
             try:
                 await self._blobs.delete(key)
-            except OSError:
+            except (OSError, StorageUnavailable):
                 log.exception("could not remove orphan blob %s", key)
 
 

@@ -19,7 +19,14 @@ from typing import Literal, Protocol
 
 from mailmark.core import imap_sort
 from mailmark.core.delivery import InboundDelivery
-from mailmark.core.errors import Conflict, Forbidden, InvalidInput, MessageTooLarge, NotFound
+from mailmark.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MessageTooLarge,
+    NotFound,
+    StorageUnavailable,
+)
 from mailmark.core.folder_signals import FolderSignals
 from mailmark.core.imap_sort import SortKey, SortRow, ThreadNode
 from mailmark.core.mailboxes import DEFAULT_FOLDERS
@@ -1083,7 +1090,7 @@ class MailStore:
                     if not await uow.messages.blob_referenced(key):
                         await self._blobs.delete(key)
                     await uow.commit()
-            except OSError:
+            except (OSError, StorageUnavailable):
                 log.exception("could not remove unused blob %s", key)
 
 

@@ -56,10 +56,11 @@ from mailmark.core.model import (
 )
 from mailmark.core.search import Criteria
 from mailmark.core.sieve.model import ActiveScriptVersion, SieveScript
-from mailmark.core.states import AccountStatus, DkimKeyState
+from mailmark.core.states import AccountStatus, DeliveryStatus, DkimKeyState
 
 if TYPE_CHECKING:
-    # core.relays uses these ports at run time.
+    # core.relays and core.contacts use these ports at run time.
+    from mailmark.core.contacts import ContactRepository
     from mailmark.core.relays import DomainRelay
 
 
@@ -75,7 +76,10 @@ class SystemClock:
 
 
 class BlobStore(Protocol):
-    """Immutable, content-addressed message storage. Keys are always server-generated."""
+    """Immutable, content-addressed message storage. Keys are always server-generated.
+
+    A missing blob is FileNotFoundError for `get`/`get_many`; storage that cannot be reached or
+    written is StorageUnavailable (StorageFull when it has no room), never a partial write."""
 
     async def put(self, data: bytes) -> tuple[str, bool]:
         """Store durably (on stable storage when this returns); return (key, newly_created)."""
@@ -91,7 +95,9 @@ class BlobStore(Protocol):
         """`get` for a batch, in one go, in the same order (IMAP FETCH of many bodies)."""
         ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Remove the blob; a blob already gone is no error."""
+        ...
 
     async def exists(self, key: str) -> bool: ...
 
@@ -100,6 +106,13 @@ class BlobStore(Protocol):
         blobs nothing references: a blob written since may belong to a transaction not yet
         committed)."""
         ...
+
+    async def check(self) -> None:
+        """A cheap round trip to the storage (readiness checks); StorageUnavailable when it
+        cannot be used now."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class PasswordHasher(Protocol):
@@ -527,6 +540,10 @@ class MailStoreRepository(Protocol):
         """Take `count` consecutive MODSEQs of the folder; the first."""
         ...
 
+    async def set_thread(self, folder_id: int, uid: int, thread_id: str) -> None:
+        """File one placement in the conversation `thread_id` (a replaced draft keeps its own)."""
+        ...
+
     async def set_flags(
         self, folder_id: int, changes: Sequence[tuple[int, tuple[str, ...], int]]
     ) -> None:
@@ -675,6 +692,11 @@ class DeliveryRepository(Protocol):
 
     async def record_outcomes(self, outcomes: Sequence[DeliveryOutcome]) -> list[int]:
         """Apply outcomes to rows still leased by their owner, clearing the lease; the ids applied."""
+        ...
+
+    async def waiting_counts(self) -> list[tuple[DeliveryStatus, int, datetime]]:
+        """Per waiting status (queued, deferred, held) with rows: how many, and the oldest's
+        creation time."""
         ...
 
     async def get(self, delivery_id: int) -> QueueEntry | None: ...
@@ -1056,6 +1078,8 @@ class UnitOfWork(Protocol):
     def vacations(self) -> VacationRepository: ...
     @property
     def sieve_scripts(self) -> SieveScriptRepository: ...
+    @property
+    def contacts(self) -> ContactRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...

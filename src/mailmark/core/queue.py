@@ -235,14 +235,17 @@ class OutboundQueue:
         """The wait after attempt number `attempts` (1 = first); the last step repeats."""
         return self.retry_schedule[min(max(attempts, 1) - 1, len(self.retry_schedule) - 1)]
 
-    async def record(self, outcomes: Sequence[tuple[LeasedDelivery, SmtpReply]]) -> None:
-        """Record a batch of attempts in one transaction and release their leases.
+    async def record(
+        self, outcomes: Sequence[tuple[LeasedDelivery, SmtpReply]]
+    ) -> list[tuple[LeasedDelivery, DeliveryStatus]]:
+        """Record a batch of attempts in one transaction and release their leases; the rows
+        recorded, each with its new status.
 
         2xx: delivered. 4xx or a network error (code 0): deferred to the next step of the retry
         schedule, or bounced when that would pass the queue lifetime. 5xx: bounced. Rows whose
         lease was lost (expired and taken by another worker, or deleted) are left alone."""
         if not outcomes:
-            return
+            return []
         now = self._clock.now()
         decisions = [self._decide(leased, reply, now) for leased, reply in outcomes]
         originals = await self._reports.originals(
@@ -256,7 +259,7 @@ class OutboundQueue:
                 )
                 applied = [d for d in decisions if d.leased.id in applied_ids]
                 if not applied:
-                    return
+                    return []
                 await record_events(uow, [_transition_event(d, now) for d in applied])
                 bounced = [
                     (d.leased, d.reply) for d in applied if d.status is DeliveryStatus.BOUNCED
@@ -273,6 +276,7 @@ class OutboundQueue:
         except BaseException:
             await self._reports.discard_notices(created_notices)
             raise
+        return [(d.leased, d.status) for d in applied]
 
     def _decide(self, leased: LeasedDelivery, reply: SmtpReply, now: datetime) -> _Decision:
         if 200 <= reply.code <= 299:

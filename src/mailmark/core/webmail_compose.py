@@ -243,7 +243,8 @@ class WebmailCompose:
         """File the draft in Drafts (\\Draft \\Seen), replacing `draft.draft` in the same
         transaction: IMAP clients see the new one appear as the old one is expunged, never both.
         Conflict when the draft it replaces is gone (a later save or another client got there
-        first)."""
+        first). The new draft stays in the conversation of the one it replaces, so a link to it
+        (a list row loaded before this save) still opens it."""
         mailbox = await self.mailbox(viewer, mailbox_id)
         assert mailbox.id is not None
         raw = await self._draft_bytes(viewer, mailbox, draft)
@@ -256,9 +257,12 @@ class WebmailCompose:
         try:
             async with self._uow() as uow:
                 await uow.mailstore.lock_folder(drafts.id)
-                if draft.draft is not None and not await uow.mailstore.placements(
-                    drafts.id, [draft.draft.uid]
-                ):
+                replaced = (
+                    await uow.mailstore.placements(drafts.id, [draft.draft.uid])
+                    if draft.draft is not None
+                    else []
+                )
+                if draft.draft is not None and not replaced:
                     raise Conflict(
                         "This draft was replaced or deleted meanwhile (in another window or "
                         "mail client); reopen it from Drafts.",
@@ -275,6 +279,8 @@ class WebmailCompose:
                     flags=DRAFT_FLAGS,
                 )
                 if draft.draft is not None:
+                    new_uid = receipt.placements[0].uid
+                    await uow.mailstore.set_thread(drafts.id, new_uid, replaced[0].thread_id)
                     orphaned = await expunge_placements(uow, drafts.id, [draft.draft.uid])
                 await uow.commit()
         except BaseException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from mailmark.imap import encoder
 from mailmark.imap.handlers import HANDLERS
 from mailmark.imap.reader import STREAM_LIMIT
 from mailmark.imap.session import ImapCounters, Session, SessionConfig
+from mailmark.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,12 @@ async def start_imap_listener(
     limits: ConnectionLimits,
     idle_timeout: float,
     poll_interval: float = 5.0,
+    metrics: Metrics | None = None,
+    sock: socket.socket | None = None,
 ) -> ImapListener:
-    """Listen on host:port (0 picks a free port) until `close()`."""
+    """Listen on host:port (0 picks a free port), or on `sock` when it was bound earlier, until
+    `close()`."""
+    open_sessions = (metrics or Metrics()).imap_sessions.labels("IMAPS" if implicit_tls else "IMAP")
     config = SessionConfig(
         hostname=hostname,
         max_message_size=max_message_size,
@@ -94,6 +100,7 @@ async def start_imap_listener(
             await _close(writer)
             return
         connections.tasks.add(task)
+        open_sessions.inc()
         if isinstance(getattr(writer.transport, "max_size", None), int):
             # asyncio's socket transports receive up to 256 KiB at a time; smaller receives keep
             # what a client flooding one endless line costs close to the line bound itself.
@@ -125,13 +132,15 @@ async def start_imap_listener(
         finally:
             session.selected = None
             connections.tasks.discard(task)
+            open_sessions.dec()
             limits.release(ip)
             await _close(writer)
 
     server = await asyncio.start_server(
         serve,
-        host,
-        port,
+        None if sock is not None else host,
+        None if sock is not None else port,
+        sock=sock,
         ssl=tls_context if implicit_tls else None,
         ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit_tls else None,
         # Small stream buffers; the reader gathers long lines piecewise up to its own bound.

@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import logging
 import re
+import socket
 import ssl
 from dataclasses import dataclass, field
 
@@ -343,8 +344,10 @@ async def start_managesieve_listener(
     port: int,
     tls_context: ssl.SSLContext,
     limits: ConnectionLimits,
+    sock: socket.socket | None = None,
 ) -> ManageSieveListener:
-    """Listen on host:port (0 picks a free port) until `close()`."""
+    """Listen on host:port (0 picks a free port), or on `sock` when it was bound earlier, until
+    `close()`."""
     tasks: set[asyncio.Task[None]] = set()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -380,7 +383,10 @@ async def start_managesieve_listener(
             with contextlib.suppress(ConnectionError, OSError, RuntimeError):
                 writer.close()
 
-    server = await asyncio.start_server(serve, host, port, limit=MAX_LINE)
+    if sock is not None:
+        server = await asyncio.start_server(serve, sock=sock, limit=MAX_LINE)
+    else:
+        server = await asyncio.start_server(serve, host, port, limit=MAX_LINE)
     bound_host, bound_port = server.sockets[0].getsockname()[:2]
     log.info("ManageSieve listening on %s:%d", bound_host, bound_port)
     return ManageSieveListener(server, bound_host, bound_port, tasks)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import ssl
 from collections.abc import Callable
 from email._header_value_parser import AddrSpec, AngleAddr, get_addr_spec, get_angle_addr
@@ -24,6 +25,7 @@ from mailmark.connections import ConnectionLimits, Refusal, descriptor_of
 from mailmark.core.addresses import is_malformed_path
 from mailmark.core.model import Mailbox
 from mailmark.core.reports import ReportAddress
+from mailmark.metrics import Metrics, reply_code
 from mailmark.smtp_in import replies
 from mailmark.smtp_in.spool import DataSpooling, MessageSpool
 
@@ -36,6 +38,9 @@ LINE_LENGTH_LIMIT = 64 * 1024
 # Each SMTP verb may be used this often per connection; bounds every per-session loop.
 COMMAND_CALL_LIMIT = 10_000
 IDLE_TIMEOUT_SECONDS = 300  # RFC 5321 §4.5.3.2.7
+
+# The handler hooks whose refusals are counted, and the stage each is named by in the metrics.
+_COUNTED_HOOKS = {"MAIL": "mail", "RCPT": "rcpt", "DATA": "data"}
 
 # RFC 5321 §2.3.8: lines end with CRLF only. A bare CR or LF is how SMTP smuggling hides a second
 # message inside the first, so a message containing one is refused, never repaired.
@@ -69,6 +74,7 @@ class MailmarkEnvelope(Envelope):
         self.report_addresses: list[ReportAddress] = []
         # SRS addresses of mail we forwarded (bounces to send on to the original senders).
         self.srs_returns: list[str] = []
+        # The id the 250 names ("queued as …"): set by the handler, logged with the transaction.
         self.transaction_id = ""
 
 
@@ -141,7 +147,14 @@ class MailmarkSMTP(SMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
     def __init__(
-        self, handler: Any, *, connections: Connections, spooling: DataSpooling, **kwargs: Any
+        self,
+        handler: Any,
+        *,
+        connections: Connections,
+        spooling: DataSpooling,
+        listener: str = "SMTP",
+        metrics: Metrics | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             handler,
@@ -154,6 +167,8 @@ class MailmarkSMTP(SMTP):
         )
         self._connections = connections
         self._spooling = spooling
+        self._listener = listener
+        self._metrics = metrics or Metrics()
         self._client_ip: str | None = None
         self._in_ehlo = False
         self._greeted = False
@@ -213,6 +228,10 @@ class MailmarkSMTP(SMTP):
         refusal = self._connections.acquire(
             ip, descriptor_of(transport.get_extra_info("socket")), self
         )
+        admitted = refusal is None
+        self._metrics.smtp_connections.labels(
+            self._listener, "admitted" if admitted else "refused"
+        ).inc()
         if refusal is None:
             self._client_ip = ip
             return
@@ -261,6 +280,39 @@ class MailmarkSMTP(SMTP):
         self._greeted = True
         await super().push(status)
 
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        """aiosmtpd's call of the handler's `handle_<command>`, counting the refusals."""
+        status = await super()._call_handler_hook(command, *args)
+        stage = _COUNTED_HOOKS.get(command)
+        if stage is not None and isinstance(status, str) and status[:1] in ("4", "5"):
+            self._metrics.smtp_refusals.labels(self._listener, stage, reply_code(status)).inc()
+        return status
+
+    def _log_transaction(self, envelope: Envelope, size: int, reply: str) -> None:
+        """One line per transaction that reached the end of DATA, accepted or not, with the id
+        its 250 names (the MX's transaction id, the submission's queue id)."""
+        transaction_id = getattr(envelope, "transaction_id", "")
+        code = reply_code(reply)
+        log.info(
+            "%s transaction %s from %s: <%s> to %d recipient(s), %d bytes: %s",
+            self._listener,
+            transaction_id or "-",
+            self._client_ip,
+            envelope.mail_from or "",
+            len(envelope.rcpt_tos),
+            size,
+            code,
+            extra={
+                "listener": self._listener,
+                "queue_id": transaction_id or None,
+                "client_ip": self._client_ip,
+                "mail_from": envelope.mail_from or "",
+                "recipients": len(envelope.rcpt_tos),
+                "size": size,
+                "reply": code,
+            },
+        )
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         """aiosmtpd's DATA, reading the mail data in bulk instead of one line per call.
@@ -289,6 +341,10 @@ class MailmarkSMTP(SMTP):
                 self._writer.close()
                 raise
             if refusal is not None:
+                self._metrics.smtp_refusals.labels(
+                    self._listener, "data", reply_code(refusal)
+                ).inc()
+                self._log_transaction(self.envelope, spool.size, refusal)
                 self._set_post_data_state()  # type: ignore[no-untyped-call]
                 await self.push(refusal)
                 return
@@ -300,11 +356,16 @@ class MailmarkSMTP(SMTP):
                 del stuffed
                 self.envelope.content = content
                 self.envelope.original_content = content
+                envelope = self.envelope
                 status = await self._call_handler_hook("DATA")
                 self._set_post_data_state()  # type: ignore[no-untyped-call]
         finally:
             spool.close()
-        await self.push(replies.DATA_OK if status is MISSING else status)
+        reply = replies.DATA_OK if status is MISSING else str(status)
+        if reply.startswith("250"):
+            self._metrics.smtp_messages_accepted.labels(self._listener).inc()
+        self._log_transaction(envelope, len(content), reply)
+        await self.push(reply)
 
     async def _receive_data(self, spool: MessageSpool) -> str | None:
         """Write the mail data up to the end-of-data line, dot-stuffed as received, to `spool`,
@@ -388,16 +449,21 @@ async def start_smtp_listener(
     data_size_limit: int,
     tls_context: ssl.SSLContext | None,
     implicit_tls: bool = False,
+    metrics: Metrics | None = None,
+    sock: socket.socket | None = None,
     **smtp_options: Any,
 ) -> SmtpListener:
-    """Listen on host:port (port 0 picks a free one)."""
+    """Listen on host:port (port 0 picks a free one), or on `sock` when it was bound earlier."""
     connections = Connections(limits)
+    metrics = metrics or Metrics()
 
     def make_protocol() -> MailmarkSMTP:
         return MailmarkSMTP(
             handler,
             connections=connections,
             spooling=spooling,
+            listener=name,
+            metrics=metrics,
             hostname=hostname,
             data_size_limit=data_size_limit,
             tls_context=None if implicit_tls else tls_context,
@@ -405,8 +471,9 @@ async def start_smtp_listener(
         )
 
     factory: Callable[[], MailmarkSMTP] = make_protocol
+    where: dict[str, Any] = {"sock": sock} if sock is not None else {"host": host, "port": port}
     server = await asyncio.get_running_loop().create_server(
-        factory, host=host, port=port, ssl=tls_context if implicit_tls else None
+        factory, ssl=tls_context if implicit_tls else None, **where
     )
     bound = server.sockets[0].getsockname()
     log.info("%s listening on %s:%s", name, bound[0], bound[1])

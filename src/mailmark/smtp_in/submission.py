@@ -167,6 +167,7 @@ class SubmissionHandler(SmtpHandler):
         except Exception:
             log.exception("submission by %s failed", mailbox.address)
             return replies.TEMPORARY_FAILURE
+        envelope.transaction_id = str(submission.outbound_id)
         return replies.queued(submission.outbound_id)
 
 

@@ -24,6 +24,7 @@ from mailmark.core.queue import OutboundQueue
 from mailmark.core.relays import Relay, RelayService
 from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.smtp_reply import SmtpReply
+from mailmark.metrics import Metrics
 from mailmark.smtp_out.client import ConnectionGone, SmtpConnection, SmtpDialer
 from mailmark.smtp_out.dkim import DkimSigner, DkimSigningError, to_crlf
 from mailmark.smtp_out.mta_sts import MtaStsPolicies, MtaStsPolicy
@@ -100,6 +101,7 @@ class OutboundWorker:
         max_recipients_per_transaction: int = 100,
         local_concurrency: int = 16,
         idle_poll: float = 5.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._queue = queue
         self._signing_keys = signing_keys
@@ -123,6 +125,7 @@ class OutboundWorker:
         self._max_recipients = max_recipients_per_transaction
         self._local_slots = asyncio.Semaphore(local_concurrency)
         self._idle_poll = idle_poll
+        self._metrics = metrics or Metrics()
 
         self._destinations: dict[str, _Destination] = {}
         self._prepared: dict[int, _Prepared] = {}
@@ -144,6 +147,12 @@ class OutboundWorker:
     @property
     def owner(self) -> str:
         return self._owner
+
+    @property
+    def running(self) -> bool:
+        """Started, and neither its leasing loop nor its recorder has ended."""
+        tasks = (self._runner, self._recorder)
+        return all(task is not None and not task.done() for task in tasks)
 
     def start(self) -> None:
         log.info("outbound worker %s started", self._owner)
@@ -482,7 +491,9 @@ class OutboundWorker:
             while self._outcomes:
                 batch = self._outcomes[:RECORD_BATCH]
                 try:
-                    await self._queue.record([(held.leased, reply) for held, reply in batch])
+                    recorded = await self._queue.record(
+                        [(held.leased, reply) for held, reply in batch]
+                    )
                 except Exception:
                     log.exception("recording %d delivery outcomes failed; retrying", len(batch))
                     await asyncio.sleep(RECORD_RETRY_PAUSE)
@@ -490,6 +501,11 @@ class OutboundWorker:
                 del self._outcomes[: len(batch)]
                 for held, _ in batch:
                     self._release(held)
+                for leased, status in recorded:
+                    destination = self._metrics.destination(
+                        leased.recipient_domain, local=leased.local
+                    )
+                    self._metrics.deliveries.labels(str(status), destination).inc()
             self._idle_changed.set()
 
     async def _flushed(self) -> None:

@@ -134,6 +134,17 @@ class FileBlobStore:
             if keys:
                 yield keys
 
+    async def check(self) -> None:
+        """The root is a directory this process may write into; StorageUnavailable if not."""
+        usable = await asyncio.to_thread(
+            lambda: self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)
+        )
+        if not usable:
+            raise StorageUnavailable(f"The message store {self.root} cannot be written now.")
+
+    async def close(self) -> None:
+        self._writers.shutdown(wait=False)
+
     def _put(self, data: bytes) -> tuple[str, bool]:
         key = hashlib.sha256(data).hexdigest()
         path = self._path(key)

@@ -6,7 +6,7 @@ import sqlite3
 import time
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -27,6 +27,12 @@ def create_engine(
     if database_url.startswith("sqlite"):
         return _sqlite_engine(database_url, sqlite_synchronous, sqlite_busy_timeout_ms)
     return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def load_database_driver(database_url: str) -> None:
+    """Import the URL's database driver now: a server about to give up root loads it while it
+    can still read every file (a driver imported later runs as the unprivileged user)."""
+    make_url(database_url).get_dialect().import_dbapi()
 
 
 # PostgreSQL SQLSTATEs of a database that cannot take the write now, but may soon.
@@ -113,3 +119,10 @@ def _use_wal(cursor: Any) -> None:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
         time.sleep(WAL_SWITCH_RETRY_SECONDS)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One trivial query, in a read-only transaction (no write lock): the database answers."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{READ_ONLY_OPTION: True})
+        await conn.execute(text("SELECT 1"))

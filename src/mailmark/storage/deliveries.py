@@ -216,6 +216,18 @@ class SqlDeliveries(Repository):
         ).first()
         return QueueEntry(**row._mapping) if row else None
 
+    async def waiting_counts(self) -> list[tuple[DeliveryStatus, int, datetime]]:
+        # The (status, next_attempt_at) index finds the waiting rows without reading the
+        # delivered history, which only grows.
+        query = (
+            sa.select(deliveries.c.status, sa.func.count(), sa.func.min(deliveries.c.created_at))
+            .where(deliveries.c.status.in_(WAITING_STATUSES))
+            .group_by(deliveries.c.status)
+        )
+        return [
+            (DeliveryStatus(row[0]), int(row[1]), row[2]) for row in await self._conn.execute(query)
+        ]
+
     async def entries(self, status: str | None, limit: int) -> list[QueueEntry]:
         query = _queue_entries().order_by(deliveries.c.id).limit(limit)
         if status is not None:

@@ -454,6 +454,13 @@ class SqlMailStore:
         highest = int((await self._conn.execute(query)).scalar_one())
         return highest - count + 1
 
+    async def set_thread(self, folder_id: int, uid: int, thread_id: str) -> None:
+        await self._conn.execute(
+            placements.update()
+            .where(placements.c.folder_id == folder_id, placements.c.uid == uid)
+            .values(thread_id=thread_id)
+        )
+
     async def set_flags(
         self, folder_id: int, changes: Sequence[tuple[int, tuple[str, ...], int]]
     ) -> None:

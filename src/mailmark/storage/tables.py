@@ -776,3 +776,71 @@ sieve_scripts = sa.Table(
     sa.Column("last_error_at", UtcDateTime()),
     sa.UniqueConstraint("mailbox_id", "name"),
 )
+
+# An account's contacts (campaign audiences). `email_key` is the address lower-cased, one contact
+# per address per account; `tags` is ",a,b," so a tag is found with one LIKE on either backend.
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email_key", sa.String(320), nullable=False),
+    sa.Column("first_name", sa.String(200), nullable=False),
+    sa.Column("last_name", sa.String(200), nullable=False),
+    sa.Column("company", sa.String(200), nullable=False),
+    sa.Column("fields", sa.JSON(), nullable=False),
+    sa.Column("tags", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("account_id", "email_key"),
+    sa.Index("ix_contacts_email_key", "email_key"),
+)
+
+# Named lists of contacts; a list with a `filter` is a segment (its members are whoever matches).
+contact_lists = sa.Table(
+    "contact_lists",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("filter", sa.JSON()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("account_id", "name"),
+)
+
+contact_list_members = sa.Table(
+    "contact_list_members",
+    metadata,
+    _fk("list_id", "contact_lists.id"),
+    _fk("contact_id", "contacts.id"),
+    sa.PrimaryKeyConstraint("list_id", "contact_id"),
+    sa.Index("ix_contact_list_members_contact_id", "contact_id"),
+)
+
+# CSV imports: progress and the first row errors, written after each batch.
+contact_imports = sa.Table(
+    "contact_imports",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("on_duplicate", sa.String(10), nullable=False),
+    sa.Column("mapping", sa.JSON(), nullable=False),
+    sa.Column("list_id", Id, sa.ForeignKey("contact_lists.id", ondelete="SET NULL")),
+    sa.Column("total_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("bytes_read", sa.BigInteger(), nullable=False),
+    sa.Column("rows_done", sa.BigInteger(), nullable=False),
+    sa.Column("created", sa.BigInteger(), nullable=False),
+    sa.Column("updated", sa.BigInteger(), nullable=False),
+    sa.Column("skipped", sa.BigInteger(), nullable=False),
+    sa.Column("failed", sa.BigInteger(), nullable=False),
+    sa.Column("peak_rows_held", sa.BigInteger(), nullable=False),
+    sa.Column("errors", sa.JSON(), nullable=False),
+    sa.Column("failure", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_contact_imports_account_id", "account_id"),
+)

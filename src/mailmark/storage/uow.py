@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mailmark.storage.accounts import SqlAccounts
 from mailmark.storage.aliases import SqlAliases
 from mailmark.storage.api_keys import SqlApiKeys
+from mailmark.storage.contacts import SqlContacts
 from mailmark.storage.db import READ_ONLY_OPTION, storage_fault
 from mailmark.storage.deliveries import SqlDeliveries
 from mailmark.storage.dialect import Dialect, dialect_named
@@ -73,6 +74,7 @@ class SqlUnitOfWork:
     aliases: SqlAliases
     vacations: SqlVacations
     sieve_scripts: SqlSieveScripts
+    contacts: SqlContacts
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -126,6 +128,7 @@ class SqlUnitOfWork:
         self.aliases = SqlAliases(conn, dialect)
         self.vacations = SqlVacations(conn, dialect)
         self.sieve_scripts = SqlSieveScripts(conn, dialect)
+        self.contacts = SqlContacts(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

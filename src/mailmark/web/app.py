@@ -26,6 +26,7 @@ from mailmark.core.errors import InvalidInput, MailmarkError, NotFound
 from mailmark.core.mailboxes import MailboxService, split_address
 from mailmark.core.tracking import PIXEL_GIF, OpenTracking
 from mailmark.dns_tools.record_set import MailServer, mta_sts_policy
+from mailmark.metrics import Metrics
 from mailmark.web.api.app.routes import AppServices, api_router
 from mailmark.web.api.v1.routes import BEARER_SCHEME, ApiServices, v1_router
 from mailmark.web.autoconfig import (
@@ -39,6 +40,7 @@ from mailmark.web.autoconfig import (
     thunderbird_config,
 )
 from mailmark.web.errors import error_response
+from mailmark.web.observability import Observability, RequestObserver, observability_handlers
 from mailmark.web.spa import UI_DIR, SchemaExplorer, schema_page_policy, spa_handlers
 
 log = logging.getLogger(__name__)
@@ -244,11 +246,12 @@ def create_app(
     web: AppServices | None = None,
     tracking: OpenTracking | None = None,
     acme_challenges: ChallengeResponses | None = None,
+    observability: Observability | None = None,
     ui_dir: Path = UI_DIR,
 ) -> Litestar:
     """The web application, bound to the services it serves; the /v1 API when `api` is given,
-    the web app's /api when `web` is; the single-page app (and the /schema explorer's files)
-    from `ui_dir`."""
+    the web app's /api when `web` is; /healthz, /readyz and /metrics when `observability` is;
+    the single-page app (and the /schema explorer's files) from `ui_dir`."""
     handlers: list[ControllerRouterHandler] = [
         thunderbird_autoconfig,
         outlook_autodiscover_settings,
@@ -263,8 +266,10 @@ def create_app(
         handlers.append(open_pixel)
     if acme_challenges is not None:
         handlers.append(acme_challenge)
+    if observability is not None:
+        handlers.extend(observability_handlers(observability))
     handlers.extend(spa_handlers(ui_dir))
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         dependencies={
             "mail_server": Provide(lambda: mail_server, use_cache=True, sync_to_thread=False),
@@ -302,3 +307,8 @@ def create_app(
             ),
         ),
     )
+    # Around the router and its error handling, so that every request is timed and logged once,
+    # an unknown route or a refused method included (Litestar's middleware runs after routing).
+    metrics = observability.metrics if observability is not None else Metrics()
+    app.asgi_handler = RequestObserver(app.asgi_handler, metrics)
+    return app

@@ -13,7 +13,7 @@ import uvicorn
 from litestar import Litestar
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from mailmark.connections import ConnectionLimits, descriptor_of
+from mailmark.connections import ConnectionLimits, descriptor_of, listening_socket
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ async def start_http_listener(
     limits: ConnectionLimits,
     header_timeout: float,
     reuse_port: bool = False,
+    sock: socket.socket | None = None,
 ) -> HttpListener:
     """Listen on host:port (port 0 picks a free one) and serve `app` until `close()`.
 
@@ -147,8 +148,11 @@ async def start_http_listener(
     seconds of the connection (or of the previous response).
 
     `reuse_port`: other processes may listen on the same port too (SO_REUSEPORT), and the kernel
-    spreads new connections across them (`mailmark serve --http-workers`)."""
-    sock = _bind(host, port, reuse_port)
+    spreads new connections across them (`mailmark serve --http-workers`).
+
+    `sock`: a socket bound earlier (before dropping root), served instead of binding host:port."""
+    if sock is None:
+        sock = listening_socket(host, port, reuse_port=reuse_port)
     bound_host, bound_port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,
@@ -176,23 +180,6 @@ async def start_http_listener(
         raise
     log.info("HTTP listening on %s:%s", bound_host, bound_port)
     return HttpListener(server, task, bound_host, bound_port, limits)
-
-
-def _bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:

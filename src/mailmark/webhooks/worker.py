@@ -21,6 +21,7 @@ from mailmark.core.webhooks import (
     outcome,
     public_event_type,
 )
+from mailmark.metrics import Metrics
 from mailmark.webhooks.poster import TOTAL_TIMEOUT, WebhookPoster
 
 __all__ = ["WebhookWorker"]
@@ -34,6 +35,12 @@ POLL_INTERVAL = 1.0
 # Connection pools kept: twice the batch, so the pool evicted (least recently used) is never
 # one an attempt of the running batch holds.
 MAX_CLIENTS = 2 * LEASE_BATCH
+# An attempt's result as the metrics name it: a pending delivery is one that will be retried.
+_RESULT_LABELS: dict[str, str] = {
+    WebhookDeliveryStatus.DELIVERED: "delivered",
+    WebhookDeliveryStatus.PENDING: "retrying",
+    WebhookDeliveryStatus.FAILED: "failed",
+}
 
 
 class WebhookWorker:
@@ -48,6 +55,7 @@ class WebhookWorker:
         lease_for: timedelta,
         verify: ssl.SSLContext | bool = True,
         poll_interval: float = POLL_INTERVAL,
+        metrics: Metrics | None = None,
     ) -> None:
         # A batch's attempts run at once and take TOTAL_TIMEOUT at most (the re-check's DNS
         # lookup included): a shorter lease would let another worker take rows still in hand.
@@ -57,6 +65,7 @@ class WebhookWorker:
         self._owner = owner
         self._lease_for = lease_for
         self._poll_interval = poll_interval
+        self._metrics = metrics or Metrics()
         self._poster = WebhookPoster(
             service.targets,
             verify=verify,
@@ -126,6 +135,7 @@ class WebhookWorker:
             int(self._service.now().timestamp()),
         )
         done = outcome(delivery, result.status_code, result.error, self._service.now())
+        self._metrics.webhook_deliveries.labels(_RESULT_LABELS[done.status]).inc()
         if done.status != WebhookDeliveryStatus.DELIVERED:
             log.info(
                 "webhook %d event %s attempt %d: %s",

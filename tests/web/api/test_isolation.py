@@ -32,6 +32,13 @@ class AcmeIds:
     message_id: str
     webhook: str
     suppressed: str
+    contact: str
+    contact_list: str
+    contact_import: str
+
+
+CONTACT = "acme-contact@example.com"
+LIST_NAME = "Acme customers"
 
 
 async def acme_ids(acme: Tenant, world: World) -> AcmeIds:
@@ -63,6 +70,15 @@ async def acme_ids(acme: Tenant, world: World) -> AcmeIds:
             Suppression(domain.id, "gone@example.com", "bounce", "550", world.services.clock.now())
         )
         await uow.commit()
+    contact = await acme.client.post("/v1/contacts", json={"email": CONTACT})
+    contact_list = await acme.client.post("/v1/lists", json={"name": LIST_NAME})
+    await acme.client.post(
+        f"/v1/lists/{contact_list.json()['_id']}/members", json={"emails": [CONTACT]}
+    )
+    contact_import = await acme.client.post(
+        "/v1/contacts/import", content=b"email\nimported@example.com\n"
+    )
+    assert contact_import.status_code == 202, contact_import.text
     return AcmeIds(
         "sales",
         group["_id"],
@@ -70,6 +86,9 @@ async def acme_ids(acme: Tenant, world: World) -> AcmeIds:
         sent["messageId"],
         str(hook.webhook.id),
         "gone@example.com",
+        contact.json()["_id"],
+        contact_list.json()["_id"],
+        contact_import.json()["_id"],
     )
 
 
@@ -185,6 +204,69 @@ def cases() -> dict[tuple[str, str], list[tuple[Call, str]]]:
         ("DELETE", "/v1/webhooks/{webhook:str}"): [
             (lambda c, i: c.delete(f"/v1/webhooks/{i.webhook}"), "404"),
         ],
+        ("GET", "/v1/contacts"): [
+            (lambda c, i: c.get("/v1/contacts"), LISTING),
+            (lambda c, i: c.get("/v1/contacts", params={"listId": i.contact_list}), "404"),
+        ],
+        ("POST", "/v1/contacts"): [
+            (lambda c, i: c.post("/v1/contacts", json={"email": "own@example.com"}), "own"),
+        ],
+        ("GET", "/v1/contacts/{contact_id:str}"): [
+            (lambda c, i: c.get(f"/v1/contacts/{i.contact}"), "404"),
+        ],
+        ("PATCH", "/v1/contacts/{contact_id:str}"): [
+            (lambda c, i: c.patch(f"/v1/contacts/{i.contact}", json={"firstName": "x"}), "404"),
+        ],
+        ("DELETE", "/v1/contacts/{contact_id:str}"): [
+            (lambda c, i: c.delete(f"/v1/contacts/{i.contact}"), "404"),
+        ],
+        ("POST", "/v1/contacts/import"): [
+            (
+                lambda c, i: c.post(
+                    "/v1/contacts/import",
+                    content=b"email\nx@example.com\n",
+                    params={"listId": i.contact_list},
+                ),
+                "404",
+            ),
+        ],
+        ("POST", "/v1/contacts/import/preview"): [
+            (
+                lambda c, i: c.post("/v1/contacts/import/preview", content=b"email\nbroken\n"),
+                LISTING,
+            ),
+        ],
+        ("GET", "/v1/contacts/import/{import_id:str}"): [
+            (lambda c, i: c.get(f"/v1/contacts/import/{i.contact_import}"), "404"),
+        ],
+        ("GET", "/v1/contacts/export"): [
+            (lambda c, i: c.get("/v1/contacts/export"), LISTING),
+            (lambda c, i: c.get("/v1/contacts/export", params={"listId": i.contact_list}), "404"),
+        ],
+        ("GET", "/v1/lists"): [(lambda c, i: c.get("/v1/lists"), LISTING)],
+        ("POST", "/v1/lists"): [
+            (lambda c, i: c.post("/v1/lists", json={"name": "Own list"}), "own")
+        ],
+        ("GET", "/v1/lists/{list_id:str}"): [
+            (lambda c, i: c.get(f"/v1/lists/{i.contact_list}"), "404"),
+        ],
+        ("PATCH", "/v1/lists/{list_id:str}"): [
+            (lambda c, i: c.patch(f"/v1/lists/{i.contact_list}", json={"name": "x"}), "404"),
+        ],
+        ("DELETE", "/v1/lists/{list_id:str}"): [
+            (lambda c, i: c.delete(f"/v1/lists/{i.contact_list}"), "404"),
+        ],
+        ("POST", "/v1/lists/{list_id:str}/members"): [
+            (
+                lambda c, i: c.post(
+                    f"/v1/lists/{i.contact_list}/members", json={"contactIds": [i.contact]}
+                ),
+                "404",
+            ),
+        ],
+        ("DELETE", "/v1/lists/{list_id:str}/members/{contact_id:str}"): [
+            (lambda c, i: c.delete(f"/v1/lists/{i.contact_list}/members/{i.contact}"), "404"),
+        ],
     }
 
 
@@ -224,6 +306,8 @@ async def test_every_v1_route_hides_other_domains(
                     "acme.test",
                     ids.suppressed,
                     "127.0.0.1:9/hook",
+                    CONTACT,
+                    LIST_NAME,
                 ):
                     assert secret not in response.text, where
             else:  # created in the caller's own domain, never acme's
@@ -239,6 +323,8 @@ async def snapshot(acme: Tenant) -> list[object]:
         "/v1/sender-groups",
         "/v1/emails",
         "/v1/suppressions",
+        "/v1/contacts",
+        "/v1/lists",
         "/v1/webhooks",
     ]
     answers = [(await acme.client.get(path)).json() for path in paths]

@@ -22,6 +22,10 @@ from mailmark_sdk.types import (
     Attachment,
     CampaignSendResult,
     CancelResult,
+    Contact,
+    ContactImport,
+    ContactList,
+    ContactPage,
     Email,
     EmailDetail,
     EmailPage,
@@ -52,6 +56,10 @@ class _Call(Generic[T]):
     body: dict[str, Any] | None = None
     params: dict[str, str | int] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    #: A raw request body (a CSV upload) instead of a JSON `body`.
+    content: bytes | None = None
+    #: The answer is text (a CSV download), not JSON.
+    text: bool = False
 
 
 def _segment(value: str) -> str:
@@ -100,6 +108,36 @@ def _mailboxes_json(mailboxes: SenderMailboxes | None) -> list[str] | str | None
     if mailboxes is None or isinstance(mailboxes, str):
         return mailboxes
     return list(mailboxes)
+
+
+def _contact_params(
+    *,
+    status: str | None = None,
+    tag: str | None = None,
+    field: tuple[str, str] | None = None,
+    suppressed: bool | None = None,
+    list_id: str | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    return _without_none(
+        status=status,
+        tag=tag,
+        field=f"{field[0]}={field[1]}" if field is not None else None,
+        suppressed=("true" if suppressed else "false") if suppressed is not None else None,
+        listId=list_id,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def _contact_body(**fields: Any) -> dict[str, Any]:
+    names = {"first_name": "firstName", "last_name": "lastName"}
+    return {
+        names.get(name, name): list(value) if name == "tags" else value
+        for name, value in fields.items()
+        if value is not None
+    }
 
 
 class _Calls:
@@ -293,6 +331,106 @@ class _Calls:
         return _Call("DELETE", f"/v1/suppressions/{_segment(address)}", _deleted)
 
     @staticmethod
+    def list_contacts(filters: dict[str, Any]) -> _Call[ContactPage]:
+        return _Call(
+            "GET",
+            "/v1/contacts",
+            lambda data: ContactPage.from_json(_dict(data)),
+            params=_contact_params(**filters),
+        )
+
+    @staticmethod
+    def create_contact(body: dict[str, Any]) -> _Call[Contact]:
+        return _Call("POST", "/v1/contacts", lambda d: Contact.from_json(_dict(d)), body=body)
+
+    @staticmethod
+    def get_contact(contact_id: str) -> _Call[Contact]:
+        path = f"/v1/contacts/{_segment(contact_id)}"
+        return _Call("GET", path, lambda d: Contact.from_json(_dict(d)))
+
+    @staticmethod
+    def update_contact(contact_id: str, body: dict[str, Any]) -> _Call[Contact]:
+        path = f"/v1/contacts/{_segment(contact_id)}"
+        return _Call("PATCH", path, lambda d: Contact.from_json(_dict(d)), body=body)
+
+    @staticmethod
+    def delete_contact(contact_id: str) -> _Call[bool]:
+        return _Call("DELETE", f"/v1/contacts/{_segment(contact_id)}", _deleted)
+
+    @staticmethod
+    def import_contacts(
+        csv: bytes | str,
+        mapping: Mapping[str, str] | None,
+        on_duplicate: str | None,
+        list_id: str | None,
+    ) -> _Call[ContactImport]:
+        params = _without_none(
+            mapping=json.dumps(dict(mapping)) if mapping is not None else None,
+            onDuplicate=on_duplicate,
+            listId=list_id,
+        )
+        return _Call(
+            "POST",
+            "/v1/contacts/import",
+            lambda d: ContactImport.from_json(_dict(d)),
+            params=params,
+            headers={"Content-Type": "text/csv"},
+            content=csv.encode() if isinstance(csv, str) else csv,
+        )
+
+    @staticmethod
+    def get_contact_import(import_id: str) -> _Call[ContactImport]:
+        path = f"/v1/contacts/import/{_segment(import_id)}"
+        return _Call("GET", path, lambda d: ContactImport.from_json(_dict(d)))
+
+    @staticmethod
+    def export_contacts(filters: dict[str, Any]) -> _Call[str]:
+        params = _contact_params(**filters)
+        return _Call("GET", "/v1/contacts/export", str, params=params, text=True)
+
+    @staticmethod
+    def list_lists() -> _Call[list[ContactList]]:
+        return _Call("GET", "/v1/lists", lambda d: [ContactList.from_json(x) for x in _list(d)])
+
+    @staticmethod
+    def create_list(name: str, filter: Mapping[str, Any] | None) -> _Call[ContactList]:
+        body = _without_none(name=name, filter=dict(filter) if filter is not None else None)
+        return _Call("POST", "/v1/lists", lambda d: ContactList.from_json(_dict(d)), body=body)
+
+    @staticmethod
+    def get_list(list_id: str) -> _Call[ContactList]:
+        path = f"/v1/lists/{_segment(list_id)}"
+        return _Call("GET", path, lambda d: ContactList.from_json(_dict(d)))
+
+    @staticmethod
+    def update_list(
+        list_id: str, name: str | None, filter: Mapping[str, Any] | None
+    ) -> _Call[ContactList]:
+        body = _without_none(name=name, filter=dict(filter) if filter is not None else None)
+        path = f"/v1/lists/{_segment(list_id)}"
+        return _Call("PATCH", path, lambda d: ContactList.from_json(_dict(d)), body=body)
+
+    @staticmethod
+    def delete_list(list_id: str) -> _Call[bool]:
+        return _Call("DELETE", f"/v1/lists/{_segment(list_id)}", _deleted)
+
+    @staticmethod
+    def add_list_members(
+        list_id: str, contact_ids: Sequence[str] | None, emails: Sequence[str] | None
+    ) -> _Call[ContactList]:
+        body = _without_none(
+            contactIds=list(contact_ids) if contact_ids is not None else None,
+            emails=list(emails) if emails is not None else None,
+        )
+        path = f"/v1/lists/{_segment(list_id)}/members"
+        return _Call("POST", path, lambda d: ContactList.from_json(_dict(d)), body=body)
+
+    @staticmethod
+    def remove_list_member(list_id: str, contact_id: str) -> _Call[bool]:
+        path = f"/v1/lists/{_segment(list_id)}/members/{_segment(contact_id)}"
+        return _Call("DELETE", path, _deleted)
+
+    @staticmethod
     def list_webhooks() -> _Call[list[Webhook]]:
         return _Call(
             "GET", "/v1/webhooks", lambda data: [Webhook.from_json(w) for w in _list(data)]
@@ -337,11 +475,18 @@ def _headers(api_key: str) -> dict[str, str]:
 
 def _request(client: httpx.Client | httpx.AsyncClient, call: _Call[Any]) -> httpx.Request:
     return client.build_request(
-        call.method, call.path, json=call.body, params=call.params or None, headers=call.headers
+        call.method,
+        call.path,
+        json=call.body,
+        content=call.content,
+        params=call.params or None,
+        headers=call.headers,
     )
 
 
 def _answer(call: _Call[T], response: httpx.Response) -> T:
+    if call.text and response.is_success:
+        return call.read(response.text)
     try:
         data: Any = response.json() if response.content else None
     except json.JSONDecodeError:
@@ -583,6 +728,147 @@ class Mailmark:
         """Mail a suppressed address again; NotFoundError when it is not on the list."""
         return self._run(_Calls.delete_suppression(address))
 
+    def list_contacts(
+        self,
+        *,
+        status: str | None = None,
+        tag: str | None = None,
+        field: tuple[str, str] | None = None,
+        suppressed: bool | None = None,
+        list_id: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> ContactPage:
+        """Contacts oldest first; `field` is (name, value); `list_id` a list or segment."""
+        filters = {
+            "status": status,
+            "tag": tag,
+            "field": field,
+            "suppressed": suppressed,
+            "list_id": list_id,
+            "cursor": cursor,
+            "limit": limit,
+        }
+        return self._run(_Calls.list_contacts(filters))
+
+    def create_contact(
+        self,
+        email: str,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        company: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        status: str | None = None,
+    ) -> Contact:
+        body = _contact_body(
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            company=company,
+            fields=dict(fields) if fields is not None else None,
+            tags=tags,
+            status=status,
+        )
+        return self._run(_Calls.create_contact(body))
+
+    def get_contact(self, contact_id: str) -> Contact:
+        return self._run(_Calls.get_contact(contact_id))
+
+    def update_contact(
+        self,
+        contact_id: str,
+        *,
+        email: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        company: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        status: str | None = None,
+    ) -> Contact:
+        """Change what is given; `fields` and `tags` replace the old ones."""
+        body = _contact_body(
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            company=company,
+            fields=dict(fields) if fields is not None else None,
+            tags=tags,
+            status=status,
+        )
+        return self._run(_Calls.update_contact(contact_id, body))
+
+    def delete_contact(self, contact_id: str) -> bool:
+        return self._run(_Calls.delete_contact(contact_id))
+
+    def import_contacts(
+        self,
+        csv: bytes | str,
+        *,
+        mapping: Mapping[str, str] | None = None,
+        on_duplicate: str | None = None,
+        list_id: str | None = None,
+    ) -> ContactImport:
+        """Start a CSV import (header row first); poll `get_contact_import` for progress.
+        `mapping`: column header → "email", "first_name", "last_name", "company", "tags",
+        "status", "field:<name>" or "" to leave the column out."""
+        call = _Calls.import_contacts(csv, mapping, on_duplicate, list_id)
+        return self._run(call)
+
+    def get_contact_import(self, import_id: str) -> ContactImport:
+        return self._run(_Calls.get_contact_import(import_id))
+
+    def export_contacts(
+        self,
+        *,
+        status: str | None = None,
+        tag: str | None = None,
+        field: tuple[str, str] | None = None,
+        suppressed: bool | None = None,
+        list_id: str | None = None,
+    ) -> str:
+        """The matching contacts as CSV text (an import file as is)."""
+        filters = {
+            "status": status,
+            "tag": tag,
+            "field": field,
+            "suppressed": suppressed,
+            "list_id": list_id,
+        }
+        return self._run(_Calls.export_contacts(filters))
+
+    def list_lists(self) -> list[ContactList]:
+        return self._run(_Calls.list_lists())
+
+    def create_list(self, name: str, *, filter: Mapping[str, Any] | None = None) -> ContactList:
+        """A list; with a `filter` a segment (status, tag, field {name, value}, suppressed)."""
+        return self._run(_Calls.create_list(name, filter))
+
+    def get_list(self, list_id: str) -> ContactList:
+        return self._run(_Calls.get_list(list_id))
+
+    def update_list(
+        self, list_id: str, *, name: str | None = None, filter: Mapping[str, Any] | None = None
+    ) -> ContactList:
+        return self._run(_Calls.update_list(list_id, name, filter))
+
+    def delete_list(self, list_id: str) -> bool:
+        return self._run(_Calls.delete_list(list_id))
+
+    def add_list_members(
+        self,
+        list_id: str,
+        *,
+        contact_ids: Sequence[str] | None = None,
+        emails: Sequence[str] | None = None,
+    ) -> ContactList:
+        return self._run(_Calls.add_list_members(list_id, contact_ids, emails))
+
+    def remove_list_member(self, list_id: str, contact_id: str) -> bool:
+        return self._run(_Calls.remove_list_member(list_id, contact_id))
+
     def list_webhooks(self) -> list[Webhook]:
         return self._run(_Calls.list_webhooks())
 
@@ -809,6 +1095,149 @@ class AsyncMailmark:
 
     async def delete_suppression(self, address: str) -> bool:
         return await self._run(_Calls.delete_suppression(address))
+
+    async def list_contacts(
+        self,
+        *,
+        status: str | None = None,
+        tag: str | None = None,
+        field: tuple[str, str] | None = None,
+        suppressed: bool | None = None,
+        list_id: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> ContactPage:
+        """Contacts oldest first; `field` is (name, value); `list_id` a list or segment."""
+        filters = {
+            "status": status,
+            "tag": tag,
+            "field": field,
+            "suppressed": suppressed,
+            "list_id": list_id,
+            "cursor": cursor,
+            "limit": limit,
+        }
+        return await self._run(_Calls.list_contacts(filters))
+
+    async def create_contact(
+        self,
+        email: str,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        company: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        status: str | None = None,
+    ) -> Contact:
+        body = _contact_body(
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            company=company,
+            fields=dict(fields) if fields is not None else None,
+            tags=tags,
+            status=status,
+        )
+        return await self._run(_Calls.create_contact(body))
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        return await self._run(_Calls.get_contact(contact_id))
+
+    async def update_contact(
+        self,
+        contact_id: str,
+        *,
+        email: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        company: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        status: str | None = None,
+    ) -> Contact:
+        """Change what is given; `fields` and `tags` replace the old ones."""
+        body = _contact_body(
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            company=company,
+            fields=dict(fields) if fields is not None else None,
+            tags=tags,
+            status=status,
+        )
+        return await self._run(_Calls.update_contact(contact_id, body))
+
+    async def delete_contact(self, contact_id: str) -> bool:
+        return await self._run(_Calls.delete_contact(contact_id))
+
+    async def import_contacts(
+        self,
+        csv: bytes | str,
+        *,
+        mapping: Mapping[str, str] | None = None,
+        on_duplicate: str | None = None,
+        list_id: str | None = None,
+    ) -> ContactImport:
+        """Start a CSV import (header row first); poll `get_contact_import` for progress.
+        `mapping`: column header → "email", "first_name", "last_name", "company", "tags",
+        "status", "field:<name>" or "" to leave the column out."""
+        call = _Calls.import_contacts(csv, mapping, on_duplicate, list_id)
+        return await self._run(call)
+
+    async def get_contact_import(self, import_id: str) -> ContactImport:
+        return await self._run(_Calls.get_contact_import(import_id))
+
+    async def export_contacts(
+        self,
+        *,
+        status: str | None = None,
+        tag: str | None = None,
+        field: tuple[str, str] | None = None,
+        suppressed: bool | None = None,
+        list_id: str | None = None,
+    ) -> str:
+        """The matching contacts as CSV text (an import file as is)."""
+        filters = {
+            "status": status,
+            "tag": tag,
+            "field": field,
+            "suppressed": suppressed,
+            "list_id": list_id,
+        }
+        return await self._run(_Calls.export_contacts(filters))
+
+    async def list_lists(self) -> list[ContactList]:
+        return await self._run(_Calls.list_lists())
+
+    async def create_list(
+        self, name: str, *, filter: Mapping[str, Any] | None = None
+    ) -> ContactList:
+        """A list; with a `filter` a segment (status, tag, field {name, value}, suppressed)."""
+        return await self._run(_Calls.create_list(name, filter))
+
+    async def get_list(self, list_id: str) -> ContactList:
+        return await self._run(_Calls.get_list(list_id))
+
+    async def update_list(
+        self, list_id: str, *, name: str | None = None, filter: Mapping[str, Any] | None = None
+    ) -> ContactList:
+        return await self._run(_Calls.update_list(list_id, name, filter))
+
+    async def delete_list(self, list_id: str) -> bool:
+        return await self._run(_Calls.delete_list(list_id))
+
+    async def add_list_members(
+        self,
+        list_id: str,
+        *,
+        contact_ids: Sequence[str] | None = None,
+        emails: Sequence[str] | None = None,
+    ) -> ContactList:
+        return await self._run(_Calls.add_list_members(list_id, contact_ids, emails))
+
+    async def remove_list_member(self, list_id: str, contact_id: str) -> bool:
+        return await self._run(_Calls.remove_list_member(list_id, contact_id))
 
     async def list_webhooks(self) -> list[Webhook]:
         return await self._run(_Calls.list_webhooks())

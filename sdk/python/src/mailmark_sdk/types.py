@@ -391,3 +391,123 @@ class CancelResult:
             if isinstance(others, list)
             else [],
         )
+
+
+#: A custom field's value on a contact.
+FieldValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    email: str
+    first_name: str
+    last_name: str
+    company: str
+    fields: dict[str, FieldValue]
+    tags: list[str]
+    #: "subscribed", "unsubscribed", "bounced" or "complained".
+    status: str
+    #: On the account's suppression list: never mailed, whatever the status.
+    suppressed: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Contact:
+        fields = data.get("fields")
+        return cls(
+            id=_str(data, "_id"),
+            email=_str(data, "email"),
+            first_name=_str(data, "firstName"),
+            last_name=_str(data, "lastName"),
+            company=_str(data, "company"),
+            fields=dict(fields) if isinstance(fields, dict) else {},
+            tags=_strs(data, "tags"),
+            status=_str(data, "status"),
+            suppressed=data.get("suppressed") is True,
+        )
+
+
+@dataclass(frozen=True)
+class ContactPage:
+    data: list[Contact]
+    #: Pass as ``cursor`` to get the next page; None on the last page.
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContactPage:
+        items = data.get("data")
+        return cls(
+            data=[Contact.from_json(item) for item in items if isinstance(item, dict)]
+            if isinstance(items, list)
+            else [],
+            next_cursor=_opt_str(data, "nextCursor"),
+        )
+
+
+@dataclass(frozen=True)
+class ContactList:
+    id: str
+    name: str
+    #: A segment's saved filter; None for a list with members of its own.
+    filter: dict[str, Any] | None
+    size: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContactList:
+        saved = data.get("filter")
+        return cls(
+            id=_str(data, "_id"),
+            name=_str(data, "name"),
+            filter=dict(saved) if isinstance(saved, dict) else None,
+            size=_opt_int(data, "size") or 0,
+        )
+
+
+@dataclass(frozen=True)
+class RowError:
+    #: The row as a spreadsheet numbers it (the header is row 1).
+    row: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ContactImport:
+    id: str
+    #: "running", "done" or "failed".
+    status: str
+    mapping: dict[str, str]
+    total_bytes: int
+    bytes_read: int
+    rows_done: int
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    errors: list[RowError]
+    #: Why the file as a whole could not be read (empty unless status is "failed").
+    failure: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContactImport:
+        mapping = data.get("mapping")
+        errors = data.get("errors")
+        return cls(
+            id=_str(data, "_id"),
+            status=_str(data, "status"),
+            mapping=dict(mapping) if isinstance(mapping, dict) else {},
+            total_bytes=_opt_int(data, "totalBytes") or 0,
+            bytes_read=_opt_int(data, "bytesRead") or 0,
+            rows_done=_opt_int(data, "rowsDone") or 0,
+            created=_opt_int(data, "created") or 0,
+            updated=_opt_int(data, "updated") or 0,
+            skipped=_opt_int(data, "skipped") or 0,
+            failed=_opt_int(data, "failed") or 0,
+            errors=[
+                RowError(int(e.get("row", 0)), str(e.get("reason", "")))
+                for e in errors
+                if isinstance(e, dict)
+            ]
+            if isinstance(errors, list)
+            else [],
+            failure=str(data.get("failure") or ""),
+        )

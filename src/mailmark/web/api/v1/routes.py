@@ -10,13 +10,16 @@ from litestar.di import Provide
 from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.campaigns import CampaignExpansion
+from mailmark.core.contacts import ContactService
 from mailmark.core.emails import EmailService
 from mailmark.core.idempotency import IdempotencyService
 from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.webhooks import WebhookService
 from mailmark.web.api.v1.aliases import AliasController
 from mailmark.web.api.v1.auth import api_key_guard, current_principal
+from mailmark.web.api.v1.contacts import ContactController
 from mailmark.web.api.v1.emails import EmailController
+from mailmark.web.api.v1.lists import ListController
 from mailmark.web.api.v1.mailboxes import MailboxController
 from mailmark.web.api.v1.send import send
 from mailmark.web.api.v1.sender_groups import SenderGroupController
@@ -33,6 +36,7 @@ class ApiServices:
     api_keys: ApiKeyService
     campaigns: CampaignExpansion
     sender_groups: SenderGroupService
+    contacts: ContactService
     emails: EmailService
     idempotency: IdempotencyService
     webhooks: WebhookService
@@ -50,6 +54,8 @@ def v1_router(api: ApiServices) -> Router:
             EmailController,
             SuppressionController,
             WebhookController,
+            ContactController,
+            ListController,
         ],
         guards=[api_key_guard(api.api_keys)],
         dependencies={
@@ -58,6 +64,7 @@ def v1_router(api: ApiServices) -> Router:
             "sender_groups": Provide(
                 lambda: api.sender_groups, use_cache=True, sync_to_thread=False
             ),
+            "contacts": Provide(lambda: api.contacts, use_cache=True, sync_to_thread=False),
             "emails": Provide(lambda: api.emails, use_cache=True, sync_to_thread=False),
             "idempotency": Provide(lambda: api.idempotency, use_cache=True, sync_to_thread=False),
             "webhooks": Provide(lambda: api.webhooks, use_cache=True, sync_to_thread=False),
