@@ -38,7 +38,7 @@ from smtp_in import fresh_database  # the inbound bench's fresh PostgreSQL datab
 
 from mailmark.bootstrap import Services, build_services
 from mailmark.config import Settings
-from mailmark.core.plans import UNCOUNTED_PLANS, month_start
+from mailmark.core.plans import UNCOUNTED_PLANS, usage_month
 from mailmark.core.states import AccountStatus, DeliveryStatus
 from mailmark.storage.tables import accounts, deliveries, outbound_messages
 
@@ -133,7 +133,7 @@ async def measure_check(services: Services, account_id: int, runs: int) -> dict[
     """The check's statement alone, interleaved so that the machine's load weighs on both alike:
     reading the account without counting (a recent count reused, or an unlimited plan), and with
     the count of its month (once a minute per account)."""
-    since = month_start(services.clock.now())
+    since = usage_month(services.clock.now())
     timings: dict[str, list[float]] = {"read only": [], "read and count the month": []}
     for _ in range(runs):
         for name, count_ids in (("read only", []), ("read and count the month", [account_id])):

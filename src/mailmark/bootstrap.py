@@ -25,6 +25,7 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mailmark.billing.polar import PolarProvider
 from mailmark.certificates.acme_issuer import (
     CHECK_INTERVAL,
     AcmeIssuer,
@@ -47,6 +48,7 @@ from mailmark.connections import (
 from mailmark.core.accounts import AccountService
 from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.billing import BillingService
 from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.contacts import ContactService
 from mailmark.core.delivery import InboundDelivery
@@ -139,6 +141,7 @@ from mailmark.storage.uow import SqlUnitOfWorkFactory
 from mailmark.web.api.app.routes import AppServices
 from mailmark.web.api.v1.routes import ApiServices
 from mailmark.web.app import create_app
+from mailmark.web.billing import PolarWebhook
 from mailmark.web.image_proxy import ImageProxy
 from mailmark.web.observability import Observability
 from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
@@ -163,6 +166,7 @@ class Services:
     clock: Clock
     resolver: DnsResolver
     accounts: AccountService
+    billing: BillingService
     domains: DomainService
     mailboxes: MailboxService
     aliases: AliasService
@@ -204,8 +208,12 @@ class Services:
     spam_filter: SpamFilter | None = None
     rspamd: Rspamd | None = None
     spam_learning: SpamLearning | None = None
+    # Selling plans through Polar (None: billing is off).
+    polar: PolarProvider | None = None
 
     async def close(self) -> None:
+        if self.polar is not None:
+            await self.polar.close()
         if self.spam_learning is not None:
             await self.spam_learning.close()
         if self.rspamd is not None:
@@ -218,6 +226,38 @@ class Services:
         await self.contacts.stop_imports()
         await self.blobs.close()
         await self.engine.dispose()
+
+
+def polar_provider(settings: Settings) -> PolarProvider | None:
+    if settings.billing != "polar" or settings.polar_access_token is None:
+        return None
+    return PolarProvider(
+        settings.polar_access_token.get_secret_value(),
+        polar_products(settings),
+        server=settings.polar_server,
+        base_url=settings.polar_base_url or None,
+    )
+
+
+def polar_products(settings: Settings) -> dict[str, str]:
+    """Each plan's Polar product id."""
+    return {
+        "starter": settings.polar_product_starter,
+        "pro": settings.polar_product_pro,
+        "business": settings.polar_product_business,
+    }
+
+
+def polar_webhook(services: Services) -> PolarWebhook | None:
+    """Polar's webhook endpoint, when plans are sold through Polar."""
+    settings = services.settings
+    if services.polar is None or settings.polar_webhook_secret is None:
+        return None
+    return PolarWebhook(
+        services.billing,
+        settings.polar_webhook_secret.get_secret_value(),
+        polar_products(settings),
+    )
 
 
 def rspamd_client(settings: Settings, resolver: DnsResolver | None = None) -> Rspamd | None:
@@ -347,6 +387,7 @@ async def build_services(
     spam_filter = spam_filters(settings, resolver, rspamd)
     learning = SpamLearning(rspamd) if rspamd is not None and rspamd.trains else None
     accounts = AccountService(uow, clock, passwords_service, wake_queue=queue.kick)
+    polar = polar_provider(settings)
     # The store publishes on the signals delivery uses, so MX mail and IMAP changes both wake IDLE.
     mailstore = MailStore(
         uow,
@@ -366,6 +407,8 @@ async def build_services(
         clock=clock,
         resolver=resolver,
         accounts=accounts,
+        billing=BillingService(uow, clock, accounts, polar, wake_queue=queue.kick),
+        polar=polar,
         domains=domains,
         mailboxes=mailboxes,
         aliases=AliasService(uow, clock, mailboxes),
@@ -851,6 +894,7 @@ async def start_listeners(
             observability=observability(
                 services, [("queue_worker", running_check("queue worker", lambda: worker.running))]
             ),
+            billing_webhook=polar_webhook(services),
         )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
@@ -1073,6 +1117,7 @@ def app_services(services: Services) -> AppServices:
         aliases=services.aliases,
         vacation=services.vacation,
         sieve=services.sieve,
+        billing=services.billing,
     )
 
 
@@ -1259,6 +1304,7 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             acme_challenges=acme_challenges(settings),
             # The main process runs the queue worker; this one serves HTTP only.
             observability=observability(services, []),
+            billing_webhook=polar_webhook(services),
         )
         http = await _listening(
             "HTTP",

@@ -16,9 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailmark.bootstrap import build_services
 from mailmark.config import Settings
+from mailmark.core.states import DeliveryStatus
 from mailmark.storage.db import create_engine
 from mailmark.storage.migrate import alembic_config, migrate
-from mailmark.storage.tables import FULLTEXT_TABLE, accounts, metadata
+from mailmark.storage.tables import (
+    FULLTEXT_TABLE,
+    accounts,
+    deliveries,
+    metadata,
+    outbound_messages,
+)
 
 
 @pytest.fixture
@@ -334,3 +341,68 @@ async def test_subscribed_folders_become_subscriptions_and_back(engine: AsyncEng
             await conn.execute(sa.text("SELECT name, subscribed FROM folders ORDER BY id"))
         ).all()
     assert [(name, bool(flag)) for name, flag in rows] == [("INBOX", True), ("Junk", False)]
+
+
+async def test_usage_rows_are_filled_from_the_queue_rows_already_there(
+    engine: AsyncEngine,
+) -> None:
+    """0028 counts each account's queue rows into one usage row per calendar month (UTC)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0027"))
+    november, december = (
+        datetime(2026, 11, 30, 23, 59, tzinfo=UTC),
+        datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO accounts (id, name, plan, status, created_at) "
+                "VALUES (1, 'acme', 'starter', 'active', '2026-11-01 10:00:00')"
+            )
+        )
+        await conn.execute(
+            sa.text(
+                "INSERT INTO domains (id, account_id, name, created_at, trusted, "
+                "return_path_published) VALUES (1, 1, 'acme.test', '2026-11-01 10:00:00', true, false)"
+            )
+        )
+        for number, (created, recipients) in enumerate(((november, 2), (december, 3)), start=1):
+            await conn.execute(
+                outbound_messages.insert().values(
+                    id=number,
+                    account_id=1,
+                    domain_id=1,
+                    blob_key="0" * 64,
+                    size=10,
+                    envelope_from="bounce@acme.test",
+                    token=f"{number:024d}",
+                    from_addr="sales@acme.test",
+                    source="api",
+                    created_at=created,
+                )
+            )
+            await conn.execute(
+                deliveries.insert(),
+                [
+                    {
+                        "outbound_id": number,
+                        "recipient": f"r{n}@remote.test",
+                        "recipient_domain": "remote.test",
+                        "status": DeliveryStatus.DELIVERED,
+                        "attempts": 1,
+                        "next_attempt_at": created,
+                        "expires_at": created,
+                        "created_at": created,
+                        "updated_at": created,
+                    }
+                    for n in range(recipients)
+                ],
+            )
+    await migrate(engine)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text("SELECT account_id, month, emails_sent FROM account_usage ORDER BY month")
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [(1, "2026-11", 2), (1, "2026-12", 3)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -34,6 +34,8 @@ class Receiver:
     tls: ssl.SSLContext | None = None
     delay: float = 0.0
     statuses: list[int] = field(default_factory=list)
+    # A JSON body to answer each request with (by method and path), instead of "ok".
+    answer: Callable[[Request], object] | None = None
     requests: list[Request] = field(default_factory=list)
     port: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -71,8 +73,14 @@ class Receiver:
             self.arrived.set()
             status = self.statuses.pop(0) if self.statuses else 200
             extra = "Location: http://127.0.0.1:1/elsewhere\r\n" if 300 <= status < 400 else ""
+            content = b"ok"
+            if self.answer is not None:
+                content = json.dumps(self.answer(self.requests[-1])).encode()
+                extra += "Content-Type: application/json\r\n"
             writer.write(
-                f"HTTP/1.1 {status} X\r\n{extra}Content-Length: 2\r\nConnection: close\r\n\r\nok".encode()
+                f"HTTP/1.1 {status} X\r\n{extra}Content-Length: {len(content)}\r\n"
+                f"Connection: close\r\n\r\n".encode()
+                + content
             )
             await writer.drain()
         except (ConnectionError, ValueError, asyncio.IncompleteReadError):

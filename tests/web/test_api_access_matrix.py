@@ -570,6 +570,29 @@ def cases() -> dict[tuple[str, str], list[Case]]:
                 other=200,  # their own account
             )
         ],
+        # --- billing (off here: owners and admins are told the operator sets plans)
+        ("GET", "/api/billing"): [everyone(lambda c, p, s: c.get("/api/billing"), 200, other=200)],
+        ("POST", "/api/billing/checkout"): [
+            manage(
+                lambda c, p, s: c.post("/api/billing/checkout", json={"plan": "pro"}),
+                409,
+                other=409,
+            )
+        ],
+        ("POST", "/api/billing/portal"): [
+            manage(lambda c, p, s: c.post("/api/billing/portal"), 409, other=409)
+        ],
+        ("POST", "/api/billing/plan"): [
+            manage(
+                lambda c, p, s: c.post("/api/billing/plan", json={"plan": "pro"}), 409, other=409
+            )
+        ],
+        ("POST", "/api/billing/cancel"): [
+            manage(lambda c, p, s: c.post("/api/billing/cancel"), 409, other=409)
+        ],
+        ("POST", "/api/billing/resume"): [
+            manage(lambda c, p, s: c.post("/api/billing/resume"), 409, other=409)
+        ],
         # --- team (owner/admin only)
         ("GET", "/api/team"): [manage(lambda c, p, s: c.get("/api/team"), 200, other=200)],
         ("POST", "/api/team/invitations"): [

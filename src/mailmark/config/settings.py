@@ -306,6 +306,18 @@ class Settings(BaseSettings):
     # own actions (reject; add header and rewrite subject file in Junk). Unset: its actions only.
     spam_reject_score: float | None = None
     spam_junk_score: float | None = None
+    # Selling plans through Polar (core/billing.py, billing/polar.py). "off", the default: no
+    # payment is asked and accounts keep the plan the operator gives them (a self-hoster's stay
+    # `unlimited`). "polar" needs the access token, the webhook secret and the three product ids.
+    polar_access_token: SecretStr | None = None
+    polar_webhook_secret: SecretStr | None = None
+    polar_server: Literal["production", "sandbox"] = "production"
+    # Overrides polar_server's API address (a proxy, or a stand-in in tests).
+    polar_base_url: str = ""
+    polar_product_starter: str = ""
+    polar_product_pro: str = ""
+    polar_product_business: str = ""
+    billing: Literal["off", "polar"] = "off"
     # Answer rspamd's "soft reject" and "greylist" actions with 451 (greylisting); off, those
     # messages are judged by their score.
     spam_greylisting: bool = False
@@ -469,10 +481,37 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("mta_sts_mode", "password_hash_cost", "signup", "log_format", mode="before")
+    @field_validator(
+        "mta_sts_mode",
+        "password_hash_cost",
+        "signup",
+        "log_format",
+        "billing",
+        "polar_server",
+        mode="before",
+    )
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("billing")
+    @classmethod
+    def _billing(cls, value: str, info: ValidationInfo) -> str:
+        if value == "polar":
+            missing = [
+                f"{ENV_PREFIX}{name.upper()}"
+                for name in (
+                    "polar_access_token",
+                    "polar_webhook_secret",
+                    "polar_product_starter",
+                    "polar_product_pro",
+                    "polar_product_business",
+                )
+                if not info.data.get(name)
+            ]
+            if missing:
+                raise ValueError(f"billing through Polar needs {', '.join(missing)}")
+        return value
 
     @field_validator("relay_host")
     @classmethod

@@ -26,8 +26,9 @@ from mailmark.core.plans import (
     ensure_domain_quota,
     ensure_email_quota,
     ensure_mailbox_quota,
-    month_start,
     plan_named,
+    settled,
+    usage_month,
 )
 from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.states import AccountStatus
@@ -88,7 +89,7 @@ def overview_of(account: Account, usage: Usage, now: datetime) -> AccountOvervie
     days_left = None
     if account.trial_ends_at is not None and status == "trial":
         days_left = max(0, math.ceil((account.trial_ends_at - now).total_seconds() / 86400))
-    shown = plan if status != "active" else plan_named(account.plan)
+    shown = plan
     return AccountOverview(
         account,
         status,
@@ -234,9 +235,7 @@ class AccountService:
             usage = Usage(
                 domains=await uow.domains.count_for_account(account.id),
                 mailboxes=await uow.mailboxes.count_for_account(account.id),
-                emails_this_month=await uow.outbound.count_recipients_since(
-                    account.id, month_start(now)
-                ),
+                emails_this_month=await uow.usage.sent_in(account.id, usage_month(now)),
             )
         return overview_of(account, usage, now)
 
@@ -261,7 +260,7 @@ class AccountService:
         """Every account by name with its status, plan, usage and notices."""
         now = self._clock.now()
         async with self._uow(read_only=True) as uow:
-            found = await uow.accounts.list_with_usage(month_start(now))
+            found = await uow.accounts.list_with_usage(usage_month(now))
         return [
             overview_of(account, Usage(domains, mailboxes, emails), now)
             for account, domains, mailboxes, emails in found
@@ -282,14 +281,13 @@ class AccountService:
         return overview
 
     async def resume(self, name: str) -> tuple[AccountOverview, int]:
-        """Undo a pause: back on its trial while that still runs, else active on its plan."""
-        account = await self.get(name)
+        """Undo a pause (or a plan cancelled and past its period end): back on its trial while
+        that still runs, else active on its plan."""
         now = self._clock.now()
+        account = settled(await self.get(name), now)
         on_trial = account.trial_ends_at is not None and now < account.trial_ends_at
         status = AccountStatus.TRIAL if on_trial else AccountStatus.ACTIVE
-        if account.status == AccountStatus.PAUSED or (
-            account.status == AccountStatus.TRIAL and not on_trial
-        ):
+        if account.status == AccountStatus.PAUSED:
             return await self._set(name, None, status)
         raise Conflict(f"Account {account.name!r} is not paused.")
 
@@ -302,7 +300,17 @@ class AccountService:
             if account is None or account.id is None:
                 raise NotFound(f"No account named {name!r}.")
             await uow.accounts.lock(account.id)
-            await uow.accounts.set_plan(account.id, plan or account.plan, status)
+            # The operator's word is final: a cancel or a downgrade waiting for the period end
+            # no longer applies.
+            await uow.accounts.save_lifecycle(
+                replace(
+                    settled(account, now),
+                    plan=plan or account.plan,
+                    status=status,
+                    cancel_at_period_end=False,
+                    scheduled_plan=None,
+                )
+            )
             released = 0
             if status != AccountStatus.PAUSED:
                 released = await uow.deliveries.release_held(account.id, now)

@@ -160,6 +160,10 @@ class ProviderUnavailable(MailmarkError):
     """An OpenID Connect provider could not be reached, or answered something unusable."""
 
 
+class PaymentProviderUnavailable(MailmarkError):
+    """The payment provider could not be reached, or refused or garbled a call."""
+
+
 class SignInRefused(Forbidden):
     """A sign-in through an OpenID Connect provider is refused; subclasses say why."""
 

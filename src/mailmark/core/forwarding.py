@@ -26,7 +26,7 @@ from mailmark.core.errors import InvalidInput, MailmarkError, NotFound, RelayDen
 from mailmark.core.mailboxes import split_address
 from mailmark.core.message_meta import header_fields, header_values, read_metadata
 from mailmark.core.model import Mailbox, MailboxForwarding
-from mailmark.core.plans import effective_plan, ensure_email_quota, month_start
+from mailmark.core.plans import effective_plan, ensure_email_quota, usage_month
 from mailmark.core.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.sending import new_token
 from mailmark.core.srs import Srs
@@ -172,9 +172,7 @@ class ForwardingRule:
             try:
                 plan = effective_plan(account, now)
                 if plan.emails_per_month is not None:
-                    sent = await uow.outbound.count_recipients_since(
-                        account.id or 0, month_start(now)
-                    )
+                    sent = await uow.usage.sent_in(account.id or 0, usage_month(now))
                     ensure_email_quota(plan, sent, count)
             except MailmarkError as error:
                 return error.message

@@ -23,6 +23,12 @@ class Account:
     created_at: datetime
     trial_ends_at: datetime | None = None
     id: int | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    scheduled_plan: str | None = None  # a downgrade waiting for current_period_end
+    billing_customer_id: str | None = None
+    subscription_id: str | None = None
+    subscription_modified_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from mailmark.core.errors import AccountPaused, InvalidInput, QuotaExceeded
 from mailmark.core.model import Account
@@ -44,8 +44,15 @@ def plan_named(name: str) -> Plan:
 
 
 def effective_plan(account: Account, now: datetime) -> Plan:
-    """Accounts without an active subscription (trial) get Starter limits; a lapsed trial pauses."""
+    """Accounts without an active subscription (trial) get Starter limits; a lapsed trial pauses.
+    At the end of the paid period a cancelled plan pauses and a scheduled downgrade takes over,
+    whether or not the change has been written back yet (core/billing.py settles it)."""
     if account.status == AccountStatus.ACTIVE:
+        if account.current_period_end is not None and now >= account.current_period_end:
+            if account.cancel_at_period_end:
+                raise AccountPaused(PAUSED_TEXT)
+            if account.scheduled_plan is not None:
+                return plan_named(account.scheduled_plan)
         return plan_named(account.plan)
     if (
         account.status == AccountStatus.TRIAL
@@ -58,9 +65,41 @@ def effective_plan(account: Account, now: datetime) -> Plan:
     raise AccountPaused(TRIAL_ENDED_TEXT)
 
 
+def settled(account: Account, now: datetime) -> Account:
+    """The account with what its dates decided written in: a lapsed trial is paused; at the end
+    of the paid period a cancelled plan is paused and a scheduled downgrade takes over (the
+    rules `effective_plan` already applies when the account is read)."""
+    if (
+        account.status == AccountStatus.TRIAL
+        and account.trial_ends_at is not None
+        and now >= account.trial_ends_at
+    ):
+        return replace(account, status=AccountStatus.PAUSED)
+    if (
+        account.status == AccountStatus.ACTIVE
+        and account.current_period_end is not None
+        and now >= account.current_period_end
+    ):
+        if account.cancel_at_period_end:
+            return replace(
+                account,
+                status=AccountStatus.PAUSED,
+                cancel_at_period_end=False,
+                scheduled_plan=None,
+            )
+        if account.scheduled_plan is not None:
+            return replace(account, plan=account.scheduled_plan, scheduled_plan=None)
+    return account
+
+
 def month_start(now: datetime) -> datetime:
     """The start of the calendar month the email quota counts from."""
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def usage_month(now: datetime) -> str:
+    """The key of the calendar month (UTC) whose usage row counts a send at `now`."""
+    return now.astimezone(UTC).strftime("%Y-%m")
 
 
 def next_month_start(now: datetime) -> datetime:

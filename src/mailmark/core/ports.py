@@ -56,7 +56,7 @@ from mailmark.core.model import (
 )
 from mailmark.core.search import Criteria
 from mailmark.core.sieve.model import ActiveScriptVersion, SieveScript
-from mailmark.core.states import AccountStatus, DeliveryStatus, DkimKeyState
+from mailmark.core.states import DeliveryStatus, DkimKeyState
 
 if TYPE_CHECKING:
     # core.relays and core.contacts use these ports at run time.
@@ -68,6 +68,28 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
         ...
+
+
+class PaymentProvider(Protocol):
+    """Where plans are paid for (billing/polar.py). Accounts are known to it by `account_ref`
+    (the account id as text), so its events find their account again."""
+
+    async def checkout_url(
+        self, plan: str, *, account_ref: str, email: str, success_url: str, return_url: str
+    ) -> str:
+        """Where the customer pays for `plan`."""
+        ...
+
+    async def portal_url(self, *, account_ref: str, return_url: str) -> str:
+        """The customer's own page for card and invoices."""
+        ...
+
+    async def change_plan(self, subscription_id: str, plan: str, *, at_once: bool) -> None:
+        """Move the subscription to `plan`: at once (prorated by the provider) or from the next
+        period."""
+        ...
+
+    async def set_cancel_at_period_end(self, subscription_id: str, cancel: bool) -> None: ...
 
 
 class SystemClock:
@@ -177,25 +199,54 @@ class AccountRepository(Protocol):
     async def get(self, account_id: int) -> Account | None: ...
     async def get_by_name(self, name: str) -> Account | None: ...
     async def set_name(self, account_id: int, name: str) -> None: ...
-    async def set_plan(self, account_id: int, plan: str, status: AccountStatus) -> None: ...
-    async def list_with_usage(self, since: datetime) -> list[tuple[Account, int, int, int]]:
-        """Every account by name with its domains, mailboxes and emails sent since `since`."""
+    async def list_with_usage(self, month: str) -> list[tuple[Account, int, int, int]]:
+        """Every account by name with its domains, mailboxes and emails sent in `month`."""
         ...
 
     async def sending_states(
         self,
         account_ids: Sequence[int],
-        since: datetime,
+        month: str,
         count_ids: Collection[int],
         uncounted_plans: Sequence[str],
     ) -> list[tuple[Account, int | None]]:
-        """The accounts, each with the emails it sent since `since` when it is in `count_ids`
+        """The accounts, each with the emails it sent in `month` when it is in `count_ids`
         and not an active account on one of `uncounted_plans` (else None), in one statement."""
         ...
 
     async def lock(self, account_id: int) -> None:
         """Serialise, until commit, transactions that count and then add to this account (quotas
         across several nodes)."""
+        ...
+
+    async def get_by_subscription(self, subscription_id: str) -> Account | None: ...
+    async def save_lifecycle(self, account: Account) -> None:
+        """Write the account's plan, status, period and billing ids as given."""
+        ...
+
+
+class UsageRepository(Protocol):
+    """Emails sent per account and calendar month ("YYYY-MM"), one row each."""
+
+    async def add(self, account_id: int, month: str, emails: int) -> None:
+        """Add to the month's row (created at the first send), in the caller's transaction."""
+        ...
+
+    async def sent_in(self, account_id: int, month: str) -> int: ...
+
+
+class BillingEventRepository(Protocol):
+    """The payment provider's webhook events as received, each once by its id."""
+
+    async def add(
+        self, event_id: str, event_type: str, occurred_at: datetime, now: datetime, payload: str
+    ) -> bool:
+        """Keep the event; False when one with this id was kept already (a replay)."""
+        ...
+
+    async def set_outcome(self, event_id: str, outcome: str) -> None: ...
+    async def outcomes(self) -> list[tuple[str, str, str]]:
+        """(event id, type, outcome) of every event, in the order received."""
         ...
 
 
@@ -661,10 +712,6 @@ class OutboundRepository(Protocol):
         """The sending domain's id of each of these outbound messages that exists."""
         ...
 
-    async def count_recipients_since(self, account_id: int, since: datetime) -> int:
-        """Emails (one per recipient) the account has sent since `since`, for the monthly quota."""
-        ...
-
 
 class DeliveryRepository(Protocol):
     """The outbound queue: one row per recipient of an outbound message."""
@@ -1018,6 +1065,10 @@ class UnitOfWork(Protocol):
 
     @property
     def accounts(self) -> AccountRepository: ...
+    @property
+    def usage(self) -> UsageRepository: ...
+    @property
+    def billing_events(self) -> BillingEventRepository: ...
     @property
     def users(self) -> UserRepository: ...
     @property

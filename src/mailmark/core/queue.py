@@ -33,7 +33,7 @@ from mailmark.core.events import record_events
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.mailstore import copy_placements
 from mailmark.core.model import DeliveryOutcome, LeasedDelivery, NewDelivery
-from mailmark.core.plans import UNCOUNTED_PLANS, held_reason, month_start, next_month_start
+from mailmark.core.plans import UNCOUNTED_PLANS, held_reason, next_month_start, usage_month
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.smtp_reply import MAX_REPLY_TEXT, SmtpReply
 from mailmark.core.states import DeliveryStatus, EventType, SpecialFolder
@@ -63,6 +63,7 @@ class QueuedMessage:
     """An outbound message to queue for its recipients, first tried at `scheduled_at` or now."""
 
     outbound_id: int
+    account_id: int  # whose monthly usage the recipients count in
     recipients: Sequence[str]
     scheduled_at: datetime | None = None
 
@@ -103,15 +104,21 @@ class OutboundQueue:
         # Set by `kick`; the workers wait on it between due times.
         self._wakeup = asyncio.Event()
         # Account id → (month start, counted at, emails that month), for `_blocked_accounts`.
-        self._month_counts: dict[int, tuple[datetime, datetime, int]] = {}
+        self._month_counts: dict[int, tuple[str, datetime, int]] = {}
 
     async def enqueue(
         self, uow: UnitOfWork, messages: Sequence[QueuedMessage], now: datetime
     ) -> None:
         """One row per recipient in the caller's transaction, given up `queue_lifetime` after its
-        first attempt. The caller kicks the workers once that transaction has committed."""
+        first attempt, each counted in its account's usage row for this calendar month (the
+        quota's count, kept in step with the rows it counts). The caller kicks the workers once
+        that transaction has committed."""
         rows = []
+        per_account: dict[int, int] = {}
         for message in messages:
+            per_account[message.account_id] = per_account.get(message.account_id, 0) + len(
+                message.recipients
+            )
             first_attempt = max(now, message.scheduled_at) if message.scheduled_at else now
             rows += [
                 NewDelivery(
@@ -125,6 +132,9 @@ class OutboundQueue:
                 for address in message.recipients
             ]
         await uow.deliveries.add_many(rows)
+        month = usage_month(now)
+        for account_id, emails in sorted(per_account.items()):
+            await uow.usage.add(account_id, month, emails)
 
     def expires_at(self, first_attempt: datetime) -> datetime:
         """When a row first tried at `first_attempt` is given up: `queue_lifetime` later."""
@@ -183,7 +193,7 @@ class OutboundQueue:
         which counts this month's mail only for accounts with a limit and no recent count."""
         if not leased:
             return {}
-        since = month_start(now)
+        since = usage_month(now)
         account_ids = sorted({d.account_id for d in leased})
         recent: dict[int, int] = {}
         for account_id in account_ids:

@@ -43,7 +43,7 @@ from mailmark.core.message_meta import (
     without_our_authentication_results,
 )
 from mailmark.core.model import Mailbox, OutboundMessage, Suppression
-from mailmark.core.plans import Plan, effective_plan, ensure_email_quota, month_start
+from mailmark.core.plans import Plan, effective_plan, ensure_email_quota, usage_month
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.queue import OutboundQueue, QueuedMessage
 from mailmark.core.states import EventType, SpecialFolder, SuppressionReason, SystemFlag
@@ -487,7 +487,7 @@ class SendingService:
                 # Without a monthly limit there is nothing to count (the count grows all month).
                 sent = 0
                 if plan.emails_per_month is not None:
-                    sent = await uow.outbound.count_recipients_since(account_id, month_start(now))
+                    sent = await uow.usage.sent_in(account_id, usage_month(now))
                 usage[account_id] = (plan, sent)
             # One suppression lookup per sending domain for the whole batch.
             wanted: dict[int, set[str]] = {}
@@ -638,8 +638,8 @@ class SendingService:
         await self._queue.enqueue(
             uow,
             [
-                QueuedMessage(outbound_id, item.recipients, item.scheduled_at)
-                for item, outbound_id in zip(items, outbound_ids, strict=True)
+                QueuedMessage(outbound_id, sender.account_id, item.recipients, item.scheduled_at)
+                for item, outbound_id, (_, sender) in zip(items, outbound_ids, senders, strict=True)
             ],
             now,
         )

@@ -135,7 +135,9 @@ class SystemMail:
                     )
                 )
                 assert outbound.id is not None
-                await self._queue.enqueue(uow, [QueuedMessage(outbound.id, recipients)], now)
+                await self._queue.enqueue(
+                    uow, [QueuedMessage(outbound.id, account_id, recipients)], now
+                )
                 await uow.commit()
         except BaseException:
             if created:

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import asdict
-from datetime import datetime
 
 import sqlalchemy as sa
 
 from mailmark.core.model import Account
 from mailmark.core.states import AccountStatus
 from mailmark.storage.sql import Repository, chunks, row_values
-from mailmark.storage.tables import accounts, deliveries, domains, mailboxes, outbound_messages
+from mailmark.storage.tables import account_usage, accounts, domains, mailboxes
 
 
-def _recipients_since(since: datetime) -> sa.ScalarSelect[int]:
-    """The account's queue rows of messages created since `since` (the monthly email count,
-    counted through the (account_id, created_at) index), correlated to the outer account."""
+def _sent_in(month: str) -> sa.ScalarSelect[int]:
+    """The account's emails of the calendar month (its usage row, 0 without one), correlated to
+    the outer account."""
     return (
-        sa.select(sa.func.count())
-        .select_from(deliveries.join(outbound_messages))
-        .where(
-            outbound_messages.c.account_id == accounts.c.id,
-            outbound_messages.c.created_at >= since,
-        )
+        sa.select(sa.func.coalesce(sa.func.max(account_usage.c.emails_sent), 0))
+        .where(account_usage.c.account_id == accounts.c.id, account_usage.c.month == month)
         .correlate(accounts)
         .scalar_subquery()
     )
@@ -44,7 +39,7 @@ class SqlAccounts(Repository):
         row = (await self._conn.execute(accounts.select().where(accounts.c.name == name))).first()
         return Account(**row._mapping) if row else None
 
-    async def list_with_usage(self, since: datetime) -> list[tuple[Account, int, int, int]]:
+    async def list_with_usage(self, month: str) -> list[tuple[Account, int, int, int]]:
         domain_count = (
             sa.select(sa.func.count())
             .where(domains.c.account_id == accounts.c.id)
@@ -62,7 +57,7 @@ class SqlAccounts(Repository):
             *accounts.c,
             domain_count.label("n_domains"),
             mailbox_count.label("n_mailboxes"),
-            _recipients_since(since).label("n_emails"),
+            _sent_in(month).label("n_emails"),
         ).order_by(accounts.c.name)
         found = []
         for row in await self._conn.execute(query):
@@ -76,7 +71,7 @@ class SqlAccounts(Repository):
     async def sending_states(
         self,
         account_ids: Sequence[int],
-        since: datetime,
+        month: str,
         count_ids: Collection[int],
         uncounted_plans: Sequence[str],
     ) -> list[tuple[Account, int | None]]:
@@ -86,7 +81,7 @@ class SqlAccounts(Repository):
             accounts.c.status == AccountStatus.ACTIVE, accounts.c.plan.in_(list(uncounted_plans))
         )
         counted = accounts.c.id.in_(sorted(count_ids)) if count_ids else sa.false()
-        sent = sa.case((unlimited, sa.null()), (counted, _recipients_since(since)), else_=sa.null())
+        sent = sa.case((unlimited, sa.null()), (counted, _sent_in(month)), else_=sa.null())
         found: list[tuple[Account, int | None]] = []
         for chunk in chunks(sorted(set(account_ids))):
             query = sa.select(*accounts.c, sent.label("sent")).where(accounts.c.id.in_(chunk))
@@ -104,7 +99,27 @@ class SqlAccounts(Repository):
             accounts.update().where(accounts.c.id == account_id).values(name=name)
         )
 
-    async def set_plan(self, account_id: int, plan: str, status: AccountStatus) -> None:
+    async def get_by_subscription(self, subscription_id: str) -> Account | None:
+        query = accounts.select().where(accounts.c.subscription_id == subscription_id)
+        row = (await self._conn.execute(query)).first()
+        return Account(**row._mapping) if row else None
+
+    async def save_lifecycle(self, account: Account) -> None:
+        """Write the account's plan, status, period and billing ids as given."""
+        values = {
+            name: getattr(account, name)
+            for name in (
+                "plan",
+                "status",
+                "trial_ends_at",
+                "current_period_end",
+                "cancel_at_period_end",
+                "scheduled_plan",
+                "billing_customer_id",
+                "subscription_id",
+                "subscription_modified_at",
+            )
+        }
         await self._conn.execute(
-            accounts.update().where(accounts.c.id == account_id).values(plan=plan, status=status)
+            accounts.update().where(accounts.c.id == account.id).values(**values)
         )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
 
 import sqlalchemy as sa
 
 from mailmark.core.model import OutboundMessage
 from mailmark.storage.sql import Repository, chunks, row_values
-from mailmark.storage.tables import deliveries, outbound_messages, outbound_tags
+from mailmark.storage.tables import outbound_messages, outbound_tags
 
 
 class SqlOutbound(Repository):
@@ -49,14 +48,3 @@ class SqlOutbound(Repository):
             )
             found.update({row.id: row.domain_id for row in rows})
         return found
-
-    async def count_recipients_since(self, account_id: int, since: datetime) -> int:
-        query = (
-            sa.select(sa.func.count())
-            .select_from(deliveries.join(outbound_messages))
-            .where(
-                outbound_messages.c.account_id == account_id,
-                outbound_messages.c.created_at >= since,
-            )
-        )
-        return int((await self._conn.execute(query)).scalar_one())

@@ -94,6 +94,16 @@ accounts = sa.Table(
     sa.Column("status", StateText(AccountStatus, 20), nullable=False),
     sa.Column("trial_ends_at", UtcDateTime()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # The paid period (core/billing.py): a cancel or a downgrade takes effect at its end.
+    sa.Column("current_period_end", UtcDateTime()),
+    sa.Column("cancel_at_period_end", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("scheduled_plan", sa.String(20)),
+    # The payment provider's ids, and when its subscription last changed (events older than
+    # that are kept but not applied).
+    sa.Column("billing_customer_id", sa.String(100)),
+    sa.Column("subscription_id", sa.String(100)),
+    sa.Column("subscription_modified_at", UtcDateTime()),
+    sa.Index("uq_accounts_subscription_id", "subscription_id", unique=True),
 )
 
 users = sa.Table(
@@ -843,4 +853,30 @@ contact_imports = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Index("ix_contact_imports_account_id", "account_id"),
+)
+
+# Emails an account sent per calendar month ("YYYY-MM", UTC): one row, added to in the
+# transaction that queues the mail, which the monthly quota reads instead of counting queue rows.
+account_usage = sa.Table(
+    "account_usage",
+    metadata,
+    _fk("account_id", "accounts.id"),
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("emails_sent", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "month"),
+)
+
+# Every verified payment-provider webhook as received; the provider's event id makes a replay
+# a no-op.
+billing_events = sa.Table(
+    "billing_events",
+    metadata,
+    _id(),
+    sa.Column("event_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(60), nullable=False),
+    sa.Column("occurred_at", UtcDateTime(), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),
+    # What applying it did: "applied", or why it was not (stale, unknown account, ignored type).
+    sa.Column("outcome", sa.String(200), nullable=False),
 )

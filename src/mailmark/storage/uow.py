@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mailmark.storage.accounts import SqlAccounts
 from mailmark.storage.aliases import SqlAliases
 from mailmark.storage.api_keys import SqlApiKeys
+from mailmark.storage.billing import SqlBillingEvents, SqlUsage
 from mailmark.storage.contacts import SqlContacts
 from mailmark.storage.db import READ_ONLY_OPTION, storage_fault
 from mailmark.storage.deliveries import SqlDeliveries
@@ -45,6 +46,8 @@ class SqlUnitOfWork:
     """One connection and one transaction; rolled back on exit unless committed."""
 
     accounts: SqlAccounts
+    usage: SqlUsage
+    billing_events: SqlBillingEvents
     users: SqlUsers
     domains: SqlDomains
     mailboxes: SqlMailboxes
@@ -98,6 +101,8 @@ class SqlUnitOfWork:
             raise
         conn, dialect = self._conn, self._dialect
         self.accounts = SqlAccounts(conn, dialect)
+        self.usage = SqlUsage(conn, dialect)
+        self.billing_events = SqlBillingEvents(conn, dialect)
         self.users = SqlUsers(conn, dialect)
         self.domains = SqlDomains(conn, dialect)
         self.mailboxes = SqlMailboxes(conn, dialect)

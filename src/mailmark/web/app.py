@@ -39,6 +39,7 @@ from mailmark.web.autoconfig import (
     parse_autodiscover_request,
     thunderbird_config,
 )
+from mailmark.web.billing import PolarWebhook, polar_webhook_handler
 from mailmark.web.errors import error_response
 from mailmark.web.observability import Observability, RequestObserver, observability_handlers
 from mailmark.web.spa import UI_DIR, SchemaExplorer, schema_page_policy, spa_handlers
@@ -247,10 +248,12 @@ def create_app(
     tracking: OpenTracking | None = None,
     acme_challenges: ChallengeResponses | None = None,
     observability: Observability | None = None,
+    billing_webhook: PolarWebhook | None = None,
     ui_dir: Path = UI_DIR,
 ) -> Litestar:
     """The web application, bound to the services it serves; the /v1 API when `api` is given,
     the web app's /api when `web` is; /healthz, /readyz and /metrics when `observability` is;
+    Polar's webhook when `billing_webhook` is;
     the single-page app (and the /schema explorer's files) from `ui_dir`."""
     handlers: list[ControllerRouterHandler] = [
         thunderbird_autoconfig,
@@ -268,6 +271,8 @@ def create_app(
         handlers.append(acme_challenge)
     if observability is not None:
         handlers.extend(observability_handlers(observability))
+    if billing_webhook is not None:
+        handlers.append(polar_webhook_handler(billing_webhook))
     handlers.extend(spa_handlers(ui_dir))
     app = Litestar(
         route_handlers=handlers,

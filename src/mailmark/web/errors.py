@@ -28,6 +28,7 @@ from mailmark.core.errors import (
     MessageRejected,
     MessageTooLarge,
     NotFound,
+    PaymentProviderUnavailable,
     ProviderUnavailable,
     QuotaExceeded,
     RateLimited,
@@ -60,6 +61,7 @@ HTTP_STATUS_BY_ERROR: dict[type[MailmarkError], int] = {
     RateLimited: 429,
     TooManyAttempts: 429,
     ProviderUnavailable: 502,
+    PaymentProviderUnavailable: 502,
     StorageUnavailable: 503,  # and StorageFull: the server's condition, nothing was stored
 }
 # Codes of Litestar's own errors (routing, body decoding, size limits), by status.

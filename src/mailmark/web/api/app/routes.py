@@ -11,6 +11,7 @@ from litestar.types import ControllerRouterHandler
 from mailmark.core.accounts import AccountService
 from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.billing import BillingService
 from mailmark.core.forwarding import ForwardingService
 from mailmark.core.identity import IdentityService
 from mailmark.core.oidc import OidcSignIn
@@ -25,6 +26,7 @@ from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.web.api.app.account import AccountController
 from mailmark.web.api.app.aliases import AliasController
 from mailmark.web.api.app.auth import AuthController, MeController, SessionController
+from mailmark.web.api.app.billing import BillingController
 from mailmark.web.api.app.compose import ComposeController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
@@ -71,6 +73,8 @@ class AppServices:
     vacation: VacationService | None = None
     # Sieve filters of mailboxes (none: their routes are not served).
     sieve: SieveScripts | None = None
+    # The plan lifecycle and checkout (none: no /api/billing routes).
+    billing: BillingService | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -104,6 +108,10 @@ def api_router(services: AppServices) -> Router:
         handlers.append(ForwardingController)
     if services.sieve is not None:
         handlers.append(FiltersController)
+    if services.billing is not None:
+        handlers.append(BillingController)
+    # Where the payment provider sends the browser back to (the billing page).
+    billing_return_url = f"{services.public_url.rstrip('/')}/settings/billing"
     oidc_providers = services.oidc.providers if services.oidc is not None else []
     return Router(
         path="/api",
@@ -126,6 +134,10 @@ def api_router(services: AppServices) -> Router:
             "aliases": Provide(lambda: services.aliases, use_cache=True, sync_to_thread=False),
             "vacation": Provide(lambda: services.vacation, use_cache=True, sync_to_thread=False),
             "sieve": Provide(lambda: services.sieve, use_cache=True, sync_to_thread=False),
+            "billing": Provide(lambda: services.billing, use_cache=True, sync_to_thread=False),
+            "billing_return_url": Provide(
+                lambda: billing_return_url, use_cache=True, sync_to_thread=False
+            ),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
             "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),

@@ -1,7 +1,7 @@
 """Contacts, lists and segments of an account, and the progress of CSV imports.
 
-Revision ID: 0032
-Revises: 0027
+Revision ID: 0027
+Revises: 0026
 Create Date: 2026-12-06 08:00:00
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0032"
-down_revision = "0027"
+revision = "0027"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Indexes for retention: events, idempotency keys and finished webhook deliveries are pruned
 oldest first, a batch at a time, without scanning their tables.
 
-Revision ID: 0027
+Revision ID: 0026
 Revises: 0025
 Create Date: 2026-12-06 07:30:00
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0027"
+revision = "0026"
 down_revision = "0025"
 branch_labels = None
 depends_on = None

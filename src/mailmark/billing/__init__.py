@@ -1,0 +1,1 @@
+"""Payment providers: the one module each that speaks a provider's API and webhooks."""
