@@ -27,6 +27,18 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailmark.billing.polar import PolarProvider
+from mailmark.certificates.acme_issuer import (
+    CHECK_INTERVAL,
+    AcmeIssuer,
+    AcmeRenewer,
+    ChallengeResponses,
+)
+from mailmark.certificates.holder import (
+    CertificateFileWatcher,
+    CertificateHolder,
+    CertificateRefused,
+)
+from mailmark.certificates.names import certificate_names, public_host
 from mailmark.config import Settings
 from mailmark.connections import (
     ConnectionLimits,
@@ -90,7 +102,6 @@ from mailmark.security import (
     DkimKeyFactory,
     PyotpTotp,
     ensure_self_signed_certificate,
-    server_tls_context,
 )
 from mailmark.service import must_switch, notify, require_usable_paths, run_as, switch_user
 from mailmark.smtp_in.authentication import MessageAuthenticator
@@ -683,19 +694,69 @@ def mail_server(settings: Settings) -> MailServer:
     )
 
 
-def tls_context(settings: Settings) -> ssl.SSLContext:
-    """The configured certificate, or a self-signed one generated in the data dir on first start
-    (and again whenever the hostname changes)."""
+def acme_pair_paths(settings: Settings) -> tuple[Path, Path]:
+    """Where the certificate chain and key issued by the ACME CA are kept."""
+    directory = settings.data_dir / "acme"
+    return directory / "cert.pem", directory / "key.pem"
+
+
+def acme_challenges(settings: Settings) -> ChallengeResponses:
+    return ChallengeResponses(settings.data_dir / "acme" / "challenges")
+
+
+def certificate_holder(settings: Settings) -> CertificateHolder:
+    """The certificate every TLS listener presents: the configured pair; else, with an ACME CA,
+    the pair it issued when there is a usable one; else a self-signed pair generated in the data
+    dir on first start (and again whenever the hostname changes). Loads go through the data dir,
+    which a hardened service (ProtectSystem=strict) can write where /tmp may not be."""
     if settings.tls_cert is not None and settings.tls_key is not None:
         try:
-            return server_tls_context(settings.tls_cert, settings.tls_key)
-        except (OSError, ssl.SSLError) as error:
+            return CertificateHolder(settings.tls_cert, settings.tls_key, scratch=settings.data_dir)
+        except (OSError, CertificateRefused, ssl.SSLError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             raise StartupError(
                 f"cannot load the TLS certificate {settings.tls_cert} and key {settings.tls_key}: "
-                f"{error.strerror or error} (check MAILMARK_TLS_CERT and MAILMARK_TLS_KEY)"
+                f"{reason} (check MAILMARK_TLS_CERT and MAILMARK_TLS_KEY)"
             ) from None
+    if settings.acme_directory:
+        cert, key = acme_pair_paths(settings)
+        if cert.exists() or key.exists():
+            try:
+                return CertificateHolder(cert, key, scratch=settings.data_dir)
+            except (OSError, CertificateRefused, ssl.SSLError) as error:
+                log.warning(
+                    "the certificate from the ACME CA in %s is not usable (%s): presenting a "
+                    "self-signed one until the CA issues a new one",
+                    cert.parent,
+                    error,
+                )
     cert, key = ensure_self_signed_certificate(settings.data_dir / "tls", settings.hostname)
-    return server_tls_context(cert, key)
+    return CertificateHolder(cert, key, scratch=settings.data_dir)
+
+
+def acme_renewer(services: Services, holder: CertificateHolder) -> AcmeRenewer | None:
+    """The background renewal from MAILMARK_ACME_DIRECTORY (not started), or None without it."""
+    settings = services.settings
+    if not settings.acme_directory:
+        return None
+    cert, key = acme_pair_paths(settings)
+
+    async def names() -> list[str]:
+        domains = await services.domains.list_all()
+        verified = [s.domain.name for s in domains if s.domain.verified_at is not None]
+        web_host = public_host(settings.public_url) if settings.public_url_configured else None
+        return certificate_names(settings.hostname, verified, web_host)
+
+    issuer = AcmeIssuer(
+        settings.acme_directory,
+        account_key_path=settings.data_dir / "acme" / "account.key",
+        responses=acme_challenges(settings),
+        email=settings.acme_email or None,
+        ca_bundle=settings.acme_ca_bundle,
+    )
+    return AcmeRenewer(
+        issuer, holder, names=names, cert_path=cert, key_path=key, interval=CHECK_INTERVAL
+    )
 
 
 @dataclass
@@ -712,6 +773,11 @@ class Listeners:
     maintenance: Maintenance
     loop_lag: LoopLagMonitor
     managesieve: ManageSieveListener
+    certificates: CertificateHolder
+    # Reloads MAILMARK_TLS_CERT/_KEY when they change; None for a pair Mailmark makes itself.
+    certificate_files: CertificateFileWatcher | None
+    # Orders and renews the certificate from MAILMARK_ACME_DIRECTORY; None without one.
+    acme: AcmeRenewer | None
 
     @property
     def mx_port(self) -> int:
@@ -744,6 +810,8 @@ class Listeners:
             self.domain_rechecks.stop(),
             self.maintenance.stop(),
             self.loop_lag.stop(),
+            *([self.certificate_files.stop()] if self.certificate_files else []),
+            *([self.acme.stop()] if self.acme else []),
         )
         await asyncio.gather(
             self.mx.close(),
@@ -788,7 +856,8 @@ async def start_listeners(
         directory=settings.data_dir / "spool",
         memory=settings.smtp_data_memory,
     )
-    context = await asyncio.to_thread(tls_context, settings)
+    certificates = await asyncio.to_thread(certificate_holder, settings)
+    context = certificates.context
     inbound = InboundMail(
         delivery=services.delivery,
         reports=services.delivery_reports,
@@ -876,6 +945,7 @@ async def start_listeners(
             api=api_services(services),
             web=app_services(services),
             tracking=services.tracking,
+            acme_challenges=acme_challenges(settings),
             observability=observability(
                 services, [("queue_worker", running_check("queue worker", lambda: worker.running))]
             ),
@@ -968,6 +1038,15 @@ async def start_listeners(
     maintenance.start()
     loop_lag = LoopLagMonitor(settings.loop_lag_warning.total_seconds())
     loop_lag.start()
+    certificate_files = None
+    if settings.tls_cert is not None:
+        certificate_files = CertificateFileWatcher(
+            certificates, interval=settings.tls_reload_interval.total_seconds()
+        )
+        certificate_files.start()
+    acme = acme_renewer(services, certificates)
+    if acme is not None:
+        acme.start()
     return Listeners(
         mx=mx,
         submission=started[1],
@@ -981,6 +1060,9 @@ async def start_listeners(
         maintenance=maintenance,
         loop_lag=loop_lag,
         managesieve=managesieve,
+        certificates=certificates,
+        certificate_files=certificate_files,
+        acme=acme,
     )
 
 
@@ -1280,6 +1362,7 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             api=api_services(services),
             web=app_services(services),
             tracking=services.tracking,
+            acme_challenges=acme_challenges(settings),
             # The main process runs the queue worker; this one serves HTTP only.
             observability=observability(services, []),
             billing_webhook=polar_webhook(services),

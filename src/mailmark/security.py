@@ -147,8 +147,8 @@ def ensure_self_signed_certificate(directory: Path, hostname: str) -> tuple[Path
     # Each file is written beside its name and renamed over it: a reader sees a whole old file
     # or a whole new one (a crash between the two renames leaves a mismatched pair, which the
     # next start replaces).
-    _write_private(key_path, key_bytes)
-    _write_private(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
+    write_private(key_path, key_bytes)
+    write_private(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
 
@@ -169,11 +169,15 @@ def _self_signed_fits(
     )
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
+    """Replace `path` with `data`, readable by this user only (0600): written beside it, flushed
+    to disk, then renamed over it, so a reader sees the whole old file or the whole new one."""
     temporary = path.with_name(f".{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as file:
         file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
     os.replace(temporary, path)
 
 

@@ -49,6 +49,7 @@ _PATH_SETTINGS = (
     "tls_key",
     "relay_password_file",
     "relay_ca_file",
+    "acme_ca_bundle",
     "s3_secret_key_file",
 )
 
@@ -177,6 +178,16 @@ class Settings(BaseSettings):
     remote_smtp_port: int = Field(25, ge=1, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # How often the files above are looked at: a changed pair (certbot renewed it) is loaded for
+    # the next TLS handshakes, without a restart; a broken one is refused and logged.
+    tls_reload_interval: timedelta = timedelta(minutes=1)
+    # Certificates from an ACME CA (RFC 8555) with HTTP-01 challenges, e.g.
+    # https://acme-v02.api.letsencrypt.org/directory; unset, no CA is asked. The CA must reach
+    # the HTTP listener on port 80 of every name. `acme_ca_bundle`: the CA certificates that
+    # the ACME server's own HTTPS is checked against (a private or test CA), else the system's.
+    acme_directory: str = ""
+    acme_email: str = ""
+    acme_ca_bundle: Path | None = None
     # Started as root, `serve` binds every listener, then runs as this user (and group: the
     # user's own when empty) for the rest of its life. Empty: it stays the user it started as.
     run_as_user: str = ""
@@ -428,6 +439,7 @@ class Settings(BaseSettings):
         "loop_lag_warning",
         "login_cache_ttl",
         "rspamd_timeout",
+        "tls_reload_interval",
         "s3_timeout",
         mode="before",
     )
@@ -565,6 +577,21 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("tls_reload_interval")
+    @classmethod
+    def _tls_reload_interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("acme_directory")
+    @classmethod
+    def _acme_directory(cls, value: str) -> str:
+        # RFC 8555 §6.1: every ACME request goes over HTTPS.
+        if value and not re.fullmatch(r"https://[^/?#\s]+(/[^\s]*)?", value):
+            raise ValueError(f"{value!r} is not an https URL of an ACME directory")
+        return value
+
     @field_validator("tls_key")
     @classmethod
     def _tls_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
@@ -572,6 +599,16 @@ class Settings(BaseSettings):
         if "tls_cert" in info.data and (info.data["tls_cert"] is None) != (value is None):
             raise ValueError(f"{ENV_PREFIX}TLS_CERT and {ENV_PREFIX}TLS_KEY must be set together")
         return value
+
+    @model_validator(mode="after")
+    def _certificate_source(self) -> Settings:
+        if self.acme_directory and self.tls_cert is not None:
+            raise ValueError(
+                f"set {ENV_PREFIX}ACME_DIRECTORY or {ENV_PREFIX}TLS_CERT and _KEY, not both"
+            )
+        if self.acme_ca_bundle is not None and not self.acme_ca_bundle.is_file():
+            raise ValueError(f"{ENV_PREFIX}ACME_CA_BUNDLE: no file {self.acme_ca_bundle}")
+        return self
 
     @model_validator(mode="after")
     def _relay(self) -> Settings:

@@ -15,10 +15,11 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ControllerRouterHandler, Message, Scope
 
+from mailmark.certificates.acme_issuer import ChallengeResponses
 from mailmark.core.addresses import normalize_domain
 from mailmark.core.domains import DomainService
 from mailmark.core.errors import InvalidInput, MailmarkError, NotFound
@@ -158,6 +159,26 @@ async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
     return bytes(body)
 
 
+# --- ACME HTTP-01 challenges ------------------------------------------------------------------
+
+
+@get(
+    "/.well-known/acme-challenge/{token:str}",
+    operation_id="acmeChallenge",
+    include_in_schema=False,
+    media_type=MediaType.TEXT,
+)
+async def acme_challenge(
+    acme_challenges: NamedDependency[ChallengeResponses], token: FromPath[str]
+) -> str:
+    """RFC 8555 §8.3: the key authorization of a pending HTTP-01 challenge, for the CA (no
+    authentication: the CA fetches it over plain HTTP; answers are public by design)."""
+    answer = acme_challenges.get(token)
+    if answer is None:
+        raise NotFound("No ACME challenge with this token is pending here.")
+    return answer
+
+
 # --- open tracking ----------------------------------------------------------------------------
 
 
@@ -225,6 +246,7 @@ def create_app(
     api: ApiServices | None = None,
     web: AppServices | None = None,
     tracking: OpenTracking | None = None,
+    acme_challenges: ChallengeResponses | None = None,
     observability: Observability | None = None,
     billing_webhook: PolarWebhook | None = None,
     ui_dir: Path = UI_DIR,
@@ -245,6 +267,8 @@ def create_app(
         handlers.append(api_router(web))
     if tracking is not None:
         handlers.append(open_pixel)
+    if acme_challenges is not None:
+        handlers.append(acme_challenge)
     if observability is not None:
         handlers.extend(observability_handlers(observability))
     if billing_webhook is not None:
@@ -257,6 +281,9 @@ def create_app(
             "domains": Provide(lambda: domains, use_cache=True, sync_to_thread=False),
             "mailboxes": Provide(lambda: mailboxes, use_cache=True, sync_to_thread=False),
             "tracking": Provide(lambda: tracking, use_cache=True, sync_to_thread=False),
+            "acme_challenges": Provide(
+                lambda: acme_challenges, use_cache=True, sync_to_thread=False
+            ),
         },
         before_send=[schema_page_policy(CONTENT_SECURITY_POLICY), add_security_headers],
         exception_handlers={
