@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # for `tests.*` when run as `python bench/nodes.py`
 
-from mailmark.bootstrap import build_services, tls_context
+from mailmark.bootstrap import build_services, certificate_holder
 from mailmark.storage.node_bus import asyncpg_dsn
 from tests.fakedns import FakeDns
 from tests.imap.raw import Raw
@@ -69,7 +69,7 @@ async def prepare(data_dir: Path, database_url: str) -> None:
         await services.mailboxes.create(RCPT, password=PASSWORD)
     finally:
         await services.close()
-    await asyncio.to_thread(tls_context, settings)
+    await asyncio.to_thread(certificate_holder, settings)
 
 
 class Node:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailmark.bootstrap import build_services, tls_context
+from mailmark.bootstrap import build_services, certificate_holder
 from tests.e2e.test_imap_idle import idling, message, next_exists, send_through_mx
 from tests.fakedns import FakeDns
 from tests.imap.raw import Raw
@@ -66,7 +66,7 @@ async def prepare(data_dir: Path, database_url: str, queued_to: list[str]) -> tu
     share, before any node runs."""
     settings = settings_for(data_dir, database_url)
     services = await build_services(settings)
-    await asyncio.to_thread(tls_context, settings)
+    await asyncio.to_thread(certificate_holder, settings)
     try:
         await services.accounts.create(
             "acme", owner_email=OWNER, password=OWNER_PASSWORD, plan="unlimited"
