@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.support.database",
     "tests.support.world",
     "tests.support.serve",
+    "tests.support.pebble",
     "tests.support.smtp_sink",
     "tests.support.rspamd",
     "tests.support.seaweedfs",

@@ -44,3 +44,26 @@ async def test_the_monitor_stops_with_the_listeners(listeners: Listeners) -> Non
     stopped = listeners.loop_lag.lag.samples
     await asyncio.sleep(3 * listeners.loop_lag.interval)
     assert listeners.loop_lag.lag.samples == stopped
+
+
+async def test_a_stall_spent_computing_is_told_from_one_spent_waiting(listeners: Listeners) -> None:
+    monitor = listeners.loop_lag
+    threshold = monitor.threshold
+
+    def compute() -> None:
+        end = time.thread_time() + 3 * threshold
+        while time.thread_time() < end:
+            pass
+
+    for stall, busy in ((time.sleep, False), (compute, True)):
+        stalls, busy_stalls = monitor.lag.stalls, monitor.lag.busy_stalls
+        if busy:
+            asyncio.get_running_loop().call_soon(stall)
+        else:
+            asyncio.get_running_loop().call_soon(stall, 3 * threshold)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if monitor.lag.stalls > stalls:
+                break
+        assert monitor.lag.stalls > stalls
+        assert (monitor.lag.busy_stalls > busy_stalls) is busy

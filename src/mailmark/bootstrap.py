@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import itertools
 import logging
@@ -21,12 +22,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mailmark.billing.polar import PolarProvider
 from mailmark.certificates.acme_issuer import (
     CHECK_INTERVAL,
     AcmeIssuer,
@@ -47,11 +48,15 @@ from mailmark.connections import (
     raise_descriptor_limit,
 )
 from mailmark.core.accounts import AccountService
+from mailmark.core.affiliates import AffiliateService
 from mailmark.core.aliases import AliasService
-from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.apikeys import ApiKeyService, BucketRule, KeyBuckets, TokenBucket
 from mailmark.core.billing import BillingService
+from mailmark.core.campaign_engine import CampaignEngine, CampaignScheduler, CampaignService
+from mailmark.core.campaign_replies import CampaignReplies
 from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.contacts import ContactService
+from mailmark.core.cpu_pool import CpuPool
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.delivery_reports import DeliveryReports
 from mailmark.core.domain_rechecks import DomainRechecker
@@ -82,7 +87,8 @@ from mailmark.core.spam import SpamFilter, SpamFilters, SpamLearning, SpamThresh
 from mailmark.core.srs import Srs
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
-from mailmark.core.tracking import OpenTracking
+from mailmark.core.tracking import LinkSigner, Tracking
+from mailmark.core.unsubscribe import Unsubscribes
 from mailmark.core.vacation import Responder, VacationRule, VacationService
 from mailmark.core.webhooks import TargetPolicy, WebhookService
 from mailmark.core.webmail import ImageSigner, WebmailService
@@ -125,9 +131,9 @@ from mailmark.storage.backup import (
 )
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.db import create_engine, load_database_driver, ping
+from mailmark.storage.key_buckets import PgKeyBuckets
 from mailmark.storage.migrate import migrate
 from mailmark.storage.node_bus import NodeBus, asyncpg_dsn
-from mailmark.storage.s3blobstore import S3BlobStore, S3Location, S3SetupError
 from mailmark.storage.secrets import (
     KEY_FILE,
     SecretBox,
@@ -146,10 +152,17 @@ from mailmark.web.app import create_app
 from mailmark.web.billing import PolarWebhook
 from mailmark.web.image_proxy import ImageProxy
 from mailmark.web.observability import Observability
+from mailmark.web.redirect import HttpsRedirect
 from mailmark.web.server import GRACEFUL_SHUTDOWN_SECONDS, HttpListener, start_http_listener
 from mailmark.webhooks.poster import WebhookPoster
 from mailmark.webhooks.resolver import WebhookHostResolver
 from mailmark.webhooks.worker import WebhookWorker
+
+if TYPE_CHECKING:
+    # Imported where used: each costs a noticeable share of a CLI command's start.
+    from litestar import Litestar
+
+    from mailmark.billing.polar import PolarProvider
 
 log = logging.getLogger(__name__)
 # An extra HTTP process checks this often whether the process that started it is still there.
@@ -169,6 +182,7 @@ class Services:
     resolver: DnsResolver
     accounts: AccountService
     billing: BillingService
+    affiliates: AffiliateService
     domains: DomainService
     mailboxes: MailboxService
     aliases: AliasService
@@ -182,6 +196,8 @@ class Services:
     sending: SendingService
     webhooks: WebhookService
     api_keys: ApiKeyService
+    # The API keys' token buckets (in the database on PostgreSQL, else in process).
+    key_buckets: KeyBuckets
     sender_groups: SenderGroupService
     emails: EmailService
     idempotency: IdempotencyService
@@ -192,7 +208,8 @@ class Services:
     webmail: WebmailService
     images: ImageProxy
     compose: WebmailCompose
-    tracking: OpenTracking
+    tracking: Tracking
+    unsubscribes: Unsubscribes
     passwords: Passwords
     reports: ReportService
     relays: RelayService
@@ -204,8 +221,13 @@ class Services:
     sieve_filter: SieveFilter
     retention: Retention
     contacts: ContactService
+    campaign_service: CampaignService
+    campaign_engine: CampaignEngine
+    campaign_replies: CampaignReplies
     # This process's Prometheus metrics, which every listener and worker counts into.
     metrics: Metrics
+    # Worker processes for parsing and decoding large messages; started with the listeners.
+    cpu: CpuPool
     # Inbound spam filtering (None: not configured), and the rspamd client behind it, if any.
     spam_filter: SpamFilter | None = None
     rspamd: Rspamd | None = None
@@ -222,6 +244,7 @@ class Services:
     async def close(self) -> None:
         if self.bus is not None:
             await self.bus.close()
+        await self.key_buckets.close()
         if self.polar is not None:
             await self.polar.close()
         if self.spam_learning is not None:
@@ -229,7 +252,9 @@ class Services:
         if self.rspamd is not None:
             await self.rspamd.close()
         self.passwords.close()
+        await self.cpu.stop()
         await self.sending.close()
+        await self.tracking.close()
         await self.delivery.close()
         await self.webhooks.aclose()
         self.images.close()
@@ -241,6 +266,8 @@ class Services:
 def polar_provider(settings: Settings) -> PolarProvider | None:
     if settings.billing != "polar" or settings.polar_access_token is None:
         return None
+    from mailmark.billing.polar import PolarProvider
+
     return PolarProvider(
         settings.polar_access_token.get_secret_value(),
         polar_products(settings),
@@ -268,6 +295,11 @@ def polar_webhook(services: Services) -> PolarWebhook | None:
         settings.polar_webhook_secret.get_secret_value(),
         polar_products(settings),
     )
+
+
+def affiliate_program(services: Services) -> AffiliateService | None:
+    """The affiliate program runs where plans are sold (it pays a share of their payments)."""
+    return services.affiliates if services.polar is not None else None
 
 
 def rspamd_client(settings: Settings, resolver: DnsResolver | None = None) -> Rspamd | None:
@@ -326,8 +358,6 @@ async def build_services(
         await migrate(engine)
         key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
         try:
-            secrets_key = await asyncio.to_thread(load_key, key, settings.data_dir)
-            secret_box = SecretBox(secrets_key)
             secret_key = await asyncio.to_thread(load_key, key, settings.data_dir)
             secret_box = SecretBox(secret_key)
             install_secret_box(engine, secret_box)
@@ -356,7 +386,8 @@ async def build_services(
         DnsResolver(settings.dns_nameservers or None, cache=False), mail_server(settings)
     )
     mailboxes = MailboxService(uow, clock, passwords_service, blobs, Nh3Sanitizer())
-    delivery = InboundDelivery(uow, blobs, clock)
+    cpu = CpuPool(workers=settings.cpu_workers, threshold=settings.cpu_offload_threshold)
+    delivery = InboundDelivery(uow, blobs, clock, cpu=cpu)
     reports = DeliveryReports(uow, blobs, clock, delivery, settings.hostname)
     queue = OutboundQueue(
         uow,
@@ -374,7 +405,8 @@ async def build_services(
         WebhookHostResolver(DnsResolver(settings.dns_nameservers or None, cache=False)),
         [ipaddress.ip_network(net) for net in settings.webhook_allow_private_networks],
     )
-    tracking = OpenTracking(uow, clock, secret_key, settings.public_url)
+    link_signer = LinkSigner(secret_key, settings.public_url)
+    tracking = Tracking(uow, clock, link_signer)
     sending = SendingService(
         uow,
         blobs,
@@ -409,6 +441,10 @@ async def build_services(
         learning=learning,
     )
     sieve_filter = SieveFilter(uow, mailstore, clock)
+    campaign_engine = CampaignEngine(uow, clock, sending, sender_groups)
+    key_buckets = api_key_buckets(
+        engine, BucketRule(settings.api_rate_limit, settings.api_rate_burst)
+    )
     services = Services(
         settings=settings,
         engine=engine,
@@ -418,6 +454,7 @@ async def build_services(
         resolver=resolver,
         accounts=accounts,
         billing=BillingService(uow, clock, accounts, polar, wake_queue=queue.kick),
+        affiliates=AffiliateService(uow, clock, accounts, settings.public_url),
         polar=polar,
         domains=domains,
         mailboxes=mailboxes,
@@ -437,9 +474,8 @@ async def build_services(
             # Test deliveries from the dashboard: one at a time, through the worker's own path.
             WebhookPoster(webhook_targets, max_clients=4, connections_per_client=2),
         ),
-        api_keys=ApiKeyService(
-            uow, clock, rate=settings.api_rate_limit, burst=settings.api_rate_burst
-        ),
+        api_keys=ApiKeyService(uow, clock, key_buckets),
+        key_buckets=key_buckets,
         sender_groups=sender_groups,
         contacts=ContactService(uow, clock),
         emails=EmailService(uow, clock, queue),
@@ -485,7 +521,7 @@ async def build_services(
             mailboxes,
             mailstore,
             MailHtmlSanitizer(),
-            ImageSigner(secrets_key),
+            ImageSigner(secret_key),
             hostname=settings.hostname,
         ),
         # Remote images are fetched like webhooks are posted: every address of the host checked.
@@ -507,6 +543,7 @@ async def build_services(
             max_message_size=settings.max_message_size,
         ),
         tracking=tracking,
+        unsubscribes=Unsubscribes(uow, clock, link_signer),
         passwords=passwords_service,
         reports=ReportService(uow, clock),
         relays=RelayService(uow, clock, installation_relay(settings)),
@@ -520,7 +557,13 @@ async def build_services(
         sieve=SieveScripts(uow, clock, on_change=sieve_filter.forget),
         sieve_filter=sieve_filter,
         retention=Retention(uow, clock, blobs, retention_policy(settings)),
+        campaign_service=CampaignService(
+            uow, clock, sending, sender_groups, wake=campaign_engine.wake
+        ),
+        campaign_engine=campaign_engine,
+        campaign_replies=CampaignReplies(uow, clock),
         metrics=Metrics(destination_domains=settings.metrics_destination_domains),
+        cpu=cpu,
     )
     if engine.dialect.name == "postgresql":
         services.bus = NodeBus(asyncpg_dsn(engine.url))
@@ -529,6 +572,14 @@ async def build_services(
     # Messages a previous run kept for its IMAP sessions after they were expunged (MailStore).
     await services.mailstore.remove_unplaced()
     return services
+
+
+def api_key_buckets(engine: AsyncEngine, rule: BucketRule) -> KeyBuckets:
+    """On PostgreSQL each key has one bucket in the database that every node and HTTP worker
+    takes from; on SQLite (one node) each process keeps its own."""
+    if engine.dialect.name == "postgresql":
+        return PgKeyBuckets(engine, rule)
+    return TokenBucket(rule)
 
 
 def connect_nodes(services: Services, bus: NodeBus, throttle: LoginThrottle) -> None:
@@ -647,6 +698,8 @@ async def open_blob_store(settings: Settings) -> BlobStore:
         files = FileBlobStore(settings.blob_path)
         await asyncio.to_thread(files.sweep_temporary)
         return files
+    from mailmark.storage.s3blobstore import S3BlobStore, S3Location, S3SetupError
+
     bucket, prefix = location
     secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
     store = S3BlobStore(
@@ -771,13 +824,19 @@ class Listeners:
     webhooks: WebhookWorker
     domain_rechecks: DomainRechecker
     maintenance: Maintenance
+    campaigns: CampaignScheduler
     loop_lag: LoopLagMonitor
+    cpu: CpuPool
     managesieve: ManageSieveListener
     certificates: CertificateHolder
     # Reloads MAILMARK_TLS_CERT/_KEY when they change; None for a pair Mailmark makes itself.
     certificate_files: CertificateFileWatcher | None
     # Orders and renews the certificate from MAILMARK_ACME_DIRECTORY; None without one.
     acme: AcmeRenewer | None
+    # The web app over TLS (MAILMARK_HTTPS_PORT), and the plain-HTTP listener sending to it
+    # (MAILMARK_HTTP_REDIRECT_PORT); None when not configured.
+    https: HttpListener | None = None
+    http_redirect: HttpListener | None = None
 
     @property
     def mx_port(self) -> int:
@@ -796,6 +855,14 @@ class Listeners:
         return self.http.port
 
     @property
+    def https_port(self) -> int | None:
+        return self.https.port if self.https is not None else None
+
+    @property
+    def http_redirect_port(self) -> int | None:
+        return self.http_redirect.port if self.http_redirect is not None else None
+
+    @property
     def imap_port(self) -> int:
         return self.imap.port
 
@@ -809,6 +876,7 @@ class Listeners:
             self.webhooks.stop(),
             self.domain_rechecks.stop(),
             self.maintenance.stop(),
+            self.campaigns.stop(),
             self.loop_lag.stop(),
             *([self.certificate_files.stop()] if self.certificate_files else []),
             *([self.acme.stop()] if self.acme else []),
@@ -818,10 +886,12 @@ class Listeners:
             self.submission.close(),
             self.submissions.close(),
             self.http.close(),
+            *(web.close() for web in (self.https, self.http_redirect) if web is not None),
             self.imap.close(),
             self.imaps.close(),
             self.managesieve.close(),
         )
+        await self.cpu.stop()
 
 
 def connection_limits(settings: Settings) -> Callable[[], ConnectionLimits]:
@@ -857,7 +927,29 @@ async def start_listeners(
         memory=settings.smtp_data_memory,
     )
     certificates = await asyncio.to_thread(certificate_holder, settings)
+    services.cpu.start()
     context = certificates.context
+    # Built (not started) before the web app, whose readiness check asks whether it runs. Both
+    # take a while to build (the worker's TLS contexts load the CA roots, the web app inspects
+    # every route's signature: ~0.5 s together), so they are built in a thread and before any
+    # listener accepts a connection that would wait for them.
+    worker = await asyncio.to_thread(outbound_worker, services)
+    app = await asyncio.to_thread(
+        create_app,
+        mail_server=mail_server(settings),
+        domains=services.domains,
+        mailboxes=services.mailboxes,
+        api=api_services(services),
+        web=app_services(services),
+        tracking=services.tracking,
+        unsubscribes=services.unsubscribes,
+        acme_challenges=acme_challenges(settings),
+        observability=observability(
+            services, [("queue_worker", running_check("queue worker", lambda: worker.running))]
+        ),
+        billing_webhook=polar_webhook(services),
+        referrals=affiliate_program(services),
+    )
     inbound = InboundMail(
         delivery=services.delivery,
         reports=services.delivery_reports,
@@ -875,6 +967,7 @@ async def start_listeners(
         responder=services.auto_replies,
         returns=services.forwarder,
         spam=services.spam_filter,
+        observers=[services.campaign_replies],
     )
     handler = MxHandler(
         mailboxes=services.mailboxes,
@@ -903,10 +996,9 @@ async def start_listeners(
         ),
     )
     started = [mx]
-    # Built (not started) before the web app, whose readiness check asks whether it runs.
-    worker = outbound_worker(services)
     imap_listeners: list[ImapListener] = []
     managesieve: ManageSieveListener | None = None
+    web_listeners: list[HttpListener] = []
     try:
         submission_handler = SubmissionHandler(
             logins=services.logins, sending=services.sending, max_recipients=settings.max_recipients
@@ -938,19 +1030,6 @@ async def start_listeners(
                     ),
                 )
             )
-        app = create_app(
-            mail_server=mail_server(settings),
-            domains=services.domains,
-            mailboxes=services.mailboxes,
-            api=api_services(services),
-            web=app_services(services),
-            tracking=services.tracking,
-            acme_challenges=acme_challenges(settings),
-            observability=observability(
-                services, [("queue_worker", running_check("queue worker", lambda: worker.running))]
-            ),
-            billing_webhook=polar_webhook(services),
-        )
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
             port = settings.imaps_port if implicit_tls else settings.imap_port
@@ -974,6 +1053,9 @@ async def start_listeners(
                         poll_interval=settings.imap_poll_interval.total_seconds(),
                         metrics=services.metrics,
                         sock=bound.get(imap_name),
+                        cpu=services.cpu,
+                        # Large APPEND literals wait where SMTP DATA does, under one budget.
+                        spooling=spooling,
                     ),
                 )
             )
@@ -993,11 +1075,11 @@ async def start_listeners(
         )
         http = await _listening(
             "HTTP",
-            settings.bind,
+            settings.http_bind,
             settings.http_port,
             start_http_listener(
                 app,
-                host=settings.bind,
+                host=settings.http_bind,
                 port=settings.http_port,
                 limits=limits(),
                 header_timeout=settings.http_header_timeout.total_seconds(),
@@ -1005,11 +1087,16 @@ async def start_listeners(
                 sock=bound.get("HTTP"),
             ),
         )
+        web_listeners.append(http)
+        web_listeners += await start_https_listeners(
+            settings, app, certificates, limits, sockets=bound
+        )
     except BaseException:
         await asyncio.gather(
             *(listener.close() for listener in started),
             *(imap.close() for imap in imap_listeners),
             *([managesieve.close()] if managesieve is not None else []),
+            *(web.close() for web in web_listeners),
         )
         raise
     worker.start()
@@ -1031,11 +1118,22 @@ async def start_listeners(
                 partial(services.mailstore.prune_tombstones, settings.tombstones_kept),
             ),
             *services.retention.tasks(),
+            *(
+                [("affiliate statements closed", services.affiliates.close_statements)]
+                if services.polar is not None
+                else []
+            ),
         ],
         interval=settings.maintenance_interval.total_seconds(),
         leader=services.is_leader,
     )
     maintenance.start()
+    campaigns = CampaignScheduler(
+        services.campaign_engine,
+        interval=settings.campaign_interval.total_seconds(),
+        leader=services.is_leader,
+    )
+    campaigns.start()
     loop_lag = LoopLagMonitor(settings.loop_lag_warning.total_seconds())
     loop_lag.start()
     certificate_files = None
@@ -1058,12 +1156,80 @@ async def start_listeners(
         webhooks=hooks,
         domain_rechecks=rechecks,
         maintenance=maintenance,
+        campaigns=campaigns,
         loop_lag=loop_lag,
+        cpu=services.cpu,
         managesieve=managesieve,
         certificates=certificates,
         certificate_files=certificate_files,
         acme=acme,
+        https=_named(web_listeners, "HTTPS"),
+        http_redirect=_named(web_listeners, "HTTP redirect"),
     )
+
+
+def _named(listeners: list[HttpListener], name: str) -> HttpListener | None:
+    return next((listener for listener in listeners if listener.name == name), None)
+
+
+async def start_https_listeners(
+    settings: Settings,
+    app: Litestar,
+    certificates: CertificateHolder,
+    limits: Callable[[], ConnectionLimits],
+    *,
+    sockets: Mapping[str, socket.socket],
+) -> list[HttpListener]:
+    """The HTTPS listener (MAILMARK_HTTPS_PORT), serving `app` with the holder's HTTPS context,
+    then the plain-HTTP redirect listener in front of it (MAILMARK_HTTP_REDIRECT_PORT), each when
+    configured."""
+    if settings.https_port is None:
+        return []
+    header_timeout = settings.http_header_timeout.total_seconds()
+    https = await _listening(
+        "HTTPS",
+        settings.bind,
+        settings.https_port,
+        start_http_listener(
+            app,
+            host=settings.bind,
+            port=settings.https_port,
+            limits=limits(),
+            header_timeout=header_timeout,
+            sock=sockets.get("HTTPS"),
+            tls=certificates.https_context,
+            name="HTTPS",
+        ),
+    )
+    if settings.http_redirect_port is None:
+        return [https]
+    redirect = HttpsRedirect(
+        challenges=acme_challenges(settings),
+        public_host=urlsplit(settings.public_url).hostname or settings.hostname,
+        https_port=https.port,
+        served=certificates.covers,
+    )
+    try:
+        return [
+            https,
+            await _listening(
+                "HTTP redirect",
+                settings.bind,
+                settings.http_redirect_port,
+                start_http_listener(
+                    redirect,
+                    host=settings.bind,
+                    port=settings.http_redirect_port,
+                    limits=limits(),
+                    header_timeout=header_timeout,
+                    sock=sockets.get("HTTP redirect"),
+                    name="HTTP redirect",
+                ),
+            ),
+        ]
+    except BaseException:
+        await https.close()
+        raise
 
 
 # The setting that moves each listener, for the message when it cannot listen.
@@ -1074,6 +1240,8 @@ _PORT_SETTINGS = {
     "IMAP": "MAILMARK_IMAP_PORT",
     "IMAPS": "MAILMARK_IMAPS_PORT",
     "HTTP": "MAILMARK_HTTP_PORT",
+    "HTTPS": "MAILMARK_HTTPS_PORT",
+    "HTTP redirect": "MAILMARK_HTTP_REDIRECT_PORT",
     "ManageSieve": "MAILMARK_MANAGESIEVE_PORT",
 }
 
@@ -1108,16 +1276,21 @@ def bind_listeners(
         "IMAPS": settings.imaps_port,
         "ManageSieve": settings.managesieve_port,
         "HTTP": settings.http_port,
+        "HTTPS": settings.https_port,
+        "HTTP redirect": settings.http_redirect_port,
     }
     bound: dict[str, socket.socket] = {}
     try:
         for name, port in ports.items():
+            if port is None:
+                continue
+            host = settings.http_bind if name == "HTTP" else settings.bind
             try:
                 bound[name] = listening_socket(
-                    settings.bind, port, reuse_port=reuse_http_port and name == "HTTP"
+                    host, port, reuse_port=reuse_http_port and name == "HTTP"
                 )
             except OSError as error:
-                raise _cannot_listen(name, settings.bind, port, error) from None
+                raise _cannot_listen(name, host, port, error) from None
     except BaseException:
         _close_all(bound)
         raise
@@ -1151,6 +1324,7 @@ def api_services(services: Services) -> ApiServices:
     return ApiServices(
         api_keys=services.api_keys,
         campaigns=services.campaigns,
+        campaign_service=services.campaign_service,
         sender_groups=services.sender_groups,
         contacts=services.contacts,
         emails=services.emails,
@@ -1179,12 +1353,18 @@ def app_services(services: Services) -> AppServices:
         vacation=services.vacation,
         sieve=services.sieve,
         billing=services.billing,
+        affiliates=affiliate_program(services),
+        contacts=services.contacts,
+        campaigns=services.campaign_service,
     )
 
 
-def setup_url(settings: Settings, token: str, *, http_port: int | None = None) -> str:
+def setup_url(
+    settings: Settings, token: str, *, http_port: int | None = None, https_port: int | None = None
+) -> str:
     """The first-run page for a setup token: on MAILMARK_PUBLIC_URL when it is set, else on the
-    address the HTTP listener binds (the host name when it binds every address)."""
+    address the web app binds (the host name when it binds every address), over HTTPS when its
+    listener is on. `http_port`, `https_port`: the ports bound, when the settings say 0."""
     if settings.public_url_configured:
         base = settings.public_url.rstrip("/")
     else:
@@ -1193,7 +1373,11 @@ def setup_url(settings: Settings, token: str, *, http_port: int | None = None) -
             host = settings.hostname
         elif ":" in host:
             host = f"[{host}]"
-        base = f"http://{host}:{http_port or settings.http_port}"
+        if settings.https_port is not None:
+            port = https_port or settings.https_port
+            base = f"https://{host}" + ("" if port == 443 else f":{port}")
+        else:
+            base = f"http://{host}:{http_port or settings.http_port}"
     return f"{base}/setup?token={token}"
 
 
@@ -1310,10 +1494,16 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
                 log.warning(
                     "this installation has no owner yet: open %s to create the owner account "
                     "(single use, valid 24 hours; `mailmark setup-link` prints a new one)",
-                    setup_url(settings, token, http_port=listeners.http_port),
+                    setup_url(
+                        settings,
+                        token,
+                        http_port=listeners.http_port,
+                        https_port=listeners.https_port,
+                    ),
                 )
             for _ in range(http_workers - 1):
                 workers.append(await _start_http_worker(listeners.http_port, settings))
+            freeze_startup_heap()
             notify("READY=1\nSTATUS=listening")
             await stop.wait()
             log.info("shutting down")
@@ -1331,7 +1521,16 @@ async def _start_http_worker(port: int, settings: Settings) -> asyncio.subproces
     if settings.config_file is not None:
         where += ["--config", str(settings.config_file.absolute())]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mailmark", *where, "serve", "--http-only", "--http-port", str(port)
+        sys.executable,
+        "-m",
+        "mailmark",
+        *where,
+        "serve",
+        "--http-only",
+        "--http-port",
+        str(port),
+        "--parent-pid",
+        str(os.getpid()),
     )
     log.info("HTTP worker process %d started", process.pid)
     return process
@@ -1349,10 +1548,21 @@ async def _stop_http_workers(workers: list[asyncio.subprocess.Process]) -> None:
             await process.wait()
 
 
-async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
+def freeze_startup_heap() -> None:
+    """Put what is alive once the server is up (modules, the app, SQLAlchemy's tables and cached
+    statements: most of the heap) beyond the garbage collector. Otherwise every full collection
+    walks all of it (about 200,000 objects, 0.1-0.3 s), and falls on whichever request or IMAP
+    command happens to allocate at that moment."""
+    gc.collect()
+    gc.freeze()
+
+
+async def serve_http(settings: Settings, stop: asyncio.Event, *, parent: int) -> None:
     """One extra HTTP process of `serve --http-workers`: the web app only, no mail listeners or
     workers (the main process delivers what it queues, within the queue's idle poll). It stops
-    with `stop`, or when the process that started it goes away."""
+    with `stop`, or once `parent`, the process that started it, is no longer its parent: the pid
+    is handed in, because one read here could already see the main process's successor (init),
+    had it been killed while this one started."""
     services = await build_services(settings)
     try:
         app = create_app(
@@ -1362,25 +1572,27 @@ async def serve_http(settings: Settings, stop: asyncio.Event) -> None:
             api=api_services(services),
             web=app_services(services),
             tracking=services.tracking,
+            unsubscribes=services.unsubscribes,
             acme_challenges=acme_challenges(settings),
             # The main process runs the queue worker; this one serves HTTP only.
             observability=observability(services, []),
             billing_webhook=polar_webhook(services),
+            referrals=affiliate_program(services),
         )
         http = await _listening(
             "HTTP",
-            settings.bind,
+            settings.http_bind,
             settings.http_port,
             start_http_listener(
                 app,
-                host=settings.bind,
+                host=settings.http_bind,
                 port=settings.http_port,
                 limits=connection_limits(settings)(),
                 header_timeout=settings.http_header_timeout.total_seconds(),
                 reuse_port=True,
             ),
         )
-        parent = os.getppid()
+        freeze_startup_heap()
         try:
             while not stop.is_set() and os.getppid() == parent:
                 with contextlib.suppress(TimeoutError):

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     # The extra processes of --http-workers run `serve --http-only`.
     serve.add_argument("--http-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--http-port", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
 
     account = commands.add_parser("account", help="manage accounts").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -1178,7 +1180,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     if args.http_only:
-        await serve_http(settings, stop)
+        await serve_http(settings, stop, parent=args.parent_pid or os.getppid())
     else:
         await serve(settings, stop, http_workers=args.http_workers)
     return 0

@@ -18,6 +18,7 @@ from enum import StrEnum
 
 from cryptography import x509
 
+from mailmark.certificates.names import certificate_covers, public_host
 from mailmark.config import Settings
 from mailmark.core.domains import DomainService, fix_for
 from mailmark.dns_tools.record_set import reverse_name
@@ -245,6 +246,11 @@ class Doctor:
             ),
             ("HTTP", s.http_port, "MAILMARK_HTTP_PORT", b"", False),
         ]
+        if s.https_port is not None:
+            listeners.append(("HTTPS", s.https_port, "MAILMARK_HTTPS_PORT", b"", True))
+        if s.http_redirect_port is not None:
+            redirect = ("HTTP redirect", s.http_redirect_port, "MAILMARK_HTTP_REDIRECT_PORT")
+            listeners.append((*redirect, b"", False))
         return list(
             await asyncio.gather(
                 *(
@@ -257,7 +263,8 @@ class Doctor:
     async def _port(
         self, name: str, port: int, setting: str, greeting: bytes, implicit_tls: bool
     ) -> Finding:
-        host = self._local_address()
+        # With HTTPS on, the plain HTTP port serves this machine only (Settings.http_bind).
+        host = self._local_address(self._settings.http_bind if name == "HTTP" else None)
         check = f"port {port} ({name})"
         context = _unverified_tls() if implicit_tls else None
         try:
@@ -299,29 +306,49 @@ class Doctor:
         where = "on this host; from outside, make sure the firewall lets it through"
         return Finding(check, Status.OK, f"{name} answers {where}")
 
-    def _local_address(self) -> str:
-        bind = self._settings.bind
+    def _local_address(self, bind: str | None = None) -> str:
+        bind = self._settings.bind if bind is None else bind
         if bind in ("", "0.0.0.0"):
             return "127.0.0.1"
         return "::1" if bind == "::" else bind
 
     async def certificate(self) -> list[Finding]:
         """The certificate the submissions listener (465) presents: valid for the host name,
-        not expired or about to, and whether a client trusting the system's CAs accepts it."""
-        host, port = self._local_address(), self._settings.submissions_port
-        name = self._settings.hostname
-        check = "TLS certificate"
+        not expired or about to, and whether a client trusting the system's CAs accepts it;
+        with the HTTPS listener on, the same of the one it presents for the web app's host."""
+        s = self._settings
+        findings = [
+            await self._certificate(
+                "TLS certificate",
+                s.submissions_port,
+                s.hostname,
+                "other servers accept it for STARTTLS, mail clients warn",
+            )
+        ]
+        if s.https_port is not None:
+            findings.append(
+                await self._certificate(
+                    "HTTPS certificate",
+                    s.https_port,
+                    public_host(s.public_url) or s.hostname,
+                    "browsers refuse it",
+                )
+            )
+        return findings
+
+    async def _certificate(
+        self, check: str, port: int, name: str, when_self_signed: str
+    ) -> Finding:
+        host = self._local_address()
         try:
             der = await _peer_certificate(host, port, name)
         except (OSError, TimeoutError, ssl.SSLError) as error:
-            return [
-                Finding(
-                    check,
-                    Status.FAIL,
-                    f"no TLS handshake on {host}:{port}: {_reason(error)}",
-                    "start the server, then run mailmark doctor again",
-                )
-            ]
+            return Finding(
+                check,
+                Status.FAIL,
+                f"no TLS handshake on {host}:{port}: {_reason(error)}",
+                "start the server, then run mailmark doctor again",
+            )
         certificate = x509.load_der_x509_certificate(der)
         now = datetime.datetime.now(datetime.UTC)
         left = certificate.not_valid_after_utc - now
@@ -331,29 +358,23 @@ class Doctor:
         )
         if left.total_seconds() <= 0 or certificate.not_valid_before_utc > now:
             expired = certificate.not_valid_after_utc.date()
-            return [Finding(check, Status.FAIL, f"not valid now (expires {expired})", fix_cert)]
-        if not _names(certificate, name):
-            return [Finding(check, Status.FAIL, f"does not name {name}", fix_cert)]
+            return Finding(check, Status.FAIL, f"not valid now (expires {expired})", fix_cert)
+        if not certificate_covers(certificate, name):
+            return Finding(check, Status.FAIL, f"does not name {name}", fix_cert)
         if left.days < CERTIFICATE_WARN_DAYS:
-            return [Finding(check, Status.WARN, f"expires in {left.days} days", "renew it")]
+            return Finding(check, Status.WARN, f"expires in {left.days} days", "renew it")
         until = f"valid for {name} until {certificate.not_valid_after_utc.date()}"
         if certificate.issuer == certificate.subject:
-            return [
-                Finding(
-                    check,
-                    Status.WARN,
-                    f"self-signed, {until}: other servers accept it for STARTTLS, mail "
-                    "clients warn",
-                    fix_cert,
-                )
-            ]
+            return Finding(
+                check, Status.WARN, f"self-signed, {until}: {when_self_signed}", fix_cert
+            )
         try:
             await _peer_certificate(host, port, name, verify=True)
         except ssl.SSLCertVerificationError as error:
-            return [Finding(check, Status.FAIL, f"{until}, but {error.verify_message}", fix_cert)]
+            return Finding(check, Status.FAIL, f"{until}, but {error.verify_message}", fix_cert)
         except (OSError, TimeoutError, ssl.SSLError) as error:
-            return [Finding(check, Status.FAIL, _reason(error), fix_cert)]
-        return [Finding(check, Status.OK, until)]
+            return Finding(check, Status.FAIL, _reason(error), fix_cert)
+        return Finding(check, Status.OK, until)
 
     # --- the world outside ----------------------------------------------------------------------
 
@@ -592,24 +613,6 @@ def _unverified_tls() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def _names(certificate: x509.Certificate, hostname: str) -> bool:
-    """Whether the certificate's subjectAltName DNS names cover `hostname` (RFC 6125 §6.4:
-    a wildcard stands for exactly one left-most label)."""
-    try:
-        names = certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value.get_values_for_type(x509.DNSName)
-    except x509.ExtensionNotFound:
-        return False
-    wanted = hostname.lower()
-    for name in (n.lower() for n in names):
-        if name == wanted:
-            return True
-        if name.startswith("*.") and "." in wanted and wanted.split(".", 1)[1] == name[2:]:
-            return True
-    return False
 
 
 def _reason(error: BaseException) -> str:

@@ -26,6 +26,10 @@ class LoopLag:
     stalls: int = 0  # wake-ups later than the threshold
     last: float = 0.0  # seconds, the latest lateness
     worst: float = 0.0  # seconds, the worst lateness so far
+    # Stalls during which the loop's own thread computed for longer than the threshold: callbacks
+    # of ours would have held the loop that long on an idle machine. In the others the thread
+    # mostly waited: for a processor (a busy machine) or for the interpreter lock.
+    busy_stalls: int = 0
 
 
 class LoopLagMonitor:
@@ -48,10 +52,15 @@ class LoopLagMonitor:
     async def _run(self) -> None:
         while True:
             before = time.monotonic()
+            computed_before = time.thread_time()
             await asyncio.sleep(self.interval)
-            self.record(time.monotonic() - before - self.interval)
+            self.record(
+                time.monotonic() - before - self.interval, time.thread_time() - computed_before
+            )
 
-    def record(self, lateness: float) -> None:
+    def record(self, lateness: float, computed: float = 0.0) -> None:
+        """Count one wake-up `lateness` seconds late, `computed` being the processor time the
+        loop's thread used meanwhile."""
         lag = self.lag
         lateness = max(0.0, lateness)
         lag.samples += 1
@@ -59,8 +68,12 @@ class LoopLagMonitor:
         lag.worst = max(lag.worst, lateness)
         if lateness > self.threshold:
             lag.stalls += 1
+            if computed > self.threshold:
+                lag.busy_stalls += 1
             log.warning(
-                "event loop held for %.3f s (threshold %.3f s): every listener waited",
+                "event loop held for %.3f s (threshold %.3f s, %.3f s computing on the loop's "
+                "thread): every listener waited",
                 lateness,
                 self.threshold,
+                computed,
             )

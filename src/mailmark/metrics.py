@@ -9,11 +9,19 @@ from a configured list (every other domain is `remote`).
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Collection, Sequence
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+)
 from prometheus_client.exposition import generate_latest
 
 from mailmark.core.queue_admin import QueueDepth
@@ -118,6 +126,15 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        # The process's memory, CPU and descriptors, and the garbage collector's work: what the
+        # operations page's alerts on growth read.
+        ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
+        Gauge(
+            "mailmark_gc_frozen_objects",
+            "Objects alive at start-up that the garbage collector no longer walks (gc.freeze).",
+            registry=registry,
+        ).set_function(gc.get_freeze_count)
 
     def destination(self, domain: str, *, local: bool) -> str:
         """The destination label of a recipient domain: bounded by the configured list."""

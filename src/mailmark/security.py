@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import os
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyotp
@@ -181,8 +182,12 @@ def write_private(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+def server_tls_context(cert: Path, key: Path, *, alpn: Sequence[str] = ()) -> ssl.SSLContext:
+    """A server context presenting the pair; `alpn`: the application protocols it agrees to
+    (RFC 7301), none by default."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     # TLS 1.2: forward-secret AEAD suites only. The CBC suites OpenSSL also offers are what
     # LUCKY13 attacks (testssl.sh flags them); TLS 1.3's suites are all AEAD and not set here.

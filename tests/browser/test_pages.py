@@ -25,6 +25,8 @@ DASHBOARD_PAGES = [
     ("domain", f"/dashboard/domains/{DOMAIN}"),
     ("mailbox-sales", f"/dashboard/mailboxes/sales@{DOMAIN}"),
     ("settings", "/dashboard/settings"),
+    ("campaigns-empty", "/dashboard/campaigns"),
+    ("campaign-new", "/dashboard/campaigns/new"),
     ("not-found", "/dashboard/no-such-page"),
 ]
 

@@ -56,6 +56,8 @@ async def test_doctor_says_what_to_fix_then_ok(
         "IMAPS": "IMAPS",
         "ManageSieve": "MANAGESIEVE",
         "HTTP": "HTTP",
+        "HTTPS": "HTTPS",
+        "HTTP redirect": "HTTP_REDIRECT",
     }
     ports = {name: free_port() for name in listeners}
     closed_port = free_port()
@@ -104,6 +106,7 @@ async def test_doctor_says_what_to_fix_then_ok(
         assert found[f"port {port} ({name})"]["status"] == "fail"
         assert "nothing answers on 127.0.0.1" in found[f"port {port} ({name})"]["detail"]
     assert found["TLS certificate"]["status"] == "fail"
+    assert found["HTTPS certificate"]["status"] == "fail"
     outbound = found["outbound port " + str(closed_port)]
     assert outbound["status"] == "fail"
     assert outbound["detail"] == (
@@ -150,6 +153,9 @@ async def test_doctor_says_what_to_fix_then_ok(
     # serve's own self-signed certificate: fine for STARTTLS between servers, not for clients.
     certificate = found["TLS certificate"]
     assert (certificate["status"], certificate["detail"][:11]) == ("warn", "self-signed")
+    web_certificate = found["HTTPS certificate"]
+    assert web_certificate["status"] == "warn"
+    assert web_certificate["detail"].endswith("browsers refuse it"), web_certificate
     assert found[f"outbound port {sink.port}"]["status"] == "ok"
     assert found["clock"]["status"] == "ok"
     assert found["disk space"]["status"] == "ok"

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from mailmark.core.campaigns import (
+    CAMPAIGN_BATCH,
     MAX_CAMPAIGN,
     AttachmentRequest,
     CampaignExpansion,
@@ -115,6 +116,30 @@ async def test_a_sender_group_takes_turns_and_gives_its_recipients(world: World)
     ]
 
 
+async def test_a_sender_groups_whole_list_goes_in_one_request_queued_batch_by_batch(
+    world: World,
+) -> None:
+    domain = await acme(world)
+    emails = [f"r{n}@example.com" for n in range(CAMPAIGN_BATCH + 1)]
+    group = await world.services.sender_groups.create(
+        domain.id, domain.name, name="Everyone", mailboxes=["sales", "support"], emails=emails
+    )
+    request = replace(CAMPAIGN, from_address=None, to=(), sender_group_id=str(group.group.id))
+    seen: list[int] = []
+
+    async def count(uow: UnitOfWork, sent: Sent) -> None:
+        seen.append(len(sent.submissions))
+
+    sent = await service(world).send(request, domain, before_commit=count)
+
+    assert len(sent.submissions) == len(emails) and sent.skipped == []
+    rows = await queued_rows(world)
+    assert [row[1] for row in rows] == emails
+    assert {row[2] for row in rows} == {sent.batch_id}
+    # The last batch's transaction sees the whole send (an idempotency record is written there).
+    assert seen == [len(emails)]
+
+
 def attachment(
     filename: str,
     content: str = "aGk=",
@@ -163,6 +188,12 @@ REFUSALS = [
     (replace(CAMPAIGN, from_address="nobody@acme.test"), NotFound, "from", "No mailbox"),
     (replace(CAMPAIGN, sender_group_id="999"), NotFound, "senderGroupId", "No sender group"),
     (replace(CAMPAIGN, to=()), InvalidInput, "to", "at least one recipient"),
+    (
+        replace(CAMPAIGN, type=SendType.TRANSACTIONAL, track_clicks=True),
+        InvalidInput,
+        "trackClicks",
+        "trackClicks is for campaign sends",
+    ),
     (
         replace(CAMPAIGN, to=tuple(f"r{n}@example.com" for n in range(MAX_CAMPAIGN + 1))),
         InvalidInput,

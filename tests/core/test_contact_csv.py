@@ -109,4 +109,42 @@ def test_field_keys(header: str, key: str) -> None:
     st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=20), max_size=8)
 )
 def test_csv_line_reads_back(cells: list[str]) -> None:
-    assert list(csv.reader(io.StringIO(csv_line(cells), newline=""))) == [cells]
+    [back] = list(csv.reader(io.StringIO(csv_line(cells), newline=""))) or [[]]
+    assert len(back) == len(cells)
+    for written, cell in zip(back, cells, strict=True):
+        # As it was, or marked as text when a spreadsheet would run it as a formula.
+        assert written == cell or (written == "'" + cell and cell.lstrip("'")[:1] in "=+-@\t\r")
+    # Read back by the importer, an exported row is what was written.
+    header = csv_line([f"c{n}" for n in range(len(cells))])
+    if cells and any(cell.strip() for cell in cells):
+        reader = CsvReader(io.BytesIO((header + csv_line(cells)).encode()))
+        headers = reader.header()
+        [row] = list(reader.rows(dict(enumerate(headers)), len(headers)))
+        assert isinstance(row, CsvRow)
+        assert list(row.values.values()) == cells
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ('=HYPERLINK("http://evil.test")', '\'=HYPERLINK("http://evil.test")'),
+        ("+1 555 0100 call me", "'+1 555 0100 call me"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("-5", "-5"),
+        ("+12.5", "+12.5"),
+        ("Ann", "Ann"),
+        ("'quoted", "'quoted"),
+        ("'=1+1", "''=1+1"),
+    ],
+)
+def test_a_cell_a_spreadsheet_would_run_is_written_as_text(cell: str, written: str) -> None:
+    assert next(csv.reader(io.StringIO(csv_line([cell]), newline=""))) == [written]
+
+
+@pytest.mark.parametrize("cell", ["'=1+1", "''=x", "'-5", "'\tx", "'quoted", "''", "=x", "-5"])
+def test_a_cell_with_apostrophes_imports_back_as_it_was(cell: str) -> None:
+    reader = CsvReader(io.BytesIO((csv_line(["c", "d"]) + csv_line([cell, "x"])).encode()))
+    assert reader.header() == ["c", "d"]
+    [row] = list(reader.rows({0: "c"}, 2))
+    assert isinstance(row, CsvRow)
+    assert row.values == {"c": cell}

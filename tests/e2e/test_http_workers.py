@@ -108,3 +108,30 @@ async def test_the_worker_exits_when_the_main_process_is_killed(
     await server.process.wait()
 
     assert await wait_gone(worker, 15)
+
+
+async def test_a_worker_whose_main_process_died_before_it_started_exits(
+    tmp_path: Path, serve_env: dict[str, str], servers: list[Server]
+) -> None:
+    """The main process killed while the worker was still starting: by the time the worker looks,
+    its parent is already init, so it goes by the pid it was handed."""
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()
+    process = await asyncio.create_subprocess_exec(
+        MAILMARK,
+        "serve",
+        "--http-only",
+        "--http-port",
+        str(free_port()),
+        "--parent-pid",
+        str(gone.pid),
+        env=serve_env,
+        cwd=tmp_path,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    worker = Server(process)
+    servers.append(worker)
+    await worker.wait_for(r"HTTP listening on 127\.0\.0\.1:")
+    assert await worker.exit_status(30) == 0, worker.log

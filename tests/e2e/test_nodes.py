@@ -1,8 +1,9 @@
 """Three real `mailmark serve` processes on one PostgreSQL database and one blob directory behave
 as one system: IDLE on one node hears of mail another node's MX accepted (through LISTEN/NOTIFY:
 the sessions' own poll is set to an hour), an API key revoked on one node is refused on the others
-at once, failed logins on one node count on the others, and a node killed mid-delivery loses
-nothing while the surviving nodes duplicate nothing of their own."""
+at once, failed logins on one node count on the others, an API key's rate limit holds across
+nodes (two of them), and a node killed mid-delivery loses nothing while the surviving nodes
+duplicate nothing of their own."""
 
 from __future__ import annotations
 
@@ -85,9 +86,14 @@ async def prepare(data_dir: Path, database_url: str, queued_to: list[str]) -> tu
 
 
 async def start_nodes(
-    tmp_path: Path, database_url: str, fake_dns: FakeDns, sink: AiosmtpdSink, **extra: str
+    tmp_path: Path,
+    database_url: str,
+    fake_dns: FakeDns,
+    sink: AiosmtpdSink,
+    count: int = NODES,
+    **extra: str,
 ) -> list[Node]:
-    """Three nodes on one data dir (blobs, secret key, TLS pair) and one database."""
+    """`count` nodes on one data dir (blobs, secret key, TLS pair) and one database."""
     nodes: list[Node] = []
 
     async def start() -> Node:
@@ -116,7 +122,7 @@ async def start_nodes(
         return node
 
     try:
-        await asyncio.gather(*(start() for _ in range(NODES)))
+        await asyncio.gather(*(start() for _ in range(count)))
     except BaseException:
         for node in nodes:
             await node.server.stop()
@@ -196,6 +202,50 @@ async def failed_logins_on_a_count_on_b(cluster: Cluster) -> None:
         assert b"Too many failed logins" in done[-1], done
     finally:
         await client.close()
+
+
+# A token every 5 s: the twelve quick requests below take far less, the wait after them 5 s.
+RATE, BURST = 0.2, 5
+
+
+async def test_a_key_gets_its_burst_across_nodes_in_total_then_refills(
+    tmp_path: Path, database_url: str, fake_dns: FakeDns, sink: AiosmtpdSink
+) -> None:
+    """Both nodes take from the key's one bucket in the database: requests alternated between
+    them are admitted up to the burst in all, not the burst on each; a token that has come
+    back since is admitted on either node, once."""
+    secret, _ = await prepare(tmp_path / "data", database_url, [])
+    nodes = await start_nodes(
+        tmp_path,
+        database_url,
+        fake_dns,
+        sink,
+        count=2,
+        MAILMARK_API_RATE_LIMIT=str(RATE),
+        MAILMARK_API_RATE_BURST=str(BURST),
+    )
+    bearer = {"Authorization": f"Bearer {secret}"}
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=20) as http:
+            answers = [
+                await http.get(f"{nodes[n % 2].url}/v1/mailboxes", headers=bearer)
+                for n in range(12)
+            ]
+            retry_after = int(answers[-1].headers["Retry-After"])
+            await asyncio.sleep(retry_after)
+            after_wait = [
+                await http.get(f"{node.url}/v1/mailboxes", headers=bearer) for node in nodes
+            ]
+    finally:
+        for node in nodes:
+            await node.server.stop()
+
+    assert [a.status_code for a in answers] == [200] * BURST + [429] * (12 - BURST)
+    refused = answers[-1].json()["error"]
+    assert refused["code"] == "rate_limited"
+    assert "Too many requests for this API key" in refused["message"]
+    assert 1 <= retry_after <= 1 / RATE
+    assert [a.status_code for a in after_wait] == [200, 429]
 
 
 MESSAGES = 200

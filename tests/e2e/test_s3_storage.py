@@ -19,7 +19,7 @@ from mailmark.bootstrap import Listeners
 from mailmark.config import Settings
 from mailmark.storage.s3blobstore import S3BlobStore
 from tests.imap.raw import Raw
-from tests.support.seaweedfs import SeaweedFs
+from tests.support.seaweedfs_server import SeaweedFs
 from tests.support.tls import client_tls
 from tests.support.world import World
 

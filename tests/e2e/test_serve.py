@@ -15,10 +15,12 @@ import aiosmtplib
 import httpx
 import pytest
 from cryptography import x509
+from prometheus_client.parser import text_string_to_metric_families
 
 from mailmark.bootstrap import build_services
-from tests.support.serve import START_TIMEOUT, Server, mailmark, settings_for
-from tests.support.world import stored_copies
+from tests.support.serve import START_TIMEOUT, Server, free_port, mailmark, settings_for
+from tests.support.tls import trusting
+from tests.support.world import HOSTNAME, stored_copies
 
 pytestmark = pytest.mark.slow
 
@@ -121,6 +123,62 @@ async def test_kill_9_after_the_last_250_loses_nothing(
     assert await restarted.exit_status(timeout=5) == 0
 
 
+def pool_workers(pid: int) -> set[int]:
+    """The CPU pool's worker processes among `pid`'s children (Linux's /proc)."""
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children.update(int(child) for child in (task / "children").read_text().split())
+    return {
+        child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    }
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+async def test_the_cpu_workers_die_with_a_killed_serve(
+    serve_env: dict[str, str], tmp_path: Path, servers: list[Server]
+) -> None:
+    env = {**serve_env, "MAILMARK_CPU_WORKERS": "2"}
+    server = await start_serving(env, tmp_path, servers)
+    for args in (
+        ("account", "create", "acme", "--owner", "owner@acme.test", "--password", "owner-pass-1"),
+        ("domain", "add", "acme.test", "--account", "acme", "--trust"),
+        ("mailbox", "add", "sales@acme.test"),
+    ):
+        result = await mailmark(env, *args, cwd=tmp_path)
+        assert result.code == 0, result.err
+    # Above the offload threshold (256 KiB): delivery parses it in a worker process.
+    large = numbered_message(0) + (b"y" * 998 + b"\r\n") * 300
+    port = int(env["MAILMARK_MX_PORT"])
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
+    await smtp.connect()
+    try:
+        errors, _ = await smtp.sendmail("alice@example.org", ["sales@acme.test"], large)
+    finally:
+        smtp.close()
+    assert errors == {}
+    workers = pool_workers(server.process.pid)
+    assert workers, "the large message was not parsed in the CPU pool"
+
+    server.process.kill()
+    # serve's stderr reaches its end only when every process holding it is gone.
+    assert await server.exit_status(timeout=15) == -signal.SIGKILL
+    for _ in range(100):
+        if not any(running(worker) for worker in workers):
+            break
+        await asyncio.sleep(0.1)
+    assert not any(running(worker) for worker in workers)
+
+
+SHUTDOWN_GUARD = 60.0
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_signal_stops_serve_cleanly(
     serve_env: dict[str, str], tmp_path: Path, servers: list[Server], signum: signal.Signals
@@ -135,8 +193,11 @@ async def test_signal_stops_serve_cleanly(
 
     server.process.send_signal(signum)
 
+    # A guard against a hang, not a speed bound: the passes the workers have in hand get a few
+    # seconds' grace, longer on a loaded machine; an idle client held for its session's
+    # 5-minute timeout would exceed it many times over.
     try:
-        assert await server.exit_status(timeout=5) == 0, server.log
+        assert await server.exit_status(timeout=SHUTDOWN_GUARD) == 0, server.log
     finally:
         idle.close()
     assert any("shutting down" in line for line in server.lines), server.log
@@ -161,6 +222,58 @@ async def test_serve_runs_the_http_listener_beside_the_mx(
     assert unknown.json() == {
         "error": {"code": "not_found", "message": "No domain nowhere.test here.", "field": None}
     }
+
+
+async def test_serve_runs_https_and_the_redirect_port(
+    serve_env: dict[str, str], tmp_path: Path, servers: list[Server]
+) -> None:
+    https_port, redirect_port = free_port(), free_port()
+    env = {
+        **serve_env,
+        "MAILMARK_HTTPS_PORT": str(https_port),
+        "MAILMARK_HTTP_REDIRECT_PORT": str(redirect_port),
+    }
+    server = await start_serving(env, tmp_path, servers)
+    await server.wait_for(rf"HTTPS listening on 127\.0\.0\.1:{https_port}\b")
+    await server.wait_for(rf"HTTP redirect listening on 127\.0\.0\.1:{redirect_port}\b")
+    # The first-run link is on the HTTPS listener.
+    await server.wait_for(rf"open https://127\.0\.0\.1:{https_port}/setup\?token=")
+    verify = trusting(tmp_path / "data" / "tls" / "cert.pem")
+    async with httpx.AsyncClient(trust_env=False, verify=verify, timeout=10) as client:
+        session = await client.get(f"https://127.0.0.1:{https_port}/api/session")
+        assert session.status_code == 200, session.text
+        assert session.headers["strict-transport-security"].startswith("max-age=")
+        moved = await client.get(
+            f"http://127.0.0.1:{redirect_port}/sign-in?next=%2F", headers={"Host": HOSTNAME}
+        )
+        assert moved.status_code == 308
+        assert moved.headers["location"] == f"https://{HOSTNAME}:{https_port}/sign-in?next=%2F"
+    server.process.send_signal(signal.SIGTERM)
+    assert await server.exit_status(timeout=10) == 0, server.log
+
+
+async def test_a_ready_serve_has_put_its_start_up_heap_beyond_the_collector(
+    serve_env: dict[str, str], tmp_path: Path, servers: list[Server]
+) -> None:
+    """Once every listener is up, the objects alive then are frozen (gc.freeze), so full
+    collections no longer walk them; /metrics shows how many, beside the collector's counts."""
+    server = await start_serving(serve_env, tmp_path, servers)
+    found = await server.wait_for(r"HTTP listening on 127\.0\.0\.1:(\d+)")
+    frozen = 0.0
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{found[1]}", trust_env=False
+    ) as client:
+        for _ in range(100):  # the freeze comes right after the last listener starts
+            scrape = await client.get("/metrics")
+            assert scrape.status_code == 200, scrape.text
+            families = {f.name: f for f in text_string_to_metric_families(scrape.text)}
+            frozen = families["mailmark_gc_frozen_objects"].samples[0].value
+            if frozen:
+                break
+            await asyncio.sleep(0.1)
+    assert frozen > 10_000
+    assert "python_gc_collections" in families
+    assert families["process_resident_memory_bytes"].samples[0].value > 0
 
 
 def served_certificate(port: int) -> x509.Certificate:

@@ -6,12 +6,19 @@ from datetime import UTC, datetime
 
 import dkim  # type: ignore[import-untyped]
 import pytest
+from dkim.canonicalization import Relaxed  # type: ignore[import-untyped]
 from dkim.util import parse_tag_value  # type: ignore[import-untyped]
 
 from mailmark.core.model import DkimKey
 from mailmark.dns_tools.resolver import DnsResolver
 from mailmark.security import DkimKeyFactory
-from mailmark.smtp_out.dkim import DkimSigner, DkimSigningError, to_crlf
+from mailmark.smtp_out.dkim import (
+    DkimSigner,
+    DkimSigningError,
+    relaxed_body,
+    split_message,
+    to_crlf,
+)
 from tests.fakedns import FakeDns
 
 MESSAGE = (
@@ -129,3 +136,45 @@ def test_an_ed25519_key_is_refused(key_pair: tuple[str, str]) -> None:
 )
 def test_to_crlf_leaves_only_crlf(raw: bytes, clean: bytes) -> None:
     assert to_crlf(raw) == clean
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\r\n",
+        b"\r\n\r\n",
+        b"one line\r\n",
+        b"trailing spaces   \r\nand\ttabs\t \r\n",
+        b"  leading and  inner \t runs\r\n\r\n\r\n",
+        b" \r\n \t\r\n",
+        b"no final line ending",
+        b"a\r\n\r\nb  \r\n \r\n",
+        b"\tonly tab line\r\n",
+    ],
+)
+def test_relaxed_body_matches_dkimpy(body: bytes) -> None:
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+
+def test_split_message_keeps_folded_fields_and_the_whole_body() -> None:
+    message = b"From: a@acme.test\r\nSubject: one\r\n two\r\n\r\nbody\r\n\r\n"
+    headers, body = split_message(message)
+    assert headers == [[b"From", b" a@acme.test\r\n"], [b"Subject", b" one\r\n two\r\n"]]
+    assert body == b"body\r\n\r\n"
+    assert split_message(b"From: a@acme.test\r\n") == ([[b"From", b" a@acme.test\r\n"]], b"")
+
+
+async def test_signature_over_repeated_and_unsigned_fields_verifies(
+    fake_dns: FakeDns, key_pair: tuple[str, str]
+) -> None:
+    key = rsa_key(key_pair)
+    resolver = publish(fake_dns, key)
+    message = (
+        b"Received: from a\r\nTo: one@remote.test\r\nFrom: Sales <sales@acme.test>\r\n"
+        b"X-Mailer:   something\r\n  folded\r\nTo: two@remote.test\r\n"
+        b"References: <a@acme.test>\r\n\t<b@acme.test>\r\nSubject:  Spaced\t out \r\n\r\n"
+        b"Body  with\truns \r\n\r\n\r\n"
+    )
+    signed = DkimSigner().sign(message, domain="acme.test", key=key)
+    assert dkim.verify(signed, dnsfunc=resolver.dkim_dnsfunc)

@@ -18,7 +18,7 @@ from mailmark.config import Settings
 from mailmark.core.errors import StorageUnavailable
 from mailmark.startup import StartupError
 from mailmark.storage.s3blobstore import S3BlobStore
-from tests.support.seaweedfs import BUCKET, SeaweedFs
+from tests.support.seaweedfs_server import BUCKET, SeaweedFs
 from tests.support.serve import free_port
 
 DATA = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"

@@ -33,6 +33,29 @@ SQLITE_FILE = "mailmark.db"  # under the data dir, where the settings' default p
 T = TypeVar("T")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that get a database (scripts/test's second pass, on PostgreSQL:"
+        " a test that never opens one would repeat the first pass exactly)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    kept = [item for item in items if _gets_a_database(item)]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
+def _gets_a_database(item: pytest.Item) -> bool:
+    """Whether the test asks, directly or through its fixtures, for a database of its own."""
+    used = getattr(item, "fixturenames", ())
+    return "database_template" in used or "empty_database_url" in used
+
+
 def pytest_report_header() -> str:
     backend = make_url(TEST_DATABASE_URL).get_backend_name() if TEST_DATABASE_URL else "sqlite"
     return f"mailmark test database: {backend}"

@@ -4,6 +4,9 @@ Its validation authority resolves the names it validates through the test's Fake
 HTTP-01 answers from `http_port` (where the test's HTTP listener is). Its own HTTPS uses a
 certificate made here, from a small CA whose certificate is `ca_file`. Nonces are never refused
 at random and validations never wait (PEBBLE_WFE_NONCEREJECT=0, PEBBLE_VA_NOSLEEP=1).
+
+The `pebble` fixture is one Pebble per test module, fetching answers from `acme_http_port`: each
+module's settings put the listener that answers HTTP-01 there.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import ipaddress
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +30,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from mailmark.bootstrap import Listeners
+from tests.fakedns import FakeDns
 from tests.support.serve import free_port
+from tests.support.world import DOMAIN, HOSTNAME
 
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
 START_TIMEOUT = 30.0
+# The names a certificate for the acme.test world covers; Pebble resolves them to 127.0.0.1.
+ACME_NAMES = [HOSTNAME, f"mta-sts.{DOMAIN}", f"autoconfig.{DOMAIN}"]
 
 
 @dataclass
@@ -44,6 +54,12 @@ class Pebble:
         response = httpx.get(f"{self.management_url}/roots/0", verify=str(self.ca_file))
         response.raise_for_status()
         return response.content
+
+    def verifying_client(self) -> ssl.SSLContext:
+        """A client that trusts Pebble's root only, and checks the host name."""
+        context = ssl.create_default_context(cadata=self.root_pem().decode())
+        context.check_hostname = True
+        return context
 
     def stop(self) -> None:
         self.process.terminate()
@@ -155,3 +171,34 @@ def start_pebble(directory: Path, *, http_port: int, dns_server: str) -> Pebble:
             pebble.stop()
             raise RuntimeError(f"pebble did not start:\n{log_file.read_text()}")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def acme_http_port() -> int:
+    """Pebble is told at start where to fetch HTTP-01 answers, so the port is chosen first; each
+    test's listener binds it in turn."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def pebble(tmp_path_factory: pytest.TempPathFactory, acme_http_port: int) -> Iterator[Pebble]:
+    """One Pebble for the module (it takes a second or two to start), resolving the world's
+    names to 127.0.0.1 through its own FakeDns."""
+    with FakeDns() as dns:
+        for name in ACME_NAMES:
+            dns.add(name, "A", "127.0.0.1")
+        started = start_pebble(
+            tmp_path_factory.mktemp("pebble"), http_port=acme_http_port, dns_server=dns.address
+        )
+        try:
+            yield started
+        finally:
+            started.stop()
+
+
+async def issued(listeners: Listeners) -> x509.Certificate:
+    """The certificate in use once an order for the world's names has completed (the
+    background renewal may have ordered it already)."""
+    assert listeners.acme is not None
+    await listeners.acme.run_once()
+    return listeners.certificates.loaded.leaf

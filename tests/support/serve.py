@@ -1,9 +1,5 @@
 """The real `mailmark` console script as a subprocess: one-shot commands, and `serve` on ports
-the test chooses, against the test's data dir and database.
-
-A subprocess cannot be handed a socket bound to port 0, so `free_port` picks a free one: another
-process could take it before the server binds it, but the kernel hands out ephemeral ports in turn
-and the window is a few milliseconds.
+the test chooses (`free_port`, tests/support/ports.py), against the test's data dir and database.
 """
 
 from __future__ import annotations
@@ -13,7 +9,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +19,7 @@ import pytest
 from mailmark.config import Settings
 from tests.fakedns import FakeDns
 from tests.support.database import TEST_DATABASE_URL
+from tests.support.ports import free_port
 from tests.support.world import HOSTNAME
 
 MAILMARK = str(Path(sys.executable).with_name("mailmark"))
@@ -81,12 +77,6 @@ async def mailmark(env: dict[str, str], *args: str, stdin: str | None = None, cw
     return Run(process.returncode, out.decode(), err.decode())
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Server:
     """One `mailmark serve` process; its log (stderr) is read continuously so it never blocks."""
 
@@ -141,15 +131,25 @@ class Server:
             ) from None
 
     async def exit_status(self, timeout: float) -> int:
-        code = await asyncio.wait_for(self.process.wait(), timeout)
-        await self._reader
-        return code
+        """The exit code, once the process has ended and its stderr has been read to the end."""
+
+        async def ended() -> int:
+            code = await self.process.wait()
+            await self._reader
+            return code
+
+        return await asyncio.wait_for(ended(), timeout)
 
     async def stop(self) -> None:
         if self.process.returncode is None:
             self.process.kill()
             await self.process.wait()
-        with contextlib.suppress(Exception):
+        # A child that outlived the server would keep its stderr open (the CPU workers die with
+        # it, test_serve.py checks): the log read so far is then all there is.
+        done, _ = await asyncio.wait({self._reader}, timeout=5)
+        if not done:
+            self._reader.cancel()
+        with contextlib.suppress(BaseException):
             await self._reader
 
 

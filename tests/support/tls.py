@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from pathlib import Path
 
 
 def client_tls() -> ssl.SSLContext:
@@ -13,6 +14,14 @@ def client_tls() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def trusting(certificate: Path) -> ssl.SSLContext:
+    """Verify that the server presents this (self-signed) certificate, whatever host name the
+    test connects with (127.0.0.1, where the certificate names the server's host name)."""
+    context = ssl.create_default_context(cafile=str(certificate))
+    context.check_hostname = False
     return context
 
 

@@ -9,6 +9,7 @@ the link.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Self
 
@@ -28,11 +29,21 @@ class ApiClient:
     """An httpx client on the web app that sends the CSRF token on every state change, as the
     page does; `csrf_token` is the one the last /api/session or sign-in answer gave."""
 
-    def __init__(self, base_url: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         # trust_env=False: a proxy from the environment must not sit between the test and
         # loopback.
         self.http = httpx.AsyncClient(
-            base_url=base_url, trust_env=False, timeout=20, headers=dict(headers or {})
+            base_url=base_url,
+            trust_env=False,
+            timeout=20,
+            headers=dict(headers or {}),
+            verify=verify,
         )
         self.csrf_token = ""
 

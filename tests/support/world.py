@@ -41,6 +41,7 @@ def settings(tmp_path: Path, database_url: str, fake_dns: FakeDns) -> Settings:
         database_url=database_url,
         hostname=HOSTNAME,
         bind="127.0.0.1",
+        cpu_workers=2,
         mx_port=0,
         submission_port=0,
         submissions_port=0,

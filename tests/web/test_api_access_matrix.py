@@ -13,7 +13,7 @@ signed-out client change nothing of acme's."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +24,7 @@ from litestar import Litestar
 from mailmark.bootstrap import Listeners
 from mailmark.config import Settings
 from mailmark.core.access import Role
+from mailmark.core.campaign_engine import CampaignDraft, CampaignScope
 from mailmark.core.webmail_compose import Composition
 from tests.support.viewers import add_user, viewer_of
 from tests.support.web import ApiClient, api_url
@@ -67,6 +68,13 @@ class Scene:
     outbox: dict[tuple[str, str], int] = field(default_factory=dict)
     # mailbox address → (Outbox folder id, UID) of a waiting message nobody cancels.
     waiting: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # acme's contacts and lists: one of each per persona to delete, and one of each kept.
+    contacts: dict[str, int] = field(default_factory=dict)
+    lists: dict[str, int] = field(default_factory=dict)
+    import_id: int = 0
+    # A draft campaign of acme's every persona reads, and one per persona to cancel.
+    campaign: str = ""
+    campaigns: dict[str, str] = field(default_factory=dict)
 
     def mail(self, address: str, path: str) -> str:
         mailbox = self.world.sales if address == SALES else self.world.support
@@ -99,6 +107,18 @@ class Scene:
             self.invitations[persona] = invited.invitation.id
             user = await add_user(services, "acme", f"leaving-{persona}@acme.test", Role.MEMBER)
             self.users[persona] = user.user_id
+        scope = CampaignScope(acme.account_id, acme.id, acme.name)
+        for persona in ("shared", *PERSONAS):
+            made = await services.campaign_service.create(
+                scope,
+                CampaignDraft(
+                    name=f"Matrix {persona}",
+                    from_address=SALES,
+                    stages=[{"subject": "Hi {{firstName|there}}", "html": "<p>Hello</p>"}],
+                ),
+            )
+            self.campaigns[persona] = str(made.id)
+        self.campaign = self.campaigns["shared"]
         tomorrow = services.clock.now() + timedelta(days=1)
         for mailbox in (self.world.sales, self.world.support):
             assert mailbox.id is not None
@@ -113,6 +133,23 @@ class Scene:
                 self.outbox[(persona, mailbox.address)] = sent.outbox.uid
                 self.waiting[mailbox.address] = (sent.outbox.folder_id, sent.outbox.uid)
         await self.prepare_mail()
+        await self.prepare_contacts()
+
+    async def prepare_contacts(self) -> None:
+        services = self.world.services
+        acme = (await services.domains.get(self.world.domain)).account_id
+        for persona in (*PERSONAS, "kept"):
+            contact = await services.contacts.create(acme, email=f"{persona}@contacts.test")
+            made = await services.contacts.create_list(acme, f"List {persona}")
+            assert contact.id is not None and made.id is not None
+            self.contacts[persona], self.lists[persona] = contact.id, made.id
+
+        async def upload() -> AsyncIterator[bytes]:
+            yield b"email\r\nimported@contacts.test\r\n"
+
+        job = await services.contacts.start_import(acme, upload())
+        assert job.id is not None
+        self.import_id = job.id
 
     async def prepare_mail(self) -> None:
         services = self.world.services
@@ -253,6 +290,98 @@ def cases() -> dict[tuple[str, str], list[Case]]:
             mailbox_routes(delivery, 200)
         ),
         ("GET", "/api/mail/{mailbox_id:int}/contacts"): mailbox_routes(contacts, 200),
+        # --- contacts and lists (owner/admin only; another account sees its own, empty)
+        ("GET", "/api/contacts"): [manage(lambda c, p, s: c.get("/api/contacts"), 200, other=200)],
+        ("POST", "/api/contacts"): [
+            manage(
+                lambda c, p, s: c.post("/api/contacts", json={"email": f"new-{p}@contacts.test"}),
+                201,
+                other=201,
+            )
+        ],
+        ("GET", "/api/contacts/{contact_id:str}"): [
+            manage(lambda c, p, s: c.get(f"/api/contacts/{s.contacts['kept']}"), 200)
+        ],
+        ("PATCH", "/api/contacts/{contact_id:str}"): [
+            manage(
+                lambda c, p, s: c.patch(
+                    f"/api/contacts/{s.contacts[p]}", json={"firstName": f"By {p}"}
+                ),
+                200,
+            )
+        ],
+        ("DELETE", "/api/contacts/{contact_id:str}"): [
+            manage(lambda c, p, s: c.delete(f"/api/contacts/{s.contacts[p]}"), 204)
+        ],
+        ("POST", "/api/contacts/import/columns"): [
+            manage(
+                lambda c, p, s: c.post(
+                    "/api/contacts/import/columns",
+                    content=b"Mail,Name\r\ncolumns@contacts.test,Cy\r\n",
+                    headers={"content-type": "text/csv"},
+                ),
+                200,
+                other=200,
+            )
+        ],
+        ("POST", "/api/contacts/import/preview"): [
+            manage(
+                lambda c, p, s: c.post(
+                    "/api/contacts/import/preview",
+                    content=b"email\r\npreview@contacts.test\r\n",
+                    headers={"content-type": "text/csv"},
+                ),
+                200,
+                other=200,
+            )
+        ],
+        ("POST", "/api/contacts/import"): [
+            manage(
+                lambda c, p, s: c.post(
+                    "/api/contacts/import",
+                    content=f"email\r\nimport-{p}@contacts.test\r\n".encode(),
+                    headers={"content-type": "text/csv"},
+                ),
+                202,
+                other=202,
+            )
+        ],
+        ("GET", "/api/contacts/import/{import_id:str}"): [
+            manage(lambda c, p, s: c.get(f"/api/contacts/import/{s.import_id}"), 200)
+        ],
+        ("GET", "/api/contacts/export"): [
+            manage(lambda c, p, s: c.get("/api/contacts/export"), 200, other=200)
+        ],
+        ("GET", "/api/lists"): [manage(lambda c, p, s: c.get("/api/lists"), 200, other=200)],
+        ("POST", "/api/lists"): [
+            manage(lambda c, p, s: c.post("/api/lists", json={"name": f"New {p}"}), 201, other=201)
+        ],
+        ("PATCH", "/api/lists/{list_id:str}"): [
+            manage(
+                lambda c, p, s: c.patch(f"/api/lists/{s.lists[p]}", json={"name": f"Renamed {p}"}),
+                200,
+            )
+        ],
+        ("DELETE", "/api/lists/{list_id:str}"): [
+            manage(lambda c, p, s: c.delete(f"/api/lists/{s.lists[p]}"), 204)
+        ],
+        ("POST", "/api/lists/{list_id:str}/members"): [
+            manage(
+                lambda c, p, s: c.post(
+                    f"/api/lists/{s.lists['kept']}/members",
+                    json={"contactIds": [str(s.contacts["kept"])]},
+                ),
+                200,
+            )
+        ],
+        ("DELETE", "/api/lists/{list_id:str}/members/{contact_id:str}"): [
+            manage(
+                lambda c, p, s: c.delete(
+                    f"/api/lists/{s.lists['kept']}/members/{s.contacts['kept']}"
+                ),
+                204,
+            )
+        ],
         # --- domains
         ("GET", "/api/domains"): [manage(lambda c, p, s: c.get("/api/domains"), 200, other=200)],
         ("POST", "/api/domains"): [
@@ -312,6 +441,12 @@ def cases() -> dict[tuple[str, str], list[Case]]:
         ("PUT", "/api/domains/{name:str}/catch-all"): [
             manage(
                 lambda c, p, s: c.put(f"/api/domains/{ACME}/catch-all", json={"mailbox": None}),
+                200,
+            )
+        ],
+        ("PUT", "/api/domains/{name:str}/tracking-host"): [
+            manage(
+                lambda c, p, s: c.put(f"/api/domains/{ACME}/tracking-host", json={"host": None}),
                 200,
             )
         ],
@@ -571,6 +706,16 @@ def cases() -> dict[tuple[str, str], list[Case]]:
             )
         ],
         # --- billing (off here: owners and admins are told the operator sets plans)
+        ("GET", "/api/operator"): [
+            everyone(lambda c, p, s: c.get("/api/operator"), 200, other=200)
+        ],
+        # acme is the server's first account: its owner operates the server, no one else.
+        ("GET", "/api/operator/accounts"): [
+            Case(
+                lambda c, p, s: c.get("/api/operator/accounts"),
+                {OWNER: 200, ADMIN: 403, MEMBER: 403, OTHER: 403, ANONYMOUS: 401},
+            )
+        ],
         ("GET", "/api/billing"): [everyone(lambda c, p, s: c.get("/api/billing"), 200, other=200)],
         ("POST", "/api/billing/checkout"): [
             manage(
@@ -592,6 +737,67 @@ def cases() -> dict[tuple[str, str], list[Case]]:
         ],
         ("POST", "/api/billing/resume"): [
             manage(lambda c, p, s: c.post("/api/billing/resume"), 409, other=409)
+        ],
+        # --- campaigns (owner/admin only; another account's owner sees their own, empty list)
+        ("GET", "/api/campaigns"): [
+            manage(lambda c, p, s: c.get("/api/campaigns"), 200, other=200)
+        ],
+        ("GET", "/api/campaigns/choices"): [
+            manage(lambda c, p, s: c.get("/api/campaigns/choices"), 200, other=200)
+        ],
+        ("POST", "/api/campaigns"): [
+            manage(
+                lambda c, p, s: c.post(
+                    "/api/campaigns",
+                    json={
+                        "domain": ACME,
+                        "name": f"New {p}",
+                        "from": SALES,
+                        "stages": [{"subject": "Hi", "html": "<p>Hi</p>"}],
+                    },
+                ),
+                201,
+            )
+        ],
+        **{
+            ("GET", f"/api/campaigns/{{campaign_id:str}}{tail}"): [
+                manage(lambda c, p, s, tail=tail: c.get(f"/api/campaigns/{s.campaign}{tail}"), 200)
+            ]
+            for tail in ("", "/stats", "/activity", "/recipients", "/recipients.csv", "/contacts")
+        },
+        ("GET", "/api/campaigns/{campaign_id:str}/recipients/{recipient_id:str}"): [
+            # The draft has no recipients yet: acme's owner and admin are told so too.
+            manage(lambda c, p, s: c.get(f"/api/campaigns/{s.campaign}/recipients/1"), 404)
+        ],
+        ("PATCH", "/api/campaigns/{campaign_id:str}"): [
+            manage(lambda c, p, s: c.patch(f"/api/campaigns/{s.campaign}", json={"name": p}), 200)
+        ],
+        ("POST", "/api/campaigns/{campaign_id:str}/preview"): [
+            manage(
+                lambda c, p, s: c.post(f"/api/campaigns/{s.campaign}/preview", json={"stage": 1}),
+                200,
+            )
+        ],
+        ("POST", "/api/campaigns/{campaign_id:str}/test-send"): [
+            manage(
+                lambda c, p, s: c.post(
+                    f"/api/campaigns/{s.campaign}/test-send", json={"to": f"test-{p}@remote.test"}
+                ),
+                202,
+            )
+        ],
+        # Nobody is on the draft's audience: launching it is refused after the access check.
+        ("POST", "/api/campaigns/{campaign_id:str}/launch"): [
+            manage(lambda c, p, s: c.post(f"/api/campaigns/{s.campaign}/launch"), 400)
+        ],
+        ("POST", "/api/campaigns/{campaign_id:str}/pause"): [
+            manage(lambda c, p, s: c.post(f"/api/campaigns/{s.campaign}/pause"), 409)
+        ],
+        ("POST", "/api/campaigns/{campaign_id:str}/resume"): [
+            manage(lambda c, p, s: c.post(f"/api/campaigns/{s.campaign}/resume"), 409)
+        ],
+        ("POST", "/api/campaigns/{campaign_id:str}/cancel"): [
+            manage(lambda c, p, s: c.post(f"/api/campaigns/{s.campaigns[p]}/cancel"), 200)
         ],
         # --- team (owner/admin only)
         ("GET", "/api/team"): [manage(lambda c, p, s: c.get("/api/team"), 200, other=200)],
@@ -722,6 +928,9 @@ async def snapshot(owner: ApiClient) -> list[object]:
         f"/api/domains/{ACME}/api-keys",
         HOOKS,
         "/api/team",
+        "/api/contacts",
+        "/api/lists",
+        "/api/campaigns",
     ]
     found = [(await owner.get(path)).json() for path in paths]
     # A member may send from the mailbox assigned to them: that counts toward the month's usage.

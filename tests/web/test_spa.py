@@ -35,6 +35,7 @@ APP_PATHS = [
     "/dashboard/team",
     "/dashboard/settings",
     "/dashboard/settings/security",
+    "/dashboard/campaigns/7/recipients/3",
     "/dashboard/not-a-page/yet",  # the app's own 404 page
 ]
 NOT_APP_PATHS = [

@@ -4,6 +4,16 @@ import type {
   CreateAliasParams,
   Attachment,
   CampaignSendParams,
+  Campaign,
+  CampaignPage,
+  CampaignPreview,
+  CampaignRecipientPage,
+  CampaignStats,
+  CreateCampaignParams,
+  ListCampaignRecipientsParams,
+  PreviewCampaignParams,
+  TestSendCampaignParams,
+  UpdateCampaignParams,
   CancelResult,
   CampaignSendResult,
   Contact,
@@ -285,6 +295,73 @@ export class Mailmark {
   removeListMember(id: string, contactId: string): Promise<DeletedResponse> {
     const path = `/v1/lists/${segment(id)}/members/${segment(contactId)}`;
     return this.#request<DeletedResponse>("DELETE", path);
+  }
+
+  // --- campaigns -------------------------------------------------------------------------------
+
+  /** The domain's campaigns, newest first. */
+  listCampaigns(params: { cursor?: string; limit?: number } = {}): Promise<CampaignPage> {
+    return this.#request<CampaignPage>("GET", "/v1/campaigns", { query: { ...params } });
+  }
+
+  /** A draft campaign from one mailbox (`from`) or a sender group (`senderGroupId`). */
+  createCampaign(params: CreateCampaignParams): Promise<Campaign> {
+    return this.#request<Campaign>("POST", "/v1/campaigns", { body: params });
+  }
+
+  getCampaign(id: string): Promise<Campaign> {
+    return this.#request<Campaign>("GET", `/v1/campaigns/${segment(id)}`);
+  }
+
+  /** While a draft or paused; a ConflictError otherwise. */
+  updateCampaign(id: string, params: UpdateCampaignParams): Promise<Campaign> {
+    return this.#request<Campaign>("PATCH", `/v1/campaigns/${segment(id)}`, { body: params });
+  }
+
+  /** Fix the audience and start sending; a PermissionDeniedError with the plan's text when the
+   * account may not send. */
+  launchCampaign(id: string): Promise<Campaign> {
+    return this.#request<Campaign>("POST", `/v1/campaigns/${segment(id)}/launch`);
+  }
+
+  pauseCampaign(id: string): Promise<Campaign> {
+    return this.#request<Campaign>("POST", `/v1/campaigns/${segment(id)}/pause`);
+  }
+
+  resumeCampaign(id: string): Promise<Campaign> {
+    return this.#request<Campaign>("POST", `/v1/campaigns/${segment(id)}/resume`);
+  }
+
+  cancelCampaign(id: string): Promise<Campaign> {
+    return this.#request<Campaign>("POST", `/v1/campaigns/${segment(id)}/cancel`);
+  }
+
+  /** Counts per campaign, stage and subject variant. */
+  getCampaignStats(id: string): Promise<CampaignStats> {
+    return this.#request<CampaignStats>("GET", `/v1/campaigns/${segment(id)}/stats`);
+  }
+
+  listCampaignRecipients(
+    id: string,
+    params: ListCampaignRecipientsParams = {},
+  ): Promise<CampaignRecipientPage> {
+    const path = `/v1/campaigns/${segment(id)}/recipients`;
+    return this.#request<CampaignRecipientPage>("GET", path, { query: { ...params } });
+  }
+
+  /** A stage as a contact would get it. */
+  previewCampaign(id: string, params: PreviewCampaignParams = {}): Promise<CampaignPreview> {
+    const path = `/v1/campaigns/${segment(id)}/preview`;
+    return this.#request<CampaignPreview>("POST", path, { body: params });
+  }
+
+  /** Send one stage to `to`, its subject starting "[Test] ". */
+  testSendCampaign(
+    id: string,
+    params: TestSendCampaignParams,
+  ): Promise<{ messageId: string; emailId: string }> {
+    const path = `/v1/campaigns/${segment(id)}/test-send`;
+    return this.#request<{ messageId: string; emailId: string }>("POST", path, { body: params });
   }
 
   // --- webhooks --------------------------------------------------------------------------------

@@ -125,6 +125,10 @@ export interface TransactionalSendParams extends SendFields {
 
 export interface CampaignSendParams extends SendFields {
   type: "campaign";
+  /** Track opens with a pixel (default true). */
+  trackOpens?: boolean;
+  /** Rewrite the HTML's links to signed redirects that record clicks (default true). */
+  trackClicks?: boolean;
 }
 
 export type SendParams = TransactionalSendParams | CampaignSendParams;
@@ -138,6 +142,8 @@ export interface CampaignSendResult {
   messageIds: string[];
   batchId: string;
   status: "queued";
+  /** Recipients left out: suppressed (bounce, complaint, manual) or unsubscribed. */
+  skipped: { email: string; reason: string }[];
 }
 
 export type SendResult = TransactionalSendResult | CampaignSendResult;
@@ -292,6 +298,8 @@ export interface Contact {
   suppressed: boolean;
   createdAt: string;
   updatedAt: string;
+  /** The lists (not segments) the contact is on. */
+  listIds: string[];
 }
 
 export interface ContactPage {
@@ -392,4 +400,153 @@ export type UpdateListParams = Partial<CreateListParams>;
 export interface ListMembersParams {
   contactIds?: string[];
   emails?: string[];
+}
+
+// --- campaigns ---------------------------------------------------------------------------------
+
+export type CampaignStatus = "draft" | "running" | "paused" | "completed" | "canceled";
+
+export type CampaignRecipientState =
+  | "active"
+  | "completed"
+  | "replied"
+  | "bounced"
+  | "complained"
+  | "unsubscribed"
+  | "suppressed"
+  | "failed"
+  | "canceled";
+
+/** One stage: stage 1 needs a subject; later stages wait `delayDays` after the previous one and
+ * go as replies in its thread unless `newThread` is true. Merge tags: `{{firstName|fallback}}`. */
+export interface CampaignStage {
+  subject?: string;
+  html: string;
+  delayDays?: number;
+  newThread?: boolean;
+  /** A/B: other subjects, taking turns with `subject`. */
+  subjectVariants?: string[];
+}
+
+export interface CampaignAudience {
+  listIds?: string[];
+  senderGroupRecipients?: boolean;
+}
+
+export interface CampaignSchedule {
+  /** An IANA time zone, e.g. `Europe/Paris` (default UTC). */
+  timezone?: string;
+  /** A local date and time in `timezone`, e.g. `2030-01-07T09:00`; null: at launch. */
+  startAt?: string | null;
+  /** ISO weekdays, 1 (Monday) to 7 (Sunday). */
+  days?: number[];
+  /** [from, to] whole hours. */
+  hours?: [number, number];
+  /** Emails per mailbox per day. */
+  dailyCap?: number | null;
+  spacingSeconds?: number;
+}
+
+export interface Campaign {
+  _id: string;
+  name: string;
+  status: CampaignStatus;
+  from: string | null;
+  senderGroupId: string | null;
+  audience: CampaignAudience;
+  stages: CampaignStage[];
+  schedule: CampaignSchedule;
+  /** Why a paused campaign is paused: by its owner, a guardrail, or the plan's quota. */
+  pauseReason: string;
+  batchId: string;
+  createdAt: string;
+  updatedAt: string;
+  launchedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface CampaignPage {
+  data: Campaign[];
+  nextCursor: string | null;
+}
+
+export interface CreateCampaignParams {
+  name: string;
+  from?: string;
+  senderGroupId?: string;
+  audience?: CampaignAudience;
+  stages: CampaignStage[];
+  schedule?: CampaignSchedule;
+}
+
+export type UpdateCampaignParams = Partial<CreateCampaignParams>;
+
+export interface CampaignCounts {
+  sent: number;
+  delivered: number;
+  bounced: number;
+  complained: number;
+  replied: number;
+  opened: number;
+  clicked: number;
+  unsubscribed: number;
+  /** Opened or clicked by a person: privacy proxies' opens and link scanners' clicks left out. */
+  humanOpened: number;
+  humanClicked: number;
+}
+
+export interface CampaignStats {
+  campaignId: string;
+  status: CampaignStatus;
+  pauseReason: string;
+  recipients: number;
+  states: Record<CampaignRecipientState, number>;
+  totals: CampaignCounts;
+  stages: {
+    stage: number;
+    counts: CampaignCounts;
+    variants: { variant: number; subject: string; counts: CampaignCounts }[];
+  }[];
+}
+
+export interface CampaignRecipient {
+  _id: string;
+  email: string;
+  contactId: string | null;
+  state: CampaignRecipientState;
+  stagesSent: number;
+  nextStage: number;
+  nextSendAt: string;
+  stopReason: string;
+  autoReplies: number;
+  updatedAt: string;
+}
+
+export interface CampaignRecipientPage {
+  data: CampaignRecipient[];
+  nextCursor: string | null;
+}
+
+export interface ListCampaignRecipientsParams {
+  state?: CampaignRecipientState;
+  cursor?: string;
+  limit?: number;
+}
+
+export interface CampaignPreview {
+  stage: number;
+  email: string;
+  subject: string;
+  html: string;
+  text: string;
+  headers: Record<string, string>;
+}
+
+export interface PreviewCampaignParams {
+  stage?: number;
+  contactId?: string;
+}
+
+export interface TestSendCampaignParams extends PreviewCampaignParams {
+  to: string;
 }

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import standardwebhooks
-from polar.base import PolarError, parse_response_json
-from polar.v2026_04 import PolarAsync
 
+from mailmark.core.affiliates import PaidOrder
 from mailmark.core.billing import BillingEvent, SubscriptionSnapshot
 from mailmark.core.errors import InvalidInput, PaymentProviderUnavailable
 
@@ -31,6 +30,8 @@ SUBSCRIPTION_EVENTS = (
     "subscription.revoked",
 )
 ORDER_EVENTS = ("order.created", "order.paid", "order.refunded", "order.updated")
+# An order in one of these states was paid (a refund, whole or part, comes after a payment).
+PAID_ORDER_STATES = ("paid", "refunded", "partially_refunded")
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
 
@@ -49,6 +50,10 @@ class PolarProvider:
         server: Literal["production", "sandbox"] = "production",
         base_url: str | None = None,
     ) -> None:
+        # The SDK is imported here, not with the module: its generated models take about a
+        # second to import, which every command would pay for an installation that never bills.
+        from polar.v2026_04 import PolarAsync
+
         self._polar = PolarAsync(access_token, environment=server, base_url=base_url or None)
         self._products = dict(products)
 
@@ -88,6 +93,8 @@ class PolarProvider:
         await self._call("PATCH", f"/v1/subscriptions/{subscription_id}", body)
 
     async def _call(self, method: str, url: str, body: dict[str, Any]) -> Any:
+        from polar.base import PolarError, parse_response_json
+
         client = self._polar.checkouts.client
         try:
             response = await client.send_request(client.build_request(method, url, body=body))
@@ -140,6 +147,7 @@ def parse_event(event_id: str, raw: bytes, products: Mapping[str, str]) -> Billi
         held = data.get("subscription")
         if isinstance(held, dict):
             subscription = _snapshot(held, data, plans)
+    order = _paid_order(data) if event_type in ORDER_EVENTS else None
     occurred = _moment(document.get("timestamp")) or (
         subscription.modified_at if subscription else None
     )
@@ -152,7 +160,35 @@ def parse_event(event_id: str, raw: bytes, products: Mapping[str, str]) -> Billi
         payload=raw.decode("utf-8", errors="replace"),
         subscription=subscription,
         revoked=event_type == "subscription.revoked",
+        order=order,
     )
+
+
+def _paid_order(order: dict[str, Any]) -> PaidOrder | None:
+    """A paid order of the event's data, with what was refunded of it; None for an unpaid
+    one. The commission's base is the net amount (after discounts, before tax)."""
+    if order.get("status") not in PAID_ORDER_STATES and order.get("paid") is not True:
+        return None
+    order_id = order.get("id")
+    net = order.get("net_amount", order.get("total_amount"))
+    paid_at = _moment(order.get("created_at"))
+    if not isinstance(order_id, str) or not _cents(net) or paid_at is None:
+        raise InvalidInput("The order in the webhook has no id, amount or time.")
+    refunded = order.get("refunded_amount", 0)
+    customer = _object(order.get("customer"))
+    external = customer.get("external_id") or _object(order.get("metadata")).get("account_id")
+    return PaidOrder(
+        order_id=order_id[:100],
+        account_ref=None if external is None else str(external)[:40],
+        amount_cents=net,
+        refunded_cents=refunded if _cents(refunded) else 0,
+        occurred_at=paid_at,
+    )
+
+
+def _cents(value: Any) -> TypeGuard[int]:
+    """Money in a Polar body: an integer count of cents (never a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12
 
 
 def _snapshot(

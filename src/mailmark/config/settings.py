@@ -8,6 +8,7 @@ so the server and the admin commands find the same data wherever they are run fr
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -170,6 +171,12 @@ class Settings(BaseSettings):
     # ManageSieve (RFC 5804): mail clients edit their mailbox's filters; 4190 is its own port.
     managesieve_port: int = Field(4190, ge=0, le=65535)
     http_port: int = Field(8025, ge=0, le=65535)
+    # The web app over TLS (production: 443), with the certificate every TLS listener presents;
+    # unset, none. While it runs, the plain `http_port` listener binds loopback only (for local
+    # health checks and tools), and `http_redirect_port` (production: 80) is the public plain
+    # HTTP: it answers ACME HTTP-01 challenges and /healthz, and sends everything else to https.
+    https_port: int | None = Field(None, ge=0, le=65535)
+    http_redirect_port: int | None = Field(None, ge=0, le=65535)
     public_url: str = ""
     dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The server's public addresses, for the SPF and PTR records it recommends.
@@ -229,6 +236,8 @@ class Settings(BaseSettings):
     domain_recheck_interval: timedelta = timedelta(seconds=30)
     # How often `serve` does its housekeeping (pruning expunge tombstones, ...).
     maintenance_interval: timedelta = timedelta(minutes=10)
+    # How often `serve` looks for campaign stages that are due (at once after a launch or resume).
+    campaign_interval: timedelta = timedelta(seconds=30)
     # Expunge tombstones kept per folder for IMAP clients resynchronising (CONDSTORE/QRESYNC);
     # clients asking about older changes get the folder's current UIDs instead.
     tombstones_kept: int = Field(default=1000, ge=0)
@@ -260,7 +269,8 @@ class Settings(BaseSettings):
     # the database and the blob store descriptors to work with.
     descriptor_reserve: int = Field(128, ge=0)
     # An HTTP request's headers must arrive within this time of the connection (or of the
-    # previous response on a kept-alive connection).
+    # previous response on a kept-alive connection), which is also how long such a connection
+    # may stay idle.
     http_header_timeout: timedelta = timedelta(seconds=30)
     # REST API: each key's token bucket refills at this many requests a second, holds this many.
     api_rate_limit: float = Field(100.0, gt=0)
@@ -271,6 +281,12 @@ class Settings(BaseSettings):
     signup: Literal["closed", "open"] = "closed"
     # A callback holding the event loop longer than this is logged as a WARNING.
     loop_lag_warning: timedelta = timedelta(milliseconds=250)
+    # Worker processes that parse and decode large messages (IMAP FETCH sections, delivery's
+    # metadata and index) away from the event loop; messages up to `cpu_offload_threshold`
+    # bytes are handled in place. 0 workers: large messages go to a thread instead, where they
+    # hold the event loop for most of their parse (docs/event-loop.md).
+    cpu_workers: int = Field(default=2, ge=0, le=64)
+    cpu_offload_threshold: int = Field(256 * 1024, ge=0)
     # How long a write waits for another writer's lock on the SQLite database before the request
     # is answered "busy, try again" (HTTP 503, IMAP NO [UNAVAILABLE], SMTP 451).
     sqlite_busy_timeout: timedelta = timedelta(seconds=15)
@@ -359,6 +375,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"{address!r} is not an IP address") from None
         return addresses
 
+    @field_validator("https_port", "http_redirect_port", mode="before")
+    @classmethod
+    def _optional_port(cls, value: Any) -> Any:
+        # Empty turns the listener off: how a systemd drop-in or a .env file unsets a port the
+        # unit or the image sets.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator(
         "webhook_allow_private_networks", "image_proxy_allow_private_networks", mode="before"
     )
@@ -434,6 +457,7 @@ class Settings(BaseSettings):
         "webhook_lease",
         "domain_recheck_interval",
         "maintenance_interval",
+        "campaign_interval",
         "http_header_timeout",
         "sqlite_busy_timeout",
         "loop_lag_warning",
@@ -471,7 +495,9 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 1k")
         return size
 
-    @field_validator("smtp_spool_threshold", "smtp_data_memory", mode="before")
+    @field_validator(
+        "smtp_spool_threshold", "smtp_data_memory", "cpu_offload_threshold", mode="before"
+    )
     @classmethod
     def _sizes(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
@@ -663,19 +689,47 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _https(self) -> Settings:
+        if self.http_redirect_port is not None and self.https_port is None:
+            raise ValueError(
+                f"{ENV_PREFIX}HTTP_REDIRECT_PORT redirects to https: set {ENV_PREFIX}HTTPS_PORT too"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _derived(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'mailmark.db').resolve()}"
         if not self.blob_url:
             self.blob_url = f"file://{(self.data_dir / 'blobs').resolve()}"
         if not self.public_url:
-            self.public_url = f"http://{self.hostname}:{self.http_port}"
+            self.public_url = self._derived_public_url()
         return self
+
+    def _derived_public_url(self) -> str:
+        """https://<hostname> when the HTTPS listener is on (with its port unless 443), else
+        http://<hostname>:<http port>."""
+        if self.https_port is not None:
+            port = "" if self.https_port == 443 else f":{self.https_port}"
+            return f"https://{self.hostname}{port}"
+        return f"http://{self.hostname}:{self.http_port}"
 
     @property
     def public_url_configured(self) -> bool:
         """Whether MAILMARK_PUBLIC_URL was set (rather than derived from the host name)."""
-        return self.public_url != f"http://{self.hostname}:{self.http_port}"
+        return self.public_url != self._derived_public_url()
+
+    @property
+    def http_bind(self) -> str:
+        """Where the plain HTTP listener (`http_port`) binds: MAILMARK_BIND, or loopback while
+        the HTTPS listener serves the web app publicly (the plain port then only serves this
+        machine: health checks, a local proxy, `mailmark doctor`)."""
+        if self.https_port is None:
+            return self.bind
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(self.bind).is_loopback:
+                return self.bind
+        return "127.0.0.1"
 
     @property
     def blob_path(self) -> Path:

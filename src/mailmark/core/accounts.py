@@ -12,6 +12,7 @@ from mailmark.core.access import Viewer, require_manager
 from mailmark.core.errors import (
     AccountPaused,
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     QuotaExceeded,
@@ -254,7 +255,23 @@ class AccountService:
             await uow.commit()
         return await self.overview(viewer)
 
-    # --- the operator (CLI): every account of the installation ---------------------------------
+    # --- the operator (CLI, and the owner of the first account): every account ----------------
+
+    async def is_operator(self, viewer: Viewer) -> bool:
+        """Whether the viewer runs this server: the owner of its first account (the one first-run
+        setup, or the first `mailmark account create`, made)."""
+        if not viewer.is_owner:
+            return False
+        async with self._uow(read_only=True) as uow:
+            return await uow.accounts.first_id() == viewer.account_id
+
+    async def require_operator(self, viewer: Viewer) -> None:
+        if not await self.is_operator(viewer):
+            raise Forbidden("Only the operator of this server can do this.")
+
+    async def list_for_operator(self, viewer: Viewer) -> list[AccountOverview]:
+        await self.require_operator(viewer)
+        return await self.list_all()
 
     async def list_all(self) -> list[AccountOverview]:
         """Every account by name with its status, plan, usage and notices."""

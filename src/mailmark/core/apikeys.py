@@ -18,6 +18,7 @@ import string
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
 from mailmark.core.access import Viewer, require_manager
 from mailmark.core.addresses import normalize_domain
@@ -80,32 +81,85 @@ def _well_formed(secret: str) -> bool:
     )
 
 
-class TokenBucket:
-    """`rate` requests a second on average, bursts of up to `burst`, per key."""
+class Quantity(Protocol):
+    """What the bucket rule computes with: a float, or a SQL expression (see `BucketRule`)."""
 
-    def __init__(self, rate: float, burst: int) -> None:
-        self._rate = rate
-        self._burst = float(burst)
+    def __add__(self, other: Any, /) -> Any: ...
+    def __sub__(self, other: Any, /) -> Any: ...
+    def __mul__(self, other: Any, /) -> Any: ...
+
+
+Q = TypeVar("Q", bound=Quantity)
+
+
+@dataclass(frozen=True)
+class BucketRule:
+    """Each key's token bucket: it holds up to `burst` tokens and gains `rate` a second; a
+    request takes one, and is refused while fewer than one are left (nothing is taken then).
+
+    The rule is written once for both places a bucket is kept: in process (`TokenBucket`, on
+    floats with `min` and `max`) and in PostgreSQL (storage/key_buckets.py, on SQL expressions
+    with `least` and `greatest`, so that one statement refills and takes)."""
+
+    rate: float
+    burst: int
+
+    def refill(
+        self,
+        tokens: Q,
+        since: Q,
+        now: Q,
+        least: Callable[..., Q],
+        greatest: Callable[..., Q],
+    ) -> tuple[Q, Q]:
+        """The tokens at `now` of a bucket that held `tokens` at `since`, and the moment it is
+        then at. A clock that went back (another node's, a step of this one's) adds nothing and
+        keeps the later moment: it cannot take tokens away, nor give them twice."""
+        moment = greatest(since, now)
+        return least(tokens + (moment - since) * self.rate, float(self.burst)), moment
+
+    def wait(self, tokens: float) -> float:
+        """Seconds until a bucket holding `tokens` (fewer than one) holds one."""
+        return (1 - tokens) / self.rate
+
+
+class KeyBuckets(Protocol):
+    async def take(self, key_id: int, now: float) -> float:
+        """Take a token from the key's bucket at `now` (seconds since the epoch): 0 when the
+        request may go ahead, else the seconds until it could. Raises NotFound when the key no
+        longer exists."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the buckets hold (connections)."""
+        ...
+
+
+class TokenBucket:
+    """The buckets of every key, in this process (SQLite: one node; see `KeyBuckets`)."""
+
+    def __init__(self, rule: BucketRule) -> None:
+        self._rule = rule
         self._buckets: dict[int, tuple[float, float]] = {}  # key id -> (tokens, at)
 
-    def take(self, key_id: int, now: float) -> float:
-        """0 when the request may go ahead, else the seconds until it could."""
-        tokens, at = self._buckets.get(key_id, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - at) * self._rate)
+    async def take(self, key_id: int, now: float) -> float:
+        tokens, at = self._buckets.get(key_id, (float(self._rule.burst), now))
+        tokens, at = self._rule.refill(tokens, at, now, min, max)
         if tokens >= 1:
-            self._buckets[key_id] = (tokens - 1, now)
+            self._buckets[key_id] = (tokens - 1, at)
             return 0.0
-        self._buckets[key_id] = (tokens, now)
-        return (1 - tokens) / self._rate
+        self._buckets[key_id] = (tokens, at)
+        return self._rule.wait(tokens)
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
 
 class ApiKeyService:
-    def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, *, rate: float = 100.0, burst: int = 200
-    ) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, buckets: KeyBuckets) -> None:
         self._uow = uow
         self._clock = clock
-        self._limits = TokenBucket(rate, burst)
+        self._buckets = buckets
         # prefix -> (trusted until, the key's hash, principal); see CACHE_SECONDS.
         self._cache: dict[str, tuple[float, str, ApiPrincipal]] = {}
         self._touched: dict[int, datetime] = {}
@@ -223,7 +277,12 @@ class ApiKeyService:
         # Constant time: how much of a guessed key matched must not show in the response time.
         if not hmac.compare_digest(stored_hash, key_hash(secret)):
             raise AuthenticationFailed(UNAUTHORIZED)
-        wait = self._limits.take(principal.key_id, moment)
+        try:
+            wait = await self._buckets.take(principal.key_id, moment)
+        except NotFound:
+            # Deleted (with its domain) since it was cached.
+            self._cache.pop(prefix, None)
+            raise AuthenticationFailed(UNAUTHORIZED) from None
         if wait > 0:
             raise RateLimited(
                 "Too many requests for this API key. Retry after the time in Retry-After.",

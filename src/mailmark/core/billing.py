@@ -20,6 +20,7 @@ from datetime import datetime
 
 from mailmark.core.access import Viewer, require_manager
 from mailmark.core.accounts import AccountOverview, AccountService
+from mailmark.core.affiliates import PaidOrder, record_order
 from mailmark.core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from mailmark.core.model import Account
 from mailmark.core.plans import PLANS, Plan, plan_named, settled
@@ -28,6 +29,9 @@ from mailmark.core.states import AccountStatus
 
 # The plans a customer pays for, cheapest first: moving right is an upgrade.
 PAID_PLANS = ("starter", "pro", "business")
+# PRODUCT.md "Pricing & Plans": the monthly price in cents (Polar's products charge it; the
+# billing page shows it).
+MONTHLY_PRICE_CENTS = {"starter": 1000, "pro": 5000, "business": 10000}
 BILLING_OFF_TEXT = (
     "Billing is off on this server: its operator sets each account's plan "
     "(`mailmark account plan`)."
@@ -62,6 +66,7 @@ class BillingEvent:
     payload: str
     subscription: SubscriptionSnapshot | None
     revoked: bool = False  # the subscription ended now, whatever its period says
+    order: PaidOrder | None = None  # a paid (or refunded) order: affiliate commissions
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,10 @@ class BillingService:
             ):
                 return "duplicate: already received"
             outcome, released = await self._apply(uow, event, now)
+            if event.order is not None:
+                commissions = await record_order(uow, event.order, now)
+                if commissions:
+                    outcome = f"{outcome}; affiliate {commissions}"
             await uow.billing_events.set_outcome(event.event_id, outcome)
             await uow.commit()
         if released:

@@ -3,8 +3,8 @@ individually addressed email per recipient (PRODUCT.md "Send Email", "Sender Gro
 
 The rules of a send request live here, for every caller (the /v1 API, the dashboard, the CLI, the
 campaign engine): the recipient cap, the schedule window, no cc/bcc on a campaign, variables only
-for campaigns, recipient de-duplication, sender-group rotation, merge-tag rendering and the
-decoding of attachments (base64, as JSON carries them). Errors
+for campaigns, recipient de-duplication, sender-group rotation, merge-tag rendering, skipping suppressed recipients of a campaign, tracking and
+unsubscribe options, and the decoding of attachments (base64, as JSON carries them). Errors
 name the request field at fault (`field`), in the API's spelling, which every caller shares.
 Sender ownership, quota, suppression and header checks of each message are `SendingService`'s.
 """
@@ -27,10 +27,13 @@ from mailmark.core.mailboxes import MailboxService
 from mailmark.core.merge_tags import MAX_VALUE, MAX_VARIABLES, render
 from mailmark.core.model import Mailbox
 from mailmark.core.ports import Clock, UnitOfWork
-from mailmark.core.sender_groups import SenderGroupService
+from mailmark.core.sender_groups import MAX_EMAILS, SenderGroupService
 from mailmark.core.sending import Draft, SendingService, Submission, check_tags
 
-MAX_CAMPAIGN = 1000  # recipients of one campaign request, queued in one transaction
+MAX_CAMPAIGN = 1000  # recipients of one campaign request naming them in `to`
+# A sender group's own recipients go in one request, however many the group holds, queued this
+# many (each their own transaction) at a time, so that memory stays bounded.
+CAMPAIGN_BATCH = 1000
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
 # Attachment bytes one campaign request may build in all (each recipient's email carries them).
 MAX_CAMPAIGN_ATTACHMENT_BYTES = 200 * 1024 * 1024
@@ -73,6 +76,10 @@ class SendRequest:
     scheduled_at_ms: int | None = None  # unix time in milliseconds, as the API gives it
     attachments: tuple[AttachmentRequest, ...] = ()
     tags: tuple[str, ...] = ()
+    # Campaign sends only: opens and clicks tracked (None: yes). One-to-one mail is tracked as
+    # its mailbox is set.
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -84,17 +91,37 @@ class SendingDomain:
 
 
 @dataclass(frozen=True)
-class Expansion:
-    """The messages a request becomes; `batch_id` groups a campaign's (None when transactional)."""
+class Skipped:
+    """A campaign recipient not mailed, and why (`bounce`, `complaint`, `manual`,
+    `unsubscribe`)."""
 
-    drafts: list[Draft]
+    email: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """The messages a request becomes, built batch by batch; `batch_id` groups a campaign's
+    (None when transactional); `skipped` are the campaign recipients left out."""
+
     batch_id: str | None
+    size: int
+    build: Callable[[int, int], list[Draft]]
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def batch(self, start: int, stop: int) -> list[Draft]:
+        return self.build(start, min(stop, self.size))
+
+    @property
+    def drafts(self) -> list[Draft]:
+        return self.batch(0, self.size)
 
 
 @dataclass(frozen=True)
 class Sent:
     submissions: list[Submission]
     batch_id: str | None
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 # Writes more in the send's own transaction, just before it commits (an idempotency record).
@@ -122,19 +149,27 @@ class CampaignExpansion:
         source: str = "api",
         before_commit: BeforeCommit | None = None,
     ) -> Sent:
-        """Check and expand the request, then queue all of its messages in one transaction, or
-        none of them."""
+        """Check and expand the request, then queue its messages: up to CAMPAIGN_BATCH in one
+        transaction, all or none; a larger sender-group send in one transaction per
+        CAMPAIGN_BATCH, the last of which runs `before_commit`."""
         expansion = await self.expand(request, domain)
         batch_id = expansion.batch_id
+        submissions: list[Submission] = []
 
-        async def record(uow: UnitOfWork, submissions: list[Submission]) -> None:
+        async def record(uow: UnitOfWork, mine: list[Submission]) -> None:
             assert before_commit is not None
-            await before_commit(uow, Sent(submissions, batch_id))
+            await before_commit(uow, Sent([*submissions, *mine], batch_id, expansion.skipped))
 
-        submissions = await self._sending.submit_many(
-            expansion.drafts, source=source, before_commit=record if before_commit else None
-        )
-        return Sent(submissions, batch_id)
+        for start in range(0, expansion.size, CAMPAIGN_BATCH):
+            last = start + CAMPAIGN_BATCH >= expansion.size
+            submissions.extend(
+                await self._sending.submit_many(
+                    expansion.batch(start, start + CAMPAIGN_BATCH),
+                    source=source,
+                    before_commit=record if before_commit is not None and last else None,
+                )
+            )
+        return Sent(submissions, batch_id, expansion.skipped)
 
     async def expand(self, request: SendRequest, domain: SendingDomain) -> Expansion:
         """The drafts the request becomes, or InvalidInput/NotFound naming the field at fault."""
@@ -146,6 +181,16 @@ class CampaignExpansion:
         if request.type is SendType.TRANSACTIONAL:
             if request.sender_group_id is not None:
                 raise InvalidInput("senderGroupId is for campaign sends.", field="senderGroupId")
+            for name, given in (
+                ("trackOpens", request.track_opens),
+                ("trackClicks", request.track_clicks),
+            ):
+                if given is not None:
+                    raise InvalidInput(
+                        f"{name} is for campaign sends; one-to-one mail is tracked as its "
+                        "mailbox is set.",
+                        field=name,
+                    )
             draft = Draft(
                 mailbox=await self._sender(domain, request.from_address),
                 to=request.to,
@@ -160,7 +205,7 @@ class CampaignExpansion:
                 attachments=attachments,
                 tags=tags,
             )
-            return Expansion([draft], None)
+            return Expansion(None, 1, lambda start, stop: [draft][start:stop])
         if request.cc is not None or request.bcc is not None:
             raise InvalidInput("A campaign email has one recipient: no cc or bcc.", field="cc")
         to = request.to
@@ -177,10 +222,9 @@ class CampaignExpansion:
         recipients = list({address.lower(): address for address in to}.values())
         if not recipients:
             raise InvalidInput("Give at least one recipient.", field="to")
-        if len(recipients) > MAX_CAMPAIGN:
-            raise InvalidInput(
-                f"At most {MAX_CAMPAIGN} recipients per campaign request.", field="to"
-            )
+        limit = MAX_EMAILS if request.sender_group_id is not None else MAX_CAMPAIGN
+        if len(recipients) > limit:
+            raise InvalidInput(f"At most {limit} recipients per campaign request.", field="to")
         attached = sum(len(a.content) for a in attachments) * len(recipients)
         if attached > MAX_CAMPAIGN_ATTACHMENT_BYTES:
             raise MessageTooLarge(
@@ -191,29 +235,47 @@ class CampaignExpansion:
         variables = {
             address.lower(): values for address, values in (request.variables or {}).items()
         }
+        # A suppressed or unsubscribed recipient is left out and reported, not a refusal of all.
+        suppressed = await self._sending.suppressed(senders[0], recipients, campaign=True)
+        skipped = [
+            Skipped(address, suppressed[address.lower()])
+            for address in recipients
+            if address.lower() in suppressed
+        ]
+        recipients = [address for address in recipients if address.lower() not in suppressed]
         batch_id = f"batch_{secrets.token_hex(12)}"
-        drafts = []
-        for index, recipient in enumerate(recipients):
-            values = variables.get(recipient.lower(), {})
-            drafts.append(
-                Draft(
-                    # PRODUCT.md "Sender Groups": sends rotate across the group's mailboxes.
-                    mailbox=senders[index % len(senders)],
-                    to=(recipient,),
-                    subject=render(request.subject, values),
-                    text=render(request.text, values) if request.text is not None else None,
-                    html=render(request.html, values, html=True)
-                    if request.html is not None
-                    else None,
-                    reply_to=request.reply_to,
-                    headers=request.headers,
-                    scheduled_at=scheduled_at,
-                    batch_id=batch_id,
-                    attachments=attachments,
-                    tags=tags,
+        track_opens = request.track_opens is not False
+        track_clicks = request.track_clicks is not False
+
+        def build(start: int, stop: int) -> list[Draft]:
+            drafts = []
+            for index in range(start, stop):
+                recipient = recipients[index]
+                values = variables.get(recipient.lower(), {})
+                drafts.append(
+                    Draft(
+                        # PRODUCT.md "Sender Groups": sends rotate across the group's mailboxes.
+                        mailbox=senders[index % len(senders)],
+                        to=(recipient,),
+                        subject=render(request.subject, values),
+                        text=render(request.text, values) if request.text is not None else None,
+                        html=render(request.html, values, html=True)
+                        if request.html is not None
+                        else None,
+                        reply_to=request.reply_to,
+                        headers=request.headers,
+                        scheduled_at=scheduled_at,
+                        batch_id=batch_id,
+                        attachments=attachments,
+                        tags=tags,
+                        track_opens=track_opens,
+                        track_clicks=track_clicks,
+                        unsubscribe=True,
+                    )
                 )
-            )
-        return Expansion(drafts, batch_id)
+            return drafts
+
+        return Expansion(batch_id, len(recipients), build, skipped)
 
     async def _sender(self, domain: SendingDomain, address: str | None) -> Mailbox:
         if not address:

@@ -61,6 +61,16 @@ def field_key(header: str) -> str:
     return _FIELD_KEY_CHARS.sub("_", header.strip().lower()).strip("_")[:64]
 
 
+def guess_target(header: str) -> str | None:
+    """What a column becomes when the mapping does not name it: a standard field for the usual
+    spellings, else the custom field of its name; None when the header gives no such name."""
+    guessed = _ALIASES.get(header.strip().lower())
+    if guessed is not None:
+        return guessed
+    key = field_key(header)
+    return FIELD_PREFIX + key if key else None
+
+
 def resolve_mapping(headers: list[str], given: Mapping[str, str] | None) -> dict[int, str]:
     """Column index → target ("email", "first_name", …, "field:<key>"), columns mapped to ""
     left out. `given` maps header text to a target; unmapped headers are guessed."""
@@ -89,16 +99,13 @@ def resolve_mapping(headers: list[str], given: Mapping[str, str] | None) -> dict
                     field="mapping",
                 )
         else:
-            guessed = _ALIASES.get(header.strip().lower())
+            guessed = guess_target(header)
             if guessed is None:
-                key = field_key(header)
-                if not key:
-                    raise InvalidInput(
-                        f"Column {index + 1} ({header!r}) has no name a custom field can take: "
-                        "map it to a field or to '' to leave it out.",
-                        field="mapping",
-                    )
-                guessed = FIELD_PREFIX + key
+                raise InvalidInput(
+                    f"Column {index + 1} ({header!r}) has no name a custom field can take: "
+                    "map it to a field or to '' to leave it out.",
+                    field="mapping",
+                )
             target = guessed
         if target == SKIP:
             continue
@@ -178,15 +185,44 @@ class CsvReader:
                 continue
             yield CsvRow(
                 number,
-                {target: row[index] for index, target in targets.items() if index < len(row)},
+                {
+                    target: _unguarded(row[index])
+                    for index, target in targets.items()
+                    if index < len(row)
+                },
             )
 
 
+# A cell a spreadsheet program would run as a formula starts with one of these (OWASP "CSV
+# injection"): contact names, companies and fields come from imports and strangers' mail.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
 def csv_line(cells: list[str]) -> str:
-    """One CSV record (RFC 4180: CRLF line ends, quotes only where needed)."""
+    """One CSV record (RFC 4180: CRLF line ends, quotes only where needed). A cell that a
+    spreadsheet would read as a formula gets a leading apostrophe, which it shows as text;
+    `_unguarded` takes it off again when such a file is imported."""
     out = _LineBuffer()
-    csv.writer(out).writerow(cells)
+    csv.writer(out).writerow([_guarded(cell) for cell in cells])
     return out.text
+
+
+def _guarded(cell: str) -> str:
+    # A cell that already looks guarded is guarded again, so that the import gives it back whole.
+    if (cell.startswith(_FORMULA_START) and not _NUMBER.fullmatch(cell)) or _looks_guarded(cell):
+        return "'" + cell
+    return cell
+
+
+def _unguarded(cell: str) -> str:
+    return cell[1:] if _looks_guarded(cell) else cell
+
+
+def _looks_guarded(cell: str) -> bool:
+    """Apostrophes, then what a spreadsheet would run: `_guarded` put the first one there."""
+    rest = cell.lstrip("'")
+    return rest != cell and rest.startswith(_FORMULA_START)
 
 
 class _LineBuffer:

@@ -10,6 +10,7 @@ silently. Segments filter by status, tag, custom field and suppression; engageme
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import tempfile
@@ -19,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import IO, Any, Protocol
 
+from mailmark.core.access import Viewer, require_manager
 from mailmark.core.addresses import check_header_value, normalize_address
 from mailmark.core.contact_csv import (
     COMPANY,
@@ -31,6 +33,7 @@ from mailmark.core.contact_csv import (
     CsvReader,
     CsvRow,
     csv_line,
+    guess_target,
     resolve_mapping,
 )
 from mailmark.core.emails import Page, cursor_id, page_size
@@ -43,6 +46,7 @@ MAX_FIELD_VALUE = 1000  # characters of one custom field's text
 MAX_FIELDS_JSON = 16 * 1024  # bytes of all custom fields together, as JSON
 MAX_TAGS = 50
 MAX_TAG = 64
+MAX_SEARCH = 200  # characters of a contact search
 MAX_LISTS = 1000
 MAX_MEMBERS_PER_CALL = 1000
 MAX_UPLOAD = 200 * 1024 * 1024
@@ -90,6 +94,7 @@ class Contact:
     updated_at: datetime
     id: int | None = None
     suppressed: bool = False  # read, never written: the suppression list decides
+    list_ids: tuple[int, ...] = ()  # read, never written: the static lists it is on
 
     @property
     def email_key(self) -> str:
@@ -111,6 +116,9 @@ class ContactFilter:
     field: FieldMatch | None = None
     suppressed: bool | None = None
     list_id: int | None = None  # members of a (static) list
+    # A case-insensitive substring of the address, first name, last name or company (a search
+    # box, never part of a segment's saved filter).
+    search: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         saved: dict[str, Any] = {}
@@ -176,6 +184,15 @@ class ImportPreview:
     columns: list[str]
     mapping: dict[str, str]  # header → target, as the import would apply it
     rows: list[PreviewRow]
+
+
+@dataclass(frozen=True)
+class CsvSample:
+    """A file's columns before any mapping is chosen: what a mapping step shows."""
+
+    columns: list[str]
+    guessed: dict[str, str]  # header → the target it takes when unmapped ("": left out)
+    rows: list[list[str]]  # the first data rows' cells as written, one per column
 
 
 @dataclass
@@ -362,6 +379,7 @@ def contact_filter(
     field_value: str | None = None,
     suppressed: bool | None = None,
     list_id: int | None = None,
+    search: str | None = None,
 ) -> ContactFilter:
     match = None
     if field_name is not None:
@@ -376,7 +394,26 @@ def contact_filter(
         field=match,
         suppressed=suppressed,
         list_id=list_id,
+        search=clean_search(search),
     )
+
+
+def clean_search(text: str | None) -> str | None:
+    """A search box's text, trimmed and lower-cased; empty is no search."""
+    if text is None or not text.strip():
+        return None
+    if len(text) > MAX_SEARCH:
+        raise InvalidInput(f"Search for at most {MAX_SEARCH} characters.", field="q")
+    if "\0" in text:
+        raise InvalidInput("The search holds a NUL character.", field="q")
+    return text.strip().lower()
+
+
+def contacts_account(viewer: Viewer) -> int:
+    """The account whose contacts and lists the viewer may see and change: the contacts are a
+    whole account's campaign audience, so owners and admins only (members use their mailboxes)."""
+    require_manager(viewer, "manage contacts")
+    return viewer.account_id
 
 
 class ContactService:
@@ -512,6 +549,7 @@ class ContactService:
             tag=where.tag or saved.tag,
             field=where.field or saved.field,
             suppressed=where.suppressed if where.suppressed is not None else saved.suppressed,
+            search=where.search,
         )
 
     # Lists and segments
@@ -656,9 +694,9 @@ class ContactService:
             targets = resolve_mapping(headers, mapping)
             now = self._clock.now()
             shown: list[PreviewRow] = []
-            for item in reader.rows(targets, len(headers)):
-                if len(shown) == rows:
-                    break
+            # Each item is a row shown: the file is read no further than the last of them (a
+            # sample's end may cut a record short).
+            for item in itertools.islice(reader.rows(targets, len(headers)), rows):
                 if isinstance(item, tuple):
                     shown.append(PreviewRow(item[0], None, item[1]))
                     continue
@@ -668,6 +706,26 @@ class ContactService:
                     shown.append(PreviewRow(item.number, None, error.message))
         applied = {headers[index]: target for index, target in targets.items()}
         return ImportPreview(headers, applied, shown)
+
+    async def sample(self, upload: AsyncIterator[bytes], rows: int = PREVIEW_ROWS) -> CsvSample:
+        """The header, what each column becomes unless mapped, and the first rows' cells. Unlike
+        `preview` it needs no valid mapping: it is how one is chosen. Nothing is read or saved."""
+        if not 1 <= rows <= MAX_PREVIEW_ROWS:
+            raise InvalidInput(f"rows is between 1 and {MAX_PREVIEW_ROWS}.", field="rows")
+        with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as spool:
+            await _spool(upload, spool, limit=(rows + 1) * 64 * 1024 + 1)
+            spool.seek(0)
+            reader = CsvReader(spool)  # type: ignore[arg-type]
+            headers = reader.header()
+            every = {index: str(index) for index in range(len(headers))}
+            cells: list[list[str]] = []
+            for item in reader.rows(every, len(headers)):
+                if isinstance(item, CsvRow):
+                    cells.append([item.values.get(str(i), "") for i in range(len(headers))])
+                    if len(cells) == rows:
+                        break  # before reading on: the sample's end may cut a record short
+        guessed = {header: guess_target(header) or "" for header in headers}
+        return CsvSample(headers, guessed, cells)
 
     async def start_import(
         self,

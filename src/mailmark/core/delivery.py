@@ -7,12 +7,13 @@ before the transaction holding their message has committed.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from mailmark.core import imap_structure
+from mailmark.core.cpu_pool import CpuPool
 from mailmark.core.errors import PolicyRejected
 from mailmark.core.events import record_events
 from mailmark.core.folder_signals import FolderSignals
@@ -32,8 +33,6 @@ from mailmark.core.states import EventType, SpecialFolder
 # Subject-only threading looks this far back; older conversations start a new thread.
 SUBJECT_THREAD_WINDOW = timedelta(days=30)
 MAX_BATCH = 64
-# Parsing a large message takes a while: do it in a thread so other sessions keep moving.
-PARSE_IN_THREAD_ABOVE = 256 * 1024
 
 
 def inbound_folder(
@@ -93,7 +92,8 @@ class _Request:
 
 def read_message(raw: bytes) -> tuple[MessageMetadata, MessageIndex]:
     """Everything stored beside the blob: metadata, IMAP structures and full-text source."""
-    return read_metadata(raw), read_index(raw)
+    root = imap_structure.parse(raw)
+    return read_metadata(raw, root), read_index(raw, root)
 
 
 @dataclass(frozen=True)
@@ -120,10 +120,14 @@ class InboundDelivery:
         clock: Clock,
         max_batch: int = MAX_BATCH,
         signals: FolderSignals | None = None,
+        cpu: CpuPool | None = None,
     ) -> None:
         self._uow = uow
         self._blobs = blobs
         self._clock = clock
+        # Parsing a large message takes a while: done in a worker process, other sessions keep
+        # the event loop.
+        self.cpu = cpu or CpuPool(workers=0)
         # Told after each commit, so IMAP IDLE on the mailbox wakes (one node; others poll).
         self.signals = signals or FolderSignals()
         self._committer: GroupCommitter[_Request, DeliveryReceipt] = GroupCommitter(
@@ -160,10 +164,7 @@ class InboundDelivery:
         copy per folder, however many targets name that folder."""
         if not targets:
             raise ValueError("deliver needs at least one recipient")
-        if len(raw) > PARSE_IN_THREAD_ABOVE:
-            meta, index = await asyncio.to_thread(read_message, raw)
-        else:
-            meta, index = read_message(raw)
+        meta, index = await self.cpu.run(len(raw), read_message, raw)
         unique = list({(t.mailbox.id, t.folder): t for t in targets}.values())
         request = _Request(raw, trace_prefix, mail_from, unique, meta, index=index)
         return await self._committer.commit(request)
@@ -196,11 +197,9 @@ class InboundDelivery:
     ) -> list[DeliveryReceipt]:
         """`place_in` for several messages at once, with a handful of statements in all."""
         requests = []
-        for copy in copies:
-            if len(copy.raw) > PARSE_IN_THREAD_ABOVE:
-                meta, index = await asyncio.to_thread(read_message, copy.raw)
-            else:
-                meta, index = read_message(copy.raw)
+        # A campaign's batch is hundreds of small messages: parsed together, in the CPU pool.
+        parsed = await self.cpu.run_each(read_message, [copy.raw for copy in copies])
+        for copy, (meta, index) in zip(copies, parsed, strict=True):
             requests.append(
                 _Request(
                     copy.raw,

@@ -13,7 +13,7 @@ from mailmark.core.addresses import (
     parse_verp,
     return_path_domain,
 )
-from mailmark.core.errors import Conflict, InvalidInput, NotFound
+from mailmark.core.errors import Conflict, InvalidInput, NotFound, naming
 from mailmark.core.model import Account, DkimKey, DnsRecord, Domain, RecordCheck
 from mailmark.core.plans import effective_plan, ensure_domain_quota
 from mailmark.core.ports import (
@@ -459,6 +459,20 @@ class DomainService:
         await self.rotate_dkim(domain.name)
         return await self.detail(viewer, domain.name)
 
+    async def set_tracking_host_for(
+        self, viewer: Viewer, name: str, host: str | None
+    ) -> DomainDetail:
+        """Set (or with None, clear) the domain's tracking host: the name its mail's tracking and
+        unsubscribe links use, so that they align with its From domain. It must be the domain
+        or a name under it, published as a CNAME to this server's public host."""
+        require_manager(viewer, "change a domain's tracking host")
+        async with self._uow() as uow:
+            domain = await owned_domain(uow, viewer, name)
+            assert domain.id is not None
+            await uow.domains.set_tracking_host(domain.id, tracking_host(domain.name, host))
+            await uow.commit()
+        return await self.detail(viewer, domain.name)
+
     async def remove(self, viewer: Viewer, name: str, *, confirm: str) -> DomainContents:
         """Delete the domain with its mailboxes and their mail, API keys, webhooks and queue.
 
@@ -596,3 +610,18 @@ class DomainService:
 def _selector(base: str, serial: int, kind: str) -> str:
     """mm20261125r, mm20261125e; a second rotation the same day: mm20261125r2, …"""
     return f"{base}{kind}" if serial == 1 else f"{base}{kind}{serial}"
+
+
+def tracking_host(domain_name: str, host: str | None) -> str | None:
+    """The tracking host as stored: a name at or under the domain (so that the links align with
+    it, as DMARC-minded filters like), or None to use the public URL."""
+    if host is None or not host.strip():
+        return None
+    with naming("host"):
+        name = normalize_domain(host)
+        if name != domain_name and not name.endswith(f".{domain_name}"):
+            raise InvalidInput(
+                f"The tracking host must be {domain_name} or a name under it, such as "
+                f"track.{domain_name}."
+            )
+    return name

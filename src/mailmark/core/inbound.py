@@ -83,6 +83,12 @@ class AggregateReportIntake(Protocol):
         ...
 
 
+class DeliveryObserver(Protocol):
+    async def delivered(self, raw: bytes, mailboxes: Sequence[Mailbox]) -> None:
+        """Learn of a message stored for these mailboxes (a reply to a campaign email)."""
+        ...
+
+
 @dataclass(frozen=True)
 class InboundEnvelope:
     """One SMTP transaction as the MX received it, recipients resolved at RCPT time."""
@@ -119,8 +125,10 @@ class InboundMail:
         responder: AutoResponder | None = None,
         returns: ReturnToSender | None = None,
         spam: SpamFilter | None = None,
+        observers: Sequence[DeliveryObserver] = (),
     ) -> None:
         self._delivery = delivery
+        self._observers = tuple(observers)
         self._rules = tuple(rules)
         self._redirector = redirector
         self._responder = responder
@@ -196,6 +204,7 @@ class InboundMail:
             receipt = await self._delivery.deliver_to(
                 message.raw, targets, mail_from=message.mail_from, trace_prefix=message.trace_prefix
             )
+            await self._tell_observers(message, [d.mailbox for d in dispositions if d.folders])
         for disposition in dispositions:
             if disposition.redirects:
                 if self._redirector is None:
@@ -210,6 +219,14 @@ class InboundMail:
                 except Exception:
                     log.exception("auto-reply from %s failed", disposition.mailbox.address)
         return receipt
+
+    async def _tell_observers(self, message: InboundMessage, mailboxes: Sequence[Mailbox]) -> None:
+        """After the copies are stored; a failing observer costs its own work, never the mail."""
+        for observer in self._observers:
+            try:
+                await observer.delivered(message.raw, mailboxes)
+            except Exception:
+                log.exception("delivery observer failed on %s", message.transaction_id)
 
     async def _process_reports(self, raw: bytes, envelope: InboundEnvelope) -> None:
         """Hand a DSN or ARF report to the queue once per VERP recipient. What cannot be used (no

@@ -108,6 +108,8 @@ class Domain:
     last_checked_at: datetime | None = None
     next_check_at: datetime | None = None
     failed_checks: int = 0
+    # The domain's host for tracking and unsubscribe links (a CNAME to the public URL's host).
+    tracking_host: str | None = None
 
     @property
     def status(self) -> str:
@@ -313,6 +315,8 @@ class OutboundMessage:
     batch_id: str | None = None
     sent_message_id: int | None = None
     id: int | None = None
+    # The links of a click-tracked message, in the order of their redirects' indexes.
+    tracked_links: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ class Plan:
     domains: int | None  # None: unlimited
     mailboxes: int | None
     emails_per_month: int | None
+    # What one mailbox may hold (IMAP QUOTA, RFC 9208): bytes of messages, and messages. No plan
+    # of PRODUCT.md's limits either, so they are None (unlimited) unless a plan says otherwise.
+    mailbox_storage: int | None = None
+    mailbox_messages: int | None = None
 
 
 PLANS: dict[str, Plan] = {
@@ -63,6 +67,15 @@ def effective_plan(account: Account, now: datetime) -> Plan:
     if account.status == AccountStatus.PAUSED:
         raise AccountPaused(PAUSED_TEXT)
     raise AccountPaused(TRIAL_ENDED_TEXT)
+
+
+def mailbox_plan(account: Account, now: datetime) -> Plan:
+    """The plan whose per-mailbox limits apply: the effective one, or for a paused account the
+    one it had (a pause stops sending, not the mail already held or filed)."""
+    try:
+        return effective_plan(account, now)
+    except AccountPaused:
+        return plan_named(account.plan)
 
 
 def settled(account: Account, now: datetime) -> Account:
@@ -125,6 +138,33 @@ def ensure_mailbox_quota(plan: Plan, mailboxes_in_use: int) -> None:
         raise QuotaExceeded(
             f"Mailbox limit reached. Your plan allows {plan.mailboxes} mailbox(es). "
             "Please upgrade to add more."
+        )
+
+
+@dataclass(frozen=True)
+class MailboxQuota:
+    """A mailbox's use of its plan's per-mailbox limits (None: unlimited)."""
+
+    storage_used: int  # bytes
+    storage_limit: int | None
+    messages_used: int
+    messages_limit: int | None
+
+
+def ensure_mailbox_room(quota: MailboxQuota, adding_bytes: int, adding_messages: int) -> None:
+    """Refuse what would take a mailbox over its plan's storage or message limit."""
+    if quota.storage_limit is not None and quota.storage_used + adding_bytes > quota.storage_limit:
+        raise QuotaExceeded(
+            f"Mailbox storage limit reached ({quota.storage_limit} bytes). "
+            "Delete messages or upgrade your plan."
+        )
+    if (
+        quota.messages_limit is not None
+        and quota.messages_used + adding_messages > quota.messages_limit
+    ):
+        raise QuotaExceeded(
+            f"Mailbox message limit reached ({quota.messages_limit} messages). "
+            "Delete messages or upgrade your plan."
         )
 
 

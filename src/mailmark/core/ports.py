@@ -59,7 +59,10 @@ from mailmark.core.sieve.model import ActiveScriptVersion, SieveScript
 from mailmark.core.states import DeliveryStatus, DkimKeyState
 
 if TYPE_CHECKING:
-    # core.relays and core.contacts use these ports at run time.
+    # core.relays, core.contacts, core.affiliates and the campaign engine use these ports at run
+    # time.
+    from mailmark.core.affiliates import AffiliateRepository
+    from mailmark.core.campaign_records import CampaignRepository
     from mailmark.core.contacts import ContactRepository
     from mailmark.core.relays import DomainRelay
 
@@ -220,6 +223,10 @@ class AccountRepository(Protocol):
         ...
 
     async def get_by_subscription(self, subscription_id: str) -> Account | None: ...
+    async def first_id(self) -> int | None:
+        """The installation's first account (its operator's); None before setup."""
+        ...
+
     async def save_lifecycle(self, account: Account) -> None:
         """Write the account's plan, status, period and billing ids as given."""
         ...
@@ -416,6 +423,11 @@ class DomainRepository(Protocol):
     async def count_for_account(self, account_id: int) -> int: ...
     async def set_verified(self, domain_id: int, verified_at: datetime | None) -> None: ...
     async def set_return_path_published(self, domain_id: int, published: bool) -> None: ...
+    async def set_tracking_host(self, domain_id: int, host: str | None) -> None: ...
+    async def tracking_hosts(self, domain_ids: Sequence[int]) -> dict[int, str]:
+        """The tracking host of each of these domains that has one."""
+        ...
+
     async def add_dkim_key(self, key: DkimKey) -> DkimKey: ...
     async def dkim_keys(self, domain_id: int, states: Sequence[str]) -> list[DkimKey]:
         """The domain's keys in these states, oldest first."""
@@ -537,6 +549,11 @@ class MailStoreRepository(Protocol):
 
     async def counts(self, folder_id: int, first_recent_uid: int | None = None) -> FolderCounts:
         """Messages, unseen, size; and with `first_recent_uid`, how many have a UID from it on."""
+        ...
+
+    async def mailbox_usage(self, mailbox_id: int) -> tuple[int, int]:
+        """The messages a mailbox holds in all its folders, and their total size in bytes (a
+        copy in two folders counts twice, as each is a message the client sees)."""
         ...
 
     async def claim_recent(self, folder_id: int, uid_next: int) -> int:
@@ -692,6 +709,13 @@ class EventRepository(Protocol):
         delivery still pends on; how many."""
         ...
 
+    async def first_and_last(
+        self, outbound_ids: Sequence[int], types: Sequence[str]
+    ) -> dict[tuple[int, str], tuple[datetime, datetime]]:
+        """(outbound id, type) -> the first and last time an event of that type was recorded for
+        the message, for those of these messages and types that have any."""
+        ...
+
 
 class OutboundRepository(Protocol):
     async def add(self, message: OutboundMessage) -> OutboundMessage: ...
@@ -704,6 +728,10 @@ class OutboundRepository(Protocol):
         ...
 
     async def get(self, outbound_id: int) -> OutboundMessage | None: ...
+    async def get_many(self, outbound_ids: Sequence[int]) -> dict[int, OutboundMessage]:
+        """Those of these messages that exist, by id."""
+        ...
+
     async def get_by_token(self, token: str) -> OutboundMessage | None:
         """Tokens are lower-case; the lookup is case-insensitive (mail systems change case)."""
         ...
@@ -790,6 +818,16 @@ class SuppressionRepository(Protocol):
 
     async def delete(self, domain_id: int, address: str) -> bool:
         """Lift the suppression of a lower-case address; whether there was one."""
+        ...
+
+    async def add_for_account(
+        self, account_id: int, address: str, reason: str, created_at: datetime
+    ) -> None:
+        """Stop the account's campaign mail to a lower-case address; already is not an error."""
+        ...
+
+    async def find_for_account(self, account_id: int, addresses: Sequence[str]) -> set[str]:
+        """The lower-case addresses among these the account sends no campaign mail to."""
         ...
 
 
@@ -1131,6 +1169,10 @@ class UnitOfWork(Protocol):
     def sieve_scripts(self) -> SieveScriptRepository: ...
     @property
     def contacts(self) -> ContactRepository: ...
+    @property
+    def affiliates(self) -> AffiliateRepository: ...
+    @property
+    def campaigns(self) -> CampaignRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...

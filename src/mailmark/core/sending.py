@@ -47,7 +47,7 @@ from mailmark.core.plans import Plan, effective_plan, ensure_email_quota, usage_
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.queue import OutboundQueue, QueuedMessage
 from mailmark.core.states import EventType, SpecialFolder, SuppressionReason, SystemFlag
-from mailmark.core.tracking import OpenTracking
+from mailmark.core.tracking import Tracking, unsubscribe_headers
 
 TOKEN_LENGTH = 24
 # Lower-case only: some systems change the case of a return path's local part.
@@ -98,7 +98,10 @@ _REASONS = {
     SuppressionReason.BOUNCE: "an earlier message to it bounced",
     SuppressionReason.COMPLAINT: "its owner marked an earlier message as spam",
     SuppressionReason.MANUAL: "it was added to the list by hand",
+    SuppressionReason.UNSUBSCRIBE: "its owner unsubscribed from the account's campaigns",
 }
+# Set on a message with an unsubscribe link; a caller's own would contradict ours.
+_UNSUBSCRIBE_FIELDS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
 
 
 def new_token() -> str:
@@ -134,6 +137,12 @@ class Draft:
     tags: tuple[str, ...] = ()
     # False when the author already placed the mailbox's signature (the webmail's editor does).
     with_signature: bool = True
+    # Tracking of this message: opens (None: as its mailbox is set, for one-to-one mail), clicks
+    # (its HTML links become signed redirects), and the RFC 8058 unsubscribe link of campaign mail,
+    # which also holds the message back from addresses that unsubscribed from the account.
+    track_opens: bool | None = None
+    track_clicks: bool = False
+    unsubscribe: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,10 +163,16 @@ class _Prepared:
     identities: tuple[str, ...] = ()
     # The per-message VERP token; chosen when the message is built, as its tracking pixel names it.
     token: str = field(default_factory=new_token)
+    tracked_links: list[str] | None = None
+    # Campaign mail: not sent to addresses that unsubscribed from the account.
+    unsubscribe: bool = False
 
 
 # Writes more in a submission's own transaction, just before it commits (an idempotency record).
 BeforeCommit = Callable[[UnitOfWork, list[Submission]], Awaitable[None]]
+# A last check in the sending transaction, before anything is written: raising a MailmarkError
+# refuses that caller's messages alone (e.g. a campaign paused since its pass began).
+Admission = Callable[[UnitOfWork], Awaitable[None]]
 # Items (one per message) one group commit takes at most; a larger campaign goes alone.
 MAX_BATCH_ITEMS = 200
 
@@ -169,6 +184,7 @@ class _Job:
     items: list[_Prepared]
     source: str
     before_commit: BeforeCommit | None
+    admit: Admission | None = None
 
 
 def _by_sender(
@@ -192,11 +208,12 @@ class SendingService:
         hostname: str,
         max_recipients: int = 100,
         max_message_size: int = 25 * 1024 * 1024,
-        tracking: OpenTracking | None = None,
+        tracking: Tracking | None = None,
     ) -> None:
         """`hostname` is the server's own name: the domain of the return paths of domains
         whose mail.<domain> records are not published (core/addresses.py). With `tracking`, the
-        HTML of mail from mailboxes that track opens gets its pixel."""
+        HTML of tracked mail gets its pixel and redirects, and campaign mail its unsubscribe
+        link."""
         self._uow = uow
         self._tracking = tracking
         # Our MX advertises this SIZE (RFC 1870); a message we build stays within it.
@@ -268,15 +285,46 @@ class SendingService:
         *,
         source: str = "api",
         before_commit: BeforeCommit | None = None,
+        admit: Admission | None = None,
     ) -> list[Submission]:
         """Queue several messages (a campaign's, one per recipient) in one transaction: all of
-        them or, on any refusal, none. `before_commit` writes more in that same transaction."""
+        them or, on any refusal, none. `admit` checks once more in that transaction, before any
+        write; `before_commit` writes more in it."""
         if not drafts:
             raise InvalidInput("Give at least one message to send.")
-        built = [self._build(draft) for draft in drafts]
-        return await self._enqueue(built, source, before_commit)
+        hosts = await self._tracking_hosts(drafts)
+        built = [self._build(draft, hosts.get(draft.mailbox.domain_id)) for draft in drafts]
+        return await self._enqueue(built, source, before_commit, admit)
 
-    def _build(self, draft: Draft) -> _Prepared:
+    async def _tracking_hosts(self, drafts: Sequence[Draft]) -> dict[int, str]:
+        """The tracking hosts of the domains of the drafts that carry tracked links."""
+        linked = {
+            draft.mailbox.domain_id
+            for draft in drafts
+            if draft.track_clicks or draft.unsubscribe or _tracks_opens(draft)
+        }
+        if not linked or self._tracking is None:
+            return {}
+        async with self._uow(read_only=True) as uow:
+            return await uow.domains.tracking_hosts(sorted(linked))
+
+    async def suppressed(
+        self, mailbox: Mailbox, addresses: Sequence[str], *, campaign: bool
+    ) -> dict[str, str]:
+        """Which of these addresses the mailbox's messages would be refused for, each with the
+        reason: its domain's suppression list and, for campaign mail, the account's
+        unsubscribes. Keys are lower-case."""
+        wanted = sorted({address.lower() for address in addresses})
+        found: dict[str, str] = {}
+        async with self._uow(read_only=True) as uow:
+            if campaign:
+                for address in await uow.suppressions.find_for_account(mailbox.account_id, wanted):
+                    found[address] = SuppressionReason.UNSUBSCRIBE
+            for entry in await uow.suppressions.find(mailbox.domain_id, wanted):
+                found[entry.address] = entry.reason
+        return found
+
+    def _build(self, draft: Draft, tracking_host: str | None = None) -> _Prepared:
         to_addrs = _addresses("To", draft.to)
         cc_addrs = _addresses("Cc", draft.cc)
         bcc_addrs = _addresses("Bcc", draft.bcc)
@@ -301,8 +349,18 @@ class SendingService:
         message_id = f"{secrets.token_hex(16)}@{mailbox.domain_name}"
         token = new_token()
         html = draft.html
-        if html is not None and mailbox.track_opens and self._tracking is not None:
-            html += self._tracking.pixel_html(token)
+        links: list[str] | None = None
+        if self._tracking is not None:
+            if html is not None and draft.track_clicks:
+                html, links = self._tracking.tracked_links(html, token, tracking_host)
+            if html is not None and _tracks_opens(draft):
+                html += self._tracking.pixel_html(token, tracking_host)
+            if draft.unsubscribe:
+                if len(recipients) != 1:
+                    raise InvalidInput("A message with an unsubscribe link has one recipient.")
+                extra = {k: v for k, v in extra.items() if k.lower() not in _UNSUBSCRIBE_FIELDS}
+                url = self._tracking.signer.unsubscribe_url(token, tracking_host)
+                extra.update(unsubscribe_headers(url))
         raw = compose.build_message(
             sender=compose.mailbox(mailbox.display_name, mailbox.address),
             to=to_addrs,
@@ -334,6 +392,8 @@ class SendingService:
             draft.batch_id,
             tags,
             token=token,
+            tracked_links=links or None,
+            unsubscribe=draft.unsubscribe,
         )
 
     def check_attachments(self, attachments: Sequence[compose.Attachment]) -> None:
@@ -438,14 +498,18 @@ class SendingService:
         return unique
 
     async def _enqueue(
-        self, items: Sequence[_Prepared], source: str, before_commit: BeforeCommit | None
+        self,
+        items: Sequence[_Prepared],
+        source: str,
+        before_commit: BeforeCommit | None,
+        admit: Admission | None = None,
     ) -> list[Submission]:
         """Queue the items, committed when this returns. Concurrent callers share transactions
         (group commit): one blob batch, one transaction and one commit for all that wait."""
         for item in items:
             if item.scheduled_at is not None and item.scheduled_at.tzinfo is None:
                 raise InvalidInput("The scheduled time needs a time zone.")
-        return await self._committer.commit(_Job(list(items), source, before_commit))
+        return await self._committer.commit(_Job(list(items), source, before_commit, admit))
 
     async def close(self) -> None:
         """Wait for submissions already accepted into a batch."""
@@ -501,12 +565,29 @@ class SendingService:
             for domain_id, addresses in sorted(wanted.items()):
                 found = await uow.suppressions.find(domain_id, sorted(addresses))
                 suppressed[domain_id] = {entry.address: entry for entry in found}
+            # Campaign mail is also held back from whoever unsubscribed from the account.
+            campaign_mail: dict[int, set[str]] = {}
+            for index, pairs in senders.items():
+                if not isinstance(outcomes[index], Exception):
+                    for item, (_, sender) in zip(jobs[index].items, pairs, strict=True):
+                        if item.unsubscribe:
+                            campaign_mail.setdefault(sender.account_id, set()).update(
+                                r.lower() for r in item.recipients
+                            )
+            unsubscribed: dict[int, set[str]] = {}
+            for account_id, addresses in sorted(campaign_mail.items()):
+                unsubscribed[account_id] = await uow.suppressions.find_for_account(
+                    account_id, sorted(addresses)
+                )
             accepted: list[int] = []
             for index, pairs in senders.items():
                 if isinstance(outcomes[index], Exception):
                     continue
                 try:
-                    self._check_job(jobs[index], pairs, usage, suppressed)
+                    admit = jobs[index].admit
+                    if admit is not None:
+                        await admit(uow)
+                    self._check_job(jobs[index], pairs, usage, suppressed, unsubscribed, now)
                 except MailmarkError as error:
                     outcomes[index] = error
                     continue
@@ -537,6 +618,8 @@ class SendingService:
         pairs: Sequence[tuple[Mailbox, Mailbox]],
         usage: dict[int, tuple[Plan, int]],
         suppressed: dict[int, dict[str, Suppression]],
+        unsubscribed: dict[int, set[str]],
+        now: datetime,
     ) -> None:
         """The quota and suppression checks of one job, on what the batch read; counts the
         job's emails into `usage` once it passes."""
@@ -553,6 +636,16 @@ class SendingService:
             ]
             if found:
                 raise _suppressed(sender, found)
+            gone = unsubscribed.get(sender.account_id, set())
+            refused = [
+                Suppression(sender.domain_id, r.lower(), SuppressionReason.UNSUBSCRIBE, "", now)
+                for item in group
+                if item.unsubscribe
+                for r in item.recipients
+                if r.lower() in gone
+            ]
+            if refused:
+                raise _suppressed(sender, refused)
         for account_id, count in wanted.items():
             plan, sent = usage[account_id]
             usage[account_id] = (plan, sent + count)
@@ -622,6 +715,7 @@ class SendingService:
                     created_at=now,
                     batch_id=item.batch_id,
                     sent_message_id=sent_message_id,
+                    tracked_links=item.tracked_links,
                 )
                 for item, (key, _), (_, sender), token, return_path, sent_message_id, source in zip(
                     items, blobs, senders, tokens, returns, sent_message_ids, sources, strict=True
@@ -720,6 +814,11 @@ def copy_folder(scheduled_at: datetime | None, now: datetime) -> SpecialFolder:
     if scheduled_at is not None and scheduled_at > now:
         return SpecialFolder.OUTBOX
     return SpecialFolder.SENT
+
+
+def _tracks_opens(draft: Draft) -> bool:
+    """Whether the draft gets a pixel: as asked, else as its mailbox is set."""
+    return draft.mailbox.track_opens if draft.track_opens is None else draft.track_opens
 
 
 def check_tags(tags: Sequence[str]) -> tuple[str, ...]:

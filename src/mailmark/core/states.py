@@ -58,6 +58,10 @@ class EventType(StrEnum):
     OPENED = "email.opened"
     CLICKED = "email.clicked"
     CANCELED = "email.canceled"
+    # A reply to a campaign email reached its mailbox (core/campaign_replies.py).
+    CAMPAIGN_REPLIED = "campaign.replied"
+    # A recipient asked for no more campaign mail (RFC 8058 one-click, or the unsubscribe page).
+    UNSUBSCRIBED = "email.unsubscribed"
 
 
 class WebhookDeliveryStatus(StrEnum):
@@ -78,6 +82,7 @@ class SuppressionReason(StrEnum):
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
     MANUAL = "manual"
+    UNSUBSCRIBE = "unsubscribe"
 
 
 class SystemFlag(StrEnum):

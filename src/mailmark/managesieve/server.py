@@ -387,6 +387,6 @@ async def start_managesieve_listener(
         server = await asyncio.start_server(serve, sock=sock, limit=MAX_LINE)
     else:
         server = await asyncio.start_server(serve, host, port, limit=MAX_LINE)
-    bound_host, bound_port = server.sockets[0].getsockname()[:2]
+    bound_host, bound_port = (sock or server.sockets[0]).getsockname()[:2]
     log.info("ManageSieve listening on %s:%d", bound_host, bound_port)
     return ManageSieveListener(server, bound_host, bound_port, tasks)

@@ -475,6 +475,6 @@ async def start_smtp_listener(
     server = await asyncio.get_running_loop().create_server(
         factory, ssl=tls_context if implicit_tls else None, **where
     )
-    bound = server.sockets[0].getsockname()
+    bound = (sock or server.sockets[0]).getsockname()
     log.info("%s listening on %s:%s", name, bound[0], bound[1])
     return SmtpListener(server, connections, spooling)

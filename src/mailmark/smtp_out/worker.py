@@ -25,7 +25,7 @@ from mailmark.core.relays import Relay, RelayService
 from mailmark.core.signing_keys import SigningKeys
 from mailmark.core.smtp_reply import SmtpReply
 from mailmark.metrics import Metrics
-from mailmark.smtp_out.client import ConnectionGone, SmtpConnection, SmtpDialer
+from mailmark.smtp_out.client import ConnectionGone, OutgoingMessage, SmtpConnection, SmtpDialer
 from mailmark.smtp_out.dkim import DkimSigner, DkimSigningError, to_crlf
 from mailmark.smtp_out.mta_sts import MtaStsPolicies, MtaStsPolicy
 from mailmark.smtp_out.mx import DeliveryFailure, MxHost, MxResolver
@@ -40,6 +40,9 @@ CONNECTION_LINGER = 1.0
 MAX_TRANSACTIONS_PER_CONNECTION = 500
 # Outcomes recorded in one transaction at most.
 RECORD_BATCH = 500
+# Messages read and signed per trip to a worker thread: the hand-offs cost more than reading a
+# small message, and a chunk is ready for the first connections within a few milliseconds.
+PREPARE_CHUNK = 25
 RECORD_RETRY_PAUSE = 1.0
 
 
@@ -68,11 +71,8 @@ class _Destination:
 @dataclass
 class _Prepared:
     users: int
-    message: asyncio.Future[bytes] | None = None
-
-
-class MessageUnavailable(Exception):
-    """The stored message could not be read."""
+    # The message ready to send; None when it could not be read.
+    message: asyncio.Future[OutgoingMessage | None] | None = None
 
 
 class OutboundWorker:
@@ -264,6 +264,7 @@ class OutboundWorker:
 
     def _dispatch(self, leased: list[LeasedDelivery], relays: dict[str, Relay | None]) -> None:
         start_before = self._clock.now() + self._lease_for - self._transaction_bound
+        to_prepare: list[tuple[LeasedDelivery, asyncio.Future[OutgoingMessage | None]]] = []
         for delivery in leased:
             self._held += 1
             held = _Held(delivery, start_before)
@@ -282,9 +283,13 @@ class OutboundWorker:
             destination.more.set()
             prepared = self._prepared.get(delivery.outbound_id)
             if prepared is None:
-                self._prepared[delivery.outbound_id] = _Prepared(users=1)
+                prepared = self._prepared[delivery.outbound_id] = _Prepared(users=1)
+                prepared.message = asyncio.get_running_loop().create_future()
+                to_prepare.append((delivery, prepared.message))
             else:
                 prepared.users += 1
+        if to_prepare:
+            self._spawn(self._prepare(to_prepare))
         self._open_connections()
 
     def _spawn(self, work: Awaitable[None]) -> None:
@@ -347,7 +352,9 @@ class OutboundWorker:
                     continue
                 message = await self._message(group[0].leased)
                 if message is None:
-                    self._finish_group(group, SmtpReply(451, "4.3.0", "Stored message unreadable"))
+                    self._finish_group(
+                        group, SmtpReply(451, "4.3.0", "Queued message could not be read or signed")
+                    )
                     continue
                 replies: list[SmtpReply] | None = None
                 for _ in range(2):  # a reused connection found closed gets one fresh try
@@ -432,25 +439,71 @@ class OutboundWorker:
             _, helds = destination.pending.popitem(last=False)
             self._finish_group(helds, reply)
 
-    # Messages: read, CRLF, DKIM-sign, once per outbound message
+    # Messages: read, CRLF, DKIM-sign, once per outbound message, a leased batch at a time
 
-    async def _message(self, leased: LeasedDelivery) -> bytes | None:
+    async def _message(self, leased: LeasedDelivery) -> OutgoingMessage | None:
         prepared = self._prepared.setdefault(leased.outbound_id, _Prepared(users=0))
         if prepared.message is None:
-            prepared.message = asyncio.ensure_future(self._prepare(leased))
-        try:
-            return await asyncio.shield(prepared.message)
-        except MessageUnavailable:
-            return None
+            prepared.message = asyncio.get_running_loop().create_future()
+            self._spawn(self._prepare([(leased, prepared.message)]))
+        return await asyncio.shield(prepared.message)
 
-    async def _prepare(self, leased: LeasedDelivery) -> bytes:
+    async def _prepare(
+        self, wanted: list[tuple[LeasedDelivery, asyncio.Future[OutgoingMessage | None]]]
+    ) -> None:
+        """Read and sign the messages, PREPARE_CHUNK to a thread trip; every future gets a
+        result, None for a message that could not be read or prepared."""
         try:
-            raw = await self._blobs.get(leased.blob_key)
-        except (OSError, KeyError) as exc:
-            log.error("queued message %s is unreadable: %s", leased.blob_key, exc)
-            raise MessageUnavailable(leased.blob_key) from exc
-        key = await self._signing_keys.signing_key(leased.from_domain)
-        return await asyncio.to_thread(self._sign, raw, leased.from_domain, key)
+            for first in range(0, len(wanted), PREPARE_CHUNK):
+                chunk = wanted[first : first + PREPARE_CHUNK]
+                raws = await self._read([leased for leased, _ in chunk])
+                work = [
+                    (
+                        raw,
+                        leased.from_domain,
+                        await self._signing_keys.signing_key(leased.from_domain),
+                    )
+                    for (leased, _), raw in zip(chunk, raws, strict=True)
+                ]
+                ready = await asyncio.to_thread(self._sign_all, work)
+                for (_, future), message in zip(chunk, ready, strict=True):
+                    if not future.done():
+                        future.set_result(message)
+        except asyncio.CancelledError:
+            # Stopping: the connections waiting for these end too, their rows left leased.
+            for _, future in wanted:
+                future.cancel()
+            raise
+        except Exception:
+            log.exception("preparing %d queued messages failed", len(wanted))
+        finally:
+            for _, future in wanted:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _read(self, leased: list[LeasedDelivery]) -> list[bytes | None]:
+        """The stored messages in one go, or one by one when that fails, so that one unreadable
+        message fails alone."""
+        try:
+            return list(await self._blobs.get_many([delivery.blob_key for delivery in leased]))
+        except (OSError, KeyError):
+            pass
+        raws: list[bytes | None] = []
+        for delivery in leased:
+            try:
+                raws.append(await self._blobs.get(delivery.blob_key))
+            except (OSError, KeyError) as exc:
+                log.error("queued message %s is unreadable: %s", delivery.blob_key, exc)
+                raws.append(None)
+        return raws
+
+    def _sign_all(
+        self, work: list[tuple[bytes | None, str, DkimKey | None]]
+    ) -> list[OutgoingMessage | None]:
+        return [
+            None if raw is None else OutgoingMessage.from_crlf(self._sign(raw, domain, key))
+            for raw, domain, key in work
+        ]
 
     def _sign(self, raw: bytes, domain: str, key: DkimKey | None) -> bytes:
         message = to_crlf(raw)

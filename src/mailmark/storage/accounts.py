@@ -104,6 +104,10 @@ class SqlAccounts(Repository):
         row = (await self._conn.execute(query)).first()
         return Account(**row._mapping) if row else None
 
+    async def first_id(self) -> int | None:
+        found = await self._conn.scalar(sa.select(sa.func.min(accounts.c.id)))
+        return None if found is None else int(found)
+
     async def save_lifecycle(self, account: Account) -> None:
         """Write the account's plan, status, period and billing ids as given."""
         values = {

@@ -18,6 +18,7 @@ from mailmark.core.contacts import (
     RowError,
     segment_filter,
 )
+from mailmark.storage.dialect import Dialect
 from mailmark.storage.sql import Repository, chunks
 from mailmark.storage.tables import (
     contact_imports,
@@ -63,7 +64,7 @@ def _row(contact: Contact) -> dict[str, Any]:
     }
 
 
-def _contact(row: Any) -> Contact:
+def _contact(row: Any, list_ids: Sequence[int] = ()) -> Contact:
     return Contact(
         account_id=row.account_id,
         email=row.email,
@@ -77,10 +78,14 @@ def _contact(row: Any) -> Contact:
         updated_at=row.updated_at,
         id=row.id,
         suppressed=bool(getattr(row, "suppressed", False)),
+        list_ids=tuple(list_ids),
     )
 
 
-def _where(account_id: int, where: ContactFilter) -> list[sa.ColumnElement[bool]]:
+def contact_conditions(
+    dialect: Dialect, account_id: int, where: ContactFilter
+) -> list[sa.ColumnElement[bool]]:
+    """The SQL conditions of a contact filter over `contacts` (a campaign audience uses them too)."""
     clauses: list[sa.ColumnElement[bool]] = [contacts.c.account_id == account_id]
     if where.status is not None:
         clauses.append(contacts.c.status == where.status.value)
@@ -98,6 +103,21 @@ def _where(account_id: int, where: ContactFilter) -> list[sa.ColumnElement[bool]
                 contact_list_members.c.contact_id == contacts.c.id,
             )
         )
+    if where.search is not None:
+        # The search is lower-cased already.
+        clauses.append(
+            sa.or_(
+                *(
+                    dialect.contains_lowered(column, where.search)
+                    for column in (
+                        contacts.c.email_key,
+                        contacts.c.first_name,
+                        contacts.c.last_name,
+                        contacts.c.company,
+                    )
+                )
+            )
+        )
     return clauses
 
 
@@ -111,7 +131,23 @@ class SqlContacts(Repository):
             contacts.c.account_id == account_id, contacts.c.id == contact_id
         )
         row = (await self._conn.execute(query)).first()
-        return _contact(row) if row is not None else None
+        if row is None:
+            return None
+        memberships = await self._memberships([row.id])
+        return _contact(row, memberships.get(row.id, ()))
+
+    async def _memberships(self, contact_ids: Sequence[int]) -> dict[int, list[int]]:
+        """The static lists each of these contacts is on, by contact id."""
+        found: dict[int, list[int]] = {}
+        for chunk in chunks(sorted(set(contact_ids))):
+            query = (
+                sa.select(contact_list_members.c.contact_id, contact_list_members.c.list_id)
+                .where(contact_list_members.c.contact_id.in_(chunk))
+                .order_by(contact_list_members.c.list_id)
+            )
+            for contact_id, list_id in await self._conn.execute(query):
+                found.setdefault(contact_id, []).append(list_id)
+        return found
 
     async def find_by_keys(self, account_id: int, keys: Sequence[str]) -> dict[str, Contact]:
         found: dict[str, Contact] = {}
@@ -180,13 +216,15 @@ class SqlContacts(Repository):
     ) -> list[Contact]:
         query = (
             sa.select(*contacts.c, _suppressed())
-            .where(*_where(account_id, where))
+            .where(*contact_conditions(self._dialect, account_id, where))
             .order_by(contacts.c.id)
             .limit(limit)
         )
         if after_id is not None:
             query = query.where(contacts.c.id > after_id)
-        return [_contact(row) for row in await self._conn.execute(query)]
+        rows = (await self._conn.execute(query)).all()
+        memberships = await self._memberships([row.id for row in rows])
+        return [_contact(row, memberships.get(row.id, ())) for row in rows]
 
     async def field_names(self, account_id: int, where: ContactFilter, limit: int) -> list[str]:
         """The custom field names the matching contacts use, sorted, at most `limit`."""
@@ -195,7 +233,7 @@ class SqlContacts(Repository):
         while len(names) < limit:
             query = (
                 sa.select(contacts.c.id, contacts.c.fields)
-                .where(*_where(account_id, where), contacts.c.id > after)
+                .where(*contact_conditions(self._dialect, account_id, where), contacts.c.id > after)
                 .order_by(contacts.c.id)
                 .limit(5000)
             )
@@ -297,7 +335,9 @@ class SqlContacts(Repository):
             total = row.size
             if segment is not None:
                 count = sa.select(sa.func.count()).select_from(contacts)
-                total = await self._conn.scalar(count.where(*_where(row.account_id, segment)))
+                total = await self._conn.scalar(
+                    count.where(*contact_conditions(self._dialect, row.account_id, segment))
+                )
             found.append(
                 ContactList(
                     row.account_id,

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from mailmark.core.errors import StorageFull, StorageUnavailable
 
@@ -36,7 +37,7 @@ def load_database_driver(database_url: str) -> None:
 
 
 # PostgreSQL SQLSTATEs of a database that cannot take the write now, but may soon.
-_PG_UNAVAILABLE = {
+PG_UNAVAILABLE = {
     "25006",  # read_only_sql_transaction (a standby, or default_transaction_read_only)
     "55P03",  # lock_not_available
     "53300",  # too_many_connections
@@ -57,7 +58,7 @@ def storage_fault(error: BaseException) -> StorageUnavailable | None:
     if code in _PG_FULL or "database or disk is full" in text:
         return StorageFull("The server's disk is full; nothing was stored. Try again later.")
     if (
-        code in _PG_UNAVAILABLE
+        code in PG_UNAVAILABLE
         or "database is locked" in text
         or "readonly database" in text
         or "read-only" in text
@@ -93,12 +94,21 @@ def _sqlite_engine(database_url: str, synchronous: str, busy_timeout_ms: int) ->
         # IMMEDIATE takes the write lock up front, so a transaction that reads and then writes never
         # fails with SQLITE_BUSY on upgrade; other writers wait (busy_timeout) instead. Read-only
         # units of work need no lock: in WAL mode they read a snapshot beside the writer.
-        if connection.get_execution_options().get(READ_ONLY_OPTION):
-            connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION)
+        _begin(connection, "BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _begin(connection: Any, statement: str) -> None:
+    """Run `statement` straight on the aiosqlite connection: one hand-off to its thread. Through
+    `exec_driver_sql` it took four (open a cursor, execute, fetch, close), and every unit of work
+    begins with it. Errors are wrapped as SQLAlchemy's would be, for `storage_fault`."""
+    raw = connection.connection.dbapi_connection._connection
+    try:
+        await_(raw.execute(statement))
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(statement, (), error, sqlite3.Error) from error
 
 
 def _use_wal(cursor: Any) -> None:

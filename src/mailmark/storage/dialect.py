@@ -7,6 +7,7 @@ aggregation, and the full-text table (SQLite FTS5 with the trigram tokenizer | p
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -78,10 +79,24 @@ class Dialect(ABC):
         """The UTC calendar day of a datetime column."""
 
     @abstractmethod
+    def utc_hour(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[str]:
+        """The UTC hour of a datetime column as text, "YYYY-MM-DD HH" (to group by)."""
+
+    @abstractmethod
+    def utc_quarter_hour(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[str]:
+        """The UTC quarter of an hour of a datetime column as text, "YYYY-MM-DD HH:MM" with MM
+        00, 15, 30 or 45 (to group by where a time zone is a half or quarter hour off UTC)."""
+
+    @abstractmethod
     def regexp_match_icase(
         self, column: sa.ColumnElement[str], pattern: str
     ) -> sa.ColumnElement[bool]:
         """A case-insensitive regular expression match."""
+
+    def contains_lowered(self, column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
+        """Whether the column holds `text` (lower-cased already) as a substring, ignoring case
+        beyond ASCII too; LIKE's wildcards in `text` are themselves."""
+        return sa.func.lower(column).contains(text, autoescape=True)
 
     def text_contains(self, header: bool, body: bool, value: str) -> sa.ColumnElement[bool]:
         """Whether the full-text row's header and/or body holds `value` as a substring,
@@ -157,11 +172,25 @@ class SqliteDialect(Dialect):
     def utc_day(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[date]:
         return sa.func.date(column, type_=sa.Date())
 
+    def utc_hour(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[str]:
+        return sa.func.strftime("%Y-%m-%d %H", column, type_=sa.String())
+
+    def utc_quarter_hour(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[str]:
+        minute = sa.cast(sa.func.strftime("%M", column), sa.Integer)
+        return sa.func.strftime("%Y-%m-%d %H:", column, type_=sa.String()) + sa.func.printf(
+            "%02d", minute // 15 * 15, type_=sa.String()
+        )
+
     def regexp_match_icase(
         self, column: sa.ColumnElement[str], pattern: str
     ) -> sa.ColumnElement[bool]:
         # SQLAlchemy passes no flags to SQLite's Python-backed REGEXP: they go in the pattern.
         return column.regexp_match("(?i)" + pattern)
+
+    def contains_lowered(self, column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
+        # SQLite's lower() and LIKE fold ASCII letters only ("É" stays "É"); its Python-backed
+        # REGEXP folds every letter, as PostgreSQL's lower() does.
+        return column.regexp_match("(?i)" + re.escape(text))
 
     def text_contains(self, header: bool, body: bool, value: str) -> sa.ColumnElement[bool]:
         if len(value) < 3:
@@ -215,6 +244,18 @@ class PostgresDialect(Dialect):
 
     def utc_day(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[date]:
         return sa.cast(sa.func.timezone("UTC", column), sa.Date())
+
+    def utc_hour(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[str]:
+        return sa.func.to_char(
+            sa.func.timezone("UTC", column), "YYYY-MM-DD HH24", type_=sa.String()
+        )
+
+    def utc_quarter_hour(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[str]:
+        utc = sa.func.timezone("UTC", column)
+        quarter = sa.cast(sa.func.floor(sa.extract("minute", utc) / 15) * 15, sa.Integer)
+        return sa.func.to_char(utc, "YYYY-MM-DD HH24:", type_=sa.String()) + sa.func.lpad(
+            sa.cast(quarter, sa.String), 2, "0", type_=sa.String()
+        )
 
     def regexp_match_icase(
         self, column: sa.ColumnElement[str], pattern: str

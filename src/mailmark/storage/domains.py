@@ -61,6 +61,20 @@ class SqlDomains(Repository):
             .values(return_path_published=published)
         )
 
+    async def set_tracking_host(self, domain_id: int, host: str | None) -> None:
+        await self._conn.execute(
+            domains.update().where(domains.c.id == domain_id).values(tracking_host=host)
+        )
+
+    async def tracking_hosts(self, domain_ids: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for chunk in chunks(sorted(set(domain_ids))):
+            query = sa.select(domains.c.id, domains.c.tracking_host).where(
+                domains.c.id.in_(chunk), domains.c.tracking_host.is_not(None)
+            )
+            found.update((row.id, row.tracking_host) for row in await self._conn.execute(query))
+        return found
+
     async def add_dkim_key(self, key: DkimKey) -> DkimKey:
         new_id = await self._insert(dkim_keys, row_values(key))
         return DkimKey(**{**asdict(key), "id": new_id})

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from mailmark.core.ports import NewEvent
 from mailmark.core.states import WebhookDeliveryStatus
-from mailmark.storage.sql import Repository
+from mailmark.storage.sql import Repository, chunks
 from mailmark.storage.tables import events, webhook_deliveries
 
 _EVENT_COLUMNS = ("account_id", "type", "payload", "created_at", "outbound_id")
@@ -37,3 +37,22 @@ class SqlEvents(Repository):
             # Their finished webhook deliveries go with them (ON DELETE CASCADE).
             await self._conn.execute(events.delete().where(events.c.id.in_(ids)))
         return len(ids)
+
+    async def first_and_last(
+        self, outbound_ids: Sequence[int], types: Sequence[str]
+    ) -> dict[tuple[int, str], tuple[datetime, datetime]]:
+        found: dict[tuple[int, str], tuple[datetime, datetime]] = {}
+        for chunk in chunks(sorted(set(outbound_ids))):
+            query = (
+                sa.select(
+                    events.c.outbound_id,
+                    events.c.type,
+                    sa.func.min(events.c.created_at),
+                    sa.func.max(events.c.created_at),
+                )
+                .where(events.c.outbound_id.in_(chunk), events.c.type.in_(list(types)))
+                .group_by(events.c.outbound_id, events.c.type)
+            )
+            for outbound_id, kind, first, last in await self._conn.execute(query):
+                found[(outbound_id, kind)] = (first, last)
+        return found

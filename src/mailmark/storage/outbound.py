@@ -33,6 +33,14 @@ class SqlOutbound(Repository):
         row = (await self._conn.execute(query)).first()
         return OutboundMessage(**row._mapping) if row else None
 
+    async def get_many(self, outbound_ids: Sequence[int]) -> dict[int, OutboundMessage]:
+        found: dict[int, OutboundMessage] = {}
+        for chunk in chunks(sorted(set(outbound_ids))):
+            query = outbound_messages.select().where(outbound_messages.c.id.in_(chunk))
+            for row in await self._conn.execute(query):
+                found[row.id] = OutboundMessage(**row._mapping)
+        return found
+
     async def get_by_token(self, token: str) -> OutboundMessage | None:
         query = outbound_messages.select().where(outbound_messages.c.token == token.lower())
         row = (await self._conn.execute(query)).first()

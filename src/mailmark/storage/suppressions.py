@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
 
 from mailmark.core.model import Suppression
 from mailmark.storage.sql import Repository, chunks, row_values
-from mailmark.storage.tables import suppressions
+from mailmark.storage.tables import account_suppressions, suppressions
 
 
 class SqlSuppressions(Repository):
@@ -44,3 +47,22 @@ class SqlSuppressions(Repository):
             )
         )
         return bool(result.rowcount)
+
+    async def add_for_account(
+        self, account_id: int, address: str, reason: str, created_at: datetime
+    ) -> None:
+        await self._conn.execute(
+            self._dialect.insert_or_ignore(account_suppressions).values(
+                account_id=account_id, address=address, reason=reason, created_at=created_at
+            )
+        )
+
+    async def find_for_account(self, account_id: int, addresses: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in chunks(sorted(set(addresses))):
+            query = sa.select(account_suppressions.c.address).where(
+                account_suppressions.c.account_id == account_id,
+                account_suppressions.c.address.in_(chunk),
+            )
+            found.update(row.address for row in await self._conn.execute(query))
+        return found

@@ -211,6 +211,9 @@ domains = sa.Table(
     sa.Column("last_checked_at", UtcDateTime()),
     sa.Column("next_check_at", UtcDateTime(), index=True),
     sa.Column("failed_checks", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    # The domain's own name for tracking and unsubscribe links (a CNAME to the public URL's host),
+    # so that the links in its mail align with its From domain; NULL: the public URL.
+    sa.Column("tracking_host", sa.String(253)),
 )
 
 # A domain's own outbound route (core/relays.py): its relay host, or "direct" although the
@@ -468,6 +471,9 @@ outbound_messages = sa.Table(
     sa.Column("batch_id", sa.String(64), index=True),
     _fk("sent_message_id", "messages.id", ondelete="SET NULL", nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # The links of a click-tracked message, in the order of their redirects' indexes (a JSON
+    # list); a redirect leads only to one of these (core/tracking.py).
+    sa.Column("tracked_links", sa.JSON()),
     sa.Index("ix_outbound_messages_account_id_created_at", "account_id", "created_at"),
 )
 
@@ -518,6 +524,19 @@ suppressions = sa.Table(
     sa.UniqueConstraint("domain_id", "address"),
 )
 
+# Addresses an account sends no more campaign mail to, from any of its domains (an unsubscribe,
+# RFC 8058); one-to-one mail is not held back by them.
+account_suppressions = sa.Table(
+    "account_suppressions",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    sa.Column("address", sa.String(320), nullable=False),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("account_id", "address"),
+)
+
 # REST API keys: only the SHA-256 of the key is kept; `prefix` is its public part, for lookup.
 api_keys = sa.Table(
     "api_keys",
@@ -531,6 +550,19 @@ api_keys = sa.Table(
     sa.Column("last_used_at", UtcDateTime()),
     sa.Column("revoked_at", UtcDateTime()),
     sa.Index("ix_api_keys_domain_id", "domain_id"),
+)
+
+# Each API key's token bucket where several processes share it (PostgreSQL; storage/key_buckets.py):
+# `refilled_at` in seconds since the epoch, and whether the last request was let through. UNLOGGED
+# on PostgreSQL (migration 0032): no WAL, so no fsync per API request; a crash empties it, which
+# refills every bucket once. A key deleted (with its domain) takes its bucket with it.
+api_key_buckets = sa.Table(
+    "api_key_buckets",
+    metadata,
+    sa.Column("key_id", Id, sa.ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tokens", sa.Float(), nullable=False),
+    sa.Column("refilled_at", sa.Float(), nullable=False),
+    sa.Column("admitted", sa.Boolean(), nullable=False),
 )
 
 sender_groups = sa.Table(
@@ -879,4 +911,154 @@ billing_events = sa.Table(
     sa.Column("payload", sa.Text(), nullable=False),
     # What applying it did: "applied", or why it was not (stale, unknown account, ignored type).
     sa.Column("outcome", sa.String(200), nullable=False),
+)
+
+# The affiliate program (core/affiliates.py): applications, reviewed by the operator.
+affiliates = sa.Table(
+    "affiliates",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    sa.Column("code", sa.String(20), nullable=False, unique=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("website", sa.String(300), nullable=False),
+    sa.Column("pitch", sa.Text(), nullable=False),
+    sa.Column("applied_at", UtcDateTime(), nullable=False),
+    sa.Column("reviewed_at", UtcDateTime()),
+    sa.Column("payout_method", sa.String(10)),
+    sa.Column("paypal_email", sa.String(320)),
+    # Sealed like the other secrets: a copied database gives away no bank account.
+    sa.Column("bank_details", EncryptedText("affiliates.bank_details")),
+    sa.UniqueConstraint("account_id"),
+)
+
+# Clicks on a referral link, one counter per affiliate and UTC day.
+affiliate_clicks = sa.Table(
+    "affiliate_clicks",
+    metadata,
+    _fk("affiliate_id", "affiliates.id"),
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("clicks", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("affiliate_id", "day"),
+)
+
+# The account each referred sign-up created, attributed once (the first touch).
+referrals = sa.Table(
+    "referrals",
+    metadata,
+    sa.Column("account_id", Id, sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    _fk("affiliate_id", "affiliates.id"),
+    sa.Column("clicked_at", UtcDateTime(), nullable=False),
+    sa.Column("signed_up_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_referrals_affiliate_id", "affiliate_id"),
+)
+
+# Append-only: commissions (+), clawbacks (-) and payouts (-) in integer cents; a correction is a
+# new row. `entry_key` makes recording the same order, refund or payout twice a no-op.
+affiliate_ledger = sa.Table(
+    "affiliate_ledger",
+    metadata,
+    _id(),
+    _fk("affiliate_id", "affiliates.id"),
+    sa.Column("entry_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+    # The statement month the row counts in ("YYYY-MM").
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("order_id", sa.String(100)),
+    sa.Column("referred_account_id", Id),
+    sa.Column("occurred_at", UtcDateTime(), nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_affiliate_ledger_affiliate_id_month", "affiliate_id", "month"),
+    sa.Index("ix_affiliate_ledger_order_id", "order_id"),
+)
+
+# One statement per affiliate and closed month, written once.
+affiliate_statements = sa.Table(
+    "affiliate_statements",
+    metadata,
+    _fk("affiliate_id", "affiliates.id"),
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("opening_cents", sa.BigInteger(), nullable=False),
+    sa.Column("earned_cents", sa.BigInteger(), nullable=False),
+    sa.Column("payout_cents", sa.BigInteger(), nullable=False),
+    sa.Column("payable_on", sa.Date(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("affiliate_id", "month"),
+)
+
+# Campaigns: sequences of stages sent to an audience from a mailbox or a sender group.
+# `audience`, `stages` and `schedule` are the JSON the API takes (core/campaign_engine.py).
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    _id(),
+    _fk("account_id", "accounts.id"),
+    _fk("domain_id", "domains.id"),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    _fk("mailbox_id", "mailboxes.id", ondelete="SET NULL", nullable=True),
+    _fk("sender_group_id", "sender_groups.id", ondelete="SET NULL", nullable=True),
+    sa.Column("audience", sa.JSON(), nullable=False),
+    sa.Column("stages", sa.JSON(), nullable=False),
+    sa.Column("schedule", sa.JSON(), nullable=False),
+    sa.Column("pause_reason", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("launched_at", UtcDateTime()),
+    sa.Column("finished_at", UtcDateTime()),
+    sa.Index("ix_campaigns_domain_id", "domain_id"),
+    sa.Index("ix_campaigns_status", "status"),
+)
+
+# One row per recipient of a launched campaign: its state and the stage it gets next, when.
+campaign_recipients = sa.Table(
+    "campaign_recipients",
+    metadata,
+    _id(),
+    _fk("campaign_id", "campaigns.id"),
+    _fk("contact_id", "contacts.id", ondelete="SET NULL", nullable=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email_key", sa.String(320), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("next_stage", sa.Integer(), nullable=False),
+    sa.Column("next_send_at", UtcDateTime(), nullable=False),
+    # The mailbox that sent the thread's first message: follow-ups come from it too.
+    _fk("mailbox_id", "mailboxes.id", ondelete="SET NULL", nullable=True),
+    sa.Column("thread_subject", sa.Text()),
+    sa.Column("thread_references", sa.Text()),
+    sa.Column("last_outbound_id", Id),
+    sa.Column("auto_replies", sa.Integer(), nullable=False),
+    sa.Column("stop_reason", sa.Text(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("campaign_id", "email_key"),
+    sa.Index(
+        "ix_campaign_recipients_campaign_id_state_next_send_at",
+        "campaign_id",
+        "state",
+        "next_send_at",
+    ),
+    sa.Index("ix_campaign_recipients_contact_id", "contact_id"),
+)
+
+# One row per (recipient, stage) sent, committed with the queued message: a stage is never sent
+# twice (the unique pair) nor lost (the recipient's next stage moves in the same transaction).
+campaign_messages = sa.Table(
+    "campaign_messages",
+    metadata,
+    _id(),
+    _fk("campaign_id", "campaigns.id"),
+    _fk("recipient_id", "campaign_recipients.id"),
+    sa.Column("stage", sa.Integer(), nullable=False),
+    sa.Column("variant", sa.Integer(), nullable=False),
+    _fk("outbound_id", "outbound_messages.id", ondelete="SET NULL", nullable=True),
+    sa.Column("message_id", sa.String(998), nullable=False),
+    _fk("mailbox_id", "mailboxes.id", ondelete="SET NULL", nullable=True),
+    sa.Column("sent_at", UtcDateTime(), nullable=False),
+    sa.Column("replied_at", UtcDateTime()),
+    sa.UniqueConstraint("recipient_id", "stage"),
+    sa.Index("ix_campaign_messages_message_id", "message_id"),
+    sa.Index("ix_campaign_messages_mailbox_id_sent_at", "mailbox_id", "sent_at"),
+    sa.Index("ix_campaign_messages_campaign_id_stage", "campaign_id", "stage"),
+    sa.Index("ix_campaign_messages_outbound_id", "outbound_id"),
 )

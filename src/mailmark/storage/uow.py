@@ -7,9 +7,11 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mailmark.storage.accounts import SqlAccounts
+from mailmark.storage.affiliates import SqlAffiliates
 from mailmark.storage.aliases import SqlAliases
 from mailmark.storage.api_keys import SqlApiKeys
 from mailmark.storage.billing import SqlBillingEvents, SqlUsage
+from mailmark.storage.campaigns import SqlCampaigns
 from mailmark.storage.contacts import SqlContacts
 from mailmark.storage.db import READ_ONLY_OPTION, storage_fault
 from mailmark.storage.deliveries import SqlDeliveries
@@ -78,6 +80,8 @@ class SqlUnitOfWork:
     vacations: SqlVacations
     sieve_scripts: SqlSieveScripts
     contacts: SqlContacts
+    affiliates: SqlAffiliates
+    campaigns: SqlCampaigns
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, read_only: bool = False) -> None:
         self._engine = engine
@@ -134,6 +138,8 @@ class SqlUnitOfWork:
         self.vacations = SqlVacations(conn, dialect)
         self.sieve_scripts = SqlSieveScripts(conn, dialect)
         self.contacts = SqlContacts(conn, dialect)
+        self.affiliates = SqlAffiliates(conn, dialect)
+        self.campaigns = SqlCampaigns(conn, dialect)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -6,25 +6,40 @@ Core errors are mapped to HTTP once, in `web.errors`.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
-from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, asgi, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
+from litestar.handlers import ASGIRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.types import ControllerRouterHandler, Message, Scope
+from litestar.types import (
+    ControllerRouterHandler,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from mailmark.certificates.acme_issuer import ChallengeResponses
 from mailmark.core.addresses import normalize_domain
+from mailmark.core.affiliates import AffiliateService
 from mailmark.core.domains import DomainService
 from mailmark.core.errors import InvalidInput, MailmarkError, NotFound
 from mailmark.core.mailboxes import MailboxService, split_address
-from mailmark.core.tracking import PIXEL_GIF, OpenTracking
+from mailmark.core.tracking import PIXEL_GIF, Tracking
+from mailmark.core.unsubscribe import ONE_CLICK_BODY, Unsubscribes
 from mailmark.dns_tools.record_set import MailServer, mta_sts_policy
 from mailmark.metrics import Metrics
 from mailmark.web.api.app.routes import AppServices, api_router
@@ -42,6 +57,7 @@ from mailmark.web.autoconfig import (
 from mailmark.web.billing import PolarWebhook, polar_webhook_handler
 from mailmark.web.errors import error_response
 from mailmark.web.observability import Observability, RequestObserver, observability_handlers
+from mailmark.web.referrals import referral_link_handler
 from mailmark.web.spa import UI_DIR, SchemaExplorer, schema_page_policy, spa_handlers
 
 log = logging.getLogger(__name__)
@@ -179,31 +195,169 @@ async def acme_challenge(
     return answer
 
 
-# --- open tracking ----------------------------------------------------------------------------
+# --- open and click tracking -------------------------------------------------------------------
 
-
-@get(
-    "/t/o/{token:str}/{signature:str}",
-    operation_id="openTrackingPixel",
-    include_in_schema=False,
-    media_type="image/gif",
+# Answers that never leak whether a token exists or why a URL was refused.
+NOT_FOUND_PAGE = (
+    b"<!doctype html><html lang=en><meta charset=utf-8><title>Not found</title>"
+    b"<h1>Not found</h1><p>This link is not known here.</p></html>"
 )
-async def open_pixel(
-    request: Request[Any, Any, Any],
-    tracking: NamedDependency[OpenTracking],
-    token: str,
-    signature: str,
-) -> Response[bytes]:
-    """The 1×1 image of a tracked message: records the open, answers the image uncached (each
-    load is asked for again). A URL this server did not write is 404."""
-    await tracking.record_open(
-        token, signature.removesuffix(".gif"), request.headers.get("user-agent")
+UNTRACKED = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
+_UNTRACKED_RAW = [(name.lower().encode(), value.encode()) for name, value in UNTRACKED.items()]
+# The paths below the /t mount (which strips the /t and may add a slash).
+_PIXEL = re.compile(r"^/o/([^/]{1,64})/([^/]{1,64})\.gif/?$")
+_CLICK = re.compile(r"^/c/([^/]{1,64})/([^/]{1,8})/([^/]{1,64})/?$")
+
+
+def tracking_endpoints(tracking: Tracking) -> ASGIRouteHandler:
+    """The pixel (`/t/o/<token>/<signature>.gif`) and the click redirects
+    (`/t/c/<token>/<index>/<signature>`), as one plain ASGI handler: they are the hottest routes
+    (every open and click of every campaign) and need nothing of the framework's request
+    parsing, so they skip it. A URL this server did not write, or an index the message has no
+    link for, is a plain 404 page: never a redirect (this is no open redirector). GET and HEAD
+    (a HEAD is a link checker's, recorded as a machine's)."""
+
+    @asgi("/t", is_mount=True, copy_scope=False, include_in_schema=False)
+    async def endpoints(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            return
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await _answer(send, 405, [(b"allow", b"GET, HEAD")], b"")
+            return
+        agent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"user-agent"), None)
+        peer = scope.get("client")
+        client = peer[0] if peer else None
+        path = scope["path"]
+        if (opened := _PIXEL.match(path)) is not None:
+            token, signature = opened.groups()
+            if await tracking.record_open(
+                token, signature, method=method, user_agent=agent, client=client
+            ):
+                await _answer(send, 200, [(b"content-type", b"image/gif")], PIXEL_GIF, method)
+                return
+        elif (clicked := _CLICK.match(path)) is not None:
+            token, index, signature = clicked.groups()
+            url = await tracking.record_click(
+                token, index, signature, method=method, user_agent=agent, client=client
+            )
+            if url is not None:
+                await _answer(send, 302, [(b"location", url.encode())], b"", method)
+                return
+        page = [(b"content-type", b"text/html; charset=utf-8")]
+        await _answer(send, 404, page, NOT_FOUND_PAGE, method)
+
+    return endpoints
+
+
+async def _answer(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, method: str = "GET"
+) -> None:
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [*headers, *_UNTRACKED_RAW, (b"content-length", str(len(body)).encode())],
+    }
+    await send(start)
+    done: HTTPResponseBodyEvent = {
+        "type": "http.response.body",
+        "body": b"" if method == "HEAD" else body,
+        "more_body": False,
+    }
+    await send(done)
+
+
+def _not_found() -> Response[bytes]:
+    return Response(NOT_FOUND_PAGE, status_code=404, media_type=MediaType.HTML, headers=UNTRACKED)
+
+
+# --- unsubscribe (RFC 8058) ---------------------------------------------------------------------
+
+MAX_UNSUBSCRIBE_BODY = 4096
+# The unsubscribe pages carry their own small style and nothing else.
+UNSUBSCRIBE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+_PAGE_STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;"
+    "color:#111;background:#fff}button{font:inherit;padding:.6rem 1.2rem;border:2px solid #111;"
+    "border-radius:.4rem;background:#111;color:#fff;cursor:pointer}button:focus{outline:3px "
+    "solid #2563eb;outline-offset:2px}@media (prefers-color-scheme:dark){body{color:#eee;"
+    "background:#111}button{background:#eee;color:#111;border-color:#eee}}"
+)
+
+
+def _page(title: str, body: str, status: int = 200) -> Response[bytes]:
+    document = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_PAGE_STYLE}</style></head>"
+        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
     )
     return Response(
-        PIXEL_GIF,
-        media_type="image/gif",
-        headers={"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"},
+        document.encode(),
+        status_code=status,
+        media_type=MediaType.HTML,
+        headers={**UNTRACKED, "Content-Security-Policy": UNSUBSCRIBE_POLICY},
     )
+
+
+@get("/u/{token:str}/{signature:str}", operation_id="unsubscribePage", include_in_schema=False)
+async def unsubscribe_page(
+    unsubscribes: NamedDependency[Unsubscribes], token: FromPath[str], signature: FromPath[str]
+) -> Response[bytes]:
+    """The page a person opening the unsubscribe link sees: one button, which POSTs the same
+    one-click body a mail provider would (no sign-in; opening the page changes nothing, so that
+    link scanners do not unsubscribe anyone)."""
+    if not unsubscribes.valid(token, signature):
+        return _not_found()
+    name, _, value = ONE_CLICK_BODY.partition("=")
+    return _page(
+        "Unsubscribe",
+        "<p>Stop receiving these emails? Press the button to unsubscribe.</p>"
+        f'<form method=post><input type=hidden name="{name}" value="{value}">'
+        "<button type=submit>Unsubscribe</button></form>",
+    )
+
+
+@post(
+    "/u/{token:str}/{signature:str}",
+    operation_id="unsubscribeOneClick",
+    include_in_schema=False,
+    status_code=200,
+)
+async def unsubscribe_one_click(
+    request: Request[Any, Any, Any],
+    unsubscribes: NamedDependency[Unsubscribes],
+    token: FromPath[str],
+    signature: FromPath[str],
+) -> Response[bytes]:
+    """RFC 8058 §3.2: a POST with `List-Unsubscribe=One-Click` unsubscribes, with no cookie, no
+    sign-in and no CSRF token (it is the recipient's mail provider calling)."""
+    if not unsubscribes.valid(token, signature):
+        return _not_found()
+    if not _one_click(
+        request.headers.get("content-type", ""), await _read_body(request, MAX_UNSUBSCRIBE_BODY)
+    ):
+        return _page(
+            "Unsubscribe",
+            f"<p>The request must carry <code>{ONE_CLICK_BODY}</code>.</p>",
+            status=400,
+        )
+    if not await unsubscribes.unsubscribe(token, signature):
+        return _not_found()
+    return _page("Unsubscribed", "<p>You will not receive these emails any more.</p>")
+
+
+def _one_click(content_type: str, body: bytes) -> bool:
+    """Whether the body says `List-Unsubscribe=One-Click`, form-encoded or as multipart form
+    data (RFC 8058 §3.1 allows both)."""
+    text = body.decode("utf-8", "replace")
+    name, _, value = ONE_CLICK_BODY.partition("=")
+    if content_type.lower().startswith("multipart/form-data"):
+        return f'name="{name}"' in text and value in text
+    return value in parse_qs(text, max_num_fields=20).get(name, [])
 
 
 # --- security headers ----------------------------------------------------------------------------
@@ -245,15 +399,17 @@ def create_app(
     mailboxes: MailboxService,
     api: ApiServices | None = None,
     web: AppServices | None = None,
-    tracking: OpenTracking | None = None,
+    tracking: Tracking | None = None,
+    unsubscribes: Unsubscribes | None = None,
     acme_challenges: ChallengeResponses | None = None,
     observability: Observability | None = None,
     billing_webhook: PolarWebhook | None = None,
+    referrals: AffiliateService | None = None,
     ui_dir: Path = UI_DIR,
 ) -> Litestar:
     """The web application, bound to the services it serves; the /v1 API when `api` is given,
     the web app's /api when `web` is; /healthz, /readyz and /metrics when `observability` is;
-    Polar's webhook when `billing_webhook` is;
+    Polar's webhook when `billing_webhook` is; the affiliates' /r/{code} links when `referrals` is;
     the single-page app (and the /schema explorer's files) from `ui_dir`."""
     handlers: list[ControllerRouterHandler] = [
         thunderbird_autoconfig,
@@ -266,13 +422,17 @@ def create_app(
     if web is not None:
         handlers.append(api_router(web))
     if tracking is not None:
-        handlers.append(open_pixel)
+        handlers.append(tracking_endpoints(tracking))
+    if unsubscribes is not None:
+        handlers.extend([unsubscribe_page, unsubscribe_one_click])
     if acme_challenges is not None:
         handlers.append(acme_challenge)
     if observability is not None:
         handlers.extend(observability_handlers(observability))
     if billing_webhook is not None:
         handlers.append(polar_webhook_handler(billing_webhook))
+    if referrals is not None:
+        handlers.append(referral_link_handler(referrals))
     handlers.extend(spa_handlers(ui_dir))
     app = Litestar(
         route_handlers=handlers,
@@ -281,6 +441,7 @@ def create_app(
             "domains": Provide(lambda: domains, use_cache=True, sync_to_thread=False),
             "mailboxes": Provide(lambda: mailboxes, use_cache=True, sync_to_thread=False),
             "tracking": Provide(lambda: tracking, use_cache=True, sync_to_thread=False),
+            "unsubscribes": Provide(lambda: unsubscribes, use_cache=True, sync_to_thread=False),
             "acme_challenges": Provide(
                 lambda: acme_challenges, use_cache=True, sync_to_thread=False
             ),

@@ -70,11 +70,12 @@ async def test_every_key_is_a_long_random_secret_stored_only_as_a_hash(world: Wo
 
 
 async def test_the_rate_limit_answers_429_with_retry_after(world: World) -> None:
-    from mailmark.bootstrap import start_listeners
-    from mailmark.core.apikeys import ApiKeyService
+    from mailmark.bootstrap import api_key_buckets, start_listeners
+    from mailmark.core.apikeys import ApiKeyService, BucketRule
 
     services = world.services
-    services.api_keys = ApiKeyService(services.uow, services.clock, rate=0.5, burst=3)
+    buckets = api_key_buckets(services.engine, BucketRule(rate=0.5, burst=3))
+    services.api_keys = ApiKeyService(services.uow, services.clock, buckets)
     started = await start_listeners(services)
     try:
         created = await services.api_keys.create(world.domain)
@@ -82,6 +83,7 @@ async def test_the_rate_limit_answers_429_with_retry_after(world: World) -> None
             answers = [await http.get("/v1/mailboxes") for _ in range(4)]
     finally:
         await started.close()
+        await buckets.close()
 
     assert [a.status_code for a in answers[:3]] == [200, 200, 200]
     assert_error(answers[3], 429, "rate_limited")

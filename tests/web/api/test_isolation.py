@@ -35,10 +35,12 @@ class AcmeIds:
     contact: str
     contact_list: str
     contact_import: str
+    campaign: str
 
 
 CONTACT = "acme-contact@example.com"
 LIST_NAME = "Acme customers"
+CAMPAIGN_NAME = "Acme outreach"
 
 
 async def acme_ids(acme: Tenant, world: World) -> AcmeIds:
@@ -79,6 +81,16 @@ async def acme_ids(acme: Tenant, world: World) -> AcmeIds:
         "/v1/contacts/import", content=b"email\nimported@example.com\n"
     )
     assert contact_import.status_code == 202, contact_import.text
+    campaign = await acme.client.post(
+        "/v1/campaigns",
+        json={
+            "name": CAMPAIGN_NAME,
+            "from": "sales@acme.test",
+            "audience": {"listIds": [contact_list.json()["_id"]]},
+            "stages": [{"subject": "Hello", "html": "<p>Hi</p>"}],
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
     return AcmeIds(
         "sales",
         group["_id"],
@@ -89,6 +101,7 @@ async def acme_ids(acme: Tenant, world: World) -> AcmeIds:
         contact.json()["_id"],
         contact_list.json()["_id"],
         contact_import.json()["_id"],
+        campaign.json()["_id"],
     )
 
 
@@ -267,6 +280,77 @@ def cases() -> dict[tuple[str, str], list[tuple[Call, str]]]:
         ("DELETE", "/v1/lists/{list_id:str}/members/{contact_id:str}"): [
             (lambda c, i: c.delete(f"/v1/lists/{i.contact_list}/members/{i.contact}"), "404"),
         ],
+        ("GET", "/v1/campaigns"): [(lambda c, i: c.get("/v1/campaigns"), LISTING)],
+        ("POST", "/v1/campaigns"): [
+            (
+                lambda c, i: c.post(
+                    "/v1/campaigns",
+                    json={
+                        "name": "n",
+                        "from": "sales@acme.test",
+                        "stages": [{"subject": "s", "html": "h"}],
+                    },
+                ),
+                "404",
+            ),
+            (
+                lambda c, i: c.post(
+                    "/v1/campaigns",
+                    json={
+                        "name": "n",
+                        "from": "news@other.test",
+                        "audience": {"listIds": [i.contact_list]},
+                        "stages": [{"subject": "s", "html": "h"}],
+                    },
+                ),
+                "404",
+            ),
+            (
+                lambda c, i: c.post(
+                    "/v1/campaigns",
+                    json={
+                        "name": "n",
+                        "senderGroupId": i.group,
+                        "stages": [{"subject": "s", "html": "h"}],
+                    },
+                ),
+                "404",
+            ),
+        ],
+        ("GET", "/v1/campaigns/{campaign_id:str}"): [
+            (lambda c, i: c.get(f"/v1/campaigns/{i.campaign}"), "404"),
+        ],
+        ("PATCH", "/v1/campaigns/{campaign_id:str}"): [
+            (lambda c, i: c.patch(f"/v1/campaigns/{i.campaign}", json={"name": "x"}), "404"),
+        ],
+        **{
+            ("POST", f"/v1/campaigns/{{campaign_id:str}}/{action}"): [
+                (lambda c, i, action=action: c.post(f"/v1/campaigns/{i.campaign}/{action}"), "404")
+            ]
+            for action in ("launch", "pause", "resume", "cancel")
+        },
+        ("GET", "/v1/campaigns/{campaign_id:str}/stats"): [
+            (lambda c, i: c.get(f"/v1/campaigns/{i.campaign}/stats"), "404"),
+        ],
+        ("GET", "/v1/campaigns/{campaign_id:str}/recipients"): [
+            (lambda c, i: c.get(f"/v1/campaigns/{i.campaign}/recipients"), "404"),
+        ],
+        ("POST", "/v1/campaigns/{campaign_id:str}/preview"): [
+            (
+                lambda c, i: c.post(
+                    f"/v1/campaigns/{i.campaign}/preview", json={"contactId": i.contact}
+                ),
+                "404",
+            ),
+        ],
+        ("POST", "/v1/campaigns/{campaign_id:str}/test-send"): [
+            (
+                lambda c, i: c.post(
+                    f"/v1/campaigns/{i.campaign}/test-send", json={"to": "me@other.test"}
+                ),
+                "404",
+            ),
+        ],
     }
 
 
@@ -308,6 +392,7 @@ async def test_every_v1_route_hides_other_domains(
                     "127.0.0.1:9/hook",
                     CONTACT,
                     LIST_NAME,
+                    CAMPAIGN_NAME,
                 ):
                     assert secret not in response.text, where
             else:  # created in the caller's own domain, never acme's
@@ -325,6 +410,7 @@ async def snapshot(acme: Tenant) -> list[object]:
         "/v1/suppressions",
         "/v1/contacts",
         "/v1/lists",
+        "/v1/campaigns",
         "/v1/webhooks",
     ]
     answers = [(await acme.client.get(path)).json() for path in paths]

@@ -96,6 +96,8 @@ async def test_all_events_by_default_and_unknown_events_refused(
         "email.opened",
         "email.clicked",
         "email.canceled",
+        "campaign.replied",
+        "email.unsubscribed",
     ]
     response = await acme.client.post("/v1/webhooks", json={"url": url, "events": ["email.sent"]})
     assert "email.sent" in assert_error(response, 400, "invalid_input", field="events")

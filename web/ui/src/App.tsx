@@ -24,6 +24,11 @@ const DeveloperPage = lazy(() => import("./pages/dashboard/developer/DeveloperPa
 const TeamPage = lazy(() => import("./pages/TeamPage"));
 const SettingsPage = lazy(() => import("./pages/dashboard/settings/SettingsPage"));
 const SecurityPage = lazy(() => import("./pages/SecurityPage"));
+const BillingPage = lazy(() => import("./pages/dashboard/billing/BillingPage"));
+const AffiliatePage = lazy(() => import("./pages/dashboard/affiliates/AffiliatePage"));
+const OperatorPage = lazy(() => import("./pages/dashboard/operator/OperatorPage"));
+const ContactsArea = lazy(() => import("./pages/dashboard/contacts/ContactsArea"));
+const CampaignsArea = lazy(() => import("./pages/dashboard/campaigns/CampaignsArea"));
 const MailApp = lazy(() => import("./pages/mail/MailApp"));
 
 function Lazy({ children }: { children: ReactNode }) {
@@ -85,8 +90,13 @@ export const router = createBrowserRouter([
           { path: "domains/:name", element: <Lazy><DomainPage /></Lazy> },
           { path: "mailboxes", element: <Lazy><MailboxesPage /></Lazy> },
           { path: "mailboxes/:address", element: <Lazy><MailboxPage /></Lazy> },
+          { path: "contacts/*", element: <Lazy><ContactsArea /></Lazy> },
+          { path: "campaigns/*", element: <Lazy><CampaignsArea /></Lazy> },
           { path: "developer", element: <Lazy><DeveloperPage /></Lazy> },
           { path: "team", element: <Lazy><TeamPage /></Lazy> },
+          { path: "billing", element: <Lazy><BillingPage /></Lazy> },
+          { path: "affiliates", element: <Lazy><AffiliatePage /></Lazy> },
+          { path: "operator", element: <Lazy><OperatorPage /></Lazy> },
           { path: "settings", element: <Lazy><SettingsPage /></Lazy> },
           { path: "settings/security", element: <Lazy><SecurityPage /></Lazy> },
           { path: "*", element: <NotFoundPage /> },

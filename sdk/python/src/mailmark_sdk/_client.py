@@ -20,6 +20,9 @@ from mailmark_sdk.errors import APIConnectionError, MailmarkError, error_from_re
 from mailmark_sdk.types import (
     Alias,
     Attachment,
+    Campaign,
+    CampaignPage,
+    CampaignRecipientPage,
     CampaignSendResult,
     CancelResult,
     Contact,
@@ -162,6 +165,8 @@ class _Calls:
         attachments: Sequence[Attachment] | None,
         tags: Sequence[str] | None,
         idempotency_key: str | None,
+        track_opens: bool | None = None,
+        track_clicks: bool | None = None,
     ) -> _Call[SendResult | CampaignSendResult]:
         if scheduled_at is not None:
             scheduled_at = _unix_ms(scheduled_at)
@@ -180,6 +185,8 @@ class _Calls:
             senderGroupId=sender_group_id,
             attachments=[a.to_json() for a in attachments] if attachments is not None else None,
             tags=list(tags) if tags is not None else None,
+            trackOpens=track_opens,
+            trackClicks=track_clicks,
         )
         body = {
             "from": from_,
@@ -431,6 +438,60 @@ class _Calls:
         return _Call("DELETE", path, _deleted)
 
     @staticmethod
+    def list_campaigns(cursor: str | None, limit: int | None) -> _Call[CampaignPage]:
+        params = _without_none(cursor=cursor, limit=limit)
+        return _Call(
+            "GET", "/v1/campaigns", lambda d: CampaignPage.from_json(_dict(d)), params=params
+        )
+
+    @staticmethod
+    def create_campaign(body: dict[str, Any]) -> _Call[Campaign]:
+        return _Call("POST", "/v1/campaigns", lambda d: Campaign.from_json(_dict(d)), body=body)
+
+    @staticmethod
+    def get_campaign(campaign_id: str) -> _Call[Campaign]:
+        path = f"/v1/campaigns/{_segment(campaign_id)}"
+        return _Call("GET", path, lambda d: Campaign.from_json(_dict(d)))
+
+    @staticmethod
+    def update_campaign(campaign_id: str, body: dict[str, Any]) -> _Call[Campaign]:
+        path = f"/v1/campaigns/{_segment(campaign_id)}"
+        return _Call("PATCH", path, lambda d: Campaign.from_json(_dict(d)), body=body)
+
+    @staticmethod
+    def campaign_action(campaign_id: str, action: str) -> _Call[Campaign]:
+        path = f"/v1/campaigns/{_segment(campaign_id)}/{action}"
+        return _Call("POST", path, lambda d: Campaign.from_json(_dict(d)))
+
+    @staticmethod
+    def get_campaign_stats(campaign_id: str) -> _Call[dict[str, Any]]:
+        return _Call("GET", f"/v1/campaigns/{_segment(campaign_id)}/stats", _dict)
+
+    @staticmethod
+    def list_campaign_recipients(
+        campaign_id: str, state: str | None, cursor: str | None, limit: int | None
+    ) -> _Call[CampaignRecipientPage]:
+        params = _without_none(state=state, cursor=cursor, limit=limit)
+        path = f"/v1/campaigns/{_segment(campaign_id)}/recipients"
+        return _Call(
+            "GET", path, lambda d: CampaignRecipientPage.from_json(_dict(d)), params=params
+        )
+
+    @staticmethod
+    def preview_campaign(
+        campaign_id: str, stage: int, contact_id: str | None
+    ) -> _Call[dict[str, Any]]:
+        body = _without_none(stage=stage, contactId=contact_id)
+        return _Call("POST", f"/v1/campaigns/{_segment(campaign_id)}/preview", _dict, body=body)
+
+    @staticmethod
+    def test_send_campaign(
+        campaign_id: str, to: str, stage: int, contact_id: str | None
+    ) -> _Call[dict[str, Any]]:
+        body = _without_none(to=to, stage=stage, contactId=contact_id)
+        return _Call("POST", f"/v1/campaigns/{_segment(campaign_id)}/test-send", _dict, body=body)
+
+    @staticmethod
     def list_webhooks() -> _Call[list[Webhook]]:
         return _Call(
             "GET", "/v1/webhooks", lambda data: [Webhook.from_json(w) for w in _list(data)]
@@ -564,13 +625,17 @@ class Mailmark:
         attachments: Sequence[Attachment] | None = None,
         tags: Sequence[str] | None = None,
         idempotency_key: str | None = None,
+        track_opens: bool | None = None,
+        track_clicks: bool | None = None,
     ) -> SendResult | CampaignSendResult:
         """Send (or schedule, with `scheduled_at` as an aware datetime or unix ms) an email.
 
         ``type="campaign"`` sends one individually addressed message per recipient and returns a
         `CampaignSendResult`; otherwise one message goes to every recipient (`SendResult`).
         `attachments` are `Attachment`s (bytes or a path); `tags` label the email for
-        ``list_emails(tag=...)``."""
+        ``list_emails(tag=...)``. A campaign's suppressed or unsubscribed recipients are left
+        out and listed in its result's `skipped`; `track_opens`/`track_clicks` (campaigns only)
+        turn its tracking off with False."""
         return self._run(
             _Calls.send(
                 from_=from_,
@@ -589,6 +654,8 @@ class Mailmark:
                 attachments=attachments,
                 tags=tags,
                 idempotency_key=idempotency_key,
+                track_opens=track_opens,
+                track_clicks=track_clicks,
             )
         )
 
@@ -869,6 +936,98 @@ class Mailmark:
     def remove_list_member(self, list_id: str, contact_id: str) -> bool:
         return self._run(_Calls.remove_list_member(list_id, contact_id))
 
+    def list_campaigns(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> CampaignPage:
+        """The domain's campaigns, newest first."""
+        return self._run(_Calls.list_campaigns(cursor, limit))
+
+    def create_campaign(
+        self,
+        *,
+        name: str,
+        stages: Sequence[Mapping[str, Any]],
+        from_address: str | None = None,
+        sender_group_id: str | None = None,
+        audience: Mapping[str, Any] | None = None,
+        schedule: Mapping[str, Any] | None = None,
+    ) -> Campaign:
+        """A draft campaign from one mailbox (`from_address`) or a sender group."""
+        body = _without_none(
+            name=name,
+            stages=[dict(stage) for stage in stages],
+            senderGroupId=sender_group_id,
+            audience=dict(audience) if audience is not None else None,
+            schedule=dict(schedule) if schedule is not None else None,
+        )
+        if from_address is not None:
+            body["from"] = from_address
+        return self._run(_Calls.create_campaign(body))
+
+    def get_campaign(self, campaign_id: str) -> Campaign:
+        return self._run(_Calls.get_campaign(campaign_id))
+
+    def update_campaign(
+        self,
+        campaign_id: str,
+        *,
+        name: str | None = None,
+        stages: Sequence[Mapping[str, Any]] | None = None,
+        from_address: str | None = None,
+        sender_group_id: str | None = None,
+        audience: Mapping[str, Any] | None = None,
+        schedule: Mapping[str, Any] | None = None,
+    ) -> Campaign:
+        """While a draft or paused; fields left out stay."""
+        body = _without_none(
+            name=name,
+            stages=[dict(stage) for stage in stages] if stages is not None else None,
+            senderGroupId=sender_group_id,
+            audience=dict(audience) if audience is not None else None,
+            schedule=dict(schedule) if schedule is not None else None,
+        )
+        if from_address is not None:
+            body["from"] = from_address
+        return self._run(_Calls.update_campaign(campaign_id, body))
+
+    def launch_campaign(self, campaign_id: str) -> Campaign:
+        return self._run(_Calls.campaign_action(campaign_id, "launch"))
+
+    def pause_campaign(self, campaign_id: str) -> Campaign:
+        return self._run(_Calls.campaign_action(campaign_id, "pause"))
+
+    def resume_campaign(self, campaign_id: str) -> Campaign:
+        return self._run(_Calls.campaign_action(campaign_id, "resume"))
+
+    def cancel_campaign(self, campaign_id: str) -> Campaign:
+        return self._run(_Calls.campaign_action(campaign_id, "cancel"))
+
+    def get_campaign_stats(self, campaign_id: str) -> dict[str, Any]:
+        """Counts per campaign, stage and subject variant, as the API answers them."""
+        return self._run(_Calls.get_campaign_stats(campaign_id))
+
+    def list_campaign_recipients(
+        self,
+        campaign_id: str,
+        *,
+        state: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> CampaignRecipientPage:
+        return self._run(_Calls.list_campaign_recipients(campaign_id, state, cursor, limit))
+
+    def preview_campaign(
+        self, campaign_id: str, *, stage: int = 1, contact_id: str | None = None
+    ) -> dict[str, Any]:
+        """The stage's subject, HTML and text as the contact would get them."""
+        return self._run(_Calls.preview_campaign(campaign_id, stage, contact_id))
+
+    def test_send_campaign(
+        self, campaign_id: str, *, to: str, stage: int = 1, contact_id: str | None = None
+    ) -> dict[str, Any]:
+        """Send one stage to `to`, its subject starting "[Test] "."""
+        return self._run(_Calls.test_send_campaign(campaign_id, to, stage, contact_id))
+
     def list_webhooks(self) -> list[Webhook]:
         return self._run(_Calls.list_webhooks())
 
@@ -948,6 +1107,8 @@ class AsyncMailmark:
         attachments: Sequence[Attachment] | None = None,
         tags: Sequence[str] | None = None,
         idempotency_key: str | None = None,
+        track_opens: bool | None = None,
+        track_clicks: bool | None = None,
     ) -> SendResult | CampaignSendResult:
         """See `Mailmark.send`."""
         return await self._run(
@@ -968,6 +1129,8 @@ class AsyncMailmark:
                 attachments=attachments,
                 tags=tags,
                 idempotency_key=idempotency_key,
+                track_opens=track_opens,
+                track_clicks=track_clicks,
             )
         )
 
@@ -1238,6 +1401,98 @@ class AsyncMailmark:
 
     async def remove_list_member(self, list_id: str, contact_id: str) -> bool:
         return await self._run(_Calls.remove_list_member(list_id, contact_id))
+
+    async def list_campaigns(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> CampaignPage:
+        """The domain's campaigns, newest first."""
+        return await self._run(_Calls.list_campaigns(cursor, limit))
+
+    async def create_campaign(
+        self,
+        *,
+        name: str,
+        stages: Sequence[Mapping[str, Any]],
+        from_address: str | None = None,
+        sender_group_id: str | None = None,
+        audience: Mapping[str, Any] | None = None,
+        schedule: Mapping[str, Any] | None = None,
+    ) -> Campaign:
+        """A draft campaign from one mailbox (`from_address`) or a sender group."""
+        body = _without_none(
+            name=name,
+            stages=[dict(stage) for stage in stages],
+            senderGroupId=sender_group_id,
+            audience=dict(audience) if audience is not None else None,
+            schedule=dict(schedule) if schedule is not None else None,
+        )
+        if from_address is not None:
+            body["from"] = from_address
+        return await self._run(_Calls.create_campaign(body))
+
+    async def get_campaign(self, campaign_id: str) -> Campaign:
+        return await self._run(_Calls.get_campaign(campaign_id))
+
+    async def update_campaign(
+        self,
+        campaign_id: str,
+        *,
+        name: str | None = None,
+        stages: Sequence[Mapping[str, Any]] | None = None,
+        from_address: str | None = None,
+        sender_group_id: str | None = None,
+        audience: Mapping[str, Any] | None = None,
+        schedule: Mapping[str, Any] | None = None,
+    ) -> Campaign:
+        """While a draft or paused; fields left out stay."""
+        body = _without_none(
+            name=name,
+            stages=[dict(stage) for stage in stages] if stages is not None else None,
+            senderGroupId=sender_group_id,
+            audience=dict(audience) if audience is not None else None,
+            schedule=dict(schedule) if schedule is not None else None,
+        )
+        if from_address is not None:
+            body["from"] = from_address
+        return await self._run(_Calls.update_campaign(campaign_id, body))
+
+    async def launch_campaign(self, campaign_id: str) -> Campaign:
+        return await self._run(_Calls.campaign_action(campaign_id, "launch"))
+
+    async def pause_campaign(self, campaign_id: str) -> Campaign:
+        return await self._run(_Calls.campaign_action(campaign_id, "pause"))
+
+    async def resume_campaign(self, campaign_id: str) -> Campaign:
+        return await self._run(_Calls.campaign_action(campaign_id, "resume"))
+
+    async def cancel_campaign(self, campaign_id: str) -> Campaign:
+        return await self._run(_Calls.campaign_action(campaign_id, "cancel"))
+
+    async def get_campaign_stats(self, campaign_id: str) -> dict[str, Any]:
+        """Counts per campaign, stage and subject variant, as the API answers them."""
+        return await self._run(_Calls.get_campaign_stats(campaign_id))
+
+    async def list_campaign_recipients(
+        self,
+        campaign_id: str,
+        *,
+        state: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> CampaignRecipientPage:
+        return await self._run(_Calls.list_campaign_recipients(campaign_id, state, cursor, limit))
+
+    async def preview_campaign(
+        self, campaign_id: str, *, stage: int = 1, contact_id: str | None = None
+    ) -> dict[str, Any]:
+        """The stage's subject, HTML and text as the contact would get them."""
+        return await self._run(_Calls.preview_campaign(campaign_id, stage, contact_id))
+
+    async def test_send_campaign(
+        self, campaign_id: str, *, to: str, stage: int = 1, contact_id: str | None = None
+    ) -> dict[str, Any]:
+        """Send one stage to `to`, its subject starting "[Test] "."""
+        return await self._run(_Calls.test_send_campaign(campaign_id, to, stage, contact_id))
 
     async def list_webhooks(self) -> list[Webhook]:
         return await self._run(_Calls.list_webhooks())

@@ -126,6 +126,8 @@ class CampaignSendResult:
     message_ids: list[str]
     batch_id: str
     status: str
+    # Recipients left out: (address, reason: bounce, complaint, manual or unsubscribe).
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def send_result_from_json(data: dict[str, Any]) -> SendResult | CampaignSendResult:
@@ -134,6 +136,11 @@ def send_result_from_json(data: dict[str, Any]) -> SendResult | CampaignSendResu
             message_ids=_strs(data, "messageIds"),
             batch_id=_str(data, "batchId"),
             status=_str(data, "status"),
+            skipped=[
+                (_str(item, "email"), _str(item, "reason"))
+                for item in data.get("skipped") or []
+                if isinstance(item, dict)
+            ],
         )
     return SendResult(message_id=_str(data, "messageId"), status=_str(data, "status"))
 
@@ -510,4 +517,101 @@ class ContactImport:
             if isinstance(errors, list)
             else [],
             failure=str(data.get("failure") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A multi-stage campaign; `stages`, `audience` and `schedule` are as the API spells them."""
+
+    id: str
+    name: str
+    #: "draft", "running", "paused", "completed" or "canceled".
+    status: str
+    #: Why a paused campaign is paused (by its owner, a guardrail, the plan's quota).
+    pause_reason: str
+    from_address: str | None
+    sender_group_id: str | None
+    stages: list[dict[str, Any]]
+    audience: dict[str, Any]
+    schedule: dict[str, Any]
+    #: The `batchId` of its emails (``list_emails(batch_id=...)``).
+    batch_id: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Campaign:
+        stages = data.get("stages")
+        audience = data.get("audience")
+        schedule = data.get("schedule")
+        return cls(
+            id=_str(data, "_id"),
+            name=_str(data, "name"),
+            status=_str(data, "status"),
+            pause_reason=_str(data, "pauseReason"),
+            from_address=_opt_str(data, "from"),
+            sender_group_id=_opt_str(data, "senderGroupId"),
+            stages=[dict(s) for s in stages if isinstance(s, dict)]
+            if isinstance(stages, list)
+            else [],
+            audience=dict(audience) if isinstance(audience, dict) else {},
+            schedule=dict(schedule) if isinstance(schedule, dict) else {},
+            batch_id=_str(data, "batchId"),
+        )
+
+
+@dataclass(frozen=True)
+class CampaignPage:
+    data: list[Campaign]
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CampaignPage:
+        items = data.get("data")
+        return cls(
+            data=[Campaign.from_json(item) for item in items if isinstance(item, dict)]
+            if isinstance(items, list)
+            else [],
+            next_cursor=_opt_str(data, "nextCursor"),
+        )
+
+
+@dataclass(frozen=True)
+class CampaignRecipient:
+    id: str
+    email: str
+    contact_id: str | None
+    #: "active", "completed", "replied", "bounced", "complained", "unsubscribed", …
+    state: str
+    stages_sent: int
+    next_stage: int
+    stop_reason: str
+    auto_replies: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CampaignRecipient:
+        return cls(
+            id=_str(data, "_id"),
+            email=_str(data, "email"),
+            contact_id=_opt_str(data, "contactId"),
+            state=_str(data, "state"),
+            stages_sent=_opt_int(data, "stagesSent") or 0,
+            next_stage=_opt_int(data, "nextStage") or 1,
+            stop_reason=_str(data, "stopReason"),
+            auto_replies=_opt_int(data, "autoReplies") or 0,
+        )
+
+
+@dataclass(frozen=True)
+class CampaignRecipientPage:
+    data: list[CampaignRecipient]
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CampaignRecipientPage:
+        items = data.get("data")
+        return cls(
+            data=[CampaignRecipient.from_json(item) for item in items if isinstance(item, dict)]
+            if isinstance(items, list)
+            else [],
+            next_cursor=_opt_str(data, "nextCursor"),
         )

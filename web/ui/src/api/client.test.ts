@@ -134,3 +134,15 @@ describe("errors", () => {
     expect(parseRetryAfter(inTenSeconds)).toBeLessThanOrEqual(11);
   });
 });
+
+describe("uploads", () => {
+  it("sends a Blob as the body as is, with its type and the CSRF token", async () => {
+    setCsrfToken("csrf-1");
+    const { fetch } = fakeServer({ "POST /api/contacts/import": { status: 202, json: { _id: "3" } } });
+    const file = new Blob(["email\r\nann@example.com\r\n"], { type: "text/csv" });
+    expect(await api.post("/api/contacts/import", file)).toEqual({ _id: "3" });
+    const init = fetch.mock.calls[0]![1]!;
+    expect(init.body).toBe(file);
+    expect(init.headers).toMatchObject({ "Content-Type": "text/csv", "X-CSRF-Token": "csrf-1" });
+  });
+});

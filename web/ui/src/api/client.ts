@@ -94,13 +94,15 @@ async function send(
   options: RequestOptions,
 ): Promise<Response> {
   const headers: Record<string, string> = { Accept: options.text ? "text/plain" : "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // A Blob (an uploaded file) is the body as is; anything else is sent as JSON.
+  const raw = body instanceof Blob;
+  if (body !== undefined) headers["Content-Type"] = raw ? body.type || "application/octet-stream" : "application/json";
   if (UNSAFE_METHODS.has(method) && csrfToken !== null) headers["X-CSRF-Token"] = csrfToken;
   try {
     return await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
       credentials: "same-origin",
       signal: options.signal,
     });

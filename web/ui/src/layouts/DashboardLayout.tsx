@@ -5,6 +5,8 @@ import { useAuth, useUser } from "../auth/AuthContext";
 import { Alert } from "../components/Alert";
 import { Logo } from "../components/Logo";
 import { ThemeToggle } from "../components/ThemeToggle";
+import { operatorApi } from "../api/affiliates";
+import { useAsync } from "../lib/useAsync";
 import { navFor } from "./nav";
 
 /** The signed-in shell: sidebar (a menu below `lg`), account banner, and the page. */
@@ -99,10 +101,11 @@ function Shell() {
 
 function SideNav() {
   const user = useUser();
+  const operator = useAsync(() => (user.role === "owner" ? operatorApi.get() : Promise.resolve(null)), [user.role]);
   return (
     <nav aria-label="Dashboard" className="flex-1 px-3">
       <ul className="space-y-0.5">
-        {navFor(user.role).map((item) => (
+        {navFor(user.role, operator.data?.operator ?? false).map((item) => (
           <li key={item.to}>
             <NavLink
               to={item.to}

@@ -12,14 +12,17 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from mailmark.core.access import Viewer
+from mailmark.core.affiliates import AffiliateService
 from mailmark.core.identity import IdentityService, SignedIn, TotpPending, csrf_token_for
 from mailmark.core.oidc import OidcProvider
 from mailmark.web.api.app.session import (
     PUBLIC,
+    REFERRAL_COOKIE,
     anonymous_csrf_token,
     client_ip,
     csrf_cookie,
     pending_cookie,
+    referral_cookie,
     session_token,
     signed_in_cookies,
     signed_out_cookies,
@@ -237,10 +240,13 @@ class AuthController(Controller):
         self,
         request: Request[Any, Any, Any],
         identity: Injected[IdentityService],
+        affiliates: Injected[AffiliateService | None],
         data: JSONBody[SignUpIn],
     ) -> Response[MeOut]:
         """Where sign-up is open: a new account on the 7-day trial, you its owner, signed in.
-        Closed (the default): 403 `signup_closed`."""
+        Closed (the default): 403 `signup_closed`. A browser that came by an affiliate's link
+        (its referral cookie) has the new account attributed to that affiliate."""
+        already: Viewer | None = request.state.viewer
         signed_in = await identity.sign_up(
             account_name=data.account_name,
             name=data.name,
@@ -249,7 +255,16 @@ class AuthController(Controller):
             ip=client_ip(request),
             user_agent=user_agent(request),
         )
-        return signed_in_response(request, signed_in, 201)
+        response = signed_in_response(request, signed_in, 201)
+        referral = request.cookies.get(REFERRAL_COOKIE)
+        if affiliates is not None and referral:
+            await affiliates.attribute_signup(
+                signed_in.viewer.account_id,
+                referral,
+                signed_in_account=already.account_id if already is not None else None,
+            )
+            response.cookies.append(referral_cookie(request, "", 0))
+        return response
 
     @post(
         "/password-reset",

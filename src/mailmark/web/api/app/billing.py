@@ -11,12 +11,18 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody
 
 from mailmark.core.access import Viewer
-from mailmark.core.billing import BillingOverview, BillingService
+from mailmark.core.billing import MONTHLY_PRICE_CENTS, PAID_PLANS, BillingOverview, BillingService
 from mailmark.core.identity import IdentityService
-from mailmark.web.api.app.account import AccountOut, account_out
+from mailmark.core.plans import PLANS
+from mailmark.web.api.app.account import AccountOut, PlanOut, account_out
 from mailmark.web.api.v1.auth import Injected
 
 PaidPlan = Literal["starter", "pro", "business"]
+
+
+class PlanOfferOut(msgspec.Struct, rename="camel"):
+    plan: PlanOut
+    price_cents: int  # a month
 
 
 class BillingOut(msgspec.Struct, rename="camel"):
@@ -27,6 +33,8 @@ class BillingOut(msgspec.Struct, rename="camel"):
     cancel_at_period_end: bool
     # A downgrade that takes effect at current_period_end.
     scheduled_plan: str | None
+    # The plans on sale, cheapest first, with their limits.
+    plans: list[PlanOfferOut]
 
 
 class PlanIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -44,6 +52,19 @@ def billing_out(billing: BillingOverview, signup_open: bool) -> BillingOut:
         current_period_end=billing.current_period_end,
         cancel_at_period_end=billing.cancel_at_period_end,
         scheduled_plan=billing.scheduled_plan,
+        plans=[
+            PlanOfferOut(
+                PlanOut(
+                    name,
+                    name.title(),
+                    PLANS[name].domains,
+                    PLANS[name].mailboxes,
+                    PLANS[name].emails_per_month,
+                ),
+                MONTHLY_PRICE_CENTS[name],
+            )
+            for name in PAID_PLANS
+        ],
     )
 
 

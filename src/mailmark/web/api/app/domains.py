@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Response, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from mailmark.core.access import Viewer
@@ -61,12 +61,18 @@ class DomainDetailOut(msgspec.Struct, rename="camel"):
     records: list[RecordOut]
     alias_of: str | None = None
     alias_domains: list[str] = msgspec.field(default_factory=list)
+    # The name tracking and unsubscribe links use (a CNAME to this server); null: the public URL.
+    tracking_host: str | None = None
 
 
 class DomainIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     name: DomainName
     # Another domain of the account: the new one becomes its alias domain.
     alias_of: DomainName | None = None
+
+
+class TrackingHostIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    host: DomainName | None
 
 
 class ConfirmIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -108,6 +114,7 @@ def detail_out(detail: DomainDetail) -> DomainDetailOut:
         records=[record_out(row) for row in detail.records],
         alias_of=detail.alias_of,
         alias_domains=list(detail.alias_domains),
+        tracking_host=domain.tracking_host,
     )
 
 
@@ -188,6 +195,23 @@ class DomainController(Controller):
     ) -> DomainDetailOut:
         """New keys are published beside the current ones and sign once their records verify."""
         return detail_out(await domains.rotate_dkim_for(viewer, name))
+
+    @put(
+        "/{name:str}/tracking-host",
+        operation_id="appSetTrackingHost",
+        summary="Set the domain's tracking host",
+    )
+    async def set_tracking_host(
+        self,
+        viewer: Injected[Viewer],
+        domains: Injected[DomainService],
+        name: FromPath[str],
+        data: JSONBody[TrackingHostIn],
+    ) -> DomainDetailOut:
+        """Tracking and unsubscribe links in the domain's mail use `host` (the domain or a name
+        under it, published as a CNAME to this server's public host); null goes back to the
+        public URL."""
+        return detail_out(await domains.set_tracking_host_for(viewer, name, data.host))
 
     @delete("/{name:str}", operation_id="appRemoveDomain", summary="Remove a domain")
     async def remove_domain(

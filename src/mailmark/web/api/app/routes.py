@@ -9,9 +9,12 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
 from mailmark.core.accounts import AccountService
+from mailmark.core.affiliates import AffiliateService
 from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
 from mailmark.core.billing import BillingService
+from mailmark.core.campaign_engine import CampaignService
+from mailmark.core.contacts import ContactService
 from mailmark.core.forwarding import ForwardingService
 from mailmark.core.identity import IdentityService
 from mailmark.core.oidc import OidcSignIn
@@ -24,10 +27,13 @@ from mailmark.core.webhooks import WebhookService
 from mailmark.core.webmail import WebmailService
 from mailmark.core.webmail_compose import WebmailCompose
 from mailmark.web.api.app.account import AccountController
+from mailmark.web.api.app.affiliates import AffiliateController, OperatorController
 from mailmark.web.api.app.aliases import AliasController
 from mailmark.web.api.app.auth import AuthController, MeController, SessionController
 from mailmark.web.api.app.billing import BillingController
+from mailmark.web.api.app.campaigns import CampaignsController
 from mailmark.web.api.app.compose import ComposeController
+from mailmark.web.api.app.contacts import ContactController, ContactListController
 from mailmark.web.api.app.developer import ApiKeyController, WebhookController
 from mailmark.web.api.app.domains import DomainController
 from mailmark.web.api.app.filters import FiltersController
@@ -75,6 +81,12 @@ class AppServices:
     sieve: SieveScripts | None = None
     # The plan lifecycle and checkout (none: no /api/billing routes).
     billing: BillingService | None = None
+    # The affiliate program (none: no /api/affiliates routes, and sign-ups are not attributed).
+    affiliates: AffiliateService | None = None
+    # Contacts and lists, the campaigns' audiences (none: no /api/contacts or /api/lists routes).
+    contacts: ContactService | None = None
+    # Campaigns of the account's domains (none: no /api/campaigns routes).
+    campaigns: CampaignService | None = None
 
 
 def api_router(services: AppServices) -> Router:
@@ -89,6 +101,7 @@ def api_router(services: AppServices) -> Router:
         MailboxController,
         ApiKeyController,
         WebhookController,
+        OperatorController,
     ]
     if services.reports is not None:
         handlers.append(ReportController)
@@ -110,8 +123,14 @@ def api_router(services: AppServices) -> Router:
         handlers.append(FiltersController)
     if services.billing is not None:
         handlers.append(BillingController)
+    if services.affiliates is not None:
+        handlers.append(AffiliateController)
+    if services.contacts is not None:
+        handlers.extend([ContactController, ContactListController])
+    if services.campaigns is not None:
+        handlers.append(CampaignsController)
     # Where the payment provider sends the browser back to (the billing page).
-    billing_return_url = f"{services.public_url.rstrip('/')}/settings/billing"
+    billing_return_url = f"{services.public_url.rstrip('/')}/dashboard/billing"
     oidc_providers = services.oidc.providers if services.oidc is not None else []
     return Router(
         path="/api",
@@ -135,11 +154,18 @@ def api_router(services: AppServices) -> Router:
             "vacation": Provide(lambda: services.vacation, use_cache=True, sync_to_thread=False),
             "sieve": Provide(lambda: services.sieve, use_cache=True, sync_to_thread=False),
             "billing": Provide(lambda: services.billing, use_cache=True, sync_to_thread=False),
+            "affiliates": Provide(
+                lambda: services.affiliates, use_cache=True, sync_to_thread=False
+            ),
+            "campaign_service": Provide(
+                lambda: services.campaigns, use_cache=True, sync_to_thread=False
+            ),
             "billing_return_url": Provide(
                 lambda: billing_return_url, use_cache=True, sync_to_thread=False
             ),
             "oidc_providers": Provide(lambda: oidc_providers, use_cache=True, sync_to_thread=False),
             "webmail": Provide(lambda: services.webmail, use_cache=True, sync_to_thread=False),
             "image_proxy": Provide(lambda: services.images, use_cache=True, sync_to_thread=False),
+            "contacts": Provide(lambda: services.contacts, use_cache=True, sync_to_thread=False),
         },
     )

@@ -32,6 +32,8 @@ from mailmark.core.identity import (
 from mailmark.web.api.v1.auth import Guard
 
 SESSION_COOKIE = "mailmark_session"
+# The affiliate link a browser arrived by (core/affiliates.py), read when it signs up.
+REFERRAL_COOKIE = "mailmark_ref"
 CSRF_COOKIE = "mailmark_csrf"
 CSRF_HEADER = "x-csrf-token"
 # RFC 6265bis §4.1.3.2: a `__Host-` cookie is Secure, has Path=/ and no Domain: no subdomain or
@@ -181,6 +183,22 @@ def anonymous_csrf_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """The signed-out page's CSRF token: the browser's current one when well formed, else new."""
     current = connection.cookies.get(cookie_name(connection, CSRF_COOKIE), "")
     return current if _TOKEN_SHAPE.match(current) else new_token()
+
+
+def referral_cookie(
+    connection: ASGIConnection[Any, Any, Any, Any], value: str, max_age: int
+) -> Cookie:
+    """HttpOnly (no script reads it) and Lax: set on the top-level visit of a referral link,
+    sent with the sign-up of the same site."""
+    return Cookie(
+        key=REFERRAL_COOKIE,
+        value=value,
+        path="/",
+        max_age=max_age,
+        secure=is_https(connection),
+        httponly=True,
+        samesite="lax",
+    )
 
 
 def csrf_cookie(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> Cookie:

@@ -21,6 +21,7 @@ from mailmark.core.contacts import (
     ContactImport,
     ContactService,
     FieldValue,
+    ImportPreview,
     contact_filter,
     parse_id,
 )
@@ -41,6 +42,7 @@ CONTACT_EXAMPLE = {
     "suppressed": False,
     "createdAt": "2026-12-06T08:00:00+00:00",
     "updatedAt": "2026-12-06T08:00:00+00:00",
+    "listIds": ["5"],
 }
 IMPORT_EXAMPLE = {
     "_id": "3",
@@ -75,6 +77,7 @@ class ContactOut(msgspec.Struct, rename="camel"):
     suppressed: bool = False  # on the suppression list: never mailed, whatever the status
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    list_ids: list[str] = msgspec.field(default_factory=list)  # the lists it is on
 
 
 class ContactPage(msgspec.Struct, rename="camel"):
@@ -152,6 +155,18 @@ def contact_out(contact: Contact) -> ContactOut:
         contact.suppressed,
         contact.created_at,
         contact.updated_at,
+        [str(list_id) for list_id in contact.list_ids],
+    )
+
+
+def preview_out(preview: ImportPreview) -> PreviewOut:
+    return PreviewOut(
+        preview.columns,
+        preview.mapping,
+        [
+            PreviewRowOut(r.row, contact_out(r.contact) if r.contact is not None else None, r.error)
+            for r in preview.rows
+        ],
     )
 
 
@@ -183,8 +198,10 @@ def filter_from_query(
     field: str | None,
     suppressed: bool | None,
     list_id: str | None,
+    search: str | None = None,
 ) -> ContactFilter:
-    """`field` is `name=value`; `listId` a list or segment of the account."""
+    """`field` is `name=value`; `listId` a list or segment of the account; `search` a substring
+    of the address, name or company."""
     name = value = None
     if field is not None:
         name, equals, value = field.partition("=")
@@ -197,6 +214,7 @@ def filter_from_query(
         field_value=value,
         suppressed=suppressed,
         list_id=parse_id(list_id, "list") if list_id else None,
+        search=search,
     )
 
 
@@ -350,16 +368,7 @@ class ContactController(Controller):
         preview = await contacts.preview(
             principal.account_id, upload_of(request), mapping_from_query(mapping), rows
         )
-        return PreviewOut(
-            preview.columns,
-            preview.mapping,
-            [
-                PreviewRowOut(
-                    r.row, contact_out(r.contact) if r.contact is not None else None, r.error
-                )
-                for r in preview.rows
-            ],
-        )
+        return preview_out(preview)
 
     @get(
         "/import/{import_id:str}",

@@ -9,6 +9,7 @@ from litestar.di import Provide
 
 from mailmark.core.aliases import AliasService
 from mailmark.core.apikeys import ApiKeyService
+from mailmark.core.campaign_engine import CampaignService
 from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.contacts import ContactService
 from mailmark.core.emails import EmailService
@@ -17,6 +18,7 @@ from mailmark.core.sender_groups import SenderGroupService
 from mailmark.core.webhooks import WebhookService
 from mailmark.web.api.v1.aliases import AliasController
 from mailmark.web.api.v1.auth import api_key_guard, current_principal
+from mailmark.web.api.v1.campaigns import CampaignController
 from mailmark.web.api.v1.contacts import ContactController
 from mailmark.web.api.v1.emails import EmailController
 from mailmark.web.api.v1.lists import ListController
@@ -35,6 +37,7 @@ class ApiServices:
 
     api_keys: ApiKeyService
     campaigns: CampaignExpansion
+    campaign_service: CampaignService
     sender_groups: SenderGroupService
     contacts: ContactService
     emails: EmailService
@@ -56,11 +59,15 @@ def v1_router(api: ApiServices) -> Router:
             WebhookController,
             ContactController,
             ListController,
+            CampaignController,
         ],
         guards=[api_key_guard(api.api_keys)],
         dependencies={
             "principal": Provide(current_principal, sync_to_thread=False),
             "campaigns": Provide(lambda: api.campaigns, use_cache=True, sync_to_thread=False),
+            "campaign_service": Provide(
+                lambda: api.campaign_service, use_cache=True, sync_to_thread=False
+            ),
             "sender_groups": Provide(
                 lambda: api.sender_groups, use_cache=True, sync_to_thread=False
             ),

@@ -73,6 +73,8 @@ class SendIn(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     sender_group_id: str | None = None
     attachments: list[AttachmentIn] | None = None
     tags: list[str] | None = None
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
 
 
 def _as_list(value: str | list[str] | None) -> tuple[str, ...] | None:
@@ -101,6 +103,8 @@ def _request(data: SendIn) -> SendRequest:
             for a in data.attachments or ()
         ),
         tags=tuple(data.tags or ()),
+        track_opens=data.track_opens,
+        track_clicks=data.track_clicks,
     )
 
 
@@ -133,7 +137,12 @@ async def send(
     """Send now, or at `scheduledAt` (unix ms, in the future). `type: "transactional"` (default)
     sends one email to every recipient; `type: "campaign"` one individually addressed and tracked
     email per recipient under a shared `batchId`, merge tags such as `{{firstName}}` filled from
-    `variables[recipient]`, taking turns among the mailboxes of `senderGroupId` when given.
+    `variables[recipient]`, taking turns among the mailboxes of `senderGroupId` when given (then
+    `to` may be left out to send to the whole group, up to 10,000 addresses, queued 1,000 at a
+    time). A campaign recipient who is suppressed or unsubscribed is left out and listed in
+    `skipped` (`{email, reason}`). Campaign emails carry a one-click unsubscribe link (RFC 8058)
+    and are tracked: `trackOpens` and `trackClicks` (both default true) turn off the pixel and
+    the rewriting of links to signed redirects.
 
     `attachments` are `{filename, content (base64), contentType?, contentId?}`: one with a
     `contentId` is an inline image the HTML shows as `cid:<contentId>`. `tags` (up to 10, each
@@ -174,6 +183,7 @@ def _answer(sent: Sent) -> dict[str, object]:
         "messageIds": [s.message_id for s in sent.submissions],
         "batchId": sent.batch_id,
         "status": "queued",
+        "skipped": [{"email": s.email, "reason": s.reason} for s in sent.skipped],
     }
 
 

@@ -150,7 +150,8 @@ class WebhookController(Controller):
     ) -> WebhookOut:
         """Register an https URL for the domain's events: `events` lists some of email.received,
         email.delivered, email.deferred, email.bounced, email.complained, email.opened,
-        email.clicked and email.canceled (all of them when left out). The URL must resolve to public addresses only
+        email.clicked, email.canceled and campaign.replied (all of them when left out). The URL
+        must resolve to public addresses only
         (422 naming `url` otherwise). The answer carries the signing `secret`, shown this once:
         each request has `Mailmark-Signature: t=<unix>,v1=<hex>`, the HMAC-SHA256 of
         `<unix>.<body>` with it."""

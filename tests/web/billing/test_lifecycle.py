@@ -5,210 +5,27 @@ the running server, and Polar's API answered by a loopback stand-in that records
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
-import standardwebhooks
-from pydantic import SecretStr
 
-from mailmark.bootstrap import Listeners, Services
-from mailmark.config import Settings
-from mailmark.core.access import Viewer
+from mailmark.bootstrap import Services
 from mailmark.core.errors import Conflict, QuotaExceeded
 from mailmark.core.plans import PAUSED_TEXT, TRIAL_ENDED_TEXT
 from mailmark.storage.tables import billing_events
 from tests.support.clock import SettableClock
-from tests.support.viewers import viewer_of
+from tests.support.polar import (
+    PRODUCTS,
+    START,
+    Customer,
+    pay_for,
+    subscription_data,
+    subscription_event,
+)
 from tests.support.web import ApiClient
-from tests.support.webhook_receiver import Receiver, Request
-from tests.web.api.conftest import assert_error, client
-
-SECRET = "polar_whs_0123456789abcdefghijklmnop"
-PRODUCTS = {"starter": "prod_starter", "pro": "prod_pro", "business": "prod_business"}
-START = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
-
-
-def polar_answer(request: Request) -> object:
-    """What Polar answers, reduced to the fields read (and an id, as Polar always sends)."""
-    if request.target.startswith("/v1/checkouts"):
-        return {"id": "chk_1", "url": "https://sandbox.polar.sh/checkout/polar_c_1"}
-    if request.target.startswith("/v1/customer-sessions"):
-        return {"id": "cs_1", "customer_portal_url": "https://sandbox.polar.sh/portal/cs_1"}
-    return {"id": request.target.rsplit("/", 1)[-1]}
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(START)
-
-
-@pytest.fixture
-async def polar_api() -> AsyncIterator[Receiver]:
-    server = Receiver(answer=polar_answer)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-@pytest.fixture
-def settings(settings: Settings, polar_api: Receiver) -> Settings:
-    return settings.model_copy(
-        update={
-            "billing": "polar",
-            "polar_access_token": SecretStr("polar_oat_test_token"),
-            "polar_webhook_secret": SecretStr(SECRET),
-            "polar_base_url": f"http://127.0.0.1:{polar_api.port}",
-            "polar_product_starter": PRODUCTS["starter"],
-            "polar_product_pro": PRODUCTS["pro"],
-            "polar_product_business": PRODUCTS["business"],
-        }
-    )
-
-
-class Customer:
-    """A trial account with one domain, a mailbox and an API key, and HTTP clients."""
-
-    def __init__(
-        self, services: Services, listeners: Listeners, viewer: Viewer, api: httpx.AsyncClient
-    ) -> None:
-        self.services = services
-        self.listeners = listeners
-        self.viewer = viewer
-        self.api = api
-        self.web = client(listeners.http_port, None)
-        self.sent = 0
-
-    @property
-    def account_id(self) -> int:
-        return self.viewer.account_id
-
-    async def send(self) -> httpx.Response:
-        self.sent += 1
-        to = f"reader{self.sent}@example.com"
-        return await self.api.post(
-            "/v1/send", json={"from": "hi@trial.test", "to": to, "subject": "Hi", "text": "Hi"}
-        )
-
-    async def webhook(
-        self, event_id: str, document: dict[str, Any], secret: str = SECRET
-    ) -> httpx.Response:
-        body = json.dumps(document).encode()
-        # Standard Webhooks bounds the signature's age by the real time, not the test's clock.
-        signed_at = datetime.now(UTC)
-        signature = standardwebhooks.Webhook(secret.encode()).sign(event_id, signed_at, body)
-        return await self.web.post(
-            "/billing/polar/webhook",
-            content=body,
-            headers={
-                "content-type": "application/json",
-                "webhook-id": event_id,
-                "webhook-timestamp": str(int(signed_at.timestamp())),
-                "webhook-signature": signature,
-            },
-        )
-
-    async def state(self) -> tuple[str, str]:
-        overview = await self.services.accounts.overview(self.viewer)
-        return overview.status, overview.plan.name
-
-    async def usage(self, month: str) -> int:
-        async with self.services.uow(read_only=True) as uow:
-            return await uow.usage.sent_in(self.account_id, month)
-
-
-@pytest.fixture
-async def customer(services: Services, listeners: Listeners) -> AsyncIterator[Customer]:
-    await services.accounts.create("trialco", owner_email="owner@trial.test", password="pw-123456")
-    await services.domains.add("trial.test", account_name="trialco", trust=True)
-    await services.mailboxes.create("hi@trial.test")
-    key = await services.api_keys.create("trial.test", name="tests")
-    async with client(listeners.http_port, key.secret) as api:
-        found = Customer(services, listeners, await viewer_of(services, "owner@trial.test"), api)
-        try:
-            yield found
-        finally:
-            await found.web.aclose()
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def subscription_data(
-    account_id: int,
-    *,
-    plan: str = "pro",
-    status: str = "active",
-    modified_at: datetime,
-    period_end: datetime,
-    cancel: bool = False,
-    subscription_id: str = "sub_1",
-) -> dict[str, Any]:
-    """A subscription object as Polar's webhooks carry it (the fields we read, and their
-    neighbours)."""
-    return {
-        "id": subscription_id,
-        "created_at": iso(START),
-        "modified_at": iso(modified_at),
-        "amount": {"starter": 1000, "pro": 5000, "business": 10000}[plan],
-        "currency": "usd",
-        "recurring_interval": "month",
-        "status": status,
-        "current_period_start": iso(period_end - timedelta(days=31)),
-        "current_period_end": iso(period_end),
-        "cancel_at_period_end": cancel,
-        "canceled_at": iso(modified_at) if cancel else None,
-        "started_at": iso(START),
-        "ends_at": iso(period_end) if cancel else None,
-        "ended_at": None,
-        "customer_id": "cus_1",
-        "product_id": PRODUCTS[plan],
-        "discount_id": None,
-        "checkout_id": "chk_1",
-        "metadata": {},
-        "customer": {"id": "cus_1", "external_id": str(account_id), "email": "owner@trial.test"},
-        "product": {"id": PRODUCTS[plan], "name": plan.title(), "is_recurring": True},
-    }
-
-
-def subscription_event(kind: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": f"subscription.{kind}", "timestamp": data["modified_at"], "data": data}
-
-
-def order_paid(data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "order.paid",
-        "timestamp": data["modified_at"],
-        "data": {
-            "id": "ord_1",
-            "created_at": data["modified_at"],
-            "modified_at": data["modified_at"],
-            "status": "paid",
-            "paid": True,
-            "billing_reason": "subscription_create",
-            "total_amount": data["amount"],
-            "currency": "usd",
-            "customer_id": "cus_1",
-            "product_id": data["product_id"],
-            "subscription_id": data["id"],
-            "customer": data["customer"],
-            "subscription": {k: v for k, v in data.items() if k not in ("customer", "product")},
-        },
-    }
-
-
-async def pay_for(customer: Customer, plan: str, at: datetime, period_end: datetime) -> None:
-    data = subscription_data(customer.account_id, plan=plan, modified_at=at, period_end=period_end)
-    assert (
-        await customer.webhook(f"evt_created_{plan}", subscription_event("created", data))
-    ).status_code == 200
-    assert (await customer.webhook(f"evt_paid_{plan}", order_paid(data))).status_code == 200
+from tests.support.webhook_receiver import Receiver
+from tests.web.api.conftest import assert_error
 
 
 async def test_trial_expiry_pauses_sending_and_payment_resumes(
@@ -412,6 +229,11 @@ async def test_the_billing_routes_need_the_session_and_its_csrf_token(
         assert shown.status_code == 200, shown.text
         assert shown.json()["enabled"] is True
         assert shown.json()["account"]["status"] == "trial"
+        assert [(p["plan"]["name"], p["priceCents"]) for p in shown.json()["plans"]] == [
+            ("starter", 1000),
+            ("pro", 5000),
+            ("business", 10000),
+        ]
 
         calls = len(polar_api.requests)
         forged = await owner.post("/api/billing/checkout", json={"plan": "pro"}, csrf=False)
@@ -422,7 +244,7 @@ async def test_the_billing_routes_need_the_session_and_its_csrf_token(
         assert checkout.status_code == 200, checkout.text
         assert checkout.json() == {"url": "https://sandbox.polar.sh/checkout/polar_c_1"}
         sent = json.loads(polar_api.requests[-1].body)
-        assert sent["success_url"].endswith("/settings/billing?checkout=done")
+        assert sent["success_url"].endswith("/dashboard/billing?checkout=done")
 
         unknown = await owner.post("/api/billing/plan", json={"plan": "gold"})
         assert unknown.status_code == 400
