@@ -1,7 +1,9 @@
 # Production image: `docker build -t mailmark .` then
-#   docker run -d -p 25:25 -p 587:587 -p 465:465 -p 143:143 -p 993:993 -p 8025:8025 \
+#   docker run -d -p 25:25 -p 587:587 -p 465:465 -p 143:143 -p 993:993 -p 443:443 -p 80:80 \
 #     -e MAILMARK_HOSTNAME=mx.example.com -v mailmark-data:/var/lib/mailmark mailmark
-# or `docker compose up -d` with compose.yaml (Mailmark and PostgreSQL).
+# The web app is on HTTPS (443); port 80 answers ACME challenges and redirects to it. Behind a
+# reverse proxy instead: -e MAILMARK_HTTPS_PORT= -e MAILMARK_HTTP_REDIRECT_PORT= -p 8025:8025.
+# or `docker compose up -d` with compose.yaml (Mailmark, PostgreSQL, and SeaweedFS for the blobs).
 # The web app is built in a Node stage; the image itself needs no Node.
 FROM node:20-slim AS ui
 WORKDIR /build/web/ui
@@ -23,7 +25,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MAILMARK_IMAP_PORT=143 \
     MAILMARK_IMAPS_PORT=993 \
     MAILMARK_MANAGESIEVE_PORT=4190 \
-    MAILMARK_HTTP_PORT=8025
+    MAILMARK_HTTP_PORT=8025 \
+    MAILMARK_HTTPS_PORT=443 \
+    MAILMARK_HTTP_REDIRECT_PORT=80
 
 WORKDIR /opt/mailmark
 COPY pyproject.toml README.md ./
@@ -38,9 +42,10 @@ RUN pip install --no-cache-dir ".[fast]" \
 # (net.ipv4.ip_unprivileged_port_start=0), so the server never runs as root here.
 USER mailmark
 VOLUME /var/lib/mailmark
-EXPOSE 25 587 465 143 993 4190 8025
+EXPOSE 25 587 465 143 993 4190 443 80
 # Liveness: /healthz on the HTTP port answers 2xx while the server runs (urllib raises, and the
-# check fails, on anything else or after 5 s). The image has no curl; Python is there.
+# check fails, on anything else or after 5 s). The image has no curl; Python is there. With
+# HTTPS on, the HTTP port listens on 127.0.0.1 only, which is where the check runs.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['MAILMARK_HTTP_PORT'], timeout=5)"]
 STOPSIGNAL SIGTERM

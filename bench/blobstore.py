@@ -38,7 +38,7 @@ if str(REPO) not in sys.path:
 from mailmark.core.ports import BlobStore
 from mailmark.storage.blobstore import FileBlobStore
 from mailmark.storage.s3blobstore import S3BlobStore, S3Location
-from tests.support.seaweedfs import BUCKET, SeaweedFs, weed_binary
+from tests.support.seaweedfs_server import BUCKET, SeaweedFs, weed_binary
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -5,8 +5,6 @@ listener, and the sessions already open, stay up."""
 from __future__ import annotations
 
 import asyncio
-import ssl
-from collections.abc import Iterator
 
 import pytest
 from acme import errors
@@ -16,44 +14,17 @@ from cryptography.hazmat.primitives import serialization
 from mailmark.bootstrap import Listeners
 from mailmark.certificates.acme_issuer import describe_failure
 from mailmark.config import Settings
-from tests.fakedns import FakeDns
-from tests.support.pebble import Pebble, start_pebble
-from tests.support.serve import free_port
+from tests.support.pebble import ACME_NAMES, Pebble, issued
 from tests.support.tls import presented_certificate, tls_connection
-from tests.support.world import DOMAIN, HOSTNAME, World
-
-NAMES = [HOSTNAME, f"mta-sts.{DOMAIN}", f"autoconfig.{DOMAIN}"]
-
-
-@pytest.fixture(scope="module")
-def http_port() -> int:
-    """Pebble is told at start where to fetch HTTP-01 answers, so the port is chosen first; each
-    test's HTTP listener binds it in turn."""
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def pebble(tmp_path_factory: pytest.TempPathFactory, http_port: int) -> Iterator[Pebble]:
-    """One Pebble for the module (it takes a second or two to start), resolving the world's
-    names to 127.0.0.1 through its own FakeDns."""
-    with FakeDns() as dns:
-        for name in NAMES:
-            dns.add(name, "A", "127.0.0.1")
-        started = start_pebble(
-            tmp_path_factory.mktemp("pebble"), http_port=http_port, dns_server=dns.address
-        )
-        try:
-            yield started
-        finally:
-            started.stop()
+from tests.support.world import HOSTNAME, World
 
 
 @pytest.fixture
-def settings(settings: Settings, pebble: Pebble, http_port: int) -> Settings:
+def settings(settings: Settings, pebble: Pebble, acme_http_port: int) -> Settings:
     return settings.model_copy(
         update={
-            "http_port": http_port,
-            "public_url": f"http://{HOSTNAME}:{http_port}",
+            "http_port": acme_http_port,
+            "public_url": f"http://{HOSTNAME}:{acme_http_port}",
             "acme_directory": pebble.directory_url,
             "acme_email": "postmaster@acme.test",
             "acme_ca_bundle": pebble.ca_file,
@@ -61,33 +32,18 @@ def settings(settings: Settings, pebble: Pebble, http_port: int) -> Settings:
     )
 
 
-def verifying_client(pebble: Pebble) -> ssl.SSLContext:
-    """A client that trusts Pebble's root only, and checks the host name."""
-    context = ssl.create_default_context(cadata=pebble.root_pem().decode())
-    context.check_hostname = True
-    return context
-
-
-async def issued(listeners: Listeners) -> x509.Certificate:
-    """The certificate in use once an order for the world's names has completed (the
-    background renewal may have ordered it already)."""
-    assert listeners.acme is not None
-    await listeners.acme.run_once()
-    return listeners.certificates.loaded.leaf
-
-
 async def test_every_tls_listener_presents_the_chain_the_ca_issued(
     world: World, listeners: Listeners, pebble: Pebble, settings: Settings
 ) -> None:
     leaf = await issued(listeners)
     names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert sorted(names.get_values_for_type(x509.DNSName)) == sorted(NAMES)
+    assert sorted(names.get_values_for_type(x509.DNSName)) == sorted(ACME_NAMES)
     account_key = settings.data_dir / "acme" / "account.key"
     assert account_key.stat().st_mode & 0o777 == 0o600
     assert (settings.data_dir / "acme" / "key.pem").stat().st_mode & 0o777 == 0o600
     assert not list((settings.data_dir / "acme" / "challenges").iterdir())  # answers cleaned up
 
-    client = verifying_client(pebble)
+    client = pebble.verifying_client()
     ports = [
         (listeners.submissions_port, None),
         (listeners.imaps_port, None),
@@ -109,7 +65,7 @@ async def test_renewal_is_seen_by_new_imaps_connections_while_open_sessions_go_o
     world: World, listeners: Listeners, pebble: Pebble
 ) -> None:
     first = await issued(listeners)
-    client = verifying_client(pebble)
+    client = pebble.verifying_client()
     reader, writer = await tls_connection(listeners.imaps_port, client, server_hostname=HOSTNAME)
     try:
         assert (await reader.readline()).startswith(b"* OK")
@@ -156,5 +112,5 @@ async def test_a_failed_validation_keeps_the_certificate_in_use(
     assert "mta-sts.late.test" in describe_failure(failure.value)
     assert listeners.certificates.loaded.leaf == before
     assert await presented_certificate(
-        listeners.imaps_port, verifying_client(pebble), server_hostname=HOSTNAME
+        listeners.imaps_port, pebble.verifying_client(), server_hostname=HOSTNAME
     ) == before.public_bytes(serialization.Encoding.DER)

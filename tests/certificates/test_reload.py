@@ -1,5 +1,6 @@
 """MAILMARK_TLS_CERT/_KEY replaced on disk (certbot renewing): new connections get the new pair
-without a restart; a broken pair is refused, logged, and the old one kept."""
+without a restart, on the mail listeners and on HTTPS; a broken pair is refused, logged, and the
+old one kept."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,7 +25,7 @@ from mailmark.certificates.holder import (
 )
 from mailmark.config import Settings
 from mailmark.security import ensure_self_signed_certificate
-from tests.support.tls import presented_certificate
+from tests.support.tls import presented_certificate, trusting
 from tests.support.world import HOSTNAME
 
 
@@ -60,6 +62,7 @@ def settings(settings: Settings, live: tuple[Path, Path]) -> Settings:
             "tls_cert": live[0],
             "tls_key": live[1],
             "tls_reload_interval": datetime.timedelta(seconds=1),
+            "https_port": 0,
         }
     )
 
@@ -80,6 +83,12 @@ async def test_a_replaced_pair_is_presented_to_new_connections_without_restart(
         await asyncio.sleep(0.1)
     assert await presented_certificate(listeners.imaps_port) == second
     assert await presented_certificate(listeners.submission_port, starttls="smtp") == second
+    assert listeners.https_port is not None
+    assert await presented_certificate(listeners.https_port) == second
+    # A real HTTPS client that trusts only the new certificate is served by the same listener.
+    async with httpx.AsyncClient(verify=trusting(cert), trust_env=False, timeout=10) as client:
+        health = await client.get(f"https://127.0.0.1:{listeners.https_port}/healthz")
+    assert health.status_code == 200
     # The copies OpenSSL loaded from, in the data dir, are gone.
     assert not list(settings.data_dir.glob(".tls-load-*"))
 
@@ -139,6 +148,8 @@ async def test_a_broken_pair_is_refused_and_listeners_keep_the_old_one(
     assert await presented_certificate(listeners.imaps_port) == first
     assert await presented_certificate(listeners.imap_port, starttls="imap") == first
     assert await presented_certificate(listeners.mx_port, starttls="smtp") == first
+    assert listeners.https_port is not None
+    assert await presented_certificate(listeners.https_port) == first
 
     install(make_pair(tmp_path / "fixed"), cert, key)
     assert watcher.run_once() is True

@@ -542,3 +542,50 @@ def test_bad_relay_settings_name_what_to_fix(
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert reason in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variables", "public_url", "http_bind"),
+    [
+        ({}, "http://mx.example.com:8025", "0.0.0.0"),
+        (
+            {"MAILMARK_HTTPS_PORT": "443", "MAILMARK_HTTP_REDIRECT_PORT": "80"},
+            "https://mx.example.com",
+            "127.0.0.1",
+        ),
+        ({"MAILMARK_HTTPS_PORT": "8443"}, "https://mx.example.com:8443", "127.0.0.1"),
+        (
+            {"MAILMARK_HTTPS_PORT": "443", "MAILMARK_PUBLIC_URL": "https://mail.example.com"},
+            "https://mail.example.com",
+            "127.0.0.1",
+        ),
+        ({"MAILMARK_HTTPS_PORT": "443", "MAILMARK_BIND": "::1"}, "https://mx.example.com", "::1"),
+    ],
+)
+def test_https_settings(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], public_url: str, http_bind: str
+) -> None:
+    """With HTTPS on, links default to https:// (no port on 443), and the plain HTTP port serves
+    this machine only."""
+    monkeypatch.setenv("MAILMARK_HOSTNAME", "mx.example.com")
+    monkeypatch.setenv("MAILMARK_BIND", "0.0.0.0")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.public_url == public_url
+    assert settings.public_url_configured == ("MAILMARK_PUBLIC_URL" in variables)
+    assert settings.http_bind == http_bind
+
+
+def test_https_is_off_by_default_and_the_redirect_needs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert (settings.https_port, settings.http_redirect_port) == (None, None)
+    monkeypatch.setenv("MAILMARK_HTTP_REDIRECT_PORT", "80")
+    with pytest.raises(SettingsError, match="MAILMARK_HTTP_REDIRECT_PORT redirects to https"):
+        load_settings()
+    # Empty turns it off again (a systemd drop-in over the unit's value).
+    monkeypatch.setenv("MAILMARK_HTTPS_PORT", "")
+    monkeypatch.setenv("MAILMARK_HTTP_REDIRECT_PORT", "")
+    assert load_settings().https_port is None

@@ -13,11 +13,14 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from mailmark.bootstrap import Listeners, Services, start_listeners
+from tests.support.tls import client_tls
 
 TIMEOUT = 10.0
+CLIENT_KEEP_ALIVE_EXPIRY = httpx.Limits().keepalive_expiry or 5.0
 HALF_REQUEST = b"GET /v1/mailboxes HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 REQUEST = b"GET /v1/mailboxes HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -34,8 +37,10 @@ async def started(services: Services, **settings: Any) -> AsyncIterator[Listener
         await listeners.close()
 
 
-async def connect(port: int, source: str = "127.0.0.1") -> Connection:
-    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+async def connect(port: int, source: str = "127.0.0.1", *, tls: bool = False) -> Connection:
+    return await asyncio.open_connection(
+        "127.0.0.1", port, local_addr=(source, 0), ssl=client_tls() if tls else None
+    )
 
 
 async def response(connection: Connection) -> tuple[int, dict[str, str], bytes]:
@@ -119,6 +124,46 @@ async def test_half_sent_headers_are_closed_after_the_header_timeout(services: S
         prompt[1].write(REQUEST)
         assert (await response(prompt))[0] == 401
         close([slow, kept, prompt])
+
+
+@pytest.mark.parametrize("port_name", ["https_port", "http_redirect_port"])
+async def test_the_https_and_redirect_listeners_admit_and_time_out_like_http(
+    services: Services, port_name: str
+) -> None:
+    web = {"https_port": 0, "http_redirect_port": 0}
+    tls = port_name == "https_port"
+    async with started(
+        services, **web, max_connections=1, http_header_timeout=timedelta(seconds=0.5)
+    ) as listeners:
+        port = getattr(listeners, port_name)
+        slow = await connect(port, tls=tls)
+        slow[1].write(HALF_REQUEST)
+        refused = await connect(port, tls=tls)
+        status, _, body = await response(refused)
+        assert status == 503 and json.loads(body)["error"]["code"] == "server_busy"
+        assert await closed_by_server(slow)
+        close([slow, refused])
+        await asyncio.sleep(0.2)
+        prompt = await connect(port, tls=tls)
+        prompt[1].write(REQUEST)
+        # /v1 wants a key over HTTPS; the redirect listener sends the request there.
+        assert (await response(prompt))[0] == (401 if tls else 308)
+        close([prompt])
+
+
+async def test_an_idle_kept_alive_connection_outlasts_a_clients_keep_alive_expiry(
+    services: Services,
+) -> None:
+    """httpx, like most client libraries, drops a pooled connection after 5 s idle: were the
+    server to close it at the same moment, a request sent on it would be lost in the race."""
+    async with started(services, http_header_timeout=timedelta(seconds=8)) as listeners:
+        kept = await connect(listeners.http_port)
+        kept[1].write(REQUEST)
+        assert (await response(kept))[0] == 401
+        await asyncio.sleep(CLIENT_KEEP_ALIVE_EXPIRY + 0.5)
+        kept[1].write(REQUEST)
+        assert (await response(kept))[0] == 401
+        close([kept])
 
 
 @pytest.mark.parametrize("port_name", ["mx_port", "imap_port"])

@@ -21,6 +21,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from mailmark.certificates.names import certificate_covers
 from mailmark.core.background import BackgroundLoop
 from mailmark.security import server_tls_context
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 # A certificate chain or key file larger than this is not one (a chain of a few certificates is
 # a few KiB); reading stops there rather than loading whatever the path points at.
 MAX_PEM_BYTES = 1024 * 1024
+# RFC 7301 ALPN protocol IDs the HTTPS listener agrees to (it speaks HTTP/1.1 only).
+HTTPS_ALPN = ("http/1.1",)
 
 
 class CertificateRefused(Exception):
@@ -94,7 +97,12 @@ def check_pair(chain: bytes, key: bytes, now: datetime.datetime | None = None) -
 
 class CertificateHolder:
     """The server context of every TLS listener (SMTP 465/STARTTLS, IMAPS/STARTTLS,
-    ManageSieve), with the pair it presents; `reload` swaps the pair in place."""
+    ManageSieve), and the HTTPS listener's, with the pair they present; `reload` swaps the pair
+    in place in both.
+
+    The HTTPS context agrees to ALPN `http/1.1`; the mail context agrees to no ALPN protocol, so
+    that a browser's TLS connection redirected to a mail port never negotiates HTTP there (the
+    ALPACA cross-protocol attack)."""
 
     def __init__(
         self,
@@ -121,7 +129,12 @@ class CertificateHolder:
             )
         with _pair_files(chain, key, scratch) as (cert_file, key_file):
             self.context = server_tls_context(cert_file, key_file)
+            self.https_context = server_tls_context(cert_file, key_file, alpn=HTTPS_ALPN)
         self.loaded = LoadedPair(cert_path, key_path, leaf, pair_fingerprint(chain, key))
+
+    def covers(self, hostname: str) -> bool:
+        """Whether the certificate presented now names `hostname`."""
+        return certificate_covers(self.loaded.leaf, hostname)
 
     def reload(self, cert_path: Path | None = None, key_path: Path | None = None) -> LoadedPair:
         """Present the pair at these paths (by default the same paths, read again) on every new
@@ -140,7 +153,8 @@ class CertificateHolder:
                 ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
             except ssl.SSLError as error:
                 raise CertificateRefused(f"OpenSSL refuses it: {error}") from None
-            self.context.load_cert_chain(cert_file, key_file)
+            for context in (self.context, self.https_context):
+                context.load_cert_chain(cert_file, key_file)
         self.loaded = LoadedPair(cert_path, key_path, leaf, pair_fingerprint(chain, key))
         log.info(
             "TLS certificate loaded from %s: %s, valid until %s",

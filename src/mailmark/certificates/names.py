@@ -7,6 +7,8 @@ import logging
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from cryptography import x509
+
 log = logging.getLogger(__name__)
 
 # Let's Encrypt (and most public CAs) issue at most 100 names per certificate.
@@ -50,3 +52,21 @@ def certificate_names(
             ", ".join(unique[MAX_NAMES:]),
         )
     return unique[:MAX_NAMES]
+
+
+def certificate_covers(certificate: x509.Certificate, hostname: str) -> bool:
+    """Whether the certificate's subjectAltName DNS names cover `hostname` (RFC 6125 §6.4:
+    a wildcard stands for exactly one left-most label)."""
+    try:
+        names = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        return False
+    wanted = hostname.rstrip(".").lower()
+    for name in (n.lower() for n in names):
+        if name == wanted:
+            return True
+        if name.startswith("*.") and "." in wanted and wanted.split(".", 1)[1] == name[2:]:
+            return True
+    return False

@@ -86,6 +86,25 @@ def _is_missing(error: ClientError) -> bool:
 _TRANSPORT_ERRORS = (BotoCoreError, aiohttp.ClientError, TimeoutError, ConnectionError)
 
 
+class _KeyedWrites:
+    """One lock per key being written, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[key]
+
+
 class S3BlobStore:
     """Blobs in an S3 bucket (AWS S3, MinIO, SeaweedFS, Ceph RGW, …). Keys are computed here,
     never taken from users. Every operation is bounded by `location.timeout`, retries included;
@@ -97,6 +116,7 @@ class S3BlobStore:
         self._deadline = location.timeout.total_seconds()
         self._exit_stack = contextlib.AsyncExitStack()
         self._client: Any = None
+        self._writes = _KeyedWrites()
 
     async def open(self) -> None:
         """Create the client and check that the bucket takes a write and a read; S3SetupError
@@ -232,7 +252,13 @@ class S3BlobStore:
                 raise
             return True
 
-        return key, await self._guarded("put", write)
+        # Writers of the same content in this process take turns: the first creates it and the
+        # others find it with HEAD. Racing conditional PUTs of one key can each wait seconds for
+        # an answer (SeaweedFS 4.48 held 95 of 240 such requests past 3 s; unconditional ones
+        # never), and a message delivered to many mailboxes, or a campaign's shared attachment,
+        # is exactly that race.
+        async with self._writes.turn(key):
+            return key, await self._guarded("put", write)
 
     async def put_many(self, items: Sequence[bytes]) -> list[tuple[str, bool] | Exception]:
         # Each request in flight at once, within the connection pool's bound.

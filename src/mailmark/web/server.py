@@ -1,4 +1,5 @@
-"""Serve the web app with uvicorn inside the running event loop, next to the mail listeners."""
+"""Serve the web app with uvicorn inside the running event loop, next to the mail listeners:
+over plain HTTP, and over TLS (HTTPS) with the certificate holder's context."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
-from litestar import Litestar
+from litestar.types import ASGIApp
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from mailmark.connections import ConnectionLimits, descriptor_of, listening_socket
@@ -121,6 +123,7 @@ class _EmbeddedServer(uvicorn.Server):
 
 @dataclass
 class HttpListener:
+    name: str
     server: uvicorn.Server
     task: asyncio.Task[None]
     host: str
@@ -133,7 +136,7 @@ class HttpListener:
 
 
 async def start_http_listener(
-    app: Litestar,
+    app: ASGIApp,
     *,
     host: str,
     port: int,
@@ -141,11 +144,17 @@ async def start_http_listener(
     header_timeout: float,
     reuse_port: bool = False,
     sock: socket.socket | None = None,
+    tls: ssl.SSLContext | None = None,
+    name: str = "HTTP",
 ) -> HttpListener:
     """Listen on host:port (port 0 picks a free one) and serve `app` until `close()`.
 
     `limits` admits each connection; a request's headers must arrive within `header_timeout`
     seconds of the connection (or of the previous response).
+
+    `tls`: serve HTTPS with this context, used as it is (not copied), so a certificate the
+    holder reloads into it is presented from the next handshake on. Requests then have the
+    scheme `https` from the connection itself, never from a client's X-Forwarded-Proto.
 
     `reuse_port`: other processes may listen on the same port too (SO_REUSEPORT), and the kernel
     spreads new connections across them (`mailmark serve --http-workers`).
@@ -165,9 +174,19 @@ async def start_http_listener(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # An idle kept-alive connection lasts as long as a request's headers may take: uvicorn's
+        # own 5 s equals httpx's keep-alive expiry, so a client reusing a connection just as the
+        # server closed it got "Server disconnected without sending a response".
+        timeout_keep_alive=max(1, round(header_timeout)),
+        # Behind TLS the client is whoever connected: no header may claim another address or
+        # scheme. On plain HTTP, uvicorn applies X-Forwarded-* from its trusted proxies (loopback).
+        proxy_headers=tls is None,
+        ssl_context_factory=None if tls is None else lambda _config, _default: tls,
     )
     server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http {bound_host}:{bound_port}")
+    task = asyncio.create_task(
+        server.serve(sockets=[sock]), name=f"{name} {bound_host}:{bound_port}"
+    )
     try:
         await _wait_started(server, task)
     except BaseException:
@@ -178,8 +197,8 @@ async def start_http_listener(
             await task
         sock.close()
         raise
-    log.info("HTTP listening on %s:%s", bound_host, bound_port)
-    return HttpListener(server, task, bound_host, bound_port, limits)
+    log.info("%s listening on %s:%s", name, bound_host, bound_port)
+    return HttpListener(name, server, task, bound_host, bound_port, limits)
 
 
 async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:

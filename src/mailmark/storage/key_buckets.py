@@ -1,0 +1,153 @@
+"""API keys' token buckets in PostgreSQL: every node and HTTP worker takes from the same bucket.
+
+One statement per request refills the key's bucket and takes a token from it (INSERT … ON
+CONFLICT DO UPDATE … RETURNING, its arithmetic built from `BucketRule`). PostgreSQL locks the
+key's row for that one statement, so requests from any number of processes are counted one after
+another and never admit more than the bucket holds. The time is the node's clock, passed in: a
+node whose clock is s seconds ahead of the others adds at most s × rate tokens, once (the bucket
+keeps the latest moment it saw).
+
+It runs before every /v1 request, in the auth guard, before the handler has a connection of its
+own. So the statement runs in autocommit on a few asyncpg connections kept here: one round trip,
+no BEGIN/COMMIT and no pool pre-ping (SQLAlchemy's pool adds both), no fsync (the table is
+UNLOGGED), and a prepared statement. `bench/api.py --limiter` measures what it adds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mailmark.core.apikeys import BucketRule
+from mailmark.core.errors import NotFound, StorageUnavailable
+from mailmark.storage.db import PG_UNAVAILABLE
+from mailmark.storage.node_bus import asyncpg_dsn
+from mailmark.storage.tables import Id, api_key_buckets
+
+# Connections this process keeps for the buckets; a statement holds one for about 50 µs, so a
+# few serve thousands of requests a second. Requests beyond them wait for one.
+CONNECTIONS = 4
+CONNECT_TIMEOUT_SECONDS = 10.0
+STATEMENT_TIMEOUT_SECONDS = 10.0
+# A connection that is closed or was refused: the server restarted, is down, or is full. A kept
+# connection whose server ended it may also answer with asyncpg's InternalClientError ("cannot
+# switch to state …") when the termination is read in the middle of the next statement.
+_CLOSED = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+def take_statement(rule: BucketRule) -> sa.Insert:
+    """Refill the key's bucket and take a token when it holds one; RETURNING the tokens left and
+    whether the request was admitted. A key's first request finds a full bucket."""
+    bucket = api_key_buckets.c
+    now: sa.ColumnElement[float] = sa.bindparam("now", type_=sa.Float())
+    held: sa.ColumnElement[float] = bucket.tokens
+    tokens, moment = rule.refill(held, bucket.refilled_at, now, sa.func.least, sa.func.greatest)
+    admitted = tokens >= 1
+    return (
+        postgresql.insert(api_key_buckets)
+        .values(
+            key_id=sa.bindparam("key_id", type_=Id),
+            tokens=float(rule.burst - 1),
+            refilled_at=now,
+            admitted=True,
+        )
+        .on_conflict_do_update(
+            index_elements=[bucket.key_id],
+            set_={
+                "tokens": sa.case((admitted, tokens - 1), else_=tokens),
+                "refilled_at": moment,
+                "admitted": admitted,
+            },
+        )
+        .returning(bucket.tokens, bucket.admitted)
+    )
+
+
+class PgKeyBuckets:
+    """`KeyBuckets` in the database: one bucket per key for every process sharing it."""
+
+    def __init__(self, engine: AsyncEngine, rule: BucketRule) -> None:
+        self._rule = rule
+        self._dsn = asyncpg_dsn(engine.url)
+        compiled = take_statement(rule).compile(dialect=engine.dialect)
+        self._sql = compiled.string
+        # asyncpg takes positional arguments: the statement's constants, with the key and the
+        # time put in their places per request.
+        self._names = tuple(compiled.positiontup or ())
+        self._constants: dict[str, Any] = dict(compiled.params)
+        self._idle: list[asyncpg.Connection] = []
+        self._slots = asyncio.Semaphore(CONNECTIONS)
+        self._closed = False
+
+    async def take(self, key_id: int, now: float) -> float:
+        arguments = [
+            key_id if name == "key_id" else now if name == "now" else self._constants[name]
+            for name in self._names
+        ]
+        async with self._slots:
+            reusing = bool(self._idle)
+            try:
+                try:
+                    tokens, admitted = await self._run(arguments, reuse=True)
+                except _CLOSED:
+                    if not reusing:
+                        raise
+                    # A kept connection the server has closed since (a restart, an idle
+                    # timeout): once more, on a new connection.
+                    tokens, admitted = await self._run(arguments, reuse=False)
+            except (*_CLOSED, TimeoutError) as error:
+                raise StorageUnavailable(
+                    "The database is unreachable; try again shortly."
+                ) from error
+            except asyncpg.PostgresError as error:
+                if getattr(error, "sqlstate", None) in PG_UNAVAILABLE:
+                    raise StorageUnavailable(
+                        "The database is busy or read-only; try again shortly."
+                    ) from error
+                raise
+        return 0.0 if admitted else self._rule.wait(tokens)
+
+    async def _run(self, arguments: list[Any], *, reuse: bool) -> tuple[float, bool]:
+        if self._closed:
+            raise StorageUnavailable("The server is shutting down.")
+        if reuse and self._idle:
+            connection = self._idle.pop()
+        else:
+            connection = await asyncpg.connect(
+                self._dsn,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                command_timeout=STATEMENT_TIMEOUT_SECONDS,
+            )
+        try:
+            row = await connection.fetchrow(self._sql, *arguments)
+        except asyncpg.ForeignKeyViolationError:
+            self._keep(connection)
+            raise NotFound("No such API key.") from None
+        except BaseException:
+            # Cancelled or failed mid-statement: the connection's state is unknown.
+            connection.terminate()
+            raise
+        self._keep(connection)
+        return float(row[0]), bool(row[1])
+
+    def _keep(self, connection: asyncpg.Connection) -> None:
+        if self._closed:
+            connection.terminate()
+        else:
+            self._idle.append(connection)
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close()
