@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import zlib
 from datetime import timedelta
 from typing import Self
 
@@ -24,6 +25,8 @@ class Raw:
         self.reader = reader
         self.writer = writer
         self.greeting = b""
+        self._deflater: zlib._Compress | None = None
+        self._inflating: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, port: int, *, tls: bool = True, source: str | None = None) -> Self:
@@ -49,8 +52,29 @@ class Raw:
         return data
 
     async def send(self, data: bytes) -> None:
+        if self._deflater is not None:
+            data = self._deflater.compress(data) + self._deflater.flush(zlib.Z_SYNC_FLUSH)
         self.writer.write(data)
         await self.writer.drain()
+
+    def deflate(self) -> None:
+        """After the OK to COMPRESS DEFLATE: raw deflate both ways (RFC 4978), as a client does
+        it with zlib; what the server sends is inflated before `line` reads it, so a response
+        that was not compressed fails to inflate."""
+        compressed = self.reader
+        self.reader = asyncio.StreamReader(limit=8 * 1024 * 1024)
+        self._deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+
+        async def inflate(inflated: asyncio.StreamReader) -> None:
+            inflater = zlib.decompressobj(-15)
+            try:
+                while data := await compressed.read(65536):
+                    inflated.feed_data(inflater.decompress(data))
+                inflated.feed_eof()
+            except (zlib.error, ConnectionError) as error:
+                inflated.set_exception(error)
+
+        self._inflating = asyncio.create_task(inflate(self.reader))
 
     async def until(self, tag: bytes, timeout: float = TIMEOUT) -> list[bytes]:
         lines: list[bytes] = []
@@ -72,6 +96,8 @@ class Raw:
         await self.ok(b"L0", f'LOGIN "{user}" "{password}"'.encode())
 
     async def close(self) -> None:
+        if self._inflating is not None:
+            self._inflating.cancel()
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import aioimaplib
 import pytest
+import sqlalchemy as sa
 
 from mailmark.bootstrap import Listeners, start_listeners
 from mailmark.config import Settings
@@ -549,3 +550,58 @@ async def test_searchres_with_min_and_max_saves_only_those(
         await c.ok(b"r3", b"SEARCH RETURN (SAVE) NOT FROM bob")
         lines = await c.ok(b"r4", b"UID SEARCH UID $")
         assert lines[0] == b"* SEARCH 1 3\r\n"
+
+
+async def test_select_of_an_unchanged_folder_reuses_its_uids_and_sees_every_change(
+    listeners: Listeners, inbox: World
+) -> None:
+    """SELECT keeps a folder's UIDs, unseen count and keywords for as long as its UIDVALIDITY,
+    HIGHESTMODSEQ and UIDNEXT stay the same; each kind of change shows in the next SELECT."""
+    placement_reads: list[str] = []
+
+    def record(*args: object) -> None:
+        statement = str(args[2])
+        if "FROM placements" in statement and "GROUP BY" in statement:
+            placement_reads.append(statement)
+
+    engine = inbox.services.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        async with (
+            session(listeners.imaps_port) as reader,
+            session(listeners.imaps_port, select="INBOX") as writer,
+        ):
+
+            async def select() -> tuple[bytes, list[bytes]]:
+                lines = await reader.ok(b"s", b"EXAMINE INBOX")
+                answered = await reader.ok(b"f", b"FETCH 1:* (UID)")
+                return b"".join(lines), [line for line in answered if line.startswith(b"* ")]
+
+            first, uids = await select()
+            reads = len(placement_reads)
+            again, same_uids = await select()
+            assert (again, same_uids) == (first, uids)
+            assert len(placement_reads) == reads  # the second SELECT read no placements
+            assert b"* OK [UNSEEN 1]" in first
+
+            await writer.ok(b"w1", b"STORE 1 +FLAGS (\\Seen $Important)")
+            text, _ = await select()
+            assert b"* OK [UNSEEN 2]" in text and b"$Important" in text
+
+            await deliver(inbox, SIMPLE)
+            text, uids = await select()
+            assert b"* 3 EXISTS\r\n" in text and len(uids) == 3
+
+            await writer.ok(b"w2", b"STORE 2 +FLAGS.SILENT (\\Deleted)")
+            await writer.ok(b"w3", b"EXPUNGE")
+            text, uids = await select()
+            assert b"* 2 EXISTS\r\n" in text
+            assert uids == [b"* 1 FETCH (UID 1)\r\n", b"* 2 FETCH (UID 3)\r\n"]
+
+            await writer.ok(b"w4", b"CREATE Later")
+            await writer.ok(b"w5", b"UID MOVE 1 Later")
+            text, uids = await select()
+            assert b"* 1 EXISTS\r\n" in text and uids == [b"* 1 FETCH (UID 3)\r\n"]
+            assert len(placement_reads) == reads + 4
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)

@@ -15,6 +15,7 @@ from mailmark.imap.commands import (
     Append,
     AppendMessage,
     Authenticate,
+    Compress,
     Copy,
     Enable,
     Expunge,
@@ -23,6 +24,8 @@ from mailmark.imap.commands import (
     Id,
     ListCommand,
     Login,
+    MailboxCommand,
+    Quota,
     Search,
     Section,
     Select,
@@ -106,6 +109,28 @@ from mailmark.imap.parser import ParseError, parse_command, parse_tag
                 ),
             ),
         ),
+        # RFC 6855 §4: the UTF8 data item, alone and among plain messages.
+        (
+            b"a APPEND INBOX UTF8 (~{2}\r\n\xc3\xa9) (\\Seen) utf8 (~{1+}\r\nx) {1}\r\ny",
+            Append(
+                "a",
+                "INBOX",
+                (
+                    AppendMessage((), None, "é".encode(), utf8=True),
+                    AppendMessage(("\\Seen",), None, b"x", utf8=True),
+                    AppendMessage((), None, b"y"),
+                ),
+            ),
+        ),
+        # RFC 9208 §4.
+        (b"a GETQUOTAROOT inbox", MailboxCommand("a", "GETQUOTAROOT", "INBOX")),
+        (b'a GETQUOTA ""', Quota("a", "GETQUOTA", "")),
+        (
+            b'a SETQUOTA "" (storage 512 MESSAGE 1000)',
+            Quota("a", "SETQUOTA", "", (("STORAGE", 512), ("MESSAGE", 1000))),
+        ),
+        (b'a SETQUOTA "" ()', Quota("a", "SETQUOTA", "")),
+        (b"a COMPRESS deflate", Compress("a", "DEFLATE")),
         (b'a LSUB "" *', ListCommand("a", "", ("*",), lsub=True)),
         (
             b'a LIST (SUBSCRIBED) "" ("INBOX" "Sent/%") RETURN (SPECIAL-USE CHILDREN)',
@@ -198,6 +223,8 @@ def test_search_keys() -> None:
         (b"a SEARCH SINCE 31-Feb-2026", "a", "date"),
         (b"a STORE 1 +FLAGS (\\Bogus)", "a", "system flag"),
         (b"a APPEND INBOX {10}\r\nabc", "a", "shorter"),
+        (b"a APPEND INBOX UTF8 ({1}\r\nx)", "a", "literal8"),
+        (b"a APPEND INBOX UTF8 (~{1}\r\nx", "a", "')'"),
         (b"a NOOP extra", "a", "end of the command"),
         (b"a FETCH 99999999999 FLAGS", "a", ""),
         (b"a SEARCH " + b"(" * 4000 + b"ALL" + b")" * 4000, "a", "nest"),

@@ -64,11 +64,13 @@ def _header_end(raw: bytes, start: int, end: int) -> int:
         return start + 2
     if raw.startswith(b"\n", start) and start + 1 <= end:
         return start + 1
-    found = [i for i in (raw.find(b"\n\r\n", start, end), raw.find(b"\n\n", start, end)) if i >= 0]
-    if not found:
-        return end
-    i = min(found)
-    return i + (3 if raw.startswith(b"\n\r\n", i) else 2)
+    crlf = raw.find(b"\n\r\n", start, end)
+    # A bare-LF empty line counts only before the first CRLF one: searching the whole part for
+    # one that a CRLF message never has would read a large body once more per part.
+    lf = raw.find(b"\n\n", start, end if crlf < 0 else crlf + 1)
+    if lf >= 0:
+        return lf + 2
+    return end if crlf < 0 else crlf + 3
 
 
 _FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
@@ -586,7 +588,20 @@ class MessageSections:
         self.raw = raw
         self._root: MimePart | None = None
         self._decoded: dict[tuple[int, ...], bytes] = {}
+        self._sections: dict[SectionKey, bytes] = {}
+        self._undecodable: frozenset[tuple[int, ...]] = frozenset()
         self.bytes_decoded = 0
+
+    @classmethod
+    def extracted(cls, raw: bytes, extracted: Extracted) -> MessageSections:
+        """The sections of `raw` as `extract` computed them elsewhere (in a worker process):
+        asking for them again does not parse or decode the message."""
+        sections = cls(raw)
+        sections._sections = extracted.sections
+        sections._decoded = extracted.decoded
+        sections._undecodable = extracted.undecodable
+        sections.bytes_decoded = extracted.bytes_decoded
+        return sections
 
     @property
     def root(self) -> MimePart:
@@ -602,6 +617,9 @@ class MessageSections:
         kind = kind.upper()
         if kind not in SECTION_KINDS:
             raise ValueError(f"unknown section kind {kind!r}")
+        known = self._sections.get((tuple(part), kind, tuple(fields)))
+        if known is not None:
+            return known
         if not part and kind == "":
             return raw
         node, message = _walk(self.root, part)
@@ -630,6 +648,8 @@ class MessageSections:
         if not part:
             return self.raw
         key = tuple(part)
+        if key in self._undecodable:
+            raise UnknownTransferEncoding(f"part {key} cannot be decoded")
         decoded = self._decoded.get(key)
         if decoded is None:
             node, _ = _walk(self.root, part)
@@ -645,6 +665,44 @@ class MessageSections:
                     self.bytes_decoded += node.end - node.body_start
             self._decoded[key] = decoded
         return decoded
+
+
+SectionKey = tuple[tuple[int, ...], str, tuple[str, ...]]  # (part, kind, fields) of `section`
+SectionRequest = tuple[str, tuple[int, ...], str, tuple[str, ...]]
+"""("BODY", part, kind, fields) asks for `section(part, kind, fields)`, ("BINARY", part, "", ())
+for `binary(part)`."""
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """The sections of one message that a FETCH asks for, as plain (picklable) data."""
+
+    sections: dict[SectionKey, bytes]
+    decoded: dict[tuple[int, ...], bytes]
+    undecodable: frozenset[tuple[int, ...]]
+    bytes_decoded: int
+
+
+def extract(raw: bytes, requests: Sequence[SectionRequest]) -> Extracted:
+    """Parse `raw` once and compute every requested section: the CPU-heavy part of a FETCH,
+    run away from the event loop for large messages (core/cpu_pool.py)."""
+    message = MessageSections(raw)
+    sections: dict[SectionKey, bytes] = {}
+    undecodable: set[tuple[int, ...]] = set()
+    for item, part, kind, fields in requests:
+        if item == "BINARY":
+            try:
+                message.binary(part)
+            except UnknownTransferEncoding:
+                undecodable.add(part)
+        elif part or kind:
+            sections[(part, kind.upper(), fields)] = message.section(part, kind, fields)
+    return Extracted(sections, message._decoded, frozenset(undecodable), message.bytes_decoded)
+
+
+def extract_many(raws: Sequence[bytes], requests: Sequence[SectionRequest]) -> list[Extracted]:
+    """`extract` for each of several messages (one chunk of a FETCH), in one job."""
+    return [extract(raw, requests) for raw in raws]
 
 
 def _header_fields(raw: bytes, message: MimePart, names: set[bytes], exclude: bool) -> bytes:

@@ -36,10 +36,12 @@ from mailmark.core.model import (
     FetchRow,
     Folder,
     FolderTotals,
+    FolderUids,
     MailRow,
     NewPlacement,
     PlacementState,
 )
+from mailmark.core.plans import MailboxQuota, ensure_mailbox_room, mailbox_plan
 from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.search import Criteria, Flag, check_bounds, uses_index
 from mailmark.core.spam import SpamLearning
@@ -57,6 +59,8 @@ FETCH_CHUNK = 500
 # A chunk carrying message contents holds at most this many bytes (or one larger message).
 CONTENT_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_FOLDER_NAME = 255
+# UIDs kept by SELECT's cache of unchanged folders, over all of them (about 36 bytes each).
+SELECTED_UIDS_KEPT = 500_000
 # Conversation counts kept, by folder state: a page of a big folder need not count it again.
 CONVERSATION_COUNTS_KEPT = 1_000
 MAX_FLAGS = 100
@@ -310,6 +314,12 @@ class MailStore:
         self._learning = learning
         # Folders found fully indexed, at their (HIGHESTMODSEQ, UIDNEXT) then.
         self._indexed: dict[int, tuple[int, int]] = {}
+        # The UIDs, unseen count and keywords SELECT last read of a folder, at its (UIDVALIDITY,
+        # HIGHESTMODSEQ, UIDNEXT) then: every change to a folder's messages raises one of them
+        # (RFC 7162 §3.1.1: each change gets a MODSEQ above the folder's HIGHESTMODSEQ), so a
+        # folder selected again unchanged, by any session on this node, costs one row.
+        self._selected_uids: dict[int, tuple[tuple[int, int, int], FolderUids]] = {}
+        self._selected_uids_held = 0
         self._conversation_counts: dict[
             tuple[tuple[tuple[int, int, int], ...], Criteria | None], int
         ] = {}
@@ -552,7 +562,11 @@ class MailStore:
         async with self._uow(read_only=True) as uow:
             folder = await self._folder(uow, mailbox_id, name)
             assert folder.id is not None
-            state = await uow.mailstore.folder_uids(folder.id)
+            version = (folder.uid_validity, folder.highest_modseq, folder.uid_next)
+            state = self._cached_uids(folder.id, version)
+            if state is None:
+                state = await uow.mailstore.folder_uids(folder.id)
+            self._cache_uids(folder.id, version, state)
         # On PostgreSQL each statement sees the latest commits: messages committed between the
         # two reads must still lie below UIDNEXT.
         uidnext = max(folder.uid_next, state.uids[-1] + 1 if state.uids else 0)
@@ -570,6 +584,24 @@ class MailStore:
             keywords=state.keywords,
             first_recent_uid=folder.first_recent_uid,
         )
+
+    def _cached_uids(self, folder_id: int, version: tuple[int, int, int]) -> FolderUids | None:
+        cached = self._selected_uids.pop(folder_id, None)
+        if cached is None:
+            return None
+        self._selected_uids_held -= len(cached[1].uids)
+        return cached[1] if cached[0] == version else None
+
+    def _cache_uids(self, folder_id: int, version: tuple[int, int, int], state: FolderUids) -> None:
+        """Keep `state`, most recently selected last; the oldest go once SELECTED_UIDS_KEPT UIDs
+        are held."""
+        if len(state.uids) > SELECTED_UIDS_KEPT:
+            return
+        self._selected_uids[folder_id] = (version, state)
+        self._selected_uids_held += len(state.uids)
+        while self._selected_uids_held > SELECTED_UIDS_KEPT:
+            oldest = next(iter(self._selected_uids))
+            self._selected_uids_held -= len(self._selected_uids.pop(oldest)[1].uids)
 
     async def claim_recent(self, folder_id: int, uid_next: int) -> int:
         """For an IMAP4rev1 session: the first UID that is \\Recent to it (RFC 3501 §2.3.2);
@@ -717,7 +749,9 @@ class MailStore:
             contents = await self._read_contents(group)
             for row, data in zip(group, contents, strict=True):
                 if data is not None:
-                    indexes[row.message_id] = await asyncio.to_thread(read_index, data)
+                    indexes[row.message_id] = await self._delivery.cpu.run(
+                        len(data), read_index, data
+                    )
         async with self._uow() as uow:
             for message_id, index in indexes.items():
                 await uow.mailstore.set_index(message_id, index)
@@ -927,6 +961,13 @@ class MailStore:
                 mailbox = await uow.mailboxes.get(mailbox_id)
                 if mailbox is None:
                     raise NotFound("The mailbox no longer exists.")
+                quota = await self._quota(uow, mailbox_id, mailbox.account_id, lock=True)
+                if quota is not None:
+                    # Over the limit nothing is stored; IMAP answers NO [OVERQUOTA] (RFC 5530 §3).
+                    adding = [
+                        item.raw for i, (item, _, _, _) in enumerate(prepared) if i not in filed
+                    ]
+                    ensure_mailbox_room(quota, sum(map(len, adding)), len(adding))
                 for index, (item, flags, internal_date, _) in enumerate(prepared):
                     if index in filed:
                         uids.append(filed[index])
@@ -951,6 +992,34 @@ class MailStore:
             raise
         self.signals.publish(mailbox_id)
         return MultiAppendResult(folder.uid_validity, uids)
+
+    async def quota(self, mailbox_id: int) -> MailboxQuota:
+        """The mailbox's use of its plan's per-mailbox limits (IMAP GETQUOTA, RFC 9208)."""
+        async with self._uow(read_only=True) as uow:
+            mailbox = await uow.mailboxes.get(mailbox_id)
+            if mailbox is None:
+                raise NotFound("The mailbox no longer exists.")
+            quota = await self._quota(uow, mailbox_id, mailbox.account_id, lock=False)
+            if quota is None:
+                messages, size = await uow.mailstore.mailbox_usage(mailbox_id)
+                quota = MailboxQuota(size, None, messages, None)
+            return quota
+
+    async def _quota(
+        self, uow: UnitOfWork, mailbox_id: int, account_id: int, *, lock: bool
+    ) -> MailboxQuota | None:
+        """The use and limits when the plan limits the mailbox, None when it does not (and then
+        nothing is counted). With `lock`, additions to the account wait until this commits."""
+        account = await uow.accounts.get(account_id)
+        if account is None:
+            raise NotFound("The account no longer exists.")
+        plan = mailbox_plan(account, self._clock.now())
+        if plan.mailbox_storage is None and plan.mailbox_messages is None:
+            return None
+        if lock:
+            await uow.accounts.lock(account_id)
+        messages, size = await uow.mailstore.mailbox_usage(mailbox_id)
+        return MailboxQuota(size, plan.mailbox_storage, messages, plan.mailbox_messages)
 
     async def search(
         self, folder_id: int, criteria: Criteria, uid_universe: Sequence[int] | None = None

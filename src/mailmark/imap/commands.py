@@ -103,6 +103,20 @@ class Enable(Command):
 
 
 @dataclass(frozen=True)
+class Quota(Command):
+    """GETQUOTA <root>, or SETQUOTA <root> (<resource> <limit> ...) (RFC 9208)."""
+
+    name: str
+    root: str
+    limits: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Compress(Command):
+    mechanism: str
+
+
+@dataclass(frozen=True)
 class Id(Command):
     fields: tuple[tuple[str, str | None], ...]
 
@@ -126,7 +140,7 @@ class Select(Command):
 
 @dataclass(frozen=True)
 class MailboxCommand(Command):
-    """CREATE DELETE SUBSCRIBE UNSUBSCRIBE <mailbox>."""
+    """CREATE DELETE SUBSCRIBE UNSUBSCRIBE GETQUOTAROOT <mailbox>."""
 
     name: str
     mailbox: str
@@ -166,6 +180,8 @@ class AppendMessage:
     flags: tuple[str, ...]
     internal_date: datetime | None
     message: bytes
+    # Sent as RFC 6855 §4 `UTF8 (literal8)`: allowed only once UTF8=ACCEPT is enabled.
+    utf8: bool = False
 
 
 @dataclass(frozen=True)

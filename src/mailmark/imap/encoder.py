@@ -27,12 +27,13 @@ _MONTHS = (
 )
 
 
-def string(value: str | bytes) -> bytes:
-    """A quoted string when that can hold it, else a literal."""
+def string(value: str | bytes, *, utf8: bool = False) -> bytes:
+    """A quoted string when that can hold it, else a literal. With `utf8` (IMAP4rev2 or
+    UTF8=ACCEPT enabled) a quoted string may carry UTF-8 (RFC 9051 §9 QUOTED-CHAR, RFC 6855 §3)."""
     data = value.encode("utf-8") if isinstance(value, str) else value
     if (
         len(data) <= _QUOTED_MAX
-        and data.isascii()
+        and (data.isascii() or utf8)
         and b"\r" not in data
         and b"\n" not in data
         and b"\x00" not in data

@@ -1,4 +1,5 @@
-"""Modified UTF-7 mailbox names (RFC 3501 §5.1.3), used until a client enables IMAP4rev2."""
+"""Modified UTF-7 mailbox names (RFC 3501 §5.1.3), used until a client enables IMAP4rev2
+or UTF8=ACCEPT (RFC 6855 §3)."""
 
 from __future__ import annotations
 

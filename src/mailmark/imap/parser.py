@@ -20,6 +20,7 @@ from mailmark.imap.commands import (
     AppendMessage,
     Authenticate,
     Command,
+    Compress,
     Copy,
     Enable,
     Expunge,
@@ -30,6 +31,7 @@ from mailmark.imap.commands import (
     Login,
     MailboxCommand,
     QresyncParameters,
+    Quota,
     Rename,
     Search,
     Section,
@@ -303,6 +305,9 @@ def _parse_body(cur: _Cursor, tag: str, name: str) -> Command:
             if not initial:
                 raise _Syntax("expected a base64 initial response")
         return Authenticate(tag, mechanism, initial)
+    if name == "COMPRESS":
+        cur.sp()
+        return Compress(tag, cur.atom("a compression mechanism").upper())
     if name == "ENABLE":
         extensions = []
         while cur.optional_sp():
@@ -324,6 +329,27 @@ def _parse_body(cur: _Cursor, tag: str, name: str) -> Command:
         return Select(
             tag, mailbox, read_only=name == "EXAMINE", condstore=condstore, qresync=qresync
         )
+    if name in ("GETQUOTA", "SETQUOTA"):
+        cur.sp()
+        root = cur.astring()
+        limits: list[tuple[str, int]] = []
+        if name == "SETQUOTA":
+            # RFC 9208 formal syntax: "(" [setquota-resource *(SP setquota-resource)] ")"
+            cur.sp()
+            cur.expect(b"(", "'('")
+            while not cur.peek_is(b")"):
+                if limits:
+                    cur.sp()
+                resource = cur.atom("a resource name").upper()
+                cur.sp()
+                limits.append((resource, cur.number(MAX_NUMBER)))
+                if len(limits) > 100:
+                    raise _Syntax("too many quota resources")
+            cur.expect(b")", "')'")
+        return Quota(tag, name, root, tuple(limits))
+    if name == "GETQUOTAROOT":
+        cur.sp()
+        return MailboxCommand(tag, name, _mailbox(cur))
     if name in ("CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"):
         cur.sp()
         mailbox = _mailbox(cur)
@@ -635,8 +661,16 @@ def _append(cur: _Cursor, tag: str) -> Append:
         if cur.peek_is(b'"'):
             internal_date = _date_time(_text(cur.quoted()))
             cur.sp()
+        utf8 = cur.data[cur.pos : cur.pos + 6].upper() == b"UTF8 ("
+        if utf8:
+            # RFC 6855 §4: append-data =/ "UTF8" SP "(" literal8 ")"
+            cur.pos += 6
+            if not cur.peek_is(b"~"):
+                raise _Syntax("UTF8 ( must be followed by a literal8")
         message, _binary = cur.literal(allow_binary=True)
-        messages.append(AppendMessage(flags, internal_date, message))
+        if utf8:
+            cur.expect(b")", "')' after the UTF8 literal8")
+        messages.append(AppendMessage(flags, internal_date, message, utf8))
     return Append(tag, mailbox, tuple(messages))
 
 

@@ -12,13 +12,21 @@ A command is returned as its wire bytes without the final CRLF, literals inline 
   MAX_DISCARD octets (the rest of the command's literals included) are read and thrown away piece by
   piece, never held, and the command is answered `NO [TOOBIG]`; beyond that the answer is
   `BAD [TOOBIG]` and the connection closes.
+
+A literal larger than the spooling threshold (an APPEND of a large message) is received as SMTP
+DATA is (smtp_in/spool.py, passed in as `spooling`): into an unlinked temporary file, then
+loaded under the process's memory budget, which it holds until `release()`, once the command
+is done with it. A slow client sending a large message costs a small buffer, not the message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import re
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from mailmark.imap.encoder import continuation
 from mailmark.imap.parser import parse_tag
@@ -28,6 +36,7 @@ STREAM_LIMIT = 16 * 1024  # the asyncio stream buffer's limit (start_server(limi
 # The octets of refused non-synchronising literals one command may make the server read and drop.
 MAX_DISCARD = 64 * 1024 * 1024
 MAX_LITERALS = 1000  # literals in one command
+_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 _LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\Z")
 
 
@@ -45,6 +54,30 @@ class CommandRefused(Exception):
         self.fatal = fatal
 
 
+class LiteralSpool(Protocol):
+    async def write(self, piece: bytes) -> None: ...
+
+    async def read(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryBudget(Protocol):
+    def hold(self, size: int) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+
+class LiteralSpooling(Protocol):
+    """Where large literals wait while they are received (smtp_in.spool.DataSpooling)."""
+
+    @property
+    def threshold(self) -> int: ...
+
+    @property
+    def budget(self) -> MemoryBudget: ...
+
+    def spool(self) -> LiteralSpool: ...
+
+
 class CommandReader:
     def __init__(
         self,
@@ -53,6 +86,7 @@ class CommandReader:
         literal_limit: Callable[[bytes], int],
         *,
         max_line: int = MAX_LINE,
+        spooling: LiteralSpooling | None = None,
     ) -> None:
         """`literal_limit(first_line)` says how large a literal the command starting with that
         line may carry, or raises CommandRefused (e.g. a command not allowed in this state), so
@@ -62,6 +96,12 @@ class CommandReader:
         self._literal_limit = literal_limit
         self._max_line = max_line
         self._skip_to_eol = False
+        self._spooling = spooling
+        self._held = contextlib.AsyncExitStack()
+
+    def switch_stream(self, stream: asyncio.StreamReader) -> None:
+        """Read from `stream` from now on (the inflated input once COMPRESS is active)."""
+        self._stream = stream
 
     async def read_line(self) -> bytes:
         """One line without its line ending; CommandRefused(BAD) when it is over the limit.
@@ -131,13 +171,47 @@ class CommandReader:
                 raise
             if synchronising:
                 await self._send(continuation("Ready for literal data"))
-            data = await self._stream.readexactly(size)
+            data = await self._literal(tag, size)
             total += size
             parts.append(line + b"\r\n")
             parts.append(data)
         raise CommandRefused(
             parse_tag(parts[0]), "BAD", "Too many literals in one command", fatal=True
         )
+
+    async def _literal(self, tag: str, size: int) -> bytes:
+        spooling = self._spooling
+        if spooling is None or size <= spooling.threshold:
+            return await self._stream.readexactly(size)
+        spool = spooling.spool()
+        try:
+            remaining = size
+            while remaining:
+                piece = await self._stream.read(min(remaining, 4 * STREAM_LIMIT))
+                if not piece:
+                    raise asyncio.IncompleteReadError(b"", remaining)
+                remaining -= len(piece)
+                try:
+                    await spool.write(piece)
+                except OSError as error:
+                    # The client sends the rest regardless: read it and drop it, then answer
+                    # as a full store is answered (RFC 5530 §3).
+                    await self._discard_command(tag, remaining)
+                    if error.errno in _FULL:
+                        raise CommandRefused(
+                            tag, "NO", "The server's disk is full; nothing was stored.", "OVERQUOTA"
+                        ) from None
+                    raise CommandRefused(
+                        tag, "NO", "The message could not be received; try again.", "UNAVAILABLE"
+                    ) from None
+            await self._held.enter_async_context(spooling.budget.hold(size))
+            return await spool.read()
+        finally:
+            spool.close()
+
+    async def release(self) -> None:
+        """Give back the memory budget the literals of the last command held."""
+        await self._held.aclose()
 
     async def _discard_command(self, tag: str, size: int) -> None:
         """Read and drop a refused non-synchronising literal of `size` octets and the rest of its

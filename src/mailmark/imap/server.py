@@ -15,11 +15,12 @@ import ssl
 from dataclasses import dataclass, field
 
 from mailmark.connections import ConnectionLimits, Refusal, descriptor_of
+from mailmark.core.cpu_pool import CpuPool
 from mailmark.core.logins import MailboxLogins
 from mailmark.core.mailstore import MailStore
 from mailmark.imap import encoder
 from mailmark.imap.handlers import HANDLERS
-from mailmark.imap.reader import STREAM_LIMIT
+from mailmark.imap.reader import STREAM_LIMIT, LiteralSpooling
 from mailmark.imap.session import ImapCounters, Session, SessionConfig
 from mailmark.metrics import Metrics
 
@@ -69,6 +70,8 @@ async def start_imap_listener(
     poll_interval: float = 5.0,
     metrics: Metrics | None = None,
     sock: socket.socket | None = None,
+    cpu: CpuPool | None = None,
+    spooling: LiteralSpooling | None = None,
 ) -> ImapListener:
     """Listen on host:port (0 picks a free port), or on `sock` when it was bound earlier, until
     `close()`."""
@@ -79,6 +82,8 @@ async def start_imap_listener(
         idle_timeout=idle_timeout,
         tls_context=tls_context,
         poll_interval=poll_interval,
+        cpu=cpu or CpuPool(workers=0),
+        spooling=spooling,
     )
     connections = _Connections(limits)
 
@@ -123,14 +128,14 @@ async def start_imap_listener(
             # finished connection task for its exception, which fails on a cancelled one.
             with contextlib.suppress(ConnectionError, OSError, RuntimeError, TimeoutError):
                 await asyncio.wait_for(
-                    _say(writer, encoder.untagged_status("BYE", "Server shutting down")), 1
+                    session.send(encoder.untagged_status("BYE", "Server shutting down")), 1
                 )
         except Exception:
             log.exception("IMAP session from %s failed", ip)
             with contextlib.suppress(ConnectionError, OSError, RuntimeError):
-                await _say(writer, encoder.untagged_status("BYE", "Internal error"))
+                await session.send(encoder.untagged_status("BYE", "Internal error"))
         finally:
-            session.selected = None
+            session.close()
             connections.tasks.discard(task)
             open_sessions.dec()
             limits.release(ip)
@@ -146,7 +151,9 @@ async def start_imap_listener(
         # Small stream buffers; the reader gathers long lines piecewise up to its own bound.
         limit=STREAM_LIMIT,
     )
-    bound_host, bound_port = server.sockets[0].getsockname()[:2]
+    # The socket handed in is the one listening: uvloop has once answered `server.sockets`
+    # with None for it right after starting.
+    bound_host, bound_port = (sock or server.sockets[0]).getsockname()[:2]
     log.info("IMAP%s listening on %s:%d", "S" if implicit_tls else "", bound_host, bound_port)
     return ImapListener(server, bound_host, bound_port, connections, config.counters)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mailmark.core import search
+from mailmark.core.cpu_pool import CpuPool
 from mailmark.core.errors import (
     AuthenticationFailed,
     Conflict,
@@ -42,6 +43,7 @@ from mailmark.imap.commands import (
     Append,
     Authenticate,
     Command,
+    Compress,
     Copy,
     Enable,
     Expunge,
@@ -50,6 +52,7 @@ from mailmark.imap.commands import (
     ListCommand,
     Login,
     MailboxCommand,
+    Quota,
     Rename,
     Search,
     Select,
@@ -61,8 +64,9 @@ from mailmark.imap.commands import (
     Store,
     Thread,
 )
+from mailmark.imap.compression import Deflater, Inflater
 from mailmark.imap.parser import ParseError, parse_command, parse_tag
-from mailmark.imap.reader import MAX_LINE, CommandReader, CommandRefused
+from mailmark.imap.reader import MAX_LINE, CommandReader, CommandRefused, LiteralSpooling
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +152,10 @@ class SessionConfig:
     # by other nodes (the in-process folder signals wake it at once for this node's).
     poll_interval: float = 5.0
     counters: ImapCounters = field(default_factory=ImapCounters)
+    # Where FETCH parses and decodes large messages; not started, it uses a thread.
+    cpu: CpuPool = field(default_factory=lambda: CpuPool(workers=0))
+    # Where large APPEND literals wait while they arrive (None: in memory).
+    spooling: LiteralSpooling | None = None
 
 
 Handler = Callable[["Session", Command], Awaitable[Done | None]]
@@ -180,7 +188,11 @@ class Session:
         self.condstore = False
         peer = writer.get_extra_info("peername")
         self.client_ip = str(peer[0]) if peer else ""
-        self.reader = CommandReader(reader, self.send, self._literal_limit, max_line=MAX_LINE)
+        self.reader = CommandReader(
+            reader, self.send, self._literal_limit, max_line=MAX_LINE, spooling=config.spooling
+        )
+        self._inflater: Inflater | None = None
+        self._deflater: Deflater | None = None
 
     @property
     def selected(self) -> SelectedFolder | None:
@@ -198,28 +210,59 @@ class Session:
     # Output
 
     async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        self.write(data)
+        await self.flush()
 
     def write(self, data: bytes) -> None:
         """Queue output; `flush` (or the next `send`) pushes it out."""
+        if self._deflater is not None:
+            data = self._deflater.compress(data)
         self.writer.write(data)
 
     async def flush(self) -> None:
+        if self._deflater is not None:
+            self.writer.write(self._deflater.flush())
         await self.writer.drain()
 
-    # Names: modified UTF-7 until IMAP4rev2 is enabled (RFC 9051 §5.1: UTF-8 then).
+    # COMPRESS=DEFLATE (RFC 4978)
+
+    @property
+    def compressed(self) -> bool:
+        return self._deflater is not None
+
+    def start_compression(self) -> None:
+        """Everything after the tagged OK to COMPRESS is deflated, both ways (RFC 4978 §3)."""
+        self._inflater = Inflater(self.stream)
+        self._deflater = Deflater()
+        self.reader.switch_stream(self._inflater.stream)
+
+    def close(self) -> None:
+        """The connection is over: leave the selected folder, stop inflating input."""
+        self.selected = None
+        if self._inflater is not None:
+            self._inflater.close()
+
+    # Names: modified UTF-7 until IMAP4rev2 (RFC 9051 §5.1) or UTF8=ACCEPT (RFC 6855 §3) is
+    # enabled, UTF-8 quoted strings then.
 
     @property
     def rev2(self) -> bool:
         return "IMAP4REV2" in self.enabled
 
     @property
+    def utf8_accept(self) -> bool:
+        return "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def utf8(self) -> bool:
+        return self.rev2 or self.utf8_accept
+
+    @property
     def qresync(self) -> bool:
         return "QRESYNC" in self.enabled
 
     def decode_name(self, name: str) -> str:
-        if self.rev2:
+        if self.utf8:
             return name
         try:
             return mutf7.decode(name)
@@ -227,7 +270,9 @@ class Session:
             raise Reply("NO", str(exc), "CANNOT") from None
 
     def encode_name(self, name: str) -> bytes:
-        return encoder.string(name if self.rev2 else mutf7.encode(name))
+        if self.utf8:
+            return encoder.string(name, utf8=True)
+        return encoder.string(mutf7.encode(name))
 
     @property
     def mailbox_id(self) -> int:
@@ -242,7 +287,15 @@ class Session:
                 "OK", f"{self.config.hostname} Mailmark IMAP ready", self.capability_code()
             )
         )
+        try:
+            await self._serve_commands()
+        finally:
+            await self.reader.release()
+
+    async def _serve_commands(self) -> None:
         while self.state != SessionState.LOGOUT:
+            # What the previous command's literals held of the memory budget is free again.
+            await self.reader.release()
             try:
                 data = await asyncio.wait_for(self.reader.read_command(), self.config.idle_timeout)
             except TimeoutError:
@@ -331,9 +384,12 @@ class Session:
             "SASL-IR",
             "ID",
             "ENABLE",
+            "UTF8=ACCEPT",
             "IDLE",
             "NAMESPACE",
         ]
+        if self.state != SessionState.NOT_AUTHENTICATED:
+            caps.append("COMPRESS=DEFLATE")
         if self.state == SessionState.NOT_AUTHENTICATED:
             if self.tls:
                 caps.append("AUTH=PLAIN")
@@ -357,6 +413,9 @@ class Session:
             "QRESYNC",
             "BINARY",
             "STATUS=SIZE",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
         ]
         return caps
 
@@ -585,7 +644,7 @@ def error_reply(error: MailmarkError) -> Reply:
 
 def command_verb(command: Command) -> str:
     """The verb a command is dispatched on (UID forms share their command's verb)."""
-    if isinstance(command, (Simple, MailboxCommand)):
+    if isinstance(command, (Simple, MailboxCommand, Quota)):
         return command.name
     if isinstance(command, ListCommand):
         return "LSUB" if command.lsub else "LIST"
@@ -600,6 +659,7 @@ _VERBS: dict[type[Command], str] = {
     Login: "LOGIN",
     Authenticate: "AUTHENTICATE",
     Enable: "ENABLE",
+    Compress: "COMPRESS",
     Id: "ID",
     Rename: "RENAME",
     Status: "STATUS",

@@ -200,6 +200,15 @@ class SqlMailStore:
         total, unseen, size, recent_count = (await self._conn.execute(query)).one()
         return FolderCounts(int(total), int(unseen), int(size), int(recent_count))
 
+    async def mailbox_usage(self, mailbox_id: int) -> tuple[int, int]:
+        query = (
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(messages.c.size), 0))
+            .select_from(placements.join(messages))
+            .where(placements.c.mailbox_id == mailbox_id)
+        )
+        count, size = (await self._conn.execute(query)).one()
+        return int(count), int(size)
+
     async def claim_recent(self, folder_id: int, uid_next: int) -> int:
         query = self._dialect.for_update(
             sa.select(folders.c.first_recent_uid).where(folders.c.id == folder_id)

@@ -3,7 +3,7 @@ its handler."""
 
 from __future__ import annotations
 
-from mailmark.imap.handlers import auth, idle, mailboxes, selected
+from mailmark.imap.handlers import auth, idle, mailboxes, quota, selected
 from mailmark.imap.session import Handler, SessionState
 
 ANY = frozenset(SessionState) - {SessionState.LOGOUT}
@@ -20,6 +20,7 @@ HANDLERS: dict[str, tuple[frozenset[SessionState], Handler]] = {
     "LOGIN": (UNAUTHENTICATED, auth.do_login),
     "AUTHENTICATE": (UNAUTHENTICATED, auth.do_authenticate),
     "ENABLE": (AUTHENTICATED_OR_SELECTED, auth.do_enable),
+    "COMPRESS": (AUTHENTICATED_OR_SELECTED, auth.do_compress),
     "NAMESPACE": (AUTHENTICATED_OR_SELECTED, auth.do_namespace),
     "SELECT": (AUTHENTICATED_OR_SELECTED, mailboxes.do_select),
     "EXAMINE": (AUTHENTICATED_OR_SELECTED, mailboxes.do_select),
@@ -32,6 +33,9 @@ HANDLERS: dict[str, tuple[frozenset[SessionState], Handler]] = {
     "LSUB": (AUTHENTICATED_OR_SELECTED, mailboxes.do_list),
     "STATUS": (AUTHENTICATED_OR_SELECTED, mailboxes.do_status),
     "APPEND": (AUTHENTICATED_OR_SELECTED, mailboxes.do_append),
+    "GETQUOTAROOT": (AUTHENTICATED_OR_SELECTED, quota.do_getquotaroot),
+    "GETQUOTA": (AUTHENTICATED_OR_SELECTED, quota.do_getquota),
+    "SETQUOTA": (AUTHENTICATED_OR_SELECTED, quota.do_setquota),
     "IDLE": (AUTHENTICATED_OR_SELECTED, idle.do_idle),
     "CHECK": (ONLY_SELECTED, selected.do_check),
     "CLOSE": (ONLY_SELECTED, selected.do_close),

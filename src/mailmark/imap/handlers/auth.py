@@ -1,5 +1,5 @@
 """Any-state and not-authenticated commands: CAPABILITY, NOOP, LOGOUT, ID, STARTTLS, LOGIN,
-AUTHENTICATE PLAIN (SASL-IR), ENABLE, NAMESPACE."""
+AUTHENTICATE PLAIN (SASL-IR), ENABLE, NAMESPACE, and COMPRESS (RFC 4978)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,19 @@ import logging
 from typing import cast
 
 from mailmark.imap import encoder
-from mailmark.imap.commands import Authenticate, Command, Enable, Login
+from mailmark.imap.commands import Authenticate, Command, Compress, Enable, Login
 from mailmark.imap.session import ANSWERED, Done, Reply, Session, SessionState
 
 log = logging.getLogger(__name__)
 
 # What ENABLE can switch on (RFC 5161); anything else is silently not enabled.
-ENABLEABLE = frozenset({"IMAP4REV2", "CONDSTORE", "QRESYNC"})
+ENABLEABLE = frozenset({"IMAP4REV2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT"})
+_ENABLED_NAMES = {
+    "IMAP4REV2": "IMAP4rev2",
+    "CONDSTORE": "CONDSTORE",
+    "QRESYNC": "QRESYNC",
+    "UTF8=ACCEPT": "UTF8=ACCEPT",
+}
 
 
 async def do_capability(session: Session, command: Command) -> Done | None:
@@ -51,6 +57,9 @@ async def do_namespace(session: Session, command: Command) -> Done | None:
 
 async def do_enable(session: Session, command: Command) -> Done | None:
     assert isinstance(command, Enable)
+    if "UTF8=ACCEPT" in command.extensions and session.state != SessionState.AUTHENTICATED:
+        # RFC 6855 §3: only in the authenticated state, before any name was sent in another form.
+        raise Reply("BAD", "ENABLE UTF8=ACCEPT is only allowed in the authenticated state")
     newly = [
         ext
         for ext in dict.fromkeys(command.extensions)
@@ -60,9 +69,20 @@ async def do_enable(session: Session, command: Command) -> Done | None:
     if "CONDSTORE" in newly or "QRESYNC" in newly:
         # RFC 7162 §3.1 / §3.2.3: ENABLE CONDSTORE is CONDSTORE-enabling; QRESYNC implies it.
         session.enable_condstore()
-    names = {"IMAP4REV2": "IMAP4rev2", "CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC"}
-    session.write(encoder.untagged("ENABLED" + "".join(" " + names[ext] for ext in newly)))
+    session.write(encoder.untagged("ENABLED" + "".join(" " + _ENABLED_NAMES[ext] for ext in newly)))
     return None
+
+
+async def do_compress(session: Session, command: Command) -> Done | None:
+    """RFC 4978 §3: the OK goes out uncompressed, everything after it deflated both ways."""
+    assert isinstance(command, Compress)
+    if session.compressed:
+        raise Reply("NO", "DEFLATE is already active", "COMPRESSIONACTIVE")
+    if command.mechanism != "DEFLATE":
+        raise Reply("BAD", f"Unsupported compression mechanism {command.mechanism}")
+    await session.send(encoder.tagged(command.tag, "OK", "DEFLATE active"))
+    session.start_compression()
+    return ANSWERED
 
 
 async def do_starttls(session: Session, command: Command) -> Done | None:

@@ -259,6 +259,9 @@ async def do_append(session: Session, command: Command) -> Done | None:
     """APPEND, and RFC 3502 MULTIAPPEND: all the messages or none (§6.3.11), APPENDUID with the
     UIDs in the messages' order (RFC 4315 §3)."""
     assert isinstance(command, Append)
+    if not session.utf8 and any(message.utf8 for message in command.messages):
+        # RFC 6855 §4: the UTF8 data item only after ENABLE UTF8=ACCEPT (IMAP4rev2 includes it).
+        raise Reply("BAD", "ENABLE UTF8=ACCEPT before sending a UTF8 data item")
     name = session.decode_name(command.mailbox)
     items = [
         AppendItem(

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from mailmark.core import imap_sort, imap_structure, search
@@ -72,7 +71,11 @@ async def do_expunge(session: Session, command: Command) -> Done | None:
     return None
 
 
-def _check_charset(charset: str | None) -> None:
+def _check_charset(session: Session, charset: str | None, *, optional: bool) -> None:
+    if session.utf8_accept and charset is not None and (optional or charset != "UTF-8"):
+        # RFC 6855 §3 and its erratum 4029: once UTF8=ACCEPT is on, an optional charset label
+        # conflicts with it, and a mandatory one (SORT, THREAD) may only say UTF-8.
+        raise Reply("BAD", "CHARSET conflicts with UTF8=ACCEPT (RFC 6855 §3)")
     if charset not in (None, "UTF-8", "US-ASCII"):
         raise Reply("NO", "Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
 
@@ -81,7 +84,7 @@ async def do_sort(session: Session, command: Command) -> Done | None:
     """RFC 5256 SORT and UID SORT."""
     assert isinstance(command, Sort)
     selected = _selected(session)
-    _check_charset(command.charset)
+    _check_charset(session, command.charset, optional=False)
     criteria = session.resolve_criteria(command.criteria)
     ordered = await session.store.sort(selected.folder_id, criteria, command.keys, selected.uids)
     numbers = ordered if command.uid else [selected.seq_of(uid) or 0 for uid in ordered]
@@ -93,7 +96,7 @@ async def do_thread(session: Session, command: Command) -> Done | None:
     """RFC 5256 THREAD and UID THREAD."""
     assert isinstance(command, Thread)
     selected = _selected(session)
-    _check_charset(command.charset)
+    _check_charset(session, command.charset, optional=False)
     criteria = session.resolve_criteria(command.criteria)
     threads = await session.store.thread(
         selected.folder_id, criteria, command.algorithm, selected.uids
@@ -107,7 +110,7 @@ async def do_thread(session: Session, command: Command) -> Done | None:
 async def do_search(session: Session, command: Command) -> Done | None:
     assert isinstance(command, Search)
     selected = _selected(session)
-    _check_charset(command.charset)
+    _check_charset(session, command.charset, optional=True)
     criteria = session.resolve_criteria(command.criteria)
     found = [
         uid
@@ -228,40 +231,48 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
         )
         for attribute in attributes
     ]
-    # Sections and BINARY parse and decode message bodies: CPU work that grows with the message,
-    # done in a worker thread so a client fetching large parts never holds the event loop.
-    off_loop = any(_parses(attribute) for attribute in attributes)
+    # Sections and BINARY parse and decode message bodies: CPU work that grows with the message.
+    # A chunk holding more than a little of it is computed in a worker process (core/cpu_pool.py),
+    # so a client fetching large parts never holds the event loop; a small one is computed here.
+    requests = _section_requests(attributes)
     changed_since = command.changed_since
     answered: set[int] = set()
     announced = selected.announced
     counters = session.config.counters
-
-    def render_chunk(chunk: list[FetchedMessage]) -> list[tuple[FetchedMessage, list[bytes]]]:
-        rendered = []
-        for message in chunk:
-            if selected.seq_of(message.uid) is None or (
-                changed_since is not None and message.modseq <= changed_since
-            ):
-                continue
-            sections = imap_structure.MessageSections(message.content or b"")
-            try:
-                rendered.append((message, [item(message, sections) for item in renderers]))
-            finally:
-                counters.bytes_decoded += sections.bytes_decoded
-        return rendered
+    cpu = session.config.cpu
 
     async for chunk in session.store.fetch(selected.folder_id, uids, _wants(attributes)):
-        rendered = await asyncio.to_thread(render_chunk, chunk) if off_loop else render_chunk(chunk)
+        live = [
+            message
+            for message in chunk
+            if selected.seq_of(message.uid) is not None
+            and (changed_since is None or message.modseq > changed_since)
+        ]
+        contents = [message.content or b"" for message in live]
+        if requests:
+            extracted = await cpu.run(
+                sum(map(len, contents)), imap_structure.extract_many, contents, requests
+            )
+            sections = [
+                imap_structure.MessageSections.extracted(content, found)
+                for content, found in zip(contents, extracted, strict=True)
+            ]
+        else:
+            sections = [imap_structure.MessageSections(content) for content in contents]
+        rendered = []
+        for message, message_sections in zip(live, sections, strict=True):
+            counters.bytes_decoded += message_sections.bytes_decoded
+            rendered.append((message, [item(message, message_sections) for item in renderers]))
         # One write per chunk: each write on a TLS stream is a record and a system call.
         out: list[bytes] = []
+        flags_shown: set[str] = set()
         for message, items in rendered:
             seq = selected.seq_of(message.uid)
             if seq is None:
                 continue  # expunged while the chunk was rendered
             answered.add(message.uid)
             if wants_flags or message.uid in seen_now:
-                # Written now, ahead of this chunk's FETCH responses that may use it.
-                session.announce_keywords(message.flags)
+                flags_shown.update(message.flags)
                 announced[message.uid] = message.modseq
                 if not wants_flags:
                     items.append(
@@ -269,6 +280,8 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
                     )
             # encoder.fetch's response, its pieces joined once for the whole chunk.
             out += (b"* %d FETCH (" % seq, b" ".join(items), b")\r\n")
+        # Keywords new to the session, once per chunk, ahead of the responses that use them.
+        session.announce_keywords(flags_shown)
         session.write(b"".join(out))
         await session.flush()
     if changed_since is None and any(
@@ -280,12 +293,21 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
     return None
 
 
-def _parses(attribute: FetchAttribute) -> bool:
-    """Whether rendering the item parses or decodes the message body (BODY[] does neither)."""
-    section = attribute.section
-    if section is None:
-        return attribute.name in ("RFC822.HEADER", "RFC822.TEXT")
-    return attribute.name != "BODY" or bool(section.part or section.kind)
+def _section_requests(
+    attributes: tuple[FetchAttribute, ...],
+) -> tuple[imap_structure.SectionRequest, ...]:
+    """The sections the items need from a parse of the message body (BODY[] needs none)."""
+    requests: dict[imap_structure.SectionRequest, None] = {}
+    for attribute in attributes:
+        section = attribute.section
+        if section is None:
+            if attribute.name in ("RFC822.HEADER", "RFC822.TEXT"):
+                requests["BODY", (), attribute.name.removeprefix("RFC822."), ()] = None
+        elif attribute.name != "BODY":
+            requests["BINARY", section.part, "", ()] = None
+        elif section.part or section.kind:
+            requests["BODY", section.part, section.kind, section.fields] = None
+    return tuple(requests)
 
 
 Renderer = Callable[[FetchedMessage, imap_structure.MessageSections], bytes]
