@@ -3,6 +3,8 @@
     cd /work/main && .venv/bin/python bench/api.py [--seconds N] [--connections C]
         [--immediate] [--http-workers N] [--sqlite-synchronous FULL|NORMAL] [--py-spy FILE]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+    cd /work/main && .venv/bin/python bench/api.py --limiter [--calls N] [--connections C]
+        --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
 Mailmark: a real `mailmark serve` on a fresh data dir (SQLite with the durable default
 MAILMARK_SQLITE_SYNCHRONOUS=FULL, or a fresh PostgreSQL database with --database-url), provisioned
@@ -26,6 +28,16 @@ Prints requests/s, p50/p99 latency and the server's CPU per request (its process
 Mailmark/bare and PASS/FAIL against the target ratio >= 0.25, then checks durability: the queue rows
 must number at least the 2xx answers (and at most that plus the requests wrk abandoned in flight
 when it stopped, one per connection per run). Exit status 0 on PASS, 1 on FAIL, 2 on error.
+
+--limiter: what the per-key rate limit costs a /v1 request on PostgreSQL, in this process on a
+fresh database: the auth guard's work (`ApiKeyService.authenticate`: the cached key, its hash
+compared, a token taken) timed N times one call at a time, with each key's bucket kept in process
+(as on SQLite), shared in PostgreSQL (`PgKeyBuckets`, what `serve` runs there), and, for
+comparison, the same one statement through the SQLAlchemy pool (autocommit; its pre-ping and the
+isolation level set and reset around it). Calls alternate between the variants in rounds, so a
+change in the machine's load hits all of them alike. Prints p50/p99 per call, what sharing adds at
+the p50, then calls/s with C concurrent callers on one key (one row, locked by each statement in
+turn), and the load average before and after.
 
 This is a benchmark, not a test: the figures depend on whatever else the machine is doing.
 """
@@ -164,14 +176,19 @@ async def _client_connection(
 
 
 def load_client_main(spec: dict[str, Any]) -> int:
-    """Runs `connections` keep-alive connections for `seconds`; every request it starts is
-    finished before it stops, so its counts are exact. Prints one JSON line."""
+    """Runs `connections` keep-alive connections for `seconds`, spread round-robin over `ports`;
+    every request it starts is finished before it stops, so its counts are exact. Prints one
+    JSON line."""
     body = spec["body"].encode()
-    request = (
-        f"POST /v1/send HTTP/1.1\r\nHost: {spec['host']}:{spec['port']}\r\n"
-        f"Authorization: {spec['authorization']}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+
+    def request(port: int) -> bytes:
+        return (
+            f"POST /v1/send HTTP/1.1\r\nHost: {spec['host']}:{port}\r\n"
+            f"Authorization: {spec['authorization']}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    ports = spec["ports"]
     latencies: list[float] = []
     counts = {"2xx": 0, "non2xx": 0}
 
@@ -180,8 +197,8 @@ def load_client_main(spec: dict[str, Any]) -> int:
         stop_at = start + spec["seconds"]
         await asyncio.gather(
             *(
-                _client_connection(spec["host"], spec["port"], request, stop_at, latencies, counts)
-                for _ in range(spec["connections"])
+                _client_connection(spec["host"], port, request(port), stop_at, latencies, counts)
+                for port in (ports[i % len(ports)] for i in range(spec["connections"]))
             )
         )
         return time.perf_counter() - start
@@ -288,16 +305,20 @@ def run_wrk(target: Target, seconds: int, connections: int, workdir: Path) -> Lo
     )
 
 
-def run_asyncio_client(target: Target, seconds: int, connections: int) -> LoadResult:
+def asyncio_client_load(
+    ports: list[int], authorization: str, body: str, seconds: float, connections: int
+) -> dict[str, Any]:
+    """The asyncio load client in a process of its own: `connections` connections spread
+    round-robin over `ports` for `seconds`; its JSON summary (requests, non2xx, seconds, p50, p99
+    in seconds)."""
     spec = {
         "host": "127.0.0.1",
-        "port": target.port,
-        "authorization": target.authorization,
-        "body": target.body,
+        "ports": ports,
+        "authorization": authorization,
+        "body": body,
         "seconds": seconds,
         "connections": connections,
     }
-    cpu_before = tree_cpu_seconds(target.pid)
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), LOAD_CLIENT, json.dumps(spec)],
         check=False,
@@ -305,10 +326,18 @@ def run_asyncio_client(target: Target, seconds: int, connections: int) -> LoadRe
         text=True,
         timeout=seconds + 120,
     )
-    cpu_after = tree_cpu_seconds(target.pid)
     if result.returncode != 0:
         raise BenchError(f"the load client failed ({result.returncode}): {result.stderr[-2000:]}")
-    data = json.loads(result.stdout.strip().splitlines()[-1])
+    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def run_asyncio_client(target: Target, seconds: int, connections: int) -> LoadResult:
+    cpu_before = tree_cpu_seconds(target.pid)
+    data = asyncio_client_load(
+        [target.port], target.authorization, target.body, seconds, connections
+    )
+    cpu_after = tree_cpu_seconds(target.pid)
     return LoadResult(
         target.name,
         data["requests"],
@@ -514,6 +543,132 @@ def start_py_spy(procs: Processes, out: Path, pid: int, seconds: int) -> subproc
 
 
 # ------------------------------------------------------------------------------------------------
+# --limiter: the rate limit's cost per request
+# ------------------------------------------------------------------------------------------------
+
+LIMITER_ROUNDS = 20
+LIMITER_WARMUP_CALLS = 200
+
+
+class PooledStatementBuckets:
+    """The shared buckets' one statement run through SQLAlchemy's pool instead (comparison)."""
+
+    def __init__(self, engine: Any, rule: Any) -> None:
+        from mailmark.storage.key_buckets import take_statement
+
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._statement = take_statement(rule)
+        self._rule = rule
+
+    async def take(self, key_id: int, now: float) -> float:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(self._statement, {"key_id": key_id, "now": now})).one()
+        return 0.0 if row.admitted else float(self._rule.wait(row.tokens))
+
+    async def close(self) -> None:
+        return None
+
+
+async def limiter_costs(database_url: str, workdir: Path, calls: int, concurrency: int) -> None:
+    from mailmark.bootstrap import build_services
+    from mailmark.config import Settings
+    from mailmark.core.apikeys import ApiKeyService, BucketRule, TokenBucket
+    from mailmark.storage.key_buckets import PgKeyBuckets
+
+    settings = Settings(
+        data_dir=workdir / "data",
+        database_url=database_url,
+        hostname="mx.bench.test",
+        password_hash_cost="test",
+    )
+    services = await build_services(settings)
+    try:
+        await services.accounts.create(
+            "bench", owner_email=f"owner@{DOMAIN}", password="bench-owner-password"
+        )
+        await services.domains.add(DOMAIN, account_name="bench", trust=True)
+        header = f"Bearer {(await services.api_keys.create(DOMAIN, 'bench')).secret}"
+        # Never refuses: the cost of the check on every request, not of a refusal.
+        rule = BucketRule(rate=1e9, burst=10**9)
+        buckets: dict[str, Any] = {
+            "in process": TokenBucket(rule),
+            "shared (PgKeyBuckets)": PgKeyBuckets(services.engine, rule),
+            "shared via SQLAlchemy pool": PooledStatementBuckets(services.engine, rule),
+        }
+        guards = {
+            name: ApiKeyService(services.uow, services.clock, kept)
+            for name, kept in buckets.items()
+        }
+        try:
+            for guard in guards.values():  # the key cached, connections open, statements prepared
+                for _ in range(LIMITER_WARMUP_CALLS):
+                    await guard.authenticate(header)
+            timings: dict[str, list[float]] = {name: [] for name in guards}
+            for _ in range(LIMITER_ROUNDS):
+                for name, guard in guards.items():
+                    for _ in range(max(1, calls // LIMITER_ROUNDS)):
+                        started = time.perf_counter()
+                        await guard.authenticate(header)
+                        timings[name].append(time.perf_counter() - started)
+            throughput = {}
+            for name, guard in guards.items():
+
+                async def caller(guard: ApiKeyService = guard) -> None:
+                    for _ in range(max(1, calls // concurrency)):
+                        await guard.authenticate(header)
+
+                started = time.perf_counter()
+                await asyncio.gather(*(caller() for _ in range(concurrency)))
+                elapsed = time.perf_counter() - started
+                throughput[name] = concurrency * max(1, calls // concurrency) / elapsed
+        finally:
+            for kept in buckets.values():
+                await kept.close()
+    finally:
+        await services.close()
+
+    def pct(values: list[float], p: float) -> float:
+        ordered = sorted(values)
+        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1e6
+
+    print(f"{'buckets':<28} {'p50 us':>8} {'p99 us':>8} {f'calls/s x{concurrency}':>14}")
+    for name, values in timings.items():
+        print(
+            f"{name:<28} {pct(values, 50):>8.0f} {pct(values, 99):>8.0f} {throughput[name]:>14.0f}"
+        )
+    base = pct(timings["in process"], 50)
+    for name in list(timings)[1:]:
+        print(f"added at the p50 by {name}: {pct(timings[name], 50) - base:.0f} us per request")
+
+
+def limiter_bench(args: argparse.Namespace) -> int:
+    if not args.database_url:
+        raise BenchError("--limiter compares the buckets on PostgreSQL: give --database-url")
+    runner, loop_name = event_loop_runner()
+    workdir = Path(tempfile.mkdtemp(prefix="mailmark-bench-limiter-", dir=args.workdir))
+    try:
+        with fresh_database(args.database_url) as database_url:
+            before = os.getloadavg()
+            print(
+                f"rate limiter: ApiKeyService.authenticate on PostgreSQL, {args.calls} calls per "
+                f"variant in {LIMITER_ROUNDS} alternating rounds, one at a time; then "
+                f"{args.connections} concurrent callers; {loop_name}"
+            )
+            runner(limiter_costs(database_url, workdir, args.calls, args.connections))
+            after = os.getloadavg()
+            print(
+                "load average (1/5/15 min) before: "
+                + " ".join(f"{x:.2f}" for x in before)
+                + ", after: "
+                + " ".join(f"{x:.2f}" for x in after)
+                + f" ({os.cpu_count()} CPUs)"
+            )
+        return 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------
 # The run and the report
 # ------------------------------------------------------------------------------------------------
 
@@ -680,11 +835,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="FILE",
         help="sample `mailmark serve` with py-spy during the timed run; collapsed stacks to FILE",
     )
+    add(
+        "--limiter",
+        action="store_true",
+        help="measure the per-key rate limit's cost per request instead (needs --database-url)",
+    )
+    add("--calls", type=int, default=20_000, help="--limiter: timed calls per variant (20000)")
     add("--workdir", type=Path, default=None, help="where to create the temporary data dir")
     add("--keep", action="store_true", help="keep the data dir and the server logs")
     args = parser.parse_args(argv)
-    if args.seconds < 1 or args.connections < 1 or args.http_workers < 1:
-        parser.error("needs --seconds >= 1, --connections >= 1 and --http-workers >= 1")
+    if args.seconds < 1 or args.connections < 1 or args.http_workers < 1 or args.calls < 1:
+        parser.error(
+            "needs --seconds >= 1, --connections >= 1, --http-workers >= 1 and --calls >= 1"
+        )
     return args
 
 
@@ -702,6 +865,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)  # so that the `finally`s stop the servers
     procs = Processes()
     try:
+        if args.limiter:
+            return limiter_bench(args)
         return bench(args, procs)
     except BenchError as error:
         print(f"bench failed: {error}", file=sys.stderr)

@@ -104,19 +104,16 @@ def event_loop_runner() -> tuple[Callable[[Coroutine[Any, Any, T]], T], str]:
 # ------------------------------------------------------------------------------------------------
 
 
-def bare_server_main() -> int:
+def serve_smtp_until_signalled(handler: Any, hostname: str) -> int:
+    """Serve `handler` with aiosmtpd on a free loopback port, print the port, and stop on SIGTERM
+    or SIGINT: the receiving end of a bench, in its own process. `hostname` is fixed, as
+    Mailmark's is: SMTP() would otherwise call socket.getfqdn() per connection."""
     from aiosmtpd.smtp import SMTP
-
-    class Discard:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            return "250 OK"
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
-        handler = Discard()
-        # A fixed hostname, as Mailmark has: SMTP() would call socket.getfqdn() per connection.
         server = await loop.create_server(
-            lambda: SMTP(handler, hostname="bare.bench.test"), host="127.0.0.1", port=0
+            lambda: SMTP(handler, hostname=hostname), host="127.0.0.1", port=0
         )
         print(server.sockets[0].getsockname()[1], flush=True)
         stop = asyncio.Event()
@@ -129,6 +126,14 @@ def bare_server_main() -> int:
     run, _ = event_loop_runner()
     run(serve())
     return 0
+
+
+def bare_server_main() -> int:
+    class Discard:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            return "250 OK"
+
+    return serve_smtp_until_signalled(Discard(), "bare.bench.test")
 
 
 # ------------------------------------------------------------------------------------------------

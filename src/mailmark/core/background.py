@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+STOP_GRACE_SECONDS = 3.0
+
 
 class BackgroundLoop:
     """Subclasses write `_run`, pausing with `_pause` so that `stop` ends them at once.
@@ -27,9 +29,17 @@ class BackgroundLoop:
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run(), name=self.name)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """End the loop: the pass in hand has `grace` seconds to finish before it is cancelled.
+
+        Cancelling a pass mid-query cancels the rollback that returns its database connection
+        to the pool too, which SQLAlchemy reports as a traceback; a pass is short (one batch),
+        so waiting for it is the clean way out."""
         self._stopping.set()
         if self._runner is not None:
+            # `wait`, not `wait_for`: it neither cancels the pass at the deadline nor raises what
+            # ended it (a second `stop` finds it cancelled already).
+            await asyncio.wait([self._runner], timeout=grace)
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
