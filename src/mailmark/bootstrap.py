@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import ipaddress
 import itertools
 import logging
@@ -102,6 +101,7 @@ from mailmark.loop_lag import LoopLagMonitor
 from mailmark.managesieve.server import ManageSieveListener, start_managesieve_listener
 from mailmark.metrics import Metrics
 from mailmark.oidc.client import HttpOidcClient
+from mailmark.process_memory import freeze_startup_heap, give_large_blocks_back
 from mailmark.sanitize import MailHtmlSanitizer, Nh3Sanitizer
 from mailmark.security import (
     Argon2PasswordHasher,
@@ -1456,6 +1456,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
             load_database_driver(settings.database_url)
             switch_user(target)
             await asyncio.to_thread(require_usable_paths, settings, target)
+        give_large_blocks_back()
         services = await build_services(settings)
     except BaseException:
         _close_all(sockets)
@@ -1548,21 +1549,13 @@ async def _stop_http_workers(workers: list[asyncio.subprocess.Process]) -> None:
             await process.wait()
 
 
-def freeze_startup_heap() -> None:
-    """Put what is alive once the server is up (modules, the app, SQLAlchemy's tables and cached
-    statements: most of the heap) beyond the garbage collector. Otherwise every full collection
-    walks all of it (about 200,000 objects, 0.1-0.3 s), and falls on whichever request or IMAP
-    command happens to allocate at that moment."""
-    gc.collect()
-    gc.freeze()
-
-
 async def serve_http(settings: Settings, stop: asyncio.Event, *, parent: int) -> None:
     """One extra HTTP process of `serve --http-workers`: the web app only, no mail listeners or
     workers (the main process delivers what it queues, within the queue's idle poll). It stops
     with `stop`, or once `parent`, the process that started it, is no longer its parent: the pid
     is handed in, because one read here could already see the main process's successor (init),
     had it been killed while this one started."""
+    give_large_blocks_back()
     services = await build_services(settings)
     try:
         app = create_app(
