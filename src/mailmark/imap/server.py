@@ -102,7 +102,7 @@ async def start_imap_listener(
             )
             with contextlib.suppress(ConnectionError, OSError):
                 await _say(writer, encoder.untagged_status("BYE", text))
-            await _close(writer)
+            await close_writer(writer)
             return
         connections.tasks.add(task)
         open_sessions.inc()
@@ -139,7 +139,7 @@ async def start_imap_listener(
             connections.tasks.discard(task)
             open_sessions.dec()
             limits.release(ip)
-            await _close(writer)
+            await close_writer(writer)
 
     server = await asyncio.start_server(
         serve,
@@ -163,7 +163,13 @@ async def _say(writer: asyncio.StreamWriter, data: bytes) -> None:
     await writer.drain()
 
 
-async def _close(writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(Exception):
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    """Close a session's stream, whatever state the peer left it in."""
+    try:
         writer.close()
         await asyncio.wait_for(writer.wait_closed(), CLOSE_TIMEOUT)
+    except Exception as error:  # noqa: BLE001 - a peer gone mid-close leaves nothing to do
+        # The error's traceback holds wait_closed's frame, which holds the writer, whose
+        # protocol's future holds the error: a cycle that would keep the TLS transport and its
+        # buffers (256 KiB each) alive until a full collection.
+        error.__traceback__ = None
