@@ -1432,11 +1432,15 @@ def webhook_worker(services: Services, *, verify: ssl.SSLContext | None = None) 
     )
 
 
-async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 1) -> None:
+async def serve(
+    settings: Settings, stop: asyncio.Event, *, http_workers: int = 1, delivery_workers: int = 1
+) -> None:
     """Run every listener until `stop` is set, then shut down cleanly.
 
     With `http_workers` > 1, that many minus one more processes serve HTTP only, on the same port
-    (SO_REUSEPORT) and against the same database; they stop with this one.
+    (SO_REUSEPORT) and against the same database; with `delivery_workers` > 1, that many minus one
+    more processes deliver the outbound queue beside this one's worker, so signing and delivery
+    use more than one core. They all stop with this one.
 
     Every port is bound first; then, started as root with MAILMARK_RUN_AS_USER set, the process
     becomes that user before it opens the database or writes a file. Under systemd's
@@ -1503,20 +1507,30 @@ async def serve(settings: Settings, stop: asyncio.Event, *, http_workers: int = 
                     ),
                 )
             for _ in range(http_workers - 1):
-                workers.append(await _start_http_worker(listeners.http_port, settings))
+                workers.append(
+                    await _start_helper_process(
+                        settings, "HTTP", "--http-only", "--http-port", str(listeners.http_port)
+                    )
+                )
+            for _ in range(delivery_workers - 1):
+                workers.append(await _start_helper_process(settings, "delivery", "--delivery-only"))
             freeze_startup_heap()
             notify("READY=1\nSTATUS=listening")
             await stop.wait()
             log.info("shutting down")
             notify("STOPPING=1")
         finally:
-            await _stop_http_workers(workers)
+            await _stop_helper_processes(workers)
             await listeners.close()
     finally:
         await services.close()
 
 
-async def _start_http_worker(port: int, settings: Settings) -> asyncio.subprocess.Process:
+async def _start_helper_process(
+    settings: Settings, role: str, *arguments: str
+) -> asyncio.subprocess.Process:
+    """An extra `serve` process in `role` (`--http-only` or `--delivery-only`), told this
+    process's pid so it stops once this one is gone."""
     # The same settings file and data directory as this process, whichever way they were found.
     where = ["--data-dir", str(settings.data_dir.absolute())]
     if settings.config_file is not None:
@@ -1527,17 +1541,15 @@ async def _start_http_worker(port: int, settings: Settings) -> asyncio.subproces
         "mailmark",
         *where,
         "serve",
-        "--http-only",
-        "--http-port",
-        str(port),
+        *arguments,
         "--parent-pid",
         str(os.getpid()),
     )
-    log.info("HTTP worker process %d started", process.pid)
+    log.info("%s worker process %d started", role, process.pid)
     return process
 
 
-async def _stop_http_workers(workers: list[asyncio.subprocess.Process]) -> None:
+async def _stop_helper_processes(workers: list[asyncio.subprocess.Process]) -> None:
     for process in workers:
         if process.returncode is None:
             process.terminate()
@@ -1587,10 +1599,33 @@ async def serve_http(settings: Settings, stop: asyncio.Event, *, parent: int) ->
         )
         freeze_startup_heap()
         try:
-            while not stop.is_set() and os.getppid() == parent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), PARENT_CHECK_SECONDS)
+            await _until_stopped_or_orphaned(stop, parent)
         finally:
             await http.close()
     finally:
         await services.close()
+
+
+async def serve_delivery(settings: Settings, stop: asyncio.Event, *, parent: int) -> None:
+    """One extra process of `serve --delivery-workers`: the outbound queue's worker only. It
+    leases its own rows beside the main process's worker (the leases name their process), and
+    hears of new mail through the node bus (PostgreSQL) or its idle poll. It stops as
+    `serve_http` does."""
+    give_large_blocks_back()
+    services = await build_services(settings)
+    try:
+        worker = await asyncio.to_thread(outbound_worker, services)
+        worker.start()
+        freeze_startup_heap()
+        try:
+            await _until_stopped_or_orphaned(stop, parent)
+        finally:
+            await worker.stop()
+    finally:
+        await services.close()
+
+
+async def _until_stopped_or_orphaned(stop: asyncio.Event, parent: int) -> None:
+    while not stop.is_set() and os.getppid() == parent:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PARENT_CHECK_SECONDS)

@@ -20,6 +20,7 @@ from mailmark.bootstrap import (
     build_services,
     restore,
     serve,
+    serve_delivery,
     serve_http,
     setup_url,
 )
@@ -85,8 +86,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="serve HTTP from N processes (N-1 extra, HTTP only, same port and database)",
     )
-    # The extra processes of --http-workers run `serve --http-only`.
+    serve.add_argument(
+        "--delivery-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="deliver the outbound queue from N processes (N-1 extra, delivery only, same "
+        "database)",
+    )
+    # The extra processes of --http-workers run `serve --http-only`, those of --delivery-workers
+    # `serve --delivery-only`.
     serve.add_argument("--http-only", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--delivery-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--http-port", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
 
@@ -1179,10 +1190,15 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    parent = args.parent_pid or os.getppid()
     if args.http_only:
-        await serve_http(settings, stop, parent=args.parent_pid or os.getppid())
+        await serve_http(settings, stop, parent=parent)
+    elif args.delivery_only:
+        await serve_delivery(settings, stop, parent=parent)
     else:
-        await serve(settings, stop, http_workers=args.http_workers)
+        await serve(
+            settings, stop, http_workers=args.http_workers, delivery_workers=args.delivery_workers
+        )
     return 0
 
 
@@ -1224,9 +1240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
     if args.command == "serve":
-        if args.http_workers < 1:
-            print("mailmark: --http-workers must be at least 1", file=sys.stderr)
-            return 2
+        for option in ("http_workers", "delivery_workers"):
+            if getattr(args, option) < 1:
+                print(f"mailmark: --{option.replace('_', '-')} must be at least 1", file=sys.stderr)
+                return 2
         if args.http_port is not None:
             overrides["http_port"] = args.http_port
     try:

@@ -87,10 +87,11 @@ class Server:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(cls, env: dict[str, str], cwd: Path) -> Server:
+    async def start(cls, env: dict[str, str], cwd: Path, *arguments: str) -> Server:
         process = await asyncio.create_subprocess_exec(
             MAILMARK,
             "serve",
+            *arguments,
             env=env,
             cwd=cwd,
             stdin=asyncio.subprocess.DEVNULL,
