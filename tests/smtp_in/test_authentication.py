@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import gc
 import time
 from dataclasses import replace
 from typing import NamedTuple
@@ -413,10 +414,13 @@ async def test_from_header_is_found_unfolded_and_case_insensitively(
 async def test_malformed_messages_return_quickly_without_raising(
     authenticator: MessageAuthenticator, raw: bytes
 ) -> None:
+    gc.collect()  # a full collection of the test process's heap is not the message's cost
     started = time.process_time()
     results = await check(authenticator, raw)
-    # CPU time, not elapsed time: the work stays small (~10 ms for the worst) on a busy machine.
-    assert time.process_time() - started < 0.5
+    # CPU time, not elapsed time, and of the whole process (the check runs on a thread), so the
+    # bound is far above the ~20 ms the worst shape costs alone: a loaded CI worker has seen 0.6 s,
+    # and what it guards against, work quadratic in the 5,000-10,000 lines, costs minutes.
+    assert time.process_time() - started < 5
     assert results.dkim in ("none", "permerror", "fail")
     assert results.dmarc in ("none", "permerror", "fail")
     assert results.header().endswith(b"\r\n")
