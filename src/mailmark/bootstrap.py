@@ -441,7 +441,9 @@ async def build_services(
         learning=learning,
     )
     sieve_filter = SieveFilter(uow, mailstore, clock)
-    campaign_engine = CampaignEngine(uow, clock, sending, sender_groups)
+    campaign_engine = CampaignEngine(
+        uow, clock, sending, sender_groups, batch=settings.campaign_batch
+    )
     key_buckets = api_key_buckets(
         engine, BucketRule(settings.api_rate_limit, settings.api_rate_burst)
     )

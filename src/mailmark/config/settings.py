@@ -238,6 +238,9 @@ class Settings(BaseSettings):
     maintenance_interval: timedelta = timedelta(minutes=10)
     # How often `serve` looks for campaign stages that are due (at once after a launch or resume).
     campaign_interval: timedelta = timedelta(seconds=30)
+    # Recipients one campaign pass queues in one transaction: smaller batches hold the database
+    # write lock for less time at once, larger ones commit less often.
+    campaign_batch: int = Field(500, ge=1, le=10_000)
     # Expunge tombstones kept per folder for IMAP clients resynchronising (CONDSTORE/QRESYNC);
     # clients asking about older changes get the folder's current UIDs instead.
     tombstones_kept: int = Field(default=1000, ge=0)
