@@ -104,9 +104,19 @@ _REASONS = {
 _UNSUBSCRIBE_FIELDS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
 
 
+_TOKEN_SPACE = len(TOKEN_ALPHABET) ** TOKEN_LENGTH
+
+
 def new_token() -> str:
-    """The per-message VERP token: 24 characters from `secrets`, lower-case letters and digits."""
-    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+    """The per-message VERP token: 24 characters, lower-case letters and digits, uniform over
+    all of them. One draw from `secrets` written in base 36: a draw per character (24 reads of
+    the system's random source) cost a quarter of a millisecond, per message of a campaign."""
+    number = secrets.randbelow(_TOKEN_SPACE)
+    characters = []
+    for _ in range(TOKEN_LENGTH):
+        number, digit = divmod(number, len(TOKEN_ALPHABET))
+        characters.append(TOKEN_ALPHABET[digit])
+    return "".join(characters)
 
 
 @dataclass(frozen=True)

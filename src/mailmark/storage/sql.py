@@ -4,7 +4,7 @@ leases on queue-like tables, and the queries that find messages and blobs nothin
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -78,7 +78,7 @@ def shallow_fields(record: Any) -> dict[str, Any]:
 
 def row_values(record: Any) -> dict[str, Any]:
     """A dataclass record's column values for an insert: every field but its (unset) id."""
-    values = asdict(record)
+    values = shallow_fields(record)
     values.pop("id")
     return values
 
