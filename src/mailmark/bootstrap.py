@@ -620,6 +620,7 @@ def connect_nodes(services: Services, bus: NodeBus, throttle: LoginThrottle) -> 
 
     bus.subscribe("login", logins)
     throttle.relayed = bus.published
+    throttle.caught_up = bus.caught_up
     bus.on_resync(signals.wake_all)
     bus.on_resync(services.queue.wake)
     bus.on_resync(services.api_keys.forget_all)

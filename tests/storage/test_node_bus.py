@@ -1,6 +1,7 @@
 """The node bus against a real PostgreSQL: notices reach the other bus and not their sender, a large
 batch is split under the payload limit and arrives whole, a dropped connection is re-opened and
-answered with a resync, and exactly one bus is the leader, the lock passing on when it dies."""
+answered with a resync, a bus that catches up has handled what was sent before, and exactly one
+bus is the leader, the lock passing on when it dies."""
 
 from __future__ import annotations
 
@@ -71,6 +72,22 @@ async def test_a_notice_reaches_the_other_node_only(buses: list[NodeBus]) -> Non
     await until(lambda: sum(len(ids) for _, ids in heard) >= 3000)
     assert {who for who, _ in heard} == {"second"}
     assert sorted(i for _, ids in heard for i in ids) == list(range(3000))
+
+
+@needs_postgresql
+async def test_after_catching_up_every_notice_sent_before_is_handled(
+    buses: list[NodeBus],
+) -> None:
+    """The login throttle's barrier: a failure one node has sent is counted on another before
+    that one checks an attempt (no waiting, no polling)."""
+    first, second = buses
+    heard: list[Any] = []
+    second.subscribe("login", heard.extend)
+    for attempt in range(20):
+        first.publish("login", attempt)
+        await first.published()
+        await second.caught_up()
+        assert heard == list(range(attempt + 1))
 
 
 @needs_postgresql

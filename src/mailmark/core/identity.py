@@ -334,7 +334,7 @@ class IdentityService:
 
     async def _check_password(self, email: str, password: str, ip: str) -> User:
         """The user whose password this is, through the throttle (per IP and per email)."""
-        self._reserve(ip, email)
+        await self._reserve(ip, email)
         failed = True
         try:
             user = await self.find_user_by_email(email)
@@ -357,8 +357,8 @@ class IdentityService:
         finally:
             await self._throttle.settle(ip, email, failed=failed)
 
-    def _reserve(self, ip: str, target: str) -> None:
-        wait = self._throttle.reserve(ip, target)
+    async def _reserve(self, ip: str, target: str) -> None:
+        wait = await self._throttle.reserve_counted(ip, target)
         if wait is not None:
             raise TooManyAttempts(_TOO_MANY.format(seconds=retry_seconds(wait)), retry_after=wait)
 
@@ -379,7 +379,7 @@ class IdentityService:
             raise Unauthenticated("Your sign-in expired; sign in again.")
         session, user, account_name = found
         assert user.id is not None and session.id is not None
-        self._reserve(ip, user.email)
+        await self._reserve(ip, user.email)
         failed = True
         try:
             async with self._uow() as uow:
@@ -601,7 +601,7 @@ class IdentityService:
     async def _verify_own_password(
         self, viewer: Viewer, password: str, ip: str, *, field: str
     ) -> None:
-        self._reserve(ip, viewer.email)
+        await self._reserve(ip, viewer.email)
         failed = True
         try:
             async with self._uow(read_only=True) as uow:
@@ -631,7 +631,7 @@ class IdentityService:
         """Turn two-factor sign-in on with a code from the app; the 10 recovery codes, shown
         once (only their hashes are kept)."""
         now = self._clock.now()
-        self._reserve(ip, viewer.email)
+        await self._reserve(ip, viewer.email)
         failed = True
         try:
             async with self._uow() as uow:

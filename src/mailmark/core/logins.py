@@ -7,7 +7,9 @@ IP and per target (the mailbox address or the user's email); past either limit t
 refused without even checking the password, so a guesser cannot use the server as an oracle.
 
 Nodes sharing a PostgreSQL database share the counts: every finished attempt goes to the other
-nodes over the node bus (`relay` → `record`), so switching node gains a guesser nothing either.
+nodes over the node bus (`relay` → `record`), a failure is answered only once it has gone out,
+and a node catches up with the bus before it reserves an attempt, so switching node gains a
+guesser nothing either.
 A node started later begins with empty counts, and attempts in flight on another node are not
 counted here until they finish (a burst spread over N nodes may get N in-flight guesses past).
 """
@@ -148,6 +150,9 @@ class LoginThrottle:
         # too, and awaited until that has gone out (set by bootstrap to the node bus).
         self.relay: Callable[[str, str, bool], None] | None = None
         self.relayed: Callable[[], Awaitable[None]] | None = None
+        # Awaited before an attempt is reserved, until the other nodes' attempts reported so far
+        # are counted here (set by bootstrap to the node bus).
+        self.caught_up: Callable[[], Awaitable[None]] | None = None
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
@@ -161,6 +166,13 @@ class LoginThrottle:
             if wait is not None
         ]
         return max(waits) if waits else None
+
+    async def reserve_counted(self, ip: str, target: str) -> float | None:
+        """`reserve`, once the failures other nodes answered before now are counted here: a
+        guesser told "no" on one node and trying the next at once is still refused."""
+        if self.caught_up is not None:
+            await self.caught_up()
+        return self.reserve(ip, target)
 
     def reserve(self, ip: str, target: str) -> float | None:
         """Take one attempt for (ip, target), to `finish` after checking the password; or, when
@@ -226,7 +238,7 @@ class MailboxLogins:
 
     async def authenticate(self, address: str, password: str, client_ip: str) -> Mailbox:
         """The mailbox, or AuthenticationFailed / TooManyAttempts (whose message says when to retry)."""
-        wait = self._throttle.reserve(client_ip, address)
+        wait = await self._throttle.reserve_counted(client_ip, address)
         if wait is not None:
             raise TooManyAttempts(
                 "Too many failed logins from your address; "

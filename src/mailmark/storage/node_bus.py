@@ -283,6 +283,23 @@ class NodeBus:
                     if not done.done():
                         done.set_result(None)
 
+    async def caught_up(self) -> None:
+        """Return once the notices other nodes sent before this call have been handled here.
+        PostgreSQL hands a listening session the notices committed meanwhile before it answers
+        the session's next query (at the latest ahead of ReadyForQuery), and asyncpg passes
+        them to `_received` before the query's answer wakes its caller: one round trip on the
+        listening connection is the barrier. Without a connection there is nothing to wait for
+        (the notices are lost either way, and a reconnection resyncs)."""
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            async with self._connection_lock:
+                await connection.fetchval("SELECT 1")
+        except CONNECTION_ERRORS as error:
+            log.warning("node bus: could not catch up: %s", error)
+        await asyncio.sleep(0)  # the listener callbacks asyncpg scheduled run first
+
     async def _notify(self, messages: Sequence[str]) -> None:
         connection = self._connection
         if connection is None or not messages:
