@@ -25,7 +25,7 @@ from mailmark_sdk import (
     ValidationError,
 )
 
-from tests.sdk.conftest import LiveApi
+from tests.sdk.conftest import RATE_BURST, LiveApi
 from tests.support.world import World, stored_copies
 
 
@@ -325,10 +325,10 @@ async def test_async_client_mailboxes_and_groups(live_api: LiveApi) -> None:
 async def test_async_client_raises_rate_limit_with_retry_after(live_api: LiveApi) -> None:
     async with AsyncMailmark(live_api.spare_api_key, base_url=live_api.base_url) as client:
         results = await asyncio.gather(
-            *(client.list_mailboxes() for _ in range(100)), return_exceptions=True
+            *(client.list_mailboxes() for _ in range(2 * RATE_BURST)), return_exceptions=True
         )
     limited = [result for result in results if isinstance(result, MailmarkError)]
-    assert limited, "100 requests at once met no rate limit"
+    assert limited, f"{2 * RATE_BURST} requests at once met no rate limit"
     assert all(isinstance(error, RateLimitError) for error in limited), limited[:3]
     first = limited[0]
     assert isinstance(first, RateLimitError)
