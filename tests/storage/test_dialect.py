@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import aiosqlite
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mailmark.storage.dialect import POSTGRESQL, SQLITE, Dialect, dialect_named
-from mailmark.storage.tables import accounts, deliveries, events
+from mailmark.storage.tables import accounts, deliveries, events, placements
 from tests.support.world import World
 
 
@@ -60,3 +63,78 @@ async def test_insert_many_returns_each_rows_id_in_order(world: World) -> None:
 
     assert len(set(ids)) == len(rows)
     assert [stored[i] for i in ids] == [row["type"] for row in rows]
+
+
+async def _inbox_of_three(world: World) -> int:
+    assert world.sales.id is not None
+    for n in (1, 2, 3):
+        raw = f"From: a@example.org\r\nSubject: n{n}\r\n\r\nBody {n}\r\n".encode()
+        await world.services.mailstore.append(world.sales.id, "INBOX", raw)
+    return (await world.services.mailstore.select(world.sales.id, "INBOX")).folder_id
+
+
+async def test_all_rows_reads_what_sqlalchemy_reads(world: World) -> None:
+    """The hot-path read (straight on the driver on SQLite) gives the rows SQLAlchemy gives, for
+    a statement it runs itself and for one it hands back (an expanding parameter)."""
+    folder_id = await _inbox_of_three(world)
+    dialect = world.services.uow.dialect
+    uid = placements.c.uid
+    among = (
+        sa.select(uid, placements.c.modseq)
+        .where(placements.c.folder_id == sa.bindparam("folder"))
+        .where(dialect.among_bound_ids(uid, "uids"))
+        .order_by(uid)
+    )
+    expanding = sa.select(uid).where(uid.in_(sa.bindparam("uids", expanding=True))).order_by(uid)
+    async with world.services.uow(read_only=True) as uow:
+        conn = uow.mailstore._conn
+        params = {"folder": folder_id, "uids": dialect.bound_ids([3, 1, 7])}
+        direct = await dialect.all_rows(conn, among, params)
+        usual = (await conn.execute(among, params)).all()
+        assert [tuple(row) for row in direct] == [tuple(row) for row in usual]
+        assert [row[0] for row in direct] == [1, 3]
+        rows = await dialect.all_rows(conn, expanding, {"uids": [2, 3]})
+        assert [row[0] for row in rows] == [2, 3]
+
+
+async def test_a_read_only_unit_on_sqlite_reads_in_one_hand_off_and_leaves_nothing_open(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only unit whose one read goes through `all_rows` costs one trip to the driver's
+    thread: no BEGIN, no ROLLBACK, and no second rollback when the pool takes it back. Units
+    that did begin a transaction still give their connection back with none open."""
+    if world.services.uow.dialect is not SQLITE:
+        pytest.skip("the hand-offs are aiosqlite's")
+    folder_id = await _inbox_of_three(world)
+    trips: list[str] = []
+    forward = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(getattr(fn, "__name__", repr(fn)))
+        return await forward(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    services = world.services
+    async with services.uow(read_only=True) as uow:
+        rows = await uow.mailstore.fetch_rows(folder_id, [1, 3], False, True)
+    assert [row.uid for row in rows] == [1, 3]
+    assert len(trips) == 1, trips
+
+    async def open_transactions() -> list[bool]:
+        connections = [await services.engine.connect() for _ in range(3)]
+        try:
+            return [
+                (await conn.get_raw_connection()).driver_connection.in_transaction
+                for conn in connections
+            ]
+        finally:
+            for conn in connections:
+                await conn.close()
+
+    async with services.uow(read_only=True) as uow:
+        await uow.folders.list_for_mailbox(world.sales.id or 0)  # SQLAlchemy begins
+    with pytest.raises(RuntimeError):
+        async with services.uow() as uow:
+            await uow.folders.list_for_mailbox(world.sales.id or 0)
+            raise RuntimeError("abandoned")
+    assert await open_transactions() == [False, False, False]

@@ -22,6 +22,7 @@ _TEMP_PREFIX = ".tmp-"
 # Blobs of one batch written (and fsynced) side by side.
 FSYNC_THREADS = 32
 _KEY = re.compile(r"[0-9a-f]{64}")
+_READ_CHUNK = 256 * 1024
 
 
 def _fsync_dir(path: Path) -> None:
@@ -33,10 +34,18 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _read_files(paths: Sequence[str]) -> list[bytes]:
+    """Each file's bytes, read with plain descriptors: a file object per path cost a third of
+    the reads of a hundred small messages (IMAP FETCH BODY[] reads them in batches)."""
     out = []
     for path in paths:
-        with open(path, "rb", buffering=0) as file:
-            out.append(file.readall())
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while chunk := os.read(descriptor, _READ_CHUNK):
+                chunks.append(chunk)
+        finally:
+            os.close(descriptor)
+        out.append(chunks[0] if len(chunks) == 1 else b"".join(chunks))
     return out
 
 
@@ -81,7 +90,7 @@ class FileBlobStore:
     def _file(self, key: str) -> str:
         if not _KEY.fullmatch(key):
             raise ValueError(f"not a blob key: {key!r}")
-        return os.path.join(self._root_text, key[:2], key)
+        return f"{self._root_text}/{key[:2]}/{key}"
 
     async def put(self, data: bytes) -> tuple[str, bool]:
         try:

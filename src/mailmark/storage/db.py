@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolResetState
 from sqlalchemy.util.concurrency import await_
 
 from mailmark.core.errors import StorageFull, StorageUnavailable
@@ -75,6 +76,8 @@ def _sqlite_engine(database_url: str, synchronous: str, busy_timeout_ms: int) ->
         connect_args={"timeout": busy_timeout_ms / 1000},
         pool_size=10,
         max_overflow=20,
+        # Reset by `_on_reset` below instead.
+        pool_reset_on_return=None,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -88,6 +91,14 @@ def _sqlite_engine(database_url: str, synchronous: str, busy_timeout_ms: int) ->
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, reset_state: PoolResetState) -> None:
+        # A connection goes back to the pool with no transaction open. The pool's own reset
+        # rolled back every time: a hand-off to the connection's thread after each unit of work,
+        # which had almost always ended its transaction already. SQLite says whether one is open.
+        if not reset_state.terminate_only and dbapi_connection._connection.in_transaction:
+            dbapi_connection.rollback()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -7,17 +7,25 @@ aggregation, and the full-text table (SQLite FTS5 with the trigram tokenizer | p
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailmark.storage.tables import FULLTEXT_TABLE
+
+# A statement `Dialect.all_rows` runs on the driver: its SQL text and its parameters' names in
+# order; () for one it leaves to SQLAlchemy.
+PlainRead = tuple[str, tuple[str, ...]] | tuple[()]
 
 
 class Dialect(ABC):
@@ -69,6 +77,21 @@ class Dialect(ABC):
     @abstractmethod
     def json_array_values(self, column: sa.ColumnElement[Any]) -> sa.TableValuedAlias:
         """A table of a JSON array's elements as text, in a `value` column."""
+
+    def among_bound_ids(self, column: sa.ColumnElement[int], name: str) -> sa.ColumnElement[bool]:
+        """`column` is one of the integers bound as `name`; pass them through `bound_ids`."""
+        return column.in_(sa.bindparam(name, expanding=True))
+
+    def bound_ids(self, ids: Sequence[int]) -> Any:
+        """The value to bind for `among_bound_ids`."""
+        return list(ids)
+
+    async def all_rows(
+        self, conn: AsyncConnection, query: sa.Select[Any], params: dict[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """Every row of a read on a hot path, each indexable by column position."""
+        rows: Sequence[Sequence[Any]] = (await conn.execute(query, params)).all()
+        return rows
 
     def stored_datetime(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[Any]:
         """A UTC datetime column read the cheapest way: a datetime or its stored text."""
@@ -137,6 +160,7 @@ class SqliteDialect(Dialect):
     exclude each other: no row or key lock is needed, and none is taken."""
 
     name = "sqlite"
+    _compiled_reads: ClassVar[dict[sa.Select[Any], PlainRead]] = {}
     fulltext = sa.table(FULLTEXT_TABLE, sa.column("rowid"), sa.column("header"), sa.column("body"))
     fulltext_key = fulltext.c.rowid
 
@@ -163,6 +187,36 @@ class SqliteDialect(Dialect):
 
     def json_array_values(self, column: sa.ColumnElement[Any]) -> sa.TableValuedAlias:
         return sa.func.json_each(column).table_valued("value")
+
+    def among_bound_ids(self, column: sa.ColumnElement[int], name: str) -> sa.ColumnElement[bool]:
+        # One JSON text instead of an expanding IN: the statement's text no longer depends on
+        # how many ids there are, so it is compiled once (see `all_rows`). SQLite still looks
+        # each id up in the index.
+        values = self.json_array_values(sa.bindparam(name, type_=sa.Text))
+        return column.in_(sa.select(values.c.value))
+
+    def bound_ids(self, ids: Sequence[int]) -> Any:
+        return json.dumps([int(i) for i in ids])
+
+    async def all_rows(
+        self, conn: AsyncConnection, query: sa.Select[Any], params: dict[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        # Straight on the aiosqlite connection: one hand-off to its thread where SQLAlchemy's
+        # cursor took four, and no result processing. In a unit's transaction if one is open;
+        # as a read-only unit's first statement, outside one (autocommit): its own snapshot,
+        # with no BEGIN and ROLLBACK around it. Statements whose parameters or columns need a
+        # type's conversion go the usual way. `query` must be built once (it keys a cache).
+        compiled = _plain_read(self._compiled_reads, query, conn.dialect)
+        if not compiled:
+            return await super().all_rows(conn, query, params)
+        sql, names = compiled
+        values = [params[name] for name in names]
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+        try:
+            rows: Sequence[Sequence[Any]] = await raw.execute_fetchall(sql, values)
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(sql, values, error, sqlite3.Error) from error
+        return rows
 
     def stored_datetime(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[Any]:
         # The text UtcDateTime stored ("YYYY-MM-DD HH:MM:SS.ffffff", UTC): cheaper to parse
@@ -206,6 +260,7 @@ class PostgresDialect(Dialect):
     """The scale-out store: several nodes share it, so rows and keys are locked explicitly."""
 
     name = "postgresql"
+    _compiled_reads: ClassVar[dict[sa.Select[Any], PlainRead]] = {}
     fulltext = sa.table(
         FULLTEXT_TABLE, sa.column("message_id"), sa.column("header"), sa.column("body")
     )
@@ -241,6 +296,33 @@ class PostgresDialect(Dialect):
 
     def json_array_values(self, column: sa.ColumnElement[Any]) -> sa.TableValuedAlias:
         return sa.func.json_array_elements_text(column).table_valued("value").render_derived()
+
+    def among_bound_ids(self, column: sa.ColumnElement[int], name: str) -> sa.ColumnElement[bool]:
+        # `= ANY($n)` with the ids as one array, whose type PostgreSQL takes from the column: the
+        # statement's text does not depend on how many there are (see `all_rows`).
+        return column == sa.any_(sa.bindparam(name, type_=sa.types.NullType()))
+
+    def stored_datetime(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[Any]:
+        # asyncpg reads timestamptz as an aware UTC datetime already.
+        return sa.type_coerce(column, sa.DateTime(timezone=True))
+
+    async def all_rows(
+        self, conn: AsyncConnection, query: sa.Select[Any], params: dict[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        # Straight on the asyncpg connection. As a read-only unit's first statement it runs
+        # without BEGIN and ROLLBACK, two round trips fewer (under READ COMMITTED each statement
+        # has its own snapshot anyway); in an open transaction, inside it.
+        compiled = _plain_read(self._compiled_reads, query, conn.dialect)
+        if not compiled:
+            return await super().all_rows(conn, query, params)
+        sql, names = compiled
+        values = [params[name] for name in names]
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+        try:
+            rows: Sequence[Sequence[Any]] = await raw.fetch(sql, *values)
+        except asyncpg.PostgresError as error:
+            raise DBAPIError.instance(sql, values, error, asyncpg.PostgresError) from error
+        return rows
 
     def utc_day(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[date]:
         return sa.cast(sa.func.timezone("UTC", column), sa.Date())
@@ -282,3 +364,26 @@ def dialect_named(name: str) -> Dialect:
         if dialect.name == name:
             return dialect
     raise ValueError(f"unsupported database {name!r}: use SQLite or PostgreSQL")
+
+
+def _plain_read(
+    cache: dict[sa.Select[Any], PlainRead], query: sa.Select[Any], dialect: sa.Dialect
+) -> PlainRead:
+    """The SQL text and positional parameter names of `query`, or () when a parameter is
+    expanded at execution or a parameter or column type converts values (the driver's values
+    would then differ from SQLAlchemy's); computed once per statement."""
+    known = cache.get(query)
+    if known is None:
+        known = cache[query] = _compile_plain_read(query, dialect)
+    return known
+
+
+def _compile_plain_read(query: sa.Select[Any], dialect: sa.Dialect) -> PlainRead:
+    compiled = query.compile(dialect=dialect)
+    names = tuple(compiled.positiontup or ())
+    binds = [compiled.binds[name] for name in names]
+    if any(bind.expanding or bind.type.bind_processor(dialect) for bind in binds):
+        return ()
+    if any(column.type.result_processor(dialect, None) for column in query.selected_columns):
+        return ()
+    return compiled.string, names

@@ -348,11 +348,11 @@ class SqlMailStore:
         if contiguous:
             params.update(low=wanted[0], high=wanted[-1])
         else:
-            params["uids"] = wanted
+            params["uids"] = self._dialect.bound_ids(wanted)
         keep = set(wanted)
         decoded: dict[str, tuple[str, ...]] = {}
         out = []
-        for row in await self._conn.execute(query, params):
+        for row in await self._dialect.all_rows(self._conn, query, params):
             uid, message_id, flag_text, modseq, moment, size, blob_key, prefix = row[:8]
             if uid not in keep:
                 continue
@@ -403,7 +403,7 @@ class SqlMailStore:
         chosen = (
             uid.between(sa.bindparam("low"), sa.bindparam("high"))
             if contiguous
-            else uid.in_(sa.bindparam("uids", expanding=True))
+            else self._dialect.among_bound_ids(uid, "uids")
         )
         query = _FETCH_QUERIES[key] = (
             sa.select(*columns)

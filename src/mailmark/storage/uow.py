@@ -97,8 +97,11 @@ class SqlUnitOfWork:
             raise
         try:
             if self._read_only:
+                # Begun by the first statement (SQLAlchemy's autobegin), so a unit whose reads
+                # all go through `Dialect.all_rows` pays for no BEGIN and ROLLBACK on SQLite.
                 await self._conn.execution_options(**{READ_ONLY_OPTION: True})
-            await self._conn.begin()
+            else:
+                await self._conn.begin()
         except BaseException as error:
             await self._conn.close()
             _raise_fault(error)
