@@ -137,3 +137,65 @@ async def test_a_blob_gone_between_reading_the_rows_and_the_bytes_is_no_bye(
             b"F1 NO [EXPUNGEISSUED] Some of the messages were expunged meanwhile\r\n"
         ]
         assert await reader.ok(b"N1", b"NOOP") == [b"N1 OK NOOP completed\r\n"]
+
+
+async def test_a_content_fetch_without_flags_serves_what_this_node_read_lately(
+    listeners: Listeners, world: World
+) -> None:
+    """Where a message's content lies never changes while its UID names it, so a FETCH of
+    content that reports no flags serves a message this node read lately without reading the
+    database: even once another node expunged it, which RFC 9051 §7.5.1 allows until the
+    session is told. A FETCH that reports FLAGS reads the database and finds it gone."""
+    await _three_messages(world)
+    services = world.services
+    assert world.sales.id is not None
+    other_node = MailStore(
+        services.uow,
+        services.blobs,
+        services.clock,
+        FolderSignals(),
+        max_message_size=services.settings.max_message_size,
+        delivery=services.delivery,
+    )
+    body = _message(2)
+    served = b"* 2 FETCH (BODY[] {%d}\r\n" % len(body) + body + b")\r\n"
+    async with session(listeners.imaps_port, select="INBOX") as reader:
+        assert await reader.ok(b"F1", b"FETCH 2 BODY.PEEK[]") == [
+            served,
+            b"F1 OK FETCH completed\r\n",
+        ]
+        # A copy elsewhere keeps the content stored once the INBOX placement is gone.
+        await reader.ok(b"C1", b"COPY 2 Archive")
+        snapshot = await other_node.select(world.sales.id, "INBOX")
+        await other_node.store_flags(snapshot.folder_id, [2], "add", ["\\Deleted"])
+        assert await other_node.expunge(snapshot.folder_id) == [2]
+
+        assert await reader.ok(b"F2", b"FETCH 2 BODY.PEEK[]") == [
+            served,
+            b"F2 OK FETCH completed\r\n",
+        ]
+        assert await reader.run(b"F3", b"FETCH 2 (FLAGS BODY.PEEK[])") == [
+            b"F3 NO [EXPUNGEISSUED] Some of the messages were expunged meanwhile\r\n"
+        ]
+        lines = await reader.ok(b"N1", b"NOOP")
+        assert b"* 2 EXPUNGE\r\n" in lines
+
+
+async def test_a_folder_made_after_one_deleted_never_serves_the_deleted_ones_content(
+    listeners: Listeners, world: World
+) -> None:
+    """SQLite gives a deleted folder's id to the next folder made; a content FETCH in the new
+    folder serves its own message, never what was read from the old one under that id."""
+    async with session(listeners.imaps_port) as c:
+        for name, n in ((b"Old", 1), (b"New", 2)):
+            raw = _message(n)
+            await c.ok(b"C1", b"CREATE " + name)
+            await c.ok(b"A1", b"APPEND %s {%d+}\r\n%s" % (name, len(raw), raw))
+            await c.ok(b"S1", b"SELECT " + name)
+            assert await c.ok(b"F1", b"FETCH 1 BODY.PEEK[]") == [
+                b"* 1 FETCH (BODY[] {%d}\r\n" % len(raw) + raw + b")\r\n",
+                b"F1 OK FETCH completed\r\n",
+            ]
+            await c.ok(b"U1", b"UNSELECT")
+            if name == b"Old":
+                await c.ok(b"D1", b"DELETE Old")

@@ -208,9 +208,36 @@ def test_search_keys() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "ranges"),
+    [
+        (b"1", ((1, 1),)),
+        (b"*", ((None, None),)),
+        (b"1:*", ((1, None),)),
+        (b"2,4:7,9,12:*", ((2, 2), (4, 7), (9, 9), (12, None))),
+        (b"7:3,*:5", ((7, 3), (None, 5))),
+        (b"4294967295", ((4294967295, 4294967295),)),
+        (
+            b",".join(b"%d" % n for n in range(1, 10_000, 100)),
+            tuple((n, n) for n in range(1, 10_000, 100)),
+        ),
+    ],
+)
+def test_sequence_sets(text: bytes, ranges: tuple[tuple[int | None, int | None], ...]) -> None:
+    command = parse_command(b"a UID FETCH " + text + b" (UID)")
+    assert isinstance(command, Fetch) and command.sequence == SequenceSet(ranges)
+
+
+@pytest.mark.parametrize(
     ("line", "tag", "fragment"),
     [
         (b"", "*", "tag"),
+        (b"a FETCH 1,0 FLAGS", "a", "non-zero"),
+        (b"a FETCH 1:0 FLAGS", "a", "non-zero"),
+        (b"a FETCH 4294967296 FLAGS", "a", "out of range"),
+        (b"a FETCH 1,,2 FLAGS", "a", "number"),
+        (b"a FETCH 1:2:3 FLAGS", "a", "space"),
+        (b"a FETCH 1, FLAGS", "a", "number"),
+        (b"a FETCH " + b"1," * 10_001 + b"1 FLAGS", "a", "too long"),
         (b"a", "a", "space"),
         (b"a FROB", "a", "unknown command"),
         (b"a LOGIN onlyuser", "a", "space"),
@@ -342,6 +369,9 @@ def test_encoder_strings_and_sets() -> None:
     assert encoder.date_time(
         datetime(2026, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-5)))
     ) == (b'" 3-Feb-2026 04:05:06 -0500"')
+    assert encoder.date_time(datetime(2026, 12, 24, 23, 5, 6, tzinfo=UTC)) == (
+        b'"24-Dec-2026 23:05:06 +0000"'
+    )
     assert (
         encoder.tagged("a", "NO", "bad\r\nthing", "TRYCREATE") == b"a NO [TRYCREATE] bad thing\r\n"
     )

@@ -61,6 +61,9 @@ CONTENT_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_FOLDER_NAME = 255
 # UIDs kept by SELECT's cache of unchanged folders, over all of them (about 36 bytes each).
 SELECTED_UIDS_KEPT = 500_000
+# Messages whose place of content FETCH keeps (see `MailStore._content_rows`; about 600 bytes
+# each).
+CONTENT_ROWS_KEPT = 10_000
 # Conversation counts kept, by folder state: a page of a big folder need not count it again.
 CONVERSATION_COUNTS_KEPT = 1_000
 MAX_FLAGS = 100
@@ -229,10 +232,16 @@ class FetchWants:
     envelope: bool = False
     bodystructure: bool = False  # BODYSTRUCTURE and BODY (non-extensible) both come with this
     content: bool = False  # the message's bytes (BODY[...], BINARY[...], RFC822*)
+    # The flags and MODSEQ must be current. When not, a message whose content this node read
+    # lately may come with the flags and MODSEQ it had then (see `MailStore._content_rows`).
+    state: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FetchedMessage:
+    """One message as a FETCH renders it. Not frozen: one is built per message fetched, and a
+    frozen dataclass's __init__ (object.__setattr__ per field) cost five times as much."""
+
     uid: int
     flags: tuple[str, ...]
     modseq: int
@@ -320,6 +329,11 @@ class MailStore:
         # folder selected again unchanged, by any session on this node, costs one row.
         self._selected_uids: dict[int, tuple[tuple[int, int, int], FolderUids]] = {}
         self._selected_uids_held = 0
+        # Where the content of a message FETCH read lately lies, by (folder, UIDVALIDITY, UID):
+        # none of it changes while the UID names the message (RFC 9051 §2.3.1.1: a UID is never
+        # given twice under one UIDVALIDITY), so a content FETCH that reports no flags reads
+        # only the blobs. The oldest go beyond CONTENT_ROWS_KEPT.
+        self._content_rows: dict[tuple[int, int, int], FetchRow] = {}
         self._conversation_counts: dict[
             tuple[tuple[tuple[int, int, int], ...], Criteria | None], int
         ] = {}
@@ -467,6 +481,9 @@ class MailStore:
             assert folder.id is not None
             orphaned = await uow.mailstore.delete_folder(folder.id)
             await uow.commit()
+        # SQLite may give the id to a later folder; its UIDVALIDITY tells them apart too.
+        for key in [key for key in self._content_rows if key[0] == folder.id]:
+            del self._content_rows[key]
         self.signals.publish(mailbox_id)
         await self.remove_unused_blobs(orphaned)
 
@@ -663,26 +680,35 @@ class MailStore:
     # Messages
 
     async def fetch(
-        self, folder_id: int, uids: Sequence[int], want: FetchWants
+        self,
+        folder_id: int,
+        uids: Sequence[int],
+        want: FetchWants,
+        *,
+        uidvalidity: int | None = None,
     ) -> AsyncIterator[list[FetchedMessage]]:
         """The messages among `uids` still in the folder, by uid ascending, in chunks of at most
         FETCH_CHUNK (fewer when contents are wanted: at most CONTENT_CHUNK_BYTES of them): a
         FETCH over a large folder never holds it all. Each chunk's contents are read in one batch
-        (`BlobStore.get_many`). No transaction stays open while the caller consumes a chunk."""
+        (`BlobStore.get_many`). No transaction stays open while the caller consumes a chunk.
+
+        With the folder's `uidvalidity`, a content FETCH without structure uses and fills the
+        cache of where contents lie; with `want.state` False a cached message is served without
+        reading the database, even when another node expunged it meanwhile (RFC 9051 §7.5.1
+        lets a server serve a message it has not yet told the session is gone)."""
         wanted = sorted(set(uids))
         structure = want.envelope or want.bodystructure
+        validity = uidvalidity if want.content and not structure else None
         for start in range(0, len(wanted), FETCH_CHUNK):
             chunk = wanted[start : start + FETCH_CHUNK]
-            retained = self._retained.get(folder_id, {})
-            async with self._uow(read_only=True) as uow:
-                rows = await uow.mailstore.fetch_rows(folder_id, chunk, structure, want.content)
-                found = {row.uid for row in rows}
-                kept = [retained[u] for u in chunk if u not in found and u in retained]
-                if kept:
-                    rows = sorted(
-                        rows + await self._retained_rows(uow, kept, structure, want.content),
-                        key=lambda row: row.uid,
-                    )
+            cached: list[FetchRow] = []
+            if validity is not None and not want.state:
+                cached, chunk = self._cached_content_rows(folder_id, validity, chunk)
+            rows = await self._fetch_rows(folder_id, chunk, structure, want.content)
+            if validity is not None:
+                self._keep_content_rows(folder_id, validity, rows)
+            if cached:
+                rows = sorted(cached + rows, key=lambda row: row.uid)
             if structure:
                 rows = await self._fill_index(folder_id, rows)
             if not want.content:
@@ -695,6 +721,48 @@ class MailStore:
                     for row, data in zip(group, contents, strict=True)
                     if data is not None
                 ]
+
+    async def _fetch_rows(
+        self, folder_id: int, uids: list[int], structure: bool, content: bool
+    ) -> list[FetchRow]:
+        """The rows of `uids` in the folder, and of those expunged that a session still sees."""
+        if not uids:
+            return []
+        retained = self._retained.get(folder_id, {})
+        async with self._uow(read_only=True) as uow:
+            rows = await uow.mailstore.fetch_rows(folder_id, uids, structure, content)
+            found = {row.uid for row in rows}
+            kept = [retained[u] for u in uids if u not in found and u in retained]
+            if kept:
+                rows = sorted(
+                    rows + await self._retained_rows(uow, kept, structure, content),
+                    key=lambda row: row.uid,
+                )
+        return rows
+
+    def _cached_content_rows(
+        self, folder_id: int, uidvalidity: int, uids: list[int]
+    ) -> tuple[list[FetchRow], list[int]]:
+        """The cached rows among `uids`, and the UIDs not cached."""
+        content_rows = self._content_rows
+        found: list[FetchRow] = []
+        missing: list[int] = []
+        for uid in uids:
+            row = content_rows.get((folder_id, uidvalidity, uid))
+            if row is None:
+                missing.append(uid)
+            else:
+                found.append(row)
+        return found, missing
+
+    def _keep_content_rows(
+        self, folder_id: int, uidvalidity: int, rows: Sequence[FetchRow]
+    ) -> None:
+        content_rows = self._content_rows
+        for row in rows:
+            content_rows[folder_id, uidvalidity, row.uid] = row
+        while len(content_rows) > CONTENT_ROWS_KEPT:
+            del content_rows[next(iter(content_rows))]
 
     @staticmethod
     async def _retained_rows(

@@ -417,10 +417,11 @@ class PlacementState:
     internal_date: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FetchRow:
     """One message in a folder as FETCH reads it; the IMAP syntax columns are None when not
-    asked for or not computed yet, `trace_prefix` is empty unless the content was asked for."""
+    asked for or not computed yet, `trace_prefix` is empty unless the content was asked for.
+    Not frozen, like `FetchedMessage`: one is built per message fetched."""
 
     uid: int
     message_id: int

@@ -5,7 +5,7 @@ from the store are written as they are."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 CRLF = b"\r\n"
 # RFC 9051 §4.3: a quoted string holds no CR, LF, NUL, and here nothing outside printable ASCII
@@ -57,6 +57,16 @@ def flag_list(flags: Iterable[str]) -> bytes:
 
 def date_time(moment: datetime) -> bytes:
     """RFC 9051 `date-time`: "dd-Mon-yyyy hh:mm:ss +zzzz" (day space-padded)."""
+    if moment.tzinfo is UTC:
+        # Internal dates are stored in UTC: the common case, one per message of a FETCH.
+        return b'"%2d-%s-%04d %02d:%02d:%02d +0000"' % (
+            moment.day,
+            _MONTHS[moment.month - 1],
+            moment.year,
+            moment.hour,
+            moment.minute,
+            moment.second,
+        )
     offset = moment.utcoffset()
     minutes = int(offset.total_seconds()) // 60 if offset else 0
     sign = b"-" if minutes < 0 else b"+"

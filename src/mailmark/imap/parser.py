@@ -674,10 +674,34 @@ def _append(cur: _Cursor, tag: str) -> Append:
     return Append(tag, mailbox, tuple(messages))
 
 
+# A sequence set of plain numbers (at most ten digits) and `*`: read at once, not a byte at a
+# time. Anything else, including every error, is left to the cursor below.
+_PLAIN_SEQUENCE_SET = re.compile(
+    rb"(?:[0-9]{1,10}|\*)(?::(?:[0-9]{1,10}|\*))?(?:,(?:[0-9]{1,10}|\*)(?::(?:[0-9]{1,10}|\*))?)*"
+    rb"(?![0-9:,*])"
+)
+
+
+def _plain_number(text: bytes) -> int | None:
+    return None if text == b"*" else int(text)
+
+
 def _sequence_set(cur: _Cursor) -> SequenceSet:
     if cur.peek_is(b"$"):
         cur.pos += 1
         return SequenceSet(saved=True)
+    plain = _PLAIN_SEQUENCE_SET.match(cur.data, cur.pos)
+    if plain is not None:
+        pieces = plain[0].split(b",")
+        numbers = plain[0].replace(b":", b",").split(b",")
+        if len(pieces) <= MAX_ITEMS and all(n == b"*" or 0 < int(n) <= MAX_UINT32 for n in numbers):
+            cur.pos = plain.end()
+            return SequenceSet(
+                tuple(
+                    (_plain_number(low), _plain_number(high or low))
+                    for low, _, high in (piece.partition(b":") for piece in pieces)
+                )
+            )
     ranges: list[tuple[int | None, int | None]] = []
     while True:
         start = _seq_number(cur)

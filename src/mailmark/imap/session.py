@@ -435,7 +435,12 @@ class Session:
             return [u for u in selected.saved if selected.seq_of(u) is not None]
         picked: set[int] = set()
         if uid:
-            for low, high in sequence.resolve(uids[-1] if uids else 0):
+            ranges = sequence.resolve(uids[-1] if uids else 0)
+            if len(ranges) == 1:
+                # The common `1:*` or `n:m`: a slice, already ascending and without repeats.
+                low, high = ranges[0]
+                return uids[bisect.bisect_left(uids, low) : bisect.bisect_right(uids, high)]
+            for low, high in ranges:
                 picked.update(uids[bisect.bisect_left(uids, low) : bisect.bisect_right(uids, high)])
             return sorted(picked)
         count = len(uids)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from mailmark.core import imap_sort, imap_structure, search
 from mailmark.core.errors import NotFound
@@ -186,6 +187,7 @@ def _wants(attributes: tuple[FetchAttribute, ...]) -> FetchWants:
         envelope="ENVELOPE" in names,
         bodystructure=bool(names & {"BODYSTRUCTURE", "BODY"}),
         content=bool(names & _CONTENT_ITEMS) or any(a.section is not None for a in attributes),
+        state=bool(names & {"FLAGS", "MODSEQ"}),
     )
 
 
@@ -241,15 +243,21 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
     counters = session.config.counters
     cpu = session.config.cpu
 
-    async for chunk in session.store.fetch(selected.folder_id, uids, _wants(attributes)):
+    wants = _wants(attributes)
+    if seen_now or changed_since is not None:
+        wants = replace(wants, state=True)
+    wants_content = wants.content
+    async for chunk in session.store.fetch(
+        selected.folder_id, uids, wants, uidvalidity=selected.uidvalidity
+    ):
         live = [
             message
             for message in chunk
             if selected.seq_of(message.uid) is not None
             and (changed_since is None or message.modseq > changed_since)
         ]
-        contents = [message.content or b"" for message in live]
         if requests:
+            contents = [message.content or b"" for message in live]
             extracted = await cpu.run(
                 sum(map(len, contents)), imap_structure.extract_many, contents, requests
             )
@@ -257,19 +265,20 @@ async def do_fetch(session: Session, command: Command) -> Done | None:
                 imap_structure.MessageSections.extracted(content, found)
                 for content, found in zip(contents, extracted, strict=True)
             ]
+        elif wants_content:
+            sections = [imap_structure.MessageSections(m.content or b"") for m in live]
         else:
-            sections = [imap_structure.MessageSections(content) for content in contents]
-        rendered = []
-        for message, message_sections in zip(live, sections, strict=True):
-            counters.bytes_decoded += message_sections.bytes_decoded
-            rendered.append((message, [item(message, message_sections) for item in renderers]))
+            # No item reads a section: ENVELOPE, FLAGS and the like render from the row alone.
+            sections = [NO_SECTIONS] * len(live)
         # One write per chunk: each write on a TLS stream is a record and a system call.
         out: list[bytes] = []
         flags_shown: set[str] = set()
-        for message, items in rendered:
+        for message, message_sections in zip(live, sections, strict=True):
             seq = selected.seq_of(message.uid)
             if seq is None:
-                continue  # expunged while the chunk was rendered
+                continue  # expunged while the sections were extracted
+            items = [item(message, message_sections) for item in renderers]
+            counters.bytes_decoded += message_sections.bytes_decoded
             answered.add(message.uid)
             if wants_flags or message.uid in seen_now:
                 flags_shown.update(message.flags)
@@ -311,6 +320,9 @@ def _section_requests(
 
 
 Renderer = Callable[[FetchedMessage, imap_structure.MessageSections], bytes]
+
+# What a FETCH without content passes its renderers, none of which reads it.
+NO_SECTIONS = imap_structure.MessageSections(b"")
 
 _SIMPLE_RENDERERS: dict[str, Renderer] = {
     "UID": lambda m, _: b"UID %d" % m.uid,
