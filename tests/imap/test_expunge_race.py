@@ -35,6 +35,19 @@ async def _three_messages(world: World) -> str:
         return str((await conn.execute(query)).scalar_one())
 
 
+def _another_node(world: World) -> MailStore:
+    """Another node: its own store, which knows nothing of this node's sessions."""
+    services = world.services
+    return MailStore(
+        services.uow,
+        services.blobs,
+        services.clock,
+        FolderSignals(),
+        max_message_size=services.settings.max_message_size,
+        delivery=services.delivery,
+    )
+
+
 async def _gone(world: World, key: str) -> bool:
     for _ in range(100):
         if not await world.services.blobs.exists(key):
@@ -102,17 +115,8 @@ async def test_an_expunge_on_another_node_answers_expungeissued_and_the_session_
     listeners: Listeners, world: World
 ) -> None:
     await _three_messages(world)
-    services = world.services
     assert world.sales.id is not None
-    # Another node: its own store, which knows nothing of this node's sessions.
-    other_node = MailStore(
-        services.uow,
-        services.blobs,
-        services.clock,
-        FolderSignals(),
-        max_message_size=services.settings.max_message_size,
-        delivery=services.delivery,
-    )
+    other_node = _another_node(world)
     async with session(listeners.imaps_port, select="INBOX") as reader:
         snapshot = await other_node.select(world.sales.id, "INBOX")
         await other_node.store_flags(snapshot.folder_id, [2], "add", ["\\Deleted"])
@@ -147,16 +151,8 @@ async def test_a_content_fetch_without_flags_serves_what_this_node_read_lately(
     database: even once another node expunged it, which RFC 9051 §7.5.1 allows until the
     session is told. A FETCH that reports FLAGS reads the database and finds it gone."""
     await _three_messages(world)
-    services = world.services
     assert world.sales.id is not None
-    other_node = MailStore(
-        services.uow,
-        services.blobs,
-        services.clock,
-        FolderSignals(),
-        max_message_size=services.settings.max_message_size,
-        delivery=services.delivery,
-    )
+    other_node = _another_node(world)
     body = _message(2)
     served = b"* 2 FETCH (BODY[] {%d}\r\n" % len(body) + body + b")\r\n"
     async with session(listeners.imaps_port, select="INBOX") as reader:

@@ -59,28 +59,20 @@ def date_time(moment: datetime) -> bytes:
     """RFC 9051 `date-time`: "dd-Mon-yyyy hh:mm:ss +zzzz" (day space-padded)."""
     if moment.tzinfo is UTC:
         # Internal dates are stored in UTC: the common case, one per message of a FETCH.
-        return b'"%2d-%s-%04d %02d:%02d:%02d +0000"' % (
-            moment.day,
-            _MONTHS[moment.month - 1],
-            moment.year,
-            moment.hour,
-            moment.minute,
-            moment.second,
-        )
-    offset = moment.utcoffset()
-    minutes = int(offset.total_seconds()) // 60 if offset else 0
-    sign = b"-" if minutes < 0 else b"+"
-    minutes = abs(minutes)
-    return b'"%2d-%s-%04d %02d:%02d:%02d %s%02d%02d"' % (
+        zone = b"+0000"
+    else:
+        offset = moment.utcoffset()
+        minutes = int(offset.total_seconds()) // 60 if offset else 0
+        sign = b"-" if minutes < 0 else b"+"
+        zone = b"%s%02d%02d" % (sign, abs(minutes) // 60, abs(minutes) % 60)
+    return b'"%2d-%s-%04d %02d:%02d:%02d %s"' % (
         moment.day,
         _MONTHS[moment.month - 1],
         moment.year,
         moment.hour,
         moment.minute,
         moment.second,
-        sign,
-        minutes // 60,
-        minutes % 60,
+        zone,
     )
 
 

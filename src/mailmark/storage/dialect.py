@@ -35,6 +35,8 @@ class Dialect(ABC):
     # The full-text table (its columns: the key, header, body) and its key column.
     fulltext: sa.TableClause
     fulltext_key: sa.ColumnClause[Any]
+    # `all_rows`' statements, compiled for this backend (each subclass has its own).
+    _compiled_reads: ClassVar[dict[sa.Select[Any], PlainRead]]
     # Whether text search looks its text criteria up first and matches the folder against the
     # found ids (see `PostgresDialect.before_text_search`), or runs them as subqueries.
     prefetches_text_hits = False
@@ -89,9 +91,29 @@ class Dialect(ABC):
     async def all_rows(
         self, conn: AsyncConnection, query: sa.Select[Any], params: dict[str, Any]
     ) -> Sequence[Sequence[Any]]:
-        """Every row of a read on a hot path, each indexable by column position."""
-        rows: Sequence[Sequence[Any]] = (await conn.execute(query, params)).all()
-        return rows
+        """Every row of a read on a hot path, each indexable by column position.
+
+        Run straight on the driver (`fetch_on_driver`) when the statement allows: compiled once
+        (`query` must be built once: it keys a cache), no result processing, and outside any
+        transaction when it is a read-only unit's first statement (the unit begins lazily), so
+        no BEGIN and ROLLBACK go to the database around it. In an open transaction, inside it.
+        Statements whose parameters or columns need a type's conversion, or with an expanding
+        parameter, go through SQLAlchemy."""
+        compiled = _plain_read(self._compiled_reads, query, conn.dialect)
+        if not compiled:
+            rows: Sequence[Sequence[Any]] = (await conn.execute(query, params)).all()
+            return rows
+        sql, names = compiled
+        values = [params[name] for name in names]
+        raw = (await conn.get_raw_connection()).driver_connection
+        return await self.fetch_on_driver(raw, sql, values)
+
+    @abstractmethod
+    async def fetch_on_driver(
+        self, driver_connection: Any, sql: str, values: list[Any]
+    ) -> Sequence[Sequence[Any]]:
+        """Run `sql` on the driver's own connection; its errors raised as SQLAlchemy's would
+        be, for `storage_fault`."""
 
     def stored_datetime(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[Any]:
         """A UTC datetime column read the cheapest way: a datetime or its stored text."""
@@ -198,22 +220,13 @@ class SqliteDialect(Dialect):
     def bound_ids(self, ids: Sequence[int]) -> Any:
         return json.dumps([int(i) for i in ids])
 
-    async def all_rows(
-        self, conn: AsyncConnection, query: sa.Select[Any], params: dict[str, Any]
+    async def fetch_on_driver(
+        self, driver_connection: Any, sql: str, values: list[Any]
     ) -> Sequence[Sequence[Any]]:
-        # Straight on the aiosqlite connection: one hand-off to its thread where SQLAlchemy's
-        # cursor took four, and no result processing. In a unit's transaction if one is open;
-        # as a read-only unit's first statement, outside one (autocommit): its own snapshot,
-        # with no BEGIN and ROLLBACK around it. Statements whose parameters or columns need a
-        # type's conversion go the usual way. `query` must be built once (it keys a cache).
-        compiled = _plain_read(self._compiled_reads, query, conn.dialect)
-        if not compiled:
-            return await super().all_rows(conn, query, params)
-        sql, names = compiled
-        values = [params[name] for name in names]
-        raw: Any = (await conn.get_raw_connection()).driver_connection
+        # One hand-off to the aiosqlite connection's thread, where SQLAlchemy's cursor took four;
+        # a read-only unit's first read runs in autocommit, as its own snapshot.
         try:
-            rows: Sequence[Sequence[Any]] = await raw.execute_fetchall(sql, values)
+            rows: Sequence[Sequence[Any]] = await driver_connection.execute_fetchall(sql, values)
         except sqlite3.Error as error:
             raise DBAPIError.instance(sql, values, error, sqlite3.Error) from error
         return rows
@@ -306,20 +319,13 @@ class PostgresDialect(Dialect):
         # asyncpg reads timestamptz as an aware UTC datetime already.
         return sa.type_coerce(column, sa.DateTime(timezone=True))
 
-    async def all_rows(
-        self, conn: AsyncConnection, query: sa.Select[Any], params: dict[str, Any]
+    async def fetch_on_driver(
+        self, driver_connection: Any, sql: str, values: list[Any]
     ) -> Sequence[Sequence[Any]]:
-        # Straight on the asyncpg connection. As a read-only unit's first statement it runs
-        # without BEGIN and ROLLBACK, two round trips fewer (under READ COMMITTED each statement
-        # has its own snapshot anyway); in an open transaction, inside it.
-        compiled = _plain_read(self._compiled_reads, query, conn.dialect)
-        if not compiled:
-            return await super().all_rows(conn, query, params)
-        sql, names = compiled
-        values = [params[name] for name in names]
-        raw: Any = (await conn.get_raw_connection()).driver_connection
+        # Outside a transaction two round trips fewer (BEGIN, ROLLBACK); under READ COMMITTED
+        # each statement has its own snapshot anyway.
         try:
-            rows: Sequence[Sequence[Any]] = await raw.fetch(sql, *values)
+            rows: Sequence[Sequence[Any]] = await driver_connection.fetch(sql, *values)
         except asyncpg.PostgresError as error:
             raise DBAPIError.instance(sql, values, error, asyncpg.PostgresError) from error
         return rows
