@@ -15,7 +15,7 @@ from mailmark.bootstrap import Services
 from mailmark.core.apikeys import BucketRule, KeyBuckets, TokenBucket
 from mailmark.core.errors import NotFound
 from mailmark.storage.key_buckets import PgKeyBuckets
-from mailmark.storage.tables import api_key_buckets
+from mailmark.storage.tables import api_key_buckets, api_keys
 from tests.support.database import TEST_DATABASE_URL
 from tests.support.world import World
 
@@ -131,6 +131,32 @@ async def test_a_deleted_keys_bucket_goes_with_it(world: World) -> None:
             assert await conn.scalar(count) == 0
         with pytest.raises(NotFound):
             await buckets.take(key_id, T)
+    finally:
+        await buckets.close()
+
+
+@needs_postgresql
+async def test_a_revoked_key_takes_nothing_on_any_node(world: World) -> None:
+    """Revoked by another node, whose notice may not have arrived: the key's next request is
+    refused by the bucket statement itself, whether or not the key had a bucket yet."""
+    services = world.services
+    used = await new_key(services, world.domain)
+    unused = await new_key(services, world.domain)
+    buckets = PgKeyBuckets(services.engine, RULE)
+    try:
+        assert await buckets.take(used, T) == 0.0
+        async with services.engine.begin() as conn:
+            await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.id.in_([used, unused]))
+                .values(revoked_at=services.clock.now())
+            )
+        for key_id in (used, unused):
+            with pytest.raises(NotFound):
+                await buckets.take(key_id, T + 1)
+        async with services.engine.connect() as conn:
+            tokens = await conn.scalar(sa.select(api_key_buckets.c.tokens))
+        assert tokens == RULE.burst - 1  # the refused request took nothing
     finally:
         await buckets.close()
 

@@ -27,7 +27,7 @@ from mailmark.core.apikeys import BucketRule
 from mailmark.core.errors import NotFound, StorageUnavailable
 from mailmark.storage.db import PG_UNAVAILABLE
 from mailmark.storage.node_bus import asyncpg_dsn
-from mailmark.storage.tables import Id, api_key_buckets
+from mailmark.storage.tables import Id, api_key_buckets, api_keys
 
 # Connections this process keeps for the buckets; a statement holds one for about 50 µs, so a
 # few serve thousands of requests a second. Requests beyond them wait for one.
@@ -47,20 +47,25 @@ _CLOSED = (
 
 def take_statement(rule: BucketRule) -> sa.Insert:
     """Refill the key's bucket and take a token when it holds one; RETURNING the tokens left and
-    whether the request was admitted. A key's first request finds a full bucket."""
+    whether the request was admitted. A key's first request finds a full bucket.
+
+    Only a key that exists and is not revoked gets a row: nodes trust a verified key from their
+    cache for a few seconds (`CACHE_SECONDS`) and hear of revocations through the node bus,
+    which may still be on its way when a client turns from the node that revoked a key to
+    another. This statement runs on every request and reads the key's row after the revocation
+    committed, so a revoked key is refused on every node at once, for no extra round trip."""
     bucket = api_key_buckets.c
+    key = api_keys.c
     now: sa.ColumnElement[float] = sa.bindparam("now", type_=sa.Float())
     held: sa.ColumnElement[float] = bucket.tokens
     tokens, moment = rule.refill(held, bucket.refilled_at, now, sa.func.least, sa.func.greatest)
     admitted = tokens >= 1
+    live_key = sa.select(
+        key.id, sa.literal(float(rule.burst - 1), sa.Float()), now, sa.true()
+    ).where(key.id == sa.bindparam("key_id", type_=Id), key.revoked_at.is_(None))
     return (
         postgresql.insert(api_key_buckets)
-        .values(
-            key_id=sa.bindparam("key_id", type_=Id),
-            tokens=float(rule.burst - 1),
-            refilled_at=now,
-            admitted=True,
-        )
+        .from_select(["key_id", "tokens", "refilled_at", "admitted"], live_key)
         .on_conflict_do_update(
             index_elements=[bucket.key_id],
             set_={
@@ -131,13 +136,15 @@ class PgKeyBuckets:
         try:
             row = await connection.fetchrow(self._sql, *arguments)
         except asyncpg.ForeignKeyViolationError:
-            self._keep(connection)
-            raise NotFound("No such API key.") from None
+            # Deleted between the statement's read of it and its insert.
+            row = None
         except BaseException:
             # Cancelled or failed mid-statement: the connection's state is unknown.
             connection.terminate()
             raise
         self._keep(connection)
+        if row is None:
+            raise NotFound("No such API key, or it was revoked.")
         return float(row[0]), bool(row[1])
 
     def _keep(self, connection: asyncpg.Connection) -> None:
