@@ -13,7 +13,6 @@ from sqlalchemy.pool import PoolResetState
 from sqlalchemy.util.concurrency import await_
 
 from mailmark.core.errors import StorageFull, StorageUnavailable
-from mailmark.storage.sqlite_driver import one_trip_dbapi
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READ_ONLY_OPTION = "mailmark_read_only"
@@ -79,8 +78,6 @@ def _sqlite_engine(database_url: str, synchronous: str, busy_timeout_ms: int) ->
         max_overflow=20,
         # Reset by `_on_reset` below instead.
         pool_reset_on_return=None,
-        # One trip to each connection's thread per statement (storage/sqlite_driver.py).
-        module=one_trip_dbapi(),
     )
 
     @event.listens_for(engine.sync_engine, "connect")
