@@ -12,20 +12,37 @@ import re
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from mailmark.storage.tables import FULLTEXT_TABLE
 
-# A statement `Dialect.all_rows` runs on the driver: its SQL text and its parameters' names in
-# order; () for one it leaves to SQLAlchemy.
-PlainRead = tuple[str, tuple[str, ...]] | tuple[()]
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A statement compiled once for running on the driver itself, which takes positional
+    arguments: its SQL text, and per position the name of its parameter; `constants` holds the
+    values SQLAlchemy bound while compiling (literals), the caller supplies the others."""
+
+    sql: str
+    names: tuple[str, ...]
+    constants: dict[str, Any]
+
+    @classmethod
+    def compiled(cls, statement: sa.ClauseElement, dialect: sa.Dialect) -> DriverStatement:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        return cls(compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params))
+
+    def arguments(self, values: dict[str, Any]) -> list[Any]:
+        return [values[n] if n in values else self.constants[n] for n in self.names]
 
 
 class Dialect(ABC):
@@ -35,8 +52,9 @@ class Dialect(ABC):
     # The full-text table (its columns: the key, header, body) and its key column.
     fulltext: sa.TableClause
     fulltext_key: sa.ColumnClause[Any]
-    # `all_rows`' statements, compiled for this backend (each subclass has its own).
-    _compiled_reads: ClassVar[dict[sa.Select[Any], PlainRead]]
+    # `all_rows`' statements, compiled for this backend (each subclass has its own); None for
+    # one left to SQLAlchemy.
+    _compiled_reads: ClassVar[dict[sa.Select[Any], DriverStatement | None]]
     # Whether text search looks its text criteria up first and matches the folder against the
     # found ids (see `PostgresDialect.before_text_search`), or runs them as subqueries.
     prefetches_text_hits = False
@@ -99,14 +117,14 @@ class Dialect(ABC):
         no BEGIN and ROLLBACK go to the database around it. In an open transaction, inside it.
         Statements whose parameters or columns need a type's conversion, or with an expanding
         parameter, go through SQLAlchemy."""
-        compiled = _plain_read(self._compiled_reads, query, conn.dialect)
-        if not compiled:
+        if query not in self._compiled_reads:
+            self._compiled_reads[query] = _driver_read(query, conn.dialect)
+        statement = self._compiled_reads[query]
+        if statement is None:
             rows: Sequence[Sequence[Any]] = (await conn.execute(query, params)).all()
             return rows
-        sql, names = compiled
-        values = [params[name] for name in names]
         raw = (await conn.get_raw_connection()).driver_connection
-        return await self.fetch_on_driver(raw, sql, values)
+        return await self.fetch_on_driver(raw, statement.sql, statement.arguments(params))
 
     @abstractmethod
     async def fetch_on_driver(
@@ -182,7 +200,7 @@ class SqliteDialect(Dialect):
     exclude each other: no row or key lock is needed, and none is taken."""
 
     name = "sqlite"
-    _compiled_reads: ClassVar[dict[sa.Select[Any], PlainRead]] = {}
+    _compiled_reads: ClassVar[dict[sa.Select[Any], DriverStatement | None]] = {}
     fulltext = sa.table(FULLTEXT_TABLE, sa.column("rowid"), sa.column("header"), sa.column("body"))
     fulltext_key = fulltext.c.rowid
 
@@ -273,7 +291,7 @@ class PostgresDialect(Dialect):
     """The scale-out store: several nodes share it, so rows and keys are locked explicitly."""
 
     name = "postgresql"
-    _compiled_reads: ClassVar[dict[sa.Select[Any], PlainRead]] = {}
+    _compiled_reads: ClassVar[dict[sa.Select[Any], DriverStatement | None]] = {}
     fulltext = sa.table(
         FULLTEXT_TABLE, sa.column("message_id"), sa.column("header"), sa.column("body")
     )
@@ -372,24 +390,13 @@ def dialect_named(name: str) -> Dialect:
     raise ValueError(f"unsupported database {name!r}: use SQLite or PostgreSQL")
 
 
-def _plain_read(
-    cache: dict[sa.Select[Any], PlainRead], query: sa.Select[Any], dialect: sa.Dialect
-) -> PlainRead:
-    """The SQL text and positional parameter names of `query`, or () when a parameter is
-    expanded at execution or a parameter or column type converts values (the driver's values
-    would then differ from SQLAlchemy's); computed once per statement."""
-    known = cache.get(query)
-    if known is None:
-        known = cache[query] = _compile_plain_read(query, dialect)
-    return known
-
-
-def _compile_plain_read(query: sa.Select[Any], dialect: sa.Dialect) -> PlainRead:
+def _driver_read(query: sa.Select[Any], dialect: sa.Dialect) -> DriverStatement | None:
+    """`query` for the driver, or None when a parameter is expanded at execution or a
+    parameter or column type converts values (the driver's values would then differ)."""
     compiled = query.compile(dialect=dialect)
-    names = tuple(compiled.positiontup or ())
-    binds = [compiled.binds[name] for name in names]
+    binds = [compiled.binds[name] for name in compiled.positiontup or ()]
     if any(bind.expanding or bind.type.bind_processor(dialect) for bind in binds):
-        return ()
+        return None
     if any(column.type.result_processor(dialect, None) for column in query.selected_columns):
-        return ()
-    return compiled.string, names
+        return None
+    return DriverStatement.compiled(query, dialect)

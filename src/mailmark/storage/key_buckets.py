@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mailmark.core.apikeys import BucketRule
 from mailmark.core.errors import NotFound, StorageUnavailable
 from mailmark.storage.db import PG_UNAVAILABLE
+from mailmark.storage.dialect import DriverStatement
 from mailmark.storage.node_bus import asyncpg_dsn
 from mailmark.storage.tables import Id, api_key_buckets, api_keys
 
@@ -84,21 +85,13 @@ class PgKeyBuckets:
     def __init__(self, engine: AsyncEngine, rule: BucketRule) -> None:
         self._rule = rule
         self._dsn = asyncpg_dsn(engine.url)
-        compiled = take_statement(rule).compile(dialect=engine.dialect)
-        self._sql = compiled.string
-        # asyncpg takes positional arguments: the statement's constants, with the key and the
-        # time put in their places per request.
-        self._names = tuple(compiled.positiontup or ())
-        self._constants: dict[str, Any] = dict(compiled.params)
+        self._statement = DriverStatement.compiled(take_statement(rule), engine.dialect)
         self._idle: list[asyncpg.Connection] = []
         self._slots = asyncio.Semaphore(CONNECTIONS)
         self._closed = False
 
     async def take(self, key_id: int, now: float) -> float:
-        arguments = [
-            key_id if name == "key_id" else now if name == "now" else self._constants[name]
-            for name in self._names
-        ]
+        arguments = self._statement.arguments({"key_id": key_id, "now": now})
         async with self._slots:
             reusing = bool(self._idle)
             try:
@@ -134,7 +127,7 @@ class PgKeyBuckets:
                 command_timeout=STATEMENT_TIMEOUT_SECONDS,
             )
         try:
-            row = await connection.fetchrow(self._sql, *arguments)
+            row = await connection.fetchrow(self._statement.sql, *arguments)
         except asyncpg.ForeignKeyViolationError:
             # Deleted between the statement's read of it and its insert.
             row = None
