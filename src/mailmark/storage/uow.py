@@ -98,7 +98,7 @@ class SqlUnitOfWork:
         try:
             if self._read_only:
                 # Begun by the first statement (SQLAlchemy's autobegin), so a unit whose reads
-                # all go through `Dialect.all_rows` pays for no BEGIN and ROLLBACK on SQLite.
+                # all go through `Dialect.all_rows` pays for no BEGIN and ROLLBACK on either database.
                 await self._conn.execution_options(**{READ_ONLY_OPTION: True})
             else:
                 await self._conn.begin()
