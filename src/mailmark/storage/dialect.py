@@ -124,7 +124,13 @@ class Dialect(ABC):
             rows: Sequence[Sequence[Any]] = (await conn.execute(query, params)).all()
             return rows
         raw = (await conn.get_raw_connection()).driver_connection
-        return await self.fetch_on_driver(raw, statement.sql, statement.arguments(params))
+        try:
+            return await self.fetch_on_driver(raw, statement.sql, statement.arguments(params))
+        except DBAPIError as error:
+            if error.connection_invalidated:
+                # What SQLAlchemy does with a statement of its own: the pool lets it go.
+                await conn.invalidate(error)
+            raise
 
     @abstractmethod
     async def fetch_on_driver(
@@ -344,8 +350,11 @@ class PostgresDialect(Dialect):
         # each statement has its own snapshot anyway.
         try:
             rows: Sequence[Sequence[Any]] = await driver_connection.fetch(sql, *values)
-        except asyncpg.PostgresError as error:
-            raise DBAPIError.instance(sql, values, error, asyncpg.PostgresError) from error
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            closed = driver_connection.is_closed()
+            raise DBAPIError.instance(
+                sql, values, error, Exception, connection_invalidated=closed
+            ) from error
         return rows
 
     def utc_day(self, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[date]:
