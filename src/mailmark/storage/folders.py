@@ -7,7 +7,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from mailmark.core.model import Folder
-from mailmark.storage.sql import Repository, add_subscriptions, chunks, folder_query, row_values
+from mailmark.storage.sql import (
+    FOLDER_BY_NAME,
+    Repository,
+    add_subscriptions,
+    chunks,
+    folder_from_row,
+    folder_query,
+    row_values,
+)
 from mailmark.storage.tables import folders
 
 
@@ -30,9 +38,10 @@ class SqlFolders(Repository):
         return [Folder(**row._mapping) for row in await self._conn.execute(query)]
 
     async def get_by_name(self, mailbox_id: int, name: str) -> Folder | None:
-        query = folder_query().where(folders.c.mailbox_id == mailbox_id, folders.c.name == name)
-        row = (await self._conn.execute(query)).first()
-        return Folder(**row._mapping) if row else None
+        rows = await self._dialect.all_rows(
+            self._conn, FOLDER_BY_NAME, {"mailbox_id": mailbox_id, "name": name}
+        )
+        return folder_from_row(rows[0]) if rows else None
 
     async def find_many(self, wanted: Sequence[tuple[int, str]]) -> dict[tuple[int, str], Folder]:
         pairs = sorted(set(wanted))

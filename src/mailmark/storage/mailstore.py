@@ -33,8 +33,10 @@ from mailmark.core.model import (
 from mailmark.core.states import SystemFlag
 from mailmark.storage.dialect import Dialect
 from mailmark.storage.sql import (
+    FOLDER_BY_ID,
     add_subscriptions,
     chunks,
+    folder_from_row,
     folder_query,
     folder_subscribed,
     remove_orphan_messages,
@@ -104,8 +106,8 @@ class SqlMailStore:
     # Folders
 
     async def folder(self, folder_id: int) -> Folder | None:
-        row = (await self._conn.execute(folder_query().where(folders.c.id == folder_id))).first()
-        return Folder(**row._mapping) if row else None
+        rows = await self._dialect.all_rows(self._conn, FOLDER_BY_ID, {"folder_id": folder_id})
+        return folder_from_row(rows[0]) if rows else None
 
     async def lock_folder(self, folder_id: int) -> Folder | None:
         query = self._dialect.for_update(folder_query().where(folders.c.id == folder_id))

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mailmark.core.model import Folder
 from mailmark.storage.dialect import Dialect
 from mailmark.storage.tables import (
     folders,
@@ -47,6 +48,26 @@ def folder_subscribed() -> sa.ColumnElement[bool]:
 def folder_query() -> sa.Select[Any]:
     """The rows a `Folder` is made of."""
     return sa.select(*folders.c, folder_subscribed())
+
+
+def _folder_read(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """A `Folder`'s row for `Dialect.all_rows`: the subscribed flag as the driver gives it (an
+    integer on SQLite), so no column needs SQLAlchemy's conversion; `folder_from_row` makes it."""
+    return sa.select(*folders.c, sa.type_coerce(folder_subscribed(), sa.Integer)).where(*where)
+
+
+_FOLDER_FIELDS = (*folders.c.keys(), "subscribed")
+# A folder by id or by name: read on every SELECT, STATUS and poll for other nodes' changes.
+FOLDER_BY_ID = _folder_read(folders.c.id == sa.bindparam("folder_id"))
+FOLDER_BY_NAME = _folder_read(
+    folders.c.mailbox_id == sa.bindparam("mailbox_id"), folders.c.name == sa.bindparam("name")
+)
+
+
+def folder_from_row(row: Sequence[Any]) -> Folder:
+    values = dict(zip(_FOLDER_FIELDS, row, strict=True))
+    values["subscribed"] = bool(values["subscribed"])
+    return Folder(**values)
 
 
 async def add_subscriptions(conn: AsyncConnection, mailbox_id: int, names: Sequence[str]) -> None:
