@@ -219,6 +219,8 @@ class Services:
     auto_replies: Responder
     sieve: SieveScripts
     sieve_filter: SieveFilter
+    vacation_rule: VacationRule
+    forwarding_rule: ForwardingRule
     retention: Retention
     contacts: ContactService
     campaign_service: CampaignService
@@ -441,6 +443,8 @@ async def build_services(
         learning=learning,
     )
     sieve_filter = SieveFilter(uow, mailstore, clock)
+    vacation_rule = VacationRule(uow, clock)
+    forwarding_rule = ForwardingRule(uow, clock)
     campaign_engine = CampaignEngine(
         uow, clock, sending, sender_groups, batch=settings.campaign_batch
     )
@@ -549,15 +553,19 @@ async def build_services(
         passwords=passwords_service,
         reports=ReportService(uow, clock),
         relays=RelayService(uow, clock, installation_relay(settings)),
-        forwarding=ForwardingService(uow, clock),
+        forwarding=ForwardingService(uow, clock, on_change=forwarding_rule.forget),
         forwarder=Forwarder(uow, clock, system_mail, Srs(secret_key)),
         spam_filter=spam_filter,
         rspamd=rspamd,
         spam_learning=learning,
-        vacation=VacationService(uow, clock, mailboxes, Nh3Sanitizer()),
+        vacation=VacationService(
+            uow, clock, mailboxes, Nh3Sanitizer(), on_change=vacation_rule.forget
+        ),
         auto_replies=Responder(uow, clock, system_mail, Nh3Sanitizer()),
         sieve=SieveScripts(uow, clock, on_change=sieve_filter.forget),
         sieve_filter=sieve_filter,
+        vacation_rule=vacation_rule,
+        forwarding_rule=forwarding_rule,
         retention=Retention(uow, clock, blobs, retention_policy(settings)),
         campaign_service=CampaignService(
             uow, clock, sending, sender_groups, wake=campaign_engine.wake
@@ -963,8 +971,8 @@ async def start_listeners(
         # In order (issue 15): the mailbox's filters, its vacation responder, its forwarding.
         rules=[
             services.sieve_filter,
-            VacationRule(services.uow, services.clock),
-            ForwardingRule(services.uow, services.clock),
+            services.vacation_rule,
+            services.forwarding_rule,
         ],
         redirector=services.forwarder,
         responder=services.auto_replies,

@@ -5,8 +5,7 @@ standing, keeping the message here when it refuses them."""
 from __future__ import annotations
 
 from mailmark.bootstrap import Services
-from mailmark.core.dispositions import Disposition, InboundMessage
-from mailmark.core.forwarding import ForwardingRule
+from mailmark.core.dispositions import Disposition, InboundMessage, MailboxSettings
 from tests.support.world import World
 
 PREFIX = (
@@ -23,7 +22,7 @@ def message(raw: bytes = b"Subject: Hello\r\n\r\nHi.\r\n") -> InboundMessage:
 async def test_forwarding_adds_its_addresses_and_drops_the_copy(
     services: Services, world: World
 ) -> None:
-    rule = ForwardingRule(services.uow, services.clock)
+    rule = services.forwarding_rule
     start = Disposition(world.sales, ("INBOX",))
     assert await rule.apply(message(), start) == start  # no forwarding set
 
@@ -42,7 +41,7 @@ async def test_forwarding_adds_its_addresses_and_drops_the_copy(
 async def test_a_redirect_to_the_mailbox_itself_is_dropped(
     services: Services, world: World
 ) -> None:
-    rule = ForwardingRule(services.uow, services.clock)
+    rule = services.forwarding_rule
     asked = Disposition(world.sales, ("INBOX",), redirects=("Sales@acme.test", "bob@remote.test"))
     assert (await rule.apply(message(), asked)).redirects == ("bob@remote.test",)
     # Sent on to itself only, without a copy: that is delivery to its INBOX, not a loss.
@@ -55,7 +54,7 @@ async def test_a_looping_redirect_is_refused_and_the_message_kept(
     services: Services, world: World
 ) -> None:
     """A Sieve "redirect" without "keep" of a message this mailbox forwarded before."""
-    rule = ForwardingRule(services.uow, services.clock)
+    rule = services.forwarding_rule
     looped = message(b"Delivered-To: <sales@acme.test>\r\nSubject: Hello\r\n\r\nHi.\r\n")
     asked = Disposition(world.sales, (), redirects=("bob@remote.test",))
     decided = await rule.apply(looped, asked)
@@ -71,6 +70,22 @@ async def test_a_looping_redirect_is_refused_and_the_message_kept(
 
 async def test_mail_in_junk_is_not_forwarded(services: Services, world: World) -> None:
     await services.forwarding.set(world.sales.address, ["bob@remote.test"], keep_copy=False)
-    rule = ForwardingRule(services.uow, services.clock)
+    rule = services.forwarding_rule
     junk = Disposition(world.sales, ("Junk",))
     assert await rule.apply(message(), junk) == junk
+
+
+async def test_settings_are_read_once_per_mailbox_until_changed_here() -> None:
+    """Delivery reads a mailbox's forwarding once in a while, not for every message; a change
+    made on this node applies to the next message."""
+    reads: list[int] = []
+
+    async def read(mailbox_id: int) -> int:
+        reads.append(mailbox_id)
+        return len(reads)
+
+    settings = MailboxSettings(read)
+    assert [await settings.get(1), await settings.get(1), await settings.get(2)] == [1, 1, 2]
+    settings.forget(1)
+    assert await settings.get(1) == 3
+    assert reads == [1, 2, 1]

@@ -18,7 +18,6 @@ from mailmark.core.errors import InvalidInput
 from mailmark.core.model import Mailbox
 from mailmark.core.vacation import (
     VacationChange,
-    VacationRule,
     html_to_text,
     memory_key,
     parse_moment,
@@ -166,7 +165,7 @@ def clock() -> SettableClock:
 async def test_the_settings_rule_adds_a_reply_only_while_on(
     services: Services, world: World, clock: SettableClock
 ) -> None:
-    rule = VacationRule(services.uow, clock)
+    rule = services.vacation_rule
     start = Disposition(world.sales, ("INBOX",))
     assert await rule.apply(inbound(), start) == start
     await services.vacation.set(

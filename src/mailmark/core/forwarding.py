@@ -16,12 +16,12 @@ again: it stays here and the owner is told why.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from mailmark.core.access import Viewer, require_mailbox_visible
 from mailmark.core.addresses import normalize_address, normalize_domain
-from mailmark.core.dispositions import Disposition, InboundMessage
+from mailmark.core.dispositions import Disposition, InboundMessage, MailboxSettings
 from mailmark.core.errors import InvalidInput, MailmarkError, NotFound, RelayDenied
 from mailmark.core.mailboxes import split_address
 from mailmark.core.message_meta import header_fields, header_values, read_metadata
@@ -45,9 +45,15 @@ LOOP_MARKER = b"delivered-to"
 class ForwardingService:
     """The forwarding settings of mailboxes: the dashboard's (for a viewer) and the CLI's."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        on_change: Callable[[int], None] = lambda mailbox_id: None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._on_change = on_change  # told the mailbox id once a change is committed
 
     async def get(self, address: str) -> MailboxForwarding:
         async with self._uow(read_only=True) as uow:
@@ -93,6 +99,7 @@ class ForwardingService:
             await uow.forwarding.remove(mailbox.id)
             forwarding = MailboxForwarding(mailbox.id, (), True)
         await uow.commit()
+        self._on_change(mailbox.id)
         return forwarding
 
     @staticmethod
@@ -123,12 +130,19 @@ class ForwardingRule:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
+        self._settings = MailboxSettings(self._read)
+
+    def forget(self, mailbox_id: int) -> None:
+        self._settings.forget(mailbox_id)
+
+    async def _read(self, mailbox_id: int) -> MailboxForwarding | None:
+        async with self._uow(read_only=True) as uow:
+            return await uow.forwarding.get(mailbox_id)
 
     async def apply(self, message: InboundMessage, disposition: Disposition) -> Disposition:
         mailbox = disposition.mailbox
         assert mailbox.id is not None
-        async with self._uow(read_only=True) as uow:
-            forwarding = await uow.forwarding.get(mailbox.id)
+        forwarding = await self._settings.get(mailbox.id)
         # Mail filed as spam is not forwarded: it would spread the spam, and the destination's
         # opinion of this server with it. It stays in Junk.
         if forwarding is not None and SpecialFolder.JUNK not in disposition.folders:

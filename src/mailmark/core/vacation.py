@@ -15,7 +15,7 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
@@ -30,7 +30,7 @@ from mailmark.core.addresses import (
     SUBADDRESS_SEPARATOR,
     check_header_value,
 )
-from mailmark.core.dispositions import AutoReply, Disposition, InboundMessage
+from mailmark.core.dispositions import AutoReply, Disposition, InboundMessage, MailboxSettings
 from mailmark.core.errors import InvalidInput
 from mailmark.core.mailboxes import MailboxService
 from mailmark.core.model import Mailbox, VacationSettings
@@ -196,11 +196,13 @@ class VacationService:
         clock: Clock,
         mailboxes: MailboxService,
         sanitizer: HtmlSanitizer,
+        on_change: Callable[[int], None] = lambda mailbox_id: None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._mailboxes = mailboxes
         self._sanitizer = sanitizer
+        self._on_change = on_change  # told the mailbox id once a change is committed
 
     async def get_for(self, viewer: Viewer, address: str) -> VacationView:
         view = await self._mailboxes.get_for(viewer, address)
@@ -231,6 +233,7 @@ class VacationService:
         async with self._uow() as uow:
             await uow.vacations.put(settings)
             await uow.commit()
+        self._on_change(mailbox.id)
         return VacationView(settings, is_active(settings, now))
 
 
@@ -240,6 +243,14 @@ class VacationRule:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
+        self._settings = MailboxSettings(self._read)
+
+    def forget(self, mailbox_id: int) -> None:
+        self._settings.forget(mailbox_id)
+
+    async def _read(self, mailbox_id: int) -> VacationSettings | None:
+        async with self._uow(read_only=True) as uow:
+            return await uow.vacations.get(mailbox_id)
 
     async def apply(self, message: InboundMessage, disposition: Disposition) -> Disposition:
         # Mail filed as spam is not answered: its sender is most likely forged.
@@ -247,8 +258,7 @@ class VacationRule:
             return disposition
         mailbox_id = disposition.mailbox.id
         assert mailbox_id is not None
-        async with self._uow(read_only=True) as uow:
-            settings = await uow.vacations.get(mailbox_id)
+        settings = await self._settings.get(mailbox_id)
         if settings is None or not is_active(settings, self._clock.now()):
             return disposition
         reply = AutoReply(
