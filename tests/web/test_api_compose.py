@@ -557,6 +557,7 @@ async def test_open_tracking_records_when_the_pixel_is_loaded(
         "no-store"
     )
     assert refused.status_code == 404
+    await services.tracking.flush()  # hits are written in batches, after the pixel is answered
     sent_folder = await _folder_id(services, world, "Sent")
     status = (await owner.get(mail(world, f"/messages/{sent_folder}/1/delivery"))).json()
     assert len(status["opens"]) == 1
