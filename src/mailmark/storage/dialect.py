@@ -350,10 +350,17 @@ class PostgresDialect(Dialect):
         # each statement has its own snapshot anyway.
         try:
             rows: Sequence[Sequence[Any]] = await driver_connection.fetch(sql, *values)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-            closed = driver_connection.is_closed()
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+            OSError,
+        ) as error:
+            # A connection whose server ended it may also answer "cannot switch to state …"
+            # (InternalClientError) when the end is read in the middle of the statement.
+            lost = driver_connection.is_closed() or isinstance(error, asyncpg.InternalClientError)
             raise DBAPIError.instance(
-                sql, values, error, Exception, connection_invalidated=closed
+                sql, values, error, Exception, connection_invalidated=lost
             ) from error
         return rows
 
