@@ -25,6 +25,16 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from mailmark.storage.tables import FULLTEXT_TABLE
 
+# asyncpg errors after which a connection is of no further use: closed or refused (a restart, a
+# failover, a full server), or "cannot switch to state …" (InternalClientError) when the server's
+# end of it is read in the middle of a statement.
+ASYNCPG_CONNECTION_LOST = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
 
 @dataclass(frozen=True)
 class DriverStatement:
@@ -350,15 +360,8 @@ class PostgresDialect(Dialect):
         # each statement has its own snapshot anyway.
         try:
             rows: Sequence[Sequence[Any]] = await driver_connection.fetch(sql, *values)
-        except (
-            asyncpg.PostgresError,
-            asyncpg.InterfaceError,
-            asyncpg.InternalClientError,
-            OSError,
-        ) as error:
-            # A connection whose server ended it may also answer "cannot switch to state …"
-            # (InternalClientError) when the end is read in the middle of the statement.
-            lost = driver_connection.is_closed() or isinstance(error, asyncpg.InternalClientError)
+        except (asyncpg.PostgresError, *ASYNCPG_CONNECTION_LOST) as error:
+            lost = isinstance(error, ASYNCPG_CONNECTION_LOST) or driver_connection.is_closed()
             raise DBAPIError.instance(
                 sql, values, error, Exception, connection_invalidated=lost
             ) from error

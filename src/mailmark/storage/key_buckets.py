@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mailmark.core.apikeys import BucketRule
 from mailmark.core.errors import NotFound, StorageUnavailable
 from mailmark.storage.db import PG_UNAVAILABLE
-from mailmark.storage.dialect import DriverStatement
+from mailmark.storage.dialect import ASYNCPG_CONNECTION_LOST, DriverStatement
 from mailmark.storage.node_bus import asyncpg_dsn
 from mailmark.storage.tables import Id, api_key_buckets, api_keys
 
@@ -35,15 +35,6 @@ from mailmark.storage.tables import Id, api_key_buckets, api_keys
 CONNECTIONS = 4
 CONNECT_TIMEOUT_SECONDS = 10.0
 STATEMENT_TIMEOUT_SECONDS = 10.0
-# A connection that is closed or was refused: the server restarted, is down, or is full. A kept
-# connection whose server ended it may also answer with asyncpg's InternalClientError ("cannot
-# switch to state …") when the termination is read in the middle of the next statement.
-_CLOSED = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
 
 
 def take_statement(rule: BucketRule) -> sa.Insert:
@@ -97,13 +88,13 @@ class PgKeyBuckets:
             try:
                 try:
                     tokens, admitted = await self._run(arguments, reuse=True)
-                except _CLOSED:
+                except ASYNCPG_CONNECTION_LOST:
                     if not reusing:
                         raise
                     # A kept connection the server has closed since (a restart, an idle
                     # timeout): once more, on a new connection.
                     tokens, admitted = await self._run(arguments, reuse=False)
-            except (*_CLOSED, TimeoutError) as error:
+            except (*ASYNCPG_CONNECTION_LOST, TimeoutError) as error:
                 raise StorageUnavailable(
                     "The database is unreachable; try again shortly."
                 ) from error
