@@ -8,6 +8,7 @@ The provider's packages are installed with `npm ci` into tests/support/oidc/node
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -106,22 +107,21 @@ async def install_provider() -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-async def start_provider(
-    workdir: Path, clients: Sequence[ProviderClient], accounts: Sequence[ProviderAccount]
-) -> OidcProviderProcess:
-    """Start provider.mjs on a free loopback port; it prints its issuer URL once it listens."""
+class ProviderDidNotStart(Exception):
+    def __init__(self, reason: str, log: Path) -> None:
+        super().__init__(f"{reason}; its stderr:\n{log.read_text()}")
+
+
+async def _end(process: asyncio.subprocess.Process) -> int:
+    """Kill the process unless it has ended already; its exit status."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    return await process.wait()
+
+
+async def _spawn_provider(config: Path, log: Path) -> OidcProviderProcess:
+    """Start provider.mjs once; it prints its issuer URL once it listens."""
     assert NODE is not None
-    await install_provider()
-    config = workdir / "oidc-provider.json"
-    config.write_text(
-        json.dumps(
-            {
-                "clients": [asdict(client) for client in clients],
-                "accounts": {account.login: asdict(account) for account in accounts},
-            }
-        )
-    )
-    log = workdir / "oidc-provider.log"
     with log.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(
             NODE,
@@ -132,16 +132,45 @@ async def start_provider(
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
         )
+    assert process.stdout is not None
     try:
-        assert process.stdout is not None
         async with asyncio.timeout(START_TIMEOUT):
             line = await process.stdout.readline()
-        issuer = json.loads(line)["issuer"]
-    except (TimeoutError, ValueError, KeyError):
-        process.kill()
-        await process.wait()
-        raise AssertionError(f"the OIDC provider did not start:\n{log.read_text()}") from None
-    return OidcProviderProcess(issuer, process, log)
+    except TimeoutError:
+        await _end(process)
+        raise ProviderDidNotStart(f"no issuer line within {START_TIMEOUT:.0f} s", log) from None
+    try:
+        return OidcProviderProcess(json.loads(line)["issuer"], process, log)
+    except (ValueError, KeyError):
+        status = await _end(process)
+        raise ProviderDidNotStart(
+            f"it printed {line!r} and ended with status {status}", log
+        ) from None
+
+
+async def start_provider(
+    workdir: Path, clients: Sequence[ProviderClient], accounts: Sequence[ProviderAccount]
+) -> OidcProviderProcess:
+    """Start provider.mjs on a free loopback port, trying a second time if the first process
+    does not come up: once in a full CI run it ended, or hung, before printing its issuer, while
+    it starts in 0.4 s otherwise. Both failures are reported if the second try fails too."""
+    await install_provider()
+    config = workdir / "oidc-provider.json"
+    config.write_text(
+        json.dumps(
+            {
+                "clients": [asdict(client) for client in clients],
+                "accounts": {account.login: asdict(account) for account in accounts},
+            }
+        )
+    )
+    failures: list[str] = []
+    for attempt in range(2):
+        try:
+            return await _spawn_provider(config, workdir / f"oidc-provider-{attempt}.log")
+        except ProviderDidNotStart as failure:
+            failures.append(str(failure))
+    raise AssertionError("the OIDC provider did not start:\n" + "\n".join(failures))
 
 
 StartProvider = Callable[
