@@ -67,7 +67,7 @@ from mailmark.core.identity import IdentityService
 from mailmark.core.inbound import InboundMail
 from mailmark.core.logins import LoginThrottle, MailboxLogins
 from mailmark.core.mailboxes import MailboxService
-from mailmark.core.mailstore import MailStore
+from mailmark.core.mailstore import MailStore, NodeRenewal
 from mailmark.core.maintenance import Maintenance
 from mailmark.core.oidc import OidcProvider, OidcSignIn
 from mailmark.core.passwords import Passwords
@@ -837,6 +837,7 @@ class Listeners:
     maintenance: Maintenance
     campaigns: CampaignScheduler
     loop_lag: LoopLagMonitor
+    imap_node: NodeRenewal
     cpu: CpuPool
     managesieve: ManageSieveListener
     certificates: CertificateHolder
@@ -902,6 +903,7 @@ class Listeners:
             self.imaps.close(),
             self.managesieve.close(),
         )
+        await self.imap_node.stop()
         await self.cpu.stop()
 
 
@@ -1147,6 +1149,8 @@ async def start_listeners(
     campaigns.start()
     loop_lag = LoopLagMonitor(settings.loop_lag_warning.total_seconds())
     loop_lag.start()
+    imap_node = NodeRenewal(services.mailstore)
+    imap_node.start()
     certificate_files = None
     if settings.tls_cert is not None:
         certificate_files = CertificateFileWatcher(
@@ -1169,6 +1173,7 @@ async def start_listeners(
         maintenance=maintenance,
         campaigns=campaigns,
         loop_lag=loop_lag,
+        imap_node=imap_node,
         cpu=services.cpu,
         managesieve=managesieve,
         certificates=certificates,

@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from mailmark.bootstrap import Listeners, Services, build_services, start_listeners
 from mailmark.config import Settings
+from mailmark.storage.tables import messages
 from tests.e2e.test_imap_idle import WAKE_TIMEOUT, idling, message, next_exists, send_through_mx
+from tests.imap.raw import session
 from tests.support.world import World
 
 
@@ -22,15 +25,22 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def other_node(settings: Settings, world: World) -> AsyncIterator[Listeners]:
+async def other_services(settings: Settings, world: World) -> AsyncIterator[Services]:
+    services = await build_services(settings)
+    try:
+        yield services
+    finally:
+        await services.close()
+
+
+@pytest.fixture
+async def other_node(other_services: Services) -> AsyncIterator[Listeners]:
     """A second `serve` on the same database and blob store, with its own listeners."""
-    services: Services = await build_services(settings)
-    listeners = await start_listeners(services)
+    listeners = await start_listeners(other_services)
     try:
         yield listeners
     finally:
         await listeners.close()
-        await services.close()
 
 
 async def test_idle_sees_mail_another_node_delivered(
@@ -47,3 +57,36 @@ async def test_idle_sees_mail_another_node_delivered(
         assert b"Subject: Idle 1" in fetched[0], fetched
     finally:
         await idler.close()
+
+
+async def test_a_message_expunged_on_one_node_stays_readable_on_the_other_until_told(
+    listeners: Listeners, other_node: Listeners, other_services: Services, world: World
+) -> None:
+    """Issue 16 item 10 across nodes, over both nodes' IMAP listeners: the session here sees
+    message 1 until it is told (RFC 9051 §7.5.1), whatever the other node's session does."""
+    assert world.sales.id is not None
+    raw = message(1)
+    await world.services.mailstore.append(world.sales.id, "INBOX", raw)
+    async with (
+        session(listeners.imaps_port, select="INBOX") as reader,
+        session(other_node.imaps_port, select="INBOX") as expunger,
+    ):
+        await expunger.ok(b"S1", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+        assert await expunger.ok(b"E1", b"EXPUNGE") == [
+            b"* 1 EXPUNGE\r\n",
+            b"E1 OK EXPUNGE completed\r\n",
+        ]
+        assert await reader.ok(b"F1", b"FETCH 1 (FLAGS BODY.PEEK[])") == [
+            b"* 1 FETCH (FLAGS (\\Deleted \\Recent) BODY[] {%d}\r\n" % len(raw) + raw + b")\r\n",
+            b"F1 OK FETCH completed\r\n",
+        ]
+        lines = await reader.ok(b"N1", b"NOOP")
+        assert b"* 1 EXPUNGE\r\n" in lines and lines[-1] == b"N1 OK NOOP completed\r\n"
+        async with world.services.engine.connect() as conn:
+            assert await conn.scalar(sa.select(sa.func.count()).select_from(messages)) == 1
+        # Each node's renewal publishes what its sessions have been told; the second releases.
+        await other_services.mailstore.renew_views()
+        await world.services.mailstore.renew_views()
+    async with world.services.engine.connect() as conn:
+        left = await conn.scalar(sa.select(sa.func.count()).select_from(messages))
+    assert left == 0

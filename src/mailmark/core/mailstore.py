@@ -12,12 +12,15 @@ import asyncio
 import bisect
 import logging
 import re
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from mailmark.core import imap_sort
+from mailmark.core.background import STOP_GRACE_SECONDS, BackgroundLoop
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.errors import (
     Conflict,
@@ -81,6 +84,11 @@ _KEYWORD = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')
 # An APPEND of a message with the Message-ID of one the mailbox submitted over SMTP within this
 # time, to the folder the server filed that one in, is answered with the filed copy.
 SUBMITTED_COPY_WINDOW = timedelta(minutes=10)
+# Every node renews its row and its sessions' views this often, and releases the expunged
+# messages no session can see any more (issue 16 item 10, across nodes).
+NODE_RENEW_SECONDS = 10.0
+# A node not renewed for this long is gone with its sessions: its views hold nothing back.
+NODE_GONE_AFTER = timedelta(seconds=60)
 # RFC 6154 §2: the special-use attributes that say where spam and deleted mail go.
 _JUNK = "\\Junk"
 _TRASH = "\\Trash"
@@ -313,8 +321,11 @@ class MailStore:
         max_message_size: int,
         delivery: InboundDelivery,
         learning: SpamLearning | None = None,
+        node_id: str | None = None,
     ) -> None:
         self._uow = uow
+        # This process among those serving IMAP on the same database.
+        self.node_id = node_id or uuid.uuid4().hex
         self._blobs = blobs
         self._clock = clock
         self.signals = signals
@@ -339,10 +350,17 @@ class MailStore:
         ] = {}
         # RFC 9051 §7.5.1: a session must not be told of an expunge in the middle of a FETCH,
         # STORE or SEARCH by sequence number, and until it is told it may still FETCH the
-        # message. The folders open here, by session; and the messages expunged while a session
-        # still sees them, kept (row and blob) until none does.
+        # message. So a placement expunged while a session (here or on another node) may still
+        # see it is retained in the database, and its message row and blob with it, until none
+        # does. The folders open here, by session; the floor this node published for each
+        # (`imap_node_views`); when each SELECT whose view is not open yet read its snapshot;
+        # the folders known to retain placements.
         self._views: dict[int, dict[int, FolderView]] = {}
-        self._retained: dict[int, dict[int, PlacementState]] = {}
+        self._held: dict[int, int] = {}
+        self._selecting: dict[int, list[float]] = {}
+        self._selects_in_flight = 0
+        self._views_lock = asyncio.Lock()
+        self._retaining: set[int] = set()
         self._pruning: set[asyncio.Task[None]] = set()
 
     # Open sessions
@@ -350,6 +368,9 @@ class MailStore:
     def open_view(self, folder_id: int, view: FolderView) -> None:
         """A session selected the folder: what it sees stays readable until it is told."""
         self._views.setdefault(folder_id, {})[id(view)] = view
+        pending = self._selecting.get(folder_id)
+        if pending:
+            del pending[0]
 
     def close_view(self, folder_id: int, view: FolderView) -> None:
         views = self._views.get(folder_id)
@@ -361,8 +382,8 @@ class MailStore:
 
     def view_changed(self, folder_id: int) -> None:
         """A session was told of expunges (or closed the folder): release what no one sees."""
-        if self._retained.get(folder_id):
-            task = asyncio.get_running_loop().create_task(self._prune(folder_id))
+        if folder_id in self._retaining:
+            task = asyncio.get_running_loop().create_task(self._release(folder_id))
             self._pruning.add(task)
             task.add_done_callback(self._pruning.discard)
 
@@ -370,32 +391,123 @@ class MailStore:
         views = [v for v in self._views.get(folder_id, {}).values() if v is not caller]
         return [uid for uid in uids if any(view.sees(uid) for view in views)]
 
-    def _retained_ids(self) -> set[int]:
-        return {state.message_id for kept in self._retained.values() for state in kept.values()}
+    def _alive_since(self) -> datetime:
+        return self._clock.now() - NODE_GONE_AFTER
 
-    async def _prune(self, folder_id: int) -> None:
-        kept = self._retained.get(folder_id, {})
-        released = [
-            kept.pop(uid) for uid in [u for u in kept if not self._seen(folder_id, [u], None)]
-        ]
-        if not kept:
-            self._retained.pop(folder_id, None)
-        if not released:
-            return
-        still = self._retained_ids()
+    async def _hold(self, folder_id: int) -> None:
+        """Before a session's first view of the folder on this node is read: publish that this
+        node's sessions may see its messages expunged from now on. A SELECT of a folder held
+        already writes nothing."""
+        async with self._views_lock:
+            if folder_id in self._held:
+                return
+            async with self._uow() as uow:
+                floor = await uow.mailstore.hold_folder(self.node_id, folder_id, self._clock.now())
+                await uow.commit()
+            if floor is not None:
+                self._held[folder_id] = floor
+
+    async def _retain(
+        self,
+        uow: UnitOfWork,
+        folder_id: int,
+        uids: Sequence[int],
+        caller: FolderView | None,
+    ) -> list[PlacementState]:
+        """In an expunge's transaction, after the folder is locked: the placements among `uids`
+        that a session may still see, to retain. All of them when another node's sessions have
+        the folder open (what each sees is known only there); else those an open session here
+        other than `caller` sees."""
+        elsewhere = await uow.mailstore.other_views_floor(
+            folder_id, self.node_id, self._alive_since()
+        )
+        seen = list(uids) if elsewhere is not None else self._seen(folder_id, uids, caller)
+        return await uow.mailstore.placements(folder_id, seen) if seen else []
+
+    async def _release(self, folder_id: int) -> None:
+        """Stop retaining the folder's expunged placements that no session here sees and no
+        other live node's sessions may still see; remove what nothing holds any more."""
         try:
             async with self._uow() as uow:
-                orphaned = await uow.mailstore.remove_unplaced(
-                    [s.message_id for s in released if s.message_id not in still]
+                kept = await uow.mailstore.retained(folder_id, None)
+                elsewhere = (
+                    await uow.mailstore.other_views_floor(
+                        folder_id, self.node_id, self._alive_since()
+                    )
+                    if kept
+                    else None
                 )
+                free = [
+                    state.uid
+                    for state, expunged_at in kept
+                    if (elsewhere is None or elsewhere >= expunged_at)
+                    and not self._seen(folder_id, [state.uid], None)
+                ]
+                orphaned = await uow.mailstore.release(folder_id, free) if free else []
                 await uow.commit()
+            if len(free) == len(kept):
+                self._retaining.discard(folder_id)
+            else:
+                # Some are seen still: the first session here told of them releases them.
+                self._retaining.add(folder_id)
             await self.remove_unused_blobs(orphaned)
         except Exception:
-            # Left without a placement, they are removed at the next start (remove_unplaced).
-            log.exception("could not remove %d expunged messages", len(released))
+            # Still retained: the next renewal (renew_views) tries again.
+            log.exception("could not release the expunged messages of folder %d", folder_id)
+
+    async def renew_views(self) -> int:
+        """Every NODE_RENEW_SECONDS on every node: say this node is alive, raise its views'
+        floors to what its sessions have been told, drop the folders none has open, forget
+        nodes gone silent, and release what no session anywhere can still see; how many folders
+        retained placements."""
+        now = self._clock.now()
+        async with self._views_lock:
+            recent = time.monotonic() - NODE_RENEW_SECONDS
+            raised: dict[int, int] = {}
+            dropped: list[int] = []
+            for folder_id, floor in [] if self._selects_in_flight else self._held.items():
+                pending = [t for t in self._selecting.pop(folder_id, []) if t > recent]
+                if pending:
+                    # A SELECT is between its snapshot and its view: leave the floor be.
+                    self._selecting[folder_id] = pending
+                    continue
+                views = self._views.get(folder_id)
+                if not views:
+                    dropped.append(folder_id)
+                    continue
+                lowest = min(view.highestmodseq for view in views.values())
+                if lowest > floor:
+                    raised[folder_id] = lowest
+            # A node with no folder held has nothing to renew: other nodes only look at it
+            # through its views. It writes again when a SELECT holds a folder (hold_folder).
+            if self._held:
+                # Forgotten before the write: a SELECT from now on holds the folder again.
+                for folder_id in dropped:
+                    del self._held[folder_id]
+                async with self._uow() as uow:
+                    await uow.mailstore.renew_node(self.node_id, now)
+                    await uow.mailstore.set_view_floors(self.node_id, raised)
+                    await uow.mailstore.drop_views(self.node_id, dropped)
+                    await uow.mailstore.forget_nodes(now - NODE_GONE_AFTER)
+                    await uow.commit()
+                self._held.update(raised)
+        async with self._uow(read_only=True) as uow:
+            retaining = await uow.mailstore.retaining_folders()
+        for folder_id in retaining:
+            await self._release(folder_id)
+        return len(retaining)
+
+    async def leave(self) -> None:
+        """This node stops serving IMAP: its views hold nothing back any more."""
+        async with self._views_lock:
+            async with self._uow() as uow:
+                await uow.mailstore.forget_node(self.node_id)
+                await uow.commit()
+            self._held.clear()
 
     async def remove_unplaced(self) -> None:
-        """At start: remove the messages a previous run kept for its sessions and never removed."""
+        """At start: remove the messages left without a placement, retained or not (a run ended
+        between committing an expunge and removing what it left)."""
         async with self._uow() as uow:
             orphaned = await uow.mailstore.remove_unplaced(None)
             await uow.commit()
@@ -574,8 +686,27 @@ class MailStore:
             counts.size,
         )
 
-    async def select(self, mailbox_id: int, name: str) -> FolderSnapshot:
-        """SELECT/EXAMINE: the folder's UIDs and counters (INBOX matched case-insensitively)."""
+    async def select(self, mailbox_id: int, name: str, *, view: bool = False) -> FolderSnapshot:
+        """SELECT/EXAMINE: the folder's UIDs and counters (INBOX matched case-insensitively).
+        `view`: for a session that will `open_view` it; the folder is held for this node first
+        (`_hold`), so that an expunge on any node retains what the session sees."""
+        if not view:
+            return await self._snapshot(mailbox_id, name)
+        # While the snapshot is read, renew_views neither raises nor drops a floor: the view is
+        # not open yet, and what it will see is not known.
+        self._selects_in_flight += 1
+        try:
+            snapshot = await self._snapshot(mailbox_id, name)
+            if snapshot.folder_id not in self._held:
+                await self._hold(snapshot.folder_id)
+                snapshot = await self._snapshot(mailbox_id, name)
+            # Until the session opens its view (`open_view`), or for NODE_RENEW_SECONDS.
+            self._selecting.setdefault(snapshot.folder_id, []).append(time.monotonic())
+            return snapshot
+        finally:
+            self._selects_in_flight -= 1
+
+    async def _snapshot(self, mailbox_id: int, name: str) -> FolderSnapshot:
         async with self._uow(read_only=True) as uow:
             folder = await self._folder(uow, mailbox_id, name)
             assert folder.id is not None
@@ -660,9 +791,10 @@ class MailStore:
         )
 
     async def prune_tombstones(self, kept: int) -> int:
-        """Keep each folder's `kept` newest expunge tombstones, and any a session open here has
-        not caught up with; how many were deleted. Sessions and QRESYNC clients asking about an
-        older MODSEQ are answered from the folder's UIDs instead (`FolderChanges.present`)."""
+        """Keep each folder's `kept` newest expunge tombstones, and any a session open here or on
+        another live node has not caught up with; how many were deleted. Sessions and QRESYNC
+        clients asking about an older MODSEQ are answered from the folder's UIDs instead
+        (`FolderChanges.present`)."""
         deleted = 0
         async with self._uow(read_only=True) as uow:
             folder_ids = await uow.mailstore.tombstone_heavy_folders(kept)
@@ -672,6 +804,11 @@ class MailStore:
                 views = self._views.get(folder_id, {}).values()
                 if cutoff is not None and views:
                     cutoff = min([cutoff, *(view.highestmodseq for view in views)])
+                elsewhere = await uow.mailstore.other_views_floor(
+                    folder_id, self.node_id, self._alive_since()
+                )
+                if cutoff is not None and elsewhere is not None:
+                    cutoff = min(cutoff, elsewhere)
                 if cutoff is not None and cutoff > 0:
                     deleted += await uow.mailstore.prune_tombstones(folder_id, cutoff)
                     await uow.commit()
@@ -728,11 +865,15 @@ class MailStore:
         """The rows of `uids` in the folder, and of those expunged that a session still sees."""
         if not uids:
             return []
-        retained = self._retained.get(folder_id, {})
         async with self._uow(read_only=True) as uow:
             rows = await uow.mailstore.fetch_rows(folder_id, uids, structure, content)
             found = {row.uid for row in rows}
-            kept = [retained[u] for u in uids if u not in found and u in retained]
+            missing = [uid for uid in uids if uid not in found]
+            kept = (
+                [state for state, _ in await uow.mailstore.retained(folder_id, missing)]
+                if missing
+                else []
+            )
             if kept:
                 rows = sorted(
                     rows + await self._retained_rows(uow, kept, structure, content),
@@ -910,12 +1051,23 @@ class MailStore:
         async with self._uow() as uow:
             dest = await self._folder(uow, mailbox_id, dest_name)
             assert dest.id is not None
-            moved = await copy_placements(uow, mailbox_id, folder_id, uids, dest.id, move=move)
+            kept = []
             if move:
-                seen = set(self._seen(folder_id, [p.uid for p, _ in moved], caller))
-                self._retain(folder_id, [p for p, _ in moved if p.uid in seen])
+                # Read before the move takes the placements away, with both folders locked
+                # first in id order, as copy_placements locks them.
+                for locked in sorted({folder_id, dest.id}):
+                    await uow.mailstore.lock_folder(locked)
+                kept = await self._retain(uow, folder_id, uids, caller)
+            moved = await copy_placements(uow, mailbox_id, folder_id, uids, dest.id, move=move)
+            if kept:
+                # The source placements were removed under the folder's latest MODSEQ.
+                removed = await uow.mailstore.folder(folder_id)
+                assert removed is not None
+                await uow.mailstore.retain(folder_id, kept, removed.highest_modseq)
             source = await uow.mailstore.folder(folder_id) if self._learning else None
             await uow.commit()
+        if kept:
+            self._retaining.add(folder_id)
         self.signals.publish(mailbox_id)
         if source is not None:
             self._teach(source, dest, [uid for _, uid in moved])
@@ -947,24 +1099,16 @@ class MailStore:
             doomed = await uow.mailstore.search(folder_id, Flag(SystemFlag.DELETED), uids)
             if not doomed:
                 return []
-            seen = self._seen(folder_id, doomed, caller)
-            kept = await uow.mailstore.placements(folder_id, seen) if seen else []
+            kept = await self._retain(uow, folder_id, doomed, caller)
             modseq = await uow.mailstore.allocate_modseqs(folder_id, 1)
-            orphaned = await uow.mailstore.remove_placements(
-                folder_id,
-                doomed,
-                modseq,
-                keep_messages={p.message_id for p in kept} | self._retained_ids(),
-            )
-            self._retain(folder_id, kept)
+            await uow.mailstore.retain(folder_id, kept, modseq)
+            orphaned = await uow.mailstore.remove_placements(folder_id, doomed, modseq)
             await uow.commit()
+        if kept:
+            self._retaining.add(folder_id)
         self.signals.publish(folder.mailbox_id)
         await self.remove_unused_blobs(orphaned)
         return doomed
-
-    def _retain(self, folder_id: int, states: Sequence[PlacementState]) -> None:
-        if states:
-            self._retained.setdefault(folder_id, {}).update({s.uid: s for s in states})
 
     async def append(
         self,
@@ -1229,6 +1373,35 @@ class MailStore:
                     await uow.commit()
             except (OSError, StorageUnavailable):
                 log.exception("could not remove unused blob %s", key)
+
+
+class NodeRenewal(BackgroundLoop):
+    """`MailStore.renew_views` every NODE_RENEW_SECONDS, on every node (not only the leader);
+    stopped once the node's IMAP listeners are closed, it leaves (`MailStore.leave`)."""
+
+    name = "IMAP node renewal"
+
+    def __init__(self, store: MailStore, interval: float = NODE_RENEW_SECONDS) -> None:
+        super().__init__()
+        self._store = store
+        self._interval = interval
+
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        await super().stop(grace)
+        try:
+            await self._store.leave()
+        except Exception:
+            log.exception(
+                "could not remove this node's IMAP views; they lapse in %s", NODE_GONE_AFTER
+            )
+
+    async def _run(self) -> None:
+        while not self.stopping:
+            try:
+                await self._store.renew_views()
+            except Exception:
+                log.exception("could not renew this node's IMAP views")
+            await self._pause(self._interval)
 
 
 async def copy_placements(

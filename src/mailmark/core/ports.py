@@ -623,15 +623,72 @@ class MailStoreRepository(Protocol):
         folder_id: int,
         uids: Sequence[int],
         modseq: int,
-        keep_messages: Collection[int] = (),
     ) -> list[str]:
         """Delete the placements, tombstone their uids at `modseq`, remove messages left without
-        a placement (except `keep_messages`); the blob keys nothing references any more."""
+        a placement (or a retained one); the blob keys nothing references any more."""
         ...
 
     async def remove_unplaced(self, message_ids: Sequence[int] | None) -> list[str]:
-        """Remove these messages (all, when None) if no placement holds them; the blob keys
-        nothing references any more."""
+        """Remove these messages (all, when None) if no placement, retained or not, holds them;
+        the blob keys nothing references any more."""
+        ...
+
+    # IMAP nodes and what their sessions may still see: an expunged placement is retained, and
+    # with it its message and blob, while a live node's sessions may still see it (RFC 9051
+    # §7.5.1 lets a session FETCH a message until it is told of the expunge).
+
+    async def renew_node(self, node_id: str, now: datetime) -> None:
+        """Record that the node is alive at `now`."""
+        ...
+
+    async def hold_folder(self, node_id: str, folder_id: int, now: datetime) -> int | None:
+        """Say that the node's sessions may see the folder's messages expunged above its current
+        HIGHESTMODSEQ (kept lower if the node said so already); that MODSEQ, or None when the
+        folder is gone. Waits for an expunge of the folder in progress to commit."""
+        ...
+
+    async def set_view_floors(self, node_id: str, floors: dict[int, int]) -> None:
+        """The node's sessions now see no expunge of these folders up to these MODSEQs."""
+        ...
+
+    async def drop_views(self, node_id: str, folder_ids: Sequence[int]) -> None:
+        """The node's sessions no longer have these folders open."""
+        ...
+
+    async def forget_node(self, node_id: str) -> None:
+        """Remove the node and its views: it serves no session any more."""
+        ...
+
+    async def forget_nodes(self, seen_before: datetime) -> int:
+        """Remove nodes not renewed since then, with their views; how many."""
+        ...
+
+    async def other_views_floor(
+        self, folder_id: int, node_id: str, seen_since: datetime
+    ) -> int | None:
+        """The lowest floor of the folder's views on other nodes alive since then; None if
+        none has it open."""
+        ...
+
+    async def retain(self, folder_id: int, states: Sequence[PlacementState], modseq: int) -> None:
+        """Keep these placements, expunged at `modseq`, for the sessions that may still see
+        them."""
+        ...
+
+    async def retained(
+        self, folder_id: int, uids: Sequence[int] | None
+    ) -> list[tuple[PlacementState, int]]:
+        """The folder's retained placements among `uids` (all when None), each with the MODSEQ
+        it was expunged at, by uid."""
+        ...
+
+    async def release(self, folder_id: int, uids: Sequence[int]) -> list[str]:
+        """Stop retaining these placements, removing messages nothing holds any more; the blob
+        keys nothing references any more."""
+        ...
+
+    async def retaining_folders(self) -> list[int]:
+        """Folders with retained placements."""
         ...
 
     async def message_rows(

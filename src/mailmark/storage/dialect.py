@@ -80,9 +80,15 @@ class Dialect(ABC):
         """Insert the rows; their ids, in the same order, with one statement for the batch."""
 
     def for_update(
-        self, query: sa.Select[Any], *, of: sa.Table | None = None, skip_locked: bool = False
+        self,
+        query: sa.Select[Any],
+        *,
+        of: sa.Table | None = None,
+        skip_locked: bool = False,
+        read: bool = False,
     ) -> sa.Select[Any]:
-        """The query, locking the rows it reads until commit where the backend locks rows."""
+        """The query, locking the rows it reads until commit where the backend locks rows
+        (`read`: a shared lock, which waits only for writers of the rows)."""
         return query
 
     async def lock_row(  # noqa: B027 - SQLite's one writer serialises already: nothing to do
@@ -327,10 +333,15 @@ class PostgresDialect(Dialect):
         return [int(i) for i in (await conn.execute(query, rows)).scalars()]
 
     def for_update(
-        self, query: sa.Select[Any], *, of: sa.Table | None = None, skip_locked: bool = False
+        self,
+        query: sa.Select[Any],
+        *,
+        of: sa.Table | None = None,
+        skip_locked: bool = False,
+        read: bool = False,
     ) -> sa.Select[Any]:
         # skip_locked: rows another node is leasing right now are skipped, not waited for.
-        return query.with_for_update(of=of, skip_locked=skip_locked)
+        return query.with_for_update(of=of, skip_locked=skip_locked, read=read)
 
     async def lock_row(self, conn: AsyncConnection, table: sa.Table, row_id: int) -> None:
         await conn.execute(sa.select(table.c.id).where(table.c.id == row_id).with_for_update())

@@ -39,14 +39,18 @@ from mailmark.storage.sql import (
     folder_from_row,
     folder_query,
     folder_subscribed,
+    message_held,
     remove_orphan_messages,
 )
 from mailmark.storage.tables import (
     expunged,
     folders,
+    imap_node_views,
+    imap_nodes,
     messages,
     outbound_messages,
     placements,
+    retained_placements,
     subscriptions,
 )
 
@@ -495,7 +499,6 @@ class SqlMailStore:
         folder_id: int,
         uids: Sequence[int],
         modseq: int,
-        keep_messages: Collection[int] = (),
     ) -> list[str]:
         message_ids: list[int] = []
         for chunk in chunks(sorted(set(uids))):
@@ -513,16 +516,142 @@ class SqlMailStore:
                 expunged.insert(),
                 [{"folder_id": folder_id, "uid": row.uid, "modseq": modseq} for row in found],
             )
-        keep = set(keep_messages)
-        return await remove_orphan_messages(self._conn, [m for m in message_ids if m not in keep])
+        return await remove_orphan_messages(self._conn, message_ids)
 
     async def remove_unplaced(self, message_ids: Sequence[int] | None) -> list[str]:
         if message_ids is None:
-            unplaced = ~sa.exists().where(placements.c.message_id == messages.c.id)
-            message_ids = (
-                (await self._conn.execute(sa.select(messages.c.id).where(unplaced))).scalars().all()
-            )
+            query = sa.select(messages.c.id).where(~message_held())
+            message_ids = (await self._conn.execute(query)).scalars().all()
         return await remove_orphan_messages(self._conn, message_ids)
+
+    # IMAP nodes and what their sessions may still see (issue 16 item 10)
+
+    async def renew_node(self, node_id: str, now: datetime) -> None:
+        await self._conn.execute(
+            self._dialect.insert_or_ignore(imap_nodes), {"node_id": node_id, "seen_at": now}
+        )
+        await self._conn.execute(
+            imap_nodes.update().where(imap_nodes.c.node_id == node_id).values(seen_at=now)
+        )
+
+    async def hold_folder(self, node_id: str, folder_id: int, now: datetime) -> int | None:
+        # Locked for share: an expunge of the folder in progress (which locks it for update)
+        # commits first, or finds this row when it looks for views.
+        query = self._dialect.for_update(
+            sa.select(folders.c.highest_modseq).where(folders.c.id == folder_id), read=True
+        )
+        floor = await self._conn.scalar(query)
+        if floor is None:
+            return None
+        await self.renew_node(node_id, now)
+        view = imap_node_views.c
+        await self._conn.execute(
+            self._dialect.insert_or_ignore(imap_node_views),
+            {"node_id": node_id, "folder_id": folder_id, "floor": floor},
+        )
+        await self._conn.execute(
+            imap_node_views.update()
+            .where(view.node_id == node_id, view.folder_id == folder_id, view.floor > floor)
+            .values(floor=floor)
+        )
+        return int(floor)
+
+    async def set_view_floors(self, node_id: str, floors: dict[int, int]) -> None:
+        view = imap_node_views.c
+        for folder_id, floor in floors.items():
+            await self._conn.execute(
+                imap_node_views.update()
+                .where(view.node_id == node_id, view.folder_id == folder_id)
+                .values(floor=floor)
+            )
+
+    async def drop_views(self, node_id: str, folder_ids: Sequence[int]) -> None:
+        view = imap_node_views.c
+        for chunk in chunks(sorted(folder_ids)):
+            await self._conn.execute(
+                imap_node_views.delete().where(
+                    view.node_id == node_id, view.folder_id.in_(list(chunk))
+                )
+            )
+
+    async def forget_node(self, node_id: str) -> None:
+        await self._conn.execute(imap_nodes.delete().where(imap_nodes.c.node_id == node_id))
+
+    async def forget_nodes(self, seen_before: datetime) -> int:
+        result = await self._conn.execute(
+            imap_nodes.delete().where(imap_nodes.c.seen_at < seen_before)
+        )
+        return int(result.rowcount or 0)
+
+    async def other_views_floor(
+        self, folder_id: int, node_id: str, seen_since: datetime
+    ) -> int | None:
+        view = imap_node_views.c
+        query = (
+            sa.select(sa.func.min(view.floor))
+            .select_from(imap_node_views.join(imap_nodes))
+            .where(
+                view.folder_id == folder_id,
+                view.node_id != node_id,
+                imap_nodes.c.seen_at >= seen_since,
+            )
+        )
+        floor = await self._conn.scalar(query)
+        return None if floor is None else int(floor)
+
+    async def retain(self, folder_id: int, states: Sequence[PlacementState], modseq: int) -> None:
+        if states:
+            await self._conn.execute(
+                self._dialect.insert_or_ignore(retained_placements),
+                [
+                    {
+                        "folder_id": folder_id,
+                        "uid": state.uid,
+                        "message_id": state.message_id,
+                        "modseq": state.modseq,
+                        "flags": list(state.flags),
+                        "thread_id": state.thread_id,
+                        "internal_date": state.internal_date,
+                        "expunged_modseq": modseq,
+                    }
+                    for state in states
+                ],
+            )
+
+    async def retained(
+        self, folder_id: int, uids: Sequence[int] | None
+    ) -> list[tuple[PlacementState, int]]:
+        kept = retained_placements.c
+        query = sa.select(retained_placements).where(kept.folder_id == folder_id)
+        found = []
+        for chunk in [None] if uids is None else chunks(sorted(set(uids))):
+            where = query if chunk is None else query.where(kept.uid.in_(list(chunk)))
+            for row in await self._conn.execute(where.order_by(kept.uid)):
+                state = PlacementState(
+                    int(row.uid),
+                    int(row.message_id),
+                    tuple(row.flags),
+                    int(row.modseq),
+                    row.thread_id,
+                    row.internal_date,
+                )
+                found.append((state, int(row.expunged_modseq)))
+        return found
+
+    async def release(self, folder_id: int, uids: Sequence[int]) -> list[str]:
+        kept = retained_placements.c
+        message_ids: list[int] = []
+        for chunk in chunks(sorted(set(uids))):
+            where = sa.and_(kept.folder_id == folder_id, kept.uid.in_(list(chunk)))
+            message_ids += (
+                await self._conn.execute(sa.select(kept.message_id).where(where))
+            ).scalars()
+            await self._conn.execute(retained_placements.delete().where(where))
+        return await remove_orphan_messages(self._conn, message_ids)
+
+    async def retaining_folders(self) -> list[int]:
+        query = sa.select(retained_placements.c.folder_id).distinct()
+        return [int(folder_id) for folder_id in (await self._conn.execute(query)).scalars()]
 
     async def message_rows(
         self, message_ids: Sequence[int], structure: bool, content: bool

@@ -18,6 +18,7 @@ from mailmark.storage.tables import (
     messages,
     outbound_messages,
     placements,
+    retained_placements,
     subscriptions,
     webmail_uploads,
 )
@@ -162,7 +163,7 @@ BLOB_REFERENCES = (messages, outbound_messages, webmail_uploads)
 async def remove_orphan_messages(conn: AsyncConnection, message_ids: Sequence[int]) -> list[str]:
     """Delete the messages among these that no placement holds; the blob keys left unused."""
     keys: set[str] = set()
-    still_placed = sa.exists().where(placements.c.message_id == messages.c.id)
+    still_placed = message_held()
     for chunk in chunks(sorted(set(message_ids))):
         orphans = (
             await conn.execute(
@@ -176,6 +177,15 @@ async def remove_orphan_messages(conn: AsyncConnection, message_ids: Sequence[in
         await conn.execute(messages.delete().where(messages.c.id.in_([r.id for r in orphans])))
         keys.update(row.blob_key for row in orphans)
     return await unreferenced_blobs(conn, keys)
+
+
+def message_held() -> sa.ColumnElement[bool]:
+    """A message row still in use: placed in a folder, or kept for an IMAP session that may
+    still see it expunged (`retained_placements`)."""
+    return sa.or_(
+        sa.exists().where(placements.c.message_id == messages.c.id),
+        sa.exists().where(retained_placements.c.message_id == messages.c.id),
+    )
 
 
 async def unreferenced_blobs(conn: AsyncConnection, keys: set[str]) -> list[str]:

@@ -431,6 +431,48 @@ expunged = sa.Table(
     sa.Index("ix_expunged_folder_id_modseq", "folder_id", "modseq"),
 )
 
+# Issue 16 item 10, across nodes: a message expunged while an IMAP session may still see it stays
+# readable until that session is told (RFC 9051 §7.5.1). `imap_nodes` are the processes serving
+# IMAP, alive while they renew `seen_at`; `imap_node_views` say that sessions on a node may still
+# see a folder's messages expunged above `floor`; `retained_placements` keep such a placement as
+# it was when expunged, and with it its message row and blob, until no live view sees it.
+imap_nodes = sa.Table(
+    "imap_nodes",
+    metadata,
+    sa.Column("node_id", sa.String(32), primary_key=True),
+    sa.Column("seen_at", UtcDateTime(), nullable=False),
+)
+
+imap_node_views = sa.Table(
+    "imap_node_views",
+    metadata,
+    sa.Column(
+        "node_id",
+        sa.String(32),
+        sa.ForeignKey("imap_nodes.node_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    _fk("folder_id", "folders.id"),
+    sa.Column("floor", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("node_id", "folder_id"),
+    sa.Index("ix_imap_node_views_folder_id", "folder_id"),
+)
+
+retained_placements = sa.Table(
+    "retained_placements",
+    metadata,
+    _fk("folder_id", "folders.id"),
+    sa.Column("uid", sa.BigInteger(), nullable=False),
+    _fk("message_id", "messages.id"),
+    sa.Column("modseq", sa.BigInteger(), nullable=False),
+    sa.Column("flags", sa.JSON(), nullable=False),
+    sa.Column("thread_id", sa.String(32), nullable=False),
+    sa.Column("internal_date", UtcDateTime(), nullable=False),
+    sa.Column("expunged_modseq", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("folder_id", "uid"),
+    sa.Index("ix_retained_placements_message_id", "message_id"),
+)
+
 # The full-text index of message text is `message_text`, keyed by message id: on SQLite an FTS5
 # table with the trigram tokenizer (case-insensitive substring search, RFC 3501 §6.4.4), on
 # PostgreSQL a table with pg_trgm GIN indexes. It differs per backend, so migration 0004 creates it

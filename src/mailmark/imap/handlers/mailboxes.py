@@ -32,7 +32,7 @@ async def do_select(session: Session, command: Command) -> Done | None:
     name = session.decode_name(command.mailbox)
     # Taken before the snapshot, so a change committed while selecting is looked at afterwards.
     generation = session.signals.generation(session.mailbox_id)
-    snapshot = await session.store.select(session.mailbox_id, name)
+    snapshot = await session.store.select(session.mailbox_id, name, view=True)
     if command.qresync is not None and not session.qresync:
         raise Reply("BAD", "ENABLE QRESYNC first (RFC 7162 §3.2.5)")
     if command.condstore:
