@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 
 # Literals for commands other than APPEND (a password, a search string) stay small.
 SMALL_LITERAL = 64 * 1024
+# Output kept before it is handed to the transport (Session.write).
+OUTPUT_BATCH = 64 * 1024
 
 
 class SessionState(StrEnum):
@@ -193,6 +195,10 @@ class Session:
         )
         self._inflater: Inflater | None = None
         self._deflater: Deflater | None = None
+        # Output written since the last flush, sent as one piece: over TLS every transport write
+        # is a record and a send of its own, and a SELECT answers in nine lines.
+        self._output: list[bytes] = []
+        self._output_bytes = 0
 
     @property
     def selected(self) -> SelectedFolder | None:
@@ -214,15 +220,26 @@ class Session:
         await self.flush()
 
     def write(self, data: bytes) -> None:
-        """Queue output; `flush` (or the next `send`) pushes it out."""
+        """Queue output; `flush` (or the next `send`) pushes it out. More than OUTPUT_BATCH
+        bytes go to the transport at once, so a large response is never held whole here."""
         if self._deflater is not None:
             data = self._deflater.compress(data)
-        self.writer.write(data)
+        self._output.append(data)
+        self._output_bytes += len(data)
+        if self._output_bytes >= OUTPUT_BATCH:
+            self._push()
 
     async def flush(self) -> None:
         if self._deflater is not None:
-            self.writer.write(self._deflater.flush())
+            self._output.append(self._deflater.flush())
+        self._push()
         await self.writer.drain()
+
+    def _push(self) -> None:
+        if self._output:
+            self.writer.write(b"".join(self._output))
+            self._output.clear()
+            self._output_bytes = 0
 
     # COMPRESS=DEFLATE (RFC 4978)
 
@@ -294,6 +311,8 @@ class Session:
 
     async def _serve_commands(self) -> None:
         while self.state != SessionState.LOGOUT:
+            # Nothing written is left waiting while the client is waited for.
+            self._push()
             # What the previous command's literals held of the memory budget is free again.
             await self.reader.release()
             try:

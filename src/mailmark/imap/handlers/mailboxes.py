@@ -4,6 +4,9 @@ LSUB, STATUS and APPEND (RFC 4315 APPENDUID)."""
 
 from __future__ import annotations
 
+import bisect
+import time
+
 from mailmark.core.errors import NotFound
 from mailmark.core.mailstore import DELIMITER, INBOX, SYSTEM_FLAGS, AppendItem, FolderStatus
 from mailmark.imap import encoder
@@ -32,6 +35,8 @@ async def do_select(session: Session, command: Command) -> Done | None:
     name = session.decode_name(command.mailbox)
     # Taken before the snapshot, so a change committed while selecting is looked at afterwards.
     generation = session.signals.generation(session.mailbox_id)
+    # The snapshot is as good as a poll for other nodes' changes (Session.announce_changes).
+    polled_at = time.monotonic()
     snapshot = await session.store.select(session.mailbox_id, name, view=True)
     if command.qresync is not None and not session.qresync:
         raise Reply("BAD", "ENABLE QRESYNC first (RFC 7162 §3.2.5)")
@@ -50,7 +55,8 @@ async def do_select(session: Session, command: Command) -> Done | None:
         first = snapshot.first_recent_uid
         if not command.read_only and first < snapshot.uidnext:
             first = await session.store.claim_recent(snapshot.folder_id, snapshot.uidnext)
-        recent = {uid for uid in snapshot.uids if uid >= first}
+        # The UIDs are ascending: the recent ones are a tail, found without a pass over all.
+        recent = set(snapshot.uids[bisect.bisect_left(snapshot.uids, first) :])
         write(encoder.untagged(b"%d RECENT" % len(recent)))
         if snapshot.first_unseen_seq is not None:
             write(
@@ -79,6 +85,7 @@ async def do_select(session: Session, command: Command) -> Done | None:
         uids=list(snapshot.uids),
         keywords=set(snapshot.keywords),
         generation=generation,
+        polled_at=polled_at,
         recent=recent,
     )
     session.state = SessionState.SELECTED
