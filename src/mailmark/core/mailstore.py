@@ -354,13 +354,13 @@ class MailStore:
         # see it is retained in the database, and its message row and blob with it, until none
         # does. The folders open here, by session; the floor this node published for each
         # (`imap_node_views`); when each SELECT whose view is not open yet read its snapshot;
-        # the folders known to retain placements.
+        # by folder, the retained UIDs a session here saw when last looked at.
         self._views: dict[int, dict[int, FolderView]] = {}
         self._held: dict[int, int] = {}
         self._selecting: dict[int, list[float]] = {}
         self._selects_in_flight = 0
         self._views_lock = asyncio.Lock()
-        self._retaining: set[int] = set()
+        self._retained_uids: dict[int, set[int]] = {}
         self._pruning: set[asyncio.Task[None]] = set()
 
     # Open sessions
@@ -382,7 +382,8 @@ class MailStore:
 
     def view_changed(self, folder_id: int) -> None:
         """A session was told of expunges (or closed the folder): release what no one sees."""
-        if folder_id in self._retaining:
+        retained = self._retained_uids.get(folder_id)
+        if retained and len(self._seen(folder_id, list(retained), None)) < len(retained):
             task = asyncio.get_running_loop().create_task(self._release(folder_id))
             self._pruning.add(task)
             task.add_done_callback(self._pruning.discard)
@@ -390,6 +391,10 @@ class MailStore:
     def _seen(self, folder_id: int, uids: Sequence[int], caller: FolderView | None) -> list[int]:
         views = [v for v in self._views.get(folder_id, {}).values() if v is not caller]
         return [uid for uid in uids if any(view.sees(uid) for view in views)]
+
+    def _note_retained(self, folder_id: int, kept: Sequence[PlacementState]) -> None:
+        if kept:
+            self._retained_uids.setdefault(folder_id, set()).update(s.uid for s in kept)
 
     def _alive_since(self) -> datetime:
         return self._clock.now() - NODE_GONE_AFTER
@@ -426,9 +431,11 @@ class MailStore:
 
     async def _release(self, folder_id: int) -> None:
         """Stop retaining the folder's expunged placements that no session here sees and no
-        other live node's sessions may still see; remove what nothing holds any more."""
+        other live node's sessions may still see; remove what nothing holds any more. What is
+        free stays free (floors only rise, and a folder held anew sees no earlier expunge), so
+        it is judged on a read and written only when something is."""
         try:
-            async with self._uow() as uow:
+            async with self._uow(read_only=True) as uow:
                 kept = await uow.mailstore.retained(folder_id, None)
                 elsewhere = (
                     await uow.mailstore.other_views_floor(
@@ -437,20 +444,22 @@ class MailStore:
                     if kept
                     else None
                 )
-                free = [
-                    state.uid
-                    for state, expunged_at in kept
-                    if (elsewhere is None or elsewhere >= expunged_at)
-                    and not self._seen(folder_id, [state.uid], None)
-                ]
-                orphaned = await uow.mailstore.release(folder_id, free) if free else []
-                await uow.commit()
-            if len(free) == len(kept):
-                self._retaining.discard(folder_id)
+            seen_here = set(self._seen(folder_id, [state.uid for state, _ in kept], None))
+            free = [
+                state.uid
+                for state, expunged_at in kept
+                if (elsewhere is None or elsewhere >= expunged_at) and state.uid not in seen_here
+            ]
+            if seen_here:
+                # Released once the last session here is told of them (view_changed).
+                self._retained_uids[folder_id] = seen_here
             else:
-                # Some are seen still: the first session here told of them releases them.
-                self._retaining.add(folder_id)
-            await self.remove_unused_blobs(orphaned)
+                self._retained_uids.pop(folder_id, None)
+            if free:
+                async with self._uow() as uow:
+                    orphaned = await uow.mailstore.release(folder_id, free)
+                    await uow.commit()
+                await self.remove_unused_blobs(orphaned)
         except Exception:
             # Still retained: the next renewal (renew_views) tries again.
             log.exception("could not release the expunged messages of folder %d", folder_id)
@@ -1066,8 +1075,7 @@ class MailStore:
                 await uow.mailstore.retain(folder_id, kept, removed.highest_modseq)
             source = await uow.mailstore.folder(folder_id) if self._learning else None
             await uow.commit()
-        if kept:
-            self._retaining.add(folder_id)
+        self._note_retained(folder_id, kept)
         self.signals.publish(mailbox_id)
         if source is not None:
             self._teach(source, dest, [uid for _, uid in moved])
@@ -1104,8 +1112,7 @@ class MailStore:
             await uow.mailstore.retain(folder_id, kept, modseq)
             orphaned = await uow.mailstore.remove_placements(folder_id, doomed, modseq)
             await uow.commit()
-        if kept:
-            self._retaining.add(folder_id)
+        self._note_retained(folder_id, kept)
         self.signals.publish(folder.mailbox_id)
         await self.remove_unused_blobs(orphaned)
         return doomed
