@@ -57,6 +57,14 @@ def _another_node(world: World) -> MailStore:
     )
 
 
+async def _expunge_elsewhere(world: World, node: MailStore, uid: int) -> None:
+    """\\Deleted and EXPUNGE of the INBOX message `uid` through another node's store."""
+    assert world.sales.id is not None
+    snapshot = await node.select(world.sales.id, "INBOX")
+    await node.store_flags(snapshot.folder_id, [uid], "add", ["\\Deleted"])
+    assert await node.expunge(snapshot.folder_id) == [uid]
+
+
 async def _gone(world: World, key: str) -> bool:
     for _ in range(100):
         if not await world.services.blobs.exists(key):
@@ -131,9 +139,7 @@ async def test_an_expunge_on_another_node_serves_the_message_until_this_session_
     other_node = _another_node(world)
     body = _message(2)
     async with session(listeners.imaps_port, select="INBOX") as reader:
-        snapshot = await other_node.select(world.sales.id, "INBOX")
-        await other_node.store_flags(snapshot.folder_id, [2], "add", ["\\Deleted"])
-        assert await other_node.expunge(snapshot.folder_id) == [2]
+        await _expunge_elsewhere(world, other_node, 2)
         assert await reader.ok(b"F1", b"FETCH 2 (FLAGS BODY.PEEK[])") == [
             b"* 2 FETCH (FLAGS (\\Deleted \\Recent) BODY[] {%d}\r\n" % len(body) + body + b")\r\n",
             b"F1 OK FETCH completed\r\n",
@@ -190,9 +196,7 @@ async def test_a_node_gone_silent_holds_nothing_back(listeners: Listeners, world
                 .where(imap_nodes.c.node_id == world.services.mailstore.node_id)
                 .values(seen_at=world.services.clock.now() - NODE_GONE_AFTER - timedelta(seconds=1))
             )
-        snapshot = await other_node.select(world.sales.id, "INBOX")
-        await other_node.store_flags(snapshot.folder_id, [2], "add", ["\\Deleted"])
-        assert await other_node.expunge(snapshot.folder_id) == [2]
+        await _expunge_elsewhere(world, other_node, 2)
         assert await _gone(world, key)
 
 
@@ -205,9 +209,7 @@ async def test_a_retained_message_survives_a_restart_of_any_node(
     assert world.sales.id is not None
     other_node = _another_node(world)
     async with session(listeners.imaps_port, select="INBOX") as reader:
-        snapshot = await other_node.select(world.sales.id, "INBOX")
-        await other_node.store_flags(snapshot.folder_id, [2], "add", ["\\Deleted"])
-        await other_node.expunge(snapshot.folder_id)
+        await _expunge_elsewhere(world, other_node, 2)
         await _another_node(world).remove_unplaced()
         assert await world.services.blobs.exists(key)
         fetched = await reader.ok(b"F1", b"FETCH 2 BODY.PEEK[]")
@@ -221,9 +223,7 @@ async def test_a_node_that_left_holds_nothing_back(listeners: Listeners, world: 
     async with session(listeners.imaps_port, select="INBOX") as reader:
         await reader.ok(b"U1", b"UNSELECT")
     await world.services.mailstore.leave()
-    snapshot = await other_node.select(world.sales.id, "INBOX")
-    await other_node.store_flags(snapshot.folder_id, [2], "add", ["\\Deleted"])
-    assert await other_node.expunge(snapshot.folder_id) == [2]
+    await _expunge_elsewhere(world, other_node, 2)
     assert await _gone(world, key)
 
 
@@ -234,10 +234,8 @@ async def test_tombstones_another_nodes_session_has_not_caught_up_with_are_kept(
     assert world.sales.id is not None
     other_node = _another_node(world)
     async with session(listeners.imaps_port, select="INBOX") as reader:
-        snapshot = await other_node.select(world.sales.id, "INBOX")
         for uid in (1, 2, 3):
-            await other_node.store_flags(snapshot.folder_id, [uid], "add", ["\\Deleted"])
-            await other_node.expunge(snapshot.folder_id)
+            await _expunge_elsewhere(world, other_node, uid)
         assert await other_node.prune_tombstones(0) == 0
         assert await reader.ok(b"N1", b"NOOP") == [
             b"* 3 EXPUNGE\r\n",
@@ -283,9 +281,7 @@ async def test_a_content_fetch_without_flags_serves_what_this_node_read_lately(
         ]
         # A copy elsewhere keeps the content stored once the INBOX placement is gone.
         await reader.ok(b"C1", b"COPY 2 Archive")
-        snapshot = await other_node.select(world.sales.id, "INBOX")
-        await other_node.store_flags(snapshot.folder_id, [2], "add", ["\\Deleted"])
-        assert await other_node.expunge(snapshot.folder_id) == [2]
+        await _expunge_elsewhere(world, other_node, 2)
 
         assert await reader.ok(b"F2", b"FETCH 2 BODY.PEEK[]") == [
             served,
