@@ -48,6 +48,8 @@ HERE = Path(__file__).resolve().parent
 # Long enough for a DNS check or a password hash on a loaded two-core machine, short enough that
 # a page that never shows what a test waits for fails in seconds rather than minutes.
 ACTION_TIMEOUT_MS = 15_000
+# Starts of serve for one test when the ports picked for it were taken meanwhile.
+PORT_ATTEMPTS = 3
 expect.set_options(timeout=ACTION_TIMEOUT_MS)
 
 
@@ -96,18 +98,28 @@ async def browser() -> AsyncIterator[Browser]:
 async def web_app(
     web_ui: None, serve_env: dict[str, str], tmp_path: Path, fake_dns: FakeDns
 ) -> AsyncIterator[WebApp]:
-    # Known before the start: the pages show the public URL and the IMAP port to people.
-    http_port, imap_port = free_port(), free_port()
-    env = {
-        **serve_env,
-        "MAILMARK_HTTP_PORT": str(http_port),
-        "MAILMARK_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
-        "MAILMARK_IMAP_PORT": str(imap_port),
-    }
-    server = await Server.start(env, tmp_path)
+    # Known before the start: the pages show the public URL and the IMAP port to people. A port
+    # found free may be taken (by another worker's client socket) before serve binds it: then
+    # serve is started again on other ports.
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        http_port, imap_port = free_port(), free_port()
+        env = {
+            **serve_env,
+            "MAILMARK_MX_PORT": str(free_port()),
+            "MAILMARK_HTTP_PORT": str(http_port),
+            "MAILMARK_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+            "MAILMARK_IMAP_PORT": str(imap_port),
+        }
+        server = await Server.start(env, tmp_path)
+        try:
+            await server.wait_for(rf"HTTP listening on 127\.0\.0\.1:{http_port}\b")
+            await server.wait_for(rf"IMAP listening on 127\.0\.0\.1:{imap_port}\b")
+            break
+        except AssertionError:
+            await server.stop()
+            if attempt == PORT_ATTEMPTS or "Address already in use" not in server.log:
+                raise
     try:
-        await server.wait_for(rf"HTTP listening on 127\.0\.0\.1:{http_port}\b")
-        await server.wait_for(rf"IMAP listening on 127\.0\.0\.1:{imap_port}\b")
         yield WebApp(
             base_url=f"http://127.0.0.1:{http_port}",
             imap_port=imap_port,
