@@ -1,6 +1,6 @@
 """Hostile clients against one `mailmark serve`: does an honest client still get served?
 
-    .venv/bin/python bench/hostile.py [--seconds N] [--attackers N]
+    .venv/bin/python bench/hostile.py [--seconds N] [--attackers N] [--imap-processes N]
 
 A real `mailmark serve` on a fresh data dir (SQLite, default settings) is provisioned through the
 CLI with an account, a trusted domain, a mailbox and an API key. An honest client then measures,
@@ -15,8 +15,12 @@ run the attacks of issue 19:
 - HTTP requests whose headers never finish (a slowloris), as many connections as it can open;
 - SMTP DATA of 24 MiB messages trickled at 1 MiB/s on many connections.
 
+With `--imap-processes N` the server runs `serve --imap-processes N`: IMAP in processes of its
+own, apart from MX and HTTP.
+
 Prints p50/p99 of each latency with and without the attack and their ratio (target: p99 moves by
-less than 2x), the server's peak RSS and its peak number of open descriptors, and what the
+less than 2x), the main server process's peak RSS and its peak number of open descriptors, the
+processor time of it and of its descendants (CPU pool workers, IMAP processes), and what the
 attackers achieved (connections refused, commands answered). Exit status 0 when every p99 ratio
 is under 2, 1 otherwise, 2 on error.
 
@@ -92,10 +96,10 @@ class Server:
         )
         return result.stdout
 
-    def start(self) -> None:
+    def start(self, *arguments: str) -> None:
         log = (self.workdir / "serve.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mailmark", "serve"],
+            [sys.executable, "-m", "mailmark", "serve", *arguments],
             env=self.env,
             cwd=self.workdir,
             stdin=subprocess.DEVNULL,
@@ -103,14 +107,17 @@ class Server:
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        waiting = ["HTTP", "IMAPS"]
+        while waiting and time.monotonic() < deadline:
             with (
                 contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.ports["HTTP"]), 1),
+                socket.create_connection(("127.0.0.1", self.ports[waiting[0]]), 1),
             ):
-                return
+                waiting.pop(0)
+                continue
             time.sleep(0.2)
-        raise RuntimeError("mailmark serve did not start:\n" + self.log_tail())
+        if waiting:
+            raise RuntimeError("mailmark serve did not start:\n" + self.log_tail())
 
     def log_tail(self) -> str:
         return "\n".join(
@@ -136,15 +143,21 @@ class Server:
         return peak, len(os.listdir(f"/proc/{pid}/fd"))
 
     def cpu_seconds(self) -> tuple[float, float]:
-        """(processor seconds the server used so far, those of its live child processes: the
-        CPU pool's workers)."""
+        """(processor seconds the server used so far, those of its live descendants: the CPU
+        pool's workers, and the IMAP processes with theirs)."""
         assert self.process is not None
         pid = self.process.pid
-        children = []
+        return process_cpu(pid), sum(process_cpu(child) for child in descendants(pid))
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    with contextlib.suppress(OSError):
         for task in os.listdir(f"/proc/{pid}/task"):
             with contextlib.suppress(OSError):
-                children += Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-        return process_cpu(pid), sum(process_cpu(int(child)) for child in children)
+                for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
+                    found += [int(child), *descendants(int(child))]
+    return found
 
 
 def process_cpu(pid: int) -> float:
@@ -421,6 +434,13 @@ def main() -> int:
     parser.add_argument(
         "--attacks", default=",".join(ATTACKS), help=f"some of {', '.join(ATTACKS)}"
     )
+    parser.add_argument(
+        "--imap-processes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve IMAP from N processes of its own (serve --imap-processes)",
+    )
     args = parser.parse_args()
     import smtplib
 
@@ -439,7 +459,9 @@ def main() -> int:
         server.cli("domain", "add", DOMAIN, "--account", "bench", "--trust")
         server.cli("mailbox", "add", MAILBOX, f"--password={PASSWORD}")
         key = server.cli("apikey", "create", DOMAIN).strip().splitlines()[-1].strip()
-        server.start()
+        server.start(
+            *(["--imap-processes", str(args.imap_processes)] if args.imap_processes else [])
+        )
         try:
             with smtplib.SMTP("127.0.0.1", server.ports["MX"], timeout=60) as smtp:
                 smtp.sendmail("a@example.org", [MAILBOX], large_message())
@@ -506,8 +528,8 @@ def main() -> int:
                 print(f"{phase}: peak RSS {rss / 1024:.0f} MiB, peak descriptors {fds}")
             for phase, (wall, server_cpu, pool_cpu) in cpu.items():
                 print(
-                    f"{phase}: server processor time {server_cpu:.1f} s, CPU pool workers "
-                    f"{pool_cpu:.1f} s, in {wall:.1f} s"
+                    f"{phase}: server processor time {server_cpu:.1f} s, its descendants "
+                    f"(CPU pool, IMAP processes) {pool_cpu:.1f} s, in {wall:.1f} s"
                 )
             print(f"load average at the end: {' '.join(map(str, os.getloadavg()))}")
             warnings = [

@@ -16,6 +16,7 @@ import secrets
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -167,6 +168,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # An extra HTTP process checks this often whether the process that started it is still there.
 PARENT_CHECK_SECONDS = 1.0
+# How long `serve --imap-processes` waits for an IMAP process to listen (a migration-free start
+# with the processor pool's workers takes a second or two).
+IMAP_START_SECONDS = 60.0
+# The pauses before an IMAP process that ended is started again: longer while they keep ending;
+# one that ran for longer than the last starts the sequence over.
+IMAP_RESTART_PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0)
 # Password hashes run on at most this many threads (fewer on a machine with fewer cores).
 PASSWORD_THREADS = 4
 T = TypeVar("T")
@@ -830,8 +837,9 @@ class Listeners:
     submissions: SmtpListener
     http: HttpListener
     outbound: OutboundWorker
-    imap: ImapListener
-    imaps: ImapListener
+    # None when IMAP is served by processes of its own (`serve --imap-processes`).
+    imap: ImapListener | None
+    imaps: ImapListener | None
     webhooks: WebhookWorker
     domain_rechecks: DomainRechecker
     maintenance: Maintenance
@@ -876,10 +884,12 @@ class Listeners:
 
     @property
     def imap_port(self) -> int:
+        assert self.imap is not None, "IMAP is served by processes of its own"
         return self.imap.port
 
     @property
     def imaps_port(self) -> int:
+        assert self.imaps is not None, "IMAPS is served by processes of its own"
         return self.imaps.port
 
     async def close(self) -> None:
@@ -899,8 +909,7 @@ class Listeners:
             self.submissions.close(),
             self.http.close(),
             *(web.close() for web in (self.https, self.http_redirect) if web is not None),
-            self.imap.close(),
-            self.imaps.close(),
+            *(imap.close() for imap in (self.imap, self.imaps) if imap is not None),
             self.managesieve.close(),
         )
         await self.imap_node.stop()
@@ -928,9 +937,11 @@ async def start_listeners(
     *,
     reuse_http_port: bool = False,
     sockets: Mapping[str, socket.socket] | None = None,
+    serve_imap: bool = True,
 ) -> Listeners:
     """Start every listener and worker. `sockets` (from `bind_listeners`, by listener name) are
-    served instead of binding the configured ports here."""
+    served instead of binding the configured ports here. Without `serve_imap`, IMAP is left to
+    processes of its own (`serve --imap-processes`)."""
     settings = services.settings
     bound = sockets or {}
     limits = connection_limits(settings)
@@ -1043,34 +1054,9 @@ async def start_listeners(
                     ),
                 )
             )
-        for implicit_tls in (False, True):
-            # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
-            port = settings.imaps_port if implicit_tls else settings.imap_port
-            imap_name = "IMAPS" if implicit_tls else "IMAP"
-            imap_listeners.append(
-                await _listening(
-                    imap_name,
-                    settings.bind,
-                    port,
-                    start_imap_listener(
-                        store=services.mailstore,
-                        logins=services.logins,
-                        host=settings.bind,
-                        port=port,
-                        hostname=settings.hostname,
-                        tls_context=context,
-                        implicit_tls=implicit_tls,
-                        max_message_size=settings.max_message_size,
-                        limits=limits(),
-                        idle_timeout=settings.imap_idle_timeout.total_seconds(),
-                        poll_interval=settings.imap_poll_interval.total_seconds(),
-                        metrics=services.metrics,
-                        sock=bound.get(imap_name),
-                        cpu=services.cpu,
-                        # Large APPEND literals wait where SMTP DATA does, under one budget.
-                        spooling=spooling,
-                    ),
-                )
+        if serve_imap:
+            imap_listeners = await start_imap_listeners(
+                services, context, limits, spooling, sockets=bound
             )
         managesieve = await _listening(
             "ManageSieve",
@@ -1166,8 +1152,8 @@ async def start_listeners(
         submissions=started[2],
         http=http,
         outbound=worker,
-        imap=imap_listeners[0],
-        imaps=imap_listeners[1],
+        imap=imap_listeners[0] if imap_listeners else None,
+        imaps=imap_listeners[1] if imap_listeners else None,
         webhooks=hooks,
         domain_rechecks=rechecks,
         maintenance=maintenance,
@@ -1182,6 +1168,53 @@ async def start_listeners(
         https=_named(web_listeners, "HTTPS"),
         http_redirect=_named(web_listeners, "HTTP redirect"),
     )
+
+
+async def start_imap_listeners(
+    services: Services,
+    context: ssl.SSLContext,
+    limits: Callable[[], ConnectionLimits],
+    spooling: DataSpooling,
+    *,
+    sockets: Mapping[str, socket.socket],
+) -> list[ImapListener]:
+    """IMAP (STARTTLS) and IMAPS, on `sockets` where bound already."""
+    settings = services.settings
+    listeners: list[ImapListener] = []
+    try:
+        for implicit_tls in (False, True):
+            # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
+            port = settings.imaps_port if implicit_tls else settings.imap_port
+            name = "IMAPS" if implicit_tls else "IMAP"
+            listeners.append(
+                await _listening(
+                    name,
+                    settings.bind,
+                    port,
+                    start_imap_listener(
+                        store=services.mailstore,
+                        logins=services.logins,
+                        host=settings.bind,
+                        port=port,
+                        hostname=settings.hostname,
+                        tls_context=context,
+                        implicit_tls=implicit_tls,
+                        max_message_size=settings.max_message_size,
+                        limits=limits(),
+                        idle_timeout=settings.imap_idle_timeout.total_seconds(),
+                        poll_interval=settings.imap_poll_interval.total_seconds(),
+                        metrics=services.metrics,
+                        sock=sockets.get(name),
+                        cpu=services.cpu,
+                        # Large APPEND literals wait where SMTP DATA does, under one budget.
+                        spooling=spooling,
+                    ),
+                )
+            )
+    except BaseException:
+        await asyncio.gather(*(listener.close() for listener in listeners))
+        raise
+    return listeners
 
 
 def _named(listeners: list[HttpListener], name: str) -> HttpListener | None:
@@ -1280,10 +1313,11 @@ def _cannot_listen(name: str, host: str, port: int, error: OSError) -> StartupEr
 
 
 def bind_listeners(
-    settings: Settings, *, reuse_http_port: bool = False
+    settings: Settings, *, reuse_http_port: bool = False, reuse_imap_ports: bool = False
 ) -> dict[str, socket.socket]:
     """Bind every port `serve` listens on, by listener name, before anything else happens: a
-    server started as root can then drop to MAILMARK_RUN_AS_USER with its ports in hand."""
+    server started as root can then drop to MAILMARK_RUN_AS_USER with its ports in hand.
+    `reuse_http_port`, `reuse_imap_ports`: other processes may listen there too (SO_REUSEPORT)."""
     ports = {
         "MX": settings.mx_port,
         "submission": settings.submission_port,
@@ -1302,9 +1336,10 @@ def bind_listeners(
                 continue
             host = settings.http_bind if name == "HTTP" else settings.bind
             try:
-                bound[name] = listening_socket(
-                    host, port, reuse_port=reuse_http_port and name == "HTTP"
+                shared = (reuse_http_port and name == "HTTP") or (
+                    reuse_imap_ports and name in ("IMAP", "IMAPS")
                 )
+                bound[name] = listening_socket(host, port, reuse_port=shared)
             except OSError as error:
                 raise _cannot_listen(name, host, port, error) from None
     except BaseException:
@@ -1449,27 +1484,39 @@ def webhook_worker(services: Services, *, verify: ssl.SSLContext | None = None) 
 
 
 async def serve(
-    settings: Settings, stop: asyncio.Event, *, http_workers: int = 1, delivery_workers: int = 1
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    http_workers: int = 1,
+    delivery_workers: int = 1,
+    imap_processes: int = 0,
 ) -> None:
     """Run every listener until `stop` is set, then shut down cleanly.
 
     With `http_workers` > 1, that many minus one more processes serve HTTP only, on the same port
     (SO_REUSEPORT) and against the same database; with `delivery_workers` > 1, that many minus one
     more processes deliver the outbound queue beside this one's worker, so signing and delivery
-    use more than one core. They all stop with this one.
+    use more than one core. With `imap_processes` > 0, IMAP and IMAPS are served by that many
+    processes of their own and not by this one (`ImapProcesses`). They all stop with this one.
 
     Every port is bound first; then, started as root with MAILMARK_RUN_AS_USER set, the process
     becomes that user before it opens the database or writes a file. Under systemd's
     Type=notify, READY=1 is sent once every listener is up."""
     target = run_as(settings)
     switching = must_switch(target)
-    if switching and http_workers > 1:
+    if switching and (http_workers > 1 or imap_processes > 0):
+        option = "--http-workers above 1" if http_workers > 1 else "--imap-processes"
         raise StartupError(
-            "--http-workers above 1 cannot be combined with MAILMARK_RUN_AS_USER: the extra HTTP "
-            "processes could not share a port bound by root (run as the user with "
-            "CAP_NET_BIND_SERVICE instead, as the systemd unit in deploy/ does)"
+            f"{option} cannot be combined with MAILMARK_RUN_AS_USER: the extra processes could "
+            "not share a port bound by root (run as the user with CAP_NET_BIND_SERVICE instead, "
+            "as the systemd unit in deploy/ does)"
         )
-    sockets = await asyncio.to_thread(bind_listeners, settings, reuse_http_port=http_workers > 1)
+    sockets = await asyncio.to_thread(
+        bind_listeners,
+        settings,
+        reuse_http_port=http_workers > 1,
+        reuse_imap_ports=imap_processes > 0,
+    )
     try:
         if switching:
             assert target is not None
@@ -1503,13 +1550,29 @@ async def serve(
     try:
         try:
             listeners = await start_listeners(
-                services, reuse_http_port=http_workers > 1, sockets=sockets
+                services,
+                reuse_http_port=http_workers > 1,
+                sockets=sockets,
+                serve_imap=imap_processes == 0,
             )
         except BaseException:
             _close_all(sockets)
             raise
         workers: list[asyncio.subprocess.Process] = []
+        # IMAP's sockets stay bound here without listening: they hold the ports (the ones picked
+        # for port 0, too) for the IMAP processes, which listen on them with SO_REUSEPORT.
+        imap = ImapProcesses(settings, imap_processes, sockets) if imap_processes else None
+        if imap is not None and services.bus is None:
+            log.info(
+                "IMAP runs in %d processes of its own; on SQLite they see mail delivered here "
+                "within MAILMARK_IMAP_POLL_INTERVAL (%s), where PostgreSQL's node bus tells them "
+                "at once",
+                imap_processes,
+                settings.imap_poll_interval,
+            )
         try:
+            if imap is not None:
+                await imap.start()
             if await services.identity.setup_required():
                 token = await services.identity.issue_setup_link()
                 log.warning(
@@ -1536,17 +1599,21 @@ async def serve(
             log.info("shutting down")
             notify("STOPPING=1")
         finally:
+            if imap is not None:
+                await imap.stop()
             await _stop_helper_processes(workers)
             await listeners.close()
+            if imap is not None:
+                _close_all({name: sockets[name] for name in ("IMAP", "IMAPS")})
     finally:
         await services.close()
 
 
 async def _start_helper_process(
-    settings: Settings, role: str, *arguments: str
+    settings: Settings, role: str, *arguments: str, pass_fds: tuple[int, ...] = ()
 ) -> asyncio.subprocess.Process:
-    """An extra `serve` process in `role` (`--http-only` or `--delivery-only`), told this
-    process's pid so it stops once this one is gone."""
+    """An extra `serve` process in `role` (`--http-only`, `--delivery-only`, `--imap-only`),
+    told this process's pid so it stops once this one is gone."""
     # The same settings file and data directory as this process, whichever way they were found.
     where = ["--data-dir", str(settings.data_dir.absolute())]
     if settings.config_file is not None:
@@ -1560,6 +1627,7 @@ async def _start_helper_process(
         *arguments,
         "--parent-pid",
         str(os.getpid()),
+        pass_fds=pass_fds,
     )
     log.info("%s worker process %d started", role, process.pid)
     return process
@@ -1575,6 +1643,182 @@ async def _stop_helper_processes(workers: list[asyncio.subprocess.Process]) -> N
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+class ImapProcesses:
+    """The processes of `serve --imap-processes`: IMAP and IMAPS served apart from MX,
+    submission, HTTP and the queue, as Dovecot's imap processes are apart from Postfix's, so
+    that a client's work on IMAP (a large FETCH, a pathological LIST) never delays the others,
+    and IMAP uses processors of its own. Each listens on the main process's IMAP ports with
+    SO_REUSEPORT (the kernel spreads connections over them) and is an IMAP node of its own
+    (MailStore.node_id): an expunge in one keeps what sessions in the others still see.
+
+    A process says it listens by writing a byte to a pipe; `start` waits for each, so the main
+    process says it is ready only once IMAP answers. One that ends while the server runs is
+    started again, after a pause that grows while they keep ending (IMAP_RESTART_PAUSES)."""
+
+    def __init__(self, settings: Settings, count: int, sockets: Mapping[str, socket.socket]):
+        self._settings = settings
+        self._count = count
+        self._ports = [str(sockets[name].getsockname()[1]) for name in ("IMAP", "IMAPS")]
+        self._processes: list[asyncio.subprocess.Process] = []
+        self._keepers: list[asyncio.Task[None]] = []
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self._processes]
+
+    async def start(self) -> None:
+        started = await asyncio.gather(
+            *(self._start_one() for _ in range(self._count)), return_exceptions=True
+        )
+        self._processes = [item for item in started if isinstance(item, asyncio.subprocess.Process)]
+        failed = [item for item in started if isinstance(item, BaseException)]
+        if failed:
+            await _stop_helper_processes(self._processes)
+            raise failed[0]
+        self._keepers = [asyncio.create_task(self._keep(slot)) for slot in range(self._count)]
+
+    async def stop(self) -> None:
+        for keeper in self._keepers:
+            keeper.cancel()
+        await asyncio.gather(*self._keepers, return_exceptions=True)
+        await _stop_helper_processes(self._processes)
+
+    async def _start_one(self) -> asyncio.subprocess.Process:
+        """A new IMAP process, once it listens; StartupError when it ends or hangs first."""
+        ready, told = os.pipe()
+        try:
+            process = await _start_helper_process(
+                self._settings,
+                "IMAP",
+                "--imap-only",
+                "--imap-port",
+                self._ports[0],
+                "--imaps-port",
+                self._ports[1],
+                "--ready-fd",
+                str(told),
+                pass_fds=(told,),
+            )
+        except BaseException:
+            os.close(ready)
+            raise
+        finally:
+            os.close(told)
+        reader = asyncio.StreamReader()
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(ready, "rb", 0)
+        )
+        try:
+            # The byte, or nothing once the process has ended.
+            said = await asyncio.wait_for(reader.read(1), IMAP_START_SECONDS)
+        except BaseException as error:
+            # Hung, or the server stops meanwhile: the process goes with the start.
+            if process.returncode is None:
+                process.kill()
+            if isinstance(error, TimeoutError):
+                await process.wait()
+                raise StartupError(
+                    f"the IMAP process {process.pid} did not listen within "
+                    f"{IMAP_START_SECONDS:.0f} s"
+                ) from None
+            raise
+        finally:
+            transport.close()
+        if not said:
+            status = await process.wait()
+            raise StartupError(
+                f"the IMAP process {process.pid} ended with status {status} before it listened "
+                "(its log says why)"
+            )
+        return process
+
+    async def _keep(self, slot: int) -> None:
+        pauses = iter(IMAP_RESTART_PAUSES)
+        while True:
+            process = self._processes[slot]
+            started = time.monotonic()
+            status = await process.wait()
+            if time.monotonic() - started > IMAP_RESTART_PAUSES[-1]:
+                pauses = iter(IMAP_RESTART_PAUSES)
+            pause = next(pauses, IMAP_RESTART_PAUSES[-1])
+            log.error(
+                "IMAP process %d ended with status %d; starting another in %.0f s",
+                process.pid,
+                status,
+                pause,
+            )
+            await asyncio.sleep(pause)
+            try:
+                self._processes[slot] = await self._start_one()
+            except StartupError as error:
+                log.error("%s", error)
+
+
+async def serve_imap(
+    settings: Settings, stop: asyncio.Event, *, parent: int, ready_fd: int | None = None
+) -> None:
+    """One process of `serve --imap-processes`: IMAP and IMAPS only, on the ports the main
+    process holds (SO_REUSEPORT), with its own processor pool, IMAP node renewal and loop-lag
+    monitor. It hears of other processes' changes through the node bus (PostgreSQL) or by
+    polling (MAILMARK_IMAP_POLL_INTERVAL), and presents the certificate the main process's
+    files hold (reloaded when they change). Writes a byte to `ready_fd` once it listens; stops
+    as `serve_http` does."""
+    give_large_blocks_back()
+    services = await build_services(settings)
+    try:
+        certificates = await asyncio.to_thread(certificate_holder, settings)
+        services.cpu.start()
+        sockets: dict[str, socket.socket] = {}
+        try:
+            for name, port in (("IMAP", settings.imap_port), ("IMAPS", settings.imaps_port)):
+                sockets[name] = listening_socket(settings.bind, port, reuse_port=True)
+        except OSError as error:
+            _close_all(sockets)
+            raise _cannot_listen(name, settings.bind, port, error) from None
+        spooling = DataSpooling.create(
+            threshold=settings.smtp_spool_threshold,
+            directory=settings.data_dir / "spool",
+            memory=settings.smtp_data_memory,
+        )
+        try:
+            listeners = await start_imap_listeners(
+                services,
+                certificates.context,
+                connection_limits(settings),
+                spooling,
+                sockets=sockets,
+            )
+        except BaseException:
+            _close_all(sockets)
+            raise
+        acme_pair = (
+            acme_pair_paths(settings)
+            if settings.acme_directory and settings.tls_cert is None
+            else None
+        )
+        node = NodeRenewal(services.mailstore)
+        node.start()
+        loop_lag = LoopLagMonitor(settings.loop_lag_warning.total_seconds())
+        loop_lag.start()
+        certificate_files = CertificateFileWatcher(
+            certificates, interval=settings.tls_reload_interval.total_seconds(), pair=acme_pair
+        )
+        certificate_files.start()
+        freeze_startup_heap()
+        if ready_fd is not None:
+            os.write(ready_fd, b"1")
+            os.close(ready_fd)
+        try:
+            await _until_stopped_or_orphaned(stop, parent)
+        finally:
+            await asyncio.gather(certificate_files.stop(), loop_lag.stop())
+            await asyncio.gather(*(listener.close() for listener in listeners))
+            await node.stop()
+            await services.cpu.stop()
+    finally:
+        await services.close()
 
 
 async def serve_http(settings: Settings, stop: asyncio.Event, *, parent: int) -> None:

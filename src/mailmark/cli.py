@@ -22,6 +22,7 @@ from mailmark.bootstrap import (
     serve,
     serve_delivery,
     serve_http,
+    serve_imap,
     setup_url,
 )
 from mailmark.config import Settings, SettingsError, load_settings, parse_size
@@ -94,11 +95,23 @@ def _parser() -> argparse.ArgumentParser:
         help="deliver the outbound queue from N processes (N-1 extra, delivery only, same "
         "database)",
     )
+    serve.add_argument(
+        "--imap-processes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve IMAP and IMAPS from N processes of their own, apart from MX, submission and "
+        "HTTP (default 0: this process serves them)",
+    )
     # The extra processes of --http-workers run `serve --http-only`, those of --delivery-workers
-    # `serve --delivery-only`.
+    # `serve --delivery-only`, those of --imap-processes `serve --imap-only`.
     serve.add_argument("--http-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--delivery-only", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--imap-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--http-port", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--imap-port", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--imaps-port", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
 
     account = commands.add_parser("account", help="manage accounts").add_subparsers(
@@ -1195,9 +1208,15 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
         await serve_http(settings, stop, parent=parent)
     elif args.delivery_only:
         await serve_delivery(settings, stop, parent=parent)
+    elif args.imap_only:
+        await serve_imap(settings, stop, parent=parent, ready_fd=args.ready_fd)
     else:
         await serve(
-            settings, stop, http_workers=args.http_workers, delivery_workers=args.delivery_workers
+            settings,
+            stop,
+            http_workers=args.http_workers,
+            delivery_workers=args.delivery_workers,
+            imap_processes=args.imap_processes,
         )
     return 0
 
@@ -1244,8 +1263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, option) < 1:
                 print(f"mailmark: --{option.replace('_', '-')} must be at least 1", file=sys.stderr)
                 return 2
-        if args.http_port is not None:
-            overrides["http_port"] = args.http_port
+        if args.imap_processes < 0:
+            print("mailmark: --imap-processes must be 0 or more", file=sys.stderr)
+            return 2
+        for option in ("http_port", "imap_port", "imaps_port"):
+            if getattr(args, option) is not None:
+                overrides[option] = getattr(args, option)
     try:
         settings = load_settings(args.config, **overrides)
     except SettingsError as error:

@@ -209,3 +209,26 @@ def test_an_expired_configured_pair_is_loaded_at_start_with_a_warning(
     holder = CertificateHolder(cert, key)
     assert holder.loaded.cert_path == cert
     assert "is not valid now" in caplog.text
+
+
+def test_a_watcher_given_another_pair_moves_to_it_once_it_is_written(
+    live: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An IMAP process of `serve --imap-processes` that started on the self-signed pair before
+    the main process's ACME renewal wrote its first certificate: it presents that one once it
+    exists, and says nothing while it does not."""
+    holder = CertificateHolder(*live)
+    issued = tmp_path / "acme"
+    issued.mkdir()
+    cert, key = issued / "cert.pem", issued / "key.pem"
+    watcher = CertificateFileWatcher(holder, interval=60, pair=(cert, key))
+
+    assert watcher.run_once() is False
+    assert holder.loaded.cert_path == live[0]
+    assert "cannot read" not in caplog.text
+
+    install(make_pair(tmp_path / "b"), cert, key)
+    assert watcher.run_once() is True
+    assert holder.loaded.cert_path == cert
+    assert der(cert) == holder.loaded.leaf.public_bytes(serialization.Encoding.DER)
+    assert watcher.run_once() is False  # the same pair again: nothing to load

@@ -190,27 +190,41 @@ class CertificateFileWatcher(BackgroundLoop):
 
     name = "certificate-files"
 
-    def __init__(self, holder: CertificateHolder, *, interval: float) -> None:
+    def __init__(
+        self,
+        holder: CertificateHolder,
+        *,
+        interval: float,
+        pair: tuple[Path, Path] | None = None,
+    ) -> None:
+        """`pair`: the files to present once they exist, when they may not be the ones loaded
+        now (an IMAP process started on the self-signed pair before the main process's ACME
+        renewal wrote its first certificate); by default the files loaded."""
         super().__init__()
         self._holder = holder
         self._interval = interval
+        self._pair = pair
         # The fingerprint of a pair already refused: logged once, not at every check.
         self._refused: str | None = None
 
     def run_once(self) -> bool:
         """Look at the files once; whether a new pair was loaded."""
         loaded = self._holder.loaded
+        cert_path, key_path = self._pair or (loaded.cert_path, loaded.key_path)
+        moving = (cert_path, key_path) != (loaded.cert_path, loaded.key_path)
         try:
-            chain, key = read_pair(loaded.cert_path, loaded.key_path)
+            chain, key = read_pair(cert_path, key_path)
         except (OSError, CertificateRefused) as error:
+            if moving and isinstance(error, FileNotFoundError):
+                return False  # not written yet
             reason = error.strerror if isinstance(error, OSError) else str(error)
             if self._refused != f"unreadable: {reason}":
                 self._refused = f"unreadable: {reason}"
                 log.error(
                     "cannot read the TLS certificate %s or key %s (%s); still presenting the "
                     "certificate loaded before",
-                    loaded.cert_path,
-                    loaded.key_path,
+                    cert_path,
+                    key_path,
                     reason,
                 )
             return False
@@ -218,14 +232,17 @@ class CertificateFileWatcher(BackgroundLoop):
         if fingerprint in (loaded.fingerprint, self._refused):
             return False
         try:
-            self._holder.reload()
+            if moving:
+                self._holder.reload(cert_path, key_path)
+            else:
+                self._holder.reload()
         except CertificateRefused as error:
             self._refused = fingerprint
             log.error(
                 "refusing the new TLS certificate %s with key %s: %s; still presenting the one "
                 "loaded before (valid until %s UTC)",
-                loaded.cert_path,
-                loaded.key_path,
+                cert_path,
+                key_path,
                 error,
                 f"{loaded.not_after:%Y-%m-%d %H:%M}",
             )
