@@ -1,7 +1,7 @@
 """IMAP on a big mailbox: Mailmark's IMAP listener against Dovecot serving the same messages.
 
     cd /work/main && .venv/bin/python bench/imap.py [--messages 10000] [--rounds 5]
-        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test] [--imap-processes N]
 
 Builds N messages of about 5 KiB (varied headers: some replies with References, some with Cc,
 List-Id or encoded-word subjects, some multipart/alternative; one word in 1% of them) and serves
@@ -10,7 +10,8 @@ them twice:
 Mailmark: the messages are delivered in-process through the core InboundDelivery service (group
 commit, as the MX would) into a fresh data dir (SQLite, or a fresh PostgreSQL database with
 --database-url); then a real `mailmark serve` on that data dir answers on a loopback IMAPS port
-(login is refused on a cleartext connection, so the client speaks TLS to Mailmark).
+(login is refused on a cleartext connection, so the client speaks TLS to Mailmark); with
+`--imap-processes N`, from N IMAP processes of its own (`serve --imap-processes`).
 
 Dovecot: a private instance (`/usr/sbin/dovecot -F -c <temp dir>/dovecot.conf`: its own base
 and state dirs and log file, passwd-file passdb, static userdb) on a free loopback IMAPS port, over
@@ -70,7 +71,7 @@ import tempfile
 import threading
 import time
 from base64 import b64encode
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -425,7 +426,12 @@ async def load_mailmark(
 
 @contextlib.contextmanager
 def mailmark_server(
-    procs: Processes, workdir: Path, database_url: str, *, login_cache: bool = True
+    procs: Processes,
+    workdir: Path,
+    database_url: str,
+    *,
+    login_cache: bool = True,
+    imap_processes: int = 0,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     imaps_port = free_loopback_port()
     env = mailmark_env(
@@ -435,7 +441,11 @@ def mailmark_server(
     with log.open("wb") as out:
         proc = procs.start(
             "mailmark serve",
-            [*mailmark_command(), "serve"],
+            [
+                *mailmark_command(),
+                "serve",
+                *(["--imap-processes", str(imap_processes)] if imap_processes else []),
+            ],
             env=env,
             cwd=workdir,
             stdin=subprocess.DEVNULL,
@@ -447,6 +457,20 @@ def mailmark_server(
         yield imaps_port, proc
     finally:
         procs.stop(proc)
+
+
+def serving_pids(pid: int) -> list[int]:
+    """`serve` and its IMAP processes (`serve --imap-processes`), not its CPU pool's workers."""
+    children: list[str] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            children += Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+    imap = []
+    for child in children:
+        with contextlib.suppress(OSError):
+            if b"--imap-only" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
+                imap.append(int(child))
+    return [pid, *imap]
 
 
 def peak_rss_kib(pid: int) -> int | None:
@@ -802,8 +826,9 @@ def print_table(
             f"{mailmark.first[step]:>16.4f}{dovecot.first[step]:>9.4f}"
         )
     print(
-        f"\nmailmark serve peak RSS (VmHWM): {_mib(rss_kib[1])}; {_mib(rss_kib[0])} before the "
-        "first session (each LOGIN's argon2id hash takes its memory cost while it runs)"
+        f"\nmailmark serve peak RSS (VmHWM, with its IMAP processes' added): {_mib(rss_kib[1])}; "
+        f"{_mib(rss_kib[0])} before the first session (each LOGIN's argon2id hash takes its "
+        "memory cost while it runs)"
     )
     return passed
 
@@ -856,10 +881,17 @@ def run(args: argparse.Namespace) -> int:
                 f"{time.perf_counter() - started:.1f} s"
             )
             mport, mproc = stack.enter_context(
-                mailmark_server(procs, workdir, database_url, login_cache=not args.no_login_cache)
+                mailmark_server(
+                    procs,
+                    workdir,
+                    database_url,
+                    login_cache=not args.no_login_cache,
+                    imap_processes=args.imap_processes,
+                )
             )
             print(f"mailmark serve on 127.0.0.1:{mport} (IMAPS)")
-            rss_at_start = peak_rss_kib(mproc.pid)
+            serving = serving_pids(mproc.pid)
+            rss_at_start = _total(peak_rss_kib(pid) for pid in serving)
             mailmark = Server(
                 "mailmark",
                 lambda: imaplib.IMAP4_SSL("127.0.0.1", mport, ssl_context=untls),
@@ -883,7 +915,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 for server in (dovecot, mailmark)
             }
-            rss = (rss_at_start, peak_rss_kib(mproc.pid))
+            rss = (rss_at_start, _total(peak_rss_kib(pid) for pid in serving))
         passed = print_table(
             mailmark,
             dovecot,
@@ -905,6 +937,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _total(sizes: Iterable[int | None]) -> int | None:
+    known = [size for size in sizes if size is not None]
+    return sum(known) if known else None
 
 
 def _dovecot_version() -> str:
@@ -933,6 +970,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="start Mailmark without its verified-credential cache (every LOGIN hashes)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and logs")
+    parser.add_argument(
+        "--imap-processes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run Mailmark's IMAP in N processes of its own (serve --imap-processes)",
+    )
     parser.add_argument(
         "--dovecot-cleartext",
         action="store_true",

@@ -1678,6 +1678,7 @@ class ImapProcesses:
             await _stop_helper_processes(self._processes)
             raise failed[0]
         self._keepers = [asyncio.create_task(self._keep(slot)) for slot in range(self._count)]
+        log.info("IMAP and IMAPS are served by processes %s", " ".join(map(str, self.pids)))
 
     async def stop(self) -> None:
         for keeper in self._keepers:
@@ -1754,6 +1755,8 @@ class ImapProcesses:
                 self._processes[slot] = await self._start_one()
             except StartupError as error:
                 log.error("%s", error)
+            else:
+                log.info("IMAP process %d replaces %d", self._processes[slot].pid, process.pid)
 
 
 async def serve_imap(

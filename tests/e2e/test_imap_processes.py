@@ -26,22 +26,16 @@ pytestmark = pytest.mark.slow
 PASSWORD = "sales-pass-1"
 
 
-async def start(env: dict[str, str], cwd: Path, started: list[Server]) -> tuple[Server, int]:
-    """serve with two IMAP processes, once both listen; its IMAPS port."""
+async def start(
+    env: dict[str, str], cwd: Path, started: list[Server]
+) -> tuple[Server, int, list[int]]:
+    """serve with two IMAP processes, once both listen: its IMAPS port and their pids."""
     server = await Server.start(env, cwd, "--imap-processes", "2")
     started.append(server)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
-    while len(re.findall(r"IMAPS listening on 127\.0\.0\.1:(\d+)", server.log)) < 2:
-        assert loop.time() < deadline, server.log
-        await asyncio.sleep(0.1)
+    served = await server.wait_for(r"IMAP and IMAPS are served by processes (\d+) (\d+)$")
     ports = set(re.findall(r"IMAPS listening on 127\.0\.0\.1:(\d+)", server.log))
     assert len(ports) == 1, server.log
-    return server, int(ports.pop())
-
-
-def imap_pids(server: Server) -> list[int]:
-    return [int(pid) for pid in re.findall(r"IMAP worker process (\d+) started", server.log)]
+    return server, int(ports.pop()), [int(served[1]), int(served[2])]
 
 
 def listening_pids(port: int) -> set[int]:
@@ -78,8 +72,7 @@ async def test_imap_is_served_by_its_processes_and_sees_what_the_mx_delivers(
 ) -> None:
     env = {**serve_env, "MAILMARK_IMAP_POLL_INTERVAL": "1s"}
     await a_mailbox(env, tmp_path)
-    server, imaps_port = await start(env, tmp_path, servers)
-    workers = imap_pids(server)
+    server, imaps_port, workers = await start(env, tmp_path, servers)
 
     assert len(workers) == 2 and all(map(alive, workers))
     assert listening_pids(imaps_port) == set(workers)
@@ -109,18 +102,12 @@ async def test_an_imap_process_that_dies_is_started_again(
     tmp_path: Path, serve_env: dict[str, str], servers: list[Server]
 ) -> None:
     await a_mailbox(serve_env, tmp_path)
-    server, imaps_port = await start(serve_env, tmp_path, servers)
-    killed, kept = imap_pids(server)
+    server, imaps_port, (killed, kept) = await start(serve_env, tmp_path, servers)
 
     os.kill(killed, signal.SIGKILL)
 
     await server.wait_for(rf"IMAP process {killed} ended with status -9; starting another")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while len(imap_pids(server)) < 3 or len(listening_pids(imaps_port)) < 2:
-        assert loop.time() < deadline, server.log
-        await asyncio.sleep(0.1)
-    replacement = imap_pids(server)[-1]
+    replacement = int((await server.wait_for(rf"IMAP process (\d+) replaces {killed}"))[1])
     assert listening_pids(imaps_port) == {kept, replacement}
     async with session(imaps_port, select="INBOX") as reader:
         assert await reader.ok(b"N1", b"NOOP") == [b"N1 OK NOOP completed\r\n"]
@@ -129,8 +116,7 @@ async def test_an_imap_process_that_dies_is_started_again(
 async def test_imap_processes_exit_when_the_main_process_is_killed(
     tmp_path: Path, serve_env: dict[str, str], servers: list[Server]
 ) -> None:
-    server, _ = await start(serve_env, tmp_path, servers)
-    workers = imap_pids(server)
+    server, _, workers = await start(serve_env, tmp_path, servers)
 
     server.process.kill()
     await server.process.wait()
