@@ -916,6 +916,16 @@ class Listeners:
         await self.cpu.stop()
 
 
+def data_spooling(settings: Settings) -> DataSpooling:
+    """Where SMTP DATA and IMAP APPEND literals larger than the threshold wait, under one memory
+    budget for the process."""
+    return DataSpooling.create(
+        threshold=settings.smtp_spool_threshold,
+        directory=settings.data_dir / "spool",
+        memory=settings.smtp_data_memory,
+    )
+
+
 def connection_limits(settings: Settings) -> Callable[[], ConnectionLimits]:
     """Raise the process's descriptor limit, and make each listener's connection limits: all
     share the descriptor budget (mailmark.connections)."""
@@ -945,11 +955,7 @@ async def start_listeners(
     settings = services.settings
     bound = sockets or {}
     limits = connection_limits(settings)
-    spooling = DataSpooling.create(
-        threshold=settings.smtp_spool_threshold,
-        directory=settings.data_dir / "spool",
-        memory=settings.smtp_data_memory,
-    )
+    spooling = data_spooling(settings)
     certificates = await asyncio.to_thread(certificate_holder, settings)
     services.cpu.start()
     context = certificates.context
@@ -1780,11 +1786,7 @@ async def serve_imap(
         except OSError as error:
             _close_all(sockets)
             raise _cannot_listen(name, settings.bind, port, error) from None
-        spooling = DataSpooling.create(
-            threshold=settings.smtp_spool_threshold,
-            directory=settings.data_dir / "spool",
-            memory=settings.smtp_data_memory,
-        )
+        spooling = data_spooling(settings)
         try:
             listeners = await start_imap_listeners(
                 services,
