@@ -48,6 +48,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO / "bench") not in sys.path:
+    sys.path.insert(0, str(REPO / "bench"))
+
+from smtp_in import children  # process handling shared by the benches
+
 DOMAIN = "acme.bench.test"
 MAILBOX = f"sales@{DOMAIN}"
 PASSWORD = "bench-pass-1"
@@ -151,13 +157,7 @@ class Server:
 
 
 def descendants(pid: int) -> list[int]:
-    found = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError):
-                for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
-                    found += [int(child), *descendants(int(child))]
-    return found
+    return [found for child in children(pid) for found in (child, *descendants(child))]
 
 
 def process_cpu(pid: int) -> float:

@@ -84,6 +84,7 @@ for path in (REPO, REPO / "bench"):
 from smtp_in import (  # process handling shared with the inbound bench
     BenchError,
     Processes,
+    children,
     free_loopback_port,
     fresh_database,
     log_tail,
@@ -461,12 +462,8 @@ def mailmark_server(
 
 def serving_pids(pid: int) -> list[int]:
     """`serve` and its IMAP processes (`serve --imap-processes`), not its CPU pool's workers."""
-    children: list[str] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError):
-            children += Path(f"/proc/{pid}/task/{task}/children").read_text().split()
     imap = []
-    for child in children:
+    for child in children(pid):
         with contextlib.suppress(OSError):
             if b"--imap-only" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
                 imap.append(int(child))

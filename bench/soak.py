@@ -104,6 +104,7 @@ from smtp_in import (  # process, database and SMTP client helpers of the inboun
     MessageFactory,
     Processes,
     SmtpClient,
+    children,
     event_loop_runner,
     free_loopback_port,
     fresh_database,
@@ -526,16 +527,6 @@ def rss_kib(pid: int) -> int:
         return 0
     found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
     return int(found[1]) if found else 0
-
-
-def children(pid: int) -> list[int]:
-    """The live child processes of `pid`."""
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError):
-                found += map(int, Path(f"/proc/{pid}/task/{task}/children").read_text().split())
-    return found
 
 
 @dataclass
