@@ -1341,17 +1341,21 @@ def bind_listeners(
             if port is None:
                 continue
             host = settings.http_bind if name == "HTTP" else settings.bind
-            try:
-                shared = (reuse_http_port and name == "HTTP") or (
-                    reuse_imap_ports and name in ("IMAP", "IMAPS")
-                )
-                bound[name] = listening_socket(host, port, reuse_port=shared)
-            except OSError as error:
-                raise _cannot_listen(name, host, port, error) from None
+            shared = (reuse_http_port and name == "HTTP") or (
+                reuse_imap_ports and name in ("IMAP", "IMAPS")
+            )
+            bound[name] = _bind(name, host, port, reuse_port=shared)
     except BaseException:
         _close_all(bound)
         raise
     return bound
+
+
+def _bind(name: str, host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    try:
+        return listening_socket(host, port, reuse_port=reuse_port)
+    except OSError as error:
+        raise _cannot_listen(name, host, port, error) from None
 
 
 def _close_all(sockets: Mapping[str, socket.socket]) -> None:
@@ -1742,27 +1746,31 @@ class ImapProcesses:
         return process
 
     async def _keep(self, slot: int) -> None:
+        """Start the slot's process again each time it ends, and again after each failed start;
+        the pauses grow while processes keep ending, and start over after one ran a while."""
         pauses = iter(IMAP_RESTART_PAUSES)
         while True:
-            process = self._processes[slot]
+            ended = self._processes[slot]
             started = time.monotonic()
-            status = await process.wait()
+            status = await ended.wait()
             if time.monotonic() - started > IMAP_RESTART_PAUSES[-1]:
                 pauses = iter(IMAP_RESTART_PAUSES)
             pause = next(pauses, IMAP_RESTART_PAUSES[-1])
             log.error(
                 "IMAP process %d ended with status %d; starting another in %.0f s",
-                process.pid,
+                ended.pid,
                 status,
                 pause,
             )
-            await asyncio.sleep(pause)
-            try:
-                self._processes[slot] = await self._start_one()
-            except StartupError as error:
-                log.error("%s", error)
-            else:
-                log.info("IMAP process %d replaces %d", self._processes[slot].pid, process.pid)
+            while True:
+                await asyncio.sleep(pause)
+                try:
+                    self._processes[slot] = await self._start_one()
+                    break
+                except StartupError as error:
+                    pause = next(pauses, IMAP_RESTART_PAUSES[-1])
+                    log.error("%s; trying again in %.0f s", error, pause)
+            log.info("IMAP process %d replaces %d", self._processes[slot].pid, ended.pid)
 
 
 async def serve_imap(
@@ -1782,10 +1790,10 @@ async def serve_imap(
         sockets: dict[str, socket.socket] = {}
         try:
             for name, port in (("IMAP", settings.imap_port), ("IMAPS", settings.imaps_port)):
-                sockets[name] = listening_socket(settings.bind, port, reuse_port=True)
-        except OSError as error:
+                sockets[name] = _bind(name, settings.bind, port, reuse_port=True)
+        except BaseException:
             _close_all(sockets)
-            raise _cannot_listen(name, settings.bind, port, error) from None
+            raise
         spooling = data_spooling(settings)
         try:
             listeners = await start_imap_listeners(

@@ -232,10 +232,7 @@ class CertificateFileWatcher(BackgroundLoop):
         if fingerprint in (loaded.fingerprint, self._refused):
             return False
         try:
-            if moving:
-                self._holder.reload(cert_path, key_path)
-            else:
-                self._holder.reload()
+            self._holder.reload(cert_path, key_path)
         except CertificateRefused as error:
             self._refused = fingerprint
             log.error(
