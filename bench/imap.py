@@ -23,8 +23,9 @@ One untimed session per server first (Dovecot builds its index files on the firs
 each round times with imaplib, on one connection per server: LOGIN, SELECT INBOX,
 `UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)`, `UID SEARCH TEXT <word>`, one
 `UID FETCH <100 uids> BODY.PEEK[]` of the same messages each round, and one of 100 messages no
-earlier round read ("new": Mailmark keeps where the contents it read lie, so only this one reads
-their rows). Prints the best of the rounds for each step and server, the ratio Mailmark/Dovecot
+earlier round read ("new": the contents are read from disk for the first time; where they lie
+both servers know already, Dovecot from its index files and Mailmark from what each SELECT has the
+node read ahead, so the 'first' column is where a cold read shows). Prints the best of the rounds for each step and server, the ratio Mailmark/Dovecot
 against the targets (1.5x Dovecot; SEARCH faster than Dovecot), and the peak RSS of the
 `mailmark serve` process. Each answer is checked (10,000 envelopes, 1% found, the 100
 bodies byte-equal to what was delivered); a wrong answer fails the run.

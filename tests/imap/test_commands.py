@@ -10,6 +10,7 @@ import imaplib
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import aioimaplib
 import pytest
@@ -17,7 +18,8 @@ import sqlalchemy as sa
 
 from mailmark.bootstrap import Listeners, start_listeners
 from mailmark.config import Settings
-from tests.imap.raw import NO_POLL, session
+from mailmark.storage.dialect import Dialect
+from tests.imap.raw import NO_POLL, Raw, session
 from tests.support.tls import client_tls
 from tests.support.world import World, stored_copies
 
@@ -550,6 +552,55 @@ async def test_searchres_with_min_and_max_saves_only_those(
         await c.ok(b"r3", b"SEARCH RETURN (SAVE) NOT FROM bob")
         lines = await c.ok(b"r4", b"UID SEARCH UID $")
         assert lines[0] == b"* SEARCH 1 3\r\n"
+
+
+async def test_select_reads_ahead_where_contents_lie_so_a_body_fetch_reads_only_blobs(
+    listeners: Listeners, inbox: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SELECT has the node read where the folder's contents lie, as Dovecot's index files
+    keep it: a FETCH of bodies no session fetched before reads no message row and answers
+    them byte for byte. The next SELECT reads ahead again only once the folder has new mail."""
+    store = inbox.services.mailstore
+    folder_id = (await store.select(inbox.sales.id, "INBOX")).folder_id
+    content_reads: list[str] = []
+    read_rows = Dialect.all_rows
+
+    async def recording(self: Dialect, conn: Any, query: Any, params: Any) -> Any:
+        # The reads of message rows on the hot paths go straight to the driver, where
+        # SQLAlchemy's events do not see them.
+        if "trace_prefix" in str(query):
+            content_reads.append(str(query))
+        return await read_rows(self, conn, query, params)
+
+    monkeypatch.setattr(Dialect, "all_rows", recording)
+
+    async def select(client: Raw) -> None:
+        await client.ok(b"s", b"SELECT INBOX")
+        await store.places_read(folder_id)
+
+    async def bodies(client: Raw, uids: bytes) -> bytes:
+        reads = len(content_reads)
+        lines = await client.ok(b"f", b"UID FETCH " + uids + b" (BODY.PEEK[])")
+        assert len(content_reads) == reads  # only the blobs were read
+        return b"".join(lines)
+
+    async with session(listeners.imaps_port) as first:
+        await select(first)
+        assert len(content_reads) == 1
+        answer = await bodies(first, b"1:2")
+
+        async with session(listeners.imaps_port) as second:
+            await select(second)
+            assert len(content_reads) == 1  # unchanged: nothing read again
+            await deliver(inbox, SIMPLE)
+            await select(second)
+            assert len(content_reads) == 2
+            new_answer = await bodies(second, b"3")
+        for uid in (1, 2):
+            stored = await store.message_bytes(folder_id, uid)
+            assert b"{%d}\r\n" % len(stored) + stored in answer
+        stored = await store.message_bytes(folder_id, 3)
+        assert b"{%d}\r\n" % len(stored) + stored in new_answer
 
 
 async def test_select_of_an_unchanged_folder_reuses_its_uids_and_sees_every_change(

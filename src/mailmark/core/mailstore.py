@@ -64,9 +64,13 @@ CONTENT_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_FOLDER_NAME = 255
 # UIDs kept by SELECT's cache of unchanged folders, over all of them (about 36 bytes each).
 SELECTED_UIDS_KEPT = 500_000
-# Messages whose place of content FETCH keeps (see `MailStore._content_rows`; about 600 bytes
-# each).
-CONTENT_ROWS_KEPT = 10_000
+# Messages whose place of content FETCH keeps (see `MailStore._content_rows`): about 100 bytes
+# each plus the trace fields we add in front of a message, 0.5 to 1 KiB in all.
+CONTENT_ROWS_KEPT = 30_000
+# A session's SELECT has this node read, in the background, where the contents of the folder's
+# newest messages lie, at most this many (half of what is kept: one big folder never pushes out
+# every other), in statements of FETCH_CHUNK rows (`MailStore._read_places`).
+CONTENT_ROWS_READ_AHEAD = CONTENT_ROWS_KEPT // 2
 # Conversation counts kept, by folder state: a page of a big folder need not count it again.
 CONVERSATION_COUNTS_KEPT = 1_000
 MAX_FLAGS = 100
@@ -345,6 +349,12 @@ class MailStore:
         # given twice under one UIDVALIDITY), so a content FETCH that reports no flags reads
         # only the blobs. The oldest go beyond CONTENT_ROWS_KEPT.
         self._content_rows: dict[tuple[int, int, int], FetchRow] = {}
+        # Dovecot's index files keep these for every message of a folder, so that a client
+        # downloading new mail reads only the contents. Here a SELECT reads them ahead, once per
+        # (UIDVALIDITY, UIDNEXT) of the folder: the read in progress, by folder, and the last
+        # state read ahead, by folder.
+        self._reading_places: dict[int, asyncio.Task[None]] = {}
+        self._places_read: dict[int, tuple[int, int]] = {}
         self._conversation_counts: dict[
             tuple[tuple[tuple[int, int, int], ...], Criteria | None], int
         ] = {}
@@ -508,6 +518,8 @@ class MailStore:
 
     async def leave(self) -> None:
         """This node stops serving IMAP: its views hold nothing back any more."""
+        for task in list(self._reading_places.values()):
+            task.cancel()
         async with self._views_lock:
             async with self._uow() as uow:
                 await uow.mailstore.forget_node(self.node_id)
@@ -605,6 +617,7 @@ class MailStore:
         # SQLite may give the id to a later folder; its UIDVALIDITY tells them apart too.
         for key in [key for key in self._content_rows if key[0] == folder.id]:
             del self._content_rows[key]
+        self._places_read.pop(folder.id, None)
         self.signals.publish(mailbox_id)
         await self.remove_unused_blobs(orphaned)
 
@@ -711,6 +724,7 @@ class MailStore:
                 snapshot = await self._snapshot(mailbox_id, name)
             # Until the session opens its view (`open_view`), or for NODE_RENEW_SECONDS.
             self._selecting.setdefault(snapshot.folder_id, []).append(time.monotonic())
+            self._read_places_ahead(snapshot)
             return snapshot
         finally:
             self._selects_in_flight -= 1
@@ -759,6 +773,50 @@ class MailStore:
         while self._selected_uids_held > SELECTED_UIDS_KEPT:
             oldest = next(iter(self._selected_uids))
             self._selected_uids_held -= len(self._selected_uids.pop(oldest)[1].uids)
+
+    def _read_places_ahead(self, snapshot: FolderSnapshot) -> None:
+        """Start reading where the contents of the folder's newest messages lie, unless read
+        already at this UIDVALIDITY and UIDNEXT or being read; the SELECT does not wait."""
+        folder_id = snapshot.folder_id
+        state = (snapshot.uidvalidity, snapshot.uidnext)
+        read = self._places_read.get(folder_id)
+        if read == state or folder_id in self._reading_places:
+            return
+        uids = snapshot.uids[-CONTENT_ROWS_READ_AHEAD:]
+        if read is not None and read[0] == snapshot.uidvalidity:
+            # Those below the UIDNEXT read then are kept or were pushed out since.
+            uids = uids[bisect.bisect_left(uids, read[1]) :]
+        task = asyncio.get_running_loop().create_task(self._read_places(folder_id, state, uids))
+        self._reading_places[folder_id] = task
+        task.add_done_callback(lambda _: self._reading_places.pop(folder_id, None))
+
+    async def _read_places(
+        self, folder_id: int, state: tuple[int, int], uids: Sequence[int]
+    ) -> None:
+        """Keep the content rows of those of `uids` not kept yet, FETCH_CHUNK per statement so
+        that building them never holds the loop long."""
+        validity = state[0]
+        _, missing = self._cached_content_rows(folder_id, validity, list(uids))
+        try:
+            for start in range(0, len(missing), FETCH_CHUNK):
+                async with self._uow(read_only=True) as uow:
+                    rows = await uow.mailstore.fetch_rows(
+                        folder_id, missing[start : start + FETCH_CHUNK], False, True
+                    )
+                self._keep_content_rows(folder_id, validity, rows)
+        except Exception:
+            # Only a speed-up: a content FETCH reads what is not kept.
+            log.exception("could not read ahead where folder %d's contents lie", folder_id)
+            return
+        self._places_read[folder_id] = state
+        if len(self._places_read) > CONTENT_ROWS_KEPT:
+            del self._places_read[next(iter(self._places_read))]
+
+    async def places_read(self, folder_id: int) -> None:
+        """Wait for the read a SELECT started of where the folder's contents lie, if any."""
+        task = self._reading_places.get(folder_id)
+        if task is not None:
+            await asyncio.shield(task)
 
     async def claim_recent(self, folder_id: int, uid_next: int) -> int:
         """For an IMAP4rev1 session: the first UID that is \\Recent to it (RFC 3501 §2.3.2);
