@@ -14,7 +14,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from mailmark.bootstrap import Listeners
-from mailmark.storage.tables import outbound_messages
+from mailmark.core.message_meta import read_index
+from mailmark.storage.tables import messages, outbound_messages, placements
+from tests.imap.raw import session
 from tests.support.tls import client_tls
 from tests.support.web import ApiClient
 from tests.support.world import World, queued_rows
@@ -167,3 +169,57 @@ async def test_with_the_servers_sent_copy_off_only_the_clients_copy_is_kept(
         ("api", True),
     ]
     assert await asyncio.to_thread(lambda: Client(listeners.imaps_port).uids("Sent")) == [1, 2]
+
+
+async def test_a_sent_copy_is_indexed_by_the_first_fetch_or_search_that_needs_it(
+    listeners: Listeners, world: World
+) -> None:
+    """The server's Sent copy is stored with the metadata lists show but not its IMAP index
+    (half the parsing of a send): the first FETCH of its structure computes and keeps it, for
+    a session that still sees the copy after another expunged it too, and a text SEARCH finds
+    copies no FETCH has indexed."""
+    await world.services.sending.submit(
+        mailbox=world.sales, to=["support@acme.test"], subject="Quarterly plan", text="Walrus.\n"
+    )
+    await asyncio.to_thread(submit, listeners.submission_port, REPLY)
+    store = world.services.mailstore
+    folder_id = (await store.select(world.sales.id, "Sent")).folder_id
+
+    async def envelopes() -> list[bytes | None]:
+        async with world.services.engine.connect() as conn:
+            query = (
+                sa.select(messages.c.envelope)
+                .select_from(placements.join(messages))
+                .where(placements.c.folder_id == folder_id)
+                .order_by(placements.c.uid)
+            )
+            return list((await conn.execute(query)).scalars())
+
+    assert await envelopes() == [None, None]
+    expected = [read_index(await store.message_bytes(folder_id, uid)) for uid in (1, 2)]
+
+    async with session(listeners.imaps_port, select="Sent") as reader:
+        found = await reader.ok(b"s1", b"UID SEARCH TEXT walrus")
+        assert found[0] == b"* SEARCH 1\r\n"
+        assert await envelopes() == [index.envelope for index in expected]
+
+    async with world.services.engine.begin() as conn:
+        await conn.execute(
+            messages.update()
+            .where(messages.c.id.in_(sa.select(placements.c.message_id)))
+            .values(envelope=None, bodystructure=None, body=None)
+        )
+    async with (
+        session(listeners.imaps_port, select="Sent") as seer,
+        session(listeners.imaps_port, select="Sent") as expunger,
+    ):
+        await expunger.ok(b"e1", b"UID STORE 2 +FLAGS.SILENT (\\Deleted)")
+        await expunger.ok(b"e2", b"EXPUNGE")
+        lines = await seer.ok(b"f1", b"UID FETCH 1:2 (ENVELOPE BODYSTRUCTURE)")
+    for uid, index in zip((1, 2), expected, strict=True):
+        assert any(
+            line.startswith(b"* %d FETCH (UID %d " % (uid, uid))
+            and b"ENVELOPE " + index.envelope in line
+            and b"BODYSTRUCTURE " + index.bodystructure in line
+            for line in lines
+        ), lines

@@ -193,12 +193,27 @@ class InboundDelivery:
         return receipt
 
     async def place_many_in(
-        self, uow: UnitOfWork, copies: Sequence[SentCopy], *, trace_prefix: bytes = b""
+        self,
+        uow: UnitOfWork,
+        copies: Sequence[SentCopy],
+        *,
+        trace_prefix: bytes = b"",
+        index_later: bool = False,
     ) -> list[DeliveryReceipt]:
-        """`place_in` for several messages at once, with a handful of statements in all."""
+        """`place_in` for several messages at once, with a handful of statements in all.
+
+        `index_later`: store only the metadata lists show, not the IMAP index (ENVELOPE,
+        BODYSTRUCTURE, searchable text), which is half the parsing. The first IMAP FETCH or
+        text SEARCH that needs it computes and stores it (`MailStore._fill_index`), as for a
+        message stored before the index existed."""
         requests = []
         # A campaign's batch is hundreds of small messages: parsed together, in the CPU pool.
-        parsed = await self.cpu.run_each(read_message, [copy.raw for copy in copies])
+        parsed: Sequence[tuple[MessageMetadata, MessageIndex | None]]
+        if index_later:
+            metas = await self.cpu.run_each(read_metadata, [copy.raw for copy in copies])
+            parsed = [(meta, None) for meta in metas]
+        else:
+            parsed = await self.cpu.run_each(read_message, [copy.raw for copy in copies])
         for copy, (meta, index) in zip(copies, parsed, strict=True):
             requests.append(
                 _Request(

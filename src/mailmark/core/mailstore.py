@@ -1012,22 +1012,23 @@ class MailStore:
         ]
 
     async def _fill_index(self, folder_id: int, rows: list[FetchRow]) -> list[FetchRow]:
-        """Compute ENVELOPE/BODYSTRUCTURE of messages stored before they were kept, and keep them."""
+        """Compute and keep the IMAP index of messages stored without it: before it existed,
+        or as Sent copies placed with `index_later`. Expunged messages a session still sees
+        are among `rows` and are indexed too."""
         missing = [row for row in rows if row.envelope is None or row.bodystructure is None]
         if not missing:
             return rows
-        async with self._uow(read_only=True) as uow:
-            with_prefix = await uow.mailstore.fetch_rows(
-                folder_id, [row.uid for row in missing], False, True
-            )
+        with_prefix = await self._fetch_rows(folder_id, [row.uid for row in missing], False, True)
         indexes = {}
         for group in _by_size(with_prefix):
-            contents = await self._read_contents(group)
-            for row, data in zip(group, contents, strict=True):
-                if data is not None:
-                    indexes[row.message_id] = await self._delivery.cpu.run(
-                        len(data), read_index, data
-                    )
+            found = [
+                (row, data)
+                for row, data in zip(group, await self._read_contents(group), strict=True)
+                if data is not None
+            ]
+            made = await self._delivery.cpu.run_each(read_index, [data for _, data in found])
+            for (row, _), index in zip(found, made, strict=True):
+                indexes[row.message_id] = index
         async with self._uow() as uow:
             for message_id, index in indexes.items():
                 await uow.mailstore.set_index(message_id, index)
@@ -1399,9 +1400,9 @@ class MailStore:
             return await uow.mailstore.mail_rows(mailbox_id, folder_id=folder_id, uids=uids)
 
     async def _index_unindexed(self, folder_id: int) -> None:
-        """Index messages stored before the index existed, so that text searches find them.
-        A folder found complete is not looked through again while its MODSEQ and UIDNEXT stay:
-        messages stored since are indexed when stored, and any other arrival changes them."""
+        """Index messages stored without their index (before it existed, or Sent copies placed
+        with `index_later`), so that text searches find them. A folder found complete is not
+        looked through again while its MODSEQ and UIDNEXT stay: any arrival changes them."""
         while True:
             async with self._uow(read_only=True) as uow:
                 folder = await uow.mailstore.folder(folder_id)

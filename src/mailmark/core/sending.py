@@ -705,7 +705,11 @@ class SendingService:
             )
             if file
         ]
-        placed = iter(await self._delivery.place_many_in(uow, copies) if copies else [])
+        # Most Sent copies of API and campaign sends are never read over IMAP: their IMAP
+        # index waits for the first FETCH or SEARCH that needs it.
+        placed = iter(
+            await self._delivery.place_many_in(uow, copies, index_later=True) if copies else []
+        )
         sent_copies = [next(placed) if file else None for file in filed]
         sent_message_ids = [copy.message_id if copy else None for copy in sent_copies]
         outbound_ids = await uow.outbound.add_many(
