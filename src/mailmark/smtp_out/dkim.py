@@ -17,12 +17,10 @@ import time
 from collections.abc import Sequence
 from functools import lru_cache
 
-import dkim  # type: ignore[import-untyped]
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from dkim.canonicalization import CanonicalizationPolicy  # type: ignore[import-untyped]
 
 from mailmark.core.model import DkimKey
 
@@ -58,8 +56,10 @@ _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
 # nothing (dkimpy rewrites each of them, most of a 4 KiB message's signing time).
 _TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
 _WSP_RUN = re.compile(rb"\t[ \t]*| [ \t]+")
-_RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+_WSP_RUNS = re.compile(rb"[ \t]+")
 _FIELD = b"DKIM-Signature"
+# RFC 5322 §2.1.1: lines SHOULD be no longer than 78 characters, CRLF excluded.
+_LINE_LENGTH = 78
 
 
 class DkimSigningError(Exception):
@@ -100,15 +100,48 @@ def relaxed_body(body: bytes) -> bytes:
     return body + b"\r\n" if body else b""
 
 
-def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
-    """The header fields (name, value with its CRLF) and the body of a CRLF message. Only the
-    header section is split into lines; the body is left whole."""
+def split_message(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The header fields (name, value as written after the colon, folding included) and the body
+    of a CRLF message. RFC 5322 §2.2.3: a line that starts with WSP continues the field before
+    it. A header line without a colon is refused (`DkimSigningError`)."""
     end = message.find(b"\r\n\r\n")
-    if end < 0:
-        headers, body = dkim.rfc822_parse(message)
-        return headers, body
-    headers, _ = dkim.rfc822_parse(message[: end + 2])
-    return headers, message[end + 4 :]
+    section, body = (message, b"") if end < 0 else (message[: end + 2], message[end + 4 :])
+    fields: list[tuple[bytes, bytes]] = []
+    for line in section.removesuffix(b"\r\n").split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not fields:
+                raise DkimSigningError("the header section starts with a continuation line")
+            name, value = fields[-1]
+            fields[-1] = (name, value + b"\r\n" + line)
+            continue
+        colon = line.find(b":")
+        if colon <= 0:
+            raise DkimSigningError(f"a header line has no field name: {line[:40]!r}")
+        fields.append((line[:colon], line[colon + 1 :]))
+    return fields, body
+
+
+def relaxed_field(name: bytes, value: bytes) -> bytes:
+    """RFC 6376 §3.4.2 of one field, its CRLF included: the name lower-cased, the value unfolded,
+    its WSP runs made one SP, WSP before and after the colon and at the end removed."""
+    value = _WSP_RUNS.sub(b" ", value.replace(b"\r\n", b"")).strip()
+    return name.lower().rstrip() + b":" + value + b"\r\n"
+
+
+def fold(text: bytes) -> bytes:
+    """Fold a field at its spaces so that lines stay within 78 characters where a space allows
+    (RFC 5322 §2.1.1, §2.2.3): a CRLF goes before the space, so unfolding gives `text` back."""
+    lines: list[bytes] = []
+    while len(text) > _LINE_LENGTH:
+        cut = text.rfind(b" ", 1, _LINE_LENGTH + 1)
+        if cut <= 0:
+            cut = text.find(b" ", _LINE_LENGTH + 1)
+            if cut < 0:
+                break
+        lines.append(text[:cut])
+        text = text[cut:]
+    lines.append(text)
+    return b"\r\n".join(lines)
 
 
 def signed_field_list(names: Sequence[str]) -> list[bytes]:
@@ -153,51 +186,58 @@ class DkimSigner:
         if "from" not in names:
             raise DkimSigningError("the message has no From field to sign (RFC 6376 §5.4)")
         private_key = rsa_key(key.private_key_pem)
-        try:
-            headers, body = split_message(message)
-        except (dkim.DKIMException, ValueError, IndexError) as exc:
-            raise DkimSigningError(f"DKIM signing for {domain} failed: {exc}") from exc
-        signed = tuple(signed_field_list(names))
+        headers, body = split_message(message)
+        signed = signed_field_list(names)
         domain_bytes = domain.encode("ascii")
         body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
-        # Only the fields named in h= are canonicalised, in message order (what select_headers
-        # picks from depends on that order alone).
+        # RFC 6376 §5.4.2: each name in h= takes the last of its fields not taken yet, from the
+        # bottom up; a name over-signed (one more than there are) takes nothing.
         wanted = set(signed)
-        chosen = [field for field in headers if field[0].lower().rstrip() in wanted]
-        # RFC 6376 §3.5 tags, in dkimpy's order; b= is a placeholder of the signature's folded
-        # length so that folding the final field changes no whitespace before it (§3.5, "b=").
-        tags = [
-            (b"v", b"1"),
-            (b"a", b"rsa-sha256"),
-            (b"c", b"relaxed/relaxed"),
-            (b"d", domain_bytes),
-            (b"i", b"@" + domain_bytes),
-            (b"q", b"dns/txt"),
-            (b"s", key.selector.encode("ascii")),
-            (b"t", str(int(time.time())).encode("ascii")),
-            (b"h", b" : ".join(signed)),
-            (b"bh", body_hash),
-            (b"b", b"0" * 60),
-        ]
-        unsigned = dkim.fold(b"; ".join(b"=".join(tag) for tag in tags), namelen=len(_FIELD))
-        # RFC 6376 §3.7: the signature field itself is hashed last, with an empty b= value.
+        by_name: dict[bytes, list[bytes]] = {}
+        for name, value in headers:
+            canonical = relaxed_field(name, value)
+            field_name = canonical[: canonical.index(b":")]
+            if field_name in wanted:
+                by_name.setdefault(field_name, []).append(canonical)
         digest = hashlib.sha256()
-        dkim.hash_headers(
-            digest,
-            _RELAXED,
-            _RELAXED.canonicalize_headers(chosen),
-            signed,
-            (_FIELD, b" " + dkim.RE_BTAG.sub(b"\\1", unsigned)),
-            dict(tags),
-        )
+        for name in signed:
+            found = by_name.get(name)
+            if found:
+                digest.update(found.pop())
+        # RFC 6376 §3.5 tags; b= comes last and empty. The field up to it is hashed as it will
+        # be sent (§3.7), then the signature is appended: whitespace within b= is ignored.
+        tags = [
+            b"v=1",
+            b"a=rsa-sha256",
+            b"c=relaxed/relaxed",
+            b"d=" + domain_bytes,
+            b"i=@" + domain_bytes,
+            b"q=dns/txt",
+            b"s=" + key.selector.encode("ascii"),
+            b"t=" + str(int(time.time())).encode("ascii"),
+            b"h=" + b" : ".join(signed),
+            b"bh=" + body_hash,
+            b"b=",
+        ]
+        unsigned = fold(_FIELD + b": " + b"; ".join(tags))
+        value = unsigned[len(_FIELD) + 1 :]
+        digest.update(relaxed_field(_FIELD, value).removesuffix(b"\r\n"))
         signature = private_key.sign(
             digest.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256())
         )
-        tags[-1] = (b"b", base64.b64encode(signature))
-        value: bytes = dkim.fold(
-            b"; ".join(b"=".join(tag) for tag in tags) + b"\r\n", namelen=len(_FIELD)
-        )
-        return _FIELD + b": " + value + message
+        encoded = base64.b64encode(signature)
+        out = [unsigned]
+        used = len(unsigned) - unsigned.rfind(b"\n") - 1  # the last line's length so far
+        start = 0
+        while start < len(encoded):
+            if used >= _LINE_LENGTH:
+                out.append(b"\r\n ")
+                used = 1
+            piece = encoded[start : start + _LINE_LENGTH - used]
+            out.append(piece)
+            used += len(piece)
+            start += len(piece)
+        return b"".join(out) + b"\r\n" + message
 
     async def sign_off_loop(self, message: bytes, *, domain: str, key: DkimKey) -> bytes:
         """`sign` in a worker thread: RSA is CPU work that must not stall other sessions."""
