@@ -16,7 +16,7 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -51,8 +51,6 @@ SIGNED_HEADERS = (
     "references",
 )
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
-_HEADER_END = re.compile(rb"\r\n\r\n")
-_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
 # RFC 6376 §3.4.4 (relaxed body): WSP at the end of a line goes, any other run of WSP becomes one
 # SP. Only runs that are not already a single SP are rewritten, so a text's ordinary spaces cost
 # nothing (dkimpy rewrites each of them, most of a 4 KiB message's signing time).
@@ -82,13 +80,6 @@ def to_crlf(raw: bytes) -> bytes:
     else:
         text = _LINE_ENDINGS.sub(b"\r\n", raw)
     return text if text.endswith(b"\r\n") else text + b"\r\n"
-
-
-def header_names(message: bytes) -> list[str]:
-    """The field names of the header section, lower-cased, in order."""
-    end = _HEADER_END.search(message)
-    section = message[: end.start() + 2] if end else message
-    return [match[1].decode("ascii").lower() for match in _FIELD_NAME.finditer(section)]
 
 
 def relaxed_body(body: bytes) -> bytes:
@@ -147,14 +138,15 @@ def fold(text: bytes) -> bytes:
     return b"\r\n".join(lines)
 
 
-def signed_field_list(names: Sequence[str]) -> list[bytes]:
-    """The h= list: over-signed fields n+1 times (absent ones once), the others n times."""
-    fields: list[bytes] = []
+def signed_field_list(fields: Mapping[bytes, Sequence[bytes]]) -> list[bytes]:
+    """The h= list, from the message's fields by lower-case name: over-signed fields n+1 times
+    (absent ones once), the others n times."""
+    signed: list[bytes] = []
     for name in OVERSIGNED_HEADERS:
-        fields += [name.encode()] * (names.count(name) + 1)
+        signed += [name.encode()] * (len(fields.get(name.encode(), ())) + 1)
     for name in SIGNED_HEADERS:
-        fields += [name.encode()] * names.count(name)
-    return fields
+        signed += [name.encode()] * len(fields.get(name.encode(), ()))
+    return signed
 
 
 _KEY_LOADING = threading.Lock()
@@ -185,28 +177,23 @@ class DkimSigner:
         """`message` (already CRLF, see `to_crlf`) with a DKIM-Signature field prepended."""
         if key.algorithm != "rsa-sha256":
             raise DkimSigningError(f"key {key.selector} is {key.algorithm}, not rsa-sha256")
-        names = header_names(message)
-        if "from" not in names:
+        headers, body = split_message(message)
+        by_name: dict[bytes, list[bytes]] = {}
+        for name, value in headers:
+            by_name.setdefault(name.lower().rstrip(), []).append(value)
+        if b"from" not in by_name:
             raise DkimSigningError("the message has no From field to sign (RFC 6376 §5.4)")
         private_key = rsa_key(key.private_key_pem)
-        headers, body = split_message(message)
-        signed = signed_field_list(names)
+        signed = signed_field_list(by_name)
         domain_bytes = domain.encode("ascii")
         body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
         # RFC 6376 §5.4.2: each name in h= takes the last of its fields not taken yet, from the
         # bottom up; a name over-signed (one more than there are) takes nothing.
-        wanted = set(signed)
-        by_name: dict[bytes, list[bytes]] = {}
-        for name, value in headers:
-            canonical = relaxed_field(name, value)
-            field_name = canonical[: canonical.index(b":")]
-            if field_name in wanted:
-                by_name.setdefault(field_name, []).append(canonical)
         digest = hashlib.sha256()
         for name in signed:
             found = by_name.get(name)
             if found:
-                digest.update(found.pop())
+                digest.update(relaxed_field(name, found.pop()))
         # RFC 6376 §3.5 tags; b= comes last and empty. The field up to it is hashed as it will
         # be sent (§3.7), then the signature is appended: whitespace within b= is ignored.
         tags = [
