@@ -705,8 +705,8 @@ class SendingService:
             )
             if file
         ]
-        # Most Sent copies of API and campaign sends are never read over IMAP: their IMAP
-        # index waits for the first FETCH or SEARCH that needs it.
+        # Most Sent copies of API and campaign sends are never read over IMAP: their IMAP index
+        # (of a submission's copy too) waits for the first FETCH or SEARCH that needs it.
         placed = iter(
             await self._delivery.place_many_in(uow, copies, index_later=True) if copies else []
         )
