@@ -87,6 +87,7 @@ from mailmark.core.spam import SpamFilter, SpamFilters, SpamLearning, SpamThresh
 from mailmark.core.srs import Srs
 from mailmark.core.system_mail import SystemMail
 from mailmark.core.team import TeamService
+from mailmark.core.text_index import TextIndexer
 from mailmark.core.tracking import LinkSigner, Tracking
 from mailmark.core.unsubscribe import Unsubscribes
 from mailmark.core.vacation import Responder, VacationRule, VacationService
@@ -846,6 +847,8 @@ class Listeners:
     campaigns: CampaignScheduler
     loop_lag: LoopLagMonitor
     imap_node: NodeRenewal
+    # Adds delivered mail's body text to the full-text index after the 250.
+    text_index: TextIndexer
     cpu: CpuPool
     managesieve: ManageSieveListener
     certificates: CertificateHolder
@@ -900,6 +903,7 @@ class Listeners:
             self.maintenance.stop(),
             self.campaigns.stop(),
             self.loop_lag.stop(),
+            self.text_index.stop(),
             *([self.certificate_files.stop()] if self.certificate_files else []),
             *([self.acme.stop()] if self.acme else []),
         )
@@ -1143,6 +1147,8 @@ async def start_listeners(
     loop_lag.start()
     imap_node = NodeRenewal(services.mailstore)
     imap_node.start()
+    text_index = services.delivery.texts
+    text_index.start()
     certificate_files = None
     if settings.tls_cert is not None:
         certificate_files = CertificateFileWatcher(
@@ -1166,6 +1172,7 @@ async def start_listeners(
         campaigns=campaigns,
         loop_lag=loop_lag,
         imap_node=imap_node,
+        text_index=text_index,
         cpu=services.cpu,
         managesieve=managesieve,
         certificates=certificates,

@@ -29,6 +29,7 @@ from mailmark.core.model import (
 )
 from mailmark.core.ports import BlobStore, Clock, NewEvent, UnitOfWork, UnitOfWorkFactory
 from mailmark.core.states import EventType, SpecialFolder
+from mailmark.core.text_index import TextIndexer
 
 # Subject-only threading looks this far back; older conversations start a new thread.
 SUBJECT_THREAD_WINDOW = timedelta(days=30)
@@ -88,6 +89,8 @@ class _Request:
     announce: bool = True
     index: MessageIndex | None = None
     internal_date: datetime | None = None
+    # The body text goes into the full-text index after the commit (`TextIndexer`).
+    body_text_later: bool = False
 
 
 def read_message(raw: bytes) -> tuple[MessageMetadata, MessageIndex]:
@@ -130,6 +133,8 @@ class InboundDelivery:
         self.cpu = cpu or CpuPool(workers=0)
         # Told after each commit, so IMAP IDLE on the mailbox wakes (one node; others poll).
         self.signals = signals or FolderSignals()
+        # Delivered mail's body text is indexed after the 250; searches catch up through it.
+        self.texts = TextIndexer(uow, blobs, self.cpu)
         self._committer: GroupCommitter[_Request, DeliveryReceipt] = GroupCommitter(
             blobs,
             blobs_of=lambda request: (request.raw,),
@@ -166,7 +171,9 @@ class InboundDelivery:
             raise ValueError("deliver needs at least one recipient")
         meta, index = await self.cpu.run(len(raw), read_message, raw)
         unique = list({(t.mailbox.id, t.folder): t for t in targets}.values())
-        request = _Request(raw, trace_prefix, mail_from, unique, meta, index=index)
+        request = _Request(
+            raw, trace_prefix, mail_from, unique, meta, index=index, body_text_later=True
+        )
         return await self._committer.commit(request)
 
     async def place_in(
@@ -251,6 +258,13 @@ class InboundDelivery:
             receipts = await self._place(uow, requests)
             await uow.commit()
         self.notify([p.mailbox_id for receipt in receipts for p in receipt.placements])
+        self.texts.remember(
+            {
+                receipt.message_id: request.index.body_text
+                for request, receipt in zip(requests, receipts, strict=True)
+                if request.index is not None and request.body_text_later
+            }
+        )
         return receipts
 
     async def _place(self, uow: UnitOfWork, requests: list[_Request]) -> list[DeliveryReceipt]:
@@ -274,6 +288,7 @@ class InboundDelivery:
                     mail_from=request.mail_from,
                     meta=request.meta,
                     index=request.index,
+                    body_text_later=request.body_text_later,
                 )
                 for request in requests
             ]

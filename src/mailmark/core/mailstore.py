@@ -46,7 +46,7 @@ from mailmark.core.model import (
 )
 from mailmark.core.plans import MailboxQuota, ensure_mailbox_room, mailbox_plan
 from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
-from mailmark.core.search import Criteria, Flag, check_bounds, uses_index
+from mailmark.core.search import Criteria, Flag, check_bounds, uses_body_text, uses_index
 from mailmark.core.spam import SpamLearning
 from mailmark.core.states import SystemFlag
 
@@ -1309,7 +1309,7 @@ class MailStore:
         except ValueError as error:
             raise InvalidInput(str(error)) from error
         if uses_index(criteria):
-            await self._index_unindexed(folder_id)
+            await self._index_unindexed(folder_id, body_text=uses_body_text(criteria))
         async with self._uow(read_only=True) as uow:
             return await uow.mailstore.search(folder_id, criteria, uid_universe)
 
@@ -1359,7 +1359,7 @@ class MailStore:
                 raise InvalidInput(str(error)) from error
             if uses_index(criteria):
                 for folder_id in folder_ids:
-                    await self._index_unindexed(folder_id)
+                    await self._index_unindexed(folder_id, body_text=uses_body_text(criteria))
         if not folder_ids:
             return [], [], 0
         async with self._uow(read_only=True) as uow:
@@ -1399,10 +1399,14 @@ class MailStore:
         async with self._uow(read_only=True) as uow:
             return await uow.mailstore.mail_rows(mailbox_id, folder_id=folder_id, uids=uids)
 
-    async def _index_unindexed(self, folder_id: int) -> None:
+    async def _index_unindexed(self, folder_id: int, *, body_text: bool) -> None:
         """Index messages stored without their index (before it existed, or Sent copies placed
         with `index_later`), so that text searches find them. A folder found complete is not
-        looked through again while its MODSEQ and UIDNEXT stay: any arrival changes them."""
+        looked through again while its MODSEQ and UIDNEXT stay: any arrival changes them.
+
+        With `body_text`, body texts still waiting for the full-text indexer are indexed first."""
+        if body_text:
+            await self._delivery.texts.catch_up(folder_id)
         while True:
             async with self._uow(read_only=True) as uow:
                 folder = await uow.mailstore.folder(folder_id)

@@ -179,6 +179,11 @@ def read_index(raw: bytes, root: imap_structure.MimePart | None = None) -> Messa
     )
 
 
+def read_body_text(raw: bytes) -> str:
+    """The searchable body text `read_index` gives, alone; never raises."""
+    return _body_text(raw, imap_structure.parse(raw))
+
+
 def _sent_day(root: imap_structure.MimePart) -> date | None:
     """The calendar day the Date header gives, in the zone it is written in."""
     value = root.header(b"date")

@@ -257,6 +257,9 @@ class NewMessage:
     mail_from: str
     meta: MessageMetadata = field(default_factory=MessageMetadata)
     index: MessageIndex | None = None
+    # Index only the header text now; the body text waits in `pending_body_texts` for the
+    # full-text indexer (core/text_index.py).
+    body_text_later: bool = False
 
 
 @dataclass(frozen=True)

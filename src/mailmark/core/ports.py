@@ -600,6 +600,17 @@ class MailStoreRepository(Protocol):
         """Fill the IMAP syntax columns of a message stored before they existed."""
         ...
 
+    async def body_texts_pending(
+        self, limit: int, folder_id: int | None = None
+    ) -> list[tuple[int, str]]:
+        """(message id, blob key) of up to `limit` messages whose body text is not yet in the
+        full-text index, oldest first; only those placed in `folder_id` when given."""
+        ...
+
+    async def add_body_texts(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Put these (message id, body text) into the full-text index; they wait no longer."""
+        ...
+
     async def placements(self, folder_id: int, uids: Sequence[int] | None) -> list[PlacementState]:
         """The folder's placements among `uids` (all when None), by uid ascending."""
         ...

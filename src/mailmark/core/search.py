@@ -264,6 +264,12 @@ def uses_modseq(criteria: Criteria) -> bool:
     return _uses(criteria, (ModSeq,))
 
 
+def uses_body_text(criteria: Criteria) -> bool:
+    """Whether a criterion looks in the body text of the full-text index (BODY, TEXT), which
+    mail the MX accepts gets only after its 250 (core/text_index.py)."""
+    return _uses(criteria, (Body, Text))
+
+
 def uses_index(criteria: Criteria) -> bool:
     """Whether a criterion is answered from what is computed when a message is stored: the
     full-text index (header fields, text) or the Date header's day."""

@@ -201,6 +201,19 @@ class Dialect(ABC):
         values = [{key: i, "header": h, "body": b} for i, h, b in rows]
         await conn.execute(sa.insert(self.fulltext), values)
 
+    async def set_fulltext_bodies(
+        self, conn: AsyncConnection, rows: Sequence[tuple[int, str]]
+    ) -> None:
+        """Set the body text of (message id, body text) rows already indexed by header."""
+        if not rows:
+            return
+        statement = (
+            sa.update(self.fulltext)
+            .where(self.fulltext_key == sa.bindparam("message"))
+            .values(body=sa.bindparam("text"))
+        )
+        await conn.execute(statement, [{"message": i, "text": b} for i, b in rows])
+
     async def before_text_search(  # noqa: B027 - only PostgreSQL prepares anything
         self, conn: AsyncConnection
     ) -> None:

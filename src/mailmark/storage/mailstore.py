@@ -49,6 +49,7 @@ from mailmark.storage.tables import (
     imap_nodes,
     messages,
     outbound_messages,
+    pending_body_texts,
     placements,
     retained_placements,
     subscriptions,
@@ -444,6 +445,31 @@ class SqlMailStore:
         if (await self._conn.execute(sa.select(key).where(key == message_id))).first() is None:
             rows = [(message_id, index.header_text, index.body_text)]
             await self._dialect.add_fulltext(self._conn, rows)
+
+    async def body_texts_pending(
+        self, limit: int, folder_id: int | None = None
+    ) -> list[tuple[int, str]]:
+        waiting = pending_body_texts.c.message_id
+        query = (
+            sa.select(waiting, messages.c.blob_key)
+            .join(messages, messages.c.id == waiting)
+            .order_by(waiting)
+            .limit(limit)
+        )
+        if folder_id is not None:
+            placed = sa.exists().where(
+                placements.c.message_id == waiting, placements.c.folder_id == folder_id
+            )
+            query = query.where(placed)
+        return [(int(row[0]), str(row[1])) for row in await self._conn.execute(query)]
+
+    async def add_body_texts(self, rows: Sequence[tuple[int, str]]) -> None:
+        await self._dialect.set_fulltext_bodies(self._conn, rows)
+        await self._conn.execute(
+            pending_body_texts.delete().where(
+                pending_body_texts.c.message_id.in_([message_id for message_id, _ in rows])
+            )
+        )
 
     async def placements(self, folder_id: int, uids: Sequence[int] | None) -> list[PlacementState]:
         base = (

@@ -16,7 +16,7 @@ from mailmark.storage.sql import (
     shallow_fields,
     unreferenced_blobs,
 )
-from mailmark.storage.tables import messages, placements
+from mailmark.storage.tables import messages, pending_body_texts, placements
 
 
 def _message_row(message: NewMessage) -> dict[str, Any]:
@@ -56,14 +56,22 @@ class SqlMessages(Repository):
         ids = await self._dialect.insert_many(
             self._conn, messages, [_message_row(m) for m in new_messages]
         )
+        indexed = [
+            (message_id, message)
+            for message_id, message in zip(ids, new_messages, strict=True)
+            if message.index is not None
+        ]
         await self._dialect.add_fulltext(
             self._conn,
             [
-                (message_id, message.index.header_text, message.index.body_text)
-                for message_id, message in zip(ids, new_messages, strict=True)
-                if message.index is not None
+                (i, m.index.header_text, "" if m.body_text_later else m.index.body_text)
+                for i, m in indexed
+                if m.index is not None
             ],
         )
+        later = [{"message_id": i} for i, m in indexed if m.body_text_later]
+        if later:
+            await self._conn.execute(pending_body_texts.insert(), later)
         return ids
 
     async def add_placements(self, new_placements: Sequence[NewPlacement]) -> None:

@@ -479,6 +479,22 @@ retained_placements = sa.Table(
 # and it stays out of this metadata; storage/dialect.py names it per backend.
 FULLTEXT_TABLE = "message_text"
 
+# Messages whose body text is not yet in `message_text` (their header text is): mail delivered by
+# the MX is indexed after its 250 (core/text_index.py), and a text search first indexes those
+# still waiting in its folder. Tokenising a 10 KiB body costs more processor time than accepting
+# the whole message.
+pending_body_texts = sa.Table(
+    "pending_body_texts",
+    metadata,
+    sa.Column(
+        "message_id",
+        Id,
+        sa.ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+)
+
 events = sa.Table(
     "events",
     metadata,
