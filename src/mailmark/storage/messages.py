@@ -56,20 +56,16 @@ class SqlMessages(Repository):
         ids = await self._dialect.insert_many(
             self._conn, messages, [_message_row(m) for m in new_messages]
         )
-        indexed = [
-            (message_id, message)
-            for message_id, message in zip(ids, new_messages, strict=True)
-            if message.index is not None
-        ]
+        stored = list(zip(ids, new_messages, strict=True))
         await self._dialect.add_fulltext(
             self._conn,
             [
                 (i, m.index.header_text, "" if m.body_text_later else m.index.body_text)
-                for i, m in indexed
+                for i, m in stored
                 if m.index is not None
             ],
         )
-        later = [{"message_id": i} for i, m in indexed if m.body_text_later]
+        later = [{"message_id": i} for i, m in stored if m.index is not None and m.body_text_later]
         if later:
             await self._conn.execute(pending_body_texts.insert(), later)
         return ids
