@@ -45,7 +45,14 @@ from mailmark.core.model import (
     PlacementState,
 )
 from mailmark.core.plans import MailboxQuota, ensure_mailbox_room, mailbox_plan
-from mailmark.core.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
+from mailmark.core.ports import (
+    BlobStore,
+    Clock,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    blob_batches,
+    read_blobs,
+)
 from mailmark.core.search import Criteria, Flag, check_bounds, uses_body_text, uses_index
 from mailmark.core.spam import SpamLearning
 from mailmark.core.states import SystemFlag
@@ -995,17 +1002,7 @@ class MailStore:
     async def _read_contents(self, rows: Sequence[FetchRow]) -> list[bytes | None]:
         """Each row's bytes; None for a message expunged (by another node) since it was read."""
         # Rows come in groups bounded by size (_by_size), so one batch read stays bounded too.
-        try:
-            blobs: list[bytes | None] = list(
-                await self._blobs.get_many([row.blob_key for row in rows])
-            )
-        except FileNotFoundError:
-            blobs = []
-            for row in rows:
-                try:
-                    blobs.append(await self._blobs.get(row.blob_key))
-                except FileNotFoundError:
-                    blobs.append(None)
+        blobs = await read_blobs(self._blobs, [row.blob_key for row in rows])
         return [
             None if blob is None else row.trace_prefix + blob
             for row, blob in zip(rows, blobs, strict=True)
@@ -1588,15 +1585,7 @@ def _info(folder: Folder) -> FolderInfo:
 
 def _by_size(rows: Sequence[FetchRow]) -> list[list[FetchRow]]:
     """Consecutive groups of rows whose contents together stay under CONTENT_CHUNK_BYTES."""
-    groups: list[list[FetchRow]] = []
-    total = 0
-    for row in rows:
-        if not groups or total + row.size > CONTENT_CHUNK_BYTES:
-            groups.append([])
-            total = 0
-        groups[-1].append(row)
-        total += row.size
-    return groups
+    return blob_batches(rows, lambda row: row.size, CONTENT_CHUNK_BYTES)
 
 
 def _fetched(row: FetchRow, want: FetchWants, content: bytes | None) -> FetchedMessage:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 from mailmark.core.aggregate_reports import AggregateReport, ReportKind, ReportOverview
 from mailmark.core.imap_sort import SortRow
@@ -65,6 +65,8 @@ if TYPE_CHECKING:
     from mailmark.core.campaign_records import CampaignRepository
     from mailmark.core.contacts import ContactRepository
     from mailmark.core.relays import DomainRelay
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -138,6 +140,35 @@ class BlobStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def blob_batches(items: Sequence[T], size: Callable[[T], int], limit: int) -> list[list[T]]:
+    """Consecutive groups of items whose blobs together stay under `limit` bytes (one item
+    larger than that is a group alone), so that each `read_blobs` holds a bounded amount."""
+    groups: list[list[T]] = []
+    total = 0
+    for item in items:
+        if not groups or total + size(item) > limit:
+            groups.append([])
+            total = 0
+        groups[-1].append(item)
+        total += size(item)
+    return groups
+
+
+async def read_blobs(blobs: BlobStore, keys: Sequence[str]) -> list[bytes | None]:
+    """Each key's bytes, read in one batch; None for a blob gone meanwhile (its message was
+    deleted since its key was read), found by reading the batch again one by one."""
+    try:
+        return list(await blobs.get_many(keys))
+    except FileNotFoundError:
+        found: list[bytes | None] = []
+        for key in keys:
+            try:
+                found.append(await blobs.get(key))
+            except FileNotFoundError:
+                found.append(None)
+        return found
 
 
 class PasswordHasher(Protocol):
@@ -602,9 +633,9 @@ class MailStoreRepository(Protocol):
 
     async def body_texts_pending(
         self, limit: int, folder_id: int | None = None
-    ) -> list[tuple[int, str]]:
-        """(message id, blob key) of up to `limit` messages whose body text is not yet in the
-        full-text index, oldest first; only those placed in `folder_id` when given."""
+    ) -> list[tuple[int, str, int]]:
+        """(message id, blob key, size) of up to `limit` messages whose body text is not yet in
+        the full-text index, oldest first; only those placed in `folder_id` when given."""
         ...
 
     async def add_body_texts(self, rows: Sequence[tuple[int, str]]) -> None:

@@ -20,7 +20,6 @@ restarted, or too much was waiting) is read from its blob and parsed again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -28,7 +27,7 @@ from collections.abc import Mapping
 from mailmark.core.background import BackgroundLoop
 from mailmark.core.cpu_pool import CpuPool
 from mailmark.core.message_meta import read_body_text
-from mailmark.core.ports import BlobStore, UnitOfWorkFactory
+from mailmark.core.ports import BlobStore, UnitOfWorkFactory, blob_batches, read_blobs
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +36,8 @@ log = logging.getLogger(__name__)
 TEXT_BATCH = 32
 # Characters of body text kept in memory for messages waiting to be indexed, in all.
 TEXTS_KEPT = 32 * 1024 * 1024
+# Message bytes read from the blob store at once to parse bodies whose text is not at hand.
+PARSE_BATCH_BYTES = 16 * 1024 * 1024
 # How often the indexer looks for waiting messages it was not told about (other processes',
 # or left by a restart).
 POLL_SECONDS = 30.0
@@ -107,27 +108,26 @@ class TextIndexer(BackgroundLoop):
                 waiting = await uow.mailstore.body_texts_pending(self._batch, folder_id)
             if not waiting:
                 return 0
-            texts = {i: self._texts[i] for i, _ in waiting if i in self._texts}
-            unknown = [(i, key) for i, key in waiting if i not in texts]
-            if unknown:
-                texts.update(await self._parse_again(unknown))
+            texts = {i: self._texts[i] for i, _, _ in waiting if i in self._texts}
+            unknown = [item for item in waiting if item[0] not in texts]
+            for group in blob_batches(unknown, lambda item: item[2], PARSE_BATCH_BYTES):
+                texts.update(await self._parse_again(group))
             async with self._uow() as uow:
-                await uow.mailstore.add_body_texts([(i, texts.get(i, "")) for i, _ in waiting])
+                await uow.mailstore.add_body_texts([(i, texts.get(i, "")) for i, _, _ in waiting])
                 await uow.commit()
-            for message_id, _ in waiting:
+            for message_id, _, _ in waiting:
                 dropped = self._texts.pop(message_id, None)
                 if dropped is not None:
                     self._kept_chars -= len(dropped)
             return len(waiting)
 
-    async def _parse_again(self, waiting: list[tuple[int, str]]) -> dict[int, str]:
-        """Body texts from the blobs; a blob that is gone indexes as no text."""
-        raws: list[tuple[int, bytes]] = []
-        for message_id, key in waiting:
-            with contextlib.suppress(FileNotFoundError):
-                raws.append((message_id, await self._blobs.get(key)))
-        texts = await self._cpu.run_each(read_body_text, [raw for _, raw in raws])
-        return {message_id: text for (message_id, _), text in zip(raws, texts, strict=True)}
+    async def _parse_again(self, waiting: list[tuple[int, str, int]]) -> dict[int, str]:
+        """Body texts from the blobs, read in one batch; a blob that is gone indexes as no
+        text."""
+        raws = await read_blobs(self._blobs, [key for _, key, _ in waiting])
+        found = [(item[0], raw) for item, raw in zip(waiting, raws, strict=True) if raw is not None]
+        texts = await self._cpu.run_each(read_body_text, [raw for _, raw in found])
+        return {message_id: text for (message_id, _), text in zip(found, texts, strict=True)}
 
     async def _run(self) -> None:
         while not self.stopping:

@@ -448,10 +448,10 @@ class SqlMailStore:
 
     async def body_texts_pending(
         self, limit: int, folder_id: int | None = None
-    ) -> list[tuple[int, str]]:
+    ) -> list[tuple[int, str, int]]:
         waiting = pending_body_texts.c.message_id
         query = (
-            sa.select(waiting, messages.c.blob_key)
+            sa.select(waiting, messages.c.blob_key, messages.c.size)
             .join(messages, messages.c.id == waiting)
             .order_by(waiting)
             .limit(limit)
@@ -461,7 +461,7 @@ class SqlMailStore:
                 placements.c.message_id == waiting, placements.c.folder_id == folder_id
             )
             query = query.where(placed)
-        return [(int(row[0]), str(row[1])) for row in await self._conn.execute(query)]
+        return [(int(i), str(key), int(size)) for i, key, size in await self._conn.execute(query)]
 
     async def add_body_texts(self, rows: Sequence[tuple[int, str]]) -> None:
         await self._dialect.set_fulltext_bodies(self._conn, rows)
