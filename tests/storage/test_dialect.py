@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mailmark.storage.dialect import POSTGRESQL, SQLITE, Dialect, dialect_named
-from mailmark.storage.tables import accounts, deliveries, events, placements
+from mailmark.storage.tables import accounts, deliveries, events, messages, placements
 from tests.support.world import World
 
 
@@ -63,6 +63,65 @@ async def test_insert_many_returns_each_rows_id_in_order(world: World) -> None:
 
     assert len(set(ids)) == len(rows)
     assert [stored[i] for i in ids] == [row["type"] for row in rows]
+
+
+async def test_insert_rows_stores_what_sqlalchemy_stores_in_one_hand_off(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch insert of delivered mail (straight on the driver on SQLite) stores every type of
+    column as SQLAlchemy's own INSERT does: UTC datetimes as their text, dates, JSON, bytes and
+    NULLs; on SQLite in one trip to the driver's thread."""
+    # A whole second: sqlite3's own datetime adapter would then write no fraction, where
+    # UtcDateTime's text always has six digits.
+    now = world.services.clock.now().replace(microsecond=0)
+    row = {
+        "blob_key": "ab" * 32,
+        "size": 1234,
+        "trace_prefix": b"Received: from x\r\n",
+        "received_at": now,
+        "mail_from": "a@example.org",
+        "message_id": "<m@example.org>",
+        "subject": "Caf\u00e9",
+        "subject_key": "cafe",
+        "from_addr": "a@example.org",
+        "to_addrs": ["b@example.com"],
+        "cc_addrs": [],
+        "date": now,
+        "in_reply_to": None,
+        "references": ["<r@example.org>"],
+        "snippet": "Hello",
+        "attachments": [{"name": "a.pdf", "size": 3}],
+        "defects": None,
+        "envelope": b"(NIL)",
+        "bodystructure": None,
+        "body": b"(TEXT)",
+        "sent_day": now.date(),
+    }
+    assert set(row) | {"id"} == set(messages.c.keys())
+    trips: list[str] = []
+    forward = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(getattr(fn, "__name__", repr(fn)))
+        return await forward(self, fn, *args, **kwargs)
+
+    dialect = world.services.uow.dialect
+    async with world.services.engine.begin() as conn:
+        await conn.execute(messages.insert(), [{**row, "id": 9001}])
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        await dialect.insert_rows(conn, messages, [{**row, "id": 9002}])
+        monkeypatch.undo()
+        stored = (
+            await conn.exec_driver_sql(
+                "SELECT * FROM messages WHERE id IN (9001, 9002) ORDER BY id"
+            )
+        ).all()
+        read = (await conn.execute(sa.select(messages).where(messages.c.id == 9002))).one()
+
+    assert tuple(stored[0])[1:] == tuple(stored[1])[1:]
+    assert read.received_at == now and read.to_addrs == ["b@example.com"]
+    if dialect is SQLITE:
+        assert trips == ["executemany"]
 
 
 async def _inbox_of_three(world: World) -> int:

@@ -66,8 +66,7 @@ class SqlMessages(Repository):
             ],
         )
         later = [{"message_id": i} for i, m in stored if m.index is not None and m.body_text_later]
-        if later:
-            await self._conn.execute(pending_body_texts.insert(), later)
+        await self._dialect.insert_rows(self._conn, pending_body_texts, later)
         return ids
 
     async def add_placements(self, new_placements: Sequence[NewPlacement]) -> None:
@@ -76,7 +75,7 @@ class SqlMessages(Repository):
             values = shallow_fields(placement)
             values["flags"] = list(placement.flags)
             rows.append(values)
-        await self._conn.execute(placements.insert(), rows)
+        await self._dialect.insert_rows(self._conn, placements, rows)
 
     async def thread_of_references(self, mailbox_id: int, message_ids: Sequence[str]) -> str | None:
         query = (
