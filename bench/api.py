@@ -81,8 +81,8 @@ from smtp_in import (  # process and database helpers of the inbound bench
     mailmark_cli,
     mailmark_command,
     mailmark_setup,
-    process_cpu_seconds,
     start_mailmark,
+    tree_cpu_seconds,
 )
 
 LISTENING_HTTP = re.compile(r"HTTP listening on (\S+):(\d+)")
@@ -405,22 +405,6 @@ def api_settings_env() -> dict[str, str]:
     if "api_rate_burst" in fields:
         env["MAILMARK_API_RATE_BURST"] = "1000000"
     return env
-
-
-def tree_cpu_seconds(pid: int) -> float | None:
-    """CPU of a process and its live children (the extra processes of --http-workers)."""
-    total = process_cpu_seconds(pid)
-    if total is None:
-        return None
-    for child in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{child}/stat") as stat:
-                parent = int(stat.read().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == pid:
-            total += process_cpu_seconds(int(child)) or 0.0
-    return total
 
 
 def start_serve(

@@ -439,6 +439,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU of a process and of its live descendants: the extra processes of `serve
+    --http-workers` and `--mx-workers`, the CPU pool's workers."""
+    total = process_cpu_seconds(pid)
+    if total is None:
+        return None
+    return total + sum(tree_cpu_seconds(child) or 0.0 for child in children(pid))
+
+
 def postgres_cpu_seconds() -> float | None:
     """CPU of every `postgres` process on this machine, with that of the backends already
     exited (in their parent's cutime/cstime); None when there is none."""
@@ -491,7 +500,7 @@ async def run_load(
         if server_cpu_seconds is not None:
             server_cpu = server_cpu_seconds()
         else:
-            server_cpu = process_cpu_seconds(server_pid) if server_pid else None
+            server_cpu = tree_cpu_seconds(server_pid) if server_pid else None
         return server_cpu, postgres_cpu_seconds() if measure_postgres else None
 
     try:
@@ -1033,11 +1042,11 @@ def wait_for_indexing(setup: MailmarkSetup, pid: int, limit: float = 600.0) -> I
     """Until no body waits for the full-text index: how many did, how long they took, and the
     server's CPU meanwhile (the indexer starts once deliveries pause)."""
     waiting = count_waiting_bodies(setup)
-    started, cpu_before = time.perf_counter(), process_cpu_seconds(pid)
+    started, cpu_before = time.perf_counter(), tree_cpu_seconds(pid)
     while count_waiting_bodies(setup) and time.perf_counter() - started < limit:
         time.sleep(0.05)
     seconds = time.perf_counter() - started
-    cpu_after = process_cpu_seconds(pid)
+    cpu_after = tree_cpu_seconds(pid)
     if count_waiting_bodies(setup):
         raise BenchError(f"the full-text indexer had not caught up after {limit:.0f} s")
     cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
