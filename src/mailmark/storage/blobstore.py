@@ -167,8 +167,8 @@ class FileBlobStore:
 
     def _put(self, data: bytes) -> tuple[str, bool]:
         key = hashlib.sha256(data).hexdigest()
-        directory = f"{self._root_text}/{key[:2]}"
-        path = f"{directory}/{key}"
+        path = self._file(key)
+        directory = path.rpartition("/")[0]
         if os.path.isfile(path):
             return key, False
         if directory not in self._directories:
