@@ -1,6 +1,7 @@
 """Hostile clients against one `mailmark serve`: does an honest client still get served?
 
     .venv/bin/python bench/hostile.py [--seconds N] [--attackers N] [--imap-processes N]
+                                      [--imap-cpu-share F]
 
 A real `mailmark serve` on a fresh data dir (SQLite, default settings) is provisioned through the
 CLI with an account, a trusted domain, a mailbox and an API key. An honest client then measures,
@@ -16,7 +17,9 @@ run the attacks of issue 19:
 - SMTP DATA of 24 MiB messages trickled at 1 MiB/s on many connections.
 
 With `--imap-processes N` the server runs `serve --imap-processes N`: IMAP in processes of its
-own, apart from MX and HTTP.
+own, apart from MX and HTTP. `--imap-cpu-share F` sets `MAILMARK_IMAP_CPU_SHARE` (the processor
+time each client address's IMAP commands may use, core/cpu_ration.py; 0 turns the ration off), to
+compare with and without it in the same hour.
 
 Prints p50/p99 of each latency with and without the attack and their ratio (target: p99 moves by
 less than 2x), the main server process's peak RSS and its peak number of open descriptors, the
@@ -76,7 +79,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def fresh(cls, workdir: Path) -> Server:
+    def fresh(cls, workdir: Path, settings: dict[str, str]) -> Server:
         ports = {
             name: free_port()
             for name in ("MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "HTTP", "MANAGESIEVE")
@@ -88,6 +91,7 @@ class Server:
             MAILMARK_BIND="127.0.0.1",
             MAILMARK_DNS_NAMESERVERS="127.0.0.1:9",  # no DNS: SPF/DKIM lookups fail fast
             **{f"MAILMARK_{name}_PORT": str(port) for name, port in ports.items()},
+            **settings,
         )
         return cls(workdir, env, ports)
 
@@ -441,11 +445,20 @@ def main() -> int:
         metavar="N",
         help="serve IMAP from N processes of its own (serve --imap-processes)",
     )
+    parser.add_argument(
+        "--imap-cpu-share",
+        type=float,
+        metavar="F",
+        help="MAILMARK_IMAP_CPU_SHARE for the server (default: the server's own, 0: no ration)",
+    )
     args = parser.parse_args()
     import smtplib
 
     with tempfile.TemporaryDirectory(prefix="mailmark-hostile-") as tmp:
-        server = Server.fresh(Path(tmp))
+        settings: dict[str, str] = {}
+        if args.imap_cpu_share is not None:
+            settings["MAILMARK_IMAP_CPU_SHARE"] = str(args.imap_cpu_share)
+        server = Server.fresh(Path(tmp), settings)
         server.cli(
             "account",
             "create",

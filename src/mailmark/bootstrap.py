@@ -57,6 +57,7 @@ from mailmark.core.campaign_replies import CampaignReplies
 from mailmark.core.campaigns import CampaignExpansion
 from mailmark.core.contacts import ContactService
 from mailmark.core.cpu_pool import CpuPool
+from mailmark.core.cpu_ration import ProcessorRation
 from mailmark.core.delivery import InboundDelivery
 from mailmark.core.delivery_reports import DeliveryReports
 from mailmark.core.domain_rechecks import DomainRechecker
@@ -1194,6 +1195,10 @@ async def start_imap_listeners(
     """IMAP (STARTTLS) and IMAPS, on `sockets` where bound already."""
     settings = services.settings
     listeners: list[ImapListener] = []
+    # One ration for both ports: an address is one client whichever port it uses.
+    ration = ProcessorRation(
+        share=settings.imap_cpu_share, burst=settings.imap_cpu_burst.total_seconds()
+    )
     try:
         for implicit_tls in (False, True):
             # RFC 8314: 993 is TLS from the first byte; 143 offers STARTTLS (RFC 9051 §6.2.1).
@@ -1221,6 +1226,7 @@ async def start_imap_listeners(
                         cpu=services.cpu,
                         # Large APPEND literals wait where SMTP DATA does, under one budget.
                         spooling=spooling,
+                        ration=ration,
                     ),
                 )
             )

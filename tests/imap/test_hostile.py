@@ -600,3 +600,60 @@ async def test_binary_partials_decode_each_part_once_per_command(
         await assert_alive(client)
     finally:
         await client.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Processor time per client address
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def rationed(listeners: Listeners, mailbox: World) -> AsyncIterator[Listeners]:
+    """Listeners whose IMAP clients may use one core each, with no burst: any processor time an
+    address has used delays its next command by as much."""
+    services = mailbox.services
+    settings = services.settings.model_copy(
+        update={"imap_cpu_share": 1.0, "imap_cpu_burst": timedelta(0)}
+    )
+    started = await start_listeners(dataclasses.replace(services, settings=settings))
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
+async def test_an_address_over_its_processor_ration_waits_before_its_next_command(
+    rationed: Listeners,
+) -> None:
+    ration = rationed.imaps.ration
+    assert ration is not None and ration is rationed.imap.ration  # one ration for both ports
+    expensive = b'L1 LIST "" "' + b"*%" * 5000 + b'q"\r\nN1 NOOP\r\n'
+    client = await RawImap.connect(rationed.imaps.port, tls=True, source="127.0.0.2")
+    try:
+        await client.login()
+        await asyncio.sleep(ration.owed("127.0.0.2") / ration.share + 0.01)  # LOGIN's cost, paid
+        assert ration.owed("127.0.0.2") == 0
+        before = dataclasses.replace(ration.counters)
+        await client.send(expensive)  # pipelined: NOOP is read the moment LIST has finished
+        assert (await client.until(b"L1"))[-1].startswith(b"L1 OK")
+        assert (await client.until(b"N1"))[-1].startswith(b"N1 OK")
+        assert ration.counters.commands - before.commands == 2
+        charged = ration.counters.charged - before.charged
+        waited = ration.counters.waited - before.waited
+        assert charged > 0
+        # The session waits after each command, before it reads the next, for as long as the
+        # address's debt takes to pay at one core: NOOP waited for what LIST cost.
+        assert ration.counters.delayed - before.delayed == 2
+        assert 0 < waited <= charged
+    finally:
+        await client.close()
+    # Local clients (127.0.0.1) are exempt, as from the connection limits.
+    local = await RawImap.connect(rationed.imaps.port, tls=True)
+    try:
+        await local.login()
+        before = dataclasses.replace(ration.counters)
+        await local.send(expensive)
+        assert (await local.until(b"N1"))[-1].startswith(b"N1 OK")
+        assert ration.counters == before
+    finally:
+        await local.close()

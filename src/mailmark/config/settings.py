@@ -230,6 +230,12 @@ class Settings(BaseSettings):
     # How often an open IMAP session looks for changes made by other nodes sharing the database
     # (changes made by this node wake it at once).
     imap_poll_interval: timedelta = timedelta(seconds=5)
+    # Processor time each client address's IMAP commands may use, as a fraction of one core
+    # averaged over time, in each process serving IMAP; an address that has used more than
+    # `imap_cpu_burst` beyond it waits before its next command (core/cpu_ration.py). 0: no limit.
+    # The loopback addresses are exempt.
+    imap_cpu_share: float = Field(0.25, ge=0, le=64)
+    imap_cpu_burst: timedelta = timedelta(seconds=1)
     # How long a webhook worker holds the deliveries it leased (each attempt takes at most 10 s).
     webhook_lease: timedelta = timedelta(minutes=2)
     # How often the background check looks for unverified domains whose next check is due.
@@ -457,6 +463,7 @@ class Settings(BaseSettings):
         "delivery_lease",
         "imap_idle_timeout",
         "imap_poll_interval",
+        "imap_cpu_burst",
         "webhook_lease",
         "domain_recheck_interval",
         "maintenance_interval",

@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import logging
 import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
+
+from mailmark.core.cpu_ration import charge_current_command
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ class CpuPoolCounters:
     inline: int = 0  # jobs small enough to run on the caller's thread
     threaded: int = 0  # large jobs run in a thread because the pool was not started
     restarts: int = 0  # pools replaced after a worker died
+    # Processor seconds the jobs run off the caller's thread spent (in workers and threads).
+    seconds: float = 0.0
 
 
 class CpuPool:
@@ -86,19 +92,27 @@ class CpuPool:
     async def run(self, size: int, job: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`job(*args)` for a message of `size` bytes: inline when it is small, in a worker
         process when it is large (in a thread while the pool is not started, e.g. in the
-        command-line tools)."""
+        command-line tools). The processor time a job spends off the caller's thread is charged
+        to the client command that asked for it (core/cpu_ration.py); inline, the command's own
+        meter sees it."""
         if size <= self.threshold:
             self.counters.inline += 1
             return job(*args, **kwargs)
+        result, seconds = await self._off_the_loop(functools.partial(job, *args, **kwargs))
+        self.counters.seconds += seconds
+        charge_current_command(seconds)
+        return result
+
+    async def _off_the_loop(self, call: Callable[[], T]) -> tuple[T, float]:
         if self._slots is None:
-            return await self._in_thread(job, *args, **kwargs)
+            return await self._in_thread(call)
         async with self._slots:
             executor = self._executor
             if executor is None:  # stopped while the job waited for a slot
-                return await self._in_thread(job, *args, **kwargs)
+                return await self._in_thread(call)
             self.counters.jobs += 1
             try:
-                return await asyncio.wrap_future(executor.submit(job, *args, **kwargs))
+                return await asyncio.wrap_future(executor.submit(_timed, call))
             except BrokenProcessPool:
                 # A worker died (killed, out of memory) and the executor refuses every later job.
                 # Replace it once and run the job again; a job that kills its worker twice fails.
@@ -109,7 +123,7 @@ class CpuPool:
                     self._executor = _executor(self.workers)
                 if self._executor is None:
                     raise
-                return await asyncio.wrap_future(self._executor.submit(job, *args, **kwargs))
+                return await asyncio.wrap_future(self._executor.submit(_timed, call))
 
     async def run_each(self, job: Callable[[bytes], T], items: Sequence[bytes]) -> list[T]:
         """`[job(item) for item in items]`, judged by the items' total size: many small messages
@@ -122,9 +136,9 @@ class CpuPool:
         done = await asyncio.gather(*(self.run(total, _each, job, chunk) for chunk in chunks))
         return [result for results in done for result in results]
 
-    async def _in_thread(self, job: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def _in_thread(self, call: Callable[[], T]) -> tuple[T, float]:
         self.counters.threaded += 1
-        return await asyncio.to_thread(job, *args, **kwargs)
+        return await asyncio.to_thread(_timed, call)
 
 
 def _executor(workers: int) -> ProcessPoolExecutor:
@@ -138,6 +152,13 @@ def _executor(workers: int) -> ProcessPoolExecutor:
         initializer=_worker_init,
         initargs=(os.getpid(),),
     )
+
+
+def _timed(call: Callable[[], T]) -> tuple[T, float]:
+    """`call()` and the processor time of the thread (in a worker, the process) it ran on."""
+    started = time.thread_time()
+    result = call()
+    return result, time.thread_time() - started
 
 
 def _each(job: Callable[[bytes], T], items: list[bytes]) -> list[T]:

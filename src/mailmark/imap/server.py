@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from mailmark.connections import ConnectionLimits, Refusal, descriptor_of
 from mailmark.core.cpu_pool import CpuPool
+from mailmark.core.cpu_ration import ProcessorRation
 from mailmark.core.logins import MailboxLogins
 from mailmark.core.mailstore import MailStore
 from mailmark.imap import encoder
@@ -43,6 +44,7 @@ class ImapListener:
     port: int
     connections: _Connections
     counters: ImapCounters
+    ration: ProcessorRation | None = None
 
     async def close(self) -> None:
         self.server.close()
@@ -72,6 +74,7 @@ async def start_imap_listener(
     sock: socket.socket | None = None,
     cpu: CpuPool | None = None,
     spooling: LiteralSpooling | None = None,
+    ration: ProcessorRation | None = None,
 ) -> ImapListener:
     """Listen on host:port (0 picks a free port), or on `sock` when it was bound earlier, until
     `close()`."""
@@ -84,6 +87,7 @@ async def start_imap_listener(
         poll_interval=poll_interval,
         cpu=cpu or CpuPool(workers=0),
         spooling=spooling,
+        ration=ration,
     )
     connections = _Connections(limits)
 
@@ -155,7 +159,7 @@ async def start_imap_listener(
     # with None for it right after starting.
     bound_host, bound_port = (sock or server.sockets[0]).getsockname()[:2]
     log.info("IMAP%s listening on %s:%d", "S" if implicit_tls else "", bound_host, bound_port)
-    return ImapListener(server, bound_host, bound_port, connections, config.counters)
+    return ImapListener(server, bound_host, bound_port, connections, config.counters, ration)
 
 
 async def _say(writer: asyncio.StreamWriter, data: bytes) -> None:

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from mailmark.core import search
 from mailmark.core.cpu_pool import CpuPool
+from mailmark.core.cpu_ration import ProcessorRation
 from mailmark.core.errors import (
     AuthenticationFailed,
     Conflict,
@@ -158,6 +159,9 @@ class SessionConfig:
     cpu: CpuPool = field(default_factory=lambda: CpuPool(workers=0))
     # Where large APPEND literals wait while they arrive (None: in memory).
     spooling: LiteralSpooling | None = None
+    # Processor time per client address (core/cpu_ration.py), shared by the listeners; None: no
+    # limit.
+    ration: ProcessorRation | None = None
 
 
 Handler = Callable[["Session", Command], Awaitable[Done | None]]
@@ -190,6 +194,8 @@ class Session:
         self.condstore = False
         peer = writer.get_extra_info("peername")
         self.client_ip = str(peer[0]) if peer else ""
+        ration = config.ration
+        self._ration = ration if ration is not None and ration.applies_to(self.client_ip) else None
         self.reader = CommandReader(
             reader, self.send, self._literal_limit, max_line=MAX_LINE, spooling=config.spooling
         )
@@ -315,6 +321,10 @@ class Session:
             self._push()
             # What the previous command's literals held of the memory budget is free again.
             await self.reader.release()
+            if self._ration is not None:
+                # The next command is not even read while this address is over its ration: what
+                # it pipelines waits in the socket's buffers, then in the client's.
+                await self._ration.wait_turn(self.client_ip)
             try:
                 data = await asyncio.wait_for(self.reader.read_command(), self.config.idle_timeout)
             except TimeoutError:
@@ -330,7 +340,10 @@ class Session:
                     return
                 continue
             try:
-                await self.execute(data)
+                if self._ration is None:
+                    await self.execute(data)
+                else:
+                    await self._ration.run(self.client_ip, self.execute(data))
             except TimeoutError:
                 # A command waiting on the client (IDLE, an AUTHENTICATE exchange) ran out the timer.
                 await self.send(encoder.untagged_status("BYE", "Autologout; idle for too long"))
