@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import resource
 import socket
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -73,6 +75,50 @@ class DescriptorBudget:
         return descriptor >= self.limit - self.reserve
 
 
+class RefusalLog:
+    """Refused connections in the log, without a flood of connections flooding it.
+
+    A client that reconnects the moment it is refused can be refused thousands of times a second;
+    a line each cost the server more than refusing (and the disk its space). The first refusal of
+    an address in each `period` is logged; later ones are counted, and the count is logged with
+    the address's first refusal of a later period."""
+
+    PERIOD = 60.0
+    MAX_ADDRESSES = 4096
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # address -> [start of its period, refusals not logged since]
+        self._periods: dict[str, list[float]] = {}
+
+    def refused(self, protocol: str, ip: str, refusal: Refusal) -> None:
+        now = self._clock()
+        period = self._periods.get(ip)
+        if period is not None and now - period[0] < self.PERIOD:
+            period[1] += 1
+            return
+        unlogged = int(period[1]) if period is not None else 0
+        if period is None and len(self._periods) >= self.MAX_ADDRESSES:
+            self._forget_before(now - self.PERIOD)
+        self._periods[ip] = [now, 0]
+        if unlogged:
+            log.warning(
+                "refusing %s connection from %s: %s (and %d more refused since the last such line)",
+                protocol,
+                ip,
+                refusal,
+                unlogged,
+            )
+        else:
+            log.warning("refusing %s connection from %s: %s", protocol, ip, refusal)
+
+    def _forget_before(self, moment: float) -> None:
+        for ip in [ip for ip, period in self._periods.items() if period[0] < moment]:
+            del self._periods[ip]
+        while len(self._periods) >= self.MAX_ADDRESSES:
+            del self._periods[next(iter(self._periods))]
+
+
 class ConnectionLimits:
     """One listener's open connections, counted per client address."""
 
@@ -80,6 +126,7 @@ class ConnectionLimits:
         self.max_per_ip = max_per_ip
         self.max_total = max_total
         self.descriptors = descriptors
+        self.refusals = RefusalLog()
         self._per_ip: Counter[str] = Counter()
         self.open = 0
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from mailmark.bootstrap import Listeners, Services, start_listeners
+from mailmark.connections import Refusal, RefusalLog
 from tests.support.tls import client_tls
 
 TIMEOUT = 10.0
@@ -95,6 +96,42 @@ async def test_connections_per_address_are_capped_but_127_0_0_1_is_not(services:
         again[1].write(REQUEST)
         assert (await response(again))[0] == 401
         close([again])
+
+
+async def test_a_flood_of_refused_connections_is_one_log_line_then_a_count(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with started(services, max_connections_per_ip=1) as listeners:
+        port = listeners.http_port
+        held = await connect(port, "127.0.0.2")
+        held[1].write(HALF_REQUEST)
+        for _ in range(30):
+            refused = await connect(port, "127.0.0.2")
+            assert (await response(refused))[0] == 503
+            close([refused])
+        close([held])
+    lines = [r.getMessage() for r in caplog.records if "refusing HTTP" in r.getMessage()]
+    assert lines == [
+        "refusing HTTP connection from 127.0.0.2: too many connections from this address"
+    ]
+
+
+def test_refusals_after_the_first_of_a_period_are_counted_in_the_next_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    refusals = RefusalLog(clock=lambda: now[0])
+    for _ in range(5):
+        refusals.refused("SMTP", "192.0.2.1", Refusal.PER_IP)
+    refusals.refused("SMTP", "192.0.2.2", Refusal.TOTAL)
+    now[0] += RefusalLog.PERIOD
+    refusals.refused("SMTP", "192.0.2.1", Refusal.PER_IP)
+    assert [r.getMessage() for r in caplog.records] == [
+        "refusing SMTP connection from 192.0.2.1: too many connections from this address",
+        "refusing SMTP connection from 192.0.2.2: too many connections to this listener",
+        "refusing SMTP connection from 192.0.2.1: too many connections from this address"
+        " (and 4 more refused since the last such line)",
+    ]
 
 
 async def test_a_listener_takes_at_most_max_connections(services: Services) -> None:

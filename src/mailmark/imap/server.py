@@ -98,7 +98,7 @@ async def start_imap_listener(
         ip = str(peer[0]) if peer else ""
         refusal = limits.admit(ip, descriptor_of(writer.get_extra_info("socket")))
         if refusal is not None:
-            log.warning("refusing IMAP connection from %s: %s", ip, refusal)
+            limits.refusals.refused("IMAP", ip, refusal)
             text = (
                 "Too many connections from your address"
                 if refusal is Refusal.PER_IP

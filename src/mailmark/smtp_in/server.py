@@ -235,7 +235,7 @@ class MailmarkSMTP(SMTP):
         if refusal is None:
             self._client_ip = ip
             return
-        log.warning("refusing SMTP connection from %s: %s", ip, refusal)
+        self._connections.limits.refusals.refused("SMTP", ip, refusal)
         reply = replies.TOO_MANY_CONNECTIONS if refusal is Refusal.PER_IP else replies.SERVER_BUSY
         # uvloop's transports implement the interface without subclassing asyncio's classes.
         cast(asyncio.WriteTransport, transport).write(f"{reply}\r\n".encode())

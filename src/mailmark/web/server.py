@@ -53,7 +53,7 @@ class _AdmissionMixin(asyncio.Protocol):
         ip = str(peer[0]) if peer else ""
         refusal = self._limits.admit(ip, descriptor_of(transport.get_extra_info("socket")))
         if refusal is not None:
-            log.warning("refusing HTTP connection from %s: %s", ip, refusal)
+            self._limits.refusals.refused("HTTP", ip, refusal)
             getattr(transport, "write")(_BUSY)  # noqa: B009
             transport.close()
             return
