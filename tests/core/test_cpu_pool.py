@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from mailmark.core.cpu_pool import CpuPool
-from mailmark.core.imap_structure import extract
+from mailmark.core.imap_structure import SectionRequest, extract
 
 THRESHOLD = 1024
 
@@ -23,7 +23,7 @@ async def test_large_jobs_run_in_another_process_small_ones_in_place() -> None:
         assert await pool.run(THRESHOLD + 1, os.getpid) != os.getpid()
         assert (pool.counters.inline, pool.counters.jobs) == (1, 1)
         raw = b"Subject: hi\r\n\r\n" + b"x" * 2 * THRESHOLD
-        found = await pool.run(len(raw), extract, raw, [("BODY", (), "HEADER", ())])
+        found = await pool.run(len(raw), extract, raw, [SectionRequest("BODY", (), "HEADER")])
         assert found.sections[(), "HEADER", ()] == b"Subject: hi\r\n\r\n"
     finally:
         await pool.stop()

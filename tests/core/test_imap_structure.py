@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import pickle
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -173,6 +176,39 @@ def test_binary_decodes_transfer_encodings() -> None:
     odd = b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644\r\n"
     with pytest.raises(structure.UnknownTransferEncoding):
         structure.binary(odd, (1,))
+
+
+def test_a_worker_returns_binary_partials_and_sizes_not_the_decoded_part() -> None:
+    payload = bytes(range(256)) * 8192  # 2 MiB
+    encoded = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    raw = (
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded + b"--b--\r\n"
+    )
+    Request = structure.SectionRequest
+    offsets = range(0, len(payload), len(payload) // 99)[:99]
+    requests = [Request("BINARY", (2,), partial=(offset, 1)) for offset in offsets]
+    requests.append(Request("BINARY.SIZE", (2,)))
+    found = structure.extract(raw, requests)
+    # What crosses back from the worker is what the items name: 99 octets and a length.
+    assert len(pickle.dumps(found)) < 10_000
+    assert found.decoded == {}
+    # Decoded once; the CRLF before the boundary belongs to the boundary (RFC 2046 §5.1.1).
+    decoded_once = len(encoded) - 2
+    assert found.bytes_decoded == decoded_once
+    sections = structure.MessageSections.extracted(raw, found)
+    assert sections.binary_size((2,)) == len(payload)
+    for offset in offsets:
+        assert sections.binary_slice((2,), offset, 1) == payload[offset : offset + 1]
+    assert sections.bytes_decoded == decoded_once  # nothing decoded again here
+    # Asked for whole, the part comes back whole; its slices are cut from it.
+    whole = structure.extract(
+        raw, [Request("BINARY", (2,)), Request("BINARY", (1,), partial=(1, 3))]
+    )
+    assert whole.decoded == {(2,): payload}
+    assert structure.MessageSections.extracted(raw, whole).binary_slice((1,), 1, 3) == b"ell"
 
 
 def test_defaults_for_a_message_without_mime_headers() -> None:

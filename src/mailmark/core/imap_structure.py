@@ -15,6 +15,7 @@ import binascii
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MAX_DEPTH = 20
 MAX_PARTS = 500
@@ -590,6 +591,8 @@ class MessageSections:
         self._decoded: dict[tuple[int, ...], bytes] = {}
         self._sections: dict[SectionKey, bytes] = {}
         self._undecodable: frozenset[tuple[int, ...]] = frozenset()
+        self._binary_slices: dict[BinarySliceKey, bytes] = {}
+        self._binary_sizes: dict[tuple[int, ...], int] = {}
         self.bytes_decoded = 0
 
     @classmethod
@@ -600,6 +603,8 @@ class MessageSections:
         sections._sections = extracted.sections
         sections._decoded = extracted.decoded
         sections._undecodable = extracted.undecodable
+        sections._binary_slices = extracted.binary_slices
+        sections._binary_sizes = extracted.binary_sizes
         sections.bytes_decoded = extracted.bytes_decoded
         return sections
 
@@ -666,11 +671,37 @@ class MessageSections:
             self._decoded[key] = decoded
         return decoded
 
+    def binary_size(self, part: Sequence[int]) -> int:
+        """BINARY.SIZE[<part>] (RFC 3516 §4.2)."""
+        size = self._binary_sizes.get(tuple(part))
+        return size if size is not None else len(self.binary(part))
+
+    def binary_slice(self, part: Sequence[int], origin: int, length: int) -> bytes:
+        """BINARY[<part>]<origin.length>: `length` octets of the decoded part from `origin`."""
+        known = self._binary_slices.get((tuple(part), origin, length))
+        return known if known is not None else self.binary(part)[origin : origin + length]
+
 
 SectionKey = tuple[tuple[int, ...], str, tuple[str, ...]]  # (part, kind, fields) of `section`
-SectionRequest = tuple[str, tuple[int, ...], str, tuple[str, ...]]
-"""("BODY", part, kind, fields) asks for `section(part, kind, fields)`, ("BINARY", part, "", ())
-for `binary(part)`."""
+BinarySliceKey = tuple[tuple[int, ...], int, int]  # (part, origin, length) of `binary_slice`
+
+
+class SectionRequest(NamedTuple):
+    """What one FETCH item needs from a parse of the message:
+
+    - ("BODY", part, kind, fields): `section(part, kind, fields)`;
+    - ("BINARY", part): `binary(part)`, the whole decoded part;
+    - ("BINARY", part, partial=(origin, length)): only those octets of it;
+    - ("BINARY.SIZE", part): only its length.
+
+    A worker computing sections returns what is asked and no more: a hundred one-octet partials of
+    an 8 MiB part come back as a hundred octets, not as the part."""
+
+    item: str
+    part: tuple[int, ...]
+    kind: str = ""
+    fields: tuple[str, ...] = ()
+    partial: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -681,6 +712,8 @@ class Extracted:
     decoded: dict[tuple[int, ...], bytes]
     undecodable: frozenset[tuple[int, ...]]
     bytes_decoded: int
+    binary_slices: dict[BinarySliceKey, bytes]
+    binary_sizes: dict[tuple[int, ...], int]
 
 
 def extract(raw: bytes, requests: Sequence[SectionRequest]) -> Extracted:
@@ -689,15 +722,32 @@ def extract(raw: bytes, requests: Sequence[SectionRequest]) -> Extracted:
     message = MessageSections(raw)
     sections: dict[SectionKey, bytes] = {}
     undecodable: set[tuple[int, ...]] = set()
-    for item, part, kind, fields in requests:
-        if item == "BINARY":
-            try:
-                message.binary(part)
-            except UnknownTransferEncoding:
-                undecodable.add(part)
-        elif part or kind:
-            sections[(part, kind.upper(), fields)] = message.section(part, kind, fields)
-    return Extracted(sections, message._decoded, frozenset(undecodable), message.bytes_decoded)
+    whole: set[tuple[int, ...]] = set()
+    slices: dict[BinarySliceKey, bytes] = {}
+    sizes: dict[tuple[int, ...], int] = {}
+    for request in requests:
+        part = request.part
+        if request.item == "BODY":
+            if part or request.kind:
+                key = (part, request.kind.upper(), request.fields)
+                sections[key] = message.section(part, request.kind, request.fields)
+            continue
+        try:
+            data = message.binary(part)
+        except UnknownTransferEncoding:
+            undecodable.add(part)
+            continue
+        if request.item == "BINARY.SIZE":
+            sizes[part] = len(data)
+        elif request.partial is not None:
+            origin, length = request.partial
+            slices[part, origin, length] = data[origin : origin + length]
+        else:
+            whole.add(part)
+    decoded = {part: message._decoded[part] for part in whole if part in message._decoded}
+    return Extracted(
+        sections, decoded, frozenset(undecodable), message.bytes_decoded, slices, sizes
+    )
 
 
 def extract_many(raws: Sequence[bytes], requests: Sequence[SectionRequest]) -> list[Extracted]:

@@ -306,16 +306,19 @@ def _section_requests(
     attributes: tuple[FetchAttribute, ...],
 ) -> tuple[imap_structure.SectionRequest, ...]:
     """The sections the items need from a parse of the message body (BODY[] needs none)."""
+    Request = imap_structure.SectionRequest
     requests: dict[imap_structure.SectionRequest, None] = {}
     for attribute in attributes:
         section = attribute.section
         if section is None:
             if attribute.name in ("RFC822.HEADER", "RFC822.TEXT"):
-                requests["BODY", (), attribute.name.removeprefix("RFC822."), ()] = None
+                requests[Request("BODY", (), attribute.name.removeprefix("RFC822."))] = None
+        elif attribute.name == "BINARY.SIZE":
+            requests[Request("BINARY.SIZE", section.part)] = None
         elif attribute.name != "BODY":
-            requests["BINARY", section.part, "", ()] = None
+            requests[Request("BINARY", section.part, partial=attribute.partial)] = None
         elif section.part or section.kind:
-            requests["BODY", section.part, section.kind, section.fields] = None
+            requests[Request("BODY", section.part, section.kind, section.fields)] = None
     return tuple(requests)
 
 
@@ -378,15 +381,19 @@ def _item(
             return b"RFC822 " + _octets(message.content or b"")
         kind = "HEADER" if name == "RFC822.HEADER" else "TEXT"
         return name.encode() + b" " + _octets(sections.section((), kind))
+    label = ".".join(str(n) for n in section.part).encode()
     try:
-        data = sections.binary(section.part)
+        if name == "BINARY.SIZE":
+            return b"BINARY.SIZE[" + label + b"] %d" % sections.binary_size(section.part)
+        if attribute.partial is not None:
+            # RFC 9051 §6.4.5: the response names only the origin octet.
+            origin, length = attribute.partial
+            data = sections.binary_slice(section.part, origin, length)
+            return b"BINARY[" + label + b"]<%d> " % origin + _octets(data)
+        return b"BINARY[" + label + b"] " + _octets(sections.binary(section.part))
     except imap_structure.UnknownTransferEncoding:
         # RFC 3516 §4.3 / RFC 9051 §7.1: the part's encoding cannot be undone.
         raise Reply("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
-    label = ".".join(str(n) for n in section.part).encode()
-    if name == "BINARY.SIZE":
-        return b"BINARY.SIZE[" + label + b"] %d" % len(data)
-    return b"BINARY[" + label + b"]" + _partial(attribute, data, _octets)
 
 
 def _octets(data: bytes) -> bytes:
