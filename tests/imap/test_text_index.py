@@ -11,6 +11,7 @@ import smtplib
 import sqlalchemy as sa
 
 from mailmark.bootstrap import Listeners
+from mailmark.core.cpu_pool import CpuPool
 from mailmark.core.message_meta import read_body_text
 from mailmark.core.text_index import TextIndexer
 from mailmark.storage.dialect import dialect_named
@@ -90,3 +91,24 @@ async def test_a_body_not_in_memory_is_read_from_its_blob_and_parsed_again(
     assert body == read_body_text(raw) != ""
     async with session(listeners.imaps_port, select="INBOX") as reader:
         assert (await reader.ok(b"b1", b"UID SEARCH BODY zeppelin"))[0] == b"* SEARCH 1\r\n"
+
+
+async def test_a_stopping_indexer_gives_up_parsing_and_leaves_the_bodies_waiting(
+    listeners: Listeners, world: World
+) -> None:
+    await listeners.text_index.stop()
+    await asyncio.to_thread(deliver, listeners.mx_port, message(5, "gondola"))
+    [message_id] = await waiting(world)
+    services = world.services
+    # After a restart the parse waits for worker processes to start; a stopping server does not.
+    pool = CpuPool(workers=1, threshold=0)
+    pool.start()
+    indexer = TextIndexer(services.uow, services.blobs, pool)
+    try:
+        catching_up = asyncio.create_task(indexer.catch_up())
+        await indexer.stop()
+        assert await catching_up == 0
+        assert await waiting(world) == [message_id]  # for the next start to index
+    finally:
+        await pool.stop()
+    assert await TextIndexer(services.uow, services.blobs, services.cpu).catch_up() == 1
