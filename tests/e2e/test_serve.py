@@ -120,7 +120,7 @@ async def test_kill_9_after_the_last_250_loses_nothing(
     assert len(blob_files) == MESSAGES  # one per message, none half-written
 
     restarted.process.send_signal(signal.SIGTERM)
-    assert await restarted.exit_status(timeout=5) == 0
+    assert await restarted.exit_status(timeout=SHUTDOWN_GUARD) == 0, restarted.log
 
 
 def pool_workers(pid: int) -> set[int]:
