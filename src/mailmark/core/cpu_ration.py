@@ -112,7 +112,7 @@ class ProcessorRation:
         self.share = share
         self.burst = burst
         self.counters = RationCounters()
-        self._clock = clock
+        self.clock = clock
         self._debts: dict[str, _Debt] = {}
 
     def applies_to(self, ip: str) -> bool:
@@ -123,7 +123,7 @@ class ProcessorRation:
         debt = self._debts.get(ip)
         if debt is None:
             return 0.0
-        return max(0.0, debt.seconds - self.share * (self._clock() - debt.at))
+        return max(0.0, debt.seconds - self.share * (self.clock() - debt.at))
 
     def delay(self, ip: str) -> float:
         """Seconds `ip`'s next command has to wait."""
@@ -136,7 +136,7 @@ class ProcessorRation:
             return
         owed = self.owed(ip)
         self._debts.pop(ip, None)  # re-inserted last: the dict stays ordered by last charge
-        self._debts[ip] = _Debt(owed + seconds, self._clock())
+        self._debts[ip] = _Debt(owed + seconds, self.clock())
         self.counters.commands += 1
         self.counters.charged += seconds
         if len(self._debts) > MAX_ADDRESSES:
