@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 STOP_GRACE_SECONDS = 3.0
 
@@ -52,6 +55,23 @@ class BackgroundLoop:
         """Wait `seconds`, or less when the loop is being stopped."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _unless_stopping(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """`work`'s result, or None as soon as the loop is being stopped: for a step of a pass
+        that holds no database connection and can be given up at once, unlike the rest of the
+        pass (see `stop`)."""
+        task = asyncio.ensure_future(work)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
 
     async def _run(self) -> None:
         raise NotImplementedError

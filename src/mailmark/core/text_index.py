@@ -20,11 +20,9 @@ restarted, or too much was waiting) is read from its blob and parsed again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
 
 from mailmark.core.background import BackgroundLoop
 from mailmark.core.cpu_pool import CpuPool
@@ -32,8 +30,6 @@ from mailmark.core.message_meta import read_body_text
 from mailmark.core.ports import BlobStore, UnitOfWorkFactory, blob_batches, read_blobs
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Messages indexed per transaction: on SQLite the index's writes hold the one write lock, which
 # deliveries wait for meanwhile; 32 bodies of 10 KiB take about 60 ms.
@@ -115,9 +111,12 @@ class TextIndexer(BackgroundLoop):
             texts = {i: self._texts[i] for i, _, _ in waiting if i in self._texts}
             unknown = [item for item in waiting if item[0] not in texts]
             for group in blob_batches(unknown, lambda item: item[2], PARSE_BATCH_BYTES):
-                parsed = await self._unless_stopped(self._parse_again(group))
+                parsed = await self._unless_stopping(self._parse_again(group))
                 if parsed is None:
-                    return 0  # stopped: the bodies stay waiting, for the next start
+                    # Stopped: parsing holds no database connection, so it is given up at once
+                    # (after a restart it may wait for the CPU pool's workers to start); the
+                    # bodies stay waiting, for the next start.
+                    return 0
                 texts.update(parsed)
             async with self._uow() as uow:
                 await uow.mailstore.add_body_texts([(i, texts.get(i, "")) for i, _, _ in waiting])
@@ -135,23 +134,6 @@ class TextIndexer(BackgroundLoop):
         found = [(item[0], raw) for item, raw in zip(waiting, raws, strict=True) if raw is not None]
         texts = await self._cpu.run_each(read_body_text, [raw for _, raw in found])
         return {message_id: text for (message_id, _), text in zip(found, texts, strict=True)}
-
-    async def _unless_stopped(self, parse: Coroutine[Any, Any, T]) -> T | None:
-        """`parse`'s result, or None once the indexer is told to stop. Parsing holds no database
-        connection, so it can be given up at once; after a restart it may wait for the CPU pool's
-        workers to start, which a stopping server should not."""
-        work = asyncio.ensure_future(parse)
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait([work, stopping], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if work.done():
-            return work.result()
-        work.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
-        return None
 
     async def _run(self) -> None:
         while not self.stopping:
