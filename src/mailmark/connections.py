@@ -75,6 +75,12 @@ class DescriptorBudget:
         return descriptor >= self.limit - self.reserve
 
 
+@dataclass
+class _RefusalPeriod:
+    start: float
+    unlogged: int = 0  # refusals counted, not logged, since `start`
+
+
 class RefusalLog:
     """Refused connections in the log, without a flood of connections flooding it.
 
@@ -88,19 +94,18 @@ class RefusalLog:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        # address -> [start of its period, refusals not logged since]
-        self._periods: dict[str, list[float]] = {}
+        self._periods: dict[str, _RefusalPeriod] = {}
 
     def refused(self, protocol: str, ip: str, refusal: Refusal) -> None:
         now = self._clock()
         period = self._periods.get(ip)
-        if period is not None and now - period[0] < self.PERIOD:
-            period[1] += 1
+        if period is not None and now - period.start < self.PERIOD:
+            period.unlogged += 1
             return
-        unlogged = int(period[1]) if period is not None else 0
+        unlogged = period.unlogged if period is not None else 0
         if period is None and len(self._periods) >= self.MAX_ADDRESSES:
             self._forget_before(now - self.PERIOD)
-        self._periods[ip] = [now, 0]
+        self._periods[ip] = _RefusalPeriod(now)
         if unlogged:
             log.warning(
                 "refusing %s connection from %s: %s (and %d more refused since the last such line)",
@@ -113,7 +118,7 @@ class RefusalLog:
             log.warning("refusing %s connection from %s: %s", protocol, ip, refusal)
 
     def _forget_before(self, moment: float) -> None:
-        for ip in [ip for ip, period in self._periods.items() if period[0] < moment]:
+        for ip in [ip for ip, period in self._periods.items() if period.start < moment]:
             del self._periods[ip]
         while len(self._periods) >= self.MAX_ADDRESSES:
             del self._periods[next(iter(self._periods))]
